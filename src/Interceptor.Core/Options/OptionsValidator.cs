@@ -1,0 +1,73 @@
+using System.Net;
+using System.Text.RegularExpressions;
+
+namespace Interceptor.Core.Options;
+
+/// <summary>Checks a bound configuration; every problem names its key, the way an admin writes it.</summary>
+public static partial class OptionsValidator
+{
+    public static IReadOnlyList<string> Validate(InterceptorOptions options)
+    {
+        var errors = new List<string>();
+        void Check(bool ok, string key, string problem)
+        {
+            if (!ok)
+            {
+                errors.Add($"{key}: {problem}");
+            }
+        }
+
+        Check(options.Listen.Port is > 0 and <= 65535, "Listen.Port", $"{options.Listen.Port} is not a TCP port (1-65535)");
+        Check(options.Interception.Ports.Count > 0, "Interception.Ports", "at least one port must be intercepted (usually 25)");
+        for (var i = 0; i < options.Interception.Ports.Count; i++)
+        {
+            var port = options.Interception.Ports[i];
+            Check(port is > 0 and <= 65535, $"Interception.Ports[{i}]", $"{port} is not a TCP port (1-65535)");
+            Check(port != options.Listen.Port, $"Interception.Ports[{i}]", $"{port} is the daemon's own Listen.Port; intercepting it would loop");
+        }
+
+        Check(options.Interception.Ports.Distinct().Count() == options.Interception.Ports.Count, "Interception.Ports", "lists a port twice");
+        for (var i = 0; i < options.Interception.ExemptUsers.Count; i++)
+        {
+            Check(!string.IsNullOrWhiteSpace(options.Interception.ExemptUsers[i]), $"Interception.ExemptUsers[{i}]", "empty user name");
+        }
+
+        Check(TableName().IsMatch(options.Interception.Table), "Interception.Table", $"\"{options.Interception.Table}\" is not a valid nft table name (letters, digits, _; at most 64, starting with a letter)");
+        Check(HostName().IsMatch(options.Relay.HeloName), "Relay.HeloName", $"\"{options.Relay.HeloName}\" is not a host name");
+        Check(options.Relay.ConnectTimeoutSeconds is > 0 and <= 600, "Relay.ConnectTimeoutSeconds", "must be 1-600");
+        Check(options.Relay.ReplyTimeoutSeconds is > 0 and <= 3600, "Relay.ReplyTimeoutSeconds", "must be 1-3600");
+        Check(options.Relay.DataReplyTimeoutSeconds is > 0 and <= 3600, "Relay.DataReplyTimeoutSeconds", "must be 1-3600");
+        for (var i = 0; i < options.Relay.PermittedLocalDestinations.Count; i++)
+        {
+            var text = options.Relay.PermittedLocalDestinations[i];
+            Check(IPEndPoint.TryParse(text, out var endpoint) && endpoint.Port != 0, $"Relay.PermittedLocalDestinations[{i}]", $"\"{text}\" is not address:port (IPv6 as [addr]:port)");
+        }
+
+        CheckLimits(options.Limits.Default, "Limits.Default", required: true, Check);
+        foreach (var (user, limits) in options.Limits.Users)
+        {
+            CheckLimits(limits, $"Limits.Users.{user}", required: false, Check);
+        }
+
+        var smtp = options.Smtp;
+        Check(smtp.IdleTimeoutSeconds is > 0 and <= 3600, "Smtp.IdleTimeoutSeconds", "must be 1-3600");
+        Check(smtp.SessionTimeoutSeconds >= smtp.IdleTimeoutSeconds, "Smtp.SessionTimeoutSeconds", "must be at least Smtp.IdleTimeoutSeconds");
+        Check(smtp.MaxCommandLineBytes is >= 512 and <= 8192, "Smtp.MaxCommandLineBytes", "must be 512-8192 (RFC 5321 requires at least 512)");
+        Check(smtp.MaxDataLineBytes is >= 1000 and <= 1048576, "Smtp.MaxDataLineBytes", "must be 1000-1048576 (RFC 5321 requires at least 1000)");
+        return errors;
+    }
+
+    private static void CheckLimits(QuotaLimits limits, string prefix, bool required, Action<bool, string, string> check)
+    {
+        check(!required || limits.MessageSizeBytes is not null, $"{prefix}.MessageSizeBytes", "must be set");
+        check(limits.MessageSizeBytes is null or >= 1024, $"{prefix}.MessageSizeBytes", "must be at least 1024");
+        check(!required || limits.RecipientsPerMessage is not null, $"{prefix}.RecipientsPerMessage", "must be set");
+        check(limits.RecipientsPerMessage is null or (>= 1 and <= 1000), $"{prefix}.RecipientsPerMessage", "must be 1-1000");
+    }
+
+    [GeneratedRegex("^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+    private static partial Regex TableName();
+
+    [GeneratedRegex(@"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")]
+    private static partial Regex HostName();
+}

@@ -1,0 +1,235 @@
+using System.Globalization;
+using Interceptor.Core.Options;
+using Microsoft.Extensions.Configuration;
+
+namespace Interceptor.Daemon.Configuration;
+
+/// <summary>A configuration that could not be loaded; every message names the key at fault.</summary>
+public sealed class ConfigurationException(IReadOnlyList<string> errors)
+    : Exception("invalid configuration:" + Environment.NewLine + string.Join(Environment.NewLine, errors.Select(e => "  " + e)))
+{
+    public IReadOnlyList<string> Errors { get; } = errors;
+}
+
+/// <summary>
+/// Reads the JSON file (comments allowed) and SMTPI_ environment variables into <see cref="InterceptorOptions"/>.
+/// Mapped by hand rather than with the binder: the binder appends configured list items to the defaults,
+/// ignores unknown keys, and its errors do not name the key an admin typed.
+/// </summary>
+public static class ConfigurationLoader
+{
+    public const string EnvironmentPrefix = "SMTPI_";
+
+    private static readonly string[] QuotaKeys = ["MessageSizeBytes", "RecipientsPerMessage"];
+
+    private static readonly string[] ScalarKeys =
+    [
+        "Listen:Port", "Interception:Table", "Relay:Mode", "Relay:HeloName", "Relay:ConnectTimeoutSeconds",
+        "Relay:ReplyTimeoutSeconds", "Relay:DataReplyTimeoutSeconds", "Smtp:IdleTimeoutSeconds",
+        "Smtp:SessionTimeoutSeconds", "Smtp:MaxCommandLineBytes", "Smtp:MaxDataLineBytes",
+    ];
+
+    private static readonly string[] ListKeys = ["Interception:Ports", "Interception:ExemptUsers", "Relay:PermittedLocalDestinations"];
+
+    public static InterceptorOptions Load(string? path, IDictionary<string, string?>? environment = null)
+    {
+        var builder = new ConfigurationBuilder();
+        if (path is not null)
+        {
+            if (!File.Exists(path))
+            {
+                throw new ConfigurationException([$"{path}: no such configuration file"]);
+            }
+
+            builder.AddJsonFile(Path.GetFullPath(path), optional: false, reloadOnChange: false);
+        }
+
+        if (environment is null)
+        {
+            builder.AddEnvironmentVariables(EnvironmentPrefix);
+        }
+        else
+        {
+            builder.AddInMemoryCollection(environment
+                .Where(e => e.Key.StartsWith(EnvironmentPrefix, StringComparison.Ordinal))
+                .Select(e => KeyValuePair.Create(e.Key[EnvironmentPrefix.Length..].Replace("__", ":", StringComparison.Ordinal), e.Value)));
+        }
+
+        IConfigurationRoot root;
+        try
+        {
+            root = builder.Build();
+        }
+        catch (Exception e) when (e is FormatException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            throw new ConfigurationException([$"{path}: not valid JSON: {e.InnerException?.Message ?? e.Message}"]);
+        }
+
+        var errors = new List<string>();
+        CheckKnownKeys(root, errors);
+        var options = Map(root, errors);
+        errors.AddRange(OptionsValidator.Validate(options));
+        if (errors.Count > 0)
+        {
+            throw new ConfigurationException(errors);
+        }
+
+        return options;
+    }
+
+    private static void CheckKnownKeys(IConfiguration root, List<string> errors)
+    {
+        foreach (var (key, value) in root.AsEnumerable())
+        {
+            if (value is null)
+            {
+                continue; // a section, not a leaf
+            }
+
+            if (!IsKnown(key.Split(':')))
+            {
+                errors.Add($"{Dotted(key)}: unknown key (see the README for the configuration keys)");
+            }
+        }
+    }
+
+    private static bool IsKnown(string[] parts)
+    {
+        var joined = string.Join(':', parts);
+        if (ScalarKeys.Contains(joined, StringComparer.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+
+        if (parts.Length == 3 && ListKeys.Contains($"{parts[0]}:{parts[1]}", StringComparer.OrdinalIgnoreCase) && int.TryParse(parts[2], out _))
+        {
+            return true;
+        }
+
+        return parts.Length >= 3 && parts[0].Equals("Limits", StringComparison.OrdinalIgnoreCase) &&
+            ((parts.Length == 3 && parts[1].Equals("Default", StringComparison.OrdinalIgnoreCase) && QuotaKeys.Contains(parts[2], StringComparer.OrdinalIgnoreCase)) ||
+             (parts.Length == 4 && parts[1].Equals("Users", StringComparison.OrdinalIgnoreCase) && QuotaKeys.Contains(parts[3], StringComparer.OrdinalIgnoreCase)));
+    }
+
+    private static InterceptorOptions Map(IConfiguration c, List<string> errors)
+    {
+        var defaults = new InterceptorOptions();
+        var relayDefaults = defaults.Relay;
+        return new InterceptorOptions
+        {
+            Listen = new ListenOptions { Port = Int(c, "Listen:Port", defaults.Listen.Port, errors) },
+            Interception = new InterceptionOptions
+            {
+                Ports = List(c, "Interception:Ports", defaults.Interception.Ports, errors, ParseInt),
+                ExemptUsers = List(c, "Interception:ExemptUsers", defaults.Interception.ExemptUsers, errors, s => s),
+                Table = c["Interception:Table"] ?? defaults.Interception.Table,
+            },
+            Relay = new RelayOptions
+            {
+                Mode = Enum(c, "Relay:Mode", relayDefaults.Mode, errors),
+                HeloName = c["Relay:HeloName"] ?? relayDefaults.HeloName,
+                ConnectTimeoutSeconds = Int(c, "Relay:ConnectTimeoutSeconds", relayDefaults.ConnectTimeoutSeconds, errors),
+                ReplyTimeoutSeconds = Int(c, "Relay:ReplyTimeoutSeconds", relayDefaults.ReplyTimeoutSeconds, errors),
+                DataReplyTimeoutSeconds = Int(c, "Relay:DataReplyTimeoutSeconds", relayDefaults.DataReplyTimeoutSeconds, errors),
+                PermittedLocalDestinations = List(c, "Relay:PermittedLocalDestinations", relayDefaults.PermittedLocalDestinations, errors, s => s),
+            },
+            Limits = new LimitsOptions
+            {
+                Default = Quota(c.GetSection("Limits:Default"), "Limits:Default", QuotaLimits.Defaults, errors),
+                Users = c.GetSection("Limits:Users").GetChildren().ToDictionary(
+                    u => u.Key,
+                    u => Quota(u, $"Limits:Users:{u.Key}", new QuotaLimits(), errors),
+                    StringComparer.Ordinal),
+            },
+            Smtp = new SessionOptions
+            {
+                IdleTimeoutSeconds = Int(c, "Smtp:IdleTimeoutSeconds", defaults.Smtp.IdleTimeoutSeconds, errors),
+                SessionTimeoutSeconds = Int(c, "Smtp:SessionTimeoutSeconds", defaults.Smtp.SessionTimeoutSeconds, errors),
+                MaxCommandLineBytes = Int(c, "Smtp:MaxCommandLineBytes", defaults.Smtp.MaxCommandLineBytes, errors),
+                MaxDataLineBytes = Int(c, "Smtp:MaxDataLineBytes", defaults.Smtp.MaxDataLineBytes, errors),
+            },
+        };
+    }
+
+    private static QuotaLimits Quota(IConfiguration section, string prefix, QuotaLimits fallback, List<string> errors) => new()
+    {
+        MessageSizeBytes = section["MessageSizeBytes"] is { } size ? ParseOrError(size, $"{prefix}:MessageSizeBytes", errors, ParseLong) : fallback.MessageSizeBytes,
+        RecipientsPerMessage = section["RecipientsPerMessage"] is { } count ? ParseOrError(count, $"{prefix}:RecipientsPerMessage", errors, ParseInt) : fallback.RecipientsPerMessage,
+    };
+
+    private static int Int(IConfiguration c, string key, int fallback, List<string> errors) =>
+        c[key] is { } text ? ParseOrError(text, key, errors, ParseInt) : fallback;
+
+    private static TEnum Enum<TEnum>(IConfiguration c, string key, TEnum fallback, List<string> errors)
+        where TEnum : struct, Enum
+    {
+        var text = c[key];
+        if (text is null)
+        {
+            return fallback;
+        }
+
+        if (System.Enum.TryParse<TEnum>(text, ignoreCase: true, out var value) && System.Enum.IsDefined(value))
+        {
+            return value;
+        }
+
+        errors.Add($"{Dotted(key)}: \"{text}\" is not one of {string.Join(", ", System.Enum.GetNames<TEnum>())}");
+        return fallback;
+    }
+
+    /// <summary>A configured list replaces the default list entirely (never appends to it).</summary>
+    private static IReadOnlyList<T> List<T>(IConfiguration c, string key, IReadOnlyList<T> fallback, List<string> errors, Func<string, T> parse)
+    {
+        var section = c.GetSection(key);
+        var items = section.GetChildren().ToList();
+        if (items.Count == 0)
+        {
+            return section.Value == "" ? [] : fallback;
+        }
+
+        return items
+            .OrderBy(i => int.TryParse(i.Key, out var index) ? index : int.MaxValue)
+            .Select(i => ParseOrError(i.Value ?? "", $"{key}:{i.Key}", errors, parse))
+            .ToList();
+    }
+
+    private static T ParseOrError<T>(string text, string key, List<string> errors, Func<string, T> parse)
+    {
+        try
+        {
+            return parse(text);
+        }
+        catch (FormatException)
+        {
+            errors.Add($"{Dotted(key)}: \"{text}\" is not a {(typeof(T) == typeof(string) ? "string" : "number")}");
+            return default!;
+        }
+    }
+
+    private static int ParseInt(string text) =>
+        int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : throw new FormatException();
+
+    private static long ParseLong(string text) =>
+        long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : throw new FormatException();
+
+    /// <summary>"Relay:Smarthosts:0:Port" → "Relay.Smarthosts[0].Port", as the README writes keys.</summary>
+    public static string Dotted(string key)
+    {
+        var parts = key.Split(':');
+        var builder = new System.Text.StringBuilder(parts[0]);
+        foreach (var part in parts.Skip(1))
+        {
+            if (int.TryParse(part, out _))
+            {
+                builder.Append('[').Append(part).Append(']');
+            }
+            else
+            {
+                builder.Append('.').Append(part);
+            }
+        }
+
+        return builder.ToString();
+    }
+}

@@ -1,0 +1,73 @@
+using Interceptor.Daemon.Commands;
+using Interceptor.Daemon.Configuration;
+using Interceptor.Netfilter;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Daemon;
+
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        Arguments arguments;
+        try
+        {
+            arguments = Arguments.Parse(args);
+        }
+        catch (UsageException e)
+        {
+            await Console.Error.WriteLineAsync($"smtp-interceptor: {e.Message}{Environment.NewLine}{Environment.NewLine}{Arguments.Help}");
+            return 2;
+        }
+
+        using var loggers = LoggerFactory.Create(builder => builder
+            .SetMinimumLevel(LogLevel.Information)
+            .AddJsonConsole(o =>
+            {
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+                o.UseUtcTimestamp = true;
+                o.JsonWriterOptions = new System.Text.Json.JsonWriterOptions { Indented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+            }));
+        try
+        {
+            return arguments.Verb switch
+            {
+                "run" => await RunCommand.RunAsync(arguments, loggers),
+                "check-config" => RulesCommands.CheckConfig(arguments),
+                "rules" => RulesCommands.PrintRules(arguments),
+                "remove-rules" => await RulesCommands.RemoveRulesAsync(arguments),
+                "demo" => await DemoCommand.RunAsync(arguments),
+                "help" => PrintHelp(),
+                "version" => PrintVersion(),
+                _ => throw new UsageException($"unknown command \"{arguments.Verb}\""),
+            };
+        }
+        catch (UsageException e)
+        {
+            await Console.Error.WriteLineAsync($"smtp-interceptor: {e.Message}{Environment.NewLine}{Environment.NewLine}{Arguments.Help}");
+            return 2;
+        }
+        catch (ConfigurationException e)
+        {
+            await Console.Error.WriteLineAsync($"smtp-interceptor: {e.Message}");
+            return 1;
+        }
+        catch (NetfilterException e)
+        {
+            await Console.Error.WriteLineAsync($"smtp-interceptor: {e.Message}");
+            return 3;
+        }
+    }
+
+    private static int PrintHelp()
+    {
+        Console.WriteLine(Arguments.Help);
+        return 0;
+    }
+
+    private static int PrintVersion()
+    {
+        Console.WriteLine(typeof(Program).Assembly.GetName().Version?.ToString(3) ?? "unknown");
+        return 0;
+    }
+}

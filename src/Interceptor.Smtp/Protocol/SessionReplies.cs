@@ -1,0 +1,54 @@
+using Interceptor.Core.Replies;
+
+namespace Interceptor.Smtp.Protocol;
+
+/// <summary>The replies the daemon writes itself (as opposed to the upstream's, which pass through verbatim).</summary>
+public static class SessionReplies
+{
+    public static readonly SmtpReply Ok = new(250, "2.0.0", "Ok");
+    public static readonly SmtpReply Bye = new(221, "2.0.0", "Bye");
+    public static readonly SmtpReply StartData = new(354, null, "End data with <CR><LF>.<CR><LF>");
+    public static readonly SmtpReply BadSequenceNoHelo = new(503, "5.5.1", "Error: send HELO/EHLO first");
+    public static readonly SmtpReply BadSequenceNoMail = new(503, "5.5.1", "Error: need MAIL command");
+    public static readonly SmtpReply BadSequenceNestedMail = new(503, "5.5.1", "Error: nested MAIL command");
+    public static readonly SmtpReply BadSequenceNoRcpt = new(503, "5.5.1", "Error: need RCPT command");
+    public static readonly SmtpReply NoValidRecipients = new(554, "5.5.1", "Error: no valid recipients");
+    public static readonly SmtpReply CannotVerify = new(252, "2.0.0", "Cannot VRFY user; try RCPT to attempt delivery");
+    public static readonly SmtpReply Help = new(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+    public static readonly SmtpReply StartTlsNotOffered = new(502, "5.5.1", "STARTTLS is not offered on this local hop; the relay uses TLS upstream when it can");
+    public static readonly SmtpReply ChunkingNotOffered = new(502, "5.5.1", "BDAT (CHUNKING) is not offered; use DATA");
+    public static readonly SmtpReply AuthNotOffered = new(502, "5.5.1", "AUTH is not offered on this local hop");
+    public static readonly SmtpReply BareLineFeed = new(500, "5.5.2", "Error: bare <LF> received; SMTP lines must end with <CR><LF>");
+    public static readonly SmtpReply ForbiddenByte = new(500, "5.5.2", "Error: bare <CR> or NUL byte in command");
+    public static readonly SmtpReply HeloNeedsArgument = new(501, "5.5.4", "Syntax: EHLO hostname");
+
+    public static SmtpReply LineTooLong(int limit) => new(500, "5.5.2", $"Error: command line longer than {limit} bytes");
+
+    public static SmtpReply UnknownCommand(string verb) =>
+        new(500, "5.5.2", $"Error: command not recognized: {Printable(verb)}");
+
+    public static SmtpReply IdleTimeout(TimeSpan idle) =>
+        new(421, "4.4.2", $"Error: timeout, no input for {idle.TotalSeconds:0} s; closing connection");
+
+    public static SmtpReply SessionTooLong(TimeSpan limit) =>
+        new(421, "4.4.2", $"Error: session longer than {limit.TotalSeconds:0} s; closing connection");
+
+    public static SmtpReply TooManyRecipients(int limit) =>
+        new(452, "4.5.3", $"Error: too many recipients; at most {limit} per message, send the rest in another message");
+
+    public static SmtpReply MessageTooBig(long limit) =>
+        new(552, "5.3.4", $"Error: message exceeds the size limit of {limit} bytes");
+
+    public static SmtpReply DataHasForbiddenBytes(string what) =>
+        new(550, "5.6.0", $"Error: message refused, it contains {what}; nothing was relayed");
+
+    public static SmtpReply DataLineTooLong(int limit) =>
+        new(550, "5.6.0", $"Error: message refused, a line is longer than {limit} bytes; nothing was relayed");
+
+    /// <summary>Keeps hostile bytes out of our replies and logs.</summary>
+    public static string Printable(string text)
+    {
+        var clean = new string(text.Where(c => c >= ' ' && c < 0x7f).Take(64).ToArray());
+        return clean.Length == 0 ? "(empty)" : clean;
+    }
+}

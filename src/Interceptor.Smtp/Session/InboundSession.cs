@@ -1,0 +1,304 @@
+using System.Text;
+using Interceptor.Core.Events;
+using Interceptor.Core.Options;
+using Interceptor.Core.Replies;
+using Interceptor.Smtp.IO;
+using Interceptor.Smtp.Protocol;
+using Interceptor.Smtp.Upstream;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Smtp.Session;
+
+/// <summary>
+/// The SMTP conversation with one redirected client, relayed in lock-step to its original destination:
+/// every command that reaches the upstream is answered with the upstream's own reply, and DATA gets
+/// 250 only after the upstream said 250. Nothing is queued here, so nothing acknowledged can be lost.
+/// </summary>
+public sealed partial class InboundSession : IAsyncDisposable
+{
+    private readonly Stream _client;
+    private readonly LineReader _reader;
+    private readonly ConnectionOrigin _origin;
+    private readonly InterceptorOptions _options;
+    private readonly UpstreamSettings _upstreamSettings;
+    private readonly ITransactionRecorder _recorder;
+    private readonly ILogger _logger;
+    private readonly QuotaLimits _limits;
+    private readonly TimeSpan _idle;
+    private UpstreamConnection? _upstream;
+    private UpstreamCapabilities _upstreamCapabilities = UpstreamCapabilities.Basic;
+    private Transaction? _transaction;
+    private bool _greeted;
+    private bool _closing;
+
+    public InboundSession(
+        Stream client,
+        ConnectionOrigin origin,
+        InterceptorOptions options,
+        ITransactionRecorder recorder,
+        ILogger logger)
+    {
+        _client = client;
+        _reader = new LineReader(client);
+        _origin = origin;
+        _options = options;
+        _upstreamSettings = UpstreamSettings.From(options.Relay);
+        _recorder = recorder;
+        _logger = logger;
+        _limits = options.Limits.For(origin.User);
+        _idle = TimeSpan.FromSeconds(options.Smtp.IdleTimeoutSeconds);
+    }
+
+    private string UpstreamName => UpstreamConnection.Format(_origin.OriginalDestination);
+
+    private long MaxMessageSize => _limits.MessageSizeBytes ?? QuotaLimits.Defaults.MessageSizeBytes!.Value;
+
+    private int MaxRecipients => _limits.RecipientsPerMessage ?? QuotaLimits.Defaults.RecipientsPerMessage!.Value;
+
+    /// <summary>Greets a connection we will not serve with one reply and closes it (attribution failed, not redirected...).</summary>
+    public static async Task RefuseAsync(Stream client, SmtpReply reply, TimeSpan timeout)
+    {
+        using var source = new CancellationTokenSource(timeout);
+        try
+        {
+            await client.WriteAsync(Encoding.UTF8.GetBytes(reply.ToWire()), source.Token);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The client is gone or not reading; it is being refused anyway.
+        }
+    }
+
+    /// <summary>Runs the session to its end. Never throws for anything the client or upstream does.</summary>
+    public async Task RunAsync(CancellationToken shutdown)
+    {
+        var sessionLimit = TimeSpan.FromSeconds(_options.Smtp.SessionTimeoutSeconds);
+        using var session = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
+        session.CancelAfter(sessionLimit);
+        var token = session.Token;
+        try
+        {
+            if (!await OpenUpstreamForGreetingAsync(token))
+            {
+                return;
+            }
+
+            await WriteAsync(new SmtpReply(220, null, $"{_options.Relay.HeloName} ESMTP"), token);
+            while (!_closing)
+            {
+                var line = await _reader.ReadLineAsync(_options.Smtp.MaxCommandLineBytes, _idle, token);
+                await HandleLineAsync(line, token);
+            }
+        }
+        catch (TimeoutException)
+        {
+            await TryWriteAsync(SessionReplies.IdleTimeout(_idle));
+            _logger.LogInformation("closing idle session uid={Uid} user={User} after {IdleSeconds} s without input", _origin.Uid, _origin.User, _idle.TotalSeconds);
+        }
+        catch (OperationCanceledException) when (!shutdown.IsCancellationRequested)
+        {
+            await TryWriteAsync(SessionReplies.SessionTooLong(sessionLimit));
+            _logger.LogInformation("closing session uid={Uid} user={User}: longer than {LimitSeconds} s", _origin.Uid, _origin.User, sessionLimit.TotalSeconds);
+        }
+        catch (OperationCanceledException)
+        {
+            await TryWriteAsync(new SmtpReply(421, "4.3.2", "Service shutting down; try again later"));
+        }
+        catch (IOException e)
+        {
+            _logger.LogDebug("client uid={Uid} user={User} went away: {Reason}", _origin.Uid, _origin.User, e.Message);
+        }
+        finally
+        {
+            if (_transaction is not null)
+            {
+                EndTransaction("aborted: the client left before finishing the transaction");
+            }
+
+            if (_upstream is not null)
+            {
+                await _upstream.QuitAsync(CancellationToken.None);
+            }
+        }
+    }
+
+    private async Task HandleLineAsync(Line line, CancellationToken token)
+    {
+        switch (line.Status)
+        {
+            case LineStatus.EndOfStream:
+                _closing = true;
+                return;
+            case LineStatus.TooLong:
+                await WriteAsync(SessionReplies.LineTooLong(_options.Smtp.MaxCommandLineBytes), token);
+                return;
+            case LineStatus.BareLineFeed:
+                // What follows the bare LF could be a second, smuggled command: answer and hang up, as Postfix does.
+                await WriteAsync(SessionReplies.BareLineFeed, token);
+                _closing = true;
+                return;
+            case LineStatus.ForbiddenByte:
+                await WriteAsync(SessionReplies.ForbiddenByte, token);
+                return;
+        }
+
+        var command = CommandLine.Parse(line.Text);
+        switch (command.Verb)
+        {
+            case "EHLO":
+            case "HELO":
+                await HelloAsync(command, token);
+                break;
+            case "MAIL":
+                await MailAsync(command.Argument, token);
+                break;
+            case "RCPT":
+                await RecipientAsync(command.Argument, token);
+                break;
+            case "DATA":
+                await DataAsync(command.Argument, token);
+                break;
+            case "RSET":
+                await ResetAsync(token);
+                break;
+            case "NOOP":
+                await WriteAsync(SessionReplies.Ok, token);
+                break;
+            case "QUIT":
+                await WriteAsync(SessionReplies.Bye, token);
+                _closing = true;
+                break;
+            case "VRFY":
+                await WriteAsync(SessionReplies.CannotVerify, token);
+                break;
+            case "HELP":
+                await WriteAsync(SessionReplies.Help, token);
+                break;
+            case "STARTTLS":
+                await WriteAsync(SessionReplies.StartTlsNotOffered, token);
+                break;
+            case "BDAT":
+                await WriteAsync(SessionReplies.ChunkingNotOffered, token);
+                break;
+            case "AUTH":
+                await WriteAsync(SessionReplies.AuthNotOffered, token);
+                break;
+            default:
+                await WriteAsync(SessionReplies.UnknownCommand(command.Verb), token);
+                break;
+        }
+    }
+
+    private async Task HelloAsync(CommandLine command, CancellationToken token)
+    {
+        if (command.Argument.Length == 0)
+        {
+            await WriteAsync(SessionReplies.HeloNeedsArgument, token);
+            return;
+        }
+
+        // RFC 5321 4.1.4: EHLO/HELO in a transaction resets it.
+        if (_transaction is not null)
+        {
+            await ResetUpstreamAsync(token);
+            EndTransaction("aborted: the client said HELO again");
+        }
+
+        _greeted = true;
+        var hostName = _options.Relay.HeloName;
+        if (command.Verb == "HELO")
+        {
+            await WriteAsync(new SmtpReply(250, null, hostName), token);
+            return;
+        }
+
+        // Advertise what we can honour: what the upstream supports, bounded by this user's limits.
+        var size = _upstreamCapabilities.MaxSize is { } upstreamMax ? Math.Min(upstreamMax, MaxMessageSize) : MaxMessageSize;
+        var lines = new List<string> { hostName, "PIPELINING", $"SIZE {size}" };
+        if (_upstreamCapabilities.EightBitMime)
+        {
+            lines.Add("8BITMIME");
+        }
+
+        if (_upstreamCapabilities.SmtpUtf8)
+        {
+            lines.Add("SMTPUTF8");
+        }
+
+        lines.Add("ENHANCEDSTATUSCODES");
+        await WriteAsync(new SmtpReply(250, null, lines), token);
+    }
+
+    private async Task ResetAsync(CancellationToken token)
+    {
+        if (_transaction is null)
+        {
+            await WriteAsync(SessionReplies.Ok, token);
+            return;
+        }
+
+        var reply = await ResetUpstreamAsync(token);
+        EndTransaction("aborted: RSET");
+        await WriteAsync(reply ?? SessionReplies.Ok, token);
+    }
+
+    /// <summary>Relays RSET when an upstream session is open; a broken upstream is simply dropped.</summary>
+    private async Task<SmtpReply?> ResetUpstreamAsync(CancellationToken token)
+    {
+        if (_upstream is not { IsUsable: true })
+        {
+            return null;
+        }
+
+        try
+        {
+            return await _upstream.SendAsync("RSET", token);
+        }
+        catch (UpstreamException e)
+        {
+            _logger.LogInformation("upstream {Upstream} failed at RSET for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
+            return null;
+        }
+    }
+
+    private async Task WriteAsync(SmtpReply reply, CancellationToken token)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(token);
+        timeout.CancelAfter(_idle);
+        try
+        {
+            await _client.WriteAsync(Encoding.UTF8.GetBytes(reply.ToWire()), timeout.Token);
+        }
+        catch (OperationCanceledException) when (!token.IsCancellationRequested)
+        {
+            throw new TimeoutException("the client does not read its replies");
+        }
+
+        if (reply.Code == 421)
+        {
+            _closing = true;
+        }
+    }
+
+    private async Task TryWriteAsync(SmtpReply reply)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await _client.WriteAsync(Encoding.UTF8.GetBytes(reply.ToWire()), timeout.Token);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The client is gone; nothing to tell it.
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _reader.Dispose();
+        if (_upstream is not null)
+        {
+            await _upstream.DisposeAsync();
+        }
+    }
+}

@@ -1,0 +1,19 @@
+using System.Diagnostics;
+using Interceptor.Smtp.Protocol;
+
+namespace Interceptor.Smtp.Session;
+
+/// <summary>One mail transaction in progress: from an accepted MAIL to the reply after DATA (or its abandonment).</summary>
+internal sealed class Transaction(EnvelopeCommand mail)
+{
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+    /// <summary>Time-ordered, unique; the same id is in the trace header and the log line.</summary>
+    public string Id { get; } = Guid.CreateVersion7().ToString("N");
+
+    public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
+    public EnvelopeCommand Mail { get; } = mail;
+    public List<string> Recipients { get; } = [];
+    public long SizeBytes { get; set; }
+    public TimeSpan Elapsed => _clock.Elapsed;
+}

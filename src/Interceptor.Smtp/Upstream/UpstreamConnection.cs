@@ -1,0 +1,268 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Text;
+using Interceptor.Core.Replies;
+using Interceptor.Smtp.IO;
+
+namespace Interceptor.Smtp.Upstream;
+
+/// <summary>
+/// One SMTP client session to the upstream, driven command by command so that every client command
+/// gets the upstream's own reply (lock-step). Our own small client: MailKit's SmtpClient sends
+/// MAIL, RCPT and DATA in one call and cannot stream raw bytes.
+/// </summary>
+public sealed class UpstreamConnection : IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly UpstreamSettings _settings;
+    private Stream _stream;
+    private LineReader _reader;
+
+    private UpstreamConnection(Socket socket, Stream stream, IPEndPoint endpoint, UpstreamSettings settings)
+    {
+        _socket = socket;
+        _stream = stream;
+        _reader = new LineReader(stream, 8 * 1024);
+        Endpoint = endpoint;
+        _settings = settings;
+    }
+
+    public IPEndPoint Endpoint { get; }
+
+    public UpstreamCapabilities Capabilities { get; private set; } = UpstreamCapabilities.Basic;
+
+    public bool IsTls => _stream is SslStream;
+
+    /// <summary>False once the session broke; the owner opens a new one for the next transaction.</summary>
+    public bool IsUsable { get; private set; } = true;
+
+    /// <summary>
+    /// Connects, reads the greeting, says EHLO (HELO if refused) and upgrades with STARTTLS when offered.
+    /// Returns the open session, or the upstream's refusal (a greeting or EHLO failure) as a reply value.
+    /// Network faults throw <see cref="UpstreamException"/>.
+    /// </summary>
+    public static async Task<(UpstreamConnection? Connection, SmtpReply? Refusal)> OpenAsync(
+        IPEndPoint endpoint, UpstreamSettings settings, CancellationToken cancellationToken)
+    {
+        var useTls = settings.UseStartTls;
+        while (true)
+        {
+            var connection = await ConnectAsync(endpoint, settings, cancellationToken);
+            try
+            {
+                var refusal = await connection.HandshakeAsync(useTls, cancellationToken);
+                if (refusal is not null)
+                {
+                    await connection.DisposeAsync();
+                }
+
+                return refusal is null ? (connection, null) : (null, refusal);
+            }
+            catch (System.Security.Authentication.AuthenticationException) when (useTls)
+            {
+                // Like an MTA doing opportunistic TLS: a failed handshake means retry in plain text.
+                await connection.DisposeAsync();
+                useTls = false;
+            }
+            catch
+            {
+                await connection.DisposeAsync();
+                throw;
+            }
+        }
+    }
+
+    private static async Task<UpstreamConnection> ConnectAsync(IPEndPoint endpoint, UpstreamSettings settings, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(settings.ConnectTimeout);
+        try
+        {
+            await socket.ConnectAsync(endpoint, timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            socket.Dispose();
+            throw new UpstreamUnavailableException($"connect to {Format(endpoint)} timed out after {settings.ConnectTimeout.TotalSeconds:0} s");
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw new UpstreamUnavailableException($"connect to {Format(endpoint)} failed: {Describe(e.SocketErrorCode)}", e);
+        }
+
+        return new UpstreamConnection(socket, new NetworkStream(socket, ownsSocket: false), endpoint, settings);
+    }
+
+    private async Task<SmtpReply?> HandshakeAsync(bool useTls, CancellationToken cancellationToken)
+    {
+        var greeting = await ReadReplyAsync(_settings.ReplyTimeout, cancellationToken);
+        if (greeting.Code != 220)
+        {
+            return greeting;
+        }
+
+        var ehlo = await SendAsync($"EHLO {_settings.HeloName}", cancellationToken);
+        if (ehlo.Code != 250)
+        {
+            var helo = await SendAsync($"HELO {_settings.HeloName}", cancellationToken);
+            if (helo.Code != 250)
+            {
+                return helo;
+            }
+
+            Capabilities = UpstreamCapabilities.Basic;
+            return null;
+        }
+
+        Capabilities = UpstreamCapabilities.FromEhlo(ehlo.Lines);
+        if (useTls && Capabilities.StartTls)
+        {
+            var ready = await SendAsync("STARTTLS", cancellationToken);
+            if (ready.Code == 220)
+            {
+                await UpgradeToTlsAsync(cancellationToken);
+                ehlo = await SendAsync($"EHLO {_settings.HeloName}", cancellationToken);
+                if (ehlo.Code != 250)
+                {
+                    return ehlo;
+                }
+
+                Capabilities = UpstreamCapabilities.FromEhlo(ehlo.Lines);
+            }
+        }
+
+        return null;
+    }
+
+    private async Task UpgradeToTlsAsync(CancellationToken cancellationToken)
+    {
+        var tls = new SslStream(_stream, leaveInnerStreamOpen: false);
+        var options = new SslClientAuthenticationOptions
+        {
+            TargetHost = Endpoint.Address.ToString(),
+#pragma warning disable CA5359 // Opportunistic STARTTLS between MTAs (RFC 3207): we know only an IP, not a name to verify.
+            RemoteCertificateValidationCallback = static (_, _, _, _) => true,
+#pragma warning restore CA5359
+        };
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_settings.ReplyTimeout);
+        await tls.AuthenticateAsClientAsync(options, timeout.Token);
+        _reader.Dispose();
+        _stream = tls;
+        _reader = new LineReader(tls, 8 * 1024);
+    }
+
+    /// <summary>Sends one command line and returns the upstream's reply.</summary>
+    public async Task<SmtpReply> SendAsync(string command, CancellationToken cancellationToken)
+    {
+        await WriteAsync(Encoding.UTF8.GetBytes(command + "\r\n"), cancellationToken);
+        return await ReadReplyAsync(_settings.ReplyTimeout, cancellationToken);
+    }
+
+    /// <summary>Writes message bytes during DATA; bounded by the reply timeout so a stalled upstream cannot hold us.</summary>
+    public async Task WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_settings.ReplyTimeout);
+        try
+        {
+            await _stream.WriteAsync(data, timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            IsUsable = false;
+            throw new UpstreamTimeoutException($"{Format(Endpoint)} accepted no data for {_settings.ReplyTimeout.TotalSeconds:0} s");
+        }
+        catch (IOException e)
+        {
+            IsUsable = false;
+            throw new UpstreamConnectionLostException($"connection to {Format(Endpoint)} lost while sending ({e.InnerException?.Message ?? e.Message})", e);
+        }
+    }
+
+    /// <summary>Sends the end-of-data line and waits (longer) for the verdict on the message.</summary>
+    public async Task<SmtpReply> FinishDataAsync(CancellationToken cancellationToken)
+    {
+        await WriteAsync(".\r\n"u8.ToArray(), cancellationToken);
+        return await ReadReplyAsync(_settings.DataReplyTimeout, cancellationToken);
+    }
+
+    private async Task<SmtpReply> ReadReplyAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var reply = await ReplyParser.ReadAsync(_reader, timeout, cancellationToken);
+            if (reply.Code == 421)
+            {
+                IsUsable = false;
+            }
+
+            return reply;
+        }
+        catch (UpstreamException)
+        {
+            IsUsable = false;
+            throw;
+        }
+    }
+
+    /// <summary>Drops the session without QUIT: an unfinished DATA is then discarded by the upstream.</summary>
+    public void Abort()
+    {
+        IsUsable = false;
+        try
+        {
+            _socket.LingerState = new LingerOption(true, 0);
+        }
+        catch (SocketException)
+        {
+            // Already closed.
+        }
+
+        _socket.Dispose();
+    }
+
+    /// <summary>Ends the session politely when it is still usable.</summary>
+    public async Task QuitAsync(CancellationToken cancellationToken)
+    {
+        if (!IsUsable)
+        {
+            return;
+        }
+
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(5));
+            await SendAsync("QUIT", timeout.Token);
+        }
+        catch (Exception e) when (e is UpstreamException or OperationCanceledException or IOException)
+        {
+            // Best effort: the session is over either way.
+        }
+
+        IsUsable = false;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        IsUsable = false;
+        _reader.Dispose();
+        await _stream.DisposeAsync();
+        _socket.Dispose();
+    }
+
+    public static string Format(IPEndPoint endpoint) => endpoint.ToString();
+
+    private static string Describe(SocketError error) => error switch
+    {
+        SocketError.ConnectionRefused => "connection refused",
+        SocketError.NetworkUnreachable => "network unreachable",
+        SocketError.HostUnreachable => "host unreachable",
+        SocketError.TimedOut => "timed out",
+        _ => error.ToString(),
+    };
+}

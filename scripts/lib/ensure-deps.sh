@@ -1,0 +1,26 @@
+# Installs the system packages the daemon, its demo and its tests need, when they are missing.
+# Sourced by scripts/run and scripts/test; needs root (as on the hosts the daemon is for).
+ensure_deps() {
+    local missing=()
+    command -v nft >/dev/null 2>&1 || missing+=(nftables)
+    command -v swaks >/dev/null 2>&1 || missing+=(swaks)
+    [ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+    command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+    [ -x /usr/bin/python3 ] || missing+=(python3)
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" != 0 ]; then
+            echo "missing packages: ${missing[*]} (run as root, or: apt-get install -y ${missing[*]})" >&2
+            return 1
+        fi
+        echo "installing: ${missing[*]}" >&2
+        # postfix asks a debconf question; "No configuration" keeps it from touching the host's mail setup.
+        echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+    fi
+    if ! command -v dotnet >/dev/null 2>&1; then
+        echo "the .NET 10 SDK (dotnet) is not on PATH; install it first" >&2
+        return 1
+    fi
+}

@@ -1,0 +1,232 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Interceptor.Netfilter;
+
+/// <summary>
+/// Runs the <c>nft</c> program. Every call checks the exit code and stderr, is bounded by
+/// <see cref="Timeout"/>, and never goes through a shell: arguments are passed as a list and
+/// scripts on stdin (<c>nft -f -</c>), so nothing in a table name or script is interpreted twice.
+/// </summary>
+/// <param name="networkNamespace">
+/// When set, every command runs as <c>ip netns exec NAME nft …</c>, so tests can work on a throwaway
+/// namespace and never on the host's own ruleset.
+/// </param>
+/// <param name="nftPath">The nft program: a bare name is looked up in PATH, then /usr/sbin and /sbin.</param>
+public sealed class NftClient(string? networkNamespace = null, string nftPath = "nft")
+{
+    // Debian keeps nft and ip in /usr/sbin, which is not in PATH for non-root shells or some service managers.
+    private static readonly string[] FallbackDirectories = ["/usr/sbin", "/sbin"];
+
+    private static readonly UTF8Encoding Utf8NoBom = new(encoderShouldEmitUTF8Identifier: false);
+
+    /// <summary>The network namespace every command runs in, or null for the host's own.</summary>
+    public string? NetworkNamespace { get; } = networkNamespace;
+
+    /// <summary>
+    /// The longest one nft invocation may take before it is killed. Killing is safe: the kernel
+    /// applies an nft transaction all or nothing.
+    /// </summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Applies a script (normally from <see cref="RulesetRenderer.Render"/>) as one transaction.</summary>
+    public async Task ApplyAsync(string script, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(script);
+        var result = await RunAsync(["-f", "-"], script, cancellationToken);
+        result.ThrowUnlessSucceeded();
+    }
+
+    /// <summary>
+    /// <c>nft -j list table inet NAME</c>, or null when the table does not exist.
+    /// Any other failure (no permission, no such namespace, unreadable output) throws.
+    /// </summary>
+    public async Task<JsonDocument?> ListTableAsync(string table, CancellationToken cancellationToken)
+    {
+        RulesetSpec.CheckTable(table);
+        var result = await RunAsync(["-j", "list", "table", "inet", table], null, cancellationToken);
+        if (result.ExitCode != 0 && IsNoSuchTable(result.StandardError))
+        {
+            return null;
+        }
+
+        result.ThrowUnlessSucceeded();
+        try
+        {
+            return JsonDocument.Parse(result.StandardOutput);
+        }
+        catch (JsonException ex)
+        {
+            throw new NftCommandException(result.Command, result.ExitCode, result.StandardError, $"its output is not valid JSON: {ex.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Deletes our table; not an error when it is already gone. Done with the same create-then-delete
+    /// idiom as the install script, as one transaction, instead of recognising nft's error text for
+    /// "absent": nft 1.0.6 has no <c>destroy table</c>.
+    /// </summary>
+    public async Task DeleteTableAsync(string table, CancellationToken cancellationToken)
+    {
+        RulesetSpec.CheckTable(table);
+        var script = $"table inet {table} {{}}\ndelete table inet {table}\n";
+        var result = await RunAsync(["-f", "-"], script, cancellationToken);
+        result.ThrowUnlessSucceeded();
+    }
+
+    /// <summary>
+    /// nft reports a missing table as ENOENT: "Error: No such file or directory" at the start of a line.
+    /// <c>ip netns exec</c> reports a missing namespace with the same strerror text but a different prefix,
+    /// which must stay an error.
+    /// </summary>
+    internal static bool IsNoSuchTable(string standardError) =>
+        standardError.Split('\n').Any(line => line.StartsWith("Error: No such file or directory", StringComparison.Ordinal));
+
+    private async Task<NftResult> RunAsync(IReadOnlyList<string> nftArguments, string? standardInput, CancellationToken cancellationToken)
+    {
+        var nft = ResolveProgram(nftPath, "nft", "nftables");
+        var startInfo = new ProcessStartInfo
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            StandardInputEncoding = Utf8NoBom,
+            StandardOutputEncoding = Utf8NoBom,
+            StandardErrorEncoding = Utf8NoBom,
+        };
+
+        if (NetworkNamespace is null)
+        {
+            startInfo.FileName = nft;
+        }
+        else
+        {
+            // ip setns()es and then execs nft in the same process, so killing it on timeout kills nft.
+            startInfo.FileName = ResolveProgram("ip", "ip", "iproute2");
+            foreach (var argument in new[] { "netns", "exec", NetworkNamespace, nft })
+            {
+                startInfo.ArgumentList.Add(argument);
+            }
+        }
+
+        foreach (var argument in nftArguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+
+        // strerror() texts such as "No such file or directory" are localised; we match on them.
+        startInfo.Environment["LC_ALL"] = "C";
+        var command = string.Join(' ', startInfo.ArgumentList.Prepend(startInfo.FileName));
+
+        using var process = new Process { StartInfo = startInfo };
+        try
+        {
+            process.Start();
+        }
+        catch (Win32Exception ex) when (ex.NativeErrorCode == 2)
+        {
+            throw new NftNotInstalledException(startInfo.FileName, NetworkNamespace is null ? "nftables" : "iproute2", ex);
+        }
+        catch (Win32Exception ex)
+        {
+            throw new NftCommandException(command, -1, string.Empty, $"it could not be started: {ex.Message}");
+        }
+
+        // Read both pipes while nft runs: a full pipe would block it until the timeout.
+        var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
+        var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
+
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(Timeout);
+        try
+        {
+            await WriteInputAsync(process, standardInput, deadline.Token);
+            await process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            try
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            catch (InvalidOperationException)
+            {
+                // It exited between the deadline and the kill; nothing left to stop.
+            }
+
+            await process.WaitForExitAsync(CancellationToken.None);
+            cancellationToken.ThrowIfCancellationRequested();
+            var seconds = Timeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
+            throw new NftCommandException(command, -1, await stderr, $"no answer within {seconds} s, killed");
+        }
+
+        return new NftResult(command, process.ExitCode, await stdout, await stderr);
+    }
+
+    private static async Task WriteInputAsync(Process process, string? standardInput, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (standardInput is not null)
+            {
+                await process.StandardInput.WriteAsync(standardInput.AsMemory(), cancellationToken);
+                await process.StandardInput.FlushAsync(cancellationToken);
+            }
+
+            // Close even when there is nothing to send, so nft never waits for input.
+            process.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // nft stopped reading (it exits on the first syntax error); its exit code and stderr say why.
+        }
+    }
+
+    /// <summary>
+    /// Finds the program ourselves, so a missing one gives a clear message naming the Debian package
+    /// instead of a bare "No such file or directory" from exec.
+    /// </summary>
+    private static string ResolveProgram(string program, string displayName, string debianPackage)
+    {
+        if (program.Contains('/', StringComparison.Ordinal))
+        {
+            return File.Exists(program) ? program : throw new NftNotInstalledException(program, debianPackage);
+        }
+
+        var path = Environment.GetEnvironmentVariable("PATH") ?? string.Empty;
+        foreach (var directory in path.Split(':', StringSplitOptions.RemoveEmptyEntries).Concat(FallbackDirectories))
+        {
+            var candidate = Path.Combine(directory, program);
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        throw new NftNotInstalledException(displayName, debianPackage);
+    }
+
+    private sealed record NftResult(string Command, int ExitCode, string StandardOutput, string StandardError)
+    {
+        /// <summary>
+        /// Success is exit code 0 and an empty stderr. nft 1.0.6 writes nothing to stderr when all went well,
+        /// so anything there is something an admin should see rather than something we silently drop.
+        /// </summary>
+        public void ThrowUnlessSucceeded()
+        {
+            if (ExitCode != 0)
+            {
+                throw new NftCommandException(Command, ExitCode, StandardError);
+            }
+
+            if (!string.IsNullOrWhiteSpace(StandardError))
+            {
+                throw new NftCommandException(Command, ExitCode, StandardError, "it exited 0 but reported a problem");
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+using System.Diagnostics;
+using Interceptor.Netfilter;
+using NUnit.Framework;
+
+namespace Interceptor.Tests.Netfilter;
+
+/// <summary>
+/// The real nft, but only ever inside a throwaway network namespace: the host's own ruleset is never
+/// touched. Runs only as root with nft and ip installed, and is skipped (inconclusive) otherwise.
+/// </summary>
+[NonParallelizable]
+public class NamespaceRulesetTests
+{
+    private static readonly RulesetSpec Spec = new("smtp_interceptor", 10025, [25, 587], [0, 105]);
+
+    private string? networkNamespace;
+
+    [SetUp]
+    public void CreateNamespace()
+    {
+        Assume.That(Environment.IsPrivilegedProcess, "needs root to create a network namespace");
+        Assume.That(File.Exists("/usr/sbin/nft") || File.Exists("/sbin/nft"), "needs nft");
+        Assume.That(File.Exists("/usr/sbin/ip") || File.Exists("/sbin/ip") || File.Exists("/bin/ip"), "needs ip");
+
+        var name = $"nf-ut-{Environment.ProcessId}-{Random.Shared.Next(100000)}";
+        Assume.That(Ip("netns", "add", name), Is.Zero, "ip netns add failed");
+        networkNamespace = name;
+    }
+
+    [TearDown]
+    public void DeleteNamespace()
+    {
+        if (networkNamespace is not null)
+        {
+            Ip("netns", "del", networkNamespace);
+        }
+    }
+
+    [Test]
+    public async Task Install_twice_verify_and_remove()
+    {
+        var nft = new NftClient(networkNamespace);
+        var manager = new RulesetManager(nft);
+
+        Assert.That(await manager.IsInstalledAsExpectedAsync(Spec, CancellationToken.None), Is.False);
+        Assert.That(await manager.FindDifferencesAsync(Spec, CancellationToken.None), Is.EqualTo(new[] { "table inet smtp_interceptor does not exist" }));
+
+        await manager.InstallAsync(Spec, CancellationToken.None);
+        await manager.InstallAsync(Spec with { ExemptUids = [0, 1000] }, CancellationToken.None);
+
+        Assert.That(await manager.IsInstalledAsExpectedAsync(Spec with { ExemptUids = [0, 1000] }, CancellationToken.None), Is.True);
+        Assert.That(
+            await manager.FindDifferencesAsync(Spec, CancellationToken.None),
+            Is.EqualTo(new[] { "set exempt_uids lacks UID(s) 105: these users would be intercepted", "set exempt_uids holds unexpected UID(s) 1000: these users bypass interception" }));
+
+        await manager.RemoveAsync(Spec.Table, CancellationToken.None);
+        Assert.That(await nft.ListTableAsync(Spec.Table, CancellationToken.None), Is.Null);
+
+        // Removing what is not there is not an error.
+        await manager.RemoveAsync(Spec.Table, CancellationToken.None);
+    }
+
+    [Test]
+    public async Task Every_rendered_variant_applies_and_verifies()
+    {
+        var manager = new RulesetManager(new NftClient(networkNamespace));
+
+        foreach (var spec in new[] { Spec, Spec with { ExemptUids = [] }, new RulesetSpec("smtp_interceptor", 10025, [25], [0]) })
+        {
+            await manager.InstallAsync(spec, CancellationToken.None);
+            Assert.That(await manager.IsInstalledAsExpectedAsync(spec, CancellationToken.None), Is.True, spec.ToString());
+        }
+    }
+
+    [Test]
+    public async Task A_rejected_script_leaves_the_installed_table_alone()
+    {
+        var nft = new NftClient(networkNamespace);
+        var manager = new RulesetManager(nft);
+        await manager.InstallAsync(Spec, CancellationToken.None);
+
+        var broken = RulesetRenderer.Render(Spec).Replace("redirect to :10025", "redirect to :notaport", StringComparison.Ordinal);
+        Assert.That(() => nft.ApplyAsync(broken, CancellationToken.None), Throws.InstanceOf<NftCommandException>().With.Property("ExitCode").EqualTo(1));
+
+        Assert.That(await manager.IsInstalledAsExpectedAsync(Spec, CancellationToken.None), Is.True);
+    }
+
+    [Test]
+    public void Listing_in_a_namespace_that_does_not_exist_is_an_error()
+    {
+        var nft = new NftClient(networkNamespace + "-missing");
+
+        Assert.That(() => nft.ListTableAsync("smtp_interceptor", CancellationToken.None), Throws.InstanceOf<NftCommandException>());
+    }
+
+    private static int Ip(params string[] arguments)
+    {
+        var start = new ProcessStartInfo("ip") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start)!;
+        process.WaitForExit();
+        return process.ExitCode;
+    }
+}

@@ -1,0 +1,244 @@
+using System.Net;
+using System.Net.Sockets;
+using Tmds.Linux;
+
+namespace Interceptor.Linux;
+
+/// <summary>
+/// Finds the Unix user that owns the client end of a redirected TCP connection, by the exact
+/// 4-tuple: the client endpoint (the accepted socket's remote endpoint) and the original
+/// destination. Thread-safe; create one per process and share it.
+/// </summary>
+/// <remarks>
+/// Netlink sockets are pooled: each lookup takes an idle one (or opens one), so concurrent
+/// lookups never share a socket and can never read each other's replies, and an idle lookup
+/// costs two system calls and no allocation beyond the request bookkeeping.
+/// </remarks>
+public sealed class SocketOwnerLookup : IDisposable
+{
+    private static readonly TimeSpan ReceiveTimeout = TimeSpan.FromSeconds(1);
+
+    private readonly Lock _gate = new();
+    private readonly Stack<SockDiagSocket> _idle = new();
+    private readonly int _maxIdle;
+    private bool _disposed;
+
+    /// <summary>
+    /// Opens the first netlink socket and checks that the kernel's TCP diagnostics answer; falls
+    /// back to /proc/net/tcp when the netlink socket is refused (no AF_NETLINK support, or a
+    /// sandbox that denies it) or tcp_diag is missing (every lookup would say "not found").
+    /// </summary>
+    public SocketOwnerLookup()
+        : this(null)
+    {
+    }
+
+    /// <summary>For tests: force a method instead of probing.</summary>
+    internal SocketOwnerLookup(OwnerLookupMethod? forced)
+    {
+        _maxIdle = Math.Max(4, Environment.ProcessorCount * 2);
+        Method = forced ?? Probe();
+    }
+
+    /// <summary>The method chosen at construction; logged by the daemon at start-up.</summary>
+    public OwnerLookupMethod Method { get; }
+
+    /// <summary>
+    /// Returns the owner of the TCP socket whose local end is <paramref name="client"/> and remote
+    /// end <paramref name="originalDestination"/>, or null when no process owns such a socket (the
+    /// client already closed it, or the endpoints are not those of a redirected client socket).
+    /// </summary>
+    /// <exception cref="OwnerLookupException">The kernel could not be asked; fail closed.</exception>
+    public SocketOwner? Find(IPEndPoint client, IPEndPoint originalDestination)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(originalDestination);
+
+        var local = EndPoints.Normalize(client);
+        var remote = EndPoints.Normalize(originalDestination);
+        if (local.AddressFamily != remote.AddressFamily)
+        {
+            // A socket's two ends always share a family; such a pair cannot name a socket.
+            return null;
+        }
+
+        var owner = Method == OwnerLookupMethod.SockDiag ? FindWithSockDiag(local, remote) : FindInProc(local, remote);
+        return IsOwned(owner) ? owner : null;
+    }
+
+    /// <summary>
+    /// A socket no process holds any more (TIME_WAIT, or orphaned after close) reports inode 0,
+    /// and TIME_WAIT entries report uid 0 as well: trusting that would attribute the connection
+    /// to root. Treat it as unknown so the caller fails closed.
+    /// </summary>
+    internal static bool IsOwned(SocketOwner? owner) => owner is { Inode: not 0 };
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            while (_idle.TryPop(out var socket))
+            {
+                socket.Dispose();
+            }
+        }
+    }
+
+    private SocketOwner? FindWithSockDiag(IPEndPoint local, IPEndPoint remote)
+    {
+        var socket = Rent();
+        try
+        {
+            return socket.Query(local, remote);
+        }
+        finally
+        {
+            Return(socket);
+        }
+    }
+
+    private static SocketOwner? FindInProc(IPEndPoint local, IPEndPoint remote)
+    {
+        // A dual-stack (AF_INET6) client socket talking IPv4 is listed in tcp6 with mapped
+        // addresses, so an IPv4 query looks there too.
+        var owner = local.AddressFamily == AddressFamily.InterNetwork
+            ? FindInFile(ProcNetTcp.Ipv4Path, local, remote) ?? FindInFile(ProcNetTcp.Ipv6Path, local, remote)
+            : FindInFile(ProcNetTcp.Ipv6Path, local, remote);
+        return owner;
+    }
+
+    private static SocketOwner? FindInFile(string path, IPEndPoint local, IPEndPoint remote)
+    {
+        string content;
+        try
+        {
+            content = File.ReadAllText(path);
+        }
+        catch (FileNotFoundException)
+        {
+            return null; // no IPv6 in this kernel: no tcp6 sockets either
+        }
+        catch (IOException e)
+        {
+            throw new OwnerLookupException($"reading {path} failed: {e.Message}", e);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new OwnerLookupException($"reading {path} failed: {e.Message}", e);
+        }
+
+        return ProcNetTcp.FindOwner(content, local, remote);
+    }
+
+    private SockDiagSocket Rent()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_idle.TryPop(out var socket))
+            {
+                return socket;
+            }
+        }
+
+        try
+        {
+            return SockDiagSocket.Open(ReceiveTimeout);
+        }
+        catch (LinuxInteropException e) when (e is not OwnerLookupException)
+        {
+            // Typically EMFILE under a connection flood; the caller fails this one connection.
+            throw new OwnerLookupException($"opening a sock_diag socket failed: {e.Message}", e);
+        }
+    }
+
+    private void Return(SockDiagSocket socket)
+    {
+        if (!socket.Faulted)
+        {
+            lock (_gate)
+            {
+                if (!_disposed && _idle.Count < _maxIdle)
+                {
+                    _idle.Push(socket);
+                    return;
+                }
+            }
+        }
+
+        socket.Dispose();
+    }
+
+    private OwnerLookupMethod Probe()
+    {
+        SockDiagSocket socket;
+        try
+        {
+            socket = SockDiagSocket.Open(ReceiveTimeout);
+        }
+        catch (LinuxInteropException e) when (IsNetlinkRefused(e.Errno))
+        {
+            return OwnerLookupMethod.ProcNetTcp;
+        }
+
+        try
+        {
+            if (!SockDiagSeesTcp(socket))
+            {
+                socket.Dispose();
+                return OwnerLookupMethod.ProcNetTcp;
+            }
+        }
+        catch (OwnerLookupException e) when (IsNetlinkRefused(e.Errno))
+        {
+            // Some sandboxes allow the socket but refuse the request itself.
+            socket.Dispose();
+            return OwnerLookupMethod.ProcNetTcp;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        Return(socket);
+        return OwnerLookupMethod.SockDiag;
+    }
+
+    private static bool IsNetlinkRefused(int errno) =>
+        errno == LibC.EAFNOSUPPORT || errno == LibC.EPROTONOSUPPORT || errno == LibC.EACCES || errno == LibC.EPERM;
+
+    /// <summary>
+    /// Looks up a loopback listener of our own. sock_diag answers ENOENT both for "no such
+    /// socket" and for "no tcp_diag module", so without this check a host lacking tcp_diag would
+    /// refuse every customer connection as "owner unknown".
+    /// </summary>
+    private static bool SockDiagSeesTcp(SockDiagSocket socket)
+    {
+        Socket listener;
+        try
+        {
+            listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            listener.Listen(1);
+        }
+        catch (SocketException)
+        {
+            return true; // no loopback to test with; trust the socket we could open
+        }
+
+        using (listener)
+        {
+            // A listening socket matches an exact lookup with a wildcard remote end.
+            var local = (IPEndPoint)listener.LocalEndPoint!;
+            return socket.Query(local, new IPEndPoint(IPAddress.Any, 0)) is not null;
+        }
+    }
+}

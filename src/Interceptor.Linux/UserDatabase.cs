@@ -1,0 +1,136 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using Tmds.Linux;
+
+namespace Interceptor.Linux;
+
+/// <summary>
+/// User name and uid lookups through the C library's passwd database, so users that live in
+/// LDAP/SSSD (via NSS) resolve like those in /etc/passwd.
+/// </summary>
+public static partial class UserDatabase
+{
+    // NSS may call out to a directory server, and every accepted connection wants a name:
+    // cache answers (negative ones too) for a while. Users are rarely renamed.
+    private static readonly long CacheLifetimeMs = (long)TimeSpan.FromSeconds(60).TotalMilliseconds;
+    private const int CacheCapacity = 10_000;
+    private const int InitialBufferSize = 1024;
+
+    // The buffer only holds one entry's strings; needing more than this means a broken NSS source.
+    private const int MaxBufferSize = 1024 * 1024;
+
+    private static readonly ConcurrentDictionary<uint, CacheEntry> NameCache = new();
+
+    /// <summary>The process's effective uid (geteuid).</summary>
+    public static uint EffectiveUid => LibC.geteuid();
+
+    /// <summary>The login name of <paramref name="uid"/>, or null when no such user exists. Cached 60 s.</summary>
+    /// <exception cref="LinuxInteropException">The user database could not be read (I/O error, no memory).</exception>
+    public static string? NameOf(uint uid)
+    {
+        var now = Environment.TickCount64;
+        if (NameCache.TryGetValue(uid, out var cached) && cached.ExpiresAt > now)
+        {
+            return cached.Name;
+        }
+
+        Lookup(uid, null, out _, out var name);
+        // Count locks the whole dictionary, but this runs only on a miss (once per uid a minute).
+        if (NameCache.Count >= CacheCapacity)
+        {
+            // Bounded memory beats a perfect cache: a uid flood just makes lookups slower.
+            NameCache.Clear();
+        }
+
+        NameCache[uid] = new CacheEntry(name, now + CacheLifetimeMs);
+        return name;
+    }
+
+    /// <summary>The uid of user <paramref name="name"/>, or null when no such user exists. Not cached.</summary>
+    /// <exception cref="LinuxInteropException">The user database could not be read.</exception>
+    public static uint? UidOf(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        return Lookup(0, name, out var uid, out _) ? uid : null;
+    }
+
+    /// <summary>
+    /// Runs getpwnam_r (when <paramref name="name"/> is set) or getpwuid_r, growing the buffer on
+    /// ERANGE. False when the user does not exist.
+    /// </summary>
+    private static unsafe bool Lookup(uint uid, string? name, out uint foundUid, out string? foundName)
+    {
+        foundUid = 0;
+        foundName = null;
+        var size = InitialBufferSize;
+        while (true)
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(size);
+            try
+            {
+                Passwd entry;
+                Passwd* result = null;
+                int error;
+                fixed (byte* p = buffer)
+                {
+                    error = name is null
+                        ? GetPwUid(uid, &entry, p, (nuint)buffer.Length, &result)
+                        : GetPwNam(name, &entry, p, (nuint)buffer.Length, &result);
+
+                    if (error == 0 && result is not null)
+                    {
+                        foundUid = result->Uid;
+                        foundName = Marshal.PtrToStringUTF8((nint)result->Name);
+                        return true;
+                    }
+                }
+
+                if (error == LibC.ERANGE && size < MaxBufferSize)
+                {
+                    size *= 2;
+                    continue;
+                }
+
+                if (error == LibC.EINTR)
+                {
+                    continue;
+                }
+
+                // glibc reports "not found" as 0 with a null result; some NSS modules use these.
+                if (error == 0 || error == LibC.ENOENT || error == LibC.ESRCH || error == LibC.EBADF || error == LibC.EPERM)
+                {
+                    return false;
+                }
+
+                throw new LinuxInteropException(name is null ? $"getpwuid_r({uid})" : $"getpwnam_r({name})", error);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    // "libc" is mapped by the .NET runtime to the platform's C library (libc.so.6 on glibc).
+    [LibraryImport("libc", EntryPoint = "getpwuid_r")]
+    private static unsafe partial int GetPwUid(uint uid, Passwd* pwd, byte* buffer, nuint bufferLength, Passwd** result);
+
+    [LibraryImport("libc", EntryPoint = "getpwnam_r", StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int GetPwNam(string name, Passwd* pwd, byte* buffer, nuint bufferLength, Passwd** result);
+
+    private readonly record struct CacheEntry(string? Name, long ExpiresAt);
+
+    /// <summary>struct passwd on 64-bit glibc (x86_64, arm64).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private unsafe struct Passwd
+    {
+        public byte* Name;
+        public byte* Password;
+        public uint Uid;
+        public uint Gid;
+        public byte* Gecos;
+        public byte* Directory;
+        public byte* Shell;
+    }
+}

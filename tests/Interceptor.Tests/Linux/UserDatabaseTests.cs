@@ -1,0 +1,58 @@
+using Interceptor.Linux;
+
+namespace Interceptor.Tests.Linux;
+
+[TestFixture]
+public class UserDatabaseTests
+{
+    [Test]
+    public void Uid_0_is_root()
+    {
+        Assert.That(UserDatabase.NameOf(0), Is.EqualTo("root"));
+    }
+
+    [Test]
+    public void Second_answer_comes_from_the_cache()
+    {
+        var first = UserDatabase.NameOf(0);
+        var second = UserDatabase.NameOf(0);
+
+        Assert.That(second, Is.SameAs(first));
+    }
+
+    [Test]
+    public void Root_is_uid_0()
+    {
+        Assert.That(UserDatabase.UidOf("root"), Is.EqualTo(0u));
+    }
+
+    [Test]
+    public void Unknown_user_has_no_uid()
+    {
+        Assert.That(UserDatabase.UidOf("no-such-user-xyz"), Is.Null);
+    }
+
+    [Test]
+    public void Unknown_uid_has_no_name()
+    {
+        // Near the top of the 32-bit range, far above any allocated or overflow uid.
+        Assert.That(UserDatabase.NameOf(4_000_000_123), Is.Null);
+    }
+
+    [Test]
+    public void Name_and_uid_round_trip_for_the_current_user()
+    {
+        var euid = UserDatabase.EffectiveUid;
+        var name = UserDatabase.NameOf(euid);
+        Assume.That(name, Is.Not.Null, "the test user has no passwd entry");
+
+        Assert.That(UserDatabase.UidOf(name!), Is.EqualTo(euid));
+    }
+
+    [Test]
+    public void Effective_uid_matches_the_environment()
+    {
+        // Environment.UserName comes from getpwuid(geteuid()) as well, by another route.
+        Assert.That(UserDatabase.NameOf(UserDatabase.EffectiveUid), Is.EqualTo(Environment.UserName));
+    }
+}

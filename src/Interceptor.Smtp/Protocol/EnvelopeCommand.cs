@@ -152,13 +152,15 @@ public sealed record EnvelopeCommand(string Address, IReadOnlyList<KeyValuePair<
             return new SmtpReply(501, "5.1.3", $"Bad address syntax: domain longer than {MaxDomain} characters");
         }
 
-        if (address.Any(c => c is ' ' or '<' or '>' || char.IsControl(c)))
+        var quoted = localPart.Length >= 2 && localPart.StartsWith('"') && localPart.EndsWith('"');
+        var unquoted = quoted ? domain : address;
+        if (address.Any(char.IsControl) || unquoted.Any(c => c is ' ' or '<' or '>'))
         {
             return new SmtpReply(501, "5.1.3", "Bad address syntax: forbidden character in address");
         }
 
         // Percent-hack and bang paths ask the next hop to relay further: an open-relay trick.
-        if (!localPart.StartsWith('"') && (localPart.Contains('%', StringComparison.Ordinal) || localPart.Contains('!', StringComparison.Ordinal)))
+        if (!quoted && (localPart.Contains('%', StringComparison.Ordinal) || localPart.Contains('!', StringComparison.Ordinal)))
         {
             return new SmtpReply(553, "5.1.3", "Address with '%' or '!' routing is not accepted");
         }

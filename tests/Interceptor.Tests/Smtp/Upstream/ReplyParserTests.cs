@@ -1,0 +1,82 @@
+using System.Text;
+using Interceptor.Smtp.IO;
+using Interceptor.Smtp.Upstream;
+
+namespace Interceptor.Tests.Smtp.Upstream;
+
+public class ReplyParserTests
+{
+    private static Task<Interceptor.Core.Replies.SmtpReply> Parse(string wire) =>
+        ReplyParser.ReadAsync(new LineReader(new MemoryStream(Encoding.UTF8.GetBytes(wire))), TimeSpan.FromSeconds(1), CancellationToken.None);
+
+    [Test]
+    public async Task Splits_off_the_enhanced_code_and_keeps_the_text_verbatim()
+    {
+        var reply = await Parse("550 5.1.1 <x@y>: Recipient address rejected: User unknown\r\n");
+
+        Assert.That(reply.Code, Is.EqualTo(550));
+        Assert.That(reply.EnhancedCode, Is.EqualTo("5.1.1"));
+        Assert.That(reply.Text, Is.EqualTo("<x@y>: Recipient address rejected: User unknown"));
+        Assert.That(reply.ToWire(), Is.EqualTo("550 5.1.1 <x@y>: Recipient address rejected: User unknown\r\n"));
+    }
+
+    [Test]
+    public async Task Reads_a_multi_line_reply_and_writes_it_back_identically()
+    {
+        const string wire = "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 1000\r\n";
+        var reply = await Parse(wire);
+
+        Assert.That(reply.Lines, Is.EqualTo(new[] { "mx.example", "PIPELINING", "SIZE 1000" }));
+        Assert.That(reply.ToWire(), Is.EqualTo(wire));
+    }
+
+    [Test]
+    public async Task A_reply_without_enhanced_code_stays_as_it_was()
+    {
+        var reply = await Parse("250 Ok\r\n");
+
+        Assert.That(reply.EnhancedCode, Is.Null);
+        Assert.That(reply.ToWire(), Is.EqualTo("250 Ok\r\n"));
+    }
+
+    [Test]
+    public async Task An_enhanced_code_of_the_wrong_class_is_text()
+    {
+        var reply = await Parse("451 5.1.1 odd\r\n");
+
+        Assert.That(reply.EnhancedCode, Is.Null);
+        Assert.That(reply.Text, Is.EqualTo("5.1.1 odd"));
+    }
+
+    [Test]
+    public async Task A_bare_code_is_a_reply()
+    {
+        Assert.That((await Parse("354\r\n")).Code, Is.EqualTo(354));
+    }
+
+    [TestCase("hello\r\n")]
+    [TestCase("25 short\r\n")]
+    [TestCase("999 out of range\r\n")]
+    [TestCase("250-a\r\n251 b\r\n")]
+    public void Garbage_is_a_protocol_fault(string wire)
+    {
+        Assert.ThrowsAsync<UpstreamProtocolException>(() => Parse(wire));
+    }
+
+    [Test]
+    public void A_closed_connection_is_a_lost_connection()
+    {
+        Assert.ThrowsAsync<UpstreamConnectionLostException>(() => Parse("250-partial\r\n"));
+    }
+
+    [Test]
+    public void Capabilities_are_read_from_the_ehlo_reply()
+    {
+        var capabilities = UpstreamCapabilities.FromEhlo(["mx", "SIZE 5000", "8BITMIME", "starttls", "PIPELINING"]);
+
+        Assert.That(capabilities.MaxSize, Is.EqualTo(5000));
+        Assert.That(capabilities.EightBitMime, Is.True);
+        Assert.That(capabilities.StartTls, Is.True);
+        Assert.That(capabilities.SmtpUtf8, Is.False);
+    }
+}

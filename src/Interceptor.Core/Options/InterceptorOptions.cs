@@ -11,6 +11,13 @@ public sealed record InterceptorOptions
     public RelayOptions Relay { get; init; } = new();
     public LimitsOptions Limits { get; init; } = new();
     public SessionOptions Smtp { get; init; } = new();
+    public StateOptions State { get; init; } = new();
+    public ControlOptions Control { get; init; } = new();
+    public SuspensionOptions Suspension { get; init; } = new();
+    public AlertsOptions Alerts { get; init; } = new();
+    public RoutesOptions Routes { get; init; } = new();
+    public MetricsOptions Metrics { get; init; } = new();
+    public TraceOptions Trace { get; init; } = new();
 }
 
 /// <summary>Where the daemon accepts redirected connections. Always loopback (127.0.0.1 and ::1): no open relay.</summary>
@@ -28,6 +35,9 @@ public sealed record InterceptionOptions
     public IReadOnlyList<string> ExemptUsers { get; init; } = ["root"];
 
     public string Table { get; init; } = "smtp_interceptor";
+
+    /// <summary>Ports that cannot be intercepted (implicit TLS such as 465) and are simply refused to non-exempt users.</summary>
+    public IReadOnlyList<int> BlockedPorts { get; init; } = [];
 }
 
 public enum RelayMode
@@ -76,31 +86,51 @@ public sealed record LimitsOptions
     public QuotaLimits Default { get; init; } = QuotaLimits.Defaults;
     public IReadOnlyDictionary<string, QuotaLimits> Users { get; init; } = new Dictionary<string, QuotaLimits>();
 
-    /// <summary>The limits that apply to a user: their override where set, the default otherwise.</summary>
+    /// <summary>The limits that apply to a user: their override where set, the default otherwise. Every field is set.</summary>
     public QuotaLimits For(string? user)
     {
-        if (user is null || !Users.TryGetValue(user, out var own))
-        {
-            return Default;
-        }
-
-        return new QuotaLimits
-        {
-            MessageSizeBytes = own.MessageSizeBytes ?? Default.MessageSizeBytes,
-            RecipientsPerMessage = own.RecipientsPerMessage ?? Default.RecipientsPerMessage,
-        };
+        var fallback = Default.Or(QuotaLimits.Defaults);
+        return user is not null && Users.TryGetValue(user, out var own) ? own.Or(fallback) : fallback;
     }
 }
 
-/// <summary>One set of limits; null in a user override means "as the default".</summary>
+/// <summary>One set of limits; null in a user override means "as the default". Windows slide (no fixed resets).</summary>
 public sealed record QuotaLimits
 {
-    public static readonly QuotaLimits Defaults = new() { MessageSizeBytes = 25L * 1024 * 1024, RecipientsPerMessage = 100 };
+    public static readonly QuotaLimits Defaults = new()
+    {
+        MessagesPerHour = 200,
+        MessagesPerDay = 1000,
+        RecipientsPerHour = 500,
+        RecipientsPerDay = 2500,
+        RecipientsPerMessage = 100,
+        Connections = 20,
+        MessageSizeBytes = 25L * 1024 * 1024,
+    };
+
+    public int? MessagesPerHour { get; init; }
+    public int? MessagesPerDay { get; init; }
+    public int? RecipientsPerHour { get; init; }
+    public int? RecipientsPerDay { get; init; }
+    public int? RecipientsPerMessage { get; init; }
+
+    /// <summary>Concurrent connections of one user through the daemon.</summary>
+    public int? Connections { get; init; }
 
     public long? MessageSizeBytes { get; init; }
-    public int? RecipientsPerMessage { get; init; }
-}
 
+    /// <summary>This record's fields where set, <paramref name="fallback"/>'s elsewhere.</summary>
+    public QuotaLimits Or(QuotaLimits fallback) => new()
+    {
+        MessagesPerHour = MessagesPerHour ?? fallback.MessagesPerHour,
+        MessagesPerDay = MessagesPerDay ?? fallback.MessagesPerDay,
+        RecipientsPerHour = RecipientsPerHour ?? fallback.RecipientsPerHour,
+        RecipientsPerDay = RecipientsPerDay ?? fallback.RecipientsPerDay,
+        RecipientsPerMessage = RecipientsPerMessage ?? fallback.RecipientsPerMessage,
+        Connections = Connections ?? fallback.Connections,
+        MessageSizeBytes = MessageSizeBytes ?? fallback.MessageSizeBytes,
+    };
+}
 /// <summary>Bounds of one inbound SMTP session; they protect the daemon from slow or hostile clients.</summary>
 public sealed record SessionOptions
 {
@@ -115,4 +145,66 @@ public sealed record SessionOptions
 
     /// <summary>Longest line inside DATA, CRLF included. Lines are streamed, so this bounds no memory; it stops line-splitting tricks.</summary>
     public int MaxDataLineBytes { get; init; } = 65536;
+}
+
+/// <summary>Where the accounting database lives (events, counters, suspensions).</summary>
+public sealed record StateOptions
+{
+    public string Directory { get; init; } = "/var/lib/smtp-interceptor";
+}
+
+/// <summary>The admin's Unix socket; only root and members of <see cref="AdminGroup"/> may use it.</summary>
+public sealed record ControlOptions
+{
+    public string SocketPath { get; init; } = "/run/smtp-interceptor/control.sock";
+
+    /// <summary>A group whose members may use the admin commands besides root; empty for root only.</summary>
+    public string AdminGroup { get; init; } = "";
+}
+
+/// <summary>When a user is suspended automatically (what cPanel calls the failed/deferred limit, and more).</summary>
+public sealed record SuspensionOptions
+{
+    /// <summary>Suspend after this many quota refusals within <see cref="RefusalWindowMinutes"/>; 0 disables.</summary>
+    public int RefusalLimit { get; init; } = 50;
+
+    public int RefusalWindowMinutes { get; init; } = 60;
+
+    /// <summary>Suspend when this share (percent) of a user's transactions is rejected or deferred upstream; 0 disables.</summary>
+    public int FailureRatioPercent { get; init; } = 80;
+
+    /// <summary>... once at least this many transactions were seen within <see cref="FailureWindowMinutes"/>.</summary>
+    public int FailureMinimum { get; init; } = 20;
+
+    public int FailureWindowMinutes { get; init; } = 60;
+}
+
+/// <summary>An admin command run on every suspension, with SMTPI_UID, SMTPI_USER, SMTPI_REASON, ... in its environment.</summary>
+public sealed record AlertsOptions
+{
+    public string Command { get; init; } = "";
+    public int TimeoutSeconds { get; init; } = 30;
+}
+
+/// <summary>Per-user destinations that bypass the daemon (e.g. a mail-testing service), as "host:port".</summary>
+public sealed record RoutesOptions
+{
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> Users { get; init; } = new Dictionary<string, IReadOnlyList<string>>();
+}
+
+/// <summary>Prometheus metrics over HTTP on a loopback address; off unless <see cref="Listen"/> is set.</summary>
+public sealed record MetricsOptions
+{
+    /// <summary>e.g. "127.0.0.1:9325"; empty disables the endpoint.</summary>
+    public string Listen { get; init; } = "";
+
+    /// <summary>Adds per-user series (one label per sending user); off by default to bound cardinality.</summary>
+    public bool PerUser { get; init; }
+}
+
+/// <summary>What the trace header carries besides uid, user, host and id.</summary>
+public sealed record TraceOptions
+{
+    /// <summary>Adds the pid and executable behind the socket, when found in time (best effort).</summary>
+    public bool IncludeProcess { get; init; }
 }

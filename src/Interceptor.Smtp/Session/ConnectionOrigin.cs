@@ -3,4 +3,8 @@ using System.Net;
 namespace Interceptor.Smtp.Session;
 
 /// <summary>Who is behind a redirected connection and where it was going: what attribution found.</summary>
-public sealed record ConnectionOrigin(uint Uid, string User, IPEndPoint Client, IPEndPoint OriginalDestination);
+public sealed record ConnectionOrigin(uint Uid, string User, IPEndPoint Client, IPEndPoint OriginalDestination)
+{
+    /// <summary>The process behind the socket, when it was found in time (best effort, off the hot path).</summary>
+    public string? Process { get; set; }
+}

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using Interceptor.Core.Events;
+using Interceptor.Core.Policy;
 using Interceptor.Core.Replies;
 using Interceptor.Smtp.Data;
 using Interceptor.Smtp.Protocol;
@@ -84,15 +85,42 @@ public sealed partial class InboundSession
         }
 
         var declared = mail.Parameter("SIZE");
-        if (declared is not null && (!long.TryParse(declared, NumberStyles.None, CultureInfo.InvariantCulture, out var size) || size > MaxMessageSize))
+        long? declaredSize = null;
+        if (declared is not null)
         {
-            await WriteAsync(new SmtpReply(552, "5.3.4", $"Error: message size {SessionReplies.Printable(declared)} exceeds the limit of {MaxMessageSize} bytes for user {_origin.User}"), token);
+            if (!long.TryParse(declared, NumberStyles.None, CultureInfo.InvariantCulture, out var size))
+            {
+                await WriteAsync(new SmtpReply(501, "5.5.4", $"Syntax: SIZE={SessionReplies.Printable(declared)} is not a number"), token);
+                return;
+            }
+
+            declaredSize = size;
+        }
+
+        // Without a policy (tests of the protocol alone) the static size limit is checked here.
+        if (_policy is null && declaredSize > MaxMessageSize)
+        {
+            await WriteAsync(new SmtpReply(552, "5.3.4", $"message size {declaredSize} exceeds the limit of {MaxMessageSize} bytes for user {_origin.User}"), token);
             return;
+        }
+
+        MessageTicket? ticket = null;
+        if (_policy is not null)
+        {
+            var (granted, policyRefusal) = await _policy.StartMessageAsync(_origin.Uid, _origin.User, declaredSize, token);
+            if (granted is null)
+            {
+                await WriteAsync(policyRefusal!, token);
+                return;
+            }
+
+            ticket = granted;
         }
 
         var upstreamRefusal = await EnsureUpstreamAsync(token);
         if (upstreamRefusal is not null)
         {
+            await SettleUnstartedAsync(ticket, mail, upstreamRefusal, token);
             // Mid-session the client keeps its connection: the upstream's 421 becomes a transaction-level 451.
             await WriteAsync(upstreamRefusal.Code == 421 ? new SmtpReply(451, upstreamRefusal.EnhancedCode, upstreamRefusal.Lines) : upstreamRefusal, token);
             return;
@@ -101,6 +129,7 @@ public sealed partial class InboundSession
         var (line, parameterRefusal) = BuildUpstreamMail(mail);
         if (parameterRefusal is not null)
         {
+            await SettleUnstartedAsync(ticket, mail, null, token);
             await WriteAsync(parameterRefusal, token);
             return;
         }
@@ -108,14 +137,31 @@ public sealed partial class InboundSession
         var reply = await RelayAsync(line!, token);
         if (reply.IsPositive)
         {
-            _transaction = new Transaction(mail);
+            _transaction = new Transaction(mail, ticket);
         }
         else
         {
-            Record(new Transaction(mail), reply.ToString());
+            await SettleUnstartedAsync(ticket, mail, reply, token);
         }
 
         await WriteAsync(reply, token);
+    }
+
+    /// <summary>MAIL did not start a transaction: give back the ticket, and record an upstream refusal as an outcome.</summary>
+    private async Task SettleUnstartedAsync(MessageTicket? ticket, EnvelopeCommand mail, SmtpReply? upstreamReply, CancellationToken token)
+    {
+        if (upstreamReply is null)
+        {
+            if (ticket is not null)
+            {
+                await _policy!.FinishAsync(ticket, Event(new Transaction(mail, ticket), "not relayed: unsupported MAIL parameter", TransactionOutcome.Refused), token);
+            }
+
+            return;
+        }
+
+        var transaction = new Transaction(mail, ticket);
+        await FinishAsync(transaction, upstreamReply.ToString(), TransactionEvent.OutcomeOf(upstreamReply.Code), token);
     }
 
     /// <summary>Passes on the parameters the upstream understands; refuses those it cannot honour.</summary>
@@ -192,10 +238,24 @@ public sealed partial class InboundSession
             return;
         }
 
+        if (_transaction.Ticket is { } ticket)
+        {
+            var quotaRefusal = await _policy!.ReserveRecipientAsync(ticket, token);
+            if (quotaRefusal is not null)
+            {
+                await WriteAsync(quotaRefusal, token);
+                return;
+            }
+        }
+
         var reply = await RelayAsync($"RCPT TO:{recipient.Path}", token);
         if (reply.IsPositive)
         {
             _transaction.Recipients.Add(recipient.Address);
+        }
+        else if (_transaction.Ticket is { } refused)
+        {
+            _policy!.ReleaseRecipient(refused);
         }
 
         await WriteAsync(reply, token);
@@ -215,146 +275,31 @@ public sealed partial class InboundSession
         }
     }
 
-    private async Task DataAsync(string argument, CancellationToken token)
-    {
-        if (_transaction is null)
-        {
-            await WriteAsync(SessionReplies.BadSequenceNoMail, token);
-            return;
-        }
-
-        if (argument.Length > 0)
-        {
-            await WriteAsync(new SmtpReply(501, "5.5.4", "Syntax: DATA (no argument)"), token);
-            return;
-        }
-
-        if (_transaction.Recipients.Count == 0)
-        {
-            await WriteAsync(SessionReplies.NoValidRecipients, token);
-            return;
-        }
-
-        var go = await RelayAsync("DATA", token);
-        if (go.Code != 354)
-        {
-            EndTransaction(go.ToString());
-            await WriteAsync(go, token);
-            return;
-        }
-
-        await WriteAsync(go, token);
-        var final = await TransferDataAsync(_transaction, token);
-        EndTransaction(final.ToString());
-        await WriteAsync(final, token);
-    }
-
-    /// <summary>
-    /// Streams the message to the upstream through the smuggling-proof filter and returns the reply the client
-    /// gets: the upstream's verdict, or our refusal when the message or the upstream failed.
-    /// </summary>
-    private async Task<SmtpReply> TransferDataAsync(Transaction transaction, CancellationToken token)
-    {
-        var upstream = _upstream!;
-        var filter = new DataStreamFilter(MaxMessageSize, _options.Smtp.MaxDataLineBytes);
-        var output = ArrayPool<byte>.Shared.Rent(DataStreamFilter.OutputSizeFor(32 * 1024));
-        UpstreamException? upstreamFailure = null;
-        try
-        {
-            var header = TraceHeader.Render(_origin, _options.Relay.HeloName, transaction.Id);
-            upstreamFailure = await TryWriteUpstreamAsync(upstream, header, token);
-            while (!filter.Completed)
-            {
-                if (!_reader.HasBufferedData && !await _reader.FillAsync(_idle, token))
-                {
-                    // The client left mid-DATA: make sure the upstream drops the partial message.
-                    upstream.Abort();
-                    _closing = true;
-                    return new SmtpReply(451, "4.4.2", "connection closed during DATA");
-                }
-
-                var input = _reader.Buffered;
-                if (input.Length > 32 * 1024)
-                {
-                    input = input[..(32 * 1024)];
-                }
-
-                var (consumed, written) = filter.Process(input, output);
-                _reader.Advance(consumed);
-                if (filter.Problem == DataProblem.None && upstreamFailure is null && written > 0)
-                {
-                    upstreamFailure = await TryWriteUpstreamAsync(upstream, output.AsMemory(0, written), token);
-                }
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(output);
-        }
-
-        transaction.SizeBytes = filter.Size;
-        if (filter.Problem != DataProblem.None)
-        {
-            // Never finish the upstream's DATA: dropping the connection makes it discard what it got.
-            upstream.Abort();
-            return RefusalFor(filter.Problem);
-        }
-
-        if (upstreamFailure is not null)
-        {
-            upstream.Abort();
-            return new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {upstreamFailure.Message}; the message was not delivered, try again later");
-        }
-
-        try
-        {
-            return await upstream.FinishDataAsync(token);
-        }
-        catch (UpstreamException e)
-        {
-            // After the final dot the outcome is unknown: a 4xx makes the client retry (a duplicate at worst, never a loss).
-            upstream.Abort();
-            _logger.LogWarning("upstream {Upstream} failed after the end of data for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
-            return new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {e.Message} after the end of data; delivery not confirmed, try again later");
-        }
-    }
-
-    private static async Task<UpstreamException?> TryWriteUpstreamAsync(UpstreamConnection upstream, ReadOnlyMemory<byte> data, CancellationToken token)
-    {
-        try
-        {
-            await upstream.WriteAsync(data, token);
-            return null;
-        }
-        catch (UpstreamException e)
-        {
-            return e;
-        }
-    }
-
-    private SmtpReply RefusalFor(DataProblem problem) => problem switch
-    {
-        DataProblem.TooBig => new SmtpReply(552, "5.3.4", $"Error: message exceeds the size limit of {MaxMessageSize} bytes for user {_origin.User}; nothing was relayed"),
-        DataProblem.LineTooLong => SessionReplies.DataLineTooLong(_options.Smtp.MaxDataLineBytes),
-        DataProblem.BareCarriageReturn => SessionReplies.DataHasForbiddenBytes("a bare <CR> (RFC 5321 2.3.8)"),
-        DataProblem.NulByte => SessionReplies.DataHasForbiddenBytes("a NUL byte"),
-        _ => throw new ArgumentOutOfRangeException(nameof(problem), problem, null),
-    };
-
-    private void EndTransaction(string reply)
+    private async Task EndTransactionAsync(string reply, TransactionOutcome outcome, CancellationToken token)
     {
         if (_transaction is null)
         {
             return;
         }
 
-        Record(_transaction, reply);
+        var transaction = _transaction;
         _transaction = null;
+        await FinishAsync(transaction, reply, outcome, token);
     }
 
-    private void Record(Transaction transaction, string reply)
+    /// <summary>Logs the transaction and settles it with the policy (quotas, the store, automatic suspension).</summary>
+    private async Task FinishAsync(Transaction transaction, string reply, TransactionOutcome outcome, CancellationToken token)
     {
-        _recorder.Record(new TransactionEvent(
+        var finished = Event(transaction, reply, outcome);
+        _recorder.Record(finished);
+        if (transaction.Ticket is not null)
+        {
+            await _policy!.FinishAsync(transaction.Ticket, finished, token);
+        }
+    }
+
+    private TransactionEvent Event(Transaction transaction, string reply, TransactionOutcome outcome) =>
+        new(
             transaction.Id,
             transaction.Started,
             _origin.Uid,
@@ -365,6 +310,9 @@ public sealed partial class InboundSession
             UpstreamName,
             _upstream is null ? UpstreamName : UpstreamConnection.Format(_upstream.Endpoint) + (_upstream.IsTls ? " (TLS)" : ""),
             reply,
-            transaction.Elapsed));
-    }
+            transaction.Elapsed)
+        {
+            Outcome = outcome,
+            Process = _origin.Process,
+        };
 }

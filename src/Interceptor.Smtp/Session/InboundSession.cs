@@ -1,6 +1,7 @@
 using System.Text;
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
+using Interceptor.Core.Policy;
 using Interceptor.Core.Replies;
 using Interceptor.Smtp.IO;
 using Interceptor.Smtp.Protocol;
@@ -23,6 +24,7 @@ public sealed partial class InboundSession : IAsyncDisposable
     private readonly UpstreamSettings _upstreamSettings;
     private readonly ITransactionRecorder _recorder;
     private readonly ILogger _logger;
+    private readonly MailPolicy? _policy;
     private readonly QuotaLimits _limits;
     private readonly TimeSpan _idle;
     private UpstreamConnection? _upstream;
@@ -36,8 +38,10 @@ public sealed partial class InboundSession : IAsyncDisposable
         ConnectionOrigin origin,
         InterceptorOptions options,
         ITransactionRecorder recorder,
-        ILogger logger)
+        ILogger logger,
+        MailPolicy? policy = null)
     {
+        _policy = policy;
         _client = client;
         _reader = new LineReader(client);
         _origin = origin;
@@ -112,7 +116,7 @@ public sealed partial class InboundSession : IAsyncDisposable
         {
             if (_transaction is not null)
             {
-                EndTransaction("aborted: the client left before finishing the transaction");
+                await EndTransactionAsync("aborted: the client left before finishing the transaction", TransactionOutcome.Refused, CancellationToken.None);
             }
 
             if (_upstream is not null)
@@ -201,7 +205,7 @@ public sealed partial class InboundSession : IAsyncDisposable
         if (_transaction is not null)
         {
             await ResetUpstreamAsync(token);
-            EndTransaction("aborted: the client said HELO again");
+            await EndTransactionAsync("aborted: the client said HELO again", TransactionOutcome.Refused, token);
         }
 
         _greeted = true;
@@ -238,7 +242,7 @@ public sealed partial class InboundSession : IAsyncDisposable
         }
 
         var reply = await ResetUpstreamAsync(token);
-        EndTransaction("aborted: RSET");
+        await EndTransactionAsync("aborted: RSET", TransactionOutcome.Refused, token);
         await WriteAsync(reply ?? SessionReplies.Ok, token);
     }
 

@@ -1,0 +1,48 @@
+using Interceptor.Core.Events;
+
+namespace Interceptor.Core.Policy;
+
+/// <summary>The store could not be read or written; mail is refused (451) until it recovers: fail closed.</summary>
+public class StoreUnavailableException : Exception
+{
+    public StoreUnavailableException()
+    {
+    }
+
+    public StoreUnavailableException(string message)
+        : base(message)
+    {
+    }
+
+    public StoreUnavailableException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>
+/// Durable state: every transaction, policy refusals and suspensions. A write task completes only once the
+/// data is on disk; every failure is a <see cref="StoreUnavailableException"/>.
+/// </summary>
+public interface IStateStore : IAsyncDisposable
+{
+    /// <summary>Inserts or replaces the transaction with this Id (Pending first, then its outcome).</summary>
+    Task RecordTransactionAsync(TransactionEvent transaction, CancellationToken cancellationToken);
+
+    Task RecordRefusalAsync(PolicyRefusal refusal, CancellationToken cancellationToken);
+
+    Task SaveSuspensionAsync(Suspension suspension, CancellationToken cancellationToken);
+
+    /// <summary>False when the user was not suspended.</summary>
+    Task<bool> RemoveSuspensionAsync(uint uid, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<Suspension>> LoadSuspensionsAsync(CancellationToken cancellationToken);
+
+    /// <summary>Transactions started at or after <paramref name="since"/>, newest first, optionally of one user.</summary>
+    Task<IReadOnlyList<TransactionEvent>> LoadTransactionsAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<PolicyRefusal>> LoadRefusalsAsync(DateTimeOffset since, uint? uid, CancellationToken cancellationToken);
+
+    /// <summary>Deletes transactions and refusals older than <paramref name="before"/> (retention).</summary>
+    Task PruneAsync(DateTimeOffset before, CancellationToken cancellationToken);
+}

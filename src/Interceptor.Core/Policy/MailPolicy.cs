@@ -1,0 +1,188 @@
+using Interceptor.Core.Events;
+using Interceptor.Core.Options;
+using Interceptor.Core.Replies;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Core.Policy;
+
+/// <summary>One message's claim on its user's quotas, from MAIL to the end of the transaction.</summary>
+public sealed class MessageTicket
+{
+    internal MessageTicket(uint uid, string user, QuotaLimits limits)
+    {
+        Uid = uid;
+        User = user;
+        Limits = limits;
+    }
+
+    public uint Uid { get; }
+    public string User { get; }
+    public QuotaLimits Limits { get; }
+    internal int ReservedMessages { get; set; }
+    internal int ReservedRecipients { get; set; }
+    internal bool Pending { get; set; }
+}
+
+/// <summary>
+/// The per-user policy a session consults at each step: suspension and the connection cap at connect,
+/// message quotas at MAIL, recipient quotas at RCPT, a durable "pending" record before DATA is relayed
+/// (fail closed: no record, no relay), and the accounting of what really left at the end.
+/// </summary>
+public sealed class MailPolicy(
+    LimitsOptions limits,
+    QuotaLedger ledger,
+    AutoSuspensionRules rules,
+    SuspensionRegistry suspensions,
+    IStateStore store,
+    TimeProvider time,
+    ILogger logger)
+{
+    public QuotaLedger Ledger => ledger;
+
+    /// <summary>Null when the user may open one more session (call <see cref="CloseConnection"/> after it), else the refusal.</summary>
+    public async Task<SmtpReply?> OpenConnectionAsync(uint uid, string user, CancellationToken cancellationToken)
+    {
+        if (suspensions.IsSuspended(uid, out var suspension))
+        {
+            return new SmtpReply(554, "5.7.1", QuotaReplies.Suspended(suspension!).Text);
+        }
+
+        var userLimits = limits.For(user);
+        if (ledger.TryOpenConnection(uid, userLimits, out var exceeded))
+        {
+            return null;
+        }
+
+        await RefuseAsync(uid, user, exceeded!, cancellationToken);
+        return QuotaReplies.For(exceeded!, user);
+    }
+
+    public void CloseConnection(uint uid) => ledger.CloseConnection(uid);
+
+    /// <summary>At MAIL: the ticket for the new message, or the refusal.</summary>
+    public async Task<(MessageTicket? Ticket, SmtpReply? Refusal)> StartMessageAsync(uint uid, string user, long? declaredSize, CancellationToken cancellationToken)
+    {
+        if (suspensions.IsSuspended(uid, out var suspension))
+        {
+            return (null, QuotaReplies.Suspended(suspension!));
+        }
+
+        var userLimits = limits.For(user);
+        if (declaredSize > userLimits.MessageSizeBytes)
+        {
+            var tooBig = new QuotaExceeded(RefusalKind.MessageSize, (int)Math.Min(int.MaxValue, declaredSize.Value), (int)Math.Min(int.MaxValue, userLimits.MessageSizeBytes!.Value));
+            await RefuseAsync(uid, user, tooBig, cancellationToken);
+            return (null, QuotaReplies.For(tooBig, user));
+        }
+
+        if (!ledger.TryReserveMessage(uid, userLimits, out var exceeded))
+        {
+            await RefuseAsync(uid, user, exceeded!, cancellationToken);
+            return (null, QuotaReplies.For(exceeded!, user));
+        }
+
+        return (new MessageTicket(uid, user, userLimits) { ReservedMessages = 1 }, null);
+    }
+
+    /// <summary>At RCPT, before relaying it: null when the recipient fits the user's quotas.</summary>
+    public async Task<SmtpReply?> ReserveRecipientAsync(MessageTicket ticket, CancellationToken cancellationToken)
+    {
+        if (ledger.TryReserveRecipient(ticket.Uid, ticket.Limits, out var exceeded))
+        {
+            ticket.ReservedRecipients++;
+            return null;
+        }
+
+        await RefuseAsync(ticket.Uid, ticket.User, exceeded!, cancellationToken);
+        return QuotaReplies.For(exceeded!, ticket.User);
+    }
+
+    /// <summary>The upstream refused the recipient: it does not count.</summary>
+    public void ReleaseRecipient(MessageTicket ticket)
+    {
+        ledger.Settle(ticket.Uid, 0, 1, delivered: false, 0);
+        ticket.ReservedRecipients--;
+    }
+
+    /// <summary>Before DATA goes upstream: the transaction is on disk as pending, or the client gets 451.</summary>
+    public async Task<SmtpReply?> BeginDataAsync(MessageTicket ticket, TransactionEvent pending, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await store.RecordTransactionAsync(pending with { Outcome = TransactionOutcome.Pending }, cancellationToken);
+            ticket.Pending = true;
+            return null;
+        }
+        catch (StoreUnavailableException e)
+        {
+            logger.LogError("refusing mail of uid={Uid} user={User}: the accounting store cannot be written: {Reason}", ticket.Uid, ticket.User, e.Message);
+            return QuotaReplies.StoreUnavailable;
+        }
+    }
+
+    /// <summary>The transaction ended (delivered, refused, deferred or abandoned): settle quotas, record, maybe suspend.</summary>
+    public async Task FinishAsync(MessageTicket ticket, TransactionEvent final, CancellationToken cancellationToken)
+    {
+        var delivered = final.Outcome == TransactionOutcome.Delivered;
+        ledger.Settle(ticket.Uid, ticket.ReservedMessages, ticket.ReservedRecipients, delivered, final.RecipientCount);
+        ticket.ReservedMessages = ticket.ReservedRecipients = 0;
+        try
+        {
+            await store.RecordTransactionAsync(final, cancellationToken);
+        }
+        catch (StoreUnavailableException e)
+        {
+            // A pending row, if any, stays and counts as sent: conservative, never unaccounted.
+            logger.LogError("could not record transaction {Id} of uid={Uid} user={User}: {Reason}", final.Id, ticket.Uid, ticket.User, e.Message);
+        }
+
+        var reason = rules.ObserveOutcome(ticket.Uid, time.GetUtcNow(), final.Outcome);
+        if (reason is not null)
+        {
+            await AutoSuspendAsync(ticket.Uid, ticket.User, reason, cancellationToken);
+        }
+    }
+
+    private async Task RefuseAsync(uint uid, string user, QuotaExceeded exceeded, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        logger.LogInformation("policy refused uid={Uid} user={User}: {Kind} {Count}/{Limit}", uid, user, exceeded.Kind, exceeded.Count, exceeded.Limit);
+        try
+        {
+            await store.RecordRefusalAsync(new PolicyRefusal(now, uid, user, exceeded.Kind, $"{exceeded.Count}/{exceeded.Limit}"), cancellationToken);
+        }
+        catch (StoreUnavailableException e)
+        {
+            logger.LogError("could not record a refusal of uid={Uid} user={User}: {Reason}", uid, user, e.Message);
+        }
+
+        var reason = rules.ObserveRefusal(uid, now);
+        if (reason is not null)
+        {
+            await AutoSuspendAsync(uid, user, reason, cancellationToken);
+        }
+    }
+
+    private async Task AutoSuspendAsync(uint uid, string user, string reason, CancellationToken cancellationToken)
+    {
+        var (messagesHour, messagesDay, recipientsHour, recipientsDay) = ledger.Usage(uid);
+        var counts = new Dictionary<string, string>
+        {
+            ["SMTPI_MESSAGES_HOUR"] = messagesHour.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["SMTPI_MESSAGES_DAY"] = messagesDay.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["SMTPI_RECIPIENTS_HOUR"] = recipientsHour.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["SMTPI_RECIPIENTS_DAY"] = recipientsDay.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        try
+        {
+            if (await suspensions.SuspendAsync(new Suspension(uid, user, reason, time.GetUtcNow(), SuspensionSource.Automatic), counts, cancellationToken))
+            {
+                logger.LogWarning("suspended uid={Uid} user={User} automatically: {Reason}", uid, user, reason);
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogError("suspension of uid={Uid} user={User} is only in memory: {Reason}", uid, user, e.Message);
+        }
+    }
+}

@@ -1,0 +1,68 @@
+using System.Collections.Concurrent;
+
+namespace Interceptor.Core.Policy;
+
+/// <summary>Puts a UID into (or takes it out of) the kernel's suspended set: nft in production.</summary>
+public interface IKernelSuspension
+{
+    Task SuspendAsync(uint uid, CancellationToken cancellationToken);
+    Task UnsuspendAsync(uint uid, CancellationToken cancellationToken);
+}
+
+/// <summary>Tells the admin's panel about a suspension (the configured Alerts.Command).</summary>
+public interface ISuspensionAlert
+{
+    Task NotifyAsync(Suspension suspension, IReadOnlyDictionary<string, string> counts, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// The suspended users: in the store (survives restarts), in the kernel (their port-25 connections are
+/// rejected before reaching us), and in memory (sessions already open are refused at their next MAIL).
+/// </summary>
+public sealed class SuspensionRegistry(IStateStore store, IKernelSuspension kernel, ISuspensionAlert alert)
+{
+    private readonly ConcurrentDictionary<uint, Suspension> _suspended = new();
+
+    public bool IsSuspended(uint uid, out Suspension? suspension) => _suspended.TryGetValue(uid, out suspension);
+
+    public IReadOnlyList<Suspension> All => [.. _suspended.Values.OrderBy(s => s.Since)];
+
+    /// <summary>Loads the stored suspensions (the caller renders them into the table it installs).</summary>
+    public async Task<IReadOnlyList<Suspension>> LoadAsync(CancellationToken cancellationToken)
+    {
+        var stored = await store.LoadSuspensionsAsync(cancellationToken);
+        foreach (var suspension in stored)
+        {
+            _suspended[suspension.Uid] = suspension;
+        }
+
+        return stored;
+    }
+
+    /// <summary>
+    /// Suspends a user: stored first (a restart re-applies it), then the kernel, then the alert.
+    /// False when the user was already suspended (nothing changes, no second alert).
+    /// </summary>
+    public async Task<bool> SuspendAsync(Suspension suspension, IReadOnlyDictionary<string, string> counts, CancellationToken cancellationToken)
+    {
+        if (!_suspended.TryAdd(suspension.Uid, suspension))
+        {
+            return false;
+        }
+
+        // Already refused in memory from here on (fail closed), even if the store or nft fails below.
+        await store.SaveSuspensionAsync(suspension, cancellationToken);
+        await kernel.SuspendAsync(suspension.Uid, cancellationToken);
+
+        await alert.NotifyAsync(suspension, counts, cancellationToken);
+        return true;
+    }
+
+    /// <summary>Lifts a suspension; false when the user was not suspended.</summary>
+    public async Task<bool> UnsuspendAsync(uint uid, CancellationToken cancellationToken)
+    {
+        var stored = await store.RemoveSuspensionAsync(uid, cancellationToken);
+        await kernel.UnsuspendAsync(uid, cancellationToken);
+        return _suspended.TryRemove(uid, out _) || stored;
+    }
+}

@@ -1,0 +1,153 @@
+using System.Buffers;
+using Interceptor.Core.Events;
+using Interceptor.Core.Replies;
+using Interceptor.Smtp.Data;
+using Interceptor.Smtp.Protocol;
+using Interceptor.Smtp.Upstream;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Smtp.Session;
+
+/// <summary>DATA: recorded as pending, then streamed upstream through the smuggling-proof filter.</summary>
+public sealed partial class InboundSession
+{
+    private async Task DataAsync(string argument, CancellationToken token)
+    {
+        if (_transaction is null)
+        {
+            await WriteAsync(SessionReplies.BadSequenceNoMail, token);
+            return;
+        }
+
+        if (argument.Length > 0)
+        {
+            await WriteAsync(new SmtpReply(501, "5.5.4", "Syntax: DATA (no argument)"), token);
+            return;
+        }
+
+        if (_transaction.Recipients.Count == 0)
+        {
+            await WriteAsync(SessionReplies.NoValidRecipients, token);
+            return;
+        }
+
+        // Fail closed: the transaction is on disk before a byte of it goes upstream.
+        if (_transaction.Ticket is { } ticket)
+        {
+            var storeRefusal = await _policy!.BeginDataAsync(ticket, Event(_transaction, "pending", TransactionOutcome.Pending), token);
+            if (storeRefusal is not null)
+            {
+                await ResetUpstreamAsync(token);
+                await EndTransactionAsync("not relayed: " + storeRefusal, TransactionOutcome.Refused, token);
+                await WriteAsync(storeRefusal, token);
+                return;
+            }
+        }
+
+        var go = await RelayAsync("DATA", token);
+        if (go.Code != 354)
+        {
+            await EndTransactionAsync(go.ToString(), TransactionEvent.OutcomeOf(go.Code), token);
+            await WriteAsync(go, token);
+            return;
+        }
+
+        await WriteAsync(go, token);
+        var (final, outcome) = await TransferDataAsync(_transaction, token);
+        await EndTransactionAsync(final.ToString(), outcome, token);
+        await WriteAsync(final, token);
+    }
+
+    /// <summary>
+    /// Streams the message to the upstream through the smuggling-proof filter and returns the reply the client
+    /// gets: the upstream's verdict, or our refusal when the message or the upstream failed.
+    /// </summary>
+    private async Task<(SmtpReply Reply, TransactionOutcome Outcome)> TransferDataAsync(Transaction transaction, CancellationToken token)
+    {
+        var upstream = _upstream!;
+        var filter = new DataStreamFilter(MaxMessageSize, _options.Smtp.MaxDataLineBytes);
+        var output = ArrayPool<byte>.Shared.Rent(DataStreamFilter.OutputSizeFor(32 * 1024));
+        UpstreamException? upstreamFailure = null;
+        try
+        {
+            var header = TraceHeader.Render(_origin, _options.Relay.HeloName, transaction.Id);
+            upstreamFailure = await TryWriteUpstreamAsync(upstream, header, token);
+            while (!filter.Completed)
+            {
+                if (!_reader.HasBufferedData && !await _reader.FillAsync(_idle, token))
+                {
+                    // The client left mid-DATA: make sure the upstream drops the partial message.
+                    upstream.Abort();
+                    _closing = true;
+                    return (new SmtpReply(451, "4.4.2", "connection closed during DATA"), TransactionOutcome.Refused);
+                }
+
+                var input = _reader.Buffered;
+                if (input.Length > 32 * 1024)
+                {
+                    input = input[..(32 * 1024)];
+                }
+
+                var (consumed, written) = filter.Process(input, output);
+                _reader.Advance(consumed);
+                if (filter.Problem == DataProblem.None && upstreamFailure is null && written > 0)
+                {
+                    upstreamFailure = await TryWriteUpstreamAsync(upstream, output.AsMemory(0, written), token);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(output);
+        }
+
+        transaction.SizeBytes = filter.Size;
+        if (filter.Problem != DataProblem.None)
+        {
+            // Never finish the upstream's DATA: dropping the connection makes it discard what it got.
+            upstream.Abort();
+            return (RefusalFor(filter.Problem), TransactionOutcome.Refused);
+        }
+
+        if (upstreamFailure is not null)
+        {
+            upstream.Abort();
+            return (new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {upstreamFailure.Message}; the message was not delivered, try again later"), TransactionOutcome.Deferred);
+        }
+
+        try
+        {
+            var verdict = await upstream.FinishDataAsync(token);
+            return (verdict, TransactionEvent.OutcomeOf(verdict.Code));
+        }
+        catch (UpstreamException e)
+        {
+            // After the final dot the outcome is unknown: a 4xx makes the client retry (a duplicate at worst, never a loss).
+            upstream.Abort();
+            _logger.LogWarning("upstream {Upstream} failed after the end of data for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
+            return (new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {e.Message} after the end of data; delivery not confirmed, try again later"), TransactionOutcome.Deferred);
+        }
+    }
+
+    private static async Task<UpstreamException?> TryWriteUpstreamAsync(UpstreamConnection upstream, ReadOnlyMemory<byte> data, CancellationToken token)
+    {
+        try
+        {
+            await upstream.WriteAsync(data, token);
+            return null;
+        }
+        catch (UpstreamException e)
+        {
+            return e;
+        }
+    }
+
+    private SmtpReply RefusalFor(DataProblem problem) => problem switch
+    {
+        DataProblem.TooBig => new SmtpReply(552, "5.3.4", $"Error: message exceeds the size limit of {MaxMessageSize} bytes for user {_origin.User}; nothing was relayed"),
+        DataProblem.LineTooLong => SessionReplies.DataLineTooLong(_options.Smtp.MaxDataLineBytes),
+        DataProblem.BareCarriageReturn => SessionReplies.DataHasForbiddenBytes("a bare <CR> (RFC 5321 2.3.8)"),
+        DataProblem.NulByte => SessionReplies.DataHasForbiddenBytes("a NUL byte"),
+        _ => throw new ArgumentOutOfRangeException(nameof(problem), problem, null),
+    };
+}

@@ -43,9 +43,13 @@ public sealed class DataStreamFilter
     public DataProblem Problem { get; private set; }
 
     private long _consumed;
+    private long _stuffingDots;
 
-    /// <summary>Bytes received from the client so far, as sent (dot-stuffed form, end marker excluded).</summary>
-    public long Size => Completed ? _consumed - 3 : _consumed;
+    /// <summary>
+    /// The message size so far as RFC 1870 counts it: the bytes received, less the end marker and the
+    /// transparency dots (the first dot of every line that starts with one).
+    /// </summary>
+    public long Size => (Completed ? _consumed - 3 : _consumed) - _stuffingDots;
 
     /// <summary>True once the end-of-data line has been consumed.</summary>
     public bool Completed { get; private set; }
@@ -185,6 +189,7 @@ public sealed class DataStreamFilter
         if (_heldDot)
         {
             _heldDot = false;
+            _stuffingDots++;
             writer.Write((byte)'.');
         }
     }

@@ -39,7 +39,18 @@ public class DataStreamFilterTests
         Assert.That(filter.Completed, Is.True);
         Assert.That(filter.Problem, Is.EqualTo(DataProblem.None));
         Assert.That(consumed, Is.EqualTo(body.Length), "stops right after the end of data; QUIT stays for the command reader");
-        Assert.That(filter.Size, Is.EqualTo(body.Length - 3));
+        Assert.That(filter.Size, Is.EqualTo(body.Length - 3 - 1), "the end marker and the transparency dot do not count");
+    }
+
+    [Test]
+    public void Transparency_dots_do_not_count_towards_the_size_limit()
+    {
+        // 10 lines of ".abc\r\n": 70 bytes on the wire, 60 bytes of message (RFC 1870).
+        var body = string.Concat(Enumerable.Repeat("..abc\r\n", 10));
+        var (_, filter, _) = Run(body + ".\r\n", max: 60);
+
+        Assert.That(filter.Size, Is.EqualTo(60));
+        Assert.That(filter.Problem, Is.EqualTo(DataProblem.None));
     }
 
     [Test]

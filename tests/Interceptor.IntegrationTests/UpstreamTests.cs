@@ -1,0 +1,174 @@
+namespace Interceptor.IntegrationTests;
+
+/// <summary>
+/// Lock-step relay: the upstream's own replies reach the client verbatim, and an upstream that is
+/// down, silent or drops the connection turns into a prompt 4xx, never a 250 and never a hang.
+/// All clients run as smtpi-alice, so every connection is intercepted.
+/// </summary>
+[TestFixture]
+[CancelAfter(180_000)]
+public sealed class UpstreamTests
+{
+    private const string From = "alice@client.test";
+    private const string To = "rcpt@example.test";
+    private const string Refused = "nouser@example.test";
+    private static TestUser Alice => TestUsers.Alice;
+
+    [TestCase("550 5.1.1 <nouser@example.test>: Recipient address rejected: no such user")]
+    [TestCase("450 4.2.0 <nouser@example.test>: Recipient address rejected: greylisted, try again in 5 minutes")]
+    [TestCase("550-5.1.1 The email account that you tried to reach does not exist.\r\n550 5.1.1 Please check the recipient's address and try again.")]
+    public async Task Rcpt_refused_upstream_reaches_the_client_verbatim(string reply)
+    {
+        await using var s = await Scenario.StartAsync(new FakeMxScript { RcptReplies = new Dictionary<string, string> { [Refused] = reply } });
+        var message = TestMessage.Small(From, To, "rcpt-refused");
+
+        var dialog = await Clients.DialogAsync(s.Ns, Alice, s.Dir,
+            SmtpDialog.Transaction("127.0.0.2:25", From, [To, Refused], Clients.WriteStuffedBody(s.Dir, message)));
+
+        var context = "\n" + dialog.Describe() + s.Describe();
+        Assert.That(dialog.Reply("RCPT " + Refused)?.Raw, Is.EqualTo(reply + "\r\n"), "code, enhanced code and text exactly as upstream said" + context);
+        Assert.That(dialog.Reply("BODY")?.Code, Is.EqualTo(250), "the accepted recipient still gets the message" + context);
+        var messages = s.RequireMx.Messages();
+        Assert.That(messages, Has.Count.EqualTo(1), context);
+        Assert.That(messages[0].RcptTo, Is.EqualTo(new[] { To }), context);
+        TraceHeader.AssertPrepended(messages[0], Alice, message, context);
+    }
+
+    [Test]
+    public async Task Mail_refused_upstream_reaches_the_client_verbatim()
+    {
+        const string reply = "553 5.7.1 <alice@client.test>: Sender address rejected: not owned by user";
+        await using var s = await Scenario.StartAsync(new FakeMxScript { MailReply = reply });
+
+        var dialog = await Clients.DialogAsync(s.Ns, Alice, s.Dir,
+            SmtpDialog.Transaction("127.0.0.2:25", From, [To], Clients.WriteStuffedBody(s.Dir, TestMessage.Small(From, To, "mail-refused"))));
+
+        Assert.That(dialog.Reply("MAIL")?.Raw, Is.EqualTo(reply + "\r\n"), dialog.Describe() + s.Describe());
+        Assert.That(s.RequireMx.Messages(), Is.Empty);
+    }
+
+    [TestCase("554 5.5.1 Error: no valid recipients")]
+    [TestCase("451 4.3.0 Error: queue file write error")]
+    public async Task Data_command_refused_upstream_reaches_the_client_verbatim(string reply)
+    {
+        await using var s = await Scenario.StartAsync(new FakeMxScript { DataReply = reply });
+
+        var dialog = await Clients.DialogAsync(s.Ns, Alice, s.Dir,
+            SmtpDialog.Transaction("127.0.0.2:25", From, [To], Clients.WriteStuffedBody(s.Dir, TestMessage.Small(From, To, "data-refused"))));
+
+        Assert.That(dialog.Reply("DATA")?.Raw, Is.EqualTo(reply + "\r\n"), dialog.Describe() + s.Describe());
+        Assert.That(s.RequireMx.Messages(), Is.Empty);
+    }
+
+    [TestCase("451 4.3.0 try later")]
+    [TestCase("554 5.7.1 rejected: message content looks like spam")]
+    public async Task Final_dot_refusal_reaches_the_client_and_nothing_counts_as_sent(string reply)
+    {
+        await using var s = await Scenario.StartAsync(new FakeMxScript { FinalReply = reply });
+
+        var dialog = await Clients.DialogAsync(s.Ns, Alice, s.Dir,
+            SmtpDialog.Transaction("127.0.0.2:25", From, [To], Clients.WriteStuffedBody(s.Dir, TestMessage.Small(From, To, "final-refused"))));
+
+        var context = "\n" + dialog.Describe() + s.Describe();
+        Assert.That(dialog.Reply("BODY")?.Raw, Is.EqualTo(reply + "\r\n"), context);
+        Assert.That(s.RequireMx.Messages(), Is.Empty, context);
+        var transactions = await s.RequireDaemon.WaitForTransactionsAsync(1);
+        Assert.That(transactions, Has.Count.EqualTo(1), "the refused transaction is still logged once" + context);
+        Assert.That(transactions[0].Reply, Does.StartWith(reply[..3]), "logged with the upstream's reply, not as sent: " + transactions[0]);
+    }
+
+    [Test]
+    public async Task Upstream_down_gives_a_4xx_promptly()
+    {
+        // No fake MX: nothing listens on 127.0.0.2:25, the daemon's connect is refused at once.
+        await using var s = await Scenario.StartAsync(startMx: false);
+
+        var dialog = await Clients.DialogAsync(s.Ns, Alice, s.Dir,
+            SmtpDialog.Transaction("127.0.0.2:25", From, [To], Clients.WriteStuffedBody(s.Dir, TestMessage.Small(From, To, "mx-down"))));
+
+        var failure = AssertFirstFailureIs4xx(dialog, s);
+        Assert.That(failure.AtSeconds, Is.LessThan(5), "a refused upstream connect needs no timeout\n" + dialog.Describe());
+    }
+
+    [Test]
+    public async Task Upstream_greeting_with_421_gives_a_4xx()
+    {
+        await using var s = await Scenario.StartAsync(new FakeMxScript { Greeting = "421 4.3.2 fake-mx.test Service shutting down" });
+
+        var dialog = await Clients.DialogAsync(s.Ns, Alice, s.Dir,
+            SmtpDialog.Transaction("127.0.0.2:25", From, [To], Clients.WriteStuffedBody(s.Dir, TestMessage.Small(From, To, "mx-421"))));
+
+        AssertFirstFailureIs4xx(dialog, s);
+    }
+
+    [Test]
+    public async Task Upstream_that_never_greets_gives_a_4xx_within_the_reply_timeout()
+    {
+        const int replyTimeout = 3;
+        await using var s = await Scenario.StartAsync(
+            new FakeMxScript { GreetingDelaySeconds = 60 },
+            new DaemonConfig { ReplyTimeoutSeconds = replyTimeout });
+
+        var dialog = await Clients.DialogAsync(s.Ns, Alice, s.Dir,
+            SmtpDialog.Transaction("127.0.0.2:25", From, [To], Clients.WriteStuffedBody(s.Dir, TestMessage.Small(From, To, "mx-silent"))));
+
+        var failure = AssertFirstFailureIs4xx(dialog, s);
+        // Measured from the client's connect: the daemon may wait for the upstream greeting before or after greeting the client.
+        Assert.That(failure.AtSeconds, Is.InRange(replyTimeout - 0.5, replyTimeout + 4.0),
+            $"4xx expected about Relay.ReplyTimeoutSeconds={replyTimeout}s after connect\n" + dialog.Describe() + s.Describe());
+    }
+
+    [TestCase("before_final_dot")]
+    [TestCase("after_final_dot")]
+    public async Task Upstream_dropping_the_connection_gives_a_4xx_at_the_final_dot(string drop)
+    {
+        await using var s = await Scenario.StartAsync(new FakeMxScript { Drop = drop });
+
+        var dialog = await Clients.DialogAsync(s.Ns, Alice, s.Dir,
+            SmtpDialog.Transaction("127.0.0.2:25", From, [To], Clients.WriteStuffedBody(s.Dir, TestMessage.Build(From, To, "mx-drops", 256 * 1024))));
+
+        var failure = AssertFirstFailureIs4xx(dialog, s);
+        Assert.That(failure.Label, Is.EqualTo("BODY"), "the client learns at the final dot\n" + dialog.Describe());
+        Assert.That(failure.AtSeconds, Is.LessThan(10), dialog.Describe());
+    }
+
+    [Test]
+    public async Task Upstream_slow_after_the_final_dot_gives_a_4xx_within_the_data_reply_timeout()
+    {
+        const int dataTimeout = 3;
+        await using var s = await Scenario.StartAsync(
+            new FakeMxScript { FinalDelaySeconds = 60 },
+            new DaemonConfig { DataReplyTimeoutSeconds = dataTimeout });
+
+        var dialog = await Clients.DialogAsync(s.Ns, Alice, s.Dir,
+            SmtpDialog.Transaction("127.0.0.2:25", From, [To], Clients.WriteStuffedBody(s.Dir, TestMessage.Small(From, To, "mx-slow-dot"))));
+
+        var failure = AssertFirstFailureIs4xx(dialog, s);
+        var sentAt = dialog.Reply("DATA")?.AtSeconds ?? 0;
+        Assert.That(failure.Label, Is.EqualTo("BODY"), dialog.Describe());
+        Assert.That(failure.AtSeconds - sentAt, Is.InRange(dataTimeout - 0.5, dataTimeout + 4.0),
+            $"4xx expected about Relay.DataReplyTimeoutSeconds={dataTimeout}s after the final dot\n" + dialog.Describe() + s.Describe());
+    }
+
+    /// <summary>
+    /// The first reply that is not 2xx/3xx must be a 4xx with text (a greeting 421 counts), the client
+    /// must never see a 5xx (the failure is temporary) nor a 250 for the message, and the fake MX must
+    /// hold nothing.
+    /// </summary>
+    private static DialogReply AssertFirstFailureIs4xx(DialogResult dialog, Scenario s)
+    {
+        var context = "\n" + dialog.Describe() + s.Describe();
+        Assert.That(dialog.ConnectError, Is.Null, "the daemon accepted the redirected connection" + context);
+        var failure = dialog.Replies.FirstOrDefault(r => r.Code is null or >= 400);
+        Assert.That(failure, Is.Not.Null, "the client never saw a failure" + context);
+        Assert.Multiple(() =>
+        {
+            Assert.That(failure!.Code, Is.InRange(400, 499), $"first failure must be a 4xx: {failure}" + context);
+            Assert.That(failure.Text, Has.Length.GreaterThan(8), "a 4xx with a clear text" + context);
+            Assert.That(dialog.Reply("BODY")?.Code, Is.Not.EqualTo(250), "the message must not be acknowledged" + context);
+            Assert.That(dialog.Replies.Where(r => r.Code >= 500), Is.Empty, "no permanent failure for a temporary problem" + context);
+            Assert.That(s.Mx?.Messages() ?? [], Is.Empty, context);
+        });
+        return failure!;
+    }
+}

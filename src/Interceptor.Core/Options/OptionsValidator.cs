@@ -49,6 +49,34 @@ public static partial class OptionsValidator
             CheckLimits(limits, $"Limits.Users.{user}", required: false, Check);
         }
 
+        for (var i = 0; i < options.Interception.BlockedPorts.Count; i++)
+        {
+            var port = options.Interception.BlockedPorts[i];
+            Check(port is > 0 and <= 65535, $"Interception.BlockedPorts[{i}]", $"{port} is not a TCP port (1-65535)");
+            Check(!options.Interception.Ports.Contains(port) && port != options.Listen.Port, $"Interception.BlockedPorts[{i}]", $"{port} is intercepted or the listen port; a port is either intercepted or blocked");
+        }
+
+        Check(Path.IsPathRooted(options.State.Directory), "State.Directory", "must be an absolute path");
+        Check(Path.IsPathRooted(options.Control.SocketPath), "Control.SocketPath", "must be an absolute path");
+        Check(options.Control.SocketPath.Length < 108, "Control.SocketPath", "longer than a Unix socket path may be (107 bytes)");
+        var suspension = options.Suspension;
+        Check(suspension.RefusalLimit >= 0, "Suspension.RefusalLimit", "must be 0 (off) or more");
+        Check(suspension.RefusalWindowMinutes is > 0 and <= 10080, "Suspension.RefusalWindowMinutes", "must be 1-10080");
+        Check(suspension.FailureRatioPercent is >= 0 and <= 100, "Suspension.FailureRatioPercent", "must be 0 (off) to 100");
+        Check(suspension.FailureMinimum > 0, "Suspension.FailureMinimum", "must be at least 1");
+        Check(suspension.FailureWindowMinutes is > 0 and <= 10080, "Suspension.FailureWindowMinutes", "must be 1-10080");
+        Check(options.Alerts.TimeoutSeconds is > 0 and <= 600, "Alerts.TimeoutSeconds", "must be 1-600");
+        foreach (var (user, routes) in options.Routes.Users)
+        {
+            for (var i = 0; i < routes.Count; i++)
+            {
+                Check(IPEndPoint.TryParse(routes[i], out var route) && route.Port != 0, $"Routes.Users.{user}[{i}]", $"\"{routes[i]}\" is not address:port (IPv6 as [addr]:port)");
+            }
+        }
+
+        Check(options.Metrics.Listen.Length == 0 || (IPEndPoint.TryParse(options.Metrics.Listen, out var metrics) && IPAddress.IsLoopback(metrics.Address) && metrics.Port != 0),
+            "Metrics.Listen", $"\"{options.Metrics.Listen}\" must be empty (off) or a loopback address:port such as 127.0.0.1:9325");
+
         var smtp = options.Smtp;
         Check(smtp.IdleTimeoutSeconds is > 0 and <= 3600, "Smtp.IdleTimeoutSeconds", "must be 1-3600");
         Check(smtp.SessionTimeoutSeconds >= smtp.IdleTimeoutSeconds, "Smtp.SessionTimeoutSeconds", "must be at least Smtp.IdleTimeoutSeconds");
@@ -59,6 +87,17 @@ public static partial class OptionsValidator
 
     private static void CheckLimits(QuotaLimits limits, string prefix, bool required, Action<bool, string, string> check)
     {
+        foreach (var (name, value) in new[]
+        {
+            ("MessagesPerHour", limits.MessagesPerHour), ("MessagesPerDay", limits.MessagesPerDay),
+            ("RecipientsPerHour", limits.RecipientsPerHour), ("RecipientsPerDay", limits.RecipientsPerDay),
+            ("Connections", limits.Connections),
+        })
+        {
+            check(!required || value is not null, $"{prefix}.{name}", "must be set");
+            check(value is null or >= 0, $"{prefix}.{name}", "must be 0 or more");
+        }
+
         check(!required || limits.MessageSizeBytes is not null, $"{prefix}.MessageSizeBytes", "must be set");
         check(limits.MessageSizeBytes is null or >= 1024, $"{prefix}.MessageSizeBytes", "must be at least 1024");
         check(!required || limits.RecipientsPerMessage is not null, $"{prefix}.RecipientsPerMessage", "must be set");

@@ -6,6 +6,15 @@ public sealed class UsageException(string message) : Exception(message);
 /// <summary>The verb and its options: small enough not to need a parser library.</summary>
 public sealed record Arguments(string Verb, string? ConfigPath, bool Json)
 {
+    /// <summary>Words after the verb that are not options (e.g. the USER of `block USER`).</summary>
+    public IReadOnlyList<string> Positional { get; init; } = [];
+
+    /// <summary>Other options with a value, by name without dashes (e.g. "reason", "user", "since").</summary>
+    public IReadOnlyDictionary<string, string> Options { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Options that take a value, besides --config.</summary>
+    private static readonly string[] ValueOptions = ["reason", "user", "since", "limit"];
+
     public const string DefaultConfigPath = "/etc/smtp-interceptor/smtp-interceptor.json";
 
     public static Arguments Parse(IReadOnlyList<string> args)
@@ -24,6 +33,8 @@ public sealed record Arguments(string Verb, string? ConfigPath, bool Json)
         };
         string? config = null;
         var json = false;
+        var positional = new List<string>();
+        var options = new Dictionary<string, string>();
         for (var i = 1; i < args.Count; i++)
         {
             switch (args[i])
@@ -36,6 +47,17 @@ public sealed record Arguments(string Verb, string? ConfigPath, bool Json)
                 case "--json":
                     json = true;
                     break;
+                case var name when name.StartsWith("--", StringComparison.Ordinal) && ValueOptions.Contains(name[2..]):
+                    if (i + 1 >= args.Count)
+                    {
+                        throw new UsageException($"{name} needs a value");
+                    }
+
+                    options[name[2..]] = args[++i];
+                    break;
+                case var word when !word.StartsWith('-'):
+                    positional.Add(word);
+                    break;
                 default:
                     throw new UsageException($"unknown argument \"{args[i]}\" for {verb}");
             }
@@ -43,7 +65,7 @@ public sealed record Arguments(string Verb, string? ConfigPath, bool Json)
 
         // Without --config the packaged file is used when present; otherwise the built-in defaults ({}).
         config ??= File.Exists(DefaultConfigPath) ? DefaultConfigPath : null;
-        return new Arguments(verb, config, json);
+        return new Arguments(verb, config, json) { Positional = positional, Options = options };
     }
 
     public const string Help = """

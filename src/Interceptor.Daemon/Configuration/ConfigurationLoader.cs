@@ -20,16 +20,22 @@ public static class ConfigurationLoader
 {
     public const string EnvironmentPrefix = "SMTPI_";
 
-    private static readonly string[] QuotaKeys = ["MessageSizeBytes", "RecipientsPerMessage"];
+    private static readonly string[] QuotaKeys =
+    [
+        "MessagesPerHour", "MessagesPerDay", "RecipientsPerHour", "RecipientsPerDay", "RecipientsPerMessage", "Connections", "MessageSizeBytes",
+    ];
 
     private static readonly string[] ScalarKeys =
     [
         "Listen:Port", "Interception:Table", "Relay:Mode", "Relay:HeloName", "Relay:ConnectTimeoutSeconds",
         "Relay:ReplyTimeoutSeconds", "Relay:DataReplyTimeoutSeconds", "Smtp:IdleTimeoutSeconds",
-        "Smtp:SessionTimeoutSeconds", "Smtp:MaxCommandLineBytes", "Smtp:MaxDataLineBytes",
+        "Smtp:SessionTimeoutSeconds", "Smtp:MaxCommandLineBytes", "Smtp:MaxDataLineBytes", "State:Directory",
+        "Control:SocketPath", "Control:AdminGroup", "Suspension:RefusalLimit", "Suspension:RefusalWindowMinutes",
+        "Suspension:FailureRatioPercent", "Suspension:FailureMinimum", "Suspension:FailureWindowMinutes", "Alerts:Command",
+        "Alerts:TimeoutSeconds", "Metrics:Listen", "Metrics:PerUser", "Trace:IncludeProcess",
     ];
 
-    private static readonly string[] ListKeys = ["Interception:Ports", "Interception:ExemptUsers", "Relay:PermittedLocalDestinations"];
+    private static readonly string[] ListKeys = ["Interception:Ports", "Interception:ExemptUsers", "Interception:BlockedPorts", "Relay:PermittedLocalDestinations"];
 
     public static InterceptorOptions Load(string? path, IDictionary<string, string?>? environment = null)
     {
@@ -106,6 +112,11 @@ public static class ConfigurationLoader
             return true;
         }
 
+        if (parts.Length == 4 && parts[0].Equals("Routes", StringComparison.OrdinalIgnoreCase) && parts[1].Equals("Users", StringComparison.OrdinalIgnoreCase) && int.TryParse(parts[3], out _))
+        {
+            return true;
+        }
+
         return parts.Length >= 3 && parts[0].Equals("Limits", StringComparison.OrdinalIgnoreCase) &&
             ((parts.Length == 3 && parts[1].Equals("Default", StringComparison.OrdinalIgnoreCase) && QuotaKeys.Contains(parts[2], StringComparer.OrdinalIgnoreCase)) ||
              (parts.Length == 4 && parts[1].Equals("Users", StringComparison.OrdinalIgnoreCase) && QuotaKeys.Contains(parts[3], StringComparer.OrdinalIgnoreCase)));
@@ -123,6 +134,7 @@ public static class ConfigurationLoader
                 Ports = List(c, "Interception:Ports", defaults.Interception.Ports, errors, ParseInt),
                 ExemptUsers = List(c, "Interception:ExemptUsers", defaults.Interception.ExemptUsers, errors, s => s),
                 Table = c["Interception:Table"] ?? defaults.Interception.Table,
+                BlockedPorts = List(c, "Interception:BlockedPorts", defaults.Interception.BlockedPorts, errors, ParseInt),
             },
             Relay = new RelayOptions
             {
@@ -148,14 +160,74 @@ public static class ConfigurationLoader
                 MaxCommandLineBytes = Int(c, "Smtp:MaxCommandLineBytes", defaults.Smtp.MaxCommandLineBytes, errors),
                 MaxDataLineBytes = Int(c, "Smtp:MaxDataLineBytes", defaults.Smtp.MaxDataLineBytes, errors),
             },
+            State = new StateOptions { Directory = c["State:Directory"] ?? defaults.State.Directory },
+            Control = new ControlOptions
+            {
+                SocketPath = c["Control:SocketPath"] ?? defaults.Control.SocketPath,
+                AdminGroup = c["Control:AdminGroup"] ?? defaults.Control.AdminGroup,
+            },
+            Suspension = new SuspensionOptions
+            {
+                RefusalLimit = Int(c, "Suspension:RefusalLimit", defaults.Suspension.RefusalLimit, errors),
+                RefusalWindowMinutes = Int(c, "Suspension:RefusalWindowMinutes", defaults.Suspension.RefusalWindowMinutes, errors),
+                FailureRatioPercent = Int(c, "Suspension:FailureRatioPercent", defaults.Suspension.FailureRatioPercent, errors),
+                FailureMinimum = Int(c, "Suspension:FailureMinimum", defaults.Suspension.FailureMinimum, errors),
+                FailureWindowMinutes = Int(c, "Suspension:FailureWindowMinutes", defaults.Suspension.FailureWindowMinutes, errors),
+            },
+            Alerts = new AlertsOptions
+            {
+                Command = c["Alerts:Command"] ?? defaults.Alerts.Command,
+                TimeoutSeconds = Int(c, "Alerts:TimeoutSeconds", defaults.Alerts.TimeoutSeconds, errors),
+            },
+            Routes = new RoutesOptions
+            {
+                Users = c.GetSection("Routes:Users").GetChildren().ToDictionary(
+                    u => u.Key,
+                    u => List(c, $"Routes:Users:{u.Key}", (IReadOnlyList<string>)[], errors, s => s),
+                    StringComparer.Ordinal),
+            },
+            Metrics = new MetricsOptions
+            {
+                Listen = c["Metrics:Listen"] ?? defaults.Metrics.Listen,
+                PerUser = Bool(c, "Metrics:PerUser", defaults.Metrics.PerUser, errors),
+            },
+            Trace = new TraceOptions { IncludeProcess = Bool(c, "Trace:IncludeProcess", defaults.Trace.IncludeProcess, errors) },
         };
     }
 
-    private static QuotaLimits Quota(IConfiguration section, string prefix, QuotaLimits fallback, List<string> errors) => new()
+    private static QuotaLimits Quota(IConfiguration section, string prefix, QuotaLimits fallback, List<string> errors)
     {
-        MessageSizeBytes = section["MessageSizeBytes"] is { } size ? ParseOrError(size, $"{prefix}:MessageSizeBytes", errors, ParseLong) : fallback.MessageSizeBytes,
-        RecipientsPerMessage = section["RecipientsPerMessage"] is { } count ? ParseOrError(count, $"{prefix}:RecipientsPerMessage", errors, ParseInt) : fallback.RecipientsPerMessage,
-    };
+        int? Field(string name, int? fallbackValue) =>
+            section[name] is { } text ? ParseOrError(text, $"{prefix}:{name}", errors, ParseInt) : fallbackValue;
+
+        return new QuotaLimits
+        {
+            MessagesPerHour = Field("MessagesPerHour", fallback.MessagesPerHour),
+            MessagesPerDay = Field("MessagesPerDay", fallback.MessagesPerDay),
+            RecipientsPerHour = Field("RecipientsPerHour", fallback.RecipientsPerHour),
+            RecipientsPerDay = Field("RecipientsPerDay", fallback.RecipientsPerDay),
+            RecipientsPerMessage = Field("RecipientsPerMessage", fallback.RecipientsPerMessage),
+            Connections = Field("Connections", fallback.Connections),
+            MessageSizeBytes = section["MessageSizeBytes"] is { } size ? ParseOrError(size, $"{prefix}:MessageSizeBytes", errors, ParseLong) : fallback.MessageSizeBytes,
+        };
+    }
+
+    private static bool Bool(IConfiguration c, string key, bool fallback, List<string> errors)
+    {
+        var text = c[key];
+        if (text is null)
+        {
+            return fallback;
+        }
+
+        if (bool.TryParse(text, out var value))
+        {
+            return value;
+        }
+
+        errors.Add($"{Dotted(key)}: \"{text}\" is not true or false");
+        return fallback;
+    }
 
     private static int Int(IConfiguration c, string key, int fallback, List<string> errors) =>
         c[key] is { } text ? ParseOrError(text, key, errors, ParseInt) : fallback;

@@ -46,10 +46,20 @@ public sealed record SmtpReply
             builder.Append(i == Lines.Count - 1 ? ' ' : '-');
             if (EnhancedCode is not null)
             {
-                builder.Append(EnhancedCode).Append(' ');
+                builder.Append(EnhancedCode);
+                if (Lines[i].Length > 0)
+                {
+                    builder.Append(' ');
+                }
             }
 
-            builder.Append(Lines[i]).Append("\r\n");
+            builder.Append(Lines[i]);
+            if (Lines[i].Length == 0 && EnhancedCode is null && i == Lines.Count - 1)
+            {
+                builder.Length--; // "250" alone, not "250 " with a trailing space
+            }
+
+            builder.Append("\r\n");
         }
 
         return builder.ToString();

@@ -49,7 +49,10 @@ public sealed class DataStreamFilter
     /// The message size so far as RFC 1870 counts it: the bytes received, less the end marker and the
     /// transparency dots (the first dot of every line that starts with one).
     /// </summary>
-    public long Size => (Completed ? _consumed - 3 : _consumed) - _stuffingDots;
+    public long Size => _consumed - _stuffingDots - (Completed ? 3 : HeldMarkerBytes);
+
+    /// <summary>A held "." (and the CR after it) may turn out to be the end marker: not message bytes yet.</summary>
+    private int HeldMarkerBytes => _heldDot ? (_heldCr ? 2 : 1) : 0;
 
     /// <summary>True once the end-of-data line has been consumed.</summary>
     public bool Completed { get; private set; }

@@ -47,13 +47,26 @@ public sealed partial class InboundSession
         var go = await RelayAsync("DATA", token);
         if (go.Code != 354)
         {
+            // Some upstreams keep their transaction after refusing DATA; reset it so the next MAIL is not "nested".
+            await ResetUpstreamAsync(token);
             await EndTransactionAsync(go.ToString(), TransactionEvent.OutcomeOf(go.Code), token);
             await WriteAsync(go, token);
             return;
         }
 
         await WriteAsync(go, token);
-        var (final, outcome) = await TransferDataAsync(_transaction, token);
+        SmtpReply final;
+        TransactionOutcome outcome;
+        _relayingData = true;
+        try
+        {
+            (final, outcome) = await TransferDataAsync(_transaction, token);
+        }
+        finally
+        {
+            _relayingData = false;
+        }
+
         await EndTransactionAsync(final.ToString(), outcome, token);
         await WriteAsync(final, token);
     }

@@ -32,6 +32,7 @@ public sealed partial class InboundSession : IAsyncDisposable
     private Transaction? _transaction;
     private bool _greeted;
     private bool _closing;
+    private bool _relayingData;
 
     public InboundSession(
         Stream client,
@@ -119,7 +120,12 @@ public sealed partial class InboundSession : IAsyncDisposable
                 await EndTransactionAsync("aborted: the client left before finishing the transaction", TransactionOutcome.Refused, CancellationToken.None);
             }
 
-            if (_upstream is not null)
+            if (_upstream is not null && _relayingData)
+            {
+                // Never QUIT into an unfinished DATA: it would become a body line. Dropping discards it.
+                _upstream.Abort();
+            }
+            else if (_upstream is not null)
             {
                 await _upstream.QuitAsync(CancellationToken.None);
             }
@@ -233,14 +239,10 @@ public sealed partial class InboundSession : IAsyncDisposable
         await WriteAsync(new SmtpReply(250, null, lines), token);
     }
 
+    /// <summary>RSET reaches the upstream whenever a session is open, with or without our transaction:
+    /// an upstream may keep its own transaction open after refusing DATA (Postfix does).</summary>
     private async Task ResetAsync(CancellationToken token)
     {
-        if (_transaction is null)
-        {
-            await WriteAsync(SessionReplies.Ok, token);
-            return;
-        }
-
         var reply = await ResetUpstreamAsync(token);
         await EndTransactionAsync("aborted: RSET", TransactionOutcome.Refused, token);
         await WriteAsync(reply ?? SessionReplies.Ok, token);

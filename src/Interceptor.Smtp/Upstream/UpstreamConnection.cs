@@ -34,6 +34,9 @@ public sealed class UpstreamConnection : IAsyncDisposable
 
     public bool IsTls => _stream is SslStream;
 
+    /// <summary>True once STARTTLS was accepted, so a failure from here on is a TLS failure.</summary>
+    private bool TlsStarted { get; set; }
+
     /// <summary>False once the session broke; the owner opens a new one for the next transaction.</summary>
     public bool IsUsable { get; private set; } = true;
 
@@ -59,11 +62,21 @@ public sealed class UpstreamConnection : IAsyncDisposable
 
                 return refusal is null ? (connection, null) : (null, refusal);
             }
-            catch (System.Security.Authentication.AuthenticationException) when (useTls)
+            catch (Exception e) when (useTls && connection.TlsStarted && e is System.Security.Authentication.AuthenticationException or IOException)
             {
                 // Like an MTA doing opportunistic TLS: a failed handshake means retry in plain text.
                 await connection.DisposeAsync();
                 useTls = false;
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                await connection.DisposeAsync();
+                throw new UpstreamTimeoutException($"TLS handshake with {Format(endpoint)} did not finish within {settings.ReplyTimeout.TotalSeconds:0} s");
+            }
+            catch (IOException e)
+            {
+                await connection.DisposeAsync();
+                throw new UpstreamConnectionLostException($"connection to {Format(endpoint)} lost during the handshake ({e.Message})", e);
             }
             catch
             {
@@ -123,6 +136,7 @@ public sealed class UpstreamConnection : IAsyncDisposable
             var ready = await SendAsync("STARTTLS", cancellationToken);
             if (ready.Code == 220)
             {
+                TlsStarted = true;
                 await UpgradeToTlsAsync(cancellationToken);
                 ehlo = await SendAsync($"EHLO {_settings.HeloName}", cancellationToken);
                 if (ehlo.Code != 250)
@@ -158,6 +172,12 @@ public sealed class UpstreamConnection : IAsyncDisposable
     /// <summary>Sends one command line and returns the upstream's reply.</summary>
     public async Task<SmtpReply> SendAsync(string command, CancellationToken cancellationToken)
     {
+        // After a timeout or a garbled reply, a late answer could pair with the wrong command: never reuse.
+        if (!IsUsable)
+        {
+            throw new UpstreamConnectionLostException($"the session with {Format(Endpoint)} was abandoned after an earlier failure");
+        }
+
         await WriteAsync(Encoding.UTF8.GetBytes(command + "\r\n"), cancellationToken);
         return await ReadReplyAsync(_settings.ReplyTimeout, cancellationToken);
     }
@@ -165,6 +185,11 @@ public sealed class UpstreamConnection : IAsyncDisposable
     /// <summary>Writes message bytes during DATA; bounded by the reply timeout so a stalled upstream cannot hold us.</summary>
     public async Task WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
+        if (!IsUsable)
+        {
+            throw new UpstreamConnectionLostException($"the session with {Format(Endpoint)} was abandoned after an earlier failure");
+        }
+
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_settings.ReplyTimeout);
         try
@@ -173,12 +198,12 @@ public sealed class UpstreamConnection : IAsyncDisposable
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            IsUsable = false;
+            Abort();
             throw new UpstreamTimeoutException($"{Format(Endpoint)} accepted no data for {_settings.ReplyTimeout.TotalSeconds:0} s");
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
         {
-            IsUsable = false;
+            Abort();
             throw new UpstreamConnectionLostException($"connection to {Format(Endpoint)} lost while sending ({e.InnerException?.Message ?? e.Message})", e);
         }
     }
@@ -204,7 +229,7 @@ public sealed class UpstreamConnection : IAsyncDisposable
         }
         catch (UpstreamException)
         {
-            IsUsable = false;
+            Abort();
             throw;
         }
     }
@@ -217,9 +242,9 @@ public sealed class UpstreamConnection : IAsyncDisposable
         {
             _socket.LingerState = new LingerOption(true, 0);
         }
-        catch (SocketException)
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            // Already closed.
+            // Already closed: aborting twice is fine.
         }
 
         _socket.Dispose();

@@ -1,0 +1,127 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Interceptor.Core.Events;
+using Interceptor.Core.Options;
+using Interceptor.Smtp.Session;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Interceptor.Tests.Smtp.Session;
+
+/// <summary>Collects the transaction events the session records.</summary>
+internal sealed class RecordingRecorder : ITransactionRecorder
+{
+    private readonly ConcurrentQueue<TransactionEvent> _events = new();
+
+    public IReadOnlyList<TransactionEvent> Events => [.. _events];
+
+    public void Record(TransactionEvent transaction) => _events.Enqueue(transaction);
+}
+
+/// <summary>
+/// One <see cref="InboundSession"/> over a real loopback connection: the test holds the client side,
+/// the session the server side, relaying to the given upstream endpoint (as if it were the original destination).
+/// </summary>
+internal sealed class RelayHarness : IAsyncDisposable
+{
+    public const uint Uid = 1001;
+    public const string User = "alice";
+    public const string HeloName = "relay.test";
+
+    /// <summary>Short bounds so failure paths finish quickly. Built once: the default HeloName asks DNS.</summary>
+    public static readonly InterceptorOptions Options = new()
+    {
+        Relay = new RelayOptions
+        {
+            HeloName = HeloName,
+            ConnectTimeoutSeconds = 2,
+            ReplyTimeoutSeconds = 2,
+            DataReplyTimeoutSeconds = 2,
+        },
+        Smtp = new SessionOptions { IdleTimeoutSeconds = 2 },
+    };
+
+    private readonly CancellationTokenSource _shutdown = new();
+
+    private RelayHarness(SmtpTestClient client, IPEndPoint clientEndPoint, IPEndPoint upstream)
+    {
+        Client = client;
+        ClientEndPoint = clientEndPoint;
+        Upstream = upstream;
+    }
+
+    public SmtpTestClient Client { get; }
+
+    public IPEndPoint ClientEndPoint { get; }
+
+    public IPEndPoint Upstream { get; }
+
+    public RecordingRecorder Recorder { get; } = new();
+
+    /// <summary>RunAsync followed by the disposal the daemon does; completes when the server side is closed.</summary>
+    public Task Session { get; private set; } = Task.CompletedTask;
+
+    public static InterceptorOptions WithLimits(long? messageSizeBytes = null, int? recipientsPerMessage = null) => Options with
+    {
+        Limits = new LimitsOptions
+        {
+            Default = new QuotaLimits
+            {
+                MessageSizeBytes = messageSizeBytes ?? QuotaLimits.Defaults.MessageSizeBytes,
+                RecipientsPerMessage = recipientsPerMessage ?? QuotaLimits.Defaults.RecipientsPerMessage,
+            },
+        },
+    };
+
+    public static async Task<RelayHarness> StartAsync(IPEndPoint upstream, InterceptorOptions? options = null)
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var clientSocket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await clientSocket.ConnectAsync(listener.LocalEndpoint);
+        var serverSocket = await listener.AcceptSocketAsync();
+        serverSocket.NoDelay = true;
+        var clientEndPoint = (IPEndPoint)clientSocket.LocalEndPoint!;
+        var harness = new RelayHarness(new SmtpTestClient(clientSocket), clientEndPoint, upstream);
+        harness.Session = harness.RunAsync(serverSocket, options ?? Options);
+        return harness;
+    }
+
+    private async Task RunAsync(Socket serverSocket, InterceptorOptions options)
+    {
+        await Task.Yield();
+
+        // As the daemon does: the stream owns the socket and outlives the session.
+        await using var stream = new NetworkStream(serverSocket, ownsSocket: true);
+        var origin = new ConnectionOrigin(Uid, User, ClientEndPoint, Upstream);
+        await using var session = new InboundSession(stream, origin, options, Recorder, NullLogger.Instance);
+        await session.RunAsync(_shutdown.Token);
+    }
+
+    /// <summary>The trace header the upstream must see first, for a given event id.</summary>
+    public static string TraceHeader(string id) => $"X-Interceptor-Origin: uid={Uid} user={User}; host={HeloName}; id={id}\r\n";
+
+    /// <summary>Splits the trace header off a message as the upstream received it: (header line, the rest).</summary>
+    public static (string Header, byte[] Body) SplitTraceHeader(byte[] message)
+    {
+        var end = Array.IndexOf(message, (byte)'\n');
+        return end < 0
+            ? (Encoding.ASCII.GetString(message), [])
+            : (Encoding.ASCII.GetString(message, 0, end + 1), message[(end + 1)..]);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Client.DisposeAsync();
+        await _shutdown.CancelAsync();
+        await Session.WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { }, TaskScheduler.Default);
+        _shutdown.Dispose();
+
+        // RunAsync promises never to throw for anything a client or upstream does; hold it to that.
+        if (Session.IsFaulted)
+        {
+            await Session;
+        }
+    }
+}

@@ -117,10 +117,16 @@ public sealed class NftCommandException : NetfilterException
             return "managing nftables needs root or CAP_NET_ADMIN; run the daemon as root or grant the capability in the systemd unit.";
         }
 
+        // Element updates (suspend, unsuspend) need the installed table and its set.
+        if (stderr.Contains("No such file or directory", StringComparison.Ordinal) && stderr.Contains(" element ", StringComparison.Ordinal))
+        {
+            return "the table or its set does not exist: smtp-interceptor installs the table when it starts (check Interception.Table and `nft list tables`).";
+        }
+
         if (stderr.Contains("Could not process rule", StringComparison.Ordinal)
             && !stderr.Contains("delete table", StringComparison.Ordinal))
         {
-            return "the kernel refused the ruleset; check that the nf_tables and nft_chain_nat/nft_redir modules are available (`modprobe nft_chain_nat nft_redir`).";
+            return "the kernel refused the ruleset; check that the nf_tables, nft_chain_nat, nft_redir, nft_ct and nft_reject_inet modules are available (`modprobe nft_chain_nat nft_redir nft_ct nft_reject_inet`).";
         }
 
         if (stderr.Contains("Cannot open network namespace", StringComparison.Ordinal))

@@ -47,21 +47,18 @@ public sealed class NftClient(string? networkNamespace = null, string nftPath = 
     public async Task<JsonDocument?> ListTableAsync(string table, CancellationToken cancellationToken)
     {
         RulesetSpec.CheckTable(table);
-        var result = await RunAsync(["-j", "list", "table", "inet", table], null, cancellationToken);
-        if (result.ExitCode != 0 && IsNoSuchTable(result.StandardError))
-        {
-            return null;
-        }
+        return await ListJsonAsync(["-j", "list", "table", "inet", table], cancellationToken);
+    }
 
-        result.ThrowUnlessSucceeded();
-        try
-        {
-            return JsonDocument.Parse(result.StandardOutput);
-        }
-        catch (JsonException ex)
-        {
-            throw new NftCommandException(result.Command, result.ExitCode, result.StandardError, $"its output is not valid JSON: {ex.Message}");
-        }
+    /// <summary>
+    /// <c>nft -j list set inet TABLE SET</c>: the set with its elements, without the rest of the table;
+    /// null when the table or the set does not exist (nft reports both the same way).
+    /// </summary>
+    public async Task<JsonDocument?> ListSetAsync(string table, string set, CancellationToken cancellationToken)
+    {
+        RulesetSpec.CheckTable(table);
+        RulesetSpec.CheckSetName(set);
+        return await ListJsonAsync(["-j", "list", "set", "inet", table, set], cancellationToken);
     }
 
     /// <summary>
@@ -84,6 +81,25 @@ public sealed class NftClient(string? networkNamespace = null, string nftPath = 
     /// </summary>
     internal static bool IsNoSuchTable(string standardError) =>
         standardError.Split('\n').Any(line => line.StartsWith("Error: No such file or directory", StringComparison.Ordinal));
+
+    private async Task<JsonDocument?> ListJsonAsync(IReadOnlyList<string> arguments, CancellationToken cancellationToken)
+    {
+        var result = await RunAsync(arguments, null, cancellationToken);
+        if (result.ExitCode != 0 && IsNoSuchTable(result.StandardError))
+        {
+            return null;
+        }
+
+        result.ThrowUnlessSucceeded();
+        try
+        {
+            return JsonDocument.Parse(result.StandardOutput);
+        }
+        catch (JsonException ex)
+        {
+            throw new NftCommandException(result.Command, result.ExitCode, result.StandardError, $"its output is not valid JSON: {ex.Message}");
+        }
+    }
 
     private async Task<NftResult> RunAsync(IReadOnlyList<string> nftArguments, string? standardInput, CancellationToken cancellationToken)
     {

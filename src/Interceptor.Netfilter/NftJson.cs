@@ -12,17 +12,35 @@ internal static class NftJson
     /// <summary>One entry of the <c>nftables</c> array that belongs to our table: "table", "set", "chain", "rule", …</summary>
     internal sealed record TableObject(string Kind, JsonElement Body);
 
-    /// <summary>What a rule of our chain does, reduced to the facts the verifier checks.</summary>
+    /// <summary>What a rule of our chains does, reduced to the facts the verifier checks.</summary>
     internal sealed record Rule(long? Handle, string? Comment)
     {
         public string? Nfproto { get; set; }
 
         public string? SkuidSet { get; set; }
 
+        /// <summary>
+        /// The set of a <c>meta skuid . ip daddr . tcp dport @SET</c> match (or <c>ip6 daddr</c>), null otherwise;
+        /// <see cref="RouteFamily"/> says which address it matches.
+        /// </summary>
+        public string? RouteSet { get; set; }
+
+        /// <summary>"ip" or "ip6" for a route match.</summary>
+        public string? RouteFamily { get; set; }
+
+        /// <summary>True when the rule matches <c>ct state new</c> (first packets only, like a NAT chain).</summary>
+        public bool NewOnly { get; set; }
+
         /// <summary>Inclusive destination port ranges; null when the rule does not match on tcp dport.</summary>
         public List<(int Low, int High)>? Dports { get; set; }
 
         public bool Accepts { get; set; }
+
+        /// <summary>A <c>reject</c> statement (any type; we write <c>with tcp reset</c>).</summary>
+        public bool Rejects { get; set; }
+
+        /// <summary>The packets counted by the rule's counter, null without a counter.</summary>
+        public long? Packets { get; set; }
 
         /// <summary>The port of a <c>redirect to :PORT</c> statement; 0 for a redirect that keeps the port.</summary>
         public int? RedirectPort { get; set; }
@@ -34,7 +52,7 @@ internal static class NftJson
 
         public string Describe()
         {
-            var action = RedirectPort is { } port ? $"redirects to port {port}" : Accepts ? "accepts" : "does something else";
+            var action = RedirectPort is { } port ? $"redirects to port {port}" : Accepts ? "accepts" : Rejects ? "rejects" : "does something else";
             var comment = Comment is null ? string.Empty : $", comment \"{Comment}\"";
             return $"{action} (handle {Handle?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?"}{comment})";
         }
@@ -123,7 +141,13 @@ internal static class NftJson
                         rule.RedirectPort = statement.Value.ValueKind == JsonValueKind.Object
                             && statement.Value.TryGetProperty("port", out var port) && Int(port, out var p) ? p : 0;
                         break;
+                    case "reject":
+                        rule.Rejects = true;
+                        break;
                     case "counter":
+                        rule.Packets = statement.Value.ValueKind == JsonValueKind.Object
+                            && statement.Value.TryGetProperty("packets", out var packets)
+                            && packets.ValueKind == JsonValueKind.Number && packets.TryGetInt64(out var count) ? count : null;
                         break;
                     default:
                         // A verdict or statement we never write (drop, jump, log, …) makes it not our rule.
@@ -161,6 +185,15 @@ internal static class NftJson
         {
             rule.SkuidSet = right.GetString()![1..];
         }
+        else if (IsCtState(left) && IsOnly(right, "new"))
+        {
+            rule.NewOnly = true;
+        }
+        else if (RouteFamilyOf(left) is { } family && right.ValueKind == JsonValueKind.String && right.GetString()!.StartsWith('@') && op == "==")
+        {
+            rule.RouteSet = right.GetString()![1..];
+            rule.RouteFamily = family;
+        }
         else if (isTcpDport)
         {
             rule.Dports = PortRanges(right, tableObjects);
@@ -170,6 +203,81 @@ internal static class NftJson
         {
             rule.HasOtherMatch = true;
         }
+    }
+
+    private static bool IsCtState(JsonElement left) =>
+        left.ValueKind == JsonValueKind.Object && left.TryGetProperty("ct", out var ct) && String(ct, "key") == "state";
+
+    // nft prints one flag as a string and several as an array.
+    private static bool IsOnly(JsonElement right, string value) =>
+        (right.ValueKind == JsonValueKind.String && right.GetString() == value)
+        || (right.ValueKind == JsonValueKind.Array && right.GetArrayLength() == 1
+            && right[0].ValueKind == JsonValueKind.String && right[0].GetString() == value);
+
+    // "ip" or "ip6" when the left side is exactly the concatenation meta skuid . ip[6] daddr . tcp dport.
+    private static string? RouteFamilyOf(JsonElement left)
+    {
+        if (left.ValueKind != JsonValueKind.Object || !left.TryGetProperty("concat", out var parts)
+            || parts.ValueKind != JsonValueKind.Array || parts.GetArrayLength() != 3)
+        {
+            return null;
+        }
+
+        var isSkuid = parts[0].ValueKind == JsonValueKind.Object && parts[0].TryGetProperty("meta", out var meta) && String(meta, "key") == "skuid";
+        var family = parts[1].ValueKind == JsonValueKind.Object && parts[1].TryGetProperty("payload", out var address)
+            && String(address, "field") == "daddr" ? String(address, "protocol") : null;
+        var isDport = parts[2].ValueKind == JsonValueKind.Object && parts[2].TryGetProperty("payload", out var port)
+            && String(port, "protocol") == "tcp" && String(port, "field") == "dport";
+        return isSkuid && isDport && family is "ip" or "ip6" ? family : null;
+    }
+
+    /// <summary>
+    /// The UIDs in a set of type uid, and the elements that are not one (reported by the verifier).
+    /// </summary>
+    public static (SortedSet<uint> Uids, List<JsonElement> Invalid) UidElements(JsonElement set)
+    {
+        var uids = new SortedSet<uint>();
+        var invalid = new List<JsonElement>();
+        foreach (var element in SetElements(set))
+        {
+            if (element.ValueKind == JsonValueKind.Number && element.TryGetUInt32(out var uid))
+            {
+                uids.Add(uid);
+            }
+            else
+            {
+                invalid.Add(element);
+            }
+        }
+
+        return (uids, invalid);
+    }
+
+    /// <summary>
+    /// The routes in a set of type uid . ipv4_addr|ipv6_addr . inet_service, printed as
+    /// <c>{"concat": [uid, "address", port]}</c>, and the elements that are not one.
+    /// </summary>
+    public static (SortedSet<AllowedRoute> Routes, List<JsonElement> Invalid) RouteElements(JsonElement set)
+    {
+        var routes = new SortedSet<AllowedRoute>();
+        var invalid = new List<JsonElement>();
+        foreach (var element in SetElements(set))
+        {
+            if (element.ValueKind == JsonValueKind.Object && element.TryGetProperty("concat", out var parts)
+                && parts.ValueKind == JsonValueKind.Array && parts.GetArrayLength() == 3
+                && parts[0].ValueKind == JsonValueKind.Number && parts[0].TryGetUInt32(out var uid)
+                && parts[1].ValueKind == JsonValueKind.String && System.Net.IPAddress.TryParse(parts[1].GetString(), out var address)
+                && Int(parts[2], out var port) && port is >= 1 and <= 65535)
+            {
+                routes.Add(new AllowedRoute(uid, address, port));
+            }
+            else
+            {
+                invalid.Add(element);
+            }
+        }
+
+        return (routes, invalid);
     }
 
     // A port is printed as a number, an anonymous set {"set": [...]}, a range {"range": [lo, hi]},

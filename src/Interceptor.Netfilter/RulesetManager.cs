@@ -29,6 +29,35 @@ public sealed class RulesetManager(NftClient nft)
         }
     }
 
+    /// <summary>
+    /// Adds <paramref name="uid"/> to the set <c>suspended_uids</c> of the installed table: from then on the kernel
+    /// refuses that user's new connections to the intercepted ports. Only the set changes, so the table's
+    /// counters and the rest of the ruleset stay as they are. Suspending a suspended user is not an error.
+    /// The next <see cref="InstallAsync"/> replaces the set with its spec's <see cref="RulesetSpec.SuspendedUids"/>,
+    /// so keep that list in step with these calls.
+    /// </summary>
+    /// <exception cref="NftCommandException">nft failed, for example because the table is not installed.</exception>
+    public Task SuspendAsync(string table, uint uid, CancellationToken cancellationToken) =>
+        nft.ApplyAsync(RulesetRenderer.RenderSuspend(table, uid), cancellationToken);
+
+    /// <summary>
+    /// Removes <paramref name="uid"/> from the set <c>suspended_uids</c>; its connections are intercepted again at once.
+    /// Unsuspending a user who is not suspended is not an error (one transaction: add, then delete).
+    /// </summary>
+    /// <exception cref="NftCommandException">nft failed, for example because the table is not installed.</exception>
+    public Task UnsuspendAsync(string table, uint uid, CancellationToken cancellationToken) =>
+        nft.ApplyAsync(RulesetRenderer.RenderUnsuspend(table, uid), cancellationToken);
+
+    /// <summary>The UIDs in the set <c>suspended_uids</c> of the installed table, sorted.</summary>
+    /// <exception cref="NetfilterException">The table or the set does not exist, or the set holds something else than UIDs.</exception>
+    public async Task<IReadOnlyList<uint>> ListSuspendedAsync(string table, CancellationToken cancellationToken)
+    {
+        using var listed = await nft.ListSetAsync(table, RulesetSpec.SuspendedSetName, cancellationToken);
+        return (listed is null ? null : RulesetVerifier.SuspendedUids(listed, table))
+            ?? throw new NetfilterException(
+                $"The nftables table inet {table} or its set {RulesetSpec.SuspendedSetName} does not exist; smtp-interceptor installs it when it starts.");
+    }
+
     /// <summary>Removes the table (explicit uninstall only: stopping the daemon keeps it, fail closed). Idempotent.</summary>
     public Task RemoveAsync(string table, CancellationToken cancellationToken) => nft.DeleteTableAsync(table, cancellationToken);
 

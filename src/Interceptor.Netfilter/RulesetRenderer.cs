@@ -17,6 +17,10 @@ public static class RulesetRenderer
     // value in this context"), so we spell out the number it stands for.
     private const int NatOutputPriority = -100;
 
+    // A filter chain before the NAT chain: at priority 0 (filter) the packet has already been rewritten to
+    // 127.0.0.1:LISTEN by the redirect, so refusals must come earlier. -150 is what nft calls "mangle".
+    private const int FilterOutputPriority = -150;
+
     /// <summary>
     /// The complete script. It replaces only our table, in one transaction: the empty
     /// <c>table … {}</c> creates the table when it is missing so that the following <c>delete</c>
@@ -45,28 +49,58 @@ public static class RulesetRenderer
         Line(text, 1, Comment("Managed by smtp-interceptor; kept when it stops (fail closed). Remove: smtp-interceptor remove-rules --config FILE"));
         Line(text, 0, string.Empty);
 
-        Line(text, 1, $"set {RulesetSpec.ExemptSetName} {{");
-        Line(text, 2, "type uid");
-        Line(text, 2, Comment("Users whose SMTP connections are never redirected: Interception.ExemptUsers and the daemon itself"));
+        Set(text, RulesetSpec.ExemptSetName, "uid",
+            "Users whose SMTP connections are never redirected: Interception.ExemptUsers and the daemon itself",
+            spec.ExemptUids.Select(Number));
+        Set(text, RulesetSpec.SuspendedSetName, "uid",
+            "Suspended users (smtp-interceptor block USER, or automatic): the kernel refuses their SMTP connections",
+            spec.SuspendedUids.Select(Number));
+        Set(text, RulesetSpec.AllowedRoutesV4SetName, "uid . ipv4_addr . inet_service",
+            "Routes.Users: uid . IPv4 address . port that connect directly, without interception",
+            spec.AllowedRoutes.Where(r => !r.IsIPv6).Select(r => r.ToString()));
+        Set(text, RulesetSpec.AllowedRoutesV6SetName, "uid . ipv6_addr . inet_service",
+            "Routes.Users: uid . IPv6 address . port that connect directly, without interception",
+            spec.AllowedRoutes.Where(r => r.IsIPv6).Select(r => r.ToString()));
 
-        // nft rejects `elements = { }`, so an empty set is declared without the line.
-        if (spec.ExemptUids.Count > 0)
+        // `ct state new`: like the NAT chain, which sees only first packets, every counter here counts connection
+        // attempts, and a connection that was already open when the table changed is left to the daemon.
+        Line(text, 1, $"chain {RulesetSpec.FilterChainName} {{");
+        Line(text, 2, $"type filter hook output priority {Number(FilterOutputPriority)}; policy accept;");
+        Line(text, 2, Comment($"Runs before {RulesetSpec.NatChainName}: refuses suspended users and blocked ports; never drops anything else"));
+
+        // Exempt users first, on every port this chain refuses, or root, the MTA and the daemon could be refused.
+        var exemptPorts = PortExpression([.. spec.Ports.Concat(spec.BlockedPorts).Order()]);
+        Line(text, 2, $"tcp dport {exemptPorts} meta skuid @{RulesetSpec.ExemptSetName} ct state new counter accept "
+            + Comment($"Exempt users (set {RulesetSpec.ExemptSetName}) are never refused"));
+        Line(text, 2, $"tcp dport {ports} meta skuid @{RulesetSpec.SuspendedSetName} ct state new counter reject with tcp reset "
+            + Comment($"Suspended users (set {RulesetSpec.SuspendedSetName}): connection refused by the kernel, never reaches smtp-interceptor"));
+
+        // A rule needs at least one port, so without blocked ports there is no rule rather than an empty match.
+        if (spec.BlockedPorts.Count > 0)
         {
-            Line(text, 2, $"elements = {{ {string.Join(", ", spec.ExemptUids.Select(Number))} }}");
+            Line(text, 2, $"tcp dport {PortExpression(spec.BlockedPorts)} ct state new counter reject with tcp reset "
+                + Comment("Blocked ports (Interception.BlockedPorts): connection refused by the kernel for every non-exempt user"));
         }
 
         Line(text, 1, "}");
         Line(text, 0, string.Empty);
 
-        Line(text, 1, $"chain {RulesetSpec.ChainName} {{");
+        Line(text, 1, $"chain {RulesetSpec.NatChainName} {{");
         Line(text, 2, $"type nat hook output priority {Number(NatOutputPriority)}; policy accept;");
         Line(text, 2, Comment("Outbound connections opened by processes on this host"));
 
         // Order matters: the exempt rule must come first, or the daemon's own upstream connections
-        // (and root's, and the local MTA's) would be redirected back into the daemon.
+        // (and root's, and the local MTA's) would be redirected back into the daemon; the allowed routes
+        // must come before the redirects too, or they never apply.
         // `tcp dport` implies `meta l4proto tcp`; we write the rule the way `nft list` prints it back.
         Line(text, 2, $"tcp dport {ports} meta skuid @{RulesetSpec.ExemptSetName} counter accept "
             + Comment($"Exempt users (set {RulesetSpec.ExemptSetName}) connect directly, without interception"));
+
+        // `ip daddr` implies `meta nfproto ipv4` in an inet table (and `ip6 daddr` ipv6); nft lists it without.
+        Line(text, 2, $"meta skuid . ip daddr . tcp dport @{RulesetSpec.AllowedRoutesV4SetName} counter accept "
+            + Comment($"Allowed routes (set {RulesetSpec.AllowedRoutesV4SetName}): this user to this IPv4 address and port, directly"));
+        Line(text, 2, $"meta skuid . ip6 daddr . tcp dport @{RulesetSpec.AllowedRoutesV6SetName} counter accept "
+            + Comment($"Allowed routes (set {RulesetSpec.AllowedRoutesV6SetName}): this user to this IPv6 address and port, directly"));
         Line(text, 2, $"meta nfproto ipv4 tcp dport {ports} counter redirect to :{listen} "
             + Comment($"Every other IPv4 SMTP connection goes to smtp-interceptor on 127.0.0.1:{listen}"));
         Line(text, 2, $"meta nfproto ipv6 tcp dport {ports} counter redirect to :{listen} "
@@ -74,6 +108,28 @@ public static class RulesetRenderer
         Line(text, 1, "}");
         Line(text, 0, "}");
         return text.ToString();
+    }
+
+    /// <summary>
+    /// Adds a UID to the suspended set of an installed table, without touching anything else (counters stay).
+    /// <c>add element</c> is idempotent in nft: adding a member again is not an error.
+    /// </summary>
+    public static string RenderSuspend(string table, uint uid)
+    {
+        RulesetSpec.CheckTable(table);
+        return $"add element inet {table} {RulesetSpec.SuspendedSetName} {{ {Number(uid)} }}\n";
+    }
+
+    /// <summary>
+    /// Removes a UID from the suspended set, idempotently, in one transaction: nft 1.0.6 has no
+    /// <c>destroy element</c> and <c>delete element</c> fails for a non-member, so the element is added
+    /// first (a no-op for a member) and then deleted, the same idiom as for the table itself.
+    /// </summary>
+    public static string RenderUnsuspend(string table, uint uid)
+    {
+        RulesetSpec.CheckTable(table);
+        var element = $"{RulesetSpec.SuspendedSetName} {{ {Number(uid)} }}";
+        return $"add element inet {table} {element}\ndelete element inet {table} {element}\n";
     }
 
     /// <summary>One port as a bare number, several as an anonymous set, as nft itself prints them.</summary>
@@ -85,6 +141,22 @@ public static class RulesetRenderer
     private static string Number(int value) => value.ToString(CultureInfo.InvariantCulture);
 
     private static string Number(uint value) => value.ToString(CultureInfo.InvariantCulture);
+
+    // A named set; nft rejects `elements = { }`, so an empty set is declared without the line.
+    private static void Set(StringBuilder text, string name, string type, string comment, IEnumerable<string> elements)
+    {
+        var list = elements.ToList();
+        Line(text, 1, $"set {name} {{");
+        Line(text, 2, $"type {type}");
+        Line(text, 2, Comment(comment));
+        if (list.Count > 0)
+        {
+            Line(text, 2, $"elements = {{ {string.Join(", ", list)} }}");
+        }
+
+        Line(text, 1, "}");
+        Line(text, 0, string.Empty);
+    }
 
     // nft has no escape for '"' inside a comment and caps its length; our comments are fixed text
     // plus numbers, so a violation is a bug here, not a configuration error.

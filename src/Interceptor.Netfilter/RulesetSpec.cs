@@ -7,16 +7,35 @@ namespace Interceptor.Netfilter;
 
 /// <summary>
 /// Everything that decides the content of our nftables table, already resolved to numbers.
-/// Ports and UIDs are kept sorted and distinct whichever way the record is built (constructor or
-/// <c>with</c>), so the rendered script is deterministic and two equal specs compare equal.
+/// Ports, UIDs and routes are kept sorted and distinct whichever way the record is built (constructor,
+/// object initializer or <c>with</c>), so the rendered script is deterministic and two equal specs compare equal.
+/// The suspension, blocked-port and route lists are optional and empty by default.
 /// </summary>
 public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int> Ports, IReadOnlyList<uint> ExemptUids)
 {
-    /// <summary>The one chain we own; the verifier and the admin guide refer to it by this name.</summary>
+    /// <summary>The NAT chain that redirects; the verifier and the admin guide refer to it by this name.</summary>
     public const string ChainName = "output_nat";
+
+    /// <summary>The NAT chain (same as <see cref="ChainName"/>).</summary>
+    public const string NatChainName = ChainName;
+
+    /// <summary>
+    /// The filter chain that refuses suspended users and blocked ports. It runs before <see cref="NatChainName"/>
+    /// (priority -150 against -100): later, the packet would already be rewritten to the listener's address.
+    /// </summary>
+    public const string FilterChainName = "output_filter";
 
     /// <summary>The named set of UIDs whose connections are left alone.</summary>
     public const string ExemptSetName = "exempt_uids";
+
+    /// <summary>The named set of suspended UIDs, whose connections to the intercepted ports the kernel refuses.</summary>
+    public const string SuspendedSetName = "suspended_uids";
+
+    /// <summary>The named set of <c>uid . ipv4_addr . inet_service</c> that go out directly.</summary>
+    public const string AllowedRoutesV4SetName = "allowed_routes_v4";
+
+    /// <summary>The named set of <c>uid . ipv6_addr . inet_service</c> that go out directly.</summary>
+    public const string AllowedRoutesV6SetName = "allowed_routes_v6";
 
     /// <summary>
     /// The table name is pasted into an nft script, so it must be a plain identifier: a newline or a brace
@@ -31,9 +50,29 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
     public IReadOnlyList<uint> ExemptUids { get; init => field = NormalizeUids(value); } = NormalizeUids(ExemptUids);
 
     /// <summary>
+    /// Suspended users: the kernel refuses their connections to the intercepted ports (TCP reset) before they
+    /// reach the daemon. A running daemon changes the set with <see cref="RulesetManager.SuspendAsync"/> and
+    /// <see cref="RulesetManager.UnsuspendAsync"/>; an install replaces it with this list.
+    /// An exempt UID listed here is not refused: the exempt rule comes first.
+    /// </summary>
+    public IReadOnlyList<uint> SuspendedUids { get; init => field = NormalizeUids(value); } = [];
+
+    /// <summary>
+    /// Ports refused to every non-exempt user (for example 465, whose implicit TLS cannot be intercepted).
+    /// They must not be intercepted ports nor the listener port.
+    /// </summary>
+    public IReadOnlyList<int> BlockedPorts { get; init => field = NormalizeBlockedPorts(value); } = [];
+
+    /// <summary>Destinations (uid . address . port) that go out directly instead of being redirected; IPv4 and IPv6.</summary>
+    public IReadOnlyList<AllowedRoute> AllowedRoutes { get; init => field = NormalizeRoutes(value); } = [];
+
+    /// <summary>
     /// The spec for a configuration. <paramref name="exemptUids"/> are the already resolved
     /// <c>Interception.ExemptUsers</c> plus the daemon's own UID (the caller adds it: without it the
     /// daemon's own upstream connections would be redirected back to itself).
+    /// Suspensions (from the state store), blocked ports and allowed routes (resolved users and hosts) are
+    /// not taken from <paramref name="options"/>; add them with <c>with { SuspendedUids = …, BlockedPorts = …,
+    /// AllowedRoutes = … }</c>, then call <see cref="EnsureConsistent"/> again (rendering does too).
     /// </summary>
     public static RulesetSpec FromOptions(InterceptorOptions options, IEnumerable<uint> exemptUids)
     {
@@ -46,7 +85,9 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
 
     /// <summary>
     /// Checks what a single property cannot: the listener port must not itself be intercepted,
-    /// or connections to the listener would be redirected onto themselves.
+    /// or connections to the listener would be redirected onto themselves; a blocked port can be neither
+    /// intercepted nor the listener's; and a route to a blocked port could never be used (the kernel refuses
+    /// blocked ports before routes apply), so it is refused rather than silently ignored.
     /// </summary>
     public void EnsureConsistent()
     {
@@ -56,6 +97,30 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
                 $"Listen.Port {ListenPort} is also in Interception.Ports; the listener port must not be intercepted.",
                 nameof(ListenPort));
         }
+
+        var interceptedAndBlocked = BlockedPorts.Where(Ports.Contains).ToList();
+        if (interceptedAndBlocked.Count > 0)
+        {
+            throw new ArgumentException(
+                $"Port(s) {string.Join(", ", interceptedAndBlocked)} are both in Interception.Ports and Interception.BlockedPorts; a port is either intercepted or blocked.",
+                nameof(BlockedPorts));
+        }
+
+        if (BlockedPorts.Contains(ListenPort))
+        {
+            throw new ArgumentException(
+                $"Listen.Port {ListenPort} is also in Interception.BlockedPorts; the listener port must not be blocked.",
+                nameof(BlockedPorts));
+        }
+
+        var blockedRoute = AllowedRoutes.FirstOrDefault(r => BlockedPorts.Contains(r.Port));
+        if (blockedRoute is not null)
+        {
+            throw new ArgumentException(
+                $"The allowed route {blockedRoute} (uid . address . port) goes to port {blockedRoute.Port}, which is in Interception.BlockedPorts; "
+                + "blocked ports are refused to every non-exempt user, so the route could never be used.",
+                nameof(AllowedRoutes));
+        }
     }
 
     public bool Equals(RulesetSpec? other) =>
@@ -63,7 +128,10 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
         && string.Equals(Table, other.Table, StringComparison.Ordinal)
         && ListenPort == other.ListenPort
         && Ports.SequenceEqual(other.Ports)
-        && ExemptUids.SequenceEqual(other.ExemptUids);
+        && ExemptUids.SequenceEqual(other.ExemptUids)
+        && SuspendedUids.SequenceEqual(other.SuspendedUids)
+        && BlockedPorts.SequenceEqual(other.BlockedPorts)
+        && AllowedRoutes.SequenceEqual(other.AllowedRoutes);
 
     public override int GetHashCode()
     {
@@ -75,9 +143,29 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
             hash.Add(port);
         }
 
+        // Each list is preceded by its length, so [1] + [] and [] + [1] hash differently.
+        hash.Add(ExemptUids.Count);
         foreach (var uid in ExemptUids)
         {
             hash.Add(uid);
+        }
+
+        hash.Add(SuspendedUids.Count);
+        foreach (var uid in SuspendedUids)
+        {
+            hash.Add(uid);
+        }
+
+        hash.Add(BlockedPorts.Count);
+        foreach (var port in BlockedPorts)
+        {
+            hash.Add(port);
+        }
+
+        hash.Add(AllowedRoutes.Count);
+        foreach (var route in AllowedRoutes)
+        {
+            hash.Add(route);
         }
 
         return hash.ToHashCode();
@@ -89,7 +177,10 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
         builder.Append("Table = ").Append(Table)
             .Append(", ListenPort = ").Append(ListenPort)
             .Append(", Ports = [").AppendJoin(", ", Ports)
-            .Append("], ExemptUids = [").AppendJoin(", ", ExemptUids).Append(']');
+            .Append("], ExemptUids = [").AppendJoin(", ", ExemptUids)
+            .Append("], SuspendedUids = [").AppendJoin(", ", SuspendedUids)
+            .Append("], BlockedPorts = [").AppendJoin(", ", BlockedPorts)
+            .Append("], AllowedRoutes = [").AppendJoin(", ", AllowedRoutes).Append(']');
         return true;
     }
 
@@ -109,6 +200,15 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
         }
 
         return table;
+    }
+
+    /// <summary>Set names go into nft command lines like the table name, so they obey the same rule.</summary>
+    internal static string CheckSetName(string set)
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        return TableNamePattern().IsMatch(set)
+            ? set
+            : throw new ArgumentException($"\"{set}\" is not a valid set name: use a letter followed by letters, digits or '_' (at most 64).", nameof(set));
     }
 
     private static int CheckPort(int port, string name)
@@ -137,9 +237,31 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
         return Array.AsReadOnly([.. ports.Distinct().Order()]);
     }
 
+    private static ReadOnlyCollection<int> NormalizeBlockedPorts(IReadOnlyList<int> ports)
+    {
+        ArgumentNullException.ThrowIfNull(ports);
+        foreach (var port in ports)
+        {
+            CheckPort(port, "Interception.BlockedPorts");
+        }
+
+        return Array.AsReadOnly([.. ports.Distinct().Order()]);
+    }
+
     private static ReadOnlyCollection<uint> NormalizeUids(IReadOnlyList<uint> uids)
     {
         ArgumentNullException.ThrowIfNull(uids);
         return Array.AsReadOnly([.. uids.Distinct().Order()]);
+    }
+
+    private static ReadOnlyCollection<AllowedRoute> NormalizeRoutes(IReadOnlyList<AllowedRoute> routes)
+    {
+        ArgumentNullException.ThrowIfNull(routes);
+        if (routes.Any(r => r is null))
+        {
+            throw new ArgumentException("An allowed route is null.", nameof(routes));
+        }
+
+        return Array.AsReadOnly([.. routes.Distinct().Order()]);
     }
 }

@@ -11,6 +11,13 @@ namespace Interceptor.Netfilter;
 /// </summary>
 public static class RulesetVerifier
 {
+    // What each of our chains must be. nft prints the number; tolerate the symbolic name a newer nft might print.
+    private static readonly (string Name, string Type, int Priority, string Symbol)[] ExpectedChains =
+    [
+        (RulesetSpec.FilterChainName, "filter", -150, "mangle"),
+        (RulesetSpec.NatChainName, "nat", -100, "dstnat"),
+    ];
+
     /// <summary>The differences; an empty list means the table does what the spec asks.</summary>
     public static IReadOnlyList<string> FindDifferences(JsonDocument listed, RulesetSpec spec)
     {
@@ -26,97 +33,238 @@ public static class RulesetVerifier
         }
 
         CheckChains(objects, differences);
-        CheckExemptSet(objects, spec, differences);
-        CheckRules(objects, spec, differences);
+        CheckUidSet(objects, RulesetSpec.ExemptSetName, spec.ExemptUids, "these users would be intercepted", "these users bypass interception", differences);
+        CheckUidSet(objects, RulesetSpec.SuspendedSetName, spec.SuspendedUids,
+            "these suspended users are not refused by the kernel", "the kernel refuses these users although they are not suspended", differences);
+        CheckRouteSet(objects, RulesetSpec.AllowedRoutesV4SetName, "ipv4_addr", spec.AllowedRoutes.Where(r => !r.IsIPv6), differences);
+        CheckRouteSet(objects, RulesetSpec.AllowedRoutesV6SetName, "ipv6_addr", spec.AllowedRoutes.Where(r => r.IsIPv6), differences);
+        CheckFilterRules(objects, spec, differences);
+        CheckNatRules(objects, spec, differences);
         return differences;
+    }
+
+    /// <summary>
+    /// The suspended UIDs in a listing of the table or of the set alone
+    /// (<c>nft -j list set inet TABLE suspended_uids</c>); null when the set is not there.
+    /// </summary>
+    public static IReadOnlyList<uint>? SuspendedUids(JsonDocument listed, string table)
+    {
+        ArgumentNullException.ThrowIfNull(listed);
+        var set = FindSet(NftJson.Objects(listed, table), RulesetSpec.SuspendedSetName);
+        if (set is null)
+        {
+            return null;
+        }
+
+        var (uids, invalid) = NftJson.UidElements(set.Body);
+        return invalid.Count == 0
+            ? [.. uids]
+            : throw new NetfilterException($"set {RulesetSpec.SuspendedSetName} of table inet {table} holds an element that is not a UID: {Show(invalid[0])}");
     }
 
     private static void CheckChains(IReadOnlyList<NftJson.TableObject> objects, List<string> differences)
     {
         var chains = objects.Where(o => o.Kind == "chain").ToList();
-        foreach (var extra in chains.Where(c => NftJson.String(c.Body, "name") != RulesetSpec.ChainName))
+        foreach (var extra in chains.Where(c => !ExpectedChains.Any(e => e.Name == NftJson.String(c.Body, "name"))))
         {
-            differences.Add($"unexpected chain {NftJson.String(extra.Body, "name")} (the table should hold only {RulesetSpec.ChainName})");
+            differences.Add($"unexpected chain {NftJson.String(extra.Body, "name")} (the table should hold only {RulesetSpec.FilterChainName} and {RulesetSpec.NatChainName})");
         }
 
-        var chain = chains.FirstOrDefault(c => NftJson.String(c.Body, "name") == RulesetSpec.ChainName);
-        if (chain is null)
+        foreach (var (name, type, expectedPriority, symbol) in ExpectedChains)
         {
-            differences.Add($"chain {RulesetSpec.ChainName} is missing");
-            return;
-        }
+            var chain = chains.FirstOrDefault(c => NftJson.String(c.Body, "name") == name);
+            if (chain is null)
+            {
+                differences.Add($"chain {name} is missing");
+                continue;
+            }
 
-        Expect(differences, "type", NftJson.String(chain.Body, "type"), "nat");
-        Expect(differences, "hook", NftJson.String(chain.Body, "hook"), "output");
+            Expect(differences, $"chain {name}: type", NftJson.String(chain.Body, "type"), type);
+            Expect(differences, $"chain {name}: hook", NftJson.String(chain.Body, "hook"), "output");
 
-        // nft prints the number; tolerate the symbolic name a newer nft might print instead.
-        var priority = chain.Body.TryGetProperty("prio", out var prio) ? prio : default;
-        var priorityOk = priority.ValueKind switch
-        {
-            JsonValueKind.Number => priority.TryGetInt32(out var number) && number == -100,
-            JsonValueKind.String => priority.GetString() == "dstnat",
-            _ => false,
-        };
-        if (!priorityOk)
-        {
-            differences.Add($"chain {RulesetSpec.ChainName} has priority {Show(priority)}, expected -100 (dstnat)");
-        }
+            var priority = chain.Body.TryGetProperty("prio", out var prio) ? prio : default;
+            var priorityOk = priority.ValueKind switch
+            {
+                JsonValueKind.Number => priority.TryGetInt32(out var number) && number == expectedPriority,
+                JsonValueKind.String => priority.GetString() == symbol,
+                _ => false,
+            };
+            if (!priorityOk)
+            {
+                differences.Add($"chain {name} has priority {Show(priority)}, expected {expectedPriority} ({symbol})");
+            }
 
-        // A drop policy in an output hook would cut the host off entirely; say so before anything else does.
-        var policy = NftJson.String(chain.Body, "policy");
-        if (policy is not null && policy != "accept")
-        {
-            differences.Add($"chain {RulesetSpec.ChainName} has policy {policy}, expected accept");
+            // A drop policy in an output hook would cut the host off entirely; say so before anything else does.
+            var policy = NftJson.String(chain.Body, "policy");
+            if (policy is not null && policy != "accept")
+            {
+                differences.Add($"chain {name} has policy {policy}, expected accept");
+            }
         }
     }
 
-    private static void CheckExemptSet(IReadOnlyList<NftJson.TableObject> objects, RulesetSpec spec, List<string> differences)
+    private static NftJson.TableObject? FindSet(IReadOnlyList<NftJson.TableObject> objects, string name) =>
+        objects.FirstOrDefault(o => o.Kind == "set" && NftJson.String(o.Body, "name") == name);
+
+    private static void CheckUidSet(
+        IReadOnlyList<NftJson.TableObject> objects, string name, IReadOnlyList<uint> expected, string ifMissing, string ifExtra, List<string> differences)
     {
-        var set = objects.FirstOrDefault(o => o.Kind == "set" && NftJson.String(o.Body, "name") == RulesetSpec.ExemptSetName);
+        var set = FindSet(objects, name);
         if (set is null)
         {
-            differences.Add($"set {RulesetSpec.ExemptSetName} is missing");
+            differences.Add($"set {name} is missing");
             return;
         }
 
-        Expect(differences, $"set {RulesetSpec.ExemptSetName}: type", NftJson.String(set.Body, "type"), "uid");
+        Expect(differences, $"set {name}: type", NftJson.String(set.Body, "type"), "uid");
 
-        var listedUids = new SortedSet<uint>();
-        foreach (var element in NftJson.SetElements(set.Body))
+        var (listedUids, invalid) = NftJson.UidElements(set.Body);
+        foreach (var element in invalid)
         {
-            if (element.ValueKind == JsonValueKind.Number && element.TryGetUInt32(out var uid))
-            {
-                listedUids.Add(uid);
-            }
-            else
-            {
-                differences.Add($"set {RulesetSpec.ExemptSetName} holds an element that is not a UID: {Show(element)}");
-            }
+            differences.Add($"set {name} holds an element that is not a UID: {Show(element)}");
         }
 
-        var missing = spec.ExemptUids.Where(uid => !listedUids.Contains(uid)).ToList();
+        var missing = expected.Where(uid => !listedUids.Contains(uid)).ToList();
         if (missing.Count > 0)
         {
-            differences.Add($"set {RulesetSpec.ExemptSetName} lacks UID(s) {Join(missing)}: these users would be intercepted");
+            differences.Add($"set {name} lacks UID(s) {Join(missing)}: {ifMissing}");
         }
 
-        var extra = listedUids.Where(uid => !spec.ExemptUids.Contains(uid)).ToList();
+        var extra = listedUids.Where(uid => !expected.Contains(uid)).ToList();
         if (extra.Count > 0)
         {
-            differences.Add($"set {RulesetSpec.ExemptSetName} holds unexpected UID(s) {Join(extra)}: these users bypass interception");
+            differences.Add($"set {name} holds unexpected UID(s) {Join(extra)}: {ifExtra}");
         }
     }
 
-    private static void CheckRules(IReadOnlyList<NftJson.TableObject> objects, RulesetSpec spec, List<string> differences)
+    private static void CheckRouteSet(
+        IReadOnlyList<NftJson.TableObject> objects, string name, string addressType, IEnumerable<AllowedRoute> expectedRoutes, List<string> differences)
     {
-        var rules = objects
-            .Where(o => o.Kind == "rule" && NftJson.String(o.Body, "chain") == RulesetSpec.ChainName)
-            .Select(o => NftJson.ParseRule(o.Body, objects))
-            .ToList();
+        var set = FindSet(objects, name);
+        if (set is null)
+        {
+            differences.Add($"set {name} is missing");
+            return;
+        }
+
+        // A concatenated type is printed as an array of its parts.
+        string[] expectedType = ["uid", addressType, "inet_service"];
+        var type = set.Body.TryGetProperty("type", out var t) ? t : default;
+        var parts = type.ValueKind == JsonValueKind.Array
+            ? type.EnumerateArray().Select(p => p.ValueKind == JsonValueKind.String ? p.GetString() : p.GetRawText()).ToList()
+            : null;
+        if (parts is null || !parts.SequenceEqual(expectedType))
+        {
+            var actual = parts is null ? Show(type) : string.Join(" . ", parts);
+            differences.Add($"set {name}: type is {actual}, expected {string.Join(" . ", expectedType)}");
+            return;
+        }
+
+        var (listed, invalid) = NftJson.RouteElements(set.Body);
+        foreach (var element in invalid)
+        {
+            differences.Add($"set {name} holds an element that is not uid . address . port: {Show(element)}");
+        }
+
+        var expected = expectedRoutes.ToList();
+        var missing = expected.Where(r => !listed.Contains(r)).ToList();
+        if (missing.Count > 0)
+        {
+            differences.Add($"set {name} lacks route(s) {string.Join(", ", missing)}: these connections would be intercepted");
+        }
+
+        var extra = listed.Where(r => !expected.Contains(r)).ToList();
+        if (extra.Count > 0)
+        {
+            differences.Add($"set {name} holds unexpected route(s) {string.Join(", ", extra)}: these connections bypass interception");
+        }
+    }
+
+    private static List<NftJson.Rule> RulesOf(IReadOnlyList<NftJson.TableObject> objects, string chain) =>
+        [.. objects
+            .Where(o => o.Kind == "rule" && NftJson.String(o.Body, "chain") == chain)
+            .Select(o => NftJson.ParseRule(o.Body, objects))];
+
+    private static void CheckFilterRules(IReadOnlyList<NftJson.TableObject> objects, RulesetSpec spec, List<string> differences)
+    {
+        const string chain = RulesetSpec.FilterChainName;
+        var rules = RulesOf(objects, chain);
+        var isOurs = new bool[rules.Count];
+
+        // Exempt users must pass before any refusal, on every port this chain refuses.
+        var firstReject = rules.FindIndex(r => r.Rejects);
+        var exempt = rules.FindIndex(r => r.Accepts && r.SkuidSet == RulesetSpec.ExemptSetName && r.RouteSet is null);
+        if (exempt < 0)
+        {
+            differences.Add($"no rule in chain {chain} accepts the users in set {RulesetSpec.ExemptSetName}: blocked ports and suspensions would apply to them too, the daemon included");
+        }
+        else
+        {
+            isOurs[exempt] = true;
+            if (firstReject >= 0 && exempt > firstReject)
+            {
+                differences.Add($"the rule for set {RulesetSpec.ExemptSetName} in chain {chain} comes after a reject rule, so exempt users can be refused");
+            }
+
+            var uncovered = spec.Ports.Concat(spec.BlockedPorts).Order().Where(p => !rules[exempt].Covers(p)).ToList();
+            if (uncovered.Count > 0)
+            {
+                differences.Add($"the rule for set {RulesetSpec.ExemptSetName} in chain {chain} does not cover port(s) {Join(uncovered)}");
+            }
+        }
+
+        var suspended = rules.FindIndex(r => r.Rejects && r.SkuidSet == RulesetSpec.SuspendedSetName && r.RouteSet is null);
+        if (suspended < 0)
+        {
+            differences.Add($"no rule in chain {chain} refuses the users in set {RulesetSpec.SuspendedSetName}: suspended users would still reach smtp-interceptor");
+        }
+        else
+        {
+            isOurs[suspended] = true;
+            var uncovered = spec.Ports.Where(p => !rules[suspended].Covers(p)).ToList();
+            if (uncovered.Count > 0)
+            {
+                differences.Add($"the rule for set {RulesetSpec.SuspendedSetName} does not cover port(s) {Join(uncovered)}");
+            }
+        }
+
+        // Blocked ports: rules that reject only blocked ports, without matching a user. A reject rule for any
+        // other port refuses connections the configuration allows, so it stays unexpected.
+        if (spec.BlockedPorts.Count > 0)
+        {
+            var blocking = Enumerable.Range(0, rules.Count)
+                .Where(i => rules[i].Rejects && rules[i].SkuidSet is null && rules[i].RouteSet is null && !rules[i].HasOtherMatch
+                    && rules[i].Dports is { } ranges && ranges.All(r => Enumerable.Range(r.Low, r.High - r.Low + 1).All(spec.BlockedPorts.Contains)))
+                .ToList();
+            foreach (var i in blocking)
+            {
+                isOurs[i] = true;
+            }
+
+            var uncovered = spec.BlockedPorts.Where(p => !blocking.Any(i => rules[i].Covers(p))).ToList();
+            if (uncovered.Count > 0)
+            {
+                differences.Add($"no rule in chain {chain} refuses blocked port(s) {Join(uncovered)}: non-exempt users can connect to them");
+            }
+        }
+
+        // The table is ours alone: anything else was added by hand or by another program.
+        for (var i = 0; i < rules.Count; i++)
+        {
+            if (!isOurs[i])
+            {
+                differences.Add($"unexpected rule in chain {chain}: it {rules[i].Describe()}");
+            }
+        }
+    }
+
+    private static void CheckNatRules(IReadOnlyList<NftJson.TableObject> objects, RulesetSpec spec, List<string> differences)
+    {
+        var rules = RulesOf(objects, RulesetSpec.NatChainName);
 
         // The exempt rule must precede every redirect: the daemon's own upstream connections depend on it.
         var firstRedirect = rules.FindIndex(r => r.RedirectPort is not null);
-        var exempt = rules.FindIndex(r => r.Accepts && r.SkuidSet == RulesetSpec.ExemptSetName);
+        var exempt = rules.FindIndex(r => r.Accepts && r.SkuidSet == RulesetSpec.ExemptSetName && r.RouteSet is null);
         if (exempt < 0)
         {
             differences.Add($"no rule accepts the users in set {RulesetSpec.ExemptSetName}: they would be intercepted too, the daemon included");
@@ -135,6 +283,9 @@ public static class RulesetVerifier
             }
         }
 
+        var routeV4 = CheckRouteRule(rules, RulesetSpec.AllowedRoutesV4SetName, "ip", "IPv4", firstRedirect, differences);
+        var routeV6 = CheckRouteRule(rules, RulesetSpec.AllowedRoutesV6SetName, "ip6", "IPv6", firstRedirect, differences);
+
         CheckRedirects(rules, spec, "ipv4", "IPv4", differences);
         CheckRedirects(rules, spec, "ipv6", "IPv6", differences);
 
@@ -142,12 +293,31 @@ public static class RulesetVerifier
         // and could let connections escape interception or send them somewhere else.
         for (var i = 0; i < rules.Count; i++)
         {
-            var expected = i == exempt || (rules[i].RedirectPort == spec.ListenPort && !rules[i].HasOtherMatch);
+            var expected = i == exempt || i == routeV4 || i == routeV6 || (rules[i].RedirectPort == spec.ListenPort && !rules[i].HasOtherMatch);
             if (!expected)
             {
-                differences.Add($"unexpected rule in chain {RulesetSpec.ChainName}: it {rules[i].Describe()}");
+                differences.Add($"unexpected rule in chain {RulesetSpec.NatChainName}: it {rules[i].Describe()}");
             }
         }
+    }
+
+    // The accept rule for one route set: exactly `meta skuid . ip[6] daddr . tcp dport @SET accept`, before the redirects.
+    private static int CheckRouteRule(List<NftJson.Rule> rules, string set, string family, string familyName, int firstRedirect, List<string> differences)
+    {
+        // nft 1.0.6 leaves out the `meta nfproto` that `ip daddr` implies in an inet table; another version may print it.
+        var nfproto = family == "ip" ? "ipv4" : "ipv6";
+        var index = rules.FindIndex(r => r.Accepts && r.RouteSet == set && r.RouteFamily == family
+            && r.SkuidSet is null && r.Dports is null && (r.Nfproto is null || r.Nfproto == nfproto) && !r.HasOtherMatch);
+        if (index < 0)
+        {
+            differences.Add($"no rule accepts the routes in set {set}: those users' {familyName} connections would be intercepted");
+        }
+        else if (firstRedirect >= 0 && index > firstRedirect)
+        {
+            differences.Add($"the rule for set {set} comes after a redirect rule, so it never applies");
+        }
+
+        return index;
     }
 
     private static void CheckRedirects(List<NftJson.Rule> rules, RulesetSpec spec, string nfproto, string family, List<string> differences)
@@ -172,8 +342,7 @@ public static class RulesetVerifier
     {
         if (actual != expected)
         {
-            var prefix = what.StartsWith("set ", StringComparison.Ordinal) ? what : $"chain {RulesetSpec.ChainName}: {what}";
-            differences.Add($"{prefix} is {actual ?? "missing"}, expected {expected}");
+            differences.Add($"{what} is {actual ?? "missing"}, expected {expected}");
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using Interceptor.Netfilter;
 using NUnit.Framework;
 
@@ -65,7 +66,19 @@ public class NamespaceRulesetTests
     {
         var manager = new RulesetManager(new NftClient(networkNamespace));
 
-        foreach (var spec in new[] { Spec, Spec with { ExemptUids = [] }, new RulesetSpec("smtp_interceptor", 10025, [25], [0]) })
+        var variants = new[]
+        {
+            Spec,
+            Spec with { ExemptUids = [] },
+            new RulesetSpec("smtp_interceptor", 10025, [25], [0]),
+            RulesetRendererTests.Everything,
+            Spec with { BlockedPorts = [465] },
+            Spec with { SuspendedUids = [1001] },
+            Spec with { AllowedRoutes = [new(1001, IPAddress.Parse("2001:db8::1"), 587)] },
+            Spec with { AllowedRoutes = [new(1001, IPAddress.Parse("192.0.2.1"), 587)] },
+        };
+
+        foreach (var spec in variants)
         {
             await manager.InstallAsync(spec, CancellationToken.None);
             Assert.That(await manager.IsInstalledAsExpectedAsync(spec, CancellationToken.None), Is.True, spec.ToString());

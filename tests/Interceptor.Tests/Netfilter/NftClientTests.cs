@@ -133,6 +133,54 @@ public class NftClientTests
     }
 
     [Test]
+    public async Task Listing_a_set_passes_the_arguments_and_a_missing_one_is_null()
+    {
+        var nft = new NftClient(nftPath: Fake("""
+            echo '{"nftables": [{"set": {"family": "inet", "name": "suspended_uids", "table": "smtp_interceptor", "type": "uid", "elem": [1001]}}]}'
+            """));
+
+        using var listed = await nft.ListSetAsync("smtp_interceptor", "suspended_uids", CancellationToken.None);
+
+        Assert.That(File.ReadAllText(Path.Combine(directory, "args")), Is.EqualTo("-j\nlist\nset\ninet\nsmtp_interceptor\nsuspended_uids\n"));
+        Assert.That(RulesetVerifier.SuspendedUids(listed!, "smtp_interceptor"), Is.EqualTo(new uint[] { 1001 }));
+
+        var missing = new NftClient(nftPath: Fake("""
+            printf 'Error: No such file or directory\nlist set inet smtp_interceptor suspended_uids\n                              ^^^^^^^^^^^^^^\n' >&2
+            exit 1
+            """));
+        Assert.That(await missing.ListSetAsync("smtp_interceptor", "suspended_uids", CancellationToken.None), Is.Null);
+        Assert.That(() => missing.ListSetAsync("smtp_interceptor", "x y", CancellationToken.None), Throws.ArgumentException);
+    }
+
+    [Test]
+    public void An_element_update_on_a_missing_table_says_the_table_is_missing()
+    {
+        var nft = new NftClient(nftPath: Fake("""
+            printf 'Error: No such file or directory\nadd element inet smtp_interceptor suspended_uids { 1001 }\n                 ^^^^^^^^^^^^^^^^\n' >&2
+            exit 1
+            """));
+        var manager = new RulesetManager(nft);
+
+        Assert.That(
+            () => manager.SuspendAsync("smtp_interceptor", 1001, CancellationToken.None),
+            Throws.InstanceOf<NftCommandException>().With.Message.Contains("Hint: the table or its set does not exist"));
+        Assert.That(File.ReadAllText(Path.Combine(directory, "stdin")), Is.EqualTo("add element inet smtp_interceptor suspended_uids { 1001 }\n"));
+    }
+
+    [Test]
+    public async Task Unsuspend_is_one_transaction_that_adds_then_deletes()
+    {
+        var manager = new RulesetManager(new NftClient(nftPath: Fake("exit 0")));
+
+        await manager.UnsuspendAsync("smtp_interceptor", 1001, CancellationToken.None);
+
+        Assert.That(File.ReadAllText(Path.Combine(directory, "args")), Is.EqualTo("-f\n-\n"));
+        Assert.That(
+            File.ReadAllText(Path.Combine(directory, "stdin")),
+            Is.EqualTo("add element inet smtp_interceptor suspended_uids { 1001 }\ndelete element inet smtp_interceptor suspended_uids { 1001 }\n"));
+    }
+
+    [Test]
     public void Output_that_is_not_json_is_an_error()
     {
         var nft = new NftClient(nftPath: Fake("echo 'table inet smtp_interceptor {'"));

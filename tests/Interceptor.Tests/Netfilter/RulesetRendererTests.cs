@@ -1,3 +1,4 @@
+using System.Net;
 using Interceptor.Netfilter;
 using NUnit.Framework;
 
@@ -11,15 +12,30 @@ public class RulesetRendererTests
 
     private static readonly RulesetSpec EmptyExemptSet = new("smtp_interceptor", 10025, [25], []);
 
+    /// <summary>Every feature at once: several intercepted ports, suspended users, blocked ports, IPv4 and IPv6 routes.</summary>
+    internal static readonly RulesetSpec Everything = new("smtp_interceptor", 10025, [25, 587, 2525], [0, 105, 998])
+    {
+        SuspendedUids = [1002, 1001],
+        BlockedPorts = [465],
+        AllowedRoutes =
+        [
+            new(1003, IPAddress.Parse("2001:db8::25"), 2525),
+            new(1003, IPAddress.Parse("192.0.2.10"), 2525),
+            new(1004, IPAddress.Parse("198.51.100.7"), 587),
+        ],
+    };
+
     [TestCase("default.nft")]
     [TestCase("multiple-ports-and-uids.nft")]
     [TestCase("empty-exempt-set.nft")]
+    [TestCase("everything.nft")]
     public void Render_matches_the_golden_file(string golden)
     {
         var spec = golden switch
         {
             "default.nft" => DefaultSpec,
             "multiple-ports-and-uids.nft" => SeveralPortsAndUids,
+            "everything.nft" => Everything,
             _ => EmptyExemptSet,
         };
 
@@ -58,10 +74,60 @@ public class RulesetRendererTests
     [Test]
     public void Every_rule_has_a_counter_and_a_comment()
     {
-        var rules = RulesetRenderer.Render(SeveralPortsAndUids).Split('\n').Where(l => l.Contains("dport", StringComparison.Ordinal)).ToList();
+        Assert.That(Rules(SeveralPortsAndUids), Has.Count.EqualTo(7));
+        Assert.That(Rules(Everything), Has.Count.EqualTo(8));
+        Assert.That(Rules(Everything), Has.All.Contains(" counter ").And.All.Contains(" comment \""));
+    }
 
-        Assert.That(rules, Has.Count.EqualTo(3));
-        Assert.That(rules, Has.All.Contains(" counter ").And.All.Contains(" comment \""));
+    [Test]
+    public void The_filter_chain_comes_first_with_exempt_users_before_the_refusals()
+    {
+        var filter = Rules(Everything).Take(3).ToList();
+
+        Assert.That(filter[0], Does.StartWith("tcp dport { 25, 465, 587, 2525 } meta skuid @exempt_uids ct state new counter accept"));
+        Assert.That(filter[1], Does.StartWith("tcp dport { 25, 587, 2525 } meta skuid @suspended_uids ct state new counter reject with tcp reset"));
+        Assert.That(filter[2], Does.StartWith("tcp dport 465 ct state new counter reject with tcp reset"));
+        Assert.That(RulesetRenderer.Render(Everything), Does.Contain("type filter hook output priority -150; policy accept;"));
+    }
+
+    [Test]
+    public void Allowed_routes_come_after_the_exempt_rule_and_before_the_redirects()
+    {
+        var nat = Rules(Everything).Skip(3).ToList();
+
+        Assert.That(nat[0], Does.Contain("@exempt_uids counter accept"));
+        Assert.That(nat[1], Does.StartWith("meta skuid . ip daddr . tcp dport @allowed_routes_v4 counter accept"));
+        Assert.That(nat[2], Does.StartWith("meta skuid . ip6 daddr . tcp dport @allowed_routes_v6 counter accept"));
+        Assert.That(nat[3], Does.Contain("redirect to :10025"));
+        Assert.That(nat[4], Does.Contain("redirect to :10025"));
+    }
+
+    [Test]
+    public void Routes_go_to_the_set_of_their_address_family_in_a_fixed_order()
+    {
+        var script = RulesetRenderer.Render(Everything);
+
+        Assert.That(script, Does.Contain("elements = { 1003 . 192.0.2.10 . 2525, 1004 . 198.51.100.7 . 587 }"));
+        Assert.That(script, Does.Contain("elements = { 1003 . 2001:db8::25 . 2525 }"));
+        Assert.That(script, Does.Contain("elements = { 1001, 1002 }"));
+    }
+
+    [Test]
+    public void Without_blocked_ports_there_is_no_blocked_port_rule()
+    {
+        var script = RulesetRenderer.Render(SeveralPortsAndUids);
+
+        Assert.That(script, Does.Not.Contain("BlockedPorts"));
+        Assert.That(script, Does.Contain("tcp dport { 25, 587, 2525 } meta skuid @exempt_uids ct state new counter accept"));
+    }
+
+    [Test]
+    public void Suspend_and_unsuspend_change_only_the_set()
+    {
+        Assert.That(RulesetRenderer.RenderSuspend("smtp_interceptor", 1001), Is.EqualTo("add element inet smtp_interceptor suspended_uids { 1001 }\n"));
+        Assert.That(RulesetRenderer.RenderUnsuspend("smtp_interceptor", 1001), Is.EqualTo(
+            "add element inet smtp_interceptor suspended_uids { 1001 }\ndelete element inet smtp_interceptor suspended_uids { 1001 }\n"));
+        Assert.That(() => RulesetRenderer.RenderSuspend("x }\nflush ruleset", 1), Throws.ArgumentException);
     }
 
     [Test]
@@ -72,11 +138,12 @@ public class RulesetRendererTests
     }
 
     [Test]
-    public void An_empty_exempt_set_is_declared_without_an_elements_line()
+    public void Empty_sets_are_declared_without_an_elements_line()
     {
         var script = RulesetRenderer.Render(EmptyExemptSet);
 
-        Assert.That(script, Does.Contain("set exempt_uids {"));
+        Assert.That(script, Does.Contain("set exempt_uids {").And.Contain("set suspended_uids {")
+            .And.Contain("set allowed_routes_v4 {").And.Contain("set allowed_routes_v6 {"));
         Assert.That(script, Does.Not.Contain("elements"));
     }
 
@@ -84,8 +151,16 @@ public class RulesetRendererTests
     public void Output_does_not_depend_on_the_order_or_repetition_of_the_input()
     {
         var shuffled = new RulesetSpec("smtp_interceptor", 10025, [587, 25, 2525, 25], [105, 1000, 0]);
+        var everythingShuffled = Everything with
+        {
+            Ports = [2525, 587, 25],
+            SuspendedUids = [1001, 1002, 1001],
+            BlockedPorts = [465, 465],
+            AllowedRoutes = [.. Everything.AllowedRoutes.Reverse(), Everything.AllowedRoutes[0]],
+        };
 
         Assert.That(RulesetRenderer.Render(shuffled), Is.EqualTo(RulesetRenderer.Render(SeveralPortsAndUids)));
+        Assert.That(RulesetRenderer.Render(everythingShuffled), Is.EqualTo(RulesetRenderer.Render(Everything)));
     }
 
     [Test]
@@ -103,6 +178,12 @@ public class RulesetRendererTests
 
         Assert.That(script, Does.Not.Contain("\r").And.Not.Contain("\t").And.EndsWith("}\n"));
     }
+
+    // The rule lines of both chains, in order, without indentation.
+    private static List<string> Rules(RulesetSpec spec) =>
+        [.. RulesetRenderer.Render(spec).Split('\n')
+            .Select(l => l.Trim())
+            .Where(l => l.Contains(" counter ", StringComparison.Ordinal))];
 
     private static void AssertGolden(string sourcePath, string actual, string relativePath)
     {

@@ -1,3 +1,4 @@
+using System.Net;
 using Interceptor.Core.Options;
 using Interceptor.Netfilter;
 using NUnit.Framework;
@@ -79,6 +80,91 @@ public class RulesetSpecTests
 
         Assert.That(a, Is.EqualTo(b));
         Assert.That(a.GetHashCode(), Is.EqualTo(b.GetHashCode()));
-        Assert.That(a.ToString(), Is.EqualTo("RulesetSpec { Table = t, ListenPort = 10025, Ports = [25, 587], ExemptUids = [0, 105] }"));
+        Assert.That(a.ToString(), Is.EqualTo(
+            "RulesetSpec { Table = t, ListenPort = 10025, Ports = [25, 587], ExemptUids = [0, 105], SuspendedUids = [], BlockedPorts = [], AllowedRoutes = [] }"));
+    }
+
+    [Test]
+    public void Suspensions_blocked_ports_and_routes_are_empty_unless_set()
+    {
+        var spec = RulesetSpec.FromOptions(new InterceptorOptions(), [0u]);
+
+        Assert.That(spec.SuspendedUids, Is.Empty);
+        Assert.That(spec.BlockedPorts, Is.Empty);
+        Assert.That(spec.AllowedRoutes, Is.Empty);
+    }
+
+    [Test]
+    public void Suspensions_blocked_ports_and_routes_are_sorted_and_deduplicated()
+    {
+        var spec = new RulesetSpec("t", 10025, [25], [0])
+        {
+            SuspendedUids = [1002, 1001, 1002],
+            BlockedPorts = [587, 465, 587],
+            AllowedRoutes =
+            [
+                new(1001, IPAddress.Parse("2001:db8::1"), 2525),
+                new(1001, IPAddress.Parse("192.0.2.20"), 2525),
+                new(1000, IPAddress.Parse("192.0.2.100"), 25),
+                new(1001, IPAddress.Parse("192.0.2.3"), 2525),
+                new(1001, IPAddress.Parse("192.0.2.3"), 2525),
+            ],
+        };
+
+        Assert.That(spec.SuspendedUids, Is.EqualTo(new uint[] { 1001, 1002 }));
+        Assert.That(spec.BlockedPorts, Is.EqualTo(new[] { 465, 587 }));
+        Assert.That(spec.AllowedRoutes.Select(r => r.ToString()), Is.EqualTo(new[]
+        {
+            "1000 . 192.0.2.100 . 25",
+            "1001 . 192.0.2.3 . 2525",
+            "1001 . 192.0.2.20 . 2525",
+            "1001 . 2001:db8::1 . 2525",
+        }));
+    }
+
+    [Test]
+    public void The_new_lists_take_part_in_equality_and_ToString()
+    {
+        var a = new RulesetSpec("t", 10025, [25], [0]) { SuspendedUids = [1001], BlockedPorts = [465], AllowedRoutes = [new(1001, IPAddress.Parse("192.0.2.1"), 2525)] };
+        var b = new RulesetSpec("t", 10025, [25], [0]) { AllowedRoutes = [new(1001, IPAddress.Parse("192.0.2.1"), 2525)], BlockedPorts = [465], SuspendedUids = [1001] };
+
+        Assert.That(a, Is.EqualTo(b));
+        Assert.That(a.GetHashCode(), Is.EqualTo(b.GetHashCode()));
+        Assert.That(a, Is.Not.EqualTo(a with { SuspendedUids = [] }));
+        Assert.That(a, Is.Not.EqualTo(a with { BlockedPorts = [] }));
+        Assert.That(a, Is.Not.EqualTo(a with { AllowedRoutes = [new(1001, IPAddress.Parse("192.0.2.1"), 2526)] }));
+        Assert.That(a.ToString(), Does.EndWith("SuspendedUids = [1001], BlockedPorts = [465], AllowedRoutes = [1001 . 192.0.2.1 . 2525] }"));
+    }
+
+    [Test]
+    public void A_blocked_port_may_be_neither_intercepted_nor_the_listener_port()
+    {
+        var spec = new RulesetSpec("t", 10025, [25, 465], [0]);
+
+        Assert.That(() => (spec with { BlockedPorts = [465] }).EnsureConsistent(), Throws.ArgumentException.With.Message.Contains("465"));
+        Assert.That(() => (spec with { BlockedPorts = [10025] }).EnsureConsistent(), Throws.ArgumentException.With.Message.Contains("Listen.Port 10025"));
+        Assert.That(() => spec with { BlockedPorts = [0] }, Throws.InstanceOf<ArgumentOutOfRangeException>());
+        Assert.That(() => RulesetRenderer.Render(spec with { BlockedPorts = [465] }), Throws.ArgumentException);
+    }
+
+    [Test]
+    public void A_route_to_a_blocked_port_is_refused_because_it_could_never_be_used()
+    {
+        var spec = new RulesetSpec("t", 10025, [25], [0]) { BlockedPorts = [465], AllowedRoutes = [new(1001, IPAddress.Parse("192.0.2.1"), 465)] };
+
+        Assert.That(spec.EnsureConsistent, Throws.ArgumentException.With.Message.Contains("1001 . 192.0.2.1 . 465"));
+    }
+
+    [Test]
+    public void Route_addresses_are_normalised_or_refused()
+    {
+        var mapped = new AllowedRoute(1001, IPAddress.Parse("::ffff:192.0.2.1"), 25);
+
+        Assert.That(mapped.Address, Is.EqualTo(IPAddress.Parse("192.0.2.1")));
+        Assert.That(mapped.IsIPv6, Is.False);
+        Assert.That(mapped, Is.EqualTo(new AllowedRoute(1001, IPAddress.Parse("192.0.2.1"), 25)));
+        Assert.That(() => new AllowedRoute(1001, IPAddress.Parse("fe80::1%2"), 25), Throws.ArgumentException);
+        Assert.That(() => new AllowedRoute(1001, IPAddress.Loopback, 0), Throws.InstanceOf<ArgumentOutOfRangeException>());
+        Assert.That(() => new AllowedRoute(1001, null!, 25), Throws.ArgumentNullException);
     }
 }

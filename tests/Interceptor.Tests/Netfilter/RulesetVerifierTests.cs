@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text.Json;
 using Interceptor.Netfilter;
 using NUnit.Framework;
@@ -7,11 +8,16 @@ namespace Interceptor.Tests.Netfilter;
 /// <summary>
 /// The samples are real `nft -j list table inet smtp_interceptor` output from nft 1.0.6 (Debian 12),
 /// captured in a throwaway network namespace after applying the rendered ruleset, or a deliberately
-/// altered copy of it (see the file names). default.json has non-zero counters from a redirected connection.
+/// altered copy of it (see the file names and <see cref="SampleCapture"/>, which recreates them).
+/// default.json has non-zero counters from a redirected connection, everything.json from a suspended user,
+/// a blocked port, an exempt user, an allowed route and a redirect. previous-version.json is the table
+/// of the release before the filter chain.
 /// </summary>
 public class RulesetVerifierTests
 {
     private static readonly RulesetSpec DefaultSpec = new("smtp_interceptor", 10025, [25], [0]);
+
+    private static readonly RulesetSpec Everything = RulesetRendererTests.Everything;
 
     [Test]
     public void The_default_ruleset_matches()
@@ -82,6 +88,8 @@ public class RulesetVerifierTests
 
         Assert.That(differences, Is.EqualTo(new[]
         {
+            "the rule for set exempt_uids in chain output_filter does not cover port(s) 587",
+            "the rule for set suspended_uids does not cover port(s) 587",
             "the rule for set exempt_uids does not cover port(s) 587",
             "no IPv4 redirect to port 10025 covers destination port(s) 587",
             "no IPv6 redirect to port 10025 covers destination port(s) 587",
@@ -123,6 +131,8 @@ public class RulesetVerifierTests
 
         Assert.That(RulesetVerifier.FindDifferences(document, DefaultSpec), Is.EqualTo(new[]
         {
+            "chain output_filter: hook is prerouting, expected output",
+            "chain output_filter has policy drop, expected accept",
             "chain output_nat: hook is prerouting, expected output",
             "chain output_nat has priority 0, expected -100 (dstnat)",
             "chain output_nat has policy drop, expected accept",
@@ -138,12 +148,36 @@ public class RulesetVerifierTests
               {"table": {"family": "inet", "name": "smtp_interceptor"}},
               {"set": {"family": "inet", "name": "exempt_uids", "table": "smtp_interceptor", "type": "uid",
                        "elem": [{"elem": {"val": 0, "counter": {"packets": 1, "bytes": 2}}}, 105]}},
+              {"set": {"family": "inet", "name": "suspended_uids", "table": "smtp_interceptor", "type": "uid", "elem": 1001}},
+              {"set": {"family": "inet", "name": "allowed_routes_v4", "table": "smtp_interceptor", "type": ["uid", "ipv4_addr", "inet_service"],
+                       "elem": {"elem": {"val": {"concat": [1003, "192.0.2.10", 2525]}, "counter": {"packets": 0, "bytes": 0}}}}},
+              {"set": {"family": "inet", "name": "allowed_routes_v6", "table": "smtp_interceptor", "type": ["uid", "ipv6_addr", "inet_service"],
+                       "elem": [{"concat": [1003, "2001:0db8:0:0::25", 2525]}]}},
+              {"chain": {"family": "inet", "table": "smtp_interceptor", "name": "output_filter", "type": "filter",
+                         "hook": "output", "prio": "mangle", "policy": "accept"}},
+              {"rule": {"family": "inet", "table": "smtp_interceptor", "chain": "output_filter", "expr": [
+                {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [{"range": [25, 26]}, 587]}}},
+                {"match": {"op": "==", "left": {"meta": {"key": "skuid"}}, "right": "@exempt_uids"}},
+                {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["new"]}},
+                {"accept": null}]}},
+              {"rule": {"family": "inet", "table": "smtp_interceptor", "chain": "output_filter", "expr": [
+                {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [25, 587]}}},
+                {"match": {"op": "==", "left": {"meta": {"key": "skuid"}}, "right": "@suspended_uids"}},
+                {"reject": null}]}},
               {"chain": {"family": "inet", "table": "smtp_interceptor", "name": "output_nat", "type": "nat",
                          "hook": "output", "prio": "dstnat", "policy": "accept"}},
               {"rule": {"family": "inet", "table": "smtp_interceptor", "chain": "output_nat", "expr": [
                 {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}},
                 {"match": {"op": "in", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [{"range": [25, 26]}, 587]}}},
                 {"match": {"op": "==", "left": {"meta": {"key": "skuid"}}, "right": "@exempt_uids"}},
+                {"accept": null}]}},
+              {"rule": {"family": "inet", "table": "smtp_interceptor", "chain": "output_nat", "expr": [
+                {"match": {"op": "==", "left": {"concat": [{"meta": {"key": "skuid"}}, {"payload": {"protocol": "ip", "field": "daddr"}},
+                  {"payload": {"protocol": "tcp", "field": "dport"}}]}, "right": "@allowed_routes_v4"}},
+                {"accept": null}]}},
+              {"rule": {"family": "inet", "table": "smtp_interceptor", "chain": "output_nat", "expr": [
+                {"match": {"op": "==", "left": {"concat": [{"meta": {"key": "skuid"}}, {"payload": {"protocol": "ip6", "field": "daddr"}},
+                  {"payload": {"protocol": "tcp", "field": "dport"}}]}, "right": "@allowed_routes_v6"}},
                 {"accept": null}]}},
               {"rule": {"family": "inet", "table": "smtp_interceptor", "chain": "output_nat", "expr": [
                 {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [25, 587]}}},
@@ -153,7 +187,162 @@ public class RulesetVerifierTests
             """;
         using var document = JsonDocument.Parse(json);
 
-        Assert.That(RulesetVerifier.FindDifferences(document, new RulesetSpec("smtp_interceptor", 10025, [25, 587], [0, 105])), Is.Empty);
+        var spec = new RulesetSpec("smtp_interceptor", 10025, [25, 587], [0, 105])
+        {
+            SuspendedUids = [1001],
+            AllowedRoutes = [new(1003, IPAddress.Parse("192.0.2.10"), 2525), new(1003, IPAddress.Parse("2001:db8::25"), 2525)],
+        };
+
+        Assert.That(RulesetVerifier.FindDifferences(document, spec), Is.Empty);
+    }
+
+    [Test]
+    public void Suspended_users_blocked_ports_and_routes_match()
+    {
+        Assert.That(Differences("everything.json", Everything), Is.Empty);
+    }
+
+    [Test]
+    public void A_table_from_before_the_filter_chain_is_reported()
+    {
+        Assert.That(Differences("previous-version.json", DefaultSpec), Is.EqualTo(new[]
+        {
+            "chain output_filter is missing",
+            "set suspended_uids is missing",
+            "set allowed_routes_v4 is missing",
+            "set allowed_routes_v6 is missing",
+            "no rule in chain output_filter accepts the users in set exempt_uids: blocked ports and suspensions would apply to them too, the daemon included",
+            "no rule in chain output_filter refuses the users in set suspended_uids: suspended users would still reach smtp-interceptor",
+            "no rule accepts the routes in set allowed_routes_v4: those users' IPv4 connections would be intercepted",
+            "no rule accepts the routes in set allowed_routes_v6: those users' IPv6 connections would be intercepted",
+        }));
+    }
+
+    [Test]
+    public void The_suspended_set_must_hold_exactly_the_suspended_uids()
+    {
+        Assert.That(Differences("everything.json", Everything with { SuspendedUids = [1001, 1005] }), Is.EqualTo(new[]
+        {
+            "set suspended_uids lacks UID(s) 1005: these suspended users are not refused by the kernel",
+            "set suspended_uids holds unexpected UID(s) 1002: the kernel refuses these users although they are not suspended",
+        }));
+    }
+
+    [Test]
+    public void The_route_sets_must_hold_exactly_the_routes()
+    {
+        var routes = Everything.AllowedRoutes.Where(r => r.Uid != 1004).Append(new(1005, IPAddress.Parse("2001:db8::26"), 25)).ToList();
+
+        Assert.That(Differences("everything.json", Everything with { AllowedRoutes = routes }), Is.EqualTo(new[]
+        {
+            "set allowed_routes_v4 holds unexpected route(s) 1004 . 198.51.100.7 . 587: these connections bypass interception",
+            "set allowed_routes_v6 lacks route(s) 1005 . 2001:db8::26 . 25: these connections would be intercepted",
+        }));
+    }
+
+    [Test]
+    public void A_route_set_of_the_wrong_type_is_reported()
+    {
+        var json = NetfilterTestData.Read(Path.Combine("Samples", "everything.json"))
+            .Replace("\"ipv6_addr\"", "\"ipv4_addr\"", StringComparison.Ordinal);
+        using var document = JsonDocument.Parse(json);
+
+        Assert.That(RulesetVerifier.FindDifferences(document, Everything), Is.EqualTo(new[]
+        {
+            "set allowed_routes_v6: type is uid . ipv4_addr . inet_service, expected uid . ipv6_addr . inet_service",
+        }));
+    }
+
+    [Test]
+    public void Blocked_ports_without_a_rule_are_reported()
+    {
+        Assert.That(Differences("missing-blocked-rule.json", Everything), Is.EqualTo(new[]
+        {
+            "no rule in chain output_filter refuses blocked port(s) 465: non-exempt users can connect to them",
+        }));
+        Assert.That(Differences("default.json", DefaultSpec with { BlockedPorts = [465] }), Is.EqualTo(new[]
+        {
+            "the rule for set exempt_uids in chain output_filter does not cover port(s) 465",
+            "no rule in chain output_filter refuses blocked port(s) 465: non-exempt users can connect to them",
+        }));
+    }
+
+    [Test]
+    public void A_blocked_port_rule_the_spec_does_not_ask_for_is_unexpected()
+    {
+        var differences = Differences("everything.json", Everything with { BlockedPorts = [] });
+
+        Assert.That(differences, Has.Count.EqualTo(1));
+        Assert.That(differences[0], Does.StartWith("unexpected rule in chain output_filter: it rejects (handle ").And.Contain("Blocked ports"));
+    }
+
+    [Test]
+    public void A_reject_rule_for_a_port_that_is_not_blocked_is_unexpected()
+    {
+        var json = NetfilterTestData.Read(Path.Combine("Samples", "everything.json"))
+            .Replace("\"right\": 465", "\"right\": {\"set\": [22, 465]}", StringComparison.Ordinal);
+        using var document = JsonDocument.Parse(json);
+
+        var differences = RulesetVerifier.FindDifferences(document, Everything);
+
+        Assert.That(differences, Has.Count.EqualTo(2));
+        Assert.That(differences[0], Is.EqualTo("no rule in chain output_filter refuses blocked port(s) 465: non-exempt users can connect to them"));
+        Assert.That(differences[1], Does.StartWith("unexpected rule in chain output_filter: it rejects"));
+    }
+
+    [Test]
+    public void An_exempt_rule_after_a_reject_rule_is_reported()
+    {
+        Assert.That(Differences("exempt-after-reject.json", DefaultSpec), Is.EqualTo(new[]
+        {
+            "the rule for set exempt_uids in chain output_filter comes after a reject rule, so exempt users can be refused",
+        }));
+    }
+
+    [Test]
+    public void Route_rules_after_the_redirects_are_reported()
+    {
+        Assert.That(Differences("routes-after-redirect.json", Everything), Is.EqualTo(new[]
+        {
+            "the rule for set allowed_routes_v4 comes after a redirect rule, so it never applies",
+            "the rule for set allowed_routes_v6 comes after a redirect rule, so it never applies",
+        }));
+    }
+
+    [Test]
+    public void A_suspended_rule_missing_a_port_is_reported()
+    {
+        Assert.That(Differences("suspended-rule-missing-a-port.json", Everything), Is.EqualTo(new[]
+        {
+            "the rule for set suspended_uids does not cover port(s) 2525",
+        }));
+    }
+
+    [Test]
+    public void A_rule_added_by_hand_to_the_filter_chain_is_reported()
+    {
+        var differences = Differences("extra-filter-rule.json", Everything);
+
+        Assert.That(differences, Has.Count.EqualTo(1));
+        Assert.That(differences[0], Does.StartWith("unexpected rule in chain output_filter: it does something else").And.Contain("added by hand"));
+    }
+
+    [Test]
+    public void The_suspended_uids_are_read_from_a_table_or_a_set_listing()
+    {
+        using var table = JsonDocument.Parse(NetfilterTestData.Read(Path.Combine("Samples", "everything.json")));
+        using var set = JsonDocument.Parse("""
+            {"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},
+              {"set": {"family": "inet", "name": "suspended_uids", "table": "smtp_interceptor", "type": "uid", "handle": 4, "elem": [1001, 1003]}}]}
+            """);
+        using var empty = JsonDocument.Parse("""
+            {"nftables": [{"set": {"family": "inet", "name": "suspended_uids", "table": "smtp_interceptor", "type": "uid", "handle": 4}}]}
+            """);
+
+        Assert.That(RulesetVerifier.SuspendedUids(table, "smtp_interceptor"), Is.EqualTo(new uint[] { 1001, 1002 }));
+        Assert.That(RulesetVerifier.SuspendedUids(set, "smtp_interceptor"), Is.EqualTo(new uint[] { 1001, 1003 }));
+        Assert.That(RulesetVerifier.SuspendedUids(empty, "smtp_interceptor"), Is.Empty);
+        Assert.That(RulesetVerifier.SuspendedUids(set, "other"), Is.Null);
     }
 
     [Test]

@@ -1,0 +1,114 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Interceptor.Netfilter;
+using NUnit.Framework;
+
+namespace Interceptor.Tests.Netfilter;
+
+/// <summary>
+/// Recreates the <c>nft -j</c> samples under Samples/ from the real nft of this machine: each one is the
+/// rendered ruleset (or a deliberately altered copy, see <see cref="Samples"/>) applied in a throwaway
+/// network namespace, with a few connections made so that some counters are not zero, then listed.
+/// Explicit, and only as root with CAPTURE_SAMPLES=1:
+/// <c>CAPTURE_SAMPLES=1 dotnet test tests/Interceptor.Tests --filter FullyQualifiedName~SampleCapture</c>.
+/// previous-version.json is not recreated: it is the table of the release before the filter chain.
+/// </summary>
+[Explicit("rewrites the samples from the real nft; run with CAPTURE_SAMPLES=1 as root")]
+[NonParallelizable]
+public class SampleCapture
+{
+    private const uint Nobody = 65534;
+
+    private static readonly RulesetSpec Default = new("smtp_interceptor", 10025, [25], [0]);
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>Name, spec, how the rendered script is altered, and the connections made before listing.</summary>
+    private static readonly (string Name, RulesetSpec Spec, Func<string, string> Alter, Action<TestNamespace> Traffic)[] Samples =
+    [
+        ("default.json", Default, s => s, RedirectOne),
+        ("multiple-ports-and-uids.json", new("smtp_interceptor", 10025, [25, 587, 2525], [0, 105, 1000]), s => s, _ => { }),
+        ("empty-exempt-set.json", Default with { ExemptUids = [] }, s => s, _ => { }),
+        ("everything.json", RulesetRendererTests.Everything, s => s, EverythingTraffic),
+        ("missing-set-element.json", Default, s => s, RedirectOne),
+        ("wrong-redirect-port.json", Default, s => s.Replace("redirect to :10025", "redirect to :10026", StringComparison.Ordinal), RedirectOne),
+        ("wrong-intercepted-port.json", Default, s => ReplaceInLine(s, "meta nfproto ipv4 tcp dport 25", "dport 25", "dport 26"), _ => { }),
+        ("missing-ipv6-rule.json", Default, s => RemoveLine(s, "meta nfproto ipv6 tcp dport"), RedirectOne),
+        ("exempt-after-redirect.json", Default, s => MoveAfter(s, "meta skuid @exempt_uids counter accept", "meta nfproto ipv6 tcp dport"), _ => { }),
+        ("extra-accept-rule.json", Default, s => InsertAfter(s, "meta skuid @exempt_uids counter accept", "tcp dport 25 accept comment \"added by hand\""), RedirectOne),
+        ("exempt-after-reject.json", Default, s => MoveAfter(s, "@exempt_uids ct state new counter accept", "@suspended_uids ct state new"), _ => { }),
+        ("routes-after-redirect.json", RulesetRendererTests.Everything, s => MoveAfter(MoveAfter(s, "@allowed_routes_v6", "meta nfproto ipv6 tcp dport"), "@allowed_routes_v4", "meta nfproto ipv6 tcp dport"), _ => { }),
+        ("missing-blocked-rule.json", RulesetRendererTests.Everything, s => RemoveLine(s, "tcp dport 465 ct state new"), _ => { }),
+        ("extra-filter-rule.json", RulesetRendererTests.Everything, s => InsertAfter(s, "@suspended_uids ct state new", "tcp dport 587 meta skuid 1001 drop comment \"added by hand\""), _ => { }),
+        ("suspended-rule-missing-a-port.json", RulesetRendererTests.Everything, s => ReplaceInLine(s, "@suspended_uids ct state new", "{ 25, 587, 2525 }", "{ 25, 587 }"), _ => { }),
+    ];
+
+    [Test]
+    public async Task Capture_the_samples()
+    {
+        Assume.That(Environment.GetEnvironmentVariable("CAPTURE_SAMPLES"), Is.EqualTo("1"), "set CAPTURE_SAMPLES=1 to rewrite the samples");
+        foreach (var (name, spec, alter, traffic) in Samples)
+        {
+            using var ns = TestNamespace.CreateOrSkip(needsConnections: true);
+            await ns.Nft.ApplyAsync(alter(RulesetRenderer.Render(spec)), CancellationToken.None);
+            traffic(ns);
+            using var listed = await ns.Nft.ListTableAsync(spec.Table, CancellationToken.None);
+            var text = JsonSerializer.Serialize(listed!.RootElement, Indented).Replace("\r\n", "\n", StringComparison.Ordinal) + "\n";
+            await File.WriteAllTextAsync(Path.Combine(NetfilterTestData.SourceDirectory, "Samples", name), text);
+        }
+    }
+
+    // One redirected connection (nothing listens on 10025, so it is refused, but the redirect counts it).
+    private static void RedirectOne(TestNamespace ns) => ns.Connect(Nobody, "127.0.0.2", 25);
+
+    private static void EverythingTraffic(TestNamespace ns)
+    {
+        ns.Exec(["ip", "address", "add", "192.0.2.10/32", "dev", "lo"]);
+        ns.Listen("127.0.0.1:10025", "192.0.2.10:2525");
+        ns.Connect(1001, "127.0.0.2", 25);                // suspended: refused by the kernel
+        ns.Connect(Nobody, "127.0.0.2", 465);             // blocked port: refused by the kernel
+        ns.Connect(0, "127.0.0.2", 465);                  // exempt: passes the filter chain
+        ns.Connect(1003, "192.0.2.10", 2525);             // allowed route: goes out directly
+        ns.Connect(Nobody, "127.0.0.2", 587);             // everyone else: redirected
+    }
+
+    private static List<string> Lines(string script) => [.. script.Split('\n')];
+
+    private static int IndexOf(List<string> lines, string marker)
+    {
+        var index = lines.FindIndex(l => l.Contains(marker, StringComparison.Ordinal));
+        return index >= 0 ? index : throw new InvalidOperationException($"no line contains {marker}");
+    }
+
+    private static string RemoveLine(string script, string marker)
+    {
+        var lines = Lines(script);
+        lines.RemoveAt(IndexOf(lines, marker));
+        return string.Join('\n', lines);
+    }
+
+    private static string ReplaceInLine(string script, string marker, string from, string to)
+    {
+        var lines = Lines(script);
+        var index = IndexOf(lines, marker);
+        lines[index] = lines[index].Replace(from, to, StringComparison.Ordinal);
+        return string.Join('\n', lines);
+    }
+
+    private static string InsertAfter(string script, string marker, string rule)
+    {
+        var lines = Lines(script);
+        var index = IndexOf(lines, marker);
+        lines.Insert(index + 1, new string(' ', 8) + rule);
+        return string.Join('\n', lines);
+    }
+
+    private static string MoveAfter(string script, string marker, string after)
+    {
+        var lines = Lines(script);
+        var line = lines[IndexOf(lines, marker)];
+        lines.Remove(line);
+        lines.Insert(IndexOf(lines, after) + 1, line);
+        return string.Join('\n', lines);
+    }
+}

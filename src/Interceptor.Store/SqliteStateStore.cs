@@ -1,0 +1,262 @@
+using Interceptor.Core.Events;
+using Interceptor.Core.Policy;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Store;
+
+/// <summary>
+/// The daemon's durable state in one SQLite file, <c>state.db</c> under <c>State.Directory</c>: every transaction,
+/// policy refusals and suspensions. Writes are group-committed (see <see cref="BatchWriter"/>): each task completes
+/// only after its row is fsynced, and every failure, including the file being deleted, replaced or made read-only
+/// under the running daemon, surfaces as <see cref="StoreUnavailableException"/> so mail is refused (451), never
+/// relayed unaccounted.
+/// </summary>
+public sealed class SqliteStateStore : IStateStore
+{
+    /// <summary>The database file name inside the state directory.</summary>
+    public const string FileName = "state.db";
+
+    private readonly string _path;
+    private readonly string _readConnectionString;
+    private readonly SqliteConnection _writeConnection;
+    private readonly WriteStatements _statements;
+    private readonly FileGuard[] _guards;
+    private readonly BatchWriter _writer;
+    private readonly ILogger _logger;
+    private int _disposed;
+
+    private SqliteStateStore(string path, string readConnectionString, SqliteConnection writeConnection, WriteStatements statements, FileGuard[] guards, BatchWriter writer, ILogger logger)
+    {
+        _logger = logger;
+        _path = path;
+        _readConnectionString = readConnectionString;
+        _writeConnection = writeConnection;
+        _statements = statements;
+        _guards = guards;
+        _writer = writer;
+    }
+
+    /// <summary>The database file.</summary>
+    public string Path => _path;
+
+    /// <summary>Commits, last commit and last failure, without touching the disk.</summary>
+    public StoreHealth Health => _writer.Health;
+
+    /// <summary>Batches committed since opening; each is one fsync however many writes it carried.</summary>
+    internal long CommitCount => _writer.Health.Commits;
+
+    /// <summary>
+    /// Opens (creating if needed, mode 0750) <paramref name="directory"/> and the database in it, and brings the schema
+    /// up to date.
+    /// </summary>
+    /// <exception cref="StoreUnavailableException">The directory or file cannot be created, opened or written; the
+    /// message names the path and the cause.</exception>
+    public static SqliteStateStore Open(string directory, TimeProvider time, ILogger logger) =>
+        Open(directory, time, logger, StoreTuning.Default);
+
+    internal static SqliteStateStore Open(string directory, TimeProvider time, ILogger logger, StoreTuning tuning)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentNullException.ThrowIfNull(logger);
+        ArgumentNullException.ThrowIfNull(tuning);
+        var fullDirectory = System.IO.Path.GetFullPath(directory);
+        var path = System.IO.Path.Combine(fullDirectory, FileName);
+        var opened = new List<IDisposable>();
+        try
+        {
+            StoreDirectory.Prepare(fullDirectory, path);
+            var writeConnection = new SqliteConnection(new SqliteConnectionStringBuilder
+            {
+                DataSource = path,
+                Mode = SqliteOpenMode.ReadWriteCreate,
+                // The write connection lives as long as the store; pooling would only delay its close and final checkpoint.
+                Pooling = false,
+                DefaultTimeout = Schema.BusyTimeoutMilliseconds / 1000,
+            }.ToString());
+            opened.Add(writeConnection);
+            writeConnection.Open();
+            if (SQLitePCL.raw.sqlite3_db_readonly(writeConnection.Handle, "main") == 1)
+            {
+                throw StoreFailures.Create(path, "read-only: SQLite could open the file only for reading (permission denied or read-only filesystem)");
+            }
+
+            Schema.ConfigureWriter(writeConnection);
+            var found = Schema.Migrate(writeConnection, time.GetUtcNow());
+
+            // Both files exist now (WAL mode opens the -wal on first use) and stay until the write connection closes.
+            var guards = new[] { FileGuard.Open(path), FileGuard.Open(path + "-wal") };
+            opened.AddRange(guards);
+            var statements = new WriteStatements(writeConnection);
+            opened.Add(statements);
+            var readConnectionString = new SqliteConnectionStringBuilder
+            {
+                DataSource = path,
+                // Read-only, so a reader never creates an empty database where the real one was deleted.
+                Mode = SqliteOpenMode.ReadOnly,
+                Pooling = true,
+                DefaultTimeout = Schema.BusyTimeoutMilliseconds / 1000,
+            }.ToString();
+            var writer = new BatchWriter(statements, guards, fullDirectory, path, tuning, time, logger);
+            logger.LogInformation("State store {Path} open (schema v{Found} -> v{Current})", path, found, Schema.CurrentVersion);
+            return new SqliteStateStore(path, readConnectionString, writeConnection, statements, guards, writer, logger);
+        }
+#pragma warning disable CA1031 // every open failure becomes the one exception callers handle, with the cause in it
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            // Reverse order: the guards' handles must close after the SQLite connection (POSIX lock semantics).
+            for (var i = opened.Count - 1; i >= 0; i--)
+            {
+                opened[i].Dispose();
+            }
+
+            var failure = ex is InvalidOperationException ? StoreFailures.Create(path, ex.Message, ex) : StoreFailures.From(path, ex);
+            logger.LogError("Cannot open the state store: {Reason}", failure.Message);
+            throw failure;
+        }
+    }
+
+    /// <inheritdoc />
+    public Task RecordTransactionAsync(TransactionEvent transaction, CancellationToken cancellationToken)
+    {
+        Validate.Transaction(transaction);
+        return _writer.EnqueueAsync(s => s.UpsertTransaction(transaction), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task RecordRefusalAsync(PolicyRefusal refusal, CancellationToken cancellationToken)
+    {
+        Validate.Refusal(refusal);
+        return _writer.EnqueueAsync(s => s.InsertRefusal(refusal), cancellationToken);
+    }
+
+    /// <summary>Inserts or replaces the suspension of <see cref="Suspension.Uid"/>.</summary>
+    public Task SaveSuspensionAsync(Suspension suspension, CancellationToken cancellationToken)
+    {
+        Validate.Suspension(suspension);
+        return _writer.EnqueueAsync(s => s.UpsertSuspension(suspension), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async Task<bool> RemoveSuspensionAsync(uint uid, CancellationToken cancellationToken) =>
+        await _writer.EnqueueAsync(s => s.DeleteSuspension(uid), cancellationToken) > 0;
+
+    /// <summary>All suspensions, by uid.</summary>
+    public Task<IReadOnlyList<Suspension>> LoadSuspensionsAsync(CancellationToken cancellationToken) =>
+        ReadAsync(StoreQueries.SuspensionsAsync, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<TransactionEvent>> LoadTransactionsAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(limit);
+        return ReadAsync((c, ct) => StoreQueries.TransactionsAsync(c, since, uid, limit, ct), cancellationToken);
+    }
+
+    /// <summary>Refusals at or after <paramref name="since"/>, newest first, optionally of one user.</summary>
+    public Task<IReadOnlyList<PolicyRefusal>> LoadRefusalsAsync(DateTimeOffset since, uint? uid, CancellationToken cancellationToken) =>
+        ReadAsync((c, ct) => StoreQueries.RefusalsAsync(c, since, uid, ct), cancellationToken);
+
+    /// <summary>
+    /// Deletes transactions and refusals older than <paramref name="before"/>, a few thousand rows per batch so that a
+    /// large sweep shares the writer with live traffic instead of stalling it. Suspensions are kept.
+    /// </summary>
+    public async Task PruneAsync(DateTimeOffset before, CancellationToken cancellationToken)
+    {
+        while (await _writer.EnqueueAsync(s => s.PruneChunkBefore(before), cancellationToken) >= WriteStatements.PruneChunk)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+    }
+
+    /// <summary>
+    /// Per-user totals of transactions and policy refusals at or after <paramref name="since"/>: what `status` and
+    /// `users` show. Ordered by messages sent (delivered + pending), then by trouble (refused, rejected, deferred),
+    /// then uid. Users with neither transactions nor refusals in the period are absent.
+    /// </summary>
+    public Task<IReadOnlyList<UserActivity>> SummarizeUsersAsync(DateTimeOffset since, CancellationToken cancellationToken) =>
+        ReadAsync((c, ct) => StoreQueries.UsersAsync(c, since, ct), cancellationToken);
+
+    /// <summary>Runs <paramref name="work"/> on the write connection inside a batch; for tests (pragmas, fault injection).</summary>
+    internal Task<T> RunOnWriterAsync<T>(Func<SqliteConnection, T> work) =>
+        _writer.EnqueueAsync(s => work(s.Connection), CancellationToken.None);
+
+    /// <summary>Waits for every queued write to be committed or failed, then closes the database.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _writer.DisposeAsync();
+        using (var pooled = new SqliteConnection(_readConnectionString))
+        {
+            SqliteConnection.ClearPool(pooled);
+        }
+
+        _statements.Dispose();
+        // Closing the last connection checkpoints the WAL into the database and removes the -wal file, unless the
+        // database was deleted or replaced: then SQLite leaves the WAL behind.
+        _writeConnection.Dispose();
+        if (_writer.Broken is not null)
+        {
+            RemoveOrphanedWal();
+        }
+
+        foreach (var guard in _guards)
+        {
+            guard.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The WAL of a deleted or replaced database belongs to no file any more. Left in place, the next open would replay
+    /// its pages into whatever database sits at the path now (a restored backup, a new empty file) and corrupt it.
+    /// Removed only while the path still names our own WAL, never a WAL some other process created since.
+    /// </summary>
+    private void RemoveOrphanedWal()
+    {
+        var wal = _path + "-wal";
+        if (!_guards[1].StillAtPath())
+        {
+            return;
+        }
+
+        try
+        {
+            File.Delete(wal);
+            File.Delete(_path + "-shm");
+            _logger.LogWarning("Removed {Wal}: its database was deleted or replaced while open, so its transactions are lost", wal);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogError("Could not remove the orphaned {Wal}; remove it before the next start: {Reason}", wal, ex.Message);
+        }
+    }
+
+    private async Task<T> ReadAsync<T>(Func<SqliteConnection, CancellationToken, Task<T>> query, CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            throw StoreFailures.Create(_path, "the store is closed");
+        }
+
+        if (_writer.Broken is { } broken)
+        {
+            throw broken;
+        }
+
+        try
+        {
+            await using var connection = new SqliteConnection(_readConnectionString);
+            await connection.OpenAsync(cancellationToken);
+            return await query(connection, cancellationToken);
+        }
+        catch (Exception ex) when (ex is SqliteException or IOException or InvalidOperationException or UnauthorizedAccessException)
+        {
+            throw StoreFailures.From(_path, ex);
+        }
+    }
+}

@@ -1,0 +1,37 @@
+namespace Interceptor.Store;
+
+/// <summary>
+/// One user's mail since a point in time, for the admin's `status` and `users` tables.
+/// Counts are transactions by their recorded outcome; <see cref="PolicyRefusals"/> counts refusal records.
+/// </summary>
+/// <param name="Uid">The Unix user id.</param>
+/// <param name="User">The user name recorded most recently for this uid (names can change; the uid is the key).</param>
+/// <param name="Delivered">Messages the upstream accepted.</param>
+/// <param name="DeliveredRecipients">Recipients of the delivered messages.</param>
+/// <param name="Pending">Messages whose outcome was never recorded (relay in progress, or a crash): counted as sent by quotas.</param>
+/// <param name="Deferred">Messages the upstream answered with 4xx.</param>
+/// <param name="Rejected">Messages the upstream answered with 5xx.</param>
+/// <param name="Refused">Transactions we refused before relaying (policy, bad data) or the client abandoned.</param>
+/// <param name="PolicyRefusals">Policy refusals (quota, suspension, size) recorded for this user.</param>
+/// <param name="BytesDelivered">Sum of the sizes of the delivered messages.</param>
+/// <param name="LastActivity">The newest transaction start or refusal time of this user.</param>
+public sealed record UserActivity(
+    uint Uid,
+    string User,
+    long Delivered,
+    long DeliveredRecipients,
+    long Pending,
+    long Deferred,
+    long Rejected,
+    long Refused,
+    long PolicyRefusals,
+    long BytesDelivered,
+    DateTimeOffset LastActivity);
+
+/// <summary>How the store is doing, cheap to read (no I/O): for `status` and metrics.</summary>
+/// <param name="Path">The database file.</param>
+/// <param name="Commits">Batches committed since the store was opened (each one fsync).</param>
+/// <param name="LastCommit">When the last batch was committed, if any.</param>
+/// <param name="LastFailure">Why the last batch failed, when the most recent batch failed; null while healthy.</param>
+/// <param name="Broken">True once the store can no longer be written until it is reopened (file deleted or replaced).</param>
+public sealed record StoreHealth(string Path, long Commits, DateTimeOffset? LastCommit, string? LastFailure, bool Broken);

@@ -1,0 +1,164 @@
+using Interceptor.Core.Events;
+using Interceptor.Core.Policy;
+using Microsoft.Data.Sqlite;
+
+namespace Interceptor.Store;
+
+/// <summary>
+/// The write connection's statements, prepared once: at thousands of rows per second, parsing SQL per row would cost
+/// more than the inserts. Used only by the writer thread.
+/// </summary>
+internal sealed class WriteStatements : IDisposable
+{
+    /// <summary>Rows one prune statement deletes, so a large retention sweep never holds the writer for long.</summary>
+    public const int PruneChunk = 5000;
+
+    private readonly List<SqliteCommand> _all = [];
+    private readonly SqliteCommand _begin;
+    private readonly SqliteCommand _commit;
+    private readonly SqliteCommand _rollback;
+    private readonly SqliteCommand _upsertTransaction;
+    private readonly SqliteCommand _insertRefusal;
+    private readonly SqliteCommand _upsertSuspension;
+    private readonly SqliteCommand _deleteSuspension;
+    private readonly SqliteCommand _pruneTransactions;
+    private readonly SqliteCommand _pruneRefusals;
+
+    public WriteStatements(SqliteConnection connection)
+    {
+        Connection = connection;
+        // IMMEDIATE takes the write lock up front, so a competing process makes BEGIN wait, not a later statement.
+        _begin = Create("BEGIN IMMEDIATE;");
+        _commit = Create("COMMIT;");
+        _rollback = Create("ROLLBACK;");
+        _upsertTransaction = Create(
+            """
+            INSERT INTO transactions (id, started, uid, user_name, sender, recipient_count, size_bytes,
+                                      original_destination, upstream, reply, duration, outcome, process)
+            VALUES ($id, $started, $uid, $user, $sender, $recipients, $size, $destination, $upstream, $reply,
+                    $duration, $outcome, $process)
+            ON CONFLICT (id) DO UPDATE SET
+                started = excluded.started, uid = excluded.uid, user_name = excluded.user_name,
+                sender = excluded.sender, recipient_count = excluded.recipient_count,
+                size_bytes = excluded.size_bytes, original_destination = excluded.original_destination,
+                upstream = excluded.upstream, reply = excluded.reply, duration = excluded.duration,
+                outcome = excluded.outcome, process = excluded.process;
+            """,
+            "$id", "$started", "$uid", "$user", "$sender", "$recipients", "$size", "$destination", "$upstream",
+            "$reply", "$duration", "$outcome", "$process");
+        _insertRefusal = Create(
+            "INSERT INTO refusals (time, uid, user_name, kind, detail) VALUES ($time, $uid, $user, $kind, $detail);",
+            "$time", "$uid", "$user", "$kind", "$detail");
+        _upsertSuspension = Create(
+            """
+            INSERT INTO suspensions (uid, user_name, reason, since, source) VALUES ($uid, $user, $reason, $since, $source)
+            ON CONFLICT (uid) DO UPDATE SET user_name = excluded.user_name, reason = excluded.reason,
+                                            since = excluded.since, source = excluded.source;
+            """,
+            "$uid", "$user", "$reason", "$since", "$source");
+        _deleteSuspension = Create("DELETE FROM suspensions WHERE uid = $uid;", "$uid");
+        _pruneTransactions = Create(
+            $"DELETE FROM transactions WHERE rowid IN (SELECT rowid FROM transactions WHERE started < $before LIMIT {PruneChunk});",
+            "$before");
+        _pruneRefusals = Create(
+            $"DELETE FROM refusals WHERE rowid IN (SELECT rowid FROM refusals WHERE time < $before LIMIT {PruneChunk});",
+            "$before");
+    }
+
+    public SqliteConnection Connection { get; }
+
+    public void Begin() => _begin.ExecuteNonQuery();
+
+    public void Commit() => _commit.ExecuteNonQuery();
+
+    /// <summary>Best effort: after I/O or disk-full errors SQLite has usually rolled back already.</summary>
+    public void TryRollback()
+    {
+        try
+        {
+            _rollback.ExecuteNonQuery();
+        }
+        catch (SqliteException)
+        {
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+
+    public int UpsertTransaction(TransactionEvent t)
+    {
+        var p = _upsertTransaction.Parameters;
+        p[0].Value = t.Id;
+        p[1].Value = t.Started.UtcTicks;
+        p[2].Value = (long)t.Uid;
+        p[3].Value = t.User;
+        p[4].Value = t.Sender;
+        p[5].Value = t.RecipientCount;
+        p[6].Value = t.SizeBytes;
+        p[7].Value = t.OriginalDestination;
+        p[8].Value = t.Upstream;
+        p[9].Value = t.Reply;
+        p[10].Value = t.Duration.Ticks;
+        p[11].Value = t.Outcome.ToString();
+        p[12].Value = (object?)t.Process ?? DBNull.Value;
+        return _upsertTransaction.ExecuteNonQuery();
+    }
+
+    public int InsertRefusal(PolicyRefusal r)
+    {
+        var p = _insertRefusal.Parameters;
+        p[0].Value = r.Time.UtcTicks;
+        p[1].Value = (long)r.Uid;
+        p[2].Value = r.User;
+        p[3].Value = r.Kind.ToString();
+        p[4].Value = r.Detail;
+        return _insertRefusal.ExecuteNonQuery();
+    }
+
+    public int UpsertSuspension(Suspension s)
+    {
+        var p = _upsertSuspension.Parameters;
+        p[0].Value = (long)s.Uid;
+        p[1].Value = s.User;
+        p[2].Value = s.Reason;
+        p[3].Value = s.Since.UtcTicks;
+        p[4].Value = s.Source.ToString();
+        return _upsertSuspension.ExecuteNonQuery();
+    }
+
+    public int DeleteSuspension(uint uid)
+    {
+        _deleteSuspension.Parameters[0].Value = (long)uid;
+        return _deleteSuspension.ExecuteNonQuery();
+    }
+
+    /// <summary>Deletes up to <see cref="PruneChunk"/> transactions and as many refusals older than the cut-off.</summary>
+    public int PruneChunkBefore(DateTimeOffset before)
+    {
+        _pruneTransactions.Parameters[0].Value = before.UtcTicks;
+        _pruneRefusals.Parameters[0].Value = before.UtcTicks;
+        return Math.Max(_pruneTransactions.ExecuteNonQuery(), _pruneRefusals.ExecuteNonQuery());
+    }
+
+    public void Dispose()
+    {
+        foreach (var command in _all)
+        {
+            command.Dispose();
+        }
+    }
+
+    private SqliteCommand Create(string sql, params string[] parameters)
+    {
+        var command = Connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var name in parameters)
+        {
+            command.Parameters.Add(new SqliteParameter { ParameterName = name });
+        }
+
+        _all.Add(command);
+        return command;
+    }
+}

@@ -1,0 +1,246 @@
+using Interceptor.Core.Events;
+using Interceptor.Core.Policy;
+using Interceptor.Store;
+
+namespace Interceptor.Tests.Store;
+
+[TestFixture]
+public class SqliteStateStoreTests
+{
+    private StoreTestDirectory _dir = null!;
+
+    [SetUp]
+    public void SetUp() => _dir = new StoreTestDirectory();
+
+    [TearDown]
+    public void TearDown() => _dir.Dispose();
+
+    [Test]
+    public async Task Open_creates_the_directory_with_mode_0750_and_the_database()
+    {
+        await using var store = _dir.Open();
+
+        Assert.That(File.GetUnixFileMode(_dir.Path), Is.EqualTo((UnixFileMode)Convert.ToInt32("750", 8)));
+        Assert.That(File.Exists(_dir.Database));
+        Assert.That(store.Path, Is.EqualTo(_dir.Database));
+    }
+
+    [Test]
+    public async Task Every_transaction_field_round_trips_including_outcome_and_process()
+    {
+        await using var store = _dir.Open();
+        var withOffset = new DateTimeOffset(2030, 5, 1, 14, 0, 0, 123, TimeSpan.FromHours(2)).AddTicks(4567);
+        var full = Records.Transaction("a", withOffset, uid: 4_000_000_000, outcome: TransactionOutcome.Rejected, recipients: 7, size: 5_000_000_000);
+        var noProcess = Records.Transaction("b", Records.Base) with { Process = null, Outcome = TransactionOutcome.Pending };
+
+        await store.RecordTransactionAsync(full, CancellationToken.None);
+        await store.RecordTransactionAsync(noProcess, CancellationToken.None);
+        var loaded = await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, 10, CancellationToken.None);
+
+        // Records compare instants, so the UTC value read back equals the +02:00 value written, to the tick.
+        Assert.That(loaded, Is.EqualTo(new[] { full, noProcess }));
+        Assert.That(loaded[0].Duration, Is.EqualTo(full.Duration));
+    }
+
+    [Test]
+    public async Task Every_outcome_round_trips()
+    {
+        await using var store = _dir.Open();
+        var outcomes = Enum.GetValues<TransactionOutcome>();
+        for (var i = 0; i < outcomes.Length; i++)
+        {
+            await store.RecordTransactionAsync(Records.Transaction($"t{i}", Records.Base.AddSeconds(i), outcome: outcomes[i]), CancellationToken.None);
+        }
+
+        var loaded = await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, 100, CancellationToken.None);
+
+        Assert.That(loaded.Select(t => t.Outcome).Reverse(), Is.EqualTo(outcomes));
+    }
+
+    [Test]
+    public async Task Recording_the_same_id_again_replaces_pending_by_its_outcome()
+    {
+        await using var store = _dir.Open();
+        var pending = Records.Transaction("x", Records.Base, outcome: TransactionOutcome.Pending) with { Reply = "" };
+        var delivered = pending with { Outcome = TransactionOutcome.Delivered, Reply = "250 2.0.0 queued as 1234", Duration = TimeSpan.FromSeconds(2) };
+
+        await store.RecordTransactionAsync(pending, CancellationToken.None);
+        await store.RecordTransactionAsync(delivered, CancellationToken.None);
+
+        Assert.That(await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, 10, CancellationToken.None), Is.EqualTo(new[] { delivered }));
+    }
+
+    [Test]
+    public async Task Transactions_are_filtered_by_time_and_uid_newest_first_and_limited()
+    {
+        await using var store = _dir.Open();
+        for (var i = 0; i < 10; i++)
+        {
+            await store.RecordTransactionAsync(Records.Transaction($"t{i}", Records.Base.AddMinutes(i), uid: i % 2 == 0 ? 1001u : 1002u), CancellationToken.None);
+        }
+
+        var since = Records.Base.AddMinutes(4);
+        var all = await store.LoadTransactionsAsync(since, null, 100, CancellationToken.None);
+        var user = await store.LoadTransactionsAsync(since, 1002, 100, CancellationToken.None);
+        var limited = await store.LoadTransactionsAsync(since, null, 3, CancellationToken.None);
+        var none = await store.LoadTransactionsAsync(since, 999, 100, CancellationToken.None);
+
+        Assert.That(all.Select(t => t.Id), Is.EqualTo(new[] { "t9", "t8", "t7", "t6", "t5", "t4" }));
+        Assert.That(user.Select(t => t.Id), Is.EqualTo(new[] { "t9", "t7", "t5" }));
+        Assert.That(limited.Select(t => t.Id), Is.EqualTo(new[] { "t9", "t8", "t7" }));
+        Assert.That(none, Is.Empty);
+    }
+
+    [Test]
+    public async Task Refusals_round_trip_filtered_by_time_and_uid_newest_first()
+    {
+        await using var store = _dir.Open();
+        var kinds = Enum.GetValues<RefusalKind>();
+        var written = kinds.Select((kind, i) => Records.Refusal(Records.Base.AddSeconds(i), uid: 1001u + (uint)(i % 2), kind: kind)).ToList();
+        foreach (var refusal in written)
+        {
+            await store.RecordRefusalAsync(refusal, CancellationToken.None);
+        }
+
+        var all = await store.LoadRefusalsAsync(DateTimeOffset.MinValue, null, CancellationToken.None);
+        var recent = await store.LoadRefusalsAsync(Records.Base.AddSeconds(6), 1001, CancellationToken.None);
+
+        Assert.That(all, Is.EqualTo(Enumerable.Reverse(written)));
+        Assert.That(recent, Is.EqualTo(new[] { written[6] }));
+    }
+
+    [Test]
+    public async Task Suspensions_are_saved_replaced_removed_and_loaded()
+    {
+        await using var store = _dir.Open();
+        await store.SaveSuspensionAsync(Records.Suspension(1002, SuspensionSource.Automatic), CancellationToken.None);
+        await store.SaveSuspensionAsync(Records.Suspension(1001), CancellationToken.None);
+        var replaced = Records.Suspension(1002) with { Reason = "admin took over", Since = Records.Base.AddHours(1) };
+        await store.SaveSuspensionAsync(replaced, CancellationToken.None);
+
+        Assert.That(await store.LoadSuspensionsAsync(CancellationToken.None), Is.EqualTo(new[] { Records.Suspension(1001), replaced }));
+        Assert.That(await store.RemoveSuspensionAsync(1001, CancellationToken.None), Is.True);
+        Assert.That(await store.RemoveSuspensionAsync(1001, CancellationToken.None), Is.False);
+        Assert.That(await store.LoadSuspensionsAsync(CancellationToken.None), Is.EqualTo(new[] { replaced }));
+    }
+
+    [Test]
+    public async Task Everything_survives_closing_and_reopening()
+    {
+        var transaction = Records.Transaction("kept", Records.Base);
+        var refusal = Records.Refusal(Records.Base);
+        var suspension = Records.Suspension(1001);
+        await using (var store = _dir.Open())
+        {
+            await store.RecordTransactionAsync(transaction, CancellationToken.None);
+            await store.RecordRefusalAsync(refusal, CancellationToken.None);
+            await store.SaveSuspensionAsync(suspension, CancellationToken.None);
+        }
+
+        Assert.That(File.Exists(_dir.Database + "-wal"), Is.False, "a clean close checkpoints and removes the WAL");
+        await using var reopened = _dir.Open();
+
+        Assert.That(await reopened.LoadTransactionsAsync(DateTimeOffset.MinValue, null, 10, CancellationToken.None), Is.EqualTo(new[] { transaction }));
+        Assert.That(await reopened.LoadRefusalsAsync(DateTimeOffset.MinValue, null, CancellationToken.None), Is.EqualTo(new[] { refusal }));
+        Assert.That(await reopened.LoadSuspensionsAsync(CancellationToken.None), Is.EqualTo(new[] { suspension }));
+    }
+
+    [Test]
+    public async Task Wal_and_synchronous_full_are_in_effect_on_the_write_connection()
+    {
+        await using var store = _dir.Open();
+
+        var journal = await store.RunOnWriterAsync(c => Scalar(c, "PRAGMA journal_mode;"));
+        var synchronous = await store.RunOnWriterAsync(c => Scalar(c, "PRAGMA synchronous;"));
+        var foreignKeys = await store.RunOnWriterAsync(c => Scalar(c, "PRAGMA foreign_keys;"));
+        var busy = await store.RunOnWriterAsync(c => Scalar(c, "PRAGMA busy_timeout;"));
+        var version = await store.RunOnWriterAsync(c => Scalar(c, "SELECT max(version) FROM schema_version;"));
+
+        Assert.That(journal, Is.EqualTo("wal"));
+        Assert.That(synchronous, Is.EqualTo(2L), "2 = FULL");
+        Assert.That(foreignKeys, Is.EqualTo(1L));
+        Assert.That(busy, Is.EqualTo(5000L));
+        Assert.That(version, Is.EqualTo(1L));
+    }
+
+    [Test]
+    public async Task Prune_deletes_old_transactions_and_refusals_but_keeps_suspensions()
+    {
+        await using var store = _dir.Open();
+        await Task.WhenAll(Enumerable.Range(0, 12_000).Select(i =>
+            store.RecordTransactionAsync(Records.Transaction($"old{i}", Records.Base.AddDays(-2).AddSeconds(i)), CancellationToken.None)));
+        await store.RecordTransactionAsync(Records.Transaction("new", Records.Base), CancellationToken.None);
+        await store.RecordRefusalAsync(Records.Refusal(Records.Base.AddDays(-2)), CancellationToken.None);
+        await store.RecordRefusalAsync(Records.Refusal(Records.Base), CancellationToken.None);
+        await store.SaveSuspensionAsync(Records.Suspension(1001) with { Since = Records.Base.AddDays(-30) }, CancellationToken.None);
+
+        await store.PruneAsync(Records.Base.AddDays(-1), CancellationToken.None);
+
+        Assert.That((await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, 100_000, CancellationToken.None)).Select(t => t.Id), Is.EqualTo(new[] { "new" }));
+        Assert.That(await store.LoadRefusalsAsync(DateTimeOffset.MinValue, null, CancellationToken.None), Has.Count.EqualTo(1));
+        Assert.That(await store.LoadSuspensionsAsync(CancellationToken.None), Has.Count.EqualTo(1));
+    }
+
+    [Test]
+    public async Task Users_are_summarised_since_a_time_top_senders_first()
+    {
+        await using var store = _dir.Open();
+        var t = Records.Base;
+        await store.RecordTransactionAsync(Records.Transaction("old", t.AddHours(-2), uid: 1001), CancellationToken.None);
+        await store.RecordTransactionAsync(Records.Transaction("a1", t, uid: 1001, recipients: 3, size: 100), CancellationToken.None);
+        await store.RecordTransactionAsync(Records.Transaction("a2", t.AddMinutes(1), uid: 1001, recipients: 1, size: 50), CancellationToken.None);
+        await store.RecordTransactionAsync(Records.Transaction("a3", t.AddMinutes(2), uid: 1001, outcome: TransactionOutcome.Deferred), CancellationToken.None);
+        await store.RecordTransactionAsync(Records.Transaction("a4", t.AddMinutes(3), uid: 1001, outcome: TransactionOutcome.Pending), CancellationToken.None);
+        await store.RecordTransactionAsync(Records.Transaction("b1", t, uid: 1002, outcome: TransactionOutcome.Rejected), CancellationToken.None);
+        await store.RecordTransactionAsync(Records.Transaction("b2", t.AddMinutes(1), uid: 1002, outcome: TransactionOutcome.Refused), CancellationToken.None);
+        await store.RecordRefusalAsync(Records.Refusal(t.AddMinutes(5), uid: 1002), CancellationToken.None);
+        await store.RecordRefusalAsync(Records.Refusal(t.AddMinutes(6), uid: 1003) with { User = "carol" }, CancellationToken.None);
+
+        var users = await store.SummarizeUsersAsync(t, CancellationToken.None);
+
+        Assert.That(users, Is.EqualTo(new[]
+        {
+            new UserActivity(1001, "user1001", Delivered: 2, DeliveredRecipients: 4, Pending: 1, Deferred: 1, Rejected: 0, Refused: 0, PolicyRefusals: 0, BytesDelivered: 150, LastActivity: t.AddMinutes(3)),
+            new UserActivity(1002, "user1002", 0, 0, 0, 0, Rejected: 1, Refused: 1, PolicyRefusals: 1, 0, t.AddMinutes(5)),
+            new UserActivity(1003, "carol", 0, 0, 0, 0, 0, 0, PolicyRefusals: 1, 0, t.AddMinutes(6)),
+        }));
+    }
+
+    [Test]
+    public async Task Summary_names_a_user_by_the_newest_name_of_the_uid()
+    {
+        await using var store = _dir.Open();
+        await store.RecordTransactionAsync(Records.Transaction("1", Records.Base) with { User = "oldname" }, CancellationToken.None);
+        await store.RecordTransactionAsync(Records.Transaction("2", Records.Base.AddMinutes(1)) with { User = "newname" }, CancellationToken.None);
+
+        var users = await store.SummarizeUsersAsync(DateTimeOffset.MinValue, CancellationToken.None);
+
+        Assert.That(users.Single().User, Is.EqualTo("newname"));
+    }
+
+    [Test]
+    public async Task Writes_and_reads_after_dispose_fail_as_unavailable()
+    {
+        var store = _dir.Open();
+        await store.DisposeAsync();
+
+        Assert.ThrowsAsync<StoreUnavailableException>(() => store.RecordTransactionAsync(Records.Transaction("late", Records.Base), CancellationToken.None));
+        Assert.ThrowsAsync<StoreUnavailableException>(() => store.LoadSuspensionsAsync(CancellationToken.None));
+    }
+
+    [Test]
+    public async Task A_malformed_record_is_rejected_before_it_can_fail_a_shared_batch()
+    {
+        await using var store = _dir.Open();
+
+        Assert.Throws<ArgumentException>(() => store.RecordTransactionAsync(Records.Transaction("bad", Records.Base) with { Sender = null! }, CancellationToken.None));
+        Assert.Throws<ArgumentException>(() => store.RecordRefusalAsync(Records.Refusal(Records.Base) with { Kind = (RefusalKind)99 }, CancellationToken.None));
+    }
+
+    private static object? Scalar(Microsoft.Data.Sqlite.SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return command.ExecuteScalar();
+    }
+}

@@ -37,6 +37,7 @@ public static class Program
                 "rules" => RulesCommands.PrintRules(arguments),
                 "remove-rules" => await RulesCommands.RemoveRulesAsync(arguments),
                 "demo" => await DemoCommand.RunAsync(arguments),
+                "status" or "users" or "log" or "block" or "unblock" or "limits" => await AdminCommands.RunAsync(arguments),
                 "help" => PrintHelp(),
                 "version" => PrintVersion(),
                 _ => throw new UsageException($"unknown command \"{arguments.Verb}\""),

@@ -23,6 +23,13 @@ public sealed class MessageTicket
     internal bool Pending { get; set; }
 }
 
+/// <summary>Hears about refusals and suspensions (the metrics).</summary>
+public interface IPolicyObserver
+{
+    void Refused(RefusalKind kind, uint uid, string user);
+    void Suspended(Suspension suspension);
+}
+
 /// <summary>
 /// The per-user policy a session consults at each step: suspension and the connection cap at connect,
 /// message quotas at MAIL, recipient quotas at RCPT, a durable "pending" record before DATA is relayed
@@ -35,7 +42,8 @@ public sealed class MailPolicy(
     SuspensionRegistry suspensions,
     IStateStore store,
     TimeProvider time,
-    ILogger logger)
+    ILogger logger,
+    IPolicyObserver? observer = null)
 {
     public QuotaLedger Ledger => ledger;
 
@@ -44,6 +52,7 @@ public sealed class MailPolicy(
     {
         if (suspensions.IsSuspended(uid, out var suspension))
         {
+            observer?.Refused(RefusalKind.Suspended, uid, user);
             return new SmtpReply(554, "5.7.1", QuotaReplies.Suspended(suspension!).Text);
         }
 
@@ -64,6 +73,7 @@ public sealed class MailPolicy(
     {
         if (suspensions.IsSuspended(uid, out var suspension))
         {
+            observer?.Refused(RefusalKind.Suspended, uid, user);
             return (null, QuotaReplies.Suspended(suspension!));
         }
 
@@ -146,6 +156,7 @@ public sealed class MailPolicy(
     private async Task RefuseAsync(uint uid, string user, QuotaExceeded exceeded, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
+        observer?.Refused(exceeded.Kind, uid, user);
         logger.LogInformation("policy refused uid={Uid} user={User}: {Kind} {Count}/{Limit}", uid, user, exceeded.Kind, exceeded.Count, exceeded.Limit);
         try
         {
@@ -175,8 +186,10 @@ public sealed class MailPolicy(
         };
         try
         {
-            if (await suspensions.SuspendAsync(new Suspension(uid, user, reason, time.GetUtcNow(), SuspensionSource.Automatic), counts, cancellationToken))
+            var suspension = new Suspension(uid, user, reason, time.GetUtcNow(), SuspensionSource.Automatic);
+            if (await suspensions.SuspendAsync(suspension, counts, cancellationToken))
             {
+                observer?.Suspended(suspension);
                 logger.LogWarning("suspended uid={Uid} user={User} automatically: {Reason}", uid, user, reason);
             }
         }

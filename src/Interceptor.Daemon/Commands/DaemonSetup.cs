@@ -36,11 +36,32 @@ public static class DaemonSetup
             }
         }
 
+        var routes = new List<AllowedRoute>();
+        foreach (var (user, destinations) in options.Routes.Users)
+        {
+            if (UserDatabase.UidOf(user) is not { } uid)
+            {
+                errors.Add($"Routes.Users.{user}: no such user \"{user}\" in the user database");
+                continue;
+            }
+
+            routes.AddRange(destinations.Select(d => System.Net.IPEndPoint.Parse(d)).Select(e => new AllowedRoute(uid, e.Address, e.Port)));
+        }
+
         if (errors.Count > 0)
         {
             throw new ConfigurationException(errors);
         }
 
-        return RulesetSpec.FromOptions(options, uids);
+        try
+        {
+            var spec = RulesetSpec.FromOptions(options, uids) with { BlockedPorts = options.Interception.BlockedPorts, AllowedRoutes = routes };
+            spec.EnsureConsistent();
+            return spec;
+        }
+        catch (ArgumentException e)
+        {
+            throw new ConfigurationException([e.Message]);
+        }
     }
 }

@@ -2,18 +2,23 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Interceptor.Core.Decide;
+using Interceptor.Core.Events;
+using Interceptor.Core.Policy;
 using Interceptor.Daemon.Attribute;
+using Interceptor.Daemon.Control;
+using Interceptor.Daemon.Decide;
 using Interceptor.Daemon.Intercept;
 using Interceptor.Daemon.Record;
 using Interceptor.Linux;
 using Interceptor.Netfilter;
+using Interceptor.Store;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Commands;
 
 /// <summary>
-/// `smtp-interceptor run`: bind the loopback listeners, install and verify the nft table, relay until
-/// SIGTERM, and leave the table in place on the way out (fail closed).
+/// `smtp-interceptor run`: open the state, bind the loopback listeners, install and verify the nft table
+/// (with the stored suspensions), relay until SIGTERM, and leave the table in place on the way out (fail closed).
 /// </summary>
 public static class RunCommand
 {
@@ -23,6 +28,30 @@ public static class RunCommand
     {
         var logger = loggers.CreateLogger("smtp-interceptor");
         var (options, spec) = DaemonSetup.Load(arguments.ConfigPath);
+        var time = TimeProvider.System;
+        var startedAt = time.GetUtcNow();
+
+        SqliteStateStore store;
+        try
+        {
+            store = SqliteStateStore.Open(options.State.Directory, time, loggers.CreateLogger("store"));
+        }
+        catch (StoreUnavailableException e)
+        {
+            logger.LogCritical("cannot open the state store: {Reason}", e.Message);
+            return 3;
+        }
+
+        await using var _ = store;
+        var metrics = new MetricsRegistry(options.Metrics.PerUser);
+        var rules = new RulesetManager(new NftClient());
+        var ledger = new QuotaLedger(time);
+        var restored = await RestoreUsageAsync(store, ledger, time);
+        var autoSuspension = new AutoSuspensionRules(options.Suspension, time);
+        var suspensions = new SuspensionRegistry(store, new NftKernelSuspension(rules, spec.Table), new AlertCommand(options.Alerts, loggers.CreateLogger("alert")));
+        var suspended = await suspensions.LoadAsync(CancellationToken.None);
+        spec = spec with { SuspendedUids = [.. suspended.Select(s => s.Uid)] };
+        var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics);
 
         using var owners = new SocketOwnerLookup();
         var hostAddresses = new HostAddresses();
@@ -30,9 +59,9 @@ public static class RunCommand
             options.Listen.Port,
             options.Relay.PermittedLocalDestinations.Select(IPEndPoint.Parse),
             hostAddresses.Current);
-        var attributor = new ConnectionAttributor(owners, destinations, loggers.CreateLogger("attribute"));
-        var recorder = new LogTransactionRecorder(loggers.CreateLogger("record"));
-        await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"));
+        var attributor = new ConnectionAttributor(owners, destinations, loggers.CreateLogger("attribute"), metrics);
+        var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics);
+        await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
         try
         {
             listener.Bind();
@@ -43,17 +72,28 @@ public static class RunCommand
             return 3;
         }
 
-        var rules = new RulesetManager(new NftClient());
         await rules.InstallAsync(spec, CancellationToken.None);
+        var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString());
+        await using var control = new ControlServer(context, loggers.CreateLogger("control"));
+        control.Start();
+        await using var metricsServer = options.Metrics.Listen.Length == 0
+            ? null
+            : new MetricsServer(IPEndPoint.Parse(options.Metrics.Listen), metrics, () => listener.ActiveSessions, loggers.CreateLogger("metrics"));
+        metricsServer?.Start();
         listener.Start();
         logger.LogInformation(
             new EventId(1, "Ready"),
-            "ready: listening on {Endpoints}; table inet {Table} verified, intercepting ports {Ports}, exempt uids {ExemptUids}; owner lookup via {LookupMethod}",
+            "ready: listening on {Endpoints}; table inet {Table} verified, intercepting ports {Ports}, exempt uids {ExemptUids}, suspended uids {SuspendedUids}; owner lookup via {LookupMethod}; state {StatePath} ({Restored} deliveries of the last 24 h restored); control socket {ControlSocket}{Metrics}",
             string.Join(" ", listener.Endpoints),
             spec.Table,
             string.Join(",", spec.Ports),
             string.Join(",", spec.ExemptUids),
-            owners.Method);
+            spec.SuspendedUids.Count == 0 ? "none" : string.Join(",", spec.SuspendedUids),
+            owners.Method,
+            store.Path,
+            restored,
+            control.SocketPath,
+            metricsServer is null ? "" : $"; metrics on http://{options.Metrics.Listen}/metrics");
 
         var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
@@ -70,5 +110,22 @@ public static class RunCommand
             context.Cancel = true;
             stop.TrySetResult();
         }
+    }
+
+    /// <summary>A restart must not reset a quota: the last day's deliveries (and unfinished ones) count again.</summary>
+    private static async Task<int> RestoreUsageAsync(SqliteStateStore store, QuotaLedger ledger, TimeProvider time)
+    {
+        var recent = await store.LoadTransactionsAsync(time.GetUtcNow().AddDays(-1), null, int.MaxValue, CancellationToken.None);
+        var counted = 0;
+        foreach (var transaction in recent)
+        {
+            if (transaction.Outcome is TransactionOutcome.Delivered or TransactionOutcome.Pending)
+            {
+                ledger.AddDelivered(transaction.Uid, transaction.Started, transaction.RecipientCount);
+                counted++;
+            }
+        }
+
+        return counted;
     }
 }

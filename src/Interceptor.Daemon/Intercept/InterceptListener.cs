@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
+using Interceptor.Core.Policy;
 using Interceptor.Daemon.Attribute;
 using Interceptor.Smtp.Session;
 using Microsoft.Extensions.Logging;
@@ -27,8 +28,19 @@ public sealed class InterceptListener : IAsyncDisposable
     private readonly List<Task> _acceptLoops = [];
     private int _nextSessionId;
 
-    public InterceptListener(InterceptorOptions options, ConnectionAttributor attributor, ITransactionRecorder recorder, ILogger logger)
+    private readonly MailPolicy? _policy;
+    private readonly ProcessAttribution? _processes;
+
+    public InterceptListener(
+        InterceptorOptions options,
+        ConnectionAttributor attributor,
+        ITransactionRecorder recorder,
+        ILogger logger,
+        MailPolicy? policy = null,
+        ProcessAttribution? processes = null)
     {
+        _policy = policy;
+        _processes = processes;
         _options = options;
         _attributor = attributor;
         _recorder = recorder;
@@ -104,16 +116,31 @@ public sealed class InterceptListener : IAsyncDisposable
 
             // The stream first: reading the original destination of a non-redirected socket flips Socket.Connected.
             await using var stream = new NetworkStream(socket, ownsSocket: true);
-            var (origin, refusal) = _attributor.Attribute(socket);
+            var (origin, inode, refusal) = _attributor.Attribute(socket);
             if (origin is null)
             {
                 await InboundSession.RefuseAsync(stream, refusal!, RefusalWriteTimeout);
                 return;
             }
 
-            _logger.LogDebug("session uid={Uid} user={User} client={Client} dst={Destination}", origin.Uid, origin.User, origin.Client, origin.OriginalDestination);
-            await using var session = new InboundSession(stream, origin, _options, _recorder, _logger);
-            await session.RunAsync(_shutdown.Token);
+            var capped = _policy is null ? null : await _policy.OpenConnectionAsync(origin.Uid, origin.User, _shutdown.Token);
+            if (capped is not null)
+            {
+                await InboundSession.RefuseAsync(stream, capped, RefusalWriteTimeout);
+                return;
+            }
+
+            try
+            {
+                _processes?.Begin(origin, inode);
+                _logger.LogDebug("session uid={Uid} user={User} client={Client} dst={Destination}", origin.Uid, origin.User, origin.Client, origin.OriginalDestination);
+                await using var session = new InboundSession(stream, origin, _options, _recorder, _logger, _policy);
+                await session.RunAsync(_shutdown.Token);
+            }
+            finally
+            {
+                _policy?.CloseConnection(origin.Uid);
+            }
         }
         catch (Exception e)
         {

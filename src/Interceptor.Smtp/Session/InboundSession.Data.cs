@@ -83,7 +83,7 @@ public sealed partial class InboundSession
         UpstreamException? upstreamFailure = null;
         try
         {
-            var header = TraceHeader.Render(_origin, _options.Relay.HeloName, transaction.Id);
+            var header = TraceHeader.Render(_origin, _options.Relay.HeloName, transaction.Id, _options.Trace.IncludeProcess);
             upstreamFailure = await TryWriteUpstreamAsync(upstream, header, token);
             while (!filter.Completed)
             {

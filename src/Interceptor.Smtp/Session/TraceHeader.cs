@@ -10,10 +10,15 @@ public static class TraceHeader
 {
     public const string Name = "X-Interceptor-Origin";
 
-    public static byte[] Render(ConnectionOrigin origin, string hostName, string eventId)
+    public static byte[] Render(ConnectionOrigin origin, string hostName, string eventId, bool includeProcess = false)
     {
         // User names come from the system's user database; still keep header syntax intact whatever they hold.
-        var user = new string(origin.User.Where(c => c > ' ' && c < 0x7f && c != ';').ToArray());
-        return Encoding.ASCII.GetBytes($"{Name}: uid={origin.Uid} user={user}; host={hostName}; id={eventId}\r\n");
+        var user = Clean(origin.User, 64);
+        var process = includeProcess && origin.Process is { } found ? $"; process={Clean(found, 300)}" : "";
+        return Encoding.ASCII.GetBytes($"{Name}: uid={origin.Uid} user={user}; host={hostName}; id={eventId}{process}\r\n");
     }
+
+    /// <summary>Printable ASCII only, no ';' (our separator), bounded so the line stays far below 998 bytes.</summary>
+    private static string Clean(string text, int max) =>
+        new(text.Where(c => c >= ' ' && c < 0x7f && c != ';').Take(max).ToArray());
 }

@@ -1,0 +1,117 @@
+using System.Text;
+using Interceptor.Daemon.Commands;
+using Interceptor.Daemon.Control;
+
+namespace Interceptor.Tests.Daemon.Control;
+
+/// <summary>Request lines as the daemon reads them, and command lines as the CLI turns them into requests.</summary>
+[TestFixture]
+public sealed class ControlRequestTests
+{
+    private static ControlRequest Parse(string json) => ControlRequest.Parse(Encoding.UTF8.GetBytes(json));
+
+    private static string ParseError(string json) =>
+        Assert.Throws<ControlException>(() => Parse(json))!.Message;
+
+    [Test]
+    public void A_full_request_is_read_with_every_field()
+    {
+        var request = Parse("""{"verb":"log","user":"alice","since":"1h","limit":20}""");
+
+        Assert.That(request, Is.EqualTo(new ControlRequest { Verb = "log", User = "alice", Since = "1h", Limit = 20 }));
+    }
+
+    [TestCase("""{"verb":"status"}""")]
+    [TestCase("""{"verb":"status","user":null}""")]
+    [TestCase(""" { "verb" : "limits" , "user" : "1001" } """)]
+    [TestCase("""{"verb":"block","user":"alice","reason":"spam wave (ticket 42)"}""")]
+    [TestCase("""{"verb":"unblock","user":"alice"}""")]
+    [TestCase("""{"verb":"users","since":"2d","limit":10000}""")]
+    public void Valid_requests_parse(string json)
+    {
+        Assert.That(() => Parse(json), Throws.Nothing);
+    }
+
+    [TestCase("not json", "not a valid JSON request object")]
+    [TestCase("[]", "not a valid JSON request object")]
+    [TestCase("null", "not a valid JSON request object")]
+    [TestCase("""{"verb":"status","usr":"alice"}""", "not a valid JSON request object")]
+    [TestCase("""{"verb":"shutdown"}""", "unknown verb \"shutdown\"; known: status, users, log, block, unblock, limits")]
+    [TestCase("""{}""", "unknown verb \"\"")]
+    [TestCase("""{"verb":"block","user":"alice"}""", "block needs --reason TEXT")]
+    [TestCase("""{"verb":"block","reason":"x"}""", "block needs a user")]
+    [TestCase("""{"verb":"unblock"}""", "unblock needs a user")]
+    [TestCase("""{"verb":"unblock","user":"alice","reason":"x"}""", "unblock takes no reason")]
+    [TestCase("""{"verb":"status","user":"alice"}""", "status takes no user")]
+    [TestCase("""{"verb":"limits","since":"1h"}""", "limits takes no --since")]
+    [TestCase("""{"verb":"block","user":"a","reason":"x","limit":3}""", "block takes no --limit")]
+    [TestCase("""{"verb":"log","since":"1x"}""", "--since: \"1x\" is not a duration")]
+    [TestCase("""{"verb":"log","limit":0}""", "--limit: 0 is not between 1 and 10000")]
+    [TestCase("""{"verb":"log","limit":10001}""", "--limit: 10001 is not between 1 and 10000")]
+    [TestCase("""{"verb":"log","user":"a\nb"}""", "the user must be a name or a numeric uid")]
+    public void Invalid_requests_say_what_is_wrong(string json, string expected)
+    {
+        Assert.That(ParseError(json), Does.Contain(expected));
+    }
+
+    [TestCase("spam\r\n250 ok")]
+    [TestCase("tab\there")]
+    [TestCase("caf\u00e9")]
+    [TestCase("   ")]
+    public void A_block_reason_must_be_one_line_of_printable_ascii(string reason)
+    {
+        var request = new ControlRequest { Verb = "block", User = "alice", Reason = reason };
+
+        var error = Assert.Throws<ControlException>(request.Validate)!;
+
+        Assert.That(error.Kind, Is.EqualTo(ControlErrors.BadRequest));
+    }
+
+    [Test]
+    public void A_block_reason_longer_than_200_characters_is_refused()
+    {
+        Assert.That(
+            () => new ControlRequest { Verb = "block", User = "a", Reason = new string('x', 201) }.Validate(),
+            Throws.TypeOf<ControlException>().With.Message.Contains("at most 200 characters"));
+        Assert.That(() => new ControlRequest { Verb = "block", User = "a", Reason = new string('x', 200) }.Validate(), Throws.Nothing);
+    }
+
+    [Test]
+    public void A_request_is_written_without_its_unset_fields()
+    {
+        var json = System.Text.Json.JsonSerializer.Serialize(new ControlRequest { Verb = "status" }, ControlJson.Strict);
+
+        Assert.That(json, Is.EqualTo("""{"verb":"status"}"""));
+    }
+
+    private static ControlRequest Cli(params string[] args) => AdminCommands.BuildRequest(Arguments.Parse(args));
+
+    [Test]
+    public void The_command_line_becomes_the_request()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(Cli("status", "--json"), Is.EqualTo(new ControlRequest { Verb = "status" }));
+            Assert.That(Cli("block", "alice", "--reason", "spam"), Is.EqualTo(new ControlRequest { Verb = "block", User = "alice", Reason = "spam" }));
+            Assert.That(Cli("log", "--user", "1001", "--since", "30m", "--limit", "5"), Is.EqualTo(new ControlRequest { Verb = "log", User = "1001", Since = "30m", Limit = 5 }));
+            Assert.That(Cli("limits"), Is.EqualTo(new ControlRequest { Verb = "limits" }));
+            Assert.That(Cli("limits", "alice"), Is.EqualTo(new ControlRequest { Verb = "limits", User = "alice" }));
+            Assert.That(Cli("users", "--since", "2d"), Is.EqualTo(new ControlRequest { Verb = "users", Since = "2d" }));
+        });
+    }
+
+    [TestCase(new[] { "block", "alice" }, "block needs --reason TEXT")]
+    [TestCase(new[] { "block", "--reason", "x" }, "block needs a USER")]
+    [TestCase(new[] { "unblock", "alice", "bob" }, "unblock takes one USER, not 2")]
+    [TestCase(new[] { "status", "alice" }, "status takes no USER word (got \"alice\")")]
+    [TestCase(new[] { "users", "--reason", "x" }, "users does not take --reason")]
+    [TestCase(new[] { "unblock", "alice", "--reason", "x" }, "unblock does not take --reason")]
+    [TestCase(new[] { "limits", "--since", "1h" }, "limits does not take --since")]
+    [TestCase(new[] { "log", "--limit", "ten" }, "--limit: \"ten\" is not a whole number")]
+    [TestCase(new[] { "log", "--limit", "-3" }, "--limit: \"-3\" is not a whole number")]
+    [TestCase(new[] { "log", "--since", "yesterday" }, "--since: \"yesterday\" is not a duration such as 30m, 1h, 2d or 1w")]
+    public void Command_line_mistakes_are_usage_errors(string[] args, string expected)
+    {
+        Assert.That(() => Cli(args), Throws.TypeOf<UsageException>().With.Message.Contains(expected));
+    }
+}

@@ -1,0 +1,181 @@
+using Interceptor.Core.Events;
+using Interceptor.Core.Options;
+using Interceptor.Core.Policy;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Interceptor.Tests.Core.Policy;
+
+public class MailPolicyTests
+{
+    private readonly ManualClock _clock = new(new DateTimeOffset(2026, 11, 27, 12, 0, 0, TimeSpan.Zero));
+    private RecordingStore _store = null!;
+    private RecordingKernel _kernel = null!;
+    private RecordingAlert _alert = null!;
+    private SuspensionRegistry _suspensions = null!;
+    private MailPolicy _policy = null!;
+
+    [SetUp]
+    public void Create()
+    {
+        _store = new RecordingStore();
+        _kernel = new RecordingKernel();
+        _alert = new RecordingAlert();
+        _suspensions = new SuspensionRegistry(_store, _kernel, _alert);
+        var limits = new LimitsOptions { Default = new QuotaLimits { MessagesPerHour = 2 }.Or(QuotaLimits.Defaults) };
+        var rules = new AutoSuspensionRules(new SuspensionOptions { RefusalLimit = 2, FailureMinimum = 2, FailureRatioPercent = 100 }, _clock);
+        _policy = new MailPolicy(limits, new QuotaLedger(_clock), rules, _suspensions, _store, _clock, NullLogger.Instance);
+    }
+
+    [TearDown]
+    public async Task Dispose() => await _store.DisposeAsync();
+
+    private static TransactionEvent Event(string id, TransactionOutcome outcome, int recipients = 1) =>
+        new(id, DateTimeOffset.UnixEpoch, 1001, "alice", "a@b", recipients, 10, "203.0.113.5:25", "203.0.113.5:25", "250 ok", TimeSpan.Zero) { Outcome = outcome };
+
+    private async Task<MessageTicket> SendAsync(string id, TransactionOutcome outcome)
+    {
+        var (ticket, refusal) = await _policy.StartMessageAsync(1001, "alice", null, CancellationToken.None);
+        Assert.That(refusal, Is.Null);
+        Assert.That(await _policy.ReserveRecipientAsync(ticket!, CancellationToken.None), Is.Null);
+        Assert.That(await _policy.BeginDataAsync(ticket!, Event(id, TransactionOutcome.Pending), CancellationToken.None), Is.Null);
+        await _policy.FinishAsync(ticket!, Event(id, outcome), CancellationToken.None);
+        return ticket!;
+    }
+
+    [Test]
+    public async Task A_transaction_is_on_disk_as_pending_before_data_then_with_its_outcome()
+    {
+        await SendAsync("t1", TransactionOutcome.Delivered);
+
+        Assert.That(_store.Transactions.Select(t => (t.Id, t.Outcome)), Is.EqualTo(new[] { ("t1", TransactionOutcome.Pending), ("t1", TransactionOutcome.Delivered) }));
+    }
+
+    [Test]
+    public async Task A_store_that_cannot_be_written_refuses_the_data_with_451()
+    {
+        var (ticket, _) = await _policy.StartMessageAsync(1001, "alice", null, CancellationToken.None);
+        _store.Broken = true;
+
+        var refusal = await _policy.BeginDataAsync(ticket!, Event("t1", TransactionOutcome.Pending), CancellationToken.None);
+
+        Assert.That(refusal!.ToWire(), Does.StartWith("451 4.3.0 accounting store unavailable"));
+    }
+
+    [Test]
+    public async Task A_burst_of_quota_refusals_suspends_the_user_in_the_store_the_kernel_and_the_alert()
+    {
+        await SendAsync("t1", TransactionOutcome.Delivered);
+        await SendAsync("t2", TransactionOutcome.Delivered);
+        var (_, first) = await _policy.StartMessageAsync(1001, "alice", null, CancellationToken.None);
+        var (_, second) = await _policy.StartMessageAsync(1001, "alice", null, CancellationToken.None);
+
+        Assert.That(first!.Code, Is.EqualTo(451));
+        Assert.That(second!.Code, Is.EqualTo(451));
+        Assert.That(_suspensions.IsSuspended(1001, out var suspension), Is.True);
+        Assert.That(suspension!.Source, Is.EqualTo(SuspensionSource.Automatic));
+        Assert.That(_store.Suspensions.Select(s => s.Uid), Is.EqualTo(new[] { 1001u }));
+        Assert.That(_kernel.Suspended, Is.EqualTo(new[] { 1001u }));
+        Assert.That(_alert.Alerts.Single().Counts["SMTPI_MESSAGES_HOUR"], Is.EqualTo("2"));
+        Assert.That(_store.Refusals.Select(r => r.Kind), Is.EqualTo(new[] { RefusalKind.MessagesPerHour, RefusalKind.MessagesPerHour }));
+    }
+
+    [Test]
+    public async Task A_suspended_user_is_refused_at_connect_and_at_mail()
+    {
+        await _suspensions.SuspendAsync(new Suspension(1001, "alice", "spam run", _clock.Now, SuspensionSource.Admin), new Dictionary<string, string>(), CancellationToken.None);
+
+        var atConnect = await _policy.OpenConnectionAsync(1001, "alice", CancellationToken.None);
+        var (_, atMail) = await _policy.StartMessageAsync(1001, "alice", null, CancellationToken.None);
+
+        Assert.That(atConnect!.ToWire(), Does.StartWith("554 5.7.1 user alice is suspended from sending mail: spam run"));
+        Assert.That(atMail!.ToWire(), Does.StartWith("550 5.7.1 user alice is suspended"));
+    }
+
+    [Test]
+    public async Task Upstream_rejections_above_the_ratio_suspend_the_user()
+    {
+        await SendAsync("t1", TransactionOutcome.Rejected);
+        Assert.That(_suspensions.IsSuspended(1001, out _), Is.False);
+
+        await SendAsync("t2", TransactionOutcome.Rejected);
+
+        Assert.That(_suspensions.IsSuspended(1001, out var suspension), Is.True);
+        Assert.That(suspension!.Reason, Does.Contain("2 of 2 messages rejected or deferred upstream"));
+    }
+
+    [Test]
+    public async Task A_declared_size_over_the_limit_is_refused_naming_the_user()
+    {
+        var (_, refusal) = await _policy.StartMessageAsync(1001, "alice", 30L * 1024 * 1024, CancellationToken.None);
+
+        Assert.That(refusal!.ToWire(), Does.StartWith("552 5.3.4 message size 31457280 exceeds the limit of 26214400 bytes for user alice"));
+    }
+
+    [Test]
+    public async Task Unsuspending_takes_the_user_out_everywhere()
+    {
+        await _suspensions.SuspendAsync(new Suspension(1001, "alice", "x", _clock.Now, SuspensionSource.Admin), new Dictionary<string, string>(), CancellationToken.None);
+
+        Assert.That(await _suspensions.UnsuspendAsync(1001, CancellationToken.None), Is.True);
+        Assert.That(_suspensions.IsSuspended(1001, out _), Is.False);
+        Assert.That(_store.Suspensions, Is.Empty);
+        Assert.That(_kernel.Suspended, Is.Empty);
+    }
+
+    private sealed class RecordingStore : IStateStore
+    {
+        public List<TransactionEvent> Transactions { get; } = [];
+        public List<PolicyRefusal> Refusals { get; } = [];
+        public List<Suspension> Suspensions { get; } = [];
+        public bool Broken { get; set; }
+
+        private Task Write(Action action)
+        {
+            if (Broken)
+            {
+                throw new StoreUnavailableException("disk gone");
+            }
+
+            action();
+            return Task.CompletedTask;
+        }
+
+        public Task RecordTransactionAsync(TransactionEvent transaction, CancellationToken cancellationToken) => Write(() => Transactions.Add(transaction));
+        public Task RecordRefusalAsync(PolicyRefusal refusal, CancellationToken cancellationToken) => Write(() => Refusals.Add(refusal));
+        public Task SaveSuspensionAsync(Suspension suspension, CancellationToken cancellationToken) => Write(() => Suspensions.Add(suspension));
+        public Task<bool> RemoveSuspensionAsync(uint uid, CancellationToken cancellationToken) => Task.FromResult(Suspensions.RemoveAll(s => s.Uid == uid) > 0);
+        public Task<IReadOnlyList<Suspension>> LoadSuspensionsAsync(CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<Suspension>>(Suspensions);
+        public Task<IReadOnlyList<TransactionEvent>> LoadTransactionsAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<TransactionEvent>>(Transactions);
+        public Task<IReadOnlyList<PolicyRefusal>> LoadRefusalsAsync(DateTimeOffset since, uint? uid, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<PolicyRefusal>>(Refusals);
+        public Task PruneAsync(DateTimeOffset before, CancellationToken cancellationToken) => Task.CompletedTask;
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
+    private sealed class RecordingKernel : IKernelSuspension
+    {
+        public List<uint> Suspended { get; } = [];
+
+        public Task SuspendAsync(uint uid, CancellationToken cancellationToken)
+        {
+            Suspended.Add(uid);
+            return Task.CompletedTask;
+        }
+
+        public Task UnsuspendAsync(uint uid, CancellationToken cancellationToken)
+        {
+            Suspended.Remove(uid);
+            return Task.CompletedTask;
+        }
+    }
+
+    private sealed class RecordingAlert : ISuspensionAlert
+    {
+        public List<(Suspension Suspension, IReadOnlyDictionary<string, string> Counts)> Alerts { get; } = [];
+
+        public Task NotifyAsync(Suspension suspension, IReadOnlyDictionary<string, string> counts, CancellationToken cancellationToken)
+        {
+            Alerts.Add((suspension, counts));
+            return Task.CompletedTask;
+        }
+    }
+}

@@ -38,6 +38,9 @@ public sealed record InterceptionOptions
 
     /// <summary>Ports that cannot be intercepted (implicit TLS such as 465) and are simply refused to non-exempt users.</summary>
     public IReadOnlyList<int> BlockedPorts { get; init; } = [];
+
+    /// <summary>How often the daemon re-reads its table and restores it if it was deleted or changed.</summary>
+    public int VerifyIntervalSeconds { get; init; } = 5;
 }
 
 public enum RelayMode
@@ -145,6 +148,21 @@ public sealed record SessionOptions
 
     /// <summary>Longest line inside DATA, CRLF included. Lines are streamed, so this bounds no memory; it stops line-splitting tricks.</summary>
     public int MaxDataLineBytes { get; init; } = 65536;
+
+    /// <summary>A command line must be complete this long after its first byte (stops one-byte-at-a-time trickles).</summary>
+    public int CommandLineTimeoutSeconds { get; init; } = 60;
+
+    /// <summary>After the first 30 s of DATA, a client sending slower than this on average is disconnected.</summary>
+    public int MinDataBytesPerSecond { get; init; } = 1024;
+
+    /// <summary>After this many refused commands, each further reply is delayed (as Postfix's smtpd_soft_error_limit).</summary>
+    public int SoftErrorLimit { get; init; } = 10;
+
+    /// <summary>After this many refused commands the session is closed with 421 (smtpd_hard_error_limit).</summary>
+    public int HardErrorLimit { get; init; } = 20;
+
+    /// <summary>The delay added to each reply once past <see cref="SoftErrorLimit"/>.</summary>
+    public int ErrorDelayMilliseconds { get; init; } = 1000;
 }
 
 /// <summary>Where the accounting database lives (events, counters, suspensions).</summary>

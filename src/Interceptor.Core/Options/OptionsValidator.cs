@@ -32,6 +32,7 @@ public static partial class OptionsValidator
             Check(!string.IsNullOrWhiteSpace(options.Interception.ExemptUsers[i]), $"Interception.ExemptUsers[{i}]", "empty user name");
         }
 
+        Check(options.Interception.VerifyIntervalSeconds is > 0 and <= 3600, "Interception.VerifyIntervalSeconds", "must be 1-3600");
         Check(TableName().IsMatch(options.Interception.Table), "Interception.Table", $"\"{options.Interception.Table}\" is not a valid nft table name (letters, digits, _; at most 64, starting with a letter)");
         Check(HostName().IsMatch(options.Relay.HeloName), "Relay.HeloName", $"\"{options.Relay.HeloName}\" is not a host name");
         Check(options.Relay.ConnectTimeoutSeconds is > 0 and <= 600, "Relay.ConnectTimeoutSeconds", "must be 1-600");
@@ -82,6 +83,11 @@ public static partial class OptionsValidator
         Check(smtp.SessionTimeoutSeconds >= smtp.IdleTimeoutSeconds, "Smtp.SessionTimeoutSeconds", "must be at least Smtp.IdleTimeoutSeconds");
         Check(smtp.MaxCommandLineBytes is >= 512 and <= 8192, "Smtp.MaxCommandLineBytes", "must be 512-8192 (RFC 5321 requires at least 512)");
         Check(smtp.MaxDataLineBytes is >= 1000 and <= 1048576, "Smtp.MaxDataLineBytes", "must be 1000-1048576 (RFC 5321 requires at least 1000)");
+        Check(smtp.CommandLineTimeoutSeconds is > 0 and <= 3600, "Smtp.CommandLineTimeoutSeconds", "must be 1-3600");
+        Check(smtp.MinDataBytesPerSecond >= 0, "Smtp.MinDataBytesPerSecond", "must be 0 (off) or more");
+        Check(smtp.SoftErrorLimit > 0, "Smtp.SoftErrorLimit", "must be at least 1");
+        Check(smtp.HardErrorLimit >= smtp.SoftErrorLimit, "Smtp.HardErrorLimit", "must be at least Smtp.SoftErrorLimit");
+        Check(smtp.ErrorDelayMilliseconds is >= 0 and <= 60000, "Smtp.ErrorDelayMilliseconds", "must be 0-60000");
         return errors;
     }
 

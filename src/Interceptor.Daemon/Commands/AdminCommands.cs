@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Interceptor.Core.Options;
 using Interceptor.Daemon.Configuration;
 using Interceptor.Daemon.Control;
 
@@ -35,7 +36,18 @@ public static class AdminCommands
     {
         ArgumentNullException.ThrowIfNull(arguments);
         var request = BuildRequest(arguments);
-        var options = ConfigurationLoader.Load(arguments.ConfigPath);
+        InterceptorOptions options;
+        try
+        {
+            options = ConfigurationLoader.Load(arguments.ConfigPath);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            // Admins who are not root need read access to the configuration: it names the control socket.
+            await Console.Error.WriteLineAsync($"smtp-interceptor: cannot read the configuration {arguments.ConfigPath}: {e.Message} (it names Control.SocketPath; make it readable for the admin group or pass --config)");
+            return 1;
+        }
+
         ControlResponse response;
         try
         {

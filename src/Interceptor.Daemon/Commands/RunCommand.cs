@@ -80,6 +80,8 @@ public static class RunCommand
             ? null
             : new MetricsServer(IPEndPoint.Parse(options.Metrics.Listen), metrics, () => listener.ActiveSessions, loggers.CreateLogger("metrics"));
         metricsServer?.Start();
+        await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"));
+        watchdog.Start();
         listener.Start();
         logger.LogInformation(
             new EventId(1, "Ready"),

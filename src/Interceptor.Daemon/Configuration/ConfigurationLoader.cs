@@ -27,9 +27,10 @@ public static class ConfigurationLoader
 
     private static readonly string[] ScalarKeys =
     [
-        "Listen:Port", "Interception:Table", "Relay:Mode", "Relay:HeloName", "Relay:ConnectTimeoutSeconds",
+        "Listen:Port", "Interception:Table", "Interception:VerifyIntervalSeconds", "Relay:Mode", "Relay:HeloName", "Relay:ConnectTimeoutSeconds",
         "Relay:ReplyTimeoutSeconds", "Relay:DataReplyTimeoutSeconds", "Smtp:IdleTimeoutSeconds",
-        "Smtp:SessionTimeoutSeconds", "Smtp:MaxCommandLineBytes", "Smtp:MaxDataLineBytes", "State:Directory",
+        "Smtp:SessionTimeoutSeconds", "Smtp:MaxCommandLineBytes", "Smtp:MaxDataLineBytes", "Smtp:CommandLineTimeoutSeconds",
+        "Smtp:MinDataBytesPerSecond", "Smtp:SoftErrorLimit", "Smtp:HardErrorLimit", "Smtp:ErrorDelayMilliseconds", "State:Directory",
         "Control:SocketPath", "Control:AdminGroup", "Suspension:RefusalLimit", "Suspension:RefusalWindowMinutes",
         "Suspension:FailureRatioPercent", "Suspension:FailureMinimum", "Suspension:FailureWindowMinutes", "Alerts:Command",
         "Alerts:TimeoutSeconds", "Metrics:Listen", "Metrics:PerUser", "Trace:IncludeProcess",
@@ -135,6 +136,7 @@ public static class ConfigurationLoader
                 ExemptUsers = List(c, "Interception:ExemptUsers", defaults.Interception.ExemptUsers, errors, s => s),
                 Table = c["Interception:Table"] ?? defaults.Interception.Table,
                 BlockedPorts = List(c, "Interception:BlockedPorts", defaults.Interception.BlockedPorts, errors, ParseInt),
+                VerifyIntervalSeconds = Int(c, "Interception:VerifyIntervalSeconds", defaults.Interception.VerifyIntervalSeconds, errors),
             },
             Relay = new RelayOptions
             {
@@ -159,6 +161,11 @@ public static class ConfigurationLoader
                 SessionTimeoutSeconds = Int(c, "Smtp:SessionTimeoutSeconds", defaults.Smtp.SessionTimeoutSeconds, errors),
                 MaxCommandLineBytes = Int(c, "Smtp:MaxCommandLineBytes", defaults.Smtp.MaxCommandLineBytes, errors),
                 MaxDataLineBytes = Int(c, "Smtp:MaxDataLineBytes", defaults.Smtp.MaxDataLineBytes, errors),
+                CommandLineTimeoutSeconds = Int(c, "Smtp:CommandLineTimeoutSeconds", defaults.Smtp.CommandLineTimeoutSeconds, errors),
+                MinDataBytesPerSecond = Int(c, "Smtp:MinDataBytesPerSecond", defaults.Smtp.MinDataBytesPerSecond, errors),
+                SoftErrorLimit = Int(c, "Smtp:SoftErrorLimit", defaults.Smtp.SoftErrorLimit, errors),
+                HardErrorLimit = Int(c, "Smtp:HardErrorLimit", defaults.Smtp.HardErrorLimit, errors),
+                ErrorDelayMilliseconds = Int(c, "Smtp:ErrorDelayMilliseconds", defaults.Smtp.ErrorDelayMilliseconds, errors),
             },
             State = new StateOptions { Directory = c["State:Directory"] ?? defaults.State.Directory },
             Control = new ControlOptions

@@ -155,6 +155,7 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
             logger.LogWarning(
                 "control socket: refused uid={Uid} gid={Gid} pid={Pid}: neither root nor a member of the admin group",
                 peer.Uid, peer.Gid, peer.Pid);
+            await DiscardRequestAsync(stream);
             await WriteAsync(stream, ControlResponse.Failure("", ControlErrors.PermissionDenied, _authorization!.DenialMessage));
             return;
         }
@@ -163,6 +164,24 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
         if (response is not null)
         {
             await WriteAsync(stream, response);
+        }
+    }
+
+    /// <summary>
+    /// Reads a refused peer's request without looking at it: closing a Unix socket with unread data resets the
+    /// connection, and the peer would see "connection reset" instead of the refusal.
+    /// </summary>
+    private async Task DiscardRequestAsync(NetworkStream stream)
+    {
+        using var readTimeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        readTimeout.CancelAfter(ReadTimeout);
+        try
+        {
+            await ReadLineAsync(stream, ControlRequest.MaxBytes, readTimeout.Token);
+        }
+        catch (Exception e) when (e is ControlException or OperationCanceledException && !_stop.IsCancellationRequested)
+        {
+            // Too long or too slow: it gets the refusal anyway.
         }
     }
 
@@ -202,7 +221,15 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
             return ControlResponse.Failure("", e.Kind, e.Message);
         }
 
-        logger.LogInformation("control socket: uid={Uid} pid={Pid} {Verb} {User}", peer.Uid, peer.Pid, request.Verb, request.User ?? "");
+        if (request.User is null)
+        {
+            logger.LogInformation("control socket: uid={Uid} pid={Pid} {Verb}", peer.Uid, peer.Pid, request.Verb);
+        }
+        else
+        {
+            logger.LogInformation("control socket: uid={Uid} pid={Pid} {Verb} {User}", peer.Uid, peer.Pid, request.Verb, request.User);
+        }
+
         using var queryTimeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         queryTimeout.CancelAfter(QueryTimeout);
         try

@@ -92,10 +92,11 @@ public sealed class LineReader : IDisposable
     /// A line ends at the first LF; a longer line is consumed up to that LF and reported as too long.
     /// Text is decoded as UTF-8 (SMTPUTF8 addresses); invalid bytes become U+FFFD and fail later syntax checks.
     /// </summary>
-    public async ValueTask<Line> ReadLineAsync(int maxLength, TimeSpan timeout, CancellationToken cancellationToken)
+    public async ValueTask<Line> ReadLineAsync(int maxLength, TimeSpan timeout, CancellationToken cancellationToken, TimeSpan? lineTimeout = null)
     {
         var tooLong = false;
         var scanned = 0;
+        long? lineStarted = HasBufferedData ? Environment.TickCount64 : null;
         while (true)
         {
             var span = Buffered;
@@ -126,10 +127,26 @@ public sealed class LineReader : IDisposable
                 scanned = span.Length;
             }
 
-            if (!await FillAsync(timeout, cancellationToken))
+            // Idle between lines may be long; once a line has begun it must finish within lineTimeout.
+            var wait = timeout;
+            if (lineTimeout is { } limit && (lineStarted is not null || tooLong))
+            {
+                lineStarted ??= Environment.TickCount64;
+                var left = limit - TimeSpan.FromMilliseconds(Environment.TickCount64 - lineStarted.Value);
+                if (left <= TimeSpan.Zero)
+                {
+                    throw new TimeoutException($"a command line took longer than {limit.TotalSeconds:0} s to arrive");
+                }
+
+                wait = left < wait ? left : wait;
+            }
+
+            if (!await FillAsync(wait, cancellationToken))
             {
                 return new Line(LineStatus.EndOfStream, "");
             }
+
+            lineStarted ??= Environment.TickCount64;
         }
     }
 

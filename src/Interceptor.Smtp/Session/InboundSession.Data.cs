@@ -11,6 +11,7 @@ namespace Interceptor.Smtp.Session;
 /// <summary>DATA: recorded as pending, then streamed upstream through the smuggling-proof filter.</summary>
 public sealed partial class InboundSession
 {
+    private static readonly TimeSpan DataRateGrace = TimeSpan.FromSeconds(30);
     private async Task DataAsync(string argument, CancellationToken token)
     {
         if (_transaction is null)
@@ -28,6 +29,17 @@ public sealed partial class InboundSession
         if (_transaction.Recipients.Count == 0)
         {
             await WriteAsync(SessionReplies.NoValidRecipients, token);
+            return;
+        }
+
+        if (ClientSentEarly())
+        {
+            // RFC 2920: DATA ends a pipelined group; message bytes before our 354 are a protocol violation
+            // (and the classic way to smuggle). Refuse and close, as Postfix does.
+            await ResetUpstreamAsync(token);
+            await EndTransactionAsync("refused: improper command pipelining after DATA", TransactionOutcome.Refused, token);
+            await WriteAsync(new SmtpReply(554, "5.5.0", "Error: improper command pipelining after DATA"), token);
+            _closing = true;
             return;
         }
 
@@ -81,6 +93,8 @@ public sealed partial class InboundSession
         var filter = new DataStreamFilter(MaxMessageSize, _options.Smtp.MaxDataLineBytes);
         var output = ArrayPool<byte>.Shared.Rent(DataStreamFilter.OutputSizeFor(32 * 1024));
         UpstreamException? upstreamFailure = null;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var minimumRate = _options.Smtp.MinDataBytesPerSecond;
         try
         {
             var header = TraceHeader.Render(_origin, _options.Relay.HeloName, transaction.Id, _options.Trace.IncludeProcess);
@@ -93,6 +107,15 @@ public sealed partial class InboundSession
                     upstream.Abort();
                     _closing = true;
                     return (new SmtpReply(451, "4.4.2", "connection closed during DATA"), TransactionOutcome.Refused);
+                }
+
+                // A trickle keeps an upstream session and our memory busy: after a grace period, demand a minimum rate.
+                if (minimumRate > 0 && clock.Elapsed > DataRateGrace && filter.Size < minimumRate * clock.Elapsed.TotalSeconds)
+                {
+                    upstream.Abort();
+                    _closing = true;
+                    _logger.LogInformation("closing session uid={Uid} user={User}: DATA slower than {Rate} bytes/s", _origin.Uid, _origin.User, minimumRate);
+                    return (new SmtpReply(421, "4.4.2", $"Error: data arrives slower than {minimumRate} bytes/s; closing connection"), TransactionOutcome.Refused);
                 }
 
                 var input = _reader.Buffered;

@@ -33,6 +33,7 @@ public sealed partial class InboundSession : IAsyncDisposable
     private bool _greeted;
     private bool _closing;
     private bool _relayingData;
+    private int _errors;
 
     public InboundSession(
         Stream client,
@@ -88,10 +89,23 @@ public sealed partial class InboundSession : IAsyncDisposable
                 return;
             }
 
+            if (ClientSentEarly())
+            {
+                // A real client waits for the greeting; spamware often does not (Postfix's pregreet test).
+                await WriteAsync(new SmtpReply(554, "5.5.0", "Error: SMTP protocol synchronization: data sent before the greeting"), token);
+                return;
+            }
+
             await WriteAsync(new SmtpReply(220, null, $"{_options.Relay.HeloName} ESMTP"), token);
+            var lineTimeout = TimeSpan.FromSeconds(_options.Smtp.CommandLineTimeoutSeconds);
             while (!_closing)
             {
-                var line = await _reader.ReadLineAsync(_options.Smtp.MaxCommandLineBytes, _idle, token);
+                var line = await _reader.ReadLineAsync(_options.Smtp.MaxCommandLineBytes, _idle, token, lineTimeout);
+                if (!await PaceErrorsAsync(token))
+                {
+                    break;
+                }
+
                 await HandleLineAsync(line, token);
             }
         }
@@ -130,6 +144,30 @@ public sealed partial class InboundSession : IAsyncDisposable
                 await _upstream.QuitAsync(CancellationToken.None);
             }
         }
+    }
+
+    /// <summary>True when the client has sent bytes we have not asked for yet.</summary>
+    private bool ClientSentEarly() => _reader.HasBufferedData || _client is System.Net.Sockets.NetworkStream { DataAvailable: true };
+
+    /// <summary>
+    /// Error storms (junk commands, dictionary attacks on RCPT): past the soft limit every reply is delayed,
+    /// past the hard limit the session ends, like Postfix's smtpd_soft/hard_error_limit. False to close.
+    /// </summary>
+    private async Task<bool> PaceErrorsAsync(CancellationToken token)
+    {
+        if (_errors >= _options.Smtp.HardErrorLimit)
+        {
+            await WriteAsync(new SmtpReply(421, "4.7.0", $"Error: too many errors ({_errors}); closing connection"), token);
+            _logger.LogInformation("closing session uid={Uid} user={User}: {Errors} errors", _origin.Uid, _origin.User, _errors);
+            return false;
+        }
+
+        if (_errors >= _options.Smtp.SoftErrorLimit)
+        {
+            await Task.Delay(_options.Smtp.ErrorDelayMilliseconds, token);
+        }
+
+        return true;
     }
 
     private async Task HandleLineAsync(Line line, CancellationToken token)
@@ -283,6 +321,10 @@ public sealed partial class InboundSession : IAsyncDisposable
         if (reply.Code == 421)
         {
             _closing = true;
+        }
+        else if (reply.Code >= 400)
+        {
+            _errors++;
         }
     }
 

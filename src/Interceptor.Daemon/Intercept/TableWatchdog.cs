@@ -1,0 +1,69 @@
+using Interceptor.Core.Policy;
+using Interceptor.Netfilter;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Daemon.Intercept;
+
+/// <summary>
+/// Re-reads our nft table every few seconds and puts it back (one atomic transaction) when someone deleted
+/// or changed it, e.g. a `nft flush ruleset` by another firewall tool. Suspensions are taken from the registry,
+/// so a restore never lets a suspended user out.
+/// </summary>
+public sealed class TableWatchdog(RulesetManager rules, RulesetSpec spec, SuspensionRegistry suspensions, TimeSpan interval, ILogger logger) : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private Task? _loop;
+
+    public int Restorations { get; private set; }
+
+    public void Start() => _loop = Task.Run(LoopAsync);
+
+    private async Task LoopAsync()
+    {
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token))
+            {
+                await CheckOnceAsync(_stop.Token);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    public async Task CheckOnceAsync(CancellationToken cancellationToken)
+    {
+        var expected = spec with { SuspendedUids = [.. suspensions.All.Select(s => s.Uid)] };
+        try
+        {
+            var differences = await rules.FindDifferencesAsync(expected, cancellationToken);
+            if (differences.Count == 0)
+            {
+                return;
+            }
+
+            logger.LogWarning("table inet {Table} was changed behind our back ({Differences}); restoring it", spec.Table, string.Join("; ", differences));
+            await rules.InstallAsync(expected, cancellationToken);
+            Restorations++;
+            logger.LogWarning("table inet {Table} restored", spec.Table);
+        }
+        catch (NetfilterException e)
+        {
+            logger.LogError("cannot check or restore table inet {Table}: {Reason}", spec.Table, e.Message);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        if (_loop is not null)
+        {
+            await _loop;
+        }
+
+        _stop.Dispose();
+    }
+}

@@ -17,7 +17,8 @@ public sealed partial class ParallelTests
     [Test]
     public async Task Fifty_parallel_sessions_from_two_users_are_each_attributed_to_their_sender()
     {
-        await using var s = await Scenario.StartAsync();
+        // 25 concurrent sessions per user: above the default per-user connection cap (20), so raise it here.
+        await using var s = await Scenario.StartAsync(config: new DaemonConfig { Settings = new Dictionary<string, System.Text.Json.Nodes.JsonNode?> { ["Limits.Default.Connections"] = 50 } });
         var users = new[] { TestUsers.Alice, TestUsers.Bob };
         var message = TestMessage.Small("someone@client.test", To, "parallel");
 

@@ -21,6 +21,7 @@ public sealed class MessageTicket
     internal int ReservedMessages { get; set; }
     internal int ReservedRecipients { get; set; }
     internal bool Pending { get; set; }
+    internal bool PerMessageRefusalRecorded { get; set; }
 }
 
 /// <summary>Hears about refusals and suspensions (the metrics).</summary>
@@ -97,6 +98,20 @@ public sealed class MailPolicy(
     /// <summary>At RCPT, before relaying it: null when the recipient fits the user's quotas.</summary>
     public async Task<SmtpReply?> ReserveRecipientAsync(MessageTicket ticket, CancellationToken cancellationToken)
     {
+        var perMessage = ticket.Limits.RecipientsPerMessage!.Value;
+        if (ticket.ReservedRecipients >= perMessage)
+        {
+            var tooMany = new QuotaExceeded(RefusalKind.RecipientsPerMessage, ticket.ReservedRecipients, perMessage);
+            if (!ticket.PerMessageRefusalRecorded)
+            {
+                // Once per message: a newsletter over the cap is one refusal, not one per extra recipient.
+                ticket.PerMessageRefusalRecorded = true;
+                await RefuseAsync(ticket.Uid, ticket.User, tooMany, cancellationToken);
+            }
+
+            return QuotaReplies.For(tooMany, ticket.User);
+        }
+
         if (ledger.TryReserveRecipient(ticket.Uid, ticket.Limits, out var exceeded))
         {
             ticket.ReservedRecipients++;

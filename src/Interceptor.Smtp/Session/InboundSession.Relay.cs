@@ -232,9 +232,9 @@ public sealed partial class InboundSession
             return;
         }
 
-        if (_transaction.Recipients.Count >= MaxRecipients)
+        if (_policy is null && _transaction.Recipients.Count >= MaxRecipients)
         {
-            await WriteAsync(SessionReplies.TooManyRecipients(MaxRecipients), token);
+            await WriteAsync(QuotaReplies.For(new QuotaExceeded(RefusalKind.RecipientsPerMessage, _transaction.Recipients.Count, MaxRecipients), _origin.User), token);
             return;
         }
 
@@ -253,9 +253,13 @@ public sealed partial class InboundSession
         {
             _transaction.Recipients.Add(recipient.Address);
         }
-        else if (_transaction.Ticket is { } refused)
+        else
         {
-            _policy!.ReleaseRecipient(refused);
+            _transaction.LastRecipientRefusal = reply;
+            if (_transaction.Ticket is { } refused)
+            {
+                _policy!.ReleaseRecipient(refused);
+            }
         }
 
         await WriteAsync(reply, token);
@@ -290,6 +294,14 @@ public sealed partial class InboundSession
     /// <summary>Logs the transaction and settles it with the policy (quotas, the store, automatic suspension).</summary>
     private async Task FinishAsync(Transaction transaction, string reply, TransactionOutcome outcome, CancellationToken token)
     {
+        // The upstream refusing every recipient is its verdict on the message (the usual way big providers
+        // refuse spam), not a client abandoning it: count it as such for the failure-ratio suspension.
+        if (outcome == TransactionOutcome.Refused && transaction.Recipients.Count == 0 && transaction.LastRecipientRefusal is { } refusal)
+        {
+            outcome = TransactionEvent.OutcomeOf(refusal.Code);
+            reply = $"{refusal} (every recipient refused upstream)";
+        }
+
         var finished = Event(transaction, reply, outcome);
         _recorder.Record(finished);
         if (transaction.Ticket is not null)

@@ -18,5 +18,8 @@ internal sealed class Transaction(EnvelopeCommand mail, Interceptor.Core.Policy.
     public Interceptor.Core.Policy.MessageTicket? Ticket { get; } = ticket;
     public List<string> Recipients { get; } = [];
     public long SizeBytes { get; set; }
+
+    /// <summary>The upstream's last refusal of a RCPT in this transaction, if any.</summary>
+    public Interceptor.Core.Replies.SmtpReply? LastRecipientRefusal { get; set; }
     public TimeSpan Elapsed => _clock.Elapsed;
 }

@@ -32,11 +32,17 @@ public sealed record DaemonConfig
 
     /// <summary>
     /// Writes the design's State.Directory and Control.SocketPath keys, pointing into the test's
-    /// directory so a daemon never uses the host's /var/lib or /run. Off while the daemon rejects
-    /// them as unknown keys (it does not implement the store or control socket yet); turn it on
-    /// (make it the default) once it does.
+    /// directory so a daemon never uses the host's /var/lib or /run (and parallel tests never share a
+    /// store or a control socket). On by default now that the daemon uses both.
     /// </summary>
-    public bool IsolateStatePaths { get; init; }
+    public bool IsolateStatePaths { get; init; } = true;
+
+    /// <summary>
+    /// Further documented keys, written on top of the typed ones above: the dotted key as the README spells it
+    /// ("Limits.Users.smtpi-bob.MessagesPerHour", "Interception.BlockedPorts") and its JSON value. A value
+    /// replaces what the typed properties wrote at that key; null writes JSON null.
+    /// </summary>
+    public IReadOnlyDictionary<string, JsonNode?> Settings { get; init; } = new Dictionary<string, JsonNode?>();
 
     public string ToJson(string stateDirectory)
     {
@@ -70,6 +76,24 @@ public sealed record DaemonConfig
         {
             json["State"] = new JsonObject { ["Directory"] = Path.Combine(stateDirectory, "state") };
             json["Control"] = new JsonObject { ["SocketPath"] = Path.Combine(stateDirectory, "control.sock") };
+        }
+
+        foreach (var (key, value) in Settings)
+        {
+            var parts = key.Split('.');
+            var node = json;
+            foreach (var part in parts[..^1])
+            {
+                if (node[part] is not JsonObject child)
+                {
+                    child = new JsonObject();
+                    node[part] = child;
+                }
+
+                node = child;
+            }
+
+            node[parts[^1]] = value?.DeepClone();
         }
 
         return json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });

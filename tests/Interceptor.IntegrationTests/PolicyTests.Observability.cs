@@ -1,0 +1,101 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using static Interceptor.IntegrationTests.PolicyTestSupport;
+
+namespace Interceptor.IntegrationTests;
+
+/// <summary>
+/// What the admin sees besides the log: Prometheus metrics on a loopback endpoint (relayed, refused by reason, the
+/// owner-lookup histogram), and the process behind a connection in the trace header (Trace.IncludeProcess).
+/// </summary>
+[TestFixture]
+[CancelAfter(120_000)]
+public sealed partial class ObservabilityPolicyTests
+{
+    private const string MetricsListen = "127.0.0.1:9325";
+
+    [Test]
+    public async Task Metrics_count_a_delivery_a_quota_refusal_and_the_owner_lookups()
+    {
+        await using var s = await Scenario.StartAsync(config: Config(
+            ("Limits.Default.MessagesPerHour", 1),
+            ("Metrics.Listen", MetricsListen)));
+        var alice = TestUsers.Alice;
+
+        AssertDelivered(await SendAsync(s, alice, "counted"), s.Describe());
+        var refused = await SendAsync(s, alice, "refused");
+        Assert.That(refused.Reply("MAIL")?.Code, Is.EqualTo(451), refused.Describe());
+
+        var get = await s.Ns.RunAsync(Requirements.Python,
+        [
+            "-I", "-c",
+            $"import urllib.request; r = urllib.request.urlopen('http://{MetricsListen}/metrics', timeout=10); print(r.status); print(r.read().decode())",
+        ]);
+        Assert.That(get.Succeeded, Is.True, get.Describe() + s.Describe());
+        var lines = get.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var samples = lines.Skip(1)
+            .Where(l => !l.StartsWith('#'))
+            .Select(l => l.Split(' '))
+            .Where(p => p.Length == 2)
+            .ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture), StringComparer.Ordinal);
+        double? Sample(string name) => samples.TryGetValue(name, out var value) ? value : null;
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(lines[0], Is.EqualTo("200"), get.Stdout);
+            Assert.That(Sample("smtpi_messages_relayed_total"), Is.EqualTo(1), get.Stdout);
+            Assert.That(Sample("smtpi_messages_refused_total{reason=\"MessagesPerHour\"}"), Is.EqualTo(1), get.Stdout);
+            Assert.That(Sample("smtpi_owner_lookup_seconds_count"), Is.GreaterThanOrEqualTo(2), "one owner lookup per connection\n" + get.Stdout);
+            Assert.That(Sample("smtpi_owner_lookup_seconds_bucket{le=\"+Inf\"}"), Is.EqualTo(Sample("smtpi_owner_lookup_seconds_count")), get.Stdout);
+            Assert.That(Sample("smtpi_upstream_replies_total{class=\"2xx\"}"), Is.EqualTo(1), get.Stdout);
+        });
+    }
+
+    [Test]
+    public async Task The_trace_header_names_the_process_behind_the_socket_when_asked_to()
+    {
+        await using var s = await Scenario.StartAsync(config: Config(("Trace.IncludeProcess", true)));
+        var alice = TestUsers.Alice;
+        var message = TestMessage.Small("alice@client.test", To, "which-script");
+        var file = s.Dir.Write("which-script.eml", message);
+        var python = File.ResolveLinkTarget(Requirements.Python, returnFinalTarget: true)?.FullName ?? Requirements.Python;
+
+        // A client that, like a PHP script doing some work between commands, keeps its socket a moment before DATA:
+        // the lookup is best effort and off the hot path, so a process gone within milliseconds may go unnamed.
+        var run = await s.Ns.RunAsUserAsync(alice, Requirements.Python, ["-I", "-c", PausingClient, "127.0.0.2", "25", "alice@client.test", To, file], TimeSpan.FromSeconds(30));
+        Assert.That(run.Succeeded, Is.True, run.Describe() + s.Describe());
+        using var client = JsonDocument.Parse(run.Stdout.Split('\n').Last(l => l.StartsWith('{')));
+        var pid = client.RootElement.GetProperty("pid").GetInt32();
+        var cwd = client.RootElement.GetProperty("cwd").GetString();
+
+        var relayed = s.RequireMx.Messages().Single();
+        var header = ProcessHeader().Match(relayed.FirstLine);
+        Assert.That(header.Success, Is.True, $"the trace header has no process part: '{relayed.FirstLine}'" + s.Describe());
+        Assert.Multiple(() =>
+        {
+            Assert.That(header.Groups["uid"].Value, Is.EqualTo(alice.Uid.ToString(CultureInfo.InvariantCulture)), relayed.FirstLine);
+            Assert.That(header.Groups["user"].Value, Is.EqualTo(alice.Name), relayed.FirstLine);
+            Assert.That(header.Groups["pid"].Value, Is.EqualTo(pid.ToString(CultureInfo.InvariantCulture)), "the client's own pid\n" + relayed.FirstLine);
+            Assert.That(header.Groups["exe"].Value, Is.EqualTo(python), "the python3 executable\n" + relayed.FirstLine);
+            Assert.That(header.Groups["cwd"].Value, Is.EqualTo(cwd), "the client's working directory\n" + relayed.FirstLine);
+        });
+
+        // Nothing else in the message changed.
+        TestMessage.AssertSameBytes(message, relayed.Bytes[(relayed.FirstLine.Length + 2)..], " (after the trace header)");
+    }
+
+    private const string PausingClient = """
+        import json, os, smtplib, sys, time
+        host, port, sender, recipient, path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+        client = smtplib.SMTP(host, port, local_hostname="client.test", timeout=30)
+        time.sleep(0.5)
+        with open(path, "rb") as f:
+            client.sendmail(sender, [recipient], f.read())
+        client.quit()
+        print(json.dumps({"pid": os.getpid(), "cwd": os.getcwd()}))
+        """;
+
+    [GeneratedRegex(@"^X-Interceptor-Origin: uid=(?<uid>\d+) user=(?<user>[^;\s]+); host=[^;\s]+; id=[^;\s]+; process=pid=(?<pid>\d+) exe=(?<exe>\S+)(?: cwd=(?<cwd>.*))?$")]
+    private static partial Regex ProcessHeader();
+}

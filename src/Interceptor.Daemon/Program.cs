@@ -63,6 +63,8 @@ public static class Program
     private static int PrintHelp()
     {
         Console.WriteLine(Arguments.Help);
+        Console.WriteLine();
+        Console.WriteLine(AdminCommands.Help);
         return 0;
     }
 

@@ -75,7 +75,15 @@ public static class RunCommand
         await rules.InstallAsync(spec, CancellationToken.None);
         var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString());
         await using var control = new ControlServer(context, loggers.CreateLogger("control"));
-        control.Start();
+        try
+        {
+            control.Start();
+        }
+        catch (ControlSocketException e)
+        {
+            logger.LogCritical("cannot open the control socket: {Reason}", e.Message);
+            return 3;
+        }
         await using var metricsServer = options.Metrics.Listen.Length == 0
             ? null
             : new MetricsServer(IPEndPoint.Parse(options.Metrics.Listen), metrics, () => listener.ActiveSessions, loggers.CreateLogger("metrics"));

@@ -47,7 +47,8 @@ public sealed class AdminService(AdminContext context, ILogger logger)
                 ControlVerbs.Log => await LogAsync(request, cancellationToken),
                 ControlVerbs.Block => await BlockAsync(request, peer),
                 ControlVerbs.Unblock => await UnblockAsync(request, peer),
-                _ => Limits(request),
+                ControlVerbs.Limits => Limits(request),
+                _ => throw new System.Diagnostics.UnreachableException($"verb {request.Verb} passed validation"),
             };
             return ControlResponse.Success(request.Verb, data);
         }

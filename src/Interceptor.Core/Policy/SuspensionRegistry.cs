@@ -61,8 +61,11 @@ public sealed class SuspensionRegistry(IStateStore store, IKernelSuspension kern
     /// <summary>Lifts a suspension; false when the user was not suspended.</summary>
     public async Task<bool> UnsuspendAsync(uint uid, CancellationToken cancellationToken)
     {
+        // Memory first: the table watchdog restores the set from this registry, so it must never see the
+        // kernel already without the uid while we still list it (it would put the suspension back).
+        var inMemory = _suspended.TryRemove(uid, out _);
         var stored = await store.RemoveSuspensionAsync(uid, cancellationToken);
         await kernel.UnsuspendAsync(uid, cancellationToken);
-        return _suspended.TryRemove(uid, out _) || stored;
+        return inMemory || stored;
     }
 }

@@ -7,6 +7,7 @@ using Interceptor.Core.Policy;
 using Interceptor.Daemon.Attribute;
 using Interceptor.Daemon.Control;
 using Interceptor.Daemon.Decide;
+using Interceptor.Daemon.Hosting;
 using Interceptor.Daemon.Intercept;
 using Interceptor.Daemon.Record;
 using Interceptor.Linux;
@@ -27,6 +28,9 @@ public static class RunCommand
     public static async Task<int> RunAsync(Arguments arguments, ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger("smtp-interceptor");
+
+        // First: it takes NOTIFY_SOCKET out of the environment so that no child (nft) can speak for us.
+        await using var systemd = SystemdNotifier.FromEnvironment(logger);
         var (options, spec) = DaemonSetup.Load(arguments.ConfigPath);
         var time = TimeProvider.System;
         var startedAt = time.GetUtcNow();
@@ -104,11 +108,14 @@ public static class RunCommand
             restored,
             control.SocketPath,
             metricsServer is null ? "" : $"; metrics on http://{options.Metrics.Listen}/metrics");
+        systemd.Ready($"relaying: listening on {string.Join(" ", listener.Endpoints)}; table inet {spec.Table} verified, exempt uids {string.Join(",", spec.ExemptUids)}");
+        systemd.StartWatchdog();
 
         var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         await stop.Task;
+        systemd.Stopping($"stopping: {listener.ActiveSessions} sessions still open");
 
         logger.LogInformation("stopping: {Sessions} sessions still open, {GraceSeconds} s to finish", listener.ActiveSessions, ShutdownGrace.TotalSeconds);
         await listener.StopAsync(ShutdownGrace);

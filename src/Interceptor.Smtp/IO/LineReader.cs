@@ -24,6 +24,13 @@ public enum LineStatus
 /// <summary>One line without its terminator, and how it ended.</summary>
 public readonly record struct Line(LineStatus Status, string Text);
 
+/// <summary>A line that had begun did not finish in time (a trickle), as opposed to the peer being idle.</summary>
+public sealed class LineTimeoutException(TimeSpan limit)
+    : TimeoutException($"a command line took longer than {limit.TotalSeconds:0} s to arrive")
+{
+    public TimeSpan Limit { get; } = limit;
+}
+
 /// <summary>
 /// A fixed-size read buffer over a stream. Reads lines with a hard length limit and gives raw access to
 /// buffered bytes for DATA. Memory is the buffer and nothing else, whatever the peer sends.
@@ -135,13 +142,23 @@ public sealed class LineReader : IDisposable
                 var left = limit - TimeSpan.FromMilliseconds(Environment.TickCount64 - lineStarted.Value);
                 if (left <= TimeSpan.Zero)
                 {
-                    throw new TimeoutException($"a command line took longer than {limit.TotalSeconds:0} s to arrive");
+                    throw new LineTimeoutException(limit);
                 }
 
                 wait = left < wait ? left : wait;
             }
 
-            if (!await FillAsync(wait, cancellationToken))
+            bool more;
+            try
+            {
+                more = await FillAsync(wait, cancellationToken);
+            }
+            catch (TimeoutException) when (lineStarted is not null && lineTimeout is { } cut && wait < timeout)
+            {
+                throw new LineTimeoutException(cut);
+            }
+
+            if (!more)
             {
                 return new Line(LineStatus.EndOfStream, "");
             }

@@ -109,6 +109,11 @@ public sealed partial class InboundSession : IAsyncDisposable
                 await HandleLineAsync(line, token);
             }
         }
+        catch (LineTimeoutException e)
+        {
+            await TryWriteAsync(new SmtpReply(421, "4.4.2", $"Error: command line not completed within {e.Limit.TotalSeconds:0} s; closing connection"));
+            _logger.LogInformation("closing session uid={Uid} user={User}: a command line trickled for over {Seconds} s", _origin.Uid, _origin.User, e.Limit.TotalSeconds);
+        }
         catch (TimeoutException)
         {
             await TryWriteAsync(SessionReplies.IdleTimeout(_idle));
@@ -252,6 +257,15 @@ public sealed partial class InboundSession : IAsyncDisposable
             await EndTransactionAsync("aborted: the client said HELO again", TransactionOutcome.Refused, token);
         }
 
+        if (ClientSentEarly())
+        {
+            // RFC 2920: EHLO ends a pipelined group. Commands sent before its reply are spamware's hallmark
+            // (Postfix: smtpd_forbid_unauth_pipelining). Refuse and hang up.
+            await WriteAsync(new SmtpReply(554, "5.5.0", $"Error: improper command pipelining after {command.Verb}"), token);
+            _closing = true;
+            return;
+        }
+
         _greeted = true;
         var hostName = _options.Relay.HeloName;
         if (command.Verb == "HELO")
@@ -322,8 +336,9 @@ public sealed partial class InboundSession : IAsyncDisposable
         {
             _closing = true;
         }
-        else if (reply.Code >= 400)
+        else if (reply.Code >= 400 && reply.Code != 452)
         {
+            // 452 (recipient limits) tells a well-behaved mailer to send the rest later: not an error storm.
             _errors++;
         }
     }

@@ -1,0 +1,732 @@
+#!/usr/bin/python3
+"""The measuring half of tests/bench/run (which prepares users, the namespace and the builds).
+
+Runs every phase inside the network namespace it is given, prints progress on stderr and the
+results block on stdout, and exits non-zero only when something could not be measured (a load
+generator failed, the sink did not receive what was sent, the daemon did not start, ...). Missed
+targets are reported, not treated as errors.
+
+Phases, in order:
+  1. owner lookup: LookupBench with 0, 1,000 and 10,000 unrelated connections (nothing else running);
+  2. sink (smtp-sink on 127.0.0.2:25), private Postfix relay on 127.0.0.3:25, daemon (log to a file);
+  3. warm-up (the daemon's JIT tiers up under load; Postfix starts its processes);
+  4. throughput rounds (smtp-source, 4 KiB, one message per connection, 20 sessions):
+     A  the same user and client straight to an identical sink in a second namespace with no nft
+        table at all (the ceiling: no conntrack, no NAT),
+     A' an exempt user straight to the sink with the daemon's table loaded (conntrack and NAT hooks
+        active, nothing redirected),
+     B  the customer user through smtp-interceptor,
+     C  an exempt user through a private Postfix relay to the same sink (end to end: counted at the sink);
+  5. latency rounds A' and B (latency.py, one message per connection at a modest rate, same namespace);
+  6. optionally B again with the daemon's log to /dev/null (per-transaction logging cost);
+  7. flood isolation: Y at 1 msg/s to its own MX alone, then while X floods another MX with 100
+     parallel sessions;
+  8. one client port reused towards a second MX (what makes Y fail, see portreuse.py);
+  9. a fresh daemon holding 1,000 idle sessions: its RSS.
+"""
+
+import argparse
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+SINK = "127.0.0.2:25"     # the MX everyone sends to (smtp-sink)
+RELAY = "127.0.0.3:25"    # the private Postfix of path C
+Y_MX = "127.0.0.4:25"     # Y's own provider in the flood test (a second smtp-sink): X floods another MX
+CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def log(text):
+    print("bench: " + text, file=sys.stderr, flush=True)
+
+
+class Failure(Exception):
+    """Something could not be measured."""
+
+
+def percentile(values, p):
+    """Nearest-rank percentile."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))
+    return ordered[int(rank) - 1]
+
+
+def proc_cpu_ticks(pid, children=False):
+    """utime+stime (and with children, cutime+cstime) of a process, in clock ticks; 0 if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks
+
+
+def proc_status_kb(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def prune(node):
+    """Removes empty sections left behind by dropped keys."""
+    for key in list(node):
+        if isinstance(node[key], dict):
+            prune(node[key])
+            if not node[key]:
+                del node[key]
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Sink:
+    """One smtp-sink in a namespace; -c makes it print running counters ("sess=N quit=N mesg=N\r"),
+    read back as the end-to-end delivery count."""
+
+    def __init__(self, bench, ns, address, out, max_sessions=4000):
+        self.address = address
+        self.out = out
+        with open(out, "wb") as f:
+            # -m: more simultaneous sessions than the 1,000 idle ones; -t: idle sessions outlive the phase.
+            self.proc = subprocess.Popen(
+                bench.ns_cmd(["/usr/sbin/smtp-sink", "-c", "-u", "nobody", "-h", "sink.bench.invalid",
+                              "-m", str(max_sessions), "-t", "600", address, "4096"], ns=ns),
+                stdout=f, stderr=subprocess.STDOUT)
+        bench.wait_listening(address, 15, "smtp-sink", ns=ns)
+
+    def count(self):
+        """Messages taken so far (the last 'mesg=' counter)."""
+        with open(self.out, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 400))
+            tail = f.read().decode("ascii", "replace")
+        records = [r for r in tail.split("\r") if "mesg=" in r]
+        return int(records[-1].split("mesg=")[1].split()[0]) if records else 0
+
+    def wait(self, target, timeout):
+        """Waits until the count reaches target; returns (when, count), when = None on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            count = self.count()
+            if count >= target:
+                return time.monotonic(), count
+            time.sleep(0.02)
+        return None, self.count()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        self.ns = args.ns
+        self.ns_direct = args.ns_direct
+        self.work = args.work
+        self.users = {}
+        for spec in args.user:
+            role, name, uid, gid = spec.split(":")
+            self.users[role] = (name, int(uid), int(gid))
+        self.sinks = []
+        self.sink = self.direct_sink = self.y_sink = None
+        self.daemon = None
+        self.daemon_log_path = None
+        self.postfix_dir = os.path.join(self.work, "postfix")
+        self.results = {}
+        self.config_path = None
+        self.config_dropped = []
+
+    # ----- plumbing -----------------------------------------------------------------------------
+
+    def ns_cmd(self, argv, role=None, ns=None):
+        cmd = ["ip", "netns", "exec", ns or self.ns]
+        if role is not None:
+            _, uid, gid = self.users[role]
+            cmd += ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--clear-groups"]
+        return cmd + argv
+
+    def run(self, argv, role=None, timeout=600, check=True, ns=None):
+        proc = subprocess.run(self.ns_cmd(argv, role, ns), capture_output=True, text=True, timeout=timeout,
+                              env=CLEAN_ENV if role else None)
+        if check and proc.returncode != 0:
+            raise Failure("%s exited %d:\n%s%s" % (" ".join(argv[:3]), proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
+        return proc
+
+    def listening(self, endpoint, ns=None):
+        out = self.run(["ss", "-H", "-l", "-t", "-n"], ns=ns).stdout
+        return any(endpoint in line.split() for line in out.splitlines())
+
+    def wait_listening(self, endpoint, timeout, what, ns=None):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.listening(endpoint, ns):
+                return
+            time.sleep(0.1)
+        raise Failure("%s is not listening on %s after %d s" % (what, endpoint, timeout))
+
+    def start_sinks(self):
+        """The MX in the bench namespace, its twin in the table-free namespace (path A), and Y's own MX."""
+        self.sink = Sink(self, self.ns, SINK, os.path.join(self.work, "smtp-sink.out"))
+        self.sinks.append(self.sink)
+        self.direct_sink = Sink(self, self.ns_direct, SINK, os.path.join(self.work, "smtp-sink-direct.out"))
+        self.sinks.append(self.direct_sink)
+        self.y_sink = Sink(self, self.ns, Y_MX, os.path.join(self.work, "smtp-sink-y.out"), max_sessions=1000)
+        self.sinks.append(self.y_sink)
+
+    # ----- the private Postfix (path C) ---------------------------------------------------------
+
+    def start_postfix(self):
+        d = self.postfix_dir
+        etc, queue, data = (os.path.join(d, x) for x in ("etc", "queue", "data"))
+        for path in (etc, queue, data):
+            os.makedirs(path, exist_ok=True)
+        os.chmod(d, 0o755)
+        subprocess.run(["chown", "postfix", data], check=True)
+        with open(os.path.join(etc, "main.cf"), "w") as f:
+            f.write("""# A private relay-only Postfix for the benchmark: own config, queue and log, in the bench's
+# network namespace only; the host's mail system is never touched.
+compatibility_level = 3.6
+queue_directory = {queue}
+data_directory = {data}
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+shlib_directory = /usr/lib/postfix
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = relay.bench.invalid
+mydomain = bench.invalid
+myorigin = $myhostname
+inet_interfaces = 127.0.0.3
+inet_protocols = ipv4
+mydestination =
+local_recipient_maps =
+local_transport = error:local delivery is disabled
+alias_maps =
+alias_database =
+relay_domains =
+relayhost = [127.0.0.2]:25
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtp_dns_support_level = disabled
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+smtpd_banner = $myhostname ESMTP
+maillog_file = {maillog}
+maillog_file_prefixes = {dir}
+biff = no
+""".format(queue=queue, data=data, maillog=os.path.join(d, "maillog"), dir=d))
+        with open(os.path.join(etc, "master.cf"), "w") as f:
+            f.write("""# service type private unpriv chroot wakeup maxproc command (no chroot: a private test instance)
+127.0.0.3:25 inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+""")
+        self.run(["/usr/sbin/postfix", "-c", etc, "check"])
+        self.run(["/usr/sbin/postfix", "-c", etc, "start"])
+        self.wait_listening(RELAY, 20, "the private Postfix")
+
+    def stop_postfix(self):
+        etc = os.path.join(self.postfix_dir, "etc")
+        if os.path.exists(os.path.join(self.postfix_dir, "queue", "pid", "master.pid")):
+            self.run(["/usr/sbin/postfix", "-c", etc, "stop"], check=False, timeout=60)
+
+    def postfix_cpu_ticks(self):
+        """CPU of every Postfix process in the namespace (with reaped children's, via master)."""
+        pids = subprocess.run(["ip", "netns", "pids", self.ns], capture_output=True, text=True).stdout.split()
+        total = 0
+        for pid in pids:
+            try:
+                exe = os.readlink("/proc/%s/exe" % pid)
+            except OSError:
+                continue
+            if exe.startswith("/usr/lib/postfix/"):
+                total += proc_cpu_ticks(int(pid), children=True)
+        return total
+
+    # ----- the daemon ---------------------------------------------------------------------------
+
+    def write_config(self):
+        """The daemon's configuration, cut down to the keys this build knows (the tree grows keys over time).
+
+        Defaults everywhere except: the exempt users (A and C must not be intercepted, nor Postfix's own
+        smtp client), the sink as a permitted local destination, long idle/session bounds, state and control
+        socket inside the work directory (never the host's), and limits raised for the throughput user only
+        (it sends tens of thousands of messages and holds 1,000 sessions). X and Y keep the default limits,
+        as customers on a real host would.
+        """
+        unlimited = 1000000000
+        config = {
+            "Interception": {"ExemptUsers": [self.users["exempt"][0], "root", "postfix"]},
+            "Relay": {"PermittedLocalDestinations": [SINK, Y_MX], "HeloName": "interceptor.bench.invalid"},
+            "Smtp": {"IdleTimeoutSeconds": 900, "SessionTimeoutSeconds": 3600},
+            "State": {"Directory": os.path.join(self.work, "state")},
+            "Control": {"SocketPath": os.path.join(self.work, "control.sock")},
+            "Limits": {"Users": {self.users["bench"][0]: {
+                "MessagesPerHour": unlimited, "MessagesPerDay": unlimited, "RecipientsPerHour": unlimited,
+                "RecipientsPerDay": unlimited, "Connections": 100000}}},
+        }
+        path = os.path.join(self.work, "daemon.json")
+        dropped = []
+        for _ in range(10):
+            with open(path, "w") as f:
+                json.dump(config, f, indent=2)
+            check = subprocess.run(["dotnet", self.a.daemon, "check-config", "--config", path],
+                                   capture_output=True, text=True, timeout=120)
+            if check.returncode == 0:
+                if dropped:
+                    log("this build does not know %s; left out of the config" % ", ".join(dropped))
+                self.config_dropped = dropped
+                return path
+            unknown = [line.strip().split(":")[0] for line in (check.stdout + check.stderr).splitlines()
+                       if line.strip().endswith("(see the README for the configuration keys)") and ": unknown key" in line]
+            if not unknown:
+                raise Failure("the daemon refuses the benchmark's configuration:\n" + check.stdout + check.stderr)
+            for key in unknown:
+                parts, node = key.split("."), config
+                for part in parts[:-1]:
+                    node = node.get(part, {})
+                node.pop(parts[-1], None)
+                dropped.append(key)
+            prune(config)
+        raise Failure("could not find a configuration this build accepts")
+
+    def start_daemon(self, log_to_file=True, tag="daemon"):
+        config = self.config_path or self.write_config()
+        self.config_path = config
+        self.daemon_log_path = os.path.join(self.work, tag + ".log") if log_to_file else None
+        out = open(self.daemon_log_path, "wb") if log_to_file else subprocess.DEVNULL
+        self.daemon = subprocess.Popen(
+            self.ns_cmd(["dotnet", self.a.daemon, "run", "--config", config]),
+            stdout=out, stderr=subprocess.STDOUT if log_to_file else subprocess.DEVNULL)
+        if log_to_file:
+            out.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.daemon.poll() is not None:
+                raise Failure("the daemon exited with %d:\n%s" % (self.daemon.returncode, self.daemon_log_tail()))
+            if log_to_file:
+                if any(self.daemon_messages(lambda m: m.startswith("ready"))):
+                    return
+            elif self.listening("127.0.0.1:10025"):
+                time.sleep(1.0)  # the table is installed right after the listener binds
+                return
+            time.sleep(0.1)
+        raise Failure("the daemon did not become ready:\n" + self.daemon_log_tail())
+
+    def daemon_log_tail(self):
+        if not self.daemon_log_path:
+            return "(log to /dev/null)"
+        with open(self.daemon_log_path, "rb") as f:
+            return f.read()[-3000:].decode("utf-8", "replace")
+
+    def daemon_messages(self, predicate):
+        with open(self.daemon_log_path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    message = json.loads(line).get("Message", "")
+                except ValueError:
+                    continue
+                if predicate(message):
+                    yield message
+
+    def stop_daemon(self):
+        if self.daemon is None:
+            return
+        self.daemon.send_signal(signal.SIGTERM)
+        try:
+            self.daemon.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            self.daemon.wait()
+        self.daemon = None
+
+    # ----- load generators ----------------------------------------------------------------------
+
+    def source(self, role, target, messages, sessions, ns=None):
+        """smtp-source as an unprivileged user; returns (seconds, client CPU seconds)."""
+        cpu0 = children_cpu_seconds()
+        start = time.monotonic()
+        self.run(["/usr/sbin/smtp-source", "-s", str(sessions), "-l", str(self.a.size), "-m", str(messages),
+                  "-f", "load@client.bench.invalid", "-t", "sink@example.com", "-M", "client.bench.invalid",
+                  target], role=role, timeout=900, ns=ns)
+        return time.monotonic() - start, children_cpu_seconds() - cpu0
+
+    def latency(self, role, target, count, rate, label):
+        proc = self.run(["/usr/bin/python3", "-I", os.path.join(self.work, "latency.py"), "--server", target,
+                         "--count", str(count), "--rate", str(rate), "--size", str(self.a.size),
+                         "--label", label, "--raw"], role=role, timeout=count / rate + 300, check=False)
+        try:
+            return json.loads(proc.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise Failure("latency.py failed (%d): %s %s" % (proc.returncode, proc.stdout[-1000:], proc.stderr[-2000:]))
+
+    # ----- phases -------------------------------------------------------------------------------
+
+    def phase_lookup(self):
+        log("owner lookup: LookupBench with %s unrelated connections" % self.a.lookup_states)
+        proc = self.run(["dotnet", self.a.lookup, "--states", self.a.lookup_states,
+                         "--iterations", str(self.a.lookup_iterations)], timeout=300)
+        self.results["lookup"] = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+    def measured_path(self, path, role, target, messages, ns=None, sink=None):
+        """One smtp-source run; verifies the sink got every message (for C: waits until Postfix delivered them)."""
+        sink = sink or self.sink
+        sink0 = sink.count()
+        d_cpu0 = proc_cpu_ticks(self.daemon.pid)
+        s_cpu0 = proc_cpu_ticks(sink.proc.pid)
+        p_cpu0 = self.postfix_cpu_ticks() if path == "C" else 0
+        start = time.monotonic()
+        accepted_s, client_cpu = self.source(role, target, messages, self.a.sessions, ns=ns)
+        done, got = sink.wait(sink0 + messages, 120)
+        if done is None:
+            raise Failure("path %s: the sink received %d of %d messages" % (path, got - sink0, messages))
+        run = {
+            "messages": messages,
+            "seconds": done - start,
+            "accept_seconds": accepted_s,
+            "cpu_client_s": client_cpu,
+            "cpu_sink_s": (proc_cpu_ticks(sink.proc.pid) - s_cpu0) / TICK,
+            "cpu_daemon_s": (proc_cpu_ticks(self.daemon.pid) - d_cpu0) / TICK if path.startswith("B") else 0.0,
+            "cpu_postfix_s": (self.postfix_cpu_ticks() - p_cpu0) / TICK if path == "C" else 0.0,
+        }
+        log("  %s: %d messages in %.2f s (%.0f msg/s)" % (path, messages, run["seconds"], messages / run["seconds"]))
+        return run
+
+    def phase_throughput(self):
+        a = self.a
+        log("warm-up: B %d messages (tiered JIT), C %d messages (Postfix processes)" % (a.warmup, a.warmup_c))
+        before = self.sink.count()
+        self.source("bench", SINK, a.warmup, a.sessions)
+        self.source("exempt", RELAY, a.warmup_c, a.sessions)
+        self.source("bench", SINK, a.warmup_c, a.sessions, ns=self.ns_direct)
+        if self.sink.wait(before + a.warmup + a.warmup_c, 120)[0] is None:
+            raise Failure("warm-up: the sink did not receive every message")
+        time.sleep(1)
+        runs = {"A": [], "A'": [], "B": [], "C": []}
+        for r in range(a.rounds):
+            log("throughput round %d/%d" % (r + 1, a.rounds))
+            runs["A"].append(self.measured_path("A", "bench", SINK, a.a_messages, ns=self.ns_direct, sink=self.direct_sink))
+            runs["A'"].append(self.measured_path("A'", "exempt", SINK, a.a_messages))
+            runs["B"].append(self.measured_path("B", "bench", SINK, a.b_messages))
+            runs["C"].append(self.measured_path("C", "exempt", RELAY, a.c_messages))
+        self.results["throughput"] = runs
+        self.results["rss_after_throughput_kb"] = proc_status_kb(self.daemon.pid, "VmHWM")
+
+    def phase_latency(self):
+        a = self.a
+        pooled = {"A": [], "B": []}
+        failures = {"A": 0, "B": 0}
+        log("latency: %d rounds of A and B, %d messages each at %g msg/s" % (a.latency_rounds, a.latency_count, a.latency_rate))
+        for r in range(a.latency_rounds):
+            for path, role in (("A", "exempt"), ("B", "bench")):  # A here = A': same namespace, same moment
+                res = self.latency(role, SINK, a.latency_count, a.latency_rate, "%s%d" % (path, r))
+                pooled[path] += res["samples_ms"]
+                failures[path] += res["failures"]
+                if res["failures"]:
+                    log("  %s latency failures: %s" % (path, res["errors"]))
+        self.results["latency"] = {"samples": pooled, "failures": failures}
+        self.results["rss_after_latency_kb"] = proc_status_kb(self.daemon.pid, "VmHWM")
+
+    def phase_log_cost(self):
+        """B once more with the log in /dev/null instead of a file (same daemon build, fresh start, warmed)."""
+        a = self.a
+        log("logging cost: B with the daemon's log to /dev/null")
+        self.stop_daemon()
+        self.start_daemon(log_to_file=False)
+        self.source("bench", SINK, a.warmup, a.sessions)
+        time.sleep(1)
+        self.results["b_log_null"] = [self.measured_path("B", "bench", SINK, a.b_messages) for _ in range(a.rounds)]
+        self.stop_daemon()
+        self.start_daemon(log_to_file=True, tag="daemon-flood")
+        self.source("bench", SINK, a.warmup, a.sessions)
+
+    def phase_flood(self):
+        a = self.a
+        log("flood isolation: Y alone, %d messages at %g msg/s to its own MX %s" % (a.y_count, a.y_rate, Y_MX))
+        alone = self.latency("y", Y_MX, a.y_count, a.y_rate, "y-alone")
+        log("  Y alone: p50 %.1f ms, p99 %.1f ms, failures %d" % (alone["p50_ms"] or -1, alone["p99_ms"] or -1, alone["failures"]))
+        log("flood isolation: X floods with %d parallel sessions, Y again" % a.flood_sessions)
+        # smtp-source gives up on a refused greeting even with -A; a spammer does not: restart it at once.
+        # Each exit is counted (one line on stderr) and the whole process group is stopped at the end.
+        source = " ".join(["/usr/sbin/smtp-source", "-A", "-s", str(a.flood_sessions), "-l", str(a.size), "-m", "100000000",
+                           "-f", "flood@client.bench.invalid", "-t", "sink@example.com", "-M", "flood.bench.invalid", SINK])
+        flood_log = os.path.join(self.work, "flood.err")
+        with open(flood_log, "wb") as err:
+            flood = subprocess.Popen(
+                self.ns_cmd(["/bin/sh", "-c", "while :; do %s >/dev/null 2>&1; echo restart >&2; done" % source], role="x"),
+                stdout=subprocess.DEVNULL, stderr=err, env=CLEAN_ENV, start_new_session=True)
+        try:
+            time.sleep(a.flood_ramp)
+            sink0, d_cpu0, t0 = self.sink.count(), proc_cpu_ticks(self.daemon.pid), time.monotonic()
+            flooded = self.latency("y", Y_MX, a.y_count, a.y_rate, "y-flooded")
+            elapsed = time.monotonic() - t0
+            sink1, d_cpu1 = self.sink.count(), proc_cpu_ticks(self.daemon.pid)
+        finally:
+            try:
+                os.killpg(flood.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            flood.wait()
+        with open(flood_log) as f:
+            restarts = f.read().count("restart")
+        log("  Y flooded: p50 %.1f ms, p99 %.1f ms, failures %d" % (flooded["p50_ms"] or -1, flooded["p99_ms"] or -1, flooded["failures"]))
+        self.results["flood"] = {
+            "alone": alone, "flooded": flooded, "x_restarts": restarts,
+            "x_rate": (sink1 - sink0) / elapsed,
+            "daemon_cpu_share": (d_cpu1 - d_cpu0) / TICK / elapsed,
+        }
+        self.results["rss_after_flood_kb"] = proc_status_kb(self.daemon.pid, "VmHWM")
+        time.sleep(2)  # let the flood's last sessions finish
+
+    def phase_port_reuse(self):
+        """Why Y can fail: one client port reused towards another MX (see portreuse.py)."""
+        proc = self.run(["/usr/bin/python3", "-I", os.path.join(self.work, "portreuse.py"), "--first", Y_MX, "--second", SINK],
+                        role="y", timeout=120, check=False)
+        try:
+            self.results["port_reuse"] = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise Failure("portreuse.py failed (%d): %s %s" % (proc.returncode, proc.stdout[-1000:], proc.stderr[-2000:]))
+
+    def phase_idle(self):
+        a = self.a
+        log("idle sessions: fresh daemon, %d idle sessions" % a.idle)
+        self.stop_daemon()
+        self.start_daemon(log_to_file=True, tag="daemon-idle")
+        pid = self.daemon.pid
+        before = proc_status_kb(pid, "VmRSS")
+        holder = subprocess.Popen(
+            self.ns_cmd(["/usr/bin/python3", "-I", os.path.join(self.work, "idle.py"), "--server", SINK,
+                         "--count", str(a.idle)], role="bench"),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=CLEAN_ENV, text=True)
+        try:
+            line = holder.stdout.readline()
+            if not line:
+                raise Failure("idle.py failed: " + holder.stderr.read()[-2000:])
+            opened = json.loads(line)
+            time.sleep(2)  # let the daemon settle (buffers, GC) with every session open
+            fds = len(os.listdir("/proc/%d/fd" % pid))
+            rss = proc_status_kb(pid, "VmRSS")
+            hwm = proc_status_kb(pid, "VmHWM")
+        finally:
+            holder.stdin.close()
+            try:
+                holder.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                holder.kill()
+                holder.wait()
+        self.results["idle"] = {"requested": a.idle, "open": opened["open"], "failures": opened["failures"],
+                                "errors": opened["errors"], "open_s": opened["open_s"],
+                                "rss_before_kb": before, "rss_kb": rss, "hwm_kb": hwm, "daemon_fds": fds}
+
+    # ----- report -------------------------------------------------------------------------------
+
+    def report(self, started, wall):
+        r = self.results
+        a = self.a
+        lines = []
+        out = lines.append
+        when = started.strftime("%Y-%m-%d %H:%M UTC")
+        out("=" * 100)
+        out("smtp-interceptor benchmark — %s — %s run (tests/bench/run%s)" % (when, a.mode, " --smoke" if a.mode == "smoke" else ""))
+        out("host: %d CPUs, kernel %s, %s, %s build; load average at start %s; measuring took %.0f s" % (
+            os.cpu_count(), os.uname().release, a.dotnet, a.build_config, a.load, wall))
+        out("daemon: %s; config: defaults, but limits raised for the throughput user only (X and Y keep the defaults)%s" % (
+            a.daemon, "; this build lacks " + ", ".join(self.config_dropped) if self.config_dropped else ""))
+        out("-" * 100)
+
+        def rate(runs):
+            return sum(x["messages"] for x in runs) / sum(x["seconds"] for x in runs)
+
+        def cpu_us(runs, key):
+            return 1e6 * sum(x[key] for x in runs) / sum(x["messages"] for x in runs)
+
+        t = r["throughput"]
+        ra, ra2, rb, rc = rate(t["A"]), rate(t["A'"]), rate(t["B"]), rate(t["C"])
+
+        def count(runs):
+            return sum(x["messages"] for x in runs)
+
+        def ends(runs, extra=""):
+            return "CPU/msg: smtp-source %4.0f µs, smtp-sink %4.0f µs%s" % (
+                cpu_us(runs, "cpu_client_s"), cpu_us(runs, "cpu_sink_s"), extra)
+
+        out("throughput: smtp-source, %d B payload, one message per connection, %d parallel sessions, %d round(s), end to end (counted at the sink)" % (
+            a.size, a.sessions, a.rounds))
+        out("  A  direct to the sink, no nft table         %7.0f msg/s  (%d msgs)  %s" % (ra, count(t["A"]), ends(t["A"])))
+        out("  A' direct, exempt user, table loaded        %7.0f msg/s  (%d msgs)  %s" % (ra2, count(t["A'"]), ends(t["A'"])))
+        out("  B  through smtp-interceptor                 %7.0f msg/s  (%d msgs)  %s" % (
+            rb, count(t["B"]), ends(t["B"], ", daemon %4.0f µs" % cpu_us(t["B"], "cpu_daemon_s"))))
+        accept_c = count(t["C"]) / sum(x["accept_seconds"] for x in t["C"])
+        out("  C  through a local Postfix relay            %7.0f msg/s  (%d msgs)  %s; Postfix accepted %.0f msg/s" % (
+            rc, count(t["C"]), ends(t["C"], ", postfix %4.0f µs" % cpu_us(t["C"], "cpu_postfix_s")), accept_c))
+        if "b_log_null" in r:
+            rn = rate(r["b_log_null"])
+            out("  B  with the daemon's log in /dev/null       %7.0f msg/s  (%d msgs)  CPU/msg: daemon %4.0f µs (log to a file: %.0f µs)" % (
+                rn, count(r["b_log_null"]), cpu_us(r["b_log_null"], "cpu_daemon_s"), cpu_us(t["B"], "cpu_daemon_s")))
+        cost_a = cpu_us(t["A"], "cpu_client_s") + cpu_us(t["A"], "cpu_sink_s")
+        cost_b = cpu_us(t["B"], "cpu_client_s") + cpu_us(t["B"], "cpu_sink_s") + cpu_us(t["B"], "cpu_daemon_s")
+        cost_c = cpu_us(t["C"], "cpu_client_s") + cpu_us(t["C"], "cpu_sink_s") + cpu_us(t["C"], "cpu_postfix_s")
+        out("  B/A = %.2f   B/A' = %.2f   B/C = %.2f" % (rb / ra, rb / ra2, rb / rc))
+        out("  CPU per message, all processes of a path: A %.0f µs, B %.0f µs, C %.0f µs -> B/A %.2f, B/C %.2f by CPU cost" % (
+            cost_a, cost_b, cost_c, cost_a / cost_b, cost_c / cost_b))
+
+        lat = r["latency"]
+        sa, sb = lat["samples"]["A"], lat["samples"]["B"]
+        a50, a99, b50, b99 = percentile(sa, 50), percentile(sa, 99), percentile(sb, 50), percentile(sb, 99)
+        out("latency: connect → 250 after the final dot, Python client, %g msg/s, %d×%d messages per path" % (
+            a.latency_rate, a.latency_rounds, a.latency_count))
+        out("  A p50 %.2f ms  p99 %.2f ms   B p50 %.2f ms  p99 %.2f ms   added by B: p50 %+.2f ms, p99 %+.2f ms   failures A %d, B %d" % (
+            a50, a99, b50, b99, b50 - a50, b99 - a99, lat["failures"]["A"], lat["failures"]["B"]))
+        out("daemon peak RSS (VmHWM) through the throughput and latency runs: %.1f MB" % (r["rss_after_latency_kb"] / 1024))
+
+        out("owner lookup: SocketOwnerLookup.Find (netlink sock_diag, exact 4-tuple), %d lookups per state" % a.lookup_iterations)
+        out("  unrelated established conns   rows in /proc/net/tcp   lookup median   lookup p99   | one read of /proc/net/tcp")
+        for s in r["lookup"]:
+            out("  %27d   %21d   %10.1f µs   %7.1f µs   | %.1f ms" % (
+                s["unrelated_connections"], s["proc_net_tcp_rows"], s["lookup_median_us"], s["lookup_p99_us"], s["proc_read_median_ms"]))
+
+        i = r["idle"]
+        out("idle sessions: %d of %d open through the daemon (%d failed, opened in %.1f s, daemon fds %d): RSS %.1f MB, peak %.1f MB (%.1f MB before)" % (
+            i["open"], i["requested"], i["failures"], i["open_s"], i["daemon_fds"], i["rss_kb"] / 1024, i["hwm_kb"] / 1024, i["rss_before_kb"] / 1024))
+
+        f = r["flood"]
+        al, fl = f["alone"], f["flooded"]
+        out("flood isolation: X floods %s with %d parallel sessions (X relayed %.0f msg/s, daemon CPU %.0f%% of a core); Y sends %g msg/s to %s, %d messages" % (
+            SINK, a.flood_sessions, f["x_rate"], 100 * f["daemon_cpu_share"], a.y_rate, Y_MX, a.y_count))
+        ratio = (fl["p99_ms"] / al["p99_ms"]) if al["p99_ms"] and fl["p99_ms"] else float("nan")
+        out("  Y alone  : p50 %.2f ms  p99 %.2f ms  failures %d" % (al["p50_ms"] or -1, al["p99_ms"] or -1, al["failures"]))
+        out("  Y flooded: p50 %.2f ms  p99 %.2f ms  failures %d   p99 flooded/alone = %.2f   (X's smtp-source was refused and restarted %d times)" % (
+            fl["p50_ms"] or -1, fl["p99_ms"] or -1, fl["failures"], ratio, f["x_restarts"]))
+        for label, res in (("alone", al), ("flooded", fl)):
+            if res["errors"]:
+                out("  Y's first errors (%s): %s" % (label, "; ".join(res["errors"][:3])))
+
+        pr = r["port_reuse"]
+        out("port reuse: client port %d to %s, then the same port to %s: first \"%s\", second \"%s\" -> %s" % (
+            pr["port"], Y_MX, SINK, pr["first"][:40], pr["second"][:80],
+            "attributed" if pr["second"].startswith("220") else "REFUSED: the NAT moved the second connection to another source port"))
+        out("-" * 100)
+        rss_idle_mb = i["hwm_kb"] / 1024
+        lookup_last = r["lookup"][-1]
+        medians = [s["lookup_median_us"] for s in r["lookup"]]
+        flat = max(medians) <= 2 * min(medians) + 2
+        targets = [
+            ("B/A throughput ≥ 0.5", "%.2f" % (rb / ra), rb / ra >= 0.5),
+            ("B/C throughput ≥ 4", "%.2f" % (rb / rc), rb / rc >= 4),
+            ("owner lookup median ≤ 20 µs at %d conns" % lookup_last["unrelated_connections"], "%.1f µs" % lookup_last["lookup_median_us"], lookup_last["lookup_median_us"] <= 20),
+            ("owner lookup p99 ≤ 100 µs at %d conns" % lookup_last["unrelated_connections"], "%.1f µs" % lookup_last["lookup_p99_us"], lookup_last["lookup_p99_us"] <= 100),
+            ("owner lookup flat as sockets grow", "medians " + " / ".join("%.1f" % m for m in medians) + " µs", flat),
+            ("RSS with %d idle sessions ≤ 200 MB" % a.idle, "%.1f MB (%d open)" % (rss_idle_mb, i["open"]), rss_idle_mb <= 200),
+            ("Y p99 flooded ≤ 2× alone", "%.2f×" % ratio, ratio <= 2),
+            ("Y failures = 0", "alone %d, flooded %d" % (al["failures"], fl["failures"]), fl["failures"] == 0 and al["failures"] == 0),
+        ]
+        out("targets%s:" % (" (smoke run: too short to judge; shown for the format only)" if a.mode == "smoke" else ""))
+        for name, value, ok in targets:
+            out("  %-45s %-28s %s" % (name, value, "met" if ok else "MISSED"))
+        out("=" * 100)
+        print("\n".join(lines), flush=True)
+        with open(os.path.join(self.work, "results.json"), "w") as f:
+            json.dump({k: v for k, v in r.items()}, f)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--ns", required=True)
+    p.add_argument("--ns-direct", required=True, help="a namespace without any nft table, for path A")
+    p.add_argument("--work", required=True)
+    p.add_argument("--daemon", required=True, help="path of smtp-interceptor.dll")
+    p.add_argument("--lookup", required=True, help="path of LookupBench.dll")
+    p.add_argument("--user", action="append", default=[], help="role:name:uid:gid (bench, exempt, x, y)")
+    p.add_argument("--mode", default="full")
+    p.add_argument("--dotnet", default="")
+    p.add_argument("--build-config", default="Release")
+    p.add_argument("--load", default="")
+    p.add_argument("--size", type=int, default=4096)
+    p.add_argument("--sessions", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--a-messages", type=int, default=10000)
+    p.add_argument("--b-messages", type=int, default=10000)
+    p.add_argument("--c-messages", type=int, default=2500)
+    p.add_argument("--warmup", type=int, default=5000)
+    p.add_argument("--warmup-c", type=int, default=200)
+    p.add_argument("--latency-rounds", type=int, default=2)
+    p.add_argument("--latency-count", type=int, default=150)
+    p.add_argument("--latency-rate", type=float, default=50)
+    p.add_argument("--lookup-states", default="0,1000,10000")
+    p.add_argument("--lookup-iterations", type=int, default=20000)
+    p.add_argument("--log-compare", type=int, default=0)
+    p.add_argument("--y-count", type=int, default=45)
+    p.add_argument("--y-rate", type=float, default=1)
+    p.add_argument("--flood-sessions", type=int, default=100)
+    p.add_argument("--flood-ramp", type=float, default=3)
+    p.add_argument("--idle", type=int, default=1000)
+    args = p.parse_args()
+
+    bench = Bench(args)
+    started = datetime.now(timezone.utc)
+    t0 = time.monotonic()
+    try:
+        bench.phase_lookup()
+        bench.start_sinks()
+        bench.start_postfix()
+        bench.start_daemon()
+        bench.phase_throughput()
+        bench.phase_latency()
+        if args.log_compare:
+            bench.phase_log_cost()
+        bench.phase_flood()
+        bench.phase_port_reuse()
+        bench.phase_idle()
+        bench.report(started, time.monotonic() - t0)
+        return 0
+    except Failure as e:
+        log("FAILED: %s" % e)
+        if bench.daemon_log_path and os.path.exists(bench.daemon_log_path):
+            log("daemon log tail:\n" + bench.daemon_log_tail())
+        return 1
+    finally:
+        bench.stop_daemon()
+        bench.stop_postfix()
+        for sink in bench.sinks:
+            sink.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+#!/usr/bin/python3
+"""Per-message SMTP latency, one message per connection, at a fixed modest rate.
+
+Usage: latency.py --server HOST:PORT --count N --rate R [--size BYTES] [--timeout S] [--label TEXT]
+                  [--raw]
+
+smtp-source does not report latency, so this client times each transaction itself: from just
+before connect() to the 250 reply to the final dot (the moment the sender knows its message is
+taken), with EHLO, MAIL, RCPT and DATA in between, one command at a time. QUIT follows, untimed.
+Messages start on a fixed schedule (i / rate seconds after the first), so a slow message does not
+lower the offered rate; if one overruns its slot the next starts at once.
+
+Plain sockets rather than smtplib: less client overhead inside the figure, and the reply codes
+are checked exactly. Anything but the expected code, a timeout or a socket error is a failure.
+Prints one JSON object: label, sent, ok, failures, first errors, p50/p90/p99/max/mean in ms
+(and with --raw every sample, so a caller can pool several runs).
+"""
+
+import argparse
+import json
+import socket
+import sys
+import time
+
+
+def parse_server(text):
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]:")
+        return host, int(port)
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+def make_message(size, label, index):
+    head = (
+        "From: <latency@client.bench.invalid>\r\n"
+        "To: <sink@example.com>\r\n"
+        "Subject: latency probe %s %d\r\n"
+        "Message-ID: <%s.%d.%d@client.bench.invalid>\r\n"
+        "\r\n" % (label, index, label, index, time.time_ns())
+    )
+    line = ("x" * 76) + "\r\n"
+    body = line * max(1, size // len(line))
+    return (head + body).encode("ascii")
+
+
+class Reader:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def reply(self):
+        """Reads one (possibly multi-line) reply; returns its code."""
+        while True:
+            while b"\r\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("connection closed by server")
+                self.buf += chunk
+            line, _, self.buf = self.buf.partition(b"\r\n")
+            if len(line) < 3 or not line[:3].isdigit():
+                raise ConnectionError("malformed reply %r" % line[:80])
+            if len(line) == 3 or line[3:4] == b" ":
+                return int(line[:3]), line.decode("latin-1")
+
+
+def expect(reader, code):
+    got, text = reader.reply()
+    if got != code:
+        raise ConnectionError("expected %d, got: %s" % (code, text[:200]))
+
+
+def one(host, port, message, timeout):
+    start = time.perf_counter()
+    sock = socket.create_connection((host, port), timeout=timeout)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = Reader(sock)
+        expect(reader, 220)
+        sock.sendall(b"EHLO client.bench.invalid\r\n")
+        expect(reader, 250)
+        sock.sendall(b"MAIL FROM:<latency@client.bench.invalid>\r\n")
+        expect(reader, 250)
+        sock.sendall(b"RCPT TO:<sink@example.com>\r\n")
+        expect(reader, 250)
+        sock.sendall(b"DATA\r\n")
+        expect(reader, 354)
+        sock.sendall(message + b".\r\n")
+        expect(reader, 250)
+        elapsed = time.perf_counter() - start
+        sock.sendall(b"QUIT\r\n")
+        try:
+            reader.reply()
+        except (OSError, ConnectionError):
+            pass  # the message was taken; a rude close after QUIT is not a failure
+        return elapsed
+    finally:
+        sock.close()
+
+
+def percentile(sorted_values, p):
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return None
+    rank = max(1, -(-len(sorted_values) * p // 100))
+    return sorted_values[int(rank) - 1]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--rate", type=float, required=True, help="messages per second")
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--timeout", type=float, default=30)
+    parser.add_argument("--label", default="probe")
+    parser.add_argument("--raw", action="store_true", help="also list every latency (ms) as samples_ms")
+    args = parser.parse_args()
+    host, port = parse_server(args.server)
+
+    samples = []
+    errors = []
+    begin = time.perf_counter()
+    for i in range(args.count):
+        due = begin + i / args.rate
+        now = time.perf_counter()
+        if due > now:
+            time.sleep(due - now)
+        try:
+            samples.append(one(host, port, make_message(args.size, args.label, i), args.timeout))
+        except Exception as e:  # every failure is a measured result
+            errors.append("%d: %s: %s" % (i, type(e).__name__, e))
+
+    ms = sorted(s * 1000.0 for s in samples)
+    result = {
+        "label": args.label,
+        "sent": args.count,
+        "ok": len(samples),
+        "failures": len(errors),
+        "errors": errors[:5],
+        "wall_s": round(time.perf_counter() - begin, 2),
+    }
+    for name, p in (("p50_ms", 50), ("p90_ms", 90), ("p99_ms", 99)):
+        value = percentile(ms, p)
+        result[name] = None if value is None else round(value, 3)
+    result["max_ms"] = round(ms[-1], 3) if ms else None
+    result["mean_ms"] = round(sum(ms) / len(ms), 3) if ms else None
+    if args.raw:
+        result["samples_ms"] = [round(s * 1000.0, 4) for s in samples]
+    print(json.dumps(result))
+    return 0 if not errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

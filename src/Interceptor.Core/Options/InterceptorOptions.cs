@@ -169,6 +169,9 @@ public sealed record SessionOptions
 public sealed record StateOptions
 {
     public string Directory { get; init; } = "/var/lib/smtp-interceptor";
+
+    /// <summary>Transactions and refusals older than this are deleted (hourly); suspensions are kept.</summary>
+    public int RetentionDays { get; init; } = 30;
 }
 
 /// <summary>The admin's Unix socket; only root and members of <see cref="AdminGroup"/> may use it.</summary>

@@ -58,6 +58,7 @@ public static partial class OptionsValidator
         }
 
         Check(Path.IsPathRooted(options.State.Directory), "State.Directory", "must be an absolute path");
+        Check(options.State.RetentionDays is >= 2 and <= 3650, "State.RetentionDays", "must be 2-3650 (quotas need the last day)");
         Check(Path.IsPathRooted(options.Control.SocketPath), "Control.SocketPath", "must be an absolute path");
         Check(options.Control.SocketPath.Length < 108, "Control.SocketPath", "longer than a Unix socket path may be (107 bytes)");
         var suspension = options.Suspension;

@@ -46,6 +46,8 @@ public sealed class MailPolicy(
     ILogger logger,
     IPolicyObserver? observer = null)
 {
+    private readonly SamplePerUser _connectionRefusalSample = new(TimeSpan.FromSeconds(5));
+
     public QuotaLedger Ledger => ledger;
 
     /// <summary>Null when the user may open one more session (call <see cref="CloseConnection"/> after it), else the refusal.</summary>
@@ -172,6 +174,19 @@ public sealed class MailPolicy(
     {
         var now = time.GetUtcNow();
         observer?.Refused(exceeded.Kind, uid, user);
+
+        // A connection flood is thousands of refusals a second: count them all, but log and store one per
+        // user every few seconds so a flood can fill neither the journal nor the disk.
+        if (exceeded.Kind == RefusalKind.Connections && !_connectionRefusalSample.Allow(uid, now))
+        {
+            if (rules.ObserveRefusal(uid, now) is { } floodReason)
+            {
+                await AutoSuspendAsync(uid, user, floodReason, cancellationToken);
+            }
+
+            return;
+        }
+
         logger.LogInformation("policy refused uid={Uid} user={User}: {Kind} {Count}/{Limit}", uid, user, exceeded.Kind, exceeded.Count, exceeded.Limit);
         try
         {
@@ -212,5 +227,23 @@ public sealed class MailPolicy(
         {
             logger.LogError("suspension of uid={Uid} user={User} is only in memory: {Reason}", uid, user, e.Message);
         }
+    }
+}
+
+/// <summary>Lets one event per user through per period (for logs and rows that a flood would multiply).</summary>
+internal sealed class SamplePerUser(TimeSpan period)
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<uint, DateTimeOffset> _last = new();
+
+    public bool Allow(uint uid, DateTimeOffset now)
+    {
+        var last = _last.GetOrAdd(uid, DateTimeOffset.MinValue);
+        if (now - last < period)
+        {
+            return false;
+        }
+
+        _last[uid] = now;
+        return true;
     }
 }

@@ -31,6 +31,11 @@ public static class RunCommand
 
         // First: it takes NOTIFY_SOCKET out of the environment so that no child (nft) can speak for us.
         await using var systemd = SystemdNotifier.FromEnvironment(logger);
+
+        // Before anything else: a SIGTERM that arrives right after "ready" must stop us cleanly, not kill us.
+        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         var (options, spec) = DaemonSetup.Load(arguments.ConfigPath);
         var time = TimeProvider.System;
         var startedAt = time.GetUtcNow();
@@ -92,6 +97,8 @@ public static class RunCommand
             ? null
             : new MetricsServer(IPEndPoint.Parse(options.Metrics.Listen), metrics, () => listener.ActiveSessions, loggers.CreateLogger("metrics"));
         metricsServer?.Start();
+        await using var retention = new StoreRetention(store, TimeSpan.FromDays(options.State.RetentionDays), time, loggers.CreateLogger("store"));
+        retention.Start();
         await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"));
         watchdog.Start();
         listener.Start();
@@ -111,9 +118,6 @@ public static class RunCommand
         systemd.Ready($"relaying: listening on {string.Join(" ", listener.Endpoints)}; table inet {spec.Table} verified, exempt uids {string.Join(",", spec.ExemptUids)}");
         systemd.StartWatchdog();
 
-        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         await stop.Task;
         systemd.Stopping($"stopping: {listener.ActiveSessions} sessions still open");
 

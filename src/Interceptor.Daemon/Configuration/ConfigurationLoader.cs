@@ -30,7 +30,7 @@ public static class ConfigurationLoader
         "Listen:Port", "Interception:Table", "Interception:VerifyIntervalSeconds", "Relay:Mode", "Relay:HeloName", "Relay:ConnectTimeoutSeconds",
         "Relay:ReplyTimeoutSeconds", "Relay:DataReplyTimeoutSeconds", "Smtp:IdleTimeoutSeconds",
         "Smtp:SessionTimeoutSeconds", "Smtp:MaxCommandLineBytes", "Smtp:MaxDataLineBytes", "Smtp:CommandLineTimeoutSeconds",
-        "Smtp:MinDataBytesPerSecond", "Smtp:SoftErrorLimit", "Smtp:HardErrorLimit", "Smtp:ErrorDelayMilliseconds", "State:Directory",
+        "Smtp:MinDataBytesPerSecond", "Smtp:SoftErrorLimit", "Smtp:HardErrorLimit", "Smtp:ErrorDelayMilliseconds", "State:Directory", "State:RetentionDays",
         "Control:SocketPath", "Control:AdminGroup", "Suspension:RefusalLimit", "Suspension:RefusalWindowMinutes",
         "Suspension:FailureRatioPercent", "Suspension:FailureMinimum", "Suspension:FailureWindowMinutes", "Alerts:Command",
         "Alerts:TimeoutSeconds", "Metrics:Listen", "Metrics:PerUser", "Trace:IncludeProcess",
@@ -167,7 +167,11 @@ public static class ConfigurationLoader
                 HardErrorLimit = Int(c, "Smtp:HardErrorLimit", defaults.Smtp.HardErrorLimit, errors),
                 ErrorDelayMilliseconds = Int(c, "Smtp:ErrorDelayMilliseconds", defaults.Smtp.ErrorDelayMilliseconds, errors),
             },
-            State = new StateOptions { Directory = c["State:Directory"] ?? defaults.State.Directory },
+            State = new StateOptions
+            {
+                Directory = c["State:Directory"] ?? defaults.State.Directory,
+                RetentionDays = Int(c, "State:RetentionDays", defaults.State.RetentionDays, errors),
+            },
             Control = new ControlOptions
             {
                 SocketPath = c["Control:SocketPath"] ?? defaults.Control.SocketPath,

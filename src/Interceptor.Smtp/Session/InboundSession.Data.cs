@@ -70,14 +70,11 @@ public sealed partial class InboundSession
         SmtpReply final;
         TransactionOutcome outcome;
         _relayingData = true;
-        try
-        {
-            (final, outcome) = await TransferDataAsync(_transaction, token);
-        }
-        finally
-        {
-            _relayingData = false;
-        }
+
+        // Cleared only when the transfer ended normally: on a timeout or a lost client the flag stays set,
+        // so the session's cleanup drops the upstream instead of writing QUIT into the open DATA.
+        (final, outcome) = await TransferDataAsync(_transaction, token);
+        _relayingData = false;
 
         await EndTransactionAsync(final.ToString(), outcome, token);
         await WriteAsync(final, token);

@@ -4,9 +4,9 @@ using System.Globalization;
 namespace Interceptor.IntegrationTests;
 
 /// <summary>
-/// Issue 4, faults: the daemon killed mid-DATA, its nft table deleted or flushed behind its back, nft missing or
-/// failing at start, an upstream that swallows SYNs. Each in its own namespace; nothing here touches the host
-/// (the nft fakes live on a tmpfs in a private mount namespace of the daemon's process only).
+/// Issue 4, faults: the daemon killed mid-DATA, its nft table deleted or flushed behind its back. Each in its own
+/// namespace. nft missing or failing at start and an upstream that swallows SYNs: FaultsStartupTests; the gap
+/// before the watchdog restores the table: FaultsTableGapTests.
 /// </summary>
 [TestFixture]
 [CancelAfter(120_000)]

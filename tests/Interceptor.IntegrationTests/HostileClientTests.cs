@@ -170,7 +170,7 @@ public sealed class HostileClientTests
     /// Postfix (smtpd_forbid_unauth_pipelining, default yes since 3.9) answers 554 5.5.0 and disconnects.
     /// </summary>
     [Test]
-        public async Task Commands_pipelined_behind_EHLO_are_refused_and_disconnected_as_Postfix_does()
+    public async Task Commands_pipelined_behind_EHLO_are_refused_and_disconnected_as_Postfix_does()
     {
         await using var s = await Scenario.StartAsync();
         var dialog = new HostileDialog(Mx, timeoutSeconds: 3)

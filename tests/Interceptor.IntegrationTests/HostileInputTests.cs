@@ -230,7 +230,7 @@ public sealed class HostileInputTests
     /// mailer with 125 BCC recipients gets 452 for 25 of them; those 452s must not count as an error storm.
     /// </summary>
     [Test]
-        public async Task Recipients_over_the_limit_do_not_count_as_errors_that_end_the_session()
+    public async Task Recipients_over_the_limit_do_not_count_as_errors_that_end_the_session()
     {
         await using var s = await Scenario.StartAsync(config: PolicyTestSupport.Config(("Smtp.ErrorDelayMilliseconds", 20)));
         var recipients = Enumerable.Range(1, 125).Select(i => $"r{i}@example.test").ToList();

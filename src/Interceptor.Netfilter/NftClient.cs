@@ -66,10 +66,13 @@ public sealed class NftClient(string? networkNamespace = null, string nftPath = 
     /// idiom as the install script, as one transaction, instead of recognising nft's error text for
     /// "absent": nft 1.0.6 has no <c>destroy table</c>.
     /// </summary>
-    public async Task DeleteTableAsync(string table, CancellationToken cancellationToken)
+    public Task DeleteTableAsync(string table, CancellationToken cancellationToken) => DeleteTablesAsync([table], cancellationToken);
+
+    /// <summary>Deletes several tables in one transaction, each like <see cref="DeleteTableAsync"/>.</summary>
+    public async Task DeleteTablesAsync(IReadOnlyList<string> tables, CancellationToken cancellationToken)
     {
-        RulesetSpec.CheckTable(table);
-        var script = $"table inet {table} {{}}\ndelete table inet {table}\n";
+        ArgumentNullException.ThrowIfNull(tables);
+        var script = string.Concat(tables.Select(t => $"table inet {RulesetSpec.CheckTable(t)} {{}}\ndelete table inet {t}\n"));
         var result = await RunAsync(["-f", "-"], script, cancellationToken);
         result.ThrowUnlessSucceeded();
     }

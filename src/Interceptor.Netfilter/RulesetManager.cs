@@ -58,20 +58,32 @@ public sealed class RulesetManager(NftClient nft)
                 $"The nftables table inet {table} or its set {RulesetSpec.SuspendedSetName} does not exist; smtp-interceptor installs it when it starts.");
     }
 
-    /// <summary>Removes the table (explicit uninstall only: stopping the daemon keeps it, fail closed). Idempotent.</summary>
-    public Task RemoveAsync(string table, CancellationToken cancellationToken) => nft.DeleteTableAsync(table, cancellationToken);
+    /// <summary>
+    /// Removes the table and its guard table, in one transaction (explicit uninstall only: stopping the daemon keeps
+    /// them, fail closed). Idempotent.
+    /// </summary>
+    public Task RemoveAsync(string table, CancellationToken cancellationToken) =>
+        nft.DeleteTablesAsync([table, RulesetSpec.GuardTableFor(table)], cancellationToken);
 
     /// <summary>
-    /// What differs between the installed table and the spec, one sentence each; empty when it matches.
-    /// A missing table is one difference, not an exception, so status commands can report it.
+    /// What differs between the installed tables (ours and its guard) and the spec, one sentence each; empty when
+    /// they match. A missing table is one difference, not an exception, so status commands can report it.
     /// </summary>
     public async Task<IReadOnlyList<string>> FindDifferencesAsync(RulesetSpec spec, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        using var listed = await nft.ListTableAsync(spec.Table, cancellationToken);
-        return listed is null
-            ? [$"table inet {spec.Table} does not exist"]
-            : RulesetVerifier.FindDifferences(listed, spec);
+        var differences = new List<string>();
+        using (var listed = await nft.ListTableAsync(spec.Table, cancellationToken))
+        {
+            differences.AddRange(listed is null ? [$"table inet {spec.Table} does not exist"] : RulesetVerifier.FindDifferences(listed, spec));
+        }
+
+        using (var guard = await nft.ListTableAsync(spec.GuardTable, cancellationToken))
+        {
+            differences.AddRange(guard is null ? [$"table inet {spec.GuardTable} does not exist"] : RulesetVerifier.FindGuardDifferences(guard, spec));
+        }
+
+        return differences;
     }
 
     /// <summary>True when the table exists and does exactly what the spec asks.</summary>

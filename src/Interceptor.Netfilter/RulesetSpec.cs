@@ -37,11 +37,26 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
     /// <summary>The named set of <c>uid . ipv6_addr . inet_service</c> that go out directly.</summary>
     public const string AllowedRoutesV6SetName = "allowed_routes_v6";
 
+    /// <summary>What the guard table's name adds to <see cref="Table"/>.</summary>
+    public const string GuardSuffix = "_guard";
+
+    /// <summary>
+    /// The guard table's only chain: a filter at priority 0, after the redirect, that refuses whatever is still
+    /// aimed at an intercepted or blocked port, i.e. what the main table did not redirect (deleted or flushed).
+    /// </summary>
+    public const string GuardChainName = "output_guard";
+
+    /// <summary>The guard table that belongs to <paramref name="table"/>; installed, verified and removed with it.</summary>
+    public static string GuardTableFor(string table) => CheckConfiguredTable(table) + GuardSuffix;
+
+    /// <summary>The guard table (see <see cref="GuardChainName"/>).</summary>
+    public string GuardTable => Table + GuardSuffix;
+
     /// <summary>
     /// The table name is pasted into an nft script, so it must be a plain identifier: a newline or a brace
     /// would let the configuration inject commands into a ruleset applied as root.
     /// </summary>
-    public string Table { get; init => field = CheckTable(value); } = CheckTable(Table);
+    public string Table { get; init => field = CheckConfiguredTable(value); } = CheckConfiguredTable(Table);
 
     public int ListenPort { get; init => field = CheckPort(value, nameof(ListenPort)); } = CheckPort(ListenPort, nameof(ListenPort));
 
@@ -185,17 +200,31 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
     }
 
     // nft accepts more (dots, slashes), but a strict identifier keeps the script and the shell commands
-    // in the admin guide safe to paste. 64 is far below nft's own limit of 256.
+    // in the admin guide safe to paste. 64 is far below nft's own limit of 256; the guard table's name adds
+    // GuardSuffix to the configured name, which is therefore held to 58 (TableNamePattern).
     [GeneratedRegex("^[A-Za-z][A-Za-z0-9_]{0,63}$", RegexOptions.CultureInvariant)]
-    private static partial Regex TableNamePattern();
+    private static partial Regex NamePattern();
 
+    [GeneratedRegex("^[A-Za-z][A-Za-z0-9_]{0,57}$", RegexOptions.CultureInvariant)]
+    private static partial Regex ConfiguredTablePattern();
+
+    /// <summary>A table name for an nft command line: ours or our guard's.</summary>
     internal static string CheckTable(string table)
     {
         ArgumentNullException.ThrowIfNull(table);
-        if (!TableNamePattern().IsMatch(table))
+        return NamePattern().IsMatch(table)
+            ? table
+            : throw new ArgumentException($"\"{table}\" is not a valid table name: use a letter followed by letters, digits or '_' (at most 64).", nameof(table));
+    }
+
+    /// <summary>The configured table name, which leaves room for <see cref="GuardSuffix"/>.</summary>
+    internal static string CheckConfiguredTable(string table)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        if (!ConfiguredTablePattern().IsMatch(table))
         {
             throw new ArgumentException(
-                $"Interception.Table \"{table}\" is not a valid table name: use a letter followed by letters, digits or '_' (at most 64).",
+                $"Interception.Table \"{table}\" is not a valid table name: use a letter followed by letters, digits or '_' (at most 58, to leave room for \"{GuardSuffix}\").",
                 nameof(table));
         }
 
@@ -206,7 +235,7 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
     internal static string CheckSetName(string set)
     {
         ArgumentNullException.ThrowIfNull(set);
-        return TableNamePattern().IsMatch(set)
+        return NamePattern().IsMatch(set)
             ? set
             : throw new ArgumentException($"\"{set}\" is not a valid set name: use a letter followed by letters, digits or '_' (at most 64).", nameof(set));
     }

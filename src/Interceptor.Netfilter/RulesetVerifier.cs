@@ -9,7 +9,7 @@ namespace Interceptor.Netfilter;
 /// match (a bare number, an anonymous set, a range) do not matter. Each difference is one sentence
 /// an admin can act on.
 /// </summary>
-public static class RulesetVerifier
+public static partial class RulesetVerifier
 {
     // What each of our chains must be. nft prints the number; tolerate the symbolic name a newer nft might print.
     private static readonly (string Name, string Type, int Priority, string Symbol)[] ExpectedChains =
@@ -32,7 +32,7 @@ public static class RulesetVerifier
             return differences;
         }
 
-        CheckChains(objects, differences);
+        CheckChains(objects, ExpectedChains, differences);
         CheckUidSet(objects, RulesetSpec.ExemptSetName, spec.ExemptUids, "these users would be intercepted", "these users bypass interception", differences);
         CheckUidSet(objects, RulesetSpec.SuspendedSetName, spec.SuspendedUids,
             "these suspended users are not refused by the kernel", "the kernel refuses these users although they are not suspended", differences);
@@ -62,15 +62,16 @@ public static class RulesetVerifier
             : throw new NetfilterException($"set {RulesetSpec.SuspendedSetName} of table inet {table} holds an element that is not a UID: {Show(invalid[0])}");
     }
 
-    private static void CheckChains(IReadOnlyList<NftJson.TableObject> objects, List<string> differences)
+    private static void CheckChains(
+        IReadOnlyList<NftJson.TableObject> objects, (string Name, string Type, int Priority, string Symbol)[] expectedChains, List<string> differences)
     {
         var chains = objects.Where(o => o.Kind == "chain").ToList();
-        foreach (var extra in chains.Where(c => !ExpectedChains.Any(e => e.Name == NftJson.String(c.Body, "name"))))
+        foreach (var extra in chains.Where(c => !expectedChains.Any(e => e.Name == NftJson.String(c.Body, "name"))))
         {
-            differences.Add($"unexpected chain {NftJson.String(extra.Body, "name")} (the table should hold only {RulesetSpec.FilterChainName} and {RulesetSpec.NatChainName})");
+            differences.Add($"unexpected chain {NftJson.String(extra.Body, "name")} (the table should hold only {string.Join(" and ", expectedChains.Select(e => e.Name))})");
         }
 
-        foreach (var (name, type, expectedPriority, symbol) in ExpectedChains)
+        foreach (var (name, type, expectedPriority, symbol) in expectedChains)
         {
             var chain = chains.FirstOrDefault(c => NftJson.String(c.Body, "name") == name);
             if (chain is null)

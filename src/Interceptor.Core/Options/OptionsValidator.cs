@@ -33,7 +33,7 @@ public static partial class OptionsValidator
         }
 
         Check(options.Interception.VerifyIntervalSeconds is > 0 and <= 3600, "Interception.VerifyIntervalSeconds", "must be 1-3600");
-        Check(TableName().IsMatch(options.Interception.Table), "Interception.Table", $"\"{options.Interception.Table}\" is not a valid nft table name (letters, digits, _; at most 64, starting with a letter)");
+        Check(TableName().IsMatch(options.Interception.Table), "Interception.Table", $"\"{options.Interception.Table}\" is not a valid nft table name (letters, digits, _; at most 58, starting with a letter: the guard table adds \"_guard\")");
         Check(HostName().IsMatch(options.Relay.HeloName), "Relay.HeloName", $"\"{options.Relay.HeloName}\" is not a host name");
         Check(options.Relay.ConnectTimeoutSeconds is > 0 and <= 600, "Relay.ConnectTimeoutSeconds", "must be 1-600");
         Check(options.Relay.ReplyTimeoutSeconds is > 0 and <= 3600, "Relay.ReplyTimeoutSeconds", "must be 1-3600");
@@ -111,7 +111,7 @@ public static partial class OptionsValidator
         check(limits.RecipientsPerMessage is null or (>= 1 and <= 1000), $"{prefix}.RecipientsPerMessage", "must be 1-1000");
     }
 
-    [GeneratedRegex("^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+    [GeneratedRegex("^[A-Za-z][A-Za-z0-9_]{0,57}$")]
     private static partial Regex TableName();
 
     [GeneratedRegex(@"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")]

@@ -174,6 +174,40 @@ public class NamespaceKernelTests
         Assert.That(await Ns.PacketsAsync(RulesetSpec.FilterChainName, r => r.Rejects && r.SkuidSet is null), Is.EqualTo(1));
     }
 
+    [TestCase("delete table inet smtp_interceptor")]
+    [TestCase("flush chain inet smtp_interceptor output_nat")]
+    [TestCase("flush table inet smtp_interceptor")]
+    public async Task Without_the_main_table_the_guard_refuses_customers_but_not_exempt_users_nor_routes(string tampering)
+    {
+        var manager = new RulesetManager(Ns.Nft);
+        var spec = Base with { AllowedRoutes = [new(OtherUser, IPAddress.Parse("127.0.0.2"), 25)] };
+        await manager.InstallAsync(spec, CancellationToken.None);
+        var listener = Ns.Listen("127.0.0.1:10025", "127.0.0.2:25");
+
+        // While the main table is intact the guard lets everything through: redirected, exempt, routed.
+        Assert.That(Ns.Connect(Nobody, "127.0.0.2", 25).Outcome, Is.EqualTo("connected"));
+        Assert.That(listener.WaitForAccepted(1)[^1], Is.EqualTo("127.0.0.1 10025"));
+        Assert.That(await GuardRefusalsAsync(), Is.Zero);
+
+        await Ns.Nft.ApplyAsync(tampering + "\n", CancellationToken.None);
+
+        var escaped = Ns.Connect(Nobody, "127.0.0.2", 25);
+        Assert.That(escaped.Outcome, Is.EqualTo("refused"), "a customer must not reach port 25 directly");
+        Assert.That(Ns.Connect(Nobody, "::1", 25).Outcome, Is.EqualTo("refused"), "over IPv6 neither");
+        Assert.That(await GuardRefusalsAsync(), Is.EqualTo(2));
+        Assert.That(Ns.Connect(null, "127.0.0.2", 25).Outcome, Is.EqualTo("connected"), "root is exempt");
+        Assert.That(Ns.Connect(OtherUser, "127.0.0.2", 25).Outcome, Is.EqualTo("connected"), "an allowed route stays allowed");
+        Assert.That(listener.WaitForAccepted(3).Skip(1), Is.EqualTo(new[] { "127.0.0.2 25", "127.0.0.2 25" }));
+        Assert.That(await manager.FindDifferencesAsync(spec, CancellationToken.None), Is.Not.Empty);
+
+        await manager.InstallAsync(spec, CancellationToken.None);
+        Assert.That(Ns.Connect(Nobody, "127.0.0.2", 25).Outcome, Is.EqualTo("connected"));
+        Assert.That(listener.WaitForAccepted(4)[^1], Is.EqualTo("127.0.0.1 10025"), "redirected again once restored");
+    }
+
+    private Task<long> GuardRefusalsAsync() =>
+        Ns.PacketsAsync(RulesetSpec.GuardChainName, r => r.Rejects, Base.GuardTable);
+
     private Task<long> SuspendedPacketsAsync() =>
         Ns.PacketsAsync(RulesetSpec.FilterChainName, r => r.Rejects && r.SkuidSet == RulesetSpec.SuspendedSetName);
 

@@ -44,7 +44,7 @@ public class NamespaceRulesetTests
         var manager = new RulesetManager(nft);
 
         Assert.That(await manager.IsInstalledAsExpectedAsync(Spec, CancellationToken.None), Is.False);
-        Assert.That(await manager.FindDifferencesAsync(Spec, CancellationToken.None), Is.EqualTo(new[] { "table inet smtp_interceptor does not exist" }));
+        Assert.That(await manager.FindDifferencesAsync(Spec, CancellationToken.None), Is.EqualTo(new[] { "table inet smtp_interceptor does not exist", "table inet smtp_interceptor_guard does not exist" }));
 
         await manager.InstallAsync(Spec, CancellationToken.None);
         await manager.InstallAsync(Spec with { ExemptUids = [0, 1000] }, CancellationToken.None);
@@ -52,10 +52,17 @@ public class NamespaceRulesetTests
         Assert.That(await manager.IsInstalledAsExpectedAsync(Spec with { ExemptUids = [0, 1000] }, CancellationToken.None), Is.True);
         Assert.That(
             await manager.FindDifferencesAsync(Spec, CancellationToken.None),
-            Is.EqualTo(new[] { "set exempt_uids lacks UID(s) 105: these users would be intercepted", "set exempt_uids holds unexpected UID(s) 1000: these users bypass interception" }));
+            Is.EqualTo(new[]
+            {
+                "set exempt_uids lacks UID(s) 105: these users would be intercepted",
+                "set exempt_uids holds unexpected UID(s) 1000: these users bypass interception",
+                "table inet smtp_interceptor_guard: set exempt_uids lacks UID(s) 105: these users would be refused",
+                "table inet smtp_interceptor_guard: set exempt_uids holds unexpected UID(s) 1000: these users may bypass interception",
+            }));
 
         await manager.RemoveAsync(Spec.Table, CancellationToken.None);
         Assert.That(await nft.ListTableAsync(Spec.Table, CancellationToken.None), Is.Null);
+        Assert.That(await nft.ListTableAsync(Spec.GuardTable, CancellationToken.None), Is.Null);
 
         // Removing what is not there is not an error.
         await manager.RemoveAsync(Spec.Table, CancellationToken.None);
@@ -83,6 +90,35 @@ public class NamespaceRulesetTests
             await manager.InstallAsync(spec, CancellationToken.None);
             Assert.That(await manager.IsInstalledAsExpectedAsync(spec, CancellationToken.None), Is.True, spec.ToString());
         }
+    }
+
+    [Test]
+    public async Task A_tampered_guard_table_is_reported_in_words()
+    {
+        var nft = new NftClient(networkNamespace);
+        var manager = new RulesetManager(nft);
+        var spec = RulesetRendererTests.Everything;
+        await manager.InstallAsync(spec, CancellationToken.None);
+
+        await nft.ApplyAsync(
+            "flush chain inet smtp_interceptor_guard output_guard\n"
+            + "add rule inet smtp_interceptor_guard output_guard tcp dport 25 reject with tcp reset\n"
+            + "add rule inet smtp_interceptor_guard output_guard meta skuid @exempt_uids accept\n"
+            + "add rule inet smtp_interceptor_guard output_guard tcp dport 2525 accept\n",
+            CancellationToken.None);
+
+        var differences = await manager.FindDifferencesAsync(spec, CancellationToken.None);
+        Assert.That(differences, Has.All.StartWith("table inet smtp_interceptor_guard: "), "the main table is intact");
+        Assert.That(differences, Has.Some.Contains("the refusing rule in chain output_guard does not cover port(s) 465, 587, 2525"));
+        Assert.That(differences, Has.Some.Contains("the rule for set exempt_uids in chain output_guard comes after the refusal"));
+        Assert.That(differences, Has.Some.Contains("no rule in chain output_guard accepts the routes in set allowed_routes_v4"));
+        Assert.That(differences, Has.Some.Contains("unexpected rule in chain output_guard: it accepts"));
+
+        await nft.DeleteTableAsync(spec.GuardTable, CancellationToken.None);
+        Assert.That(await manager.FindDifferencesAsync(spec, CancellationToken.None), Is.EqualTo(new[] { "table inet smtp_interceptor_guard does not exist" }));
+
+        await manager.InstallAsync(spec, CancellationToken.None);
+        Assert.That(await manager.FindDifferencesAsync(spec, CancellationToken.None), Is.Empty);
     }
 
     [Test]

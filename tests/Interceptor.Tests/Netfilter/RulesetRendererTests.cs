@@ -67,6 +67,10 @@ public class RulesetRendererTests
             "delete table inet other_name",
             "table inet other_name {",
             "}",
+            "table inet other_name_guard {}",
+            "delete table inet other_name_guard",
+            "table inet other_name_guard {",
+            "}",
         }));
         Assert.That(script, Does.Not.Contain("flush ruleset"));
     }
@@ -74,8 +78,9 @@ public class RulesetRendererTests
     [Test]
     public void Every_rule_has_a_counter_and_a_comment()
     {
-        Assert.That(Rules(SeveralPortsAndUids), Has.Count.EqualTo(7));
-        Assert.That(Rules(Everything), Has.Count.EqualTo(8));
+        // Main table: 2 filter + 5 NAT rules (plus one for blocked ports); guard: 4 rules.
+        Assert.That(Rules(SeveralPortsAndUids), Has.Count.EqualTo(7 + 4));
+        Assert.That(Rules(Everything), Has.Count.EqualTo(8 + 4));
         Assert.That(Rules(Everything), Has.All.Contains(" counter ").And.All.Contains(" comment \""));
     }
 
@@ -88,6 +93,22 @@ public class RulesetRendererTests
         Assert.That(filter[1], Does.StartWith("tcp dport { 25, 587, 2525 } meta skuid @suspended_uids ct state new counter reject with tcp reset"));
         Assert.That(filter[2], Does.StartWith("tcp dport 465 ct state new counter reject with tcp reset"));
         Assert.That(RulesetRenderer.Render(Everything), Does.Contain("type filter hook output priority -150; policy accept;"));
+    }
+
+    [Test]
+    public void The_guard_runs_after_the_redirect_and_refuses_intercepted_and_blocked_ports_after_its_exceptions()
+    {
+        var script = RulesetRenderer.Render(Everything);
+        var guard = script[script.IndexOf("table inet smtp_interceptor_guard {\n", StringComparison.Ordinal)..];
+        var rules = Rules(Everything).TakeLast(4).ToList();
+
+        Assert.That(guard, Does.Contain("type filter hook output priority 0; policy accept;"));
+        Assert.That(guard, Does.Contain("elements = { 0, 105, 998 }"), "the guard's exempt set is the main table's");
+        Assert.That(guard, Does.Contain("elements = { 1003 . 2001:db8::25 . 2525 }"), "the guard's routes are the main table's");
+        Assert.That(rules[0], Does.StartWith("tcp dport { 25, 465, 587, 2525 } meta skuid @exempt_uids ct state new counter accept"));
+        Assert.That(rules[1], Does.StartWith("meta skuid . ip daddr . tcp dport @allowed_routes_v4 ct state new counter accept"));
+        Assert.That(rules[2], Does.StartWith("meta skuid . ip6 daddr . tcp dport @allowed_routes_v6 ct state new counter accept"));
+        Assert.That(rules[3], Does.StartWith("tcp dport { 25, 465, 587, 2525 } ct state new counter reject with tcp reset"));
     }
 
     [Test]

@@ -213,7 +213,7 @@ public sealed class AdminServiceTests
             Assert.That(status.OwnerLookup, Is.EqualTo("sock_diag"));
             Assert.That(status.Store.Path, Is.EqualTo("/var/lib/smtp-interceptor/state.db"));
             Assert.That(status.Table.Matches, Is.False);
-            Assert.That(status.Table.Differences, Is.EqualTo(new[] { "table inet smtp_interceptor does not exist" }));
+            Assert.That(status.Table.Differences, Is.EqualTo(new[] { "table inet smtp_interceptor does not exist", "table inet smtp_interceptor_guard does not exist" }));
             var alice = status.Users.Single(u => u.User == "alice");
             Assert.That(alice.LastHour, Is.EqualTo(new WindowCounts(1, 2, 0, 0, 0, 0, 1)));
             Assert.That(alice.LastDay, Is.EqualTo(new WindowCounts(1, 2, 0, 1, 0, 0, 1)));

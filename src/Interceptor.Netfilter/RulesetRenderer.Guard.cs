@@ -1,0 +1,56 @@
+using System.Globalization;
+using System.Text;
+
+namespace Interceptor.Netfilter;
+
+/// <summary>
+/// The guard table. Our main table is one `nft delete table` or `nft flush ruleset`-style mistake away from
+/// letting every customer connect to port 25 directly until the watchdog restores it. The guard closes that gap
+/// from outside the main table: a filter chain at priority 0 runs after the NAT chain (-100), where a redirected
+/// connection already aims at the listener's port, so anything still aimed at an intercepted (or blocked) port
+/// was not redirected. Exempt users and allowed routes pass, as in the main table; everything else is reset.
+/// While the main table is intact the guard never refuses anything the main table lets through.
+/// </summary>
+public static partial class RulesetRenderer
+{
+    // The "filter" priority: after the NAT chain (-100) has rewritten redirected connections.
+    private const int GuardPriority = 0;
+
+    private static void RenderGuard(StringBuilder text, RulesetSpec spec)
+    {
+        var guard = spec.GuardTable;
+        var guarded = PortExpression([.. spec.Ports.Concat(spec.BlockedPorts).Order()]);
+
+        Line(text, 0, string.Empty);
+        Line(text, 0, $"table inet {guard} {{}}");
+        Line(text, 0, $"delete table inet {guard}");
+        Line(text, 0, string.Empty);
+        Line(text, 0, $"table inet {guard} {{");
+        Line(text, 1, Comment("Managed by smtp-interceptor: refuses SMTP connections that its main table did not redirect"));
+        Line(text, 0, string.Empty);
+
+        Set(text, RulesetSpec.ExemptSetName, "uid",
+            $"The same users as in table {spec.Table}: never refused",
+            spec.ExemptUids.Select(u => u.ToString(CultureInfo.InvariantCulture)));
+        Set(text, RulesetSpec.AllowedRoutesV4SetName, "uid . ipv4_addr . inet_service",
+            $"The same IPv4 routes as in table {spec.Table}: never refused",
+            spec.AllowedRoutes.Where(r => !r.IsIPv6).Select(r => r.ToString()));
+        Set(text, RulesetSpec.AllowedRoutesV6SetName, "uid . ipv6_addr . inet_service",
+            $"The same IPv6 routes as in table {spec.Table}: never refused",
+            spec.AllowedRoutes.Where(r => r.IsIPv6).Select(r => r.ToString()));
+
+        Line(text, 1, $"chain {RulesetSpec.GuardChainName} {{");
+        Line(text, 2, $"type filter hook output priority {GuardPriority.ToString(CultureInfo.InvariantCulture)}; policy accept;");
+        Line(text, 2, Comment($"After {RulesetSpec.NatChainName}: a redirected connection aims at port {spec.ListenPort.ToString(CultureInfo.InvariantCulture)} by now"));
+        Line(text, 2, $"tcp dport {guarded} meta skuid @{RulesetSpec.ExemptSetName} ct state new counter accept "
+            + Comment($"Exempt users (set {RulesetSpec.ExemptSetName}) connect directly"));
+        Line(text, 2, $"meta skuid . ip daddr . tcp dport @{RulesetSpec.AllowedRoutesV4SetName} ct state new counter accept "
+            + Comment($"Allowed routes (set {RulesetSpec.AllowedRoutesV4SetName}) connect directly"));
+        Line(text, 2, $"meta skuid . ip6 daddr . tcp dport @{RulesetSpec.AllowedRoutesV6SetName} ct state new counter accept "
+            + Comment($"Allowed routes (set {RulesetSpec.AllowedRoutesV6SetName}) connect directly"));
+        Line(text, 2, $"tcp dport {guarded} ct state new counter reject with tcp reset "
+            + Comment("Not redirected, so the main table is missing or broken: refused instead of let out directly"));
+        Line(text, 1, "}");
+        Line(text, 0, "}");
+    }
+}

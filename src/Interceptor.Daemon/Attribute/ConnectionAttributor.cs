@@ -12,7 +12,12 @@ namespace Interceptor.Daemon.Attribute;
 /// Finds out where a hijacked connection was going and which Unix user opened it. Anything it cannot
 /// establish is refused (fail closed): mail of unknown origin is never relayed.
 /// </summary>
-public sealed class ConnectionAttributor(SocketOwnerLookup owners, DestinationPolicy destinations, ILogger logger, Record.MetricsRegistry? metrics = null)
+/// <param name="conntrack">
+/// Asked only when the exact owner lookup finds nothing, to recover a client port that NAT moved
+/// (see <see cref="FindRemapped"/>); null disables that recovery.
+/// </param>
+public sealed class ConnectionAttributor(
+    SocketOwnerLookup owners, DestinationPolicy destinations, ILogger logger, Record.MetricsRegistry? metrics = null, ConntrackLookup? conntrack = null)
 {
     /// <summary>Either the origin of the connection (and its socket inode), or the reply that refuses it.</summary>
     public (ConnectionOrigin? Origin, ulong Inode, SmtpReply? Refusal) Attribute(Socket socket)
@@ -39,6 +44,11 @@ public sealed class ConnectionAttributor(SocketOwnerLookup owners, DestinationPo
         try
         {
             owner = owners.Find(client, destination);
+            if (owner is null && FindRemapped(socket, client, destination) is { } remapped)
+            {
+                (client, owner) = remapped;
+            }
+
             metrics?.RecordOwnerLookup(System.Diagnostics.Stopwatch.GetElapsedTime(started));
         }
         catch (LinuxInteropException e)
@@ -58,4 +68,67 @@ public sealed class ConnectionAttributor(SocketOwnerLookup owners, DestinationPo
         var user = UserDatabase.NameOf(uid) ?? $"#{uid}";
         return (new ConnectionOrigin(uid, user, client, destination), owner.Value.Inode, null);
     }
+
+    /// <summary>
+    /// When a client reuses its port P towards a second destination while conntrack still tracks the
+    /// first connection (same reply tuple: listener → client:P), NAT moves the new connection to
+    /// another port P', and the accepted socket shows P' where the client's socket has P. The reply
+    /// tuple (listener → client:P') names exactly one conntrack entry, whose original tuple gives P;
+    /// the exact lookup is then repeated with it. Returns null (the caller fails closed) whenever
+    /// conntrack cannot answer or its answer does not fit what the socket itself says.
+    /// </summary>
+    /// <exception cref="LinuxInteropException">The repeated owner lookup failed.</exception>
+    private (IPEndPoint Client, SocketOwner Owner)? FindRemapped(Socket socket, IPEndPoint shown, IPEndPoint destination)
+    {
+        if (conntrack is null || socket.LocalEndPoint is not IPEndPoint listener)
+        {
+            return null;
+        }
+
+        ConntrackEntry? entry;
+        try
+        {
+            entry = conntrack.FindByReply(listener, shown);
+        }
+        catch (LinuxInteropException e)
+        {
+            // Typically no ctnetlink in this kernel or no CAP_NET_ADMIN: today's refusal stands.
+            logger.LogDebug("conntrack lookup for {Client} to {Destination} failed: {Reason}", shown, destination, e.Message);
+            return null;
+        }
+
+        if (entry is null)
+        {
+            logger.LogDebug("conntrack has no entry with reply tuple {Listener} -> {Client}", listener, shown);
+            return null;
+        }
+
+        var original = entry.Original;
+        if (!original.Destination.Equals(Normalize(destination)))
+        {
+            // SO_ORIGINAL_DST reads this very entry, so a difference means it changed in between.
+            logger.LogDebug("conntrack names destination {ConntrackDestination} for {Client}, SO_ORIGINAL_DST said {Destination}; not attributing",
+                original.Destination, shown, destination);
+            return null;
+        }
+
+        if (original.Source.Equals(Normalize(shown)))
+        {
+            logger.LogDebug("conntrack shows no remap for {Client} to {Destination}; its socket is gone", shown, destination);
+            return null;
+        }
+
+        if (owners.Find(original.Source, destination) is not { } owner)
+        {
+            logger.LogDebug("no socket owner for {Client} to {Destination} either (NAT showed it as {Shown})", original.Source, destination, shown);
+            return null;
+        }
+
+        logger.LogInformation("client {Client} to {Destination} was moved by NAT to port {ShownPort}; attributed by its conntrack entry",
+            original.Source, destination, shown.Port);
+        return (original.Source, owner);
+    }
+
+    private static IPEndPoint Normalize(IPEndPoint endPoint) =>
+        endPoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endPoint.Address.MapToIPv4(), endPoint.Port) : endPoint;
 }

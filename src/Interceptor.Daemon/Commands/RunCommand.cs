@@ -63,12 +63,13 @@ public static class RunCommand
         var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics);
 
         using var owners = new SocketOwnerLookup();
+        using var conntrack = new ConntrackLookup();
         var hostAddresses = new HostAddresses();
         var destinations = new DestinationPolicy(
             options.Listen.Port,
             options.Relay.PermittedLocalDestinations.Select(IPEndPoint.Parse),
             hostAddresses.Current);
-        var attributor = new ConnectionAttributor(owners, destinations, loggers.CreateLogger("attribute"), metrics);
+        var attributor = new ConnectionAttributor(owners, destinations, loggers.CreateLogger("attribute"), metrics, conntrack);
         var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics);
         await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
         try

@@ -1,0 +1,131 @@
+using System.Net;
+
+namespace Interceptor.Linux;
+
+/// <summary>One direction of a tracked TCP connection, as conntrack records it.</summary>
+public readonly record struct ConntrackTuple(IPEndPoint Source, IPEndPoint Destination);
+
+/// <summary>
+/// A conntrack entry: <see cref="Original"/> is what the client's socket sent (its own port, the
+/// real destination); <see cref="Reply"/> is what answers after NAT (our listener to the client
+/// endpoint the accepted socket shows).
+/// </summary>
+public sealed record ConntrackEntry(ConntrackTuple Original, ConntrackTuple Reply);
+
+/// <summary>
+/// Asks the kernel's connection tracking (ctnetlink) for the entry of a redirected connection.
+/// Only needed when NAT moved the client to another source port, so sockets are opened on first
+/// use and a few are kept for reuse. Thread-safe; create one per process and share it.
+/// </summary>
+public sealed class ConntrackLookup : IDisposable
+{
+    private static readonly TimeSpan ReceiveTimeout = TimeSpan.FromSeconds(1);
+
+    // Remapped ports are rare, so a small pool suffices; a burst beyond it opens extra sockets.
+    private const int MaxIdle = 2;
+
+    private readonly Lock _gate = new();
+    private readonly Stack<ConntrackSocket> _idle = new();
+    private bool _disposed;
+
+    /// <summary>
+    /// Returns the entry whose reply tuple goes from <paramref name="replySource"/> (the accepted
+    /// socket's local end: our listener) to <paramref name="replyDestination"/> (its remote end),
+    /// or null when conntrack tracks no such connection.
+    /// </summary>
+    /// <exception cref="OwnerLookupException">
+    /// Conntrack could not be asked (no ctnetlink, EPERM, timeout, malformed or mismatched answer);
+    /// <see cref="LinuxInteropException.Errno"/> says why when the kernel said so.
+    /// </exception>
+    public ConntrackEntry? FindByReply(IPEndPoint replySource, IPEndPoint replyDestination)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(replySource);
+        ArgumentNullException.ThrowIfNull(replyDestination);
+
+        var source = EndPoints.Normalize(replySource);
+        var destination = EndPoints.Normalize(replyDestination);
+        if (source.AddressFamily != destination.AddressFamily)
+        {
+            return null; // no connection has ends of two families
+        }
+
+        var socket = Rent();
+        ConntrackEntry? entry;
+        try
+        {
+            entry = socket.Query(source, destination);
+        }
+        finally
+        {
+            Return(socket);
+        }
+
+        // The kernel looks up exactly this tuple; anything else is a reply we must not trust.
+        if (entry is not null && !(entry.Reply.Source.Equals(source) && entry.Reply.Destination.Equals(destination)))
+        {
+            throw new OwnerLookupException(
+                $"ctnetlink answered for reply tuple {entry.Reply.Source} -> {entry.Reply.Destination}, asked for {source} -> {destination}");
+        }
+
+        return entry;
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            while (_idle.TryPop(out var socket))
+            {
+                socket.Dispose();
+            }
+        }
+    }
+
+    private ConntrackSocket Rent()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_idle.TryPop(out var socket))
+            {
+                return socket;
+            }
+        }
+
+        try
+        {
+            return ConntrackSocket.Open(ReceiveTimeout);
+        }
+        catch (LinuxInteropException e) when (e is not OwnerLookupException)
+        {
+            // EPROTONOSUPPORT without nfnetlink, EMFILE under a flood: this connection fails closed.
+            throw e.Errno == 0
+                ? new OwnerLookupException($"opening a ctnetlink socket failed: {e.Message}", e)
+                : new OwnerLookupException(e.Call ?? "socket(AF_NETLINK, NETLINK_NETFILTER)", e.Errno);
+        }
+    }
+
+    private void Return(ConntrackSocket socket)
+    {
+        if (!socket.Faulted)
+        {
+            lock (_gate)
+            {
+                if (!_disposed && _idle.Count < MaxIdle)
+                {
+                    _idle.Push(socket);
+                    return;
+                }
+            }
+        }
+
+        socket.Dispose();
+    }
+}

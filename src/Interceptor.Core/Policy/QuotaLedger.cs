@@ -22,12 +22,7 @@ public sealed class QuotaLedger(TimeProvider time)
     {
         lock (_lock)
         {
-            var usage = UsageOf(uid);
-            usage.Delivered.Add((at, recipients));
-            if (usage.Delivered.Count > 1 && usage.Delivered[^2].At > at)
-            {
-                usage.Delivered.Sort((a, b) => a.At.CompareTo(b.At));
-            }
+            UsageOf(uid).Add(at, recipients);
         }
     }
 
@@ -103,7 +98,7 @@ public sealed class QuotaLedger(TimeProvider time)
             usage.ReservedRecipients -= reservedRecipients;
             if (delivered)
             {
-                usage.Delivered.Add((time.GetUtcNow(), deliveredRecipients));
+                usage.Add(time.GetUtcNow(), deliveredRecipients);
             }
         }
     }
@@ -131,30 +126,7 @@ public sealed class QuotaLedger(TimeProvider time)
     private (int, int, int, int) Count(UserUsage usage)
     {
         var now = time.GetUtcNow();
-        var dayStart = now - Day;
-        var hourStart = now - Hour;
-
-        // Entries are in time order: drop what left the day window, then count from the newest backwards.
-        var expired = 0;
-        while (expired < usage.Delivered.Count && usage.Delivered[expired].At <= dayStart)
-        {
-            expired++;
-        }
-
-        usage.Delivered.RemoveRange(0, expired);
-        int hourMessages = 0, hourRecipients = 0, dayRecipients = 0;
-        for (var i = usage.Delivered.Count - 1; i >= 0; i--)
-        {
-            var (at, recipients) = usage.Delivered[i];
-            dayRecipients += recipients;
-            if (at > hourStart)
-            {
-                hourMessages++;
-                hourRecipients += recipients;
-            }
-        }
-
-        return (hourMessages, usage.Delivered.Count, hourRecipients, dayRecipients);
+        return usage.Count(now - Hour, now - Day);
     }
 
     private UserUsage UsageOf(uint uid)
@@ -168,11 +140,92 @@ public sealed class QuotaLedger(TimeProvider time)
         return usage;
     }
 
+    /// <summary>
+    /// One user's deliveries of the last day in time order, with running totals: a check costs O(1) amortized
+    /// however much the user sent (a busy account sends tens of thousands of messages a day, and every MAIL and
+    /// RCPT checks the windows), instead of a walk over the whole day.
+    /// </summary>
     private sealed class UserUsage
     {
-        public List<(DateTimeOffset At, int Recipients)> Delivered { get; } = [];
+        // Entries before _head have left the day window; the list is compacted when they are the larger half.
+        private readonly List<(DateTimeOffset At, int Recipients)> _delivered = [];
+        private int _head;
+        private int _hourHead;
+        private int _dayRecipients;
+        private int _hourRecipients;
+
+        // Set when an entry arrived out of order (only while restoring from the store): totals are recomputed once.
+        private bool _recount;
+
         public int ReservedMessages { get; set; }
         public int ReservedRecipients { get; set; }
         public int Connections { get; set; }
+
+        public void Add(DateTimeOffset at, int recipients)
+        {
+            if (_delivered.Count == _head || _delivered[^1].At <= at)
+            {
+                _delivered.Add((at, recipients));
+                _dayRecipients += recipients;
+                _hourRecipients += recipients;
+                return;
+            }
+
+            // Out of order: keep the list sorted (binary search over the live part) and recount lazily.
+            int low = _head, high = _delivered.Count;
+            while (low < high)
+            {
+                var middle = (low + high) / 2;
+                if (_delivered[middle].At <= at)
+                {
+                    low = middle + 1;
+                }
+                else
+                {
+                    high = middle;
+                }
+            }
+
+            _delivered.Insert(low, (at, recipients));
+            _recount = true;
+        }
+
+        public (int MessagesHour, int MessagesDay, int RecipientsHour, int RecipientsDay) Count(DateTimeOffset hourStart, DateTimeOffset dayStart)
+        {
+            if (_recount)
+            {
+                _recount = false;
+                _hourHead = _head;
+                _dayRecipients = _hourRecipients = 0;
+                for (var i = _head; i < _delivered.Count; i++)
+                {
+                    _dayRecipients += _delivered[i].Recipients;
+                }
+
+                _hourRecipients = _dayRecipients;
+            }
+
+            // The hour window's start moves first: everything that left the day window left the hour window too.
+            while (_hourHead < _delivered.Count && _delivered[_hourHead].At <= hourStart)
+            {
+                _hourRecipients -= _delivered[_hourHead].Recipients;
+                _hourHead++;
+            }
+
+            while (_head < _delivered.Count && _delivered[_head].At <= dayStart)
+            {
+                _dayRecipients -= _delivered[_head].Recipients;
+                _head++;
+            }
+
+            if (_head > 1024 && _head * 2 > _delivered.Count)
+            {
+                _delivered.RemoveRange(0, _head);
+                _hourHead -= _head;
+                _head = 0;
+            }
+
+            return (_delivered.Count - _hourHead, _delivered.Count - _head, _hourRecipients, _dayRecipients);
+        }
     }
 }

@@ -139,7 +139,9 @@ public static class RunCommand
     {
         var recent = await store.LoadTransactionsAsync(time.GetUtcNow().AddDays(-1), null, int.MaxValue, CancellationToken.None);
         var counted = 0;
-        foreach (var transaction in recent)
+
+        // The store returns the newest first; the ledger takes deliveries fastest in time order.
+        foreach (var transaction in recent.Reverse())
         {
             if (transaction.Outcome is TransactionOutcome.Delivered or TransactionOutcome.Pending)
             {

@@ -138,4 +138,45 @@ public class QuotaLedgerTests
 
         Assert.That(reply.ToWire(), Is.EqualTo("451 4.7.1 hourly message quota for user alice exhausted (200/200); try later\r\n"));
     }
+    [Test]
+    public void Running_totals_match_a_plain_recount_with_restored_entries_out_of_order_and_time_moving_on()
+    {
+        var random = new Random(20261127);
+        var start = _clock.GetUtcNow();
+        var all = new List<(DateTimeOffset At, int Recipients)>();
+
+        // Restored deliveries of the last day, in the store's newest-first order (the worst case for the ledger).
+        for (var i = 0; i < 3000; i++)
+        {
+            var at = start - TimeSpan.FromSeconds(random.Next(1, 86_400));
+            var recipients = random.Next(1, 5);
+            all.Add((at, recipients));
+        }
+
+        foreach (var (at, recipients) in all.OrderByDescending(e => e.At))
+        {
+            _ledger.AddDelivered(7, at, recipients);
+        }
+
+        for (var step = 0; step < 400; step++)
+        {
+            _clock.Advance(TimeSpan.FromSeconds(random.Next(0, 600)));
+            var now = _clock.GetUtcNow();
+            if (random.Next(3) == 0)
+            {
+                // An occasional late restore of an older entry, then the ordinary case: one delivered now.
+                var late = (now - TimeSpan.FromSeconds(random.Next(1, 86_400)), random.Next(1, 5));
+                _ledger.AddDelivered(7, late.Item1, late.Item2);
+                all.Add(late);
+            }
+
+            var recipientsNow = random.Next(1, 5);
+            _ledger.AddDelivered(7, now, recipientsNow);
+            all.Add((now, recipientsNow));
+
+            var day = all.Where(e => e.At > now - TimeSpan.FromDays(1)).ToList();
+            var hour = day.Where(e => e.At > now - TimeSpan.FromHours(1)).ToList();
+            Assert.That(_ledger.Usage(7), Is.EqualTo((hour.Count, day.Count, hour.Sum(e => e.Recipients), day.Sum(e => e.Recipients))), $"step {step}");
+        }
+    }
 }

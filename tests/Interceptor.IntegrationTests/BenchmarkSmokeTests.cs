@@ -5,7 +5,8 @@ namespace Interceptor.IntegrationTests;
 /// <summary>
 /// The performance benchmark (tests/bench/run) is not part of the test command, but a short run of it is,
 /// so the script, its helpers and LookupBench cannot rot unnoticed: a few hundred messages through every
-/// path (direct, the daemon, a private Postfix), the owner lookup, idle sessions and the flood. The figures
+/// path (direct, the daemon, HAProxy in the daemon's place, a private Postfix), the owner lookup, idle
+/// sessions, the floods and the port reuse. The figures
 /// of such a short run on a busy machine mean nothing; only that every phase ran and reported is checked.
 /// </summary>
 [TestFixture]
@@ -41,8 +42,10 @@ public sealed partial class BenchmarkSmokeTests
             foreach (var figure in new[]
             {
                 "A  direct to the sink", "A' direct", "B  through smtp-interceptor", "C  through a local Postfix", "B/A = ", "B/C = ",
+                "H  through HAProxy", "H/A = ", "B/H = ",
                 "added by B: p50", "daemon peak RSS", "owner lookup: SocketOwnerLookup.Find", "| one read of /proc/net/tcp",
-                "idle sessions: ", "Y alone", "Y flooded", "targets",
+                "idle sessions: ", "Y alone", "Y during flood by X, default limits", "Y during flood by X, limits raised",
+                "port reuse: ", "targets",
             })
             {
                 Assert.That(report, Does.Contain(figure), $"the report lacks \"{figure}\"\n{report}");

@@ -38,6 +38,7 @@ public sealed class LineTimeoutException(TimeSpan limit)
 public sealed class LineReader : IDisposable
 {
     private readonly Stream _stream;
+    private readonly OperationTimeout _timeout = new();
     private byte[] _buffer;
     private int _start;
     private int _end;
@@ -78,12 +79,11 @@ public sealed class LineReader : IDisposable
             throw new InvalidOperationException("the line buffer is full; consume before filling");
         }
 
-        using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeoutSource.CancelAfter(timeout);
+        using var scope = _timeout.Start(timeout, cancellationToken);
         int read;
         try
         {
-            read = await _stream.ReadAsync(_buffer.AsMemory(_end), timeoutSource.Token);
+            read = await _stream.ReadAsync(_buffer.AsMemory(_end), scope.Token);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -184,6 +184,7 @@ public sealed class LineReader : IDisposable
 
     public void Dispose()
     {
+        _timeout.Dispose();
         var buffer = Interlocked.Exchange(ref _buffer, []);
         if (buffer.Length > 0)
         {

@@ -18,6 +18,7 @@ namespace Interceptor.Smtp.Session;
 public sealed partial class InboundSession : IAsyncDisposable
 {
     private readonly Stream _client;
+    private readonly OperationTimeout _writeTimeout = new();
     private readonly LineReader _reader;
     private readonly ConnectionOrigin _origin;
     private readonly InterceptorOptions _options;
@@ -321,8 +322,7 @@ public sealed partial class InboundSession : IAsyncDisposable
 
     private async Task WriteAsync(SmtpReply reply, CancellationToken token)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(token);
-        timeout.CancelAfter(_idle);
+        using var timeout = _writeTimeout.Start(_idle, token);
         try
         {
             await _client.WriteAsync(Encoding.UTF8.GetBytes(reply.ToWire()), timeout.Token);
@@ -359,6 +359,7 @@ public sealed partial class InboundSession : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _reader.Dispose();
+        _writeTimeout.Dispose();
         if (_upstream is not null)
         {
             await _upstream.DisposeAsync();

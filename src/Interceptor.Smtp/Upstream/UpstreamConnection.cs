@@ -16,6 +16,7 @@ public sealed class UpstreamConnection : IAsyncDisposable
 {
     private readonly Socket _socket;
     private readonly UpstreamSettings _settings;
+    private readonly OperationTimeout _writeTimeout = new();
     private Stream _stream;
     private LineReader _reader;
 
@@ -190,8 +191,7 @@ public sealed class UpstreamConnection : IAsyncDisposable
             throw new UpstreamConnectionLostException($"the session with {Format(Endpoint)} was abandoned after an earlier failure");
         }
 
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(_settings.ReplyTimeout);
+        using var timeout = _writeTimeout.Start(_settings.ReplyTimeout, cancellationToken);
         try
         {
             await _stream.WriteAsync(data, timeout.Token);
@@ -250,7 +250,11 @@ public sealed class UpstreamConnection : IAsyncDisposable
         _socket.Dispose();
     }
 
-    /// <summary>Ends the session politely when it is still usable.</summary>
+    /// <summary>
+    /// Ends the session politely when it is still usable: QUIT is sent, its reply is not waited for. Like Postfix's
+    /// smtp client (smtp_skip_quit_response = yes): the transaction's outcome is known already, and waiting would
+    /// cost a round trip and a wake-up per connection for a reply nobody uses.
+    /// </summary>
     public async Task QuitAsync(CancellationToken cancellationToken)
     {
         if (!IsUsable)
@@ -260,9 +264,7 @@ public sealed class UpstreamConnection : IAsyncDisposable
 
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(TimeSpan.FromSeconds(5));
-            await SendAsync("QUIT", timeout.Token);
+            await WriteAsync("QUIT\r\n"u8.ToArray(), cancellationToken);
         }
         catch (Exception e) when (e is UpstreamException or OperationCanceledException or IOException)
         {
@@ -278,6 +280,7 @@ public sealed class UpstreamConnection : IAsyncDisposable
         _reader.Dispose();
         await _stream.DisposeAsync();
         _socket.Dispose();
+        _writeTimeout.Dispose();
     }
 
     public static string Format(IPEndPoint endpoint) => endpoint.ToString();

@@ -241,4 +241,21 @@ public class RelayHappyPathTests
         Assert.That(data.Code, Is.EqualTo(554));
         Assert.That((await upstream.SessionAsync(0)).Commands, Does.Not.Contain("DATA"));
     }
+    [Test]
+    public async Task The_session_ends_without_waiting_for_the_upstreams_reply_to_quit()
+    {
+        // Like Postfix's smtp_skip_quit_response: the outcome is known, the 221 is not worth a round trip.
+        var script = new UpstreamScript { Delays = new Dictionary<string, TimeSpan> { ["QUIT"] = TimeSpan.FromSeconds(30) } };
+        await using var upstream = new ScriptedUpstream(script);
+        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint);
+        await relay.Client.GreetAsync();
+        Assert.That((await relay.Client.SendMessageAsync("alice@example.com", ["bob@example.net"], "Subject: hi\r\n\r\nhello\r\n")).Code, Is.EqualTo(250));
+
+        var bye = await relay.Client.CommandAsync("QUIT");
+
+        Assert.That(bye.Code, Is.EqualTo(221));
+        await Wait.ForAsync(relay.Session, "the session to end although the upstream has not answered QUIT", TimeSpan.FromSeconds(2));
+        var record = await upstream.SessionAsync(0);
+        await Wait.UntilAsync(() => record.Commands.Contains("QUIT"), "the upstream to receive QUIT");
+    }
 }

@@ -32,8 +32,8 @@ internal sealed class WriteOp<T>(Func<WriteStatements, T> work) : WriteOp
 
 /// <summary>
 /// Group commit: callers queue writes into a bounded channel; one thread takes everything queued, runs it in one SQLite
-/// transaction and commits it with one fsync, then completes every task of the batch, or faults them all. Throughput
-/// grows with load instead of being capped at one fsync per row, and no task completes before its row is durable.
+/// transaction and commits it (one WAL append, see Schema.ConfigureWriter), then completes every task of the batch, or faults them all. Throughput
+/// grows with load instead of being capped at one commit per row, and no task completes before its row is committed.
 /// </summary>
 internal sealed class BatchWriter : IAsyncDisposable
 {
@@ -67,7 +67,7 @@ internal sealed class BatchWriter : IAsyncDisposable
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        // A dedicated thread, since every batch blocks in fsync; it should not hold a thread-pool thread hostage.
+        // A dedicated thread, since every batch blocks in file I/O (and checkpoints fsync); it should not hold a thread-pool thread hostage.
         _thread = new Thread(Run) { IsBackground = true, Name = "state-store-writer" };
         _thread.Start();
     }
@@ -78,7 +78,7 @@ internal sealed class BatchWriter : IAsyncDisposable
     public StoreUnavailableException? Broken => Volatile.Read(ref _broken);
 
     /// <summary>
-    /// Queues a write and completes when its batch is durable. Cancellation only stops waiting for room in the queue:
+    /// Queues a write and completes when its batch is committed. Cancellation only stops waiting for room in the queue:
     /// once queued, the write is committed (or fails) with its batch.
     /// </summary>
     public async Task<T> EnqueueAsync<T>(Func<WriteStatements, T> work, CancellationToken cancellationToken)

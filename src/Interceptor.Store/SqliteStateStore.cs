@@ -8,7 +8,7 @@ namespace Interceptor.Store;
 /// <summary>
 /// The daemon's durable state in one SQLite file, <c>state.db</c> under <c>State.Directory</c>: every transaction,
 /// policy refusals and suspensions. Writes are group-committed (see <see cref="BatchWriter"/>): each task completes
-/// only after its row is fsynced, and every failure, including the file being deleted, replaced or made read-only
+/// only after its row is committed (it survives the daemon being killed), and every failure, including the file being deleted, replaced or made read-only
 /// under the running daemon, surfaces as <see cref="StoreUnavailableException"/> so mail is refused (451), never
 /// relayed unaccounted.
 /// </summary>
@@ -43,7 +43,7 @@ public sealed class SqliteStateStore : IStateStore
     /// <summary>Commits, last commit and last failure, without touching the disk.</summary>
     public StoreHealth Health => _writer.Health;
 
-    /// <summary>Batches committed since opening; each is one fsync however many writes it carried.</summary>
+    /// <summary>Batches committed since opening; each is one commit however many writes it carried.</summary>
     internal long CommitCount => _writer.Health.Commits;
 
     /// <summary>

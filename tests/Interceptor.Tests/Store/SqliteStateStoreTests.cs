@@ -146,7 +146,7 @@ public class SqliteStateStoreTests
     }
 
     [Test]
-    public async Task Wal_and_synchronous_full_are_in_effect_on_the_write_connection()
+    public async Task Wal_and_synchronous_normal_are_in_effect_on_the_write_connection()
     {
         await using var store = _dir.Open();
 
@@ -157,7 +157,7 @@ public class SqliteStateStoreTests
         var version = await store.RunOnWriterAsync(c => Scalar(c, "SELECT max(version) FROM schema_version;"));
 
         Assert.That(journal, Is.EqualTo("wal"));
-        Assert.That(synchronous, Is.EqualTo(2L), "2 = FULL");
+        Assert.That(synchronous, Is.EqualTo(1L), "1 = NORMAL");
         Assert.That(foreignKeys, Is.EqualTo(1L));
         Assert.That(busy, Is.EqualTo(5000L));
         Assert.That(version, Is.EqualTo(1L));

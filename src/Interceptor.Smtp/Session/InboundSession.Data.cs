@@ -12,6 +12,11 @@ namespace Interceptor.Smtp.Session;
 public sealed partial class InboundSession
 {
     private static readonly TimeSpan DataRateGrace = TimeSpan.FromSeconds(30);
+
+    // The most client bytes filtered per upstream write.
+    private const int DataChunk = 32 * 1024;
+
+    private static ReadOnlySpan<byte> EndOfData => ".\r\n"u8;
     private async Task DataAsync(string argument, CancellationToken token)
     {
         if (_transaction is null)
@@ -88,14 +93,18 @@ public sealed partial class InboundSession
     {
         var upstream = _upstream!;
         var filter = new DataStreamFilter(MaxMessageSize, _options.Smtp.MaxDataLineBytes);
-        var output = ArrayPool<byte>.Shared.Rent(DataStreamFilter.OutputSizeFor(32 * 1024));
+        var header = TraceHeader.Render(_origin, _options.Relay.HeloName, transaction.Id, _options.Trace.IncludeProcess);
+
+        // One buffer holds the trace header, a filtered chunk and the end marker, so a message that arrives in one read
+        // goes upstream in one write (one packet, one wake-up of the upstream) instead of three.
+        var output = ArrayPool<byte>.Shared.Rent(header.Length + DataStreamFilter.OutputSizeFor(DataChunk) + EndOfData.Length);
+        header.CopyTo(output, 0);
+        var held = header.Length;
         UpstreamException? upstreamFailure = null;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var minimumRate = _options.Smtp.MinDataBytesPerSecond;
         try
         {
-            var header = TraceHeader.Render(_origin, _options.Relay.HeloName, transaction.Id, _options.Trace.IncludeProcess);
-            upstreamFailure = await TryWriteUpstreamAsync(upstream, header, token);
             while (!filter.Completed)
             {
                 if (!_reader.HasBufferedData && !await _reader.FillAsync(_idle, token))
@@ -116,49 +125,58 @@ public sealed partial class InboundSession
                 }
 
                 var input = _reader.Buffered;
-                if (input.Length > 32 * 1024)
+                if (input.Length > DataChunk)
                 {
-                    input = input[..(32 * 1024)];
+                    input = input[..DataChunk];
                 }
 
-                var (consumed, written) = filter.Process(input, output);
+                var (consumed, written) = filter.Process(input, output.AsSpan(held));
                 _reader.Advance(consumed);
-                if (filter.Problem == DataProblem.None && upstreamFailure is null && written > 0)
+                held += written;
+
+                // The last chunk stays in the buffer to go out with the end marker.
+                if (!filter.Completed && held > 0)
                 {
-                    upstreamFailure = await TryWriteUpstreamAsync(upstream, output.AsMemory(0, written), token);
+                    if (filter.Problem == DataProblem.None && upstreamFailure is null)
+                    {
+                        upstreamFailure = await TryWriteUpstreamAsync(upstream, output.AsMemory(0, held), token);
+                    }
+
+                    held = 0;
                 }
+            }
+
+            transaction.SizeBytes = filter.Size;
+            if (filter.Problem != DataProblem.None)
+            {
+                // Never finish the upstream's DATA: dropping the connection makes it discard what it got.
+                upstream.Abort();
+                return (RefusalFor(filter.Problem), TransactionOutcome.Refused);
+            }
+
+            if (upstreamFailure is not null)
+            {
+                upstream.Abort();
+                return (new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {upstreamFailure.Message}; the message was not delivered, try again later"), TransactionOutcome.Deferred);
+            }
+
+            EndOfData.CopyTo(output.AsSpan(held));
+            try
+            {
+                var verdict = await upstream.FinishDataAsync(output.AsMemory(0, held + EndOfData.Length), token);
+                return (verdict, TransactionEvent.OutcomeOf(verdict.Code));
+            }
+            catch (UpstreamException e)
+            {
+                // After the final dot the outcome is unknown: a 4xx makes the client retry (a duplicate at worst, never a loss).
+                upstream.Abort();
+                _logger.LogWarning("upstream {Upstream} failed after the end of data for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
+                return (new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {e.Message} after the end of data; delivery not confirmed, try again later"), TransactionOutcome.Deferred);
             }
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(output);
-        }
-
-        transaction.SizeBytes = filter.Size;
-        if (filter.Problem != DataProblem.None)
-        {
-            // Never finish the upstream's DATA: dropping the connection makes it discard what it got.
-            upstream.Abort();
-            return (RefusalFor(filter.Problem), TransactionOutcome.Refused);
-        }
-
-        if (upstreamFailure is not null)
-        {
-            upstream.Abort();
-            return (new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {upstreamFailure.Message}; the message was not delivered, try again later"), TransactionOutcome.Deferred);
-        }
-
-        try
-        {
-            var verdict = await upstream.FinishDataAsync(token);
-            return (verdict, TransactionEvent.OutcomeOf(verdict.Code));
-        }
-        catch (UpstreamException e)
-        {
-            // After the final dot the outcome is unknown: a 4xx makes the client retry (a duplicate at worst, never a loss).
-            upstream.Abort();
-            _logger.LogWarning("upstream {Upstream} failed after the end of data for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
-            return (new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {e.Message} after the end of data; delivery not confirmed, try again later"), TransactionOutcome.Deferred);
         }
     }
 

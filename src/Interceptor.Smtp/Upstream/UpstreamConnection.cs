@@ -208,10 +208,18 @@ public sealed class UpstreamConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>Sends the end-of-data line and waits (longer) for the verdict on the message.</summary>
-    public async Task<SmtpReply> FinishDataAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends the last message bytes, which must end with the end-of-data line, and waits (longer) for the verdict on
+    /// the message.
+    /// </summary>
+    public async Task<SmtpReply> FinishDataAsync(ReadOnlyMemory<byte> lastBytesAndEndOfData, CancellationToken cancellationToken)
     {
-        await WriteAsync(".\r\n"u8.ToArray(), cancellationToken);
+        if (!lastBytesAndEndOfData.Span.EndsWith(".\r\n"u8))
+        {
+            throw new ArgumentException("the last bytes of DATA must end with the end-of-data line", nameof(lastBytesAndEndOfData));
+        }
+
+        await WriteAsync(lastBytesAndEndOfData, cancellationToken);
         return await ReadReplyAsync(_settings.DataReplyTimeout, cancellationToken);
     }
 

@@ -24,8 +24,7 @@ public sealed class ConntrackLookup : IDisposable
     // Remapped ports are rare, so a small pool suffices; a burst beyond it opens extra sockets.
     private const int MaxIdle = 2;
 
-    private readonly Lock _gate = new();
-    private readonly Stack<ConntrackSocket> _idle = new();
+    private readonly NetlinkSocketPool<ConntrackSocket> _pool = new(Open, MaxIdle);
     private bool _disposed;
 
     /// <summary>
@@ -50,7 +49,7 @@ public sealed class ConntrackLookup : IDisposable
             return null; // no connection has ends of two families
         }
 
-        var socket = Rent();
+        var socket = _pool.Rent();
         ConntrackEntry? entry;
         try
         {
@@ -58,7 +57,7 @@ public sealed class ConntrackLookup : IDisposable
         }
         finally
         {
-            Return(socket);
+            _pool.Return(socket);
         }
 
         // The kernel looks up exactly this tuple; anything else is a reply we must not trust.
@@ -73,32 +72,12 @@ public sealed class ConntrackLookup : IDisposable
 
     public void Dispose()
     {
-        lock (_gate)
-        {
-            if (_disposed)
-            {
-                return;
-            }
-
-            _disposed = true;
-            while (_idle.TryPop(out var socket))
-            {
-                socket.Dispose();
-            }
-        }
+        _disposed = true;
+        _pool.Dispose();
     }
 
-    private ConntrackSocket Rent()
+    private static ConntrackSocket Open()
     {
-        lock (_gate)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_idle.TryPop(out var socket))
-            {
-                return socket;
-            }
-        }
-
         try
         {
             return ConntrackSocket.Open(ReceiveTimeout);
@@ -110,22 +89,5 @@ public sealed class ConntrackLookup : IDisposable
                 ? new OwnerLookupException($"opening a ctnetlink socket failed: {e.Message}", e)
                 : new OwnerLookupException(e.Call ?? "socket(AF_NETLINK, NETLINK_NETFILTER)", e.Errno);
         }
-    }
-
-    private void Return(ConntrackSocket socket)
-    {
-        if (!socket.Faulted)
-        {
-            lock (_gate)
-            {
-                if (!_disposed && _idle.Count < MaxIdle)
-                {
-                    _idle.Push(socket);
-                    return;
-                }
-            }
-        }
-
-        socket.Dispose();
     }
 }

@@ -6,7 +6,7 @@ namespace Interceptor.Linux;
 /// One NETLINK_NETFILTER socket for ctnetlink GET requests, with its own sequence counter and
 /// receive buffer. Not thread-safe: <see cref="ConntrackLookup"/> hands each one to one caller at a time.
 /// </summary>
-internal sealed class ConntrackSocket : IDisposable
+internal sealed class ConntrackSocket : IPooledNetlinkSocket
 {
     private const int NetlinkNetfilter = 12;
 

@@ -6,7 +6,7 @@ namespace Interceptor.Linux;
 /// One NETLINK_SOCK_DIAG socket with its own sequence counter and receive buffer. Not
 /// thread-safe: <see cref="SocketOwnerLookup"/> hands each one to a single caller at a time.
 /// </summary>
-internal sealed class SockDiagSocket : IDisposable
+internal sealed class SockDiagSocket : IPooledNetlinkSocket
 {
     private const int NetlinkSockDiag = 4;
 

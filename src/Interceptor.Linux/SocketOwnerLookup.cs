@@ -18,9 +18,7 @@ public sealed class SocketOwnerLookup : IDisposable
 {
     private static readonly TimeSpan ReceiveTimeout = TimeSpan.FromSeconds(1);
 
-    private readonly Lock _gate = new();
-    private readonly Stack<SockDiagSocket> _idle = new();
-    private readonly int _maxIdle;
+    private readonly NetlinkSocketPool<SockDiagSocket> _pool;
     private bool _disposed;
 
     /// <summary>
@@ -36,7 +34,7 @@ public sealed class SocketOwnerLookup : IDisposable
     /// <summary>For tests: force a method instead of probing.</summary>
     internal SocketOwnerLookup(OwnerLookupMethod? forced)
     {
-        _maxIdle = Math.Max(4, Environment.ProcessorCount * 2);
+        _pool = new NetlinkSocketPool<SockDiagSocket>(Open, Math.Max(4, Environment.ProcessorCount * 2));
         Method = forced ?? Probe();
     }
 
@@ -76,31 +74,20 @@ public sealed class SocketOwnerLookup : IDisposable
 
     public void Dispose()
     {
-        lock (_gate)
-        {
-            if (_disposed)
-            {
-                return;
-            }
-
-            _disposed = true;
-            while (_idle.TryPop(out var socket))
-            {
-                socket.Dispose();
-            }
-        }
+        _disposed = true;
+        _pool.Dispose();
     }
 
     private SocketOwner? FindWithSockDiag(IPEndPoint local, IPEndPoint remote)
     {
-        var socket = Rent();
+        var socket = _pool.Rent();
         try
         {
             return socket.Query(local, remote);
         }
         finally
         {
-            Return(socket);
+            _pool.Return(socket);
         }
     }
 
@@ -137,17 +124,8 @@ public sealed class SocketOwnerLookup : IDisposable
         return ProcNetTcp.FindOwner(content, local, remote);
     }
 
-    private SockDiagSocket Rent()
+    private static SockDiagSocket Open()
     {
-        lock (_gate)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_idle.TryPop(out var socket))
-            {
-                return socket;
-            }
-        }
-
         try
         {
             return SockDiagSocket.Open(ReceiveTimeout);
@@ -157,23 +135,6 @@ public sealed class SocketOwnerLookup : IDisposable
             // Typically EMFILE under a connection flood; the caller fails this one connection.
             throw new OwnerLookupException($"opening a sock_diag socket failed: {e.Message}", e);
         }
-    }
-
-    private void Return(SockDiagSocket socket)
-    {
-        if (!socket.Faulted)
-        {
-            lock (_gate)
-            {
-                if (!_disposed && _idle.Count < _maxIdle)
-                {
-                    _idle.Push(socket);
-                    return;
-                }
-            }
-        }
-
-        socket.Dispose();
     }
 
     private OwnerLookupMethod Probe()
@@ -208,7 +169,7 @@ public sealed class SocketOwnerLookup : IDisposable
             throw;
         }
 
-        Return(socket);
+        _pool.Return(socket);
         return OwnerLookupMethod.SockDiag;
     }
 

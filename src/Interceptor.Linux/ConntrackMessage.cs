@@ -34,7 +34,7 @@ internal readonly record struct ConntrackReply(ConntrackStatus Status, Conntrack
 /// </remarks>
 internal static class ConntrackMessage
 {
-    public const int NetlinkHeaderLength = 16;
+    public const int NetlinkHeaderLength = NetlinkFrame.HeaderLength;
 
     /// <summary>nlmsghdr (16) + nfgenmsg (4) + CTA_TUPLE_REPLY (4 + IP nest + 28-byte proto nest).</summary>
     public const int Ipv4RequestLength = 72;
@@ -48,8 +48,6 @@ internal static class ConntrackMessage
     public const ushort CtGet = (1 << 8) | 1;
     public const ushort CtNew = 1 << 8;
 
-    public const ushort NlmsgError = 2;
-    public const ushort NlmsgDone = 3;
     public const ushort NlmFRequest = 1;
 
     private const ushort CtaTupleOrig = 1;
@@ -69,7 +67,6 @@ internal static class ConntrackMessage
     private const byte AfInet6 = 10;
     private const byte NfnetlinkV0 = 0;
     private const int NfgenmsgLength = 4;
-    private const int Enoent = 2;
 
     public static int RequestLength(AddressFamily family) =>
         family == AddressFamily.InterNetworkV6 ? Ipv6RequestLength : Ipv4RequestLength;
@@ -147,56 +144,20 @@ internal static class ConntrackMessage
     public static bool TryDecodeResponse(ReadOnlySpan<byte> datagram, uint expectedSequence, out ConntrackReply reply)
     {
         reply = default;
-        if (datagram.Length < NetlinkHeaderLength)
+        switch (NetlinkFrame.ReadFirst(datagram, expectedSequence, out var type, out var message, out var errno))
         {
-            return false;
-        }
-
-        var length = ReadHost32(datagram);
-        var type = ReadHost16(datagram[4..]);
-        var sequence = ReadHost32(datagram[8..]);
-        if (length < NetlinkHeaderLength || length > (uint)datagram.Length)
-        {
-            return false;
-        }
-
-        var message = datagram[..(int)length];
-        if (sequence != expectedSequence)
-        {
-            reply = new ConntrackReply(ConntrackStatus.OtherSequence, null, 0);
-            return true;
-        }
-
-        switch (type)
-        {
-            case CtGet or CtNew:
-                if (!TryDecodeEntry(message, out var entry))
-                {
-                    return false;
-                }
-
-                reply = new ConntrackReply(ConntrackStatus.Found, entry, 0);
+            case NetlinkFrameKind.OtherSequence:
+                reply = new ConntrackReply(ConntrackStatus.OtherSequence, null, 0);
                 return true;
-
-            case NlmsgError:
-                if (message.Length < NetlinkHeaderLength + 4)
-                {
-                    return false;
-                }
-
-                // nlmsgerr.error is a negative errno; 0 would be an ack, which carries no entry.
-                var errno = -(int)ReadHost32(message[NetlinkHeaderLength..]);
-                reply = errno switch
-                {
-                    0 or Enoent => new ConntrackReply(ConntrackStatus.NotFound, null, 0),
-                    _ => new ConntrackReply(ConntrackStatus.Error, null, errno),
-                };
-                return true;
-
-            case NlmsgDone:
+            case NetlinkFrameKind.NotFound:
                 reply = new ConntrackReply(ConntrackStatus.NotFound, null, 0);
                 return true;
-
+            case NetlinkFrameKind.Error:
+                reply = new ConntrackReply(ConntrackStatus.Error, null, errno);
+                return true;
+            case NetlinkFrameKind.Payload when type is CtGet or CtNew && TryDecodeEntry(message, out var entry):
+                reply = new ConntrackReply(ConntrackStatus.Found, entry, 0);
+                return true;
             default:
                 return false;
         }
@@ -374,6 +335,4 @@ internal static class ConntrackMessage
     private static void WriteHost16(Span<byte> destination, ushort value) => MemoryMarshal.Write(destination, in value);
 
     private static uint ReadHost32(ReadOnlySpan<byte> source) => MemoryMarshal.Read<uint>(source);
-
-    private static ushort ReadHost16(ReadOnlySpan<byte> source) => MemoryMarshal.Read<ushort>(source);
 }

@@ -33,7 +33,7 @@ internal readonly record struct SockDiagReply(SockDiagStatus Status, SocketOwner
 /// </remarks>
 internal static class SockDiagMessage
 {
-    public const int NetlinkHeaderLength = 16;
+    public const int NetlinkHeaderLength = NetlinkFrame.HeaderLength;
 
     /// <summary>nlmsghdr (16) + inet_diag_req_v2 (56).</summary>
     public const int RequestLength = 72;
@@ -42,14 +42,11 @@ internal static class SockDiagMessage
     public const int MinimumResponseLength = 88;
 
     public const ushort SockDiagByFamily = 20;
-    public const ushort NlmsgError = 2;
-    public const ushort NlmsgDone = 3;
     public const ushort NlmFRequest = 1;
 
     private const byte IpProtoTcp = 6;
     private const byte AfInet = 2;
     private const byte AfInet6 = 10;
-    private const int Enoent = 2;
 
     // Offsets inside the netlink message, i.e. counted from the nlmsghdr.
     private const int ReqFamily = 16;
@@ -63,7 +60,6 @@ internal static class SockDiagMessage
     private const int ReqCookie = 64;
     private const int RespUid = 80;
     private const int RespInode = 84;
-    private const int ErrorCode = 16;
 
     /// <summary>
     /// Writes the request that asks for the one TCP socket whose local end is
@@ -126,57 +122,20 @@ internal static class SockDiagMessage
     public static bool TryDecodeResponse(ReadOnlySpan<byte> datagram, uint expectedSequence, out SockDiagReply reply)
     {
         reply = default;
-        if (datagram.Length < NetlinkHeaderLength)
+        switch (NetlinkFrame.ReadFirst(datagram, expectedSequence, out var type, out var message, out var errno))
         {
-            return false;
-        }
-
-        var length = ReadHost32(datagram);
-        var type = ReadHost16(datagram[4..]);
-        var sequence = ReadHost32(datagram[8..]);
-        if (length < NetlinkHeaderLength || length > (uint)datagram.Length)
-        {
-            return false;
-        }
-
-        var message = datagram[..(int)length];
-        if (sequence != expectedSequence)
-        {
-            reply = new SockDiagReply(SockDiagStatus.OtherSequence, default, 0);
-            return true;
-        }
-
-        switch (type)
-        {
-            case SockDiagByFamily:
-                if (message.Length < MinimumResponseLength)
-                {
-                    return false;
-                }
-
-                var owner = new SocketOwner(ReadHost32(message[RespUid..]), ReadHost32(message[RespInode..]));
-                reply = new SockDiagReply(SockDiagStatus.Found, owner, 0);
+            case NetlinkFrameKind.OtherSequence:
+                reply = new SockDiagReply(SockDiagStatus.OtherSequence, default, 0);
                 return true;
-
-            case NlmsgError:
-                if (message.Length < NetlinkHeaderLength + 4)
-                {
-                    return false;
-                }
-
-                // nlmsgerr.error is a negative errno; 0 would be an ack, which carries no socket.
-                var errno = -(int)ReadHost32(message[ErrorCode..]);
-                reply = errno switch
-                {
-                    0 or Enoent => new SockDiagReply(SockDiagStatus.NotFound, default, 0),
-                    _ => new SockDiagReply(SockDiagStatus.Error, default, errno),
-                };
-                return true;
-
-            case NlmsgDone:
+            case NetlinkFrameKind.NotFound:
                 reply = new SockDiagReply(SockDiagStatus.NotFound, default, 0);
                 return true;
-
+            case NetlinkFrameKind.Error:
+                reply = new SockDiagReply(SockDiagStatus.Error, default, errno);
+                return true;
+            case NetlinkFrameKind.Payload when type == SockDiagByFamily && message.Length >= MinimumResponseLength:
+                reply = new SockDiagReply(SockDiagStatus.Found, new SocketOwner(ReadHost32(message[RespUid..]), ReadHost32(message[RespInode..])), 0);
+                return true;
             default:
                 return false;
         }
@@ -197,6 +156,4 @@ internal static class SockDiagMessage
     private static void WriteHost16(Span<byte> destination, ushort value) => MemoryMarshal.Write(destination, in value);
 
     private static uint ReadHost32(ReadOnlySpan<byte> source) => MemoryMarshal.Read<uint>(source);
-
-    private static ushort ReadHost16(ReadOnlySpan<byte> source) => MemoryMarshal.Read<ushort>(source);
 }

@@ -81,11 +81,14 @@ public static class DemoCommand
             var header = received is null ? null : File.ReadLines(received).FirstOrDefault(l => l.StartsWith("X-Interceptor-Origin:", StringComparison.Ordinal));
             Console.WriteLine($"  the fake MX received the trace header: {header ?? "(nothing received!)"}");
 
-            var (_, table, _) = await ExternalProcess.RunAsync("ip", ["netns", "exec", ns, "nft", "list", "table", "inet", "smtp_interceptor"], StepTimeout);
-            Console.WriteLine("\n  nft list table inet smtp_interceptor (note the counters):");
-            foreach (var line in table.TrimEnd().Split('\n'))
+            foreach (var (name, note) in new[] { ("smtp_interceptor", "note the counters"), ("smtp_interceptor_guard", "refuses what was not redirected; 0 while the table above is intact") })
             {
-                Console.WriteLine("    " + line);
+                var (_, table, _) = await ExternalProcess.RunAsync("ip", ["netns", "exec", ns, "nft", "list", "table", "inet", name], StepTimeout);
+                Console.WriteLine($"\n  nft list table inet {name} ({note}):");
+                foreach (var line in table.TrimEnd().Split('\n'))
+                {
+                    Console.WriteLine("    " + line);
+                }
             }
 
             return code == 0 && header is not null ? 0 : 1;
@@ -105,7 +108,7 @@ public static class DemoCommand
 
             await ExternalProcess.RunAsync("ip", ["netns", "del", ns], StepTimeout);
             work.Delete(recursive: true);
-            Console.WriteLine($"\n  cleaned up: namespace {ns} (with its nft table) and {work.FullName} removed");
+            Console.WriteLine($"\n  cleaned up: namespace {ns} (with its nft tables) and {work.FullName} removed");
         }
     }
 

@@ -48,7 +48,17 @@ public static class DemoCommand
             Console.WriteLine($"  fake MX: Postfix smtp-sink on {SinkAddress}, saving what it receives");
 
             var config = Path.Combine(work.FullName, "config.json");
-            await File.WriteAllTextAsync(config, $$"""{ "Relay": { "PermittedLocalDestinations": ["{{SinkAddress}}"], "ConnectTimeoutSeconds": 5, "ReplyTimeoutSeconds": 10 } }""");
+            // State and control socket inside the work directory: the demo must leave nothing on the host, and must not
+            // meet an installed daemon's /var/lib/smtp-interceptor or control socket.
+            var state = Path.Combine(work.FullName, "state");
+            var control = Path.Combine(work.FullName, "control.sock");
+            await File.WriteAllTextAsync(config, $$"""
+                {
+                  "Relay": { "PermittedLocalDestinations": ["{{SinkAddress}}"], "ConnectTimeoutSeconds": 5, "ReplyTimeoutSeconds": 10 },
+                  "State": { "Directory": "{{state}}" },
+                  "Control": { "SocketPath": "{{control}}" }
+                }
+                """);
             daemon = ExternalProcess.Start("ip", ["netns", "exec", ns, .. ExternalProcess.Self(), "run", "--config", config]);
             var log = new DaemonLog(daemon);
             if (!await log.WaitForAsync(m => m.StartsWith("ready", StringComparison.Ordinal), StepTimeout))

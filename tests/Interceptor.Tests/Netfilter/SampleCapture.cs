@@ -6,14 +6,13 @@ using NUnit.Framework;
 namespace Interceptor.Tests.Netfilter;
 
 /// <summary>
-/// Recreates the <c>nft -j</c> samples under Samples/ from the real nft of this machine: each one is the
-/// rendered ruleset (or a deliberately altered copy, see <see cref="Samples"/>) applied in a throwaway
-/// network namespace, with a few connections made so that some counters are not zero, then listed.
-/// Explicit, and only as root with CAPTURE_SAMPLES=1:
-/// <c>CAPTURE_SAMPLES=1 dotnet test tests/Interceptor.Tests --filter FullyQualifiedName~SampleCapture</c>.
+/// The <c>nft -j</c> samples under Samples/, which the verifier's unit tests read, are what the real nft of this machine
+/// prints: each is the rendered ruleset (or a deliberately altered copy, see <see cref="Samples"/>) applied in a
+/// throwaway network namespace, with a few connections made so that some counters are not zero, then listed. A sample
+/// that no longer matches (the renderer changed, or nft prints differently) fails; rewrite them all with
+/// <c>CAPTURE_SAMPLES=1 dotnet test tests/Interceptor.Tests --filter FullyQualifiedName~SampleCapture</c> (root).
 /// previous-version.json is not recreated: it is the table of the release before the filter chain.
 /// </summary>
-[Explicit("rewrites the samples from the real nft; run with CAPTURE_SAMPLES=1 as root")]
 [NonParallelizable]
 public class SampleCapture
 {
@@ -44,9 +43,10 @@ public class SampleCapture
     ];
 
     [Test]
-    public async Task Capture_the_samples()
+    public async Task The_samples_are_what_this_machines_nft_prints_for_them()
     {
-        Assume.That(Environment.GetEnvironmentVariable("CAPTURE_SAMPLES"), Is.EqualTo("1"), "set CAPTURE_SAMPLES=1 to rewrite the samples");
+        var rewrite = Environment.GetEnvironmentVariable("CAPTURE_SAMPLES") == "1";
+        var stale = new List<string>();
         foreach (var (name, spec, alter, traffic) in Samples)
         {
             using var ns = TestNamespace.CreateOrSkip(needsConnections: true);
@@ -54,8 +54,18 @@ public class SampleCapture
             traffic(ns);
             using var listed = await ns.Nft.ListTableAsync(spec.Table, CancellationToken.None);
             var text = JsonSerializer.Serialize(listed!.RootElement, Indented).Replace("\r\n", "\n", StringComparison.Ordinal) + "\n";
-            await File.WriteAllTextAsync(Path.Combine(NetfilterTestData.SourceDirectory, "Samples", name), text);
+            var path = Path.Combine(NetfilterTestData.SourceDirectory, "Samples", name);
+            if (rewrite)
+            {
+                await File.WriteAllTextAsync(path, text);
+            }
+            else if (await File.ReadAllTextAsync(path) != text)
+            {
+                stale.Add(name);
+            }
         }
+
+        Assert.That(stale, Is.Empty, "these samples differ from what nft prints now; rewrite them with CAPTURE_SAMPLES=1 and review the diff");
     }
 
     // One redirected connection (nothing listens on 10025, so it is refused, but the redirect counts it).

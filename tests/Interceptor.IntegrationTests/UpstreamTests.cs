@@ -34,6 +34,32 @@ public sealed class UpstreamTests
         TraceHeader.AssertPrepended(messages[0], Alice, message, context);
     }
 
+    [TestCase(true)]
+    [TestCase(false)]
+    public async Task Two_users_in_a_row_share_one_upstream_connection_only_when_reuse_is_on(bool reuse)
+    {
+        const string bobFrom = "bob@client.test";
+        var config = new DaemonConfig { Settings = new Dictionary<string, System.Text.Json.Nodes.JsonNode?> { ["Relay.ReuseConnections"] = reuse } };
+        await using var s = await Scenario.StartAsync(config: config);
+        var fromAlice = TestMessage.Small(From, To, "reuse-alice");
+        var fromBob = TestMessage.Small(bobFrom, To, "reuse-bob");
+
+        var alice = await Clients.SwaksAsync(s.Ns, Alice, s.Dir, "127.0.0.2:25", From, To, fromAlice);
+        var bob = await Clients.SmtplibAsync(s.Ns, TestUsers.Bob, s.Dir, "127.0.0.2:25", bobFrom, [To], fromBob);
+
+        var context = "\n" + alice.Describe() + bob.Describe() + s.Describe();
+        Assert.That(alice.Succeeded && bob.Succeeded, Is.True, context);
+        var messages = s.RequireMx.Messages();
+        Assert.That(messages, Has.Count.EqualTo(2), context);
+        var byAlice = messages.Single(m => m.MailFrom == From);
+        var byBob = messages.Single(m => m.MailFrom == bobFrom);
+
+        // The fake MX records the relay's address and port per connection.
+        Assert.That(byAlice.Client == byBob.Client, Is.EqualTo(reuse), $"alice via {byAlice.Client}, bob via {byBob.Client}" + context);
+        TraceHeader.AssertPrepended(byAlice, Alice, fromAlice, context);
+        TraceHeader.AssertPrepended(byBob, TestUsers.Bob, fromBob, context);
+    }
+
     [Test]
     public async Task Mail_refused_upstream_reaches_the_client_verbatim()
     {

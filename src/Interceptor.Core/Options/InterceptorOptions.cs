@@ -70,6 +70,24 @@ public sealed record RelayOptions
     /// </summary>
     public IReadOnlyList<string> PermittedLocalDestinations { get; init; } = ["127.0.0.1:25", "[::1]:25"];
 
+    /// <summary>
+    /// Keep an upstream session open after its client left and hand it to the next client going to the same
+    /// destination (as Postfix's connection cache does): saves a connect, greeting and EHLO per message.
+    /// </summary>
+    public bool ReuseConnections { get; init; } = true;
+
+    /// <summary>How long an unused upstream session is kept open (Postfix: smtp_connection_cache_time_limit, 2 s).</summary>
+    public int ReuseIdleSeconds { get; init; } = 2;
+
+    /// <summary>No session is handed on once it is this old (Postfix: smtp_connection_reuse_time_limit, 300 s).</summary>
+    public int ReuseMaxSeconds { get; init; } = 300;
+
+    /// <summary>No session is handed on after this many messages; big providers limit messages per connection.</summary>
+    public int ReuseMaxMessages { get; init; } = 100;
+
+    /// <summary>At most this many unused sessions are kept per destination; more are closed with QUIT.</summary>
+    public int ReuseMaxIdlePerDestination { get; init; } = 20;
+
     private static string DefaultHeloName()
     {
         try

@@ -38,6 +38,10 @@ public static partial class OptionsValidator
         Check(options.Relay.ConnectTimeoutSeconds is > 0 and <= 600, "Relay.ConnectTimeoutSeconds", "must be 1-600");
         Check(options.Relay.ReplyTimeoutSeconds is > 0 and <= 3600, "Relay.ReplyTimeoutSeconds", "must be 1-3600");
         Check(options.Relay.DataReplyTimeoutSeconds is > 0 and <= 3600, "Relay.DataReplyTimeoutSeconds", "must be 1-3600");
+        Check(options.Relay.ReuseIdleSeconds is > 0 and <= 300, "Relay.ReuseIdleSeconds", "must be 1-300");
+        Check(options.Relay.ReuseMaxSeconds is > 0 and <= 86400, "Relay.ReuseMaxSeconds", "must be 1-86400");
+        Check(options.Relay.ReuseMaxMessages is > 0 and <= 100000, "Relay.ReuseMaxMessages", "must be 1-100000");
+        Check(options.Relay.ReuseMaxIdlePerDestination is > 0 and <= 10000, "Relay.ReuseMaxIdlePerDestination", "must be 1-10000");
         for (var i = 0; i < options.Relay.PermittedLocalDestinations.Count; i++)
         {
             var text = options.Relay.PermittedLocalDestinations[i];

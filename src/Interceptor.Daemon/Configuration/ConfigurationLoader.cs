@@ -28,7 +28,8 @@ public static class ConfigurationLoader
     private static readonly string[] ScalarKeys =
     [
         "Listen:Port", "Interception:Table", "Interception:VerifyIntervalSeconds", "Relay:Mode", "Relay:HeloName", "Relay:ConnectTimeoutSeconds",
-        "Relay:ReplyTimeoutSeconds", "Relay:DataReplyTimeoutSeconds", "Smtp:IdleTimeoutSeconds",
+        "Relay:ReplyTimeoutSeconds", "Relay:DataReplyTimeoutSeconds", "Relay:ReuseConnections", "Relay:ReuseIdleSeconds",
+        "Relay:ReuseMaxSeconds", "Relay:ReuseMaxMessages", "Relay:ReuseMaxIdlePerDestination", "Smtp:IdleTimeoutSeconds",
         "Smtp:SessionTimeoutSeconds", "Smtp:MaxCommandLineBytes", "Smtp:MaxDataLineBytes", "Smtp:CommandLineTimeoutSeconds",
         "Smtp:MinDataBytesPerSecond", "Smtp:SoftErrorLimit", "Smtp:HardErrorLimit", "Smtp:ErrorDelayMilliseconds", "State:Directory", "State:RetentionDays",
         "Control:SocketPath", "Control:AdminGroup", "Suspension:RefusalLimit", "Suspension:RefusalWindowMinutes",
@@ -146,6 +147,11 @@ public static class ConfigurationLoader
                 ReplyTimeoutSeconds = Int(c, "Relay:ReplyTimeoutSeconds", relayDefaults.ReplyTimeoutSeconds, errors),
                 DataReplyTimeoutSeconds = Int(c, "Relay:DataReplyTimeoutSeconds", relayDefaults.DataReplyTimeoutSeconds, errors),
                 PermittedLocalDestinations = List(c, "Relay:PermittedLocalDestinations", relayDefaults.PermittedLocalDestinations, errors, s => s),
+                ReuseConnections = Bool(c, "Relay:ReuseConnections", relayDefaults.ReuseConnections, errors),
+                ReuseIdleSeconds = Int(c, "Relay:ReuseIdleSeconds", relayDefaults.ReuseIdleSeconds, errors),
+                ReuseMaxSeconds = Int(c, "Relay:ReuseMaxSeconds", relayDefaults.ReuseMaxSeconds, errors),
+                ReuseMaxMessages = Int(c, "Relay:ReuseMaxMessages", relayDefaults.ReuseMaxMessages, errors),
+                ReuseMaxIdlePerDestination = Int(c, "Relay:ReuseMaxIdlePerDestination", relayDefaults.ReuseMaxIdlePerDestination, errors),
             },
             Limits = new LimitsOptions
             {

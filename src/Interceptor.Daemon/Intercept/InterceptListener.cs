@@ -6,6 +6,7 @@ using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Daemon.Attribute;
 using Interceptor.Smtp.Session;
+using Interceptor.Smtp.Upstream;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Intercept;
@@ -30,6 +31,7 @@ public sealed class InterceptListener : IAsyncDisposable
 
     private readonly MailPolicy? _policy;
     private readonly ProcessAttribution? _processes;
+    private readonly UpstreamConnectionCache _upstreams;
 
     public InterceptListener(
         InterceptorOptions options,
@@ -45,7 +47,11 @@ public sealed class InterceptListener : IAsyncDisposable
         _attributor = attributor;
         _recorder = recorder;
         _logger = logger;
+        _upstreams = new UpstreamConnectionCache(UpstreamSettings.From(options.Relay));
     }
+
+    /// <summary>Idle upstream sessions kept for the next client (Relay.ReuseConnections).</summary>
+    public UpstreamConnectionCache Upstreams => _upstreams;
 
     public IReadOnlyList<IPEndPoint> Endpoints => _listeners.Select(l => (IPEndPoint)l.LocalEndPoint!).ToList();
 
@@ -134,7 +140,7 @@ public sealed class InterceptListener : IAsyncDisposable
             {
                 _processes?.Begin(origin, inode);
                 _logger.LogDebug("session uid={Uid} user={User} client={Client} dst={Destination}", origin.Uid, origin.User, origin.Client, origin.OriginalDestination);
-                await using var session = new InboundSession(stream, origin, _options, _recorder, _logger, _policy);
+                await using var session = new InboundSession(stream, origin, _options, _recorder, _logger, _policy, _upstreams);
                 await session.RunAsync(_shutdown.Token);
             }
             finally
@@ -170,6 +176,9 @@ public sealed class InterceptListener : IAsyncDisposable
             await _shutdown.CancelAsync();
             await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(5)));
         }
+
+        // Idle upstream sessions end politely with QUIT; those still held by a session are closed as it ends.
+        await _upstreams.DisposeAsync();
     }
 
     public async ValueTask DisposeAsync()
@@ -180,6 +189,7 @@ public sealed class InterceptListener : IAsyncDisposable
             listener.Dispose();
         }
 
+        await _upstreams.DisposeAsync();
         _shutdown.Dispose();
         _stopAccepting.Dispose();
     }

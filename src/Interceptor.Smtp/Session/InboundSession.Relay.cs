@@ -45,7 +45,9 @@ public sealed partial class InboundSession
 
         try
         {
-            var (connection, refusal) = await UpstreamConnection.OpenAsync(_origin.OriginalDestination, _upstreamSettings, token);
+            var (connection, refusal) = _upstreams is null
+                ? await UpstreamConnection.OpenAsync(_origin.OriginalDestination, _upstreamSettings, token)
+                : await _upstreams.OpenAsync(_origin.OriginalDestination, token);
             if (connection is null)
             {
                 _logger.LogInformation("upstream {Upstream} refused the session for uid={Uid} user={User}: {Reply}", UpstreamName, _origin.Uid, _origin.User, refusal);
@@ -117,24 +119,38 @@ public sealed partial class InboundSession
             ticket = granted;
         }
 
-        var upstreamRefusal = await EnsureUpstreamAsync(token);
-        if (upstreamRefusal is not null)
+        SmtpReply reply;
+        for (var attempt = 1; ; attempt++)
         {
-            await SettleUnstartedAsync(ticket, mail, upstreamRefusal, token);
-            // Mid-session the client keeps its connection: the upstream's 421 becomes a transaction-level 451.
-            await WriteAsync(upstreamRefusal.Code == 421 ? new SmtpReply(451, upstreamRefusal.EnhancedCode, upstreamRefusal.Lines) : upstreamRefusal, token);
-            return;
+            var upstreamRefusal = await EnsureUpstreamAsync(token);
+            if (upstreamRefusal is not null)
+            {
+                await SettleUnstartedAsync(ticket, mail, upstreamRefusal, token);
+                // Mid-session the client keeps its connection: the upstream's 421 becomes a transaction-level 451.
+                await WriteAsync(upstreamRefusal.Code == 421 ? new SmtpReply(451, upstreamRefusal.EnhancedCode, upstreamRefusal.Lines) : upstreamRefusal, token);
+                return;
+            }
+
+            var (line, parameterRefusal) = BuildUpstreamMail(mail);
+            if (parameterRefusal is not null)
+            {
+                await SettleUnstartedAsync(ticket, mail, null, token);
+                await WriteAsync(parameterRefusal, token);
+                return;
+            }
+
+            // A session taken from the cache may have been closed by the upstream while idle (or have reached its
+            // per-connection limit, which it says with 421). MAIL has started nothing yet: repeat it once on a new one.
+            var unproven = _upstream!.UnprovenSinceCached;
+            reply = await RelayAsync(line!, token, quietly: unproven);
+            if (!unproven || _upstream.IsUsable || attempt > 1)
+            {
+                break;
+            }
+
+            _logger.LogDebug("cached upstream session to {Upstream} was closed while idle; opening a new one for uid={Uid} user={User}", UpstreamName, _origin.Uid, _origin.User);
         }
 
-        var (line, parameterRefusal) = BuildUpstreamMail(mail);
-        if (parameterRefusal is not null)
-        {
-            await SettleUnstartedAsync(ticket, mail, null, token);
-            await WriteAsync(parameterRefusal, token);
-            return;
-        }
-
-        var reply = await RelayAsync(line!, token);
         if (reply.IsPositive)
         {
             _transaction = new Transaction(mail, ticket);
@@ -266,7 +282,7 @@ public sealed partial class InboundSession
     }
 
     /// <summary>Sends one command upstream; a network fault becomes a 4xx for the client and ends the upstream session.</summary>
-    private async Task<SmtpReply> RelayAsync(string command, CancellationToken token)
+    private async Task<SmtpReply> RelayAsync(string command, CancellationToken token, bool quietly = false)
     {
         try
         {
@@ -274,7 +290,7 @@ public sealed partial class InboundSession
         }
         catch (UpstreamException e)
         {
-            _logger.LogWarning("upstream {Upstream} failed for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
+            _logger.Log(quietly ? LogLevel.Debug : LogLevel.Warning, "upstream {Upstream} failed for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
             return new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {e.Message}; try again later");
         }
     }

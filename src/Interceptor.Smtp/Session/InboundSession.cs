@@ -23,6 +23,7 @@ public sealed partial class InboundSession : IAsyncDisposable
     private readonly ConnectionOrigin _origin;
     private readonly InterceptorOptions _options;
     private readonly UpstreamSettings _upstreamSettings;
+    private readonly UpstreamConnectionCache? _upstreams;
     private readonly ITransactionRecorder _recorder;
     private readonly ILogger _logger;
     private readonly MailPolicy? _policy;
@@ -42,9 +43,11 @@ public sealed partial class InboundSession : IAsyncDisposable
         InterceptorOptions options,
         ITransactionRecorder recorder,
         ILogger logger,
-        MailPolicy? policy = null)
+        MailPolicy? policy = null,
+        UpstreamConnectionCache? upstreams = null)
     {
         _policy = policy;
+        _upstreams = upstreams;
         _client = client;
         _reader = new LineReader(client);
         _origin = origin;
@@ -144,6 +147,13 @@ public sealed partial class InboundSession : IAsyncDisposable
             {
                 // Never QUIT into an unfinished DATA: it would become a body line. Dropping discards it.
                 _upstream.Abort();
+            }
+            else if (_upstream is not null && _upstreams is not null)
+            {
+                // Kept for the next client to the same destination when healthy, else ended with QUIT.
+                var upstream = _upstream;
+                _upstream = null;
+                await _upstreams.ReleaseAsync(upstream);
             }
             else if (_upstream is not null)
             {

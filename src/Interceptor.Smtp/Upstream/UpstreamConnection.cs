@@ -17,8 +17,14 @@ public sealed class UpstreamConnection : IAsyncDisposable
     private readonly Socket _socket;
     private readonly UpstreamSettings _settings;
     private readonly OperationTimeout _writeTimeout = new();
+    private readonly long _openedAt = Environment.TickCount64;
     private Stream _stream;
     private LineReader _reader;
+    private bool _usable = true;
+
+    // Set while a command, a write or a reply is under way: an operation that never completed (cancelled, timed
+    // out, failed) leaves a reply that could pair with a later command, so the session is never used again.
+    private bool _operationPending;
 
     private UpstreamConnection(Socket socket, Stream stream, IPEndPoint endpoint, UpstreamSettings settings)
     {
@@ -39,7 +45,22 @@ public sealed class UpstreamConnection : IAsyncDisposable
     private bool TlsStarted { get; set; }
 
     /// <summary>False once the session broke; the owner opens a new one for the next transaction.</summary>
-    public bool IsUsable { get; private set; } = true;
+    public bool IsUsable => _usable && !_operationPending;
+
+    /// <summary>True from MAIL until the end of data or a successful RSET: the upstream may hold a transaction.</summary>
+    public bool TransactionOpen { get; private set; }
+
+    /// <summary>Messages whose end of data got a reply on this session.</summary>
+    public int Messages { get; private set; }
+
+    /// <summary>How long ago the session was opened.</summary>
+    public TimeSpan Age => TimeSpan.FromMilliseconds(Environment.TickCount64 - _openedAt);
+
+    /// <summary>
+    /// True when the session was handed over by <see cref="UpstreamConnectionCache"/> and nothing was sent on it since:
+    /// the upstream may have closed it while it sat idle, which only the first command can show.
+    /// </summary>
+    public bool UnprovenSinceCached { get; internal set; }
 
     /// <summary>
     /// Connects, reads the greeting, says EHLO (HELO if refused) and upgrades with STARTTLS when offered.
@@ -179,8 +200,19 @@ public sealed class UpstreamConnection : IAsyncDisposable
             throw new UpstreamConnectionLostException($"the session with {Format(Endpoint)} was abandoned after an earlier failure");
         }
 
+        if (command.StartsWith("MAIL ", StringComparison.OrdinalIgnoreCase))
+        {
+            TransactionOpen = true;
+        }
+
         await WriteAsync(Encoding.UTF8.GetBytes(command + "\r\n"), cancellationToken);
-        return await ReadReplyAsync(_settings.ReplyTimeout, cancellationToken);
+        var reply = await ReadReplyAsync(_settings.ReplyTimeout, cancellationToken);
+        if (reply.Code == 250 && command.Equals("RSET", StringComparison.OrdinalIgnoreCase))
+        {
+            TransactionOpen = false;
+        }
+
+        return reply;
     }
 
     /// <summary>Writes message bytes during DATA; bounded by the reply timeout so a stalled upstream cannot hold us.</summary>
@@ -191,10 +223,13 @@ public sealed class UpstreamConnection : IAsyncDisposable
             throw new UpstreamConnectionLostException($"the session with {Format(Endpoint)} was abandoned after an earlier failure");
         }
 
+        UnprovenSinceCached = false;
         using var timeout = _writeTimeout.Start(_settings.ReplyTimeout, cancellationToken);
+        _operationPending = true;
         try
         {
             await _stream.WriteAsync(data, timeout.Token);
+            _operationPending = false;
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -220,17 +255,24 @@ public sealed class UpstreamConnection : IAsyncDisposable
         }
 
         await WriteAsync(lastBytesAndEndOfData, cancellationToken);
-        return await ReadReplyAsync(_settings.DataReplyTimeout, cancellationToken);
+        var verdict = await ReadReplyAsync(_settings.DataReplyTimeout, cancellationToken);
+
+        // Whatever the verdict, the end of data ends the upstream's transaction (RFC 5321 4.1.1.4).
+        TransactionOpen = false;
+        Messages++;
+        return verdict;
     }
 
     private async Task<SmtpReply> ReadReplyAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
+        _operationPending = true;
         try
         {
             var reply = await ReplyParser.ReadAsync(_reader, timeout, cancellationToken);
+            _operationPending = false;
             if (reply.Code == 421)
             {
-                IsUsable = false;
+                _usable = false;
             }
 
             return reply;
@@ -245,7 +287,7 @@ public sealed class UpstreamConnection : IAsyncDisposable
     /// <summary>Drops the session without QUIT: an unfinished DATA is then discarded by the upstream.</summary>
     public void Abort()
     {
-        IsUsable = false;
+        _usable = false;
         try
         {
             _socket.LingerState = new LingerOption(true, 0);
@@ -279,12 +321,33 @@ public sealed class UpstreamConnection : IAsyncDisposable
             // Best effort: the session is over either way.
         }
 
-        IsUsable = false;
+        _usable = false;
+    }
+
+    /// <summary>
+    /// True when nothing has arrived on an idle session: no buffered bytes, no end of stream, no unasked-for reply
+    /// (an upstream closing an idle connection sends 421 first). Costs one poll, no round trip.
+    /// </summary>
+    public bool LooksIdleAndOpen()
+    {
+        if (!IsUsable || _reader.HasBufferedData)
+        {
+            return false;
+        }
+
+        try
+        {
+            return !_socket.Poll(0, SelectMode.SelectRead);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return false;
+        }
     }
 
     public async ValueTask DisposeAsync()
     {
-        IsUsable = false;
+        _usable = false;
         _reader.Dispose();
         await _stream.DisposeAsync();
         _socket.Dispose();

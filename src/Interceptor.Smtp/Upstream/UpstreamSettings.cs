@@ -10,11 +10,22 @@ public sealed record UpstreamSettings(
     TimeSpan DataReplyTimeout,
     bool UseStartTls = true)
 {
+    /// <summary>Whether and how long sessions are kept for the next client; off unless configured.</summary>
+    public UpstreamReuse Reuse { get; init; } = UpstreamReuse.Off;
+
     public static UpstreamSettings From(RelayOptions relay) => new(
         relay.HeloName,
         TimeSpan.FromSeconds(relay.ConnectTimeoutSeconds),
         TimeSpan.FromSeconds(relay.ReplyTimeoutSeconds),
-        TimeSpan.FromSeconds(relay.DataReplyTimeoutSeconds));
+        TimeSpan.FromSeconds(relay.DataReplyTimeoutSeconds))
+    {
+        Reuse = new UpstreamReuse(
+            relay.ReuseConnections,
+            TimeSpan.FromSeconds(relay.ReuseIdleSeconds),
+            TimeSpan.FromSeconds(relay.ReuseMaxSeconds),
+            relay.ReuseMaxMessages,
+            relay.ReuseMaxIdlePerDestination),
+    };
 }
 
 /// <summary>What the upstream's EHLO reply advertised.</summary>

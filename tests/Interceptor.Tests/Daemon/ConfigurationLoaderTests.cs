@@ -112,6 +112,19 @@ public class ConfigurationLoaderTests
     }
 
     [Test]
+    public void Upstream_reuse_is_on_by_default_and_each_bound_is_configurable_and_checked()
+    {
+        var defaults = Load("{}").Relay;
+        Assert.That((defaults.ReuseConnections, defaults.ReuseIdleSeconds, defaults.ReuseMaxSeconds, defaults.ReuseMaxMessages, defaults.ReuseMaxIdlePerDestination), Is.EqualTo((true, 2, 300, 100, 20)));
+
+        var set = Load("""{ "Relay": { "ReuseConnections": false, "ReuseIdleSeconds": 5, "ReuseMaxSeconds": 60, "ReuseMaxMessages": 10, "ReuseMaxIdlePerDestination": 3 } }""").Relay;
+        Assert.That((set.ReuseConnections, set.ReuseIdleSeconds, set.ReuseMaxSeconds, set.ReuseMaxMessages, set.ReuseMaxIdlePerDestination), Is.EqualTo((false, 5, 60, 10, 3)));
+
+        Assert.That(Errors("""{ "Relay": { "ReuseIdleSeconds": 0, "ReuseMaxMessages": -1, "ReuseConnections": "maybe" } }"""),
+            Has.Some.StartsWith("Relay.ReuseIdleSeconds: must be 1-300").And.Some.StartsWith("Relay.ReuseMaxMessages:").And.Some.StartsWith("Relay.ReuseConnections:"));
+    }
+
+    [Test]
     public void Broken_json_is_reported_with_the_file()
     {
         Assert.That(Errors("{ \"Listen\": "), Has.Some.Contains("not valid JSON"));

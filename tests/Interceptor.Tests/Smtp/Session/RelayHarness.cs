@@ -5,6 +5,7 @@ using System.Text;
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Smtp.Session;
+using Interceptor.Smtp.Upstream;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Interceptor.Tests.Smtp.Session;
@@ -74,7 +75,7 @@ internal sealed class RelayHarness : IAsyncDisposable
         },
     };
 
-    public static async Task<RelayHarness> StartAsync(IPEndPoint upstream, InterceptorOptions? options = null)
+    public static async Task<RelayHarness> StartAsync(IPEndPoint upstream, InterceptorOptions? options = null, UpstreamConnectionCache? upstreams = null)
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -84,18 +85,18 @@ internal sealed class RelayHarness : IAsyncDisposable
         serverSocket.NoDelay = true;
         var clientEndPoint = (IPEndPoint)clientSocket.LocalEndPoint!;
         var harness = new RelayHarness(new SmtpTestClient(clientSocket), clientEndPoint, upstream);
-        harness.Session = harness.RunAsync(serverSocket, options ?? Options);
+        harness.Session = harness.RunAsync(serverSocket, options ?? Options, upstreams);
         return harness;
     }
 
-    private async Task RunAsync(Socket serverSocket, InterceptorOptions options)
+    private async Task RunAsync(Socket serverSocket, InterceptorOptions options, UpstreamConnectionCache? upstreams)
     {
         await Task.Yield();
 
         // As the daemon does: the stream owns the socket and outlives the session.
         await using var stream = new NetworkStream(serverSocket, ownsSocket: true);
         var origin = new ConnectionOrigin(Uid, User, ClientEndPoint, Upstream);
-        await using var session = new InboundSession(stream, origin, options, Recorder, NullLogger.Instance);
+        await using var session = new InboundSession(stream, origin, options, Recorder, NullLogger.Instance, upstreams: upstreams);
         await session.RunAsync(_shutdown.Token);
     }
 

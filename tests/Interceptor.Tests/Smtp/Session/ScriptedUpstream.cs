@@ -125,6 +125,7 @@ internal sealed class ScriptedUpstream : IAsyncDisposable
         await ReplyAsync(stream, script.DelayFor("GREETING", ""), script.Greeting, stop);
         var tls = false;
         var inTransaction = false;
+        var mails = 0;
         while (true)
         {
             var raw = await reader.ReadLineAsync(stop);
@@ -179,13 +180,14 @@ internal sealed class ScriptedUpstream : IAsyncDisposable
                     tls = true;
                     record.SetTls();
                     break;
-                case "MAIL" when script.Drop == UpstreamDrop.AtMail:
+                case "MAIL" when script.Drop == UpstreamDrop.AtMail && mails >= script.MailsBeforeDrop:
                     return Drop(socket);
                 case "MAIL" when script.StatefulTransaction && inTransaction:
                     await ReplyAsync(stream, script.DelayFor(verb, argument), "503 5.5.1 Error: nested MAIL command", stop);
                     break;
                 case "MAIL":
-                    var mailReply = script.ReplyTo(verb, argument);
+                    var mailReply = mails < script.MailRepliesInTurn.Count ? script.MailRepliesInTurn[mails] : script.ReplyTo(verb, argument);
+                    mails++;
                     inTransaction = mailReply.StartsWith('2');
                     await ReplyAsync(stream, script.DelayFor(verb, argument), mailReply, stop);
                     break;
@@ -221,6 +223,12 @@ internal sealed class ScriptedUpstream : IAsyncDisposable
                     }
 
                     await ReplyAsync(stream, script.DelayFor(".", ""), script.FinalReply, stop);
+                    if (script.CloseAfterMessages > 0 && record.Messages.Count >= script.CloseAfterMessages)
+                    {
+                        await ReplyAsync(stream, TimeSpan.Zero, "421 4.4.2 mx.upstream.test closing connection", stop);
+                        return UpstreamEnd.Closed;
+                    }
+
                     break;
                 default:
                     await ReplyAsync(stream, script.DelayFor(verb, argument), script.ReplyTo(verb, argument), stop);

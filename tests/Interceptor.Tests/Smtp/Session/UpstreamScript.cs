@@ -44,6 +44,15 @@ internal sealed record UpstreamScript
 
     public string MailReply { get; init; } = "250 2.1.0 Ok";
 
+    /// <summary>Replies to the first, second... MAIL of the session; later ones get <see cref="MailReply"/>.</summary>
+    public IReadOnlyList<string> MailRepliesInTurn { get; init; } = [];
+
+    /// <summary>After the final reply to this many messages, say 421 and close, as a server ending a connection does (0: never).</summary>
+    public int CloseAfterMessages { get; init; }
+
+    /// <summary>With <see cref="UpstreamDrop.AtMail"/>: how many MAIL commands are served before the drop.</summary>
+    public int MailsBeforeDrop { get; init; }
+
     /// <summary>Replies by recipient address (without angle brackets); others get <see cref="RcptReply"/>.</summary>
     public IReadOnlyDictionary<string, string> RcptReplies { get; init; } = new Dictionary<string, string>();
 

@@ -1,0 +1,217 @@
+using System.Net;
+using Interceptor.Core.Replies;
+
+namespace Interceptor.Smtp.Upstream;
+
+/// <summary>When an idle upstream session may be kept and handed on (Relay.Reuse* keys).</summary>
+public sealed record UpstreamReuse(bool Enabled, TimeSpan IdleTime, TimeSpan MaxAge, int MaxMessages, int MaxIdlePerDestination)
+{
+    public static readonly UpstreamReuse Off = new(false, TimeSpan.Zero, TimeSpan.Zero, 0, 0);
+}
+
+/// <summary>
+/// Upstream sessions whose client has left, kept open for a short while and handed to the next client that goes to
+/// the same destination — what Postfix's connection cache does. Lock-step is unchanged: the upstream never sees the
+/// client's EHLO (we greet with our own name), so a session between transactions carries no client state; one
+/// that may still hold a transaction is reset first, and one that broke, said 421 or left an operation unfinished
+/// is never kept. Each idle session belongs to the cache alone until it is taken, then to one client alone.
+/// </summary>
+public sealed class UpstreamConnectionCache : IAsyncDisposable
+{
+    private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(5);
+    private readonly UpstreamSettings _settings;
+    private readonly UpstreamReuse _reuse;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<IPEndPoint, Stack<IdleSession>> _idle = [];
+    private readonly Timer? _sweeper;
+    private int _idleCount;
+    private long _reused;
+    private bool _disposed;
+
+    public UpstreamConnectionCache(UpstreamSettings settings)
+    {
+        _settings = settings;
+        _reuse = settings.Reuse;
+        if (_reuse.Enabled)
+        {
+            var period = TimeSpan.FromMilliseconds(Math.Clamp(_reuse.IdleTime.TotalMilliseconds / 2, 50, 1000));
+            _sweeper = new Timer(_ => SweepExpired(), null, period, period);
+        }
+    }
+
+    /// <summary>Idle sessions held right now.</summary>
+    public int IdleCount => Volatile.Read(ref _idleCount);
+
+    /// <summary>Sessions handed to a client instead of opening a new connection, since start.</summary>
+    public long Reused => Interlocked.Read(ref _reused);
+
+    /// <summary>
+    /// A session to <paramref name="destination"/>: an idle one that still looks open, else a new connection (see
+    /// <see cref="UpstreamConnection.OpenAsync"/> for the refusal and the exceptions).
+    /// </summary>
+    public async Task<(UpstreamConnection? Connection, SmtpReply? Refusal)> OpenAsync(IPEndPoint destination, CancellationToken cancellationToken)
+    {
+        while (TryTake(destination) is { } idle)
+        {
+            if (idle.LooksIdleAndOpen() && idle.Age < _reuse.MaxAge)
+            {
+                idle.UnprovenSinceCached = true;
+                Interlocked.Increment(ref _reused);
+                return (idle, null);
+            }
+
+            // Closed by the upstream (or a 421 waiting) while it sat here, or too old: end it and try the next one.
+            await CloseAsync(idle);
+        }
+
+        return await UpstreamConnection.OpenAsync(destination, _settings, cancellationToken);
+    }
+
+    /// <summary>
+    /// Takes back a session whose client is done with it: kept for the next client when it is healthy, within its
+    /// age and message limits and there is room; otherwise ended with QUIT. Never throws.
+    /// </summary>
+    public async Task ReleaseAsync(UpstreamConnection connection)
+    {
+        if (!await ReadyForNextClientAsync(connection) || !TryKeep(connection))
+        {
+            await CloseAsync(connection);
+        }
+    }
+
+    private async Task<bool> ReadyForNextClientAsync(UpstreamConnection connection)
+    {
+        if (!_reuse.Enabled || !connection.IsUsable || connection.Messages >= _reuse.MaxMessages || connection.Age >= _reuse.MaxAge)
+        {
+            return false;
+        }
+
+        if (!connection.TransactionOpen)
+        {
+            return true;
+        }
+
+        // The client left in a transaction (or the upstream kept one after refusing DATA): the next client must start clean.
+        try
+        {
+            using var timeout = new CancellationTokenSource(CloseTimeout);
+            var reply = await connection.SendAsync("RSET", timeout.Token);
+            return reply.Code == 250 && connection.IsUsable;
+        }
+        catch (Exception e) when (e is UpstreamException or OperationCanceledException or IOException)
+        {
+            return false;
+        }
+    }
+
+    private bool TryKeep(UpstreamConnection connection)
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return false;
+            }
+
+            if (!_idle.TryGetValue(connection.Endpoint, out var stack))
+            {
+                stack = new Stack<IdleSession>();
+                _idle[connection.Endpoint] = stack;
+            }
+
+            if (stack.Count >= _reuse.MaxIdlePerDestination)
+            {
+                return false;
+            }
+
+            stack.Push(new IdleSession(connection, Environment.TickCount64));
+            _idleCount++;
+            return true;
+        }
+    }
+
+    /// <summary>The most recently used idle session (a stack: the rest age out and close when traffic drops).</summary>
+    private UpstreamConnection? TryTake(IPEndPoint destination)
+    {
+        lock (_gate)
+        {
+            if (!_idle.TryGetValue(destination, out var stack) || !stack.TryPop(out var idle))
+            {
+                return null;
+            }
+
+            _idleCount--;
+            if (stack.Count == 0)
+            {
+                _idle.Remove(destination);
+            }
+
+            return idle.Connection;
+        }
+    }
+
+    private void SweepExpired()
+    {
+        var expired = new List<UpstreamConnection>();
+        lock (_gate)
+        {
+            var oldest = Environment.TickCount64 - (long)_reuse.IdleTime.TotalMilliseconds;
+            foreach (var (destination, stack) in _idle.ToList())
+            {
+                // Oldest entries sit at the bottom of the stack: rebuild it with those still fresh.
+                var fresh = stack.Where(s => s.Since > oldest).Reverse().ToList();
+                expired.AddRange(stack.Where(s => s.Since <= oldest).Select(s => s.Connection));
+                if (fresh.Count == 0)
+                {
+                    _idle.Remove(destination);
+                }
+                else if (fresh.Count != stack.Count)
+                {
+                    _idle[destination] = new Stack<IdleSession>(fresh);
+                }
+            }
+
+            _idleCount -= expired.Count;
+        }
+
+        foreach (var connection in expired)
+        {
+            _ = CloseAsync(connection);
+        }
+    }
+
+    private static async Task CloseAsync(UpstreamConnection connection)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(CloseTimeout);
+            await connection.QuitAsync(timeout.Token);
+        }
+        finally
+        {
+            await connection.DisposeAsync();
+        }
+    }
+
+    /// <summary>Ends every idle session with QUIT; sessions released afterwards are closed at once.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        List<UpstreamConnection> all;
+        lock (_gate)
+        {
+            _disposed = true;
+            all = _idle.Values.SelectMany(s => s).Select(s => s.Connection).ToList();
+            _idle.Clear();
+            _idleCount = 0;
+        }
+
+        if (_sweeper is not null)
+        {
+            await _sweeper.DisposeAsync();
+        }
+
+        await Task.WhenAll(all.Select(CloseAsync));
+    }
+
+    private readonly record struct IdleSession(UpstreamConnection Connection, long Since);
+}

@@ -236,6 +236,9 @@ public sealed partial class AdminCommandTests
         {
             var json = JsonNode.Parse(new DaemonConfig().ToJson(s.Dir.Subdirectory("daemon")))!.AsObject();
             json["Control"]!["AdminGroup"] = AdminGroup;
+
+            // One upstream connection per session, so "nothing reached the MX" can be counted in connections.
+            json["Relay"]!["ReuseConnections"] = false;
             var socketPath = json["Control"]!["SocketPath"]!.GetValue<string>();
             var configPath = s.Dir.Write("admin-config.json", json.ToJsonString());
             var clean = Environment.GetEnvironmentVariables().Keys.Cast<string>()

@@ -101,7 +101,8 @@ public sealed class QuotaPolicyTests
     [Test]
     public async Task Third_concurrent_connection_gets_421_at_the_greeting_while_her_two_are_open()
     {
-        await using var s = await Scenario.StartAsync(config: Config(("Limits.Default.Connections", 2)));
+        // Reuse off, so that every served session has an upstream connection of its own to count.
+        await using var s = await Scenario.StartAsync(config: Config(("Limits.Default.Connections", 2), ("Relay.ReuseConnections", false)));
         var alice = TestUsers.Alice;
         var flags = s.Dir.Subdirectory("flags", worldWritable: true);
 

@@ -56,10 +56,14 @@ def flood(args):
                             open(args.mark, "w").close()
                         continue
                     time.sleep(args.hold)
+                    # Taken before QUIT is sent: the daemon cannot end the session (and free its place under the
+                    # cap) before QUIT arrives. A time taken after the 221 could be late by a thread switch, and
+                    # the interval would then overlap the next session the daemon rightly let in.
+                    closing = time.monotonic()
                     c.sendall(b"QUIT\r\n")
                     c.recv(1024)
                     with lock:
-                        intervals.append((opened, time.monotonic()))
+                        intervals.append((opened, closing))
             except OSError as e:
                 with lock:
                     errors[type(e).__name__] += 1

@@ -49,6 +49,8 @@ public sealed partial class ObservabilityPolicyTests
             Assert.That(Sample("smtpi_owner_lookup_seconds_count"), Is.GreaterThanOrEqualTo(2), "one owner lookup per connection\n" + get.Stdout);
             Assert.That(Sample("smtpi_owner_lookup_seconds_bucket{le=\"+Inf\"}"), Is.EqualTo(Sample("smtpi_owner_lookup_seconds_count")), get.Stdout);
             Assert.That(Sample("smtpi_upstream_replies_total{class=\"2xx\"}"), Is.EqualTo(1), get.Stdout);
+            Assert.That(Sample("smtpi_upstream_sessions_reused_total"), Is.EqualTo(1), "the second session took the first one's upstream session\n" + get.Stdout);
+            Assert.That(Sample("smtpi_upstream_sessions_idle"), Is.Not.Null, get.Stdout);
         });
     }
 

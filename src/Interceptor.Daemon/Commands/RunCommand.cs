@@ -72,6 +72,7 @@ public static class RunCommand
         var attributor = new ConnectionAttributor(owners, destinations, loggers.CreateLogger("attribute"), metrics, conntrack);
         var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics);
         await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
+        metrics.Upstreams = listener.Upstreams;
         try
         {
             listener.Bind();

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using Interceptor.Core.Events;
 using Interceptor.Core.Policy;
+using Interceptor.Smtp.Upstream;
 
 namespace Interceptor.Daemon.Record;
 
@@ -18,6 +19,9 @@ public sealed class MetricsRegistry(bool perUser) : ITransactionRecorder, IPolic
     private readonly long[] _lookupBuckets = new long[LookupBuckets.Length + 1];
     private long _lookupCount;
     private long _lookupSumTicks;
+
+    /// <summary>The listener's upstream session cache, once it exists: its idle and reuse figures are rendered too.</summary>
+    public UpstreamConnectionCache? Upstreams { get; set; }
 
     public void Record(TransactionEvent transaction)
     {
@@ -69,6 +73,13 @@ public sealed class MetricsRegistry(bool perUser) : ITransactionRecorder, IPolic
     {
         var text = new StringBuilder();
         text.Append("# TYPE smtpi_active_sessions gauge\nsmtpi_active_sessions ").Append(activeSessions).Append('\n');
+        if (Upstreams is { } upstreams)
+        {
+            text.Append("# TYPE smtpi_upstream_sessions_idle gauge\nsmtpi_upstream_sessions_idle ").Append(upstreams.IdleCount).Append('\n');
+            text.Append("# TYPE smtpi_upstream_sessions_reused_total counter\nsmtpi_upstream_sessions_reused_total ")
+                .Append(upstreams.Reused.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        }
+
         foreach (var group in _counters.OrderBy(c => c.Key, StringComparer.Ordinal).GroupBy(c => c.Key.Split('{')[0]))
         {
             text.Append("# TYPE ").Append(group.Key).Append(" counter\n");

@@ -3,8 +3,11 @@ using Interceptor.Core.Replies;
 
 namespace Interceptor.Smtp.Upstream;
 
-/// <summary>When an idle upstream session may be kept and handed on (Relay.Reuse* keys).</summary>
-public sealed record UpstreamReuse(bool Enabled, TimeSpan IdleTime, TimeSpan MaxAge, int MaxMessages, int MaxIdlePerDestination)
+/// <summary>
+/// When an idle upstream session may be kept and handed on (Relay.Reuse* keys). <paramref name="MaxIdleTotal"/> bounds
+/// the sum over all destinations: spam to thousands of different MXs must not leave thousands of idle connections.
+/// </summary>
+public sealed record UpstreamReuse(bool Enabled, TimeSpan IdleTime, TimeSpan MaxAge, int MaxMessages, int MaxIdlePerDestination, int MaxIdleTotal = 1000)
 {
     public static readonly UpstreamReuse Off = new(false, TimeSpan.Zero, TimeSpan.Zero, 0, 0);
 }
@@ -119,8 +122,13 @@ public sealed class UpstreamConnectionCache : IAsyncDisposable
                 _idle[connection.Endpoint] = stack;
             }
 
-            if (stack.Count >= _reuse.MaxIdlePerDestination)
+            if (stack.Count >= _reuse.MaxIdlePerDestination || _idleCount >= _reuse.MaxIdleTotal)
             {
+                if (stack.Count == 0)
+                {
+                    _idle.Remove(connection.Endpoint);
+                }
+
                 return false;
             }
 

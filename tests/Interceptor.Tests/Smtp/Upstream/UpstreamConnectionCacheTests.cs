@@ -205,6 +205,23 @@ public class UpstreamConnectionCacheTests
     }
 
     [Test]
+    public async Task Idle_sessions_are_bounded_in_total_across_destinations()
+    {
+        var options = Reuse();
+        var settings = UpstreamSettings.From(options.Relay);
+        await using var cache = new UpstreamConnectionCache(settings with { Reuse = settings.Reuse with { MaxIdleTotal = 1 } });
+        await using var first = new ScriptedUpstream();
+        await using var second = new ScriptedUpstream();
+
+        await SendOneAsync(first, options, cache);
+        await SendOneAsync(second, options, cache);
+
+        Assert.That(cache.IdleCount, Is.EqualTo(1));
+        Assert.That(first.Sessions[0].HasEnded, Is.False, "the first destination's session is kept");
+        Assert.That(await Wait.ForAsync(second.Sessions[0].Ended, "the second destination's session to be closed"), Is.EqualTo(UpstreamEnd.Quit));
+    }
+
+    [Test]
     public async Task Disposing_the_cache_ends_idle_sessions_with_quit()
     {
         var options = Reuse();

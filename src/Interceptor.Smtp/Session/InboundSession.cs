@@ -52,7 +52,7 @@ public sealed partial class InboundSession : IAsyncDisposable
         _reader = new LineReader(client);
         _origin = origin;
         _options = options;
-        _upstreamSettings = UpstreamSettings.From(options.Relay);
+        _upstreamSettings = upstreams?.Settings ?? UpstreamSettings.From(options.Relay);
         _recorder = recorder;
         _logger = logger;
         _limits = options.Limits.For(origin.User);

@@ -42,6 +42,9 @@ public sealed class UpstreamConnectionCache : IAsyncDisposable
         }
     }
 
+    /// <summary>The settings new sessions are opened with.</summary>
+    public UpstreamSettings Settings => _settings;
+
     /// <summary>Idle sessions held right now.</summary>
     public int IdleCount => Volatile.Read(ref _idleCount);
 
@@ -124,11 +127,6 @@ public sealed class UpstreamConnectionCache : IAsyncDisposable
 
             if (stack.Count >= _reuse.MaxIdlePerDestination || _idleCount >= _reuse.MaxIdleTotal)
             {
-                if (stack.Count == 0)
-                {
-                    _idle.Remove(connection.Endpoint);
-                }
-
                 return false;
             }
 
@@ -138,7 +136,10 @@ public sealed class UpstreamConnectionCache : IAsyncDisposable
         }
     }
 
-    /// <summary>The most recently used idle session (a stack: the rest age out and close when traffic drops).</summary>
+    /// <summary>
+    /// The most recently used idle session (a stack: the rest age out and close when traffic drops). An emptied stack
+    /// stays for the next release to the same destination; the sweeper removes those left empty.
+    /// </summary>
     private UpstreamConnection? TryTake(IPEndPoint destination)
     {
         lock (_gate)
@@ -149,11 +150,6 @@ public sealed class UpstreamConnectionCache : IAsyncDisposable
             }
 
             _idleCount--;
-            if (stack.Count == 0)
-            {
-                _idle.Remove(destination);
-            }
-
             return idle.Connection;
         }
     }

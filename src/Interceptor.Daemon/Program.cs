@@ -20,6 +20,10 @@ public static class Program
             return 2;
         }
 
+        // .NET's own Console.Out flushes every 256 characters: a 700-byte transaction log line became three
+        // write(2)s on the relay's hot path. One write per line (AutoFlush) keeps lines whole and prompt.
+        // Before the logger factory: the console logger takes Console.Out when it is built.
+        Console.SetOut(new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false), 64 * 1024) { AutoFlush = true });
         using var loggers = LoggerFactory.Create(builder => builder
             .SetMinimumLevel(LogLevel.Information)
             .AddJsonConsole(o =>

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Interceptor.Core.Policy;
@@ -30,6 +31,24 @@ internal sealed class WriteOp<T>(Func<WriteStatements, T> work) : WriteOp
     public override void Fail(Exception exception) => _completion.TrySetException(exception);
 }
 
+/// <summary>Puts the writer thread in a timed wait once deferred writes arrived while it waited for nothing; writes nothing.</summary>
+internal sealed class WakeOp : WriteOp
+{
+    public static readonly WakeOp Instance = new();
+
+    public override void Execute(WriteStatements statements)
+    {
+    }
+
+    public override void Complete()
+    {
+    }
+
+    public override void Fail(Exception exception)
+    {
+    }
+}
+
 /// <summary>
 /// Group commit: callers queue writes into a bounded channel; one thread takes everything queued, runs it in one SQLite
 /// transaction and commits it (one WAL append, see Schema.ConfigureWriter), then completes every task of the batch, or faults them all. Throughput
@@ -48,6 +67,12 @@ internal sealed class BatchWriter : IAsyncDisposable
     private readonly Thread _thread;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<WriteOp> _batch = [];
+    private readonly ConcurrentQueue<WriteOp> _deferred = new();
+    private readonly Lock _deferredGate = new();
+    private readonly TimeSpan _deferredDelay;
+    private readonly ITimer _deferredTimer;
+    private bool _writerIdle;
+    private bool _closed;
     private StoreUnavailableException? _broken;
     private StoreHealth _health;
 
@@ -58,6 +83,7 @@ internal sealed class BatchWriter : IAsyncDisposable
         _directory = directory;
         _path = path;
         _maxBatch = tuning.MaxBatch;
+        _deferredDelay = tuning.DeferredCommitDelay;
         _time = time;
         _logger = logger;
         _health = new StoreHealth(path, 0, null, null, false);
@@ -67,6 +93,7 @@ internal sealed class BatchWriter : IAsyncDisposable
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
+        _deferredTimer = TimeProvider.System.CreateTimer(_ => WakeForDeferred(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         // A dedicated thread, since every batch blocks in file I/O (and checkpoints fsync); it should not hold a thread-pool thread hostage.
         _thread = new Thread(Run) { IsBackground = true, Name = "state-store-writer" };
         _thread.Start();
@@ -104,11 +131,58 @@ internal sealed class BatchWriter : IAsyncDisposable
         return await op.Task;
     }
 
+    /// <summary>
+    /// Queues a write that nobody waits for: it rides with the next batch of queued writes, or is committed on its own
+    /// after <see cref="StoreTuning.DeferredCommitDelay"/> when none comes, without waking the writer for it. The task
+    /// completes when it is committed (or faults with its batch), like <see cref="EnqueueAsync{T}"/>'s.
+    /// </summary>
+    public Task<T> EnqueueDeferred<T>(Func<WriteStatements, T> work)
+    {
+        if (Broken is { } broken)
+        {
+            return Task.FromException<T>(broken);
+        }
+
+        var op = new WriteOp<T>(work);
+        lock (_deferredGate)
+        {
+            if (_closed)
+            {
+                return Task.FromException<T>(StoreFailures.Create(_path, "the store is closed"));
+            }
+
+            _deferred.Enqueue(op);
+            if (_writerIdle)
+            {
+                // The writer sleeps without a deadline: make sure it looks again within the delay. Under load the next
+                // queued write wakes it first and takes this one along; the timer then finds nothing to do.
+                _writerIdle = false;
+                _deferredTimer.Change(_deferredDelay, Timeout.InfiniteTimeSpan);
+            }
+        }
+
+        return op.Task;
+    }
+
+    /// <summary>Completes once every deferred write queued so far is committed (or failed); readers call it first.</summary>
+    public Task FlushDeferredAsync(CancellationToken cancellationToken) =>
+        _deferred.IsEmpty ? Task.CompletedTask : EnqueueAsync(_ => 0, cancellationToken);
+
+    private void WakeForDeferred()
+    {
+        if (!_deferred.IsEmpty)
+        {
+            // A full queue means the writer is busy and will drain the deferred writes with its next batch anyway.
+            _queue.Writer.TryWrite(WakeOp.Instance);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         // Completing the channel lets the thread drain what is queued, then exit.
         _queue.Writer.TryComplete();
         await _stopped.Task;
+        await _deferredTimer.DisposeAsync();
     }
 
     private void Run()
@@ -116,20 +190,82 @@ internal sealed class BatchWriter : IAsyncDisposable
         try
         {
             // Blocking on the channel is fine here: this thread exists only to write.
-            while (_queue.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+            Task<bool>? waiting = null;
+            while (true)
             {
-                while (_batch.Count < _maxBatch && _queue.Reader.TryRead(out var op))
+                bool deferredWaiting;
+                lock (_deferredGate)
                 {
-                    _batch.Add(op);
+                    deferredWaiting = !_deferred.IsEmpty;
+                    _writerIdle = !deferredWaiting;
                 }
 
-                WriteBatch();
-                _batch.Clear();
+                waiting ??= _queue.Reader.WaitToReadAsync().AsTask();
+                if (deferredWaiting && !waiting.Wait(_deferredDelay))
+                {
+                    // Nothing else came within the delay: the deferred writes go on their own.
+                    CommitDeferredAlone();
+                    continue;
+                }
+
+                if (!waiting.GetAwaiter().GetResult())
+                {
+                    break;
+                }
+
+                waiting = null;
+                lock (_deferredGate)
+                {
+                    _writerIdle = false;
+                }
+
+                TakeDeferred();
+                while (_batch.Count < _maxBatch && _queue.Reader.TryRead(out var op))
+                {
+                    if (op is not WakeOp)
+                    {
+                        _batch.Add(op);
+                    }
+                }
+
+                // A batch of wake-ups only: a deferred write may still be waiting, but there is nothing to commit yet.
+                if (_batch.Count > 0)
+                {
+                    WriteBatch();
+                    _batch.Clear();
+                }
             }
+
+            // Closed: nothing can be deferred any more, and what was is committed before the store goes.
+            lock (_deferredGate)
+            {
+                _closed = true;
+            }
+
+            CommitDeferredAlone();
         }
         finally
         {
             _stopped.TrySetResult();
+        }
+    }
+
+    /// <summary>Deferred writes join the front of the batch: they were queued before whatever woke the writer.</summary>
+    private void TakeDeferred()
+    {
+        while (_deferred.TryDequeue(out var op))
+        {
+            _batch.Add(op);
+        }
+    }
+
+    private void CommitDeferredAlone()
+    {
+        TakeDeferred();
+        if (_batch.Count > 0)
+        {
+            WriteBatch();
+            _batch.Clear();
         }
     }
 

@@ -126,6 +126,13 @@ public sealed class SqliteStateStore : IStateStore
     }
 
     /// <inheritdoc />
+    public Task RecordOutcomeDeferred(TransactionEvent final)
+    {
+        Validate.Transaction(final);
+        return _writer.EnqueueDeferred(s => s.UpsertTransaction(final));
+    }
+
+    /// <inheritdoc />
     public Task RecordRefusalAsync(PolicyRefusal refusal, CancellationToken cancellationToken)
     {
         Validate.Refusal(refusal);
@@ -246,6 +253,16 @@ public sealed class SqliteStateStore : IStateStore
         if (_writer.Broken is { } broken)
         {
             throw broken;
+        }
+
+        try
+        {
+            // Read your writes: outcomes still waiting for a batch are committed first.
+            await _writer.FlushDeferredAsync(cancellationToken);
+        }
+        catch (StoreUnavailableException)
+        {
+            // Writes failing (a read-only directory, say) need not stop reads of what is on disk.
         }
 
         try

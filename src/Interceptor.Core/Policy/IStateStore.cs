@@ -29,6 +29,13 @@ public interface IStateStore : IAsyncDisposable
     /// <summary>Inserts or replaces the transaction with this Id (Pending first, then its outcome).</summary>
     Task RecordTransactionAsync(TransactionEvent transaction, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Records a transaction's outcome without making its session wait: committed with the next batch of writes, or
+    /// within a few tens of milliseconds. Safe because its Pending row is already on disk and counts as sent until the
+    /// outcome replaces it; reads see deferred writes. The task reports the commit (or its failure) to whoever looks.
+    /// </summary>
+    Task RecordOutcomeDeferred(TransactionEvent final);
+
     Task RecordRefusalAsync(PolicyRefusal refusal, CancellationToken cancellationToken);
 
     Task SaveSuspensionAsync(Suspension suspension, CancellationToken cancellationToken);

@@ -153,21 +153,28 @@ public sealed class MailPolicy(
         var delivered = final.Outcome == TransactionOutcome.Delivered;
         ledger.Settle(ticket.Uid, ticket.ReservedMessages, ticket.ReservedRecipients, delivered, final.RecipientCount);
         ticket.ReservedMessages = ticket.ReservedRecipients = 0;
-        try
-        {
-            await store.RecordTransactionAsync(final, cancellationToken);
-        }
-        catch (StoreUnavailableException e)
-        {
-            // A pending row, if any, stays and counts as sent: conservative, never unaccounted.
-            logger.LogError("could not record transaction {Id} of uid={Uid} user={User}: {Reason}", final.Id, ticket.Uid, ticket.User, e.Message);
-        }
+        // The outcome may follow with the next batch of writes (one commit per relayed message instead of two) and the
+        // client need not wait for it: a relayed message's Pending row is on disk and counts as sent until then, and a
+        // transaction that never reached DATA relayed nothing.
+        _ = store.RecordOutcomeDeferred(final).ContinueWith(
+            (recorded, state) => LogUnrecorded((TransactionEvent)state!, recorded.Exception),
+            final,
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
 
         var reason = rules.ObserveOutcome(ticket.Uid, time.GetUtcNow(), final.Outcome);
         if (reason is not null)
         {
             await AutoSuspendAsync(ticket.Uid, ticket.User, reason, cancellationToken);
         }
+    }
+
+    private void LogUnrecorded(TransactionEvent final, Exception? failure)
+    {
+        // A pending row, if any, stays and counts as sent: conservative, never unaccounted.
+        var reason = failure is AggregateException { InnerException: { } inner } ? inner.Message : failure?.Message;
+        logger.LogError("could not record transaction {Id} of uid={Uid} user={User}: {Reason}", final.Id, final.Uid, final.User, reason);
     }
 
     private async Task RefuseAsync(uint uid, string user, QuotaExceeded exceeded, CancellationToken cancellationToken)

@@ -90,7 +90,7 @@ public class GroupCommitTests
     public async Task A_full_queue_makes_writers_wait_and_then_get_through()
     {
         using var dir = new StoreTestDirectory();
-        await using var store = dir.Open(new StoreTuning(MaxBatch: 16, QueueCapacity: 8));
+        await using var store = dir.Open(StoreTuning.Default with { MaxBatch = 16, QueueCapacity = 8 });
 
         var (_, commits) = await WriteConcurrently(store, 400);
 

@@ -1,6 +1,7 @@
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Interceptor.Tests.Core.Policy;
@@ -59,6 +60,23 @@ public class MailPolicyTests
         var refusal = await _policy.BeginDataAsync(ticket!, Event("t1", TransactionOutcome.Pending), CancellationToken.None);
 
         Assert.That(refusal!.ToWire(), Does.StartWith("451 4.3.0 accounting store unavailable"));
+    }
+
+    [Test]
+    public async Task The_outcome_does_not_hold_up_the_session_and_its_failure_is_logged()
+    {
+        var logger = new CollectingLogger();
+        var rules = new AutoSuspensionRules(new SuspensionOptions(), _clock);
+        _policy = new MailPolicy(new LimitsOptions(), new QuotaLedger(_clock), rules, _suspensions, _store, _clock, logger);
+        _store.HeldOutcomes = new TaskCompletionSource();
+
+        var finished = SendAsync("t1", TransactionOutcome.Delivered);
+
+        Assert.That(await Task.WhenAny(finished, Task.Delay(TimeSpan.FromSeconds(10))), Is.SameAs(finished), "FinishAsync waited for the outcome's commit");
+        await finished;
+        Assert.That(logger.Errors, Is.Empty);
+        _store.HeldOutcomes.SetException(new StoreUnavailableException("state.db: disk I/O error"));
+        Assert.That(logger.Errors, Is.EqualTo(new[] { "could not record transaction t1 of uid=1001 user=alice: state.db: disk I/O error" }));
     }
 
     [Test]
@@ -141,6 +159,11 @@ public class MailPolicyTests
         }
 
         public Task RecordTransactionAsync(TransactionEvent transaction, CancellationToken cancellationToken) => Write(() => Transactions.Add(transaction));
+        /// <summary>When set, deferred outcomes are committed only when the test completes this.</summary>
+        public TaskCompletionSource? HeldOutcomes { get; set; }
+
+        public Task RecordOutcomeDeferred(TransactionEvent final) =>
+            HeldOutcomes?.Task ?? (Broken ? Task.FromException(new StoreUnavailableException("disk gone")) : Write(() => Transactions.Add(final)));
         public Task RecordRefusalAsync(PolicyRefusal refusal, CancellationToken cancellationToken) => Write(() => Refusals.Add(refusal));
         public Task SaveSuspensionAsync(Suspension suspension, CancellationToken cancellationToken) => Write(() => Suspensions.Add(suspension));
         public Task<bool> RemoveSuspensionAsync(uint uid, CancellationToken cancellationToken) => Task.FromResult(Suspensions.RemoveAll(s => s.Uid == uid) > 0);
@@ -149,6 +172,39 @@ public class MailPolicyTests
         public Task<IReadOnlyList<PolicyRefusal>> LoadRefusalsAsync(DateTimeOffset since, uint? uid, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<PolicyRefusal>>(Refusals);
         public Task PruneAsync(DateTimeOffset before, CancellationToken cancellationToken) => Task.CompletedTask;
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
+    private sealed class CollectingLogger : ILogger
+    {
+        private readonly Lock _lock = new();
+        private readonly List<string> _errors = [];
+
+        public IReadOnlyList<string> Errors
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return [.. _errors];
+                }
+            }
+        }
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel >= LogLevel.Error)
+            {
+                lock (_lock)
+                {
+                    _errors.Add(formatter(state, exception));
+                }
+            }
+        }
     }
 
     private sealed class RecordingKernel : IKernelSuspension

@@ -30,6 +30,19 @@ internal sealed class MemoryStore : IStateStore
 
     public Task RecordTransactionAsync(TransactionEvent transaction, CancellationToken cancellationToken) => Write(() => _transactions[transaction.Id] = transaction);
 
+    public Task RecordOutcomeDeferred(TransactionEvent final)
+    {
+        // Like the real store, a deferred write reports failure through its task, never by throwing.
+        try
+        {
+            return RecordTransactionAsync(final, CancellationToken.None);
+        }
+        catch (StoreUnavailableException e)
+        {
+            return Task.FromException(e);
+        }
+    }
+
     public Task RecordRefusalAsync(PolicyRefusal refusal, CancellationToken cancellationToken) => Write(() => _refusals.Add(refusal));
 
     public Task SaveSuspensionAsync(Suspension suspension, CancellationToken cancellationToken) => Write(() => _suspensions[suspension.Uid] = suspension);

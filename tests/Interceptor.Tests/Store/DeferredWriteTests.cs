@@ -1,0 +1,104 @@
+using Interceptor.Core.Events;
+using Interceptor.Core.Policy;
+using Interceptor.Store;
+
+namespace Interceptor.Tests.Store;
+
+/// <summary>
+/// A transaction's outcome is written deferred: it rides with the next batch (one commit per relayed message
+/// instead of two) or goes alone after a delay, and is never left behind by a read or a close.
+/// </summary>
+[TestFixture]
+public class DeferredWriteTests
+{
+    // Long enough that only the path under test can commit a deferred write within a test.
+    private static readonly StoreTuning NoTimer = StoreTuning.Default with { DeferredCommitDelay = TimeSpan.FromMinutes(5) };
+
+    private StoreTestDirectory _dir = null!;
+
+    [SetUp]
+    public void SetUp() => _dir = new StoreTestDirectory();
+
+    [TearDown]
+    public void TearDown() => _dir.Dispose();
+
+    private static TransactionEvent Pending(string id) => Records.Transaction(id, Records.Base, outcome: TransactionOutcome.Pending);
+
+    private static TransactionEvent Delivered(string id) => Records.Transaction(id, Records.Base, outcome: TransactionOutcome.Delivered);
+
+    [Test]
+    public async Task An_outcome_rides_with_the_next_write_in_one_commit()
+    {
+        await using var store = _dir.Open(NoTimer);
+        await store.RecordTransactionAsync(Pending("t1"), CancellationToken.None);
+        var before = store.CommitCount;
+
+        var outcome = store.RecordOutcomeDeferred(Delivered("t1"));
+        await Task.Delay(200);
+        Assert.That(outcome.IsCompleted, Is.False, "a deferred write alone must not wake the writer");
+        Assert.That(store.CommitCount, Is.EqualTo(before));
+
+        await store.RecordTransactionAsync(Pending("t2"), CancellationToken.None);
+
+        Assert.That(outcome.IsCompletedSuccessfully, "the next batch carries the deferred write");
+        Assert.That(store.CommitCount, Is.EqualTo(before + 1));
+    }
+
+    [Test]
+    public async Task An_outcome_alone_is_committed_after_the_delay()
+    {
+        await using var store = _dir.Open(StoreTuning.Default with { DeferredCommitDelay = TimeSpan.FromMilliseconds(50) });
+        await store.RecordTransactionAsync(Pending("t1"), CancellationToken.None);
+        var before = store.CommitCount;
+
+        var outcome = store.RecordOutcomeDeferred(Delivered("t1"));
+
+        Assert.That(await Task.WhenAny(outcome, Task.Delay(TimeSpan.FromSeconds(10))), Is.SameAs(outcome), "committed without any other write");
+        Assert.That(store.CommitCount, Is.EqualTo(before + 1));
+        await outcome;
+    }
+
+    [Test]
+    public async Task Reads_see_outcomes_not_committed_yet()
+    {
+        await using var store = _dir.Open(NoTimer);
+        await store.RecordTransactionAsync(Pending("t1"), CancellationToken.None);
+        var outcome = store.RecordOutcomeDeferred(Delivered("t1"));
+
+        var rows = await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, 10, CancellationToken.None);
+
+        Assert.That(rows.Select(r => (r.Id, r.Outcome)), Is.EqualTo(new[] { ("t1", TransactionOutcome.Delivered) }));
+        Assert.That(outcome.IsCompletedSuccessfully);
+    }
+
+    [Test]
+    public async Task Closing_commits_outcomes_and_later_ones_fail()
+    {
+        var store = _dir.Open(NoTimer);
+        await store.RecordTransactionAsync(Pending("t1"), CancellationToken.None);
+        var outcome = store.RecordOutcomeDeferred(Delivered("t1"));
+
+        await store.DisposeAsync();
+
+        Assert.That(outcome.IsCompletedSuccessfully);
+        var late = store.RecordOutcomeDeferred(Delivered("t1"));
+        Assert.That(late.IsFaulted && late.Exception!.InnerException is StoreUnavailableException, "a write after close must fail, not vanish");
+        await using var reopened = _dir.Open();
+        var rows = await reopened.LoadTransactionsAsync(DateTimeOffset.MinValue, null, 10, CancellationToken.None);
+        Assert.That(rows.Select(r => r.Outcome), Is.EqualTo(new[] { TransactionOutcome.Delivered }));
+    }
+
+    [Test]
+    public async Task A_failing_batch_fails_the_outcomes_it_carried()
+    {
+        var store = _dir.Open(NoTimer);
+        await store.RecordTransactionAsync(Pending("t1"), CancellationToken.None);
+        var outcome = store.RecordOutcomeDeferred(Delivered("t1"));
+
+        File.Delete(_dir.Database);
+        Assert.ThrowsAsync<StoreUnavailableException>(() => store.RecordTransactionAsync(Pending("t2"), CancellationToken.None));
+
+        Assert.That(outcome.IsFaulted && outcome.Exception!.InnerException is StoreUnavailableException);
+        await store.DisposeAsync();
+    }
+}

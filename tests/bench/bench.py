@@ -47,6 +47,7 @@ import time
 from datetime import datetime, timezone
 
 SINK = "127.0.0.2:25"     # the MX everyone sends to (smtp-sink)
+DEFAULT_MESSAGES_PER_HOUR = 200   # Limits.Default.MessagesPerHour of a default install (README)
 RELAY = "127.0.0.3:25"    # the private Postfix of path C
 Y_MX = "127.0.0.4:25"     # Y's own provider in the flood test (a second smtp-sink): X floods another MX
 LISTEN = "127.0.0.1:10025"  # where the table redirects customers' SMTP: the daemon, or HAProxy for path H
@@ -921,6 +922,12 @@ def main():
     p.add_argument("--flood-ramp", type=float, default=3)
     p.add_argument("--idle", type=int, default=1000)
     args = p.parse_args()
+    # Y keeps the default limits and sends y_count messages in each of the three flood phases, all in one
+    # daemon: past the default hourly quota (200) its later messages would be refused and counted as failures.
+    if 3 * args.y_count > DEFAULT_MESSAGES_PER_HOUR:
+        p.error("--y-count %d: Y would send %d messages in the three flood phases, over the default hourly quota "
+                "of %d that Y keeps (at most %d)" % (args.y_count, 3 * args.y_count, DEFAULT_MESSAGES_PER_HOUR,
+                                                     DEFAULT_MESSAGES_PER_HOUR // 3))
 
     bench = Bench(args)
     started = datetime.now(timezone.utc)

@@ -228,7 +228,7 @@ internal sealed class BatchWriter : IAsyncDisposable
                     }
                 }
 
-                // A batch of wake-ups only: a deferred write may still be waiting, but there is nothing to commit yet.
+                // Only wake-ups, and an earlier batch already took the deferred writes they were for: nothing to commit.
                 if (_batch.Count > 0)
                 {
                     WriteBatch();

@@ -31,14 +31,13 @@ public sealed class TestUsers
         Requirements.Ensure();
         foreach (var name in CreatedNames)
         {
-            // A previous run that was killed may have left the account behind; start from scratch.
-            if (await LookUpAsync(name) is not null)
+            // An account left by a killed run, or in use by another run on this machine, is reused as it is:
+            // deleting it would change the uid under the other run's feet.
+            if (await LookUpAsync(name) is null)
             {
-                await ProcessRunner.RunCheckedAsync("userdel", name);
+                await ProcessRunner.RunCheckedAsync(
+                    "useradd", "--system", "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin", name);
             }
-
-            await ProcessRunner.RunCheckedAsync(
-                "useradd", "--system", "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin", name);
         }
 
         _alice = await LookUpAsync("smtpi-alice") ?? throw new InvalidOperationException("smtpi-alice missing after useradd");
@@ -49,6 +48,12 @@ public sealed class TestUsers
     [OneTimeTearDown]
     public async Task DeleteUsers()
     {
+        // Several runs on one machine (a developer's parallel checkouts) share the accounts: they set this.
+        if (Environment.GetEnvironmentVariable("SMTPI_KEEP_TEST_USERS") == "1")
+        {
+            return;
+        }
+
         foreach (var name in CreatedNames)
         {
             if (await LookUpAsync(name) is not null)

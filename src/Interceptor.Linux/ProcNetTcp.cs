@@ -23,13 +23,16 @@ internal static class ProcNetTcp
 
     private const int LocalColumn = 1;
     private const int RemoteColumn = 2;
+    private const int StateColumn = 3;
     private const int UidColumn = 7;
     private const int InodeColumn = 9;
 
     /// <summary>
-    /// Returns the uid and inode of the row whose local address is <paramref name="local"/> and
-    /// remote address <paramref name="remote"/>, or null. IPv4-mapped IPv6 addresses compare equal
-    /// to their IPv4 form, so a dual-stack client socket listed in tcp6 is found for an IPv4 query.
+    /// Returns the uid and inode of the connected row (<see cref="SockDiagMessage.IsConnected"/>) whose
+    /// local address is <paramref name="local"/> and remote address <paramref name="remote"/>, or null.
+    /// IPv4-mapped IPv6 addresses compare equal to their IPv4 form, so a dual-stack client socket listed
+    /// in tcp6 is found for an IPv4 query. Rows in any other state (LISTEN, TIME_WAIT, ...) are never
+    /// answers, as in the sock_diag lookup.
     /// </summary>
     public static SocketOwner? FindOwner(string fileContent, IPEndPoint local, IPEndPoint remote)
     {
@@ -46,6 +49,12 @@ internal static class ProcNetTcp
                 continue; // the header, an empty line, or something we cannot read
             }
 
+            if (!byte.TryParse(line[columns[StateColumn]], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var state)
+                || !SockDiagMessage.IsConnected((TcpState)state))
+            {
+                continue;
+            }
+
             if (!TryParseEndPoint(line[columns[LocalColumn]], out var rowLocal)
                 || !TryParseEndPoint(line[columns[RemoteColumn]], out var rowRemote))
             {
@@ -57,8 +66,8 @@ internal static class ProcNetTcp
                 continue;
             }
 
-            // A TIME_WAIT row (uid 0, inode 0) may linger beside a live socket that reuses the
-            // tuple; prefer a row a process still holds, and report the dead one only if alone.
+            // An orphaned row (closed by its process: inode 0) is reported only if no row a process
+            // still holds has the tuple; the caller refuses inode 0.
             if (uint.TryParse(line[columns[UidColumn]], NumberStyles.None, CultureInfo.InvariantCulture, out var uid)
                 && ulong.TryParse(line[columns[InodeColumn]], NumberStyles.None, CultureInfo.InvariantCulture, out var inode))
             {

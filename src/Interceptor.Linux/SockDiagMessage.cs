@@ -8,8 +8,18 @@ namespace Interceptor.Linux;
 /// <summary>What a sock_diag reply datagram said about our request.</summary>
 internal enum SockDiagStatus
 {
-    /// <summary>An inet_diag_msg for the requested socket; <see cref="SockDiagReply.Owner"/> is set.</summary>
+    /// <summary>
+    /// An inet_diag_msg for exactly the requested socket, connected (see <see cref="SockDiagMessage.IsConnected"/>);
+    /// <see cref="SockDiagReply.Owner"/> and <see cref="SockDiagReply.Socket"/> are set.
+    /// </summary>
     Found,
+
+    /// <summary>
+    /// An inet_diag_msg for some other socket: a miss on the exact 4-tuple is answered with a listener on the
+    /// port (anyone's), a TIME_WAIT entry, or a socket with other addresses. <see cref="SockDiagReply.Socket"/>
+    /// says what it was; its uid must not be trusted, so this counts as "not found".
+    /// </summary>
+    OtherSocket,
 
     /// <summary>The kernel answered ENOENT: no socket with that 4-tuple exists.</summary>
     NotFound,
@@ -21,7 +31,30 @@ internal enum SockDiagStatus
     OtherSequence,
 }
 
-internal readonly record struct SockDiagReply(SockDiagStatus Status, SocketOwner Owner, int Errno);
+internal readonly record struct SockDiagReply(SockDiagStatus Status, SocketOwner Owner, int Errno, SockDiagSocketInfo? Socket = null);
+
+/// <summary>The kernel's TCP states (include/net/tcp_states.h), as idiag_state and /proc/net/tcp's "st" carry them.</summary>
+internal enum TcpState : byte
+{
+    Established = 1,
+    SynSent = 2,
+    SynReceived = 3,
+    FinWait1 = 4,
+    FinWait2 = 5,
+    TimeWait = 6,
+    Close = 7,
+    CloseWait = 8,
+    LastAck = 9,
+    Listen = 10,
+    Closing = 11,
+    NewSynReceived = 12,
+}
+
+/// <summary>What an inet_diag_msg says about the socket the kernel found: its own family, state, ends and owner.</summary>
+internal readonly record struct SockDiagSocketInfo(AddressFamily Family, TcpState State, IPEndPoint Local, IPEndPoint Remote, uint Uid, ulong Inode)
+{
+    public override string ToString() => $"{Family} {State} {Local} -> {Remote} uid {Uid} inode {Inode}";
+}
 
 /// <summary>
 /// Byte layout of one NETLINK_SOCK_DIAG exact-match request and its reply. Kept apart from the
@@ -58,17 +91,37 @@ internal static class SockDiagMessage
     private const int ReqDestination = 44;
     private const int ReqInterface = 60;
     private const int ReqCookie = 64;
+    private const int RespFamily = 16;
+    private const int RespState = 17;
+    private const int RespSourcePort = 20;
+    private const int RespDestinationPort = 22;
+    private const int RespSource = 24;
+    private const int RespDestination = 40;
     private const int RespUid = 80;
     private const int RespInode = 84;
 
     /// <summary>
+    /// The states of a client socket whose owner may be trusted: ESTABLISHED, and FIN_WAIT1/FIN_WAIT2 of a
+    /// client that half-closed (shutdown(SHUT_WR) after writing a pipelined dialogue) but still holds the
+    /// socket. Each of these lives in the kernel's established hash, where one 4-tuple names one socket, so
+    /// an exact match is the client's own socket. A client that close()d is orphaned (inode 0) and refused
+    /// anyway. Never LISTEN (the kernel answers a miss with a listener on the port, anyone's), SYN_RECV
+    /// (a half-open request of a listener), TIME_WAIT (no owner: uid 0), CLOSE_WAIT, LAST_ACK or CLOSING
+    /// (the far end, i.e. our accepted side, already sent FIN: impossible for a connection being
+    /// accepted, so a leftover of another connection).
+    /// </summary>
+    public const uint ConnectedStates = (1u << (int)TcpState.Established) | (1u << (int)TcpState.FinWait1) | (1u << (int)TcpState.FinWait2);
+
+    /// <summary>
     /// Writes the request that asks for the one TCP socket whose local end is
-    /// <paramref name="source"/> and remote end <paramref name="destination"/>, in any state.
+    /// <paramref name="source"/> and remote end <paramref name="destination"/>, in a connected state.
     /// </summary>
     /// <remarks>
     /// For a redirected connection, ask for the client's own socket: its local end is the
     /// client endpoint the listener sees, and its remote end is still the original destination
     /// (NAT rewrites packets, not the socket). Our listener's address would find nothing.
+    /// The kernel ignores the state mask for an exact lookup (checked on 6.18: a miss is answered with a
+    /// LISTEN socket even when LISTEN is not asked for), so <see cref="TryDecodeResponse"/> checks the reply.
     /// </remarks>
     public static void EncodeRequest(Span<byte> buffer, uint sequence, IPEndPoint source, IPEndPoint destination)
     {
@@ -102,7 +155,7 @@ internal static class SockDiagMessage
         // inet_diag_req_v2
         message[ReqFamily] = family == AddressFamily.InterNetwork ? AfInet : AfInet6;
         message[ReqProtocol] = IpProtoTcp;
-        WriteHost32(message[ReqStates..], uint.MaxValue); // every TCP state
+        WriteHost32(message[ReqStates..], ConnectedStates);
         BinaryPrimitives.WriteUInt16BigEndian(message[ReqSourcePort..], (ushort)source.Port);
         BinaryPrimitives.WriteUInt16BigEndian(message[ReqDestinationPort..], (ushort)destination.Port);
         WriteAddress(message.Slice(ReqSource, 16), source.Address);
@@ -116,10 +169,14 @@ internal static class SockDiagMessage
     }
 
     /// <summary>
-    /// Reads the first netlink message of a received datagram. Returns false when the datagram
-    /// is truncated or not a message this request can produce.
+    /// Reads the first netlink message of a received datagram, the answer to the request for the socket
+    /// <paramref name="source"/> → <paramref name="destination"/>. Returns false when the datagram is
+    /// truncated or not a message this request can produce. An inet_diag_msg is <see cref="SockDiagStatus.Found"/>
+    /// only when it describes exactly that socket (<see cref="IsTheSocketAskedFor"/>); any other socket is
+    /// <see cref="SockDiagStatus.OtherSocket"/>, whose uid must not be used.
     /// </summary>
-    public static bool TryDecodeResponse(ReadOnlySpan<byte> datagram, uint expectedSequence, out SockDiagReply reply)
+    public static bool TryDecodeResponse(
+        ReadOnlySpan<byte> datagram, uint expectedSequence, IPEndPoint source, IPEndPoint destination, out SockDiagReply reply)
     {
         reply = default;
         switch (NetlinkFrame.ReadFirst(datagram, expectedSequence, out var type, out var message, out var errno))
@@ -134,11 +191,49 @@ internal static class SockDiagMessage
                 reply = new SockDiagReply(SockDiagStatus.Error, default, errno);
                 return true;
             case NetlinkFrameKind.Payload when type == SockDiagByFamily && message.Length >= MinimumResponseLength:
-                reply = new SockDiagReply(SockDiagStatus.Found, new SocketOwner(ReadHost32(message[RespUid..]), ReadHost32(message[RespInode..])), 0);
+                var socket = DecodeSocket(message);
+                var status = IsTheSocketAskedFor(socket, source, destination) ? SockDiagStatus.Found : SockDiagStatus.OtherSocket;
+                reply = new SockDiagReply(status, new SocketOwner(socket.Uid, socket.Inode), 0, socket);
                 return true;
             default:
                 return false;
         }
+    }
+
+    /// <summary>True for the states in <see cref="ConnectedStates"/>.</summary>
+    public static bool IsConnected(TcpState state) => state is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2;
+
+    /// <summary>
+    /// Whether the kernel's answer is the socket asked for: connected, of the asked family, with exactly the
+    /// asked local and remote addresses and ports. A dual-stack (AF_INET6) socket carrying IPv4 answers an
+    /// AF_INET request with IPv4-mapped addresses; those compare in their IPv4 form.
+    /// </summary>
+    public static bool IsTheSocketAskedFor(SockDiagSocketInfo socket, IPEndPoint source, IPEndPoint destination)
+    {
+        var asked = source.AddressFamily;
+        var familyFits = socket.Family == asked
+            || (asked == AddressFamily.InterNetwork && socket.Family == AddressFamily.InterNetworkV6);
+        return familyFits
+            && IsConnected(socket.State)
+            && EndPoints.Normalize(socket.Local).Equals(EndPoints.Normalize(source))
+            && EndPoints.Normalize(socket.Remote).Equals(EndPoints.Normalize(destination));
+    }
+
+    /// <summary>Reads struct inet_diag_msg (the caller checked its length). Ports and addresses are in network order.</summary>
+    private static SockDiagSocketInfo DecodeSocket(ReadOnlySpan<byte> message)
+    {
+        var family = message[RespFamily] switch
+        {
+            AfInet => AddressFamily.InterNetwork,
+            AfInet6 => AddressFamily.InterNetworkV6,
+            _ => AddressFamily.Unknown,
+        };
+        var addressLength = family == AddressFamily.InterNetworkV6 ? 16 : 4;
+        var local = new IPEndPoint(
+            new IPAddress(message.Slice(RespSource, addressLength)), BinaryPrimitives.ReadUInt16BigEndian(message[RespSourcePort..]));
+        var remote = new IPEndPoint(
+            new IPAddress(message.Slice(RespDestination, addressLength)), BinaryPrimitives.ReadUInt16BigEndian(message[RespDestinationPort..]));
+        return new SockDiagSocketInfo(family, (TcpState)message[RespState], local, remote, ReadHost32(message[RespUid..]), ReadHost32(message[RespInode..]));
     }
 
     private static void WriteAddress(Span<byte> destination, IPAddress address)

@@ -34,10 +34,18 @@ internal sealed class SockDiagSocket : IPooledNetlinkSocket
         new(NetlinkChannel.Open(NetlinkSockDiag, "NETLINK_SOCK_DIAG", receiveTimeout));
 
     /// <summary>
-    /// Asks for the TCP socket whose local end is <paramref name="local"/> and remote end
-    /// <paramref name="remote"/>. Null when the kernel has no such socket.
+    /// Asks for the connected TCP socket whose local end is <paramref name="local"/> and remote end
+    /// <paramref name="remote"/>. Null when the kernel has no such socket, or answered with another one
+    /// (a listener on the port, a TIME_WAIT entry): that socket's uid says nothing about this connection.
     /// </summary>
     public SocketOwner? Query(IPEndPoint local, IPEndPoint remote)
+    {
+        var reply = Ask(local, remote);
+        return reply.Status == SockDiagStatus.Found ? reply.Owner : null;
+    }
+
+    /// <summary>The kernel's answer as decoded: <see cref="SockDiagStatus.Found"/>, NotFound or OtherSocket.</summary>
+    internal SockDiagReply Ask(IPEndPoint local, IPEndPoint remote)
     {
         var sequence = ++_sequence;
         Span<byte> request = stackalloc byte[SockDiagMessage.RequestLength];
@@ -47,7 +55,7 @@ internal sealed class SockDiagSocket : IPooledNetlinkSocket
         while (true)
         {
             var received = _channel.Receive(_receiveBuffer);
-            if (!SockDiagMessage.TryDecodeResponse(_receiveBuffer.AsSpan(0, received), sequence, out var reply))
+            if (!SockDiagMessage.TryDecodeResponse(_receiveBuffer.AsSpan(0, received), sequence, local, remote, out var reply))
             {
                 _channel.MarkFaulted();
                 throw new OwnerLookupException($"malformed sock_diag reply ({received} bytes)");
@@ -56,9 +64,9 @@ internal sealed class SockDiagSocket : IPooledNetlinkSocket
             switch (reply.Status)
             {
                 case SockDiagStatus.Found:
-                    return reply.Owner;
+                case SockDiagStatus.OtherSocket:
                 case SockDiagStatus.NotFound:
-                    return null;
+                    return reply;
                 case SockDiagStatus.Error:
                     throw new OwnerLookupException("sock_diag SOCK_DIAG_BY_FAMILY", reply.Errno);
                 case SockDiagStatus.OtherSequence:

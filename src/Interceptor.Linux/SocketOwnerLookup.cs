@@ -42,9 +42,11 @@ public sealed class SocketOwnerLookup : IDisposable
     public OwnerLookupMethod Method { get; }
 
     /// <summary>
-    /// Returns the owner of the TCP socket whose local end is <paramref name="client"/> and remote
-    /// end <paramref name="originalDestination"/>, or null when no process owns such a socket (the
-    /// client already closed it, or the endpoints are not those of a redirected client socket).
+    /// Returns the owner of the connected TCP socket whose local end is <paramref name="client"/> and
+    /// remote end <paramref name="originalDestination"/>, exactly, or null when no process owns such a
+    /// socket (the client already closed it, or the endpoints are not those of a redirected client
+    /// socket). Whatever else the kernel answers (a listener on the client's port, a TIME_WAIT entry) is
+    /// null too: its uid is someone else's, or nobody's.
     /// </summary>
     /// <exception cref="OwnerLookupException">The kernel could not be asked; fail closed.</exception>
     public SocketOwner? Find(IPEndPoint client, IPEndPoint originalDestination)
@@ -177,29 +179,26 @@ public sealed class SocketOwnerLookup : IDisposable
         errno == LibC.EAFNOSUPPORT || errno == LibC.EPROTONOSUPPORT || errno == LibC.EACCES || errno == LibC.EPERM;
 
     /// <summary>
-    /// Looks up a loopback listener of our own. sock_diag answers ENOENT both for "no such
+    /// Looks up a loopback connection of our own. sock_diag answers ENOENT both for "no such
     /// socket" and for "no tcp_diag module", so without this check a host lacking tcp_diag would
-    /// refuse every customer connection as "owner unknown".
+    /// refuse every customer connection as "owner unknown". A connected pair, not a listener: a
+    /// listener is never an acceptable answer (see <see cref="SockDiagMessage.IsTheSocketAskedFor"/>).
     /// </summary>
     private static bool SockDiagSeesTcp(SockDiagSocket socket)
     {
-        Socket listener;
         try
         {
-            listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
             listener.Listen(1);
+            using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            client.Connect(listener.LocalEndPoint!);
+            using var accepted = listener.Accept();
+            return socket.Query((IPEndPoint)client.LocalEndPoint!, (IPEndPoint)client.RemoteEndPoint!) is not null;
         }
         catch (SocketException)
         {
             return true; // no loopback to test with; trust the socket we could open
-        }
-
-        using (listener)
-        {
-            // A listening socket matches an exact lookup with a wildcard remote end.
-            var local = (IPEndPoint)listener.LocalEndPoint!;
-            return socket.Query(local, new IPEndPoint(IPAddress.Any, 0)) is not null;
         }
     }
 }

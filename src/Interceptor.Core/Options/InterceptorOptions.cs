@@ -41,6 +41,12 @@ public sealed record InterceptionOptions
 
     /// <summary>How often the daemon re-reads its table and restores it if it was deleted or changed.</summary>
     public int VerifyIntervalSeconds { get; init; } = 5;
+
+    /// <summary>
+    /// Refused connections (not redirected, local destination, unknown owner) are logged once per cause and
+    /// uid, then summarised with their count every this many seconds, so no flood can drown the log.
+    /// </summary>
+    public int RefusalSummarySeconds { get; init; } = 60;
 }
 
 public enum RelayMode

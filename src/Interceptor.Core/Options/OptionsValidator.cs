@@ -33,6 +33,7 @@ public static partial class OptionsValidator
         }
 
         Check(options.Interception.VerifyIntervalSeconds is > 0 and <= 3600, "Interception.VerifyIntervalSeconds", "must be 1-3600");
+        Check(options.Interception.RefusalSummarySeconds is > 0 and <= 3600, "Interception.RefusalSummarySeconds", "must be 1-3600");
         Check(TableName().IsMatch(options.Interception.Table), "Interception.Table", $"\"{options.Interception.Table}\" is not a valid nft table name (letters, digits, _; at most 58, starting with a letter: the guard table adds \"_guard\")");
         Check(HostName().IsMatch(options.Relay.HeloName), "Relay.HeloName", $"\"{options.Relay.HeloName}\" is not a host name");
         Check(options.Relay.ConnectTimeoutSeconds is > 0 and <= 600, "Relay.ConnectTimeoutSeconds", "must be 1-600");

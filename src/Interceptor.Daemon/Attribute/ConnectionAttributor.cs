@@ -16,8 +16,12 @@ namespace Interceptor.Daemon.Attribute;
 /// Asked only when the exact owner lookup finds nothing, to recover a client port that NAT moved
 /// (see <see cref="FindRemapped"/>); null disables that recovery.
 /// </param>
+/// <param name="refusals">
+/// Where refused connections are logged, aggregated per cause and uid; each refusal is also counted in
+/// <paramref name="metrics"/>, one by one.
+/// </param>
 public sealed class ConnectionAttributor(
-    SocketOwnerLookup owners, DestinationPolicy destinations, ILogger logger, Record.MetricsRegistry? metrics = null, ConntrackLookup? conntrack = null)
+    SocketOwnerLookup owners, DestinationPolicy destinations, ILogger logger, RefusalLog refusals, Record.MetricsRegistry? metrics = null, ConntrackLookup? conntrack = null)
 {
     /// <summary>Either the origin of the connection (and its socket inode), or the reply that refuses it.</summary>
     public (ConnectionOrigin? Origin, ulong Inode, SmtpReply? Refusal) Attribute(Socket socket)
@@ -26,17 +30,16 @@ public sealed class ConnectionAttributor(
         var destination = OriginalDestination.TryRead(socket);
         if (destination is null)
         {
-            logger.LogWarning("refused {Client}: the connection was not redirected by the nft rules (no original destination)", client);
-            metrics?.RecordConnectionRefused("not_redirected");
-            return (null, 0, new SmtpReply(421, "4.3.0", "this connection was not redirected by the interceptor; connect to the real destination's port 25"));
+            // A direct connection to the listener: the client's own socket has our listener as its remote end.
+            var direct = socket.LocalEndPoint as IPEndPoint;
+            var reply = new SmtpReply(421, "4.3.0", "this connection was not redirected by the interceptor; connect to the real destination's port 25");
+            return Refuse("not_redirected", direct is null ? null : OwnerForLog(socket, client, direct), client, null, reply);
         }
 
         var refusal = destinations.Check(destination);
         if (refusal is not null)
         {
-            logger.LogWarning("refused {Client} to {Destination}: {Reason}", client, destination, refusal.Text);
-            metrics?.RecordConnectionRefused("local_destination");
-            return (null, 0, refusal);
+            return Refuse("local_destination", OwnerForLog(socket, client, destination), client, destination, refusal);
         }
 
         SocketOwner? owner;
@@ -53,20 +56,46 @@ public sealed class ConnectionAttributor(
         }
         catch (LinuxInteropException e)
         {
-            logger.LogError("refused {Client} to {Destination}: owner lookup failed: {Reason}", client, destination, e.Message);
-            owner = null;
+            var failed = new SmtpReply(421, "4.3.0", "cannot determine which user opened this connection; mail of unknown origin is not relayed");
+            return Refuse("owner_lookup_failed", null, client, destination, failed, $"owner lookup failed: {e.Message}", LogLevel.Error);
         }
 
         if (owner is null)
         {
-            logger.LogWarning("refused {Client} to {Destination}: no socket owner found", client, destination);
-            metrics?.RecordConnectionRefused("owner_unknown");
-            return (null, 0, new SmtpReply(421, "4.3.0", "cannot determine which user opened this connection; mail of unknown origin is not relayed"));
+            var unknown = new SmtpReply(421, "4.3.0", "cannot determine which user opened this connection; mail of unknown origin is not relayed");
+            return Refuse("owner_unknown", null, client, destination, unknown, "no socket owner found");
         }
 
         var uid = owner.Value.Uid;
         var user = UserDatabase.NameOf(uid) ?? $"#{uid}";
         return (new ConnectionOrigin(uid, user, client, destination), owner.Value.Inode, null);
+    }
+
+    /// <summary>Counts the refusal (metrics: every one), logs it (aggregated) and returns the reply for the client.</summary>
+    private (ConnectionOrigin?, ulong, SmtpReply?) Refuse(
+        string cause, uint? uid, IPEndPoint client, IPEndPoint? destination, SmtpReply reply, string? reason = null, LogLevel level = LogLevel.Warning)
+    {
+        // A failed lookup is its own cause in the log (a fault, at Error); the metric keeps counting it as owner_unknown, as it always did.
+        metrics?.RecordConnectionRefused(cause == "owner_lookup_failed" ? "owner_unknown" : cause);
+        refusals.Refused(cause, uid, client, destination, reason ?? reply.Text, level);
+        return (null, 0, reply);
+    }
+
+    /// <summary>
+    /// The uid behind a connection that is refused anyway, only to name it in the log: the exact lookup of the
+    /// client's socket (<paramref name="client"/> → <paramref name="remote"/>), or of its real port when NAT
+    /// moved it (a flood reusing ports makes that common). Null when it cannot be found.
+    /// </summary>
+    private uint? OwnerForLog(Socket socket, IPEndPoint client, IPEndPoint remote)
+    {
+        try
+        {
+            return (owners.Find(client, remote) ?? FindRemapped(socket, client, remote, quiet: true)?.Owner)?.Uid;
+        }
+        catch (LinuxInteropException)
+        {
+            return null;
+        }
     }
 
     /// <summary>
@@ -78,7 +107,8 @@ public sealed class ConnectionAttributor(
     /// conntrack cannot answer or its answer does not fit what the socket itself says.
     /// </summary>
     /// <exception cref="LinuxInteropException">The repeated owner lookup failed.</exception>
-    private (IPEndPoint Client, SocketOwner Owner)? FindRemapped(Socket socket, IPEndPoint shown, IPEndPoint destination)
+    /// <param name="quiet">No information line: the connection is refused anyway, and its refusal is logged (aggregated).</param>
+    private (IPEndPoint Client, SocketOwner Owner)? FindRemapped(Socket socket, IPEndPoint shown, IPEndPoint destination, bool quiet = false)
     {
         if (conntrack is null || socket.LocalEndPoint is not IPEndPoint listener)
         {
@@ -112,20 +142,32 @@ public sealed class ConnectionAttributor(
             return null;
         }
 
+        if (!original.Source.Address.Equals(Normalize(shown).Address))
+        {
+            // NAT moved the port only; another address means the entry is not this connection's.
+            logger.LogDebug("conntrack names client {ConntrackClient} for {Client} to {Destination}; not attributing", original.Source, shown, destination);
+            return null;
+        }
+
         if (original.Source.Equals(Normalize(shown)))
         {
             logger.LogDebug("conntrack shows no remap for {Client} to {Destination}; its socket is gone", shown, destination);
             return null;
         }
 
+        // The same exact, connected-socket-only lookup as for any connection (never a listener's uid).
         if (owners.Find(original.Source, destination) is not { } owner)
         {
             logger.LogDebug("no socket owner for {Client} to {Destination} either (NAT showed it as {Shown})", original.Source, destination, shown);
             return null;
         }
 
-        logger.LogInformation("client {Client} to {Destination} was moved by NAT to port {ShownPort}; attributed by its conntrack entry",
-            original.Source, destination, shown.Port);
+        if (!quiet)
+        {
+            logger.LogInformation("client {Client} to {Destination} was moved by NAT to port {ShownPort}; attributed by its conntrack entry",
+                original.Source, destination, shown.Port);
+        }
+
         return (original.Source, owner);
     }
 

@@ -69,7 +69,10 @@ public static class RunCommand
             options.Listen.Port,
             options.Relay.PermittedLocalDestinations.Select(IPEndPoint.Parse),
             hostAddresses.Current);
-        var attributor = new ConnectionAttributor(owners, destinations, loggers.CreateLogger("attribute"), metrics, conntrack);
+        var attributeLogger = loggers.CreateLogger("attribute");
+        await using var refusals = new RefusalLog(attributeLogger, TimeSpan.FromSeconds(options.Interception.RefusalSummarySeconds), time);
+        refusals.Start();
+        var attributor = new ConnectionAttributor(owners, destinations, attributeLogger, refusals, metrics, conntrack);
         var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics);
         await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
         metrics.Upstreams = listener.Upstreams;

@@ -27,7 +27,7 @@ public static class ConfigurationLoader
 
     private static readonly string[] ScalarKeys =
     [
-        "Listen:Port", "Interception:Table", "Interception:VerifyIntervalSeconds", "Relay:Mode", "Relay:HeloName", "Relay:ConnectTimeoutSeconds",
+        "Listen:Port", "Interception:Table", "Interception:VerifyIntervalSeconds", "Interception:RefusalSummarySeconds", "Relay:Mode", "Relay:HeloName", "Relay:ConnectTimeoutSeconds",
         "Relay:ReplyTimeoutSeconds", "Relay:DataReplyTimeoutSeconds", "Relay:ReuseConnections", "Relay:ReuseIdleSeconds",
         "Relay:ReuseMaxSeconds", "Relay:ReuseMaxMessages", "Relay:ReuseMaxIdlePerDestination", "Smtp:IdleTimeoutSeconds",
         "Smtp:SessionTimeoutSeconds", "Smtp:MaxCommandLineBytes", "Smtp:MaxDataLineBytes", "Smtp:CommandLineTimeoutSeconds",
@@ -138,6 +138,7 @@ public static class ConfigurationLoader
                 Table = c["Interception:Table"] ?? defaults.Interception.Table,
                 BlockedPorts = List(c, "Interception:BlockedPorts", defaults.Interception.BlockedPorts, errors, ParseInt),
                 VerifyIntervalSeconds = Int(c, "Interception:VerifyIntervalSeconds", defaults.Interception.VerifyIntervalSeconds, errors),
+                RefusalSummarySeconds = Int(c, "Interception:RefusalSummarySeconds", defaults.Interception.RefusalSummarySeconds, errors),
             },
             Relay = new RelayOptions
             {

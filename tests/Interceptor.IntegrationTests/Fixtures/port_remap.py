@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Makes NAT move a redirected connection to another client port, then sends one message over it.
 
-Usage: port_remap.py --first HOST:PORT --second HOST:PORT --from ADDR --to ADDR --body FILE
+Usage: port_remap.py --first HOST:PORT --second HOST:PORT --from ADDR --to ADDR --body FILE [--ports A-B]
 
 The first connection takes an ephemeral port P, reads the greeting and QUITs. The second binds to
 the same P and connects to another destination. Both are redirected to the daemon's one listener,
@@ -10,6 +10,10 @@ so their reply tuples (listener -> client:P) would be equal while conntrack stil
 no client socket has. The second connection then runs a whole transaction; BODY is the DATA
 payload, already dot-stuffed and ending in CRLF.CRLF. Prints one JSON object: the port and every
 reply of both connections, verbatim.
+
+With --ports A-B, one such attempt is made from each port P from A to B (bound explicitly), one after
+the other, and the JSON object is {"attempts": [one object as above per port]}; a port that cannot be
+bound gives {"port": P, "error": "..."}.
 """
 
 import argparse
@@ -52,10 +56,24 @@ def main():
     parser.add_argument("--from", dest="sender", required=True)
     parser.add_argument("--to", required=True)
     parser.add_argument("--body", required=True)
+    parser.add_argument("--ports")
     args = parser.parse_args()
-    result = {}
+    if args.ports:
+        first, _, last = args.ports.partition("-")
+        attempts = []
+        for port in range(int(first), int(last) + 1):
+            try:
+                attempts.append(attempt(args, port))
+            except OSError as e:
+                attempts.append({"port": port, "error": "%s: %s" % (type(e).__name__, e)})
+        print(json.dumps({"attempts": attempts}))
+    else:
+        print(json.dumps(attempt(args, 0)))
 
-    first = open_from(0, args.first)
+
+def attempt(args, first_port):
+    result = {}
+    first = open_from(first_port, args.first)
     port = first.getsockname()[1]
     result["port"] = port
     with first, first.makefile("rb") as reader:
@@ -85,7 +103,7 @@ def main():
                 if not reply[:1] in ("2", "3"):
                     break
     result["second_replies"] = replies
-    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":

@@ -89,15 +89,36 @@ public class ProcNetTcpTests
     }
 
     [Test]
-    public void A_lone_time_wait_row_is_reported_with_inode_zero()
+    public void A_lone_time_wait_row_is_no_answer()
     {
         const string rows =
             "   0: 0100007F:B7E2 0200007F:0019 06 00000000:00000000 03:00000F9B 00000000     0        0 0 3 0000000000000000\n";
 
         var owner = ProcNetTcp.FindOwner(rows, Ep("127.0.0.1", 47074), Ep("127.0.0.2", 25));
 
-        Assert.That(owner, Is.EqualTo(new SocketOwner(0, 0)));
-        Assert.That(SocketOwnerLookup.IsOwned(owner), Is.False);
+        Assert.That(owner, Is.Null, "TIME_WAIT is no connected socket");
+    }
+
+    [Test]
+    public void A_listener_row_is_never_an_answer()
+    {
+        // The listener 127.0.0.1:10017 (root) of Tcp4, asked for with its own wildcard remote end.
+        Assert.That(ProcNetTcp.FindOwner(Tcp4, Ep("127.0.0.1", 10017), Ep("0.0.0.0", 0)), Is.Null);
+    }
+
+    [TestCase("04", true, TestName = "FIN_WAIT1 (half-closed client) is an answer")]
+    [TestCase("05", true, TestName = "FIN_WAIT2 (half-closed client) is an answer")]
+    [TestCase("08", false, TestName = "CLOSE_WAIT is not")]
+    [TestCase("03", false, TestName = "SYN_RECV is not")]
+    [TestCase("0A", false, TestName = "LISTEN is not")]
+    [TestCase("0B", false, TestName = "CLOSING is not")]
+    public void Only_connected_rows_are_answers(string state, bool answer)
+    {
+        var rows = "   0: 0100007F:B7E2 0200007F:0019 " + state + " 00000000:00000000 00:00000000 00000000  1001        0 4242 1 0000000000000000 20 4 30 10 -1\n";
+
+        var owner = ProcNetTcp.FindOwner(rows, Ep("127.0.0.1", 47074), Ep("127.0.0.2", 25));
+
+        Assert.That(owner, answer ? Is.EqualTo(new SocketOwner(1001, 4242)) : Is.Null);
     }
 
     [TestCase("0100007F:0019", "127.0.0.1", 25)]

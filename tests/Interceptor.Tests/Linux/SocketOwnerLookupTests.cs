@@ -135,14 +135,51 @@ public class SocketOwnerLookupTests
         connection.Accepted.Close();
         using var lookup = new SocketOwnerLookup(method);
         using var raw = SockDiagSocket.Open(TimeSpan.FromSeconds(1));
-        SocketOwner? kernelSays = null;
-        for (var i = 0; i < 100 && (kernelSays = raw.Query(clientEndPoint, listenerEndPoint)) is not { Inode: 0 }; i++)
+        SockDiagSocketInfo? kernelSays = null;
+        for (var i = 0; i < 100 && (kernelSays = raw.Ask(clientEndPoint, listenerEndPoint).Socket) is not { State: TcpState.TimeWait }; i++)
         {
             Thread.Sleep(10);
         }
 
-        Assert.That(kernelSays, Is.EqualTo(new SocketOwner(0, 0)), "the kernel's own answer for a TIME_WAIT socket");
+        Assert.That(kernelSays?.State, Is.EqualTo(TcpState.TimeWait), "the kernel's own answer");
+        Assert.That(kernelSays!.Value.Uid, Is.Zero, "TIME_WAIT entries report uid 0");
         Assert.That(lookup.Find(clientEndPoint, listenerEndPoint), Is.Null);
+    }
+
+    [TestCase(OwnerLookupMethod.SockDiag)]
+    [TestCase(OwnerLookupMethod.ProcNetTcp)]
+    public void A_listener_on_the_client_port_is_never_the_owner(OwnerLookupMethod method)
+    {
+        // Issue 12.2: a NAT-moved client port P' that someone listens on. The exact 4-tuple (P' -> the original
+        // destination) names no socket; the kernel answers with the listener, whose owner is someone else.
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        using var lookup = new SocketOwnerLookup(method);
+        using var raw = SockDiagSocket.Open(TimeSpan.FromSeconds(1));
+        var client = new IPEndPoint(IPAddress.Loopback, port);
+        var destination = new IPEndPoint(IPAddress.Parse("127.0.0.3"), 25);
+
+        Assert.That(raw.Ask(client, destination).Socket?.State, Is.EqualTo(TcpState.Listen), "the kernel still answers a miss with the listener");
+        Assert.That(lookup.Find(client, destination), Is.Null);
+        Assert.That(lookup.Find(client, new IPEndPoint(IPAddress.Any, 0)), Is.Null, "not even for its own wildcard tuple");
+    }
+
+    [TestCase(OwnerLookupMethod.SockDiag)]
+    [TestCase(OwnerLookupMethod.ProcNetTcp)]
+    public void A_half_closed_client_is_still_found(OwnerLookupMethod method)
+    {
+        using var connection = Connect(IPAddress.Loopback);
+        connection.Client.Client.Shutdown(SocketShutdown.Send);
+        using var lookup = new SocketOwnerLookup(method);
+        SocketOwner? owner = null;
+        for (var i = 0; i < 50 && owner is null; i++)
+        {
+            owner = lookup.Find(connection.ClientEndPoint, connection.ListenerEndPoint);
+            Thread.Sleep(owner is null ? 10 : 0);
+        }
+
+        Assert.That(owner?.Uid, Is.EqualTo(UserDatabase.EffectiveUid));
     }
 
     [Test]

@@ -1,0 +1,95 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace Interceptor.IntegrationTests;
+
+/// <summary>
+/// Issue 12.2: when NAT moves a redirected connection to another client port P' (the client reused its port
+/// towards a second MX), the exact sock_diag lookup of P' misses, and the kernel answers it with whatever
+/// listens on P'. Here the victim (alice) listens on nearly every port NAT can pick, and the attacker (bob)
+/// forces remaps: no message may be stamped or charged to alice.
+/// </summary>
+/// <remarks>
+/// NAT picks P' from 600-1023 for a client port in 512-1023 (from 1024-65535 otherwise), so the namespace lets
+/// unprivileged users bind from 600 (net.ipv4.ip_unprivileged_port_start, per namespace): alice holds every port
+/// of 600-1023 except bob's 960-999, and about nine remaps in ten land on one of hers. On a real host the same
+/// happens with ports above 1024, in proportion to the ports the victim holds (5 of 100 in the report).
+/// </remarks>
+[TestFixture]
+[CancelAfter(240_000)]
+public sealed class AttributionCollisionTests
+{
+    private const string FirstMx = "127.0.0.2:25";
+    private const string SecondMx = "127.0.0.3:25";
+    private const string BobPorts = "960-999";
+    private const string From = "bob@client.test";
+    private const string To = "rcpt@example.test";
+
+    [Test]
+    public async Task Remapped_port_landing_on_another_users_listener_is_never_attributed_to_that_user()
+    {
+        IReadOnlyList<string> mxes = [FirstMx, SecondMx];
+        await using var s = await Scenario.StartAsync(config: new DaemonConfig { PermittedLocalDestinations = mxes }, mxListen: mxes);
+        var sysctl = await s.Ns.RunAsync("sysctl", ["-w", "net.ipv4.ip_unprivileged_port_start=600"]);
+        Assert.That(sysctl.Succeeded, Is.True, sysctl.Describe());
+
+        // The victim's listeners, as alice, for the whole test.
+        var alice = TestUsers.Alice;
+        await using var victim = s.Ns.StartBackground(
+            "alice-listeners",
+            "setpriv",
+            [
+                "--reuid=" + alice.Uid.ToString(CultureInfo.InvariantCulture), "--regid=" + alice.Gid.ToString(CultureInfo.InvariantCulture), "--clear-groups",
+                Requirements.Python, "-I", s.Dir.PathOf("hold_ports.py"), "--from", "600", "--to", "1023", "--skip", BobPorts,
+            ]);
+        var heldLine = await victim.WaitForLineAsync(l => l.Contains("\"held\"", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+        Assert.That(heldLine, Is.Not.Null, "alice's listeners did not come up\n" + victim.Transcript());
+        using var held = JsonDocument.Parse(heldLine!.Text);
+        var alicePorts = held.RootElement.GetProperty("held").EnumerateArray().Select(p => p.GetInt32()).ToHashSet();
+        Assert.That(alicePorts, Has.Count.GreaterThan(350), "alice must hold most of 600-1023\n" + heldLine);
+
+        // The attacker forces one remap per port of its range and sends a message over each remapped connection.
+        var message = TestMessage.Small(From, To, "remap-collision");
+        var body = Clients.WriteStuffedBody(s.Dir, message);
+        var run = await s.Ns.RunAsUserAsync(
+            TestUsers.Bob,
+            Requirements.Python,
+            ["-I", s.Dir.PathOf("port_remap.py"), "--first", FirstMx, "--second", SecondMx, "--from", From, "--to", To, "--body", body, "--ports", BobPorts],
+            TimeSpan.FromSeconds(180));
+        Assert.That(run.Succeeded, Is.True, run.Describe() + s.Describe());
+        using var output = JsonDocument.Parse(run.Stdout);
+        var attempts = output.RootElement.GetProperty("attempts").EnumerateArray().ToList();
+        var greetings = attempts.Select(a => a.TryGetProperty("second_greeting", out var g) ? g.GetString() ?? "" : "").ToList();
+        var errors = attempts.Where(a => a.TryGetProperty("error", out _)).Select(a => a.GetRawText()).ToList();
+        Assert.That(errors, Is.Empty, "every attempt must bind its port and connect");
+
+        var relayed = s.RequireMx.Messages().Where(m => m.RcptTo.Contains(To)).ToList();
+        var transactions = await s.RequireDaemon.WaitForTransactionsAsync(greetings.Count(g => g.StartsWith("220", StringComparison.Ordinal)));
+        var headers = relayed.Select(m => TraceHeader.TryParse(m.FirstLine)).ToList();
+        var stampedAlice = headers.Count(h => h?.Uid == alice.Uid);
+        var chargedAlice = transactions.Count(t => t.Uid == alice.Uid);
+        Assert.Multiple(() =>
+        {
+            Assert.That(stampedAlice, Is.Zero, $"{stampedAlice} of {relayed.Count} relayed messages were stamped uid={alice.Uid} user={alice.Name}" + s.Describe());
+            Assert.That(chargedAlice, Is.Zero, $"{chargedAlice} of {transactions.Count} transactions were charged to {alice.Name}");
+        });
+
+        // Every relayed message says bob; every connection not greeted was refused as of unknown origin.
+        Assert.Multiple(() =>
+        {
+            Assert.That(headers, Has.All.Not.Null, "every relayed message starts with a trace header");
+            Assert.That(headers.Select(h => h?.Uid), Has.All.EqualTo(TestUsers.Bob.Uid), "trace header uid");
+            Assert.That(transactions.Select(t => t.Uid), Has.All.EqualTo(TestUsers.Bob.Uid), "transaction uid");
+            Assert.That(greetings.Where(g => !g.StartsWith("220", StringComparison.Ordinal)), Has.All.StartWith("421 4.3.0"), "a refusal is 421 4.3.0");
+        });
+
+        // The attack really happened: NAT put bob's connections on alice's ports, and the daemon found bob by conntrack.
+        var landedOnAlice = s.RequireDaemon.LogLines()
+            .Where(l => l.Message.Contains("moved by NAT", StringComparison.Ordinal))
+            .Count(l => int.TryParse(l.StateString("ShownPort"), CultureInfo.InvariantCulture, out var shown) && alicePorts.Contains(shown));
+        var greeted = greetings.Count(g => g.StartsWith("220", StringComparison.Ordinal));
+        TestContext.Out.WriteLine($"{attempts.Count} remapped connections, {landedOnAlice} landed on a port alice listens on; {greeted} greeted, {relayed.Count} relayed as bob");
+        Assert.That(landedOnAlice, Is.GreaterThanOrEqualTo(attempts.Count / 2), "most remaps must land on alice's ports, else this test proves nothing");
+        Assert.That(relayed, Has.Count.EqualTo(greeted), "each greeted connection relays its message");
+    }
+}

@@ -81,4 +81,25 @@ public sealed class DescriptorExhaustionTests
         Assert.That(restored, Is.True, $"the watchdog did not restore the deleted table within {VerifyInterval + 8} s\n{before}" + s.Describe());
         Assert.That(daemon.Process.HasExited, Is.False, s.Describe());
     }
+
+    [Test]
+    public async Task A_connection_cap_that_does_not_fit_in_the_descriptor_limit_stops_the_start_with_the_arithmetic()
+    {
+        await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
+        var configPath = DaemonProcess.WriteConfig(s.Dir, Config(("Listen.MaxConnections", 5000)));
+        // As DaemonProcess does: no inherited SMTPI_* variable may override (or, unknown, break) the test's config.
+        var unset = Environment.GetEnvironmentVariables().Keys.Cast<string>()
+            .Where(k => k.StartsWith("SMTPI_", StringComparison.Ordinal))
+            .SelectMany(k => new[] { "-u", k });
+        var run = await s.Ns.RunAsync("env",
+            [.. unset, Requirements.Require("prlimit"), "--nofile=1024:1024", DaemonProcess.DotnetHost, DaemonProcess.AssemblyPath, "run", "--config", configPath],
+            TimeSpan.FromSeconds(60));
+        Assert.Multiple(() =>
+        {
+            Assert.That(run.ExitCode, Is.EqualTo(3), run.Describe());
+            Assert.That(run.Stdout + run.Stderr, Does.Contain("Listen.MaxConnections 5000 needs").And.Contain("the limit is 1024").And.Contain("LimitNOFILE"), run.Describe());
+        });
+        var tables = await s.Ns.RunAsync("nft", ["list", "tables"]);
+        Assert.That(tables.Stdout, Does.Not.Contain("smtp_interceptor"), "refused before any rule was installed\n" + tables.Describe());
+    }
 }

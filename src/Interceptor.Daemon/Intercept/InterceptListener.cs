@@ -77,9 +77,6 @@ public sealed class InterceptListener : IAsyncDisposable
 
     public int ActiveSessions => _sessions.Count;
 
-    /// <summary>The total cap on sessions (Listen.MaxConnections, as configured or derived).</summary>
-    public int MaxConnections => _sessionSlots.Capacity;
-
     /// <summary>Binds both loopback listeners; throws SocketException (e.g. address in use) before any rule changes.</summary>
     public void Bind()
     {

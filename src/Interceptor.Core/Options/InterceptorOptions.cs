@@ -24,6 +24,12 @@ public sealed record InterceptorOptions
 public sealed record ListenOptions
 {
     public int Port { get; init; } = 10025;
+
+    /// <summary>
+    /// SMTP sessions open at once, all users together; one more gets 421. 0 (the default) derives it from the file
+    /// descriptor limit (<see cref="DescriptorBudget"/>): 4,000, or fewer when the limit is too low for that.
+    /// </summary>
+    public int MaxConnections { get; init; }
 }
 
 /// <summary>What the nftables table intercepts and whom it leaves alone.</summary>

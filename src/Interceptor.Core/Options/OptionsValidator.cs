@@ -18,6 +18,7 @@ public static partial class OptionsValidator
         }
 
         Check(options.Listen.Port is > 0 and <= 65535, "Listen.Port", $"{options.Listen.Port} is not a TCP port (1-65535)");
+        Check(options.Listen.MaxConnections is >= 0 and <= 1_000_000, "Listen.MaxConnections", $"{options.Listen.MaxConnections} must be 0 (derived from the file descriptor limit) or 1-1000000");
         Check(options.Interception.Ports.Count > 0, "Interception.Ports", "at least one port must be intercepted (usually 25)");
         for (var i = 0; i < options.Interception.Ports.Count; i++)
         {

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Interceptor.Core.Decide;
 using Interceptor.Core.Events;
+using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Daemon.Attribute;
 using Interceptor.Daemon.Control;
@@ -37,6 +38,7 @@ public static class RunCommand
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         var (options, spec) = DaemonSetup.Load(arguments.ConfigPath);
+        var descriptorLimit = RaiseDescriptorLimit(logger);
         var time = TimeProvider.System;
         var startedAt = time.GetUtcNow();
 
@@ -52,6 +54,23 @@ public static class RunCommand
         }
 
         await using var _ = store;
+
+        // Sized once the runtime, the assemblies and the store hold their descriptors, before any connection can.
+        if (!DescriptorBudget.TryPlan(descriptorLimit, DescriptorLimit.CountOpen(), options.Listen.MaxConnections, options.Relay.ReuseConnections, out var budget, out var budgetError))
+        {
+            logger.LogCritical("cannot run within the file descriptor limit: {Reason}", budgetError);
+            return 3;
+        }
+
+        if (budget.Warning is not null)
+        {
+            logger.LogWarning("{Warning}", budget.Warning);
+        }
+
+        logger.LogInformation(
+            "file descriptors: limit {Limit}, {Open} open at start, {Reserve} reserved, up to {Sessions} SMTP sessions (Listen.MaxConnections) × {PerSession} and {Idle} idle upstream sessions: at most {Needed}",
+            budget.Limit, budget.OpenAtStart, DescriptorBudget.Reserve, budget.Sessions, DescriptorBudget.PerSession, budget.IdleUpstreams, budget.Needed);
+        options = options with { Listen = options.Listen with { MaxConnections = budget.Sessions } };
         var metrics = new MetricsRegistry(options.Metrics.PerUser);
         var rules = new RulesetManager(new NftClient());
         var ledger = new QuotaLedger(time);
@@ -135,6 +154,31 @@ public static class RunCommand
         {
             context.Cancel = true;
             stop.TrySetResult();
+        }
+    }
+
+    /// <summary>
+    /// Raises the soft descriptor limit to the hard one (the unit's LimitNOFILE sets both; a shell usually gives a soft
+    /// 1024) and returns the soft limit in force.
+    /// </summary>
+    private static long RaiseDescriptorLimit(ILogger logger)
+    {
+        try
+        {
+            var before = DescriptorLimit.Current();
+            var after = DescriptorLimit.RaiseSoftToHard();
+            if (after.Soft != before.Soft)
+            {
+                logger.LogInformation("file descriptor limit raised from {Before} to the hard limit {After}", before.Soft, after.Soft);
+            }
+
+            return (long)Math.Min(after.Soft, (ulong)int.MaxValue);
+        }
+        catch (LinuxInteropException e)
+        {
+            var current = DescriptorLimit.Current();
+            logger.LogWarning("cannot raise the file descriptor limit {Soft} to the hard limit {Hard}: {Reason}", current.Soft, current.Hard, e.Message);
+            return (long)Math.Min(current.Soft, (ulong)int.MaxValue);
         }
     }
 

@@ -27,7 +27,7 @@ public static class ConfigurationLoader
 
     private static readonly string[] ScalarKeys =
     [
-        "Listen:Port", "Interception:Table", "Interception:VerifyIntervalSeconds", "Interception:RefusalSummarySeconds", "Relay:Mode", "Relay:HeloName", "Relay:ConnectTimeoutSeconds",
+        "Listen:Port", "Listen:MaxConnections", "Interception:Table", "Interception:VerifyIntervalSeconds", "Interception:RefusalSummarySeconds", "Relay:Mode", "Relay:HeloName", "Relay:ConnectTimeoutSeconds",
         "Relay:ReplyTimeoutSeconds", "Relay:DataReplyTimeoutSeconds", "Relay:ReuseConnections", "Relay:ReuseIdleSeconds",
         "Relay:ReuseMaxSeconds", "Relay:ReuseMaxMessages", "Relay:ReuseMaxIdlePerDestination", "Smtp:IdleTimeoutSeconds",
         "Smtp:SessionTimeoutSeconds", "Smtp:MaxCommandLineBytes", "Smtp:MaxDataLineBytes", "Smtp:CommandLineTimeoutSeconds",
@@ -130,7 +130,11 @@ public static class ConfigurationLoader
         var relayDefaults = defaults.Relay;
         return new InterceptorOptions
         {
-            Listen = new ListenOptions { Port = Int(c, "Listen:Port", defaults.Listen.Port, errors) },
+            Listen = new ListenOptions
+            {
+                Port = Int(c, "Listen:Port", defaults.Listen.Port, errors),
+                MaxConnections = Int(c, "Listen:MaxConnections", defaults.Listen.MaxConnections, errors),
+            },
             Interception = new InterceptionOptions
             {
                 Ports = List(c, "Interception:Ports", defaults.Interception.Ports, errors, ParseInt),

@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
+using Interceptor.Core.Options;
+using Interceptor.Daemon.Hosting;
 using Interceptor.Linux;
 using Microsoft.Extensions.Logging;
 
@@ -23,8 +25,8 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
 
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(5);
 
-    /// <summary>Admin requests are rare; more at once than this wait in the kernel's backlog.</summary>
-    private const int MaxConcurrentConnections = 8;
+    /// <summary>Admin requests are rare; more at once than this wait in the kernel's backlog (part of the descriptor budget).</summary>
+    private const int MaxConcurrentConnections = DescriptorBudget.ControlConnections;
 
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _slots = new(MaxConcurrentConnections);
@@ -63,49 +65,34 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
         _authorization = Authorization ?? PeerAuthorization.ForGroup(context.Options.Control.AdminGroup);
         _service = Service ?? new AdminService(context, logger);
         _listener = ControlSocketFile.Bind(SocketPath, _authorization.AdminGid, logger);
-        _acceptLoop = Task.Run(AcceptLoopAsync);
+        var loop = new AcceptLoop("control socket", AcceptWithinCapAsync, Dispatch, logger);
+        _acceptLoop = Task.Run(() => loop.RunAsync(_stop.Token));
         logger.LogInformation(
             "control socket {Path} ready: admin commands for root{Group}",
             SocketPath,
             _authorization.AdminGid is null ? " only (Control.AdminGroup is not set)" : $" and group {_authorization.GroupName} (gid {_authorization.AdminGid})");
     }
 
-    private async Task AcceptLoopAsync()
+    /// <summary>Takes a slot first, then accepts: over the cap, clients wait in the kernel's backlog, not in our descriptors.</summary>
+    private async ValueTask<Socket> AcceptWithinCapAsync(CancellationToken cancellationToken)
     {
-        var listener = _listener!;
-        while (!_stop.IsCancellationRequested)
+        await _slots.WaitAsync(cancellationToken);
+        try
         {
-            Socket client;
-            try
-            {
-                await _slots.WaitAsync(_stop.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-
-            try
-            {
-                client = await listener.AcceptAsync(_stop.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException || _stop.IsCancellationRequested)
-            {
-                _slots.Release();
-                return;
-            }
-            catch (SocketException e)
-            {
-                // e.g. EMFILE: back off instead of spinning; the kernel keeps the backlog.
-                _slots.Release();
-                logger.LogError("control socket: accept failed: {Reason}", e.Message);
-                await Task.Delay(100);
-                continue;
-            }
-
-            var id = Interlocked.Increment(ref _nextConnection);
-            _connections[id] = ServeAsync(client, id);
+            return await _listener!.AcceptAsync(cancellationToken);
         }
+        catch
+        {
+            _slots.Release();
+            throw;
+        }
+    }
+
+    /// <summary>Runs an accepted connection, which holds the slot taken for it until it ends.</summary>
+    private void Dispatch(Socket client)
+    {
+        var id = Interlocked.Increment(ref _nextConnection);
+        _connections[id] = ServeAsync(client, id);
     }
 
     private async Task ServeAsync(Socket client, long id)

@@ -4,7 +4,9 @@ using System.Net.Sockets;
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
+using Interceptor.Core.Replies;
 using Interceptor.Daemon.Attribute;
+using Interceptor.Daemon.Hosting;
 using Interceptor.Smtp.Session;
 using Interceptor.Smtp.Upstream;
 using Microsoft.Extensions.Logging;
@@ -18,6 +20,9 @@ namespace Interceptor.Daemon.Intercept;
 public sealed class InterceptListener : IAsyncDisposable
 {
     private static readonly TimeSpan RefusalWriteTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>A client over the total cap gets its 421 within this, or is closed without it.</summary>
+    private static readonly TimeSpan OverCapWriteTimeout = TimeSpan.FromSeconds(2);
     private readonly InterceptorOptions _options;
     private readonly ConnectionAttributor _attributor;
     private readonly ITransactionRecorder _recorder;
@@ -28,6 +33,12 @@ public sealed class InterceptListener : IAsyncDisposable
     private readonly CancellationTokenSource _stopAccepting = new();
     private readonly List<Task> _acceptLoops = [];
     private int _nextSessionId;
+
+    // Listen.MaxConnections, taken before a session runs; and a few more for telling those over it why.
+    private readonly ConnectionSlots _sessionSlots;
+    private readonly ConnectionSlots _refusalSlots = new(DescriptorBudget.RefusalsInFlight);
+    private readonly LogThrottle _capReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
+    private readonly SmtpReply _overCap;
 
     private readonly MailPolicy? _policy;
     private readonly ProcessAttribution? _processes;
@@ -47,7 +58,16 @@ public sealed class InterceptListener : IAsyncDisposable
         _attributor = attributor;
         _recorder = recorder;
         _logger = logger;
-        _upstreams = new UpstreamConnectionCache(UpstreamSettings.From(options.Relay));
+        var maxConnections = options.Listen.MaxConnections > 0 ? options.Listen.MaxConnections : DescriptorBudget.DefaultMaxConnections;
+        _sessionSlots = new ConnectionSlots(maxConnections);
+        _overCap = new SmtpReply(421, "4.7.0", $"too many connections to this host's mail relay ({maxConnections}, Listen.MaxConnections); try later");
+
+        // The idle upstream sessions are part of the descriptor budget: never more than the sessions that made them.
+        var upstream = UpstreamSettings.From(options.Relay);
+        _upstreams = new UpstreamConnectionCache(upstream with
+        {
+            Reuse = upstream.Reuse with { MaxIdleTotal = Math.Max(1, DescriptorBudget.IdleUpstreamsFor(maxConnections, options.Relay.ReuseConnections)) },
+        });
     }
 
     /// <summary>Idle upstream sessions kept for the next client (Relay.ReuseConnections).</summary>
@@ -79,37 +99,54 @@ public sealed class InterceptListener : IAsyncDisposable
     {
         foreach (var listener in _listeners)
         {
-            _acceptLoops.Add(Task.Run(() => AcceptLoopAsync(listener)));
+            var loop = new AcceptLoop($"listener {listener.LocalEndPoint}", listener.AcceptAsync, Dispatch, _logger);
+            _acceptLoops.Add(Task.Run(() => loop.RunAsync(_stopAccepting.Token)));
         }
     }
 
-    private async Task AcceptLoopAsync(Socket listener)
+    /// <summary>Registers an accepted connection under the cap and runs it, or refuses it; never blocks.</summary>
+    private void Dispatch(Socket accepted)
     {
-        while (!_stopAccepting.IsCancellationRequested)
+        if (_sessionSlots.TryTake())
         {
-            Socket accepted;
-            try
-            {
-                accepted = await listener.AcceptAsync(_stopAccepting.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException || _stopAccepting.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionAborted or SocketError.ConnectionReset)
-            {
-                continue;
-            }
-            catch (SocketException e)
-            {
-                // e.g. EMFILE: back off briefly instead of spinning; the kernel keeps the backlog.
-                _logger.LogError("accept failed: {Reason}", e.Message);
-                await Task.Delay(100);
-                continue;
-            }
-
             var id = Interlocked.Increment(ref _nextSessionId);
             _sessions[id] = HandleAsync(accepted, id);
+            return;
+        }
+
+        var answered = _refusalSlots.TryTake();
+        if (_capReport.TryReport(out var count, out var span))
+        {
+            _logger.LogWarning(
+                "connection cap reached: {Max} SMTP sessions open (Listen.MaxConnections); {Count} connections refused over {Seconds:0} s (421 4.7.0, or closed at once while {Answering} refusals are being written); at most one such line per {Interval:0} s",
+                _sessionSlots.Capacity, count, span.TotalSeconds, DescriptorBudget.RefusalsInFlight, AcceptLoop.ReportInterval.TotalSeconds);
+        }
+
+        if (answered)
+        {
+            _ = RefuseOverCapAsync(accepted);
+        }
+        else
+        {
+            // Even a 421 would cost a descriptor for a while: the descriptors are what the cap protects.
+            accepted.Dispose();
+        }
+    }
+
+    private async Task RefuseOverCapAsync(Socket socket)
+    {
+        try
+        {
+            await using var stream = new NetworkStream(socket, ownsSocket: true);
+            await InboundSession.RefuseAsync(stream, _overCap, OverCapWriteTimeout);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            // The client is gone; it was refused anyway.
+        }
+        finally
+        {
+            _refusalSlots.Return();
         }
     }
 
@@ -156,6 +193,7 @@ public sealed class InterceptListener : IAsyncDisposable
         finally
         {
             _sessions.TryRemove(id, out _);
+            _sessionSlots.Return();
         }
     }
 

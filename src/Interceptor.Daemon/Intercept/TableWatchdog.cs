@@ -25,7 +25,16 @@ public sealed class TableWatchdog(RulesetManager rules, RulesetSpec spec, Suspen
         {
             while (await timer.WaitForNextTickAsync(_stop.Token))
             {
-                await CheckOnceAsync(_stop.Token);
+                try
+                {
+                    await CheckOnceAsync(_stop.Token);
+                }
+#pragma warning disable CA1031 // e.g. nft could not be started for lack of descriptors: retried at the next tick, never the end of the watchdog
+                catch (Exception e) when (e is not OperationCanceledException)
+#pragma warning restore CA1031
+                {
+                    logger.LogError(e, "cannot check table inet {Table}; trying again in {Seconds:0} s", spec.Table, interval.TotalSeconds);
+                }
             }
         }
         catch (OperationCanceledException)

@@ -1,52 +1,60 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Interceptor.Core.Options;
+using Interceptor.Daemon.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Record;
 
 /// <summary>
 /// A minimal HTTP/1.0 endpoint on a loopback address serving GET /metrics for Prometheus. Deliberately tiny:
-/// one request per connection, bounded request size and time, nothing but the metrics page.
+/// one request per connection, bounded request size and time, nothing but the metrics page, and at most
+/// <see cref="DescriptorBudget.MetricsConnections"/> connections at once: one more is closed at once (a local user
+/// holding connections must not take the daemon's descriptors; a scraper asks once every few seconds).
 /// </summary>
 public sealed class MetricsServer(IPEndPoint endpoint, MetricsRegistry metrics, Func<int> activeSessions, ILogger logger) : IAsyncDisposable
 {
     private readonly TcpListener _listener = new(endpoint);
     private readonly CancellationTokenSource _stop = new();
+    private readonly ConnectionSlots _slots = new(DescriptorBudget.MetricsConnections);
+    private readonly LogThrottle _capReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
     private Task? _loop;
 
     public void Start()
     {
         _listener.Start();
-        _loop = Task.Run(AcceptLoopAsync);
+        var loop = new AcceptLoop($"metrics {endpoint}", _listener.AcceptSocketAsync, Dispatch, logger);
+        _loop = Task.Run(() => loop.RunAsync(_stop.Token));
     }
 
-    private async Task AcceptLoopAsync()
+    private void Dispatch(Socket client)
     {
-        while (!_stop.IsCancellationRequested)
+        if (_slots.TryTake())
         {
-            TcpClient client;
-            try
-            {
-                client = await _listener.AcceptTcpClientAsync(_stop.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-
             _ = ServeAsync(client);
+            return;
         }
+
+        if (_capReport.TryReport(out var count, out var span))
+        {
+            logger.LogWarning(
+                "metrics: connection cap reached ({Max} requests at once); {Count} connections closed unanswered over {Seconds:0} s; at most one such line per {Interval:0} s",
+                _slots.Capacity, count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
+        }
+
+        client.Dispose();
     }
 
-    private async Task ServeAsync(TcpClient client)
+    private async Task ServeAsync(Socket client)
     {
+        await Task.Yield();
         using (client)
         {
             try
             {
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-                var stream = client.GetStream();
+                await using var stream = new NetworkStream(client, ownsSocket: false);
                 var buffer = new byte[4096];
                 var length = 0;
                 while (length < buffer.Length)
@@ -76,6 +84,10 @@ public sealed class MetricsServer(IPEndPoint endpoint, MetricsRegistry metrics, 
             catch (Exception e) when (e is IOException or OperationCanceledException or SocketException)
             {
                 logger.LogDebug("metrics request failed: {Reason}", e.Message);
+            }
+            finally
+            {
+                _slots.Return();
             }
         }
     }

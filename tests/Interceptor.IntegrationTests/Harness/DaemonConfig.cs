@@ -44,6 +44,12 @@ public sealed record DaemonConfig
     /// </summary>
     public IReadOnlyDictionary<string, JsonNode?> Settings { get; init; } = new Dictionary<string, JsonNode?>();
 
+    /// <summary>
+    /// Not a configuration key: when set, the daemon process is started under `prlimit --nofile=N:N` (soft and hard
+    /// descriptor limit N), as a unit's LimitNOFILE would, to test what happens at the limit.
+    /// </summary>
+    public int? DescriptorLimit { get; init; }
+
     public string ToJson(string stateDirectory)
     {
         var limits = new JsonObject();

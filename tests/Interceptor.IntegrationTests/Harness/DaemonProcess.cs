@@ -108,7 +108,14 @@ public sealed class DaemonProcess : IAsyncDisposable
         var environment = Environment.GetEnvironmentVariables().Keys.Cast<string>()
             .Where(k => k.StartsWith("SMTPI_", StringComparison.Ordinal))
             .ToDictionary(k => k, _ => (string?)null);
-        var process = ns.StartBackground("daemon", DotnetHost, [AssemblyPath, "run", "--config", configPath], environment);
+        IReadOnlyList<string> command = [DotnetHost, AssemblyPath, "run", "--config", configPath];
+        if (config?.DescriptorLimit is { } limit)
+        {
+            // prlimit sets the limit and execs the daemon in the same process, so the limit is the daemon's own.
+            command = [Requirements.Require("prlimit"), $"--nofile={limit}:{limit}", .. command];
+        }
+
+        var process = ns.StartBackground("daemon", command[0], command.Skip(1), environment);
         var daemon = new DaemonProcess(process, configPath);
         var ready = await process.WaitForLineAsync(l => DaemonLogLine.TryParse(l)?.Message.StartsWith("ready", StringComparison.Ordinal) == true, ReadyTimeout);
         if (ready is null)

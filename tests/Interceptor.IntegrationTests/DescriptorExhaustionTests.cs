@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using static Interceptor.IntegrationTests.PolicyTestSupport;
+
+namespace Interceptor.IntegrationTests;
+
+/// <summary>
+/// Issue 12.5: a customer's code opening and holding hundreds of SMTP and metrics connections, to run the daemon out
+/// of file descriptors. The daemon runs under a low descriptor limit (prlimit) so the attack needs hundreds, not
+/// tens of thousands, of connections.
+/// </summary>
+[TestFixture]
+[CancelAfter(180_000)]
+public sealed class DescriptorExhaustionTests
+{
+    private const string MetricsListen = "127.0.0.1:9325";
+    private const int VerifyInterval = 2;
+
+    [Test]
+    public async Task Hundreds_of_held_smtp_and_metrics_connections_meet_the_caps_and_the_daemon_survives_and_serves_once_they_go()
+    {
+        // Per-user cap far above the total one: as if the connections came from many users (or sub-UIDs). No
+        // automatic suspension: the point is the descriptors, not the kernel refusing bob.
+        var config = Config(
+            ("Metrics.Listen", MetricsListen),
+            ("Limits.Default.Connections", 1000),
+            ("Suspension.RefusalLimit", 0),
+            ("Interception.VerifyIntervalSeconds", VerifyInterval)) with { DescriptorLimit = 512 };
+        await using var s = await Scenario.StartAsync(config: config);
+        var daemon = s.RequireDaemon;
+
+        var hold = await s.Ns.RunAsUserAsync(TestUsers.Bob, Requirements.Python,
+            ["-I", s.Dir.PathOf("hold_connections.py"), "--target", "127.0.0.2:25:400", "--target", MetricsListen + ":300", "--hold", "8"],
+            TimeSpan.FromSeconds(90));
+        var reportLine = hold.Stdout.Split('\n').LastOrDefault(l => l.StartsWith('{'));
+        await TestContext.Out.WriteLineAsync("bob's connections: " + reportLine);
+        Assert.That(daemon.Process.HasExited, Is.False, "the daemon died while bob held his connections" + hold.Describe() + s.Describe());
+        Assert.That(reportLine, Is.Not.Null, "the holder printed no result\n" + hold.Describe() + s.Describe());
+        var smtp = JsonNode.Parse(reportLine!)!["targets"]!["127.0.0.2:25"]!;
+        int Greeted(string code) => smtp["greetings"]![code]?.GetValue<int>() ?? 0;
+
+        var log = daemon.LogLines();
+        Assert.Multiple(() =>
+        {
+            Assert.That(Greeted("220"), Is.GreaterThan(0), "some of bob's connections got a session\n" + reportLine);
+            Assert.That(Greeted("421"), Is.GreaterThan(0), "those over the cap got 421\n" + reportLine);
+            Assert.That(smtp["refusals"]!.AsArray().Select(r => r!.GetValue<string>()),
+                Has.Some.Matches<string>(r => r.StartsWith("421 4.7.0 ", StringComparison.Ordinal) && r.Contains("Listen.MaxConnections", StringComparison.Ordinal)),
+                "the 421 names the cause\n" + reportLine);
+            Assert.That(log.Select(l => l.Message), Has.Some.Contains("connection cap").And.Contains("Listen.MaxConnections"),
+                "the intercept listener's cap is logged" + s.Describe());
+            Assert.That(log.Select(l => l.Message), Has.Some.Contains("metrics: connection cap"), "the metrics cap is logged" + s.Describe());
+            Assert.That(log.Where(l => l.LogLevel == "Critical").Select(l => l.Message), Is.Empty, s.Describe());
+        });
+
+        // Once bob let go: alice's mail is relayed and attributed to her at once.
+        var clock = Stopwatch.StartNew();
+        var sent = await SendAsync(s, TestUsers.Alice, "after-the-siege");
+        AssertDelivered(sent, s.Describe());
+        var transactions = await daemon.WaitForTransactionsAsync(1, TimeSpan.FromSeconds(5));
+        Assert.That(transactions.Select(t => t.User), Has.Member(TestUsers.Alice.Name), s.Describe());
+        await TestContext.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"alice's message relayed {clock.Elapsed.TotalSeconds:F2} s after bob let go"));
+
+        var get = await s.Ns.RunAsync(Requirements.Python,
+            ["-I", "-c", $"import urllib.request; r = urllib.request.urlopen('http://{MetricsListen}/metrics', timeout=10); print(r.status)"]);
+        Assert.That(get.Stdout.Trim(), Is.EqualTo("200"), "/metrics answers again" + get.Describe() + s.Describe());
+
+        // The watchdog's nft runs still work: a deleted table comes back.
+        var before = await NftTable.ListAsync(s.Ns, "table", "inet", "smtp_interceptor");
+        var delete = await s.Ns.RunAsync("nft", ["delete", "table", "inet", "smtp_interceptor"]);
+        Assert.That(delete.Succeeded, Is.True, delete.Describe());
+        clock.Restart();
+        var restored = false;
+        while (!restored && clock.Elapsed < TimeSpan.FromSeconds(VerifyInterval + 8))
+        {
+            await Task.Delay(200);
+            restored = (await s.Ns.RunAsync("nft", ["list", "table", "inet", "smtp_interceptor"])).Succeeded;
+        }
+
+        Assert.That(restored, Is.True, $"the watchdog did not restore the deleted table within {VerifyInterval + 8} s\n{before}" + s.Describe());
+        Assert.That(daemon.Process.HasExited, Is.False, s.Describe());
+    }
+
+    [Test]
+    public async Task A_connection_cap_that_does_not_fit_in_the_descriptor_limit_stops_the_start_with_the_arithmetic()
+    {
+        await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
+        var configPath = DaemonProcess.WriteConfig(s.Dir, Config(("Listen.MaxConnections", 5000)));
+        // As DaemonProcess does: no inherited SMTPI_* variable may override (or, unknown, break) the test's config.
+        var unset = Environment.GetEnvironmentVariables().Keys.Cast<string>()
+            .Where(k => k.StartsWith("SMTPI_", StringComparison.Ordinal))
+            .SelectMany(k => new[] { "-u", k });
+        var run = await s.Ns.RunAsync("env",
+            [.. unset, Requirements.Require("prlimit"), "--nofile=1024:1024", DaemonProcess.DotnetHost, DaemonProcess.AssemblyPath, "run", "--config", configPath],
+            TimeSpan.FromSeconds(60));
+        Assert.Multiple(() =>
+        {
+            Assert.That(run.ExitCode, Is.EqualTo(3), run.Describe());
+            Assert.That(run.Stdout + run.Stderr, Does.Contain("Listen.MaxConnections 5000 needs").And.Contain("the limit is 1024").And.Contain("LimitNOFILE"), run.Describe());
+        });
+        var tables = await s.Ns.RunAsync("nft", ["list", "tables"]);
+        Assert.That(tables.Stdout, Does.Not.Contain("smtp_interceptor"), "refused before any rule was installed\n" + tables.Describe());
+    }
+}

@@ -48,8 +48,9 @@ public sealed class TestUsers
     [OneTimeTearDown]
     public async Task DeleteUsers()
     {
-        // Several runs on one machine (a developer's parallel checkouts) share the accounts: they set this.
-        if (Environment.GetEnvironmentVariable("SMTPI_KEEP_TEST_USERS") == "1")
+        // Several runs on one machine (a developer's parallel checkouts) share the accounts: they set this. Not
+        // SMTPI_*: the harness passes its environment on to the CLI, which reads SMTPI_* as configuration keys.
+        if (Environment.GetEnvironmentVariable("INTERCEPTOR_TESTS_KEEP_USERS") == "1")
         {
             return;
         }

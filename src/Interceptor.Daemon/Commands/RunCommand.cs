@@ -57,9 +57,14 @@ public static class RunCommand
         var ledger = new QuotaLedger(time);
         var restored = await RestoreUsageAsync(store, ledger, time);
         var autoSuspension = new AutoSuspensionRules(options.Suspension, time);
-        var suspensions = new SuspensionRegistry(store, new NftKernelSuspension(rules, spec.Table), new AlertCommand(options.Alerts, loggers.CreateLogger("alert")));
+        // Sub-UIDs (/etc/subuid) are charged to their owner and suspended with her, in the kernel too (12.4).
+        var subordinates = new SubordinateUidFile(SubordinateUidFile.DefaultPath, loggers.CreateLogger("attribute"));
+        var suspendedSets = new SuspendedUidSets(subordinates);
+        SuspensionRegistry? registry = null;
+        using var kernel = new NftKernelSuspension(rules, spec.Table, suspendedSets, () => registry?.All.Select(s => s.Uid) ?? []);
+        var suspensions = registry = new SuspensionRegistry(store, kernel, new AlertCommand(options.Alerts, loggers.CreateLogger("alert")));
         var suspended = await suspensions.LoadAsync(CancellationToken.None);
-        spec = spec with { SuspendedUids = [.. suspended.Select(s => s.Uid)] };
+        spec = suspendedSets.Apply(spec, suspended.Select(s => s.Uid));
         var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics);
 
         using var owners = new SocketOwnerLookup();
@@ -69,7 +74,10 @@ public static class RunCommand
             options.Listen.Port,
             options.Relay.PermittedLocalDestinations.Select(IPEndPoint.Parse),
             hostAddresses.Current);
-        var attributor = new ConnectionAttributor(owners, destinations, loggers.CreateLogger("attribute"), metrics, conntrack);
+        var attributor = new ConnectionAttributor(owners, destinations, loggers.CreateLogger("attribute"), metrics, conntrack)
+        {
+            Uids = new UidAttribution(subordinates, options.Attribution.UnknownUids, loggers.CreateLogger("attribute"), metrics),
+        };
         var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics);
         await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
         metrics.Upstreams = listener.Upstreams;
@@ -84,7 +92,10 @@ public static class RunCommand
         }
 
         await rules.InstallAsync(spec, CancellationToken.None);
-        var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString());
+        var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString())
+        {
+            SuspendedSets = suspendedSets,
+        };
         await using var control = new ControlServer(context, loggers.CreateLogger("control"));
         try
         {
@@ -101,7 +112,10 @@ public static class RunCommand
         metricsServer?.Start();
         await using var retention = new StoreRetention(store, TimeSpan.FromDays(options.State.RetentionDays), time, loggers.CreateLogger("store"));
         retention.Start();
-        await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"));
+        await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"))
+        {
+            SuspendedSets = suspendedSets,
+        };
         watchdog.Start();
         listener.Start();
         logger.LogInformation(

@@ -77,7 +77,7 @@ public sealed partial class SubordinateUidTests
         var before = await ProbeAsSubUidAsync(s, SubUid);
         Assert.That(before.Greeting, Does.StartWith("220 "), "before the block her sub-UID is intercepted as usual\n" + before);
 
-        var block = await CliAsync(s.Ns, daemon, "block", alice.Name, "--reason", "sub-uid test");
+        var block = await AdminAsync(s, "block", alice.Name, "--reason", "sub-uid test");
         Assert.That(block.Succeeded, Is.True, block.Describe());
         var table = await NftTable.ListAsync(s.Ns, "table", "inet", NftTable.Name);
         var mxConnectionsBefore = s.RequireMx.ConnectionCount;
@@ -99,7 +99,7 @@ public sealed partial class SubordinateUidTests
             Assert.That(bob.Reply("BODY")?.Code, Is.EqualTo(250), "bob is unaffected\n" + bob.Describe());
         });
 
-        var unblock = await CliAsync(s.Ns, daemon, "unblock", alice.Name);
+        var unblock = await AdminAsync(s, "unblock", alice.Name);
         var after = await ProbeAsSubUidAsync(s, SubUid);
         Assert.Multiple(() =>
         {
@@ -142,6 +142,14 @@ public sealed partial class SubordinateUidTests
         AssertDelivered(result, "\n" + s.RequireDaemon.Transcript());
         Assert.That(s.RequireMx.Messages().Single().FirstLine, Does.StartWith($"{TraceHeader.Name}: uid={Orphan} user=#{Orphan};"));
     }
+
+    /// <summary>
+    /// An admin verb of the real binary, as root, without the SMTPI_* variables of the test run: the CLI reads
+    /// SMTPI_ variables as configuration keys and refuses SMTPI_KEEP_TEST_USERS as an unknown one.
+    /// </summary>
+    private static Task<ProcessResult> AdminAsync(Scenario s, params string[] arguments) =>
+        s.Ns.RunAsync("env", ["-u", "SMTPI_KEEP_TEST_USERS", DaemonProcess.DotnetHost, DaemonProcess.AssemblyPath, .. arguments, "--config", s.RequireDaemon.ConfigPath],
+            TimeSpan.FromSeconds(60));
 
     /// <summary>The comment that starts the filter rule refusing the sub-UIDs of suspended users.</summary>
     private const string SubUidRule = "Sub-UIDs of suspended users";

@@ -16,6 +16,7 @@ public class RulesetRendererTests
     internal static readonly RulesetSpec Everything = new("smtp_interceptor", 10025, [25, 587, 2525], [0, 105, 998])
     {
         SuspendedUids = [1002, 1001],
+        SuspendedUidRanges = [new(300000, 365535), new(165536, 231071), new(231072, 231080)],
         BlockedPorts = [465],
         AllowedRoutes =
         [
@@ -149,6 +150,32 @@ public class RulesetRendererTests
         Assert.That(RulesetRenderer.RenderUnsuspend("smtp_interceptor", 1001), Is.EqualTo(
             "add element inet smtp_interceptor suspended_uids { 1001 }\ndelete element inet smtp_interceptor suspended_uids { 1001 }\n"));
         Assert.That(() => RulesetRenderer.RenderSuspend("x }\nflush ruleset", 1), Throws.ArgumentException);
+    }
+
+    [Test]
+    public void Suspend_and_unsuspend_with_sub_uid_ranges_refill_the_interval_set_in_the_same_transaction()
+    {
+        Assert.That(RulesetRenderer.RenderSuspend("smtp_interceptor", 1001, [new(300000, 365535), new(100000, 165535), new(165536, 165540)]), Is.EqualTo(
+            "add element inet smtp_interceptor suspended_uids { 1001 }\n"
+            + "flush set inet smtp_interceptor suspended_subuids\n"
+            + "add element inet smtp_interceptor suspended_subuids { 100000-165540, 300000-365535 }\n"));
+        Assert.That(RulesetRenderer.RenderUnsuspend("smtp_interceptor", 1001, []), Is.EqualTo(
+            "add element inet smtp_interceptor suspended_uids { 1001 }\ndelete element inet smtp_interceptor suspended_uids { 1001 }\n"
+            + "flush set inet smtp_interceptor suspended_subuids\n"));
+    }
+
+    [Test]
+    public void The_sub_uid_set_is_an_interval_set_refused_right_after_the_suspended_users()
+    {
+        var script = RulesetRenderer.Render(Everything);
+        var lines = script.Split('\n');
+        var suspended = Array.FindIndex(lines, l => l.Contains("@suspended_uids ct state new counter reject", StringComparison.Ordinal));
+        Assert.Multiple(() =>
+        {
+            Assert.That(script, Does.Contain("    set suspended_subuids {\n        type uid\n        flags interval\n"));
+            Assert.That(script, Does.Contain("elements = { 165536-231080, 300000-365535 }"), "sorted, adjacent ranges merged");
+            Assert.That(lines[suspended + 1], Does.StartWith("        tcp dport { 25, 587, 2525 } meta skuid @suspended_subuids ct state new counter reject with tcp reset"));
+        });
     }
 
     [Test]

@@ -353,6 +353,37 @@ public class RulesetVerifierTests
         Assert.That(RulesetVerifier.FindDifferences(document, DefaultSpec), Is.EqualTo(new[] { "table inet smtp_interceptor does not exist" }));
     }
 
+    [Test]
+    public void Sub_uid_ranges_other_than_the_suspended_users_ones_are_a_difference()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(Differences("everything.json", Everything with { SuspendedUidRanges = [] }), Is.EqualTo(new[]
+            {
+                "set suspended_subuids holds [165536-231080, 300000-365535], expected []: the kernel refuses other subordinate uids than those of the suspended users",
+            }));
+            Assert.That(Differences("everything.json", Everything with { SuspendedUidRanges = [.. Everything.SuspendedUidRanges, new(400000, 400009)] }).Single(),
+                Does.StartWith("set suspended_subuids holds [165536-231080, 300000-365535], expected [165536-231080, 300000-365535, 400000-400009]"));
+            Assert.That(Differences("default.json", DefaultSpec with { SuspendedUidRanges = [new(100000, 165535)] }).Single(),
+                Does.StartWith("set suspended_subuids holds [], expected [100000-165535]"));
+        });
+    }
+
+    [Test]
+    public void Without_the_sub_uid_rule_suspended_users_could_send_through_their_sub_uids()
+    {
+        Assert.That(Differences("missing-subuid-rule.json", Everything), Is.EqualTo(new[]
+        {
+            "no rule in chain output_filter refuses the uids in set suspended_subuids: suspended users could still send through their subordinate uids",
+        }));
+    }
+
+    [Test]
+    public void The_table_of_the_release_before_sub_uids_is_a_difference_that_names_the_missing_set()
+    {
+        Assert.That(Differences("previous-version.json", DefaultSpec), Does.Contain("set suspended_subuids is missing"));
+    }
+
     private static IReadOnlyList<string> Differences(string sample, RulesetSpec spec)
     {
         using var document = JsonDocument.Parse(NetfilterTestData.Read(Path.Combine("Samples", sample)));

@@ -90,13 +90,15 @@ public class NamespaceKernelTests
         var refused6 = Ns.Connect(subUid, "::1", 25);
         var outside = Ns.Connect(1_900_065_536, "127.0.0.2", 25);
 
-        Assert.Multiple(async () =>
+        var packets = await SubordinatePacketsAsync();
+        var differences = await manager.FindDifferencesAsync(Base with { SuspendedUids = [OtherUser], SuspendedUidRanges = range }, CancellationToken.None);
+        Assert.Multiple(() =>
         {
             Assert.That(refused.Outcome, Is.EqualTo("refused"));
             Assert.That(refused6.Outcome, Is.EqualTo("refused"), "over IPv6 too");
             Assert.That(outside.Outcome, Is.EqualTo("connected"), "the uid after her range is not hers");
-            Assert.That(await SubordinatePacketsAsync(), Is.EqualTo(2));
-            Assert.That(await manager.FindDifferencesAsync(Base with { SuspendedUids = [OtherUser], SuspendedUidRanges = range }, CancellationToken.None), Is.Empty);
+            Assert.That(packets, Is.EqualTo(2));
+            Assert.That(differences, Is.Empty);
         });
 
         // Suspending her again (or another user with the same range) is not an error: the set is refilled, not added to.

@@ -16,7 +16,7 @@ public class SubordinateUidFileTests
 
     private static uint? UidOf(string name) => name switch { "alice" => 1001, "bob" => 1002, _ => null };
 
-    private SubordinateUidFile Open(string path) => new(path, NullLogger.Instance, UidOf, uid => uid == 1003 ? "carol" : null);
+    private static SubordinateUidFile Open(string path) => new(path, NullLogger.Instance, UidOf, uid => uid == 1003 ? "carol" : null);
 
     [Test]
     public void Names_and_numbers_resolve_and_unknown_owners_and_bad_lines_are_skipped()

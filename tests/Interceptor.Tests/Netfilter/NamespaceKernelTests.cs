@@ -80,7 +80,7 @@ public class NamespaceKernelTests
     public async Task The_sub_uids_of_a_suspended_user_are_refused_by_the_kernel_until_she_is_unsuspended()
     {
         const uint subUid = 1_900_000_005;
-        Core.Attribution.UidRange[] range = [new(1_900_000_000, 1_900_065_535)];
+        global::Interceptor.Core.Attribution.UidRange[] range = [new(1_900_000_000, 1_900_065_535)];
         var manager = new RulesetManager(Ns.Nft);
         await manager.InstallAsync(Base, CancellationToken.None);
         var daemon = Ns.Listen("127.0.0.1:10025");

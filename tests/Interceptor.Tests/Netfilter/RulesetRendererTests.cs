@@ -79,20 +79,21 @@ public class RulesetRendererTests
     [Test]
     public void Every_rule_has_a_counter_and_a_comment()
     {
-        // Main table: 2 filter + 5 NAT rules (plus one for blocked ports); guard: 4 rules.
-        Assert.That(Rules(SeveralPortsAndUids), Has.Count.EqualTo(7 + 4));
-        Assert.That(Rules(Everything), Has.Count.EqualTo(8 + 4));
+        // Main table: 3 filter + 5 NAT rules (plus one for blocked ports); guard: 4 rules.
+        Assert.That(Rules(SeveralPortsAndUids), Has.Count.EqualTo(8 + 4));
+        Assert.That(Rules(Everything), Has.Count.EqualTo(9 + 4));
         Assert.That(Rules(Everything), Has.All.Contains(" counter ").And.All.Contains(" comment \""));
     }
 
     [Test]
     public void The_filter_chain_comes_first_with_exempt_users_before_the_refusals()
     {
-        var filter = Rules(Everything).Take(3).ToList();
+        var filter = Rules(Everything).Take(4).ToList();
 
         Assert.That(filter[0], Does.StartWith("tcp dport { 25, 465, 587, 2525 } meta skuid @exempt_uids ct state new counter accept"));
         Assert.That(filter[1], Does.StartWith("tcp dport { 25, 587, 2525 } meta skuid @suspended_uids ct state new counter reject with tcp reset"));
-        Assert.That(filter[2], Does.StartWith("tcp dport 465 ct state new counter reject with tcp reset"));
+        Assert.That(filter[2], Does.StartWith("tcp dport { 25, 587, 2525 } meta skuid @suspended_subuids ct state new counter reject with tcp reset"));
+        Assert.That(filter[3], Does.StartWith("tcp dport 465 ct state new counter reject with tcp reset"));
         Assert.That(RulesetRenderer.Render(Everything), Does.Contain("type filter hook output priority -150; policy accept;"));
     }
 
@@ -115,7 +116,7 @@ public class RulesetRendererTests
     [Test]
     public void Allowed_routes_come_after_the_exempt_rule_and_before_the_redirects()
     {
-        var nat = Rules(Everything).Skip(3).ToList();
+        var nat = Rules(Everything).Skip(4).ToList();
 
         Assert.That(nat[0], Does.Contain("@exempt_uids counter accept"));
         Assert.That(nat[1], Does.StartWith("meta skuid . ip daddr . tcp dport @allowed_routes_v4 counter accept"));

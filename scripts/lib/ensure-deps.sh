@@ -7,6 +7,8 @@ ensure_deps() {
     [ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+    # newuidmap (setuid) lets the sub-UID tests map a range of /etc/subuid, as a customer's unshare would.
+    [ -x /usr/bin/newuidmap ] || missing+=(uidmap)
     [ -x /usr/bin/python3 ] || missing+=(python3)
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" != 0 ]; then

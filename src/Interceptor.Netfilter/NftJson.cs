@@ -254,6 +254,37 @@ internal static class NftJson
     }
 
     /// <summary>
+    /// The uids of an interval set: a single uid is printed as a number, a range as <c>{"range": [first, last]}</c>
+    /// (or, by another nft version, as a prefix, which is not ours and reported invalid).
+    /// </summary>
+    public static (List<Core.Attribution.UidRange> Ranges, List<JsonElement> Invalid) UidRangeElements(JsonElement set)
+    {
+        var ranges = new List<Core.Attribution.UidRange>();
+        var invalid = new List<JsonElement>();
+        foreach (var element in SetElements(set))
+        {
+            if (element.ValueKind == JsonValueKind.Number && element.TryGetUInt32(out var uid) && uid <= Core.Attribution.UidRange.MaxUid)
+            {
+                ranges.Add(new Core.Attribution.UidRange(uid, uid));
+            }
+            else if (element.ValueKind == JsonValueKind.Object && element.TryGetProperty("range", out var bounds)
+                && bounds.ValueKind == JsonValueKind.Array && bounds.GetArrayLength() == 2
+                && bounds[0].ValueKind == JsonValueKind.Number && bounds[0].TryGetUInt32(out var first)
+                && bounds[1].ValueKind == JsonValueKind.Number && bounds[1].TryGetUInt32(out var last)
+                && first <= last && last <= Core.Attribution.UidRange.MaxUid)
+            {
+                ranges.Add(new Core.Attribution.UidRange(first, last));
+            }
+            else
+            {
+                invalid.Add(element);
+            }
+        }
+
+        return (ranges, invalid);
+    }
+
+    /// <summary>
     /// The routes in a set of type uid . ipv4_addr|ipv6_addr . inet_service, printed as
     /// <c>{"concat": [uid, "address", port]}</c>, and the elements that are not one.
     /// </summary>

@@ -41,6 +41,20 @@ public sealed class RulesetManager(NftClient nft)
         nft.ApplyAsync(RulesetRenderer.RenderSuspend(table, uid), cancellationToken);
 
     /// <summary>
+    /// Like <see cref="SuspendAsync(string, uint, CancellationToken)"/>, and in the same transaction replaces the set
+    /// <c>suspended_subuids</c> with <paramref name="suspendedRanges"/>: the sub-UIDs of every suspended user.
+    /// </summary>
+    public Task SuspendAsync(string table, uint uid, IReadOnlyList<Core.Attribution.UidRange> suspendedRanges, CancellationToken cancellationToken) =>
+        nft.ApplyAsync(RulesetRenderer.RenderSuspend(table, uid, suspendedRanges), cancellationToken);
+
+    /// <summary>
+    /// Like <see cref="UnsuspendAsync(string, uint, CancellationToken)"/>, and in the same transaction replaces the set
+    /// <c>suspended_subuids</c> with <paramref name="suspendedRanges"/> (those of the users still suspended).
+    /// </summary>
+    public Task UnsuspendAsync(string table, uint uid, IReadOnlyList<Core.Attribution.UidRange> suspendedRanges, CancellationToken cancellationToken) =>
+        nft.ApplyAsync(RulesetRenderer.RenderUnsuspend(table, uid, suspendedRanges), cancellationToken);
+
+    /// <summary>
     /// Removes <paramref name="uid"/> from the set <c>suspended_uids</c>; its connections are intercepted again at once.
     /// Unsuspending a user who is not suspended is not an error (one transaction: add, then delete).
     /// </summary>

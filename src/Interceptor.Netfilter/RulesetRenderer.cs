@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Interceptor.Core.Attribution;
 
 namespace Interceptor.Netfilter;
 
@@ -55,6 +56,9 @@ public static partial class RulesetRenderer
         Set(text, RulesetSpec.SuspendedSetName, "uid",
             "Suspended users (smtp-interceptor block USER, or automatic): the kernel refuses their SMTP connections",
             spec.SuspendedUids.Select(Number));
+        Set(text, RulesetSpec.SuspendedSubordinateSetName, "uid",
+            "Subordinate uids (/etc/subuid) of the suspended users: refused by the kernel like their owners",
+            spec.SuspendedUidRanges.Select(r => r.ToString()), flags: "interval");
         Set(text, RulesetSpec.AllowedRoutesV4SetName, "uid . ipv4_addr . inet_service",
             "Routes.Users: uid . IPv4 address . port that connect directly, without interception",
             spec.AllowedRoutes.Where(r => !r.IsIPv6).Select(r => r.ToString()));
@@ -74,6 +78,9 @@ public static partial class RulesetRenderer
             + Comment($"Exempt users (set {RulesetSpec.ExemptSetName}) are never refused"));
         Line(text, 2, $"tcp dport {ports} meta skuid @{RulesetSpec.SuspendedSetName} ct state new counter reject with tcp reset "
             + Comment($"Suspended users (set {RulesetSpec.SuspendedSetName}): connection refused by the kernel, never reaches smtp-interceptor"));
+
+        Line(text, 2, $"tcp dport {ports} meta skuid @{RulesetSpec.SuspendedSubordinateSetName} ct state new counter reject with tcp reset "
+            + Comment($"Sub-UIDs of suspended users (set {RulesetSpec.SuspendedSubordinateSetName}): refused like their owners"));
 
         // A rule needs at least one port, so without blocked ports there is no rule rather than an empty match.
         if (spec.BlockedPorts.Count > 0)
@@ -122,6 +129,29 @@ public static partial class RulesetRenderer
     }
 
     /// <summary>
+    /// <see cref="RenderSuspend(string, uint)"/> plus the new content of <c>suspended_subuids</c>: the set is flushed
+    /// and filled with <paramref name="suspendedRanges"/> (the sub-UID ranges of all suspended users, this one
+    /// included) in the same transaction. Replacing the whole set rather than adding one user's ranges means
+    /// ranges that touch or overlap another user's never conflict, and a stale range cannot stay behind.
+    /// </summary>
+    public static string RenderSuspend(string table, uint uid, IReadOnlyList<UidRange> suspendedRanges) =>
+        RenderSuspend(table, uid) + RenderSubordinateRanges(table, suspendedRanges);
+
+    /// <summary><see cref="RenderUnsuspend(string, uint)"/> plus the new content of <c>suspended_subuids</c>, in one transaction.</summary>
+    public static string RenderUnsuspend(string table, uint uid, IReadOnlyList<UidRange> suspendedRanges) =>
+        RenderUnsuspend(table, uid) + RenderSubordinateRanges(table, suspendedRanges);
+
+    private static string RenderSubordinateRanges(string table, IReadOnlyList<UidRange> ranges)
+    {
+        RulesetSpec.CheckTable(table);
+        var merged = UidRange.Merge(ranges);
+        var script = $"flush set inet {table} {RulesetSpec.SuspendedSubordinateSetName}\n";
+        return merged.Count == 0
+            ? script
+            : script + $"add element inet {table} {RulesetSpec.SuspendedSubordinateSetName} {{ {string.Join(", ", merged)} }}\n";
+    }
+
+    /// <summary>
     /// Removes a UID from the suspended set, idempotently, in one transaction: nft 1.0.6 has no
     /// <c>destroy element</c> and <c>delete element</c> fails for a non-member, so the element is added
     /// first (a no-op for a member) and then deleted, the same idiom as for the table itself.
@@ -144,11 +174,16 @@ public static partial class RulesetRenderer
     private static string Number(uint value) => value.ToString(CultureInfo.InvariantCulture);
 
     // A named set; nft rejects `elements = { }`, so an empty set is declared without the line.
-    private static void Set(StringBuilder text, string name, string type, string comment, IEnumerable<string> elements)
+    private static void Set(StringBuilder text, string name, string type, string comment, IEnumerable<string> elements, string? flags = null)
     {
         var list = elements.ToList();
         Line(text, 1, $"set {name} {{");
         Line(text, 2, $"type {type}");
+        if (flags is not null)
+        {
+            Line(text, 2, $"flags {flags}");
+        }
+
         Line(text, 2, Comment(comment));
         if (list.Count > 0)
         {

@@ -1,6 +1,7 @@
 using System.Collections.ObjectModel;
 using System.Text;
 using System.Text.RegularExpressions;
+using Interceptor.Core.Attribution;
 using Interceptor.Core.Options;
 
 namespace Interceptor.Netfilter;
@@ -30,6 +31,12 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
 
     /// <summary>The named set of suspended UIDs, whose connections to the intercepted ports the kernel refuses.</summary>
     public const string SuspendedSetName = "suspended_uids";
+
+    /// <summary>
+    /// The named interval set of the subordinate uids (/etc/subuid) of the suspended users, refused like them. A set of
+    /// its own, so <see cref="SuspendedSetName"/> still lists exactly the suspended users.
+    /// </summary>
+    public const string SuspendedSubordinateSetName = "suspended_subuids";
 
     /// <summary>The named set of <c>uid . ipv4_addr . inet_service</c> that go out directly.</summary>
     public const string AllowedRoutesV4SetName = "allowed_routes_v4";
@@ -71,6 +78,12 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
     /// An exempt UID listed here is not refused: the exempt rule comes first.
     /// </summary>
     public IReadOnlyList<uint> SuspendedUids { get; init => field = NormalizeUids(value); } = [];
+
+    /// <summary>
+    /// The subordinate uid ranges of the suspended users: the kernel refuses them like <see cref="SuspendedUids"/>.
+    /// Kept sorted with overlapping and adjacent ranges merged. An exempt uid inside a range is still not refused.
+    /// </summary>
+    public IReadOnlyList<UidRange> SuspendedUidRanges { get; init => field = UidRange.Merge(value ?? throw new ArgumentNullException(nameof(value))); } = [];
 
     /// <summary>
     /// Ports refused to every non-exempt user (for example 465, whose implicit TLS cannot be intercepted).
@@ -145,6 +158,7 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
         && Ports.SequenceEqual(other.Ports)
         && ExemptUids.SequenceEqual(other.ExemptUids)
         && SuspendedUids.SequenceEqual(other.SuspendedUids)
+        && SuspendedUidRanges.SequenceEqual(other.SuspendedUidRanges)
         && BlockedPorts.SequenceEqual(other.BlockedPorts)
         && AllowedRoutes.SequenceEqual(other.AllowedRoutes);
 
@@ -171,6 +185,12 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
             hash.Add(uid);
         }
 
+        hash.Add(SuspendedUidRanges.Count);
+        foreach (var range in SuspendedUidRanges)
+        {
+            hash.Add(range);
+        }
+
         hash.Add(BlockedPorts.Count);
         foreach (var port in BlockedPorts)
         {
@@ -194,6 +214,7 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
             .Append(", Ports = [").AppendJoin(", ", Ports)
             .Append("], ExemptUids = [").AppendJoin(", ", ExemptUids)
             .Append("], SuspendedUids = [").AppendJoin(", ", SuspendedUids)
+            .Append("], SuspendedUidRanges = [").AppendJoin(", ", SuspendedUidRanges)
             .Append("], BlockedPorts = [").AppendJoin(", ", BlockedPorts)
             .Append("], AllowedRoutes = [").AppendJoin(", ", AllowedRoutes).Append(']');
         return true;

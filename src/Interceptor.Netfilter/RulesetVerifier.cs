@@ -36,6 +36,7 @@ public static partial class RulesetVerifier
         CheckUidSet(objects, RulesetSpec.ExemptSetName, spec.ExemptUids, "these users would be intercepted", "these users bypass interception", differences);
         CheckUidSet(objects, RulesetSpec.SuspendedSetName, spec.SuspendedUids,
             "these suspended users are not refused by the kernel", "the kernel refuses these users although they are not suspended", differences);
+        CheckUidRangeSet(objects, RulesetSpec.SuspendedSubordinateSetName, spec.SuspendedUidRanges, differences);
         CheckRouteSet(objects, RulesetSpec.AllowedRoutesV4SetName, "ipv4_addr", spec.AllowedRoutes.Where(r => !r.IsIPv6), differences);
         CheckRouteSet(objects, RulesetSpec.AllowedRoutesV6SetName, "ipv6_addr", spec.AllowedRoutes.Where(r => r.IsIPv6), differences);
         CheckFilterRules(objects, spec, differences);
@@ -226,6 +227,21 @@ public static partial class RulesetVerifier
             if (uncovered.Count > 0)
             {
                 differences.Add($"the rule for set {RulesetSpec.SuspendedSetName} does not cover port(s) {Join(uncovered)}");
+            }
+        }
+
+        var subordinates = rules.FindIndex(r => r.Rejects && r.SkuidSet == RulesetSpec.SuspendedSubordinateSetName && r.RouteSet is null);
+        if (subordinates < 0)
+        {
+            differences.Add($"no rule in chain {chain} refuses the uids in set {RulesetSpec.SuspendedSubordinateSetName}: suspended users could still send through their subordinate uids");
+        }
+        else
+        {
+            isOurs[subordinates] = true;
+            var uncovered = spec.Ports.Where(p => !rules[subordinates].Covers(p)).ToList();
+            if (uncovered.Count > 0)
+            {
+                differences.Add($"the rule for set {RulesetSpec.SuspendedSubordinateSetName} does not cover port(s) {Join(uncovered)}");
             }
         }
 

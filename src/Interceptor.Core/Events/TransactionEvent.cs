@@ -38,6 +38,9 @@ public sealed record TransactionEvent(
     /// <summary>"pid=123 exe=/usr/bin/php8.2 cwd=/home/alice/site", when it could be found.</summary>
     public string? Process { get; init; }
 
+    /// <summary>The socket's real uid when it was a subordinate uid of <see cref="Uid"/> (/etc/subuid); not stored, logged.</summary>
+    public uint? SubordinateUid { get; init; }
+
     /// <summary>The outcome implied by a final reply code.</summary>
     public static TransactionOutcome OutcomeOf(int replyCode) => replyCode switch
     {

@@ -18,6 +18,7 @@ public sealed record InterceptorOptions
     public RoutesOptions Routes { get; init; } = new();
     public MetricsOptions Metrics { get; init; } = new();
     public TraceOptions Trace { get; init; } = new();
+    public AttributionOptions Attribution { get; init; } = new();
 }
 
 /// <summary>Where the daemon accepts redirected connections. Always loopback (127.0.0.1 and ::1): no open relay.</summary>
@@ -258,4 +259,24 @@ public sealed record TraceOptions
 {
     /// <summary>Adds the pid and executable behind the socket, when found in time (best effort).</summary>
     public bool IncludeProcess { get; init; }
+}
+
+/// <summary>What to do with a uid that has no passwd entry and is no subordinate uid (/etc/subuid) of a user who has one.</summary>
+public enum UnknownUidHandling
+{
+    /// <summary>Refuse at the greeting with 421 4.7.1 (the default): mail of unknown origin is not relayed.</summary>
+    Refuse,
+
+    /// <summary>Relay under the bare number (<c>user=#400000</c>), with the default limits, as before 12.4.</summary>
+    Relay,
+}
+
+/// <summary>Who a connection is charged to, beyond the socket's own uid.</summary>
+public sealed record AttributionOptions
+{
+    /// <summary>
+    /// A uid without an account is either a subordinate uid (charged to its owner from /etc/subuid) or of unknown
+    /// origin; the latter are refused unless this says Relay.
+    /// </summary>
+    public UnknownUidHandling UnknownUids { get; init; } = UnknownUidHandling.Refuse;
 }

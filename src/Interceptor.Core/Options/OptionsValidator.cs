@@ -85,6 +85,8 @@ public static partial class OptionsValidator
         Check(options.Metrics.Listen.Length == 0 || (IPEndPoint.TryParse(options.Metrics.Listen, out var metrics) && IPAddress.IsLoopback(metrics.Address) && metrics.Port != 0),
             "Metrics.Listen", $"\"{options.Metrics.Listen}\" must be empty (off) or a loopback address:port such as 127.0.0.1:9325");
 
+        Check(Enum.IsDefined(options.Attribution.UnknownUids), "Attribution.UnknownUids", "must be Refuse or Relay");
+
         var smtp = options.Smtp;
         Check(smtp.IdleTimeoutSeconds is > 0 and <= 3600, "Smtp.IdleTimeoutSeconds", "must be 1-3600");
         Check(smtp.SessionTimeoutSeconds >= smtp.IdleTimeoutSeconds, "Smtp.SessionTimeoutSeconds", "must be at least Smtp.IdleTimeoutSeconds");

@@ -66,9 +66,11 @@ public sealed class ConnectionAttributor(
             return Refuse("owner_unknown", null, client, destination, unknown, "no socket owner found");
         }
 
-        var uid = owner.Value.Uid;
-        var user = UserDatabase.NameOf(uid) ?? $"#{uid}";
-        return (new ConnectionOrigin(uid, user, client, destination), owner.Value.Inode, null);
+        // Sub-UIDs are charged to their owner, uids of nobody refused (12.4): see UidAttribution.
+        var uids = Uids ?? LazyInitializer.EnsureInitialized(ref _defaultUids,
+            () => new UidAttribution(new SubordinateUidFile(SubordinateUidFile.DefaultPath, logger), Core.Options.UnknownUidHandling.Refuse, logger, metrics));
+        var (origin, refusedUid) = uids.Resolve(owner.Value.Uid, client, destination);
+        return (origin, origin is null ? 0 : owner.Value.Inode, refusedUid);
     }
 
     /// <summary>Counts the refusal (metrics: every one), logs it (aggregated) and returns the reply for the client.</summary>
@@ -97,6 +99,11 @@ public sealed class ConnectionAttributor(
             return null;
         }
     }
+
+    private UidAttribution? _defaultUids;
+
+    /// <summary>Who a socket's uid is charged to; when not set, /etc/subuid with unknown uids refused.</summary>
+    public UidAttribution? Uids { get; init; }
 
     /// <summary>
     /// When a client reuses its port P towards a second destination while conntrack still tracks the

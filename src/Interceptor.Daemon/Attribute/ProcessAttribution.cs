@@ -23,7 +23,10 @@ public sealed class ProcessAttribution
     public void Begin(ConnectionOrigin origin, ulong inode)
     {
         var now = Environment.TickCount64;
-        if (_recent.TryGetValue(origin.Uid, out var cached) && now - cached.At < ReuseFor.TotalMilliseconds && cached.Process is not null)
+
+        // The process runs as the socket's real uid, which for a sub-UID is not the owner charged for it.
+        var socketUid = origin.SubordinateUid ?? origin.Uid;
+        if (_recent.TryGetValue(socketUid, out var cached) && now - cached.At < ReuseFor.TotalMilliseconds && cached.Process is not null)
         {
             origin.Process = cached.Process.ToString();
             return;
@@ -38,8 +41,8 @@ public sealed class ProcessAttribution
         {
             try
             {
-                var process = SocketProcess.Find(inode, origin.Uid);
-                _recent[origin.Uid] = (Environment.TickCount64, process);
+                var process = SocketProcess.Find(inode, socketUid);
+                _recent[socketUid] = (Environment.TickCount64, process);
                 if (process is not null)
                 {
                     origin.Process = process.ToString();

@@ -76,9 +76,14 @@ public static class RunCommand
         var ledger = new QuotaLedger(time);
         var restored = await RestoreUsageAsync(store, ledger, time);
         var autoSuspension = new AutoSuspensionRules(options.Suspension, time);
-        var suspensions = new SuspensionRegistry(store, new NftKernelSuspension(rules, spec.Table), new AlertCommand(options.Alerts, loggers.CreateLogger("alert")));
+        // Sub-UIDs (/etc/subuid) are charged to their owner and suspended with her, in the kernel too (12.4).
+        var subordinates = new SubordinateUidFile(SubordinateUidFile.DefaultPath, loggers.CreateLogger("attribute"));
+        var suspendedSets = new SuspendedUidSets(subordinates);
+        SuspensionRegistry? registry = null;
+        using var kernel = new NftKernelSuspension(rules, spec.Table, suspendedSets, () => registry?.All.Select(s => s.Uid) ?? []);
+        var suspensions = registry = new SuspensionRegistry(store, kernel, new AlertCommand(options.Alerts, loggers.CreateLogger("alert")));
         var suspended = await suspensions.LoadAsync(CancellationToken.None);
-        spec = spec with { SuspendedUids = [.. suspended.Select(s => s.Uid)] };
+        spec = suspendedSets.Apply(spec, suspended.Select(s => s.Uid));
         var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics);
 
         using var owners = new SocketOwnerLookup();
@@ -91,7 +96,10 @@ public static class RunCommand
         var attributeLogger = loggers.CreateLogger("attribute");
         await using var refusals = new RefusalLog(attributeLogger, TimeSpan.FromSeconds(options.Interception.RefusalSummarySeconds), time);
         refusals.Start();
-        var attributor = new ConnectionAttributor(owners, destinations, attributeLogger, refusals, metrics, conntrack);
+        var attributor = new ConnectionAttributor(owners, destinations, attributeLogger, refusals, metrics, conntrack)
+        {
+            Uids = new UidAttribution(subordinates, options.Attribution.UnknownUids, attributeLogger, metrics),
+        };
         var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics);
         await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
         metrics.Upstreams = listener.Upstreams;
@@ -106,7 +114,10 @@ public static class RunCommand
         }
 
         await rules.InstallAsync(spec, CancellationToken.None);
-        var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString());
+        var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString())
+        {
+            SuspendedSets = suspendedSets,
+        };
         await using var control = new ControlServer(context, loggers.CreateLogger("control"));
         try
         {
@@ -123,7 +134,10 @@ public static class RunCommand
         metricsServer?.Start();
         await using var retention = new StoreRetention(store, TimeSpan.FromDays(options.State.RetentionDays), time, loggers.CreateLogger("store"));
         retention.Start();
-        await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"));
+        await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"))
+        {
+            SuspendedSets = suspendedSets,
+        };
         watchdog.Start();
         listener.Start();
         logger.LogInformation(

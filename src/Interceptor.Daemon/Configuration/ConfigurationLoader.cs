@@ -35,6 +35,7 @@ public static class ConfigurationLoader
         "Control:SocketPath", "Control:AdminGroup", "Suspension:RefusalLimit", "Suspension:RefusalWindowMinutes",
         "Suspension:FailureRatioPercent", "Suspension:FailureMinimum", "Suspension:FailureWindowMinutes", "Alerts:Command",
         "Alerts:TimeoutSeconds", "Metrics:Listen", "Metrics:PerUser", "Trace:IncludeProcess",
+        "Attribution:UnknownUids",
     ];
 
     private static readonly string[] ListKeys = ["Interception:Ports", "Interception:ExemptUsers", "Interception:BlockedPorts", "Relay:PermittedLocalDestinations"];
@@ -214,6 +215,7 @@ public static class ConfigurationLoader
                 PerUser = Bool(c, "Metrics:PerUser", defaults.Metrics.PerUser, errors),
             },
             Trace = new TraceOptions { IncludeProcess = Bool(c, "Trace:IncludeProcess", defaults.Trace.IncludeProcess, errors) },
+            Attribution = new AttributionOptions { UnknownUids = Enum(c, "Attribution:UnknownUids", defaults.Attribution.UnknownUids, errors) },
         };
     }
 

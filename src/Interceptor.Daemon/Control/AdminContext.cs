@@ -16,4 +16,8 @@ public sealed record AdminContext(
     Func<int> ActiveSessions,
     DateTimeOffset StartedAt,
     TimeProvider Time,
-    string OwnerLookupMethod);
+    string OwnerLookupMethod)
+{
+    /// <summary>Fills the spec's suspension sets, sub-UID ranges included.</summary>
+    public Decide.SuspendedUidSets SuspendedSets { get; init; } = Decide.SuspendedUidSets.None;
+}

@@ -110,7 +110,7 @@ public sealed class AdminService(AdminContext context, ILogger logger)
         var suspended = context.Suspensions.All;
         for (var attempt = 0; ; attempt++)
         {
-            var spec = context.Spec with { SuspendedUids = [.. suspended.Select(s => s.Uid)] };
+            var spec = context.SuspendedSets.Apply(context.Spec, suspended.Select(s => s.Uid));
             IReadOnlyList<string> differences;
             try
             {

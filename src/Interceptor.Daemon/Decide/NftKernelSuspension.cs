@@ -3,10 +3,55 @@ using Interceptor.Netfilter;
 
 namespace Interceptor.Daemon.Decide;
 
-/// <summary>Suspensions in the kernel: our table's suspended_uids set, changed without replacing the table.</summary>
-public sealed class NftKernelSuspension(RulesetManager rules, string table) : IKernelSuspension
+/// <summary>
+/// Suspensions in the kernel: our table's suspended_uids set, changed without replacing the table, and with
+/// <paramref name="sets"/> the suspended_subuids set, refilled in the same transaction with the subordinate uids of
+/// every suspended user (<paramref name="suspendedUids"/>, the registry, which already holds the change).
+/// </summary>
+public sealed class NftKernelSuspension(RulesetManager rules, string table, SuspendedUidSets? sets = null, Func<IEnumerable<uint>>? suspendedUids = null)
+    : IKernelSuspension, IDisposable
 {
-    public Task SuspendAsync(uint uid, CancellationToken cancellationToken) => rules.SuspendAsync(table, uid, cancellationToken);
+    // Each change computes the whole range set from the registry; one at a time, so the last one applied is
+    // computed from the latest registry and a slower earlier nft run cannot overwrite it with an older list.
+    private readonly SemaphoreSlim _changing = new(1, 1);
 
-    public Task UnsuspendAsync(uint uid, CancellationToken cancellationToken) => rules.UnsuspendAsync(table, uid, cancellationToken);
+    public async Task SuspendAsync(uint uid, CancellationToken cancellationToken)
+    {
+        if (sets is null || suspendedUids is null)
+        {
+            await rules.SuspendAsync(table, uid, cancellationToken);
+            return;
+        }
+
+        await _changing.WaitAsync(cancellationToken);
+        try
+        {
+            await rules.SuspendAsync(table, uid, sets.RangesOf(suspendedUids().Append(uid)), cancellationToken);
+        }
+        finally
+        {
+            _changing.Release();
+        }
+    }
+
+    public async Task UnsuspendAsync(uint uid, CancellationToken cancellationToken)
+    {
+        if (sets is null || suspendedUids is null)
+        {
+            await rules.UnsuspendAsync(table, uid, cancellationToken);
+            return;
+        }
+
+        await _changing.WaitAsync(cancellationToken);
+        try
+        {
+            await rules.UnsuspendAsync(table, uid, sets.RangesOf(suspendedUids().Where(u => u != uid)), cancellationToken);
+        }
+        finally
+        {
+            _changing.Release();
+        }
+    }
+
+    public void Dispose() => _changing.Dispose();
 }

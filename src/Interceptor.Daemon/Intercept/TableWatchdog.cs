@@ -16,6 +16,9 @@ public sealed class TableWatchdog(RulesetManager rules, RulesetSpec spec, Suspen
 
     public int Restorations { get; private set; }
 
+    /// <summary>Fills the expected suspension sets, sub-UID ranges included (re-read each check).</summary>
+    public Decide.SuspendedUidSets SuspendedSets { get; init; } = Decide.SuspendedUidSets.None;
+
     public void Start() => _loop = Task.Run(LoopAsync);
 
     private async Task LoopAsync()
@@ -45,7 +48,7 @@ public sealed class TableWatchdog(RulesetManager rules, RulesetSpec spec, Suspen
 
     public async Task CheckOnceAsync(CancellationToken cancellationToken)
     {
-        var expected = spec with { SuspendedUids = [.. suspensions.All.Select(s => s.Uid)] };
+        var expected = SuspendedSets.Apply(spec, suspensions.All.Select(s => s.Uid));
         try
         {
             var differences = await rules.FindDifferencesAsync(expected, cancellationToken);

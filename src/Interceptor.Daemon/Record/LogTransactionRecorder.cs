@@ -8,7 +8,28 @@ public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorde
 {
     private static readonly EventId TransactionEventId = new(10, "Transaction");
 
-    public void Record(TransactionEvent transaction) =>
+    public void Record(TransactionEvent transaction)
+    {
+        if (transaction.SubordinateUid is { } subordinate)
+        {
+            // The owner is uid/user (whom the abuse desk calls); the real sub-UID is named too, so nothing is hidden.
+            logger.LogInformation(
+                TransactionEventId,
+                "transaction {Id} uid={Uid} user={User} subuid={SubUid} from=<{Sender}> recipients={Recipients} size={SizeBytes} dst={OriginalDestination} upstream={Upstream} reply=\"{Reply}\" duration_ms={DurationMs}",
+                transaction.Id,
+                transaction.Uid,
+                transaction.User,
+                subordinate,
+                transaction.Sender,
+                transaction.RecipientCount,
+                transaction.SizeBytes,
+                transaction.OriginalDestination,
+                transaction.Upstream,
+                transaction.Reply,
+                (long)transaction.Duration.TotalMilliseconds);
+            return;
+        }
+
         logger.LogInformation(
             TransactionEventId,
             "transaction {Id} uid={Uid} user={User} from=<{Sender}> recipients={Recipients} size={SizeBytes} dst={OriginalDestination} upstream={Upstream} reply=\"{Reply}\" duration_ms={DurationMs}",
@@ -22,4 +43,5 @@ public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorde
             transaction.Upstream,
             transaction.Reply,
             (long)transaction.Duration.TotalMilliseconds);
+    }
 }

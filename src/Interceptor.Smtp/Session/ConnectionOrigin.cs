@@ -7,4 +7,10 @@ public sealed record ConnectionOrigin(uint Uid, string User, IPEndPoint Client, 
 {
     /// <summary>The process behind the socket, when it was found in time (best effort, off the hot path).</summary>
     public string? Process { get; set; }
+
+    /// <summary>
+    /// The socket's real uid when it is a subordinate uid of <see cref="Uid"/> (/etc/subuid): the connection is
+    /// charged to the owner, and this says which of the owner's uids it really was.
+    /// </summary>
+    public uint? SubordinateUid { get; init; }
 }

@@ -342,5 +342,6 @@ public sealed partial class InboundSession
         {
             Outcome = outcome,
             Process = _origin.Process,
+            SubordinateUid = _origin.SubordinateUid,
         };
 }

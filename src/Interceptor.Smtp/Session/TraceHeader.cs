@@ -4,7 +4,8 @@ namespace Interceptor.Smtp.Session;
 
 /// <summary>
 /// The one header the relay adds at the top of every message, so an abuse desk can name the site:
-/// <c>X-Interceptor-Origin: uid=1001 user=alice; host=web1.example; id=&lt;event id&gt;</c>.
+/// <c>X-Interceptor-Origin: uid=1001 user=alice; host=web1.example; id=&lt;event id&gt;</c>, with <c>; subuid=N</c>
+/// after the id when the socket's uid was a subordinate uid of that user.
 /// </summary>
 public static class TraceHeader
 {
@@ -15,7 +16,10 @@ public static class TraceHeader
         // User names come from the system's user database; still keep header syntax intact whatever they hold.
         var user = Clean(origin.User, 64);
         var process = includeProcess && origin.Process is { } found ? $"; process={Clean(found, 300)}" : "";
-        return Encoding.ASCII.GetBytes($"{Name}: uid={origin.Uid} user={user}; host={hostName}; id={eventId}{process}\r\n");
+
+        // After the id, so readers of the documented "uid=N user=NAME; host=...; id=..." prefix are unaffected.
+        var subordinate = origin.SubordinateUid is { } real ? $"; subuid={real}" : "";
+        return Encoding.ASCII.GetBytes($"{Name}: uid={origin.Uid} user={user}; host={hostName}; id={eventId}{subordinate}{process}\r\n");
     }
 
     /// <summary>Printable ASCII only, no ';' (our separator), bounded so the line stays far below 998 bytes.</summary>

@@ -94,6 +94,17 @@ public class ConfigurationLoaderTests
     }
 
     [Test]
+    public void Unknown_uids_are_refused_unless_configured_and_a_bad_value_is_named()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(Load("{}").Attribution.UnknownUids, Is.EqualTo(UnknownUidHandling.Refuse));
+            Assert.That(Load("""{ "Attribution": { "UnknownUids": "Relay" } }""").Attribution.UnknownUids, Is.EqualTo(UnknownUidHandling.Relay));
+            Assert.That(Errors("""{ "Attribution": { "UnknownUids": "Maybe" } }"""), Has.Some.StartsWith("Attribution.UnknownUids: \"Maybe\" is not one of Refuse, Relay"));
+        });
+    }
+
+    [Test]
     public void Intercepting_the_listen_port_is_refused()
     {
         Assert.That(Errors("""{ "Interception": { "Ports": [10025] } }"""), Has.Some.Contains("would loop"));

@@ -77,6 +77,40 @@ public class NamespaceKernelTests
     }
 
     [Test]
+    public async Task The_sub_uids_of_a_suspended_user_are_refused_by_the_kernel_until_she_is_unsuspended()
+    {
+        const uint subUid = 1_900_000_005;
+        global::Interceptor.Core.Attribution.UidRange[] range = [new(1_900_000_000, 1_900_065_535)];
+        var manager = new RulesetManager(Ns.Nft);
+        await manager.InstallAsync(Base, CancellationToken.None);
+        var daemon = Ns.Listen("127.0.0.1:10025");
+
+        await manager.SuspendAsync(Table, OtherUser, range, CancellationToken.None);
+        var refused = Ns.Connect(subUid, "127.0.0.2", 25);
+        var refused6 = Ns.Connect(subUid, "::1", 25);
+        var outside = Ns.Connect(1_900_065_536, "127.0.0.2", 25);
+
+        var packets = await SubordinatePacketsAsync();
+        var differences = await manager.FindDifferencesAsync(Base with { SuspendedUids = [OtherUser], SuspendedUidRanges = range }, CancellationToken.None);
+        Assert.Multiple(() =>
+        {
+            Assert.That(refused.Outcome, Is.EqualTo("refused"));
+            Assert.That(refused6.Outcome, Is.EqualTo("refused"), "over IPv6 too");
+            Assert.That(outside.Outcome, Is.EqualTo("connected"), "the uid after her range is not hers");
+            Assert.That(packets, Is.EqualTo(2));
+            Assert.That(differences, Is.Empty);
+        });
+
+        // Suspending her again (or another user with the same range) is not an error: the set is refilled, not added to.
+        await manager.SuspendAsync(Table, OtherUser, range, CancellationToken.None);
+        await manager.UnsuspendAsync(Table, OtherUser, [], CancellationToken.None);
+
+        Assert.That(Ns.Connect(subUid, "127.0.0.2", 25).Outcome, Is.EqualTo("connected"));
+        Assert.That(daemon.WaitForAccepted(2), Has.Count.EqualTo(2));
+        Assert.That(await manager.FindDifferencesAsync(Base, CancellationToken.None), Is.Empty);
+    }
+
+    [Test]
     public async Task Suspension_applies_only_to_the_suspended_user_and_not_to_exempt_ones()
     {
         var manager = new RulesetManager(Ns.Nft);
@@ -210,6 +244,9 @@ public class NamespaceKernelTests
 
     private Task<long> SuspendedPacketsAsync() =>
         Ns.PacketsAsync(RulesetSpec.FilterChainName, r => r.Rejects && r.SkuidSet == RulesetSpec.SuspendedSetName);
+
+    private Task<long> SubordinatePacketsAsync() =>
+        Ns.PacketsAsync(RulesetSpec.FilterChainName, r => r.Rejects && r.SkuidSet == RulesetSpec.SuspendedSubordinateSetName);
 
     private Task<long> RedirectV4PacketsAsync() =>
         Ns.PacketsAsync(RulesetSpec.NatChainName, r => r.RedirectPort is not null && r.Nfproto == "ipv4");

@@ -16,6 +16,7 @@ public class RulesetRendererTests
     internal static readonly RulesetSpec Everything = new("smtp_interceptor", 10025, [25, 587, 2525], [0, 105, 998])
     {
         SuspendedUids = [1002, 1001],
+        SuspendedUidRanges = [new(300000, 365535), new(165536, 231071), new(231072, 231080)],
         BlockedPorts = [465],
         AllowedRoutes =
         [
@@ -78,20 +79,21 @@ public class RulesetRendererTests
     [Test]
     public void Every_rule_has_a_counter_and_a_comment()
     {
-        // Main table: 2 filter + 5 NAT rules (plus one for blocked ports); guard: 4 rules.
-        Assert.That(Rules(SeveralPortsAndUids), Has.Count.EqualTo(7 + 4));
-        Assert.That(Rules(Everything), Has.Count.EqualTo(8 + 4));
+        // Main table: 3 filter + 5 NAT rules (plus one for blocked ports); guard: 4 rules.
+        Assert.That(Rules(SeveralPortsAndUids), Has.Count.EqualTo(8 + 4));
+        Assert.That(Rules(Everything), Has.Count.EqualTo(9 + 4));
         Assert.That(Rules(Everything), Has.All.Contains(" counter ").And.All.Contains(" comment \""));
     }
 
     [Test]
     public void The_filter_chain_comes_first_with_exempt_users_before_the_refusals()
     {
-        var filter = Rules(Everything).Take(3).ToList();
+        var filter = Rules(Everything).Take(4).ToList();
 
         Assert.That(filter[0], Does.StartWith("tcp dport { 25, 465, 587, 2525 } meta skuid @exempt_uids ct state new counter accept"));
         Assert.That(filter[1], Does.StartWith("tcp dport { 25, 587, 2525 } meta skuid @suspended_uids ct state new counter reject with tcp reset"));
-        Assert.That(filter[2], Does.StartWith("tcp dport 465 ct state new counter reject with tcp reset"));
+        Assert.That(filter[2], Does.StartWith("tcp dport { 25, 587, 2525 } meta skuid @suspended_subuids ct state new counter reject with tcp reset"));
+        Assert.That(filter[3], Does.StartWith("tcp dport 465 ct state new counter reject with tcp reset"));
         Assert.That(RulesetRenderer.Render(Everything), Does.Contain("type filter hook output priority -150; policy accept;"));
     }
 
@@ -114,7 +116,7 @@ public class RulesetRendererTests
     [Test]
     public void Allowed_routes_come_after_the_exempt_rule_and_before_the_redirects()
     {
-        var nat = Rules(Everything).Skip(3).ToList();
+        var nat = Rules(Everything).Skip(4).ToList();
 
         Assert.That(nat[0], Does.Contain("@exempt_uids counter accept"));
         Assert.That(nat[1], Does.StartWith("meta skuid . ip daddr . tcp dport @allowed_routes_v4 counter accept"));
@@ -149,6 +151,32 @@ public class RulesetRendererTests
         Assert.That(RulesetRenderer.RenderUnsuspend("smtp_interceptor", 1001), Is.EqualTo(
             "add element inet smtp_interceptor suspended_uids { 1001 }\ndelete element inet smtp_interceptor suspended_uids { 1001 }\n"));
         Assert.That(() => RulesetRenderer.RenderSuspend("x }\nflush ruleset", 1), Throws.ArgumentException);
+    }
+
+    [Test]
+    public void Suspend_and_unsuspend_with_sub_uid_ranges_refill_the_interval_set_in_the_same_transaction()
+    {
+        Assert.That(RulesetRenderer.RenderSuspend("smtp_interceptor", 1001, [new(300000, 365535), new(100000, 165535), new(165536, 165540)]), Is.EqualTo(
+            "add element inet smtp_interceptor suspended_uids { 1001 }\n"
+            + "flush set inet smtp_interceptor suspended_subuids\n"
+            + "add element inet smtp_interceptor suspended_subuids { 100000-165540, 300000-365535 }\n"));
+        Assert.That(RulesetRenderer.RenderUnsuspend("smtp_interceptor", 1001, []), Is.EqualTo(
+            "add element inet smtp_interceptor suspended_uids { 1001 }\ndelete element inet smtp_interceptor suspended_uids { 1001 }\n"
+            + "flush set inet smtp_interceptor suspended_subuids\n"));
+    }
+
+    [Test]
+    public void The_sub_uid_set_is_an_interval_set_refused_right_after_the_suspended_users()
+    {
+        var script = RulesetRenderer.Render(Everything);
+        var lines = script.Split('\n');
+        var suspended = Array.FindIndex(lines, l => l.Contains("@suspended_uids ct state new counter reject", StringComparison.Ordinal));
+        Assert.Multiple(() =>
+        {
+            Assert.That(script, Does.Contain("    set suspended_subuids {\n        type uid\n        flags interval\n"));
+            Assert.That(script, Does.Contain("elements = { 165536-231080, 300000-365535 }"), "sorted, adjacent ranges merged");
+            Assert.That(lines[suspended + 1], Does.StartWith("        tcp dport { 25, 587, 2525 } meta skuid @suspended_subuids ct state new counter reject with tcp reset"));
+        });
     }
 
     [Test]

@@ -81,7 +81,7 @@ public class RulesetSpecTests
         Assert.That(a, Is.EqualTo(b));
         Assert.That(a.GetHashCode(), Is.EqualTo(b.GetHashCode()));
         Assert.That(a.ToString(), Is.EqualTo(
-            "RulesetSpec { Table = t, ListenPort = 10025, Ports = [25, 587], ExemptUids = [0, 105], SuspendedUids = [], BlockedPorts = [], AllowedRoutes = [] }"));
+            "RulesetSpec { Table = t, ListenPort = 10025, Ports = [25, 587], ExemptUids = [0, 105], SuspendedUids = [], SuspendedUidRanges = [], BlockedPorts = [], AllowedRoutes = [] }"));
     }
 
     [Test]
@@ -133,7 +133,19 @@ public class RulesetSpecTests
         Assert.That(a, Is.Not.EqualTo(a with { SuspendedUids = [] }));
         Assert.That(a, Is.Not.EqualTo(a with { BlockedPorts = [] }));
         Assert.That(a, Is.Not.EqualTo(a with { AllowedRoutes = [new(1001, IPAddress.Parse("192.0.2.1"), 2526)] }));
-        Assert.That(a.ToString(), Does.EndWith("SuspendedUids = [1001], BlockedPorts = [465], AllowedRoutes = [1001 . 192.0.2.1 . 2525] }"));
+        Assert.That(a.ToString(), Does.EndWith("SuspendedUids = [1001], SuspendedUidRanges = [], BlockedPorts = [465], AllowedRoutes = [1001 . 192.0.2.1 . 2525] }"));
+    }
+
+    [Test]
+    public void Sub_uid_ranges_are_kept_merged_and_take_part_in_equality_and_ToString()
+    {
+        var a = new RulesetSpec("t", 10025, [25], [0]) { SuspendedUidRanges = [new(300000, 365535), new(100000, 165535), new(165536, 165540)] };
+        var b = new RulesetSpec("t", 10025, [25], [0]) { SuspendedUidRanges = [new(100000, 165540), new(300000, 365535)] };
+
+        Assert.That(a, Is.EqualTo(b));
+        Assert.That(a.GetHashCode(), Is.EqualTo(b.GetHashCode()));
+        Assert.That(a, Is.Not.EqualTo(a with { SuspendedUidRanges = [] }));
+        Assert.That(a.ToString(), Does.Contain("SuspendedUidRanges = [100000-165540, 300000-365535]"));
     }
 
     [Test]

@@ -90,6 +90,7 @@ public class RulesetVerifierTests
         {
             "the rule for set exempt_uids in chain output_filter does not cover port(s) 587",
             "the rule for set suspended_uids does not cover port(s) 587",
+            "the rule for set suspended_subuids does not cover port(s) 587",
             "the rule for set exempt_uids does not cover port(s) 587",
             "no IPv4 redirect to port 10025 covers destination port(s) 587",
             "no IPv6 redirect to port 10025 covers destination port(s) 587",
@@ -149,6 +150,8 @@ public class RulesetVerifierTests
               {"set": {"family": "inet", "name": "exempt_uids", "table": "smtp_interceptor", "type": "uid",
                        "elem": [{"elem": {"val": 0, "counter": {"packets": 1, "bytes": 2}}}, 105]}},
               {"set": {"family": "inet", "name": "suspended_uids", "table": "smtp_interceptor", "type": "uid", "elem": 1001}},
+              {"set": {"family": "inet", "name": "suspended_subuids", "table": "smtp_interceptor", "type": "uid", "flags": "interval",
+                       "elem": [{"range": [300000, 300004]}, {"range": [300005, 365535]}, 400000]}},
               {"set": {"family": "inet", "name": "allowed_routes_v4", "table": "smtp_interceptor", "type": ["uid", "ipv4_addr", "inet_service"],
                        "elem": {"elem": {"val": {"concat": [1003, "192.0.2.10", 2525]}, "counter": {"packets": 0, "bytes": 0}}}}},
               {"set": {"family": "inet", "name": "allowed_routes_v6", "table": "smtp_interceptor", "type": ["uid", "ipv6_addr", "inet_service"],
@@ -163,6 +166,10 @@ public class RulesetVerifierTests
               {"rule": {"family": "inet", "table": "smtp_interceptor", "chain": "output_filter", "expr": [
                 {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [25, 587]}}},
                 {"match": {"op": "==", "left": {"meta": {"key": "skuid"}}, "right": "@suspended_uids"}},
+                {"reject": null}]}},
+              {"rule": {"family": "inet", "table": "smtp_interceptor", "chain": "output_filter", "expr": [
+                {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [25, 587]}}},
+                {"match": {"op": "==", "left": {"meta": {"key": "skuid"}}, "right": "@suspended_subuids"}},
                 {"reject": null}]}},
               {"chain": {"family": "inet", "table": "smtp_interceptor", "name": "output_nat", "type": "nat",
                          "hook": "output", "prio": "dstnat", "policy": "accept"}},
@@ -190,6 +197,7 @@ public class RulesetVerifierTests
         var spec = new RulesetSpec("smtp_interceptor", 10025, [25, 587], [0, 105])
         {
             SuspendedUids = [1001],
+            SuspendedUidRanges = [new(300000, 365535), new(400000, 400000)],
             AllowedRoutes = [new(1003, IPAddress.Parse("192.0.2.10"), 2525), new(1003, IPAddress.Parse("2001:db8::25"), 2525)],
         };
 
@@ -209,10 +217,12 @@ public class RulesetVerifierTests
         {
             "chain output_filter is missing",
             "set suspended_uids is missing",
+            "set suspended_subuids is missing",
             "set allowed_routes_v4 is missing",
             "set allowed_routes_v6 is missing",
             "no rule in chain output_filter accepts the users in set exempt_uids: blocked ports and suspensions would apply to them too, the daemon included",
             "no rule in chain output_filter refuses the users in set suspended_uids: suspended users would still reach smtp-interceptor",
+            "no rule in chain output_filter refuses the uids in set suspended_subuids: suspended users could still send through their subordinate uids",
             "no rule accepts the routes in set allowed_routes_v4: those users' IPv4 connections would be intercepted",
             "no rule accepts the routes in set allowed_routes_v6: those users' IPv6 connections would be intercepted",
         }));
@@ -351,6 +361,31 @@ public class RulesetVerifierTests
         using var document = JsonDocument.Parse("[1, 2]");
 
         Assert.That(RulesetVerifier.FindDifferences(document, DefaultSpec), Is.EqualTo(new[] { "table inet smtp_interceptor does not exist" }));
+    }
+
+    [Test]
+    public void Sub_uid_ranges_other_than_the_suspended_users_ones_are_a_difference()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(Differences("everything.json", Everything with { SuspendedUidRanges = [] }), Is.EqualTo(new[]
+            {
+                "set suspended_subuids holds [165536-231080, 300000-365535], expected []: the kernel refuses other subordinate uids than those of the suspended users",
+            }));
+            Assert.That(Differences("everything.json", Everything with { SuspendedUidRanges = [.. Everything.SuspendedUidRanges, new(400000, 400009)] }).Single(),
+                Does.StartWith("set suspended_subuids holds [165536-231080, 300000-365535], expected [165536-231080, 300000-365535, 400000-400009]"));
+            Assert.That(Differences("default.json", DefaultSpec with { SuspendedUidRanges = [new(100000, 165535)] }).Single(),
+                Does.StartWith("set suspended_subuids holds [], expected [100000-165535]"));
+        });
+    }
+
+    [Test]
+    public void Without_the_sub_uid_rule_suspended_users_could_send_through_their_sub_uids()
+    {
+        Assert.That(Differences("missing-subuid-rule.json", Everything), Is.EqualTo(new[]
+        {
+            "no rule in chain output_filter refuses the uids in set suspended_subuids: suspended users could still send through their subordinate uids",
+        }));
     }
 
     private static IReadOnlyList<string> Differences(string sample, RulesetSpec spec)

@@ -39,6 +39,7 @@ public class SampleCapture
         ("routes-after-redirect.json", RulesetRendererTests.Everything, s => MoveAfter(MoveAfter(s, "@allowed_routes_v6", "meta nfproto ipv6 tcp dport"), "@allowed_routes_v4", "meta nfproto ipv6 tcp dport"), _ => { }),
         ("missing-blocked-rule.json", RulesetRendererTests.Everything, s => RemoveLine(s, "tcp dport 465 ct state new"), _ => { }),
         ("extra-filter-rule.json", RulesetRendererTests.Everything, s => InsertAfter(s, "@suspended_uids ct state new", "tcp dport 587 meta skuid 1001 drop comment \"added by hand\""), _ => { }),
+        ("missing-subuid-rule.json", RulesetRendererTests.Everything, s => RemoveLine(s, "@suspended_subuids ct state new"), _ => { }),
         ("suspended-rule-missing-a-port.json", RulesetRendererTests.Everything, s => ReplaceInLine(s, "@suspended_uids ct state new", "{ 25, 587, 2525 }", "{ 25, 587 }"), _ => { }),
     ];
 

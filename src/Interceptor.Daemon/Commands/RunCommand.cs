@@ -37,6 +37,18 @@ public static class RunCommand
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         var (options, spec) = DaemonSetup.Load(arguments.ConfigPath);
+        var rules = new RulesetManager(new NftClient());
+        var alert = new AlertCommand(options.Alerts, loggers.CreateLogger("alert"));
+
+        // Issue 12.1: a port any user may bind is a port a customer can take while we are down; refuse it, and make sure
+        // the redirect the boot unit (or an earlier run) installed does not point at it.
+        if (ListenerGuard.UnprivilegedPortProblem(options.Listen.Port) is { } unprivileged)
+        {
+            logger.LogCritical("refusing to run: {Reason}", unprivileged);
+            await LockDownAsync(rules, spec, new ListenerProblem(unprivileged, null, null), alert, logger);
+            return 1;
+        }
+
         var time = TimeProvider.System;
         var startedAt = time.GetUtcNow();
 
@@ -53,11 +65,10 @@ public static class RunCommand
 
         await using var _ = store;
         var metrics = new MetricsRegistry(options.Metrics.PerUser);
-        var rules = new RulesetManager(new NftClient());
         var ledger = new QuotaLedger(time);
         var restored = await RestoreUsageAsync(store, ledger, time);
         var autoSuspension = new AutoSuspensionRules(options.Suspension, time);
-        var suspensions = new SuspensionRegistry(store, new NftKernelSuspension(rules, spec.Table), new AlertCommand(options.Alerts, loggers.CreateLogger("alert")));
+        var suspensions = new SuspensionRegistry(store, new NftKernelSuspension(rules, spec.Table), alert);
         var suspended = await suspensions.LoadAsync(CancellationToken.None);
         spec = spec with { SuspendedUids = [.. suspended.Select(s => s.Uid)] };
         var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics);
@@ -79,11 +90,22 @@ public static class RunCommand
         }
         catch (SocketException e)
         {
-            logger.LogCritical("cannot listen on port {Port}: {Reason}", options.Listen.Port, e.Message);
+            // Someone else holds the port (root or a CAP_NET_BIND_SERVICE process, the port being privileged): say who,
+            // and take the redirect away from them.
+            var holder = FindHolder(options.Listen.Port, logger);
+            logger.LogCritical("cannot listen on port {Port}: {Reason}{Holder}", options.Listen.Port, e.Message, holder is null ? "" : "; " + holder.Reason);
+            await LockDownAsync(rules, spec, holder ?? new ListenerProblem($"cannot listen on port {options.Listen.Port}: {e.Message}", null, null), alert, logger);
             return 3;
         }
 
-        await rules.InstallAsync(spec, CancellationToken.None);
+        var listenerGuard = new ListenerGuard(options.Listen.Port, () => listener.Sockets, alert, loggers.CreateLogger("netfilter"));
+        var lockdown = listenerGuard.FindProblem();
+        await rules.InstallAsync(spec with { Lockdown = lockdown is not null }, CancellationToken.None);
+        if (lockdown is not null)
+        {
+            await listenerGuard.ReportLockdownAsync(lockdown, spec.Table, spec.Ports, CancellationToken.None);
+        }
+
         var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString());
         await using var control = new ControlServer(context, loggers.CreateLogger("control"));
         try
@@ -101,7 +123,7 @@ public static class RunCommand
         metricsServer?.Start();
         await using var retention = new StoreRetention(store, TimeSpan.FromDays(options.State.RetentionDays), time, loggers.CreateLogger("store"));
         retention.Start();
-        await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"));
+        await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"), listenerGuard, lockdown);
         watchdog.Start();
         listener.Start();
         logger.LogInformation(
@@ -132,6 +154,41 @@ public static class RunCommand
         {
             context.Cancel = true;
             stop.TrySetResult();
+        }
+    }
+
+    /// <summary>
+    /// The lockdown form of the table (no redirect; the guard table refuses), logged and alerted: the daemon cannot own its
+    /// listener port, so nothing may be redirected to it. A failure to install it is logged; the exit code stays the same.
+    /// </summary>
+    private static async Task LockDownAsync(RulesetManager rules, RulesetSpec spec, ListenerProblem problem, AlertCommand alert, ILogger logger)
+    {
+        try
+        {
+            await rules.InstallAsync(spec with { Lockdown = true }, CancellationToken.None);
+            logger.LogError(
+                new EventId(12, "Lockdown"),
+                "lockdown: {Reason}; table inet {Table} installed without its redirect: ports {Ports} are refused to non-exempt users until smtp-interceptor owns port {ListenPort}",
+                problem.Reason, spec.Table, string.Join(",", spec.Ports), spec.ListenPort);
+        }
+        catch (NetfilterException e)
+        {
+            logger.LogCritical("cannot install the lockdown table inet {Table}: {Reason}", spec.Table, e.Message);
+        }
+
+        await alert.NotifyListenerAsync("lockdown: " + problem.Reason, problem.Uid, problem.User, DateTimeOffset.UtcNow, CancellationToken.None);
+    }
+
+    private static ListenerProblem? FindHolder(int port, ILogger logger)
+    {
+        try
+        {
+            return ListenerGuard.ForeignListenerProblem(port, UserDatabase.EffectiveUid, new HashSet<ulong>());
+        }
+        catch (LinuxInteropException e)
+        {
+            logger.LogError("cannot list the sockets listening on port {Port}: {Reason}", port, e.Message);
+            return null;
         }
     }
 

@@ -99,7 +99,7 @@ public static class RunCommand
         }
 
         var listenerGuard = new ListenerGuard(options.Listen.Port, () => listener.Sockets, alert, loggers.CreateLogger("netfilter"));
-        var lockdown = listenerGuard.FindProblem();
+        var lockdown = listenerGuard.FindProblem(null);
         await rules.InstallAsync(spec with { Lockdown = lockdown is not null }, CancellationToken.None);
         if (lockdown is not null)
         {

@@ -61,8 +61,11 @@ public sealed class ListenerGuard(int port, Func<IReadOnlyList<Socket>> ourSocke
         return new ListenerProblem($"another socket listens on the listener port {port}: {described}", first.Uid, user);
     }
 
-    /// <summary>Every check; null when the redirect may point at the listener port.</summary>
-    public ListenerProblem? FindProblem()
+    /// <summary>
+    /// Every check; null when the redirect may point at the listener port. When the listeners cannot be listed,
+    /// <paramref name="current"/> stands: a failed check neither starts nor lifts a lockdown.
+    /// </summary>
+    public ListenerProblem? FindProblem(ListenerProblem? current)
     {
         if (UnprivilegedPortProblem(port) is { } unprivileged)
         {
@@ -74,11 +77,12 @@ public sealed class ListenerGuard(int port, Func<IReadOnlyList<Socket>> ourSocke
             var inodes = ourSockets().Select(ListeningSockets.InodeOf).ToHashSet();
             return ForeignListenerProblem(port, _ourUid, inodes);
         }
-        catch (LinuxInteropException e)
+        catch (Exception e) when (e is LinuxInteropException or ObjectDisposedException)
         {
-            // A netlink fault says nothing about who listens; the sysctl check above still holds, so keep relaying.
+            // A netlink fault (or our listeners closing at shutdown) says nothing about who listens; the sysctl check
+            // above still holds, so keep the current table.
             logger.LogError("cannot list the sockets listening on port {Port}: {Reason}", port, e.Message);
-            return null;
+            return current;
         }
     }
 

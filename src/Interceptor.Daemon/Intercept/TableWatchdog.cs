@@ -44,7 +44,7 @@ public sealed class TableWatchdog(
 
     public async Task CheckOnceAsync(CancellationToken cancellationToken)
     {
-        var problem = listener?.FindProblem();
+        var problem = listener?.FindProblem(_lockdown);
         var expected = spec with { SuspendedUids = [.. suspensions.All.Select(s => s.Uid)], Lockdown = problem is not null };
         try
         {

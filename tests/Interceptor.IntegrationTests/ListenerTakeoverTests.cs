@@ -114,6 +114,7 @@ public sealed class ListenerTakeoverTests
         var boot = await s.Ns.RunAsync("bash", ["-o", "pipefail", "-c",
             $"'{DaemonProcess.DotnetHost}' '{DaemonProcess.AssemblyPath}' rules --config '{configPath}' | nft -f -"], TimeSpan.FromSeconds(60));
         var bootProbe = await TcpProbe.ConnectAsync(s.Ns, TestUsers.Alice, NetworkNamespace.MxAddress4, 25);
+        var check = await DaemonProcess.RunVerbAsync(s.Ns, "check-config", configPath);
 
         var environment = Environment.GetEnvironmentVariables().Keys.Cast<string>()
             .Where(k => k.StartsWith("SMTPI_", StringComparison.Ordinal))
@@ -131,6 +132,8 @@ public sealed class ListenerTakeoverTests
             Assert.That(boot.Succeeded, Is.True, "the boot-time pipe must load a table, not fail (a failure would leave port 25 open)\n" + boot.Describe());
             Assert.That(boot.Stderr, Does.Contain(Sysctl), "the rules verb says why it prints the lockdown form\n" + boot.Describe());
             Assert.That(bootProbe.Refused, Is.True, $"after boot, before the daemon: alice is refused, not handed to bob: {bootProbe}");
+            Assert.That(check.ExitCode, Is.EqualTo(1), "check-config reports the unsafe port\n" + check.Describe());
+            Assert.That(check.Stderr, Does.Contain(Sysctl), check.Describe());
             Assert.That(exited, Is.True, "the daemon must refuse to run\n" + transcript);
             Assert.That(daemon.ExitCode, Is.EqualTo(expectedExit), transcript);
             Assert.That(transcript, Does.Contain(Sysctl), "the error names the sysctl\n" + transcript);

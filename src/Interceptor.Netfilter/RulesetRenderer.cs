@@ -47,7 +47,9 @@ public static partial class RulesetRenderer
         Line(text, 0, $"delete table inet {table}");
         Line(text, 0, string.Empty);
         Line(text, 0, $"table inet {table} {{");
-        Line(text, 1, Comment("Managed by smtp-interceptor; kept when it stops (fail closed). Remove: smtp-interceptor remove-rules --config FILE"));
+        Line(text, 1, Comment(spec.Lockdown
+            ? "LOCKDOWN by smtp-interceptor: its listener port is not safe, so SMTP is refused (by the guard table), not redirected"
+            : "Managed by smtp-interceptor; kept when it stops (fail closed). Remove: smtp-interceptor remove-rules --config FILE"));
         Line(text, 0, string.Empty);
 
         Set(text, RulesetSpec.ExemptSetName, "uid",
@@ -108,10 +110,19 @@ public static partial class RulesetRenderer
             + Comment($"Allowed routes (set {RulesetSpec.AllowedRoutesV4SetName}): this user to this IPv4 address and port, directly"));
         Line(text, 2, $"meta skuid . ip6 daddr . tcp dport @{RulesetSpec.AllowedRoutesV6SetName} counter accept "
             + Comment($"Allowed routes (set {RulesetSpec.AllowedRoutesV6SetName}): this user to this IPv6 address and port, directly"));
-        Line(text, 2, $"meta nfproto ipv4 tcp dport {ports} counter redirect to :{listen} "
-            + Comment($"Every other IPv4 SMTP connection goes to smtp-interceptor on 127.0.0.1:{listen}"));
-        Line(text, 2, $"meta nfproto ipv6 tcp dport {ports} counter redirect to :{listen} "
-            + Comment($"Every other IPv6 SMTP connection goes to smtp-interceptor on [::1]:{listen}"));
+        if (spec.Lockdown)
+        {
+            // No redirect to a port someone else may hold: what is not accepted above reaches the guard table's reset.
+            // (A '#' line: the chain already has its one comment; the table's comment says LOCKDOWN where `nft list` shows it.)
+            Line(text, 2, $"# Lockdown: nothing is redirected to port {listen} until smtp-interceptor owns it; table inet {spec.GuardTable} refuses the rest");
+        }
+        else
+        {
+            Line(text, 2, $"meta nfproto ipv4 tcp dport {ports} counter redirect to :{listen} "
+                + Comment($"Every other IPv4 SMTP connection goes to smtp-interceptor on 127.0.0.1:{listen}"));
+            Line(text, 2, $"meta nfproto ipv6 tcp dport {ports} counter redirect to :{listen} "
+                + Comment($"Every other IPv6 SMTP connection goes to smtp-interceptor on [::1]:{listen}"));
+        }
         Line(text, 1, "}");
         Line(text, 0, "}");
         RenderGuard(text, spec);

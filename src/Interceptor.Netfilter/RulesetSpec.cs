@@ -95,6 +95,13 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
     public IReadOnlyList<AllowedRoute> AllowedRoutes { get; init => field = NormalizeRoutes(value); } = [];
 
     /// <summary>
+    /// The lockdown form (issue 12.1): the table without its redirects, used whenever the daemon cannot own the listener
+    /// port (another socket holds it, or unprivileged users may bind it). Intercepted connections of non-exempt users
+    /// are then refused by the guard table instead of being handed to whoever listens on the port.
+    /// </summary>
+    public bool Lockdown { get; init; }
+
+    /// <summary>
     /// The spec for a configuration. <paramref name="exemptUids"/> are the already resolved
     /// <c>Interception.ExemptUsers</c> plus the daemon's own UID (the caller adds it: without it the
     /// daemon's own upstream connections would be redirected back to itself).
@@ -160,7 +167,8 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
         && SuspendedUids.SequenceEqual(other.SuspendedUids)
         && SuspendedUidRanges.SequenceEqual(other.SuspendedUidRanges)
         && BlockedPorts.SequenceEqual(other.BlockedPorts)
-        && AllowedRoutes.SequenceEqual(other.AllowedRoutes);
+        && AllowedRoutes.SequenceEqual(other.AllowedRoutes)
+        && Lockdown == other.Lockdown;
 
     public override int GetHashCode()
     {
@@ -203,6 +211,8 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
             hash.Add(route);
         }
 
+        hash.Add(Lockdown);
+
         return hash.ToHashCode();
     }
 
@@ -217,6 +227,11 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
             .Append("], SuspendedUidRanges = [").AppendJoin(", ", SuspendedUidRanges)
             .Append("], BlockedPorts = [").AppendJoin(", ", BlockedPorts)
             .Append("], AllowedRoutes = [").AppendJoin(", ", AllowedRoutes).Append(']');
+        if (Lockdown)
+        {
+            builder.Append(", Lockdown = True");
+        }
+
         return true;
     }
 

@@ -303,14 +303,25 @@ public static partial class RulesetVerifier
         var routeV4 = CheckRouteRule(rules, RulesetSpec.AllowedRoutesV4SetName, "ip", "IPv4", firstRedirect, differences);
         var routeV6 = CheckRouteRule(rules, RulesetSpec.AllowedRoutesV6SetName, "ip6", "IPv6", firstRedirect, differences);
 
-        CheckRedirects(rules, spec, "ipv4", "IPv4", differences);
-        CheckRedirects(rules, spec, "ipv6", "IPv6", differences);
+        if (spec.Lockdown)
+        {
+            // The lockdown form has no redirect at all: one to the listener port would hand connections to its holder.
+            if (firstRedirect >= 0)
+            {
+                differences.Add($"chain {RulesetSpec.NatChainName} redirects although the table should be in lockdown (smtp-interceptor does not own port {spec.ListenPort})");
+            }
+        }
+        else
+        {
+            CheckRedirects(rules, spec, "ipv4", "IPv4", differences);
+            CheckRedirects(rules, spec, "ipv6", "IPv6", differences);
+        }
 
         // The table is ours alone: anything else in the chain was added by hand or by another program,
         // and could let connections escape interception or send them somewhere else.
         for (var i = 0; i < rules.Count; i++)
         {
-            var expected = i == exempt || i == routeV4 || i == routeV6 || (rules[i].RedirectPort == spec.ListenPort && !rules[i].HasOtherMatch);
+            var expected = i == exempt || i == routeV4 || i == routeV6 || (!spec.Lockdown && rules[i].RedirectPort == spec.ListenPort && !rules[i].HasOtherMatch);
             if (!expected)
             {
                 differences.Add($"unexpected rule in chain {RulesetSpec.NatChainName}: it {rules[i].Describe()}");

@@ -52,15 +52,16 @@ public sealed class ConfigurationTests
     [Test]
     public async Task Other_listen_port_is_used_for_the_redirect()
     {
-        await using var s = await Scenario.StartAsync(config: new DaemonConfig { ListenPort = 10026 });
-        var message = TestMessage.Small("alice@client.test", To, "listen-10026");
+        // Another privileged port (below net.ipv4.ip_unprivileged_port_start): an unprivileged one is refused (ListenerTakeoverTests).
+        await using var s = await Scenario.StartAsync(config: new DaemonConfig { ListenPort = 26 });
+        var message = TestMessage.Small("alice@client.test", To, "listen-26");
 
         var result = await Clients.SmtplibAsync(s.Ns, TestUsers.Alice, s.Dir, "127.0.0.2:25", "alice@client.test", [To], message);
         var listeners = await s.Ns.RunAsync("ss", ["-H", "-l", "-t", "-n"]);
 
         Assert.That(result.Succeeded, Is.True, result.Describe() + s.Describe());
         TraceHeader.AssertPrepended(s.RequireMx.Messages().Single(), TestUsers.Alice, message, s.Describe());
-        Assert.That(listeners.Stdout, Does.Contain("127.0.0.1:10026").And.Not.Contain(":10025"), listeners.Describe());
+        Assert.That(listeners.Stdout, Does.Contain("127.0.0.1:26 ").And.Not.Contain($":{new DaemonConfig().ListenPort} "), listeners.Describe());
     }
 
     [Test]

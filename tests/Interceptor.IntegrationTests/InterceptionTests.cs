@@ -59,8 +59,8 @@ public sealed class InterceptionTests
         Assert.That(s.RequireDaemon.Transactions(), Is.Empty, s.Describe());
     }
 
-    [TestCase("127.0.0.1:10025")]
-    [TestCase("[::1]:10025")]
+    [TestCase("127.0.0.1:24")]
+    [TestCase("[::1]:24")]
     public async Task Direct_connection_to_the_listener_gets_421_and_nothing_is_relayed(string listener)
     {
         await using var s = await Scenario.StartAsync();

@@ -11,7 +11,7 @@ namespace Interceptor.IntegrationTests;
 /// <summary>
 /// The Debian package: built once for the fixture by packaging/build-deb (a self-contained publish, minutes),
 /// then checked as a file (contents, control data, lintian, the units' systemd security exposure), run from an
-/// extracted copy as an unprivileged user with only CAP_NET_ADMIN (end to end in a network namespace), and
+/// extracted copy as an unprivileged user with only CAP_NET_ADMIN and CAP_NET_BIND_SERVICE (end to end in a network namespace), and
 /// installed, upgraded, removed and purged with dpkg in a throwaway root: an overlay of the host's own root in a
 /// private mount and network namespace, so the host's packages, users and ruleset are never touched.
 /// SMTPI_TEST_DEB=path/to.deb skips the build (for quick reruns).
@@ -189,7 +189,7 @@ public sealed partial class PackagingTests
     }
 
     [Test]
-    public async Task Daemon_unit_declares_notify_watchdog_restart_its_user_and_only_cap_net_admin()
+    public async Task Daemon_unit_declares_notify_watchdog_restart_its_user_and_only_cap_net_admin_and_net_bind_service()
     {
         var text = await File.ReadAllTextAsync(Path.Combine(Extracted, "lib", "systemd", "system", "smtp-interceptor.service"));
         var settings = text.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).ToList();
@@ -198,7 +198,7 @@ public sealed partial class PackagingTests
             foreach (var line in new[]
             {
                 "Type=notify", "Restart=always", "User=smtp-interceptor", "Group=smtp-interceptor",
-                "CapabilityBoundingSet=CAP_NET_ADMIN", "AmbientCapabilities=CAP_NET_ADMIN", "NoNewPrivileges=yes",
+                "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE", "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_BIND_SERVICE", "NoNewPrivileges=yes",
                 "ProtectSystem=strict", "StateDirectory=smtp-interceptor", "RuntimeDirectory=smtp-interceptor",
                 "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK", "SystemCallFilter=@system-service",
                 "ExecStart=/usr/bin/smtp-interceptor run --config /etc/smtp-interceptor/smtp-interceptor.json",
@@ -213,13 +213,13 @@ public sealed partial class PackagingTests
     }
 
     /// <summary>
-    /// The packaged binary, as the unit runs it: its own unprivileged user, CAP_NET_ADMIN as the only capability
-    /// (inheritable + ambient, so nft gets it too; bounding set reduced to it), state and control socket in
+    /// The packaged binary, as the unit runs it: its own unprivileged user, CAP_NET_ADMIN and CAP_NET_BIND_SERVICE (for the
+    /// privileged listener port) as the only capabilities (inheritable + ambient, so nft gets them too; bounding set reduced to them), state and control socket in
     /// directories that user owns. It installs its table and relays a client user's message with that user's trace header.
     /// </summary>
     [Test]
     [CancelAfter(240_000)]
-    public async Task Extracted_binary_as_its_own_user_with_only_cap_net_admin_intercepts_and_relays()
+    public async Task Extracted_binary_as_its_own_user_with_only_cap_net_admin_and_net_bind_service_intercepts_and_relays()
     {
         var daemonUser = await CreateSystemUserAsync(DaemonUserName);
         var client = await CreateSystemUserAsync(ClientUserName);
@@ -242,9 +242,9 @@ public sealed partial class PackagingTests
                 "--reuid=" + daemonUser.Uid.ToString(CultureInfo.InvariantCulture),
                 "--regid=" + daemonUser.Gid.ToString(CultureInfo.InvariantCulture),
                 "--clear-groups",
-                "--inh-caps=-all,+net_admin",
-                "--ambient-caps=-all,+net_admin",
-                "--bounding-set=-all,+net_admin",
+                "--inh-caps=-all,+net_admin,+net_bind_service",
+                "--ambient-caps=-all,+net_admin,+net_bind_service",
+                "--bounding-set=-all,+net_admin,+net_bind_service",
                 "--",
                 binary, "run", "--config", configPath,
             ], environment);
@@ -254,14 +254,15 @@ public sealed partial class PackagingTests
             // What the kernel says about the running daemon (ip netns exec and setpriv exec, so the pid is the daemon's).
             var status = await File.ReadAllLinesAsync($"/proc/{daemon.ProcessId}/status");
             string Field(string name) => status.Single(l => l.StartsWith(name + ":", StringComparison.Ordinal))[(name.Length + 1)..].Trim();
-            const string NetAdminOnly = "0000000000001000";
+            // CAP_NET_ADMIN (bit 12) and CAP_NET_BIND_SERVICE (bit 10).
+            const string TheTwoCapabilities = "0000000000001400";
             Assert.Multiple(() =>
             {
                 Assert.That(Field("Uid").Split('\t', StringSplitOptions.RemoveEmptyEntries).Distinct(), Is.EqualTo(new[] { daemonUser.Uid.ToString(CultureInfo.InvariantCulture) }), "all uids are the daemon user's");
-                Assert.That(Field("CapEff"), Is.EqualTo(NetAdminOnly), "effective");
-                Assert.That(Field("CapPrm"), Is.EqualTo(NetAdminOnly), "permitted");
-                Assert.That(Field("CapAmb"), Is.EqualTo(NetAdminOnly), "ambient");
-                Assert.That(Field("CapBnd"), Is.EqualTo(NetAdminOnly), "bounding");
+                Assert.That(Field("CapEff"), Is.EqualTo(TheTwoCapabilities), "effective");
+                Assert.That(Field("CapPrm"), Is.EqualTo(TheTwoCapabilities), "permitted");
+                Assert.That(Field("CapAmb"), Is.EqualTo(TheTwoCapabilities), "ambient");
+                Assert.That(Field("CapBnd"), Is.EqualTo(TheTwoCapabilities), "bounding");
             });
 
             var table = await s.Ns.RunAsync("nft", ["list", "set", "inet", "smtp_interceptor", "exempt_uids"]);
@@ -387,8 +388,8 @@ public sealed partial class PackagingTests
         await using var notifier = SystemdNotifier.Create(notifySocket, "400000", Environment.ProcessId.ToString(CultureInfo.InvariantCulture), Environment.ProcessId, NullLogger.Instance);
         Assert.That(notifier.WatchdogInterval, Is.EqualTo(TimeSpan.FromMilliseconds(200)));
 
-        Assert.That(notifier.Ready("ready: listening\non 127.0.0.1:10025"), Is.True);
-        Assert.That(await ReceiveAsync(receiver), Is.EqualTo("READY=1\nSTATUS=ready: listening on 127.0.0.1:10025"), "a newline in a status must not start a new assignment");
+        Assert.That(notifier.Ready("ready: listening\non 127.0.0.1:24"), Is.True);
+        Assert.That(await ReceiveAsync(receiver), Is.EqualTo("READY=1\nSTATUS=ready: listening on 127.0.0.1:24"), "a newline in a status must not start a new assignment");
         notifier.StartWatchdog(() => true);
         Assert.That(await ReceiveAsync(receiver), Is.EqualTo("WATCHDOG=1"));
         Assert.That(await ReceiveAsync(receiver), Is.EqualTo("WATCHDOG=1"), "and again on the timer");

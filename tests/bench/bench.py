@@ -11,7 +11,7 @@ Phases, in order:
   2. sink (smtp-sink on 127.0.0.2:25), private Postfix relay on 127.0.0.3:25, daemon (log to a file);
   3. throughput (smtp-source, 4 KiB, one message per connection, 20 sessions), first the H block:
      H  the customer user through the same nft redirect, but with the daemon stopped (its table stays,
-        fail closed) and HAProxy in plain TCP mode on 127.0.0.1:10025 instead (2 threads, one backend:
+        fail closed) and HAProxy in plain TCP mode on 127.0.0.1:24 instead (2 threads, one backend:
         the sink; run as root, which is exempt, so its upstream connection is not redirected). A
         byte-forwarding C proxy: no SMTP, no attribution, no journal, and one upstream connection per
         client connection: the best any relay that opens a second connection per client can do. (The
@@ -50,7 +50,7 @@ SINK = "127.0.0.2:25"     # the MX everyone sends to (smtp-sink)
 DEFAULT_MESSAGES_PER_HOUR = 200   # Limits.Default.MessagesPerHour of a default install (README)
 RELAY = "127.0.0.3:25"    # the private Postfix of path C
 Y_MX = "127.0.0.4:25"     # Y's own provider in the flood test (a second smtp-sink): X floods another MX
-LISTEN = "127.0.0.1:10025"  # where the table redirects customers' SMTP: the daemon, or HAProxy for path H
+LISTEN = "127.0.0.1:24"  # (the default Listen.Port) where the table redirects customers' SMTP: the daemon, or HAProxy for path H
 CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}
 TICK = os.sysconf("SC_CLK_TCK")
 

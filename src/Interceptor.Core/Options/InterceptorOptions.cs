@@ -24,7 +24,13 @@ public sealed record InterceptorOptions
 /// <summary>Where the daemon accepts redirected connections. Always loopback (127.0.0.1 and ::1): no open relay.</summary>
 public sealed record ListenOptions
 {
-    public int Port { get; init; } = 10025;
+    /// <summary>
+    /// Every customer's port-25 connection is redirected here, so no unprivileged user may ever be able to bind it
+    /// (issue 12.1): it must be below net.ipv4.ip_unprivileged_port_start (1024 by default), which the daemon checks at
+    /// start and in its watchdog. 24 is IANA's "any private mail system": a mail port that no standard service claims
+    /// (Dovecot's LMTP examples use it too; where something else holds it, the daemon names the holder and refuses).
+    /// </summary>
+    public int Port { get; init; } = 24;
 
     /// <summary>
     /// SMTP sessions open at once, all users together; one more gets 421. 0 (the default) derives it from the file

@@ -1,3 +1,4 @@
+using Interceptor.Daemon.Intercept;
 using Interceptor.Netfilter;
 
 namespace Interceptor.Daemon.Commands;
@@ -8,6 +9,14 @@ public static class RulesCommands
     public static int CheckConfig(Arguments arguments)
     {
         var (options, spec) = DaemonSetup.Load(arguments.ConfigPath);
+
+        // Not a key's syntax but the key on this host: `run` refuses such a port (exit 1), so say so before it does.
+        if (ListenerGuard.UnprivilegedPortProblem(options.Listen.Port) is { } unprivileged)
+        {
+            Console.Error.WriteLine($"smtp-interceptor: invalid configuration for this host:\n  {unprivileged}");
+            return 1;
+        }
+
         Console.WriteLine($"configuration ok: {arguments.ConfigPath ?? "(built-in defaults)"}");
         Console.WriteLine($"  listen 127.0.0.1 and [::1] port {options.Listen.Port}; intercept ports {string.Join(",", spec.Ports)}; table inet {spec.Table}; exempt uids {string.Join(",", spec.ExemptUids)}");
         return 0;
@@ -15,7 +24,16 @@ public static class RulesCommands
 
     public static int PrintRules(Arguments arguments)
     {
-        var (_, spec) = DaemonSetup.Load(arguments.ConfigPath);
+        var (options, spec) = DaemonSetup.Load(arguments.ConfigPath);
+
+        // The boot unit pipes this into nft before the daemon runs. Failing here would load no table at all and leave
+        // port 25 open, and a redirect would hand it to whoever binds the port: print the lockdown form instead (exit 0).
+        if (ListenerGuard.UnprivilegedPortProblem(options.Listen.Port) is { } unprivileged)
+        {
+            Console.Error.WriteLine($"smtp-interceptor: {unprivileged}; printing the lockdown table (no redirect: SMTP is refused to non-exempt users)");
+            spec = spec with { Lockdown = true };
+        }
+
         Console.Write(RulesetRenderer.Render(spec));
         return 0;
     }

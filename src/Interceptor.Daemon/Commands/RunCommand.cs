@@ -39,6 +39,18 @@ public static class RunCommand
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         var (options, spec) = DaemonSetup.Load(arguments.ConfigPath);
         var descriptorLimit = RaiseDescriptorLimit(logger);
+        var rules = new RulesetManager(new NftClient());
+        var alert = new AlertCommand(options.Alerts, loggers.CreateLogger("alert"));
+
+        // Issue 12.1: a port any user may bind is a port a customer can take while we are down; refuse it, and make sure
+        // the redirect the boot unit (or an earlier run) installed does not point at it.
+        if (ListenerGuard.UnprivilegedPortProblem(options.Listen.Port) is { } unprivileged)
+        {
+            logger.LogCritical("refusing to run: {Reason}", unprivileged);
+            await LockDownAsync(rules, spec, new ListenerProblem(unprivileged, null, null), alert, logger);
+            return 1;
+        }
+
         var time = TimeProvider.System;
         var startedAt = time.GetUtcNow();
 
@@ -72,7 +84,6 @@ public static class RunCommand
             budget.Limit, budget.OpenAtStart, DescriptorBudget.Reserve, budget.Sessions, DescriptorBudget.PerSession, budget.IdleUpstreams, budget.Needed);
         options = options with { Listen = options.Listen with { MaxConnections = budget.Sessions } };
         var metrics = new MetricsRegistry(options.Metrics.PerUser);
-        var rules = new RulesetManager(new NftClient());
         var ledger = new QuotaLedger(time);
         var restored = await RestoreUsageAsync(store, ledger, time);
         var autoSuspension = new AutoSuspensionRules(options.Suspension, time);
@@ -81,7 +92,7 @@ public static class RunCommand
         var suspendedSets = new SuspendedUidSets(subordinates);
         SuspensionRegistry? registry = null;
         using var kernel = new NftKernelSuspension(rules, spec.Table, suspendedSets, () => registry?.All.Select(s => s.Uid) ?? []);
-        var suspensions = registry = new SuspensionRegistry(store, kernel, new AlertCommand(options.Alerts, loggers.CreateLogger("alert")));
+        var suspensions = registry = new SuspensionRegistry(store, kernel, alert);
         var suspended = await suspensions.LoadAsync(CancellationToken.None);
         spec = suspendedSets.Apply(spec, suspended.Select(s => s.Uid));
         var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics);
@@ -109,11 +120,22 @@ public static class RunCommand
         }
         catch (SocketException e)
         {
-            logger.LogCritical("cannot listen on port {Port}: {Reason}", options.Listen.Port, e.Message);
+            // Someone else holds the port (root or a CAP_NET_BIND_SERVICE process, the port being privileged): say who,
+            // and take the redirect away from them.
+            var holder = FindHolder(options.Listen.Port, logger);
+            logger.LogCritical("cannot listen on port {Port}: {Reason}{Holder}", options.Listen.Port, e.Message, holder is null ? "" : "; " + holder.Reason);
+            await LockDownAsync(rules, spec, holder ?? new ListenerProblem($"cannot listen on port {options.Listen.Port}: {e.Message}", null, null), alert, logger);
             return 3;
         }
 
-        await rules.InstallAsync(spec, CancellationToken.None);
+        var listenerGuard = new ListenerGuard(options.Listen.Port, () => listener.Sockets, alert, loggers.CreateLogger("netfilter"));
+        var lockdown = listenerGuard.FindProblem(null);
+        await rules.InstallAsync(spec with { Lockdown = lockdown is not null }, CancellationToken.None);
+        if (lockdown is not null)
+        {
+            await listenerGuard.ReportLockdownAsync(lockdown, spec.Table, spec.Ports, CancellationToken.None);
+        }
+
         var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString())
         {
             SuspendedSets = suspendedSets,
@@ -134,7 +156,7 @@ public static class RunCommand
         metricsServer?.Start();
         await using var retention = new StoreRetention(store, TimeSpan.FromDays(options.State.RetentionDays), time, loggers.CreateLogger("store"));
         retention.Start();
-        await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"))
+        await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"), listenerGuard, lockdown)
         {
             SuspendedSets = suspendedSets,
         };
@@ -193,6 +215,41 @@ public static class RunCommand
             var current = DescriptorLimit.Current();
             logger.LogWarning("cannot raise the file descriptor limit {Soft} to the hard limit {Hard}: {Reason}", current.Soft, current.Hard, e.Message);
             return (long)Math.Min(current.Soft, (ulong)int.MaxValue);
+        }
+    }
+
+    /// <summary>
+    /// The lockdown form of the table (no redirect; the guard table refuses), logged and alerted: the daemon cannot own its
+    /// listener port, so nothing may be redirected to it. A failure to install it is logged; the exit code stays the same.
+    /// </summary>
+    private static async Task LockDownAsync(RulesetManager rules, RulesetSpec spec, ListenerProblem problem, AlertCommand alert, ILogger logger)
+    {
+        try
+        {
+            await rules.InstallAsync(spec with { Lockdown = true }, CancellationToken.None);
+            logger.LogError(
+                new EventId(12, "Lockdown"),
+                "lockdown: {Reason}; table inet {Table} installed without its redirect: ports {Ports} are refused to non-exempt users until smtp-interceptor owns port {ListenPort}",
+                problem.Reason, spec.Table, string.Join(",", spec.Ports), spec.ListenPort);
+        }
+        catch (NetfilterException e)
+        {
+            logger.LogCritical("cannot install the lockdown table inet {Table}: {Reason}", spec.Table, e.Message);
+        }
+
+        await alert.NotifyListenerAsync("lockdown: " + problem.Reason, problem.Uid, problem.User, DateTimeOffset.UtcNow, CancellationToken.None);
+    }
+
+    private static ListenerProblem? FindHolder(int port, ILogger logger)
+    {
+        try
+        {
+            return ListenerGuard.ForeignListenerProblem(port, UserDatabase.EffectiveUid, new HashSet<ulong>());
+        }
+        catch (LinuxInteropException e)
+        {
+            logger.LogError("cannot list the sockets listening on port {Port}: {Reason}", port, e.Message);
+            return null;
         }
     }
 

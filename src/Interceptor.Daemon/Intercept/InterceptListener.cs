@@ -73,6 +73,9 @@ public sealed class InterceptListener : IAsyncDisposable
     /// <summary>Idle upstream sessions kept for the next client (Relay.ReuseConnections).</summary>
     public UpstreamConnectionCache Upstreams => _upstreams;
 
+    /// <summary>Our bound listener sockets, for the check that nobody else listens on the port (ListenerGuard).</summary>
+    public IReadOnlyList<Socket> Sockets => _listeners;
+
     public IReadOnlyList<IPEndPoint> Endpoints => _listeners.Select(l => (IPEndPoint)l.LocalEndPoint!).ToList();
 
     public int ActiveSessions => _sessions.Count;

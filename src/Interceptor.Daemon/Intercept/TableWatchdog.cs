@@ -7,12 +7,20 @@ namespace Interceptor.Daemon.Intercept;
 /// <summary>
 /// Re-reads our nft table every few seconds and puts it back (one atomic transaction) when someone deleted
 /// or changed it, e.g. a `nft flush ruleset` by another firewall tool. Suspensions are taken from the registry,
-/// so a restore never lets a suspended user out.
+/// so a restore never lets a suspended user out. With a <see cref="ListenerGuard"/> it also checks that the listener port
+/// is still ours alone (issue 12.1) and switches between the normal table and its lockdown form (no redirect) accordingly;
+/// <paramref name="lockdown"/> is the problem the daemon started with, if it started in lockdown.
 /// </summary>
-public sealed class TableWatchdog(RulesetManager rules, RulesetSpec spec, SuspensionRegistry suspensions, TimeSpan interval, ILogger logger) : IAsyncDisposable
+public sealed class TableWatchdog(
+    RulesetManager rules, RulesetSpec spec, SuspensionRegistry suspensions, TimeSpan interval, ILogger logger,
+    ListenerGuard? listener = null, ListenerProblem? lockdown = null) : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private Task? _loop;
+    private ListenerProblem? _lockdown = lockdown;
+
+    /// <summary>Why the table is in lockdown now; null while it redirects.</summary>
+    public ListenerProblem? Lockdown => _lockdown;
 
     public int Restorations { get; private set; }
 
@@ -48,9 +56,16 @@ public sealed class TableWatchdog(RulesetManager rules, RulesetSpec spec, Suspen
 
     public async Task CheckOnceAsync(CancellationToken cancellationToken)
     {
-        var expected = SuspendedSets.Apply(spec, suspensions.All.Select(s => s.Uid));
+        var problem = listener?.FindProblem(_lockdown);
+        var expected = SuspendedSets.Apply(spec, suspensions.All.Select(s => s.Uid)) with { Lockdown = problem is not null };
         try
         {
+            if ((problem is null) != (_lockdown is null) || (problem is not null && problem.Reason != _lockdown!.Reason))
+            {
+                await SwitchAsync(expected, problem, cancellationToken);
+                return;
+            }
+
             var differences = await rules.FindDifferencesAsync(expected, cancellationToken);
             if (differences.Count == 0)
             {
@@ -65,6 +80,26 @@ public sealed class TableWatchdog(RulesetManager rules, RulesetSpec spec, Suspen
         catch (NetfilterException e)
         {
             logger.LogError("cannot check or restore table inet {Table}: {Reason}", spec.Table, e.Message);
+        }
+    }
+
+    // Into lockdown, out of it, or another reason: the table is replaced first, so a failed install is retried next tick.
+    private async Task SwitchAsync(RulesetSpec expected, ListenerProblem? problem, CancellationToken cancellationToken)
+    {
+        var previous = _lockdown;
+        if (problem is null || previous is null)
+        {
+            await rules.InstallAsync(expected, cancellationToken);
+        }
+
+        _lockdown = problem;
+        if (problem is not null)
+        {
+            await listener!.ReportLockdownAsync(problem, spec.Table, spec.Ports, cancellationToken);
+        }
+        else
+        {
+            await listener!.ReportLiftedAsync(previous!.Reason, spec.Table, cancellationToken);
         }
     }
 

@@ -12,7 +12,7 @@ public sealed record DaemonConfig
     /// <summary>What the tests expect in the trace header's host= part.</summary>
     public const string TestHeloName = "relay.test";
 
-    public int ListenPort { get; init; } = 10025;
+    public int ListenPort { get; init; } = 24;
     public IReadOnlyList<int> Ports { get; init; } = [25];
     public IReadOnlyList<string> ExemptUsers { get; init; } = ["root"];
     public string HeloName { get; init; } = TestHeloName;

@@ -117,6 +117,13 @@ public static class ProcessRunner
         else
         {
             startInfo.Environment["PATH"] = SafePath + ":" + Environment.GetEnvironmentVariable("PATH");
+
+            // The daemon's verbs (rules, check-config, remove-rules) read SMTPI_* as configuration keys: the test run's
+            // own switches (SMTPI_KEEP_TEST_USERS) would be "unknown keys" there.
+            foreach (var name in startInfo.Environment.Keys.Where(k => k.StartsWith("SMTPI_", StringComparison.Ordinal)).ToList())
+            {
+                startInfo.Environment.Remove(name);
+            }
         }
 
         return startInfo;

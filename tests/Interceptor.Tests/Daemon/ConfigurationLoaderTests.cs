@@ -28,7 +28,7 @@ public class ConfigurationLoaderTests
     {
         var options = Load("{}");
 
-        Assert.That(options.Listen.Port, Is.EqualTo(10025));
+        Assert.That(options.Listen.Port, Is.EqualTo(24));
         Assert.That(options.Interception.Ports, Is.EqualTo(new[] { 25 }));
         Assert.That(options.Interception.ExemptUsers, Is.EqualTo(new[] { "root" }));
         Assert.That(options.Interception.Table, Is.EqualTo("smtp_interceptor"));
@@ -107,7 +107,7 @@ public class ConfigurationLoaderTests
     [Test]
     public void Intercepting_the_listen_port_is_refused()
     {
-        Assert.That(Errors("""{ "Interception": { "Ports": [10025] } }"""), Has.Some.Contains("would loop"));
+        Assert.That(Errors("""{ "Interception": { "Ports": [24] } }"""), Has.Some.Contains("would loop"));
     }
 
     [Test]

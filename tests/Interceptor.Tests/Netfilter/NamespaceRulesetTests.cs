@@ -83,6 +83,8 @@ public class NamespaceRulesetTests
             Spec with { SuspendedUids = [1001] },
             Spec with { AllowedRoutes = [new(1001, IPAddress.Parse("2001:db8::1"), 587)] },
             Spec with { AllowedRoutes = [new(1001, IPAddress.Parse("192.0.2.1"), 587)] },
+            Spec with { Lockdown = true },
+            RulesetRendererTests.Everything with { Lockdown = true },
         };
 
         foreach (var spec in variants)
@@ -90,6 +92,21 @@ public class NamespaceRulesetTests
             await manager.InstallAsync(spec, CancellationToken.None);
             Assert.That(await manager.IsInstalledAsExpectedAsync(spec, CancellationToken.None), Is.True, spec.ToString());
         }
+    }
+
+    [Test]
+    public async Task Lockdown_and_normal_form_each_report_the_other_as_a_difference()
+    {
+        var manager = new RulesetManager(new NftClient(networkNamespace));
+        var lockdown = Spec with { Lockdown = true };
+
+        await manager.InstallAsync(lockdown, CancellationToken.None);
+        var expectingNormal = await manager.FindDifferencesAsync(Spec, CancellationToken.None);
+        await manager.InstallAsync(Spec, CancellationToken.None);
+        var expectingLockdown = await manager.FindDifferencesAsync(lockdown, CancellationToken.None);
+
+        Assert.That(expectingNormal, Has.Some.Contains("no IPv4 rule redirects to port").And.Some.Contains("no IPv6 rule redirects to port"));
+        Assert.That(expectingLockdown, Has.Some.Contains("redirects although the table should be in lockdown"));
     }
 
     [Test]

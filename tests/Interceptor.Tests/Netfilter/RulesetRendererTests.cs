@@ -6,7 +6,8 @@ namespace Interceptor.Tests.Netfilter;
 
 public class RulesetRendererTests
 {
-    private static readonly RulesetSpec DefaultSpec = new("smtp_interceptor", 10025, [25], [0]);
+    // The defaults: Listen.Port 24, port 25, root exempt (nftables/smtp_interceptor.nft shows this one).
+    private static readonly RulesetSpec DefaultSpec = new("smtp_interceptor", 24, [25], [0]);
 
     private static readonly RulesetSpec SeveralPortsAndUids = new("smtp_interceptor", 10025, [2525, 25, 587], [1000, 0, 105, 1000]);
 
@@ -30,10 +31,12 @@ public class RulesetRendererTests
     [TestCase("multiple-ports-and-uids.nft")]
     [TestCase("empty-exempt-set.nft")]
     [TestCase("everything.nft")]
+    [TestCase("lockdown.nft")]
     public void Render_matches_the_golden_file(string golden)
     {
         var spec = golden switch
         {
+            "lockdown.nft" => Everything with { Lockdown = true },
             "default.nft" => DefaultSpec,
             "multiple-ports-and-uids.nft" => SeveralPortsAndUids,
             "everything.nft" => Everything,
@@ -242,5 +245,21 @@ public class RulesetRendererTests
         }
 
         Assert.That(actual, Is.EqualTo(NetfilterTestData.Read(relativePath)), $"{relativePath} differs; if the change is intended, rerun with UPDATE_GOLDEN=1 and review the diff");
+    }
+
+    [Test]
+    public void The_lockdown_form_has_no_redirect_and_keeps_the_guard()
+    {
+        var normal = RulesetRenderer.Render(Everything);
+        var lockdown = RulesetRenderer.Render(Everything with { Lockdown = true });
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(normal, Does.Contain("redirect to :10025"));
+            Assert.That(lockdown, Does.Not.Contain("redirect to"));
+            Assert.That(lockdown, Does.Contain("LOCKDOWN"));
+            Assert.That(lockdown, Does.Contain("table inet smtp_interceptor_guard {").And.Contain("reject with tcp reset"));
+            Assert.That(lockdown, Does.Contain("@exempt_uids counter accept").And.Contain("@allowed_routes_v4 counter accept"), "exempt users and routes still pass");
+        });
     }
 }

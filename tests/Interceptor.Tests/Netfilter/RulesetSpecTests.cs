@@ -13,7 +13,7 @@ public class RulesetSpecTests
         var spec = RulesetSpec.FromOptions(new InterceptorOptions(), [1000u, 0u, 1000u, 105u]);
 
         Assert.That(spec.Table, Is.EqualTo("smtp_interceptor"));
-        Assert.That(spec.ListenPort, Is.EqualTo(10025));
+        Assert.That(spec.ListenPort, Is.EqualTo(24));
         Assert.That(spec.Ports, Is.EqualTo(new[] { 25 }));
         Assert.That(spec.ExemptUids, Is.EqualTo(new uint[] { 0, 105, 1000 }));
     }
@@ -35,7 +35,7 @@ public class RulesetSpecTests
     [Test]
     public void FromOptions_refuses_a_listener_port_that_is_also_intercepted()
     {
-        var options = new InterceptorOptions { Interception = new InterceptionOptions { Ports = [25, 10025] } };
+        var options = new InterceptorOptions { Interception = new InterceptionOptions { Ports = [24, 25] } };
 
         Assert.That(() => RulesetSpec.FromOptions(options, [0u]), Throws.ArgumentException);
     }

@@ -75,7 +75,7 @@ public sealed partial class AdminOutputSafetyTests
             Assert.That(Field("uid").Matches(message).Select(m => m.Groups[1].Value), Is.EqualTo(new[] { TestUsers.Alice.Uid.ToString(CultureInfo.InvariantCulture) }),
                 "the plain message has one uid=, alice's" + context);
             Assert.That(Field("user").Matches(message).Select(m => m.Groups[1].Value), Is.EqualTo(new[] { TestUsers.Alice.Name }), "one user=, alice's" + context);
-            Assert.That(Field("from").Matches(message).Count, Is.EqualTo(1), "one from=" + context);
+            Assert.That(Field("from").Count(message), Is.EqualTo(1), "one from=" + context);
             Assert.That(line.Uid, Is.EqualTo(TestUsers.Alice.Uid), "JSON Uid" + context);
             Assert.That(line.User, Is.EqualTo(TestUsers.Alice.Name), "JSON User" + context);
             Assert.That(line.Sender, Is.EqualTo(spoof), "JSON Sender is the exact address" + context);

@@ -90,7 +90,10 @@ public sealed partial class AdminOutputSafetyTests
         Directory.CreateDirectory(state);
         File.SetUnixFileMode(state, (UnixFileMode)0b111_111_111);
 
-        await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, new DaemonConfig());
+        await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, new DaemonConfig
+        {
+            Settings = new Dictionary<string, System.Text.Json.Nodes.JsonNode?> { ["State.Directory"] = state },
+        });
 
         var context = "\n" + daemon.Transcript();
         var files = Directory.GetFiles(state).Select(f => (Path.GetFileName(f), File.GetUnixFileMode(f))).ToList();

@@ -35,14 +35,15 @@ public sealed partial class TraceHeaderForgeryTests
     public async Task A_clients_own_origin_headers_are_renamed_and_a_receiver_reads_only_the_daemons()
     {
         await using var s = await Scenario.StartAsync();
-        // Three spellings a receiver may take for the header, one with a continuation line, and one behind a
-        // transparency dot (the MX removes it, so it arrives as "X-Interceptor-Origin:").
+        // Three spellings a receiver may take for the header: one with a continuation line, one behind a transparency
+        // dot (the MX removes it, so it arrives as "X-Interceptor-Origin:"), and one with a space before the colon
+        // (obsolete syntax, RFC 5322 4.5.3) last, since Python's parser ends the header section at it.
         var message = Encoding.ASCII.GetBytes(
             "X-Interceptor-Origin: uid=0 user=root; host=trusted-relay.example;\r\n id=forged-1\r\n" +
             "From: <alice@client.test>\r\n" +
-            "x-interceptor-ORIGIN : uid=0 user=root; host=trusted-relay.example; id=forged-2\r\n" +
-            ".X-Interceptor-Origin: uid=0 user=root; host=trusted-relay.example; id=forged-3\r\n" +
-            "Subject: forged origin\r\n\r\nbody\r\n");
+            ".X-Interceptor-Origin: uid=0 user=root; host=trusted-relay.example; id=forged-2\r\n" +
+            "Subject: forged origin\r\n" +
+            "x-interceptor-ORIGIN : uid=0 user=root; host=trusted-relay.example; id=forged-3\r\n\r\nbody\r\n");
         var body = s.Dir.Write("forged.txt", [.. message, .. ".\r\n"u8]);
 
         var result = await Clients.DialogAsync(s.Ns, TestUsers.Alice, s.Dir, SmtpDialog.Transaction(Mx, From, [To], body, timeoutSeconds: 20));
@@ -50,12 +51,15 @@ public sealed partial class TraceHeaderForgeryTests
         var context = "\n" + result.Describe() + s.Describe();
         Assert.That(result.Reply("BODY")?.Code, Is.EqualTo(250), context);
         var id = (await s.RequireDaemon.WaitForTransactionsAsync(1)).Single().Id;
-        var parsed = await ParseAsReceiverAsync(s, s.RequireMx.Messages().Single());
+        var received = s.RequireMx.Messages().Single();
+        var parsed = await ParseAsReceiverAsync(s, received);
         Assert.Multiple(() =>
         {
             Assert.That(parsed.Origin, Is.EqualTo(new[] { $"uid={TestUsers.Alice.Uid} user={TestUsers.Alice.Name}; host={DaemonConfig.TestHeloName}; id={id}" }),
                 "exactly one X-Interceptor-Origin, the daemon's, naming alice and the logged id" + context);
-            Assert.That(parsed.Client, Has.Count.EqualTo(3), "the client's three headers are kept as X-Interceptor-Client-Origin" + context);
+            Assert.That(parsed.Client, Has.Count.EqualTo(2), "the client's headers are kept as X-Interceptor-Client-Origin" + context);
+            Assert.That(received.HeaderSection, Does.Contain("\r\nx-interceptor-Client-ORIGIN : uid=0"), "the third one is renamed too" + context);
+            Assert.That(OriginLine().Count(received.HeaderSection), Is.EqualTo(1), "one line in the header section starts with X-Interceptor-Origin, in any case" + context);
             Assert.That(parsed.Client[0], Does.Contain("id=forged-1"), "the continuation line stays with the renamed header" + context);
             Assert.That(parsed.Subject, Is.EqualTo("forged origin"), "the rest of the header section is intact" + context);
         });
@@ -141,6 +145,9 @@ public sealed partial class TraceHeaderForgeryTests
             [.. json["client"]!.AsArray().Select(v => v!.GetValue<string>())],
             json["subject"]!.GetValue<string>());
     }
+
+    [GeneratedRegex(@"^X-Interceptor-Origin\s*:", RegexOptions.Multiline | RegexOptions.IgnoreCase)]
+    private static partial Regex OriginLine();
 
     // A field as a reader splitting on "; " and spaces finds it: at the start or after a space or ';'.
     [GeneratedRegex(@"(?:^|[\s;])uid=(\S+)")]

@@ -1,15 +1,20 @@
 using System.Globalization;
+using Interceptor.Core.Events;
 
 namespace Interceptor.Linux;
 
 /// <summary>The process holding a socket: what an admin needs to find the script that sent the spam.</summary>
 public sealed record SocketProcess(int Pid, string? Executable, string? WorkingDirectory, string? CommandLine)
 {
-    /// <summary>"pid=4242 exe=/usr/bin/php8.2 cwd=/home/alice/public_html", for logs and the trace header.</summary>
+    /// <summary>
+    /// "pid=4242 exe=/usr/bin/php8.2 cwd=/home/alice/public_html", for logs and the trace header. The paths are the
+    /// user's to choose, so they are percent-encoded (<see cref="FieldText.PercentEncode"/>): a directory named
+    /// "x uid=0 user=root; host=evil" shows as "x%20uid%3D0%20user%3Droot%3B%20host%3Devil" and adds no field.
+    /// </summary>
     public override string ToString() =>
         $"pid={Pid.ToString(CultureInfo.InvariantCulture)}" +
-        (Executable is null ? "" : $" exe={Executable}") +
-        (WorkingDirectory is null ? "" : $" cwd={WorkingDirectory}");
+        (Executable is null ? "" : $" exe={FieldText.PercentEncode(Executable)}") +
+        (WorkingDirectory is null ? "" : $" cwd={FieldText.PercentEncode(WorkingDirectory)}");
 
     /// <summary>
     /// Finds the process whose file descriptors include socket:[inode], by walking /proc (best effort: the

@@ -85,6 +85,14 @@ public sealed class SqliteStateStore : IStateStore
             Schema.ConfigureWriter(writeConnection);
             var found = Schema.Migrate(writeConnection, time.GetUtcNow());
 
+            // An existing directory (a hand-made one, an old install) may be open to everybody, and SQLite creates its
+            // files with 0644 under the usual umask: the store holds every customer's senders and volumes.
+            var tightened = StoreDirectory.TightenAll(fullDirectory, path);
+            if (tightened.Count > 0)
+            {
+                logger.LogWarning("State store permissions tightened (directory at most 0750, database files at most 0640): {Changes}", string.Join("; ", tightened));
+            }
+
             // Both files exist now (WAL mode opens the -wal on first use) and stay until the write connection closes.
             var guards = new[] { FileGuard.Open(path), FileGuard.Open(path + "-wal") };
             opened.AddRange(guards);

@@ -12,6 +12,45 @@ internal static class StoreDirectory
 
     private const string ProbeName = ".write-probe";
 
+    /// <summary>The database, its WAL and shared-memory files: the daemon's (and its group's) to read, nobody else's.</summary>
+    private const UnixFileMode DatabaseFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead;
+
+    /// <summary>
+    /// Takes away what <paramref name="path"/> allows beyond <paramref name="allowed"/> (never adds a bit: an admin's
+    /// stricter choice stays). Returns "PATH: 0777 -> 0750" when it changed something, null otherwise; a chmod that
+    /// fails (not our file) is reported the same way with the reason, and the store still opens.
+    /// </summary>
+    public static string? Tighten(string path, UnixFileMode allowed)
+    {
+        if (!Path.Exists(path) || OperatingSystem.IsWindows())
+        {
+            return null;
+        }
+
+        var mode = File.GetUnixFileMode(path);
+        var tightened = mode & allowed;
+        if (tightened == mode)
+        {
+            return null;
+        }
+
+        try
+        {
+            File.SetUnixFileMode(path, tightened);
+            return $"{path}: {Octal(mode)} -> {Octal(tightened)}";
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            return $"{path}: {Octal(mode)}, could not be tightened to {Octal(tightened)} ({e.Message})";
+        }
+    }
+
+    /// <summary>The directory (0750 at most) and the database files (0640 at most), as <see cref="Tighten"/> reports them.</summary>
+    public static IReadOnlyList<string> TightenAll(string directory, string path) =>
+        [.. new[] { Tighten(directory, DirectoryMode), Tighten(path, DatabaseFileMode), Tighten(path + "-wal", DatabaseFileMode), Tighten(path + "-shm", DatabaseFileMode) }.OfType<string>()];
+
+    private static string Octal(UnixFileMode mode) => "0" + Convert.ToString((int)mode & 0xfff, 8);
+
     public static void Prepare(string directory, string path)
     {
         if (File.Exists(directory))

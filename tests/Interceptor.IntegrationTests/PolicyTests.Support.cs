@@ -92,6 +92,12 @@ internal static class PolicyTestSupport
         JsonNode.Parse(File.ReadAllText(daemon.ConfigPath))!["State"]!["Directory"]!.GetValue<string>();
 
     /// <summary>Runs an admin verb of the real binary inside the namespace as root, e.g. ["unblock", "smtpi-alice"].</summary>
+    /// The test run's own SMTPI_* variables (SMTPI_KEEP_TEST_USERS) are removed: the command would read them as configuration keys.
     public static Task<ProcessResult> CliAsync(NetworkNamespace ns, DaemonProcess daemon, params string[] arguments) =>
-        ns.RunAsync(DaemonProcess.DotnetHost, [DaemonProcess.AssemblyPath, .. arguments, "--config", daemon.ConfigPath], TimeSpan.FromSeconds(60));
+        ns.RunAsync("env", [.. SmtpiVariablesUnset(), DaemonProcess.DotnetHost, DaemonProcess.AssemblyPath, .. arguments, "--config", daemon.ConfigPath], TimeSpan.FromSeconds(60));
+
+    private static IEnumerable<string> SmtpiVariablesUnset() =>
+        Environment.GetEnvironmentVariables().Keys.Cast<string>()
+            .Where(k => k.StartsWith("SMTPI_", StringComparison.Ordinal))
+            .SelectMany(k => new[] { "-u", k });
 }

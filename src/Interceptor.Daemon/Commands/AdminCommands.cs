@@ -62,14 +62,17 @@ public static class AdminCommands
 
         if (!response.Ok || response.Data is not { } data)
         {
-            await Console.Error.WriteLineAsync($"smtp-interceptor: {request.Verb}: {response.Error ?? "the daemon gave no data"}");
+            await Console.Error.WriteLineAsync(TerminalText.Escape($"smtp-interceptor: {request.Verb}: {response.Error ?? "the daemon gave no data"}"));
             return response.ErrorKind == ControlErrors.BadRequest ? 2 : 3;
         }
 
         string output;
         try
         {
-            output = arguments.Json ? JsonSerializer.Serialize(data, ControlJson.Indented) + Environment.NewLine : Render(request.Verb, data);
+            // The text is escaped once more as a whole: lines outside the tables (suspension reasons, store failures) hold
+            // chosen text too. JSON is escaped by the serializer and stays exact.
+            output = arguments.Json ? JsonSerializer.Serialize(data, ControlJson.Indented) + Environment.NewLine
+                : TerminalText.EscapeKeepingNewlines(Render(request.Verb, data));
         }
         catch (JsonException e)
         {

@@ -43,8 +43,9 @@ public sealed class TextTable
             throw new ArgumentException($"a row has {cells.Length} cells, the table {_headers.Length} columns", nameof(cells));
         }
 
-        // A newline or tab inside a cell (a client's odd MAIL FROM) would break the alignment of every row below it.
-        _rows.Add([.. cells.Select(c => c.ReplaceLineEndings(" ").Replace('\t', ' '))]);
+        // Cells hold what clients and upstreams chose: a newline or tab would break the alignment of every row below
+        // it, an escape sequence or bidi override would rewrite the admin's screen. Escaped before widths are measured.
+        _rows.Add([.. cells.Select(TerminalText.Escape)]);
         return this;
     }
 

@@ -1,47 +1,80 @@
+using System.Collections;
+using System.Globalization;
 using Interceptor.Core.Events;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Record;
 
 /// <summary>One structured log line per transaction, naming the user: what an admin greps for first.</summary>
+/// <remarks>
+/// The readable message and the JSON fields differ on purpose: the message is for eyes and grep, so the client's
+/// sender is percent-encoded (<see cref="FieldText.PercentEncode"/>) and the upstream's reply quoted
+/// (<see cref="FieldText.Quote"/>); a sender <c>"x> uid=0 user=root from=&lt;y"@bank.example</c> cannot add fields
+/// to it. The JSON fields (State.Sender, State.Reply, …) keep the exact values, escaped by the JSON writer.
+/// </remarks>
 public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorder
 {
     private static readonly EventId TransactionEventId = new(10, "Transaction");
 
+    private const string Format =
+        "transaction {Id} uid={Uid} user={User} from=<{Sender}> recipients={Recipients} size={SizeBytes} dst={OriginalDestination} upstream={Upstream} reply={Reply} duration_ms={DurationMs}";
+
+    // A sub-UID's mail: the owner is uid/user (whom the abuse desk calls); the real sub-UID is named too, so nothing is hidden.
+    private const string SubordinateFormat =
+        "transaction {Id} uid={Uid} user={User} subuid={SubUid} from=<{Sender}> recipients={Recipients} size={SizeBytes} dst={OriginalDestination} upstream={Upstream} reply={Reply} duration_ms={DurationMs}";
+
     public void Record(TransactionEvent transaction)
     {
-        if (transaction.SubordinateUid is { } subordinate)
-        {
-            // The owner is uid/user (whom the abuse desk calls); the real sub-UID is named too, so nothing is hidden.
-            logger.LogInformation(
-                TransactionEventId,
-                "transaction {Id} uid={Uid} user={User} subuid={SubUid} from=<{Sender}> recipients={Recipients} size={SizeBytes} dst={OriginalDestination} upstream={Upstream} reply=\"{Reply}\" duration_ms={DurationMs}",
-                transaction.Id,
-                transaction.Uid,
-                transaction.User,
-                subordinate,
-                transaction.Sender,
-                transaction.RecipientCount,
-                transaction.SizeBytes,
-                transaction.OriginalDestination,
-                transaction.Upstream,
-                transaction.Reply,
-                (long)transaction.Duration.TotalMilliseconds);
-            return;
-        }
+        ArgumentNullException.ThrowIfNull(transaction);
+        logger.Log(LogLevel.Information, TransactionEventId, new TransactionLine(transaction), null, static (line, _) => line.ToString());
+    }
 
-        logger.LogInformation(
-            TransactionEventId,
-            "transaction {Id} uid={Uid} user={User} from=<{Sender}> recipients={Recipients} size={SizeBytes} dst={OriginalDestination} upstream={Upstream} reply=\"{Reply}\" duration_ms={DurationMs}",
-            transaction.Id,
-            transaction.Uid,
-            transaction.User,
-            transaction.Sender,
-            transaction.RecipientCount,
-            transaction.SizeBytes,
-            transaction.OriginalDestination,
-            transaction.Upstream,
-            transaction.Reply,
-            (long)transaction.Duration.TotalMilliseconds);
+    /// <summary>The fields as the JSON formatter writes them (same names and types as the message template's), and the readable message.</summary>
+    private sealed class TransactionLine(TransactionEvent t) : IReadOnlyList<KeyValuePair<string, object?>>
+    {
+        private readonly KeyValuePair<string, object?>[] _fields = t.SubordinateUid is { } subordinate
+            ?
+            [
+                new("Id", t.Id),
+                new("Uid", t.Uid),
+                new("User", t.User),
+                new("SubUid", subordinate),
+                new("Sender", t.Sender),
+                new("Recipients", t.RecipientCount),
+                new("SizeBytes", t.SizeBytes),
+                new("OriginalDestination", t.OriginalDestination),
+                new("Upstream", t.Upstream),
+                new("Reply", t.Reply),
+                new("DurationMs", (long)t.Duration.TotalMilliseconds),
+                new("{OriginalFormat}", SubordinateFormat),
+            ]
+            :
+            [
+                new("Id", t.Id),
+                new("Uid", t.Uid),
+                new("User", t.User),
+                new("Sender", t.Sender),
+                new("Recipients", t.RecipientCount),
+                new("SizeBytes", t.SizeBytes),
+                new("OriginalDestination", t.OriginalDestination),
+                new("Upstream", t.Upstream),
+                new("Reply", t.Reply),
+                new("DurationMs", (long)t.Duration.TotalMilliseconds),
+                new("{OriginalFormat}", Format),
+            ];
+
+        public int Count => _fields.Length;
+
+        public KeyValuePair<string, object?> this[int index] => _fields[index];
+
+        public IEnumerator<KeyValuePair<string, object?>> GetEnumerator() => ((IEnumerable<KeyValuePair<string, object?>>)_fields).GetEnumerator();
+
+        IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+        // User names come from the passwd database (root's to write), ids and destinations from us: only the sender
+        // and the reply are chosen by the client or its upstream.
+        public override string ToString() => string.Create(
+            CultureInfo.InvariantCulture,
+            $"transaction {t.Id} uid={t.Uid} user={FieldText.PercentEncode(t.User)}{(t.SubordinateUid is { } sub ? $" subuid={sub}" : "")} from=<{FieldText.PercentEncode(t.Sender)}> recipients={t.RecipientCount} size={t.SizeBytes} dst={t.OriginalDestination} upstream={t.Upstream} reply={FieldText.Quote(t.Reply)} duration_ms={(long)t.Duration.TotalMilliseconds}");
     }
 }

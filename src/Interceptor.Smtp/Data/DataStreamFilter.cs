@@ -8,6 +8,9 @@ public enum DataProblem
     NulByte,
     LineTooLong,
     TooBig,
+
+    /// <summary>The first line starts with a space or tab: it would fold into the trace header (see <see cref="HeaderSectionGuard"/>).</summary>
+    FoldsIntoTraceHeader,
 }
 
 /// <summary>

@@ -42,6 +42,9 @@ public static class SessionReplies
     public static SmtpReply DataHasForbiddenBytes(string what) =>
         new(550, "5.6.0", $"Error: message refused, it contains {what}; nothing was relayed");
 
+    public static readonly SmtpReply DataFoldsIntoTraceHeader =
+        new(550, "5.6.0", "Error: message refused, its first line starts with a space or tab (a header continuation with no header, RFC 5322 2.2.3); nothing was relayed");
+
     public static SmtpReply DataLineTooLong(int limit) =>
         new(550, "5.6.0", $"Error: message refused, a line is longer than {limit} bytes; nothing was relayed");
 

@@ -93,11 +93,16 @@ public sealed partial class InboundSession
     {
         var upstream = _upstream!;
         var filter = new DataStreamFilter(MaxMessageSize, _options.Smtp.MaxDataLineBytes);
+        var guard = new HeaderSectionGuard();
         var header = TraceHeader.Render(_origin, _options.Relay.HeloName, transaction.Id, _options.Trace.IncludeProcess);
 
-        // One buffer holds the trace header, a filtered chunk and the end marker, so a message that arrives in one read
-        // goes upstream in one write (one packet, one wake-up of the upstream) instead of three.
-        var output = ArrayPool<byte>.Shared.Rent(header.Length + DataStreamFilter.OutputSizeFor(DataChunk) + EndOfData.Length);
+        // One buffer holds the trace header, a filtered (and guarded) chunk and the end marker, so a message that arrives
+        // in one read goes upstream in one write (one packet, one wake-up of the upstream) instead of three.
+        var filteredSize = DataStreamFilter.OutputSizeFor(DataChunk);
+        var output = ArrayPool<byte>.Shared.Rent(header.Length + HeaderSectionGuard.OutputSizeFor(filteredSize) + EndOfData.Length);
+
+        // While the header section lasts, the filter writes here and the guard copies into the output.
+        var scratch = ArrayPool<byte>.Shared.Rent(filteredSize);
         header.CopyTo(output, 0);
         var held = header.Length;
         UpstreamException? upstreamFailure = null;
@@ -130,14 +135,24 @@ public sealed partial class InboundSession
                     input = input[..DataChunk];
                 }
 
-                var (consumed, written) = filter.Process(input, output.AsSpan(held));
+                int consumed, written;
+                if (guard.HeaderSectionEnded)
+                {
+                    (consumed, written) = filter.Process(input, output.AsSpan(held));
+                }
+                else
+                {
+                    (consumed, var filtered) = filter.Process(input, scratch);
+                    written = guard.Process(scratch.AsSpan(0, filtered), output.AsSpan(held));
+                }
+
                 _reader.Advance(consumed);
                 held += written;
 
                 // The last chunk stays in the buffer to go out with the end marker.
                 if (!filter.Completed && held > 0)
                 {
-                    if (filter.Problem == DataProblem.None && upstreamFailure is null)
+                    if (filter.Problem == DataProblem.None && guard.Problem == DataProblem.None && upstreamFailure is null)
                     {
                         upstreamFailure = await TryWriteUpstreamAsync(upstream, output.AsMemory(0, held), token);
                     }
@@ -147,11 +162,18 @@ public sealed partial class InboundSession
             }
 
             transaction.SizeBytes = filter.Size;
-            if (filter.Problem != DataProblem.None)
+            var problem = filter.Problem != DataProblem.None ? filter.Problem : guard.Problem;
+            if (problem != DataProblem.None)
             {
                 // Never finish the upstream's DATA: dropping the connection makes it discard what it got.
                 upstream.Abort();
-                return (RefusalFor(filter.Problem), TransactionOutcome.Refused);
+                return (RefusalFor(problem), TransactionOutcome.Refused);
+            }
+
+            if (guard.Renamed > 0)
+            {
+                _logger.LogInformation("renamed {Count} client-supplied {Header} header(s) to X-Interceptor-Client-Origin in message {Id} of uid={Uid} user={User}",
+                    guard.Renamed, TraceHeader.Name, transaction.Id, _origin.Uid, _origin.User);
             }
 
             if (upstreamFailure is not null)
@@ -177,6 +199,7 @@ public sealed partial class InboundSession
         finally
         {
             ArrayPool<byte>.Shared.Return(output);
+            ArrayPool<byte>.Shared.Return(scratch);
         }
     }
 
@@ -199,6 +222,7 @@ public sealed partial class InboundSession
         DataProblem.LineTooLong => SessionReplies.DataLineTooLong(_options.Smtp.MaxDataLineBytes),
         DataProblem.BareCarriageReturn => SessionReplies.DataHasForbiddenBytes("a bare <CR> (RFC 5321 2.3.8)"),
         DataProblem.NulByte => SessionReplies.DataHasForbiddenBytes("a NUL byte"),
+        DataProblem.FoldsIntoTraceHeader => SessionReplies.DataFoldsIntoTraceHeader,
         _ => throw new ArgumentOutOfRangeException(nameof(problem), problem, null),
     };
 }

@@ -15,7 +15,8 @@ public static class TraceHeader
     {
         // User names come from the system's user database; still keep header syntax intact whatever they hold.
         var user = Clean(origin.User, 64);
-        var process = includeProcess && origin.Process is { } found ? $"; process={Clean(found, 300)}" : "";
+        // The process's paths arrive percent-encoded (SocketProcess), so they cannot add fields; Clean is the backstop.
+        var process = includeProcess && origin.Process is { } found ? $"; process={Clean(found, 600)}" : "";
 
         // After the id, so readers of the documented "uid=N user=NAME; host=...; id=..." prefix are unaffected.
         var subordinate = origin.SubordinateUid is { } real ? $"; subuid={real}" : "";

@@ -41,7 +41,7 @@ public sealed class AdminRenderingTests
     {
         var text = new TextTable("FROM").Add("a\r\nb\tc").Render();
 
-        Assert.That(text, Is.EqualTo("FROM\na b c\n"));
+        Assert.That(text, Is.EqualTo("FROM\na\\x0d\\x0ab\\x09c\n"));
     }
 
     [Test]

@@ -8,6 +8,7 @@ ensure_deps() {
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
     [ -x /usr/bin/python3 ] || missing+=(python3)
+    command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" != 0 ]; then
             echo "missing packages: ${missing[*]} (run as root, or: apt-get install -y ${missing[*]})" >&2

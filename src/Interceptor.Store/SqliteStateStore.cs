@@ -24,7 +24,13 @@ public sealed class SqliteStateStore : IStateStore
     private readonly FileGuard[] _guards;
     private readonly BatchWriter _writer;
     private readonly ILogger _logger;
+    private readonly TallyBook _tallies = new();
+    private readonly ITimer _tallyTimer;
+    private readonly SemaphoreSlim _tallyFlush = new(1, 1);
     private int _disposed;
+
+    /// <summary>How often counted tallies are written (and logged) when nobody reads the store meanwhile.</summary>
+    internal static readonly TimeSpan TallyFlushInterval = TimeSpan.FromSeconds(5);
 
     private SqliteStateStore(string path, string readConnectionString, SqliteConnection writeConnection, WriteStatements statements, FileGuard[] guards, BatchWriter writer, ILogger logger)
     {
@@ -35,6 +41,7 @@ public sealed class SqliteStateStore : IStateStore
         _statements = statements;
         _guards = guards;
         _writer = writer;
+        _tallyTimer = TimeProvider.System.CreateTimer(_ => _ = FlushTalliesQuietlyAsync(), null, TallyFlushInterval, TallyFlushInterval);
     }
 
     /// <summary>The database file.</summary>
@@ -139,6 +146,153 @@ public sealed class SqliteStateStore : IStateStore
         return _writer.EnqueueAsync(s => s.InsertRefusal(refusal), cancellationToken);
     }
 
+    /// <inheritdoc />
+    public void CountTally(TallyEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        _tallies.Add(entry);
+    }
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<TallyEntry>> LoadTalliesAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(limit);
+        return ReadAsync((c, ct) => StoreQueries.TalliesAsync(c, since, uid, limit, ct), cancellationToken);
+    }
+
+    /// <summary>
+    /// Writes what was tallied since the last flush, one row update per user, kind and minute, and logs one line per
+    /// such row: the only log line a flood of refused MAIL or MAIL+RSET gets. What cannot be written stays counted.
+    /// </summary>
+    public async Task FlushTalliesAsync(CancellationToken cancellationToken)
+    {
+        await _tallyFlush.WaitAsync(cancellationToken);
+        try
+        {
+            var entries = _tallies.Drain();
+            if (entries.Count == 0)
+            {
+                return;
+            }
+
+            try
+            {
+                await _writer.EnqueueAsync(
+                    s =>
+                    {
+                        foreach (var entry in entries)
+                        {
+                            s.UpsertTally(entry);
+                        }
+
+                        return 0;
+                    },
+                    cancellationToken);
+            }
+            catch
+            {
+                foreach (var entry in entries)
+                {
+                    _tallies.Add(entry);
+                }
+
+                throw;
+            }
+
+            foreach (var e in entries)
+            {
+                _logger.LogInformation(
+                    "tally uid={Uid} user={User} kind={Kind} outcome={Outcome} count={Count} from {First:O} to {Last:O}: {Description}",
+                    e.Uid, e.User, e.Kind, e.Outcome, e.Count, e.First, e.Last, e.Describe());
+            }
+        }
+        finally
+        {
+            _tallyFlush.Release();
+        }
+    }
+
+    private async Task FlushTalliesQuietlyAsync()
+    {
+        try
+        {
+            await FlushTalliesAsync(CancellationToken.None);
+        }
+        catch (StoreUnavailableException e)
+        {
+            _logger.LogDebug("tallies not written yet: {Reason}", e.Message);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Closing: DisposeAsync flushes what is left.
+        }
+    }
+
+    /// <summary>
+    /// Keeps the store under <paramref name="maxBytes"/> (and the filesystem above <paramref name="minFreeBytes"/> free) by
+    /// deleting the oldest rows: first those older than the quota window, then those of the window that no quota counts,
+    /// and only if that is not enough the window's deliveries. Null when nothing had to go.
+    /// </summary>
+    public async Task<PruneReport?> EnforceSizeAsync(long maxBytes, long minFreeBytes, DateTimeOffset quotaWindowStart, CancellationToken cancellationToken)
+    {
+        var used = await _writer.EnqueueAsync(s => StoreBudget.UsedBytes(s.Connection), cancellationToken);
+        var free = FreeBytes();
+        var limit = StoreBudget.Limit(maxBytes, used, free, minFreeBytes);
+        if (used <= limit)
+        {
+            return null;
+        }
+
+        var target = StoreBudget.Target(limit);
+        var before = used;
+        long deleted = 0;
+        var tier = PruneTier.BeyondQuotaWindow;
+        while (true)
+        {
+            var currentTier = tier;
+            var (removed, usedNow) = await _writer.EnqueueAsync(
+                s =>
+                {
+                    var rows = StoreBudget.RowsToDelete(StoreBudget.UsedBytes(s.Connection), target, StoreBudget.RowCount(s.Connection));
+                    var gone = rows == 0 ? 0 : StoreBudget.DeleteOldest(s.Connection, currentTier, rows, quotaWindowStart);
+                    return (gone, StoreBudget.UsedBytes(s.Connection));
+                },
+                cancellationToken);
+            deleted += removed;
+            used = usedNow;
+            if (used <= target)
+            {
+                break;
+            }
+
+            if (removed == 0)
+            {
+                if (tier == PruneTier.QuotaHistory)
+                {
+                    break;
+                }
+
+                tier++;
+            }
+        }
+
+        var oldest = await _writer.EnqueueAsync(s => StoreBudget.OldestRow(s.Connection), cancellationToken);
+        return new PruneReport(before, used, limit, deleted, tier, oldest);
+    }
+
+    /// <summary>Free bytes on the state filesystem for an unprivileged writer; long.MaxValue when it cannot be read.</summary>
+    private long FreeBytes()
+    {
+        try
+        {
+            return new DriveInfo(System.IO.Path.GetDirectoryName(_path)!).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return long.MaxValue;
+        }
+    }
+
     /// <summary>Inserts or replaces the suspension of <see cref="Suspension.Uid"/>.</summary>
     public Task SaveSuspensionAsync(Suspension suspension, CancellationToken cancellationToken)
     {
@@ -166,7 +320,7 @@ public sealed class SqliteStateStore : IStateStore
         ReadAsync((c, ct) => StoreQueries.RefusalsAsync(c, since, uid, ct), cancellationToken);
 
     /// <summary>
-    /// Deletes transactions and refusals older than <paramref name="before"/>, a few thousand rows per batch so that a
+    /// Deletes transactions, refusals and tallies older than <paramref name="before"/>, a few thousand rows per batch so that a
     /// large sweep shares the writer with live traffic instead of stalling it. Suspensions are kept.
     /// </summary>
     public async Task PruneAsync(DateTimeOffset before, CancellationToken cancellationToken)
@@ -197,7 +351,18 @@ public sealed class SqliteStateStore : IStateStore
             return;
         }
 
+        await _tallyTimer.DisposeAsync();
+        try
+        {
+            await FlushTalliesAsync(CancellationToken.None);
+        }
+        catch (StoreUnavailableException e)
+        {
+            _logger.LogError("tallies lost at close: {Reason}", e.Message);
+        }
+
         await _writer.DisposeAsync();
+        _tallyFlush.Dispose();
         using (var pooled = new SqliteConnection(_readConnectionString))
         {
             SqliteConnection.ClearPool(pooled);
@@ -257,7 +422,8 @@ public sealed class SqliteStateStore : IStateStore
 
         try
         {
-            // Read your writes: outcomes still waiting for a batch are committed first.
+            // Read your writes: outcomes still waiting for a batch, and tallies, are committed first.
+            await FlushTalliesAsync(cancellationToken);
             await _writer.FlushDeferredAsync(cancellationToken);
         }
         catch (StoreUnavailableException)

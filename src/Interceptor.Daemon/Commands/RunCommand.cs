@@ -57,7 +57,8 @@ public static class RunCommand
         var ledger = new QuotaLedger(time);
         var restored = await RestoreUsageAsync(store, ledger, time);
         var autoSuspension = new AutoSuspensionRules(options.Suspension, time);
-        var suspensions = new SuspensionRegistry(store, new NftKernelSuspension(rules, spec.Table), new AlertCommand(options.Alerts, loggers.CreateLogger("alert")));
+        var alerts = new AlertCommand(options.Alerts, loggers.CreateLogger("alert"));
+        var suspensions = new SuspensionRegistry(store, new NftKernelSuspension(rules, spec.Table), alerts);
         var suspended = await suspensions.LoadAsync(CancellationToken.None);
         spec = spec with { SuspendedUids = [.. suspended.Select(s => s.Uid)] };
         var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics);
@@ -99,7 +100,7 @@ public static class RunCommand
             ? null
             : new MetricsServer(IPEndPoint.Parse(options.Metrics.Listen), metrics, () => listener.ActiveSessions, loggers.CreateLogger("metrics"));
         metricsServer?.Start();
-        await using var retention = new StoreRetention(store, TimeSpan.FromDays(options.State.RetentionDays), time, loggers.CreateLogger("store"));
+        await using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alerts.NotifyStorePrunedAsync);
         retention.Start();
         await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"));
         watchdog.Start();
@@ -144,7 +145,7 @@ public static class RunCommand
         // The store returns the newest first; the ledger takes deliveries fastest in time order.
         foreach (var transaction in recent.Reverse())
         {
-            if (transaction.Outcome is TransactionOutcome.Delivered or TransactionOutcome.Pending)
+            if (TransactionEvent.CountsAsSent(transaction.Outcome))
             {
                 ledger.AddDelivered(transaction.Uid, transaction.Started, transaction.RecipientCount);
                 counted++;

@@ -7,13 +7,39 @@ using Microsoft.Extensions.Logging;
 namespace Interceptor.Daemon.Decide;
 
 /// <summary>
-/// Runs the admin's Alerts.Command on every suspension (through /bin/sh, so it can be a pipeline), with the
-/// facts in its environment: SMTPI_UID, SMTPI_USER, SMTPI_REASON, SMTPI_SOURCE, SMTPI_SINCE and the counts.
+/// Runs the admin's Alerts.Command on every suspension (SMTPI_EVENT=suspension) and when the state store had to prune
+/// to stay under State.MaxBytes (SMTPI_EVENT=store-pruned), through /bin/sh so it can be a pipeline, with the facts in
+/// its environment: SMTPI_UID, SMTPI_USER, SMTPI_REASON, SMTPI_SOURCE, SMTPI_SINCE and the counts.
 /// Bounded in time; its failure is logged and never stops the suspension.
 /// </summary>
 public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspensionAlert
 {
-    public async Task NotifyAsync(Suspension suspension, IReadOnlyDictionary<string, string> counts, CancellationToken cancellationToken)
+    public Task NotifyAsync(Suspension suspension, IReadOnlyDictionary<string, string> counts, CancellationToken cancellationToken)
+    {
+        var environment = new Dictionary<string, string>(counts)
+        {
+            ["SMTPI_EVENT"] = "suspension",
+            ["SMTPI_UID"] = suspension.Uid.ToString(CultureInfo.InvariantCulture),
+            ["SMTPI_USER"] = suspension.User,
+            ["SMTPI_REASON"] = suspension.Reason,
+            ["SMTPI_SOURCE"] = suspension.Source == SuspensionSource.Admin ? "admin" : "automatic",
+            ["SMTPI_SINCE"] = suspension.Since.ToString("O", CultureInfo.InvariantCulture),
+        };
+        return RunAsync(environment, $"uid={suspension.Uid} user={suspension.User}", cancellationToken);
+    }
+
+    /// <summary>The state store had to prune to stay under State.MaxBytes: SMTPI_EVENT=store-pruned, SMTPI_REASON and the figures.</summary>
+    public Task NotifyStorePrunedAsync(string reason, IReadOnlyDictionary<string, string> facts, CancellationToken cancellationToken)
+    {
+        var environment = new Dictionary<string, string>(facts)
+        {
+            ["SMTPI_EVENT"] = "store-pruned",
+            ["SMTPI_REASON"] = reason,
+        };
+        return RunAsync(environment, "the state store", cancellationToken);
+    }
+
+    private async Task RunAsync(IReadOnlyDictionary<string, string> environment, string subject, CancellationToken cancellationToken)
     {
         if (options.Command.Length == 0)
         {
@@ -28,12 +54,7 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
         };
         info.ArgumentList.Add("-c");
         info.ArgumentList.Add(options.Command);
-        info.Environment["SMTPI_UID"] = suspension.Uid.ToString(CultureInfo.InvariantCulture);
-        info.Environment["SMTPI_USER"] = suspension.User;
-        info.Environment["SMTPI_REASON"] = suspension.Reason;
-        info.Environment["SMTPI_SOURCE"] = suspension.Source == SuspensionSource.Admin ? "admin" : "automatic";
-        info.Environment["SMTPI_SINCE"] = suspension.Since.ToString("O", CultureInfo.InvariantCulture);
-        foreach (var (name, value) in counts)
+        foreach (var (name, value) in environment)
         {
             info.Environment[name] = value;
         }
@@ -52,17 +73,17 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
             catch (OperationCanceledException)
             {
                 process.Kill(entireProcessTree: true);
-                logger.LogError("alert command for uid={Uid} user={User} killed after {Seconds} s", suspension.Uid, suspension.User, options.TimeoutSeconds);
+                logger.LogError("alert command for {Subject} killed after {Seconds} s", subject, options.TimeoutSeconds);
                 return;
             }
 
             if (process.ExitCode != 0)
             {
-                logger.LogError("alert command for uid={Uid} user={User} exited {ExitCode}: {Error}", suspension.Uid, suspension.User, process.ExitCode, (await error).Trim());
+                logger.LogError("alert command for {Subject} exited {ExitCode}: {Error}", subject, process.ExitCode, (await error).Trim());
             }
             else
             {
-                logger.LogInformation("alert command ran for uid={Uid} user={User}: {Output}", suspension.Uid, suspension.User, (await output).Trim());
+                logger.LogInformation("alert command ran for {Subject}: {Output}", subject, (await output).Trim());
             }
         }
         catch (System.ComponentModel.Win32Exception e)

@@ -8,7 +8,15 @@ public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorde
 {
     private static readonly EventId TransactionEventId = new(10, "Transaction");
 
-    public void Record(TransactionEvent transaction) =>
+    public void Record(TransactionEvent transaction)
+    {
+        if (transaction.Unsent is not null)
+        {
+            // Ended before DATA: a client can make thousands a second. The store tallies them and logs one line per user,
+            // kind and minute when it writes the tally.
+            return;
+        }
+
         logger.LogInformation(
             TransactionEventId,
             "transaction {Id} uid={Uid} user={User} from=<{Sender}> recipients={Recipients} size={SizeBytes} dst={OriginalDestination} upstream={Upstream} reply=\"{Reply}\" duration_ms={DurationMs}",
@@ -22,4 +30,5 @@ public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorde
             transaction.Upstream,
             transaction.Reply,
             (long)transaction.Duration.TotalMilliseconds);
+    }
 }

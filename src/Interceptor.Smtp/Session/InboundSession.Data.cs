@@ -42,7 +42,7 @@ public sealed partial class InboundSession
             // RFC 2920: DATA ends a pipelined group; message bytes before our 354 are a protocol violation
             // (and the classic way to smuggle). Refuse and close, as Postfix does.
             await ResetUpstreamAsync(token);
-            await EndTransactionAsync("refused: improper command pipelining after DATA", TransactionOutcome.Refused, token, UnsentKind.RefusedAtData);
+            await EndTransactionAsync("refused: improper command pipelining after DATA", TransactionOutcome.Refused, UnsentKind.RefusedAtData, token);
             await WriteAsync(new SmtpReply(554, "5.5.0", "Error: improper command pipelining after DATA"), token);
             _closing = true;
             return;
@@ -55,7 +55,7 @@ public sealed partial class InboundSession
             if (storeRefusal is not null)
             {
                 await ResetUpstreamAsync(token);
-                await EndTransactionAsync("not relayed: " + storeRefusal, TransactionOutcome.Refused, token, UnsentKind.RefusedAtData);
+                await EndTransactionAsync("not relayed: " + storeRefusal, TransactionOutcome.Refused, UnsentKind.RefusedAtData, token);
                 await WriteAsync(storeRefusal, token);
                 return;
             }
@@ -68,7 +68,7 @@ public sealed partial class InboundSession
         {
             // Some upstreams keep their transaction after refusing DATA; reset it so the next MAIL is not "nested".
             await ResetUpstreamAsync(token);
-            await EndTransactionAsync(go.ToString(), TransactionEvent.OutcomeOf(go.Code), token, UnsentKind.UpstreamRefused);
+            await EndTransactionAsync(go.ToString(), TransactionEvent.OutcomeOf(go.Code), UnsentKind.UpstreamRefused, token);
             await WriteAsync(go, token);
             return;
         }
@@ -85,7 +85,7 @@ public sealed partial class InboundSession
 
         // Once the final dot went out the verdict is accounted and passed on even if the session timed out meanwhile
         // (the next read then ends the session): a delivered message must never be recorded as aborted.
-        await EndTransactionAsync(final.ToString(), outcome, CancellationToken.None, UnsentKind.ClientLeft);
+        await EndTransactionAsync(final.ToString(), outcome, UnsentKind.ClientLeft, CancellationToken.None);
         if (_shutdown.IsCancellationRequested)
         {
             await TryWriteAsync(final);

@@ -125,7 +125,7 @@ public sealed partial class InboundSession
             var upstreamRefusal = await EnsureUpstreamAsync(token);
             if (upstreamRefusal is not null)
             {
-                await SettleUnstartedAsync(ticket, mail, upstreamRefusal, token);
+                await SettleUnstartedAsync(ticket, mail, upstreamRefusal, null, token);
                 // Mid-session the client keeps its connection: the upstream's 421 becomes a transaction-level 451.
                 await WriteAsync(upstreamRefusal.Code == 421 ? new SmtpReply(451, upstreamRefusal.EnhancedCode, upstreamRefusal.Lines) : upstreamRefusal, token);
                 return;
@@ -134,7 +134,7 @@ public sealed partial class InboundSession
             var (line, parameterRefusal) = BuildUpstreamMail(mail);
             if (parameterRefusal is not null)
             {
-                await SettleUnstartedAsync(ticket, mail, null, token, parameterRefusal);
+                await SettleUnstartedAsync(ticket, mail, null, parameterRefusal, token);
                 await WriteAsync(parameterRefusal, token);
                 return;
             }
@@ -157,14 +157,14 @@ public sealed partial class InboundSession
         }
         else
         {
-            await SettleUnstartedAsync(ticket, mail, reply, token);
+            await SettleUnstartedAsync(ticket, mail, reply, null, token);
         }
 
         await WriteAsync(reply, token);
     }
 
     /// <summary>MAIL did not start a transaction: give back the ticket, and tally it (our refusal, or the upstream's).</summary>
-    private async Task SettleUnstartedAsync(MessageTicket? ticket, EnvelopeCommand mail, SmtpReply? upstreamReply, CancellationToken token, SmtpReply? ourRefusal = null)
+    private async Task SettleUnstartedAsync(MessageTicket? ticket, EnvelopeCommand mail, SmtpReply? upstreamReply, SmtpReply? ourRefusal, CancellationToken token)
     {
         if (upstreamReply is null)
         {
@@ -178,7 +178,7 @@ public sealed partial class InboundSession
         }
 
         var transaction = new Transaction(mail, ticket);
-        await FinishAsync(transaction, upstreamReply.ToString(), TransactionEvent.OutcomeOf(upstreamReply.Code), token, UnsentKind.UpstreamRefused);
+        await FinishAsync(transaction, upstreamReply.ToString(), TransactionEvent.OutcomeOf(upstreamReply.Code), UnsentKind.UpstreamRefused, token);
     }
 
     /// <summary>Passes on the parameters the upstream understands; refuses those it cannot honour.</summary>
@@ -297,7 +297,7 @@ public sealed partial class InboundSession
     }
 
     /// <param name="unsent">How it ended, if it never reached DATA (then it is tallied, not stored one row each).</param>
-    private async Task EndTransactionAsync(string reply, TransactionOutcome outcome, CancellationToken token, UnsentKind unsent)
+    private async Task EndTransactionAsync(string reply, TransactionOutcome outcome, UnsentKind unsent, CancellationToken token)
     {
         if (_transaction is null)
         {
@@ -306,11 +306,11 @@ public sealed partial class InboundSession
 
         var transaction = _transaction;
         _transaction = null;
-        await FinishAsync(transaction, reply, outcome, token, unsent);
+        await FinishAsync(transaction, reply, outcome, unsent, token);
     }
 
     /// <summary>Logs the transaction and settles it with the policy (quotas, the store, automatic suspension).</summary>
-    private async Task FinishAsync(Transaction transaction, string reply, TransactionOutcome outcome, CancellationToken token, UnsentKind unsent)
+    private async Task FinishAsync(Transaction transaction, string reply, TransactionOutcome outcome, UnsentKind unsent, CancellationToken token)
     {
         // The upstream refusing every recipient is its verdict on the message (the usual way big providers
         // refuse spam), not a client abandoning it: count it as such for the failure-ratio suspension.

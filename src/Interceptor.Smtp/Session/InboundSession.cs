@@ -144,7 +144,7 @@ public sealed partial class InboundSession : IAsyncDisposable
         {
             if (_transaction is not null)
             {
-                await EndTransactionAsync("aborted: the client left before finishing the transaction", TransactionOutcome.Refused, CancellationToken.None, UnsentKind.ClientLeft);
+                await EndTransactionAsync("aborted: the client left before finishing the transaction", TransactionOutcome.Refused, UnsentKind.ClientLeft, CancellationToken.None);
             }
 
             if (_upstream is not null && _relayingData)
@@ -269,7 +269,7 @@ public sealed partial class InboundSession : IAsyncDisposable
         if (_transaction is not null)
         {
             await ResetUpstreamAsync(token);
-            await EndTransactionAsync("aborted: the client said HELO again", TransactionOutcome.Refused, token, UnsentKind.Reset);
+            await EndTransactionAsync("aborted: the client said HELO again", TransactionOutcome.Refused, UnsentKind.Reset, token);
             _errors++;
         }
 
@@ -319,7 +319,7 @@ public sealed partial class InboundSession : IAsyncDisposable
             _errors++;
         }
 
-        await EndTransactionAsync("aborted: RSET", TransactionOutcome.Refused, token, UnsentKind.Reset);
+        await EndTransactionAsync("aborted: RSET", TransactionOutcome.Refused, UnsentKind.Reset, token);
         await WriteAsync(reply ?? SessionReplies.Ok, token);
     }
 

@@ -62,7 +62,7 @@ public static class StoreBudget
 
         var bytesPerRow = (double)usedBytes / rows;
         var needed = (long)Math.Ceiling((usedBytes - targetBytes) / bytesPerRow);
-        return (int)Math.Clamp(Math.Min(needed, rows), MinChunk, MaxChunk);
+        return (int)Math.Min(rows, Math.Clamp(needed, MinChunk, MaxChunk));
     }
 
     /// <summary>The database's used bytes: its pages minus the free list (what the cap is about).</summary>

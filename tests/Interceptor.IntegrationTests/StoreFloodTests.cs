@@ -87,6 +87,7 @@ public sealed class StoreFloodTests
         var alert = Path.Combine(Path.GetTempPath(), "smtpi-alert-" + Guid.NewGuid().ToString("N"));
         var config = Config(
             ("State.MaxBytes", 2 * 1024 * 1024),
+            ("Smtp.ErrorDelayMilliseconds", 1),
             ("Limits.Users.smtpi-alice.MessagesPerDay", 5),
             ("Alerts.Command", AlertCommand(alert)));
         await using var s = await Scenario.StartAsync(config: config);
@@ -112,7 +113,7 @@ public sealed class StoreFloodTests
 
         await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, config);
         string Context() => "\n" + daemon.Transcript() + s.Describe();
-        var flood = LoopAsync(s, TestUsers.Bob, "junk", 3000);
+        var flood = LoopAsync(s, TestUsers.Bob, "junk", 1500);
         var first = await SendAsync(s, alice, "first");
         var second = await SendAsync(s, alice, "second");
         var third = await SendAsync(s, alice, "third");

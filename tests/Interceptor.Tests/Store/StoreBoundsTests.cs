@@ -79,16 +79,16 @@ public class StoreBoundsTests
         // With room for about the deliveries only, the refused ones of the last day go and the deliveries stay.
         using var dir2 = new StoreTestDirectory();
         await using var store2 = dir2.Open();
-        await FillAsync(store2, old: 0);
+        await FillAsync(store2, old: 0, recent: 1000);
         var full = await UsedAsync(store2);
-        var partial = await store2.EnforceSizeAsync((long)(full * 0.95), 0, QuotaWindow, CancellationToken.None);
+        var partial = await store2.EnforceSizeAsync((long)(full * 0.9), 0, QuotaWindow, CancellationToken.None);
         var kept = await store2.LoadTransactionsAsync(DateTimeOffset.MinValue, null, int.MaxValue, CancellationToken.None);
         Assert.Multiple(() =>
         {
             Assert.That(partial!.DeepestTier, Is.EqualTo(PruneTier.NotCountedByQuotas));
             Assert.That(partial.QuotaHistoryLost, Is.False);
-            Assert.That(kept.Count(t => t.Uid == 7), Is.EqualTo(50), "deliveries stay");
-            Assert.That(kept.Count(t => t.Uid == 8), Is.LessThan(50), "refused ones go first");
+            Assert.That(kept.Count(t => t.Uid == 7), Is.EqualTo(1000), "deliveries stay");
+            Assert.That(kept.Count(t => t.Uid == 8), Is.LessThan(1000), "refused ones go first");
         });
     }
 
@@ -121,8 +121,8 @@ public class StoreBoundsTests
 
     private static Task<long> UsedAsync(SqliteStateStore store) => store.RunOnWriterAsync(StoreBudget.UsedBytes);
 
-    /// <summary><paramref name="old"/> transactions 10 to 3 days old, and 50 deliveries (uid 7) and 50 refused (uid 8) of the last hours.</summary>
-    private static async Task FillAsync(SqliteStateStore store, int old = 2000)
+    /// <summary><paramref name="old"/> transactions 10 to 3 days old, and <paramref name="recent"/> deliveries (uid 7) and as many refused (uid 8) of the last hours.</summary>
+    private static async Task FillAsync(SqliteStateStore store, int old = 2000, int recent = 50)
     {
         var reply = "250 " + new string('x', 300);
         var writes = new List<Task>();
@@ -133,14 +133,14 @@ public class StoreBoundsTests
 
         // In time order, as a daemon writes them: the refused ones first. (Deleting rows frees pages only when whole pages
         // empty; rows scattered among kept ones free little, which the cap then makes up for one tier further.)
-        for (var i = 0; i < 50; i++)
+        for (var i = 0; i < recent; i++)
         {
-            writes.Add(store.RecordTransactionAsync(Records.Transaction($"refused{i}", Now.AddHours(-6).AddMinutes(i), uid: 8, outcome: TransactionOutcome.Refused) with { Reply = reply }, CancellationToken.None));
+            writes.Add(store.RecordTransactionAsync(Records.Transaction($"refused{i}", Now.AddHours(-6).AddSeconds(i), uid: 8, outcome: TransactionOutcome.Refused) with { Reply = reply }, CancellationToken.None));
         }
 
-        for (var i = 0; i < 50; i++)
+        for (var i = 0; i < recent; i++)
         {
-            writes.Add(store.RecordTransactionAsync(Records.Transaction($"sent{i}", Now.AddHours(-5).AddMinutes(i), uid: 7) with { Reply = reply }, CancellationToken.None));
+            writes.Add(store.RecordTransactionAsync(Records.Transaction($"sent{i}", Now.AddHours(-5).AddSeconds(i), uid: 7) with { Reply = reply }, CancellationToken.None));
         }
 
         await Task.WhenAll(writes);

@@ -88,6 +88,7 @@ public sealed class StoreFloodTests
         var config = Config(
             ("State.MaxBytes", 2 * 1024 * 1024),
             ("Smtp.ErrorDelayMilliseconds", 1),
+            ("Suspension.UnsentLimit", 0),   // bob's flood is not suspended here: the alert file is the store's
             ("Limits.Users.smtpi-alice.MessagesPerDay", 5),
             ("Alerts.Command", AlertCommand(alert)));
         await using var s = await Scenario.StartAsync(config: config);

@@ -158,7 +158,9 @@ public sealed class MailPolicy(
             // Nothing of it went upstream beyond MAIL/RCPT: a client can make thousands a second, so it is counted per user,
             // kind and minute instead of stored one row each, and counts towards suspension.
             store.CountTally(TallyEntry.One(now, ticket.Uid, ticket.User, TallyEntry.UnsentKindName(unsent), final.Outcome.ToString(), final.Reply));
-            var unsentReason = rules.ObserveUnsent(ticket.Uid, now, unsent) ?? rules.ObserveOutcome(ticket.Uid, now, final.Outcome);
+            // Both rules see it: an upstream refusal of MAIL or of every recipient is also a verdict for the failure ratio.
+            var unsentReason = rules.ObserveUnsent(ticket.Uid, now, unsent);
+            unsentReason = rules.ObserveOutcome(ticket.Uid, now, final.Outcome) ?? unsentReason;
             if (unsentReason is not null)
             {
                 await AutoSuspendAsync(ticket.Uid, ticket.User, unsentReason, cancellationToken);

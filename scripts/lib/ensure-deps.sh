@@ -10,6 +10,7 @@ ensure_deps() {
     # newuidmap (setuid) lets the sub-UID tests map a range of /etc/subuid, as a customer's unshare would.
     [ -x /usr/bin/newuidmap ] || missing+=(uidmap)
     [ -x /usr/bin/python3 ] || missing+=(python3)
+    command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" != 0 ]; then
             echo "missing packages: ${missing[*]} (run as root, or: apt-get install -y ${missing[*]})" >&2

@@ -64,6 +64,24 @@ internal static class Schema
                    duration / 10000 AS duration_ms, outcome, process
             FROM transactions;
         """,
+
+        // v2: transactions that ended before DATA and connection-cap refusals, counted per user, kind and minute
+        // (a flood of them was a row each and could fill the disk).
+        """
+        CREATE TABLE tallies (
+            period    INTEGER NOT NULL,
+            uid       INTEGER NOT NULL,
+            user_name TEXT    NOT NULL,
+            kind      TEXT    NOT NULL,
+            outcome   TEXT    NOT NULL,
+            count     INTEGER NOT NULL,
+            first     INTEGER NOT NULL,
+            last      INTEGER NOT NULL,
+            detail    TEXT    NOT NULL,
+            PRIMARY KEY (uid, kind, outcome, period)
+        );
+        CREATE INDEX tallies_period ON tallies (period);
+        """,
     ];
 
     /// <summary>The schema version this code writes.</summary>

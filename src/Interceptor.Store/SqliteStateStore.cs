@@ -12,7 +12,7 @@ namespace Interceptor.Store;
 /// under the running daemon, surfaces as <see cref="StoreUnavailableException"/> so mail is refused (451), never
 /// relayed unaccounted.
 /// </summary>
-public sealed class SqliteStateStore : IStateStore
+public sealed partial class SqliteStateStore : IStateStore
 {
     /// <summary>The database file name inside the state directory.</summary>
     public const string FileName = "state.db";
@@ -24,7 +24,13 @@ public sealed class SqliteStateStore : IStateStore
     private readonly FileGuard[] _guards;
     private readonly BatchWriter _writer;
     private readonly ILogger _logger;
+    private readonly TallyBook _tallies = new();
+    private readonly ITimer _tallyTimer;
+    private readonly SemaphoreSlim _tallyFlush = new(1, 1);
     private int _disposed;
+
+    /// <summary>How often counted tallies are written (and logged) when nobody reads the store meanwhile.</summary>
+    internal static readonly TimeSpan TallyFlushInterval = TimeSpan.FromSeconds(5);
 
     private SqliteStateStore(string path, string readConnectionString, SqliteConnection writeConnection, WriteStatements statements, FileGuard[] guards, BatchWriter writer, ILogger logger)
     {
@@ -35,6 +41,7 @@ public sealed class SqliteStateStore : IStateStore
         _statements = statements;
         _guards = guards;
         _writer = writer;
+        _tallyTimer = TimeProvider.System.CreateTimer(_ => _ = FlushTalliesQuietlyAsync(), null, TallyFlushInterval, TallyFlushInterval);
     }
 
     /// <summary>The database file.</summary>
@@ -174,7 +181,7 @@ public sealed class SqliteStateStore : IStateStore
         ReadAsync((c, ct) => StoreQueries.RefusalsAsync(c, since, uid, ct), cancellationToken);
 
     /// <summary>
-    /// Deletes transactions and refusals older than <paramref name="before"/>, a few thousand rows per batch so that a
+    /// Deletes transactions, refusals and tallies older than <paramref name="before"/>, a few thousand rows per batch so that a
     /// large sweep shares the writer with live traffic instead of stalling it. Suspensions are kept.
     /// </summary>
     public async Task PruneAsync(DateTimeOffset before, CancellationToken cancellationToken)
@@ -205,7 +212,18 @@ public sealed class SqliteStateStore : IStateStore
             return;
         }
 
+        await _tallyTimer.DisposeAsync();
+        try
+        {
+            await FlushTalliesAsync(CancellationToken.None);
+        }
+        catch (StoreUnavailableException e)
+        {
+            _logger.LogError("tallies lost at close: {Reason}", e.Message);
+        }
+
         await _writer.DisposeAsync();
+        _tallyFlush.Dispose();
         using (var pooled = new SqliteConnection(_readConnectionString))
         {
             SqliteConnection.ClearPool(pooled);
@@ -265,7 +283,8 @@ public sealed class SqliteStateStore : IStateStore
 
         try
         {
-            // Read your writes: outcomes still waiting for a batch are committed first.
+            // Read your writes: outcomes still waiting for a batch, and tallies, are committed first.
+            await FlushTalliesAsync(cancellationToken);
             await _writer.FlushDeferredAsync(cancellationToken);
         }
         catch (StoreUnavailableException)

@@ -78,6 +78,32 @@ internal static class StoreQueries
         return list;
     }
 
+    public static async Task<IReadOnlyList<TallyEntry>> TalliesAsync(
+        SqliteConnection connection, DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = uid is null
+            ? "SELECT period, uid, user_name, kind, outcome, count, first, last, detail FROM tallies WHERE last >= $since ORDER BY last DESC LIMIT $limit;"
+            : "SELECT period, uid, user_name, kind, outcome, count, first, last, detail FROM tallies WHERE uid = $uid AND last >= $since ORDER BY last DESC LIMIT $limit;";
+        command.Parameters.AddWithValue("$since", since.UtcTicks);
+        command.Parameters.AddWithValue("$limit", limit);
+        if (uid is { } u)
+        {
+            command.Parameters.AddWithValue("$uid", (long)u);
+        }
+
+        var list = new List<TallyEntry>();
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            list.Add(new TallyEntry(
+                Time(reader.GetInt64(0)), Uid(reader.GetInt64(1)), reader.GetString(2), reader.GetString(3), reader.GetString(4),
+                reader.GetInt64(5), Time(reader.GetInt64(6)), Time(reader.GetInt64(7)), reader.GetString(8)));
+        }
+
+        return list;
+    }
+
     public static async Task<IReadOnlyList<Suspension>> SuspensionsAsync(SqliteConnection connection, CancellationToken cancellationToken)
     {
         using var command = connection.CreateCommand();
@@ -107,7 +133,7 @@ internal static class StoreQueries
                 SELECT uid, user_name, max(started),
                        sum(outcome = 'Delivered'),
                        coalesce(sum(CASE WHEN outcome = 'Delivered' THEN recipient_count END), 0),
-                       sum(outcome = 'Pending'), sum(outcome = 'Deferred'), sum(outcome = 'Rejected'),
+                       sum(outcome IN ('Pending', 'Unknown')), sum(outcome = 'Deferred'), sum(outcome = 'Rejected'),
                        sum(outcome = 'Refused'),
                        coalesce(sum(CASE WHEN outcome = 'Delivered' THEN size_bytes END), 0)
                 FROM transactions WHERE started >= $since GROUP BY uid;
@@ -141,6 +167,36 @@ internal static class StoreQueries
                         LastActivity = last > known.LastActivity ? last : known.LastActivity,
                     }
                     : new UserActivity(uid, reader.GetString(1), 0, 0, 0, 0, 0, 0, refusals, 0, last);
+            }
+        }
+
+        using (var command = connection.CreateCommand())
+        {
+            // Tallied transactions (ended before DATA) count by their outcome; tallied refusals (connection cap) as refusals.
+            command.CommandText = """
+                SELECT uid, user_name, max(last),
+                       coalesce(sum(CASE WHEN kind LIKE 'Unsent.%' AND outcome = 'Deferred' THEN count END), 0),
+                       coalesce(sum(CASE WHEN kind LIKE 'Unsent.%' AND outcome = 'Rejected' THEN count END), 0),
+                       coalesce(sum(CASE WHEN kind LIKE 'Unsent.%' AND outcome NOT IN ('Deferred', 'Rejected') THEN count END), 0),
+                       coalesce(sum(CASE WHEN kind NOT LIKE 'Unsent.%' THEN count END), 0)
+                FROM tallies WHERE last >= $since GROUP BY uid;
+                """;
+            command.Parameters.AddWithValue("$since", since.UtcTicks);
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var uid = Uid(reader.GetInt64(0));
+                var last = Time(reader.GetInt64(2));
+                var known = users.TryGetValue(uid, out var k) ? k : new UserActivity(uid, reader.GetString(1), 0, 0, 0, 0, 0, 0, 0, 0, last);
+                users[uid] = known with
+                {
+                    Deferred = known.Deferred + Count(reader, 3),
+                    Rejected = known.Rejected + Count(reader, 4),
+                    Refused = known.Refused + Count(reader, 5),
+                    PolicyRefusals = known.PolicyRefusals + Count(reader, 6),
+                    User = last > known.LastActivity ? reader.GetString(1) : known.User,
+                    LastActivity = last > known.LastActivity ? last : known.LastActivity,
+                };
             }
         }
 

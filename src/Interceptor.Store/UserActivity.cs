@@ -8,7 +8,8 @@ namespace Interceptor.Store;
 /// <param name="User">The user name recorded most recently for this uid (names can change; the uid is the key).</param>
 /// <param name="Delivered">Messages the upstream accepted.</param>
 /// <param name="DeliveredRecipients">Recipients of the delivered messages.</param>
-/// <param name="Pending">Messages whose outcome was never recorded (relay in progress, or a crash): counted as sent by quotas.</param>
+/// <param name="Pending">Messages whose outcome was never recorded (relay in progress, or a crash) or is unknown (the final
+/// dot went out, no verdict came back): counted as sent by quotas.</param>
 /// <param name="Deferred">Messages the upstream answered with 4xx.</param>
 /// <param name="Rejected">Messages the upstream answered with 5xx.</param>
 /// <param name="Refused">Transactions we refused before relaying (policy, bad data) or the client abandoned.</param>

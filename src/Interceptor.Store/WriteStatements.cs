@@ -23,6 +23,8 @@ internal sealed class WriteStatements : IDisposable
     private readonly SqliteCommand _deleteSuspension;
     private readonly SqliteCommand _pruneTransactions;
     private readonly SqliteCommand _pruneRefusals;
+    private readonly SqliteCommand _pruneTallies;
+    private readonly SqliteCommand _upsertTally;
 
     public WriteStatements(SqliteConnection connection)
     {
@@ -63,6 +65,21 @@ internal sealed class WriteStatements : IDisposable
         _pruneRefusals = Create(
             $"DELETE FROM refusals WHERE rowid IN (SELECT rowid FROM refusals WHERE time < $before LIMIT {PruneChunk});",
             "$before");
+        _pruneTallies = Create(
+            $"DELETE FROM tallies WHERE rowid IN (SELECT rowid FROM tallies WHERE period < $before LIMIT {PruneChunk});",
+            "$before");
+        _upsertTally = Create(
+            """
+            INSERT INTO tallies (period, uid, user_name, kind, outcome, count, first, last, detail)
+            VALUES ($period, $uid, $user, $kind, $outcome, $count, $first, $last, $detail)
+            ON CONFLICT (uid, kind, outcome, period) DO UPDATE SET
+                count = count + excluded.count,
+                first = min(first, excluded.first),
+                last = max(last, excluded.last),
+                detail = CASE WHEN excluded.last >= last THEN excluded.detail ELSE detail END,
+                user_name = CASE WHEN excluded.last >= last THEN excluded.user_name ELSE user_name END;
+            """,
+            "$period", "$uid", "$user", "$kind", "$outcome", "$count", "$first", "$last", "$detail");
     }
 
     public SqliteConnection Connection { get; }
@@ -116,6 +133,21 @@ internal sealed class WriteStatements : IDisposable
         return _insertRefusal.ExecuteNonQuery();
     }
 
+    public int UpsertTally(TallyEntry t)
+    {
+        var p = _upsertTally.Parameters;
+        p[0].Value = t.Period.UtcTicks;
+        p[1].Value = (long)t.Uid;
+        p[2].Value = t.User;
+        p[3].Value = t.Kind;
+        p[4].Value = t.Outcome;
+        p[5].Value = t.Count;
+        p[6].Value = t.First.UtcTicks;
+        p[7].Value = t.Last.UtcTicks;
+        p[8].Value = t.Detail;
+        return _upsertTally.ExecuteNonQuery();
+    }
+
     public int UpsertSuspension(Suspension s)
     {
         var p = _upsertSuspension.Parameters;
@@ -133,12 +165,13 @@ internal sealed class WriteStatements : IDisposable
         return _deleteSuspension.ExecuteNonQuery();
     }
 
-    /// <summary>Deletes up to <see cref="PruneChunk"/> transactions and as many refusals older than the cut-off.</summary>
+    /// <summary>Deletes up to <see cref="PruneChunk"/> transactions, as many refusals and tallies older than the cut-off.</summary>
     public int PruneChunkBefore(DateTimeOffset before)
     {
         _pruneTransactions.Parameters[0].Value = before.UtcTicks;
         _pruneRefusals.Parameters[0].Value = before.UtcTicks;
-        return Math.Max(_pruneTransactions.ExecuteNonQuery(), _pruneRefusals.ExecuteNonQuery());
+        _pruneTallies.Parameters[0].Value = before.UtcTicks;
+        return Math.Max(Math.Max(_pruneTransactions.ExecuteNonQuery(), _pruneRefusals.ExecuteNonQuery()), _pruneTallies.ExecuteNonQuery());
     }
 
     public void Dispose()

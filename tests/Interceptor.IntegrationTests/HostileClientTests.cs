@@ -121,7 +121,7 @@ public sealed class HostileClientTests
             $"flood by bob: {result["connections"]} connections in 6 s, greetings {JsonSerializer.Serialize(greetings)}, errors {result["errors"]!.ToJsonString()}, at most {result["max_open"]} sessions open at once (cap {cap})\n" +
             $"alice's messages: baseline {string.Join(" ", baseline.Select(b => b.Seconds.ToString("F3", CultureInfo.InvariantCulture)))} s; " +
             $"during the flood {string.Join(" ", during.Select(d => d.Seconds.ToString("F3", CultureInfo.InvariantCulture)))} s (median {latencies[latencies.Count / 2]:F3}, max {latencies[^1]:F3})\n" +
-            $"state store after the flood: {stateBytes / 1024.0:F0} KiB (every refused connection is a row in refusals)"));
+            $"state store after the flood: {stateBytes / 1024.0:F0} KiB (refusals are tallied per user and minute, not stored one row each)"));
         var context = "\n" + floodLine + "\n" + string.Join("\n", during) + s.Describe();
         Assert.Multiple(() =>
         {

@@ -17,6 +17,35 @@ public enum TransactionOutcome
 
     /// <summary>Refused by us before anything was relayed (policy, bad data), or abandoned by the client.</summary>
     Refused,
+
+    /// <summary>
+    /// The final dot went upstream but no verdict came back (its timeout, a lost connection, a shutdown): the upstream
+    /// may have delivered it, so it is charged to the quotas as sent, and the client was told 451 (delivery not confirmed).
+    /// </summary>
+    Unknown,
+}
+
+/// <summary>
+/// How a transaction that never reached DATA ended. Nothing of it went upstream beyond MAIL and RCPT, so it is not
+/// stored (nor logged) one row each: it is tallied per user, kind and minute. A fixed set, so a client cannot make the
+/// tally grow by varying what it sends.
+/// </summary>
+public enum UnsentKind
+{
+    /// <summary>MAIL refused here before it reached the upstream (a parameter the upstream does not support).</summary>
+    MailRefused,
+
+    /// <summary>The client reset the transaction (RSET, or EHLO/HELO again) before DATA.</summary>
+    Reset,
+
+    /// <summary>The client left, or the session ended, before DATA.</summary>
+    ClientLeft,
+
+    /// <summary>The upstream refused MAIL or every recipient.</summary>
+    UpstreamRefused,
+
+    /// <summary>Refused here at DATA before anything was relayed (improper pipelining, the store unavailable).</summary>
+    RefusedAtData,
 }
 
 /// <summary>One mail transaction: what the accounting and the log record.</summary>
@@ -35,11 +64,18 @@ public sealed record TransactionEvent(
 {
     public TransactionOutcome Outcome { get; init; } = TransactionOutcome.Refused;
 
+    /// <summary>Set when the transaction ended before DATA: how. Such transactions are tallied, not stored one by one.</summary>
+    public UnsentKind? Unsent { get; init; }
+
     /// <summary>"pid=123 exe=/usr/bin/php8.2 cwd=/home/alice/site", when it could be found.</summary>
     public string? Process { get; init; }
 
     /// <summary>The socket's real uid when it was a subordinate uid of <see cref="Uid"/> (/etc/subuid); not stored, logged.</summary>
     public uint? SubordinateUid { get; init; }
+
+    /// <summary>True for the outcomes that count as sent (quotas): delivered, or possibly delivered.</summary>
+    public static bool CountsAsSent(TransactionOutcome outcome) =>
+        outcome is TransactionOutcome.Delivered or TransactionOutcome.Pending or TransactionOutcome.Unknown;
 
     /// <summary>The outcome implied by a final reply code.</summary>
     public static TransactionOutcome OutcomeOf(int replyCode) => replyCode switch

@@ -209,6 +209,16 @@ public sealed record StateOptions
 
     /// <summary>Transactions and refusals older than this are deleted (hourly); suspensions are kept.</summary>
     public int RetentionDays { get; init; } = 30;
+
+    /// <summary>
+    /// The most the database may hold (its used pages; the WAL adds a few MiB). Above it the oldest rows are pruned
+    /// (checked every few seconds), with a log line and an alert; the last day's deliveries, which the quotas need,
+    /// go last. Also pruned when the state filesystem has less than <see cref="MinFreeBytes"/> free.
+    /// </summary>
+    public long MaxBytes { get; init; } = 1L << 30;
+
+    /// <summary>Free space to keep on the state filesystem: below it the store prunes as if over <see cref="MaxBytes"/>.</summary>
+    public long MinFreeBytes { get; init; } = 256L << 20;
 }
 
 /// <summary>The admin's Unix socket; only root and members of <see cref="AdminGroup"/> may use it.</summary>
@@ -227,6 +237,12 @@ public sealed record SuspensionOptions
     public int RefusalLimit { get; init; } = 50;
 
     public int RefusalWindowMinutes { get; init; } = 60;
+
+    /// <summary>
+    /// Suspend after this many transactions that ended before DATA (MAIL refused, MAIL+RSET loops, clients leaving after
+    /// MAIL) within <see cref="RefusalWindowMinutes"/>; 0 disables. Generous: address probes by legitimate code do this too.
+    /// </summary>
+    public int UnsentLimit { get; init; } = 1000;
 
     /// <summary>Suspend when this share (percent) of a user's transactions is rejected or deferred upstream; 0 disables.</summary>
     public int FailureRatioPercent { get; init; } = 80;

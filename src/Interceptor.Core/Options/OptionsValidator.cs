@@ -65,11 +65,14 @@ public static partial class OptionsValidator
 
         Check(Path.IsPathRooted(options.State.Directory), "State.Directory", "must be an absolute path");
         Check(options.State.RetentionDays is >= 2 and <= 3650, "State.RetentionDays", "must be 2-3650 (quotas need the last day)");
+        Check(options.State.MaxBytes >= 1L << 20, "State.MaxBytes", "must be at least 1048576 (1 MiB)");
+        Check(options.State.MinFreeBytes >= 0, "State.MinFreeBytes", "must be 0 or more");
         Check(Path.IsPathRooted(options.Control.SocketPath), "Control.SocketPath", "must be an absolute path");
         Check(options.Control.SocketPath.Length < 108, "Control.SocketPath", "longer than a Unix socket path may be (107 bytes)");
         var suspension = options.Suspension;
         Check(suspension.RefusalLimit >= 0, "Suspension.RefusalLimit", "must be 0 (off) or more");
         Check(suspension.RefusalWindowMinutes is > 0 and <= 10080, "Suspension.RefusalWindowMinutes", "must be 1-10080");
+        Check(suspension.UnsentLimit >= 0, "Suspension.UnsentLimit", "must be 0 (off) or more");
         Check(suspension.FailureRatioPercent is >= 0 and <= 100, "Suspension.FailureRatioPercent", "must be 0 (off) to 100");
         Check(suspension.FailureMinimum > 0, "Suspension.FailureMinimum", "must be at least 1");
         Check(suspension.FailureWindowMinutes is > 0 and <= 10080, "Suspension.FailureWindowMinutes", "must be 1-10080");

@@ -13,6 +13,7 @@ public sealed class AutoSuspensionRules(SuspensionOptions options, TimeProvider 
     private readonly Lock _lock = new();
     private readonly Dictionary<uint, SlidingCount> _refusals = [];
     private readonly Dictionary<uint, SlidingCount> _outcomes = [];
+    private readonly Dictionary<uint, SlidingCount> _unsent = [];
 
     /// <summary>Counts a policy refusal; returns the reason to suspend, or null.</summary>
     public string? ObserveRefusal(uint uid, DateTimeOffset at)
@@ -31,6 +32,39 @@ public sealed class AutoSuspensionRules(SuspensionOptions options, TimeProvider 
                 : null;
         }
     }
+
+    /// <summary>
+    /// Counts a transaction that ended before DATA (refused MAIL, MAIL+RSET loops); returns the reason to suspend, or null.
+    /// A script doing nothing but that fills logs and upstream sessions and probes addresses: past
+    /// <see cref="SuspensionOptions.UnsentLimit"/> within <see cref="SuspensionOptions.RefusalWindowMinutes"/> it is stopped.
+    /// </summary>
+    public string? ObserveUnsent(uint uid, DateTimeOffset at, UnsentKind kind)
+    {
+        if (options.UnsentLimit <= 0)
+        {
+            return null;
+        }
+
+        lock (_lock)
+        {
+            var window = Window(_unsent, uid, TimeSpan.FromMinutes(options.RefusalWindowMinutes));
+            window.Add(at, marked: false);
+            return window.Count >= options.UnsentLimit
+                ? $"{window.Count} transactions ended before DATA within {options.RefusalWindowMinutes} min (limit {options.UnsentLimit}), the last: {Describe(kind)}"
+                : null;
+        }
+    }
+
+    /// <summary>What the user did, in words for the suspension reason.</summary>
+    public static string Describe(UnsentKind kind) => kind switch
+    {
+        UnsentKind.MailRefused => "MAIL refused (a parameter the upstream does not support)",
+        UnsentKind.Reset => "reset before DATA (RSET or EHLO)",
+        UnsentKind.ClientLeft => "the client left before DATA",
+        UnsentKind.UpstreamRefused => "MAIL or every recipient refused upstream",
+        UnsentKind.RefusedAtData => "refused at DATA before anything was relayed",
+        _ => kind.ToString(),
+    };
 
     /// <summary>Counts a relayed transaction's outcome; returns the reason to suspend, or null.</summary>
     public string? ObserveOutcome(uint uid, DateTimeOffset at, TransactionOutcome outcome)
@@ -58,6 +92,7 @@ public sealed class AutoSuspensionRules(SuspensionOptions options, TimeProvider 
         {
             _refusals.Remove(uid);
             _outcomes.Remove(uid);
+            _unsent.Remove(uid);
         }
     }
 

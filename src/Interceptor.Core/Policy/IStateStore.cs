@@ -38,6 +38,15 @@ public interface IStateStore : IAsyncDisposable
 
     Task RecordRefusalAsync(PolicyRefusal refusal, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Counts one event of a flood-prone kind (a transaction that ended before DATA, a connection-cap refusal) in memory:
+    /// written as one row per user, kind and minute within seconds, and before any read. Never blocks, never throws.
+    /// </summary>
+    void CountTally(TallyEntry entry);
+
+    /// <summary>Tallies of intervals that ended at or after <paramref name="since"/>, newest first, optionally of one user.</summary>
+    Task<IReadOnlyList<TallyEntry>> LoadTalliesAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken);
+
     Task SaveSuspensionAsync(Suspension suspension, CancellationToken cancellationToken);
 
     /// <summary>False when the user was not suspended.</summary>
@@ -50,6 +59,6 @@ public interface IStateStore : IAsyncDisposable
 
     Task<IReadOnlyList<PolicyRefusal>> LoadRefusalsAsync(DateTimeOffset since, uint? uid, CancellationToken cancellationToken);
 
-    /// <summary>Deletes transactions and refusals older than <paramref name="before"/> (retention).</summary>
+    /// <summary>Deletes transactions, refusals and tallies older than <paramref name="before"/> (retention).</summary>
     Task PruneAsync(DateTimeOffset before, CancellationToken cancellationToken);
 }

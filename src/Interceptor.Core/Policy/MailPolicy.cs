@@ -46,8 +46,6 @@ public sealed class MailPolicy(
     ILogger logger,
     IPolicyObserver? observer = null)
 {
-    private readonly SamplePerUser _connectionRefusalSample = new(TimeSpan.FromSeconds(5));
-
     public QuotaLedger Ledger => ledger;
 
     /// <summary>Null when the user may open one more session (call <see cref="CloseConnection"/> after it), else the refusal.</summary>
@@ -150,9 +148,27 @@ public sealed class MailPolicy(
     /// <summary>The transaction ended (delivered, refused, deferred or abandoned): settle quotas, record, maybe suspend.</summary>
     public async Task FinishAsync(MessageTicket ticket, TransactionEvent final, CancellationToken cancellationToken)
     {
-        var delivered = final.Outcome == TransactionOutcome.Delivered;
+        // Unknown (the final dot went out, no verdict came) may have been delivered: charged, never released.
+        var delivered = final.Outcome is TransactionOutcome.Delivered or TransactionOutcome.Unknown;
         ledger.Settle(ticket.Uid, ticket.ReservedMessages, ticket.ReservedRecipients, delivered, final.RecipientCount);
         ticket.ReservedMessages = ticket.ReservedRecipients = 0;
+        var now = time.GetUtcNow();
+        if (final.Unsent is { } unsent && !ticket.Pending)
+        {
+            // Nothing of it went upstream beyond MAIL/RCPT: a client can make thousands a second, so it is counted per user,
+            // kind and minute instead of stored one row each, and counts towards suspension.
+            store.CountTally(TallyEntry.One(now, ticket.Uid, ticket.User, TallyEntry.UnsentKindName(unsent), final.Outcome.ToString(), final.Reply));
+            // Both rules see it: an upstream refusal of MAIL or of every recipient is also a verdict for the failure ratio.
+            var unsentReason = rules.ObserveUnsent(ticket.Uid, now, unsent);
+            unsentReason = rules.ObserveOutcome(ticket.Uid, now, final.Outcome) ?? unsentReason;
+            if (unsentReason is not null)
+            {
+                await AutoSuspendAsync(ticket.Uid, ticket.User, unsentReason, cancellationToken);
+            }
+
+            return;
+        }
+
         // The outcome may follow with the next batch of writes (one commit per relayed message instead of two) and the
         // client need not wait for it: a relayed message's Pending row is on disk and counts as sent until then, and a
         // transaction that never reached DATA relayed nothing.
@@ -163,7 +179,7 @@ public sealed class MailPolicy(
             TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
 
-        var reason = rules.ObserveOutcome(ticket.Uid, time.GetUtcNow(), final.Outcome);
+        var reason = rules.ObserveOutcome(ticket.Uid, now, final.Outcome);
         if (reason is not null)
         {
             await AutoSuspendAsync(ticket.Uid, ticket.User, reason, cancellationToken);
@@ -182,10 +198,11 @@ public sealed class MailPolicy(
         var now = time.GetUtcNow();
         observer?.Refused(exceeded.Kind, uid, user);
 
-        // A connection flood is thousands of refusals a second: count them all, but log and store one per
-        // user every few seconds so a flood can fill neither the journal nor the disk.
-        if (exceeded.Kind == RefusalKind.Connections && !_connectionRefusalSample.Allow(uid, now))
+        // A connection flood is thousands of refusals a second: each is counted (tallied per user and minute, with one
+        // log line per tally when it is written), so a flood can fill neither the journal nor the disk.
+        if (exceeded.Kind == RefusalKind.Connections)
         {
+            store.CountTally(TallyEntry.One(now, uid, user, TallyEntry.RefusalKindName(exceeded.Kind), "", $"{exceeded.Count}/{exceeded.Limit}"));
             if (rules.ObserveRefusal(uid, now) is { } floodReason)
             {
                 await AutoSuspendAsync(uid, user, floodReason, cancellationToken);
@@ -234,23 +251,5 @@ public sealed class MailPolicy(
         {
             logger.LogError("suspension of uid={Uid} user={User} is only in memory: {Reason}", uid, user, e.Message);
         }
-    }
-}
-
-/// <summary>Lets one event per user through per period (for logs and rows that a flood would multiply).</summary>
-internal sealed class SamplePerUser(TimeSpan period)
-{
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<uint, DateTimeOffset> _last = new();
-
-    public bool Allow(uint uid, DateTimeOffset now)
-    {
-        var last = _last.GetOrAdd(uid, DateTimeOffset.MinValue);
-        if (now - last < period)
-        {
-            return false;
-        }
-
-        _last[uid] = now;
-        return true;
     }
 }

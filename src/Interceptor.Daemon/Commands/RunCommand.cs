@@ -154,7 +154,7 @@ public static class RunCommand
             ? null
             : new MetricsServer(IPEndPoint.Parse(options.Metrics.Listen), metrics, () => listener.ActiveSessions, loggers.CreateLogger("metrics"));
         metricsServer?.Start();
-        await using var retention = new StoreRetention(store, TimeSpan.FromDays(options.State.RetentionDays), time, loggers.CreateLogger("store"));
+        await using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync);
         retention.Start();
         await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"), listenerGuard, lockdown)
         {
@@ -262,7 +262,7 @@ public static class RunCommand
         // The store returns the newest first; the ledger takes deliveries fastest in time order.
         foreach (var transaction in recent.Reverse())
         {
-            if (transaction.Outcome is TransactionOutcome.Delivered or TransactionOutcome.Pending)
+            if (TransactionEvent.CountsAsSent(transaction.Outcome))
             {
                 ledger.AddDelivered(transaction.Uid, transaction.Started, transaction.RecipientCount);
                 counted++;

@@ -31,7 +31,7 @@ public static class ConfigurationLoader
         "Relay:ReplyTimeoutSeconds", "Relay:DataReplyTimeoutSeconds", "Relay:ReuseConnections", "Relay:ReuseIdleSeconds",
         "Relay:ReuseMaxSeconds", "Relay:ReuseMaxMessages", "Relay:ReuseMaxIdlePerDestination", "Smtp:IdleTimeoutSeconds",
         "Smtp:SessionTimeoutSeconds", "Smtp:MaxCommandLineBytes", "Smtp:MaxDataLineBytes", "Smtp:CommandLineTimeoutSeconds",
-        "Smtp:MinDataBytesPerSecond", "Smtp:SoftErrorLimit", "Smtp:HardErrorLimit", "Smtp:ErrorDelayMilliseconds", "State:Directory", "State:RetentionDays",
+        "Smtp:MinDataBytesPerSecond", "Smtp:SoftErrorLimit", "Smtp:HardErrorLimit", "Smtp:ErrorDelayMilliseconds", "State:Directory", "State:RetentionDays", "State:MaxBytes", "State:MinFreeBytes", "Suspension:UnsentLimit",
         "Control:SocketPath", "Control:AdminGroup", "Suspension:RefusalLimit", "Suspension:RefusalWindowMinutes",
         "Suspension:FailureRatioPercent", "Suspension:FailureMinimum", "Suspension:FailureWindowMinutes", "Alerts:Command",
         "Alerts:TimeoutSeconds", "Metrics:Listen", "Metrics:PerUser", "Trace:IncludeProcess",
@@ -183,6 +183,8 @@ public static class ConfigurationLoader
             {
                 Directory = c["State:Directory"] ?? defaults.State.Directory,
                 RetentionDays = Int(c, "State:RetentionDays", defaults.State.RetentionDays, errors),
+                MaxBytes = Long(c, "State:MaxBytes", defaults.State.MaxBytes, errors),
+                MinFreeBytes = Long(c, "State:MinFreeBytes", defaults.State.MinFreeBytes, errors),
             },
             Control = new ControlOptions
             {
@@ -193,6 +195,7 @@ public static class ConfigurationLoader
             {
                 RefusalLimit = Int(c, "Suspension:RefusalLimit", defaults.Suspension.RefusalLimit, errors),
                 RefusalWindowMinutes = Int(c, "Suspension:RefusalWindowMinutes", defaults.Suspension.RefusalWindowMinutes, errors),
+                UnsentLimit = Int(c, "Suspension:UnsentLimit", defaults.Suspension.UnsentLimit, errors),
                 FailureRatioPercent = Int(c, "Suspension:FailureRatioPercent", defaults.Suspension.FailureRatioPercent, errors),
                 FailureMinimum = Int(c, "Suspension:FailureMinimum", defaults.Suspension.FailureMinimum, errors),
                 FailureWindowMinutes = Int(c, "Suspension:FailureWindowMinutes", defaults.Suspension.FailureWindowMinutes, errors),
@@ -255,6 +258,9 @@ public static class ConfigurationLoader
 
     private static int Int(IConfiguration c, string key, int fallback, List<string> errors) =>
         c[key] is { } text ? ParseOrError(text, key, errors, ParseInt) : fallback;
+
+    private static long Long(IConfiguration c, string key, long fallback, List<string> errors) =>
+        c[key] is { } text ? ParseOrError(text, key, errors, ParseLong) : fallback;
 
     private static TEnum Enum<TEnum>(IConfiguration c, string key, TEnum fallback, List<string> errors)
         where TEnum : struct, Enum

@@ -52,7 +52,7 @@ internal static class ActivitySummary
                     DeliveredRecipients = u.DeliveredRecipients + t.RecipientCount,
                     BytesDelivered = u.BytesDelivered + t.SizeBytes,
                 },
-                TransactionOutcome.Pending => u with { Pending = u.Pending + 1 },
+                TransactionOutcome.Pending or TransactionOutcome.Unknown => u with { Pending = u.Pending + 1 },
                 TransactionOutcome.Deferred => u with { Deferred = u.Deferred + 1 },
                 TransactionOutcome.Rejected => u with { Rejected = u.Rejected + 1 },
                 _ => u with { Refused = u.Refused + 1 },

@@ -91,6 +91,15 @@ public sealed record LogEntry(
     public static LogEntry Of(TransactionEvent t) => new(
         t.Started.ToUniversalTime(), t.Id, t.Uid, t.User, t.Sender, t.RecipientCount, t.SizeBytes, t.OriginalDestination,
         t.Upstream, t.Outcome, t.Reply, (long)t.Duration.TotalMilliseconds, t.Process);
+
+    /// <summary>
+    /// A tally (transactions that ended before DATA, or connection-cap refusals, of one user in one minute) as one line
+    /// of the log: its id says how many, its reply what they were.
+    /// </summary>
+    public static LogEntry Of(TallyEntry t) => new(
+        t.Last.ToUniversalTime(), $"tally×{t.Count}", t.Uid, t.User, "", 0, 0, "", "",
+        Enum.TryParse<TransactionOutcome>(t.Outcome, out var outcome) ? outcome : TransactionOutcome.Refused,
+        t.Describe(), (long)(t.Last - t.First).TotalMilliseconds, null);
 }
 
 /// <summary>`block` and `unblock`: what changed.</summary>

@@ -159,7 +159,9 @@ public sealed class AdminService(AdminContext context, ILogger logger)
         var limit = request.Limit ?? DefaultLogLimit;
         (uint Uid, string Name)? user = request.User is null ? null : Resolve(request.User);
         var transactions = await context.Store.LoadTransactionsAsync(since, user?.Uid, limit, cancellationToken);
-        return new LogData(since, user?.Name, user?.Uid, limit, [.. transactions.Select(LogEntry.Of)]);
+        var tallies = await context.Store.LoadTalliesAsync(since, user?.Uid, limit, cancellationToken);
+        return new LogData(since, user?.Name, user?.Uid, limit,
+            [.. transactions.Select(LogEntry.Of).Concat(tallies.Select(LogEntry.Of)).OrderByDescending(e => e.Time).Take(limit)]);
     }
 
     private async Task<BlockData> BlockAsync(ControlRequest request, PeerCredentials peer)

@@ -7,8 +7,10 @@ using Microsoft.Extensions.Logging;
 namespace Interceptor.Daemon.Decide;
 
 /// <summary>
-/// Runs the admin's Alerts.Command on every suspension and listener lockdown (through /bin/sh, so it can be a pipeline), with the
-/// facts in its environment: SMTPI_UID, SMTPI_USER, SMTPI_REASON, SMTPI_SOURCE, SMTPI_SINCE and the counts.
+/// Runs the admin's Alerts.Command on every suspension (SMTPI_EVENT=suspension), on a listener lockdown
+/// (SMTPI_EVENT=lockdown) and when the state store had to prune to stay under State.MaxBytes (SMTPI_EVENT=store-pruned),
+/// through /bin/sh so it can be a pipeline, with the facts in its environment: SMTPI_UID, SMTPI_USER, SMTPI_REASON,
+/// SMTPI_SOURCE, SMTPI_SINCE and the counts.
 /// Bounded in time; its failure is logged and never stops the suspension.
 /// </summary>
 public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspensionAlert
@@ -17,6 +19,7 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
     {
         var environment = new Dictionary<string, string>(counts)
         {
+            ["SMTPI_EVENT"] = "suspension",
             ["SMTPI_UID"] = suspension.Uid.ToString(CultureInfo.InvariantCulture),
             ["SMTPI_USER"] = suspension.User,
             ["SMTPI_REASON"] = suspension.Reason,
@@ -34,6 +37,7 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
     {
         var environment = new Dictionary<string, string>
         {
+            ["SMTPI_EVENT"] = "lockdown",
             ["SMTPI_UID"] = uid?.ToString(CultureInfo.InvariantCulture) ?? "",
             ["SMTPI_USER"] = user ?? "",
             ["SMTPI_REASON"] = reason,
@@ -41,6 +45,17 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
             ["SMTPI_SINCE"] = since.ToString("O", CultureInfo.InvariantCulture),
         };
         return RunAsync(environment, "the listener lockdown", cancellationToken);
+    }
+
+    /// <summary>The state store had to prune to stay under State.MaxBytes: SMTPI_EVENT=store-pruned, SMTPI_REASON and the figures.</summary>
+    public Task NotifyStorePrunedAsync(string reason, IReadOnlyDictionary<string, string> facts, CancellationToken cancellationToken)
+    {
+        var environment = new Dictionary<string, string>(facts)
+        {
+            ["SMTPI_EVENT"] = "store-pruned",
+            ["SMTPI_REASON"] = reason,
+        };
+        return RunAsync(environment, "the state store", cancellationToken);
     }
 
     private async Task RunAsync(IReadOnlyDictionary<string, string> environment, string subject, CancellationToken cancellationToken)

@@ -26,6 +26,13 @@ public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorde
     public void Record(TransactionEvent transaction)
     {
         ArgumentNullException.ThrowIfNull(transaction);
+        if (transaction.Unsent is not null)
+        {
+            // Ended before DATA: a client can make thousands a second. The store tallies them and logs one line per user,
+            // kind and minute when it writes the tally.
+            return;
+        }
+
         logger.Log(LogLevel.Information, TransactionEventId, new TransactionLine(transaction), null, static (line, _) => line.ToString());
     }
 

@@ -1,31 +1,52 @@
+using System.Globalization;
+using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
+using Interceptor.Store;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Record;
 
-/// <summary>Deletes transactions and refusals past State.RetentionDays, hourly, so the state never grows without bound.</summary>
-public sealed class StoreRetention(IStateStore store, TimeSpan keep, TimeProvider time, ILogger logger) : IAsyncDisposable
+/// <summary>
+/// Keeps the state store bounded: deletes transactions, refusals and tallies past State.RetentionDays (hourly), and
+/// every few seconds holds the database under State.MaxBytes (and the filesystem above State.MinFreeBytes free) by
+/// pruning the oldest rows, with a warning and an alert (Alerts.Command, SMTPI_EVENT=store-pruned) before the disk fills.
+/// </summary>
+public sealed class StoreRetention(
+    IStateStore store,
+    StateOptions state,
+    TimeProvider time,
+    ILogger logger,
+    Func<string, IReadOnlyDictionary<string, string>, CancellationToken, Task>? alert = null) : IAsyncDisposable
 {
+    /// <summary>How often the size is checked: a flood must not get far between two checks.</summary>
+    public static readonly TimeSpan SizeCheckInterval = TimeSpan.FromSeconds(5);
+
+    private static readonly TimeSpan RetentionInterval = TimeSpan.FromHours(1);
+    private static readonly TimeSpan AlertInterval = TimeSpan.FromMinutes(15);
+    private static readonly TimeSpan QuotaWindow = TimeSpan.FromDays(1);
     private readonly CancellationTokenSource _stop = new();
     private Task? _loop;
+    private DateTimeOffset _lastAlert = DateTimeOffset.MinValue;
+    private bool _lastAlertLostQuotaHistory;
 
     public void Start() => _loop = Task.Run(LoopAsync);
 
     private async Task LoopAsync()
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromHours(1));
+        using var timer = new PeriodicTimer(SizeCheckInterval);
+        var lastRetention = DateTimeOffset.MinValue;
         try
         {
             do
             {
-                try
+                var now = time.GetUtcNow();
+                if (now - lastRetention >= RetentionInterval)
                 {
-                    await store.PruneAsync(time.GetUtcNow() - keep, _stop.Token);
+                    lastRetention = now;
+                    await RunAsync(() => store.PruneAsync(now - TimeSpan.FromDays(state.RetentionDays), _stop.Token), "pruning the state store");
                 }
-                catch (StoreUnavailableException e)
-                {
-                    logger.LogError("pruning the state store failed: {Reason}", e.Message);
-                }
+
+                await RunAsync(EnforceSizeAsync, "holding the state store under State.MaxBytes");
             }
             while (await timer.WaitForNextTickAsync(_stop.Token));
         }
@@ -33,6 +54,78 @@ public sealed class StoreRetention(IStateStore store, TimeSpan keep, TimeProvide
         {
             // Stopping.
         }
+    }
+
+    private async Task RunAsync(Func<Task> work, string what)
+    {
+        try
+        {
+            await work();
+        }
+        catch (StoreUnavailableException e)
+        {
+            logger.LogError("{What} failed: {Reason}", what, e.Message);
+        }
+    }
+
+    private async Task EnforceSizeAsync()
+    {
+        if (store is not SqliteStateStore sqlite)
+        {
+            return;
+        }
+
+        var now = time.GetUtcNow();
+        var report = await sqlite.EnforceSizeAsync(state.MaxBytes, state.MinFreeBytes, now - QuotaWindow, _stop.Token);
+        if (report is null)
+        {
+            return;
+        }
+
+        var reason = Describe(report, state);
+        if (report.QuotaHistoryLost || report.UsedAfter > report.Limit)
+        {
+            logger.LogError("state store over State.MaxBytes: {Reason}", reason);
+        }
+        else
+        {
+            logger.LogWarning("state store over State.MaxBytes: {Reason}", reason);
+        }
+
+        if (alert is null || (now - _lastAlert < AlertInterval && (_lastAlertLostQuotaHistory || !report.QuotaHistoryLost)))
+        {
+            return;
+        }
+
+        _lastAlert = now;
+        _lastAlertLostQuotaHistory = report.QuotaHistoryLost;
+        var facts = new Dictionary<string, string>
+        {
+            ["SMTPI_STORE_USED_BYTES"] = report.UsedAfter.ToString(CultureInfo.InvariantCulture),
+            ["SMTPI_STORE_LIMIT_BYTES"] = report.Limit.ToString(CultureInfo.InvariantCulture),
+            ["SMTPI_STORE_ROWS_DELETED"] = report.RowsDeleted.ToString(CultureInfo.InvariantCulture),
+            ["SMTPI_STORE_QUOTA_HISTORY_LOST"] = report.QuotaHistoryLost ? "yes" : "no",
+        };
+        await alert(reason, facts, _stop.Token);
+    }
+
+    /// <summary>The log line's and the alert's sentence.</summary>
+    public static string Describe(PruneReport report, StateOptions state)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        ArgumentNullException.ThrowIfNull(state);
+        var limit = report.Limit < state.MaxBytes
+            ? $"{report.Limit} bytes (State.MaxBytes {state.MaxBytes}, lowered to keep State.MinFreeBytes {state.MinFreeBytes} free on the filesystem)"
+            : $"State.MaxBytes {state.MaxBytes} bytes";
+        var oldest = report.OldestKept is { } kept ? kept.ToString("O", CultureInfo.InvariantCulture) : "none";
+        var consequence = report.DeepestTier switch
+        {
+            PruneTier.BeyondQuotaWindow => "only rows older than the last day were deleted; quotas are intact",
+            PruneTier.NotCountedByQuotas => "rows of the last day that no quota counts were deleted too; quotas are intact",
+            _ => "the cap left no choice: deliveries of the last day were deleted, so quotas of the last day undercount after a restart",
+        };
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{report.UsedBefore} bytes used, limit {limit}: deleted the {report.RowsDeleted} oldest rows, {report.UsedAfter} bytes used now, oldest row kept {oldest}; {consequence}");
     }
 
     public async ValueTask DisposeAsync()

@@ -42,7 +42,7 @@ public sealed partial class InboundSession
             // RFC 2920: DATA ends a pipelined group; message bytes before our 354 are a protocol violation
             // (and the classic way to smuggle). Refuse and close, as Postfix does.
             await ResetUpstreamAsync(token);
-            await EndTransactionAsync("refused: improper command pipelining after DATA", TransactionOutcome.Refused, token);
+            await EndTransactionAsync("refused: improper command pipelining after DATA", TransactionOutcome.Refused, UnsentKind.RefusedAtData, token);
             await WriteAsync(new SmtpReply(554, "5.5.0", "Error: improper command pipelining after DATA"), token);
             _closing = true;
             return;
@@ -55,18 +55,20 @@ public sealed partial class InboundSession
             if (storeRefusal is not null)
             {
                 await ResetUpstreamAsync(token);
-                await EndTransactionAsync("not relayed: " + storeRefusal, TransactionOutcome.Refused, token);
+                await EndTransactionAsync("not relayed: " + storeRefusal, TransactionOutcome.Refused, UnsentKind.RefusedAtData, token);
                 await WriteAsync(storeRefusal, token);
                 return;
             }
         }
+
+        _transaction.DataStarted = true;
 
         var go = await RelayAsync("DATA", token);
         if (go.Code != 354)
         {
             // Some upstreams keep their transaction after refusing DATA; reset it so the next MAIL is not "nested".
             await ResetUpstreamAsync(token);
-            await EndTransactionAsync(go.ToString(), TransactionEvent.OutcomeOf(go.Code), token);
+            await EndTransactionAsync(go.ToString(), TransactionEvent.OutcomeOf(go.Code), UnsentKind.UpstreamRefused, token);
             await WriteAsync(go, token);
             return;
         }
@@ -81,8 +83,17 @@ public sealed partial class InboundSession
         (final, outcome) = await TransferDataAsync(_transaction, token);
         _relayingData = false;
 
-        await EndTransactionAsync(final.ToString(), outcome, token);
-        await WriteAsync(final, token);
+        // Once the final dot went out the verdict is accounted and passed on even if the session timed out meanwhile
+        // (the next read then ends the session): a delivered message must never be recorded as aborted.
+        await EndTransactionAsync(final.ToString(), outcome, UnsentKind.ClientLeft, CancellationToken.None);
+        if (_shutdown.IsCancellationRequested)
+        {
+            await TryWriteAsync(final);
+            _closing = true;
+            return;
+        }
+
+        await WriteAsync(final, token.IsCancellationRequested ? _shutdown : token);
     }
 
     /// <summary>
@@ -185,15 +196,25 @@ public sealed partial class InboundSession
             EndOfData.CopyTo(output.AsSpan(held));
             try
             {
-                var verdict = await upstream.FinishDataAsync(output.AsMemory(0, held + EndOfData.Length), token);
+                // Bounded by Relay.DataReplyTimeoutSeconds (inside FinishDataAsync) and the daemon's shutdown only: the
+                // session timeout must not cut the wait for a verdict on a message the upstream may already have.
+                var verdict = await upstream.FinishDataAsync(output.AsMemory(0, held + EndOfData.Length), _shutdown);
                 return (verdict, TransactionEvent.OutcomeOf(verdict.Code));
             }
             catch (UpstreamException e)
             {
-                // After the final dot the outcome is unknown: a 4xx makes the client retry (a duplicate at worst, never a loss).
+                // After the final dot the outcome is unknown: a 4xx makes the client retry (a duplicate at worst, never a loss),
+                // and the message is charged as sent (it may have been delivered).
                 upstream.Abort();
                 _logger.LogWarning("upstream {Upstream} failed after the end of data for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
-                return (new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {e.Message} after the end of data; delivery not confirmed, try again later"), TransactionOutcome.Deferred);
+                return (new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {e.Message} after the end of data; delivery not confirmed, try again later"), TransactionOutcome.Unknown);
+            }
+            catch (OperationCanceledException) when (_shutdown.IsCancellationRequested)
+            {
+                // The shutdown grace ran out before the verdict came: unknown, charged as sent.
+                upstream.Abort();
+                _logger.LogWarning("no verdict from upstream {Upstream} for uid={Uid} user={User} before shutdown: recorded as unknown, counted as sent", UpstreamName, _origin.Uid, _origin.User);
+                return (new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: the service is shutting down; delivery not confirmed, try again later"), TransactionOutcome.Unknown);
             }
         }
         finally

@@ -125,7 +125,7 @@ public sealed partial class InboundSession
             var upstreamRefusal = await EnsureUpstreamAsync(token);
             if (upstreamRefusal is not null)
             {
-                await SettleUnstartedAsync(ticket, mail, upstreamRefusal, token);
+                await SettleUnstartedAsync(ticket, mail, upstreamRefusal, null, token);
                 // Mid-session the client keeps its connection: the upstream's 421 becomes a transaction-level 451.
                 await WriteAsync(upstreamRefusal.Code == 421 ? new SmtpReply(451, upstreamRefusal.EnhancedCode, upstreamRefusal.Lines) : upstreamRefusal, token);
                 return;
@@ -134,7 +134,7 @@ public sealed partial class InboundSession
             var (line, parameterRefusal) = BuildUpstreamMail(mail);
             if (parameterRefusal is not null)
             {
-                await SettleUnstartedAsync(ticket, mail, null, token);
+                await SettleUnstartedAsync(ticket, mail, null, parameterRefusal, token);
                 await WriteAsync(parameterRefusal, token);
                 return;
             }
@@ -157,27 +157,28 @@ public sealed partial class InboundSession
         }
         else
         {
-            await SettleUnstartedAsync(ticket, mail, reply, token);
+            await SettleUnstartedAsync(ticket, mail, reply, null, token);
         }
 
         await WriteAsync(reply, token);
     }
 
-    /// <summary>MAIL did not start a transaction: give back the ticket, and record an upstream refusal as an outcome.</summary>
-    private async Task SettleUnstartedAsync(MessageTicket? ticket, EnvelopeCommand mail, SmtpReply? upstreamReply, CancellationToken token)
+    /// <summary>MAIL did not start a transaction: give back the ticket, and tally it (our refusal, or the upstream's).</summary>
+    private async Task SettleUnstartedAsync(MessageTicket? ticket, EnvelopeCommand mail, SmtpReply? upstreamReply, SmtpReply? ourRefusal, CancellationToken token)
     {
         if (upstreamReply is null)
         {
             if (ticket is not null)
             {
-                await _policy!.FinishAsync(ticket, Event(new Transaction(mail, ticket), "not relayed: unsupported MAIL parameter", TransactionOutcome.Refused), token);
+                var refused = Event(new Transaction(mail, ticket), $"not relayed: {ourRefusal}", TransactionOutcome.Refused, UnsentKind.MailRefused);
+                await _policy!.FinishAsync(ticket, refused, token);
             }
 
             return;
         }
 
         var transaction = new Transaction(mail, ticket);
-        await FinishAsync(transaction, upstreamReply.ToString(), TransactionEvent.OutcomeOf(upstreamReply.Code), token);
+        await FinishAsync(transaction, upstreamReply.ToString(), TransactionEvent.OutcomeOf(upstreamReply.Code), UnsentKind.UpstreamRefused, token);
     }
 
     /// <summary>Passes on the parameters the upstream understands; refuses those it cannot honour.</summary>
@@ -295,7 +296,8 @@ public sealed partial class InboundSession
         }
     }
 
-    private async Task EndTransactionAsync(string reply, TransactionOutcome outcome, CancellationToken token)
+    /// <param name="unsent">How it ended, if it never reached DATA (then it is tallied, not stored one row each).</param>
+    private async Task EndTransactionAsync(string reply, TransactionOutcome outcome, UnsentKind unsent, CancellationToken token)
     {
         if (_transaction is null)
         {
@@ -304,11 +306,11 @@ public sealed partial class InboundSession
 
         var transaction = _transaction;
         _transaction = null;
-        await FinishAsync(transaction, reply, outcome, token);
+        await FinishAsync(transaction, reply, outcome, unsent, token);
     }
 
     /// <summary>Logs the transaction and settles it with the policy (quotas, the store, automatic suspension).</summary>
-    private async Task FinishAsync(Transaction transaction, string reply, TransactionOutcome outcome, CancellationToken token)
+    private async Task FinishAsync(Transaction transaction, string reply, TransactionOutcome outcome, UnsentKind unsent, CancellationToken token)
     {
         // The upstream refusing every recipient is its verdict on the message (the usual way big providers
         // refuse spam), not a client abandoning it: count it as such for the failure-ratio suspension.
@@ -316,9 +318,10 @@ public sealed partial class InboundSession
         {
             outcome = TransactionEvent.OutcomeOf(refusal.Code);
             reply = $"{refusal} (every recipient refused upstream)";
+            unsent = UnsentKind.UpstreamRefused;
         }
 
-        var finished = Event(transaction, reply, outcome);
+        var finished = Event(transaction, reply, outcome, unsent);
         _recorder.Record(finished);
         if (transaction.Ticket is not null)
         {
@@ -326,7 +329,7 @@ public sealed partial class InboundSession
         }
     }
 
-    private TransactionEvent Event(Transaction transaction, string reply, TransactionOutcome outcome) =>
+    private TransactionEvent Event(Transaction transaction, string reply, TransactionOutcome outcome, UnsentKind unsent = UnsentKind.ClientLeft) =>
         new(
             transaction.Id,
             transaction.Started,
@@ -341,6 +344,7 @@ public sealed partial class InboundSession
             transaction.Elapsed)
         {
             Outcome = outcome,
+            Unsent = transaction.DataStarted ? null : unsent,
             Process = _origin.Process,
             SubordinateUid = _origin.SubordinateUid,
         };

@@ -37,6 +37,9 @@ public sealed partial class InboundSession : IAsyncDisposable
     private bool _relayingData;
     private int _errors;
 
+    /// <summary>The daemon's shutdown (cancelled only after the shutdown grace), without the session timeout.</summary>
+    private CancellationToken _shutdown;
+
     public InboundSession(
         Stream client,
         ConnectionOrigin origin,
@@ -82,6 +85,7 @@ public sealed partial class InboundSession : IAsyncDisposable
     /// <summary>Runs the session to its end. Never throws for anything the client or upstream does.</summary>
     public async Task RunAsync(CancellationToken shutdown)
     {
+        _shutdown = shutdown;
         var sessionLimit = TimeSpan.FromSeconds(_options.Smtp.SessionTimeoutSeconds);
         using var session = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
         session.CancelAfter(sessionLimit);
@@ -140,7 +144,7 @@ public sealed partial class InboundSession : IAsyncDisposable
         {
             if (_transaction is not null)
             {
-                await EndTransactionAsync("aborted: the client left before finishing the transaction", TransactionOutcome.Refused, CancellationToken.None);
+                await EndTransactionAsync("aborted: the client left before finishing the transaction", TransactionOutcome.Refused, UnsentKind.ClientLeft, CancellationToken.None);
             }
 
             if (_upstream is not null && _relayingData)
@@ -265,7 +269,8 @@ public sealed partial class InboundSession : IAsyncDisposable
         if (_transaction is not null)
         {
             await ResetUpstreamAsync(token);
-            await EndTransactionAsync("aborted: the client said HELO again", TransactionOutcome.Refused, token);
+            await EndTransactionAsync("aborted: the client said HELO again", TransactionOutcome.Refused, UnsentKind.Reset, token);
+            _errors++;
         }
 
         if (ClientSentEarly())
@@ -307,7 +312,14 @@ public sealed partial class InboundSession : IAsyncDisposable
     private async Task ResetAsync(CancellationToken token)
     {
         var reply = await ResetUpstreamAsync(token);
-        await EndTransactionAsync("aborted: RSET", TransactionOutcome.Refused, token);
+        if (_transaction is { DataStarted: false })
+        {
+            // A transaction dropped before DATA relayed nothing: MAIL+RSET loops are an error storm (the session's error
+            // limits), never a way to keep an upstream session and the accounting busy for free.
+            _errors++;
+        }
+
+        await EndTransactionAsync("aborted: RSET", TransactionOutcome.Refused, UnsentKind.Reset, token);
         await WriteAsync(reply ?? SessionReplies.Ok, token);
     }
 

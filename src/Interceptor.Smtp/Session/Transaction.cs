@@ -19,6 +19,9 @@ internal sealed class Transaction(EnvelopeCommand mail, Interceptor.Core.Policy.
     public List<string> Recipients { get; } = [];
     public long SizeBytes { get; set; }
 
+    /// <summary>Set once DATA is about to go upstream (after the pending row): from then on it is stored, not tallied.</summary>
+    public bool DataStarted { get; set; }
+
     /// <summary>The upstream's last refusal of a RCPT in this transaction, if any.</summary>
     public Interceptor.Core.Replies.SmtpReply? LastRecipientRefusal { get; set; }
     public TimeSpan Elapsed => _clock.Elapsed;

@@ -160,7 +160,7 @@ public class SqliteStateStoreTests
         Assert.That(synchronous, Is.EqualTo(1L), "1 = NORMAL");
         Assert.That(foreignKeys, Is.EqualTo(1L));
         Assert.That(busy, Is.EqualTo(5000L));
-        Assert.That(version, Is.EqualTo(1L));
+        Assert.That(version, Is.EqualTo((long)Schema.CurrentVersion));
     }
 
     [Test]

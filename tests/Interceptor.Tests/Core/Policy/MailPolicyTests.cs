@@ -171,6 +171,9 @@ public class MailPolicyTests
         public Task<IReadOnlyList<TransactionEvent>> LoadTransactionsAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<TransactionEvent>>(Transactions);
         public Task<IReadOnlyList<PolicyRefusal>> LoadRefusalsAsync(DateTimeOffset since, uint? uid, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<PolicyRefusal>>(Refusals);
         public Task PruneAsync(DateTimeOffset before, CancellationToken cancellationToken) => Task.CompletedTask;
+        public List<TallyEntry> Tallies { get; } = [];
+        public void CountTally(TallyEntry entry) => Tallies.Add(entry);
+        public Task<IReadOnlyList<TallyEntry>> LoadTalliesAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<TallyEntry>>(Tallies);
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 

@@ -90,6 +90,17 @@ internal sealed class MemoryStore : IStateStore
 
     public Task PruneAsync(DateTimeOffset before, CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>Tallies are not kept here; the admin tests use transactions and refusals.</summary>
+    public void CountTally(TallyEntry entry)
+    {
+    }
+
+    public Task<IReadOnlyList<TallyEntry>> LoadTalliesAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken)
+    {
+        Check();
+        return Task.FromResult<IReadOnlyList<TallyEntry>>([]);
+    }
+
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
     private Task Write(Action action)

@@ -1,0 +1,158 @@
+using Interceptor.Core.Policy;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Store;
+
+/// <summary>
+/// What keeps the store bounded: tallies (events a client can make thousands of a second, counted per user, kind and
+/// minute instead of stored one row each) and the size cap (State.MaxBytes), which prunes the oldest rows.
+/// </summary>
+public sealed partial class SqliteStateStore
+{
+    /// <inheritdoc />
+    public void CountTally(TallyEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        _tallies.Add(entry);
+    }
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<TallyEntry>> LoadTalliesAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(limit);
+        return ReadAsync((c, ct) => StoreQueries.TalliesAsync(c, since, uid, limit, ct), cancellationToken);
+    }
+
+    /// <summary>
+    /// Writes what was tallied since the last flush, one row update per user, kind and minute, and logs one line per
+    /// such row: the only log line a flood of refused MAIL or MAIL+RSET gets. What cannot be written stays counted.
+    /// </summary>
+    public async Task FlushTalliesAsync(CancellationToken cancellationToken)
+    {
+        await _tallyFlush.WaitAsync(cancellationToken);
+        try
+        {
+            var entries = _tallies.Drain();
+            if (entries.Count == 0)
+            {
+                return;
+            }
+
+            try
+            {
+                await _writer.EnqueueAsync(
+                    s =>
+                    {
+                        foreach (var entry in entries)
+                        {
+                            s.UpsertTally(entry);
+                        }
+
+                        return 0;
+                    },
+                    cancellationToken);
+            }
+            catch
+            {
+                foreach (var entry in entries)
+                {
+                    _tallies.Add(entry);
+                }
+
+                throw;
+            }
+
+            foreach (var e in entries)
+            {
+                _logger.LogInformation(
+                    "tally uid={Uid} user={User} kind={Kind} outcome={Outcome} count={Count} from {First:O} to {Last:O}: {Description}",
+                    e.Uid, e.User, e.Kind, e.Outcome, e.Count, e.First, e.Last, e.Describe());
+            }
+        }
+        finally
+        {
+            _tallyFlush.Release();
+        }
+    }
+
+    private async Task FlushTalliesQuietlyAsync()
+    {
+        try
+        {
+            await FlushTalliesAsync(CancellationToken.None);
+        }
+        catch (StoreUnavailableException e)
+        {
+            _logger.LogDebug("tallies not written yet: {Reason}", e.Message);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Closing: DisposeAsync flushes what is left.
+        }
+    }
+
+    /// <summary>
+    /// Keeps the store under <paramref name="maxBytes"/> (and the filesystem above <paramref name="minFreeBytes"/> free) by
+    /// deleting the oldest rows: first those older than the quota window, then those of the window that no quota counts,
+    /// and only if that is not enough the window's deliveries. Null when nothing had to go.
+    /// </summary>
+    public async Task<PruneReport?> EnforceSizeAsync(long maxBytes, long minFreeBytes, DateTimeOffset quotaWindowStart, CancellationToken cancellationToken)
+    {
+        var used = await _writer.EnqueueAsync(s => StoreBudget.UsedBytes(s.Connection), cancellationToken);
+        var free = FreeBytes();
+        var limit = StoreBudget.Limit(maxBytes, used, free, minFreeBytes);
+        if (used <= limit)
+        {
+            return null;
+        }
+
+        var target = StoreBudget.Target(limit);
+        var before = used;
+        long deleted = 0;
+        var tier = PruneTier.BeyondQuotaWindow;
+        while (true)
+        {
+            var currentTier = tier;
+            var (removed, usedNow) = await _writer.EnqueueAsync(
+                s =>
+                {
+                    var rows = StoreBudget.RowsToDelete(StoreBudget.UsedBytes(s.Connection), target, StoreBudget.RowCount(s.Connection));
+                    var gone = rows == 0 ? 0 : StoreBudget.DeleteOldest(s.Connection, currentTier, rows, quotaWindowStart);
+                    return (gone, StoreBudget.UsedBytes(s.Connection));
+                },
+                cancellationToken);
+            deleted += removed;
+            used = usedNow;
+            if (used <= target)
+            {
+                break;
+            }
+
+            if (removed == 0)
+            {
+                if (tier == PruneTier.QuotaHistory)
+                {
+                    break;
+                }
+
+                tier++;
+            }
+        }
+
+        var oldest = await _writer.EnqueueAsync(s => StoreBudget.OldestRow(s.Connection), cancellationToken);
+        return new PruneReport(before, used, limit, deleted, tier, oldest);
+    }
+
+    /// <summary>Free bytes on the state filesystem for an unprivileged writer; long.MaxValue when it cannot be read.</summary>
+    private long FreeBytes()
+    {
+        try
+        {
+            return new DriveInfo(System.IO.Path.GetDirectoryName(_path)!).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return long.MaxValue;
+        }
+    }
+}

@@ -1,0 +1,126 @@
+using Microsoft.Data.Sqlite;
+
+namespace Interceptor.Store;
+
+/// <summary>What rows the size cap may delete, in the order it tries them.</summary>
+public enum PruneTier
+{
+    /// <summary>Rows older than the quota window (the last day): nothing the quotas need.</summary>
+    BeyondQuotaWindow,
+
+    /// <summary>Rows of the last day that no quota counts: refusals, tallies, transactions not (possibly) sent.</summary>
+    NotCountedByQuotas,
+
+    /// <summary>Anything, oldest first, the last day's deliveries included: the quotas of the last day lose history.</summary>
+    QuotaHistory,
+}
+
+/// <summary>One enforcement of the size cap: what it found and what it did.</summary>
+/// <param name="UsedBefore">Bytes in use (the database's used pages) before pruning.</param>
+/// <param name="UsedAfter">Bytes in use after pruning.</param>
+/// <param name="Limit">The limit that applied: State.MaxBytes, lowered when the filesystem ran short of State.MinFreeBytes.</param>
+/// <param name="RowsDeleted">Transactions, refusals and tallies deleted.</param>
+/// <param name="DeepestTier">The last tier that had to be pruned; <see cref="PruneTier.QuotaHistory"/> means the quotas of the last day lost history.</param>
+/// <param name="OldestKept">The oldest row still in the store, if any.</param>
+public sealed record PruneReport(long UsedBefore, long UsedAfter, long Limit, long RowsDeleted, PruneTier DeepestTier, DateTimeOffset? OldestKept)
+{
+    public bool QuotaHistoryLost => DeepestTier == PruneTier.QuotaHistory && RowsDeleted > 0;
+}
+
+/// <summary>
+/// The size cap's arithmetic and SQL. Pages freed by a delete are reused by SQLite, so keeping the used pages under the
+/// cap keeps the file from growing; pruning goes below the cap (to <see cref="TargetFraction"/> of it) so a flood does
+/// not make it prune on every check.
+/// </summary>
+public static class StoreBudget
+{
+    /// <summary>Pruning stops once the used bytes are at or below this share of the limit.</summary>
+    public const double TargetFraction = 0.8;
+
+    /// <summary>Fewest and most rows one delete takes (one writer batch each, between live writes).</summary>
+    public const int MinChunk = 100;
+    public const int MaxChunk = 20_000;
+
+    /// <summary>The limit in force: the cap, lowered so that the filesystem keeps <paramref name="minFreeBytes"/> free.</summary>
+    public static long Limit(long maxBytes, long usedBytes, long freeBytes, long minFreeBytes) =>
+        Math.Min(maxBytes, Math.Max(0, usedBytes + freeBytes - minFreeBytes));
+
+    /// <summary>Where pruning stops once it started.</summary>
+    public static long Target(long limit) => (long)(limit * TargetFraction);
+
+    /// <summary>
+    /// How many rows to delete to get from <paramref name="usedBytes"/> to <paramref name="targetBytes"/>, taking the
+    /// average row (with its share of the indexes) as <paramref name="usedBytes"/> / <paramref name="rows"/>; 0 when
+    /// nothing needs to go. Bounded to one chunk; the caller measures again and repeats.
+    /// </summary>
+    public static int RowsToDelete(long usedBytes, long targetBytes, long rows)
+    {
+        if (usedBytes <= targetBytes || rows <= 0)
+        {
+            return 0;
+        }
+
+        var bytesPerRow = (double)usedBytes / rows;
+        var needed = (long)Math.Ceiling((usedBytes - targetBytes) / bytesPerRow);
+        return (int)Math.Min(rows, Math.Clamp(needed, MinChunk, MaxChunk));
+    }
+
+    /// <summary>The database's used bytes: its pages minus the free list (what the cap is about).</summary>
+    internal static long UsedBytes(SqliteConnection connection)
+    {
+        var pages = Convert.ToInt64(Schema.Scalar(connection, "PRAGMA page_count;"), System.Globalization.CultureInfo.InvariantCulture);
+        var free = Convert.ToInt64(Schema.Scalar(connection, "PRAGMA freelist_count;"), System.Globalization.CultureInfo.InvariantCulture);
+        var size = Convert.ToInt64(Schema.Scalar(connection, "PRAGMA page_size;"), System.Globalization.CultureInfo.InvariantCulture);
+        return (pages - free) * size;
+    }
+
+    internal static long RowCount(SqliteConnection connection) => Convert.ToInt64(
+        Schema.Scalar(connection, "SELECT (SELECT count(*) FROM transactions) + (SELECT count(*) FROM refusals) + (SELECT count(*) FROM tallies);"),
+        System.Globalization.CultureInfo.InvariantCulture);
+
+    internal static DateTimeOffset? OldestRow(SqliteConnection connection) =>
+        Schema.Scalar(connection, "SELECT min(t) FROM (SELECT min(started) AS t FROM transactions UNION ALL SELECT min(time) FROM refusals UNION ALL SELECT min(period) FROM tallies);") is long ticks
+            ? new DateTimeOffset(ticks, TimeSpan.Zero)
+            : null;
+
+    /// <summary>
+    /// Deletes about <paramref name="rows"/> of the oldest rows the tier allows, across the three tables (oldest first
+    /// overall, not per table); returns how many went. <paramref name="quotaWindowStart"/> is the start of the last day.
+    /// </summary>
+    internal static int DeleteOldest(SqliteConnection connection, PruneTier tier, int rows, DateTimeOffset quotaWindowStart)
+    {
+        var (transactions, refusals, tallies) = tier switch
+        {
+            PruneTier.BeyondQuotaWindow => ("started < $window", "time < $window", "period < $window"),
+            PruneTier.NotCountedByQuotas => ("outcome NOT IN ('Delivered', 'Pending', 'Unknown')", "1", "1"),
+            _ => ("1", "1", "1"),
+        };
+
+        // The time of the rows-th oldest candidate: everything up to it goes (ties may take a few more).
+        long? cutoff;
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = $"""
+                SELECT t FROM (SELECT started AS t FROM transactions WHERE {transactions}
+                               UNION ALL SELECT time FROM refusals WHERE {refusals}
+                               UNION ALL SELECT period FROM tallies WHERE {tallies})
+                ORDER BY t LIMIT 1 OFFSET $offset;
+                """;
+            command.Parameters.AddWithValue("$window", quotaWindowStart.UtcTicks);
+            command.Parameters.AddWithValue("$offset", Math.Max(0, rows - 1));
+            cutoff = command.ExecuteScalar() as long?;
+        }
+
+        var deleted = 0;
+        foreach (var (table, column, condition) in new[] { ("transactions", "started", transactions), ("refusals", "time", refusals), ("tallies", "period", tallies) })
+        {
+            using var delete = connection.CreateCommand();
+            delete.CommandText = $"DELETE FROM {table} WHERE ({condition}) AND {column} <= $cutoff;";
+            delete.Parameters.AddWithValue("$window", quotaWindowStart.UtcTicks);
+            delete.Parameters.AddWithValue("$cutoff", cutoff ?? long.MaxValue);
+            deleted += delete.ExecuteNonQuery();
+        }
+
+        return deleted;
+    }
+}

@@ -1,0 +1,64 @@
+using Interceptor.Core.Events;
+using Interceptor.Core.Options;
+
+namespace Interceptor.Tests.Smtp.Session;
+
+/// <summary>
+/// Issue 12.3 and 12.8 at the session: transactions that end before DATA are marked for tallying and count as errors;
+/// the wait for the final dot's verdict outlives the session timeout.
+/// </summary>
+public class UnsentTransactionTests
+{
+    [Test]
+    public async Task Mail_rset_loops_are_marked_unsent_and_end_at_the_hard_error_limit()
+    {
+        await using var upstream = new ScriptedUpstream(new UpstreamScript());
+        var options = RelayHarness.Options with { Smtp = RelayHarness.Options.Smtp with { SoftErrorLimit = 100, HardErrorLimit = 5 } };
+        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, options);
+        await relay.Client.GreetAsync();
+
+        var replies = new List<string>();
+        for (var i = 0; i < 6; i++)
+        {
+            replies.Add((await relay.Client.CommandAsync("MAIL FROM:<x@y.test>")).Text);
+            if (!replies[^1].StartsWith("250", StringComparison.Ordinal))
+            {
+                break;
+            }
+
+            replies.Add((await relay.Client.CommandAsync("RSET")).Text);
+        }
+
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 5, "five recorded transactions");
+        Assert.Multiple(() =>
+        {
+            Assert.That(replies[^1], Does.StartWith("421 4.7.0 Error: too many errors (5)"), string.Join("\n", replies));
+            Assert.That(replies.Count(r => r.StartsWith("250", StringComparison.Ordinal)), Is.EqualTo(10), "five MAIL+RSET, then cut off");
+            Assert.That(relay.Recorder.Events.Select(e => e.Unsent), Has.All.EqualTo(UnsentKind.Reset));
+        });
+    }
+
+    [Test]
+    public async Task A_final_dot_answered_after_the_session_timeout_is_passed_on_and_recorded_as_delivered()
+    {
+        var script = new UpstreamScript { Delays = new Dictionary<string, TimeSpan> { ["."] = TimeSpan.FromSeconds(2.5) } };
+        await using var upstream = new ScriptedUpstream(script);
+        var options = RelayHarness.Options with
+        {
+            Relay = RelayHarness.Options.Relay with { DataReplyTimeoutSeconds = 10 },
+            Smtp = RelayHarness.Options.Smtp with { SessionTimeoutSeconds = 2 },
+        };
+        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, options);
+        await relay.Client.GreetAsync();
+
+        var final = await relay.Client.SendMessageAsync("alice@customer.test", ["bob@example.net"], "Subject: x\r\n\r\nbody\r\n");
+
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 1, "the recorded transaction");
+        Assert.Multiple(() =>
+        {
+            Assert.That(final.Code, Is.EqualTo(250), final.Text);
+            Assert.That(relay.Recorder.Events.Single().Outcome, Is.EqualTo(TransactionOutcome.Delivered));
+            Assert.That(relay.Recorder.Events.Single().Unsent, Is.Null);
+        });
+    }
+}

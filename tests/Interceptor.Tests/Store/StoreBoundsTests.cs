@@ -1,0 +1,148 @@
+using Interceptor.Core.Events;
+using Interceptor.Core.Policy;
+using Interceptor.Store;
+
+namespace Interceptor.Tests.Store;
+
+/// <summary>The store's bounds: tallies instead of a row per event, and the size cap's arithmetic and oldest-first pruning.</summary>
+public class StoreBoundsTests
+{
+    private static readonly DateTimeOffset Now = DateTimeOffset.UtcNow;
+    private static readonly DateTimeOffset QuotaWindow = Now.AddDays(-1);
+
+    [TestCase(1000, 900, 0, 0)]
+    [TestCase(1000, 1000, 0, 0)]
+    [TestCase(1_000_000, 800_000, 1000, 200)]   // 1000 bytes a row: 200 rows free 200,000 bytes
+    [TestCase(1_000_000, 999_000, 1000, 100)]   // one row's worth: still a minimum chunk
+    [TestCase(100_000_000, 1_000_000, 1_000_000, StoreBudget.MaxChunk)]   // a huge excess goes in several chunks
+    [TestCase(1_000_000, 0, 10, 10)]            // never more rows than there are
+    public void Rows_to_delete_follow_the_average_row_size(long used, long target, long rows, int expected) =>
+        Assert.That(StoreBudget.RowsToDelete(used, target, rows), Is.EqualTo(Math.Min(expected, (int)rows)));
+
+    [Test]
+    public void The_limit_is_the_cap_lowered_to_keep_the_minimum_free_space_and_pruning_goes_below_it()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(StoreBudget.Limit(maxBytes: 1000, usedBytes: 500, freeBytes: 10_000, minFreeBytes: 100), Is.EqualTo(1000), "plenty of room: the cap");
+            Assert.That(StoreBudget.Limit(maxBytes: 1000, usedBytes: 500, freeBytes: 150, minFreeBytes: 100), Is.EqualTo(550), "the disk runs short first");
+            Assert.That(StoreBudget.Limit(maxBytes: 1000, usedBytes: 500, freeBytes: 0, minFreeBytes: 1000), Is.EqualTo(0), "never negative");
+            Assert.That(StoreBudget.Target(1000), Is.EqualTo(800));
+        });
+    }
+
+    [Test]
+    public async Task Over_the_cap_the_oldest_rows_go_first_and_the_last_days_deliveries_stay()
+    {
+        using var dir = new StoreTestDirectory();
+        await using var store = dir.Open();
+        await FillAsync(store);
+        Assert.That(await store.EnforceSizeAsync(long.MaxValue, 0, QuotaWindow, CancellationToken.None), Is.Null, "under the cap nothing happens");
+
+        var before = await UsedAsync(store);
+        var report = await store.EnforceSizeAsync(before / 2, 0, QuotaWindow, CancellationToken.None);
+
+        var left = await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, int.MaxValue, CancellationToken.None);
+        var old = left.Where(t => t.Started < QuotaWindow).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(report, Is.Not.Null);
+            Assert.That(report!.UsedBefore, Is.EqualTo(before));
+            Assert.That(report.UsedAfter, Is.LessThanOrEqualTo(StoreBudget.Target(before / 2)), "pruned below the cap");
+            Assert.That(report.DeepestTier, Is.EqualTo(PruneTier.BeyondQuotaWindow));
+            Assert.That(report.QuotaHistoryLost, Is.False);
+            Assert.That(old, Is.Not.Empty, "not everything old went");
+            Assert.That(old.Min(t => t.Started), Is.GreaterThan(Now.AddDays(-8)), "the oldest went first");
+            Assert.That(left.Count(t => t.Uid == 7), Is.EqualTo(50), "the last day's deliveries are all there");
+            Assert.That(left.Count(t => t.Uid == 8), Is.EqualTo(50), "the last day's refused transactions too (old rows sufficed)");
+            Assert.That(report.OldestKept, Is.EqualTo(old.Min(t => t.Started)));
+        });
+    }
+
+    [Test]
+    public async Task A_cap_too_small_for_the_last_day_takes_what_no_quota_counts_before_the_deliveries_and_says_so()
+    {
+        using var dir = new StoreTestDirectory();
+        await using var store = dir.Open();
+        await FillAsync(store);
+
+        var report = await store.EnforceSizeAsync(1, 0, QuotaWindow, CancellationToken.None);
+
+        var left = await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, int.MaxValue, CancellationToken.None);
+        Assert.Multiple(() =>
+        {
+            Assert.That(report!.DeepestTier, Is.EqualTo(PruneTier.QuotaHistory));
+            Assert.That(report.QuotaHistoryLost, Is.True);
+            Assert.That(left, Is.Empty, "a cap of one byte leaves nothing");
+        });
+
+        // With room for about the deliveries only, the refused ones of the last day go and the deliveries stay.
+        using var dir2 = new StoreTestDirectory();
+        await using var store2 = dir2.Open();
+        await FillAsync(store2, old: 0, recent: 1000);
+        var full = await UsedAsync(store2);
+        var partial = await store2.EnforceSizeAsync((long)(full * 0.9), 0, QuotaWindow, CancellationToken.None);
+        var kept = await store2.LoadTransactionsAsync(DateTimeOffset.MinValue, null, int.MaxValue, CancellationToken.None);
+        Assert.Multiple(() =>
+        {
+            Assert.That(partial!.DeepestTier, Is.EqualTo(PruneTier.NotCountedByQuotas));
+            Assert.That(partial.QuotaHistoryLost, Is.False);
+            Assert.That(kept.Count(t => t.Uid == 7), Is.EqualTo(1000), "deliveries stay");
+            Assert.That(kept.Count(t => t.Uid == 8), Is.LessThan(1000), "refused ones go first");
+        });
+    }
+
+    [Test]
+    public async Task A_thousand_tallied_events_are_one_row_written_before_a_read_and_pruned_with_the_rest()
+    {
+        using var dir = new StoreTestDirectory();
+        await using var store = dir.Open();
+        var at = Now.AddDays(-3);
+        for (var i = 0; i < 1000; i++)
+        {
+            store.CountTally(TallyEntry.One(at.AddMilliseconds(i), 1001, "bob", TallyEntry.UnsentKindName(UnsentKind.MailRefused), "Refused", "555 5.5.4 MAIL parameter X-JUNK is not supported"));
+        }
+
+        var tallies = await store.LoadTalliesAsync(DateTimeOffset.MinValue, 1001, 100, CancellationToken.None);
+        var users = await store.SummarizeUsersAsync(DateTimeOffset.MinValue, CancellationToken.None);
+        store.CountTally(TallyEntry.One(at.AddSeconds(1), 1001, "bob", TallyEntry.UnsentKindName(UnsentKind.MailRefused), "Refused", "again"));
+        var merged = await store.LoadTalliesAsync(DateTimeOffset.MinValue, 1001, 100, CancellationToken.None);
+        await store.PruneAsync(Now.AddDays(-2), CancellationToken.None);
+        var pruned = await store.LoadTalliesAsync(DateTimeOffset.MinValue, null, 100, CancellationToken.None);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(tallies.Select(t => (t.Count, t.Kind, t.Outcome)), Is.EqualTo(new[] { (1000L, "Unsent.MailRefused", "Refused") }));
+            Assert.That(users.Single().Refused, Is.EqualTo(1000), "`users` counts them as refused transactions");
+            Assert.That(merged.Select(t => (t.Count, t.Detail)), Is.EqualTo(new[] { (1001L, "again") }), "a later flush adds to the same row");
+            Assert.That(pruned, Is.Empty, "retention prunes tallies");
+        });
+    }
+
+    private static Task<long> UsedAsync(SqliteStateStore store) => store.RunOnWriterAsync(StoreBudget.UsedBytes);
+
+    /// <summary><paramref name="old"/> transactions 10 to 3 days old, and <paramref name="recent"/> deliveries (uid 7) and as many refused (uid 8) of the last hours.</summary>
+    private static async Task FillAsync(SqliteStateStore store, int old = 2000, int recent = 50)
+    {
+        var reply = "250 " + new string('x', 300);
+        var writes = new List<Task>();
+        for (var i = 0; i < old; i++)
+        {
+            writes.Add(store.RecordTransactionAsync(Records.Transaction($"old{i}", Now.AddDays(-10).AddMinutes(i * 5), uid: 6) with { Reply = reply }, CancellationToken.None));
+        }
+
+        // In time order, as a daemon writes them: the refused ones first. (Deleting rows frees pages only when whole pages
+        // empty; rows scattered among kept ones free little, which the cap then makes up for one tier further.)
+        for (var i = 0; i < recent; i++)
+        {
+            writes.Add(store.RecordTransactionAsync(Records.Transaction($"refused{i}", Now.AddHours(-6).AddSeconds(i), uid: 8, outcome: TransactionOutcome.Refused) with { Reply = reply }, CancellationToken.None));
+        }
+
+        for (var i = 0; i < recent; i++)
+        {
+            writes.Add(store.RecordTransactionAsync(Records.Transaction($"sent{i}", Now.AddHours(-5).AddSeconds(i), uid: 7) with { Reply = reply }, CancellationToken.None));
+        }
+
+        await Task.WhenAll(writes);
+    }
+}

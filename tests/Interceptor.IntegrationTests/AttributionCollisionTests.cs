@@ -27,27 +27,42 @@ public sealed class AttributionCollisionTests
     /// <param name="secondMx">Another MX, or the local MTA (127.0.0.1:25, permitted by default), as in the report.</param>
     [TestCase("127.0.0.3:25")]
     [TestCase("127.0.0.1:25")]
-    public async Task Remapped_port_landing_on_another_users_listener_is_never_attributed_to_that_user(string secondMx)
+    public Task Remapped_port_landing_on_another_users_listener_is_never_attributed_to_that_user(string secondMx) =>
+        AttackAsync(secondMx, exemptVictim: false);
+
+    /// <summary>
+    /// The same attack against an exempt user (root here; the local MTA on a real host) whose own direct connections to
+    /// the second MX sit on the ports NAT can pick: the remapped connection then has exactly the 4-tuple of one of
+    /// them, so the exact lookup finds a connected socket with the right addresses and ports — the exempt user's,
+    /// which the table never redirects, so it cannot be the client (fixed after 12.2 by <c>RedirectScope</c>).
+    /// </summary>
+    [TestCase("127.0.0.3:25")]
+    public Task Remapped_port_landing_on_an_exempt_users_direct_connection_to_the_same_mx_is_never_attributed_to_it(string secondMx) =>
+        AttackAsync(secondMx, exemptVictim: true);
+
+    private static async Task AttackAsync(string secondMx, bool exemptVictim)
     {
         IReadOnlyList<string> mxes = [FirstMx, secondMx];
         await using var s = await Scenario.StartAsync(config: new DaemonConfig { PermittedLocalDestinations = mxes }, mxListen: mxes);
         var sysctl = await s.Ns.RunAsync("sysctl", ["-w", "net.ipv4.ip_unprivileged_port_start=600"]);
         Assert.That(sysctl.Succeeded, Is.True, sysctl.Describe());
 
-        // The victim's listeners, as alice, for the whole test.
+        // The victim's sockets on the ports NAT picks from, for the whole test: alice's listeners, or root's (exempt)
+        // connections straight to the second MX.
         var alice = TestUsers.Alice;
-        await using var victim = s.Ns.StartBackground(
-            "alice-listeners",
-            "setpriv",
-            [
-                "--reuid=" + alice.Uid.ToString(CultureInfo.InvariantCulture), "--regid=" + alice.Gid.ToString(CultureInfo.InvariantCulture), "--clear-groups",
-                Requirements.Python, "-I", s.Dir.PathOf("hold_ports.py"), "--from", "600", "--to", "1023", "--skip", BobPorts,
-            ]);
-        var heldLine = await victim.WaitForLineAsync(l => l.Contains("\"held\"", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
-        Assert.That(heldLine, Is.Not.Null, "alice's listeners did not come up\n" + victim.Transcript());
+        List<string> holdPorts = [Requirements.Python, "-I", s.Dir.PathOf("hold_ports.py"), "--from", "600", "--to", "1023", "--skip", BobPorts];
+        var (victimUid, victimName) = exemptVictim ? (0u, "root") : (alice.Uid, alice.Name);
+        await using var victim = exemptVictim
+            ? s.Ns.StartBackground("root-connections", holdPorts[0], [.. holdPorts.Skip(1), "--connect", secondMx])
+            : s.Ns.StartBackground(
+                "alice-listeners",
+                "setpriv",
+                ["--reuid=" + alice.Uid.ToString(CultureInfo.InvariantCulture), "--regid=" + alice.Gid.ToString(CultureInfo.InvariantCulture), "--clear-groups", .. holdPorts]);
+        var heldLine = await victim.WaitForLineAsync(l => l.Contains("\"held\"", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+        Assert.That(heldLine, Is.Not.Null, $"{victimName}'s sockets did not come up\n" + victim.Transcript());
         using var held = JsonDocument.Parse(heldLine!.Text);
-        var alicePorts = held.RootElement.GetProperty("held").EnumerateArray().Select(p => p.GetInt32()).ToHashSet();
-        Assert.That(alicePorts, Has.Count.GreaterThan(350), "alice must hold most of 600-1023\n" + heldLine);
+        var victimPorts = held.RootElement.GetProperty("held").EnumerateArray().Select(p => p.GetInt32()).ToHashSet();
+        Assert.That(victimPorts, Has.Count.GreaterThan(350), $"{victimName} must hold most of 600-1023\n" + heldLine);
 
         // The attacker forces one remap per port of its range and sends a message over each remapped connection.
         var message = TestMessage.Small(From, To, "remap-collision");
@@ -67,12 +82,12 @@ public sealed class AttributionCollisionTests
         var relayed = s.RequireMx.Messages().Where(m => m.RcptTo.Contains(To)).ToList();
         var transactions = await s.RequireDaemon.WaitForTransactionsAsync(greetings.Count(g => g.StartsWith("220", StringComparison.Ordinal)));
         var headers = relayed.Select(m => TraceHeader.TryParse(m.FirstLine)).ToList();
-        var stampedAlice = headers.Count(h => h?.Uid == alice.Uid);
-        var chargedAlice = transactions.Count(t => t.Uid == alice.Uid);
+        var stampedAlice = headers.Count(h => h?.Uid == victimUid);
+        var chargedAlice = transactions.Count(t => t.Uid == victimUid);
         Assert.Multiple(() =>
         {
-            Assert.That(stampedAlice, Is.Zero, $"{stampedAlice} of {relayed.Count} relayed messages were stamped uid={alice.Uid} user={alice.Name}" + s.Describe());
-            Assert.That(chargedAlice, Is.Zero, $"{chargedAlice} of {transactions.Count} transactions were charged to {alice.Name}");
+            Assert.That(stampedAlice, Is.Zero, $"{stampedAlice} of {relayed.Count} relayed messages were stamped uid={victimUid} user={victimName}" + s.Describe());
+            Assert.That(chargedAlice, Is.Zero, $"{chargedAlice} of {transactions.Count} transactions were charged to {victimName}");
         });
 
         // Every relayed message says bob; every connection not greeted was refused as of unknown origin.
@@ -87,10 +102,10 @@ public sealed class AttributionCollisionTests
         // The attack really happened: NAT put bob's connections on alice's ports, and the daemon found bob by conntrack.
         var landedOnAlice = s.RequireDaemon.LogLines()
             .Where(l => l.Message.Contains("moved by NAT", StringComparison.Ordinal))
-            .Count(l => int.TryParse(l.StateString("ShownPort"), CultureInfo.InvariantCulture, out var shown) && alicePorts.Contains(shown));
+            .Count(l => int.TryParse(l.StateString("ShownPort"), CultureInfo.InvariantCulture, out var shown) && victimPorts.Contains(shown));
         var greeted = greetings.Count(g => g.StartsWith("220", StringComparison.Ordinal));
-        TestContext.Out.WriteLine($"{attempts.Count} remapped connections, {landedOnAlice} landed on a port alice listens on; {greeted} greeted, {relayed.Count} relayed as bob");
-        Assert.That(landedOnAlice, Is.GreaterThanOrEqualTo(attempts.Count / 2), "most remaps must land on alice's ports, else this test proves nothing");
+        TestContext.Out.WriteLine($"{attempts.Count} remapped connections, {landedOnAlice} landed on a port {victimName} holds; {greeted} greeted, {relayed.Count} relayed as bob");
+        Assert.That(landedOnAlice, Is.GreaterThanOrEqualTo(attempts.Count / 2), $"most remaps must land on {victimName}'s ports, else this test proves nothing");
         Assert.That(relayed, Has.Count.EqualTo(greeted), "each greeted connection relays its message");
     }
 }

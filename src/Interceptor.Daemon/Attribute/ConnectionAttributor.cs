@@ -47,6 +47,14 @@ public sealed class ConnectionAttributor(
         try
         {
             owner = owners.Find(client, destination);
+            if (owner is { } found && !Scope.Redirects(found.Uid, destination))
+            {
+                // An exempt user's (or a routed user's) direct connection sharing the 4-tuple: NAT moved the real
+                // client's port onto it. Never theirs; conntrack names the real port, or the connection is refused.
+                logger.LogDebug("socket owner uid {Uid} of {Client} to {Destination} is not redirected there; asking conntrack", found.Uid, client, destination);
+                owner = null;
+            }
+
             if (owner is null && FindRemapped(socket, client, destination) is { } remapped)
             {
                 (client, owner) = remapped;
@@ -101,6 +109,9 @@ public sealed class ConnectionAttributor(
     }
 
     private UidAttribution? _defaultUids;
+
+    /// <summary>Whose sockets can be the client of a redirected connection (not the exempt users', nor a route's).</summary>
+    public RedirectScope Scope { get; init; } = RedirectScope.Everybody;
 
     /// <summary>Who a socket's uid is charged to; when not set, /etc/subuid with unknown uids refused.</summary>
     public UidAttribution? Uids { get; init; }
@@ -162,8 +173,9 @@ public sealed class ConnectionAttributor(
             return null;
         }
 
-        // The same exact, connected-socket-only lookup as for any connection (never a listener's uid).
-        if (owners.Find(original.Source, destination) is not { } owner)
+        // The same exact, connected-socket-only lookup as for any connection (never a listener's uid), and again never
+        // a socket that the table would not have redirected.
+        if (owners.Find(original.Source, destination) is not { } owner || !Scope.Redirects(owner.Uid, destination))
         {
             logger.LogDebug("no socket owner for {Client} to {Destination} either (NAT showed it as {Shown})", original.Source, destination, shown);
             return null;

@@ -110,6 +110,7 @@ public static class RunCommand
         var attributor = new ConnectionAttributor(owners, destinations, attributeLogger, refusals, metrics, conntrack)
         {
             Uids = new UidAttribution(subordinates, options.Attribution.UnknownUids, attributeLogger, metrics),
+            Scope = RedirectScope.Of(spec),
         };
         var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics);
         await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());

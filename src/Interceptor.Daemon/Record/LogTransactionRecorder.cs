@@ -39,13 +39,18 @@ public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorde
     /// <summary>The fields as the JSON formatter writes them (same names and types as the message template's), and the readable message.</summary>
     private sealed class TransactionLine(TransactionEvent t) : IReadOnlyList<KeyValuePair<string, object?>>
     {
-        private readonly KeyValuePair<string, object?>[] _fields = t.SubordinateUid is { } subordinate
-            ?
+        private readonly KeyValuePair<string, object?>[] _fields = Fields(t);
+
+        private static KeyValuePair<string, object?>[] Fields(TransactionEvent t)
+        {
+            List<KeyValuePair<string, object?>> fields = [new("Id", t.Id), new("Uid", t.Uid), new("User", t.User)];
+            if (t.SubordinateUid is { } subordinate)
+            {
+                fields.Add(new("SubUid", subordinate));
+            }
+
+            fields.AddRange(
             [
-                new("Id", t.Id),
-                new("Uid", t.Uid),
-                new("User", t.User),
-                new("SubUid", subordinate),
                 new("Sender", t.Sender),
                 new("Recipients", t.RecipientCount),
                 new("SizeBytes", t.SizeBytes),
@@ -53,22 +58,10 @@ public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorde
                 new("Upstream", t.Upstream),
                 new("Reply", t.Reply),
                 new("DurationMs", (long)t.Duration.TotalMilliseconds),
-                new("{OriginalFormat}", SubordinateFormat),
-            ]
-            :
-            [
-                new("Id", t.Id),
-                new("Uid", t.Uid),
-                new("User", t.User),
-                new("Sender", t.Sender),
-                new("Recipients", t.RecipientCount),
-                new("SizeBytes", t.SizeBytes),
-                new("OriginalDestination", t.OriginalDestination),
-                new("Upstream", t.Upstream),
-                new("Reply", t.Reply),
-                new("DurationMs", (long)t.Duration.TotalMilliseconds),
-                new("{OriginalFormat}", Format),
-            ];
+                new("{OriginalFormat}", t.SubordinateUid is null ? Format : SubordinateFormat),
+            ]);
+            return [.. fields];
+        }
 
         public int Count => _fields.Length;
 

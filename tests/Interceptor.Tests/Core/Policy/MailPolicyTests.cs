@@ -65,7 +65,7 @@ public class MailPolicyTests
     [Test]
     public async Task The_outcome_does_not_hold_up_the_session_and_its_failure_is_logged()
     {
-        var logger = new CollectingLogger();
+        var logger = new RecordingLogger();
         var rules = new AutoSuspensionRules(new SuspensionOptions(), _clock);
         _policy = new MailPolicy(new LimitsOptions(), new QuotaLedger(_clock), rules, _suspensions, _store, _clock, logger);
         _store.HeldOutcomes = new TaskCompletionSource();
@@ -175,39 +175,6 @@ public class MailPolicyTests
         public void CountTally(TallyEntry entry) => Tallies.Add(entry);
         public Task<IReadOnlyList<TallyEntry>> LoadTalliesAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<TallyEntry>>(Tallies);
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
-    }
-
-    private sealed class CollectingLogger : ILogger
-    {
-        private readonly Lock _lock = new();
-        private readonly List<string> _errors = [];
-
-        public IReadOnlyList<string> Errors
-        {
-            get
-            {
-                lock (_lock)
-                {
-                    return [.. _errors];
-                }
-            }
-        }
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            if (logLevel >= LogLevel.Error)
-            {
-                lock (_lock)
-                {
-                    _errors.Add(formatter(state, exception));
-                }
-            }
-        }
     }
 
     private sealed class RecordingKernel : IKernelSuspension

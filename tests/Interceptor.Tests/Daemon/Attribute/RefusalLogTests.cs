@@ -15,14 +15,14 @@ public class RefusalLogTests
     private static readonly IPEndPoint Mta = new(IPAddress.Loopback, 26);
 
     private ManualClock _clock = null!;
-    private LineLogger _log = null!;
+    private RecordingLogger _log = null!;
     private RefusalLog _refusals = null!;
 
     [SetUp]
     public void Create()
     {
         _clock = new ManualClock(new DateTimeOffset(2026, 12, 1, 12, 0, 0, TimeSpan.Zero));
-        _log = new LineLogger();
+        _log = new RecordingLogger();
         _refusals = new RefusalLog(_log, Interval, _clock, maxKeys: 4);
     }
 
@@ -34,8 +34,8 @@ public class RefusalLogTests
     {
         _refusals.Refused("local_destination", Root, Client, Mta, "relaying to 127.0.0.1:26 is not permitted");
 
-        Assert.That(_log.Lines, Has.Count.EqualTo(1));
-        var line = _log.Lines[0];
+        Assert.That(_log.Entries, Has.Count.EqualTo(1));
+        var line = _log.Entries[0];
         Assert.Multiple(() =>
         {
             Assert.That(line.Level, Is.EqualTo(LogLevel.Warning));
@@ -55,12 +55,12 @@ public class RefusalLogTests
             _refusals.Refused("not_redirected", Unnamed, new IPEndPoint(IPAddress.Loopback, 40000 + i), null, "not redirected");
         }
 
-        Assert.That(_log.Lines, Has.Count.EqualTo(1), "only the first is written at once");
+        Assert.That(_log.Entries, Has.Count.EqualTo(1), "only the first is written at once");
         _clock.Advance(Interval);
         _refusals.Flush();
 
-        Assert.That(_log.Lines, Has.Count.EqualTo(2));
-        var summary = _log.Lines[1];
+        Assert.That(_log.Entries, Has.Count.EqualTo(2));
+        var summary = _log.Entries[1];
         Assert.Multiple(() =>
         {
             Assert.That(summary.Text, Does.StartWith("refused 999 more connections from uid 3999999999 (#3999999999) in the last 60 s: not_redirected"));
@@ -78,12 +78,12 @@ public class RefusalLogTests
         _refusals.Flush(); // summary of 1
         _clock.Advance(Interval);
         _refusals.Flush(); // nothing since: forgotten
-        Assert.That(_log.Lines, Has.Count.EqualTo(2));
+        Assert.That(_log.Entries, Has.Count.EqualTo(2));
 
         _refusals.Refused("not_redirected", Root, Client, null, "not redirected");
 
-        Assert.That(_log.Lines, Has.Count.EqualTo(3));
-        Assert.That(_log.Lines[2].Text, Does.StartWith("refused 127.0.0.1:40000 to (not redirected) from uid 0 (root)"));
+        Assert.That(_log.Entries, Has.Count.EqualTo(3));
+        Assert.That(_log.Entries[2].Text, Does.StartWith("refused 127.0.0.1:40000 to (not redirected) from uid 0 (root)"));
     }
 
     [Test]
@@ -94,7 +94,7 @@ public class RefusalLogTests
         _refusals.Refused("not_redirected", Unnamed, Client, null, "c");
         _refusals.Refused("not_redirected", Root, Client, null, "a");
 
-        Assert.That(_log.Lines.Select(l => l.State["Reason"]), Is.EqualTo(new[] { "a", "b", "c" }));
+        Assert.That(_log.Entries.Select(l => l.State["Reason"]), Is.EqualTo(new[] { "a", "b", "c" }));
     }
 
     [Test]
@@ -105,13 +105,13 @@ public class RefusalLogTests
         _refusals.Refused("owner_lookup_failed", null, Client, Mta, "owner lookup failed: EMFILE", LogLevel.Error);
         _refusals.Flush();
 
-        Assert.That(_log.Lines.Select(l => l.Text), Is.EqualTo(new[]
+        Assert.That(_log.Entries.Select(l => l.Text), Is.EqualTo(new[]
         {
             "refused 127.0.0.1:40000 to 127.0.0.1:26 from an unknown owner: no socket owner found; more owner_unknown refusals of unknown owners are summarised every 60 s",
             "refused 127.0.0.1:40000 to 127.0.0.1:26 from an unknown owner: owner lookup failed: EMFILE; more owner_lookup_failed refusals of unknown owners are summarised every 60 s",
             "refused 1 more connections from unknown owners in the last 0 s: owner_unknown; the last was 127.0.0.1:40000 to 127.0.0.1:26: no socket owner found",
         }));
-        Assert.That(_log.Lines[1].Level, Is.EqualTo(LogLevel.Error));
+        Assert.That(_log.Entries[1].Level, Is.EqualTo(LogLevel.Error));
     }
 
     [Test]
@@ -130,8 +130,8 @@ public class RefusalLogTests
             _refusals.Flush();
         }
 
-        Assert.That(_log.Lines, Has.Count.EqualTo(1 + intervals), "the first line, then one summary per interval");
-        var counted = 1 + _log.Lines.Skip(1).Sum(l => (long)l.State["Count"]!);
+        Assert.That(_log.Entries, Has.Count.EqualTo(1 + intervals), "the first line, then one summary per interval");
+        var counted = 1 + _log.Entries.Skip(1).Sum(l => (long)l.State["Count"]!);
         Assert.That(counted, Is.EqualTo(perInterval * intervals));
     }
 
@@ -145,8 +145,8 @@ public class RefusalLogTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(_log.Lines.Count(l => l.State.ContainsKey("Uid")), Is.EqualTo(4), "maxKeys uids get their own line");
-            Assert.That(_log.Lines, Has.Count.EqualTo(5), "the rest share one");
+            Assert.That(_log.Entries.Count(l => l.State.ContainsKey("Uid")), Is.EqualTo(4), "maxKeys uids get their own line");
+            Assert.That(_log.Entries, Has.Count.EqualTo(5), "the rest share one");
         });
     }
 
@@ -160,8 +160,8 @@ public class RefusalLogTests
 
         await refusals.DisposeAsync();
 
-        Assert.That(_log.Lines, Has.Count.EqualTo(2));
-        Assert.That(_log.Lines[1].State["Count"], Is.EqualTo(2L));
+        Assert.That(_log.Entries, Has.Count.EqualTo(2));
+        Assert.That(_log.Entries[1].State["Count"], Is.EqualTo(2L));
     }
 
     [Test]
@@ -172,47 +172,12 @@ public class RefusalLogTests
         refusals.Refused("not_redirected", Root, Client, null, "x");
         refusals.Refused("not_redirected", Root, Client, null, "x");
 
-        for (var i = 0; i < 100 && _log.Lines.Count < 2; i++)
+        for (var i = 0; i < 100 && _log.Entries.Count < 2; i++)
         {
             await Task.Delay(20);
         }
 
-        Assert.That(_log.Lines, Has.Count.EqualTo(2));
+        Assert.That(_log.Entries, Has.Count.EqualTo(2));
         await refusals.DisposeAsync();
-    }
-
-    private sealed record Line(LogLevel Level, string Text, IReadOnlyDictionary<string, object?> State);
-
-    private sealed class LineLogger : ILogger
-    {
-        private readonly Lock _lock = new();
-        private readonly List<Line> _lines = [];
-
-        public IReadOnlyList<Line> Lines
-        {
-            get
-            {
-                lock (_lock)
-                {
-                    return [.. _lines];
-                }
-            }
-        }
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            var values = state is IEnumerable<KeyValuePair<string, object?>> pairs
-                ? pairs.Where(p => p.Key != "{OriginalFormat}").ToDictionary(p => p.Key, p => p.Value)
-                : [];
-            lock (_lock)
-            {
-                _lines.Add(new Line(logLevel, formatter(state, exception), values));
-            }
-        }
     }
 }

@@ -29,7 +29,7 @@ public sealed class AcceptLoopTests
         var dispatched = new List<Socket>();
         var delays = new List<TimeSpan>();
         var clock = new ManualClock(Start);
-        var log = new CollectingLogger();
+        var log = new RecordingLogger();
         var loop = new AcceptLoop("test listener", script.AcceptAsync, dispatched.Add, log)
         {
             Delay = (delay, _) =>
@@ -71,7 +71,7 @@ public sealed class AcceptLoopTests
         var script = new ScriptedAccept(failures, successes: 1, thenFail: 2);
         var delays = new List<TimeSpan>();
         var clock = new ManualClock(Start);
-        var log = new CollectingLogger();
+        var log = new RecordingLogger();
         var dispatched = 0;
         var loop = new AcceptLoop("test listener", script.AcceptAsync, s => { dispatched++; s.Dispose(); }, log)
         {
@@ -108,7 +108,7 @@ public sealed class AcceptLoopTests
         var script = new ScriptedAccept([new SocketException((int)SocketError.ConnectionAborted)], successes: 1);
         var delays = new List<TimeSpan>();
         var dispatched = 0;
-        var loop = new AcceptLoop("test listener", script.AcceptAsync, s => { dispatched++; s.Dispose(); }, new CollectingLogger())
+        var loop = new AcceptLoop("test listener", script.AcceptAsync, s => { dispatched++; s.Dispose(); }, new RecordingLogger())
         {
             Delay = (delay, _) =>
             {
@@ -176,36 +176,6 @@ public sealed class AcceptLoopTests
             _drained.TrySetResult();
             await Task.Delay(Timeout.Infinite, cancellationToken);
             throw new OperationCanceledException(cancellationToken);
-        }
-    }
-
-    private sealed class CollectingLogger : ILogger
-    {
-        private readonly Lock _lock = new();
-        private readonly List<string> _lines = [];
-
-        public IReadOnlyList<string> Lines
-        {
-            get
-            {
-                lock (_lock)
-                {
-                    return [.. _lines];
-                }
-            }
-        }
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            lock (_lock)
-            {
-                _lines.Add(formatter(state, exception));
-            }
         }
     }
 }

@@ -182,35 +182,8 @@ public sealed partial class SubordinateUidTests
     private static async Task<ProbeResult> ProbeAsSubUidAsync(Scenario s, uint subUid, string host = NetworkNamespace.MxAddress4)
     {
         // The same bare connect as TcpProbe, run through the sub-UID's namespace.
-        const string script = """
-            import json, socket, sys
-            try:
-                c = socket.create_connection((sys.argv[1], 25), 5)
-            except ConnectionRefusedError as e:
-                print(json.dumps({"outcome": "refused"})); sys.exit(0)
-            except OSError as e:
-                print(json.dumps({"outcome": "error", "error": str(e)})); sys.exit(0)
-            c.settimeout(10)
-            data = b""
-            while b"\r\n" not in data:
-                chunk = c.recv(1024)
-                if not chunk:
-                    break
-                data += chunk
-            if data.startswith(b"220"):
-                c.sendall(b"QUIT\r\n"); c.recv(1024)
-            print(json.dumps({"outcome": "connected", "greeting": data.decode("latin-1").split("\r\n")[0]}))
-            """;
-        var process = await RunAsSubUidAsync(s, subUid, Requirements.Python, ["-I", "-c", script, host]);
-        var line = process.Stdout.Split('\n').LastOrDefault(l => l.StartsWith('{'));
-        Assert.That(line, Is.Not.Null, "the probe printed no result:\n" + process.Describe());
-        using var document = System.Text.Json.JsonDocument.Parse(line!);
-        var root = document.RootElement;
-        return new ProbeResult(
-            root.GetProperty("outcome").GetString() ?? "",
-            root.TryGetProperty("greeting", out var greeting) ? greeting.GetString() : null,
-            root.TryGetProperty("error", out var error) ? error.GetString() : null,
-            process);
+        var process = await RunAsSubUidAsync(s, subUid, Requirements.Python, ["-I", "-c", TcpProbe.Script, host, "25"]);
+        return TcpProbe.Parse(process);
     }
 }
 

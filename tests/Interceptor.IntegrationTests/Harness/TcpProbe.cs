@@ -20,7 +20,8 @@ public sealed record ProbeResult(string Outcome, string? Greeting, string? Error
 /// </summary>
 public static class TcpProbe
 {
-    private const string Script = """
+    /// <summary>The probe itself: `python3 -I -c Script HOST PORT` prints one JSON line (run it as whoever must connect).</summary>
+    public const string Script = """
         import json, socket, sys
         host, port = sys.argv[1], int(sys.argv[2])
         try:
@@ -53,6 +54,13 @@ public static class TcpProbe
     {
         var process = await ns.RunAsUserAsync(
             user, Requirements.Python, ["-I", "-c", Script, host, port.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(30));
+        return Parse(process);
+    }
+
+    /// <summary>The result line the <see cref="Script"/> printed.</summary>
+    public static ProbeResult Parse(ProcessResult process)
+    {
+        ArgumentNullException.ThrowIfNull(process);
         var line = process.Stdout.Split('\n').LastOrDefault(l => l.StartsWith('{'));
         Assert.That(line, Is.Not.Null, "the TCP probe printed no result:\n" + process.Describe());
         using var document = JsonDocument.Parse(line!);

@@ -65,15 +65,28 @@ public class StoreFailureTests
     {
         await using var store = _dir.Open();
         await store.RecordTransactionAsync(Records.Transaction("seed", Records.Base), CancellationToken.None);
-        // Capping the file at its current size is how SQLite reports a full disk without filling one.
-        await store.RunOnWriterAsync(c => Execute(c, "PRAGMA max_page_count = 1;"));
+        // Capping the file at its current size is how SQLite reports a full disk without filling one. A lone write can
+        // still fit in the free space of the pages it has (f0 alone does), so the writer is held until all 200 are queued:
+        // they then go as one batch, which needs new pages and must fail as a whole.
+        using var writerHeld = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var hold = store.RunOnWriterAsync(c =>
+        {
+            Execute(c, "PRAGMA max_page_count = 1;");
+            writerHeld.Set();
+            return release.Wait(TimeSpan.FromSeconds(30));
+        });
+        Assert.That(writerHeld.Wait(TimeSpan.FromSeconds(30)), "the writer never ran the capping batch");
 
         var writes = Enumerable.Range(0, 200)
             .Select(i => store.RecordTransactionAsync(Records.Transaction($"f{i}", Records.Base.AddSeconds(i)) with { Reply = new string('x', 2000) }, CancellationToken.None))
             .ToList();
+        release.Set();
+        Assert.That(await hold, "the writer was released by the timeout, not by the test");
         var outcome = await Task.WhenAll(writes).ContinueWith(t => t, TaskScheduler.Default);
 
         Assert.That(writes.All(w => w.IsFaulted && w.Exception!.InnerException is StoreUnavailableException));
+        Assert.That(writes.Select(w => w.Exception!.InnerException).Distinct().Count(), Is.EqualTo(1), "the writes were not one batch");
         Assert.That(writes[0].Exception!.InnerException!.Message, Does.Contain("full").And.Contain(_dir.Database));
         Assert.That(outcome.IsFaulted);
         Assert.That(store.Health.LastFailure, Does.Contain("full"));

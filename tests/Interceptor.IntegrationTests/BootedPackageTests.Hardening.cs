@@ -33,8 +33,7 @@ public sealed partial class BootedPackageTests
     {
         var before = await ServiceStateAsync();
         var mxBefore = await MxAcceptedAsync();
-        await File.WriteAllTextAsync(Path.Combine(Container.RootOnHost, "root", "load.py"), LoadSender);
-        var load = await Container.ExecAsync($"runuser -u {Customer} -- python3 /root/load.py {LoadMessages} 6 2>&1", TimeSpan.FromMinutes(3));
+        var load = await Container.ExecAsync($"runuser -u {Customer} -- python3 {Scripts}/load.py {LoadMessages} 6 2>&1", TimeSpan.FromMinutes(3));
         Assert.That(load.Succeeded, Is.True, load.Describe());
         var relayed = await MxAcceptedAsync() - mxBefore;
         Assert.That(relayed, Is.EqualTo(LoadMessages), "every load message reaches the fake MX");
@@ -64,6 +63,25 @@ public sealed partial class BootedPackageTests
         Assert.That(onlineScore, Is.EqualTo(Score(offline)), $"online: {online}\noffline: {offline}");
         Assert.That(double.Parse(onlineScore, CultureInfo.InvariantCulture), Is.LessThanOrEqualTo(2.5));
         Step($"systemd-analyze security smtp-interceptor (running unit): {online.Trim()} = offline check of the shipped file: {offline.Trim()}");
+    }
+
+    [Test]
+    [Order(4)]
+    public async Task Journal_priority_shows_exactly_the_daemons_warnings_and_errors()
+    {
+        // The daemon's own lines (not systemd's about the unit): everything it logged, and what -p warning keeps.
+        var all = await Container.CheckedAsync("journalctl -b SYSLOG_IDENTIFIER=smtp-interceptor -o cat --no-pager");
+        var warnings = await Container.CheckedAsync("journalctl -b SYSLOG_IDENTIFIER=smtp-interceptor -p warning -o cat --no-pager");
+        static string[] Lines(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var expected = Lines(all).Where(l => Regex.IsMatch(l, "\"LogLevel\":\"(Warning|Error|Critical)\"")).ToArray();
+        Assert.Multiple(() =>
+        {
+            Assert.That(expected, Is.Not.Empty, "the block and unblock of the previous step log warnings");
+            Assert.That(Lines(warnings), Is.EqualTo(expected), "journalctl -p warning = the JSON lines at Warning or above");
+            Assert.That(Lines(all), Has.All.StartWith("{\""), "journald stripped the <N> prefix: the stored line is the JSON object");
+        });
+        var info = (await Container.CheckedAsync("journalctl -b SYSLOG_IDENTIFIER=smtp-interceptor -p info -o cat --no-pager | grep -c '\"LogLevel\":\"Information\"' || true")).Trim();
+        Step($"journalctl -u smtp-interceptor -p warning: {expected.Length} lines, exactly the daemon's Warning/Error lines (of {Lines(all).Length}; {info} Information lines only under -p info), e.g. {Shorten(expected[0], 150)}");
     }
 
     private async Task<string> ServiceStateAsync() =>

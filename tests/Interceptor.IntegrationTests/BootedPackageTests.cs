@@ -21,6 +21,12 @@ public sealed partial class BootedPackageTests
     private const string Suspended = "customer2";
     private const string MxDirectory = "/var/tmp/mx";
 
+    /// <summary>The test's python scripts inside the container, readable by the customers (/root is not).</summary>
+    private const string Scripts = "/opt/booted-test";
+
+    /// <summary>The container's host name (Fixtures/booted_root.sh): the daemon greets with it, the fake MX with "fake-mx.test".</summary>
+    private const string DaemonGreeting = "220 smtpi-booted";
+
     /// <summary>The test's drop-in: a shorter watchdog so a hung daemon is restarted in seconds, not 30 s.</summary>
     private const int TestWatchdogSeconds = 10;
 
@@ -46,7 +52,7 @@ public sealed partial class BootedPackageTests
         var deb = await PackageBuild.GetAsync();
         _container = await BootedContainer.CreateAsync(root);
         File.Copy(deb, Path.Combine(Container.RootOnHost, "root", "package.deb"));
-        File.Copy(Path.Combine(TestDirectory.FixturesDirectory, "fake_mx.py"), Path.Combine(Container.RootOnHost, "root", "fake_mx.py"));
+        CopyScripts();
 
         watch.Restart();
         var state = await Container.BootAsync(TimeSpan.FromMinutes(3));
@@ -132,7 +138,7 @@ public sealed partial class BootedPackageTests
             TimeSpan.FromSeconds(60));
         Assert.That(swaks.Succeeded, Is.True, swaks.Describe());
         var greeting = swaks.Stdout.Split('\n').First(l => l.Contains("<-  220", StringComparison.Ordinal)).Trim();
-        Assert.That(greeting, Does.Contain("smtp-interceptor"), "the customer's greeting must come from the daemon, not the MX");
+        Assert.That(greeting, Does.Contain(DaemonGreeting), "the customer's greeting must come from the daemon, not the MX");
         var relayed = await Container.CheckedAsync($"f=$(grep -l 'Subject: booted-hello' {MxDirectory}/*.eml | head -1); head -1 \"$f\"");
         var header = TraceHeader.TryParse(relayed.Trim());
         Assert.That(header, Is.Not.Null, "first line of the relayed message: " + relayed);
@@ -155,10 +161,24 @@ public sealed partial class BootedPackageTests
             set -e
             mkdir -p {MxDirectory}
             systemctl stop fake-mx 2>/dev/null || true
-            systemd-run --unit=fake-mx --quiet /bin/sh -c 'sleep infinity | /usr/bin/python3 /root/fake_mx.py --listen 127.0.0.2:25 --dir {MxDirectory}'
+            systemd-run --unit=fake-mx --quiet /bin/sh -c 'sleep infinity | /usr/bin/python3 {Scripts}/fake_mx.py --listen 127.0.0.2:25 --dir {MxDirectory}'
             for i in $(seq 100); do ss -Hltn 'sport = :25' | grep -q 127.0.0.2 && exit 0; sleep 0.1; done
             echo 'fake MX not listening'; journalctl -u fake-mx --no-pager; exit 1
             """);
+    }
+
+    /// <summary>The fake MX, the load sender and the probe, world-readable under /opt/booted-test.</summary>
+    private void CopyScripts()
+    {
+        var directory = Path.Combine(Container.RootOnHost, Scripts.TrimStart('/'));
+        Directory.CreateDirectory(directory);
+        File.Copy(Path.Combine(TestDirectory.FixturesDirectory, "fake_mx.py"), Path.Combine(directory, "fake_mx.py"));
+        File.WriteAllText(Path.Combine(directory, "load.py"), LoadSender);
+        File.WriteAllText(Path.Combine(directory, "probe.py"), Probe);
+        foreach (var file in Directory.GetFiles(directory))
+        {
+            File.SetUnixFileMode(file, (UnixFileMode)0b110_100_100);
+        }
     }
 
     private static string Shorten(string text, int max) => text.Length <= max ? text : text[..max] + "…";

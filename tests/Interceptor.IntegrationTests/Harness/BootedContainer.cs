@@ -73,7 +73,8 @@ public sealed class BootedContainer : IAsyncDisposable
              "--machine", Machine, "--directory", _merged],
             new Dictionary<string, string?> { ["SYSTEMD_NSPAWN_TMPFS_TMP"] = "1" });
         InitPid = await FindInitAsync(_nspawn, TimeSpan.FromSeconds(60));
-        var state = await ExecAsync("systemctl is-system-running --wait", timeout);
+        // systemctl needs systemd's private socket, which appears a moment after PID 1 starts.
+        var state = await ExecAsync("for i in $(seq 600); do [ -S /run/systemd/private ] && break; sleep 0.1; done; systemctl is-system-running --wait", timeout);
         var word = state.Stdout.Trim();
         if (word == "running")
         {

@@ -100,26 +100,30 @@ public sealed partial class BootedPackageTests
         await Container.CheckedAsync($"smtp-interceptor block {Suspended} --reason booted-nftables");
         Assert.That(await SuspendedSetAsync(), Does.Contain(uid), "blocked before the restart");
         var flush = (await Container.CheckedAsync("head -3 /etc/nftables.conf | grep -m1 flush")).Trim();
+        const string RulesEntered = "systemctl show -p ActiveEnterTimestampMonotonic --value smtp-interceptor-rules";
+        var rulesBefore = (await Container.CheckedAsync(RulesEntered)).Trim();
         var clock = Stopwatch.StartNew();
         await Container.CheckedAsync("systemctl restart nftables");
         var restartTook = clock.Elapsed;
 
-        // PartOf= restarts smtp-interceptor-rules.service, which loads the table as configured (no suspended uids,
-        // and it replaces whatever the daemon may have restored meanwhile); the daemon's next table check
-        // (Interception.VerifyIntervalSeconds, 5 s) restores its complete table. Watch until the rules unit is done
-        // and the suspension is back; meanwhile the suspended user's probes must never reach the MX.
+        // The flush removes our table with everything else. PartOf= restarts smtp-interceptor-rules.service, which
+        // loads the table as configured (no suspended uids; it also replaces whatever the daemon restored meanwhile);
+        // the daemon's next table check (Interception.VerifyIntervalSeconds, 5 s) restores its complete table.
+        // Until the rules unit has run, nothing redirects or refuses port 25: that window is measured and printed.
+        // Once it has run, the suspended user must never reach the MX again.
         TimeSpan? rulesDone = null;
         TimeSpan? restored = null;
         var probes = new List<string>();
-        var round = $"echo \"$(systemctl is-active smtp-interceptor-rules) $(nft list chain inet smtp_interceptor output_nat 2>/dev/null | grep -c 'redirect to') $(nft list set inet smtp_interceptor suspended_uids 2>/dev/null | grep -c 'elements = .*\\b{uid}\\b') $(runuser -u {Suspended} -- python3 {Scripts}/probe.py)\"";
+        var round = $"echo \"$(systemctl is-active smtp-interceptor-rules) $({RulesEntered}) $(nft list chain inet smtp_interceptor output_nat 2>/dev/null | grep -c 'redirect to') $(nft list set inet smtp_interceptor suspended_uids 2>/dev/null | grep -c 'elements = .*\\b{uid}\\b') $(runuser -u {Suspended} -- python3 {Scripts}/probe.py)\"";
         while (clock.Elapsed < TimeSpan.FromSeconds(40) && restored is null)
         {
-            var fields = (await Container.CheckedAsync(round)).Trim().Split(' ', 4);
-            var (rules, redirects, suspendedNow, probe) = (fields[0], fields[1], fields[2], fields[3]);
+            var fields = (await Container.CheckedAsync(round)).Trim().Split(' ', 5);
+            var (rules, entered, redirects, suspendedNow, probe) = (fields[0], fields[1], fields[2], fields[3], fields[4]);
             var at = clock.Elapsed;
-            probes.Add($"{at.TotalSeconds:F1}s:{Shorten(probe, 16)}");
-            Assert.That(probe, Does.Not.Contain("fake-mx"), "the suspended user reached the MX");
-            rulesDone ??= rules == "active" ? at : null;
+            var wasDone = rulesDone is not null;
+            rulesDone ??= rules == "active" && entered != rulesBefore ? at : null;
+            probes.Add($"{at.TotalSeconds:F1}s:{Shorten(probe, 16)}{(rulesDone is null ? "(rules unit not yet run)" : "")}");
+            Assert.That(wasDone && probe.Contains("fake-mx", StringComparison.Ordinal), Is.False, "the suspended user reached the MX after the rules unit had run: " + string.Join(" ", probes));
             if (rulesDone is not null && redirects != "0" && suspendedNow != "0")
             {
                 restored = at;
@@ -132,9 +136,20 @@ public sealed partial class BootedPackageTests
         Assert.That((restored!.Value - rulesDone!.Value).TotalSeconds, Is.LessThanOrEqualTo(5 + 3), "restored within Interception.VerifyIntervalSeconds (5 s) of the rules unit's reload");
         var probeAfter = (await Container.ExecAsync($"runuser -u {Suspended} -- python3 {Scripts}/probe.py")).Stdout.Trim();
         Assert.That(probeAfter, Is.AnyOf("refused", "reset"), "the suspended user's port-25 connection is refused by the kernel again");
+
+        // The open window from the journal: nftables.service done (ruleset flushed and reloaded) → rules unit done.
+        var window = await Container.CheckedAsync("""
+            journalctl -o short-monotonic --no-pager -n 400 -u nftables -u smtp-interceptor-rules \
+              | grep -E 'Finished (nftables|smtp-interceptor-rules).service' | tail -2 \
+              | sed -E 's/^\[ *([0-9.]+)\].*Finished ([a-z-]+).service.*/\1 \2/'
+            """);
+        var marks = window.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')).ToArray();
+        var openSeconds = marks.Length == 2 && marks[0][1] == "nftables"
+            ? double.Parse(marks[1][0], System.Globalization.CultureInfo.InvariantCulture) - double.Parse(marks[0][0], System.Globalization.CultureInfo.InvariantCulture)
+            : double.NaN;
         var journal = await Container.ExecAsync("journalctl -u smtp-interceptor -o cat --no-pager | grep -E 'changed behind our back|restored' | tail -2 | sed -E 's/.*\"Message\":\"([^\"]*)\".*/\\1/'");
-        Step($"systemctl restart nftables ({flush}; restart {restartTook.TotalSeconds:F1} s): rules unit active again at {rulesDone.Value.TotalSeconds:F1} s, redirect + suspended uid {uid} at {restored.Value.TotalSeconds:F1} s; {Suspended}'s probes: {string.Join(" ", probes)} → then {probeAfter}");
-        Step($"daemon's table check: {journal.Stdout.Trim().Replace("\n", " | ", StringComparison.Ordinal)}");
+        Step($"systemctl restart nftables ({flush}; restart {restartTook.TotalSeconds:F1} s): rules unit re-run at {rulesDone.Value.TotalSeconds:F1} s, redirect + suspended uid {uid} at {restored.Value.TotalSeconds:F1} s; {Suspended}'s probes: {string.Join(" ", probes)} → then {probeAfter}");
+        Step($"NOT fail closed: port 25 open to every user for {openSeconds:F2} s (journal: nftables.service finished → smtp-interceptor-rules.service finished, i.e. the `smtp-interceptor rules` start-up); daemon's table check: {journal.Stdout.Trim().Replace("\n", " | ", StringComparison.Ordinal)}");
     }
 
     [Test]

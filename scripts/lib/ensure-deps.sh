@@ -8,6 +8,9 @@ ensure_deps() {
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
     [ -x /usr/bin/python3 ] || missing+=(python3)
+    # The booted-package test: builds a Debian 12 root and boots it with systemd as PID 1.
+    command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
+    command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" != 0 ]; then
             echo "missing packages: ${missing[*]} (run as root, or: apt-get install -y ${missing[*]})" >&2

@@ -38,16 +38,26 @@ public sealed class BootedContainer : IAsyncDisposable
     {
         var script = Path.Combine(TestDirectory.FixturesDirectory, "booted_root.sh");
         var build = await ProcessRunner.RunAsync("/bin/bash", [script], TimeSpan.FromMinutes(30));
-        Assert.That(build.Succeeded, Is.True, "building the Debian 12 root failed:\n" + build.Describe());
+        if (!build.Succeeded)
+        {
+            // Typically no route to Debian's mirror on a developer box: skip there, fail under CI.
+            var reason = "building the Debian 12 root (Fixtures/booted_root.sh) failed:\n" + build.Describe();
+            if (!Requirements.UnderCi)
+            {
+                Assert.Ignore(reason);
+            }
+
+            Assert.Fail(reason);
+        }
+
         return build.Stdout.Trim().Split('\n')[^1];
     }
 
     /// <summary>An overlay of <paramref name="cachedRoot"/> in a fresh directory under /var/tmp (a disk, not a tmpfs).</summary>
     public static async Task<BootedContainer> CreateAsync(string cachedRoot)
     {
-        var run = Directory.CreateTempSubdirectory("smtpi-boot-").FullName;
-        var moved = Path.Combine("/var/tmp", Path.GetFileName(run));
-        Directory.Delete(run);
+        // /var/tmp rather than $TMPDIR: the copy (package, journal, state) belongs on a disk, not in a tmpfs.
+        var moved = Path.Combine("/var/tmp", "smtpi-boot-" + Path.GetRandomFileName().Replace(".", "", StringComparison.Ordinal));
         Directory.CreateDirectory(moved);
         var container = new BootedContainer(moved);
         foreach (var sub in new[] { "upper", "work", "root" })

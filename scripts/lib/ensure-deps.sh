@@ -11,6 +11,9 @@ ensure_deps() {
     [ -x /usr/bin/newuidmap ] || missing+=(uidmap)
     [ -x /usr/bin/python3 ] || missing+=(python3)
     command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+    # The booted-package test: builds a Debian 12 root and boots it with systemd as PID 1.
+    command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
+    command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" != 0 ]; then
             echo "missing packages: ${missing[*]} (run as root, or: apt-get install -y ${missing[*]})" >&2

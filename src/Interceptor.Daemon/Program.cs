@@ -1,7 +1,10 @@
 using Interceptor.Daemon.Commands;
 using Interceptor.Daemon.Configuration;
+using Interceptor.Daemon.Hosting;
 using Interceptor.Netfilter;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
 
 namespace Interceptor.Daemon;
 
@@ -24,14 +27,27 @@ public static class Program
         // write(2)s on the relay's hot path. One write per line (AutoFlush) keeps lines whole and prompt.
         // Before the logger factory: the console logger takes Console.Out when it is built.
         Console.SetOut(new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false), 64 * 1024) { AutoFlush = true });
-        using var loggers = LoggerFactory.Create(builder => builder
-            .SetMinimumLevel(LogLevel.Information)
-            .AddJsonConsole(o =>
+        static void Json(JsonConsoleFormatterOptions o)
+        {
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+            o.UseUtcTimestamp = true;
+            o.JsonWriterOptions = new System.Text.Json.JsonWriterOptions { Indented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        }
+
+        // Under systemd each line also carries its syslog priority for journald (see JournalPriorityFormatter).
+        using var loggers = LoggerFactory.Create(builder =>
+        {
+            builder.SetMinimumLevel(LogLevel.Information);
+            if (JournalPriorityFormatter.StandardOutputIsJournal())
             {
-                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
-                o.UseUtcTimestamp = true;
-                o.JsonWriterOptions = new System.Text.Json.JsonWriterOptions { Indented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-            }));
+                builder.Services.AddSingleton<ConsoleFormatter>(new JournalPriorityFormatter(Json));
+                builder.AddConsole(o => o.FormatterName = JournalPriorityFormatter.FormatterName);
+            }
+            else
+            {
+                builder.AddJsonConsole(Json);
+            }
+        });
         try
         {
             return arguments.Verb switch

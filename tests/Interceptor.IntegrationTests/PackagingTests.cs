@@ -32,51 +32,19 @@ public sealed partial class PackagingTests
     private static readonly string[] AcceptedLintianTags = [];
 
     private static string? _deb;
-    private static TimeSpan _buildTime;
     private static string? _extracted;
 
     private static string Deb => _deb ?? throw new InvalidOperationException("no package: the fixture set-up failed");
 
     private static string Extracted => _extracted ?? throw new InvalidOperationException("package not extracted");
 
-    /// <summary>The source tree: the test assembly lives in tests/Interceptor.IntegrationTests/bin/CONFIG/TFM.</summary>
-    private static string RepositoryRoot
-    {
-        get
-        {
-            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            {
-                if (File.Exists(Path.Combine(dir.FullName, "packaging", "build-deb")) && File.Exists(Path.Combine(dir.FullName, "Directory.Build.props")))
-                {
-                    return dir.FullName;
-                }
-            }
-
-            throw new InvalidOperationException($"no packaging/build-deb above {AppContext.BaseDirectory}");
-        }
-    }
+    private static string RepositoryRoot => PackageBuild.RepositoryRoot;
 
     [OneTimeSetUp]
     public async Task BuildPackage()
     {
         Requirements.Ensure();
-        if (Environment.GetEnvironmentVariable("SMTPI_TEST_DEB") is { Length: > 0 } prebuilt)
-        {
-            Assert.That(File.Exists(prebuilt), Is.True, $"SMTPI_TEST_DEB={prebuilt} does not exist");
-            _deb = prebuilt;
-            await TestContext.Progress.WriteLineAsync($"packaging tests: using {prebuilt}");
-            await ExtractAsync();
-            return;
-        }
-
-        var output = Directory.CreateTempSubdirectory("smtpi-deb-out-").FullName;
-        var watch = Stopwatch.StartNew();
-        var build = await ProcessRunner.RunAsync(Path.Combine(RepositoryRoot, "packaging", "build-deb"), ["--output", output], TimeSpan.FromMinutes(25));
-        _buildTime = watch.Elapsed;
-        await TestContext.Progress.WriteLineAsync($"packaging tests: build-deb took {_buildTime.TotalSeconds:F0} s\n{build.Stdout}");
-        Assert.That(build.Succeeded, Is.True, "packaging/build-deb failed:\n" + build.Describe());
-        _deb = build.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Last();
-        Assert.That(File.Exists(_deb), Is.True, $"build-deb's last line is not the package: {_deb}\n{build.Describe()}");
+        _deb = await PackageBuild.GetAsync();
         await ExtractAsync();
     }
 
@@ -98,10 +66,7 @@ public sealed partial class PackagingTests
             _extracted = null;
         }
 
-        if (_deb is not null && Environment.GetEnvironmentVariable("SMTPI_TEST_DEB") is not { Length: > 0 })
-        {
-            Directory.Delete(Path.GetDirectoryName(_deb)!, recursive: true);
-        }
+        // The package itself is shared with BootedPackageTests; PackageBuild deletes it when the run ends.
     }
 
     [Test]

@@ -1,0 +1,230 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace Interceptor.IntegrationTests;
+
+/// <summary>Watchdog, nftables restart, reboot, remove and purge, inside the booted container.</summary>
+public sealed partial class BootedPackageTests
+{
+    /// <summary>One connection to 127.0.0.2:25 as the calling user: what came back, in one word (+ the greeting).</summary>
+    private const string Probe = """
+        import socket, sys
+        s = socket.socket()
+        s.settimeout(1.5)
+        try:
+            s.connect(("127.0.0.2", 25))
+        except ConnectionRefusedError:
+            print("refused"); sys.exit()
+        except OSError as e:
+            print("error-" + type(e).__name__); sys.exit()
+        try:
+            data = s.recv(300)
+            print("greeting " + data.decode(errors="replace").strip() if data else "closed")
+        except socket.timeout:
+            print("no-greeting")
+        except ConnectionResetError:
+            print("reset")
+        """;
+
+    [Test]
+    [Order(5)]
+    public async Task Watchdog_restarts_a_stopped_daemon_and_port_25_stays_closed_meanwhile()
+    {
+        var old = (await Container.CheckedAsync("systemctl show -p MainPID --value smtp-interceptor")).Trim();
+        var gapStart = (await Container.CheckedAsync("date +%s.%N")).Trim();
+        var clock = Stopwatch.StartNew();
+        await Container.CheckedAsync($"kill -STOP {old}");
+        var probes = new List<string>();
+        TimeSpan? killed = null;
+        TimeSpan? restarted = null;
+        TimeSpan? serving = null;
+        var restartedAt = "";
+        var tables = new HashSet<string>();
+
+        // One round per iteration (nsenter costs): container time, main PID, our tables, a customer's probe.
+        var round = $"echo \"$(date +%s.%N) $(systemctl show -p MainPID --value smtp-interceptor) $(nft list tables | grep -c smtp_interceptor) $(runuser -u {Customer} -- python3 {Scripts}/probe.py)\"";
+        while (clock.Elapsed < TimeSpan.FromSeconds(TestWatchdogSeconds + 60) && serving is null)
+        {
+            var fields = (await Container.CheckedAsync(round)).Trim().Split(' ', 4);
+            var (now, pid, tableCount, probe) = (fields[0], fields[1], fields[2], fields[3]);
+            var at = clock.Elapsed;
+            probes.Add($"{at.TotalSeconds:F1}s:{probe.Split(' ')[0]}");
+            Assert.That(probe, Does.Not.Contain("fake-mx"), "a customer reached the MX directly during the gap");
+            killed ??= pid != old ? at : null;
+            if (pid != old && pid != "0" && restarted is null)
+            {
+                (restarted, restartedAt) = (at, now);
+            }
+
+            if (restarted is null)
+            {
+                tables.Add(tableCount);
+            }
+
+            if (restarted is not null && probe.Contains(DaemonGreeting, StringComparison.Ordinal))
+            {
+                serving = at;
+            }
+            else
+            {
+                await Task.Delay(300);
+            }
+        }
+
+        Assert.That(serving, Is.Not.Null, "not restarted within WatchdogSec + 60 s: " + string.Join(" ", probes));
+
+        // Connections the fake MX saw between the SIGSTOP and the new daemon's start: none may get through.
+        var leaked = await Container.CheckedAsync(
+            $"python3 -c 'import json,sys; print(sum(1 for l in open(\"{MxDirectory}/events.jsonl\") if json.loads(l)[\"kind\"]==\"connect\" and {gapStart} <= json.loads(l)[\"t\"] <= {restartedAt}))'");
+        var journal = await Container.CheckedAsync("journalctl -u smtp-interceptor -o cat --no-pager | grep -E 'Watchdog timeout|Main process exited|Failed with result|Scheduled restart' | tail -4");
+        Assert.Multiple(() =>
+        {
+            Assert.That(journal, Does.Contain("Watchdog timeout"), "systemd's watchdog did it:\n" + journal);
+            Assert.That(leaked.Trim(), Is.EqualTo("0"), "connections reached the fake MX between the SIGSTOP and the restart");
+            Assert.That(probes.Any(p => p.EndsWith(":refused", StringComparison.Ordinal) || p.EndsWith(":reset", StringComparison.Ordinal)), Is.True, "refused while the daemon was dead: " + string.Join(" ", probes));
+            Assert.That(tables, Is.EquivalentTo(new[] { "2" }), "the table and its guard stay while the daemon is gone");
+            Assert.That(killed!.Value.TotalSeconds, Is.LessThan(TestWatchdogSeconds + 5), "killed within WatchdogSec (+ the probe's granularity)");
+            Assert.That(restarted!.Value.TotalSeconds, Is.LessThan(TestWatchdogSeconds + 15), "restarted after RestartSec=2s and the start-up");
+        });
+        var mail = await Container.ExecAsync($"runuser -u {Customer} -- swaks --server 127.0.0.2:25 --from {Customer}@booted.test --to rcpt@example.test --header 'Subject: booted-after-watchdog' --timeout 20 2>&1", TimeSpan.FromSeconds(60));
+        Assert.That(mail.Succeeded, Is.True, "mail flows again after the restart:\n" + mail.Describe());
+        Step($"watchdog (drop-in WatchdogSec={TestWatchdogSeconds}s): kill -STOP {old} → killed after {killed!.Value.TotalSeconds:F1} s, new main PID after {restarted!.Value.TotalSeconds:F1} s, greeting again after {serving!.Value.TotalSeconds:F1} s; journal: {string.Join(" | ", journal.Split('\n', StringSplitOptions.RemoveEmptyEntries))}");
+        Step($"during the gap: probes {string.Join(" ", probes)} (no-greeting: queued in the stopped daemon's backlog; refused: daemon dead, table kept); tables present {string.Join(",", tables)}/2; connections reaching the fake MX: {leaked.Trim()}; then swaks relayed again");
+    }
+
+    [Test]
+    [Order(6)]
+    public async Task Nftables_restart_flushes_the_ruleset_and_the_redirect_comes_back_with_the_suspension()
+    {
+        var uid = (await Container.CheckedAsync($"id -u {Suspended}")).Trim();
+        await Container.CheckedAsync($"smtp-interceptor block {Suspended} --reason booted-nftables");
+        Assert.That(await SuspendedSetAsync(), Does.Contain(uid), "blocked before the restart");
+        var flush = (await Container.CheckedAsync("head -3 /etc/nftables.conf | grep -m1 flush")).Trim();
+        const string RulesEntered = "systemctl show -p ActiveEnterTimestampMonotonic --value smtp-interceptor-rules";
+        var rulesBefore = (await Container.CheckedAsync(RulesEntered)).Trim();
+        var clock = Stopwatch.StartNew();
+        await Container.CheckedAsync("systemctl restart nftables");
+        var restartTook = clock.Elapsed;
+
+        // The flush removes our table with everything else. PartOf= restarts smtp-interceptor-rules.service, which
+        // loads the table as configured (no suspended uids; it also replaces whatever the daemon restored meanwhile);
+        // the daemon's next table check (Interception.VerifyIntervalSeconds, 5 s) restores its complete table.
+        // Until the rules unit has run, nothing redirects or refuses port 25: that window is measured and printed.
+        // Once it has run, the suspended user must never reach the MX again.
+        TimeSpan? rulesDone = null;
+        TimeSpan? restored = null;
+        var probes = new List<string>();
+        var round = $"echo \"$(systemctl is-active smtp-interceptor-rules) $({RulesEntered}) $(nft list chain inet smtp_interceptor output_nat 2>/dev/null | grep -c 'redirect to') $(nft list set inet smtp_interceptor suspended_uids 2>/dev/null | grep -c 'elements = .*\\b{uid}\\b') $(runuser -u {Suspended} -- python3 {Scripts}/probe.py)\"";
+        while (clock.Elapsed < TimeSpan.FromSeconds(40) && restored is null)
+        {
+            var fields = (await Container.CheckedAsync(round)).Trim().Split(' ', 5);
+            var (rules, entered, redirects, suspendedNow, probe) = (fields[0], fields[1], fields[2], fields[3], fields[4]);
+            var at = clock.Elapsed;
+            var wasDone = rulesDone is not null;
+            rulesDone ??= rules == "active" && entered != rulesBefore ? at : null;
+            probes.Add($"{at.TotalSeconds:F1}s:{Shorten(probe, 16)}{(rulesDone is null ? "(rules unit not yet run)" : "")}");
+            Assert.That(wasDone && probe.Contains("fake-mx", StringComparison.Ordinal), Is.False, "the suspended user reached the MX after the rules unit had run: " + string.Join(" ", probes));
+            if (rulesDone is not null && redirects != "0" && suspendedNow != "0")
+            {
+                restored = at;
+            }
+
+            await Task.Delay(250);
+        }
+
+        Assert.That(restored, Is.Not.Null, "redirect and suspension not back after systemctl restart nftables: " + string.Join(" ", probes));
+        Assert.That((restored!.Value - rulesDone!.Value).TotalSeconds, Is.LessThanOrEqualTo(5 + 3), "restored within Interception.VerifyIntervalSeconds (5 s) of the rules unit's reload");
+        var probeAfter = (await Container.ExecAsync($"runuser -u {Suspended} -- python3 {Scripts}/probe.py")).Stdout.Trim();
+        Assert.That(probeAfter, Is.AnyOf("refused", "reset"), "the suspended user's port-25 connection is refused by the kernel again");
+
+        // The open window from the journal: nftables.service done (ruleset flushed and reloaded) → rules unit done.
+        var window = await Container.CheckedAsync("""
+            journalctl -o short-monotonic --no-pager -n 400 -u nftables -u smtp-interceptor-rules \
+              | grep -E 'Finished (nftables|smtp-interceptor-rules).service' | tail -2 \
+              | sed -E 's/^\[ *([0-9.]+)\].*Finished ([a-z-]+).service.*/\1 \2/'
+            """);
+        var marks = window.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')).ToArray();
+        var openSeconds = marks.Length == 2 && marks[0][1] == "nftables"
+            ? double.Parse(marks[1][0], System.Globalization.CultureInfo.InvariantCulture) - double.Parse(marks[0][0], System.Globalization.CultureInfo.InvariantCulture)
+            : double.NaN;
+        var journal = await Container.ExecAsync("journalctl -u smtp-interceptor -o cat --no-pager | grep -E 'changed behind our back|restored' | tail -2 | sed -E 's/.*\"Message\":\"([^\"]*)\".*/\\1/'");
+        Step($"systemctl restart nftables ({flush}; restart {restartTook.TotalSeconds:F1} s): rules unit re-run at {rulesDone.Value.TotalSeconds:F1} s, redirect + suspended uid {uid} at {restored.Value.TotalSeconds:F1} s; {Suspended}'s probes: {string.Join(" ", probes)} → then {probeAfter}");
+        Step($"NOT fail closed: port 25 open to every user for {openSeconds:F2} s (journal: nftables.service finished → smtp-interceptor-rules.service finished, i.e. the `smtp-interceptor rules` start-up); daemon's table check: {journal.Stdout.Trim().Replace("\n", " | ", StringComparison.Ordinal)}");
+    }
+
+    [Test]
+    [Order(7)]
+    public async Task Reboot_puts_the_redirect_before_network_pre_and_keeps_suspensions_and_counters()
+    {
+        var uid = (await Container.CheckedAsync($"id -u {Suspended}")).Trim();
+        var usageBefore = Usage(await Container.CheckedAsync($"smtp-interceptor limits {Customer}"));
+        Assert.That(await SuspendedSetAsync(), Does.Contain(uid), "the previous step left the user suspended");
+        await Container.PowerOffAsync(TimeSpan.FromSeconds(90));
+        var clock = Stopwatch.StartNew();
+        var state = await Container.BootAsync(TimeSpan.FromMinutes(3));
+        Step($"rebooted (poweroff, boot from the same root): is-system-running = {state} after {clock.Elapsed.TotalSeconds:F1} s");
+        await StartFakeMxAsync();
+
+        var order = (await Container.CheckedAsync(
+            "journalctl -b -o short-monotonic --no-pager | grep -E 'smtp-interceptor-rules.service|Reached target network-pre.target|Started smtp-interceptor.service'")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var rules = Array.FindIndex(order, l => l.Contains("Finished smtp-interceptor-rules.service", StringComparison.Ordinal));
+        var networkPre = Array.FindIndex(order, l => l.Contains("Reached target network-pre.target", StringComparison.Ordinal));
+        var daemon = Array.FindIndex(order, l => l.Contains("Started smtp-interceptor.service", StringComparison.Ordinal));
+        Assert.Multiple(() =>
+        {
+            Assert.That(rules, Is.GreaterThanOrEqualTo(0), string.Join("\n", order));
+            Assert.That(networkPre, Is.GreaterThan(rules), "network-pre.target after the rules unit:\n" + string.Join("\n", order));
+            Assert.That(daemon, Is.GreaterThan(rules), "the daemon after the rules unit:\n" + string.Join("\n", order));
+        });
+        Step("boot order (journal, monotonic): " + string.Join(" | ", new[] { rules, networkPre, daemon }.Select(i => Shorten(Regex.Replace(order[i], @"\s+\S+ systemd\[1\]:", ""), 80))));
+
+        Assert.That(await SuspendedSetAsync(), Does.Contain(uid), "still suspended after the reboot");
+        var usageAfter = Usage(await Container.CheckedAsync($"smtp-interceptor limits {Customer}"));
+        Assert.That(usageAfter, Is.EqualTo(usageBefore), "the counters survive the reboot");
+        var boots = (await Container.CheckedAsync("journalctl --list-boots --no-pager | wc -l")).Trim();
+        Step($"after the reboot: uid {uid} still in suspended_uids; {Customer}'s usage unchanged ({usageAfter}); journal boots: {boots}");
+    }
+
+    [Test]
+    [Order(8)]
+    public async Task Remove_then_purge_leave_no_table_user_state_or_unit()
+    {
+        var remove = await Container.ExecAsync("apt-get remove -y smtp-interceptor 2>&1", TimeSpan.FromMinutes(2));
+        Assert.That(remove.Succeeded, Is.True, remove.Describe());
+        var afterRemove = await Container.CheckedAsync("""
+            echo "tables=$(nft list tables | grep -c smtp_interceptor)"
+            echo "active=$(systemctl is-active smtp-interceptor)"
+            echo "user=$(getent passwd smtp-interceptor | cut -d: -f1)"
+            echo "state=$(test -d /var/lib/smtp-interceptor && echo kept)"
+            echo "config=$(test -f /etc/smtp-interceptor/smtp-interceptor.json && echo kept)"
+            """);
+        Assert.That(afterRemove, Does.Contain("tables=0").And.Contain("active=inactive").And.Contain("user=smtp-interceptor").And.Contain("state=kept").And.Contain("config=kept"), afterRemove);
+        Step($"apt-get remove: {afterRemove.Replace('\n', ' ').Trim()}");
+
+        // The test's own drop-in is an admin's file, not the package's: removed first, as an admin would.
+        var purge = await Container.ExecAsync("rm -rf /etc/systemd/system/smtp-interceptor.service.d && apt-get purge -y smtp-interceptor 2>&1 && systemctl daemon-reload", TimeSpan.FromMinutes(2));
+        Assert.That(purge.Succeeded, Is.True, purge.Describe());
+        var afterPurge = await Container.CheckedAsync("""
+            echo "tables=$(nft list tables | grep -c smtp_interceptor)"
+            echo "user=$(getent passwd smtp-interceptor | cut -d: -f1)" "group=$(getent group smtp-interceptor | cut -d: -f1)"
+            echo "paths=$(ls -d /var/lib/smtp-interceptor /etc/smtp-interceptor /run/smtp-interceptor /lib/systemd/system/smtp-interceptor* /etc/systemd/system/*/smtp-interceptor* 2>/dev/null | tr '\n' ' ')"
+            echo "units=$(systemctl list-unit-files --no-legend 'smtp-interceptor*' | wc -l)"
+            echo "dpkg=$(dpkg-query -W -f '${db:Status-Abbrev}' smtp-interceptor 2>/dev/null)"
+            """);
+        Assert.That(afterPurge, Does.Contain("tables=0").And.Contain("user= group=\n").And.Contain("paths=\n").And.Contain("units=0"), afterPurge);
+        var probe = (await Container.ExecAsync($"runuser -u {Customer} -- python3 {Scripts}/probe.py")).Stdout.Trim();
+        Assert.That(probe, Does.StartWith("greeting").And.Not.Contain("smtp-interceptor"), "port 25 goes straight to the MX again");
+        Step($"apt-get purge: {afterPurge.Replace('\n', ' ').Trim()}; {Customer}'s port 25 now reaches the MX directly: {probe}");
+    }
+
+    private async Task<string> SuspendedSetAsync() =>
+        (await Container.ExecAsync("nft list set inet smtp_interceptor suspended_uids 2>/dev/null | tr -d '\\n'")).Stdout;
+
+    /// <summary>The USED column of the hourly and daily rows of `smtp-interceptor limits USER`.</summary>
+    private static string Usage(string limits)
+    {
+        var rows = Regex.Matches(limits, @"^((?:messages|recipients) per (?:hour|day))\s+\d+\s+(\d+)\s*$", RegexOptions.Multiline);
+        Assert.That(rows, Has.Count.EqualTo(4), "hourly and daily rows in:\n" + limits);
+        return string.Join(", ", rows.Select(m => $"{m.Groups[1].Value} {m.Groups[2].Value}"));
+    }
+}

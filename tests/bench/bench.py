@@ -33,6 +33,11 @@ Phases, in order:
      parallel sessions, once at the default limits and once with X's limits raised (quotas and connections);
   7. one client port reused towards a second MX (what makes Y fail, see portreuse.py);
   8. a fresh daemon holding 1,000 idle sessions: its RSS.
+
+With --compare-daemon OTHER.dll only B is measured, for two builds (--daemon is "new", OTHER "base"), in
+alternating rounds base, new, base, new, ... (--rounds of each); every round starts its daemon afresh, warms it
+up as in 3 and measures one B run of --b-messages; then msg/s and daemon CPU per message of each round, the
+medians and the ratios new/base. Same namespace, sink, users and configuration for both.
 """
 
 import argparse
@@ -41,6 +46,7 @@ import os
 import resource
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -317,7 +323,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
     # ----- the daemon ---------------------------------------------------------------------------
 
-    def write_config(self, tag):
+    def write_config(self, tag, dll=None):
         """The daemon's configuration, cut down to the keys this build knows (the tree grows keys over time).
 
         Defaults everywhere except: the exempt users (A and C must not be intercepted, nor Postfix's own
@@ -333,6 +339,9 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         quotas_raised = {"MessagesPerHour": unlimited, "MessagesPerDay": unlimited,
                          "RecipientsPerHour": unlimited, "RecipientsPerDay": unlimited}
         config = {
+            # 24 is the default of today's builds; older ones defaulted to 10025: pinned so that every build
+            # listens where LISTEN says (and --compare-daemon compares like with like).
+            "Listen": {"Port": int(LISTEN.rsplit(":", 1)[1])},
             "Interception": {"ExemptUsers": [self.users["exempt"][0], "root", "postfix"]},
             "Relay": {"PermittedLocalDestinations": [SINK, Y_MX], "HeloName": "interceptor.bench.invalid"},
             "Smtp": {"IdleTimeoutSeconds": 900, "SessionTimeoutSeconds": 3600},
@@ -347,7 +356,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         for _ in range(10):
             with open(path, "w") as f:
                 json.dump(config, f, indent=2)
-            check = subprocess.run(["dotnet", self.a.daemon, "check-config", "--config", path],
+            check = subprocess.run(["dotnet", dll or self.a.daemon, "check-config", "--config", path],
                                    capture_output=True, text=True, timeout=120)
             if check.returncode == 0:
                 if dropped:
@@ -367,13 +376,13 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             prune(config)
         raise Failure("could not find a configuration this build accepts")
 
-    def start_daemon(self, log_to_file=True, tag="daemon"):
-        config = self.write_config(tag)
+    def start_daemon(self, log_to_file=True, tag="daemon", dll=None):
+        config = self.write_config(tag, dll)
         began = time.monotonic()
         self.daemon_log_path = os.path.join(self.work, tag + ".log") if log_to_file else None
         out = open(self.daemon_log_path, "wb") if log_to_file else subprocess.DEVNULL
         self.daemon = subprocess.Popen(
-            self.ns_cmd(["dotnet", self.a.daemon, "run", "--config", config]),
+            self.ns_cmd(["dotnet", dll or self.a.daemon, "run", "--config", config]),
             stdout=out, stderr=subprocess.STDOUT if log_to_file else subprocess.DEVNULL)
         if log_to_file:
             out.close()
@@ -660,6 +669,66 @@ backend sink
         self.start_daemon(log_to_file=True, tag="daemon-flood")
         self.source("bench", SINK, 2 * a.warmup, a.sessions)
 
+    def phase_compare(self):
+        """--compare-daemon: B alone, rounds alternating between the base build and this one, each round in a
+        daemon started afresh and warmed up (warm_up_daemon), so that both see the same minutes of a shared host."""
+        a = self.a
+        builds = (("base", a.compare_daemon), ("new", a.daemon))
+        runs = {label: [] for label, _ in builds}
+        self.results["compare_dropped"] = {}
+        for r in range(a.rounds):
+            for label, dll in builds:
+                log("compare round %d/%d: %s (%s)" % (r + 1, a.rounds, label, dll))
+                self.start_daemon(log_to_file=True, tag="daemon-%s-%d" % (label, r + 1), dll=dll)
+                self.results["compare_dropped"][label] = self.config_dropped
+                try:
+                    warm = self.warm_up_daemon()
+                    time.sleep(1)
+                    run = self.measured_path("B", "bench", SINK, a.b_messages)
+                finally:
+                    self.stop_daemon()
+                run["warmup"] = warm
+                runs[label].append(run)
+        self.results["compare"] = runs
+
+    def report_compare(self, started, wall):
+        a = self.a
+        runs = self.results["compare"]
+        lines = []
+        out = lines.append
+        out("=" * 100)
+        out("smtp-interceptor benchmark — %s — B compared between two daemons (tests/bench/run --compare-daemon)" % started.strftime("%Y-%m-%d %H:%M UTC"))
+        out("host: %d CPUs, kernel %s, %s, %s build; load average at start %s; measuring took %.0f s" % (
+            os.cpu_count(), os.uname().release, a.dotnet, a.build_config, a.load, wall))
+        for label, dll in (("base", a.compare_daemon), ("new", a.daemon)):
+            dropped = self.results["compare_dropped"].get(label)
+            out("%-4s: %s%s" % (label, dll, "; this build lacks " + ", ".join(dropped) if dropped else ""))
+        out("B: smtp-source, %d B payload, one message per connection, %d sessions, %d messages per round; rounds alternate base, new;"
+            % (a.size, a.sessions, a.b_messages))
+        out("   each round in a daemon started afresh and warmed up until its JIT settled (chunks of %d messages, at most %d)" % (a.warmup, a.warmup_chunks))
+        out("-" * 100)
+        out("  round  build   msg/s   daemon CPU µs/msg   warm-up chunks (µs/msg, JIT share)")
+        medians = {}
+        for r in range(a.rounds):
+            for label in ("base", "new"):
+                x = runs[label][r]
+                out("  %5d  %-5s %7.0f   %17.0f   %s" % (r + 1, label, x["messages"] / x["seconds"], 1e6 * x["cpu_daemon_s"] / x["messages"],
+                                                     " / ".join("%d %.0f%%" % (us, share * 100) for us, share in x["warmup"])))
+        out("-" * 100)
+        for label in ("base", "new"):
+            rates = [x["messages"] / x["seconds"] for x in runs[label]]
+            cpus = [1e6 * x["cpu_daemon_s"] / x["messages"] for x in runs[label]]
+            medians[label] = (statistics.median(rates), statistics.median(cpus))
+            out("  %-4s median %7.0f msg/s (range %.0f–%.0f)   daemon CPU median %5.0f µs/msg (range %.0f–%.0f)" % (
+                label, medians[label][0], min(rates), max(rates), medians[label][1], min(cpus), max(cpus)))
+        pairs = [(n["messages"] / n["seconds"]) / (b["messages"] / b["seconds"]) for b, n in zip(runs["base"], runs["new"])]
+        out("  new/base: msg/s %.3f, daemon CPU per message %.3f (ratios of the medians); msg/s of each pair of rounds: %s" % (
+            medians["new"][0] / medians["base"][0], medians["new"][1] / medians["base"][1], " / ".join("%.2f" % p for p in pairs)))
+        out("=" * 100)
+        print("\n".join(lines), flush=True)
+        with open(os.path.join(self.work, "results.json"), "w") as f:
+            json.dump(self.results, f)
+
     def phase_flood(self):
         """Y's latency alone, then while X floods: once with X at the default limits (what a compromised
         account is on a default install: its refusals get it suspended within a second, and the kernel
@@ -921,6 +990,7 @@ def main():
     p.add_argument("--flood-sessions", type=int, default=100)
     p.add_argument("--flood-ramp", type=float, default=3)
     p.add_argument("--idle", type=int, default=1000)
+    p.add_argument("--compare-daemon", help="path of a base smtp-interceptor.dll: measure only B, alternating with --daemon")
     args = p.parse_args()
     # Y keeps the default limits and sends y_count messages in each of the three flood phases, all in one
     # daemon: past the default hourly quota (200) its later messages would be refused and counted as failures.
@@ -933,6 +1003,11 @@ def main():
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     try:
+        if args.compare_daemon:
+            bench.start_sinks()
+            bench.phase_compare()
+            bench.report_compare(started, time.monotonic() - t0)
+            return 0
         bench.phase_lookup()
         bench.start_sinks()
         bench.start_postfix()

@@ -165,11 +165,13 @@ public sealed partial class AdminCommandTests
     /// <param name="initGroups">The groups a login session gets from the group database; otherwise none at all.</param>
     private static Task<ProcessResult> CliAsync(AdminDaemon daemon, TestUser? user, string[] arguments, bool initGroups = false)
     {
-        List<string> command = [DaemonProcess.DotnetHost, DaemonProcess.AssemblyPath, .. arguments, "--config", daemon.ConfigPath];
         if (user is null)
         {
-            return ProcessRunner.RunAsync(command[0], command[1..], CliTimeout, cleanEnvironment: true);
+            return ProcessRunner.RunAsync(DaemonProcess.DotnetHost, [DaemonProcess.AssemblyPath, .. arguments, "--config", daemon.ConfigPath], CliTimeout, cleanEnvironment: true);
         }
+
+        // Another user may not reach the build output (a checkout under /root): it runs the copy in the test directory.
+        List<string> command = [DaemonProcess.DotnetHost, daemon.Dir.DaemonAssemblyForOtherUsers, .. arguments, "--config", daemon.ConfigPath];
 
         return ProcessRunner.RunAsync(
             "setpriv",
@@ -221,14 +223,16 @@ public sealed partial class AdminCommandTests
     /// </summary>
     private sealed class AdminDaemon : IAsyncDisposable
     {
-        private AdminDaemon(BackgroundProcess process, string configPath, string socketPath)
+        private AdminDaemon(BackgroundProcess process, TestDirectory dir, string configPath, string socketPath)
         {
+            Dir = dir;
             Process = process;
             ConfigPath = configPath;
             SocketPath = socketPath;
         }
 
         public BackgroundProcess Process { get; }
+        public TestDirectory Dir { get; }
         public string ConfigPath { get; }
         public string SocketPath { get; }
 
@@ -245,7 +249,7 @@ public sealed partial class AdminCommandTests
                 .Where(k => k.StartsWith("SMTPI_", StringComparison.Ordinal))
                 .ToDictionary(k => k, _ => (string?)null);
             var process = s.Ns.StartBackground("daemon", DaemonProcess.DotnetHost, [DaemonProcess.AssemblyPath, "run", "--config", configPath], clean);
-            var daemon = new AdminDaemon(process, configPath, socketPath);
+            var daemon = new AdminDaemon(process, s.Dir, configPath, socketPath);
             var ready = await process.WaitForLineAsync(l => DaemonLogLine.TryParse(l)?.Message.StartsWith("ready", StringComparison.Ordinal) == true, TimeSpan.FromSeconds(45));
             for (var i = 0; i < 100 && ready is not null && !File.Exists(socketPath); i++)
             {

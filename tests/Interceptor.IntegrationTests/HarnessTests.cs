@@ -46,6 +46,28 @@ public sealed class HarnessTests
         Assert.That(messages[0].Client, Does.StartWith("2001:db8::25:"));
     }
 
+    /// <summary>
+    /// The checkout may sit where other users cannot go (a clone under /root, mode 0700): what a test runs as another
+    /// user must come from the test directory. Here nobody runs the daemon copy and a fixture from it.
+    /// </summary>
+    [Test]
+    public async Task Nobody_runs_the_daemon_copy_and_the_fixtures_from_the_test_directory()
+    {
+        Requirements.Ensure();
+        using var dir = new TestDirectory();
+        var asNobody = new[] { "--reuid=65534", "--regid=65534", "--clear-groups" };
+
+        var daemon = await ProcessRunner.RunAsync("setpriv", [.. asNobody, DaemonProcess.DotnetHost, dir.DaemonAssemblyForOtherUsers, "version"], TimeSpan.FromSeconds(60), cleanEnvironment: true);
+        var fixture = await ProcessRunner.RunAsync("setpriv", [.. asNobody, Requirements.Python, "-I", dir.PathOf("send_smtplib.py"), "--help"], TimeSpan.FromSeconds(30), cleanEnvironment: true);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(dir.DaemonAssemblyForOtherUsers, Does.StartWith(dir.Path + "/"));
+            Assert.That(daemon.Succeeded, Is.True, daemon.Describe());
+            Assert.That(fixture.Succeeded, Is.True, fixture.Describe());
+        });
+    }
+
     [Test]
     public async Task Fake_mx_ends_data_only_at_crlf_dot_crlf()
     {

@@ -11,6 +11,8 @@ public sealed class TestDirectory : IDisposable
         UnixFileMode.GroupRead | UnixFileMode.GroupExecute |
         UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
 
+    private string? _daemonCopy;
+
     public TestDirectory()
     {
         Path = Directory.CreateTempSubdirectory("smtpi-test-").FullName;
@@ -30,6 +32,12 @@ public sealed class TestDirectory : IDisposable
     public static string FixturesDirectory => System.IO.Path.Combine(AppContext.BaseDirectory, "Fixtures");
 
     public string PathOf(string name) => System.IO.Path.Combine(Path, name);
+
+    /// <summary>
+    /// smtp-interceptor.dll for running the CLI or daemon as a user other than root: a copy in this directory
+    /// (made on first use), since the build output in the checkout may not be reachable by that user.
+    /// </summary>
+    public string DaemonAssemblyForOtherUsers => _daemonCopy ??= ReadableDaemonCopy.CopyInto(PathOf("daemon-bin"));
 
     /// <summary>A subdirectory; <paramref name="worldWritable"/> for smtp-sink, which writes as nobody.</summary>
     public string Subdirectory(string name, bool worldWritable = false)

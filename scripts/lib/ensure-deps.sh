@@ -11,6 +11,8 @@ ensure_deps() {
     [ -x /usr/bin/newuidmap ] || missing+=(uidmap)
     [ -x /usr/bin/python3 ] || missing+=(python3)
     command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+    # promtool checks and unit-tests the shipped alert rules (packaging/monitoring/).
+    command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" != 0 ]; then
             echo "missing packages: ${missing[*]} (run as root, or: apt-get install -y ${missing[*]})" >&2

@@ -14,6 +14,8 @@ ensure_deps() {
     # The booted-package test: builds a Debian 12 root and boots it with systemd as PID 1.
     command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
     command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
+    # promtool checks and unit-tests the shipped alert rules (packaging/monitoring/).
+    command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" != 0 ]; then
             echo "missing packages: ${missing[*]} (run as root, or: apt-get install -y ${missing[*]})" >&2
@@ -24,6 +26,14 @@ ensure_deps() {
         echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
         DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+        # Only promtool is wanted: a host with systemd would also get a running Prometheus server from the package.
+        if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+            if [ -d /run/systemd/system ]; then
+                systemctl disable --now prometheus.service >&2 || true
+            elif [ -x /etc/init.d/prometheus ]; then
+                /etc/init.d/prometheus stop >&2 || true
+            fi
+        fi
     fi
     if ! command -v dotnet >/dev/null 2>&1; then
         echo "the .NET 10 SDK (dotnet) is not on PATH; install it first" >&2

@@ -97,6 +97,9 @@ public sealed partial class PackagingTests
             "/usr/share/doc/smtp-interceptor/nftables/README.md",
             "/usr/share/doc/smtp-interceptor/nftables/smtp_interceptor.nft",
             "/usr/share/man/man1/smtp-interceptor.1.gz",
+            "/usr/share/smtp-interceptor/smtp-interceptor.rules.yml",
+            "/usr/share/smtp-interceptor/smtp-interceptor.rules.test.yml",
+            "/usr/share/smtp-interceptor/smtp-interceptor.dashboard.json",
         ];
         Assert.Multiple(() =>
         {

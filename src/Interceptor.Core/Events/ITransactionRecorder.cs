@@ -4,4 +4,12 @@ namespace Interceptor.Core.Events;
 public interface ITransactionRecorder
 {
     void Record(TransactionEvent transaction);
+
+    /// <summary>
+    /// An upstream session failed at <paramref name="stage"/> ("connect", "command", "data"): a network fault or a timeout,
+    /// not an SMTP reply (the metrics count it; nothing else needs to).
+    /// </summary>
+    void UpstreamFailed(string stage)
+    {
+    }
 }

@@ -115,6 +115,7 @@ public static class RunCommand
         var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics);
         await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
         metrics.Upstreams = listener.Upstreams;
+        metrics.Store = () => store.Health;
         try
         {
             listener.Bind();
@@ -155,12 +156,13 @@ public static class RunCommand
             ? null
             : new MetricsServer(IPEndPoint.Parse(options.Metrics.Listen), metrics, () => listener.ActiveSessions, loggers.CreateLogger("metrics"));
         metricsServer?.Start();
-        await using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync);
+        await using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics);
         retention.Start();
         await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"), listenerGuard, lockdown)
         {
             SuspendedSets = suspendedSets,
         };
+        metrics.Watchdog = watchdog;
         watchdog.Start();
         listener.Start();
         logger.LogInformation(

@@ -12,4 +12,12 @@ public sealed class CompositeRecorder(params ITransactionRecorder[] recorders) :
             recorder.Record(transaction);
         }
     }
+
+    public void UpstreamFailed(string stage)
+    {
+        foreach (var recorder in recorders)
+        {
+            recorder.UpstreamFailed(stage);
+        }
+    }
 }

@@ -16,7 +16,8 @@ public sealed class StoreRetention(
     StateOptions state,
     TimeProvider time,
     ILogger logger,
-    Func<string, IReadOnlyDictionary<string, string>, CancellationToken, Task>? alert = null) : IAsyncDisposable
+    Func<string, IReadOnlyDictionary<string, string>, CancellationToken, Task>? alert = null,
+    MetricsRegistry? metrics = null) : IAsyncDisposable
 {
     /// <summary>How often the size is checked: a flood must not get far between two checks.</summary>
     public static readonly TimeSpan SizeCheckInterval = TimeSpan.FromSeconds(5);
@@ -82,6 +83,7 @@ public sealed class StoreRetention(
             return;
         }
 
+        metrics?.StorePruned(report.QuotaHistoryLost);
         var reason = Describe(report, state);
         if (report.QuotaHistoryLost || report.UsedAfter > report.Limit)
         {

@@ -189,6 +189,7 @@ public sealed partial class InboundSession
 
             if (upstreamFailure is not null)
             {
+                _recorder.UpstreamFailed("data");
                 upstream.Abort();
                 return (new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {upstreamFailure.Message}; the message was not delivered, try again later"), TransactionOutcome.Deferred);
             }
@@ -203,6 +204,7 @@ public sealed partial class InboundSession
             }
             catch (UpstreamException e)
             {
+                _recorder.UpstreamFailed("data");
                 // After the final dot the outcome is unknown: a 4xx makes the client retry (a duplicate at worst, never a loss),
                 // and the message is charged as sent (it may have been delivered).
                 upstream.Abort();

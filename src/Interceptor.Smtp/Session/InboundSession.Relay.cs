@@ -60,6 +60,7 @@ public sealed partial class InboundSession
         }
         catch (UpstreamException e)
         {
+            _recorder.UpstreamFailed("connect");
             _logger.LogWarning("upstream {Upstream} unavailable for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
             return new SmtpReply(421, "4.4.1", $"upstream {UpstreamName} unavailable: {e.Message}; try again later");
         }
@@ -291,6 +292,11 @@ public sealed partial class InboundSession
         }
         catch (UpstreamException e)
         {
+            if (!quietly)
+            {
+                _recorder.UpstreamFailed("command");
+            }
+
             _logger.Log(quietly ? LogLevel.Debug : LogLevel.Warning, "upstream {Upstream} failed for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
             return new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {e.Message}; try again later");
         }

@@ -15,37 +15,26 @@ public sealed class NftKernelSuspension(RulesetManager rules, string table, Susp
     // computed from the latest registry and a slower earlier nft run cannot overwrite it with an older list.
     private readonly SemaphoreSlim _changing = new(1, 1);
 
-    public async Task SuspendAsync(uint uid, CancellationToken cancellationToken)
+    public Task SuspendAsync(uint uid, CancellationToken cancellationToken) => ChangeAsync(uid, suspend: true, cancellationToken);
+
+    public Task UnsuspendAsync(uint uid, CancellationToken cancellationToken) => ChangeAsync(uid, suspend: false, cancellationToken);
+
+    private async Task ChangeAsync(uint uid, bool suspend, CancellationToken cancellationToken)
     {
         if (sets is null || suspendedUids is null)
         {
-            await rules.SuspendAsync(table, uid, cancellationToken);
+            await (suspend ? rules.SuspendAsync(table, uid, cancellationToken) : rules.UnsuspendAsync(table, uid, cancellationToken));
             return;
         }
 
         await _changing.WaitAsync(cancellationToken);
         try
         {
-            await rules.SuspendAsync(table, uid, sets.RangesOf(suspendedUids().Append(uid)), cancellationToken);
-        }
-        finally
-        {
-            _changing.Release();
-        }
-    }
-
-    public async Task UnsuspendAsync(uint uid, CancellationToken cancellationToken)
-    {
-        if (sets is null || suspendedUids is null)
-        {
-            await rules.UnsuspendAsync(table, uid, cancellationToken);
-            return;
-        }
-
-        await _changing.WaitAsync(cancellationToken);
-        try
-        {
-            await rules.UnsuspendAsync(table, uid, sets.RangesOf(suspendedUids().Where(u => u != uid)), cancellationToken);
+            var others = suspendedUids().Where(u => u != uid);
+            var ranges = sets.RangesOf(suspend ? others.Append(uid) : others);
+            await (suspend
+                ? rules.SuspendAsync(table, uid, ranges, cancellationToken)
+                : rules.UnsuspendAsync(table, uid, ranges, cancellationToken));
         }
         finally
         {

@@ -58,8 +58,14 @@ public sealed class RefusalLog(ILogger logger, TimeSpan interval, TimeProvider t
                 return;
             }
 
-            first = new Pending(cause, owner, owner is { } uid ? UserDatabase.NameOf(uid) ?? $"#{uid}" : null, level, time.GetUtcNow());
+            first = new Pending(cause, owner, level, time.GetUtcNow());
             _pending[key] = first;
+        }
+
+        // Named outside the lock: getpwuid may go to a slow NSS source (LDAP, sssd), and every refusal takes the lock.
+        if (first.Uid is { } named)
+        {
+            first.User = UserDatabase.NameOf(named) ?? $"#{named}";
         }
 
         // Logged outside the lock: a slow log sink must not serialise every refusal behind it.
@@ -112,7 +118,7 @@ public sealed class RefusalLog(ILogger logger, TimeSpan interval, TimeProvider t
                 logger.Log(
                     entry.Level,
                     "refused {Count} more connections from uid {Uid} ({User}) in the last {Seconds} s: {Cause}; the last was {Client} to {Destination}: {Reason}",
-                    count, uid, entry.User, seconds, entry.Cause, entry.LastClient, target, entry.LastReason);
+                    count, uid, entry.User ?? $"#{uid}", seconds, entry.Cause, entry.LastClient, target, entry.LastReason);
             }
             else
             {
@@ -154,11 +160,12 @@ public sealed class RefusalLog(ILogger logger, TimeSpan interval, TimeProvider t
     }
 
     /// <summary>One (cause, uid): what its last line said, and what was refused since.</summary>
-    private sealed class Pending(string cause, uint? uid, string? user, LogLevel level, DateTimeOffset lineAt)
+    private sealed class Pending(string cause, uint? uid, LogLevel level, DateTimeOffset lineAt)
     {
         public string Cause { get; } = cause;
         public uint? Uid { get; } = uid;
-        public string? User { get; } = user;
+        /// <summary>Set right after the entry is added (outside the lock); a summary written in between says "#uid".</summary>
+        public string? User { get; set; }
         public LogLevel Level { get; } = level;
 
         /// <summary>When the last line about this key was written (the first one, or the last summary).</summary>

@@ -180,6 +180,14 @@ public sealed class MailPolicy(
             TaskScheduler.Default);
 
         var reason = rules.ObserveOutcome(ticket.Uid, now, final.Outcome);
+
+        // A message we refused after DATA for what the client sent relayed nothing either: a loop of them must reach
+        // Suspension.UnsentLimit like a loop of refused MAIL commands (its row is stored: the Pending row came first).
+        if (final.Unsent is { } refusedAtData)
+        {
+            reason = rules.ObserveUnsent(ticket.Uid, now, refusedAtData) ?? reason;
+        }
+
         if (reason is not null)
         {
             await AutoSuspendAsync(ticket.Uid, ticket.User, reason, cancellationToken);

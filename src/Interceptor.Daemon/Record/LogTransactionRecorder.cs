@@ -26,7 +26,7 @@ public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorde
     public void Record(TransactionEvent transaction)
     {
         ArgumentNullException.ThrowIfNull(transaction);
-        if (transaction.Unsent is not null)
+        if (transaction.Unsent is not null and not UnsentKind.RefusedAtData)
         {
             // Ended before DATA: a client can make thousands a second. The store tallies them and logs one line per user,
             // kind and minute when it writes the tally.

@@ -177,6 +177,7 @@ public sealed partial class InboundSession
             if (problem != DataProblem.None)
             {
                 // Never finish the upstream's DATA: dropping the connection makes it discard what it got.
+                transaction.DataRefused = true;
                 upstream.Abort();
                 return (RefusalFor(problem), TransactionOutcome.Refused);
             }

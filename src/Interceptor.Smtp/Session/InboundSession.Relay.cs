@@ -350,7 +350,7 @@ public sealed partial class InboundSession
             transaction.Elapsed)
         {
             Outcome = outcome,
-            Unsent = transaction.DataStarted ? null : unsent,
+            Unsent = transaction.DataRefused ? UnsentKind.RefusedAtData : transaction.DataStarted ? null : unsent,
             Process = _origin.Process,
             SubordinateUid = _origin.SubordinateUid,
         };

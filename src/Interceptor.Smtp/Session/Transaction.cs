@@ -22,6 +22,12 @@ internal sealed class Transaction(EnvelopeCommand mail, Interceptor.Core.Policy.
     /// <summary>Set once DATA is about to go upstream (after the pending row): from then on it is stored, not tallied.</summary>
     public bool DataStarted { get; set; }
 
+    /// <summary>
+    /// Set when we refused the message for what the client sent (a data problem) and aborted the upstream's DATA: nothing
+    /// was relayed, so it counts towards suspension like a transaction that never reached DATA (its Pending row stays).
+    /// </summary>
+    public bool DataRefused { get; set; }
+
     /// <summary>The upstream's last refusal of a RCPT in this transaction, if any.</summary>
     public Interceptor.Core.Replies.SmtpReply? LastRecipientRefusal { get; set; }
     public TimeSpan Elapsed => _clock.Elapsed;

@@ -110,6 +110,25 @@ public class MailPolicyTests
     }
 
     [Test]
+    public async Task Messages_refused_after_data_for_what_the_client_sent_count_towards_the_unsent_limit()
+    {
+        // A loop of messages each refused at the final dot (bare CR, NUL, a folded first line…) relays nothing, like a
+        // loop of refused MAIL commands: it must reach Suspension.UnsentLimit although each has its Pending row.
+        var rules = new AutoSuspensionRules(new SuspensionOptions { RefusalLimit = 0, FailureRatioPercent = 0, UnsentLimit = 2 }, _clock);
+        _policy = new MailPolicy(new LimitsOptions(), new QuotaLedger(_clock), rules, _suspensions, _store, _clock, NullLogger.Instance);
+        foreach (var id in new[] { "t1", "t2" })
+        {
+            var (ticket, _) = await _policy.StartMessageAsync(1001, "alice", null, CancellationToken.None);
+            Assert.That(await _policy.BeginDataAsync(ticket!, Event(id, TransactionOutcome.Pending), CancellationToken.None), Is.Null);
+            Assert.That(_suspensions.IsSuspended(1001, out _), Is.False, "not before the limit");
+            await _policy.FinishAsync(ticket!, Event(id, TransactionOutcome.Refused) with { Unsent = UnsentKind.RefusedAtData }, CancellationToken.None);
+        }
+
+        Assert.That(_suspensions.IsSuspended(1001, out var suspension), Is.True);
+        Assert.That(suspension!.Reason, Does.Contain("refused at DATA"));
+    }
+
+    [Test]
     public async Task Upstream_rejections_above_the_ratio_suspend_the_user()
     {
         await SendAsync("t1", TransactionOutcome.Rejected);

@@ -19,6 +19,7 @@ public sealed record InterceptorOptions
     public MetricsOptions Metrics { get; init; } = new();
     public TraceOptions Trace { get; init; } = new();
     public AttributionOptions Attribution { get; init; } = new();
+    public BurnOptions Burn { get; init; } = new();
 }
 
 /// <summary>Where the daemon accepts redirected connections. Always loopback (127.0.0.1 and ::1): no open relay.</summary>
@@ -65,6 +66,12 @@ public sealed record InterceptionOptions
 public enum RelayMode
 {
     OriginalDestination,
+
+    /// <summary>Everything through the relay pool (<see cref="RelayOptions.Smarthosts"/>).</summary>
+    Smarthost,
+
+    /// <summary>Direct while the host's own address is healthy, through the pool while it is burned.</summary>
+    Auto,
 }
 
 /// <summary>How the daemon talks to the upstream server.</summary>
@@ -106,6 +113,15 @@ public sealed record RelayOptions
 
     /// <summary>At most this many unused sessions are kept per destination; more are closed with QUIT.</summary>
     public int ReuseMaxIdlePerDestination { get; init; } = 20;
+
+    /// <summary>Per-user <see cref="Mode"/> (e.g. one site always through the pool); see RelayPoolOptions.cs.</summary>
+    public IReadOnlyDictionary<string, RelayMode> ModeByUser { get; init; } = new Dictionary<string, RelayMode>();
+
+    /// <summary>The relay pool, in order; see <see cref="SmarthostOptions"/>.</summary>
+    public IReadOnlyList<SmarthostOptions> Smarthosts { get; init; } = [];
+
+    /// <summary>"USER LOGIN PASSWORD" lines for AUTH at the relays; empty: no AUTH. Readable by the daemon's user only.</summary>
+    public string CredentialsFile { get; init; } = "";
 
     private static string DefaultHeloName()
     {

@@ -16,7 +16,7 @@ public sealed class ConfigurationException(IReadOnlyList<string> errors)
 /// Mapped by hand rather than with the binder: the binder appends configured list items to the defaults,
 /// ignores unknown keys, and its errors do not name the key an admin typed.
 /// </summary>
-public static class ConfigurationLoader
+public static partial class ConfigurationLoader
 {
     public const string EnvironmentPrefix = "SMTPI_";
 
@@ -78,6 +78,7 @@ public static class ConfigurationLoader
         CheckKnownKeys(root, errors);
         var options = Map(root, errors);
         errors.AddRange(OptionsValidator.Validate(options));
+        errors.AddRange(PoolModesNotYetWired(options));
         if (errors.Count > 0)
         {
             throw new ConfigurationException(errors);
@@ -105,7 +106,7 @@ public static class ConfigurationLoader
     private static bool IsKnown(string[] parts)
     {
         var joined = string.Join(':', parts);
-        if (ScalarKeys.Contains(joined, StringComparer.OrdinalIgnoreCase))
+        if (ScalarKeys.Contains(joined, StringComparer.OrdinalIgnoreCase) || IsRelayPoolKey(parts))
         {
             return true;
         }
@@ -158,6 +159,9 @@ public static class ConfigurationLoader
                 ReuseMaxSeconds = Int(c, "Relay:ReuseMaxSeconds", relayDefaults.ReuseMaxSeconds, errors),
                 ReuseMaxMessages = Int(c, "Relay:ReuseMaxMessages", relayDefaults.ReuseMaxMessages, errors),
                 ReuseMaxIdlePerDestination = Int(c, "Relay:ReuseMaxIdlePerDestination", relayDefaults.ReuseMaxIdlePerDestination, errors),
+                ModeByUser = ModeByUser(c, errors),
+                Smarthosts = Smarthosts(c, errors),
+                CredentialsFile = c["Relay:CredentialsFile"] ?? relayDefaults.CredentialsFile,
             },
             Limits = new LimitsOptions
             {
@@ -219,6 +223,7 @@ public static class ConfigurationLoader
             },
             Trace = new TraceOptions { IncludeProcess = Bool(c, "Trace:IncludeProcess", defaults.Trace.IncludeProcess, errors) },
             Attribution = new AttributionOptions { UnknownUids = Enum(c, "Attribution:UnknownUids", defaults.Attribution.UnknownUids, errors) },
+            Burn = Burn(c, errors),
         };
     }
 

@@ -23,13 +23,14 @@ public static partial class ConfigurationLoader
 
         if (Is(parts[0], "Relay") && parts.Length >= 2)
         {
-            return (parts.Length == 2 && Is(parts[1], "CredentialsFile"))
+            // A list given as [] is one leaf with an empty value.
+            return (parts.Length == 2 && (Is(parts[1], "CredentialsFile") || Is(parts[1], "Smarthosts")))
                 || (parts.Length == 3 && Is(parts[1], "ModeByUser"))
                 || (parts.Length == 4 && Is(parts[1], "Smarthosts") && IsIndex(parts[2]) && IsOneOf(parts[3], SmarthostKeys));
         }
 
         return Is(parts[0], "Burn") && parts.Length >= 2
-            && ((parts.Length == 2 && IsOneOf(parts[1], BurnScalarKeys))
+            && ((parts.Length == 2 && (IsOneOf(parts[1], BurnScalarKeys) || Is(parts[1], "DnsblZones") || Is(parts[1], "Patterns")))
                 || (parts.Length == 3 && Is(parts[1], "DnsblZones") && IsIndex(parts[2]))
                 || (parts.Length == 4 && Is(parts[1], "Patterns") && IsIndex(parts[2]) && IsOneOf(parts[3], BurnPatternKeys)));
     }

@@ -5,7 +5,7 @@ using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Core.Replies;
-using Interceptor.Daemon.Attribute;
+using Interceptor.Daemon.Attribution;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Smtp.Session;
 using Interceptor.Smtp.Upstream;

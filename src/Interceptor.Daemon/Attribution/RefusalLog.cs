@@ -2,7 +2,7 @@ using System.Net;
 using Interceptor.Linux;
 using Microsoft.Extensions.Logging;
 
-namespace Interceptor.Daemon.Attribute;
+namespace Interceptor.Daemon.Attribution;
 
 /// <summary>
 /// Logs refused connections (not redirected, local destination, owner unknown, lookup failed) so that no

@@ -6,7 +6,7 @@ using Interceptor.Linux;
 using Interceptor.Smtp.Session;
 using Microsoft.Extensions.Logging;
 
-namespace Interceptor.Daemon.Attribute;
+namespace Interceptor.Daemon.Attribution;
 
 /// <summary>
 /// Finds out where a hijacked connection was going and which Unix user opened it. Anything it cannot

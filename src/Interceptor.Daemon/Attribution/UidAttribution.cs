@@ -6,7 +6,7 @@ using Interceptor.Linux;
 using Interceptor.Smtp.Session;
 using Microsoft.Extensions.Logging;
 
-namespace Interceptor.Daemon.Attribute;
+namespace Interceptor.Daemon.Attribution;
 
 /// <summary>
 /// Turns the uid that owns a socket into the user the connection is charged to. A subordinate uid (/etc/subuid)

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net.Sockets;
 using Interceptor.Daemon.Decide;
+using Interceptor.Daemon.Maintenance;
 using Interceptor.Linux;
 using Microsoft.Extensions.Logging;
 

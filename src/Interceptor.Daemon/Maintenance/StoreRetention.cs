@@ -1,10 +1,11 @@
 using System.Globalization;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
+using Interceptor.Daemon.Record;
 using Interceptor.Store;
 using Microsoft.Extensions.Logging;
 
-namespace Interceptor.Daemon.Record;
+namespace Interceptor.Daemon.Maintenance;
 
 /// <summary>
 /// Keeps the state store bounded: deletes transactions, refusals and tallies past State.RetentionDays (hourly), and

@@ -1,8 +1,9 @@
 using Interceptor.Core.Policy;
+using Interceptor.Daemon.Intercept;
 using Interceptor.Netfilter;
 using Microsoft.Extensions.Logging;
 
-namespace Interceptor.Daemon.Intercept;
+namespace Interceptor.Daemon.Maintenance;
 
 /// <summary>
 /// Re-reads our nft table every few seconds and puts it back (one atomic transaction) when someone deleted

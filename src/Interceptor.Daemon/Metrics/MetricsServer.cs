@@ -3,9 +3,10 @@ using System.Net.Sockets;
 using System.Text;
 using Interceptor.Core.Options;
 using Interceptor.Daemon.Hosting;
+using Interceptor.Daemon.Record;
 using Microsoft.Extensions.Logging;
 
-namespace Interceptor.Daemon.Record;
+namespace Interceptor.Daemon.Metrics;
 
 /// <summary>
 /// A minimal HTTP/1.0 endpoint on a loopback address serving GET /metrics for Prometheus. Deliberately tiny:

@@ -167,7 +167,7 @@ public static class ConfigurationLoader
                     u => Quota(u, $"Limits:Users:{u.Key}", new QuotaLimits(), errors),
                     StringComparer.Ordinal),
             },
-            Smtp = new SessionOptions
+            Smtp = new SmtpOptions
             {
                 IdleTimeoutSeconds = Int(c, "Smtp:IdleTimeoutSeconds", defaults.Smtp.IdleTimeoutSeconds, errors),
                 SessionTimeoutSeconds = Int(c, "Smtp:SessionTimeoutSeconds", defaults.Smtp.SessionTimeoutSeconds, errors),

@@ -67,9 +67,7 @@ public sealed class UidAttribution(SubordinateUidFile subordinates, UnknownUidHa
             _logged.Clear();
         }
 
-        logger.LogWarning(
-            "refused uid={Uid} {Client} to {Destination}: the uid has no account and is not a subordinate uid of one (Attribution.UnknownUids is Refuse); {Suppressed} more refusal(s) of it in the last interval were not logged",
-            uid, client, destination, entry.Suppressed);
+        logger.UnknownUidRefused(uid, client, destination, entry.Suppressed);
         _logged[uid] = entry with { Suppressed = 0 };
     }
 

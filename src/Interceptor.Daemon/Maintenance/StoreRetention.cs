@@ -66,7 +66,7 @@ public sealed class StoreRetention(
         }
         catch (StoreUnavailableException e)
         {
-            logger.LogError("{What} failed: {Reason}", what, e.Message);
+            logger.StoreUpkeepFailed(what, e.Message);
         }
     }
 
@@ -86,14 +86,7 @@ public sealed class StoreRetention(
 
         metrics?.StorePruned(report.QuotaHistoryLost);
         var reason = Describe(report, state);
-        if (report.QuotaHistoryLost || report.UsedAfter > report.Limit)
-        {
-            logger.LogError("state store over State.MaxBytes: {Reason}", reason);
-        }
-        else
-        {
-            logger.LogWarning("state store over State.MaxBytes: {Reason}", reason);
-        }
+        logger.StoreOverMaxBytes(report.QuotaHistoryLost || report.UsedAfter > report.Limit ? LogLevel.Error : LogLevel.Warning, reason);
 
         if (alert is null || (now - _lastAlert < AlertInterval && (_lastAlertLostQuotaHistory || !report.QuotaHistoryLost)))
         {

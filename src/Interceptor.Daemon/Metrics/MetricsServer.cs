@@ -39,9 +39,7 @@ public sealed class MetricsServer(IPEndPoint endpoint, MetricsRegistry metrics, 
 
         if (_capReport.TryReport(out var count, out var span))
         {
-            logger.LogWarning(
-                "metrics: connection cap reached ({Max} requests at once); {Count} connections closed unanswered over {Seconds:0} s; at most one such line per {Interval:0} s",
-                _slots.Capacity, count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
+            logger.ConnectionCapReached(_slots.Capacity, count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
         }
 
         client.Dispose();
@@ -84,7 +82,7 @@ public sealed class MetricsServer(IPEndPoint endpoint, MetricsRegistry metrics, 
             }
             catch (Exception e) when (e is IOException or OperationCanceledException or SocketException)
             {
-                logger.LogDebug("metrics request failed: {Reason}", e.Message);
+                logger.RequestFailed(e.Message);
             }
             finally
             {

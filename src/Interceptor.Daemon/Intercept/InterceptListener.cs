@@ -154,6 +154,7 @@ public sealed class InterceptListener : IAsyncDisposable
     private async Task HandleAsync(Socket socket, int id)
     {
         await Task.Yield();
+        IDisposable? scope = null;
         try
         {
             socket.NoDelay = true;
@@ -167,8 +168,9 @@ public sealed class InterceptListener : IAsyncDisposable
                 return;
             }
 
-            // From here on every line about this connection, whichever component writes it, names its user and session.
-            using var scope = _logger.BeginSession(id, origin);
+            // From here on every line about this connection, whichever component writes it (its failure too), names its
+            // user and session.
+            scope = _logger.BeginSession(id, origin);
             var capped = _policy is null ? null : await _policy.OpenConnectionAsync(origin.Uid, origin.User, _shutdown.Token);
             if (capped is not null)
             {
@@ -195,6 +197,7 @@ public sealed class InterceptListener : IAsyncDisposable
         }
         finally
         {
+            scope?.Dispose();
             _sessions.TryRemove(id, out _);
             _sessionSlots.Return();
         }

@@ -167,7 +167,7 @@ public static class ConfigurationLoader
                     u => Quota(u, $"Limits:Users:{u.Key}", new QuotaLimits(), errors),
                     StringComparer.Ordinal),
             },
-            Smtp = new SessionOptions
+            Smtp = new SmtpOptions
             {
                 IdleTimeoutSeconds = Int(c, "Smtp:IdleTimeoutSeconds", defaults.Smtp.IdleTimeoutSeconds, errors),
                 SessionTimeoutSeconds = Int(c, "Smtp:SessionTimeoutSeconds", defaults.Smtp.SessionTimeoutSeconds, errors),
@@ -315,7 +315,7 @@ public static class ConfigurationLoader
     private static long ParseLong(string text) =>
         long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : throw new FormatException();
 
-    /// <summary>"Relay:Smarthosts:0:Port" → "Relay.Smarthosts[0].Port", as the README writes keys.</summary>
+    /// <summary>"Limits:Users:alice:MessagesPerHour" → "Limits.Users.alice.MessagesPerHour", "Interception:Ports:0" → "Interception.Ports[0]", as the README writes keys.</summary>
     public static string Dotted(string key)
     {
         var parts = key.Split(':');

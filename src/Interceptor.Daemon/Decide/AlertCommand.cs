@@ -92,22 +92,22 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
             catch (OperationCanceledException)
             {
                 process.Kill(entireProcessTree: true);
-                logger.LogError("alert command for {Subject} killed after {Seconds} s", subject, options.TimeoutSeconds);
+                logger.Killed(subject, options.TimeoutSeconds);
                 return;
             }
 
             if (process.ExitCode != 0)
             {
-                logger.LogError("alert command for {Subject} exited {ExitCode}: {Error}", subject, process.ExitCode, (await error).Trim());
+                logger.Failed(subject, process.ExitCode, (await error).Trim());
             }
             else
             {
-                logger.LogInformation("alert command ran for {Subject}: {Output}", subject, (await output).Trim());
+                logger.Ran(subject, (await output).Trim());
             }
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            logger.LogError("alert command could not start: {Reason}", e.Message);
+            logger.CouldNotStart(e.Message);
         }
     }
 }

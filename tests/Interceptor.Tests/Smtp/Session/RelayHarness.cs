@@ -40,7 +40,7 @@ internal sealed class RelayHarness : IAsyncDisposable
             ReplyTimeoutSeconds = 2,
             DataReplyTimeoutSeconds = 2,
         },
-        Smtp = new SessionOptions { IdleTimeoutSeconds = 2 },
+        Smtp = new SmtpOptions { IdleTimeoutSeconds = 2 },
     };
 
     private readonly CancellationTokenSource _shutdown = new();

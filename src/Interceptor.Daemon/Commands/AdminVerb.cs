@@ -10,45 +10,17 @@ namespace Interceptor.Daemon.Commands;
 /// the options its request has fields for; what the values must look like (durations, limit range, a printable reason)
 /// is <see cref="ControlRequest.Validate"/>'s, the same check the daemon runs on what arrives on its socket.
 /// </summary>
-public sealed class AdminVerb
+public sealed class AdminVerb(
+    string verb,
+    string description,
+    Argument<string?>? userWord = null,
+    Option<string?>? user = null,
+    Option<string?>? reason = null,
+    Option<string?>? since = null,
+    Option<int?>? limit = null)
 {
-    private readonly Argument<string?>? _userWord;
-    private readonly Option<string?>? _user;
-    private readonly Option<string?>? _reason;
-    private readonly Option<string?>? _since;
-    private readonly Option<int?>? _limit;
-
-    private AdminVerb(
-        string verb,
-        string description,
-        Argument<string?>? userWord = null,
-        Option<string?>? user = null,
-        Option<string?>? reason = null,
-        Option<string?>? since = null,
-        Option<int?>? limit = null)
-    {
-        var command = new Command(verb, description);
-        Command = command;
-        _userWord = userWord;
-        _user = user;
-        _reason = reason;
-        _since = since;
-        _limit = limit;
-        foreach (var symbol in new Symbol?[] { userWord, user, reason, since, limit })
-        {
-            switch (symbol)
-            {
-                case Argument argument:
-                    command.Arguments.Add(argument);
-                    break;
-                case Option option:
-                    command.Options.Add(option);
-                    break;
-            }
-        }
-    }
-
-    public Command Command { get; }
+    /// <summary>The command with the words and options its request has fields for (the others are not declared).</summary>
+    public Command Command { get; } = Declare(new Command(verb, description), userWord, user, reason, since, limit);
 
     /// <summary>The request the parsed command line asks for; check it with <see cref="ControlRequest.Validate"/>.</summary>
     public ControlRequest RequestOf(ParseResult result)
@@ -57,12 +29,16 @@ public sealed class AdminVerb
         return new ControlRequest
         {
             Verb = Command.Name,
-            User = (_userWord is null ? null : result.GetValue(_userWord)) ?? (_user is null ? null : result.GetValue(_user)),
-            Reason = _reason is null ? null : result.GetValue(_reason),
-            Since = _since is null ? null : result.GetValue(_since),
-            Limit = _limit is null ? null : result.GetValue(_limit),
+            User = Value<string?>(result, "USER") ?? Value<string?>(result, "--user"),
+            Reason = Value<string?>(result, "--reason"),
+            Since = Value<string?>(result, "--since"),
+            Limit = Value<int?>(result, "--limit"),
         };
     }
+
+    /// <summary>The value of the word or option named so, when this verb declares it.</summary>
+    private T? Value<T>(ParseResult result, string name) =>
+        Command.Children.Any(c => c.Name == name) ? result.GetValue<T>(name) : default;
 
     /// <summary>
     /// The admin verbs, in the order help lists them. Adding one: a ControlVerbs constant, its case in
@@ -91,6 +67,24 @@ public sealed class AdminVerb
         new(ControlVerbs.Unblock, "lift the suspension", userWord: UserWord(required: true)),
         new(ControlVerbs.Limits, "effective limits and current usage; without USER the default and overrides", userWord: UserWord(required: false)),
     ];
+
+    private static Command Declare(Command command, params Symbol?[] symbols)
+    {
+        foreach (var symbol in symbols)
+        {
+            switch (symbol)
+            {
+                case Argument argument:
+                    command.Arguments.Add(argument);
+                    break;
+                case Option option:
+                    command.Options.Add(option);
+                    break;
+            }
+        }
+
+        return command;
+    }
 
     private static Argument<string?> UserWord(bool required)
     {

@@ -12,7 +12,7 @@ namespace Interceptor.Store;
 /// under the running daemon, surfaces as <see cref="StoreUnavailableException"/> so mail is refused (451), never
 /// relayed unaccounted.
 /// </summary>
-public sealed partial class SqliteStateStore : IStateStore
+public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
 {
     /// <summary>The database file name inside the state directory.</summary>
     public const string FileName = "state.db";
@@ -47,7 +47,7 @@ public sealed partial class SqliteStateStore : IStateStore
     /// <summary>The database file.</summary>
     public string Path => _path;
 
-    /// <summary>Commits, last commit and last failure, without touching the disk.</summary>
+    /// <inheritdoc />
     public StoreHealth Health => _writer.Health;
 
     /// <summary>Batches committed since opening; each is one commit however many writes it carried.</summary>
@@ -192,11 +192,8 @@ public sealed partial class SqliteStateStore : IStateStore
         }
     }
 
-    /// <summary>
-    /// Per-user totals of transactions and policy refusals at or after <paramref name="since"/>: what `status` and
-    /// `users` show. Ordered by messages sent (delivered + pending), then by trouble (refused, rejected, deferred),
-    /// then uid. Users with neither transactions nor refusals in the period are absent.
-    /// </summary>
+    /// <inheritdoc />
+    /// <remarks>Users with neither transactions, tallies nor refusals in the period are absent.</remarks>
     public Task<IReadOnlyList<UserActivity>> SummarizeUsersAsync(DateTimeOffset since, CancellationToken cancellationToken) =>
         ReadAsync((c, ct) => StoreQueries.UsersAsync(c, since, ct), cancellationToken);
 

@@ -74,8 +74,8 @@ public sealed class AdminService(AdminContext context, ILogger logger)
         string? readFailure = null;
         try
         {
-            hour = await ActivitySummary.SummarizeAsync(context.Store, now - Hour, cancellationToken);
-            day = await ActivitySummary.SummarizeAsync(context.Store, now - Day, cancellationToken);
+            hour = await context.ReadModel.SummarizeUsersAsync(now - Hour, cancellationToken);
+            day = await context.ReadModel.SummarizeUsersAsync(now - Day, cancellationToken);
         }
         catch (StoreUnavailableException e)
         {
@@ -133,21 +133,16 @@ public sealed class AdminService(AdminContext context, ILogger logger)
 
     private StoreStatus StoreState(string? readFailure)
     {
-        if (context.Store is SqliteStateStore sqlite)
-        {
-            var health = sqlite.Health;
-            var failure = health.LastFailure ?? readFailure;
-            return new StoreStatus(sqlite.Path, !health.Broken && failure is null, health.Commits, health.LastCommit, failure);
-        }
-
-        return new StoreStatus(Path.Combine(context.Options.State.Directory, SqliteStateStore.FileName), readFailure is null ? null : false, null, null, readFailure);
+        var health = context.ReadModel.Health;
+        var failure = health.LastFailure ?? readFailure;
+        return new StoreStatus(health.Path, !health.Broken && failure is null, health.Commits, health.LastCommit, failure);
     }
 
     private async Task<UsersData> UsersAsync(ControlRequest request, CancellationToken cancellationToken)
     {
         var since = context.Time.GetUtcNow() - (request.Since is null ? DefaultUsersSince : Durations.Parse(request.Since, "--since"));
         var limit = request.Limit ?? DefaultUsersLimit;
-        var summary = await ActivitySummary.SummarizeAsync(context.Store, since, cancellationToken);
+        var summary = await context.ReadModel.SummarizeUsersAsync(since, cancellationToken);
         return new UsersData(since, limit, [.. summary.Take(limit).Select(a => new UserActivityRow(
             a.Uid, a.User, a.Delivered, a.DeliveredRecipients, a.Pending, a.Deferred, a.Rejected, a.Refused, a.PolicyRefusals,
             a.BytesDelivered, a.LastActivity.ToUniversalTime(), context.Suspensions.IsSuspended(a.Uid, out _)))]);
@@ -158,8 +153,8 @@ public sealed class AdminService(AdminContext context, ILogger logger)
         var since = context.Time.GetUtcNow() - (request.Since is null ? DefaultLogSince : Durations.Parse(request.Since, "--since"));
         var limit = request.Limit ?? DefaultLogLimit;
         (uint Uid, string Name)? user = request.User is null ? null : Resolve(request.User);
-        var transactions = await context.Store.LoadTransactionsAsync(since, user?.Uid, limit, cancellationToken);
-        var tallies = await context.Store.LoadTalliesAsync(since, user?.Uid, limit, cancellationToken);
+        var transactions = await context.ReadModel.LoadTransactionsAsync(since, user?.Uid, limit, cancellationToken);
+        var tallies = await context.ReadModel.LoadTalliesAsync(since, user?.Uid, limit, cancellationToken);
         return new LogData(since, user?.Name, user?.Uid, limit,
             [.. transactions.Select(LogEntry.Of).Concat(tallies.Select(LogEntry.Of)).OrderByDescending(e => e.Time).Take(limit)]);
     }

@@ -49,21 +49,18 @@ public sealed partial class InboundSession
         }
 
         // Fail closed: the transaction is on disk before a byte of it goes upstream.
-        if (_transaction.Ticket is { } ticket)
+        var storeRefusal = await _policy.BeginDataAsync(_transaction.Ticket, Event(_transaction, "pending", TransactionOutcome.Pending), token);
+        if (storeRefusal is not null)
         {
-            var storeRefusal = await _policy!.BeginDataAsync(ticket, Event(_transaction, "pending", TransactionOutcome.Pending), token);
-            if (storeRefusal is not null)
-            {
-                await ResetUpstreamAsync(token);
-                await EndTransactionAsync("not relayed: " + storeRefusal, TransactionOutcome.Refused, UnsentKind.RefusedAtData, token);
-                await WriteAsync(storeRefusal, token);
-                return;
-            }
+            await ResetUpstreamAsync(token);
+            await EndTransactionAsync("not relayed: " + storeRefusal, TransactionOutcome.Refused, UnsentKind.RefusedAtData, token);
+            await WriteAsync(storeRefusal, token);
+            return;
         }
 
         _transaction.DataStarted = true;
 
-        var go = await RelayAsync("DATA", token);
+        var go = await RelayAsync(static (upstream, t) => upstream.DataAsync(t), token);
         if (go.Code != 354)
         {
             // Some upstreams keep their transaction after refusing DATA; reset it so the next MAIL is not "nested".
@@ -76,12 +73,9 @@ public sealed partial class InboundSession
         await WriteAsync(go, token);
         SmtpReply final;
         TransactionOutcome outcome;
-        _relayingData = true;
 
-        // Cleared only when the transfer ended normally: on a timeout or a lost client the flag stays set,
-        // so the session's cleanup drops the upstream instead of writing QUIT into the open DATA.
+        // On a timeout or a lost client the upstream stays in DATA, and the lease drops it instead of writing QUIT into it.
         (final, outcome) = await TransferDataAsync(_transaction, token);
-        _relayingData = false;
 
         // Once the final dot went out the verdict is accounted and passed on even if the session timed out meanwhile
         // (the next read then ends the session): a delivered message must never be recorded as aborted.
@@ -102,7 +96,7 @@ public sealed partial class InboundSession
     /// </summary>
     private async Task<(SmtpReply Reply, TransactionOutcome Outcome)> TransferDataAsync(Transaction transaction, CancellationToken token)
     {
-        var upstream = _upstream!;
+        var upstream = _upstream;
         var filter = new DataStreamFilter(MaxMessageSize, _options.Smtp.MaxDataLineBytes);
         var guard = new HeaderSectionGuard();
         var header = TraceHeader.Render(_origin, _options.Relay.HeloName, transaction.Id, _options.Trace.IncludeProcess);
@@ -227,11 +221,11 @@ public sealed partial class InboundSession
         }
     }
 
-    private static async Task<UpstreamException?> TryWriteUpstreamAsync(UpstreamConnection upstream, ReadOnlyMemory<byte> data, CancellationToken token)
+    private static async Task<UpstreamException?> TryWriteUpstreamAsync(UpstreamLease upstream, ReadOnlyMemory<byte> data, CancellationToken token)
     {
         try
         {
-            await upstream.WriteAsync(data, token);
+            await upstream.WriteDataAsync(data, token);
             return null;
         }
         catch (UpstreamException e)

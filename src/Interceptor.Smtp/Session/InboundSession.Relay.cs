@@ -32,38 +32,28 @@ public sealed partial class InboundSession
     /// <summary>Opens (or reopens) the upstream session; null when it is ready, else the reply for the client.</summary>
     private async Task<SmtpReply?> EnsureUpstreamAsync(CancellationToken token)
     {
-        if (_upstream is { IsUsable: true })
-        {
-            return null;
-        }
-
-        if (_upstream is not null)
-        {
-            await _upstream.DisposeAsync();
-            _upstream = null;
-        }
-
         try
         {
-            var (connection, refusal) = _upstreams is null
-                ? await UpstreamConnection.OpenAsync(_origin.OriginalDestination, _upstreamSettings, token)
-                : await _upstreams.OpenAsync(_origin.OriginalDestination, token);
-            if (connection is null)
-            {
-                _logger.LogInformation("upstream {Upstream} refused the session for uid={Uid} user={User}: {Reply}", UpstreamName, _origin.Uid, _origin.User, refusal);
-                return refusal;
-            }
-
-            _upstream = connection;
-            _upstreamCapabilities = connection.Capabilities;
-            return null;
+            var refusal = await _upstream.ConnectAsync(token);
+            return refusal is null ? null : SessionRefused(refusal);
         }
         catch (UpstreamException e)
         {
-            _recorder.UpstreamFailed("connect");
-            _logger.LogWarning("upstream {Upstream} unavailable for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
-            return new SmtpReply(421, "4.4.1", $"upstream {UpstreamName} unavailable: {e.Message}; try again later");
+            return Unavailable(e);
         }
+    }
+
+    private SmtpReply SessionRefused(SmtpReply refusal)
+    {
+        _logger.LogInformation("upstream {Upstream} refused the session for uid={Uid} user={User}: {Reply}", UpstreamName, _origin.Uid, _origin.User, refusal);
+        return refusal;
+    }
+
+    private SmtpReply Unavailable(UpstreamException e)
+    {
+        _recorder.UpstreamFailed("connect");
+        _logger.LogWarning("upstream {Upstream} unavailable for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
+        return new SmtpReply(421, "4.4.1", $"upstream {UpstreamName} unavailable: {e.Message}; try again later");
     }
 
     private async Task MailAsync(string argument, CancellationToken token)
@@ -100,56 +90,46 @@ public sealed partial class InboundSession
             declaredSize = size;
         }
 
-        // Without a policy (tests of the protocol alone) the static size limit is checked here.
-        if (_policy is null && declaredSize > MaxMessageSize)
+        var (ticket, policyRefusal) = await _policy.StartMessageAsync(_origin.Uid, _origin.User, declaredSize, token);
+        if (ticket is null)
         {
-            await WriteAsync(new SmtpReply(552, "5.3.4", $"message size {declaredSize} exceeds the limit of {MaxMessageSize} bytes for user {_origin.User}"), token);
+            await WriteAsync(policyRefusal!, token);
             return;
         }
 
-        MessageTicket? ticket = null;
-        if (_policy is not null)
+        // The lease opens or reopens the upstream session, and repeats MAIL once on a new connection when a reused
+        // session turns out closed by the upstream while idle (or at its per-connection limit, said with 421).
+        UpstreamMailResult result;
+        try
         {
-            var (granted, policyRefusal) = await _policy.StartMessageAsync(_origin.Uid, _origin.User, declaredSize, token);
-            if (granted is null)
-            {
-                await WriteAsync(policyRefusal!, token);
-                return;
-            }
-
-            ticket = granted;
+            result = await _upstream.MailAsync(mail, token);
+        }
+        catch (UpstreamUnavailableException e)
+        {
+            await NoUpstreamForMailAsync(ticket, mail, Unavailable(e), token);
+            return;
+        }
+        catch (UpstreamException e)
+        {
+            result = new UpstreamMailResult(CommandFailed(e), MailAnswer.Upstream);
         }
 
-        SmtpReply reply;
-        for (var attempt = 1; ; attempt++)
+        if (result.RetriedAfter is { } deadReason)
         {
-            var upstreamRefusal = await EnsureUpstreamAsync(token);
-            if (upstreamRefusal is not null)
-            {
-                await SettleUnstartedAsync(ticket, mail, upstreamRefusal, null, token);
-                // Mid-session the client keeps its connection: the upstream's 421 becomes a transaction-level 451.
-                await WriteAsync(upstreamRefusal.Code == 421 ? new SmtpReply(451, upstreamRefusal.EnhancedCode, upstreamRefusal.Lines) : upstreamRefusal, token);
-                return;
-            }
-
-            var (line, parameterRefusal) = BuildUpstreamMail(mail);
-            if (parameterRefusal is not null)
-            {
-                await SettleUnstartedAsync(ticket, mail, null, parameterRefusal, token);
-                await WriteAsync(parameterRefusal, token);
-                return;
-            }
-
-            // A session taken from the cache may have been closed by the upstream while idle (or have reached its
-            // per-connection limit, which it says with 421). MAIL has started nothing yet: repeat it once on a new one.
-            var unproven = _upstream!.UnprovenSinceCached;
-            reply = await RelayAsync(line!, token, quietly: unproven);
-            if (!unproven || _upstream.IsUsable || attempt > 1)
-            {
-                break;
-            }
-
+            _logger.LogDebug("upstream {Upstream} failed for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, deadReason);
             _logger.LogDebug("cached upstream session to {Upstream} was closed while idle; opening a new one for uid={Uid} user={User}", UpstreamName, _origin.Uid, _origin.User);
+        }
+
+        var reply = result.Reply;
+        switch (result.Answer)
+        {
+            case MailAnswer.SessionRefused:
+                await NoUpstreamForMailAsync(ticket, mail, SessionRefused(reply), token);
+                return;
+            case MailAnswer.Unsupported:
+                await SettleUnstartedAsync(ticket, mail, null, reply, token);
+                await WriteAsync(reply, token);
+                return;
         }
 
         if (reply.IsPositive)
@@ -164,69 +144,26 @@ public sealed partial class InboundSession
         await WriteAsync(reply, token);
     }
 
+    /// <summary>No upstream session could be opened for MAIL: tallied as the upstream's refusal.</summary>
+    private async Task NoUpstreamForMailAsync(MessageTicket ticket, EnvelopeCommand mail, SmtpReply upstreamRefusal, CancellationToken token)
+    {
+        await SettleUnstartedAsync(ticket, mail, upstreamRefusal, null, token);
+        // Mid-session the client keeps its connection: the upstream's 421 becomes a transaction-level 451.
+        await WriteAsync(upstreamRefusal.Code == 421 ? new SmtpReply(451, upstreamRefusal.EnhancedCode, upstreamRefusal.Lines) : upstreamRefusal, token);
+    }
+
     /// <summary>MAIL did not start a transaction: give back the ticket, and tally it (our refusal, or the upstream's).</summary>
-    private async Task SettleUnstartedAsync(MessageTicket? ticket, EnvelopeCommand mail, SmtpReply? upstreamReply, SmtpReply? ourRefusal, CancellationToken token)
+    private async Task SettleUnstartedAsync(MessageTicket ticket, EnvelopeCommand mail, SmtpReply? upstreamReply, SmtpReply? ourRefusal, CancellationToken token)
     {
         if (upstreamReply is null)
         {
-            if (ticket is not null)
-            {
-                var refused = Event(new Transaction(mail, ticket), $"not relayed: {ourRefusal}", TransactionOutcome.Refused, UnsentKind.MailRefused);
-                await _policy!.FinishAsync(ticket, refused, token);
-            }
-
+            var refused = Event(new Transaction(mail, ticket), $"not relayed: {ourRefusal}", TransactionOutcome.Refused, UnsentKind.MailRefused);
+            await _policy.FinishAsync(ticket, refused, token);
             return;
         }
 
         var transaction = new Transaction(mail, ticket);
         await FinishAsync(transaction, upstreamReply.ToString(), TransactionEvent.OutcomeOf(upstreamReply.Code), UnsentKind.UpstreamRefused, token);
-    }
-
-    /// <summary>Passes on the parameters the upstream understands; refuses those it cannot honour.</summary>
-    private (string? Line, SmtpReply? Refusal) BuildUpstreamMail(EnvelopeCommand mail)
-    {
-        var capabilities = _upstream!.Capabilities;
-        var line = new System.Text.StringBuilder("MAIL FROM:").Append(mail.Path);
-        foreach (var (keyword, value) in mail.Parameters)
-        {
-            switch (keyword)
-            {
-                case "SIZE":
-                    if (capabilities.Size)
-                    {
-                        line.Append(" SIZE=").Append(value);
-                    }
-
-                    break;
-                case "BODY" when string.Equals(value, "8BITMIME", StringComparison.OrdinalIgnoreCase):
-                    if (!capabilities.EightBitMime)
-                    {
-                        return (null, new SmtpReply(554, "5.6.3", $"upstream {UpstreamName} does not support 8BITMIME; send the message 7-bit encoded"));
-                    }
-
-                    line.Append(" BODY=8BITMIME");
-                    break;
-                case "BODY" when string.Equals(value, "7BIT", StringComparison.OrdinalIgnoreCase):
-                    if (capabilities.EightBitMime)
-                    {
-                        line.Append(" BODY=7BIT");
-                    }
-
-                    break;
-                case "SMTPUTF8" when value is null:
-                    if (!capabilities.SmtpUtf8)
-                    {
-                        return (null, new SmtpReply(553, "5.6.7", $"upstream {UpstreamName} does not support SMTPUTF8; use an ASCII address"));
-                    }
-
-                    line.Append(" SMTPUTF8");
-                    break;
-                default:
-                    return (null, new SmtpReply(555, "5.5.4", $"MAIL parameter {SessionReplies.Printable(keyword)} is not supported"));
-            }
-        }
-
-        return (line.ToString(), null);
     }
 
     private async Task RecipientAsync(string argument, CancellationToken token)
@@ -250,23 +187,15 @@ public sealed partial class InboundSession
             return;
         }
 
-        if (_policy is null && _transaction.Recipients.Count >= MaxRecipients)
+        var quotaRefusal = await _policy.ReserveRecipientAsync(_transaction.Ticket, token);
+        if (quotaRefusal is not null)
         {
-            await WriteAsync(QuotaReplies.For(new QuotaExceeded(RefusalKind.RecipientsPerMessage, _transaction.Recipients.Count, MaxRecipients), _origin.User), token);
+            await WriteAsync(quotaRefusal, token);
             return;
         }
 
-        if (_transaction.Ticket is { } ticket)
-        {
-            var quotaRefusal = await _policy!.ReserveRecipientAsync(ticket, token);
-            if (quotaRefusal is not null)
-            {
-                await WriteAsync(quotaRefusal, token);
-                return;
-            }
-        }
-
-        var reply = await RelayAsync($"RCPT TO:{recipient.Path}", token);
+        var path = recipient.Path;
+        var reply = await RelayAsync((upstream, t) => upstream.RcptAsync(path, t), token);
         if (reply.IsPositive)
         {
             _transaction.Recipients.Add(recipient.Address);
@@ -274,32 +203,30 @@ public sealed partial class InboundSession
         else
         {
             _transaction.LastRecipientRefusal = reply;
-            if (_transaction.Ticket is { } refused)
-            {
-                _policy!.ReleaseRecipient(refused);
-            }
+            _policy.ReleaseRecipient(_transaction.Ticket);
         }
 
         await WriteAsync(reply, token);
     }
 
-    /// <summary>Sends one command upstream; a network fault becomes a 4xx for the client and ends the upstream session.</summary>
-    private async Task<SmtpReply> RelayAsync(string command, CancellationToken token, bool quietly = false)
+    /// <summary>Runs one command upstream; a network fault becomes a 4xx for the client and ends the upstream session.</summary>
+    private async Task<SmtpReply> RelayAsync(Func<UpstreamLease, CancellationToken, Task<SmtpReply>> command, CancellationToken token)
     {
         try
         {
-            return await _upstream!.SendAsync(command, token);
+            return await command(_upstream, token);
         }
         catch (UpstreamException e)
         {
-            if (!quietly)
-            {
-                _recorder.UpstreamFailed("command");
-            }
-
-            _logger.Log(quietly ? LogLevel.Debug : LogLevel.Warning, "upstream {Upstream} failed for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
-            return new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {e.Message}; try again later");
+            return CommandFailed(e);
         }
+    }
+
+    private SmtpReply CommandFailed(UpstreamException e)
+    {
+        _recorder.UpstreamFailed("command");
+        _logger.LogWarning("upstream {Upstream} failed for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
+        return new SmtpReply(451, "4.4.2", $"upstream {UpstreamName}: {e.Message}; try again later");
     }
 
     /// <param name="unsent">How it ended, if it never reached DATA (then it is tallied, not stored one row each).</param>
@@ -329,10 +256,7 @@ public sealed partial class InboundSession
 
         var finished = Event(transaction, reply, outcome, unsent);
         _recorder.Record(finished);
-        if (transaction.Ticket is not null)
-        {
-            await _policy!.FinishAsync(transaction.Ticket, finished, token);
-        }
+        await _policy.FinishAsync(transaction.Ticket, finished, token);
     }
 
     private TransactionEvent Event(Transaction transaction, string reply, TransactionOutcome outcome, UnsentKind unsent = UnsentKind.ClientLeft) =>
@@ -345,7 +269,7 @@ public sealed partial class InboundSession
             transaction.Recipients.Count,
             transaction.SizeBytes,
             UpstreamName,
-            _upstream is null ? UpstreamName : UpstreamConnection.Format(_upstream.Endpoint) + (_upstream.IsTls ? " (TLS)" : ""),
+            _upstream.Description,
             reply,
             transaction.Elapsed)
         {

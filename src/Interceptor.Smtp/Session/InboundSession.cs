@@ -22,19 +22,15 @@ public sealed partial class InboundSession : IAsyncDisposable
     private readonly LineReader _reader;
     private readonly ConnectionOrigin _origin;
     private readonly InterceptorOptions _options;
-    private readonly UpstreamSettings _upstreamSettings;
-    private readonly UpstreamConnectionCache? _upstreams;
     private readonly ITransactionRecorder _recorder;
     private readonly ILogger _logger;
-    private readonly MailPolicy? _policy;
+    private readonly IMailPolicy _policy;
     private readonly QuotaLimits _limits;
     private readonly TimeSpan _idle;
-    private UpstreamConnection? _upstream;
-    private UpstreamCapabilities _upstreamCapabilities = UpstreamCapabilities.Basic;
+    private readonly UpstreamLease _upstream;
     private Transaction? _transaction;
     private bool _greeted;
     private bool _closing;
-    private bool _relayingData;
     private int _errors;
 
     /// <summary>The daemon's shutdown (cancelled only after the shutdown grace), without the session timeout.</summary>
@@ -46,27 +42,24 @@ public sealed partial class InboundSession : IAsyncDisposable
         InterceptorOptions options,
         ITransactionRecorder recorder,
         ILogger logger,
-        MailPolicy? policy = null,
-        UpstreamConnectionCache? upstreams = null)
+        IMailPolicy policy,
+        IUpstreamSource upstreams)
     {
         _policy = policy;
-        _upstreams = upstreams;
+        _upstream = upstreams.Lease(origin);
         _client = client;
         _reader = new LineReader(client);
         _origin = origin;
         _options = options;
-        _upstreamSettings = upstreams?.Settings ?? UpstreamSettings.From(options.Relay);
         _recorder = recorder;
         _logger = logger;
-        _limits = options.Limits.For(origin.User);
+        _limits = policy.LimitsFor(origin.User);
         _idle = TimeSpan.FromSeconds(options.Smtp.IdleTimeoutSeconds);
     }
 
-    private string UpstreamName => UpstreamConnection.Format(_origin.OriginalDestination);
+    private string UpstreamName => _upstream.Name;
 
     private long MaxMessageSize => _limits.MessageSizeBytes ?? QuotaLimits.Defaults.MessageSizeBytes!.Value;
-
-    private int MaxRecipients => _limits.RecipientsPerMessage ?? QuotaLimits.Defaults.RecipientsPerMessage!.Value;
 
     /// <summary>Greets a connection we will not serve with one reply and closes it (attribution failed, not redirected...).</summary>
     public static async Task RefuseAsync(Stream client, SmtpReply reply, TimeSpan timeout)
@@ -147,22 +140,8 @@ public sealed partial class InboundSession : IAsyncDisposable
                 await EndTransactionAsync("aborted: the client left before finishing the transaction", TransactionOutcome.Refused, UnsentKind.ClientLeft, CancellationToken.None);
             }
 
-            if (_upstream is not null && _relayingData)
-            {
-                // Never QUIT into an unfinished DATA: it would become a body line. Dropping discards it.
-                _upstream.Abort();
-            }
-            else if (_upstream is not null && _upstreams is not null)
-            {
-                // Kept for the next client to the same destination when healthy, else ended with QUIT.
-                var upstream = _upstream;
-                _upstream = null;
-                await _upstreams.ReleaseAsync(upstream);
-            }
-            else if (_upstream is not null)
-            {
-                await _upstream.QuitAsync(CancellationToken.None);
-            }
+            // Kept for the next client when healthy, else ended with QUIT; dropped (never QUIT) inside an unfinished DATA.
+            await _upstream.DisposeAsync();
         }
     }
 
@@ -291,14 +270,14 @@ public sealed partial class InboundSession : IAsyncDisposable
         }
 
         // Advertise what we can honour: what the upstream supports, bounded by this user's limits.
-        var size = _upstreamCapabilities.MaxSize is { } upstreamMax ? Math.Min(upstreamMax, MaxMessageSize) : MaxMessageSize;
+        var size = _upstream.Capabilities.MaxSize is { } upstreamMax ? Math.Min(upstreamMax, MaxMessageSize) : MaxMessageSize;
         var lines = new List<string> { hostName, "PIPELINING", $"SIZE {size}" };
-        if (_upstreamCapabilities.EightBitMime)
+        if (_upstream.Capabilities.EightBitMime)
         {
             lines.Add("8BITMIME");
         }
 
-        if (_upstreamCapabilities.SmtpUtf8)
+        if (_upstream.Capabilities.SmtpUtf8)
         {
             lines.Add("SMTPUTF8");
         }
@@ -326,14 +305,9 @@ public sealed partial class InboundSession : IAsyncDisposable
     /// <summary>Relays RSET when an upstream session is open; a broken upstream is simply dropped.</summary>
     private async Task<SmtpReply?> ResetUpstreamAsync(CancellationToken token)
     {
-        if (_upstream is not { IsUsable: true })
-        {
-            return null;
-        }
-
         try
         {
-            return await _upstream.SendAsync("RSET", token);
+            return await _upstream.RsetAsync(token);
         }
         catch (UpstreamException e)
         {
@@ -382,9 +356,6 @@ public sealed partial class InboundSession : IAsyncDisposable
     {
         _reader.Dispose();
         _writeTimeout.Dispose();
-        if (_upstream is not null)
-        {
-            await _upstream.DisposeAsync();
-        }
+        await _upstream.DisposeAsync();
     }
 }

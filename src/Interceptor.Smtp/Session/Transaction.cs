@@ -4,7 +4,7 @@ using Interceptor.Smtp.Protocol;
 namespace Interceptor.Smtp.Session;
 
 /// <summary>One mail transaction in progress: from an accepted MAIL to the reply after DATA (or its abandonment).</summary>
-internal sealed class Transaction(EnvelopeCommand mail, Interceptor.Core.Policy.MessageTicket? ticket = null)
+internal sealed class Transaction(EnvelopeCommand mail, Interceptor.Core.Policy.MessageTicket ticket)
 {
     private readonly Stopwatch _clock = Stopwatch.StartNew();
 
@@ -14,8 +14,8 @@ internal sealed class Transaction(EnvelopeCommand mail, Interceptor.Core.Policy.
     public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
     public EnvelopeCommand Mail { get; } = mail;
 
-    /// <summary>The quota claim of this message; null when the session runs without a policy.</summary>
-    public Interceptor.Core.Policy.MessageTicket? Ticket { get; } = ticket;
+    /// <summary>The quota claim of this message.</summary>
+    public Interceptor.Core.Policy.MessageTicket Ticket { get; } = ticket;
     public List<string> Recipients { get; } = [];
     public long SizeBytes { get; set; }
 

@@ -40,7 +40,7 @@ public sealed class InterceptListener : IAsyncDisposable
     private readonly LogThrottle _capReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
     private readonly SmtpReply _overCap;
 
-    private readonly MailPolicy? _policy;
+    private readonly IMailPolicy _policy;
     private readonly ProcessAttribution? _processes;
     private readonly UpstreamConnectionCache _upstreams;
 
@@ -49,7 +49,7 @@ public sealed class InterceptListener : IAsyncDisposable
         ConnectionAttributor attributor,
         ITransactionRecorder recorder,
         ILogger logger,
-        MailPolicy? policy = null,
+        IMailPolicy policy,
         ProcessAttribution? processes = null)
     {
         _policy = policy;
@@ -169,7 +169,7 @@ public sealed class InterceptListener : IAsyncDisposable
                 return;
             }
 
-            var capped = _policy is null ? null : await _policy.OpenConnectionAsync(origin.Uid, origin.User, _shutdown.Token);
+            var capped = await _policy.OpenConnectionAsync(origin.Uid, origin.User, _shutdown.Token);
             if (capped is not null)
             {
                 await InboundSession.RefuseAsync(stream, capped, RefusalWriteTimeout);
@@ -185,7 +185,7 @@ public sealed class InterceptListener : IAsyncDisposable
             }
             finally
             {
-                _policy?.CloseConnection(origin.Uid);
+                _policy.CloseConnection(origin.Uid);
             }
         }
         catch (Exception e)

@@ -23,7 +23,7 @@ internal sealed record DataLimits(long MaxMessageSize, int MaxDataLineBytes, str
 internal sealed class DataTransfer(
     LineReader client,
     SessionTimeouts timeouts,
-    UpstreamConnection upstream,
+    UpstreamLease upstream,
     string upstreamName,
     MessagePipeline pipeline,
     DataLimits limits,
@@ -222,7 +222,7 @@ internal sealed class DataTransfer(
     {
         try
         {
-            await upstream.WriteAsync(data, token);
+            await upstream.WriteDataAsync(data, token);
             return null;
         }
         catch (UpstreamException e)

@@ -43,7 +43,7 @@ internal sealed class DataCommand(SessionContext context)
             return StepResult.Success;
         }
 
-        var go = await context.Upstream.SendAsync("DATA", token);
+        var go = await context.Upstream.DataAsync(token);
         if (go.Code != 354)
         {
             // Some upstreams keep their transaction after refusing DATA; reset it so the next MAIL is not "nested".
@@ -58,7 +58,7 @@ internal sealed class DataCommand(SessionContext context)
         var transfer = new DataTransfer(
             Client.Reader,
             context.Timeouts,
-            context.Upstream.Connection!,
+            context.Upstream.Lease,
             context.Upstream.Name,
             context.Pipeline,
             new DataLimits(context.MaxMessageSize, context.Options.Smtp.MaxDataLineBytes, context.Origin.User),

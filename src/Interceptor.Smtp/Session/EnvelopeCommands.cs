@@ -1,6 +1,5 @@
 using System.Globalization;
 using Interceptor.Core.Events;
-using Interceptor.Core.Policy;
 using Interceptor.Core.Replies;
 using Interceptor.Smtp.Protocol;
 
@@ -89,29 +88,16 @@ internal sealed class EnvelopeCommands(SessionContext context)
             declaredSize = size;
         }
 
-        // Without a policy (tests of the protocol alone) the static size limit is checked here.
-        if (context.Policy is null && declaredSize > context.MaxMessageSize)
+        var (ticket, policyRefusal) = await context.Policy.StartMessageAsync(context.Origin.Uid, context.Origin.User, declaredSize, token);
+        if (ticket is null)
         {
-            await Client.WriteAsync(new SmtpReply(552, "5.3.4", $"message size {declaredSize} exceeds the limit of {context.MaxMessageSize} bytes for user {context.Origin.User}"), token);
+            await Client.WriteAsync(policyRefusal!, token);
             return (StepResult.Failure, null);
-        }
-
-        MessageTicket? ticket = null;
-        if (context.Policy is { } policy)
-        {
-            var (granted, policyRefusal) = await policy.StartMessageAsync(context.Origin.Uid, context.Origin.User, declaredSize, token);
-            if (granted is null)
-            {
-                await Client.WriteAsync(policyRefusal!, token);
-                return (StepResult.Failure, null);
-            }
-
-            ticket = granted;
         }
 
         // From here every ending is a finished transaction: stored, logged and counted.
         var transaction = new RelayTransaction(mail, ticket, context.Sink);
-        var (how, reply) = await Upstream.MailAsync(capabilities => UpstreamMailLine.Build(mail, capabilities, Upstream.Name), token);
+        var (how, reply) = await Upstream.MailAsync(mail, token);
         switch (how)
         {
             case MailRelayed.Answered when reply.IsPositive:
@@ -146,20 +132,13 @@ internal sealed class EnvelopeCommands(SessionContext context)
             return StepResult.Failure;
         }
 
-        if (context.Policy is null && transaction.Recipients.Count >= context.MaxRecipients)
-        {
-            var exceeded = new QuotaExceeded(RefusalKind.RecipientsPerMessage, transaction.Recipients.Count, context.MaxRecipients);
-            await Client.WriteAsync(QuotaReplies.For(exceeded, context.Origin.User), token);
-            return StepResult.Failure;
-        }
-
-        if (transaction.Ticket is { } ticket && await context.Policy!.ReserveRecipientAsync(ticket, token) is { } quotaRefusal)
+        if (await context.Policy.ReserveRecipientAsync(transaction.Ticket, token) is { } quotaRefusal)
         {
             await Client.WriteAsync(quotaRefusal, token);
             return StepResult.Failure;
         }
 
-        var reply = await Upstream.SendAsync($"RCPT TO:{recipient.Path}", token);
+        var reply = await Upstream.RcptAsync(recipient.Path, token);
         transaction.RecipientAnswered(recipient.Address, reply);
         await Client.WriteAsync(reply, token);
         return StepResult.Of(reply);

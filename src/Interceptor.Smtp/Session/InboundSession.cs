@@ -23,7 +23,7 @@ public sealed class InboundSession : IAsyncDisposable
     private readonly InterceptorOptions _options;
     private readonly ITransactionRecorder _recorder;
     private readonly ILogger _logger;
-    private readonly MailPolicy? _policy;
+    private readonly IMailPolicy _policy;
     private readonly Stream _clientStream;
     private readonly UpstreamLink _upstream;
     private readonly TimeoutLimits _limits;
@@ -37,8 +37,8 @@ public sealed class InboundSession : IAsyncDisposable
         InterceptorOptions options,
         ITransactionRecorder recorder,
         ILogger logger,
-        MailPolicy? policy = null,
-        UpstreamConnectionCache? upstreams = null)
+        IMailPolicy policy,
+        IUpstreamSource upstreams)
         : this(client, origin, options, recorder, logger, policy, upstreams, TimeoutLimits.From(options.Smtp))
     {
     }
@@ -50,8 +50,8 @@ public sealed class InboundSession : IAsyncDisposable
         InterceptorOptions options,
         ITransactionRecorder recorder,
         ILogger logger,
-        MailPolicy? policy,
-        UpstreamConnectionCache? upstreams,
+        IMailPolicy policy,
+        IUpstreamSource upstreams,
         TimeoutLimits limits)
     {
         _clientStream = client;
@@ -61,7 +61,7 @@ public sealed class InboundSession : IAsyncDisposable
         _logger = logger;
         _policy = policy;
         _limits = limits;
-        _upstream = new UpstreamLink(origin, upstreams?.Settings ?? UpstreamSettings.From(options.Relay), upstreams, recorder, logger);
+        _upstream = new UpstreamLink(upstreams.Lease(origin), origin, recorder, logger);
     }
 
     /// <summary>Where the conversation stands (for tests and diagnostics).</summary>
@@ -137,9 +137,9 @@ public sealed class InboundSession : IAsyncDisposable
                 await _transaction.FinishAsync("aborted: the client left before finishing the transaction", TransactionOutcome.Refused, UnsentKind.ClientLeft, CancellationToken.None);
             }
 
-            // Kept for the next client to the same destination when healthy, else ended with QUIT; one cut off mid-DATA
-            // was aborted by the transfer, so nothing is written into its open DATA.
-            await _upstream.ReleaseAsync();
+            // Kept for the next client when healthy, else ended with QUIT; one cut off mid-DATA was aborted by the
+            // transfer (and would be by the lease), so nothing is written into its open DATA.
+            await _upstream.DisposeAsync();
         }
     }
 

@@ -7,24 +7,21 @@ using Interceptor.Smtp.Protocol;
 namespace Interceptor.Smtp.Session;
 
 /// <summary>
-/// Where a finished transaction goes: its event to the recorder (the log line and the metrics) and, when it holds a
-/// ticket, to the policy (quotas, the store, automatic suspension). Only <see cref="RelayTransaction"/> calls it.
+/// Where a finished transaction goes: its event to the recorder (the log line and the metrics) and to the policy
+/// (quotas, the store, automatic suspension). Only <see cref="RelayTransaction"/> calls it.
 /// </summary>
-internal sealed class TransactionSink(ConnectionOrigin origin, ITransactionRecorder recorder, MailPolicy? policy, UpstreamLink upstream)
+internal sealed class TransactionSink(ConnectionOrigin origin, ITransactionRecorder recorder, IMailPolicy policy, UpstreamLink upstream)
 {
     public ConnectionOrigin Origin => origin;
 
-    public MailPolicy? Policy => policy;
+    public IMailPolicy Policy => policy;
 
     public ITransactionRecorder Recorder => recorder;
 
     public async Task SettleAsync(RelayTransaction transaction, TransactionEvent finished, CancellationToken token)
     {
         recorder.Record(finished);
-        if (transaction.Ticket is { } ticket)
-        {
-            await policy!.FinishAsync(ticket, finished, token);
-        }
+        await policy.FinishAsync(transaction.Ticket, finished, token);
     }
 
     public TransactionEvent EventFor(RelayTransaction transaction, string reply, TransactionOutcome outcome, UnsentKind unsent) =>
@@ -53,7 +50,7 @@ internal sealed class TransactionSink(ConnectionOrigin origin, ITransactionRecor
 /// ticket, the recipients the upstream accepted and the event. It is the only thing that finishes a transaction, and it
 /// finishes each exactly once, whatever the outcome: stored, logged and counted.
 /// </summary>
-internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket? ticket, TransactionSink sink)
+internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket ticket, TransactionSink sink)
 {
     private readonly long _started = Stopwatch.GetTimestamp();
 
@@ -64,8 +61,8 @@ internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket? tick
 
     public EnvelopeCommand Mail { get; } = mail;
 
-    /// <summary>The quota claim of this message; null when the session runs without a policy.</summary>
-    public MessageTicket? Ticket { get; } = ticket;
+    /// <summary>The quota claim of this message.</summary>
+    public MessageTicket Ticket { get; } = ticket;
 
     public List<string> Recipients { get; } = [];
 
@@ -97,17 +94,13 @@ internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket? tick
         }
 
         LastRecipientRefusal = reply;
-        if (Ticket is { } refused)
-        {
-            sink.Policy!.ReleaseRecipient(refused);
-        }
+        sink.Policy.ReleaseRecipient(Ticket);
     }
 
     /// <summary>Fail closed: the transaction is on disk as pending before a byte of it goes upstream. Null when it is.</summary>
     public async Task<SmtpReply?> BeginDataAsync(CancellationToken token)
     {
-        if (Ticket is { } ticket
-            && await sink.Policy!.BeginDataAsync(ticket, sink.EventFor(this, "pending", TransactionOutcome.Pending, UnsentKind.ClientLeft), token) is { } refusal)
+        if (await sink.Policy.BeginDataAsync(Ticket, sink.EventFor(this, "pending", TransactionOutcome.Pending, UnsentKind.ClientLeft), token) is { } refusal)
         {
             return refusal;
         }

@@ -20,13 +20,12 @@ internal sealed record SessionContext(
     MessagePipeline Pipeline,
     ILogger Logger)
 {
-    public QuotaLimits Limits { get; } = Options.Limits.For(Origin.User);
+    /// <summary>This user's per-message bounds, from the policy (the size advertised in EHLO and enforced in DATA).</summary>
+    public QuotaLimits Limits { get; } = Sink.Policy.LimitsFor(Origin.User);
 
     public long MaxMessageSize => Limits.MessageSizeBytes ?? QuotaLimits.Defaults.MessageSizeBytes!.Value;
 
-    public int MaxRecipients => Limits.RecipientsPerMessage ?? QuotaLimits.Defaults.RecipientsPerMessage!.Value;
-
-    public MailPolicy? Policy => Sink.Policy;
+    public IMailPolicy Policy => Sink.Policy;
 }
 
 /// <summary>

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Interceptor.Core.Replies;
 using Interceptor.Smtp.IO;
 using Interceptor.Smtp.Protocol;
-using Interceptor.Smtp.Upstream;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Smtp.Session;
@@ -42,9 +41,6 @@ public sealed class SessionTimeouts : IDisposable
 
     /// <summary>True once the session limit (not the shutdown) cancelled <see cref="Token"/>.</summary>
     public bool SessionExpired => _session.IsCancellationRequested && !Shutdown.IsCancellationRequested;
-
-    /// <summary>The upstream's failure is its silence (its reply timeouts), as opposed to a broken or refusing peer.</summary>
-    public static TimeoutReason? ReasonFor(UpstreamException failure) => failure is UpstreamTimeoutException ? TimeoutReason.UpstreamSilent : null;
 
     /// <summary>Reads one command line: idle between lines, the line limit once a line has begun.</summary>
     public async ValueTask<Line> ReadCommandAsync(LineReader reader, int maxLength)

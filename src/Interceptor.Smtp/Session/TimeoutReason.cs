@@ -20,7 +20,11 @@ public enum TimeoutReason
     /// <summary>The whole session took longer than its limit.</summary>
     SessionTooLong,
 
-    /// <summary>The upstream did not answer in time (its own reply timeouts); the client gets a 4xx, the session goes on.</summary>
+    /// <summary>
+    /// The upstream did not answer in time. Its limits (Relay.ReplyTimeoutSeconds, DataReplyTimeoutSeconds) are enforced on
+    /// the upstream session itself: the client gets a 451 naming the wait ("upstream H: no reply within N s; try again
+    /// later"), the transaction is deferred or unknown, and the client's session goes on.
+    /// </summary>
     UpstreamSilent,
 }
 

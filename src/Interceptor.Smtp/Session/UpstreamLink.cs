@@ -1,5 +1,6 @@
 using Interceptor.Core.Events;
 using Interceptor.Core.Replies;
+using Interceptor.Smtp.Protocol;
 using Interceptor.Smtp.Upstream;
 using Microsoft.Extensions.Logging;
 
@@ -8,10 +9,10 @@ namespace Interceptor.Smtp.Session;
 /// <summary>How a MAIL relayed through <see cref="UpstreamLink.MailAsync"/> ended.</summary>
 internal enum MailRelayed
 {
-    /// <summary>The upstream answered MAIL (positively or not): its reply is the client's.</summary>
+    /// <summary>The upstream answered MAIL (positively or not), or failed as a network peer: the reply is the client's.</summary>
     Answered,
 
-    /// <summary>No upstream session could be opened: the reply is the refusal or our 4xx.</summary>
+    /// <summary>No upstream session could be opened: the reply is the upstream's refusal or our 4xx.</summary>
     Unavailable,
 
     /// <summary>We refused a MAIL parameter the upstream cannot honour; nothing was sent.</summary>
@@ -19,124 +20,79 @@ internal enum MailRelayed
 }
 
 /// <summary>
-/// The session's upstream: opened before the greeting (and reopened when broken), commands relayed one at a time with
-/// network faults turned into 4xx replies, and released at the end of the session (to the cache, or with QUIT).
+/// The session's side of its <see cref="UpstreamLease"/>: every upstream failure becomes the reply the client gets, with
+/// its log line and metric, so handlers deal in replies only. The lease does the rest (opening, reuse, the retry of a
+/// dead reused session, dropping an unfinished DATA).
 /// </summary>
-internal sealed class UpstreamLink(ConnectionOrigin origin, UpstreamSettings settings, UpstreamConnectionCache? cache, ITransactionRecorder recorder, ILogger logger)
-    : IAsyncDisposable
+internal sealed class UpstreamLink(UpstreamLease lease, ConnectionOrigin origin, ITransactionRecorder recorder, ILogger logger) : IAsyncDisposable
 {
-    private UpstreamConnection? _connection;
-
     /// <summary>The original destination, as logs and events name it.</summary>
-    public string Name { get; } = UpstreamConnection.Format(origin.OriginalDestination);
+    public string Name => lease.Name;
 
     /// <summary>What the upstream offered in its EHLO reply (basic until a session is open).</summary>
-    public UpstreamCapabilities Capabilities { get; private set; } = UpstreamCapabilities.Basic;
-
-    /// <summary>The open session, for DATA; null before one was opened.</summary>
-    public UpstreamConnection? Connection => _connection;
+    public UpstreamCapabilities Capabilities => lease.Capabilities;
 
     /// <summary>Where the transaction went, for its event: the endpoint, and "(TLS)" when the session was encrypted.</summary>
-    public string ConnectedTo => _connection is null ? Name : UpstreamConnection.Format(_connection.Endpoint) + (_connection.IsTls ? " (TLS)" : "");
+    public string ConnectedTo => lease.Description;
 
-    /// <summary>Opens (or reopens) the upstream session; null when it is ready, else the reply for the client.</summary>
+    /// <summary>The lease itself, for the message bytes of DATA.</summary>
+    public UpstreamLease Lease => lease;
+
+    /// <summary>Opens the upstream session (before the greeting); null when it is ready, else the reply for the client.</summary>
     public async Task<SmtpReply?> EnsureAsync(CancellationToken token)
     {
-        if (_connection is { IsUsable: true })
-        {
-            return null;
-        }
-
-        if (_connection is not null)
-        {
-            await _connection.DisposeAsync();
-            _connection = null;
-        }
-
         try
         {
-            var (connection, refusal) = cache is null
-                ? await UpstreamConnection.OpenAsync(origin.OriginalDestination, settings, token)
-                : await cache.OpenAsync(origin.OriginalDestination, token);
-            if (connection is null)
-            {
-                SessionLog.UpstreamRefusedSession(logger, Name, origin.Uid, origin.User, refusal!.ToString());
-                return refusal;
-            }
-
-            _connection = connection;
-            Capabilities = connection.Capabilities;
-            return null;
+            var refusal = await lease.ConnectAsync(token);
+            return refusal is null ? null : SessionRefused(refusal);
         }
         catch (UpstreamException e)
         {
-            recorder.UpstreamFailed("connect");
-            SessionLog.UpstreamUnavailable(logger, Name, origin.Uid, origin.User, e.Message);
-            return new SmtpReply(421, "4.4.1", $"upstream {Name} unavailable: {e.Message}; try again later");
+            return Unavailable(e);
         }
     }
 
-    /// <summary>
-    /// Relays MAIL, built by <paramref name="build"/> for the upstream's capabilities. A session taken from the cache may
-    /// have been closed by the upstream while idle (or have reached its per-connection limit, which it says with 421):
-    /// MAIL has started nothing yet, so it is repeated once on a new session.
-    /// </summary>
-    public async Task<(MailRelayed How, SmtpReply Reply)> MailAsync(Func<UpstreamCapabilities, (string? Line, SmtpReply? Refusal)> build, CancellationToken token)
+    /// <summary>MAIL through the lease, which opens or reopens the session and retries once on a dead reused one.</summary>
+    public async Task<(MailRelayed How, SmtpReply Reply)> MailAsync(EnvelopeCommand mail, CancellationToken token)
     {
-        for (var attempt = 1; ; attempt++)
+        UpstreamMailResult result;
+        try
         {
-            if (await EnsureAsync(token) is { } unavailable)
-            {
-                return (MailRelayed.Unavailable, unavailable);
-            }
+            result = await lease.MailAsync(mail, token);
+        }
+        catch (UpstreamUnavailableException e)
+        {
+            return (MailRelayed.Unavailable, Unavailable(e));
+        }
+        catch (UpstreamException e)
+        {
+            return (MailRelayed.Answered, CommandFailed(e));
+        }
 
-            var (line, refusal) = build(_connection!.Capabilities);
-            if (refusal is not null)
-            {
-                return (MailRelayed.ParameterRefused, refusal);
-            }
-
-            var unproven = _connection.UnprovenSinceCached;
-            var reply = await SendAsync(line!, token, quietly: unproven);
-            if (!unproven || _connection.IsUsable || attempt > 1)
-            {
-                return (MailRelayed.Answered, reply);
-            }
-
+        if (result.RetriedAfter is { } deadReason)
+        {
+            SessionLog.UpstreamFailed(logger, LogLevel.Debug, Name, origin.Uid, origin.User, deadReason);
             SessionLog.CachedUpstreamClosed(logger, Name, origin.Uid, origin.User);
         }
+
+        return result.Answer switch
+        {
+            MailAnswer.SessionRefused => (MailRelayed.Unavailable, SessionRefused(result.Reply)),
+            MailAnswer.Unsupported => (MailRelayed.ParameterRefused, result.Reply),
+            _ => (MailRelayed.Answered, result.Reply),
+        };
     }
 
-    /// <summary>Sends one command upstream; a network fault becomes a 4xx for the client and ends the upstream session.</summary>
-    public async Task<SmtpReply> SendAsync(string command, CancellationToken token, bool quietly = false)
-    {
-        try
-        {
-            return await _connection!.SendAsync(command, token);
-        }
-        catch (UpstreamException e)
-        {
-            if (!quietly)
-            {
-                recorder.UpstreamFailed("command");
-            }
+    public Task<SmtpReply> RcptAsync(string forwardPath, CancellationToken token) => RelayAsync((upstream, t) => upstream.RcptAsync(forwardPath, t), token);
 
-            SessionLog.UpstreamFailed(logger, quietly ? LogLevel.Debug : LogLevel.Warning, Name, origin.Uid, origin.User, e.Message);
-            return new SmtpReply(451, "4.4.2", $"upstream {Name}: {e.Message}; try again later");
-        }
-    }
+    public Task<SmtpReply> DataAsync(CancellationToken token) => RelayAsync(static (upstream, t) => upstream.DataAsync(t), token);
 
     /// <summary>Relays RSET when an upstream session is open; a broken upstream is simply dropped. Null when none answered.</summary>
     public async Task<SmtpReply?> ResetAsync(CancellationToken token)
     {
-        if (_connection is not { IsUsable: true })
-        {
-            return null;
-        }
-
         try
         {
-            return await _connection.SendAsync("RSET", token);
+            return await lease.RsetAsync(token);
         }
         catch (UpstreamException e)
         {
@@ -145,34 +101,39 @@ internal sealed class UpstreamLink(ConnectionOrigin origin, UpstreamSettings set
         }
     }
 
-    /// <summary>
-    /// The session is over: a healthy upstream is kept for the next client to the same destination, else ended with QUIT.
-    /// One aborted mid-DATA is unusable by then, so neither writes into its open DATA.
-    /// </summary>
-    public async Task ReleaseAsync()
-    {
-        var connection = _connection;
-        if (connection is null)
-        {
-            return;
-        }
+    /// <summary>Gives the session back: kept for the next client when healthy, else ended; dropped inside an unfinished DATA.</summary>
+    public ValueTask DisposeAsync() => lease.DisposeAsync();
 
-        if (cache is not null)
+    /// <summary>Runs one command upstream; a network fault (the upstream's silence included) becomes a 4xx for the client.</summary>
+    private async Task<SmtpReply> RelayAsync(Func<UpstreamLease, CancellationToken, Task<SmtpReply>> command, CancellationToken token)
+    {
+        try
         {
-            _connection = null;
-            await cache.ReleaseAsync(connection);
+            return await command(lease, token);
         }
-        else
+        catch (UpstreamException e)
         {
-            await connection.QuitAsync(CancellationToken.None);
+            return CommandFailed(e);
         }
     }
 
-    public async ValueTask DisposeAsync()
+    private SmtpReply SessionRefused(SmtpReply refusal)
     {
-        if (_connection is not null)
-        {
-            await _connection.DisposeAsync();
-        }
+        SessionLog.UpstreamRefusedSession(logger, Name, origin.Uid, origin.User, refusal.ToString());
+        return refusal;
+    }
+
+    private SmtpReply Unavailable(UpstreamException e)
+    {
+        recorder.UpstreamFailed("connect");
+        SessionLog.UpstreamUnavailable(logger, Name, origin.Uid, origin.User, e.Message);
+        return new SmtpReply(421, "4.4.1", $"upstream {Name} unavailable: {e.Message}; try again later");
+    }
+
+    private SmtpReply CommandFailed(UpstreamException e)
+    {
+        recorder.UpstreamFailed("command");
+        SessionLog.UpstreamFailed(logger, LogLevel.Warning, Name, origin.Uid, origin.User, e.Message);
+        return new SmtpReply(451, "4.4.2", $"upstream {Name}: {e.Message}; try again later");
     }
 }

@@ -1,14 +1,16 @@
+using System.Text;
 using Interceptor.Core.Replies;
-using Interceptor.Smtp.Upstream;
+using Interceptor.Smtp.Protocol;
 
-namespace Interceptor.Smtp.Protocol;
+namespace Interceptor.Smtp.Upstream;
 
-/// <summary>The MAIL line the upstream gets: the client's parameters it understands, or our refusal of those it cannot honour.</summary>
-public static class UpstreamMailLine
+/// <summary>What of a client's MAIL goes to a given upstream: the parameters it understands, or our refusal of those it cannot honour.</summary>
+public static class UpstreamMailCommand
 {
-    public static (string? Line, SmtpReply? Refusal) Build(EnvelopeCommand mail, UpstreamCapabilities capabilities, string upstreamName)
+    /// <summary>The MAIL arguments ("&lt;a@b&gt; SIZE=10") for an upstream with <paramref name="capabilities"/>, or the refusal.</summary>
+    public static (string? Arguments, SmtpReply? Refusal) Render(EnvelopeCommand mail, UpstreamCapabilities capabilities, string upstreamName)
     {
-        var line = new System.Text.StringBuilder("MAIL FROM:").Append(mail.Path);
+        var line = new StringBuilder(mail.Path);
         foreach (var (keyword, value) in mail.Parameters)
         {
             switch (keyword)

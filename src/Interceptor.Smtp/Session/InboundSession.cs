@@ -30,6 +30,8 @@ public sealed class InboundSession : IAsyncDisposable
     private SessionState _state = SessionState.Connected;
     private RelayTransaction? _transaction;
     private SessionContext? _context;
+    private EnvelopeCommands? _envelope;
+    private DataCommand? _data;
 
     public InboundSession(
         Stream client,
@@ -38,21 +40,8 @@ public sealed class InboundSession : IAsyncDisposable
         ITransactionRecorder recorder,
         ILogger logger,
         IMailPolicy policy,
-        IUpstreamSource upstreams)
-        : this(client, origin, options, recorder, logger, policy, upstreams, TimeoutLimits.From(options.Smtp))
-    {
-    }
-
-    /// <summary>With explicit time limits, so tests can use fractions of a second.</summary>
-    internal InboundSession(
-        Stream client,
-        ConnectionOrigin origin,
-        InterceptorOptions options,
-        ITransactionRecorder recorder,
-        ILogger logger,
-        IMailPolicy policy,
         IUpstreamSource upstreams,
-        TimeoutLimits limits)
+        TimeoutLimits? limits = null)
     {
         _clientStream = client;
         _origin = origin;
@@ -60,7 +49,8 @@ public sealed class InboundSession : IAsyncDisposable
         _recorder = recorder;
         _logger = logger;
         _policy = policy;
-        _limits = limits;
+        // Explicit limits let tests use fractions of a second; the daemon's come from the options.
+        _limits = limits ?? TimeoutLimits.From(options.Smtp);
         _upstream = new UpstreamLink(upstreams.Lease(origin), origin, recorder, logger);
     }
 
@@ -81,6 +71,8 @@ public sealed class InboundSession : IAsyncDisposable
         var pipeline = Pipeline ?? MessagePipeline.Default(_options.Relay.HeloName, _options.Trace.IncludeProcess);
         var sink = new TransactionSink(_origin, _recorder, _policy, _upstream);
         _context = new SessionContext(_origin, _options, client, timeouts, _upstream, sink, pipeline, _logger);
+        _envelope = new EnvelopeCommands(_context);
+        _data = new DataCommand(_context);
         var token = timeouts.Token;
         try
         {
@@ -202,21 +194,21 @@ public sealed class InboundSession : IAsyncDisposable
 
     private async Task<StepResult> RunCommandAsync(SmtpVerb verb, CommandLine command, CancellationToken token)
     {
-        var context = _context!;
+        var (context, envelope) = (_context!, _envelope!);
         switch (verb)
         {
             case SmtpVerb.Ehlo or SmtpVerb.Helo:
-                return await new EnvelopeCommands(context).HelloAsync(command, _transaction, token);
+                return await envelope.HelloAsync(command, _transaction, token);
             case SmtpVerb.Mail:
-                var (result, transaction) = await new EnvelopeCommands(context).MailAsync(command.Argument, token);
+                var (result, transaction) = await envelope.MailAsync(command.Argument, token);
                 _transaction = transaction;
                 return result;
             case SmtpVerb.Rcpt:
-                return await new EnvelopeCommands(context).RecipientAsync(command.Argument, _transaction!, token);
+                return await envelope.RecipientAsync(command.Argument, _transaction!, token);
             case SmtpVerb.Data:
-                return await new DataCommand(context).RunAsync(command.Argument, _transaction!, () => MoveTo(SessionState.InData), token);
+                return await _data!.RunAsync(command.Argument, _transaction!, () => MoveTo(SessionState.InData), token);
             case SmtpVerb.Rset:
-                return await new EnvelopeCommands(context).ResetAsync(_transaction, token);
+                return await envelope.ResetAsync(_transaction, token);
             case SmtpVerb.Quit:
                 await context.Client.WriteAsync(SessionReplies.Bye, token);
                 return StepResult.Success;

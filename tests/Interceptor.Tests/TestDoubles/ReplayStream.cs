@@ -265,6 +265,9 @@ internal sealed class ReplayTransport(ReplayStream stream) : IUpstreamTransport
 /// </summary>
 internal sealed class ScriptedConnector(params ScriptedDialogue[] dialogues) : IUpstreamConnector
 {
+    /// <summary>The upstream the recorded dialogues are with, as a client's original destination.</summary>
+    public static readonly System.Net.IPEndPoint Mx = new(System.Net.IPAddress.Parse("192.0.2.25"), 25);
+
     private readonly Queue<ScriptedDialogue> _dialogues = new(dialogues);
 
     public List<ReplayTransport> Connections { get; } = [];

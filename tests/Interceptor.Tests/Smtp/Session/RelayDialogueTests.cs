@@ -1,4 +1,3 @@
-using System.Net;
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Smtp.Upstream;
@@ -14,8 +13,6 @@ namespace Interceptor.Tests.Smtp.Session;
 [Parallelizable(ParallelScope.All)]
 public class RelayDialogueTests
 {
-    private static readonly IPEndPoint Mx = new(IPAddress.Parse("192.0.2.25"), 25);
-
     private static readonly InterceptorOptions Reusing = RelayHarness.Options with
     {
         Relay = RelayHarness.Options.Relay with { ReuseConnections = true, ReuseIdleSeconds = 30 },
@@ -39,7 +36,7 @@ public class RelayDialogueTests
         RelayHarness? second = null;
         foreach (var from in new[] { "first@customer.test", "second@customer.test" })
         {
-            await using var relay = await RelayHarness.StartAsync(Mx, Reusing, cache);
+            await using var relay = await RelayHarness.StartAsync(ScriptedConnector.Mx, Reusing, cache);
             await relay.Client.GreetAsync();
             finals.Add(await relay.Client.SendMessageAsync(from, ["bob@example.net"], "Subject: s\r\n\r\nhi\r\n"));
             await relay.Client.CommandAsync("QUIT");
@@ -67,7 +64,7 @@ public class RelayDialogueTests
             .Client("DATA").Server("354 go")
             .FallsSilent());
         await using var cache = new UpstreamConnectionCache(UpstreamSettings.From(Reusing.Relay), connector);
-        await using var relay = await RelayHarness.StartAsync(Mx, Reusing, cache);
+        await using var relay = await RelayHarness.StartAsync(ScriptedConnector.Mx, Reusing, cache);
         await relay.Client.GreetAsync();
         await relay.Client.CommandAsync("MAIL FROM:<a@customer.test>");
         await relay.Client.CommandAsync("RCPT TO:<bob@example.net>");

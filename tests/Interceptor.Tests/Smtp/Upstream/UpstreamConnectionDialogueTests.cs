@@ -14,7 +14,7 @@ namespace Interceptor.Tests.Smtp.Upstream;
 public class UpstreamConnectionDialogueTests
 {
     internal const string Helo = "relay.test";
-    internal static readonly IPEndPoint Mx = new(IPAddress.Parse("192.0.2.25"), 25);
+    internal static readonly IPEndPoint Mx = ScriptedConnector.Mx;
     internal static readonly UpstreamSettings Settings = new(Helo, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
 
     internal static async Task<UpstreamConnection> OpenAsync(ScriptedConnector connector, UpstreamSettings? settings = null)

@@ -115,7 +115,7 @@ public class SessionFuzzTests
         using var shutdown = new CancellationTokenSource();
         var origin = new ConnectionOrigin(RelayHarness.Uid, RelayHarness.User, (IPEndPoint)client.LocalEndPoint!, upstream.EndPoint);
         var policy = new PolicyFixture(Options.Limits);
-        await using var upstreams = new UpstreamConnectionCache(UpstreamSettings.From(Options.Relay));
+        await using var upstreams = new UpstreamConnectionCache(UpstreamSettings.From(Options.Relay) with { Reuse = UpstreamReuse.Off });
         var session = Task.Run(async () =>
         {
             // As the daemon does: the stream owns the socket and outlives the session.

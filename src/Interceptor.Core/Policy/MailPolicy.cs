@@ -44,9 +44,11 @@ public sealed class MailPolicy(
     IStateStore store,
     TimeProvider time,
     ILogger logger,
-    IPolicyObserver? observer = null)
+    IPolicyObserver? observer = null) : IMailPolicy
 {
     public QuotaLedger Ledger => ledger;
+
+    public QuotaLimits LimitsFor(string user) => limits.For(user);
 
     /// <summary>Null when the user may open one more session (call <see cref="CloseConnection"/> after it), else the refusal.</summary>
     public async Task<SmtpReply?> OpenConnectionAsync(uint uid, string user, CancellationToken cancellationToken)

@@ -40,7 +40,7 @@ public sealed class InterceptListener : IAsyncDisposable
     private readonly LogThrottle _capReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
     private readonly SmtpReply _overCap;
 
-    private readonly MailPolicy? _policy;
+    private readonly IMailPolicy _policy;
     private readonly ProcessAttribution? _processes;
     private readonly UpstreamConnectionCache _upstreams;
 
@@ -49,7 +49,7 @@ public sealed class InterceptListener : IAsyncDisposable
         ConnectionAttributor attributor,
         ITransactionRecorder recorder,
         ILogger logger,
-        MailPolicy? policy = null,
+        IMailPolicy policy,
         ProcessAttribution? processes = null)
     {
         _policy = policy;
@@ -171,7 +171,7 @@ public sealed class InterceptListener : IAsyncDisposable
             // From here on every line about this connection, whichever component writes it (its failure too), names its
             // user and session.
             scope = _logger.BeginSession(id, origin);
-            var capped = _policy is null ? null : await _policy.OpenConnectionAsync(origin.Uid, origin.User, _shutdown.Token);
+            var capped = await _policy.OpenConnectionAsync(origin.Uid, origin.User, _shutdown.Token);
             if (capped is not null)
             {
                 await InboundSession.RefuseAsync(stream, capped, RefusalWriteTimeout);
@@ -187,7 +187,7 @@ public sealed class InterceptListener : IAsyncDisposable
             }
             finally
             {
-                _policy?.CloseConnection(origin.Uid);
+                _policy.CloseConnection(origin.Uid);
             }
         }
         catch (Exception e)

@@ -1,6 +1,7 @@
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Core.Policy;
 

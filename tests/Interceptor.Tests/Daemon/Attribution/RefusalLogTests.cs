@@ -2,6 +2,7 @@ using System.Net;
 using Interceptor.Daemon.Attribution;
 using Interceptor.Tests.Core.Policy;
 using Microsoft.Extensions.Logging;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Daemon.Attribution;
 

@@ -4,56 +4,10 @@ using Interceptor.Core.Policy;
 using Interceptor.Daemon.Control;
 using Interceptor.Netfilter;
 using Interceptor.Store;
+using Interceptor.Tests.TestDoubles;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Interceptor.Tests.Daemon.Control;
-
-/// <summary>Records what would have gone into the kernel's set and which alerts would have run.</summary>
-internal sealed class RecordingKernel : IKernelSuspension, ISuspensionAlert
-{
-    public List<string> Calls { get; } = [];
-
-    public List<IReadOnlyDictionary<string, string>> AlertCounts { get; } = [];
-
-    public Task SuspendAsync(uint uid, CancellationToken cancellationToken)
-    {
-        lock (Calls)
-        {
-            Calls.Add($"suspend {uid}");
-        }
-
-        return Task.CompletedTask;
-    }
-
-    public Task UnsuspendAsync(uint uid, CancellationToken cancellationToken)
-    {
-        lock (Calls)
-        {
-            Calls.Add($"unsuspend {uid}");
-        }
-
-        return Task.CompletedTask;
-    }
-
-    public Task NotifyAsync(Suspension suspension, IReadOnlyDictionary<string, string> counts, CancellationToken cancellationToken)
-    {
-        lock (Calls)
-        {
-            Calls.Add($"alert {suspension.Uid} {suspension.Source}");
-            AlertCounts.Add(counts);
-        }
-
-        return Task.CompletedTask;
-    }
-}
-
-/// <summary>A clock the test moves by hand.</summary>
-internal sealed class ManualClock(DateTimeOffset now) : TimeProvider
-{
-    public DateTimeOffset Now { get; set; } = now;
-
-    public override DateTimeOffset GetUtcNow() => Now;
-}
 
 /// <summary>
 /// Everything an AdminService needs: the real SQLite store in a temporary directory (so the summaries are the store's own

@@ -8,7 +8,9 @@ using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Smtp.Protocol;
 using Interceptor.Smtp.Session;
+using Interceptor.Smtp.Upstream;
 using Interceptor.Tests.Smtp.Session;
+using Interceptor.Tests.TestDoubles;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Interceptor.Tests.Smtp.Fuzz;
@@ -112,11 +114,13 @@ public class SessionFuzzTests
         Exception? disposeFault = null;
         using var shutdown = new CancellationTokenSource();
         var origin = new ConnectionOrigin(RelayHarness.Uid, RelayHarness.User, (IPEndPoint)client.LocalEndPoint!, upstream.EndPoint);
+        var policy = new PolicyFixture(Options.Limits);
+        await using var upstreams = new UpstreamConnectionCache(UpstreamSettings.From(Options.Relay) with { Reuse = UpstreamReuse.Off });
         var session = Task.Run(async () =>
         {
             // As the daemon does: the stream owns the socket and outlives the session.
             var stream = new NetworkStream(server, ownsSocket: true);
-            var inbound = new InboundSession(stream, origin, Options, recorder, NullLogger.Instance);
+            var inbound = new InboundSession(stream, origin, Options, recorder, NullLogger.Instance, policy.Policy, upstreams);
             try
             {
                 await inbound.RunAsync(shutdown.Token);

@@ -9,7 +9,7 @@ namespace Interceptor.Tests.Smtp.Fuzz;
 
 /// <summary>
 /// Issue 4, case 7, the parts the integration tests cannot do quickly: the DATA rate limit only starts after a
-/// fixed 30 s grace (InboundSession.DataRateGrace, a constant, not a configuration key), so it is shown here in
+/// fixed 30 s grace (TimeoutLimits.DefaultDataRateGrace, a constant, not a configuration key), so it is shown here in
 /// process, in parallel with the other unit tests, instead of holding up the serial integration run for 30 s.
 /// </summary>
 [TestFixture]

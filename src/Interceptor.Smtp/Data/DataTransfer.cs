@@ -148,9 +148,10 @@ internal sealed class DataTransfer(
                 {
                     upstream.Abort();
                     transaction.DataRefused = verdict.Decision == StageDecision.Refuse;
-                    SessionLog.StageStopped(logger, stage!, transaction.Id, message.Origin.Uid, message.Origin.User, verdict.Reply!.ToString());
-                    var outcome = verdict.Decision == StageDecision.Hold ? TransactionOutcome.Pending : TransactionEvent.OutcomeOf(verdict.Reply.Code);
-                    return new(verdict.Reply, outcome);
+                    var reply = verdict.Reply!;
+                    SessionLog.StageStopped(logger, stage!, transaction.Id, message.Origin.Uid, message.Origin.User, reply);
+                    var outcome = verdict.Decision == StageDecision.Hold ? TransactionOutcome.Pending : TransactionEvent.OutcomeOf(reply.Code);
+                    return new(reply, outcome);
                 }
 
                 if (spool is not null)

@@ -1,3 +1,4 @@
+using Interceptor.Core.Replies;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Smtp.Session;
@@ -27,7 +28,7 @@ internal static partial class SessionLog
     public static partial void ClientWentAway(ILogger logger, uint uid, string user, string reason);
 
     [LoggerMessage(EventId = 1310, Level = LogLevel.Information, Message = "upstream {Upstream} refused the session for uid={Uid} user={User}: {Reply}")]
-    public static partial void UpstreamRefusedSession(ILogger logger, string upstream, uint uid, string user, string reply);
+    public static partial void UpstreamRefusedSession(ILogger logger, string upstream, uint uid, string user, SmtpReply reply);
 
     [LoggerMessage(EventId = 1311, Level = LogLevel.Warning, Message = "upstream {Upstream} unavailable for uid={Uid} user={User}: {Reason}")]
     public static partial void UpstreamUnavailable(ILogger logger, string upstream, uint uid, string user, string reason);
@@ -52,5 +53,5 @@ internal static partial class SessionLog
     public static partial void NoVerdictBeforeShutdown(ILogger logger, string upstream, uint uid, string user);
 
     [LoggerMessage(EventId = 1323, Level = LogLevel.Information, Message = "message stage {Stage} stopped message {Id} of uid={Uid} user={User}: {Reply}")]
-    public static partial void StageStopped(ILogger logger, string stage, string id, uint uid, string user, string reply);
+    public static partial void StageStopped(ILogger logger, string stage, string id, uint uid, string user, SmtpReply reply);
 }

@@ -39,7 +39,7 @@ public sealed record TimeoutLimits(TimeSpan Idle, TimeSpan CommandLine, TimeSpan
     /// <summary>The grace before the DATA rate is judged: a constant today (a configuration key later).</summary>
     public static readonly TimeSpan DefaultDataRateGrace = TimeSpan.FromSeconds(30);
 
-    public static TimeoutLimits From(SessionOptions smtp) => new(
+    public static TimeoutLimits From(SmtpOptions smtp) => new(
         TimeSpan.FromSeconds(smtp.IdleTimeoutSeconds),
         TimeSpan.FromSeconds(smtp.CommandLineTimeoutSeconds),
         TimeSpan.FromSeconds(smtp.SessionTimeoutSeconds),

@@ -119,7 +119,7 @@ internal sealed class UpstreamLink(UpstreamLease lease, ConnectionOrigin origin,
 
     private SmtpReply SessionRefused(SmtpReply refusal)
     {
-        SessionLog.UpstreamRefusedSession(logger, Name, origin.Uid, origin.User, refusal.ToString());
+        SessionLog.UpstreamRefusedSession(logger, Name, origin.Uid, origin.User, refusal);
         return refusal;
     }
 

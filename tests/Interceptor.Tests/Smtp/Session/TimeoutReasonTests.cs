@@ -134,7 +134,7 @@ public class TimeoutReasonTests
     [Test]
     public void The_limits_come_from_the_session_options()
     {
-        var limits = TimeoutLimits.From(new Interceptor.Core.Options.SessionOptions { IdleTimeoutSeconds = 42, CommandLineTimeoutSeconds = 9, SessionTimeoutSeconds = 600, MinDataBytesPerSecond = 77 });
+        var limits = TimeoutLimits.From(new Interceptor.Core.Options.SmtpOptions { IdleTimeoutSeconds = 42, CommandLineTimeoutSeconds = 9, SessionTimeoutSeconds = 600, MinDataBytesPerSecond = 77 });
 
         Assert.That(limits, Is.EqualTo(new TimeoutLimits(TimeSpan.FromSeconds(42), TimeSpan.FromSeconds(9), TimeSpan.FromSeconds(600), TimeoutLimits.DefaultDataRateGrace, 77)));
     }

@@ -46,7 +46,7 @@ public sealed class NftClient(string? networkNamespace = null, string nftPath = 
     /// </summary>
     public async Task<JsonDocument?> ListTableAsync(string table, CancellationToken cancellationToken)
     {
-        RulesetSpec.CheckTable(table);
+        NftNames.CheckTable(table);
         return await ListJsonAsync(["-j", "list", "table", "inet", table], cancellationToken);
     }
 
@@ -56,8 +56,8 @@ public sealed class NftClient(string? networkNamespace = null, string nftPath = 
     /// </summary>
     public async Task<JsonDocument?> ListSetAsync(string table, string set, CancellationToken cancellationToken)
     {
-        RulesetSpec.CheckTable(table);
-        RulesetSpec.CheckSetName(set);
+        NftNames.CheckTable(table);
+        NftNames.CheckSetName(set);
         return await ListJsonAsync(["-j", "list", "set", "inet", table, set], cancellationToken);
     }
 
@@ -72,7 +72,7 @@ public sealed class NftClient(string? networkNamespace = null, string nftPath = 
     public async Task DeleteTablesAsync(IReadOnlyList<string> tables, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tables);
-        var script = string.Concat(tables.Select(t => $"table inet {RulesetSpec.CheckTable(t)} {{}}\ndelete table inet {t}\n"));
+        var script = string.Concat(tables.Select(t => $"table inet {NftNames.CheckTable(t)} {{}}\ndelete table inet {t}\n"));
         var result = await RunAsync(["-f", "-"], script, cancellationToken);
         result.ThrowUnlessSucceeded();
     }

@@ -84,7 +84,7 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
             var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
             var error = process.StandardError.ReadToEndAsync(cancellationToken);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(TimeSpan.FromSeconds(options.TimeoutSeconds));
+            timeout.CancelAfter(options.Timeout);
             try
             {
                 await process.WaitForExitAsync(timeout.Token);
@@ -92,7 +92,7 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
             catch (OperationCanceledException)
             {
                 process.Kill(entireProcessTree: true);
-                logger.LogError("alert command for {Subject} killed after {Seconds} s", subject, options.TimeoutSeconds);
+                logger.LogError("alert command for {Subject} killed after {Seconds} s", subject, options.Timeout.TotalSeconds);
                 return;
             }
 

@@ -11,8 +11,6 @@ namespace Interceptor.Smtp.Session;
 /// <summary>DATA: recorded as pending, then streamed upstream through the smuggling-proof filter.</summary>
 public sealed partial class InboundSession
 {
-    private static readonly TimeSpan DataRateGrace = TimeSpan.FromSeconds(30);
-
     // The most client bytes filtered per upstream write.
     private const int DataChunk = 32 * 1024;
 
@@ -103,7 +101,7 @@ public sealed partial class InboundSession
     private async Task<(SmtpReply Reply, TransactionOutcome Outcome)> TransferDataAsync(Transaction transaction, CancellationToken token)
     {
         var upstream = _upstream!;
-        var filter = new DataStreamFilter(MaxMessageSize, _options.Smtp.MaxDataLineBytes);
+        var filter = new DataStreamFilter(MaxMessageSize, _options.Smtp.MaxDataLine.ToInt32());
         var guard = new HeaderSectionGuard();
         var header = TraceHeader.Render(_origin, _options.Relay.HeloName, transaction.Id, _options.Trace.IncludeProcess);
 
@@ -118,7 +116,7 @@ public sealed partial class InboundSession
         var held = header.Length;
         UpstreamException? upstreamFailure = null;
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var minimumRate = _options.Smtp.MinDataBytesPerSecond;
+        var minimumRate = _options.Smtp.MinDataRate.BytesPerSecond;
         try
         {
             while (!filter.Completed)
@@ -132,7 +130,7 @@ public sealed partial class InboundSession
                 }
 
                 // A trickle keeps an upstream session and our memory busy: after a grace period, demand a minimum rate.
-                if (minimumRate > 0 && clock.Elapsed > DataRateGrace && filter.Size < minimumRate * clock.Elapsed.TotalSeconds)
+                if (minimumRate > 0 && clock.Elapsed > _options.Smtp.DataRateGrace && filter.Size < minimumRate * clock.Elapsed.TotalSeconds)
                 {
                     upstream.Abort();
                     _closing = true;
@@ -243,7 +241,7 @@ public sealed partial class InboundSession
     private SmtpReply RefusalFor(DataProblem problem) => problem switch
     {
         DataProblem.TooBig => new SmtpReply(552, "5.3.4", $"Error: message exceeds the size limit of {MaxMessageSize} bytes for user {_origin.User}; nothing was relayed"),
-        DataProblem.LineTooLong => SessionReplies.DataLineTooLong(_options.Smtp.MaxDataLineBytes),
+        DataProblem.LineTooLong => SessionReplies.DataLineTooLong(_options.Smtp.MaxDataLine.ToInt32()),
         DataProblem.BareCarriageReturn => SessionReplies.DataHasForbiddenBytes("a bare <CR> (RFC 5321 2.3.8)"),
         DataProblem.NulByte => SessionReplies.DataHasForbiddenBytes("a NUL byte"),
         DataProblem.FoldsIntoTraceHeader => SessionReplies.DataFoldsIntoTraceHeader,

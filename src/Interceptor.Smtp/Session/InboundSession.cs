@@ -59,7 +59,7 @@ public sealed partial class InboundSession : IAsyncDisposable
         _recorder = recorder;
         _logger = logger;
         _limits = options.Limits.For(origin.User);
-        _idle = TimeSpan.FromSeconds(options.Smtp.IdleTimeoutSeconds);
+        _idle = options.Smtp.IdleTimeout;
     }
 
     private string UpstreamName => UpstreamConnection.Format(_origin.OriginalDestination);
@@ -86,7 +86,7 @@ public sealed partial class InboundSession : IAsyncDisposable
     public async Task RunAsync(CancellationToken shutdown)
     {
         _shutdown = shutdown;
-        var sessionLimit = TimeSpan.FromSeconds(_options.Smtp.SessionTimeoutSeconds);
+        var sessionLimit = _options.Smtp.SessionTimeout;
         using var session = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
         session.CancelAfter(sessionLimit);
         var token = session.Token;
@@ -105,10 +105,10 @@ public sealed partial class InboundSession : IAsyncDisposable
             }
 
             await WriteAsync(new SmtpReply(220, null, $"{_options.Relay.HeloName} ESMTP"), token);
-            var lineTimeout = TimeSpan.FromSeconds(_options.Smtp.CommandLineTimeoutSeconds);
+            var lineTimeout = _options.Smtp.CommandLineTimeout;
             while (!_closing)
             {
-                var line = await _reader.ReadLineAsync(_options.Smtp.MaxCommandLineBytes, _idle, token, lineTimeout);
+                var line = await _reader.ReadLineAsync(_options.Smtp.MaxCommandLine.ToInt32(), _idle, token, lineTimeout);
                 if (!await PaceErrorsAsync(token))
                 {
                     break;
@@ -184,7 +184,7 @@ public sealed partial class InboundSession : IAsyncDisposable
 
         if (_errors >= _options.Smtp.SoftErrorLimit)
         {
-            await Task.Delay(_options.Smtp.ErrorDelayMilliseconds, token);
+            await Task.Delay(_options.Smtp.ErrorDelay, token);
         }
 
         return true;
@@ -198,7 +198,7 @@ public sealed partial class InboundSession : IAsyncDisposable
                 _closing = true;
                 return;
             case LineStatus.TooLong:
-                await WriteAsync(SessionReplies.LineTooLong(_options.Smtp.MaxCommandLineBytes), token);
+                await WriteAsync(SessionReplies.LineTooLong(_options.Smtp.MaxCommandLine.ToInt32()), token);
                 return;
             case LineStatus.BareLineFeed:
                 // What follows the bare LF could be a second, smuggled command: answer and hang up, as Postfix does.

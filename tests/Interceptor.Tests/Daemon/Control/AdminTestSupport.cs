@@ -193,7 +193,7 @@ internal sealed class AdminFixture : IDisposable
         File.WriteAllText(nft, "#!/bin/sh\n" + nftScript + "\n");
         File.SetUnixFileMode(nft, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Suspensions = new SuspensionRegistry(Store, Kernel, Kernel);
-        AutoSuspension = new AutoSuspensionRules(new SuspensionOptions { RefusalLimit = 3, RefusalWindowMinutes = 60 }, Clock);
+        AutoSuspension = new AutoSuspensionRules(new SuspensionOptions { RefusalLimit = 3, RefusalWindow = TimeSpan.FromMinutes(60) }, Clock);
         Ledger = new QuotaLedger(Clock);
         Context = new AdminContext(
             Options,

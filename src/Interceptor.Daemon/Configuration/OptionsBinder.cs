@@ -45,7 +45,8 @@ internal static class OptionsBinder
 
         if (OptionKeys.ListElement(type) is { } element)
         {
-            return BindList(element, section, key, errors);
+            // A scalar where a list belongs is reported as an unknown key; the default list stays.
+            return section.Value is { Length: > 0 } ? current : BindList(element, section, key, errors);
         }
 
         if (OptionKeys.DictionaryValue(type) is { } entry)

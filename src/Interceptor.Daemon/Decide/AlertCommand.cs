@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Globalization;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
+using Interceptor.Linux;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Decide;
@@ -65,45 +65,23 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
             return;
         }
 
-        var info = new ProcessStartInfo("/bin/sh")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add("-c");
-        info.ArgumentList.Add(options.Command);
-        foreach (var (name, value) in environment)
-        {
-            info.Environment[name] = value;
-        }
-
+        var request = new ProcessRequest("/bin/sh", ["-c", options.Command]) { Environment = environment, Timeout = options.Timeout };
         try
         {
-            using var process = Process.Start(info)!;
-            var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
-            var error = process.StandardError.ReadToEndAsync(cancellationToken);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(options.Timeout);
-            try
+            var result = await ProcessRunner.RunAsync(request, cancellationToken);
+            if (result.ExitCode != 0)
             {
-                await process.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                logger.LogError("alert command for {Subject} killed after {Seconds} s", subject, options.Timeout.TotalSeconds);
-                return;
-            }
-
-            if (process.ExitCode != 0)
-            {
-                logger.LogError("alert command for {Subject} exited {ExitCode}: {Error}", subject, process.ExitCode, (await error).Trim());
+                logger.LogError("alert command for {Subject} exited {ExitCode}: {Error}", subject, result.ExitCode, result.StandardError.Trim());
             }
             else
             {
-                logger.LogInformation("alert command ran for {Subject}: {Output}", subject, (await output).Trim());
+                logger.LogInformation("alert command ran for {Subject}: {Output}", subject, result.StandardOutput.Trim());
             }
+        }
+        catch (Exception e) when (e is ProcessTimedOutException or OperationCanceledException)
+        {
+            // Also on the daemon's shutdown: the command is killed either way, and the suspension stands.
+            logger.LogError("alert command for {Subject} killed after {Seconds} s", subject, options.Timeout.TotalSeconds);
         }
         catch (System.ComponentModel.Win32Exception e)
         {

@@ -27,12 +27,6 @@ public static class Program
         // write(2)s on the relay's hot path. One write per line (AutoFlush) keeps lines whole and prompt.
         // Before the logger factory: the console logger takes Console.Out when it is built.
         Console.SetOut(new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false), 64 * 1024) { AutoFlush = true });
-        static void Json(JsonConsoleFormatterOptions o)
-        {
-            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
-            o.UseUtcTimestamp = true;
-            o.JsonWriterOptions = new System.Text.Json.JsonWriterOptions { Indented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-        }
 
         // Under systemd each line also carries its syslog priority for journald (see JournalPriorityFormatter).
         using var loggers = LoggerFactory.Create(builder =>
@@ -40,12 +34,12 @@ public static class Program
             builder.SetMinimumLevel(LogLevel.Information);
             if (JournalPriorityFormatter.StandardOutputIsJournal())
             {
-                builder.Services.AddSingleton<ConsoleFormatter>(new JournalPriorityFormatter(Json));
+                builder.Services.AddSingleton<ConsoleFormatter>(new JournalPriorityFormatter(JsonLogFormat.Configure));
                 builder.AddConsole(o => o.FormatterName = JournalPriorityFormatter.FormatterName);
             }
             else
             {
-                builder.AddJsonConsole(Json);
+                builder.AddJsonConsole(JsonLogFormat.Configure);
             }
         });
         try

@@ -10,7 +10,7 @@ public sealed record InterceptorOptions
     public InterceptionOptions Interception { get; init; } = new();
     public RelayOptions Relay { get; init; } = new();
     public LimitsOptions Limits { get; init; } = new();
-    public SessionOptions Smtp { get; init; } = new();
+    public SmtpOptions Smtp { get; init; } = new();
     public StateOptions State { get; init; } = new();
     public ControlOptions Control { get; init; } = new();
     public SuspensionOptions Suspension { get; init; } = new();
@@ -176,7 +176,7 @@ public sealed record QuotaLimits
     };
 }
 /// <summary>Bounds of one inbound SMTP session; they protect the daemon from slow or hostile clients.</summary>
-public sealed record SessionOptions
+public sealed record SmtpOptions
 {
     /// <summary>Longest wait for the next command or the next DATA bytes (RFC 5321 4.5.3.2: at least 5 minutes).</summary>
     [ConfigurationKey("IdleTimeoutSeconds")]

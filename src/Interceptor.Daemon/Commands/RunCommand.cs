@@ -5,11 +5,13 @@ using Interceptor.Core.Decide;
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
-using Interceptor.Daemon.Attribute;
+using Interceptor.Daemon.Attribution;
 using Interceptor.Daemon.Control;
 using Interceptor.Daemon.Decide;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Daemon.Intercept;
+using Interceptor.Daemon.Maintenance;
+using Interceptor.Daemon.Metrics;
 using Interceptor.Daemon.Record;
 using Interceptor.Linux;
 using Interceptor.Netfilter;
@@ -46,7 +48,7 @@ public static class RunCommand
         // the redirect the boot unit (or an earlier run) installed does not point at it.
         if (ListenerGuard.UnprivilegedPortProblem(options.Listen.Port) is { } unprivileged)
         {
-            logger.LogCritical("refusing to run: {Reason}", unprivileged);
+            logger.RefusingToRun(unprivileged);
             await LockDownAsync(rules, spec, new ListenerProblem(unprivileged, null, null), alert, logger);
             return 1;
         }
@@ -61,7 +63,7 @@ public static class RunCommand
         }
         catch (StoreUnavailableException e)
         {
-            logger.LogCritical("cannot open the state store: {Reason}", e.Message);
+            logger.CannotOpenStore(e.Message);
             return 3;
         }
 
@@ -70,17 +72,16 @@ public static class RunCommand
         // Sized once the runtime, the assemblies and the store hold their descriptors, before any connection can.
         if (!DescriptorBudget.TryPlan(descriptorLimit, DescriptorLimit.CountOpen(), options.Listen.MaxConnections, options.Relay.ReuseConnections, out var budget, out var budgetError))
         {
-            logger.LogCritical("cannot run within the file descriptor limit: {Reason}", budgetError);
+            logger.DescriptorBudgetTooSmall(budgetError);
             return 3;
         }
 
         if (budget.Warning is not null)
         {
-            logger.LogWarning("{Warning}", budget.Warning);
+            logger.DescriptorBudgetWarning(budget.Warning);
         }
 
-        logger.LogInformation(
-            "file descriptors: limit {Limit}, {Open} open at start, {Reserve} reserved, up to {Sessions} SMTP sessions (Listen.MaxConnections) × {PerSession} and {Idle} idle upstream sessions: at most {Needed}",
+        logger.DescriptorBudgetPlanned(
             budget.Limit, budget.OpenAtStart, DescriptorBudget.Reserve, budget.Sessions, DescriptorBudget.PerSession, budget.IdleUpstreams, budget.Needed);
         options = options with { Listen = options.Listen with { MaxConnections = budget.Sessions } };
         var metrics = new MetricsRegistry(options.Metrics.PerUser);
@@ -125,7 +126,7 @@ public static class RunCommand
             // Someone else holds the port (root or a CAP_NET_BIND_SERVICE process, the port being privileged): say who,
             // and take the redirect away from them.
             var holder = FindHolder(options.Listen.Port, logger);
-            logger.LogCritical("cannot listen on port {Port}: {Reason}{Holder}", options.Listen.Port, e.Message, holder is null ? "" : "; " + holder.Reason);
+            logger.CannotListen(options.Listen.Port, e.Message, holder is null ? "" : "; " + holder.Reason);
             await LockDownAsync(rules, spec, holder ?? new ListenerProblem($"cannot listen on port {options.Listen.Port}: {e.Message}", null, null), alert, logger);
             return 3;
         }
@@ -149,7 +150,7 @@ public static class RunCommand
         }
         catch (ControlSocketException e)
         {
-            logger.LogCritical("cannot open the control socket: {Reason}", e.Message);
+            logger.CannotOpenControlSocket(e.Message);
             return 3;
         }
         await using var metricsServer = options.Metrics.Listen.Length == 0
@@ -165,28 +166,29 @@ public static class RunCommand
         metrics.Watchdog = watchdog;
         watchdog.Start();
         listener.Start();
-        logger.LogInformation(
-            new EventId(1, "Ready"),
-            "ready: listening on {Endpoints}; table inet {Table} verified, intercepting ports {Ports}, exempt uids {ExemptUids}, suspended uids {SuspendedUids}; owner lookup via {LookupMethod}; state {StatePath} ({Restored} deliveries of the last 24 h restored); control socket {ControlSocket}{Metrics}",
-            string.Join(" ", listener.Endpoints),
+        var endpoints = string.Join(" ", listener.Endpoints);
+        var exemptUids = string.Join(",", spec.ExemptUids);
+        var ports = string.Join(",", spec.Ports);
+        logger.Ready(
+            endpoints,
             spec.Table,
-            string.Join(",", spec.Ports),
-            string.Join(",", spec.ExemptUids),
+            ports,
+            exemptUids,
             spec.SuspendedUids.Count == 0 ? "none" : string.Join(",", spec.SuspendedUids),
             owners.Method,
             store.Path,
             restored,
             control.SocketPath,
             metricsServer is null ? "" : $"; metrics on http://{options.Metrics.Listen}/metrics");
-        systemd.Ready($"relaying: listening on {string.Join(" ", listener.Endpoints)}; table inet {spec.Table} verified, exempt uids {string.Join(",", spec.ExemptUids)}");
+        systemd.Ready($"relaying: listening on {endpoints}; table inet {spec.Table} verified, exempt uids {exemptUids}");
         systemd.StartWatchdog();
 
         await stop.Task;
         systemd.Stopping($"stopping: {listener.ActiveSessions} sessions still open");
 
-        logger.LogInformation("stopping: {Sessions} sessions still open, {GraceSeconds} s to finish", listener.ActiveSessions, ShutdownGrace.TotalSeconds);
+        logger.Stopping(listener.ActiveSessions, ShutdownGrace.TotalSeconds);
         await listener.StopAsync(ShutdownGrace);
-        logger.LogInformation("stopped; table inet {Table} left in place, so port {Ports} stays closed to customers until the daemon is back (fail closed)", spec.Table, string.Join(",", spec.Ports));
+        logger.Stopped(spec.Table, ports);
         return 0;
 
         void Stop(PosixSignalContext context)
@@ -208,7 +210,7 @@ public static class RunCommand
             var after = DescriptorLimit.RaiseSoftToHard();
             if (after.Soft != before.Soft)
             {
-                logger.LogInformation("file descriptor limit raised from {Before} to the hard limit {After}", before.Soft, after.Soft);
+                logger.DescriptorLimitRaised(before.Soft, after.Soft);
             }
 
             return (long)Math.Min(after.Soft, (ulong)int.MaxValue);
@@ -216,7 +218,7 @@ public static class RunCommand
         catch (LinuxInteropException e)
         {
             var current = DescriptorLimit.Current();
-            logger.LogWarning("cannot raise the file descriptor limit {Soft} to the hard limit {Hard}: {Reason}", current.Soft, current.Hard, e.Message);
+            logger.DescriptorLimitNotRaised(current.Soft, current.Hard, e.Message);
             return (long)Math.Min(current.Soft, (ulong)int.MaxValue);
         }
     }
@@ -230,14 +232,12 @@ public static class RunCommand
         try
         {
             await rules.InstallAsync(spec with { Lockdown = true }, CancellationToken.None);
-            logger.LogError(
-                new EventId(12, "Lockdown"),
-                "lockdown: {Reason}; table inet {Table} installed without its redirect: ports {Ports} are refused to non-exempt users until smtp-interceptor owns port {ListenPort}",
+            logger.LockedDown(
                 problem.Reason, spec.Table, string.Join(",", spec.Ports), spec.ListenPort);
         }
         catch (NetfilterException e)
         {
-            logger.LogCritical("cannot install the lockdown table inet {Table}: {Reason}", spec.Table, e.Message);
+            logger.LockdownNotInstalled(spec.Table, e.Message);
         }
 
         await alert.NotifyListenerAsync("lockdown: " + problem.Reason, problem.Uid, problem.User, DateTimeOffset.UtcNow, CancellationToken.None);
@@ -251,7 +251,7 @@ public static class RunCommand
         }
         catch (LinuxInteropException e)
         {
-            logger.LogError("cannot list the sockets listening on port {Port}: {Reason}", port, e.Message);
+            logger.CannotListListeners(port, e.Message);
             return null;
         }
     }

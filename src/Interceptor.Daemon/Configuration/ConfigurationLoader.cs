@@ -93,7 +93,7 @@ public static class ConfigurationLoader
         }
     }
 
-    /// <summary>"Relay:Smarthosts:0:Port" → "Relay.Smarthosts[0].Port", as the README writes keys.</summary>
+    /// <summary>"Limits:Users:alice:MessagesPerHour" → "Limits.Users.alice.MessagesPerHour", "Interception:Ports:0" → "Interception.Ports[0]", as the README writes keys.</summary>
     public static string Dotted(string key)
     {
         var parts = key.Split(':');

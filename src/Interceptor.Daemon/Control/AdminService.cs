@@ -188,7 +188,7 @@ public sealed class AdminService(AdminContext context, ILogger logger)
         catch (Exception e) when (e is StoreUnavailableException or NetfilterException)
         {
             // The registry refuses the user in memory before it stores and applies; say which part is missing.
-            logger.LogError("admin uid={AdminUid} pid={AdminPid}: suspension of uid={Uid} user={User} is incomplete: {Reason}", peer.Uid, peer.Pid, uid, name, e.Message);
+            logger.SuspensionIncomplete(peer.Uid, peer.Pid, uid, name, e.Message);
             throw new ControlException(
                 ControlErrors.Failed,
                 $"{name} (uid {uid}) is refused by the daemon from now on, but the suspension is incomplete (not stored or not in the kernel's set; run block again after fixing it): {e.Message}");
@@ -200,7 +200,7 @@ public sealed class AdminService(AdminContext context, ILogger logger)
             return Unchanged(existing!);
         }
 
-        logger.LogWarning("admin uid={AdminUid} pid={AdminPid} suspended uid={Uid} user={User}: {Reason}", peer.Uid, peer.Pid, uid, name, suspension.Reason);
+        logger.Suspended(peer.Uid, peer.Pid, uid, name, suspension.Reason);
         return new BlockData(uid, name, true, true, $"{name} (uid {uid}) suspended: {suspension.Reason}", SuspensionInfo.Of(suspension));
 
         BlockData Unchanged(Suspension s) => new(
@@ -218,7 +218,7 @@ public sealed class AdminService(AdminContext context, ILogger logger)
         context.AutoSuspension.Reset(uid);
         if (changed)
         {
-            logger.LogWarning("admin uid={AdminUid} pid={AdminPid} unsuspended uid={Uid} user={User}", peer.Uid, peer.Pid, uid, name);
+            logger.Unsuspended(peer.Uid, peer.Pid, uid, name);
         }
 
         return new BlockData(

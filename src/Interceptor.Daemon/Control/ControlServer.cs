@@ -67,8 +67,7 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
         _listener = ControlSocketFile.Bind(SocketPath, _authorization.AdminGid, logger);
         var loop = new AcceptLoop("control socket", AcceptWithinCapAsync, Dispatch, logger);
         _acceptLoop = Task.Run(() => loop.RunAsync(_stop.Token));
-        logger.LogInformation(
-            "control socket {Path} ready: admin commands for root{Group}",
+        logger.Ready(
             SocketPath,
             _authorization.AdminGid is null ? " only (Control.AdminGroup is not set)" : $" and group {_authorization.GroupName} (gid {_authorization.AdminGid})");
     }
@@ -108,13 +107,13 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {
             // The peer went away or was too slow: nothing to answer.
-            logger.LogDebug("control connection {Id} ended: {Reason}", id, e.Message);
+            logger.ConnectionEnded(id, e.Message);
         }
 #pragma warning disable CA1031 // one admin connection must never take the daemon down; the fault is logged in full
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            logger.LogError(e, "control connection {Id} failed", id);
+            logger.ConnectionFailed(e, id);
         }
         finally
         {
@@ -132,16 +131,14 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
         }
         catch (LinuxInteropException e)
         {
-            logger.LogWarning("control socket: refused a peer whose credentials the kernel did not give: {Reason}", e.Message);
+            logger.PeerWithoutCredentials(e.Message);
             return;
         }
 
         await using var stream = new NetworkStream(client, ownsSocket: false);
         if (!(AdmitOverride ?? _authorization!.Admits)(peer))
         {
-            logger.LogWarning(
-                "control socket: refused uid={Uid} gid={Gid} pid={Pid}: neither root nor a member of the admin group",
-                peer.Uid, peer.Gid, peer.Pid);
+            logger.PeerRefused(peer.Uid, peer.Gid, peer.Pid);
             await DiscardRequestAsync(stream);
             await WriteAsync(stream, ControlResponse.Failure("", ControlErrors.PermissionDenied, _authorization!.DenialMessage));
             return;
@@ -210,11 +207,11 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
 
         if (request.User is null)
         {
-            logger.LogInformation("control socket: uid={Uid} pid={Pid} {Verb}", peer.Uid, peer.Pid, request.Verb);
+            logger.Request(peer.Uid, peer.Pid, request.Verb);
         }
         else
         {
-            logger.LogInformation("control socket: uid={Uid} pid={Pid} {Verb} {User}", peer.Uid, peer.Pid, request.Verb, request.User);
+            logger.RequestForUser(peer.Uid, peer.Pid, request.Verb, request.User);
         }
 
         using var queryTimeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
@@ -231,7 +228,7 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
         catch (Exception e) when (e is not OperationCanceledException)
 #pragma warning restore CA1031
         {
-            logger.LogError(e, "control socket: {Verb} failed", request.Verb);
+            logger.VerbFailed(e, request.Verb);
             return ControlResponse.Failure(request.Verb, ControlErrors.Failed, $"internal error: {e.Message}");
         }
     }
@@ -295,7 +292,7 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
         }
         catch (TimeoutException)
         {
-            logger.LogWarning("control socket: {Count} admin requests still running at shutdown", _connections.Count);
+            logger.StillRunningAtShutdown(_connections.Count);
         }
 
         // _slots is not disposed: a connection still draining may release it after this point.

@@ -71,21 +71,21 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
             var result = await ProcessRunner.RunAsync(request, cancellationToken);
             if (result.ExitCode != 0)
             {
-                logger.LogError("alert command for {Subject} exited {ExitCode}: {Error}", subject, result.ExitCode, result.StandardError.Trim());
+                logger.Failed(subject, result.ExitCode, result.StandardError.Trim());
             }
             else
             {
-                logger.LogInformation("alert command ran for {Subject}: {Output}", subject, result.StandardOutput.Trim());
+                logger.Ran(subject, result.StandardOutput.Trim());
             }
         }
         catch (Exception e) when (e is ProcessTimedOutException or OperationCanceledException)
         {
             // Also on the daemon's shutdown: the command is killed either way, and the suspension stands.
-            logger.LogError("alert command for {Subject} killed after {Seconds} s", subject, options.Timeout.TotalSeconds);
+            logger.Killed(subject, (int)options.Timeout.TotalSeconds);
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            logger.LogError("alert command could not start: {Reason}", e.Message);
+            logger.CouldNotStart(e.Message);
         }
     }
 }

@@ -52,9 +52,7 @@ public sealed class AcceptLoop(string name, Func<CancellationToken, ValueTask<So
                 Failures++;
                 if (report.TryReport(out var count, out var span))
                 {
-                    logger.LogError(
-                        "{Listener}: accept failed {Count} times in {Seconds:0} s, last: {Reason}; backing off up to {MaxMs} ms and accepting again (the kernel keeps waiting clients in the backlog)",
-                        name, count, span.TotalSeconds, Describe(e), MaxBackoff.TotalMilliseconds);
+                    logger.AcceptFailing(name, count, span.TotalSeconds, Describe(e), MaxBackoff.TotalMilliseconds);
                 }
 
                 try
@@ -79,7 +77,7 @@ public sealed class AcceptLoop(string name, Func<CancellationToken, ValueTask<So
             catch (Exception e)
 #pragma warning restore CA1031
             {
-                logger.LogError(e, "{Listener}: could not register an accepted connection; it is closed", name);
+                logger.RegistrationFailed(e, name);
                 accepted.Dispose();
             }
         }

@@ -74,7 +74,7 @@ public sealed class SystemdNotifier : IAsyncDisposable
             else
             {
                 // e.g. vsock:CID:PORT (systemd 254+, for VMs): not a socket this daemon will ever be handed.
-                logger.LogWarning("NOTIFY_SOCKET={NotifySocket} is not a Unix socket path; not notifying systemd", notifySocket);
+                logger.NotifySocketInvalid(notifySocket);
             }
         }
 
@@ -129,7 +129,7 @@ public sealed class SystemdNotifier : IAsyncDisposable
                     }
                     else
                     {
-                        _logger.LogError("health check failed: not feeding the systemd watchdog, so systemd restarts the daemon within {Timeout}", WatchdogTimeout);
+                        _logger.HealthCheckFailed(WatchdogTimeout);
                     }
                 }
             }
@@ -158,7 +158,7 @@ public sealed class SystemdNotifier : IAsyncDisposable
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            _logger.LogWarning("cannot notify systemd ({Message}): {Reason}", message.Replace('\n', ' '), e.Message);
+            _logger.NotifyFailed(message.Replace('\n', ' '), e.Message);
             return false;
         }
     }

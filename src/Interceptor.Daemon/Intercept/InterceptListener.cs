@@ -5,7 +5,7 @@ using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Core.Replies;
-using Interceptor.Daemon.Attribute;
+using Interceptor.Daemon.Attribution;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Smtp.Session;
 using Interceptor.Smtp.Upstream;
@@ -120,9 +120,7 @@ public sealed class InterceptListener : IAsyncDisposable
         var answered = _refusalSlots.TryTake();
         if (_capReport.TryReport(out var count, out var span))
         {
-            _logger.LogWarning(
-                "connection cap reached: {Max} SMTP sessions open (Listen.MaxConnections); {Count} connections refused over {Seconds:0} s (421 4.7.0, or closed at once while {Answering} refusals are being written); at most one such line per {Interval:0} s",
-                _sessionSlots.Capacity, count, span.TotalSeconds, DescriptorBudget.RefusalsInFlight, AcceptLoop.ReportInterval.TotalSeconds);
+            _logger.ConnectionCapReached(_sessionSlots.Capacity, count, span.TotalSeconds, DescriptorBudget.RefusalsInFlight, AcceptLoop.ReportInterval.TotalSeconds);
         }
 
         if (answered)
@@ -156,6 +154,7 @@ public sealed class InterceptListener : IAsyncDisposable
     private async Task HandleAsync(Socket socket, int id)
     {
         await Task.Yield();
+        IDisposable? scope = null;
         try
         {
             socket.NoDelay = true;
@@ -169,6 +168,9 @@ public sealed class InterceptListener : IAsyncDisposable
                 return;
             }
 
+            // From here on every line about this connection, whichever component writes it (its failure too), names its
+            // user and session.
+            scope = _logger.BeginSession(id, origin);
             var capped = _policy is null ? null : await _policy.OpenConnectionAsync(origin.Uid, origin.User, _shutdown.Token);
             if (capped is not null)
             {
@@ -179,7 +181,7 @@ public sealed class InterceptListener : IAsyncDisposable
             try
             {
                 _processes?.Begin(origin, inode);
-                _logger.LogDebug("session uid={Uid} user={User} client={Client} dst={Destination}", origin.Uid, origin.User, origin.Client, origin.OriginalDestination);
+                _logger.SessionStarted(origin.Uid, origin.User, origin.Client, origin.OriginalDestination);
                 await using var session = new InboundSession(stream, origin, _options, _recorder, _logger, _policy, _upstreams);
                 await session.RunAsync(_shutdown.Token);
             }
@@ -191,10 +193,11 @@ public sealed class InterceptListener : IAsyncDisposable
         catch (Exception e)
         {
             // A fault in one session must never take the daemon down; log it loudly.
-            _logger.LogError(e, "session {SessionId} failed", id);
+            _logger.SessionFailed(e, id);
         }
         finally
         {
+            scope?.Dispose();
             _sessions.TryRemove(id, out _);
             _sessionSlots.Return();
         }

@@ -4,6 +4,7 @@ using System.Text;
 using Interceptor.Core.Events;
 using Interceptor.Core.Policy;
 using Interceptor.Daemon.Intercept;
+using Interceptor.Daemon.Maintenance;
 using Interceptor.Smtp.Upstream;
 using Interceptor.Store;
 

@@ -29,7 +29,7 @@ public class SessionFuzzTests
 
     private static readonly InterceptorOptions Options = RelayHarness.Options with
     {
-        Smtp = new SessionOptions
+        Smtp = new SmtpOptions
         {
             IdleTimeout = TimeSpan.FromSeconds(1),
             CommandLineTimeout = TimeSpan.FromSeconds(1),

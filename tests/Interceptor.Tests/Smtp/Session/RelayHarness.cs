@@ -40,7 +40,7 @@ internal sealed class RelayHarness : IAsyncDisposable
             ReplyTimeout = TimeSpan.FromSeconds(2),
             DataReplyTimeout = TimeSpan.FromSeconds(2),
         },
-        Smtp = new SessionOptions { IdleTimeout = TimeSpan.FromSeconds(2) },
+        Smtp = new SmtpOptions { IdleTimeout = TimeSpan.FromSeconds(2) },
     };
 
     private readonly CancellationTokenSource _shutdown = new();

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.NetworkInformation;
 
-namespace Interceptor.Daemon.Attribute;
+namespace Interceptor.Daemon.Attribution;
 
 /// <summary>This host's own addresses, re-read at most every few seconds (interfaces change rarely, connections arrive often).</summary>
 public sealed class HostAddresses

@@ -3,9 +3,10 @@ using System.Net.Sockets;
 using System.Text;
 using Interceptor.Core.Options;
 using Interceptor.Daemon.Hosting;
+using Interceptor.Daemon.Record;
 using Microsoft.Extensions.Logging;
 
-namespace Interceptor.Daemon.Record;
+namespace Interceptor.Daemon.Metrics;
 
 /// <summary>
 /// A minimal HTTP/1.0 endpoint on a loopback address serving GET /metrics for Prometheus. Deliberately tiny:
@@ -38,9 +39,7 @@ public sealed class MetricsServer(IPEndPoint endpoint, MetricsRegistry metrics, 
 
         if (_capReport.TryReport(out var count, out var span))
         {
-            logger.LogWarning(
-                "metrics: connection cap reached ({Max} requests at once); {Count} connections closed unanswered over {Seconds:0} s; at most one such line per {Interval:0} s",
-                _slots.Capacity, count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
+            logger.ConnectionCapReached(_slots.Capacity, count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
         }
 
         client.Dispose();
@@ -83,7 +82,7 @@ public sealed class MetricsServer(IPEndPoint endpoint, MetricsRegistry metrics, 
             }
             catch (Exception e) when (e is IOException or OperationCanceledException or SocketException)
             {
-                logger.LogDebug("metrics request failed: {Reason}", e.Message);
+                logger.RequestFailed(e.Message);
             }
             finally
             {

@@ -1,8 +1,8 @@
 using System.Net;
-using Interceptor.Daemon.Attribute;
+using Interceptor.Daemon.Attribution;
 using Interceptor.Netfilter;
 
-namespace Interceptor.Tests.Daemon.Attribute;
+namespace Interceptor.Tests.Daemon.Attribution;
 
 [TestFixture]
 public class RedirectScopeTests

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using Interceptor.Linux;
 using Interceptor.Smtp.Session;
 
-namespace Interceptor.Daemon.Attribute;
+namespace Interceptor.Daemon.Attribution;
 
 /// <summary>
 /// Finds the process behind a connection (pid, executable, working directory) in the background, so an

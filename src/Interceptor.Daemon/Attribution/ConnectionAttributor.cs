@@ -7,7 +7,7 @@ using Interceptor.Linux;
 using Interceptor.Smtp.Session;
 using Microsoft.Extensions.Logging;
 
-namespace Interceptor.Daemon.Attribute;
+namespace Interceptor.Daemon.Attribution;
 
 /// <summary>
 /// Finds out where a hijacked connection was going and which Unix user opened it. Anything it cannot
@@ -52,7 +52,7 @@ public sealed class ConnectionAttributor(
             {
                 // An exempt user's (or a routed user's) direct connection sharing the 4-tuple: NAT moved the real
                 // client's port onto it. Never theirs; conntrack names the real port, or the connection is refused.
-                logger.LogDebug("socket owner uid {Uid} of {Client} to {Destination} is not redirected there; asking conntrack", found.Uid, client, destination);
+                logger.OwnerNotRedirected(found.Uid, client, destination);
                 owner = null;
             }
 
@@ -142,13 +142,13 @@ public sealed class ConnectionAttributor(
         catch (LinuxInteropException e)
         {
             // Typically no ctnetlink in this kernel or no CAP_NET_ADMIN: today's refusal stands.
-            logger.LogDebug("conntrack lookup for {Client} to {Destination} failed: {Reason}", shown, destination, e.Message);
+            logger.ConntrackLookupFailed(shown, destination, e.Message);
             return null;
         }
 
         if (entry is null)
         {
-            logger.LogDebug("conntrack has no entry with reply tuple {Listener} -> {Client}", listener, shown);
+            logger.ConntrackNoEntry(listener, shown);
             return null;
         }
 
@@ -156,21 +156,20 @@ public sealed class ConnectionAttributor(
         if (!original.Destination.Equals(MappedAddress.Unmap(destination)))
         {
             // SO_ORIGINAL_DST reads this very entry, so a difference means it changed in between.
-            logger.LogDebug("conntrack names destination {ConntrackDestination} for {Client}, SO_ORIGINAL_DST said {Destination}; not attributing",
-                original.Destination, shown, destination);
+            logger.ConntrackOtherDestination(original.Destination, shown, destination);
             return null;
         }
 
         if (!original.Source.Address.Equals(MappedAddress.Unmap(shown).Address))
         {
             // NAT moved the port only; another address means the entry is not this connection's.
-            logger.LogDebug("conntrack names client {ConntrackClient} for {Client} to {Destination}; not attributing", original.Source, shown, destination);
+            logger.ConntrackOtherClient(original.Source, shown, destination);
             return null;
         }
 
         if (original.Source.Equals(MappedAddress.Unmap(shown)))
         {
-            logger.LogDebug("conntrack shows no remap for {Client} to {Destination}; its socket is gone", shown, destination);
+            logger.ConntrackNoRemap(shown, destination);
             return null;
         }
 
@@ -178,14 +177,13 @@ public sealed class ConnectionAttributor(
         // a socket that the table would not have redirected.
         if (owners.Find(original.Source, destination) is not { } owner || !Scope.Redirects(owner.Uid, destination))
         {
-            logger.LogDebug("no socket owner for {Client} to {Destination} either (NAT showed it as {Shown})", original.Source, destination, shown);
+            logger.RemappedOwnerNotFound(original.Source, destination, shown);
             return null;
         }
 
         if (!quiet)
         {
-            logger.LogInformation("client {Client} to {Destination} was moved by NAT to port {ShownPort}; attributed by its conntrack entry",
-                original.Source, destination, shown.Port);
+            logger.AttributedThroughConntrack(original.Source, destination, shown.Port);
         }
 
         return (original.Source, owner);

@@ -6,7 +6,7 @@ using Interceptor.Linux;
 using Interceptor.Smtp.Session;
 using Microsoft.Extensions.Logging;
 
-namespace Interceptor.Daemon.Attribute;
+namespace Interceptor.Daemon.Attribution;
 
 /// <summary>
 /// Turns the uid that owns a socket into the user the connection is charged to. A subordinate uid (/etc/subuid)
@@ -67,9 +67,7 @@ public sealed class UidAttribution(SubordinateUidFile subordinates, UnknownUidHa
             _logged.Clear();
         }
 
-        logger.LogWarning(
-            "refused uid={Uid} {Client} to {Destination}: the uid has no account and is not a subordinate uid of one (Attribution.UnknownUids is Refuse); {Suppressed} more refusal(s) of it in the last interval were not logged",
-            uid, client, destination, entry.Suppressed);
+        logger.UnknownUidRefused(uid, client, destination, entry.Suppressed);
         _logged[uid] = entry with { Suppressed = 0 };
     }
 

@@ -1,9 +1,9 @@
 using System.Net;
-using Interceptor.Daemon.Attribute;
+using Interceptor.Daemon.Attribution;
 using Interceptor.Tests.Core.Policy;
 using Microsoft.Extensions.Logging;
 
-namespace Interceptor.Tests.Daemon.Attribute;
+namespace Interceptor.Tests.Daemon.Attribution;
 
 [TestFixture]
 public class RefusalLogTests

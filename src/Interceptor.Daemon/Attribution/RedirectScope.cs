@@ -2,7 +2,7 @@ using System.Net;
 using Interceptor.Core.Net;
 using Interceptor.Netfilter;
 
-namespace Interceptor.Daemon.Attribute;
+namespace Interceptor.Daemon.Attribution;
 
 /// <summary>
 /// Whose connections to an intercepted port the table redirects: everybody's except the exempt users' and the

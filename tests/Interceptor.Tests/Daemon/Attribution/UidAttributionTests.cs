@@ -1,11 +1,11 @@
 using System.Net;
 using Interceptor.Core.Options;
-using Interceptor.Daemon.Attribute;
+using Interceptor.Daemon.Attribution;
 using Interceptor.Linux;
 using Microsoft.Extensions.Logging.Abstractions;
 using NUnit.Framework;
 
-namespace Interceptor.Tests.Daemon.Attribute;
+namespace Interceptor.Tests.Daemon.Attribution;
 
 public class UidAttributionTests
 {

@@ -1,10 +1,11 @@
 using System.Globalization;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
+using Interceptor.Daemon.Record;
 using Interceptor.Store;
 using Microsoft.Extensions.Logging;
 
-namespace Interceptor.Daemon.Record;
+namespace Interceptor.Daemon.Maintenance;
 
 /// <summary>
 /// Keeps the state store bounded: deletes transactions, refusals and tallies past State.RetentionDays (hourly), and
@@ -65,7 +66,7 @@ public sealed class StoreRetention(
         }
         catch (StoreUnavailableException e)
         {
-            logger.LogError("{What} failed: {Reason}", what, e.Message);
+            logger.StoreUpkeepFailed(what, e.Message);
         }
     }
 
@@ -85,14 +86,7 @@ public sealed class StoreRetention(
 
         metrics?.StorePruned(report.QuotaHistoryLost);
         var reason = Describe(report, state);
-        if (report.QuotaHistoryLost || report.UsedAfter > report.Limit)
-        {
-            logger.LogError("state store over State.MaxBytes: {Reason}", reason);
-        }
-        else
-        {
-            logger.LogWarning("state store over State.MaxBytes: {Reason}", reason);
-        }
+        logger.StoreOverMaxBytes(report.QuotaHistoryLost || report.UsedAfter > report.Limit ? LogLevel.Error : LogLevel.Warning, reason);
 
         if (alert is null || (now - _lastAlert < AlertInterval && (_lastAlertLostQuotaHistory || !report.QuotaHistoryLost)))
         {

@@ -2,7 +2,7 @@ using System.Net;
 using Interceptor.Linux;
 using Microsoft.Extensions.Logging;
 
-namespace Interceptor.Daemon.Attribute;
+namespace Interceptor.Daemon.Attribution;
 
 /// <summary>
 /// Logs refused connections (not redirected, local destination, owner unknown, lookup failed) so that no
@@ -72,17 +72,11 @@ public sealed class RefusalLog(ILogger logger, TimeSpan interval, TimeProvider t
         var target = destination?.ToString() ?? "(not redirected)";
         if (first.Uid is { } known)
         {
-            logger.Log(
-                level,
-                "refused {Client} to {Destination} from uid {Uid} ({User}): {Reason}; more {Cause} refusals from this uid are summarised every {IntervalSeconds} s",
-                client, target, known, first.User, reason, cause, (int)interval.TotalSeconds);
+            logger.RefusedFromUid(level, client, target, known, first.User, reason, cause, (int)interval.TotalSeconds);
         }
         else
         {
-            logger.Log(
-                level,
-                "refused {Client} to {Destination} from an unknown owner: {Reason}; more {Cause} refusals of unknown owners are summarised every {IntervalSeconds} s",
-                client, target, reason, cause, (int)interval.TotalSeconds);
+            logger.RefusedFromUnknownOwner(level, client, target, reason, cause, (int)interval.TotalSeconds);
         }
     }
 
@@ -115,17 +109,12 @@ public sealed class RefusalLog(ILogger logger, TimeSpan interval, TimeProvider t
             var target = entry.LastDestination?.ToString() ?? "(not redirected)";
             if (entry.Uid is { } uid)
             {
-                logger.Log(
-                    entry.Level,
-                    "refused {Count} more connections from uid {Uid} ({User}) in the last {Seconds} s: {Cause}; the last was {Client} to {Destination}: {Reason}",
-                    count, uid, entry.User ?? $"#{uid}", seconds, entry.Cause, entry.LastClient, target, entry.LastReason);
+                var user = entry.User ?? $"#{uid}";
+                logger.RefusalSummaryOfUid(entry.Level, count, uid, user, seconds, entry.Cause, entry.LastClient, target, entry.LastReason);
             }
             else
             {
-                logger.Log(
-                    entry.Level,
-                    "refused {Count} more connections from unknown owners in the last {Seconds} s: {Cause}; the last was {Client} to {Destination}: {Reason}",
-                    count, seconds, entry.Cause, entry.LastClient, target, entry.LastReason);
+                logger.RefusalSummaryOfUnknownOwners(entry.Level, count, seconds, entry.Cause, entry.LastClient, target, entry.LastReason);
             }
         }
     }

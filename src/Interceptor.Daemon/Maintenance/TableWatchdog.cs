@@ -1,8 +1,9 @@
 using Interceptor.Core.Policy;
+using Interceptor.Daemon.Intercept;
 using Interceptor.Netfilter;
 using Microsoft.Extensions.Logging;
 
-namespace Interceptor.Daemon.Intercept;
+namespace Interceptor.Daemon.Maintenance;
 
 /// <summary>
 /// Re-reads our nft table every few seconds and puts it back (one atomic transaction) when someone deleted
@@ -44,7 +45,7 @@ public sealed class TableWatchdog(
                 catch (Exception e) when (e is not OperationCanceledException)
 #pragma warning restore CA1031
                 {
-                    logger.LogError(e, "cannot check table inet {Table}; trying again in {Seconds:0} s", spec.Table, interval.TotalSeconds);
+                    logger.TableCheckFailed(e, spec.Table, interval.TotalSeconds);
                 }
             }
         }
@@ -72,14 +73,14 @@ public sealed class TableWatchdog(
                 return;
             }
 
-            logger.LogWarning("table inet {Table} was changed behind our back ({Differences}); restoring it", spec.Table, string.Join("; ", differences));
+            logger.TableChanged(spec.Table, string.Join("; ", differences));
             await rules.InstallAsync(expected, cancellationToken);
             Restorations++;
-            logger.LogWarning("table inet {Table} restored", spec.Table);
+            logger.TableRestored(spec.Table);
         }
         catch (NetfilterException e)
         {
-            logger.LogError("cannot check or restore table inet {Table}: {Reason}", spec.Table, e.Message);
+            logger.TableNotRestored(spec.Table, e.Message);
         }
     }
 

@@ -240,14 +240,7 @@ public sealed class MailPolicy(
 
     private async Task AutoSuspendAsync(uint uid, string user, string reason, CancellationToken cancellationToken)
     {
-        var (messagesHour, messagesDay, recipientsHour, recipientsDay) = ledger.Usage(uid);
-        var counts = new Dictionary<string, string>
-        {
-            ["SMTPI_MESSAGES_HOUR"] = messagesHour.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["SMTPI_MESSAGES_DAY"] = messagesDay.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["SMTPI_RECIPIENTS_HOUR"] = recipientsHour.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["SMTPI_RECIPIENTS_DAY"] = recipientsDay.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        };
+        var counts = AlertCounts.Of(ledger, uid);
         try
         {
             var suspension = new Suspension(uid, user, reason, time.GetUtcNow(), SuspensionSource.Automatic);

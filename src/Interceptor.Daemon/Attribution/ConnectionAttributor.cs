@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Interceptor.Core.Decide;
+using Interceptor.Core.Net;
 using Interceptor.Core.Replies;
 using Interceptor.Linux;
 using Interceptor.Smtp.Session;
@@ -152,21 +153,21 @@ public sealed class ConnectionAttributor(
         }
 
         var original = entry.Original;
-        if (!original.Destination.Equals(Normalize(destination)))
+        if (!original.Destination.Equals(MappedAddress.Unmap(destination)))
         {
             // SO_ORIGINAL_DST reads this very entry, so a difference means it changed in between.
             logger.ConntrackOtherDestination(original.Destination, shown, destination);
             return null;
         }
 
-        if (!original.Source.Address.Equals(Normalize(shown).Address))
+        if (!original.Source.Address.Equals(MappedAddress.Unmap(shown).Address))
         {
             // NAT moved the port only; another address means the entry is not this connection's.
             logger.ConntrackOtherClient(original.Source, shown, destination);
             return null;
         }
 
-        if (original.Source.Equals(Normalize(shown)))
+        if (original.Source.Equals(MappedAddress.Unmap(shown)))
         {
             logger.ConntrackNoRemap(shown, destination);
             return null;
@@ -188,6 +189,4 @@ public sealed class ConnectionAttributor(
         return (original.Source, owner);
     }
 
-    private static IPEndPoint Normalize(IPEndPoint endPoint) =>
-        endPoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endPoint.Address.MapToIPv4(), endPoint.Port) : endPoint;
 }

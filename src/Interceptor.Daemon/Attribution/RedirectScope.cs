@@ -1,4 +1,5 @@
 using System.Net;
+using Interceptor.Core.Net;
 using Interceptor.Netfilter;
 
 namespace Interceptor.Daemon.Attribution;
@@ -40,7 +41,7 @@ public sealed class RedirectScope
         }
 
         // Routes hold IPv4 destinations as IPv4 (AllowedRoute), as a dual-stack socket's mapped address leaves the host.
-        var address = destination.Address.IsIPv4MappedToIPv6 ? destination.Address.MapToIPv4() : destination.Address;
+        var address = MappedAddress.Unmap(destination.Address);
         return _routes.Count == 0 || !_routes.Contains((uid, address, destination.Port));
     }
 }

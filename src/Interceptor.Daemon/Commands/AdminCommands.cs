@@ -37,7 +37,7 @@ public static class AdminCommands
         try
         {
             response = await ControlClient.SendAsync(
-                options.Control.SocketPath, options.Control.AdminGroup, request, BaseTimeout + TimeSpan.FromSeconds(options.Alerts.TimeoutSeconds));
+                options.Control.SocketPath, options.Control.AdminGroup, request, BaseTimeout + options.Alerts.Timeout);
         }
         catch (ControlClientException e)
         {

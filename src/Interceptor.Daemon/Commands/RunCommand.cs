@@ -39,7 +39,7 @@ public static class RunCommand
         var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
-        var (options, spec) = DaemonSetup.Load(arguments.ConfigPath);
+        var (options, spec) = DaemonSetup.Load(arguments.ConfigPath, relays: true);
         var descriptorLimit = RaiseDescriptorLimit(logger);
         var rules = new RulesetManager(new NftClient());
         var alert = new AlertCommand(options.Alerts, loggers.CreateLogger("alert"));
@@ -106,7 +106,7 @@ public static class RunCommand
             options.Relay.PermittedLocalDestinations.Select(IPEndPoint.Parse),
             hostAddresses.Current);
         var attributeLogger = loggers.CreateLogger("attribute");
-        await using var refusals = new RefusalLog(attributeLogger, TimeSpan.FromSeconds(options.Interception.RefusalSummarySeconds), time);
+        await using var refusals = new RefusalLog(attributeLogger, options.Interception.RefusalSummaryInterval, time);
         refusals.Start();
         var attributor = new ConnectionAttributor(owners, destinations, attributeLogger, refusals, metrics, conntrack)
         {
@@ -159,7 +159,7 @@ public static class RunCommand
         metricsServer?.Start();
         await using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics);
         retention.Start();
-        await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"), listenerGuard, lockdown)
+        await using var watchdog = new TableWatchdog(rules, spec, suspensions, options.Interception.VerifyInterval, loggers.CreateLogger("netfilter"), listenerGuard, lockdown)
         {
             SuspendedSets = suspendedSets,
         };

@@ -256,18 +256,7 @@ public sealed class AdminService(AdminContext context, ILogger logger)
     }
 
     /// <summary>The alert command's environment gets the same counts as for an automatic suspension.</summary>
-    private Dictionary<string, string> Counts(uint uid)
-    {
-        var usage = Usage(uid);
-        var c = CultureInfo.InvariantCulture;
-        return new Dictionary<string, string>
-        {
-            ["SMTPI_MESSAGES_HOUR"] = usage.MessagesLastHour.ToString(c),
-            ["SMTPI_MESSAGES_DAY"] = usage.MessagesLastDay.ToString(c),
-            ["SMTPI_RECIPIENTS_HOUR"] = usage.RecipientsLastHour.ToString(c),
-            ["SMTPI_RECIPIENTS_DAY"] = usage.RecipientsLastDay.ToString(c),
-        };
-    }
+    private Dictionary<string, string> Counts(uint uid) => AlertCounts.Of(context.Ledger, uid);
 
     /// <summary>
     /// A name or uid that must exist. For unblock, a name also matches a suspension on record: the account may have

@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Globalization;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
+using Interceptor.Linux;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Decide;
@@ -65,45 +65,23 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
             return;
         }
 
-        var info = new ProcessStartInfo("/bin/sh")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add("-c");
-        info.ArgumentList.Add(options.Command);
-        foreach (var (name, value) in environment)
-        {
-            info.Environment[name] = value;
-        }
-
+        var request = new ProcessRequest("/bin/sh", ["-c", options.Command]) { Environment = environment, Timeout = options.Timeout };
         try
         {
-            using var process = Process.Start(info)!;
-            var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
-            var error = process.StandardError.ReadToEndAsync(cancellationToken);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(TimeSpan.FromSeconds(options.TimeoutSeconds));
-            try
+            var result = await ProcessRunner.RunAsync(request, cancellationToken);
+            if (result.ExitCode != 0)
             {
-                await process.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                logger.Killed(subject, options.TimeoutSeconds);
-                return;
-            }
-
-            if (process.ExitCode != 0)
-            {
-                logger.Failed(subject, process.ExitCode, (await error).Trim());
+                logger.Failed(subject, result.ExitCode, result.StandardError.Trim());
             }
             else
             {
-                logger.Ran(subject, (await output).Trim());
+                logger.Ran(subject, result.StandardOutput.Trim());
             }
+        }
+        catch (Exception e) when (e is ProcessTimedOutException or OperationCanceledException)
+        {
+            // Also on the daemon's shutdown: the command is killed either way, and the suspension stands.
+            logger.Killed(subject, (int)options.Timeout.TotalSeconds);
         }
         catch (System.ComponentModel.Win32Exception e)
         {

@@ -45,7 +45,7 @@ public sealed class StoreRetention(
                 if (now - lastRetention >= RetentionInterval)
                 {
                     lastRetention = now;
-                    await RunAsync(() => store.PruneAsync(now - TimeSpan.FromDays(state.RetentionDays), _stop.Token), "pruning the state store");
+                    await RunAsync(() => store.PruneAsync(now - state.Retention, _stop.Token), "pruning the state store");
                 }
 
                 await RunAsync(EnforceSizeAsync, "holding the state store under State.MaxBytes");
@@ -78,7 +78,7 @@ public sealed class StoreRetention(
         }
 
         var now = time.GetUtcNow();
-        var report = await sqlite.EnforceSizeAsync(state.MaxBytes, state.MinFreeBytes, now - QuotaWindow, _stop.Token);
+        var report = await sqlite.EnforceSizeAsync(state.MaxSize.Bytes, state.MinFree.Bytes, now - QuotaWindow, _stop.Token);
         if (report is null)
         {
             return;
@@ -110,9 +110,9 @@ public sealed class StoreRetention(
     {
         ArgumentNullException.ThrowIfNull(report);
         ArgumentNullException.ThrowIfNull(state);
-        var limit = report.Limit < state.MaxBytes
-            ? $"{report.Limit} bytes (State.MaxBytes {state.MaxBytes}, lowered to keep State.MinFreeBytes {state.MinFreeBytes} free on the filesystem)"
-            : $"State.MaxBytes {state.MaxBytes} bytes";
+        var limit = report.Limit < state.MaxSize.Bytes
+            ? $"{report.Limit} bytes (State.MaxBytes {state.MaxSize}, lowered to keep State.MinFreeBytes {state.MinFree} free on the filesystem)"
+            : $"State.MaxBytes {state.MaxSize} bytes";
         var oldest = report.OldestKept is { } kept ? kept.ToString("O", CultureInfo.InvariantCulture) : "none";
         var consequence = report.DeepestTier switch
         {

@@ -61,7 +61,7 @@ internal sealed class DataCommand(SessionContext context)
             context.Upstream.Lease,
             context.Upstream.Name,
             context.Pipeline,
-            new DataLimits(context.MaxMessageSize, context.Options.Smtp.MaxDataLineBytes, context.Origin.User),
+            new DataLimits(context.MaxMessageSize, context.Options.Smtp.MaxDataLine.ToInt32(), context.Origin.User),
             context.Sink.Recorder,
             context.Logger);
         var result = await transfer.RunAsync(transaction, context.Origin, token);

@@ -93,7 +93,7 @@ public sealed class InboundSession : IAsyncDisposable
             await client.WriteAsync(new SmtpReply(220, null, $"{_options.Relay.HeloName} ESMTP"), token);
             while (_state != SessionState.Closing)
             {
-                var line = await client.ReadCommandAsync(_options.Smtp.MaxCommandLineBytes);
+                var line = await client.ReadCommandAsync(_options.Smtp.MaxCommandLine.ToInt32());
                 if (!await PaceErrorsAsync(client, token))
                 {
                     break;
@@ -150,7 +150,7 @@ public sealed class InboundSession : IAsyncDisposable
 
         if (client.Errors >= _options.Smtp.SoftErrorLimit)
         {
-            await Task.Delay(_options.Smtp.ErrorDelayMilliseconds, token);
+            await Task.Delay(_options.Smtp.ErrorDelay, token);
         }
 
         return true;
@@ -165,7 +165,7 @@ public sealed class InboundSession : IAsyncDisposable
                 MoveTo(SessionState.Closing);
                 return;
             case LineStatus.TooLong:
-                await client.WriteAsync(SessionReplies.LineTooLong(_options.Smtp.MaxCommandLineBytes), token);
+                await client.WriteAsync(SessionReplies.LineTooLong(_options.Smtp.MaxCommandLine.ToInt32()), token);
                 return;
             case LineStatus.BareLineFeed:
                 // What follows the bare LF could be a second, smuggled command: answer and hang up, as Postfix does.

@@ -36,15 +36,12 @@ public enum TimeoutReason
 /// <param name="MinDataBytesPerSecond">The rate DATA must keep after the grace; 0 for none.</param>
 public sealed record TimeoutLimits(TimeSpan Idle, TimeSpan CommandLine, TimeSpan Session, TimeSpan DataRateGrace, long MinDataBytesPerSecond)
 {
-    /// <summary>The grace before the DATA rate is judged: a constant today (a configuration key later).</summary>
-    public static readonly TimeSpan DefaultDataRateGrace = TimeSpan.FromSeconds(30);
-
     public static TimeoutLimits From(SmtpOptions smtp) => new(
-        TimeSpan.FromSeconds(smtp.IdleTimeoutSeconds),
-        TimeSpan.FromSeconds(smtp.CommandLineTimeoutSeconds),
-        TimeSpan.FromSeconds(smtp.SessionTimeoutSeconds),
-        DefaultDataRateGrace,
-        smtp.MinDataBytesPerSecond);
+        smtp.IdleTimeout,
+        smtp.CommandLineTimeout,
+        smtp.SessionTimeout,
+        smtp.DataRateGrace,
+        smtp.MinDataRate.BytesPerSecond);
 
     /// <summary>The limit that <paramref name="reason"/> says was exceeded (for replies and logs).</summary>
     public TimeSpan For(TimeoutReason reason) => reason switch

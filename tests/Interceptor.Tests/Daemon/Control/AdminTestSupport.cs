@@ -36,7 +36,7 @@ internal sealed class AdminFixture : IAsyncDisposable
         File.SetUnixFileMode(nft, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Store = SqliteStateStore.Open(Path.Combine(_directory, "state"), TimeProvider.System, NullLogger.Instance);
         Suspensions = new SuspensionRegistry(Store, Kernel, Kernel);
-        AutoSuspension = new AutoSuspensionRules(new SuspensionOptions { RefusalLimit = 3, RefusalWindowMinutes = 60 }, Clock);
+        AutoSuspension = new AutoSuspensionRules(new SuspensionOptions { RefusalLimit = 3, RefusalWindow = TimeSpan.FromMinutes(60) }, Clock);
         Ledger = new QuotaLedger(Clock);
         Context = new AdminContext(
             Options,

@@ -33,16 +33,16 @@ public class SessionFuzzTests
     {
         Smtp = new SmtpOptions
         {
-            IdleTimeoutSeconds = 1,
-            CommandLineTimeoutSeconds = 1,
-            SessionTimeoutSeconds = 8,
-            ErrorDelayMilliseconds = 10,
+            IdleTimeout = TimeSpan.FromSeconds(1),
+            CommandLineTimeout = TimeSpan.FromSeconds(1),
+            SessionTimeout = TimeSpan.FromSeconds(8),
+            ErrorDelay = TimeSpan.FromMilliseconds(10),
         },
         Limits = new LimitsOptions { Default = QuotaLimits.Defaults with { MessageSizeBytes = 200_000, RecipientsPerMessage = 5 } },
     };
 
     /// <summary>After the client goes quiet: the idle timeout, the upstream QUIT on the way out, and slack for a loaded machine.</summary>
-    private static readonly TimeSpan QuietBound = TimeSpan.FromSeconds(Options.Smtp.IdleTimeoutSeconds + Options.Relay.ReplyTimeoutSeconds + 3);
+    private static readonly TimeSpan QuietBound = TimeSpan.FromSeconds(Options.Smtp.IdleTimeout.TotalSeconds + Options.Relay.ReplyTimeout.TotalSeconds + 3);
 
     private static readonly HashSet<string> UpstreamVerbs = ["EHLO", "HELO", "STARTTLS", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT"];
 

@@ -15,7 +15,7 @@ public class RelayDialogueTests
 {
     private static readonly InterceptorOptions Reusing = RelayHarness.Options with
     {
-        Relay = RelayHarness.Options.Relay with { ReuseConnections = true, ReuseIdleSeconds = 30 },
+        Relay = RelayHarness.Options.Relay with { ReuseConnections = true, ReuseIdleTime = TimeSpan.FromSeconds(30) },
     };
 
     private static ScriptedDialogue Delivers(ScriptedDialogue dialogue, string from, string queuedAs) => dialogue

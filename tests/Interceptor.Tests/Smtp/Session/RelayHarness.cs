@@ -38,11 +38,11 @@ internal sealed class RelayHarness : IAsyncDisposable
         Relay = new RelayOptions
         {
             HeloName = HeloName,
-            ConnectTimeoutSeconds = 2,
-            ReplyTimeoutSeconds = 2,
-            DataReplyTimeoutSeconds = 2,
+            ConnectTimeout = TimeSpan.FromSeconds(2),
+            ReplyTimeout = TimeSpan.FromSeconds(2),
+            DataReplyTimeout = TimeSpan.FromSeconds(2),
         },
-        Smtp = new SmtpOptions { IdleTimeoutSeconds = 2 },
+        Smtp = new SmtpOptions { IdleTimeout = TimeSpan.FromSeconds(2) },
     };
 
     private readonly CancellationTokenSource _shutdown = new();

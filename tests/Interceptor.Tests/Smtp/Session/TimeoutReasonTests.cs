@@ -114,7 +114,7 @@ public class TimeoutReasonTests
         var reply = await session.CommandAsync("RCPT TO:<slow@example.net>");
         var noop = await session.CommandAsync("NOOP");
 
-        Assert.That(reply.Text, Does.StartWith($"451 4.4.2 upstream {upstream.EndPoint}: no reply within {RelayHarness.Options.Relay.ReplyTimeoutSeconds} s; try again later"));
+        Assert.That(reply.Text, Does.StartWith($"451 4.4.2 upstream {upstream.EndPoint}: no reply within {RelayHarness.Options.Relay.ReplyTimeout.TotalSeconds} s; try again later"));
         Assert.That(noop.Code, Is.EqualTo(250), "the upstream's silence does not end the client's session");
         Assert.That(session.Log.Lines, Has.Some.StartWith($"upstream {upstream.EndPoint} failed for uid=1001 user=alice: no reply within"));
     }
@@ -134,8 +134,15 @@ public class TimeoutReasonTests
     [Test]
     public void The_limits_come_from_the_session_options()
     {
-        var limits = TimeoutLimits.From(new Interceptor.Core.Options.SmtpOptions { IdleTimeoutSeconds = 42, CommandLineTimeoutSeconds = 9, SessionTimeoutSeconds = 600, MinDataBytesPerSecond = 77 });
+        var limits = TimeoutLimits.From(new Interceptor.Core.Options.SmtpOptions
+        {
+            IdleTimeout = TimeSpan.FromSeconds(42),
+            CommandLineTimeout = TimeSpan.FromSeconds(9),
+            SessionTimeout = TimeSpan.FromSeconds(600),
+            DataRateGrace = TimeSpan.FromSeconds(31),
+            MinDataRate = Interceptor.Core.Options.DataRate.FromBytesPerSecond(77),
+        });
 
-        Assert.That(limits, Is.EqualTo(new TimeoutLimits(TimeSpan.FromSeconds(42), TimeSpan.FromSeconds(9), TimeSpan.FromSeconds(600), TimeoutLimits.DefaultDataRateGrace, 77)));
+        Assert.That(limits, Is.EqualTo(new TimeoutLimits(TimeSpan.FromSeconds(42), TimeSpan.FromSeconds(9), TimeSpan.FromSeconds(600), TimeSpan.FromSeconds(31), 77)));
     }
 }

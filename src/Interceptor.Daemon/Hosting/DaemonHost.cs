@@ -26,7 +26,7 @@ public static class DaemonHost
         });
         builder.Services.AddSingleton<ILoggerFactory>(new HostLogFilter(loggers));
         builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
-        builder.Services.AddHostedService(provider => first(provider.GetRequiredService<IHostApplicationLifetime>()));
+        builder.Services.AddSingleton(provider => first(provider.GetRequiredService<IHostApplicationLifetime>()));
         foreach (var service in services)
         {
             // Registered as instances, which the container does not dispose: `run` owns them.

@@ -19,16 +19,24 @@ public sealed class ConnectionDispatcherTests
     public async Task A_connection_is_registered_before_it_runs_and_thousands_of_instant_ones_leave_the_count_at_zero()
     {
         const int Connections = 20_000;
+        const int Cap = 64;
         var unregisteredWhileRunning = 0;
+        var overTheCap = 0;
         var ended = 0;
         var allEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         ConnectionDispatcher? dispatcher = null;
-        dispatcher = new ConnectionDispatcher("test", Connections, (_, _, _) =>
+        dispatcher = new ConnectionDispatcher("test", Cap, (_, _, _) =>
         {
             // Ends at once, as a refused connection does: the race that left stale entries behind.
-            if (dispatcher!.Active < 1)
+            var active = dispatcher!.Active;
+            if (active < 1)
             {
                 Interlocked.Increment(ref unregisteredWhileRunning);
+            }
+
+            if (active > Cap)
+            {
+                Interlocked.Increment(ref overTheCap);
             }
 
             if (Interlocked.Increment(ref ended) == Connections)
@@ -39,12 +47,17 @@ public sealed class ConnectionDispatcherTests
             return Task.CompletedTask;
         }, new RecordingLogger());
 
-        // Several accept loops at once, as the listener has one per address.
-        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() =>
+        // Several accept loops at once, as the listener has one per address; each waits for a free place (at most the cap
+        // of sockets open at once).
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
         {
             for (var i = 0; i < Connections / 4; i++)
             {
-                Assert.That(dispatcher.TryDispatch(NewSocket()), Is.True);
+                var socket = NewSocket();
+                while (!dispatcher.TryDispatch(socket))
+                {
+                    await Task.Yield();
+                }
             }
         })));
         await allEnded.Task.WaitAsync(Timeout);
@@ -52,6 +65,7 @@ public sealed class ConnectionDispatcherTests
         Assert.Multiple(() =>
         {
             Assert.That(unregisteredWhileRunning, Is.Zero, "every connection was counted while it ran");
+            Assert.That(overTheCap, Is.Zero, "never more than the cap at once");
             Assert.That(dispatcher.Active, Is.Zero, "and uncounted when it ended");
         });
     }

@@ -32,7 +32,13 @@ public sealed class ActiveSessionsTests
             ["127.0.0.1", listenPort, "--reset"],
             ["127.0.0.2", "25", "--reset"],
         ];
-        var runs = await Task.WhenAll(floods.Select(f => FloodAsync(s, f)));
+        // One after the other: each gets the machine to itself.
+        var runs = new List<int>();
+        foreach (var flood in floods)
+        {
+            runs.Add(await FloodAsync(s, flood));
+        }
+
         var connections = runs.Sum();
         TestContext.Out.WriteLine($"{connections} short connections in 4 floods of 4 s ({string.Join(", ", runs)})");
         Assert.That(connections, Is.GreaterThan(2_000), "the floods must make thousands of connections");

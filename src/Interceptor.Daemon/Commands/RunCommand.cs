@@ -1,6 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Interceptor.Core.Decide;
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
@@ -16,29 +14,26 @@ using Interceptor.Daemon.Record;
 using Interceptor.Linux;
 using Interceptor.Netfilter;
 using Interceptor.Store;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Commands;
 
 /// <summary>
-/// `smtp-interceptor run`: open the state, bind the loopback listeners, install and verify the nft table
-/// (with the stored suspensions), relay until SIGTERM, and leave the table in place on the way out (fail closed).
+/// `smtp-interceptor run`: open the state and build the daemon's parts, then run them as the Generic Host's hosted services
+/// (<see cref="DaemonHost"/>), in this order: bind the loopback listener, install and verify the nft table (with the stored
+/// suspensions), the control socket, the metrics endpoint, the store's retention, accepting SMTP; then READY. SIGTERM
+/// stops them in the reverse order, and the table stays in place on the way out (fail closed).
 /// </summary>
 public static class RunCommand
 {
-    private static readonly TimeSpan ShutdownGrace = TimeSpan.FromSeconds(10);
-
     public static async Task<int> RunAsync(Arguments arguments, ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger("smtp-interceptor");
 
         // First: it takes NOTIFY_SOCKET out of the environment so that no child (nft) can speak for us.
-        await using var systemd = SystemdNotifier.FromEnvironment(logger);
-
-        // Before anything else: a SIGTERM that arrives right after "ready" must stop us cleanly, not kill us.
-        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using var systemd = SystemdNotifier.FromEnvironment(logger);
         var (options, spec) = DaemonSetup.Load(arguments.ConfigPath, relays: true);
         var descriptorLimit = RaiseDescriptorLimit(logger);
         var rules = new RulesetManager(new NftClient());
@@ -49,7 +44,7 @@ public static class RunCommand
         if (ListenerGuard.UnprivilegedPortProblem(options.Listen.Port) is { } unprivileged)
         {
             logger.RefusingToRun(unprivileged);
-            await LockDownAsync(rules, spec, new ListenerProblem(unprivileged, null, null), alert, logger);
+            await ListenerBinding.LockDownAsync(rules, spec, new ListenerProblem(unprivileged, null, null), alert, logger);
             return 1;
         }
 
@@ -117,84 +112,74 @@ public static class RunCommand
         await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
         metrics.Upstreams = listener.Upstreams;
         metrics.Store = () => store.Health;
-        try
-        {
-            listener.Bind();
-        }
-        catch (SocketException e)
-        {
-            // Someone else holds the port (root or a CAP_NET_BIND_SERVICE process, the port being privileged): say who,
-            // and take the redirect away from them.
-            var holder = FindHolder(options.Listen.Port, logger);
-            logger.CannotListen(options.Listen.Port, e.Message, holder is null ? "" : "; " + holder.Reason);
-            await LockDownAsync(rules, spec, holder ?? new ListenerProblem($"cannot listen on port {options.Listen.Port}: {e.Message}", null, null), alert, logger);
-            return 3;
-        }
-
         var listenerGuard = new ListenerGuard(options.Listen.Port, () => listener.Sockets, alert, loggers.CreateLogger("netfilter"));
-        var lockdown = listenerGuard.FindProblem(null);
-        await rules.InstallAsync(spec with { Lockdown = lockdown is not null }, CancellationToken.None);
-        if (lockdown is not null)
-        {
-            await listenerGuard.ReportLockdownAsync(lockdown, spec.Table, spec.Ports, CancellationToken.None);
-        }
-
         var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString())
         {
             SuspendedSets = suspendedSets,
         };
         await using var control = new ControlServer(context, loggers.CreateLogger("control"));
+        await using var metricsServer = options.Metrics.Listen.Length == 0
+            ? null
+            : new MetricsServer(IPEndPoint.Parse(options.Metrics.Listen), metrics, () => listener.ActiveSessions, loggers.CreateLogger("metrics"));
+        using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics);
+        using var watchdog = new TableWatchdog(rules, spec, suspensions, options.Interception.VerifyInterval, loggers.CreateLogger("netfilter"), listenerGuard)
+        {
+            SuspendedSets = suspendedSets,
+        };
+        metrics.Watchdog = watchdog;
+
+        // Start order = the order of the guarantees: the port is ours before the table redirects to it; READY (the
+        // SystemdService, after every start) only once the table is verified and the listener accepts. Stop order is the
+        // reverse: STOPPING at once, the SMTP sessions drain while the table watchdog and the control socket still run.
+        using var host = DaemonHost.Build(
+            loggers,
+            lifetime => new SystemdService(systemd, lifetime, AnnounceReady, AnnounceStopping, logger),
+            new ListenerBinding(listener, options.Listen.Port, rules, spec, alert, logger),
+            watchdog,
+            control,
+            new HostedResource(metricsServer is null ? null : metricsServer.Start, null),
+            retention,
+            listener);
         try
         {
-            control.Start();
+            await host.StartAsync();
+        }
+        catch (OperationCanceledException) when (host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested)
+        {
+            // SIGTERM while starting: stop what started, as after READY.
+            await host.StopAsync();
+            return 0;
+        }
+        catch (DaemonStartupException e)
+        {
+            return e.ExitCode;
         }
         catch (ControlSocketException e)
         {
             logger.CannotOpenControlSocket(e.Message);
             return 3;
         }
-        await using var metricsServer = options.Metrics.Listen.Length == 0
-            ? null
-            : new MetricsServer(IPEndPoint.Parse(options.Metrics.Listen), metrics, () => listener.ActiveSessions, loggers.CreateLogger("metrics"));
-        metricsServer?.Start();
-        await using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics);
-        retention.Start();
-        await using var watchdog = new TableWatchdog(rules, spec, suspensions, options.Interception.VerifyInterval, loggers.CreateLogger("netfilter"), listenerGuard, lockdown)
-        {
-            SuspendedSets = suspendedSets,
-        };
-        metrics.Watchdog = watchdog;
-        watchdog.Start();
-        listener.Start();
-        var endpoints = string.Join(" ", listener.Endpoints);
-        var exemptUids = string.Join(",", spec.ExemptUids);
-        var ports = string.Join(",", spec.Ports);
-        logger.Ready(
-            endpoints,
-            spec.Table,
-            ports,
-            exemptUids,
-            spec.SuspendedUids.Count == 0 ? "none" : string.Join(",", spec.SuspendedUids),
-            owners.Method,
-            store.Path,
-            restored,
-            control.SocketPath,
-            metricsServer is null ? "" : $"; metrics on http://{options.Metrics.Listen}/metrics");
-        systemd.Ready($"relaying: listening on {endpoints}; table inet {spec.Table} verified, exempt uids {exemptUids}");
-        systemd.StartWatchdog();
 
-        await stop.Task;
-        systemd.Stopping($"stopping: {listener.ActiveSessions} sessions still open");
-
-        logger.Stopping(listener.ActiveSessions, ShutdownGrace.TotalSeconds);
-        await listener.StopAsync(ShutdownGrace);
-        logger.Stopped(spec.Table, ports);
+        await host.WaitForShutdownAsync();
+        logger.Stopped(spec.Table, string.Join(",", spec.Ports));
         return 0;
 
-        void Stop(PosixSignalContext context)
+        string AnnounceReady()
         {
-            context.Cancel = true;
-            stop.TrySetResult();
+            var endpoints = string.Join(" ", listener.Endpoints);
+            var exemptUids = string.Join(",", spec.ExemptUids);
+            var ports = string.Join(",", spec.Ports);
+            var suspended = spec.SuspendedUids.Count == 0 ? "none" : string.Join(",", spec.SuspendedUids);
+            var metricsText = metricsServer is null ? "" : $"; metrics on http://{options.Metrics.Listen}/metrics";
+            logger.Ready(endpoints, spec.Table, ports, exemptUids, suspended, owners.Method, store.Path, restored, control.SocketPath, metricsText);
+            return $"relaying: listening on {endpoints}; table inet {spec.Table} verified, exempt uids {exemptUids}";
+        }
+
+        string AnnounceStopping()
+        {
+            var sessions = listener.ActiveSessions;
+            logger.Stopping(sessions, InterceptListener.ShutdownGrace.TotalSeconds);
+            return $"stopping: {sessions} sessions still open";
         }
     }
 
@@ -220,39 +205,6 @@ public static class RunCommand
             var current = DescriptorLimit.Current();
             logger.DescriptorLimitNotRaised(current.Soft, current.Hard, e.Message);
             return (long)Math.Min(current.Soft, (ulong)int.MaxValue);
-        }
-    }
-
-    /// <summary>
-    /// The lockdown form of the table (no redirect; the guard table refuses), logged and alerted: the daemon cannot own its
-    /// listener port, so nothing may be redirected to it. A failure to install it is logged; the exit code stays the same.
-    /// </summary>
-    private static async Task LockDownAsync(RulesetManager rules, RulesetSpec spec, ListenerProblem problem, AlertCommand alert, ILogger logger)
-    {
-        try
-        {
-            await rules.InstallAsync(spec with { Lockdown = true }, CancellationToken.None);
-            logger.LockedDown(
-                problem.Reason, spec.Table, string.Join(",", spec.Ports), spec.ListenPort);
-        }
-        catch (NetfilterException e)
-        {
-            logger.LockdownNotInstalled(spec.Table, e.Message);
-        }
-
-        await alert.NotifyListenerAsync("lockdown: " + problem.Reason, problem.Uid, problem.User, DateTimeOffset.UtcNow, CancellationToken.None);
-    }
-
-    private static ListenerProblem? FindHolder(int port, ILogger logger)
-    {
-        try
-        {
-            return ListenerGuard.ForeignListenerProblem(port, UserDatabase.EffectiveUid, new HashSet<ulong>());
-        }
-        catch (LinuxInteropException e)
-        {
-            logger.CannotListListeners(port, e.Message);
-            return null;
         }
     }
 

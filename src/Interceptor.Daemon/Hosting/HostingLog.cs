@@ -11,6 +11,9 @@ internal static partial class HostingLog
     [LoggerMessage(101, LogLevel.Error, "{Listener}: could not register an accepted connection; it is closed")]
     public static partial void RegistrationFailed(this ILogger logger, Exception exception, string listener);
 
+    [LoggerMessage(102, LogLevel.Error, "{Listener}: connection {Id} failed")]
+    public static partial void ConnectionFailed(this ILogger logger, Exception exception, string listener, long id);
+
     [LoggerMessage(110, LogLevel.Warning, "NOTIFY_SOCKET={NotifySocket} is not a Unix socket path; not notifying systemd")]
     public static partial void NotifySocketInvalid(this ILogger logger, string notifySocket);
 

@@ -14,7 +14,7 @@ internal static partial class InterceptLog
     /// Opens the session's logging scope: every line written inside it, by any component, carries Uid, User and SessionId
     /// as JSON fields (Scopes), whether or not its own template names them. Set once the connection is attributed.
     /// </summary>
-    public static IDisposable? BeginSession(this ILogger logger, int sessionId, ConnectionOrigin origin) =>
+    public static IDisposable? BeginSession(this ILogger logger, long sessionId, ConnectionOrigin origin) =>
         logger.BeginScope(new SessionLogScope(sessionId, origin.Uid, origin.User));
 
     [LoggerMessage(200, LogLevel.Warning, "connection cap reached: {Max} SMTP sessions open (Listen.MaxConnections); {Count} connections refused over {Seconds:0} s (421 4.7.0, or closed at once while {Answering} refusals are being written); at most one such line per {Interval:0} s")]
@@ -25,7 +25,7 @@ internal static partial class InterceptLog
     public static partial void SessionStarted(this ILogger logger, uint uid, string user, IPEndPoint client, IPEndPoint destination);
 
     [LoggerMessage(202, LogLevel.Error, "session {SessionId} failed")]
-    public static partial void SessionFailed(this ILogger logger, Exception exception, int sessionId);
+    public static partial void SessionFailed(this ILogger logger, Exception exception, long sessionId);
 
     [LoggerMessage(203, LogLevel.Error, "cannot list the sockets listening on port {Port}: {Reason}")]
     public static partial void CannotListListeners(this ILogger logger, int port, string reason);

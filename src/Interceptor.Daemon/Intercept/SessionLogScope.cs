@@ -15,7 +15,7 @@ public sealed class SessionLogScope : IReadOnlyList<KeyValuePair<string, object?
     private readonly string _user;
     private string? _text;
 
-    public SessionLogScope(int sessionId, uint uid, string user)
+    public SessionLogScope(long sessionId, uint uid, string user)
     {
         ArgumentNullException.ThrowIfNull(user);
         _user = user;

@@ -3,6 +3,7 @@ using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Daemon.Record;
 using Interceptor.Store;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Maintenance;
@@ -11,6 +12,7 @@ namespace Interceptor.Daemon.Maintenance;
 /// Keeps the state store bounded: deletes transactions, refusals and tallies past State.RetentionDays (hourly), and
 /// every few seconds holds the database under State.MaxBytes (and the filesystem above State.MinFreeBytes free) by
 /// pruning the oldest rows, with a warning and an alert (Alerts.Command, SMTPI_EVENT=store-pruned) before the disk fills.
+/// A hosted service: the first checks run as the daemon starts.
 /// </summary>
 public sealed class StoreRetention(
     IStateStore store,
@@ -18,7 +20,7 @@ public sealed class StoreRetention(
     TimeProvider time,
     ILogger logger,
     Func<string, IReadOnlyDictionary<string, string>, CancellationToken, Task>? alert = null,
-    MetricsRegistry? metrics = null) : IAsyncDisposable
+    MetricsRegistry? metrics = null) : BackgroundService
 {
     /// <summary>How often the size is checked: a flood must not get far between two checks.</summary>
     public static readonly TimeSpan SizeCheckInterval = TimeSpan.FromSeconds(5);
@@ -26,14 +28,10 @@ public sealed class StoreRetention(
     private static readonly TimeSpan RetentionInterval = TimeSpan.FromHours(1);
     private static readonly TimeSpan AlertInterval = TimeSpan.FromMinutes(15);
     private static readonly TimeSpan QuotaWindow = TimeSpan.FromDays(1);
-    private readonly CancellationTokenSource _stop = new();
-    private Task? _loop;
     private DateTimeOffset _lastAlert = DateTimeOffset.MinValue;
     private bool _lastAlertLostQuotaHistory;
 
-    public void Start() => _loop = Task.Run(LoopAsync);
-
-    private async Task LoopAsync()
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(SizeCheckInterval);
         var lastRetention = DateTimeOffset.MinValue;
@@ -45,12 +43,12 @@ public sealed class StoreRetention(
                 if (now - lastRetention >= RetentionInterval)
                 {
                     lastRetention = now;
-                    await RunAsync(() => store.PruneAsync(now - state.Retention, _stop.Token), "pruning the state store");
+                    await RunAsync(() => store.PruneAsync(now - state.Retention, stoppingToken), "pruning the state store");
                 }
 
-                await RunAsync(EnforceSizeAsync, "holding the state store under State.MaxBytes");
+                await RunAsync(() => EnforceSizeAsync(stoppingToken), "holding the state store under State.MaxBytes");
             }
-            while (await timer.WaitForNextTickAsync(_stop.Token));
+            while (await timer.WaitForNextTickAsync(stoppingToken));
         }
         catch (OperationCanceledException)
         {
@@ -70,7 +68,7 @@ public sealed class StoreRetention(
         }
     }
 
-    private async Task EnforceSizeAsync()
+    private async Task EnforceSizeAsync(CancellationToken cancellationToken)
     {
         if (store is not SqliteStateStore sqlite)
         {
@@ -78,7 +76,7 @@ public sealed class StoreRetention(
         }
 
         var now = time.GetUtcNow();
-        var report = await sqlite.EnforceSizeAsync(state.MaxSize.Bytes, state.MinFree.Bytes, now - QuotaWindow, _stop.Token);
+        var report = await sqlite.EnforceSizeAsync(state.MaxSize.Bytes, state.MinFree.Bytes, now - QuotaWindow, cancellationToken);
         if (report is null)
         {
             return;
@@ -102,7 +100,7 @@ public sealed class StoreRetention(
             ["SMTPI_STORE_ROWS_DELETED"] = report.RowsDeleted.ToString(CultureInfo.InvariantCulture),
             ["SMTPI_STORE_QUOTA_HISTORY_LOST"] = report.QuotaHistoryLost ? "yes" : "no",
         };
-        await alert(reason, facts, _stop.Token);
+        await alert(reason, facts, cancellationToken);
     }
 
     /// <summary>The log line's and the alert's sentence.</summary>
@@ -122,16 +120,5 @@ public sealed class StoreRetention(
         };
         return string.Create(CultureInfo.InvariantCulture,
             $"{report.UsedBefore} bytes used, limit {limit}: deleted the {report.RowsDeleted} oldest rows, {report.UsedAfter} bytes used now, oldest row kept {oldest}; {consequence}");
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        if (_loop is not null)
-        {
-            await _loop;
-        }
-
-        _stop.Dispose();
     }
 }

@@ -1,24 +1,24 @@
 using Interceptor.Core.Policy;
 using Interceptor.Daemon.Intercept;
 using Interceptor.Netfilter;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Maintenance;
 
 /// <summary>
-/// Re-reads our nft table every few seconds and puts it back (one atomic transaction) when someone deleted
+/// Installs our nft table when the daemon starts (a hosted service, started right after the listener is bound), then
+/// re-reads it every few seconds and puts it back (one atomic transaction) when someone deleted
 /// or changed it, e.g. a `nft flush ruleset` by another firewall tool. Suspensions are taken from the registry,
 /// so a restore never lets a suspended user out. With a <see cref="ListenerGuard"/> it also checks that the listener port
-/// is still ours alone (issue 12.1) and switches between the normal table and its lockdown form (no redirect) accordingly;
-/// <paramref name="lockdown"/> is the problem the daemon started with, if it started in lockdown.
+/// is still ours alone (issue 12.1) and switches between the normal table and its lockdown form (no redirect) accordingly.
+/// Stopping leaves the table in place: port 25 stays closed to customers until the daemon is back (fail closed).
 /// </summary>
 public sealed class TableWatchdog(
     RulesetManager rules, RulesetSpec spec, SuspensionRegistry suspensions, TimeSpan interval, ILogger logger,
-    ListenerGuard? listener = null, ListenerProblem? lockdown = null) : IAsyncDisposable
+    ListenerGuard? listener = null) : BackgroundService
 {
-    private readonly CancellationTokenSource _stop = new();
-    private Task? _loop;
-    private ListenerProblem? _lockdown = lockdown;
+    private ListenerProblem? _lockdown;
 
     /// <summary>Why the table is in lockdown now; null while it redirects.</summary>
     public ListenerProblem? Lockdown => _lockdown;
@@ -28,18 +28,33 @@ public sealed class TableWatchdog(
     /// <summary>Fills the expected suspension sets, sub-UID ranges included (re-read each check).</summary>
     public Decide.SuspendedUidSets SuspendedSets { get; init; } = Decide.SuspendedUidSets.None;
 
-    public void Start() => _loop = Task.Run(LoopAsync);
+    /// <summary>
+    /// Installs <c>spec</c> (the stored suspensions already in it), in its lockdown form when the listener port is not ours
+    /// alone, then starts the checks. Not cut short by an early SIGTERM: nft replaces the table in one transaction.
+    /// </summary>
+    /// <exception cref="NetfilterException">The table could not be installed: the daemon does not start.</exception>
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        _lockdown = listener?.FindProblem(null);
+        await rules.InstallAsync(spec with { Lockdown = _lockdown is not null }, CancellationToken.None);
+        if (_lockdown is not null)
+        {
+            await listener!.ReportLockdownAsync(_lockdown, spec.Table, spec.Ports, CancellationToken.None);
+        }
 
-    private async Task LoopAsync()
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(interval);
         try
         {
-            while (await timer.WaitForNextTickAsync(_stop.Token))
+            while (await timer.WaitForNextTickAsync(stoppingToken))
             {
                 try
                 {
-                    await CheckOnceAsync(_stop.Token);
+                    await CheckOnceAsync(stoppingToken);
                 }
 #pragma warning disable CA1031 // e.g. nft could not be started for lack of descriptors: retried at the next tick, never the end of the watchdog
                 catch (Exception e) when (e is not OperationCanceledException)
@@ -102,16 +117,5 @@ public sealed class TableWatchdog(
         {
             await listener!.ReportLiftedAsync(previous!.Reason, spec.Table, cancellationToken);
         }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        if (_loop is not null)
-        {
-            await _loop;
-        }
-
-        _stop.Dispose();
     }
 }

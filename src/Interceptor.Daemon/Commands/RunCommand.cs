@@ -83,7 +83,7 @@ public static class RunCommand
             "file descriptors: limit {Limit}, {Open} open at start, {Reserve} reserved, up to {Sessions} SMTP sessions (Listen.MaxConnections) × {PerSession} and {Idle} idle upstream sessions: at most {Needed}",
             budget.Limit, budget.OpenAtStart, DescriptorBudget.Reserve, budget.Sessions, DescriptorBudget.PerSession, budget.IdleUpstreams, budget.Needed);
         options = options with { Listen = options.Listen with { MaxConnections = budget.Sessions } };
-        var metrics = new MetricsRegistry(options.Metrics.PerUser);
+        using var metrics = new DaemonMetrics(options.Metrics.PerUser);
         var ledger = new QuotaLedger(time);
         var restored = await RestoreUsageAsync(store, ledger, time);
         var autoSuspension = new AutoSuspensionRules(options.Suspension, time);
@@ -95,7 +95,7 @@ public static class RunCommand
         var suspensions = registry = new SuspensionRegistry(store, kernel, alert);
         var suspended = await suspensions.LoadAsync(CancellationToken.None);
         spec = suspendedSets.Apply(spec, suspended.Select(s => s.Uid));
-        var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics);
+        var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics.Policy);
 
         using var owners = new SocketOwnerLookup();
         using var conntrack = new ConntrackLookup();
@@ -107,15 +107,16 @@ public static class RunCommand
         var attributeLogger = loggers.CreateLogger("attribute");
         await using var refusals = new RefusalLog(attributeLogger, TimeSpan.FromSeconds(options.Interception.RefusalSummarySeconds), time);
         refusals.Start();
-        var attributor = new ConnectionAttributor(owners, destinations, attributeLogger, refusals, metrics, conntrack)
+        var attributor = new ConnectionAttributor(owners, destinations, attributeLogger, refusals, metrics.Attribution, conntrack)
         {
-            Uids = new UidAttribution(subordinates, options.Attribution.UnknownUids, attributeLogger, metrics),
+            Uids = new UidAttribution(subordinates, options.Attribution.UnknownUids, attributeLogger, metrics.Attribution),
             Scope = RedirectScope.Of(spec),
         };
-        var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics);
+        var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics.Relay);
         await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
-        metrics.Upstreams = listener.Upstreams;
-        metrics.Store = () => store.Health;
+        metrics.Relay.Upstreams = listener.Upstreams;
+        metrics.Store.Health = () => store.Health;
+        metrics.Intercept.ActiveSessions = () => listener.ActiveSessions;
         try
         {
             listener.Bind();
@@ -152,17 +153,22 @@ public static class RunCommand
             logger.LogCritical("cannot open the control socket: {Reason}", e.Message);
             return 3;
         }
+        // Before the listener accepts and the store is pruned: what happens before an exporter listens is not counted.
         await using var metricsServer = options.Metrics.Listen.Length == 0
             ? null
-            : new MetricsServer(IPEndPoint.Parse(options.Metrics.Listen), metrics, () => listener.ActiveSessions, loggers.CreateLogger("metrics"));
-        metricsServer?.Start();
-        await using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics);
+            : new MetricsEndpoint(IPEndPoint.Parse(options.Metrics.Listen), metrics.Sources, loggers);
+        if (metricsServer is not null)
+        {
+            await metricsServer.StartAsync(CancellationToken.None);
+        }
+
+        await using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics.Store);
         retention.Start();
         await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"), listenerGuard, lockdown)
         {
             SuspendedSets = suspendedSets,
         };
-        metrics.Watchdog = watchdog;
+        metrics.Intercept.Watchdog = watchdog;
         watchdog.Start();
         listener.Start();
         logger.LogInformation(

@@ -17,7 +17,7 @@ public sealed class StoreRetention(
     TimeProvider time,
     ILogger logger,
     Func<string, IReadOnlyDictionary<string, string>, CancellationToken, Task>? alert = null,
-    MetricsRegistry? metrics = null) : IAsyncDisposable
+    StoreMetrics? metrics = null) : IAsyncDisposable
 {
     /// <summary>How often the size is checked: a flood must not get far between two checks.</summary>
     public static readonly TimeSpan SizeCheckInterval = TimeSpan.FromSeconds(5);
@@ -83,7 +83,7 @@ public sealed class StoreRetention(
             return;
         }
 
-        metrics?.StorePruned(report.QuotaHistoryLost);
+        metrics?.Pruned(report.QuotaHistoryLost);
         var reason = Describe(report, state);
         if (report.QuotaHistoryLost || report.UsedAfter > report.Limit)
         {

@@ -1,0 +1,136 @@
+using System.Net;
+using Interceptor.Core.Metrics;
+using Interceptor.Core.Options;
+using Interceptor.Daemon.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+
+namespace Interceptor.Daemon.Record;
+
+/// <summary>
+/// Serves the layers' meters (<see cref="IMetricsSource"/>) as Prometheus text on GET /metrics at Metrics.Listen, a
+/// loopback address: OpenTelemetry's Prometheus exporter on a Kestrel of its own (README, Monitoring, says why this
+/// exporter). Nothing else is served (404). At most <see cref="DescriptorBudget.MetricsConnections"/> connections at
+/// once: one more is closed at once (a local user holding connections must not take the daemon's descriptors; a scraper
+/// asks once every few seconds); request headers within <see cref="RequestTimeout"/>, idle connections closed after it.
+/// Started and stopped as one piece, so it fits a hosted service as it is.
+/// </summary>
+public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsSource> sources, ILoggerFactory loggers) : IAsyncDisposable
+{
+    public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>Series per per-user metric (users × outcomes or reasons); beyond it, OpenTelemetry's overflow series.</summary>
+    public const int PerUserSeriesLimit = 20_000;
+
+    private readonly ILogger _logger = loggers.CreateLogger("metrics");
+    private readonly ConnectionSlots _slots = new(DescriptorBudget.MetricsConnections);
+    private readonly LogThrottle _capReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
+    private MeterProvider? _meters;
+    private WebApplication? _web;
+
+    /// <summary>Where it listens once started (the port chosen when Metrics.Listen asked for port 0, in tests).</summary>
+    public IPEndPoint? BoundEndpoint { get; private set; }
+
+    public async Task StartAsync(CancellationToken cancel)
+    {
+        _meters = Sdk.CreateMeterProviderBuilder()
+            .AddMeter([.. sources.Select(s => s.Meter.Name).Distinct()])
+            .AddView(instrument => instrument.Name.StartsWith("smtpi_user_", StringComparison.Ordinal)
+                ? new MetricStreamConfiguration { CardinalityLimit = PerUserSeriesLimit }
+                : null)
+            .AddPrometheusExporter(exporter =>
+            {
+                // Every scrape sees the figures of that moment, as before; the scope labels and target_info would add
+                // series and labels the rules and the dashboard never had.
+                exporter.ScrapeResponseCacheDurationMilliseconds = 0;
+                exporter.ScopeInfoEnabled = false;
+                exporter.TargetInfoEnabled = false;
+            })
+            .Build();
+        foreach (var source in sources)
+        {
+            source.RecordZeros();
+        }
+
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.Services.AddSingleton(loggers);
+        builder.Services.AddSingleton<IHostLifetime, OwnedByTheDaemon>();
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.RequestHeadersTimeout = RequestTimeout;
+            kestrel.Limits.KeepAliveTimeout = RequestTimeout;
+            kestrel.Limits.MaxRequestLineSize = 4096;
+            kestrel.Limits.MaxRequestHeadersTotalSize = 4096;
+            kestrel.Limits.MaxRequestBodySize = 0;
+            kestrel.Listen(endpoint, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1;
+                listen.Use(next => connection => ServeWithinCapAsync(connection, next));
+            });
+        });
+        var web = builder.Build();
+        web.UseOpenTelemetryPrometheusScrapingEndpoint(_meters, predicate: null, path: "/metrics", configureBranchedPipeline: null, optionsName: null);
+        await web.StartAsync(cancel);
+        _web = web;
+        var address = web.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        BoundEndpoint = new IPEndPoint(endpoint.Address, new Uri(address).Port);
+    }
+
+    public async Task StopAsync(CancellationToken cancel)
+    {
+        if (_web is { } web)
+        {
+            _web = null;
+            await web.StopAsync(cancel);
+            await web.DisposeAsync();
+        }
+
+        _meters?.Dispose();
+        _meters = null;
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None);
+
+    private async Task ServeWithinCapAsync(ConnectionContext connection, ConnectionDelegate next)
+    {
+        if (!_slots.TryTake())
+        {
+            if (_capReport.TryReport(out var count, out var span))
+            {
+                _logger.LogWarning(
+                    "metrics: connection cap reached ({Max} requests at once); {Count} connections closed unanswered over {Seconds:0} s; at most one such line per {Interval:0} s",
+                    _slots.Capacity, count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
+            }
+
+            connection.Abort();
+            return;
+        }
+
+        try
+        {
+            await next(connection);
+        }
+        finally
+        {
+            _slots.Return();
+        }
+    }
+
+    /// <summary>The daemon owns the process's lifetime (signals, systemd): this small web host only starts and stops.</summary>
+    private sealed class OwnedByTheDaemon : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

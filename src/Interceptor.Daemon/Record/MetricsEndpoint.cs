@@ -62,7 +62,8 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
         }
 
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.Services.AddSingleton(loggers);
+        // Kestrel's and the web host's own lines only from Warning on: a line per scrape would fill the journal.
+        builder.Logging.AddProvider(new DaemonLoggers(loggers)).SetMinimumLevel(LogLevel.Warning);
         builder.Services.AddSingleton<IHostLifetime, OwnedByTheDaemon>();
         builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
         {
@@ -123,6 +124,16 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
         finally
         {
             _slots.Return();
+        }
+    }
+
+    /// <summary>The web host's lines go to the daemon's log (the factory stays the daemon's to dispose).</summary>
+    private sealed class DaemonLoggers(ILoggerFactory loggers) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => loggers.CreateLogger(categoryName);
+
+        public void Dispose()
+        {
         }
     }
 

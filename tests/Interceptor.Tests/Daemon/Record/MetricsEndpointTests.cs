@@ -117,10 +117,15 @@ public sealed class MetricsEndpointTests
     }
 
     [Test]
-    public async Task Only_metrics_is_served()
+    public async Task Only_metrics_is_served_and_a_scrape_writes_no_log_line()
     {
         using var other = await _http.GetAsync(new Uri("other", UriKind.Relative));
-        Assert.That(other.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        await ScrapeAsync();
+        Assert.Multiple(() =>
+        {
+            Assert.That(other.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+            Assert.That(_log.Lines, Is.Empty, "the web host's per-request and start-up lines stay out of the journal");
+        });
     }
 
     [Test]
@@ -216,7 +221,7 @@ public sealed class MetricsEndpointTests
 
     private sealed class OneLoggerProvider(ILogger logger) : ILoggerProvider
     {
-        public ILogger CreateLogger(string categoryName) => categoryName == "metrics" ? logger : Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        public ILogger CreateLogger(string categoryName) => logger;
 
         public void Dispose()
         {

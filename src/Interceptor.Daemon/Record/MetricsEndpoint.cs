@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry;
@@ -76,9 +77,11 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
             kestrel.Listen(endpoint, listen =>
             {
                 listen.Protocols = HttpProtocols.Http1;
-                listen.Use(next => connection => ServeWithinCapAsync(connection, next));
+                listen.Use(next => connection => ServeAndReleaseAsync(connection, next));
             });
         });
+        builder.Services.RemoveAll<IConnectionListenerFactory>();
+        builder.Services.AddSingleton<IConnectionListenerFactory>(new SharedAcceptLoopTransport(Admit, _slots.Return, _logger));
         var web = builder.Build();
         web.UseOpenTelemetryPrometheusScrapingEndpoint(_meters, predicate: null, path: "/metrics", configureBranchedPipeline: null, optionsName: null);
         await web.StartAsync(cancel);
@@ -102,21 +105,27 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
 
     public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None);
 
-    private async Task ServeWithinCapAsync(ConnectionContext connection, ConnectionDelegate next)
+    /// <summary>Takes a slot for a connection just accepted; over the cap, says so (at most once per 10 s) and refuses it.</summary>
+    private bool Admit()
     {
-        if (!_slots.TryTake())
+        if (_slots.TryTake())
         {
-            if (_capReport.TryReport(out var count, out var span))
-            {
-                _logger.LogWarning(
-                    "metrics: connection cap reached ({Max} requests at once); {Count} connections closed unanswered over {Seconds:0} s; at most one such line per {Interval:0} s",
-                    _slots.Capacity, count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
-            }
-
-            connection.Abort();
-            return;
+            return true;
         }
 
+        if (_capReport.TryReport(out var count, out var span))
+        {
+            _logger.LogWarning(
+                "metrics: connection cap reached ({Max} requests at once); {Count} connections closed unanswered over {Seconds:0} s; at most one such line per {Interval:0} s",
+                _slots.Capacity, count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
+        }
+
+        return false;
+    }
+
+    /// <summary>Every connection Kestrel runs was admitted by the transport: its slot comes back when it ends.</summary>
+    private async Task ServeAndReleaseAsync(ConnectionContext connection, ConnectionDelegate next)
+    {
         try
         {
             await next(connection);

@@ -22,7 +22,7 @@ namespace Interceptor.Daemon.Attribution;
 /// <paramref name="metrics"/>, one by one.
 /// </param>
 public sealed class ConnectionAttributor(
-    SocketOwnerLookup owners, DestinationPolicy destinations, ILogger logger, RefusalLog refusals, Record.MetricsRegistry? metrics = null, ConntrackLookup? conntrack = null)
+    SocketOwnerLookup owners, DestinationPolicy destinations, ILogger logger, RefusalLog refusals, AttributionMetrics? metrics = null, ConntrackLookup? conntrack = null)
 {
     /// <summary>Either the origin of the connection (and its socket inode), or the reply that refuses it.</summary>
     public (ConnectionOrigin? Origin, ulong Inode, SmtpReply? Refusal) Attribute(Socket socket)
@@ -61,7 +61,7 @@ public sealed class ConnectionAttributor(
                 (client, owner) = remapped;
             }
 
-            metrics?.RecordOwnerLookup(System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            metrics?.OwnerLookup(System.Diagnostics.Stopwatch.GetElapsedTime(started));
         }
         catch (LinuxInteropException e)
         {
@@ -87,7 +87,7 @@ public sealed class ConnectionAttributor(
         string cause, uint? uid, IPEndPoint client, IPEndPoint? destination, SmtpReply reply, string? reason = null, LogLevel level = LogLevel.Warning)
     {
         // A failed lookup is its own cause in the log (a fault, at Error); the metric keeps counting it as owner_unknown, as it always did.
-        metrics?.RecordConnectionRefused(cause == "owner_lookup_failed" ? "owner_unknown" : cause);
+        metrics?.ConnectionRefused(cause == "owner_lookup_failed" ? "owner_unknown" : cause);
         refusals.Refused(cause, uid, client, destination, reason ?? reply.Text, level);
         return (null, 0, reply);
     }

@@ -15,7 +15,7 @@ namespace Interceptor.Daemon.Attribution;
 /// policy keys on those) and the real uid as <see cref="ConnectionOrigin.SubordinateUid"/>. A uid that has
 /// neither an account nor an owner is refused unless <see cref="AttributionOptions.UnknownUids"/> says Relay.
 /// </summary>
-public sealed class UidAttribution(SubordinateUidFile subordinates, UnknownUidHandling unknownUids, ILogger logger, Record.MetricsRegistry? metrics = null)
+public sealed class UidAttribution(SubordinateUidFile subordinates, UnknownUidHandling unknownUids, ILogger logger, AttributionMetrics? metrics = null)
 {
     // One warning per unknown uid per interval, with the count of the refusals it stands for: a loop of
     // connections from one uid must not flood the journal.
@@ -46,7 +46,7 @@ public sealed class UidAttribution(SubordinateUidFile subordinates, UnknownUidHa
         }
 
         LogRefusal(uid, client, destination);
-        metrics?.RecordConnectionRefused("unknown_uid");
+        metrics?.ConnectionRefused("unknown_uid");
         return (null, new SmtpReply(421, "4.7.1",
             $"uid {uid} has no account on this host and is not a subordinate uid of one; mail of unknown origin is not relayed"));
     }

@@ -79,7 +79,7 @@ public static class RunCommand
         logger.DescriptorBudgetPlanned(
             budget.Limit, budget.OpenAtStart, DescriptorBudget.Reserve, budget.Sessions, DescriptorBudget.PerSession, budget.IdleUpstreams, budget.Needed);
         options = options with { Listen = options.Listen with { MaxConnections = budget.Sessions } };
-        var metrics = new MetricsRegistry(options.Metrics.PerUser);
+        using var metrics = new DaemonMetrics(options.Metrics.PerUser);
         var ledger = new QuotaLedger(time);
         var restored = await RestoreUsageAsync(store, ledger, time);
         var autoSuspension = new AutoSuspensionRules(options.Suspension, time);
@@ -91,7 +91,7 @@ public static class RunCommand
         var suspensions = registry = new SuspensionRegistry(store, kernel, alert);
         var suspended = await suspensions.LoadAsync(CancellationToken.None);
         spec = suspendedSets.Apply(spec, suspended.Select(s => s.Uid));
-        var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics);
+        var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics.Policy);
 
         using var owners = new SocketOwnerLookup();
         using var conntrack = new ConntrackLookup();
@@ -103,43 +103,46 @@ public static class RunCommand
         var attributeLogger = loggers.CreateLogger("attribute");
         await using var refusals = new RefusalLog(attributeLogger, options.Interception.RefusalSummaryInterval, time);
         refusals.Start();
-        var attributor = new ConnectionAttributor(owners, destinations, attributeLogger, refusals, metrics, conntrack)
+        var attributor = new ConnectionAttributor(owners, destinations, attributeLogger, refusals, metrics.Attribution, conntrack)
         {
-            Uids = new UidAttribution(subordinates, options.Attribution.UnknownUids, attributeLogger, metrics),
+            Uids = new UidAttribution(subordinates, options.Attribution.UnknownUids, attributeLogger, metrics.Attribution),
             Scope = RedirectScope.Of(spec),
         };
-        var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics);
+        var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics.Relay);
         await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
-        metrics.Upstreams = listener.Upstreams;
-        metrics.Store = () => store.Health;
+        metrics.Relay.Upstreams = listener.Upstreams;
+        metrics.Store.Health = () => store.Health;
+        metrics.Intercept.ActiveSessions = () => listener.ActiveSessions;
         var listenerGuard = new ListenerGuard(options.Listen.Port, () => listener.Sockets, alert, loggers.CreateLogger("netfilter"));
         var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString())
         {
             SuspendedSets = suspendedSets,
         };
         await using var control = new ControlServer(context, loggers.CreateLogger("control"));
+        // Started before the listener accepts and the store is pruned: what happens before an exporter listens is not counted.
         await using var metricsServer = options.Metrics.Listen.Length == 0
             ? null
-            : new MetricsServer(IPEndPoint.Parse(options.Metrics.Listen), metrics, () => listener.ActiveSessions, loggers.CreateLogger("metrics"));
-        using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics);
+            : new MetricsEndpoint(IPEndPoint.Parse(options.Metrics.Listen), metrics.Sources, loggers);
+        using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics.Store);
         using var watchdog = new TableWatchdog(rules, spec, suspensions, options.Interception.VerifyInterval, loggers.CreateLogger("netfilter"), listenerGuard)
         {
             SuspendedSets = suspendedSets,
         };
-        metrics.Watchdog = watchdog;
+        metrics.Intercept.Watchdog = watchdog;
 
         // Start order = the order of the guarantees: the port is ours before the table redirects to it; READY (the
         // SystemdService, after every start) only once the table is verified and the listener accepts. Stop order is the
         // reverse: STOPPING at once, the SMTP sessions drain while the table watchdog and the control socket still run.
-        using var host = DaemonHost.Build(
-            loggers,
-            lifetime => new SystemdService(systemd, lifetime, AnnounceReady, AnnounceStopping, logger),
+        IHostedService[] services =
+        [
             new ListenerBinding(listener, options.Listen.Port, rules, spec, alert, logger),
             watchdog,
             control,
-            new HostedResource(metricsServer is null ? null : metricsServer.Start, null),
+            .. (metricsServer is null ? Array.Empty<IHostedService>() : [metricsServer]),
             retention,
-            listener);
+            listener,
+        ];
+        using var host = DaemonHost.Build(loggers, lifetime => new SystemdService(systemd, lifetime, AnnounceReady, AnnounceStopping, logger), services);
         try
         {
             await host.StartAsync();

@@ -38,21 +38,6 @@ public static class DaemonHost
 }
 
 /// <summary>
-/// Something with a start and an asynchronous dispose, hosted as it is (the metrics endpoint): started in its place
-/// among the hosted services, disposed when the host stops it. Both may be null (a part that is switched off).
-/// </summary>
-public sealed class HostedResource(Action? start, Func<ValueTask>? stop) : IHostedService
-{
-    public Task StartAsync(CancellationToken cancellationToken)
-    {
-        start?.Invoke();
-        return Task.CompletedTask;
-    }
-
-    public Task StopAsync(CancellationToken cancellationToken) => stop is null ? Task.CompletedTask : stop().AsTask();
-}
-
-/// <summary>
 /// The daemon's loggers for the host, less one line: "Hosting failed to start" with the exception of a service that could
 /// not start. That service has logged why in the daemon's words already (or `run` reports the exception itself), so the
 /// admin sees one reason, not two. Everything else the host says (a background service that failed) passes.

@@ -20,7 +20,7 @@ public sealed class StoreRetention(
     TimeProvider time,
     ILogger logger,
     Func<string, IReadOnlyDictionary<string, string>, CancellationToken, Task>? alert = null,
-    MetricsRegistry? metrics = null) : BackgroundService
+    StoreMetrics? metrics = null) : BackgroundService
 {
     /// <summary>How often the size is checked: a flood must not get far between two checks.</summary>
     public static readonly TimeSpan SizeCheckInterval = TimeSpan.FromSeconds(5);
@@ -82,7 +82,7 @@ public sealed class StoreRetention(
             return;
         }
 
-        metrics?.StorePruned(report.QuotaHistoryLost);
+        metrics?.Pruned(report.QuotaHistoryLost);
         var reason = Describe(report, state);
         logger.StoreOverMaxBytes(report.QuotaHistoryLost || report.UsedAfter > report.Limit ? LogLevel.Error : LogLevel.Warning, reason);
 

@@ -7,7 +7,4 @@ internal static partial class MetricsLog
 {
     [LoggerMessage(850, LogLevel.Warning, "metrics: connection cap reached ({Max} requests at once); {Count} connections closed unanswered over {Seconds:0} s; at most one such line per {Interval:0} s")]
     public static partial void ConnectionCapReached(this ILogger logger, int max, long count, double seconds, double interval);
-
-    [LoggerMessage(851, LogLevel.Debug, "metrics request failed: {Reason}")]
-    public static partial void RequestFailed(this ILogger logger, string reason);
 }

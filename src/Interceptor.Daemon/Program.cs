@@ -12,27 +12,10 @@ public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
-        Arguments arguments;
-        try
-        {
-            arguments = Arguments.Parse(args);
-        }
-        catch (UsageException e)
-        {
-            await Console.Error.WriteLineAsync($"smtp-interceptor: {e.Message}{Environment.NewLine}{Environment.NewLine}{Arguments.Help}");
-            return 2;
-        }
-
         // .NET's own Console.Out flushes every 256 characters: a 700-byte transaction log line became three
         // write(2)s on the relay's hot path. One write per line (AutoFlush) keeps lines whole and prompt.
         // Before the logger factory: the console logger takes Console.Out when it is built.
         Console.SetOut(new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false), 64 * 1024) { AutoFlush = true });
-        static void Json(JsonConsoleFormatterOptions o)
-        {
-            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
-            o.UseUtcTimestamp = true;
-            o.JsonWriterOptions = new System.Text.Json.JsonWriterOptions { Indented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-        }
 
         // Under systemd each line also carries its syslog priority for journald (see JournalPriorityFormatter).
         using var loggers = LoggerFactory.Create(builder =>
@@ -40,33 +23,18 @@ public static class Program
             builder.SetMinimumLevel(LogLevel.Information);
             if (JournalPriorityFormatter.StandardOutputIsJournal())
             {
-                builder.Services.AddSingleton<ConsoleFormatter>(new JournalPriorityFormatter(Json));
+                builder.Services.AddSingleton<ConsoleFormatter>(new JournalPriorityFormatter(JsonLogFormat.Configure));
                 builder.AddConsole(o => o.FormatterName = JournalPriorityFormatter.FormatterName);
             }
             else
             {
-                builder.AddJsonConsole(Json);
+                builder.AddJsonConsole(JsonLogFormat.Configure);
             }
         });
         try
         {
-            return arguments.Verb switch
-            {
-                "run" => await RunCommand.RunAsync(arguments, loggers),
-                "check-config" => RulesCommands.CheckConfig(arguments),
-                "rules" => RulesCommands.PrintRules(arguments),
-                "remove-rules" => await RulesCommands.RemoveRulesAsync(arguments),
-                "demo" => await DemoCommand.RunAsync(arguments),
-                "status" or "users" or "log" or "block" or "unblock" or "limits" => await AdminCommands.RunAsync(arguments),
-                "help" => PrintHelp(),
-                "version" => PrintVersion(),
-                _ => throw new UsageException($"unknown command \"{arguments.Verb}\""),
-            };
-        }
-        catch (UsageException e)
-        {
-            await Console.Error.WriteLineAsync($"smtp-interceptor: {e.Message}{Environment.NewLine}{Environment.NewLine}{Arguments.Help}");
-            return 2;
+            // Verbs, options, help and usage errors (exit 2): CommandLineDefinition.
+            return await CommandLineDefinition.Create(loggers).InvokeAsync(args, Console.Error);
         }
         catch (ConfigurationException e)
         {
@@ -78,19 +46,5 @@ public static class Program
             await Console.Error.WriteLineAsync($"smtp-interceptor: {e.Message}");
             return 3;
         }
-    }
-
-    private static int PrintHelp()
-    {
-        Console.WriteLine(Arguments.Help);
-        Console.WriteLine();
-        Console.WriteLine(AdminCommands.Help);
-        return 0;
-    }
-
-    private static int PrintVersion()
-    {
-        Console.WriteLine(typeof(Program).Assembly.GetName().Version?.ToString(3) ?? "unknown");
-        return 0;
     }
 }

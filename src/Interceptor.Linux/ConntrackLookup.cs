@@ -1,4 +1,5 @@
 using System.Net;
+using Interceptor.Core.Net;
 
 namespace Interceptor.Linux;
 
@@ -42,8 +43,8 @@ public sealed class ConntrackLookup : IDisposable
         ArgumentNullException.ThrowIfNull(replySource);
         ArgumentNullException.ThrowIfNull(replyDestination);
 
-        var source = EndPoints.Normalize(replySource);
-        var destination = EndPoints.Normalize(replyDestination);
+        var source = MappedAddress.Unmap(replySource);
+        var destination = MappedAddress.Unmap(replyDestination);
         if (source.AddressFamily != destination.AddressFamily)
         {
             return null; // no connection has ends of two families

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Interceptor.Core.Net;
 
 namespace Interceptor.Linux;
 
@@ -16,12 +17,12 @@ public sealed record ListeningSocket(IPEndPoint Local, uint Uid, ulong Inode)
     {
         get
         {
-            var address = Local.Address.IsIPv4MappedToIPv6 ? Local.Address.MapToIPv4() : Local.Address;
+            var address = MappedAddress.Unmap(Local.Address);
             return IPAddress.IsLoopback(address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any);
         }
     }
 
-    public override string ToString() => $"{EndPoints.Normalize(Local)} uid={Uid} inode={Inode}";
+    public override string ToString() => $"{MappedAddress.Unmap(Local)} uid={Uid} inode={Inode}";
 }
 
 /// <summary>

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using Interceptor.Core.Net;
 
 namespace Interceptor.Linux;
 
@@ -76,7 +77,7 @@ public static class OriginalDestination
     internal static bool IsOwnEndPoint(IPEndPoint original, IPEndPoint? local) =>
         local is not null
         && original.Port == local.Port
-        && EndPoints.Normalize(original).Address.Equals(EndPoints.Normalize(local).Address);
+        && MappedAddress.Unmap(original).Address.Equals(MappedAddress.Unmap(local).Address);
 
     /// <summary>sockaddr_in: family (2, host order), port (2, network order), address (4).</summary>
     internal static IPEndPoint DecodeSockaddrIn(ReadOnlySpan<byte> sockaddr)

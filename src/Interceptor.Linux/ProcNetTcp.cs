@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Runtime.InteropServices;
+using Interceptor.Core.Net;
 
 namespace Interceptor.Linux;
 
@@ -36,8 +37,8 @@ internal static class ProcNetTcp
     /// </summary>
     public static SocketOwner? FindOwner(string fileContent, IPEndPoint local, IPEndPoint remote)
     {
-        var wantedLocal = EndPoints.Normalize(local);
-        var wantedRemote = EndPoints.Normalize(remote);
+        var wantedLocal = MappedAddress.Unmap(local);
+        var wantedRemote = MappedAddress.Unmap(remote);
         Span<Range> columns = stackalloc Range[InodeColumn + 2];
         SocketOwner? unowned = null;
 
@@ -61,7 +62,7 @@ internal static class ProcNetTcp
                 continue;
             }
 
-            if (!EndPoints.Normalize(rowLocal).Equals(wantedLocal) || !EndPoints.Normalize(rowRemote).Equals(wantedRemote))
+            if (!MappedAddress.Unmap(rowLocal).Equals(wantedLocal) || !MappedAddress.Unmap(rowRemote).Equals(wantedRemote))
             {
                 continue;
             }

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Interceptor.Core.Net;
 
 namespace Interceptor.Linux;
 
@@ -215,8 +216,8 @@ internal static class SockDiagMessage
             || (asked == AddressFamily.InterNetwork && socket.Family == AddressFamily.InterNetworkV6);
         return familyFits
             && IsConnected(socket.State)
-            && EndPoints.Normalize(socket.Local).Equals(EndPoints.Normalize(source))
-            && EndPoints.Normalize(socket.Remote).Equals(EndPoints.Normalize(destination));
+            && MappedAddress.Unmap(socket.Local).Equals(MappedAddress.Unmap(source))
+            && MappedAddress.Unmap(socket.Remote).Equals(MappedAddress.Unmap(destination));
     }
 
     /// <summary>Reads struct inet_diag_msg (the caller checked its length). Ports and addresses are in network order.</summary>

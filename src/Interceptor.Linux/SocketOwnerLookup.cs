@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Interceptor.Core.Net;
 using Tmds.Linux;
 
 namespace Interceptor.Linux;
@@ -55,8 +56,8 @@ public sealed class SocketOwnerLookup : IDisposable
         ArgumentNullException.ThrowIfNull(client);
         ArgumentNullException.ThrowIfNull(originalDestination);
 
-        var local = EndPoints.Normalize(client);
-        var remote = EndPoints.Normalize(originalDestination);
+        var local = MappedAddress.Unmap(client);
+        var remote = MappedAddress.Unmap(originalDestination);
         if (local.AddressFamily != remote.AddressFamily)
         {
             // A socket's two ends always share a family; such a pair cannot name a socket.

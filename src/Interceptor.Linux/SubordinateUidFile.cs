@@ -105,7 +105,7 @@ public sealed class SubordinateUidFile
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // Keep the previous map: forgetting every range would turn customers' sub-uids into unknown uids at once.
-            _logger.LogError("cannot read {Path}: {Reason}; keeping the {Count} subordinate uid range(s) read before", _path, e.Message, _map.Count);
+            _logger.CannotRead(_path, e.Message, _map.Count);
             _stamp = stamp;
             return;
         }
@@ -134,14 +134,13 @@ public sealed class SubordinateUidFile
         {
             foreach (var problem in problems)
             {
-                _logger.LogWarning("{Path} {Problem}; that line is ignored", _path, problem);
+                _logger.LineIgnored(_path, problem);
             }
 
             _lastProblems = summary;
         }
 
-        _logger.LogInformation("{Path}: {Count} subordinate uid range(s) of {Owners} user(s) attributed to their owners",
-            _path, map.Count, map.Ranges.Select(r => r.Owner.Uid).Distinct().Count());
+        _logger.Loaded(_path, map.Count, map.Ranges.Select(r => r.Owner.Uid).Distinct().Count());
     }
 
     private SubordinateUidOwner? Resolve(SubordinateUidLine line, List<string> problems)

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Interceptor.Core.Net;
 
 namespace Interceptor.Netfilter;
 
@@ -59,11 +60,7 @@ public sealed record AllowedRoute(uint Uid, IPAddress Address, int Port) : IComp
     private static IPAddress CheckAddress(IPAddress address)
     {
         ArgumentNullException.ThrowIfNull(address);
-        if (address.IsIPv4MappedToIPv6)
-        {
-            return address.MapToIPv4();
-        }
-
+        address = MappedAddress.Unmap(address);
         if (address.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6))
         {
             throw new ArgumentException($"Allowed route address {address} is neither IPv4 nor IPv6.", nameof(address));

@@ -1,8 +1,7 @@
 using System.ComponentModel;
-using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
+using Interceptor.Linux;
 
 namespace Interceptor.Netfilter;
 
@@ -20,8 +19,6 @@ public sealed class NftClient(string? networkNamespace = null, string nftPath = 
 {
     // Debian keeps nft and ip in /usr/sbin, which is not in PATH for non-root shells or some service managers.
     private static readonly string[] FallbackDirectories = ["/usr/sbin", "/sbin"];
-
-    private static readonly UTF8Encoding Utf8NoBom = new(encoderShouldEmitUTF8Identifier: false);
 
     /// <summary>The network namespace every command runs in, or null for the host's own.</summary>
     public string? NetworkNamespace { get; } = networkNamespace;
@@ -46,7 +43,7 @@ public sealed class NftClient(string? networkNamespace = null, string nftPath = 
     /// </summary>
     public async Task<JsonDocument?> ListTableAsync(string table, CancellationToken cancellationToken)
     {
-        RulesetSpec.CheckTable(table);
+        NftNames.CheckTable(table);
         return await ListJsonAsync(["-j", "list", "table", "inet", table], cancellationToken);
     }
 
@@ -56,8 +53,8 @@ public sealed class NftClient(string? networkNamespace = null, string nftPath = 
     /// </summary>
     public async Task<JsonDocument?> ListSetAsync(string table, string set, CancellationToken cancellationToken)
     {
-        RulesetSpec.CheckTable(table);
-        RulesetSpec.CheckSetName(set);
+        NftNames.CheckTable(table);
+        NftNames.CheckSetName(set);
         return await ListJsonAsync(["-j", "list", "set", "inet", table, set], cancellationToken);
     }
 
@@ -72,7 +69,7 @@ public sealed class NftClient(string? networkNamespace = null, string nftPath = 
     public async Task DeleteTablesAsync(IReadOnlyList<string> tables, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tables);
-        var script = string.Concat(tables.Select(t => $"table inet {RulesetSpec.CheckTable(t)} {{}}\ndelete table inet {t}\n"));
+        var script = string.Concat(tables.Select(t => $"table inet {NftNames.CheckTable(t)} {{}}\ndelete table inet {t}\n"));
         var result = await RunAsync(["-f", "-"], script, cancellationToken);
         result.ThrowUnlessSucceeded();
     }
@@ -107,101 +104,36 @@ public sealed class NftClient(string? networkNamespace = null, string nftPath = 
     private async Task<NftResult> RunAsync(IReadOnlyList<string> nftArguments, string? standardInput, CancellationToken cancellationToken)
     {
         var nft = ResolveProgram(nftPath, "nft", "nftables");
-        var startInfo = new ProcessStartInfo
+
+        // ip setns()es and then execs nft in the same process, so killing it on timeout kills nft.
+        var request = NetworkNamespace is null
+            ? new ProcessRequest(nft, nftArguments)
+            : new ProcessRequest(ResolveProgram("ip", "ip", "iproute2"), ["netns", "exec", NetworkNamespace, nft, .. nftArguments]);
+        request = request with
         {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            StandardInputEncoding = Utf8NoBom,
-            StandardOutputEncoding = Utf8NoBom,
-            StandardErrorEncoding = Utf8NoBom,
+            StandardInput = standardInput,
+            Timeout = Timeout,
+
+            // strerror() texts such as "No such file or directory" are localised; we match on them.
+            Environment = new Dictionary<string, string> { ["LC_ALL"] = "C" },
         };
-
-        if (NetworkNamespace is null)
-        {
-            startInfo.FileName = nft;
-        }
-        else
-        {
-            // ip setns()es and then execs nft in the same process, so killing it on timeout kills nft.
-            startInfo.FileName = ResolveProgram("ip", "ip", "iproute2");
-            foreach (var argument in new[] { "netns", "exec", NetworkNamespace, nft })
-            {
-                startInfo.ArgumentList.Add(argument);
-            }
-        }
-
-        foreach (var argument in nftArguments)
-        {
-            startInfo.ArgumentList.Add(argument);
-        }
-
-        // strerror() texts such as "No such file or directory" are localised; we match on them.
-        startInfo.Environment["LC_ALL"] = "C";
-        var command = string.Join(' ', startInfo.ArgumentList.Prepend(startInfo.FileName));
-
-        using var process = new Process { StartInfo = startInfo };
         try
         {
-            process.Start();
+            var result = await ProcessRunner.RunAsync(request, cancellationToken);
+            return new NftResult(request.CommandLine, result.ExitCode, result.StandardOutput, result.StandardError);
         }
         catch (Win32Exception ex) when (ex.NativeErrorCode == 2)
         {
-            throw new NftNotInstalledException(startInfo.FileName, NetworkNamespace is null ? "nftables" : "iproute2", ex);
+            throw new NftNotInstalledException(request.Program, NetworkNamespace is null ? "nftables" : "iproute2", ex);
         }
         catch (Win32Exception ex)
         {
-            throw new NftCommandException(command, -1, string.Empty, $"it could not be started: {ex.Message}");
+            throw new NftCommandException(request.CommandLine, -1, string.Empty, $"it could not be started: {ex.Message}");
         }
-
-        // Read both pipes while nft runs: a full pipe would block it until the timeout.
-        var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
-        var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
-
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(Timeout);
-        try
+        catch (ProcessTimedOutException ex)
         {
-            await WriteInputAsync(process, standardInput, deadline.Token);
-            await process.WaitForExitAsync(deadline.Token);
-        }
-        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
-        {
-            try
-            {
-                process.Kill(entireProcessTree: true);
-            }
-            catch (InvalidOperationException)
-            {
-                // It exited between the deadline and the kill; nothing left to stop.
-            }
-
-            await process.WaitForExitAsync(CancellationToken.None);
-            cancellationToken.ThrowIfCancellationRequested();
             var seconds = Timeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
-            throw new NftCommandException(command, -1, await stderr, $"no answer within {seconds} s, killed");
-        }
-
-        return new NftResult(command, process.ExitCode, await stdout, await stderr);
-    }
-
-    private static async Task WriteInputAsync(Process process, string? standardInput, CancellationToken cancellationToken)
-    {
-        try
-        {
-            if (standardInput is not null)
-            {
-                await process.StandardInput.WriteAsync(standardInput.AsMemory(), cancellationToken);
-                await process.StandardInput.FlushAsync(cancellationToken);
-            }
-
-            // Close even when there is nothing to send, so nft never waits for input.
-            process.StandardInput.Close();
-        }
-        catch (IOException)
-        {
-            // nft stopped reading (it exits on the first syntax error); its exit code and stderr say why.
+            throw new NftCommandException(request.CommandLine, -1, ex.StandardError, $"no answer within {seconds} s, killed");
         }
     }
 

@@ -135,7 +135,7 @@ public static partial class RulesetRenderer
     /// </summary>
     public static string RenderSuspend(string table, uint uid)
     {
-        RulesetSpec.CheckTable(table);
+        NftNames.CheckTable(table);
         return $"add element inet {table} {RulesetSpec.SuspendedSetName} {{ {Number(uid)} }}\n";
     }
 
@@ -154,7 +154,7 @@ public static partial class RulesetRenderer
 
     private static string RenderSubordinateRanges(string table, IReadOnlyList<UidRange> ranges)
     {
-        RulesetSpec.CheckTable(table);
+        NftNames.CheckTable(table);
         var merged = UidRange.Merge(ranges);
         var script = $"flush set inet {table} {RulesetSpec.SuspendedSubordinateSetName}\n";
         return merged.Count == 0
@@ -169,7 +169,7 @@ public static partial class RulesetRenderer
     /// </summary>
     public static string RenderUnsuspend(string table, uint uid)
     {
-        RulesetSpec.CheckTable(table);
+        NftNames.CheckTable(table);
         var element = $"{RulesetSpec.SuspendedSetName} {{ {Number(uid)} }}";
         return $"add element inet {table} {element}\ndelete element inet {table} {element}\n";
     }

@@ -1,8 +1,6 @@
 using System.Collections.ObjectModel;
 using System.Text;
-using System.Text.RegularExpressions;
 using Interceptor.Core.Attribution;
-using Interceptor.Core.Options;
 
 namespace Interceptor.Netfilter;
 
@@ -12,7 +10,7 @@ namespace Interceptor.Netfilter;
 /// object initializer or <c>with</c>), so the rendered script is deterministic and two equal specs compare equal.
 /// The suspension, blocked-port and route lists are optional and empty by default.
 /// </summary>
-public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int> Ports, IReadOnlyList<uint> ExemptUids)
+public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int> Ports, IReadOnlyList<uint> ExemptUids)
 {
     /// <summary>The NAT chain that redirects; the verifier and the admin guide refer to it by this name.</summary>
     public const string ChainName = "output_nat";
@@ -54,7 +52,7 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
     public const string GuardChainName = "output_guard";
 
     /// <summary>The guard table that belongs to <paramref name="table"/>; installed, verified and removed with it.</summary>
-    public static string GuardTableFor(string table) => CheckConfiguredTable(table) + GuardSuffix;
+    public static string GuardTableFor(string table) => NftNames.CheckConfiguredTable(table) + GuardSuffix;
 
     /// <summary>The guard table (see <see cref="GuardChainName"/>).</summary>
     public string GuardTable => Table + GuardSuffix;
@@ -63,7 +61,7 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
     /// The table name is pasted into an nft script, so it must be a plain identifier: a newline or a brace
     /// would let the configuration inject commands into a ruleset applied as root.
     /// </summary>
-    public string Table { get; init => field = CheckConfiguredTable(value); } = CheckConfiguredTable(Table);
+    public string Table { get; init => field = NftNames.CheckConfiguredTable(value); } = NftNames.CheckConfiguredTable(Table);
 
     public int ListenPort { get; init => field = CheckPort(value, nameof(ListenPort)); } = CheckPort(ListenPort, nameof(ListenPort));
 
@@ -100,23 +98,6 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
     /// are then refused by the guard table instead of being handed to whoever listens on the port.
     /// </summary>
     public bool Lockdown { get; init; }
-
-    /// <summary>
-    /// The spec for a configuration. <paramref name="exemptUids"/> are the already resolved
-    /// <c>Interception.ExemptUsers</c> plus the daemon's own UID (the caller adds it: without it the
-    /// daemon's own upstream connections would be redirected back to itself).
-    /// Suspensions (from the state store), blocked ports and allowed routes (resolved users and hosts) are
-    /// not taken from <paramref name="options"/>; add them with <c>with { SuspendedUids = …, BlockedPorts = …,
-    /// AllowedRoutes = … }</c>, then call <see cref="EnsureConsistent"/> again (rendering does too).
-    /// </summary>
-    public static RulesetSpec FromOptions(InterceptorOptions options, IEnumerable<uint> exemptUids)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(exemptUids);
-        var spec = new RulesetSpec(options.Interception.Table, options.Listen.Port, [.. options.Interception.Ports], [.. exemptUids]);
-        spec.EnsureConsistent();
-        return spec;
-    }
 
     /// <summary>
     /// Checks what a single property cannot: the listener port must not itself be intercepted,
@@ -233,47 +214,6 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
         }
 
         return true;
-    }
-
-    // nft accepts more (dots, slashes), but a strict identifier keeps the script and the shell commands
-    // in the admin guide safe to paste. 64 is far below nft's own limit of 256; the guard table's name adds
-    // GuardSuffix to the configured name, which is therefore held to 58 (TableNamePattern).
-    [GeneratedRegex("^[A-Za-z][A-Za-z0-9_]{0,63}$", RegexOptions.CultureInvariant)]
-    private static partial Regex NamePattern();
-
-    [GeneratedRegex("^[A-Za-z][A-Za-z0-9_]{0,57}$", RegexOptions.CultureInvariant)]
-    private static partial Regex ConfiguredTablePattern();
-
-    /// <summary>A table name for an nft command line: ours or our guard's.</summary>
-    internal static string CheckTable(string table)
-    {
-        ArgumentNullException.ThrowIfNull(table);
-        return NamePattern().IsMatch(table)
-            ? table
-            : throw new ArgumentException($"\"{table}\" is not a valid table name: use a letter followed by letters, digits or '_' (at most 64).", nameof(table));
-    }
-
-    /// <summary>The configured table name, which leaves room for <see cref="GuardSuffix"/>.</summary>
-    internal static string CheckConfiguredTable(string table)
-    {
-        ArgumentNullException.ThrowIfNull(table);
-        if (!ConfiguredTablePattern().IsMatch(table))
-        {
-            throw new ArgumentException(
-                $"Interception.Table \"{table}\" is not a valid table name: use a letter followed by letters, digits or '_' (at most 58, to leave room for \"{GuardSuffix}\").",
-                nameof(table));
-        }
-
-        return table;
-    }
-
-    /// <summary>Set names go into nft command lines like the table name, so they obey the same rule.</summary>
-    internal static string CheckSetName(string set)
-    {
-        ArgumentNullException.ThrowIfNull(set);
-        return NamePattern().IsMatch(set)
-            ? set
-            : throw new ArgumentException($"\"{set}\" is not a valid set name: use a letter followed by letters, digits or '_' (at most 64).", nameof(set));
     }
 
     private static int CheckPort(int port, string name)

@@ -316,11 +316,11 @@ internal sealed class BatchWriter : IAsyncDisposable
         var previous = Health;
         if (previous.LastFailure is not null)
         {
-            _logger.LogInformation("State store {Path} writes recovered", _path);
+            _logger.WritesRecovered(_path);
         }
 
         Volatile.Write(ref _health, previous with { Commits = previous.Commits + 1, LastCommit = _time.GetUtcNow(), LastFailure = null });
-        _logger.LogTrace("Committed {Count} writes in {Elapsed}", _batch.Count, Stopwatch.GetElapsedTime(started));
+        _logger.Committed(_batch.Count, Stopwatch.GetElapsedTime(started));
         foreach (var op in _batch)
         {
             op.Complete();
@@ -332,12 +332,12 @@ internal sealed class BatchWriter : IAsyncDisposable
         if (permanent)
         {
             Volatile.Write(ref _broken, failure);
-            _logger.LogCritical("State store is unusable until the daemon reopens it: {Reason}", failure.Message);
+            _logger.Unusable(failure.Message);
         }
         else if (Health.LastFailure is null)
         {
             // Log the transition into failure once; a failing disk would otherwise log every batch.
-            _logger.LogError("State store write failed; mail is refused until it recovers: {Reason}", failure.Message);
+            _logger.WriteFailed(failure.Message);
         }
 
         Volatile.Write(ref _health, Health with { LastFailure = failure.Message, Broken = permanent || Health.Broken });

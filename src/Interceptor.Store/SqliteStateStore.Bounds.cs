@@ -64,9 +64,7 @@ public sealed partial class SqliteStateStore
 
             foreach (var e in entries)
             {
-                _logger.LogInformation(
-                    "tally uid={Uid} user={User} kind={Kind} outcome={Outcome} count={Count} from {First:O} to {Last:O}: {Description}",
-                    e.Uid, e.User, e.Kind, e.Outcome, e.Count, e.First, e.Last, e.Describe());
+                _logger.TallyWritten(e);
             }
         }
         finally
@@ -83,7 +81,7 @@ public sealed partial class SqliteStateStore
         }
         catch (StoreUnavailableException e)
         {
-            _logger.LogDebug("tallies not written yet: {Reason}", e.Message);
+            _logger.TalliesNotWrittenYet(e.Message);
         }
         catch (ObjectDisposedException)
         {

@@ -12,7 +12,7 @@ namespace Interceptor.Store;
 /// under the running daemon, surfaces as <see cref="StoreUnavailableException"/> so mail is refused (451), never
 /// relayed unaccounted.
 /// </summary>
-public sealed partial class SqliteStateStore : IStateStore
+public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
 {
     /// <summary>The database file name inside the state directory.</summary>
     public const string FileName = "state.db";
@@ -47,7 +47,7 @@ public sealed partial class SqliteStateStore : IStateStore
     /// <summary>The database file.</summary>
     public string Path => _path;
 
-    /// <summary>Commits, last commit and last failure, without touching the disk.</summary>
+    /// <inheritdoc />
     public StoreHealth Health => _writer.Health;
 
     /// <summary>Batches committed since opening; each is one commit however many writes it carried.</summary>
@@ -97,7 +97,7 @@ public sealed partial class SqliteStateStore : IStateStore
             var tightened = StoreDirectory.TightenAll(fullDirectory, path);
             if (tightened.Count > 0)
             {
-                logger.LogWarning("State store permissions tightened (directory at most 0750, database files at most 0640): {Changes}", string.Join("; ", tightened));
+                logger.PermissionsTightened(string.Join("; ", tightened));
             }
 
             // Both files exist now (WAL mode opens the -wal on first use) and stay until the write connection closes.
@@ -114,7 +114,7 @@ public sealed partial class SqliteStateStore : IStateStore
                 DefaultTimeout = Schema.BusyTimeoutMilliseconds / 1000,
             }.ToString();
             var writer = new BatchWriter(statements, guards, fullDirectory, path, tuning, time, logger);
-            logger.LogInformation("State store {Path} open (schema v{Found} -> v{Current})", path, found, Schema.CurrentVersion);
+            logger.Opened(path, found, Schema.CurrentVersion);
             return new SqliteStateStore(path, readConnectionString, writeConnection, statements, guards, writer, logger);
         }
 #pragma warning disable CA1031 // every open failure becomes the one exception callers handle, with the cause in it
@@ -128,7 +128,7 @@ public sealed partial class SqliteStateStore : IStateStore
             }
 
             var failure = ex is InvalidOperationException ? StoreFailures.Create(path, ex.Message, ex) : StoreFailures.From(path, ex);
-            logger.LogError("Cannot open the state store: {Reason}", failure.Message);
+            logger.CannotOpen(failure.Message);
             throw failure;
         }
     }
@@ -192,11 +192,8 @@ public sealed partial class SqliteStateStore : IStateStore
         }
     }
 
-    /// <summary>
-    /// Per-user totals of transactions and policy refusals at or after <paramref name="since"/>: what `status` and
-    /// `users` show. Ordered by messages sent (delivered + pending), then by trouble (refused, rejected, deferred),
-    /// then uid. Users with neither transactions nor refusals in the period are absent.
-    /// </summary>
+    /// <inheritdoc />
+    /// <remarks>Users with neither transactions, tallies nor refusals in the period are absent.</remarks>
     public Task<IReadOnlyList<UserActivity>> SummarizeUsersAsync(DateTimeOffset since, CancellationToken cancellationToken) =>
         ReadAsync((c, ct) => StoreQueries.UsersAsync(c, since, ct), cancellationToken);
 
@@ -219,7 +216,7 @@ public sealed partial class SqliteStateStore : IStateStore
         }
         catch (StoreUnavailableException e)
         {
-            _logger.LogError("tallies lost at close: {Reason}", e.Message);
+            _logger.TalliesLostAtClose(e.Message);
         }
 
         await _writer.DisposeAsync();
@@ -261,11 +258,11 @@ public sealed partial class SqliteStateStore : IStateStore
         {
             File.Delete(wal);
             File.Delete(_path + "-shm");
-            _logger.LogWarning("Removed {Wal}: its database was deleted or replaced while open, so its transactions are lost", wal);
+            _logger.OrphanedWalRemoved(wal);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            _logger.LogError("Could not remove the orphaned {Wal}; remove it before the next start: {Reason}", wal, ex.Message);
+            _logger.OrphanedWalNotRemoved(wal, ex.Message);
         }
     }
 

@@ -160,6 +160,11 @@ public sealed class InterceptionTests
             Assert.That(logged.Recipients, Does.Contain(To).Or.EqualTo("1"), "logged Recipients (the list or the count): " + logged);
             Assert.That(logged.OriginalDestination, Does.Contain(destinationAddress), "logged OriginalDestination: " + logged);
             Assert.That(logged.Reply, Does.StartWith("250"), "logged Reply: " + logged);
+
+            // The session's logging scope: every line of the session carries these, whether its template names them or not.
+            Assert.That(logged.Line.ScopeString("Uid"), Is.EqualTo(user.Uid.ToString(CultureInfo.InvariantCulture)), "the session scope's Uid: " + logged);
+            Assert.That(logged.Line.ScopeString("User"), Is.EqualTo(user.Name), "the session scope's User: " + logged);
+            Assert.That(logged.Line.ScopeString("SessionId"), Does.Match("^[0-9]+$"), "the session scope's SessionId: " + logged);
         });
     }
 }

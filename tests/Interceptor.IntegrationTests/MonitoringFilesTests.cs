@@ -17,6 +17,7 @@ namespace Interceptor.IntegrationTests;
 public sealed partial class MonitoringFilesTests
 {
     private const string MetricsListen = "127.0.0.1:9325";
+    private const string OwnerLookupHistogram = "smtpi_owner_lookup_seconds";
     private const string RulesFile = "smtp-interceptor.rules.yml";
     private const string RulesTestFile = "smtp-interceptor.rules.test.yml";
     private const string DashboardFile = "smtp-interceptor.dashboard.json";
@@ -149,8 +150,15 @@ public sealed partial class MonitoringFilesTests
             $"import urllib.request; r = urllib.request.urlopen('http://{MetricsListen}/metrics', timeout=10); print(r.read().decode())",
         ]);
         Assert.That(get.Succeeded, Is.True, get.Describe() + s.Describe());
-        var samples = get.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.StartsWith('#')).Select(l => l.Split(' ')[0]).ToList();
+        // The exporter writes an empty label set as "{}" (the same series to Prometheus): compared here by the bare name.
+        var lines = get.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.StartsWith('#'))
+            .Select(l => l.Replace("{} ", " ", StringComparison.Ordinal)).ToList();
+        var samples = lines.Select(l => l.Split(' ')[0]).ToList();
         var exported = samples.Select(series => series.Split('{')[0]).ToHashSet(StringComparer.Ordinal);
+
+        // A histogram has no series before its first observation (an instrument cannot publish a count of 0 without
+        // inventing a measurement): the owner-lookup panel shows data from the first redirected connection on.
+        referenced = [.. referenced.Where(r => !r.Name.StartsWith(OwnerLookupHistogram, StringComparison.Ordinal))];
 
         Assert.Multiple(() =>
         {
@@ -168,7 +176,7 @@ public sealed partial class MonitoringFilesTests
             Assert.That(samples, Does.Contain("smtpi_store_healthy"), get.Stdout);
         });
 
-        var values = get.Stdout.Split('\n').Where(l => l.StartsWith("smtpi_listener_lockdown ", StringComparison.Ordinal) || l.StartsWith("smtpi_store_healthy ", StringComparison.Ordinal));
+        var values = lines.Where(l => l.StartsWith("smtpi_listener_lockdown ", StringComparison.Ordinal) || l.StartsWith("smtpi_store_healthy ", StringComparison.Ordinal));
         Assert.That(values, Is.EquivalentTo(new[] { "smtpi_listener_lockdown 0", "smtpi_store_healthy 1" }), "a healthy daemon redirects and its store writes\n" + get.Stdout);
     }
 

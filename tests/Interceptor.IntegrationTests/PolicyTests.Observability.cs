@@ -27,6 +27,67 @@ public sealed partial class ObservabilityPolicyTests
         var refused = await SendAsync(s, alice, "refused");
         Assert.That(refused.Reply("MAIL")?.Code, Is.EqualTo(451), refused.Describe());
 
+        var (samples, text) = await ScrapeAsync(s);
+        double? Sample(string name) => samples.TryGetValue(name, out var value) ? value : null;
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(Sample("smtpi_messages_relayed_total"), Is.EqualTo(1), text);
+            Assert.That(Sample("smtpi_messages_refused_total{reason=\"MessagesPerHour\"}"), Is.EqualTo(1), text);
+            Assert.That(Sample("smtpi_owner_lookup_seconds_count"), Is.GreaterThanOrEqualTo(2), "one owner lookup per connection\n" + text);
+            Assert.That(Sample("smtpi_owner_lookup_seconds_bucket{le=\"+Inf\"}"), Is.EqualTo(Sample("smtpi_owner_lookup_seconds_count")), text);
+            Assert.That(Sample("smtpi_upstream_replies_total{class=\"2xx\"}"), Is.EqualTo(1), text);
+            Assert.That(Sample("smtpi_upstream_sessions_reused_total"), Is.EqualTo(1), "the second session took the first one's upstream session\n" + text);
+            Assert.That(Sample("smtpi_upstream_sessions_idle"), Is.Not.Null, text);
+        });
+    }
+
+    /// <summary>
+    /// Issue 14.4: the figures measured in each layer (relay, attribution, policy) reach /metrics from the running daemon,
+    /// per real user: alice's message relayed, bob's connection straight to the listener refused before any SMTP, an
+    /// owner lookup for each redirected connection, and a refusal by quota.
+    /// </summary>
+    [Test]
+    public async Task Metrics_scraped_from_the_daemon_count_a_relayed_message_a_refused_connection_and_the_owner_lookups_of_real_users()
+    {
+        await using var s = await Scenario.StartAsync(config: Config(
+            ("Limits.Default.MessagesPerHour", 1),
+            ("Metrics.Listen", MetricsListen),
+            ("Metrics.PerUser", true)));
+        var (alice, bob) = (TestUsers.Alice, TestUsers.Bob);
+
+        AssertDelivered(await SendAsync(s, alice, "relayed"), s.Describe());
+        var overQuota = await SendAsync(s, alice, "over-quota");
+        Assert.That(overQuota.Reply("MAIL")?.Code, Is.EqualTo(451), overQuota.Describe());
+
+        // Not redirected: bob connects to the listener itself; it says 421 and closes.
+        var direct = await s.Ns.RunAsUserAsync(bob, Requirements.Python,
+        [
+            "-I", "-c",
+            $"import socket; c = socket.create_connection(('127.0.0.1', {new DaemonConfig().ListenPort}), timeout=10); print(c.makefile('rb').readline().decode().strip())",
+        ], TimeSpan.FromSeconds(30));
+        Assert.That(direct.Stdout, Does.StartWith("421 "), direct.Describe() + s.Describe());
+
+        var (samples, text) = await ScrapeAsync(s);
+        double? Sample(string name) => samples.TryGetValue(name, out var value) ? value : null;
+        Assert.Multiple(() =>
+        {
+            Assert.That(Sample("smtpi_transactions_total{outcome=\"delivered\"}"), Is.EqualTo(1), text);
+            Assert.That(Sample("smtpi_messages_relayed_total"), Is.EqualTo(1), text);
+            Assert.That(Sample($"smtpi_user_transactions_total{{outcome=\"delivered\",user=\"{alice.Name}\"}}"), Is.EqualTo(1), "attributed to alice\n" + text);
+            Assert.That(Sample("smtpi_messages_refused_total{reason=\"MessagesPerHour\"}"), Is.EqualTo(1), text);
+            Assert.That(Sample($"smtpi_user_refusals_total{{reason=\"MessagesPerHour\",user=\"{alice.Name}\"}}"), Is.EqualTo(1), text);
+            Assert.That(Sample("smtpi_connections_refused_total{reason=\"not_redirected\"}"), Is.EqualTo(1), "bob's direct connection\n" + text);
+            Assert.That(Sample("smtpi_connections_refused_total{reason=\"owner_unknown\"}"), Is.Zero, text);
+            Assert.That(Sample("smtpi_owner_lookup_seconds_count"), Is.EqualTo(2), "one owner lookup per redirected connection, none for the direct one\n" + text);
+            Assert.That(Sample("smtpi_owner_lookup_seconds_bucket{le=\"+Inf\"}"), Is.EqualTo(2), text);
+            Assert.That(Sample("smtpi_owner_lookup_seconds_sum"), Is.GreaterThan(0).And.LessThan(1), text);
+        });
+    }
+
+    /// <summary>GET /metrics from inside the namespace: every sample by series (an empty label set "{}" by the bare name).</summary>
+    private static async Task<(Dictionary<string, double> Samples, string Text)> ScrapeAsync(Scenario s)
+    {
         var get = await s.Ns.RunAsync(Requirements.Python,
         [
             "-I", "-c",
@@ -34,24 +95,12 @@ public sealed partial class ObservabilityPolicyTests
         ]);
         Assert.That(get.Succeeded, Is.True, get.Describe() + s.Describe());
         var lines = get.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines[0], Is.EqualTo("200"), get.Stdout);
         var samples = lines.Skip(1)
             .Where(l => !l.StartsWith('#'))
-            .Select(l => l.Split(' '))
-            .Where(p => p.Length == 2)
-            .ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture), StringComparer.Ordinal);
-        double? Sample(string name) => samples.TryGetValue(name, out var value) ? value : null;
-
-        Assert.Multiple(() =>
-        {
-            Assert.That(lines[0], Is.EqualTo("200"), get.Stdout);
-            Assert.That(Sample("smtpi_messages_relayed_total"), Is.EqualTo(1), get.Stdout);
-            Assert.That(Sample("smtpi_messages_refused_total{reason=\"MessagesPerHour\"}"), Is.EqualTo(1), get.Stdout);
-            Assert.That(Sample("smtpi_owner_lookup_seconds_count"), Is.GreaterThanOrEqualTo(2), "one owner lookup per connection\n" + get.Stdout);
-            Assert.That(Sample("smtpi_owner_lookup_seconds_bucket{le=\"+Inf\"}"), Is.EqualTo(Sample("smtpi_owner_lookup_seconds_count")), get.Stdout);
-            Assert.That(Sample("smtpi_upstream_replies_total{class=\"2xx\"}"), Is.EqualTo(1), get.Stdout);
-            Assert.That(Sample("smtpi_upstream_sessions_reused_total"), Is.EqualTo(1), "the second session took the first one's upstream session\n" + get.Stdout);
-            Assert.That(Sample("smtpi_upstream_sessions_idle"), Is.Not.Null, get.Stdout);
-        });
+            .Select(l => (Series: l[..l.LastIndexOf(' ')].Replace("{}", "", StringComparison.Ordinal), Value: l[(l.LastIndexOf(' ') + 1)..]))
+            .ToDictionary(p => p.Series, p => double.Parse(p.Value, CultureInfo.InvariantCulture), StringComparer.Ordinal);
+        return (samples, get.Stdout);
     }
 
     [Test]

@@ -71,10 +71,9 @@ public sealed class QuotaPolicyTests
     }
 
     /// <summary>
-    /// Known bug: the per-message recipient cap is enforced (per user) but answered with the session's generic
-    /// "452 4.5.3 Error: too many recipients; at most 2 per message, …", which names neither the user nor the count
-    /// (DESIGN.md's reply form; QuotaReplies has the right text for RefusalKind.RecipientsPerMessage, unused), and
-    /// the refusal bypasses MailPolicy, so it is not recorded, counted in metrics or seen by the suspension rules.
+    /// The per-message recipient cap is the user's own (bob keeps the default) and MailPolicy answers it with the
+    /// reply form of DESIGN.md: "452 4.5.3 too many recipients for user smtpi-alice (2/2 per message); …". The policy
+    /// also records it, once per message, as a refusal that the metrics and the suspension rules see.
     /// </summary>
     [Test]
     

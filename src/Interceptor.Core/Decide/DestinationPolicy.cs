@@ -1,4 +1,5 @@
 using System.Net;
+using Interceptor.Core.Net;
 using Interceptor.Core.Replies;
 
 namespace Interceptor.Core.Decide;
@@ -15,7 +16,7 @@ public sealed class DestinationPolicy(int listenPort, IEnumerable<IPEndPoint> pe
     /// <summary>Null when the destination may be relayed to, else the reply that refuses the connection.</summary>
     public SmtpReply? Check(IPEndPoint destination)
     {
-        var address = destination.Address.IsIPv4MappedToIPv6 ? destination.Address.MapToIPv4() : destination.Address;
+        var address = MappedAddress.Unmap(destination.Address);
         var local = IPAddress.IsLoopback(address) || hostAddresses().Contains(address);
         if (!local)
         {

@@ -1,6 +1,6 @@
 namespace Interceptor.Core.Events;
 
-/// <summary>Where finished transactions go: the log now, the accounting store later.</summary>
+/// <summary>Where finished transactions go: the JSON log line and the metrics (the state store is written by MailPolicy).</summary>
 public interface ITransactionRecorder
 {
     void Record(TransactionEvent transaction);

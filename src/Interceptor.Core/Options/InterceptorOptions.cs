@@ -10,7 +10,7 @@ public sealed record InterceptorOptions
     public InterceptionOptions Interception { get; init; } = new();
     public RelayOptions Relay { get; init; } = new();
     public LimitsOptions Limits { get; init; } = new();
-    public SessionOptions Smtp { get; init; } = new();
+    public SmtpOptions Smtp { get; init; } = new();
     public StateOptions State { get; init; } = new();
     public ControlOptions Control { get; init; } = new();
     public SuspensionOptions Suspension { get; init; } = new();
@@ -19,6 +19,9 @@ public sealed record InterceptorOptions
     public MetricsOptions Metrics { get; init; } = new();
     public TraceOptions Trace { get; init; } = new();
     public AttributionOptions Attribution { get; init; } = new();
+
+    /// <summary>Issue 15's burn detection; see <see cref="NotActiveYetAttribute"/>.</summary>
+    [NotActiveYet]
     public BurnOptions Burn { get; init; } = new();
 }
 
@@ -54,13 +57,15 @@ public sealed record InterceptionOptions
     public IReadOnlyList<int> BlockedPorts { get; init; } = [];
 
     /// <summary>How often the daemon re-reads its table and restores it if it was deleted or changed.</summary>
-    public int VerifyIntervalSeconds { get; init; } = 5;
+    [ConfigurationKey("VerifyIntervalSeconds")]
+    public TimeSpan VerifyInterval { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// Refused connections (not redirected, local destination, unknown owner) are logged once per cause and
     /// uid, then summarised with their count every this many seconds, so no flood can drown the log.
     /// </summary>
-    public int RefusalSummarySeconds { get; init; } = 60;
+    [ConfigurationKey("RefusalSummarySeconds")]
+    public TimeSpan RefusalSummaryInterval { get; init; } = TimeSpan.FromSeconds(60);
 }
 
 public enum RelayMode
@@ -79,16 +84,22 @@ public sealed record RelayOptions
 {
     public RelayMode Mode { get; init; } = RelayMode.OriginalDestination;
 
-    /// <summary>The name we give in EHLO upstream and in our greeting.</summary>
-    public string HeloName { get; init; } = DefaultHeloName();
+    /// <summary>
+    /// The name we give in EHLO upstream and in our greeting. Empty (the default) means this host's name, which the
+    /// configuration loader resolves once, and only for the commands that relay (no DNS lookup for check-config).
+    /// </summary>
+    public string HeloName { get; init; } = "";
 
-    public int ConnectTimeoutSeconds { get; init; } = 30;
+    [ConfigurationKey("ConnectTimeoutSeconds")]
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How long we wait for any upstream reply except the one after the final dot.</summary>
-    public int ReplyTimeoutSeconds { get; init; } = 120;
+    [ConfigurationKey("ReplyTimeoutSeconds")]
+    public TimeSpan ReplyTimeout { get; init; } = TimeSpan.FromSeconds(120);
 
     /// <summary>How long we wait for the upstream's reply to the final dot (RFC 5321 suggests 10 minutes).</summary>
-    public int DataReplyTimeoutSeconds { get; init; } = 600;
+    [ConfigurationKey("DataReplyTimeoutSeconds")]
+    public TimeSpan DataReplyTimeout { get; init; } = TimeSpan.FromSeconds(600);
 
     /// <summary>
     /// Destinations on this host (loopback or one of its own addresses) that may still be relayed to,
@@ -103,10 +114,12 @@ public sealed record RelayOptions
     public bool ReuseConnections { get; init; } = true;
 
     /// <summary>How long an unused upstream session is kept open (Postfix: smtp_connection_cache_time_limit, 2 s).</summary>
-    public int ReuseIdleSeconds { get; init; } = 2;
+    [ConfigurationKey("ReuseIdleSeconds")]
+    public TimeSpan ReuseIdleTime { get; init; } = TimeSpan.FromSeconds(2);
 
     /// <summary>No session is handed on once it is this old (Postfix: smtp_connection_reuse_time_limit, 300 s).</summary>
-    public int ReuseMaxSeconds { get; init; } = 300;
+    [ConfigurationKey("ReuseMaxSeconds")]
+    public TimeSpan ReuseMaxAge { get; init; } = TimeSpan.FromSeconds(300);
 
     /// <summary>No session is handed on after this many messages; big providers limit messages per connection.</summary>
     public int ReuseMaxMessages { get; init; } = 100;
@@ -114,26 +127,23 @@ public sealed record RelayOptions
     /// <summary>At most this many unused sessions are kept per destination; more are closed with QUIT.</summary>
     public int ReuseMaxIdlePerDestination { get; init; } = 20;
 
+    /// <summary>
+    /// At most this many unused sessions are kept in all, every destination together: a local user opening sessions to
+    /// many destinations cannot make the daemon hold thousands of idle upstream connections (and descriptors).
+    /// </summary>
+    public int ReuseMaxIdleTotal { get; init; } = 1000;
+
     /// <summary>Per-user <see cref="Mode"/> (e.g. one site always through the pool); see RelayPoolOptions.cs.</summary>
+    [NotActiveYet]
     public IReadOnlyDictionary<string, RelayMode> ModeByUser { get; init; } = new Dictionary<string, RelayMode>();
 
     /// <summary>The relay pool, in order; see <see cref="SmarthostOptions"/>.</summary>
+    [NotActiveYet]
     public IReadOnlyList<SmarthostOptions> Smarthosts { get; init; } = [];
 
     /// <summary>"USER LOGIN PASSWORD" lines for AUTH at the relays; empty: no AUTH. Readable by the daemon's user only.</summary>
+    [NotActiveYet]
     public string CredentialsFile { get; init; } = "";
-
-    private static string DefaultHeloName()
-    {
-        try
-        {
-            return System.Net.Dns.GetHostEntry(System.Net.Dns.GetHostName()).HostName;
-        }
-        catch (System.Net.Sockets.SocketException)
-        {
-            return System.Net.Dns.GetHostName();
-        }
-    }
 }
 
 /// <summary>Per-user limits: <c>Limits.Default</c>, overridden field by field in <c>Limits.Users.NAME</c>.</summary>
@@ -188,25 +198,35 @@ public sealed record QuotaLimits
     };
 }
 /// <summary>Bounds of one inbound SMTP session; they protect the daemon from slow or hostile clients.</summary>
-public sealed record SessionOptions
+public sealed record SmtpOptions
 {
     /// <summary>Longest wait for the next command or the next DATA bytes (RFC 5321 4.5.3.2: at least 5 minutes).</summary>
-    public int IdleTimeoutSeconds { get; init; } = 300;
+    [ConfigurationKey("IdleTimeoutSeconds")]
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(300);
 
     /// <summary>Longest a whole connection may last, however busy.</summary>
-    public int SessionTimeoutSeconds { get; init; } = 3600;
+    [ConfigurationKey("SessionTimeoutSeconds")]
+    public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromSeconds(3600);
 
     /// <summary>Longest command line, CRLF included (RFC 5321 says 512; extensions need more).</summary>
-    public int MaxCommandLineBytes { get; init; } = 2048;
+    [ConfigurationKey("MaxCommandLineBytes")]
+    public ByteSize MaxCommandLine { get; init; } = ByteSize.FromBytes(2048);
 
     /// <summary>Longest line inside DATA, CRLF included. Lines are streamed, so this bounds no memory; it stops line-splitting tricks.</summary>
-    public int MaxDataLineBytes { get; init; } = 65536;
+    [ConfigurationKey("MaxDataLineBytes")]
+    public ByteSize MaxDataLine { get; init; } = ByteSize.FromBytes(65536);
 
     /// <summary>A command line must be complete this long after its first byte (stops one-byte-at-a-time trickles).</summary>
-    public int CommandLineTimeoutSeconds { get; init; } = 60;
+    [ConfigurationKey("CommandLineTimeoutSeconds")]
+    public TimeSpan CommandLineTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>After the first 30 s of DATA, a client sending slower than this on average is disconnected.</summary>
-    public int MinDataBytesPerSecond { get; init; } = 1024;
+    /// <summary>After <see cref="DataRateGrace"/> of DATA, a client sending slower than this on average is disconnected.</summary>
+    [ConfigurationKey("MinDataBytesPerSecond")]
+    public DataRate MinDataRate { get; init; } = DataRate.FromBytesPerSecond(1024);
+
+    /// <summary>How long DATA may take before <see cref="MinDataRate"/> applies (a slow start is not a trickle).</summary>
+    [ConfigurationKey("DataRateGraceSeconds")]
+    public TimeSpan DataRateGrace { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>After this many refused commands, each further reply is delayed (as Postfix's smtpd_soft_error_limit).</summary>
     public int SoftErrorLimit { get; init; } = 10;
@@ -215,7 +235,8 @@ public sealed record SessionOptions
     public int HardErrorLimit { get; init; } = 20;
 
     /// <summary>The delay added to each reply once past <see cref="SoftErrorLimit"/>.</summary>
-    public int ErrorDelayMilliseconds { get; init; } = 1000;
+    [ConfigurationKey("ErrorDelayMilliseconds")]
+    public TimeSpan ErrorDelay { get; init; } = TimeSpan.FromMilliseconds(1000);
 }
 
 /// <summary>Where the accounting database lives (events, counters, suspensions).</summary>
@@ -224,17 +245,20 @@ public sealed record StateOptions
     public string Directory { get; init; } = "/var/lib/smtp-interceptor";
 
     /// <summary>Transactions and refusals older than this are deleted (hourly); suspensions are kept.</summary>
-    public int RetentionDays { get; init; } = 30;
+    [ConfigurationKey("RetentionDays")]
+    public TimeSpan Retention { get; init; } = TimeSpan.FromDays(30);
 
     /// <summary>
     /// The most the database may hold (its used pages; the WAL adds a few MiB). Above it the oldest rows are pruned
     /// (checked every few seconds), with a log line and an alert; the last day's deliveries, which the quotas need,
-    /// go last. Also pruned when the state filesystem has less than <see cref="MinFreeBytes"/> free.
+    /// go last. Also pruned when the state filesystem has less than <see cref="MinFree"/> free.
     /// </summary>
-    public long MaxBytes { get; init; } = 1L << 30;
+    [ConfigurationKey("MaxBytes")]
+    public ByteSize MaxSize { get; init; } = ByteSize.FromBytes(1L << 30);
 
-    /// <summary>Free space to keep on the state filesystem: below it the store prunes as if over <see cref="MaxBytes"/>.</summary>
-    public long MinFreeBytes { get; init; } = 256L << 20;
+    /// <summary>Free space to keep on the state filesystem: below it the store prunes as if over <see cref="MaxSize"/>.</summary>
+    [ConfigurationKey("MinFreeBytes")]
+    public ByteSize MinFree { get; init; } = ByteSize.FromBytes(256L << 20);
 }
 
 /// <summary>The admin's Unix socket; only root and members of <see cref="AdminGroup"/> may use it.</summary>
@@ -249,31 +273,34 @@ public sealed record ControlOptions
 /// <summary>When a user is suspended automatically (what cPanel calls the failed/deferred limit, and more).</summary>
 public sealed record SuspensionOptions
 {
-    /// <summary>Suspend after this many quota refusals within <see cref="RefusalWindowMinutes"/>; 0 disables.</summary>
+    /// <summary>Suspend after this many quota refusals within <see cref="RefusalWindow"/>; 0 disables.</summary>
     public int RefusalLimit { get; init; } = 50;
 
-    public int RefusalWindowMinutes { get; init; } = 60;
+    [ConfigurationKey("RefusalWindowMinutes")]
+    public TimeSpan RefusalWindow { get; init; } = TimeSpan.FromMinutes(60);
 
     /// <summary>
     /// Suspend after this many transactions that ended before DATA (MAIL refused, MAIL+RSET loops, clients leaving after
-    /// MAIL) within <see cref="RefusalWindowMinutes"/>; 0 disables. Generous: address probes by legitimate code do this too.
+    /// MAIL) within <see cref="RefusalWindow"/>; 0 disables. Generous: address probes by legitimate code do this too.
     /// </summary>
     public int UnsentLimit { get; init; } = 1000;
 
     /// <summary>Suspend when this share (percent) of a user's transactions is rejected or deferred upstream; 0 disables.</summary>
     public int FailureRatioPercent { get; init; } = 80;
 
-    /// <summary>... once at least this many transactions were seen within <see cref="FailureWindowMinutes"/>.</summary>
+    /// <summary>... once at least this many transactions were seen within <see cref="FailureWindow"/>.</summary>
     public int FailureMinimum { get; init; } = 20;
 
-    public int FailureWindowMinutes { get; init; } = 60;
+    [ConfigurationKey("FailureWindowMinutes")]
+    public TimeSpan FailureWindow { get; init; } = TimeSpan.FromMinutes(60);
 }
 
 /// <summary>An admin command run on every suspension, with SMTPI_UID, SMTPI_USER, SMTPI_REASON, ... in its environment.</summary>
 public sealed record AlertsOptions
 {
     public string Command { get; init; } = "";
-    public int TimeoutSeconds { get; init; } = 30;
+    [ConfigurationKey("TimeoutSeconds")]
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>Per-user destinations that bypass the daemon (e.g. a mail-testing service), as "host:port".</summary>

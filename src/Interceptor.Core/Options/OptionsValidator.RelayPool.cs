@@ -67,7 +67,7 @@ public static partial class OptionsValidator
         }
 
         check(burn.Threshold is > 0 and <= 100000, "Burn.Threshold", "must be 1-100000");
-        check(burn.WindowMinutes is > 0 and <= 10080, "Burn.WindowMinutes", "must be 1-10080");
+        check(Within(burn.Window, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(10080)), "Burn.WindowMinutes", "must be 1-10080");
         for (var i = 0; i < burn.DnsblZones.Count; i++)
         {
             check(HostName().IsMatch(burn.DnsblZones[i]) && burn.DnsblZones[i].Contains('.', StringComparison.Ordinal), $"Burn.DnsblZones[{i}]",
@@ -76,12 +76,12 @@ public static partial class OptionsValidator
 
         check(burn.DnsServer.Length == 0 || IPAddress.TryParse(burn.DnsServer, out _) || (IPEndPoint.TryParse(burn.DnsServer, out var server) && server.Port != 0),
             "Burn.DnsServer", $"\"{burn.DnsServer}\" must be empty (the system's resolver), an address, or address:port (IPv6 as [addr]:port)");
-        check(burn.CheckIntervalMinutes is > 0 and <= 10080, "Burn.CheckIntervalMinutes", "must be 1-10080");
+        check(Within(burn.CheckInterval, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(10080)), "Burn.CheckIntervalMinutes", "must be 1-10080");
         check(burn.HostAddress.Length == 0 || IsPublicLookingAddress(burn.HostAddress), "Burn.HostAddress",
             $"\"{burn.HostAddress}\" must be empty or the host's own public IPv4 or IPv6 address");
         check(!auto || burn.HostAddress.Length > 0 || burn.DnsblZones.Count == 0, "Burn.HostAddress",
             "Auto mode looks the host's own address up in Burn.DnsblZones: set it (or set Burn.DnsblZones to [] for reply patterns only)");
-        check(burn.ReturnAfterDays is >= 0 and <= 3650, "Burn.ReturnAfterDays", "must be 0-3650");
+        check(Within(burn.ReturnAfter, TimeSpan.Zero, TimeSpan.FromDays(3650)), "Burn.ReturnAfterDays", "must be 0-3650");
         check(burn.ReturnCleanChecks is >= 0 and <= 1000, "Burn.ReturnCleanChecks", "must be 0-1000");
     }
 

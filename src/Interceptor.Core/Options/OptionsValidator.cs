@@ -33,17 +33,18 @@ public static partial class OptionsValidator
             Check(!string.IsNullOrWhiteSpace(options.Interception.ExemptUsers[i]), $"Interception.ExemptUsers[{i}]", "empty user name");
         }
 
-        Check(options.Interception.VerifyIntervalSeconds is > 0 and <= 3600, "Interception.VerifyIntervalSeconds", "must be 1-3600");
-        Check(options.Interception.RefusalSummarySeconds is > 0 and <= 3600, "Interception.RefusalSummarySeconds", "must be 1-3600");
-        Check(TableName().IsMatch(options.Interception.Table), "Interception.Table", $"\"{options.Interception.Table}\" is not a valid nft table name (letters, digits, _; at most 58, starting with a letter: the guard table adds \"_guard\")");
-        Check(HostName().IsMatch(options.Relay.HeloName), "Relay.HeloName", $"\"{options.Relay.HeloName}\" is not a host name");
-        Check(options.Relay.ConnectTimeoutSeconds is > 0 and <= 600, "Relay.ConnectTimeoutSeconds", "must be 1-600");
-        Check(options.Relay.ReplyTimeoutSeconds is > 0 and <= 3600, "Relay.ReplyTimeoutSeconds", "must be 1-3600");
-        Check(options.Relay.DataReplyTimeoutSeconds is > 0 and <= 3600, "Relay.DataReplyTimeoutSeconds", "must be 1-3600");
-        Check(options.Relay.ReuseIdleSeconds is > 0 and <= 300, "Relay.ReuseIdleSeconds", "must be 1-300");
-        Check(options.Relay.ReuseMaxSeconds is > 0 and <= 86400, "Relay.ReuseMaxSeconds", "must be 1-86400");
+        Check(Within(options.Interception.VerifyInterval, Seconds(1), Seconds(3600)), "Interception.VerifyIntervalSeconds", "must be 1-3600");
+        Check(Within(options.Interception.RefusalSummaryInterval, Seconds(1), Seconds(3600)), "Interception.RefusalSummarySeconds", "must be 1-3600");
+        Check(options.Relay.HeloName.Length == 0 || HostName().IsMatch(options.Relay.HeloName), "Relay.HeloName", $"\"{options.Relay.HeloName}\" is not a host name");
+        Check(Within(options.Relay.ConnectTimeout, Seconds(1), Seconds(600)), "Relay.ConnectTimeoutSeconds", "must be 1-600");
+        Check(Within(options.Relay.ReplyTimeout, Seconds(1), Seconds(3600)), "Relay.ReplyTimeoutSeconds", "must be 1-3600");
+        Check(Within(options.Relay.DataReplyTimeout, Seconds(1), Seconds(3600)), "Relay.DataReplyTimeoutSeconds", "must be 1-3600");
+        Check(Within(options.Relay.ReuseIdleTime, Seconds(1), Seconds(300)), "Relay.ReuseIdleSeconds", "must be 1-300");
+        Check(Within(options.Relay.ReuseMaxAge, Seconds(1), Seconds(86400)), "Relay.ReuseMaxSeconds", "must be 1-86400");
         Check(options.Relay.ReuseMaxMessages is > 0 and <= 100000, "Relay.ReuseMaxMessages", "must be 1-100000");
         Check(options.Relay.ReuseMaxIdlePerDestination is > 0 and <= 10000, "Relay.ReuseMaxIdlePerDestination", "must be 1-10000");
+        Check(options.Relay.ReuseMaxIdleTotal >= options.Relay.ReuseMaxIdlePerDestination && options.Relay.ReuseMaxIdleTotal <= 100000,
+            "Relay.ReuseMaxIdleTotal", "must be at least Relay.ReuseMaxIdlePerDestination and at most 100000");
         for (var i = 0; i < options.Relay.PermittedLocalDestinations.Count; i++)
         {
             var text = options.Relay.PermittedLocalDestinations[i];
@@ -65,19 +66,18 @@ public static partial class OptionsValidator
         }
 
         Check(Path.IsPathRooted(options.State.Directory), "State.Directory", "must be an absolute path");
-        Check(options.State.RetentionDays is >= 2 and <= 3650, "State.RetentionDays", "must be 2-3650 (quotas need the last day)");
-        Check(options.State.MaxBytes >= 1L << 20, "State.MaxBytes", "must be at least 1048576 (1 MiB)");
-        Check(options.State.MinFreeBytes >= 0, "State.MinFreeBytes", "must be 0 or more");
+        Check(Within(options.State.Retention, TimeSpan.FromDays(2), TimeSpan.FromDays(3650)), "State.RetentionDays", "must be 2-3650 (quotas need the last day)");
+        Check(options.State.MaxSize.Bytes >= 1L << 20, "State.MaxBytes", "must be at least 1048576 (1 MiB)");
+        Check(options.State.MinFree.Bytes >= 0, "State.MinFreeBytes", "must be 0 or more");
         Check(Path.IsPathRooted(options.Control.SocketPath), "Control.SocketPath", "must be an absolute path");
-        Check(options.Control.SocketPath.Length < 108, "Control.SocketPath", "longer than a Unix socket path may be (107 bytes)");
         var suspension = options.Suspension;
         Check(suspension.RefusalLimit >= 0, "Suspension.RefusalLimit", "must be 0 (off) or more");
-        Check(suspension.RefusalWindowMinutes is > 0 and <= 10080, "Suspension.RefusalWindowMinutes", "must be 1-10080");
+        Check(Within(suspension.RefusalWindow, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(10080)), "Suspension.RefusalWindowMinutes", "must be 1-10080");
         Check(suspension.UnsentLimit >= 0, "Suspension.UnsentLimit", "must be 0 (off) or more");
         Check(suspension.FailureRatioPercent is >= 0 and <= 100, "Suspension.FailureRatioPercent", "must be 0 (off) to 100");
         Check(suspension.FailureMinimum > 0, "Suspension.FailureMinimum", "must be at least 1");
-        Check(suspension.FailureWindowMinutes is > 0 and <= 10080, "Suspension.FailureWindowMinutes", "must be 1-10080");
-        Check(options.Alerts.TimeoutSeconds is > 0 and <= 600, "Alerts.TimeoutSeconds", "must be 1-600");
+        Check(Within(suspension.FailureWindow, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(10080)), "Suspension.FailureWindowMinutes", "must be 1-10080");
+        Check(Within(options.Alerts.Timeout, Seconds(1), Seconds(600)), "Alerts.TimeoutSeconds", "must be 1-600");
         foreach (var (user, routes) in options.Routes.Users)
         {
             for (var i = 0; i < routes.Count; i++)
@@ -92,15 +92,16 @@ public static partial class OptionsValidator
         Check(Enum.IsDefined(options.Attribution.UnknownUids), "Attribution.UnknownUids", "must be Refuse or Relay");
 
         var smtp = options.Smtp;
-        Check(smtp.IdleTimeoutSeconds is > 0 and <= 3600, "Smtp.IdleTimeoutSeconds", "must be 1-3600");
-        Check(smtp.SessionTimeoutSeconds >= smtp.IdleTimeoutSeconds, "Smtp.SessionTimeoutSeconds", "must be at least Smtp.IdleTimeoutSeconds");
-        Check(smtp.MaxCommandLineBytes is >= 512 and <= 8192, "Smtp.MaxCommandLineBytes", "must be 512-8192 (RFC 5321 requires at least 512)");
-        Check(smtp.MaxDataLineBytes is >= 1000 and <= 1048576, "Smtp.MaxDataLineBytes", "must be 1000-1048576 (RFC 5321 requires at least 1000)");
-        Check(smtp.CommandLineTimeoutSeconds is > 0 and <= 3600, "Smtp.CommandLineTimeoutSeconds", "must be 1-3600");
-        Check(smtp.MinDataBytesPerSecond >= 0, "Smtp.MinDataBytesPerSecond", "must be 0 (off) or more");
+        Check(Within(smtp.IdleTimeout, Seconds(1), Seconds(3600)), "Smtp.IdleTimeoutSeconds", "must be 1-3600");
+        Check(smtp.SessionTimeout >= smtp.IdleTimeout, "Smtp.SessionTimeoutSeconds", "must be at least Smtp.IdleTimeoutSeconds");
+        Check(smtp.MaxCommandLine.Bytes is >= 512 and <= 8192, "Smtp.MaxCommandLineBytes", "must be 512-8192 (RFC 5321 requires at least 512)");
+        Check(smtp.MaxDataLine.Bytes is >= 1000 and <= 1048576, "Smtp.MaxDataLineBytes", "must be 1000-1048576 (RFC 5321 requires at least 1000)");
+        Check(Within(smtp.CommandLineTimeout, Seconds(1), Seconds(3600)), "Smtp.CommandLineTimeoutSeconds", "must be 1-3600");
+        Check(smtp.MinDataRate.BytesPerSecond >= 0, "Smtp.MinDataBytesPerSecond", "must be 0 (off) or more");
+        Check(Within(smtp.DataRateGrace, Seconds(1), Seconds(3600)), "Smtp.DataRateGraceSeconds", "must be 1-3600");
         Check(smtp.SoftErrorLimit > 0, "Smtp.SoftErrorLimit", "must be at least 1");
         Check(smtp.HardErrorLimit >= smtp.SoftErrorLimit, "Smtp.HardErrorLimit", "must be at least Smtp.SoftErrorLimit");
-        Check(smtp.ErrorDelayMilliseconds is >= 0 and <= 60000, "Smtp.ErrorDelayMilliseconds", "must be 0-60000");
+        Check(Within(smtp.ErrorDelay, TimeSpan.Zero, TimeSpan.FromMilliseconds(60000)), "Smtp.ErrorDelayMilliseconds", "must be 0-60000");
         return errors;
     }
 
@@ -123,8 +124,9 @@ public static partial class OptionsValidator
         check(limits.RecipientsPerMessage is null or (>= 1 and <= 1000), $"{prefix}.RecipientsPerMessage", "must be 1-1000");
     }
 
-    [GeneratedRegex("^[A-Za-z][A-Za-z0-9_]{0,57}$")]
-    private static partial Regex TableName();
+    private static TimeSpan Seconds(int seconds) => TimeSpan.FromSeconds(seconds);
+
+    private static bool Within(TimeSpan value, TimeSpan least, TimeSpan most) => value >= least && value <= most;
 
     [GeneratedRegex(@"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")]
     private static partial Regex HostName();

@@ -77,23 +77,26 @@ public sealed record BurnOptions
     /// <summary>A configured list replaces the defaults entirely.</summary>
     public IReadOnlyList<BurnPatternOptions> Patterns { get; init; } = DefaultPatterns;
 
-    /// <summary>Replies matching <see cref="Patterns"/> within <see cref="WindowMinutes"/> that burn a relay.</summary>
+    /// <summary>Replies matching <see cref="Patterns"/> within <see cref="Window"/> that burn a relay.</summary>
     public int Threshold { get; init; } = 5;
 
-    public int WindowMinutes { get; init; } = 60;
+    [ConfigurationKey("WindowMinutes")]
+    public TimeSpan Window { get; init; } = TimeSpan.FromMinutes(60);
 
     public IReadOnlyList<string> DnsblZones { get; init; } = ["zen.spamhaus.org"];
 
     /// <summary>"address" or "address:port" of the resolver for DNSBL queries; empty: the system's resolver.</summary>
     public string DnsServer { get; init; } = "";
 
-    public int CheckIntervalMinutes { get; init; } = 60;
+    [ConfigurationKey("CheckIntervalMinutes")]
+    public TimeSpan CheckInterval { get; init; } = TimeSpan.FromMinutes(60);
 
     /// <summary>The host's own public address, looked up in the DNSBLs in Auto mode; empty: no DNSBL check of the host.</summary>
     public string HostAddress { get; init; } = "";
 
     /// <summary>A burned relay returns (at the back) only after this many days ...</summary>
-    public int ReturnAfterDays { get; init; } = 21;
+    [ConfigurationKey("ReturnAfterDays")]
+    public TimeSpan ReturnAfter { get; init; } = TimeSpan.FromDays(21);
 
     /// <summary>... and this many DNSBL checks in a row that found its address listed nowhere.</summary>
     public int ReturnCleanChecks { get; init; } = 3;

@@ -25,10 +25,10 @@ public sealed class AutoSuspensionRules(SuspensionOptions options, TimeProvider 
 
         lock (_lock)
         {
-            var window = Window(_refusals, uid, TimeSpan.FromMinutes(options.RefusalWindowMinutes));
+            var window = Window(_refusals, uid, options.RefusalWindow);
             window.Add(at, marked: false);
             return window.Count >= options.RefusalLimit
-                ? $"{window.Count} quota refusals within {options.RefusalWindowMinutes} min (limit {options.RefusalLimit})"
+                ? $"{window.Count} quota refusals within {options.RefusalWindow.TotalMinutes} min (limit {options.RefusalLimit})"
                 : null;
         }
     }
@@ -36,7 +36,7 @@ public sealed class AutoSuspensionRules(SuspensionOptions options, TimeProvider 
     /// <summary>
     /// Counts a transaction that ended before DATA (refused MAIL, MAIL+RSET loops); returns the reason to suspend, or null.
     /// A script doing nothing but that fills logs and upstream sessions and probes addresses: past
-    /// <see cref="SuspensionOptions.UnsentLimit"/> within <see cref="SuspensionOptions.RefusalWindowMinutes"/> it is stopped.
+    /// <see cref="SuspensionOptions.UnsentLimit"/> within <see cref="SuspensionOptions.RefusalWindow"/> it is stopped.
     /// </summary>
     public string? ObserveUnsent(uint uid, DateTimeOffset at, UnsentKind kind)
     {
@@ -47,10 +47,10 @@ public sealed class AutoSuspensionRules(SuspensionOptions options, TimeProvider 
 
         lock (_lock)
         {
-            var window = Window(_unsent, uid, TimeSpan.FromMinutes(options.RefusalWindowMinutes));
+            var window = Window(_unsent, uid, options.RefusalWindow);
             window.Add(at, marked: false);
             return window.Count >= options.UnsentLimit
-                ? $"{window.Count} transactions ended before DATA within {options.RefusalWindowMinutes} min (limit {options.UnsentLimit}), the last: {Describe(kind)}"
+                ? $"{window.Count} transactions ended before DATA within {options.RefusalWindow.TotalMinutes} min (limit {options.UnsentLimit}), the last: {Describe(kind)}"
                 : null;
         }
     }
@@ -76,11 +76,11 @@ public sealed class AutoSuspensionRules(SuspensionOptions options, TimeProvider 
 
         lock (_lock)
         {
-            var window = Window(_outcomes, uid, TimeSpan.FromMinutes(options.FailureWindowMinutes));
+            var window = Window(_outcomes, uid, options.FailureWindow);
             window.Add(at, marked: outcome != TransactionOutcome.Delivered);
             var failed = window.Marked;
             return window.Count >= options.FailureMinimum && failed * 100L >= options.FailureRatioPercent * (long)window.Count
-                ? $"{failed} of {window.Count} messages rejected or deferred upstream within {options.FailureWindowMinutes} min (limit {options.FailureRatioPercent}%)"
+                ? $"{failed} of {window.Count} messages rejected or deferred upstream within {options.FailureWindow.TotalMinutes} min (limit {options.FailureRatioPercent}%)"
                 : null;
         }
     }

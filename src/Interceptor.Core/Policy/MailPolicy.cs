@@ -44,9 +44,11 @@ public sealed class MailPolicy(
     IStateStore store,
     TimeProvider time,
     ILogger logger,
-    IPolicyObserver? observer = null)
+    IPolicyObserver? observer = null) : IMailPolicy
 {
     public QuotaLedger Ledger => ledger;
+
+    public QuotaLimits LimitsFor(string user) => limits.For(user);
 
     /// <summary>Null when the user may open one more session (call <see cref="CloseConnection"/> after it), else the refusal.</summary>
     public async Task<SmtpReply?> OpenConnectionAsync(uint uid, string user, CancellationToken cancellationToken)
@@ -140,7 +142,7 @@ public sealed class MailPolicy(
         }
         catch (StoreUnavailableException e)
         {
-            logger.LogError("refusing mail of uid={Uid} user={User}: the accounting store cannot be written: {Reason}", ticket.Uid, ticket.User, e.Message);
+            logger.RefusingMailStoreUnwritable(ticket.Uid, ticket.User, e.Message);
             return QuotaReplies.StoreUnavailable;
         }
     }
@@ -198,7 +200,7 @@ public sealed class MailPolicy(
     {
         // A pending row, if any, stays and counts as sent: conservative, never unaccounted.
         var reason = failure is AggregateException { InnerException: { } inner } ? inner.Message : failure?.Message;
-        logger.LogError("could not record transaction {Id} of uid={Uid} user={User}: {Reason}", final.Id, final.Uid, final.User, reason);
+        logger.TransactionNotRecorded(final.Id, final.Uid, final.User, reason);
     }
 
     private async Task RefuseAsync(uint uid, string user, QuotaExceeded exceeded, CancellationToken cancellationToken)
@@ -219,14 +221,14 @@ public sealed class MailPolicy(
             return;
         }
 
-        logger.LogInformation("policy refused uid={Uid} user={User}: {Kind} {Count}/{Limit}", uid, user, exceeded.Kind, exceeded.Count, exceeded.Limit);
+        logger.PolicyRefused(uid, user, exceeded.Kind, exceeded.Count, exceeded.Limit);
         try
         {
             await store.RecordRefusalAsync(new PolicyRefusal(now, uid, user, exceeded.Kind, $"{exceeded.Count}/{exceeded.Limit}"), cancellationToken);
         }
         catch (StoreUnavailableException e)
         {
-            logger.LogError("could not record a refusal of uid={Uid} user={User}: {Reason}", uid, user, e.Message);
+            logger.RefusalNotRecorded(uid, user, e.Message);
         }
 
         var reason = rules.ObserveRefusal(uid, now);
@@ -238,26 +240,19 @@ public sealed class MailPolicy(
 
     private async Task AutoSuspendAsync(uint uid, string user, string reason, CancellationToken cancellationToken)
     {
-        var (messagesHour, messagesDay, recipientsHour, recipientsDay) = ledger.Usage(uid);
-        var counts = new Dictionary<string, string>
-        {
-            ["SMTPI_MESSAGES_HOUR"] = messagesHour.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["SMTPI_MESSAGES_DAY"] = messagesDay.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["SMTPI_RECIPIENTS_HOUR"] = recipientsHour.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["SMTPI_RECIPIENTS_DAY"] = recipientsDay.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        };
+        var counts = AlertCounts.Of(ledger, uid);
         try
         {
             var suspension = new Suspension(uid, user, reason, time.GetUtcNow(), SuspensionSource.Automatic);
             if (await suspensions.SuspendAsync(suspension, counts, cancellationToken))
             {
                 observer?.Suspended(suspension);
-                logger.LogWarning("suspended uid={Uid} user={User} automatically: {Reason}", uid, user, reason);
+                logger.SuspendedAutomatically(uid, user, reason);
             }
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            logger.LogError("suspension of uid={Uid} user={User} is only in memory: {Reason}", uid, user, e.Message);
+            logger.SuspensionOnlyInMemory(uid, user, e.Message);
         }
     }
 }

@@ -50,10 +50,10 @@ public sealed partial class RelayPool
 
     private PoolUpdate ReturnIfDue(RelayState state, DateTimeOffset now)
     {
-        var due = state.BurnedSince is { } since && now - since >= TimeSpan.FromDays(_burn.ReturnAfterDays)
+        var due = state.BurnedSince is { } since && now - since >= _burn.ReturnAfter
             && state.CleanChecks >= _burn.ReturnCleanChecks;
         return due
-            ? ReturnLocked(state, PoolEventKind.Returned, $"{_burn.ReturnAfterDays} days and {state.CleanChecks} clean DNSBL checks since it burned")
+            ? ReturnLocked(state, PoolEventKind.Returned, $"{_burn.ReturnAfter.TotalDays:0.#} days and {state.CleanChecks} clean DNSBL checks since it burned")
             : Commit([], state);
     }
 

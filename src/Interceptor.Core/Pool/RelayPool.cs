@@ -60,7 +60,7 @@ public sealed partial class RelayPool
         _time = time;
         _backoff = backoff ?? RelayBackoff.Default;
         _classifier = new BurnClassifier(burn.Patterns);
-        _window = new BurnWindow(burn.Threshold, TimeSpan.FromMinutes(burn.WindowMinutes), time);
+        _window = new BurnWindow(burn.Threshold, burn.Window, time);
         _primaryCount = relays.Count(r => r.Role == SmarthostRole.Primary);
         var now = time.GetUtcNow();
         var kept = saved.ToDictionary(s => s.Name, StringComparer.OrdinalIgnoreCase);
@@ -148,7 +148,7 @@ public sealed partial class RelayPool
             }
 
             return BurnLocked(state with { Evidence = evidence },
-                $"{_burn.Threshold} blocklist replies within {_burn.WindowMinutes} min (last: {label})");
+                $"{_burn.Threshold} blocklist replies within {_burn.Window.TotalMinutes:0.#} min (last: {label})");
         }
     }
 

@@ -8,13 +8,21 @@ namespace Interceptor.Daemon.Commands;
 /// <summary>What every verb needs from a configuration: the options and the nft table they describe.</summary>
 public static class DaemonSetup
 {
-    public static (InterceptorOptions Options, RulesetSpec Spec) Load(string? configPath)
+    /// <summary>
+    /// <paramref name="relays"/>: the command relays mail (run), so an unset Relay.HeloName is resolved to this host's
+    /// name; the others (check-config, rules, remove-rules) do no DNS lookup at all.
+    /// </summary>
+    public static (InterceptorOptions Options, RulesetSpec Spec) Load(string? configPath, bool relays = false)
     {
-        var options = ConfigurationLoader.Load(configPath);
+        var options = ConfigurationLoader.Load(configPath, hostName: relays ? HostName.Resolve : null);
         return (options, SpecFor(options));
     }
 
-    /// <summary>Resolves the exempt users through the system's user database and always adds our own UID.</summary>
+    /// <summary>
+    /// The nft table a configuration describes: Netfilter renders this spec and knows nothing of the options. Resolves
+    /// the exempt users through the system's user database and always adds our own UID (without it the daemon's own
+    /// upstream connections would be redirected back to itself).
+    /// </summary>
     public static RulesetSpec SpecFor(InterceptorOptions options)
     {
         var errors = new List<string>();
@@ -55,7 +63,11 @@ public static class DaemonSetup
 
         try
         {
-            var spec = RulesetSpec.FromOptions(options, uids) with { BlockedPorts = options.Interception.BlockedPorts, AllowedRoutes = routes };
+            var spec = new RulesetSpec(options.Interception.Table, options.Listen.Port, [.. options.Interception.Ports], uids)
+            {
+                BlockedPorts = options.Interception.BlockedPorts,
+                AllowedRoutes = routes,
+            };
             spec.EnsureConsistent();
             return spec;
         }

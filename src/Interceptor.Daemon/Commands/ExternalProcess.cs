@@ -1,44 +1,20 @@
 using System.Diagnostics;
+using Interceptor.Linux;
 
 namespace Interceptor.Daemon.Commands;
 
-/// <summary>Runs a helper program for the demo and reports exit code and output; never a shell.</summary>
+/// <summary>The demo's helper programs, run through <see cref="ProcessRunner"/>; never a shell.</summary>
 internal static class ExternalProcess
 {
+    /// <summary>Runs <paramref name="program"/> to its end; a <see cref="TimeoutException"/> when it overruns.</summary>
     public static async Task<(int ExitCode, string Output, string Error)> RunAsync(string program, IEnumerable<string> arguments, TimeSpan timeout)
     {
-        using var process = Start(program, arguments);
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var cancel = new CancellationTokenSource(timeout);
-        try
-        {
-            await process.WaitForExitAsync(cancel.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{program} did not finish within {timeout.TotalSeconds:0} s");
-        }
-
-        return (process.ExitCode, await output, await error);
+        var result = await ProcessRunner.RunAsync(new ProcessRequest(program, [.. arguments]) { Timeout = timeout }, CancellationToken.None);
+        return (result.ExitCode, result.StandardOutput, result.StandardError);
     }
 
-    public static Process Start(string program, IEnumerable<string> arguments)
-    {
-        var info = new ProcessStartInfo(program)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        return Process.Start(info) ?? throw new InvalidOperationException($"could not start {program}");
-    }
+    public static Process Start(string program, IEnumerable<string> arguments) =>
+        ProcessRunner.Start(new ProcessRequest(program, [.. arguments]));
 
     /// <summary>The command line that starts this very program again (apphost, or dotnet + dll).</summary>
     public static IReadOnlyList<string> Self()

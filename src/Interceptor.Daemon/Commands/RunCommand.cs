@@ -1,43 +1,40 @@
 using System.Net;
-using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Interceptor.Core.Decide;
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
-using Interceptor.Daemon.Attribute;
+using Interceptor.Daemon.Attribution;
 using Interceptor.Daemon.Control;
 using Interceptor.Daemon.Decide;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Daemon.Intercept;
+using Interceptor.Daemon.Maintenance;
+using Interceptor.Daemon.Metrics;
 using Interceptor.Daemon.Record;
 using Interceptor.Linux;
 using Interceptor.Netfilter;
 using Interceptor.Store;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Commands;
 
 /// <summary>
-/// `smtp-interceptor run`: open the state, bind the loopback listeners, install and verify the nft table
-/// (with the stored suspensions), relay until SIGTERM, and leave the table in place on the way out (fail closed).
+/// `smtp-interceptor run`: open the state and build the daemon's parts, then run them as the Generic Host's hosted services
+/// (<see cref="DaemonHost"/>), in this order: bind the loopback listener, install and verify the nft table (with the stored
+/// suspensions), the control socket, the metrics endpoint, the store's retention, accepting SMTP; then READY. SIGTERM
+/// stops them in the reverse order, and the table stays in place on the way out (fail closed).
 /// </summary>
 public static class RunCommand
 {
-    private static readonly TimeSpan ShutdownGrace = TimeSpan.FromSeconds(10);
-
     public static async Task<int> RunAsync(Arguments arguments, ILoggerFactory loggers)
     {
         var logger = loggers.CreateLogger("smtp-interceptor");
 
         // First: it takes NOTIFY_SOCKET out of the environment so that no child (nft) can speak for us.
-        await using var systemd = SystemdNotifier.FromEnvironment(logger);
-
-        // Before anything else: a SIGTERM that arrives right after "ready" must stop us cleanly, not kill us.
-        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
-        var (options, spec) = DaemonSetup.Load(arguments.ConfigPath);
+        using var systemd = SystemdNotifier.FromEnvironment(logger);
+        var (options, spec) = DaemonSetup.Load(arguments.ConfigPath, relays: true);
         var descriptorLimit = RaiseDescriptorLimit(logger);
         var rules = new RulesetManager(new NftClient());
         var alert = new AlertCommand(options.Alerts, loggers.CreateLogger("alert"));
@@ -46,8 +43,8 @@ public static class RunCommand
         // the redirect the boot unit (or an earlier run) installed does not point at it.
         if (ListenerGuard.UnprivilegedPortProblem(options.Listen.Port) is { } unprivileged)
         {
-            logger.LogCritical("refusing to run: {Reason}", unprivileged);
-            await LockDownAsync(rules, spec, new ListenerProblem(unprivileged, null, null), alert, logger);
+            logger.RefusingToRun(unprivileged);
+            await ListenerBinding.LockDownAsync(rules, spec, new ListenerProblem(unprivileged, null, null), alert, logger);
             return 1;
         }
 
@@ -61,7 +58,7 @@ public static class RunCommand
         }
         catch (StoreUnavailableException e)
         {
-            logger.LogCritical("cannot open the state store: {Reason}", e.Message);
+            logger.CannotOpenStore(e.Message);
             return 3;
         }
 
@@ -70,20 +67,19 @@ public static class RunCommand
         // Sized once the runtime, the assemblies and the store hold their descriptors, before any connection can.
         if (!DescriptorBudget.TryPlan(descriptorLimit, DescriptorLimit.CountOpen(), options.Listen.MaxConnections, options.Relay.ReuseConnections, out var budget, out var budgetError))
         {
-            logger.LogCritical("cannot run within the file descriptor limit: {Reason}", budgetError);
+            logger.DescriptorBudgetTooSmall(budgetError);
             return 3;
         }
 
         if (budget.Warning is not null)
         {
-            logger.LogWarning("{Warning}", budget.Warning);
+            logger.DescriptorBudgetWarning(budget.Warning);
         }
 
-        logger.LogInformation(
-            "file descriptors: limit {Limit}, {Open} open at start, {Reserve} reserved, up to {Sessions} SMTP sessions (Listen.MaxConnections) × {PerSession} and {Idle} idle upstream sessions: at most {Needed}",
+        logger.DescriptorBudgetPlanned(
             budget.Limit, budget.OpenAtStart, DescriptorBudget.Reserve, budget.Sessions, DescriptorBudget.PerSession, budget.IdleUpstreams, budget.Needed);
         options = options with { Listen = options.Listen with { MaxConnections = budget.Sessions } };
-        var metrics = new MetricsRegistry(options.Metrics.PerUser);
+        using var metrics = new DaemonMetrics(options.Metrics.PerUser);
         var ledger = new QuotaLedger(time);
         var restored = await RestoreUsageAsync(store, ledger, time);
         var autoSuspension = new AutoSuspensionRules(options.Suspension, time);
@@ -95,7 +91,7 @@ public static class RunCommand
         var suspensions = registry = new SuspensionRegistry(store, kernel, alert);
         var suspended = await suspensions.LoadAsync(CancellationToken.None);
         spec = suspendedSets.Apply(spec, suspended.Select(s => s.Uid));
-        var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics);
+        var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics.Policy);
 
         using var owners = new SocketOwnerLookup();
         using var conntrack = new ConntrackLookup();
@@ -105,94 +101,88 @@ public static class RunCommand
             options.Relay.PermittedLocalDestinations.Select(IPEndPoint.Parse),
             hostAddresses.Current);
         var attributeLogger = loggers.CreateLogger("attribute");
-        await using var refusals = new RefusalLog(attributeLogger, TimeSpan.FromSeconds(options.Interception.RefusalSummarySeconds), time);
+        await using var refusals = new RefusalLog(attributeLogger, options.Interception.RefusalSummaryInterval, time);
         refusals.Start();
-        var attributor = new ConnectionAttributor(owners, destinations, attributeLogger, refusals, metrics, conntrack)
+        var attributor = new ConnectionAttributor(owners, destinations, attributeLogger, refusals, metrics.Attribution, conntrack)
         {
-            Uids = new UidAttribution(subordinates, options.Attribution.UnknownUids, attributeLogger, metrics),
+            Uids = new UidAttribution(subordinates, options.Attribution.UnknownUids, attributeLogger, metrics.Attribution),
             Scope = RedirectScope.Of(spec),
         };
-        var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics);
+        var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics.Relay);
         await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
-        metrics.Upstreams = listener.Upstreams;
-        metrics.Store = () => store.Health;
-        try
-        {
-            listener.Bind();
-        }
-        catch (SocketException e)
-        {
-            // Someone else holds the port (root or a CAP_NET_BIND_SERVICE process, the port being privileged): say who,
-            // and take the redirect away from them.
-            var holder = FindHolder(options.Listen.Port, logger);
-            logger.LogCritical("cannot listen on port {Port}: {Reason}{Holder}", options.Listen.Port, e.Message, holder is null ? "" : "; " + holder.Reason);
-            await LockDownAsync(rules, spec, holder ?? new ListenerProblem($"cannot listen on port {options.Listen.Port}: {e.Message}", null, null), alert, logger);
-            return 3;
-        }
-
+        metrics.Relay.Upstreams = listener.Upstreams;
+        metrics.Store.Health = () => store.Health;
+        metrics.Intercept.ActiveSessions = () => listener.ActiveSessions;
         var listenerGuard = new ListenerGuard(options.Listen.Port, () => listener.Sockets, alert, loggers.CreateLogger("netfilter"));
-        var lockdown = listenerGuard.FindProblem(null);
-        await rules.InstallAsync(spec with { Lockdown = lockdown is not null }, CancellationToken.None);
-        if (lockdown is not null)
-        {
-            await listenerGuard.ReportLockdownAsync(lockdown, spec.Table, spec.Ports, CancellationToken.None);
-        }
-
         var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString())
         {
             SuspendedSets = suspendedSets,
         };
         await using var control = new ControlServer(context, loggers.CreateLogger("control"));
-        try
-        {
-            control.Start();
-        }
-        catch (ControlSocketException e)
-        {
-            logger.LogCritical("cannot open the control socket: {Reason}", e.Message);
-            return 3;
-        }
+        // Started before the listener accepts and the store is pruned: what happens before an exporter listens is not counted.
         await using var metricsServer = options.Metrics.Listen.Length == 0
             ? null
-            : new MetricsServer(IPEndPoint.Parse(options.Metrics.Listen), metrics, () => listener.ActiveSessions, loggers.CreateLogger("metrics"));
-        metricsServer?.Start();
-        await using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics);
-        retention.Start();
-        await using var watchdog = new TableWatchdog(rules, spec, suspensions, TimeSpan.FromSeconds(options.Interception.VerifyIntervalSeconds), loggers.CreateLogger("netfilter"), listenerGuard, lockdown)
+            : new MetricsEndpoint(IPEndPoint.Parse(options.Metrics.Listen), metrics.Sources, loggers);
+        using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics.Store);
+        using var watchdog = new TableWatchdog(rules, spec, suspensions, options.Interception.VerifyInterval, loggers.CreateLogger("netfilter"), listenerGuard)
         {
             SuspendedSets = suspendedSets,
         };
-        metrics.Watchdog = watchdog;
-        watchdog.Start();
-        listener.Start();
-        logger.LogInformation(
-            new EventId(1, "Ready"),
-            "ready: listening on {Endpoints}; table inet {Table} verified, intercepting ports {Ports}, exempt uids {ExemptUids}, suspended uids {SuspendedUids}; owner lookup via {LookupMethod}; state {StatePath} ({Restored} deliveries of the last 24 h restored); control socket {ControlSocket}{Metrics}",
-            string.Join(" ", listener.Endpoints),
-            spec.Table,
-            string.Join(",", spec.Ports),
-            string.Join(",", spec.ExemptUids),
-            spec.SuspendedUids.Count == 0 ? "none" : string.Join(",", spec.SuspendedUids),
-            owners.Method,
-            store.Path,
-            restored,
-            control.SocketPath,
-            metricsServer is null ? "" : $"; metrics on http://{options.Metrics.Listen}/metrics");
-        systemd.Ready($"relaying: listening on {string.Join(" ", listener.Endpoints)}; table inet {spec.Table} verified, exempt uids {string.Join(",", spec.ExemptUids)}");
-        systemd.StartWatchdog();
+        metrics.Intercept.Watchdog = watchdog;
 
-        await stop.Task;
-        systemd.Stopping($"stopping: {listener.ActiveSessions} sessions still open");
+        // Start order = the order of the guarantees: the port is ours before the table redirects to it; READY (the
+        // SystemdService, after every start) only once the table is verified and the listener accepts. Stop order is the
+        // reverse: STOPPING at once, the SMTP sessions drain while the table watchdog and the control socket still run.
+        IHostedService[] services =
+        [
+            new ListenerBinding(listener, options.Listen.Port, rules, spec, alert, logger),
+            watchdog,
+            control,
+            .. (metricsServer is null ? Array.Empty<IHostedService>() : [metricsServer]),
+            retention,
+            listener,
+        ];
+        using var host = DaemonHost.Build(loggers, lifetime => new SystemdService(systemd, lifetime, AnnounceReady, AnnounceStopping, logger), services);
+        try
+        {
+            await host.StartAsync();
+        }
+        catch (OperationCanceledException) when (host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested)
+        {
+            // SIGTERM while starting: stop what started, as after READY.
+            await host.StopAsync();
+            return 0;
+        }
+        catch (DaemonStartupException e)
+        {
+            return e.ExitCode;
+        }
+        catch (ControlSocketException e)
+        {
+            logger.CannotOpenControlSocket(e.Message);
+            return 3;
+        }
 
-        logger.LogInformation("stopping: {Sessions} sessions still open, {GraceSeconds} s to finish", listener.ActiveSessions, ShutdownGrace.TotalSeconds);
-        await listener.StopAsync(ShutdownGrace);
-        logger.LogInformation("stopped; table inet {Table} left in place, so port {Ports} stays closed to customers until the daemon is back (fail closed)", spec.Table, string.Join(",", spec.Ports));
+        await host.WaitForShutdownAsync();
+        logger.Stopped(spec.Table, string.Join(",", spec.Ports));
         return 0;
 
-        void Stop(PosixSignalContext context)
+        string AnnounceReady()
         {
-            context.Cancel = true;
-            stop.TrySetResult();
+            var endpoints = string.Join(" ", listener.Endpoints);
+            var exemptUids = string.Join(",", spec.ExemptUids);
+            var ports = string.Join(",", spec.Ports);
+            var suspended = spec.SuspendedUids.Count == 0 ? "none" : string.Join(",", spec.SuspendedUids);
+            var metricsText = metricsServer is null ? "" : $"; metrics on http://{options.Metrics.Listen}/metrics";
+            logger.Ready(endpoints, spec.Table, ports, exemptUids, suspended, owners.Method, store.Path, restored, control.SocketPath, metricsText);
+            return $"relaying: listening on {endpoints}; table inet {spec.Table} verified, exempt uids {exemptUids}";
+        }
+
+        string AnnounceStopping()
+        {
+            var sessions = listener.ActiveSessions;
+            logger.Stopping(sessions, InterceptListener.ShutdownGrace.TotalSeconds);
+            return $"stopping: {sessions} sessions still open";
         }
     }
 
@@ -208,7 +198,7 @@ public static class RunCommand
             var after = DescriptorLimit.RaiseSoftToHard();
             if (after.Soft != before.Soft)
             {
-                logger.LogInformation("file descriptor limit raised from {Before} to the hard limit {After}", before.Soft, after.Soft);
+                logger.DescriptorLimitRaised(before.Soft, after.Soft);
             }
 
             return (long)Math.Min(after.Soft, (ulong)int.MaxValue);
@@ -216,43 +206,8 @@ public static class RunCommand
         catch (LinuxInteropException e)
         {
             var current = DescriptorLimit.Current();
-            logger.LogWarning("cannot raise the file descriptor limit {Soft} to the hard limit {Hard}: {Reason}", current.Soft, current.Hard, e.Message);
+            logger.DescriptorLimitNotRaised(current.Soft, current.Hard, e.Message);
             return (long)Math.Min(current.Soft, (ulong)int.MaxValue);
-        }
-    }
-
-    /// <summary>
-    /// The lockdown form of the table (no redirect; the guard table refuses), logged and alerted: the daemon cannot own its
-    /// listener port, so nothing may be redirected to it. A failure to install it is logged; the exit code stays the same.
-    /// </summary>
-    private static async Task LockDownAsync(RulesetManager rules, RulesetSpec spec, ListenerProblem problem, AlertCommand alert, ILogger logger)
-    {
-        try
-        {
-            await rules.InstallAsync(spec with { Lockdown = true }, CancellationToken.None);
-            logger.LogError(
-                new EventId(12, "Lockdown"),
-                "lockdown: {Reason}; table inet {Table} installed without its redirect: ports {Ports} are refused to non-exempt users until smtp-interceptor owns port {ListenPort}",
-                problem.Reason, spec.Table, string.Join(",", spec.Ports), spec.ListenPort);
-        }
-        catch (NetfilterException e)
-        {
-            logger.LogCritical("cannot install the lockdown table inet {Table}: {Reason}", spec.Table, e.Message);
-        }
-
-        await alert.NotifyListenerAsync("lockdown: " + problem.Reason, problem.Uid, problem.User, DateTimeOffset.UtcNow, CancellationToken.None);
-    }
-
-    private static ListenerProblem? FindHolder(int port, ILogger logger)
-    {
-        try
-        {
-            return ListenerGuard.ForeignListenerProblem(port, UserDatabase.EffectiveUid, new HashSet<ulong>());
-        }
-        catch (LinuxInteropException e)
-        {
-            logger.LogError("cannot list the sockets listening on port {Port}: {Reason}", port, e.Message);
-            return null;
         }
     }
 

@@ -1,15 +1,19 @@
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Netfilter;
+using Interceptor.Store;
 
 namespace Interceptor.Daemon.Control;
 
-/// <summary>What the admin verbs read and change inside the running daemon; built once by `run`.</summary>
+/// <summary>
+/// What the admin verbs read and change inside the running daemon; built once by `run`. Summaries and recent rows come
+/// from <see cref="ReadModel"/> (the store); suspensions change through <see cref="Suspensions"/>, which writes the store.
+/// </summary>
 public sealed record AdminContext(
     InterceptorOptions Options,
     RulesetSpec Spec,
     RulesetManager Rules,
-    IStateStore Store,
+    IActivityReadModel ReadModel,
     SuspensionRegistry Suspensions,
     AutoSuspensionRules AutoSuspension,
     QuotaLedger Ledger,

@@ -74,8 +74,8 @@ public sealed class AdminService(AdminContext context, ILogger logger)
         string? readFailure = null;
         try
         {
-            hour = await ActivitySummary.SummarizeAsync(context.Store, now - Hour, cancellationToken);
-            day = await ActivitySummary.SummarizeAsync(context.Store, now - Day, cancellationToken);
+            hour = await context.ReadModel.SummarizeUsersAsync(now - Hour, cancellationToken);
+            day = await context.ReadModel.SummarizeUsersAsync(now - Day, cancellationToken);
         }
         catch (StoreUnavailableException e)
         {
@@ -133,21 +133,16 @@ public sealed class AdminService(AdminContext context, ILogger logger)
 
     private StoreStatus StoreState(string? readFailure)
     {
-        if (context.Store is SqliteStateStore sqlite)
-        {
-            var health = sqlite.Health;
-            var failure = health.LastFailure ?? readFailure;
-            return new StoreStatus(sqlite.Path, !health.Broken && failure is null, health.Commits, health.LastCommit, failure);
-        }
-
-        return new StoreStatus(Path.Combine(context.Options.State.Directory, SqliteStateStore.FileName), readFailure is null ? null : false, null, null, readFailure);
+        var health = context.ReadModel.Health;
+        var failure = health.LastFailure ?? readFailure;
+        return new StoreStatus(health.Path, !health.Broken && failure is null, health.Commits, health.LastCommit, failure);
     }
 
     private async Task<UsersData> UsersAsync(ControlRequest request, CancellationToken cancellationToken)
     {
         var since = context.Time.GetUtcNow() - (request.Since is null ? DefaultUsersSince : Durations.Parse(request.Since, "--since"));
         var limit = request.Limit ?? DefaultUsersLimit;
-        var summary = await ActivitySummary.SummarizeAsync(context.Store, since, cancellationToken);
+        var summary = await context.ReadModel.SummarizeUsersAsync(since, cancellationToken);
         return new UsersData(since, limit, [.. summary.Take(limit).Select(a => new UserActivityRow(
             a.Uid, a.User, a.Delivered, a.DeliveredRecipients, a.Pending, a.Deferred, a.Rejected, a.Refused, a.PolicyRefusals,
             a.BytesDelivered, a.LastActivity.ToUniversalTime(), context.Suspensions.IsSuspended(a.Uid, out _)))]);
@@ -158,8 +153,8 @@ public sealed class AdminService(AdminContext context, ILogger logger)
         var since = context.Time.GetUtcNow() - (request.Since is null ? DefaultLogSince : Durations.Parse(request.Since, "--since"));
         var limit = request.Limit ?? DefaultLogLimit;
         (uint Uid, string Name)? user = request.User is null ? null : Resolve(request.User);
-        var transactions = await context.Store.LoadTransactionsAsync(since, user?.Uid, limit, cancellationToken);
-        var tallies = await context.Store.LoadTalliesAsync(since, user?.Uid, limit, cancellationToken);
+        var transactions = await context.ReadModel.LoadTransactionsAsync(since, user?.Uid, limit, cancellationToken);
+        var tallies = await context.ReadModel.LoadTalliesAsync(since, user?.Uid, limit, cancellationToken);
         return new LogData(since, user?.Name, user?.Uid, limit,
             [.. transactions.Select(LogEntry.Of).Concat(tallies.Select(LogEntry.Of)).OrderByDescending(e => e.Time).Take(limit)]);
     }
@@ -188,7 +183,7 @@ public sealed class AdminService(AdminContext context, ILogger logger)
         catch (Exception e) when (e is StoreUnavailableException or NetfilterException)
         {
             // The registry refuses the user in memory before it stores and applies; say which part is missing.
-            logger.LogError("admin uid={AdminUid} pid={AdminPid}: suspension of uid={Uid} user={User} is incomplete: {Reason}", peer.Uid, peer.Pid, uid, name, e.Message);
+            logger.SuspensionIncomplete(peer.Uid, peer.Pid, uid, name, e.Message);
             throw new ControlException(
                 ControlErrors.Failed,
                 $"{name} (uid {uid}) is refused by the daemon from now on, but the suspension is incomplete (not stored or not in the kernel's set; run block again after fixing it): {e.Message}");
@@ -200,7 +195,7 @@ public sealed class AdminService(AdminContext context, ILogger logger)
             return Unchanged(existing!);
         }
 
-        logger.LogWarning("admin uid={AdminUid} pid={AdminPid} suspended uid={Uid} user={User}: {Reason}", peer.Uid, peer.Pid, uid, name, suspension.Reason);
+        logger.Suspended(peer.Uid, peer.Pid, uid, name, suspension.Reason);
         return new BlockData(uid, name, true, true, $"{name} (uid {uid}) suspended: {suspension.Reason}", SuspensionInfo.Of(suspension));
 
         BlockData Unchanged(Suspension s) => new(
@@ -218,7 +213,7 @@ public sealed class AdminService(AdminContext context, ILogger logger)
         context.AutoSuspension.Reset(uid);
         if (changed)
         {
-            logger.LogWarning("admin uid={AdminUid} pid={AdminPid} unsuspended uid={Uid} user={User}", peer.Uid, peer.Pid, uid, name);
+            logger.Unsuspended(peer.Uid, peer.Pid, uid, name);
         }
 
         return new BlockData(
@@ -261,18 +256,7 @@ public sealed class AdminService(AdminContext context, ILogger logger)
     }
 
     /// <summary>The alert command's environment gets the same counts as for an automatic suspension.</summary>
-    private Dictionary<string, string> Counts(uint uid)
-    {
-        var usage = Usage(uid);
-        var c = CultureInfo.InvariantCulture;
-        return new Dictionary<string, string>
-        {
-            ["SMTPI_MESSAGES_HOUR"] = usage.MessagesLastHour.ToString(c),
-            ["SMTPI_MESSAGES_DAY"] = usage.MessagesLastDay.ToString(c),
-            ["SMTPI_RECIPIENTS_HOUR"] = usage.RecipientsLastHour.ToString(c),
-            ["SMTPI_RECIPIENTS_DAY"] = usage.RecipientsLastDay.ToString(c),
-        };
-    }
+    private Dictionary<string, string> Counts(uint uid) => AlertCounts.Of(context.Ledger, uid);
 
     /// <summary>
     /// A name or uid that must exist. For unblock, a name also matches a suspension on record: the account may have

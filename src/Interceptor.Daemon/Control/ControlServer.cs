@@ -1,8 +1,8 @@
-using System.Collections.Concurrent;
 using System.Net.Sockets;
 using Interceptor.Core.Options;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Linux;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Control;
@@ -11,9 +11,10 @@ namespace Interceptor.Daemon.Control;
 /// The admin's Unix socket (Control.SocketPath). Each connection: the kernel's credentials of the peer are checked
 /// first (root or Control.AdminGroup, SO_PEERCRED), then one JSON request line is read and one JSON response line
 /// written, and the connection is closed. Every step is bounded in time and size, and a fault in one connection
-/// never reaches the daemon.
+/// never reaches the daemon. As a hosted service it starts after the table is installed and stops after the SMTP
+/// listener drained, so `status` answers during the drain.
 /// </summary>
-public sealed class ControlServer(AdminContext context, ILogger logger) : IAsyncDisposable
+public sealed class ControlServer(AdminContext context, ILogger logger) : IHostedService, IAsyncDisposable
 {
     /// <summary>The CLI sends its line at once; a peer that stalls longer is not a CLI.</summary>
     internal static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(10);
@@ -29,13 +30,11 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
     private const int MaxConcurrentConnections = DescriptorBudget.ControlConnections;
 
     private readonly CancellationTokenSource _stop = new();
-    private readonly SemaphoreSlim _slots = new(MaxConcurrentConnections);
-    private readonly ConcurrentDictionary<long, Task> _connections = new();
+    private ConnectionDispatcher? _connections;
     private Socket? _listener;
     private PeerAuthorization? _authorization;
     private AdminService? _service;
     private Task? _acceptLoop;
-    private long _nextConnection;
     private int _disposed;
 
     /// <summary>Replaces the group database check (tests).</summary>
@@ -52,6 +51,19 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
 
     public string SocketPath { get; } = Path.GetFullPath(context.Options.Control.SocketPath);
 
+    /// <summary>Admin connections being served.</summary>
+    public int ActiveConnections => _connections?.Active ?? 0;
+
+    /// <inheritdoc cref="Start"/>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        Start();
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc cref="DisposeAsync"/>
+    public Task StopAsync(CancellationToken cancellationToken) => DisposeAsync().AsTask();
+
     /// <summary>Resolves the admin group, creates the socket (see <see cref="ControlSocketFile"/>) and starts accepting.</summary>
     /// <exception cref="ControlSocketException">The admin group does not exist, or the socket cannot be created; the message says why.</exception>
     public void Start()
@@ -65,10 +77,10 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
         _authorization = Authorization ?? PeerAuthorization.ForGroup(context.Options.Control.AdminGroup);
         _service = Service ?? new AdminService(context, logger);
         _listener = ControlSocketFile.Bind(SocketPath, _authorization.AdminGid, logger);
+        _connections = new ConnectionDispatcher("control socket", MaxConcurrentConnections, ServeAsync, logger);
         var loop = new AcceptLoop("control socket", AcceptWithinCapAsync, Dispatch, logger);
         _acceptLoop = Task.Run(() => loop.RunAsync(_stop.Token));
-        logger.LogInformation(
-            "control socket {Path} ready: admin commands for root{Group}",
+        logger.Ready(
             SocketPath,
             _authorization.AdminGid is null ? " only (Control.AdminGroup is not set)" : $" and group {_authorization.GroupName} (gid {_authorization.AdminGid})");
     }
@@ -76,28 +88,23 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
     /// <summary>Takes a slot first, then accepts: over the cap, clients wait in the kernel's backlog, not in our descriptors.</summary>
     private async ValueTask<Socket> AcceptWithinCapAsync(CancellationToken cancellationToken)
     {
-        await _slots.WaitAsync(cancellationToken);
+        await _connections!.ReserveAsync(cancellationToken);
         try
         {
             return await _listener!.AcceptAsync(cancellationToken);
         }
         catch
         {
-            _slots.Release();
+            _connections.CancelReservation();
             throw;
         }
     }
 
-    /// <summary>Runs an accepted connection, which holds the slot taken for it until it ends.</summary>
-    private void Dispatch(Socket client)
-    {
-        var id = Interlocked.Increment(ref _nextConnection);
-        _connections[id] = ServeAsync(client, id);
-    }
+    /// <summary>Runs an accepted connection in the slot reserved for it.</summary>
+    private void Dispatch(Socket client) => _connections!.DispatchReserved(client);
 
-    private async Task ServeAsync(Socket client, long id)
+    private async Task ServeAsync(Socket client, long id, CancellationToken _)
     {
-        await Task.Yield();
         try
         {
             using (client)
@@ -108,18 +115,13 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {
             // The peer went away or was too slow: nothing to answer.
-            logger.LogDebug("control connection {Id} ended: {Reason}", id, e.Message);
+            logger.ConnectionEnded(id, e.Message);
         }
 #pragma warning disable CA1031 // one admin connection must never take the daemon down; the fault is logged in full
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            logger.LogError(e, "control connection {Id} failed", id);
-        }
-        finally
-        {
-            _connections.TryRemove(id, out _);
-            _slots.Release();
+            logger.ConnectionFailed(e, id);
         }
     }
 
@@ -132,16 +134,14 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
         }
         catch (LinuxInteropException e)
         {
-            logger.LogWarning("control socket: refused a peer whose credentials the kernel did not give: {Reason}", e.Message);
+            logger.PeerWithoutCredentials(e.Message);
             return;
         }
 
         await using var stream = new NetworkStream(client, ownsSocket: false);
         if (!(AdmitOverride ?? _authorization!.Admits)(peer))
         {
-            logger.LogWarning(
-                "control socket: refused uid={Uid} gid={Gid} pid={Pid}: neither root nor a member of the admin group",
-                peer.Uid, peer.Gid, peer.Pid);
+            logger.PeerRefused(peer.Uid, peer.Gid, peer.Pid);
             await DiscardRequestAsync(stream);
             await WriteAsync(stream, ControlResponse.Failure("", ControlErrors.PermissionDenied, _authorization!.DenialMessage));
             return;
@@ -210,11 +210,11 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
 
         if (request.User is null)
         {
-            logger.LogInformation("control socket: uid={Uid} pid={Pid} {Verb}", peer.Uid, peer.Pid, request.Verb);
+            logger.Request(peer.Uid, peer.Pid, request.Verb);
         }
         else
         {
-            logger.LogInformation("control socket: uid={Uid} pid={Pid} {Verb} {User}", peer.Uid, peer.Pid, request.Verb, request.User);
+            logger.RequestForUser(peer.Uid, peer.Pid, request.Verb, request.User);
         }
 
         using var queryTimeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
@@ -231,7 +231,7 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
         catch (Exception e) when (e is not OperationCanceledException)
 #pragma warning restore CA1031
         {
-            logger.LogError(e, "control socket: {Verb} failed", request.Verb);
+            logger.VerbFailed(e, request.Verb);
             return ControlResponse.Failure(request.Verb, ControlErrors.Failed, $"internal error: {e.Message}");
         }
     }
@@ -289,16 +289,18 @@ public sealed class ControlServer(AdminContext context, ILogger logger) : IAsync
             await _acceptLoop;
         }
 
-        try
+        if (_connections is not null)
         {
-            await Task.WhenAll(_connections.Values).WaitAsync(DrainTimeout);
-        }
-        catch (TimeoutException)
-        {
-            logger.LogWarning("control socket: {Count} admin requests still running at shutdown", _connections.Count);
+            // Admin requests are cut short by _stop already; nothing more to abort.
+            var running = await _connections.DrainAsync(DrainTimeout, TimeSpan.Zero);
+            if (running > 0)
+            {
+                logger.StillRunningAtShutdown(running);
+            }
+
+            _connections.Dispose();
         }
 
-        // _slots is not disposed: a connection still draining may release it after this point.
         _stop.Dispose();
     }
 }

@@ -94,7 +94,7 @@ internal static class ControlSocketFile
         catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
         {
             File.Delete(path);
-            logger.LogInformation("removed the stale control socket {Path} (no daemon listened on it)", path);
+            logger.StaleSocketRemoved(path);
             return;
         }
         catch (OperationCanceledException)

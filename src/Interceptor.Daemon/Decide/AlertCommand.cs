@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Globalization;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
+using Interceptor.Linux;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Decide;
@@ -65,49 +65,27 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
             return;
         }
 
-        var info = new ProcessStartInfo("/bin/sh")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add("-c");
-        info.ArgumentList.Add(options.Command);
-        foreach (var (name, value) in environment)
-        {
-            info.Environment[name] = value;
-        }
-
+        var request = new ProcessRequest("/bin/sh", ["-c", options.Command]) { Environment = environment, Timeout = options.Timeout };
         try
         {
-            using var process = Process.Start(info)!;
-            var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
-            var error = process.StandardError.ReadToEndAsync(cancellationToken);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(TimeSpan.FromSeconds(options.TimeoutSeconds));
-            try
+            var result = await ProcessRunner.RunAsync(request, cancellationToken);
+            if (result.ExitCode != 0)
             {
-                await process.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                logger.LogError("alert command for {Subject} killed after {Seconds} s", subject, options.TimeoutSeconds);
-                return;
-            }
-
-            if (process.ExitCode != 0)
-            {
-                logger.LogError("alert command for {Subject} exited {ExitCode}: {Error}", subject, process.ExitCode, (await error).Trim());
+                logger.Failed(subject, result.ExitCode, result.StandardError.Trim());
             }
             else
             {
-                logger.LogInformation("alert command ran for {Subject}: {Output}", subject, (await output).Trim());
+                logger.Ran(subject, result.StandardOutput.Trim());
             }
+        }
+        catch (Exception e) when (e is ProcessTimedOutException or OperationCanceledException)
+        {
+            // Also on the daemon's shutdown: the command is killed either way, and the suspension stands.
+            logger.Killed(subject, (int)options.Timeout.TotalSeconds);
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            logger.LogError("alert command could not start: {Reason}", e.Message);
+            logger.CouldNotStart(e.Message);
         }
     }
 }

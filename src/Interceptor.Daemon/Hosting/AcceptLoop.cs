@@ -7,8 +7,9 @@ namespace Interceptor.Daemon.Hosting;
 /// The accept loop every listener of the daemon shares (intercept, control, metrics). It ends only when stopped:
 /// an accept that fails for lack of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM) or for any other reason is retried
 /// after a back-off of 50 ms doubling to 1 s, with one log line per 10 s at most; the kernel keeps the waiting
-/// connections in the backlog meanwhile. Each accepted socket goes to <c>dispatch</c>, which must register it (take a
-/// slot under the listener's cap, or refuse it) before anything runs, as Kestrel's ConnectionDispatcher does.
+/// connections in the backlog meanwhile. Each accepted socket goes to <c>dispatch</c>: the listener's
+/// <see cref="ConnectionDispatcher"/>, which registers it under the listener's cap before anything of it runs (or the
+/// listener refuses it).
 /// </summary>
 public sealed class AcceptLoop(string name, Func<CancellationToken, ValueTask<Socket>> accept, Action<Socket> dispatch, ILogger logger)
 {
@@ -52,9 +53,7 @@ public sealed class AcceptLoop(string name, Func<CancellationToken, ValueTask<So
                 Failures++;
                 if (report.TryReport(out var count, out var span))
                 {
-                    logger.LogError(
-                        "{Listener}: accept failed {Count} times in {Seconds:0} s, last: {Reason}; backing off up to {MaxMs} ms and accepting again (the kernel keeps waiting clients in the backlog)",
-                        name, count, span.TotalSeconds, Describe(e), MaxBackoff.TotalMilliseconds);
+                    logger.AcceptFailing(name, count, span.TotalSeconds, Describe(e), MaxBackoff.TotalMilliseconds);
                 }
 
                 try
@@ -79,7 +78,7 @@ public sealed class AcceptLoop(string name, Func<CancellationToken, ValueTask<So
             catch (Exception e)
 #pragma warning restore CA1031
             {
-                logger.LogError(e, "{Listener}: could not register an accepted connection; it is closed", name);
+                logger.RegistrationFailed(e, name);
                 accepted.Dispose();
             }
         }

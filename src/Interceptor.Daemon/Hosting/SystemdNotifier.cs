@@ -9,17 +9,15 @@ namespace Interceptor.Daemon.Hosting;
 /// The sd_notify protocol, spoken directly: one datagram per message to the Unix socket systemd names in
 /// $NOTIFY_SOCKET (a path, or "@name" for the abstract namespace). Tells systemd when the daemon is ready
 /// (Type=notify), what it is doing (STATUS=), that it is alive (WATCHDOG=1 at half of $WATCHDOG_USEC) and that it
-/// is stopping. Outside systemd (no $NOTIFY_SOCKET) every call does nothing, so `run` behaves the same in a terminal.
+/// is stopping; <see cref="SystemdService"/> says each at its time in the host's life. Outside systemd (no $NOTIFY_SOCKET) every call does nothing, so `run` behaves the same in a terminal.
 /// A failed send is logged, never thrown: notification must not take the daemon down.
 /// </summary>
-public sealed class SystemdNotifier : IAsyncDisposable
+public sealed class SystemdNotifier : IDisposable
 {
     private readonly Socket? _socket;
     private readonly UnixDomainSocketEndPoint? _endpoint;
     private readonly ILogger _logger;
     private readonly Lock _sendLock = new();
-    private readonly CancellationTokenSource _stopWatchdog = new();
-    private Task? _watchdog;
 
     private SystemdNotifier(string? socketPath, TimeSpan? watchdogTimeout, ILogger logger)
     {
@@ -41,7 +39,7 @@ public sealed class SystemdNotifier : IAsyncDisposable
     /// <summary>WatchdogSec= of the unit, when systemd watches this process; null otherwise.</summary>
     public TimeSpan? WatchdogTimeout { get; }
 
-    /// <summary>How often <see cref="StartWatchdog"/> pets the watchdog: half the timeout, as sd_watchdog_enabled(3) advises.</summary>
+    /// <summary>How often <see cref="SystemdService"/> pets the watchdog: half the timeout, as sd_watchdog_enabled(3) advises.</summary>
     public TimeSpan? WatchdogInterval => WatchdogTimeout / 2;
 
     /// <summary>
@@ -74,7 +72,7 @@ public sealed class SystemdNotifier : IAsyncDisposable
             else
             {
                 // e.g. vsock:CID:PORT (systemd 254+, for VMs): not a socket this daemon will ever be handed.
-                logger.LogWarning("NOTIFY_SOCKET={NotifySocket} is not a Unix socket path; not notifying systemd", notifySocket);
+                logger.NotifySocketInvalid(notifySocket);
             }
         }
 
@@ -99,46 +97,8 @@ public sealed class SystemdNotifier : IAsyncDisposable
     /// <summary>STOPPING=1 with a status line: call when SIGTERM arrived, before draining the sessions.</summary>
     public bool Stopping(string status) => Send($"STOPPING=1\nSTATUS={OneLine(status)}");
 
-    /// <summary>One WATCHDOG=1; <see cref="StartWatchdog"/> sends these on a timer.</summary>
+    /// <summary>One WATCHDOG=1; <see cref="SystemdService"/> sends these on a timer.</summary>
     public bool Watchdog() => Send("WATCHDOG=1");
-
-    /// <summary>
-    /// Pets the watchdog every <see cref="WatchdogInterval"/> while <paramref name="isHealthy"/> (when given) says the
-    /// daemon works; when it does not, the pets stop and systemd kills and restarts the daemon after WatchdogSec.
-    /// Does nothing when systemd set no watchdog. Call after <see cref="Ready"/>.
-    /// </summary>
-    public void StartWatchdog(Func<bool>? isHealthy = null)
-    {
-        if (WatchdogInterval is not { } interval || _watchdog is not null)
-        {
-            return;
-        }
-
-        var token = _stopWatchdog.Token;
-        _watchdog = Task.Run(async () =>
-        {
-            using var timer = new PeriodicTimer(interval);
-            Watchdog();
-            try
-            {
-                while (await timer.WaitForNextTickAsync(token))
-                {
-                    if (isHealthy is null || isHealthy())
-                    {
-                        Watchdog();
-                    }
-                    else
-                    {
-                        _logger.LogError("health check failed: not feeding the systemd watchdog, so systemd restarts the daemon within {Timeout}", WatchdogTimeout);
-                    }
-                }
-            }
-            catch (OperationCanceledException)
-            {
-                // disposed: stop petting
-            }
-        }, CancellationToken.None);
-    }
 
     private bool Send(string message)
     {
@@ -158,7 +118,7 @@ public sealed class SystemdNotifier : IAsyncDisposable
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            _logger.LogWarning("cannot notify systemd ({Message}): {Reason}", message.Replace('\n', ' '), e.Message);
+            _logger.NotifyFailed(message.Replace('\n', ' '), e.Message);
             return false;
         }
     }
@@ -166,15 +126,5 @@ public sealed class SystemdNotifier : IAsyncDisposable
     /// <summary>The protocol is line-based: a newline in a status would start a new (bogus) assignment.</summary>
     private static string OneLine(string text) => text.ReplaceLineEndings(" ");
 
-    public async ValueTask DisposeAsync()
-    {
-        await _stopWatchdog.CancelAsync();
-        if (_watchdog is not null)
-        {
-            await _watchdog;
-        }
-
-        _stopWatchdog.Dispose();
-        _socket?.Dispose();
-    }
+    public void Dispose() => _socket?.Dispose();
 }

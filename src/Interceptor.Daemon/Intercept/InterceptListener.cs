@@ -1,24 +1,34 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Core.Replies;
-using Interceptor.Daemon.Attribute;
+using Interceptor.Daemon.Attribution;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Smtp.Session;
 using Interceptor.Smtp.Upstream;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Intercept;
 
 /// <summary>
 /// Accepts redirected connections on 127.0.0.1 and ::1 (loopback only: never an open relay) and runs one
-/// attributed, lock-step relay session per connection.
+/// attributed, lock-step relay session per connection. As a hosted service it is started last (it accepts once the table
+/// is in place and every other part runs) and stopped first: it stops accepting and lets the sessions finish within
+/// <see cref="ShutdownGrace"/>, then cancels the rest (they get 421) while the other parts still run.
+/// Binding comes earlier and apart (<see cref="Bind"/>, see ListenerBinding): the port must be ours before the table
+/// redirects to it.
 /// </summary>
-public sealed class InterceptListener : IAsyncDisposable
+public sealed class InterceptListener : IHostedService, IAsyncDisposable
 {
+    /// <summary>How long open sessions may go on after SIGTERM before they are cancelled.</summary>
+    public static readonly TimeSpan ShutdownGrace = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long cancelled sessions get to say 421 and end.</summary>
+    private static readonly TimeSpan AbortWait = TimeSpan.FromSeconds(5);
+
     private static readonly TimeSpan RefusalWriteTimeout = TimeSpan.FromSeconds(5);
 
     /// <summary>A client over the total cap gets its 421 within this, or is closed without it.</summary>
@@ -28,19 +38,16 @@ public sealed class InterceptListener : IAsyncDisposable
     private readonly ITransactionRecorder _recorder;
     private readonly ILogger _logger;
     private readonly List<Socket> _listeners = [];
-    private readonly ConcurrentDictionary<int, Task> _sessions = new();
-    private readonly CancellationTokenSource _shutdown = new();
     private readonly CancellationTokenSource _stopAccepting = new();
     private readonly List<Task> _acceptLoops = [];
-    private int _nextSessionId;
 
-    // Listen.MaxConnections, taken before a session runs; and a few more for telling those over it why.
-    private readonly ConnectionSlots _sessionSlots;
+    // Listen.MaxConnections sessions, registered before they run; and a few more slots for telling those over it why.
+    private readonly ConnectionDispatcher _sessions;
     private readonly ConnectionSlots _refusalSlots = new(DescriptorBudget.RefusalsInFlight);
     private readonly LogThrottle _capReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
     private readonly SmtpReply _overCap;
 
-    private readonly MailPolicy? _policy;
+    private readonly IMailPolicy _policy;
     private readonly ProcessAttribution? _processes;
     private readonly UpstreamConnectionCache _upstreams;
 
@@ -49,7 +56,7 @@ public sealed class InterceptListener : IAsyncDisposable
         ConnectionAttributor attributor,
         ITransactionRecorder recorder,
         ILogger logger,
-        MailPolicy? policy = null,
+        IMailPolicy policy,
         ProcessAttribution? processes = null)
     {
         _policy = policy;
@@ -59,14 +66,15 @@ public sealed class InterceptListener : IAsyncDisposable
         _recorder = recorder;
         _logger = logger;
         var maxConnections = options.Listen.MaxConnections > 0 ? options.Listen.MaxConnections : DescriptorBudget.DefaultMaxConnections;
-        _sessionSlots = new ConnectionSlots(maxConnections);
+        _sessions = new ConnectionDispatcher("listener", maxConnections, ServeAsync, logger);
         _overCap = new SmtpReply(421, "4.7.0", $"too many connections to this host's mail relay ({maxConnections}, Listen.MaxConnections); try later");
 
-        // The idle upstream sessions are part of the descriptor budget: never more than the sessions that made them.
+        // The idle upstream sessions are part of the descriptor budget: never more than the sessions that made them, nor
+        // more than Relay.ReuseMaxIdleTotal.
         var upstream = UpstreamSettings.From(options.Relay);
         _upstreams = new UpstreamConnectionCache(upstream with
         {
-            Reuse = upstream.Reuse with { MaxIdleTotal = Math.Max(1, DescriptorBudget.IdleUpstreamsFor(maxConnections, options.Relay.ReuseConnections)) },
+            Reuse = upstream.Reuse with { MaxIdleTotal = Math.Max(1, Math.Min(upstream.Reuse.MaxIdleTotal, DescriptorBudget.IdleUpstreamsFor(maxConnections, options.Relay.ReuseConnections))) },
         });
     }
 
@@ -78,7 +86,7 @@ public sealed class InterceptListener : IAsyncDisposable
 
     public IReadOnlyList<IPEndPoint> Endpoints => _listeners.Select(l => (IPEndPoint)l.LocalEndPoint!).ToList();
 
-    public int ActiveSessions => _sessions.Count;
+    public int ActiveSessions => _sessions.Active;
 
     /// <summary>Binds both loopback listeners; throws SocketException (e.g. address in use) before any rule changes.</summary>
     public void Bind()
@@ -98,6 +106,16 @@ public sealed class InterceptListener : IAsyncDisposable
         }
     }
 
+    /// <summary>Starts accepting (hosted service: after the table and the other parts are up).</summary>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        Start();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Stops accepting and drains the sessions (hosted service: first to stop).</summary>
+    public Task StopAsync(CancellationToken cancellationToken) => StopAsync(ShutdownGrace);
+
     public void Start()
     {
         foreach (var listener in _listeners)
@@ -110,19 +128,15 @@ public sealed class InterceptListener : IAsyncDisposable
     /// <summary>Registers an accepted connection under the cap and runs it, or refuses it; never blocks.</summary>
     private void Dispatch(Socket accepted)
     {
-        if (_sessionSlots.TryTake())
+        if (_sessions.TryDispatch(accepted))
         {
-            var id = Interlocked.Increment(ref _nextSessionId);
-            _sessions[id] = HandleAsync(accepted, id);
             return;
         }
 
         var answered = _refusalSlots.TryTake();
         if (_capReport.TryReport(out var count, out var span))
         {
-            _logger.LogWarning(
-                "connection cap reached: {Max} SMTP sessions open (Listen.MaxConnections); {Count} connections refused over {Seconds:0} s (421 4.7.0, or closed at once while {Answering} refusals are being written); at most one such line per {Interval:0} s",
-                _sessionSlots.Capacity, count, span.TotalSeconds, DescriptorBudget.RefusalsInFlight, AcceptLoop.ReportInterval.TotalSeconds);
+            _logger.ConnectionCapReached(_sessions.Capacity, count, span.TotalSeconds, DescriptorBudget.RefusalsInFlight, AcceptLoop.ReportInterval.TotalSeconds);
         }
 
         if (answered)
@@ -153,9 +167,10 @@ public sealed class InterceptListener : IAsyncDisposable
         }
     }
 
-    private async Task HandleAsync(Socket socket, int id)
+    /// <summary>One connection, run by the dispatcher (which registered it and removes it when this ends).</summary>
+    private async Task ServeAsync(Socket socket, long id, CancellationToken shutdown)
     {
-        await Task.Yield();
+        IDisposable? scope = null;
         try
         {
             socket.NoDelay = true;
@@ -169,7 +184,10 @@ public sealed class InterceptListener : IAsyncDisposable
                 return;
             }
 
-            var capped = _policy is null ? null : await _policy.OpenConnectionAsync(origin.Uid, origin.User, _shutdown.Token);
+            // From here on every line about this connection, whichever component writes it (its failure too), names its
+            // user and session.
+            scope = _logger.BeginSession(id, origin);
+            var capped = await _policy.OpenConnectionAsync(origin.Uid, origin.User, shutdown);
             if (capped is not null)
             {
                 await InboundSession.RefuseAsync(stream, capped, RefusalWriteTimeout);
@@ -179,24 +197,23 @@ public sealed class InterceptListener : IAsyncDisposable
             try
             {
                 _processes?.Begin(origin, inode);
-                _logger.LogDebug("session uid={Uid} user={User} client={Client} dst={Destination}", origin.Uid, origin.User, origin.Client, origin.OriginalDestination);
+                _logger.SessionStarted(origin.Uid, origin.User, origin.Client, origin.OriginalDestination);
                 await using var session = new InboundSession(stream, origin, _options, _recorder, _logger, _policy, _upstreams);
-                await session.RunAsync(_shutdown.Token);
+                await session.RunAsync(shutdown);
             }
             finally
             {
-                _policy?.CloseConnection(origin.Uid);
+                _policy.CloseConnection(origin.Uid);
             }
         }
         catch (Exception e)
         {
             // A fault in one session must never take the daemon down; log it loudly.
-            _logger.LogError(e, "session {SessionId} failed", id);
+            _logger.SessionFailed(e, id);
         }
         finally
         {
-            _sessions.TryRemove(id, out _);
-            _sessionSlots.Return();
+            scope?.Dispose();
         }
     }
 
@@ -210,13 +227,7 @@ public sealed class InterceptListener : IAsyncDisposable
         }
 
         await Task.WhenAll(_acceptLoops).WaitAsync(TimeSpan.FromSeconds(1)).ContinueWith(_ => { }, TaskScheduler.Default);
-        var running = _sessions.Values.ToArray();
-        var all = Task.WhenAll(running);
-        if (await Task.WhenAny(all, Task.Delay(grace)) != all)
-        {
-            await _shutdown.CancelAsync();
-            await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(5)));
-        }
+        await _sessions.DrainAsync(grace, AbortWait);
 
         // Idle upstream sessions end politely with QUIT; those still held by a session are closed as it ends.
         await _upstreams.DisposeAsync();
@@ -224,14 +235,13 @@ public sealed class InterceptListener : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _shutdown.CancelAsync();
+        _sessions.Dispose();
         foreach (var listener in _listeners)
         {
             listener.Dispose();
         }
 
         await _upstreams.DisposeAsync();
-        _shutdown.Dispose();
         _stopAccepting.Dispose();
     }
 }

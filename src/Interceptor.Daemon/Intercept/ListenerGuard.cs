@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net.Sockets;
 using Interceptor.Daemon.Decide;
+using Interceptor.Daemon.Maintenance;
 using Interceptor.Linux;
 using Microsoft.Extensions.Logging;
 
@@ -81,7 +82,7 @@ public sealed class ListenerGuard(int port, Func<IReadOnlyList<Socket>> ourSocke
         {
             // A netlink fault (or our listeners closing at shutdown) says nothing about who listens; the sysctl check
             // above still holds, so keep the current table.
-            logger.LogError("cannot list the sockets listening on port {Port}: {Reason}", port, e.Message);
+            logger.CannotListListeners(port, e.Message);
             return current;
         }
     }
@@ -89,20 +90,14 @@ public sealed class ListenerGuard(int port, Func<IReadOnlyList<Socket>> ourSocke
     /// <summary>Logs the lockdown as an error and runs Alerts.Command (SMTPI_SOURCE=listener).</summary>
     public async Task ReportLockdownAsync(ListenerProblem problem, string table, IReadOnlyList<int> ports, CancellationToken cancellationToken)
     {
-        logger.LogError(
-            new EventId(12, "Lockdown"),
-            "lockdown: {Reason}; table inet {Table} now refuses ports {Ports} to non-exempt users instead of redirecting them to port {ListenPort}",
-            problem.Reason, table, string.Join(",", ports), port);
+        logger.Lockdown(problem.Reason, table, string.Join(",", ports), port);
         await alert.NotifyListenerAsync("lockdown: " + problem.Reason, problem.Uid, problem.User, DateTimeOffset.UtcNow, cancellationToken);
     }
 
     /// <summary>Logs and alerts that the redirect is back.</summary>
     public async Task ReportLiftedAsync(string previousReason, string table, CancellationToken cancellationToken)
     {
-        logger.LogWarning(
-            new EventId(13, "LockdownLifted"),
-            "lockdown lifted: port {ListenPort} is ours alone again (was: {Reason}); table inet {Table} redirects again",
-            port, previousReason, table);
+        logger.LockdownLifted(port, previousReason, table);
         await alert.NotifyListenerAsync($"lockdown lifted: port {port} is ours alone again (was: {previousReason})", null, null, DateTimeOffset.UtcNow, cancellationToken);
     }
 }

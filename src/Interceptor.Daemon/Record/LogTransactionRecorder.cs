@@ -33,6 +33,12 @@ public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorde
             return;
         }
 
+        // The line's state is built per transaction: not at all when nobody reads it.
+        if (!logger.IsEnabled(LogLevel.Information))
+        {
+            return;
+        }
+
         logger.Log(LogLevel.Information, TransactionEventId, new TransactionLine(transaction), null, static (line, _) => line.ToString());
     }
 

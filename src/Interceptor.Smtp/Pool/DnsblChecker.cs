@@ -11,7 +11,7 @@ namespace Interceptor.Smtp.Pool;
 /// REFUSED, and the 127.255.255.x "your query was refused" answers are resolver errors: logged as warnings, never
 /// listings (Spamhaus: "do not act on them"), never clean checks. The caller alerts on them.
 /// </summary>
-public sealed class DnsblChecker
+public sealed partial class DnsblChecker
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(3);
     public const int Retries = 1;
@@ -52,8 +52,7 @@ public sealed class DnsblChecker
         var results = await Task.WhenAll(_zones.Select(zone => CheckZoneAsync(address, zone, cancellationToken)));
         foreach (var error in results.Where(r => r.Verdict == DnsblVerdict.ResolverError))
         {
-            _logger.LogWarning("DNSBL lookup of {Address} in {Zone} gave no usable answer ({Detail}); not counted as a listing",
-                address, error.Zone, error.Detail);
+            LogResolverError(_logger, address, error.Zone, error.Detail);
         }
 
         return results;
@@ -86,4 +85,7 @@ public sealed class DnsblChecker
         var verdict = DnsblAnswer.Classify(answers);
         return new DnsblResult(zone, verdict, answers.Count == 0 ? "no A record" : string.Join(" ", answers));
     }
+
+    [LoggerMessage(EventId = 1501, Level = LogLevel.Warning, Message = "DNSBL lookup of {Address} in {Zone} gave no usable answer ({Detail}); not counted as a listing")]
+    private static partial void LogResolverError(ILogger logger, IPAddress address, string zone, string detail);
 }

@@ -33,6 +33,26 @@ public static class SessionReplies
     public static SmtpReply SessionTooLong(TimeSpan limit) =>
         new(421, "4.4.2", $"Error: session longer than {limit.TotalSeconds:0} s; closing connection");
 
+    public static SmtpReply CommandLineTimeout(TimeSpan limit) =>
+        new(421, "4.4.2", $"Error: command line not completed within {limit.TotalSeconds:0} s; closing connection");
+
+    public static SmtpReply DataTooSlow(long bytesPerSecond) =>
+        new(421, "4.4.2", $"Error: data arrives slower than {bytesPerSecond} bytes/s; closing connection");
+
+    /// <summary>Distinct from <see cref="IdleTimeout"/>: the client sent its commands but stopped taking our replies.</summary>
+    public static SmtpReply RepliesNotRead(TimeSpan limit) =>
+        new(421, "4.4.2", $"Error: timeout, replies not read for {limit.TotalSeconds:0} s; closing connection");
+
+    public static readonly SmtpReply ShuttingDown = new(421, "4.3.2", "Service shutting down; try again later");
+
+    public static SmtpReply ImproperPipelining(string after) => new(554, "5.5.0", $"Error: improper command pipelining after {after}");
+
+    public static readonly SmtpReply PregreetData = new(554, "5.5.0", "Error: SMTP protocol synchronization: data sent before the greeting");
+
+    public static readonly SmtpReply DataTakesNoArgument = new(501, "5.5.4", "Syntax: DATA (no argument)");
+
+    public static SmtpReply TooManyErrors(int errors) => new(421, "4.7.0", $"Error: too many errors ({errors}); closing connection");
+
     public static SmtpReply TooManyRecipients(int limit) =>
         new(452, "4.5.3", $"Error: too many recipients; at most {limit} per message, send the rest in another message");
 

@@ -1,8 +1,8 @@
-using System.Text;
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Core.Replies;
+using Interceptor.Smtp.Data;
 using Interceptor.Smtp.IO;
 using Interceptor.Smtp.Protocol;
 using Interceptor.Smtp.Upstream;
@@ -14,31 +14,24 @@ namespace Interceptor.Smtp.Session;
 /// The SMTP conversation with one redirected client, relayed in lock-step to its original destination:
 /// every command that reaches the upstream is answered with the upstream's own reply, and DATA gets
 /// 250 only after the upstream said 250. Nothing is queued here, so nothing acknowledged can be lost.
+/// The protocol state and the open transaction live here alone; <see cref="SessionStateTable"/> says which command
+/// is legal where, and the handlers (<see cref="EnvelopeCommands"/>, <see cref="DataCommand"/>) do the work.
 /// </summary>
-public sealed partial class InboundSession : IAsyncDisposable
+public sealed class InboundSession : IAsyncDisposable
 {
-    private readonly Stream _client;
-    private readonly OperationTimeout _writeTimeout = new();
-    private readonly LineReader _reader;
     private readonly ConnectionOrigin _origin;
     private readonly InterceptorOptions _options;
-    private readonly UpstreamSettings _upstreamSettings;
-    private readonly UpstreamConnectionCache? _upstreams;
     private readonly ITransactionRecorder _recorder;
     private readonly ILogger _logger;
-    private readonly MailPolicy? _policy;
-    private readonly QuotaLimits _limits;
-    private readonly TimeSpan _idle;
-    private UpstreamConnection? _upstream;
-    private UpstreamCapabilities _upstreamCapabilities = UpstreamCapabilities.Basic;
-    private Transaction? _transaction;
-    private bool _greeted;
-    private bool _closing;
-    private bool _relayingData;
-    private int _errors;
-
-    /// <summary>The daemon's shutdown (cancelled only after the shutdown grace), without the session timeout.</summary>
-    private CancellationToken _shutdown;
+    private readonly IMailPolicy _policy;
+    private readonly Stream _clientStream;
+    private readonly UpstreamLink _upstream;
+    private readonly TimeoutLimits _limits;
+    private SessionState _state = SessionState.Connected;
+    private RelayTransaction? _transaction;
+    private SessionContext? _context;
+    private EnvelopeCommands? _envelope;
+    private DataCommand? _data;
 
     public InboundSession(
         Stream client,
@@ -46,145 +39,118 @@ public sealed partial class InboundSession : IAsyncDisposable
         InterceptorOptions options,
         ITransactionRecorder recorder,
         ILogger logger,
-        MailPolicy? policy = null,
-        UpstreamConnectionCache? upstreams = null)
+        IMailPolicy policy,
+        IUpstreamSource upstreams,
+        TimeoutLimits? limits = null)
     {
-        _policy = policy;
-        _upstreams = upstreams;
-        _client = client;
-        _reader = new LineReader(client);
+        _clientStream = client;
         _origin = origin;
         _options = options;
-        _upstreamSettings = upstreams?.Settings ?? UpstreamSettings.From(options.Relay);
         _recorder = recorder;
         _logger = logger;
-        _limits = options.Limits.For(origin.User);
-        _idle = TimeSpan.FromSeconds(options.Smtp.IdleTimeoutSeconds);
+        _policy = policy;
+        // Explicit limits let tests use fractions of a second; the daemon's come from the options.
+        _limits = limits ?? TimeoutLimits.From(options.Smtp);
+        _upstream = new UpstreamLink(upstreams.Lease(origin), origin, recorder, logger);
     }
 
-    private string UpstreamName => UpstreamConnection.Format(_origin.OriginalDestination);
+    /// <summary>Where the conversation stands (for tests and diagnostics).</summary>
+    public SessionState State => _state;
 
-    private long MaxMessageSize => _limits.MessageSizeBytes ?? QuotaLimits.Defaults.MessageSizeBytes!.Value;
-
-    private int MaxRecipients => _limits.RecipientsPerMessage ?? QuotaLimits.Defaults.RecipientsPerMessage!.Value;
+    /// <summary>The stages every message of this session passes; today's default is the trace header alone.</summary>
+    internal MessagePipeline? Pipeline { get; init; }
 
     /// <summary>Greets a connection we will not serve with one reply and closes it (attribution failed, not redirected...).</summary>
-    public static async Task RefuseAsync(Stream client, SmtpReply reply, TimeSpan timeout)
-    {
-        using var source = new CancellationTokenSource(timeout);
-        try
-        {
-            await client.WriteAsync(Encoding.UTF8.GetBytes(reply.ToWire()), source.Token);
-        }
-        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
-        {
-            // The client is gone or not reading; it is being refused anyway.
-        }
-    }
+    public static Task RefuseAsync(Stream client, SmtpReply reply, TimeSpan timeout) => ClientChannel.TryWriteAsync(client, reply, timeout);
 
     /// <summary>Runs the session to its end. Never throws for anything the client or upstream does.</summary>
     public async Task RunAsync(CancellationToken shutdown)
     {
-        _shutdown = shutdown;
-        var sessionLimit = TimeSpan.FromSeconds(_options.Smtp.SessionTimeoutSeconds);
-        using var session = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
-        session.CancelAfter(sessionLimit);
-        var token = session.Token;
+        using var timeouts = new SessionTimeouts(_limits, _logger, _origin, shutdown);
+        using var client = new ClientChannel(_clientStream, timeouts);
+        var pipeline = Pipeline ?? MessagePipeline.Default(_options.Relay.HeloName, _options.Trace.IncludeProcess);
+        var sink = new TransactionSink(_origin, _recorder, _policy, _upstream);
+        _context = new SessionContext(_origin, _options, client, timeouts, _upstream, sink, pipeline, _logger);
+        _envelope = new EnvelopeCommands(_context);
+        _data = new DataCommand(_context);
+        var token = timeouts.Token;
         try
         {
-            if (!await OpenUpstreamForGreetingAsync(token))
+            if (await _upstream.EnsureAsync(token) is { } refusal)
             {
+                // The upstream refused us before the greeting: the client sees it where a direct connection would.
+                await client.WriteAsync(refusal, token);
                 return;
             }
 
-            if (ClientSentEarly())
+            if (client.SentEarly)
             {
                 // A real client waits for the greeting; spamware often does not (Postfix's pregreet test).
-                await WriteAsync(new SmtpReply(554, "5.5.0", "Error: SMTP protocol synchronization: data sent before the greeting"), token);
+                await client.WriteAsync(SessionReplies.PregreetData, token);
                 return;
             }
 
-            await WriteAsync(new SmtpReply(220, null, $"{_options.Relay.HeloName} ESMTP"), token);
-            var lineTimeout = TimeSpan.FromSeconds(_options.Smtp.CommandLineTimeoutSeconds);
-            while (!_closing)
+            await client.WriteAsync(new SmtpReply(220, null, $"{_options.Relay.HeloName} ESMTP"), token);
+            while (_state != SessionState.Closing)
             {
-                var line = await _reader.ReadLineAsync(_options.Smtp.MaxCommandLineBytes, _idle, token, lineTimeout);
-                if (!await PaceErrorsAsync(token))
+                var line = await client.ReadCommandAsync(_options.Smtp.MaxCommandLine.ToInt32());
+                if (!await PaceErrorsAsync(client, token))
                 {
                     break;
                 }
 
                 await HandleLineAsync(line, token);
+                if (client.SaidGoodbye)
+                {
+                    MoveTo(SessionState.Closing);
+                }
             }
         }
-        catch (LineTimeoutException e)
+        catch (SessionTimeoutException e)
         {
-            await TryWriteAsync(new SmtpReply(421, "4.4.2", $"Error: command line not completed within {e.Limit.TotalSeconds:0} s; closing connection"));
-            _logger.LogInformation("closing session uid={Uid} user={User}: a command line trickled for over {Seconds} s", _origin.Uid, _origin.User, e.Limit.TotalSeconds);
+            await client.TryWriteAsync(timeouts.Expire(e.Reason));
         }
-        catch (TimeoutException)
+        catch (OperationCanceledException) when (timeouts.SessionExpired)
         {
-            await TryWriteAsync(SessionReplies.IdleTimeout(_idle));
-            _logger.LogInformation("closing idle session uid={Uid} user={User} after {IdleSeconds} s without input", _origin.Uid, _origin.User, _idle.TotalSeconds);
-        }
-        catch (OperationCanceledException) when (!shutdown.IsCancellationRequested)
-        {
-            await TryWriteAsync(SessionReplies.SessionTooLong(sessionLimit));
-            _logger.LogInformation("closing session uid={Uid} user={User}: longer than {LimitSeconds} s", _origin.Uid, _origin.User, sessionLimit.TotalSeconds);
+            await client.TryWriteAsync(timeouts.Expire(TimeoutReason.SessionTooLong));
         }
         catch (OperationCanceledException)
         {
-            await TryWriteAsync(new SmtpReply(421, "4.3.2", "Service shutting down; try again later"));
+            await client.TryWriteAsync(SessionReplies.ShuttingDown);
         }
         catch (IOException e)
         {
-            _logger.LogDebug("client uid={Uid} user={User} went away: {Reason}", _origin.Uid, _origin.User, e.Message);
+            SessionLog.ClientWentAway(_logger, _origin.Uid, _origin.User, e.Message);
         }
         finally
         {
             if (_transaction is not null)
             {
-                await EndTransactionAsync("aborted: the client left before finishing the transaction", TransactionOutcome.Refused, UnsentKind.ClientLeft, CancellationToken.None);
+                await _transaction.FinishAsync("aborted: the client left before finishing the transaction", TransactionOutcome.Refused, UnsentKind.ClientLeft, CancellationToken.None);
             }
 
-            if (_upstream is not null && _relayingData)
-            {
-                // Never QUIT into an unfinished DATA: it would become a body line. Dropping discards it.
-                _upstream.Abort();
-            }
-            else if (_upstream is not null && _upstreams is not null)
-            {
-                // Kept for the next client to the same destination when healthy, else ended with QUIT.
-                var upstream = _upstream;
-                _upstream = null;
-                await _upstreams.ReleaseAsync(upstream);
-            }
-            else if (_upstream is not null)
-            {
-                await _upstream.QuitAsync(CancellationToken.None);
-            }
+            // Kept for the next client when healthy, else ended with QUIT; one cut off mid-DATA was aborted by the
+            // transfer (and would be by the lease), so nothing is written into its open DATA.
+            await _upstream.DisposeAsync();
         }
     }
-
-    /// <summary>True when the client has sent bytes we have not asked for yet.</summary>
-    private bool ClientSentEarly() => _reader.HasBufferedData || _client is System.Net.Sockets.NetworkStream { DataAvailable: true };
 
     /// <summary>
     /// Error storms (junk commands, dictionary attacks on RCPT): past the soft limit every reply is delayed,
     /// past the hard limit the session ends, like Postfix's smtpd_soft/hard_error_limit. False to close.
     /// </summary>
-    private async Task<bool> PaceErrorsAsync(CancellationToken token)
+    private async Task<bool> PaceErrorsAsync(ClientChannel client, CancellationToken token)
     {
-        if (_errors >= _options.Smtp.HardErrorLimit)
+        if (client.Errors >= _options.Smtp.HardErrorLimit)
         {
-            await WriteAsync(new SmtpReply(421, "4.7.0", $"Error: too many errors ({_errors}); closing connection"), token);
-            _logger.LogInformation("closing session uid={Uid} user={User}: {Errors} errors", _origin.Uid, _origin.User, _errors);
+            await client.WriteAsync(SessionReplies.TooManyErrors(client.Errors), token);
+            SessionLog.TooManyErrors(_logger, _origin.Uid, _origin.User, client.Errors);
             return false;
         }
 
-        if (_errors >= _options.Smtp.SoftErrorLimit)
+        if (client.Errors >= _options.Smtp.SoftErrorLimit)
         {
-            await Task.Delay(_options.Smtp.ErrorDelayMilliseconds, token);
+            await Task.Delay(_options.Smtp.ErrorDelay, token);
         }
 
         return true;
@@ -192,199 +158,87 @@ public sealed partial class InboundSession : IAsyncDisposable
 
     private async Task HandleLineAsync(Line line, CancellationToken token)
     {
+        var client = _context!.Client;
         switch (line.Status)
         {
             case LineStatus.EndOfStream:
-                _closing = true;
+                MoveTo(SessionState.Closing);
                 return;
             case LineStatus.TooLong:
-                await WriteAsync(SessionReplies.LineTooLong(_options.Smtp.MaxCommandLineBytes), token);
+                await client.WriteAsync(SessionReplies.LineTooLong(_options.Smtp.MaxCommandLine.ToInt32()), token);
                 return;
             case LineStatus.BareLineFeed:
                 // What follows the bare LF could be a second, smuggled command: answer and hang up, as Postfix does.
-                await WriteAsync(SessionReplies.BareLineFeed, token);
-                _closing = true;
+                await client.WriteAsync(SessionReplies.BareLineFeed, token);
+                MoveTo(SessionState.Closing);
                 return;
             case LineStatus.ForbiddenByte:
-                await WriteAsync(SessionReplies.ForbiddenByte, token);
+                await client.WriteAsync(SessionReplies.ForbiddenByte, token);
                 return;
         }
 
         var command = CommandLine.Parse(line.Text);
-        switch (command.Verb)
+        var verb = SmtpVerbs.Parse(command.Verb);
+        var rule = SessionStateTable.Rule(_state, verb);
+        if (!rule.IsLegal)
         {
-            case "EHLO":
-            case "HELO":
-                await HelloAsync(command, token);
-                break;
-            case "MAIL":
-                await MailAsync(command.Argument, token);
-                break;
-            case "RCPT":
-                await RecipientAsync(command.Argument, token);
-                break;
-            case "DATA":
-                await DataAsync(command.Argument, token);
-                break;
-            case "RSET":
-                await ResetAsync(token);
-                break;
-            case "NOOP":
-                await WriteAsync(SessionReplies.Ok, token);
-                break;
-            case "QUIT":
-                await WriteAsync(SessionReplies.Bye, token);
-                _closing = true;
-                break;
-            case "VRFY":
-                await WriteAsync(SessionReplies.CannotVerify, token);
-                break;
-            case "HELP":
-                await WriteAsync(SessionReplies.Help, token);
-                break;
-            case "STARTTLS":
-                await WriteAsync(SessionReplies.StartTlsNotOffered, token);
-                break;
-            case "BDAT":
-                await WriteAsync(SessionReplies.ChunkingNotOffered, token);
-                break;
-            case "AUTH":
-                await WriteAsync(SessionReplies.AuthNotOffered, token);
-                break;
+            // The one place an out-of-sequence command is answered (after its syntax, where the table says so).
+            var syntax = rule.SyntaxFirst && verb == SmtpVerb.Data ? DataCommand.SyntaxError(command.Argument) : null;
+            await client.WriteAsync(syntax ?? rule.OutOfSequence!, token);
+            return;
+        }
+
+        var result = await RunCommandAsync(verb, command, token);
+        MoveTo(result.Close ? SessionState.Closing : result.TookEffect ? rule.OnEffect : rule.OnNoEffect);
+    }
+
+    private async Task<StepResult> RunCommandAsync(SmtpVerb verb, CommandLine command, CancellationToken token)
+    {
+        var (context, envelope) = (_context!, _envelope!);
+        switch (verb)
+        {
+            case SmtpVerb.Ehlo or SmtpVerb.Helo:
+                return await envelope.HelloAsync(command, _transaction, token);
+            case SmtpVerb.Mail:
+                var (result, transaction) = await envelope.MailAsync(command.Argument, token);
+                _transaction = transaction;
+                return result;
+            case SmtpVerb.Rcpt:
+                return await envelope.RecipientAsync(command.Argument, _transaction!, token);
+            case SmtpVerb.Data:
+                return await _data!.RunAsync(command.Argument, _transaction!, () => MoveTo(SessionState.InData), token);
+            case SmtpVerb.Rset:
+                return await envelope.ResetAsync(_transaction, token);
+            case SmtpVerb.Quit:
+                await context.Client.WriteAsync(SessionReplies.Bye, token);
+                return StepResult.Success;
             default:
-                await WriteAsync(SessionReplies.UnknownCommand(command.Verb), token);
-                break;
+                await context.Client.WriteAsync(ReplyFor(verb, command.Verb), token);
+                return StepResult.Success;
         }
     }
 
-    private async Task HelloAsync(CommandLine command, CancellationToken token)
+    /// <summary>The commands answered locally, whatever the state.</summary>
+    private static SmtpReply ReplyFor(SmtpVerb verb, string typed) => verb switch
     {
-        if (command.Argument.Length == 0)
-        {
-            await WriteAsync(SessionReplies.HeloNeedsArgument, token);
-            return;
-        }
+        SmtpVerb.Noop => SessionReplies.Ok,
+        SmtpVerb.Vrfy => SessionReplies.CannotVerify,
+        SmtpVerb.Help => SessionReplies.Help,
+        SmtpVerb.StartTls => SessionReplies.StartTlsNotOffered,
+        SmtpVerb.Bdat => SessionReplies.ChunkingNotOffered,
+        SmtpVerb.Auth => SessionReplies.AuthNotOffered,
+        _ => SessionReplies.UnknownCommand(typed),
+    };
 
-        // RFC 5321 4.1.4: EHLO/HELO in a transaction resets it.
-        if (_transaction is not null)
-        {
-            await ResetUpstreamAsync(token);
-            await EndTransactionAsync("aborted: the client said HELO again", TransactionOutcome.Refused, UnsentKind.Reset, token);
-            _errors++;
-        }
-
-        if (ClientSentEarly())
-        {
-            // RFC 2920: EHLO ends a pipelined group. Commands sent before its reply are spamware's hallmark
-            // (Postfix: smtpd_forbid_unauth_pipelining). Refuse and hang up.
-            await WriteAsync(new SmtpReply(554, "5.5.0", $"Error: improper command pipelining after {command.Verb}"), token);
-            _closing = true;
-            return;
-        }
-
-        _greeted = true;
-        var hostName = _options.Relay.HeloName;
-        if (command.Verb == "HELO")
-        {
-            await WriteAsync(new SmtpReply(250, null, hostName), token);
-            return;
-        }
-
-        // Advertise what we can honour: what the upstream supports, bounded by this user's limits.
-        var size = _upstreamCapabilities.MaxSize is { } upstreamMax ? Math.Min(upstreamMax, MaxMessageSize) : MaxMessageSize;
-        var lines = new List<string> { hostName, "PIPELINING", $"SIZE {size}" };
-        if (_upstreamCapabilities.EightBitMime)
-        {
-            lines.Add("8BITMIME");
-        }
-
-        if (_upstreamCapabilities.SmtpUtf8)
-        {
-            lines.Add("SMTPUTF8");
-        }
-
-        lines.Add("ENHANCEDSTATUSCODES");
-        await WriteAsync(new SmtpReply(250, null, lines), token);
-    }
-
-    /// <summary>RSET reaches the upstream whenever a session is open, with or without our transaction:
-    /// an upstream may keep its own transaction open after refusing DATA (Postfix does).</summary>
-    private async Task ResetAsync(CancellationToken token)
+    /// <summary>The one place the state changes; leaving the transaction states lets go of the (finished) transaction.</summary>
+    private void MoveTo(SessionState next)
     {
-        var reply = await ResetUpstreamAsync(token);
-        if (_transaction is { DataStarted: false })
+        _state = next;
+        if (!next.HoldsTransaction() && next != SessionState.Closing)
         {
-            // A transaction dropped before DATA relayed nothing: MAIL+RSET loops are an error storm (the session's error
-            // limits), never a way to keep an upstream session and the accounting busy for free.
-            _errors++;
-        }
-
-        await EndTransactionAsync("aborted: RSET", TransactionOutcome.Refused, UnsentKind.Reset, token);
-        await WriteAsync(reply ?? SessionReplies.Ok, token);
-    }
-
-    /// <summary>Relays RSET when an upstream session is open; a broken upstream is simply dropped.</summary>
-    private async Task<SmtpReply?> ResetUpstreamAsync(CancellationToken token)
-    {
-        if (_upstream is not { IsUsable: true })
-        {
-            return null;
-        }
-
-        try
-        {
-            return await _upstream.SendAsync("RSET", token);
-        }
-        catch (UpstreamException e)
-        {
-            _logger.LogInformation("upstream {Upstream} failed at RSET for uid={Uid} user={User}: {Reason}", UpstreamName, _origin.Uid, _origin.User, e.Message);
-            return null;
+            _transaction = null;
         }
     }
 
-    private async Task WriteAsync(SmtpReply reply, CancellationToken token)
-    {
-        using var timeout = _writeTimeout.Start(_idle, token);
-        try
-        {
-            await _client.WriteAsync(Encoding.UTF8.GetBytes(reply.ToWire()), timeout.Token);
-        }
-        catch (OperationCanceledException) when (!token.IsCancellationRequested)
-        {
-            throw new TimeoutException("the client does not read its replies");
-        }
-
-        if (reply.Code == 421)
-        {
-            _closing = true;
-        }
-        else if (reply.Code >= 400 && reply.Code != 452)
-        {
-            // 452 (recipient limits) tells a well-behaved mailer to send the rest later: not an error storm.
-            _errors++;
-        }
-    }
-
-    private async Task TryWriteAsync(SmtpReply reply)
-    {
-        try
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await _client.WriteAsync(Encoding.UTF8.GetBytes(reply.ToWire()), timeout.Token);
-        }
-        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
-        {
-            // The client is gone; nothing to tell it.
-        }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        _reader.Dispose();
-        _writeTimeout.Dispose();
-        if (_upstream is not null)
-        {
-            await _upstream.DisposeAsync();
-        }
-    }
+    public async ValueTask DisposeAsync() => await _upstream.DisposeAsync();
 }

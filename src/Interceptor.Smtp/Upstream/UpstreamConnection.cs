@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Security;
-using System.Net.Sockets;
 using System.Text;
 using Interceptor.Core.Replies;
 using Interceptor.Smtp.IO;
@@ -8,29 +7,25 @@ using Interceptor.Smtp.IO;
 namespace Interceptor.Smtp.Upstream;
 
 /// <summary>
-/// One SMTP client session to the upstream, driven command by command so that every client command
-/// gets the upstream's own reply (lock-step). Our own small client: MailKit's SmtpClient sends
-/// MAIL, RCPT and DATA in one call and cannot stream raw bytes.
+/// One SMTP client session to the upstream, driven by typed operations so that every client command gets the
+/// upstream's own reply (lock-step). Its protocol state (<see cref="UpstreamState"/>) follows from the operations
+/// and their replies. Our own small client: MailKit's SmtpClient sends MAIL, RCPT and DATA in one call and cannot
+/// stream raw bytes. Bytes go through an <see cref="IUpstreamTransport"/>, so tests replay recorded dialogues.
 /// </summary>
 public sealed class UpstreamConnection : IAsyncDisposable
 {
-    private readonly Socket _socket;
+    private readonly IUpstreamTransport _transport;
     private readonly UpstreamSettings _settings;
     private readonly OperationTimeout _writeTimeout = new();
     private readonly long _openedAt = Environment.TickCount64;
     private Stream _stream;
     private LineReader _reader;
-    private bool _usable = true;
 
-    // Set while a command, a write or a reply is under way: an operation that never completed (cancelled, timed
-    // out, failed) leaves a reply that could pair with a later command, so the session is never used again.
-    private bool _operationPending;
-
-    private UpstreamConnection(Socket socket, Stream stream, IPEndPoint endpoint, UpstreamSettings settings)
+    private UpstreamConnection(IUpstreamTransport transport, IPEndPoint endpoint, UpstreamSettings settings)
     {
-        _socket = socket;
-        _stream = stream;
-        _reader = new LineReader(stream, 8 * 1024);
+        _transport = transport;
+        _stream = transport.Stream;
+        _reader = new LineReader(_stream, 8 * 1024);
         Endpoint = endpoint;
         _settings = settings;
     }
@@ -41,14 +36,16 @@ public sealed class UpstreamConnection : IAsyncDisposable
 
     public bool IsTls => _stream is SslStream;
 
+    /// <summary>The endpoint as events show it: "192.0.2.1:25 (TLS)".</summary>
+    public string Description => Format(Endpoint) + (IsTls ? " (TLS)" : "");
+
+    public UpstreamState State { get; private set; } = UpstreamState.Ready;
+
+    /// <summary>True while a command may be sent; false once broken or closed (or while message bytes are due).</summary>
+    public bool IsUsable => State is UpstreamState.Ready or UpstreamState.InTransaction;
+
     /// <summary>True once STARTTLS was accepted, so a failure from here on is a TLS failure.</summary>
     private bool TlsStarted { get; set; }
-
-    /// <summary>False once the session broke; the owner opens a new one for the next transaction.</summary>
-    public bool IsUsable => _usable && !_operationPending;
-
-    /// <summary>True from MAIL until the end of data or a successful RSET: the upstream may hold a transaction.</summary>
-    public bool TransactionOpen { get; private set; }
 
     /// <summary>Messages whose end of data got a reply on this session.</summary>
     public int Messages { get; private set; }
@@ -57,23 +54,18 @@ public sealed class UpstreamConnection : IAsyncDisposable
     public TimeSpan Age => TimeSpan.FromMilliseconds(Environment.TickCount64 - _openedAt);
 
     /// <summary>
-    /// True when the session was handed over by <see cref="UpstreamConnectionCache"/> and nothing was sent on it since:
-    /// the upstream may have closed it while it sat idle, which only the first command can show.
-    /// </summary>
-    public bool UnprovenSinceCached { get; internal set; }
-
-    /// <summary>
     /// Connects, reads the greeting, says EHLO (HELO if refused) and upgrades with STARTTLS when offered.
     /// Returns the open session, or the upstream's refusal (a greeting or EHLO failure) as a reply value.
     /// Network faults throw <see cref="UpstreamException"/>.
     /// </summary>
     public static async Task<(UpstreamConnection? Connection, SmtpReply? Refusal)> OpenAsync(
-        IPEndPoint endpoint, UpstreamSettings settings, CancellationToken cancellationToken)
+        IPEndPoint endpoint, UpstreamSettings settings, IUpstreamConnector connector, CancellationToken cancellationToken)
     {
         var useTls = settings.UseStartTls;
         while (true)
         {
-            var connection = await ConnectAsync(endpoint, settings, cancellationToken);
+            var transport = await connector.ConnectAsync(endpoint, settings.ConnectTimeout, cancellationToken);
+            var connection = new UpstreamConnection(transport, endpoint, settings);
             try
             {
                 var refusal = await connection.HandshakeAsync(useTls, cancellationToken);
@@ -108,29 +100,6 @@ public sealed class UpstreamConnection : IAsyncDisposable
         }
     }
 
-    private static async Task<UpstreamConnection> ConnectAsync(IPEndPoint endpoint, UpstreamSettings settings, CancellationToken cancellationToken)
-    {
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(settings.ConnectTimeout);
-        try
-        {
-            await socket.ConnectAsync(endpoint, timeout.Token);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            socket.Dispose();
-            throw new UpstreamUnavailableException($"connect to {Format(endpoint)} timed out after {settings.ConnectTimeout.TotalSeconds:0} s");
-        }
-        catch (SocketException e)
-        {
-            socket.Dispose();
-            throw new UpstreamUnavailableException($"connect to {Format(endpoint)} failed: {Describe(e.SocketErrorCode)}", e);
-        }
-
-        return new UpstreamConnection(socket, new NetworkStream(socket, ownsSocket: false), endpoint, settings);
-    }
-
     private async Task<SmtpReply?> HandshakeAsync(bool useTls, CancellationToken cancellationToken)
     {
         var greeting = await ReadReplyAsync(_settings.ReplyTimeout, cancellationToken);
@@ -139,10 +108,10 @@ public sealed class UpstreamConnection : IAsyncDisposable
             return greeting;
         }
 
-        var ehlo = await SendAsync($"EHLO {_settings.HeloName}", cancellationToken);
+        var ehlo = await CommandAsync($"EHLO {_settings.HeloName}", cancellationToken);
         if (ehlo.Code != 250)
         {
-            var helo = await SendAsync($"HELO {_settings.HeloName}", cancellationToken);
+            var helo = await CommandAsync($"HELO {_settings.HeloName}", cancellationToken);
             if (helo.Code != 250)
             {
                 return helo;
@@ -155,12 +124,12 @@ public sealed class UpstreamConnection : IAsyncDisposable
         Capabilities = UpstreamCapabilities.FromEhlo(ehlo.Lines);
         if (useTls && Capabilities.StartTls)
         {
-            var ready = await SendAsync("STARTTLS", cancellationToken);
+            var ready = await CommandAsync("STARTTLS", cancellationToken);
             if (ready.Code == 220)
             {
                 TlsStarted = true;
                 await UpgradeToTlsAsync(cancellationToken);
-                ehlo = await SendAsync($"EHLO {_settings.HeloName}", cancellationToken);
+                ehlo = await CommandAsync($"EHLO {_settings.HeloName}", cancellationToken);
                 if (ehlo.Code != 250)
                 {
                     return ehlo;
@@ -191,56 +160,49 @@ public sealed class UpstreamConnection : IAsyncDisposable
         _reader = new LineReader(tls, 8 * 1024);
     }
 
-    /// <summary>Sends one command line and returns the upstream's reply.</summary>
-    public async Task<SmtpReply> SendAsync(string command, CancellationToken cancellationToken)
+    /// <summary>MAIL FROM:<paramref name="arguments"/> (the reverse path and the parameters the upstream takes).</summary>
+    public async Task<SmtpReply> MailAsync(string arguments, CancellationToken cancellationToken)
     {
-        // After a timeout or a garbled reply, a late answer could pair with the wrong command: never reuse.
-        if (!IsUsable)
-        {
-            throw new UpstreamConnectionLostException($"the session with {Format(Endpoint)} was abandoned after an earlier failure");
-        }
-
-        if (command.StartsWith("MAIL ", StringComparison.OrdinalIgnoreCase))
-        {
-            TransactionOpen = true;
-        }
-
-        await WriteAsync(Encoding.UTF8.GetBytes(command + "\r\n"), cancellationToken);
-        var reply = await ReadReplyAsync(_settings.ReplyTimeout, cancellationToken);
-        if (reply.Code == 250 && command.Equals("RSET", StringComparison.OrdinalIgnoreCase))
-        {
-            TransactionOpen = false;
-        }
-
-        return reply;
+        Require(UpstreamState.Ready, "MAIL");
+        var reply = await CommandAsync("MAIL FROM:" + arguments, cancellationToken);
+        return Settle(reply, reply.IsPositive ? UpstreamState.InTransaction : UpstreamState.Ready);
     }
 
-    /// <summary>Writes message bytes during DATA; bounded by the reply timeout so a stalled upstream cannot hold us.</summary>
-    public async Task WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    /// <summary>RCPT TO:<paramref name="forwardPath"/>; a refused recipient leaves the transaction open.</summary>
+    public async Task<SmtpReply> RcptAsync(string forwardPath, CancellationToken cancellationToken)
     {
+        Require(UpstreamState.InTransaction, "RCPT");
+        return Settle(await CommandAsync("RCPT TO:" + forwardPath, cancellationToken), UpstreamState.InTransaction);
+    }
+
+    /// <summary>DATA; after 354 only <see cref="WriteDataAsync"/> and <see cref="FinishDataAsync"/> may follow.</summary>
+    public async Task<SmtpReply> DataAsync(CancellationToken cancellationToken)
+    {
+        Require(UpstreamState.InTransaction, "DATA");
+        var reply = await CommandAsync("DATA", cancellationToken);
+
+        // Some upstreams keep their transaction after refusing DATA (Postfix does): it stays open until RSET.
+        return Settle(reply, reply.Code == 354 ? UpstreamState.InData : UpstreamState.InTransaction);
+    }
+
+    /// <summary>RSET: the upstream drops any transaction it holds. A refused RSET changes nothing.</summary>
+    public async Task<SmtpReply> RsetAsync(CancellationToken cancellationToken)
+    {
+        var before = State;
         if (!IsUsable)
         {
-            throw new UpstreamConnectionLostException($"the session with {Format(Endpoint)} was abandoned after an earlier failure");
+            throw Abandoned();
         }
 
-        UnprovenSinceCached = false;
-        using var timeout = _writeTimeout.Start(_settings.ReplyTimeout, cancellationToken);
-        _operationPending = true;
-        try
-        {
-            await _stream.WriteAsync(data, timeout.Token);
-            _operationPending = false;
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            Abort();
-            throw new UpstreamTimeoutException($"{Format(Endpoint)} accepted no data for {_settings.ReplyTimeout.TotalSeconds:0} s");
-        }
-        catch (Exception e) when (e is IOException or ObjectDisposedException)
-        {
-            Abort();
-            throw new UpstreamConnectionLostException($"connection to {Format(Endpoint)} lost while sending ({e.InnerException?.Message ?? e.Message})", e);
-        }
+        var reply = await CommandAsync("RSET", cancellationToken);
+        return Settle(reply, reply.Code == 250 ? UpstreamState.Ready : before);
+    }
+
+    /// <summary>Writes message bytes after DATA; bounded by the reply timeout so a stalled upstream cannot hold us.</summary>
+    public Task WriteDataAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        Require(UpstreamState.InData, "message data");
+        return WriteAsync(data, UpstreamState.InData, cancellationToken);
     }
 
     /// <summary>
@@ -254,28 +216,79 @@ public sealed class UpstreamConnection : IAsyncDisposable
             throw new ArgumentException("the last bytes of DATA must end with the end-of-data line", nameof(lastBytesAndEndOfData));
         }
 
-        await WriteAsync(lastBytesAndEndOfData, cancellationToken);
+        Require(UpstreamState.InData, "the end of data");
+        await WriteAsync(lastBytesAndEndOfData, UpstreamState.InData, cancellationToken);
         var verdict = await ReadReplyAsync(_settings.DataReplyTimeout, cancellationToken);
 
         // Whatever the verdict, the end of data ends the upstream's transaction (RFC 5321 4.1.1.4).
-        TransactionOpen = false;
         Messages++;
-        return verdict;
+        return Settle(verdict, UpstreamState.Ready);
     }
 
+    /// <summary>One command line and its reply; the session is <see cref="UpstreamState.Broken"/> until the reply came.</summary>
+    private async Task<SmtpReply> CommandAsync(string command, CancellationToken cancellationToken)
+    {
+        await WriteAsync(Encoding.UTF8.GetBytes(command + "\r\n"), State, cancellationToken);
+        return await ReadReplyAsync(_settings.ReplyTimeout, cancellationToken);
+    }
+
+    /// <summary>The state after a reply: <paramref name="next"/>, unless the upstream said 421 (it is closing).</summary>
+    private SmtpReply Settle(SmtpReply reply, UpstreamState next)
+    {
+        State = reply.Code == 421 ? UpstreamState.Broken : next;
+        return reply;
+    }
+
+    private void Require(UpstreamState expected, string operation)
+    {
+        if (State is UpstreamState.Broken or UpstreamState.Closed)
+        {
+            throw Abandoned();
+        }
+
+        if (State != expected)
+        {
+            throw new InvalidOperationException($"{operation} is not valid while the upstream session is {State}");
+        }
+    }
+
+    // After a timeout or a garbled reply, a late answer could pair with the wrong command: never reuse.
+    private UpstreamConnectionLostException Abandoned() => new($"the session with {Format(Endpoint)} was abandoned after an earlier failure");
+
+    /// <summary>
+    /// Writes bytes; the session counts as broken while the write is under way (an unfinished write leaves the
+    /// upstream mid-command) and is in <paramref name="after"/> once it completed.
+    /// </summary>
+    private async Task WriteAsync(ReadOnlyMemory<byte> data, UpstreamState after, CancellationToken cancellationToken)
+    {
+        using var timeout = _writeTimeout.Start(_settings.ReplyTimeout, cancellationToken);
+        State = UpstreamState.Broken;
+        try
+        {
+            await _stream.WriteAsync(data, timeout.Token);
+            State = after;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            Abort();
+            throw new UpstreamTimeoutException($"{Format(Endpoint)} accepted no data for {_settings.ReplyTimeout.TotalSeconds:0} s");
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            Abort();
+            throw new UpstreamConnectionLostException($"connection to {Format(Endpoint)} lost while sending ({e.InnerException?.Message ?? e.Message})", e);
+        }
+    }
+
+    /// <summary>Reads a reply; the session is <see cref="UpstreamState.Broken"/> unless the reply arrived whole.</summary>
     private async Task<SmtpReply> ReadReplyAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
-        _operationPending = true;
+        var before = State;
+        State = UpstreamState.Broken;
         try
         {
             var reply = await ReplyParser.ReadAsync(_reader, timeout, cancellationToken);
-            _operationPending = false;
-            if (reply.Code == 421)
-            {
-                _usable = false;
-            }
-
-            return reply;
+            return Settle(reply, before);
         }
         catch (UpstreamException)
         {
@@ -287,17 +300,8 @@ public sealed class UpstreamConnection : IAsyncDisposable
     /// <summary>Drops the session without QUIT: an unfinished DATA is then discarded by the upstream.</summary>
     public void Abort()
     {
-        _usable = false;
-        try
-        {
-            _socket.LingerState = new LingerOption(true, 0);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // Already closed: aborting twice is fine.
-        }
-
-        _socket.Dispose();
+        State = UpstreamState.Closed;
+        _transport.Abort();
     }
 
     /// <summary>
@@ -314,54 +318,30 @@ public sealed class UpstreamConnection : IAsyncDisposable
 
         try
         {
-            await WriteAsync("QUIT\r\n"u8.ToArray(), cancellationToken);
+            await WriteAsync("QUIT\r\n"u8.ToArray(), UpstreamState.Closed, cancellationToken);
         }
         catch (Exception e) when (e is UpstreamException or OperationCanceledException or IOException)
         {
             // Best effort: the session is over either way.
         }
 
-        _usable = false;
+        State = UpstreamState.Closed;
     }
 
     /// <summary>
     /// True when nothing has arrived on an idle session: no buffered bytes, no end of stream, no unasked-for reply
     /// (an upstream closing an idle connection sends 421 first). Costs one poll, no round trip.
     /// </summary>
-    public bool LooksIdleAndOpen()
-    {
-        if (!IsUsable || _reader.HasBufferedData)
-        {
-            return false;
-        }
-
-        try
-        {
-            return !_socket.Poll(0, SelectMode.SelectRead);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            return false;
-        }
-    }
+    public bool LooksIdleAndOpen() => IsUsable && !_reader.HasBufferedData && !_transport.HasUnaskedInput();
 
     public async ValueTask DisposeAsync()
     {
-        _usable = false;
+        State = UpstreamState.Closed;
         _reader.Dispose();
         await _stream.DisposeAsync();
-        _socket.Dispose();
+        await _transport.DisposeAsync();
         _writeTimeout.Dispose();
     }
 
     public static string Format(IPEndPoint endpoint) => endpoint.ToString();
-
-    private static string Describe(SocketError error) => error switch
-    {
-        SocketError.ConnectionRefused => "connection refused",
-        SocketError.NetworkUnreachable => "network unreachable",
-        SocketError.HostUnreachable => "host unreachable",
-        SocketError.TimedOut => "timed out",
-        _ => error.ToString(),
-    };
 }

@@ -1,5 +1,5 @@
 using System.Net;
-using Interceptor.Core.Replies;
+using Interceptor.Smtp.Session;
 
 namespace Interceptor.Smtp.Upstream;
 
@@ -18,12 +18,14 @@ public sealed record UpstreamReuse(bool Enabled, TimeSpan IdleTime, TimeSpan Max
 /// client's EHLO (we greet with our own name), so a session between transactions carries no client state; one
 /// that may still hold a transaction is reset first, and one that broke, said 421 or left an operation unfinished
 /// is never kept. Each idle session belongs to the cache alone until it is taken, then to one client alone.
+/// As an <see cref="IUpstreamSource"/> it is the "original destination" kind: each client's upstream is where it was going.
 /// </summary>
-public sealed class UpstreamConnectionCache : IAsyncDisposable
+public sealed class UpstreamConnectionCache : IUpstreamSource, IAsyncDisposable
 {
     private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(5);
     private readonly UpstreamSettings _settings;
     private readonly UpstreamReuse _reuse;
+    private readonly IUpstreamConnector _connector;
     private readonly Lock _gate = new();
     private readonly Dictionary<IPEndPoint, Stack<IdleSession>> _idle = [];
     private readonly Timer? _sweeper;
@@ -31,9 +33,10 @@ public sealed class UpstreamConnectionCache : IAsyncDisposable
     private long _reused;
     private bool _disposed;
 
-    public UpstreamConnectionCache(UpstreamSettings settings)
+    public UpstreamConnectionCache(UpstreamSettings settings, IUpstreamConnector? connector = null)
     {
         _settings = settings;
+        _connector = connector ?? SocketUpstreamConnector.Instance;
         _reuse = settings.Reuse;
         if (_reuse.Enabled)
         {
@@ -51,26 +54,29 @@ public sealed class UpstreamConnectionCache : IAsyncDisposable
     /// <summary>Sessions handed to a client instead of opening a new connection, since start.</summary>
     public long Reused => Interlocked.Read(ref _reused);
 
+    /// <summary>A lease on the client's original destination, drawing on this cache.</summary>
+    public UpstreamLease Lease(ConnectionOrigin origin) => new(new DestinationRoute(this, origin.OriginalDestination));
+
     /// <summary>
-    /// A session to <paramref name="destination"/>: an idle one that still looks open, else a new connection (see
-    /// <see cref="UpstreamConnection.OpenAsync"/> for the refusal and the exceptions).
+    /// A session to <paramref name="destination"/>: an idle one that still looks open (unless <paramref name="fresh"/>),
+    /// else a new connection (see <see cref="UpstreamConnection.OpenAsync"/> for the refusal and the exceptions).
     /// </summary>
-    public async Task<(UpstreamConnection? Connection, SmtpReply? Refusal)> OpenAsync(IPEndPoint destination, CancellationToken cancellationToken)
+    public async Task<UpstreamHandOut> TakeAsync(IPEndPoint destination, bool fresh, CancellationToken cancellationToken)
     {
-        while (TryTake(destination) is { } idle)
+        while (!fresh && TryTake(destination) is { } idle)
         {
             if (idle.LooksIdleAndOpen() && idle.Age < _reuse.MaxAge)
             {
-                idle.UnprovenSinceCached = true;
                 Interlocked.Increment(ref _reused);
-                return (idle, null);
+                return new UpstreamHandOut(idle, null, Reused: true);
             }
 
             // Closed by the upstream (or a 421 waiting) while it sat here, or too old: end it and try the next one.
             await CloseAsync(idle);
         }
 
-        return await UpstreamConnection.OpenAsync(destination, _settings, cancellationToken);
+        var (connection, refusal) = await UpstreamConnection.OpenAsync(destination, _settings, _connector, cancellationToken);
+        return new UpstreamHandOut(connection, refusal, Reused: false);
     }
 
     /// <summary>
@@ -92,7 +98,7 @@ public sealed class UpstreamConnectionCache : IAsyncDisposable
             return false;
         }
 
-        if (!connection.TransactionOpen)
+        if (connection.State == UpstreamState.Ready)
         {
             return true;
         }
@@ -101,8 +107,8 @@ public sealed class UpstreamConnectionCache : IAsyncDisposable
         try
         {
             using var timeout = new CancellationTokenSource(CloseTimeout);
-            var reply = await connection.SendAsync("RSET", timeout.Token);
-            return reply.Code == 250 && connection.IsUsable;
+            var reply = await connection.RsetAsync(timeout.Token);
+            return connection.State == UpstreamState.Ready;
         }
         catch (Exception e) when (e is UpstreamException or OperationCanceledException or IOException)
         {
@@ -218,4 +224,14 @@ public sealed class UpstreamConnectionCache : IAsyncDisposable
     }
 
     private readonly record struct IdleSession(UpstreamConnection Connection, long Since);
+
+    /// <summary>The route of one lease: the client's original destination.</summary>
+    private sealed class DestinationRoute(UpstreamConnectionCache cache, IPEndPoint destination) : IUpstreamRoute
+    {
+        public string Name { get; } = UpstreamConnection.Format(destination);
+
+        public Task<UpstreamHandOut> TakeAsync(bool fresh, CancellationToken cancellationToken) => cache.TakeAsync(destination, fresh, cancellationToken);
+
+        public Task GiveBackAsync(UpstreamConnection connection) => cache.ReleaseAsync(connection);
+    }
 }

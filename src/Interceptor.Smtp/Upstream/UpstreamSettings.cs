@@ -15,16 +15,17 @@ public sealed record UpstreamSettings(
 
     public static UpstreamSettings From(RelayOptions relay) => new(
         relay.HeloName,
-        TimeSpan.FromSeconds(relay.ConnectTimeoutSeconds),
-        TimeSpan.FromSeconds(relay.ReplyTimeoutSeconds),
-        TimeSpan.FromSeconds(relay.DataReplyTimeoutSeconds))
+        relay.ConnectTimeout,
+        relay.ReplyTimeout,
+        relay.DataReplyTimeout)
     {
         Reuse = new UpstreamReuse(
             relay.ReuseConnections,
-            TimeSpan.FromSeconds(relay.ReuseIdleSeconds),
-            TimeSpan.FromSeconds(relay.ReuseMaxSeconds),
+            relay.ReuseIdleTime,
+            relay.ReuseMaxAge,
             relay.ReuseMaxMessages,
-            relay.ReuseMaxIdlePerDestination),
+            relay.ReuseMaxIdlePerDestination,
+            relay.ReuseMaxIdleTotal),
     };
 }
 

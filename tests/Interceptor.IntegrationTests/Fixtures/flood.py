@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """A connection flood and a timed sender for the integration tests (stdlib only).
 
-flood.py flood HOST PORT --threads N --seconds S --hold H [--mark PATH]
+flood.py flood HOST PORT --threads N --seconds S --hold H [--mark PATH] [--reset]
     N threads open connections to HOST:PORT as fast as they can for S seconds. Each reads the first
     reply line: a 220 session is held H seconds, then QUIT; anything else is closed and the thread
     connects again at once. PATH is created when the first non-220 greeting is seen (the cap is hit).
+    With --reset each connection is reset (RST, SO_LINGER 0) right after connect, nothing read; counted
+    as the greeting "reset".
     Prints {"start", "end" (time.time()), "connections", "greetings": {code: n}, "refusals": [distinct
     non-220 lines], "errors": {name: n}, "max_open": most 220 sessions open at once as the client saw them}.
 
@@ -18,6 +20,7 @@ import collections
 import json
 import smtplib
 import socket
+import struct
 import threading
 import time
 
@@ -36,6 +39,12 @@ def flood(args):
         barrier.wait()
         while time.monotonic() < deadline:
             try:
+                if args.reset:
+                    with socket.create_connection((args.host, args.port), timeout=10) as c:
+                        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    with lock:
+                        greetings["reset"] += 1
+                    continue
                 with socket.create_connection((args.host, args.port), timeout=10) as c:
                     data = b""
                     while b"\n" not in data:
@@ -116,6 +125,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--hold", type=float, default=1)
     parser.add_argument("--mark")
+    parser.add_argument("--reset", action="store_true")
     parser.add_argument("--count", type=int, default=5)
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--sender", default="alice@client.test")

@@ -11,6 +11,26 @@ public sealed record DaemonLogLine(string LogLevel, string Category, string Mess
             ? value.ValueKind == JsonValueKind.String ? value.GetString() : value.GetRawText()
             : null;
 
+    /// <summary>A field of the session scope the line was written in (Scopes: SessionId, Uid, User), or null outside a session.</summary>
+    public string? ScopeString(string key)
+    {
+        using var document = JsonDocument.Parse(Raw);
+        if (!document.RootElement.TryGetProperty("Scopes", out var scopes) || scopes.ValueKind != JsonValueKind.Array)
+        {
+            return null;
+        }
+
+        foreach (var scope in scopes.EnumerateArray())
+        {
+            if (scope.ValueKind == JsonValueKind.Object && scope.TryGetProperty(key, out var value))
+            {
+                return value.ValueKind == JsonValueKind.String ? value.GetString() : value.GetRawText();
+            }
+        }
+
+        return null;
+    }
+
     public static DaemonLogLine? TryParse(string line)
     {
         if (!line.StartsWith('{'))

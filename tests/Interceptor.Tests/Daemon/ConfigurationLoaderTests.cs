@@ -126,10 +126,10 @@ public class ConfigurationLoaderTests
     public void Upstream_reuse_is_on_by_default_and_each_bound_is_configurable_and_checked()
     {
         var defaults = Load("{}").Relay;
-        Assert.That((defaults.ReuseConnections, defaults.ReuseIdleSeconds, defaults.ReuseMaxSeconds, defaults.ReuseMaxMessages, defaults.ReuseMaxIdlePerDestination), Is.EqualTo((true, 2, 300, 100, 20)));
+        Assert.That((defaults.ReuseConnections, defaults.ReuseIdleTime.TotalSeconds, defaults.ReuseMaxAge.TotalSeconds, defaults.ReuseMaxMessages, defaults.ReuseMaxIdlePerDestination), Is.EqualTo((true, 2, 300, 100, 20)));
 
         var set = Load("""{ "Relay": { "ReuseConnections": false, "ReuseIdleSeconds": 5, "ReuseMaxSeconds": 60, "ReuseMaxMessages": 10, "ReuseMaxIdlePerDestination": 3 } }""").Relay;
-        Assert.That((set.ReuseConnections, set.ReuseIdleSeconds, set.ReuseMaxSeconds, set.ReuseMaxMessages, set.ReuseMaxIdlePerDestination), Is.EqualTo((false, 5, 60, 10, 3)));
+        Assert.That((set.ReuseConnections, set.ReuseIdleTime.TotalSeconds, set.ReuseMaxAge.TotalSeconds, set.ReuseMaxMessages, set.ReuseMaxIdlePerDestination), Is.EqualTo((false, 5, 60, 10, 3)));
 
         Assert.That(Errors("""{ "Relay": { "ReuseIdleSeconds": 0, "ReuseMaxMessages": -1, "ReuseConnections": "maybe" } }"""),
             Has.Some.StartsWith("Relay.ReuseIdleSeconds: must be 1-300").And.Some.StartsWith("Relay.ReuseMaxMessages:").And.Some.StartsWith("Relay.ReuseConnections:"));

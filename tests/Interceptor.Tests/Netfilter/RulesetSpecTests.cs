@@ -1,5 +1,4 @@
 using System.Net;
-using Interceptor.Core.Options;
 using Interceptor.Netfilter;
 using NUnit.Framework;
 
@@ -7,39 +6,6 @@ namespace Interceptor.Tests.Netfilter;
 
 public class RulesetSpecTests
 {
-    [Test]
-    public void FromOptions_takes_the_defaults_and_sorts_and_deduplicates_uids()
-    {
-        var spec = RulesetSpec.FromOptions(new InterceptorOptions(), [1000u, 0u, 1000u, 105u]);
-
-        Assert.That(spec.Table, Is.EqualTo("smtp_interceptor"));
-        Assert.That(spec.ListenPort, Is.EqualTo(24));
-        Assert.That(spec.Ports, Is.EqualTo(new[] { 25 }));
-        Assert.That(spec.ExemptUids, Is.EqualTo(new uint[] { 0, 105, 1000 }));
-    }
-
-    [Test]
-    public void FromOptions_uses_the_configured_table_ports_and_listener()
-    {
-        var options = new InterceptorOptions
-        {
-            Listen = new ListenOptions { Port = 2600 },
-            Interception = new InterceptionOptions { Ports = [587, 25, 587], Table = "mail_redirect" },
-        };
-
-        var spec = RulesetSpec.FromOptions(options, [0u]);
-
-        Assert.That(spec, Is.EqualTo(new RulesetSpec("mail_redirect", 2600, [25, 587], [0])));
-    }
-
-    [Test]
-    public void FromOptions_refuses_a_listener_port_that_is_also_intercepted()
-    {
-        var options = new InterceptorOptions { Interception = new InterceptionOptions { Ports = [24, 25] } };
-
-        Assert.That(() => RulesetSpec.FromOptions(options, [0u]), Throws.ArgumentException);
-    }
-
     [Test]
     public void A_with_expression_is_normalised_too()
     {
@@ -87,7 +53,7 @@ public class RulesetSpecTests
     [Test]
     public void Suspensions_blocked_ports_and_routes_are_empty_unless_set()
     {
-        var spec = RulesetSpec.FromOptions(new InterceptorOptions(), [0u]);
+        var spec = new RulesetSpec("smtp_interceptor", 24, [25], [0u]);
 
         Assert.That(spec.SuspendedUids, Is.Empty);
         Assert.That(spec.BlockedPorts, Is.Empty);

@@ -1,6 +1,7 @@
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Core.Policy;
 
@@ -9,7 +10,7 @@ public class AutoSuspensionRulesTests
     private readonly ManualClock _clock = new(new DateTimeOffset(2026, 11, 27, 12, 0, 0, TimeSpan.Zero));
 
     private AutoSuspensionRules Rules(int refusals = 3, int ratio = 75, int minimum = 4) => new(
-        new SuspensionOptions { RefusalLimit = refusals, RefusalWindowMinutes = 10, FailureRatioPercent = ratio, FailureMinimum = minimum, FailureWindowMinutes = 60 },
+        new SuspensionOptions { RefusalLimit = refusals, RefusalWindow = TimeSpan.FromMinutes(10), FailureRatioPercent = ratio, FailureMinimum = minimum, FailureWindow = TimeSpan.FromMinutes(60) },
         _clock);
 
     [Test]

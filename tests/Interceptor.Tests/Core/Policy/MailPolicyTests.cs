@@ -3,25 +3,24 @@ using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Core.Policy;
 
 public class MailPolicyTests
 {
     private readonly ManualClock _clock = new(new DateTimeOffset(2026, 11, 27, 12, 0, 0, TimeSpan.Zero));
-    private RecordingStore _store = null!;
+    private MemoryStore _store = null!;
     private RecordingKernel _kernel = null!;
-    private RecordingAlert _alert = null!;
     private SuspensionRegistry _suspensions = null!;
     private MailPolicy _policy = null!;
 
     [SetUp]
     public void Create()
     {
-        _store = new RecordingStore();
+        _store = new MemoryStore();
         _kernel = new RecordingKernel();
-        _alert = new RecordingAlert();
-        _suspensions = new SuspensionRegistry(_store, _kernel, _alert);
+        _suspensions = new SuspensionRegistry(_store, _kernel, _kernel);
         var limits = new LimitsOptions { Default = new QuotaLimits { MessagesPerHour = 2 }.Or(QuotaLimits.Defaults) };
         var rules = new AutoSuspensionRules(new SuspensionOptions { RefusalLimit = 2, FailureMinimum = 2, FailureRatioPercent = 100 }, _clock);
         _policy = new MailPolicy(limits, new QuotaLedger(_clock), rules, _suspensions, _store, _clock, NullLogger.Instance);
@@ -48,7 +47,7 @@ public class MailPolicyTests
     {
         await SendAsync("t1", TransactionOutcome.Delivered);
 
-        Assert.That(_store.Transactions.Select(t => (t.Id, t.Outcome)), Is.EqualTo(new[] { ("t1", TransactionOutcome.Pending), ("t1", TransactionOutcome.Delivered) }));
+        Assert.That(_store.TransactionWrites.Select(t => (t.Id, t.Outcome)), Is.EqualTo(new[] { ("t1", TransactionOutcome.Pending), ("t1", TransactionOutcome.Delivered) }));
     }
 
     [Test]
@@ -93,7 +92,7 @@ public class MailPolicyTests
         Assert.That(suspension!.Source, Is.EqualTo(SuspensionSource.Automatic));
         Assert.That(_store.Suspensions.Select(s => s.Uid), Is.EqualTo(new[] { 1001u }));
         Assert.That(_kernel.Suspended, Is.EqualTo(new[] { 1001u }));
-        Assert.That(_alert.Alerts.Single().Counts["SMTPI_MESSAGES_HOUR"], Is.EqualTo("2"));
+        Assert.That(_kernel.Alerts.Single().Counts["SMTPI_MESSAGES_HOUR"], Is.EqualTo("2"));
         Assert.That(_store.Refusals.Select(r => r.Kind), Is.EqualTo(new[] { RefusalKind.MessagesPerHour, RefusalKind.MessagesPerHour }));
     }
 
@@ -157,70 +156,5 @@ public class MailPolicyTests
         Assert.That(_suspensions.IsSuspended(1001, out _), Is.False);
         Assert.That(_store.Suspensions, Is.Empty);
         Assert.That(_kernel.Suspended, Is.Empty);
-    }
-
-    private sealed class RecordingStore : IStateStore
-    {
-        public List<TransactionEvent> Transactions { get; } = [];
-        public List<PolicyRefusal> Refusals { get; } = [];
-        public List<Suspension> Suspensions { get; } = [];
-        public bool Broken { get; set; }
-
-        private Task Write(Action action)
-        {
-            if (Broken)
-            {
-                throw new StoreUnavailableException("disk gone");
-            }
-
-            action();
-            return Task.CompletedTask;
-        }
-
-        public Task RecordTransactionAsync(TransactionEvent transaction, CancellationToken cancellationToken) => Write(() => Transactions.Add(transaction));
-        /// <summary>When set, deferred outcomes are committed only when the test completes this.</summary>
-        public TaskCompletionSource? HeldOutcomes { get; set; }
-
-        public Task RecordOutcomeDeferred(TransactionEvent final) =>
-            HeldOutcomes?.Task ?? (Broken ? Task.FromException(new StoreUnavailableException("disk gone")) : Write(() => Transactions.Add(final)));
-        public Task RecordRefusalAsync(PolicyRefusal refusal, CancellationToken cancellationToken) => Write(() => Refusals.Add(refusal));
-        public Task SaveSuspensionAsync(Suspension suspension, CancellationToken cancellationToken) => Write(() => Suspensions.Add(suspension));
-        public Task<bool> RemoveSuspensionAsync(uint uid, CancellationToken cancellationToken) => Task.FromResult(Suspensions.RemoveAll(s => s.Uid == uid) > 0);
-        public Task<IReadOnlyList<Suspension>> LoadSuspensionsAsync(CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<Suspension>>(Suspensions);
-        public Task<IReadOnlyList<TransactionEvent>> LoadTransactionsAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<TransactionEvent>>(Transactions);
-        public Task<IReadOnlyList<PolicyRefusal>> LoadRefusalsAsync(DateTimeOffset since, uint? uid, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<PolicyRefusal>>(Refusals);
-        public Task PruneAsync(DateTimeOffset before, CancellationToken cancellationToken) => Task.CompletedTask;
-        public List<TallyEntry> Tallies { get; } = [];
-        public void CountTally(TallyEntry entry) => Tallies.Add(entry);
-        public Task<IReadOnlyList<TallyEntry>> LoadTalliesAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<TallyEntry>>(Tallies);
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
-    }
-
-    private sealed class RecordingKernel : IKernelSuspension
-    {
-        public List<uint> Suspended { get; } = [];
-
-        public Task SuspendAsync(uint uid, CancellationToken cancellationToken)
-        {
-            Suspended.Add(uid);
-            return Task.CompletedTask;
-        }
-
-        public Task UnsuspendAsync(uint uid, CancellationToken cancellationToken)
-        {
-            Suspended.Remove(uid);
-            return Task.CompletedTask;
-        }
-    }
-
-    private sealed class RecordingAlert : ISuspensionAlert
-    {
-        public List<(Suspension Suspension, IReadOnlyDictionary<string, string> Counts)> Alerts { get; } = [];
-
-        public Task NotifyAsync(Suspension suspension, IReadOnlyDictionary<string, string> counts, CancellationToken cancellationToken)
-        {
-            Alerts.Add((suspension, counts));
-            return Task.CompletedTask;
-        }
     }
 }

@@ -1,5 +1,6 @@
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Core.Policy;
 

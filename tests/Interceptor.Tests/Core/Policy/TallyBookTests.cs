@@ -1,6 +1,7 @@
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Core.Policy;
 
@@ -87,7 +88,7 @@ public class TallyBookTests
     public void Transactions_ended_before_data_suspend_at_the_unsent_limit_with_a_reason_that_says_what_the_user_did()
     {
         var clock = new ManualClock(Noon);
-        var rules = new AutoSuspensionRules(new SuspensionOptions { UnsentLimit = 3, RefusalWindowMinutes = 10 }, clock);
+        var rules = new AutoSuspensionRules(new SuspensionOptions { UnsentLimit = 3, RefusalWindow = TimeSpan.FromMinutes(10) }, clock);
 
         Assert.That(rules.ObserveUnsent(1001, clock.Now, UnsentKind.Reset), Is.Null);
         Assert.That(rules.ObserveUnsent(1001, clock.Now, UnsentKind.Reset), Is.Null);

@@ -1,5 +1,5 @@
 using Interceptor.Core.Pool;
-using Interceptor.Tests.Daemon.Control;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Core.Pool;
 

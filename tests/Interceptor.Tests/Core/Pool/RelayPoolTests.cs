@@ -1,6 +1,6 @@
 using Interceptor.Core.Options;
 using Interceptor.Core.Pool;
-using Interceptor.Tests.Daemon.Control;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Core.Pool;
 
@@ -14,7 +14,7 @@ public class RelayPoolTests
     private static readonly DnsblResult[] Refused = [new("zen.example", DnsblVerdict.ResolverError, "127.255.255.254")];
 
     private readonly ManualClock _clock = new(new DateTimeOffset(2026, 12, 2, 0, 0, 0, TimeSpan.Zero));
-    private readonly BurnOptions _burn = new() { Threshold = 2, WindowMinutes = 60, ReturnAfterDays = 21, ReturnCleanChecks = 3 };
+    private readonly BurnOptions _burn = new() { Threshold = 2, Window = TimeSpan.FromMinutes(60), ReturnAfter = TimeSpan.FromDays(21), ReturnCleanChecks = 3 };
 
     private static SmarthostOptions Relay(string name, SmarthostRole role) =>
         new() { Name = name, Host = name + ".example", Role = role, EgressAddress = "203.0.113.1" };

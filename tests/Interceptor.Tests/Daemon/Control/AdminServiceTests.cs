@@ -6,7 +6,7 @@ using Interceptor.Daemon.Control;
 
 namespace Interceptor.Tests.Daemon.Control;
 
-/// <summary>The verbs inside the daemon, on an in-memory store, a recording kernel set and a fake nft.</summary>
+/// <summary>The verbs inside the daemon, on the real SQLite store in a temporary directory, a recording kernel set and a fake nft.</summary>
 [TestFixture]
 public sealed class AdminServiceTests
 {
@@ -19,10 +19,11 @@ public sealed class AdminServiceTests
     [Test]
     public async Task Block_suspends_in_memory_in_the_store_and_in_the_kernel_and_runs_the_alert()
     {
-        using var f = new AdminFixture();
+        await using var f = new AdminFixture();
         f.Ledger.AddDelivered(1001, AdminFixture.Now - TimeSpan.FromMinutes(5), 3);
 
         var block = Data<BlockData>(await f.HandleAsync(new ControlRequest { Verb = "block", User = "alice", Reason = "spam wave" }));
+        var stored = await f.StoredSuspensionsAsync();
 
         Assert.Multiple(() =>
         {
@@ -30,7 +31,7 @@ public sealed class AdminServiceTests
             Assert.That(block.Changed, Is.True);
             Assert.That(block.Suspension!.Source, Is.EqualTo(SuspensionSource.Admin));
             Assert.That(f.Suspensions.IsSuspended(1001, out _), Is.True);
-            Assert.That(f.Store.Suspensions.Single().Reason, Is.EqualTo("spam wave"));
+            Assert.That(stored.Single().Reason, Is.EqualTo("spam wave"));
             Assert.That(f.Kernel.Calls, Is.EqualTo(new[] { "suspend 1001", "alert 1001 Admin" }));
             Assert.That(f.Kernel.AlertCounts[0]["SMTPI_MESSAGES_HOUR"], Is.EqualTo("1"));
             Assert.That(f.Kernel.AlertCounts[0]["SMTPI_RECIPIENTS_DAY"], Is.EqualTo("3"));
@@ -40,7 +41,7 @@ public sealed class AdminServiceTests
     [Test]
     public async Task Block_by_numeric_uid_names_the_user()
     {
-        using var f = new AdminFixture();
+        await using var f = new AdminFixture();
 
         var block = Data<BlockData>(await f.HandleAsync(new ControlRequest { Verb = "block", User = "1002", Reason = "r" }));
 
@@ -50,7 +51,7 @@ public sealed class AdminServiceTests
     [Test]
     public async Task Blocking_twice_changes_nothing_and_says_since_when()
     {
-        using var f = new AdminFixture();
+        await using var f = new AdminFixture();
         await f.HandleAsync(new ControlRequest { Verb = "block", User = "alice", Reason = "first" });
 
         var again = Data<BlockData>(await f.HandleAsync(new ControlRequest { Verb = "block", User = "alice", Reason = "second" }));
@@ -68,7 +69,7 @@ public sealed class AdminServiceTests
     [TestCase("0", 0u)]
     public async Task Root_and_exempt_users_cannot_be_blocked(string user, uint uid)
     {
-        using var f = new AdminFixture();
+        await using var f = new AdminFixture();
 
         var response = await f.HandleAsync(new ControlRequest { Verb = "block", User = user, Reason = "x" });
 
@@ -84,7 +85,7 @@ public sealed class AdminServiceTests
     [Test]
     public async Task An_unknown_user_is_a_bad_request()
     {
-        using var f = new AdminFixture();
+        await using var f = new AdminFixture();
 
         var response = await f.HandleAsync(new ControlRequest { Verb = "block", User = "mallory", Reason = "x" });
 
@@ -95,8 +96,8 @@ public sealed class AdminServiceTests
     [Test]
     public async Task A_store_failure_during_block_is_reported_as_failed_and_still_refuses_in_memory()
     {
-        using var f = new AdminFixture();
-        f.Store.Broken = true;
+        await using var f = new AdminFixture();
+        await f.BreakStoreAsync();
 
         var response = await f.HandleAsync(new ControlRequest { Verb = "block", User = "alice", Reason = "x" });
 
@@ -111,19 +112,20 @@ public sealed class AdminServiceTests
     [Test]
     public async Task Unblock_lifts_the_suspension_and_forgets_the_automatic_rule_history()
     {
-        using var f = new AdminFixture();
+        await using var f = new AdminFixture();
         await f.HandleAsync(new ControlRequest { Verb = "block", User = "alice", Reason = "x" });
         f.AutoSuspension.ObserveRefusal(1001, AdminFixture.Now);
         f.AutoSuspension.ObserveRefusal(1001, AdminFixture.Now);
 
         var unblock = Data<BlockData>(await f.HandleAsync(new ControlRequest { Verb = "unblock", User = "alice" }));
+        var stored = await f.StoredSuspensionsAsync();
 
         Assert.Multiple(() =>
         {
             Assert.That(unblock.Message, Is.EqualTo("alice (uid 1001) unsuspended: port 25 is intercepted and relayed again"));
             Assert.That(unblock.Changed, Is.True);
             Assert.That(f.Suspensions.IsSuspended(1001, out _), Is.False);
-            Assert.That(f.Store.Suspensions, Is.Empty);
+            Assert.That(stored, Is.Empty);
             Assert.That(f.Kernel.Calls, Does.Contain("unsuspend 1001"));
 
             // Two refusals were forgotten: the rule (limit 3) needs three new ones to trip again.
@@ -134,7 +136,7 @@ public sealed class AdminServiceTests
     [Test]
     public async Task Unblocking_a_user_who_is_not_suspended_says_so()
     {
-        using var f = new AdminFixture();
+        await using var f = new AdminFixture();
 
         var unblock = Data<BlockData>(await f.HandleAsync(new ControlRequest { Verb = "unblock", User = "bob" }));
 
@@ -145,7 +147,7 @@ public sealed class AdminServiceTests
     [Test]
     public async Task A_deleted_account_can_still_be_unblocked_by_its_recorded_name()
     {
-        using var f = new AdminFixture();
+        await using var f = new AdminFixture();
         await f.Suspensions.SuspendAsync(new Suspension(4000, "gone", "old", AdminFixture.Now, SuspensionSource.Automatic), new Dictionary<string, string>(), CancellationToken.None);
 
         var unblock = Data<BlockData>(await f.HandleAsync(new ControlRequest { Verb = "unblock", User = "gone" }));
@@ -156,7 +158,7 @@ public sealed class AdminServiceTests
     [Test]
     public async Task Log_lists_transactions_newest_first_filtered_by_user_and_time()
     {
-        using var f = new AdminFixture();
+        await using var f = new AdminFixture();
         await f.Store.RecordTransactionAsync(AdminFixture.Transaction("old", TimeSpan.FromHours(3), 1001, TransactionOutcome.Delivered), default);
         await f.Store.RecordTransactionAsync(AdminFixture.Transaction("a1", TimeSpan.FromMinutes(50), 1001, TransactionOutcome.Delivered), default);
         await f.Store.RecordTransactionAsync(AdminFixture.Transaction("a2", TimeSpan.FromMinutes(5), 1001, TransactionOutcome.Rejected), default);
@@ -178,7 +180,7 @@ public sealed class AdminServiceTests
     [Test]
     public async Task Users_are_ordered_by_messages_sent_and_cut_at_the_limit()
     {
-        using var f = new AdminFixture();
+        await using var f = new AdminFixture();
         await f.Store.RecordTransactionAsync(AdminFixture.Transaction("a1", TimeSpan.FromMinutes(10), 1001, TransactionOutcome.Delivered, recipients: 4), default);
         await f.Store.RecordTransactionAsync(AdminFixture.Transaction("b1", TimeSpan.FromMinutes(10), 1002, TransactionOutcome.Delivered), default);
         await f.Store.RecordTransactionAsync(AdminFixture.Transaction("b2", TimeSpan.FromMinutes(20), 1002, TransactionOutcome.Delivered), default);
@@ -196,9 +198,35 @@ public sealed class AdminServiceTests
     }
 
     [Test]
+    public async Task Users_and_log_count_tallied_transactions_and_refusals_as_the_stores_sql_adds_them_up()
+    {
+        await using var f = new AdminFixture();
+        var at = AdminFixture.Now - TimeSpan.FromMinutes(3);
+        await f.Store.RecordTransactionAsync(AdminFixture.Transaction("b1", TimeSpan.FromMinutes(4), 1002, TransactionOutcome.Delivered), default);
+        for (var i = 0; i < 3; i++)
+        {
+            f.Store.CountTally(TallyEntry.One(at.AddSeconds(i), 1001, "alice", TallyEntry.UnsentKindName(UnsentKind.Reset), "Refused", "250 2.0.0 reset"));
+        }
+
+        f.Store.CountTally(TallyEntry.One(at, 1001, "alice", TallyEntry.RefusalKindName(RefusalKind.Connections), "", "5/5"));
+        await f.Store.RecordRefusalAsync(new PolicyRefusal(at, 1001, "alice", RefusalKind.MessagesPerHour, "200/200"), default);
+
+        var users = Data<UsersData>(await f.HandleAsync(new ControlRequest { Verb = "users", Since = "1h" }));
+        var log = Data<LogData>(await f.HandleAsync(new ControlRequest { Verb = "log", User = "alice" }));
+
+        Assert.Multiple(() =>
+        {
+            // bob sent a message, so he comes first; alice's trouble is the tallies (3 refused) and refusals (1 + 1).
+            Assert.That(users.Users.Select(u => (u.User, u.Delivered, u.Refused, u.PolicyRefusals)), Is.EqualTo(new[] { ("bob", 1L, 0L, 0L), ("alice", 0L, 3L, 2L) }));
+            Assert.That(log.Transactions.Select(t => t.Id), Is.EquivalentTo(new[] { "tally×3", "tally×1" }));
+            Assert.That(log.Transactions.Single(t => t.Id == "tally×3").Reply, Does.StartWith("3 transactions ended before DATA (Unsent.Reset, Refused)"));
+        });
+    }
+
+    [Test]
     public async Task Status_reports_health_table_differences_and_per_user_windows()
     {
-        using var f = new AdminFixture();
+        await using var f = new AdminFixture();
         await f.Store.RecordTransactionAsync(AdminFixture.Transaction("a1", TimeSpan.FromMinutes(10), 1001, TransactionOutcome.Delivered, recipients: 2), default);
         await f.Store.RecordTransactionAsync(AdminFixture.Transaction("a2", TimeSpan.FromHours(5), 1001, TransactionOutcome.Deferred), default);
         await f.Store.RecordRefusalAsync(new PolicyRefusal(AdminFixture.Now - TimeSpan.FromMinutes(1), 1001, "alice", RefusalKind.MessagesPerHour, "200/200"), default);
@@ -211,7 +239,9 @@ public sealed class AdminServiceTests
             Assert.That(status.UptimeSeconds, Is.EqualTo((2 * 3600) + (13 * 60)));
             Assert.That(status.ActiveSessions, Is.EqualTo(3));
             Assert.That(status.OwnerLookup, Is.EqualTo("sock_diag"));
-            Assert.That(status.Store.Path, Is.EqualTo("/var/lib/smtp-interceptor/state.db"));
+            Assert.That(status.Store.Path, Is.EqualTo(f.Database));
+            Assert.That(status.Store.Healthy, Is.True);
+            Assert.That(status.Store.Commits, Is.GreaterThan(0));
             Assert.That(status.Table.Matches, Is.False);
             Assert.That(status.Table.Differences, Is.EqualTo(new[] { "table inet smtp_interceptor does not exist", "table inet smtp_interceptor_guard does not exist" }));
             var alice = status.Users.Single(u => u.User == "alice");
@@ -228,15 +258,15 @@ public sealed class AdminServiceTests
     [Test]
     public async Task Status_still_answers_when_the_store_and_nft_fail()
     {
-        using var f = new AdminFixture(nftScript: "echo 'Error: Operation not permitted' >&2; exit 1");
-        f.Store.Broken = true;
+        await using var f = new AdminFixture(nftScript: "echo 'Error: Operation not permitted' >&2; exit 1");
+        await f.BreakStoreAsync();
 
         var status = Data<StatusData>(await f.HandleAsync(new ControlRequest { Verb = "status" }));
 
         Assert.Multiple(() =>
         {
             Assert.That(status.Store.Healthy, Is.False);
-            Assert.That(status.Store.LastFailure, Does.Contain("disk I/O error"));
+            Assert.That(status.Store.LastFailure, Does.Contain(f.Database).And.Contain("deleted"));
             Assert.That(status.Table.Matches, Is.False);
             Assert.That(status.Table.Differences.Single(), Does.StartWith("the table could not be read: ").And.Contains("Operation not permitted"));
         });
@@ -245,7 +275,7 @@ public sealed class AdminServiceTests
     [Test]
     public async Task Limits_without_user_list_the_default_and_every_override()
     {
-        using var f = new AdminFixture(new InterceptorOptions
+        await using var f = new AdminFixture(new InterceptorOptions
         {
             Limits = new LimitsOptions
             {
@@ -269,7 +299,7 @@ public sealed class AdminServiceTests
     [Test]
     public async Task Limits_of_a_user_show_effective_values_and_live_usage()
     {
-        using var f = new AdminFixture(new InterceptorOptions
+        await using var f = new AdminFixture(new InterceptorOptions
         {
             Limits = new LimitsOptions { Users = new Dictionary<string, QuotaLimits> { ["alice"] = new() { MessagesPerHour = 7 } } },
         });
@@ -293,7 +323,7 @@ public sealed class AdminServiceTests
     [Test]
     public async Task Limits_of_a_configured_name_without_an_account_have_no_usage()
     {
-        using var f = new AdminFixture(new InterceptorOptions
+        await using var f = new AdminFixture(new InterceptorOptions
         {
             Limits = new LimitsOptions { Users = new Dictionary<string, QuotaLimits> { ["future"] = new() { Connections = 1 } } },
         });
@@ -308,7 +338,7 @@ public sealed class AdminServiceTests
     [Test]
     public async Task Data_is_camel_case_json_with_enum_names()
     {
-        using var f = new AdminFixture();
+        await using var f = new AdminFixture();
         await f.Store.RecordTransactionAsync(AdminFixture.Transaction("a1", TimeSpan.FromMinutes(1), 1001, TransactionOutcome.Delivered), default);
 
         var response = await f.HandleAsync(new ControlRequest { Verb = "log" });

@@ -3,175 +3,17 @@ using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Daemon.Control;
 using Interceptor.Netfilter;
+using Interceptor.Store;
+using Interceptor.Tests.TestDoubles;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Interceptor.Tests.Daemon.Control;
 
-/// <summary>An in-memory store with the IStateStore contract (newest first, since inclusive); can be made to fail.</summary>
-internal sealed class MemoryStore : IStateStore
-{
-    private readonly Lock _lock = new();
-    private readonly Dictionary<string, TransactionEvent> _transactions = [];
-    private readonly List<PolicyRefusal> _refusals = [];
-    private readonly Dictionary<uint, Suspension> _suspensions = [];
-
-    public bool Broken { get; set; }
-
-    public IReadOnlyCollection<Suspension> Suspensions
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return [.. _suspensions.Values];
-            }
-        }
-    }
-
-    public Task RecordTransactionAsync(TransactionEvent transaction, CancellationToken cancellationToken) => Write(() => _transactions[transaction.Id] = transaction);
-
-    public Task RecordOutcomeDeferred(TransactionEvent final)
-    {
-        // Like the real store, a deferred write reports failure through its task, never by throwing.
-        try
-        {
-            return RecordTransactionAsync(final, CancellationToken.None);
-        }
-        catch (StoreUnavailableException e)
-        {
-            return Task.FromException(e);
-        }
-    }
-
-    public Task RecordRefusalAsync(PolicyRefusal refusal, CancellationToken cancellationToken) => Write(() => _refusals.Add(refusal));
-
-    public Task SaveSuspensionAsync(Suspension suspension, CancellationToken cancellationToken) => Write(() => _suspensions[suspension.Uid] = suspension);
-
-    public Task<bool> RemoveSuspensionAsync(uint uid, CancellationToken cancellationToken)
-    {
-        Check();
-        lock (_lock)
-        {
-            return Task.FromResult(_suspensions.Remove(uid));
-        }
-    }
-
-    public Task<IReadOnlyList<Suspension>> LoadSuspensionsAsync(CancellationToken cancellationToken)
-    {
-        Check();
-        lock (_lock)
-        {
-            return Task.FromResult<IReadOnlyList<Suspension>>([.. _suspensions.Values.OrderBy(s => s.Uid)]);
-        }
-    }
-
-    public Task<IReadOnlyList<TransactionEvent>> LoadTransactionsAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken)
-    {
-        Check();
-        lock (_lock)
-        {
-            return Task.FromResult<IReadOnlyList<TransactionEvent>>([.. _transactions.Values
-                .Where(t => t.Started >= since && (uid is null || t.Uid == uid))
-                .OrderByDescending(t => t.Started)
-                .Take(limit)]);
-        }
-    }
-
-    public Task<IReadOnlyList<PolicyRefusal>> LoadRefusalsAsync(DateTimeOffset since, uint? uid, CancellationToken cancellationToken)
-    {
-        Check();
-        lock (_lock)
-        {
-            return Task.FromResult<IReadOnlyList<PolicyRefusal>>([.. _refusals
-                .Where(r => r.Time >= since && (uid is null || r.Uid == uid))
-                .OrderByDescending(r => r.Time)]);
-        }
-    }
-
-    public Task PruneAsync(DateTimeOffset before, CancellationToken cancellationToken) => Task.CompletedTask;
-
-    /// <summary>Tallies are not kept here; the admin tests use transactions and refusals.</summary>
-    public void CountTally(TallyEntry entry)
-    {
-    }
-
-    public Task<IReadOnlyList<TallyEntry>> LoadTalliesAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken)
-    {
-        Check();
-        return Task.FromResult<IReadOnlyList<TallyEntry>>([]);
-    }
-
-    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
-
-    private Task Write(Action action)
-    {
-        Check();
-        lock (_lock)
-        {
-            action();
-        }
-
-        return Task.CompletedTask;
-    }
-
-    private void Check()
-    {
-        if (Broken)
-        {
-            throw new StoreUnavailableException("state.db: disk I/O error (test)");
-        }
-    }
-}
-
-/// <summary>Records what would have gone into the kernel's set and which alerts would have run.</summary>
-internal sealed class RecordingKernel : IKernelSuspension, ISuspensionAlert
-{
-    public List<string> Calls { get; } = [];
-
-    public List<IReadOnlyDictionary<string, string>> AlertCounts { get; } = [];
-
-    public Task SuspendAsync(uint uid, CancellationToken cancellationToken)
-    {
-        lock (Calls)
-        {
-            Calls.Add($"suspend {uid}");
-        }
-
-        return Task.CompletedTask;
-    }
-
-    public Task UnsuspendAsync(uint uid, CancellationToken cancellationToken)
-    {
-        lock (Calls)
-        {
-            Calls.Add($"unsuspend {uid}");
-        }
-
-        return Task.CompletedTask;
-    }
-
-    public Task NotifyAsync(Suspension suspension, IReadOnlyDictionary<string, string> counts, CancellationToken cancellationToken)
-    {
-        lock (Calls)
-        {
-            Calls.Add($"alert {suspension.Uid} {suspension.Source}");
-            AlertCounts.Add(counts);
-        }
-
-        return Task.CompletedTask;
-    }
-}
-
-/// <summary>A clock the test moves by hand.</summary>
-internal sealed class ManualClock(DateTimeOffset now) : TimeProvider
-{
-    public DateTimeOffset Now { get; set; } = now;
-
-    public override DateTimeOffset GetUtcNow() => Now;
-}
-
-/// <summary>Everything an AdminService needs, with fakes: a memory store, a recording kernel, a fake nft program.</summary>
-internal sealed class AdminFixture : IDisposable
+/// <summary>
+/// Everything an AdminService needs: the real SQLite store in a temporary directory (so the summaries are the store's own
+/// SQL), a recording kernel and a fake nft program.
+/// </summary>
+internal sealed class AdminFixture : IAsyncDisposable
 {
     public static readonly DateTimeOffset Now = new(2030, 5, 1, 12, 0, 0, TimeSpan.Zero);
 
@@ -192,8 +34,9 @@ internal sealed class AdminFixture : IDisposable
         var nft = Path.Combine(_directory, "nft");
         File.WriteAllText(nft, "#!/bin/sh\n" + nftScript + "\n");
         File.SetUnixFileMode(nft, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Store = SqliteStateStore.Open(Path.Combine(_directory, "state"), TimeProvider.System, NullLogger.Instance);
         Suspensions = new SuspensionRegistry(Store, Kernel, Kernel);
-        AutoSuspension = new AutoSuspensionRules(new SuspensionOptions { RefusalLimit = 3, RefusalWindowMinutes = 60 }, Clock);
+        AutoSuspension = new AutoSuspensionRules(new SuspensionOptions { RefusalLimit = 3, RefusalWindow = TimeSpan.FromMinutes(60) }, Clock);
         Ledger = new QuotaLedger(Clock);
         Context = new AdminContext(
             Options,
@@ -212,7 +55,10 @@ internal sealed class AdminFixture : IDisposable
 
     public InterceptorOptions Options { get; }
     public ManualClock Clock { get; } = new(Now);
-    public MemoryStore Store { get; } = new();
+    public SqliteStateStore Store { get; }
+
+    /// <summary>The database file; deleting it breaks the store as it would under the running daemon.</summary>
+    public string Database => Store.Path;
     public RecordingKernel Kernel { get; } = new();
     public SuspensionRegistry Suspensions { get; }
     public AutoSuspensionRules AutoSuspension { get; }
@@ -249,5 +95,26 @@ internal sealed class AdminFixture : IDisposable
     public Task<ControlResponse> HandleAsync(ControlRequest request) =>
         Service.HandleAsync(request, new Interceptor.Linux.PeerCredentials(4242, 0, 0), CancellationToken.None);
 
-    public void Dispose() => Directory.Delete(_directory, recursive: true);
+    public async Task<IReadOnlyList<Suspension>> StoredSuspensionsAsync() => await Store.LoadSuspensionsAsync(CancellationToken.None);
+
+    /// <summary>Removes the database under the open store: every later write and read fails as unavailable.</summary>
+    public async Task BreakStoreAsync()
+    {
+        File.Delete(Database);
+
+        // The store notices at its next write; a refusal nobody reads makes it notice now.
+        try
+        {
+            await Store.RecordRefusalAsync(new PolicyRefusal(Now, 4242, "probe", RefusalKind.MessagesPerHour, "probe"), CancellationToken.None);
+        }
+        catch (StoreUnavailableException)
+        {
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Store.DisposeAsync();
+        Directory.Delete(_directory, recursive: true);
+    }
 }

@@ -1,10 +1,9 @@
 using System.Text;
-using Interceptor.Daemon.Commands;
 using Interceptor.Daemon.Control;
 
 namespace Interceptor.Tests.Daemon.Control;
 
-/// <summary>Request lines as the daemon reads them, and command lines as the CLI turns them into requests.</summary>
+/// <summary>Request lines as the daemon reads them (the command line's side: CommandLineDefinitionTests).</summary>
 [TestFixture]
 public sealed class ControlRequestTests
 {
@@ -82,36 +81,5 @@ public sealed class ControlRequestTests
         var json = System.Text.Json.JsonSerializer.Serialize(new ControlRequest { Verb = "status" }, ControlJson.Strict);
 
         Assert.That(json, Is.EqualTo("""{"verb":"status"}"""));
-    }
-
-    private static ControlRequest Cli(params string[] args) => AdminCommands.BuildRequest(Arguments.Parse(args));
-
-    [Test]
-    public void The_command_line_becomes_the_request()
-    {
-        Assert.Multiple(() =>
-        {
-            Assert.That(Cli("status", "--json"), Is.EqualTo(new ControlRequest { Verb = "status" }));
-            Assert.That(Cli("block", "alice", "--reason", "spam"), Is.EqualTo(new ControlRequest { Verb = "block", User = "alice", Reason = "spam" }));
-            Assert.That(Cli("log", "--user", "1001", "--since", "30m", "--limit", "5"), Is.EqualTo(new ControlRequest { Verb = "log", User = "1001", Since = "30m", Limit = 5 }));
-            Assert.That(Cli("limits"), Is.EqualTo(new ControlRequest { Verb = "limits" }));
-            Assert.That(Cli("limits", "alice"), Is.EqualTo(new ControlRequest { Verb = "limits", User = "alice" }));
-            Assert.That(Cli("users", "--since", "2d"), Is.EqualTo(new ControlRequest { Verb = "users", Since = "2d" }));
-        });
-    }
-
-    [TestCase(new[] { "block", "alice" }, "block needs --reason TEXT")]
-    [TestCase(new[] { "block", "--reason", "x" }, "block needs a USER")]
-    [TestCase(new[] { "unblock", "alice", "bob" }, "unblock takes one USER, not 2")]
-    [TestCase(new[] { "status", "alice" }, "status takes no USER word (got \"alice\")")]
-    [TestCase(new[] { "users", "--reason", "x" }, "users does not take --reason")]
-    [TestCase(new[] { "unblock", "alice", "--reason", "x" }, "unblock does not take --reason")]
-    [TestCase(new[] { "limits", "--since", "1h" }, "limits does not take --since")]
-    [TestCase(new[] { "log", "--limit", "ten" }, "--limit: \"ten\" is not a whole number")]
-    [TestCase(new[] { "log", "--limit", "-3" }, "--limit: \"-3\" is not a whole number")]
-    [TestCase(new[] { "log", "--since", "yesterday" }, "--since: \"yesterday\" is not a duration such as 30m, 1h, 2d or 1w")]
-    public void Command_line_mistakes_are_usage_errors(string[] args, string expected)
-    {
-        Assert.That(() => Cli(args), Throws.TypeOf<UsageException>().With.Message.Contains(expected));
     }
 }

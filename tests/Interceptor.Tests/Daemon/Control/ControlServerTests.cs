@@ -42,7 +42,7 @@ public sealed class ControlServerTests
     [Test]
     public async Task Creates_a_private_directory_and_a_0660_socket_answers_and_removes_it_on_dispose()
     {
-        using var f = Fixture();
+        await using var f = Fixture();
         var server = Server(f);
         server.Start();
 
@@ -64,7 +64,7 @@ public sealed class ControlServerTests
     [Test]
     public async Task A_peer_that_is_not_admitted_gets_a_json_refusal_naming_the_group()
     {
-        using var f = Fixture();
+        await using var f = Fixture();
         await using var server = Server(f, admit: _ => false);
         server.Start();
 
@@ -82,7 +82,7 @@ public sealed class ControlServerTests
     [Test]
     public async Task The_admission_check_sees_the_kernels_credentials_of_the_peer()
     {
-        using var f = Fixture();
+        await using var f = Fixture();
         var seen = new List<PeerCredentials>();
         await using var server = Server(f, admit: peer =>
         {
@@ -105,7 +105,7 @@ public sealed class ControlServerTests
     [TestCase("{\"verb\":\"limits\"}", null)]
     public async Task Raw_request_lines_are_answered_with_one_json_line(string raw, string? error)
     {
-        using var f = Fixture();
+        await using var f = Fixture();
         await using var server = Server(f);
         server.Start();
 
@@ -126,7 +126,7 @@ public sealed class ControlServerTests
     [Test]
     public async Task An_oversized_request_is_refused_without_reading_it_all()
     {
-        using var f = Fixture();
+        await using var f = Fixture();
         await using var server = Server(f);
         server.Start();
 
@@ -139,7 +139,7 @@ public sealed class ControlServerTests
     [Test]
     public async Task A_silent_peer_is_answered_at_the_read_timeout_and_the_server_goes_on()
     {
-        using var f = Fixture();
+        await using var f = Fixture();
         await using var server = Server(f, readTimeout: TimeSpan.FromMilliseconds(300));
         server.Start();
 
@@ -153,7 +153,7 @@ public sealed class ControlServerTests
     [Test]
     public async Task A_peer_that_closes_at_once_gets_nothing_and_the_server_goes_on()
     {
-        using var f = Fixture();
+        await using var f = Fixture();
         await using var server = Server(f);
         server.Start();
 
@@ -169,7 +169,7 @@ public sealed class ControlServerTests
     {
         LeaveStaleSocket(_socketPath);
 
-        using var f = Fixture();
+        await using var f = Fixture();
         await using var server = Server(f);
         server.Start();
 
@@ -178,11 +178,11 @@ public sealed class ControlServerTests
     }
 
     [Test]
-    public void A_file_that_is_not_a_socket_is_never_deleted()
+    public async Task A_file_that_is_not_a_socket_is_never_deleted()
     {
         Directory.CreateDirectory(Path.GetDirectoryName(_socketPath)!);
         File.WriteAllText(_socketPath, "precious");
-        using var f = Fixture();
+        await using var f = Fixture();
         var server = Server(f);
 
         Assert.That(server.Start, Throws.TypeOf<ControlSocketException>().With.Message.Contains("exists and is not a socket"));
@@ -192,7 +192,7 @@ public sealed class ControlServerTests
     [Test]
     public async Task A_second_server_on_the_same_path_refuses_to_start_and_leaves_the_first_working()
     {
-        using var f = Fixture();
+        await using var f = Fixture();
         await using var first = Server(f);
         first.Start();
         var second = Server(f);

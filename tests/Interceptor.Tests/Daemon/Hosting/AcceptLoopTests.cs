@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Tests.Core.Policy;
 using Microsoft.Extensions.Logging;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Daemon.Hosting;
 

@@ -8,7 +8,9 @@ using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Smtp.Protocol;
 using Interceptor.Smtp.Session;
+using Interceptor.Smtp.Upstream;
 using Interceptor.Tests.Smtp.Session;
+using Interceptor.Tests.TestDoubles;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Interceptor.Tests.Smtp.Fuzz;
@@ -29,18 +31,18 @@ public class SessionFuzzTests
 
     private static readonly InterceptorOptions Options = RelayHarness.Options with
     {
-        Smtp = new SessionOptions
+        Smtp = new SmtpOptions
         {
-            IdleTimeoutSeconds = 1,
-            CommandLineTimeoutSeconds = 1,
-            SessionTimeoutSeconds = 8,
-            ErrorDelayMilliseconds = 10,
+            IdleTimeout = TimeSpan.FromSeconds(1),
+            CommandLineTimeout = TimeSpan.FromSeconds(1),
+            SessionTimeout = TimeSpan.FromSeconds(8),
+            ErrorDelay = TimeSpan.FromMilliseconds(10),
         },
         Limits = new LimitsOptions { Default = QuotaLimits.Defaults with { MessageSizeBytes = 200_000, RecipientsPerMessage = 5 } },
     };
 
     /// <summary>After the client goes quiet: the idle timeout, the upstream QUIT on the way out, and slack for a loaded machine.</summary>
-    private static readonly TimeSpan QuietBound = TimeSpan.FromSeconds(Options.Smtp.IdleTimeoutSeconds + Options.Relay.ReplyTimeoutSeconds + 3);
+    private static readonly TimeSpan QuietBound = TimeSpan.FromSeconds(Options.Smtp.IdleTimeout.TotalSeconds + Options.Relay.ReplyTimeout.TotalSeconds + 3);
 
     private static readonly HashSet<string> UpstreamVerbs = ["EHLO", "HELO", "STARTTLS", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT"];
 
@@ -112,11 +114,13 @@ public class SessionFuzzTests
         Exception? disposeFault = null;
         using var shutdown = new CancellationTokenSource();
         var origin = new ConnectionOrigin(RelayHarness.Uid, RelayHarness.User, (IPEndPoint)client.LocalEndPoint!, upstream.EndPoint);
+        var policy = new PolicyFixture(Options.Limits);
+        await using var upstreams = new UpstreamConnectionCache(UpstreamSettings.From(Options.Relay) with { Reuse = UpstreamReuse.Off });
         var session = Task.Run(async () =>
         {
             // As the daemon does: the stream owns the socket and outlives the session.
             var stream = new NetworkStream(server, ownsSocket: true);
-            var inbound = new InboundSession(stream, origin, Options, recorder, NullLogger.Instance);
+            var inbound = new InboundSession(stream, origin, Options, recorder, NullLogger.Instance, policy.Policy, upstreams);
             try
             {
                 await inbound.RunAsync(shutdown.Token);

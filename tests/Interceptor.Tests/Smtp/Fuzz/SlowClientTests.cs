@@ -3,13 +3,14 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Interceptor.Core.Events;
+using Interceptor.Core.Options;
 using Interceptor.Tests.Smtp.Session;
 
 namespace Interceptor.Tests.Smtp.Fuzz;
 
 /// <summary>
 /// Issue 4, case 7, the parts the integration tests cannot do quickly: the DATA rate limit only starts after a
-/// fixed 30 s grace (InboundSession.DataRateGrace, a constant, not a configuration key), so it is shown here in
+/// 30 s grace by default (Smtp.DataRateGraceSeconds), so it is shown here with short limits in
 /// process, in parallel with the other unit tests, instead of holding up the serial integration run for 30 s.
 /// </summary>
 [TestFixture]
@@ -20,7 +21,7 @@ public class SlowClientTests
     [CancelAfter(90_000)]
     public async Task A_client_trickling_data_gets_421_after_the_grace_period_and_another_session_is_not_held_up()
     {
-        var options = RelayHarness.Options with { Smtp = RelayHarness.Options.Smtp with { IdleTimeoutSeconds = 5, MinDataBytesPerSecond = 1024 } };
+        var options = RelayHarness.Options with { Smtp = RelayHarness.Options.Smtp with { IdleTimeout = TimeSpan.FromSeconds(5), MinDataRate = DataRate.FromBytesPerSecond(1024) } };
         await using var upstream = new ScriptedUpstream();
         await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, options);
         var client = relay.Client;
@@ -85,7 +86,7 @@ public class SlowClientTests
     [Test]
     public async Task A_command_cut_by_the_line_timeout_gets_a_421_that_names_the_line_timeout_not_idleness()
     {
-        var options = RelayHarness.Options with { Smtp = RelayHarness.Options.Smtp with { IdleTimeoutSeconds = 10, CommandLineTimeoutSeconds = 1 } };
+        var options = RelayHarness.Options with { Smtp = RelayHarness.Options.Smtp with { IdleTimeout = TimeSpan.FromSeconds(10), CommandLineTimeout = TimeSpan.FromSeconds(1) } };
         await using var upstream = new ScriptedUpstream();
         await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, options);
         await relay.Client.GreetAsync();
@@ -125,7 +126,7 @@ public class SlowClientTests
     [Test]
     public async Task A_client_silent_in_the_middle_of_data_gets_its_upstream_dropped_at_once_without_QUIT_in_the_data()
     {
-        var options = RelayHarness.Options with { Smtp = RelayHarness.Options.Smtp with { IdleTimeoutSeconds = 1 } };
+        var options = RelayHarness.Options with { Smtp = RelayHarness.Options.Smtp with { IdleTimeout = TimeSpan.FromSeconds(1) } };
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         var upstream = RecordDataAsync(listener);

@@ -58,7 +58,7 @@ public class CommandLineTests
         await using var upstream = new ScriptedUpstream();
         await using var relay = await RelayHarness.StartAsync(upstream.EndPoint);
         await relay.Client.GreetAsync();
-        var limit = RelayHarness.Options.Smtp.MaxCommandLineBytes;
+        var limit = RelayHarness.Options.Smtp.MaxCommandLine.ToInt32();
 
         var tooLong = await relay.Client.CommandAsync("MAIL FROM:<" + new string('a', limit) + "@customer.test>");
         var justFits = await relay.Client.CommandAsync("NOOP " + new string('n', limit - "NOOP \r\n".Length));

@@ -1,4 +1,5 @@
 using System.Text;
+using Interceptor.Core.Options;
 using NUnit.Framework;
 
 namespace Interceptor.Tests.Smtp.Session;
@@ -70,7 +71,7 @@ public class DataSmugglingTests
     [Test]
     public async Task A_data_line_over_the_limit_is_refused_with_550_and_nothing_is_relayed()
     {
-        var options = RelayHarness.Options with { Smtp = RelayHarness.Options.Smtp with { MaxDataLineBytes = 1000 } };
+        var options = RelayHarness.Options with { Smtp = RelayHarness.Options.Smtp with { MaxDataLine = ByteSize.FromBytes(1000) } };
         await using var upstream = new ScriptedUpstream();
         await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, options);
         await relay.Client.GreetAsync();

@@ -4,8 +4,10 @@ using System.Net.Sockets;
 using System.Text;
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
+using Interceptor.Core.Policy;
 using Interceptor.Smtp.Session;
 using Interceptor.Smtp.Upstream;
+using Interceptor.Tests.TestDoubles;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Interceptor.Tests.Smtp.Session;
@@ -36,11 +38,11 @@ internal sealed class RelayHarness : IAsyncDisposable
         Relay = new RelayOptions
         {
             HeloName = HeloName,
-            ConnectTimeoutSeconds = 2,
-            ReplyTimeoutSeconds = 2,
-            DataReplyTimeoutSeconds = 2,
+            ConnectTimeout = TimeSpan.FromSeconds(2),
+            ReplyTimeout = TimeSpan.FromSeconds(2),
+            DataReplyTimeout = TimeSpan.FromSeconds(2),
         },
-        Smtp = new SessionOptions { IdleTimeoutSeconds = 2 },
+        Smtp = new SmtpOptions { IdleTimeout = TimeSpan.FromSeconds(2) },
     };
 
     private readonly CancellationTokenSource _shutdown = new();
@@ -60,6 +62,9 @@ internal sealed class RelayHarness : IAsyncDisposable
 
     public RecordingRecorder Recorder { get; } = new();
 
+    /// <summary>The daemon's policy over the in-memory store, with the options' limits.</summary>
+    public PolicyFixture Policy { get; private set; } = null!;
+
     /// <summary>RunAsync followed by the disposal the daemon does; completes when the server side is closed.</summary>
     public Task Session { get; private set; } = Task.CompletedTask;
 
@@ -75,7 +80,9 @@ internal sealed class RelayHarness : IAsyncDisposable
         },
     };
 
-    public static async Task<RelayHarness> StartAsync(IPEndPoint upstream, InterceptorOptions? options = null, UpstreamConnectionCache? upstreams = null)
+    /// <param name="upstreams">Where the session's upstream comes from; when null, a new connection ended with QUIT (no reuse).</param>
+    /// <param name="policy">The session's policy; the daemon's <see cref="Core.Policy.MailPolicy"/> over <see cref="Policy"/>'s store when null.</param>
+    public static async Task<RelayHarness> StartAsync(IPEndPoint upstream, InterceptorOptions? options = null, IUpstreamSource? upstreams = null, IMailPolicy? policy = null)
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -85,18 +92,21 @@ internal sealed class RelayHarness : IAsyncDisposable
         serverSocket.NoDelay = true;
         var clientEndPoint = (IPEndPoint)clientSocket.LocalEndPoint!;
         var harness = new RelayHarness(new SmtpTestClient(clientSocket), clientEndPoint, upstream);
-        harness.Session = harness.RunAsync(serverSocket, options ?? Options, upstreams);
+        options ??= Options;
+        harness.Policy = new PolicyFixture(options.Limits);
+        harness.Session = harness.RunAsync(serverSocket, options, upstreams, policy ?? harness.Policy.Policy);
         return harness;
     }
 
-    private async Task RunAsync(Socket serverSocket, InterceptorOptions options, UpstreamConnectionCache? upstreams)
+    private async Task RunAsync(Socket serverSocket, InterceptorOptions options, IUpstreamSource? upstreams, IMailPolicy policy)
     {
         await Task.Yield();
+        await using var ownCache = upstreams is null ? new UpstreamConnectionCache(UpstreamSettings.From(options.Relay) with { Reuse = UpstreamReuse.Off }) : null;
 
         // As the daemon does: the stream owns the socket and outlives the session.
         await using var stream = new NetworkStream(serverSocket, ownsSocket: true);
         var origin = new ConnectionOrigin(Uid, User, ClientEndPoint, Upstream);
-        await using var session = new InboundSession(stream, origin, options, Recorder, NullLogger.Instance, upstreams: upstreams);
+        await using var session = new InboundSession(stream, origin, options, Recorder, NullLogger.Instance, policy, upstreams ?? ownCache!);
         await session.RunAsync(_shutdown.Token);
     }
 

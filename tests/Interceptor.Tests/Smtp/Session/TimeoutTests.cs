@@ -19,7 +19,7 @@ public class TimeoutTests
         var greeting = await relay.Client.ReadReplyAsync();
         var elapsed = clock.Elapsed;
 
-        var timeout = TimeSpan.FromSeconds(RelayHarness.Options.Relay.ReplyTimeoutSeconds);
+        var timeout = RelayHarness.Options.Relay.ReplyTimeout;
         Assert.That(greeting.Text, Does.StartWith("421 4.4.1 "));
         Assert.That(elapsed, Is.GreaterThanOrEqualTo(timeout - TimeSpan.FromMilliseconds(100)), "it did wait for the greeting");
         Assert.That(elapsed, Is.LessThan(timeout + TimeSpan.FromSeconds(1.5)));
@@ -39,7 +39,7 @@ public class TimeoutTests
         var reply = await relay.Client.ReadReplyAsync(TimeSpan.FromSeconds(5));
         var elapsed = clock.Elapsed;
 
-        var idle = TimeSpan.FromSeconds(RelayHarness.Options.Smtp.IdleTimeoutSeconds);
+        var idle = RelayHarness.Options.Smtp.IdleTimeout;
         Assert.That(reply.Text, Does.StartWith("421 4.4.2 "));
         Assert.That(elapsed, Is.GreaterThanOrEqualTo(idle - TimeSpan.FromMilliseconds(100)));
         Assert.That(elapsed, Is.LessThan(idle + TimeSpan.FromSeconds(1.5)));
@@ -52,7 +52,7 @@ public class TimeoutTests
     
     public async Task A_client_idle_in_the_middle_of_data_gets_421_and_the_upstream_is_dropped_not_sent_quit()
     {
-        var options = RelayHarness.Options with { Smtp = RelayHarness.Options.Smtp with { IdleTimeoutSeconds = 1 } };
+        var options = RelayHarness.Options with { Smtp = RelayHarness.Options.Smtp with { IdleTimeout = TimeSpan.FromSeconds(1) } };
         await using var upstream = new ScriptedUpstream();
         await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, options);
         var client = relay.Client;
@@ -105,7 +105,7 @@ public class TimeoutTests
         var final = await relay.Client.SendMessageAsync("alice@customer.test", ["bob@example.net"], "Subject: x\r\n\r\nbody\r\n");
 
         Assert.That(final.Text, Does.StartWith("451 4."), "delivery not confirmed: never 250");
-        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(RelayHarness.Options.Relay.DataReplyTimeoutSeconds + 1.5)));
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(RelayHarness.Options.Relay.DataReplyTimeout.TotalSeconds + 1.5)));
         var session = await upstream.SessionAsync(0);
         Assert.That(await Wait.ForAsync(session.Ended, "the relay to drop the upstream"), Is.EqualTo(UpstreamEnd.Reset));
         Assert.That((await relay.Client.CommandAsync("NOOP")).Code, Is.EqualTo(250));

@@ -45,8 +45,8 @@ public class UnsentTransactionTests
         await using var upstream = new ScriptedUpstream(script);
         var options = RelayHarness.Options with
         {
-            Relay = RelayHarness.Options.Relay with { DataReplyTimeoutSeconds = 10 },
-            Smtp = RelayHarness.Options.Smtp with { SessionTimeoutSeconds = 2 },
+            Relay = RelayHarness.Options.Relay with { DataReplyTimeout = TimeSpan.FromSeconds(10) },
+            Smtp = RelayHarness.Options.Smtp with { SessionTimeout = TimeSpan.FromSeconds(2) },
         };
         await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, options);
         await relay.Client.GreetAsync();

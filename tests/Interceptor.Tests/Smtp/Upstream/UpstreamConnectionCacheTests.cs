@@ -20,7 +20,7 @@ public class UpstreamConnectionCacheTests
         Relay = RelayHarness.Options.Relay with
         {
             ReuseConnections = enabled,
-            ReuseIdleSeconds = idleSeconds,
+            ReuseIdleTime = TimeSpan.FromSeconds(idleSeconds),
             ReuseMaxMessages = maxMessages,
         },
     };

@@ -1,0 +1,28 @@
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Core.Policy;
+
+/// <summary>
+/// The policy's log lines (event ids 400-499). Most run inside a session, whose logging scope carries uid, user and session
+/// id as well; the templates keep their own uid= and user= because admins grep the messages for them.
+/// </summary>
+internal static partial class PolicyLog
+{
+    [LoggerMessage(400, LogLevel.Error, "refusing mail of uid={Uid} user={User}: the accounting store cannot be written: {Reason}")]
+    public static partial void RefusingMailStoreUnwritable(this ILogger logger, uint uid, string user, string reason);
+
+    [LoggerMessage(401, LogLevel.Error, "could not record transaction {Id} of uid={Uid} user={User}: {Reason}")]
+    public static partial void TransactionNotRecorded(this ILogger logger, string id, uint uid, string user, string? reason);
+
+    [LoggerMessage(402, LogLevel.Information, "policy refused uid={Uid} user={User}: {Kind} {Count}/{Limit}")]
+    public static partial void PolicyRefused(this ILogger logger, uint uid, string user, RefusalKind kind, int count, int limit);
+
+    [LoggerMessage(403, LogLevel.Error, "could not record a refusal of uid={Uid} user={User}: {Reason}")]
+    public static partial void RefusalNotRecorded(this ILogger logger, uint uid, string user, string reason);
+
+    [LoggerMessage(404, LogLevel.Warning, "suspended uid={Uid} user={User} automatically: {Reason}")]
+    public static partial void SuspendedAutomatically(this ILogger logger, uint uid, string user, string reason);
+
+    [LoggerMessage(405, LogLevel.Error, "suspension of uid={Uid} user={User} is only in memory: {Reason}")]
+    public static partial void SuspensionOnlyInMemory(this ILogger logger, uint uid, string user, string reason);
+}

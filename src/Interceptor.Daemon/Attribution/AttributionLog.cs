@@ -1,0 +1,51 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Daemon.Attribution;
+
+/// <summary>
+/// Log lines of attribution: which user opened a connection, and the refusals when that cannot be told (event ids 300-399).
+/// They come before a session exists, so they name the uid themselves.
+/// </summary>
+internal static partial class AttributionLog
+{
+    [LoggerMessage(300, LogLevel.Debug, "socket owner uid {Uid} of {Client} to {Destination} is not redirected there; asking conntrack")]
+    public static partial void OwnerNotRedirected(this ILogger logger, uint uid, IPEndPoint client, IPEndPoint destination);
+
+    [LoggerMessage(301, LogLevel.Debug, "conntrack lookup for {Client} to {Destination} failed: {Reason}")]
+    public static partial void ConntrackLookupFailed(this ILogger logger, IPEndPoint client, IPEndPoint destination, string reason);
+
+    [LoggerMessage(302, LogLevel.Debug, "conntrack has no entry with reply tuple {Listener} -> {Client}")]
+    public static partial void ConntrackNoEntry(this ILogger logger, IPEndPoint listener, IPEndPoint client);
+
+    [LoggerMessage(303, LogLevel.Debug, "conntrack names destination {ConntrackDestination} for {Client}, SO_ORIGINAL_DST said {Destination}; not attributing")]
+    public static partial void ConntrackOtherDestination(this ILogger logger, IPEndPoint conntrackDestination, IPEndPoint client, IPEndPoint destination);
+
+    [LoggerMessage(304, LogLevel.Debug, "conntrack names client {ConntrackClient} for {Client} to {Destination}; not attributing")]
+    public static partial void ConntrackOtherClient(this ILogger logger, IPEndPoint conntrackClient, IPEndPoint client, IPEndPoint destination);
+
+    [LoggerMessage(305, LogLevel.Debug, "conntrack shows no remap for {Client} to {Destination}; its socket is gone")]
+    public static partial void ConntrackNoRemap(this ILogger logger, IPEndPoint client, IPEndPoint destination);
+
+    [LoggerMessage(306, LogLevel.Debug, "no socket owner for {Client} to {Destination} either (NAT showed it as {Shown})")]
+    public static partial void RemappedOwnerNotFound(this ILogger logger, IPEndPoint client, IPEndPoint destination, IPEndPoint shown);
+
+    [LoggerMessage(307, LogLevel.Information, "client {Client} to {Destination} was moved by NAT to port {ShownPort}; attributed by its conntrack entry")]
+    public static partial void AttributedThroughConntrack(this ILogger logger, IPEndPoint client, IPEndPoint destination, int shownPort);
+
+    [LoggerMessage(308, LogLevel.Warning, "refused uid={Uid} {Client} to {Destination}: the uid has no account and is not a subordinate uid of one (Attribution.UnknownUids is Refuse); {Suppressed} more refusal(s) of it in the last interval were not logged")]
+    public static partial void UnknownUidRefused(this ILogger logger, uint uid, IPEndPoint client, IPEndPoint destination, long suppressed);
+
+    // The refusal lines take their level from the cause: Warning, or Error for a fault such as a failed lookup.
+    [LoggerMessage(EventId = 310, Message = "refused {Client} to {Destination} from uid {Uid} ({User}): {Reason}; more {Cause} refusals from this uid are summarised every {IntervalSeconds} s")]
+    public static partial void RefusedFromUid(this ILogger logger, LogLevel level, IPEndPoint client, string destination, uint uid, string? user, string reason, string cause, int intervalSeconds);
+
+    [LoggerMessage(EventId = 311, Message = "refused {Client} to {Destination} from an unknown owner: {Reason}; more {Cause} refusals of unknown owners are summarised every {IntervalSeconds} s")]
+    public static partial void RefusedFromUnknownOwner(this ILogger logger, LogLevel level, IPEndPoint client, string destination, string reason, string cause, int intervalSeconds);
+
+    [LoggerMessage(EventId = 312, Message = "refused {Count} more connections from uid {Uid} ({User}) in the last {Seconds} s: {Cause}; the last was {Client} to {Destination}: {Reason}")]
+    public static partial void RefusalSummaryOfUid(this ILogger logger, LogLevel level, long count, uint uid, string user, double seconds, string cause, IPEndPoint? client, string destination, string reason);
+
+    [LoggerMessage(EventId = 313, Message = "refused {Count} more connections from unknown owners in the last {Seconds} s: {Cause}; the last was {Client} to {Destination}: {Reason}")]
+    public static partial void RefusalSummaryOfUnknownOwners(this ILogger logger, LogLevel level, long count, double seconds, string cause, IPEndPoint? client, string destination, string reason);
+}

@@ -1,0 +1,45 @@
+using System.Diagnostics.Metrics;
+using Interceptor.Core.Metrics;
+
+namespace Interceptor.Daemon.Attribution;
+
+/// <summary>
+/// Attribution's figures (meter <c>Interceptor.Attribution</c>): connections refused before any SMTP (not redirected,
+/// local destination, owner unknown, unknown uid; every one, unlike the aggregated log) and the owner lookup's latency.
+/// </summary>
+public sealed class AttributionMetrics : IMetricsSource, IDisposable
+{
+    public const string MeterName = "Interceptor.Attribution";
+
+    /// <summary>The reasons smtpi_connections_refused_total counts (ConnectionAttributor, UidAttribution).</summary>
+    public static readonly string[] ConnectionRefusalReasons = ["not_redirected", "local_destination", "owner_unknown", "unknown_uid"];
+
+    // Owner lookups take microseconds; buckets from 5 µs to 10 ms.
+    private static readonly double[] LookupBuckets = [0.000005, 0.00001, 0.00002, 0.00005, 0.0001, 0.0005, 0.001, 0.01];
+    private readonly Counter<long> _refused;
+    private readonly Histogram<double> _lookups;
+
+    public AttributionMetrics()
+    {
+        _refused = Meter.CreateCounter<long>("smtpi_connections_refused_total", description: "Connections refused before any SMTP, by reason");
+        _lookups = Meter.CreateHistogram("smtpi_owner_lookup_seconds", unit: "s", description: "Time to find the Unix user owning a redirected connection",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LookupBuckets });
+    }
+
+    public Meter Meter { get; } = new(MeterName);
+
+    /// <summary>A connection refused before any SMTP; <paramref name="reason"/> is one of <see cref="ConnectionRefusalReasons"/>.</summary>
+    public void ConnectionRefused(string reason) => _refused.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    public void OwnerLookup(TimeSpan elapsed) => _lookups.Record(elapsed.TotalSeconds);
+
+    public void RecordZeros()
+    {
+        foreach (var reason in ConnectionRefusalReasons)
+        {
+            _refused.Add(0, new KeyValuePair<string, object?>("reason", reason));
+        }
+    }
+
+    public void Dispose() => Meter.Dispose();
+}

@@ -1,0 +1,192 @@
+using System.Net;
+using System.Net.Sockets;
+using Interceptor.Core.Decide;
+using Interceptor.Core.Net;
+using Interceptor.Core.Replies;
+using Interceptor.Linux;
+using Interceptor.Smtp.Session;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Daemon.Attribution;
+
+/// <summary>
+/// Finds out where a hijacked connection was going and which Unix user opened it. Anything it cannot
+/// establish is refused (fail closed): mail of unknown origin is never relayed.
+/// </summary>
+/// <param name="conntrack">
+/// Asked only when the exact owner lookup finds nothing, to recover a client port that NAT moved
+/// (see <see cref="FindRemapped"/>); null disables that recovery.
+/// </param>
+/// <param name="refusals">
+/// Where refused connections are logged, aggregated per cause and uid; each refusal is also counted in
+/// <paramref name="metrics"/>, one by one.
+/// </param>
+public sealed class ConnectionAttributor(
+    SocketOwnerLookup owners, DestinationPolicy destinations, ILogger logger, RefusalLog refusals, AttributionMetrics? metrics = null, ConntrackLookup? conntrack = null)
+{
+    /// <summary>Either the origin of the connection (and its socket inode), or the reply that refuses it.</summary>
+    public (ConnectionOrigin? Origin, ulong Inode, SmtpReply? Refusal) Attribute(Socket socket)
+    {
+        var client = (IPEndPoint)socket.RemoteEndPoint!;
+        var destination = OriginalDestination.TryRead(socket);
+        if (destination is null)
+        {
+            // A direct connection to the listener: the client's own socket has our listener as its remote end.
+            var direct = socket.LocalEndPoint as IPEndPoint;
+            var reply = new SmtpReply(421, "4.3.0", "this connection was not redirected by the interceptor; connect to the real destination's port 25");
+            return Refuse("not_redirected", direct is null ? null : OwnerForLog(socket, client, direct), client, null, reply);
+        }
+
+        var refusal = destinations.Check(destination);
+        if (refusal is not null)
+        {
+            return Refuse("local_destination", OwnerForLog(socket, client, destination), client, destination, refusal);
+        }
+
+        SocketOwner? owner;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            owner = owners.Find(client, destination);
+            if (owner is { } found && !Scope.Redirects(found.Uid, destination))
+            {
+                // An exempt user's (or a routed user's) direct connection sharing the 4-tuple: NAT moved the real
+                // client's port onto it. Never theirs; conntrack names the real port, or the connection is refused.
+                logger.OwnerNotRedirected(found.Uid, client, destination);
+                owner = null;
+            }
+
+            if (owner is null && FindRemapped(socket, client, destination) is { } remapped)
+            {
+                (client, owner) = remapped;
+            }
+
+            metrics?.OwnerLookup(System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        }
+        catch (LinuxInteropException e)
+        {
+            var failed = new SmtpReply(421, "4.3.0", "cannot determine which user opened this connection; mail of unknown origin is not relayed");
+            return Refuse("owner_lookup_failed", null, client, destination, failed, $"owner lookup failed: {e.Message}", LogLevel.Error);
+        }
+
+        if (owner is null)
+        {
+            var unknown = new SmtpReply(421, "4.3.0", "cannot determine which user opened this connection; mail of unknown origin is not relayed");
+            return Refuse("owner_unknown", null, client, destination, unknown, "no socket owner found");
+        }
+
+        // Sub-UIDs are charged to their owner, uids of nobody refused (12.4): see UidAttribution.
+        var uids = Uids ?? LazyInitializer.EnsureInitialized(ref _defaultUids,
+            () => new UidAttribution(new SubordinateUidFile(SubordinateUidFile.DefaultPath, logger), Core.Options.UnknownUidHandling.Refuse, logger, metrics));
+        var (origin, refusedUid) = uids.Resolve(owner.Value.Uid, client, destination);
+        return (origin, origin is null ? 0 : owner.Value.Inode, refusedUid);
+    }
+
+    /// <summary>Counts the refusal (metrics: every one), logs it (aggregated) and returns the reply for the client.</summary>
+    private (ConnectionOrigin?, ulong, SmtpReply?) Refuse(
+        string cause, uint? uid, IPEndPoint client, IPEndPoint? destination, SmtpReply reply, string? reason = null, LogLevel level = LogLevel.Warning)
+    {
+        // A failed lookup is its own cause in the log (a fault, at Error); the metric keeps counting it as owner_unknown, as it always did.
+        metrics?.ConnectionRefused(cause == "owner_lookup_failed" ? "owner_unknown" : cause);
+        refusals.Refused(cause, uid, client, destination, reason ?? reply.Text, level);
+        return (null, 0, reply);
+    }
+
+    /// <summary>
+    /// The uid behind a connection that is refused anyway, only to name it in the log: the exact lookup of the
+    /// client's socket (<paramref name="client"/> → <paramref name="remote"/>), or of its real port when NAT
+    /// moved it (a flood reusing ports makes that common). Null when it cannot be found.
+    /// </summary>
+    private uint? OwnerForLog(Socket socket, IPEndPoint client, IPEndPoint remote)
+    {
+        try
+        {
+            return (owners.Find(client, remote) ?? FindRemapped(socket, client, remote, quiet: true)?.Owner)?.Uid;
+        }
+        catch (LinuxInteropException)
+        {
+            return null;
+        }
+    }
+
+    private UidAttribution? _defaultUids;
+
+    /// <summary>Whose sockets can be the client of a redirected connection (not the exempt users', nor a route's).</summary>
+    public RedirectScope Scope { get; init; } = RedirectScope.Everybody;
+
+    /// <summary>Who a socket's uid is charged to; when not set, /etc/subuid with unknown uids refused.</summary>
+    public UidAttribution? Uids { get; init; }
+
+    /// <summary>
+    /// When a client reuses its port P towards a second destination while conntrack still tracks the
+    /// first connection (same reply tuple: listener → client:P), NAT moves the new connection to
+    /// another port P', and the accepted socket shows P' where the client's socket has P. The reply
+    /// tuple (listener → client:P') names exactly one conntrack entry, whose original tuple gives P;
+    /// the exact lookup is then repeated with it. Returns null (the caller fails closed) whenever
+    /// conntrack cannot answer or its answer does not fit what the socket itself says.
+    /// </summary>
+    /// <exception cref="LinuxInteropException">The repeated owner lookup failed.</exception>
+    /// <param name="quiet">No information line: the connection is refused anyway, and its refusal is logged (aggregated).</param>
+    private (IPEndPoint Client, SocketOwner Owner)? FindRemapped(Socket socket, IPEndPoint shown, IPEndPoint destination, bool quiet = false)
+    {
+        if (conntrack is null || socket.LocalEndPoint is not IPEndPoint listener)
+        {
+            return null;
+        }
+
+        ConntrackEntry? entry;
+        try
+        {
+            entry = conntrack.FindByReply(listener, shown);
+        }
+        catch (LinuxInteropException e)
+        {
+            // Typically no ctnetlink in this kernel or no CAP_NET_ADMIN: today's refusal stands.
+            logger.ConntrackLookupFailed(shown, destination, e.Message);
+            return null;
+        }
+
+        if (entry is null)
+        {
+            logger.ConntrackNoEntry(listener, shown);
+            return null;
+        }
+
+        var original = entry.Original;
+        if (!original.Destination.Equals(MappedAddress.Unmap(destination)))
+        {
+            // SO_ORIGINAL_DST reads this very entry, so a difference means it changed in between.
+            logger.ConntrackOtherDestination(original.Destination, shown, destination);
+            return null;
+        }
+
+        if (!original.Source.Address.Equals(MappedAddress.Unmap(shown).Address))
+        {
+            // NAT moved the port only; another address means the entry is not this connection's.
+            logger.ConntrackOtherClient(original.Source, shown, destination);
+            return null;
+        }
+
+        if (original.Source.Equals(MappedAddress.Unmap(shown)))
+        {
+            logger.ConntrackNoRemap(shown, destination);
+            return null;
+        }
+
+        // The same exact, connected-socket-only lookup as for any connection (never a listener's uid), and again never
+        // a socket that the table would not have redirected.
+        if (owners.Find(original.Source, destination) is not { } owner || !Scope.Redirects(owner.Uid, destination))
+        {
+            logger.RemappedOwnerNotFound(original.Source, destination, shown);
+            return null;
+        }
+
+        if (!quiet)
+        {
+            logger.AttributedThroughConntrack(original.Source, destination, shown.Port);
+        }
+
+        return (original.Source, owner);
+    }
+
+}

@@ -1,0 +1,132 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using Interceptor.Daemon.Control;
+
+namespace Interceptor.Daemon.Commands;
+
+/// <summary>
+/// One admin verb: a command that sends the control request of the same name to the running daemon. It declares only
+/// the options its request has fields for; what the values must look like (durations, limit range, a printable reason)
+/// is <see cref="ControlRequest.Validate"/>'s, the same check the daemon runs on what arrives on its socket.
+/// </summary>
+public sealed class AdminVerb(
+    string verb,
+    string description,
+    Argument<string?>? userWord = null,
+    Option<string?>? user = null,
+    Option<string?>? reason = null,
+    Option<string?>? since = null,
+    Option<int?>? limit = null)
+{
+    /// <summary>The command with the words and options its request has fields for (the others are not declared).</summary>
+    public Command Command { get; } = Declare(new Command(verb, description), userWord, user, reason, since, limit);
+
+    /// <summary>The request the parsed command line asks for; check it with <see cref="ControlRequest.Validate"/>.</summary>
+    public ControlRequest RequestOf(ParseResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        return new ControlRequest
+        {
+            Verb = Command.Name,
+            User = Value<string?>(result, "USER") ?? Value<string?>(result, "--user"),
+            Reason = Value<string?>(result, "--reason"),
+            Since = Value<string?>(result, "--since"),
+            Limit = Value<int?>(result, "--limit"),
+        };
+    }
+
+    /// <summary>The value of the word or option named so, when this verb declares it.</summary>
+    private T? Value<T>(ParseResult result, string name) =>
+        Command.Children.Any(c => c.Name == name) ? result.GetValue<T>(name) : default;
+
+    /// <summary>
+    /// The admin verbs, in the order help lists them. Adding one: a ControlVerbs constant, its case in
+    /// ControlRequest.Validate and AdminService, and one line here naming the fields its request uses.
+    /// </summary>
+    public static IReadOnlyList<AdminVerb> CreateAll() =>
+    [
+        new(ControlVerbs.Status, "health, nft table check, per-user mail of the last hour and day"),
+        new(ControlVerbs.Users, "top senders", since: Since("24h"), limit: Limit(AdminService.DefaultUsersLimit)),
+        new(
+            ControlVerbs.Log,
+            "recent transactions, newest first",
+            user: new Option<string?>("--user") { HelpName = "USER", Description = "only this user's (a name or a numeric uid)" },
+            since: Since("7d"),
+            limit: Limit(AdminService.DefaultLogLimit)),
+        new(
+            ControlVerbs.Block,
+            "suspend USER (name or uid): the kernel refuses its port-25 connections",
+            userWord: UserWord(required: true),
+            reason: new Option<string?>("--reason")
+            {
+                HelpName = "TEXT",
+                Required = true,
+                Description = "why; kept with the suspension and shown in the refusal the user's mail client gets (printable ASCII, one line)",
+            }),
+        new(ControlVerbs.Unblock, "lift the suspension", userWord: UserWord(required: true)),
+        new(ControlVerbs.Limits, "effective limits and current usage; without USER the default and overrides", userWord: UserWord(required: false)),
+    ];
+
+    private static Command Declare(Command command, params Symbol?[] symbols)
+    {
+        foreach (var symbol in symbols)
+        {
+            switch (symbol)
+            {
+                case Argument argument:
+                    command.Arguments.Add(argument);
+                    break;
+                case Option option:
+                    command.Options.Add(option);
+                    break;
+            }
+        }
+
+        return command;
+    }
+
+    private static Argument<string?> UserWord(bool required)
+    {
+        var word = new Argument<string?>("USER")
+        {
+            Arity = required ? ArgumentArity.ExactlyOne : ArgumentArity.ZeroOrOne,
+            Description = "a user name or a numeric uid",
+        };
+
+        // The parser hands a word it does not know as an option to the USER argument; no user name starts with "-".
+        word.Validators.Add(result =>
+        {
+            if (result.Tokens.Count > 0 && result.Tokens[0].Value is var text && text.StartsWith('-'))
+            {
+                result.AddError($"{(result.Parent as CommandResult)?.Command.Name} does not take {text} (and a user name never starts with \"-\")");
+            }
+        });
+        return word;
+    }
+
+    private static Option<string?> Since(string fallback) => new("--since")
+    {
+        HelpName = "DURATION",
+        Description = $"how far back: 30m, 1h, 2d, 1w (default {fallback})",
+    };
+
+    private static Option<int?> Limit(int fallback) => new("--limit")
+    {
+        HelpName = "N",
+        Description = $"at most N lines (default {fallback}, at most {ControlRequest.MaxLimit})",
+
+        // Digits only, so "-3" or "1e3" name --limit in the error instead of surprising as a conversion message.
+        CustomParser = result =>
+        {
+            var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+            if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var limit))
+            {
+                return limit;
+            }
+
+            result.AddError($"--limit: \"{text}\" is not a whole number between 1 and {ControlRequest.MaxLimit}");
+            return null;
+        },
+    };
+}

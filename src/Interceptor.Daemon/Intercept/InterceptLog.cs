@@ -1,0 +1,38 @@
+using System.Net;
+using Interceptor.Smtp.Session;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Daemon.Intercept;
+
+/// <summary>
+/// The listener's log lines (event ids 200-299; the lockdown lines keep 12 and 13), and the scope that names the user of
+/// every line written while a session runs.
+/// </summary>
+internal static partial class InterceptLog
+{
+    /// <summary>
+    /// Opens the session's logging scope: every line written inside it, by any component, carries Uid, User and SessionId
+    /// as JSON fields (Scopes), whether or not its own template names them. Set once the connection is attributed.
+    /// </summary>
+    public static IDisposable? BeginSession(this ILogger logger, long sessionId, ConnectionOrigin origin) =>
+        logger.BeginScope(new SessionLogScope(sessionId, origin.Uid, origin.User));
+
+    [LoggerMessage(200, LogLevel.Warning, "connection cap reached: {Max} SMTP sessions open (Listen.MaxConnections); {Count} connections refused over {Seconds:0} s (421 4.7.0, or closed at once while {Answering} refusals are being written); at most one such line per {Interval:0} s")]
+    public static partial void ConnectionCapReached(this ILogger logger, int max, long count, double seconds, int answering, double interval);
+
+    /// <summary>The per-connection line: generated code checks the level first, so it costs no allocation when debug is off.</summary>
+    [LoggerMessage(201, LogLevel.Debug, "session uid={Uid} user={User} client={Client} dst={Destination}")]
+    public static partial void SessionStarted(this ILogger logger, uint uid, string user, IPEndPoint client, IPEndPoint destination);
+
+    [LoggerMessage(202, LogLevel.Error, "session {SessionId} failed")]
+    public static partial void SessionFailed(this ILogger logger, Exception exception, long sessionId);
+
+    [LoggerMessage(203, LogLevel.Error, "cannot list the sockets listening on port {Port}: {Reason}")]
+    public static partial void CannotListListeners(this ILogger logger, int port, string reason);
+
+    [LoggerMessage(EventId = 12, EventName = "Lockdown", Level = LogLevel.Error, Message = "lockdown: {Reason}; table inet {Table} now refuses ports {Ports} to non-exempt users instead of redirecting them to port {ListenPort}")]
+    public static partial void Lockdown(this ILogger logger, string reason, string table, string ports, int listenPort);
+
+    [LoggerMessage(EventId = 13, EventName = "LockdownLifted", Level = LogLevel.Warning, Message = "lockdown lifted: port {ListenPort} is ours alone again (was: {Reason}); table inet {Table} redirects again")]
+    public static partial void LockdownLifted(this ILogger logger, int listenPort, string reason, string table);
+}

@@ -1,0 +1,44 @@
+using Interceptor.Daemon.Maintenance;
+using System.Diagnostics.Metrics;
+using Interceptor.Core.Metrics;
+
+namespace Interceptor.Daemon.Intercept;
+
+/// <summary>
+/// Interception's figures (meter <c>Interceptor.Intercept</c>), read when observed: SMTP sessions open, the listener
+/// lockdown (issue 12.1: the table refuses instead of redirecting) and restorations of a changed or missing table.
+/// Each series exists once its source does (the listener, the table check).
+/// </summary>
+public sealed class InterceptMetrics : IMetricsSource, IDisposable
+{
+    public const string MeterName = "Interceptor.Intercept";
+
+    public InterceptMetrics()
+    {
+        Meter.CreateObservableGauge("smtpi_active_sessions", () => Observe(ActiveSessions), description: "SMTP sessions open now");
+        Meter.CreateObservableGauge("smtpi_listener_lockdown", () => Observe(Watchdog, w => w.Lockdown is null ? 0 : 1),
+            description: "1 while the table refuses intercepted connections instead of redirecting them");
+        Meter.CreateObservableCounter("smtpi_table_restorations_total", () => Observe(Watchdog, w => w.Restorations),
+            description: "Times the table was found missing or altered and restored");
+    }
+
+    public Meter Meter { get; } = new(MeterName);
+
+    /// <summary>The intercept listener's open sessions, once it exists.</summary>
+    public Func<int>? ActiveSessions { get; set; }
+
+    /// <summary>The table check, once it exists.</summary>
+    public TableWatchdog? Watchdog { get; set; }
+
+    /// <summary>Nothing to zero: every figure here is observed.</summary>
+    public void RecordZeros()
+    {
+    }
+
+    public void Dispose() => Meter.Dispose();
+
+    private static IEnumerable<Measurement<int>> Observe(Func<int>? source) => source is null ? [] : [new Measurement<int>(source())];
+
+    private static IEnumerable<Measurement<int>> Observe(TableWatchdog? watchdog, Func<TableWatchdog, int> read) =>
+        watchdog is null ? [] : [new Measurement<int>(read(watchdog))];
+}

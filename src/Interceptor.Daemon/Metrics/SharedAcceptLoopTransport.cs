@@ -1,0 +1,97 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Interceptor.Daemon.Hosting;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Daemon.Metrics;
+
+/// <summary>
+/// Kestrel's transport for the metrics endpoint, accepting with the daemon's own <see cref="AcceptLoop"/>: Kestrel's
+/// socket transport retries a failed accept at once, so at EMFILE it would spin a core until descriptors come back;
+/// this loop backs off and logs once per 10 s, as the intercept and control listeners do. A connection is admitted
+/// (<c>admit</c>: a slot under the endpoint's cap) before Kestrel sees it, and one that is not is closed there and then,
+/// so a flood of them holds no descriptor. Kestrel's socket connection (pipes, buffers) is kept: only the accepting is ours.
+/// </summary>
+internal sealed class SharedAcceptLoopTransport(Func<bool> admit, Action release, ILogger logger) : IConnectionListenerFactory
+{
+    public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult<IConnectionListener>(new Listener((IPEndPoint)endpoint, admit, release, logger));
+
+    private sealed class Listener : IConnectionListener
+    {
+        // Sockets accepted but not yet taken by Kestrel; Kestrel takes them at once, so a full queue means a flood,
+        // and a socket that does not fit is closed (the connection cap would close it anyway).
+        private const int Waiting = 16;
+        private readonly TcpListener _socket;
+        private readonly Channel<Socket> _accepted = Channel.CreateBounded<Socket>(Waiting);
+        private readonly SocketConnectionContextFactory _connections;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _loop;
+        private readonly Func<bool> _admit;
+        private readonly Action _release;
+
+        public Listener(IPEndPoint endpoint, Func<bool> admit, Action release, ILogger logger)
+        {
+            (_admit, _release) = (admit, release);
+            _socket = new TcpListener(endpoint);
+            _socket.Start();
+            EndPoint = _socket.LocalEndpoint;
+            _connections = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions(), logger);
+            var loop = new AcceptLoop($"metrics {EndPoint}", _socket.AcceptSocketAsync, Hand, logger);
+            _loop = Task.Run(() => loop.RunAsync(_stop.Token));
+        }
+
+        public EndPoint EndPoint { get; }
+
+        public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                return _connections.Create(await _accepted.Reader.ReadAsync(cancellationToken));
+            }
+            catch (Exception e) when (e is ChannelClosedException or OperationCanceledException)
+            {
+                return null;
+            }
+        }
+
+        public async ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+        {
+            if (!_stop.IsCancellationRequested)
+            {
+                await _stop.CancelAsync();
+                _socket.Stop();
+                await _loop;
+                _accepted.Writer.TryComplete();
+                while (_accepted.Reader.TryRead(out var left))
+                {
+                    left.Dispose();
+                    _release();
+                }
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await UnbindAsync();
+            _connections.Dispose();
+            _stop.Dispose();
+        }
+
+        private void Hand(Socket accepted)
+        {
+            if (!_admit())
+            {
+                accepted.Dispose();
+            }
+            else if (!_accepted.Writer.TryWrite(accepted))
+            {
+                accepted.Dispose();
+                _release();
+            }
+        }
+    }
+}

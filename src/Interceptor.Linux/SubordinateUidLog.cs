@@ -1,0 +1,16 @@
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Linux;
+
+/// <summary>The /etc/subuid reader's log lines (event ids 900-999).</summary>
+internal static partial class SubordinateUidLog
+{
+    [LoggerMessage(900, LogLevel.Error, "cannot read {Path}: {Reason}; keeping the {Count} subordinate uid range(s) read before")]
+    public static partial void CannotRead(this ILogger logger, string path, string reason, int count);
+
+    [LoggerMessage(901, LogLevel.Warning, "{Path} {Problem}; that line is ignored")]
+    public static partial void LineIgnored(this ILogger logger, string path, string problem);
+
+    [LoggerMessage(902, LogLevel.Information, "{Path}: {Count} subordinate uid range(s) of {Owners} user(s) attributed to their owners")]
+    public static partial void Loaded(this ILogger logger, string path, int count, int owners);
+}

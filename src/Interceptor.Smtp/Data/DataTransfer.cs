@@ -1,0 +1,250 @@
+using System.Buffers;
+using Interceptor.Core.Events;
+using Interceptor.Core.Replies;
+using Interceptor.Smtp.IO;
+using Interceptor.Smtp.Protocol;
+using Interceptor.Smtp.Session;
+using Interceptor.Smtp.Upstream;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Smtp.Data;
+
+/// <summary>How a DATA transfer ended: the client's reply, the transaction's outcome, and whether the session ends.</summary>
+internal readonly record struct DataResult(SmtpReply Reply, TransactionOutcome Outcome, bool Close = false);
+
+/// <summary>The size and line limits of a message, and whose they are (for the refusal).</summary>
+internal sealed record DataLimits(long MaxMessageSize, int MaxDataLineBytes, string User);
+
+/// <summary>
+/// One message from our 354 to the upstream's verdict: the client's bytes through the smuggling-proof filter and the
+/// message stages, to the upstream (streamed, or spooled first when a stage needs the whole message). Whatever ends the
+/// transfer early, the upstream's DATA is aborted, never finished: no partial message is ever delivered.
+/// </summary>
+internal sealed class DataTransfer(
+    LineReader client,
+    SessionTimeouts timeouts,
+    UpstreamLease upstream,
+    string upstreamName,
+    MessagePipeline pipeline,
+    DataLimits limits,
+    ITransactionRecorder recorder,
+    ILogger logger)
+{
+    // The most client bytes filtered per upstream write.
+    private const int DataChunk = 32 * 1024;
+
+    private static ReadOnlySpan<byte> EndOfData => ".\r\n"u8;
+
+    public async Task<DataResult> RunAsync(RelayTransaction transaction, ConnectionOrigin origin, CancellationToken token)
+    {
+        var message = new MessageContext(origin, transaction.Id, transaction.Mail.Address, transaction.Recipients);
+        try
+        {
+            if (pipeline.Streams)
+            {
+                return await TransferAsync(transaction, message, null, token);
+            }
+
+            await using var spool = await pipeline.CreateSpoolAsync(message, token);
+            return await TransferAsync(transaction, message, spool, token);
+        }
+        catch
+        {
+            // A timeout or a lost client mid-DATA: QUIT would become a line of the message; dropping discards it.
+            upstream.Abort();
+            throw;
+        }
+    }
+
+    private async Task<DataResult> TransferAsync(RelayTransaction transaction, MessageContext message, IMessageSpool? spool, CancellationToken token)
+    {
+        var filter = new DataStreamFilter(limits.MaxMessageSize, limits.MaxDataLineBytes);
+        var guard = new HeaderSectionGuard();
+
+        // Streamed, the headers lead the first write; spooled, they go upstream when the spool is replayed.
+        var headers = spool is null ? pipeline.HeadersFor(message) : ReadOnlyMemory<byte>.Empty;
+
+        // One buffer holds the headers, a filtered (and guarded) chunk and the end marker, so a message that arrives
+        // in one read goes upstream in one write (one packet, one wake-up of the upstream) instead of three.
+        var filteredSize = DataStreamFilter.OutputSizeFor(DataChunk);
+        var output = ArrayPool<byte>.Shared.Rent(headers.Length + HeaderSectionGuard.OutputSizeFor(filteredSize) + EndOfData.Length);
+
+        // While the header section lasts, the filter writes here and the guard copies into the output.
+        var scratch = ArrayPool<byte>.Shared.Rent(filteredSize);
+        headers.Span.CopyTo(output);
+        var held = headers.Length;
+        UpstreamException? upstreamFailure = null;
+        timeouts.StartData();
+        try
+        {
+            while (!filter.Completed)
+            {
+                if (!client.HasBufferedData && !await timeouts.ReadDataAsync(client, token))
+                {
+                    // The client left mid-DATA: make sure the upstream drops the partial message.
+                    upstream.Abort();
+                    return new(new SmtpReply(451, "4.4.2", "connection closed during DATA"), TransactionOutcome.Refused, Close: true);
+                }
+
+                if (timeouts.DataTooSlow(filter.Size))
+                {
+                    upstream.Abort();
+                    return new(timeouts.Expire(TimeoutReason.SlowData), TransactionOutcome.Refused, Close: true);
+                }
+
+                var input = client.Buffered;
+                if (input.Length > DataChunk)
+                {
+                    input = input[..DataChunk];
+                }
+
+                int consumed, written;
+                if (guard.HeaderSectionEnded)
+                {
+                    (consumed, written) = filter.Process(input, output.AsSpan(held));
+                }
+                else
+                {
+                    (consumed, var filtered) = filter.Process(input, scratch);
+                    written = guard.Process(scratch.AsSpan(0, filtered), output.AsSpan(held));
+                }
+
+                client.Advance(consumed);
+                held += written;
+
+                // Streamed, the last chunk stays in the buffer to go out with the end marker.
+                if ((!filter.Completed || spool is not null) && held > 0)
+                {
+                    if (filter.Problem == DataProblem.None && guard.Problem == DataProblem.None && upstreamFailure is null)
+                    {
+                        upstreamFailure = spool is null
+                            ? await TryWriteUpstreamAsync(output.AsMemory(0, held), token)
+                            : await AppendAsync(spool, output.AsMemory(0, held), token);
+                    }
+
+                    held = 0;
+                }
+            }
+
+            transaction.SizeBytes = filter.Size;
+            var problem = filter.Problem != DataProblem.None ? filter.Problem : guard.Problem;
+            if (problem != DataProblem.None)
+            {
+                // Never finish the upstream's DATA: dropping the connection makes it discard what it got.
+                transaction.DataRefused = true;
+                upstream.Abort();
+                return new(RefusalFor(problem), TransactionOutcome.Refused);
+            }
+
+            if (guard.Renamed > 0)
+            {
+                SessionLog.RenamedTraceHeaders(logger, guard.Renamed, TraceHeader.Name, transaction.Id, message.Origin.Uid, message.Origin.User);
+            }
+
+            if (upstreamFailure is null)
+            {
+                var (verdict, stage) = await pipeline.CompleteAsync(message, spool, token);
+                if (verdict.Decision != StageDecision.Continue)
+                {
+                    upstream.Abort();
+                    transaction.DataRefused = verdict.Decision == StageDecision.Refuse;
+                    var reply = verdict.Reply!;
+                    SessionLog.StageStopped(logger, stage!, transaction.Id, message.Origin.Uid, message.Origin.User, reply);
+                    var outcome = verdict.Decision == StageDecision.Hold ? TransactionOutcome.Pending : TransactionEvent.OutcomeOf(reply.Code);
+                    return new(reply, outcome);
+                }
+
+                if (spool is not null)
+                {
+                    upstreamFailure = await ReplayAsync(spool, pipeline.HeadersFor(message), output.AsMemory(0, DataChunk), token);
+                }
+            }
+
+            if (upstreamFailure is not null)
+            {
+                recorder.UpstreamFailed("data");
+                upstream.Abort();
+                return new(new SmtpReply(451, "4.4.2", $"upstream {upstreamName}: {upstreamFailure.Message}; the message was not delivered, try again later"), TransactionOutcome.Deferred);
+            }
+
+            EndOfData.CopyTo(output.AsSpan(held));
+            return await FinishAsync(output.AsMemory(0, held + EndOfData.Length), message.Origin);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(output);
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
+    /// <summary>The last bytes and the final dot, then the upstream's verdict on the message.</summary>
+    private async Task<DataResult> FinishAsync(ReadOnlyMemory<byte> lastBytesAndEndOfData, ConnectionOrigin origin)
+    {
+        try
+        {
+            // Bounded by Relay.DataReplyTimeoutSeconds (inside FinishDataAsync) and the daemon's shutdown only: the
+            // session timeout must not cut the wait for a verdict on a message the upstream may already have.
+            var verdict = await upstream.FinishDataAsync(lastBytesAndEndOfData, timeouts.Shutdown);
+            return new(verdict, TransactionEvent.OutcomeOf(verdict.Code));
+        }
+        catch (UpstreamException e)
+        {
+            recorder.UpstreamFailed("data");
+            // After the final dot the outcome is unknown: a 4xx makes the client retry (a duplicate at worst, never a loss),
+            // and the message is charged as sent (it may have been delivered).
+            upstream.Abort();
+            SessionLog.UpstreamFailedAfterEndOfData(logger, upstreamName, origin.Uid, origin.User, e.Message);
+            return new(new SmtpReply(451, "4.4.2", $"upstream {upstreamName}: {e.Message} after the end of data; delivery not confirmed, try again later"), TransactionOutcome.Unknown);
+        }
+        catch (OperationCanceledException) when (timeouts.Shutdown.IsCancellationRequested)
+        {
+            // The shutdown grace ran out before the verdict came: unknown, charged as sent.
+            upstream.Abort();
+            SessionLog.NoVerdictBeforeShutdown(logger, upstreamName, origin.Uid, origin.User);
+            return new(new SmtpReply(451, "4.4.2", $"upstream {upstreamName}: the service is shutting down; delivery not confirmed, try again later"), TransactionOutcome.Unknown);
+        }
+    }
+
+    /// <summary>Sends a spooled message upstream after every stage let it go: the stages' headers, then the spool.</summary>
+    private async Task<UpstreamException?> ReplayAsync(IMessageSpool spool, ReadOnlyMemory<byte> headers, Memory<byte> buffer, CancellationToken token)
+    {
+        var failure = headers.Length > 0 ? await TryWriteUpstreamAsync(headers, token) : null;
+        await using var stream = spool.OpenRead();
+        int read;
+        while (failure is null && (read = await stream.ReadAsync(buffer, token)) > 0)
+        {
+            failure = await TryWriteUpstreamAsync(buffer[..read], token);
+        }
+
+        return failure;
+    }
+
+    private async Task<UpstreamException?> TryWriteUpstreamAsync(ReadOnlyMemory<byte> data, CancellationToken token)
+    {
+        try
+        {
+            await upstream.WriteDataAsync(data, token);
+            return null;
+        }
+        catch (UpstreamException e)
+        {
+            return e;
+        }
+    }
+
+    private static async Task<UpstreamException?> AppendAsync(IMessageSpool spool, ReadOnlyMemory<byte> data, CancellationToken token)
+    {
+        await spool.AppendAsync(data, token);
+        return null;
+    }
+
+    private SmtpReply RefusalFor(DataProblem problem) => problem switch
+    {
+        DataProblem.TooBig => new SmtpReply(552, "5.3.4", $"Error: message exceeds the size limit of {limits.MaxMessageSize} bytes for user {limits.User}; nothing was relayed"),
+        DataProblem.LineTooLong => SessionReplies.DataLineTooLong(limits.MaxDataLineBytes),
+        DataProblem.BareCarriageReturn => SessionReplies.DataHasForbiddenBytes("a bare <CR> (RFC 5321 2.3.8)"),
+        DataProblem.NulByte => SessionReplies.DataHasForbiddenBytes("a NUL byte"),
+        DataProblem.FoldsIntoTraceHeader => SessionReplies.DataFoldsIntoTraceHeader,
+        _ => throw new ArgumentOutOfRangeException(nameof(problem), problem, null),
+    };
+}

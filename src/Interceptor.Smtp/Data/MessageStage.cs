@@ -1,0 +1,76 @@
+using Interceptor.Core.Replies;
+using Interceptor.Smtp.Session;
+
+namespace Interceptor.Smtp.Data;
+
+/// <summary>What a stage knows of the message in transit.</summary>
+/// <param name="TransactionId">The transaction's id (the trace header's and the log line's).</param>
+public sealed record MessageContext(ConnectionOrigin Origin, string TransactionId, string Sender, IReadOnlyList<string> Recipients);
+
+/// <summary>A stage's decision once the client's message is complete, before the upstream gets the final dot.</summary>
+public enum StageDecision
+{
+    /// <summary>Relay on: the next stage decides, then the upstream.</summary>
+    Continue,
+
+    /// <summary>Refuse the message with the stage's reply; the upstream's DATA is aborted, nothing is delivered.</summary>
+    Refuse,
+
+    /// <summary>
+    /// Keep the message from the upstream (hold-and-release): the client gets the stage's reply, the upstream's DATA is
+    /// aborted and the transaction is recorded as pending. The stage keeps what it needs of the spool in
+    /// <see cref="IMessageStage.CompleteAsync"/>, so a holding stage needs the whole message.
+    /// </summary>
+    Hold,
+}
+
+public readonly record struct StageVerdict(StageDecision Decision, SmtpReply? Reply)
+{
+    public static StageVerdict Continue => new(StageDecision.Continue, null);
+
+    public static StageVerdict Refuse(SmtpReply reply) => new(StageDecision.Refuse, reply);
+
+    public static StageVerdict Hold(SmtpReply reply) => new(StageDecision.Hold, reply);
+}
+
+/// <summary>
+/// One step between "the client's message is complete" and "the upstream has it" (trace header today; spool, scan,
+/// hold and DKIM signing later). Stages run in order; see <see cref="MessagePipeline"/>.
+/// </summary>
+public interface IMessageStage
+{
+    /// <summary>For logs: which stage stopped a message.</summary>
+    string Name { get; }
+
+    /// <summary>
+    /// True when the stage must see the whole message before the upstream gets any of it (a scanner, a signer): the
+    /// message is then spooled instead of streamed. False keeps DATA streaming with bounded memory.
+    /// </summary>
+    bool NeedsWholeMessage { get; }
+
+    /// <summary>Complete header lines (each ending in CRLF) to put at the top of the message, or empty. Called once, first.</summary>
+    ReadOnlyMemory<byte> HeadersFor(MessageContext message);
+
+    /// <summary>
+    /// The client's message is complete and clean (it passed the smuggling filter). <paramref name="spool"/> holds it when
+    /// any stage needs the whole message, else null. Called before the upstream gets the final dot.
+    /// </summary>
+    ValueTask<StageVerdict> CompleteAsync(MessageContext message, IMessageSpool? spool, CancellationToken token);
+}
+
+/// <summary>The whole message as the client sent it (after the DATA filter, before our headers), kept for the stages.</summary>
+public interface IMessageSpool : IAsyncDisposable
+{
+    long Length { get; }
+
+    ValueTask AppendAsync(ReadOnlyMemory<byte> bytes, CancellationToken token);
+
+    /// <summary>Reads the message from its start; the spool is complete by then.</summary>
+    Stream OpenRead();
+}
+
+/// <summary>Makes a spool per message (on disk, later); needed only when a stage needs the whole message.</summary>
+public interface IMessageSpoolFactory
+{
+    ValueTask<IMessageSpool> CreateAsync(MessageContext message, CancellationToken token);
+}

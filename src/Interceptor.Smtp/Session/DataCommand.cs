@@ -1,0 +1,82 @@
+using Interceptor.Core.Events;
+using Interceptor.Core.Replies;
+using Interceptor.Smtp.Data;
+using Interceptor.Smtp.Protocol;
+
+namespace Interceptor.Smtp.Session;
+
+/// <summary>
+/// DATA: the pending record (fail closed), the upstream's 354, the transfer through the message stages, and the
+/// upstream's verdict passed on. It always ends the transaction, except for a syntax error.
+/// </summary>
+internal sealed class DataCommand(SessionContext context)
+{
+    private ClientChannel Client => context.Client;
+
+    /// <summary>DATA takes no argument; judged before anything else about DATA once a transaction is open.</summary>
+    public static SmtpReply? SyntaxError(string argument) => argument.Length > 0 ? SessionReplies.DataTakesNoArgument : null;
+
+    /// <param name="streaming">Called once the client has its 354: from then on its lines are message content.</param>
+    public async Task<StepResult> RunAsync(string argument, RelayTransaction transaction, Action streaming, CancellationToken token)
+    {
+        if (SyntaxError(argument) is { } syntax)
+        {
+            await Client.WriteAsync(syntax, token);
+            return StepResult.Failure;
+        }
+
+        if (Client.SentEarly)
+        {
+            // RFC 2920: DATA ends a pipelined group; message bytes before our 354 are a protocol violation
+            // (and the classic way to smuggle). Refuse and close, as Postfix does.
+            await context.Upstream.ResetAsync(token);
+            await transaction.FinishAsync("refused: improper command pipelining after DATA", TransactionOutcome.Refused, UnsentKind.RefusedAtData, token);
+            await Client.WriteAsync(SessionReplies.ImproperPipelining("DATA"), token);
+            return StepResult.Closed;
+        }
+
+        if (await transaction.BeginDataAsync(token) is { } storeRefusal)
+        {
+            await context.Upstream.ResetAsync(token);
+            await transaction.FinishAsync("not relayed: " + storeRefusal, TransactionOutcome.Refused, UnsentKind.RefusedAtData, token);
+            await Client.WriteAsync(storeRefusal, token);
+            return StepResult.Success;
+        }
+
+        var go = await context.Upstream.DataAsync(token);
+        if (go.Code != 354)
+        {
+            // Some upstreams keep their transaction after refusing DATA; reset it so the next MAIL is not "nested".
+            await context.Upstream.ResetAsync(token);
+            await transaction.FinishAsync(go.ToString(), TransactionEvent.OutcomeOf(go.Code), UnsentKind.UpstreamRefused, token);
+            await Client.WriteAsync(go, token);
+            return StepResult.Success;
+        }
+
+        await Client.WriteAsync(go, token);
+        streaming();
+        var transfer = new DataTransfer(
+            Client.Reader,
+            context.Timeouts,
+            context.Upstream.Lease,
+            context.Upstream.Name,
+            context.Pipeline,
+            new DataLimits(context.MaxMessageSize, context.Options.Smtp.MaxDataLine.ToInt32(), context.Origin.User),
+            context.Sink.Recorder,
+            context.Logger);
+        var result = await transfer.RunAsync(transaction, context.Origin, token);
+
+        // Once the final dot went out the verdict is accounted and passed on even if the session timed out meanwhile
+        // (the next read then ends the session): a delivered message must never be recorded as aborted.
+        await transaction.FinishAsync(result.Reply.ToString(), result.Outcome, UnsentKind.ClientLeft, CancellationToken.None);
+        var shutdown = context.Timeouts.Shutdown;
+        if (shutdown.IsCancellationRequested)
+        {
+            await Client.TryWriteAsync(result.Reply);
+            return StepResult.Closed;
+        }
+
+        await Client.WriteAsync(result.Reply, token.IsCancellationRequested ? shutdown : token);
+        return result.Close ? StepResult.Closed : StepResult.Success;
+    }
+}

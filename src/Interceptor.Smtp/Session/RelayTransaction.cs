@@ -1,0 +1,136 @@
+using System.Diagnostics;
+using Interceptor.Core.Events;
+using Interceptor.Core.Policy;
+using Interceptor.Core.Replies;
+using Interceptor.Smtp.Protocol;
+
+namespace Interceptor.Smtp.Session;
+
+/// <summary>
+/// Where a finished transaction goes: its event to the recorder (the log line and the metrics) and to the policy
+/// (quotas, the store, automatic suspension). Only <see cref="RelayTransaction"/> calls it.
+/// </summary>
+internal sealed class TransactionSink(ConnectionOrigin origin, ITransactionRecorder recorder, IMailPolicy policy, UpstreamLink upstream)
+{
+    public ConnectionOrigin Origin => origin;
+
+    public IMailPolicy Policy => policy;
+
+    public ITransactionRecorder Recorder => recorder;
+
+    public async Task SettleAsync(RelayTransaction transaction, TransactionEvent finished, CancellationToken token)
+    {
+        recorder.Record(finished);
+        await policy.FinishAsync(transaction.Ticket, finished, token);
+    }
+
+    public TransactionEvent EventFor(RelayTransaction transaction, string reply, TransactionOutcome outcome, UnsentKind unsent) =>
+        new(
+            transaction.Id,
+            transaction.Started,
+            origin.Uid,
+            origin.User,
+            transaction.Mail.Address,
+            transaction.Recipients.Count,
+            transaction.SizeBytes,
+            upstream.Name,
+            upstream.ConnectedTo,
+            reply,
+            transaction.Elapsed)
+        {
+            Outcome = outcome,
+            Unsent = transaction.DataRefused ? UnsentKind.RefusedAtData : transaction.DataStarted ? null : unsent,
+            Process = origin.Process,
+            SubordinateUid = origin.SubordinateUid,
+        };
+}
+
+/// <summary>
+/// One mail transaction, from the MAIL we accepted to check (its quota ticket granted) to its end: the envelope, the
+/// ticket, the recipients the upstream accepted and the event. It is the only thing that finishes a transaction, and it
+/// finishes each exactly once, whatever the outcome: stored, logged and counted.
+/// </summary>
+internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket ticket, TransactionSink sink)
+{
+    private readonly long _started = Stopwatch.GetTimestamp();
+
+    /// <summary>Time-ordered, unique; the same id is in the trace header and the log line.</summary>
+    public string Id { get; } = Guid.CreateVersion7().ToString("N");
+
+    public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
+
+    public EnvelopeCommand Mail { get; } = mail;
+
+    /// <summary>The quota claim of this message.</summary>
+    public MessageTicket Ticket { get; } = ticket;
+
+    public List<string> Recipients { get; } = [];
+
+    public long SizeBytes { get; set; }
+
+    /// <summary>Set once DATA is about to go upstream (after the pending row): from then on it is stored, not tallied.</summary>
+    public bool DataStarted { get; private set; }
+
+    /// <summary>
+    /// Set when we refused the message for what the client sent (a data problem) and aborted the upstream's DATA: nothing
+    /// was relayed, so it counts towards suspension like a transaction that never reached DATA (its Pending row stays).
+    /// </summary>
+    public bool DataRefused { get; set; }
+
+    /// <summary>The upstream's last refusal of a RCPT in this transaction, if any.</summary>
+    public SmtpReply? LastRecipientRefusal { get; private set; }
+
+    public bool Finished { get; private set; }
+
+    public TimeSpan Elapsed => Stopwatch.GetElapsedTime(_started);
+
+    /// <summary>The upstream answered a RCPT: an accepted recipient counts, a refused one gives back its quota.</summary>
+    public void RecipientAnswered(string address, SmtpReply reply)
+    {
+        if (reply.IsPositive)
+        {
+            Recipients.Add(address);
+            return;
+        }
+
+        LastRecipientRefusal = reply;
+        sink.Policy.ReleaseRecipient(Ticket);
+    }
+
+    /// <summary>Fail closed: the transaction is on disk as pending before a byte of it goes upstream. Null when it is.</summary>
+    public async Task<SmtpReply?> BeginDataAsync(CancellationToken token)
+    {
+        if (await sink.Policy.BeginDataAsync(Ticket, sink.EventFor(this, "pending", TransactionOutcome.Pending, UnsentKind.ClientLeft), token) is { } refusal)
+        {
+            return refusal;
+        }
+
+        DataStarted = true;
+        return null;
+    }
+
+    /// <summary>
+    /// Ends the transaction once: records its event and settles it with the policy. Later calls do nothing.
+    /// </summary>
+    /// <param name="unsent">How it ended, if it never reached DATA (then it is tallied, not stored one row each).</param>
+    public async Task FinishAsync(string reply, TransactionOutcome outcome, UnsentKind unsent, CancellationToken token)
+    {
+        if (Finished)
+        {
+            return;
+        }
+
+        Finished = true;
+
+        // The upstream refusing every recipient is its verdict on the message (the usual way big providers
+        // refuse spam), not a client abandoning it: count it as such for the failure-ratio suspension.
+        if (outcome == TransactionOutcome.Refused && Recipients.Count == 0 && LastRecipientRefusal is { } refusal)
+        {
+            outcome = TransactionEvent.OutcomeOf(refusal.Code);
+            reply = $"{refusal} (every recipient refused upstream)";
+            unsent = UnsentKind.UpstreamRefused;
+        }
+
+        await sink.SettleAsync(this, sink.EventFor(this, reply, outcome, unsent), token);
+    }
+}

@@ -1,0 +1,58 @@
+using Interceptor.Core.Options;
+using Interceptor.Daemon.Commands;
+using Interceptor.Daemon.Configuration;
+using Interceptor.Linux;
+using Interceptor.Netfilter;
+using NUnit.Framework;
+
+namespace Interceptor.Tests.Daemon.Commands;
+
+/// <summary>The daemon builds the <see cref="RulesetSpec"/> Netfilter renders: Netfilter never sees the options.</summary>
+public class DaemonSetupTests
+{
+    [Test]
+    public void The_default_options_give_the_default_table_with_root_and_our_own_uid_exempt()
+    {
+        var spec = DaemonSetup.SpecFor(new InterceptorOptions());
+
+        Assert.That(spec.Table, Is.EqualTo("smtp_interceptor"));
+        Assert.That(spec.ListenPort, Is.EqualTo(24));
+        Assert.That(spec.Ports, Is.EqualTo(new[] { 25 }));
+        Assert.That(spec.ExemptUids, Is.EqualTo(new[] { 0u, UserDatabase.EffectiveUid }.Distinct().Order()));
+    }
+
+    [Test]
+    public void The_configured_table_ports_listener_and_blocked_ports_are_taken()
+    {
+        var options = new InterceptorOptions
+        {
+            Listen = new ListenOptions { Port = 2600 },
+            Interception = new InterceptionOptions { Ports = [587, 25, 587], Table = "mail_redirect", ExemptUsers = ["0"], BlockedPorts = [465] },
+        };
+
+        var spec = DaemonSetup.SpecFor(options);
+
+        var expected = new RulesetSpec("mail_redirect", 2600, [25, 587], [0u, UserDatabase.EffectiveUid]) { BlockedPorts = [465] };
+        Assert.That(spec, Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void A_listener_port_that_is_also_intercepted_is_a_configuration_error()
+    {
+        var options = new InterceptorOptions { Interception = new InterceptionOptions { Ports = [24, 25] } };
+
+        var error = Assert.Throws<ConfigurationException>(() => DaemonSetup.SpecFor(options));
+
+        Assert.That(error!.Errors, Has.Some.Contains("Listen.Port 24 is also in Interception.Ports"));
+    }
+
+    [Test]
+    public void An_unknown_exempt_user_is_named_with_its_key()
+    {
+        var options = new InterceptorOptions { Interception = new InterceptionOptions { ExemptUsers = ["root", "no-such-user-smtpi"] } };
+
+        var error = Assert.Throws<ConfigurationException>(() => DaemonSetup.SpecFor(options));
+
+        Assert.That(error!.Errors, Is.EqualTo(new[] { "Interception.ExemptUsers[1]: no such user \"no-such-user-smtpi\" in the user database" }));
+    }
+}

@@ -1,0 +1,184 @@
+using System.Net;
+using System.Text;
+using Interceptor.Core.Events;
+using Interceptor.Core.Replies;
+using Interceptor.Smtp.Data;
+using Interceptor.Smtp.Session;
+using Interceptor.Tests.Smtp.Session;
+
+namespace Interceptor.Tests.Smtp.Data;
+
+/// <summary>Issue 13.2: the stages between "the client's message is complete" and "the upstream has it".</summary>
+[TestFixture]
+[Parallelizable(ParallelScope.All)]
+public class MessagePipelineTests
+{
+    private const string Body = "Subject: stages\r\n\r\nhello\r\n";
+
+    [Test]
+    public void Todays_pipeline_is_the_trace_header_alone_and_it_streams()
+    {
+        var pipeline = MessagePipeline.Default(RelayHarness.HeloName, includeProcess: false);
+        var origin = new ConnectionOrigin(RelayHarness.Uid, RelayHarness.User, new IPEndPoint(IPAddress.Loopback, 40000), new IPEndPoint(IPAddress.Loopback, 25));
+        var message = new MessageContext(origin, "abc", "alice@customer.test", ["bob@example.net"]);
+
+        Assert.That(pipeline.Streams, Is.True);
+        Assert.That(pipeline.Stages.Select(s => s.Name), Is.EqualTo(new[] { "trace-header" }));
+        Assert.That(Encoding.ASCII.GetString(pipeline.HeadersFor(message).Span), Is.EqualTo(RelayHarness.TraceHeader("abc")));
+    }
+
+    [Test]
+    public void A_stage_that_needs_the_whole_message_needs_a_spool()
+    {
+        var error = Assert.Throws<ArgumentException>(() => _ = new MessagePipeline([new WholeMessageStage()]));
+
+        Assert.That(error!.Message, Does.Contain("whole-message"));
+    }
+
+    [Test]
+    public async Task A_streaming_stage_adds_its_header_after_the_trace_header_and_the_message_streams_on()
+    {
+        await using var upstream = new ScriptedUpstream();
+        var pipeline = new MessagePipeline([new TraceHeaderStage(RelayHarness.HeloName, false), new HeaderStage("X-Scanned: yes\r\n")]);
+        await using var session = MemorySession.Start(upstream.EndPoint, pipeline: pipeline);
+        await session.StartDataAsync();
+
+        await session.SendAsync(Body + ".\r\n");
+        var final = await session.ReadReplyAsync();
+
+        Assert.That(final.Code, Is.EqualTo(250), final.Text);
+        var (trace, rest) = RelayHarness.SplitTraceHeader((await upstream.SessionAsync(0)).Messages.Single());
+        Assert.That(trace, Does.StartWith("X-Interceptor-Origin: uid=1001 user=alice; host=relay.test; id="));
+        Assert.That(Encoding.ASCII.GetString(rest), Is.EqualTo("X-Scanned: yes\r\n" + Body));
+    }
+
+    [Test]
+    public async Task A_stage_refusing_the_message_stops_it_before_the_final_dot()
+    {
+        await using var upstream = new ScriptedUpstream();
+        var refusal = new SmtpReply(550, "5.7.1", "message refused by the content scan");
+        var pipeline = new MessagePipeline([new TraceHeaderStage(RelayHarness.HeloName, false), new VerdictStage(StageVerdict.Refuse(refusal))]);
+        await using var session = MemorySession.Start(upstream.EndPoint, pipeline: pipeline);
+        await session.StartDataAsync();
+
+        await session.SendAsync(Body + ".\r\n");
+        var final = await session.ReadReplyAsync();
+        var next = await session.CommandAsync("MAIL FROM:<alice@customer.test>");
+
+        Assert.That(final.Text, Is.EqualTo(refusal.ToWire().TrimEnd()));
+        Assert.That(next.Code, Is.EqualTo(250), "the transaction ended: a new MAIL is not nested");
+        var relayed = await upstream.SessionAsync(0);
+        Assert.That(await Wait.ForAsync(relayed.Ended, "the upstream's DATA to be dropped"), Is.EqualTo(UpstreamEnd.Reset));
+        Assert.That(relayed.Messages, Is.Empty, "never a final dot");
+        var recorded = session.Recorder.Events.Single();
+        Assert.That(recorded.Outcome, Is.EqualTo(TransactionOutcome.Rejected));
+        Assert.That(recorded.Unsent, Is.EqualTo(UnsentKind.RefusedAtData), "refused for what the client sent, like a data problem");
+        Assert.That(session.Log.Lines, Has.Some.StartsWith("message stage verdict stopped message "));
+    }
+
+    [Test]
+    public async Task A_whole_message_stage_sees_the_spooled_message_before_the_upstream_gets_any_of_it()
+    {
+        await using var upstream = new ScriptedUpstream();
+        var spools = new MemorySpools();
+        var stage = new WholeMessageStage();
+        var pipeline = new MessagePipeline([new TraceHeaderStage(RelayHarness.HeloName, false), stage], spools);
+        await using var session = MemorySession.Start(upstream.EndPoint, pipeline: pipeline);
+        await session.StartDataAsync();
+
+        await session.SendAsync(Body + ".\r\n");
+        var final = await session.ReadReplyAsync();
+
+        Assert.That(pipeline.Streams, Is.False);
+        Assert.That(final.Code, Is.EqualTo(250), final.Text);
+        Assert.That(stage.Seen, Is.EqualTo(Body), "the stage read the whole message from the spool");
+        var (trace, rest) = RelayHarness.SplitTraceHeader((await upstream.SessionAsync(0)).Messages.Single());
+        Assert.That(trace, Does.StartWith("X-Interceptor-Origin: "));
+        Assert.That(Encoding.ASCII.GetString(rest), Is.EqualTo(Body));
+        Assert.That(spools.Disposed, Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task A_held_message_gets_the_stages_reply_is_recorded_pending_and_never_reaches_the_upstream()
+    {
+        await using var upstream = new ScriptedUpstream();
+        var held = new SmtpReply(250, "2.0.0", "held for review");
+        var pipeline = new MessagePipeline([new TraceHeaderStage(RelayHarness.HeloName, false), new VerdictStage(StageVerdict.Hold(held), whole: true)], new MemorySpools());
+        await using var session = MemorySession.Start(upstream.EndPoint, pipeline: pipeline);
+        await session.StartDataAsync();
+
+        await session.SendAsync(Body + ".\r\n");
+        var final = await session.ReadReplyAsync();
+
+        Assert.That(final.Text, Is.EqualTo("250 2.0.0 held for review"));
+        Assert.That((await upstream.SessionAsync(0)).Messages, Is.Empty);
+        Assert.That(session.Recorder.Events.Single().Outcome, Is.EqualTo(TransactionOutcome.Pending));
+    }
+
+    private sealed class HeaderStage(string header) : IMessageStage
+    {
+        public string Name => "header";
+
+        public bool NeedsWholeMessage => false;
+
+        public ReadOnlyMemory<byte> HeadersFor(MessageContext message) => Encoding.ASCII.GetBytes(header);
+
+        public ValueTask<StageVerdict> CompleteAsync(MessageContext message, IMessageSpool? spool, CancellationToken token) => ValueTask.FromResult(StageVerdict.Continue);
+    }
+
+    private sealed class VerdictStage(StageVerdict verdict, bool whole = false) : IMessageStage
+    {
+        public string Name => "verdict";
+
+        public bool NeedsWholeMessage => whole;
+
+        public ReadOnlyMemory<byte> HeadersFor(MessageContext message) => ReadOnlyMemory<byte>.Empty;
+
+        public ValueTask<StageVerdict> CompleteAsync(MessageContext message, IMessageSpool? spool, CancellationToken token) => ValueTask.FromResult(verdict);
+    }
+
+    private sealed class WholeMessageStage : IMessageStage
+    {
+        public string Name => "whole-message";
+
+        public bool NeedsWholeMessage => true;
+
+        public string? Seen { get; private set; }
+
+        public ReadOnlyMemory<byte> HeadersFor(MessageContext message) => ReadOnlyMemory<byte>.Empty;
+
+        public async ValueTask<StageVerdict> CompleteAsync(MessageContext message, IMessageSpool? spool, CancellationToken token)
+        {
+            using var reader = new StreamReader(spool!.OpenRead(), Encoding.ASCII);
+            Seen = await reader.ReadToEndAsync(token);
+            return StageVerdict.Continue;
+        }
+    }
+
+    /// <summary>Spools in memory: what a disk spool will do, for the seam's tests.</summary>
+    private sealed class MemorySpools : IMessageSpoolFactory
+    {
+        private int _disposed;
+
+        public int Disposed => _disposed;
+
+        public ValueTask<IMessageSpool> CreateAsync(MessageContext message, CancellationToken token) => ValueTask.FromResult<IMessageSpool>(new Spool(this));
+
+        private sealed class Spool(MemorySpools owner) : IMessageSpool
+        {
+            private readonly MemoryStream _bytes = new();
+
+            public long Length => _bytes.Length;
+
+            public ValueTask AppendAsync(ReadOnlyMemory<byte> bytes, CancellationToken token) => _bytes.WriteAsync(bytes, token);
+
+            public Stream OpenRead() => new MemoryStream(_bytes.ToArray(), writable: false);
+
+            public ValueTask DisposeAsync()
+            {
+                Interlocked.Increment(ref owner._disposed);
+                return _bytes.DisposeAsync();
+            }
+        }
+    }
+}

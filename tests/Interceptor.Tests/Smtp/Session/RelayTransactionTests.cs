@@ -1,0 +1,156 @@
+using System.Net;
+using Interceptor.Core.Events;
+using Interceptor.Core.Options;
+using Interceptor.Core.Policy;
+using Interceptor.Core.Replies;
+using Interceptor.Smtp.Protocol;
+using Interceptor.Smtp.Session;
+using Interceptor.Smtp.Upstream;
+using Interceptor.Tests.TestDoubles;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Interceptor.Tests.Smtp.Session;
+
+/// <summary>Issue 13.1: the transaction is the only thing that finishes itself, once, whatever the outcome: stored, logged, counted.</summary>
+[TestFixture]
+[Parallelizable(ParallelScope.All)]
+public class RelayTransactionTests
+{
+    private static readonly ConnectionOrigin Origin = new(RelayHarness.Uid, RelayHarness.User, new IPEndPoint(IPAddress.Loopback, 40000), new IPEndPoint(IPAddress.Parse("192.0.2.1"), 25));
+
+    private static (RelayTransaction Transaction, RecordingRecorder Recorder, PolicyFixture Policy, MessageTicket Ticket) Start()
+    {
+        var recorder = new RecordingRecorder();
+        var policy = new PolicyFixture(new LimitsOptions());
+        var link = new UpstreamLink(new UpstreamLease(new UnusedRoute()), Origin, recorder, NullLogger.Instance);
+        var sink = new TransactionSink(Origin, recorder, policy.Policy, link);
+        var ticket = policy.Policy.StartMessageAsync(Origin.Uid, Origin.User, null, CancellationToken.None).Result.Ticket!;
+        var (mail, _) = EnvelopeCommand.Parse("FROM:<alice@customer.test>", "FROM:", allowNullPath: true);
+        return (new RelayTransaction(mail!, ticket, sink), recorder, policy, ticket);
+    }
+
+    [Test]
+    public async Task It_finishes_once_however_often_it_is_told()
+    {
+        var (transaction, recorder, policy, _) = Start();
+
+        await transaction.FinishAsync("aborted: RSET", TransactionOutcome.Refused, UnsentKind.Reset, CancellationToken.None);
+        await transaction.FinishAsync("aborted: the client left before finishing the transaction", TransactionOutcome.Refused, UnsentKind.ClientLeft, CancellationToken.None);
+
+        Assert.That(transaction.Finished, Is.True);
+        Assert.That(recorder.Events.Select(e => e.Reply), Is.EqualTo(new[] { "aborted: RSET" }));
+        Assert.That(policy.Store.Tallies, Has.Count.EqualTo(1), "stored (tallied) once too");
+    }
+
+    [Test]
+    public async Task The_event_names_the_client_the_upstream_and_the_envelope()
+    {
+        var (transaction, recorder, _, _) = Start();
+        transaction.RecipientAnswered("bob@example.net", new SmtpReply(250, "2.1.5", "Ok"));
+
+        await transaction.FinishAsync("aborted: RSET", TransactionOutcome.Refused, UnsentKind.Reset, CancellationToken.None);
+
+        var finished = recorder.Events.Single();
+        Assert.Multiple(() =>
+        {
+            Assert.That(finished.Id, Is.EqualTo(transaction.Id));
+            Assert.That((finished.Uid, finished.User, finished.Sender), Is.EqualTo((RelayHarness.Uid, RelayHarness.User, "alice@customer.test")));
+            Assert.That(finished.RecipientCount, Is.EqualTo(1));
+            Assert.That(finished.OriginalDestination, Is.EqualTo("192.0.2.1:25"));
+            Assert.That(finished.Unsent, Is.EqualTo(UnsentKind.Reset));
+        });
+    }
+
+    [Test]
+    public async Task Every_recipient_refused_upstream_is_the_upstreams_verdict_not_an_abandoned_transaction()
+    {
+        var (transaction, recorder, _, _) = Start();
+        transaction.RecipientAnswered("nobody@example.net", new SmtpReply(550, "5.1.1", "no such user"));
+
+        await transaction.FinishAsync("aborted: RSET", TransactionOutcome.Refused, UnsentKind.Reset, CancellationToken.None);
+
+        var finished = recorder.Events.Single();
+        Assert.That(finished.Outcome, Is.EqualTo(TransactionOutcome.Rejected));
+        Assert.That(finished.Unsent, Is.EqualTo(UnsentKind.UpstreamRefused));
+        Assert.That(finished.Reply, Is.EqualTo("550 5.1.1 no such user (every recipient refused upstream)"));
+    }
+
+    [Test]
+    public async Task A_refused_recipient_gives_back_its_quota_and_an_accepted_one_counts()
+    {
+        var (transaction, _, policy, ticket) = Start();
+        Assert.That(await policy.Policy.ReserveRecipientAsync(ticket, CancellationToken.None), Is.Null);
+        Assert.That(await policy.Policy.ReserveRecipientAsync(ticket, CancellationToken.None), Is.Null);
+
+        transaction.RecipientAnswered("bob@example.net", new SmtpReply(250, "2.1.5", "Ok"));
+        transaction.RecipientAnswered("nobody@example.net", new SmtpReply(550, "5.1.1", "no such user"));
+
+        Assert.That(transaction.Recipients, Is.EqualTo(new[] { "bob@example.net" }));
+        Assert.That(ticket.ReservedRecipients, Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task Data_does_not_start_when_the_pending_record_cannot_be_written()
+    {
+        var (transaction, recorder, policy, _) = Start();
+        transaction.RecipientAnswered("bob@example.net", new SmtpReply(250, "2.1.5", "Ok"));
+        policy.Store.Broken = true;
+
+        var refusal = await transaction.BeginDataAsync(CancellationToken.None);
+        await transaction.FinishAsync("not relayed: " + refusal, TransactionOutcome.Refused, UnsentKind.RefusedAtData, CancellationToken.None);
+
+        Assert.That(refusal, Is.Not.Null);
+        Assert.That(refusal!.Code, Is.EqualTo(451));
+        Assert.That(transaction.DataStarted, Is.False);
+        Assert.That(recorder.Events.Single().Unsent, Is.EqualTo(UnsentKind.RefusedAtData));
+    }
+
+    /// <summary>The bug: this outcome was stored but never logged nor counted (the recorder never heard of it).</summary>
+    [Test]
+    public async Task A_mail_refused_for_a_parameter_the_upstream_cannot_honour_is_stored_logged_and_counted()
+    {
+        await using var upstream = new ScriptedUpstream(new UpstreamScript { Extensions = ["PIPELINING", "ENHANCEDSTATUSCODES"] });
+        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint);
+        await relay.Client.GreetAsync();
+
+        var reply = await relay.Client.CommandAsync("MAIL FROM:<alice@customer.test> BODY=8BITMIME");
+
+        Assert.That(reply.Text, Does.StartWith("554 5.6.3 "));
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count == 1, "the recorded (logged and counted) transaction");
+        var recorded = relay.Recorder.Events.Single();
+        Assert.Multiple(() =>
+        {
+            Assert.That(recorded.Unsent, Is.EqualTo(UnsentKind.MailRefused));
+            Assert.That(recorded.Outcome, Is.EqualTo(TransactionOutcome.Refused));
+            Assert.That(recorded.Reply, Does.StartWith("not relayed: 554 5.6.3 "));
+            Assert.That(relay.Policy.Store.Tallies.Select(t => t.Kind), Is.EqualTo(new[] { TallyEntry.UnsentKindName(UnsentKind.MailRefused) }), "stored (tallied) as before");
+        });
+    }
+
+    [Test]
+    public async Task Quit_in_the_middle_of_a_transaction_finishes_it_as_abandoned()
+    {
+        await using var upstream = new ScriptedUpstream();
+        await using var session = MemorySession.Start(upstream.EndPoint);
+        await session.GreetAsync();
+        await session.CommandAsync("MAIL FROM:<alice@customer.test>");
+        await session.CommandAsync("RCPT TO:<bob@example.net>");
+
+        var bye = await session.CommandAsync("QUIT");
+
+        Assert.That(bye.Code, Is.EqualTo(221));
+        await Wait.UntilAsync(() => session.Recorder.Events.Count == 1, "the recorded transaction");
+        Assert.That(session.Recorder.Events.Single().Reply, Is.EqualTo("aborted: the client left before finishing the transaction"));
+        Assert.That(session.Recorder.Events.Single().Unsent, Is.EqualTo(UnsentKind.ClientLeft));
+    }
+
+    /// <summary>Never asked: these tests finish transactions without an upstream session.</summary>
+    private sealed class UnusedRoute : IUpstreamRoute
+    {
+        public string Name => "192.0.2.1:25";
+
+        public Task<UpstreamHandOut> TakeAsync(bool fresh, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task GiveBackAsync(UpstreamConnection connection) => Task.CompletedTask;
+    }
+}

@@ -42,21 +42,12 @@ public static partial class UnixGroups
                     }
                 }
 
-                if (error == LibC.ERANGE && size < MaxBufferSize)
+                switch (NssErrors.Classify(error, ref size, MaxBufferSize))
                 {
-                    size *= 2;
-                    continue;
-                }
-
-                if (error == LibC.EINTR)
-                {
-                    continue;
-                }
-
-                // glibc reports "not found" as 0 with a null result; some NSS modules use these errnos.
-                if (error == 0 || error == LibC.ENOENT || error == LibC.ESRCH || error == LibC.EBADF || error == LibC.EPERM)
-                {
-                    return null;
+                    case NssOutcome.Retry:
+                        continue;
+                    case NssOutcome.NotFound:
+                        return null;
                 }
 
                 throw new LinuxInteropException($"getgrnam_r({name})", error);

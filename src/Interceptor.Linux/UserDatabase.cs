@@ -86,21 +86,12 @@ public static partial class UserDatabase
                     }
                 }
 
-                if (error == LibC.ERANGE && size < MaxBufferSize)
+                switch (NssErrors.Classify(error, ref size, MaxBufferSize))
                 {
-                    size *= 2;
-                    continue;
-                }
-
-                if (error == LibC.EINTR)
-                {
-                    continue;
-                }
-
-                // glibc reports "not found" as 0 with a null result; some NSS modules use these.
-                if (error == 0 || error == LibC.ENOENT || error == LibC.ESRCH || error == LibC.EBADF || error == LibC.EPERM)
-                {
-                    return false;
+                    case NssOutcome.Retry:
+                        continue;
+                    case NssOutcome.NotFound:
+                        return false;
                 }
 
                 throw new LinuxInteropException(name is null ? $"getpwuid_r({uid})" : $"getpwnam_r({name})", error);

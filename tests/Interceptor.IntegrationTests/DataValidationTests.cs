@@ -140,8 +140,8 @@ public sealed class DataValidationTests
     public async Task Message_whose_first_line_starts_with_a_dot_is_unstuffed_like_every_other_line()
     {
         await using var s = await Scenario.StartAsync();
-        // The first line has no CRLF before its dot: a reader that unstuffs only after a CRLF misses it (SmtpServer did, see
-        // DESIGN.md's traps); our DATA filter must unstuff it like every other line.
+        // The first line has no CRLF before its dot: a reader that unstuffs only after a CRLF misses it (SmtpServer 11.1's
+        // does); our DATA filter must unstuff it like every other line.
         var message = Encoding.ASCII.GetBytes(".first line starts with a dot\r\nSubject: dot first\r\n\r\nbody\r\n");
 
         var result = await Clients.DialogAsync(s.Ns, TestUsers.Alice, s.Dir,

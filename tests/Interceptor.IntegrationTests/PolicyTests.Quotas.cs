@@ -5,7 +5,7 @@ namespace Interceptor.IntegrationTests;
 
 /// <summary>
 /// Quotas per user with real mail from unprivileged users through the real redirect: each limit refuses exactly at
-/// its boundary, with the reply form of DESIGN.md (reason, user, count/limit, enhanced code), at the earliest point
+/// its boundary, with the reply form of src/README.md (reason, user, count/limit, enhanced code), at the earliest point
 /// that knows; other users and per-user overrides are independent.
 /// </summary>
 [TestFixture]
@@ -72,7 +72,7 @@ public sealed class QuotaPolicyTests
 
     /// <summary>
     /// The per-message recipient cap is the user's own (bob keeps the default) and MailPolicy answers it with the
-    /// reply form of DESIGN.md: "452 4.5.3 too many recipients for user smtpi-alice (2/2 per message); …". The policy
+    /// reply form of src/README.md: "452 4.5.3 too many recipients for user smtpi-alice (2/2 per message); …". The policy
     /// also records it, once per message, as a refusal that the metrics and the suspension rules see.
     /// </summary>
     [Test]

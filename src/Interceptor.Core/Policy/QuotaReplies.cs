@@ -2,7 +2,7 @@ using Interceptor.Core.Replies;
 
 namespace Interceptor.Core.Policy;
 
-/// <summary>Policy refusals name the reason, the user, the limit and the count (DESIGN.md's reply form).</summary>
+/// <summary>Policy refusals name the reason, the user, the count and the limit (the reply form in src/README.md, Policy).</summary>
 public static class QuotaReplies
 {
     public static SmtpReply For(QuotaExceeded exceeded, string user) => exceeded.Kind switch

@@ -11,6 +11,9 @@ ensure_deps() {
     [ -x /usr/bin/newuidmap ] || missing+=(uidmap)
     [ -x /usr/bin/python3 ] || missing+=(python3)
     command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+    # The relay pool's tests: a local DNS server for DNSBL zones, and Cyrus SASL's saslpasswd2 for the Postfix relays.
+    [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
+    [ -x /usr/sbin/saslpasswd2 ] || missing+=(sasl2-bin)
     # The booted-package test: builds a Debian 12 root and boots it with systemd as PID 1.
     command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
     command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)

@@ -82,6 +82,26 @@ internal static class Schema
         );
         CREATE INDEX tallies_period ON tallies (period);
         """,
+
+        // v3: the relay pool's state (issue 15), one row per relay and one for the host ('@host', Auto mode), so a
+        // restart brings no burned relay back. evidence holds the last few burn lines, newline-separated.
+        """
+        CREATE TABLE relay_states (
+            name                 TEXT    NOT NULL PRIMARY KEY,
+            status               TEXT    NOT NULL,
+            position             INTEGER NOT NULL,
+            used                 INTEGER NOT NULL,
+            since                INTEGER NOT NULL,
+            consecutive_failures INTEGER NOT NULL,
+            down_until           INTEGER,
+            burned_since         INTEGER,
+            reason               TEXT    NOT NULL,
+            evidence             TEXT    NOT NULL,
+            clean_checks         INTEGER NOT NULL,
+            last_dnsbl           TEXT    NOT NULL,
+            last_dnsbl_at        INTEGER
+        );
+        """,
     ];
 
     /// <summary>The schema version this code writes.</summary>

@@ -207,7 +207,7 @@ internal static class StoreQueries
             .ThenBy(u => u.Uid)];
     }
 
-    private static DateTimeOffset Time(long utcTicks) => new(utcTicks, TimeSpan.Zero);
+    internal static DateTimeOffset Time(long utcTicks) => new(utcTicks, TimeSpan.Zero);
 
     private static uint Uid(long value) => value is >= 0 and <= uint.MaxValue
         ? (uint)value
@@ -215,7 +215,7 @@ internal static class StoreQueries
 
     private static long Count(SqliteDataReader reader, int ordinal) => reader.GetInt64(ordinal);
 
-    private static TEnum Parse<TEnum>(string text, string what)
+    internal static TEnum Parse<TEnum>(string text, string what)
         where TEnum : struct, Enum =>
         // Only the exact name round-trips; TryParse alone would also take numbers and stray spaces.
         Enum.TryParse<TEnum>(text, ignoreCase: false, out var value) && string.Equals(value.ToString(), text, StringComparison.Ordinal)

@@ -19,6 +19,10 @@ public sealed record InterceptorOptions
     public MetricsOptions Metrics { get; init; } = new();
     public TraceOptions Trace { get; init; } = new();
     public AttributionOptions Attribution { get; init; } = new();
+
+    /// <summary>Issue 15's burn detection; see <see cref="NotActiveYetAttribute"/>.</summary>
+    [NotActiveYet]
+    public BurnOptions Burn { get; init; } = new();
 }
 
 /// <summary>Where the daemon accepts redirected connections. Always loopback (127.0.0.1 and ::1): no open relay.</summary>
@@ -67,6 +71,12 @@ public sealed record InterceptionOptions
 public enum RelayMode
 {
     OriginalDestination,
+
+    /// <summary>Everything through the relay pool (<see cref="RelayOptions.Smarthosts"/>).</summary>
+    Smarthost,
+
+    /// <summary>Direct while the host's own address is healthy, through the pool while it is burned.</summary>
+    Auto,
 }
 
 /// <summary>How the daemon talks to the upstream server.</summary>
@@ -122,6 +132,18 @@ public sealed record RelayOptions
     /// many destinations cannot make the daemon hold thousands of idle upstream connections (and descriptors).
     /// </summary>
     public int ReuseMaxIdleTotal { get; init; } = 1000;
+
+    /// <summary>Per-user <see cref="Mode"/> (e.g. one site always through the pool); see RelayPoolOptions.cs.</summary>
+    [NotActiveYet]
+    public IReadOnlyDictionary<string, RelayMode> ModeByUser { get; init; } = new Dictionary<string, RelayMode>();
+
+    /// <summary>The relay pool, in order; see <see cref="SmarthostOptions"/>.</summary>
+    [NotActiveYet]
+    public IReadOnlyList<SmarthostOptions> Smarthosts { get; init; } = [];
+
+    /// <summary>"USER LOGIN PASSWORD" lines for AUTH at the relays; empty: no AUTH. Readable by the daemon's user only.</summary>
+    [NotActiveYet]
+    public string CredentialsFile { get; init; } = "";
 }
 
 /// <summary>Per-user limits: <c>Limits.Default</c>, overridden field by field in <c>Limits.Users.NAME</c>.</summary>

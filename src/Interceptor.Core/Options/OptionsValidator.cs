@@ -51,6 +51,7 @@ public static partial class OptionsValidator
             Check(IPEndPoint.TryParse(text, out var endpoint) && endpoint.Port != 0, $"Relay.PermittedLocalDestinations[{i}]", $"\"{text}\" is not address:port (IPv6 as [addr]:port)");
         }
 
+        CheckRelayPool(options, Check);
         CheckLimits(options.Limits.Default, "Limits.Default", required: true, Check);
         foreach (var (user, limits) in options.Limits.Users)
         {

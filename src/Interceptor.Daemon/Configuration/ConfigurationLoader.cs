@@ -16,7 +16,7 @@ public sealed class ConfigurationException(IReadOnlyList<string> errors)
 /// defaults, ignores unknown keys, and its errors do not name the key an admin typed. The keys themselves come from the
 /// option records (<see cref="OptionKeys"/>).
 /// </summary>
-public static class ConfigurationLoader
+public static partial class ConfigurationLoader
 {
     public const string EnvironmentPrefix = "SMTPI_";
 
@@ -69,6 +69,7 @@ public static class ConfigurationLoader
 
         errors.AddRange(OptionsValidator.Validate(options));
         errors.AddRange(HostLimits.Check(options));
+        errors.AddRange(PoolModesNotYetWired(options));
         if (errors.Count > 0)
         {
             throw new ConfigurationException(errors);

@@ -76,7 +76,7 @@ public static class OptionKeys
 
     private static IEnumerable<OptionKey> Walk(Type record, object? defaults, string prefix)
     {
-        foreach (var property in Properties(record))
+        foreach (var property in Properties(record).Where(p => p.GetCustomAttribute<NotActiveYetAttribute>() is null))
         {
             var path = prefix + KeyOf(property);
             var type = property.PropertyType;

@@ -63,13 +63,16 @@ internal static class OptionsBinder
         return Parse(Nullable.GetUnderlyingType(type) ?? type, section.Value ?? "", key, errors);
     }
 
-    /// <summary>Items in index order; an empty list (<c>[]</c>) is an empty value.</summary>
+    /// <summary>Items in index order; an empty list (<c>[]</c>) is an empty value. An item may be a record (its fields keyed "List:0:Field").</summary>
     private static IList BindList(Type element, IConfigurationSection section, string key, List<string> errors)
     {
         var list = (IList)Activator.CreateInstance(typeof(List<>).MakeGenericType(element))!;
         foreach (var item in section.GetChildren().OrderBy(i => int.TryParse(i.Key, out var index) ? index : int.MaxValue))
         {
-            list.Add(Parse(element, item.Value ?? "", $"{key}:{item.Key}", errors));
+            var itemKey = $"{key}:{item.Key}";
+            list.Add(OptionKeys.IsSection(element)
+                ? BindRecord(element, Activator.CreateInstance(element)!, item, itemKey + ":", errors)
+                : Parse(element, item.Value ?? "", itemKey, errors));
         }
 
         return list;

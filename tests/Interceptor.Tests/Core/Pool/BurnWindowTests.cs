@@ -1,0 +1,48 @@
+using Interceptor.Core.Pool;
+using Interceptor.Tests.TestDoubles;
+
+namespace Interceptor.Tests.Core.Pool;
+
+public class BurnWindowTests
+{
+    private readonly ManualClock _clock = new(new DateTimeOffset(2026, 12, 2, 0, 0, 0, TimeSpan.Zero));
+
+    [Test]
+    public void The_threshold_is_reached_only_by_hits_inside_the_window()
+    {
+        var window = new BurnWindow(3, TimeSpan.FromMinutes(60), _clock);
+
+        Assert.That(window.Record("relay1"), Is.False);
+        _clock.Now += TimeSpan.FromMinutes(30);
+        Assert.That(window.Record("relay1"), Is.False);
+        _clock.Now += TimeSpan.FromMinutes(31); // the first hit is now 61 minutes old
+        Assert.That(window.Record("relay1"), Is.False, "the first hit slid out");
+        Assert.That(window.Count("relay1"), Is.EqualTo(2));
+        _clock.Now += TimeSpan.FromMinutes(1);
+        Assert.That(window.Record("relay1"), Is.True);
+    }
+
+    [Test]
+    public void Relays_are_counted_apart_and_reset_forgets_one()
+    {
+        var window = new BurnWindow(2, TimeSpan.FromMinutes(5), _clock);
+        window.Record("relay1");
+        window.Record("relay2");
+        window.Reset("relay2");
+
+        Assert.That(window.Record("relay1"), Is.True);
+        Assert.That(window.Record("relay2"), Is.False);
+    }
+
+    [Test]
+    public void At_most_threshold_times_are_kept_however_many_hits_arrive()
+    {
+        var window = new BurnWindow(5, TimeSpan.FromMinutes(60), _clock);
+        for (var i = 0; i < 10_000; i++)
+        {
+            window.Record("relay1");
+        }
+
+        Assert.That(window.Count("relay1"), Is.EqualTo(5));
+    }
+}

@@ -63,6 +63,21 @@ public sealed partial class MonitoringFilesTests
         return "";
     }
 
+    /// <summary>An alert that tells the admin to run a command that does not exist (it once said `unsuspend`) fails here.</summary>
+    [Test]
+    public void Every_command_the_alerts_and_the_dashboard_tell_the_admin_to_run_is_a_verb_of_the_command_line()
+    {
+        var verbs = Interceptor.Daemon.Commands.CommandLineDefinition.Create(Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance)
+            .Root.Subcommands.Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
+        var named = new[] { RulesFile, RulesTestFile, DashboardFile }
+            .SelectMany(f => CommandMention().Matches(File.ReadAllText(Path.Combine(MonitoringDirectory, f))))
+            .Select(m => m.Groups[1].Value)
+            .ToList();
+
+        Assert.That(named, Is.Not.Empty, "the alerts name the commands that show and lift a suspension");
+        Assert.That(named.Where(v => !verbs.Contains(v)).Distinct(), Is.Empty, "verbs: " + string.Join(", ", verbs.Order()));
+    }
+
     [Test]
     public async Task Promtool_checks_the_rules_and_their_unit_tests_pass()
     {
@@ -231,4 +246,7 @@ public sealed partial class MonitoringFilesTests
 
     [GeneratedRegex(@"expr: (?!BROKEN).*")]
     private static partial Regex SingleLineExpression();
+
+    [GeneratedRegex(@"`smtp-interceptor ([a-z][a-z-]*)")]
+    private static partial Regex CommandMention();
 }

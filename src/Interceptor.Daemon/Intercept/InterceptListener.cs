@@ -6,6 +6,7 @@ using Interceptor.Core.Policy;
 using Interceptor.Core.Replies;
 using Interceptor.Daemon.Attribution;
 using Interceptor.Daemon.Hosting;
+using Interceptor.Smtp.Data;
 using Interceptor.Smtp.Session;
 using Interceptor.Smtp.Upstream;
 using Microsoft.Extensions.Hosting;
@@ -50,6 +51,7 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
     private readonly IMailPolicy _policy;
     private readonly ProcessAttribution? _processes;
     private readonly UpstreamConnectionCache _upstreams;
+    private readonly MessagePipeline _pipeline;
 
     public InterceptListener(
         InterceptorOptions options,
@@ -72,6 +74,7 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         // The idle upstream sessions are part of the descriptor budget: never more than the sessions that made them, nor
         // more than Relay.ReuseMaxIdleTotal.
         var upstream = UpstreamSettings.From(options.Relay);
+        _pipeline = MessagePipeline.Default(options.Relay.HeloName, options.Trace.IncludeProcess);
         _upstreams = new UpstreamConnectionCache(upstream with
         {
             Reuse = upstream.Reuse with { MaxIdleTotal = Math.Max(1, Math.Min(upstream.Reuse.MaxIdleTotal, DescriptorBudget.IdleUpstreamsFor(maxConnections, options.Relay.ReuseConnections))) },
@@ -198,7 +201,7 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
             {
                 _processes?.Begin(origin, inode);
                 _logger.SessionStarted(origin.Uid, origin.User, origin.Client, origin.OriginalDestination);
-                await using var session = new InboundSession(stream, origin, _options, _recorder, _logger, _policy, _upstreams);
+                await using var session = new InboundSession(stream, origin, _options, _recorder, _logger, _policy, _upstreams) { Pipeline = _pipeline };
                 await session.RunAsync(shutdown);
             }
             finally

@@ -57,8 +57,11 @@ public sealed class InboundSession : IAsyncDisposable
     /// <summary>Where the conversation stands (for tests and diagnostics).</summary>
     public SessionState State => _state;
 
-    /// <summary>The stages every message of this session passes; today's default is the trace header alone.</summary>
-    internal MessagePipeline? Pipeline { get; init; }
+    /// <summary>
+    /// The stages every message of this session passes; without one, the trace header alone. The pipeline is stateless,
+    /// so the listener builds one and hands it to every session instead of each session building its own.
+    /// </summary>
+    public MessagePipeline? Pipeline { get; init; }
 
     /// <summary>Greets a connection we will not serve with one reply and closes it (attribution failed, not redirected...).</summary>
     public static Task RefuseAsync(Stream client, SmtpReply reply, TimeSpan timeout) => ClientChannel.TryWriteAsync(client, reply, timeout);

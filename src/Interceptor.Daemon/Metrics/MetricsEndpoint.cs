@@ -22,12 +22,21 @@ namespace Interceptor.Daemon.Metrics;
 /// loopback address: OpenTelemetry's Prometheus exporter on a Kestrel of its own (README, Monitoring, says why this
 /// exporter). Nothing else is served (404). At most <see cref="DescriptorBudget.MetricsConnections"/> connections at
 /// once: one more is closed at once (a local user holding connections must not take the daemon's descriptors; a scraper
-/// asks once every few seconds); request headers within <see cref="RequestTimeout"/>, idle connections closed after it.
+/// asks once every few seconds); request headers within <see cref="RequestTimeout"/>, idle connections closed after it,
+/// and every connection closed after <see cref="ConnectionLifetime"/> whatever it does, so that nobody can keep a slot
+/// with a request every few seconds or a response read slowly.
 /// Started and stopped as one piece, so it fits a hosted service as it is.
 /// </summary>
 public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsSource> sources, ILoggerFactory loggers) : IHostedService, IAsyncDisposable
 {
     public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// The most a connection may live: Kestrel's own limits end only idle or stalled connections, and a local user who
+    /// keeps eight connections busy (a request every 4 s, or a scrape read at Kestrel's minimum rate) would otherwise hold
+    /// every slot and blind the monitoring. A scrape takes milliseconds; Prometheus simply reconnects.
+    /// </summary>
+    public static readonly TimeSpan ConnectionLifetime = TimeSpan.FromSeconds(10);
 
     /// <summary>Series per per-user metric (users × outcomes or reasons); beyond it, OpenTelemetry's overflow series.</summary>
     public const int PerUserSeriesLimit = 20_000;
@@ -126,6 +135,8 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
     {
         try
         {
+            using var lifetime = new CancellationTokenSource(ConnectionLifetime);
+            using var abort = lifetime.Token.Register(connection.Abort);
             await next(connection);
         }
         finally

@@ -128,6 +128,36 @@ public sealed class MetricsEndpointTests
         });
     }
 
+    /// <summary>A connection kept busy (a request every second, within Kestrel's idle limits) still ends: it cannot keep its slot.</summary>
+    [Test]
+    public async Task A_connection_kept_busy_with_requests_is_closed_after_its_lifetime()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(_endpoint.BoundEndpoint!);
+        var request = System.Text.Encoding.ASCII.GetBytes("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+        var buffer = new byte[65536];
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var closed = false;
+        while (!closed && clock.Elapsed < MetricsEndpoint.ConnectionLifetime + TimeSpan.FromSeconds(5))
+        {
+            try
+            {
+                await socket.SendAsync(request, SocketFlags.None);
+                using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                closed = await socket.ReceiveAsync(buffer, SocketFlags.None, wait.Token) == 0;
+            }
+            catch (SocketException)
+            {
+                closed = true;
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.That(closed, Is.True, $"still open after {clock.Elapsed.TotalSeconds:0} s of requests");
+        Assert.That(clock.Elapsed, Is.GreaterThanOrEqualTo(MetricsEndpoint.ConnectionLifetime - TimeSpan.FromSeconds(1)), "served until its lifetime");
+    }
+
     [Test]
     public async Task Connections_over_the_cap_are_closed_at_once_and_logged_and_the_endpoint_serves_once_they_go()
     {

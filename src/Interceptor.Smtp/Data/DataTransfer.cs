@@ -143,7 +143,7 @@ internal sealed class DataTransfer(
 
             if (upstreamFailure is null)
             {
-                var (verdict, stage) = await pipeline.CompleteAsync(message, spool, token);
+                var (verdict, stage, added) = await pipeline.CompleteAsync(message, spool, token);
                 if (verdict.Decision != StageDecision.Continue)
                 {
                     upstream.Abort();
@@ -156,7 +156,7 @@ internal sealed class DataTransfer(
 
                 if (spool is not null)
                 {
-                    upstreamFailure = await ReplayAsync(spool, pipeline.HeadersFor(message), output.AsMemory(0, DataChunk), token);
+                    upstreamFailure = await ReplayAsync(spool, added, pipeline.HeadersFor(message), output.AsMemory(0, DataChunk), token);
                 }
             }
 
@@ -205,10 +205,12 @@ internal sealed class DataTransfer(
         }
     }
 
-    /// <summary>Sends a spooled message upstream after every stage let it go: the stages' headers, then the spool.</summary>
-    private async Task<UpstreamException?> ReplayAsync(IMessageSpool spool, ReadOnlyMemory<byte> headers, Memory<byte> buffer, CancellationToken token)
+    /// <summary>Sends a spooled message upstream after every stage let it go: the headers stages added on completion (a
+    /// signature), the stages' own headers, then the spool.</summary>
+    private async Task<UpstreamException?> ReplayAsync(IMessageSpool spool, ReadOnlyMemory<byte> added, ReadOnlyMemory<byte> headers, Memory<byte> buffer, CancellationToken token)
     {
-        var failure = headers.Length > 0 ? await TryWriteUpstreamAsync(headers, token) : null;
+        var failure = added.Length > 0 ? await TryWriteUpstreamAsync(added, token) : null;
+        failure ??= headers.Length > 0 ? await TryWriteUpstreamAsync(headers, token) : null;
         await using var stream = spool.OpenRead();
         int read;
         while (failure is null && (read = await stream.ReadAsync(buffer, token)) > 0)

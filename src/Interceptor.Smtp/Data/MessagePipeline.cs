@@ -1,3 +1,4 @@
+using Interceptor.Core.Replies;
 using Interceptor.Smtp.Session;
 
 namespace Interceptor.Smtp.Data;
@@ -11,11 +12,13 @@ public sealed class MessagePipeline
 {
     private readonly IReadOnlyList<IMessageStage> _stages;
     private readonly IMessageSpoolFactory? _spools;
+    private readonly IMessageHolding? _holds;
 
-    public MessagePipeline(IReadOnlyList<IMessageStage> stages, IMessageSpoolFactory? spools = null)
+    public MessagePipeline(IReadOnlyList<IMessageStage> stages, IMessageSpoolFactory? spools = null, IMessageHolding? holds = null)
     {
         _stages = stages;
         _spools = spools;
+        _holds = holds;
         Streams = !stages.Any(s => s.NeedsWholeMessage);
         if (!Streams && spools is null)
         {
@@ -56,31 +59,74 @@ public sealed class MessagePipeline
         return all;
     }
 
-    /// <summary>Asks each stage in order; the first that does not continue decides (and is named).</summary>
-    public async ValueTask<(StageVerdict Verdict, string? Stage)> CompleteAsync(MessageContext message, IMessageSpool? spool, CancellationToken token)
+    /// <summary>
+    /// Asks each stage in order; the first that does not continue decides (and is named). A hold is carried out here
+    /// (the hold store keeps the message, its id goes into the reply). When all continue, the headers they added.
+    /// </summary>
+    public async ValueTask<PipelineResult> CompleteAsync(MessageContext message, IMessageSpool? spool, CancellationToken token)
     {
+        ReadOnlyMemory<byte> added = default;
         foreach (var stage in _stages)
         {
             var verdict = await stage.CompleteAsync(message, spool, token);
-            if (verdict.Decision != StageDecision.Continue)
+            switch (verdict.Decision)
             {
-                if (verdict.Reply is null)
-                {
-                    throw new InvalidOperationException($"stage {stage.Name} stopped a message without a reply");
-                }
+                case StageDecision.Continue:
+                    if (!verdict.AddedHeaders.IsEmpty)
+                    {
+                        added = spool is null
+                            ? throw new InvalidOperationException($"stage {stage.Name} added headers to a streamed message")
+                            : Concat(verdict.AddedHeaders, added);
+                    }
 
-                if (verdict.Decision == StageDecision.Hold && spool is null)
-                {
-                    throw new InvalidOperationException($"stage {stage.Name} held a message it did not ask to see whole");
-                }
-
-                return (verdict, stage.Name);
+                    continue;
+                case StageDecision.Refuse when verdict.Reply is null:
+                    throw new InvalidOperationException($"stage {stage.Name} refused a message without a reply");
+                case StageDecision.Hold:
+                    return new PipelineResult(await HoldAsync(message, spool, stage, verdict, token), stage.Name, default);
+                default:
+                    return new PipelineResult(verdict, stage.Name, default);
             }
         }
 
-        return (StageVerdict.Continue, null);
+        return new PipelineResult(StageVerdict.Continue, null, added);
+    }
+
+    private async ValueTask<StageVerdict> HoldAsync(MessageContext message, IMessageSpool? spool, IMessageStage stage, StageVerdict verdict, CancellationToken token)
+    {
+        if (spool is null || verdict.Finding is null)
+        {
+            throw new InvalidOperationException($"stage {stage.Name} held a message it did not ask to see whole, or without a finding");
+        }
+
+        if (_holds is null)
+        {
+            throw new InvalidOperationException($"stage {stage.Name} held a message but the pipeline has no hold store");
+        }
+
+        try
+        {
+            var id = await _holds.HoldAsync(message, spool, stage.Name, verdict.Finding, token);
+            return verdict with { Reply = new SmtpReply(250, "2.0.0", $"held for review as {id}") };
+        }
+        catch (IOException e)
+        {
+            // Not kept, so not ours: the client keeps the message and retries.
+            return StageVerdict.Refuse(new SmtpReply(451, "4.3.0", $"the message could not be held for review ({e.Message}); try again later"), verdict.Finding);
+        }
+    }
+
+    private static ReadOnlyMemory<byte> Concat(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second)
+    {
+        var all = new byte[first.Length + second.Length];
+        first.CopyTo(all);
+        second.CopyTo(all.AsMemory(first.Length));
+        return all;
     }
 }
+
+/// <summary>The pipeline's decision: the deciding verdict (and stage), or Continue with the headers the stages added.</summary>
+public readonly record struct PipelineResult(StageVerdict Verdict, string? Stage, ReadOnlyMemory<byte> AddedHeaders);
 
 /// <summary>Today's one stage: the trace header naming the site (<see cref="TraceHeader"/>), added while streaming.</summary>
 public sealed class TraceHeaderStage(string hostName, bool includeProcess) : IMessageStage

@@ -17,20 +17,43 @@ public enum StageDecision
     Refuse,
 
     /// <summary>
-    /// Keep the message from the upstream (hold-and-release): the client gets the stage's reply, the upstream's DATA is
-    /// aborted and the transaction is recorded as pending. The stage keeps what it needs of the spool in
-    /// <see cref="IMessageStage.CompleteAsync"/>, so a holding stage needs the whole message.
+    /// Keep the message from the upstream (hold-and-release): the pipeline's <see cref="IMessageHolding"/> keeps the spooled
+    /// message, the client gets "250 2.0.0 held for review as ID", the upstream's DATA is aborted and the transaction is
+    /// recorded as pending. A holding stage needs the whole message.
     /// </summary>
     Hold,
 }
 
-public readonly record struct StageVerdict(StageDecision Decision, SmtpReply? Reply)
+/// <summary>What a stage found, for the log line and a hold record (e.g. a scanner's score and top symbols).</summary>
+/// <param name="Summary">One line for logs: "score 9.1 (hold 8, reject 15)".</param>
+public sealed record StageFinding(string Summary, double? Score = null, IReadOnlyList<string>? Symbols = null);
+
+/// <summary>
+/// A stage's decision. <paramref name="AddedHeaders"/> (Continue only, spooled pipelines only): complete header lines
+/// (CRLF-terminated) the stage computed from the whole message — a DKIM signature — put on top of the message when it is
+/// replayed to the upstream, above the stages' own headers.
+/// </summary>
+public readonly record struct StageVerdict(StageDecision Decision, SmtpReply? Reply, StageFinding? Finding = null, ReadOnlyMemory<byte> AddedHeaders = default)
 {
     public static StageVerdict Continue => new(StageDecision.Continue, null);
 
-    public static StageVerdict Refuse(SmtpReply reply) => new(StageDecision.Refuse, reply);
+    public static StageVerdict ContinueWith(ReadOnlyMemory<byte> addedHeaders) => new(StageDecision.Continue, null, null, addedHeaders);
 
-    public static StageVerdict Hold(SmtpReply reply) => new(StageDecision.Hold, reply);
+    public static StageVerdict Refuse(SmtpReply reply, StageFinding? finding = null) => new(StageDecision.Refuse, reply, finding);
+
+    /// <summary>Hold the message: the pipeline's <see cref="IMessageHolding"/> keeps it and makes the client's reply.</summary>
+    public static StageVerdict Hold(StageFinding finding) => new(StageDecision.Hold, null, finding);
+}
+
+/// <summary>
+/// Where held messages go (hold-and-release). <see cref="HoldAsync"/> writes the message and its record durably
+/// (fsynced) before it returns: the client's 250 makes us responsible for the message.
+/// </summary>
+public interface IMessageHolding
+{
+    /// <summary>Keeps the spooled message; returns the id the client and the admin see. Throws when it cannot keep it
+    /// (then the client gets a 4xx and nothing is lost).</summary>
+    ValueTask<string> HoldAsync(MessageContext message, IMessageSpool spool, string stage, StageFinding finding, CancellationToken token);
 }
 
 /// <summary>

@@ -99,20 +99,57 @@ public class MessagePipelineTests
     }
 
     [Test]
-    public async Task A_held_message_gets_the_stages_reply_is_recorded_pending_and_never_reaches_the_upstream()
+    public async Task A_held_message_is_kept_by_the_hold_queue_the_client_gets_its_id_and_the_upstream_nothing()
     {
         await using var upstream = new ScriptedUpstream();
-        var held = new SmtpReply(250, "2.0.0", "held for review");
-        var pipeline = new MessagePipeline([new TraceHeaderStage(RelayHarness.HeloName, false), new VerdictStage(StageVerdict.Hold(held), whole: true)], new MemorySpools());
+        var holds = new MemoryHolds();
+        var finding = new StageFinding("score 9.0 (hold 8)", 9.0, ["TEST_MARKER"]);
+        var pipeline = new MessagePipeline([new TraceHeaderStage(RelayHarness.HeloName, false), new VerdictStage(StageVerdict.Hold(finding), whole: true)], new MemorySpools(), holds);
         await using var session = MemorySession.Start(upstream.EndPoint, pipeline: pipeline);
         await session.StartDataAsync();
 
         await session.SendAsync(Body + ".\r\n");
         var final = await session.ReadReplyAsync();
 
-        Assert.That(final.Text, Is.EqualTo("250 2.0.0 held for review"));
+        Assert.That(final.Text, Is.EqualTo("250 2.0.0 held for review as H1"));
+        Assert.That(holds.Kept.Single(), Is.EqualTo(("verdict", "score 9.0 (hold 8)", Body)));
         Assert.That((await upstream.SessionAsync(0)).Messages, Is.Empty);
         Assert.That(session.Recorder.Events.Single().Outcome, Is.EqualTo(TransactionOutcome.Pending));
+    }
+
+    [Test]
+    public async Task A_message_the_hold_queue_cannot_keep_gets_a_451_and_never_reaches_the_upstream()
+    {
+        await using var upstream = new ScriptedUpstream();
+        var pipeline = new MessagePipeline([new VerdictStage(StageVerdict.Hold(new StageFinding("score 9.0")), whole: true)], new MemorySpools(), new MemoryHolds(failWith: "No space left on device"));
+        await using var session = MemorySession.Start(upstream.EndPoint, pipeline: pipeline);
+        await session.StartDataAsync();
+
+        await session.SendAsync(Body + ".\r\n");
+        var final = await session.ReadReplyAsync();
+
+        Assert.That(final.Text, Does.StartWith("451 4.3.0 the message could not be held for review (No space left on device)"));
+        Assert.That((await upstream.SessionAsync(0)).Messages, Is.Empty);
+    }
+
+    [Test]
+    public async Task Headers_a_stage_adds_on_completion_go_on_top_of_the_spooled_message_above_the_trace_header()
+    {
+        await using var upstream = new ScriptedUpstream();
+        var signature = "DKIM-Signature: v=1; test\r\n";
+        var pipeline = new MessagePipeline(
+            [new TraceHeaderStage(RelayHarness.HeloName, false), new VerdictStage(StageVerdict.ContinueWith(Encoding.ASCII.GetBytes(signature)), whole: true)],
+            new MemorySpools());
+        await using var session = MemorySession.Start(upstream.EndPoint, pipeline: pipeline);
+        await session.StartDataAsync();
+
+        await session.SendAsync(Body + ".\r\n");
+        var final = await session.ReadReplyAsync();
+
+        Assert.That(final.Code, Is.EqualTo(250), final.Text);
+        var delivered = Encoding.ASCII.GetString((await upstream.SessionAsync(0)).Messages.Single());
+        Assert.That(delivered, Does.StartWith(signature + "X-Interceptor-Origin: "));
+        Assert.That(delivered, Does.EndWith(Body));
     }
 
     private sealed class HeaderStage(string header) : IMessageStage
@@ -152,6 +189,24 @@ public class MessagePipelineTests
             using var reader = new StreamReader(spool!.OpenRead(), Encoding.ASCII);
             Seen = await reader.ReadToEndAsync(token);
             return StageVerdict.Continue;
+        }
+    }
+
+    /// <summary>Keeps held messages in memory, ids H1, H2, ...; or fails as a full disk would.</summary>
+    private sealed class MemoryHolds(string? failWith = null) : IMessageHolding
+    {
+        public List<(string Stage, string Finding, string Message)> Kept { get; } = [];
+
+        public async ValueTask<string> HoldAsync(MessageContext message, IMessageSpool spool, string stage, StageFinding finding, CancellationToken token)
+        {
+            if (failWith is not null)
+            {
+                throw new IOException(failWith);
+            }
+
+            using var reader = new StreamReader(spool.OpenRead(), Encoding.ASCII);
+            Kept.Add((stage, finding.Summary, await reader.ReadToEndAsync(token)));
+            return $"H{Kept.Count}";
         }
     }
 

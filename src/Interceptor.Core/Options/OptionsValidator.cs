@@ -90,6 +90,7 @@ public static partial class OptionsValidator
             "Metrics.Listen", $"\"{options.Metrics.Listen}\" must be empty (off) or a loopback address:port such as 127.0.0.1:9325");
 
         Check(Enum.IsDefined(options.Attribution.UnknownUids), "Attribution.UnknownUids", "must be Refuse or Relay");
+        CheckClientTls(options.ClientTls, Check);
 
         var smtp = options.Smtp;
         Check(Within(smtp.IdleTimeout, Seconds(1), Seconds(3600)), "Smtp.IdleTimeoutSeconds", "must be 1-3600");

@@ -60,6 +60,7 @@ public sealed class CommandLineDefinition
             Verb("check-config", "validate the configuration; exit 0, or 1 naming each bad key", a => Task.FromResult(RulesCommands.CheckConfig(a))),
             Verb("rules", "print the nft ruleset the daemon would install", a => Task.FromResult(RulesCommands.PrintRules(a))),
             Verb("remove-rules", "delete the daemon's nft table (after this, port 25 is no longer intercepted)", RulesCommands.RemoveRulesAsync),
+            Added(ClientCaCommand.Declare(ArgumentsOf)),
             Verb("demo", "self-contained demonstration in a throwaway network namespace (needs root, nft, swaks and Postfix's smtp-sink)", DemoCommand.RunAsync),
             Verb("help", "this text", _ => Task.FromResult(Help(Root))),
             Verb("version", "the version", _ => Version()),
@@ -166,6 +167,12 @@ public sealed class CommandLineDefinition
     {
         var command = new Command(name, description);
         command.SetAction((result, _) => handler(ArgumentsOf(result)));
+        Root.Subcommands.Add(command);
+        return command;
+    }
+
+    private Command Added(Command command)
+    {
         Root.Subcommands.Add(command);
         return command;
     }

@@ -48,6 +48,19 @@ public static class RunCommand
             return 1;
         }
 
+        // Issue 18: the CA's key must be ours alone and usable before any client is offered STARTTLS.
+        Interceptor.Smtp.Tls.ClientTlsServer? clientTls;
+        try
+        {
+            clientTls = Interceptor.Smtp.Tls.ClientTlsServer.From(options.ClientTls);
+        }
+        catch (Interceptor.Smtp.Tls.ClientTlsSetupException e)
+        {
+            logger.ClientCaUnusable(e.Message);
+            return 3;
+        }
+
+        using var _clientTls = clientTls;
         var time = TimeProvider.System;
         var startedAt = time.GetUtcNow();
 
@@ -109,7 +122,7 @@ public static class RunCommand
             Scope = RedirectScope.Of(spec),
         };
         var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics.Relay);
-        await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
+        await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution()) { ClientTls = clientTls };
         metrics.Relay.Upstreams = listener.Upstreams;
         metrics.Store.Health = () => store.Health;
         metrics.Intercept.ActiveSessions = () => listener.ActiveSessions;

@@ -81,6 +81,9 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         });
     }
 
+    /// <summary>STARTTLS towards clients (ClientTls.Mode Mint); null: not offered.</summary>
+    public Interceptor.Smtp.Tls.ClientTlsServer? ClientTls { get; init; }
+
     /// <summary>Idle upstream sessions kept for the next client (Relay.ReuseConnections).</summary>
     public UpstreamConnectionCache Upstreams => _upstreams;
 
@@ -201,7 +204,7 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
             {
                 _processes?.Begin(origin, inode);
                 _logger.SessionStarted(origin.Uid, origin.User, origin.Client, origin.OriginalDestination);
-                await using var session = new InboundSession(stream, origin, _options, _recorder, _logger, _policy, _upstreams) { Pipeline = _pipeline };
+                await using var session = new InboundSession(stream, origin, _options, _recorder, _logger, _policy, _upstreams) { Pipeline = _pipeline, ClientTls = ClientTls };
                 await session.RunAsync(shutdown);
             }
             finally

@@ -16,6 +16,10 @@ public static class SessionReplies
     public static readonly SmtpReply CannotVerify = new(252, "2.0.0", "Cannot VRFY user; try RCPT to attempt delivery");
     public static readonly SmtpReply Help = new(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
     public static readonly SmtpReply StartTlsNotOffered = new(502, "5.5.1", "STARTTLS is not offered on this local hop; the relay uses TLS upstream when it can");
+    public static readonly SmtpReply StartTlsReady = new(220, "2.0.0", "Ready to start TLS");
+    public static readonly SmtpReply TlsAlreadyActive = new(503, "5.5.1", "Error: TLS already active");
+    public static readonly SmtpReply StartTlsSyntax = new(501, "5.5.4", "Syntax: STARTTLS");
+    public static readonly SmtpReply BadSequenceInTransaction = new(503, "5.5.1", "Error: MAIL transaction in progress");
     public static readonly SmtpReply ChunkingNotOffered = new(502, "5.5.1", "BDAT (CHUNKING) is not offered; use DATA");
     public static readonly SmtpReply AuthNotOffered = new(502, "5.5.1", "AUTH is not offered on this local hop");
     public static readonly SmtpReply BareLineFeed = new(500, "5.5.2", "Error: bare <LF> received; SMTP lines must end with <CR><LF>");
@@ -35,6 +39,10 @@ public static class SessionReplies
 
     public static SmtpReply CommandLineTimeout(TimeSpan limit) =>
         new(421, "4.4.2", $"Error: command line not completed within {limit.TotalSeconds:0} s; closing connection");
+
+    /// <summary>Logged for a stalled handshake; never written (the wire is half TLS by then).</summary>
+    public static SmtpReply TlsHandshakeTimeout(TimeSpan limit) =>
+        new(421, "4.4.2", $"Error: TLS handshake not completed within {limit.TotalSeconds:0} s; closing connection");
 
     public static SmtpReply DataTooSlow(long bytesPerSecond) =>
         new(421, "4.4.2", $"Error: data arrives slower than {bytesPerSecond} bytes/s; closing connection");

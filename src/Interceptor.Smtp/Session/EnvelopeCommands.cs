@@ -60,6 +60,11 @@ internal sealed class EnvelopeCommands(SessionContext context)
             lines.Add("SMTPUTF8");
         }
 
+        if (context.Tls is not null && !Client.IsSecure)
+        {
+            lines.Add("STARTTLS");
+        }
+
         lines.Add("ENHANCEDSTATUSCODES");
         await Client.WriteAsync(new SmtpReply(250, null, lines), token);
         return StepResult.Success;

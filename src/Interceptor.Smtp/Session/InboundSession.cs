@@ -5,6 +5,7 @@ using Interceptor.Core.Replies;
 using Interceptor.Smtp.Data;
 using Interceptor.Smtp.IO;
 using Interceptor.Smtp.Protocol;
+using Interceptor.Smtp.Tls;
 using Interceptor.Smtp.Upstream;
 using Microsoft.Extensions.Logging;
 
@@ -32,6 +33,7 @@ public sealed class InboundSession : IAsyncDisposable
     private SessionContext? _context;
     private EnvelopeCommands? _envelope;
     private DataCommand? _data;
+    private StartTlsCommand? _startTls;
 
     public InboundSession(
         Stream client,
@@ -63,6 +65,9 @@ public sealed class InboundSession : IAsyncDisposable
     /// </summary>
     public MessagePipeline? Pipeline { get; init; }
 
+    /// <summary>STARTTLS towards the client (ClientTls.Mode Mint), shared by every session; null: not offered (502).</summary>
+    public ClientTlsServer? ClientTls { get; init; }
+
     /// <summary>Greets a connection we will not serve with one reply and closes it (attribution failed, not redirected...).</summary>
     public static Task RefuseAsync(Stream client, SmtpReply reply, TimeSpan timeout) => ClientChannel.TryWriteAsync(client, reply, timeout);
 
@@ -73,9 +78,10 @@ public sealed class InboundSession : IAsyncDisposable
         using var client = new ClientChannel(_clientStream, timeouts);
         var pipeline = Pipeline ?? MessagePipeline.Default(_options.Relay.HeloName, _options.Trace.IncludeProcess);
         var sink = new TransactionSink(_origin, _recorder, _policy, _upstream);
-        _context = new SessionContext(_origin, _options, client, timeouts, _upstream, sink, pipeline, _logger);
+        _context = new SessionContext(_origin, _options, client, timeouts, _upstream, sink, pipeline, _logger) { Tls = ClientTls };
         _envelope = new EnvelopeCommands(_context);
         _data = new DataCommand(_context);
+        _startTls = ClientTls is null ? null : new StartTlsCommand(_context, ClientTls);
         var token = timeouts.Token;
         try
         {
@@ -182,6 +188,13 @@ public sealed class InboundSession : IAsyncDisposable
 
         var command = CommandLine.Parse(line.Text);
         var verb = SmtpVerbs.Parse(command.Verb);
+        if (verb == SmtpVerb.StartTls && _startTls is null)
+        {
+            // Not offered (ClientTls.Mode Off): the same 502 in every state, as before STARTTLS existed here.
+            await client.WriteAsync(SessionReplies.StartTlsNotOffered, token);
+            return;
+        }
+
         var rule = SessionStateTable.Rule(_state, verb);
         if (!rule.IsLegal)
         {
@@ -212,6 +225,8 @@ public sealed class InboundSession : IAsyncDisposable
                 return await _data!.RunAsync(command.Argument, _transaction!, () => MoveTo(SessionState.InData), token);
             case SmtpVerb.Rset:
                 return await envelope.ResetAsync(_transaction, token);
+            case SmtpVerb.StartTls:
+                return await _startTls!.RunAsync(command.Argument, token);
             case SmtpVerb.Quit:
                 await context.Client.WriteAsync(SessionReplies.Bye, token);
                 return StepResult.Success;

@@ -26,6 +26,9 @@ internal sealed record SessionContext(
     public long MaxMessageSize => Limits.MessageSizeBytes ?? QuotaLimits.Defaults.MessageSizeBytes!.Value;
 
     public IMailPolicy Policy => Sink.Policy;
+
+    /// <summary>STARTTLS towards the client (ClientTls.Mode Mint); null when it is not offered.</summary>
+    public Tls.ClientTlsServer? Tls { get; init; }
 }
 
 /// <summary>

@@ -27,6 +27,16 @@ internal static partial class SessionLog
     [LoggerMessage(EventId = 1307, Level = LogLevel.Debug, Message = "client uid={Uid} user={User} went away: {Reason}")]
     public static partial void ClientWentAway(ILogger logger, uint uid, string user, string reason);
 
+    [LoggerMessage(EventId = 1308, Level = LogLevel.Information, Message = "closing session uid={Uid} user={User}: the TLS handshake after STARTTLS did not finish within {Seconds} s")]
+    public static partial void TlsHandshakeStalled(ILogger logger, uint uid, string user, double seconds);
+
+    [LoggerMessage(EventId = 1309, Level = LogLevel.Information, Message = "closing session uid={Uid} user={User}: the TLS handshake after STARTTLS failed: {Reason}")]
+    public static partial void TlsHandshakeFailed(ILogger logger, uint uid, string user, string reason);
+
+    /// <summary>An empty SNI means the certificate named the dialled address.</summary>
+    [LoggerMessage(EventId = 1315, Level = LogLevel.Information, Message = "STARTTLS for uid={Uid} user={User}: {Protocol} {Cipher}, sni={Sni}; {Discarded} byte(s) sent before the handshake discarded")]
+    public static partial void TlsStarted(ILogger logger, uint uid, string user, System.Security.Authentication.SslProtocols protocol, System.Net.Security.TlsCipherSuite cipher, string sni, int discarded);
+
     [LoggerMessage(EventId = 1310, Level = LogLevel.Information, Message = "upstream {Upstream} refused the session for uid={Uid} user={User}: {Reply}")]
     public static partial void UpstreamRefusedSession(ILogger logger, string upstream, uint uid, string user, SmtpReply reply);
 

@@ -68,6 +68,12 @@ public static class SessionStateTable
 
         (SmtpVerb.Quit, _) => new(Closing, Closing),
 
+        // STARTTLS (only where it is offered; elsewhere the session answers 502 before asking here) follows EHLO, outside a
+        // transaction, and starts the conversation over: the client must greet again under TLS (RFC 3207 4.2).
+        (SmtpVerb.StartTls, Connected) => Refuse(state, SessionReplies.BadSequenceNoHelo),
+        (SmtpVerb.StartTls, Greeted) => new(Connected, Greeted),
+        (SmtpVerb.StartTls, _) => Refuse(state, SessionReplies.BadSequenceInTransaction),
+
         // NOOP, VRFY, HELP, the extensions we do not offer and unknown commands are answered where they stand.
         _ => new(state, state),
     };

@@ -117,6 +117,9 @@ public sealed class SessionTimeouts : IDisposable
             case TimeoutReason.RepliesNotRead:
                 SessionLog.RepliesNotRead(_logger, uid, user, _limits.Idle.TotalSeconds);
                 return SessionReplies.RepliesNotRead(_limits.Idle);
+            case TimeoutReason.TlsHandshake:
+                SessionLog.TlsHandshakeStalled(_logger, uid, user, _limits.CommandLine.TotalSeconds);
+                return SessionReplies.TlsHandshakeTimeout(_limits.CommandLine);
             case TimeoutReason.SessionTooLong:
                 SessionLog.SessionTooLong(_logger, uid, user, _limits.Session.TotalSeconds);
                 return SessionReplies.SessionTooLong(_limits.Session);

@@ -21,6 +21,12 @@ public enum TimeoutReason
     SessionTooLong,
 
     /// <summary>
+    /// After STARTTLS the TLS handshake did not finish within the command line time: a client that stalls mid-handshake.
+    /// Nothing can be said to it (the wire is half TLS), so the session just ends.
+    /// </summary>
+    TlsHandshake,
+
+    /// <summary>
     /// The upstream did not answer in time. Its limits (Relay.ReplyTimeoutSeconds, DataReplyTimeoutSeconds) are enforced on
     /// the upstream session itself: the client gets a 451 naming the wait ("upstream H: no reply within N s; try again
     /// later"), the transaction is deferred or unknown, and the client's session goes on.
@@ -47,7 +53,7 @@ public sealed record TimeoutLimits(TimeSpan Idle, TimeSpan CommandLine, TimeSpan
     public TimeSpan For(TimeoutReason reason) => reason switch
     {
         TimeoutReason.Idle or TimeoutReason.RepliesNotRead => Idle,
-        TimeoutReason.CommandLine => CommandLine,
+        TimeoutReason.CommandLine or TimeoutReason.TlsHandshake => CommandLine,
         TimeoutReason.SessionTooLong => Session,
         TimeoutReason.SlowData => DataRateGrace,
         _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, "the upstream's limits are its own"),

@@ -1,0 +1,84 @@
+using System.Net;
+using System.Net.Security;
+using System.Security.Authentication;
+using System.Text.RegularExpressions;
+using Interceptor.Core.Net;
+using Interceptor.Core.Options;
+
+namespace Interceptor.Smtp.Tls;
+
+/// <summary>
+/// The server side of STARTTLS on the intercepted hop: the certificate is chosen once the client's hello is read, for the
+/// name it asked for (SNI) or, without one, for the address it dialled, so the client sees the name it meant to reach.
+/// One instance serves every session (the CA and the cache are shared).
+/// </summary>
+public sealed partial class ClientTlsServer : IDisposable
+{
+    private readonly ClientCertificateAuthority _authority;
+
+    public ClientTlsServer(ClientCertificateAuthority authority, TimeSpan lifetime, int cacheSize)
+    {
+        _authority = authority;
+        Certificates = new MintedCertificateCache(name => authority.Mint(name, lifetime), authority.Certificate, cacheSize);
+    }
+
+    /// <summary>The server for <c>ClientTls.Mode</c> Mint (loads and checks the CA); null when the mode is Off.</summary>
+    public static ClientTlsServer? From(ClientTlsOptions options) => options.Mode switch
+    {
+        ClientTlsMode.Mint => new ClientTlsServer(
+            ClientCertificateAuthority.Load(options.CaCertificate, options.CaKey), options.CertificateLifetime, options.CacheSize),
+        _ => null,
+    };
+
+    public MintedCertificateCache Certificates { get; }
+
+    /// <summary>
+    /// The name a certificate is minted for: the SNI name when it is a host name (lower case, without a final dot), else
+    /// the dialled address. SNI is the client's word, so anything that is not a plain host name is not put into a certificate.
+    /// </summary>
+    public static string CertificateName(string? serverName, IPAddress dialled)
+    {
+        var name = serverName?.TrimEnd('.');
+        if (!string.IsNullOrEmpty(name) && HostName().IsMatch(name) && !IPAddress.TryParse(name, out _))
+        {
+            return name.ToLowerInvariant();
+        }
+
+        return MappedAddress.Unmap(dialled).ToString();
+    }
+
+    /// <summary>
+    /// Runs the handshake over <paramref name="client"/> (left open when the TLS stream is disposed: the listener owns it).
+    /// Throws <see cref="OperationCanceledException"/> when <paramref name="token"/> ends it, <see cref="AuthenticationException"/>
+    /// or <see cref="IOException"/> when the client's side fails.
+    /// </summary>
+    public async Task<SslStream> AuthenticateAsync(Stream client, IPAddress dialled, CancellationToken token)
+    {
+        var tls = new SslStream(client, leaveInnerStreamOpen: true);
+        try
+        {
+            await tls.AuthenticateAsServerAsync(
+                async (_, hello, _, _) => new SslServerAuthenticationOptions
+                {
+                    ServerCertificateContext = await Certificates.GetAsync(CertificateName(hello.ServerName, dialled)),
+                    ClientCertificateRequired = false,
+                    // Client-initiated renegotiation would be a second handshake inside the session: refused.
+                    AllowRenegotiation = false,
+                    CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+                },
+                null,
+                token);
+            return tls;
+        }
+        catch
+        {
+            await tls.DisposeAsync();
+            throw;
+        }
+    }
+
+    public void Dispose() => _authority.Dispose();
+
+    [GeneratedRegex(@"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")]
+    private static partial Regex HostName();
+}

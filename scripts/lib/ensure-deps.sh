@@ -11,6 +11,10 @@ ensure_deps() {
     [ -x /usr/bin/newuidmap ] || missing+=(uidmap)
     [ -x /usr/bin/python3 ] || missing+=(python3)
     command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+    # STARTTLS towards clients (issue 18): real clients that require TLS, PHPMailer and openssl s_client.
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    command -v php >/dev/null 2>&1 || missing+=(php-cli)
+    [ -f /usr/share/php/libphp-phpmailer/autoload.php ] || missing+=(libphp-phpmailer)
     # The relay pool's tests: a local DNS server for DNSBL zones, and Cyrus SASL's saslpasswd2 for the Postfix relays.
     [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
     [ -x /usr/sbin/saslpasswd2 ] || missing+=(sasl2-bin)

@@ -6,6 +6,7 @@ using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Smtp.Session;
+using Interceptor.Smtp.Tls;
 using Interceptor.Smtp.Upstream;
 using Interceptor.Tests.TestDoubles;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -82,7 +83,8 @@ internal sealed class RelayHarness : IAsyncDisposable
 
     /// <param name="upstreams">Where the session's upstream comes from; when null, a new connection ended with QUIT (no reuse).</param>
     /// <param name="policy">The session's policy; the daemon's <see cref="Core.Policy.MailPolicy"/> over <see cref="Policy"/>'s store when null.</param>
-    public static async Task<RelayHarness> StartAsync(IPEndPoint upstream, InterceptorOptions? options = null, IUpstreamSource? upstreams = null, IMailPolicy? policy = null)
+    /// <param name="clientTls">STARTTLS towards the client (ClientTls.Mode Mint); null: not offered.</param>
+    public static async Task<RelayHarness> StartAsync(IPEndPoint upstream, InterceptorOptions? options = null, IUpstreamSource? upstreams = null, IMailPolicy? policy = null, ClientTlsServer? clientTls = null)
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -94,11 +96,11 @@ internal sealed class RelayHarness : IAsyncDisposable
         var harness = new RelayHarness(new SmtpTestClient(clientSocket), clientEndPoint, upstream);
         options ??= Options;
         harness.Policy = new PolicyFixture(options.Limits);
-        harness.Session = harness.RunAsync(serverSocket, options, upstreams, policy ?? harness.Policy.Policy);
+        harness.Session = harness.RunAsync(serverSocket, options, upstreams, policy ?? harness.Policy.Policy, clientTls);
         return harness;
     }
 
-    private async Task RunAsync(Socket serverSocket, InterceptorOptions options, IUpstreamSource? upstreams, IMailPolicy policy)
+    private async Task RunAsync(Socket serverSocket, InterceptorOptions options, IUpstreamSource? upstreams, IMailPolicy policy, ClientTlsServer? clientTls)
     {
         await Task.Yield();
         await using var ownCache = upstreams is null ? new UpstreamConnectionCache(UpstreamSettings.From(options.Relay) with { Reuse = UpstreamReuse.Off }) : null;
@@ -106,7 +108,7 @@ internal sealed class RelayHarness : IAsyncDisposable
         // As the daemon does: the stream owns the socket and outlives the session.
         await using var stream = new NetworkStream(serverSocket, ownsSocket: true);
         var origin = new ConnectionOrigin(Uid, User, ClientEndPoint, Upstream);
-        await using var session = new InboundSession(stream, origin, options, Recorder, NullLogger.Instance, policy, upstreams ?? ownCache!);
+        await using var session = new InboundSession(stream, origin, options, Recorder, NullLogger.Instance, policy, upstreams ?? ownCache!) { ClientTls = clientTls };
         await session.RunAsync(_shutdown.Token);
     }
 

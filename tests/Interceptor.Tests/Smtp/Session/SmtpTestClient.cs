@@ -1,4 +1,6 @@
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using NUnit.Framework;
 
@@ -21,7 +23,7 @@ internal sealed class SmtpTestClient(Socket socket) : IAsyncDisposable
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
 
-    private readonly NetworkStream _stream = new(socket, ownsSocket: true);
+    private Stream _stream = new NetworkStream(socket, ownsSocket: true);
     private WireReader? _reader;
 
     private WireReader Reader => _reader ??= new WireReader(_stream);
@@ -113,6 +115,31 @@ internal sealed class SmtpTestClient(Socket socket) : IAsyncDisposable
         Assert.That(data.Code, Is.EqualTo(354), data.Text);
         await SendAsync(wireBody + ".\r\n");
         return await ReadReplyAsync();
+    }
+
+    /// <summary>
+    /// The client's half of STARTTLS after the 220: a handshake that sends <paramref name="serverName"/> as SNI (none when
+    /// null) and trusts <paramref name="trusted"/> alone; returns the certificate the relay showed. Later commands go over TLS.
+    /// </summary>
+    public async Task<X509Certificate2> StartTlsAsync(string? serverName, X509Certificate2 trusted)
+    {
+        var tls = new SslStream(_stream, leaveInnerStreamOpen: false);
+        using var timeout = new CancellationTokenSource(Timeout);
+        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = serverName ?? "",
+            CertificateChainPolicy = new X509ChainPolicy
+            {
+                TrustMode = X509ChainTrustMode.CustomRootTrust,
+                CustomTrustStore = { trusted },
+                RevocationMode = X509RevocationMode.NoCheck,
+            },
+            // The chain must verify; the name is for the test to judge (no SNI means an IP SAN, which TargetHost cannot name).
+            RemoteCertificateValidationCallback = (_, _, _, errors) => (errors & ~SslPolicyErrors.RemoteCertificateNameMismatch) == SslPolicyErrors.None,
+        }, timeout.Token);
+        _stream = tls;
+        _reader = null;
+        return new X509Certificate2(tls.RemoteCertificate!);
     }
 
     public async ValueTask DisposeAsync() => await _stream.DisposeAsync();

@@ -29,6 +29,10 @@ Phases, in order:
      msg/s of a path = all its messages / all its rounds' seconds; CPU per message from /proc/PID/stat;
   4. latency rounds A' and B (latency.py, one message per connection at a modest rate, same namespace);
   5. optionally B again with the daemon's log to /dev/null (per-transaction logging cost);
+  5b. STARTTLS on the intercepted hop (issue 18): a daemon with ClientTls.Mode Mint (its CA made by
+     `client-ca create`), the customer user with latency.py once plain and once with --starttls: the added
+     latency at a modest rate, and msg/s of --starttls-streams back-to-back clients (one message per connection,
+     so every message pays a handshake; certificates come from the daemon's cache after the first);
   6. flood isolation: Y at 1 msg/s to its own MX alone, then while X floods another MX with 100
      parallel sessions, once at the default limits and once with X's limits raised (quotas and connections);
   7. one client port reused towards a second MX (what makes Y fail, see portreuse.py);
@@ -49,6 +53,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -323,7 +328,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
     # ----- the daemon ---------------------------------------------------------------------------
 
-    def write_config(self, tag, dll=None):
+    def write_config(self, tag, dll=None, extra=None):
         """The daemon's configuration, cut down to the keys this build knows (the tree grows keys over time).
 
         Defaults everywhere except: the exempt users (A and C must not be intercepted, nor Postfix's own
@@ -351,6 +356,8 @@ postlog   unix-dgram n  -       n       -       1       postlogd
                 self.users["bench"][0]: dict(quotas_raised, Connections=100000),
                 self.users["xbig"][0]: dict(quotas_raised, Connections=100000)}},
         }
+        for section, keys in (extra or {}).items():
+            config.setdefault(section, {}).update(keys)
         path = os.path.join(self.work, tag + ".json")
         dropped = []
         for _ in range(10):
@@ -376,8 +383,8 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             prune(config)
         raise Failure("could not find a configuration this build accepts")
 
-    def start_daemon(self, log_to_file=True, tag="daemon", dll=None):
-        config = self.write_config(tag, dll)
+    def start_daemon(self, log_to_file=True, tag="daemon", dll=None, extra=None):
+        config = self.write_config(tag, dll, extra)
         began = time.monotonic()
         self.daemon_log_path = os.path.join(self.work, tag + ".log") if log_to_file else None
         out = open(self.daemon_log_path, "wb") if log_to_file else subprocess.DEVNULL
@@ -521,10 +528,11 @@ backend sink
                   target], role=role, timeout=900, ns=ns)
         return time.monotonic() - start, children_cpu_seconds() - cpu0
 
-    def latency(self, role, target, count, rate, label):
+    def latency(self, role, target, count, rate, label, starttls=False):
         proc = self.run(["/usr/bin/python3", "-I", os.path.join(self.work, "latency.py"), "--server", target,
                          "--count", str(count), "--rate", str(rate), "--size", str(self.a.size),
-                         "--label", label, "--raw"], role=role, timeout=count / rate + 300, check=False)
+                         "--label", label, "--raw"] + (["--starttls"] if starttls else []),
+                        role=role, timeout=(count / rate if rate > 0 else count * 0.5) + 300, check=False)
         try:
             return json.loads(proc.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -665,6 +673,37 @@ backend sink
         self.warm_up_daemon()
         time.sleep(1)
         self.results["b_log_null"] = [self.measured_path("B", "bench", SINK, a.b_messages) for _ in range(a.rounds)]
+        self.stop_daemon()
+        self.start_daemon(log_to_file=True, tag="daemon-flood")
+        self.source("bench", SINK, 2 * a.warmup, a.sessions)
+
+    def phase_starttls(self):
+        """Issue 18: the same customer clients with and without STARTTLS through a daemon in ClientTls.Mode Mint."""
+        a = self.a
+        log("STARTTLS: a daemon with ClientTls.Mode Mint; latency (%d at %g msg/s) and msg/s (%d streams) plain vs STARTTLS" % (
+            a.starttls_count, a.latency_rate, a.starttls_streams))
+        self.stop_daemon()
+        ca = {"CaCertificate": os.path.join(self.work, "client-ca", "ca.crt"), "CaKey": os.path.join(self.work, "client-ca", "ca.key")}
+        self.run(["dotnet", self.a.daemon, "client-ca", "create", "--config", self.write_config("daemon-tls", extra={"ClientTls": ca})])
+        self.start_daemon(tag="daemon-tls", extra={"ClientTls": dict(ca, Mode="Mint")})
+        self.warm_up_daemon()
+        result = {}
+        for label, tls in (("plain", False), ("starttls", True)):
+            self.latency("bench", SINK, 50, 0, "warm-" + label, starttls=tls)  # first certificate minted, code paths warm
+            lat = self.latency("bench", SINK, a.starttls_count, a.latency_rate, "lat-" + label, starttls=tls)
+            streams, threads = [None] * a.starttls_streams, []
+            began = time.monotonic()
+            for i in range(a.starttls_streams):
+                def stream(i=i):
+                    streams[i] = self.latency("bench", SINK, a.starttls_count, 0, "tput-%s-%d" % (label, i), starttls=tls)
+                threads.append(threading.Thread(target=stream))
+                threads[-1].start()
+            for thread in threads:
+                thread.join()
+            seconds = time.monotonic() - began
+            result[label] = {"latency": lat, "ok": sum(s["ok"] for s in streams), "failures": sum(s["failures"] for s in streams) + lat["failures"],
+                             "seconds": seconds}
+        self.results["starttls"] = result
         self.stop_daemon()
         self.start_daemon(log_to_file=True, tag="daemon-flood")
         self.source("bench", SINK, 2 * a.warmup, a.sessions)
@@ -875,6 +914,14 @@ backend sink
         accept_c = count(t["C"]) / sum(x["accept_seconds"] for x in t["C"])
         out("  %-*s %7.0f msg/s  (%d msgs)  %s; Postfix accepted %.0f msg/s" % (
             w, "C  through a local Postfix relay", rc, count(t["C"]), ends(t["C"], ", postfix %4.0f µs" % cpu_us(t["C"], "cpu_postfix_s")), accept_c))
+        if "starttls" in r:
+            s = r["starttls"]
+            plain, tls = s["plain"], s["starttls"]
+            out("  %-*s %7.0f msg/s  (%d msgs, %d streams)  vs %.0f msg/s plain; p50 %.2f ms vs %.2f ms plain (+%.2f ms), p99 %.2f ms vs %.2f ms; failures %d/%d" % (
+                w, "B  with STARTTLS on the intercepted hop (ClientTls Mint)", tls["ok"] / tls["seconds"], tls["ok"], a.starttls_streams,
+                plain["ok"] / plain["seconds"], tls["latency"]["p50_ms"], plain["latency"]["p50_ms"],
+                tls["latency"]["p50_ms"] - plain["latency"]["p50_ms"], tls["latency"]["p99_ms"], plain["latency"]["p99_ms"],
+                tls["failures"], plain["failures"]))
         if "b_log_null" in r:
             rn = rate(r["b_log_null"])
             out("  %-*s %7.0f msg/s  (%d msgs)  CPU/msg: daemon %4.0f µs (log to a file: %.0f µs)" % (
@@ -982,6 +1029,8 @@ def main():
     p.add_argument("--latency-rounds", type=int, default=2)
     p.add_argument("--latency-count", type=int, default=150)
     p.add_argument("--latency-rate", type=float, default=50)
+    p.add_argument("--starttls-count", type=int, default=300, help="messages per STARTTLS measurement (0: skip the phase)")
+    p.add_argument("--starttls-streams", type=int, default=4, help="parallel back-to-back clients for STARTTLS msg/s")
     p.add_argument("--lookup-states", default="0,1000,10000")
     p.add_argument("--lookup-iterations", type=int, default=20000)
     p.add_argument("--log-compare", type=int, default=0)
@@ -1016,6 +1065,8 @@ def main():
         bench.phase_latency()
         if args.log_compare:
             bench.phase_log_cost()
+        if args.starttls_count > 0:
+            bench.phase_starttls()
         bench.phase_flood()
         bench.phase_port_reuse()
         bench.phase_idle()

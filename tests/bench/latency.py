@@ -2,7 +2,7 @@
 """Per-message SMTP latency, one message per connection, at a fixed modest rate.
 
 Usage: latency.py --server HOST:PORT --count N --rate R [--size BYTES] [--timeout S] [--label TEXT]
-                  [--raw]
+                  [--raw] [--starttls [--server-name NAME]]
 
 smtp-source does not report latency, so this client times each transaction itself: from just
 before connect() to the 250 reply to the final dot (the moment the sender knows its message is
@@ -14,11 +14,16 @@ Plain sockets rather than smtplib: less client overhead inside the figure, and t
 are checked exactly. Anything but the expected code, a timeout or a socket error is a failure.
 Prints one JSON object: label, sent, ok, failures, first errors, p50/p90/p99/max/mean in ms
 (and with --raw every sample, so a caller can pool several runs).
+
+--rate 0 sends back to back (for msg/s). --starttls does what a client that requires TLS does (issue 18):
+EHLO, STARTTLS, the handshake (SNI --server-name; the certificate is not verified: the figure is the daemon's
+cost, not the client's trust store), EHLO again, then the transaction over TLS; all of it inside the figure.
 """
 
 import argparse
 import json
 import socket
+import ssl
 import sys
 import time
 
@@ -70,7 +75,7 @@ def expect(reader, code):
         raise ConnectionError("expected %d, got: %s" % (code, text[:200]))
 
 
-def one(host, port, message, timeout):
+def one(host, port, message, timeout, tls=None, server_name=None):
     start = time.perf_counter()
     sock = socket.create_connection((host, port), timeout=timeout)
     try:
@@ -79,6 +84,13 @@ def one(host, port, message, timeout):
         expect(reader, 220)
         sock.sendall(b"EHLO client.bench.invalid\r\n")
         expect(reader, 250)
+        if tls is not None:
+            sock.sendall(b"STARTTLS\r\n")
+            expect(reader, 220)
+            sock = tls.wrap_socket(sock, server_hostname=server_name)
+            reader = Reader(sock)
+            sock.sendall(b"EHLO client.bench.invalid\r\n")
+            expect(reader, 250)
         sock.sendall(b"MAIL FROM:<latency@client.bench.invalid>\r\n")
         expect(reader, 250)
         sock.sendall(b"RCPT TO:<sink@example.com>\r\n")
@@ -110,24 +122,32 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--server", required=True)
     parser.add_argument("--count", type=int, required=True)
-    parser.add_argument("--rate", type=float, required=True, help="messages per second")
+    parser.add_argument("--rate", type=float, required=True, help="messages per second; 0: back to back")
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--timeout", type=float, default=30)
     parser.add_argument("--label", default="probe")
     parser.add_argument("--raw", action="store_true", help="also list every latency (ms) as samples_ms")
+    parser.add_argument("--starttls", action="store_true", help="STARTTLS after EHLO, then EHLO again (issue 18)")
+    parser.add_argument("--server-name", default="mx.bench.invalid", help="the SNI name with --starttls")
     args = parser.parse_args()
     host, port = parse_server(args.server)
+    tls = None
+    if args.starttls:
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
 
     samples = []
     errors = []
     begin = time.perf_counter()
     for i in range(args.count):
-        due = begin + i / args.rate
-        now = time.perf_counter()
-        if due > now:
-            time.sleep(due - now)
+        if args.rate > 0:
+            due = begin + i / args.rate
+            now = time.perf_counter()
+            if due > now:
+                time.sleep(due - now)
         try:
-            samples.append(one(host, port, make_message(args.size, args.label, i), args.timeout))
+            samples.append(one(host, port, make_message(args.size, args.label, i), args.timeout, tls, args.server_name))
         except Exception as e:  # every failure is a measured result
             errors.append("%d: %s: %s" % (i, type(e).__name__, e))
 

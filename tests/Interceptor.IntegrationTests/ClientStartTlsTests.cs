@@ -57,7 +57,7 @@ public sealed class ClientStartTlsTests
         var file = w.Scenario.Dir.Write("openssl.eml", TestMessage.DotStuff(message));
 
         var (result, process) = await w.RunJsonAsync(Alice, Requirements.Python,
-            ["-I", w.Scenario.Dir.PathOf("starttls_openssl.py"), "--host", StartTlsWorld.MxName, "--cafile", w.CaCertificate, "--from", From, "--to", To, "--file", file]);
+            ["-I", w.Scenario.Dir.PathOf("starttls_openssl.py"), "--host", StartTlsWorld.MxName, "--connect", NetworkNamespace.MxAddress4, "--cafile", w.CaCertificate, "--from", From, "--to", To, "--file", file]);
 
         var context = "\n" + process.Describe() + w.Describe();
         var stderr = result.GetProperty("stderr").GetString();

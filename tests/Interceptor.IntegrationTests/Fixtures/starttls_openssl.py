@@ -2,7 +2,9 @@
 """Drives `openssl s_client -starttls smtp -verify_return_error` through one message, waiting for each reply
 (s_client itself does EHLO and STARTTLS; we speak SMTP over its stdin/stdout after the handshake).
 
-Usage: starttls_openssl.py --host NAME --cafile CA --from A --to B --file MSG
+Usage: starttls_openssl.py --host NAME --connect ADDRESS --cafile CA --from A --to B --file MSG
+(s_client's name lookup sets AI_ADDRCONFIG, which finds nothing in a namespace with only loopback addresses: it
+dials ADDRESS, NAME's address, and asks for NAME with -servername, as `s_client -connect IP -servername NAME` does.)
 Prints one JSON object: {"ok": bool, "replies": [...], "stderr": "...", "exit": n}.
 """
 
@@ -14,6 +16,7 @@ import subprocess
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", required=True)
+    parser.add_argument("--connect", required=True)
     parser.add_argument("--cafile", required=True)
     parser.add_argument("--from", dest="sender", required=True)
     parser.add_argument("--to", required=True)
@@ -22,8 +25,10 @@ def main():
     with open(args.file, "rb") as f:
         body = f.read()
 
-    command = ["openssl", "s_client", "-starttls", "smtp", "-connect", args.host + ":25", "-servername", args.host,
+    command = ["openssl", "s_client", "-starttls", "smtp", "-connect", args.connect + ":25", "-servername", args.host,
                "-verify_return_error", "-verify_hostname", args.host, "-CAfile", args.cafile, "-brief", "-ign_eof"]
+    # An absolute path: the client runs with a clean environment.
+    command[0] = "/usr/bin/openssl"
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     replies = []
 
@@ -59,15 +64,19 @@ def main():
             final = reply()
             ok = final is not None and final.startswith("250")
             command_line(b"QUIT")
-    except BrokenPipeError:
+    except (BrokenPipeError, ValueError):
         pass
     try:
         process.stdin.close()
-    except BrokenPipeError:
+    except (BrokenPipeError, ValueError):
         pass
-    _, stderr = process.communicate(timeout=60)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    stderr = process.stderr.read()
     print(json.dumps({"ok": ok, "replies": replies, "stderr": stderr.decode("latin-1"), "exit": process.returncode}))
-
 
 if __name__ == "__main__":
     main()

@@ -149,6 +149,38 @@ public sealed class ClientStartTlsTests
         Assert.That(run.Stdout + run.Stderr, Does.Contain($"ClientTls.CaKey: {key} has mode 0644"), run.Describe());
     }
 
+    [Test]
+    public async Task Client_ca_install_puts_the_ca_in_the_system_trust_store_and_uninstall_takes_it_out()
+    {
+        await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
+        var configPath = DaemonProcess.WriteConfig(s.Dir, StartTlsWorld.Config(s.Dir, "Mint"));
+        var created = await StartTlsWorld.CreateCaAsync(s.Ns, configPath);
+        Assert.That(created.Succeeded, Is.True, created.Describe());
+        var ca = s.Dir.PathOf("client-ca/ca.crt");
+
+        // The real update-ca-certificates, in a private mount namespace whose trust store directories are empty
+        // tmpfs copies: the host's store is never touched.
+        var verb = $"{DaemonProcess.DotnetHost} {DaemonProcess.AssemblyPath} client-ca";
+        var script = $"""
+            set -e
+            for d in /usr/local/share/ca-certificates /etc/ssl/certs /etc/ca-certificates/update.d; do mount -t tmpfs tmpfs "$d"; done
+            {verb} install --config {configPath}
+            echo "trusted-after-install: $(openssl verify -CAfile /etc/ssl/certs/ca-certificates.crt {ca} 2>&1 | tail -1)"
+            {verb} uninstall --config {configPath}
+            echo "trusted-after-uninstall: $(openssl verify -CAfile /etc/ssl/certs/ca-certificates.crt {ca} 2>&1 | tail -1)"
+            """;
+
+        var run = await ProcessRunner.RunAsync(Requirements.Require("unshare"), ["--mount", "--propagation", "private", "/bin/sh", "-c", script], TimeSpan.FromMinutes(3));
+
+        Assert.That(run.Succeeded, Is.True, run.Describe());
+        Assert.That(run.Stdout, Does.Contain("the system trusts").And.Contain("whoever holds its key can impersonate any TLS server"), run.Describe());
+        Assert.That(run.Stdout, Does.Contain($"trusted-after-install: {ca}: OK"), run.Describe());
+        Assert.That(run.Stdout, Does.Contain("trusted-after-uninstall: error"), run.Describe());
+        Assert.That(File.Exists(ClientCaTrustedCopy), Is.False, "the host's own store was not touched");
+    }
+
+    private const string ClientCaTrustedCopy = Interceptor.Daemon.Commands.ClientCaCommand.TrustedCopy;
+
     private static string Php => Requirements.Which("php") ?? (Requirements.UnderCi
         ? throw new AssertionException("php not installed (packages php-cli, libphp-phpmailer)")
         : throw new IgnoreException("php not installed (packages php-cli, libphp-phpmailer)"));

@@ -7,7 +7,7 @@ namespace Interceptor.Netfilter;
 /// Unknown properties are ignored so handles, counters and additions in newer nft do not matter;
 /// unknown match expressions in a rule are remembered, because they narrow what the rule covers.
 /// </summary>
-internal static class NftJson
+internal static partial class NftJson
 {
     /// <summary>One entry of the <c>nftables</c> array that belongs to our table: "table", "set", "chain", "rule", …</summary>
     internal sealed record TableObject(string Kind, JsonElement Body);
@@ -44,6 +44,21 @@ internal static class NftJson
 
         /// <summary>The port of a <c>redirect to :PORT</c> statement; 0 for a redirect that keeps the port.</summary>
         public int? RedirectPort { get; set; }
+
+        /// <summary>The set of a <c>meta skuid != @SET</c> match (a uid not in it), null otherwise.</summary>
+        public string? SkuidNotInSet { get; set; }
+
+        /// <summary>The uid of a <c>meta skuid N</c> match, null otherwise.</summary>
+        public uint? SkuidValue { get; set; }
+
+        /// <summary>A <c>limit rate over N/second burst B packets</c>, in the rule itself or in its meter; null without.</summary>
+        public RateLimit? Limit { get; set; }
+
+        /// <summary>The set a <c>update @SET { meta skuid … }</c> statement keeps its buckets in, null otherwise.</summary>
+        public string? MeterSet { get; set; }
+
+        /// <summary>The name of a <c>counter name "X"</c> statement, null for an anonymous counter or none.</summary>
+        public string? CounterName { get; set; }
 
         /// <summary>A match we do not understand (another address, interface, negation): the rule may cover less.</summary>
         public bool HasOtherMatch { get; set; }
@@ -144,6 +159,16 @@ internal static class NftJson
                     case "reject":
                         rule.Rejects = true;
                         break;
+                    case "limit":
+                        rule.Limit = ReadLimit(statement.Value);
+                        rule.HasOtherMatch |= rule.Limit is null;
+                        break;
+                    case "set":
+                        ReadMeter(rule, statement.Value);
+                        break;
+                    case "counter" when statement.Value.ValueKind == JsonValueKind.String:
+                        rule.CounterName = statement.Value.GetString();
+                        break;
                     case "counter":
                         rule.Packets = statement.Value.ValueKind == JsonValueKind.Object
                             && statement.Value.TryGetProperty("packets", out var packets)
@@ -163,6 +188,13 @@ internal static class NftJson
     private static void ReadMatch(Rule rule, JsonElement match, IReadOnlyList<TableObject> tableObjects)
     {
         var op = String(match, "op");
+        if (op == "!=" && IsMeta(match, "skuid") && match.TryGetProperty("right", out var notIn)
+            && notIn.ValueKind == JsonValueKind.String && notIn.GetString()!.StartsWith('@'))
+        {
+            rule.SkuidNotInSet = notIn.GetString()![1..];
+            return;
+        }
+
         if (op is not ("==" or "in") || !match.TryGetProperty("left", out var left) || !match.TryGetProperty("right", out var right))
         {
             rule.HasOtherMatch = true;
@@ -184,6 +216,10 @@ internal static class NftJson
         else if (metaKey == "skuid" && right.ValueKind == JsonValueKind.String && right.GetString()!.StartsWith('@'))
         {
             rule.SkuidSet = right.GetString()![1..];
+        }
+        else if (metaKey == "skuid" && op == "==" && right.ValueKind == JsonValueKind.Number && right.TryGetUInt32(out var uid))
+        {
+            rule.SkuidValue = uid;
         }
         else if (IsCtState(left) && IsOnly(right, "new"))
         {

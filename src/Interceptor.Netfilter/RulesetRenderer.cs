@@ -67,12 +67,15 @@ public static partial class RulesetRenderer
         Set(text, RulesetSpec.AllowedRoutesV6SetName, "uid . ipv6_addr . inet_service",
             "Routes.Users: uid . IPv6 address . port that connect directly, without interception",
             spec.AllowedRoutes.Where(r => r.IsIPv6).Select(r => r.ToString()));
+        RenderRateLimitObjects(text, spec);
 
         // `ct state new`: like the NAT chain, which sees only first packets, every counter here counts connection
         // attempts, and a connection that was already open when the table changed is left to the daemon.
         Line(text, 1, $"chain {RulesetSpec.FilterChainName} {{");
         Line(text, 2, $"type filter hook output priority {Number(FilterOutputPriority)}; policy accept;");
-        Line(text, 2, Comment($"Runs before {RulesetSpec.NatChainName}: refuses suspended users and blocked ports; never drops anything else"));
+        Line(text, 2, Comment(spec.LimitsConnectionRate
+            ? $"Runs before {RulesetSpec.NatChainName}: refuses suspended users, blocked ports and uids over their connection rate"
+            : $"Runs before {RulesetSpec.NatChainName}: refuses suspended users and blocked ports; never drops anything else"));
 
         // Exempt users first, on every port this chain refuses, or root, the MTA and the daemon could be refused.
         var exemptPorts = PortExpression([.. spec.Ports.Concat(spec.BlockedPorts).Order()]);
@@ -83,6 +86,7 @@ public static partial class RulesetRenderer
 
         Line(text, 2, $"tcp dport {ports} meta skuid @{RulesetSpec.SuspendedSubordinateSetName} ct state new counter reject with tcp reset "
             + Comment($"Sub-UIDs of suspended users (set {RulesetSpec.SuspendedSubordinateSetName}): refused like their owners"));
+        RenderRateLimitRules(text, spec, ports);
 
         // A rule needs at least one port, so without blocked ports there is no rule rather than an empty match.
         if (spec.BlockedPorts.Count > 0)

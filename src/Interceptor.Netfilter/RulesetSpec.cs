@@ -42,6 +42,18 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
     /// <summary>The named set of <c>uid . ipv6_addr . inet_service</c> that go out directly.</summary>
     public const string AllowedRoutesV6SetName = "allowed_routes_v6";
 
+    /// <summary>
+    /// The dynamic set behind the default connection rate: one token bucket per uid, created by the first SYN of a uid
+    /// and forgotten a minute after its last (a full bucket again by then).
+    /// </summary>
+    public const string RateLimitMeterSetName = "ratelimit_meter";
+
+    /// <summary>The named set of the uids with a connection rate of their own: the default meter leaves them alone.</summary>
+    public const string RateLimitUsersSetName = "ratelimit_own_users";
+
+    /// <summary>The named counter of connections the default rate refused; a user's own rate has <c>ratelimit_refused_uidN</c>.</summary>
+    public const string RateLimitCounterName = "ratelimit_refused";
+
     /// <summary>What the guard table's name adds to <see cref="Table"/>.</summary>
     public const string GuardSuffix = "_guard";
 
@@ -100,6 +112,18 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
     public bool Lockdown { get; init; }
 
     /// <summary>
+    /// The kernel's connection rate for every non-exempt user without a rate of their own (one bucket per uid, so
+    /// each sub-uid has its own too); null: off. Over it, new connections to the intercepted ports get a TCP reset.
+    /// </summary>
+    public ConnectionRate? DefaultConnectionRate { get; init; }
+
+    /// <summary>Users with a connection rate of their own (or none, <see cref="UidConnectionRate.Rate"/> null), sorted by uid.</summary>
+    public IReadOnlyList<UidConnectionRate> UserConnectionRates { get; init => field = NormalizeRates(value); } = [];
+
+    /// <summary>Whether the table limits connection rates at all; without, it holds none of the rate-limit objects.</summary>
+    public bool LimitsConnectionRate => DefaultConnectionRate is not null || UserConnectionRates.Count > 0;
+
+    /// <summary>
     /// Checks what a single property cannot: the listener port must not itself be intercepted,
     /// or connections to the listener would be redirected onto themselves; a blocked port can be neither
     /// intercepted nor the listener's; and a route to a blocked port could never be used (the kernel refuses
@@ -149,7 +173,9 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
         && SuspendedUidRanges.SequenceEqual(other.SuspendedUidRanges)
         && BlockedPorts.SequenceEqual(other.BlockedPorts)
         && AllowedRoutes.SequenceEqual(other.AllowedRoutes)
-        && Lockdown == other.Lockdown;
+        && Lockdown == other.Lockdown
+        && Equals(DefaultConnectionRate, other.DefaultConnectionRate)
+        && UserConnectionRates.SequenceEqual(other.UserConnectionRates);
 
     public override int GetHashCode()
     {
@@ -193,6 +219,12 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
         }
 
         hash.Add(Lockdown);
+        hash.Add(DefaultConnectionRate);
+        hash.Add(UserConnectionRates.Count);
+        foreach (var rate in UserConnectionRates)
+        {
+            hash.Add(rate);
+        }
 
         return hash.ToHashCode();
     }
@@ -211,6 +243,13 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
         if (Lockdown)
         {
             builder.Append(", Lockdown = True");
+        }
+
+        // Only when on, so a spec without rate limits logs as it always did.
+        if (LimitsConnectionRate)
+        {
+            builder.Append(", DefaultConnectionRate = ").Append(DefaultConnectionRate?.ToString() ?? "off")
+                .Append(", UserConnectionRates = [").AppendJoin(", ", UserConnectionRates).Append(']');
         }
 
         return true;
@@ -257,6 +296,26 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
     {
         ArgumentNullException.ThrowIfNull(uids);
         return Array.AsReadOnly([.. uids.Distinct().Order()]);
+    }
+
+    // One rate per uid: two differing rates for a uid (two names of one user) would make the table depend on their order.
+    private static ReadOnlyCollection<UidConnectionRate> NormalizeRates(IReadOnlyList<UidConnectionRate> rates)
+    {
+        ArgumentNullException.ThrowIfNull(rates);
+        if (rates.Any(r => r is null))
+        {
+            throw new ArgumentException("A connection rate is null.", nameof(rates));
+        }
+
+        var distinct = rates.Distinct().OrderBy(r => r.Uid).ToList();
+        var clash = distinct.GroupBy(r => r.Uid).FirstOrDefault(g => g.Count() > 1);
+        if (clash is not null)
+        {
+            throw new ArgumentException(
+                $"uid {clash.Key} has two different connection rates ({string.Join(" and ", clash)}); give each user one.", nameof(rates));
+        }
+
+        return Array.AsReadOnly([.. distinct]);
     }
 
     private static ReadOnlyCollection<AllowedRoute> NormalizeRoutes(IReadOnlyList<AllowedRoute> routes)

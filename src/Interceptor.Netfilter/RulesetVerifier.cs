@@ -265,6 +265,8 @@ public static partial class RulesetVerifier
             }
         }
 
+        CheckRateLimits(objects, rules, spec, isOurs, exempt, differences);
+
         // The table is ours alone: anything else was added by hand or by another program.
         for (var i = 0; i < rules.Count; i++)
         {

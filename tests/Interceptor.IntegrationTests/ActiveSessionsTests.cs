@@ -18,7 +18,8 @@ public sealed class ActiveSessionsTests
     [Test]
     public async Task Floods_of_refused_and_reset_connections_leave_the_active_sessions_at_exactly_zero()
     {
-        await using var s = await Scenario.StartAsync();
+        // No kernel rate limit: the floods must reach the daemon (thousands of connections in seconds).
+        await using var s = await Scenario.StartAsync(config: PolicyTestSupport.Config(("Limits.Default.ConnectionsPerSecond", 0)));
         var daemon = s.RequireDaemon;
         var listenPort = new DaemonConfig().ListenPort.ToString(CultureInfo.InvariantCulture);
         Assert.That(await ActiveSessionsAsync(daemon), Is.Zero, "before");

@@ -25,6 +25,7 @@ public sealed class DescriptorExhaustionTests
         var config = Config(
             ("Metrics.Listen", MetricsListen),
             ("Limits.Default.Connections", 1000),
+            ("Limits.Default.ConnectionsPerSecond", 0), // the kernel's rate limit would refuse most of the 400 at once
             ("Suspension.RefusalLimit", 0),
             ("Interception.VerifyIntervalSeconds", VerifyInterval)) with { DescriptorLimit = 512 };
         await using var s = await Scenario.StartAsync(config: config);

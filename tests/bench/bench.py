@@ -353,8 +353,8 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             "State": {"Directory": os.path.join(self.work, "state-" + tag)},
             "Control": {"SocketPath": os.path.join(self.work, tag + ".sock")},
             "Limits": {"Users": {
-                self.users["bench"][0]: dict(quotas_raised, Connections=100000),
-                self.users["xbig"][0]: dict(quotas_raised, Connections=100000)}},
+                self.users["bench"][0]: dict(quotas_raised, Connections=100000, ConnectionsPerSecond=0),
+                self.users["xbig"][0]: dict(quotas_raised, Connections=100000, ConnectionsPerSecond=0)}},
         }
         for section, keys in (extra or {}).items():
             config.setdefault(section, {}).update(keys)

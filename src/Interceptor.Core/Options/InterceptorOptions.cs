@@ -173,6 +173,8 @@ public sealed record QuotaLimits
         RecipientsPerMessage = 100,
         Connections = 20,
         MessageSizeBytes = 25L * 1024 * 1024,
+        ConnectionsPerSecond = 20,
+        ConnectionsBurst = 50,
     };
 
     public int? MessagesPerHour { get; init; }
@@ -186,6 +188,15 @@ public sealed record QuotaLimits
 
     public long? MessageSizeBytes { get; init; }
 
+    /// <summary>
+    /// New connections per second one uid may open to the intercepted ports, enforced by the kernel (nft meter keyed on
+    /// the socket's uid): over it the SYN gets a TCP reset and never reaches the daemon. 0: no limit.
+    /// </summary>
+    public int? ConnectionsPerSecond { get; init; }
+
+    /// <summary>Connections a uid may open at once above <see cref="ConnectionsPerSecond"/> (the token bucket's depth).</summary>
+    public int? ConnectionsBurst { get; init; }
+
     /// <summary>This record's fields where set, <paramref name="fallback"/>'s elsewhere.</summary>
     public QuotaLimits Or(QuotaLimits fallback) => new()
     {
@@ -196,6 +207,8 @@ public sealed record QuotaLimits
         RecipientsPerMessage = RecipientsPerMessage ?? fallback.RecipientsPerMessage,
         Connections = Connections ?? fallback.Connections,
         MessageSizeBytes = MessageSizeBytes ?? fallback.MessageSizeBytes,
+        ConnectionsPerSecond = ConnectionsPerSecond ?? fallback.ConnectionsPerSecond,
+        ConnectionsBurst = ConnectionsBurst ?? fallback.ConnectionsBurst,
     };
 }
 /// <summary>Bounds of one inbound SMTP session; they protect the daemon from slow or hostile clients.</summary>

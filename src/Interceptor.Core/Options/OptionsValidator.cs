@@ -121,6 +121,10 @@ public static partial class OptionsValidator
 
         check(!required || limits.MessageSizeBytes is not null, $"{prefix}.MessageSizeBytes", "must be set");
         check(limits.MessageSizeBytes is null or >= 1024, $"{prefix}.MessageSizeBytes", "must be at least 1024");
+        check(!required || limits.ConnectionsPerSecond is not null, $"{prefix}.ConnectionsPerSecond", "must be set");
+        check(limits.ConnectionsPerSecond is null or (>= 0 and <= 1_000_000), $"{prefix}.ConnectionsPerSecond", "must be 0 (no limit) or 1-1000000");
+        check(!required || limits.ConnectionsBurst is not null, $"{prefix}.ConnectionsBurst", "must be set");
+        check(limits.ConnectionsBurst is null or (>= 1 and <= 1_000_000), $"{prefix}.ConnectionsBurst", "must be 1-1000000");
         check(!required || limits.RecipientsPerMessage is not null, $"{prefix}.RecipientsPerMessage", "must be set");
         check(limits.RecipientsPerMessage is null or (>= 1 and <= 1000), $"{prefix}.RecipientsPerMessage", "must be 1-1000");
     }

@@ -56,6 +56,7 @@ public static class DaemonSetup
             routes.AddRange(destinations.Select(d => System.Net.IPEndPoint.Parse(d)).Select(e => new AllowedRoute(uid, e.Address, e.Port)));
         }
 
+        var userRates = ConnectionRates.PerUser(options.Limits, errors);
         if (errors.Count > 0)
         {
             throw new ConfigurationException(errors);
@@ -67,6 +68,8 @@ public static class DaemonSetup
             {
                 BlockedPorts = options.Interception.BlockedPorts,
                 AllowedRoutes = routes,
+                DefaultConnectionRate = ConnectionRates.Default(options.Limits),
+                UserConnectionRates = userRates,
             };
             spec.EnsureConsistent();
             return spec;

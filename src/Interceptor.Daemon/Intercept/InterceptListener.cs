@@ -5,6 +5,7 @@ using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Core.Replies;
 using Interceptor.Daemon.Attribution;
+using Interceptor.Daemon.Fairness;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Smtp.Data;
 using Interceptor.Smtp.Session;
@@ -53,6 +54,9 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
     private readonly UpstreamConnectionCache _upstreams;
     private readonly MessagePipeline _pipeline;
 
+    // Every session's work runs through this, round-robin by user (issue 19): see FairShareScheduler.
+    private readonly FairShareScheduler _fairShare;
+
     public InterceptListener(
         InterceptorOptions options,
         ConnectionAttributor attributor,
@@ -69,6 +73,7 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         _logger = logger;
         var maxConnections = options.Listen.MaxConnections > 0 ? options.Listen.MaxConnections : DescriptorBudget.DefaultMaxConnections;
         _sessions = new ConnectionDispatcher("listener", maxConnections, ServeAsync, logger);
+        _fairShare = new FairShareScheduler(FairShareScheduler.DefaultConcurrency, e => logger.SessionFailed(e, 0));
         _overCap = new SmtpReply(421, "4.7.0", $"too many connections to this host's mail relay ({maxConnections}, Listen.MaxConnections); try later");
 
         // The idle upstream sessions are part of the descriptor budget: never more than the sessions that made them, nor
@@ -204,8 +209,11 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
             {
                 _processes?.Begin(origin, inode);
                 _logger.SessionStarted(origin.Uid, origin.User, origin.Client, origin.OriginalDestination);
-                await using var session = new InboundSession(stream, origin, _options, _recorder, _logger, _policy, _upstreams) { Pipeline = _pipeline, ClientTls = ClientTls };
-                await session.RunAsync(shutdown);
+                await _fairShare.ContextFor(origin.Uid).RunAsync(async () =>
+                {
+                    await using var session = new InboundSession(stream, origin, _options, _recorder, _logger, _policy, _upstreams) { Pipeline = _pipeline, ClientTls = ClientTls };
+                    await session.RunAsync(shutdown);
+                });
             }
             finally
             {

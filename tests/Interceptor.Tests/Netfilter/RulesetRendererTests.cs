@@ -27,7 +27,18 @@ public class RulesetRendererTests
         ],
     };
 
+    /// <summary>Everything plus the connection rate limit: the default meter, one user with a rate of their own, one unlimited.</summary>
+    internal static readonly RulesetSpec RateLimited = Everything with
+    {
+        DefaultConnectionRate = new(20, 50),
+        UserConnectionRates = [new(1006, null), new(1005, new(5, 10))],
+    };
+
+    /// <summary>What the packaged configuration installs: the default table with Limits.Default's 20/s burst 50.</summary>
+    internal static readonly RulesetSpec PackagedDefault = DefaultSpec with { DefaultConnectionRate = new(20, 50) };
+
     [TestCase("default.nft")]
+    [TestCase("rate-limits.nft")]
     [TestCase("multiple-ports-and-uids.nft")]
     [TestCase("empty-exempt-set.nft")]
     [TestCase("everything.nft")]
@@ -40,6 +51,7 @@ public class RulesetRendererTests
             "default.nft" => DefaultSpec,
             "multiple-ports-and-uids.nft" => SeveralPortsAndUids,
             "everything.nft" => Everything,
+            "rate-limits.nft" => RateLimited,
             _ => EmptyExemptSet,
         };
 
@@ -50,7 +62,7 @@ public class RulesetRendererTests
     public void The_example_in_the_nftables_folder_is_the_default_ruleset()
     {
         var path = Path.Combine(NetfilterTestData.RepositoryRoot, "nftables", "smtp_interceptor.nft");
-        var rendered = RulesetRenderer.Render(DefaultSpec);
+        var rendered = RulesetRenderer.Render(PackagedDefault);
         if (NetfilterTestData.UpdateGolden)
         {
             File.WriteAllText(path, rendered);

@@ -40,6 +40,10 @@ public class SampleCapture
         ("missing-blocked-rule.json", RulesetRendererTests.Everything, s => RemoveLine(s, "tcp dport 465 ct state new"), _ => { }),
         ("extra-filter-rule.json", RulesetRendererTests.Everything, s => InsertAfter(s, "@suspended_uids ct state new", "tcp dport 587 meta skuid 1001 drop comment \"added by hand\""), _ => { }),
         ("missing-subuid-rule.json", RulesetRendererTests.Everything, s => RemoveLine(s, "@suspended_subuids ct state new"), _ => { }),
+        ("rate-limits.json", RulesetRendererTests.RateLimited, s => s, _ => { }),
+        ("rate-limit-tampered.json", RulesetRendererTests.RateLimited, s => ReplaceInLine(s, "update @ratelimit_meter", "over 20/second", "over 1000/second"), _ => { }),
+        ("rate-limit-rule-missing.json", RulesetRendererTests.RateLimited, s => RemoveLine(s, "update @ratelimit_meter"), _ => { }),
+        ("user-rate-tampered.json", RulesetRendererTests.RateLimited, s => ReplaceInLine(s, "meta skuid 1005 ct state new", "burst 10 packets", "burst 100 packets"), _ => { }),
         ("suspended-rule-missing-a-port.json", RulesetRendererTests.Everything, s => ReplaceInLine(s, "@suspended_uids ct state new", "{ 25, 587, 2525 }", "{ 25, 587 }"), _ => { }),
     ];
 

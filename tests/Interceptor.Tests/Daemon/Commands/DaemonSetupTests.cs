@@ -32,7 +32,7 @@ public class DaemonSetupTests
 
         var spec = DaemonSetup.SpecFor(options);
 
-        var expected = new RulesetSpec("mail_redirect", 2600, [25, 587], [0u, UserDatabase.EffectiveUid]) { BlockedPorts = [465] };
+        var expected = new RulesetSpec("mail_redirect", 2600, [25, 587], [0u, UserDatabase.EffectiveUid]) { BlockedPorts = [465], DefaultConnectionRate = new(20, 50) };
         Assert.That(spec, Is.EqualTo(expected));
     }
 

@@ -1,0 +1,238 @@
+namespace Interceptor.Daemon.Fairness;
+
+/// <summary>
+/// Runs the sessions' work fairly across users (issue 19): every continuation of a session (the CPU work between two
+/// awaits: parsing a command, the policy, a DATA chunk, the journal) is queued under its user's uid, and at most
+/// <see cref="Concurrency"/> pumps run the queues round-robin, one item per uid per turn. A user with 100 busy sessions
+/// therefore gets one turn for every turn of a user with one session, instead of 100 (first come, first served, as the
+/// thread pool's single queue does). Waiting for I/O holds nothing: only runnable work is queued, so a user's slow
+/// upstream never slows another user and a user alone is never held back (the scheduler is work-conserving).
+/// </summary>
+/// <remarks>
+/// Cheap on the hot path: one short lock to queue an item and one to take it, no allocation beyond the item itself
+/// (queues are kept while a uid has work and dropped when it has none). A pump gives its thread back to the pool
+/// after <see cref="BatchSize"/> items, so timers, accept loops and the store's writer are never starved.
+/// </remarks>
+public sealed class FairShareScheduler
+{
+    /// <summary>Items a pump runs before it gives its thread back to the pool (and queues itself again).</summary>
+    public const int BatchSize = 64;
+
+    private readonly object _lock = new();
+    private readonly Dictionary<uint, Queue<WorkItem>> _queues = [];
+
+    // The uids with queued work, in turn order: a uid served goes to the back if it has more.
+    private readonly Queue<uint> _turns = new();
+    private readonly Action<Action> _startPump;
+    private readonly Action<Exception> _onFault;
+    private int _running;
+
+    /// <param name="concurrency">Pumps at most (items running at once); the processors, for CPU work.</param>
+    /// <param name="onFault">Told of an exception that escaped a work item (an async method never lets one escape).</param>
+    /// <param name="startPump">Runs a pump; the thread pool by default, a list in tests (deterministic).</param>
+    public FairShareScheduler(int concurrency, Action<Exception> onFault, Action<Action>? startPump = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(concurrency);
+        ArgumentNullException.ThrowIfNull(onFault);
+        Concurrency = concurrency;
+        _onFault = onFault;
+        _startPump = startPump ?? (pump => ThreadPool.UnsafeQueueUserWorkItem(static p => p(), pump, preferLocal: false));
+    }
+
+    /// <summary>The default concurrency: one pump per processor (at least 2, so one long item never stops everything).</summary>
+    public static int DefaultConcurrency => Math.Max(2, Environment.ProcessorCount);
+
+    public int Concurrency { get; }
+
+    /// <summary>Items queued and not yet started, all users together.</summary>
+    public int Queued
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _queues.Values.Sum(q => q.Count);
+            }
+        }
+    }
+
+    /// <summary>The synchronization context under which a user's session runs: its awaits come back through this scheduler.</summary>
+    public UserSynchronizationContext ContextFor(uint uid) => new(this, uid);
+
+    internal void Enqueue(uint uid, UserSynchronizationContext context, SendOrPostCallback callback, object? state)
+    {
+        var start = false;
+        lock (_lock)
+        {
+            if (!_queues.TryGetValue(uid, out var queue))
+            {
+                queue = new Queue<WorkItem>();
+                _queues[uid] = queue;
+                _turns.Enqueue(uid);
+            }
+
+            queue.Enqueue(new WorkItem(context, callback, state));
+            if (_running < Concurrency)
+            {
+                _running++;
+                start = true;
+            }
+        }
+
+        if (start)
+        {
+            _startPump(Pump);
+        }
+    }
+
+    private void Pump()
+    {
+        for (var done = 0; done < BatchSize; done++)
+        {
+            WorkItem item;
+            lock (_lock)
+            {
+                if (!TryTakeNext(out item))
+                {
+                    _running--;
+                    return;
+                }
+            }
+
+            Run(item);
+        }
+
+        // Still work to do: queue ourselves again behind whatever else waits for a pool thread.
+        _startPump(Pump);
+    }
+
+    // Round-robin: the uid at the front of the turns gives one item and goes to the back if it has more.
+    private bool TryTakeNext(out WorkItem item)
+    {
+        if (!_turns.TryDequeue(out var uid))
+        {
+            item = default;
+            return false;
+        }
+
+        var queue = _queues[uid];
+        item = queue.Dequeue();
+        if (queue.Count > 0)
+        {
+            _turns.Enqueue(uid);
+        }
+        else
+        {
+            _queues.Remove(uid);
+        }
+
+        return true;
+    }
+
+    private void Run(WorkItem item)
+    {
+        var previous = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(item.Context);
+        try
+        {
+            item.Callback(item.State);
+        }
+#pragma warning disable CA1031 // a pump must survive whatever one item does, or its slot would be lost for good
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            _onFault(e);
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(previous);
+        }
+    }
+
+    private readonly record struct WorkItem(UserSynchronizationContext Context, SendOrPostCallback Callback, object? State);
+}
+
+/// <summary>
+/// One user's context: what a session's <c>await</c> captures, so its continuation is queued under the user's uid in the
+/// <see cref="FairShareScheduler"/> instead of going straight to the thread pool.
+/// </summary>
+public sealed class UserSynchronizationContext : SynchronizationContext
+{
+    private readonly FairShareScheduler _scheduler;
+
+    internal UserSynchronizationContext(FairShareScheduler scheduler, uint uid)
+    {
+        _scheduler = scheduler;
+        Uid = uid;
+    }
+
+    public uint Uid { get; }
+
+    public override void Post(SendOrPostCallback d, object? state) => _scheduler.Enqueue(Uid, this, d, state);
+
+    public override SynchronizationContext CreateCopy() => this;
+
+    /// <summary>
+    /// Runs <paramref name="work"/> under this context from its first line, so every continuation in it is scheduled
+    /// fairly; the returned task ends with it (its exception included).
+    /// </summary>
+    public Task RunAsync(Func<Task> work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        // The caller's execution context (its log scope names the session) goes with the work, as Task.Run's would;
+        // the awaits inside carry it on by themselves.
+        var flow = ExecutionContext.Capture();
+        Post(_ =>
+        {
+            if (flow is null)
+            {
+                Start(work, ended);
+            }
+            else
+            {
+                ExecutionContext.Run(flow, _ => Start(work, ended), null);
+            }
+        }, null);
+        return ended.Task;
+    }
+
+    private static void Start(Func<Task> work, TaskCompletionSource ended)
+    {
+        Task task;
+        try
+        {
+            task = work();
+        }
+#pragma warning disable CA1031 // handed to the caller through the task, as an async method would
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            ended.TrySetException(e);
+            return;
+        }
+
+        task.ContinueWith(
+            static (t, state) =>
+            {
+                var tcs = (TaskCompletionSource)state!;
+                if (t.IsFaulted)
+                {
+                    tcs.TrySetException(t.Exception!.InnerExceptions);
+                }
+                else if (t.IsCanceled)
+                {
+                    tcs.TrySetCanceled();
+                }
+                else
+                {
+                    tcs.TrySetResult();
+                }
+            },
+            ended,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+}

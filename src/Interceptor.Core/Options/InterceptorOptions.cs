@@ -19,6 +19,7 @@ public sealed record InterceptorOptions
     public MetricsOptions Metrics { get; init; } = new();
     public TraceOptions Trace { get; init; } = new();
     public AttributionOptions Attribution { get; init; } = new();
+    public ScanOptions Scan { get; init; } = new();
 
     /// <summary>Issue 15's burn detection; see <see cref="NotActiveYetAttribute"/>.</summary>
     [NotActiveYet]

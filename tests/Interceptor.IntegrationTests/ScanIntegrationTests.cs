@@ -58,11 +58,12 @@ public sealed class ScanIntegrationTests
     {
         await using var s = await Scenario.StartAsync(config: Scanning(Spamd.Endpoint));
         await using var spamd = await Spamd.StartAsync(s.Ns, s.Dir);
-        var clean = TestMessage.Build(From, To, "clean-scanned");
+        // A small attachment: the default 7 MB one would be over Scan.MaxBytes and pass unscanned.
+        var clean = TestMessage.Build(From, To, "clean-scanned", attachmentBytes: 3000);
 
         var first = await Clients.DialogAsync(s.Ns, Alice, s.Dir, SmtpDialog.Transaction(Mx, From, [To], Clients.WriteStuffedBody(s.Dir, clean)));
         await spamd.StopAsync();
-        var second = await Clients.DialogAsync(s.Ns, Alice, s.Dir, SmtpDialog.Transaction(Mx, From, [To], Clients.WriteStuffedBody(s.Dir, TestMessage.Build(From, To, "while-spamd-is-down"))));
+        var second = await Clients.DialogAsync(s.Ns, Alice, s.Dir, SmtpDialog.Transaction(Mx, From, [To], Clients.WriteStuffedBody(s.Dir, TestMessage.Build(From, To, "while-spamd-is-down", attachmentBytes: 3000))));
 
         var context = "\n" + first.Describe() + second.Describe() + s.Describe() + "\n" + spamd.Transcript();
         var messages = s.RequireMx.Messages();
@@ -100,9 +101,11 @@ public sealed class ScanIntegrationTests
     [Test]
     public async Task A_300_MB_message_through_the_scanning_path_is_relayed_unscanned_with_bounded_memory()
     {
-        // Nothing listens at the endpoint: were the message scanned, it would get 451; relayed proves it was not.
+        // Nothing listens at the endpoint: were the message scanned, it would get 451; relayed proves it was not. Postfix's
+        // smtp-sink is the upstream: the fake MX keeps a message in memory and stops at 64 MiB.
         const long size = 300L * 1000 * 1000;
-        await using var s = await Scenario.StartAsync(config: Scanning("127.0.0.1:7832", messageSize: 400L * 1000 * 1000));
+        await using var s = await Scenario.StartAsync(config: Scanning("127.0.0.1:7832", messageSize: 400L * 1000 * 1000), startMx: false);
+        await using var sink = await SmtpSink.StartAsync(s.Ns, s.Dir);
         var pid = s.RequireDaemon.Process.ProcessId;
         Assert.That(File.ReadAllText($"/proc/{pid}/cmdline"), Does.Contain("smtp-interceptor.dll"), "the harness's pid is the daemon itself");
         var before = ProcessMemory.Of(pid);
@@ -120,21 +123,22 @@ public sealed class ScanIntegrationTests
         var after = ProcessMemory.Of(pid);
 
         await TestContext.Out.WriteLineAsync($"daemon memory with Scan.Engine=Spamd: at ready {before}; after a 300 MB message spooled and relayed {after} (peak +{after.PeakMiB - before.PeakMiB:F1} MiB); dialog took {result.ElapsedSeconds:F1} s");
-        var context = $"\nmemory before {before}, after {after}\n{result.Describe()}{s.Describe()}";
-        var spool = Path.Combine(s.Dir.Path, "state", "spool");
+        var context = $"\nmemory before {before}, after {after}\n{result.Describe()}{s.Describe()}\n{sink.Transcript()}";
         Assert.Multiple(() =>
         {
             Assert.That(result.Reply("BODY")?.Code, Is.EqualTo(250), context);
             Assert.That(s.RequireDaemon.LogLines().Select(l => l.Message), Has.Some.Contains("not scanned: ").And.Some.Contains("is over Scan.MaxBytes (1048576)"), context);
             Assert.That(after.PeakMiB - before.PeakMiB, Is.LessThan(16), "a few MB, not the message" + context);
         });
-        var relayed = s.RequireMx.Messages().Single();
-        Assert.That(relayed.Bytes.LongLength, Is.GreaterThan(size), context);
-        if (Directory.Exists(spool))
+        long relayed = (await sink.WaitForDumpsAsync(1, TimeSpan.FromSeconds(60))).Single().Length;
+        var spools = Directory.GetDirectories(s.Dir.Path, "spool", SearchOption.AllDirectories);
+        Assert.Multiple(() =>
         {
-            Assert.That(Directory.GetFileSystemEntries(spool), Is.Empty, "the spool file is gone");
-        }
-
-        await TestContext.Out.WriteLineAsync($"relayed {relayed.Bytes.LongLength.ToString(CultureInfo.InvariantCulture)} bytes");
+            Assert.That(relayed, Is.GreaterThan(size), context);
+            Assert.That(spools, Has.Length.EqualTo(1), "the spool directory under State.Directory" + context);
+            Assert.That(spools.SelectMany(Directory.GetFileSystemEntries), Is.Empty, "no spool file left" + context);
+            Assert.That(File.GetUnixFileMode(spools[0]), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute), context);
+        });
+        await TestContext.Out.WriteLineAsync($"smtp-sink received {relayed.ToString(CultureInfo.InvariantCulture)} bytes");
     }
 }

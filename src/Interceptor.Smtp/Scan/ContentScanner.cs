@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Text;
 using Interceptor.Core.Net;
 using Interceptor.Smtp.Data;
 
@@ -25,10 +26,45 @@ public interface IContentScanner
     Task<ScanResult> ScanAsync(ScanRequest request, CancellationToken token);
 }
 
-/// <summary>Opens a stream socket to a scanner (TCP or Unix), within the caller's token.</summary>
+/// <summary>One request to a scanner on its own connection (TCP or Unix), every phase within the caller's token.</summary>
 internal static class ScannerSocket
 {
-    public static async Task<Socket> ConnectAsync(ScanEndpoint endpoint, CancellationToken token)
+    /// <summary>
+    /// Connects, sends <paramref name="head"/> (made from the unstuffed message's length) and the unstuffed message, then
+    /// reads the reply to the scanner's close, at most <paramref name="maxReply"/> bytes.
+    /// </summary>
+    public static async Task<byte[]> ExchangeAsync(
+        ScanEndpoint endpoint, string scanner, IMessageSpool spool, Func<long, string> head, bool closeSending, int maxReply, CancellationToken token)
+    {
+        var length = await UnstuffedMessage.LengthAsync(spool, token);
+        using var socket = await ConnectAsync(endpoint, token);
+        await using var stream = new NetworkStream(socket, ownsSocket: false);
+        try
+        {
+            await stream.WriteAsync(Encoding.UTF8.GetBytes(head(length)), token);
+            await UnstuffedMessage.CopyAsync(spool, stream, token);
+            if (closeSending)
+            {
+                socket.Shutdown(SocketShutdown.Send);
+            }
+
+            var buffer = new byte[maxReply + 1];
+            var total = 0;
+            int read;
+            while (total < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(total), token)) > 0)
+            {
+                total += read;
+            }
+
+            return total > maxReply ? throw new ScanFailedException($"{scanner}: reply longer than {maxReply} bytes") : buffer[..total];
+        }
+        catch (Exception e) when (e is IOException or SocketException)
+        {
+            throw new ScanFailedException($"{scanner}: {e.Message}", e);
+        }
+    }
+
+    private static async Task<Socket> ConnectAsync(ScanEndpoint endpoint, CancellationToken token)
     {
         EndPoint target = endpoint.IsUnix
             ? new UnixDomainSocketEndPoint(endpoint.UnixPath!)

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Interceptor.Core.Net;
@@ -18,22 +17,8 @@ public sealed class RspamdClient(ScanEndpoint endpoint) : IContentScanner
 
     public string Name => $"rspamd {endpoint}";
 
-    public async Task<ScanResult> ScanAsync(ScanRequest request, CancellationToken token)
-    {
-        var length = await UnstuffedMessage.LengthAsync(request.Spool, token);
-        using var socket = await ScannerSocket.ConnectAsync(endpoint, token);
-        await using var stream = new NetworkStream(socket, ownsSocket: false);
-        try
-        {
-            await stream.WriteAsync(Encoding.UTF8.GetBytes(RequestHead(request, length)), token);
-            await UnstuffedMessage.CopyAsync(request.Spool, stream, token);
-            return Parse(await ReadReplyAsync(stream, token));
-        }
-        catch (Exception e) when (e is IOException or SocketException)
-        {
-            throw new ScanFailedException($"{Name}: {e.Message}", e);
-        }
-    }
+    public async Task<ScanResult> ScanAsync(ScanRequest request, CancellationToken token) =>
+        Parse(await ScannerSocket.ExchangeAsync(endpoint, Name, request.Spool, length => RequestHead(request, length), closeSending: false, MaxReplyBytes, token));
 
     internal string RequestHead(ScanRequest request, long length)
     {
@@ -58,21 +43,6 @@ public sealed class RspamdClient(ScanEndpoint endpoint) : IContentScanner
 
     /// <summary>Addresses passed the SMTP parser already; a control byte still never reaches a header line.</summary>
     private static string HeaderValue(string text) => new([.. text.Where(c => c >= ' ' && c != '\u007f')]);
-
-    private static async Task<byte[]> ReadReplyAsync(Stream stream, CancellationToken token)
-    {
-        var buffer = new byte[MaxReplyBytes + 1];
-        var total = 0;
-        int read;
-        while (total < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(total), token)) > 0)
-        {
-            total += read;
-        }
-
-        return total > MaxReplyBytes
-            ? throw new ScanFailedException($"rspamd reply longer than {MaxReplyBytes} bytes")
-            : buffer[..total];
-    }
 
     /// <summary>An HTTP/1.1 reply (Content-Length or chunked or to the close) whose body is rspamd's JSON verdict.</summary>
     internal static ScanResult Parse(byte[] reply)

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net.Sockets;
 using System.Text;
 using Interceptor.Core.Net;
 
@@ -19,46 +18,17 @@ public sealed class SpamdClient(ScanEndpoint endpoint) : IContentScanner
 
     public async Task<ScanResult> ScanAsync(ScanRequest request, CancellationToken token)
     {
-        var length = await UnstuffedMessage.LengthAsync(request.Spool, token);
-        using var socket = await ScannerSocket.ConnectAsync(endpoint, token);
-        await using var stream = new NetworkStream(socket, ownsSocket: false);
-        try
-        {
-            var header = $"SYMBOLS SPAMC/1.5\r\nContent-length: {length.ToString(CultureInfo.InvariantCulture)}\r\n{UserLine(request.Message.Origin.User)}\r\n";
-            await stream.WriteAsync(Encoding.ASCII.GetBytes(header), token);
-            await UnstuffedMessage.CopyAsync(request.Spool, stream, token);
-
-            // As spamc: the request is complete, spamd may answer (and some versions read to the end).
-            socket.Shutdown(SocketShutdown.Send);
-            return Parse(await ReadReplyAsync(stream, token));
-        }
-        catch (Exception e) when (e is IOException or SocketException)
-        {
-            throw new ScanFailedException($"{Name}: {e.Message}", e);
-        }
+        // closeSending: as spamc, the request is complete and spamd may answer (some versions read to the end).
+        var reply = await ScannerSocket.ExchangeAsync(
+            endpoint, Name, request.Spool,
+            length => $"SYMBOLS SPAMC/1.5\r\nContent-length: {length.ToString(CultureInfo.InvariantCulture)}\r\n{UserLine(request.Message.Origin.User)}\r\n",
+            closeSending: true, MaxReplyBytes, token);
+        return Parse(Encoding.Latin1.GetString(reply));
     }
 
     /// <summary>spamd picks per-user settings by this name; a name it cannot carry on one line is left out.</summary>
     private static string UserLine(string user) =>
         user.Length > 0 && user.All(c => c is > ' ' and < '\u007f') ? $"User: {user}\r\n" : "";
-
-    private static async Task<string> ReadReplyAsync(Stream stream, CancellationToken token)
-    {
-        var buffer = new byte[MaxReplyBytes + 1];
-        var total = 0;
-        int read;
-        while (total < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(total), token)) > 0)
-        {
-            total += read;
-        }
-
-        if (total > MaxReplyBytes)
-        {
-            throw new ScanFailedException($"spamd reply longer than {MaxReplyBytes} bytes");
-        }
-
-        return Encoding.Latin1.GetString(buffer, 0, total);
-    }
 
     /// <summary>
     /// Reads a reply leniently (LF or CRLF, any header case, extra headers, a missing body), but only a reply that says

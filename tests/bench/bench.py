@@ -61,6 +61,7 @@ SINK = "127.0.0.2:25"     # the MX everyone sends to (smtp-sink)
 DEFAULT_MESSAGES_PER_HOUR = 200   # Limits.Default.MessagesPerHour of a default install (README)
 RELAY = "127.0.0.3:25"    # the private Postfix of path C
 Y_MX = "127.0.0.4:25"     # Y's own provider in the flood test (a second smtp-sink): X floods another MX
+SPAMD = "127.0.0.1:7833"  # the real spamd of the scanning row (Scan.Engine=Spamd)
 LISTEN = "127.0.0.1:24"  # (the default Listen.Port) where the table redirects customers' SMTP: the daemon, or HAProxy for path H
 CLEAN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}
 TICK = os.sysconf("SC_CLK_TCK")
@@ -195,6 +196,7 @@ class Bench:
         self.sinks = []
         self.sink = self.direct_sink = self.y_sink = None
         self.daemon = None
+        self.spamd = None
         self.daemon_log_path = None
         self.haproxy = None
         self.postfix_dir = os.path.join(self.work, "postfix")
@@ -385,6 +387,8 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
     def start_daemon(self, log_to_file=True, tag="daemon", dll=None, extra=None):
         config = self.write_config(tag, dll, extra)
+        if extra and "Scan" in extra and "Scan.Engine" in self.config_dropped:
+            raise Failure("this build does not know Scan.Engine: no scanning row")
         began = time.monotonic()
         self.daemon_log_path = os.path.join(self.work, tag + ".log") if log_to_file else None
         out = open(self.daemon_log_path, "wb") if log_to_file else subprocess.DEVNULL
@@ -434,6 +438,27 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             self.daemon.kill()
             self.daemon.wait()
         self.daemon = None
+
+    def start_spamd(self):
+        """Debian's spamd in the benchmark's namespace, as the integration tests run it: local tests only (no DNS)."""
+        self.spamd_log = open(os.path.join(self.work, "spamd.log"), "wb")
+        self.spamd = subprocess.Popen(
+            self.ns_cmd(["/usr/sbin/spamd", "-u", "nobody", "-x", "-L", "-i", SPAMD, "-s", "stderr",
+                         "--pidfile", os.path.join(self.work, "spamd.pid")]),
+            stdout=self.spamd_log, stderr=subprocess.STDOUT)
+        self.wait_listening(SPAMD, 120, "spamd")
+
+    def stop_spamd(self):
+        if self.spamd is None:
+            return
+        self.spamd.send_signal(signal.SIGTERM)
+        try:
+            self.spamd.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.spamd.kill()
+            self.spamd.wait()
+        self.spamd = None
+        self.spamd_log.close()
 
     # ----- HAProxy (path H) ---------------------------------------------------------------------
 
@@ -708,6 +733,29 @@ backend sink
         self.start_daemon(log_to_file=True, tag="daemon-flood")
         self.source("bench", SINK, 2 * a.warmup, a.sessions)
 
+    def phase_scan(self):
+        """B once more with Scan.Engine=Spamd (a fresh daemon and a real spamd): what scanning costs in msg/s, and the
+        latency it adds over A measured at the same moment and rate."""
+        a = self.a
+        if not os.path.exists("/usr/sbin/spamd"):
+            log("scanning row skipped: /usr/sbin/spamd is missing (packages spamassassin and spamd)")
+            return
+        log("scanning: B with Scan.Engine=Spamd, %d rounds of %d messages; latency at %g msg/s" % (a.rounds, a.scan_messages, a.scan_latency_rate))
+        self.start_spamd()
+        self.stop_daemon()
+        # Every message scored by the real spamd before the sink gets its end; HoldScore 0: nothing is held.
+        self.start_daemon(tag="daemon-scan", extra={"Scan": {"Engine": "Spamd", "Endpoint": SPAMD, "HoldScore": 0}})
+        self.source("bench", SINK, a.scan_messages, a.sessions)
+        time.sleep(1)
+        runs = [self.measured_path("B", "bench", SINK, a.scan_messages) for _ in range(a.rounds)]
+        lat_a = self.latency("exempt", SINK, a.scan_latency_count, a.scan_latency_rate, "Ascan")
+        lat_b = self.latency("bench", SINK, a.scan_latency_count, a.scan_latency_rate, "Bscan")
+        self.results["b_scan"] = {"runs": runs, "latency_a": lat_a, "latency_b": lat_b}
+        self.stop_daemon()
+        self.stop_spamd()
+        self.start_daemon(log_to_file=True, tag="daemon-after-scan")
+        self.source("bench", SINK, 2 * a.warmup, a.sessions)
+
     def phase_compare(self):
         """--compare-daemon: B alone, rounds alternating between the base build and this one, each round in a
         daemon started afresh and warmed up (warm_up_daemon), so that both see the same minutes of a shared host."""
@@ -926,6 +974,11 @@ backend sink
             rn = rate(r["b_log_null"])
             out("  %-*s %7.0f msg/s  (%d msgs)  CPU/msg: daemon %4.0f µs (log to a file: %.0f µs)" % (
                 w, "B  with the daemon's log in /dev/null", rn, count(r["b_log_null"]), cpu_us(r["b_log_null"], "cpu_daemon_s"), cpu_us(t["B"], "cpu_daemon_s")))
+        if "b_scan" in r:
+            rs = rate(r["b_scan"]["runs"])
+            out("  %-*s %7.0f msg/s  (%d msgs)  CPU/msg: daemon %4.0f µs (spamd's own CPU not counted); %s" % (
+                w, "B  with Scan.Engine=Spamd (a real spamd scores every message)", rs, count(r["b_scan"]["runs"]),
+                cpu_us(r["b_scan"]["runs"], "cpu_daemon_s"), by_round(r["b_scan"]["runs"])))
         cost_a = cpu_us(t["A"], "cpu_client_s") + cpu_us(t["A"], "cpu_sink_s")
         cost_b = cpu_us(t["B"], "cpu_client_s") + cpu_us(t["B"], "cpu_sink_s") + cpu_us(t["B"], "cpu_daemon_s")
         cost_h = cpu_us(th["H"], "cpu_client_s") + cpu_us(th["H"], "cpu_sink_s") + cpu_us(th["H"], "cpu_proxy_s")
@@ -943,6 +996,11 @@ backend sink
             a.latency_rate, a.latency_rounds, a.latency_count))
         out("  A p50 %.2f ms  p99 %.2f ms   B p50 %.2f ms  p99 %.2f ms   added by B: p50 %+.2f ms, p99 %+.2f ms   failures A %d, B %d" % (
             a50, a99, b50, b99, b50 - a50, b99 - a99, lat["failures"]["A"], lat["failures"]["B"]))
+        if "b_scan" in r:
+            sa, sb = r["b_scan"]["latency_a"]["samples_ms"], r["b_scan"]["latency_b"]["samples_ms"]
+            a50, a99, b50, b99 = percentile(sa, 50), percentile(sa, 99), percentile(sb, 50), percentile(sb, 99)
+            out("  B with Scan.Engine=Spamd, %g msg/s, %d messages: p50 %.2f ms  p99 %.2f ms   added over A (same rate): p50 %+.2f ms, p99 %+.2f ms   failures %d" % (
+                a.scan_latency_rate, a.scan_latency_count, b50, b99, b50 - a50, b99 - a99, r["b_scan"]["latency_b"]["failures"]))
         out("daemon peak RSS (VmHWM) through the throughput and latency runs: %.1f MB" % (r["rss_after_latency_kb"] / 1024))
 
         out("owner lookup: SocketOwnerLookup.Find (netlink sock_diag, exact 4-tuple), %d lookups per state" % a.lookup_iterations)
@@ -1034,6 +1092,10 @@ def main():
     p.add_argument("--lookup-states", default="0,1000,10000")
     p.add_argument("--lookup-iterations", type=int, default=20000)
     p.add_argument("--log-compare", type=int, default=0)
+    p.add_argument("--scan", type=int, default=1, help="measure B with Scan.Engine=Spamd (a real spamd) too")
+    p.add_argument("--scan-messages", type=int, default=500, help="messages per scanning round (spamd is slow)")
+    p.add_argument("--scan-latency-count", type=int, default=50)
+    p.add_argument("--scan-latency-rate", type=float, default=5)
     p.add_argument("--y-count", type=int, default=45)
     p.add_argument("--y-rate", type=float, default=1)
     p.add_argument("--flood-sessions", type=int, default=100)
@@ -1067,6 +1129,10 @@ def main():
             bench.phase_log_cost()
         if args.starttls_count > 0:
             bench.phase_starttls()
+        self.source("bench", SINK, 2 * a.warmup, a.sessions)
+
+        if args.scan:
+            bench.phase_scan()
         bench.phase_flood()
         bench.phase_port_reuse()
         bench.phase_idle()
@@ -1080,6 +1146,7 @@ def main():
     finally:
         bench.stop_haproxy()
         bench.stop_daemon()
+        bench.stop_spamd()
         bench.stop_postfix()
         for sink in bench.sinks:
             sink.stop()

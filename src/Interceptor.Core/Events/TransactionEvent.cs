@@ -73,6 +73,12 @@ public sealed record TransactionEvent(
     /// <summary>The socket's real uid when it was a subordinate uid of <see cref="Uid"/> (/etc/subuid); not stored, logged.</summary>
     public uint? SubordinateUid { get; init; }
 
+    /// <summary>
+    /// A message stage refused the message for its content (a scanner's score over Scan.RejectScore): like a quota refusal
+    /// it counts toward Suspension.RefusalLimit, so a site sending spam is stopped as one hammering its quotas is.
+    /// </summary>
+    public bool ContentRefused { get; init; }
+
     /// <summary>True for the outcomes that count as sent (quotas): delivered, or possibly delivered.</summary>
     public static bool CountsAsSent(TransactionOutcome outcome) =>
         outcome is TransactionOutcome.Delivered or TransactionOutcome.Pending or TransactionOutcome.Unknown;

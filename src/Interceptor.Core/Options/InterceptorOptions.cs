@@ -20,6 +20,7 @@ public sealed record InterceptorOptions
     public TraceOptions Trace { get; init; } = new();
     public AttributionOptions Attribution { get; init; } = new();
     public ClientTlsOptions ClientTls { get; init; } = new();
+    public ScanOptions Scan { get; init; } = new();
 
     /// <summary>Issue 15's burn detection; see <see cref="NotActiveYetAttribute"/>.</summary>
     [NotActiveYet]

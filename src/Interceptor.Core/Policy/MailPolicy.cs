@@ -190,6 +190,11 @@ public sealed class MailPolicy(
             reason = rules.ObserveUnsent(ticket.Uid, now, refusedAtData) ?? reason;
         }
 
+        if (final.ContentRefused)
+        {
+            reason = rules.ObserveRefusal(ticket.Uid, now) ?? reason;
+        }
+
         if (reason is not null)
         {
             await AutoSuspendAsync(ticket.Uid, ticket.User, reason, cancellationToken);

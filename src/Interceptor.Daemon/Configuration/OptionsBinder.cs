@@ -90,6 +90,14 @@ internal static class OptionsBinder
             return bool.TryParse(text, out var flag) ? flag : Error(false, $"\"{text}\" is not true or false");
         }
 
+        if (type == typeof(double))
+        {
+            // Scanner scores (Scan.RejectScore): 15, 7.5.
+            return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var real) && double.IsFinite(real)
+                ? real
+                : Error(0.0, $"\"{text}\" is not a number");
+        }
+
         if (type.IsEnum)
         {
             return Enum.TryParse(type, text, ignoreCase: true, out var named) && Enum.IsDefined(type, named!)

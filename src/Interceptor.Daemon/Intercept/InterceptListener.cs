@@ -8,6 +8,7 @@ using Interceptor.Daemon.Attribution;
 using Interceptor.Daemon.Fairness;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Smtp.Data;
+using Interceptor.Smtp.Scan;
 using Interceptor.Smtp.Session;
 using Interceptor.Smtp.Upstream;
 using Microsoft.Extensions.Hosting;
@@ -79,7 +80,7 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         // The idle upstream sessions are part of the descriptor budget: never more than the sessions that made them, nor
         // more than Relay.ReuseMaxIdleTotal.
         var upstream = UpstreamSettings.From(options.Relay);
-        _pipeline = MessagePipeline.Default(options.Relay.HeloName, options.Trace.IncludeProcess);
+        _pipeline = ScanPipeline.For(options, logger);
         _upstreams = new UpstreamConnectionCache(upstream with
         {
             Reuse = upstream.Reuse with { MaxIdleTotal = Math.Max(1, Math.Min(upstream.Reuse.MaxIdleTotal, DescriptorBudget.IdleUpstreamsFor(maxConnections, options.Relay.ReuseConnections))) },

@@ -148,6 +148,7 @@ internal sealed class DataTransfer(
                 {
                     upstream.Abort();
                     transaction.DataRefused = verdict.Decision == StageDecision.Refuse;
+                    transaction.ContentRefused = verdict.Decision == StageDecision.Refuse && verdict.Finding is not null;
                     var reply = verdict.Reply!;
                     SessionLog.StageStopped(logger, stage!, transaction.Id, message.Origin.Uid, message.Origin.User, reply);
                     var outcome = verdict.Decision == StageDecision.Hold ? TransactionOutcome.Pending : TransactionEvent.OutcomeOf(reply.Code);

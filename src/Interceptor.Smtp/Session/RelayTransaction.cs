@@ -42,6 +42,7 @@ internal sealed class TransactionSink(ConnectionOrigin origin, ITransactionRecor
             Unsent = transaction.DataRefused ? UnsentKind.RefusedAtData : transaction.DataStarted ? null : unsent,
             Process = origin.Process,
             SubordinateUid = origin.SubordinateUid,
+            ContentRefused = transaction.ContentRefused,
         };
 }
 
@@ -76,6 +77,9 @@ internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket ticke
     /// was relayed, so it counts towards suspension like a transaction that never reached DATA (its Pending row stays).
     /// </summary>
     public bool DataRefused { get; set; }
+
+    /// <summary>Set when a stage refused the message for what it found in it (a spam score): see <see cref="TransactionEvent.ContentRefused"/>.</summary>
+    public bool ContentRefused { get; set; }
 
     /// <summary>The upstream's last refusal of a RCPT in this transaction, if any.</summary>
     public SmtpReply? LastRecipientRefusal { get; private set; }

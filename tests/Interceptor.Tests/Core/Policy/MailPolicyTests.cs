@@ -128,6 +128,25 @@ public class MailPolicyTests
     }
 
     [Test]
+    public async Task Messages_refused_for_their_content_count_toward_the_refusal_limit_like_quota_refusals()
+    {
+        // Issue 16: spam refused by the scan stage suspends a site as hammering its quotas does (RefusalLimit 2 here);
+        // the unsent rule is off, so only the refusal rule can suspend.
+        var rules = new AutoSuspensionRules(new SuspensionOptions { RefusalLimit = 2, FailureRatioPercent = 0, UnsentLimit = 0 }, _clock);
+        _policy = new MailPolicy(new LimitsOptions(), new QuotaLedger(_clock), rules, _suspensions, _store, _clock, NullLogger.Instance);
+        foreach (var (id, content) in new[] { ("t1", false), ("t2", true), ("t3", true) })
+        {
+            var (ticket, _) = await _policy.StartMessageAsync(1001, "alice", null, CancellationToken.None);
+            Assert.That(await _policy.BeginDataAsync(ticket!, Event(id, TransactionOutcome.Pending), CancellationToken.None), Is.Null);
+            Assert.That(_suspensions.IsSuspended(1001, out _), Is.False, "not before the limit");
+            await _policy.FinishAsync(ticket!, Event(id, TransactionOutcome.Rejected) with { Unsent = UnsentKind.RefusedAtData, ContentRefused = content }, CancellationToken.None);
+        }
+
+        Assert.That(_suspensions.IsSuspended(1001, out var suspension), Is.True);
+        Assert.That(suspension!.Reason, Does.Contain("2 quota refusals"));
+    }
+
+    [Test]
     public async Task Upstream_rejections_above_the_ratio_suspend_the_user()
     {
         await SendAsync("t1", TransactionOutcome.Rejected);

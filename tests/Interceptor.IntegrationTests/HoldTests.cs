@@ -201,4 +201,29 @@ public sealed class HoldTests
             Assert.That(alert?.GetValueOrDefault("SMTPI_REASON"), Does.Contain("554 5.7.1 not wanted here"));
         });
     }
+
+    [TestCase("owner")]
+    [TestCase("mode")]
+    public async Task A_hold_directory_that_is_not_the_daemons_alone_stops_the_start_with_exit_3(string problem)
+    {
+        await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
+        var holdDirectory = s.Dir.Subdirectory("held");
+        File.SetUnixFileMode(holdDirectory, problem == "mode"
+            ? UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute
+            : UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (problem == "owner")
+        {
+            var chown = await s.Ns.RunAsync("chown", [TestUsers.Bob.Name, holdDirectory]);
+            Assert.That(chown.Succeeded, Is.True, chown.Describe());
+        }
+
+        var configPath = DaemonProcess.WriteConfig(s.Dir, Config(("Hold.Directory", holdDirectory)));
+        var run = await DaemonProcess.RunVerbAsync(s.Ns, "run", configPath);
+        var expected = problem == "mode" ? "has mode 0750; it must be 0700" : $"is owned by uid {TestUsers.Bob.Uid}, not by the daemon";
+        Assert.Multiple(() =>
+        {
+            Assert.That(run.ExitCode, Is.EqualTo(3), run.Describe());
+            Assert.That(run.Stdout + run.Stderr, Does.Contain($"Hold.Directory {holdDirectory} {expected}").And.Contain("not starting"), run.Describe());
+        });
+    }
 }

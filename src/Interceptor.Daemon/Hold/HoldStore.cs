@@ -35,6 +35,19 @@ public sealed class HoldStore(string directory, TimeProvider time, string hostNa
             throw new InvalidOperationException($"transaction id \"{id}\" is not a hold id");
         }
 
+        try
+        {
+            return await KeepAsync(message, spool, stage, finding, id, token);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            // The pipeline answers an IOException with 451 (the client keeps the message); a permission problem is one.
+            throw new IOException(e.Message, e);
+        }
+    }
+
+    private async Task<string> KeepAsync(MessageContext message, IMessageSpool spool, string stage, StageFinding finding, string id, CancellationToken token)
+    {
         var header = TraceHeader.Render(message.Origin, hostName, id, includeProcess);
         await _disk.WriteFileAsync(MessagePath(id), async (file, cancel) =>
         {

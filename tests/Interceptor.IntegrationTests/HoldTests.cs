@@ -49,6 +49,9 @@ public sealed class HoldTests
         return JsonDocument.Parse(result.Stdout).RootElement.Clone();
     }
 
+    private static async Task<int> MessagesLastHourAsync(Scenario s, DaemonProcess daemon) =>
+        (await CliJsonAsync(s, daemon, "limits", TestUsers.Alice.Name)).GetProperty("user").GetProperty("usage").GetProperty("messagesLastHour").GetInt32();
+
     private static JsonElement? Listed(JsonElement held, string id) =>
         held.GetProperty("messages").EnumerateArray().Cast<JsonElement?>().FirstOrDefault(m => m!.Value.GetProperty("id").GetString() == id);
 
@@ -114,6 +117,8 @@ public sealed class HoldTests
         var text = await CliAsync(s.Ns, daemon, "held");
         Assert.That(text.Stdout, Does.Contain(kept).And.Contain("is suspended"), text.Describe());
 
+        // The quotas count a held message when it is delivered after its release, not when it is held.
+        var usageHeld = await MessagesLastHourAsync(s, daemon);
         var release = await CliAsync(s.Ns, daemon, "release", kept);
         Assert.That(release.Succeeded, Is.True, release.Describe());
         var received = await WaitForMxAsync(s, "held-one", TimeSpan.FromSeconds(20));
@@ -127,6 +132,8 @@ public sealed class HoldTests
             Assert.That(traceLines[0], Does.StartWith($"{TraceHeader.Name}: uid={TestUsers.Alice.Uid} user={TestUsers.Alice.Name};").And.EndWith($"id={kept}"));
             Assert.That(received[0].RcptTo, Is.EqualTo(new[] { To }));
             Assert.That(await WaitForStateAsync(s, daemon, kept, "delivered", TimeSpan.FromSeconds(5)), Is.EqualTo("delivered"));
+            Assert.That(usageHeld, Is.Zero, "three held messages, none counted");
+            Assert.That(await MessagesLastHourAsync(s, daemon), Is.EqualTo(1), "counted once delivered");
         });
 
         var delete = await CliAsync(s.Ns, daemon, "delete", dropped);

@@ -23,6 +23,12 @@ public enum TransactionOutcome
     /// may have delivered it, so it is charged to the quotas as sent, and the client was told 451 (delivery not confirmed).
     /// </summary>
     Unknown,
+
+    /// <summary>
+    /// Kept by a message stage for review (hold-and-release): nothing went out, so the quotas do not count it; they count
+    /// it when an admin releases it and it is delivered.
+    /// </summary>
+    Held,
 }
 
 /// <summary>

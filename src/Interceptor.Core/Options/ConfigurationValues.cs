@@ -5,7 +5,7 @@ namespace Interceptor.Core.Options;
 /// <summary>
 /// The configuration key of a property whose name differs from it: a typed value keeps the key admins already write,
 /// which states its unit (<c>Smtp.IdleTimeoutSeconds</c> binds <see cref="SmtpOptions.IdleTimeout"/>). The
-/// suffix of the key (Milliseconds, Seconds, Minutes, Days) is the unit a <see cref="TimeSpan"/> is written in.
+/// suffix of the key (Milliseconds, Seconds, Minutes, Hours, Days) is the unit a <see cref="TimeSpan"/> is written in.
 /// </summary>
 [AttributeUsage(AttributeTargets.Property, AllowMultiple = false)]
 public sealed class ConfigurationKeyAttribute(string name) : Attribute

@@ -21,6 +21,7 @@ public sealed record InterceptorOptions
     public AttributionOptions Attribution { get; init; } = new();
     public ClientTlsOptions ClientTls { get; init; } = new();
     public ScanOptions Scan { get; init; } = new();
+    public HoldOptions Hold { get; init; } = new();
 
     /// <summary>Issue 15's burn detection; see <see cref="NotActiveYetAttribute"/>.</summary>
     [NotActiveYet]
@@ -308,6 +309,12 @@ public sealed record SuspensionOptions
 
     [ConfigurationKey("FailureWindowMinutes")]
     public TimeSpan FailureWindow { get; init; } = TimeSpan.FromMinutes(60);
+
+    /// <summary>
+    /// Refuse (the kernel refuses an automatically suspended user's connections) or Hold (they are accepted and every
+    /// message is held for review). A suspension by an admin always refuses.
+    /// </summary>
+    public SuspensionAction Action { get; init; } = SuspensionAction.Refuse;
 }
 
 /// <summary>An admin command run on every suspension, with SMTPI_UID, SMTPI_USER, SMTPI_REASON, ... in its environment.</summary>

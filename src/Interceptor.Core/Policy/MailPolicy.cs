@@ -53,7 +53,7 @@ public sealed class MailPolicy(
     /// <summary>Null when the user may open one more session (call <see cref="CloseConnection"/> after it), else the refusal.</summary>
     public async Task<SmtpReply?> OpenConnectionAsync(uint uid, string user, CancellationToken cancellationToken)
     {
-        if (suspensions.IsSuspended(uid, out var suspension))
+        if (suspensions.Refuses(uid, out var suspension))
         {
             observer?.Refused(RefusalKind.Suspended, uid, user);
             return new SmtpReply(554, "5.7.1", QuotaReplies.Suspended(suspension!).Text);
@@ -74,7 +74,7 @@ public sealed class MailPolicy(
     /// <summary>At MAIL: the ticket for the new message, or the refusal.</summary>
     public async Task<(MessageTicket? Ticket, SmtpReply? Refusal)> StartMessageAsync(uint uid, string user, long? declaredSize, CancellationToken cancellationToken)
     {
-        if (suspensions.IsSuspended(uid, out var suspension))
+        if (suspensions.Refuses(uid, out var suspension))
         {
             observer?.Refused(RefusalKind.Suspended, uid, user);
             return (null, QuotaReplies.Suspended(suspension!));

@@ -23,9 +23,26 @@ public sealed class SuspensionRegistry(IStateStore store, IKernelSuspension kern
 {
     private readonly ConcurrentDictionary<uint, Suspension> _suspended = new();
 
+    /// <summary>
+    /// Suspension.Action=Hold: true for the suspensions whose user's mail is held instead of refused (the automatic
+    /// ones). Those stay out of the kernel's set and out of <see cref="Refuses"/>. Null: every suspension refuses.
+    /// </summary>
+    public Func<Suspension, bool>? HoldsInstead { get; init; }
+
     public bool IsSuspended(uint uid, out Suspension? suspension) => _suspended.TryGetValue(uid, out suspension);
 
+    /// <summary>Suspended and refused (in the kernel, and at connect and MAIL); false for a user whose mail is held.</summary>
+    public bool Refuses(uint uid, out Suspension? suspension) => IsSuspended(uid, out suspension) && !Holds(suspension!);
+
+    /// <summary>Suspended with Suspension.Action=Hold: the user's messages are held for review.</summary>
+    public bool HoldsMailOf(uint uid, out Suspension? suspension) => IsSuspended(uid, out suspension) && Holds(suspension!);
+
     public IReadOnlyList<Suspension> All => [.. _suspended.Values.OrderBy(s => s.Since)];
+
+    /// <summary>The suspensions the kernel refuses (all of them unless mail of some is held): the table's suspended set.</summary>
+    public IReadOnlyList<Suspension> KernelRefused => [.. All.Where(s => !Holds(s))];
+
+    private bool Holds(Suspension suspension) => HoldsInstead?.Invoke(suspension) ?? false;
 
     /// <summary>Loads the stored suspensions (the caller renders them into the table it installs).</summary>
     public async Task<IReadOnlyList<Suspension>> LoadAsync(CancellationToken cancellationToken)
@@ -52,7 +69,10 @@ public sealed class SuspensionRegistry(IStateStore store, IKernelSuspension kern
 
         // Already refused in memory from here on (fail closed), even if the store or nft fails below.
         await store.SaveSuspensionAsync(suspension, cancellationToken);
-        await kernel.SuspendAsync(suspension.Uid, cancellationToken);
+        if (!Holds(suspension))
+        {
+            await kernel.SuspendAsync(suspension.Uid, cancellationToken);
+        }
 
         await alert.NotifyAsync(suspension, counts, cancellationToken);
         return true;

@@ -17,10 +17,11 @@ public sealed class AdminVerb(
     Option<string?>? user = null,
     Option<string?>? reason = null,
     Option<string?>? since = null,
-    Option<int?>? limit = null)
+    Option<int?>? limit = null,
+    Argument<string?>? idWord = null)
 {
     /// <summary>The command with the words and options its request has fields for (the others are not declared).</summary>
-    public Command Command { get; } = Declare(new Command(verb, description), userWord, user, reason, since, limit);
+    public Command Command { get; } = Declare(new Command(verb, description), userWord, idWord, user, reason, since, limit);
 
     /// <summary>The request the parsed command line asks for; check it with <see cref="ControlRequest.Validate"/>.</summary>
     public ControlRequest RequestOf(ParseResult result)
@@ -33,6 +34,7 @@ public sealed class AdminVerb(
             Reason = Value<string?>(result, "--reason"),
             Since = Value<string?>(result, "--since"),
             Limit = Value<int?>(result, "--limit"),
+            Id = Value<string?>(result, "ID"),
         };
     }
 
@@ -66,7 +68,18 @@ public sealed class AdminVerb(
             }),
         new(ControlVerbs.Unblock, "lift the suspension", userWord: UserWord(required: true)),
         new(ControlVerbs.Limits, "effective limits and current usage; without USER the default and overrides", userWord: UserWord(required: false)),
+        new(ControlVerbs.Held, "messages held for review (all, or --user's), oldest first", user: HeldUser("only this user's"), since: Since("all")),
+        new(ControlVerbs.Release, "deliver a held message (ID) or all of --user's, to where it was going", user: HeldUser("every held message of this user"), idWord: IdWord()),
+        new(ControlVerbs.Delete, "delete a held message (ID) or all of --user's, undelivered", user: HeldUser("every held message of this user"), idWord: IdWord()),
     ];
+
+    private static Option<string?> HeldUser(string what) => new("--user") { HelpName = "USER", Description = $"{what} (a name or a numeric uid)" };
+
+    private static Argument<string?> IdWord() => new("ID")
+    {
+        Arity = ArgumentArity.ZeroOrOne,
+        Description = "a held message's id, as `held` lists it",
+    };
 
     private static Command Declare(Command command, params Symbol?[] symbols)
     {

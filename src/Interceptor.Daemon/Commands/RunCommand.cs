@@ -6,6 +6,7 @@ using Interceptor.Core.Policy;
 using Interceptor.Daemon.Attribution;
 using Interceptor.Daemon.Control;
 using Interceptor.Daemon.Decide;
+using Interceptor.Daemon.Hold;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Daemon.Intercept;
 using Interceptor.Daemon.Maintenance;
@@ -13,6 +14,7 @@ using Interceptor.Daemon.Metrics;
 using Interceptor.Daemon.Record;
 using Interceptor.Linux;
 using Interceptor.Netfilter;
+using Interceptor.Smtp.Data;
 using Interceptor.Store;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -77,6 +79,18 @@ public static class RunCommand
 
         await using var _ = store;
 
+        // Held messages are customers' mail: a directory that is not the daemon's alone stops the start, like the store.
+        var holdDirectory = options.Hold.DirectoryFor(options.State);
+        try
+        {
+            HoldDirectory.Prepare(holdDirectory);
+        }
+        catch (HoldDirectoryException e)
+        {
+            logger.HoldDirectoryUnusable(e.Message);
+            return 3;
+        }
+
         // Sized once the runtime, the assemblies and the store hold their descriptors, before any connection can.
         if (!DescriptorBudget.TryPlan(descriptorLimit, DescriptorLimit.CountOpen(), options.Listen.MaxConnections, options.Relay.ReuseConnections, out var budget, out var budgetError))
         {
@@ -100,10 +114,14 @@ public static class RunCommand
         var subordinates = new SubordinateUidFile(SubordinateUidFile.DefaultPath, loggers.CreateLogger("attribute"));
         var suspendedSets = new SuspendedUidSets(subordinates);
         SuspensionRegistry? registry = null;
-        using var kernel = new NftKernelSuspension(rules, spec.Table, suspendedSets, () => registry?.All.Select(s => s.Uid) ?? []);
-        var suspensions = registry = new SuspensionRegistry(store, kernel, alert);
-        var suspended = await suspensions.LoadAsync(CancellationToken.None);
-        spec = suspendedSets.Apply(spec, suspended.Select(s => s.Uid));
+        using var kernel = new NftKernelSuspension(rules, spec.Table, suspendedSets, () => registry?.KernelRefused.Select(s => s.Uid) ?? []);
+        var suspensions = registry = new SuspensionRegistry(store, kernel, alert)
+        {
+            // Suspension.Action=Hold: an automatic suspension holds the user's mail; the kernel refuses only the others.
+            HoldsInstead = options.Suspension.Action == SuspensionAction.Hold ? s => s.Source == SuspensionSource.Automatic : null,
+        };
+        await suspensions.LoadAsync(CancellationToken.None);
+        spec = suspendedSets.Apply(spec, suspensions.KernelRefused.Select(s => s.Uid));
         var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics.Policy);
 
         using var owners = new SocketOwnerLookup();
@@ -122,7 +140,12 @@ public static class RunCommand
             Scope = RedirectScope.Of(spec),
         };
         var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics.Relay);
-        await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution()) { ClientTls = clientTls };
+        using var holds = new HoldStore(holdDirectory, time, options.Relay.HeloName, options.Trace.IncludeProcess);
+        await using var listener = new InterceptListener(
+            options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution(), ListenerPipeline.For(options, suspensions, holds, loggers.CreateLogger("session"))) { ClientTls = clientTls };
+        using var releaser = new HoldReleaser(
+            holds, new UpstreamDelivery(listener.Upstreams), options.Hold, time, loggers.CreateLogger("hold"),
+            new HoldAccounting(ledger, store, recorder, time).DeliveredAsync, alert.NotifyHoldFailedAsync);
         metrics.Relay.Upstreams = listener.Upstreams;
         metrics.Store.Health = () => store.Health;
         metrics.Intercept.ActiveSessions = () => listener.ActiveSessions;
@@ -130,6 +153,8 @@ public static class RunCommand
         var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString())
         {
             SuspendedSets = suspendedSets,
+            Holds = holds,
+            Releaser = releaser,
         };
         await using var control = new ControlServer(context, loggers.CreateLogger("control"));
         // Started before the listener accepts and the store is pruned: what happens before an exporter listens is not counted.
@@ -154,6 +179,9 @@ public static class RunCommand
             .. (metricsServer is null ? Array.Empty<IHostedService>() : [metricsServer]),
             retention,
             listener,
+
+            // After the listener, so it stops first: a delivery in progress ends before the upstream connections close.
+            releaser,
         ];
         using var host = DaemonHost.Build(loggers, lifetime => new SystemdService(systemd, lifetime, AnnounceReady, AnnounceStopping, logger), services);
         try
@@ -199,6 +227,10 @@ public static class RunCommand
         }
     }
 
+    /// <summary>
+    /// Suspension.Action=Hold: the trace header, then the stage that holds a suspended user's messages (so every message
+    /// is spooled); null otherwise (today's streamed pipeline).
+    /// </summary>
     /// <summary>
     /// Raises the soft descriptor limit to the hard one (the unit's LimitNOFILE sets both; a shell usually gives a soft
     /// 1024) and returns the soft limit in force.

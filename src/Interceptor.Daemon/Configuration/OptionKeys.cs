@@ -56,8 +56,9 @@ public static class OptionKeys
         key.EndsWith("Milliseconds", StringComparison.Ordinal) ? TimeSpan.FromMilliseconds(1)
         : key.EndsWith("Seconds", StringComparison.Ordinal) ? TimeSpan.FromSeconds(1)
         : key.EndsWith("Minutes", StringComparison.Ordinal) ? TimeSpan.FromMinutes(1)
+        : key.EndsWith("Hours", StringComparison.Ordinal) ? TimeSpan.FromHours(1)
         : key.EndsWith("Days", StringComparison.Ordinal) ? TimeSpan.FromDays(1)
-        : throw new InvalidOperationException($"{key}: a duration key must end in its unit (Milliseconds, Seconds, Minutes or Days)");
+        : throw new InvalidOperationException($"{key}: a duration key must end in its unit (Milliseconds, Seconds, Minutes, Hours or Days)");
 
     /// <summary>A value as it is written in the configuration (durations in the unit of their key).</summary>
     internal static string Written(object? value, string key) => value switch

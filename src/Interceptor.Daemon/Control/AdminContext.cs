@@ -24,4 +24,9 @@ public sealed record AdminContext(
 {
     /// <summary>Fills the spec's suspension sets, sub-UID ranges included.</summary>
     public Decide.SuspendedUidSets SuspendedSets { get; init; } = Decide.SuspendedUidSets.None;
+
+    /// <summary>Held messages and their release (hold-and-release).</summary>
+    public Hold.HoldStore? Holds { get; init; }
+
+    public Hold.HoldReleaser? Releaser { get; init; }
 }

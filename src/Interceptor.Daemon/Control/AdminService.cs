@@ -48,6 +48,8 @@ public sealed class AdminService(AdminContext context, ILogger logger)
                 ControlVerbs.Block => await BlockAsync(request, peer),
                 ControlVerbs.Unblock => await UnblockAsync(request, peer),
                 ControlVerbs.Limits => Limits(request),
+                ControlVerbs.Held or ControlVerbs.Release or ControlVerbs.Delete =>
+                    await new HoldAdmin(context, logger, text => Resolve(text, suspendedToo: true)).HandleAsync(request, peer, cancellationToken),
                 _ => throw new System.Diagnostics.UnreachableException($"verb {request.Verb} passed validation"),
             };
             return ControlResponse.Success(request.Verb, data);
@@ -69,7 +71,10 @@ public sealed class AdminService(AdminContext context, ILogger logger)
     private async Task<StatusData> StatusAsync(CancellationToken cancellationToken)
     {
         var now = context.Time.GetUtcNow();
-        var (table, suspended) = await TableAsync(cancellationToken);
+        var (table, refused) = await TableAsync(cancellationToken);
+
+        // Users whose mail is held (Suspension.Action=Hold) are suspended too, though not in the kernel's set.
+        var suspended = context.Suspensions.HoldsInstead is null ? refused : context.Suspensions.All;
         IReadOnlyList<UserActivity> hour = [], day = [];
         string? readFailure = null;
         try
@@ -107,7 +112,7 @@ public sealed class AdminService(AdminContext context, ILogger logger)
     /// </summary>
     private async Task<(TableStatus Table, IReadOnlyList<Suspension> Suspended)> TableAsync(CancellationToken cancellationToken)
     {
-        var suspended = context.Suspensions.All;
+        var suspended = context.Suspensions.KernelRefused;
         for (var attempt = 0; ; attempt++)
         {
             var spec = context.SuspendedSets.Apply(context.Spec, suspended.Select(s => s.Uid));
@@ -121,7 +126,7 @@ public sealed class AdminService(AdminContext context, ILogger logger)
                 differences = [$"the table could not be read: {e.Message}"];
             }
 
-            var now = context.Suspensions.All;
+            var now = context.Suspensions.KernelRefused;
             if (differences.Count == 0 || attempt > 0 || now.Select(s => s.Uid).SequenceEqual(suspended.Select(s => s.Uid)))
             {
                 return (new TableStatus(spec.Table, differences.Count == 0, differences), suspended);

@@ -13,8 +13,11 @@ public static class ControlVerbs
     public const string Block = "block";
     public const string Unblock = "unblock";
     public const string Limits = "limits";
+    public const string Held = "held";
+    public const string Release = "release";
+    public const string Delete = "delete";
 
-    public static readonly IReadOnlyList<string> All = [Status, Users, Log, Block, Unblock, Limits];
+    public static readonly IReadOnlyList<string> All = [Status, Users, Log, Block, Unblock, Limits, Held, Release, Delete];
 }
 
 /// <summary>
@@ -64,6 +67,9 @@ public sealed record ControlRequest
     public string? Since { get; init; }
 
     public int? Limit { get; init; }
+
+    /// <summary>A held message's id (release, delete).</summary>
+    public string? Id { get; init; }
 
     /// <summary>Reads and checks a request line.</summary>
     /// <exception cref="ControlException">badRequest, saying what is wrong.</exception>
@@ -123,9 +129,10 @@ public sealed record ControlRequest
             throw Bad($"{Verb} takes no user");
         }
 
+        ValidateHold();
         if (Since is not null)
         {
-            if (Verb is not (ControlVerbs.Users or ControlVerbs.Log))
+            if (Verb is not (ControlVerbs.Users or ControlVerbs.Log or ControlVerbs.Held))
             {
                 throw Bad($"{Verb} takes no --since");
             }
@@ -147,6 +154,27 @@ public sealed record ControlRequest
             {
                 throw Bad($"--limit: {Limit} is not between 1 and {MaxLimit}");
             }
+        }
+    }
+
+    /// <summary>release and delete name one held message (ID) or every one of a user (--user), never both; only they take an id.</summary>
+    private void ValidateHold()
+    {
+        if (Verb is ControlVerbs.Release or ControlVerbs.Delete)
+        {
+            if ((Id is null) == (User is null))
+            {
+                throw new ControlException(ControlErrors.BadRequest, $"{Verb} needs a held message's ID or --user USER (one of them)");
+            }
+
+            if (Id is not null && !Hold.HoldId.IsValid(Id))
+            {
+                throw new ControlException(ControlErrors.BadRequest, $"\"{Id}\" is not a held message's id (32 hex digits, as `held` lists them)");
+            }
+        }
+        else if (Id is not null)
+        {
+            throw new ControlException(ControlErrors.BadRequest, $"{Verb} takes no message id");
         }
     }
 

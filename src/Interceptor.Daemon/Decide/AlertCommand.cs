@@ -58,6 +58,18 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
         return RunAsync(environment, "the state store", cancellationToken);
     }
 
+    /// <summary>A released held message failed for good: SMTPI_EVENT=hold-failed, SMTPI_REASON and the message's facts.</summary>
+    public Task NotifyHoldFailedAsync(string reason, IReadOnlyDictionary<string, string> facts, CancellationToken cancellationToken)
+    {
+        var environment = new Dictionary<string, string>(facts)
+        {
+            ["SMTPI_EVENT"] = "hold-failed",
+            ["SMTPI_REASON"] = reason,
+            ["SMTPI_SOURCE"] = "hold",
+        };
+        return RunAsync(environment, "a held message", cancellationToken);
+    }
+
     private async Task RunAsync(IReadOnlyDictionary<string, string> environment, string subject, CancellationToken cancellationToken)
     {
         if (options.Command.Length == 0)

@@ -73,7 +73,7 @@ public sealed class TableWatchdog(
     public async Task CheckOnceAsync(CancellationToken cancellationToken)
     {
         var problem = listener?.FindProblem(_lockdown);
-        var expected = SuspendedSets.Apply(spec, suspensions.All.Select(s => s.Uid)) with { Lockdown = problem is not null };
+        var expected = SuspendedSets.Apply(spec, suspensions.KernelRefused.Select(s => s.Uid)) with { Lockdown = problem is not null };
         try
         {
             if ((problem is null) != (_lockdown is null) || (problem is not null && problem.Reason != _lockdown!.Reason))

@@ -151,7 +151,7 @@ internal sealed class DataTransfer(
                     transaction.ContentRefused = verdict.Decision == StageDecision.Refuse && verdict.Finding is not null;
                     var reply = verdict.Reply!;
                     SessionLog.StageStopped(logger, stage!, transaction.Id, message.Origin.Uid, message.Origin.User, reply);
-                    var outcome = verdict.Decision == StageDecision.Hold ? TransactionOutcome.Pending : TransactionEvent.OutcomeOf(reply.Code);
+                    var outcome = verdict.Decision == StageDecision.Hold ? TransactionOutcome.Held : TransactionEvent.OutcomeOf(reply.Code);
                     return new(reply, outcome);
                 }
 

@@ -1,0 +1,218 @@
+using System.Globalization;
+using Interceptor.Core.Options;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Daemon.Hold;
+
+/// <summary>
+/// Delivers released messages and keeps Hold.Directory bounded. A hosted service: at start (so after a restart) and on
+/// every release it delivers what is due; a deferred delivery is tried again with back-off (1, 2, 4 … minutes, at most an
+/// hour apart) until Hold.ReleaseRetryHours after the release; a permanent refusal or the end of the retries marks it
+/// failed, runs the alert (SMTPI_EVENT=hold-failed) and keeps it for the admin. Messages older than Hold.RetentionDays
+/// (held, failed or delivered) are deleted and logged.
+/// </summary>
+public sealed class HoldReleaser(
+    HoldStore store,
+    IHeldDelivery delivery,
+    HoldOptions options,
+    TimeProvider time,
+    ILogger logger,
+    Func<HeldMessage, DeliveryOutcome, CancellationToken, Task>? delivered = null,
+    Func<string, IReadOnlyDictionary<string, string>, CancellationToken, Task>? alert = null) : BackgroundService
+{
+    public static readonly TimeSpan FirstRetry = TimeSpan.FromMinutes(1);
+    public static readonly TimeSpan LongestRetry = TimeSpan.FromHours(1);
+    private static readonly TimeSpan CheckInterval = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan RetentionInterval = TimeSpan.FromHours(1);
+
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private DateTimeOffset _lastRetention = DateTimeOffset.MinValue;
+
+    /// <summary>Marks a held or failed message released (due now) and wakes the delivery; null when no such message.</summary>
+    /// <exception cref="InvalidOperationException">It is being delivered already, or was delivered.</exception>
+    public async Task<HeldMessage?> ReleaseAsync(string id, uint adminUid, CancellationToken token)
+    {
+        var now = time.GetUtcNow();
+        var released = await store.UpdateAsync(id, current => current.State is HoldState.Held or HoldState.Failed
+            ? current with { State = HoldState.Released, ReleasedAt = now, Attempts = 0, NextAttempt = now, FinishedAt = null }
+            : throw new InvalidOperationException($"held message {id} is {current.State.ToString().ToLowerInvariant()} already"), token);
+        if (released is not null)
+        {
+            logger.Released(id, released.Uid, released.User, adminUid, released.OriginalDestination);
+            Wake();
+        }
+
+        return released;
+    }
+
+    /// <summary>The back-off before attempt <paramref name="attempt"/> + 1.</summary>
+    public static TimeSpan Backoff(int attempt) =>
+        TimeSpan.FromTicks(Math.Min(LongestRetry.Ticks, FirstRetry.Ticks << Math.Clamp(attempt - 1, 0, 20)));
+
+    /// <summary>One pass: every due delivery, then retention when an hour has passed. Public for the tests (fake clock).</summary>
+    public async Task RunOnceAsync(CancellationToken token)
+    {
+        foreach (var due in store.List().Where(r => r.State == HoldState.Released && (r.NextAttempt ?? DateTimeOffset.MinValue) <= time.GetUtcNow()))
+        {
+            await AttemptAsync(due, token);
+        }
+
+        var now = time.GetUtcNow();
+        if (now - _lastRetention >= RetentionInterval)
+        {
+            _lastRetention = now;
+            await ExpireAsync(now, token);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                try
+                {
+                    await RunOnceAsync(stoppingToken);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    logger.UpkeepFailed(e.Message);
+                }
+
+                await _wake.WaitAsync(CheckInterval, stoppingToken);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping; a delivery cut short stays released and goes again after the restart.
+        }
+    }
+
+    public override void Dispose()
+    {
+        _wake.Dispose();
+        base.Dispose();
+    }
+
+    private void Wake()
+    {
+        try
+        {
+            _wake.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Already woken.
+        }
+    }
+
+    private async Task AttemptAsync(HeldMessage due, CancellationToken token)
+    {
+        DeliveryOutcome outcome;
+        try
+        {
+            await using var message = store.OpenMessage(due.Id);
+            outcome = await delivery.DeliverAsync(due, message, token);
+        }
+        catch (FileNotFoundException)
+        {
+            outcome = new DeliveryOutcome(DeliveryKind.Permanent, "the message file is missing from Hold.Directory", "");
+        }
+
+        var now = time.GetUtcNow();
+        var attempt = due.Attempts + 1;
+        var retryEnds = (due.ReleasedAt ?? now) + options.ReleaseRetry;
+        var next = now + Backoff(attempt);
+        var state = outcome.Kind switch
+        {
+            DeliveryKind.Delivered => HoldState.Delivered,
+            DeliveryKind.Temporary when next <= retryEnds => HoldState.Released,
+            _ => HoldState.Failed,
+        };
+        var updated = await store.UpdateAsync(due.Id, current => current.State != HoldState.Released ? null : current with
+        {
+            State = state,
+            Attempts = attempt,
+            LastResult = outcome.Result,
+            NextAttempt = state == HoldState.Released ? next : null,
+            FinishedAt = state == HoldState.Released ? null : now,
+        }, token);
+
+        switch (state)
+        {
+            case HoldState.Delivered:
+                logger.Delivered(due.Id, due.Uid, due.User, attempt, outcome.Result);
+                if (updated is not null)
+                {
+                    store.DropMessage(due.Id);
+                }
+
+                await AccountAsync(due, outcome, token);
+                break;
+            case HoldState.Released:
+                logger.Deferred(due.Id, due.Uid, due.User, attempt, next, outcome.Result);
+                break;
+            default:
+                var why = outcome.Kind == DeliveryKind.Permanent ? outcome.Result
+                    : $"still deferred after Hold.ReleaseRetryHours ({options.ReleaseRetry.TotalHours:0} h): {outcome.Result}";
+                logger.Failed(due.Id, due.Uid, due.User, attempt, why);
+                await AlertAsync(due, attempt, why, token);
+                break;
+        }
+    }
+
+    private async Task AccountAsync(HeldMessage message, DeliveryOutcome outcome, CancellationToken token)
+    {
+        if (delivered is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await delivered(message, outcome, token);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.AccountingFailed(message.Id, e.Message);
+        }
+    }
+
+    private async Task AlertAsync(HeldMessage message, int attempts, string reason, CancellationToken token)
+    {
+        if (alert is null)
+        {
+            return;
+        }
+
+        var facts = new Dictionary<string, string>
+        {
+            ["SMTPI_UID"] = message.Uid.ToString(CultureInfo.InvariantCulture),
+            ["SMTPI_USER"] = message.User,
+            ["SMTPI_HOLD_ID"] = message.Id,
+            ["SMTPI_HOLD_ATTEMPTS"] = attempts.ToString(CultureInfo.InvariantCulture),
+            ["SMTPI_SINCE"] = message.HeldAt.ToString("O", CultureInfo.InvariantCulture),
+        };
+        await alert($"held message {message.Id} of {message.User} could not be delivered: {reason}", facts, token);
+    }
+
+    private async Task ExpireAsync(DateTimeOffset now, CancellationToken token)
+    {
+        var before = now - options.Retention;
+        foreach (var old in store.List().Where(r => r.HeldAt < before && r.State != HoldState.Released))
+        {
+            if (await store.DeleteAsync(old.Id, token))
+            {
+                logger.Expired(old.Id, old.Uid, old.User, old.State, old.HeldAt, options.Retention.TotalDays);
+            }
+        }
+
+        var strays = store.DeleteStrays(before);
+        if (strays.Count > 0)
+        {
+            logger.StraysDeleted(strays.Count, string.Join(", ", strays));
+        }
+    }
+}

@@ -1,0 +1,35 @@
+using Interceptor.Core.Options;
+using Interceptor.Core.Policy;
+using Interceptor.Daemon.Hold;
+using Interceptor.Smtp.Data;
+using Interceptor.Smtp.Scan;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Daemon.Intercept;
+
+/// <summary>
+/// The one message pipeline every session of the listener shares, from the configuration. Stages in order: the trace
+/// header (streamed); holding a suspended user's mail (<c>Suspension.Action=Hold</c>); content scanning (<c>Scan.*</c>).
+/// Cheap decisions first, so a held user's message is never sent to the scanner. When no stage needs the whole
+/// message, the pipeline streams exactly as before; otherwise every message is spooled (memory, then a private file).
+/// </summary>
+public static class ListenerPipeline
+{
+    public static MessagePipeline For(InterceptorOptions options, SuspensionRegistry suspensions, IMessageHolding holds, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var stages = new List<IMessageStage> { new TraceHeaderStage(options.Relay.HeloName, options.Trace.IncludeProcess) };
+        if (options.Suspension.Action == SuspensionAction.Hold)
+        {
+            stages.Add(new SuspendedUserHoldStage(suspensions));
+        }
+
+        if (ScanPipeline.StageFor(options, logger, canHold: true) is { } scan)
+        {
+            stages.Add(scan);
+        }
+
+        var spools = stages.Any(s => s.NeedsWholeMessage) ? ScanPipeline.SpoolsFor(options) : null;
+        return new MessagePipeline(stages, spools, holds);
+    }
+}

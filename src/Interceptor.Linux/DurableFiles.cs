@@ -1,0 +1,71 @@
+using System.Runtime.InteropServices;
+
+namespace Interceptor.Linux;
+
+/// <summary>
+/// What .NET does not offer for files that must survive a crash: fsync of a directory (so a new or renamed entry is on
+/// disk, not only the file's bytes), a path's owner, and the process's effective uid.
+/// </summary>
+public static partial class DurableFiles
+{
+    private const int ReadOnlyDirectory = 0x10000; // O_RDONLY | O_DIRECTORY
+    private const int CloseOnExec = 0x80000;       // O_CLOEXEC
+    private const int AtCurrentDirectory = -100;   // AT_FDCWD
+    private const int StatxUid = 0x8;              // STATX_UID
+    private const int StatxSize = 256;
+    private const int StatxUidOffset = 20;         // struct statx: stx_mask u32, stx_blksize u32, stx_attributes u64, stx_nlink u32, stx_uid u32
+
+    /// <summary>Flushes the directory's entries to disk.</summary>
+    /// <exception cref="IOException">The directory could not be opened or synced.</exception>
+    public static void SyncDirectory(string directory)
+    {
+        var fd = Open(directory, ReadOnlyDirectory | CloseOnExec);
+        if (fd < 0)
+        {
+            throw new IOException($"open({directory}) for fsync failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        }
+
+        try
+        {
+            if (Fsync(fd) != 0)
+            {
+                throw new IOException($"fsync({directory}) failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+            }
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    /// <summary>The uid that owns <paramref name="path"/>.</summary>
+    /// <exception cref="IOException">It could not be examined.</exception>
+    public static unsafe uint OwnerOf(string path)
+    {
+        var buffer = stackalloc byte[StatxSize];
+        if (Statx(AtCurrentDirectory, path, 0, StatxUid, buffer) != 0)
+        {
+            throw new IOException($"statx({path}) failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        }
+
+        return *(uint*)(buffer + StatxUidOffset);
+    }
+
+    /// <summary>The process's effective uid (who owns the files it creates).</summary>
+    public static uint EffectiveUid => GetEffectiveUid();
+
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint GetEffectiveUid();
+
+    [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial int Statx(int directoryFd, string path, int flags, uint mask, byte* statxBuffer);
+}

@@ -1,0 +1,153 @@
+using Interceptor.Core.Options;
+using Interceptor.Daemon.Hold;
+using Interceptor.Smtp.Data;
+using Interceptor.Tests.TestDoubles;
+
+namespace Interceptor.Tests.Daemon.Hold;
+
+[TestFixture]
+public sealed class HoldReleaserTests
+{
+    private static readonly DateTimeOffset Start = new(2030, 5, 1, 12, 0, 0, TimeSpan.Zero);
+    private readonly HoldOptions _options = new() { Retention = TimeSpan.FromDays(14), ReleaseRetry = TimeSpan.FromHours(2) };
+    private string _directory = "";
+    private ManualClock _clock = null!;
+    private HoldStore _store = null!;
+    private ScriptedDelivery _delivery = null!;
+    private RecordingLogger _log = null!;
+    private List<HeldMessage> _accounted = null!;
+    private List<(string Reason, IReadOnlyDictionary<string, string> Facts)> _alerts = null!;
+    private HoldReleaser _releaser = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _directory = HoldSamples.TemporaryDirectory();
+        _clock = new ManualClock(Start);
+        _store = new HoldStore(_directory, _clock, "web1.example", includeProcess: false);
+        _delivery = new ScriptedDelivery();
+        _log = new RecordingLogger();
+        _accounted = [];
+        _alerts = [];
+        _releaser = new HoldReleaser(
+            _store, _delivery, _options, _clock, _log,
+            (held, _, _) => { _accounted.Add(held); return Task.CompletedTask; },
+            (reason, facts, _) => { _alerts.Add((reason, facts)); return Task.CompletedTask; });
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        _releaser.Dispose();
+        _store.Dispose();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private async Task<string> HoldOneAsync() =>
+        await _store.HoldAsync(HoldSamples.Message(), new BytesSpool(HoldSamples.Body), "suspended-user", new StageFinding("user alice is suspended"), CancellationToken.None);
+
+    [Test]
+    public async Task Nothing_held_is_delivered_until_it_is_released_then_once_and_only_then_counted()
+    {
+        var id = await HoldOneAsync();
+        await _releaser.RunOnceAsync(CancellationToken.None);
+        Assert.That(_delivery.Attempts, Is.Empty);
+
+        await _releaser.ReleaseAsync(id, 0, CancellationToken.None);
+        await _releaser.RunOnceAsync(CancellationToken.None);
+        await _releaser.RunOnceAsync(CancellationToken.None);
+
+        Assert.That(_delivery.Attempts, Has.Count.EqualTo(1));
+        Assert.That(_delivery.Attempts[0].Message, Does.StartWith($"X-Interceptor-Origin: uid=1001 user=alice; host=web1.example; id={id}\r\nSubject: hi"));
+        var record = _store.Find(id)!;
+        Assert.That(record.State, Is.EqualTo(HoldState.Delivered));
+        Assert.That(record.Attempts, Is.EqualTo(1));
+        Assert.That(File.Exists(Path.Combine(_directory, id + ".eml")), Is.False, "the delivered message's file is dropped");
+        Assert.That(_accounted.Select(a => a.Id), Is.EqualTo(new[] { id }), "the quotas count it once, when delivered");
+    }
+
+    [Test]
+    public async Task A_deferred_delivery_is_retried_with_back_off_and_fails_with_an_alert_when_the_retry_time_is_over()
+    {
+        var id = await HoldOneAsync();
+        for (var i = 0; i < 10; i++)
+        {
+            _delivery.Answers.Enqueue(new DeliveryOutcome(DeliveryKind.Temporary, "RCPT <bob@example.net>: 451 4.7.1 try later", "192.0.2.25:25"));
+        }
+
+        await _releaser.ReleaseAsync(id, 0, CancellationToken.None);
+        await _releaser.RunOnceAsync(CancellationToken.None);
+        var afterFirst = _store.Find(id)!;
+        Assert.That(afterFirst.State, Is.EqualTo(HoldState.Released));
+        Assert.That(afterFirst.NextAttempt, Is.EqualTo(Start + TimeSpan.FromMinutes(1)));
+
+        // Not due yet: no attempt.
+        _clock.Advance(TimeSpan.FromSeconds(30));
+        await _releaser.RunOnceAsync(CancellationToken.None);
+        Assert.That(_delivery.Attempts, Has.Count.EqualTo(1));
+
+        var gaps = new List<TimeSpan>();
+        while (_store.Find(id)!.State == HoldState.Released)
+        {
+            var before = _store.Find(id)!;
+            _clock.Now = before.NextAttempt!.Value;
+            await _releaser.RunOnceAsync(CancellationToken.None);
+            var after = _store.Find(id)!;
+            if (after.NextAttempt is { } next)
+            {
+                gaps.Add(next - _clock.Now);
+            }
+        }
+
+        Assert.That(gaps.Take(3), Is.EqualTo(new[] { TimeSpan.FromMinutes(2), TimeSpan.FromMinutes(4), TimeSpan.FromMinutes(8) }));
+        var failed = _store.Find(id)!;
+        Assert.That(failed.State, Is.EqualTo(HoldState.Failed));
+        Assert.That(_clock.Now - Start, Is.LessThanOrEqualTo(_options.ReleaseRetry));
+        Assert.That(File.Exists(Path.Combine(_directory, id + ".eml")), Is.True, "kept for the admin");
+        Assert.That(_alerts, Has.Count.EqualTo(1));
+        Assert.That(_alerts[0].Facts["SMTPI_HOLD_ID"], Is.EqualTo(id));
+        Assert.That(_alerts[0].Reason, Does.Contain("Hold.ReleaseRetryHours").And.Contain("451 4.7.1"));
+        Assert.That(_accounted, Is.Empty);
+    }
+
+    [Test]
+    public async Task A_permanent_refusal_fails_at_once_alerts_and_can_be_released_again()
+    {
+        var id = await HoldOneAsync();
+        _delivery.Answers.Enqueue(new DeliveryOutcome(DeliveryKind.Permanent, "end of data: 554 5.7.1 rejected", "192.0.2.25:25"));
+        await _releaser.ReleaseAsync(id, 0, CancellationToken.None);
+        await _releaser.RunOnceAsync(CancellationToken.None);
+
+        Assert.That(_store.Find(id)!.State, Is.EqualTo(HoldState.Failed));
+        Assert.That(_store.Find(id)!.LastResult, Is.EqualTo("end of data: 554 5.7.1 rejected"));
+        Assert.That(_alerts.Single().Reason, Does.Contain("554 5.7.1 rejected"));
+        Assert.That(_log.Errors.Single(), Does.Contain(id).And.Contain("failed"));
+
+        await _releaser.ReleaseAsync(id, 0, CancellationToken.None);
+        await _releaser.RunOnceAsync(CancellationToken.None);
+        Assert.That(_store.Find(id)!.State, Is.EqualTo(HoldState.Delivered));
+        Assert.ThrowsAsync<InvalidOperationException>(async () => await _releaser.ReleaseAsync(id, 0, CancellationToken.None));
+    }
+
+    [Test]
+    public async Task Held_messages_older_than_the_retention_are_deleted_and_logged_younger_ones_stay()
+    {
+        var old = await HoldOneAsync();
+        _clock.Advance(TimeSpan.FromDays(10));
+        var young = await HoldOneAsync();
+
+        _clock.Advance(TimeSpan.FromDays(4) + TimeSpan.FromMinutes(1));
+        await _releaser.RunOnceAsync(CancellationToken.None);
+
+        Assert.That(_store.List().Select(r => r.Id), Is.EqualTo(new[] { young }));
+        Assert.That(File.Exists(Path.Combine(_directory, old + ".eml")), Is.False);
+        Assert.That(_log.Lines, Has.Some.Contains(old).And.Contains("Hold.RetentionDays"));
+    }
+
+    [Test]
+    public void The_back_off_doubles_from_a_minute_up_to_an_hour() =>
+        Assert.That(new[] { 1, 2, 3, 7, 8, 30 }.Select(HoldReleaser.Backoff), Is.EqualTo(new[]
+        {
+            TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(2), TimeSpan.FromMinutes(4), TimeSpan.FromMinutes(60), TimeSpan.FromMinutes(60), TimeSpan.FromMinutes(60),
+        }));
+}

@@ -19,6 +19,9 @@ public sealed record InterceptorOptions
     public MetricsOptions Metrics { get; init; } = new();
     public TraceOptions Trace { get; init; } = new();
     public AttributionOptions Attribution { get; init; } = new();
+    public DomainsOptions Domains { get; init; } = new();
+    public FromPolicyOptions FromPolicy { get; init; } = new();
+    public DkimOptions Dkim { get; init; } = new();
 
     /// <summary>Issue 15's burn detection; see <see cref="NotActiveYetAttribute"/>.</summary>
     [NotActiveYet]

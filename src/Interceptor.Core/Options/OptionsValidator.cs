@@ -52,6 +52,7 @@ public static partial class OptionsValidator
         }
 
         CheckRelayPool(options, Check);
+        CheckMailIdentity(options, Check);
         CheckLimits(options.Limits.Default, "Limits.Default", required: true, Check);
         foreach (var (user, limits) in options.Limits.Users)
         {

@@ -6,6 +6,7 @@ using Interceptor.Core.Policy;
 using Interceptor.Daemon.Attribution;
 using Interceptor.Daemon.Control;
 using Interceptor.Daemon.Decide;
+using Interceptor.Daemon.Domains;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Daemon.Intercept;
 using Interceptor.Daemon.Maintenance;
@@ -109,7 +110,14 @@ public static class RunCommand
             Scope = RedirectScope.Of(spec),
         };
         var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics.Relay);
-        await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
+        if (MailIdentitySetup.StartupProblem(options) is { } identityProblem)
+        {
+            logger.RefusingToRun(identityProblem);
+            return 3;
+        }
+
+        var pipeline = MailIdentitySetup.Pipeline(options, ReloadingDomainMap.For(options.Domains, loggers.CreateLogger("domains")), loggers, alert);
+        await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution(), pipeline);
         metrics.Relay.Upstreams = listener.Upstreams;
         metrics.Store.Health = () => store.Health;
         metrics.Intercept.ActiveSessions = () => listener.ActiveSessions;

@@ -59,7 +59,8 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         ITransactionRecorder recorder,
         ILogger logger,
         IMailPolicy policy,
-        ProcessAttribution? processes = null)
+        ProcessAttribution? processes = null,
+        MessagePipeline? pipeline = null)
     {
         _policy = policy;
         _processes = processes;
@@ -74,7 +75,7 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         // The idle upstream sessions are part of the descriptor budget: never more than the sessions that made them, nor
         // more than Relay.ReuseMaxIdleTotal.
         var upstream = UpstreamSettings.From(options.Relay);
-        _pipeline = MessagePipeline.Default(options.Relay.HeloName, options.Trace.IncludeProcess);
+        _pipeline = pipeline ?? MessagePipeline.Default(options.Relay.HeloName, options.Trace.IncludeProcess);
         _upstreams = new UpstreamConnectionCache(upstream with
         {
             Reuse = upstream.Reuse with { MaxIdleTotal = Math.Max(1, Math.Min(upstream.Reuse.MaxIdleTotal, DescriptorBudget.IdleUpstreamsFor(maxConnections, options.Relay.ReuseConnections))) },

@@ -39,18 +39,23 @@ public sealed class DkimTests
         return output + error;
     }
 
+    /// <summary>A key directory (0700) holding example.test/default.key made by openssl genpkey with these options.</summary>
+    private static async Task<(string Directory, string Key)> KeyForExampleTestAsync(TestDirectory work, string[] genpkey)
+    {
+        var keys = Path.Combine(work.Path, "dkim");
+        Directory.CreateDirectory(Path.Combine(keys, "example.test"));
+        File.SetUnixFileMode(keys, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var key = Path.Combine(keys, "example.test", "default.key");
+        await RunAsync("openssl", ["genpkey", .. genpkey, "-out", key]);
+        return (keys, key);
+    }
+
     [TestCase("rsa-sha256")]
     [TestCase("ed25519-sha256")]
     public async Task An_owned_domains_mail_is_signed_and_verifies_independently_and_an_altered_body_fails(string algorithm)
     {
         using var work = new TestDirectory();
-        var keys = Path.Combine(work.Path, "dkim");
-        Directory.CreateDirectory(Path.Combine(keys, "example.test"));
-        File.SetUnixFileMode(keys, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var keyPath = Path.Combine(keys, "example.test", "default.key");
-        await (algorithm == "rsa-sha256"
-            ? RunAsync("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", keyPath)
-            : RunAsync("openssl", "genpkey", "-algorithm", "ed25519", "-out", keyPath));
+        var (keys, keyPath) = await KeyForExampleTestAsync(work, algorithm == "rsa-sha256" ? ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"] : ["-algorithm", "ed25519"]);
         var record = DkimKey.Parse(await File.ReadAllTextAsync(keyPath)).DnsRecord;
         await using var dns = await LocalDnsbl.StartAsync("example.test", new Dictionary<string, string>(), new Dictionary<string, string> { ["default._domainkey.example.test"] = record });
         var domains = work.Write("domains", $"{TestUsers.Alice.Name}: example.test\n");
@@ -85,6 +90,49 @@ public sealed class DkimTests
         Assert.That((await RunAsync("/usr/bin/python3", script, good, "default._domainkey.example.test", recordPath)).Trim(), Is.EqualTo("PASS"), received.Text + context);
         Assert.That((await RunAsync("/usr/bin/python3", script, altered, "default._domainkey.example.test", recordPath)).Trim(), Is.EqualTo("FAIL"));
         Assert.That(s.RequireDaemon.LogLines().Select(l => l.Message), Has.Some.Contains("dkim=pass d=example.test"), context);
+    }
+
+    /// <summary>
+    /// The panels' maps, read from fixtures in their own format (Domains.File points the source at the fixture): alice's
+    /// mail for example.test is signed; bob, who owns only bob.test, sending as example.test is relayed unsigned
+    /// (not-owned), and with the default FromPolicy Log the forged From: is logged and relayed.
+    /// </summary>
+    [TestCase("Cpanel")]
+    [TestCase("DirectAdmin")]
+    public async Task A_panels_map_decides_who_gets_signed_and_another_user_cannot_sign_for_example_test(string source)
+    {
+        using var work = new TestDirectory();
+        var (keys, _) = await KeyForExampleTestAsync(work, ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"]);
+        var fixture = source == "Cpanel"
+            ? $"example.test: {TestUsers.Alice.Name}\nbob.test: {TestUsers.Bob.Name}\n*: nobody\n"
+            : $"example.test: {TestUsers.Alice.Name}\nbob.test: {TestUsers.Bob.Name}\n";
+        var config = new DaemonConfig
+        {
+            Settings = new Dictionary<string, JsonNode?>
+            {
+                ["Domains.Source"] = source, ["Domains.File"] = work.Write("panel-map", fixture),
+                ["Dkim.Enabled"] = true, ["Dkim.KeyDirectory"] = keys,
+            },
+        };
+        await using var s = await Scenario.StartAsync(config: config);
+        var body = s.Dir.Write("m.txt", "From: <someone@example.test>\r\nSubject: who\r\n\r\nhi\r\n.\r\n");
+
+        var alice = await Clients.DialogAsync(s.Ns, TestUsers.Alice, s.Dir, SmtpDialog.Transaction(Mx, "someone@example.test", [To], body, timeoutSeconds: 30));
+        var bob = await Clients.DialogAsync(s.Ns, TestUsers.Bob, s.Dir, SmtpDialog.Transaction(Mx, "bob@bob.test", [To], body, timeoutSeconds: 30));
+
+        var context = "\n" + alice.Describe() + bob.Describe() + s.Describe();
+        var messages = s.RequireMx.Messages();
+        var lines = s.RequireDaemon.LogLines().Select(l => l.Message).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(alice.Reply("BODY")?.Code, Is.EqualTo(250), context);
+            Assert.That(bob.Reply("BODY")?.Code, Is.EqualTo(250), "FromPolicy Log relays" + context);
+            Assert.That(messages, Has.Count.EqualTo(2), context);
+            Assert.That(messages.Count(m => m.Text.StartsWith("DKIM-Signature:", StringComparison.Ordinal)), Is.EqualTo(1), context);
+            Assert.That(messages.Single(m => m.MailFrom.Contains("bob.test", StringComparison.Ordinal)).Text, Does.Not.Contain("DKIM-Signature"), context);
+            Assert.That(lines, Has.Some.Contains($"dkim=none reason=not-owned domain=example.test").And.Contains($"user={TestUsers.Bob.Name}"), context);
+            Assert.That(lines, Has.Some.Contains("from-policy=Log reason=not-owned domain=example.test").And.Contains($"user={TestUsers.Bob.Name}"), context);
+        });
     }
 
     [Test]

@@ -98,23 +98,17 @@ public sealed class RelaxedBodyHasher : IDisposable
             Put("\r\n"u8);
         }
 
-        var start = 0;
-        for (var i = 0; i < line.Length; i++)
+        // Vectorised search for the next WSP run: most lines have few.
+        int space;
+        while ((space = line.IndexOfAny((byte)' ', (byte)'\t')) >= 0)
         {
-            if (line[i] is (byte)' ' or (byte)'\t')
-            {
-                Put(line[start..i]);
-                Put(" "u8);
-                while (i + 1 < line.Length && line[i + 1] is (byte)' ' or (byte)'\t')
-                {
-                    i++;
-                }
-
-                start = i + 1;
-            }
+            Put(line[..space]);
+            Put(" "u8);
+            var rest = line[space..].IndexOfAnyExcept((byte)' ', (byte)'\t');
+            line = line[(space + rest)..];
         }
 
-        Put(line[start..]);
+        Put(line);
         Put("\r\n"u8);
     }
 

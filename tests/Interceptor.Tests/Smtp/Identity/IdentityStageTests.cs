@@ -204,3 +204,47 @@ public partial class IdentityStageTests
         Assert.That(verdict.Decision, Is.EqualTo(expected), verdict.Reply?.ToString());
     }
 }
+
+/// <summary>Issue 17: signing a very large message costs a bounded amount of memory (RSS) (one line, one hash state).</summary>
+[TestFixture]
+public class LargeMessageSigningTests
+{
+    [Test]
+    public async Task A_300_MB_message_is_signed_with_bounded_memory()
+    {
+        var directory = Directory.CreateTempSubdirectory("smtpi-dkim-large-").FullName;
+        try
+        {
+            using var rsa = RSA.Create(2048);
+            Directory.CreateDirectory(Path.Combine(directory, "example.test"));
+            File.WriteAllText(Path.Combine(directory, "example.test", "default.key"), rsa.ExportRSAPrivateKeyPem());
+            using var reader = new StringReader("alice: example.test\n");
+            var map = new FixedDomainMap(DomainMap.Parse(DomainSource.File, reader));
+            var stage = new DkimSigningStage(new DkimKeyStore(directory, "default", ["rsa-sha256"]), map, true, 1L << 30, new RecordingLogger());
+            var context = new MessageContext(new ConnectionOrigin(1000, "alice", new IPEndPoint(IPAddress.Loopback, 1), new IPEndPoint(IPAddress.Loopback, 25)), "big", "alice@example.test", ["x@example.net"]);
+            await using var spool = await new TemporaryFileSpoolFactory(Path.Combine(directory, "spool")).CreateAsync(context, CancellationToken.None);
+            await spool.AppendAsync("From: alice@example.test\r\nSubject: big\r\n\r\n"u8.ToArray(), CancellationToken.None);
+            var line = Encoding.ASCII.GetBytes(new string('x', 998) + "\r\n");
+            var chunk = Enumerable.Range(0, 1000).SelectMany(_ => line).ToArray();
+            for (var i = 0; i < 300; i++)
+            {
+                await spool.AppendAsync(chunk, CancellationToken.None);
+            }
+
+            using var process = System.Diagnostics.Process.GetCurrentProcess();
+            var peakBefore = process.PeakWorkingSet64;
+            var started = System.Diagnostics.Stopwatch.StartNew();
+            var verdict = await stage.CompleteAsync(context, spool, CancellationToken.None);
+            process.Refresh();
+            var growth = process.PeakWorkingSet64 - peakBefore;
+            await TestContext.Out.WriteLineAsync($"signed {spool.Length} bytes in {started.ElapsedMilliseconds} ms; peak RSS {process.PeakWorkingSet64} bytes, {growth} more than before signing");
+
+            Assert.That(Encoding.ASCII.GetString(verdict.AddedHeaders.Span), Does.StartWith("DKIM-Signature:"));
+            Assert.That(growth, Is.LessThan(64L << 20), "the peak RSS grows by far less than the message (300 MB)");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+}

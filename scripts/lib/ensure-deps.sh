@@ -20,6 +20,8 @@ ensure_deps() {
     [ -x /usr/sbin/saslpasswd2 ] || missing+=(sasl2-bin)
     # Content scanning's tests (and the benchmark's scanning row): a real SpamAssassin daemon.
     [ -x /usr/sbin/spamd ] || missing+=(spamassassin spamd)
+    # DKIM (issue 17): an independent verifier, dkimpy, with Ed25519 support (python3-nacl).
+    [ -x /usr/bin/dkimverify ] || missing+=(python3-dkim python3-nacl)
     # The booted-package test: builds a Debian 12 root and boots it with systemd as PID 1.
     command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
     command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)

@@ -22,6 +22,9 @@ public sealed record InterceptorOptions
     public ClientTlsOptions ClientTls { get; init; } = new();
     public ScanOptions Scan { get; init; } = new();
     public HoldOptions Hold { get; init; } = new();
+    public DomainsOptions Domains { get; init; } = new();
+    public FromPolicyOptions FromPolicy { get; init; } = new();
+    public DkimOptions Dkim { get; init; } = new();
 
     /// <summary>Issue 15's burn detection; see <see cref="NotActiveYetAttribute"/>.</summary>
     [NotActiveYet]

@@ -54,6 +54,7 @@ public static partial class OptionsValidator
         CheckRelayPool(options, Check);
         CheckScan(options.Scan, Check);
         CheckHold(options, Check);
+        CheckMailIdentity(options, Check);
         CheckLimits(options.Limits.Default, "Limits.Default", required: true, Check);
         foreach (var (user, limits) in options.Limits.Users)
         {

@@ -7,6 +7,7 @@ using Interceptor.Daemon.Attribution;
 using Interceptor.Daemon.Control;
 using Interceptor.Daemon.Decide;
 using Interceptor.Daemon.Hold;
+using Interceptor.Daemon.Domains;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Daemon.Intercept;
 using Interceptor.Daemon.Maintenance;
@@ -140,9 +141,17 @@ public static class RunCommand
             Scope = RedirectScope.Of(spec),
         };
         var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics.Relay);
+        if (MailIdentitySetup.StartupProblem(options) is { } identityProblem)
+        {
+            logger.RefusingToRun(identityProblem);
+            return 3;
+        }
+
+        var identity = MailIdentitySetup.Stages(options, ReloadingDomainMap.For(options.Domains, loggers.CreateLogger("domains")), loggers, alert);
         using var holds = new HoldStore(holdDirectory, time, options.Relay.HeloName, options.Trace.IncludeProcess);
         await using var listener = new InterceptListener(
-            options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution(), ListenerPipeline.For(options, suspensions, holds, loggers.CreateLogger("session"))) { ClientTls = clientTls };
+            options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution(),
+            ListenerPipeline.For(options, suspensions, holds, identity, loggers.CreateLogger("session"))) { ClientTls = clientTls };
         using var releaser = new HoldReleaser(
             holds, new UpstreamDelivery(listener.Upstreams), options.Hold, time, loggers.CreateLogger("hold"),
             new HoldAccounting(ledger, store, recorder, time).DeliveredAsync, alert.NotifyHoldFailedAsync);

@@ -70,6 +70,10 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
         return RunAsync(environment, "a held message", cancellationToken);
     }
 
+    /// <summary>A DKIM key cannot be used (issue 17): SMTPI_EVENT=dkim-key, SMTPI_DOMAIN and SMTPI_REASON; mail goes unsigned.</summary>
+    public Task NotifyDkimKeyAsync(string domain, string reason, CancellationToken cancellationToken) =>
+        RunAsync(new Dictionary<string, string> { ["SMTPI_EVENT"] = "dkim-key", ["SMTPI_DOMAIN"] = domain, ["SMTPI_REASON"] = reason }, $"the DKIM key of {domain}", cancellationToken);
+
     private async Task RunAsync(IReadOnlyDictionary<string, string> environment, string subject, CancellationToken cancellationToken)
     {
         if (options.Command.Length == 0)

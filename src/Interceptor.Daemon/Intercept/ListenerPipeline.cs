@@ -9,13 +9,14 @@ namespace Interceptor.Daemon.Intercept;
 
 /// <summary>
 /// The one message pipeline every session of the listener shares, from the configuration. Stages in order: the trace
-/// header (streamed); holding a suspended user's mail (<c>Suspension.Action=Hold</c>); content scanning (<c>Scan.*</c>).
+/// header (streamed); holding a suspended user's mail (<c>Suspension.Action=Hold</c>); content scanning (<c>Scan.*</c>); the From policy and DKIM signing
+/// (<see cref="Domains.MailIdentitySetup"/>), signing last so it signs exactly what the upstream gets.
 /// Cheap decisions first, so a held user's message is never sent to the scanner. When no stage needs the whole
 /// message, the pipeline streams exactly as before; otherwise every message is spooled (memory, then a private file).
 /// </summary>
 public static class ListenerPipeline
 {
-    public static MessagePipeline For(InterceptorOptions options, SuspensionRegistry suspensions, IMessageHolding holds, ILogger logger)
+    public static MessagePipeline For(InterceptorOptions options, SuspensionRegistry suspensions, IMessageHolding holds, IReadOnlyList<IMessageStage> identity, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         var stages = new List<IMessageStage> { new TraceHeaderStage(options.Relay.HeloName, options.Trace.IncludeProcess) };
@@ -28,6 +29,8 @@ public static class ListenerPipeline
         {
             stages.Add(scan);
         }
+
+        stages.AddRange(identity);
 
         var spools = stages.Any(s => s.NeedsWholeMessage) ? ScanPipeline.SpoolsFor(options) : null;
         return new MessagePipeline(stages, spools, holds);

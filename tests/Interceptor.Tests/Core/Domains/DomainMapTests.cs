@@ -1,0 +1,66 @@
+using Interceptor.Core.Domains;
+using Interceptor.Core.Options;
+
+namespace Interceptor.Tests.Core.Domains;
+
+[TestFixture]
+[Parallelizable(ParallelScope.All)]
+public class DomainMapTests
+{
+    private static DomainMap Parse(DomainSource source, string text)
+    {
+        using var reader = new StringReader(text);
+        return DomainMap.Parse(source, reader);
+    }
+
+    [Test]
+    public void A_cpanel_userdomains_file_maps_each_domain_to_its_user_and_skips_the_catch_all()
+    {
+        var map = Parse(DomainSource.Cpanel, "example.test: alice\nshop.example.net: bob\n*: nobody\n");
+
+        Assert.That(map.OwnerOf("example.test", includeSubdomains: false), Is.EqualTo("alice"));
+        Assert.That(map.OwnerOf("SHOP.example.net.", includeSubdomains: false), Is.EqualTo("bob"));
+        Assert.That(map.Malformed, Is.Empty);
+        Assert.That(map.ByUser().Keys, Is.EqualTo(new[] { "alice", "bob" }));
+    }
+
+    [Test]
+    public void A_directadmin_domainowners_file_reads_the_same_form()
+    {
+        var map = Parse(DomainSource.DirectAdmin, "example.test: alice\nother.test: bob\n");
+
+        Assert.That(map.Owns("bob", "other.test", includeSubdomains: true), Is.True);
+        Assert.That(map.Owns("alice", "other.test", includeSubdomains: true), Is.False);
+    }
+
+    [Test]
+    public void Our_file_lists_a_users_domains_on_one_line()
+    {
+        var map = Parse(DomainSource.File, "alice: example.test example.org\nbob: bob.test\n");
+
+        Assert.That(map.ByUser()["alice"], Is.EqualTo(new[] { "example.org", "example.test" }));
+        Assert.That(map.OwnerOf("bob.test", includeSubdomains: false), Is.EqualTo("bob"));
+    }
+
+    [Test]
+    public void Subdomains_belong_to_the_owner_of_the_nearest_parent_unless_turned_off()
+    {
+        var map = Parse(DomainSource.File, "alice: example.test\nbob: shop.example.test\n");
+
+        Assert.That(map.OwnerOf("mail.example.test", includeSubdomains: true), Is.EqualTo("alice"));
+        Assert.That(map.OwnerOf("a.shop.example.test", includeSubdomains: true), Is.EqualTo("bob"));
+        Assert.That(map.OwnerOf("mail.example.test", includeSubdomains: false), Is.Null);
+        Assert.That(map.OwnerOf("notexample.test", includeSubdomains: true), Is.Null);
+    }
+
+    [Test]
+    public void Malformed_lines_are_named_by_number_and_skipped_and_the_rest_is_read()
+    {
+        var map = Parse(DomainSource.Cpanel, "example.test: alice\nno colon here\nbad_domain: bob\nx.test: not a user\nfine.test: carol\nexample.test: mallory\n");
+
+        Assert.That(map.Malformed.Select(m => m.Number), Is.EqualTo(new[] { 2, 3, 4, 6 }));
+        Assert.That(map.Malformed[3].Problem, Does.Contain("already owned by alice"));
+        Assert.That(map.OwnerOf("fine.test", false), Is.EqualTo("carol"));
+        Assert.That(map.OwnerOf("example.test", false), Is.EqualTo("alice"), "a later line does not take a domain over");
+    }
+}

@@ -73,6 +73,9 @@ public sealed record TransactionEvent(
     /// <summary>The socket's real uid when it was a subordinate uid of <see cref="Uid"/> (/etc/subuid); not stored, logged.</summary>
     public uint? SubordinateUid { get; init; }
 
+    /// <summary>The pool relay that carried it (Relay.Smarthosts name); null when it went direct. Logged, not stored.</summary>
+    public string? Relay { get; init; }
+
     /// <summary>True for the outcomes that count as sent (quotas): delivered, or possibly delivered.</summary>
     public static bool CountsAsSent(TransactionOutcome outcome) =>
         outcome is TransactionOutcome.Delivered or TransactionOutcome.Pending or TransactionOutcome.Unknown;

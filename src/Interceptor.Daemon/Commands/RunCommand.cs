@@ -13,6 +13,7 @@ using Interceptor.Daemon.Metrics;
 using Interceptor.Daemon.Record;
 using Interceptor.Linux;
 using Interceptor.Netfilter;
+using Interceptor.Smtp.Pool;
 using Interceptor.Store;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -109,7 +110,20 @@ public static class RunCommand
             Scope = RedirectScope.Of(spec),
         };
         var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics.Relay);
-        await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
+        // Issue 15, until the daemon side of the pool (its store, alerts and metrics) is wired: the relay path's own pool.
+        RelayCredentials relayCredentials;
+        try
+        {
+            relayCredentials = options.Relay.CredentialsFile.Length > 0 ? RelayCredentials.Load(options.Relay.CredentialsFile) : RelayCredentials.Empty;
+        }
+        catch (RelayCredentialsException e)
+        {
+            logger.RefusingToRun($"Relay.CredentialsFile {e.Message}");
+            return 3;
+        }
+
+        await using var listener = new InterceptListener(
+            options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution(), relayCredentials: relayCredentials);
         metrics.Relay.Upstreams = listener.Upstreams;
         metrics.Store.Health = () => store.Health;
         metrics.Intercept.ActiveSessions = () => listener.ActiveSessions;

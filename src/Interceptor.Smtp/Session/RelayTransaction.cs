@@ -42,6 +42,7 @@ internal sealed class TransactionSink(ConnectionOrigin origin, ITransactionRecor
             Unsent = transaction.DataRefused ? UnsentKind.RefusedAtData : transaction.DataStarted ? null : unsent,
             Process = origin.Process,
             SubordinateUid = origin.SubordinateUid,
+            Relay = upstream.Relay,
         };
 }
 

@@ -45,7 +45,7 @@ public sealed partial class RelayPoolTests
         Assert.That(relay2.MailLog(), Does.Not.Contain("sasl_username="), "the standby stays unknown while the primary is up");
         foreach (var message in s.RequireMx.Messages())
         {
-            Assert.That(message.FirstLine, Does.Contain("; relay=relay1"), message.HeaderSection);
+            Assert.That(TraceLine(message), Does.Contain("; relay=relay1"), message.HeaderSection);
         }
 
         var transactions = await daemon.WaitForTransactionsAsync(3);
@@ -70,10 +70,10 @@ public sealed partial class RelayPoolTests
         var result = await SendAsync(s, TestUsers.Alice, "failover");
 
         Assert.That(result.Succeeded, Is.True, result.Describe() + relay2.Describe() + daemon.Transcript());
-        Assert.That(Regex.Count(result.Stdout, @"<~? +250 .*queued"), Is.EqualTo(1), result.Stdout);
+        Assert.That(Regex.Count(result.Stdout, @"<[-~] +250 .*queued"), Is.EqualTo(1), result.Stdout);
         Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 1), Is.True, relay2.Describe() + s.Describe());
         Assert.That(relay2.MailLog(), Does.Contain("sasl_username=alice@relay2.relay.test"), relay2.Describe());
-        Assert.That(s.RequireMx.Messages().Single().FirstLine, Does.Contain("; relay=relay2"));
+        Assert.That(TraceLine(s.RequireMx.Messages().Single()), Does.Contain("; relay=relay2"));
         await Task.Delay(500);
         Assert.That(s.RequireMx.Messages(), Has.Count.EqualTo(1), "delivered once");
     }
@@ -99,7 +99,7 @@ public sealed partial class RelayPoolTests
         Assert.That(result.Succeeded, Is.True, result.Describe() + relay2.Describe() + daemon.Transcript());
         Assert.That(relay2.MailLog(), Does.Contain("sasl_username=alice@relay2.relay.test"), relay2.Describe());
         Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 1), Is.True, s.Describe());
-        Assert.That(s.RequireMx.Messages().Single().FirstLine, Does.Contain("; relay=relay2"));
+        Assert.That(TraceLine(s.RequireMx.Messages().Single()), Does.Contain("; relay=relay2"));
     }
 
     [Test]
@@ -113,7 +113,7 @@ public sealed partial class RelayPoolTests
         var direct = await SendAsync(s, TestUsers.Alice, "direct", to: "rcpt@example.test");
         Assert.That(direct.Succeeded, Is.True, direct.Describe() + daemon.Transcript());
         Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 1), Is.True);
-        Assert.That(s.RequireMx.Messages()[0].FirstLine, Does.Not.Contain("relay="), "direct while the host is healthy");
+        Assert.That(TraceLine(s.RequireMx.Messages()[0]), Does.Not.Contain("relay="), "direct while the host is healthy");
         for (var i = 0; i < 2; i++)
         {
             var refused = await SendAsync(s, TestUsers.Alice, "burn-" + i, to: "burn@example.test");
@@ -126,7 +126,7 @@ public sealed partial class RelayPoolTests
         Assert.That(pooled.Succeeded, Is.True, pooled.Describe() + relay1.Describe() + daemon.Transcript());
         Assert.That(relay1.MailLog(), Does.Contain("sasl_username=bob@relay1.relay.test"), relay1.Describe());
         Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 2), Is.True, relay1.Describe() + s.Describe());
-        Assert.That(s.RequireMx.Messages()[1].FirstLine, Does.Contain("; relay=relay1"));
+        Assert.That(TraceLine(s.RequireMx.Messages()[1]), Does.Contain("; relay=relay1"));
     }
 
     [Test]
@@ -151,6 +151,10 @@ public sealed partial class RelayPoolTests
 
     private static Task<ProcessResult> SendAsync(Scenario s, TestUser user, string label, string to = "rcpt@example.test") =>
         Clients.SwaksAsync(s.Ns, user, s.Dir, Server, $"{user.Name}@site.test", to, TestMessage.Build($"{user.Name}@site.test", to, label));
+
+    /// <summary>Our trace header (a relay puts its Received line above it).</summary>
+    private static string TraceLine(RecordedMessage message) =>
+        message.HeaderSection.Split("\r\n").FirstOrDefault(l => l.StartsWith(TraceHeader.Name + ":", StringComparison.Ordinal)) ?? "(no trace header)";
 
     private static JsonObject Relay(PostfixRelay relay, string role) => new()
     {

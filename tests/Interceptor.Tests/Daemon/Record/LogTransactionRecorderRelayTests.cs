@@ -24,7 +24,6 @@ public class LogTransactionRecorderRelayTests
         var line = logger.Entries.Single();
         Assert.That(line.Text, Does.Contain(" upstream=10.0.0.2:587 relay=relay2 reply="));
         Assert.That(line.State["Relay"], Is.EqualTo("relay2"));
-        Assert.That(line.State["{OriginalFormat}"], Does.Contain("upstream={Upstream} relay={Relay} reply={Reply}"));
     }
 
     [Test]

@@ -84,6 +84,8 @@ public sealed record TransactionEvent(
     /// it counts toward Suspension.RefusalLimit, so a site sending spam is stopped as one hammering its quotas is.
     /// </summary>
     public bool ContentRefused { get; init; }
+    /// <summary>The pool relay that carried it (Relay.Smarthosts name); null when it went direct. Logged, not stored.</summary>
+    public string? Relay { get; init; }
 
     /// <summary>True for the outcomes that count as sent (quotas): delivered, or possibly delivered.</summary>
     public static bool CountsAsSent(TransactionOutcome outcome) =>

@@ -26,8 +26,7 @@ public sealed record InterceptorOptions
     public FromPolicyOptions FromPolicy { get; init; } = new();
     public DkimOptions Dkim { get; init; } = new();
 
-    /// <summary>Issue 15's burn detection; see <see cref="NotActiveYetAttribute"/>.</summary>
-    [NotActiveYet]
+    /// <summary>Issue 15's burn detection (relay pool and, in Auto mode, the host's own address).</summary>
     public BurnOptions Burn { get; init; } = new();
 }
 
@@ -140,15 +139,12 @@ public sealed record RelayOptions
     public int ReuseMaxIdleTotal { get; init; } = 1000;
 
     /// <summary>Per-user <see cref="Mode"/> (e.g. one site always through the pool); see RelayPoolOptions.cs.</summary>
-    [NotActiveYet]
     public IReadOnlyDictionary<string, RelayMode> ModeByUser { get; init; } = new Dictionary<string, RelayMode>();
 
     /// <summary>The relay pool, in order; see <see cref="SmarthostOptions"/>.</summary>
-    [NotActiveYet]
     public IReadOnlyList<SmarthostOptions> Smarthosts { get; init; } = [];
 
     /// <summary>"USER LOGIN PASSWORD" lines for AUTH at the relays; empty: no AUTH. Readable by the daemon's user only.</summary>
-    [NotActiveYet]
     public string CredentialsFile { get; init; } = "";
 }
 

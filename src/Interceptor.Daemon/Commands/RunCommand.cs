@@ -16,6 +16,7 @@ using Interceptor.Daemon.Record;
 using Interceptor.Linux;
 using Interceptor.Netfilter;
 using Interceptor.Smtp.Data;
+using Interceptor.Smtp.Pool;
 using Interceptor.Store;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -141,6 +142,18 @@ public static class RunCommand
             Scope = RedirectScope.Of(spec),
         };
         var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics.Relay);
+        // Issue 15, until the daemon side of the pool (its store, alerts and metrics) is wired: the relay path's own pool.
+        RelayCredentials relayCredentials;
+        try
+        {
+            relayCredentials = options.Relay.CredentialsFile.Length > 0 ? RelayCredentials.Load(options.Relay.CredentialsFile) : RelayCredentials.Empty;
+        }
+        catch (RelayCredentialsException e)
+        {
+            logger.RefusingToRun($"Relay.CredentialsFile {e.Message}");
+            return 3;
+        }
+
         if (MailIdentitySetup.StartupProblem(options) is { } identityProblem)
         {
             logger.RefusingToRun(identityProblem);
@@ -151,9 +164,10 @@ public static class RunCommand
         using var holds = new HoldStore(holdDirectory, time, options.Relay.HeloName, options.Trace.IncludeProcess);
         await using var listener = new InterceptListener(
             options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution(),
-            ListenerPipeline.For(options, suspensions, holds, identity, loggers.CreateLogger("session"))) { ClientTls = clientTls };
+            ListenerPipeline.For(options, suspensions, holds, identity, loggers.CreateLogger("session")),
+            relayCredentials: relayCredentials) { ClientTls = clientTls };
         using var releaser = new HoldReleaser(
-            holds, new UpstreamDelivery(listener.Upstreams), options.Hold, time, loggers.CreateLogger("hold"),
+            holds, new UpstreamDelivery(listener.Source), options.Hold, time, loggers.CreateLogger("hold"),
             new HoldAccounting(ledger, store, recorder, time).DeliveredAsync, alert.NotifyHoldFailedAsync);
         metrics.Relay.Upstreams = listener.Upstreams;
         metrics.Store.Health = () => store.Health;

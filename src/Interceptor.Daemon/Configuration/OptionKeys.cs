@@ -6,13 +6,14 @@ using Interceptor.Core.Options;
 namespace Interceptor.Daemon.Configuration;
 
 /// <summary>One configuration key as the option records declare it, with its default written as an admin writes it.</summary>
-/// <param name="Path">"Smtp:IdleTimeoutSeconds"; a list is "Interception:Ports"; a name an admin chooses is "*" ("Limits:Users:*:Connections").</param>
+/// <param name="Path">"Smtp:IdleTimeoutSeconds"; a list is "Interception:Ports"; a name an admin chooses is "*" ("Limits:Users:*:Connections");
+/// a field of a list's items is under "#", the index ("Relay:Smarthosts:#:Name").</param>
 /// <param name="IsList">Whether the key holds a list (its items are "Path:0", "Path:1", ...).</param>
 /// <param name="Default">The default as JSON text: 300, "smtp_interceptor", [25]; null under a name an admin chooses.</param>
 public sealed record OptionKey(string Path, bool IsList, string? Default)
 {
     /// <summary>The key as the README writes it: "Limits.Users.&lt;name&gt;.Connections".</summary>
-    public string Dotted => Path.Replace(":*", ".<name>", StringComparison.Ordinal).Replace(':', '.');
+    public string Dotted => Path.Replace(":#", "[<i>]", StringComparison.Ordinal).Replace(":*", ".<name>", StringComparison.Ordinal).Replace(':', '.');
 }
 
 /// <summary>
@@ -103,6 +104,15 @@ public static class OptionKeys
                     yield return new OptionKey(path + ":*", ListElement(entry) is not null, null);
                 }
             }
+            else if (ListElement(type) is { } item && IsSection(item))
+            {
+                // A list of records (Relay.Smarthosts): the list itself (empty, []) and each field of its items.
+                yield return new OptionKey(path, true, null);
+                foreach (var key in Walk(item, null, path + ":#:"))
+                {
+                    yield return key;
+                }
+            }
             else
             {
                 yield return new OptionKey(path, ListElement(type) is not null, defaults is null ? null : Written(value, path));
@@ -130,7 +140,14 @@ public static class OptionKeys
 
         for (var i = 0; i < length; i++)
         {
-            if (pattern[i] != "*" && !pattern[i].Equals(parts[i], StringComparison.OrdinalIgnoreCase))
+            if (pattern[i] == "#")
+            {
+                if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out _))
+                {
+                    return false;
+                }
+            }
+            else if (pattern[i] != "*" && !pattern[i].Equals(parts[i], StringComparison.OrdinalIgnoreCase))
             {
                 return false;
             }

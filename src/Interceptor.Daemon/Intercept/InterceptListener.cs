@@ -3,12 +3,14 @@ using System.Net.Sockets;
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
+using Interceptor.Core.Pool;
 using Interceptor.Core.Replies;
 using Interceptor.Daemon.Attribution;
 using Interceptor.Daemon.Fairness;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Smtp.Data;
 using Interceptor.Smtp.Scan;
+using Interceptor.Smtp.Pool;
 using Interceptor.Smtp.Session;
 using Interceptor.Smtp.Upstream;
 using Microsoft.Extensions.Hosting;
@@ -53,6 +55,7 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
     private readonly IMailPolicy _policy;
     private readonly ProcessAttribution? _processes;
     private readonly UpstreamConnectionCache _upstreams;
+    private readonly IUpstreamSource _source;
     private readonly MessagePipeline _pipeline;
 
     // Every session's work runs through this, round-robin by user (issue 19): see FairShareScheduler.
@@ -65,7 +68,10 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         ILogger logger,
         IMailPolicy policy,
         ProcessAttribution? processes = null,
-        MessagePipeline? pipeline = null)
+        MessagePipeline? pipeline = null,
+        RelayPool? pool = null,
+        IRelayPoolObserver? poolObserver = null,
+        RelayCredentials? relayCredentials = null)
     {
         _policy = policy;
         _processes = processes;
@@ -86,10 +92,33 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         {
             Reuse = upstream.Reuse with { MaxIdleTotal = Math.Max(1, Math.Min(upstream.Reuse.MaxIdleTotal, DescriptorBudget.IdleUpstreamsFor(maxConnections, options.Relay.ReuseConnections))) },
         });
+        _source = SourceFor(options, _upstreams, pool, poolObserver, relayCredentials);
+    }
+
+    /// <summary>
+    /// The original destination (today's, and the default) unless a relay mode uses the pool (issue 15): then the mode
+    /// selector over the same cache and the pool (relay sessions are kept there too, keyed by relay and login).
+    /// </summary>
+    private static IUpstreamSource SourceFor(
+        InterceptorOptions options, UpstreamConnectionCache direct, RelayPool? pool, IRelayPoolObserver? observer, RelayCredentials? credentials)
+    {
+        if (options.Relay.ModeByUser.Values.Append(options.Relay.Mode).All(m => m == RelayMode.OriginalDestination))
+        {
+            return direct;
+        }
+
+        pool ??= new RelayPool(options.Relay.Smarthosts, options.Burn, [], TimeProvider.System);
+        observer ??= NullRelayPoolObserver.Instance;
+        var smarthosts = new PoolUpstreamSource(options.Relay.Smarthosts, pool, observer, credentials ?? RelayCredentials.Empty, direct);
+        return new RelayModeSource(options.Relay, direct, smarthosts, pool, observer);
     }
 
     /// <summary>STARTTLS towards clients (ClientTls.Mode Mint); null: not offered.</summary>
     public Interceptor.Smtp.Tls.ClientTlsServer? ClientTls { get; init; }
+
+    /// <summary>Where sessions' mail goes (the original destination, or the relay pool by Relay.Mode): also held
+    /// messages once released, so they take the route they would have taken.</summary>
+    public IUpstreamSource Source => _source;
 
     /// <summary>Idle upstream sessions kept for the next client (Relay.ReuseConnections).</summary>
     public UpstreamConnectionCache Upstreams => _upstreams;
@@ -213,7 +242,7 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
                 _logger.SessionStarted(origin.Uid, origin.User, origin.Client, origin.OriginalDestination);
                 await _fairShare.ContextFor(origin.Uid).RunAsync(async () =>
                 {
-                    await using var session = new InboundSession(stream, origin, _options, _recorder, _logger, _policy, _upstreams) { Pipeline = _pipeline, ClientTls = ClientTls };
+                    await using var session = new InboundSession(stream, origin, _options, _recorder, _logger, _policy, _source) { Pipeline = _pipeline, ClientTls = ClientTls };
                     await session.RunAsync(shutdown);
                 });
             }

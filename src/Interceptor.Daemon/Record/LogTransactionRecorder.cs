@@ -23,6 +23,15 @@ public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorde
     private const string SubordinateFormat =
         "transaction {Id} uid={Uid} user={User} subuid={SubUid} from=<{Sender}> recipients={Recipients} size={SizeBytes} dst={OriginalDestination} upstream={Upstream} reply={Reply} duration_ms={DurationMs}";
 
+    // A pool relay carried it (issue 15): its name after the upstream, which is the relay's endpoint.
+    private const string RelayPart = " upstream={Upstream} relay={Relay} ";
+
+    private static string Template(TransactionEvent t)
+    {
+        var template = t.SubordinateUid is null ? Format : SubordinateFormat;
+        return t.Relay is null ? template : template.Replace(" upstream={Upstream} ", RelayPart, StringComparison.Ordinal);
+    }
+
     public void Record(TransactionEvent transaction)
     {
         ArgumentNullException.ThrowIfNull(transaction);
@@ -62,9 +71,17 @@ public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorde
                 new("SizeBytes", t.SizeBytes),
                 new("OriginalDestination", t.OriginalDestination),
                 new("Upstream", t.Upstream),
+            ]);
+            if (t.Relay is not null)
+            {
+                fields.Add(new("Relay", t.Relay));
+            }
+
+            fields.AddRange(
+            [
                 new("Reply", t.Reply),
                 new("DurationMs", (long)t.Duration.TotalMilliseconds),
-                new("{OriginalFormat}", t.SubordinateUid is null ? Format : SubordinateFormat),
+                new("{OriginalFormat}", Template(t)),
             ]);
             return [.. fields];
         }
@@ -81,6 +98,6 @@ public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorde
         // and the reply are chosen by the client or its upstream.
         public override string ToString() => string.Create(
             CultureInfo.InvariantCulture,
-            $"transaction {t.Id} uid={t.Uid} user={FieldText.PercentEncode(t.User)}{(t.SubordinateUid is { } sub ? $" subuid={sub}" : "")} from=<{FieldText.PercentEncode(t.Sender)}> recipients={t.RecipientCount} size={t.SizeBytes} dst={t.OriginalDestination} upstream={t.Upstream} reply={FieldText.Quote(t.Reply)} duration_ms={(long)t.Duration.TotalMilliseconds}");
+            $"transaction {t.Id} uid={t.Uid} user={FieldText.PercentEncode(t.User)}{(t.SubordinateUid is { } sub ? $" subuid={sub}" : "")} from=<{FieldText.PercentEncode(t.Sender)}> recipients={t.RecipientCount} size={t.SizeBytes} dst={t.OriginalDestination} upstream={t.Upstream}{(t.Relay is null ? "" : " relay=" + t.Relay)} reply={FieldText.Quote(t.Reply)} duration_ms={(long)t.Duration.TotalMilliseconds}");
     }
 }

@@ -37,7 +37,7 @@ internal sealed class DataTransfer(
 
     public async Task<DataResult> RunAsync(RelayTransaction transaction, ConnectionOrigin origin, CancellationToken token)
     {
-        var message = new MessageContext(origin, transaction.Id, transaction.Mail.Address, transaction.Recipients);
+        var message = new MessageContext(origin, transaction.Id, transaction.Mail.Address, transaction.Recipients) { Relay = upstream.Relay };
         try
         {
             if (pipeline.Streams)

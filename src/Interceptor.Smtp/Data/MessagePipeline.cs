@@ -136,7 +136,7 @@ public sealed class TraceHeaderStage(string hostName, bool includeProcess) : IMe
     public bool NeedsWholeMessage => false;
 
     public ReadOnlyMemory<byte> HeadersFor(MessageContext message) =>
-        TraceHeader.Render(message.Origin, hostName, message.TransactionId, includeProcess);
+        TraceHeader.Render(message.Origin, hostName, message.TransactionId, includeProcess, message.Relay);
 
     public ValueTask<StageVerdict> CompleteAsync(MessageContext message, IMessageSpool? spool, CancellationToken token) =>
         ValueTask.FromResult(StageVerdict.Continue);

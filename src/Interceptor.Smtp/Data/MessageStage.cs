@@ -5,7 +5,11 @@ namespace Interceptor.Smtp.Data;
 
 /// <summary>What a stage knows of the message in transit.</summary>
 /// <param name="TransactionId">The transaction's id (the trace header's and the log line's).</param>
-public sealed record MessageContext(ConnectionOrigin Origin, string TransactionId, string Sender, IReadOnlyList<string> Recipients);
+public sealed record MessageContext(ConnectionOrigin Origin, string TransactionId, string Sender, IReadOnlyList<string> Recipients)
+{
+    /// <summary>The pool relay that gets the message (the trace header's <c>relay=</c>); null when it goes direct.</summary>
+    public string? Relay { get; init; }
+}
 
 /// <summary>A stage's decision once the client's message is complete, before the upstream gets the final dot.</summary>
 public enum StageDecision

@@ -43,6 +43,7 @@ internal sealed class TransactionSink(ConnectionOrigin origin, ITransactionRecor
             Process = origin.Process,
             SubordinateUid = origin.SubordinateUid,
             ContentRefused = transaction.ContentRefused,
+            Relay = upstream.Relay,
         };
 }
 

@@ -35,6 +35,9 @@ internal sealed class UpstreamLink(UpstreamLease lease, ConnectionOrigin origin,
     /// <summary>Where the transaction went, for its event: the endpoint, and "(TLS)" when the session was encrypted.</summary>
     public string ConnectedTo => lease.Description;
 
+    /// <summary>The pool relay of the held session; null when it goes direct.</summary>
+    public string? Relay => lease.Relay;
+
     /// <summary>The lease itself, for the message bytes of DATA.</summary>
     public UpstreamLease Lease => lease;
 

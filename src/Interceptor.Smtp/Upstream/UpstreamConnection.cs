@@ -12,7 +12,7 @@ namespace Interceptor.Smtp.Upstream;
 /// and their replies. Our own small client: MailKit's SmtpClient sends MAIL, RCPT and DATA in one call and cannot
 /// stream raw bytes. Bytes go through an <see cref="IUpstreamTransport"/>, so tests replay recorded dialogues.
 /// </summary>
-public sealed class UpstreamConnection : IAsyncDisposable
+public sealed partial class UpstreamConnection : IAsyncDisposable
 {
     private readonly IUpstreamTransport _transport;
     private readonly UpstreamSettings _settings;
@@ -27,10 +27,20 @@ public sealed class UpstreamConnection : IAsyncDisposable
         _stream = transport.Stream;
         _reader = new LineReader(_stream, 8 * 1024);
         Endpoint = endpoint;
+        ReuseKey = Format(endpoint);
         _settings = settings;
     }
 
     public IPEndPoint Endpoint { get; }
+
+    /// <summary>The pool relay this session goes to (its Relay.Smarthosts name); null for a direct session.</summary>
+    public string? Relay { get; internal set; }
+
+    /// <summary>What idle sessions are kept and handed on by: the endpoint, or a pool relay and its login.</summary>
+    internal string ReuseKey { get; set; }
+
+    /// <summary>Told every reply to MAIL, RCPT, DATA and the end of data (the relay pool's burn detection).</summary>
+    public IUpstreamReplyWatcher? Watcher { get; set; }
 
     public UpstreamCapabilities Capabilities { get; private set; } = UpstreamCapabilities.Basic;
 
@@ -61,6 +71,18 @@ public sealed class UpstreamConnection : IAsyncDisposable
     public static async Task<(UpstreamConnection? Connection, SmtpReply? Refusal)> OpenAsync(
         IPEndPoint endpoint, UpstreamSettings settings, IUpstreamConnector connector, CancellationToken cancellationToken)
     {
+        var opened = await OpenAsync(endpoint, settings, connector, null, cancellationToken);
+        return (opened.Connection, opened.Refusal);
+    }
+
+    /// <summary>
+    /// As above, then AUTH with <paramref name="login"/> when given (only ever over TLS). With
+    /// <see cref="UpstreamSettings.VerifiedTls"/> STARTTLS is required and the certificate verified: a relay that does
+    /// not offer it or fails it throws <see cref="UpstreamUnavailableException"/>, never falls back to plain text.
+    /// </summary>
+    public static async Task<UpstreamOpening> OpenAsync(
+        IPEndPoint endpoint, UpstreamSettings settings, IUpstreamConnector connector, Pool.RelayCredential? login, CancellationToken cancellationToken)
+    {
         var useTls = settings.UseStartTls;
         while (true)
         {
@@ -68,19 +90,24 @@ public sealed class UpstreamConnection : IAsyncDisposable
             var connection = new UpstreamConnection(transport, endpoint, settings);
             try
             {
-                var refusal = await connection.HandshakeAsync(useTls, cancellationToken);
+                var (refusal, step) = await connection.HandshakeAsync(useTls, login, cancellationToken);
                 if (refusal is not null)
                 {
                     await connection.DisposeAsync();
                 }
 
-                return refusal is null ? (connection, null) : (null, refusal);
+                return refusal is null ? new UpstreamOpening(connection, null, step) : new UpstreamOpening(null, refusal, step);
             }
-            catch (Exception e) when (useTls && connection.TlsStarted && e is System.Security.Authentication.AuthenticationException or IOException)
+            catch (Exception e) when (useTls && connection.TlsStarted && settings.VerifiedTls is null && e is System.Security.Authentication.AuthenticationException or IOException)
             {
                 // Like an MTA doing opportunistic TLS: a failed handshake means retry in plain text.
                 await connection.DisposeAsync();
                 useTls = false;
+            }
+            catch (Exception e) when (connection.TlsStarted && settings.VerifiedTls is not null && e is System.Security.Authentication.AuthenticationException or IOException)
+            {
+                await connection.DisposeAsync();
+                throw new UpstreamUnavailableException($"STARTTLS with {Format(endpoint)} failed: {e.Message}", e);
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
@@ -100,12 +127,12 @@ public sealed class UpstreamConnection : IAsyncDisposable
         }
     }
 
-    private async Task<SmtpReply?> HandshakeAsync(bool useTls, CancellationToken cancellationToken)
+    private async Task<(SmtpReply? Refusal, UpstreamOpeningStep Step)> HandshakeAsync(bool useTls, Pool.RelayCredential? login, CancellationToken cancellationToken)
     {
         var greeting = await ReadReplyAsync(_settings.ReplyTimeout, cancellationToken);
         if (greeting.Code != 220)
         {
-            return greeting;
+            return (greeting, UpstreamOpeningStep.Greeting);
         }
 
         var ehlo = await CommandAsync($"EHLO {_settings.HeloName}", cancellationToken);
@@ -114,14 +141,15 @@ public sealed class UpstreamConnection : IAsyncDisposable
             var helo = await CommandAsync($"HELO {_settings.HeloName}", cancellationToken);
             if (helo.Code != 250)
             {
-                return helo;
+                return (helo, UpstreamOpeningStep.Hello);
             }
 
             Capabilities = UpstreamCapabilities.Basic;
-            return null;
+            return await SecureAndAuthenticateAsync(login, cancellationToken);
         }
 
         Capabilities = UpstreamCapabilities.FromEhlo(ehlo.Lines);
+        _ehloLines = ehlo.Lines;
         if (useTls && Capabilities.StartTls)
         {
             var ready = await CommandAsync("STARTTLS", cancellationToken);
@@ -132,20 +160,25 @@ public sealed class UpstreamConnection : IAsyncDisposable
                 ehlo = await CommandAsync($"EHLO {_settings.HeloName}", cancellationToken);
                 if (ehlo.Code != 250)
                 {
-                    return ehlo;
+                    return (ehlo, UpstreamOpeningStep.Hello);
                 }
 
                 Capabilities = UpstreamCapabilities.FromEhlo(ehlo.Lines);
+                _ehloLines = ehlo.Lines;
+            }
+            else if (_settings.VerifiedTls is not null)
+            {
+                return (ready, UpstreamOpeningStep.StartTls);
             }
         }
 
-        return null;
+        return await SecureAndAuthenticateAsync(login, cancellationToken);
     }
 
     private async Task UpgradeToTlsAsync(CancellationToken cancellationToken)
     {
         var tls = new SslStream(_stream, leaveInnerStreamOpen: false);
-        var options = new SslClientAuthenticationOptions
+        var options = _settings.VerifiedTls is { } verified ? verified.ClientOptions() : new SslClientAuthenticationOptions
         {
             TargetHost = Endpoint.Address.ToString(),
 #pragma warning disable CA5359 // Opportunistic STARTTLS between MTAs (RFC 3207): we know only an IP, not a name to verify.
@@ -164,7 +197,7 @@ public sealed class UpstreamConnection : IAsyncDisposable
     public async Task<SmtpReply> MailAsync(string arguments, CancellationToken cancellationToken)
     {
         Require(UpstreamState.Ready, "MAIL");
-        var reply = await CommandAsync("MAIL FROM:" + arguments, cancellationToken);
+        var reply = Watched(UpstreamStep.Mail, await CommandAsync("MAIL FROM:" + arguments, cancellationToken));
         return Settle(reply, reply.IsPositive ? UpstreamState.InTransaction : UpstreamState.Ready);
     }
 
@@ -172,14 +205,14 @@ public sealed class UpstreamConnection : IAsyncDisposable
     public async Task<SmtpReply> RcptAsync(string forwardPath, CancellationToken cancellationToken)
     {
         Require(UpstreamState.InTransaction, "RCPT");
-        return Settle(await CommandAsync("RCPT TO:" + forwardPath, cancellationToken), UpstreamState.InTransaction);
+        return Settle(Watched(UpstreamStep.Rcpt, await CommandAsync("RCPT TO:" + forwardPath, cancellationToken)), UpstreamState.InTransaction);
     }
 
     /// <summary>DATA; after 354 only <see cref="WriteDataAsync"/> and <see cref="FinishDataAsync"/> may follow.</summary>
     public async Task<SmtpReply> DataAsync(CancellationToken cancellationToken)
     {
         Require(UpstreamState.InTransaction, "DATA");
-        var reply = await CommandAsync("DATA", cancellationToken);
+        var reply = Watched(UpstreamStep.Data, await CommandAsync("DATA", cancellationToken));
 
         // Some upstreams keep their transaction after refusing DATA (Postfix does): it stays open until RSET.
         return Settle(reply, reply.Code == 354 ? UpstreamState.InData : UpstreamState.InTransaction);
@@ -218,7 +251,7 @@ public sealed class UpstreamConnection : IAsyncDisposable
 
         Require(UpstreamState.InData, "the end of data");
         await WriteAsync(lastBytesAndEndOfData, UpstreamState.InData, cancellationToken);
-        var verdict = await ReadReplyAsync(_settings.DataReplyTimeout, cancellationToken);
+        var verdict = Watched(UpstreamStep.EndOfData, await ReadReplyAsync(_settings.DataReplyTimeout, cancellationToken));
 
         // Whatever the verdict, the end of data ends the upstream's transaction (RFC 5321 4.1.1.4).
         Messages++;

@@ -27,7 +27,7 @@ public sealed class UpstreamConnectionCache : IUpstreamSource, IAsyncDisposable
     private readonly UpstreamReuse _reuse;
     private readonly IUpstreamConnector _connector;
     private readonly Lock _gate = new();
-    private readonly Dictionary<IPEndPoint, Stack<IdleSession>> _idle = [];
+    private readonly Dictionary<string, Stack<IdleSession>> _idle = new(StringComparer.Ordinal);
     private readonly Timer? _sweeper;
     private int _idleCount;
     private long _reused;
@@ -55,15 +55,30 @@ public sealed class UpstreamConnectionCache : IUpstreamSource, IAsyncDisposable
     public long Reused => Interlocked.Read(ref _reused);
 
     /// <summary>A lease on the client's original destination, drawing on this cache.</summary>
-    public UpstreamLease Lease(ConnectionOrigin origin) => new(new DestinationRoute(this, origin.OriginalDestination));
+    public UpstreamLease Lease(ConnectionOrigin origin) => new(RouteTo(origin.OriginalDestination));
+
+    /// <summary>The route to one destination through this cache (a lease's, or one a mode selector wraps).</summary>
+    public IUpstreamRoute RouteTo(IPEndPoint destination) => new DestinationRoute(this, destination);
 
     /// <summary>
     /// A session to <paramref name="destination"/>: an idle one that still looks open (unless <paramref name="fresh"/>),
     /// else a new connection (see <see cref="UpstreamConnection.OpenAsync"/> for the refusal and the exceptions).
     /// </summary>
-    public async Task<UpstreamHandOut> TakeAsync(IPEndPoint destination, bool fresh, CancellationToken cancellationToken)
+    public Task<UpstreamHandOut> TakeAsync(IPEndPoint destination, bool fresh, CancellationToken cancellationToken) =>
+        TakeAsync(UpstreamConnection.Format(destination), async token =>
+        {
+            var (connection, refusal) = await UpstreamConnection.OpenAsync(destination, _settings, _connector, token);
+            return new UpstreamOpening(connection, refusal, UpstreamOpeningStep.Greeting);
+        }, fresh, cancellationToken);
+
+    /// <summary>
+    /// A session kept under <paramref name="key"/> (an endpoint, or a pool relay and its login: see
+    /// <see cref="UpstreamConnection.ReuseKey"/>) unless <paramref name="fresh"/>, else one <paramref name="open"/> makes.
+    /// </summary>
+    public async Task<UpstreamHandOut> TakeAsync(string key, Func<CancellationToken, Task<UpstreamOpening>> open, bool fresh, CancellationToken cancellationToken)
     {
-        while (!fresh && TryTake(destination) is { } idle)
+        ArgumentNullException.ThrowIfNull(open);
+        while (!fresh && TryTake(key) is { } idle)
         {
             if (idle.LooksIdleAndOpen() && idle.Age < _reuse.MaxAge)
             {
@@ -75,8 +90,13 @@ public sealed class UpstreamConnectionCache : IUpstreamSource, IAsyncDisposable
             await CloseAsync(idle);
         }
 
-        var (connection, refusal) = await UpstreamConnection.OpenAsync(destination, _settings, _connector, cancellationToken);
-        return new UpstreamHandOut(connection, refusal, Reused: false);
+        var opened = await open(cancellationToken);
+        if (opened.Connection is { } connection)
+        {
+            connection.ReuseKey = key;
+        }
+
+        return new UpstreamHandOut(opened.Connection, opened.Refusal, Reused: false);
     }
 
     /// <summary>
@@ -125,10 +145,10 @@ public sealed class UpstreamConnectionCache : IUpstreamSource, IAsyncDisposable
                 return false;
             }
 
-            if (!_idle.TryGetValue(connection.Endpoint, out var stack))
+            if (!_idle.TryGetValue(connection.ReuseKey, out var stack))
             {
                 stack = new Stack<IdleSession>();
-                _idle[connection.Endpoint] = stack;
+                _idle[connection.ReuseKey] = stack;
             }
 
             if (stack.Count >= _reuse.MaxIdlePerDestination || _idleCount >= _reuse.MaxIdleTotal)
@@ -146,11 +166,11 @@ public sealed class UpstreamConnectionCache : IUpstreamSource, IAsyncDisposable
     /// The most recently used idle session (a stack: the rest age out and close when traffic drops). An emptied stack
     /// stays for the next release to the same destination; the sweeper removes those left empty.
     /// </summary>
-    private UpstreamConnection? TryTake(IPEndPoint destination)
+    private UpstreamConnection? TryTake(string key)
     {
         lock (_gate)
         {
-            if (!_idle.TryGetValue(destination, out var stack) || !stack.TryPop(out var idle))
+            if (!_idle.TryGetValue(key, out var stack) || !stack.TryPop(out var idle))
             {
                 return null;
             }

@@ -42,6 +42,9 @@ public sealed class UpstreamLease(IUpstreamRoute route) : IAsyncDisposable
     /// <summary>The session's endpoint as events record it ("192.0.2.1:25 (TLS)"); the name before one opened.</summary>
     public string Description => _connection?.Description ?? route.Name;
 
+    /// <summary>The pool relay of the held session (<c>relay=NAME</c> in the trace header and log line); null for a direct one.</summary>
+    public string? Relay => _connection?.Relay;
+
     /// <summary>What the last session opened advertised (basic before one opened).</summary>
     public UpstreamCapabilities Capabilities => _capabilities;
 

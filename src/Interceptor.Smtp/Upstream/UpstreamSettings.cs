@@ -13,6 +13,9 @@ public sealed record UpstreamSettings(
     /// <summary>Whether and how long sessions are kept for the next client; off unless configured.</summary>
     public UpstreamReuse Reuse { get; init; } = UpstreamReuse.Off;
 
+    /// <summary>Set for a relay whose TLS is required and verified; null: opportunistic and unverified, as between MTAs.</summary>
+    public UpstreamTlsVerification? VerifiedTls { get; init; }
+
     public static UpstreamSettings From(RelayOptions relay) => new(
         relay.HeloName,
         relay.ConnectTimeout,

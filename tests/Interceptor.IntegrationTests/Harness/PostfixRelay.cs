@@ -48,7 +48,9 @@ public sealed class PostfixRelay : IAsyncDisposable
 
     /// <param name="logins">SASL accounts: login (without realm) → password.</param>
     /// <param name="nextHop">Where it relays to, as Postfix's relayhost, e.g. "[127.0.0.2]:25".</param>
-    public static async Task<PostfixRelay> StartAsync(NetworkNamespace ns, string name, string address, string nextHop, IReadOnlyDictionary<string, string> logins)
+    /// <param name="extraMainCf">main.cf lines added at the end (e.g. restrictions that make it answer like a blocked relay).</param>
+    public static async Task<PostfixRelay> StartAsync(
+        NetworkNamespace ns, string name, string address, string nextHop, IReadOnlyDictionary<string, string> logins, string extraMainCf = "")
     {
         // Postfix's daemons run as the postfix user and must reach the queue: a world-traversable directory under /tmp.
         var directory = Directory.CreateTempSubdirectory($"smtpi-postfix-{name}-").FullName;
@@ -56,7 +58,7 @@ public sealed class PostfixRelay : IAsyncDisposable
         var relay = new PostfixRelay(ns, name, address, directory);
         try
         {
-            await relay.ConfigureAsync(nextHop, logins);
+            await relay.ConfigureAsync(nextHop, logins, extraMainCf);
             await ProcessRunner.RunCheckedAsync("ip", "-n", ns.Name, "addr", "add", address + "/32", "dev", "lo");
             relay._master = ns.StartBackground("postfix-" + name, "postfix", ["-c", relay.ConfigDirectory, "start-fg"]);
             if (!await ns.WaitForListenerAsync(relay.EndPoint, TimeSpan.FromSeconds(30)))
@@ -76,14 +78,14 @@ public sealed class PostfixRelay : IAsyncDisposable
     public string Describe() =>
         $"--- postfix {Name} master ---\n{_master?.Transcript()}\n--- postfix {Name} maillog ---\n{MailLog()}";
 
-    private async Task ConfigureAsync(string nextHop, IReadOnlyDictionary<string, string> logins)
+    private async Task ConfigureAsync(string nextHop, IReadOnlyDictionary<string, string> logins, string extraMainCf)
     {
         var etc = Directory.CreateDirectory(ConfigDirectory).FullName;
         Directory.CreateDirectory(Path.Combine(etc, "sasl"));
         Directory.CreateDirectory(Path.Combine(_directory, "queue"));
         var data = Directory.CreateDirectory(Path.Combine(_directory, "data")).FullName;
         await CreateCertificatesAsync(etc);
-        File.WriteAllText(Path.Combine(etc, "main.cf"), MainCf(nextHop));
+        File.WriteAllText(Path.Combine(etc, "main.cf"), MainCf(nextHop) + extraMainCf + "\n");
         File.WriteAllText(Path.Combine(etc, "master.cf"), MasterCf);
         var sasldb = Path.Combine(etc, "sasldb2");
         File.WriteAllText(Path.Combine(etc, "sasl", "smtpd.conf"), $"pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\nsasldb_path: {sasldb}\n");

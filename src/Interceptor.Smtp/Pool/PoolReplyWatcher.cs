@@ -1,0 +1,55 @@
+using Interceptor.Core.Pool;
+using Interceptor.Core.Replies;
+using Interceptor.Smtp.Upstream;
+
+namespace Interceptor.Smtp.Pool;
+
+/// <summary>
+/// Hands every upstream reply of a transaction to the pool's burn detection (<see cref="RelayPool.RecordReply"/>): on a
+/// relay session under the relay's name, with the relay's counters (a 2xx to the end of data carried a message, a
+/// refusal is a failure); on a direct session in Auto mode under <see cref="RelayPool.HostKey"/>, so the same patterns
+/// and threshold burn the host's own address.
+/// </summary>
+internal sealed class PoolReplyWatcher : IUpstreamReplyWatcher
+{
+    private readonly RelayPool _pool;
+    private readonly IRelayPoolObserver _observer;
+    private readonly bool _host;
+
+    private PoolReplyWatcher(RelayPool pool, IRelayPoolObserver observer, bool host)
+    {
+        _pool = pool;
+        _observer = observer;
+        _host = host;
+    }
+
+    /// <summary>For sessions to pool relays (each session's <see cref="UpstreamConnection.Relay"/>).</summary>
+    public static PoolReplyWatcher ForRelays(RelayPool pool, IRelayPoolObserver observer) => new(pool, observer, host: false);
+
+    /// <summary>For the host's direct sessions in Auto mode.</summary>
+    public static PoolReplyWatcher ForHost(RelayPool pool, IRelayPoolObserver observer) => new(pool, observer, host: true);
+
+    public void Replied(UpstreamConnection connection, UpstreamStep command, SmtpReply reply)
+    {
+        var key = _host ? RelayPool.HostKey : connection.Relay;
+        if (key is null)
+        {
+            return;
+        }
+
+        _observer.Publish(_pool.RecordReply(key, reply.ToWire().Split("\r\n", StringSplitOptions.RemoveEmptyEntries)));
+        if (_host)
+        {
+            return;
+        }
+
+        if (!reply.IsPositive)
+        {
+            _observer.Failed(key, $"{command}: {reply}");
+        }
+        else if (command == UpstreamStep.EndOfData)
+        {
+            _observer.Carried(key);
+        }
+    }
+}

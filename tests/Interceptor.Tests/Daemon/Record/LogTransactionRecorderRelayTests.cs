@@ -1,0 +1,40 @@
+using Interceptor.Core.Events;
+using Interceptor.Daemon.Record;
+
+namespace Interceptor.Tests.Daemon.Record;
+
+/// <summary>The transaction log line names the pool relay (issue 15) only when one carried the message.</summary>
+[TestFixture]
+public class LogTransactionRecorderRelayTests
+{
+    private static TransactionEvent Event(string? relay) =>
+        new("id1", DateTimeOffset.UnixEpoch, 1001, "alice", "a@site.test", 1, 10, "192.0.2.25:25", "10.0.0.2:587", "250 2.0.0 queued", TimeSpan.FromMilliseconds(5))
+        {
+            Outcome = TransactionOutcome.Delivered,
+            Relay = relay,
+        };
+
+    [Test]
+    public void A_pooled_message_has_relay_after_upstream_in_the_text_and_the_fields()
+    {
+        var logger = new RecordingLogger();
+
+        new LogTransactionRecorder(logger).Record(Event("relay2"));
+
+        var line = logger.Entries.Single();
+        Assert.That(line.Text, Does.Contain(" upstream=10.0.0.2:587 relay=relay2 reply="));
+        Assert.That(line.State["Relay"], Is.EqualTo("relay2"));
+    }
+
+    [Test]
+    public void A_direct_message_keeps_todays_line()
+    {
+        var logger = new RecordingLogger();
+
+        new LogTransactionRecorder(logger).Record(Event(null));
+
+        var line = logger.Entries.Single();
+        Assert.That(line.Text, Does.Contain(" upstream=10.0.0.2:587 reply=").And.Not.Contain("relay="));
+        Assert.That(line.State.ContainsKey("Relay"), Is.False);
+    }
+}

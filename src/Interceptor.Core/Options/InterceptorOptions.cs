@@ -20,8 +20,7 @@ public sealed record InterceptorOptions
     public TraceOptions Trace { get; init; } = new();
     public AttributionOptions Attribution { get; init; } = new();
 
-    /// <summary>Issue 15's burn detection; see <see cref="NotActiveYetAttribute"/>.</summary>
-    [NotActiveYet]
+    /// <summary>When a relay of the pool (or, in Auto mode, the host itself) counts as burned; see RelayPoolOptions.cs.</summary>
     public BurnOptions Burn { get; init; } = new();
 }
 
@@ -134,15 +133,12 @@ public sealed record RelayOptions
     public int ReuseMaxIdleTotal { get; init; } = 1000;
 
     /// <summary>Per-user <see cref="Mode"/> (e.g. one site always through the pool); see RelayPoolOptions.cs.</summary>
-    [NotActiveYet]
     public IReadOnlyDictionary<string, RelayMode> ModeByUser { get; init; } = new Dictionary<string, RelayMode>();
 
     /// <summary>The relay pool, in order; see <see cref="SmarthostOptions"/>.</summary>
-    [NotActiveYet]
     public IReadOnlyList<SmarthostOptions> Smarthosts { get; init; } = [];
 
     /// <summary>"USER LOGIN PASSWORD" lines for AUTH at the relays; empty: no AUTH. Readable by the daemon's user only.</summary>
-    [NotActiveYet]
     public string CredentialsFile { get; init; } = "";
 }
 

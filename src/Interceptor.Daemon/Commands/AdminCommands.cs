@@ -78,6 +78,8 @@ public static class AdminCommands
         ControlVerbs.Log => AdminRendering.Log(Read<LogData>(data)),
         ControlVerbs.Block or ControlVerbs.Unblock => AdminRendering.Block(Read<BlockData>(data)),
         ControlVerbs.Limits => AdminRendering.Limits(Read<LimitsData>(data)),
+        ControlVerbs.Relays => AdminRendering.Relays(Read<RelaysData>(data)),
+        ControlVerbs.Relay or ControlVerbs.Host => AdminRendering.RelayChange(Read<RelayChangeData>(data)),
         _ => throw new ArgumentOutOfRangeException(nameof(verb), verb, "not an admin verb"),
     };
 

@@ -17,10 +17,12 @@ public sealed class AdminVerb(
     Option<string?>? user = null,
     Option<string?>? reason = null,
     Option<string?>? since = null,
-    Option<int?>? limit = null)
+    Option<int?>? limit = null,
+    Argument<string?>? actionWord = null,
+    Argument<string?>? relayWord = null)
 {
     /// <summary>The command with the words and options its request has fields for (the others are not declared).</summary>
-    public Command Command { get; } = Declare(new Command(verb, description), userWord, user, reason, since, limit);
+    public Command Command { get; } = Declare(new Command(verb, description), actionWord, relayWord, userWord, user, reason, since, limit);
 
     /// <summary>The request the parsed command line asks for; check it with <see cref="ControlRequest.Validate"/>.</summary>
     public ControlRequest RequestOf(ParseResult result)
@@ -33,6 +35,8 @@ public sealed class AdminVerb(
             Reason = Value<string?>(result, "--reason"),
             Since = Value<string?>(result, "--since"),
             Limit = Value<int?>(result, "--limit"),
+            Action = Value<string?>(result, "ACTION"),
+            Relay = Value<string?>(result, "NAME"),
         };
     }
 
@@ -66,7 +70,28 @@ public sealed class AdminVerb(
             }),
         new(ControlVerbs.Unblock, "lift the suspension", userWord: UserWord(required: true)),
         new(ControlVerbs.Limits, "effective limits and current usage; without USER the default and overrides", userWord: UserWord(required: false)),
+        new(ControlVerbs.Relays, "the relay pool: each relay's role, state, messages of the last hour, last DNSBL result"),
+        new(ControlVerbs.Relay, "burn a relay (out of rotation, a standby promoted) or restore it", reason: PoolReason(), actionWord: ActionWord(), relayWord: RelayWord()),
+        new(ControlVerbs.Host, "Auto mode: burn the host's own address (mail goes through the pool) or restore it", reason: PoolReason(), actionWord: ActionWord()),
     ];
+
+    private static Argument<string?> ActionWord() => new("ACTION")
+    {
+        Arity = ArgumentArity.ExactlyOne,
+        Description = "burn or restore",
+    };
+
+    private static Argument<string?> RelayWord() => new("NAME")
+    {
+        Arity = ArgumentArity.ExactlyOne,
+        Description = "the relay's name in Relay.Smarthosts",
+    };
+
+    private static Option<string?> PoolReason() => new("--reason")
+    {
+        HelpName = "TEXT",
+        Description = "burn: why (printable ASCII, one line); shown by relays and passed to the alert command",
+    };
 
     private static Command Declare(Command command, params Symbol?[] symbols)
     {

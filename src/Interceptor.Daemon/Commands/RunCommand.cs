@@ -10,6 +10,7 @@ using Interceptor.Daemon.Hosting;
 using Interceptor.Daemon.Intercept;
 using Interceptor.Daemon.Maintenance;
 using Interceptor.Daemon.Metrics;
+using Interceptor.Daemon.Pool;
 using Interceptor.Daemon.Record;
 using Interceptor.Linux;
 using Interceptor.Netfilter;
@@ -35,6 +36,9 @@ public static class RunCommand
         // First: it takes NOTIFY_SOCKET out of the environment so that no child (nft) can speak for us.
         using var systemd = SystemdNotifier.FromEnvironment(logger);
         var (options, spec) = DaemonSetup.Load(arguments.ConfigPath, relays: true);
+
+        // A credentials file others may read is a configuration error (exit 1), before anything is installed.
+        var credentials = DaemonPool.LoadCredentials(options.Relay);
         var descriptorLimit = RaiseDescriptorLimit(logger);
         var rules = new RulesetManager(new NftClient());
         var alert = new AlertCommand(options.Alerts, loggers.CreateLogger("alert"));
@@ -108,6 +112,22 @@ public static class RunCommand
             Uids = new UidAttribution(subordinates, options.Attribution.UnknownUids, attributeLogger, metrics.Attribution),
             Scope = RedirectScope.Of(spec),
         };
+        DaemonPool? pool;
+        try
+        {
+            pool = await DaemonPool.CreateAsync(options, credentials, store.LoadRelayStatesAsync, store.SaveRelayStatesAsync, alert.NotifyPoolAsync, metrics.Pool, loggers, time);
+        }
+        catch (StoreUnavailableException e)
+        {
+            logger.CannotOpenStore(e.Message);
+            return 3;
+        }
+
+        // Disposed before the store: what the relay path changed last is stored on the way out.
+        await using var poolObserver = pool?.Observer;
+
+        // The relay path (issue 15, poolroute) takes pool?.Pool, pool?.Observer and credentials as the listener's
+        // optional parameters; until it does, Smarthost and Auto relay nothing through the pool.
         var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics.Relay);
         await using var listener = new InterceptListener(options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution());
         metrics.Relay.Upstreams = listener.Upstreams;
@@ -117,6 +137,7 @@ public static class RunCommand
         var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString())
         {
             SuspendedSets = suspendedSets,
+            Pool = pool,
         };
         await using var control = new ControlServer(context, loggers.CreateLogger("control"));
         // Started before the listener accepts and the store is pruned: what happens before an exporter listens is not counted.
@@ -140,6 +161,7 @@ public static class RunCommand
             control,
             .. (metricsServer is null ? Array.Empty<IHostedService>() : [metricsServer]),
             retention,
+            .. (pool is null ? Array.Empty<IHostedService>() : [pool.Observer, pool.Dnsbl]),
             listener,
         ];
         using var host = DaemonHost.Build(loggers, lifetime => new SystemdService(systemd, lifetime, AnnounceReady, AnnounceStopping, logger), services);

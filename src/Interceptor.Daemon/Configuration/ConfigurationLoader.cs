@@ -69,7 +69,6 @@ public static partial class ConfigurationLoader
 
         errors.AddRange(OptionsValidator.Validate(options));
         errors.AddRange(HostLimits.Check(options));
-        errors.AddRange(PoolModesNotYetWired(options));
         if (errors.Count > 0)
         {
             throw new ConfigurationException(errors);

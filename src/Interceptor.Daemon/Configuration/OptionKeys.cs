@@ -11,6 +11,9 @@ namespace Interceptor.Daemon.Configuration;
 /// <param name="Default">The default as JSON text: 300, "smtp_interceptor", [25]; null under a name an admin chooses.</param>
 public sealed record OptionKey(string Path, bool IsList, string? Default)
 {
+    /// <summary>For a list of records (<c>Relay.Smarthosts</c>): the fields an item may have ("Path:0:Name"); else null.</summary>
+    public IReadOnlyList<string>? ItemFields { get; init; }
+
     /// <summary>The key as the README writes it: "Limits.Users.&lt;name&gt;.Connections".</summary>
     public string Dotted => Path.Replace(":*", ".<name>", StringComparison.Ordinal).Replace(':', '.');
 }
@@ -69,6 +72,8 @@ public static class OptionKeys
         bool flag => flag ? "true" : "false",
         Enum name => JsonSerializer.Serialize(name.ToString()),
         string text => JsonSerializer.Serialize(text),
+        _ when IsSection(value.GetType()) => "{ " + string.Join(", ", Properties(value.GetType())
+            .Select(p => $"{JsonSerializer.Serialize(KeyOf(p))}: {Written(p.GetValue(value), key)}")) + " }",
         System.Collections.IEnumerable items => "[" + string.Join(", ", items.Cast<object?>().Select(i => Written(i, key))) + "]",
         IFormattable number => number.ToString(null, CultureInfo.InvariantCulture),
         _ => throw new InvalidOperationException($"{key}: no configuration form for {value.GetType().Name}"),
@@ -76,7 +81,7 @@ public static class OptionKeys
 
     private static IEnumerable<OptionKey> Walk(Type record, object? defaults, string prefix)
     {
-        foreach (var property in Properties(record).Where(p => p.GetCustomAttribute<NotActiveYetAttribute>() is null))
+        foreach (var property in Properties(record))
         {
             var path = prefix + KeyOf(property);
             var type = property.PropertyType;
@@ -104,7 +109,11 @@ public static class OptionKeys
             }
             else
             {
-                yield return new OptionKey(path, ListElement(type) is not null, defaults is null ? null : Written(value, path));
+                var element = ListElement(type);
+                yield return new OptionKey(path, element is not null, defaults is null ? null : Written(value, path))
+                {
+                    ItemFields = element is not null && IsSection(element) ? [.. Properties(element).Select(KeyOf)] : null,
+                };
             }
         }
     }
@@ -113,7 +122,16 @@ public static class OptionKeys
     {
         var pattern = key.Path.Split(':');
         var length = pattern.Length;
-        if (key.IsList && parts.Length == length + 1)
+        if (key.ItemFields is { } fields && parts.Length == length + 2)
+        {
+            // One field of one record in a list: Relay:Smarthosts:0:Name.
+            if (!int.TryParse(parts[length], NumberStyles.None, CultureInfo.InvariantCulture, out _)
+                || !fields.Contains(parts[length + 1], StringComparer.OrdinalIgnoreCase))
+            {
+                return false;
+            }
+        }
+        else if (key.ItemFields is null && key.IsList && parts.Length == length + 1)
         {
             // One item of a list: Interception:Ports:0.
             if (!int.TryParse(parts[^1], NumberStyles.None, CultureInfo.InvariantCulture, out _))

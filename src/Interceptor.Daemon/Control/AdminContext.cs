@@ -24,4 +24,7 @@ public sealed record AdminContext(
 {
     /// <summary>Fills the spec's suspension sets, sub-UID ranges included.</summary>
     public Decide.SuspendedUidSets SuspendedSets { get; init; } = Decide.SuspendedUidSets.None;
+
+    /// <summary>The relay pool (issue 15); null when Relay.Smarthosts is empty.</summary>
+    public Pool.DaemonPool? Pool { get; init; }
 }

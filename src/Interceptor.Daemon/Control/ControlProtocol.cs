@@ -13,8 +13,11 @@ public static class ControlVerbs
     public const string Block = "block";
     public const string Unblock = "unblock";
     public const string Limits = "limits";
+    public const string Relays = "relays";
+    public const string Relay = "relay";
+    public const string Host = "host";
 
-    public static readonly IReadOnlyList<string> All = [Status, Users, Log, Block, Unblock, Limits];
+    public static readonly IReadOnlyList<string> All = [Status, Users, Log, Block, Unblock, Limits, Relays, Relay, Host];
 }
 
 /// <summary>
@@ -65,6 +68,12 @@ public sealed record ControlRequest
 
     public int? Limit { get; init; }
 
+    /// <summary>`relay` and `host`: <see cref="ControlActions.Burn"/> or <see cref="ControlActions.Restore"/>.</summary>
+    public string? Action { get; init; }
+
+    /// <summary>`relay`: the relay's name (Relay.Smarthosts[].Name).</summary>
+    public string? Relay { get; init; }
+
     /// <summary>Reads and checks a request line.</summary>
     /// <exception cref="ControlException">badRequest, saying what is wrong.</exception>
     public static ControlRequest Parse(ReadOnlySpan<byte> line)
@@ -109,11 +118,12 @@ public sealed record ControlRequest
             throw Bad("the user must be a name or a numeric uid (1-256 characters, no control characters)");
         }
 
+        ControlActions.Validate(this);
         if (Verb == ControlVerbs.Block)
         {
             CheckReason(Reason);
         }
-        else if (Reason is not null)
+        else if (Reason is not null && !ControlActions.TakesReason(this))
         {
             throw Bad($"{Verb} takes no reason");
         }
@@ -161,6 +171,12 @@ public sealed record ControlRequest
             throw new ControlException(ControlErrors.BadRequest, "block needs --reason TEXT: it is kept with the suspension and shown in the refusal the user's mail client gets");
         }
 
+        CheckReasonText(reason);
+    }
+
+    /// <summary>Printable ASCII on one line, bounded: a reason goes into replies, log lines and alerts.</summary>
+    internal static void CheckReasonText(string reason)
+    {
         if (reason.Length > MaxReasonLength || reason.Any(c => c is < ' ' or > '~'))
         {
             throw new ControlException(

@@ -58,6 +58,17 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
         return RunAsync(environment, "the state store", cancellationToken);
     }
 
+    /// <summary>
+    /// A relay pool event (issue 15): SMTPI_EVENT relay-burned, relay-promoted, relay-reserve-empty, relay-returned,
+    /// relay-restored, host-burned, host-restored, relay-login-refused (with SMTPI_USER) or dnsbl-error; SMTPI_RELAY and
+    /// SMTPI_REASON always. Never a login or password.
+    /// </summary>
+    public Task NotifyPoolAsync(string eventName, IReadOnlyDictionary<string, string> facts, CancellationToken cancellationToken)
+    {
+        var environment = new Dictionary<string, string>(facts) { ["SMTPI_EVENT"] = eventName };
+        return RunAsync(environment, $"relay {facts.GetValueOrDefault("SMTPI_RELAY", "")}", cancellationToken);
+    }
+
     private async Task RunAsync(IReadOnlyDictionary<string, string> environment, string subject, CancellationToken cancellationToken)
     {
         if (options.Command.Length == 0)

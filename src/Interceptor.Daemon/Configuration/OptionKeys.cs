@@ -72,9 +72,9 @@ public static class OptionKeys
         bool flag => flag ? "true" : "false",
         Enum name => JsonSerializer.Serialize(name.ToString()),
         string text => JsonSerializer.Serialize(text),
-        _ when IsSection(value.GetType()) => "{ " + string.Join(", ", Properties(value.GetType())
-            .Select(p => $"{JsonSerializer.Serialize(KeyOf(p))}: {Written(p.GetValue(value), key)}")) + " }",
         System.Collections.IEnumerable items => "[" + string.Join(", ", items.Cast<object?>().Select(i => Written(i, key))) + "]",
+        _ when IsSection(value.GetType()) && !value.GetType().IsArray => "{ " + string.Join(", ", Properties(value.GetType())
+            .Select(p => $"{JsonSerializer.Serialize(KeyOf(p))}: {Written(p.GetValue(value), key)}")) + " }",
         IFormattable number => number.ToString(null, CultureInfo.InvariantCulture),
         _ => throw new InvalidOperationException($"{key}: no configuration form for {value.GetType().Name}"),
     };

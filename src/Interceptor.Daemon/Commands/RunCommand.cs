@@ -125,6 +125,7 @@ public static class RunCommand
 
         // Disposed before the store: what the relay path changed last is stored on the way out.
         await using var poolObserver = pool?.Observer;
+        using var dnsblChecks = pool?.Dnsbl;
 
         // The relay path (issue 15, poolroute) takes pool?.Pool, pool?.Observer and credentials as the listener's
         // optional parameters; until it does, Smarthost and Auto relay nothing through the pool.

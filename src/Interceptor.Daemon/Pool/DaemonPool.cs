@@ -92,13 +92,15 @@ public sealed class DaemonPool
         var pool = new RelayPool(relays, options.Burn, saved, time);
         var hour = new RelayHourCounter(time);
         var observer = new PoolObserver(save, alert, hour, metrics, logger, time);
-        metrics.Snapshot = pool.Snapshot;
+        var auto = UsesMode(options.Relay, RelayMode.Auto);
+
+        // The host's own state means something in Auto mode only.
+        metrics.Snapshot = auto ? pool.Snapshot : () => [.. pool.Snapshot().Where(s => s.Name != RelayPool.HostKey)];
         metrics.Hour = hour;
         metrics.Relays = [.. relays.Select(r => r.Name)];
         metrics.Time = time;
 
         List<(string, IPAddress)> targets = [.. relays.Select(r => (r.Name, IPAddress.Parse(r.EgressAddress)))];
-        var auto = UsesMode(options.Relay, RelayMode.Auto);
         if (auto && options.Burn.HostAddress.Length > 0)
         {
             targets.Add((RelayPool.HostKey, IPAddress.Parse(options.Burn.HostAddress)));

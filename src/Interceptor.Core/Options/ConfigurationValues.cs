@@ -13,14 +13,6 @@ public sealed class ConfigurationKeyAttribute(string name) : Attribute
     public string Name { get; } = name;
 }
 
-/// <summary>
-/// A property the daemon does not act on yet (the relay pool, issue 15, until the relay path uses it): it is no
-/// configuration key, so a configuration naming it fails as an unknown key instead of being accepted and ignored, and it
-/// is neither documented nor packaged. The binder still reads it, so its parsing is tested. Remove when wired.
-/// </summary>
-[AttributeUsage(AttributeTargets.Property)]
-public sealed class NotActiveYetAttribute : Attribute;
-
 /// <summary>An amount of bytes (a line, a database, free space); written in configuration as a plain number.</summary>
 public readonly record struct ByteSize(long Bytes) : IComparable<ByteSize>
 {

@@ -26,7 +26,7 @@ public sealed record InterceptorOptions
     public FromPolicyOptions FromPolicy { get; init; } = new();
     public DkimOptions Dkim { get; init; } = new();
 
-    /// <summary>Issue 15's burn detection (relay pool and, in Auto mode, the host's own address).</summary>
+    /// <summary>When a relay of the pool (or, in Auto mode, the host itself) counts as burned; see RelayPoolOptions.cs.</summary>
     public BurnOptions Burn { get; init; } = new();
 }
 

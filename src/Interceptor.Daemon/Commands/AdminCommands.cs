@@ -80,6 +80,8 @@ public static class AdminCommands
         ControlVerbs.Limits => AdminRendering.Limits(Read<LimitsData>(data)),
         ControlVerbs.Held => HoldRendering.Held(Read<HeldData>(data)),
         ControlVerbs.Release or ControlVerbs.Delete => HoldRendering.Change(Read<HoldChangeData>(data)),
+        ControlVerbs.Relays => AdminRendering.Relays(Read<RelaysData>(data)),
+        ControlVerbs.Relay or ControlVerbs.Host => AdminRendering.RelayChange(Read<RelayChangeData>(data)),
         _ => throw new ArgumentOutOfRangeException(nameof(verb), verb, "not an admin verb"),
     };
 

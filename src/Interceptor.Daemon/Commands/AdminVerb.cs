@@ -18,10 +18,12 @@ public sealed class AdminVerb(
     Option<string?>? reason = null,
     Option<string?>? since = null,
     Option<int?>? limit = null,
-    Argument<string?>? idWord = null)
+    Argument<string?>? idWord = null,
+    Argument<string?>? actionWord = null,
+    Argument<string?>? relayWord = null)
 {
     /// <summary>The command with the words and options its request has fields for (the others are not declared).</summary>
-    public Command Command { get; } = Declare(new Command(verb, description), userWord, idWord, user, reason, since, limit);
+    public Command Command { get; } = Declare(new Command(verb, description), actionWord, relayWord, userWord, idWord, user, reason, since, limit);
 
     /// <summary>The request the parsed command line asks for; check it with <see cref="ControlRequest.Validate"/>.</summary>
     public ControlRequest RequestOf(ParseResult result)
@@ -35,6 +37,8 @@ public sealed class AdminVerb(
             Since = Value<string?>(result, "--since"),
             Limit = Value<int?>(result, "--limit"),
             Id = Value<string?>(result, "ID"),
+            Action = Value<string?>(result, "ACTION"),
+            Relay = Value<string?>(result, "NAME"),
         };
     }
 
@@ -71,6 +75,9 @@ public sealed class AdminVerb(
         new(ControlVerbs.Held, "messages held for review (all, or --user's), oldest first", user: HeldUser("only this user's"), since: Since("all")),
         new(ControlVerbs.Release, "deliver a held message (ID) or all of --user's, to where it was going", user: HeldUser("every held message of this user"), idWord: IdWord()),
         new(ControlVerbs.Delete, "delete a held message (ID) or all of --user's, undelivered", user: HeldUser("every held message of this user"), idWord: IdWord()),
+        new(ControlVerbs.Relays, "the relay pool: each relay's role, state, messages of the last hour, last DNSBL result"),
+        new(ControlVerbs.Relay, "burn a relay (out of rotation, a standby promoted) or restore it", reason: PoolReason(), actionWord: ActionWord(), relayWord: RelayWord()),
+        new(ControlVerbs.Host, "Auto mode: burn the host's own address (mail goes through the pool) or restore it", reason: PoolReason(), actionWord: ActionWord()),
     ];
 
     private static Option<string?> HeldUser(string what) => new("--user") { HelpName = "USER", Description = $"{what} (a name or a numeric uid)" };
@@ -79,6 +86,24 @@ public sealed class AdminVerb(
     {
         Arity = ArgumentArity.ZeroOrOne,
         Description = "a held message's id, as `held` lists it",
+    };
+
+    private static Argument<string?> ActionWord() => new("ACTION")
+    {
+        Arity = ArgumentArity.ExactlyOne,
+        Description = "burn or restore",
+    };
+
+    private static Argument<string?> RelayWord() => new("NAME")
+    {
+        Arity = ArgumentArity.ExactlyOne,
+        Description = "the relay's name in Relay.Smarthosts",
+    };
+
+    private static Option<string?> PoolReason() => new("--reason")
+    {
+        HelpName = "TEXT",
+        Description = "burn: why (printable ASCII, one line); shown by relays and passed to the alert command",
     };
 
     private static Command Declare(Command command, params Symbol?[] symbols)

@@ -12,6 +12,7 @@ using Interceptor.Daemon.Hosting;
 using Interceptor.Daemon.Intercept;
 using Interceptor.Daemon.Maintenance;
 using Interceptor.Daemon.Metrics;
+using Interceptor.Daemon.Pool;
 using Interceptor.Daemon.Record;
 using Interceptor.Linux;
 using Interceptor.Netfilter;
@@ -39,6 +40,9 @@ public static class RunCommand
         // First: it takes NOTIFY_SOCKET out of the environment so that no child (nft) can speak for us.
         using var systemd = SystemdNotifier.FromEnvironment(logger);
         var (options, spec) = DaemonSetup.Load(arguments.ConfigPath, relays: true);
+
+        // A credentials file others may read is a configuration error (exit 1), before anything is installed.
+        var credentials = DaemonPool.LoadCredentials(options.Relay);
         var descriptorLimit = RaiseDescriptorLimit(logger);
         var rules = new RulesetManager(new NftClient());
         var alert = new AlertCommand(options.Alerts, loggers.CreateLogger("alert"));
@@ -141,19 +145,22 @@ public static class RunCommand
             Uids = new UidAttribution(subordinates, options.Attribution.UnknownUids, attributeLogger, metrics.Attribution),
             Scope = RedirectScope.Of(spec),
         };
-        var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics.Relay);
-        // Issue 15, until the daemon side of the pool (its store, alerts and metrics) is wired: the relay path's own pool.
-        RelayCredentials relayCredentials;
+        DaemonPool? pool;
         try
         {
-            relayCredentials = options.Relay.CredentialsFile.Length > 0 ? RelayCredentials.Load(options.Relay.CredentialsFile) : RelayCredentials.Empty;
+            pool = await DaemonPool.CreateAsync(options, credentials, store.LoadRelayStatesAsync, store.SaveRelayStatesAsync, alert.NotifyPoolAsync, metrics.Pool, loggers, time);
         }
-        catch (RelayCredentialsException e)
+        catch (StoreUnavailableException e)
         {
-            logger.RefusingToRun($"Relay.CredentialsFile {e.Message}");
+            logger.CannotOpenStore(e.Message);
             return 3;
         }
 
+        // Disposed before the store: what the relay path changed last is stored on the way out.
+        await using var poolObserver = pool?.Observer;
+        using var dnsblChecks = pool?.Dnsbl;
+
+        var recorder = new CompositeRecorder(new LogTransactionRecorder(loggers.CreateLogger("record")), metrics.Relay);
         if (MailIdentitySetup.StartupProblem(options) is { } identityProblem)
         {
             logger.RefusingToRun(identityProblem);
@@ -165,7 +172,7 @@ public static class RunCommand
         await using var listener = new InterceptListener(
             options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution(),
             ListenerPipeline.For(options, suspensions, holds, identity, loggers.CreateLogger("session")),
-            relayCredentials: relayCredentials) { ClientTls = clientTls };
+            pool?.Pool, pool?.Observer, credentials) { ClientTls = clientTls };
         using var releaser = new HoldReleaser(
             holds, new UpstreamDelivery(listener.Source), options.Hold, time, loggers.CreateLogger("hold"),
             new HoldAccounting(ledger, store, recorder, time).DeliveredAsync, alert.NotifyHoldFailedAsync);
@@ -178,6 +185,7 @@ public static class RunCommand
             SuspendedSets = suspendedSets,
             Holds = holds,
             Releaser = releaser,
+            Pool = pool,
         };
         await using var control = new ControlServer(context, loggers.CreateLogger("control"));
         // Started before the listener accepts and the store is pruned: what happens before an exporter listens is not counted.
@@ -201,6 +209,7 @@ public static class RunCommand
             control,
             .. (metricsServer is null ? Array.Empty<IHostedService>() : [metricsServer]),
             retention,
+            .. (pool is null ? Array.Empty<IHostedService>() : [pool.Observer, pool.Dnsbl]),
             listener,
 
             // After the listener, so it stops first: a delivery in progress ends before the upstream connections close.

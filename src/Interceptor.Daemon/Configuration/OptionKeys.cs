@@ -6,14 +6,16 @@ using Interceptor.Core.Options;
 namespace Interceptor.Daemon.Configuration;
 
 /// <summary>One configuration key as the option records declare it, with its default written as an admin writes it.</summary>
-/// <param name="Path">"Smtp:IdleTimeoutSeconds"; a list is "Interception:Ports"; a name an admin chooses is "*" ("Limits:Users:*:Connections");
-/// a field of a list's items is under "#", the index ("Relay:Smarthosts:#:Name").</param>
+/// <param name="Path">"Smtp:IdleTimeoutSeconds"; a list is "Interception:Ports"; a name an admin chooses is "*" ("Limits:Users:*:Connections").</param>
 /// <param name="IsList">Whether the key holds a list (its items are "Path:0", "Path:1", ...).</param>
 /// <param name="Default">The default as JSON text: 300, "smtp_interceptor", [25]; null under a name an admin chooses.</param>
 public sealed record OptionKey(string Path, bool IsList, string? Default)
 {
+    /// <summary>For a list of records (<c>Relay.Smarthosts</c>): the fields an item may have ("Path:0:Name"); else null.</summary>
+    public IReadOnlyList<string>? ItemFields { get; init; }
+
     /// <summary>The key as the README writes it: "Limits.Users.&lt;name&gt;.Connections".</summary>
-    public string Dotted => Path.Replace(":#", "[<i>]", StringComparison.Ordinal).Replace(":*", ".<name>", StringComparison.Ordinal).Replace(':', '.');
+    public string Dotted => Path.Replace(":*", ".<name>", StringComparison.Ordinal).Replace(':', '.');
 }
 
 /// <summary>
@@ -72,13 +74,15 @@ public static class OptionKeys
         Enum name => JsonSerializer.Serialize(name.ToString()),
         string text => JsonSerializer.Serialize(text),
         System.Collections.IEnumerable items => "[" + string.Join(", ", items.Cast<object?>().Select(i => Written(i, key))) + "]",
+        _ when IsSection(value.GetType()) && !value.GetType().IsArray => "{ " + string.Join(", ", Properties(value.GetType())
+            .Select(p => $"{JsonSerializer.Serialize(KeyOf(p))}: {Written(p.GetValue(value), key)}")) + " }",
         IFormattable number => number.ToString(null, CultureInfo.InvariantCulture),
         _ => throw new InvalidOperationException($"{key}: no configuration form for {value.GetType().Name}"),
     };
 
     private static IEnumerable<OptionKey> Walk(Type record, object? defaults, string prefix)
     {
-        foreach (var property in Properties(record).Where(p => p.GetCustomAttribute<NotActiveYetAttribute>() is null))
+        foreach (var property in Properties(record))
         {
             var path = prefix + KeyOf(property);
             var type = property.PropertyType;
@@ -104,18 +108,13 @@ public static class OptionKeys
                     yield return new OptionKey(path + ":*", ListElement(entry) is not null, null);
                 }
             }
-            else if (ListElement(type) is { } item && IsSection(item))
-            {
-                // A list of records (Relay.Smarthosts): the list itself (empty, []) and each field of its items.
-                yield return new OptionKey(path, true, null);
-                foreach (var key in Walk(item, null, path + ":#:"))
-                {
-                    yield return key;
-                }
-            }
             else
             {
-                yield return new OptionKey(path, ListElement(type) is not null, defaults is null ? null : Written(value, path));
+                var element = ListElement(type);
+                yield return new OptionKey(path, element is not null, defaults is null ? null : Written(value, path))
+                {
+                    ItemFields = element is not null && IsSection(element) ? [.. Properties(element).Select(KeyOf)] : null,
+                };
             }
         }
     }
@@ -124,7 +123,16 @@ public static class OptionKeys
     {
         var pattern = key.Path.Split(':');
         var length = pattern.Length;
-        if (key.IsList && parts.Length == length + 1)
+        if (key.ItemFields is { } fields && parts.Length == length + 2)
+        {
+            // One field of one record in a list: Relay:Smarthosts:0:Name.
+            if (!int.TryParse(parts[length], NumberStyles.None, CultureInfo.InvariantCulture, out _)
+                || !fields.Contains(parts[length + 1], StringComparer.OrdinalIgnoreCase))
+            {
+                return false;
+            }
+        }
+        else if (key.ItemFields is null && key.IsList && parts.Length == length + 1)
         {
             // One item of a list: Interception:Ports:0.
             if (!int.TryParse(parts[^1], NumberStyles.None, CultureInfo.InvariantCulture, out _))
@@ -140,14 +148,7 @@ public static class OptionKeys
 
         for (var i = 0; i < length; i++)
         {
-            if (pattern[i] == "#")
-            {
-                if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out _))
-                {
-                    return false;
-                }
-            }
-            else if (pattern[i] != "*" && !pattern[i].Equals(parts[i], StringComparison.OrdinalIgnoreCase))
+            if (pattern[i] != "*" && !pattern[i].Equals(parts[i], StringComparison.OrdinalIgnoreCase))
             {
                 return false;
             }

@@ -29,4 +29,6 @@ public sealed record AdminContext(
     public Hold.HoldStore? Holds { get; init; }
 
     public Hold.HoldReleaser? Releaser { get; init; }
+    /// <summary>The relay pool (issue 15); null when Relay.Smarthosts is empty.</summary>
+    public Pool.DaemonPool? Pool { get; init; }
 }

@@ -18,7 +18,12 @@ public sealed record StatusData(
     StoreStatus Store,
     TableStatus Table,
     IReadOnlyList<UserStatus> Users,
-    IReadOnlyList<SuspensionInfo> Suspended);
+    IReadOnlyList<SuspensionInfo> Suspended)
+{
+    /// <summary>One line per relay of the pool (issue 15); left out of the JSON when no pool is configured.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<RelayRow>? Relays { get; init; }
+}
 
 /// <param name="Healthy">False once a write failed (mail is refused with 451 meanwhile); null when not known.</param>
 public sealed record StoreStatus(string Path, bool? Healthy, long? Commits, DateTimeOffset? LastCommit, string? LastFailure);

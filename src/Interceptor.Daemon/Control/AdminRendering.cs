@@ -7,7 +7,7 @@ namespace Interceptor.Daemon.Control;
 /// The human-readable form of each verb's data. Times are UTC with a Z, as in the daemon's own log lines, so the
 /// two can be matched by eye; sizes are binary units; `--json` gives the exact values.
 /// </summary>
-public static class AdminRendering
+public static partial class AdminRendering
 {
     /// <summary>status lists this many users; `users --limit N` shows the rest.</summary>
     public const int StatusUserRows = 25;
@@ -46,6 +46,11 @@ public static class AdminRendering
         foreach (var suspension in s.Suspended)
         {
             text.AppendLine(C, $"suspended: {suspension.User} (uid {suspension.Uid}) since {Time(suspension.Since)} ({Name(suspension.Source)}): {suspension.Reason}");
+        }
+
+        foreach (var relay in s.Relays ?? [])
+        {
+            text.AppendLine(RelayLine(relay));
         }
 
         text.AppendLine();

@@ -21,6 +21,8 @@ public sealed class AdminService(AdminContext context, ILogger logger)
     public const int DefaultUsersLimit = 20;
     public const int DefaultLogLimit = 50;
 
+    private readonly RelayAdmin _relays = new(context.Pool, logger);
+
     private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
     private static readonly TimeSpan Day = TimeSpan.FromDays(1);
 
@@ -50,6 +52,8 @@ public sealed class AdminService(AdminContext context, ILogger logger)
                 ControlVerbs.Limits => Limits(request),
                 ControlVerbs.Held or ControlVerbs.Release or ControlVerbs.Delete =>
                     await new HoldAdmin(context, logger, text => Resolve(text, suspendedToo: true)).HandleAsync(request, peer, cancellationToken),
+                ControlVerbs.Relays => _relays.Relays(),
+                ControlVerbs.Relay or ControlVerbs.Host => await _relays.ChangeAsync(request, peer, CancellationToken.None),
                 _ => throw new System.Diagnostics.UnreachableException($"verb {request.Verb} passed validation"),
             };
             return ControlResponse.Success(request.Verb, data);
@@ -103,7 +107,10 @@ public sealed class AdminService(AdminContext context, ILogger logger)
             StoreState(readFailure),
             table,
             users,
-            [.. suspended.Select(SuspensionInfo.Of)]);
+            [.. suspended.Select(SuspensionInfo.Of)])
+        {
+            Relays = _relays.StatusRows(),
+        };
     }
 
     /// <summary>

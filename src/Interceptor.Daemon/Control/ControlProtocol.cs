@@ -16,8 +16,11 @@ public static class ControlVerbs
     public const string Held = "held";
     public const string Release = "release";
     public const string Delete = "delete";
+    public const string Relays = "relays";
+    public const string Relay = "relay";
+    public const string Host = "host";
 
-    public static readonly IReadOnlyList<string> All = [Status, Users, Log, Block, Unblock, Limits, Held, Release, Delete];
+    public static readonly IReadOnlyList<string> All = [Status, Users, Log, Block, Unblock, Limits, Held, Release, Delete, Relays, Relay, Host];
 }
 
 /// <summary>
@@ -71,6 +74,12 @@ public sealed record ControlRequest
     /// <summary>A held message's id (release, delete).</summary>
     public string? Id { get; init; }
 
+    /// <summary>`relay` and `host`: <see cref="ControlActions.Burn"/> or <see cref="ControlActions.Restore"/>.</summary>
+    public string? Action { get; init; }
+
+    /// <summary>`relay`: the relay's name (Relay.Smarthosts[].Name).</summary>
+    public string? Relay { get; init; }
+
     /// <summary>Reads and checks a request line.</summary>
     /// <exception cref="ControlException">badRequest, saying what is wrong.</exception>
     public static ControlRequest Parse(ReadOnlySpan<byte> line)
@@ -115,11 +124,12 @@ public sealed record ControlRequest
             throw Bad("the user must be a name or a numeric uid (1-256 characters, no control characters)");
         }
 
+        ControlActions.Validate(this);
         if (Verb == ControlVerbs.Block)
         {
             CheckReason(Reason);
         }
-        else if (Reason is not null)
+        else if (Reason is not null && !ControlActions.TakesReason(this))
         {
             throw Bad($"{Verb} takes no reason");
         }
@@ -189,6 +199,12 @@ public sealed record ControlRequest
             throw new ControlException(ControlErrors.BadRequest, "block needs --reason TEXT: it is kept with the suspension and shown in the refusal the user's mail client gets");
         }
 
+        CheckReasonText(reason);
+    }
+
+    /// <summary>Printable ASCII on one line, bounded: a reason goes into replies, log lines and alerts.</summary>
+    internal static void CheckReasonText(string reason)
+    {
         if (reason.Length > MaxReasonLength || reason.Any(c => c is < ' ' or > '~'))
         {
             throw new ControlException(

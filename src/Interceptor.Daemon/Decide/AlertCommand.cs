@@ -74,6 +74,17 @@ public sealed class AlertCommand(AlertsOptions options, ILogger logger) : ISuspe
     public Task NotifyDkimKeyAsync(string domain, string reason, CancellationToken cancellationToken) =>
         RunAsync(new Dictionary<string, string> { ["SMTPI_EVENT"] = "dkim-key", ["SMTPI_DOMAIN"] = domain, ["SMTPI_REASON"] = reason }, $"the DKIM key of {domain}", cancellationToken);
 
+    /// <summary>
+    /// A relay pool event (issue 15): SMTPI_EVENT relay-burned, relay-promoted, relay-reserve-empty, relay-returned,
+    /// relay-restored, host-burned, host-restored, relay-login-refused (with SMTPI_USER) or dnsbl-error; SMTPI_RELAY and
+    /// SMTPI_REASON always. Never a login or password.
+    /// </summary>
+    public Task NotifyPoolAsync(string eventName, IReadOnlyDictionary<string, string> facts, CancellationToken cancellationToken)
+    {
+        var environment = new Dictionary<string, string>(facts) { ["SMTPI_EVENT"] = eventName };
+        return RunAsync(environment, $"relay {facts.GetValueOrDefault("SMTPI_RELAY", "")}", cancellationToken);
+    }
+
     private async Task RunAsync(IReadOnlyDictionary<string, string> environment, string subject, CancellationToken cancellationToken)
     {
         if (options.Command.Length == 0)

@@ -2,6 +2,7 @@ using Interceptor.Core.Metrics;
 using Interceptor.Core.Policy;
 using Interceptor.Daemon.Attribution;
 using Interceptor.Daemon.Intercept;
+using Interceptor.Daemon.Pool;
 using Interceptor.Smtp.Metrics;
 using Interceptor.Store;
 
@@ -23,8 +24,10 @@ public sealed class DaemonMetrics(bool perUser) : IDisposable
 
     public StoreMetrics Store { get; } = new();
 
+    public PoolMetrics Pool { get; } = new();
+
     /// <summary>Every meter, for the exporter; their names are documented in the README (Monitoring).</summary>
-    public IReadOnlyList<IMetricsSource> Sources => [Policy, Relay, Attribution, Intercept, Store];
+    public IReadOnlyList<IMetricsSource> Sources => [Policy, Relay, Attribution, Intercept, Store, Pool];
 
     public void Dispose()
     {
@@ -33,5 +36,6 @@ public sealed class DaemonMetrics(bool perUser) : IDisposable
         Attribution.Dispose();
         Intercept.Dispose();
         Store.Dispose();
+        Pool.Dispose();
     }
 }

@@ -6,8 +6,8 @@ using Microsoft.Extensions.Configuration;
 namespace Interceptor.Tests.Daemon;
 
 /// <summary>
-/// Issue 15's keys: read by the binder and validated with the key named; configuration keys since the relay path acts on
-/// them (Smarthost and Auto load).
+/// Issue 15's keys: read by the binder, known to the loader (a misspelt field is an unknown key) and validated with the
+/// key named.
 /// </summary>
 public class RelayPoolConfigurationTests
 {
@@ -107,24 +107,36 @@ public class RelayPoolConfigurationTests
     }
 
     [Test]
-    public void Smarthost_and_Auto_load_now_that_the_relay_path_acts_on_them()
+    public void Smarthost_and_Auto_load_with_a_primary_and_need_one()
     {
-        var options = Load($$"""{ "Relay": { "Mode": "Smarthost", "CredentialsFile": "/etc/creds", "ModeByUser": { "alice": "Auto" }, {{TwoRelays}} }, "Burn": { "Threshold": 3, "DnsblZones": [] } }""");
+        var options = Load($$"""{ "Relay": { "Mode": "Smarthost", "ModeByUser": { "alice": "Auto" }, {{TwoRelays}} }, "Burn": { "HostAddress": "203.0.113.5" } }""");
 
         Assert.That(options.Relay.Mode, Is.EqualTo(RelayMode.Smarthost));
         Assert.That(options.Relay.ModeByUser["alice"], Is.EqualTo(RelayMode.Auto));
-        Assert.That(options.Relay.Smarthosts.Select(s => s.Name), Is.EqualTo(new[] { "relay1", "relay2" }));
-        Assert.That(options.Relay.CredentialsFile, Is.EqualTo("/etc/creds"));
-        Assert.That(options.Burn.Threshold, Is.EqualTo(3));
-        Assert.That(Load("""{ "Relay": { "Mode": "OriginalDestination" } }""").Relay.Mode, Is.EqualTo(RelayMode.OriginalDestination));
+        Assert.That(Errors("""{ "Relay": { "Mode": "Smarthost" } }"""), Has.One.StartsWith("Relay.Smarthosts: Smarthost or Auto mode needs at least one relay with Role Primary"));
     }
 
     [Test]
-    public void The_pool_keys_are_configuration_keys_and_unknown_ones_inside_them_are_not()
+    public void The_pool_keys_are_configuration_keys_with_their_defaults()
     {
-        Assert.That(OptionKeys.All.Select(k => k.Path), Has.Some.StartsWith("Burn:").And.Some.StartsWith("Relay:Smarthosts").And.Some.StartsWith("Relay:CredentialsFile"));
-        Assert.That(Errors($$"""{ "Relay": { "Mode": "Smarthost", {{TwoRelays}} }, "Burn": { "Treshold": 3 } }"""),
-            Has.One.StartsWith("Burn.Treshold: unknown key"));
+        var options = Load($$"""{ "Relay": { "CredentialsFile": "/etc/creds", "ModeByUser": { "alice": "Auto" }, {{TwoRelays}} }, "Burn": { "Threshold": 3, "DnsblZones": [] } }""");
+
+        Assert.That(options.Relay.Smarthosts.Select(s => s.Name), Is.EqualTo(new[] { "relay1", "relay2" }));
+        Assert.That(options.Burn.Threshold, Is.EqualTo(3));
+        var keys = OptionKeys.All.ToDictionary(k => k.Dotted);
+        Assert.That(keys["Relay.Smarthosts"].Default, Is.EqualTo("[]"));
+        Assert.That(keys["Relay.Smarthosts"].ItemFields, Is.EqualTo(new[] { "Name", "Host", "Port", "Role", "Tls", "TlsName", "CaFile", "EgressAddress", "HeloName" }));
+        Assert.That(keys["Burn.Patterns"].Default, Does.StartWith("[{ \"Label\": \"microsoft-network-block\", \"Pattern\": "));
+        Assert.That(keys["Burn.ReturnAfterDays"].Default, Is.EqualTo("21"));
+        Assert.That(keys, Does.ContainKey("Relay.ModeByUser.<name>"));
+    }
+
+    [Test]
+    public void A_misspelt_field_of_a_relay_or_pattern_is_an_unknown_key()
+    {
+        const string unknown = ": unknown key (see the README for the configuration keys)";
+        Assert.That(Errors("""{ "Relay": { "Smarthosts": [ { "Name": "r", "Host": "r.example", "EgressAddress": "198.51.100.1", "Pasword": "x" } ] }, "Burn": { "Patterns": [ { "Label": "l", "Patern": "p" } ] } }"""),
+            Is.SupersetOf(new[] { "Relay.Smarthosts[0].Pasword" + unknown, "Burn.Patterns[0].Patern" + unknown }));
     }
 
     [Test]

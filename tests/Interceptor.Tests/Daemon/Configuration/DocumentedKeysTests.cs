@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.RegularExpressions;
+using Interceptor.Core.Options;
 using Interceptor.Daemon.Configuration;
 using Interceptor.Tests.Netfilter;
 using NUnit.Framework;
@@ -17,6 +18,10 @@ public partial class DocumentedKeysTests
     {
         ["Relay.HeloName"] = ("\"\"", ["the host name", "\"<this host's name>\""]),
         ["Listen.MaxConnections"] = ("0", ["0", "0 (derived)"]),
+
+        // Five regular expressions do not fit a table cell; the Relay pool section lists them (tested below).
+        ["Burn.Patterns"] = (OptionKeys.All.Single(k => k.Dotted == "Burn.Patterns").Default!,
+            ["the provider patterns (see Relay pool)", "\"<the provider patterns: see README, Relay pool>\""]),
     };
 
     private static IEnumerable<OptionKey> ValueKeys => OptionKeys.All.Where(k => !k.Path.Contains('*', StringComparison.Ordinal));
@@ -71,6 +76,18 @@ public partial class DocumentedKeysTests
     {
         Assert.That(ReadmeKeys(), Does.ContainKey("State.RetentionDays"));
         Assert.That(PackagedKeys().Select(k => k.Path), Does.Contain("State.RetentionDays"));
+    }
+
+    [Test]
+    public void The_relay_pool_section_lists_every_default_burn_pattern()
+    {
+        var readme = File.ReadAllText(Path.Combine(NetfilterTestData.RepositoryRoot, "README.md"));
+        var section = readme[readme.IndexOf("\n## Relay pool", StringComparison.Ordinal)..];
+
+        foreach (var pattern in BurnOptions.DefaultPatterns)
+        {
+            Assert.That(section, Does.Contain($"| `{pattern.Label}` | `{pattern.Pattern.Replace("|", "\\|", StringComparison.Ordinal)}` |"), pattern.Label);
+        }
     }
 
     private static void AssertDefault(OptionKey key, string written, string where)

@@ -142,7 +142,7 @@ public sealed partial class RelayPoolTests
         var refused = await SendAsync(s, TestUsers.Alice, "bad-login");
         var carried = await SendAsync(s, TestUsers.Bob, "good-login");
 
-        Assert.That(refused.Stdout, Does.Contain($"454 4.7.0 relay relay1 refused the login of user {TestUsers.Alice.Name}"), refused.Describe() + daemon.Transcript());
+        Assert.That(refused.Stdout, Does.Contain($"421 4.7.0 relay relay1 refused the login of user {TestUsers.Alice.Name}"), refused.Describe() + daemon.Transcript());
         Assert.That(carried.Succeeded, Is.True, carried.Describe() + relay1.Describe() + daemon.Transcript());
         Assert.That(relay1.MailLog(), Does.Contain("sasl_username=bob@relay1.relay.test"), "relay1 was not marked down\n" + relay1.Describe());
         Assert.That(relay2.MailLog(), Does.Not.Contain("sasl_username="), "a 535 is no reason to use the standby");

@@ -26,6 +26,13 @@ public static class SessionReplies
     public static readonly SmtpReply ForbiddenByte = new(500, "5.5.2", "Error: bare <CR> or NUL byte in command");
     public static readonly SmtpReply HeloNeedsArgument = new(501, "5.5.4", "Syntax: EHLO hostname");
 
+    /// <summary>
+    /// A refusal given in place of the greeting. RFC 5321 (4.2, 4.3.2) allows only 421 (try later) and 554 there, so a
+    /// relay pool's 451 4.4.1 or 454 4.7.0 keeps its enhanced code and text but takes the greeting's code for its class.
+    /// </summary>
+    public static SmtpReply AsGreeting(SmtpReply refusal) =>
+        refusal.Code is 421 or 554 ? refusal : new(refusal.IsTransientFailure ? 421 : 554, refusal.EnhancedCode, refusal.Lines);
+
     public static SmtpReply LineTooLong(int limit) => new(500, "5.5.2", $"Error: command line longer than {limit} bytes");
 
     public static SmtpReply UnknownCommand(string verb) =>

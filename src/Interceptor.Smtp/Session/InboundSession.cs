@@ -87,8 +87,9 @@ public sealed class InboundSession : IAsyncDisposable
         {
             if (await _upstream.EnsureAsync(token) is { } refusal)
             {
-                // The upstream refused us before the greeting: the client sees it where a direct connection would.
-                await client.WriteAsync(refusal, token);
+                // The upstream refused us before the greeting: the client sees it where a direct connection would,
+                // with a code a greeting may have.
+                await client.WriteAsync(SessionReplies.AsGreeting(refusal), token);
                 return;
             }
 

@@ -101,6 +101,19 @@ public class UpstreamFailureTests
     }
 
     [Test]
+    public async Task An_upstream_refusal_before_the_greeting_reaches_the_client_with_a_code_a_greeting_may_have()
+    {
+        // A relay pool answers "451 4.4.1 no relay available" or "454 4.7.0 ... login" here; RFC 5321 allows 421 or 554.
+        await using var upstream = new ScriptedUpstream(new UpstreamScript { Greeting = "450 4.3.2 mx.upstream.test busy" });
+        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint);
+
+        var greeting = await relay.Client.ReadReplyAsync();
+
+        Assert.That(greeting.Text, Is.EqualTo("421 4.3.2 mx.upstream.test busy"));
+        Assert.That(await relay.Client.IsClosedAsync(), Is.True);
+    }
+
+    [Test]
     public async Task Upstream_dropping_right_after_the_final_dot_gives_451_never_250()
     {
         await using var upstream = new ScriptedUpstream(new UpstreamScript { Drop = UpstreamDrop.AfterFinalDot });

@@ -1129,8 +1129,6 @@ def main():
             bench.phase_log_cost()
         if args.starttls_count > 0:
             bench.phase_starttls()
-        self.source("bench", SINK, 2 * a.warmup, a.sessions)
-
         if args.scan:
             bench.phase_scan()
         bench.phase_flood()

@@ -25,22 +25,11 @@ public interface ITxtLookup
 /// </summary>
 public sealed class DnsTxtLookup : ITxtLookup
 {
-    public static readonly TimeSpan Timeout = Smtp.Pool.DnsblChecker.Timeout;
-    public const int Retries = Smtp.Pool.DnsblChecker.Retries;
-
     private readonly LookupClient _client;
 
     public DnsTxtLookup(IPEndPoint? server)
     {
-        var options = server is null ? new LookupClientOptions() : new LookupClientOptions(server);
-        options.Timeout = Timeout;
-        options.Retries = Retries;
-        // An admin fixing a record checks again at once: a cached answer would show the old state.
-        options.UseCache = false;
-        options.ThrowDnsErrors = false;
-        options.ContinueOnDnsError = false;
-        options.ContinueOnEmptyResponse = false;
-        _client = new LookupClient(options);
+        _client = Smtp.Pool.DnsblChecker.BoundedClient(server);
     }
 
     public async Task<TxtAnswer> TxtAsync(string name, CancellationToken cancellationToken)

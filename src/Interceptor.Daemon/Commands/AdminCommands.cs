@@ -82,6 +82,7 @@ public static class AdminCommands
         ControlVerbs.Release or ControlVerbs.Delete => HoldRendering.Change(Read<HoldChangeData>(data)),
         ControlVerbs.Relays => AdminRendering.Relays(Read<RelaysData>(data)),
         ControlVerbs.Relay or ControlVerbs.Host => AdminRendering.RelayChange(Read<RelayChangeData>(data)),
+        ControlVerbs.Domains => DomainsRendering.Domains(Read<DomainsData>(data)),
         _ => throw new ArgumentOutOfRangeException(nameof(verb), verb, "not an admin verb"),
     };
 

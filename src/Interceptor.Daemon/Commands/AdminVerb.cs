@@ -20,10 +20,11 @@ public sealed class AdminVerb(
     Option<int?>? limit = null,
     Argument<string?>? idWord = null,
     Argument<string?>? actionWord = null,
-    Argument<string?>? relayWord = null)
+    Argument<string?>? relayWord = null,
+    Option<bool>? check = null)
 {
     /// <summary>The command with the words and options its request has fields for (the others are not declared).</summary>
-    public Command Command { get; } = Declare(new Command(verb, description), actionWord, relayWord, userWord, idWord, user, reason, since, limit);
+    public Command Command { get; } = Declare(new Command(verb, description), actionWord, relayWord, userWord, idWord, user, reason, since, limit, check);
 
     /// <summary>The request the parsed command line asks for; check it with <see cref="ControlRequest.Validate"/>.</summary>
     public ControlRequest RequestOf(ParseResult result)
@@ -39,6 +40,7 @@ public sealed class AdminVerb(
             Id = Value<string?>(result, "ID"),
             Action = Value<string?>(result, "ACTION"),
             Relay = Value<string?>(result, "NAME"),
+            Check = Value<bool>(result, "--check") ? true : null,
         };
     }
 
@@ -78,6 +80,11 @@ public sealed class AdminVerb(
         new(ControlVerbs.Relays, "the relay pool: each relay's role, state, messages of the last hour, last DNSBL result"),
         new(ControlVerbs.Relay, "burn a relay (out of rotation, a standby promoted) or restore it", reason: PoolReason(), actionWord: ActionWord(), relayWord: RelayWord()),
         new(ControlVerbs.Host, "Auto mode: burn the host's own address (mail goes through the pool) or restore it", reason: PoolReason(), actionWord: ActionWord()),
+        new(
+            ControlVerbs.Domains,
+            "each user's mail domains (Domains.Source); with --check their DKIM, SPF and DMARC records",
+            user: new Option<string?>("--user") { HelpName = "USER", Description = "only this user's domains (a name or a numeric uid)" },
+            check: new Option<bool>("--check") { Description = "look up each domain's DKIM key, SPF and DMARC records (every lookup bounded)" }),
     ];
 
     private static Option<string?> HeldUser(string what) => new("--user") { HelpName = "USER", Description = $"{what} (a name or a numeric uid)" };

@@ -167,7 +167,8 @@ public static class RunCommand
             return 3;
         }
 
-        var identity = MailIdentitySetup.Stages(options, ReloadingDomainMap.For(options.Domains, loggers.CreateLogger("domains")), loggers, alert);
+        var domainMap = ReloadingDomainMap.For(options.Domains, loggers.CreateLogger("domains"));
+        var identity = MailIdentitySetup.Stages(options, domainMap, loggers, alert);
         using var holds = new HoldStore(holdDirectory, time, options.Relay.HeloName, options.Trace.IncludeProcess);
         await using var listener = new InterceptListener(
             options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution(),
@@ -186,6 +187,7 @@ public static class RunCommand
             Holds = holds,
             Releaser = releaser,
             Pool = pool,
+            DomainMap = domainMap,
         };
         await using var control = new ControlServer(context, loggers.CreateLogger("control"));
         // Started before the listener accepts and the store is pruned: what happens before an exporter listens is not counted.

@@ -31,4 +31,7 @@ public sealed record AdminContext(
     public Hold.HoldReleaser? Releaser { get; init; }
     /// <summary>The relay pool (issue 15); null when Relay.Smarthosts is empty.</summary>
     public Pool.DaemonPool? Pool { get; init; }
+
+    /// <summary>Which user owns which domain (issue 17): `domains` lists and checks them.</summary>
+    public Core.Domains.IDomainMapSource? DomainMap { get; init; }
 }

@@ -54,6 +54,7 @@ public sealed class AdminService(AdminContext context, ILogger logger)
                     await new HoldAdmin(context, logger, text => Resolve(text, suspendedToo: true)).HandleAsync(request, peer, cancellationToken),
                 ControlVerbs.Relays => _relays.Relays(),
                 ControlVerbs.Relay or ControlVerbs.Host => await _relays.ChangeAsync(request, peer, CancellationToken.None),
+                ControlVerbs.Domains => await new DomainsAdmin(context, ResolveUser).HandleAsync(request, cancellationToken),
                 _ => throw new System.Diagnostics.UnreachableException($"verb {request.Verb} passed validation"),
             };
             return ControlResponse.Success(request.Verb, data);

@@ -19,8 +19,9 @@ public static class ControlVerbs
     public const string Relays = "relays";
     public const string Relay = "relay";
     public const string Host = "host";
+    public const string Domains = "domains";
 
-    public static readonly IReadOnlyList<string> All = [Status, Users, Log, Block, Unblock, Limits, Held, Release, Delete, Relays, Relay, Host];
+    public static readonly IReadOnlyList<string> All = [Status, Users, Log, Block, Unblock, Limits, Held, Release, Delete, Relays, Relay, Host, Domains];
 }
 
 /// <summary>
@@ -79,6 +80,9 @@ public sealed record ControlRequest
 
     /// <summary>`relay`: the relay's name (Relay.Smarthosts[].Name).</summary>
     public string? Relay { get; init; }
+
+    /// <summary>`domains`: add each domain's DNS report (DKIM, SPF, DMARC).</summary>
+    public bool? Check { get; init; }
 
     /// <summary>Reads and checks a request line.</summary>
     /// <exception cref="ControlException">badRequest, saying what is wrong.</exception>
@@ -140,6 +144,11 @@ public sealed record ControlRequest
         }
 
         ValidateHold();
+        if (Check is not null && Verb != ControlVerbs.Domains)
+        {
+            throw Bad($"{Verb} takes no --check");
+        }
+
         if (Since is not null)
         {
             if (Verb is not (ControlVerbs.Users or ControlVerbs.Log or ControlVerbs.Held))

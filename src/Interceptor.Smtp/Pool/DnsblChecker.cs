@@ -28,15 +28,24 @@ public sealed partial class DnsblChecker
         ArgumentNullException.ThrowIfNull(logger);
         _zones = zones;
         _logger = logger;
+        _client = BoundedClient(server);
+    }
+
+    /// <summary>
+    /// A resolver client whose every lookup is bounded (<see cref="Timeout"/>, <see cref="Retries"/>), uncached and
+    /// answering errors instead of throwing them; the domains report (issue 17) asks the same resolver the same way.
+    /// </summary>
+    public static LookupClient BoundedClient(IPEndPoint? server)
+    {
         var options = server is null ? new LookupClientOptions() : new LookupClientOptions(server);
         options.Timeout = Timeout;
         options.Retries = Retries;
-        // A cached answer would hide a delisting (or a new listing) for its TTL; checks are hourly anyway.
+        // A cached answer would hide a delisting (or a fixed record) for its TTL; checks are hourly or asked for anyway.
         options.UseCache = false;
         options.ThrowDnsErrors = false;
         options.ContinueOnDnsError = false;
         options.ContinueOnEmptyResponse = false;
-        _client = new LookupClient(options);
+        return new LookupClient(options);
     }
 
     /// <summary>Parses Burn.DnsServer ("", "address" or "address:port").</summary>

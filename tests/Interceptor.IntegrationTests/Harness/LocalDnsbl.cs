@@ -26,7 +26,10 @@ public sealed class LocalDnsbl : IAsyncDisposable
     /// <param name="records">query name (without the zone) → the A record it answers, e.g. "10.2.0.192" → "127.0.0.2".</param>
     /// <param name="txtRecords">full name → TXT text (split into strings of 250 at most here; no commas, which separate them), e.g. DKIM keys (issue 17).</param>
     /// <param name="ns">Run inside this network namespace (where the daemon under test looks it up); null: here.</param>
-    public static async Task<LocalDnsbl> StartAsync(string zone, IReadOnlyDictionary<string, string> records, IReadOnlyDictionary<string, string>? txtRecords = null, NetworkNamespace? ns = null)
+    /// <param name="forward">domain → "address#port" it is forwarded to (dnsmasq --server), e.g. a server that never answers.</param>
+    public static async Task<LocalDnsbl> StartAsync(
+        string zone, IReadOnlyDictionary<string, string> records, IReadOnlyDictionary<string, string>? txtRecords = null, NetworkNamespace? ns = null,
+        IReadOnlyDictionary<string, string>? forward = null)
     {
         var dnsmasq = Requirements.Which("dnsmasq") ?? throw new InvalidOperationException("dnsmasq not found (package dnsmasq-base)");
         var port = FreeUdpPort();
@@ -39,6 +42,7 @@ public sealed class LocalDnsbl : IAsyncDisposable
         ];
         arguments.AddRange(records.Select(r => $"--host-record={r.Key}.{zone},{r.Value}"));
         arguments.AddRange((txtRecords ?? new Dictionary<string, string>()).Select(r => $"--txt-record={r.Key}," + string.Join(',', r.Value.Chunk(250).Select(c => new string(c)))));
+        arguments.AddRange((forward ?? new Dictionary<string, string>()).Select(f => $"--server=/{f.Key}/{f.Value}"));
         var process = ns is null ? BackgroundProcess.Start("dnsmasq", dnsmasq, arguments) : ns.StartBackground("dnsmasq", dnsmasq, arguments);
         var server = new LocalDnsbl(process, new IPEndPoint(IPAddress.Loopback, port));
         if (await process.WaitForLineAsync(l => l.Contains("started", StringComparison.Ordinal), TimeSpan.FromSeconds(10)) is null)

@@ -73,6 +73,8 @@ public sealed class CommandLineDefinitionTests
             Assert.That(Parsed("block", "alice", "--reason", "spam").Request, Is.EqualTo(new ControlRequest { Verb = "block", User = "alice", Reason = "spam" }));
             Assert.That(Parsed("block", "--reason", "@home -x", "alice").Request!.Reason, Is.EqualTo("@home -x"), "no response files, no option look-alikes");
             Assert.That(Parsed("unblock", "alice", "--config", "/c.json").Request, Is.EqualTo(new ControlRequest { Verb = "unblock", User = "alice" }));
+            Assert.That(Parsed("domains").Request, Is.EqualTo(new ControlRequest { Verb = "domains" }));
+            Assert.That(Parsed("domains", "--check", "--user", "alice", "--json").Request, Is.EqualTo(new ControlRequest { Verb = "domains", User = "alice", Check = true }));
             Assert.That(Parsed("limits").Request, Is.EqualTo(new ControlRequest { Verb = "limits" }));
             Assert.That(Parsed("limits", "alice", "--json").Request, Is.EqualTo(new ControlRequest { Verb = "limits", User = "alice" }));
         });

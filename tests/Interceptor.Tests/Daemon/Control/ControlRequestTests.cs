@@ -26,6 +26,8 @@ public sealed class ControlRequestTests
     [TestCase("""{"verb":"block","user":"alice","reason":"spam wave (ticket 42)"}""")]
     [TestCase("""{"verb":"unblock","user":"alice"}""")]
     [TestCase("""{"verb":"users","since":"2d","limit":10000}""")]
+    [TestCase("""{"verb":"domains"}""")]
+    [TestCase("""{"verb":"domains","user":"alice","check":true}""")]
     public void Valid_requests_parse(string json)
     {
         Assert.That(() => Parse(json), Throws.Nothing);
@@ -48,6 +50,10 @@ public sealed class ControlRequestTests
     [TestCase("""{"verb":"log","limit":0}""", "--limit: 0 is not between 1 and 10000")]
     [TestCase("""{"verb":"log","limit":10001}""", "--limit: 10001 is not between 1 and 10000")]
     [TestCase("""{"verb":"log","user":"a\nb"}""", "the user must be a name or a numeric uid")]
+    [TestCase("""{"verb":"status","check":true}""", "status takes no --check")]
+    [TestCase("""{"verb":"domains","since":"1h"}""", "domains takes no --since")]
+    [TestCase("""{"verb":"domains","limit":5}""", "domains takes no --limit")]
+    [TestCase("""{"verb":"domains","reason":"x"}""", "domains takes no reason")]
     public void Invalid_requests_say_what_is_wrong(string json, string expected)
     {
         Assert.That(ParseError(json), Does.Contain(expected));

@@ -122,6 +122,10 @@ public sealed partial class BootedPackageTests
             }
         });
         Step($"tables: {string.Join(", ", tables.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(t => t.Trim()))}; config {configLine.Trim()}; exempt_uids {exempt.Trim()} (root, smtp-interceptor, postfix = {ids.Trim()})");
+        // Issue 18: postinst creates the STARTTLS CA on first install; its key is the daemon's user's alone.
+        var ca = await Container.CheckedAsync("stat -c '%a %U' /etc/smtp-interceptor/client-ca/smtp-interceptor-client-ca.key; grep -c 'BEGIN CERTIFICATE' /etc/smtp-interceptor/client-ca/smtp-interceptor-client-ca.crt");
+        Assert.That(ca, Does.StartWith("600 smtp-interceptor\n1"), "the CA made by postinst: key mode and owner, then one certificate\n" + ca);
+        Step($"client CA created by postinst: key {ca.Split('\n')[0]}");
     }
 
     [Test]

@@ -169,7 +169,7 @@ public static class RunCommand
 
         var domainMap = ReloadingDomainMap.For(options.Domains, loggers.CreateLogger("domains"));
         var identity = MailIdentitySetup.Stages(options, domainMap, loggers, alert);
-        using var holds = new HoldStore(holdDirectory, time, options.Relay.HeloName, options.Trace.IncludeProcess);
+        using var holds = new HoldStore(holdDirectory, time, options.Relay.HeloName, options.Trace.IncludeProcess) { MinFreeBytes = options.State.MinFree.Bytes };
         await using var listener = new InterceptListener(
             options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution(),
             ListenerPipeline.For(options, suspensions, holds, identity, loggers.CreateLogger("session")),

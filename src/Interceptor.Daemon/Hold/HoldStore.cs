@@ -24,6 +24,17 @@ public sealed class HoldStore(string directory, TimeProvider time, string hostNa
 
     public string Directory => directory;
 
+    /// <summary>
+    /// <c>State.MinFreeBytes</c>: a message is not held when keeping it would leave less free on the hold directory's
+    /// filesystem. Held messages are not counted by the quotas (until released), so without this floor a user whose mail
+    /// is held (Suspension.Action=Hold, or spam crafted for the hold band) could fill the disk; the client gets 451 instead
+    /// and keeps the message. 0: no floor.
+    /// </summary>
+    public long MinFreeBytes { get; init; }
+
+    /// <summary>Free bytes on the filesystem of a directory (a fake in tests).</summary>
+    public Func<string, long> FreeSpace { get; init; } = path => new DriveInfo(path).AvailableFreeSpace;
+
     public async ValueTask<string> HoldAsync(MessageContext message, IMessageSpool spool, string stage, StageFinding finding, CancellationToken token)
     {
         ArgumentNullException.ThrowIfNull(message);
@@ -33,6 +44,11 @@ public sealed class HoldStore(string directory, TimeProvider time, string hostNa
         if (!HoldId.IsValid(id))
         {
             throw new InvalidOperationException($"transaction id \"{id}\" is not a hold id");
+        }
+
+        if (MinFreeBytes > 0 && FreeSpace(directory) - spool.Length < MinFreeBytes)
+        {
+            throw new IOException($"holding {spool.Length} bytes would leave less than State.MinFreeBytes ({MinFreeBytes}) free under {directory}");
         }
 
         try

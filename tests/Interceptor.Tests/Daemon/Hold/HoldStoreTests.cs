@@ -45,6 +45,31 @@ public sealed class HoldStoreTests
     }
 
     [Test]
+    public async Task A_message_that_would_leave_less_than_State_MinFreeBytes_free_is_not_held_and_nothing_is_written()
+    {
+        // Held messages are not counted by quotas: the free-space floor is what keeps a held user from filling the disk.
+        using var floor = new HoldStore(_directory, new ManualClock(Now), "web1.example", includeProcess: false, _disk)
+        {
+            MinFreeBytes = 1000,
+            FreeSpace = _ => 1000 + HoldSamples.Body.Length - 1,
+        };
+
+        var refused = Assert.ThrowsAsync<IOException>(async () =>
+            await floor.HoldAsync(HoldSamples.Message(), new BytesSpool(HoldSamples.Body), "scan", new StageFinding("x"), CancellationToken.None));
+
+        Assert.That(refused!.Message, Does.Contain("State.MinFreeBytes (1000)"));
+        Assert.That(_disk.Operations, Is.Empty);
+
+        using var justEnough = new HoldStore(_directory, new ManualClock(Now), "web1.example", includeProcess: false, _disk)
+        {
+            MinFreeBytes = 1000,
+            FreeSpace = _ => 1000 + HoldSamples.Body.Length,
+        };
+        var id = await justEnough.HoldAsync(HoldSamples.Message(), new BytesSpool(HoldSamples.Body), "scan", new StageFinding("x"), CancellationToken.None);
+        Assert.That(_disk.Operations, Does.Contain($"write+fsync {id}.eml"));
+    }
+
+    [Test]
     public async Task The_message_file_is_what_the_upstream_would_have_got_trace_header_once_then_the_client_bytes()
     {
         var message = HoldSamples.Message();

@@ -55,7 +55,9 @@ class Reader:
         self.buf = b""
 
     def reply(self):
-        """Reads one (possibly multi-line) reply; returns its code."""
+        """Reads one (possibly multi-line) reply; returns its code and last line. Every line of it stays in self.lines
+        (an EHLO reply's extensions, for tlsclient.py)."""
+        self.lines = []
         while True:
             while b"\r\n" not in self.buf:
                 chunk = self.sock.recv(65536)
@@ -65,6 +67,7 @@ class Reader:
             line, _, self.buf = self.buf.partition(b"\r\n")
             if len(line) < 3 or not line[:3].isdigit():
                 raise ConnectionError("malformed reply %r" % line[:80])
+            self.lines.append(line)
             if len(line) == 3 or line[3:4] == b" ":
                 return int(line[:3]), line.decode("latin-1")
 

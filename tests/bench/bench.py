@@ -28,6 +28,10 @@ Phases, in order:
      C  an exempt user through a private Postfix relay to the same sink (end to end: counted at the sink);
      msg/s of a path = all its messages / all its rounds' seconds; CPU per message from /proc/PID/stat;
   4. latency rounds A' and B (latency.py, one message per connection at a modest rate, same namespace);
+  4b. the TLS pair (issue 19, tls_pair.py): A_tls, a client that uses STARTTLS when offered, straight to a Postfix
+     MX offering STARTTLS, and B_tls, the same client through the daemon (plain hop, upstream STARTTLS reused), on
+     the warm daemon of 3; msg/s, CPU per message of the host and of the MX, handshakes per message
+     (--only-tls: this phase alone, after a warm-up);
   5. optionally B again with the daemon's log to /dev/null (per-transaction logging cost);
   5b. STARTTLS on the intercepted hop (issue 18): a daemon with ClientTls.Mode Mint (its CA made by
      `client-ca create`), the customer user with latency.py once plain and once with --starttls: the added

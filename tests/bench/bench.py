@@ -28,6 +28,10 @@ Phases, in order:
      C  an exempt user through a private Postfix relay to the same sink (end to end: counted at the sink);
      msg/s of a path = all its messages / all its rounds' seconds; CPU per message from /proc/PID/stat;
   4. latency rounds A' and B (latency.py, one message per connection at a modest rate, same namespace);
+  4b. the TLS pair (issue 19, tls_pair.py): A_tls, a client that uses STARTTLS when offered, straight to a Postfix
+     MX offering STARTTLS, and B_tls, the same client through the daemon (plain hop, upstream STARTTLS reused), on
+     the warm daemon of 3; msg/s, CPU per message of the host and of the MX, handshakes per message
+     (--only-tls: this phase alone, after a warm-up);
   5. optionally B again with the daemon's log to /dev/null (per-transaction logging cost);
   5b. STARTTLS on the intercepted hop (issue 18): a daemon with ClientTls.Mode Mint (its CA made by
      `client-ca create`), the customer user with latency.py once plain and once with --starttls: the added
@@ -57,7 +61,11 @@ import threading
 import time
 from datetime import datetime, timezone
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the script's directory out
+import tls_pair  # noqa: E402  (the A_tls/B_tls pair, issue 19)
+
 SINK = "127.0.0.2:25"     # the MX everyone sends to (smtp-sink)
+IDLE_TARGET = 10000   # concurrent idle sessions the daemon must hold (issue 19)
 DEFAULT_MESSAGES_PER_HOUR = 200   # Limits.Default.MessagesPerHour of a default install (README)
 RELAY = "127.0.0.3:25"    # the private Postfix of path C
 Y_MX = "127.0.0.4:25"     # Y's own provider in the flood test (a second smtp-sink): X floods another MX
@@ -141,6 +149,19 @@ def children_cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
+def postfix_instance(queue, data):
+    """The main.cf lines that make a private Postfix instance: its own queue and data, Debian's programs."""
+    return """compatibility_level = 3.6
+queue_directory = {queue}
+data_directory = {data}
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+shlib_directory = /usr/lib/postfix
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop""".format(queue=queue, data=data)
+
+
 class Sink:
     """One smtp-sink in a namespace; -c makes it print running counters ("sess=N quit=N mesg=N\r"),
     read back as the end-to-end delivery count."""
@@ -199,6 +220,7 @@ class Bench:
         self.spamd = None
         self.daemon_log_path = None
         self.haproxy = None
+        self.tls_mxs = []
         self.postfix_dir = os.path.join(self.work, "postfix")
         self.results = {}
         self.config_dropped = []
@@ -252,15 +274,7 @@ class Bench:
         with open(os.path.join(etc, "main.cf"), "w") as f:
             f.write("""# A private relay-only Postfix for the benchmark: own config, queue and log, in the bench's
 # network namespace only; the host's mail system is never touched.
-compatibility_level = 3.6
-queue_directory = {queue}
-data_directory = {data}
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-shlib_directory = /usr/lib/postfix
-meta_directory = /etc/postfix
-mail_owner = postfix
-setgid_group = postdrop
+{instance}
 myhostname = relay.bench.invalid
 mydomain = bench.invalid
 myorigin = $myhostname
@@ -282,7 +296,7 @@ smtpd_banner = $myhostname ESMTP
 maillog_file = {maillog}
 maillog_file_prefixes = {dir}
 biff = no
-""".format(queue=queue, data=data, maillog=os.path.join(d, "maillog"), dir=d))
+""".format(instance=postfix_instance(queue, data), maillog=os.path.join(d, "maillog"), dir=d))
         with open(os.path.join(etc, "master.cf"), "w") as f:
             f.write("""# service type private unpriv chroot wakeup maxproc command (no chroot: a private test instance)
 127.0.0.3:25 inet n - n - - smtpd
@@ -350,7 +364,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             # listens where LISTEN says (and --compare-daemon compares like with like).
             "Listen": {"Port": int(LISTEN.rsplit(":", 1)[1])},
             "Interception": {"ExemptUsers": [self.users["exempt"][0], "root", "postfix"]},
-            "Relay": {"PermittedLocalDestinations": [SINK, Y_MX], "HeloName": "interceptor.bench.invalid"},
+            "Relay": {"PermittedLocalDestinations": [SINK, Y_MX, tls_pair.TLS_MX], "HeloName": "interceptor.bench.invalid"},
             "Smtp": {"IdleTimeoutSeconds": 900, "SessionTimeoutSeconds": 3600},
             "State": {"Directory": os.path.join(self.work, "state-" + tag)},
             "Control": {"SocketPath": os.path.join(self.work, tag + ".sock")},
@@ -778,15 +792,42 @@ backend sink
                 runs[label].append(run)
         self.results["compare"] = runs
 
+    def header(self, started, wall, what):
+        """The results block's first lines: when, what was run, on which host."""
+        a = self.a
+        return ["=" * 100,
+                "smtp-interceptor benchmark — %s — %s" % (started.strftime("%Y-%m-%d %H:%M UTC"), what),
+                "host: %d CPUs, kernel %s, %s, %s build; load average at start %s; measuring took %.0f s" % (
+                    os.cpu_count(), os.uname().release, a.dotnet, a.build_config, a.load, wall)]
+
+    @staticmethod
+    def print_targets(out, targets):
+        """One line per (name, figure, met); met None: a figure shown for information, with no target."""
+        for name, value, ok in targets:
+            out("  %-50s %-36s %s" % (name, value, "no target" if ok is None else "met" if ok else "MISSED"))
+
+    def report_tls_only(self, started, wall):
+        """--only-tls: the pair's lines and its targets."""
+        lines = self.header(started, wall, "the TLS pair only (tests/bench/run --tls-only)")
+        out = lines.append
+        out("daemon: %s; config: defaults (ClientTls.Mode Off, Relay.ReuseConnections true)%s" % (
+            self.a.daemon, "; this build lacks " + ", ".join(self.config_dropped) if self.config_dropped else ""))
+        out("-" * 100)
+        for line in tls_pair.report_lines(self.results, 66):
+            out(line)
+        out("-" * 100)
+        out("targets:")
+        self.print_targets(out, tls_pair.target_rows(self.results))
+        out("=" * 100)
+        print("\n".join(lines), flush=True)
+        with open(os.path.join(self.work, "results.json"), "w") as f:
+            json.dump(self.results, f)
+
     def report_compare(self, started, wall):
         a = self.a
         runs = self.results["compare"]
-        lines = []
+        lines = self.header(started, wall, "B compared between two daemons (tests/bench/run --compare-daemon)")
         out = lines.append
-        out("=" * 100)
-        out("smtp-interceptor benchmark — %s — B compared between two daemons (tests/bench/run --compare-daemon)" % started.strftime("%Y-%m-%d %H:%M UTC"))
-        out("host: %d CPUs, kernel %s, %s, %s build; load average at start %s; measuring took %.0f s" % (
-            os.cpu_count(), os.uname().release, a.dotnet, a.build_config, a.load, wall))
         for label, dll in (("base", a.compare_daemon), ("new", a.daemon)):
             dropped = self.results["compare_dropped"].get(label)
             out("%-4s: %s%s" % (label, dll, "; this build lacks " + ", ".join(dropped) if dropped else ""))
@@ -911,13 +952,8 @@ backend sink
     def report(self, started, wall):
         r = self.results
         a = self.a
-        lines = []
+        lines = self.header(started, wall, "%s run (tests/bench/run%s)" % (a.mode, " --smoke" if a.mode == "smoke" else ""))
         out = lines.append
-        when = started.strftime("%Y-%m-%d %H:%M UTC")
-        out("=" * 100)
-        out("smtp-interceptor benchmark — %s — %s run (tests/bench/run%s)" % (when, a.mode, " --smoke" if a.mode == "smoke" else ""))
-        out("host: %d CPUs, kernel %s, %s, %s build; load average at start %s; measuring took %.0f s" % (
-            os.cpu_count(), os.uname().release, a.dotnet, a.build_config, a.load, wall))
         out("daemon: %s; config: defaults, but limits raised for the throughput user and the second flooder%s" % (
             a.daemon, "; this build lacks " + ", ".join(self.config_dropped) if self.config_dropped else ""))
         out("-" * 100)
@@ -988,6 +1024,8 @@ backend sink
             rh / ra, r["haproxy"]["version"], r["haproxy"]["connections"], r["haproxy"]["rss_kb"] / 1024))
         out("  CPU per message, all processes of a path: A %.0f µs, B %.0f µs, H %.0f µs, C %.0f µs -> B/A %.2f, B/H %.2f, B/C %.2f by CPU cost" % (
             cost_a, cost_b, cost_h, cost_c, cost_a / cost_b, cost_h / cost_b, cost_c / cost_b))
+        for line in tls_pair.report_lines(r, w):
+            out(line)
 
         lat = r["latency"]
         sa, sb = lat["samples"]["A"], lat["samples"]["B"]
@@ -1039,23 +1077,28 @@ backend sink
         lookup_last = r["lookup"][-1]
         medians = [s["lookup_median_us"] for s in r["lookup"]]
         flat = max(medians) <= 2 * min(medians) + 2
+        idle_ok = i["requested"] >= IDLE_TARGET and i["open"] == i["requested"] and i["failures"] == 0 and rss_idle_mb <= 200
+        added_p50 = percentile(lat["samples"]["B"], 50) - percentile(lat["samples"]["A"], 50)
+        # Issue 19's targets first, then the earlier issues' that still stand.
         targets = [
-            ("B/A throughput ≥ 0.5", "%.2f" % (rb / ra), rb / ra >= 0.5),
+            ("B/H ≥ 1.0 (throughput)", "%.2f" % (rb / rh), rb / rh >= 1.0),
+            ("B/H ≥ 1.0 (CPU per message, all processes)", "%.2f (H %.0f µs / B %.0f µs)" % (cost_h / cost_b, cost_h, cost_b), cost_b <= cost_h),
+            ("Y p99 flooded ≤ 2× alone (X default limits)", "%.2f×" % ratios["x"], ratios["x"] <= 2),
+            ("Y p99 flooded ≤ 3× alone (X's limits all raised)", "%.2f×" % ratios["xbig"], ratios["xbig"] <= 3),
+            ("%s idle sessions: no failure, RSS ≤ 200 MB" % format(IDLE_TARGET, ","),
+             "%.1f MB, %d of %d open, %d failed" % (rss_idle_mb, i["open"], i["requested"], i["failures"]), idle_ok),
+        ] + tls_pair.target_rows(r) + [
+            ("added latency p50 ≤ 1.5 ms", "%+.2f ms" % added_p50, added_p50 <= 1.5),
             ("B/C throughput ≥ 4", "%.2f" % (rb / rc), rb / rc >= 4),
             ("owner lookup median ≤ 20 µs at %d conns" % lookup_last["unrelated_connections"], "%.1f µs" % lookup_last["lookup_median_us"], lookup_last["lookup_median_us"] <= 20),
             ("owner lookup p99 ≤ 100 µs at %d conns" % lookup_last["unrelated_connections"], "%.1f µs" % lookup_last["lookup_p99_us"], lookup_last["lookup_p99_us"] <= 100),
             ("owner lookup flat as sockets grow", "medians " + " / ".join("%.1f" % m for m in medians) + " µs", flat),
-            ("RSS with %d idle sessions ≤ 200 MB" % a.idle, "%.1f MB (%d open)" % (rss_idle_mb, i["open"]), rss_idle_mb <= 200),
-            ("Y p99 flooded ≤ 2× alone (X default limits)", "%.2f×" % ratios["x"], ratios["x"] <= 2),
             ("Y failures = 0", "alone %d, flooded %d + %d" % (al["failures"], f["floods"]["x"]["y"]["failures"], f["floods"]["xbig"]["y"]["failures"]),
              al["failures"] + f["floods"]["x"]["y"]["failures"] + f["floods"]["xbig"]["y"]["failures"] == 0),
         ]
         out("targets%s:" % (" (smoke run: too short to judge; shown for the format only)" if a.mode == "smoke" else ""))
-        for name, value, ok in targets:
-            out("  %-50s %-28s %s" % (name, value, "met" if ok else "MISSED"))
-        # Not a target: with every limit of X raised by the admin, X may use the whole host, and Y competes with it for
-        # the CPU; the default limits (20 connections, then suspension on a refusal burst) are what isolates users.
-        out("  %-50s %-28s %s" % ("(info) Y p99 flooded, X's limits all raised", "%.2f×" % ratios["xbig"], "no target"))
+        # B/A ≥ 0.5 was retired by issue 19: no relay reaches it on this rig (HAProxy's H/A was 0.48); H is the reference now.
+        self.print_targets(out, targets + [("(info) B/A throughput (≥ 0.5 retired by issue 19)", "%.2f" % (rb / ra), None)])
         out("=" * 100)
         print("\n".join(lines), flush=True)
         with open(os.path.join(self.work, "results.json"), "w") as f:
@@ -1101,6 +1144,8 @@ def main():
     p.add_argument("--flood-sessions", type=int, default=100)
     p.add_argument("--flood-ramp", type=float, default=3)
     p.add_argument("--idle", type=int, default=1000)
+    tls_pair.add_arguments(p)
+    p.add_argument("--only-tls", action="store_true", help="only the TLS pair (A_tls, B_tls) on a warmed daemon")
     p.add_argument("--compare-daemon", help="path of a base smtp-interceptor.dll: measure only B, alternating with --daemon")
     args = p.parse_args()
     # Y keeps the default limits and sends y_count messages in each of the three flood phases, all in one
@@ -1119,12 +1164,21 @@ def main():
             bench.phase_compare()
             bench.report_compare(started, time.monotonic() - t0)
             return 0
+        if args.only_tls:
+            bench.start_sinks()
+            bench.start_daemon(tag="daemon-tls-pair")
+            bench.warm_up_daemon()
+            tls_pair.phase_tls(bench, sys.modules[__name__])
+            bench.report_tls_only(started, time.monotonic() - t0)
+            return 0
         bench.phase_lookup()
         bench.start_sinks()
         bench.start_postfix()
         bench.start_daemon()
         bench.phase_throughput()
         bench.phase_latency()
+        if args.tls_messages > 0:
+            tls_pair.phase_tls(bench, sys.modules[__name__])
         if args.log_compare:
             bench.phase_log_cost()
         if args.starttls_count > 0:
@@ -1146,6 +1200,8 @@ def main():
         bench.stop_daemon()
         bench.stop_spamd()
         bench.stop_postfix()
+        for mx in bench.tls_mxs:
+            mx.stop()
         for sink in bench.sinks:
             sink.stop()
 

@@ -31,14 +31,15 @@ Phases, in order:
   4b. the TLS pair (issue 19, tls_pair.py): A_tls, a client that uses STARTTLS when offered, straight to a Postfix
      MX offering STARTTLS, and B_tls, the same client through the daemon (plain hop, upstream STARTTLS reused), on
      the warm daemon of 3; msg/s, CPU per message of the host and of the MX, handshakes per message
-     (--only-tls: this phase alone, after a warm-up);
+     (`--only tls`, or `tests/bench/run --tls-only`: this phase alone, after a warm-up);
   5. optionally B again with the daemon's log to /dev/null (per-transaction logging cost);
   5b. STARTTLS on the intercepted hop (issue 18): a daemon with ClientTls.Mode Mint (its CA made by
      `client-ca create`), the customer user with latency.py once plain and once with --starttls: the added
      latency at a modest rate, and msg/s of --starttls-streams back-to-back clients (one message per connection,
      so every message pays a handshake; certificates come from the daemon's cache after the first);
-  6. flood isolation: Y at 1 msg/s to its own MX alone, then while X floods another MX with 100
-     parallel sessions, once at the default limits and once with X's limits raised (quotas and connections);
+  6. flood isolation: Y (200 messages at 5 msg/s, a user of its own for each measurement) to its own MX alone,
+     then while X floods another MX with 100 parallel sessions, once at the default limits and once with X's
+     limits raised (quotas and connections); `-- --only flood` runs this phase alone on a warmed-up daemon;
   7. one client port reused towards a second MX (what makes Y fail, see portreuse.py);
   8. a fresh daemon holding 1,000 idle sessions: its RSS.
 
@@ -93,6 +94,12 @@ def percentile(values, p):
     ordered = sorted(values)
     rank = max(1, -(-len(ordered) * p // 100))
     return ordered[int(rank) - 1]
+
+
+def p99_source(res):
+    """Which sample a latency run's p99 is: "sample 198 of 200 (not the maximum)", or says that it is the maximum."""
+    n, rank = res["samples"], res["p99_rank"]
+    return "sample %d of %d, %s" % (rank, n, "not the maximum" if rank < n else "THE MAXIMUM: too few samples")
 
 
 def proc_cpu_ticks(pid, children=False):
@@ -807,7 +814,7 @@ backend sink
             out("  %-50s %-36s %s" % (name, value, "no target" if ok is None else "met" if ok else "MISSED"))
 
     def report_tls_only(self, started, wall):
-        """--only-tls: the pair's lines and its targets."""
+        """--only tls: the pair's lines and its targets."""
         lines = self.header(started, wall, "the TLS pair only (tests/bench/run --tls-only)")
         out = lines.append
         out("daemon: %s; config: defaults (ClientTls.Mode Off, Relay.ReuseConnections true)%s" % (
@@ -857,20 +864,34 @@ backend sink
         with open(os.path.join(self.work, "results.json"), "w") as f:
             json.dump(self.results, f)
 
+    # One Y user per measurement (alone, X at the default limits, X raised), each at the default limits: every one sends
+    # --y-count messages, so none of them goes past the default hourly quota that a second measurement would add to.
+    Y_ROLES = {"alone": "y", "x": "yx", "xbig": "yxbig"}
+
     def phase_flood(self):
         """Y's latency alone, then while X floods: once with X at the default limits (what a compromised
         account is on a default install: its refusals get it suspended within a second, and the kernel
         refuses the rest), once with X's quotas and connection limit raised so that its flood is relayed
-        for as long as it lasts (a high-volume customer gone bad)."""
+        for as long as it lasts (a high-volume customer gone bad). Each Y sends --y-count messages at
+        --y-rate msg/s (200 at 5/s: p99 by nearest rank is the 198th of 200, not the maximum)."""
         a = self.a
         log("flood isolation: Y alone, %d messages at %g msg/s to its own MX %s" % (a.y_count, a.y_rate, Y_MX))
-        alone = self.latency("y", Y_MX, a.y_count, a.y_rate, "y-alone")
-        log("  Y alone: p50 %.1f ms, p99 %.1f ms, failures %d" % (alone["p50_ms"] or -1, alone["p99_ms"] or -1, alone["failures"]))
+        alone = self.y_latency("alone", "y-alone")
         floods = {}
         for role, label in (("x", "X at the default limits"), ("xbig", "X with its limits raised")):
             floods[role] = self.flooded(role, label)
         self.results["flood"] = {"alone": alone, "floods": floods}
         self.results["rss_after_flood_kb"] = proc_status_kb(self.daemon.pid, "VmHWM")
+
+    def y_latency(self, measurement, label):
+        """Y's messages for one measurement, with where its p99 comes from: p99_rank (nearest rank) of samples."""
+        a = self.a
+        res = self.latency(self.Y_ROLES[measurement], Y_MX, a.y_count, a.y_rate, label)
+        res["samples"] = len(res["samples_ms"])
+        res["p99_rank"] = max(1, -(-res["samples"] * 99 // 100)) if res["samples"] else 0
+        log("  Y %s: p50 %.1f ms, p99 %.1f ms (%s), max %.1f ms, failures %d, %.0f s" % (
+            measurement, res["p50_ms"] or -1, res["p99_ms"] or -1, p99_source(res), res["max_ms"] or -1, res["failures"], res["wall_s"]))
+        return res
 
     def flooded(self, role, label):
         a = self.a
@@ -891,7 +912,7 @@ backend sink
             sink0, d_cpu0, t0 = self.sink.count(), proc_cpu_ticks(self.daemon.pid), time.monotonic()
             with open(flood_log) as f:
                 restarts0 = f.read().count("restart")
-            y = self.latency("y", Y_MX, a.y_count, a.y_rate, "y-" + role)
+            y = self.y_latency(role, "y-" + role)
             elapsed = time.monotonic() - t0
             sink1, d_cpu1 = self.sink.count(), proc_cpu_ticks(self.daemon.pid)
             with open(flood_log) as f:
@@ -902,10 +923,36 @@ backend sink
             except ProcessLookupError:
                 pass
             flood.wait()
-        log("  Y: p50 %.1f ms, p99 %.1f ms, failures %d" % (y["p50_ms"] or -1, y["p99_ms"] or -1, y["failures"]))
         time.sleep(2)  # let the flood's last sessions finish
         return {"label": label, "y": y, "x_rate": (sink1 - sink0) / elapsed, "x_refused_per_s": restarts / elapsed,
                 "daemon_cpu_share": (d_cpu1 - d_cpu0) / TICK / elapsed}
+
+    def flood_lines(self):
+        """The flood phase's result lines, with how many samples each p99 is from (report() may print these as they are)."""
+        a, f = self.a, self.results["flood"]
+        al = f["alone"]
+        lines = ["flood isolation: each Y (its own user, default limits) sends %d messages at %g msg/s to its own MX %s, alone and while X floods %s with %d parallel sessions" % (
+            a.y_count, a.y_rate, Y_MX, SINK, a.flood_sessions)]
+        lines.append("  Y alone                             : p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  failures %d   (p99: %s)" % (
+            al["p50_ms"] or -1, al["p99_ms"] or -1, al["max_ms"] or -1, al["failures"], p99_source(al)))
+        for role in ("x", "xbig"):
+            fl = f["floods"][role]
+            y = fl["y"]
+            ratio = (y["p99_ms"] / al["p99_ms"]) if al["p99_ms"] and y["p99_ms"] else float("nan")
+            lines.append("  Y during flood by %-17s: p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  failures %d  p99 ×%.2f   (p99: %s; X relayed %.0f msg/s, X sessions ended by a refusal %.0f/s, daemon CPU %.0f%% of a core)" % (
+                "X, default limits" if role == "x" else "X, limits raised", y["p50_ms"] or -1, y["p99_ms"] or -1, y["max_ms"] or -1, y["failures"], ratio,
+                p99_source(y), fl["x_rate"], fl["x_refused_per_s"], 100 * fl["daemon_cpu_share"]))
+        return lines
+
+    def report_flood(self, started, wall):
+        """--only flood: the flood phase's lines alone."""
+        a = self.a
+        lines = ["=" * 100,
+                 "smtp-interceptor benchmark, flood phase only (--only flood), %s UTC, %.0f s, load %s, %s" % (
+                     started.strftime("%Y-%m-%d %H:%M"), wall, a.load, a.dotnet)]
+        lines += self.flood_lines()
+        lines.append("=" * 100)
+        print("\n".join(lines), flush=True)
 
     def phase_port_reuse(self):
         """Why Y can fail: one client port reused towards another MX (see portreuse.py)."""
@@ -1053,17 +1100,12 @@ backend sink
 
         f = r["flood"]
         al = f["alone"]
-        out("flood isolation: Y sends %g msg/s to its own MX %s, %d messages, alone and while X floods %s with %d parallel sessions" % (
-            a.y_rate, Y_MX, a.y_count, SINK, a.flood_sessions))
-        out("  Y alone                             : p50 %6.2f ms  p99 %6.2f ms  failures %d" % (al["p50_ms"] or -1, al["p99_ms"] or -1, al["failures"]))
+        for line in self.flood_lines():
+            out(line)
         ratios = {}
         for role in ("x", "xbig"):
-            fl = f["floods"][role]
-            y = fl["y"]
+            y = f["floods"][role]["y"]
             ratios[role] = (y["p99_ms"] / al["p99_ms"]) if al["p99_ms"] and y["p99_ms"] else float("nan")
-            out("  Y during flood by %-17s: p50 %6.2f ms  p99 %6.2f ms  failures %d  p99 ×%.2f   (X relayed %.0f msg/s, X sessions ended by a refusal %.0f/s, daemon CPU %.0f%% of a core)" % (
-                "X, default limits" if role == "x" else "X, limits raised", y["p50_ms"] or -1, y["p99_ms"] or -1, y["failures"], ratios[role],
-                fl["x_rate"], fl["x_refused_per_s"], 100 * fl["daemon_cpu_share"]))
         for label, res in [("alone", al)] + [(f["floods"][k]["label"], f["floods"][k]["y"]) for k in ("x", "xbig")]:
             if res["errors"]:
                 out("  Y's first errors (%s): %s" % (label, "; ".join(res["errors"][:2])))
@@ -1139,21 +1181,20 @@ def main():
     p.add_argument("--scan-messages", type=int, default=500, help="messages per scanning round (spamd is slow)")
     p.add_argument("--scan-latency-count", type=int, default=50)
     p.add_argument("--scan-latency-rate", type=float, default=5)
-    p.add_argument("--y-count", type=int, default=45)
-    p.add_argument("--y-rate", type=float, default=1)
+    p.add_argument("--y-count", type=int, default=200, help="messages of each Y (one user per flood measurement, default limits)")
+    p.add_argument("--y-rate", type=float, default=5)
     p.add_argument("--flood-sessions", type=int, default=100)
     p.add_argument("--flood-ramp", type=float, default=3)
     p.add_argument("--idle", type=int, default=1000)
     tls_pair.add_arguments(p)
-    p.add_argument("--only-tls", action="store_true", help="only the TLS pair (A_tls, B_tls) on a warmed daemon")
+    p.add_argument("--only", choices=["flood", "tls"],
+                   help="only this phase, on a fresh daemon warmed up as for B; prints its lines (tls: the pair A_tls, B_tls)")
     p.add_argument("--compare-daemon", help="path of a base smtp-interceptor.dll: measure only B, alternating with --daemon")
     args = p.parse_args()
-    # Y keeps the default limits and sends y_count messages in each of the three flood phases, all in one
-    # daemon: past the default hourly quota (200) its later messages would be refused and counted as failures.
-    if 3 * args.y_count > DEFAULT_MESSAGES_PER_HOUR:
-        p.error("--y-count %d: Y would send %d messages in the three flood phases, over the default hourly quota "
-                "of %d that Y keeps (at most %d)" % (args.y_count, 3 * args.y_count, DEFAULT_MESSAGES_PER_HOUR,
-                                                     DEFAULT_MESSAGES_PER_HOUR // 3))
+    # Each Y keeps the default limits and sends y_count messages in its one measurement: past the default hourly quota
+    # (200) its later messages would be refused and counted as failures.
+    if args.y_count > DEFAULT_MESSAGES_PER_HOUR:
+        p.error("--y-count %d: over the default hourly quota of %d that each Y keeps" % (args.y_count, DEFAULT_MESSAGES_PER_HOUR))
 
     bench = Bench(args)
     started = datetime.now(timezone.utc)
@@ -1164,12 +1205,20 @@ def main():
             bench.phase_compare()
             bench.report_compare(started, time.monotonic() - t0)
             return 0
-        if args.only_tls:
+        if args.only == "tls":
             bench.start_sinks()
             bench.start_daemon(tag="daemon-tls-pair")
             bench.warm_up_daemon()
             tls_pair.phase_tls(bench, sys.modules[__name__])
             bench.report_tls_only(started, time.monotonic() - t0)
+            return 0
+        if args.only == "flood":
+            bench.start_sinks()
+            bench.start_daemon()
+            log("warm-up: B in chunks of %d messages (as before the throughput rounds)" % args.warmup)
+            bench.warm_up_daemon()
+            bench.phase_flood()
+            bench.report_flood(started, time.monotonic() - t0)
             return 0
         bench.phase_lookup()
         bench.start_sinks()

@@ -71,6 +71,11 @@ internal sealed class BatchWriter : IAsyncDisposable
     private readonly Lock _deferredGate = new();
     private readonly TimeSpan _deferredDelay;
     private readonly ITimer _deferredTimer;
+
+    // Set after every write into the queue (and on close); the writer thread blocks on it. Not Task.Wait on the channel's
+    // WaitToReadAsync: that spins with sched_yield (~25–50 calls) before it blocks, and the channel completes its
+    // waiter through a thread-pool item first — a yield storm and an extra hop for every batch (perf trace -s).
+    private readonly ManualResetEventSlim _queued = new(false, spinCount: 0);
     private bool _writerIdle;
     private bool _closed;
     private StoreUnavailableException? _broken;
@@ -128,6 +133,7 @@ internal sealed class BatchWriter : IAsyncDisposable
             }
         }
 
+        _queued.Set();
         return await op.Task;
     }
 
@@ -173,7 +179,10 @@ internal sealed class BatchWriter : IAsyncDisposable
         if (!_deferred.IsEmpty)
         {
             // A full queue means the writer is busy and will drain the deferred writes with its next batch anyway.
-            _queue.Writer.TryWrite(WakeOp.Instance);
+            if (_queue.Writer.TryWrite(WakeOp.Instance))
+            {
+                _queued.Set();
+            }
         }
     }
 
@@ -181,16 +190,17 @@ internal sealed class BatchWriter : IAsyncDisposable
     {
         // Completing the channel lets the thread drain what is queued, then exit.
         _queue.Writer.TryComplete();
+        _queued.Set();
         await _stopped.Task;
         await _deferredTimer.DisposeAsync();
+        _queued.Dispose();
     }
 
     private void Run()
     {
         try
         {
-            // Blocking on the channel is fine here: this thread exists only to write.
-            Task<bool>? waiting = null;
+            // Blocking is fine here: this thread exists only to write.
             while (true)
             {
                 bool deferredWaiting;
@@ -200,20 +210,28 @@ internal sealed class BatchWriter : IAsyncDisposable
                     _writerIdle = !deferredWaiting;
                 }
 
-                waiting ??= _queue.Reader.WaitToReadAsync().AsTask();
-                if (deferredWaiting && !waiting.Wait(_deferredDelay))
+                // Reset before looking, so that a write queued after the look sets it again and is not slept through.
+                _queued.Reset();
+                if (!_queue.Reader.TryPeek(out _))
                 {
-                    // Nothing else came within the delay: the deferred writes go on their own.
-                    CommitDeferredAlone();
+                    if (_queue.Reader.Completion.IsCompleted)
+                    {
+                        break;
+                    }
+
+                    if (deferredWaiting && !_queued.Wait(_deferredDelay))
+                    {
+                        // Nothing else came within the delay: the deferred writes go on their own.
+                        CommitDeferredAlone();
+                    }
+                    else if (!deferredWaiting)
+                    {
+                        _queued.Wait();
+                    }
+
                     continue;
                 }
 
-                if (!waiting.GetAwaiter().GetResult())
-                {
-                    break;
-                }
-
-                waiting = null;
                 lock (_deferredGate)
                 {
                     _writerIdle = false;

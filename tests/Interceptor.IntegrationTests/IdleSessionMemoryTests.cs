@@ -17,7 +17,7 @@ public sealed class IdleSessionMemoryTests
     /// <summary>
     /// The bound on the daemon's RSS growth per idle session, measured after 200 warm-up sessions (JIT, thread pool and
     /// pools in place). Before issue 19 a session held its client's 16 KiB and its upstream's 8 KiB line buffers for
-    /// its whole life: 1,000 sessions grew the RSS by ~48 KB each (`tests/bench/run --only idle -- --idle 1000`), of
+    /// its whole life: 1,000 sessions grew the RSS by ~48 KB each (`tests/bench/run --idle-only -- --idle 1000`), of
     /// which ~12 KB is what a session is without buffers (9,348 sessions: 62.8 → 170.1 MB). Measured here without
     /// them: 18.5 KB with 1,000 sessions, the rest being the GC's slack (garbage of the burst not yet collected, a few
     /// MB whatever the count), which is what varies from run to run. 2,000 sessions halve that share; the bound is

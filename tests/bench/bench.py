@@ -28,16 +28,21 @@ Phases, in order:
      C  an exempt user through a private Postfix relay to the same sink (end to end: counted at the sink);
      msg/s of a path = all its messages / all its rounds' seconds; CPU per message from /proc/PID/stat;
   4. latency rounds A' and B (latency.py, one message per connection at a modest rate, same namespace);
+  4b. the TLS pair (issue 19, tls_pair.py): A_tls, a client that uses STARTTLS when offered, straight to a Postfix
+     MX offering STARTTLS, and B_tls, the same client through the daemon (plain hop, upstream STARTTLS reused), on
+     the warm daemon of 3; msg/s, CPU per message of the host and of the MX, handshakes per message
+     (`--only tls`, or `tests/bench/run --tls-only`: this phase alone, after a warm-up);
   5. optionally B again with the daemon's log to /dev/null (per-transaction logging cost);
   5b. STARTTLS on the intercepted hop (issue 18): a daemon with ClientTls.Mode Mint (its CA made by
      `client-ca create`), the customer user with latency.py once plain and once with --starttls: the added
      latency at a modest rate, and msg/s of --starttls-streams back-to-back clients (one message per connection,
      so every message pays a handshake; certificates come from the daemon's cache after the first);
-  6. flood isolation: Y at 1 msg/s to its own MX alone, then while X floods another MX with 100
-     parallel sessions, once at the default limits and once with X's limits raised (quotas and connections);
+  6. flood isolation: Y (200 messages at 5 msg/s, a user of its own for each measurement) to its own MX alone,
+     then while X floods another MX with 100 parallel sessions, once at the default limits and once with X's
+     limits raised (quotas and connections); `-- --only flood` runs this phase alone on a warmed-up daemon;
   7. one client port reused towards a second MX (what makes Y fail, see portreuse.py);
   8. a fresh daemon holding --idle (10,000) idle sessions: its RSS, bytes per session, descriptors
-     (--only idle runs this phase alone).
+     (--only idle, or tests/bench/run --idle-only, runs this phase alone).
 
 With --compare-daemon OTHER.dll only B is measured, for two builds (--daemon is "new", OTHER "base"), in
 alternating rounds base, new, base, new, ... (--rounds of each); every round starts its daemon afresh, warms it
@@ -58,7 +63,11 @@ import threading
 import time
 from datetime import datetime, timezone
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the script's directory out
+import tls_pair  # noqa: E402  (the A_tls/B_tls pair, issue 19)
+
 SINK = "127.0.0.2:25"     # the MX everyone sends to (smtp-sink)
+IDLE_TARGET = 10000   # concurrent idle sessions the daemon must hold (issue 19)
 DEFAULT_MESSAGES_PER_HOUR = 200   # Limits.Default.MessagesPerHour of a default install (README)
 RELAY = "127.0.0.3:25"    # the private Postfix of path C
 Y_MX = "127.0.0.4:25"     # Y's own provider in the flood test (a second smtp-sink): X floods another MX
@@ -86,6 +95,12 @@ def percentile(values, p):
     ordered = sorted(values)
     rank = max(1, -(-len(ordered) * p // 100))
     return ordered[int(rank) - 1]
+
+
+def p99_source(res):
+    """Which sample a latency run's p99 is: "sample 198 of 200 (not the maximum)", or says that it is the maximum."""
+    n, rank = res["samples"], res["p99_rank"]
+    return "sample %d of %d, %s" % (rank, n, "not the maximum" if rank < n else "THE MAXIMUM: too few samples")
 
 
 def proc_cpu_ticks(pid, children=False):
@@ -140,6 +155,19 @@ def prune(node):
 def children_cpu_seconds():
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def postfix_instance(queue, data):
+    """The main.cf lines that make a private Postfix instance: its own queue and data, Debian's programs."""
+    return """compatibility_level = 3.6
+queue_directory = {queue}
+data_directory = {data}
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+shlib_directory = /usr/lib/postfix
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop""".format(queue=queue, data=data)
 
 
 class Sink:
@@ -200,6 +228,7 @@ class Bench:
         self.spamd = None
         self.daemon_log_path = None
         self.haproxy = None
+        self.tls_mxs = []
         self.postfix_dir = os.path.join(self.work, "postfix")
         self.results = {}
         self.config_dropped = []
@@ -254,15 +283,7 @@ class Bench:
         with open(os.path.join(etc, "main.cf"), "w") as f:
             f.write("""# A private relay-only Postfix for the benchmark: own config, queue and log, in the bench's
 # network namespace only; the host's mail system is never touched.
-compatibility_level = 3.6
-queue_directory = {queue}
-data_directory = {data}
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-shlib_directory = /usr/lib/postfix
-meta_directory = /etc/postfix
-mail_owner = postfix
-setgid_group = postdrop
+{instance}
 myhostname = relay.bench.invalid
 mydomain = bench.invalid
 myorigin = $myhostname
@@ -284,7 +305,7 @@ smtpd_banner = $myhostname ESMTP
 maillog_file = {maillog}
 maillog_file_prefixes = {dir}
 biff = no
-""".format(queue=queue, data=data, maillog=os.path.join(d, "maillog"), dir=d))
+""".format(instance=postfix_instance(queue, data), maillog=os.path.join(d, "maillog"), dir=d))
         with open(os.path.join(etc, "master.cf"), "w") as f:
             f.write("""# service type private unpriv chroot wakeup maxproc command (no chroot: a private test instance)
 127.0.0.3:25 inet n - n - - smtpd
@@ -352,7 +373,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             # listens where LISTEN says (and --compare-daemon compares like with like).
             "Listen": {"Port": int(LISTEN.rsplit(":", 1)[1])},
             "Interception": {"ExemptUsers": [self.users["exempt"][0], "root", "postfix"]},
-            "Relay": {"PermittedLocalDestinations": [SINK, Y_MX], "HeloName": "interceptor.bench.invalid"},
+            "Relay": {"PermittedLocalDestinations": [SINK, Y_MX, tls_pair.TLS_MX], "HeloName": "interceptor.bench.invalid"},
             "Smtp": {"IdleTimeoutSeconds": 900, "SessionTimeoutSeconds": 3600},
             "State": {"Directory": os.path.join(self.work, "state-" + tag)},
             "Control": {"SocketPath": os.path.join(self.work, tag + ".sock")},
@@ -780,15 +801,42 @@ backend sink
                 runs[label].append(run)
         self.results["compare"] = runs
 
+    def header(self, started, wall, what):
+        """The results block's first lines: when, what was run, on which host."""
+        a = self.a
+        return ["=" * 100,
+                "smtp-interceptor benchmark — %s — %s" % (started.strftime("%Y-%m-%d %H:%M UTC"), what),
+                "host: %d CPUs, kernel %s, %s, %s build; load average at start %s; measuring took %.0f s" % (
+                    os.cpu_count(), os.uname().release, a.dotnet, a.build_config, a.load, wall)]
+
+    @staticmethod
+    def print_targets(out, targets):
+        """One line per (name, figure, met); met None: a figure shown for information, with no target."""
+        for name, value, ok in targets:
+            out("  %-50s %-36s %s" % (name, value, "no target" if ok is None else "met" if ok else "MISSED"))
+
+    def report_tls_only(self, started, wall):
+        """--only tls: the pair's lines and its targets."""
+        lines = self.header(started, wall, "the TLS pair only (tests/bench/run --tls-only)")
+        out = lines.append
+        out("daemon: %s; config: defaults (ClientTls.Mode Off, Relay.ReuseConnections true)%s" % (
+            self.a.daemon, "; this build lacks " + ", ".join(self.config_dropped) if self.config_dropped else ""))
+        out("-" * 100)
+        for line in tls_pair.report_lines(self.results, 66):
+            out(line)
+        out("-" * 100)
+        out("targets:")
+        self.print_targets(out, tls_pair.target_rows(self.results))
+        out("=" * 100)
+        print("\n".join(lines), flush=True)
+        with open(os.path.join(self.work, "results.json"), "w") as f:
+            json.dump(self.results, f)
+
     def report_compare(self, started, wall):
         a = self.a
         runs = self.results["compare"]
-        lines = []
+        lines = self.header(started, wall, "B compared between two daemons (tests/bench/run --compare-daemon)")
         out = lines.append
-        out("=" * 100)
-        out("smtp-interceptor benchmark — %s — B compared between two daemons (tests/bench/run --compare-daemon)" % started.strftime("%Y-%m-%d %H:%M UTC"))
-        out("host: %d CPUs, kernel %s, %s, %s build; load average at start %s; measuring took %.0f s" % (
-            os.cpu_count(), os.uname().release, a.dotnet, a.build_config, a.load, wall))
         for label, dll in (("base", a.compare_daemon), ("new", a.daemon)):
             dropped = self.results["compare_dropped"].get(label)
             out("%-4s: %s%s" % (label, dll, "; this build lacks " + ", ".join(dropped) if dropped else ""))
@@ -818,20 +866,34 @@ backend sink
         with open(os.path.join(self.work, "results.json"), "w") as f:
             json.dump(self.results, f)
 
+    # One Y user per measurement (alone, X at the default limits, X raised), each at the default limits: every one sends
+    # --y-count messages, so none of them goes past the default hourly quota that a second measurement would add to.
+    Y_ROLES = {"alone": "y", "x": "yx", "xbig": "yxbig"}
+
     def phase_flood(self):
         """Y's latency alone, then while X floods: once with X at the default limits (what a compromised
         account is on a default install: its refusals get it suspended within a second, and the kernel
         refuses the rest), once with X's quotas and connection limit raised so that its flood is relayed
-        for as long as it lasts (a high-volume customer gone bad)."""
+        for as long as it lasts (a high-volume customer gone bad). Each Y sends --y-count messages at
+        --y-rate msg/s (200 at 5/s: p99 by nearest rank is the 198th of 200, not the maximum)."""
         a = self.a
         log("flood isolation: Y alone, %d messages at %g msg/s to its own MX %s" % (a.y_count, a.y_rate, Y_MX))
-        alone = self.latency("y", Y_MX, a.y_count, a.y_rate, "y-alone")
-        log("  Y alone: p50 %.1f ms, p99 %.1f ms, failures %d" % (alone["p50_ms"] or -1, alone["p99_ms"] or -1, alone["failures"]))
+        alone = self.y_latency("alone", "y-alone")
         floods = {}
         for role, label in (("x", "X at the default limits"), ("xbig", "X with its limits raised")):
             floods[role] = self.flooded(role, label)
         self.results["flood"] = {"alone": alone, "floods": floods}
         self.results["rss_after_flood_kb"] = proc_status_kb(self.daemon.pid, "VmHWM")
+
+    def y_latency(self, measurement, label):
+        """Y's messages for one measurement, with where its p99 comes from: p99_rank (nearest rank) of samples."""
+        a = self.a
+        res = self.latency(self.Y_ROLES[measurement], Y_MX, a.y_count, a.y_rate, label)
+        res["samples"] = len(res["samples_ms"])
+        res["p99_rank"] = max(1, -(-res["samples"] * 99 // 100)) if res["samples"] else 0
+        log("  Y %s: p50 %.1f ms, p99 %.1f ms (%s), max %.1f ms, failures %d, %.0f s" % (
+            measurement, res["p50_ms"] or -1, res["p99_ms"] or -1, p99_source(res), res["max_ms"] or -1, res["failures"], res["wall_s"]))
+        return res
 
     def flooded(self, role, label):
         a = self.a
@@ -852,7 +914,7 @@ backend sink
             sink0, d_cpu0, t0 = self.sink.count(), proc_cpu_ticks(self.daemon.pid), time.monotonic()
             with open(flood_log) as f:
                 restarts0 = f.read().count("restart")
-            y = self.latency("y", Y_MX, a.y_count, a.y_rate, "y-" + role)
+            y = self.y_latency(role, "y-" + role)
             elapsed = time.monotonic() - t0
             sink1, d_cpu1 = self.sink.count(), proc_cpu_ticks(self.daemon.pid)
             with open(flood_log) as f:
@@ -863,10 +925,36 @@ backend sink
             except ProcessLookupError:
                 pass
             flood.wait()
-        log("  Y: p50 %.1f ms, p99 %.1f ms, failures %d" % (y["p50_ms"] or -1, y["p99_ms"] or -1, y["failures"]))
         time.sleep(2)  # let the flood's last sessions finish
         return {"label": label, "y": y, "x_rate": (sink1 - sink0) / elapsed, "x_refused_per_s": restarts / elapsed,
                 "daemon_cpu_share": (d_cpu1 - d_cpu0) / TICK / elapsed}
+
+    def flood_lines(self):
+        """The flood phase's result lines, with how many samples each p99 is from (report() may print these as they are)."""
+        a, f = self.a, self.results["flood"]
+        al = f["alone"]
+        lines = ["flood isolation: each Y (its own user, default limits) sends %d messages at %g msg/s to its own MX %s, alone and while X floods %s with %d parallel sessions" % (
+            a.y_count, a.y_rate, Y_MX, SINK, a.flood_sessions)]
+        lines.append("  Y alone                             : p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  failures %d   (p99: %s)" % (
+            al["p50_ms"] or -1, al["p99_ms"] or -1, al["max_ms"] or -1, al["failures"], p99_source(al)))
+        for role in ("x", "xbig"):
+            fl = f["floods"][role]
+            y = fl["y"]
+            ratio = (y["p99_ms"] / al["p99_ms"]) if al["p99_ms"] and y["p99_ms"] else float("nan")
+            lines.append("  Y during flood by %-17s: p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  failures %d  p99 ×%.2f   (p99: %s; X relayed %.0f msg/s, X sessions ended by a refusal %.0f/s, daemon CPU %.0f%% of a core)" % (
+                "X, default limits" if role == "x" else "X, limits raised", y["p50_ms"] or -1, y["p99_ms"] or -1, y["max_ms"] or -1, y["failures"], ratio,
+                p99_source(y), fl["x_rate"], fl["x_refused_per_s"], 100 * fl["daemon_cpu_share"]))
+        return lines
+
+    def report_flood(self, started, wall):
+        """--only flood: the flood phase's lines alone."""
+        a = self.a
+        lines = ["=" * 100,
+                 "smtp-interceptor benchmark, flood phase only (--only flood), %s UTC, %.0f s, load %s, %s" % (
+                     started.strftime("%Y-%m-%d %H:%M"), wall, a.load, a.dotnet)]
+        lines += self.flood_lines()
+        lines.append("=" * 100)
+        print("\n".join(lines), flush=True)
 
     def phase_port_reuse(self):
         """Why Y can fail: one client port reused towards another MX (see portreuse.py)."""
@@ -924,7 +1012,7 @@ backend sink
         ok = i["failures"] == 0 and i["open"] == i["requested"] and i["hwm_kb"] <= 200 * 1024
         print("\n".join([
             "=" * 100,
-            "smtp-interceptor benchmark — %s — idle phase only (tests/bench/run --only idle); load average at start %s; %.0f s" % (
+            "smtp-interceptor benchmark — %s — idle phase only (tests/bench/run --idle-only); load average at start %s; %.0f s" % (
                 started.strftime("%Y-%m-%d %H:%M UTC"), self.a.load, wall),
             "idle sessions: %d of %d open through the daemon (%d failed, opened in %.1f s, daemon fds %d): RSS %.1f MB, peak %.1f MB (%.1f MB before): %s bytes per session" % (
                 i["open"], i["requested"], i["failures"], i["open_s"], i["daemon_fds"], i["rss_kb"] / 1024, i["hwm_kb"] / 1024,
@@ -940,13 +1028,8 @@ backend sink
     def report(self, started, wall):
         r = self.results
         a = self.a
-        lines = []
+        lines = self.header(started, wall, "%s run (tests/bench/run%s)" % (a.mode, " --smoke" if a.mode == "smoke" else ""))
         out = lines.append
-        when = started.strftime("%Y-%m-%d %H:%M UTC")
-        out("=" * 100)
-        out("smtp-interceptor benchmark — %s — %s run (tests/bench/run%s)" % (when, a.mode, " --smoke" if a.mode == "smoke" else ""))
-        out("host: %d CPUs, kernel %s, %s, %s build; load average at start %s; measuring took %.0f s" % (
-            os.cpu_count(), os.uname().release, a.dotnet, a.build_config, a.load, wall))
         out("daemon: %s; config: defaults, but limits raised for the throughput user and the second flooder%s" % (
             a.daemon, "; this build lacks " + ", ".join(self.config_dropped) if self.config_dropped else ""))
         out("-" * 100)
@@ -1017,6 +1100,8 @@ backend sink
             rh / ra, r["haproxy"]["version"], r["haproxy"]["connections"], r["haproxy"]["rss_kb"] / 1024))
         out("  CPU per message, all processes of a path: A %.0f µs, B %.0f µs, H %.0f µs, C %.0f µs -> B/A %.2f, B/H %.2f, B/C %.2f by CPU cost" % (
             cost_a, cost_b, cost_h, cost_c, cost_a / cost_b, cost_h / cost_b, cost_c / cost_b))
+        for line in tls_pair.report_lines(r, w):
+            out(line)
 
         lat = r["latency"]
         sa, sb = lat["samples"]["A"], lat["samples"]["B"]
@@ -1044,17 +1129,12 @@ backend sink
 
         f = r["flood"]
         al = f["alone"]
-        out("flood isolation: Y sends %g msg/s to its own MX %s, %d messages, alone and while X floods %s with %d parallel sessions" % (
-            a.y_rate, Y_MX, a.y_count, SINK, a.flood_sessions))
-        out("  Y alone                             : p50 %6.2f ms  p99 %6.2f ms  failures %d" % (al["p50_ms"] or -1, al["p99_ms"] or -1, al["failures"]))
+        for line in self.flood_lines():
+            out(line)
         ratios = {}
         for role in ("x", "xbig"):
-            fl = f["floods"][role]
-            y = fl["y"]
+            y = f["floods"][role]["y"]
             ratios[role] = (y["p99_ms"] / al["p99_ms"]) if al["p99_ms"] and y["p99_ms"] else float("nan")
-            out("  Y during flood by %-17s: p50 %6.2f ms  p99 %6.2f ms  failures %d  p99 ×%.2f   (X relayed %.0f msg/s, X sessions ended by a refusal %.0f/s, daemon CPU %.0f%% of a core)" % (
-                "X, default limits" if role == "x" else "X, limits raised", y["p50_ms"] or -1, y["p99_ms"] or -1, y["failures"], ratios[role],
-                fl["x_rate"], fl["x_refused_per_s"], 100 * fl["daemon_cpu_share"]))
         for label, res in [("alone", al)] + [(f["floods"][k]["label"], f["floods"][k]["y"]) for k in ("x", "xbig")]:
             if res["errors"]:
                 out("  Y's first errors (%s): %s" % (label, "; ".join(res["errors"][:2])))
@@ -1068,23 +1148,28 @@ backend sink
         lookup_last = r["lookup"][-1]
         medians = [s["lookup_median_us"] for s in r["lookup"]]
         flat = max(medians) <= 2 * min(medians) + 2
+        idle_ok = i["requested"] >= IDLE_TARGET and i["open"] == i["requested"] and i["failures"] == 0 and rss_idle_mb <= 200
+        added_p50 = percentile(lat["samples"]["B"], 50) - percentile(lat["samples"]["A"], 50)
+        # Issue 19's targets first, then the earlier issues' that still stand.
         targets = [
-            ("B/A throughput ≥ 0.5", "%.2f" % (rb / ra), rb / ra >= 0.5),
+            ("B/H ≥ 1.0 (throughput)", "%.2f" % (rb / rh), rb / rh >= 1.0),
+            ("B/H ≥ 1.0 (CPU per message, all processes)", "%.2f (H %.0f µs / B %.0f µs)" % (cost_h / cost_b, cost_h, cost_b), cost_b <= cost_h),
+            ("Y p99 flooded ≤ 2× alone (X default limits)", "%.2f×" % ratios["x"], ratios["x"] <= 2),
+            ("Y p99 flooded ≤ 3× alone (X's limits all raised)", "%.2f×" % ratios["xbig"], ratios["xbig"] <= 3),
+            ("%s idle sessions: no failure, RSS ≤ 200 MB" % format(IDLE_TARGET, ","),
+             "%.1f MB, %d of %d open, %d failed" % (rss_idle_mb, i["open"], i["requested"], i["failures"]), idle_ok),
+        ] + tls_pair.target_rows(r) + [
+            ("added latency p50 ≤ 1.5 ms", "%+.2f ms" % added_p50, added_p50 <= 1.5),
             ("B/C throughput ≥ 4", "%.2f" % (rb / rc), rb / rc >= 4),
             ("owner lookup median ≤ 20 µs at %d conns" % lookup_last["unrelated_connections"], "%.1f µs" % lookup_last["lookup_median_us"], lookup_last["lookup_median_us"] <= 20),
             ("owner lookup p99 ≤ 100 µs at %d conns" % lookup_last["unrelated_connections"], "%.1f µs" % lookup_last["lookup_p99_us"], lookup_last["lookup_p99_us"] <= 100),
             ("owner lookup flat as sockets grow", "medians " + " / ".join("%.1f" % m for m in medians) + " µs", flat),
-            ("RSS with %d idle sessions ≤ 200 MB" % a.idle, "%.1f MB (%d open)" % (rss_idle_mb, i["open"]), rss_idle_mb <= 200),
-            ("Y p99 flooded ≤ 2× alone (X default limits)", "%.2f×" % ratios["x"], ratios["x"] <= 2),
             ("Y failures = 0", "alone %d, flooded %d + %d" % (al["failures"], f["floods"]["x"]["y"]["failures"], f["floods"]["xbig"]["y"]["failures"]),
              al["failures"] + f["floods"]["x"]["y"]["failures"] + f["floods"]["xbig"]["y"]["failures"] == 0),
         ]
         out("targets%s:" % (" (smoke run: too short to judge; shown for the format only)" if a.mode == "smoke" else ""))
-        for name, value, ok in targets:
-            out("  %-50s %-28s %s" % (name, value, "met" if ok else "MISSED"))
-        # Not a target: with every limit of X raised by the admin, X may use the whole host, and Y competes with it for
-        # the CPU; the default limits (20 connections, then suspension on a refusal burst) are what isolates users.
-        out("  %-50s %-28s %s" % ("(info) Y p99 flooded, X's limits all raised", "%.2f×" % ratios["xbig"], "no target"))
+        # B/A ≥ 0.5 was retired by issue 19: no relay reaches it on this rig (HAProxy's H/A was 0.48); H is the reference now.
+        self.print_targets(out, targets + [("(info) B/A throughput (≥ 0.5 retired by issue 19)", "%.2f" % (rb / ra), None)])
         out("=" * 100)
         print("\n".join(lines), flush=True)
         with open(os.path.join(self.work, "results.json"), "w") as f:
@@ -1125,21 +1210,22 @@ def main():
     p.add_argument("--scan-messages", type=int, default=500, help="messages per scanning round (spamd is slow)")
     p.add_argument("--scan-latency-count", type=int, default=50)
     p.add_argument("--scan-latency-rate", type=float, default=5)
-    p.add_argument("--y-count", type=int, default=45)
-    p.add_argument("--y-rate", type=float, default=1)
+    p.add_argument("--y-count", type=int, default=200, help="messages of each Y (one user per flood measurement, default limits)")
+    p.add_argument("--y-rate", type=float, default=5)
     p.add_argument("--flood-sessions", type=int, default=100)
     p.add_argument("--flood-ramp", type=float, default=3)
     p.add_argument("--idle", type=int, default=10000, help="idle sessions held through the daemon (issue 19: 10,000)")
     p.add_argument("--idle-hold", type=float, default=0, help="keep the idle sessions this long after measuring (for a heap snapshot)")
-    p.add_argument("--only", choices=["idle"], help="run this phase alone (with the sinks it needs), and report it")
+    tls_pair.add_arguments(p)
+    p.add_argument("--only", choices=["flood", "tls", "idle"],
+                   help="only this phase and its lines; flood and tls on a fresh daemon warmed up as for B (tls: the pair "
+                        "A_tls, B_tls), idle on a fresh daemon at its defaults (tests/bench/run --idle-only)")
     p.add_argument("--compare-daemon", help="path of a base smtp-interceptor.dll: measure only B, alternating with --daemon")
     args = p.parse_args()
-    # Y keeps the default limits and sends y_count messages in each of the three flood phases, all in one
-    # daemon: past the default hourly quota (200) its later messages would be refused and counted as failures.
-    if 3 * args.y_count > DEFAULT_MESSAGES_PER_HOUR:
-        p.error("--y-count %d: Y would send %d messages in the three flood phases, over the default hourly quota "
-                "of %d that Y keeps (at most %d)" % (args.y_count, 3 * args.y_count, DEFAULT_MESSAGES_PER_HOUR,
-                                                     DEFAULT_MESSAGES_PER_HOUR // 3))
+    # Each Y keeps the default limits and sends y_count messages in its one measurement: past the default hourly quota
+    # (200) its later messages would be refused and counted as failures.
+    if args.y_count > DEFAULT_MESSAGES_PER_HOUR:
+        p.error("--y-count %d: over the default hourly quota of %d that each Y keeps" % (args.y_count, DEFAULT_MESSAGES_PER_HOUR))
 
     bench = Bench(args)
     started = datetime.now(timezone.utc)
@@ -1155,12 +1241,29 @@ def main():
             bench.phase_compare()
             bench.report_compare(started, time.monotonic() - t0)
             return 0
+        if args.only == "tls":
+            bench.start_sinks()
+            bench.start_daemon(tag="daemon-tls-pair")
+            bench.warm_up_daemon()
+            tls_pair.phase_tls(bench, sys.modules[__name__])
+            bench.report_tls_only(started, time.monotonic() - t0)
+            return 0
+        if args.only == "flood":
+            bench.start_sinks()
+            bench.start_daemon()
+            log("warm-up: B in chunks of %d messages (as before the throughput rounds)" % args.warmup)
+            bench.warm_up_daemon()
+            bench.phase_flood()
+            bench.report_flood(started, time.monotonic() - t0)
+            return 0
         bench.phase_lookup()
         bench.start_sinks()
         bench.start_postfix()
         bench.start_daemon()
         bench.phase_throughput()
         bench.phase_latency()
+        if args.tls_messages > 0:
+            tls_pair.phase_tls(bench, sys.modules[__name__])
         if args.log_compare:
             bench.phase_log_cost()
         if args.starttls_count > 0:
@@ -1182,6 +1285,8 @@ def main():
         bench.stop_daemon()
         bench.stop_spamd()
         bench.stop_postfix()
+        for mx in bench.tls_mxs:
+            mx.stop()
         for sink in bench.sinks:
             sink.stop()
 

@@ -55,7 +55,9 @@ class Reader:
         self.buf = b""
 
     def reply(self):
-        """Reads one (possibly multi-line) reply; returns its code."""
+        """Reads one (possibly multi-line) reply; returns its code and last line. Every line of it stays in self.lines
+        (an EHLO reply's extensions, for tlsclient.py)."""
+        self.lines = []
         while True:
             while b"\r\n" not in self.buf:
                 chunk = self.sock.recv(65536)
@@ -65,6 +67,7 @@ class Reader:
             line, _, self.buf = self.buf.partition(b"\r\n")
             if len(line) < 3 or not line[:3].isdigit():
                 raise ConnectionError("malformed reply %r" % line[:80])
+            self.lines.append(line)
             if len(line) == 3 or line[3:4] == b" ":
                 return int(line[:3]), line.decode("latin-1")
 
@@ -75,8 +78,35 @@ def expect(reader, code):
         raise ConnectionError("expected %d, got: %s" % (code, text[:200]))
 
 
-def one(host, port, message, timeout, tls=None, server_name=None):
-    start = time.perf_counter()
+def transaction(sock, reader, message):
+    """MAIL, RCPT, DATA and the message, one command at a time, each reply checked; returns after the 250 to the dot."""
+    sock.sendall(b"MAIL FROM:<latency@client.bench.invalid>\r\n")
+    expect(reader, 250)
+    sock.sendall(b"RCPT TO:<sink@example.com>\r\n")
+    expect(reader, 250)
+    sock.sendall(b"DATA\r\n")
+    expect(reader, 354)
+    sock.sendall(message + b".\r\n")
+    expect(reader, 250)
+
+
+def send_quit(sock, reader):
+    sock.sendall(b"QUIT\r\n")
+    try:
+        reader.reply()
+    except (OSError, ConnectionError):
+        pass  # the message was taken; a rude close after QUIT is not a failure
+
+
+def offers_starttls(reader):
+    """True when the last reply (EHLO's) lists the STARTTLS extension."""
+    return any(line[4:].strip().upper() == b"STARTTLS" for line in reader.lines)
+
+
+def open_session(host, port, timeout, tls=None, server_name=None, required=True):
+    """Connect, greeting, EHLO; with tls, STARTTLS, the handshake and EHLO again: always when required (issue 18's
+    clients), else only when the EHLO reply offers it (PHPMailer's default, tlsclient.py).
+    Returns (socket, reader, whether a handshake was done)."""
     sock = socket.create_connection((host, port), timeout=timeout)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -84,27 +114,27 @@ def one(host, port, message, timeout, tls=None, server_name=None):
         expect(reader, 220)
         sock.sendall(b"EHLO client.bench.invalid\r\n")
         expect(reader, 250)
-        if tls is not None:
-            sock.sendall(b"STARTTLS\r\n")
-            expect(reader, 220)
-            sock = tls.wrap_socket(sock, server_hostname=server_name)
-            reader = Reader(sock)
-            sock.sendall(b"EHLO client.bench.invalid\r\n")
-            expect(reader, 250)
-        sock.sendall(b"MAIL FROM:<latency@client.bench.invalid>\r\n")
+        if tls is None or not (required or offers_starttls(reader)):
+            return sock, reader, False
+        sock.sendall(b"STARTTLS\r\n")
+        expect(reader, 220)
+        sock = tls.wrap_socket(sock, server_hostname=server_name)
+        reader = Reader(sock)
+        sock.sendall(b"EHLO client.bench.invalid\r\n")
         expect(reader, 250)
-        sock.sendall(b"RCPT TO:<sink@example.com>\r\n")
-        expect(reader, 250)
-        sock.sendall(b"DATA\r\n")
-        expect(reader, 354)
-        sock.sendall(message + b".\r\n")
-        expect(reader, 250)
+        return sock, reader, True
+    except BaseException:
+        sock.close()
+        raise
+
+
+def one(host, port, message, timeout, tls=None, server_name=None):
+    start = time.perf_counter()
+    sock, reader, _ = open_session(host, port, timeout, tls, server_name)
+    try:
+        transaction(sock, reader, message)
         elapsed = time.perf_counter() - start
-        sock.sendall(b"QUIT\r\n")
-        try:
-            reader.reply()
-        except (OSError, ConnectionError):
-            pass  # the message was taken; a rude close after QUIT is not a failure
+        send_quit(sock, reader)
         return elapsed
     finally:
         sock.close()

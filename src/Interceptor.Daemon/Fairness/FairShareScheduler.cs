@@ -11,12 +11,21 @@ namespace Interceptor.Daemon.Fairness;
 /// <remarks>
 /// Cheap on the hot path: one short lock to queue an item and one to take it, no allocation beyond the item itself
 /// (queues are kept while a uid has work and dropped when it has none). A pump gives its thread back to the pool
-/// after <see cref="BatchSize"/> items, so timers, accept loops and the store's writer are never starved.
+/// after <see cref="BatchSize"/> items or <see cref="Slice"/>, so socket completions, timers, accept loops and the
+/// store's writer are never starved.
 /// </remarks>
 public sealed class FairShareScheduler
 {
     /// <summary>Items a pump runs before it gives its thread back to the pool (and queues itself again).</summary>
     public const int BatchSize = 64;
+
+    /// <summary>
+    /// Time a pump runs items before it gives its thread back, whatever their count. The sockets' completions (the read
+    /// that wakes a session and posts its continuation here) run on the same pool threads: a pump that kept its thread
+    /// for 64 long items (a storm session's 100 pipelined commands each) made another user's completion wait behind
+    /// them in the pool's queue before it could even be queued here (FairSchedulingTests).
+    /// </summary>
+    public static readonly TimeSpan Slice = TimeSpan.FromMilliseconds(1);
 
     private readonly object _lock = new();
     private readonly Dictionary<uint, Queue<WorkItem>> _queues = [];
@@ -25,17 +34,20 @@ public sealed class FairShareScheduler
     private readonly Queue<uint> _turns = new();
     private readonly Action<Action> _startPump;
     private readonly Action<Exception> _onFault;
+    private readonly TimeProvider _time;
     private int _running;
 
     /// <param name="concurrency">Pumps at most (items running at once); the processors, for CPU work.</param>
     /// <param name="onFault">Told of an exception that escaped a work item (an async method never lets one escape).</param>
     /// <param name="startPump">Runs a pump; the thread pool by default, a list in tests (deterministic).</param>
-    public FairShareScheduler(int concurrency, Action<Exception> onFault, Action<Action>? startPump = null)
+    /// <param name="time">Measures a pump's <see cref="Slice"/>; the system's clock by default.</param>
+    public FairShareScheduler(int concurrency, Action<Exception> onFault, Action<Action>? startPump = null, TimeProvider? time = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(concurrency);
         ArgumentNullException.ThrowIfNull(onFault);
         Concurrency = concurrency;
         _onFault = onFault;
+        _time = time ?? TimeProvider.System;
         _startPump = startPump ?? (pump => ThreadPool.UnsafeQueueUserWorkItem(static p => p(), pump, preferLocal: false));
     }
 
@@ -87,7 +99,8 @@ public sealed class FairShareScheduler
 
     private void Pump()
     {
-        for (var done = 0; done < BatchSize; done++)
+        var started = _time.GetTimestamp();
+        for (var done = 0; done < BatchSize && _time.GetElapsedTime(started) < Slice; done++)
         {
             WorkItem item;
             lock (_lock)

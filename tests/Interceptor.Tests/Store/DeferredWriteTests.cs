@@ -59,6 +59,33 @@ public class DeferredWriteTests
     }
 
     [Test]
+    public async Task Writes_queued_while_outcomes_wait_are_never_slept_through()
+    {
+        // The daemon's rhythm: each session awaits its write, then leaves an outcome deferred. With outcomes always
+        // waiting, the writer sleeps in its timed wait (5 minutes here): a queued write it missed would hang its session.
+        const int sessions = 20;
+        const int perSession = 50;
+        await using var store = _dir.Open(NoTimer);
+        var outcomes = new System.Collections.Concurrent.ConcurrentBag<Task>();
+
+        var sessionsDone = Task.WhenAll(Enumerable.Range(0, sessions).Select(s => Task.Run(async () =>
+        {
+            for (var i = 0; i < perSession; i++)
+            {
+                await store.RecordTransactionAsync(Pending($"s{s}-{i}"), CancellationToken.None);
+                outcomes.Add(store.RecordOutcomeDeferred(Delivered($"s{s}-{i}")));
+            }
+        })));
+
+        Assert.That(await Task.WhenAny(sessionsDone, Task.Delay(TimeSpan.FromSeconds(60))), Is.SameAs(sessionsDone), "a write waited for the deferred delay");
+        await sessionsDone;
+        await store.RecordTransactionAsync(Pending("last"), CancellationToken.None);
+        Assert.That(outcomes.All(o => o.IsCompletedSuccessfully), "every outcome rode with a later batch");
+        var rows = await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, sessions * perSession * 2, CancellationToken.None);
+        Assert.That(rows.Count(r => r.Outcome == TransactionOutcome.Delivered), Is.EqualTo(sessions * perSession));
+    }
+
+    [Test]
     public async Task Reads_see_outcomes_not_committed_yet()
     {
         await using var store = _dir.Open(NoTimer);

@@ -102,6 +102,30 @@ public class FairShareSchedulerTests
     }
 
     [Test]
+    public void A_pump_gives_its_thread_back_once_its_time_slice_is_used_even_before_a_batch()
+    {
+        // Each item takes 40% of the slice: the third starts past 80%, and the pump stops after it (120%), not after 64.
+        var clock = new SteppedClock();
+        var scheduler = new FairShareScheduler(1, _faults.Add, _pumps.Enqueue, clock);
+        var ran = 0;
+        for (var i = 0; i < 10; i++)
+        {
+            scheduler.ContextFor(X).Post(_ =>
+            {
+                ran++;
+                clock.Advance(FairShareScheduler.Slice * 0.4);
+            }, null);
+        }
+
+        _pumps.Dequeue()();
+
+        Assert.That(ran, Is.EqualTo(3), "the pump stopped once its slice was used");
+        Assert.That(_pumps, Has.Count.EqualTo(1), "and queued itself again for the rest");
+        RunPumps();
+        Assert.That(ran, Is.EqualTo(10));
+    }
+
+    [Test]
     public void An_item_that_throws_is_reported_and_the_pump_goes_on()
     {
         var scheduler = Deterministic(concurrency: 1);
@@ -166,6 +190,18 @@ public class FairShareSchedulerTests
         });
 
         Assert.That(seen, Is.EqualTo("session 7"));
+    }
+
+    /// <summary>Timestamps the test moves by hand (a pump's slice is measured with them).</summary>
+    private sealed class SteppedClock : TimeProvider
+    {
+        private long _ticks;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => _ticks;
+
+        public void Advance(TimeSpan by) => _ticks += by.Ticks;
     }
 
     private FairShareScheduler Deterministic(int concurrency) => new(concurrency, _faults.Add, _pumps.Enqueue);

@@ -223,13 +223,22 @@ public sealed class MetricsEndpointTests
         await endpoint.StartAsync(CancellationToken.None);
         relay.Record(delivered);
 
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 1000; i++)
+        // A cost per measurement shows in every round. One round of five may carry a one-off cost that is not the
+        // recording's (the full suite once saw 3,736 bytes in one round, never reproduced alone), so the best round
+        // must be zero and every round is printed.
+        var rounds = new List<long>();
+        for (var round = 0; round < 5 && !rounds.Contains(0); round++)
         {
-            relay.Record(delivered);
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var i = 0; i < 1000; i++)
+            {
+                relay.Record(delivered);
+            }
+
+            rounds.Add(GC.GetAllocatedBytesForCurrentThread() - before);
         }
 
-        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
+        Assert.That(rounds.Min(), Is.Zero, $"bytes allocated per round of 1,000 recordings: {string.Join(", ", rounds)}");
     }
 
     private static double Bucket(IReadOnlyDictionary<string, double> samples, double le) =>

@@ -41,7 +41,8 @@ Phases, in order:
      then while X floods another MX with 100 parallel sessions, once at the default limits and once with X's
      limits raised (quotas and connections); `-- --only flood` runs this phase alone on a warmed-up daemon;
   7. one client port reused towards a second MX (what makes Y fail, see portreuse.py);
-  8. a fresh daemon holding 1,000 idle sessions: its RSS.
+  8. a fresh daemon holding --idle (10,000) idle sessions: its RSS, bytes per session, descriptors
+     (--only idle, or tests/bench/run --idle-only, runs this phase alone).
 
 With --compare-daemon OTHER.dll only B is measured, for two builds (--daemon is "new", OTHER "base"), in
 alternating rounds base, new, base, new, ... (--rounds of each); every round starts its daemon afresh, warms it
@@ -177,7 +178,7 @@ class Sink:
         self.address = address
         self.out = out
         with open(out, "wb") as f:
-            # -m: more simultaneous sessions than the 1,000 idle ones; -t: idle sessions outlive the phase.
+            # -m: more simultaneous sessions than the idle phase holds; -t: idle sessions outlive the phase.
             self.proc = subprocess.Popen(
                 bench.ns_cmd(["/usr/sbin/smtp-sink", "-c", "-u", "nobody", "-h", "sink.bench.invalid",
                               "-m", str(max_sessions), "-t", "600", address, "4096"], ns=ns),
@@ -262,7 +263,8 @@ class Bench:
 
     def start_sinks(self):
         """The MX in the bench namespace, its twin in the table-free namespace (path A), and Y's own MX."""
-        self.sink = Sink(self, self.ns, SINK, os.path.join(self.work, "smtp-sink.out"))
+        # Every idle session of phase_idle holds one of the sink's sessions too.
+        self.sink = Sink(self, self.ns, SINK, os.path.join(self.work, "smtp-sink.out"), max_sessions=max(4000, self.a.idle + 500))
         self.sinks.append(self.sink)
         self.direct_sink = Sink(self, self.ns_direct, SINK, os.path.join(self.work, "smtp-sink-direct.out"))
         self.sinks.append(self.direct_sink)
@@ -964,11 +966,16 @@ backend sink
             raise Failure("portreuse.py failed (%d): %s %s" % (proc.returncode, proc.stdout[-1000:], proc.stderr[-2000:]))
 
     def phase_idle(self):
+        """A fresh daemon at its defaults holding --idle sessions (greeting and EHLO done, then silence): its RSS and
+        descriptors. Each session is two descriptors in the daemon (client and upstream), one in idle.py and one in the
+        sink, and two conntrack entries; the daemon's own cap (Listen.MaxConnections, derived from its descriptor
+        limit when unset) is read from its start-up line, so a limit too low for --idle shows as such."""
         a = self.a
         log("idle sessions: fresh daemon, %d idle sessions" % a.idle)
         self.stop_daemon()
         self.start_daemon(log_to_file=True, tag="daemon-idle")
         pid = self.daemon.pid
+        budget = next(self.daemon_messages(lambda m: m.startswith("file descriptors: limit")), "")
         before = proc_status_kb(pid, "VmRSS")
         holder = subprocess.Popen(
             self.ns_cmd(["/usr/bin/python3", "-I", os.path.join(self.work, "idle.py"), "--server", SINK,
@@ -983,16 +990,38 @@ backend sink
             fds = len(os.listdir("/proc/%d/fd" % pid))
             rss = proc_status_kb(pid, "VmRSS")
             hwm = proc_status_kb(pid, "VmHWM")
+            if a.idle_hold:
+                log("holding the idle sessions %d s more: daemon pid %d (e.g. dotnet-gcdump collect -p %d)" % (a.idle_hold, pid, pid))
+                time.sleep(a.idle_hold)
         finally:
             holder.stdin.close()
             try:
-                holder.wait(timeout=30)
+                holder.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 holder.kill()
                 holder.wait()
         self.results["idle"] = {"requested": a.idle, "open": opened["open"], "failures": opened["failures"],
                                 "errors": opened["errors"], "open_s": opened["open_s"],
-                                "rss_before_kb": before, "rss_kb": rss, "hwm_kb": hwm, "daemon_fds": fds}
+                                "rss_before_kb": before, "rss_kb": rss, "hwm_kb": hwm, "daemon_fds": fds,
+                                "bytes_per_session": round((rss - before) * 1024 / opened["open"]) if opened["open"] else None,
+                                "descriptor_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[1], "daemon_budget": budget}
+
+    def report_idle(self, started, wall):
+        """The results of --only idle: the idle phase alone."""
+        i = self.results["idle"]
+        ok = i["failures"] == 0 and i["open"] == i["requested"] and i["hwm_kb"] <= 200 * 1024
+        print("\n".join([
+            "=" * 100,
+            "smtp-interceptor benchmark — %s — idle phase only (tests/bench/run --idle-only); load average at start %s; %.0f s" % (
+                started.strftime("%Y-%m-%d %H:%M UTC"), self.a.load, wall),
+            "idle sessions: %d of %d open through the daemon (%d failed, opened in %.1f s, daemon fds %d): RSS %.1f MB, peak %.1f MB (%.1f MB before): %s bytes per session" % (
+                i["open"], i["requested"], i["failures"], i["open_s"], i["daemon_fds"], i["rss_kb"] / 1024, i["hwm_kb"] / 1024,
+                i["rss_before_kb"] / 1024, i["bytes_per_session"]),
+            "  descriptor limit (hard) %d; the daemon's plan: %s" % (i["descriptor_limit"], i["daemon_budget"] or "(not logged by this build)"),
+            "  first errors: %s" % ("; ".join(i["errors"][:3]) or "none"),
+            "  %-50s %-28s %s" % ("%d idle sessions, no failure, RSS ≤ 200 MB" % i["requested"],
+                                   "%d open, %.1f MB" % (i["open"], i["hwm_kb"] / 1024), "met" if ok else "MISSED"),
+            "=" * 100]), flush=True)
 
     # ----- report -------------------------------------------------------------------------------
 
@@ -1185,10 +1214,12 @@ def main():
     p.add_argument("--y-rate", type=float, default=5)
     p.add_argument("--flood-sessions", type=int, default=100)
     p.add_argument("--flood-ramp", type=float, default=3)
-    p.add_argument("--idle", type=int, default=1000)
+    p.add_argument("--idle", type=int, default=10000, help="idle sessions held through the daemon (issue 19: 10,000)")
+    p.add_argument("--idle-hold", type=float, default=0, help="keep the idle sessions this long after measuring (for a heap snapshot)")
     tls_pair.add_arguments(p)
-    p.add_argument("--only", choices=["flood", "tls"],
-                   help="only this phase, on a fresh daemon warmed up as for B; prints its lines (tls: the pair A_tls, B_tls)")
+    p.add_argument("--only", choices=["flood", "tls", "idle"],
+                   help="only this phase and its lines; flood and tls on a fresh daemon warmed up as for B (tls: the pair "
+                        "A_tls, B_tls), idle on a fresh daemon at its defaults (tests/bench/run --idle-only)")
     p.add_argument("--compare-daemon", help="path of a base smtp-interceptor.dll: measure only B, alternating with --daemon")
     args = p.parse_args()
     # Each Y keeps the default limits and sends y_count messages in its one measurement: past the default hourly quota
@@ -1200,6 +1231,11 @@ def main():
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     try:
+        if args.only == "idle":
+            bench.start_sinks()
+            bench.phase_idle()
+            bench.report_idle(started, time.monotonic() - t0)
+            return 0
         if args.compare_daemon:
             bench.start_sinks()
             bench.phase_compare()

@@ -21,8 +21,12 @@ public sealed record DescriptorBudget(long Limit, int OpenAtStart, int Sessions,
     /// <summary>Each SMTP session holds the client's socket and its upstream's.</summary>
     public const int PerSession = 2;
 
-    /// <summary>Listen.MaxConnections when it is not set (0) and the limit allows it.</summary>
-    public const int DefaultMaxConnections = 4000;
+    /// <summary>
+    /// Listen.MaxConnections when it is not set (0) and the limit allows it: 10,000 sessions (issue 19), which an idle
+    /// session's few kilobytes (it holds no buffer while it waits) make ~100 MB at most; they need ~21,400 descriptors,
+    /// which the unit's LimitNOFILE=65536 gives.
+    /// </summary>
+    public const int DefaultMaxConnections = 10_000;
 
     /// <summary>The reuse cache's own bound on idle upstream sessions, all destinations together.</summary>
     public const int MaxIdleUpstreams = 1000;

@@ -143,10 +143,18 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
 
             socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             socket.Bind(new IPEndPoint(address, _options.Listen.Port));
-            socket.Listen(1024);
+            socket.Listen(BacklogFor(_sessions.Capacity));
             _listeners.Add(socket);
         }
     }
+
+    /// <summary>
+    /// The kernel's queue of connections not yet accepted: a burst of connects (a mass mailer starting thousands of
+    /// workers at once, a restart with clients retrying) waits there while the accept loop catches up, instead of
+    /// having SYNs dropped (the client retries after 1 s, 3 s, 7 s). Sized to the session cap, at least 1,024 (as
+    /// before) and at most 65,535; Linux silently truncates it to net.core.somaxconn (4,096 by default since 5.4).
+    /// </summary>
+    internal static int BacklogFor(int maxConnections) => Math.Clamp(maxConnections, 1024, 65535);
 
     /// <summary>Starts accepting (hosted service: after the table and the other parts are up).</summary>
     public Task StartAsync(CancellationToken cancellationToken)

@@ -32,49 +32,68 @@ public sealed class LineTimeoutException(TimeSpan limit)
 }
 
 /// <summary>
-/// A fixed-size read buffer over a stream. Reads lines with a hard length limit and gives raw access to
+/// A bounded read buffer over a stream. Reads lines with a hard length limit and gives raw access to
 /// buffered bytes for DATA. Memory is the buffer and nothing else, whatever the peer sends.
 /// </summary>
+/// <remarks>
+/// The buffer is rented from the shared pool only while it holds bytes (or a read into it is under way) and returned as
+/// soon as everything in it was consumed, as Kestrel does: an idle SMTP session, which waits most of its life for the
+/// next command, then holds no buffer at all. With <c>waitWithoutBuffer</c> an empty reader first waits with a
+/// zero-byte read (NetworkStream and SslStream complete it when bytes arrive, without a buffer) and rents only then.
+/// That costs one more receive call per wait, so readers that wait only briefly for an answer they asked for (the
+/// upstream's replies) leave it off: they hold no buffer between replies anyway.
+/// </remarks>
 public sealed class LineReader : IDisposable
 {
     private readonly Stream _stream;
     private readonly OperationTimeout _timeout = new();
-    private byte[] _buffer;
+    private readonly int _bufferSize;
+    private readonly bool _waitWithoutBuffer;
+    private byte[]? _buffer;
     private int _start;
     private int _end;
+    private bool _disposed;
 
-    public LineReader(Stream stream, int bufferSize = 16 * 1024)
+    public LineReader(Stream stream, int bufferSize = 16 * 1024, bool waitWithoutBuffer = true)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bufferSize);
         _stream = stream;
-        _buffer = ArrayPool<byte>.Shared.Rent(bufferSize);
+        _bufferSize = bufferSize;
+        _waitWithoutBuffer = waitWithoutBuffer;
     }
 
     /// <summary>Bytes already received and not yet consumed.</summary>
-    public ReadOnlySpan<byte> Buffered => _buffer.AsSpan(_start, _end - _start);
+    public ReadOnlySpan<byte> Buffered => _buffer is null ? default : _buffer.AsSpan(_start, _end - _start);
 
     public bool HasBufferedData => _end > _start;
 
+    /// <summary>True while a pooled buffer is rented: only while bytes wait to be consumed or a read fills it.</summary>
+    public bool HoldsBuffer => _buffer is not null;
+
     public void Advance(int count)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(count, _end - _start);
         _start += count;
         if (_start == _end)
         {
             _start = _end = 0;
+            ReturnBuffer();
         }
     }
 
     /// <summary>Reads more bytes from the stream into the buffer; false at end of stream.</summary>
     public async ValueTask<bool> FillAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
-        if (_start > 0)
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_buffer is not null && _start > 0)
         {
             Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
             _end -= _start;
             _start = 0;
         }
 
-        if (_end == _buffer.Length)
+        if (_buffer is not null && _end == _buffer.Length)
         {
             throw new InvalidOperationException("the line buffer is full; consume before filling");
         }
@@ -83,14 +102,36 @@ public sealed class LineReader : IDisposable
         int read;
         try
         {
+            if (_buffer is null)
+            {
+                if (_waitWithoutBuffer)
+                {
+                    // Completes when bytes (or the end of stream) arrive; the wait holds no memory of ours.
+#pragma warning disable CA2022 // a zero-byte read reads nothing by design: it only waits
+                    await _stream.ReadAsync(Memory<byte>.Empty, scope.Token);
+#pragma warning restore CA2022
+                    ObjectDisposedException.ThrowIf(_disposed, this);
+                }
+
+                _buffer = ArrayPool<byte>.Shared.Rent(_bufferSize);
+            }
+
             read = await _stream.ReadAsync(_buffer.AsMemory(_end), scope.Token);
+            _end += read;
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             throw new TimeoutException($"no data from the peer for {timeout.TotalSeconds:0} s");
         }
+        finally
+        {
+            if (_end == 0)
+            {
+                // Nothing buffered, and the read failed or met the end of stream: nothing to hold on to.
+                ReturnBuffer();
+            }
+        }
 
-        _end += read;
         return read > 0;
     }
 
@@ -182,13 +223,21 @@ public sealed class LineReader : IDisposable
             : new Line(LineStatus.Ok, text);
     }
 
-    public void Dispose()
+    private void ReturnBuffer()
     {
-        _timeout.Dispose();
-        var buffer = Interlocked.Exchange(ref _buffer, []);
-        if (buffer.Length > 0)
+        var buffer = _buffer;
+        _buffer = null;
+        if (buffer is not null)
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    public void Dispose()
+    {
+        _disposed = true;
+        _timeout.Dispose();
+        _start = _end = 0;
+        ReturnBuffer();
     }
 }

@@ -25,11 +25,18 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
     {
         _transport = transport;
         _stream = transport.Stream;
-        _reader = new LineReader(_stream, 8 * 1024);
+        _reader = NewReader(_stream);
         Endpoint = endpoint;
         ReuseKey = Format(endpoint);
         _settings = settings;
     }
+
+    /// <summary>
+    /// Replies are read only when one is due, right after a command: the reader holds its buffer only until the reply
+    /// is parsed, and an idle session (in the reuse cache, or behind an idle client) holds none. No zero-byte wait: it
+    /// would cost a receive call per reply for a buffer held a few milliseconds.
+    /// </summary>
+    private static LineReader NewReader(Stream stream) => new(stream, 8 * 1024, waitWithoutBuffer: false);
 
     public IPEndPoint Endpoint { get; }
 
@@ -190,7 +197,7 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
         await tls.AuthenticateAsClientAsync(options, timeout.Token);
         _reader.Dispose();
         _stream = tls;
-        _reader = new LineReader(tls, 8 * 1024);
+        _reader = NewReader(tls);
     }
 
     /// <summary>MAIL FROM:<paramref name="arguments"/> (the reverse path and the parameters the upstream takes).</summary>

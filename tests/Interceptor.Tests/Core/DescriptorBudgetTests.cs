@@ -9,14 +9,15 @@ public sealed class DescriptorBudgetTests
     [Test]
     public void The_default_cap_fits_in_the_units_LimitNOFILE_with_the_reserve_free()
     {
-        // The unit's LimitNOFILE=16384 and a typical ~200 descriptors open at start (runtime, assemblies, store).
-        Assert.That(DescriptorBudget.TryPlan(16384, 200, 0, reuseUpstreams: true, out var budget, out var error), Is.True, error);
+        // The unit's LimitNOFILE=65536 and a typical ~200 descriptors open at start (runtime, assemblies, store).
+        Assert.That(DescriptorBudget.TryPlan(65536, 200, 0, reuseUpstreams: true, out var budget, out var error), Is.True, error);
         Assert.Multiple(() =>
         {
             Assert.That(budget.Sessions, Is.EqualTo(DescriptorBudget.DefaultMaxConnections));
             Assert.That(budget.IdleUpstreams, Is.EqualTo(1000));
-            Assert.That(budget.Needed, Is.EqualTo(200 + 160 + (4000 * 2) + 1000));
-            Assert.That(budget.Needed, Is.LessThanOrEqualTo(16384));
+            Assert.That(budget.Sessions, Is.EqualTo(10_000), "issue 19: 10,000 concurrent sessions by default");
+            Assert.That(budget.Needed, Is.EqualTo(200 + 160 + (10_000 * 2) + 1000));
+            Assert.That(budget.Needed, Is.LessThanOrEqualTo(65536));
             Assert.That(budget.Warning, Is.Null);
         });
     }
@@ -25,6 +26,8 @@ public sealed class DescriptorBudgetTests
     [TestCase(1024, 200, false, 332)] // (1024 - 200 - 160) / 2
     [TestCase(512, 141, true, 70)] // the integration test's daemon
     [TestCase(5360, 200, true, 2000)] // past 1000 idle upstreams the cache's own bound applies: (5360 - 200 - 160 - 1000) / 2
+    [TestCase(16384, 200, true, 7512)] // the unit's LimitNOFILE before issue 19: (16384 - 200 - 160 - 1000) / 2
+    [TestCase(20000, 143, true, 9348)] // a login shell's 20,000 (this test rig): (20000 - 143 - 160 - 1000) / 2
     public void A_low_limit_derives_a_smaller_cap_that_fits_and_warns(long limit, int open, bool reuse, int sessions)
     {
         Assert.That(DescriptorBudget.TryPlan(limit, open, 0, reuse, out var budget, out var error), Is.True, error);

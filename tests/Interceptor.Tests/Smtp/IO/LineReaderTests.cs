@@ -1,0 +1,158 @@
+using System.Net.Sockets;
+using System.Text;
+using Interceptor.Smtp.IO;
+
+namespace Interceptor.Tests.Smtp.IO;
+
+/// <summary>
+/// Issue 19: an idle session holds no read buffer. The reader rents its buffer only while bytes are there and waits for
+/// them with a zero-byte read; the limits it enforced before (idle, trickled line, end of stream) are unchanged.
+/// </summary>
+[TestFixture]
+[CancelAfter(20_000)]
+public sealed class LineReaderTests
+{
+    private static readonly TimeSpan Long = TimeSpan.FromSeconds(10);
+
+    [Test]
+    public async Task A_new_reader_and_one_that_consumed_everything_hold_no_buffer()
+    {
+        using var reader = new LineReader(new MemoryStream("EHLO client.test\r\n"u8.ToArray()));
+        Assert.That(reader.HoldsBuffer, Is.False, "nothing rented before anything was read");
+
+        var line = await reader.ReadLineAsync(512, Long, CancellationToken.None);
+
+        Assert.That(line, Is.EqualTo(new Line(LineStatus.Ok, "EHLO client.test")));
+        Assert.That(reader.HoldsBuffer, Is.False, "the buffer went back to the pool with its last byte consumed");
+        Assert.That(reader.Buffered.Length, Is.Zero);
+    }
+
+    [Test]
+    public async Task Bytes_left_after_a_line_keep_the_buffer_until_they_are_consumed()
+    {
+        using var reader = new LineReader(new MemoryStream("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"u8.ToArray()));
+
+        await reader.ReadLineAsync(512, Long, CancellationToken.None);
+        Assert.That(reader.HoldsBuffer, Is.True, "the pipelined RCPT is still in it");
+        Assert.That(Encoding.ASCII.GetString(reader.Buffered), Is.EqualTo("RCPT TO:<c@d>\r\n"));
+
+        reader.Advance(5);
+        Assert.That(reader.HoldsBuffer, Is.True, "part consumed: the rest stays");
+        reader.Advance(reader.Buffered.Length);
+        Assert.That(reader.HoldsBuffer, Is.False);
+        Assert.That(reader.HasBufferedData, Is.False);
+    }
+
+    [Test]
+    public async Task An_empty_reader_waits_with_a_zero_byte_read_then_reads_into_a_buffer()
+    {
+        var stream = new RecordingStream("QUIT\r\n"u8.ToArray());
+        using var reader = new LineReader(stream);
+
+        await reader.ReadLineAsync(512, Long, CancellationToken.None);
+
+        Assert.That(stream.ReadSizes, Has.Count.GreaterThanOrEqualTo(2));
+        Assert.That(stream.ReadSizes[0], Is.Zero, "the wait holds no buffer");
+        Assert.That(stream.ReadSizes[1], Is.GreaterThanOrEqualTo(16 * 1024), "then the pooled buffer");
+    }
+
+    [Test]
+    public async Task Without_the_zero_byte_wait_the_first_read_goes_straight_into_the_buffer()
+    {
+        var stream = new RecordingStream("250 ok\r\n"u8.ToArray());
+        using var reader = new LineReader(stream, 8 * 1024, waitWithoutBuffer: false);
+
+        await reader.ReadLineAsync(512, Long, CancellationToken.None);
+
+        Assert.That(stream.ReadSizes[0], Is.GreaterThanOrEqualTo(8 * 1024));
+        Assert.That(reader.HoldsBuffer, Is.False, "returned once the reply was consumed all the same");
+    }
+
+    [Test]
+    public async Task While_waiting_on_an_idle_socket_no_buffer_is_held_and_the_line_is_read_when_it_comes()
+    {
+        using var pair = await LoopbackPair.OpenAsync();
+        using var reader = new LineReader(pair.Server);
+
+        var pending = reader.ReadLineAsync(512, Long, CancellationToken.None).AsTask();
+        await Task.Delay(200);
+        Assert.That(pending.IsCompleted, Is.False);
+        Assert.That(reader.HoldsBuffer, Is.False, "an idle session holds no buffer");
+
+        await pair.Client.WriteAsync("NOOP\r\n"u8.ToArray());
+        var line = await pending;
+
+        Assert.That(line, Is.EqualTo(new Line(LineStatus.Ok, "NOOP")));
+        Assert.That(reader.HoldsBuffer, Is.False);
+    }
+
+    [Test]
+    public async Task The_idle_timeout_still_ends_a_wait_that_holds_no_buffer()
+    {
+        using var pair = await LoopbackPair.OpenAsync();
+        using var reader = new LineReader(pair.Server);
+
+        Assert.ThrowsAsync<TimeoutException>(async () => await reader.ReadLineAsync(512, TimeSpan.FromMilliseconds(300), CancellationToken.None));
+        Assert.That(reader.HoldsBuffer, Is.False);
+    }
+
+    [Test]
+    public async Task A_trickled_line_still_times_out_and_holds_only_the_bytes_it_brought()
+    {
+        using var pair = await LoopbackPair.OpenAsync();
+        using var reader = new LineReader(pair.Server);
+
+        var pending = reader.ReadLineAsync(512, Long, CancellationToken.None, lineTimeout: TimeSpan.FromMilliseconds(500)).AsTask();
+        await pair.Client.WriteAsync("MAIL FR"u8.ToArray());
+        await Task.Delay(200);
+        Assert.That(reader.HoldsBuffer, Is.True, "a line that has begun is held while it arrives");
+
+        Assert.ThrowsAsync<LineTimeoutException>(async () => await pending);
+    }
+
+    [Test]
+    public async Task The_end_of_stream_while_waiting_is_reported_and_leaves_no_buffer()
+    {
+        using var pair = await LoopbackPair.OpenAsync();
+        using var reader = new LineReader(pair.Server);
+
+        var pending = reader.ReadLineAsync(512, Long, CancellationToken.None).AsTask();
+        pair.Client.Socket.Shutdown(SocketShutdown.Send);
+
+        Assert.That((await pending).Status, Is.EqualTo(LineStatus.EndOfStream));
+        Assert.That(reader.HoldsBuffer, Is.False);
+    }
+
+    [Test]
+    public async Task A_line_longer_than_the_limit_is_still_discarded_up_to_its_end()
+    {
+        var wire = new string('x', 3000) + "\r\nNOOP\r\n";
+        using var reader = new LineReader(new MemoryStream(Encoding.ASCII.GetBytes(wire)), 1024);
+
+        Assert.That((await reader.ReadLineAsync(512, Long, CancellationToken.None)).Status, Is.EqualTo(LineStatus.TooLong));
+        Assert.That(await reader.ReadLineAsync(512, Long, CancellationToken.None), Is.EqualTo(new Line(LineStatus.Ok, "NOOP")));
+        Assert.That(reader.HoldsBuffer, Is.False);
+    }
+
+    [Test]
+    public void A_disposed_reader_refuses_to_read()
+    {
+        var reader = new LineReader(new MemoryStream("NOOP\r\n"u8.ToArray()));
+        reader.Dispose();
+
+        Assert.ThrowsAsync<ObjectDisposedException>(async () => await reader.FillAsync(Long, CancellationToken.None));
+        Assert.That(reader.HoldsBuffer, Is.False);
+    }
+
+    /// <summary>A stream over fixed bytes that records how large each read's buffer was.</summary>
+    private sealed class RecordingStream(byte[] data) : MemoryStream(data)
+    {
+        public List<int> ReadSizes { get; } = [];
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            ReadSizes.Add(buffer.Length);
+            return base.ReadAsync(buffer, cancellationToken);
+        }
+    }
+}

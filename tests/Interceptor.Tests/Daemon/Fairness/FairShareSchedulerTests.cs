@@ -168,6 +168,92 @@ public class FairShareSchedulerTests
         Assert.That(seen, Is.EqualTo("session 7"));
     }
 
+    [Test]
+    public void An_item_posted_to_an_idle_scheduler_runs_at_once_on_the_posting_thread_without_starting_a_pump()
+    {
+        var scheduler = new FairShareScheduler(1, _faults.Add, _pumps.Enqueue, mayRunHere: () => true);
+        var thread = Environment.CurrentManagedThreadId;
+        int? ranOn = null;
+        uint? uid = null;
+
+        scheduler.ContextFor(X).Post(_ =>
+        {
+            ranOn = Environment.CurrentManagedThreadId;
+            uid = (SynchronizationContext.Current as UserSynchronizationContext)?.Uid;
+        }, null);
+
+        Assert.That(ranOn, Is.EqualTo(thread), "ran before Post returned, on the poster's thread");
+        Assert.That(uid, Is.EqualTo(X));
+        Assert.That(_pumps, Is.Empty);
+        Assert.That(SynchronizationContext.Current, Is.Not.InstanceOf<UserSynchronizationContext>());
+    }
+
+    [Test]
+    public void An_item_posted_from_inside_an_item_is_queued_not_run_nested_and_the_pump_that_runs_takes_it_afterwards()
+    {
+        var scheduler = new FairShareScheduler(1, _faults.Add, _pumps.Enqueue, mayRunHere: () => true);
+        var ran = new List<string>();
+        scheduler.ContextFor(X).Post(_ =>
+        {
+            Post(scheduler, Y, "y1", ran);
+            ran.Add("x1 done");
+        }, null);
+
+        // y1 waited for x1 to end (not run inside it), then the same pump took it: no second pump, no other thread.
+        Assert.That(ran, Is.EqualTo(new[] { "x1 done", "y1" }));
+        Assert.That(_pumps, Is.Empty);
+    }
+
+    [Test]
+    public void Under_contention_a_new_item_is_queued_behind_the_waiting_users_even_with_a_pump_slot_free()
+    {
+        var mayRunHere = false;
+        var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue, mayRunHere: () => mayRunHere);
+        var ran = new List<string>();
+        Post(scheduler, X, "x1", ran);
+
+        // x1 waits for its pump and one slot is free; y1 may not jump it by running on the posting thread.
+        mayRunHere = true;
+        Post(scheduler, Y, "y1", ran);
+
+        Assert.That(ran, Is.Empty, "y1 did not run on the posting thread while x1 waited");
+        Assert.That(_pumps, Has.Count.EqualTo(2), "a second pump was started for it instead");
+        RunPumps();
+        Assert.That(ran, Is.EqualTo(new[] { "x1", "y1" }));
+    }
+
+    [Test]
+    public void A_dedicated_thread_never_runs_items_itself_with_the_thread_pools_pumps()
+    {
+        var scheduler = new FairShareScheduler(2, _faults.Add);
+        int? ranOn = null;
+        using var done = new ManualResetEventSlim();
+        var poster = new Thread(() => scheduler.ContextFor(X).Post(_ =>
+        {
+            ranOn = Environment.CurrentManagedThreadId;
+            done.Set();
+        }, null));
+        poster.Start();
+        poster.Join();
+
+        Assert.That(done.Wait(TimeSpan.FromSeconds(10)), Is.True);
+        Assert.That(ranOn, Is.Not.EqualTo(poster.ManagedThreadId), "a store writer or socket engine thread must not run sessions");
+    }
+
+    [Test]
+    public async Task From_a_thread_pool_thread_an_uncontended_item_runs_inline()
+    {
+        var scheduler = new FairShareScheduler(2, _faults.Add);
+        var (postedOn, ranOn) = await Task.Run(() =>
+        {
+            int? ran = null;
+            scheduler.ContextFor(X).Post(_ => ran = Environment.CurrentManagedThreadId, null);
+            return (Environment.CurrentManagedThreadId, ran);
+        });
+
+        Assert.That(ranOn, Is.EqualTo(postedOn));
+    }
+
     private FairShareScheduler Deterministic(int concurrency) => new(concurrency, _faults.Add, _pumps.Enqueue);
 
     private static void Post(FairShareScheduler scheduler, uint uid, string name, List<string> ran) =>

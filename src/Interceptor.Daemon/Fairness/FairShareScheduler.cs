@@ -12,11 +12,6 @@ namespace Interceptor.Daemon.Fairness;
 /// Cheap on the hot path: one short lock to queue an item and one to take it, no allocation beyond the item itself
 /// (queues are kept while a uid has work and dropped when it has none). A pump gives its thread back to the pool
 /// after <see cref="BatchSize"/> items, so timers, accept loops and the store's writer are never starved.
-/// Uncontended (nothing queued, a pump slot free) the item runs at once on the thread that posted it, when that is a
-/// thread-pool thread not already running an item: a pump started there would have taken exactly this item next, so
-/// the order is the same, but the item no longer waits for a pool thread to pick the pump up, and no second thread is
-/// woken for it (issue 19: each continuation of a session paid that hop, about eight per message). Under contention
-/// (anything queued) items are queued and taken round-robin as before.
 /// </remarks>
 public sealed class FairShareScheduler
 {
@@ -30,30 +25,18 @@ public sealed class FairShareScheduler
     private readonly Queue<uint> _turns = new();
     private readonly Action<Action> _startPump;
     private readonly Action<Exception> _onFault;
-    private readonly Func<bool> _mayRunHere;
     private int _running;
-
-    // Set while this thread runs a pump: an item posted from inside an item is queued, never run nested in it.
-    [ThreadStatic]
-    private static bool t_pumping;
 
     /// <param name="concurrency">Pumps at most (items running at once); the processors, for CPU work.</param>
     /// <param name="onFault">Told of an exception that escaped a work item (an async method never lets one escape).</param>
     /// <param name="startPump">Runs a pump; the thread pool by default, a list in tests (deterministic).</param>
-    /// <param name="mayRunHere">
-    /// Whether the posting thread may run an uncontended item itself: by default any thread-pool thread with the thread
-    /// pool's pumps, and never with <paramref name="startPump"/>'s (unless given).
-    /// </param>
-    public FairShareScheduler(int concurrency, Action<Exception> onFault, Action<Action>? startPump = null, Func<bool>? mayRunHere = null)
+    public FairShareScheduler(int concurrency, Action<Exception> onFault, Action<Action>? startPump = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(concurrency);
         ArgumentNullException.ThrowIfNull(onFault);
         Concurrency = concurrency;
         _onFault = onFault;
         _startPump = startPump ?? (pump => ThreadPool.UnsafeQueueUserWorkItem(static p => p(), pump, preferLocal: false));
-
-        // Only a pool thread: a dedicated thread (the store's writer, a socket engine's) must not end up running sessions.
-        _mayRunHere = mayRunHere ?? (startPump is null ? static () => Thread.CurrentThread.IsThreadPoolThread : static () => false);
     }
 
     /// <summary>The default concurrency: one pump per processor (at least 2, so one long item never stops everything).</summary>
@@ -79,10 +62,8 @@ public sealed class FairShareScheduler
     internal void Enqueue(uint uid, UserSynchronizationContext context, SendOrPostCallback callback, object? state)
     {
         var start = false;
-        bool uncontended;
         lock (_lock)
         {
-            uncontended = _turns.Count == 0;
             if (!_queues.TryGetValue(uid, out var queue))
             {
                 queue = new Queue<WorkItem>();
@@ -98,37 +79,13 @@ public sealed class FairShareScheduler
             }
         }
 
-        if (!start)
-        {
-            return;
-        }
-
-        if (uncontended && !t_pumping && _mayRunHere())
-        {
-            // This thread becomes the pump (its first item is the one just queued: nothing else was).
-            Pump();
-        }
-        else
+        if (start)
         {
             _startPump(Pump);
         }
     }
 
     private void Pump()
-    {
-        var outer = t_pumping;
-        t_pumping = true;
-        try
-        {
-            PumpBatch();
-        }
-        finally
-        {
-            t_pumping = outer;
-        }
-    }
-
-    private void PumpBatch()
     {
         for (var done = 0; done < BatchSize; done++)
         {

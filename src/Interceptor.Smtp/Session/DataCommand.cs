@@ -6,9 +6,8 @@ using Interceptor.Smtp.Protocol;
 namespace Interceptor.Smtp.Session;
 
 /// <summary>
-/// DATA: the pending record (fail closed: on disk before any byte of the message goes upstream), the upstream's 354,
-/// the transfer through the message stages, and the upstream's verdict passed on. It always ends the transaction, except
-/// for a syntax error.
+/// DATA: the pending record (fail closed), the upstream's 354, the transfer through the message stages, and the
+/// upstream's verdict passed on. It always ends the transaction, except for a syntax error.
 /// </summary>
 internal sealed class DataCommand(SessionContext context)
 {
@@ -36,18 +35,15 @@ internal sealed class DataCommand(SessionContext context)
             return StepResult.Closed;
         }
 
-        // The pending row is committed while DATA makes its round trip upstream (issue 19: the commit no longer adds to
-        // every message's latency); no byte of the message goes upstream before both ended.
-        var pending = transaction.BeginDataAsync(token);
-        var go = await context.Upstream.DataAsync(token);
-        if (await pending is { } storeRefusal)
+        if (await transaction.BeginDataAsync(token) is { } storeRefusal)
         {
-            await AbandonDataAsync(go, token);
+            await context.Upstream.ResetAsync(token);
             await transaction.FinishAsync("not relayed: " + storeRefusal, TransactionOutcome.Refused, UnsentKind.RefusedAtData, token);
             await Client.WriteAsync(storeRefusal, token);
             return StepResult.Success;
         }
 
+        var go = await context.Upstream.DataAsync(token);
         if (go.Code != 354)
         {
             // Some upstreams keep their transaction after refusing DATA; reset it so the next MAIL is not "nested".
@@ -82,20 +78,5 @@ internal sealed class DataCommand(SessionContext context)
 
         await Client.WriteAsync(result.Reply, token.IsCancellationRequested ? shutdown : token);
         return result.Close ? StepResult.Closed : StepResult.Success;
-    }
-
-    /// <summary>
-    /// The pending row could not be written after DATA went upstream: nothing of the message may follow. An upstream in
-    /// DATA (its 354) is dropped, which discards it, as a lost client's is; one that refused DATA is reset as before.
-    /// </summary>
-    private async Task AbandonDataAsync(SmtpReply go, CancellationToken token)
-    {
-        if (go.Code == 354)
-        {
-            context.Upstream.Lease.Abort();
-            return;
-        }
-
-        await context.Upstream.ResetAsync(token);
     }
 }

@@ -4,7 +4,7 @@
 Usage (root, while tests/bench/latency.py runs path B inside the bench's namespace NS):
     ip netns exec NS tcpdump -i lo -s 0 -B 16384 -w b.pcap tcp     # stop it with SIGTERM afterwards
     tests/bench/latency_timeline.py b.pcap [more.pcap ...]
-    tests/bench/latency_timeline.py --direct a.pcap                # path A' (client straight to the sink)
+    tests/bench/latency_timeline.py --direct a.pcap                # path A' (client straight to the sink; not yet tried)
 
 B is client -> daemon (127.0.0.1:24; the daemon's packets come back un-NATed as 127.0.0.2:25) and daemon -> sink
 (127.0.0.2:25, a reused session). For every message (SYN to the 250 after the final dot) each gap between two
@@ -44,7 +44,7 @@ def main(path, direct):
     ev, clients = [], set()
     front = SINK if direct else DAEMON
     for t, s, sp, d, dp, fl, pl in packets(path):
-        if (d, dp) == front and (direct is False or sp not in ()):
+        if (d, dp) == front:
             if fl & 0x02 and not fl & 0x10:
                 clients.add(sp); ev.append((t, "SYN", b""))
             elif sp in clients and pl: ev.append((t, "C>D", pl))

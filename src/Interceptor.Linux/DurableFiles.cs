@@ -4,7 +4,7 @@ namespace Interceptor.Linux;
 
 /// <summary>
 /// What .NET does not offer for files that must survive a crash: fsync of a directory (so a new or renamed entry is on
-/// disk, not only the file's bytes), a path's owner, and the process's effective uid.
+/// disk, not only the file's bytes) and a path's owner (the process's effective uid is <see cref="UserDatabase.EffectiveUid"/>).
 /// </summary>
 public static partial class DurableFiles
 {
@@ -51,9 +51,6 @@ public static partial class DurableFiles
         return *(uint*)(buffer + StatxUidOffset);
     }
 
-    /// <summary>The process's effective uid (who owns the files it creates).</summary>
-    public static uint EffectiveUid => GetEffectiveUid();
-
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int Open(string path, int flags);
 
@@ -62,9 +59,6 @@ public static partial class DurableFiles
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int fd);
-
-    [LibraryImport("libc", EntryPoint = "geteuid")]
-    private static partial uint GetEffectiveUid();
 
     [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static unsafe partial int Statx(int directoryFd, string path, int flags, uint mask, byte* statxBuffer);

@@ -31,9 +31,9 @@ public static class HoldDirectory
             }
 
             var owner = DurableFiles.OwnerOf(directory);
-            if (owner != DurableFiles.EffectiveUid)
+            if (owner != UserDatabase.EffectiveUid)
             {
-                throw new HoldDirectoryException($"Hold.Directory {directory} is owned by uid {owner}, not by the daemon (uid {DurableFiles.EffectiveUid}); held messages must be the daemon's alone");
+                throw new HoldDirectoryException($"Hold.Directory {directory} is owned by uid {owner}, not by the daemon (uid {UserDatabase.EffectiveUid}); held messages must be the daemon's alone");
             }
 
             var mode = File.GetUnixFileMode(directory);

@@ -28,7 +28,7 @@ public sealed class DurableFilesTests
         var file = Path.GetTempFileName();
         try
         {
-            Assert.That(DurableFiles.OwnerOf(file), Is.EqualTo(DurableFiles.EffectiveUid));
+            Assert.That(DurableFiles.OwnerOf(file), Is.EqualTo(UserDatabase.EffectiveUid));
             Assert.That(DurableFiles.OwnerOf("/etc/passwd"), Is.Zero);
             Assert.Throws<IOException>(() => DurableFiles.OwnerOf(file + ".missing"));
         }

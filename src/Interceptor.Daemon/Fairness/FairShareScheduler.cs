@@ -30,6 +30,11 @@ public sealed class FairShareScheduler
     private readonly object _lock = new();
     private readonly Dictionary<uint, Queue<WorkItem>> _queues = [];
 
+    // Emptied queues kept for the next uid that queues work: a session usually has one continuation queued at a time,
+    // so its queue empties on every item taken, and a new one (with its array) would be allocated on every await.
+    private const int SpareQueues = 64;
+    private readonly Stack<Queue<WorkItem>> _spare = new();
+
     // The uids with queued work, in turn order: a uid served goes to the back if it has more.
     private readonly Queue<uint> _turns = new();
     private readonly Action<Action> _startPump;
@@ -78,7 +83,7 @@ public sealed class FairShareScheduler
         {
             if (!_queues.TryGetValue(uid, out var queue))
             {
-                queue = new Queue<WorkItem>();
+                queue = _spare.TryPop(out var spare) ? spare : new Queue<WorkItem>();
                 _queues[uid] = queue;
                 _turns.Enqueue(uid);
             }
@@ -137,6 +142,11 @@ public sealed class FairShareScheduler
         else
         {
             _queues.Remove(uid);
+            if (_spare.Count < SpareQueues)
+            {
+                // Dequeue cleared the slot it took: the queue keeps no reference to a finished item.
+                _spare.Push(queue);
+            }
         }
 
         return true;

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -122,13 +123,27 @@ internal static class UnstuffedMessage
 
     private static async Task ForEachChunkAsync(IMessageSpool spool, Func<Unstuffed, CancellationToken, ValueTask> each, CancellationToken token)
     {
-        var buffer = new byte[Chunk];
+        // One pooled buffer and one list for the whole message: each chunk's parts are used before the next is read.
+        var buffer = ArrayPool<byte>.Shared.Rent(Chunk);
+        try
+        {
+            await ForEachChunkAsync(spool, buffer, each, token);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static async Task ForEachChunkAsync(IMessageSpool spool, byte[] buffer, Func<Unstuffed, CancellationToken, ValueTask> each, CancellationToken token)
+    {
         await using var stream = spool.OpenRead();
+        var parts = new List<ReadOnlyMemory<byte>>();
         var atLineStart = true;
         int read;
-        while ((read = await stream.ReadAsync(buffer, token)) > 0)
+        while ((read = await stream.ReadAsync(buffer.AsMemory(0, Chunk), token)) > 0)
         {
-            var parts = new List<ReadOnlyMemory<byte>>();
+            parts.Clear();
             var start = 0;
             var dropped = 0;
             for (var i = 0; i < read; i++)

@@ -138,6 +138,15 @@ public sealed record RelayOptions
     /// </summary>
     public int ReuseMaxIdleTotal { get; init; } = 1000;
 
+    /// <summary>
+    /// A client silent this long between transactions gives its upstream session back (to the reuse cache, else it is
+    /// ended with QUIT) and takes one again at its next MAIL: an idle script then pins neither a connection to the MX nor
+    /// a descriptor here, which lets far more sessions wait than descriptors allow two each. Zero: a session keeps its
+    /// upstream to the end, as before.
+    /// </summary>
+    [ConfigurationKey("IdleClientReleaseSeconds")]
+    public TimeSpan IdleClientRelease { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Per-user <see cref="Mode"/> (e.g. one site always through the pool); see RelayPoolOptions.cs.</summary>
     public IReadOnlyDictionary<string, RelayMode> ModeByUser { get; init; } = new Dictionary<string, RelayMode>();
 

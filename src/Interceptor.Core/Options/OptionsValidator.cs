@@ -42,6 +42,8 @@ public static partial class OptionsValidator
         Check(Within(options.Relay.ReuseIdleTime, Seconds(1), Seconds(300)), "Relay.ReuseIdleSeconds", "must be 1-300");
         Check(Within(options.Relay.ReuseMaxAge, Seconds(1), Seconds(86400)), "Relay.ReuseMaxSeconds", "must be 1-86400");
         Check(options.Relay.ReuseMaxMessages is > 0 and <= 100000, "Relay.ReuseMaxMessages", "must be 1-100000");
+        Check(options.Relay.IdleClientRelease == TimeSpan.Zero || Within(options.Relay.IdleClientRelease, Seconds(1), Seconds(3600)),
+            "Relay.IdleClientReleaseSeconds", "must be 0 (off) or 1-3600");
         Check(options.Relay.ReuseMaxIdlePerDestination is > 0 and <= 10000, "Relay.ReuseMaxIdlePerDestination", "must be 1-10000");
         Check(options.Relay.ReuseMaxIdleTotal >= options.Relay.ReuseMaxIdlePerDestination && options.Relay.ReuseMaxIdleTotal <= 100000,
             "Relay.ReuseMaxIdleTotal", "must be at least Relay.ReuseMaxIdlePerDestination and at most 100000");

@@ -228,4 +228,40 @@ public sealed class RelayPoolAdminTests
         var table = await s.Ns.RunAsync("nft", ["list", "table", "inet", "smtp_interceptor"]);
         Assert.That(table.ExitCode, Is.Not.Zero, "nothing was installed\n" + table.Stdout);
     }
+
+    [Test]
+    public async Task A_relay_ca_file_that_cannot_be_read_is_named_by_check_config_and_stops_run_before_anything_is_installed()
+    {
+        await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
+        var missingCa = s.Dir.PathOf("no-such-ca.pem");
+        var config = Config(s.Dir, s.Dir.PathOf("alerts.txt"));
+        var relays = (JsonArray)config.Settings["Relay.Smarthosts"]!;
+        relays[0]!["CaFile"] = missingCa;
+        var path = DaemonProcess.WriteConfig(s.Dir, config);
+        var expected = $"Relay.Smarthosts[0].CaFile: {missingCa}: cannot read the CA certificates";
+
+        var check = await DaemonProcess.RunVerbAsync(s.Ns, "check-config", path);
+        var run = await s.Ns.RunAsync(DaemonProcess.DotnetHost, [DaemonProcess.AssemblyPath, "run", "--config", path], TimeSpan.FromSeconds(60));
+
+        Assert.That(check.ExitCode, Is.EqualTo(1), check.ToString());
+        Assert.That(check.Stderr, Does.Contain(expected), check.ToString());
+        Assert.That(run.ExitCode, Is.EqualTo(1), run.ToString());
+        Assert.That(run.Stderr, Does.Contain(expected).And.Not.Contain("   at "), "a clear error, not a stack trace\n" + run);
+        var table = await s.Ns.RunAsync("nft", ["list", "table", "inet", "smtp_interceptor"]);
+        Assert.That(table.ExitCode, Is.Not.Zero, "nothing was installed\n" + table.Stdout);
+    }
+
+    [Test]
+    public async Task Check_config_names_a_credentials_file_others_may_read()
+    {
+        await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
+        var credentials = WriteCredentials(s.Dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+        var path = DaemonProcess.WriteConfig(s.Dir, Config(s.Dir, s.Dir.PathOf("alerts.txt"), credentials: credentials));
+
+        var check = await DaemonProcess.RunVerbAsync(s.Ns, "check-config", path);
+
+        Assert.That(check.ExitCode, Is.EqualTo(1), check.ToString());
+        Assert.That(check.Stderr, Does.Contain($"Relay.CredentialsFile: {credentials}: mode 0604"), check.ToString());
+        AssertNoSecret(check.Stdout + check.Stderr, "check-config");
+    }
 }

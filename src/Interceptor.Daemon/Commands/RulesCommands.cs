@@ -1,3 +1,4 @@
+using Interceptor.Daemon.Configuration;
 using Interceptor.Daemon.Intercept;
 using Interceptor.Netfilter;
 
@@ -14,6 +15,13 @@ public static class RulesCommands
         if (ListenerGuard.UnprivilegedPortProblem(options.Listen.Port) is { } unprivileged)
         {
             Console.Error.WriteLine($"smtp-interceptor: invalid configuration for this host:\n  {unprivileged}");
+            return 1;
+        }
+
+        // The files it names, opened as run will open them (credentials, each relay's CA, the client CA).
+        if (ReferencedFiles.Problems(options) is { Count: > 0 } files)
+        {
+            Console.Error.WriteLine("smtp-interceptor: invalid configuration for this host:\n  " + string.Join("\n  ", files));
             return 1;
         }
 

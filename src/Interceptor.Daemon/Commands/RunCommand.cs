@@ -4,6 +4,7 @@ using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Daemon.Attribution;
+using Interceptor.Daemon.Configuration;
 using Interceptor.Daemon.Control;
 using Interceptor.Daemon.Decide;
 using Interceptor.Daemon.Hold;
@@ -43,6 +44,12 @@ public static class RunCommand
 
         // A credentials file others may read is a configuration error (exit 1), before anything is installed.
         var credentials = DaemonPool.LoadCredentials(options.Relay);
+        if (ReferencedFiles.SmarthostCaProblems(options.Relay) is { Count: > 0 } caProblems)
+        {
+            // Each relay's CA is loaded when the listener is built: name the key now rather than fail in there.
+            throw new ConfigurationException(caProblems);
+        }
+
         var descriptorLimit = RaiseDescriptorLimit(logger);
         var rules = new RulesetManager(new NftClient());
         var alert = new AlertCommand(options.Alerts, loggers.CreateLogger("alert"));

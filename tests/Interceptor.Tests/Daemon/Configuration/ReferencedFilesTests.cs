@@ -1,0 +1,111 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Interceptor.Core.Options;
+using Interceptor.Daemon.Configuration;
+using NUnit.Framework;
+
+namespace Interceptor.Tests.Daemon.Configuration;
+
+/// <summary>The files a configuration names, checked by check-config and at run's start, each problem named by its key.</summary>
+[TestFixture]
+public class ReferencedFilesTests
+{
+    private string _directory = "";
+
+    [SetUp]
+    public void CreateDirectory() => _directory = Directory.CreateTempSubdirectory("smtpi-files-").FullName;
+
+    [TearDown]
+    public void RemoveDirectory() => Directory.Delete(_directory, recursive: true);
+
+    private static InterceptorOptions WithRelay(SmarthostOptions relay, string credentials = "") => new()
+    {
+        Relay = new RelayOptions { Smarthosts = [relay], CredentialsFile = credentials },
+    };
+
+    private static SmarthostOptions Relay(string caFile, SmarthostTls tls = SmarthostTls.Required) =>
+        new() { Name = "relay1", Host = "192.0.2.10", Tls = tls, CaFile = caFile };
+
+    private string Write(string name, string text, UnixFileMode mode)
+    {
+        var path = Path.Combine(_directory, name);
+        File.WriteAllText(path, text);
+        File.SetUnixFileMode(path, mode);
+        return path;
+    }
+
+    private static string SelfSignedPem()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=Test relay CA", key, HashAlgorithmName.SHA256);
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        return certificate.ExportCertificatePem();
+    }
+
+    [Test]
+    public void The_defaults_name_no_file_and_have_no_problem() =>
+        Assert.That(ReferencedFiles.Problems(new InterceptorOptions()), Is.Empty);
+
+    [Test]
+    public void A_relay_ca_file_that_does_not_exist_is_named_by_its_key_and_path()
+    {
+        var missing = Path.Combine(_directory, "missing-ca.pem");
+
+        var problems = ReferencedFiles.Problems(WithRelay(Relay(missing)));
+
+        Assert.That(problems, Has.Count.EqualTo(1));
+        Assert.That(problems[0], Does.StartWith("Relay.Smarthosts[0].CaFile: " + missing + ": cannot read the CA certificates"));
+        Assert.That(ReferencedFiles.SmarthostCaProblems(WithRelay(Relay(missing)).Relay), Is.EqualTo(problems), "run checks the same");
+    }
+
+    [Test]
+    public void A_relay_ca_file_without_a_certificate_is_named()
+    {
+        var empty = Write("ca.pem", "not a certificate\n", UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        var problems = ReferencedFiles.Problems(WithRelay(Relay(empty)));
+
+        Assert.That(problems, Is.EqualTo(new[] { $"Relay.Smarthosts[0].CaFile: {empty}: holds no PEM certificate" }));
+    }
+
+    [Test]
+    public void A_readable_relay_ca_passes_and_a_ca_file_the_tls_policy_does_not_use_is_not_opened()
+    {
+        var good = Write("ca.pem", SelfSignedPem(), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        var missing = Path.Combine(_directory, "missing-ca.pem");
+
+        Assert.That(ReferencedFiles.Problems(WithRelay(Relay(good))), Is.Empty);
+        Assert.That(ReferencedFiles.Problems(WithRelay(Relay(missing, SmarthostTls.Opportunistic))), Is.Empty, "only Tls Required verifies against the CA");
+    }
+
+    [Test]
+    public void A_credentials_file_others_may_read_is_named_with_its_mode()
+    {
+        var credentials = Write("credentials", "* relaylogin secret\n", UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+
+        var problems = ReferencedFiles.Problems(WithRelay(Relay(""), credentials));
+
+        Assert.That(problems, Has.Count.EqualTo(1));
+        Assert.That(problems[0], Does.StartWith("Relay.CredentialsFile: " + credentials).And.Contain("0604"));
+        Assert.That(problems[0], Does.Not.Contain("secret"), "a problem never shows the password");
+    }
+
+    [Test]
+    public void A_client_ca_that_was_never_created_is_named_with_the_command_that_creates_it()
+    {
+        var options = new InterceptorOptions
+        {
+            ClientTls = new ClientTlsOptions
+            {
+                Mode = ClientTlsMode.Mint,
+                CaCertificate = Path.Combine(_directory, "ca.crt"),
+                CaKey = Path.Combine(_directory, "ca.key"),
+            },
+        };
+
+        var problems = ReferencedFiles.Problems(options);
+
+        Assert.That(problems, Has.Count.EqualTo(1));
+        Assert.That(problems[0], Does.StartWith("ClientTls.CaKey: ").And.Contain("client-ca create"));
+    }
+}

@@ -143,12 +143,11 @@ public sealed record DescriptorBudget(long Limit, int OpenAtStart, int Sessions,
         var sessions = maxConnections > 0 ? maxConnections : (int)Math.Min(DefaultMaxConnections, fit);
         var upstreams = (int)Math.Min(available - sessions, int.MaxValue);
         var idle = Math.Min(IdleUpstreamsFor(sessions, reuse), upstreams);
-        // A derived cap below the default always shares: ⅔ of what is left for sessions leaves ⅓ for upstreams.
         var derived = maxConnections == 0 && sessions < DefaultMaxConnections
             ? Invariant($"Listen.MaxConnections derived from the file descriptor limit {limit}: {sessions} sessions, not the default {DefaultMaxConnections}, ")
             : "";
         var forDefault = derived.Length > 0 ? Invariant($", {DefaultCost(openAtStart, reuse)} for the default") : "";
-        var warning = upstreams < sessions
+        var warning = upstreams < sessions || derived.Length > 0
             ? Invariant($"{derived}{sessions} sessions, at most {upstreams} of them with an upstream connection at once (idle clients give theirs back after Relay.IdleClientReleaseSeconds); raise LimitNOFILE to {Cost(openAtStart, sessions, IdleUpstreamsFor(sessions, reuse))} for an upstream connection for every session{forDefault}")
             : null;
         budget = budget with { Sessions = sessions, IdleUpstreams = idle, Upstreams = upstreams, Warning = warning };

@@ -61,6 +61,45 @@ public sealed class UpstreamTests
     }
 
     [Test]
+    public async Task A_client_idle_between_transactions_gives_its_upstream_back_and_its_next_message_goes_on_a_new_session()
+    {
+        // Without reuse the session given back ends with QUIT, so the fake MX sees exactly when it was let go.
+        var config = new DaemonConfig
+        {
+            Settings = new Dictionary<string, System.Text.Json.Nodes.JsonNode?> { ["Relay.IdleClientReleaseSeconds"] = 1, ["Relay.ReuseConnections"] = false },
+        };
+        await using var s = await Scenario.StartAsync(config: config);
+        var message = TestMessage.Small(From, To, "idle-release");
+        var dialogue = new SmtpDialog("127.0.0.2:25")
+            .Send("EHLO", "EHLO client.test\r\n")
+            .Pause(3)
+            .Send("MAIL", $"MAIL FROM:<{From}>\r\n")
+            .Send("RCPT", $"RCPT TO:<{To}>\r\n")
+            .Send("DATA", "DATA\r\n", expect: "3")
+            .SendFile("BODY", Clients.WriteStuffedBody(s.Dir, message))
+            .Send("QUIT", "QUIT\r\n");
+
+        var dialog = await Clients.DialogAsync(s.Ns, Alice, s.Dir, dialogue);
+
+        var context = "\n" + dialog.Describe() + s.Describe() + s.RequireMx.Transcript();
+        Assert.That(dialog.StoppedAt, Is.Null, context);
+        Assert.That(dialog.Reply("BODY")?.Code, Is.EqualTo(250), context);
+        var events = s.RequireMx.Events();
+        var connections = events.Where(e => e.GetProperty("kind").GetString() == "connect").Select(e => e.GetProperty("conn").GetString()).ToList();
+        Assert.That(connections, Has.Count.EqualTo(2), "one upstream session before the pause, one opened at MAIL" + context);
+        string[] CommandsOf(string? conn) => [.. events.Where(e => e.GetProperty("kind").GetString() == "command" && e.GetProperty("conn").GetString() == conn)
+            .Select(e => e.GetProperty("line").GetString()!.Split(' ')[0].ToUpperInvariant())];
+        Assert.That(CommandsOf(connections[0]), Is.EqualTo(new[] { "EHLO", "QUIT" }), "the first session was given back while the client sat idle" + context);
+        Assert.That(CommandsOf(connections[1]), Does.Contain("MAIL").And.Contain("DATA"), context);
+        var released = events.First(e => e.GetProperty("kind").GetString() == "closed" && e.GetProperty("conn").GetString() == connections[0]).GetProperty("t").GetDouble();
+        var secondOpened = events.First(e => e.GetProperty("kind").GetString() == "connect" && e.GetProperty("conn").GetString() == connections[1]).GetProperty("t").GetDouble();
+        Assert.That(released, Is.LessThan(secondOpened), "given back during the silence, not at the next MAIL" + context);
+        var delivered = s.RequireMx.Messages();
+        Assert.That(delivered, Has.Count.EqualTo(1), context);
+        TraceHeader.AssertPrepended(delivered[0], Alice, message, context);
+    }
+
+    [Test]
     public async Task Mail_refused_upstream_reaches_the_client_verbatim()
     {
         const string reply = "553 5.7.1 <alice@client.test>: Sender address rejected: not owned by user";

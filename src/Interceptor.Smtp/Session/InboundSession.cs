@@ -65,6 +65,9 @@ public sealed class InboundSession : IAsyncDisposable
     /// </summary>
     public MessagePipeline? Pipeline { get; init; }
 
+    /// <summary>The clock of <see cref="IdleUpstreamRelease"/> (tests step it by hand).</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
     /// <summary>STARTTLS towards the client (ClientTls.Mode Mint), shared by every session; null: not offered (502).</summary>
     public ClientTlsServer? ClientTls { get; init; }
 
@@ -83,6 +86,7 @@ public sealed class InboundSession : IAsyncDisposable
         _data = new DataCommand(_context);
         _startTls = ClientTls is null ? null : new StartTlsCommand(_context, ClientTls);
         var token = timeouts.Token;
+        var idleRelease = new IdleUpstreamRelease(_upstream.Lease, _options.Relay.IdleClientRelease, Time, _origin, _logger);
         try
         {
             if (await _upstream.EnsureAsync(token) is { } refusal)
@@ -103,7 +107,14 @@ public sealed class InboundSession : IAsyncDisposable
             await client.WriteAsync(new SmtpReply(220, null, $"{_options.Relay.HeloName} ESMTP"), token);
             while (_state != SessionState.Closing)
             {
+                if (!_state.HoldsTransaction() && !client.Reader.HasBufferedData)
+                {
+                    // A client silent between transactions gives its upstream back after Relay.IdleClientReleaseSeconds.
+                    idleRelease.Arm();
+                }
+
                 var line = await client.ReadCommandAsync(_options.Smtp.MaxCommandLine.ToInt32());
+                await idleRelease.DisarmAsync();
                 if (!await PaceErrorsAsync(client, token))
                 {
                     break;
@@ -134,6 +145,8 @@ public sealed class InboundSession : IAsyncDisposable
         }
         finally
         {
+            // A release under way finishes before the lease is given back for good.
+            await idleRelease.DisposeAsync();
             if (_transaction is not null)
             {
                 await _transaction.FinishAsync("aborted: the client left before finishing the transaction", TransactionOutcome.Refused, UnsentKind.ClientLeft, CancellationToken.None);

@@ -62,6 +62,12 @@ internal static partial class SessionLog
     [LoggerMessage(EventId = 1322, Level = LogLevel.Warning, Message = "no verdict from upstream {Upstream} for uid={Uid} user={User} before shutdown: recorded as unknown, counted as sent")]
     public static partial void NoVerdictBeforeShutdown(ILogger logger, string upstream, uint uid, string user);
 
+    [LoggerMessage(EventId = 1324, Level = LogLevel.Debug, Message = "uid={Uid} user={User} silent for {Seconds} s between transactions: upstream session {Upstream} given back until its next MAIL")]
+    public static partial void IdleUpstreamReleased(ILogger logger, uint uid, string user, double seconds, string upstream);
+
+    [LoggerMessage(EventId = 1325, Level = LogLevel.Warning, Message = "giving back the idle upstream session of uid={Uid} user={User} failed: {Reason}")]
+    public static partial void IdleUpstreamReleaseFailed(ILogger logger, uint uid, string user, string reason);
+
     [LoggerMessage(EventId = 1323, Level = LogLevel.Information, Message = "message stage {Stage} stopped message {Id} of uid={Uid} user={User}: {Reply}")]
     public static partial void StageStopped(ILogger logger, string stage, string id, uint uid, string user, SmtpReply reply);
 }

@@ -113,6 +113,27 @@ public sealed class UpstreamLease(IUpstreamRoute route) : IAsyncDisposable
     public async Task<SmtpReply?> RsetAsync(CancellationToken cancellationToken) =>
         _connection is { IsUsable: true } ? await Proven().RsetAsync(cancellationToken) : null;
 
+    /// <summary>True while a session is held between transactions: one <see cref="ReleaseIdleAsync"/> may give back.</summary>
+    public bool HoldsIdleSession => _connection is { State: UpstreamState.Ready };
+
+    /// <summary>
+    /// Gives a session held between transactions back to its route (kept for another client when healthy, else ended
+    /// with QUIT), while the lease stays usable: the next MAIL takes one again. Nothing happens when none is held or a
+    /// transaction is open on it. Never concurrently with another operation on this lease.
+    /// </summary>
+    /// <returns>The session's endpoint when one was given back, else null.</returns>
+    public async Task<string?> ReleaseIdleAsync()
+    {
+        if (_connection is not { State: UpstreamState.Ready } held)
+        {
+            return null;
+        }
+
+        var description = held.Description;
+        await ReleaseHeldAsync();
+        return description;
+    }
+
     /// <summary>Drops the held session without QUIT: an unfinished DATA is then discarded by the upstream.</summary>
     public void Abort() => _connection?.Abort();
 

@@ -97,6 +97,10 @@ def run(dialog):
     steps = dialog.get("steps", [])
     for step in steps if ok else []:
         label = step.get("label", "STEP")
+        if "pause" in step:
+            # Silence from the client (an idle script), with the connection held open.
+            time.sleep(float(step["pause"]))
+            continue
         try:
             if "send" in step:
                 sock.sendall(step["send"].encode("latin-1"))

@@ -33,6 +33,13 @@ public sealed class SmtpDialog
         return this;
     }
 
+    /// <summary>Sends nothing for <paramref name="seconds"/>, holding the connection open (an idle client).</summary>
+    public SmtpDialog Pause(double seconds)
+    {
+        _steps.Add(new JsonObject { ["label"] = "PAUSE", ["pause"] = seconds });
+        return this;
+    }
+
     /// <summary>Sends and then reads every reply until the peer closes or the timeout passes (for pipelined tails).</summary>
     public SmtpDialog SendAndReadAll(string label, string data)
     {

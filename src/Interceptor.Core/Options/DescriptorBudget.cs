@@ -144,7 +144,7 @@ public sealed record DescriptorBudget(long Limit, int OpenAtStart, int Sessions,
         var upstreams = (int)Math.Min(available - sessions, int.MaxValue);
         var idle = Math.Min(IdleUpstreamsFor(sessions, reuse), upstreams);
         var derived = maxConnections == 0 && sessions < DefaultMaxConnections
-            ? Invariant($"Listen.MaxConnections derived from the file descriptor limit {limit}: {sessions} sessions, not the default {DefaultMaxConnections}, ")
+            ? Invariant($"Listen.MaxConnections derived from the file descriptor limit {limit}, not the default {DefaultMaxConnections}: ")
             : "";
         var forDefault = derived.Length > 0 ? Invariant($", {DefaultCost(openAtStart, reuse)} for the default") : "";
         var warning = upstreams < sessions || derived.Length > 0

@@ -131,7 +131,7 @@ public sealed class DescriptorBudgetTests
             Assert.That(budget.Upstreams * 2, Is.GreaterThanOrEqualTo(budget.Sessions), "at least half the sessions hold an upstream at once");
             Assert.That(budget.IdleUpstreams, Is.LessThanOrEqualTo(budget.Upstreams), "the idle cache fits in the upstream cap");
             Assert.That(budget.Needed, Is.LessThanOrEqualTo(limit));
-            Assert.That(budget.Warning, Does.Contain($"derived from the file descriptor limit {limit}: {sessions} sessions")
+            Assert.That(budget.Warning, Does.Contain($"derived from the file descriptor limit {limit}, not the default 10000: {sessions} sessions, at most")
                 .And.Contain($"at most {upstreams} of them with an upstream connection").And.Contain("for the default"));
         });
     }

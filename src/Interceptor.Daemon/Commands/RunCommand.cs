@@ -189,6 +189,7 @@ public static class RunCommand
             holds, new UpstreamDelivery(listener.Source), options.Hold, time, loggers.CreateLogger("hold"),
             new HoldAccounting(ledger, store, recorder, time).DeliveredAsync, alert.NotifyHoldFailedAsync);
         metrics.Relay.Upstreams = listener.Upstreams;
+        metrics.Relay.UpstreamDescriptors = listener.UpstreamDescriptors;
         metrics.Store.Health = () => store.Health;
         metrics.Intercept.ActiveSessions = () => listener.ActiveSessions;
         var listenerGuard = new ListenerGuard(options.Listen.Port, () => listener.Sockets, alert, loggers.CreateLogger("netfilter"));

@@ -116,23 +116,10 @@ public sealed class DescriptorExhaustionTests
     [Test]
     public async Task More_idle_sessions_than_upstream_slots_are_all_greeted_and_the_upstream_cap_holds()
     {
-        const int Limit = 400;
-        var config = Config(
-            ("Relay.IdleClientReleaseSeconds", 1),
-            ("Limits.Default.Connections", 1000),
-            ("Limits.Default.ConnectionsPerSecond", 0),
-            ("Suspension.RefusalLimit", 0)) with { DescriptorLimit = Limit };
-        await using var s = await Scenario.StartAsync(config: config);
+        await using var s = await Scenario.StartAsync(config: SharedUpstreamsConfig());
         var daemon = s.RequireDaemon;
         var pid = daemon.Process.ProcessId;
-
-        var messages = daemon.LogLines().Select(l => l.Message).ToList();
-        var plan = messages.First(m => m.StartsWith("file descriptors: limit", StringComparison.Ordinal));
-        var planned = Regex.Match(plan, @"up to (\d+) SMTP sessions \(Listen.MaxConnections\) and (\d+) upstream connections");
-        Assert.That(planned.Success, Is.True, "the start-up line names the upstream cap: " + plan);
-        var sessions = int.Parse(planned.Groups[1].Value, CultureInfo.InvariantCulture);
-        var upstreams = int.Parse(planned.Groups[2].Value, CultureInfo.InvariantCulture);
-        Assert.That(messages, Has.Some.Contains($"at most {upstreams} of them with an upstream connection at once"), s.Describe());
+        var (plan, sessions, upstreams) = SharedUpstreamsPlan(daemon);
         var idle = sessions - 4;
         Assert.That(idle, Is.GreaterThan(upstreams + 10), "the plan leaves more sessions than upstream slots: " + plan);
 
@@ -146,7 +133,7 @@ public sealed class DescriptorExhaustionTests
         var reportLine = run.Stdout.Split('\n').LastOrDefault(l => l.StartsWith('{'));
         var connects = s.RequireMx.Events().Count(e => e.GetProperty("kind").GetString() == "connect");
         await TestContext.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-            $"{plan}\nidle sessions: {reportLine}; at most {maxUpstreams} upstream connections open at once (cap {upstreams}), {connects} made in all; at most {maxDescriptors} descriptors open (limit {Limit})"));
+            $"{plan}\nidle sessions: {reportLine}; at most {maxUpstreams} upstream connections open at once (cap {upstreams}), {connects} made in all; at most {maxDescriptors} descriptors open (limit {SharedLimit})"));
         Assert.That(reportLine, Is.Not.Null, "idle.py printed no result" + run.Describe() + s.Describe());
         var report = JsonNode.Parse(reportLine!)!;
         Assert.Multiple(() =>
@@ -155,7 +142,7 @@ public sealed class DescriptorExhaustionTests
             Assert.That(report["failures"]!.GetValue<int>(), Is.Zero, reportLine);
             Assert.That(maxUpstreams, Is.LessThanOrEqualTo(upstreams), "upstream connections never above the budget's cap");
             Assert.That(connects, Is.GreaterThan(upstreams), "more sessions than slots were served: upstreams were given back and taken again");
-            Assert.That(maxDescriptors, Is.LessThan(Limit), "the daemon's descriptors stayed below its limit");
+            Assert.That(maxDescriptors, Is.LessThan(SharedLimit), "the daemon's descriptors stayed below its limit");
             Assert.That(daemon.Process.HasExited, Is.False, s.Describe());
             Assert.That(daemon.LogLines().Where(l => l.LogLevel == "Critical").Select(l => l.Message), Is.Empty, s.Describe());
         });
@@ -163,6 +150,88 @@ public sealed class DescriptorExhaustionTests
         var sent = await SendAsync(s, TestUsers.Alice, "after-the-idle-crowd");
         AssertDelivered(sent, s.Describe());
     }
+
+    [Test]
+    public async Task Sessions_finding_every_upstream_slot_held_in_a_transaction_are_told_421_naming_the_cap_after_the_connect_timeout()
+    {
+        await using var s = await Scenario.StartAsync(config: SharedUpstreamsConfig() with { ConnectTimeoutSeconds = 2 });
+        var (plan, _, upstreams) = SharedUpstreamsPlan(s.RequireDaemon);
+
+        // Alice's script takes every upstream slot with sessions inside a transaction (never idle between transactions,
+        // so never given back), then opens a few more and reads their greetings.
+        var script = s.Dir.Write("hold_transactions.py", HoldTransactionsScript);
+        var run = await s.Ns.RunAsUserAsync(TestUsers.Alice, Requirements.Python,
+            ["-I", script, NetworkNamespace.MxAddress4, "25", upstreams.ToString(CultureInfo.InvariantCulture), "3"], TimeSpan.FromSeconds(90));
+        var reportLine = run.Stdout.Split('\n').LastOrDefault(l => l.StartsWith('{'));
+        await TestContext.Out.WriteLineAsync(plan + "\n" + reportLine);
+        Assert.That(reportLine, Is.Not.Null, "the script printed no result" + run.Describe() + s.Describe());
+        var report = JsonNode.Parse(reportLine!)!;
+        Assert.Multiple(() =>
+        {
+            Assert.That(report["held"]!.GetValue<int>(), Is.EqualTo(upstreams), reportLine);
+            Assert.That(report["errors"]!.AsArray(), Is.Empty, "every held session got its upstream and 250 to MAIL\n" + reportLine);
+            Assert.That(report["extra"]!.AsArray().Select(g => g!.GetValue<string>()),
+                Has.All.StartsWith("421 4.4.1 ").And.All.Contains($"no descriptor free for another upstream connection ({upstreams} open"), reportLine);
+            Assert.That(report["waited_s"]!.GetValue<double>(), Is.GreaterThanOrEqualTo(1.5), "refused only after waiting the connect timeout\n" + reportLine);
+            Assert.That(s.RequireMx.Events().Count(e => e.GetProperty("kind").GetString() == "connect"), Is.EqualTo(upstreams), "the refused ones never reached the MX");
+        });
+
+        // Once she let go, mail goes through.
+        AssertDelivered(await SendAsync(s, TestUsers.Alice, "after-the-held-transactions"), s.Describe());
+    }
+
+    private const int SharedLimit = 400;
+
+    /// <summary>The daemon under a limit too low for two descriptors a session, idle clients releasing after 1 s.</summary>
+    private static DaemonConfig SharedUpstreamsConfig() => Config(
+        ("Relay.IdleClientReleaseSeconds", 1),
+        ("Limits.Default.Connections", 1000),
+        ("Limits.Default.ConnectionsPerSecond", 0),
+        ("Suspension.RefusalLimit", 0)) with { DescriptorLimit = SharedLimit };
+
+    /// <summary>The start-up line and the caps it names; the warning says that not every session has an upstream.</summary>
+    private static (string Plan, int Sessions, int Upstreams) SharedUpstreamsPlan(DaemonProcess daemon)
+    {
+        var messages = daemon.LogLines().Select(l => l.Message).ToList();
+        var plan = messages.First(m => m.StartsWith("file descriptors: limit", StringComparison.Ordinal));
+        var planned = Regex.Match(plan, @"up to (\d+) SMTP sessions \(Listen.MaxConnections\) and (\d+) upstream connections");
+        Assert.That(planned.Success, Is.True, "the start-up line names the upstream cap: " + plan);
+        var upstreams = int.Parse(planned.Groups[2].Value, CultureInfo.InvariantCulture);
+        Assert.That(messages, Has.Some.Contains($"at most {upstreams} of them with an upstream connection at once"), string.Join("\n", messages));
+        return (plan, int.Parse(planned.Groups[1].Value, CultureInfo.InvariantCulture), upstreams);
+    }
+
+    /// <summary>HOST PORT HELD EXTRA: HELD sessions left inside a transaction (after MAIL), then EXTRA whose greetings are read.</summary>
+    private const string HoldTransactionsScript = """
+        import json, socket, sys, time
+
+        def reply(f):
+            while True:
+                line = f.readline().decode("latin-1").rstrip("\r\n")
+                if len(line) < 4 or line[3] != "-":
+                    return line
+
+        host, port, held_count, extra_count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+        held, errors, extra = [], [], []
+        for _ in range(held_count):
+            s = socket.create_connection((host, port), timeout=30)
+            f = s.makefile("rb")
+            steps = [reply(f)]
+            for command in (b"EHLO held.test\r\n", b"MAIL FROM:<held@client.test>\r\n"):
+                s.sendall(command)
+                steps.append(reply(f))
+            if not steps[-1].startswith("250"):
+                errors.append(steps)
+            held.append(s)
+        for _ in range(extra_count):
+            s = socket.create_connection((host, port), timeout=30)
+            extra.append((s, s.makefile("rb")))
+        begin = time.time()
+        greetings = [reply(f) for _, f in extra]
+        print(json.dumps({"held": len(held), "errors": errors, "extra": greetings, "waited_s": round(time.time() - begin, 2)}), flush=True)
+        for s in held + [s for s, _ in extra]:
+            s.close()
+        """;
 
     /// <summary>
     /// Polls, until cancelled, the most TCP connections the daemon had established to <paramref name="upstream"/> at

@@ -10,7 +10,7 @@ namespace Interceptor.Smtp.Upstream;
 /// reach its descriptor limit (where the runtime aborts the process). A connection takes a slot before it is opened
 /// (<see cref="EnterAsync"/>) and gives it back when closed (<see cref="Release"/>; <see cref="GatedUpstreamConnector"/>
 /// does both). With none free, the oldest idle session in the reuse cache is ended first
-/// (<see cref="ReclaimIdle"/>), then the opener waits, and is refused with a 4xx-worthy text if none came.
+/// (<see cref="ReclaimIdle"/>), then the opener waits, and is refused with a text for the client's 4xx if none came.
 /// </summary>
 public sealed class UpstreamDescriptorGate : IDisposable
 {
@@ -89,7 +89,7 @@ public sealed class UpstreamDescriptorGate : IDisposable
 
         Interlocked.Increment(ref _refusals);
         throw new UpstreamDescriptorsExhaustedException(string.Create(CultureInfo.InvariantCulture,
-            $"no descriptor free for another upstream connection ({Capacity} open, the descriptor budget's cap; LimitNOFILE) — try again later"));
+            $"no descriptor free for another upstream connection ({Capacity} open, the descriptor budget's cap; LimitNOFILE)"));
     }
 
     /// <summary>Gives a slot back; once per successful <see cref="EnterAsync"/>.</summary>

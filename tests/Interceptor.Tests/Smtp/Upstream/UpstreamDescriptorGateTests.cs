@@ -60,7 +60,7 @@ public sealed class UpstreamDescriptorGateTests
         Assert.Multiple(() =>
         {
             Assert.That(clock.Elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(650)), "it waited the timeout first");
-            Assert.That(refused!.Message, Is.EqualTo("no descriptor free for another upstream connection (3 open, the descriptor budget's cap; LimitNOFILE) — try again later"));
+            Assert.That(refused!.Message, Is.EqualTo("no descriptor free for another upstream connection (3 open, the descriptor budget's cap; LimitNOFILE)"));
             Assert.That(refused, Is.InstanceOf<UpstreamUnavailableException>(), "sessions answer it as any upstream that cannot be reached: 4xx");
             Assert.That(gate.Open, Is.EqualTo(3), "a refused opener holds no slot");
             Assert.That(gate.Refusals, Is.EqualTo(1));

@@ -63,10 +63,8 @@ public sealed class UpstreamConnectionCacheReclaimTests
     [Test]
     public async Task With_the_gate_full_a_new_connection_ends_an_idle_one_to_another_destination_and_takes_its_slot()
     {
-        using var gate = new UpstreamDescriptorGate(1);
-        await using var cache = new UpstreamConnectionCache(Settings, descriptors: gate);
-        await using var first = new ScriptedUpstream();
-        await using var second = new ScriptedUpstream();
+        await using var world = new GatedWorld();
+        var (gate, cache, first, second) = (world.Gate, world.Cache, world.First, world.Second);
         await LeaveIdleAsync(cache, first);
         Assert.That(gate.Open, Is.EqualTo(1), "an idle session holds its slot");
 
@@ -87,10 +85,8 @@ public sealed class UpstreamConnectionCacheReclaimTests
     [Test]
     public async Task A_session_given_back_while_an_opener_waits_is_closed_for_it_not_kept()
     {
-        using var gate = new UpstreamDescriptorGate(1);
-        await using var cache = new UpstreamConnectionCache(Settings, descriptors: gate);
-        await using var first = new ScriptedUpstream();
-        await using var second = new ScriptedUpstream();
+        await using var world = new GatedWorld();
+        var (gate, cache, first, second) = (world.Gate, world.Cache, world.First, world.Second);
         var held = (await cache.TakeAsync(first.EndPoint, fresh: false, CancellationToken.None)).Connection!;
 
         var waiting = cache.TakeAsync(second.EndPoint, fresh: false, CancellationToken.None);
@@ -124,5 +120,27 @@ public sealed class UpstreamConnectionCacheReclaimTests
             Assert.That(upstream.Sessions, Has.Count.EqualTo(1), "the refused one never connected");
         });
         await held.DisposeAsync();
+    }
+
+    /// <summary>A cache opening through a gate of one slot, and two upstreams (two destinations).</summary>
+    private sealed class GatedWorld : IAsyncDisposable
+    {
+        public GatedWorld() => Cache = new UpstreamConnectionCache(Settings, descriptors: Gate);
+
+        public UpstreamDescriptorGate Gate { get; } = new(1);
+
+        public UpstreamConnectionCache Cache { get; }
+
+        public ScriptedUpstream First { get; } = new();
+
+        public ScriptedUpstream Second { get; } = new();
+
+        public async ValueTask DisposeAsync()
+        {
+            await Cache.DisposeAsync();
+            await First.DisposeAsync();
+            await Second.DisposeAsync();
+            Gate.Dispose();
+        }
     }
 }

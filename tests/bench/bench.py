@@ -967,9 +967,11 @@ backend sink
 
     def phase_idle(self):
         """A fresh daemon at its defaults holding --idle sessions (greeting and EHLO done, then silence): its RSS and
-        descriptors. Each session is two descriptors in the daemon (client and upstream), one in idle.py and one in the
-        sink, and two conntrack entries; the daemon's own cap (Listen.MaxConnections, derived from its descriptor
-        limit when unset) is read from its start-up line, so a limit too low for --idle shows as such."""
+        descriptors. A session holds two descriptors in the daemon (client and upstream) until it has been silent for
+        Relay.IdleClientReleaseSeconds (5 s by default), then one: its upstream goes back to the reuse cache or is ended
+        (one in idle.py throughout, and two conntrack entries). The daemon's own cap (Listen.MaxConnections, derived from
+        its descriptor limit when unset) is read from its start-up line, so a limit too low for --idle shows as such.
+        RSS is measured once every session has been silent past the release; the peak (VmHWM) includes the time before."""
         a = self.a
         log("idle sessions: fresh daemon, %d idle sessions" % a.idle)
         self.stop_daemon()
@@ -986,7 +988,7 @@ backend sink
             if not line:
                 raise Failure("idle.py failed: " + holder.stderr.read()[-2000:])
             opened = json.loads(line)
-            time.sleep(2)  # let the daemon settle (buffers, GC) with every session open
+            time.sleep(7)  # every session silent past the daemon's default release (5 s); buffers and GC settled
             fds = len(os.listdir("/proc/%d/fd" % pid))
             rss = proc_status_kb(pid, "VmRSS")
             hwm = proc_status_kb(pid, "VmHWM")

@@ -39,6 +39,9 @@ public sealed partial class ObservabilityPolicyTests
             Assert.That(Sample("smtpi_upstream_replies_total{class=\"2xx\"}"), Is.EqualTo(1), text);
             Assert.That(Sample("smtpi_upstream_sessions_reused_total"), Is.EqualTo(1), "the second session took the first one's upstream session\n" + text);
             Assert.That(Sample("smtpi_upstream_sessions_idle"), Is.Not.Null, text);
+            Assert.That(Sample("smtpi_upstream_connections_open"), Is.EqualTo(Sample("smtpi_upstream_sessions_idle")), "the idle session is the only upstream connection open\n" + text);
+            Assert.That(Sample("smtpi_upstream_connections_max"), Is.GreaterThan(0), text);
+            Assert.That(Sample("smtpi_upstream_connection_refusals_total"), Is.Zero, text);
         });
     }
 

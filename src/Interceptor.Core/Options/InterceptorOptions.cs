@@ -43,7 +43,7 @@ public sealed record ListenOptions
 
     /// <summary>
     /// SMTP sessions open at once, all users together; one more gets 421. 0 (the default) derives it from the file
-    /// descriptor limit (<see cref="DescriptorBudget"/>): 4,000, or fewer when the limit is too low for that.
+    /// descriptor limit (<see cref="DescriptorBudget"/>): 10,000, or fewer when the limit is too low for that.
     /// </summary>
     public int MaxConnections { get; init; }
 }

@@ -105,7 +105,9 @@ public static class RunCommand
         }
 
         // Sized once the runtime, the assemblies and the store hold their descriptors, before any connection can.
-        if (!DescriptorBudget.TryPlan(descriptorLimit, DescriptorLimit.CountOpen(), options.Listen.MaxConnections, options.Relay.ReuseConnections, out var budget, out var budgetError))
+        var idleClientsRelease = options.Relay.IdleClientRelease > TimeSpan.Zero;
+        if (!DescriptorBudget.TryPlan(
+            descriptorLimit, DescriptorLimit.CountOpen(), options.Listen.MaxConnections, options.Relay.ReuseConnections, out var budget, out var budgetError, idleClientsRelease))
         {
             logger.DescriptorBudgetTooSmall(budgetError);
             return 3;
@@ -116,8 +118,17 @@ public static class RunCommand
             logger.DescriptorBudgetWarning(budget.Warning);
         }
 
-        logger.DescriptorBudgetPlanned(
-            budget.Limit, budget.OpenAtStart, DescriptorBudget.Reserve, budget.Sessions, DescriptorBudget.PerSession, budget.IdleUpstreams, budget.Needed);
+        if (idleClientsRelease)
+        {
+            logger.DescriptorBudgetPlannedWithRelease(
+                budget.Limit, budget.OpenAtStart, DescriptorBudget.Reserve, budget.Sessions, budget.Upstreams, budget.IdleUpstreams, budget.Needed);
+        }
+        else
+        {
+            logger.DescriptorBudgetPlanned(
+                budget.Limit, budget.OpenAtStart, DescriptorBudget.Reserve, budget.Sessions, DescriptorBudget.PerSession, budget.IdleUpstreams, budget.Needed);
+        }
+
         options = options with { Listen = options.Listen with { MaxConnections = budget.Sessions } };
         using var metrics = new DaemonMetrics(options.Metrics.PerUser);
         var ledger = new QuotaLedger(time);
@@ -180,11 +191,12 @@ public static class RunCommand
         await using var listener = new InterceptListener(
             options, attributor, recorder, loggers.CreateLogger("session"), policy, new ProcessAttribution(),
             ListenerPipeline.For(options, suspensions, holds, identity, loggers.CreateLogger("session")),
-            pool?.Pool, pool?.Observer, credentials) { ClientTls = clientTls };
+            pool?.Pool, pool?.Observer, credentials, budget.Upstreams) { ClientTls = clientTls };
         using var releaser = new HoldReleaser(
             holds, new UpstreamDelivery(listener.Source), options.Hold, time, loggers.CreateLogger("hold"),
             new HoldAccounting(ledger, store, recorder, time).DeliveredAsync, alert.NotifyHoldFailedAsync);
         metrics.Relay.Upstreams = listener.Upstreams;
+        metrics.Relay.UpstreamDescriptors = listener.UpstreamDescriptors;
         metrics.Store.Health = () => store.Health;
         metrics.Intercept.ActiveSessions = () => listener.ActiveSessions;
         var listenerGuard = new ListenerGuard(options.Listen.Port, () => listener.Sockets, alert, loggers.CreateLogger("netfilter"));

@@ -32,6 +32,10 @@ internal static partial class RunLog
     [LoggerMessage(24, LogLevel.Information, "file descriptors: limit {Limit}, {Open} open at start, {Reserve} reserved, up to {Sessions} SMTP sessions (Listen.MaxConnections) × {PerSession} and {Idle} idle upstream sessions: at most {Needed}")]
     public static partial void DescriptorBudgetPlanned(this ILogger logger, long limit, int open, int reserve, int sessions, int perSession, int idle, long needed);
 
+    // Idle clients give their upstream back (Relay.IdleClientReleaseSeconds): upstream connections are capped on their own.
+    [LoggerMessage(32, LogLevel.Information, "file descriptors: limit {Limit}, {Open} open at start, {Reserve} reserved, up to {Sessions} SMTP sessions (Listen.MaxConnections) and {Upstreams} upstream connections, {Idle} of them idle for reuse at most: at most {Needed}")]
+    public static partial void DescriptorBudgetPlannedWithRelease(this ILogger logger, long limit, int open, int reserve, int sessions, int upstreams, int idle, long needed);
+
     [LoggerMessage(25, LogLevel.Critical, "cannot listen on port {Port}: {Reason}{Holder}")]
     public static partial void CannotListen(this ILogger logger, int port, string reason, string holder);
 

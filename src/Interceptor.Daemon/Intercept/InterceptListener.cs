@@ -55,6 +55,7 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
     private readonly IMailPolicy _policy;
     private readonly ProcessAttribution? _processes;
     private readonly UpstreamConnectionCache _upstreams;
+    private readonly UpstreamDescriptorGate? _upstreamDescriptors;
     private readonly IUpstreamSource _source;
     private readonly MessagePipeline _pipeline;
 
@@ -71,7 +72,8 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         MessagePipeline? pipeline = null,
         RelayPool? pool = null,
         IRelayPoolObserver? poolObserver = null,
-        RelayCredentials? relayCredentials = null)
+        RelayCredentials? relayCredentials = null,
+        int maxUpstreams = 0)
     {
         _policy = policy;
         _processes = processes;
@@ -88,10 +90,13 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         // more than Relay.ReuseMaxIdleTotal.
         var upstream = UpstreamSettings.From(options.Relay);
         _pipeline = pipeline ?? MessagePipeline.Default(options.Relay.HeloName, options.Trace.IncludeProcess);
-        _upstreams = new UpstreamConnectionCache(upstream with
-        {
-            Reuse = upstream.Reuse with { MaxIdleTotal = Math.Max(1, Math.Min(upstream.Reuse.MaxIdleTotal, DescriptorBudget.IdleUpstreamsFor(maxConnections, options.Relay.ReuseConnections))) },
-        });
+        // Every upstream connection, direct, to a pool relay or for a held message, opens through one gate sized by the
+        // budget (DescriptorBudget.Upstreams): with idle clients giving theirs back there are fewer than sessions.
+        _upstreamDescriptors = maxUpstreams > 0 ? new UpstreamDescriptorGate(maxUpstreams) : null;
+        var maxIdle = Math.Min(upstream.Reuse.MaxIdleTotal, DescriptorBudget.IdleUpstreamsFor(maxConnections, options.Relay.ReuseConnections));
+        _upstreams = new UpstreamConnectionCache(
+            upstream with { Reuse = upstream.Reuse with { MaxIdleTotal = Math.Max(1, maxUpstreams > 0 ? Math.Min(maxIdle, maxUpstreams) : maxIdle) } },
+            descriptors: _upstreamDescriptors);
         _source = SourceFor(options, _upstreams, pool, poolObserver, relayCredentials);
     }
 
@@ -119,6 +124,9 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
     /// <summary>Where sessions' mail goes (the original destination, or the relay pool by Relay.Mode): also held
     /// messages once released, so they take the route they would have taken.</summary>
     public IUpstreamSource Source => _source;
+
+    /// <summary>The cap on upstream connections open at once (null: none), for the metrics.</summary>
+    public UpstreamDescriptorGate? UpstreamDescriptors => _upstreamDescriptors;
 
     /// <summary>Idle upstream sessions kept for the next client (Relay.ReuseConnections).</summary>
     public UpstreamConnectionCache Upstreams => _upstreams;
@@ -295,6 +303,7 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         }
 
         await _upstreams.DisposeAsync();
+        _upstreamDescriptors?.Dispose();
         _stopAccepting.Dispose();
     }
 }

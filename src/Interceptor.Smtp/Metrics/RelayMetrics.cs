@@ -8,7 +8,7 @@ namespace Interceptor.Smtp.Metrics;
 /// <summary>
 /// The relay's figures (meter <c>Interceptor.Smtp</c>): each finished transaction by outcome and by the class of the
 /// upstream's reply, what was relayed, upstream sessions failing (network faults and timeouts, not SMTP replies),
-/// idle and reused upstream sessions; per sending user only when the admin enabled it (Metrics.PerUser).
+/// idle and reused upstream sessions, upstream connections against their cap; per sending user only when the admin enabled it (Metrics.PerUser).
 /// Recording one transaction allocates nothing: label values are fixed strings, the tags live on the stack.
 /// </summary>
 public sealed class RelayMetrics : ITransactionRecorder, IMetricsSource, IDisposable
@@ -44,12 +44,19 @@ public sealed class RelayMetrics : ITransactionRecorder, IMetricsSource, IDispos
         _userTransactions = !perUser ? null : Meter.CreateCounter<long>("smtpi_user_transactions_total", description: "Finished mail transactions per sending user (Metrics.PerUser)");
         Meter.CreateObservableGauge("smtpi_upstream_sessions_idle", () => Observe(Upstreams?.IdleCount ?? -1), description: "Upstream sessions kept open for reuse");
         Meter.CreateObservableCounter("smtpi_upstream_sessions_reused_total", () => Observe(Upstreams?.Reused ?? -1), description: "Transactions that reused an idle upstream session");
+        Meter.CreateObservableGauge("smtpi_upstream_connections_open", () => Observe(UpstreamDescriptors?.Open ?? -1), description: "Upstream connections open, held by sessions or idle for reuse");
+        Meter.CreateObservableGauge("smtpi_upstream_connections_max", () => Observe(UpstreamDescriptors?.Capacity ?? -1), description: "The most upstream connections open at once (the descriptor budget's cap)");
+        Meter.CreateObservableCounter("smtpi_upstream_connection_waits_total", () => Observe(UpstreamDescriptors?.Waits ?? -1), description: "New upstream connections that found the cap reached and waited for a slot");
+        Meter.CreateObservableCounter("smtpi_upstream_connection_refusals_total", () => Observe(UpstreamDescriptors?.Refusals ?? -1), description: "New upstream connections refused: no slot came within the connect timeout");
     }
 
     public Meter Meter { get; } = new(MeterName);
 
     /// <summary>The listener's upstream session cache, once it exists: its idle and reuse figures are observed.</summary>
     public UpstreamConnectionCache? Upstreams { get; set; }
+
+    /// <summary>The listener's cap on upstream connections, once it exists: open, cap, waits and refusals are observed.</summary>
+    public UpstreamDescriptorGate? UpstreamDescriptors { get; set; }
 
     public void Record(TransactionEvent transaction)
     {

@@ -38,7 +38,7 @@ public sealed class PoolUpstreamSource : IUpstreamSource
         _observer = observer;
         _credentials = credentials;
         _cache = cache;
-        _connector = connector ?? SocketUpstreamConnector.Instance;
+        _connector = connector ?? cache.Connector;
         _targets = relays.ToDictionary(r => r.Name, r => new RelayTarget(r, cache.Settings), StringComparer.OrdinalIgnoreCase);
         _watcher = PoolReplyWatcher.ForRelays(pool, observer);
     }
@@ -77,8 +77,9 @@ public sealed class PoolUpstreamSource : IUpstreamSource
                     return opening;
                 }, fresh, cancellationToken);
             }
-            catch (UpstreamException e)
+            catch (UpstreamException e) when (e is not UpstreamDescriptorsExhaustedException)
             {
+                // Our own lack of descriptors is no fault of the relay's: that one goes to the client as it is.
                 failures.Add(Fail(name, e.Message));
                 continue;
             }

@@ -26,6 +26,7 @@ public sealed class UpstreamConnectionCache : IUpstreamSource, IAsyncDisposable
     private readonly UpstreamSettings _settings;
     private readonly UpstreamReuse _reuse;
     private readonly IUpstreamConnector _connector;
+    private readonly UpstreamDescriptorGate? _descriptors;
     private readonly Lock _gate = new();
     private readonly Dictionary<string, Stack<IdleSession>> _idle = new(StringComparer.Ordinal);
     private readonly Timer? _sweeper;
@@ -33,10 +34,20 @@ public sealed class UpstreamConnectionCache : IUpstreamSource, IAsyncDisposable
     private long _reused;
     private bool _disposed;
 
-    public UpstreamConnectionCache(UpstreamSettings settings, IUpstreamConnector? connector = null)
+    /// <param name="descriptors">The cap on upstream connections (the descriptor budget's): every new connection,
+    /// direct or through <see cref="Connector"/>, takes a slot; a full gate ends this cache's oldest idle session, and
+    /// no session is kept idle while an opener waits for a slot. Null: no cap.</param>
+    public UpstreamConnectionCache(UpstreamSettings settings, IUpstreamConnector? connector = null, UpstreamDescriptorGate? descriptors = null)
     {
         _settings = settings;
         _connector = connector ?? SocketUpstreamConnector.Instance;
+        if (descriptors is not null)
+        {
+            _descriptors = descriptors;
+            _connector = new GatedUpstreamConnector(_connector, descriptors);
+            descriptors.ReclaimIdle = TryCloseOneIdle;
+        }
+
         _reuse = settings.Reuse;
         if (_reuse.Enabled)
         {
@@ -47,6 +58,10 @@ public sealed class UpstreamConnectionCache : IUpstreamSource, IAsyncDisposable
 
     /// <summary>The settings new sessions are opened with.</summary>
     public UpstreamSettings Settings => _settings;
+
+    /// <summary>What new connections are opened with (through the descriptor gate when there is one): also the relay
+    /// pool's, so that its connections count against the same cap.</summary>
+    public IUpstreamConnector Connector => _connector;
 
     /// <summary>Idle sessions held right now.</summary>
     public int IdleCount => Volatile.Read(ref _idleCount);
@@ -151,7 +166,8 @@ public sealed class UpstreamConnectionCache : IUpstreamSource, IAsyncDisposable
                 _idle[connection.ReuseKey] = stack;
             }
 
-            if (stack.Count >= _reuse.MaxIdlePerDestination || _idleCount >= _reuse.MaxIdleTotal)
+            // An opener waiting for a descriptor gets this one's: closed now, not kept.
+            if (stack.Count >= _reuse.MaxIdlePerDestination || _idleCount >= _reuse.MaxIdleTotal || _descriptors is { HasWaiters: true })
             {
                 return false;
             }
@@ -178,6 +194,47 @@ public sealed class UpstreamConnectionCache : IUpstreamSource, IAsyncDisposable
             _idleCount--;
             return idle.Connection;
         }
+    }
+
+    /// <summary>
+    /// Ends the idle session that has waited longest, whatever its destination (QUIT, then closed in the background):
+    /// the descriptor gate asks for it when it has no slot free. False when none is idle.
+    /// </summary>
+    public bool TryCloseOneIdle()
+    {
+        UpstreamConnection? oldest;
+        lock (_gate)
+        {
+            // Each stack's oldest entry is its bottom (last enumerated); idle sessions are few, and this runs only when full.
+            Stack<IdleSession>? from = null;
+            var since = long.MaxValue;
+            foreach (var stack in _idle.Values)
+            {
+                if (stack.Count > 0 && stack.Last().Since < since)
+                {
+                    since = stack.Last().Since;
+                    from = stack;
+                }
+            }
+
+            if (from is null)
+            {
+                return false;
+            }
+
+            var kept = from.Reverse().Skip(1).ToList();
+            oldest = from.Last().Connection;
+            from.Clear();
+            foreach (var idle in kept)
+            {
+                from.Push(idle);
+            }
+
+            _idleCount--;
+        }
+
+        _ = CloseAsync(oldest);
+        return true;
     }
 
     private void SweepExpired()

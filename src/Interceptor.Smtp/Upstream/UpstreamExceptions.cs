@@ -13,8 +13,16 @@ public abstract class UpstreamException : Exception
 }
 
 /// <summary>No session could be opened (refused, unreachable, connect timeout). Retry later.</summary>
-public sealed class UpstreamUnavailableException(string message, Exception? inner = null)
+public class UpstreamUnavailableException(string message, Exception? inner = null)
     : UpstreamException(message, inner);
+
+/// <summary>
+/// No session could be opened because the daemon has no descriptor free for another upstream connection
+/// (<see cref="UpstreamDescriptorGate"/>): our shortage, not the upstream's fault, so a relay pool must not count it
+/// against the relay.
+/// </summary>
+public sealed class UpstreamDescriptorsExhaustedException(string message)
+    : UpstreamUnavailableException(message);
 
 /// <summary>The session was open and the upstream closed it or the network broke. Reconnect for the next transaction.</summary>
 public sealed class UpstreamConnectionLostException(string message, Exception? inner = null)

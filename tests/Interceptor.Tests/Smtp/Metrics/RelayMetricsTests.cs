@@ -77,4 +77,28 @@ public sealed class RelayMetricsTests
             Assert.That(totals["smtpi_messages_relayed_total"], Is.Zero);
         });
     }
+
+    [Test]
+    public async Task Upstream_connections_are_observed_against_their_cap_with_waits_and_refusals()
+    {
+        using var metrics = new RelayMetrics(perUser: false);
+        using var recorder = new MeterRecorder(metrics.Meter);
+        Assert.That(recorder.Observe().Keys, Has.None.StartsWith("smtpi_upstream_connection"), "nothing before the listener exists");
+
+        using var gate = new Interceptor.Smtp.Upstream.UpstreamDescriptorGate(2);
+        metrics.UpstreamDescriptors = gate;
+        await gate.EnterAsync(TimeSpan.FromSeconds(1), CancellationToken.None);
+        await gate.EnterAsync(TimeSpan.FromSeconds(1), CancellationToken.None);
+        Assert.CatchAsync<Interceptor.Smtp.Upstream.UpstreamDescriptorsExhaustedException>(() => gate.EnterAsync(TimeSpan.FromMilliseconds(50), CancellationToken.None));
+        gate.Release();
+
+        var observed = recorder.Observe();
+        Assert.Multiple(() =>
+        {
+            Assert.That(observed["smtpi_upstream_connections_open"], Is.EqualTo(1));
+            Assert.That(observed["smtpi_upstream_connections_max"], Is.EqualTo(2));
+            Assert.That(observed["smtpi_upstream_connection_waits_total"], Is.EqualTo(1));
+            Assert.That(observed["smtpi_upstream_connection_refusals_total"], Is.EqualTo(1));
+        });
+    }
 }

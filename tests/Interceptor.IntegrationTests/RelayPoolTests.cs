@@ -103,7 +103,7 @@ public sealed partial class RelayPoolTests
     }
 
     [Test]
-    public async Task In_Auto_mode_the_hosts_direct_mail_switches_to_the_pool_after_threshold_burn_replies_from_the_direct_mx()
+    public async Task In_Auto_mode_the_hosts_direct_mail_switches_to_the_pool_after_threshold_burn_replies_drawn_by_two_users_mail()
     {
         var script = new FakeMxScript { RcptReplies = new Dictionary<string, string> { ["burn@example.test"] = BannedIp } };
         await using var s = await Scenario.StartAsync(script, startDaemon: false);
@@ -114,19 +114,27 @@ public sealed partial class RelayPoolTests
         Assert.That(direct.Succeeded, Is.True, direct.Describe() + daemon.Transcript());
         Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 1), Is.True);
         Assert.That(TraceLine(s.RequireMx.Messages()[0]), Does.Not.Contain("relay="), "direct while the host is healthy");
-        for (var i = 0; i < 2; i++)
+        // Burn.HostMinUsers (2): alice alone (her site could be talking to an MX it runs) never burns the host.
+        for (var i = 0; i < 3; i++)
         {
             var refused = await SendAsync(s, TestUsers.Alice, "burn-" + i, to: "burn@example.test");
             Assert.That(refused.Stdout, Does.Contain("5.7.606"), refused.Describe());
         }
+
+        var stillDirect = await SendAsync(s, TestUsers.Alice, "still-direct", to: "rcpt@example.test");
+        Assert.That(stillDirect.Succeeded, Is.True, stillDirect.Describe() + daemon.Transcript());
+        Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 2), Is.True);
+        Assert.That(TraceLine(s.RequireMx.Messages()[1]), Does.Not.Contain("relay="), "one user's burn replies alone leave the host direct");
+        var confirmed = await SendAsync(s, TestUsers.Bob, "burn-bob", to: "burn@example.test");
+        Assert.That(confirmed.Stdout, Does.Contain("5.7.606"), confirmed.Describe());
 
         Assert.That(relay1.MailLog(), Does.Not.Contain("sasl_username="));
         var pooled = await SendAsync(s, TestUsers.Bob, "pooled", to: "rcpt@example.test");
 
         Assert.That(pooled.Succeeded, Is.True, pooled.Describe() + relay1.Describe() + daemon.Transcript());
         Assert.That(relay1.MailLog(), Does.Contain("sasl_username=bob@relay1.relay.test"), relay1.Describe());
-        Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 2), Is.True, relay1.Describe() + s.Describe());
-        Assert.That(TraceLine(s.RequireMx.Messages()[1]), Does.Contain("; relay=relay1"));
+        Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 3), Is.True, relay1.Describe() + s.Describe());
+        Assert.That(TraceLine(s.RequireMx.Messages()[2]), Does.Contain("; relay=relay1"));
     }
 
     [Test]

@@ -83,6 +83,14 @@ public sealed record BurnOptions
     [ConfigurationKey("WindowMinutes")]
     public TimeSpan Window { get; init; } = TimeSpan.FromMinutes(60);
 
+    /// <summary>
+    /// In Auto mode the host's own address is burned by replies only when they came from the mail of at least this many
+    /// users (sub-UIDs count as their owner): a customer's site can send to an MX it runs itself, and that MX's invented
+    /// "blocked" replies alone must not move every user's mail to the pool. 1: any user's replies count alone. Never
+    /// more than <see cref="Threshold"/> (a threshold of 2 needs two users at most).
+    /// </summary>
+    public int HostMinUsers { get; init; } = 2;
+
     public IReadOnlyList<string> DnsblZones { get; init; } = ["zen.spamhaus.org"];
 
     /// <summary>"address" or "address:port" of the resolver for DNSBL queries; empty: the system's resolver.</summary>

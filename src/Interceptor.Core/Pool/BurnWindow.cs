@@ -2,14 +2,18 @@ namespace Interceptor.Core.Pool;
 
 /// <summary>
 /// Counts burn replies per relay (or the host) over a sliding window (<c>Burn.Threshold</c> within
-/// <c>Burn.WindowMinutes</c>). Keeps at most <c>threshold</c> times per key: only whether the threshold is reached matters.
+/// <c>Burn.WindowMinutes</c>). Keeps at most <c>threshold</c> times per key and sender: only whether the threshold is
+/// reached matters. A key may also need replies from several senders (the host in Auto mode: <c>Burn.HostMinUsers</c>),
+/// so that one user's own MX cannot reach the threshold alone.
 /// </summary>
 public sealed class BurnWindow
 {
     private readonly int _threshold;
     private readonly TimeSpan _window;
     private readonly TimeProvider _time;
-    private readonly Dictionary<string, Queue<DateTimeOffset>> _hits = new(StringComparer.Ordinal);
+
+    // Per key, per sender (the user whose mail drew the reply; 0 when the key does not care who).
+    private readonly Dictionary<string, Dictionary<uint, Queue<DateTimeOffset>>> _hits = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
 
     public BurnWindow(int threshold, TimeSpan window, TimeProvider time)
@@ -23,15 +27,28 @@ public sealed class BurnWindow
     }
 
     /// <summary>Counts one burn reply for <paramref name="key"/> now; true when the window now holds the threshold.</summary>
-    public bool Record(string key)
+    public bool Record(string key) => Record(key, 0, 1);
+
+    /// <summary>
+    /// Counts one burn reply for <paramref name="key"/> drawn by <paramref name="sender"/>'s mail; true when the window now
+    /// holds the threshold and replies from at least <paramref name="minSenders"/> senders (never more than the threshold).
+    /// </summary>
+    public bool Record(string key, uint sender, int minSenders)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(minSenders, 1);
         lock (_lock)
         {
             var now = _time.GetUtcNow();
-            if (!_hits.TryGetValue(key, out var hits))
+            if (!_hits.TryGetValue(key, out var senders))
+            {
+                senders = [];
+                _hits[key] = senders;
+            }
+
+            if (!senders.TryGetValue(sender, out var hits))
             {
                 hits = new Queue<DateTimeOffset>(_threshold);
-                _hits[key] = hits;
+                senders[sender] = hits;
             }
 
             Expire(hits, now);
@@ -41,22 +58,17 @@ public sealed class BurnWindow
             }
 
             hits.Enqueue(now);
-            return hits.Count >= _threshold;
+            var (total, counted) = Tally(senders, now);
+            return total >= _threshold && counted >= Math.Min(minSenders, _threshold);
         }
     }
 
-    /// <summary>Burn replies of <paramref name="key"/> within the window now (at most the threshold).</summary>
+    /// <summary>Burn replies of <paramref name="key"/> within the window now (at most the threshold per sender).</summary>
     public int Count(string key)
     {
         lock (_lock)
         {
-            if (!_hits.TryGetValue(key, out var hits))
-            {
-                return 0;
-            }
-
-            Expire(hits, _time.GetUtcNow());
-            return hits.Count;
+            return _hits.TryGetValue(key, out var senders) ? Tally(senders, _time.GetUtcNow()).Total : 0;
         }
     }
 
@@ -67,6 +79,26 @@ public sealed class BurnWindow
         {
             _hits.Remove(key);
         }
+    }
+
+    // Replies within the window and how many senders they came from; senders left with none are forgotten.
+    private (int Total, int Senders) Tally(Dictionary<uint, Queue<DateTimeOffset>> senders, DateTimeOffset now)
+    {
+        var (total, counted) = (0, 0);
+        foreach (var (sender, hits) in senders)
+        {
+            Expire(hits, now);
+            if (hits.Count == 0)
+            {
+                senders.Remove(sender);
+                continue;
+            }
+
+            total += hits.Count;
+            counted++;
+        }
+
+        return (total, counted);
     }
 
     private void Expire(Queue<DateTimeOffset> hits, DateTimeOffset now)

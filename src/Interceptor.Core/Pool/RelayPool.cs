@@ -129,8 +129,9 @@ public sealed partial class RelayPool
     }
 
     /// <summary>Counts a reply from <paramref name="relay"/> (or <see cref="HostKey"/>) against <c>Burn.Patterns</c>;
-    /// burns it when <c>Burn.Threshold</c> matched within <c>Burn.WindowMinutes</c>.</summary>
-    public PoolUpdate RecordReply(string relay, IReadOnlyList<string> replyLines)
+    /// burns it when <c>Burn.Threshold</c> matched within <c>Burn.WindowMinutes</c>. The host also needs replies drawn by
+    /// the mail of <c>Burn.HostMinUsers</c> users: <paramref name="senderUid"/> says whose mail drew this one.</summary>
+    public PoolUpdate RecordReply(string relay, IReadOnlyList<string> replyLines, uint senderUid = 0)
     {
         var label = _classifier.Classify(replyLines);
         if (label is null)
@@ -142,7 +143,10 @@ public sealed partial class RelayPool
         {
             var state = Get(relay);
             var evidence = Evidence(state, BurnClassifier.ReplyText(replyLines));
-            if (state.Status == RelayStatus.Burned || !_window.Record(state.Name))
+            var reached = state.Name == HostKey
+                ? _window.Record(state.Name, senderUid, _burn.HostMinUsers)
+                : _window.Record(state.Name);
+            if (state.Status == RelayStatus.Burned || !reached)
             {
                 return Commit([], state with { Evidence = evidence });
             }

@@ -15,19 +15,24 @@ internal sealed class PoolReplyWatcher : IUpstreamReplyWatcher
     private readonly RelayPool _pool;
     private readonly IRelayPoolObserver _observer;
     private readonly bool _host;
+    private readonly uint _sender;
 
-    private PoolReplyWatcher(RelayPool pool, IRelayPoolObserver observer, bool host)
+    private PoolReplyWatcher(RelayPool pool, IRelayPoolObserver observer, bool host, uint sender)
     {
         _pool = pool;
         _observer = observer;
         _host = host;
+        _sender = sender;
     }
 
     /// <summary>For sessions to pool relays (each session's <see cref="UpstreamConnection.Relay"/>).</summary>
-    public static PoolReplyWatcher ForRelays(RelayPool pool, IRelayPoolObserver observer) => new(pool, observer, host: false);
+    public static PoolReplyWatcher ForRelays(RelayPool pool, IRelayPoolObserver observer) => new(pool, observer, host: false, sender: 0);
 
-    /// <summary>For the host's direct sessions in Auto mode.</summary>
-    public static PoolReplyWatcher ForHost(RelayPool pool, IRelayPoolObserver observer) => new(pool, observer, host: true);
+    /// <summary>
+    /// For one user's direct sessions in Auto mode: the replies count towards burning the host as drawn by
+    /// <paramref name="senderUid"/>'s mail (the owner's uid: sub-UIDs are their owner), see <c>Burn.HostMinUsers</c>.
+    /// </summary>
+    public static PoolReplyWatcher ForHost(RelayPool pool, IRelayPoolObserver observer, uint senderUid) => new(pool, observer, host: true, senderUid);
 
     public void Replied(UpstreamConnection connection, UpstreamStep command, SmtpReply reply)
     {
@@ -37,7 +42,7 @@ internal sealed class PoolReplyWatcher : IUpstreamReplyWatcher
             return;
         }
 
-        _observer.Publish(_pool.RecordReply(key, reply.ToWire().Split("\r\n", StringSplitOptions.RemoveEmptyEntries)));
+        _observer.Publish(_pool.RecordReply(key, reply.ToWire().Split("\r\n", StringSplitOptions.RemoveEmptyEntries), _sender));
         if (_host)
         {
             return;

@@ -14,8 +14,6 @@ namespace Interceptor.Smtp.Pool;
 public sealed class RelayModeSource(RelayOptions relay, UpstreamConnectionCache direct, PoolUpstreamSource smarthosts, RelayPool pool, IRelayPoolObserver observer)
     : IUpstreamSource
 {
-    private readonly PoolReplyWatcher _hostWatcher = PoolReplyWatcher.ForHost(pool, observer);
-
     /// <summary>The mode for <paramref name="user"/>.</summary>
     public RelayMode ModeFor(string user) => relay.ModeByUser.TryGetValue(user, out var own) ? own : relay.Mode;
 
@@ -26,7 +24,7 @@ public sealed class RelayModeSource(RelayOptions relay, UpstreamConnectionCache 
         {
             RelayMode.Smarthost => smarthosts.Lease(origin),
             RelayMode.Auto when pool.HostBurned => smarthosts.Lease(origin),
-            RelayMode.Auto => new UpstreamLease(new WatchedRoute(direct.RouteTo(origin.OriginalDestination), _hostWatcher)),
+            RelayMode.Auto => new UpstreamLease(new WatchedRoute(direct.RouteTo(origin.OriginalDestination), PoolReplyWatcher.ForHost(pool, observer, origin.Uid))),
             _ => direct.Lease(origin),
         };
     }

@@ -45,4 +45,37 @@ public class BurnWindowTests
 
         Assert.That(window.Count("relay1"), Is.EqualTo(5));
     }
+
+    [Test]
+    public void A_key_that_needs_two_senders_is_never_reached_by_one_however_many_hits()
+    {
+        var window = new BurnWindow(3, TimeSpan.FromMinutes(60), _clock);
+
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.That(window.Record("@host", 1001, minSenders: 2), Is.False);
+        }
+
+        Assert.That(window.Count("@host"), Is.EqualTo(3), "one sender's hits are kept up to the threshold");
+        Assert.That(window.Record("@host", 1002, minSenders: 2), Is.True);
+    }
+
+    [Test]
+    public void A_second_sender_counts_only_while_the_first_senders_hits_are_inside_the_window()
+    {
+        var window = new BurnWindow(2, TimeSpan.FromMinutes(60), _clock);
+        window.Record("@host", 1001, minSenders: 2);
+        _clock.Now += TimeSpan.FromMinutes(61);
+
+        Assert.That(window.Record("@host", 1002, minSenders: 2), Is.False, "1001's hit slid out");
+        Assert.That(window.Record("@host", 1001, minSenders: 2), Is.True);
+    }
+
+    [Test]
+    public void More_senders_than_the_threshold_are_never_required()
+    {
+        var window = new BurnWindow(1, TimeSpan.FromMinutes(60), _clock);
+
+        Assert.That(window.Record("@host", 1001, minSenders: 2), Is.True, "a threshold of 1 is reached by one reply");
+    }
 }

@@ -212,14 +212,32 @@ public class RelayPoolTests
         var pool = Pool();
         Assert.That(pool.HostBurned, Is.False);
 
-        pool.RecordReply(RelayPool.HostKey, Banned);
-        var update = pool.RecordReply(RelayPool.HostKey, Banned);
+        pool.RecordReply(RelayPool.HostKey, Banned, senderUid: 1001);
+        var update = pool.RecordReply(RelayPool.HostKey, Banned, senderUid: 1002);
 
         Assert.That(Kinds(update), Is.EqualTo(new[] { PoolEventKind.Burned }), "the host is no relay: nothing is promoted");
         Assert.That(pool.HostBurned, Is.True);
         Assert.That(pool.Choose(NoneTried), Is.EqualTo("p1"));
         pool.Restore(RelayPool.HostKey, "admin");
         Assert.That(pool.HostBurned, Is.False);
+    }
+
+    [Test]
+    public void One_users_replies_alone_never_burn_the_host_however_many_but_they_burn_a_relay()
+    {
+        // Burn.HostMinUsers (2): a site sending to an MX it runs itself must not move every user's mail to the pool.
+        var pool = Pool();
+
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.That(Kinds(pool.RecordReply(RelayPool.HostKey, Banned, senderUid: 1001)), Is.Empty);
+        }
+
+        Assert.That(pool.HostBurned, Is.False);
+        Assert.That(pool.Snapshot().Single(s => s.Name == RelayPool.HostKey).Evidence, Has.Some.Contains("5.7.606"), "still kept as evidence");
+        Assert.That(Kinds(pool.RecordReply(RelayPool.HostKey, Banned, senderUid: 1002)), Is.EqualTo(new[] { PoolEventKind.Burned }), "a second user's mail confirms it");
+        pool.RecordReply("p1", Banned, senderUid: 1001);
+        Assert.That(Kinds(pool.RecordReply("p1", Banned, senderUid: 1001)), Does.Contain(PoolEventKind.Burned), "a relay's replies are the relay's, whoever sent");
     }
 
     [Test]

@@ -20,6 +20,7 @@ internal sealed class IdleUpstreamRelease : IAsyncDisposable
     private readonly Lock _gate = new();
     private ITimer? _timer;
     private bool _armed;
+    private long _armedAt;
     private Task? _releasing;
 
     /// <param name="after">How long a client may be silent before its upstream goes back; zero: never.</param>
@@ -49,6 +50,7 @@ internal sealed class IdleUpstreamRelease : IAsyncDisposable
         lock (_gate)
         {
             _armed = true;
+            _armedAt = _time.GetTimestamp();
         }
 
         _timer.Change(_after, Timeout.InfiniteTimeSpan);
@@ -79,6 +81,15 @@ internal sealed class IdleUpstreamRelease : IAsyncDisposable
         {
             if (!_armed)
             {
+                return;
+            }
+
+            // A callback queued by an earlier wait still runs after Change re-aimed the timer, and timers tick more
+            // coarsely than the clock: the client's silence, not the callback, decides. Too soon: aim at what is left.
+            var left = _after - _time.GetElapsedTime(_armedAt);
+            if (left > TimeSpan.Zero)
+            {
+                _timer!.Change(TimeSpan.FromMilliseconds(Math.Ceiling(left.TotalMilliseconds)), Timeout.InfiniteTimeSpan);
                 return;
             }
 

@@ -93,7 +93,18 @@ public sealed class UpstreamDescriptorGate : IDisposable
     }
 
     /// <summary>Gives a slot back; once per successful <see cref="EnterAsync"/>.</summary>
-    public void Release() => _slots.Release();
+    public void Release()
+    {
+        try
+        {
+            _slots.Release();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Shutdown: a session that outlived the drain closes its upstream after the listener disposed the gate;
+            // nothing waits for the slot any more, and throwing would skip the rest of that session's cleanup.
+        }
+    }
 
     public void Dispose() => _slots.Dispose();
 }

@@ -53,6 +53,20 @@ public sealed class GatedUpstreamConnectorTests
     }
 
     [Test]
+    public async Task A_connection_closed_after_the_listener_disposed_the_gate_closes_without_throwing()
+    {
+        // At shutdown a session can outlive the drain (a client not reading its 421) and close its upstream only after
+        // the listener disposed the gate: closing must not throw out of the session's cleanup.
+        var gate = new UpstreamDescriptorGate(1);
+        var inner = new FakeConnector();
+        var transport = await new GatedUpstreamConnector(inner, gate).ConnectAsync(Mx, Timeout, CancellationToken.None);
+        gate.Dispose();
+
+        Assert.DoesNotThrowAsync(async () => await transport.DisposeAsync());
+        Assert.That(inner.Transports[0].Disposals, Is.EqualTo(1));
+    }
+
+    [Test]
     public async Task A_failed_connect_gives_its_slot_back_and_its_error_passes_through()
     {
         using var gate = new UpstreamDescriptorGate(1);

@@ -171,7 +171,7 @@ public sealed class DescriptorExhaustionTests
             Assert.That(report["held"]!.GetValue<int>(), Is.EqualTo(upstreams), reportLine);
             Assert.That(report["errors"]!.AsArray(), Is.Empty, "every held session got its upstream and 250 to MAIL\n" + reportLine);
             Assert.That(report["extra"]!.AsArray().Select(g => g!.GetValue<string>()),
-                Has.All.StartsWith("421 4.4.1 ").And.All.Contains($"no descriptor free for another upstream connection ({upstreams} open"), reportLine);
+                Has.All.StartsWith("421 4.3.2 ").And.All.Contains($"no descriptor free for another upstream connection ({upstreams} open"), reportLine);
             Assert.That(report["waited_s"]!.GetValue<double>(), Is.GreaterThanOrEqualTo(1.5), "refused only after waiting the connect timeout\n" + reportLine);
             Assert.That(s.RequireMx.Events().Count(e => e.GetProperty("kind").GetString() == "connect"), Is.EqualTo(upstreams), "the refused ones never reached the MX");
         });

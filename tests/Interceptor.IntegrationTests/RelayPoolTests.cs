@@ -103,7 +103,7 @@ public sealed partial class RelayPoolTests
     }
 
     [Test]
-    public async Task In_Auto_mode_the_hosts_direct_mail_switches_to_the_pool_after_threshold_burn_replies_drawn_by_two_users_mail()
+    public async Task In_Auto_mode_the_hosts_direct_mail_switches_to_the_pool_only_after_burn_replies_drawn_by_two_users_mail_from_two_networks()
     {
         var script = new FakeMxScript { RcptReplies = new Dictionary<string, string> { ["burn@example.test"] = BannedIp } };
         await using var s = await Scenario.StartAsync(script, startDaemon: false);
@@ -125,16 +125,27 @@ public sealed partial class RelayPoolTests
         Assert.That(stillDirect.Succeeded, Is.True, stillDirect.Describe() + daemon.Transcript());
         Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 2), Is.True);
         Assert.That(TraceLine(s.RequireMx.Messages()[1]), Does.Not.Contain("relay="), "one user's burn replies alone leave the host direct");
-        var confirmed = await SendAsync(s, TestUsers.Bob, "burn-bob", to: "burn@example.test");
-        Assert.That(confirmed.Stdout, Does.Contain("5.7.606"), confirmed.Describe());
+        // Burn.HostMinNetworks (2): bob's mail sent to alice's own MX (her contact form, her domain) is a second user
+        // but the same network: still direct.
+        var viaHerMx = await SendAsync(s, TestUsers.Bob, "burn-bob-v4", to: "burn@example.test");
+        Assert.That(viaHerMx.Stdout, Does.Contain("5.7.606"), viaHerMx.Describe());
+        var stillDirectForBob = await SendAsync(s, TestUsers.Bob, "still-direct-bob", to: "rcpt@example.test");
+        Assert.That(stillDirectForBob.Succeeded, Is.True, stillDirectForBob.Describe() + daemon.Transcript());
+        Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 3), Is.True);
+        Assert.That(TraceLine(s.RequireMx.Messages()[2]), Does.Not.Contain("relay="), "two users, one network: the host stays direct");
+
+        // A refusal from another network (the MX's IPv6 address, another /48) to bob's mail completes the evidence.
+        var confirmed = await Clients.SmtplibAsync(s.Ns, TestUsers.Bob, s.Dir, $"[{NetworkNamespace.MxAddress6}]:25", "bob@site.test", ["burn@example.test"],
+            TestMessage.Build("bob@site.test", "burn@example.test", "burn-bob-v6"));
+        Assert.That(confirmed.Stdout + confirmed.Stderr, Does.Contain("5.7.606"), confirmed.Describe());
 
         Assert.That(relay1.MailLog(), Does.Not.Contain("sasl_username="));
         var pooled = await SendAsync(s, TestUsers.Bob, "pooled", to: "rcpt@example.test");
 
         Assert.That(pooled.Succeeded, Is.True, pooled.Describe() + relay1.Describe() + daemon.Transcript());
         Assert.That(relay1.MailLog(), Does.Contain("sasl_username=bob@relay1.relay.test"), relay1.Describe());
-        Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 3), Is.True, relay1.Describe() + s.Describe());
-        Assert.That(TraceLine(s.RequireMx.Messages()[2]), Does.Contain("; relay=relay1"));
+        Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 4), Is.True, relay1.Describe() + s.Describe());
+        Assert.That(TraceLine(s.RequireMx.Messages()[3]), Does.Contain("; relay=relay1"));
     }
 
     [Test]

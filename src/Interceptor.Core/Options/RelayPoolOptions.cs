@@ -91,6 +91,12 @@ public sealed record BurnOptions
     /// </summary>
     public int HostMinUsers { get; init; } = 2;
 
+    /// <summary>
+    /// ... and only when they came from at least this many destination networks (IPv4 /24, IPv6 /48): a site can also
+    /// make other users' mail go to its own domain (a contact form), whose MX it runs. 1: one network may do it.
+    /// </summary>
+    public int HostMinNetworks { get; init; } = 2;
+
     public IReadOnlyList<string> DnsblZones { get; init; } = ["zen.spamhaus.org"];
 
     /// <summary>"address" or "address:port" of the resolver for DNSBL queries; empty: the system's resolver.</summary>

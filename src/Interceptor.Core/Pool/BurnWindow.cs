@@ -1,10 +1,36 @@
 namespace Interceptor.Core.Pool;
 
 /// <summary>
+/// Where a burn reply came from, for the host in Auto mode: the user whose mail drew it (the owner's uid) and the
+/// destination network that answered (an IPv4 /24 or IPv6 /48, <see cref="NetworkOf"/>).
+/// </summary>
+public readonly record struct BurnSource(uint User, string Network)
+{
+    /// <summary>Any source: what a relay's replies are counted under (the relay is the one answering).</summary>
+    public static readonly BurnSource Any = new(0, "");
+
+    /// <summary>The network an MX address belongs to, as far as telling one operator's servers from another's goes.</summary>
+    public static string NetworkOf(System.Net.IPAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        var bytes = address.GetAddressBytes();
+        return bytes.Length == 4
+            ? $"{bytes[0]}.{bytes[1]}.{bytes[2]}.0/24"
+            : new System.Net.IPAddress([.. bytes[..6], .. new byte[10]]) + "/48";
+    }
+}
+
+/// <summary>
 /// Counts burn replies per relay (or the host) over a sliding window (<c>Burn.Threshold</c> within
-/// <c>Burn.WindowMinutes</c>). Keeps at most <c>threshold</c> times per key and sender: only whether the threshold is
-/// reached matters. A key may also need replies from several senders (the host in Auto mode: <c>Burn.HostMinUsers</c>),
-/// so that one user's own MX cannot reach the threshold alone.
+/// <c>Burn.WindowMinutes</c>). Keeps at most <c>threshold</c> times per key and source: only whether the threshold is
+/// reached matters. A key may also need replies from several users and several destination networks (the host in Auto
+/// mode: <c>Burn.HostMinUsers</c>, <c>Burn.HostMinNetworks</c>): one user's own MX cannot reach the threshold alone,
+/// nor can it with other users' mail sent to that user's domain.
 /// </summary>
 public sealed class BurnWindow
 {
@@ -12,8 +38,11 @@ public sealed class BurnWindow
     private readonly TimeSpan _window;
     private readonly TimeProvider _time;
 
-    // Per key, per sender (the user whose mail drew the reply; 0 when the key does not care who).
-    private readonly Dictionary<string, Dictionary<uint, Queue<DateTimeOffset>>> _hits = new(StringComparer.Ordinal);
+    // Sources kept per key: each costs a refusal drawn by real mail, but a bound keeps memory fixed whatever a user sends.
+    private const int MaxSources = 1024;
+
+    // Per key, per source (who drew the reply and which network gave it; BurnSource.Any when the key does not care).
+    private readonly Dictionary<string, Dictionary<BurnSource, Queue<DateTimeOffset>>> _hits = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
 
     public BurnWindow(int threshold, TimeSpan window, TimeProvider time)
@@ -27,39 +56,46 @@ public sealed class BurnWindow
     }
 
     /// <summary>Counts one burn reply for <paramref name="key"/> now; true when the window now holds the threshold.</summary>
-    public bool Record(string key) => Record(key, 0, 1);
+    public bool Record(string key) => Record(key, BurnSource.Any, 1, 1);
 
     /// <summary>
-    /// Counts one burn reply for <paramref name="key"/> drawn by <paramref name="sender"/>'s mail; true when the window now
-    /// holds the threshold and replies from at least <paramref name="minSenders"/> senders (never more than the threshold).
+    /// Counts one burn reply for <paramref name="key"/> from <paramref name="source"/>; true when the window now holds the
+    /// threshold, from at least <paramref name="minUsers"/> users and <paramref name="minNetworks"/> networks (neither
+    /// ever more than the threshold).
     /// </summary>
-    public bool Record(string key, uint sender, int minSenders)
+    public bool Record(string key, BurnSource source, int minUsers, int minNetworks)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(minSenders, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(minUsers, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(minNetworks, 1);
         lock (_lock)
         {
             var now = _time.GetUtcNow();
-            if (!_hits.TryGetValue(key, out var senders))
+            if (!_hits.TryGetValue(key, out var sources))
             {
-                senders = [];
-                _hits[key] = senders;
+                sources = [];
+                _hits[key] = sources;
             }
 
-            if (!senders.TryGetValue(sender, out var hits))
+            Tally(sources, now); // expires old hits first, so the bound counts live sources only
+            if (!sources.TryGetValue(source, out var hits))
             {
+                if (sources.Count >= MaxSources)
+                {
+                    return false;
+                }
+
                 hits = new Queue<DateTimeOffset>(_threshold);
-                senders[sender] = hits;
+                sources[source] = hits;
             }
 
-            Expire(hits, now);
             if (hits.Count == _threshold)
             {
                 hits.Dequeue();
             }
 
             hits.Enqueue(now);
-            var (total, counted) = Tally(senders, now);
-            return total >= _threshold && counted >= Math.Min(minSenders, _threshold);
+            var tally = Tally(sources, now);
+            return tally.Total >= _threshold && tally.Users >= Math.Min(minUsers, _threshold) && tally.Networks >= Math.Min(minNetworks, _threshold);
         }
     }
 
@@ -68,7 +104,7 @@ public sealed class BurnWindow
     {
         lock (_lock)
         {
-            return _hits.TryGetValue(key, out var senders) ? Tally(senders, _time.GetUtcNow()).Total : 0;
+            return _hits.TryGetValue(key, out var sources) ? Tally(sources, _time.GetUtcNow()).Total : 0;
         }
     }
 
@@ -81,24 +117,27 @@ public sealed class BurnWindow
         }
     }
 
-    // Replies within the window and how many senders they came from; senders left with none are forgotten.
-    private (int Total, int Senders) Tally(Dictionary<uint, Queue<DateTimeOffset>> senders, DateTimeOffset now)
+    // Replies within the window, from how many users and networks; sources left with none are forgotten.
+    private (int Total, int Users, int Networks) Tally(Dictionary<BurnSource, Queue<DateTimeOffset>> sources, DateTimeOffset now)
     {
-        var (total, counted) = (0, 0);
-        foreach (var (sender, hits) in senders)
+        var total = 0;
+        var users = new HashSet<uint>();
+        var networks = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (source, hits) in sources)
         {
             Expire(hits, now);
             if (hits.Count == 0)
             {
-                senders.Remove(sender);
+                sources.Remove(source);
                 continue;
             }
 
             total += hits.Count;
-            counted++;
+            users.Add(source.User);
+            networks.Add(source.Network);
         }
 
-        return (total, counted);
+        return (total, users.Count, networks.Count);
     }
 
     private void Expire(Queue<DateTimeOffset> hits, DateTimeOffset now)

@@ -130,8 +130,9 @@ public sealed partial class RelayPool
 
     /// <summary>Counts a reply from <paramref name="relay"/> (or <see cref="HostKey"/>) against <c>Burn.Patterns</c>;
     /// burns it when <c>Burn.Threshold</c> matched within <c>Burn.WindowMinutes</c>. The host also needs replies drawn by
-    /// the mail of <c>Burn.HostMinUsers</c> users: <paramref name="senderUid"/> says whose mail drew this one.</summary>
-    public PoolUpdate RecordReply(string relay, IReadOnlyList<string> replyLines, uint senderUid = 0)
+    /// the mail of <c>Burn.HostMinUsers</c> users from <c>Burn.HostMinNetworks</c> networks: <paramref name="source"/>
+    /// says whose mail drew this one and which network answered.</summary>
+    public PoolUpdate RecordReply(string relay, IReadOnlyList<string> replyLines, BurnSource source = default)
     {
         var label = _classifier.Classify(replyLines);
         if (label is null)
@@ -144,7 +145,7 @@ public sealed partial class RelayPool
             var state = Get(relay);
             var evidence = Evidence(state, BurnClassifier.ReplyText(replyLines));
             var reached = state.Name == HostKey
-                ? _window.Record(state.Name, senderUid, _burn.HostMinUsers)
+                ? _window.Record(state.Name, source, _burn.HostMinUsers, _burn.HostMinNetworks)
                 : _window.Record(state.Name);
             if (state.Status == RelayStatus.Burned || !reached)
             {

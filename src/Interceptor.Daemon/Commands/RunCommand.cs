@@ -105,7 +105,8 @@ public static class RunCommand
         }
 
         // Sized once the runtime, the assemblies and the store hold their descriptors, before any connection can.
-        var idleClientsRelease = options.Relay.IdleClientRelease > TimeSpan.Zero;
+        // A release that never comes before the idle timeout ends the session gives no descriptor back: plan without it.
+        var idleClientsRelease = options.Relay.IdleClientRelease > TimeSpan.Zero && options.Relay.IdleClientRelease < options.Smtp.IdleTimeout;
         if (!DescriptorBudget.TryPlan(
             descriptorLimit, DescriptorLimit.CountOpen(), options.Listen.MaxConnections, options.Relay.ReuseConnections, out var budget, out var budgetError, idleClientsRelease))
         {

@@ -42,7 +42,8 @@ internal sealed class PoolReplyWatcher : IUpstreamReplyWatcher
             return;
         }
 
-        _observer.Publish(_pool.RecordReply(key, reply.ToWire().Split("\r\n", StringSplitOptions.RemoveEmptyEntries), _sender));
+        var source = _host ? new BurnSource(_sender, BurnSource.NetworkOf(connection.Endpoint.Address)) : BurnSource.Any;
+        _observer.Publish(_pool.RecordReply(key, reply.ToWire().Split("\r\n", StringSplitOptions.RemoveEmptyEntries), source));
         if (_host)
         {
             return;

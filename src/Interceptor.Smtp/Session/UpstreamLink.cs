@@ -130,7 +130,11 @@ internal sealed class UpstreamLink(UpstreamLease lease, ConnectionOrigin origin,
     {
         recorder.UpstreamFailed("connect");
         SessionLog.UpstreamUnavailable(logger, Name, origin.Uid, origin.User, e.Message);
-        return new SmtpReply(421, "4.4.1", $"upstream {Name} unavailable: {e.Message}; try again later");
+
+        // Our own lack of descriptors is a system condition here (4.3.2), not the upstream's silence (4.4.1).
+        return e is UpstreamDescriptorsExhaustedException
+            ? new SmtpReply(421, "4.3.2", $"this host's mail relay cannot open a connection to {Name} now: {e.Message}; try again later")
+            : new SmtpReply(421, "4.4.1", $"upstream {Name} unavailable: {e.Message}; try again later");
     }
 
     private SmtpReply CommandFailed(UpstreamException e)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 
 namespace Interceptor.Smtp.Upstream;
@@ -9,15 +10,21 @@ namespace Interceptor.Smtp.Upstream;
 /// </summary>
 public sealed class GatedUpstreamConnector(IUpstreamConnector inner, UpstreamDescriptorGate gate) : IUpstreamConnector
 {
+    private static readonly TimeSpan MinimumConnect = TimeSpan.FromSeconds(1);
+
     public UpstreamDescriptorGate Gate => gate;
 
     /// <exception cref="UpstreamDescriptorsExhaustedException">No slot came within <paramref name="timeout"/>.</exception>
     public async Task<IUpstreamTransport> ConnectAsync(IPEndPoint endpoint, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        var started = Stopwatch.GetTimestamp();
         await gate.EnterAsync(timeout, cancellationToken);
         try
         {
-            return new GatedTransport(await inner.ConnectAsync(endpoint, timeout, cancellationToken), gate);
+            // One connect timeout for both waits (a slot, then the connect), so a client is answered within it, but never
+            // less than MinimumConnect for the connect itself once a slot came late.
+            var left = timeout - Stopwatch.GetElapsedTime(started);
+            return new GatedTransport(await inner.ConnectAsync(endpoint, left > MinimumConnect ? left : MinimumConnect, cancellationToken), gate);
         }
         catch
         {

@@ -51,7 +51,7 @@ public sealed class UpstreamDescriptorGate : IDisposable
     public Func<bool>? ReclaimIdle { get; set; }
 
     /// <summary>
-    /// Takes a slot: at once when one is free (no lock), else after ending an idle session or waiting up to
+    /// Takes a slot: at once when one is free (the semaphore's uncontended path), else after ending an idle session or waiting up to
     /// <paramref name="timeout"/>.
     /// </summary>
     /// <exception cref="UpstreamDescriptorsExhaustedException">No slot came within <paramref name="timeout"/>.</exception>

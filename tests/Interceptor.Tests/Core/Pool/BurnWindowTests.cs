@@ -46,36 +46,54 @@ public class BurnWindowTests
         Assert.That(window.Count("relay1"), Is.EqualTo(5));
     }
 
+    private static BurnSource From(uint user, string network = "192.0.2.0/24") => new(user, network);
+
     [Test]
-    public void A_key_that_needs_two_senders_is_never_reached_by_one_however_many_hits()
+    public void A_key_that_needs_two_users_is_never_reached_by_one_however_many_hits()
     {
         var window = new BurnWindow(3, TimeSpan.FromMinutes(60), _clock);
 
         for (var i = 0; i < 10; i++)
         {
-            Assert.That(window.Record("@host", 1001, minSenders: 2), Is.False);
+            Assert.That(window.Record("@host", From(1001), minUsers: 2, minNetworks: 1), Is.False);
         }
 
-        Assert.That(window.Count("@host"), Is.EqualTo(3), "one sender's hits are kept up to the threshold");
-        Assert.That(window.Record("@host", 1002, minSenders: 2), Is.True);
+        Assert.That(window.Count("@host"), Is.EqualTo(3), "one source's hits are kept up to the threshold");
+        Assert.That(window.Record("@host", From(1002), minUsers: 2, minNetworks: 1), Is.True);
     }
 
     [Test]
-    public void A_second_sender_counts_only_while_the_first_senders_hits_are_inside_the_window()
+    public void A_key_that_needs_two_networks_is_not_reached_by_two_users_behind_one()
     {
         var window = new BurnWindow(2, TimeSpan.FromMinutes(60), _clock);
-        window.Record("@host", 1001, minSenders: 2);
-        _clock.Now += TimeSpan.FromMinutes(61);
 
-        Assert.That(window.Record("@host", 1002, minSenders: 2), Is.False, "1001's hit slid out");
-        Assert.That(window.Record("@host", 1001, minSenders: 2), Is.True);
+        Assert.That(window.Record("@host", From(1001), minUsers: 2, minNetworks: 2), Is.False);
+        Assert.That(window.Record("@host", From(1002), minUsers: 2, minNetworks: 2), Is.False, "two users, one network");
+        Assert.That(window.Record("@host", From(1002, "2001:db8::/48"), minUsers: 2, minNetworks: 2), Is.True);
     }
 
     [Test]
-    public void More_senders_than_the_threshold_are_never_required()
+    public void A_second_user_counts_only_while_the_first_users_hits_are_inside_the_window()
+    {
+        var window = new BurnWindow(2, TimeSpan.FromMinutes(60), _clock);
+        window.Record("@host", From(1001), minUsers: 2, minNetworks: 1);
+        _clock.Now += TimeSpan.FromMinutes(61);
+
+        Assert.That(window.Record("@host", From(1002), minUsers: 2, minNetworks: 1), Is.False, "1001's hit slid out");
+        Assert.That(window.Record("@host", From(1001), minUsers: 2, minNetworks: 1), Is.True);
+    }
+
+    [Test]
+    public void More_users_or_networks_than_the_threshold_are_never_required()
     {
         var window = new BurnWindow(1, TimeSpan.FromMinutes(60), _clock);
 
-        Assert.That(window.Record("@host", 1001, minSenders: 2), Is.True, "a threshold of 1 is reached by one reply");
+        Assert.That(window.Record("@host", From(1001), minUsers: 2, minNetworks: 2), Is.True, "a threshold of 1 is reached by one reply");
     }
+
+    [TestCase("192.0.2.77", "192.0.2.0/24")]
+    [TestCase("::ffff:192.0.2.77", "192.0.2.0/24")]
+    [TestCase("2001:db8:1:2:3::25", "2001:db8:1::/48")]
+    public void A_network_is_the_ipv4_24_or_the_ipv6_48(string address, string network) =>
+        Assert.That(BurnSource.NetworkOf(System.Net.IPAddress.Parse(address)), Is.EqualTo(network));
 }

@@ -212,8 +212,8 @@ public class RelayPoolTests
         var pool = Pool();
         Assert.That(pool.HostBurned, Is.False);
 
-        pool.RecordReply(RelayPool.HostKey, Banned, senderUid: 1001);
-        var update = pool.RecordReply(RelayPool.HostKey, Banned, senderUid: 1002);
+        pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1001, "192.0.2.0/24"));
+        var update = pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1002, "198.51.100.0/24"));
 
         Assert.That(Kinds(update), Is.EqualTo(new[] { PoolEventKind.Burned }), "the host is no relay: nothing is promoted");
         Assert.That(pool.HostBurned, Is.True);
@@ -223,21 +223,25 @@ public class RelayPoolTests
     }
 
     [Test]
-    public void One_users_replies_alone_never_burn_the_host_however_many_but_they_burn_a_relay()
+    public void One_users_replies_or_one_networks_never_burn_the_host_however_many_but_they_burn_a_relay()
     {
-        // Burn.HostMinUsers (2): a site sending to an MX it runs itself must not move every user's mail to the pool.
+        // Burn.HostMinUsers and HostMinNetworks (2 each): a site's own MX must not move every user's mail to the pool,
+        // not even with other users' mail sent to that site's domain.
         var pool = Pool();
+        var herMx = "203.0.113.0/24";
 
         for (var i = 0; i < 10; i++)
         {
-            Assert.That(Kinds(pool.RecordReply(RelayPool.HostKey, Banned, senderUid: 1001)), Is.Empty);
+            Assert.That(Kinds(pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1001, herMx))), Is.Empty);
         }
 
+        Assert.That(Kinds(pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1002, herMx))), Is.Empty, "a second user, the same network");
         Assert.That(pool.HostBurned, Is.False);
         Assert.That(pool.Snapshot().Single(s => s.Name == RelayPool.HostKey).Evidence, Has.Some.Contains("5.7.606"), "still kept as evidence");
-        Assert.That(Kinds(pool.RecordReply(RelayPool.HostKey, Banned, senderUid: 1002)), Is.EqualTo(new[] { PoolEventKind.Burned }), "a second user's mail confirms it");
-        pool.RecordReply("p1", Banned, senderUid: 1001);
-        Assert.That(Kinds(pool.RecordReply("p1", Banned, senderUid: 1001)), Does.Contain(PoolEventKind.Burned), "a relay's replies are the relay's, whoever sent");
+        Assert.That(Kinds(pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1002, "198.51.100.0/24"))), Is.EqualTo(new[] { PoolEventKind.Burned }),
+            "a second user's mail refused by another network confirms it");
+        pool.RecordReply("p1", Banned, new BurnSource(1001, herMx));
+        Assert.That(Kinds(pool.RecordReply("p1", Banned, new BurnSource(1001, herMx))), Does.Contain(PoolEventKind.Burned), "a relay's replies are the relay's, whoever sent");
     }
 
     [Test]

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Interceptor.Netfilter;
 using NUnit.Framework;
 
@@ -157,9 +156,5 @@ public class SubordinateRateTests
         Assert.That(differences, Has.One.Contains("also leaves out the uids in set ratelimit_subuids"));
     }
 
-    private static IReadOnlyList<string> Differences(string sample, RulesetSpec spec)
-    {
-        using var listed = JsonDocument.Parse(NetfilterTestData.Read(Path.Combine("Samples", sample)));
-        return RulesetVerifier.FindDifferences(listed, spec);
-    }
+    private static IReadOnlyList<string> Differences(string sample, RulesetSpec spec) => RateLimitVerifierTests.Differences(sample, spec);
 }

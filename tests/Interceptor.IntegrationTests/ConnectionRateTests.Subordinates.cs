@@ -92,6 +92,34 @@ public sealed partial class ConnectionRateTests
         });
     }
 
+    [Test]
+    [NonParallelizable]
+    public async Task A_range_added_to_etc_subuid_while_the_daemon_runs_gets_its_rule_at_the_watchdogs_next_check()
+    {
+        const int interval = 2;
+        await using var s = await Scenario.StartAsync(config: Config(
+            ("Limits.Default.ConnectionsPerSecond", Rate), ("Limits.Default.ConnectionsBurst", Burst), ("Interception.VerifyIntervalSeconds", interval)));
+        var rule = $"meta skuid 1920000000-1920000099 ct state new limit rate over {Rate}/second burst {Burst} packets";
+        var before = await NftTable.ListAsync(s.Ns, "chain", "inet", NftTable.Name, NftTable.FilterChain);
+        using var line = await SubordinateUidLine.AddAsync($"{TestUsers.Bob.Name}:1920000000:100");
+
+        string? after = null;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(interval + 10);
+        while (after is null && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(250);
+            var now = await NftTable.ListAsync(s.Ns, "chain", "inet", NftTable.Name, NftTable.FilterChain);
+            after = now.Contains(rule, StringComparison.Ordinal) ? now : null;
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(before, Does.Not.Contain("1920000000"), before);
+            Assert.That(after, Is.Not.Null.And.Contains("meta skuid != @ratelimit_own_users meta skuid != @ratelimit_subuids"),
+                "the new range has its own rule and the meter leaves it out" + s.Describe());
+        });
+    }
+
     private static LoopResult ParseFlood(ProcessResult run)
     {
         var line = run.Stdout.Split('\n').LastOrDefault(l => l.StartsWith('{'));

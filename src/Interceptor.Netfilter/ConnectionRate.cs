@@ -1,4 +1,5 @@
 using System.Globalization;
+using Interceptor.Core.Attribution;
 
 namespace Interceptor.Netfilter;
 
@@ -46,4 +47,35 @@ public sealed record UidConnectionRate(uint Uid, ConnectionRate? Rate)
 
     public override string ToString() =>
         string.Create(CultureInfo.InvariantCulture, $"{Uid}: {(Rate is null ? "unlimited" : Rate.ToString())}");
+}
+
+/// <summary>One range of subordinate uids (/etc/subuid) and the user who owns it, as the kernel's rate rules need them.</summary>
+public readonly record struct OwnedUidRange(uint Owner, UidRange Range)
+{
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Range} of {Owner}");
+}
+
+/// <summary>
+/// The sub-UIDs of one owner and the rate they share: one kernel bucket for all of them, never the per-uid meter, so a
+/// range of 65,536 uids counts as one source and cannot fill the meter. A null <see cref="Rate"/>: the owner is not
+/// limited (its own rate is 0, or there is no default), so neither are its sub-UIDs; they still stay out of the meter.
+/// </summary>
+public sealed record SubordinateConnectionRate(uint Owner, IReadOnlyList<UidRange> Ranges, ConnectionRate? Rate)
+{
+    /// <summary>The named counter of the refusals of this owner's sub-UIDs, <c>ratelimit_refused_subuids_uid1001</c>.</summary>
+    public string CounterName => CounterNameFor(Owner);
+
+    public static string CounterNameFor(uint owner) =>
+        RulesetSpec.RateLimitCounterName + "_subuids_uid" + owner.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>As nft prints the match: one range bare, several as an anonymous set.</summary>
+    public string SkuidExpression => Ranges.Count == 1 ? Ranges[0].ToString() : $"{{ {string.Join(", ", Ranges)} }}";
+
+    public bool Equals(SubordinateConnectionRate? other) =>
+        other is not null && Owner == other.Owner && Ranges.SequenceEqual(other.Ranges) && Equals(Rate, other.Rate);
+
+    public override int GetHashCode() => HashCode.Combine(Owner, Ranges.Count, Rate);
+
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture, $"sub-uids {string.Join(", ", Ranges)} of {Owner}: {(Rate is null ? "unlimited" : Rate.ToString())}");
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Interceptor.Core.Attribution;
 
 namespace Interceptor.Netfilter;
 
@@ -44,5 +45,26 @@ internal static partial class NftJson
 
         rule.MeterSet = set[1..];
         rule.Limit = limit;
+    }
+
+    // The right side of `meta skuid A-B` ({"range": [A, B]}) or `meta skuid { A-B, C }` ({"set": [...]}); null for
+    // anything else (a prefix, a map), which is not ours.
+    private static List<UidRange>? UidRangesOf(JsonElement right)
+    {
+        var items = right.TryGetProperty("set", out var set)
+            ? set.ValueKind == JsonValueKind.Array ? set.EnumerateArray().Select(Unwrap).ToList() : [Unwrap(set)]
+            : [right];
+        var ranges = new List<UidRange>();
+        foreach (var item in items)
+        {
+            if (!TryUidRange(item, out var range))
+            {
+                return null;
+            }
+
+            ranges.Add(range);
+        }
+
+        return ranges.Count > 0 ? ranges : null;
     }
 }

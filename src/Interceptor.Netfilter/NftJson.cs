@@ -45,8 +45,11 @@ internal static partial class NftJson
         /// <summary>The port of a <c>redirect to :PORT</c> statement; 0 for a redirect that keeps the port.</summary>
         public int? RedirectPort { get; set; }
 
-        /// <summary>The set of a <c>meta skuid != @SET</c> match (a uid not in it), null otherwise.</summary>
-        public string? SkuidNotInSet { get; set; }
+        /// <summary>The sets of the rule's <c>meta skuid != @SET</c> matches (a uid in none of them), in rule order.</summary>
+        public List<string> SkuidNotInSets { get; } = [];
+
+        /// <summary>The uids of a <c>meta skuid A-B</c> or <c>meta skuid { A-B, C-D }</c> match, null otherwise.</summary>
+        public List<Core.Attribution.UidRange>? SkuidRanges { get; set; }
 
         /// <summary>The uid of a <c>meta skuid N</c> match, null otherwise.</summary>
         public uint? SkuidValue { get; set; }
@@ -191,7 +194,7 @@ internal static partial class NftJson
         if (op == "!=" && IsMeta(match, "skuid") && match.TryGetProperty("right", out var notIn)
             && notIn.ValueKind == JsonValueKind.String && notIn.GetString()!.StartsWith('@'))
         {
-            rule.SkuidNotInSet = notIn.GetString()![1..];
+            rule.SkuidNotInSets.Add(notIn.GetString()![1..]);
             return;
         }
 
@@ -220,6 +223,11 @@ internal static partial class NftJson
         else if (metaKey == "skuid" && op == "==" && right.ValueKind == JsonValueKind.Number && right.TryGetUInt32(out var uid))
         {
             rule.SkuidValue = uid;
+        }
+        else if (metaKey == "skuid" && op == "==" && right.ValueKind == JsonValueKind.Object)
+        {
+            rule.SkuidRanges = UidRangesOf(right);
+            rule.HasOtherMatch |= rule.SkuidRanges is null;
         }
         else if (IsCtState(left) && IsOnly(right, "new"))
         {
@@ -299,17 +307,9 @@ internal static partial class NftJson
         var invalid = new List<JsonElement>();
         foreach (var element in SetElements(set))
         {
-            if (element.ValueKind == JsonValueKind.Number && element.TryGetUInt32(out var uid) && uid <= Core.Attribution.UidRange.MaxUid)
+            if (TryUidRange(element, out var range))
             {
-                ranges.Add(new Core.Attribution.UidRange(uid, uid));
-            }
-            else if (element.ValueKind == JsonValueKind.Object && element.TryGetProperty("range", out var bounds)
-                && bounds.ValueKind == JsonValueKind.Array && bounds.GetArrayLength() == 2
-                && bounds[0].ValueKind == JsonValueKind.Number && bounds[0].TryGetUInt32(out var first)
-                && bounds[1].ValueKind == JsonValueKind.Number && bounds[1].TryGetUInt32(out var last)
-                && first <= last && last <= Core.Attribution.UidRange.MaxUid)
-            {
-                ranges.Add(new Core.Attribution.UidRange(first, last));
+                ranges.Add(range);
             }
             else
             {
@@ -318,6 +318,29 @@ internal static partial class NftJson
         }
 
         return (ranges, invalid);
+    }
+
+    /// <summary>One uid (a number) or uid range (<c>{"range": [first, last]}</c>) as nft prints it.</summary>
+    private static bool TryUidRange(JsonElement element, out Core.Attribution.UidRange range)
+    {
+        range = default;
+        if (element.ValueKind == JsonValueKind.Number && element.TryGetUInt32(out var uid) && uid <= Core.Attribution.UidRange.MaxUid)
+        {
+            range = new Core.Attribution.UidRange(uid, uid);
+            return true;
+        }
+
+        if (element.ValueKind == JsonValueKind.Object && element.TryGetProperty("range", out var bounds)
+            && bounds.ValueKind == JsonValueKind.Array && bounds.GetArrayLength() == 2
+            && bounds[0].ValueKind == JsonValueKind.Number && bounds[0].TryGetUInt32(out var first)
+            && bounds[1].ValueKind == JsonValueKind.Number && bounds[1].TryGetUInt32(out var last)
+            && first <= last && last <= Core.Attribution.UidRange.MaxUid)
+        {
+            range = new Core.Attribution.UidRange(first, last);
+            return true;
+        }
+
+        return false;
     }
 
     /// <summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Interceptor.Core.Attribution;
 
 namespace Interceptor.Netfilter;
 
@@ -10,7 +11,8 @@ public static partial class RulesetRenderer
     private const int MeterTimeoutSeconds = 60;
 
     // Room for every uid that can connect within one timeout; when full, a new uid's SYN passes unmetered (nft cannot
-    // add it), which is why the size is far above the users a host has.
+    // add it: the update fails and the rule does not match), which is why the size is far above the users a host has and
+    // why sub-UIDs, of which one customer can hold 65,536, never enter it (set ratelimit_subuids).
     private const int MeterSize = 65535;
 
     // The sets and named counters of the connection rate limit (issue 19): nothing at all when it is off, so such a table
@@ -44,6 +46,19 @@ public static partial class RulesetRenderer
             NamedCounter(text, own.CounterName,
                 $"Connections of uid {Number(own.Uid)} refused by the kernel over its Limits.Users.NAME.ConnectionsPerSecond");
         }
+
+        var subordinates = spec.SubordinateConnectionRates;
+        if (subordinates.Count > 0)
+        {
+            Set(text, RulesetSpec.RateLimitSubordinateSetName, "uid",
+                "Sub-UIDs (/etc/subuid): never in the meter; each owner's ranges share one bucket at the owner's rate",
+                UidRange.Merge(subordinates.SelectMany(o => o.Ranges)).Select(r => r.ToString()), flags: "interval");
+        }
+
+        foreach (var owner in subordinates.Where(o => o.Rate is not null))
+        {
+            NamedCounter(text, owner.CounterName, $"Connections of the sub-UIDs of uid {Number(owner.Owner)} refused by the kernel over its rate");
+        }
     }
 
     // After the suspensions (a suspended user is refused anyway) and after the exempt users (never limited): a SYN over
@@ -58,9 +73,20 @@ public static partial class RulesetRenderer
                 + Comment($"Uid {Number(own.Uid)} over its own rate ({own.Rate}): refused by the kernel"));
         }
 
+        // A plain limit over the owner's ranges: one bucket for all its sub-UIDs, so a site that becomes 65,536 uids is
+        // still one source, and none of them ever needs a place in the meter.
+        var subordinates = spec.SubordinateConnectionRates;
+        foreach (var owner in subordinates.Where(o => o.Rate is not null))
+        {
+            Line(text, 2, $"tcp dport {ports} meta skuid {owner.SkuidExpression} ct state new {owner.Rate!.LimitOver} "
+                + $"counter name \"{owner.CounterName}\" reject with tcp reset "
+                + Comment($"Sub-UIDs of uid {Number(owner.Owner)} over its rate ({owner.Rate}), one bucket: refused by the kernel"));
+        }
+
+        var notSubordinate = subordinates.Count > 0 ? $"meta skuid != @{RulesetSpec.RateLimitSubordinateSetName} " : string.Empty;
         if (spec.DefaultConnectionRate is { } rate)
         {
-            Line(text, 2, $"tcp dport {ports} meta skuid != @{RulesetSpec.RateLimitUsersSetName} ct state new "
+            Line(text, 2, $"tcp dport {ports} meta skuid != @{RulesetSpec.RateLimitUsersSetName} {notSubordinate}ct state new "
                 + $"update @{RulesetSpec.RateLimitMeterSetName} {{ meta skuid {rate.LimitOver} }} "
                 + $"counter name \"{RulesetSpec.RateLimitCounterName}\" reject with tcp reset "
                 + Comment(string.Create(CultureInfo.InvariantCulture, $"A uid over Limits.Default.ConnectionsPerSecond ({rate}): refused by the kernel")));

@@ -51,6 +51,13 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
     /// <summary>The named set of the uids with a connection rate of their own: the default meter leaves them alone.</summary>
     public const string RateLimitUsersSetName = "ratelimit_own_users";
 
+    /// <summary>
+    /// The named interval set of every subordinate uid range (/etc/subuid) while connection rates are on: the meter rule
+    /// leaves them out, so only real uids (which only root can create) can fill the meter; each owner's ranges have a
+    /// rule and a bucket of their own instead.
+    /// </summary>
+    public const string RateLimitSubordinateSetName = "ratelimit_subuids";
+
     /// <summary>The named counter of connections the default rate refused; a user's own rate has <c>ratelimit_refused_uidN</c>.</summary>
     public const string RateLimitCounterName = "ratelimit_refused";
 
@@ -112,13 +119,29 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
     public bool Lockdown { get; init; }
 
     /// <summary>
-    /// The kernel's connection rate for every non-exempt user without a rate of their own (one bucket per uid, so
-    /// each sub-uid has its own too); null: off. Over it, new connections to the intercepted ports get a TCP reset.
+    /// The kernel's connection rate for every non-exempt user without a rate of their own (one bucket per real uid; the
+    /// sub-UIDs of an owner share one, see <see cref="SubordinateConnectionRates"/>); null: off. Over it, new connections to the intercepted ports get a TCP reset.
     /// </summary>
     public ConnectionRate? DefaultConnectionRate { get; init; }
 
     /// <summary>Users with a connection rate of their own (or none, <see cref="UidConnectionRate.Rate"/> null), sorted by uid.</summary>
     public IReadOnlyList<UidConnectionRate> UserConnectionRates { get; init => field = NormalizeRates(value); } = [];
+
+    /// <summary>
+    /// The subordinate uid ranges of /etc/subuid with their owners (empty without the file). Used only while connection
+    /// rates are on (<see cref="SubordinateConnectionRates"/>); kept sorted and distinct.
+    /// </summary>
+    public IReadOnlyList<OwnedUidRange> SubordinateUidRanges { get; init => field = NormalizeOwnedRanges(value); } = [];
+
+    /// <summary>
+    /// Per owner of sub-UIDs: its ranges, merged, and the rate they share (the owner's own rate if it has one, else the
+    /// default); empty when the table limits no connection rate.
+    /// </summary>
+    public IReadOnlyList<SubordinateConnectionRate> SubordinateConnectionRates =>
+        !LimitsConnectionRate
+            ? []
+            : [.. SubordinateUidRanges.GroupBy(r => r.Owner).OrderBy(g => g.Key).Select(g => new SubordinateConnectionRate(
+                g.Key, UidRange.Merge(g.Select(r => r.Range)), UserConnectionRates.FirstOrDefault(r => r.Uid == g.Key) is { } own ? own.Rate : DefaultConnectionRate))];
 
     /// <summary>Whether the table limits connection rates at all; without, it holds none of the rate-limit objects.</summary>
     public bool LimitsConnectionRate => DefaultConnectionRate is not null || UserConnectionRates.Count > 0;
@@ -175,7 +198,8 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
         && AllowedRoutes.SequenceEqual(other.AllowedRoutes)
         && Lockdown == other.Lockdown
         && Equals(DefaultConnectionRate, other.DefaultConnectionRate)
-        && UserConnectionRates.SequenceEqual(other.UserConnectionRates);
+        && UserConnectionRates.SequenceEqual(other.UserConnectionRates)
+        && SubordinateUidRanges.SequenceEqual(other.SubordinateUidRanges);
 
     public override int GetHashCode()
     {
@@ -226,6 +250,12 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
             hash.Add(rate);
         }
 
+        hash.Add(SubordinateUidRanges.Count);
+        foreach (var range in SubordinateUidRanges)
+        {
+            hash.Add(range);
+        }
+
         return hash.ToHashCode();
     }
 
@@ -250,6 +280,10 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
         {
             builder.Append(", DefaultConnectionRate = ").Append(DefaultConnectionRate?.ToString() ?? "off")
                 .Append(", UserConnectionRates = [").AppendJoin(", ", UserConnectionRates).Append(']');
+            if (SubordinateConnectionRates is { Count: > 0 } subordinates)
+            {
+                builder.Append(", SubordinateConnectionRates = [").AppendJoin(", ", subordinates).Append(']');
+            }
         }
 
         return true;
@@ -316,6 +350,12 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
         }
 
         return Array.AsReadOnly([.. distinct]);
+    }
+
+    private static ReadOnlyCollection<OwnedUidRange> NormalizeOwnedRanges(IReadOnlyList<OwnedUidRange> ranges)
+    {
+        ArgumentNullException.ThrowIfNull(ranges);
+        return Array.AsReadOnly([.. ranges.Distinct().OrderBy(r => r.Range).ThenBy(r => r.Owner)]);
     }
 
     private static ReadOnlyCollection<AllowedRoute> NormalizeRoutes(IReadOnlyList<AllowedRoute> routes)

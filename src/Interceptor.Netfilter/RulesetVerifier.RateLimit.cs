@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Interceptor.Core.Attribution;
 
 namespace Interceptor.Netfilter;
 
@@ -15,9 +16,25 @@ public static partial class RulesetVerifier
             return;
         }
 
-        const string chain = RulesetSpec.FilterChainName;
         CheckUidSet(objects, RulesetSpec.RateLimitUsersSetName, [.. spec.UserConnectionRates.Select(r => r.Uid)],
             "these users' connections are also counted by the default meter", "these users escape the default connection rate", differences);
+
+        var subordinates = spec.SubordinateConnectionRates;
+        if (subordinates.Count > 0)
+        {
+            CheckUidRangeSet(objects, RulesetSpec.RateLimitSubordinateSetName, [.. subordinates.SelectMany(o => o.Ranges)],
+                "the default meter does not leave out exactly the subordinate uids of /etc/subuid", differences);
+        }
+
+        // Each owner's sub-UIDs: found by their counter or by the uids they match, so a changed range reads as changed.
+        foreach (var owner in subordinates.Where(o => o.Rate is not null))
+        {
+            CheckCounter(objects, owner.CounterName, differences);
+            var index = rules.FindIndex(r => r.Rejects && r.Limit is not null && r.MeterSet is null && r.SkuidValue is null
+                && (r.CounterName == owner.CounterName || (r.SkuidRanges is { } ranges && UidRange.Merge(ranges).SequenceEqual(owner.Ranges))));
+            CheckRateRule(rules, index, owner.Rate!, owner.CounterName, spec, isOurs, exempt,
+                $"the sub-UIDs of uid {owner.Owner} ({owner.Rate})", differences, owner.Ranges);
+        }
 
         foreach (var own in spec.UserConnectionRates.Where(r => r.Rate is not null))
         {
@@ -41,10 +58,9 @@ public static partial class RulesetVerifier
 
             CheckCounter(objects, RulesetSpec.RateLimitCounterName, differences);
             var index = rules.FindIndex(r => r.Rejects && r.MeterSet == RulesetSpec.RateLimitMeterSetName);
-            if (index >= 0 && rules[index].SkuidNotInSet != RulesetSpec.RateLimitUsersSetName)
+            if (index >= 0)
             {
-                differences.Add($"the rule of set {RulesetSpec.RateLimitMeterSetName} in chain {chain} does not leave out the users in set "
-                    + $"{RulesetSpec.RateLimitUsersSetName}: users with their own rate are limited by the default too");
+                CheckMeterExclusions(rules[index], subordinates.Count > 0, differences);
             }
 
             CheckRateRule(rules, index, rate, RulesetSpec.RateLimitCounterName, spec, isOurs, exempt,
@@ -54,7 +70,7 @@ public static partial class RulesetVerifier
 
     private static void CheckRateRule(
         List<NftJson.Rule> rules, int index, ConnectionRate rate, string counter, RulesetSpec spec, bool[] isOurs, int exempt, string what,
-        List<string> differences)
+        List<string> differences, IReadOnlyList<UidRange>? ranges = null)
     {
         const string chain = RulesetSpec.FilterChainName;
         if (index < 0)
@@ -82,7 +98,13 @@ public static partial class RulesetVerifier
             differences.Add($"the rule in chain {chain} for {what} counts in {rule.CounterName ?? "no named counter"}, expected counter {counter}");
         }
 
-        if (rule.HasOtherMatch || rule.SkuidSet is not null)
+        if (ranges is not null && (rule.SkuidRanges is null || !UidRange.Merge(rule.SkuidRanges).SequenceEqual(ranges)))
+        {
+            var actual = rule.SkuidRanges is null ? "no uid range" : string.Join(", ", UidRange.Merge(rule.SkuidRanges));
+            differences.Add($"the rule in chain {chain} for {what} matches uids {actual}, expected {string.Join(", ", ranges)}");
+        }
+
+        if (rule.HasOtherMatch || rule.SkuidSet is not null || (ranges is null && rule.SkuidRanges is not null))
         {
             differences.Add($"the rule in chain {chain} for {what} has a match or statement smtp-interceptor does not write: it {rule.Describe()}");
         }
@@ -96,6 +118,31 @@ public static partial class RulesetVerifier
         if (exempt >= 0 && index < exempt)
         {
             differences.Add($"the rule in chain {chain} for {what} comes before the rule for set {RulesetSpec.ExemptSetName}: exempt users could be refused");
+        }
+    }
+
+    // The meter rule must leave out the users with their own rate and, when there are any, every sub-UID: a sub-UID in
+    // the meter could help fill it, and a full meter lets a new uid through unmetered. A set we do not write is reported.
+    private static void CheckMeterExclusions(NftJson.Rule rule, bool hasSubordinates, List<string> differences)
+    {
+        const string chain = RulesetSpec.FilterChainName;
+        var meter = RulesetSpec.RateLimitMeterSetName;
+        if (!rule.SkuidNotInSets.Contains(RulesetSpec.RateLimitUsersSetName))
+        {
+            differences.Add($"the rule of set {meter} in chain {chain} does not leave out the users in set "
+                + $"{RulesetSpec.RateLimitUsersSetName}: users with their own rate are limited by the default too");
+        }
+
+        if (hasSubordinates && !rule.SkuidNotInSets.Contains(RulesetSpec.RateLimitSubordinateSetName))
+        {
+            differences.Add($"the rule of set {meter} in chain {chain} does not leave out the sub-UIDs in set "
+                + $"{RulesetSpec.RateLimitSubordinateSetName}: they can fill the meter, and a full meter lets new uids through unlimited");
+        }
+
+        var expected = hasSubordinates ? new[] { RulesetSpec.RateLimitUsersSetName, RulesetSpec.RateLimitSubordinateSetName } : [RulesetSpec.RateLimitUsersSetName];
+        foreach (var other in rule.SkuidNotInSets.Where(s => !expected.Contains(s)))
+        {
+            differences.Add($"the rule of set {meter} in chain {chain} also leaves out the uids in set {other}: they escape the default connection rate");
         }
     }
 

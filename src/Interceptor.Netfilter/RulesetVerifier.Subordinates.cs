@@ -5,9 +5,10 @@ namespace Interceptor.Netfilter;
 
 public static partial class RulesetVerifier
 {
-    // The sub-UIDs of suspended users: an interval set, compared by the uids it covers (nft may list adjacent
+    // An interval set of sub-UIDs (of suspended users, or all of them for the rate limit), compared by the uids it covers (nft may list adjacent
     // ranges apart or joined, depending on how they were added).
-    private static void CheckUidRangeSet(IReadOnlyList<NftJson.TableObject> objects, string name, IReadOnlyList<UidRange> expected, List<string> differences)
+    private static void CheckUidRangeSet(
+        IReadOnlyList<NftJson.TableObject> objects, string name, IReadOnlyList<UidRange> expected, string ifDifferent, List<string> differences)
     {
         var set = FindSet(objects, name);
         if (set is null)
@@ -40,7 +41,7 @@ public static partial class RulesetVerifier
         if (!installed.SequenceEqual(wanted))
         {
             differences.Add($"set {name} holds [{string.Join(", ", installed)}], expected [{string.Join(", ", wanted)}]: "
-                + "the kernel refuses other subordinate uids than those of the suspended users");
+                + ifDifferent);
         }
     }
 }

@@ -36,7 +36,8 @@ public static partial class RulesetVerifier
         CheckUidSet(objects, RulesetSpec.ExemptSetName, spec.ExemptUids, "these users would be intercepted", "these users bypass interception", differences);
         CheckUidSet(objects, RulesetSpec.SuspendedSetName, spec.SuspendedUids,
             "these suspended users are not refused by the kernel", "the kernel refuses these users although they are not suspended", differences);
-        CheckUidRangeSet(objects, RulesetSpec.SuspendedSubordinateSetName, spec.SuspendedUidRanges, differences);
+        CheckUidRangeSet(objects, RulesetSpec.SuspendedSubordinateSetName, spec.SuspendedUidRanges,
+            "the kernel refuses other subordinate uids than those of the suspended users", differences);
         CheckRouteSet(objects, RulesetSpec.AllowedRoutesV4SetName, "ipv4_addr", spec.AllowedRoutes.Where(r => !r.IsIPv6), differences);
         CheckRouteSet(objects, RulesetSpec.AllowedRoutesV6SetName, "ipv6_addr", spec.AllowedRoutes.Where(r => r.IsIPv6), differences);
         CheckFilterRules(objects, spec, differences);

@@ -1,7 +1,10 @@
+using Interceptor.Core.Attribution;
 using Interceptor.Core.Options;
 using Interceptor.Daemon.Configuration;
+using Interceptor.Daemon.Decide;
 using Interceptor.Linux;
 using Interceptor.Netfilter;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Interceptor.Daemon.Commands;
 
@@ -15,15 +18,19 @@ public static class DaemonSetup
     public static (InterceptorOptions Options, RulesetSpec Spec) Load(string? configPath, bool relays = false)
     {
         var options = ConfigurationLoader.Load(configPath, hostName: relays ? HostName.Resolve : null);
-        return (options, SpecFor(options));
+
+        // Its problems (bad lines, unknown owners) are logged by the daemon's own reader of the file, once.
+        var subordinates = new SubordinateUidFile(SubordinateUidFile.DefaultPath, NullLogger.Instance).Current;
+        return (options, SpecFor(options, subordinates));
     }
 
     /// <summary>
     /// The nft table a configuration describes: Netfilter renders this spec and knows nothing of the options. Resolves
     /// the exempt users through the system's user database and always adds our own UID (without it the daemon's own
-    /// upstream connections would be redirected back to itself).
+    /// upstream connections would be redirected back to itself). <paramref name="subordinates"/>: the ranges of
+    /// /etc/subuid, which the connection rate keeps out of its per-uid meter (none when null).
     /// </summary>
-    public static RulesetSpec SpecFor(InterceptorOptions options)
+    public static RulesetSpec SpecFor(InterceptorOptions options, SubordinateUidMap? subordinates = null)
     {
         var errors = new List<string>();
         var uids = new List<uint> { UserDatabase.EffectiveUid };
@@ -70,6 +77,7 @@ public static class DaemonSetup
                 AllowedRoutes = routes,
                 DefaultConnectionRate = ConnectionRates.Default(options.Limits),
                 UserConnectionRates = userRates,
+                SubordinateUidRanges = subordinates is null ? [] : SuspendedUidSets.OwnedRanges(subordinates),
             };
             spec.EnsureConsistent();
             return spec;

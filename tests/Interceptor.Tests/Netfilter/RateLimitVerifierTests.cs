@@ -82,7 +82,7 @@ public class RateLimitVerifierTests
         Assert.That(RulesetVerifier.CounterPackets(listed, "smtp_interceptor", "no_such_counter"), Is.Null);
     }
 
-    private static IReadOnlyList<string> Differences(string sample, RulesetSpec spec)
+    internal static IReadOnlyList<string> Differences(string sample, RulesetSpec spec)
     {
         using var listed = JsonDocument.Parse(NetfilterTestData.Read(Path.Combine("Samples", sample)));
         return RulesetVerifier.FindDifferences(listed, spec);

@@ -34,6 +34,15 @@ public class RulesetRendererTests
         UserConnectionRates = [new(1006, null), new(1005, new(5, 10))],
     };
 
+    /// <summary>
+    /// RateLimited with sub-UIDs (/etc/subuid): 1005 (own rate 5/s burst 10) owns two ranges, 1006 (unlimited) one, 1007
+    /// (the default rate) one.
+    /// </summary>
+    internal static readonly RulesetSpec SubordinateRated = RateLimited with
+    {
+        SubordinateUidRanges = [new(1007, new(600000, 665535)), new(1005, new(500000, 500099)), new(1006, new(400000, 465535)), new(1005, new(700000, 765535))],
+    };
+
     /// <summary>What the packaged configuration installs: the default table with Limits.Default's 20/s burst 50.</summary>
     internal static readonly RulesetSpec PackagedDefault = DefaultSpec with { DefaultConnectionRate = new(20, 50) };
 

@@ -1,3 +1,4 @@
+using Interceptor.Core.Attribution;
 using Interceptor.Core.Options;
 using Interceptor.Daemon.Commands;
 using Interceptor.Daemon.Configuration;
@@ -34,6 +35,22 @@ public class DaemonSetupTests
 
         var expected = new RulesetSpec("mail_redirect", 2600, [25, 587], [0u, UserDatabase.EffectiveUid]) { BlockedPorts = [465], DefaultConnectionRate = new(20, 50) };
         Assert.That(spec, Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void The_subordinate_uid_ranges_are_taken_with_their_owners_and_get_the_owners_rate()
+    {
+        var map = new SubordinateUidMap(
+            [new(new UidRange(300000, 365535), new SubordinateUidOwner(0, "root"), 1), new(new UidRange(400000, 400009), new SubordinateUidOwner(0, "root"), 2)],
+            out _);
+        var options = new InterceptorOptions { Limits = new LimitsOptions { Users = new Dictionary<string, QuotaLimits> { ["root"] = new() { ConnectionsPerSecond = 3 } } } };
+
+        var spec = DaemonSetup.SpecFor(options, map);
+
+        Assert.That(spec.SubordinateUidRanges, Is.EqualTo(new OwnedUidRange[] { new(0, new(300000, 365535)), new(0, new(400000, 400009)) }));
+        Assert.That(spec.SubordinateConnectionRates.Single(), Is.EqualTo(
+            new SubordinateConnectionRate(0, [new(300000, 365535), new(400000, 400009)], new ConnectionRate(3, 50))));
+        Assert.That(DaemonSetup.SpecFor(options).SubordinateUidRanges, Is.Empty, "no map (no /etc/subuid): no ranges");
     }
 
     [Test]

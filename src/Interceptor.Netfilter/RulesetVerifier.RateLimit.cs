@@ -30,8 +30,13 @@ public static partial class RulesetVerifier
         foreach (var owner in subordinates.Where(o => o.Rate is not null))
         {
             CheckCounter(objects, owner.CounterName, differences);
-            var index = rules.FindIndex(r => r.Rejects && r.Limit is not null && r.MeterSet is null && r.SkuidValue is null
-                && (r.CounterName == owner.CounterName || (r.SkuidRanges is { } ranges && UidRange.Merge(ranges).SequenceEqual(owner.Ranges))));
+            var index = rules.FindIndex(r => r.Rejects && r.Limit is not null && r.MeterSet is null && r.CounterName == owner.CounterName);
+            if (index < 0)
+            {
+                index = rules.FindIndex(r => r.Rejects && r.Limit is not null && r.MeterSet is null && MatchedUids(r) is { } matched
+                    && matched.SequenceEqual(owner.Ranges));
+            }
+
             CheckRateRule(rules, index, owner.Rate!, owner.CounterName, spec, isOurs, exempt,
                 $"the sub-UIDs of uid {owner.Owner} ({owner.Rate})", differences, owner.Ranges);
         }
@@ -98,9 +103,9 @@ public static partial class RulesetVerifier
             differences.Add($"the rule in chain {chain} for {what} counts in {rule.CounterName ?? "no named counter"}, expected counter {counter}");
         }
 
-        if (ranges is not null && (rule.SkuidRanges is null || !UidRange.Merge(rule.SkuidRanges).SequenceEqual(ranges)))
+        if (ranges is not null && (MatchedUids(rule) is not { } matched || !matched.SequenceEqual(ranges)))
         {
-            var actual = rule.SkuidRanges is null ? "no uid range" : string.Join(", ", UidRange.Merge(rule.SkuidRanges));
+            var actual = MatchedUids(rule) is { } uids ? string.Join(", ", uids) : "no uid range";
             differences.Add($"the rule in chain {chain} for {what} matches uids {actual}, expected {string.Join(", ", ranges)}");
         }
 
@@ -145,6 +150,13 @@ public static partial class RulesetVerifier
             differences.Add($"the rule of set {meter} in chain {chain} also leaves out the uids in set {other}: they escape the default connection rate");
         }
     }
+
+    // The uids a rule's `meta skuid` matches, merged: nft lists a one-uid range (an /etc/subuid line of count 1) as a
+    // plain uid, so that is a range too. Null when the rule matches no uid or uid range.
+    private static IReadOnlyList<UidRange>? MatchedUids(NftJson.Rule rule) =>
+        rule.SkuidRanges is { } ranges ? UidRange.Merge(ranges)
+        : rule.SkuidValue is { } uid ? [new UidRange(uid, uid)]
+        : null;
 
     private static void CheckCounter(IReadOnlyList<NftJson.TableObject> objects, string name, List<string> differences)
     {

@@ -43,6 +43,12 @@ public class RulesetRendererTests
         SubordinateUidRanges = [new(1007, new(600000, 665535)), new(1005, new(500000, 500099)), new(1006, new(400000, 465535)), new(1005, new(700000, 765535))],
     };
 
+    /// <summary>An /etc/subuid line of count 1 (<c>carol:300000:1</c>): nft lists its match as a plain uid, not a range.</summary>
+    internal static readonly RulesetSpec SubordinateSingleUid = SubordinateRated with
+    {
+        SubordinateUidRanges = [.. SubordinateRated.SubordinateUidRanges, new(1008, new(300000, 300000))],
+    };
+
     /// <summary>What the packaged configuration installs: the default table with Limits.Default's 20/s burst 50.</summary>
     internal static readonly RulesetSpec PackagedDefault = DefaultSpec with { DefaultConnectionRate = new(20, 50) };
 

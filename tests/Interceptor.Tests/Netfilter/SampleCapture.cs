@@ -45,6 +45,7 @@ public class SampleCapture
         ("rate-limit-rule-missing.json", RulesetRendererTests.RateLimited, s => RemoveLine(s, "update @ratelimit_meter"), _ => { }),
         ("user-rate-tampered.json", RulesetRendererTests.RateLimited, s => ReplaceInLine(s, "meta skuid 1005 ct state new", "burst 10 packets", "burst 100 packets"), _ => { }),
         ("subuid-rates.json", RulesetRendererTests.SubordinateRated, s => s, _ => { }),
+        ("subuid-single-uid.json", RulesetRendererTests.SubordinateSingleUid, s => s, _ => { }),
         ("subuid-rate-tampered.json", RulesetRendererTests.SubordinateRated, s => ReplaceInLine(s, "meta skuid 600000-665535", "600000-665535", "600000-600001"), _ => { }),
         ("subuid-meter-exclusion-missing.json", RulesetRendererTests.SubordinateRated, s => ReplaceInLine(s, "update @ratelimit_meter", "meta skuid != @ratelimit_subuids ", ""), _ => { }),
         ("suspended-rule-missing-a-port.json", RulesetRendererTests.Everything, s => ReplaceInLine(s, "@suspended_uids ct state new", "{ 25, 587, 2525 }", "{ 25, 587 }"), _ => { }),

@@ -157,4 +157,12 @@ public class SubordinateRateTests
     }
 
     private static IReadOnlyList<string> Differences(string sample, RulesetSpec spec) => RateLimitVerifierTests.Differences(sample, spec);
+
+    [Test]
+    public void A_sub_uid_range_of_one_uid_which_nft_lists_as_a_plain_uid_is_recognised()
+    {
+        // A valid line "carol:300000:1": nft prints `meta skuid 300000`; not finding it would refuse the daemon's start
+        // and make the watchdog reinstall the table (emptying every bucket) at every check.
+        Assert.That(Differences("subuid-single-uid.json", RulesetRendererTests.SubordinateSingleUid), Is.Empty);
+    }
 }

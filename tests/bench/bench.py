@@ -795,6 +795,9 @@ backend sink
                     warm = self.warm_up_daemon()
                     time.sleep(1)
                     run = self.measured_path("B", "bench", SINK, a.b_messages)
+                    # Added latency in the same minutes: A' (the exempt user, same namespace) against B.
+                    run["latency"] = {path: self.latency(role, SINK, a.latency_count, a.latency_rate, "%s-%s%d" % (path, label, r))
+                                      for path, role in (("A", "exempt"), ("B", "bench"))}
                 finally:
                     self.stop_daemon()
                 run["warmup"] = warm
@@ -858,6 +861,12 @@ backend sink
             medians[label] = (statistics.median(rates), statistics.median(cpus))
             out("  %-4s median %7.0f msg/s (range %.0f–%.0f)   daemon CPU median %5.0f µs/msg (range %.0f–%.0f)" % (
                 label, medians[label][0], min(rates), max(rates), medians[label][1], min(cpus), max(cpus)))
+        for label in ("base", "new"):
+            added = [percentile(x["latency"]["B"]["samples_ms"], 50) - percentile(x["latency"]["A"]["samples_ms"], 50) for x in runs[label]]
+            pooled = {p: [v for x in runs[label] for v in x["latency"][p]["samples_ms"]] for p in ("A", "B")}
+            out("  %-4s added latency p50 per round %s ms; pooled (%d samples each) p50 %+.2f ms, p99 %+.2f ms" % (
+                label, " / ".join("%+.2f" % v for v in added), len(pooled["B"]),
+                percentile(pooled["B"], 50) - percentile(pooled["A"], 50), percentile(pooled["B"], 99) - percentile(pooled["A"], 99)))
         pairs = [(n["messages"] / n["seconds"]) / (b["messages"] / b["seconds"]) for b, n in zip(runs["base"], runs["new"])]
         out("  new/base: msg/s %.3f, daemon CPU per message %.3f (ratios of the medians); msg/s of each pair of rounds: %s" % (
             medians["new"][0] / medians["base"][0], medians["new"][1] / medians["base"][1], " / ".join("%.2f" % p for p in pairs)))

@@ -12,6 +12,9 @@ public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
+        // Before anything opens a socket: .NET reads this once, when its socket engine starts.
+        SocketThreads.PreferInlineCompletions();
+
         // .NET's own Console.Out flushes every 256 characters: a 700-byte transaction log line became three
         // write(2)s on the relay's hot path. One write per line (AutoFlush) keeps lines whole and prompt.
         // Before the logger factory: the console logger takes Console.Out when it is built.

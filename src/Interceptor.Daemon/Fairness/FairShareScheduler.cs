@@ -1,3 +1,5 @@
+using Interceptor.Core.Threading;
+
 namespace Interceptor.Daemon.Fairness;
 
 /// <summary>
@@ -46,8 +48,11 @@ public sealed class FairShareScheduler
     /// <param name="onFault">Told of an exception that escaped a work item (an async method never lets one escape).</param>
     /// <param name="startPump">Runs a pump; the thread pool by default, a list in tests (deterministic).</param>
     /// <param name="time">Measures a pump's <see cref="Slice"/>; the system's clock by default.</param>
-    public FairShareScheduler(int concurrency, Action<Exception> onFault, Action<Action>? startPump = null, TimeProvider? time = null)
+    /// <param name="inlineWhenIdle">Whether an item posted while nothing waits runs on the posting thread (see
+    /// <see cref="TryRunHere"/>); off in tests that drive the pumps by hand.</param>
+    public FairShareScheduler(int concurrency, Action<Exception> onFault, Action<Action>? startPump = null, TimeProvider? time = null, bool inlineWhenIdle = true)
     {
+        InlineWhenIdle = inlineWhenIdle;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(concurrency);
         ArgumentNullException.ThrowIfNull(onFault);
         Concurrency = concurrency;
@@ -60,6 +65,8 @@ public sealed class FairShareScheduler
     public static int DefaultConcurrency => Math.Max(2, Environment.ProcessorCount);
 
     public int Concurrency { get; }
+
+    public bool InlineWhenIdle { get; }
 
     /// <summary>Items queued and not yet started, all users together.</summary>
     public int Queued
@@ -76,8 +83,21 @@ public sealed class FairShareScheduler
     /// <summary>The synchronization context under which a user's session runs: its awaits come back through this scheduler.</summary>
     public UserSynchronizationContext ContextFor(uint uid) => new(this, uid);
 
+    // Set while this thread runs an item: a continuation posted from inside one is queued, never run nested in it.
+    [ThreadStatic]
+    private static bool t_runningItem;
+
+    // Whether this thread is one of the socket engine's polling threads: 0 not yet known, 1 yes, 2 no.
+    [ThreadStatic]
+    private static byte t_onSocketThread;
+
     internal void Enqueue(uint uid, UserSynchronizationContext context, SendOrPostCallback callback, object? state)
     {
+        if (TryRunHere(context, callback, state))
+        {
+            return;
+        }
+
         var start = false;
         lock (_lock)
         {
@@ -100,6 +120,75 @@ public sealed class FairShareScheduler
         {
             _startPump(Pump);
         }
+    }
+
+    /// <summary>
+    /// Runs the item on the posting thread when nobody waits and a pump's slot is free: the socket completion that woke
+    /// a session then runs its step at once, instead of waking a pump (a wake-up of an idle thread per lock-step
+    /// exchange; see <see cref="Hosting.SocketThreads"/>). Fair by construction: it happens only when no other item is
+    /// queued, and it takes a slot like a pump, so <see cref="Concurrency"/> still bounds what runs at once.
+    /// </summary>
+    private bool TryRunHere(UserSynchronizationContext context, SendOrPostCallback callback, object? state)
+    {
+        if (!MayRunHere())
+        {
+            return false;
+        }
+
+        lock (_lock)
+        {
+            if (_turns.Count > 0 || _running >= Concurrency)
+            {
+                return false;
+            }
+
+            _running++;
+        }
+
+        Run(new WorkItem(context, callback, state));
+        bool more;
+        lock (_lock)
+        {
+            more = _turns.Count > 0;
+            if (!more)
+            {
+                _running--;
+            }
+        }
+
+        if (more)
+        {
+            // Items were queued meanwhile, perhaps with every other slot taken: this slot becomes a pump for them.
+            _startPump(Pump);
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Only where the poster holds nothing, and never inside another item: a socket completion on the socket engine's
+    /// polling thread, or code that said so (<see cref="InlineContinuations.Allow"/>: the store's writer completing a
+    /// batch, a session's start). Elsewhere a Post can come from a task completed under a lock, and the item would run
+    /// under it.
+    /// </summary>
+    private bool MayRunHere()
+    {
+        if (t_runningItem || !InlineWhenIdle)
+        {
+            return false;
+        }
+
+        if (InlineContinuations.Allowed)
+        {
+            return true;
+        }
+
+        if (t_onSocketThread == 0)
+        {
+            t_onSocketThread = Thread.CurrentThread.Name == Hosting.SocketThreads.EngineThreadName ? (byte)1 : (byte)2;
+        }
+
+        return t_onSocketThread == 1;
     }
 
     private void Pump()
@@ -155,6 +244,8 @@ public sealed class FairShareScheduler
     private void Run(WorkItem item)
     {
         var previous = SynchronizationContext.Current;
+        var nested = t_runningItem;
+        t_runningItem = true;
         SynchronizationContext.SetSynchronizationContext(item.Context);
         try
         {
@@ -168,6 +259,7 @@ public sealed class FairShareScheduler
         }
         finally
         {
+            t_runningItem = nested;
             SynchronizationContext.SetSynchronizationContext(previous);
         }
     }
@@ -197,7 +289,8 @@ public sealed class UserSynchronizationContext : SynchronizationContext
 
     /// <summary>
     /// Runs <paramref name="work"/> under this context from its first line, so every continuation in it is scheduled
-    /// fairly; the returned task ends with it (its exception included).
+    /// fairly; the returned task ends with it (its exception included). Call it holding no lock: when nothing waits, the
+    /// work's first step runs before this returns.
     /// </summary>
     public Task RunAsync(Func<Task> work)
     {
@@ -207,6 +300,7 @@ public sealed class UserSynchronizationContext : SynchronizationContext
         // The caller's execution context (its log scope names the session) goes with the work, as Task.Run's would;
         // the awaits inside carry it on by themselves.
         var flow = ExecutionContext.Capture();
+        using var holdingNothing = InlineContinuations.Allow();
         Post(_ =>
         {
             if (flow is null)

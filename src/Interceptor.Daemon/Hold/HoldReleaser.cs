@@ -1,5 +1,6 @@
 using System.Globalization;
 using Interceptor.Core.Options;
+using Interceptor.Daemon.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -68,6 +69,8 @@ public sealed class HoldReleaser(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // Deliveries read held files between their socket awaits: off the socket threads (see ThreadPoolContext).
+        await ThreadPoolContext.SwitchTo();
         try
         {
             while (!stoppingToken.IsCancellationRequested)

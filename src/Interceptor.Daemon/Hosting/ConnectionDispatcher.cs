@@ -83,8 +83,9 @@ public sealed class ConnectionDispatcher : IDisposable
     {
         try
         {
-            // The accept loop goes back to accepting at once; the connection runs on the thread pool.
-            await Task.Yield();
+            // The accept loop goes back to accepting at once; the connection runs on the thread pool, and stays off the
+            // socket threads until (for SMTP) its session runs under its user's context.
+            await ThreadPoolContext.SwitchTo();
             await _serve(socket, id, _abort.Token);
         }
 #pragma warning disable CA1031 // a fault in one connection must never reach the listener or the daemon

@@ -1,5 +1,6 @@
 using System.Net;
 using Interceptor.Core.Pool;
+using Interceptor.Daemon.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -26,6 +27,8 @@ public sealed class DnsblService(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // DNS replies must not be parsed on the socket threads (see ThreadPoolContext).
+        await ThreadPoolContext.SwitchTo();
         using var timer = new PeriodicTimer(interval, time);
         try
         {

@@ -63,7 +63,16 @@ public sealed class MessagePipeline
     /// Asks each stage in order; the first that does not continue decides (and is named). A hold is carried out here
     /// (the hold store keeps the message, its id goes into the reply). When all continue, the headers they added.
     /// </summary>
-    public async ValueTask<PipelineResult> CompleteAsync(MessageContext message, IMessageSpool? spool, CancellationToken token)
+    public ValueTask<PipelineResult> CompleteAsync(MessageContext message, IMessageSpool? spool, CancellationToken token) =>
+        spool is null
+            ? AskStagesAsync(message, spool, token)
+
+            // Stages that read the whole message block: they read the spool file, sign (milliseconds of RSA) and fsync
+            // held messages. A session's step may run on the thread that polls the sockets of many sessions, which must
+            // not wait for that: the stages run on the thread pool, and the session comes back to its own context after.
+            : new ValueTask<PipelineResult>(Task.Run(() => AskStagesAsync(message, spool, token).AsTask(), token));
+
+    private async ValueTask<PipelineResult> AskStagesAsync(MessageContext message, IMessageSpool? spool, CancellationToken token)
     {
         ReadOnlyMemory<byte> added = default;
         foreach (var stage in _stages)

@@ -4,6 +4,7 @@ using System.Security.Authentication;
 using System.Text.RegularExpressions;
 using Interceptor.Core.Net;
 using Interceptor.Core.Options;
+using Interceptor.Smtp.IO;
 
 namespace Interceptor.Smtp.Tls;
 
@@ -54,7 +55,8 @@ public sealed partial class ClientTlsServer : IDisposable
     /// </summary>
     public async Task<SslStream> AuthenticateAsync(Stream client, IPAddress dialled, CancellationToken token)
     {
-        var tls = new SslStream(client, leaveInnerStreamOpen: true);
+        var handshake = new HandshakeStream(client, leaveInnerOpen: true);
+        var tls = new SslStream(handshake, leaveInnerStreamOpen: false);
         try
         {
             await tls.AuthenticateAsServerAsync(
@@ -68,6 +70,7 @@ public sealed partial class ClientTlsServer : IDisposable
                 },
                 null,
                 token);
+            handshake.Handshaking = false;
             return tls;
         }
         catch

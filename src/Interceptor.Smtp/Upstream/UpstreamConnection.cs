@@ -184,7 +184,8 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
 
     private async Task UpgradeToTlsAsync(CancellationToken cancellationToken)
     {
-        var tls = new SslStream(_stream, leaveInnerStreamOpen: false);
+        var handshake = new HandshakeStream(_stream, leaveInnerOpen: false);
+        var tls = new SslStream(handshake, leaveInnerStreamOpen: false);
         var options = _settings.VerifiedTls is { } verified ? verified.ClientOptions() : new SslClientAuthenticationOptions
         {
             TargetHost = Endpoint.Address.ToString(),
@@ -195,6 +196,7 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_settings.ReplyTimeout);
         await tls.AuthenticateAsClientAsync(options, timeout.Token);
+        handshake.Handshaking = false;
         _reader.Dispose();
         _stream = tls;
         _reader = NewReader(tls);

@@ -1,0 +1,102 @@
+using Interceptor.Smtp.IO;
+
+namespace Interceptor.Tests.Smtp.IO;
+
+/// <summary>
+/// During a TLS handshake a read that waited resumes on the thread pool, not on the thread that completed it (the
+/// daemon's socket polling thread); after it, reads pass straight through.
+/// </summary>
+[TestFixture]
+public class HandshakeStreamTests
+{
+    [Test]
+    public async Task While_handshaking_a_read_completed_by_another_thread_resumes_on_the_thread_pool()
+    {
+        var (onPool, thread) = await ReadCompletedByDedicatedThread(handshaking: true);
+
+        Assert.That(onPool, Is.True, $"resumed on {thread}");
+    }
+
+    [Test]
+    public async Task After_the_handshake_a_read_resumes_where_it_was_completed()
+    {
+        var (onPool, thread) = await ReadCompletedByDedicatedThread(handshaking: false);
+
+        Assert.That(onPool, Is.False);
+        Assert.That(thread, Is.EqualTo("completer"), "no hop once the handshake is done");
+    }
+
+    [Test]
+    public async Task A_read_that_is_already_complete_returns_at_once_and_the_bytes_arrive()
+    {
+        await using var stream = new HandshakeStream(new MemoryStream("220 ready\r\n"u8.ToArray()), leaveInnerOpen: false);
+        var buffer = new byte[64];
+
+        var read = stream.ReadAsync(buffer);
+
+        Assert.That(read.IsCompleted, Is.True);
+        Assert.That(System.Text.Encoding.ASCII.GetString(buffer, 0, await read), Is.EqualTo("220 ready\r\n"));
+    }
+
+    [Test]
+    public async Task The_inner_stream_is_left_open_when_asked()
+    {
+        var inner = new MemoryStream();
+        await new HandshakeStream(inner, leaveInnerOpen: true).DisposeAsync();
+        Assert.That(inner.CanWrite, Is.True);
+
+        await new HandshakeStream(inner, leaveInnerOpen: false).DisposeAsync();
+        Assert.That(inner.CanWrite, Is.False);
+    }
+
+    private static async Task<(bool OnPool, string? Thread)> ReadCompletedByDedicatedThread(bool handshaking)
+    {
+        var inner = new PendingStream();
+        await using var stream = new HandshakeStream(inner, leaveInnerOpen: false) { Handshaking = handshaking };
+        var reading = Resume(stream);
+        var completer = new Thread(() => inner.Complete(5)) { Name = "completer" };
+        completer.Start();
+        completer.Join();
+        return await reading;
+    }
+
+    private static async Task<(bool, string?)> Resume(HandshakeStream stream)
+    {
+        // As SslStream awaits its inner stream: no context captured.
+        var count = await stream.ReadAsync(new byte[16]).ConfigureAwait(false);
+        Assert.That(count, Is.EqualTo(5));
+        return (Thread.CurrentThread.IsThreadPoolThread, Thread.CurrentThread.Name);
+    }
+
+    /// <summary>A read that waits until <see cref="Complete"/>, whose caller's continuation runs on the completing thread.</summary>
+    private sealed class PendingStream : Stream
+    {
+        private readonly TaskCompletionSource<int> _read = new();
+
+        public void Complete(int count) => _read.SetResult(count);
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => new(_read.Task);
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Interceptor.Core.Policy;
-using Interceptor.Core.Threading;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Store;
@@ -19,8 +18,8 @@ internal abstract class WriteOp
 
 internal sealed class WriteOp<T>(Func<WriteStatements, T> work) : WriteOp
 {
-    // Continuations never run inline in TrySetResult: the writer must get back to SQLite. Whether a session's step runs
-    // on the writer's thread when nothing else waits is the scheduler's call (see WriteBatch).
+    // Continuations never run on the writer's thread: it must get back to SQLite, and a session's step could run on for as
+    // long as its client keeps it busy (every user's commits would wait). A session's context queues what the writer posts.
     private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private T _result = default!;
 
@@ -341,11 +340,6 @@ internal sealed class BatchWriter : IAsyncDisposable
 
         Volatile.Write(ref _health, previous with { Commits = previous.Commits + 1, LastCommit = _time.GetUtcNow(), LastFailure = null });
         _logger.Committed(_batch.Count, Stopwatch.GetElapsedTime(started));
-
-        // The writer holds nothing here: a session waiting for its row may take its next step on this thread when no
-        // other session's work waits (the fair-share scheduler decides), instead of waking a thread for it. Under load
-        // the scheduler queues it, and the writer goes back to SQLite at once.
-        using var holdingNothing = InlineContinuations.Allow();
         foreach (var op in _batch)
         {
             op.Complete();

@@ -1,6 +1,7 @@
 using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Replies;
+using Interceptor.Core.Threading;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Core.Policy;
@@ -249,7 +250,9 @@ public sealed class MailPolicy(
         try
         {
             var suspension = new Suspension(uid, user, reason, time.GetUtcNow(), SuspensionSource.Automatic);
-            if (await suspensions.SuspendAsync(suspension, counts, cancellationToken))
+
+            // Runs nft and reads /etc/subuid: not on a thread other sessions' sockets wait for (see BlockingWork).
+            if (await BlockingWork.RunAsync(() => new ValueTask<bool>(suspensions.SuspendAsync(suspension, counts, cancellationToken))))
             {
                 observer?.Suspended(suspension);
                 logger.SuspendedAutomatically(uid, user, reason);

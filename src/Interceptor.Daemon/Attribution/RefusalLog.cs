@@ -1,4 +1,5 @@
 using System.Net;
+using Interceptor.Daemon.Hosting;
 using Interceptor.Linux;
 using Microsoft.Extensions.Logging;
 
@@ -121,6 +122,9 @@ public sealed class RefusalLog(ILogger logger, TimeSpan interval, TimeProvider t
 
     private async Task LoopAsync()
     {
+        // Off the socket threads: see ThreadPoolContext.
+        await ThreadPoolContext.SwitchTo();
+
         using var timer = new PeriodicTimer(interval, time);
         try
         {

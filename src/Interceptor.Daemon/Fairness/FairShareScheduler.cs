@@ -13,8 +13,10 @@ namespace Interceptor.Daemon.Fairness;
 /// <remarks>
 /// Cheap on the hot path: one short lock to queue an item and one to take it, no allocation beyond the item itself
 /// (queues are kept while a uid has work and dropped when it has none). A pump gives its thread back to the pool
-/// after <see cref="BatchSize"/> items or <see cref="Slice"/>, so socket completions, timers, accept loops and the
-/// store's writer are never starved.
+/// after <see cref="BatchSize"/> items or <see cref="Slice"/>, so timers and the rest of the pool's work are never
+/// starved. When nothing waits, an item runs on the thread that posts it (<see cref="TryRunHere"/>): usually the socket
+/// thread whose completion woke the session. An item cannot be preempted: the session's loops give their thread up
+/// after a slice without a wait (Core's ThreadBudget), and work that may block runs on pumps only (Core's BlockingWork).
 /// </remarks>
 public sealed class FairShareScheduler
 {
@@ -22,10 +24,10 @@ public sealed class FairShareScheduler
     public const int BatchSize = 64;
 
     /// <summary>
-    /// Time a pump runs items before it gives its thread back, whatever their count. The sockets' completions (the read
-    /// that wakes a session and posts its continuation here) run on the same pool threads: a pump that kept its thread
-    /// for 64 long items (a storm session's 100 pipelined commands each) made another user's completion wait behind
-    /// them in the pool's queue before it could even be queued here (FairSchedulingTests).
+    /// Time a pump runs items before it gives its thread back, whatever their count. With the thread pool's dispatch of
+    /// socket completions (inline completions off) the completions run on the same pool threads: a pump that kept its
+    /// thread for 64 long items (a storm session's 100 pipelined commands each) made another user's completion wait
+    /// behind them in the pool's queue before it could even be queued here (FairSchedulingTests).
     /// </summary>
     public static readonly TimeSpan Slice = TimeSpan.FromMilliseconds(1);
 
@@ -123,21 +125,25 @@ public sealed class FairShareScheduler
     }
 
     /// <summary>
-    /// Runs the item on the posting thread when nobody waits and a pump's slot is free: the socket completion that woke
-    /// a session then runs its step at once, instead of waking a pump (a wake-up of an idle thread per lock-step
-    /// exchange; see <see cref="Hosting.SocketThreads"/>). Fair by construction: it happens only when no other item is
-    /// queued, and it takes a slot like a pump, so <see cref="Concurrency"/> still bounds what runs at once.
+    /// Runs the item on the posting thread when the scheduler is idle: the socket completion that woke a session then
+    /// runs its step at once, instead of waking a pump (a wake-up of an idle thread per lock-step exchange; see
+    /// <see cref="Hosting.SocketThreads"/>). Fair by construction: it happens only when nothing else runs or waits, and
+    /// it takes a slot like a pump, so <see cref="Concurrency"/> still bounds what runs at once.
     /// </summary>
     private bool TryRunHere(UserSynchronizationContext context, SendOrPostCallback callback, object? state)
     {
-        if (!MayRunHere())
+        if (context.InBlockingWork || !MayRunHere())
         {
             return false;
         }
 
         lock (_lock)
         {
-            if (_turns.Count > 0 || _running >= Concurrency)
+            // Only when the scheduler is idle: no pump running (so nothing queued either). Under load, a step run here
+            // would make every other connection of this socket thread wait behind it, outside the users' turns (a
+            // flooding user's steps ahead of another user's, run 5 of issue 19: ×4.7 on the flood target); queued, the
+            // turns decide.
+            if (_running > 0)
             {
                 return false;
             }
@@ -167,9 +173,9 @@ public sealed class FairShareScheduler
 
     /// <summary>
     /// Only where the poster holds nothing, and never inside another item: a socket completion on the socket engine's
-    /// polling thread, or code that said so (<see cref="InlineContinuations.Allow"/>: the store's writer completing a
-    /// batch, a session's start). Elsewhere a Post can come from a task completed under a lock, and the item would run
-    /// under it.
+    /// polling thread, or code that said so (<see cref="InlineContinuations.Allow"/>: a session's start). Elsewhere a
+    /// Post can come from a task completed under a lock, and the item would run under it; a dedicated thread (the
+    /// store's writer) would run session code instead of its own work.
     /// </summary>
     private bool MayRunHere()
     {
@@ -268,12 +274,13 @@ public sealed class FairShareScheduler
 }
 
 /// <summary>
-/// One user's context: what a session's <c>await</c> captures, so its continuation is queued under the user's uid in the
-/// <see cref="FairShareScheduler"/> instead of going straight to the thread pool.
+/// One session's context, under its user's uid: what the session's <c>await</c> captures, so its continuation is queued
+/// under the uid in the <see cref="FairShareScheduler"/> instead of going straight to the thread pool.
 /// </summary>
-public sealed class UserSynchronizationContext : SynchronizationContext
+public sealed class UserSynchronizationContext : SynchronizationContext, IBlockingWorkContext
 {
     private readonly FairShareScheduler _scheduler;
+    private int _blockingWork;
 
     internal UserSynchronizationContext(FairShareScheduler scheduler, uint uid)
     {
@@ -282,6 +289,15 @@ public sealed class UserSynchronizationContext : SynchronizationContext
     }
 
     public uint Uid { get; }
+
+    /// <summary>The session is in work that may block (see <see cref="BlockingWork"/>): its items run on pumps only.</summary>
+    public bool InBlockingWork => Volatile.Read(ref _blockingWork) > 0;
+
+    public IDisposable EnterBlockingWork()
+    {
+        Interlocked.Increment(ref _blockingWork);
+        return new BlockingScope(this);
+    }
 
     public override void Post(SendOrPostCallback d, object? state) => _scheduler.Enqueue(Uid, this, d, state);
 
@@ -313,6 +329,19 @@ public sealed class UserSynchronizationContext : SynchronizationContext
             }
         }, null);
         return ended.Task;
+    }
+
+    private sealed class BlockingScope(UserSynchronizationContext context) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                Interlocked.Decrement(ref context._blockingWork);
+            }
+        }
     }
 
     private static void Start(Func<Task> work, TaskCompletionSource ended)

@@ -10,10 +10,12 @@ namespace Interceptor.Daemon.Hosting;
 /// <see cref="Fairness.FairShareScheduler"/>), as an event loop does.
 /// </summary>
 /// <remarks>
-/// The price is the event loop's: a step that blocks holds every connection of its polling thread. Steps only parse,
-/// decide and write; blocking work leaves these threads (whole-message stages run on the thread pool, and everything
-/// that is not a session runs under <see cref="ThreadPoolContext"/>). An admin can set the variable to 0 in the unit's
-/// environment to get the thread pool's dispatch back.
+/// The price is the event loop's: a step that blocks or runs on holds every connection of its polling thread. Steps
+/// only parse, decide and write; work that may block runs as Core's BlockingWork (on the scheduler's pumps: spooled
+/// stages, TLS handshakes, a suspension's nft run); a session's loops give the thread up after a slice without a wait
+/// (Core's ThreadBudget); connections before their session and the background services run under
+/// <see cref="ThreadPoolContext"/>. An admin can set the variable to 0 in the unit's environment to get the thread
+/// pool's dispatch back.
 /// </remarks>
 public static class SocketThreads
 {

@@ -41,6 +41,9 @@ public sealed class SystemdService(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // Off the socket threads: see ThreadPoolContext.
+        await ThreadPoolContext.SwitchTo();
+
         if (!await StartedAsync(stoppingToken) || lifetime.ApplicationStopping.IsCancellationRequested)
         {
             return;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
+using Interceptor.Daemon.Hosting;
 using Interceptor.Daemon.Record;
 using Interceptor.Store;
 using Microsoft.Extensions.Hosting;
@@ -33,6 +34,9 @@ public sealed class StoreRetention(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // Off the socket threads: see ThreadPoolContext.
+        await ThreadPoolContext.SwitchTo();
+
         using var timer = new PeriodicTimer(SizeCheckInterval);
         var lastRetention = DateTimeOffset.MinValue;
         try

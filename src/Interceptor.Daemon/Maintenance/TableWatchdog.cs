@@ -1,4 +1,5 @@
 using Interceptor.Core.Policy;
+using Interceptor.Daemon.Hosting;
 using Interceptor.Daemon.Intercept;
 using Interceptor.Netfilter;
 using Microsoft.Extensions.Hosting;
@@ -47,6 +48,9 @@ public sealed class TableWatchdog(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // Off the socket threads (nft's output comes through a pipe the socket engine polls): see ThreadPoolContext.
+        await ThreadPoolContext.SwitchTo();
+
         using var timer = new PeriodicTimer(interval);
         try
         {

@@ -27,7 +27,8 @@ public sealed class DnsblService(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        // DNS replies must not be parsed on the socket threads (see ThreadPoolContext).
+        // Our part of each check off the socket threads (see ThreadPoolContext); DnsClient's own parsing of a reply may
+        // still run there (it awaits with ConfigureAwait(false)), which is microseconds.
         await ThreadPoolContext.SwitchTo();
         using var timer = new PeriodicTimer(interval, time);
         try

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Interceptor.Core.Pool;
+using Interceptor.Daemon.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -242,6 +243,9 @@ public sealed class PoolObserver : IRelayPoolObserver, IHostedService, IAsyncDis
 
     private async Task AlertLoopAsync(CancellationToken cancellationToken)
     {
+        // Off the socket threads (alert commands' output comes through pipes the socket engine polls): see ThreadPoolContext.
+        await ThreadPoolContext.SwitchTo();
+
         try
         {
             await foreach (var (eventName, facts) in _alerts.Reader.ReadAllAsync(cancellationToken))
@@ -257,6 +261,9 @@ public sealed class PoolObserver : IRelayPoolObserver, IHostedService, IAsyncDis
 
     private async Task SaveLoopAsync(CancellationToken cancellationToken)
     {
+        // Off the socket threads (alert commands' output comes through pipes the socket engine polls): see ThreadPoolContext.
+        await ThreadPoolContext.SwitchTo();
+
         var retry = TimeSpan.Zero;
         try
         {

@@ -1,6 +1,7 @@
 using System.Buffers;
 using Interceptor.Core.Events;
 using Interceptor.Core.Replies;
+using Interceptor.Core.Threading;
 using Interceptor.Smtp.IO;
 using Interceptor.Smtp.Protocol;
 using Interceptor.Smtp.Session;
@@ -75,11 +76,24 @@ internal sealed class DataTransfer(
         var held = headers.Length;
         UpstreamException? upstreamFailure = null;
         timeouts.StartData();
+        var budget = ThreadBudget.Start();
         try
         {
             while (!filter.Completed)
             {
-                if (!client.HasBufferedData && !await timeouts.ReadDataAsync(client, token))
+                var more = true;
+                var waited = false;
+                if (!client.HasBufferedData)
+                {
+                    var reading = timeouts.ReadDataAsync(client, token);
+                    waited = !reading.IsCompleted;
+                    more = await reading;
+                }
+
+                // A message streamed faster than we relay it never makes the read wait: see ThreadBudget.
+                await budget.AfterStepAsync(waited);
+
+                if (!more)
                 {
                     // The client left mid-DATA: make sure the upstream drops the partial message.
                     upstream.Abort();
@@ -213,10 +227,14 @@ internal sealed class DataTransfer(
         var failure = added.Length > 0 ? await TryWriteUpstreamAsync(added, token) : null;
         failure ??= headers.Length > 0 ? await TryWriteUpstreamAsync(headers, token) : null;
         await using var stream = spool.OpenRead();
+        var budget = ThreadBudget.Start();
         int read;
         while (failure is null && (read = await stream.ReadAsync(buffer, token)) > 0)
         {
             failure = await TryWriteUpstreamAsync(buffer[..read], token);
+
+            // A spool replayed to a fast upstream never waits (the file is in the page cache): see ThreadBudget.
+            await budget.AfterStepAsync(waited: false);
         }
 
         return failure;

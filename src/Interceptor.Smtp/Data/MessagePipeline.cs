@@ -1,4 +1,5 @@
 using Interceptor.Core.Replies;
+using Interceptor.Core.Threading;
 using Interceptor.Smtp.Session;
 
 namespace Interceptor.Smtp.Data;
@@ -68,9 +69,9 @@ public sealed class MessagePipeline
             ? AskStagesAsync(message, spool, token)
 
             // Stages that read the whole message block: they read the spool file, sign (milliseconds of RSA) and fsync
-            // held messages. A session's step may run on the thread that polls the sockets of many sessions, which must
-            // not wait for that: the stages run on the thread pool, and the session comes back to its own context after.
-            : new ValueTask<PipelineResult>(Task.Run(() => AskStagesAsync(message, spool, token).AsTask(), token));
+            // held messages. A session's step may run on a thread that polls the sockets of many sessions, which must
+            // not wait for that: see BlockingWork.
+            : BlockingWork.RunAsync(() => AskStagesAsync(message, spool, token));
 
     private async ValueTask<PipelineResult> AskStagesAsync(MessageContext message, IMessageSpool? spool, CancellationToken token)
     {

@@ -4,8 +4,9 @@ namespace Interceptor.Smtp.IO;
 /// The stream a TLS handshake runs over (SslStream's inner stream), which moves the handshake's work off the thread
 /// that completed the read. The daemon runs socket completions on the socket engine's polling threads, each serving many
 /// sessions (see the daemon's SocketThreads); SslStream continues its handshake (key exchange, signing, certificate
-/// checks: a millisecond or more) wherever its read completed. While <see cref="Handshaking"/>, a read that had to wait
-/// resumes on the thread pool instead; afterwards reads pass straight through (a record's decryption is cheap).
+/// checks: a millisecond or more) wherever its read completed. While <see cref="Handshaking"/>, every read resumes on the
+/// thread pool instead, whoever completed it; afterwards reads pass straight through (a record's decryption is cheap).
+/// The handshake's start (before its first read) is the caller's: it runs as <see cref="Core.Threading.BlockingWork"/>.
 /// </summary>
 public sealed class HandshakeStream(Stream inner, bool leaveInnerOpen) : Stream
 {
@@ -26,11 +27,8 @@ public sealed class HandshakeStream(Stream inner, bool leaveInnerOpen) : Stream
         set => throw new NotSupportedException();
     }
 
-    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        var read = inner.ReadAsync(buffer, cancellationToken);
-        return !Handshaking || read.IsCompleted ? read : ResumeOnThreadPoolAsync(read);
-    }
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        Handshaking ? ReadThenLeaveAsync(buffer, cancellationToken) : inner.ReadAsync(buffer, cancellationToken);
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
@@ -63,22 +61,12 @@ public sealed class HandshakeStream(Stream inner, bool leaveInnerOpen) : Stream
         base.Dispose(disposing);
     }
 
-    public override async ValueTask DisposeAsync()
+    private async ValueTask<int> ReadThenLeaveAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
-        if (!leaveInnerOpen)
-        {
-            await inner.DisposeAsync();
-        }
+        var count = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
 
-        await base.DisposeAsync();
-    }
-
-    private static async ValueTask<int> ResumeOnThreadPoolAsync(ValueTask<int> read)
-    {
-        var count = await read.ConfigureAwait(false);
-
-        // No context here (the awaits above and in SslStream do not capture one): Yield queues to the thread pool.
-        await Task.Yield();
+        // Whoever completed the read (a socket thread, or the caller at once) and whatever context is current there.
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         return count;
     }
 }

@@ -2,6 +2,7 @@ using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Core.Replies;
+using Interceptor.Core.Threading;
 using Interceptor.Smtp.Data;
 using Interceptor.Smtp.IO;
 using Interceptor.Smtp.Protocol;
@@ -105,6 +106,7 @@ public sealed class InboundSession : IAsyncDisposable
             }
 
             await client.WriteAsync(new SmtpReply(220, null, $"{_options.Relay.HeloName} ESMTP"), token);
+            var budget = ThreadBudget.Start();
             while (_state != SessionState.Closing)
             {
                 if (!_state.HoldsTransaction() && !client.Reader.HasBufferedData)
@@ -113,7 +115,13 @@ public sealed class InboundSession : IAsyncDisposable
                     idleRelease.Arm();
                 }
 
-                var line = await client.ReadCommandAsync(_options.Smtp.MaxCommandLine.ToInt32());
+                var reading = client.ReadCommandAsync(_options.Smtp.MaxCommandLine.ToInt32());
+                var waited = !reading.IsCompleted;
+                var line = await reading;
+
+                // Commands pipelined without end (NOOPs) never make the read wait: let the sessions that wait run.
+                await budget.AfterStepAsync(waited);
+
                 await idleRelease.DisarmAsync();
                 if (!await PaceErrorsAsync(client, token))
                 {

@@ -4,6 +4,7 @@ using System.Security.Authentication;
 using System.Text.RegularExpressions;
 using Interceptor.Core.Net;
 using Interceptor.Core.Options;
+using Interceptor.Core.Threading;
 using Interceptor.Smtp.IO;
 
 namespace Interceptor.Smtp.Tls;
@@ -59,7 +60,7 @@ public sealed partial class ClientTlsServer : IDisposable
         var tls = new SslStream(handshake, leaveInnerStreamOpen: false);
         try
         {
-            await tls.AuthenticateAsServerAsync(
+            await BlockingWork.RunAsync(() => new ValueTask(tls.AuthenticateAsServerAsync(
                 async (_, hello, _, _) => new SslServerAuthenticationOptions
                 {
                     ServerCertificateContext = await Certificates.GetAsync(CertificateName(hello.ServerName, dialled)),
@@ -69,7 +70,7 @@ public sealed partial class ClientTlsServer : IDisposable
                     CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
                 },
                 null,
-                token);
+                token)));
             handshake.Handshaking = false;
             return tls;
         }

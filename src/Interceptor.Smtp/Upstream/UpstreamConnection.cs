@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Security;
 using System.Text;
 using Interceptor.Core.Replies;
+using Interceptor.Core.Threading;
 using Interceptor.Smtp.IO;
 
 namespace Interceptor.Smtp.Upstream;
@@ -195,7 +196,7 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
         };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_settings.ReplyTimeout);
-        await tls.AuthenticateAsClientAsync(options, timeout.Token);
+        await BlockingWork.RunAsync(() => new ValueTask(tls.AuthenticateAsClientAsync(options, timeout.Token)));
         handshake.Handshaking = false;
         _reader.Dispose();
         _stream = tls;

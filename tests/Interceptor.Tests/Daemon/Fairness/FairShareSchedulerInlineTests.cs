@@ -91,6 +91,34 @@ public class FairShareSchedulerInlineTests
     }
 
     [Test]
+    public async Task An_item_posted_while_a_pump_runs_is_queued_even_with_a_slot_free()
+    {
+        // Under load a step run on a socket thread would hold that thread's other connections outside the users' turns.
+        var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue);
+        var ran = new List<string>();
+        PostFromDedicatedThread(scheduler, X, "x1", ran);
+        var pump = _pumps.Dequeue();
+        using var running = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        PostFromDedicatedThread(scheduler, X, "x2", ran);
+        scheduler.ContextFor(X).Post(_ =>
+        {
+            running.Set();
+            release.Wait();
+        }, null);
+        var pumping = Task.Run(pump);
+        running.Wait();
+
+        // The pump runs x1, x2, then blocks in the third item; nothing is queued, a slot is free.
+        await Task.Run(() => PostHoldingNothing(scheduler, Y, _ => ran.Add("y1")));
+        Assert.That(ran, Is.EqualTo(new[] { "x1", "x2" }), "y1 was queued, not run on the posting thread");
+        release.Set();
+        await pumping;
+        RunPumps();
+        Assert.That(ran, Is.EqualTo(new[] { "x1", "x2", "y1" }));
+    }
+
+    [Test]
     public async Task A_post_from_inside_a_running_item_is_queued_not_run_nested()
     {
         var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue);
@@ -134,11 +162,77 @@ public class FairShareSchedulerInlineTests
         Assert.That(_faults, Is.Empty);
     }
 
-    private static void PostHoldingNothing(FairShareScheduler scheduler, uint uid, SendOrPostCallback work)
+    [Test]
+    public async Task While_its_session_does_blocking_work_a_context_s_items_go_to_the_pumps_even_from_where_they_could_run()
+    {
+        var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue);
+        var context = scheduler.ContextFor(X);
+        var ran = new List<string>();
+        var blocking = context.EnterBlockingWork();
+        await Task.Run(() => PostHoldingNothing(context, _ => ran.Add("during")));
+
+        Assert.That(ran, Is.Empty, "queued for a pump, not run on the posting thread");
+        Assert.That(_pumps, Has.Count.EqualTo(1));
+        RunPumps();
+
+        blocking.Dispose();
+        blocking.Dispose();
+        Assert.That(context.InBlockingWork, Is.False, "a scope ends once, however often it is disposed");
+        await Task.Run(() => PostHoldingNothing(context, _ => ran.Add("after")));
+        Assert.That(ran, Is.EqualTo(new[] { "during", "after" }), "after it, run where posted again");
+    }
+
+    [Test]
+    public async Task Blocking_work_started_in_a_session_s_step_continues_on_a_pump_and_comes_back_with_its_result()
+    {
+        var scheduler = new FairShareScheduler(2, _faults.Add);
+        var context = scheduler.ContextFor(X);
+        var (stepThread, workThread, inBlocking, result) = await RunOnDedicatedThread(() =>
+        {
+            var done = new TaskCompletionSource<(int, int, bool, int)>();
+            using (InlineContinuations.Allow())
+            {
+                context.Post(async _ =>
+                {
+                    var step = Environment.CurrentManagedThreadId;
+                    var seen = (0, false);
+                    var value = await BlockingWork.RunAsync(() =>
+                    {
+                        seen = (Environment.CurrentManagedThreadId, context.InBlockingWork);
+                        return ValueTask.FromResult(42);
+                    });
+                    done.SetResult((step, seen.Item1, seen.Item2, value));
+                }, null);
+            }
+
+            return done.Task;
+        });
+
+        Assert.That(workThread, Is.Not.EqualTo(stepThread), "the work left the thread the step ran on");
+        Assert.That(inBlocking, Is.True);
+        Assert.That(result, Is.EqualTo(42));
+        Assert.That(context.InBlockingWork, Is.False);
+    }
+
+    [Test]
+    public async Task Blocking_work_with_no_session_context_runs_on_the_thread_pool()
+    {
+        var onPool = await RunOnDedicatedThread(() => BlockingWork.RunAsync(() => ValueTask.FromResult(Thread.CurrentThread.IsThreadPoolThread)).AsTask());
+
+        Assert.That(onPool, Is.True);
+    }
+
+    private static Task<T> RunOnDedicatedThread<T>(Func<Task<T>> start) =>
+        Task.Factory.StartNew(start, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+
+    private static void PostHoldingNothing(UserSynchronizationContext context, SendOrPostCallback work)
     {
         using var holdingNothing = InlineContinuations.Allow();
-        scheduler.ContextFor(uid).Post(work, null);
+        context.Post(work, null);
     }
+
+    private static void PostHoldingNothing(FairShareScheduler scheduler, uint uid, SendOrPostCallback work) =>
+        PostHoldingNothing(scheduler.ContextFor(uid), work);
 
     private static void PostFromDedicatedThread(FairShareScheduler scheduler, uint uid, string name, List<string> ran)
     {

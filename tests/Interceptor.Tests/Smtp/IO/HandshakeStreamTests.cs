@@ -27,9 +27,24 @@ public class HandshakeStreamTests
     }
 
     [Test]
-    public async Task A_read_that_is_already_complete_returns_at_once_and_the_bytes_arrive()
+    public async Task While_handshaking_even_a_read_that_completed_at_once_resumes_on_the_thread_pool()
     {
-        await using var stream = new HandshakeStream(new MemoryStream("220 ready\r\n"u8.ToArray()), leaveInnerOpen: false);
+        // A ClientHello sent right behind STARTTLS is already there: the server's first flight must not run in the step.
+        await using var stream = new HandshakeStream(new MemoryStream("hello"u8.ToArray()), leaveInnerOpen: false);
+        var (count, onPool) = await Task.Factory.StartNew(async () =>
+        {
+            var read = await stream.ReadAsync(new byte[64]).ConfigureAwait(false);
+            return (read, Thread.CurrentThread.IsThreadPoolThread);
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+
+        Assert.That(count, Is.EqualTo(5));
+        Assert.That(onPool, Is.True);
+    }
+
+    [Test]
+    public async Task After_the_handshake_a_read_that_is_already_complete_returns_at_once_and_the_bytes_arrive()
+    {
+        await using var stream = new HandshakeStream(new MemoryStream("220 ready\r\n"u8.ToArray()), leaveInnerOpen: false) { Handshaking = false };
         var buffer = new byte[64];
 
         var read = stream.ReadAsync(buffer);

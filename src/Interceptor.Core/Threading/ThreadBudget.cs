@@ -1,0 +1,65 @@
+using System.Diagnostics;
+
+namespace Interceptor.Core.Threading;
+
+/// <summary>
+/// Lets a loop whose awaits may all complete at once give its thread up now and then. A client that keeps its commands
+/// or its message flowing never makes a session's read wait, and a spool replayed to a fast upstream never makes a write
+/// wait: such a loop would hold its thread (in the daemon, a socket thread serving many sessions, or one of the
+/// fair-share scheduler's few pumps) for as long as the client keeps sending. After <see cref="Slice"/> of running
+/// without a wait, <c>await Task.Yield()</c> queues the rest behind the work that waits: in its user's turn, under the
+/// daemon's scheduler.
+/// </summary>
+public sealed class ThreadBudget
+{
+    /// <summary>Running time without a wait before the loop yields; a pump's slice.</summary>
+    public static readonly TimeSpan Slice = TimeSpan.FromMilliseconds(1);
+
+    private long _since;
+
+    private ThreadBudget()
+    {
+        _since = Stopwatch.GetTimestamp();
+    }
+
+    public static ThreadBudget Start() => new();
+
+    /// <summary>The loop waited (for a client, an upstream): its time starts again.</summary>
+    public void Waited() => _since = Stopwatch.GetTimestamp();
+
+    /// <summary>
+    /// After a step of the loop: when it <paramref name="waited"/> its time starts again; otherwise, once the slice is
+    /// used, the returned task yields the thread.
+    /// </summary>
+    public ValueTask AfterStepAsync(bool waited)
+    {
+        if (waited)
+        {
+            Waited();
+            return ValueTask.CompletedTask;
+        }
+
+        return Spent() ? YieldAsync() : ValueTask.CompletedTask;
+    }
+
+    private async ValueTask YieldAsync()
+    {
+        await Task.Yield();
+
+        // The time spent queued is not running time: the next slice starts when the loop runs again.
+        Waited();
+    }
+
+    /// <summary>True once the slice is used, and then the next slice starts: the caller awaits <c>Task.Yield()</c>.</summary>
+    public bool Spent()
+    {
+        var now = Stopwatch.GetTimestamp();
+        if (Stopwatch.GetElapsedTime(_since, now) < Slice)
+        {
+            return false;
+        }
+
+        _since = now;
+        return true;
+    }
+}

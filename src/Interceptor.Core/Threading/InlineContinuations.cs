@@ -2,9 +2,10 @@ namespace Interceptor.Core.Threading;
 
 /// <summary>
 /// Marks the code that completes work for sessions while holding nothing (no lock, no half-updated state), so that a
-/// session's continuation may run right there instead of waking another thread: the store's writer completing a
-/// committed batch, a session being started. A synchronization context asks <see cref="Allowed"/> in its Post. Anywhere
-/// else a Post may come from inside a lock (a task completed under it), and the continuation must be queued.
+/// session's continuation may run right there instead of waking another thread: a session being started. A
+/// synchronization context asks <see cref="Allowed"/> in its Post. Anywhere else a Post may come from inside a lock (a
+/// task completed under it) or from a thread with work of its own (the store's writer), and the continuation must be
+/// queued.
 /// </summary>
 public static class InlineContinuations
 {

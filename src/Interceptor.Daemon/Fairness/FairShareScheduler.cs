@@ -14,7 +14,7 @@ namespace Interceptor.Daemon.Fairness;
 /// Cheap on the hot path: one short lock to queue an item and one to take it, no allocation beyond the item itself
 /// (queues are kept while a uid has work and dropped when it has none). A pump gives its thread back to the pool
 /// after <see cref="BatchSize"/> items or <see cref="Slice"/>, so timers and the rest of the pool's work are never
-/// starved. When nothing waits, an item runs on the thread that posts it (<see cref="TryRunHere"/>): usually the socket
+/// starved. When nothing runs or waits, an item runs on the thread that posts it (<see cref="TryRunHere"/>): usually the socket
 /// thread whose completion woke the session. An item cannot be preempted: the session's loops give their thread up
 /// after a slice without a wait (Core's ThreadBudget), and work that may block runs on pumps only (Core's BlockingWork).
 /// </remarks>
@@ -50,13 +50,13 @@ public sealed class FairShareScheduler
     /// <param name="onFault">Told of an exception that escaped a work item (an async method never lets one escape).</param>
     /// <param name="startPump">Runs a pump; the thread pool by default, a list in tests (deterministic).</param>
     /// <param name="time">Measures a pump's <see cref="Slice"/>; the system's clock by default.</param>
-    /// <param name="inlineWhenIdle">Whether an item posted while nothing waits runs on the posting thread (see
+    /// <param name="inlineWhenIdle">Whether an item posted while the scheduler is idle runs on the posting thread (see
     /// <see cref="TryRunHere"/>); off in tests that drive the pumps by hand.</param>
     public FairShareScheduler(int concurrency, Action<Exception> onFault, Action<Action>? startPump = null, TimeProvider? time = null, bool inlineWhenIdle = true)
     {
-        InlineWhenIdle = inlineWhenIdle;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(concurrency);
         ArgumentNullException.ThrowIfNull(onFault);
+        InlineWhenIdle = inlineWhenIdle;
         Concurrency = concurrency;
         _onFault = onFault;
         _time = time ?? TimeProvider.System;

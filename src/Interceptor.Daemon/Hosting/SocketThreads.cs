@@ -4,9 +4,9 @@ namespace Interceptor.Daemon.Hosting;
 /// Where socket completions run. By default .NET's socket engine (one thread polling epoll) hands every completion to
 /// the thread pool, and the session's continuation then goes to the fair-share scheduler's pump: two wake-ups of idle
 /// threads for each lock-step exchange, about 0.2 ms each on this kind of host, which made most of the latency the
-/// relay added (issue 19: +2.7 to +3.6 ms a message against +1.3 with completions inline). With
+/// relay added (issue 19, same-minute comparison: +2.92 ms a message before, +1.69 with completions inline). With
 /// <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c> the engine runs one polling thread per processor and runs
-/// completions on it; the scheduler then runs an uncontended step right there (see
+/// completions on it; when it is idle, the scheduler then runs the step right there (see
 /// <see cref="Fairness.FairShareScheduler"/>), as an event loop does.
 /// </summary>
 /// <remarks>

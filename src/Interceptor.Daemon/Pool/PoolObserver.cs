@@ -261,7 +261,7 @@ public sealed class PoolObserver : IRelayPoolObserver, IHostedService, IAsyncDis
 
     private async Task SaveLoopAsync(CancellationToken cancellationToken)
     {
-        // Off the socket threads (alert commands' output comes through pipes the socket engine polls): see ThreadPoolContext.
+        // Off the socket threads: see ThreadPoolContext.
         await ThreadPoolContext.SwitchTo();
 
         var retry = TimeSpan.Zero;

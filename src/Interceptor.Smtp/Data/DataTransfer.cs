@@ -1,7 +1,6 @@
 using System.Buffers;
 using Interceptor.Core.Events;
 using Interceptor.Core.Replies;
-using Interceptor.Core.Threading;
 using Interceptor.Smtp.IO;
 using Interceptor.Smtp.Protocol;
 using Interceptor.Smtp.Session;
@@ -76,7 +75,6 @@ internal sealed class DataTransfer(
         var held = headers.Length;
         UpstreamException? upstreamFailure = null;
         timeouts.StartData();
-        var budget = ThreadBudget.Start();
         try
         {
             while (!filter.Completed)
@@ -91,7 +89,7 @@ internal sealed class DataTransfer(
                 }
 
                 // A message streamed faster than we relay it never makes the read wait: see ThreadBudget.
-                await budget.AfterStepAsync(waited);
+                await timeouts.Budget.AfterStepAsync(waited);
 
                 if (!more)
                 {
@@ -227,14 +225,13 @@ internal sealed class DataTransfer(
         var failure = added.Length > 0 ? await TryWriteUpstreamAsync(added, token) : null;
         failure ??= headers.Length > 0 ? await TryWriteUpstreamAsync(headers, token) : null;
         await using var stream = spool.OpenRead();
-        var budget = ThreadBudget.Start();
         int read;
         while (failure is null && (read = await stream.ReadAsync(buffer, token)) > 0)
         {
             failure = await TryWriteUpstreamAsync(buffer[..read], token);
 
             // A spool replayed to a fast upstream never waits (the file is in the page cache): see ThreadBudget.
-            await budget.AfterStepAsync(waited: false);
+            await timeouts.Budget.AfterStepAsync(waited: false);
         }
 
         return failure;

@@ -2,7 +2,6 @@ using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Core.Replies;
-using Interceptor.Core.Threading;
 using Interceptor.Smtp.Data;
 using Interceptor.Smtp.IO;
 using Interceptor.Smtp.Protocol;
@@ -106,7 +105,6 @@ public sealed class InboundSession : IAsyncDisposable
             }
 
             await client.WriteAsync(new SmtpReply(220, null, $"{_options.Relay.HeloName} ESMTP"), token);
-            var budget = ThreadBudget.Start();
             while (_state != SessionState.Closing)
             {
                 if (!_state.HoldsTransaction() && !client.Reader.HasBufferedData)
@@ -120,7 +118,7 @@ public sealed class InboundSession : IAsyncDisposable
                 var line = await reading;
 
                 // Commands pipelined without end (NOOPs) never make the read wait: let the sessions that wait run.
-                await budget.AfterStepAsync(waited);
+                await timeouts.Budget.AfterStepAsync(waited);
 
                 await idleRelease.DisarmAsync();
                 if (!await PaceErrorsAsync(client, token))

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Interceptor.Core.Replies;
+using Interceptor.Core.Threading;
 using Interceptor.Smtp.IO;
 using Interceptor.Smtp.Protocol;
 using Microsoft.Extensions.Logging;
@@ -38,6 +39,12 @@ public sealed class SessionTimeouts : IDisposable
 
     /// <summary>The daemon's shutdown (cancelled only after the shutdown grace), without the session limit.</summary>
     public CancellationToken Shutdown { get; }
+
+    /// <summary>
+    /// The session's running time without a wait, across its command loop, its DATA loop and a spool's replay: each
+    /// gives the thread up once it is spent (see <see cref="ThreadBudget"/>).
+    /// </summary>
+    public ThreadBudget Budget { get; } = ThreadBudget.Start();
 
     /// <summary>True once the session limit (not the shutdown) cancelled <see cref="Token"/>.</summary>
     public bool SessionExpired => _session.IsCancellationRequested && !Shutdown.IsCancellationRequested;

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Interceptor.Core.Threading;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Daemon.Hosting;
@@ -30,12 +31,18 @@ public sealed class AcceptLoop(string name, Func<CancellationToken, ValueTask<So
     {
         var backoff = FirstBackoff;
         var report = new LogThrottle(ReportInterval, Time);
+        var budget = ThreadBudget.Start();
         while (!stop.IsCancellationRequested)
         {
             Socket accepted;
             try
             {
-                accepted = await accept(stop);
+                // A backlog kept full (a connection flood, refused over the cap here) never makes the accept wait, and
+                // the accept's completion runs on a socket thread: give it up after a slice (see ThreadBudget).
+                var accepting = accept(stop);
+                var waited = !accepting.IsCompleted;
+                accepted = await accepting;
+                await budget.AfterStepAsync(waited);
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException || stop.IsCancellationRequested)
             {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using Interceptor.Core.Threading;
 
 namespace Interceptor.Smtp.IO;
 
@@ -47,6 +48,7 @@ public sealed class LineReader : IDisposable
 {
     private readonly Stream _stream;
     private readonly OperationTimeout _timeout = new();
+    private readonly ThreadBudget _budget = ThreadBudget.Start();
     private readonly int _bufferSize;
     private readonly bool _waitWithoutBuffer;
     private byte[]? _buffer;
@@ -190,9 +192,12 @@ public sealed class LineReader : IDisposable
             }
 
             bool more;
+            bool waited;
             try
             {
-                more = await FillAsync(wait, cancellationToken);
+                var filling = FillAsync(wait, cancellationToken);
+                waited = !filling.IsCompleted;
+                more = await filling;
             }
             catch (TimeoutException) when (lineStarted is not null && lineTimeout is { } cut && wait < timeout)
             {
@@ -205,6 +210,10 @@ public sealed class LineReader : IDisposable
             }
 
             lineStarted ??= Environment.TickCount64;
+
+            // A line that never ends (the peer keeps our buffer full and sends no LF) never makes this loop wait, and its
+            // fills complete on a socket thread that serves other connections: give it up after a slice.
+            await _budget.AfterStepAsync(waited);
         }
     }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Commands streamed without end, so that the daemon's reads never have to wait (stdlib only).
 
-noop_stream.py HOST PORT --sessions N --seconds S [--ready PATH] [--stop PATH]
-    N sessions each read the greeting, say EHLO, then one thread writes NOOPs as fast as the socket takes them
+noop_stream.py HOST PORT --sessions N --seconds S [--endless-line] [--ready PATH] [--stop PATH]
+    N sessions each read the greeting, say EHLO, then one thread writes NOOPs (with --endless-line: one command
+    line that never ends, bytes without LF) as fast as the socket takes them
     while another reads the replies as fast as they come: the daemon always finds the next command already there
     and room for its reply. --ready PATH is created once every session streams; the streams run until --stop PATH
     exists or S seconds after the start. Prints {"sessions": sessions that streamed, "noops": 250 replies read,
@@ -17,7 +18,8 @@ import socket
 import threading
 import time
 
-CHUNK = b"NOOP\r\n" * 2048
+NOOPS = b"NOOP\r\n" * 2048
+NO_LF = b"X" * (4 << 20)
 
 
 def main():
@@ -28,7 +30,9 @@ def main():
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--ready")
     p.add_argument("--stop")
+    p.add_argument("--endless-line", action="store_true")
     a = p.parse_args()
+    chunk = NO_LF if a.endless_line else NOOPS
     deadline = time.time() + a.seconds
     lock = threading.Lock()
     counts = {"sessions": 0, "noops": 0}
@@ -75,7 +79,7 @@ def main():
         r.start()
         try:
             while running():
-                sock.sendall(CHUNK)
+                sock.sendall(chunk)
         except OSError as e:
             with lock:
                 errors[type(e).__name__] += 1

@@ -72,6 +72,16 @@ public sealed class SubordinateUidFile
         }
     }
 
+    /// <summary>
+    /// The map, when it was checked within the second; false when a check is due (a stat, maybe a reload that resolves
+    /// every owner through NSS): callers that must not block then use <see cref="Current"/> elsewhere.
+    /// </summary>
+    public bool TryCurrentWithoutChecking(out SubordinateUidMap map)
+    {
+        map = Volatile.Read(ref _map);
+        return Environment.TickCount64 - Volatile.Read(ref _checkedAt) < CheckIntervalMs;
+    }
+
     private void Refresh(long now)
     {
         Volatile.Write(ref _checkedAt, now);

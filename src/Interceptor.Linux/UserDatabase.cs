@@ -47,6 +47,22 @@ public static partial class UserDatabase
         return name;
     }
 
+    /// <summary>
+    /// <see cref="NameOf"/> without asking NSS (which may wait on LDAP or sssd): false when the answer is not cached;
+    /// true with the cached name, or with null for a uid cached as having no account.
+    /// </summary>
+    public static bool TryCachedName(uint uid, out string? name)
+    {
+        if (NameCache.TryGetValue(uid, out var cached) && cached.ExpiresAt > Environment.TickCount64)
+        {
+            name = cached.Name;
+            return true;
+        }
+
+        name = null;
+        return false;
+    }
+
     /// <summary>The uid of user <paramref name="name"/>, or null when no such user exists. Not cached.</summary>
     /// <exception cref="LinuxInteropException">The user database could not be read.</exception>
     public static uint? UidOf(string name)

@@ -55,7 +55,7 @@ internal sealed class WakeOp : WriteOp
 /// transaction and commits it (one WAL append, see Schema.ConfigureWriter), then completes every task of the batch, or faults them all. Throughput
 /// grows with load instead of being capped at one commit per row, and no task completes before its row is committed.
 /// </summary>
-internal sealed class BatchWriter : IAsyncDisposable
+internal sealed partial class BatchWriter : IAsyncDisposable
 {
     private readonly Channel<WriteOp> _queue;
     private readonly WriteStatements _statements;
@@ -67,7 +67,11 @@ internal sealed class BatchWriter : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly Thread _thread;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Whoever writes holds it: the writer thread for a batch, or a caller committing its own write (BatchWriter.Here.cs).
+    // _batch and the connection are only touched under it.
+    private readonly Lock _connection = new();
     private readonly List<WriteOp> _batch = [];
+    private long _lastCommitEnded;
     private readonly ConcurrentQueue<WriteOp> _deferred = new();
     private readonly Lock _deferredGate = new();
     private readonly TimeSpan _deferredDelay;
@@ -99,6 +103,8 @@ internal sealed class BatchWriter : IAsyncDisposable
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
+        _writeHere = tuning.WriteHereWhenIdle;
+        _quietBefore = tuning.QuietBeforeWritingHere;
         _deferredTimer = TimeProvider.System.CreateTimer(_ => WakeForDeferred(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         // A dedicated thread, since every batch blocks in file I/O (and checkpoints fsync); it should not hold a thread-pool thread hostage.
         _thread = new Thread(Run) { IsBackground = true, Name = "state-store-writer" };
@@ -114,14 +120,16 @@ internal sealed class BatchWriter : IAsyncDisposable
     /// Queues a write and completes when its batch is committed. Cancellation only stops waiting for room in the queue:
     /// once queued, the write is committed (or fails) with its batch.
     /// </summary>
-    public async Task<T> EnqueueAsync<T>(Func<WriteStatements, T> work, CancellationToken cancellationToken)
+    public Task<T> EnqueueAsync<T>(Func<WriteStatements, T> work, CancellationToken cancellationToken) =>
+        QueueAsync(new WriteOp<T>(work), cancellationToken);
+
+    private async Task<T> QueueAsync<T>(WriteOp<T> op, CancellationToken cancellationToken)
     {
         if (Broken is { } broken)
         {
             throw broken;
         }
 
-        var op = new WriteOp<T>(work);
         if (!_queue.Writer.TryWrite(op))
         {
             try
@@ -223,7 +231,10 @@ internal sealed class BatchWriter : IAsyncDisposable
                     if (deferredWaiting && !_queued.Wait(_deferredDelay))
                     {
                         // Nothing else came within the delay: the deferred writes go on their own.
-                        CommitDeferredAlone();
+                        lock (_connection)
+                        {
+                            CommitDeferredAlone();
+                        }
                     }
                     else if (!deferredWaiting)
                     {
@@ -238,30 +249,47 @@ internal sealed class BatchWriter : IAsyncDisposable
                     _writerIdle = false;
                 }
 
-                TakeDeferred();
-                while (_batch.Count < _maxBatch && _queue.Reader.TryRead(out var op))
+                lock (_connection)
                 {
-                    if (op is not WakeOp)
+                    var checkpoint = false;
+                    TakeDeferred();
+                    while (_batch.Count < _maxBatch && _queue.Reader.TryRead(out var op))
                     {
-                        _batch.Add(op);
+                        if (op is CheckpointOp)
+                        {
+                            checkpoint = true;
+                        }
+                        else if (op is not WakeOp)
+                        {
+                            _batch.Add(op);
+                        }
+                    }
+
+                    // Only wake-ups, and an earlier batch already took the deferred writes they were for: nothing to commit.
+                    if (_batch.Count > 0)
+                    {
+                        WriteBatch();
+                        _batch.Clear();
+                    }
+
+                    if (checkpoint)
+                    {
+                        CheckpointWrittenHere();
                     }
                 }
-
-                // Only wake-ups, and an earlier batch already took the deferred writes they were for: nothing to commit.
-                if (_batch.Count > 0)
-                {
-                    WriteBatch();
-                    _batch.Clear();
-                }
             }
 
-            // Closed: nothing can be deferred any more, and what was is committed before the store goes.
-            lock (_deferredGate)
+            // Closed: nothing can be deferred any more, and what was is committed before the store goes. Under the
+            // connection's lock, so no caller starts a write of its own after this (it looks at _closed under it).
+            lock (_connection)
             {
-                _closed = true;
-            }
+                lock (_deferredGate)
+                {
+                    _closed = true;
+                }
 
-            CommitDeferredAlone();
+                CommitDeferredAlone();
+            }
         }
         finally
         {
@@ -288,10 +316,16 @@ internal sealed class BatchWriter : IAsyncDisposable
         }
     }
 
-    private void WriteBatch()
+    /// <param name="begun">The caller already began the transaction (a write committed where it was made).</param>
+    private void WriteBatch(bool begun = false)
     {
         if (Broken is { } broken)
         {
+            if (begun)
+            {
+                _statements.TryRollback();
+            }
+
             FailBatch(broken);
             return;
         }
@@ -301,7 +335,11 @@ internal sealed class BatchWriter : IAsyncDisposable
         var permanent = false;
         try
         {
-            _statements.Begin();
+            if (!begun)
+            {
+                _statements.Begin();
+            }
+
             foreach (var op in _batch)
             {
                 op.Execute(_statements);
@@ -339,6 +377,7 @@ internal sealed class BatchWriter : IAsyncDisposable
         }
 
         Volatile.Write(ref _health, previous with { Commits = previous.Commits + 1, LastCommit = _time.GetUtcNow(), LastFailure = null });
+        Volatile.Write(ref _lastCommitEnded, Stopwatch.GetTimestamp());
         _logger.Committed(_batch.Count, Stopwatch.GetElapsedTime(started));
         foreach (var op in _batch)
         {

@@ -53,6 +53,11 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
     /// <summary>Batches committed since opening; each is one commit however many writes it carried.</summary>
     internal long CommitCount => _writer.Health.Commits;
 
+    /// <summary>Commits made on a caller's thread instead of the writer's (BatchWriter.Here.cs).</summary>
+    internal long WrittenHereCount => _writer.WrittenHere;
+
+    internal long SlowWritesHereCount => _writer.SlowWritesHere;
+
     /// <summary>
     /// Opens (creating if needed, mode 0750) <paramref name="directory"/> and the database in it, and brings the schema
     /// up to date.
@@ -137,7 +142,8 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
     public Task RecordTransactionAsync(TransactionEvent transaction, CancellationToken cancellationToken)
     {
         Validate.Transaction(transaction);
-        return _writer.EnqueueAsync(s => s.UpsertTransaction(transaction), cancellationToken);
+        // The one write a client waits for on every relayed message (its Pending row, before DATA): at once when idle.
+        return _writer.WriteHereOrEnqueueAsync(s => s.UpsertTransaction(transaction), cancellationToken);
     }
 
     /// <inheritdoc />

@@ -25,7 +25,14 @@ public sealed class ConnectionAttributor(
     SocketOwnerLookup owners, DestinationPolicy destinations, ILogger logger, RefusalLog refusals, AttributionMetrics? metrics = null, ConntrackLookup? conntrack = null)
 {
     /// <summary>Either the origin of the connection (and its socket inode), or the reply that refuses it.</summary>
-    public (ConnectionOrigin? Origin, ulong Inode, SmtpReply? Refusal) Attribute(Socket socket)
+    /// <remarks>May block: the user database (NSS) and a reload of /etc/subuid. See <see cref="TryResolveWithoutBlocking"/>.</remarks>
+    public (ConnectionOrigin? Origin, ulong Inode, SmtpReply? Refusal) Attribute(Socket socket) => Resolve(Locate(socket));
+
+    /// <summary>
+    /// The first half of <see cref="Attribute"/>: the kernel's answers only (the original destination, the socket's owner
+    /// by netlink, conntrack), so it never waits for anything but the kernel. Either the owner's uid or the refusal.
+    /// </summary>
+    public LocatedConnection Locate(Socket socket)
     {
         var client = (IPEndPoint)socket.RemoteEndPoint!;
         var destination = OriginalDestination.TryRead(socket);
@@ -75,21 +82,52 @@ public sealed class ConnectionAttributor(
             return Refuse("owner_unknown", null, client, destination, unknown, "no socket owner found");
         }
 
-        // Sub-UIDs are charged to their owner, uids of nobody refused (12.4): see UidAttribution.
-        var uids = Uids ?? LazyInitializer.EnsureInitialized(ref _defaultUids,
-            () => new UidAttribution(new SubordinateUidFile(SubordinateUidFile.DefaultPath, logger), Core.Options.UnknownUidHandling.Refuse, logger, metrics));
-        var (origin, refusedUid) = uids.Resolve(owner.Value.Uid, client, destination);
-        return (origin, origin is null ? 0 : owner.Value.Inode, refusedUid);
+        return new LocatedConnection(client, destination, owner.Value.Uid, owner.Value.Inode, null);
     }
 
+    /// <summary>The second half of <see cref="Attribute"/>: whose the owner's uid is (may block, see there).</summary>
+    public (ConnectionOrigin? Origin, ulong Inode, SmtpReply? Refusal) Resolve(LocatedConnection located)
+    {
+        if (located.Refusal is { } refused)
+        {
+            return (null, 0, refused);
+        }
+
+        var (origin, refusedUid) = UidsOrDefault.Resolve(located.Uid, located.Client, located.Destination!);
+        return (origin, origin is null ? 0 : located.Inode, refusedUid);
+    }
+
+    /// <summary>
+    /// <see cref="Resolve"/> when it can answer from what is cached (the user's name, the /etc/subuid map checked within
+    /// the second), so it can run on a socket thread; null when it would have to ask NSS or reload the file.
+    /// </summary>
+    public (ConnectionOrigin? Origin, ulong Inode, SmtpReply? Refusal)? TryResolveWithoutBlocking(LocatedConnection located)
+    {
+        if (located.Refusal is { } refused)
+        {
+            return (null, 0, refused);
+        }
+
+        if (!UidsOrDefault.TryResolveCached(located.Uid, located.Client, located.Destination!, out var resolved))
+        {
+            return null;
+        }
+
+        return (resolved.Origin, resolved.Origin is null ? 0 : located.Inode, resolved.Refusal);
+    }
+
+    // Sub-UIDs are charged to their owner, uids of nobody refused (12.4): see UidAttribution.
+    private UidAttribution UidsOrDefault => Uids ?? LazyInitializer.EnsureInitialized(ref _defaultUids,
+        () => new UidAttribution(new SubordinateUidFile(SubordinateUidFile.DefaultPath, logger), Core.Options.UnknownUidHandling.Refuse, logger, metrics));
+
     /// <summary>Counts the refusal (metrics: every one), logs it (aggregated) and returns the reply for the client.</summary>
-    private (ConnectionOrigin?, ulong, SmtpReply?) Refuse(
+    private LocatedConnection Refuse(
         string cause, uint? uid, IPEndPoint client, IPEndPoint? destination, SmtpReply reply, string? reason = null, LogLevel level = LogLevel.Warning)
     {
         // A failed lookup is its own cause in the log (a fault, at Error); the metric keeps counting it as owner_unknown, as it always did.
         metrics?.ConnectionRefused(cause == "owner_lookup_failed" ? "owner_unknown" : cause);
         refusals.Refused(cause, uid, client, destination, reason ?? reply.Text, level);
-        return (null, 0, reply);
+        return new LocatedConnection(client, destination, 0, 0, reply);
     }
 
     /// <summary>
@@ -190,3 +228,6 @@ public sealed class ConnectionAttributor(
     }
 
 }
+
+/// <summary>A connection's client, original destination and owner as the kernel tells them, or the reply refusing it.</summary>
+public readonly record struct LocatedConnection(IPEndPoint Client, IPEndPoint? Destination, uint Uid, ulong Inode, SmtpReply? Refusal);

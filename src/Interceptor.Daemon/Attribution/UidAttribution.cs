@@ -35,7 +35,39 @@ public sealed class UidAttribution(SubordinateUidFile subordinates, UnknownUidHa
             return (new ConnectionOrigin(owner.Uid, owner.Name, client, destination) { SubordinateUid = uid }, null);
         }
 
-        if (UserDatabase.NameOf(uid) is { } name)
+        return Named(uid, UserDatabase.NameOf(uid), client, destination);
+    }
+
+    /// <summary>
+    /// <see cref="Resolve"/> from what is cached only: false when the answer needs NSS (a name not cached) or a look at
+    /// /etc/subuid (due once a second; a reload resolves every owner), either of which may block a socket thread.
+    /// </summary>
+    public bool TryResolveCached(uint uid, IPEndPoint client, IPEndPoint destination, out (ConnectionOrigin? Origin, SmtpReply? Refusal) resolved)
+    {
+        resolved = default;
+        if (!subordinates.TryCurrentWithoutChecking(out var map))
+        {
+            return false;
+        }
+
+        if (map.FindOwner(uid) is { } owner)
+        {
+            resolved = (new ConnectionOrigin(owner.Uid, owner.Name, client, destination) { SubordinateUid = uid }, null);
+            return true;
+        }
+
+        if (!UserDatabase.TryCachedName(uid, out var name))
+        {
+            return false;
+        }
+
+        resolved = Named(uid, name, client, destination);
+        return true;
+    }
+
+    private (ConnectionOrigin? Origin, SmtpReply? Refusal) Named(uint uid, string? name, IPEndPoint client, IPEndPoint destination)
+    {
+        if (name is not null)
         {
             return (new ConnectionOrigin(uid, name, client, destination), null);
         }

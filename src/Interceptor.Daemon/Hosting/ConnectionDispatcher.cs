@@ -25,14 +25,20 @@ public sealed class ConnectionDispatcher : IDisposable
     private readonly SemaphoreSlim _slots;
     private readonly ConcurrentDictionary<long, TaskCompletionSource> _running = new();
     private readonly CancellationTokenSource _abort = new();
+    private readonly bool _serveOnAcceptingThread;
     private long _lastId;
 
     /// <param name="name">The listener, for log lines.</param>
     /// <param name="capacity">Connections that may run at once.</param>
     /// <param name="serve">Runs one connection (socket, id, a token cancelled when the connections are aborted at shutdown).</param>
     /// <param name="logger">Where a connection that fails outside its own handling is reported.</param>
-    public ConnectionDispatcher(string name, int capacity, Func<Socket, long, CancellationToken, Task> serve, ILogger logger)
+    /// <param name="serveOnAcceptingThread">
+    /// <paramref name="serve"/> starts on the accepting thread (a socket thread) and moves itself to the pool when it
+    /// must block; otherwise every connection starts on the pool.
+    /// </param>
+    public ConnectionDispatcher(string name, int capacity, Func<Socket, long, CancellationToken, Task> serve, ILogger logger, bool serveOnAcceptingThread = false)
     {
+        _serveOnAcceptingThread = serveOnAcceptingThread;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         _name = name;
         _serve = serve;
@@ -84,8 +90,13 @@ public sealed class ConnectionDispatcher : IDisposable
         try
         {
             // The accept loop goes back to accepting at once; the connection runs on the thread pool, and stays off the
-            // socket threads until (for SMTP) its session runs under its user's context.
-            await ThreadPoolContext.SwitchTo();
+            // socket threads until (for SMTP) its session runs under its user's context. The SMTP listener's own
+            // serve starts here and leaves only when it would block (InterceptListener.ServeAsync).
+            if (!_serveOnAcceptingThread)
+            {
+                await ThreadPoolContext.SwitchTo();
+            }
+
             await _serve(socket, id, _abort.Token);
         }
 #pragma warning disable CA1031 // a fault in one connection must never reach the listener or the daemon

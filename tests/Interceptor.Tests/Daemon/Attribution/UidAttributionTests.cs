@@ -70,4 +70,34 @@ public class UidAttributionTests
             Assert.That(relayed!.User, Is.EqualTo($"#{Orphan}"));
         });
     }
+
+    [Test]
+    public void The_cached_resolution_answers_only_what_needs_neither_nss_nor_a_look_at_the_subuid_file()
+    {
+        // A uid no other test uses: whether its name is cached depends on this test alone.
+        const uint NoAccount = 3_200_000_001;
+        var attribution = Attribution(UnknownUidHandling.Refuse);
+
+        // The file was just read: a sub-UID's owner comes from the map.
+        Assert.That(attribution.TryResolveCached(RangeStart + 7, Client, Destination, out var sub), Is.True);
+        Assert.That((sub.Origin?.Uid, sub.Origin?.SubordinateUid), Is.EqualTo(((uint?)0, (uint?)(RangeStart + 7))));
+
+        // A name not cached would need NSS: not answered here.
+        Assert.That(attribution.TryResolveCached(NoAccount, Client, Destination, out _), Is.False);
+        var (none, refusal) = attribution.Resolve(NoAccount, Client, Destination);
+        Assert.That((none, refusal?.Code), Is.EqualTo(((Interceptor.Smtp.Session.ConnectionOrigin?)null, (int?)421)));
+
+        // Now cached (a negative answer too), and answered the same way.
+        Assert.That(attribution.TryResolveCached(NoAccount, Client, Destination, out var cached), Is.True);
+        Assert.That((cached.Origin, cached.Refusal?.Code), Is.EqualTo(((Interceptor.Smtp.Session.ConnectionOrigin?)null, (int?)421)));
+        attribution.Resolve(0, Client, Destination);
+        Assert.That(attribution.TryResolveCached(0, Client, Destination, out var root), Is.True);
+        Assert.That(root.Origin?.User, Is.EqualTo("root"));
+
+        // Once a second the file is due for a look (a stat, maybe a reload): not on the cached path.
+        Thread.Sleep(1100);
+        Assert.That(attribution.TryResolveCached(0, Client, Destination, out _), Is.False);
+        attribution.Resolve(0, Client, Destination);
+        Assert.That(attribution.TryResolveCached(0, Client, Destination, out _), Is.True);
+    }
 }

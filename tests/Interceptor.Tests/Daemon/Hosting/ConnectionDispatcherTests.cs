@@ -176,4 +176,36 @@ public sealed class ConnectionDispatcherTests
             await Task.Delay(10);
         }
     }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task Serve_starts_on_the_pool_unless_told_to_start_on_the_accepting_thread(bool onAcceptingThread)
+    {
+        var started = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var dispatcher = new ConnectionDispatcher("test", 4, (_, _, _) =>
+        {
+            started.TrySetResult(Environment.CurrentManagedThreadId);
+            return Task.CompletedTask;
+        }, new RecordingLogger(), onAcceptingThread);
+
+        // A thread of our own, so "the pool" and "here" cannot be the same thread by chance.
+        var accepting = 0;
+        var thread = new Thread(() =>
+        {
+            accepting = Environment.CurrentManagedThreadId;
+            Assert.That(dispatcher.TryDispatch(NewSocket()), Is.True);
+        });
+        thread.Start();
+        thread.Join();
+
+        var servedOn = await started.Task.WaitAsync(Timeout);
+        if (onAcceptingThread)
+        {
+            Assert.That(servedOn, Is.EqualTo(accepting), "the SMTP listener's serve starts where the accept completed");
+        }
+        else
+        {
+            Assert.That(servedOn, Is.Not.EqualTo(accepting), "every other listener's connection starts on the pool");
+        }
+    }
 }

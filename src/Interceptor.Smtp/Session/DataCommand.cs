@@ -68,15 +68,23 @@ internal sealed class DataCommand(SessionContext context)
 
         // Once the final dot went out the verdict is accounted and passed on even if the session timed out meanwhile
         // (the next read then ends the session): a delivered message must never be recorded as aborted.
-        await transaction.FinishAsync(result.Reply.ToString(), result.Outcome, UnsentKind.ClientLeft, CancellationToken.None);
-        var shutdown = context.Timeouts.Shutdown;
-        if (shutdown.IsCancellationRequested)
+        await transaction.FinishAsync(result.Reply.ToString(), result.Outcome, UnsentKind.ClientLeft, CancellationToken.None, recordAfterReply: true);
+        try
         {
-            await Client.TryWriteAsync(result.Reply);
-            return StepResult.Closed;
-        }
+            var shutdown = context.Timeouts.Shutdown;
+            if (shutdown.IsCancellationRequested)
+            {
+                await Client.TryWriteAsync(result.Reply);
+                return StepResult.Closed;
+            }
 
-        await Client.WriteAsync(result.Reply, token.IsCancellationRequested ? shutdown : token);
-        return result.Close ? StepResult.Closed : StepResult.Success;
+            await Client.WriteAsync(result.Reply, token.IsCancellationRequested ? shutdown : token);
+            return result.Close ? StepResult.Closed : StepResult.Success;
+        }
+        finally
+        {
+            // Whatever the write did: the transaction is logged and counted exactly once.
+            transaction.RecordAfterReply();
+        }
     }
 }

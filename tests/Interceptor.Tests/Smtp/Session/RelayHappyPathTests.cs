@@ -110,6 +110,33 @@ public class RelayHappyPathTests
     }
 
     [Test]
+    public async Task The_final_reply_reaches_the_client_before_the_transaction_is_logged_and_counted_and_it_is_recorded_once()
+    {
+        // Issue 19 (added latency): the log line and the metrics come after the client's reply, not before it.
+        await using var upstream = new ScriptedUpstream();
+        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint);
+        using var recording = new ManualResetEventSlim(false);
+        relay.Recorder.OnRecord = _ => recording.Wait(TimeSpan.FromSeconds(20));
+        var client = relay.Client;
+        await client.GreetAsync();
+        await client.CommandAsync("MAIL FROM:<alice@customer.test>");
+        await client.CommandAsync("RCPT TO:<bob@example.net>");
+        await client.CommandAsync("DATA");
+        await client.SendAsync("Subject: order\r\n\r\nbody\r\n.\r\n");
+
+        // Record is held: the reply must arrive all the same.
+        var final = await client.ReadReplyAsync(TimeSpan.FromSeconds(5));
+        Assert.That(final.Text, Does.StartWith("250 "));
+        Assert.That(relay.Recorder.Events, Is.Empty, "recorded before the reply went out");
+        recording.Set();
+
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count == 1, "the transaction recorded after the reply");
+        await client.CommandAsync("QUIT");
+        await relay.Session;
+        Assert.That(relay.Recorder.Events, Has.Count.EqualTo(1), "recorded exactly once");
+    }
+
+    [Test]
     public async Task Multi_line_upstream_replies_reach_the_client_line_for_line()
     {
         var script = new UpstreamScript { RcptReply = "250-2.1.5 first line\r\n250-2.1.5 second line\r\n250 2.1.5 third line" };

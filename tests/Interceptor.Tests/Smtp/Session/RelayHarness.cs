@@ -20,7 +20,14 @@ internal sealed class RecordingRecorder : ITransactionRecorder
 
     public IReadOnlyList<TransactionEvent> Events => [.. _events];
 
-    public void Record(TransactionEvent transaction) => _events.Enqueue(transaction);
+    /// <summary>Runs inside Record, before the event is collected: a test can hold the session there.</summary>
+    public Action<TransactionEvent>? OnRecord { get; set; }
+
+    public void Record(TransactionEvent transaction)
+    {
+        OnRecord?.Invoke(transaction);
+        _events.Enqueue(transaction);
+    }
 }
 
 /// <summary>

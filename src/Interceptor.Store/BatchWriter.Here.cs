@@ -29,32 +29,35 @@ internal sealed class CheckpointOp : WriteOp
 /// commit carries the load.
 /// </summary>
 /// <remarks>
-/// What keeps the caller's thread (often a socket thread, with every connection polled there) from waiting on the disk:
+/// What keeps the caller's thread (often a socket thread, with every connection polled there) from waiting on the disk,
+/// since with synchronous=NORMAL a commit that only appends to the WAL writes to the page cache and syncs nothing:
 /// BEGIN does not wait for a lock another process holds (the write queues instead, where the writer may wait); SQLite's
 /// automatic checkpoint (an fsync) is off for these commits and the writer thread checkpoints after
-/// <see cref="CheckpointEvery"/> of them; and commits that take longer than <see cref="SlowWrite"/> twice in a row (a
-/// disk under pressure) send every write to the queue for <see cref="PauseAfterSlow"/>.
+/// <see cref="CheckpointEvery"/> of them; a commit that would restart the WAL (SQLite fsyncs the new header) is left to
+/// the writer (<see cref="WalIndex"/>); and a commit that took longer than <see cref="StoreTuning.SlowWriteHere"/> (a disk under
+/// pressure: the page cache throttles writers) sends every write to the queue for <see cref="PauseAfterSlow"/>.
 /// </remarks>
 internal sealed partial class BatchWriter
 {
-    private static readonly TimeSpan SlowWrite = TimeSpan.FromMilliseconds(1);
     private static readonly TimeSpan PauseAfterSlow = TimeSpan.FromSeconds(1);
-    private const int SlowInARowBeforePause = 2;
 
     // One row's commit appends a handful of WAL pages; SQLite's own checkpoint comes at 1,000.
     private const int CheckpointEvery = 200;
-    private const int AutomaticCheckpointPages = 1000;
 
     private readonly bool _writeHere;
     private readonly TimeSpan _quietBefore;
+    private readonly TimeSpan _slowWrite;
+    private readonly WalIndex _walIndex;
+
+    // The connection's own setting (PRAGMA wal_autocheckpoint), put back after each commit made here.
+    private readonly int _automaticCheckpointPages;
     private long _writeHereAfter;
     private int _writtenHereSinceCheckpoint;
-    private int _slowInARow;
 
     /// <summary>Commits are made on the caller's thread and the writer's: tests count them with this.</summary>
     public long WrittenHere { get; private set; }
 
-    /// <summary>Pauses: <see cref="SlowInARowBeforePause"/> commits made here in a row took longer than <see cref="SlowWrite"/>.</summary>
+    /// <summary>Commits made here that took longer than <see cref="StoreTuning.SlowWriteHere"/>, each followed by a pause.</summary>
     public long SlowWritesHere { get; private set; }
 
     /// <summary>
@@ -77,13 +80,19 @@ internal sealed partial class BatchWriter
 
         try
         {
-            // Again under the lock: queued writes go first (the writer is about to take them), and none starts after the close.
-            if (_closed || _queue.Reader.Count > 0 || !TryBeginWithoutWaiting())
+            // Again under the lock: queued writes go first (the writer is about to take them), none starts after the
+            // close, and a commit that would restart the WAL (an fsync of its header) is left to the writer.
+            if (_closed || _queue.Reader.Count > 0 || !_walIndex.NextCommitOnlyAppends())
             {
                 return false;
             }
 
             var started = Stopwatch.GetTimestamp();
+            if (!TryBeginWithoutWaiting())
+            {
+                return false;
+            }
+
             var handle = _statements.Connection.Handle!;
             raw.sqlite3_wal_autocheckpoint(handle, 0);
             try
@@ -91,21 +100,17 @@ internal sealed partial class BatchWriter
                 TakeDeferred();
                 _batch.Add(op);
                 WriteBatch(begun: true);
-                _batch.Clear();
             }
             finally
             {
-                raw.sqlite3_wal_autocheckpoint(handle, AutomaticCheckpointPages);
+                _batch.Clear();
+                raw.sqlite3_wal_autocheckpoint(handle, _automaticCheckpointPages);
             }
 
             WrittenHere++;
-            if (Stopwatch.GetElapsedTime(started) <= SlowWrite)
+            if (Stopwatch.GetElapsedTime(started) > _slowWrite)
             {
-                _slowInARow = 0;
-            }
-            else if (++_slowInARow >= SlowInARowBeforePause)
-            {
-                // One slow commit happens (the WAL file grows); two in a row mean the disk is the bottleneck.
+                // The disk is slow (or made slow): the writer's thread waits for it, no caller's, for a while.
                 SlowWritesHere++;
                 Volatile.Write(ref _writeHereAfter, Environment.TickCount64 + (long)PauseAfterSlow.TotalMilliseconds);
             }
@@ -143,10 +148,23 @@ internal sealed partial class BatchWriter
         }
     }
 
+    private static object? ScalarOf(WriteStatements statements, string sql)
+    {
+        using var command = statements.Connection.CreateCommand();
+        command.CommandText = sql;
+        return command.ExecuteScalar();
+    }
+
     /// <summary>On the writer thread, under the connection's lock: moves the WAL's pages into the database (an fsync).</summary>
     private void CheckpointWrittenHere()
     {
         _writtenHereSinceCheckpoint = 0;
-        raw.sqlite3_wal_checkpoint_v2(_statements.Connection.Handle!, "main", raw.SQLITE_CHECKPOINT_PASSIVE, out _, out _);
+        var handle = _statements.Connection.Handle!;
+        var rc = raw.sqlite3_wal_checkpoint_v2(handle, "main", raw.SQLITE_CHECKPOINT_PASSIVE, out _, out _);
+        if (rc != raw.SQLITE_OK && rc != raw.SQLITE_BUSY)
+        {
+            // Not fatal: the WAL grows until a later checkpoint (or SQLite's own, on the writer's next batch) succeeds.
+            _logger.CheckpointFailed(raw.sqlite3_errstr(rc).utf8_to_string());
+        }
     }
 }

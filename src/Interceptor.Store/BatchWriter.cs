@@ -105,6 +105,9 @@ internal sealed partial class BatchWriter : IAsyncDisposable
         });
         _writeHere = tuning.WriteHereWhenIdle;
         _quietBefore = tuning.QuietBeforeWritingHere;
+        _slowWrite = tuning.SlowWriteHere;
+        _walIndex = WalIndex.Open(path);
+        _automaticCheckpointPages = Convert.ToInt32(ScalarOf(statements, "PRAGMA wal_autocheckpoint;"), System.Globalization.CultureInfo.InvariantCulture);
         _deferredTimer = TimeProvider.System.CreateTimer(_ => WakeForDeferred(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         // A dedicated thread, since every batch blocks in file I/O (and checkpoints fsync); it should not hold a thread-pool thread hostage.
         _thread = new Thread(Run) { IsBackground = true, Name = "state-store-writer" };
@@ -185,7 +188,17 @@ internal sealed partial class BatchWriter : IAsyncDisposable
 
     private void WakeForDeferred()
     {
-        if (!_deferred.IsEmpty)
+        lock (_deferredGate)
+        {
+            if (_deferred.IsEmpty)
+            {
+                // A commit made by its caller took them (BatchWriter.Here.cs) while the writer slept without a deadline:
+                // it still does, so the next deferred write must arm this timer again.
+                _writerIdle = true;
+                return;
+            }
+        }
+
         {
             // A full queue means the writer is busy and will drain the deferred writes with its next batch anyway.
             if (_queue.Writer.TryWrite(WakeOp.Instance))
@@ -203,6 +216,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
         await _stopped.Task;
         await _deferredTimer.DisposeAsync();
         _queued.Dispose();
+        _walIndex.Dispose();
     }
 
     private void Run()

@@ -40,6 +40,9 @@ internal static partial class StoreLog
     [LoggerMessage(510, LogLevel.Information, "tally uid={Uid} user={User} kind={Kind} outcome={Outcome} count={Count} from {First:O} to {Last:O}: {Description}")]
     public static partial void TallyWritten(this ILogger logger, uint uid, string user, string kind, string outcome, long count, DateTimeOffset first, DateTimeOffset last, string description);
 
+    [LoggerMessage(512, LogLevel.Warning, "State store checkpoint failed (the WAL grows until one succeeds): {Reason}")]
+    public static partial void CheckpointFailed(this ILogger logger, string reason);
+
     [LoggerMessage(511, LogLevel.Debug, "tallies not written yet: {Reason}")]
     public static partial void TalliesNotWrittenYet(this ILogger logger, string reason);
 

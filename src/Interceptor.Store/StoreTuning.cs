@@ -9,9 +9,14 @@ namespace Interceptor.Store;
 /// ... and no commit ended within this: writes closer together go to the queue, where one commit carries many rows. A
 /// commit per row cost ~6% more CPU per message under tests/bench/run's load; latency is what matters when quiet.
 /// </param>
-internal sealed record StoreTuning(int MaxBatch, int QueueCapacity, TimeSpan DeferredCommitDelay, bool WriteHereWhenIdle, TimeSpan QuietBeforeWritingHere)
+/// <param name="SlowWriteHere">
+/// A commit made by its caller that took longer (a disk under pressure: the page cache throttles writers) sends every
+/// write to the writer for a second. ~40 times a normal commit; the first one in a process can take that long (JIT).
+/// </param>
+internal sealed record StoreTuning(
+    int MaxBatch, int QueueCapacity, TimeSpan DeferredCommitDelay, bool WriteHereWhenIdle, TimeSpan QuietBeforeWritingHere, TimeSpan SlowWriteHere)
 {
     public static StoreTuning Default { get; } = new(
         MaxBatch: 8192, QueueCapacity: 16384, DeferredCommitDelay: TimeSpan.FromMilliseconds(50), WriteHereWhenIdle: true,
-        QuietBeforeWritingHere: TimeSpan.FromMilliseconds(2));
+        QuietBeforeWritingHere: TimeSpan.FromMilliseconds(2), SlowWriteHere: TimeSpan.FromMilliseconds(2));
 }

@@ -32,10 +32,30 @@ public sealed class ConnectionAttributor(
     /// The first half of <see cref="Attribute"/>: the kernel's answers only (the original destination, the socket's owner
     /// by netlink, conntrack), so it never waits for anything but the kernel. Either the owner's uid or the refusal.
     /// </summary>
-    public LocatedConnection Locate(Socket socket)
+    public LocatedConnection Locate(Socket socket) => Locate(socket, quick: false)!.Value;
+
+    /// <summary>
+    /// <see cref="Locate"/> for the accepting socket thread: only the common case, one netlink query that names a
+    /// redirected owner. Null (nothing logged or counted yet) for everything else, which may cost more and is what an
+    /// attacker can make on purpose: a refusal (its owner looked up again for the log), conntrack for a port NAT moved,
+    /// the /proc/net/tcp fallback (a whole-file read per lookup), a lookup that failed.
+    /// </summary>
+    public LocatedConnection? TryLocateQuickly(Socket socket) => Locate(socket, quick: true);
+
+    private LocatedConnection? Locate(Socket socket, bool quick)
     {
+        if (quick && owners.Method != OwnerLookupMethod.SockDiag)
+        {
+            return null;
+        }
+
         var client = (IPEndPoint)socket.RemoteEndPoint!;
         var destination = OriginalDestination.TryRead(socket);
+        if (quick && (destination is null || destinations.Check(destination) is not null))
+        {
+            return null;
+        }
+
         if (destination is null)
         {
             // A direct connection to the listener: the client's own socket has our listener as its remote end.
@@ -55,6 +75,11 @@ public sealed class ConnectionAttributor(
         try
         {
             owner = owners.Find(client, destination);
+            if (quick && (owner is not { } redirected || !Scope.Redirects(redirected.Uid, destination)))
+            {
+                return null;
+            }
+
             if (owner is { } found && !Scope.Redirects(found.Uid, destination))
             {
                 // An exempt user's (or a routed user's) direct connection sharing the 4-tuple: NAT moved the real
@@ -72,6 +97,11 @@ public sealed class ConnectionAttributor(
         }
         catch (LinuxInteropException e)
         {
+            if (quick)
+            {
+                return null;
+            }
+
             var failed = new SmtpReply(421, "4.3.0", "cannot determine which user opened this connection; mail of unknown origin is not relayed");
             return Refuse("owner_lookup_failed", null, client, destination, failed, $"owner lookup failed: {e.Message}", LogLevel.Error);
         }

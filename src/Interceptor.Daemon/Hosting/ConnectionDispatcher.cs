@@ -90,8 +90,9 @@ public sealed class ConnectionDispatcher : IDisposable
         try
         {
             // The accept loop goes back to accepting at once; the connection runs on the thread pool, and stays off the
-            // socket threads until (for SMTP) its session runs under its user's context. The SMTP listener's own
-            // serve starts here and leaves only when it would block (InterceptListener.ServeAsync).
+            // socket threads until (for SMTP) its session runs under its user's context. The SMTP listener's own serve
+            // starts here, in the accept loop's turn (its ThreadBudget), and leaves for the pool for anything beyond
+            // the common path (InterceptListener.ServeAsync).
             if (!_serveOnAcceptingThread)
             {
                 await ThreadPoolContext.SwitchTo();

@@ -236,13 +236,13 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
             // The stream first: reading the original destination of a non-redirected socket flips Socket.Connected.
             await using var stream = new NetworkStream(socket, ownsSocket: true);
 
-            // On the accepting socket thread while only the kernel and caches answer (a pool hop is ~0.2 ms of the
-            // greeting's latency); to the pool for whatever may block: NSS, a look at /etc/subuid.
-            var located = _attributor.Locate(socket);
-            if (_attributor.TryResolveWithoutBlocking(located) is not { } attributed)
+            // On the accepting socket thread while one netlink query and the caches answer (a pool hop is ~0.2 ms of
+            // the greeting's latency); to the pool for everything else: refusals, conntrack, NSS, a look at /etc/subuid.
+            var quickly = _attributor.TryLocateQuickly(socket);
+            if ((quickly is { } located ? _attributor.TryResolveWithoutBlocking(located) : null) is not { } attributed)
             {
                 await ThreadPoolContext.SwitchTo();
-                attributed = _attributor.Resolve(located);
+                attributed = _attributor.Resolve(quickly ?? _attributor.Locate(socket));
             }
 
             var (origin, inode, refusal) = attributed;

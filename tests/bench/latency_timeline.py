@@ -31,6 +31,7 @@ def packets(path):
             ihl = (ip[0] & 15) * 4
             tot = struct.unpack(">H", ip[2:4])[0]
             tcp = ip[ihl:]
+            if len(tcp) < 20: continue  # the last record of a capture stopped mid-write
             sp, dp = struct.unpack(">HH", tcp[:4])
             yield t, ".".join(map(str, ip[12:16])), sp, ".".join(map(str, ip[16:20])), dp, tcp[13], ip[ihl + (tcp[12] >> 4) * 4:tot]
 

@@ -90,6 +90,8 @@ internal sealed partial class BatchWriter
             var started = Stopwatch.GetTimestamp();
             if (!TryBeginWithoutWaiting())
             {
+                // SQLite may have slept before it failed (a read lock retried while another process checkpoints).
+                PauseIfSlow(started);
                 return false;
             }
 
@@ -108,12 +110,7 @@ internal sealed partial class BatchWriter
             }
 
             WrittenHere++;
-            if (Stopwatch.GetElapsedTime(started) > _slowWrite)
-            {
-                // The disk is slow (or made slow): the writer's thread waits for it, no caller's, for a while.
-                SlowWritesHere++;
-                Volatile.Write(ref _writeHereAfter, Environment.TickCount64 + (long)PauseAfterSlow.TotalMilliseconds);
-            }
+            PauseIfSlow(started);
 
             if (++_writtenHereSinceCheckpoint >= CheckpointEvery && _queue.Writer.TryWrite(CheckpointOp.Instance))
             {
@@ -126,6 +123,16 @@ internal sealed partial class BatchWriter
         finally
         {
             _connection.Exit();
+        }
+    }
+
+    /// <summary>The disk is slow (or made slow): the writer's thread waits for it, no caller's, for a while.</summary>
+    private void PauseIfSlow(long started)
+    {
+        if (Stopwatch.GetElapsedTime(started) > _slowWrite)
+        {
+            SlowWritesHere++;
+            Volatile.Write(ref _writeHereAfter, Environment.TickCount64 + (long)PauseAfterSlow.TotalMilliseconds);
         }
     }
 

@@ -86,7 +86,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
     private StoreUnavailableException? _broken;
     private StoreHealth _health;
 
-    public BatchWriter(WriteStatements statements, FileGuard[] guards, string directory, string path, StoreTuning tuning, TimeProvider time, ILogger logger)
+    public BatchWriter(WriteStatements statements, FileGuard[] guards, WalIndex walIndex, string directory, string path, StoreTuning tuning, TimeProvider time, ILogger logger)
     {
         _statements = statements;
         _guards = guards;
@@ -106,7 +106,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
         _writeHere = tuning.WriteHereWhenIdle;
         _quietBefore = tuning.QuietBeforeWritingHere;
         _slowWrite = tuning.SlowWriteHere;
-        _walIndex = WalIndex.Open(path);
+        _walIndex = walIndex;
         _automaticCheckpointPages = Convert.ToInt32(ScalarOf(statements, "PRAGMA wal_autocheckpoint;"), System.Globalization.CultureInfo.InvariantCulture);
         _deferredTimer = TimeProvider.System.CreateTimer(_ => WakeForDeferred(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         // A dedicated thread, since every batch blocks in file I/O (and checkpoints fsync); it should not hold a thread-pool thread hostage.
@@ -216,7 +216,6 @@ internal sealed partial class BatchWriter : IAsyncDisposable
         await _stopped.Task;
         await _deferredTimer.DisposeAsync();
         _queued.Dispose();
-        _walIndex.Dispose();
     }
 
     private void Run()

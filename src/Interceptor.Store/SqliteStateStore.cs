@@ -22,6 +22,7 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
     private readonly SqliteConnection _writeConnection;
     private readonly WriteStatements _statements;
     private readonly FileGuard[] _guards;
+    private readonly WalIndex _walIndex;
     private readonly BatchWriter _writer;
     private readonly ILogger _logger;
     private readonly TallyBook _tallies = new();
@@ -32,7 +33,7 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
     /// <summary>How often counted tallies are written (and logged) when nobody reads the store meanwhile.</summary>
     internal static readonly TimeSpan TallyFlushInterval = TimeSpan.FromSeconds(5);
 
-    private SqliteStateStore(string path, string readConnectionString, SqliteConnection writeConnection, WriteStatements statements, FileGuard[] guards, BatchWriter writer, ILogger logger)
+    private SqliteStateStore(string path, string readConnectionString, SqliteConnection writeConnection, WriteStatements statements, FileGuard[] guards, WalIndex walIndex, BatchWriter writer, ILogger logger)
     {
         _logger = logger;
         _path = path;
@@ -40,6 +41,7 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
         _writeConnection = writeConnection;
         _statements = statements;
         _guards = guards;
+        _walIndex = walIndex;
         _writer = writer;
         _tallyTimer = TimeProvider.System.CreateTimer(_ => _ = FlushTalliesQuietlyAsync(), null, TallyFlushInterval, TallyFlushInterval);
     }
@@ -118,9 +120,12 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
                 Pooling = true,
                 DefaultTimeout = Schema.BusyTimeoutMilliseconds / 1000,
             }.ToString();
-            var writer = new BatchWriter(statements, guards, fullDirectory, path, tuning, time, logger);
+            // Closed with the guards, after the connections: closing any descriptor of the -shm drops SQLite's locks on it.
+            var walIndex = WalIndex.Open(path);
+            opened.Add(walIndex);
+            var writer = new BatchWriter(statements, guards, walIndex, fullDirectory, path, tuning, time, logger);
             logger.Opened(path, found, Schema.CurrentVersion);
-            return new SqliteStateStore(path, readConnectionString, writeConnection, statements, guards, writer, logger);
+            return new SqliteStateStore(path, readConnectionString, writeConnection, statements, guards, walIndex, writer, logger);
         }
 #pragma warning disable CA1031 // every open failure becomes the one exception callers handle, with the cause in it
         catch (Exception ex)
@@ -241,6 +246,7 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
             RemoveOrphanedWal();
         }
 
+        _walIndex.Dispose();
         foreach (var guard in _guards)
         {
             guard.Dispose();

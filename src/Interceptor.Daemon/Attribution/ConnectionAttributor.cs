@@ -40,7 +40,19 @@ public sealed class ConnectionAttributor(
     /// attacker can make on purpose: a refusal (its owner looked up again for the log), conntrack for a port NAT moved,
     /// the /proc/net/tcp fallback (a whole-file read per lookup), a lookup that failed.
     /// </summary>
-    public LocatedConnection? TryLocateQuickly(Socket socket) => Locate(socket, quick: true);
+    public LocatedConnection? TryLocateQuickly(Socket socket)
+    {
+        try
+        {
+            return Locate(socket, quick: true);
+        }
+#pragma warning disable CA1031 // whatever failed here, the pool's path does it again and answers the client
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            return null;
+        }
+    }
 
     private LocatedConnection? Locate(Socket socket, bool quick)
     {

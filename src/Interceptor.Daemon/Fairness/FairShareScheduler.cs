@@ -82,6 +82,12 @@ public sealed class FairShareScheduler
         }
     }
 
+    /// <summary>
+    /// Nothing runs or waits: what a socket thread may then do itself (a connection's start, InterceptListener) takes
+    /// nobody's turn. Under load the users' turns decide, and work that is not a session's goes to the pool.
+    /// </summary>
+    public bool IsIdle => Volatile.Read(ref _running) == 0;
+
     /// <summary>The synchronization context under which a user's session runs: its awaits come back through this scheduler.</summary>
     public UserSynchronizationContext ContextFor(uint uid) => new(this, uid);
 

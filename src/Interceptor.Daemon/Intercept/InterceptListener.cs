@@ -238,7 +238,9 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
 
             // On the accepting socket thread while one netlink query and the caches answer (a pool hop is ~0.2 ms of
             // the greeting's latency); to the pool for everything else: refusals, conntrack, NSS, a look at /etc/subuid.
-            var quickly = _attributor.TryLocateQuickly(socket);
+            // Only while the scheduler is idle: under a flood, a flooder's connections started here made another
+            // user's completions wait behind them on the socket threads (bench flood phase, raised limits: x5.75).
+            var quickly = _fairShare.IsIdle ? _attributor.TryLocateQuickly(socket) : null;
             if ((quickly is { } located ? _attributor.TryResolveWithoutBlocking(located) : null) is not { } attributed)
             {
                 await ThreadPoolContext.SwitchTo();

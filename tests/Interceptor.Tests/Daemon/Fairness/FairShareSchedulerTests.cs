@@ -33,6 +33,22 @@ public class FairShareSchedulerTests
     }
 
     [Test]
+    public void Idle_only_while_nothing_is_queued_or_running()
+    {
+        // What the listener asks before it starts a connection on the accepting socket thread.
+        var scheduler = Deterministic(concurrency: 1);
+        var ran = new List<string>();
+        Assert.That(scheduler.IsIdle, Is.True);
+
+        Post(scheduler, X, "x1", ran);
+        Assert.That(scheduler.IsIdle, Is.False, "an item waits for its pump");
+        RunPumps();
+
+        Assert.That(ran, Is.EqualTo(new[] { "x1" }));
+        Assert.That(scheduler.IsIdle, Is.True);
+    }
+
+    [Test]
     public void Three_users_take_turns_one_item_each_in_the_order_they_first_queued()
     {
         var scheduler = Deterministic(concurrency: 1);

@@ -1,0 +1,59 @@
+using System.Net;
+using System.Net.NetworkInformation;
+using Interceptor.Daemon.Attribution;
+using Interceptor.Tests.Smtp.Session;
+using NUnit.Framework;
+
+namespace Interceptor.Tests.Daemon.Attribution;
+
+/// <summary>
+/// The host's addresses are asked for on the accepting socket thread (every redirected connection's destination check),
+/// so reading them (several files in .NET's interface listing) happens at construction and in the background only.
+/// </summary>
+public class HostAddressesTests
+{
+    private static readonly IPAddress First = IPAddress.Parse("192.0.2.1");
+    private static readonly IPAddress Second = IPAddress.Parse("192.0.2.2");
+
+    [Test]
+    public async Task A_stale_list_is_answered_at_once_and_re_read_on_another_thread()
+    {
+        var reads = new List<int>();
+        var answer = First;
+        var addresses = new HostAddresses(() =>
+        {
+            lock (reads)
+            {
+                reads.Add(Environment.CurrentManagedThreadId);
+            }
+
+            return new HashSet<IPAddress> { answer };
+        }, TimeSpan.Zero);
+        Assert.That(reads, Is.EqualTo(new[] { Environment.CurrentManagedThreadId }), "read once, at construction");
+
+        answer = Second;
+        await Task.Delay(20);
+        var current = addresses.Current();
+
+        Assert.That(current, Is.EquivalentTo(new[] { First }), "the caller gets the last list, not a read of its own");
+        await Wait.UntilAsync(() => addresses.Refreshes == 1, "the background re-read");
+        Assert.That(addresses.Current(), Does.Contain(Second));
+        lock (reads)
+        {
+            Assert.That(reads[1], Is.Not.EqualTo(Environment.CurrentManagedThreadId), "re-read on the thread pool");
+        }
+    }
+
+    [Test]
+    public async Task A_failed_re_read_keeps_the_last_list()
+    {
+        var fail = false;
+        var addresses = new HostAddresses(() => fail ? throw new NetworkInformationException(5) : new HashSet<IPAddress> { First }, TimeSpan.Zero);
+        fail = true;
+        await Task.Delay(20);
+
+        Assert.That(addresses.Current(), Is.EquivalentTo(new[] { First }));
+        await Task.Delay(200);
+        Assert.That(addresses.Current(), Is.EquivalentTo(new[] { First }), "a listing that failed changes nothing");
+    }
+}

@@ -15,17 +15,23 @@ public sealed class ThreadBudget
     /// <summary>Running time without a wait before the loop yields; a pump's slice.</summary>
     public static readonly TimeSpan Slice = TimeSpan.FromMilliseconds(1);
 
+    // Null: the Stopwatch itself, with no indirection on this per-step path; a test's clock otherwise.
+    private readonly TimeProvider? _time;
     private long _since;
 
-    private ThreadBudget()
+    private ThreadBudget(TimeProvider? time)
     {
-        _since = Stopwatch.GetTimestamp();
+        _time = time;
+        _since = Now();
     }
 
-    public static ThreadBudget Start() => new();
+    public static ThreadBudget Start() => new(null);
+
+    /// <summary>A budget on <paramref name="time"/>'s clock (tests move it by hand: a real 1 ms slice is at a loaded machine's mercy).</summary>
+    internal static ThreadBudget Start(TimeProvider time) => new(time);
 
     /// <summary>The loop waited (for a client, an upstream): its time starts again.</summary>
-    public void Waited() => _since = Stopwatch.GetTimestamp();
+    public void Waited() => _since = Now();
 
     /// <summary>
     /// After a step of the loop: when it <paramref name="waited"/> its time starts again; otherwise, once the slice is
@@ -53,8 +59,8 @@ public sealed class ThreadBudget
     /// <summary>True once the slice is used, and then the next slice starts: the caller awaits <c>Task.Yield()</c>.</summary>
     public bool Spent()
     {
-        var now = Stopwatch.GetTimestamp();
-        if (Stopwatch.GetElapsedTime(_since, now) < Slice)
+        var now = Now();
+        if (Elapsed(_since, now) < Slice)
         {
             return false;
         }
@@ -62,4 +68,8 @@ public sealed class ThreadBudget
         _since = now;
         return true;
     }
+
+    private long Now() => _time is null ? Stopwatch.GetTimestamp() : _time.GetTimestamp();
+
+    private TimeSpan Elapsed(long from, long to) => _time is null ? Stopwatch.GetElapsedTime(from, to) : _time.GetElapsedTime(from, to);
 }

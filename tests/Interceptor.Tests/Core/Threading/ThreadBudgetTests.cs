@@ -6,10 +6,14 @@ namespace Interceptor.Tests.Core.Threading;
 [TestFixture]
 public class ThreadBudgetTests
 {
+    // A clock moved by hand: with the real one, a 1 ms slice is at the mercy of a loaded machine's scheduler.
+    private readonly SteppedClock _clock = new();
+
     [Test]
     public void Within_the_slice_a_step_goes_on_at_once()
     {
-        var budget = ThreadBudget.Start();
+        var budget = ThreadBudget.Start(_clock);
+        _clock.Advance(ThreadBudget.Slice / 2);
 
         Assert.That(budget.Spent(), Is.False);
         Assert.That(budget.AfterStepAsync(waited: false).AsTask().IsCompleted, Is.True);
@@ -18,24 +22,46 @@ public class ThreadBudgetTests
     [Test]
     public async Task Once_the_slice_is_used_the_step_yields_and_the_next_slice_starts()
     {
-        var budget = ThreadBudget.Start();
-        Thread.Sleep(ThreadBudget.Slice * 3);
+        var budget = ThreadBudget.Start(_clock);
+        _clock.Advance(ThreadBudget.Slice);
 
         Assert.That(budget.Spent(), Is.True, "the slice is used: yield");
         Assert.That(budget.Spent(), Is.False, "and a fresh slice starts");
 
-        Thread.Sleep(ThreadBudget.Slice * 3);
-        await budget.AfterStepAsync(waited: false);
+        _clock.Advance(ThreadBudget.Slice * 3);
+        var step = budget.AfterStepAsync(waited: false);
+        Assert.That(step.IsCompleted, Is.False, "the step yields its thread");
+        await step;
         Assert.That(budget.Spent(), Is.False, "yielding started a fresh slice too");
     }
 
     [Test]
     public void A_step_that_waited_starts_the_slice_again_and_does_not_yield()
     {
-        var budget = ThreadBudget.Start();
-        Thread.Sleep(ThreadBudget.Slice * 3);
+        var budget = ThreadBudget.Start(_clock);
+        _clock.Advance(ThreadBudget.Slice * 3);
 
         Assert.That(budget.AfterStepAsync(waited: true).AsTask().IsCompleted, Is.True);
         Assert.That(budget.Spent(), Is.False, "the time spent waiting is not counted");
+    }
+
+    [Test]
+    public void The_real_clock_budget_yields_once_a_slice_has_really_passed()
+    {
+        var budget = ThreadBudget.Start();
+        Thread.Sleep(ThreadBudget.Slice * 3);
+
+        Assert.That(budget.Spent(), Is.True);
+    }
+
+    private sealed class SteppedClock : TimeProvider
+    {
+        private long _ticks;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
+
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
     }
 }

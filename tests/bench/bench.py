@@ -897,11 +897,34 @@ backend sink
     def y_latency(self, measurement, label):
         """Y's messages for one measurement, with where its p99 comes from: p99_rank (nearest rank) of samples."""
         a = self.a
+        # The machine's floor, in the same seconds: the exempt user sends the same messages straight to Y's MX (not
+        # through the daemon). What X's flood does to it is what the two cores' contention does to any client, with
+        # no part of the daemon in the way; Y's ratio above it is the daemon's share.
+        direct, probe_error = {}, []
+
+        def probe_direct():
+            try:
+                direct.update(self.latency("exempt", Y_MX, a.y_count, a.y_rate, label + "-direct"))
+            except Exception as e:  # handed to the caller below, as a failure of this measurement
+                probe_error.append(e)
+
+        probe = threading.Thread(target=probe_direct)
+        probe.start()
+        time.sleep(0.5 / a.y_rate)  # the two clients' messages interleave instead of starting together
         res = self.latency(self.Y_ROLES[measurement], Y_MX, a.y_count, a.y_rate, label)
-        res["samples"] = len(res["samples_ms"])
-        res["p99_rank"] = max(1, -(-res["samples"] * 99 // 100)) if res["samples"] else 0
-        log("  Y %s: p50 %.1f ms, p99 %.1f ms (%s), max %.1f ms, failures %d, %.0f s" % (
-            measurement, res["p50_ms"] or -1, res["p99_ms"] or -1, p99_source(res), res["max_ms"] or -1, res["failures"], res["wall_s"]))
+        probe.join()
+        if probe_error:
+            raise probe_error[0]
+        for r in (res, direct):
+            r["samples"] = len(r.get("samples_ms") or [])
+            r["p99_rank"] = max(1, -(-r["samples"] * 99 // 100)) if r["samples"] else 0
+        res["direct"] = direct
+        if os.environ.get("BENCH_KEEP_SAMPLES"):  # every sample of the pair, in order, for a closer look
+            with open(os.path.join(os.environ["BENCH_KEEP_SAMPLES"], label + ".json"), "w") as f:
+                json.dump({"through": res.get("samples_ms"), "direct": direct.get("samples_ms")}, f)
+        log("  Y %s: p50 %.1f ms, p99 %.1f ms (%s), max %.1f ms, failures %d, %.0f s; direct p50 %.1f ms, p99 %.1f ms" % (
+            measurement, res["p50_ms"] or -1, res["p99_ms"] or -1, p99_source(res), res["max_ms"] or -1, res["failures"], res["wall_s"],
+            direct.get("p50_ms") or -1, direct.get("p99_ms") or -1))
         return res
 
     def flooded(self, role, label):
@@ -953,6 +976,15 @@ backend sink
             lines.append("  Y during flood by %-17s: p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  failures %d  p99 ×%.2f   (p99: %s; X relayed %.0f msg/s, X sessions ended by a refusal %.0f/s, daemon CPU %.0f%% of a core)" % (
                 "X, default limits" if role == "x" else "X, limits raised", y["p50_ms"] or -1, y["p99_ms"] or -1, y["max_ms"] or -1, y["failures"], ratio,
                 p99_source(y), fl["x_rate"], fl["x_refused_per_s"], 100 * fl["daemon_cpu_share"]))
+        lines.append("  the machine's floor: the exempt user straight to Y's MX (not through the daemon) in the same seconds, same rate and count")
+        ad = al["direct"]
+        lines.append("  direct, alone                       : p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  failures %d" % (
+            ad["p50_ms"] or -1, ad["p99_ms"] or -1, ad["max_ms"] or -1, ad["failures"]))
+        for role in ("x", "xbig"):
+            d = f["floods"][role]["y"]["direct"]
+            ratio = (d["p99_ms"] / ad["p99_ms"]) if ad["p99_ms"] and d["p99_ms"] else float("nan")
+            lines.append("  direct, during flood by %-11s: p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  failures %d  p99 ×%.2f" % (
+                "X, default" if role == "x" else "X, raised", d["p50_ms"] or -1, d["p99_ms"] or -1, d["max_ms"] or -1, d["failures"], ratio))
         return lines
 
     def report_flood(self, started, wall):

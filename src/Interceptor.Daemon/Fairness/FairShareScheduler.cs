@@ -15,8 +15,15 @@ namespace Interceptor.Daemon.Fairness;
 /// (queues are kept while a uid has work and dropped when it has none). A pump gives its thread back to the pool
 /// after <see cref="BatchSize"/> items or <see cref="Slice"/>, so timers and the rest of the pool's work are never
 /// starved. When nothing runs or waits, an item runs on the thread that posts it (<see cref="TryRunHere"/>): usually the socket
-/// thread whose completion woke the session. An item cannot be preempted: the session's loops give their thread up
-/// after a slice without a wait (Core's ThreadBudget), and work that may block runs on pumps only (Core's BlockingWork).
+/// thread whose completion woke the session. Under load, so does the item of a user with nothing else in the scheduler
+/// and no pile-up in the last <see cref="CrowdedFor"/> (a light user: one step at a time), beside the pumps: the user
+/// whose work waits behind its own is the one taking more than a turn, and only that user's items queue. While other
+/// users are served too, a pump runs a crowded user's items at nice <see cref="DemotedNice"/> (when the process may go
+/// back to 0): the turns share the daemon's time, the kernel shares the cores, and a flood's relaying gives way to the
+/// other users' steps, clients and upstreams, and to the host's other processes, while still using what they leave idle.
+/// An item cannot
+/// be preempted: the session's loops give their thread up after a slice without a wait (Core's ThreadBudget), and work
+/// that may block runs on pumps only (Core's BlockingWork).
 /// </remarks>
 public sealed class FairShareScheduler
 {
@@ -31,6 +38,22 @@ public sealed class FairShareScheduler
     /// </summary>
     public static readonly TimeSpan Slice = TimeSpan.FromMilliseconds(1);
 
+    /// <summary>
+    /// How long a user counts as crowded after it had two items in the scheduler at once (queued or running): its
+    /// items are queued for the turns meanwhile, never run where posted beside the pumps. A flood of 100 sessions is
+    /// crowded for as long as it lasts; a user sending one message at a time never is.
+    /// </summary>
+    public static readonly TimeSpan CrowdedFor = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The nice value of a pump thread while it runs a crowded user's item and other users are served.</summary>
+    public const int DemotedNice = 19;
+
+    /// <summary>
+    /// Other users count as served for this long after the scheduler last saw a different user's item than the one
+    /// before. A single user, however busy, is never demoted: there is nobody to give way to within the daemon.
+    /// </summary>
+    public static readonly TimeSpan OthersServedFor = TimeSpan.FromSeconds(1);
+
     private readonly object _lock = new();
     private readonly Dictionary<uint, Queue<WorkItem>> _queues = [];
 
@@ -44,6 +67,8 @@ public sealed class FairShareScheduler
     private readonly Action<Action> _startPump;
     private readonly Action<Exception> _onFault;
     private readonly TimeProvider _time;
+    private readonly UserLoad _load;
+    private readonly Func<int, bool>? _setThreadNice;
     private int _running;
 
     /// <param name="concurrency">Pumps at most (items running at once); the processors, for CPU work.</param>
@@ -52,7 +77,10 @@ public sealed class FairShareScheduler
     /// <param name="time">Measures a pump's <see cref="Slice"/>; the system's clock by default.</param>
     /// <param name="inlineWhenIdle">Whether an item posted while the scheduler is idle runs on the posting thread (see
     /// <see cref="TryRunHere"/>); off in tests that drive the pumps by hand.</param>
-    public FairShareScheduler(int concurrency, Action<Exception> onFault, Action<Action>? startPump = null, TimeProvider? time = null, bool inlineWhenIdle = true)
+    /// <param name="setThreadNice">Sets the calling thread's nice value (false if refused), for demoting a crowded user's
+    /// items; null when the process could not lower it back to 0 (then nothing is demoted).</param>
+    public FairShareScheduler(int concurrency, Action<Exception> onFault, Action<Action>? startPump = null, TimeProvider? time = null, bool inlineWhenIdle = true,
+        Func<int, bool>? setThreadNice = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(concurrency);
         ArgumentNullException.ThrowIfNull(onFault);
@@ -60,6 +88,8 @@ public sealed class FairShareScheduler
         Concurrency = concurrency;
         _onFault = onFault;
         _time = time ?? TimeProvider.System;
+        _load = new UserLoad(_time, CrowdedFor, OthersServedFor);
+        _setThreadNice = setThreadNice;
         _startPump = startPump ?? (pump => ThreadPool.UnsafeQueueUserWorkItem(static p => p(), pump, preferLocal: false));
     }
 
@@ -69,6 +99,9 @@ public sealed class FairShareScheduler
     public int Concurrency { get; }
 
     public bool InlineWhenIdle { get; }
+
+    /// <summary>Whether crowded users' items may run demoted (the process can set a thread's nice value back to 0).</summary>
+    public bool Demotes => _setThreadNice is not null;
 
     /// <summary>Items queued and not yet started, all users together.</summary>
     public int Queued
@@ -117,6 +150,7 @@ public sealed class FairShareScheduler
             }
 
             queue.Enqueue(new WorkItem(context, callback, state));
+            _load.Enter(uid);
             if (_running < Concurrency)
             {
                 _running++;
@@ -133,8 +167,12 @@ public sealed class FairShareScheduler
     /// <summary>
     /// Runs the item on the posting thread when the scheduler is idle: the socket completion that woke a session then
     /// runs its step at once, instead of waking a pump (a wake-up of an idle thread per lock-step exchange; see
-    /// <see cref="Hosting.SocketThreads"/>). Fair by construction: it happens only when nothing else runs or waits, and
-    /// it takes a slot like a pump, so <see cref="Concurrency"/> still bounds what runs at once.
+    /// <see cref="Hosting.SocketThreads"/>). It then takes a slot like a pump, so <see cref="Concurrency"/> still bounds
+    /// what the pumps and it run at once. Under load it runs only a light user's item, beside the pumps: a crowded
+    /// user's step run here would make every other connection of this socket thread wait behind it, outside the users'
+    /// turns (a flooding user's steps ahead of another user's, run 5 of issue 19: ×4.7 on the flood target), while a
+    /// light user's step queued would wait for a pump busy with the crowded user's items, and for that pump to get a
+    /// core (demoted, see <see cref="DemotedNice"/>).
     /// </summary>
     private bool TryRunHere(UserSynchronizationContext context, SendOrPostCallback callback, object? state)
     {
@@ -143,24 +181,43 @@ public sealed class FairShareScheduler
             return false;
         }
 
+        var uid = context.Uid;
+        bool beside;
         lock (_lock)
         {
-            // Only when the scheduler is idle: no pump running (so nothing queued either). Under load, a step run here
-            // would make every other connection of this socket thread wait behind it, outside the users' turns (a
-            // flooding user's steps ahead of another user's, run 5 of issue 19: ×4.7 on the flood target); queued, the
-            // turns decide.
-            if (_running > 0)
+            if (_running == 0)
+            {
+                // Idle: nothing runs, so nothing is queued either.
+                _running++;
+                beside = false;
+            }
+            else if (_load.IsLight(uid))
+            {
+                beside = true;
+            }
+            else
             {
                 return false;
             }
 
-            _running++;
+            _load.Enter(uid);
         }
 
         Run(new WorkItem(context, callback, state));
+        if (beside)
+        {
+            lock (_lock)
+            {
+                _load.Leave(uid);
+            }
+
+            return true;
+        }
+
         bool more;
         lock (_lock)
         {
+            _load.Leave(uid);
             more = _turns.Count > 0;
             if (!more)
             {
@@ -206,19 +263,56 @@ public sealed class FairShareScheduler
     private void Pump()
     {
         var started = _time.GetTimestamp();
-        for (var done = 0; done < BatchSize && _time.GetElapsedTime(started) < Slice; done++)
+        uint? finished = null;
+        var demoted = false;
+        try
         {
-            WorkItem item;
-            lock (_lock)
+            for (var done = 0; done < BatchSize && _time.GetElapsedTime(started) < Slice; done++)
             {
-                if (!TryTakeNext(out item))
+                WorkItem item;
+                bool demote;
+                lock (_lock)
                 {
-                    _running--;
-                    return;
+                    // The item just run leaves under the same lock that takes the next.
+                    if (finished is { } uid)
+                    {
+                        _load.Leave(uid);
+                        finished = null;
+                    }
+
+                    if (!TryTakeNext(out item))
+                    {
+                        _running--;
+                        return;
+                    }
+
+                    demote = _setThreadNice is not null && _load.IsCrowdedAmongOthers(item.Context.Uid);
                 }
+
+                if (demote != demoted)
+                {
+                    demoted = _setThreadNice!(demote ? DemotedNice : 0) ? demote : demoted;
+                }
+
+                Run(item);
+                finished = item.Context.Uid;
             }
 
-            Run(item);
+            if (finished is { } last)
+            {
+                lock (_lock)
+                {
+                    _load.Leave(last);
+                }
+            }
+        }
+        finally
+        {
+            // A pool thread goes back as it came: whatever runs on it next is not demoted.
+            if (demoted)
+            {
+                _setThreadNice!(0);
+            }
         }
 
         // Still work to do: queue ourselves again behind whatever else waits for a pool thread.
@@ -277,114 +371,4 @@ public sealed class FairShareScheduler
     }
 
     private readonly record struct WorkItem(UserSynchronizationContext Context, SendOrPostCallback Callback, object? State);
-}
-
-/// <summary>
-/// One session's context, under its user's uid: what the session's <c>await</c> captures, so its continuation is queued
-/// under the uid in the <see cref="FairShareScheduler"/> instead of going straight to the thread pool.
-/// </summary>
-public sealed class UserSynchronizationContext : SynchronizationContext, IBlockingWorkContext
-{
-    private readonly FairShareScheduler _scheduler;
-    private int _blockingWork;
-
-    internal UserSynchronizationContext(FairShareScheduler scheduler, uint uid)
-    {
-        _scheduler = scheduler;
-        Uid = uid;
-    }
-
-    public uint Uid { get; }
-
-    /// <summary>The session is in work that may block (see <see cref="BlockingWork"/>): its items run on pumps only.</summary>
-    public bool InBlockingWork => Volatile.Read(ref _blockingWork) > 0;
-
-    public IDisposable EnterBlockingWork()
-    {
-        Interlocked.Increment(ref _blockingWork);
-        return new BlockingScope(this);
-    }
-
-    public override void Post(SendOrPostCallback d, object? state) => _scheduler.Enqueue(Uid, this, d, state);
-
-    public override SynchronizationContext CreateCopy() => this;
-
-    /// <summary>
-    /// Runs <paramref name="work"/> under this context from its first line, so every continuation in it is scheduled
-    /// fairly; the returned task ends with it (its exception included). Call it holding no lock: when nothing waits, the
-    /// work's first step runs before this returns.
-    /// </summary>
-    public Task RunAsync(Func<Task> work)
-    {
-        ArgumentNullException.ThrowIfNull(work);
-        var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        // The caller's execution context (its log scope names the session) goes with the work, as Task.Run's would;
-        // the awaits inside carry it on by themselves.
-        var flow = ExecutionContext.Capture();
-        using var holdingNothing = InlineContinuations.Allow();
-        Post(_ =>
-        {
-            if (flow is null)
-            {
-                Start(work, ended);
-            }
-            else
-            {
-                ExecutionContext.Run(flow, _ => Start(work, ended), null);
-            }
-        }, null);
-        return ended.Task;
-    }
-
-    private sealed class BlockingScope(UserSynchronizationContext context) : IDisposable
-    {
-        private int _disposed;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _disposed, 1) == 0)
-            {
-                Interlocked.Decrement(ref context._blockingWork);
-            }
-        }
-    }
-
-    private static void Start(Func<Task> work, TaskCompletionSource ended)
-    {
-        Task task;
-        try
-        {
-            task = work();
-        }
-#pragma warning disable CA1031 // handed to the caller through the task, as an async method would
-        catch (Exception e)
-#pragma warning restore CA1031
-        {
-            ended.TrySetException(e);
-            return;
-        }
-
-        task.ContinueWith(
-            static (t, state) =>
-            {
-                var tcs = (TaskCompletionSource)state!;
-                if (t.IsFaulted)
-                {
-                    tcs.TrySetException(t.Exception!.InnerExceptions);
-                }
-                else if (t.IsCanceled)
-                {
-                    tcs.TrySetCanceled();
-                }
-                else
-                {
-                    tcs.TrySetResult();
-                }
-            },
-            ended,
-            CancellationToken.None,
-            TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default);
-    }
 }

@@ -8,6 +8,7 @@ using Interceptor.Core.Replies;
 using Interceptor.Daemon.Attribution;
 using Interceptor.Daemon.Fairness;
 using Interceptor.Daemon.Hosting;
+using Interceptor.Linux;
 using Interceptor.Smtp.Data;
 using Interceptor.Smtp.Scan;
 using Interceptor.Smtp.Pool;
@@ -83,7 +84,17 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         _logger = logger;
         var maxConnections = options.Listen.MaxConnections > 0 ? options.Listen.MaxConnections : DescriptorBudget.DefaultMaxConnections;
         _sessions = new ConnectionDispatcher("listener", maxConnections, ServeAsync, logger, serveOnAcceptingThread: true);
-        _fairShare = new FairShareScheduler(FairShareScheduler.DefaultConcurrency, e => logger.SessionFailed(e, 0));
+        _fairShare = new FairShareScheduler(FairShareScheduler.DefaultConcurrency, e => logger.SessionFailed(e, 0),
+            setThreadNice: ThreadNice.CanLowerAgain(FairShareScheduler.DemotedNice) ? ThreadNice.TrySet : null);
+        if (_fairShare.Demotes)
+        {
+            logger.CrowdedUsersDemoted(FairShareScheduler.DemotedNice);
+        }
+        else
+        {
+            logger.CrowdedUsersNotDemoted();
+        }
+
         _overCap = new SmtpReply(421, "4.7.0", $"too many connections to this host's mail relay ({maxConnections}, Listen.MaxConnections); try later");
 
         // The idle upstream sessions are part of the descriptor budget: never more than the sessions that made them, nor

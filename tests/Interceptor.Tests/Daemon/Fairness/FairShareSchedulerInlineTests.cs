@@ -7,7 +7,8 @@ namespace Interceptor.Tests.Daemon.Fairness;
 /// <summary>
 /// An item posted while nothing waits runs on the posting thread (a socket completion runs its session's step at once),
 /// but only where the poster holds nothing (a socket thread, or code that says so), never nested in another item, and
-/// never ahead of queued work. Pumps are collected and run by the test.
+/// never ahead of its own user's queued work. Pumps are collected and run by the test (light and crowded users under
+/// load: FairShareSchedulerLightUserTests).
 /// </summary>
 public class FairShareSchedulerInlineTests
 {
@@ -78,22 +79,23 @@ public class FairShareSchedulerInlineTests
     }
 
     [Test]
-    public async Task An_item_posted_while_another_user_waits_is_queued_behind_it()
+    public async Task An_item_posted_while_its_own_user_has_one_waiting_is_queued_behind_it()
     {
         var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue);
         var ran = new List<string>();
         PostFromDedicatedThread(scheduler, X, "x1", ran);
-        await Task.Run(() => PostHoldingNothing(scheduler, Y, _ => ran.Add("y1")));
+        await Task.Run(() => PostHoldingNothing(scheduler, X, _ => ran.Add("x2")));
 
-        Assert.That(ran, Is.Empty, "y1 did not overtake x1");
+        Assert.That(ran, Is.Empty, "x2 did not overtake x1");
         RunPumps();
-        Assert.That(ran, Is.EqualTo(new[] { "x1", "y1" }));
+        Assert.That(ran, Is.EqualTo(new[] { "x1", "x2" }));
     }
 
     [Test]
-    public async Task An_item_posted_while_a_pump_runs_is_queued_even_with_a_slot_free()
+    public async Task An_item_of_a_crowded_user_posted_while_a_pump_runs_is_queued_even_with_a_slot_free()
     {
-        // Under load a step run on a socket thread would hold that thread's other connections outside the users' turns.
+        // Under load a crowded user's step run on a socket thread would hold that thread's other connections outside
+        // the users' turns.
         var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue);
         var ran = new List<string>();
         PostFromDedicatedThread(scheduler, X, "x1", ran);
@@ -109,13 +111,14 @@ public class FairShareSchedulerInlineTests
         var pumping = Task.Run(pump);
         running.Wait();
 
-        // The pump runs x1, x2, then blocks in the third item; nothing is queued, a slot is free.
-        await Task.Run(() => PostHoldingNothing(scheduler, Y, _ => ran.Add("y1")));
-        Assert.That(ran, Is.EqualTo(new[] { "x1", "x2" }), "y1 was queued, not run on the posting thread");
+        // The pump runs x1, x2, then blocks in the third item; nothing is queued, a slot is free. X had three items in
+        // the scheduler at once.
+        await Task.Run(() => PostHoldingNothing(scheduler, X, _ => ran.Add("x4")));
+        Assert.That(ran, Is.EqualTo(new[] { "x1", "x2" }), "x4 was queued, not run on the posting thread");
         release.Set();
         await pumping;
         RunPumps();
-        Assert.That(ran, Is.EqualTo(new[] { "x1", "x2", "y1" }));
+        Assert.That(ran, Is.EqualTo(new[] { "x1", "x2", "x4" }));
     }
 
     [Test]
@@ -151,7 +154,7 @@ public class FairShareSchedulerInlineTests
         running.Wait();
 
         // The only slot is taken by the inline item: y1 is queued, and no pump may start while the slot is held.
-        await Task.Run(() => PostHoldingNothing(scheduler, Y, _ => ran.Add("y1")));
+        PostFromDedicatedThread(scheduler, Y, "y1", ran);
         Assert.That(_pumps, Is.Empty);
         release.Set();
         await inline;

@@ -1,0 +1,113 @@
+using Interceptor.Core.Threading;
+
+namespace Interceptor.Daemon.Fairness;
+
+/// <summary>
+/// One session's context, under its user's uid: what the session's <c>await</c> captures, so its continuation is queued
+/// under the uid in the <see cref="FairShareScheduler"/> instead of going straight to the thread pool.
+/// </summary>
+public sealed class UserSynchronizationContext : SynchronizationContext, IBlockingWorkContext
+{
+    private readonly FairShareScheduler _scheduler;
+    private int _blockingWork;
+
+    internal UserSynchronizationContext(FairShareScheduler scheduler, uint uid)
+    {
+        _scheduler = scheduler;
+        Uid = uid;
+    }
+
+    public uint Uid { get; }
+
+    /// <summary>The session is in work that may block (see <see cref="BlockingWork"/>): its items run on pumps only.</summary>
+    public bool InBlockingWork => Volatile.Read(ref _blockingWork) > 0;
+
+    public IDisposable EnterBlockingWork()
+    {
+        Interlocked.Increment(ref _blockingWork);
+        return new BlockingScope(this);
+    }
+
+    public override void Post(SendOrPostCallback d, object? state) => _scheduler.Enqueue(Uid, this, d, state);
+
+    public override SynchronizationContext CreateCopy() => this;
+
+    /// <summary>
+    /// Runs <paramref name="work"/> under this context from its first line, so every continuation in it is scheduled
+    /// fairly; the returned task ends with it (its exception included). Call it holding no lock: when nothing waits, the
+    /// work's first step runs before this returns.
+    /// </summary>
+    public Task RunAsync(Func<Task> work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        // The caller's execution context (its log scope names the session) goes with the work, as Task.Run's would;
+        // the awaits inside carry it on by themselves.
+        var flow = ExecutionContext.Capture();
+        using var holdingNothing = InlineContinuations.Allow();
+        Post(_ =>
+        {
+            if (flow is null)
+            {
+                Start(work, ended);
+            }
+            else
+            {
+                ExecutionContext.Run(flow, _ => Start(work, ended), null);
+            }
+        }, null);
+        return ended.Task;
+    }
+
+    private sealed class BlockingScope(UserSynchronizationContext context) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                Interlocked.Decrement(ref context._blockingWork);
+            }
+        }
+    }
+
+    private static void Start(Func<Task> work, TaskCompletionSource ended)
+    {
+        Task task;
+        try
+        {
+            task = work();
+        }
+#pragma warning disable CA1031 // handed to the caller through the task, as an async method would
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            ended.TrySetException(e);
+            return;
+        }
+
+        task.ContinueWith(
+            static (t, state) =>
+            {
+                var tcs = (TaskCompletionSource)state!;
+                if (t.IsFaulted)
+                {
+                    tcs.TrySetException(t.Exception!.InnerExceptions);
+                }
+                else if (t.IsCanceled)
+                {
+                    tcs.TrySetCanceled();
+                }
+                else
+                {
+                    tcs.TrySetResult();
+                }
+            },
+            ended,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+}

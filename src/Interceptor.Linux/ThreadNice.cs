@@ -21,7 +21,19 @@ public static partial class ThreadNice
     public static bool CanLowerAgain(int raisedTo)
     {
         var result = false;
-        var probe = new Thread(() => result = TrySet(raisedTo) && TrySet(0)) { IsBackground = true, Name = "smtpi-nice-probe" };
+        var probe = new Thread(() =>
+        {
+            try
+            {
+                result = TrySet(raisedTo) && TrySet(0);
+            }
+#pragma warning disable CA1031 // a libc without setpriority or gettid: no demotion, and the caller says so
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+                result = false;
+            }
+        }) { IsBackground = true, Name = "smtpi-nice-probe" };
         probe.Start();
         probe.Join();
         return result;

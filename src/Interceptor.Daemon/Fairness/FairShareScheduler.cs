@@ -15,17 +15,16 @@ namespace Interceptor.Daemon.Fairness;
 /// (queues are kept while a uid has work and dropped when it has none). A pump gives its thread back to the pool
 /// after <see cref="BatchSize"/> items or <see cref="Slice"/>, so timers and the rest of the pool's work are never
 /// starved. When nothing runs or waits, an item runs on the thread that posts it (<see cref="TryRunHere"/>): usually the socket
-/// thread whose completion woke the session. Under load, so does the item of a user with nothing else in the scheduler
-/// and no pile-up in the last <see cref="CrowdedFor"/> (a light user: one step at a time), beside the pumps: the user
-/// whose work waits behind its own is the one taking more than a turn, and only that user's items queue. While other
-/// users are served too, a pump runs a crowded user's items at nice <see cref="DemotedNice"/> (when the process may go
-/// back to 0): the turns share the daemon's time, the kernel shares the cores, and a flood's relaying gives way to the
-/// other users' steps, clients and upstreams, and to the host's other processes, while still using what they leave idle.
-/// An item cannot
-/// be preempted: the session's loops give their thread up after a slice without a wait (Core's ThreadBudget), and work
-/// that may block runs on pumps only (Core's BlockingWork).
+/// thread whose completion woke the session. Under load, so does the item of a light user (see <see cref="UserLoad"/>:
+/// no session of the user in the scheduler, not two at once nor more than <see cref="LightStepsPerWindow"/> steps in the
+/// last <see cref="LoadWindow"/>), beside the pumps and without a slot: only busier users' items queue. While other
+/// users are served too, a pump runs the items of a user with <see cref="FloodSessions"/> sessions in the scheduler at
+/// once at nice <see cref="DemotedNice"/> (when the process may go back to 0): the turns share the daemon's time, the
+/// kernel shares the cores, and a flood's relaying gives way to the other users' steps, clients and upstreams, while
+/// still using what they leave idle. An item cannot be preempted: the session's loops give their thread up after a
+/// slice without a wait (Core's ThreadBudget), and work that may block runs on pumps only (Core's BlockingWork).
 /// </remarks>
-public sealed class FairShareScheduler
+public sealed partial class FairShareScheduler
 {
     /// <summary>Items a pump runs before it gives its thread back to the pool (and queues itself again).</summary>
     public const int BatchSize = 64;
@@ -39,20 +38,23 @@ public sealed class FairShareScheduler
     public static readonly TimeSpan Slice = TimeSpan.FromMilliseconds(1);
 
     /// <summary>
-    /// How long a user counts as crowded after it had two items in the scheduler at once (queued or running): its
-    /// items are queued for the turns meanwhile, never run where posted beside the pumps. A flood of 100 sessions is
-    /// crowded for as long as it lasts; a user sending one message at a time never is.
+    /// How long a user's marks last (busy: not run beside the pumps; flooding: demoted) after it last earned them, and
+    /// the window its steps are counted in. A flood is marked for as long as it lasts; a user sending one message at a
+    /// time never is.
     /// </summary>
-    public static readonly TimeSpan CrowdedFor = TimeSpan.FromMilliseconds(100);
-
-    /// <summary>The nice value of a pump thread while it runs a crowded user's item and other users are served.</summary>
-    public const int DemotedNice = 19;
+    public static readonly TimeSpan LoadWindow = TimeSpan.FromMilliseconds(100);
 
     /// <summary>
-    /// Other users count as served for this long after the scheduler last saw a different user's item than the one
-    /// before. A single user, however busy, is never demoted: there is nobody to give way to within the daemon.
+    /// Steps (a session's entries into the scheduler) a user may take in one <see cref="LoadWindow"/> and stay light:
+    /// about 30 messages a second. Sessions that take turns on one socket thread never have two steps at once, and
+    /// would otherwise run there ahead of every other user's completions for as long as they keep it up.
     /// </summary>
-    public static readonly TimeSpan OthersServedFor = TimeSpan.FromSeconds(1);
+    public const int LightStepsPerWindow = 32;
+
+    /// <summary>Sessions of one user in the scheduler at once that mark it as flooding: a site's few parallel
+    /// senders stay below it, a flood's dozens do not.</summary>
+    public const int FloodSessions = 4;
+
 
     private readonly object _lock = new();
     private readonly Dictionary<uint, Queue<WorkItem>> _queues = [];
@@ -70,6 +72,7 @@ public sealed class FairShareScheduler
     private readonly UserLoad _load;
     private readonly Func<int, bool>? _setThreadNice;
     private int _running;
+    private volatile bool _demotionFailed;
 
     /// <param name="concurrency">Pumps at most (items running at once); the processors, for CPU work.</param>
     /// <param name="onFault">Told of an exception that escaped a work item (an async method never lets one escape).</param>
@@ -77,7 +80,7 @@ public sealed class FairShareScheduler
     /// <param name="time">Measures a pump's <see cref="Slice"/>; the system's clock by default.</param>
     /// <param name="inlineWhenIdle">Whether an item posted while the scheduler is idle runs on the posting thread (see
     /// <see cref="TryRunHere"/>); off in tests that drive the pumps by hand.</param>
-    /// <param name="setThreadNice">Sets the calling thread's nice value (false if refused), for demoting a crowded user's
+    /// <param name="setThreadNice">Sets the calling thread's nice value (false if refused), for demoting a flooding user's
     /// items; null when the process could not lower it back to 0 (then nothing is demoted).</param>
     public FairShareScheduler(int concurrency, Action<Exception> onFault, Action<Action>? startPump = null, TimeProvider? time = null, bool inlineWhenIdle = true,
         Func<int, bool>? setThreadNice = null)
@@ -88,7 +91,7 @@ public sealed class FairShareScheduler
         Concurrency = concurrency;
         _onFault = onFault;
         _time = time ?? TimeProvider.System;
-        _load = new UserLoad(_time, CrowdedFor, OthersServedFor);
+        _load = new UserLoad(_time, LoadWindow, OthersServedFor, LightStepsPerWindow, FloodSessions);
         _setThreadNice = setThreadNice;
         _startPump = startPump ?? (pump => ThreadPool.UnsafeQueueUserWorkItem(static p => p(), pump, preferLocal: false));
     }
@@ -100,8 +103,6 @@ public sealed class FairShareScheduler
 
     public bool InlineWhenIdle { get; }
 
-    /// <summary>Whether crowded users' items may run demoted (the process can set a thread's nice value back to 0).</summary>
-    public bool Demotes => _setThreadNice is not null;
 
     /// <summary>Items queued and not yet started, all users together.</summary>
     public int Queued
@@ -150,8 +151,8 @@ public sealed class FairShareScheduler
             }
 
             queue.Enqueue(new WorkItem(context, callback, state));
-            _load.Enter(uid);
-            if (_running < Concurrency)
+            Entered(context);
+            if (_running < Concurrency && !t_demoted)
             {
                 _running++;
                 start = true;
@@ -167,12 +168,11 @@ public sealed class FairShareScheduler
     /// <summary>
     /// Runs the item on the posting thread when the scheduler is idle: the socket completion that woke a session then
     /// runs its step at once, instead of waking a pump (a wake-up of an idle thread per lock-step exchange; see
-    /// <see cref="Hosting.SocketThreads"/>). It then takes a slot like a pump, so <see cref="Concurrency"/> still bounds
-    /// what the pumps and it run at once. Under load it runs only a light user's item, beside the pumps: a crowded
+    /// <see cref="Hosting.SocketThreads"/>); it then takes a slot like a pump. Under load it runs only a light user's
+    /// item, beside the pumps and without a slot (so up to one such item per socket thread besides the pumps): a busier
     /// user's step run here would make every other connection of this socket thread wait behind it, outside the users'
     /// turns (a flooding user's steps ahead of another user's, run 5 of issue 19: ×4.7 on the flood target), while a
-    /// light user's step queued would wait for a pump busy with the crowded user's items, and for that pump to get a
-    /// core (demoted, see <see cref="DemotedNice"/>).
+    /// light user's step queued would wait for a pump busy with the flood's items, and for that pump to get a core.
     /// </summary>
     private bool TryRunHere(UserSynchronizationContext context, SendOrPostCallback callback, object? state)
     {
@@ -181,7 +181,6 @@ public sealed class FairShareScheduler
             return false;
         }
 
-        var uid = context.Uid;
         bool beside;
         lock (_lock)
         {
@@ -191,7 +190,7 @@ public sealed class FairShareScheduler
                 _running++;
                 beside = false;
             }
-            else if (_load.IsLight(uid))
+            else if (context.InScheduler == 0 && _load.IsLight(context.Uid))
             {
                 beside = true;
             }
@@ -200,28 +199,27 @@ public sealed class FairShareScheduler
                 return false;
             }
 
-            _load.Enter(uid);
+            Entered(context);
         }
 
-        Run(new WorkItem(context, callback, state));
-        if (beside)
+        var more = false;
+        try
+        {
+            Run(new WorkItem(context, callback, state));
+        }
+        finally
         {
             lock (_lock)
             {
-                _load.Leave(uid);
-            }
-
-            return true;
-        }
-
-        bool more;
-        lock (_lock)
-        {
-            _load.Leave(uid);
-            more = _turns.Count > 0;
-            if (!more)
-            {
-                _running--;
+                Left(context);
+                if (!beside)
+                {
+                    more = _turns.Count > 0;
+                    if (!more)
+                    {
+                        _running--;
+                    }
+                }
             }
         }
 
@@ -232,6 +230,26 @@ public sealed class FairShareScheduler
         }
 
         return true;
+    }
+
+    // A session's work enters the scheduler: queued, or run here. Its user's load counts sessions, so a session's own
+    // hand-off (a yield, BlockingWork's move to a pump, posted from inside its running step) is not a second one. Under
+    // the lock.
+    private void Entered(UserSynchronizationContext context)
+    {
+        if (context.InScheduler++ == 0)
+        {
+            _load.Enter(context.Uid);
+        }
+    }
+
+    // An item of the session has run. Under the lock.
+    private void Left(UserSynchronizationContext context)
+    {
+        if (--context.InScheduler == 0)
+        {
+            _load.Leave(context.Uid);
+        }
     }
 
     /// <summary>
@@ -263,8 +281,14 @@ public sealed class FairShareScheduler
     private void Pump()
     {
         var started = _time.GetTimestamp();
-        uint? finished = null;
+        UserSynchronizationContext? finished = null;
         var demoted = false;
+        if (_setThreadNice is not null && t_niceKnownFor != this && SetNice(0))
+        {
+            // A pool thread this pump has not seen may have been created by a demoted one, and inherited its value.
+            t_niceKnownFor = this;
+        }
+
         try
         {
             for (var done = 0; done < BatchSize && _time.GetElapsedTime(started) < Slice; done++)
@@ -274,9 +298,9 @@ public sealed class FairShareScheduler
                 lock (_lock)
                 {
                     // The item just run leaves under the same lock that takes the next.
-                    if (finished is { } uid)
+                    if (finished is not null)
                     {
-                        _load.Leave(uid);
+                        Left(finished);
                         finished = null;
                     }
 
@@ -286,33 +310,38 @@ public sealed class FairShareScheduler
                         return;
                     }
 
-                    demote = _setThreadNice is not null && _load.IsCrowdedAmongOthers(item.Context.Uid);
+                    demote = ShouldDemote(item.Context);
                 }
 
-                if (demote != demoted)
+                if (demote != demoted && SetNice(demote ? DemotedNice : 0))
                 {
-                    demoted = _setThreadNice!(demote ? DemotedNice : 0) ? demote : demoted;
+                    demoted = demote;
+                    t_demoted = demote;
                 }
 
+                finished = item.Context;
                 Run(item);
-                finished = item.Context.Uid;
             }
 
-            if (finished is { } last)
+            if (finished is not null)
             {
                 lock (_lock)
                 {
-                    _load.Leave(last);
+                    Left(finished);
                 }
             }
         }
         finally
         {
             // A pool thread goes back as it came: whatever runs on it next is not demoted.
-            if (demoted)
+            if (demoted && !SetNice(0))
             {
-                _setThreadNice!(0);
+                t_niceKnownFor = null;
+                _demotionFailed = true;
+                _onFault(new InvalidOperationException("a pump could not set its thread's nice value back to 0; flooding users are no longer demoted"));
             }
+
+            t_demoted = false;
         }
 
         // Still work to do: queue ourselves again behind whatever else waits for a pool thread.

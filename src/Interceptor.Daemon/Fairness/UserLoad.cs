@@ -4,81 +4,102 @@ using System.Runtime.InteropServices;
 namespace Interceptor.Daemon.Fairness;
 
 /// <summary>
-/// Which users the <see cref="FairShareScheduler"/> sees crowding it: how many items each has in it (queued or running),
-/// whether it had two at once within the last <c>crowdedFor</c>, and whether other users' items were seen within
-/// <c>othersServedFor</c>. Not thread-safe: the scheduler calls it under its lock.
+/// What the <see cref="FairShareScheduler"/> knows of each user's load, counted in sessions (a session's own
+/// hand-offs, such as a yield from inside its step, are one session): how many of the user's sessions have work in the
+/// scheduler now, how many entered it in the current window, and whether other users were seen lately. Not
+/// thread-safe: the scheduler calls it under its lock.
 /// </summary>
+/// <remarks>
+/// Busy (not light): two sessions at once, or more than <c>lightEntries</c> entries in one window (a user whose
+/// sessions take turns on one socket thread never has two at once, but is no lighter for it). Flooding (demoted while
+/// others are served): <c>floodSessions</c> sessions at once. Both marks last a window after they were last earned.
+/// </remarks>
 internal sealed class UserLoad
 {
     private const uint NoUid = uint.MaxValue; // (uid_t)-1, never a user
 
     private readonly TimeProvider _time;
-    private readonly long _crowdedTicks;
+    private readonly long _windowTicks;
     private readonly long _othersServedTicks;
+    private readonly int _lightEntries;
+    private readonly int _floodSessions;
 
-    // Per uid with an item in the scheduler or crowded lately. Removed when it has none and is not crowded; a struct
+    // Per uid with work in the scheduler or a mark or window still running. Removed when none of these holds; a struct
     // changed in place, so nothing is allocated per item.
     private readonly Dictionary<uint, Entry> _entries = [];
     private long _nextPrune;
 
-    // The uid of the last item to enter, and when the entering uid last changed.
+    // The uid that entered last, and when the entering uid last changed.
     private uint _lastEntered = NoUid;
     private long _usersAlternatedAt = long.MinValue / 2;
 
-    public UserLoad(TimeProvider time, TimeSpan crowdedFor, TimeSpan othersServedFor)
+    public UserLoad(TimeProvider time, TimeSpan window, TimeSpan othersServedFor, int lightEntries, int floodSessions)
     {
         _time = time;
-        _crowdedTicks = (long)(crowdedFor.TotalSeconds * time.TimestampFrequency);
+        _windowTicks = (long)(window.TotalSeconds * time.TimestampFrequency);
         _othersServedTicks = (long)(othersServedFor.TotalSeconds * time.TimestampFrequency);
+        _lightEntries = lightEntries;
+        _floodSessions = floodSessions;
     }
 
-    /// <summary>Uids tracked now (with items, or crowded lately).</summary>
+    /// <summary>Uids tracked now.</summary>
     public int Tracked => _entries.Count;
 
-    /// <summary>An item of the uid is queued or starts running; a second one at once makes the uid crowded.</summary>
+    /// <summary>A session of the uid has work in the scheduler now (it had none).</summary>
     public void Enter(uint uid)
     {
+        var now = _time.GetTimestamp();
         if (uid != _lastEntered)
         {
             if (_lastEntered != NoUid)
             {
-                _usersAlternatedAt = _time.GetTimestamp();
+                _usersAlternatedAt = now;
             }
 
             _lastEntered = uid;
         }
 
-        ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, uid, out _);
-        if (++entry.Items >= 2)
+        ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, uid, out var existed);
+        if (!existed || now >= entry.WindowStart + _windowTicks)
         {
-            entry.CrowdedUntil = _time.GetTimestamp() + _crowdedTicks;
+            entry.WindowStart = now;
+            entry.WindowEntries = 0;
+        }
+
+        entry.WindowEntries++;
+        entry.Sessions++;
+        if (entry.Sessions >= 2 || entry.WindowEntries > _lightEntries)
+        {
+            entry.BusyUntil = now + _windowTicks;
+        }
+
+        if (entry.Sessions >= _floodSessions)
+        {
+            entry.FloodingUntil = now + _windowTicks;
         }
     }
 
-    /// <summary>
-    /// An item of the uid has run. Its entry goes once nothing of the uid is left and it is no longer crowded; entries of
-    /// crowded uids that went quiet are pruned at most once per crowded period.
-    /// </summary>
+    /// <summary>A session of the uid has no more work in the scheduler.</summary>
     public void Leave(uint uid)
     {
         ref var entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, uid);
-        if (Unsafe.IsNullRef(ref entry) || --entry.Items > 0)
+        if (Unsafe.IsNullRef(ref entry) || --entry.Sessions > 0)
         {
             return;
         }
 
         var now = _time.GetTimestamp();
-        if (now >= entry.CrowdedUntil)
+        if (IsSpent(entry, now))
         {
             _entries.Remove(uid);
         }
 
         if (now >= _nextPrune)
         {
-            _nextPrune = now + _crowdedTicks;
+            _nextPrune = now + _windowTicks;
             foreach (var (key, value) in _entries)
             {
-                if (value.Items == 0 && now >= value.CrowdedUntil)
+                if (IsSpent(value, now))
                 {
                     _entries.Remove(key);
                 }
@@ -86,12 +107,20 @@ internal sealed class UserLoad
         }
     }
 
-    /// <summary>Nothing of the uid queued or running, and no pile-up lately: one step at a time.</summary>
-    public bool IsLight(uint uid) =>
-        !_entries.TryGetValue(uid, out var entry) || (entry.Items == 0 && _time.GetTimestamp() >= entry.CrowdedUntil);
+    /// <summary>No session of the uid has work in the scheduler, and it was not busy lately: one step at a time.</summary>
+    public bool IsLight(uint uid)
+    {
+        if (!_entries.TryGetValue(uid, out var entry))
+        {
+            return true;
+        }
 
-    /// <summary>Crowded lately, while another user's items were seen within the served period.</summary>
-    public bool IsCrowdedAmongOthers(uint uid)
+        var now = _time.GetTimestamp();
+        return entry.Sessions == 0 && now >= entry.BusyUntil && (now >= entry.WindowStart + _windowTicks || entry.WindowEntries < _lightEntries);
+    }
+
+    /// <summary>Flooding lately, while another user's work was seen within the served period.</summary>
+    public bool IsFloodingAmongOthers(uint uid)
     {
         if (!_entries.TryGetValue(uid, out var entry))
         {
@@ -99,12 +128,18 @@ internal sealed class UserLoad
         }
 
         var now = _time.GetTimestamp();
-        return now < entry.CrowdedUntil && now < _usersAlternatedAt + _othersServedTicks;
+        return now < entry.FloodingUntil && now < _usersAlternatedAt + _othersServedTicks;
     }
+
+    private bool IsSpent(in Entry entry, long now) =>
+        entry.Sessions <= 0 && now >= entry.BusyUntil && now >= entry.FloodingUntil && now >= entry.WindowStart + _windowTicks;
 
     private struct Entry
     {
-        public int Items;
-        public long CrowdedUntil;
+        public int Sessions;
+        public int WindowEntries;
+        public long WindowStart;
+        public long BusyUntil;
+        public long FloodingUntil;
     }
 }

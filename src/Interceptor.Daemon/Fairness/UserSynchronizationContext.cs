@@ -19,6 +19,9 @@ public sealed class UserSynchronizationContext : SynchronizationContext, IBlocki
 
     public uint Uid { get; }
 
+    /// <summary>The session's items in the scheduler now (queued or running); the scheduler's, under its lock.</summary>
+    internal int InScheduler;
+
     /// <summary>The session is in work that may block (see <see cref="BlockingWork"/>): its items run on pumps only.</summary>
     public bool InBlockingWork => Volatile.Read(ref _blockingWork) > 0;
 

@@ -30,10 +30,10 @@ internal static partial class InterceptLog
     [LoggerMessage(203, LogLevel.Error, "cannot list the sockets listening on port {Port}: {Reason}")]
     public static partial void CannotListListeners(this ILogger logger, int port, string reason);
 
-    [LoggerMessage(204, LogLevel.Information, "fair share: a crowded user's work runs at nice {Nice} while other users are served")]
+    [LoggerMessage(204, LogLevel.Information, "fair share: a flooding user's work runs at nice {Nice} while other users are served")]
     public static partial void CrowdedUsersDemoted(this ILogger logger, int nice);
 
-    [LoggerMessage(205, LogLevel.Warning, "fair share: this process cannot set a thread's nice value back to 0 (no CAP_SYS_NICE and RLIMIT_NICE below 20; the unit sets LimitNICE=+0), so a crowded user's work is not demoted: the daemon's turns still share its time, but the kernel does not favour other users' steps")]
+    [LoggerMessage(205, LogLevel.Warning, "fair share: this process cannot set a thread's nice value back to 0 (no CAP_SYS_NICE and RLIMIT_NICE below 20; the unit sets LimitNICE=+0), so a flooding user's work is not demoted: the daemon's turns still share its time, but the kernel does not favour other users' steps")]
     public static partial void CrowdedUsersNotDemoted(this ILogger logger);
 
     [LoggerMessage(EventId = 12, EventName = "Lockdown", Level = LogLevel.Error, Message = "lockdown: {Reason}; table inet {Table} now refuses ports {Ports} to non-exempt users instead of redirecting them to port {ListenPort}")]

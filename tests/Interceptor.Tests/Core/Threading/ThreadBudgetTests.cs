@@ -1,4 +1,5 @@
 using Interceptor.Core.Threading;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Core.Threading;
 
@@ -52,16 +53,5 @@ public class ThreadBudgetTests
         Thread.Sleep(ThreadBudget.Slice * 3);
 
         Assert.That(budget.Spent(), Is.True);
-    }
-
-    private sealed class SteppedClock : TimeProvider
-    {
-        private long _ticks;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
-
-        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
     }
 }

@@ -1,11 +1,13 @@
 using Interceptor.Daemon.Fairness;
 using NUnit.Framework;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Daemon.Fairness;
 
 /// <summary>
-/// While other users are served, a pump runs a crowded user's items at <see cref="FairShareScheduler.DemotedNice"/> and
-/// sets its thread back to 0 before it gives the thread back. The thread's nice value is a field here (the pumps run on
+/// While other users are served, a pump runs the items of a user with <see cref="FairShareScheduler.FloodSessions"/>
+/// sessions in the scheduler at once at <see cref="FairShareScheduler.DemotedNice"/>, and sets its thread back to 0
+/// before it gives the thread back. Every Post here is a session of its own (a context of its own). The thread's nice value is a field here (the pumps run on
 /// the test's thread, one at a time); the real one is Linux's ThreadNice.
 /// </summary>
 public class FairShareSchedulerDemotionTests
@@ -29,7 +31,7 @@ public class FairShareSchedulerDemotionTests
     }
 
     [Test]
-    public void A_crowded_users_items_run_demoted_while_another_user_is_served_and_the_thread_goes_back_at_nice_0()
+    public void A_flooding_users_items_run_demoted_while_another_user_is_served_and_the_thread_goes_back_at_nice_0()
     {
         var scheduler = Scheduler();
         var ran = new List<(string Item, int Nice)>();
@@ -41,11 +43,14 @@ public class FairShareSchedulerDemotionTests
         }, null);
         Post(scheduler, X, "x2", ran);
         Post(scheduler, X, "x3", ran);
+        Post(scheduler, X, "x4", ran);
         RunPumps();
 
-        Assert.That(ran, Is.EqualTo(new[] { ("y1", 0), ("x1", FairShareScheduler.DemotedNice), ("x2", FairShareScheduler.DemotedNice), ("y2", 0), ("x3", FairShareScheduler.DemotedNice) }));
+        const int Demoted = FairShareScheduler.DemotedNice;
+        Assert.That(ran, Is.EqualTo(new[] { ("y1", 0), ("x1", Demoted), ("x2", Demoted), ("y2", 0), ("x3", Demoted), ("x4", Demoted) }));
         Assert.That(_nice, Is.Zero, "the pump set its thread back before returning it");
-        Assert.That(_niceCalls, Is.EqualTo(new[] { FairShareScheduler.DemotedNice, 0, FairShareScheduler.DemotedNice, 0 }), "a call only where the value changes");
+        Assert.That(_niceCalls, Is.EqualTo(new[] { 0, Demoted, 0, Demoted, 0 }),
+            "0 once on a thread the pump had not seen (it may have been born demoted), then only where the value changes");
         Assert.That(_faults, Is.Empty);
     }
 
@@ -62,7 +67,7 @@ public class FairShareSchedulerDemotionTests
         RunPumps();
 
         Assert.That(ran.Select(r => r.Nice), Is.All.Zero);
-        Assert.That(_niceCalls, Is.Empty);
+        Assert.That(_niceCalls, Has.No.Member(FairShareScheduler.DemotedNice));
     }
 
     [Test]
@@ -71,17 +76,15 @@ public class FairShareSchedulerDemotionTests
         var scheduler = Scheduler();
         var ran = new List<(string Item, int Nice)>();
         Post(scheduler, Y, "y1", ran);
-        Post(scheduler, X, "x1", ran);
-        Post(scheduler, X, "x2", ran);
+        PostSessions(scheduler, X, "x", 1, 4, ran);
         RunPumps();
-        Assert.That(ran[^1], Is.EqualTo(("x2", FairShareScheduler.DemotedNice)));
+        Assert.That(ran[^1], Is.EqualTo(("x4", FairShareScheduler.DemotedNice)));
 
         _clock.Advance(FairShareScheduler.OthersServedFor);
-        Post(scheduler, X, "x3", ran);
-        Post(scheduler, X, "x4", ran);
+        PostSessions(scheduler, X, "x", 5, 8, ran);
         RunPumps();
 
-        Assert.That(ran.Skip(3), Is.EqualTo(new[] { ("x3", 0), ("x4", 0) }));
+        Assert.That(ran.Skip(5).Select(r => r.Nice), Is.All.Zero);
     }
 
     [Test]
@@ -95,12 +98,42 @@ public class FairShareSchedulerDemotionTests
         });
         var ran = new List<(string Item, int Nice)>();
         Post(scheduler, Y, "y1", ran);
-        Post(scheduler, X, "x1", ran);
-        Post(scheduler, X, "x2", ran);
+        PostSessions(scheduler, X, "x", 1, 4, ran);
         RunPumps();
 
-        Assert.That(ran, Has.Count.EqualTo(3));
-        Assert.That(refused, Is.EqualTo(2), "tried for x1 and again for x2, never to set back what was not set");
+        Assert.That(ran, Has.Count.EqualTo(5));
+        Assert.That(refused, Is.EqualTo(5), "0 once on an unseen thread, then tried for each of X's items; never set back what was not set");
+    }
+
+    [Test]
+    public void A_user_with_fewer_sessions_at_once_than_a_flood_is_not_demoted()
+    {
+        // A site's few parallel senders: busy (queued), but not a flood.
+        var scheduler = Scheduler();
+        var ran = new List<(string Item, int Nice)>();
+        Post(scheduler, Y, "y1", ran);
+        PostSessions(scheduler, X, "x", 1, FairShareScheduler.FloodSessions - 1, ran);
+        RunPumps();
+
+        Assert.That(ran.Select(r => r.Nice), Is.All.Zero);
+    }
+
+    [Test]
+    public void A_flooding_users_blocking_work_is_never_demoted()
+    {
+        // It starts processes (an automatic suspension's nft), which would inherit the value, and holds locks.
+        var scheduler = Scheduler();
+        var ran = new List<(string Item, int Nice)>();
+        Post(scheduler, Y, "y1", ran);
+        PostSessions(scheduler, X, "x", 1, 3, ran);
+        var blocking = scheduler.ContextFor(X);
+        var scope = blocking.EnterBlockingWork();
+        blocking.Post(_ => ran.Add(("x4 blocking", _nice)), null);
+        RunPumps();
+        scope.Dispose();
+
+        Assert.That(ran.Single(r => r.Item == "x4 blocking").Nice, Is.Zero);
+        Assert.That(ran.Single(r => r.Item == "x1").Nice, Is.EqualTo(FairShareScheduler.DemotedNice));
     }
 
     private FairShareScheduler Scheduler() =>
@@ -114,22 +147,19 @@ public class FairShareSchedulerDemotionTests
     private void Post(FairShareScheduler scheduler, uint uid, string name, List<(string Item, int Nice)> ran) =>
         scheduler.ContextFor(uid).Post(_ => ran.Add((name, _nice)), null);
 
+    private void PostSessions(FairShareScheduler scheduler, uint uid, string prefix, int first, int last, List<(string Item, int Nice)> ran)
+    {
+        for (var i = first; i <= last; i++)
+        {
+            Post(scheduler, uid, prefix + i, ran);
+        }
+    }
+
     private void RunPumps()
     {
         while (_pumps.TryDequeue(out var pump))
         {
             pump();
         }
-    }
-
-    private sealed class SteppedClock : TimeProvider
-    {
-        private long _ticks;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => _ticks;
-
-        public void Advance(TimeSpan by) => _ticks += by.Ticks;
     }
 }

@@ -1,13 +1,16 @@
 using Interceptor.Core.Threading;
 using Interceptor.Daemon.Fairness;
 using NUnit.Framework;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Daemon.Fairness;
 
 /// <summary>
-/// Under load (a pump busy with another user's item), a light user's item (nothing else of its user in the scheduler,
-/// no pile-up in the last <see cref="FairShareScheduler.CrowdedFor"/>) runs where it is posted, beside the pumps; a
-/// crowded user's item is queued for the turns. Pumps are collected by the test; the busy one runs on a pool thread.
+/// Under load (a pump busy with another user's item), a light user's item (no session of its user in the scheduler, not
+/// two at once nor more than <see cref="FairShareScheduler.LightStepsPerWindow"/> steps in the last
+/// <see cref="FairShareScheduler.LoadWindow"/>) runs where it is posted, beside the pumps; a busier user's item is queued
+/// for the turns. Every ContextFor is a session of its own. Pumps are collected by the test; the busy one runs on a pool
+/// thread; the clock is moved by hand (a pump checks its slice before its first item).
 /// </summary>
 public class FairShareSchedulerLightUserTests
 {
@@ -17,11 +20,15 @@ public class FairShareSchedulerLightUserTests
 
     private readonly Queue<Action> _pumps = new();
     private readonly List<Exception> _faults = [];
+    private SteppedClock _clock = new();
+
+    [SetUp]
+    public void FreshClock() => _clock = new SteppedClock();
 
     [Test]
     public async Task A_light_users_item_runs_where_it_is_posted_while_a_pump_is_busy_with_another_users_work()
     {
-        var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue);
+        var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue, _clock);
         var ran = new List<string>();
         await using (var busy = BusyPump.Start(scheduler, Z, _pumps))
         {
@@ -50,7 +57,7 @@ public class FairShareSchedulerLightUserTests
     [Test]
     public async Task A_user_that_had_two_items_at_once_is_queued_until_its_crowded_time_has_passed()
     {
-        var clock = new SteppedClock();
+        var clock = _clock;
         var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue, clock);
         var ran = new List<string>();
         PostFromDedicatedThread(scheduler, X, "x1", ran);
@@ -63,14 +70,14 @@ public class FairShareSchedulerLightUserTests
             await Task.Run(() => PostHoldingNothing(scheduler, X, _ => ran.Add("x3")));
             Assert.That(ran, Has.Count.EqualTo(2), "x3 was queued: X piled up a moment ago");
 
-            clock.Advance(FairShareScheduler.CrowdedFor);
+            clock.Advance(FairShareScheduler.LoadWindow);
             await Task.Run(() => PostHoldingNothing(scheduler, X, _ => ran.Add("x4")));
             Assert.That(ran, Has.Count.EqualTo(2), "x4 was queued behind x3, X's own waiting item");
         }
 
         RunPumps();
         Assert.That(ran, Is.EqualTo(new[] { "x1", "x2", "x3", "x4" }));
-        clock.Advance(FairShareScheduler.CrowdedFor); // x3 and x4 were in the scheduler at once
+        clock.Advance(FairShareScheduler.LoadWindow); // x3 and x4 were in the scheduler at once
 
         await using (var busy = BusyPump.Start(scheduler, Z, _pumps))
         {
@@ -84,7 +91,7 @@ public class FairShareSchedulerLightUserTests
     [Test]
     public async Task A_second_item_of_a_user_whose_first_runs_beside_the_pumps_is_queued()
     {
-        var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue);
+        var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue, _clock);
         var ran = new List<string>();
         await using (var busy = BusyPump.Start(scheduler, Z, _pumps))
         {
@@ -106,6 +113,71 @@ public class FairShareSchedulerLightUserTests
 
         RunPumps();
         Assert.That(ran, Is.EqualTo(new[] { "y1", "y2" }));
+        Assert.That(_faults, Is.Empty);
+    }
+
+    [Test]
+    public async Task A_sessions_own_hand_off_from_inside_its_step_does_not_make_its_user_busy()
+    {
+        // A yield (ThreadBudget, BlockingWork) posts the session's next item from inside its running one: still one
+        // session, so the user's next step still runs where posted.
+        var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue, _clock);
+        var ran = new List<string>();
+        await using (var busy = BusyPump.Start(scheduler, Z, _pumps))
+        {
+            var session = scheduler.ContextFor(Y);
+            await Task.Run(() =>
+            {
+                using var holdingNothing = InlineContinuations.Allow();
+                session.Post(_ =>
+                {
+                    ran.Add("y1");
+                    session.Post(_ => ran.Add("y1 continued"), null);
+                }, null);
+            });
+            Assert.That(ran, Is.EqualTo(new[] { "y1" }), "the hand-off is queued (posted from inside an item)");
+        }
+
+        RunPumps();
+        Assert.That(ran, Is.EqualTo(new[] { "y1", "y1 continued" }));
+        await using (var busy = BusyPump.Start(scheduler, Z, _pumps))
+        {
+            await Task.Run(() => PostHoldingNothing(scheduler, Y, _ => ran.Add("y2")));
+            Assert.That(ran[^1], Is.EqualTo("y2"), "Y is still light: one session had work at a time");
+        }
+
+        RunPumps();
+        Assert.That(_faults, Is.Empty);
+    }
+
+    [Test]
+    public async Task A_user_whose_sessions_take_turns_is_light_only_up_to_its_steps_per_window()
+    {
+        // Sessions served one after another on one socket thread never overlap; their rate still makes them busy.
+        var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue, _clock);
+        var ran = new List<string>();
+        await using (var busy = BusyPump.Start(scheduler, Z, _pumps))
+        {
+            await Task.Run(() =>
+            {
+                for (var i = 0; i < FairShareScheduler.LightStepsPerWindow + 1; i++)
+                {
+                    PostHoldingNothing(scheduler, X, _ => ran.Add("x"));
+                }
+            });
+            Assert.That(ran, Has.Count.EqualTo(FairShareScheduler.LightStepsPerWindow), "the step past the window's share was queued");
+        }
+
+        RunPumps();
+        Assert.That(ran, Has.Count.EqualTo(FairShareScheduler.LightStepsPerWindow + 1));
+        _clock.Advance(FairShareScheduler.LoadWindow);
+        await using (var busy = BusyPump.Start(scheduler, Z, _pumps))
+        {
+            await Task.Run(() => PostHoldingNothing(scheduler, X, _ => ran.Add("x")));
+            Assert.That(ran, Has.Count.EqualTo(FairShareScheduler.LightStepsPerWindow + 2), "a window later, light again");
+        }
+
+        RunPumps();
         Assert.That(_faults, Is.Empty);
     }
 
@@ -149,7 +221,11 @@ public class FairShareSchedulerLightUserTests
             thread.Join();
             var pump = pumps.Dequeue();
             busy._pumping = Task.Run(pump);
-            running.Wait();
+            if (!running.Wait(TimeSpan.FromSeconds(10)))
+            {
+                throw new TimeoutException("the busy pump never ran its item");
+            }
+
             return busy;
         }
 
@@ -159,16 +235,5 @@ public class FairShareSchedulerLightUserTests
             await _pumping;
             _release.Dispose();
         }
-    }
-
-    private sealed class SteppedClock : TimeProvider
-    {
-        private long _ticks;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => _ticks;
-
-        public void Advance(TimeSpan by) => _ticks += by.Ticks;
     }
 }

@@ -1,5 +1,6 @@
 using Interceptor.Daemon.Fairness;
 using NUnit.Framework;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Daemon.Fairness;
 
@@ -208,17 +209,6 @@ public class FairShareSchedulerTests
         Assert.That(seen, Is.EqualTo("session 7"));
     }
 
-    /// <summary>Timestamps the test moves by hand (a pump's slice is measured with them).</summary>
-    private sealed class SteppedClock : TimeProvider
-    {
-        private long _ticks;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => _ticks;
-
-        public void Advance(TimeSpan by) => _ticks += by.Ticks;
-    }
 
     // Pumps run by the test, and nothing run where it is posted: the order is the queues' alone (see FairShareSchedulerInlineTests).
     private FairShareScheduler Deterministic(int concurrency) => new(concurrency, _faults.Add, _pumps.Enqueue, inlineWhenIdle: false);

@@ -70,6 +70,7 @@ public class MessagePipelineTests
         var relayed = await upstream.SessionAsync(0);
         Assert.That(await Wait.ForAsync(relayed.Ended, "the upstream's DATA to be dropped"), Is.EqualTo(UpstreamEnd.Reset));
         Assert.That(relayed.Messages, Is.Empty, "never a final dot");
+        await Wait.UntilAsync(() => session.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         var recorded = session.Recorder.Events.Single();
         Assert.That(recorded.Outcome, Is.EqualTo(TransactionOutcome.Rejected));
         Assert.That(recorded.Unsent, Is.EqualTo(UnsentKind.RefusedAtData), "refused for what the client sent, like a data problem");
@@ -115,6 +116,7 @@ public class MessagePipelineTests
         Assert.That(holds.Kept.Single(), Is.EqualTo(("verdict", "score 9.0 (hold 8)", Body)));
         Assert.That((await upstream.SessionAsync(0)).Messages, Is.Empty);
         // Its own outcome (issue 16): a held message relayed nothing, so the quotas count it only once it is released.
+        await Wait.UntilAsync(() => session.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         Assert.That(session.Recorder.Events.Single().Outcome, Is.EqualTo(TransactionOutcome.Held));
     }
 

@@ -64,6 +64,7 @@ public class SlowClientTests
         await stop.CancelAsync();
         await trickle;
 
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         await TestContext.Out.WriteLineAsync($"trickled DATA cut off after {elapsed:F1} s: {reply.Text}; a bystander's message took {bystanderSeconds:F2} s meanwhile");
         Assert.Multiple(() =>
         {

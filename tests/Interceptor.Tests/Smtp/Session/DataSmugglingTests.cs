@@ -31,6 +31,7 @@ public class DataSmugglingTests
         Assert.That(session.Messages, Has.Count.EqualTo(1));
         var body = Encoding.UTF8.GetString(RelayHarness.SplitTraceHeader(session.Messages[0]).Body);
         Assert.That(body, Is.EqualTo("Subject: s\r\n\r\nline\r\n..\r\n" + Smuggled), "the lone dot re-stuffed, bare LFs made CRLF");
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         Assert.That(relay.Recorder.Events, Has.Count.EqualTo(1));
     }
 
@@ -65,6 +66,7 @@ public class DataSmugglingTests
         Assert.That(session.Messages, Is.Empty, "the upstream saw no final dot");
         Assert.That(session.Commands.Count(c => c.StartsWith("MAIL", StringComparison.Ordinal)), Is.EqualTo(1));
         Assert.That((await relay.Client.CommandAsync("NOOP")).Code, Is.EqualTo(250), "the session stays in step");
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         Assert.That(relay.Recorder.Events.Single().Reply, Does.StartWith("550 5.6.0"));
     }
 

@@ -45,6 +45,7 @@ public class MessageLimitTests
         Assert.That(first.Messages, Is.Empty, "no final dot reached the upstream");
         Assert.That(first.Commands, Does.Not.Contain("QUIT"));
         Assert.That(first.PartialData, Has.Length.LessThanOrEqualTo(Limit + 200));
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         Assert.That(relay.Recorder.Events.Single().Reply, Does.StartWith("552"));
         Assert.That(relay.Recorder.Events.Single().Outcome, Is.EqualTo(TransactionOutcome.Refused));
 
@@ -63,6 +64,7 @@ public class MessageLimitTests
         var final = await relay.Client.SendMessageAsync("alice@customer.test", ["bob@example.net"], BodyOf(Limit));
 
         Assert.That(final.Code, Is.EqualTo(250), final.Text);
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         Assert.That(relay.Recorder.Events.Single().SizeBytes, Is.EqualTo(Limit));
     }
 
@@ -112,6 +114,7 @@ public class MessageLimitTests
         Assert.That((await client.CommandAsync("DATA")).Code, Is.EqualTo(354));
         await client.SendAsync("Subject: many\r\n\r\nbody\r\n.\r\n");
         Assert.That((await client.ReadReplyAsync()).Code, Is.EqualTo(250));
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         Assert.That(relay.Recorder.Events.Single().RecipientCount, Is.EqualTo(100));
     }
 

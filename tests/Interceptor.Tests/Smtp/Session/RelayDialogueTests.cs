@@ -50,6 +50,7 @@ public class RelayDialogueTests
 
         await cache.DisposeAsync();
         Assert.That(finals.Select(f => f.Text), Is.EqualTo(new[] { "250 2.0.0 Ok: queued as A", "250 2.0.0 Ok: queued as B" }));
+        await Wait.UntilAsync(() => second!.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         var recorded = second!.Recorder.Events.Single();
         Assert.That(recorded.Outcome, Is.EqualTo(TransactionOutcome.Delivered));
         Assert.That(recorded.Upstream, Is.EqualTo("192.0.2.25:25"));

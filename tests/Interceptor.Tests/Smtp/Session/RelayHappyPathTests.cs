@@ -94,6 +94,7 @@ public class RelayHappyPathTests
         var (header, rest) = RelayHarness.SplitTraceHeader(session.Messages[0]);
         Assert.That(Encoding.UTF8.GetString(rest), Is.EqualTo(body), "the client's bytes, unchanged");
 
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         var events = relay.Recorder.Events;
         Assert.That(events, Has.Count.EqualTo(1));
         var recorded = events[0];
@@ -214,6 +215,7 @@ public class RelayHappyPathTests
         }));
         Assert.That(session.Messages, Has.Count.EqualTo(2));
 
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 3, "the three transactions recorded (right after the client's final reply)");
         var events = relay.Recorder.Events;
         Assert.That(events.Select(e => (e.Sender, e.RecipientCount)), Is.EqualTo(new[]
         {
@@ -250,6 +252,7 @@ public class RelayHappyPathTests
         Assert.That(data.Code, Is.EqualTo(354));
         Assert.That(final.Code, Is.EqualTo(250));
         Assert.That((await upstream.SessionAsync(0)).Messages, Has.Count.EqualTo(1));
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         Assert.That(relay.Recorder.Events.Single().RecipientCount, Is.EqualTo(1));
     }
 

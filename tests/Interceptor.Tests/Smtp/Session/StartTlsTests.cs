@@ -31,6 +31,7 @@ public class StartTlsTests
         }), "EHLO again after the handshake (RFC 3207)");
         Assert.That(session.Messages, Has.Count.EqualTo(1));
         Assert.That(Encoding.UTF8.GetString(RelayHarness.SplitTraceHeader(session.Messages[0]).Body), Is.EqualTo("Subject: tls\r\n\r\nover TLS\r\n"));
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         Assert.That(relay.Recorder.Events.Single().Upstream, Does.Contain("TLS"));
     }
 

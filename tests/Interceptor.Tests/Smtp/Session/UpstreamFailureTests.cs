@@ -21,6 +21,7 @@ public class UpstreamFailureTests
         var final = await relay.Client.SendMessageAsync("alice@customer.test", ["bob@example.net"], "Subject: x\r\n\r\nbody\r\n");
 
         Assert.That(final.Text, Is.EqualTo(verdict));
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         Assert.That(relay.Recorder.Events.Single().Reply, Is.EqualTo(verdict));
         Assert.That(relay.Recorder.Events.Single().Outcome, Is.EqualTo(outcome));
         Assert.That((await relay.Client.CommandAsync("NOOP")).Code, Is.EqualTo(250), "the session goes on");
@@ -40,6 +41,7 @@ public class UpstreamFailureTests
 
         Assert.That(data.Text, Is.EqualTo(refusal));
         Assert.That((await relay.Client.CommandAsync("NOOP")).Code, Is.EqualTo(250), "the next line is a command again");
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         Assert.That(relay.Recorder.Events.Single().Reply, Is.EqualTo(refusal));
     }
 
@@ -125,6 +127,7 @@ public class UpstreamFailureTests
         Assert.That(final.Code, Is.EqualTo(451), final.Text);
         Assert.That(final.Text, Does.StartWith("451 4."));
         Assert.That((await upstream.SessionAsync(0)).Messages, Has.Count.EqualTo(1), "the upstream had the whole message");
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         Assert.That(relay.Recorder.Events.Single().Reply, Does.StartWith("451"));
         Assert.That(relay.Recorder.Events.Single().Outcome, Is.EqualTo(TransactionOutcome.Unknown),
             "unknown outcome (issue 12.8): the upstream may have delivered it, so it is charged as sent; the client still gets 451");

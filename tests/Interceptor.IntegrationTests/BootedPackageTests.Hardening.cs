@@ -49,8 +49,13 @@ public sealed partial class BootedPackageTests
 
         var after = await ServiceStateAsync();
         var kills = await Container.ExecAsync("journalctl -b -u smtp-interceptor --no-pager -o cat | grep -Ei 'SIGSYS|Bad system call|code=killed|code=dumped|status=31|Operation not permitted|EPERM' || true");
+
+        // The unit's LimitNICE=+0 lets the daemon (User=, no CAP_SYS_NICE, the syscall filter) set a pump thread back to
+        // nice 0, so it demotes a flood's relaying: event 204 at start, not 205.
+        var demotion = await Container.ExecAsync("journalctl -b -u smtp-interceptor --no-pager -o cat | grep -Eo '\"EventId\":20[45],' | sort -u");
         Assert.Multiple(() =>
         {
+            Assert.That(demotion.Stdout.Trim(), Is.EqualTo("\"EventId\":204,"), "fair share demotes under the shipped unit");
             Assert.That(after, Is.EqualTo(before), "same main PID, no restart, still active/running");
             Assert.That(after, Does.Contain("NRestarts=0").And.Contain("ActiveState=active"));
             Assert.That(kills.Stdout.Trim(), Is.Empty, "no seccomp kill or EPERM in the journal");

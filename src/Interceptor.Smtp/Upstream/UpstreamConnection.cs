@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Interceptor.Core.Replies;
 using Interceptor.Core.Threading;
@@ -187,13 +188,7 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
     {
         var handshake = new HandshakeStream(_stream, leaveInnerOpen: false);
         var tls = new SslStream(handshake, leaveInnerStreamOpen: false);
-        var options = _settings.VerifiedTls is { } verified ? verified.ClientOptions() : new SslClientAuthenticationOptions
-        {
-            TargetHost = Endpoint.Address.ToString(),
-#pragma warning disable CA5359 // Opportunistic STARTTLS between MTAs (RFC 3207): we know only an IP, not a name to verify.
-            RemoteCertificateValidationCallback = static (_, _, _, _) => true,
-#pragma warning restore CA5359
-        };
+        var options = _settings.VerifiedTls is { } verified ? verified.ClientOptions() : OpportunisticTlsOptions(Endpoint.Address);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_settings.ReplyTimeout);
         await BlockingWork.RunAsync(() => new ValueTask(tls.AuthenticateAsClientAsync(options, timeout.Token)));
@@ -202,6 +197,21 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
         _stream = tls;
         _reader = NewReader(tls);
     }
+
+    /// <summary>
+    /// STARTTLS towards a destination the customer chose (RFC 3207, opportunistic): any certificate is taken, so its chain
+    /// is never fetched. By default .NET downloads a missing issuer from the URL the certificate names (its AIA) while it
+    /// builds the chain, synchronously, during the handshake: the customer's own MX would make the daemon fetch any URL
+    /// it likes (an internal address included) and hold a pump for the download's 15 s timeout on every connection.
+    /// </summary>
+    internal static SslClientAuthenticationOptions OpportunisticTlsOptions(IPAddress address) => new()
+    {
+        TargetHost = address.ToString(),
+#pragma warning disable CA5359 // Opportunistic STARTTLS between MTAs (RFC 3207): we know only an IP, not a name to verify.
+        RemoteCertificateValidationCallback = static (_, _, _, _) => true,
+#pragma warning restore CA5359
+        CertificateChainPolicy = new X509ChainPolicy { DisableCertificateDownloads = true, RevocationMode = X509RevocationMode.NoCheck },
+    };
 
     /// <summary>MAIL FROM:<paramref name="arguments"/> (the reverse path and the parameters the upstream takes).</summary>
     public async Task<SmtpReply> MailAsync(string arguments, CancellationToken cancellationToken)

@@ -12,8 +12,14 @@ namespace Interceptor.Daemon.Attribution;
 /// </summary>
 public sealed class ProcessAttribution
 {
-    private static readonly TimeSpan ReuseFor = TimeSpan.FromSeconds(5);
+    internal static readonly TimeSpan ReuseFor = TimeSpan.FromSeconds(5);
     private const int WalksPerSecond = 20;
+
+    /// <summary>
+    /// Results kept at most. Keyed by the socket's uid, which a customer with subordinate UIDs picks from 65,536 of
+    /// them, each result holding paths of its choosing: without a bound, one customer grew this by 20 entries a second.
+    /// </summary>
+    internal const int MaxRemembered = 1024;
     private readonly ConcurrentDictionary<uint, (long At, SocketProcess? Process)> _recent = new();
     private int _walking;
     private long _windowStart;
@@ -42,7 +48,7 @@ public sealed class ProcessAttribution
             try
             {
                 var process = SocketProcess.Find(inode, socketUid);
-                _recent[socketUid] = (Environment.TickCount64, process);
+                Remember(socketUid, Environment.TickCount64, process);
                 if (process is not null)
                 {
                     origin.Process = process.ToString();
@@ -53,6 +59,33 @@ public sealed class ProcessAttribution
                 Volatile.Write(ref _walking, 0);
             }
         });
+    }
+
+    /// <summary>Results held now.</summary>
+    internal int Remembered => _recent.Count;
+
+    /// <summary>Keeps a walk's result for <see cref="ReuseFor"/>; past <see cref="MaxRemembered"/>, drops what has expired, and
+    /// everything if that is not enough (a cache: the next connection of a dropped uid walks again, within the budget).</summary>
+    internal void Remember(uint socketUid, long now, SocketProcess? process)
+    {
+        _recent[socketUid] = (now, process);
+        if (_recent.Count <= MaxRemembered)
+        {
+            return;
+        }
+
+        foreach (var (uid, entry) in _recent)
+        {
+            if (now - entry.At >= ReuseFor.TotalMilliseconds)
+            {
+                _recent.TryRemove(uid, out _);
+            }
+        }
+
+        if (_recent.Count > MaxRemembered)
+        {
+            _recent.Clear();
+        }
     }
 
     private bool TakeBudget(long now)

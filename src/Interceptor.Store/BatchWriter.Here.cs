@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Interceptor.Core.Threading;
 using SQLitePCL;
 
 namespace Interceptor.Store;
@@ -72,7 +73,8 @@ internal sealed partial class BatchWriter
 
     private bool TryWriteHere(WriteOp op)
     {
-        if (!_writeHere || Broken is not null || _queue.Reader.Count > 0 || Environment.TickCount64 < Volatile.Read(ref _writeHereAfter) ||
+        // A demoted thread (ThreadDemotion) would hold the write lock at a flood's priority: the writer commits instead.
+        if (!_writeHere || ThreadDemotion.IsDemoted || Broken is not null || _queue.Reader.Count > 0 || Environment.TickCount64 < Volatile.Read(ref _writeHereAfter) ||
             Stopwatch.GetElapsedTime(Volatile.Read(ref _lastCommitEnded)) < _quietBefore || !_connection.TryEnter())
         {
             return false;

@@ -1,3 +1,5 @@
+using Interceptor.Core.Threading;
+
 namespace Interceptor.Daemon.Fairness;
 
 /// <summary>
@@ -46,8 +48,51 @@ public sealed partial class FairShareScheduler
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            _onFault(e);
+            ReportFault(e);
             return false;
+        }
+    }
+
+    /// <summary>
+    /// Sets a demoted pump's thread back to 0. If the kernel refuses, the thread stays demoted for good: demotion stops
+    /// (nothing else is raised that could not come back), the thread is set again when a pump next finds it unseen
+    /// (the kernel may allow it then), and the fault is reported once. True when restored.
+    /// </summary>
+    private bool RestoreNice()
+    {
+        MarkDemoted(false);
+        if (SetNice(0))
+        {
+            return true;
+        }
+
+        t_niceKnownFor = null;
+        if (!_demotionFailed)
+        {
+            _demotionFailed = true;
+            ReportFault(new InvalidOperationException("a pump could not set its thread's nice value back to 0; flooding users are no longer demoted"));
+        }
+
+        return false;
+    }
+
+    private static void MarkDemoted(bool demoted)
+    {
+        t_demoted = demoted;
+        ThreadDemotion.Mark(demoted);
+    }
+
+    // _onFault is the daemon's logger; whatever it throws must not take a pump's slot (or the process) with it.
+    private void ReportFault(Exception e)
+    {
+        try
+        {
+            _onFault(e);
+        }
+#pragma warning disable CA1031 // see above
+        catch (Exception)
+#pragma warning restore CA1031
+        {
         }
     }
 }

@@ -313,14 +313,20 @@ public sealed partial class FairShareScheduler
                     demote = ShouldDemote(item.Context);
                 }
 
-                if (demote != demoted && SetNice(demote ? DemotedNice : 0))
+                if (demote && SetNice(DemotedNice))
                 {
-                    demoted = demote;
-                    t_demoted = demote;
+                    demoted = true;
+                    MarkDemoted(true);
                 }
 
                 finished = item.Context;
                 Run(item);
+                if (demoted)
+                {
+                    // Back to the normal value before the lock above: a demoted thread preempted while it holds the
+                    // scheduler's lock would stall every other user's Post until the flood let it run again.
+                    demoted = !RestoreNice();
+                }
             }
 
             if (finished is not null)
@@ -333,15 +339,12 @@ public sealed partial class FairShareScheduler
         }
         finally
         {
-            // A pool thread goes back as it came: whatever runs on it next is not demoted.
-            if (demoted && !SetNice(0))
+            // A pool thread goes back as it came (an item that threw out of Run left it demoted): whatever runs on it
+            // next is not demoted.
+            if (demoted)
             {
-                t_niceKnownFor = null;
-                _demotionFailed = true;
-                _onFault(new InvalidOperationException("a pump could not set its thread's nice value back to 0; flooding users are no longer demoted"));
+                RestoreNice();
             }
-
-            t_demoted = false;
         }
 
         // Still work to do: queue ourselves again behind whatever else waits for a pool thread.
@@ -390,7 +393,7 @@ public sealed partial class FairShareScheduler
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            _onFault(e);
+            ReportFault(e);
         }
         finally
         {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Interceptor.Core.Events;
+using Interceptor.Core.Threading;
 using Interceptor.Store;
 using Microsoft.Data.Sqlite;
 
@@ -88,6 +89,36 @@ public class WriteHereTests
         Assert.That(here, Is.EqualTo(1), "the first commit made by its caller");
         Assert.That(store.SlowWritesHereCount, Is.EqualTo(1));
         Assert.That(store.WrittenHereCount, Is.EqualTo(here), "paused: every later write went through the writer");
+    }
+
+    [Test]
+    public async Task A_demoted_threads_write_goes_through_the_writer_even_when_it_is_idle()
+    {
+        // The commit holds the database's write lock; at a flood's nice value, preempted, it would hold everyone's.
+        await using var store = _dir.Open(NoQuiet);
+        await store.RecordTransactionAsync(Pending("warm"), CancellationToken.None);
+        var here = store.WrittenHereCount;
+
+        var onDemotedThread = Task.Factory.StartNew(async () =>
+        {
+            ThreadDemotion.Mark(true);
+            try
+            {
+                var write = store.RecordTransactionAsync(Pending("t1"), CancellationToken.None);
+                var completedHere = write.IsCompleted;
+                await write;
+                return completedHere;
+            }
+            finally
+            {
+                ThreadDemotion.Mark(false);
+            }
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+
+        Assert.That(await onDemotedThread, Is.False, "handed to the writer thread");
+        Assert.That(store.WrittenHereCount, Is.EqualTo(here));
+        var rows = await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, 10, CancellationToken.None);
+        Assert.That(rows.Select(r => r.Id), Does.Contain("t1"));
     }
 
     [Test]

@@ -1,3 +1,4 @@
+using Interceptor.Core.Threading;
 using Interceptor.Daemon.Fairness;
 using NUnit.Framework;
 using Interceptor.Tests.TestDoubles;
@@ -49,8 +50,9 @@ public class FairShareSchedulerDemotionTests
         const int Demoted = FairShareScheduler.DemotedNice;
         Assert.That(ran, Is.EqualTo(new[] { ("y1", 0), ("x1", Demoted), ("x2", Demoted), ("y2", 0), ("x3", Demoted), ("x4", Demoted) }));
         Assert.That(_nice, Is.Zero, "the pump set its thread back before returning it");
-        Assert.That(_niceCalls, Is.EqualTo(new[] { 0, Demoted, 0, Demoted, 0 }),
-            "0 once on a thread the pump had not seen (it may have been born demoted), then only where the value changes");
+        Assert.That(_niceCalls, Is.EqualTo(new[] { 0, Demoted, 0, Demoted, 0, Demoted, 0, Demoted, 0 }),
+            "0 once on a thread the pump had not seen (it may have been born demoted), then back to 0 after each demoted " +
+            "item, before the pump takes the scheduler's lock for the next one");
         Assert.That(_faults, Is.Empty);
     }
 
@@ -103,6 +105,48 @@ public class FairShareSchedulerDemotionTests
 
         Assert.That(ran, Has.Count.EqualTo(5));
         Assert.That(refused, Is.EqualTo(5), "0 once on an unseen thread, then tried for each of X's items; never set back what was not set");
+    }
+
+    [Test]
+    public void A_demoted_item_is_marked_as_such_for_code_that_holds_what_others_wait_for()
+    {
+        // The store's commit on the caller's thread asks ThreadDemotion and leaves a demoted item's commit to its writer.
+        var scheduler = Scheduler();
+        var marks = new List<(string Item, bool Demoted)>();
+        scheduler.ContextFor(Y).Post(_ => marks.Add(("y1", ThreadDemotion.IsDemoted)), null);
+        for (var i = 1; i <= FairShareScheduler.FloodSessions; i++)
+        {
+            var name = "x" + i;
+            scheduler.ContextFor(X).Post(_ => marks.Add((name, ThreadDemotion.IsDemoted)), null);
+        }
+
+        RunPumps();
+
+        Assert.That(marks, Is.EqualTo(new[] { ("y1", false), ("x1", true), ("x2", true), ("x3", true), ("x4", true) }));
+        Assert.That(ThreadDemotion.IsDemoted, Is.False, "not left set on the pump's thread");
+    }
+
+    [Test]
+    public void A_refused_restore_stops_demotion_and_is_reported_once()
+    {
+        var scheduler = new FairShareScheduler(1, _faults.Add, _pumps.Enqueue, _clock, inlineWhenIdle: false, setThreadNice: nice =>
+        {
+            _niceCalls.Add(nice);
+            if (nice != 0)
+            {
+                _nice = nice;
+            }
+
+            return nice != 0; // raising works, going back does not (the unit's LimitNICE lost, say)
+        });
+        var ran = new List<(string Item, int Nice)>();
+        Post(scheduler, Y, "y1", ran);
+        PostSessions(scheduler, X, "x", 1, 4, ran);
+        RunPumps();
+
+        Assert.That(scheduler.Demotes, Is.False);
+        Assert.That(_faults, Has.Count.EqualTo(1));
+        Assert.That(_niceCalls.Count(n => n == FairShareScheduler.DemotedNice), Is.EqualTo(1), "nothing raised after the failed restore");
     }
 
     [Test]

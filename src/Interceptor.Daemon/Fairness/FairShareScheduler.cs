@@ -66,6 +66,9 @@ public sealed partial class FairShareScheduler
 
     // The uids with queued work, in turn order: a uid served goes to the back if it has more.
     private readonly Queue<uint> _turns = new();
+
+    // Pumps running a uid's blocking work now (BlockingWork: fsync of a held message, say), for BlockingPumpsPerUser.
+    private readonly Dictionary<uint, int> _blockingRunning = [];
     private readonly Action<Action> _startPump;
     private readonly Action<Exception> _onFault;
     private readonly TimeProvider _time;
@@ -100,6 +103,12 @@ public sealed partial class FairShareScheduler
     public static int DefaultConcurrency => Math.Max(2, Environment.ProcessorCount);
 
     public int Concurrency { get; }
+
+    /// <summary>
+    /// Pumps one user's blocking work may hold at once: all but one (at least one), so another user's work always finds
+    /// a pump that no single user's disk waits can take. Its other work still runs on any pump.
+    /// </summary>
+    public int BlockingPumpsPerUser => Math.Max(1, Concurrency - 1);
 
     public bool InlineWhenIdle { get; }
 
@@ -232,26 +241,6 @@ public sealed partial class FairShareScheduler
         return true;
     }
 
-    // A session's work enters the scheduler: queued, or run here. Its user's load counts sessions, so a session's own
-    // hand-off (a yield, BlockingWork's move to a pump, posted from inside its running step) is not a second one. Under
-    // the lock.
-    private void Entered(UserSynchronizationContext context)
-    {
-        if (context.InScheduler++ == 0)
-        {
-            _load.Enter(context.Uid);
-        }
-    }
-
-    // An item of the session has run. Under the lock.
-    private void Left(UserSynchronizationContext context)
-    {
-        if (--context.InScheduler == 0)
-        {
-            _load.Leave(context.Uid);
-        }
-    }
-
     /// <summary>
     /// Only where the poster holds nothing, and never inside another item: a socket completion on the socket engine's
     /// polling thread, or code that said so (<see cref="InlineContinuations.Allow"/>: a session's start). Elsewhere a
@@ -282,6 +271,7 @@ public sealed partial class FairShareScheduler
     {
         var started = _time.GetTimestamp();
         UserSynchronizationContext? finished = null;
+        var finishedBlocking = false;
         var demoted = false;
         if (_setThreadNice is not null && t_niceKnownFor != this && SetNice(0))
         {
@@ -300,7 +290,7 @@ public sealed partial class FairShareScheduler
                     // The item just run leaves under the same lock that takes the next.
                     if (finished is not null)
                     {
-                        Left(finished);
+                        Left(finished, finishedBlocking);
                         finished = null;
                     }
 
@@ -308,6 +298,12 @@ public sealed partial class FairShareScheduler
                     {
                         _running--;
                         return;
+                    }
+
+                    finishedBlocking = item.Context.InBlockingWork;
+                    if (finishedBlocking)
+                    {
+                        _blockingRunning[item.Context.Uid] = _blockingRunning.GetValueOrDefault(item.Context.Uid) + 1;
                     }
 
                     demote = ShouldDemote(item.Context);
@@ -333,7 +329,7 @@ public sealed partial class FairShareScheduler
             {
                 lock (_lock)
                 {
-                    Left(finished);
+                    Left(finished, finishedBlocking);
                 }
             }
         }
@@ -349,34 +345,6 @@ public sealed partial class FairShareScheduler
 
         // Still work to do: queue ourselves again behind whatever else waits for a pool thread.
         _startPump(Pump);
-    }
-
-    // Round-robin: the uid at the front of the turns gives one item and goes to the back if it has more.
-    private bool TryTakeNext(out WorkItem item)
-    {
-        if (!_turns.TryDequeue(out var uid))
-        {
-            item = default;
-            return false;
-        }
-
-        var queue = _queues[uid];
-        item = queue.Dequeue();
-        if (queue.Count > 0)
-        {
-            _turns.Enqueue(uid);
-        }
-        else
-        {
-            _queues.Remove(uid);
-            if (_spare.Count < SpareQueues)
-            {
-                // Dequeue cleared the slot it took: the queue keeps no reference to a finished item.
-                _spare.Push(queue);
-            }
-        }
-
-        return true;
     }
 
     private void Run(WorkItem item)

@@ -16,4 +16,30 @@ public static class ThreadDemotion
 
     /// <summary>Set by the scheduler that changes the thread's nice value, right after it did.</summary>
     public static void Mark(bool demoted) => t_demoted = demoted;
+
+    // Set once demotion is on: what sets the calling thread's nice value (false if refused).
+    private static Func<int, bool>? s_setNice;
+
+    [ThreadStatic]
+    private static bool t_normalKnown;
+
+    /// <summary>Demotion is on: <see cref="EnsureNormal"/> sets threads it has not seen to 0 with this (null: off again).</summary>
+    public static void EnableNormalizing(Func<int, bool>? setNice) => s_setNice = setNice;
+
+    /// <summary>
+    /// Sets this thread's nice value to 0 once, unless it runs demoted now. Linux starts a thread at its creator's value,
+    /// and the thread pool creates a worker on whichever thread queues work: a demoted pump that completes a task can be
+    /// the parent of a pool thread that then runs anyone's work (a connection's attribution and first step, the control
+    /// socket) at the flood's value. Called where pool threads start work that is not the scheduler's.
+    /// </summary>
+    public static void EnsureNormal()
+    {
+        if (t_normalKnown || t_demoted || s_setNice is not { } setNice)
+        {
+            return;
+        }
+
+        // Refused (the kernel may allow it later): asked again next time.
+        t_normalKnown = setNice(0);
+    }
 }

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Interceptor.Core.Threading;
 
 namespace Interceptor.Daemon.Hosting;
 
@@ -38,6 +39,7 @@ public sealed class ThreadPoolContext : SynchronizationContext
     {
         public void Run()
         {
+            ThreadDemotion.EnsureNormal();
             var previous = Current;
             SetSynchronizationContext(Instance);
             try

@@ -5,6 +5,7 @@ using Interceptor.Core.Options;
 using Interceptor.Core.Policy;
 using Interceptor.Core.Pool;
 using Interceptor.Core.Replies;
+using Interceptor.Core.Threading;
 using Interceptor.Daemon.Attribution;
 using Interceptor.Daemon.Fairness;
 using Interceptor.Daemon.Hosting;
@@ -88,6 +89,8 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
             setThreadNice: ThreadNice.CanLowerAgain(FairShareScheduler.DemotedNice) ? ThreadNice.TrySet : null);
         if (_fairShare.Demotes)
         {
+            // Pool threads born of a demoted pump start other work at 0 (the scheduler's pumps see to their own).
+            ThreadDemotion.EnableNormalizing(ThreadNice.TrySet);
             logger.CrowdedUsersDemoted(FairShareScheduler.DemotedNice);
         }
         else

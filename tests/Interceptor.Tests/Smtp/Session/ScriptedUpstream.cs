@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Smtp.Session;
 
@@ -291,14 +292,9 @@ internal sealed class ScriptedUpstream : IAsyncDisposable
     /// </summary>
     public static async Task WarmUpTlsAsync()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        using var client = new TcpClient();
-        var connect = client.ConnectAsync((IPEndPoint)listener.LocalEndpoint);
-        using var server = await listener.AcceptTcpClientAsync();
-        await connect;
-        await using var serverTls = new SslStream(server.GetStream());
-        await using var clientTls = new SslStream(client.GetStream());
+        using var pair = await LoopbackTcpPair.ConnectAsync();
+        await using var serverTls = new SslStream(pair.Server.GetStream());
+        await using var clientTls = new SslStream(pair.Client.GetStream());
         var clientOptions = new SslClientAuthenticationOptions
         {
             TargetHost = "mx.upstream.test",

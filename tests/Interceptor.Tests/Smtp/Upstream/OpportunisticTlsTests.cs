@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Interceptor.Smtp.Upstream;
+using Interceptor.Tests.TestDoubles;
 using NUnit.Framework;
 
 namespace Interceptor.Tests.Smtp.Upstream;
@@ -46,14 +47,9 @@ public class OpportunisticTlsTests
 
     private static async Task HandshakeAsync(X509Certificate2 serverCertificate, SslClientAuthenticationOptions clientOptions)
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        using var client = new TcpClient();
-        var connect = client.ConnectAsync((IPEndPoint)listener.LocalEndpoint);
-        using var server = await listener.AcceptTcpClientAsync();
-        await connect;
-        await using var serverTls = new SslStream(server.GetStream());
-        await using var clientTls = new SslStream(client.GetStream());
+        using var pair = await LoopbackTcpPair.ConnectAsync();
+        await using var serverTls = new SslStream(pair.Server.GetStream());
+        await using var clientTls = new SslStream(pair.Client.GetStream());
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         // offline: the server side would otherwise fetch the issuer itself, to send it along.
         var serverOptions = new SslServerAuthenticationOptions { ServerCertificateContext = SslStreamCertificateContext.Create(serverCertificate, null, offline: true) };

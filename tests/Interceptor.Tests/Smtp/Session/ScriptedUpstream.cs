@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using Interceptor.Tests.TestDoubles;
+using Interceptor.Tests.Smtp.IO;
 
 namespace Interceptor.Tests.Smtp.Session;
 
@@ -292,9 +292,9 @@ internal sealed class ScriptedUpstream : IAsyncDisposable
     /// </summary>
     public static async Task WarmUpTlsAsync()
     {
-        using var pair = await LoopbackTcpPair.ConnectAsync();
-        await using var serverTls = new SslStream(pair.Server.GetStream());
-        await using var clientTls = new SslStream(pair.Client.GetStream());
+        using var pair = await LoopbackPair.OpenAsync();
+        await using var serverTls = new SslStream(pair.Server);
+        await using var clientTls = new SslStream(pair.Client);
         var clientOptions = new SslClientAuthenticationOptions
         {
             TargetHost = "mx.upstream.test",

@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Interceptor.Smtp.Upstream;
-using Interceptor.Tests.TestDoubles;
+using Interceptor.Tests.Smtp.IO;
 using NUnit.Framework;
 
 namespace Interceptor.Tests.Smtp.Upstream;
@@ -47,9 +47,9 @@ public class OpportunisticTlsTests
 
     private static async Task HandshakeAsync(X509Certificate2 serverCertificate, SslClientAuthenticationOptions clientOptions)
     {
-        using var pair = await LoopbackTcpPair.ConnectAsync();
-        await using var serverTls = new SslStream(pair.Server.GetStream());
-        await using var clientTls = new SslStream(pair.Client.GetStream());
+        using var pair = await LoopbackPair.OpenAsync();
+        await using var serverTls = new SslStream(pair.Server);
+        await using var clientTls = new SslStream(pair.Client);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         // offline: the server side would otherwise fetch the issuer itself, to send it along.
         var serverOptions = new SslServerAuthenticationOptions { ServerCertificateContext = SslStreamCertificateContext.Create(serverCertificate, null, offline: true) };

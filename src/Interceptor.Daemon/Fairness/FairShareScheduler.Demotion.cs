@@ -24,11 +24,6 @@ public sealed partial class FairShareScheduler
     public static readonly TimeSpan OthersServedFor = TimeSpan.FromSeconds(1);
     /// <summary>Whether flooding users' items may run demoted (the process can set a thread's nice value back to 0).</summary>
     public bool Demotes => _setThreadNice is not null && !_demotionFailed;
-    // Set while this thread runs demoted. A pump started from here would be a new pool thread created by this one, and
-    // born with its nice value.
-    [ThreadStatic]
-    private static bool t_demoted;
-
     // The scheduler whose pump set this thread's nice value to 0 (the daemon has one). A pool thread created by a
     // demoted one starts at its creator's value, so a pump sets it once on a thread it has not seen.
     [ThreadStatic]
@@ -60,7 +55,7 @@ public sealed partial class FairShareScheduler
     /// </summary>
     private bool RestoreNice()
     {
-        MarkDemoted(false);
+        ThreadDemotion.Mark(false);
         if (SetNice(0))
         {
             return true;
@@ -74,12 +69,6 @@ public sealed partial class FairShareScheduler
         }
 
         return false;
-    }
-
-    private static void MarkDemoted(bool demoted)
-    {
-        t_demoted = demoted;
-        ThreadDemotion.Mark(demoted);
     }
 
     // _onFault is the daemon's logger; whatever it throws must not take a pump's slot (or the process) with it.

@@ -161,7 +161,8 @@ public sealed partial class FairShareScheduler
 
             queue.Enqueue(new WorkItem(context, callback, state));
             Entered(context);
-            if (_running < Concurrency && !t_demoted)
+            // Not from a demoted thread: the pump could be a new pool thread created by this one, born with its value.
+            if (_running < Concurrency && !ThreadDemotion.IsDemoted)
             {
                 _running++;
                 start = true;
@@ -312,7 +313,7 @@ public sealed partial class FairShareScheduler
                 if (demote && SetNice(DemotedNice))
                 {
                     demoted = true;
-                    MarkDemoted(true);
+                    ThreadDemotion.Mark(true);
                 }
 
                 finished = item.Context;

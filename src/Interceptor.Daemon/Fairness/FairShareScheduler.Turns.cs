@@ -37,13 +37,16 @@ public sealed partial class FairShareScheduler
     // Round-robin: the uid at the front of the turns gives one item and goes to the back if it has more. A uid whose
     // next item is blocking work while it already blocks BlockingPumpsPerUser pumps passes its turn: a customer's held
     // messages (each fsync'd on a pump) must not take every pump while other users' work waits.
-    private bool TryTakeNext(out WorkItem item)
+    // blocking: what the cap was judged by (read once: the session's flag changes outside the lock), counted by the
+    // pump until the item has run.
+    private bool TryTakeNext(out WorkItem item, out bool blocking)
     {
         for (var turns = _turns.Count; turns > 0; turns--)
         {
             var uid = _turns.Dequeue();
             var queue = _queues[uid];
-            if (queue.Peek().Context.InBlockingWork && _blockingRunning.GetValueOrDefault(uid) >= BlockingPumpsPerUser)
+            blocking = queue.Peek().Context.InBlockingWork;
+            if (blocking && _blockingRunning.GetValueOrDefault(uid) >= BlockingPumpsPerUser)
             {
                 _turns.Enqueue(uid);
                 continue;
@@ -54,6 +57,7 @@ public sealed partial class FairShareScheduler
         }
 
         item = default;
+        blocking = false;
         return false;
     }
 

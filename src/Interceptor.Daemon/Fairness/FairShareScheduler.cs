@@ -295,13 +295,12 @@ public sealed partial class FairShareScheduler
                         finished = null;
                     }
 
-                    if (!TryTakeNext(out item))
+                    if (!TryTakeNext(out item, out finishedBlocking))
                     {
                         _running--;
                         return;
                     }
 
-                    finishedBlocking = item.Context.InBlockingWork;
                     if (finishedBlocking)
                     {
                         _blockingRunning[item.Context.Uid] = _blockingRunning.GetValueOrDefault(item.Context.Uid) + 1;

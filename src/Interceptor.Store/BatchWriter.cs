@@ -74,6 +74,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
     private long _lastCommitEnded;
     private readonly ConcurrentQueue<WriteOp> _deferred = new();
     private readonly Lock _deferredGate = new();
+    private Task? _lastDeferred;
     private readonly TimeSpan _deferredDelay;
     private readonly ITimer _deferredTimer;
 
@@ -170,6 +171,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
             }
 
             _deferred.Enqueue(op);
+            _lastDeferred = op.Task;
             if (_writerIdle)
             {
                 // The writer sleeps without a deadline: make sure it looks again within the delay. Under load the next
@@ -183,8 +185,14 @@ internal sealed partial class BatchWriter : IAsyncDisposable
     }
 
     /// <summary>Completes once every deferred write queued so far is committed (or failed); readers call it first.</summary>
+    /// <remarks>
+    /// Judged by the last deferred write's task, not by the queue: a commit in progress (the writer's, or one on a
+    /// caller's thread) may have taken the writes out of the queue without having committed them yet. Deferred writes
+    /// are taken in order and committed in order, so the last one done means all are; else a write queued now is
+    /// committed after that commit (both hold the connection's lock).
+    /// </remarks>
     public Task FlushDeferredAsync(CancellationToken cancellationToken) =>
-        _deferred.IsEmpty ? Task.CompletedTask : EnqueueAsync(_ => 0, cancellationToken);
+        Volatile.Read(ref _lastDeferred) is { IsCompleted: false } ? EnqueueAsync(_ => 0, cancellationToken) : Task.CompletedTask;
 
     private void WakeForDeferred()
     {

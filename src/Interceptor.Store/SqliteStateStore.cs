@@ -212,6 +212,10 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
     internal Task<T> RunOnWriterAsync<T>(Func<SqliteConnection, T> work) =>
         _writer.EnqueueAsync(s => work(s.Connection), CancellationToken.None);
 
+    /// <summary>For tests: a write committed on the caller's thread when the writer is idle, as a Pending row is.</summary>
+    internal Task<T> WriteHereOrOnWriterAsync<T>(Func<SqliteConnection, T> work) =>
+        _writer.WriteHereOrEnqueueAsync(s => work(s.Connection), CancellationToken.None);
+
     /// <summary>Waits for every queued write to be committed or failed, then closes the database.</summary>
     public async ValueTask DisposeAsync()
     {

@@ -99,6 +99,35 @@ public class DeferredWriteTests
     }
 
     [Test]
+    public async Task A_read_waits_for_outcomes_a_commit_in_progress_has_taken_from_the_queue()
+    {
+        // A commit on a caller's thread (or the writer's) takes the deferred outcomes first, then runs its own write:
+        // while that write runs, the queue is empty and the outcome is not on disk yet. A read judged by the queue
+        // alone went ahead and missed it.
+        await using var store = _dir.Open(NoTimer with { QuietBeforeWritingHere = TimeSpan.Zero, SlowWriteHere = TimeSpan.FromMinutes(1) });
+        await store.RecordTransactionAsync(Pending("t1"), CancellationToken.None);
+        var outcome = store.RecordOutcomeDeferred(Delivered("t1"));
+        using var inside = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var commit = Task.Run(() => store.WriteHereOrOnWriterAsync(_ =>
+        {
+            inside.Set();
+            return release.Wait(TimeSpan.FromSeconds(30));
+        }));
+        Assert.That(inside.Wait(TimeSpan.FromSeconds(10)), "the blocking write started");
+        Assert.That(outcome.IsCompleted, Is.False, "the outcome is taken but not committed");
+
+        var read = store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, 10, CancellationToken.None);
+        var early = await Task.WhenAny(read, Task.Delay(300)) == read;
+        release.Set();
+        var rows = await read;
+
+        Assert.That(await commit, Is.True, "the blocking write was released, not timed out");
+        Assert.That(early, Is.False, "the read must wait for the commit that carries the outcome");
+        Assert.That(rows.Select(r => (r.Id, r.Outcome)), Is.EqualTo(new[] { ("t1", TransactionOutcome.Delivered) }));
+    }
+
+    [Test]
     public async Task Closing_commits_outcomes_and_later_ones_fail()
     {
         var store = _dir.Open(NoTimer);

@@ -2,7 +2,6 @@ using Interceptor.Daemon.Commands;
 using Interceptor.Daemon.Configuration;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Netfilter;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 
@@ -20,19 +19,15 @@ public static class Program
         // Before the logger factory: the console logger takes Console.Out when it is built.
         Console.SetOut(new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false), 64 * 1024) { AutoFlush = true });
 
-        // Under systemd each line also carries its syslog priority for journald (see JournalPriorityFormatter).
+        // One JSON object per line; under systemd each line also carries its syslog priority for journald (see
+        // JournalPriorityFormatter). Written in batches by a thread of our own (BatchedConsoleLoggerProvider).
+        ConsoleFormatter formatter = JournalPriorityFormatter.StandardOutputIsJournal()
+            ? new JournalPriorityFormatter(JsonLogFormat.Configure)
+            : JournalPriorityFormatter.JsonFormatter(JsonLogFormat.Configure);
         using var loggers = LoggerFactory.Create(builder =>
         {
             builder.SetMinimumLevel(LogLevel.Information);
-            if (JournalPriorityFormatter.StandardOutputIsJournal())
-            {
-                builder.Services.AddSingleton<ConsoleFormatter>(new JournalPriorityFormatter(JsonLogFormat.Configure));
-                builder.AddConsole(o => o.FormatterName = JournalPriorityFormatter.FormatterName);
-            }
-            else
-            {
-                builder.AddJsonConsole(JsonLogFormat.Configure);
-            }
+            builder.AddBatchedConsole(formatter);
         });
         try
         {

@@ -21,11 +21,16 @@ public sealed class JournalPriorityFormatter : ConsoleFormatter
     public JournalPriorityFormatter(Action<JsonConsoleFormatterOptions> configure)
         : base(FormatterName)
     {
-        // A throwaway container is the only way to obtain the framework's JSON formatter instance.
+        _json = JsonFormatter(configure);
+    }
+
+    /// <summary>The framework's JSON console formatter (internal: a throwaway container is the only way to get one).</summary>
+    public static ConsoleFormatter JsonFormatter(Action<JsonConsoleFormatterOptions> configure)
+    {
         using var services = new ServiceCollection()
             .AddLogging(builder => builder.AddJsonConsole(configure))
             .BuildServiceProvider();
-        _json = services.GetServices<ConsoleFormatter>().Single(f => f.Name == ConsoleFormatterNames.Json);
+        return services.GetServices<ConsoleFormatter>().Single(f => f.Name == ConsoleFormatterNames.Json);
     }
 
     /// <summary>

@@ -1,0 +1,161 @@
+using System.Text;
+
+namespace Interceptor.Daemon.Hosting;
+
+/// <summary>
+/// Writes log lines to standard output from a thread of its own, in batches. .NET's console logger also writes from a
+/// thread of its own, but wakes it for every line: under load that was two context switches per relayed message (the
+/// logger's thread, and the session's thread preempted by it) and a fifth of the daemon's CPU on this kind of host
+/// (README → Performance). Here the first line after a quiet spell is written at once; the thread then waits
+/// <see cref="Linger"/> before it looks again, and lines logged meanwhile go out together without waking anyone.
+/// </summary>
+/// <remarks>
+/// Nothing is dropped: when <see cref="MaxPendingChars"/> are waiting (standard output blocked, say journald stuck),
+/// loggers wait for the thread, as the console logger's full queue makes them. Lines go through <see cref="Console.Out"/>,
+/// so they never interleave with what a verb prints there.
+/// </remarks>
+public sealed class ConsoleLineWriter : IDisposable
+{
+    /// <summary>How long the thread waits after a write before it writes what came meanwhile.</summary>
+    public static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>About 1,000 transaction lines; the console logger queued up to 2,500 lines.</summary>
+    public const int MaxPendingChars = 1 << 20;
+
+    // Monitor's wait and pulse: System.Threading.Lock has neither.
+    private readonly object _gate = new();
+    private readonly Func<TextWriter> _output;
+    private readonly TimeSpan _linger;
+    private readonly int _maxPending;
+    private readonly Thread _thread;
+    private StringBuilder _pending = new();
+    private StringBuilder _writing = new();
+    private bool _threadWaiting;
+    private bool _stopping;
+    private bool _stopped;
+    private long _batches;
+
+    /// <param name="output">Where lines go; read for each batch (a verb or test may replace Console.Out).</param>
+    public ConsoleLineWriter(Func<TextWriter>? output = null, TimeSpan? linger = null, int maxPendingChars = MaxPendingChars)
+    {
+        _output = output ?? (() => Console.Out);
+        _linger = linger ?? Linger;
+        _maxPending = maxPendingChars;
+        _thread = new Thread(Run) { IsBackground = true, Name = "log writer" };
+        _thread.Start();
+    }
+
+    /// <summary>Batches written, for tests and the benchmark's reading of a run.</summary>
+    public long Batches => Interlocked.Read(ref _batches);
+
+    /// <summary>Queues a formatted line (or lines); returns at once unless <see cref="MaxPendingChars"/> are waiting.</summary>
+    public void Append(StringBuilder text)
+    {
+        lock (_gate)
+        {
+            if (_stopped)
+            {
+                WriteAfterStop(text);
+                return;
+            }
+
+            // A full buffer waits for the thread's next batch (nothing lost), and the thread need not linger for it;
+            // one line longer than the cap still goes.
+            while (_pending.Length > 0 && _pending.Length + text.Length > _maxPending && !_stopped)
+            {
+                Monitor.PulseAll(_gate);
+                Monitor.Wait(_gate);
+            }
+
+            if (_stopped)
+            {
+                WriteAfterStop(text);
+                return;
+            }
+
+            _pending.Append(text);
+            if (_threadWaiting)
+            {
+                _threadWaiting = false;
+                Monitor.Pulse(_gate);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _stopping = true;
+            Monitor.PulseAll(_gate);
+        }
+
+        // The thread writes what is left first; a standard output blocked for good must not hold the exit forever.
+        _thread.Join(TimeSpan.FromSeconds(5));
+    }
+
+    private void Run()
+    {
+        while (true)
+        {
+            lock (_gate)
+            {
+                while (_pending.Length == 0 && !_stopping)
+                {
+                    _threadWaiting = true;
+                    Monitor.Wait(_gate);
+                }
+
+                _threadWaiting = false;
+                (_pending, _writing) = (_writing, _pending);
+                if (_pending.Length == 0 && _writing.Length == 0 && _stopping)
+                {
+                    _stopped = true;
+                    Monitor.PulseAll(_gate);
+                    return;
+                }
+
+                // Loggers waiting for room may go on.
+                Monitor.PulseAll(_gate);
+            }
+
+            Write(_writing);
+            _writing.Clear();
+            if (_writing.Capacity > 4 * _maxPending)
+            {
+                _writing = new StringBuilder();
+            }
+
+            Interlocked.Increment(ref _batches);
+            lock (_gate)
+            {
+                if (!_stopping && _pending.Length < _maxPending / 2)
+                {
+                    // Lines logged meanwhile wait for the next batch without waking this thread (loggers pulse only a
+                    // thread waiting for a first line); a full buffer or the disposal ends the wait early.
+                    Monitor.Wait(_gate, _linger);
+                }
+            }
+        }
+    }
+
+    private void Write(StringBuilder batch)
+    {
+        try
+        {
+            var output = _output();
+            output.Write(batch);
+            output.Flush();
+        }
+        catch (IOException)
+        {
+            // Standard output is gone (the journal's stream closed): nothing else can take the lines.
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>A line logged after the thread ended (disposal at exit) is written by its caller.</summary>
+    private void WriteAfterStop(StringBuilder text) => Write(text);
+}

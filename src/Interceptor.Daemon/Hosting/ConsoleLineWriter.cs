@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 
 namespace Interceptor.Daemon.Hosting;
@@ -6,8 +7,9 @@ namespace Interceptor.Daemon.Hosting;
 /// Writes log lines to standard output from a thread of its own, in batches. .NET's console logger also writes from a
 /// thread of its own, but wakes it for every line: under load that was two context switches per relayed message (the
 /// logger's thread, and the session's thread preempted by it) and a fifth of the daemon's CPU on this kind of host
-/// (README → Performance). Here the first line after a quiet spell is written at once; the thread then waits
-/// <see cref="Linger"/> before it looks again, and lines logged meanwhile go out together without waking anyone.
+/// (README → Performance). Here a line after a quiet spell is written at once; while lines come closer together than
+/// <see cref="Linger"/>, the thread waits that long after each write, and lines logged meanwhile go out together
+/// without waking anyone.
 /// </summary>
 /// <remarks>
 /// Nothing is dropped: when <see cref="MaxPendingChars"/> are waiting (standard output blocked, say journald stuck),
@@ -98,12 +100,21 @@ public sealed class ConsoleLineWriter : IDisposable
     {
         while (true)
         {
+            // Lines closer together than the linger: batch them. A line after a longer quiet spell is written alone and
+            // the thread waits for the next without a timed wake-up (a daemon logging a line a second stays asleep).
+            var busy = true;
             lock (_gate)
             {
-                while (_pending.Length == 0 && !_stopping)
+                if (_pending.Length == 0 && !_stopping)
                 {
-                    _threadWaiting = true;
-                    Monitor.Wait(_gate);
+                    var waitBegan = Stopwatch.GetTimestamp();
+                    while (_pending.Length == 0 && !_stopping)
+                    {
+                        _threadWaiting = true;
+                        Monitor.Wait(_gate);
+                    }
+
+                    busy = Stopwatch.GetElapsedTime(waitBegan) < _linger;
                 }
 
                 _threadWaiting = false;
@@ -129,7 +140,7 @@ public sealed class ConsoleLineWriter : IDisposable
             Interlocked.Increment(ref _batches);
             lock (_gate)
             {
-                if (!_stopping && _pending.Length < _maxPending / 2)
+                if (busy && !_stopping && _pending.Length < _maxPending / 2)
                 {
                     // Lines logged meanwhile wait for the next batch without waking this thread (loggers pulse only a
                     // thread waiting for a first line); a full buffer or the disposal ends the wait early.

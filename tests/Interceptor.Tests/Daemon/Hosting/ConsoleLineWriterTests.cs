@@ -37,6 +37,23 @@ public class ConsoleLineWriterTests
     }
 
     [Test]
+    public void After_a_quiet_spell_the_thread_does_not_linger()
+    {
+        var output = new RecordingWriter();
+        using var writer = new ConsoleLineWriter(() => output, linger: TimeSpan.FromSeconds(1));
+        writer.Append(Line("a"));
+        Assert.That(SpinWait.SpinUntil(() => output.Writes.Count == 1, TimeSpan.FromSeconds(5)), Is.True);
+
+        Thread.Sleep(TimeSpan.FromSeconds(2.5)); // the linger after "a", then a longer quiet spell
+        writer.Append(Line("b"));
+        Assert.That(SpinWait.SpinUntil(() => output.Writes.Count == 2, TimeSpan.FromSeconds(5)), Is.True);
+        writer.Append(Line("c"));
+
+        Assert.That(SpinWait.SpinUntil(() => output.Writes.Count == 3, TimeSpan.FromMilliseconds(500)), Is.True,
+            "a line after a quiet spell is not followed by a linger: the next line goes at once");
+    }
+
+    [Test]
     public void Lines_from_many_threads_arrive_whole_and_in_order_per_thread()
     {
         const int threads = 8;

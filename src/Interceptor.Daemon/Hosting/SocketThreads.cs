@@ -7,8 +7,8 @@ namespace Interceptor.Daemon.Hosting;
 /// the thread pool, and the session's continuation then goes to the fair-share scheduler's pump: two wake-ups of idle
 /// threads for each lock-step exchange, about 0.2 ms each on this kind of host, which made most of the latency the
 /// relay added (issue 19, same-minute comparison: +2.92 ms a message before, +1.69 with completions inline). With
-/// <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c> the engine runs one polling thread per processor and runs
-/// completions on it; when it is idle, the scheduler then runs the step right there (see
+/// <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c> the engine runs completions on its polling threads (one per
+/// two processors here, <see cref="PollingThreads"/>); when it is idle, the scheduler then runs the step right there (see
 /// <see cref="Fairness.FairShareScheduler"/>), as an event loop does.
 /// </summary>
 /// <remarks>

@@ -31,7 +31,7 @@ public static class BlockingWork
             }
         }
 
-        return await Task.Run(() => work().AsTask());
+        return await ThreadDemotion.RunNormal(() => work().AsTask());
     }
 
     public static async ValueTask RunAsync(Func<ValueTask> work)

@@ -20,11 +20,18 @@ public static class ThreadDemotion
     // Set once demotion is on: what sets the calling thread's nice value (false if refused).
     private static Func<int, bool>? s_setNice;
 
+    // Bumped by every EnableNormalizing: a thread set to 0 under an earlier setter is looked at again.
+    private static int s_generation;
+
     [ThreadStatic]
-    private static bool t_normalKnown;
+    private static int t_normalIn;
 
     /// <summary>Demotion is on: <see cref="EnsureNormal"/> sets threads it has not seen to 0 with this (null: off again).</summary>
-    public static void EnableNormalizing(Func<int, bool>? setNice) => s_setNice = setNice;
+    public static void EnableNormalizing(Func<int, bool>? setNice)
+    {
+        s_setNice = setNice;
+        Interlocked.Increment(ref s_generation);
+    }
 
     /// <summary>
     /// Sets this thread's nice value to 0 once, unless it runs demoted now. Linux starts a thread at its creator's value,
@@ -34,12 +41,48 @@ public static class ThreadDemotion
     /// </summary>
     public static void EnsureNormal()
     {
-        if (t_normalKnown || t_demoted || s_setNice is not { } setNice)
+        var generation = Volatile.Read(ref s_generation);
+        if (t_normalIn == generation || t_demoted || s_setNice is not { } setNice)
         {
             return;
         }
 
         // Refused (the kernel may allow it later): asked again next time.
-        t_normalKnown = setNice(0);
+        if (setNice(0))
+        {
+            t_normalIn = generation;
+        }
     }
+
+    /// <summary>
+    /// <see cref="Task.Run(Action)"/> on a thread set to 0 first (<see cref="EnsureNormal"/>): work started where a
+    /// demoted pump may be the creator of the pool thread that runs it (a /proc walk for a connection's process, an idle
+    /// client's upstream given back, a certificate minted for a handshake).
+    /// </summary>
+    public static Task RunNormal(Action work) => Task.Run(() =>
+    {
+        EnsureNormal();
+        work();
+    });
+
+    /// <inheritdoc cref="RunNormal(Action)"/>
+    public static Task<T> RunNormal<T>(Func<T> work) => Task.Run(() =>
+    {
+        EnsureNormal();
+        return work();
+    });
+
+    /// <inheritdoc cref="RunNormal(Action)"/>
+    public static Task RunNormal(Func<Task> work) => Task.Run(() =>
+    {
+        EnsureNormal();
+        return work();
+    });
+
+    /// <inheritdoc cref="RunNormal(Action)"/>
+    public static Task<T> RunNormal<T>(Func<Task<T>> work) => Task.Run(() =>
+    {
+        EnsureNormal();
+        return work();
+    });
 }

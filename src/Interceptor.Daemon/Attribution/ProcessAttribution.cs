@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Interceptor.Core.Threading;
 using Interceptor.Linux;
 using Interceptor.Smtp.Session;
 
@@ -43,7 +44,7 @@ public sealed class ProcessAttribution
             return;
         }
 
-        _ = Task.Run(() =>
+        _ = ThreadDemotion.RunNormal(() =>
         {
             try
             {

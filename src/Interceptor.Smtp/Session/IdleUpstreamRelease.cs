@@ -1,3 +1,4 @@
+using Interceptor.Core.Threading;
 using Interceptor.Smtp.Upstream;
 using Microsoft.Extensions.Logging;
 
@@ -95,7 +96,7 @@ internal sealed class IdleUpstreamRelease : IAsyncDisposable
 
             _armed = false;
             // Off the timer's thread: giving back may send RSET or QUIT and wait for the reply.
-            _releasing = Task.Run(ReleaseAsync);
+            _releasing = ThreadDemotion.RunNormal(ReleaseAsync);
         }
     }
 

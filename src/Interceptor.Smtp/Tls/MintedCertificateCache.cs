@@ -1,5 +1,6 @@
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
+using Interceptor.Core.Threading;
 
 namespace Interceptor.Smtp.Tls;
 
@@ -59,7 +60,7 @@ public sealed class MintedCertificateCache
                 return node.Value.Context;
             }
 
-            context = Task.Run(() => Create(name));
+            context = ThreadDemotion.RunNormal(() => Create(name));
             _byName[name] = _recency.AddFirst((name, context));
             if (_byName.Count > _capacity)
             {

@@ -66,6 +66,46 @@ public class ThreadDemotionTests
         Assert.That(setBefore, Is.True, "its thread (new to the check in this test) was set to 0 before the work ran");
     }
 
+    [Test]
+    public async Task Work_started_with_RunNormal_runs_after_its_thread_was_set_to_0()
+    {
+        // Refused every time, so asked on every call: a pool thread set in an earlier test cannot hide a missing call.
+        ThreadDemotion.EnableNormalizing(nice =>
+        {
+            _calls.Enqueue((Environment.CurrentManagedThreadId, nice));
+            return false;
+        });
+        var setBefore = new List<bool>();
+        void Check()
+        {
+            var thread = Environment.CurrentManagedThreadId;
+            setBefore.Add(_calls.Contains((thread, 0)));
+        }
+
+        _calls.Clear();
+        await ThreadDemotion.RunNormal(Check);
+        _calls.Clear();
+        await ThreadDemotion.RunNormal(() =>
+        {
+            Check();
+            return 1;
+        });
+        _calls.Clear();
+        await ThreadDemotion.RunNormal(() =>
+        {
+            Check();
+            return Task.CompletedTask;
+        });
+        _calls.Clear();
+        await ThreadDemotion.RunNormal(() =>
+        {
+            Check();
+            return Task.FromResult(1);
+        });
+
+        Assert.That(setBefore, Is.EqualTo(new[] { true, true, true, true }));
+    }
+
     private static int OnNewThread(Action work)
     {
         var id = 0;

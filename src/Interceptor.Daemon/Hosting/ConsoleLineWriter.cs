@@ -47,7 +47,7 @@ public sealed class ConsoleLineWriter : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Batches written, for tests and the benchmark's reading of a run.</summary>
+    /// <summary>Batches written (tests read it).</summary>
     public long Batches => Interlocked.Read(ref _batches);
 
     /// <summary>Queues a formatted line (or lines); returns at once unless <see cref="MaxPendingChars"/> are waiting.</summary>

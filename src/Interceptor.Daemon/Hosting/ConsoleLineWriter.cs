@@ -55,33 +55,28 @@ public sealed class ConsoleLineWriter : IDisposable
     {
         lock (_gate)
         {
-            if (_stopped)
+            // A full buffer waits for the thread's next batch (nothing lost; the thread wakes waiters after each swap,
+            // and skips its linger while half the cap waits); one line longer than the cap still goes.
+            while (!_stopped && _pending.Length > 0 && _pending.Length + text.Length > _maxPending)
             {
-                WriteAfterStop(text);
-                return;
-            }
-
-            // A full buffer waits for the thread's next batch (nothing lost), and the thread need not linger for it;
-            // one line longer than the cap still goes.
-            while (_pending.Length > 0 && _pending.Length + text.Length > _maxPending && !_stopped)
-            {
-                Monitor.PulseAll(_gate);
                 Monitor.Wait(_gate);
             }
 
-            if (_stopped)
+            if (!_stopped)
             {
-                WriteAfterStop(text);
+                _pending.Append(text);
+                if (_threadWaiting)
+                {
+                    _threadWaiting = false;
+                    Monitor.Pulse(_gate);
+                }
+
                 return;
             }
-
-            _pending.Append(text);
-            if (_threadWaiting)
-            {
-                _threadWaiting = false;
-                Monitor.Pulse(_gate);
-            }
         }
+
+        // The thread has ended (disposal at exit): the caller writes its line itself, outside the lock.
+        Write(text);
     }
 
     public void Dispose()
@@ -92,8 +87,16 @@ public sealed class ConsoleLineWriter : IDisposable
             Monitor.PulseAll(_gate);
         }
 
-        // The thread writes what is left first; a standard output blocked for good must not hold the exit forever.
-        _thread.Join(TimeSpan.FromSeconds(5));
+        // The thread writes what is left first; a standard output blocked for good must not hold the exit forever,
+        // nor keep loggers waiting for room: they write for themselves from then on.
+        if (!_thread.Join(TimeSpan.FromSeconds(5)))
+        {
+            lock (_gate)
+            {
+                _stopped = true;
+                Monitor.PulseAll(_gate);
+            }
+        }
     }
 
     private void Run()
@@ -166,7 +169,4 @@ public sealed class ConsoleLineWriter : IDisposable
         {
         }
     }
-
-    /// <summary>A line logged after the thread ended (disposal at exit) is written by its caller.</summary>
-    private void WriteAfterStop(StringBuilder text) => Write(text);
 }

@@ -353,6 +353,9 @@ public sealed partial class FairShareScheduler
         var nested = t_runningItem;
         t_runningItem = true;
         SynchronizationContext.SetSynchronizationContext(item.Context);
+
+        // The item's loops count their slice from here at the latest (see ThreadBudget).
+        var outerRun = ThreadBudget.EnterRun(_time.GetTimestamp());
         try
         {
             item.Callback(item.State);
@@ -365,6 +368,7 @@ public sealed partial class FairShareScheduler
         }
         finally
         {
+            ThreadBudget.ExitRun(outerRun);
             t_runningItem = nested;
             SynchronizationContext.SetSynchronizationContext(previous);
         }

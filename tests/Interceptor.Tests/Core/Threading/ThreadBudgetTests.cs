@@ -47,6 +47,43 @@ public class ThreadBudgetTests
     }
 
     [Test]
+    public void A_loop_that_last_waited_long_ago_goes_on_in_an_item_that_has_just_begun()
+    {
+        // A reused upstream session's reader: its last wait was for the previous message's reply.
+        var budget = ThreadBudget.Start(_clock);
+        _clock.Advance(ThreadBudget.Slice * 20);
+        var outer = ThreadBudget.EnterRun(_clock.GetTimestamp());
+        try
+        {
+            _clock.Advance(ThreadBudget.Slice / 2);
+            Assert.That(budget.AfterStepAsync(waited: false).AsTask().IsCompleted, Is.True, "half a slice into the item: go on");
+
+            _clock.Advance(ThreadBudget.Slice);
+            Assert.That(budget.Spent(), Is.True, "the item itself ran past its slice");
+        }
+        finally
+        {
+            ThreadBudget.ExitRun(outer);
+        }
+    }
+
+    [Test]
+    public void An_item_that_ends_gives_the_thread_back_its_outer_item_or_none()
+    {
+        var budget = ThreadBudget.Start(_clock);
+        var outside = ThreadBudget.EnterRun(_clock.GetTimestamp());
+        _clock.Advance(ThreadBudget.Slice * 2);
+        var inner = ThreadBudget.EnterRun(_clock.GetTimestamp());
+        Assert.That(budget.Spent(), Is.False, "the inner item has just begun");
+        ThreadBudget.ExitRun(inner);
+
+        Assert.That(budget.Spent(), Is.True, "the outer item began two slices ago");
+        ThreadBudget.ExitRun(outside);
+        _clock.Advance(ThreadBudget.Slice * 2);
+        Assert.That(budget.Spent(), Is.True, "outside any item the loop's own last wait (or slice) counts");
+    }
+
+    [Test]
     public void The_real_clock_budget_yields_once_a_slice_has_really_passed()
     {
         var budget = ThreadBudget.Start();

@@ -1,3 +1,4 @@
+using Interceptor.Core.Threading;
 using Interceptor.Daemon.Fairness;
 using NUnit.Framework;
 using Interceptor.Tests.TestDoubles;
@@ -211,6 +212,31 @@ public class FairShareSchedulerTests
 
 
     // Pumps run by the test, and nothing run where it is posted: the order is the queues' alone (see FairShareSchedulerInlineTests).
+    [Test]
+    public void A_loop_resumed_in_an_item_counts_its_slice_from_the_item_not_from_its_last_wait()
+    {
+        // A reused upstream session's reply read at once: the reader last waited one message ago. Yielding there sent every
+        // message's first upstream reply back to the queue, a pump's wake-up for a thread held a few microseconds.
+        var clock = new SteppedClock();
+        var scheduler = new FairShareScheduler(1, _faults.Add, _pumps.Enqueue, clock, inlineWhenIdle: false);
+        var budget = ThreadBudget.Start(clock);
+        clock.Advance(ThreadBudget.Slice * 20);
+        bool? wentOn = null;
+        bool? spentLater = null;
+        scheduler.ContextFor(X).Post(_ =>
+        {
+            clock.Advance(ThreadBudget.Slice / 2);
+            wentOn = budget.AfterStepAsync(waited: false).AsTask().IsCompleted;
+            clock.Advance(ThreadBudget.Slice);
+            spentLater = budget.Spent();
+        }, null);
+        RunPumps();
+
+        Assert.That(_faults, Is.Empty);
+        Assert.That(wentOn, Is.True, "half a slice into the item, the step goes on");
+        Assert.That(spentLater, Is.True, "an item that runs past its slice still yields");
+    }
+
     private FairShareScheduler Deterministic(int concurrency) => new(concurrency, _faults.Add, _pumps.Enqueue, inlineWhenIdle: false);
 
     private static void Post(FairShareScheduler scheduler, uint uid, string name, List<string> ran) =>

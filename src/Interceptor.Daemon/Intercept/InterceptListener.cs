@@ -250,6 +250,11 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
             // The stream first: reading the original destination of a non-redirected socket flips Socket.Connected.
             await using var stream = new NetworkStream(socket, ownsSocket: true);
 
+            // After the stream (whose constructor refuses a non-blocking socket): the session's LineReader then takes a
+            // command that has already arrived with one receive call instead of a peek and a read. Every read and write
+            // of the session is asynchronous, which a non-blocking socket leaves as it was.
+            socket.Blocking = false;
+
             // On the accepting socket thread while one netlink query and the caches answer (a pool hop is ~0.2 ms of
             // the greeting's latency); to the pool for everything else: refusals, conntrack, NSS, a look at /etc/subuid.
             // Only while the scheduler is idle: under a flood, a flooder's connections started here made another

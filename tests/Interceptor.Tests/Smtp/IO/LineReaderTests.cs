@@ -69,9 +69,10 @@ public sealed class LineReaderTests
     }
 
     [Test]
-    public async Task While_waiting_on_an_idle_socket_no_buffer_is_held_and_the_line_is_read_when_it_comes()
+    public async Task While_waiting_on_an_idle_socket_no_buffer_is_held_and_the_line_is_read_when_it_comes([Values] bool nonBlocking)
     {
         using var pair = await LoopbackPair.OpenAsync();
+        pair.Server.Socket.Blocking = !nonBlocking;
         using var reader = new LineReader(pair.Server);
 
         var pending = reader.ReadLineAsync(512, Long, CancellationToken.None).AsTask();
@@ -111,9 +112,10 @@ public sealed class LineReaderTests
     }
 
     [Test]
-    public async Task The_end_of_stream_while_waiting_is_reported_and_leaves_no_buffer()
+    public async Task The_end_of_stream_while_waiting_is_reported_and_leaves_no_buffer([Values] bool nonBlocking)
     {
         using var pair = await LoopbackPair.OpenAsync();
+        pair.Server.Socket.Blocking = !nonBlocking;
         using var reader = new LineReader(pair.Server);
 
         var pending = reader.ReadLineAsync(512, Long, CancellationToken.None).AsTask();
@@ -121,6 +123,68 @@ public sealed class LineReaderTests
 
         Assert.That((await pending).Status, Is.EqualTo(LineStatus.EndOfStream));
         Assert.That(reader.HoldsBuffer, Is.False);
+    }
+
+    [Test]
+    public async Task Over_a_non_blocking_socket_lines_already_there_are_taken_at_once_and_the_buffer_goes_back()
+    {
+        // The listener's sockets: one receive takes what has arrived (the zero-byte wait would peek first).
+        using var pair = await LoopbackPair.OpenAsync();
+        pair.Server.Socket.Blocking = false;
+        using var reader = new LineReader(pair.Server);
+        await pair.Client.WriteAsync("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"u8.ToArray());
+        await WaitForBytesAsync(pair.Server.Socket, 52);
+
+        var first = reader.ReadLineAsync(512, Long, CancellationToken.None);
+        Assert.That(first.IsCompleted, Is.True, "taken without waiting");
+        Assert.That(await first, Is.EqualTo(new Line(LineStatus.Ok, "MAIL FROM:<a@example.com>")));
+        Assert.That(await reader.ReadLineAsync(512, Long, CancellationToken.None), Is.EqualTo(new Line(LineStatus.Ok, "RCPT TO:<b@example.com>")));
+        Assert.That(reader.HoldsBuffer, Is.False, "both lines consumed: the buffer went back");
+
+        var end = reader.ReadLineAsync(512, Long, CancellationToken.None).AsTask();
+        Assert.That(end.IsCompleted, Is.False, "nothing more: it waits");
+        Assert.That(reader.HoldsBuffer, Is.False, "and holds no buffer while it does");
+        pair.Client.Socket.Shutdown(SocketShutdown.Send);
+        Assert.That((await end).Status, Is.EqualTo(LineStatus.EndOfStream));
+    }
+
+    [Test]
+    public async Task Over_a_non_blocking_socket_an_end_of_stream_already_there_is_reported_at_once()
+    {
+        using var pair = await LoopbackPair.OpenAsync();
+        pair.Server.Socket.Blocking = false;
+        using var reader = new LineReader(pair.Server);
+        await pair.Client.WriteAsync("QUIT\r\n"u8.ToArray());
+        pair.Client.Socket.Shutdown(SocketShutdown.Send);
+        await WaitForBytesAsync(pair.Server.Socket, 6);
+
+        Assert.That(await reader.ReadLineAsync(512, Long, CancellationToken.None), Is.EqualTo(new Line(LineStatus.Ok, "QUIT")));
+        Assert.That((await reader.ReadLineAsync(512, Long, CancellationToken.None)).Status, Is.EqualTo(LineStatus.EndOfStream));
+        Assert.That(reader.HoldsBuffer, Is.False);
+    }
+
+    [Test]
+    public async Task A_reset_connection_is_an_IOException_whether_the_socket_blocks_or_not([Values] bool nonBlocking)
+    {
+        using var pair = await LoopbackPair.OpenAsync();
+        pair.Server.Socket.Blocking = !nonBlocking;
+        using var reader = new LineReader(pair.Server);
+        pair.Client.Socket.LingerState = new LingerOption(true, 0);
+        pair.Client.Socket.Close();
+        await Task.Delay(100);
+
+        Assert.ThrowsAsync(Is.InstanceOf<IOException>(), async () => await reader.ReadLineAsync(512, Long, CancellationToken.None));
+        Assert.That(reader.HoldsBuffer, Is.False);
+    }
+
+    private static async Task WaitForBytesAsync(Socket socket, int count)
+    {
+        for (var i = 0; i < 200 && socket.Available < count; i++)
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.That(socket.Available, Is.GreaterThanOrEqualTo(count), "the bytes arrived");
     }
 
     [Test]

@@ -17,8 +17,7 @@ namespace Interceptor.Daemon.Fairness;
 /// starved. When nothing runs or waits, an item runs on the thread that posts it (<see cref="TryRunHere"/>): usually the socket
 /// thread whose completion woke the session. Under load, so does the item of a light user (see <see cref="UserLoad"/>:
 /// no session of the user in the scheduler, not two at once nor more than <see cref="LightStepsPerWindow"/> steps in the
-/// last <see cref="LoadWindow"/>), and of a user alone, beside the pumps and without a slot: only busier users' items
-/// queue, and only while another user has been served lately. While other
+/// last <see cref="LoadWindow"/>), beside the pumps and without a slot: only busier users' items queue. While other
 /// users are served too, a pump runs the items of a user with <see cref="FloodSessions"/> sessions in the scheduler at
 /// once at nice <see cref="DemotedNice"/> (when the process may go back to 0): the turns share the daemon's time, the
 /// kernel shares the cores, and a flood's relaying gives way to the other users' steps, clients and upstreams, while
@@ -183,11 +182,7 @@ public sealed partial class FairShareScheduler
     /// item, beside the pumps and without a slot (so up to one such item per socket thread besides the pumps): a busier
     /// user's step run here would make every other connection of this socket thread wait behind it, outside the users'
     /// turns (a flooding user's steps ahead of another user's, run 5 of issue 19: ×4.7 on the flood target), while a
-    /// light user's step queued would wait for a pump busy with the flood's items, and for that pump to get a core. A busy
-    /// user alone (no other user's session entered within <see cref="OthersServedFor"/>) runs here too: its turns would
-    /// only wait for its own, and each step queued cost a pump's wake-up (with one user sending, 3.6 of a message's ~11
-    /// steps went through a pump). The first step of another user then waits behind the steps this socket thread has
-    /// already taken up (each within its slice), and from then on the turns decide again.
+    /// light user's step queued would wait for a pump busy with the flood's items, and for that pump to get a core.
     /// </summary>
     private bool TryRunHere(UserSynchronizationContext context, SendOrPostCallback callback, object? state)
     {
@@ -205,7 +200,7 @@ public sealed partial class FairShareScheduler
                 _running++;
                 beside = false;
             }
-            else if (context.InScheduler == 0 && (_load.IsLight(context.Uid) || _load.IsAlone(context.Uid)))
+            else if (context.InScheduler == 0 && _load.IsLight(context.Uid))
             {
                 beside = true;
             }

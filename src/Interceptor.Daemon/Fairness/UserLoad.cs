@@ -119,12 +119,6 @@ internal sealed class UserLoad
         return entry.Sessions == 0 && now >= entry.BusyUntil && (now >= entry.WindowStart + _windowTicks || entry.WindowEntries < _lightEntries);
     }
 
-    /// <summary>
-    /// The uid entered last and no other user's session entered within the served period: whatever runs or waits in the
-    /// scheduler is its own, so its turns hold nobody back.
-    /// </summary>
-    public bool IsAlone(uint uid) => uid == _lastEntered && _time.GetTimestamp() >= _usersAlternatedAt + _othersServedTicks;
-
     /// <summary>Flooding lately, while another user's work was seen within the served period.</summary>
     public bool IsFloodingAmongOthers(uint uid)
     {

@@ -81,12 +81,8 @@ public class FairShareSchedulerInlineTests
     [Test]
     public async Task An_item_posted_while_its_own_user_has_one_waiting_is_queued_behind_it()
     {
-        // Among other users (a user alone runs where it posts: see FairShareSchedulerLightUserTests).
         var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue);
         var ran = new List<string>();
-        PostFromDedicatedThread(scheduler, Y, "y0", ran);
-        RunPumps();
-        ran.Clear();
         PostFromDedicatedThread(scheduler, X, "x1", ran);
         await Task.Run(() => PostHoldingNothing(scheduler, X, _ => ran.Add("x2")));
 
@@ -99,13 +95,9 @@ public class FairShareSchedulerInlineTests
     public async Task An_item_of_a_crowded_user_posted_while_a_pump_runs_is_queued_even_with_a_slot_free()
     {
         // Under load a crowded user's step run on a socket thread would hold that thread's other connections outside
-        // the users' turns. Another user was served a moment ago: a user alone runs where it posts (see
-        // FairShareSchedulerLightUserTests).
+        // the users' turns.
         var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue);
         var ran = new List<string>();
-        PostFromDedicatedThread(scheduler, Y, "y0", ran);
-        RunPumps();
-        ran.Clear();
         PostFromDedicatedThread(scheduler, X, "x1", ran);
         var pump = _pumps.Dequeue();
         using var running = new ManualResetEventSlim();

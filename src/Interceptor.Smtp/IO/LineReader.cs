@@ -104,9 +104,15 @@ public sealed class LineReader : IDisposable
             throw new InvalidOperationException("the line buffer is full; consume before filling");
         }
 
-        if (_buffer is null && _waitWithoutBuffer && TryReceiveWithoutWaiting() is { } receivedNow)
+        if (_buffer is null && _waitWithoutBuffer)
         {
-            return receivedNow;
+            // As the asynchronous read would: a session cut short (its time limit, the daemon's shutdown) reads no more,
+            // even from a client that never lets the receive find nothing.
+            cancellationToken.ThrowIfCancellationRequested();
+            if (TryReceiveWithoutWaiting() is { } receivedNow)
+            {
+                return receivedNow;
+            }
         }
 
         using var scope = _timeout.Start(timeout, cancellationToken);
@@ -238,7 +244,19 @@ public sealed class LineReader : IDisposable
         }
 
         var buffer = ArrayPool<byte>.Shared.Rent(_bufferSize);
-        var read = socket.Receive(buffer, SocketFlags.None, out var error);
+        int read;
+        SocketError error;
+        try
+        {
+            read = socket.Receive(buffer, SocketFlags.None, out error);
+        }
+        catch
+        {
+            // A disposed socket throws as a disposed stream would; the buffer goes back either way.
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+
         if (error != SocketError.Success || read == 0)
         {
             ArrayPool<byte>.Shared.Return(buffer);

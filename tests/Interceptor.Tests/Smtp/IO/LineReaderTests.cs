@@ -164,6 +164,24 @@ public sealed class LineReaderTests
     }
 
     [Test]
+    public async Task A_cancelled_read_reads_nothing_even_with_bytes_waiting_on_a_non_blocking_socket()
+    {
+        // A session past its time limit, or the daemon shutting down: a client that always has more to send (an endless
+        // line) must not keep it reading.
+        using var pair = await LoopbackPair.OpenAsync();
+        pair.Server.Socket.Blocking = false;
+        using var reader = new LineReader(pair.Server);
+        await pair.Client.WriteAsync("NOOP\r\n"u8.ToArray());
+        await WaitForBytesAsync(pair.Server.Socket, 6);
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        Assert.ThrowsAsync(Is.InstanceOf<OperationCanceledException>(), async () => await reader.ReadLineAsync(512, Long, cancelled.Token));
+        Assert.That(reader.HoldsBuffer, Is.False);
+        Assert.That(pair.Server.Socket.Available, Is.EqualTo(6), "the bytes are still the socket's");
+    }
+
+    [Test]
     public async Task A_reset_connection_is_an_IOException_whether_the_socket_blocks_or_not([Values] bool nonBlocking)
     {
         using var pair = await LoopbackPair.OpenAsync();

@@ -129,11 +129,9 @@ public sealed class LineReaderTests
     public async Task Over_a_non_blocking_socket_lines_already_there_are_taken_at_once_and_the_buffer_goes_back()
     {
         // The listener's sockets: one receive takes what has arrived (the zero-byte wait would peek first).
-        using var pair = await LoopbackPair.OpenAsync();
-        pair.Server.Socket.Blocking = false;
-        using var reader = new LineReader(pair.Server);
-        await pair.Client.WriteAsync("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"u8.ToArray());
-        await WaitForBytesAsync(pair.Server.Socket, 52);
+        var (pair, reader) = await NonBlockingWithBytesWaitingAsync("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"u8.ToArray());
+        using var disposePair = pair;
+        using var disposeReader = reader;
 
         var first = reader.ReadLineAsync(512, Long, CancellationToken.None);
         Assert.That(first.IsCompleted, Is.True, "taken without waiting");
@@ -151,12 +149,9 @@ public sealed class LineReaderTests
     [Test]
     public async Task Over_a_non_blocking_socket_an_end_of_stream_already_there_is_reported_at_once()
     {
-        using var pair = await LoopbackPair.OpenAsync();
-        pair.Server.Socket.Blocking = false;
-        using var reader = new LineReader(pair.Server);
-        await pair.Client.WriteAsync("QUIT\r\n"u8.ToArray());
-        pair.Client.Socket.Shutdown(SocketShutdown.Send);
-        await WaitForBytesAsync(pair.Server.Socket, 6);
+        var (pair, reader) = await NonBlockingWithBytesWaitingAsync("QUIT\r\n"u8.ToArray(), thenEnd: true);
+        using var disposePair = pair;
+        using var disposeReader = reader;
 
         Assert.That(await reader.ReadLineAsync(512, Long, CancellationToken.None), Is.EqualTo(new Line(LineStatus.Ok, "QUIT")));
         Assert.That((await reader.ReadLineAsync(512, Long, CancellationToken.None)).Status, Is.EqualTo(LineStatus.EndOfStream));
@@ -168,11 +163,9 @@ public sealed class LineReaderTests
     {
         // A session past its time limit, or the daemon shutting down: a client that always has more to send (an endless
         // line) must not keep it reading.
-        using var pair = await LoopbackPair.OpenAsync();
-        pair.Server.Socket.Blocking = false;
-        using var reader = new LineReader(pair.Server);
-        await pair.Client.WriteAsync("NOOP\r\n"u8.ToArray());
-        await WaitForBytesAsync(pair.Server.Socket, 6);
+        var (pair, reader) = await NonBlockingWithBytesWaitingAsync("NOOP\r\n"u8.ToArray());
+        using var disposePair = pair;
+        using var disposeReader = reader;
         using var cancelled = new CancellationTokenSource();
         await cancelled.CancelAsync();
 
@@ -195,14 +188,25 @@ public sealed class LineReaderTests
         Assert.That(reader.HoldsBuffer, Is.False);
     }
 
-    private static async Task WaitForBytesAsync(Socket socket, int count)
+    /// <summary>A reader over a non-blocking server socket (as the listener makes them) with <paramref name="bytes"/>
+    /// already received, and the client's end of stream after them if <paramref name="thenEnd"/>.</summary>
+    private static async Task<(LoopbackPair Pair, LineReader Reader)> NonBlockingWithBytesWaitingAsync(byte[] bytes, bool thenEnd = false)
     {
-        for (var i = 0; i < 200 && socket.Available < count; i++)
+        var pair = await LoopbackPair.OpenAsync();
+        pair.Server.Socket.Blocking = false;
+        await pair.Client.WriteAsync(bytes);
+        if (thenEnd)
+        {
+            pair.Client.Socket.Shutdown(SocketShutdown.Send);
+        }
+
+        for (var i = 0; i < 200 && pair.Server.Socket.Available < bytes.Length; i++)
         {
             await Task.Delay(10);
         }
 
-        Assert.That(socket.Available, Is.GreaterThanOrEqualTo(count), "the bytes arrived");
+        Assert.That(pair.Server.Socket.Available, Is.EqualTo(bytes.Length), "the bytes arrived");
+        return (pair, new LineReader(pair.Server));
     }
 
     [Test]

@@ -129,9 +129,8 @@ public sealed class LineReaderTests
     public async Task Over_a_non_blocking_socket_lines_already_there_are_taken_at_once_and_the_buffer_goes_back()
     {
         // The listener's sockets: one receive takes what has arrived (the zero-byte wait would peek first).
-        var (pair, reader) = await NonBlockingWithBytesWaitingAsync("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"u8.ToArray());
-        using var disposePair = pair;
-        using var disposeReader = reader;
+        using var received = await NonBlockingWithBytesWaitingAsync("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"u8.ToArray());
+        var (pair, reader) = received;
 
         var first = reader.ReadLineAsync(512, Long, CancellationToken.None);
         Assert.That(first.IsCompleted, Is.True, "taken without waiting");
@@ -149,9 +148,8 @@ public sealed class LineReaderTests
     [Test]
     public async Task Over_a_non_blocking_socket_an_end_of_stream_already_there_is_reported_at_once()
     {
-        var (pair, reader) = await NonBlockingWithBytesWaitingAsync("QUIT\r\n"u8.ToArray(), thenEnd: true);
-        using var disposePair = pair;
-        using var disposeReader = reader;
+        using var received = await NonBlockingWithBytesWaitingAsync("QUIT\r\n"u8.ToArray(), thenEnd: true);
+        var reader = received.Reader;
 
         Assert.That(await reader.ReadLineAsync(512, Long, CancellationToken.None), Is.EqualTo(new Line(LineStatus.Ok, "QUIT")));
         Assert.That((await reader.ReadLineAsync(512, Long, CancellationToken.None)).Status, Is.EqualTo(LineStatus.EndOfStream));
@@ -163,9 +161,8 @@ public sealed class LineReaderTests
     {
         // A session past its time limit, or the daemon shutting down: a client that always has more to send (an endless
         // line) must not keep it reading.
-        var (pair, reader) = await NonBlockingWithBytesWaitingAsync("NOOP\r\n"u8.ToArray());
-        using var disposePair = pair;
-        using var disposeReader = reader;
+        using var received = await NonBlockingWithBytesWaitingAsync("NOOP\r\n"u8.ToArray());
+        var (pair, reader) = received;
         using var cancelled = new CancellationTokenSource();
         await cancelled.CancelAsync();
 
@@ -190,7 +187,7 @@ public sealed class LineReaderTests
 
     /// <summary>A reader over a non-blocking server socket (as the listener makes them) with <paramref name="bytes"/>
     /// already received, and the client's end of stream after them if <paramref name="thenEnd"/>.</summary>
-    private static async Task<(LoopbackPair Pair, LineReader Reader)> NonBlockingWithBytesWaitingAsync(byte[] bytes, bool thenEnd = false)
+    private static async Task<ReceivedBytes> NonBlockingWithBytesWaitingAsync(byte[] bytes, bool thenEnd = false)
     {
         var pair = await LoopbackPair.OpenAsync();
         pair.Server.Socket.Blocking = false;
@@ -206,7 +203,17 @@ public sealed class LineReaderTests
         }
 
         Assert.That(pair.Server.Socket.Available, Is.EqualTo(bytes.Length), "the bytes arrived");
-        return (pair, new LineReader(pair.Server));
+        return new ReceivedBytes(pair, new LineReader(pair.Server));
+    }
+
+    /// <summary>The pair and its reader, disposed together.</summary>
+    private sealed record ReceivedBytes(LoopbackPair Pair, LineReader Reader) : IDisposable
+    {
+        public void Dispose()
+        {
+            Reader.Dispose();
+            Pair.Dispose();
+        }
     }
 
     [Test]

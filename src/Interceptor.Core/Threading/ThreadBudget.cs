@@ -11,11 +11,11 @@ namespace Interceptor.Core.Threading;
 /// daemon's scheduler.
 /// </summary>
 /// <remarks>
-/// A loop's last wait is not always the start of its thread's run: a reused upstream session's reader last waited for
-/// the previous message's reply, a session's budget for its previous DATA. When a scheduler says when it started the
-/// item running now (<see cref="EnterRun"/>), the slice counts from the later of the two: a step that completes at once
-/// in an item that has just begun goes on, instead of being sent back to the queue (at 50 messages a second every
-/// message's first upstream reply was: a pump's wake-up, ~0.1 ms of its latency, for a thread held a few microseconds).
+/// Under a scheduler that says when it started the item running now (<see cref="EnterRun"/>), the slice counts from that
+/// start, whatever the loops did since: a loop's last wait may be older (a reused upstream session's reader last waited
+/// for the previous message's reply: at 50 messages a second every message's first upstream reply that was already
+/// there was sent back to the queue, a pump's wake-up for a thread held a few microseconds), and a wait that completed
+/// within the item did not give the thread up. Outside any item, the loop's own last wait (or yield) counts.
 /// </remarks>
 public sealed class ThreadBudget
 {
@@ -26,23 +26,26 @@ public sealed class ThreadBudget
     private readonly TimeProvider? _time;
     private long _since;
 
-    // When the scheduler started the item this thread runs now, on its clock; 0 outside any (see EnterRun).
+    // The item this thread runs now, if a scheduler said so (see EnterRun).
     [ThreadStatic]
-    private static long t_runStarted;
+    private static RunState t_run;
+
+    /// <summary>Whether a thread runs a scheduler's item, and since when (on the scheduler's clock).</summary>
+    public readonly record struct RunState(bool Running, long Started);
 
     /// <summary>
     /// A scheduler starts running an item on this thread at <paramref name="timestamp"/> (its clock's; the budgets' must
     /// be the same one). Returns what to give <see cref="ExitRun"/> when the item ends (an item may run inside another).
     /// </summary>
-    public static long EnterRun(long timestamp)
+    public static RunState EnterRun(long timestamp)
     {
-        var outer = t_runStarted;
-        t_runStarted = timestamp;
+        var outer = t_run;
+        t_run = new RunState(true, timestamp);
         return outer;
     }
 
     /// <summary>The item <see cref="EnterRun"/> started has ended.</summary>
-    public static void ExitRun(long outer) => t_runStarted = outer;
+    public static void ExitRun(RunState outer) => t_run = outer;
 
     private ThreadBudget(TimeProvider? time)
     {
@@ -85,7 +88,8 @@ public sealed class ThreadBudget
     public bool Spent()
     {
         var now = Now();
-        if (Elapsed(Math.Max(_since, t_runStarted), now) < Slice)
+        var run = t_run;
+        if (Elapsed(run.Running ? run.Started : _since, now) < Slice)
         {
             return false;
         }

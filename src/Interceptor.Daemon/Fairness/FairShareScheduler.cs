@@ -354,7 +354,7 @@ public sealed partial class FairShareScheduler
         t_runningItem = true;
         SynchronizationContext.SetSynchronizationContext(item.Context);
 
-        // The item's loops count their slice from here at the latest (see ThreadBudget).
+        // The item's loops count their slice from here (see ThreadBudget).
         var outerRun = ThreadBudget.EnterRun(_time.GetTimestamp());
         try
         {

@@ -68,6 +68,24 @@ public class ThreadBudgetTests
     }
 
     [Test]
+    public void Inside_an_item_a_wait_that_did_not_give_the_thread_up_does_not_start_the_slice_again()
+    {
+        var budget = ThreadBudget.Start(_clock);
+        var outer = ThreadBudget.EnterRun(_clock.GetTimestamp());
+        try
+        {
+            _clock.Advance(ThreadBudget.Slice * 0.8);
+            Assert.That(budget.AfterStepAsync(waited: true).AsTask().IsCompleted, Is.True, "a read that completed within the item");
+            _clock.Advance(ThreadBudget.Slice * 0.4);
+            Assert.That(budget.Spent(), Is.True, "the item has held its thread for more than a slice");
+        }
+        finally
+        {
+            ThreadBudget.ExitRun(outer);
+        }
+    }
+
+    [Test]
     public void An_item_that_ends_gives_the_thread_back_its_outer_item_or_none()
     {
         var budget = ThreadBudget.Start(_clock);

@@ -13,7 +13,8 @@ namespace Interceptor.Daemon.Hosting;
 /// </summary>
 /// <remarks>
 /// Nothing is dropped: when <see cref="MaxPendingChars"/> are waiting (standard output blocked, say journald stuck),
-/// loggers wait for the thread, as the console logger's full queue makes them. Lines go through <see cref="Console.Out"/>,
+/// loggers wait for the thread, as the console logger's full queue makes them. Only after a disposal that gave up on a
+/// standard output blocked for good are later lines dropped. Lines go through <see cref="Console.Out"/>,
 /// so they never interleave with what a verb prints there.
 /// </remarks>
 public sealed class ConsoleLineWriter : IDisposable
@@ -28,18 +29,23 @@ public sealed class ConsoleLineWriter : IDisposable
     private readonly object _gate = new();
     private readonly Func<TextWriter> _output;
     private readonly TimeSpan _linger;
+    private readonly TimeSpan _disposeWait;
     private readonly int _maxPending;
     private readonly Thread _thread;
     private StringBuilder _pending = new();
     private StringBuilder _writing = new();
     private bool _threadWaiting;
+    private bool _threadLingering;
     private bool _stopping;
     private bool _stopped;
+    private bool _abandoned;
     private long _batches;
 
     /// <param name="output">Where lines go; read for each batch (a verb or test may replace Console.Out).</param>
-    public ConsoleLineWriter(Func<TextWriter>? output = null, TimeSpan? linger = null, int maxPendingChars = MaxPendingChars)
+    /// <param name="disposeWait">How long disposal waits for the thread to write what is left (5 s; shorter in tests).</param>
+    public ConsoleLineWriter(Func<TextWriter>? output = null, TimeSpan? linger = null, int maxPendingChars = MaxPendingChars, TimeSpan? disposeWait = null)
     {
+        _disposeWait = disposeWait ?? TimeSpan.FromSeconds(5);
         _output = output ?? (() => Console.Out);
         _linger = linger ?? Linger;
         _maxPending = maxPendingChars;
@@ -55,10 +61,17 @@ public sealed class ConsoleLineWriter : IDisposable
     {
         lock (_gate)
         {
-            // A full buffer waits for the thread's next batch (nothing lost; the thread wakes waiters after each swap,
-            // and skips its linger while half the cap waits); one line longer than the cap still goes.
+            // A full buffer waits for the thread's next batch (nothing lost; the thread wakes waiters after each swap);
+            // one line longer than the cap still goes. A thread lingering after its write is woken once, by the first
+            // logger to find the buffer full: its batch is as big as it gets.
             while (!_stopped && _pending.Length > 0 && _pending.Length + text.Length > _maxPending)
             {
+                if (_threadLingering)
+                {
+                    _threadLingering = false;
+                    Monitor.PulseAll(_gate);
+                }
+
                 Monitor.Wait(_gate);
             }
 
@@ -71,6 +84,12 @@ public sealed class ConsoleLineWriter : IDisposable
                     Monitor.Pulse(_gate);
                 }
 
+                return;
+            }
+
+            if (_abandoned)
+            {
+                // Standard output never took the last batch: writing would block this logger on its lock for good.
                 return;
             }
         }
@@ -88,12 +107,14 @@ public sealed class ConsoleLineWriter : IDisposable
         }
 
         // The thread writes what is left first; a standard output blocked for good must not hold the exit forever,
-        // nor keep loggers waiting for room: they write for themselves from then on.
-        if (!_thread.Join(TimeSpan.FromSeconds(5)))
+        // nor keep loggers waiting for room. It holds Console.Out's lock in its write, so a logger writing for itself
+        // would block there too: from then on lines are dropped (nothing could take them).
+        if (!_thread.Join(_disposeWait))
         {
             lock (_gate)
             {
                 _stopped = true;
+                _abandoned = true;
                 Monitor.PulseAll(_gate);
             }
         }
@@ -147,7 +168,9 @@ public sealed class ConsoleLineWriter : IDisposable
                 {
                     // Lines logged meanwhile wait for the next batch without waking this thread (loggers pulse only a
                     // thread waiting for a first line); a full buffer or the disposal ends the wait early.
+                    _threadLingering = true;
                     Monitor.Wait(_gate, _linger);
+                    _threadLingering = false;
                 }
             }
         }

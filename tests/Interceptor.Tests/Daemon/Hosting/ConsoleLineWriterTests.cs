@@ -123,6 +123,46 @@ public class ConsoleLineWriterTests
     }
 
     /// <summary>Records each batch; with a gate, the first write blocks until it is set.</summary>
+    [Test]
+    public void A_full_buffer_ends_the_threads_linger()
+    {
+        var output = new RecordingWriter();
+        using var writer = new ConsoleLineWriter(() => output, linger: TimeSpan.FromSeconds(30), maxPendingChars: 100);
+        writer.Append(Line("first"));
+        Assert.That(SpinWait.SpinUntil(() => output.Writes.Count == 1, TimeSpan.FromSeconds(5)), Is.True, "written, then the thread lingers");
+
+        var logger = Task.Run(() =>
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                writer.Append(Line("waiting line " + i)); // 16 characters each: the cap holds 6
+            }
+        });
+
+        Assert.That(logger.Wait(TimeSpan.FromSeconds(10)), Is.True, "the logger that found the buffer full did not wait out the 30 s linger");
+    }
+
+    [Test]
+    public void After_a_disposal_that_gave_up_on_a_blocked_output_a_line_does_not_block_its_logger()
+    {
+        using var release = new ManualResetEventSlim();
+        var output = new RecordingWriter(release);
+        var writer = new ConsoleLineWriter(() => output, linger: TimeSpan.FromMilliseconds(1), disposeWait: TimeSpan.FromMilliseconds(200));
+        try
+        {
+            writer.Append(Line("blocks the output for good"));
+            Assert.That(SpinWait.SpinUntil(() => output.Blocked, TimeSpan.FromSeconds(5)), Is.True);
+            Assert.That(Task.Run(writer.Dispose).Wait(TimeSpan.FromSeconds(10)), Is.True, "disposal gives up on the output");
+
+            var logger = Task.Run(() => writer.Append(Line("after")));
+            Assert.That(logger.Wait(TimeSpan.FromSeconds(5)), Is.True, "the line is dropped, not written into the blocked output");
+        }
+        finally
+        {
+            release.Set();
+        }
+    }
+
     private sealed class RecordingWriter(ManualResetEventSlim? gate = null) : TextWriter
     {
         private readonly StringBuilder _current = new();

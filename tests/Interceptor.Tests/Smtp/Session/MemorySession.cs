@@ -45,17 +45,17 @@ internal sealed class MemorySession : IAsyncDisposable
 
     public Task Session { get; private set; } = Task.CompletedTask;
 
-    public static MemorySession Start(IPEndPoint upstream, TimeoutLimits? limits = null, MessagePipeline? pipeline = null, long replyBuffer = 1024 * 1024)
+    /// <param name="options">The relay's options (its upstream timeouts); <see cref="RelayHarness.Options"/> when null.</param>
+    public static MemorySession Start(IPEndPoint upstream, TimeoutLimits? limits = null, MessagePipeline? pipeline = null, long replyBuffer = 1024 * 1024, InterceptorOptions? options = null)
     {
         var harness = new MemorySession(replyBuffer);
-        harness.Session = harness.RunAsync(upstream, limits ?? Relaxed, pipeline);
+        harness.Session = harness.RunAsync(upstream, limits ?? Relaxed, pipeline, options ?? RelayHarness.Options);
         return harness;
     }
 
-    private async Task RunAsync(IPEndPoint upstream, TimeoutLimits limits, MessagePipeline? pipeline)
+    private async Task RunAsync(IPEndPoint upstream, TimeoutLimits limits, MessagePipeline? pipeline, InterceptorOptions options)
     {
         await Task.Yield();
-        var options = RelayHarness.Options;
         await using var upstreams = new UpstreamConnectionCache(UpstreamSettings.From(options.Relay));
         var origin = new ConnectionOrigin(RelayHarness.Uid, RelayHarness.User, new IPEndPoint(IPAddress.Loopback, 40000), upstream);
         await using var stream = new DuplexStream(_toSession.Reader.AsStream(), _toClient.Writer.AsStream());

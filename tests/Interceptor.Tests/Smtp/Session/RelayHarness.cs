@@ -40,17 +40,32 @@ internal sealed class RelayHarness : IAsyncDisposable
     public const string User = "alice";
     public const string HeloName = "relay.test";
 
-    /// <summary>Short bounds so failure paths finish quickly. Built once: the default HeloName asks DNS.</summary>
+    /// <summary>
+    /// Bounds well above any wait a loaded machine causes (a busy CI host has held a thread-pool continuation for over
+    /// a second): a test about something else must not fail by a timeout. Built once: the default HeloName asks DNS.
+    /// </summary>
     public static readonly InterceptorOptions Options = new()
     {
         Relay = new RelayOptions
         {
             HeloName = HeloName,
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+            ReplyTimeout = TimeSpan.FromSeconds(10),
+            DataReplyTimeout = TimeSpan.FromSeconds(10),
+        },
+        Smtp = new SmtpOptions { IdleTimeout = TimeSpan.FromSeconds(10) },
+    };
+
+    /// <summary>Short bounds, for the tests of what a timeout does: they finish quickly.</summary>
+    public static readonly InterceptorOptions ShortTimeouts = Options with
+    {
+        Relay = Options.Relay with
+        {
             ConnectTimeout = TimeSpan.FromSeconds(2),
             ReplyTimeout = TimeSpan.FromSeconds(2),
             DataReplyTimeout = TimeSpan.FromSeconds(2),
         },
-        Smtp = new SmtpOptions { IdleTimeout = TimeSpan.FromSeconds(2) },
+        Smtp = Options.Smtp with { IdleTimeout = TimeSpan.FromSeconds(2) },
     };
 
     private readonly CancellationTokenSource _shutdown = new();

@@ -72,7 +72,7 @@ public class StartTlsTests
     {
         var spoiled = new UpstreamScript { OfferStartTls = true, TlsFault = fault };
         await using var upstream = new ScriptedUpstream(spoiled, new UpstreamScript { OfferStartTls = true, TlsFault = fault });
-        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint);
+        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, RelayHarness.ShortTimeouts);
 
         var greeting = await relay.Client.ReadReplyAsync();
 

@@ -107,14 +107,14 @@ public class TimeoutReasonTests
     {
         var script = new UpstreamScript { Delays = new Dictionary<string, TimeSpan> { ["RCPT slow@example.net"] = TimeSpan.FromSeconds(3) } };
         await using var upstream = new ScriptedUpstream(script);
-        await using var session = MemorySession.Start(upstream.EndPoint);
+        await using var session = MemorySession.Start(upstream.EndPoint, options: RelayHarness.ShortTimeouts);
         await session.GreetAsync();
         await session.CommandAsync("MAIL FROM:<alice@customer.test>");
 
         var reply = await session.CommandAsync("RCPT TO:<slow@example.net>");
         var noop = await session.CommandAsync("NOOP");
 
-        Assert.That(reply.Text, Does.StartWith($"451 4.4.2 upstream {upstream.EndPoint}: no reply within {RelayHarness.Options.Relay.ReplyTimeout.TotalSeconds} s; try again later"));
+        Assert.That(reply.Text, Does.StartWith($"451 4.4.2 upstream {upstream.EndPoint}: no reply within {RelayHarness.ShortTimeouts.Relay.ReplyTimeout.TotalSeconds} s; try again later"));
         Assert.That(noop.Code, Is.EqualTo(250), "the upstream's silence does not end the client's session");
         Assert.That(session.Log.Lines, Has.Some.StartWith($"upstream {upstream.EndPoint} failed for uid=1001 user=alice: no reply within"));
     }

@@ -14,12 +14,12 @@ public class TimeoutTests
     {
         await using var upstream = new ScriptedUpstream(new UpstreamScript { NeverGreet = true });
         var clock = Stopwatch.StartNew();
-        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint);
+        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, RelayHarness.ShortTimeouts);
 
         var greeting = await relay.Client.ReadReplyAsync();
         var elapsed = clock.Elapsed;
 
-        var timeout = RelayHarness.Options.Relay.ReplyTimeout;
+        var timeout = RelayHarness.ShortTimeouts.Relay.ReplyTimeout;
         Assert.That(greeting.Text, Does.StartWith("421 4.4.1 "));
         Assert.That(elapsed, Is.GreaterThanOrEqualTo(timeout - TimeSpan.FromMilliseconds(100)), "it did wait for the greeting");
         Assert.That(elapsed, Is.LessThan(timeout + TimeSpan.FromSeconds(1.5)));
@@ -32,14 +32,14 @@ public class TimeoutTests
     public async Task An_idle_client_gets_421_442_after_the_idle_timeout()
     {
         await using var upstream = new ScriptedUpstream();
-        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint);
+        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, RelayHarness.ShortTimeouts);
         await relay.Client.GreetAsync();
         var clock = Stopwatch.StartNew();
 
         var reply = await relay.Client.ReadReplyAsync(TimeSpan.FromSeconds(5));
         var elapsed = clock.Elapsed;
 
-        var idle = RelayHarness.Options.Smtp.IdleTimeout;
+        var idle = RelayHarness.ShortTimeouts.Smtp.IdleTimeout;
         Assert.That(reply.Text, Does.StartWith("421 4.4.2 "));
         Assert.That(elapsed, Is.GreaterThanOrEqualTo(idle - TimeSpan.FromMilliseconds(100)));
         Assert.That(elapsed, Is.LessThan(idle + TimeSpan.FromSeconds(1.5)));
@@ -99,14 +99,14 @@ public class TimeoutTests
     {
         var script = new UpstreamScript { Delays = new Dictionary<string, TimeSpan> { ["."] = TimeSpan.FromSeconds(3) } };
         await using var upstream = new ScriptedUpstream(script);
-        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint);
+        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, RelayHarness.ShortTimeouts);
         await relay.Client.GreetAsync();
         var clock = Stopwatch.StartNew();
 
         var final = await relay.Client.SendMessageAsync("alice@customer.test", ["bob@example.net"], "Subject: x\r\n\r\nbody\r\n");
 
         Assert.That(final.Text, Does.StartWith("451 4."), "delivery not confirmed: never 250");
-        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(RelayHarness.Options.Relay.DataReplyTimeout.TotalSeconds + 1.5)));
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(RelayHarness.ShortTimeouts.Relay.DataReplyTimeout.TotalSeconds + 1.5)));
         var session = await upstream.SessionAsync(0);
         Assert.That(await Wait.ForAsync(session.Ended, "the relay to drop the upstream"), Is.EqualTo(UpstreamEnd.Reset));
         Assert.That((await relay.Client.CommandAsync("NOOP")).Code, Is.EqualTo(250));
@@ -124,7 +124,7 @@ public class TimeoutTests
             Delays = new Dictionary<string, TimeSpan> { ["RCPT slow@example.net"] = TimeSpan.FromSeconds(3) },
         };
         await using var upstream = new ScriptedUpstream(script);
-        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint);
+        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, RelayHarness.ShortTimeouts);
         var client = relay.Client;
         await client.GreetAsync();
         await client.CommandAsync("MAIL FROM:<alice@customer.test>");

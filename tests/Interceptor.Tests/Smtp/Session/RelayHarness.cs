@@ -41,8 +41,9 @@ internal sealed class RelayHarness : IAsyncDisposable
     public const string HeloName = "relay.test";
 
     /// <summary>
-    /// Bounds well above any wait a loaded machine causes (a busy CI host has held a thread-pool continuation for over
-    /// a second): a test about something else must not fail by a timeout. Built once: the default HeloName asks DNS.
+    /// Bounds well above any wait a loaded machine causes (with 2 s, a session's DATA read timed out on a loaded host
+    /// although the client had sent the awaited bytes 300 ms into the wait): a test about something else must not fail
+    /// by a timeout. Built once: the default HeloName asks DNS.
     /// </summary>
     public static readonly InterceptorOptions Options = new()
     {

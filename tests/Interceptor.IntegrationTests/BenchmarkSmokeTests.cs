@@ -42,7 +42,7 @@ public sealed partial class BenchmarkSmokeTests
             foreach (var figure in new[]
             {
                 "A  direct to the sink", "A' direct", "B  through smtp-interceptor", "C  through a local Postfix", "B/A = ", "B/C = ",
-                "H  through HAProxy", "H/A = ", "B/H = ",
+                "H  through HAProxy", "H/A = ", "B/H = ", "H and B in the same rounds, one after the other; B/H by round: ",
                 "added by B: p50", "daemon peak RSS", "owner lookup: SocketOwnerLookup.Find", "| one read of /proc/net/tcp",
                 "idle sessions: ", "Y alone", "Y during flood by X, default limits", "Y during flood by X, limits raised",
                 "port reuse: ", "targets",
@@ -66,13 +66,13 @@ public sealed partial class BenchmarkSmokeTests
             Assert.That(report, Does.Match(@"B_tls through .* handshakes/msg: client 0\.00, MX 0\.(?!000)\d{3};"), report);
         });
 
-        // Everything the run created is gone: its namespaces (smtpi-bench-PID[-direct]) and users (smtpibPID-*).
+        // Everything the run created is gone: its namespaces (smtpi-bench-PID[-direct|-h]) and users (smtpibPID-*).
         var match = NamespaceLine().Match(result.Stderr);
         Assert.That(match.Success, Is.True, "the run did not name its namespace\n" + result.Describe());
         var pid = match.Groups[1].Value;
         var namespaces = await ProcessRunner.RunAsync("ip", ["netns", "list"], TimeSpan.FromSeconds(10));
         var left = namespaces.Stdout.Split('\n').Select(line => line.Split(' ')[0])
-            .Where(name => name == "smtpi-bench-" + pid || name == "smtpi-bench-" + pid + "-direct");
+            .Where(name => name == "smtpi-bench-" + pid || name == "smtpi-bench-" + pid + "-direct" || name == "smtpi-bench-" + pid + "-h");
         Assert.That(left, Is.Empty, "the benchmark left its network namespace behind");
         var passwd = await File.ReadAllTextAsync("/etc/passwd");
         Assert.That(passwd, Does.Not.Contain("smtpib" + pid + "-"), "the benchmark left its users behind");

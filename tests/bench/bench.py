@@ -9,21 +9,20 @@ targets are reported, not treated as errors.
 Phases, in order:
   1. owner lookup: LookupBench with 0, 1,000 and 10,000 unrelated connections (nothing else running);
   2. sink (smtp-sink on 127.0.0.2:25), private Postfix relay on 127.0.0.3:25, daemon (log to a file);
-  3. throughput (smtp-source, 4 KiB, one message per connection, 20 sessions), first the H block:
-     H  the customer user through the same nft redirect, but with the daemon stopped (its table stays,
-        fail closed) and HAProxy in plain TCP mode on 127.0.0.1:24 instead (2 threads, one backend:
-        the sink; run as root, which is exempt, so its upstream connection is not redirected). A
-        byte-forwarding C proxy: no SMTP, no attribution, no journal, and one upstream connection per
-        client connection: the best any relay that opens a second connection per client can do. (The
-        daemon keeps upstream sessions for the next client, Relay.ReuseConnections, so B is not bound by it.)
-        Its rounds alternate with rounds of A (below), so that H/A compares figures of the same minutes;
-     then the daemon is started afresh, and after a warm-up (the daemon's JIT tiers up under load, see
-     warm_up_daemon;
-     Postfix starts its processes) the main rounds, each one of every path in turn:
+  3. throughput (smtp-source, 4 KiB, one message per connection, 20 sessions): after a warm-up (the daemon's JIT
+     tiers up under load, see warm_up_daemon; Postfix starts its processes; HAProxy's first connections) the
+     rounds, each one of every path in turn, so that every ratio compares figures of the same minutes:
      A  the same user and client straight to an identical sink in a second namespace with no nft
         table at all (the ceiling: no conntrack, no NAT),
      A' an exempt user straight to the sink with the daemon's table loaded (conntrack and NAT hooks
         active, nothing redirected),
+     H  the customer user through a copy of the daemon's tables (the same redirect, rate meter and guard) in a
+        third namespace, with HAProxy in plain TCP mode on 127.0.0.1:24 there (2 threads, one backend: an
+        identical sink; run as root, which is exempt, so its upstream connection is not redirected). A
+        byte-forwarding C proxy: no SMTP, no attribution, no journal, and one upstream connection per
+        client connection: the best any relay that opens a second connection per client can do. (The
+        daemon keeps upstream sessions for the next client, Relay.ReuseConnections, so B is not bound by it.)
+        The warm daemon stays up, idle, in its own namespace meanwhile, as HAProxy does during B;
      B  the customer user through smtp-interceptor,
      C  an exempt user through a private Postfix relay to the same sink (end to end: counted at the sink);
      msg/s of a path = all its messages / all its rounds' seconds; CPU per message from /proc/PID/stat;
@@ -217,13 +216,14 @@ class Bench:
         self.a = args
         self.ns = args.ns
         self.ns_direct = args.ns_direct
+        self.ns_h = args.ns_h
         self.work = args.work
         self.users = {}
         for spec in args.user:
             role, name, uid, gid = spec.split(":")
             self.users[role] = (name, int(uid), int(gid))
         self.sinks = []
-        self.sink = self.direct_sink = self.y_sink = None
+        self.sink = self.direct_sink = self.h_sink = self.y_sink = None
         self.daemon = None
         self.spamd = None
         self.daemon_log_path = None
@@ -262,12 +262,15 @@ class Bench:
         raise Failure("%s is not listening on %s after %d s" % (what, endpoint, timeout))
 
     def start_sinks(self):
-        """The MX in the bench namespace, its twin in the table-free namespace (path A), and Y's own MX."""
+        """The MX in the bench namespace, its twins in the table-free namespace (path A) and in HAProxy's (path H),
+        and Y's own MX."""
         # Every idle session of phase_idle holds one of the sink's sessions too.
         self.sink = Sink(self, self.ns, SINK, os.path.join(self.work, "smtp-sink.out"), max_sessions=max(4000, self.a.idle + 500))
         self.sinks.append(self.sink)
         self.direct_sink = Sink(self, self.ns_direct, SINK, os.path.join(self.work, "smtp-sink-direct.out"))
         self.sinks.append(self.direct_sink)
+        self.h_sink = Sink(self, self.ns_h, SINK, os.path.join(self.work, "smtp-sink-h.out"))
+        self.sinks.append(self.h_sink)
         self.y_sink = Sink(self, self.ns, Y_MX, os.path.join(self.work, "smtp-sink-y.out"), max_sessions=1000)
         self.sinks.append(self.y_sink)
 
@@ -486,10 +489,12 @@ postlog   unix-dgram n  -       n       -       1       postlogd
     # ----- HAProxy (path H) ---------------------------------------------------------------------
 
     def start_haproxy(self):
-        """HAProxy in plain TCP mode where the daemon listens, as root (exempt: its upstream connection to the
-        sink is not redirected), in the foreground (-db: one process, its pid is the one measured)."""
-        if self.daemon is not None or self.listening(LISTEN):
-            raise Failure("path H: %s is still taken; the daemon must be stopped first" % LISTEN)
+        """HAProxy in plain TCP mode where the daemon listens, but in path H's namespace behind a copy of the daemon's
+        tables, as root (exempt: its upstream connection to the sink is not redirected), in the foreground (-db: one
+        process, its pid is the one measured)."""
+        self.copy_tables_to_h()
+        if self.listening(LISTEN, ns=self.ns_h):
+            raise Failure("path H: %s is already taken in %s" % (LISTEN, self.ns_h))
         cfg = os.path.join(self.work, "haproxy.cfg")
         self.haproxy_stats = os.path.join(self.work, "haproxy.sock")
         with open(cfg, "w") as f:
@@ -516,10 +521,10 @@ backend sink
         self.run([self.a.haproxy, "-c", "-q", "-f", cfg])
         self.haproxy_log = os.path.join(self.work, "haproxy.out")
         with open(self.haproxy_log, "wb") as out:
-            self.haproxy = subprocess.Popen(self.ns_cmd([self.a.haproxy, "-db", "-f", cfg]),
+            self.haproxy = subprocess.Popen(self.ns_cmd([self.a.haproxy, "-db", "-f", cfg], ns=self.ns_h),
                                             stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
-        while not self.listening(LISTEN):
+        while not self.listening(LISTEN, ns=self.ns_h):
             if self.haproxy.poll() is not None or time.monotonic() > deadline:
                 raise Failure("HAProxy did not start: %s" % self.haproxy_tail())
             time.sleep(0.1)
@@ -528,6 +533,19 @@ backend sink
         with open("/proc/%d/limits" % self.haproxy.pid) as f:
             fds = next((line.split()[3] for line in f if line.startswith("Max open files")), "?")
         log("HAProxy %s listening on %s (pid %d, open files limit %s)" % (self.haproxy_version(), LISTEN, self.haproxy.pid, fds))
+
+    def copy_tables_to_h(self):
+        """The daemon's nft tables, as they stand, loaded into path H's namespace: H's connections pass the same
+        redirect, per-uid rate meter and guard as B's. Checked: H must not run without them."""
+        ruleset = self.run(["nft", "list", "ruleset"]).stdout
+        if "table inet smtp_interceptor " not in ruleset:
+            raise Failure("path H: the daemon's table is not in %s to copy" % self.ns)
+        self.run(["nft", "flush", "ruleset"], ns=self.ns_h)
+        proc = subprocess.run(self.ns_cmd(["nft", "-f", "-"], ns=self.ns_h), input=ruleset, capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise Failure("path H: loading the daemon's tables failed: %s" % proc.stderr[-2000:])
+        if "redirect to :%s" % LISTEN.rsplit(":", 1)[1] not in self.run(["nft", "list", "ruleset"], ns=self.ns_h).stdout:
+            raise Failure("path H: no redirect to %s in %s after the copy" % (LISTEN, self.ns_h))
 
     def haproxy_tail(self):
         with open(self.haproxy_log, "rb") as f:
@@ -621,37 +639,6 @@ backend sink
         log("  %s: %d messages in %.2f s (%.0f msg/s)" % (path, messages, run["seconds"], messages / run["seconds"]))
         return run
 
-    def phase_haproxy(self):
-        """Path H (see the top of this file): the daemon stopped, its table left in place, HAProxy on its port;
-        rounds of A alternate with those of H. Then the daemon is started again, with a fresh state."""
-        a = self.a
-        log("path H: daemon stopped (its table stays), HAProxy in TCP mode on %s" % LISTEN)
-        self.stop_daemon()
-        self.start_haproxy()
-        try:
-            log("warm-up: H and A %d messages each" % a.warmup_c)
-            before = self.sink.count()
-            self.source("bench", SINK, a.warmup_c, a.sessions)
-            self.source("bench", SINK, a.warmup_c, a.sessions, ns=self.ns_direct)
-            if self.sink.wait(before + a.warmup_c, 60)[0] is None:
-                raise Failure("warm-up of H: the sink did not receive every message")
-            conns0 = self.haproxy_info("CumConns")
-            runs = {"A": [], "H": []}
-            for r in range(a.rounds):
-                log("throughput round H %d/%d" % (r + 1, a.rounds))
-                runs["A"].append(self.measured_path("A", "bench", SINK, a.a_messages, ns=self.ns_direct, sink=self.direct_sink))
-                runs["H"].append(self.measured_path("H", "bench", SINK, a.b_messages))
-            # Proof that H went through HAProxy (and not, say, straight to the sink): one connection per message.
-            conns = self.haproxy_info("CumConns") - conns0 - 1  # the first show info counted itself
-            if conns < a.rounds * a.b_messages:
-                raise Failure("path H: HAProxy accepted %d connections for %d messages" % (conns, a.rounds * a.b_messages))
-            self.results["haproxy"] = {"version": self.haproxy_version(), "connections": conns,
-                                       "rss_kb": proc_status_kb(self.haproxy.pid, "VmHWM")}
-        finally:
-            self.stop_haproxy()
-        self.results["throughput_h"] = runs
-        self.start_daemon(log_to_file=True, tag="daemon-b")
-
     def warm_up_daemon(self):
         """B until the runtime has stopped recompiling the daemon. .NET compiles hot methods again for many seconds
         after start (tiered compilation with PGO: a profiling tier, then optimised code) on a background thread,
@@ -677,23 +664,40 @@ backend sink
         return chunks
 
     def phase_throughput(self):
+        """The rounds of path 3 (top of this file): A, A', H, B and C in turn, so that B/H, like every other ratio,
+        compares rounds of the same minutes. HAProxy runs in path H's namespace the whole time and the warm daemon in
+        its own: neither is stopped between rounds, so the daemon is warmed up once."""
         a = self.a
-        self.phase_haproxy()
-        log("warm-up: B in chunks of %d messages until the runtime stops recompiling the daemon (tiered JIT), C %d messages (Postfix processes)" % (a.warmup, a.warmup_c))
+        log("warm-up: B in chunks of %d messages until the runtime stops recompiling the daemon (tiered JIT), C and A %d messages (Postfix processes)" % (a.warmup, a.warmup_c))
         self.results["warmup_daemon"] = self.warm_up_daemon()
-        before = self.sink.count()
-        self.source("exempt", RELAY, a.warmup_c, a.sessions)
-        self.source("bench", SINK, a.warmup_c, a.sessions, ns=self.ns_direct)
-        if self.sink.wait(before + a.warmup_c, 120)[0] is None:
-            raise Failure("warm-up: the sink did not receive every message")
-        time.sleep(1)
-        runs = {"A": [], "A'": [], "B": [], "C": []}
-        for r in range(a.rounds):
-            log("throughput round %d/%d" % (r + 1, a.rounds))
-            runs["A"].append(self.measured_path("A", "bench", SINK, a.a_messages, ns=self.ns_direct, sink=self.direct_sink))
-            runs["A'"].append(self.measured_path("A'", "exempt", SINK, a.a_messages))
-            runs["B"].append(self.measured_path("B", "bench", SINK, a.b_messages))
-            runs["C"].append(self.measured_path("C", "exempt", RELAY, a.c_messages))
+        log("path H: HAProxy in TCP mode on %s in %s, behind a copy of the daemon's tables" % (LISTEN, self.ns_h))
+        self.start_haproxy()
+        try:
+            log("warm-up: H %d messages" % a.warmup_c)
+            for ns, sink, role, target in ((self.ns_h, self.h_sink, "bench", SINK), (self.ns, self.sink, "exempt", RELAY),
+                                           (self.ns_direct, self.direct_sink, "bench", SINK)):
+                before = sink.count()
+                self.source(role, target, a.warmup_c, a.sessions, ns=ns)
+                if sink.wait(before + a.warmup_c, 120)[0] is None:
+                    raise Failure("warm-up in %s: the sink did not receive every message" % ns)
+            time.sleep(1)
+            conns0 = self.haproxy_info("CumConns")
+            runs = {"A": [], "A'": [], "H": [], "B": [], "C": []}
+            for r in range(a.rounds):
+                log("throughput round %d/%d" % (r + 1, a.rounds))
+                runs["A"].append(self.measured_path("A", "bench", SINK, a.a_messages, ns=self.ns_direct, sink=self.direct_sink))
+                runs["A'"].append(self.measured_path("A'", "exempt", SINK, a.a_messages))
+                runs["H"].append(self.measured_path("H", "bench", SINK, a.b_messages, ns=self.ns_h, sink=self.h_sink))
+                runs["B"].append(self.measured_path("B", "bench", SINK, a.b_messages))
+                runs["C"].append(self.measured_path("C", "exempt", RELAY, a.c_messages))
+            # Proof that H went through HAProxy (and not, say, straight to the sink): one connection per message.
+            conns = self.haproxy_info("CumConns") - conns0 - 1  # the first show info counted itself
+            if conns < a.rounds * a.b_messages:
+                raise Failure("path H: HAProxy accepted %d connections for %d messages" % (conns, a.rounds * a.b_messages))
+            self.results["haproxy"] = {"version": self.haproxy_version(), "connections": conns,
+                                       "rss_kb": proc_status_kb(self.haproxy.pid, "VmHWM")}
+        finally:
+            self.stop_haproxy()
         self.results["throughput"] = runs
         self.results["rss_after_throughput_kb"] = proc_status_kb(self.daemon.pid, "VmHWM")
 
@@ -1084,9 +1088,8 @@ backend sink
             return 1e6 * sum(x[key] for x in runs) / sum(x["messages"] for x in runs)
 
         t = r["throughput"]
-        th = r["throughput_h"]
         ra, ra2, rb, rc = rate(t["A"]), rate(t["A'"]), rate(t["B"]), rate(t["C"])
-        rh, ra_h = rate(th["H"]), rate(th["A"])
+        rh = rate(t["H"])
 
         def count(runs):
             return sum(x["messages"] for x in runs)
@@ -1110,10 +1113,8 @@ backend sink
         out("  %-*s %7.0f msg/s  (%d msgs)  %s; %s" % (
             w, "B  through smtp-interceptor", rb, count(t["B"]), ends(t["B"], ", daemon %4.0f µs" % cpu_us(t["B"], "cpu_daemon_s")), by_round(t["B"])))
         out("  %-*s %7.0f msg/s  (%d msgs)  %s; %s" % (
-            w, "H  through HAProxy (TCP byte forwarder, a connection per client)", rh, count(th["H"]),
-            ends(th["H"], ", haproxy %4.0f µs" % cpu_us(th["H"], "cpu_proxy_s")), by_round(th["H"])))
-        out("  %-*s %7.0f msg/s  (%d msgs)  %s; %s" % (
-            w, "   A again, its rounds alternating with H's", ra_h, count(th["A"]), ends(th["A"]), by_round(th["A"])))
+            w, "H  through HAProxy (TCP byte forwarder, a connection per client)", rh, count(t["H"]),
+            ends(t["H"], ", haproxy %4.0f µs" % cpu_us(t["H"], "cpu_proxy_s")), by_round(t["H"])))
         accept_c = count(t["C"]) / sum(x["accept_seconds"] for x in t["C"])
         out("  %-*s %7.0f msg/s  (%d msgs)  %s; Postfix accepted %.0f msg/s" % (
             w, "C  through a local Postfix relay", rc, count(t["C"]), ends(t["C"], ", postfix %4.0f µs" % cpu_us(t["C"], "cpu_postfix_s")), accept_c))
@@ -1136,11 +1137,12 @@ backend sink
                 cpu_us(r["b_scan"]["runs"], "cpu_daemon_s"), by_round(r["b_scan"]["runs"])))
         cost_a = cpu_us(t["A"], "cpu_client_s") + cpu_us(t["A"], "cpu_sink_s")
         cost_b = cpu_us(t["B"], "cpu_client_s") + cpu_us(t["B"], "cpu_sink_s") + cpu_us(t["B"], "cpu_daemon_s")
-        cost_h = cpu_us(th["H"], "cpu_client_s") + cpu_us(th["H"], "cpu_sink_s") + cpu_us(th["H"], "cpu_proxy_s")
+        cost_h = cpu_us(t["H"], "cpu_client_s") + cpu_us(t["H"], "cpu_sink_s") + cpu_us(t["H"], "cpu_proxy_s")
         cost_c = cpu_us(t["C"], "cpu_client_s") + cpu_us(t["C"], "cpu_sink_s") + cpu_us(t["C"], "cpu_postfix_s")
-        out("  B/A = %.2f   B/A' = %.2f   B/C = %.2f   H/A = %.2f   B/H = %.2f" % (rb / ra, rb / ra2, rb / rc, rh / ra_h, rb / rh))
-        out("  (H/A: H over the A rounds that alternated with it, %.2f over the main A rounds; HAProxy %s, %d connections, peak RSS %.1f MB)" % (
-            rh / ra, r["haproxy"]["version"], r["haproxy"]["connections"], r["haproxy"]["rss_kb"] / 1024))
+        out("  B/A = %.2f   B/A' = %.2f   B/C = %.2f   H/A = %.2f   B/H = %.2f" % (rb / ra, rb / ra2, rb / rc, rh / ra, rb / rh))
+        out("  (H and B in the same rounds, one after the other; B/H by round: %s; HAProxy %s, %d connections, peak RSS %.1f MB)" % (
+            " / ".join("%.2f" % ((b["messages"] / b["seconds"]) / (h["messages"] / h["seconds"])) for b, h in zip(t["B"], t["H"])),
+            r["haproxy"]["version"], r["haproxy"]["connections"], r["haproxy"]["rss_kb"] / 1024))
         out("  CPU per message, all processes of a path: A %.0f µs, B %.0f µs, H %.0f µs, C %.0f µs -> B/A %.2f, B/H %.2f, B/C %.2f by CPU cost" % (
             cost_a, cost_b, cost_h, cost_c, cost_a / cost_b, cost_h / cost_b, cost_c / cost_b))
         for line in tls_pair.report_lines(r, w):
@@ -1223,6 +1225,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--ns", required=True)
     p.add_argument("--ns-direct", required=True, help="a namespace without any nft table, for path A")
+    p.add_argument("--ns-h", required=True, help="a namespace for path H: HAProxy behind a copy of the daemon's tables")
     p.add_argument("--work", required=True)
     p.add_argument("--daemon", required=True, help="path of smtp-interceptor.dll")
     p.add_argument("--lookup", required=True, help="path of LookupBench.dll")

@@ -669,12 +669,12 @@ backend sink
         compares rounds of the same minutes. HAProxy runs in path H's namespace the whole time and the warm daemon in
         its own: neither is stopped between rounds, so the daemon is warmed up once."""
         a = self.a
-        log("warm-up: B in chunks of %d messages until the runtime stops recompiling the daemon (tiered JIT), C and A %d messages (Postfix processes)" % (a.warmup, a.warmup_c))
+        log("warm-up: B in chunks of %d messages until the runtime stops recompiling the daemon (tiered JIT)" % a.warmup)
         self.results["warmup_daemon"] = self.warm_up_daemon()
         log("path H: HAProxy in TCP mode on %s in %s, behind a copy of the daemon's tables" % (LISTEN, self.ns_h))
         self.start_haproxy()
         try:
-            log("warm-up: H %d messages" % a.warmup_c)
+            log("warm-up: H, C (Postfix starts its processes) and A, %d messages each" % a.warmup_c)
             for ns, sink, role, target in ((self.ns_h, self.h_sink, "bench", SINK), (self.ns, self.sink, "exempt", RELAY),
                                            (self.ns_direct, self.direct_sink, "bench", SINK)):
                 before = sink.count()
@@ -689,10 +689,9 @@ backend sink
                 runs["A"].append(self.measured_path("A", "bench", SINK, a.a_messages, ns=self.ns_direct, sink=self.direct_sink))
                 runs["A'"].append(self.measured_path("A'", "exempt", SINK, a.a_messages))
                 # H before B in odd rounds, B before H in even ones: neither always follows the same path.
-                pair = [("H", lambda: self.measured_path("H", "bench", SINK, a.b_messages, ns=self.ns_h, sink=self.h_sink)),
-                        ("B", lambda: self.measured_path("B", "bench", SINK, a.b_messages))]
-                for path, measure in (pair if r % 2 == 0 else pair[::-1]):
-                    runs[path].append(measure())
+                for path in (("H", "B") if r % 2 == 0 else ("B", "H")):
+                    ns, sink = (self.ns_h, self.h_sink) if path == "H" else (None, None)
+                    runs[path].append(self.measured_path(path, "bench", SINK, a.b_messages, ns=ns, sink=sink))
                 runs["C"].append(self.measured_path("C", "exempt", RELAY, a.c_messages))
             # Proof that H went through HAProxy (and not, say, straight to the sink): one connection per message.
             conns = self.haproxy_info("CumConns") - conns0 - 1  # the first show info counted itself
@@ -1145,7 +1144,7 @@ backend sink
         cost_c = cpu_us(t["C"], "cpu_client_s") + cpu_us(t["C"], "cpu_sink_s") + cpu_us(t["C"], "cpu_postfix_s")
         out("  B/A = %.2f   B/A' = %.2f   B/C = %.2f   H/A = %.2f   B/H = %.2f" % (rb / ra, rb / ra2, rb / rc, rh / ra, rb / rh))
         out("  (H and B in the same rounds, one after the other, H first in odd rounds; B/H by round: %s; HAProxy %s, %d connections, peak RSS %.1f MB)" % (
-            " / ".join("%.2f" % ((b["messages"] / b["seconds"]) / (h["messages"] / h["seconds"])) for b, h in zip(t["B"], t["H"])),
+            " / ".join("%.2f" % (rate([b]) / rate([h])) for b, h in zip(t["B"], t["H"])),
             r["haproxy"]["version"], r["haproxy"]["connections"], r["haproxy"]["rss_kb"] / 1024))
         out("  CPU per message, all processes of a path: A %.0f µs, B %.0f µs, H %.0f µs, C %.0f µs -> B/A %.2f, B/H %.2f, B/C %.2f by CPU cost" % (
             cost_a, cost_b, cost_h, cost_c, cost_a / cost_b, cost_h / cost_b, cost_c / cost_b))

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Interceptor.Daemon.Fairness;
 using static Interceptor.IntegrationTests.PolicyTestSupport;
 
 namespace Interceptor.IntegrationTests;
@@ -10,7 +11,9 @@ namespace Interceptor.IntegrationTests;
 /// connection rate), so nothing but the scheduler stands between his work and alice's; alice, at the default limits,
 /// sends messages one after another, first alone, then during the storm, in the same test. Her median time per message
 /// during the storm must stay within a bound of her median alone: with the thread pool's first come, first served
-/// every step of her session queues behind the storm's 100 sessions, with the scheduler behind one of them.
+/// every step of her session queues behind the storm's 100 sessions, with the scheduler behind one of them. Bob storms
+/// alone for longer than AloneAfter before alice sends again, so his sessions first run outside the scheduler and must
+/// go back to their turns once her work arrives.
 /// </summary>
 [TestFixture]
 [CancelAfter(120_000)]
@@ -53,6 +56,9 @@ public sealed class FairSchedulingTests
             await Task.Delay(50);
         }
 
+        // Bob alone for longer than AloneAfter: his sessions step outside the scheduler (FairShareScheduler.Lanes), and
+        // alice's first message is what sends them back to their turns.
+        await Task.Delay(FairShareScheduler.AloneAfter + TimeSpan.FromSeconds(1));
         var cpuBefore = ProcessCpu.Seconds(s.RequireDaemon.Process.ProcessId);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var during = await SendTimedAsync(s, Messages);

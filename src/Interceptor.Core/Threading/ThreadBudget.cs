@@ -26,9 +26,22 @@ public sealed class ThreadBudget
     private readonly TimeProvider? _time;
     private long _since;
 
+    // The session's lane, for a session loop's budget (ForSession); null for every other loop.
+    private readonly IStepLane? _lane;
+
     // The item this thread runs now, if a scheduler said so (see EnterRun).
     [ThreadStatic]
     private static RunState t_run;
+
+    // Outside any item: when a session step that waited last went on here through its lane (a session outside its
+    // context), and on which clock. Another loop of that step (a reused upstream's reply reader, which last waited one
+    // message ago) counts its slice from there at the latest, as it would from an item's start. Only a step that waited
+    // sets it, so a loop that never waits is still held to its own slice.
+    [ThreadStatic]
+    private static long t_laneStepStarted;
+
+    [ThreadStatic]
+    private static TimeProvider? t_laneStepClock;
 
     /// <summary>Whether a thread runs a scheduler's item, and since when (on the scheduler's clock).</summary>
     public readonly record struct RunState(bool Running, long Started);
@@ -47,16 +60,23 @@ public sealed class ThreadBudget
     /// <summary>The item <see cref="EnterRun"/> started has ended.</summary>
     public static void ExitRun(RunState outer) => t_run = outer;
 
-    private ThreadBudget(TimeProvider? time)
+    private ThreadBudget(TimeProvider? time, IStepLane? lane)
     {
         _time = time;
+        _lane = lane;
         _since = Now();
     }
 
-    public static ThreadBudget Start() => new(null);
+    public static ThreadBudget Start() => new(null, null);
+
+    /// <summary>
+    /// A session loop's budget: after each step it also asks the session's lane (<see cref="StepLanes.Current"/> when
+    /// the session was set up) whether the step may go on where it runs, or must go back to the user's turn first.
+    /// </summary>
+    public static ThreadBudget ForSession() => new(null, StepLanes.Current);
 
     /// <summary>A budget on <paramref name="time"/>'s clock (tests move it by hand: a real 1 ms slice is at a loaded machine's mercy).</summary>
-    internal static ThreadBudget Start(TimeProvider time) => new(time);
+    internal static ThreadBudget Start(TimeProvider time, IStepLane? lane = null) => new(time, lane);
 
     /// <summary>The loop waited (for a client, an upstream): its time starts again.</summary>
     public void Waited() => _since = Now();
@@ -67,6 +87,20 @@ public sealed class ThreadBudget
     /// </summary>
     public ValueTask AfterStepAsync(bool waited)
     {
+        if (_lane is { } lane)
+        {
+            if (!lane.GoOnHere())
+            {
+                return BackToTurnAsync(lane);
+            }
+
+            if (waited)
+            {
+                t_laneStepStarted = Now();
+                t_laneStepClock = _time;
+            }
+        }
+
         if (waited)
         {
             Waited();
@@ -74,6 +108,12 @@ public sealed class ThreadBudget
         }
 
         return Spent() ? YieldAsync() : ValueTask.CompletedTask;
+    }
+
+    private async ValueTask BackToTurnAsync(IStepLane lane)
+    {
+        await StepLanes.BackToTurn(lane);
+        Waited();
     }
 
     private async ValueTask YieldAsync()
@@ -89,7 +129,10 @@ public sealed class ThreadBudget
     {
         var now = Now();
         var run = t_run;
-        if (Elapsed(run.Running ? run.Started : _since, now) < Slice)
+        var from = run.Running ? run.Started
+            : _lane is null && ReferenceEquals(t_laneStepClock, _time) ? Math.Max(_since, t_laneStepStarted)
+            : _since;
+        if (Elapsed(from, now) < Slice)
         {
             return false;
         }

@@ -142,13 +142,20 @@ public sealed partial class FairShareScheduler
     [ThreadStatic]
     private static byte t_onSocketThread;
 
-    internal void Enqueue(uint uid, UserSynchronizationContext context, SendOrPostCallback callback, object? state)
+    internal void Enqueue(UserSynchronizationContext context, SendOrPostCallback callback, object? state)
     {
         if (TryRunHere(context, callback, state))
         {
             return;
         }
 
+        Queue(context, callback, state);
+    }
+
+    /// <summary>Queues the item for a pump (starting one if a slot is free); never runs it on the calling thread.</summary>
+    internal void Queue(UserSynchronizationContext context, SendOrPostCallback callback, object? state)
+    {
+        var uid = context.Uid;
         var start = false;
         lock (_lock)
         {

@@ -131,6 +131,12 @@ internal sealed class UserLoad
         return now < entry.FloodingUntil && now < _usersAlternatedAt + _othersServedTicks;
     }
 
+    /// <summary>
+    /// The uid's work entered last, and no other uid's for <paramref name="period"/> (or ever): the only user with work.
+    /// </summary>
+    public bool IsAlone(uint uid, TimeSpan period) =>
+        uid == _lastEntered && _time.GetTimestamp() - _usersAlternatedAt >= (long)(period.TotalSeconds * _time.TimestampFrequency);
+
     private bool IsSpent(in Entry entry, long now) =>
         entry.Sessions <= 0 && now >= entry.BusyUntil && now >= entry.FloodingUntil && now >= entry.WindowStart + _windowTicks;
 

@@ -6,7 +6,7 @@ namespace Interceptor.Daemon.Fairness;
 /// One session's context, under its user's uid: what the session's <c>await</c> captures, so its continuation is queued
 /// under the uid in the <see cref="FairShareScheduler"/> instead of going straight to the thread pool.
 /// </summary>
-public sealed class UserSynchronizationContext : SynchronizationContext, IBlockingWorkContext
+public sealed class UserSynchronizationContext : SynchronizationContext, IStepLane
 {
     private readonly FairShareScheduler _scheduler;
     private int _blockingWork;
@@ -31,13 +31,20 @@ public sealed class UserSynchronizationContext : SynchronizationContext, IBlocki
         return new BlockingScope(this);
     }
 
-    public override void Post(SendOrPostCallback d, object? state) => _scheduler.Enqueue(Uid, this, d, state);
+    public override void Post(SendOrPostCallback d, object? state) => _scheduler.Enqueue(this, d, state);
+
+    /// <inheritdoc/>
+    public bool GoOnHere() => _scheduler.GoOnHere(this);
+
+    /// <inheritdoc/>
+    public void Queue(Action continuation) => _scheduler.Queue(this, static c => ((Action)c!)(), continuation);
 
     public override SynchronizationContext CreateCopy() => this;
 
     /// <summary>
     /// Runs <paramref name="work"/> under this context from its first line, so every continuation in it is scheduled
-    /// fairly; the returned task ends with it (its exception included). Call it holding no lock: when nothing waits, the
+    /// fairly (while its user is alone, outside it: see <see cref="IStepLane"/>); the returned task ends with it (its
+    /// exception included). Call it holding no lock: when nothing waits, the
     /// work's first step runs before this returns.
     /// </summary>
     public Task RunAsync(Func<Task> work)
@@ -47,8 +54,15 @@ public sealed class UserSynchronizationContext : SynchronizationContext, IBlocki
 
         // The caller's execution context (its log scope names the session) goes with the work, as Task.Run's would;
         // the awaits inside carry it on by themselves.
-        var flow = ExecutionContext.Capture();
         using var holdingNothing = InlineContinuations.Allow();
+        if (_scheduler.MayStartHere(this))
+        {
+            // Its user is alone: the session starts here, outside its context, as its later steps will run.
+            Start(work, ended);
+            return ended.Task;
+        }
+
+        var flow = ExecutionContext.Capture();
         Post(_ =>
         {
             if (flow is null)
@@ -76,12 +90,19 @@ public sealed class UserSynchronizationContext : SynchronizationContext, IBlocki
         }
     }
 
-    private static void Start(Func<Task> work, TaskCompletionSource ended)
+    // The session's flow knows its lane from its first line (an async method: the value goes no further than its flow).
+    private async Task InLane(Func<Task> work)
+    {
+        StepLanes.Current = this;
+        await work();
+    }
+
+    private void Start(Func<Task> work, TaskCompletionSource ended)
     {
         Task task;
         try
         {
-            task = work();
+            task = InLane(work);
         }
 #pragma warning disable CA1031 // handed to the caller through the task, as an async method would
         catch (Exception e)

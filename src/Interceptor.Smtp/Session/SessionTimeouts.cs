@@ -44,7 +44,7 @@ public sealed class SessionTimeouts : IDisposable
     /// The session's running time without a wait, across its command loop, its DATA loop and a spool's replay: each
     /// gives the thread up once it is spent (see <see cref="ThreadBudget"/>).
     /// </summary>
-    public ThreadBudget Budget { get; } = ThreadBudget.Start();
+    public ThreadBudget Budget { get; } = ThreadBudget.ForSession();
 
     /// <summary>True once the session limit (not the shutdown) cancelled <see cref="Token"/>.</summary>
     public bool SessionExpired => _session.IsCancellationRequested && !Shutdown.IsCancellationRequested;

@@ -1,0 +1,67 @@
+namespace Interceptor.Daemon.Fairness;
+
+/// <summary>
+/// A user alone runs outside the scheduler. Fairness has a price on every step (each await captures the session's
+/// context, each continuation is posted, counted and run through it: 12–14% of the daemon's CPU per message against the
+/// same build with no context, README → Performance), and it buys nothing while one user is the only one with work:
+/// there is nobody to be fair to. So while no other user's work has entered the scheduler for <see cref="AloneAfter"/>,
+/// that user's sessions run their steps with no context, where their I/O completes (a socket thread), as an event loop
+/// would. After every step a session's loop asks (<see cref="GoOnHere"/>, through its lane), and once another user
+/// shows up it goes back to its turn before its next step, queued for a pump (<see cref="Queue"/>): from then on the
+/// users' turns, the light users' steps beside the pumps and the flood's demotion apply as before.
+/// </summary>
+/// <remarks>
+/// What the newcomer waits for is at most the steps the socket thread is already running when its own work arrives (a
+/// batch of ready sessions of the user alone, each bounded by the session's <c>ThreadBudget</c>), once: its work
+/// enters the scheduler, and the user alone loses the mark before its sessions' next steps. <see cref="AloneAfter"/> is
+/// long enough that a customer sending every few seconds keeps the mark off.
+/// </remarks>
+public sealed partial class FairShareScheduler
+{
+    /// <summary>No other user's work has entered the scheduler for this long: the user whose work last entered is alone.</summary>
+    public static readonly TimeSpan AloneAfter = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// After a step of the session: true to go on where it runs. While its user is alone that is anywhere the session
+    /// runs under its own context or none, and the context is left (the next awaits capture none); otherwise only under
+    /// its own context, where the scheduler already runs it. Never in blocking work (its items stay on the pumps), nor
+    /// when the scheduler does not run items where posted (tests that drive the pumps by hand).
+    /// </summary>
+    internal bool GoOnHere(UserSynchronizationContext context)
+    {
+        var current = SynchronizationContext.Current;
+        if (current is not null && !ReferenceEquals(current, context))
+        {
+            // A continuation that ran inside another user's item (a task it completed): back to this user's own turn.
+            return false;
+        }
+
+        if (InlineWhenIdle && !context.InBlockingWork && IsAlone(context.Uid))
+        {
+            if (current is not null)
+            {
+                // Inside the session's own item: Run puts the thread's context back when the item ends.
+                SynchronizationContext.SetSynchronizationContext(null);
+            }
+
+            return true;
+        }
+
+        return current is not null;
+    }
+
+    /// <summary>
+    /// A session of a user alone may start on the calling thread, outside its context: where an item posted now would
+    /// run here anyway (a socket thread, or a poster holding nothing), with no context of another's to leave.
+    /// </summary>
+    internal bool MayStartHere(UserSynchronizationContext context) =>
+        SynchronizationContext.Current is null && InlineWhenIdle && MayRunHere() && IsAlone(context.Uid);
+
+    private bool IsAlone(uint uid)
+    {
+        lock (_lock)
+        {
+            return _load.IsAlone(uid, AloneAfter);
+        }
+    }
+}

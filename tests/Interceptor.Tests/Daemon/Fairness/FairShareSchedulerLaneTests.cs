@@ -1,0 +1,184 @@
+using Interceptor.Core.Threading;
+using Interceptor.Daemon.Fairness;
+using Interceptor.Tests.TestDoubles;
+using NUnit.Framework;
+
+namespace Interceptor.Tests.Daemon.Fairness;
+
+/// <summary>
+/// A user alone runs outside the scheduler (FairShareScheduler.Lanes): while no other user's work has entered it for
+/// AloneAfter, that user's sessions step with no context; once another user's work enters, they go back to their turn
+/// (queued for a pump) before their next step. Blocking work never leaves the context. Pumps are collected and run by
+/// the test; the clock is moved by hand.
+/// </summary>
+public class FairShareSchedulerLaneTests
+{
+    private const uint X = 1001;
+    private const uint Y = 1002;
+
+    private readonly Queue<Action> _pumps = new();
+    private readonly List<Exception> _faults = [];
+    private readonly SteppedClock _clock = new();
+
+    [Test]
+    public async Task A_step_of_the_only_user_with_work_goes_on_and_leaves_its_context()
+    {
+        var scheduler = Scheduler();
+        var x = scheduler.ContextFor(X);
+        bool? wentOn = null;
+        SynchronizationContext? during = null;
+        SynchronizationContext? after = null;
+        await Task.Run(() => PostHoldingNothing(x, _ =>
+        {
+            during = SynchronizationContext.Current;
+            wentOn = x.GoOnHere();
+            after = SynchronizationContext.Current;
+        }));
+
+        Assert.That(_faults, Is.Empty);
+        Assert.That(during, Is.SameAs(x), "the item ran under X's context");
+        Assert.That(wentOn, Is.True);
+        Assert.That(after, Is.Null, "the step's next awaits capture no context");
+    }
+
+    [Test]
+    public async Task Once_another_users_work_enters_a_step_outside_its_context_goes_back_to_its_turn_on_a_pump()
+    {
+        var scheduler = Scheduler();
+        var x = scheduler.ContextFor(X);
+        await Task.Run(() => PostHoldingNothing(x, _ => { }));
+        Assert.That(await Task.Run(x.GoOnHere), Is.True, "X alone: a step with no context goes on");
+
+        await Task.Run(() => PostHoldingNothing(scheduler.ContextFor(Y), _ => { }));
+        Assert.That(await Task.Run(x.GoOnHere), Is.False, "Y's work entered: X's next step goes back to its turn");
+
+        int? ranOn = null;
+        SynchronizationContext? ranUnder = null;
+        await Task.Run(() => x.Queue(() =>
+        {
+            ranOn = Environment.CurrentManagedThreadId;
+            ranUnder = SynchronizationContext.Current;
+        }));
+        Assert.That(ranOn, Is.Null, "queued, not run on the calling thread");
+        Assert.That(_pumps, Has.Count.EqualTo(1));
+
+        RunPumps();
+        Assert.That(ranOn, Is.Not.Null, "run by the pump");
+        Assert.That(ranUnder, Is.SameAs(x), "back under X's context: its awaits go through the scheduler again");
+    }
+
+    [Test]
+    public async Task The_user_is_alone_again_only_after_AloneAfter_without_another_users_work()
+    {
+        var scheduler = Scheduler();
+        var x = scheduler.ContextFor(X);
+        await Task.Run(() => PostHoldingNothing(scheduler.ContextFor(Y), _ => { }));
+        await Task.Run(() => PostHoldingNothing(x, _ => { }));
+
+        _clock.Advance(FairShareScheduler.AloneAfter - TimeSpan.FromMilliseconds(1));
+        Assert.That(await Task.Run(x.GoOnHere), Is.False, "Y's work entered just under AloneAfter ago");
+        _clock.Advance(TimeSpan.FromMilliseconds(2));
+        Assert.That(await Task.Run(x.GoOnHere), Is.True);
+    }
+
+    [Test]
+    public async Task A_step_in_its_own_item_goes_on_under_its_context_while_another_user_has_work()
+    {
+        var scheduler = Scheduler();
+        var x = scheduler.ContextFor(X);
+        await Task.Run(() => PostHoldingNothing(scheduler.ContextFor(Y), _ => { }));
+        bool? wentOn = null;
+        SynchronizationContext? after = null;
+        await Task.Run(() => PostHoldingNothing(x, _ =>
+        {
+            wentOn = x.GoOnHere();
+            after = SynchronizationContext.Current;
+        }));
+
+        Assert.That(wentOn, Is.True, "where the scheduler runs it, as before");
+        Assert.That(after, Is.SameAs(x), "and its awaits still go through the scheduler");
+    }
+
+    [Test]
+    public async Task Blocking_work_keeps_its_context_even_for_a_user_alone()
+    {
+        var scheduler = Scheduler();
+        var x = scheduler.ContextFor(X);
+        SynchronizationContext? after = null;
+        await Task.Run(() => PostHoldingNothing(x, _ =>
+        {
+            using (x.EnterBlockingWork())
+            {
+                Assert.That(x.GoOnHere(), Is.True);
+                after = SynchronizationContext.Current;
+            }
+        }));
+
+        Assert.That(_faults, Is.Empty);
+        Assert.That(after, Is.SameAs(x), "its items stay on the pumps");
+    }
+
+    [Test]
+    public async Task A_continuation_run_inside_another_users_item_goes_back_to_its_own_turn()
+    {
+        // A task completed in Y's step resumes X's session there: X must not go on in Y's turn, nor leave Y's context.
+        var scheduler = Scheduler();
+        var x = scheduler.ContextFor(X);
+        var y = scheduler.ContextFor(Y);
+        await Task.Run(() => PostHoldingNothing(x, _ => { }));
+        bool? wentOn = null;
+        SynchronizationContext? after = null;
+        await Task.Run(() => PostHoldingNothing(y, _ =>
+        {
+            wentOn = x.GoOnHere();
+            after = SynchronizationContext.Current;
+        }));
+
+        Assert.That(wentOn, Is.False);
+        Assert.That(after, Is.SameAs(y));
+    }
+
+    [Test]
+    public async Task A_session_of_a_user_alone_starts_on_the_starting_thread_with_no_context_and_knows_its_lane()
+    {
+        var scheduler = Scheduler();
+        var x = scheduler.ContextFor(X);
+        await Task.Run(() => PostHoldingNothing(x, _ => { }));
+
+        var alone = await Task.Run(() => StartAndLook(x));
+        await Task.Run(() => PostHoldingNothing(scheduler.ContextFor(Y), _ => { }));
+        var among = await Task.Run(() => StartAndLook(x));
+
+        Assert.That(alone, Is.EqualTo((true, (SynchronizationContext?)null, (IStepLane?)x)));
+        Assert.That(among, Is.EqualTo((true, (SynchronizationContext?)x, (IStepLane?)x)), "among others: under its context");
+        Assert.That(StepLanes.Current, Is.Null, "the lane stays in the session's flow");
+    }
+
+    private static (bool OnStartingThread, SynchronizationContext? Context, IStepLane? Lane) StartAndLook(UserSynchronizationContext context)
+    {
+        var starting = Environment.CurrentManagedThreadId;
+        (bool, SynchronizationContext?, IStepLane?) seen = default;
+        _ = context.RunAsync(() =>
+        {
+            seen = (Environment.CurrentManagedThreadId == starting, SynchronizationContext.Current, StepLanes.Current);
+            return Task.CompletedTask;
+        });
+        return seen;
+    }
+
+    private FairShareScheduler Scheduler() => new(2, _faults.Add, _pumps.Enqueue, _clock);
+
+    private static void PostHoldingNothing(UserSynchronizationContext context, SendOrPostCallback work)
+    {
+        using var holdingNothing = InlineContinuations.Allow();
+        context.Post(work, null);
+    }
+
+    private void RunPumps()
+    {
+        while (_pumps.TryDequeue(out var pump))
+        {
+            pump();
+        }
+    }
+}

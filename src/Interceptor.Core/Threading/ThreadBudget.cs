@@ -17,7 +17,7 @@ namespace Interceptor.Core.Threading;
 /// there was sent back to the queue, a pump's wake-up for a thread held a few microseconds), and a wait that completed
 /// within the item did not give the thread up. Outside any item, the loop's own last wait (or yield) counts.
 /// </remarks>
-public sealed class ThreadBudget
+public sealed partial class ThreadBudget
 {
     /// <summary>Running time without a wait before the loop yields; a pump's slice.</summary>
     public static readonly TimeSpan Slice = TimeSpan.FromMilliseconds(1);
@@ -28,6 +28,9 @@ public sealed class ThreadBudget
 
     // The session's lane, for a session loop's budget (ForSession); null for every other loop.
     private readonly IStepLane? _lane;
+
+    // Reused for every trip back to the turn (a loop has one step in flight at a time).
+    private TurnWait? _turn;
 
     // The item this thread runs now, if a scheduler said so (see EnterRun).
     [ThreadStatic]
@@ -110,13 +113,24 @@ public sealed class ThreadBudget
         return Spent() ? YieldAsync() : ValueTask.CompletedTask;
     }
 
-    private async ValueTask BackToTurnAsync(IStepLane lane)
+    // The loop itself resumes in its turn: an async helper completing on a pump under the session's context would hand
+    // the loop's context-free continuation to the thread pool instead (.NET runs such a continuation inline only where
+    // no context is set).
+    private ValueTask BackToTurnAsync(IStepLane lane) => (_turn ??= new TurnWait(this)).Start(lane);
+
+    private ValueTask YieldAsync()
     {
-        await StepLanes.BackToTurn(lane);
-        Waited();
+        // A session's loop running outside its context (IStepLane) yields into its user's turn, not to the thread pool,
+        // where a storm's yields would queue ahead of every other user's work, first come, first served.
+        if (SynchronizationContext.Current is null && StepLanes.Current is { } lane)
+        {
+            return BackToTurnAsync(lane);
+        }
+
+        return YieldToContextAsync();
     }
 
-    private async ValueTask YieldAsync()
+    private async ValueTask YieldToContextAsync()
     {
         await Task.Yield();
 

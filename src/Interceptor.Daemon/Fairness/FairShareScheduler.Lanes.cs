@@ -11,10 +11,11 @@ namespace Interceptor.Daemon.Fairness;
 /// users' turns, the light users' steps beside the pumps and the flood's demotion apply as before.
 /// </summary>
 /// <remarks>
-/// What the newcomer waits for is at most the steps the socket thread is already running when its own work arrives (a
-/// batch of ready sessions of the user alone, each bounded by the session's <c>ThreadBudget</c>), once: its work
-/// enters the scheduler, and the user alone loses the mark before its sessions' next steps. <see cref="AloneAfter"/> is
-/// long enough that a customer sending every few seconds keeps the mark off.
+/// What the newcomer waits for is the steps the socket thread is already running when its own work arrives (a batch of
+/// ready sessions of the user alone), once: its work enters the scheduler, and the user alone loses the mark before its
+/// sessions' next steps. A step of a session outside the scheduler that uses up its slice (a storm of pipelined
+/// commands) yields into its user's turn, never to the thread pool, and a user with <see cref="FloodSessions"/> sessions
+/// in the scheduler at once is never alone: so the batch is made of ordinary steps, not of slices.
 /// </remarks>
 public sealed partial class FairShareScheduler
 {
@@ -61,7 +62,10 @@ public sealed partial class FairShareScheduler
     {
         lock (_lock)
         {
-            return _load.IsAlone(uid, AloneAfter);
+            // Not a flood (sessions that keep using up their slices, whose yields come back through the scheduler):
+            // run outside, its steps would hold the socket thread a slice each, and a newcomer would wait behind all
+            // of them for its first step. In its turns, the newcomer's step runs beside them.
+            return _load.IsAlone(uid, AloneAfter) && !_load.IsFlooding(uid);
         }
     }
 }

@@ -137,6 +137,9 @@ internal sealed class UserLoad
     public bool IsAlone(uint uid, TimeSpan period) =>
         uid == _lastEntered && _time.GetTimestamp() - _usersAlternatedAt >= (long)(period.TotalSeconds * _time.TimestampFrequency);
 
+    /// <summary>Had <c>floodSessions</c> sessions in the scheduler at once within the last window.</summary>
+    public bool IsFlooding(uint uid) => _entries.TryGetValue(uid, out var entry) && _time.GetTimestamp() < entry.FloodingUntil;
+
     private bool IsSpent(in Entry entry, long now) =>
         entry.Sessions <= 0 && now >= entry.BusyUntil && now >= entry.FloodingUntil && now >= entry.WindowStart + _windowTicks;
 

@@ -76,6 +76,26 @@ public class StepLaneTests
     }
 
     [Test]
+    public async Task A_spent_loop_of_a_session_outside_its_context_yields_into_its_turn_not_to_the_thread_pool()
+    {
+        // A storm of pipelined commands run outside the scheduler: its yields must not queue on the pool ahead of others.
+        var lane = new RecordingLane { GoOn = true };
+        var (completed, step) = await Task.Run(() =>
+        {
+            StepLanes.Current = lane;
+            var reader = ThreadBudget.Start(_clock);
+            _clock.Advance(ThreadBudget.Slice * 2);
+            var yielding = reader.AfterStepAsync(waited: false).AsTask();
+            return (yielding.IsCompleted, yielding);
+        });
+
+        Assert.That(completed, Is.False);
+        Assert.That(lane.Queued, Has.Count.EqualTo(1), "queued on the lane");
+        lane.Queued[0]();
+        await step;
+    }
+
+    [Test]
     public async Task Blocking_work_of_a_session_outside_its_context_runs_in_the_sessions_turn_marked_as_blocking()
     {
         var lane = new RecordingLane();

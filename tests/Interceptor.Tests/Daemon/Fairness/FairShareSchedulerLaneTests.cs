@@ -68,6 +68,57 @@ public class FairShareSchedulerLaneTests
     }
 
     [Test]
+    public async Task A_loop_sent_back_to_its_turn_goes_on_in_the_pump_under_its_context_not_on_the_pool()
+    {
+        // The loop awaited with no context: had it resumed through an async helper completed in the pump, .NET would have
+        // handed it to the thread pool, outside the scheduler (found by the attack review).
+        var scheduler = Scheduler();
+        var x = scheduler.ContextFor(X);
+        await Task.Run(() => PostHoldingNothing(x, _ => { }));
+        await Task.Run(() => PostHoldingNothing(scheduler.ContextFor(Y), _ => { }));
+        var budget = ThreadBudget.Start(_clock, x);
+        var loop = Task.Run(async () =>
+        {
+            await budget.AfterStepAsync(waited: true);
+            return (Environment.CurrentManagedThreadId, SynchronizationContext.Current);
+        });
+        Assert.That(SpinWait.SpinUntil(() => _pumps.Count > 0, TimeSpan.FromSeconds(10)), Is.True, "the step was queued");
+
+        var pumpThread = 0;
+        var pump = new Thread(() =>
+        {
+            pumpThread = Environment.CurrentManagedThreadId;
+            RunPumps();
+        });
+        pump.Start();
+        pump.Join();
+        var (thread, context) = await loop;
+
+        Assert.That(thread, Is.EqualTo(pumpThread), "the loop went on in the pump");
+        Assert.That(context, Is.SameAs(x), "under X's context: its next awaits go through the scheduler");
+    }
+
+    [Test]
+    public async Task A_user_whose_sessions_flood_the_scheduler_is_not_alone_until_the_mark_runs_out()
+    {
+        // A storm's sessions yield into their turns: with FloodSessions of them queued at once, X stays in its turns.
+        var scheduler = Scheduler();
+        await Task.Run(() =>
+        {
+            for (var i = 0; i < FairShareScheduler.FloodSessions; i++)
+            {
+                scheduler.ContextFor(X).Post(_ => { }, null);
+            }
+        });
+        var x = scheduler.ContextFor(X);
+        Assert.That(await Task.Run(x.GoOnHere), Is.False, "X is the only user, but floods");
+
+        RunPumps();
+        _clock.Advance(FairShareScheduler.LoadWindow + TimeSpan.FromMilliseconds(1));
+        Assert.That(await Task.Run(x.GoOnHere), Is.True, "the flood's mark ran out");
+    }
+
+    [Test]
     public async Task The_user_is_alone_again_only_after_AloneAfter_without_another_users_work()
     {
         var scheduler = Scheduler();

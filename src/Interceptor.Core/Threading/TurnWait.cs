@@ -21,11 +21,15 @@ public sealed partial class ThreadBudget
             return new ValueTask(this, ++_version);
         }
 
-        public ValueTaskSourceStatus GetStatus(short token) =>
-            _resumed ? ValueTaskSourceStatus.Succeeded : ValueTaskSourceStatus.Pending;
+        public ValueTaskSourceStatus GetStatus(short token)
+        {
+            Check(token);
+            return _resumed ? ValueTaskSourceStatus.Succeeded : ValueTaskSourceStatus.Pending;
+        }
 
         public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
         {
+            Check(token);
             // An async method's await restores its own execution context; anyone else's is carried here.
             var flow = (flags & ValueTaskSourceOnCompletedFlags.FlowExecutionContext) != 0 ? ExecutionContext.Capture() : null;
             _lane!.Queue(() =>
@@ -45,8 +49,15 @@ public sealed partial class ThreadBudget
             });
         }
 
-        public void GetResult(short token)
+        public void GetResult(short token) => Check(token);
+
+        // A ValueTask of an earlier trip, used after this one started: a misuse that must not pass for this trip's.
+        private void Check(short token)
         {
+            if (token != _version)
+            {
+                throw new InvalidOperationException("this wait for the session's turn is over; a ValueTask is awaited once");
+            }
         }
     }
 }

@@ -33,6 +33,9 @@ internal sealed class UserLoad
     private uint _lastEntered = NoUid;
     private long _usersAlternatedAt = long.MinValue / 2;
 
+    // Uids with a session's work in the scheduler now.
+    private int _usersWithWork;
+
     public UserLoad(TimeProvider time, TimeSpan window, TimeSpan othersServedFor, int lightEntries, int floodSessions)
     {
         _time = time;
@@ -67,7 +70,10 @@ internal sealed class UserLoad
         }
 
         entry.WindowEntries++;
-        entry.Sessions++;
+        if (entry.Sessions++ == 0)
+        {
+            _usersWithWork++;
+        }
         if (entry.Sessions >= 2 || entry.WindowEntries > _lightEntries)
         {
             entry.BusyUntil = now + _windowTicks;
@@ -87,6 +93,8 @@ internal sealed class UserLoad
         {
             return;
         }
+
+        _usersWithWork--;
 
         var now = _time.GetTimestamp();
         if (IsSpent(entry, now))
@@ -132,10 +140,18 @@ internal sealed class UserLoad
     }
 
     /// <summary>
-    /// The uid's work entered last, and no other uid's for <paramref name="period"/> (or ever): the only user with work.
+    /// The uid's work entered last, no other uid's for <paramref name="period"/> (or ever), and no other uid has work in
+    /// the scheduler now (a session that keeps yielding never leaves it, so never enters again): the only user with work.
     /// </summary>
-    public bool IsAlone(uint uid, TimeSpan period) =>
-        uid == _lastEntered && _time.GetTimestamp() - _usersAlternatedAt >= (long)(period.TotalSeconds * _time.TimestampFrequency);
+    public bool IsAlone(uint uid, TimeSpan period)
+    {
+        if (uid != _lastEntered || _time.GetTimestamp() - _usersAlternatedAt < (long)(period.TotalSeconds * _time.TimestampFrequency))
+        {
+            return false;
+        }
+
+        return _usersWithWork == 0 || (_usersWithWork == 1 && _entries.TryGetValue(uid, out var own) && own.Sessions > 0);
+    }
 
     /// <summary>Had <c>floodSessions</c> sessions in the scheduler at once within the last window.</summary>
     public bool IsFlooding(uint uid) => _entries.TryGetValue(uid, out var entry) && _time.GetTimestamp() < entry.FloodingUntil;

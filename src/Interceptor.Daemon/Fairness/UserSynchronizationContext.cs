@@ -54,15 +54,22 @@ public sealed class UserSynchronizationContext : SynchronizationContext, IStepLa
 
         // The caller's execution context (its log scope names the session) goes with the work, as Task.Run's would;
         // the awaits inside carry it on by themselves.
-        using var holdingNothing = InlineContinuations.Allow();
-        if (_scheduler.MayStartHere(this))
+        bool startHere;
+        using (InlineContinuations.Allow())
         {
-            // Its user is alone: the session starts here, outside its context, as its later steps will run.
+            startHere = _scheduler.MayStartHere(this);
+        }
+
+        if (startHere)
+        {
+            // Its user is alone: the session starts here, outside its context, as its later steps will run; not inside the
+            // permission above, under which whatever the step posts would run nested in it.
             Start(work, ended);
             return ended.Task;
         }
 
         var flow = ExecutionContext.Capture();
+        using var holdingNothing = InlineContinuations.Allow();
         Post(_ =>
         {
             if (flow is null)

@@ -133,6 +133,21 @@ public class FairShareSchedulerLaneTests
     }
 
     [Test]
+    public async Task A_user_is_not_alone_while_another_users_work_waits_in_the_scheduler_however_long_ago_it_entered()
+    {
+        // A session that keeps yielding never leaves the scheduler, so never enters it again (review of dc4c4a4).
+        var scheduler = Scheduler();
+        var x = scheduler.ContextFor(X);
+        await Task.Run(() => scheduler.ContextFor(Y).Post(_ => { }, null));
+        await Task.Run(() => PostHoldingNothing(x, _ => { }));
+        _clock.Advance(FairShareScheduler.AloneAfter * 2);
+        Assert.That(await Task.Run(x.GoOnHere), Is.False, "Y's item still waits for a pump");
+
+        RunPumps();
+        Assert.That(await Task.Run(x.GoOnHere), Is.True, "Y's work is done, and X's entered last, long ago");
+    }
+
+    [Test]
     public async Task A_step_in_its_own_item_goes_on_under_its_context_while_another_user_has_work()
     {
         var scheduler = Scheduler();

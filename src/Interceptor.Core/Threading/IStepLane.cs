@@ -20,7 +20,23 @@ public interface IStepLane : IBlockingWorkContext
 
     /// <summary>Runs <paramref name="continuation"/> in the session's turn, under its context; never on the calling thread.</summary>
     void Queue(Action continuation);
+
+    /// <summary>
+    /// A loop of the session outside its context used up its slice and yields into its turn (<see cref="ThreadBudget"/>):
+    /// a user whose sessions keep doing so is a storm, and goes back to its turns for a while.
+    /// </summary>
+    void SliceUsed();
+
+    /// <summary>
+    /// When a loop of the session last waited (or was queued), on its budget's clock: every loop of the session counts
+    /// its slice from there at the latest. A step that relayed a command and waited for the upstream's reply did not hold
+    /// its thread while it waited; counted as running, it would yield at the next command already there, as a storm does.
+    /// </summary>
+    StepWait LastWait { get; set; }
 }
+
+/// <summary>A wait of one of a session's loops: when, on which clock (null: the <see cref="System.Diagnostics.Stopwatch"/>).</summary>
+public readonly record struct StepWait(TimeProvider? Clock, long Timestamp);
 
 /// <summary>The lane of the session whose flow runs now, and the way back to its turn.</summary>
 public static class StepLanes

@@ -12,10 +12,11 @@ namespace Interceptor.Core.Threading;
 /// </summary>
 /// <remarks>
 /// Under a scheduler that says when it started the item running now (<see cref="EnterRun"/>), the slice counts from that
-/// start, whatever the loops did since: a loop's last wait may be older (a reused upstream session's reader last waited
-/// for the previous message's reply: at 50 messages a second every message's first upstream reply that was already
-/// there was sent back to the queue, a pump's wake-up for a thread held a few microseconds), and a wait that completed
-/// within the item did not give the thread up. Outside any item, the loop's own last wait (or yield) counts.
+/// start, whatever the loops did since: a wait that completed within the item did not give the thread up. Outside any
+/// item, the last wait (or yield) of any of the session's loops counts. A loop that is only a part of its caller's step
+/// (a line reader) starts its time again on every call (<see cref="Restart"/>): the time between two calls was the
+/// caller's, and a reused upstream session's reader last waited for the previous message's reply (at 50 messages a
+/// second, every message's first upstream reply that was already there would be sent back to the queue).
 /// </remarks>
 public sealed partial class ThreadBudget
 {
@@ -35,16 +36,6 @@ public sealed partial class ThreadBudget
     // The item this thread runs now, if a scheduler said so (see EnterRun).
     [ThreadStatic]
     private static RunState t_run;
-
-    // Outside any item: when a session step that waited last went on here through its lane (a session outside its
-    // context), and on which clock. Another loop of that step (a reused upstream's reply reader, which last waited one
-    // message ago) counts its slice from there at the latest, as it would from an item's start. Only a step that waited
-    // sets it, so a loop that never waits is still held to its own slice.
-    [ThreadStatic]
-    private static long t_laneStepStarted;
-
-    [ThreadStatic]
-    private static TimeProvider? t_laneStepClock;
 
     /// <summary>Whether a thread runs a scheduler's item, and since when (on the scheduler's clock).</summary>
     public readonly record struct RunState(bool Running, long Started);
@@ -81,8 +72,24 @@ public sealed partial class ThreadBudget
     /// <summary>A budget on <paramref name="time"/>'s clock (tests move it by hand: a real 1 ms slice is at a loaded machine's mercy).</summary>
     internal static ThreadBudget Start(TimeProvider time, IStepLane? lane = null) => new(time, lane);
 
-    /// <summary>The loop waited (for a client, an upstream): its time starts again.</summary>
-    public void Waited() => _since = Now();
+    /// <summary>
+    /// The loop waited (for a client, an upstream): its time starts again, and in a session's flow so does every other
+    /// loop's of the session (<see cref="IStepLane.LastWait"/>).
+    /// </summary>
+    public void Waited()
+    {
+        _since = Now();
+        if ((_lane ?? StepLanes.Current) is { } lane)
+        {
+            lane.LastWait = new StepWait(_time, _since);
+        }
+    }
+
+    /// <summary>
+    /// A loop that is only a part of its caller's step (a line reader) was called again: its own time starts again, but
+    /// nothing waited, so the session's other loops go on counting theirs.
+    /// </summary>
+    public void Restart() => _since = Now();
 
     /// <summary>
     /// After a step of the loop: when it <paramref name="waited"/> its time starts again; otherwise, once the slice is
@@ -90,18 +97,9 @@ public sealed partial class ThreadBudget
     /// </summary>
     public ValueTask AfterStepAsync(bool waited)
     {
-        if (_lane is { } lane)
+        if (_lane is { } lane && !lane.GoOnHere())
         {
-            if (!lane.GoOnHere())
-            {
-                return BackToTurnAsync(lane);
-            }
-
-            if (waited)
-            {
-                t_laneStepStarted = Now();
-                t_laneStepClock = _time;
-            }
+            return BackToTurnAsync(lane);
         }
 
         if (waited)
@@ -120,10 +118,13 @@ public sealed partial class ThreadBudget
 
     private ValueTask YieldAsync()
     {
-        // A session's loop running outside its context (IStepLane) yields into its user's turn, not to the thread pool,
-        // where a storm's yields would queue ahead of every other user's work, first come, first served.
-        if (SynchronizationContext.Current is null && StepLanes.Current is { } lane)
+        // A session's loop running outside its context yields into its user's turn, not to the thread pool, where a
+        // storm's yields would queue ahead of every other user's work, first come, first served. Its lane is told: a user
+        // whose sessions keep doing so (a storm of pipelined commands) goes back to its turns. Not in them: there the
+        // turns keep it fair, and a bulk mailer's slices now and then on a loaded machine would keep it there for good.
+        if (SynchronizationContext.Current is null && (_lane ?? StepLanes.Current) is { } lane)
         {
+            lane.SliceUsed();
             return BackToTurnAsync(lane);
         }
 
@@ -143,9 +144,13 @@ public sealed partial class ThreadBudget
     {
         var now = Now();
         var run = t_run;
-        var from = run.Running ? run.Started
-            : _lane is null && ReferenceEquals(t_laneStepClock, _time) ? Math.Max(_since, t_laneStepStarted)
-            : _since;
+        var from = run.Running ? run.Started : _since;
+        if (!run.Running && (_lane ?? StepLanes.Current)?.LastWait is { } wait && ReferenceEquals(wait.Clock, _time) && wait.Timestamp > from)
+        {
+            // Outside any item: another loop of the session waited since this one's last wait (a step's upstream reply).
+            from = wait.Timestamp;
+        }
+
         if (Elapsed(from, now) < Slice)
         {
             return false;

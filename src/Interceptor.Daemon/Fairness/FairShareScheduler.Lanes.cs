@@ -1,3 +1,5 @@
+using Interceptor.Core.Threading;
+
 namespace Interceptor.Daemon.Fairness;
 
 /// <summary>
@@ -14,13 +16,23 @@ namespace Interceptor.Daemon.Fairness;
 /// What the newcomer waits for is the steps the socket thread is already running when its own work arrives (a batch of
 /// ready sessions of the user alone), once: its work enters the scheduler, and the user alone loses the mark before its
 /// sessions' next steps. A step of a session outside the scheduler that uses up its slice (a storm of pipelined
-/// commands) yields into its user's turn, never to the thread pool, and a user with <see cref="FloodSessions"/> sessions
-/// in the scheduler at once is never alone: so the batch is made of ordinary steps, not of slices.
+/// commands) yields into its user's turn, never to the thread pool, and a user whose sessions used up
+/// <see cref="SlicesToStayInTurns"/> slices in one <see cref="LoadWindow"/> is not alone: so the batch is made of ordinary
+/// steps, not of slices. Many sessions at once are no storm by themselves: a site's bulk mailer keeps 20 sessions in
+/// lock-step, each step a few microseconds, and the scheduler's flood mark (<see cref="FloodSessions"/> sessions in it at
+/// once) kept such a user in its turns for good, at 19% more CPU per message (README → Performance).
 /// </remarks>
 public sealed partial class FairShareScheduler
 {
     /// <summary>No other user's work has entered the scheduler for this long: the user whose work last entered is alone.</summary>
     public static readonly TimeSpan AloneAfter = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Slices a user's sessions may use up in one <see cref="LoadWindow"/> and still run outside the scheduler while
+    /// alone. A storm of pipelined commands uses one per session every millisecond; lock-step mail only now and then, when
+    /// a loaded machine preempts a step.
+    /// </summary>
+    public const int SlicesToStayInTurns = 8;
 
     /// <summary>
     /// After a step of the session: true to go on where it runs. While its user is alone that is anywhere the session
@@ -58,14 +70,23 @@ public sealed partial class FairShareScheduler
     internal bool MayStartHere(UserSynchronizationContext context) =>
         SynchronizationContext.Current is null && InlineWhenIdle && MayRunHere() && IsAlone(context.Uid);
 
+    /// <summary>A loop of one of the uid's sessions used up its slice (<see cref="IStepLane.SliceUsed"/>).</summary>
+    internal void SliceUsed(uint uid)
+    {
+        lock (_lock)
+        {
+            _load.SliceUsed(uid);
+        }
+    }
+
     private bool IsAlone(uint uid)
     {
         lock (_lock)
         {
-            // Not a flood (sessions that keep using up their slices, whose yields come back through the scheduler):
-            // run outside, its steps would hold the socket thread a slice each, and a newcomer would wait behind all
-            // of them for its first step. In its turns, the newcomer's step runs beside them.
-            return _load.IsAlone(uid, AloneAfter) && !_load.IsFlooding(uid);
+            // Not a storm (sessions that keep using up their slices): run outside, its steps would hold the socket
+            // threads a slice each, and a newcomer would wait behind all of them for its first step. In its turns, the
+            // newcomer's step runs beside them.
+            return _load.IsAlone(uid, AloneAfter) && !_load.IsSlicing(uid);
         }
     }
 }

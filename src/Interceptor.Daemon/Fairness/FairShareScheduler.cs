@@ -94,7 +94,7 @@ public sealed partial class FairShareScheduler
         Concurrency = concurrency;
         _onFault = onFault;
         _time = time ?? TimeProvider.System;
-        _load = new UserLoad(_time, LoadWindow, OthersServedFor, LightStepsPerWindow, FloodSessions);
+        _load = new UserLoad(_time, LoadWindow, OthersServedFor, LightStepsPerWindow, FloodSessions, SlicesToStayInTurns);
         _setThreadNice = setThreadNice;
         _startPump = startPump ?? (pump => ThreadPool.UnsafeQueueUserWorkItem(static p => p(), pump, preferLocal: false));
     }

@@ -12,7 +12,8 @@ namespace Interceptor.Daemon.Fairness;
 /// <remarks>
 /// Busy (not light): two sessions at once, or more than <c>lightEntries</c> entries in one window (a user whose
 /// sessions take turns on one socket thread never has two at once, but is no lighter for it). Flooding (demoted while
-/// others are served): <c>floodSessions</c> sessions at once. Both marks last a window after they were last earned.
+/// others are served): <c>floodSessions</c> sessions at once. Slicing (never alone): <c>slicesToMark</c> slices used up
+/// by its sessions in one window. The marks last a window after they were last earned.
 /// </remarks>
 internal sealed class UserLoad
 {
@@ -23,6 +24,7 @@ internal sealed class UserLoad
     private readonly long _othersServedTicks;
     private readonly int _lightEntries;
     private readonly int _floodSessions;
+    private readonly int _slicesToMark;
 
     // Per uid with work in the scheduler or a mark or window still running. Removed when none of these holds; a struct
     // changed in place, so nothing is allocated per item.
@@ -36,13 +38,14 @@ internal sealed class UserLoad
     // Uids with a session's work in the scheduler now.
     private int _usersWithWork;
 
-    public UserLoad(TimeProvider time, TimeSpan window, TimeSpan othersServedFor, int lightEntries, int floodSessions)
+    public UserLoad(TimeProvider time, TimeSpan window, TimeSpan othersServedFor, int lightEntries, int floodSessions, int slicesToMark)
     {
         _time = time;
         _windowTicks = (long)(window.TotalSeconds * time.TimestampFrequency);
         _othersServedTicks = (long)(othersServedFor.TotalSeconds * time.TimestampFrequency);
         _lightEntries = lightEntries;
         _floodSessions = floodSessions;
+        _slicesToMark = slicesToMark;
     }
 
     /// <summary>Uids tracked now.</summary>
@@ -153,11 +156,29 @@ internal sealed class UserLoad
         return _usersWithWork == 0 || (_usersWithWork == 1 && _entries.TryGetValue(uid, out var own) && own.Sessions > 0);
     }
 
-    /// <summary>Had <c>floodSessions</c> sessions in the scheduler at once within the last window.</summary>
-    public bool IsFlooding(uint uid) => _entries.TryGetValue(uid, out var entry) && _time.GetTimestamp() < entry.FloodingUntil;
+    /// <summary>A loop of one of the uid's sessions used up its slice outside the scheduler.</summary>
+    public void SliceUsed(uint uid)
+    {
+        var now = _time.GetTimestamp();
+        ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, uid, out var existed);
+        if (!existed || now >= entry.SliceWindowStart + _windowTicks)
+        {
+            entry.SliceWindowStart = now;
+            entry.WindowSlices = 0;
+        }
+
+        if (++entry.WindowSlices >= _slicesToMark)
+        {
+            entry.SlicingUntil = now + _windowTicks;
+        }
+    }
+
+    /// <summary>Its sessions used up <c>slicesToMark</c> slices in one window, within the last window.</summary>
+    public bool IsSlicing(uint uid) => _entries.TryGetValue(uid, out var entry) && _time.GetTimestamp() < entry.SlicingUntil;
 
     private bool IsSpent(in Entry entry, long now) =>
-        entry.Sessions <= 0 && now >= entry.BusyUntil && now >= entry.FloodingUntil && now >= entry.WindowStart + _windowTicks;
+        entry.Sessions <= 0 && now >= entry.BusyUntil && now >= entry.FloodingUntil && now >= entry.WindowStart + _windowTicks &&
+        now >= entry.SlicingUntil && now >= entry.SliceWindowStart + _windowTicks;
 
     private struct Entry
     {
@@ -166,5 +187,8 @@ internal sealed class UserLoad
         public long WindowStart;
         public long BusyUntil;
         public long FloodingUntil;
+        public int WindowSlices;
+        public long SliceWindowStart;
+        public long SlicingUntil;
     }
 }

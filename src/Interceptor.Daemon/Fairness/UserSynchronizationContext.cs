@@ -39,6 +39,12 @@ public sealed class UserSynchronizationContext : SynchronizationContext, IStepLa
     /// <inheritdoc/>
     public void Queue(Action continuation) => _scheduler.Queue(this, static c => ((Action)c!)(), continuation);
 
+    /// <inheritdoc/>
+    public void SliceUsed() => _scheduler.SliceUsed(Uid);
+
+    /// <inheritdoc/>
+    public StepWait LastWait { get; set; }
+
     public override SynchronizationContext CreateCopy() => this;
 
     /// <summary>

@@ -162,6 +162,10 @@ public sealed class LineReader : IDisposable
         var tooLong = false;
         var scanned = 0;
         long? lineStarted = HasBufferedData ? Environment.TickCount64 : null;
+
+        // The slice is this call's: since the last one the caller ran (a session's loop, with its own budget), or the
+        // reader sat unused (a reused upstream's, since the previous message's reply).
+        _budget.Restart();
         while (true)
         {
             var span = Buffered;

@@ -1,4 +1,5 @@
 using System.Net;
+using Interceptor.Core.Threading;
 using Interceptor.Smtp.Session;
 
 namespace Interceptor.Smtp.Upstream;
@@ -269,6 +270,9 @@ public sealed class UpstreamConnectionCache : IUpstreamSource, IAsyncDisposable
 
     private static async Task CloseAsync(UpstreamConnection connection)
     {
+        // Often started from whichever session needed room in the cache, of any user: the QUIT is nobody's step, and its
+        // reply read must neither count as that session's wait nor yield into that user's turn (changed for this flow only).
+        StepLanes.Current = null;
         try
         {
             using var timeout = new CancellationTokenSource(CloseTimeout);

@@ -49,6 +49,38 @@ public class StepLaneTests
     }
 
     [Test]
+    public void A_wait_of_any_loop_of_the_session_gives_its_other_loops_a_fresh_slice()
+    {
+        // The session's loop relayed a command and its upstream's reply reader waited for the reply: the next command,
+        // already there, is read without a yield.
+        var lane = new RecordingStepLane { GoOn = true };
+        var session = ThreadBudget.Start(_clock, lane);
+        var reader = ThreadBudget.Start(_clock, lane);
+        _clock.Advance(ThreadBudget.Slice * 20);
+
+        reader.Waited();
+        Assert.That(session.Spent(), Is.False, "counted from the reader's wait");
+        _clock.Advance(ThreadBudget.Slice);
+        Assert.That(session.Spent(), Is.True, "and a slice later it is used");
+    }
+
+    [Test]
+    public async Task A_loop_called_again_or_a_step_that_did_not_wait_gives_the_others_no_fresh_slice()
+    {
+        // A line reader restarts its own time on every call; were that a wait, a session reading pipelined NOOPs would
+        // never yield.
+        var lane = new RecordingStepLane { GoOn = true };
+        var session = ThreadBudget.Start(_clock, lane);
+        var reader = ThreadBudget.Start(_clock, lane);
+        _clock.Advance(ThreadBudget.Slice * 20);
+
+        reader.Restart();
+        await reader.AfterStepAsync(waited: false);
+        Assert.That(session.Spent(), Is.True);
+        Assert.That(reader.Spent(), Is.False, "the reader's own time started again");
+    }
+
+    [Test]
     public async Task A_spent_loop_of_a_session_outside_its_context_yields_into_its_turn_not_to_the_thread_pool()
     {
         // A storm of pipelined commands run outside the scheduler: its yields must not queue on the pool ahead of others.

@@ -124,16 +124,19 @@ public class FairShareSchedulerLaneTests
         // A site's bulk mailer: 20 sessions in lock-step, each step a few microseconds. The scheduler's flood mark
         // (FloodSessions at once) once kept such a user in its turns for good.
         var scheduler = Scheduler();
+        var ran = 0;
         await Task.Run(() =>
         {
             for (var i = 0; i < 5 * FairShareScheduler.FloodSessions; i++)
             {
-                PostHoldingNothing(scheduler.ContextFor(X), _ => { });
+                scheduler.ContextFor(X).Queue(() => ran++);
             }
         });
+        Assert.That(ran, Is.Zero, "all of them wait in the scheduler at once");
 
         Assert.That(await Task.Run(scheduler.ContextFor(X).GoOnHere), Is.True);
         RunPumps();
+        Assert.That(ran, Is.EqualTo(5 * FairShareScheduler.FloodSessions));
         Assert.That(_faults, Is.Empty);
     }
 

@@ -68,11 +68,9 @@ public sealed class LineReaderSliceTests
     }
 
     /// <summary>Each read returns the next chunk at once; then the end of the stream.</summary>
-    private sealed class ChunkStream(params byte[][] chunks) : Stream
+    private sealed class ChunkStream(params byte[][] chunks) : SynchronousReadStream
     {
         private int _next;
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override int Read(Span<byte> buffer)
         {
@@ -85,35 +83,25 @@ public sealed class LineReaderSliceTests
             chunk.CopyTo(buffer);
             return chunk.Length;
         }
-
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            ValueTask.FromResult(Read(buffer.Span));
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            Task.FromResult(Read(buffer.AsSpan(offset, count)));
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>Bytes with no LF, forever, each read taking a while (a loaded machine), and completing at once.</summary>
-    private sealed class EndlessStream : Stream
+    private sealed class EndlessStream : SynchronousReadStream
     {
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
         public override int Read(Span<byte> buffer)
         {
             Thread.Sleep(ThreadBudget.Slice * 2);
             buffer[..Math.Min(16, buffer.Length)].Fill((byte)'x');
             return Math.Min(16, buffer.Length);
         }
+    }
+
+    /// <summary>A read-only stream whose asynchronous reads complete at once, as a socket's with bytes already there.</summary>
+    private abstract class SynchronousReadStream : Stream
+    {
+        public abstract override int Read(Span<byte> buffer);
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
             ValueTask.FromResult(Read(buffer.Span));

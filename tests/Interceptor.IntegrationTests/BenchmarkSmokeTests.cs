@@ -61,9 +61,13 @@ public sealed partial class BenchmarkSmokeTests
 
             // The TLS pair measured what it claims: the client did STARTTLS for every message straight to the MX and
             // found none at the daemon (its hop is plain); the MX saw a handshake per message on A_tls, and on B_tls
-            // some (the daemon's upstream does STARTTLS) but fewer than one per message (its sessions are reused).
+            // fewer than one per message (the daemon's upstream sessions are reused). A measured round may see none:
+            // sessions opened in the warm-up can carry it whole (ReuseMaxMessages 100, ReuseIdleSeconds 2), so that
+            // the daemon's upstream does STARTTLS at all is read from the bench's per-run log, warm-up included.
             Assert.That(report, Does.Match(@"A_tls direct .* handshakes/msg: client 1\.00, MX 1\.000;"), report);
-            Assert.That(report, Does.Match(@"B_tls through .* handshakes/msg: client 0\.00, MX 0\.(?!000)\d{3};"), report);
+            Assert.That(report, Does.Match(@"B_tls through .* handshakes/msg: client 0\.00, MX 0\.\d{3};"), report);
+            Assert.That(result.Stderr, Does.Match(@"B_tls: \d+ messages .*, client handshakes 0, MX handshakes [1-9]\d*,"),
+                "the MX saw no STARTTLS from the daemon in any B_tls run\n" + result.Stderr);
         });
 
         // Everything the run created is gone: its namespaces (smtpi-bench-PID[-direct|-h]) and users (smtpibPID-*).

@@ -35,15 +35,34 @@ internal sealed class DataCommand(SessionContext context)
             return StepResult.Closed;
         }
 
-        if (await transaction.BeginDataAsync(token) is { } storeRefusal)
+        // The pending row first. When it could not be committed at once (other writes queued: under load), the upstream's
+        // DATA goes out while it commits, so the row's trip through the store's writer hides behind that round trip. The
+        // message itself waits for both: not a byte of it goes upstream before its row is on disk.
+        var pending = transaction.BeginDataAsync(token);
+        SmtpReply? go = null;
+        if (!pending.IsCompleted)
         {
-            await context.Upstream.ResetAsync(token);
+            go = await DataAlongsideAsync(pending, token);
+        }
+
+        if (await pending is { } storeRefusal)
+        {
+            if (go is { Code: 354 })
+            {
+                // The upstream waits for a message that will not come: dropped, it discards the transaction.
+                context.Upstream.Lease.Abort();
+            }
+            else
+            {
+                await context.Upstream.ResetAsync(token);
+            }
+
             await transaction.FinishAsync("not relayed: " + storeRefusal, TransactionOutcome.Refused, UnsentKind.RefusedAtData, token);
             await Client.WriteAsync(storeRefusal, token);
             return StepResult.Success;
         }
 
-        var go = await context.Upstream.DataAsync(token);
+        go ??= await context.Upstream.DataAsync(token);
         if (go.Code != 354)
         {
             // Some upstreams keep their transaction after refusing DATA; reset it so the next MAIL is not "nested".
@@ -85,6 +104,23 @@ internal sealed class DataCommand(SessionContext context)
         {
             // Whatever the write did: the transaction is logged and counted exactly once.
             transaction.RecordAfterReply();
+        }
+    }
+
+    /// <summary>
+    /// The upstream's DATA while the pending row commits. Should it throw (the session is cancelled), the row's outcome
+    /// is waited for first: whoever ends the transaction then sees whether it is on disk.
+    /// </summary>
+    private async Task<SmtpReply> DataAlongsideAsync(Task<SmtpReply?> pending, CancellationToken token)
+    {
+        try
+        {
+            return await context.Upstream.DataAsync(token);
+        }
+        catch
+        {
+            await ((Task)pending).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
+            throw;
         }
     }
 }

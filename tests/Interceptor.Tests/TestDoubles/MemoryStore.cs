@@ -53,11 +53,25 @@ internal sealed class MemoryStore : IStateStore
         }
     }
 
-    public Task RecordTransactionAsync(TransactionEvent transaction, CancellationToken cancellationToken) => Write(() =>
+    /// <summary>When set, Pending rows are committed only when the test completes this (and fail if <see cref="Broken"/> by then).</summary>
+    public TaskCompletionSource? HeldPending { get; set; }
+
+    public Task RecordTransactionAsync(TransactionEvent transaction, CancellationToken cancellationToken) =>
+        transaction.Outcome == TransactionOutcome.Pending && HeldPending is { } held
+            ? WriteWhenReleasedAsync(held.Task, transaction)
+            : Write(() => Add(transaction));
+
+    private async Task WriteWhenReleasedAsync(Task released, TransactionEvent transaction)
+    {
+        await released;
+        await Write(() => Add(transaction));
+    }
+
+    private void Add(TransactionEvent transaction)
     {
         _transactions[transaction.Id] = transaction;
         _transactionWrites.Add(transaction);
-    });
+    }
 
     public Task RecordOutcomeDeferred(TransactionEvent final)
     {

@@ -59,8 +59,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
 {
     private readonly Channel<WriteOp> _queue;
     private readonly WriteStatements _statements;
-    private readonly FileGuard[] _guards;
-    private readonly string _directory;
+    private readonly StoreFileCheck _files;
     private readonly string _path;
     private readonly int _maxBatch;
     private readonly TimeProvider _time;
@@ -90,8 +89,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
     public BatchWriter(WriteStatements statements, FileGuard[] guards, WalIndex walIndex, string directory, string path, StoreTuning tuning, TimeProvider time, ILogger logger)
     {
         _statements = statements;
-        _guards = guards;
-        _directory = directory;
+        _files = new StoreFileCheck(guards, directory);
         _path = path;
         _maxBatch = tuning.MaxBatch;
         _deferredDelay = tuning.DeferredCommitDelay;
@@ -423,18 +421,10 @@ internal sealed partial class BatchWriter : IAsyncDisposable
         FailBatch(failure);
     }
 
-    private FileProblem? CheckFiles()
-    {
-        foreach (var guard in _guards)
-        {
-            if (guard.Problem() is { } problem)
-            {
-                return problem;
-            }
-        }
+    private FileProblem? CheckFiles() => _files.Problem();
 
-        return FileGuard.ReadOnlyProblem(_directory) is { } readOnly ? new FileProblem(readOnly, false) : null;
-    }
+    /// <summary>Full file checks so far (<see cref="StoreFileCheck"/>); tests see whether a commit took the quick one.</summary>
+    internal long FullFileChecks => _files.FullChecks;
 
     private void FailBatch(StoreUnavailableException failure)
     {

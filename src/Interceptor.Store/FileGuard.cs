@@ -99,6 +99,22 @@ internal sealed class FileGuard : IDisposable
     }
 
     /// <summary>
+    /// The read-only check of the file this guard holds, by its descriptor (fstat: no path to walk). Names the file
+    /// only while the path still leads to it, which <see cref="StoreFileCheck"/> establishes before it asks.
+    /// </summary>
+    public FileProblem? HeldReadOnlyProblem()
+    {
+        try
+        {
+            return ReadOnlyMessage(_path, File.GetUnixFileMode(_handle)) is { } readOnly ? new FileProblem(readOnly, false) : null;
+        }
+        catch (IOException ex)
+        {
+            return new FileProblem($"cannot stat {_path}: {ex.Message}", false);
+        }
+    }
+
+    /// <summary>
     /// An owner without the write bit is an admin's way of saying "read-only". The daemon may run as root, whom a
     /// mode does not stop, so we honour the intent instead of relying on EACCES.
     /// </summary>
@@ -106,10 +122,7 @@ internal sealed class FileGuard : IDisposable
     {
         try
         {
-            var mode = File.GetUnixFileMode(path);
-            return (mode & UnixFileMode.UserWrite) == 0
-                ? $"read-only: {path} has mode {Convert.ToString((int)mode, 8).PadLeft(4, '0')} (no write permission for its owner)"
-                : null;
+            return ReadOnlyMessage(path, File.GetUnixFileMode(path));
         }
         catch (FileNotFoundException)
         {
@@ -128,6 +141,11 @@ internal sealed class FileGuard : IDisposable
             return $"permission denied on {path}: {ex.Message}";
         }
     }
+
+    public static string? ReadOnlyMessage(string path, UnixFileMode mode) =>
+        (mode & UnixFileMode.UserWrite) == 0
+            ? $"read-only: {path} has mode {Convert.ToString((int)mode, 8).PadLeft(4, '0')} (no write permission for its owner)"
+            : null;
 
     public void Dispose() => _handle.Dispose();
 }

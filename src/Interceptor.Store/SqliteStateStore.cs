@@ -58,6 +58,8 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
     /// <summary>Commits made on a caller's thread instead of the writer's (BatchWriter.Here.cs).</summary>
     internal long WrittenHereCount => _writer.WrittenHere;
 
+    internal long FullFileChecks => _writer.FullFileChecks;
+
     internal long SlowWritesHereCount => _writer.SlowWritesHere;
 
     /// <summary>

@@ -1,4 +1,5 @@
 using Interceptor.Core.Events;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Smtp.Session;
 
@@ -16,18 +17,10 @@ public class PendingAlongsideDataTests
     {
         await using var upstream = new ScriptedUpstream();
         await using var relay = await RelayHarness.StartAsync(upstream.EndPoint);
-        var store = relay.Policy.Store;
-        store.HeldPending = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await relay.Client.GreetAsync();
-        Assert.That((await relay.Client.CommandAsync("MAIL FROM:<alice@customer.test>")).Code, Is.EqualTo(250));
-        Assert.That((await relay.Client.CommandAsync("RCPT TO:<bob@example.net>")).Code, Is.EqualTo(250));
-
-        await relay.Client.SendAsync("DATA\r\n");
-        var session = await upstream.SessionAsync(0);
-        await Wait.UntilAsync(() => session.Commands.Contains("DATA"), "the upstream's DATA while the pending row is held");
+        var (session, store, held) = await SendDataWhileTheRowIsHeldAsync(upstream, relay);
         Assert.That(store.TransactionWrites, Is.Empty, "the row is still held: DATA did not wait for it");
 
-        store.HeldPending.SetResult();
+        held.SetResult();
         var go = await relay.Client.ReadReplyAsync();
         await relay.Client.SendAsync("Subject: hi\r\n\r\nbody\r\n.\r\n");
         var final = await relay.Client.ReadReplyAsync();
@@ -46,17 +39,9 @@ public class PendingAlongsideDataTests
     {
         await using var upstream = new ScriptedUpstream();
         await using var relay = await RelayHarness.StartAsync(upstream.EndPoint);
-        var store = relay.Policy.Store;
-        store.HeldPending = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await relay.Client.GreetAsync();
-        await relay.Client.CommandAsync("MAIL FROM:<alice@customer.test>");
-        await relay.Client.CommandAsync("RCPT TO:<bob@example.net>");
-
-        await relay.Client.SendAsync("DATA\r\n");
-        var session = await upstream.SessionAsync(0);
-        await Wait.UntilAsync(() => session.Commands.Contains("DATA"), "the upstream's DATA while the pending row is held");
+        var (session, store, held) = await SendDataWhileTheRowIsHeldAsync(upstream, relay);
         store.Broken = true;
-        store.HeldPending.SetResult();
+        held.SetResult();
         var refusal = await relay.Client.ReadReplyAsync();
         var ended = await Wait.ForAsync(session.Ended, "the upstream connection's end");
         store.Broken = false;
@@ -71,5 +56,22 @@ public class PendingAlongsideDataTests
             Assert.That(quit.Code, Is.EqualTo(221), "the session goes on after the refusal");
             Assert.That(store.TransactionWrites.Select(t => t.Outcome), Has.None.EqualTo(TransactionOutcome.Pending));
         });
+    }
+
+    /// <summary>An envelope, then DATA with the store holding the pending row; returns once the upstream got its DATA.</summary>
+    private static async Task<(UpstreamSessionRecord Session, MemoryStore Store, TaskCompletionSource Held)> SendDataWhileTheRowIsHeldAsync(
+        ScriptedUpstream upstream, RelayHarness relay)
+    {
+        var store = relay.Policy.Store;
+        var held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        store.HeldPending = held;
+        await relay.Client.GreetAsync();
+        Assert.That((await relay.Client.CommandAsync("MAIL FROM:<alice@customer.test>")).Code, Is.EqualTo(250));
+        Assert.That((await relay.Client.CommandAsync("RCPT TO:<bob@example.net>")).Code, Is.EqualTo(250));
+
+        await relay.Client.SendAsync("DATA\r\n");
+        var session = await upstream.SessionAsync(0);
+        await Wait.UntilAsync(() => session.Commands.Contains("DATA"), "the upstream's DATA while the pending row is held");
+        return (session, store, held);
     }
 }

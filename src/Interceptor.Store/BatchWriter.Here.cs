@@ -4,24 +4,6 @@ using SQLitePCL;
 
 namespace Interceptor.Store;
 
-/// <summary>Asks the writer thread to checkpoint what callers committed on their own threads; writes nothing.</summary>
-internal sealed class CheckpointOp : WriteOp
-{
-    public static readonly CheckpointOp Instance = new();
-
-    public override void Execute(WriteStatements statements)
-    {
-    }
-
-    public override void Complete()
-    {
-    }
-
-    public override void Fail(Exception exception)
-    {
-    }
-}
-
 /// <summary>
 /// A write committed on the caller's own thread when nobody else is writing. A relayed message waits for its Pending
 /// row before DATA goes upstream; through the queue that costs two thread wake-ups (the writer's, then the session's
@@ -33,27 +15,20 @@ internal sealed class CheckpointOp : WriteOp
 /// What keeps the caller's thread (often a socket thread, with every connection polled there) from waiting on the disk,
 /// since with synchronous=NORMAL a commit that only appends to the WAL writes to the page cache and syncs nothing:
 /// BEGIN does not wait for a lock another process holds (the write queues instead, where the writer may wait); SQLite's
-/// automatic checkpoint (an fsync) is off for these commits and the writer thread checkpoints after
-/// <see cref="CheckpointEvery"/> of them; a commit that would restart the WAL (SQLite fsyncs the new header) is left to
-/// the writer (<see cref="WalIndex"/>); and a commit that took longer than <see cref="StoreTuning.SlowWriteHere"/> (a disk under
+/// automatic checkpoint (an fsync) is off for every commit, and <see cref="WalCheckpointer"/> checkpoints on its own
+/// thread; a commit that would restart the WAL (SQLite fsyncs the new header) is left to the writer
+/// (<see cref="WalIndex"/>); and a commit that took longer than <see cref="StoreTuning.SlowWriteHere"/> (a disk under
 /// pressure: the page cache throttles writers) sends every write to the queue for <see cref="PauseAfterSlow"/>.
 /// </remarks>
 internal sealed partial class BatchWriter
 {
     private static readonly TimeSpan PauseAfterSlow = TimeSpan.FromSeconds(1);
 
-    // One row's commit appends a handful of WAL pages; SQLite's own checkpoint comes at 1,000.
-    private const int CheckpointEvery = 200;
-
     private readonly bool _writeHere;
     private readonly TimeSpan _quietBefore;
     private readonly TimeSpan _slowWrite;
     private readonly WalIndex _walIndex;
-
-    // The connection's own setting (PRAGMA wal_autocheckpoint), put back after each commit made here.
-    private readonly int _automaticCheckpointPages;
     private long _writeHereAfter;
-    private int _writtenHereSinceCheckpoint;
 
     /// <summary>Commits are made on the caller's thread and the writer's: tests count them with this.</summary>
     public long WrittenHere { get; private set; }
@@ -97,8 +72,6 @@ internal sealed partial class BatchWriter
                 return false;
             }
 
-            var handle = _statements.Connection.Handle!;
-            raw.sqlite3_wal_autocheckpoint(handle, 0);
             try
             {
                 TakeDeferred();
@@ -108,18 +81,10 @@ internal sealed partial class BatchWriter
             finally
             {
                 _batch.Clear();
-                raw.sqlite3_wal_autocheckpoint(handle, _automaticCheckpointPages);
             }
 
             WrittenHere++;
             PauseIfSlow(started);
-
-            if (++_writtenHereSinceCheckpoint >= CheckpointEvery && _queue.Writer.TryWrite(CheckpointOp.Instance))
-            {
-                _writtenHereSinceCheckpoint = 0;
-                _queued.Set();
-            }
-
             return true;
         }
         finally
@@ -164,16 +129,31 @@ internal sealed partial class BatchWriter
         return command.ExecuteScalar();
     }
 
-    /// <summary>On the writer thread, under the connection's lock: moves the WAL's pages into the database (an fsync).</summary>
-    private void CheckpointWrittenHere()
+    /// <summary>The checkpointer's passes left frames behind (commits came meanwhile): the writer copies them.</summary>
+    private void AskToFinishCheckpoint()
     {
-        _writtenHereSinceCheckpoint = 0;
-        var handle = _statements.Connection.Handle!;
-        var rc = raw.sqlite3_wal_checkpoint_v2(handle, "main", raw.SQLITE_CHECKPOINT_PASSIVE, out _, out _);
+        // A full queue means the writer is busy: the next threshold asks again.
+        if (_queue.Writer.TryWrite(FinishCheckpointOp.Instance))
+        {
+            _queued.Set();
+        }
+    }
+
+    /// <summary>
+    /// On the writer thread, under the connection's lock: one pass over what the checkpointer's passes left (few
+    /// frames), so that every frame is copied and the next commit restarts the WAL instead of appending for ever.
+    /// </summary>
+    private void FinishCheckpoint()
+    {
+        FinishedCheckpoints++;
+        var rc = raw.sqlite3_wal_checkpoint_v2(_statements.Connection.Handle!, "main", raw.SQLITE_CHECKPOINT_PASSIVE, out _, out _);
         if (rc != raw.SQLITE_OK && rc != raw.SQLITE_BUSY)
         {
-            // Not fatal: the WAL grows until a later checkpoint (or SQLite's own, on the writer's next batch) succeeds.
+            // Not fatal: the WAL grows until a later checkpoint succeeds.
             _logger.CheckpointFailed(raw.sqlite3_errstr(rc).utf8_to_string());
         }
     }
+
+    /// <summary>Passes the writer's thread made for the checkpointer (<see cref="FinishCheckpoint"/>).</summary>
+    public long FinishedCheckpoints { get; private set; }
 }

@@ -32,6 +32,25 @@ internal sealed class WriteOp<T>(Func<WriteStatements, T> work) : WriteOp
     public override void Fail(Exception exception) => _completion.TrySetException(exception);
 }
 
+/// <summary>Asks the writer thread to copy into the database the WAL frames that arrived during the checkpointer's passes
+/// (WalCheckpointer); writes nothing.</summary>
+internal sealed class FinishCheckpointOp : WriteOp
+{
+    public static readonly FinishCheckpointOp Instance = new();
+
+    public override void Execute(WriteStatements statements)
+    {
+    }
+
+    public override void Complete()
+    {
+    }
+
+    public override void Fail(Exception exception)
+    {
+    }
+}
+
 /// <summary>Puts the writer thread in a timed wait once deferred writes arrived while it waited for nothing; writes nothing.</summary>
 internal sealed class WakeOp : WriteOp
 {
@@ -76,6 +95,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
     private Task? _lastDeferred;
     private readonly TimeSpan _deferredDelay;
     private readonly ITimer _deferredTimer;
+    private readonly WalCheckpointer _checkpointer;
 
     // Set after every write into the queue (and on close); the writer thread blocks on it. Not Task.Wait on the channel's
     // WaitToReadAsync: that spins with sched_yield (~25–50 calls) before it blocks, and the channel completes its
@@ -106,9 +126,15 @@ internal sealed partial class BatchWriter : IAsyncDisposable
         _quietBefore = tuning.QuietBeforeWritingHere;
         _slowWrite = tuning.SlowWriteHere;
         _walIndex = walIndex;
-        _automaticCheckpointPages = Convert.ToInt32(ScalarOf(statements, "PRAGMA wal_autocheckpoint;"), System.Globalization.CultureInfo.InvariantCulture);
+        // SQLite's automatic checkpoint would run in the committing thread, holding every user's commit: the checkpointer
+        // runs it beside the writer instead, at the same threshold.
+        var checkpointPages = tuning.CheckpointPages ??
+            Convert.ToInt32(ScalarOf(statements, "PRAGMA wal_autocheckpoint;"), System.Globalization.CultureInfo.InvariantCulture);
+        SQLitePCL.raw.sqlite3_wal_autocheckpoint(statements.Connection.Handle!, 0);
+        _checkpointer = new WalCheckpointer(WalCheckpointer.ConnectionStringFor(path), walIndex, AskToFinishCheckpoint, checkpointPages, logger);
         _deferredTimer = TimeProvider.System.CreateTimer(_ => WakeForDeferred(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        // A dedicated thread, since every batch blocks in file I/O (and checkpoints fsync); it should not hold a thread-pool thread hostage.
+        // A dedicated thread, since every batch blocks in file I/O (and the last pass of a checkpoint fsyncs); it should not
+        // hold a thread-pool thread hostage.
         _thread = new Thread(Run) { IsBackground = true, Name = "state-store-writer" };
         _thread.Start();
     }
@@ -220,6 +246,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
         _queue.Writer.TryComplete();
         _queued.Set();
         await _stopped.Task;
+        _checkpointer.Dispose();
         await _deferredTimer.DisposeAsync();
         _queued.Dispose();
     }
@@ -270,13 +297,13 @@ internal sealed partial class BatchWriter : IAsyncDisposable
 
                 lock (_connection)
                 {
-                    var checkpoint = false;
+                    var finishCheckpoint = false;
                     TakeDeferred();
                     while (_batch.Count < _maxBatch && _queue.Reader.TryRead(out var op))
                     {
-                        if (op is CheckpointOp)
+                        if (op is FinishCheckpointOp)
                         {
-                            checkpoint = true;
+                            finishCheckpoint = true;
                         }
                         else if (op is not WakeOp)
                         {
@@ -291,9 +318,9 @@ internal sealed partial class BatchWriter : IAsyncDisposable
                         _batch.Clear();
                     }
 
-                    if (checkpoint)
+                    if (finishCheckpoint)
                     {
-                        CheckpointWrittenHere();
+                        FinishCheckpoint();
                     }
                 }
             }
@@ -398,6 +425,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
         Volatile.Write(ref _health, previous with { Commits = previous.Commits + 1, LastCommit = _time.GetUtcNow(), LastFailure = null });
         Volatile.Write(ref _lastCommitEnded, Stopwatch.GetTimestamp());
         _logger.Committed(_batch.Count, Stopwatch.GetElapsedTime(started));
+        _checkpointer.AfterCommit();
         foreach (var op in _batch)
         {
             op.Complete();
@@ -422,6 +450,9 @@ internal sealed partial class BatchWriter : IAsyncDisposable
     }
 
     private FileProblem? CheckFiles() => _files.Problem();
+
+    /// <summary>Copies the WAL into the database beside this writer; tests look at its passes.</summary>
+    internal WalCheckpointer Checkpointer => _checkpointer;
 
     /// <summary>Full file checks so far (<see cref="StoreFileCheck"/>); tests see whether a commit took the quick one.</summary>
     internal long FullFileChecks => _files.FullChecks;

@@ -60,6 +60,8 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
 
     internal long FullFileChecks => _writer.FullFileChecks;
 
+    internal WalCheckpointer Checkpointer => _writer.Checkpointer;
+
     internal long SlowWritesHereCount => _writer.SlowWritesHere;
 
     /// <summary>

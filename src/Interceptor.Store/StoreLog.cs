@@ -43,6 +43,9 @@ internal static partial class StoreLog
     [LoggerMessage(512, LogLevel.Warning, "State store checkpoint failed (the WAL grows until one succeeds): {Reason}")]
     public static partial void CheckpointFailed(this ILogger logger, string reason);
 
+    [LoggerMessage(513, LogLevel.Trace, "State store checkpoint beside the writer took {Elapsed}; {Left} WAL frames left for the next")]
+    public static partial void CheckpointedBesideWriter(this ILogger logger, TimeSpan elapsed, uint left);
+
     [LoggerMessage(511, LogLevel.Debug, "tallies not written yet: {Reason}")]
     public static partial void TalliesNotWrittenYet(this ILogger logger, string reason);
 

@@ -13,8 +13,11 @@ namespace Interceptor.Store;
 /// A commit made by its caller that took longer (a disk under pressure: the page cache throttles writers) sends every
 /// write to the writer for a second. ~40 times a normal commit; the first one in a process can take that long (JIT).
 /// </param>
+/// <param name="CheckpointPages">WAL frames not yet copied that start a checkpoint (WalCheckpointer); null: SQLite's
+/// wal_autocheckpoint (1,000).</param>
 internal sealed record StoreTuning(
-    int MaxBatch, int QueueCapacity, TimeSpan DeferredCommitDelay, bool WriteHereWhenIdle, TimeSpan QuietBeforeWritingHere, TimeSpan SlowWriteHere)
+    int MaxBatch, int QueueCapacity, TimeSpan DeferredCommitDelay, bool WriteHereWhenIdle, TimeSpan QuietBeforeWritingHere, TimeSpan SlowWriteHere,
+    int? CheckpointPages = null)
 {
     public static StoreTuning Default { get; } = new(
         MaxBatch: 8192, QueueCapacity: 16384, DeferredCommitDelay: TimeSpan.FromMilliseconds(50), WriteHereWhenIdle: true,

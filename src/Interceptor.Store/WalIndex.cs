@@ -35,11 +35,14 @@ internal sealed class WalIndex : IDisposable
     /// True when the WAL holds frames not yet checkpointed: the next commit appends after them, with no header to
     /// write and no fsync. A read racing a checkpoint of another process can be stale; the only cost is that fsync.
     /// </summary>
-    public bool NextCommitOnlyAppends()
+    public bool NextCommitOnlyAppends() => FramesNotCheckpointed() > 0;
+
+    /// <summary>Frames in the WAL not yet copied into the database; 0 when unknown (no -shm, a short read).</summary>
+    public uint FramesNotCheckpointed()
     {
         if (_shm is null)
         {
-            return false;
+            return 0;
         }
 
         Span<byte> header = stackalloc byte[HeaderBytes];
@@ -47,17 +50,17 @@ internal sealed class WalIndex : IDisposable
         {
             if (RandomAccess.Read(_shm, header, 0) < HeaderBytes)
             {
-                return false;
+                return 0;
             }
         }
         catch (IOException)
         {
-            return false;
+            return 0;
         }
 
         var maxFrame = MemoryMarshal.Read<uint>(header[MaxFrameOffset..]);
         var backfilled = MemoryMarshal.Read<uint>(header[BackfillOffset..]);
-        return maxFrame > backfilled;
+        return maxFrame > backfilled ? maxFrame - backfilled : 0;
     }
 
     public void Dispose() => _shm?.Dispose();

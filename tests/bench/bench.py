@@ -934,7 +934,8 @@ backend sink
         res["direct"] = direct
         if os.environ.get("BENCH_KEEP_SAMPLES"):  # every sample of the pair, in order, for a closer look
             with open(os.path.join(os.environ["BENCH_KEEP_SAMPLES"], label + ".json"), "w") as f:
-                json.dump({"through": res.get("samples_ms"), "direct": direct.get("samples_ms")}, f)
+                json.dump({"through": res.get("samples_ms"), "direct": direct.get("samples_ms"), "steps": res.get("steps"),
+                           "through_steps_ms": res.get("steps_ms"), "direct_steps_ms": direct.get("steps_ms")}, f)
         log("  Y %s: p50 %.1f ms, p99 %.1f ms (%s), max %.1f ms, failures %d, %.0f s; direct p50 %.1f ms, p99 %.1f ms" % (
             measurement, res["p50_ms"] or -1, res["p99_ms"] or -1, p99_source(res), res["max_ms"] or -1, res["failures"], res["wall_s"],
             direct.get("p50_ms") or -1, direct.get("p99_ms") or -1))

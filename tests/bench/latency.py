@@ -13,7 +13,8 @@ lower the offered rate; if one overruns its slot the next starts at once.
 Plain sockets rather than smtplib: less client overhead inside the figure, and the reply codes
 are checked exactly. Anything but the expected code, a timeout or a socket error is a failure.
 Prints one JSON object: label, sent, ok, failures, first errors, p50/p90/p99/max/mean in ms
-(and with --raw every sample, so a caller can pool several runs).
+(and with --raw every sample, so a caller can pool several runs; without --starttls also each sample's steps: connect()
+to the 220, then from each reply to the next, to see where a slow message spent its time).
 
 --rate 0 sends back to back (for msg/s). --starttls does what a client that requires TLS does (issue 18):
 EHLO, STARTTLS, the handshake (SNI --server-name; the certificate is not verified: the figure is the daemon's
@@ -53,6 +54,7 @@ class Reader:
     def __init__(self, sock):
         self.sock = sock
         self.buf = b""
+        self.marks = []  # when each reply was complete (perf_counter), for the per-step breakdown of --raw
 
     def reply(self):
         """Reads one (possibly multi-line) reply; returns its code and last line. Every line of it stays in self.lines
@@ -69,6 +71,7 @@ class Reader:
                 raise ConnectionError("malformed reply %r" % line[:80])
             self.lines.append(line)
             if len(line) == 3 or line[3:4] == b" ":
+                self.marks.append(time.perf_counter())
                 return int(line[:3]), line.decode("latin-1")
 
 
@@ -128,14 +131,23 @@ def open_session(host, port, timeout, tls=None, server_name=None, required=True)
         raise
 
 
+STEPS = ("greeting", "ehlo", "mail", "rcpt", "data", "dot")  # the replies of a plain transaction, in order
+
+
 def one(host, port, message, timeout, tls=None, server_name=None):
+    """Returns the transaction's seconds and, for a plain one, each step's milliseconds (connect() to the 220, then
+    from one reply to the next: where a slow message spent its time)."""
     start = time.perf_counter()
     sock, reader, _ = open_session(host, port, timeout, tls, server_name)
     try:
         transaction(sock, reader, message)
         elapsed = time.perf_counter() - start
+        marks = [start] + reader.marks
+        steps = None
+        if len(marks) == len(STEPS) + 1:
+            steps = [round((b - a) * 1000.0, 3) for a, b in zip(marks, marks[1:])]
         send_quit(sock, reader)
-        return elapsed
+        return elapsed, steps
     finally:
         sock.close()
 
@@ -168,6 +180,7 @@ def main():
         tls.verify_mode = ssl.CERT_NONE
 
     samples = []
+    steps = []
     errors = []
     begin = time.perf_counter()
     for i in range(args.count):
@@ -177,7 +190,9 @@ def main():
             if due > now:
                 time.sleep(due - now)
         try:
-            samples.append(one(host, port, make_message(args.size, args.label, i), args.timeout, tls, args.server_name))
+            elapsed, step_ms = one(host, port, make_message(args.size, args.label, i), args.timeout, tls, args.server_name)
+            samples.append(elapsed)
+            steps.append(step_ms)
         except Exception as e:  # every failure is a measured result
             errors.append("%d: %s: %s" % (i, type(e).__name__, e))
 
@@ -197,6 +212,9 @@ def main():
     result["mean_ms"] = round(sum(ms) / len(ms), 3) if ms else None
     if args.raw:
         result["samples_ms"] = [round(s * 1000.0, 4) for s in samples]
+        if not tls:
+            result["steps"] = list(STEPS)
+            result["steps_ms"] = steps
     print(json.dumps(result))
     return 0 if not errors else 1
 

@@ -1,0 +1,175 @@
+using System.Diagnostics;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+using SQLitePCL;
+
+namespace Interceptor.Store;
+
+/// <summary>
+/// Moves the WAL's pages into the database on a thread and connection of its own, so that commits go on meanwhile. A
+/// checkpoint fsyncs the WAL, copies its pages and fsyncs the database: 7–40 ms on the benchmark's machine (strace of the
+/// writer's thread, which slows it) while one user's flood fills 1,000 pages every half second. Run by the committing connection (SQLite's automatic checkpoint,
+/// as before), it held every user's commit for that long: another user's Pending row, and with it that user's DATA,
+/// waited behind it (tests/bench/run, X's raised-limit flood: Y's DATA step p99 16.7 ms, max 20 ms).
+/// </summary>
+/// <remarks>
+/// WAL mode lets a checkpoint run beside a writer (SQLite's locks for the two differ), but the WAL restarts from its
+/// start only when a commit finds every frame copied, and under a flood frames arrive during every pass: the file would
+/// grow without end. So passes repeat while frames keep coming, and the last few are copied by the writer's thread
+/// between two batches (<c>finishOnWriter</c>): a short pass (few pages, two small fsyncs) instead of the whole one. After
+/// it the writer's next commit restarts the WAL (<see cref="WalIndex"/>: on the writer's thread). Not by taking the
+/// writer's lock from here: a caller committing its own rows back to back takes it again before a waiting thread wakes.
+/// A failed pass is logged and tried again at the next threshold, as SQLite's own would be; the WAL grows meanwhile.
+/// </remarks>
+internal sealed class WalCheckpointer : IDisposable
+{
+    /// <summary>Frames left after a pass that another pass beside the writer is not worth: the writer copies them.</summary>
+    internal const uint FewFrames = 64;
+
+    // Passes beside the writer before it copies the rest whatever its size: under a steady flood each pass
+    // leaves what arrived during it, and the WAL must come back to its start at some point.
+    private const int PassesBeforeFinishing = 4;
+
+    private readonly SqliteConnection _connection;
+    private readonly WalIndex _walIndex;
+    private readonly Action _finishOnWriter;
+    private readonly uint _threshold;
+    private readonly ILogger _logger;
+    private readonly ManualResetEventSlim _wake = new(false, spinCount: 0);
+    private readonly Thread _thread;
+    private volatile bool _stopping;
+    private int _requested;
+    private long _passes;
+    private long _finishesAsked;
+
+    /// <param name="connectionString">The same database as the writer's connection, opened for writing.</param>
+    /// <param name="finishOnWriter">Asks the writer's thread for one pass between its batches (the last few frames).</param>
+    /// <param name="thresholdPages">Frames not yet copied that start a checkpoint (SQLite's wal_autocheckpoint).</param>
+    public WalCheckpointer(string connectionString, WalIndex walIndex, Action finishOnWriter, int thresholdPages, ILogger logger)
+    {
+        _connection = new SqliteConnection(connectionString);
+        _connection.Open();
+        // A checkpoint by a connection in NORMAL fsyncs the WAL before it copies and the database after: what the
+        // writer's own checkpoint did.
+        Schema.Execute(_connection, "PRAGMA synchronous = NORMAL;");
+        _walIndex = walIndex;
+        _finishOnWriter = finishOnWriter;
+        _threshold = (uint)Math.Max(1, thresholdPages);
+        _logger = logger;
+        _thread = new Thread(Run) { IsBackground = true, Name = "state-store-checkpoint" };
+        _thread.Start();
+    }
+
+    /// <summary>The checkpointer's connection: the database file for writing (never created: the writer's exists).</summary>
+    public static string ConnectionStringFor(string path) => new SqliteConnectionStringBuilder
+    {
+        DataSource = path,
+        Mode = SqliteOpenMode.ReadWrite,
+        Pooling = false,
+        DefaultTimeout = Schema.BusyTimeoutMilliseconds / 1000,
+    }.ToString();
+
+    /// <summary>Passes run (each a sqlite3_wal_checkpoint), for tests and the trace log.</summary>
+    public long Passes => Interlocked.Read(ref _passes);
+
+    /// <summary>Times the writer's thread was asked to copy what arrived during the passes beside it.</summary>
+    public long FinishesAsked => Interlocked.Read(ref _finishesAsked);
+
+    /// <summary>Test hook: runs on the checkpoint thread right before each pass beside the writer.</summary>
+    internal Action? BeforePassBesideWriter { get; set; }
+
+    /// <summary>
+    /// After a commit: wakes the thread when the WAL holds <c>thresholdPages</c> frames not yet copied. One read of the
+    /// -shm header; nothing when a checkpoint is already asked for.
+    /// </summary>
+    public void AfterCommit()
+    {
+        if (Volatile.Read(ref _requested) != 0 || _walIndex.FramesNotCheckpointed() < _threshold)
+        {
+            return;
+        }
+
+        Request();
+    }
+
+    /// <summary>Asks for a checkpoint now, whatever the WAL holds.</summary>
+    public void Request()
+    {
+        if (Interlocked.Exchange(ref _requested, 1) == 0)
+        {
+            _wake.Set();
+        }
+    }
+
+    private void Run()
+    {
+        while (true)
+        {
+            _wake.Wait();
+            _wake.Reset();
+            if (_stopping)
+            {
+                return;
+            }
+
+            Checkpoint();
+            // Cleared after the pass: commits during it asked for nothing, and the next threshold is counted from here.
+            Volatile.Write(ref _requested, 0);
+        }
+    }
+
+    private void Checkpoint()
+    {
+        var started = Stopwatch.GetTimestamp();
+        var left = uint.MaxValue;
+        for (var pass = 0; pass < PassesBeforeFinishing && left > FewFrames && !_stopping; pass++)
+        {
+            BeforePassBesideWriter?.Invoke();
+            if (!TryPass(out left))
+            {
+                return;
+            }
+        }
+
+        if (left > 0 && !_stopping)
+        {
+            Interlocked.Increment(ref _finishesAsked);
+            _finishOnWriter();
+        }
+
+        _logger.CheckpointedBesideWriter(Stopwatch.GetElapsedTime(started), left);
+    }
+
+    /// <summary>One PASSIVE checkpoint on this connection; <paramref name="left"/>: frames it could not copy yet.</summary>
+    private bool TryPass(out uint left)
+    {
+        Interlocked.Increment(ref _passes);
+        var rc = raw.sqlite3_wal_checkpoint_v2(_connection.Handle!, "main", raw.SQLITE_CHECKPOINT_PASSIVE, out _, out _);
+        if (rc != raw.SQLITE_OK)
+        {
+            left = 0;
+            if (rc != raw.SQLITE_BUSY)
+            {
+                // Not fatal: the WAL grows until a later pass succeeds; the writer's commits do not depend on it.
+                _logger.CheckpointFailed(raw.sqlite3_errstr(rc).utf8_to_string());
+            }
+
+            return false;
+        }
+
+        // Not from log and copied: they count the frames the pass saw when it began, never what commits appended meanwhile.
+        left = _walIndex.FramesNotCheckpointed();
+        return true;
+    }
+
+    /// <summary>Stops the thread (a pass in progress finishes) and closes the connection, before the writer's closes:
+    /// the last connection to close checkpoints the rest and removes the WAL.</summary>
+    public void Dispose()
+    {
+        _stopping = true;
+        _wake.Set();
+        _thread.Join();
+        _connection.Dispose();
+        _wake.Dispose();
+    }
+}

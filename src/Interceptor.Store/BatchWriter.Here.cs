@@ -72,6 +72,14 @@ internal sealed partial class BatchWriter
                 return false;
             }
 
+            // And again inside the transaction: the checkpointer may have copied the last frame between the look above and
+            // BEGIN, and then this commit would restart the WAL. Inside it no frame can be added, and none uncopied.
+            if (!_walIndex.NextCommitOnlyAppends())
+            {
+                _statements.TryRollback();
+                return false;
+            }
+
             try
             {
                 TakeDeferred();

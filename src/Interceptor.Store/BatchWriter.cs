@@ -127,10 +127,15 @@ internal sealed partial class BatchWriter : IAsyncDisposable
         _slowWrite = tuning.SlowWriteHere;
         _walIndex = walIndex;
         // SQLite's automatic checkpoint would run in the committing thread, holding every user's commit: the checkpointer
-        // runs it beside the writer instead, at the same threshold.
+        // runs it beside the writer instead, at the same threshold. It counts frames in the -shm: without one (unreadable)
+        // SQLite's own stays on, as before.
         var checkpointPages = tuning.CheckpointPages ??
             Convert.ToInt32(ScalarOf(statements, "PRAGMA wal_autocheckpoint;"), System.Globalization.CultureInfo.InvariantCulture);
-        SQLitePCL.raw.sqlite3_wal_autocheckpoint(statements.Connection.Handle!, 0);
+        if (walIndex.IsAvailable)
+        {
+            SQLitePCL.raw.sqlite3_wal_autocheckpoint(statements.Connection.Handle!, 0);
+        }
+
         _checkpointer = new WalCheckpointer(WalCheckpointer.ConnectionStringFor(path), walIndex, AskToFinishCheckpoint, checkpointPages, logger);
         _deferredTimer = TimeProvider.System.CreateTimer(_ => WakeForDeferred(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         // A dedicated thread, since every batch blocks in file I/O (and the last pass of a checkpoint fsyncs); it should not

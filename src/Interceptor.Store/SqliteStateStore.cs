@@ -62,6 +62,13 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
 
     internal WalCheckpointer Checkpointer => _writer.Checkpointer;
 
+    /// <summary>Passes the writer's thread made to copy what came during the checkpointer's.</summary>
+    internal long FinishedCheckpoints => _writer.FinishedCheckpoints;
+
+    /// <summary>The WAL's frames since it last restarted, read through the store's own -shm descriptor (a test must not
+    /// open and close one: closing any descriptor of a file drops this process's locks on it, SQLite's included).</summary>
+    internal uint WalFrames => _walIndex.Frames();
+
     internal long SlowWritesHereCount => _writer.SlowWritesHere;
 
     /// <summary>

@@ -30,6 +30,11 @@ internal sealed class WalCheckpointer : IDisposable
     // leaves what arrived during it, and the WAL must come back to its start at some point.
     private const int PassesBeforeFinishing = 4;
 
+    // After a failed round, or one that copied nothing and left the WAL above the threshold (a reader holding an old
+    // snapshot: an admin's open sqlite3 shell), the next waits this long instead of starting again at every commit. Not
+    // after a round that copied frames: under a flood the WAL would grow by a second of it.
+    private static readonly TimeSpan Backoff = TimeSpan.FromSeconds(1);
+
     private readonly SqliteConnection _connection;
     private readonly WalIndex _walIndex;
     private readonly Action _finishOnWriter;
@@ -41,6 +46,8 @@ internal sealed class WalCheckpointer : IDisposable
     private int _requested;
     private long _passes;
     private long _finishesAsked;
+    private long _notBefore;
+    private bool _failing;
 
     /// <param name="connectionString">The same database as the writer's connection, opened for writing.</param>
     /// <param name="finishOnWriter">Asks the writer's thread for one pass between its batches (the last few frames).</param>
@@ -48,10 +55,20 @@ internal sealed class WalCheckpointer : IDisposable
     public WalCheckpointer(string connectionString, WalIndex walIndex, Action finishOnWriter, int thresholdPages, ILogger logger)
     {
         _connection = new SqliteConnection(connectionString);
-        _connection.Open();
-        // A checkpoint by a connection in NORMAL fsyncs the WAL before it copies and the database after: what the
-        // writer's own checkpoint did.
-        Schema.Execute(_connection, "PRAGMA synchronous = NORMAL;");
+        try
+        {
+            _connection.Open();
+            // A checkpoint by a connection in NORMAL fsyncs the WAL before it copies and the database after: what the
+            // writer's own checkpoint did.
+            Schema.Execute(_connection, "PRAGMA synchronous = NORMAL;");
+        }
+        catch
+        {
+            // Closed now, not by a finalizer after the store's file guards (closing a descriptor drops the process's locks).
+            _connection.Dispose();
+            throw;
+        }
+
         _walIndex = walIndex;
         _finishOnWriter = finishOnWriter;
         _threshold = (uint)Math.Max(1, thresholdPages);
@@ -84,7 +101,8 @@ internal sealed class WalCheckpointer : IDisposable
     /// </summary>
     public void AfterCommit()
     {
-        if (Volatile.Read(ref _requested) != 0 || _walIndex.FramesNotCheckpointed() < _threshold)
+        if (Volatile.Read(ref _requested) != 0 || Environment.TickCount64 < Volatile.Read(ref _notBefore) ||
+            _walIndex.FramesNotCheckpointed() < _threshold)
         {
             return;
         }
@@ -112,7 +130,17 @@ internal sealed class WalCheckpointer : IDisposable
                 return;
             }
 
-            Checkpoint();
+            try
+            {
+                Checkpoint();
+            }
+#pragma warning disable CA1031 // an exception on this thread would end the process; the WAL only grows until the next round
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                Failed(e.Message);
+            }
+
             // Cleared after the pass: commits during it asked for nothing, and the next threshold is counted from here.
             Volatile.Write(ref _requested, 0);
         }
@@ -122,10 +150,10 @@ internal sealed class WalCheckpointer : IDisposable
     {
         var started = Stopwatch.GetTimestamp();
         var left = uint.MaxValue;
+        var copied = false;
         for (var pass = 0; pass < PassesBeforeFinishing && left > FewFrames && !_stopping; pass++)
         {
-            BeforePassBesideWriter?.Invoke();
-            if (!TryPass(out left))
+            if (!TryPass(out left, ref copied))
             {
                 return;
             }
@@ -137,29 +165,52 @@ internal sealed class WalCheckpointer : IDisposable
             _finishOnWriter();
         }
 
+        _failing = false;
+        if (!copied && left >= _threshold)
+        {
+            // Nothing could be copied: a reader's snapshot holds the frames.
+            Volatile.Write(ref _notBefore, Environment.TickCount64 + (long)Backoff.TotalMilliseconds);
+        }
+
         _logger.CheckpointedBesideWriter(Stopwatch.GetElapsedTime(started), left);
     }
 
-    /// <summary>One PASSIVE checkpoint on this connection; <paramref name="left"/>: frames it could not copy yet.</summary>
-    private bool TryPass(out uint left)
+    /// <summary>One PASSIVE checkpoint on this connection; <paramref name="left"/>: frames it could not copy yet;
+    /// <paramref name="copied"/> set when it copied any.</summary>
+    private bool TryPass(out uint left, ref bool copied)
     {
+        BeforePassBesideWriter?.Invoke();
         Interlocked.Increment(ref _passes);
-        var rc = raw.sqlite3_wal_checkpoint_v2(_connection.Handle!, "main", raw.SQLITE_CHECKPOINT_PASSIVE, out _, out _);
+        var before = _walIndex.Backfilled();
+        var rc = raw.sqlite3_wal_checkpoint_v2(_connection.Handle!, "main", raw.SQLITE_CHECKPOINT_PASSIVE, out _, out var backfilled);
         if (rc != raw.SQLITE_OK)
         {
             left = 0;
             if (rc != raw.SQLITE_BUSY)
             {
-                // Not fatal: the WAL grows until a later pass succeeds; the writer's commits do not depend on it.
-                _logger.CheckpointFailed(raw.sqlite3_errstr(rc).utf8_to_string());
+                Failed(raw.sqlite3_errstr(rc).utf8_to_string());
             }
 
             return false;
         }
 
-        // Not from log and copied: they count the frames the pass saw when it began, never what commits appended meanwhile.
+        copied |= backfilled > before;
+        // Not from the log and backfilled counts: they count the frames the pass saw when it began, never what commits appended meanwhile.
         left = _walIndex.FramesNotCheckpointed();
         return true;
+    }
+
+    /// <summary>Not fatal: the WAL grows until a later round succeeds; the writer's commits do not depend on it. Logged
+    /// once per spell of failures, tried again after <see cref="Backoff"/>.</summary>
+    private void Failed(string reason)
+    {
+        if (!_failing)
+        {
+            _failing = true;
+            _logger.CheckpointFailed(reason);
+        }
+
+        Volatile.Write(ref _notBefore, Environment.TickCount64 + (long)Backoff.TotalMilliseconds);
     }
 
     /// <summary>Stops the thread (a pass in progress finishes) and closes the connection, before the writer's closes:

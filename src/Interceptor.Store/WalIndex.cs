@@ -38,11 +38,24 @@ internal sealed class WalIndex : IDisposable
     public bool NextCommitOnlyAppends() => FramesNotCheckpointed() > 0;
 
     /// <summary>Frames in the WAL not yet copied into the database; 0 when unknown (no -shm, a short read).</summary>
-    public uint FramesNotCheckpointed()
+    public uint FramesNotCheckpointed() =>
+        TryReadHeader(out var maxFrame, out var backfilled) && maxFrame > backfilled ? maxFrame - backfilled : 0;
+
+    /// <summary>Frames in the WAL since it last restarted from its start (mxFrame); 0 when unknown.</summary>
+    public uint Frames() => TryReadHeader(out var maxFrame, out _) ? maxFrame : 0;
+
+    /// <summary>Frames of the WAL already copied into the database (nBackfill); 0 when unknown.</summary>
+    public uint Backfilled() => TryReadHeader(out _, out var backfilled) ? backfilled : 0;
+
+    /// <summary>Whether the -shm could be opened: without it every answer is 0 (nothing known).</summary>
+    public bool IsAvailable => _shm is not null;
+
+    private bool TryReadHeader(out uint maxFrame, out uint backfilled)
     {
+        maxFrame = backfilled = 0;
         if (_shm is null)
         {
-            return 0;
+            return false;
         }
 
         Span<byte> header = stackalloc byte[HeaderBytes];
@@ -50,17 +63,17 @@ internal sealed class WalIndex : IDisposable
         {
             if (RandomAccess.Read(_shm, header, 0) < HeaderBytes)
             {
-                return 0;
+                return false;
             }
         }
         catch (IOException)
         {
-            return 0;
+            return false;
         }
 
-        var maxFrame = MemoryMarshal.Read<uint>(header[MaxFrameOffset..]);
-        var backfilled = MemoryMarshal.Read<uint>(header[BackfillOffset..]);
-        return maxFrame > backfilled ? maxFrame - backfilled : 0;
+        maxFrame = MemoryMarshal.Read<uint>(header[MaxFrameOffset..]);
+        backfilled = MemoryMarshal.Read<uint>(header[BackfillOffset..]);
+        return true;
     }
 
     public void Dispose() => _shm?.Dispose();

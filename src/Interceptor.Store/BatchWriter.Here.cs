@@ -57,9 +57,9 @@ internal sealed partial class BatchWriter
 
         try
         {
-            // Again under the lock: queued writes go first (the writer is about to take them), none starts after the
-            // close, and a commit that would restart the WAL (an fsync of its header) is left to the writer.
-            if (_closed || _queue.Reader.Count > 0 || !_walIndex.NextCommitOnlyAppends())
+            // Again under the lock: queued writes go first (the writer is about to take them), and none starts after the
+            // close.
+            if (_closed || _queue.Reader.Count > 0)
             {
                 return false;
             }
@@ -72,8 +72,10 @@ internal sealed partial class BatchWriter
                 return false;
             }
 
-            // And again inside the transaction: the checkpointer may have copied the last frame between the look above and
-            // BEGIN, and then this commit would restart the WAL. Inside it no frame can be added, and none uncopied.
+            // A commit that would restart the WAL (an fsync of its header) is left to the writer. Looked at inside the
+            // transaction: before BEGIN the checkpointer could still copy the last frame; inside it no frame can be added,
+            // and none uncopied. (A restart is due once per checkpoint: the BEGIN and ROLLBACK it costs then are cheaper
+            // than a second look on every commit.)
             if (!_walIndex.NextCommitOnlyAppends())
             {
                 _statements.TryRollback();
@@ -154,12 +156,7 @@ internal sealed partial class BatchWriter
     private void FinishCheckpoint()
     {
         FinishedCheckpoints++;
-        var rc = raw.sqlite3_wal_checkpoint_v2(_statements.Connection.Handle!, "main", raw.SQLITE_CHECKPOINT_PASSIVE, out _, out _);
-        if (rc != raw.SQLITE_OK && rc != raw.SQLITE_BUSY)
-        {
-            // Not fatal: the WAL grows until a later checkpoint succeeds.
-            _logger.CheckpointFailed(raw.sqlite3_errstr(rc).utf8_to_string());
-        }
+        _checkpointer.PassOn(_statements.Connection);
     }
 
     /// <summary>Passes the writer's thread made for the checkpointer (<see cref="FinishCheckpoint"/>).</summary>

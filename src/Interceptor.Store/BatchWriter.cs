@@ -32,41 +32,33 @@ internal sealed class WriteOp<T>(Func<WriteStatements, T> work) : WriteOp
     public override void Fail(Exception exception) => _completion.TrySetException(exception);
 }
 
-/// <summary>Asks the writer thread to copy into the database the WAL frames that arrived during the checkpointer's passes
-/// (WalCheckpointer); writes nothing.</summary>
-internal sealed class FinishCheckpointOp : WriteOp
+/// <summary>A queued signal to the writer thread that writes nothing: its own type says what it asks for.</summary>
+internal abstract class SignalOp : WriteOp
 {
-    public static readonly FinishCheckpointOp Instance = new();
-
-    public override void Execute(WriteStatements statements)
+    public sealed override void Execute(WriteStatements statements)
     {
     }
 
-    public override void Complete()
+    public sealed override void Complete()
     {
     }
 
-    public override void Fail(Exception exception)
+    public sealed override void Fail(Exception exception)
     {
     }
 }
 
-/// <summary>Puts the writer thread in a timed wait once deferred writes arrived while it waited for nothing; writes nothing.</summary>
-internal sealed class WakeOp : WriteOp
+/// <summary>Asks the writer thread to copy into the database the WAL frames that arrived during the checkpointer's passes
+/// (WalCheckpointer).</summary>
+internal sealed class FinishCheckpointOp : SignalOp
+{
+    public static readonly FinishCheckpointOp Instance = new();
+}
+
+/// <summary>Puts the writer thread in a timed wait once deferred writes arrived while it waited for nothing.</summary>
+internal sealed class WakeOp : SignalOp
 {
     public static readonly WakeOp Instance = new();
-
-    public override void Execute(WriteStatements statements)
-    {
-    }
-
-    public override void Complete()
-    {
-    }
-
-    public override void Fail(Exception exception)
-    {
-    }
 }
 
 /// <summary>

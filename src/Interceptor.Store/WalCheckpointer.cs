@@ -47,7 +47,8 @@ internal sealed class WalCheckpointer : IDisposable
     private long _passes;
     private long _finishesAsked;
     private long _notBefore;
-    private bool _failing;
+    // Read and written by this thread and the writer's (PassOn): at worst a failure is logged twice.
+    private volatile bool _failing;
 
     /// <param name="connectionString">The same database as the writer's connection, opened for writing.</param>
     /// <param name="finishOnWriter">Asks the writer's thread for one pass between its batches (the last few frames).</param>
@@ -110,8 +111,7 @@ internal sealed class WalCheckpointer : IDisposable
         Request();
     }
 
-    /// <summary>Asks for a checkpoint now, whatever the WAL holds.</summary>
-    public void Request()
+    private void Request()
     {
         if (Interlocked.Exchange(ref _requested, 1) == 0)
         {
@@ -175,22 +175,16 @@ internal sealed class WalCheckpointer : IDisposable
         _logger.CheckpointedBesideWriter(Stopwatch.GetElapsedTime(started), left);
     }
 
-    /// <summary>One PASSIVE checkpoint on this connection; <paramref name="left"/>: frames it could not copy yet;
+    /// <summary>One pass on this thread's connection; <paramref name="left"/>: frames it could not copy yet;
     /// <paramref name="copied"/> set when it copied any.</summary>
     private bool TryPass(out uint left, ref bool copied)
     {
         BeforePassBesideWriter?.Invoke();
         Interlocked.Increment(ref _passes);
         var before = _walIndex.Backfilled();
-        var rc = raw.sqlite3_wal_checkpoint_v2(_connection.Handle!, "main", raw.SQLITE_CHECKPOINT_PASSIVE, out _, out var backfilled);
-        if (rc != raw.SQLITE_OK)
+        if (!PassOn(_connection, out var backfilled))
         {
             left = 0;
-            if (rc != raw.SQLITE_BUSY)
-            {
-                Failed(raw.sqlite3_errstr(rc).utf8_to_string());
-            }
-
             return false;
         }
 
@@ -198,6 +192,27 @@ internal sealed class WalCheckpointer : IDisposable
         // Not from the log and backfilled counts: they count the frames the pass saw when it began, never what commits appended meanwhile.
         left = _walIndex.FramesNotCheckpointed();
         return true;
+    }
+
+    /// <summary>The writer's short pass (on its thread and connection, between two batches), failures handled as here.</summary>
+    public void PassOn(SqliteConnection writerConnection) => PassOn(writerConnection, out _);
+
+    /// <summary>One PASSIVE checkpoint on <paramref name="connection"/>; false if it failed (BUSY: another checkpoint
+    /// runs, nothing to report).</summary>
+    private bool PassOn(SqliteConnection connection, out int backfilled)
+    {
+        var rc = raw.sqlite3_wal_checkpoint_v2(connection.Handle!, "main", raw.SQLITE_CHECKPOINT_PASSIVE, out _, out backfilled);
+        if (rc == raw.SQLITE_OK)
+        {
+            return true;
+        }
+
+        if (rc != raw.SQLITE_BUSY)
+        {
+            Failed(raw.sqlite3_errstr(rc).utf8_to_string());
+        }
+
+        return false;
     }
 
     /// <summary>Not fatal: the WAL grows until a later round succeeds; the writer's commits do not depend on it. Logged

@@ -315,7 +315,9 @@ internal sealed partial class BatchWriter : IAsyncDisposable
                         _batch.Clear();
                     }
 
-                    if (finishCheckpoint)
+                    // Asked by the checkpointer, or the WAL ran long without a restart: a request can be lost (a full
+                    // queue drops it; a new round's pass makes this one BUSY), and under a flood nothing else ends it.
+                    if (finishCheckpoint || _checkpointer.WalRunsLong())
                     {
                         FinishCheckpoint();
                     }

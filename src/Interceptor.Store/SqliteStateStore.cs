@@ -65,6 +65,12 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
     /// <summary>Passes the writer's thread made to copy what came during the checkpointer's.</summary>
     internal long FinishedCheckpoints => _writer.FinishedCheckpoints;
 
+    /// <summary>Test hook: the checkpointer's requests to the writer are lost (<see cref="BatchWriter.DropFinishRequests"/>).</summary>
+    internal bool DropFinishRequests
+    {
+        set => _writer.DropFinishRequests = value;
+    }
+
     /// <summary>The WAL's frames since it last restarted, read through the store's own -shm descriptor (a test must not
     /// open and close one: closing any descriptor of a file drops this process's locks on it, SQLite's included).</summary>
     internal uint WalFrames => _walIndex.Frames();

@@ -39,6 +39,9 @@ internal sealed class WalCheckpointer : IDisposable
     private readonly WalIndex _walIndex;
     private readonly Action _finishOnWriter;
     private readonly uint _threshold;
+
+    // WAL frames since its last restart past which the writer makes its short pass without being asked (WalRunsLong).
+    private const uint RunsLongThresholds = 8;
     private readonly ILogger _logger;
     private readonly ManualResetEventSlim _wake = new(false, spinCount: 0);
     private readonly Thread _thread;
@@ -193,6 +196,13 @@ internal sealed class WalCheckpointer : IDisposable
         left = _walIndex.FramesNotCheckpointed();
         return true;
     }
+
+    /// <summary>
+    /// After a batch, on the writer's thread: the WAL has gone <see cref="RunsLongThresholds"/> thresholds without a
+    /// restart, so a request to finish was lost or its pass found a new round's checkpoint running (BUSY). The writer
+    /// then makes its short pass after every batch until a commit restarts the WAL: one read of the -shm header a batch.
+    /// </summary>
+    public bool WalRunsLong() => _walIndex.Frames() >= _threshold * RunsLongThresholds;
 
     /// <summary>The writer's short pass (on its thread and connection, between two batches), failures handled as here.</summary>
     public void PassOn(SqliteConnection writerConnection) => PassOn(writerConnection, out _);

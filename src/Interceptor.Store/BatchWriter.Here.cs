@@ -75,8 +75,9 @@ internal sealed partial class BatchWriter
             // A commit that would restart the WAL (an fsync of its header) is left to the writer. Looked at inside the
             // transaction: before BEGIN the checkpointer could still copy the last frame; inside it no frame can be added,
             // and none uncopied. (A restart is due once per checkpoint: the BEGIN and ROLLBACK it costs then are cheaper
-            // than a second look on every commit.)
-            if (!_walIndex.NextCommitOnlyAppends())
+            // than a second look on every commit.) A WAL that ran long goes to the writer too, whose short pass ends it:
+            // callers committing back to back would otherwise keep appending while the checkpointer's passes run.
+            if (!_walIndex.TryReadHeader(out var frames, out var copied) || frames <= copied || _checkpointer.RunsLong(frames))
             {
                 _statements.TryRollback();
                 return false;
@@ -154,10 +155,12 @@ internal sealed partial class BatchWriter
     /// On the writer thread, under the connection's lock: one pass over what the checkpointer's passes left (few
     /// frames), so that every frame is copied and the next commit restarts the WAL instead of appending for ever.
     /// </summary>
-    private void FinishCheckpoint()
+    private void FinishCheckpoint(bool waitForPass)
     {
-        FinishedCheckpoints++;
-        _checkpointer.PassOn(_statements.Connection);
+        if (_checkpointer.PassOn(_statements.Connection, waitForPass))
+        {
+            FinishedCheckpoints++;
+        }
     }
 
     /// <summary>Test hook: every request to finish a checkpoint is lost, as a full queue loses one.</summary>

@@ -317,9 +317,16 @@ internal sealed partial class BatchWriter : IAsyncDisposable
 
                     // Asked by the checkpointer, or the WAL ran long without a restart: a request can be lost (a full
                     // queue drops it; a new round's pass makes this one BUSY), and under a flood nothing else ends it.
-                    if (finishCheckpoint || _checkpointer.WalRunsLong())
+                    if (_checkpointer.WalRunsLong())
                     {
-                        FinishCheckpoint();
+                        // Past the bound: wait for a pass of the checkpointer's in progress, then copy the rest (the disk
+                        // is slower than the writes; this is their back-pressure).
+                        FinishCheckpoint(waitForPass: true);
+                    }
+                    else if (finishCheckpoint)
+                    {
+                        // Never waiting here: a pass of a new round already copies what this one would.
+                        FinishCheckpoint(waitForPass: false);
                     }
                 }
             }

@@ -43,6 +43,8 @@ internal sealed class WalCheckpointer : IDisposable
     // WAL frames since its last restart past which the writer makes its short pass without being asked (WalRunsLong).
     private const uint RunsLongThresholds = 8;
     private readonly ILogger _logger;
+    // Held for each pass, this thread's or the writer's: the writer waits for one in progress only when the WAL runs long.
+    private readonly Lock _passGate = new();
     private readonly ManualResetEventSlim _wake = new(false, spinCount: 0);
     private readonly Thread _thread;
     private volatile bool _stopping;
@@ -185,7 +187,14 @@ internal sealed class WalCheckpointer : IDisposable
         BeforePassBesideWriter?.Invoke();
         Interlocked.Increment(ref _passes);
         var before = _walIndex.Backfilled();
-        if (!PassOn(_connection, out var backfilled))
+        bool passed;
+        int backfilled;
+        lock (_passGate)
+        {
+            passed = PassOn(_connection, out backfilled);
+        }
+
+        if (!passed)
         {
             left = 0;
             return false;
@@ -202,10 +211,39 @@ internal sealed class WalCheckpointer : IDisposable
     /// restart, so a request to finish was lost or its pass found a new round's checkpoint running (BUSY). The writer
     /// then makes its short pass after every batch until a commit restarts the WAL: one read of the -shm header a batch.
     /// </summary>
-    public bool WalRunsLong() => _walIndex.Frames() >= _threshold * RunsLongThresholds;
+    public bool WalRunsLong() => RunsLong(_walIndex.Frames());
+
+    /// <summary>Whether a WAL of <paramref name="frames"/> since its restart is long enough for the writer's own pass (a
+    /// caller's commit then goes to the writer, which makes it).</summary>
+    public bool RunsLong(uint frames) => frames >= _threshold * RunsLongThresholds;
 
     /// <summary>The writer's short pass (on its thread and connection, between two batches), failures handled as here.</summary>
-    public void PassOn(SqliteConnection writerConnection) => PassOn(writerConnection, out _);
+    /// <param name="waitForPass">Wait for a pass of this thread's in progress (else SQLite answers BUSY); false: none
+    /// made then.</param>
+    /// <returns>Whether the pass was made.</returns>
+    public bool PassOn(SqliteConnection writerConnection, bool waitForPass)
+    {
+        if (!waitForPass)
+        {
+            if (!_passGate.TryEnter())
+            {
+                return false;
+            }
+        }
+        else
+        {
+            _passGate.Enter();
+        }
+
+        try
+        {
+            return PassOn(writerConnection, out _);
+        }
+        finally
+        {
+            _passGate.Exit();
+        }
+    }
 
     /// <summary>One PASSIVE checkpoint on <paramref name="connection"/>; false if it failed (BUSY: another checkpoint
     /// runs, nothing to report).</summary>

@@ -50,7 +50,8 @@ internal sealed class WalIndex : IDisposable
     /// <summary>Whether the -shm could be opened: without it every answer is 0 (nothing known).</summary>
     public bool IsAvailable => _shm is not null;
 
-    private bool TryReadHeader(out uint maxFrame, out uint backfilled)
+    /// <summary>mxFrame (frames since the WAL's last restart) and nBackfill (those copied) in one read; false when unknown.</summary>
+    public bool TryReadHeader(out uint maxFrame, out uint backfilled)
     {
         maxFrame = backfilled = 0;
         if (_shm is null)

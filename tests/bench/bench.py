@@ -117,6 +117,15 @@ def proc_cpu_ticks(pid, children=False):
     return ticks
 
 
+def host_cpu_ticks():
+    """(busy, all) clock ticks of the whole host since boot, from /proc/stat's cpu line (iowait counts as idle)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    total = sum(fields[:8])  # guest time is already inside user and nice
+    return total - idle, total
+
+
 def tiered_jit_ticks(pid):
     """utime+stime by thread id of the runtime's tiered-compilation worker threads (comm ".NET Tiered Com")."""
     found = {}
@@ -628,6 +637,7 @@ backend sink
         d_cpu0 = proc_cpu_ticks(relay.pid) if relay else 0
         s_cpu0 = proc_cpu_ticks(sink.proc.pid)
         p_cpu0 = self.postfix_cpu_ticks() if path == "C" else 0
+        host0 = host_cpu_ticks()
         start = time.monotonic()
         accepted_s, client_cpu = self.source(role, target, messages, self.a.sessions, ns=ns)
         done, got = sink.wait(sink0 + messages, 120)
@@ -643,6 +653,9 @@ backend sink
             "cpu_proxy_s": (proc_cpu_ticks(relay.pid) - d_cpu0) / TICK if path == "H" else 0.0,
             "cpu_postfix_s": (self.postfix_cpu_ticks() - p_cpu0) / TICK if path == "C" else 0.0,
         }
+        host1 = host_cpu_ticks()
+        # The share of both cores busy (any process) while the round ran: a path below 100% was waiting, not computing.
+        run["host_busy"] = (host1[0] - host0[0]) / max(1, host1[1] - host0[1])
         log("  %s: %d messages in %.2f s (%.0f msg/s)" % (path, messages, run["seconds"], messages / run["seconds"]))
         return run
 
@@ -860,12 +873,12 @@ backend sink
             % (a.size, a.sessions, a.b_messages))
         out("   each round in a daemon started afresh and warmed up until its JIT settled (chunks of %d messages, at most %d)" % (a.warmup, a.warmup_chunks))
         out("-" * 100)
-        out("  round  build   msg/s   daemon CPU µs/msg   warm-up chunks (µs/msg, JIT share)")
+        out("  round  build   msg/s   daemon CPU µs/msg   host busy   warm-up chunks (µs/msg, JIT share)")
         medians = {}
         for r in range(a.rounds):
             for label in ("base", "new"):
                 x = runs[label][r]
-                out("  %5d  %-5s %7.0f   %17.0f   %s" % (r + 1, label, x["messages"] / x["seconds"], 1e6 * x["cpu_daemon_s"] / x["messages"],
+                out("  %5d  %-5s %7.0f   %17.0f   %8.0f%%   %s" % (r + 1, label, x["messages"] / x["seconds"], 1e6 * x["cpu_daemon_s"] / x["messages"], 100 * x["host_busy"],
                                                      " / ".join("%d %.0f%%" % (us, share * 100) for us, share in x["warmup"])))
         out("-" * 100)
         for label in ("base", "new"):
@@ -1155,6 +1168,8 @@ backend sink
             r["haproxy"]["version"], r["haproxy"]["connections"], r["haproxy"]["rss_kb"] / 1024))
         out("  CPU per message, all processes of a path: A %.0f µs, B %.0f µs, H %.0f µs, C %.0f µs -> B/A %.2f, B/H %.2f, B/C %.2f by CPU cost" % (
             cost_a, cost_b, cost_h, cost_c, cost_a / cost_b, cost_h / cost_b, cost_c / cost_b))
+        out("  host CPU busy while a path ran (both cores, every process; below 100%% the path waited on latency, not on the cores): A %.0f%%, B %.0f%%, H %.0f%%" % tuple(
+            100 * statistics.mean(x["host_busy"] for x in t[path]) for path in ("A", "B", "H")))
         for line in tls_pair.report_lines(r, w):
             out(line)
 

@@ -23,6 +23,16 @@ public sealed partial class ThreadBudget
     /// <summary>Running time without a wait before the loop yields; a pump's slice.</summary>
     public static readonly TimeSpan Slice = TimeSpan.FromMilliseconds(1);
 
+    /// <summary>
+    /// Commands a session outside its context may take one after another without any of its loops waiting before it
+    /// goes back to its turn as if it had used up its slice (<see cref="AfterCommandAsync"/>). A client in lock-step
+    /// waits for every reply, and the daemon for the upstream's; only pipelined commands answered here (NOOP, RSET, EHLO,
+    /// refusals) come without a wait, and a storm of them kept just under the slice (bursts of nearly 1 ms each, 100
+    /// sessions' worth on one socket thread) held a newcomer's first step for up to 33 ms. A command answered here costs
+    /// a few microseconds, so a burst of this many stays a small fraction of the slice.
+    /// </summary>
+    public const int CommandsPerBurst = 16;
+
     // Null: the Stopwatch itself, with no indirection on this per-step path; a test's clock otherwise.
     private readonly TimeProvider? _time;
     private long _since;
@@ -32,6 +42,11 @@ public sealed partial class ThreadBudget
 
     // Reused for every trip back to the turn (a loop has one step in flight at a time).
     private TurnWait? _turn;
+
+    // Commands taken outside the session's context since the session last waited (AfterCommandAsync), and the session's
+    // last wait they are counted from.
+    private int _commandsUnwaited;
+    private StepWait _commandsSince;
 
     // The item this thread runs now, if a scheduler said so (see EnterRun).
     [ThreadStatic]
@@ -109,6 +124,33 @@ public sealed partial class ThreadBudget
         }
 
         return Spent() ? YieldAsync() : ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// After a command of the session's command loop: <see cref="AfterStepAsync"/>, and outside the session's context
+    /// (its user alone, see <see cref="IStepLane"/>) the <see cref="CommandsPerBurst"/>th command in a row that none of
+    /// the session's loops waited for counts as a used slice: its lane is told and the loop goes back to its turn.
+    /// </summary>
+    public ValueTask AfterCommandAsync(bool waited)
+    {
+        if (!waited && SynchronizationContext.Current is null && (_lane ?? StepLanes.Current) is { } lane)
+        {
+            if (lane.LastWait != _commandsSince)
+            {
+                // A loop of the session waited since the count began (the upstream's reply to a relayed command).
+                _commandsSince = lane.LastWait;
+                _commandsUnwaited = 0;
+            }
+
+            if (++_commandsUnwaited >= CommandsPerBurst)
+            {
+                _commandsUnwaited = 0;
+                lane.SliceUsed();
+                return BackToTurnAsync(lane);
+            }
+        }
+
+        return AfterStepAsync(waited);
     }
 
     // The loop itself resumes in its turn: an async helper completing on a pump under the session's context would hand

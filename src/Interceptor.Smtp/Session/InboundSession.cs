@@ -118,7 +118,7 @@ public sealed class InboundSession : IAsyncDisposable
                 var line = await reading;
 
                 // Commands pipelined without end (NOOPs) never make the read wait: let the sessions that wait run.
-                await timeouts.Budget.AfterStepAsync(waited);
+                await timeouts.Budget.AfterCommandAsync(waited);
 
                 await idleRelease.DisarmAsync();
                 if (!await PaceErrorsAsync(client, token))

@@ -127,6 +127,75 @@ public class StepLaneTests
         await step;
     }
 
+    [Test]
+    public async Task A_burst_of_commands_outside_the_sessions_context_goes_back_to_its_turn_at_the_limit_as_a_used_slice()
+    {
+        // Pipelined NOOPs in bursts just under the slice: each burst is short in time but long in commands.
+        var lane = new RecordingStepLane { GoOn = true };
+        var (underLimit, atLimit) = await Task.Run(() =>
+        {
+            var budget = ThreadBudget.Start(_clock, lane);
+            var under = Enumerable.Range(0, ThreadBudget.CommandsPerBurst - 1).All(_ => budget.AfterCommandAsync(waited: false).AsTask().IsCompleted);
+            return (under, budget.AfterCommandAsync(waited: false).AsTask());
+        });
+
+        Assert.That(underLimit, Is.True, "within the limit every command goes on at once");
+        Assert.That(atLimit.IsCompleted, Is.False);
+        Assert.That(lane.Queued, Has.Count.EqualTo(1), "the burst's next command waits for its turn");
+        Assert.That(lane.SlicesUsed, Is.EqualTo(1), "counted as a used slice: a user whose sessions keep doing it is a storm");
+        lane.Queued[0]();
+        await atLimit;
+    }
+
+    [Test]
+    public async Task Commands_count_from_the_sessions_last_wait_whichever_loop_waited()
+    {
+        // Lock-step mail relays most commands and waits for the upstream's reply in another loop: never a burst.
+        var lane = new RecordingStepLane { GoOn = true };
+        var completed = await Task.Run(() =>
+        {
+            var session = ThreadBudget.Start(_clock, lane);
+            var upstreamReader = ThreadBudget.Start(_clock, lane);
+            var all = true;
+            for (var i = 0; i < 3 * ThreadBudget.CommandsPerBurst; i++)
+            {
+                _clock.Advance(TimeSpan.FromMicroseconds(1));
+                all &= session.AfterCommandAsync(waited: false).AsTask().IsCompleted;
+                if (i % (ThreadBudget.CommandsPerBurst - 1) == ThreadBudget.CommandsPerBurst - 2)
+                {
+                    upstreamReader.Waited();
+                }
+            }
+
+            return all;
+        });
+
+        Assert.That(completed, Is.True);
+        Assert.That(lane.Queued, Is.Empty);
+        Assert.That(lane.SlicesUsed, Is.Zero);
+    }
+
+    [Test]
+    public async Task Commands_in_the_sessions_context_are_not_counted()
+    {
+        // In its turns the scheduler keeps it fair already; only the slice applies there.
+        var lane = new RecordingStepLane { GoOn = true };
+        var context = new QueueingContext();
+        var completed = await Task.Run(() =>
+        {
+            SynchronizationContext.SetSynchronizationContext(context);
+            var budget = ThreadBudget.Start(_clock, lane);
+            var all = Enumerable.Range(0, 4 * ThreadBudget.CommandsPerBurst).All(_ => budget.AfterCommandAsync(waited: false).AsTask().IsCompleted);
+            SynchronizationContext.SetSynchronizationContext(null);
+            return all;
+        });
+
+        Assert.That(completed, Is.True);
+        Assert.That(lane.Queued, Is.Empty);
+        Assert.That(context.Posted, Is.Empty);
+        Assert.That(lane.SlicesUsed, Is.Zero);
+    }
+
     private sealed class QueueingContext : SynchronizationContext
     {
         public List<Action> Posted { get; } = [];

@@ -1196,6 +1196,8 @@ backend sink
         i = r["idle"]
         out("idle sessions: %d of %d open through the daemon (%d failed, opened in %.1f s, daemon fds %d): RSS %.1f MB, peak %.1f MB (%.1f MB before)" % (
             i["open"], i["requested"], i["failures"], i["open_s"], i["daemon_fds"], i["rss_kb"] / 1024, i["hwm_kb"] / 1024, i["rss_before_kb"] / 1024))
+        if i["failures"]:
+            out("  first errors: %s" % "; ".join(i["errors"][:3]))
 
         f = r["flood"]
         al = f["alone"]

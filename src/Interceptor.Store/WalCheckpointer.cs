@@ -223,16 +223,13 @@ internal sealed class WalCheckpointer : IDisposable
     /// <returns>Whether the pass was made.</returns>
     public bool PassOn(SqliteConnection writerConnection, bool waitForPass)
     {
-        if (!waitForPass)
-        {
-            if (!_passGate.TryEnter())
-            {
-                return false;
-            }
-        }
-        else
+        if (waitForPass)
         {
             _passGate.Enter();
+        }
+        else if (!_passGate.TryEnter())
+        {
+            return false;
         }
 
         try

@@ -180,6 +180,10 @@ public sealed class InboundSession : IAsyncDisposable
         if (client.Errors >= _options.Smtp.SoftErrorLimit)
         {
             await Task.Delay(_options.Smtp.ErrorDelay, token);
+
+            // The pause was a wait, not running time: a command pipelined behind the paced reply must not count as a
+            // used slice (the user would be sent back to its turns for a pause of our own making).
+            _context!.Timeouts.Budget.Waited();
         }
 
         return true;

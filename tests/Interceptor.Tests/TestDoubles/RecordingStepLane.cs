@@ -7,6 +7,9 @@ internal sealed class RecordingStepLane : IStepLane
 {
     public bool GoOn { get; init; }
 
+    /// <summary>Runs what is queued on the thread pool as well (a session that must go on); otherwise only records it.</summary>
+    public bool RunsQueued { get; init; }
+
     public int Asked { get; private set; }
 
     public int SlicesUsed { get; private set; }
@@ -21,7 +24,14 @@ internal sealed class RecordingStepLane : IStepLane
         return GoOn;
     }
 
-    public void Queue(Action continuation) => Queued.Add(continuation);
+    public void Queue(Action continuation)
+    {
+        Queued.Add(continuation);
+        if (RunsQueued)
+        {
+            ThreadPool.QueueUserWorkItem(static c => c(), continuation, preferLocal: false);
+        }
+    }
 
     public void SliceUsed() => SlicesUsed++;
 

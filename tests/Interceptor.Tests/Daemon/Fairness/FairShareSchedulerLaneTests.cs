@@ -242,6 +242,38 @@ public class FairShareSchedulerLaneTests
         Assert.That(StepLanes.Current, Is.Null, "the lane stays in the session's flow");
     }
 
+    [Test]
+    public async Task A_session_of_a_user_alone_ends_its_connection_on_the_thread_of_its_last_step()
+    {
+        // What follows the session (the listener's bookkeeping, the socket's close) runs where its last step ran, as on a
+        // socket thread, instead of waking a pool thread for it: once per relayed message.
+        var scheduler = Scheduler();
+        var x = scheduler.ContextFor(X);
+        await Task.Run(() => PostHoldingNothing(x, _ => { }));
+        var reply = new TaskCompletionSource();
+
+        async Task<int> ServeAsync()
+        {
+            await x.RunAsync(async () => await reply.Task);
+            return Environment.CurrentManagedThreadId;
+        }
+
+        var served = await Task.Run(() => Task.FromResult(ServeAsync()));
+
+        // The session's last wait ends on a thread with nothing else to get back to (a socket thread).
+        var lastStep = 0;
+        var completing = new Thread(() =>
+        {
+            lastStep = Environment.CurrentManagedThreadId;
+            reply.SetResult();
+        });
+        completing.Start();
+        completing.Join();
+
+        Assert.That(await served.WaitAsync(TimeSpan.FromSeconds(10)), Is.EqualTo(lastStep));
+        Assert.That(_pumps, Is.Empty, "its user was alone: no pump");
+    }
+
     private static (bool OnStartingThread, SynchronizationContext? Context, IStepLane? Lane) StartAndLook(UserSynchronizationContext context)
     {
         var starting = Environment.CurrentManagedThreadId;

@@ -42,7 +42,7 @@ internal sealed partial class BatchWriter
     /// </summary>
     public Task<T> WriteHereOrEnqueueAsync<T>(Func<WriteStatements, T> work, CancellationToken cancellationToken)
     {
-        var op = new WriteOp<T>(work);
+        var op = new WriteOp<T>(work, ResumeWhereCompleted);
         return TryWriteHere(op) ? op.Task : QueueAsync(op, cancellationToken);
     }
 
@@ -55,6 +55,7 @@ internal sealed partial class BatchWriter
             return false;
         }
 
+        Settled settled = default;
         try
         {
             // Again under the lock: queued writes go first (the writer is about to take them), and none starts after the
@@ -88,6 +89,7 @@ internal sealed partial class BatchWriter
                 TakeDeferred();
                 _batch.Add(op);
                 WriteBatch(begun: true);
+                settled = TakeSettled();
             }
             finally
             {
@@ -101,6 +103,7 @@ internal sealed partial class BatchWriter
         finally
         {
             _connection.Exit();
+            settled.Run();
         }
     }
 

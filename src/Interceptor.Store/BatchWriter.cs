@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Interceptor.Core.Policy;
+using Interceptor.Core.Threading;
 using Microsoft.Extensions.Logging;
 
 namespace Interceptor.Store;
@@ -21,6 +22,9 @@ internal sealed partial class BatchWriter : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Thread _thread;
+    // Set by FailBatch for the batch being written; read and cleared with it by TakeSettled. Under the connection's lock.
+    private StoreUnavailableException? _batchFailure;
+
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // Whoever writes holds it: the writer thread for a batch, or a caller committing its own write (BatchWriter.Here.cs).
     // _batch and the connection are only touched under it.
@@ -91,7 +95,10 @@ internal sealed partial class BatchWriter : IAsyncDisposable
     /// once queued, the write is committed (or fails) with its batch.
     /// </summary>
     public Task<T> EnqueueAsync<T>(Func<WriteStatements, T> work, CancellationToken cancellationToken) =>
-        QueueAsync(new WriteOp<T>(work), cancellationToken);
+        QueueAsync(new WriteOp<T>(work, ResumeWhereCompleted), cancellationToken);
+
+    // A session's step in the lane of a user alone: no context, and the session's lane flows with it (see WriteOp).
+    private static bool ResumeWhereCompleted => SynchronizationContext.Current is null && StepLanes.Current is not null;
 
     private async Task<T> QueueAsync<T>(WriteOp<T> op, CancellationToken cancellationToken)
     {
@@ -219,10 +226,13 @@ internal sealed partial class BatchWriter : IAsyncDisposable
                     if (deferredWaiting && !_queued.Wait(_deferredDelay))
                     {
                         // Nothing else came within the delay: the deferred writes go on their own.
+                        Settled alone;
                         lock (_connection)
                         {
-                            CommitDeferredAlone();
+                            alone = CommitDeferredAlone();
                         }
+
+                        alone.Run();
                     }
                     else if (!deferredWaiting)
                     {
@@ -237,6 +247,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
                     _writerIdle = false;
                 }
 
+                Settled settle = default;
                 lock (_connection)
                 {
                     var finishCheckpoint = false;
@@ -257,7 +268,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
                     if (_batch.Count > 0)
                     {
                         WriteBatch();
-                        _batch.Clear();
+                        settle = TakeSettled();
                     }
 
                     // Asked by the checkpointer, or the WAL ran long without a restart: a request can be lost (a full
@@ -274,10 +285,14 @@ internal sealed partial class BatchWriter : IAsyncDisposable
                         FinishCheckpoint(waitForPass: false);
                     }
                 }
+
+                // Outside the lock: a session's step resumed here may write again (WriteOp).
+                settle.Run();
             }
 
             // Closed: nothing can be deferred any more, and what was is committed before the store goes. Under the
             // connection's lock, so no caller starts a write of its own after this (it looks at _closed under it).
+            Settled last;
             lock (_connection)
             {
                 lock (_deferredGate)
@@ -285,8 +300,10 @@ internal sealed partial class BatchWriter : IAsyncDisposable
                     _closed = true;
                 }
 
-                CommitDeferredAlone();
+                last = CommitDeferredAlone();
             }
+
+            last.Run();
         }
         finally
         {
@@ -303,13 +320,46 @@ internal sealed partial class BatchWriter : IAsyncDisposable
         }
     }
 
-    private void CommitDeferredAlone()
+    private Settled CommitDeferredAlone()
     {
         TakeDeferred();
-        if (_batch.Count > 0)
+        if (_batch.Count == 0)
         {
-            WriteBatch();
-            _batch.Clear();
+            return default;
+        }
+
+        WriteBatch();
+        return TakeSettled();
+    }
+
+    /// <summary>
+    /// The batch just written or failed, taken out of <see cref="_batch"/> under the connection's lock, to be completed
+    /// once it is released (<see cref="Settled.Run"/>). Completing under the lock would run a session's step resumed where
+    /// its write completed (WriteOp) inside it, and a write of that step would re-enter the lock on the same thread.
+    /// </summary>
+    private Settled TakeSettled()
+    {
+        var settled = new Settled([.. _batch], _batchFailure);
+        _batch.Clear();
+        _batchFailure = null;
+        return settled;
+    }
+
+    private readonly record struct Settled(WriteOp[]? Ops, StoreUnavailableException? Failure)
+    {
+        public void Run()
+        {
+            foreach (var op in Ops ?? [])
+            {
+                if (Failure is null)
+                {
+                    op.Complete();
+                }
+                else
+                {
+                    op.Fail(Failure);
+                }
+            }
         }
     }
 
@@ -377,10 +427,6 @@ internal sealed partial class BatchWriter : IAsyncDisposable
         Volatile.Write(ref _lastCommitEnded, Stopwatch.GetTimestamp());
         _logger.Committed(_batch.Count, Stopwatch.GetElapsedTime(started));
         _checkpointer.AfterCommit();
-        foreach (var op in _batch)
-        {
-            op.Complete();
-        }
     }
 
     private void Fail(StoreUnavailableException failure, bool permanent)
@@ -408,11 +454,9 @@ internal sealed partial class BatchWriter : IAsyncDisposable
     /// <summary>Full file checks so far (<see cref="StoreFileCheck"/>); tests see whether a commit took the quick one.</summary>
     internal long FullFileChecks => _files.FullChecks;
 
-    private void FailBatch(StoreUnavailableException failure)
-    {
-        foreach (var op in _batch)
-        {
-            op.Fail(failure);
-        }
-    }
+    /// <summary>Whether this thread holds the connection's lock; tests see that a step resumed on the writer does not.</summary>
+    internal bool LockHeldHere => _connection.IsHeldByCurrentThread;
+
+    // The batch fails with this once its lock is released (TakeSettled).
+    private void FailBatch(StoreUnavailableException failure) => _batchFailure = failure;
 }

@@ -60,6 +60,8 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
 
     internal long FullFileChecks => _writer.FullFileChecks;
 
+    internal bool WriteLockHeldHere => _writer.LockHeldHere;
+
     internal WalCheckpointer Checkpointer => _writer.Checkpointer;
 
     /// <summary>Passes the writer's thread made to copy what came during the checkpointer's.</summary>

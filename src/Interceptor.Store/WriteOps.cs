@@ -10,11 +10,17 @@ internal abstract class WriteOp
     public abstract void Fail(Exception exception);
 }
 
-internal sealed class WriteOp<T>(Func<WriteStatements, T> work) : WriteOp
+/// <param name="resumeWhereCompleted">The caller is a session's step in the lane of a user alone (no context: see
+/// Core's IStepLane), which runs wherever its awaits complete, as on a socket thread: its continuation runs on the thread
+/// that completes the write, after the connection's lock is released, instead of waking an idle pool thread (one wake-up
+/// per relayed message under load: 0.33 ms to a core on average, README → Performance, fifteenth session). The step gives
+/// its thread up after a slice, and blocking work goes to its turn. Any other caller's continuation never runs on the
+/// writer's thread: it must get back to SQLite, and code that is not a session's step could block it (a session in its
+/// turns is queued by its context anyway).</param>
+internal sealed class WriteOp<T>(Func<WriteStatements, T> work, bool resumeWhereCompleted = false) : WriteOp
 {
-    // Continuations never run on the writer's thread: it must get back to SQLite, and a session's step could run on for as
-    // long as its client keeps it busy (every user's commits would wait). A session's context queues what the writer posts.
-    private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<T> _completion =
+        new(resumeWhereCompleted ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously);
     private T _result = default!;
 
     public Task<T> Task => _completion.Task;

@@ -1,4 +1,5 @@
 using Interceptor.Core.Threading;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Store;
 
@@ -37,6 +38,45 @@ public class WriterCompletionTests
         Assert.That(byWriter, Is.Not.Empty);
         Assert.That(byWriter.Select(p => p.HoldingNothing), Is.All.False, "the writer gives no leave to run a session's step on its thread");
         Assert.That(InlineContinuations.Allowed, Is.False);
+    }
+
+    [Test]
+    public async Task A_step_of_a_session_outside_its_context_resumes_on_the_writer_outside_its_lock_and_may_write_again()
+    {
+        // A user alone: its sessions' steps run with no context wherever their awaits complete (a socket thread), and a
+        // write's completion resumes the step on the writer's thread rather than waking a pool thread for it. Only once
+        // the connection's lock is released: a step that writes again must not find itself inside the commit.
+        using var dir = new StoreTestDirectory(null);
+        await using var store = dir.Open(Interceptor.Store.StoreTuning.Default with { WriteHereWhenIdle = false });
+        var steps = Task.Run(() =>
+        {
+            StepLanes.Current = new RecordingStepLane { GoOn = true };
+            return Task.WhenAll(Enumerable.Range(0, 20).Select(async i =>
+            {
+                await store.RecordTransactionAsync(Records.Transaction("first" + i, Records.Base, uid: 1000), CancellationToken.None);
+                var resumed = (Thread.CurrentThread.Name, store.WriteLockHeldHere);
+                await store.RecordTransactionAsync(Records.Transaction("second" + i, Records.Base, uid: 1000), CancellationToken.None);
+                return resumed;
+            }));
+        });
+
+        var resumed = await steps.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.That(resumed.Select(r => r.Name), Has.Some.EqualTo("state-store-writer"), "resumed where the write completed");
+        Assert.That(resumed.Select(r => r.WriteLockHeldHere), Is.All.False, "never inside the writer's lock");
+    }
+
+    [Test]
+    public async Task A_write_awaited_outside_any_session_never_resumes_on_the_writer_thread()
+    {
+        using var dir = new StoreTestDirectory(null);
+        await using var store = dir.Open(Interceptor.Store.StoreTuning.Default with { WriteHereWhenIdle = false });
+        var resumedOn = await Task.Run(() => Task.WhenAll(Enumerable.Range(0, 20).Select(async i =>
+        {
+            await store.RecordTransactionAsync(Records.Transaction("t" + i, Records.Base, uid: 1000), CancellationToken.None);
+            return Thread.CurrentThread.Name;
+        })));
+
+        Assert.That(resumedOn, Has.None.EqualTo("state-store-writer"), "code that is not a session's step could hold the writer");
     }
 
     private static async Task AwaitWrite(Interceptor.Store.SqliteStateStore store, int i) =>

@@ -91,6 +91,14 @@ internal sealed partial class BatchWriter
                 WriteBatch(begun: true);
                 settled = TakeSettled();
             }
+            catch (Exception e) when (_batch.Count > 0)
+            {
+                // A failure outside WriteBatch's own handling: the writes taken (deferred ones too) fail with it, none is
+                // dropped unanswered.
+                _batchFailure ??= StoreFailures.From(_path, e);
+                settled = TakeSettled();
+                throw;
+            }
             finally
             {
                 _batch.Clear();

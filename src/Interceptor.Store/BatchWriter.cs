@@ -95,9 +95,11 @@ internal sealed partial class BatchWriter : IAsyncDisposable
     /// once queued, the write is committed (or fails) with its batch.
     /// </summary>
     public Task<T> EnqueueAsync<T>(Func<WriteStatements, T> work, CancellationToken cancellationToken) =>
-        QueueAsync(new WriteOp<T>(work, ResumeWhereCompleted), cancellationToken);
+        QueueAsync(new WriteOp<T>(work), cancellationToken);
 
-    // A session's step in the lane of a user alone: no context, and the session's lane flows with it (see WriteOp).
+    // A session's step in the lane of a user alone: no context, and the session's lane flows with it (see WriteOp). Only
+    // for the one write a session's step waits for on every message (WriteHereOrEnqueueAsync: its Pending row); reads,
+    // prunes and flushes (EnqueueAsync) resume on the pool, whoever awaits them.
     private static bool ResumeWhereCompleted => SynchronizationContext.Current is null && StepLanes.Current is not null;
 
     private async Task<T> QueueAsync<T>(WriteOp<T> op, CancellationToken cancellationToken)
@@ -248,9 +250,9 @@ internal sealed partial class BatchWriter : IAsyncDisposable
                 }
 
                 Settled settle = default;
+                var finishCheckpoint = false;
                 lock (_connection)
                 {
-                    var finishCheckpoint = false;
                     TakeDeferred();
                     while (_batch.Count < _maxBatch && _queue.Reader.TryRead(out var op))
                     {
@@ -270,7 +272,13 @@ internal sealed partial class BatchWriter : IAsyncDisposable
                         WriteBatch();
                         settle = TakeSettled();
                     }
+                }
 
+                // Outside the lock (a session's step resumed here may write again, WriteOp) and before any checkpoint
+                // work: the batch's writers (a Pending row before its 354) wait for their commit, not for a copy and fsync.
+                settle.Run();
+                lock (_connection)
+                {
                     // Asked by the checkpointer, or the WAL ran long without a restart: a request can be lost (a full
                     // queue drops it; a new round's pass makes this one BUSY), and under a flood nothing else ends it.
                     if (_checkpointer.WalRunsLong())
@@ -285,9 +293,6 @@ internal sealed partial class BatchWriter : IAsyncDisposable
                         FinishCheckpoint(waitForPass: false);
                     }
                 }
-
-                // Outside the lock: a session's step resumed here may write again (WriteOp).
-                settle.Run();
             }
 
             // Closed: nothing can be deferred any more, and what was is committed before the store goes. Under the
@@ -349,8 +354,21 @@ internal sealed partial class BatchWriter : IAsyncDisposable
     {
         public void Run()
         {
+            // The ops that resume on the pool first: the others run a session's step here, and the rest of the batch (other
+            // users' commits, on disk already) must not wait behind it.
+            Settle(resumingHere: false);
+            Settle(resumingHere: true);
+        }
+
+        private void Settle(bool resumingHere)
+        {
             foreach (var op in Ops ?? [])
             {
+                if (op.ResumesWhereCompleted != resumingHere)
+                {
+                    continue;
+                }
+
                 if (Failure is null)
                 {
                     op.Complete();

@@ -101,6 +101,9 @@ internal sealed class WalCheckpointer : IDisposable
     /// <summary>Test hook: runs on the checkpoint thread right before each pass beside the writer.</summary>
     internal Action? BeforePassBesideWriter { get; set; }
 
+    /// <summary>Test hook: runs on the writer's thread as it starts its own pass (<see cref="PassOn(SqliteConnection, bool)"/>).</summary>
+    internal Action? BeforeWritersPass { get; set; }
+
     /// <summary>
     /// After a commit: wakes the thread when the WAL holds <c>thresholdPages</c> frames not yet copied. One read of the
     /// -shm header; nothing when a checkpoint is already asked for.
@@ -223,6 +226,7 @@ internal sealed class WalCheckpointer : IDisposable
     /// <returns>Whether the pass was made.</returns>
     public bool PassOn(SqliteConnection writerConnection, bool waitForPass)
     {
+        BeforeWritersPass?.Invoke();
         if (waitForPass)
         {
             _passGate.Enter();

@@ -8,12 +8,15 @@ internal abstract class WriteOp
     public abstract void Complete();
 
     public abstract void Fail(Exception exception);
+
+    /// <summary>Completing it runs its awaiter's continuation on the completing thread (see WriteOp{T}).</summary>
+    public virtual bool ResumesWhereCompleted => false;
 }
 
 /// <param name="resumeWhereCompleted">The caller is a session's step in the lane of a user alone (no context: see
 /// Core's IStepLane), which runs wherever its awaits complete, as on a socket thread: its continuation runs on the thread
 /// that completes the write, after the connection's lock is released, instead of waking an idle pool thread (one wake-up
-/// per relayed message under load: 0.33 ms to a core on average, README → Performance, fifteenth session). The step gives
+/// per relayed message under load: 0.33 ms to a core on average, README → Performance, fifteenth and sixteenth sessions). The step gives
 /// its thread up after a slice, and blocking work goes to its turn. Any other caller's continuation never runs on the
 /// writer's thread: it must get back to SQLite, and code that is not a session's step could block it (a session in its
 /// turns is queued by its context anyway).</param>
@@ -24,6 +27,8 @@ internal sealed class WriteOp<T>(Func<WriteStatements, T> work, bool resumeWhere
     private T _result = default!;
 
     public Task<T> Task => _completion.Task;
+
+    public override bool ResumesWhereCompleted => resumeWhereCompleted;
 
     public override void Execute(WriteStatements statements) => _result = work(statements);
 

@@ -58,8 +58,8 @@ public sealed class UserSynchronizationContext : SynchronizationContext, IStepLa
         ArgumentNullException.ThrowIfNull(work);
         // Not RunContinuationsAsynchronously: the caller's end of the connection (bookkeeping, the socket's close) runs
         // where the session's last step ran. Outside the context that is a socket thread, and a pool hop there woke an
-        // idle worker once per relayed message (README, Performance, sixteenth session); on a pump the caller's await
-        // (no context of its own) is queued to the pool by .NET anyway.
+        // idle worker once per relayed message (README, Performance, sixteenth session). On a pump it runs inside the
+        // item, where whatever it posts is queued, never nested (the scheduler's t_runningItem).
         var ended = new TaskCompletionSource();
 
         // The caller's execution context (its log scope names the session) goes with the work, as Task.Run's would;

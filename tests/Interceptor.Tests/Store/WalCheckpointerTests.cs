@@ -1,5 +1,7 @@
 using Interceptor.Core.Events;
+using Interceptor.Core.Threading;
 using Interceptor.Store;
+using Interceptor.Tests.TestDoubles;
 
 namespace Interceptor.Tests.Store;
 
@@ -60,6 +62,47 @@ public class WalCheckpointerTests
 
         var rows = await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, 20_000, CancellationToken.None);
         Assert.That(rows, Has.Count.EqualTo(written + 50));
+    }
+
+    [Test]
+    public async Task A_batch_is_answered_before_the_writers_own_pass_after_it()
+    {
+        // The writer's pass may wait for the checkpoint thread's and then copy and fsync: the rows of the batch before it
+        // are on disk already, and a client waiting for one (a Pending row before its 354) must not wait for that too.
+        await using var store = _dir.Open(SmallWal with { WriteHereWhenIdle = false });
+        var rows = new List<Task>();
+        var before = store.CommitCount;
+        var atPasses = new List<(long Committed, int Answered)>();
+        store.Checkpointer.BeforeWritersPass = () =>
+        {
+            lock (rows)
+            {
+                // One row a batch (each awaited before the next): every batch committed so far has its row answered.
+                atPasses.Add((store.CommitCount - before, rows.Count(r => r.IsCompleted)));
+            }
+        };
+
+        // A session's steps (its user alone): a row's task completes where the writer settles it, not after a pool hop,
+        // so the hook sees exactly which rows were answered.
+        await Task.Run(async () =>
+        {
+            StepLanes.Current = new RecordingStepLane { GoOn = true };
+            for (var i = 0; i < 2_000 && atPasses.Count < 5; i++)
+            {
+                Task row;
+                lock (rows)
+                {
+                    row = store.RecordTransactionAsync(Row("fill" + i), CancellationToken.None);
+                    rows.Add(row);
+                }
+
+                await row;
+            }
+        });
+
+        Assert.That(atPasses, Is.Not.Empty, "the writer made no pass of its own");
+        Assert.That(atPasses.Select(p => p.Answered), Is.EqualTo(atPasses.Select(p => (int)p.Committed)),
+            "rows committed but not answered when the writer's pass began: " + string.Join(", ", atPasses));
     }
 
     [Test]

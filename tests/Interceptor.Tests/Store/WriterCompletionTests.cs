@@ -4,9 +4,10 @@ using Interceptor.Tests.TestDoubles;
 namespace Interceptor.Tests.Store;
 
 /// <summary>
-/// The writer never lets a session's step run on its thread: it posts completions without saying it holds nothing
-/// (InlineContinuations.Allow), so a session's scheduler queues them for its pumps. A step run on the writer could go on
-/// for as long as its client keeps it busy, and every user's commits would wait (review of the inline change).
+/// Under its context a session's step never runs on the writer's thread: the writer posts completions without saying it
+/// holds nothing (InlineContinuations.Allow), so a session's scheduler queues them for its pumps (review of the inline
+/// change). Outside its context (its user alone) the step goes on where its write completed, bounded by its slice like
+/// anywhere else, but never inside the writer's lock; nobody else's continuation runs there.
 /// </summary>
 [TestFixture]
 public class WriterCompletionTests

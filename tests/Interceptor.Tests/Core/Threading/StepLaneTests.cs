@@ -179,6 +179,30 @@ public class StepLaneTests
     }
 
     [Test]
+    public async Task A_command_the_loop_itself_waited_for_starts_the_count_again()
+    {
+        // A client in lock-step: the command loop's own read waits for every command, or for one in every few.
+        var lane = new RecordingStepLane { GoOn = true };
+        var completed = await Task.Run(() =>
+        {
+            var session = ThreadBudget.Start(_clock, lane);
+            var all = true;
+            for (var i = 0; i < 3 * ThreadBudget.CommandsPerBurst; i++)
+            {
+                _clock.Advance(TimeSpan.FromMicroseconds(1));
+                var waited = i % (ThreadBudget.CommandsPerBurst - 1) == 0;
+                all &= session.AfterCommandAsync(waited).AsTask().IsCompleted;
+            }
+
+            return all;
+        });
+
+        Assert.That(completed, Is.True);
+        Assert.That(lane.Queued, Is.Empty);
+        Assert.That(lane.SlicesUsed, Is.Zero);
+    }
+
+    [Test]
     public async Task Commands_in_the_sessions_context_are_not_counted()
     {
         // In its turns the scheduler keeps it fair already; only the slice applies there.

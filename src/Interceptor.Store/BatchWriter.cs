@@ -355,28 +355,46 @@ internal sealed partial class BatchWriter : IAsyncDisposable
         public void Run()
         {
             // The ops that resume on the pool first: the others run a session's step here, and the rest of the batch (other
-            // users' commits, on disk already) must not wait behind it.
-            Settle(resumingHere: false);
-            Settle(resumingHere: true);
-        }
-
-        private void Settle(bool resumingHere)
-        {
+            // users' commits, on disk already) must not wait behind it. Of those, one step runs here; the others go on on
+            // the pool: a user alone sending DATA in many sessions at once would otherwise hold this thread (the writer's)
+            // for a step of each in a row, and every other commit with it (attack review).
+            var ranHere = false;
             foreach (var op in Ops ?? [])
             {
-                if (op.ResumesWhereCompleted != resumingHere)
+                if (!op.ResumesWhereCompleted)
+                {
+                    Settle(op);
+                }
+            }
+
+            foreach (var op in Ops ?? [])
+            {
+                if (!op.ResumesWhereCompleted)
                 {
                     continue;
                 }
 
-                if (Failure is null)
+                if (ranHere)
                 {
-                    op.Complete();
+                    ThreadPool.UnsafeQueueUserWorkItem(static s => s.Settled.Settle(s.Op), (Settled: this, Op: op), preferLocal: false);
                 }
                 else
                 {
-                    op.Fail(Failure);
+                    ranHere = true;
+                    Settle(op);
                 }
+            }
+        }
+
+        private void Settle(WriteOp op)
+        {
+            if (Failure is null)
+            {
+                op.Complete();
+            }
+            else
+            {
+                op.Fail(Failure);
             }
         }
     }

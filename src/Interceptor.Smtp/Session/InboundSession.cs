@@ -179,11 +179,16 @@ public sealed class InboundSession : IAsyncDisposable
 
         if (client.Errors >= _options.Smtp.SoftErrorLimit)
         {
-            await Task.Delay(_options.Smtp.ErrorDelay, token);
+            var pause = Task.Delay(_options.Smtp.ErrorDelay, token);
+            if (!pause.IsCompleted)
+            {
+                await pause;
 
-            // The pause was a wait, not running time: a command pipelined behind the paced reply must not count as a
-            // used slice (the user would be sent back to its turns for a pause of our own making).
-            _context!.Timeouts.Budget.Waited();
+                // The pause was a wait, not running time: a command pipelined behind the paced reply must not count as a
+                // used slice (the user would be sent back to its turns for a pause of our own making). Only a real one:
+                // with Smtp.ErrorDelay 0 every command would reset the session's budget.
+                _context!.Timeouts.Budget.Waited();
+            }
         }
 
         return true;

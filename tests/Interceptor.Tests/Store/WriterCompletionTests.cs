@@ -67,6 +67,28 @@ public class WriterCompletionTests
     }
 
     [Test]
+    public async Task Of_many_session_steps_in_one_batch_one_at_most_resumes_on_the_writer()
+    {
+        // A user alone sending DATA in many sessions at once must not hold the writer for a step of each in a row.
+        using var dir = new StoreTestDirectory(null);
+        await using var store = dir.Open(Interceptor.Store.StoreTuning.Default with { WriteHereWhenIdle = false });
+        var before = store.CommitCount;
+        var resumedOn = await Task.Run(() =>
+        {
+            StepLanes.Current = new RecordingStepLane { GoOn = true };
+            return Task.WhenAll(Enumerable.Range(0, 50).Select(async i =>
+            {
+                await store.RecordTransactionAsync(Records.Transaction("many" + i, Records.Base, uid: 1000), CancellationToken.None);
+                return Thread.CurrentThread.Name;
+            }));
+        }).WaitAsync(TimeSpan.FromSeconds(20));
+
+        var commits = store.CommitCount - before;
+        Assert.That(commits, Is.LessThan(50), "some rows shared a batch");
+        Assert.That(resumedOn.Count(n => n == "state-store-writer"), Is.LessThanOrEqualTo(commits), "one step a batch on the writer");
+    }
+
+    [Test]
     public async Task A_write_awaited_outside_any_session_never_resumes_on_the_writer_thread()
     {
         using var dir = new StoreTestDirectory(null);

@@ -146,6 +146,31 @@ public sealed class LineReaderTests
     }
 
     [Test]
+    public async Task A_fill_that_had_to_wait_drops_the_receive_tried_first_until_a_wait_finds_the_bytes_there()
+    {
+        // Lock-step: the next command comes a round trip after the reply, so a receive tried first mostly fails.
+        using var pair = await LoopbackPair.OpenAsync();
+        using var server = new WaitCountingStream(pair.Server.Socket);
+        pair.Server.Socket.Blocking = false;
+        using var reader = new LineReader(server);
+
+        var first = reader.ReadLineAsync(512, Long, CancellationToken.None).AsTask();
+        await Task.Delay(100);
+        await pair.Client.WriteAsync("EHLO a\r\n"u8.ToArray());
+        Assert.That(await first, Is.EqualTo(new Line(LineStatus.Ok, "EHLO a")));
+        Assert.That((server.Waits, server.WaitsDoneAtOnce), Is.EqualTo((1, 0)), "nothing there: the try failed, the wait waited");
+
+        await SendAndLetArriveAsync(pair, "MAIL FROM:<a@example.com>\r\n");
+        Assert.That(await reader.ReadLineAsync(512, Long, CancellationToken.None), Is.EqualTo(new Line(LineStatus.Ok, "MAIL FROM:<a@example.com>")));
+        Assert.That((server.Waits, server.WaitsDoneAtOnce), Is.EqualTo((2, 1)), "after a wait no receive is tried first: the zero-byte wait finds the bytes");
+
+        await SendAndLetArriveAsync(pair, "RCPT TO:<b@example.com>\r\n");
+        Assert.That(await reader.ReadLineAsync(512, Long, CancellationToken.None), Is.EqualTo(new Line(LineStatus.Ok, "RCPT TO:<b@example.com>")));
+        Assert.That(server.Waits, Is.EqualTo(2), "the last wait found the bytes there: one receive again, no wait");
+        Assert.That(reader.HoldsBuffer, Is.False);
+    }
+
+    [Test]
     public async Task Over_a_non_blocking_socket_an_end_of_stream_already_there_is_reported_at_once()
     {
         using var received = await NonBlockingWithBytesWaitingAsync("QUIT\r\n"u8.ToArray(), thenEnd: true);
@@ -204,6 +229,38 @@ public sealed class LineReaderTests
 
         Assert.That(pair.Server.Socket.Available, Is.EqualTo(bytes.Length), "the bytes arrived");
         return new ReceivedBytes(pair, new LineReader(pair.Server));
+    }
+
+    private static async Task SendAndLetArriveAsync(LoopbackPair pair, string line)
+    {
+        var available = pair.Server.Socket.Available + line.Length;
+        await pair.Client.WriteAsync(Encoding.ASCII.GetBytes(line));
+        for (var i = 0; i < 200 && pair.Server.Socket.Available < available; i++)
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.That(pair.Server.Socket.Available, Is.EqualTo(available), "the bytes arrived");
+    }
+
+    /// <summary>The server's socket as the reader sees it, counting the zero-byte waits and those done at once.</summary>
+    private sealed class WaitCountingStream(Socket socket) : NetworkStream(socket, ownsSocket: false)
+    {
+        public int Waits { get; private set; }
+
+        public int WaitsDoneAtOnce { get; private set; }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var read = base.ReadAsync(buffer, cancellationToken);
+            if (buffer.IsEmpty)
+            {
+                Waits++;
+                WaitsDoneAtOnce += read.IsCompleted ? 1 : 0;
+            }
+
+            return read;
+        }
     }
 
     /// <summary>The pair and its reader, disposed together.</summary>

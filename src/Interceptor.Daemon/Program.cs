@@ -1,6 +1,8 @@
+using Interceptor.Core.Threading;
 using Interceptor.Daemon.Commands;
 using Interceptor.Daemon.Configuration;
 using Interceptor.Daemon.Hosting;
+using Interceptor.Linux;
 using Interceptor.Netfilter;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
@@ -13,6 +15,9 @@ public static class Program
     {
         // Before anything opens a socket: .NET reads this once, when its socket engine starts.
         SocketThreads.PreferInlineCompletions();
+
+        // Before any helper thread starts (the log writer is the first): see HelperThreads.
+        HelperThreads.YieldOnWakeWith(ThreadSchedulingPolicy.TrySetBatch);
 
         // .NET's own Console.Out flushes every 256 characters: a 700-byte transaction log line became three
         // write(2)s on the relay's hot path. One write per line (AutoFlush) keeps lines whole and prompt.

@@ -204,6 +204,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
 
     private void Run()
     {
+        HelperThreads.Started();
         try
         {
             // Blocking is fine here: this thread exists only to write.

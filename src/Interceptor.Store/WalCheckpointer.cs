@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Interceptor.Core.Threading;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using SQLitePCL;
@@ -129,6 +130,7 @@ internal sealed class WalCheckpointer : IDisposable
 
     private void Run()
     {
+        HelperThreads.Started();
         while (true)
         {
             _wake.Wait();

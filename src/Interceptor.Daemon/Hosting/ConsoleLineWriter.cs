@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Interceptor.Core.Threading;
 
 namespace Interceptor.Daemon.Hosting;
 
@@ -122,6 +123,7 @@ public sealed class ConsoleLineWriter : IDisposable
 
     private void Run()
     {
+        HelperThreads.Started();
         while (true)
         {
             // Lines closer together than the linger: batch them. A line after a longer quiet spell is written alone and

@@ -18,11 +18,38 @@ public static partial class ThreadSchedulingPolicy
     // a batch thread would otherwise run everyone's work that way). Setting the flag needs no privilege.
     private const int ResetOnFork = 0x40000000;
 
-    /// <summary>Makes the calling thread SCHED_BATCH; false (errno kept) when the kernel refuses.</summary>
+    /// <summary>
+    /// Makes the calling thread SCHED_BATCH; false (errno kept) when the kernel refuses. With reset-on-fork where that is
+    /// allowed. systemd's RestrictRealtime= refuses every policy value above SCHED_IDLE, the flag included, so under the
+    /// unit the thread is plain SCHED_BATCH, and a thread it starts (a pool thread the runtime adds while this one queues
+    /// work) is one too: it then also waits for an idle core or a slice's end when woken, nothing worse.
+    /// </summary>
     public static bool TrySetBatch()
     {
         var priority = 0; // struct sched_param { int sched_priority; }: 0 for the ordinary policies
-        return SchedSetScheduler(0, Batch | ResetOnFork, ref priority) == 0;
+        return SchedSetScheduler(0, Batch | ResetOnFork, ref priority) == 0 || SchedSetScheduler(0, Batch, ref priority) == 0;
+    }
+
+    /// <summary>Whether this process may make a thread SCHED_BATCH: tried on a scratch thread, which ends either way.</summary>
+    public static bool CanSetBatch()
+    {
+        var result = false;
+        var probe = new Thread(() =>
+        {
+            try
+            {
+                result = TrySetBatch();
+            }
+#pragma warning disable CA1031 // a libc without sched_setscheduler: the caller says the helper threads stay as they are
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+                result = false;
+            }
+        }) { IsBackground = true, Name = "smtpi-policy-probe" };
+        probe.Start();
+        probe.Join();
+        return result;
     }
 
     /// <summary>The policy of thread <paramref name="threadId"/> of this process (<see cref="Other"/>, <see cref="Batch"/>, …), or -1.</summary>

@@ -98,6 +98,11 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
             logger.CrowdedUsersNotDemoted();
         }
 
+        if (!ThreadSchedulingPolicy.CanSetBatch())
+        {
+            logger.HelperThreadsNotBatch();
+        }
+
         _overCap = new SmtpReply(421, "4.7.0", $"too many connections to this host's mail relay ({maxConnections}, Listen.MaxConnections); try later");
 
         // The idle upstream sessions are part of the descriptor budget: never more than the sessions that made them, nor

@@ -14,20 +14,19 @@ public static partial class ThreadSchedulingPolicy
     public const int Other = 0;
     public const int Batch = 3;
 
-    // Threads the caller creates afterwards start at SCHED_OTHER instead of inheriting the policy (a pool thread born on
-    // a batch thread would otherwise run everyone's work that way). Setting the flag needs no privilege.
+    // What sched_getscheduler adds to a policy set with SCHED_RESET_ON_FORK (not used here: for SCHED_BATCH that flag
+    // changes nothing, and the unit's RestrictRealtime= refuses it).
     private const int ResetOnFork = 0x40000000;
 
     /// <summary>
-    /// Makes the calling thread SCHED_BATCH; false (errno kept) when the kernel refuses. With reset-on-fork where that is
-    /// allowed. systemd's RestrictRealtime= refuses every policy value above SCHED_IDLE, the flag included, so under the
-    /// unit the thread is plain SCHED_BATCH, and a thread it starts (a pool thread the runtime adds while this one queues
-    /// work) is one too: it then also waits for an idle core or a slice's end when woken, nothing worse.
+    /// Makes the calling thread SCHED_BATCH; false (errno kept) when refused, the thread unchanged. Threads the runtime
+    /// starts afterwards (managed threads, pool workers) still start at SCHED_OTHER: .NET creates them with an explicit
+    /// policy. A native thread started by plain pthread_create from this one would inherit it.
     /// </summary>
     public static bool TrySetBatch()
     {
         var priority = 0; // struct sched_param { int sched_priority; }: 0 for the ordinary policies
-        return SchedSetScheduler(0, Batch | ResetOnFork, ref priority) == 0 || SchedSetScheduler(0, Batch, ref priority) == 0;
+        return SchedSetScheduler(0, Batch, ref priority) == 0;
     }
 
     /// <summary>Whether this process may make a thread SCHED_BATCH: tried on a scratch thread, which ends either way.</summary>

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Interceptor.Core.Threading;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using SQLitePCL;
@@ -130,7 +129,8 @@ internal sealed class WalCheckpointer : IDisposable
 
     private void Run()
     {
-        HelperThreads.Started();
+        // Not a helper thread that yields on waking (HelperThreads): while the WAL runs long the store's writer holds the
+        // write lock and waits for this pass, whose fsyncs wake it several times; none of those wake-ups may wait for a slice.
         while (true)
         {
             _wake.Wait();

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text;
-using Interceptor.Core.Threading;
 
 namespace Interceptor.Daemon.Hosting;
 
@@ -123,7 +122,8 @@ public sealed class ConsoleLineWriter : IDisposable
 
     private void Run()
     {
-        HelperThreads.Started();
+        // Not a helper thread that yields on waking (Core's HelperThreads): its first write sets up .NET's console, whose
+        // signal-handling thread (a native one, started from here) would inherit SCHED_BATCH.
         while (true)
         {
             // Lines closer together than the linger: batch them. A line after a longer quiet spell is written alone and

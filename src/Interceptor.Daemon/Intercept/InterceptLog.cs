@@ -36,7 +36,7 @@ internal static partial class InterceptLog
     [LoggerMessage(205, LogLevel.Warning, "fair share: this process cannot set a thread's nice value back to 0 (no CAP_SYS_NICE and RLIMIT_NICE below 20; the unit sets LimitNICE=+0), so a flooding user's work is not demoted: the daemon's turns still share its time, but the kernel does not favour other users' steps")]
     public static partial void CrowdedUsersNotDemoted(this ILogger logger);
 
-    [LoggerMessage(206, LogLevel.Warning, "the daemon's helper threads (the store's writer and checkpointer, the log writer) cannot run as SCHED_BATCH (refused by the kernel or the unit's system-call filter): each one a session wakes may take the core from the socket thread that woke it")]
+    [LoggerMessage(206, LogLevel.Warning, "the store's writer thread cannot run as SCHED_BATCH (refused by the kernel or the unit's system-call filter): each time a session wakes it, it may take the core from the socket thread that woke it")]
     public static partial void HelperThreadsNotBatch(this ILogger logger);
 
     [LoggerMessage(EventId = 12, EventName = "Lockdown", Level = LogLevel.Error, Message = "lockdown: {Reason}; table inet {Table} now refuses ports {Ports} to non-exempt users instead of redirecting them to port {ListenPort}")]

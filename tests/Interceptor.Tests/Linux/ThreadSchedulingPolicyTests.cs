@@ -2,7 +2,7 @@ using Interceptor.Linux;
 
 namespace Interceptor.Tests.Linux;
 
-/// <summary>SCHED_BATCH for the calling thread alone, unprivileged, and not passed on to threads it starts.</summary>
+/// <summary>SCHED_BATCH for the calling thread alone, unprivileged, and not passed on to the managed threads it starts.</summary>
 [TestFixture]
 public sealed class ThreadSchedulingPolicyTests
 {
@@ -25,7 +25,7 @@ public sealed class ThreadSchedulingPolicyTests
         {
             Assert.That(set, Is.True, "no privilege needed");
             Assert.That(self, Is.EqualTo(ThreadSchedulingPolicy.Batch));
-            Assert.That(child, Is.EqualTo(ThreadSchedulingPolicy.Other), "reset on fork: a thread it starts runs as usual");
+            Assert.That(child, Is.EqualTo(ThreadSchedulingPolicy.Other), "a managed thread it starts runs as usual (.NET sets the policy explicitly)");
             Assert.That(ThreadSchedulingPolicy.Of(creator), Is.EqualTo(ThreadSchedulingPolicy.Other), "the thread that started it is unchanged");
         });
     }

@@ -12,37 +12,14 @@ public static partial class ThreadNice
     private const int PrioProcess = 0;
 
     /// <summary>Sets the calling thread's nice value; false (errno kept) when the kernel refuses it.</summary>
-    public static bool TrySet(int nice) => SetPriority(PrioProcess, CurrentThreadId(), nice) == 0;
+    public static bool TrySet(int nice) => SetPriority(PrioProcess, ThreadProbe.CurrentThreadId(), nice) == 0;
 
     /// <summary>
     /// Whether this process may raise a thread's nice value and lower it back to 0: tried on a scratch thread, which
     /// ends either way, so no thread of the caller's is ever left raised by the probe.
     /// </summary>
-    public static bool CanLowerAgain(int raisedTo)
-    {
-        var result = false;
-        var probe = new Thread(() =>
-        {
-            try
-            {
-                result = TrySet(raisedTo) && TrySet(0);
-            }
-#pragma warning disable CA1031 // a libc without setpriority or gettid: no demotion, and the caller says so
-            catch (Exception)
-#pragma warning restore CA1031
-            {
-                result = false;
-            }
-        }) { IsBackground = true, Name = "smtpi-nice-probe" };
-        probe.Start();
-        probe.Join();
-        return result;
-    }
+    public static bool CanLowerAgain(int raisedTo) => ThreadProbe.OnScratchThread("smtpi-nice-probe", () => TrySet(raisedTo) && TrySet(0));
 
     [LibraryImport("libc", EntryPoint = "setpriority", SetLastError = true)]
     private static partial int SetPriority(int which, int who, int prio);
-
-    // glibc 2.30 and later (Debian 12 has 2.36).
-    [LibraryImport("libc", EntryPoint = "gettid")]
-    private static partial int CurrentThreadId();
 }

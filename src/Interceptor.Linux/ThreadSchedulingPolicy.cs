@@ -30,39 +30,17 @@ public static partial class ThreadSchedulingPolicy
     }
 
     /// <summary>Whether this process may make a thread SCHED_BATCH: tried on a scratch thread, which ends either way.</summary>
-    public static bool CanSetBatch()
-    {
-        var result = false;
-        var probe = new Thread(() =>
-        {
-            try
-            {
-                result = TrySetBatch();
-            }
-#pragma warning disable CA1031 // a libc without sched_setscheduler: the caller says the helper threads stay as they are
-            catch (Exception)
-#pragma warning restore CA1031
-            {
-                result = false;
-            }
-        }) { IsBackground = true, Name = "smtpi-policy-probe" };
-        probe.Start();
-        probe.Join();
-        return result;
-    }
+    public static bool CanSetBatch() => ThreadProbe.OnScratchThread("smtpi-policy-probe", TrySetBatch);
 
     /// <summary>The policy of thread <paramref name="threadId"/> of this process (<see cref="Other"/>, <see cref="Batch"/>, …), or -1.</summary>
     public static int Of(int threadId) => SchedGetScheduler(threadId) is var policy and >= 0 ? policy & ~ResetOnFork : -1;
 
     /// <summary>The calling thread's id (gettid).</summary>
-    public static int CurrentThreadId() => GetTid();
+    public static int CurrentThreadId() => ThreadProbe.CurrentThreadId();
 
     [LibraryImport("libc", EntryPoint = "sched_setscheduler", SetLastError = true)]
     private static partial int SchedSetScheduler(int pid, int policy, ref int param);
 
     [LibraryImport("libc", EntryPoint = "sched_getscheduler", SetLastError = true)]
     private static partial int SchedGetScheduler(int pid);
-
-    [LibraryImport("libc", EntryPoint = "gettid")]
-    private static partial int GetTid();
 }

@@ -16,7 +16,7 @@ public static class Program
         // Before anything opens a socket: .NET reads this once, when its socket engine starts.
         SocketThreads.PreferInlineCompletions();
 
-        // Before any helper thread starts (the log writer is the first): see HelperThreads.
+        // Before the store (whose writer is the helper thread) opens: see HelperThreads.
         HelperThreads.YieldOnWakeWith(ThreadSchedulingPolicy.TrySetBatch);
 
         // .NET's own Console.Out flushes every 256 characters: a 700-byte transaction log line became three

@@ -62,7 +62,7 @@ internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket ticke
     private readonly long _started = Stopwatch.GetTimestamp();
 
     /// <summary>Time-ordered, unique; the same id is in the trace header and the log line.</summary>
-    public string Id { get; } = Guid.CreateVersion7().ToString("N");
+    public string Id { get; } = TransactionIds.Next();
 
     public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
 

@@ -43,6 +43,21 @@ public class RelayTransactionTests
     }
 
     [Test]
+    public void Two_transactions_have_distinct_version_7_ids_of_their_start()
+    {
+        var before = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var (first, second) = (Start().Transaction, Start().Transaction);
+        var after = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(first.Id, Is.Not.EqualTo(second.Id));
+            Assert.That(Guid.ParseExact(first.Id, "N").Version, Is.EqualTo(7));
+            Assert.That(Convert.ToInt64(first.Id[..12], 16), Is.InRange(before, after), "the id's time is the transaction's start");
+        });
+    }
+
+    [Test]
     public async Task The_event_names_the_client_the_upstream_and_the_envelope()
     {
         var (transaction, recorder, _, _) = Start();

@@ -235,7 +235,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
                             alone = CommitDeferredAlone();
                         }
 
-                        alone.Run();
+                        alone.Run(onWriter: true);
                     }
                     else if (!deferredWaiting)
                     {
@@ -277,7 +277,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
 
                 // Outside the lock (a session's step resumed here may write again, WriteOp) and before any checkpoint
                 // work: the batch's writers (a Pending row before its 354) wait for their commit, not for a copy and fsync.
-                settle.Run();
+                settle.Run(onWriter: true);
                 lock (_connection)
                 {
                     // Asked by the checkpointer, or the WAL ran long without a restart: a request can be lost (a full
@@ -309,7 +309,7 @@ internal sealed partial class BatchWriter : IAsyncDisposable
                 last = CommitDeferredAlone();
             }
 
-            last.Run();
+            last.Run(onWriter: true);
         }
         finally
         {
@@ -349,55 +349,6 @@ internal sealed partial class BatchWriter : IAsyncDisposable
         _batch.Clear();
         _batchFailure = null;
         return settled;
-    }
-
-    private readonly record struct Settled(WriteOp[]? Ops, StoreUnavailableException? Failure)
-    {
-        public void Run()
-        {
-            // The ops that resume on the pool first: the others run a session's step here, and the rest of the batch (other
-            // users' commits, on disk already) must not wait behind it. Of those, one step runs here; the others go on on
-            // the pool: a user alone sending DATA in many sessions at once would otherwise hold this thread (the writer's)
-            // for a step of each in a row, and every other commit with it (attack review).
-            var ranHere = false;
-            foreach (var op in Ops ?? [])
-            {
-                if (!op.ResumesWhereCompleted)
-                {
-                    Settle(op);
-                }
-            }
-
-            foreach (var op in Ops ?? [])
-            {
-                if (!op.ResumesWhereCompleted)
-                {
-                    continue;
-                }
-
-                if (ranHere)
-                {
-                    ThreadPool.UnsafeQueueUserWorkItem(static s => s.Settled.Settle(s.Op), (Settled: this, Op: op), preferLocal: false);
-                }
-                else
-                {
-                    ranHere = true;
-                    Settle(op);
-                }
-            }
-        }
-
-        private void Settle(WriteOp op)
-        {
-            if (Failure is null)
-            {
-                op.Complete();
-            }
-            else
-            {
-                op.Fail(Failure);
-            }
-        }
     }
 
     /// <param name="begun">The caller already began the transaction (a write committed where it was made).</param>

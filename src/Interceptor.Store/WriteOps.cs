@@ -17,9 +17,10 @@ internal abstract class WriteOp
 /// Core's IStepLane), which runs wherever its awaits complete, as on a socket thread: its continuation runs on the thread
 /// that completes the write, after the connection's lock is released, instead of waking an idle pool thread (one wake-up
 /// per relayed message under load: 0.33 ms to a core on average, README → Performance, fifteenth and sixteenth sessions). The step gives
-/// its thread up after a slice, and blocking work goes to its turn. Any other caller's continuation never runs on the
-/// writer's thread: it must get back to SQLite, and code that is not a session's step could block it (a session in its
-/// turns is queued by its context anyway).</param>
+/// its thread up after a slice, and blocking work goes to its turn. Any other caller's continuation does not resume where
+/// completed: code that is not a session's step could block the writer, which must get back to SQLite. A session in its
+/// turns is posted to its context, whose scheduler may keep one light user's step for the end of the batch
+/// (InlineContinuations.KeepOne, one step a batch either way).</param>
 internal sealed class WriteOp<T>(Func<WriteStatements, T> work, bool resumeWhereCompleted = false) : WriteOp
 {
     private readonly TaskCompletionSource<T> _completion =

@@ -193,7 +193,12 @@ public sealed partial class FairShareScheduler
     /// </summary>
     private bool TryRunHere(UserSynchronizationContext context, SendOrPostCallback callback, object? state)
     {
-        if (context.InBlockingWork || !MayRunHere())
+        // Posted by a thread that finishes its own work first (the store's writer, InlineContinuations.KeepOne): only a
+        // light user's step is kept, to run there beside the pumps once that work is done. Under a flood it would
+        // otherwise wait for a pump busy with the flood's items at the flood's priority (bench flood phase, raised
+        // limits: the DATA step, which waits for its Pending row, averaged 0.88 ms queued and 0.62-0.67 ms kept).
+        var keep = !context.InBlockingWork && InlineWhenIdle && !t_runningItem && InlineContinuations.CanKeep;
+        if (!keep && (context.InBlockingWork || !MayRunHere()))
         {
             return false;
         }
@@ -201,7 +206,7 @@ public sealed partial class FairShareScheduler
         bool beside;
         lock (_lock)
         {
-            if (_running == 0)
+            if (!keep && _running == 0)
             {
                 // Idle: nothing runs, so nothing is queued either.
                 _running++;
@@ -219,10 +224,23 @@ public sealed partial class FairShareScheduler
             Entered(context);
         }
 
+        var item = new WorkItem(context, callback, state);
+        if (!keep || !InlineContinuations.TryKeep(() => RunHere(item, beside)))
+        {
+            RunHere(item, beside);
+        }
+
+        return true;
+    }
+
+    // The item taken by TryRunHere (counted in, and holding a slot unless beside) runs on this thread.
+    private void RunHere(WorkItem item, bool beside)
+    {
+        var context = item.Context;
         var more = false;
         try
         {
-            Run(new WorkItem(context, callback, state));
+            Run(item);
         }
         finally
         {
@@ -245,8 +263,6 @@ public sealed partial class FairShareScheduler
             // Items were queued meanwhile, perhaps with every other slot taken: this slot becomes a pump for them.
             _startPump(Pump);
         }
-
-        return true;
     }
 
     /// <summary>

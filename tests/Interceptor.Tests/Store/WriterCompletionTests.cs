@@ -4,10 +4,12 @@ using Interceptor.Tests.TestDoubles;
 namespace Interceptor.Tests.Store;
 
 /// <summary>
-/// Under its context a session's step never runs on the writer's thread: the writer posts completions without saying it
-/// holds nothing (InlineContinuations.Allow), so a session's scheduler queues them for its pumps (review of the inline
-/// change). Outside its context (its user alone) the step goes on where its write completed, bounded by its slice like
-/// anywhere else, but never inside the writer's lock; nobody else's continuation runs there.
+/// Under its context a session's step never runs on the writer's thread in the middle of a batch: the writer posts
+/// completions without saying it holds nothing (InlineContinuations.Allow), but lets the context keep one of them
+/// (InlineContinuations.KeepOne), which its scheduler does for a light user's step, run on the writer once the batch is
+/// answered, outside its lock, one a batch. Outside its context (its user alone) the step goes on where its write
+/// completed, bounded by its slice like anywhere else, but never inside the writer's lock; nobody else's continuation
+/// runs there.
 /// </summary>
 [TestFixture]
 public class WriterCompletionTests
@@ -19,7 +21,7 @@ public class WriterCompletionTests
         // Every write through the writer: one made on the test's thread (the writer idle) would post nothing at all.
         await using var store = dir.Open(Interceptor.Store.StoreTuning.Default with { WriteHereWhenIdle = false });
         var context = new RecordingContext();
-        List<(string? Thread, bool HoldingNothing)> byWriter = [];
+        List<(string? Thread, bool HoldingNothing, bool MayKeep)> byWriter = [];
 
         // Several at once: a write committed before its await looks posts nothing at all, and on a loaded machine all 20
         // can be (CI once). So the round is repeated (a few times at most) until the writer posted at least one.
@@ -47,7 +49,49 @@ public class WriterCompletionTests
 
         Assert.That(byWriter, Is.Not.Empty);
         Assert.That(byWriter.Select(p => p.HoldingNothing), Is.All.False, "the writer gives no leave to run a session's step on its thread");
+        Assert.That(byWriter.Select(p => p.MayKeep), Is.All.True, "but lets the context keep one (this one keeps none)");
         Assert.That(InlineContinuations.Allowed, Is.False);
+    }
+
+    [Test]
+    public async Task A_step_its_context_keeps_runs_on_the_writer_after_the_batch_is_answered_outside_its_lock_one_a_batch()
+    {
+        using var dir = new StoreTestDirectory(null);
+        await using var store = dir.Open(Interceptor.Store.StoreTuning.Default with { WriteHereWhenIdle = false });
+        var context = new KeepingContext();
+        var resumed = new List<(string? Name, bool WriteLockHeldHere)>();
+        var before = store.CommitCount;
+        // A write committed before its await looks posts nothing: the round is repeated (a few times at most) until one
+        // step was kept.
+        for (var round = 0; round < 5 && !resumed.Any(r => r.Name == "state-store-writer"); round++)
+        {
+            var previous = SynchronizationContext.Current;
+            SynchronizationContext.SetSynchronizationContext(context);
+            Task steps;
+            try
+            {
+                steps = Task.WhenAll(Enumerable.Range(0, 20).Select(async i =>
+                {
+                    await store.RecordTransactionAsync(Records.Transaction($"kept{round}-{i}", Records.Base, uid: 1000), CancellationToken.None);
+                    lock (resumed)
+                    {
+                        resumed.Add((Thread.CurrentThread.Name, store.WriteLockHeldHere));
+                    }
+                }));
+            }
+            finally
+            {
+                SynchronizationContext.SetSynchronizationContext(previous);
+            }
+
+            await steps.WaitAsync(TimeSpan.FromSeconds(20));
+        }
+
+        var onWriter = resumed.Where(r => r.Name == "state-store-writer").ToList();
+        Assert.That(onWriter, Is.Not.Empty, "a kept step runs on the writer");
+        Assert.That(onWriter.Select(r => r.WriteLockHeldHere), Is.All.False, "never inside the writer's lock");
+        Assert.That(onWriter.Count, Is.LessThanOrEqualTo(store.CommitCount - before), "one step a batch on the writer");
+        Assert.That(context.Kept, Is.EqualTo(onWriter.Count), "only what was kept ran there");
     }
 
     [Test]
@@ -120,19 +164,56 @@ public class WriterCompletionTests
     private static async Task AwaitWrite(Interceptor.Store.SqliteStateStore store, int i) =>
         await store.RecordTransactionAsync(Records.Transaction("t" + i, Records.Base, uid: 1000), CancellationToken.None);
 
-    /// <summary>Notes who posted and whether they held nothing, then runs the continuation on the thread pool.</summary>
+    /// <summary>Notes who posted, whether they held nothing and whether it could be kept, then runs the continuation on the
+    /// thread pool.</summary>
     private sealed class RecordingContext : SynchronizationContext
     {
-        public List<(string? Thread, bool HoldingNothing)> Posts { get; } = [];
+        public List<(string? Thread, bool HoldingNothing, bool MayKeep)> Posts { get; } = [];
 
         public override void Post(SendOrPostCallback d, object? state)
         {
             lock (Posts)
             {
-                Posts.Add((Thread.CurrentThread.Name, InlineContinuations.Allowed));
+                Posts.Add((Thread.CurrentThread.Name, InlineContinuations.Allowed, InlineContinuations.CanKeep));
             }
 
             ThreadPool.QueueUserWorkItem(_ => d(state));
+        }
+    }
+
+    /// <summary>
+    /// Keeps what the posting thread lets it keep (as the scheduler does for a light user), else runs it on the pool; runs
+    /// it as current context, as a scheduler's item does, so the awaits above the store's own go on inline with it.
+    /// </summary>
+    private sealed class KeepingContext : SynchronizationContext
+    {
+        private int _kept;
+
+        public int Kept => Volatile.Read(ref _kept);
+
+        public override void Post(SendOrPostCallback d, object? state)
+        {
+            if (InlineContinuations.TryKeep(() => RunAsCurrent(d, state)))
+            {
+                Interlocked.Increment(ref _kept);
+                return;
+            }
+
+            ThreadPool.QueueUserWorkItem(_ => RunAsCurrent(d, state));
+        }
+
+        private void RunAsCurrent(SendOrPostCallback d, object? state)
+        {
+            var previous = Current;
+            SetSynchronizationContext(this);
+            try
+            {
+                d(state);
+            }
+            finally
+            {
+                SetSynchronizationContext(previous);
+            }
         }
     }
 }

@@ -187,6 +187,94 @@ public class FairShareSchedulerLightUserTests
         Assert.That(_faults, Is.Empty);
     }
 
+    [Test]
+    public async Task Posted_by_a_thread_that_keeps_one_a_light_users_item_under_load_runs_there_when_its_own_work_is_done()
+    {
+        // The store's writer settling a batch (InlineContinuations.KeepOne): not in the middle of the batch, not on a pump
+        // busy with another user's work, but on the writer once every write of the batch is answered.
+        var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue, _clock);
+        var ran = new List<string>();
+        await using (var busy = BusyPump.Start(scheduler, Z, _pumps))
+        {
+            var (keptBeforeRun, ranOnKeeper, queuedMeanwhile) = await RunOnDedicatedThread(() =>
+            {
+                var thread = Environment.CurrentManagedThreadId;
+                int? ranOn = null;
+                using var keep = InlineContinuations.KeepOne();
+                scheduler.ContextFor(Y).Post(_ =>
+                {
+                    ranOn = Environment.CurrentManagedThreadId;
+                    ran.Add("y1");
+                }, null);
+                var kept = ran.Count == 0;
+                var queued = scheduler.Queued + _pumps.Count;
+                InlineContinuations.RunKept();
+                return (kept, ranOn == thread, queued);
+            });
+
+            Assert.That(keptBeforeRun, Is.True, "kept until the thread's own work was done");
+            Assert.That(queuedMeanwhile, Is.Zero, "neither queued nor given a pump");
+            Assert.That(ranOnKeeper, Is.True);
+            Assert.That(ran, Is.EqualTo(new[] { "y1" }));
+        }
+
+        RunPumps();
+        Assert.That(_faults, Is.Empty);
+    }
+
+    [Test]
+    public async Task Posted_by_a_thread_that_keeps_one_a_busy_users_item_is_queued_as_before_while_nothing_runs_or_under_load()
+    {
+        var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue, _clock);
+        var ran = new List<string>();
+        PostFromDedicatedThread(scheduler, X, "x1", ran);
+        PostFromDedicatedThread(scheduler, X, "x2", ran);
+        RunPumps();
+        Assert.That(ran, Is.EqualTo(new[] { "x1", "x2" }), "X had two items at once: busy for a window");
+
+        // Nothing runs now: the item would take the scheduler's slot on the keeping thread; it waits for a pump instead.
+        Assert.That(await PostKeepingOne(scheduler, X, "x3", ran), Is.False);
+        Assert.That(ran, Has.Count.EqualTo(2));
+        RunPumps();
+        Assert.That(ran[^1], Is.EqualTo("x3"));
+
+        await using (var busy = BusyPump.Start(scheduler, Z, _pumps))
+        {
+            Assert.That(await PostKeepingOne(scheduler, X, "x4", ran), Is.False, "under load: its turn");
+            Assert.That(await PostKeepingOne(scheduler, Y, "y1", ran), Is.True, "a light user's is kept");
+        }
+
+        RunPumps();
+        Assert.That(ran, Is.EqualTo(new[] { "x1", "x2", "x3", "y1", "x4" }));
+        Assert.That(_faults, Is.Empty);
+    }
+
+    private static Task<bool> PostKeepingOne(FairShareScheduler scheduler, uint uid, string name, List<string> ran) =>
+        RunOnDedicatedThread(() =>
+        {
+            using var keep = InlineContinuations.KeepOne();
+            scheduler.ContextFor(uid).Post(_ => ran.Add(name), null);
+            return InlineContinuations.RunKept();
+        });
+
+    private static Task<T> RunOnDedicatedThread<T>(Func<T> work)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                done.SetResult(work());
+            }
+            catch (Exception e)
+            {
+                done.SetException(e);
+            }
+        });
+        thread.Start();
+        return done.Task.WaitAsync(TimeSpan.FromSeconds(20));
+    }
+
     private static void PostHoldingNothing(FairShareScheduler scheduler, uint uid, SendOrPostCallback work)
     {
         using var holdingNothing = InlineContinuations.Allow();

@@ -13,23 +13,37 @@ internal sealed partial class BatchWriter
         public void Run(bool onWriter = false)
         {
             // The ops that resume elsewhere first: the others run a session's step here, and the rest of the batch (other
-            // users' commits, on disk already) must not wait behind it. One step at most runs here; the others go on on
-            // the pool: a user alone sending DATA in many sessions at once would otherwise hold this thread (the writer's)
-            // for a step of each in a row, and every other commit with it (attack review). That one is a light user's
-            // step posted back to its context, kept for after the batch (its scheduler decides, InlineContinuations.KeepOne),
-            // or else the step of a user alone.
-            var ranHere = false;
-            if (onWriter)
-            {
-                using var keep = InlineContinuations.KeepOne();
-                SettleThoseResumingElsewhere();
-                ranHere = InlineContinuations.RunKept();
-            }
-            else
+            // users' commits, on disk already) must not wait behind it. One step at most runs here, once every op of the
+            // batch is answered; the others go on on the pool: a user alone sending DATA in many sessions at once would
+            // otherwise hold this thread (the writer's) for a step of each in a row, and every other commit with it
+            // (attack review). That one is a light user's step posted back to its context and kept (its scheduler
+            // decides, InlineContinuations.KeepOne), or else the step of a user alone.
+            if (!onWriter)
             {
                 SettleThoseResumingElsewhere();
+                SettleThoseResumingHere(ranHere: false);
+                return;
             }
 
+            using var keep = InlineContinuations.KeepOne();
+            SettleThoseResumingElsewhere();
+            var kept = InlineContinuations.HasKept;
+            if (kept)
+            {
+                // Before the kept step: a user alone's steps go to the pool, not behind it.
+                SettleThoseResumingHere(ranHere: true);
+            }
+
+            InlineContinuations.RunKept();
+            if (!kept)
+            {
+                SettleThoseResumingHere(ranHere: false);
+            }
+        }
+
+        // A user alone's steps: the first runs here unless a step already did (or will), the rest on the pool.
+        private void SettleThoseResumingHere(bool ranHere)
+        {
             foreach (var op in Ops ?? [])
             {
                 if (!op.ResumesWhereCompleted)

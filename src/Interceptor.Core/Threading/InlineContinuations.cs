@@ -38,6 +38,9 @@ public static class InlineContinuations
     /// <summary>Whether a continuation posted now may be kept for this thread (see <see cref="KeepOne"/>): one is not yet.</summary>
     public static bool CanKeep => t_keeping && t_kept is null;
 
+    /// <summary>Whether this thread kept one (it runs at <see cref="RunKept"/>).</summary>
+    public static bool HasKept => t_kept is not null;
+
     /// <summary>
     /// Until <see cref="RunKept"/> (or the scope's end), one continuation posted from this thread that could run
     /// on it is kept instead of run at once, and runs there when the thread's own work is done: the store's writer
@@ -46,6 +49,12 @@ public static class InlineContinuations
     /// </summary>
     public static KeepScope KeepOne()
     {
+        // Nested, the inner scope would drop what the outer one kept (its session would never run again).
+        if (t_keeping)
+        {
+            throw new InvalidOperationException("this thread already keeps a continuation (InlineContinuations.KeepOne is not nested)");
+        }
+
         t_keeping = true;
         t_kept = null;
         return default;

@@ -194,7 +194,8 @@ public sealed partial class FairShareScheduler
     private bool TryRunHere(UserSynchronizationContext context, SendOrPostCallback callback, object? state)
     {
         // Posted by a thread that finishes its own work first (the store's writer, InlineContinuations.KeepOne): only a
-        // light user's step is kept, to run there beside the pumps once that work is done. Under a flood it would
+        // light user's step is kept, one a LoadWindow per user (UserLoad.TryKeepFor), to run there beside the pumps once
+        // that work is done (besides the one beside item per socket thread, below). Under a flood it would
         // otherwise wait for a pump busy with the flood's items at the flood's priority (bench flood phase, raised
         // limits: the DATA step, which waits for its Pending row, averaged 0.88 ms queued and 0.62-0.67 ms kept).
         var keep = !context.InBlockingWork && InlineWhenIdle && !t_runningItem && InlineContinuations.CanKeep;
@@ -212,7 +213,7 @@ public sealed partial class FairShareScheduler
                 _running++;
                 beside = false;
             }
-            else if (context.InScheduler == 0 && _load.IsLight(context.Uid))
+            else if (context.InScheduler == 0 && _load.IsLight(context.Uid) && (!keep || _load.TryKeepFor(context.Uid)))
             {
                 beside = true;
             }
@@ -225,9 +226,20 @@ public sealed partial class FairShareScheduler
         }
 
         var item = new WorkItem(context, callback, state);
-        if (!keep || !InlineContinuations.TryKeep(() => RunHere(item, beside)))
+        if (!keep)
         {
             RunHere(item, beside);
+        }
+        else if (!InlineContinuations.TryKeep(() => RunHere(item, beside)))
+        {
+            // Not kept after all (nothing on this thread took the place since it asked): never run in the middle of
+            // the poster's own work, but in its turn.
+            lock (_lock)
+            {
+                Left(context);
+            }
+
+            Queue(context, callback, state);
         }
 
         return true;
@@ -269,7 +281,8 @@ public sealed partial class FairShareScheduler
     /// Only where the poster holds nothing, and never inside another item: a socket completion on the socket engine's
     /// polling thread, or code that said so (<see cref="InlineContinuations.Allow"/>: a session's start). Elsewhere a
     /// Post can come from a task completed under a lock, and the item would run under it; a dedicated thread (the
-    /// store's writer) would run session code instead of its own work.
+    /// store's writer) would run session code instead of its own work (except the one step it keeps for after it,
+    /// TryRunHere).
     /// </summary>
     private bool MayRunHere()
     {

@@ -176,9 +176,27 @@ internal sealed class UserLoad
     /// <summary>Its sessions used up <c>slicesToMark</c> slices in one window, within the last window.</summary>
     public bool IsSlicing(uint uid) => _entries.TryGetValue(uid, out var entry) && _time.GetTimestamp() < entry.SlicingUntil;
 
+    /// <summary>
+    /// Whether a step of the user may be kept for the store's writer now (FairShareScheduler.TryRunHere), and if so
+    /// counts it: one a window. A step runs up to a slice there while every other user's next commit waits, so a customer
+    /// who stays light (up to LightStepsPerWindow steps a window) cannot take more of the writer than a slice a window.
+    /// </summary>
+    public bool TryKeepFor(uint uid)
+    {
+        var now = _time.GetTimestamp();
+        ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, uid, out _);
+        if (now < entry.KeptUntil)
+        {
+            return false;
+        }
+
+        entry.KeptUntil = now + _windowTicks;
+        return true;
+    }
+
     private bool IsSpent(in Entry entry, long now) =>
         entry.Sessions <= 0 && now >= entry.BusyUntil && now >= entry.FloodingUntil && now >= entry.WindowStart + _windowTicks &&
-        now >= entry.SlicingUntil && now >= entry.SliceWindowStart + _windowTicks;
+        now >= entry.SlicingUntil && now >= entry.SliceWindowStart + _windowTicks && now >= entry.KeptUntil;
 
     private struct Entry
     {
@@ -190,5 +208,6 @@ internal sealed class UserLoad
         public int WindowSlices;
         public long SliceWindowStart;
         public long SlicingUntil;
+        public long KeptUntil;
     }
 }

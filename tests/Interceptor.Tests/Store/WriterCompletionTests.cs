@@ -91,7 +91,8 @@ public class WriterCompletionTests
         Assert.That(onWriter, Is.Not.Empty, "a kept step runs on the writer");
         Assert.That(onWriter.Select(r => r.WriteLockHeldHere), Is.All.False, "never inside the writer's lock");
         Assert.That(onWriter.Count, Is.LessThanOrEqualTo(store.CommitCount - before), "one step a batch on the writer");
-        Assert.That(context.Kept, Is.EqualTo(onWriter.Count), "only what was kept ran there");
+        // (A write may complete between the store's own await and the caller's: kept, and its caller went on where it was.)
+        Assert.That(onWriter.Count, Is.LessThanOrEqualTo(context.Kept), "only what was kept ran there");
     }
 
     [Test]

@@ -67,11 +67,28 @@ public sealed class InlineContinuationsTests
     }
 
     [Test]
-    public async Task Another_thread_keeps_nothing_while_this_one_keeps()
+    public void Another_thread_keeps_nothing_while_this_one_keeps()
     {
         using var keep = InlineContinuations.KeepOne();
-        var elsewhere = await Task.Run(() => InlineContinuations.CanKeep);
+        var elsewhere = true;
+        var other = new Thread(() => elsewhere = InlineContinuations.CanKeep);
+        other.Start();
+        other.Join();
         Assert.That(elsewhere, Is.False);
         Assert.That(InlineContinuations.RunKept(), Is.False);
+    }
+
+    [Test]
+    public void A_scope_inside_a_scope_is_refused_and_the_outer_ones_continuation_still_runs()
+    {
+        var ran = false;
+        using (var keep = InlineContinuations.KeepOne())
+        {
+            InlineContinuations.TryKeep(() => ran = true);
+            Assert.Throws<InvalidOperationException>(() => InlineContinuations.KeepOne());
+            Assert.That(ran, Is.False);
+        }
+
+        Assert.That(ran, Is.True, "not dropped by the refused inner scope");
     }
 }

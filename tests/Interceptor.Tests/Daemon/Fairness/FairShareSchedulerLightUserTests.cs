@@ -216,9 +216,18 @@ public class FairShareSchedulerLightUserTests
             Assert.That(queuedMeanwhile, Is.Zero, "neither queued nor given a pump");
             Assert.That(ranOnKeeper, Is.True);
             Assert.That(ran, Is.EqualTo(new[] { "y1" }));
+
+            // One a window per user: a light customer's steps cannot take the writer a slice at a time, batch after batch.
+            Assert.That(await PostKeepingOne(scheduler, Y, "y2", ran), Is.False, "the window's kept step was y1");
+            Assert.That(await PostKeepingOne(scheduler, X, "x1", ran), Is.True, "another user's is kept");
+            RunPumps();
+            Assert.That(ran, Is.EqualTo(new[] { "y1", "x1", "y2" }), "y2 in its turn");
+            _clock.Advance(FairShareScheduler.LoadWindow);
+            Assert.That(await PostKeepingOne(scheduler, Y, "y3", ran), Is.True, "a window later, and Y's count is back to none");
         }
 
         RunPumps();
+        Assert.That(ran, Is.EqualTo(new[] { "y1", "x1", "y2", "y3" }));
         Assert.That(_faults, Is.Empty);
     }
 

@@ -96,6 +96,38 @@ public class WriterCompletionTests
     }
 
     [Test]
+    public async Task A_kept_step_runs_only_once_every_other_write_of_its_batch_is_answered()
+    {
+        // The rest of the batch (other users' commits, on disk already) must not wait behind the kept step: every op of
+        // the batch is answered (here: its continuation posted) before it runs. A post by the writer with the commit count
+        // the kept step ran under, made after the step began, would be an op of its own batch answered behind it.
+        using var dir = new StoreTestDirectory(null);
+        await using var store = dir.Open(Interceptor.Store.StoreTuning.Default with { WriteHereWhenIdle = false });
+        var context = new KeepingContext(() => store.CommitCount);
+        // A write committed before its await looks posts nothing: rounds are repeated (a few at most) until a kept step
+        // shared its batch with another post, without which the order below says nothing.
+        for (var round = 0; round < 5 && !context.KeptBesideOthers(); round++)
+        {
+            var previous = SynchronizationContext.Current;
+            SynchronizationContext.SetSynchronizationContext(context);
+            Task writes;
+            try
+            {
+                writes = Task.WhenAll(Enumerable.Range(0, 30).Select(i => AwaitWrite(store, 1000 * (round + 1) + i)));
+            }
+            finally
+            {
+                SynchronizationContext.SetSynchronizationContext(previous);
+            }
+
+            await writes.WaitAsync(TimeSpan.FromSeconds(20));
+        }
+
+        Assert.That(context.KeptBesideOthers(), Is.True, "a kept step shared its batch with other answered writes");
+        Assert.That(context.AnsweredBehindAKeptStep(), Is.Empty, "no op of a kept step's batch answered after it began");
+    }
+
+    [Test]
     public async Task A_step_of_a_session_outside_its_context_resumes_on_the_writer_outside_its_lock_and_may_write_again()
     {
         // A user alone: its sessions' steps run with no context wherever their awaits complete (a socket thread), and a
@@ -184,23 +216,66 @@ public class WriterCompletionTests
 
     /// <summary>
     /// Keeps what the posting thread lets it keep (as the scheduler does for a light user), else runs it on the pool; runs
-    /// it as current context, as a scheduler's item does, so the awaits above the store's own go on inline with it.
+    /// it as current context, as a scheduler's item does, so the awaits above the store's own go on inline with it. Given
+    /// the store's commit count, it also notes, in one order, each post the writer makes and each kept step's start.
     /// </summary>
-    private sealed class KeepingContext : SynchronizationContext
+    private sealed class KeepingContext(Func<long>? commitCount = null) : SynchronizationContext
     {
+        private readonly List<(long Order, long Commit)> _writerPosts = [];
+        private readonly List<(long Order, long Commit)> _keptRuns = [];
+        private long _order;
         private int _kept;
 
         public int Kept => Volatile.Read(ref _kept);
 
+        /// <summary>A kept step ran after another post of the writer's under the same commit (its batch).</summary>
+        public bool KeptBesideOthers()
+        {
+            lock (_writerPosts)
+            {
+                return _keptRuns.Any(k => _writerPosts.Count(p => p.Commit == k.Commit) >= 2);
+            }
+        }
+
+        /// <summary>Posts by the writer made after a kept step began, under the commit it ran under.</summary>
+        public List<(long Order, long Commit)> AnsweredBehindAKeptStep()
+        {
+            lock (_writerPosts)
+            {
+                return [.. _writerPosts.Where(p => _keptRuns.Any(k => k.Commit == p.Commit && p.Order > k.Order))];
+            }
+        }
+
         public override void Post(SendOrPostCallback d, object? state)
         {
-            if (InlineContinuations.TryKeep(() => RunAsCurrent(d, state)))
+            if (commitCount is not null && Thread.CurrentThread.Name == "state-store-writer")
+            {
+                lock (_writerPosts)
+                {
+                    _writerPosts.Add((Interlocked.Increment(ref _order), commitCount()));
+                }
+            }
+
+            if (InlineContinuations.TryKeep(() => RunKept(d, state)))
             {
                 Interlocked.Increment(ref _kept);
                 return;
             }
 
             ThreadPool.QueueUserWorkItem(_ => RunAsCurrent(d, state));
+        }
+
+        private void RunKept(SendOrPostCallback d, object? state)
+        {
+            if (commitCount is not null)
+            {
+                lock (_writerPosts)
+                {
+                    _keptRuns.Add((Interlocked.Increment(ref _order), commitCount()));
+                }
+            }
+
+            RunAsCurrent(d, state);
         }
 
         private void RunAsCurrent(SendOrPostCallback d, object? state)

@@ -41,7 +41,7 @@ public sealed partial class BenchmarkSmokeTests
             Assert.That(report, Does.Contain("smtp-interceptor benchmark"), result.Describe());
             foreach (var figure in new[]
             {
-                "A  direct to the sink", "A' direct", "B  through smtp-interceptor", "C  through a local Postfix", "B/A = ", "B/C = ",
+                "scheduling: ", "A  direct to the sink", "A' direct", "B  through smtp-interceptor", "C  through a local Postfix", "B/A = ", "B/C = ",
                 "H  through HAProxy", "H/A = ", "B/H = ", "H and B in the same rounds, one after the other, H first in odd rounds; B/H by round: ",
                 "added by B: p50", "daemon peak RSS", "owner lookup: SocketOwnerLookup.Find", "| one read of /proc/net/tcp",
                 "idle sessions: ", "Y alone", "Y during flood by X, default limits", "Y during flood by X, limits raised",

@@ -153,6 +153,27 @@ def proc_status_kb(pid, key):
     return None
 
 
+def scheduling_groups():
+    """How the kernel groups this run's processes for the CPU: the flood figures depend on it (README, Performance,
+    twentieth session). With autogroup on, each process session is one group; a cpu cgroup holds every group below it."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            autogroup = "kernel.sched_autogroup_enabled=%s" % f.read().strip()
+    except OSError:
+        autogroup = "no autogroup in this kernel"
+    cgroup = "?"
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                if "cpu" in controllers.split(",") or (controllers == "" and cgroup == "?"):
+                    cgroup = path
+    except (OSError, ValueError):
+        pass
+    return ("scheduling: %s, cpu cgroup %s; one session holds what the bench starts (the daemon, HAProxy, smtp-sink, "
+            "smtp-source, the latency clients), except Postfix's daemons and X's flood, which have their own" % (autogroup, cgroup))
+
+
 def prune(node):
     """Removes empty sections left behind by dropped keys."""
     for key in list(node):
@@ -836,7 +857,8 @@ backend sink
         return ["=" * 100,
                 "smtp-interceptor benchmark — %s — %s" % (started.strftime("%Y-%m-%d %H:%M UTC"), what),
                 "host: %d CPUs, kernel %s, %s, %s build; load average at start %s; measuring took %.0f s" % (
-                    os.cpu_count(), os.uname().release, a.dotnet, a.build_config, a.load, wall)]
+                    os.cpu_count(), os.uname().release, a.dotnet, a.build_config, a.load, wall),
+                scheduling_groups()]
 
     @staticmethod
     def print_targets(out, targets):
@@ -1019,7 +1041,7 @@ backend sink
         a = self.a
         lines = ["=" * 100,
                  "smtp-interceptor benchmark, flood phase only (--only flood), %s UTC, %.0f s, load %s, %s" % (
-                     started.strftime("%Y-%m-%d %H:%M"), wall, a.load, a.dotnet)]
+                     started.strftime("%Y-%m-%d %H:%M"), wall, a.load, a.dotnet), scheduling_groups()]
         lines += self.flood_lines()
         lines.append("=" * 100)
         print("\n".join(lines), flush=True)

@@ -230,7 +230,7 @@ public sealed partial class FairShareScheduler
         {
             RunHere(item, beside);
         }
-        else if (!InlineContinuations.TryKeep(() => RunHere(item, beside)))
+        else if (!InlineContinuations.TryKeep(() => RunHere(item, beside, kept: true)))
         {
             // Not kept after all (nothing on this thread took the place since it asked): never run in the middle of
             // the poster's own work, but in its turn.
@@ -245,11 +245,12 @@ public sealed partial class FairShareScheduler
         return true;
     }
 
-    // The item taken by TryRunHere (counted in, and holding a slot unless beside) runs on this thread.
-    private void RunHere(WorkItem item, bool beside)
+    // The item taken by TryRunHere (counted in, and holding a slot unless beside) runs on this thread; a kept one is timed.
+    private void RunHere(WorkItem item, bool beside, bool kept = false)
     {
         var context = item.Context;
         var more = false;
+        var started = kept ? _time.GetTimestamp() : 0;
         try
         {
             Run(item);
@@ -258,6 +259,11 @@ public sealed partial class FairShareScheduler
         {
             lock (_lock)
             {
+                if (kept)
+                {
+                    _load.KeptStepTook(context.Uid, started);
+                }
+
                 Left(context);
                 if (!beside)
                 {

@@ -194,6 +194,30 @@ internal sealed class UserLoad
         return true;
     }
 
+    /// <summary>
+    /// A kept step that began at <paramref name="started"/> has ended. One that ran past <see cref="KeptOverrun"/> (a few
+    /// slices: a path no ThreadBudget counts, such as a long regex or a blocking file call, attack review of the kept step)
+    /// keeps the user's steps off the writer for <see cref="KeptPenalty"/>, so such a path costs the writer one overrun
+    /// per user in that time instead of one a window.
+    /// </summary>
+    public void KeptStepTook(uint uid, long started)
+    {
+        var now = _time.GetTimestamp();
+        if (now - started <= (long)(KeptOverrun.TotalSeconds * _time.TimestampFrequency))
+        {
+            return;
+        }
+
+        ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, uid, out _);
+        entry.KeptUntil = now + (long)(KeptPenalty.TotalSeconds * _time.TimestampFrequency);
+    }
+
+    /// <summary>How long a kept step may run before its user's steps are kept no more for a while.</summary>
+    public static readonly TimeSpan KeptOverrun = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>How long after an overrun a user's steps are not kept.</summary>
+    public static readonly TimeSpan KeptPenalty = TimeSpan.FromSeconds(5);
+
     private bool IsSpent(in Entry entry, long now) =>
         entry.Sessions <= 0 && now >= entry.BusyUntil && now >= entry.FloodingUntil && now >= entry.WindowStart + _windowTicks &&
         now >= entry.SlicingUntil && now >= entry.SliceWindowStart + _windowTicks && now >= entry.KeptUntil;

@@ -232,6 +232,35 @@ public class FairShareSchedulerLightUserTests
     }
 
     [Test]
+    public async Task A_kept_step_that_overran_keeps_its_users_steps_off_the_keeper_for_the_penalty()
+    {
+        // A path no slice counts (a long regex, a blocking file call) holds the writer: after one such step the user's
+        // steps are not kept for UserLoad.KeptPenalty, windows or not; others' still are.
+        var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue, _clock);
+        var ran = new List<string>();
+        await using (var busy = BusyPump.Start(scheduler, Z, _pumps))
+        {
+            Assert.That(await PostKeepingOne(scheduler, Y, "y1", ran, took: UserLoad.KeptOverrun + TimeSpan.FromMilliseconds(1)), Is.True);
+            _clock.Advance(FairShareScheduler.LoadWindow);
+            Assert.That(await PostKeepingOne(scheduler, Y, "y2", ran), Is.False, "a window later, but y1 overran");
+            Assert.That(await PostKeepingOne(scheduler, X, "x1", ran), Is.True, "another user's is kept");
+            RunPumps();
+            _clock.Advance(UserLoad.KeptPenalty);
+            Assert.That(await PostKeepingOne(scheduler, Y, "y3", ran), Is.True, "kept again after the penalty");
+
+            // A step within the bound leaves only the window's count.
+            _clock.Advance(FairShareScheduler.LoadWindow);
+            Assert.That(await PostKeepingOne(scheduler, X, "x2", ran, took: UserLoad.KeptOverrun), Is.True);
+            _clock.Advance(FairShareScheduler.LoadWindow);
+            Assert.That(await PostKeepingOne(scheduler, X, "x3", ran), Is.True, "x2 took no more than the bound");
+        }
+
+        RunPumps();
+        Assert.That(ran, Is.EquivalentTo(new[] { "y1", "y2", "x1", "y3", "x2", "x3" }));
+        Assert.That(_faults, Is.Empty);
+    }
+
+    [Test]
     public async Task Posted_by_a_thread_that_keeps_one_a_busy_users_item_is_queued_as_before_while_nothing_runs_or_under_load()
     {
         var scheduler = new FairShareScheduler(2, _faults.Add, _pumps.Enqueue, _clock);
@@ -258,11 +287,16 @@ public class FairShareSchedulerLightUserTests
         Assert.That(_faults, Is.Empty);
     }
 
-    private static Task<bool> PostKeepingOne(FairShareScheduler scheduler, uint uid, string name, List<string> ran) =>
+    // took: how long the step runs on the test's clock.
+    private Task<bool> PostKeepingOne(FairShareScheduler scheduler, uint uid, string name, List<string> ran, TimeSpan took = default) =>
         RunOnDedicatedThread(() =>
         {
             using var keep = InlineContinuations.KeepOne();
-            scheduler.ContextFor(uid).Post(_ => ran.Add(name), null);
+            scheduler.ContextFor(uid).Post(_ =>
+            {
+                _clock.Advance(took);
+                ran.Add(name);
+            }, null);
             return InlineContinuations.RunKept();
         });
 

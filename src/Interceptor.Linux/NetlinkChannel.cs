@@ -8,7 +8,7 @@ namespace Interceptor.Linux;
 /// datagrams back, with a receive timeout. Not thread-safe; the pools hand each channel to one
 /// caller at a time. Every failure is an <see cref="OwnerLookupException"/>, so callers fail closed.
 /// </summary>
-internal sealed unsafe class NetlinkChannel : IDisposable
+internal sealed unsafe partial class NetlinkChannel : IDisposable
 {
     // recv flag (bits/socket.h): return the datagram's real length even when it did not fit.
     private const int MsgTrunc = 0x20;

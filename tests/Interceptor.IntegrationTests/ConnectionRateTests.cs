@@ -107,9 +107,11 @@ public sealed partial class ConnectionRateTests
         var handle = HandlePattern().Match(line).Groups[1].Value;
         var rule = HandlePattern().Replace(line, "").Replace("over 2/second", "over 1000/second", StringComparison.Ordinal).Trim();
 
-        var tamper = await s.Ns.RunAsync("nft", ["replace", "rule", "inet", NftTable.Name, NftTable.FilterChain, "handle", handle, rule]);
+        // Frozen while tampering and listing: the daemon hears the change from the kernel and would restore it at once.
+        var (tamper, tampered) = await s.RequireDaemon.WhileFrozenAsync(async () =>
+            (await s.Ns.RunAsync("nft", ["replace", "rule", "inet", NftTable.Name, NftTable.FilterChain, "handle", handle, rule]),
+             await NftTable.ListAsync(s.Ns, "table", "inet", NftTable.Name)));
         Assert.That(tamper.Succeeded, Is.True, tamper.Describe());
-        var tampered = await NftTable.ListAsync(s.Ns, "table", "inet", NftTable.Name);
         string? restored = null;
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(interval + 8);
         while (restored is null && DateTime.UtcNow < deadline)

@@ -3,7 +3,8 @@ namespace Interceptor.IntegrationTests;
 /// <summary>
 /// Issue 4, case 14, second half: until the table watchdog notices a deleted or flushed table, non-exempt port-25
 /// traffic must still not get out directly. The guard table (a filter chain after the redirect) refuses it. A long
-/// Interception.VerifyIntervalSeconds holds the gap open so the probe is deterministic.
+/// Interception.VerifyIntervalSeconds and the daemon frozen (it would hear the change and restore the table at once)
+/// hold the gap open so the probe is deterministic.
 /// </summary>
 [TestFixture]
 [CancelAfter(60_000)]
@@ -21,11 +22,12 @@ public sealed class FaultsTableGapTests
             "flush table" => ["flush", "table", "inet", NftTable.Name],
             _ => ["flush", "chain", "inet", NftTable.Name, "output_nat"],
         };
-        var tamper = await s.Ns.RunAsync("nft", tampering);
+        // The daemon hears the change from the kernel and restores the table at once: frozen, it holds the gap open.
+        var (tamper, customer, exempt) = await s.RequireDaemon.WhileFrozenAsync(async () =>
+            (await s.Ns.RunAsync("nft", tampering),
+             await TcpProbe.ConnectAsync(s.Ns, TestUsers.Alice, "127.0.0.2", 25),
+             await TcpProbe.ConnectAsync(s.Ns, null, "127.0.0.2", 25)));
         Assert.That(tamper.Succeeded, Is.True, tamper.Describe());
-
-        var customer = await TcpProbe.ConnectAsync(s.Ns, TestUsers.Alice, "127.0.0.2", 25);
-        var exempt = await TcpProbe.ConnectAsync(s.Ns, null, "127.0.0.2", 25);
 
         Assert.Multiple(() =>
         {

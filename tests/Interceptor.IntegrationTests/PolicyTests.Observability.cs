@@ -89,7 +89,7 @@ public sealed partial class ObservabilityPolicyTests
     }
 
     /// <summary>GET /metrics from inside the namespace: every sample by series (an empty label set "{}" by the bare name).</summary>
-    private static async Task<(Dictionary<string, double> Samples, string Text)> ScrapeAsync(Scenario s)
+    internal static async Task<(Dictionary<string, double> Samples, string Text)> ScrapeAsync(Scenario s)
     {
         var get = await s.Ns.RunAsync(Requirements.Python,
         [

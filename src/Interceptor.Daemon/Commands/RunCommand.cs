@@ -200,7 +200,8 @@ public static class RunCommand
         metrics.Relay.UpstreamDescriptors = listener.UpstreamDescriptors;
         metrics.Store.Health = () => store.Health;
         metrics.Intercept.ActiveSessions = () => listener.ActiveSessions;
-        var listenerGuard = new ListenerGuard(options.Listen.Port, () => listener.Sockets, alert, loggers.CreateLogger("netfilter"));
+        var netfilterLogger = loggers.CreateLogger("netfilter");
+        var listenerGuard = new ListenerGuard(options.Listen.Port, () => listener.Sockets, alert, netfilterLogger);
         var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString())
         {
             SuspendedSets = suspendedSets,
@@ -215,10 +216,13 @@ public static class RunCommand
             ? null
             : new MetricsEndpoint(IPEndPoint.Parse(options.Metrics.Listen), metrics.Sources, loggers);
         using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics.Store);
-        using var watchdog = new TableWatchdog(rules, spec, suspensions, options.Interception.VerifyInterval, loggers.CreateLogger("netfilter"), listenerGuard)
+        using var generation = TableWatchdog.TryOpenGeneration(netfilterLogger);
+        using var watchdog = new TableWatchdog(rules, spec, suspensions, options.Interception.VerifyInterval, netfilterLogger, listenerGuard)
         {
             SuspendedSets = suspendedSets,
+            Generation = generation,
         };
+        using var tableChanges = watchdog.ListenForChanges();
         metrics.Intercept.Watchdog = watchdog;
 
         // Start order = the order of the guarantees: the port is ours before the table redirects to it; READY (the

@@ -6,7 +6,8 @@ namespace Interceptor.Daemon.Intercept;
 
 /// <summary>
 /// Interception's figures (meter <c>Interceptor.Intercept</c>), read when observed: SMTP sessions open, the listener
-/// lockdown (issue 12.1: the table refuses instead of redirecting) and restorations of a changed or missing table.
+/// lockdown (issue 12.1: the table refuses instead of redirecting), restorations of a changed or missing table and the
+/// checks that had to list the tables.
 /// Each series exists once its source does (the listener, the table check).
 /// </summary>
 public sealed class InterceptMetrics : IMetricsSource, IDisposable
@@ -20,6 +21,8 @@ public sealed class InterceptMetrics : IMetricsSource, IDisposable
             description: "1 while the table refuses intercepted connections instead of redirecting them");
         Meter.CreateObservableCounter("smtpi_table_restorations_total", () => Observe(Watchdog, w => w.Restorations),
             description: "Times the table was found missing or altered and restored");
+        Meter.CreateObservableCounter("smtpi_table_listings_total", () => Observe(Watchdog, w => w.Listings),
+            description: "Table checks that read the tables back with nft (the others found the ruleset unchanged)");
     }
 
     public Meter Meter { get; } = new(MeterName);

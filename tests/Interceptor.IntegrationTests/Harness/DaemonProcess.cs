@@ -180,6 +180,24 @@ public sealed class DaemonProcess : IAsyncDisposable
         return await _process.WaitForExitAsync(timeout ?? TimeSpan.FromSeconds(20)) ? _process.ExitCode : null;
     }
 
+    /// <summary>
+    /// Runs <paramref name="action"/> with the daemon stopped (SIGSTOP, then SIGCONT whatever happens): a test that
+    /// tampers with the tables and looks at the result needs the daemon not to hear the change and restore them first.
+    /// </summary>
+    public async Task<T> WhileFrozenAsync<T>(Func<Task<T>> action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        await _process.SignalAsync("STOP");
+        try
+        {
+            return await action();
+        }
+        finally
+        {
+            await _process.SignalAsync("CONT");
+        }
+    }
+
     public string Transcript() => _process.Transcript();
 
     public async ValueTask DisposeAsync()

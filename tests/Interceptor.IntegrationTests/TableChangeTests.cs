@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using static Interceptor.IntegrationTests.PolicyTestSupport;
+
+namespace Interceptor.IntegrationTests;
+
+/// <summary>
+/// The table check hears the kernel: a `nft flush ruleset` (a firewall reload: Debian's nftables.conf starts with one)
+/// removes the guard table too, so until the tables are back customers' port 25 is open. The daemon is told of the
+/// change and restores them at once, not at its next periodic check; and a periodic check lists the tables with nft
+/// only when the ruleset's generation moved.
+/// </summary>
+[TestFixture]
+[CancelAfter(90_000)]
+public sealed class TableChangeTests
+{
+    private const string MetricsListen = "127.0.0.1:9325";
+
+    [Test]
+    public async Task A_flushed_ruleset_gets_our_tables_back_at_once_not_at_the_next_check()
+    {
+        // A minute between periodic checks: only the kernel's notice can bring the tables back within the test.
+        await using var s = await Scenario.StartAsync(config: Config(("Interception.VerifyIntervalSeconds", 60)));
+        var guard = NftTable.Name + "_guard";
+
+        var clock = Stopwatch.StartNew();
+        var flush = await s.Ns.RunAsync("nft", ["flush", "ruleset"]);
+        Assert.That(flush.Succeeded, Is.True, flush.Describe());
+        var back = TimeSpan.Zero;
+        while (clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            var ours = await s.Ns.RunAsync("nft", ["list", "table", "inet", NftTable.Name]);
+            var theGuard = await s.Ns.RunAsync("nft", ["list", "table", "inet", guard]);
+            if (ours.Succeeded && theGuard.Succeeded)
+            {
+                back = clock.Elapsed;
+                break;
+            }
+
+            await Task.Delay(20);
+        }
+
+        Assert.That(back, Is.GreaterThan(TimeSpan.Zero), $"the tables were not back 10 s after `nft flush ruleset`\n{s.Describe()}");
+        Assert.That(back, Is.LessThan(TimeSpan.FromSeconds(2)), "restored when the kernel said so, not at a periodic check");
+        TestContext.Out.WriteLine($"both tables listed again {back.TotalMilliseconds:F0} ms after `nft flush ruleset` returned");
+
+        // Intercepted again: the daemon records the transaction (a direct connection would leave no trace in it).
+        AssertDelivered(await SendAsync(s, TestUsers.Alice, "after-flush"), s.Describe());
+        Assert.Multiple(() =>
+        {
+            Assert.That(s.RequireDaemon.Transactions(), Has.Count.EqualTo(1), s.Describe());
+            Assert.That(Restorations(s), Is.EqualTo(1), "one restoration for one flush\n" + s.Describe());
+        });
+    }
+
+    [Test]
+    public async Task A_periodic_check_lists_the_tables_only_when_the_ruleset_moved()
+    {
+        await using var s = await Scenario.StartAsync(config: Config(
+            ("Interception.VerifyIntervalSeconds", 1),
+            ("Metrics.Listen", MetricsListen)));
+
+        // The first check lists (nothing verified yet); then a few seconds of checks with nothing changed.
+        await Task.Delay(TimeSpan.FromSeconds(2.5));
+        var settled = await ListingsAsync(s);
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        var quiet = await ListingsAsync(s);
+
+        // Another tool's table: not ours, but the ruleset moved, so the next check lists ours again (and finds them intact).
+        var other = await s.Ns.RunAsync("nft", ["add", "table", "inet", "someone_elses"]);
+        Assert.That(other.Succeeded, Is.True, other.Describe());
+        await Task.Delay(TimeSpan.FromSeconds(2.5));
+        var afterOther = await ListingsAsync(s);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(settled, Is.GreaterThanOrEqualTo(1), "the first check lists the tables");
+            Assert.That(quiet, Is.EqualTo(settled), "four checks with the ruleset unchanged, no nft run");
+            Assert.That(afterOther, Is.InRange(settled + 1, settled + 2), "the ruleset moved: listed once more, then quiet again");
+            Assert.That(Restorations(s), Is.Zero, s.Describe());
+        });
+    }
+
+    private static int Restorations(Scenario s) => s.RequireDaemon.LogLines().Count(l => l.Message == $"table inet {NftTable.Name} restored");
+
+    private static async Task<double> ListingsAsync(Scenario s)
+    {
+        var (samples, text) = await ObservabilityPolicyTests.ScrapeAsync(s);
+        return samples.TryGetValue("smtpi_table_listings_total", out var value) ? value : throw new AssertionException("no smtpi_table_listings_total\n" + text);
+    }
+}

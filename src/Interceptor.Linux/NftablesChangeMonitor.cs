@@ -84,9 +84,9 @@ public sealed class NftablesChangeMonitor : IDisposable
         {
             _failed(e);
         }
-        catch (LinuxInteropException)
+        catch (Exception e) when (_stopping && e is LinuxInteropException or ObjectDisposedException)
         {
-            // Closed while stopping.
+            // Closed while stopping (Dispose does not wait for ever for this thread).
         }
     }
 

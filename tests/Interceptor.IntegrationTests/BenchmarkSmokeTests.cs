@@ -44,7 +44,7 @@ public sealed partial class BenchmarkSmokeTests
                 "scheduling: ", "A  direct to the sink", "A' direct", "B  through smtp-interceptor", "C  through a local Postfix", "B/A = ", "B/C = ",
                 "H  through HAProxy", "H/A = ", "B/H = ", "H and B in the same rounds, one after the other, H first in odd rounds; B/H by round: ",
                 "added by B: p50", "daemon peak RSS", "owner lookup: SocketOwnerLookup.Find", "| one read of /proc/net/tcp",
-                "idle sessions: ", "Y alone", "Y during flood by X, default limits", "Y during flood by X, limits raised",
+                "idle sessions: ", "at rest (no mail, ", "Y alone", "Y during flood by X, default limits", "Y during flood by X, limits raised",
                 "port reuse: ", "targets",
                 "A_tls direct to the STARTTLS MX", "B_tls through smtp-interceptor", "B_tls/A_tls = ",
                 "B/H ≥ 1.0 (throughput)", "B/H ≥ 1.0 (CPU per message", "Y p99 flooded ≤ 3× alone", "10,000 idle sessions",

@@ -41,8 +41,10 @@ Phases, in order:
      then while X floods another MX with 100 parallel sessions, once at the default limits and once with X's
      limits raised (quotas and connections); `-- --only flood` runs this phase alone on a warmed-up daemon;
   7. one client port reused towards a second MX (what makes Y fail, see portreuse.py);
-  8. a fresh daemon holding --idle (10,000) idle sessions: its RSS, bytes per session, descriptors
-     (--only idle, or tests/bench/run --idle-only, runs this phase alone).
+  8. a fresh daemon at rest for --rest seconds once its start-up work is over (no mail: its own CPU and its
+     children's, e.g. nft), then holding
+     --idle (10,000) idle sessions: its RSS, bytes per session, descriptors (--only idle, or
+     tests/bench/run --idle-only, runs this phase alone).
 
 With --compare-daemon OTHER.dll only B is measured, for two builds (--daemon is "new", OTHER "base"), in
 alternating rounds base, new, base, new, ... (--rounds of each); every round starts its daemon afresh, warms it
@@ -1068,6 +1070,20 @@ backend sink
         self.start_daemon(log_to_file=True, tag="daemon-idle")
         pid = self.daemon.pid
         budget = next(self.daemon_messages(lambda m: m.startswith("file descriptors: limit")), "")
+        # At rest: what the daemon costs a host while no customer sends mail (timers, the table checks and their nft),
+        # once the start-up's own work (background compilation above all) is over: 5 s in which the daemon used at most
+        # 30 ms of CPU, or --rest-settle.
+        settle_until = time.monotonic() + a.rest_settle
+        tick_ms = 1000.0 / os.sysconf("SC_CLK_TCK")
+        while time.monotonic() < settle_until:
+            before_window = proc_cpu_ticks(pid)
+            time.sleep(5)
+            if (proc_cpu_ticks(pid) - before_window) * tick_ms <= 30:
+                break
+        rest_start, rest_children = proc_cpu_ticks(pid), proc_cpu_ticks(pid, children=True) - proc_cpu_ticks(pid)
+        time.sleep(a.rest)
+        rest_own = proc_cpu_ticks(pid) - rest_start
+        rest_children = proc_cpu_ticks(pid, children=True) - proc_cpu_ticks(pid) - rest_children
         before = proc_status_kb(pid, "VmRSS")
         holder = subprocess.Popen(
             self.ns_cmd(["/usr/bin/python3", "-I", os.path.join(self.work, "idle.py"), "--server", SINK,
@@ -1096,7 +1112,16 @@ backend sink
                                 "errors": opened["errors"], "open_s": opened["open_s"],
                                 "rss_before_kb": before, "rss_kb": rss, "hwm_kb": hwm, "daemon_fds": fds,
                                 "bytes_per_session": round((rss - before) * 1024 / opened["open"]) if opened["open"] else None,
-                                "descriptor_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[1], "daemon_budget": budget}
+                                "descriptor_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[1], "daemon_budget": budget,
+                                "rest_s": a.rest, "rest_own_ms": rest_own * tick_ms, "rest_children_ms": rest_children * tick_ms}
+
+    @staticmethod
+    def rest_line(i):
+        """The daemon's CPU at rest, per minute (own, and its children's: the table checks' nft runs)."""
+        per_minute = 60.0 / i["rest_s"] if i["rest_s"] else 0
+        return "at rest (no mail, %.0f s): daemon CPU %.0f ms a minute, %.0f ms of it its children's (nft); %.2f%% of one core" % (
+            i["rest_s"], (i["rest_own_ms"] + i["rest_children_ms"]) * per_minute, i["rest_children_ms"] * per_minute,
+            (i["rest_own_ms"] + i["rest_children_ms"]) / (10.0 * i["rest_s"]) if i["rest_s"] else 0)
 
     def report_idle(self, started, wall):
         """The results of --only idle: the idle phase alone."""
@@ -1110,6 +1135,7 @@ backend sink
                 i["open"], i["requested"], i["failures"], i["open_s"], i["daemon_fds"], i["rss_kb"] / 1024, i["hwm_kb"] / 1024,
                 i["rss_before_kb"] / 1024, i["bytes_per_session"]),
             "  descriptor limit (hard) %d; the daemon's plan: %s" % (i["descriptor_limit"], i["daemon_budget"] or "(not logged by this build)"),
+            self.rest_line(i),
             "  first errors: %s" % ("; ".join(i["errors"][:3]) or "none"),
             "  %-50s %-28s %s" % ("%d idle sessions, no failure, RSS ≤ 200 MB" % i["requested"],
                                    "%d open, %.1f MB" % (i["open"], i["hwm_kb"] / 1024), "met" if ok else "MISSED"),
@@ -1218,6 +1244,7 @@ backend sink
         i = r["idle"]
         out("idle sessions: %d of %d open through the daemon (%d failed, opened in %.1f s, daemon fds %d): RSS %.1f MB, peak %.1f MB (%.1f MB before)" % (
             i["open"], i["requested"], i["failures"], i["open_s"], i["daemon_fds"], i["rss_kb"] / 1024, i["hwm_kb"] / 1024, i["rss_before_kb"] / 1024))
+        out(self.rest_line(i))
         if i["failures"]:
             out("  first errors: %s" % "; ".join(i["errors"][:3]))
 
@@ -1310,6 +1337,8 @@ def main():
     p.add_argument("--flood-sessions", type=int, default=100)
     p.add_argument("--flood-ramp", type=float, default=3)
     p.add_argument("--idle", type=int, default=10000, help="idle sessions held through the daemon (issue 19: 10,000)")
+    p.add_argument("--rest", type=float, default=30, help="seconds the fresh idle-phase daemon is measured at rest, before its sessions")
+    p.add_argument("--rest-settle", type=float, default=90, help="at most this long for its start-up work to end first")
     p.add_argument("--idle-hold", type=float, default=0, help="keep the idle sessions this long after measuring (for a heap snapshot)")
     tls_pair.add_arguments(p)
     p.add_argument("--only", choices=["flood", "tls", "idle"],

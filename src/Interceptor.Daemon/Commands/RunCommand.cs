@@ -221,8 +221,8 @@ public static class RunCommand
         {
             SuspendedSets = suspendedSets,
             Generation = generation,
+            HearChanges = true,
         };
-        using var tableChanges = watchdog.ListenForChanges();
         metrics.Intercept.Watchdog = watchdog;
 
         // Start order = the order of the guarantees: the port is ours before the table redirects to it; READY (the

@@ -21,6 +21,8 @@ public sealed class InterceptMetrics : IMetricsSource, IDisposable
             description: "1 while the table refuses intercepted connections instead of redirecting them");
         Meter.CreateObservableCounter("smtpi_table_restorations_total", () => Observe(Watchdog, w => w.Restorations),
             description: "Times the table was found missing or altered and restored");
+        Meter.CreateObservableGauge("smtpi_table_changes_heard", () => Observe(Watchdog, w => w.HearsChanges ? 1 : 0),
+            description: "1 while the kernel's nftables change notifications are heard (a deleted table is restored at once)");
         Meter.CreateObservableCounter("smtpi_table_listings_total", () => Observe(Watchdog, w => w.Listings),
             description: "Table checks that read the tables back with nft (the others found the ruleset unchanged)");
     }

@@ -20,8 +20,11 @@ internal static partial class MaintenanceLog
     [LoggerMessage(604, LogLevel.Warning, "cannot read the nftables ruleset's generation ({Reason}); this check lists the tables with nft")]
     public static partial void GenerationUnreadable(this ILogger logger, string reason);
 
-    [LoggerMessage(605, LogLevel.Warning, "not told of nftables changes ({Reason}): a deleted table inet {Table} is restored at the next check, within {Seconds:0} s")]
+    [LoggerMessage(605, LogLevel.Warning, "not told of nftables changes ({Reason}): a deleted table inet {Table} is restored at the next check, within {Seconds:0} s; trying again then")]
     public static partial void ChangesNotHeard(this ILogger logger, string reason, string table, double seconds);
+
+    [LoggerMessage(606, LogLevel.Information, "hearing nftables changes again: a deleted table inet {Table} is restored at once")]
+    public static partial void ChangesHeardAgain(this ILogger logger, string table);
 
     [LoggerMessage(610, LogLevel.Error, "{What} failed: {Reason}")]
     public static partial void StoreUpkeepFailed(this ILogger logger, string what, string reason);

@@ -10,29 +10,29 @@ namespace Interceptor.Daemon.Maintenance;
 
 /// <summary>
 /// Installs our nft table when the daemon starts (a hosted service, started right after the listener is bound), then
-/// checks it every few seconds, and at once when the kernel says one of our tables changed (<see cref="NotifyChanged"/>),
+/// checks it every few seconds, and at once when the kernel says one of our tables changed (TableWatchdog.Changes.cs),
 /// and puts it back (one atomic transaction) when someone deleted or changed it, e.g. a `nft flush ruleset` by another
-/// firewall tool. A check reads the tables back with nft only when the ruleset's generation moved since they last
-/// matched (<see cref="Generation"/>): nft costs ~25 ms of CPU a run, the generation one netlink request. Suspensions
-/// are taken from the registry, so a restore never lets a suspended user out. With a <see cref="ListenerGuard"/> it also checks that the listener port
+/// firewall tool. A periodic check reads the tables back with nft only when the ruleset's generation moved since they last
+/// matched (<see cref="Generation"/>), or a minute has passed: nft costs several ms of CPU a run, the generation one
+/// netlink request. Suspensions are taken from the registry, so a restore never lets a suspended user out. With a <see cref="ListenerGuard"/> it also checks that the listener port
 /// is still ours alone (issue 12.1) and switches between the normal table and its lockdown form (no redirect) accordingly.
 /// Stopping leaves the table in place: port 25 stays closed to customers until the daemon is back (fail closed).
 /// </summary>
-public sealed class TableWatchdog(
+public sealed partial class TableWatchdog(
     RulesetManager rules, RulesetSpec spec, SuspensionRegistry suspensions, TimeSpan interval, ILogger logger,
     ListenerGuard? listener = null) : BackgroundService
 {
-    // After a check the kernel asked for that found nothing to restore (our own suspensions, a tool touching our table),
-    // the least time before the next one: five nft listings a second at most. A check that restored is not held back:
-    // `systemctl restart nftables` flushes twice in a row (stop, then the start's nftables.conf).
-    private static readonly TimeSpan NotifiedSpacing = TimeSpan.FromMilliseconds(200);
+    // The longest a periodic check trusts an unmoved generation: the kernel moves it at the start of a commit, before
+    // some of the commit's updates land (chain policies, table flags), so a listing racing one could see the old state
+    // under the new number. A check the kernel's notice asked for never trusts it.
+    private static readonly TimeSpan ListAtLeastEvery = TimeSpan.FromMinutes(1);
 
-    private readonly SemaphoreSlim _changed = new(0, 1);
     private ListenerProblem? _lockdown;
 
     // The ruleset's generation and the expected tables (rendered) when the tables last matched them; null until then
     // and after every change of ours.
     private (uint Generation, string Expected)? _verified;
+    private long _listedAt;
     private bool _generationFailing;
 
     /// <summary>Why the table is in lockdown now; null while it redirects.</summary>
@@ -73,13 +73,14 @@ public sealed class TableWatchdog(
 
         try
         {
+            StartHearing();
             while (true)
             {
-                var notified = await _changed.WaitAsync(interval, stoppingToken);
+                var notified = await WaitForCheckAsync(stoppingToken);
                 var restorations = Restorations;
                 try
                 {
-                    await CheckOnceAsync(stoppingToken);
+                    await CheckOnceAsync(notified, stoppingToken);
                 }
 #pragma warning disable CA1031 // e.g. nft could not be started for lack of descriptors: retried at the next tick, never the end of the watchdog
                 catch (Exception e) when (e is not OperationCanceledException)
@@ -88,10 +89,7 @@ public sealed class TableWatchdog(
                     logger.TableCheckFailed(e, spec.Table, interval.TotalSeconds);
                 }
 
-                if (notified && Restorations == restorations)
-                {
-                    await Task.Delay(NotifiedSpacing, stoppingToken);
-                }
+                await AfterCheckAsync(notified, Restorations != restorations, stoppingToken);
             }
         }
         catch (OperationCanceledException)
@@ -100,59 +98,11 @@ public sealed class TableWatchdog(
         }
     }
 
-    /// <summary>The kernel's count of ruleset changes, or null (logged) when it cannot be asked here.</summary>
-    public static NftablesGeneration? TryOpenGeneration(ILogger logger)
-    {
-        try
-        {
-            return NftablesGeneration.Open();
-        }
-        catch (LinuxInteropException e)
-        {
-            logger.GenerationUnreadable(e.Message);
-            return null;
-        }
-    }
-
     /// <summary>
-    /// Starts hearing the kernel's change notifications for our two tables, each one a check at once; null (logged) when
-    /// they cannot be heard here, and the periodic checks are all there is. Dispose it before the watchdog.
+    /// Checks the tables and restores them if they differ from what they must hold. <paramref name="notified"/>: the
+    /// kernel said one of them changed, so the check lists them whatever the generation says.
     /// </summary>
-    public NftablesChangeMonitor? ListenForChanges()
-    {
-        try
-        {
-            return NftablesChangeMonitor.Start(
-                [spec.Table, spec.GuardTable], NotifyChanged, e => logger.ChangesNotHeard(e.Message, spec.Table, interval.TotalSeconds));
-        }
-        catch (LinuxInteropException e)
-        {
-            logger.ChangesNotHeard(e.Message, spec.Table, interval.TotalSeconds);
-            return null;
-        }
-    }
-
-    /// <summary>
-    /// Asks for a check now: the kernel said one of our tables changed (<see cref="NftablesChangeMonitor"/>). Calls made
-    /// while a check is already asked for add nothing; never blocks.
-    /// </summary>
-    public void NotifyChanged()
-    {
-        try
-        {
-            _changed.Release();
-        }
-        catch (SemaphoreFullException)
-        {
-            // A check is already due.
-        }
-        catch (ObjectDisposedException)
-        {
-            // Stopped.
-        }
-    }
-
-    public async Task CheckOnceAsync(CancellationToken cancellationToken)
+    public async Task CheckOnceAsync(bool notified, CancellationToken cancellationToken)
     {
         var problem = listener?.FindProblem(_lockdown);
         var expected = Expected(problem);
@@ -169,13 +119,23 @@ public sealed class TableWatchdog(
             // lacks (its nft command failed) is a difference even while the ruleset itself stays as it was.
             var rendered = RulesetRenderer.Render(expected);
             var generation = ReadGeneration();
-            if (generation is { } now && _verified == (now, rendered))
+            if (!notified && generation is { } now && _verified == (now, rendered)
+                && System.Diagnostics.Stopwatch.GetElapsedTime(_listedAt) < ListAtLeastEvery)
             {
                 return;
             }
 
-            Listings++;
-            var differences = await rules.FindDifferencesAsync(expected, cancellationToken);
+            var differences = await ListAsync(expected, cancellationToken);
+            if (differences.Count > 0 && RulesetRenderer.Render(Expected(problem)) != rendered)
+            {
+                // A suspension changed the registry (then the kernel) while nft listed: the listing may hold it and the
+                // expectation not. Once more against the new registry before calling it a change.
+                generation = ReadGeneration();
+                expected = Expected(problem);
+                rendered = RulesetRenderer.Render(expected);
+                differences = await ListAsync(expected, cancellationToken);
+            }
+
             if (differences.Count == 0)
             {
                 // Trusted only if nothing was committed while nft listed: the next check then lists again.
@@ -184,16 +144,10 @@ public sealed class TableWatchdog(
             }
 
             _verified = null;
-            if (RulesetRenderer.Render(Expected(problem)) != rendered)
-            {
-                // A suspension changed the registry (then the kernel) while nft listed: the listing may hold it and the
-                // expectation not. Restoring now would undo it for a moment; check again against the new registry.
-                NotifyChanged();
-                return;
-            }
-
             logger.TableChanged(spec.Table, string.Join("; ", differences));
-            await rules.InstallAsync(expected, cancellationToken);
+
+            // The registry changes before the kernel, so an expectation taken now holds every suspension made so far.
+            await rules.InstallAsync(Expected(problem), cancellationToken);
             Restorations++;
             logger.TableRestored(spec.Table);
         }
@@ -201,6 +155,13 @@ public sealed class TableWatchdog(
         {
             logger.TableNotRestored(spec.Table, e.Message);
         }
+    }
+
+    private Task<IReadOnlyList<string>> ListAsync(RulesetSpec expected, CancellationToken cancellationToken)
+    {
+        Listings++;
+        _listedAt = System.Diagnostics.Stopwatch.GetTimestamp();
+        return rules.FindDifferencesAsync(expected, cancellationToken);
     }
 
     private RulesetSpec Expected(ListenerProblem? problem) =>
@@ -225,12 +186,6 @@ public sealed class TableWatchdog(
             _generationFailing = true;
             return null;
         }
-    }
-
-    public override void Dispose()
-    {
-        _changed.Dispose();
-        base.Dispose();
     }
 
     // Into lockdown, out of it, or another reason: the table is replaced first, so a failed install is retried next tick.

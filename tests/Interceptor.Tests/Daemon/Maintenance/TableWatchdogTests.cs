@@ -1,0 +1,86 @@
+using Interceptor.Core.Policy;
+using Interceptor.Daemon.Maintenance;
+using Interceptor.Linux;
+using Interceptor.Netfilter;
+using Interceptor.Tests.Linux;
+using Interceptor.Tests.Netfilter;
+using Interceptor.Tests.TestDoubles;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Interceptor.Tests.Daemon.Maintenance;
+
+/// <summary>
+/// The table check against the real nft and the real kernel's generation, in a throwaway namespace; the checks are
+/// called one by one (the periodic interval is an hour), and the suspensions' kernel side is recorded, not applied.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+[CancelAfter(60_000)]
+public class TableWatchdogTests
+{
+    private static readonly RulesetSpec Spec = new("smtp_interceptor", 10025, [25], [0]);
+
+    [Test]
+    public async Task A_periodic_check_lists_the_tables_only_when_the_ruleset_or_the_registry_moved()
+    {
+        using var ns = TestNamespace.CreateOrSkip();
+        using var generation = InNetworkNamespace.Open(ns, NftablesGeneration.Open);
+        var rules = new RulesetManager(ns.Nft);
+        var kernel = new RecordingKernel();
+        var registry = new SuspensionRegistry(new MemoryStore(), kernel, kernel);
+        using var watchdog = new TableWatchdog(rules, Spec, registry, TimeSpan.FromHours(1), NullLogger.Instance) { Generation = generation };
+        await rules.InstallAsync(Spec, CancellationToken.None);
+        var listings = new List<int>();
+
+        async Task CheckAsync(bool notified = false)
+        {
+            await watchdog.CheckOnceAsync(notified, CancellationToken.None);
+            listings.Add(watchdog.Listings);
+        }
+
+        await CheckAsync(); // nothing verified yet: lists
+        await CheckAsync(); // unchanged: does not
+        var other = ns.Exec(["nft", "add", "table", "inet", "someone_elses"]);
+        Assert.That(other.ExitCode, Is.Zero, other.StandardError);
+        await CheckAsync(); // the ruleset moved (not our tables): lists, finds them intact
+        await CheckAsync();
+        await CheckAsync(notified: true); // the kernel's notice: lists whatever the generation says
+        var restoredBefore = watchdog.Restorations;
+
+        // In the registry but not in the kernel (the recording kernel applies nothing, as a failed nft run would leave it).
+        await registry.SuspendAsync(new Suspension(4242, "u4242", "test", DateTimeOffset.UnixEpoch, SuspensionSource.Admin), new Dictionary<string, string>(), CancellationToken.None);
+        await CheckAsync(); // the expectation moved: lists, restores the set with 4242
+        var suspended = await rules.ListSuspendedAsync(Spec.Table, CancellationToken.None);
+        await CheckAsync(); // our own restoration moved the generation: lists once more
+        await CheckAsync();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(listings, Is.EqualTo(new[] { 1, 1, 2, 2, 3, 4, 5, 5 }), "listings after each check");
+            Assert.That(restoredBefore, Is.Zero, "nothing to restore before the suspension");
+            Assert.That(watchdog.Restorations, Is.EqualTo(1));
+            Assert.That(suspended, Does.Contain(4242u), "the restoration put the registry's suspension into the kernel");
+        });
+    }
+
+    [Test]
+    public async Task Without_the_generation_every_check_lists()
+    {
+        using var ns = TestNamespace.CreateOrSkip();
+        var rules = new RulesetManager(ns.Nft);
+        var kernel = new RecordingKernel();
+        using var watchdog = new TableWatchdog(rules, Spec, new SuspensionRegistry(new MemoryStore(), kernel, kernel), TimeSpan.FromHours(1), NullLogger.Instance);
+        await rules.InstallAsync(Spec, CancellationToken.None);
+
+        for (var i = 0; i < 3; i++)
+        {
+            await watchdog.CheckOnceAsync(notified: false, CancellationToken.None);
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(watchdog.Listings, Is.EqualTo(3));
+            Assert.That(watchdog.Restorations, Is.Zero);
+        });
+    }
+}

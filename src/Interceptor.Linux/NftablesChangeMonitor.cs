@@ -63,7 +63,8 @@ public sealed class NftablesChangeMonitor : IDisposable
 
     private void Listen()
     {
-        // A notification is one message per datagram, a rule's at most a few KiB; one that does not fit is a loss.
+        // A datagram holds one transaction's notifications or part of them (a flush's come together); a rule's message is
+        // a few KiB at most. One that does not fit counts as lost, so as a change.
         var buffer = new byte[64 * 1024];
         try
         {
@@ -80,13 +81,15 @@ public sealed class NftablesChangeMonitor : IDisposable
                 _changed();
             }
         }
-        catch (LinuxInteropException e) when (!_stopping)
+#pragma warning disable CA1031 // a thread of our own: whatever ends it is reported, never the end of the process
+        catch (Exception e)
+#pragma warning restore CA1031
         {
-            _failed(e);
-        }
-        catch (Exception e) when (_stopping && e is LinuxInteropException or ObjectDisposedException)
-        {
-            // Closed while stopping (Dispose does not wait for ever for this thread).
+            // While stopping it is the socket closed under the thread (Dispose does not wait for ever): nothing to say.
+            if (!_stopping)
+            {
+                _failed(e);
+            }
         }
     }
 

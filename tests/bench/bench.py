@@ -119,6 +119,16 @@ def proc_cpu_ticks(pid, children=False):
     return ticks
 
 
+def proc_cpu_split(pid):
+    """(utime+stime, cutime+cstime) of a process from one read, in clock ticks; (0, 0) if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0, 0
+    return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
 def host_cpu_ticks():
     """(busy, all) clock ticks of the whole host since boot, from /proc/stat's cpu line (iowait counts as idle)."""
     with open("/proc/stat") as f:
@@ -1073,17 +1083,18 @@ backend sink
         # At rest: what the daemon costs a host while no customer sends mail (timers, the table checks and their nft),
         # once the start-up's own work (background compilation above all) is over: 5 s in which the daemon used at most
         # 30 ms of CPU, or --rest-settle.
-        settle_until = time.monotonic() + a.rest_settle
+        settle_began = time.monotonic()
         tick_ms = 1000.0 / os.sysconf("SC_CLK_TCK")
-        while time.monotonic() < settle_until:
+        settled = False
+        while not settled and time.monotonic() < settle_began + a.rest_settle:
             before_window = proc_cpu_ticks(pid)
             time.sleep(5)
-            if (proc_cpu_ticks(pid) - before_window) * tick_ms <= 30:
-                break
-        rest_start, rest_children = proc_cpu_ticks(pid), proc_cpu_ticks(pid, children=True) - proc_cpu_ticks(pid)
+            settled = (proc_cpu_ticks(pid) - before_window) * tick_ms <= 30
+        settle_s = time.monotonic() - settle_began
+        own_before, children_before = proc_cpu_split(pid)
         time.sleep(a.rest)
-        rest_own = proc_cpu_ticks(pid) - rest_start
-        rest_children = proc_cpu_ticks(pid, children=True) - proc_cpu_ticks(pid) - rest_children
+        own_after, children_after = proc_cpu_split(pid)
+        rest_own, rest_children = own_after - own_before, children_after - children_before
         before = proc_status_kb(pid, "VmRSS")
         holder = subprocess.Popen(
             self.ns_cmd(["/usr/bin/python3", "-I", os.path.join(self.work, "idle.py"), "--server", SINK,
@@ -1113,15 +1124,18 @@ backend sink
                                 "rss_before_kb": before, "rss_kb": rss, "hwm_kb": hwm, "daemon_fds": fds,
                                 "bytes_per_session": round((rss - before) * 1024 / opened["open"]) if opened["open"] else None,
                                 "descriptor_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[1], "daemon_budget": budget,
-                                "rest_s": a.rest, "rest_own_ms": rest_own * tick_ms, "rest_children_ms": rest_children * tick_ms}
+                                "rest_s": a.rest, "rest_own_ms": rest_own * tick_ms, "rest_children_ms": rest_children * tick_ms,
+                                "rest_settled": settled, "rest_settle_s": settle_s}
 
     @staticmethod
     def rest_line(i):
         """The daemon's CPU at rest, per minute (own, and its children's: the table checks' nft runs)."""
         per_minute = 60.0 / i["rest_s"] if i["rest_s"] else 0
-        return "at rest (no mail, %.0f s): daemon CPU %.0f ms a minute, %.0f ms of it its children's (nft); %.2f%% of one core" % (
+        return "at rest (no mail, %.0f s): daemon CPU %.0f ms a minute, %.0f ms of it its children's (nft); %.2f%% of one core (%s)" % (
             i["rest_s"], (i["rest_own_ms"] + i["rest_children_ms"]) * per_minute, i["rest_children_ms"] * per_minute,
-            (i["rest_own_ms"] + i["rest_children_ms"]) / (10.0 * i["rest_s"]) if i["rest_s"] else 0)
+            (i["rest_own_ms"] + i["rest_children_ms"]) / (10.0 * i["rest_s"]) if i["rest_s"] else 0,
+            ("measured once the start-up's work had settled, after %.0f s" if i["rest_settled"]
+             else "the start-up's work had NOT settled after %.0f s: the figure includes it") % i["rest_settle_s"])
 
     def report_idle(self, started, wall):
         """The results of --only idle: the idle phase alone."""
@@ -1337,7 +1351,7 @@ def main():
     p.add_argument("--flood-sessions", type=int, default=100)
     p.add_argument("--flood-ramp", type=float, default=3)
     p.add_argument("--idle", type=int, default=10000, help="idle sessions held through the daemon (issue 19: 10,000)")
-    p.add_argument("--rest", type=float, default=30, help="seconds the fresh idle-phase daemon is measured at rest, before its sessions")
+    p.add_argument("--rest", type=float, default=60, help="seconds the fresh idle-phase daemon is measured at rest, before its sessions (a table listing is due once a minute)")
     p.add_argument("--rest-settle", type=float, default=90, help="at most this long for its start-up work to end first")
     p.add_argument("--idle-hold", type=float, default=0, help="keep the idle sessions this long after measuring (for a heap snapshot)")
     tls_pair.add_arguments(p)

@@ -22,6 +22,7 @@ public interface ISuspensionAlert
 public sealed class SuspensionRegistry(IStateStore store, IKernelSuspension kernel, ISuspensionAlert alert)
 {
     private readonly ConcurrentDictionary<uint, Suspension> _suspended = new();
+    private int _kernelChangesInFlight;
 
     /// <summary>
     /// Suspension.Action=Hold: true for the suspensions whose user's mail is held instead of refused (the automatic
@@ -30,6 +31,12 @@ public sealed class SuspensionRegistry(IStateStore store, IKernelSuspension kern
     public Func<Suspension, bool>? HoldsInstead { get; init; }
 
     public bool IsSuspended(uint uid, out Suspension? suspension) => _suspended.TryGetValue(uid, out suspension);
+
+    /// <summary>
+    /// Suspensions and lifts changed here but not yet in the kernel (the store, then nft, still to come): while above
+    /// zero the kernel's set may lag this registry, and a table check should not call that a change made behind our back.
+    /// </summary>
+    public int KernelChangesInFlight => Volatile.Read(ref _kernelChangesInFlight);
 
     /// <summary>Suspended and refused (in the kernel, and at connect and MAIL); false for a user whose mail is held.</summary>
     public bool Refuses(uint uid, out Suspension? suspension) => IsSuspended(uid, out suspension) && !Holds(suspension!);
@@ -62,16 +69,24 @@ public sealed class SuspensionRegistry(IStateStore store, IKernelSuspension kern
     /// </summary>
     public async Task<bool> SuspendAsync(Suspension suspension, IReadOnlyDictionary<string, string> counts, CancellationToken cancellationToken)
     {
-        if (!_suspended.TryAdd(suspension.Uid, suspension))
+        Interlocked.Increment(ref _kernelChangesInFlight);
+        try
         {
-            return false;
-        }
+            if (!_suspended.TryAdd(suspension.Uid, suspension))
+            {
+                return false;
+            }
 
-        // Already refused in memory from here on (fail closed), even if the store or nft fails below.
-        await store.SaveSuspensionAsync(suspension, cancellationToken);
-        if (!Holds(suspension))
+            // Already refused in memory from here on (fail closed), even if the store or nft fails below.
+            await store.SaveSuspensionAsync(suspension, cancellationToken);
+            if (!Holds(suspension))
+            {
+                await kernel.SuspendAsync(suspension.Uid, cancellationToken);
+            }
+        }
+        finally
         {
-            await kernel.SuspendAsync(suspension.Uid, cancellationToken);
+            Interlocked.Decrement(ref _kernelChangesInFlight);
         }
 
         await alert.NotifyAsync(suspension, counts, cancellationToken);
@@ -83,9 +98,17 @@ public sealed class SuspensionRegistry(IStateStore store, IKernelSuspension kern
     {
         // Memory first: the table watchdog restores the set from this registry, so it must never see the
         // kernel already without the uid while we still list it (it would put the suspension back).
-        var inMemory = _suspended.TryRemove(uid, out _);
-        var stored = await store.RemoveSuspensionAsync(uid, cancellationToken);
-        await kernel.UnsuspendAsync(uid, cancellationToken);
-        return inMemory || stored;
+        Interlocked.Increment(ref _kernelChangesInFlight);
+        try
+        {
+            var inMemory = _suspended.TryRemove(uid, out _);
+            var stored = await store.RemoveSuspensionAsync(uid, cancellationToken);
+            await kernel.UnsuspendAsync(uid, cancellationToken);
+            return inMemory || stored;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _kernelChangesInFlight);
+        }
     }
 }

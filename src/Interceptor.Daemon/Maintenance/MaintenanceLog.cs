@@ -23,8 +23,8 @@ internal static partial class MaintenanceLog
     [LoggerMessage(605, LogLevel.Warning, "not told of nftables changes ({Reason}): a deleted table inet {Table} is restored at the next check, within {Seconds:0} s; trying again then")]
     public static partial void ChangesNotHeard(this ILogger logger, string reason, string table, double seconds);
 
-    [LoggerMessage(606, LogLevel.Information, "hearing nftables changes again: a deleted table inet {Table} is restored at once")]
-    public static partial void ChangesHeardAgain(this ILogger logger, string table);
+    [LoggerMessage(606, LogLevel.Information, "hearing nftables changes now: a deleted table inet {Table} is restored at once")]
+    public static partial void ChangesHeard(this ILogger logger, string table);
 
     [LoggerMessage(610, LogLevel.Error, "{What} failed: {Reason}")]
     public static partial void StoreUpkeepFailed(this ILogger logger, string what, string reason);

@@ -10,17 +10,18 @@ namespace Interceptor.Daemon.Maintenance;
 /// </summary>
 public sealed partial class TableWatchdog
 {
-    // After two checks in a row that the kernel asked for and that found nothing to restore (our own suspensions, a tool
-    // rewriting our table in a loop), the least time before the next one: at most five listings (ten nft runs) a second.
-    // One such check is not held back: our own restoration notifies too, and `systemctl restart nftables` flushes twice
-    // in a row (the stop's flush, then the start's nftables.conf).
+    // After NotifiedBurst checks in a row that the kernel asked for (a tool rewriting our table in a loop, a burst of
+    // suspensions), the least time before the next one: at most five checks (ten nft runs, plus an install) a second. The
+    // first few are not held back: `systemctl restart nftables` flushes twice in a row (the stop's flush, then the start's
+    // nftables.conf), and each of our restorations notifies too. A periodic check ends the run.
+    private const int NotifiedBurst = 4;
     private static readonly TimeSpan NotifiedSpacing = TimeSpan.FromMilliseconds(200);
 
     private readonly SemaphoreSlim _changed = new(0, 1);
     private NftablesChangeMonitor? _monitor;
     private volatile bool _monitorFailed;
     private volatile bool _deafLogged;
-    private int _quietNotifiedChecks;
+    private int _notifiedInARow;
 
     /// <summary>Listen to the kernel's change notifications (the daemon does; a watchdog in a test may not).</summary>
     public bool HearChanges { get; init; }
@@ -69,28 +70,39 @@ public sealed partial class TableWatchdog
         base.Dispose();
     }
 
-    /// <summary>Waits for the next check; true when the kernel asked for it, false at the periodic tick.</summary>
+    /// <summary>
+    /// Waits for the next check; true when the kernel asked for it, false at the periodic tick, where a failed monitor is
+    /// started again, and one that has heard for a whole interval since is reported back.
+    /// </summary>
     private async Task<bool> WaitForCheckAsync(CancellationToken stoppingToken)
     {
         var notified = await _changed.WaitAsync(interval, stoppingToken);
-        if (!notified && HearChanges && !HearsChanges)
+        if (!notified && HearChanges)
         {
-            StartHearing();
+            if (!HearsChanges)
+            {
+                StartHearing();
+            }
+            else if (_deafLogged)
+            {
+                _deafLogged = false;
+                logger.ChangesHeard(spec.Table);
+            }
         }
 
         return notified;
     }
 
-    private async Task AfterCheckAsync(bool notified, bool restored, CancellationToken stoppingToken)
+    private async Task AfterCheckAsync(bool notified, CancellationToken stoppingToken)
     {
-        _quietNotifiedChecks = notified && !restored ? _quietNotifiedChecks + 1 : 0;
-        if (_quietNotifiedChecks >= 2)
+        _notifiedInARow = notified ? _notifiedInARow + 1 : 0;
+        if (_notifiedInARow >= NotifiedBurst)
         {
             await Task.Delay(NotifiedSpacing, stoppingToken);
         }
     }
 
-    // (Re)starts the monitor; on a restart a check follows at once, for whatever changed while nobody listened.
+    // (Re)starts the monitor; after a failure a check follows at once, for whatever changed while nobody listened.
     private void StartHearing()
     {
         if (!HearChanges)
@@ -107,12 +119,12 @@ public sealed partial class TableWatchdog
             _monitor = NftablesChangeMonitor.Start([spec.Table, spec.GuardTable], NotifyChanged, Deafened);
             if (restart)
             {
-                _deafLogged = false;
-                logger.ChangesHeardAgain(spec.Table);
                 NotifyChanged();
             }
         }
-        catch (LinuxInteropException e)
+#pragma warning disable CA1031 // whatever stops the monitor leaves the periodic checks, never the watchdog, and is retried
+        catch (Exception e)
+#pragma warning restore CA1031
         {
             Deafened(e);
         }

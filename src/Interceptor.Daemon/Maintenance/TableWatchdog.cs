@@ -32,7 +32,7 @@ public sealed partial class TableWatchdog(
     // The ruleset's generation and the expected tables (rendered) when the tables last matched them; null until then
     // and after every change of ours.
     private (uint Generation, string Expected)? _verified;
-    private long _listedAt;
+    private DateTimeOffset _listedAt;
     private bool _generationFailing;
 
     /// <summary>Why the table is in lockdown now; null while it redirects.</summary>
@@ -42,6 +42,9 @@ public sealed partial class TableWatchdog(
 
     /// <summary>Checks that read the tables back with nft (the others found the ruleset's generation unmoved).</summary>
     public int Listings { get; private set; }
+
+    /// <summary>The clock of the once-a-minute listing.</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
 
     /// <summary>The ruleset's generation, when the kernel can be asked; without it every check lists the tables.</summary>
     public NftablesGeneration? Generation { get; init; }
@@ -57,6 +60,9 @@ public sealed partial class TableWatchdog(
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
         _lockdown = listener?.FindProblem(null);
+
+        // Listening before the install: its own notice is the first check, and nothing after READY goes unheard.
+        StartHearing();
         await rules.InstallAsync(spec with { Lockdown = _lockdown is not null }, CancellationToken.None);
         if (_lockdown is not null)
         {
@@ -73,11 +79,9 @@ public sealed partial class TableWatchdog(
 
         try
         {
-            StartHearing();
             while (true)
             {
                 var notified = await WaitForCheckAsync(stoppingToken);
-                var restorations = Restorations;
                 try
                 {
                     await CheckOnceAsync(notified, stoppingToken);
@@ -89,7 +93,7 @@ public sealed partial class TableWatchdog(
                     logger.TableCheckFailed(e, spec.Table, interval.TotalSeconds);
                 }
 
-                await AfterCheckAsync(notified, Restorations != restorations, stoppingToken);
+                await AfterCheckAsync(notified, stoppingToken);
             }
         }
         catch (OperationCanceledException)
@@ -119,8 +123,7 @@ public sealed partial class TableWatchdog(
             // lacks (its nft command failed) is a difference even while the ruleset itself stays as it was.
             var rendered = RulesetRenderer.Render(expected);
             var generation = ReadGeneration();
-            if (!notified && generation is { } now && _verified == (now, rendered)
-                && System.Diagnostics.Stopwatch.GetElapsedTime(_listedAt) < ListAtLeastEvery)
+            if (!notified && generation is { } now && _verified == (now, rendered) && Time.GetUtcNow() - _listedAt < ListAtLeastEvery)
             {
                 return;
             }
@@ -144,6 +147,14 @@ public sealed partial class TableWatchdog(
             }
 
             _verified = null;
+            if (suspensions.KernelChangesInFlight > 0 && !differences.Any(RulesetManager.IsMissingTable))
+            {
+                // A suspension is between the registry and nft: the kernel lags the expectation for a moment. Not a
+                // change behind our back (restoring would replace the table and reset its counters); look again.
+                NotifyChanged();
+                return;
+            }
+
             logger.TableChanged(spec.Table, string.Join("; ", differences));
 
             // The registry changes before the kernel, so an expectation taken now holds every suspension made so far.
@@ -160,7 +171,7 @@ public sealed partial class TableWatchdog(
     private Task<IReadOnlyList<string>> ListAsync(RulesetSpec expected, CancellationToken cancellationToken)
     {
         Listings++;
-        _listedAt = System.Diagnostics.Stopwatch.GetTimestamp();
+        _listedAt = Time.GetUtcNow();
         return rules.FindDifferencesAsync(expected, cancellationToken);
     }
 

@@ -51,7 +51,7 @@ public class TableWatchdogTests
         await registry.SuspendAsync(new Suspension(4242, "u4242", "test", DateTimeOffset.UnixEpoch, SuspensionSource.Admin), new Dictionary<string, string>(), CancellationToken.None);
         await CheckAsync(); // the expectation moved: lists, restores the set with 4242
         var suspended = await rules.ListSuspendedAsync(Spec.Table, CancellationToken.None);
-        await CheckAsync(); // our own restoration moved the generation: lists once more
+        await CheckAsync(); // nothing is verified after a restoration: lists once more
         await CheckAsync();
 
         Assert.Multiple(() =>
@@ -82,5 +82,79 @@ public class TableWatchdogTests
             Assert.That(watchdog.Listings, Is.EqualTo(3));
             Assert.That(watchdog.Restorations, Is.Zero);
         });
+    }
+
+    [Test]
+    public async Task An_unmoved_generation_is_trusted_for_a_minute_at_most()
+    {
+        using var ns = TestNamespace.CreateOrSkip();
+        using var generation = InNetworkNamespace.Open(ns, NftablesGeneration.Open);
+        var rules = new RulesetManager(ns.Nft);
+        var kernel = new RecordingKernel();
+        var clock = new ManualClock(DateTimeOffset.UnixEpoch);
+        using var watchdog = new TableWatchdog(rules, Spec, new SuspensionRegistry(new MemoryStore(), kernel, kernel), TimeSpan.FromHours(1), NullLogger.Instance)
+        {
+            Generation = generation,
+            Time = clock,
+        };
+        await rules.InstallAsync(Spec, CancellationToken.None);
+        var listings = new List<int>();
+        foreach (var advance in new[] { 0, 30, 29, 2, 30 })
+        {
+            clock.Advance(TimeSpan.FromSeconds(advance));
+            await watchdog.CheckOnceAsync(notified: false, CancellationToken.None);
+            listings.Add(watchdog.Listings);
+        }
+
+        Assert.That(listings, Is.EqualTo(new[] { 1, 1, 1, 2, 2 }), "listed at 0 s, skipped at 30 and 59 s, listed at 61 s, skipped at 91 s");
+    }
+
+    [Test]
+    public async Task A_suspension_on_its_way_to_the_kernel_is_not_taken_for_a_change_behind_our_back()
+    {
+        using var ns = TestNamespace.CreateOrSkip();
+        var rules = new RulesetManager(ns.Nft);
+        var kernel = new HeldKernel();
+        var registry = new SuspensionRegistry(new MemoryStore(), kernel, kernel);
+        using var watchdog = new TableWatchdog(rules, Spec, registry, TimeSpan.FromHours(1), NullLogger.Instance);
+        await rules.InstallAsync(Spec, CancellationToken.None);
+
+        // In the registry, its nft run not yet done: the kernel lags the expectation.
+        var suspending = registry.SuspendAsync(new Suspension(4243, "u4243", "test", DateTimeOffset.UnixEpoch, SuspensionSource.Admin), new Dictionary<string, string>(), CancellationToken.None);
+        await kernel.Entered.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await watchdog.CheckOnceAsync(notified: true, CancellationToken.None);
+        var whileInFlight = (watchdog.Listings, watchdog.Restorations, registry.KernelChangesInFlight);
+
+        // Its nft run failed (the held kernel applies nothing): now the difference is one, and is restored.
+        kernel.Release.SetResult();
+        await suspending;
+        await watchdog.CheckOnceAsync(notified: true, CancellationToken.None);
+        var suspended = await rules.ListSuspendedAsync(Spec.Table, CancellationToken.None);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(whileInFlight, Is.EqualTo((1, 0, 1)), "listed, found the set short of 4243, and left it while the suspension was in flight");
+            Assert.That(registry.KernelChangesInFlight, Is.Zero);
+            Assert.That(watchdog.Restorations, Is.EqualTo(1), "restored once nothing was in flight");
+            Assert.That(suspended, Does.Contain(4243u));
+        });
+    }
+
+    /// <summary>A kernel whose suspension waits until the test releases it, then applies nothing.</summary>
+    private sealed class HeldKernel : IKernelSuspension, ISuspensionAlert
+    {
+        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async Task SuspendAsync(uint uid, CancellationToken cancellationToken)
+        {
+            Entered.TrySetResult();
+            await Release.Task;
+        }
+
+        public Task UnsuspendAsync(uint uid, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task NotifyAsync(Suspension suspension, IReadOnlyDictionary<string, string> counts, CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }

@@ -64,44 +64,19 @@ internal sealed unsafe partial class NetlinkChannel
     /// </summary>
     public NetlinkNotice ReceiveNotice(Span<byte> buffer, out int length)
     {
-        length = 0;
-        var addedRef = false;
-        _handle.DangerousAddRef(ref addedRef);
-        try
+        var received = ReceiveRaw(buffer, out var errno);
+        length = (int)Math.Clamp(received, 0, buffer.Length);
+        if (received >= 0)
         {
-            fixed (byte* p = buffer)
-            {
-                while (true)
-                {
-                    long received = LibC.recv((int)_handle.DangerousGetHandle(), p, buffer.Length, MsgTrunc);
-                    if (received >= 0)
-                    {
-                        length = (int)Math.Min(received, buffer.Length);
-                        return received <= buffer.Length ? NetlinkNotice.Datagram : NetlinkNotice.Lost;
-                    }
-
-                    var errno = Marshal.GetLastPInvokeError();
-                    if (errno == LibC.EINTR)
-                    {
-                        continue;
-                    }
-
-                    if (errno == LibC.EAGAIN)
-                    {
-                        return NetlinkNotice.TimedOut;
-                    }
-
-                    return errno == LibC.ENOBUFS ? NetlinkNotice.Lost : throw new LinuxInteropException($"recv({_name})", errno);
-                }
-            }
+            return received <= buffer.Length ? NetlinkNotice.Datagram : NetlinkNotice.Lost;
         }
-        finally
+
+        if (errno == LibC.EAGAIN)
         {
-            if (addedRef)
-            {
-                _handle.DangerousRelease();
-            }
+            return NetlinkNotice.TimedOut;
         }
+
+        return errno == LibC.ENOBUFS ? NetlinkNotice.Lost : throw new LinuxInteropException($"recv({_name})", errno);
     }
 
     /// <summary>struct sockaddr_nl: port id 0 asks the kernel to choose one; no legacy group mask.</summary>

@@ -115,6 +115,29 @@ internal sealed unsafe partial class NetlinkChannel : IDisposable
     /// <summary>Reads one whole datagram into <paramref name="buffer"/> and returns its length.</summary>
     public int Receive(Span<byte> buffer)
     {
+        var received = ReceiveRaw(buffer, out var errno);
+        if (received >= 0 && received <= buffer.Length)
+        {
+            return (int)received;
+        }
+
+        Faulted = true;
+        if (received >= 0)
+        {
+            // A cut datagram would parse as a shorter, wrong answer; refuse it.
+            throw new OwnerLookupException($"recv({_name}): a {received}-byte reply does not fit in {buffer.Length} bytes");
+        }
+
+        var call = errno == LibC.EAGAIN ? $"recv({_name}) (timed out)" : $"recv({_name})";
+        throw new OwnerLookupException(call, errno);
+    }
+
+    /// <summary>
+    /// One recv, retried on EINTR: the datagram's real length (MSG_TRUNC: more than <paramref name="buffer"/> holds when it
+    /// was cut), or -1 with <paramref name="errno"/> set.
+    /// </summary>
+    private long ReceiveRaw(Span<byte> buffer, out int errno)
+    {
         var addedRef = false;
         _handle.DangerousAddRef(ref addedRef);
         try
@@ -125,26 +148,11 @@ internal sealed unsafe partial class NetlinkChannel : IDisposable
                 while (true)
                 {
                     long received = LibC.recv(fd, p, buffer.Length, MsgTrunc);
-                    if (received >= 0 && received <= buffer.Length)
+                    errno = received < 0 ? Marshal.GetLastPInvokeError() : 0;
+                    if (errno != LibC.EINTR)
                     {
-                        return (int)received;
+                        return received;
                     }
-
-                    var errno = received < 0 ? Marshal.GetLastPInvokeError() : 0;
-                    if (errno == LibC.EINTR)
-                    {
-                        continue;
-                    }
-
-                    Faulted = true;
-                    if (errno == 0)
-                    {
-                        // A cut datagram would parse as a shorter, wrong answer; refuse it.
-                        throw new OwnerLookupException($"recv({_name}): a {received}-byte reply does not fit in {buffer.Length} bytes");
-                    }
-
-                    var call = errno == LibC.EAGAIN ? $"recv({_name}) (timed out)" : $"recv({_name})";
-                    throw new OwnerLookupException(call, errno);
                 }
             }
         }

@@ -106,19 +106,6 @@ def p99_source(res):
     return "sample %d of %d, %s" % (rank, n, "not the maximum" if rank < n else "THE MAXIMUM: too few samples")
 
 
-def proc_cpu_ticks(pid, children=False):
-    """utime+stime (and with children, cutime+cstime) of a process, in clock ticks; 0 if it is gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rpartition(")")[2].split()
-    except OSError:
-        return 0
-    ticks = int(fields[11]) + int(fields[12])
-    if children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks
-
-
 def proc_cpu_split(pid):
     """(utime+stime, cutime+cstime) of a process from one read, in clock ticks; (0, 0) if it is gone."""
     try:
@@ -127,6 +114,12 @@ def proc_cpu_split(pid):
     except OSError:
         return 0, 0
     return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
+def proc_cpu_ticks(pid, children=False):
+    """utime+stime (and with children, cutime+cstime) of a process, in clock ticks; 0 if it is gone."""
+    own, reaped = proc_cpu_split(pid)
+    return own + reaped if children else own
 
 
 def host_cpu_ticks():

@@ -89,24 +89,16 @@ public sealed class RulesetManager(NftClient nft)
         var differences = new List<string>();
         using (var listed = await nft.ListTableAsync(spec.Table, cancellationToken))
         {
-            differences.AddRange(listed is null ? [Missing(spec.Table)] : RulesetVerifier.FindDifferences(listed, spec));
+            differences.AddRange(listed is null ? [$"table inet {spec.Table} does not exist"] : RulesetVerifier.FindDifferences(listed, spec));
         }
 
         using (var guard = await nft.ListTableAsync(spec.GuardTable, cancellationToken))
         {
-            differences.AddRange(guard is null ? [Missing(spec.GuardTable)] : RulesetVerifier.FindGuardDifferences(guard, spec));
+            differences.AddRange(guard is null ? [$"table inet {spec.GuardTable} does not exist"] : RulesetVerifier.FindGuardDifferences(guard, spec));
         }
 
         return differences;
     }
-
-    /// <summary>True for the difference <see cref="FindDifferencesAsync"/> reports for a table that is not there at all.</summary>
-    public static bool IsMissingTable(string difference) =>
-        difference is not null && difference.StartsWith("table inet ", StringComparison.Ordinal) && difference.EndsWith(MissingSuffix, StringComparison.Ordinal);
-
-    private const string MissingSuffix = " does not exist";
-
-    private static string Missing(string table) => $"table inet {table}{MissingSuffix}";
 
     /// <summary>True when the table exists and does exactly what the spec asks.</summary>
     public async Task<bool> IsInstalledAsExpectedAsync(RulesetSpec spec, CancellationToken cancellationToken) =>

@@ -40,7 +40,7 @@ public static partial class RulesetVerifier
         var wanted = UidRange.Merge(expected);
         if (!installed.SequenceEqual(wanted))
         {
-            differences.Add($"set {name} holds [{string.Join(", ", installed)}], expected [{string.Join(", ", wanted)}]: "
+            differences.Add($"{RangesHeld(name)}{string.Join(", ", installed)}], expected [{string.Join(", ", wanted)}]: "
                 + ifDifferent);
         }
     }

@@ -96,7 +96,13 @@ public sealed partial class TableWatchdog
     private async Task AfterCheckAsync(bool notified, CancellationToken stoppingToken)
     {
         _notifiedInARow = notified ? _notifiedInARow + 1 : 0;
-        if (_notifiedInARow >= NotifiedBurst)
+        if (_restoresInARow >= 2)
+        {
+            // Restored, and the check our own install's notice asked for found the tables wrong again (nft lists what the
+            // verifier cannot match, or a tool rewrites them at once): the period's pace, not the notices'.
+            await Task.Delay(interval, stoppingToken);
+        }
+        else if (_notifiedInARow >= NotifiedBurst)
         {
             await Task.Delay(NotifiedSpacing, stoppingToken);
         }

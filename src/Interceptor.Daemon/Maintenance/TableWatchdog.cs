@@ -27,12 +27,18 @@ public sealed partial class TableWatchdog(
     // under the new number. A check the kernel's notice asked for never trusts it.
     private static readonly TimeSpan ListAtLeastEvery = TimeSpan.FromMinutes(1);
 
+    // The longest a difference in the suspension sets waits for a suspension in flight before it is restored anyway (the
+    // expectation holds every suspension the registry has, so restoring is safe, only a wasted table replacement).
+    private static readonly TimeSpan InFlightGrace = TimeSpan.FromSeconds(2);
+
     private ListenerProblem? _lockdown;
 
     // The ruleset's generation and the expected tables (rendered) when the tables last matched them; null until then
     // and after every change of ours.
     private (uint Generation, string Expected)? _verified;
     private DateTimeOffset _listedAt;
+    private DateTimeOffset? _deferringSince;
+    private int _restoresInARow;
     private bool _generationFailing;
 
     /// <summary>Why the table is in lockdown now; null while it redirects.</summary>
@@ -129,31 +135,27 @@ public sealed partial class TableWatchdog(
             }
 
             var differences = await ListAsync(expected, cancellationToken);
-            if (differences.Count > 0 && RulesetRenderer.Render(Expected(problem)) != rendered)
-            {
-                // A suspension changed the registry (then the kernel) while nft listed: the listing may hold it and the
-                // expectation not. Once more against the new registry before calling it a change.
-                generation = ReadGeneration();
-                expected = Expected(problem);
-                rendered = RulesetRenderer.Render(expected);
-                differences = await ListAsync(expected, cancellationToken);
-            }
-
             if (differences.Count == 0)
             {
                 // Trusted only if nothing was committed while nft listed: the next check then lists again.
                 _verified = generation is { } before && ReadGeneration() == before ? (before, rendered) : null;
+                _deferringSince = null;
+                _restoresInARow = 0;
                 return;
             }
 
             _verified = null;
-            if (suspensions.KernelChangesInFlight > 0 && !differences.Any(RulesetManager.IsMissingTable))
+            if (ShouldDefer(differences, problem, rendered))
             {
-                // A suspension is between the registry and nft: the kernel lags the expectation for a moment. Not a
-                // change behind our back (restoring would replace the table and reset its counters); look again.
+                // A suspension is between the registry and nft, or changed both while nft listed: the sets may disagree
+                // with the expectation for a moment. Not a change behind our back (restoring would replace the table and
+                // reset its counters); look again.
                 NotifyChanged();
                 return;
             }
+
+            _deferringSince = null;
+            _restoresInARow++;
 
             logger.TableChanged(spec.Table, string.Join("; ", differences));
 
@@ -166,6 +168,21 @@ public sealed partial class TableWatchdog(
         {
             logger.TableNotRestored(spec.Table, e.Message);
         }
+    }
+
+    // Only differences in which users the suspension sets hold, only while a suspension is in flight or the registry
+    // moved during the listing, and for InFlightGrace at most: anything structural (a table, chain, rule or set changed or
+    // gone) is restored at once.
+    private bool ShouldDefer(IReadOnlyList<string> differences, ListenerProblem? problem, string rendered)
+    {
+        var unsettled = suspensions.KernelChangesInFlight > 0 || RulesetRenderer.Render(Expected(problem)) != rendered;
+        if (!unsettled || !differences.All(RulesetVerifier.IsSuspensionMembership))
+        {
+            return false;
+        }
+
+        _deferringSince ??= Time.GetUtcNow();
+        return Time.GetUtcNow() - _deferringSince.Value < InFlightGrace;
     }
 
     private Task<IReadOnlyList<string>> ListAsync(RulesetSpec expected, CancellationToken cancellationToken)

@@ -380,6 +380,22 @@ public class RulesetVerifierTests
     }
 
     [Test]
+    public void Only_who_the_suspension_sets_hold_counts_as_membership_not_the_structure_around_them()
+    {
+        var membership = Differences("everything.json", Everything with { SuspendedUids = [1001, 1005], SuspendedUidRanges = [] });
+        var structure = Differences("missing-subuid-rule.json", Everything)
+            .Concat(Differences("everything.json", Everything with { ExemptUids = [0, 1000, 4242] }));
+        Assert.Multiple(() =>
+        {
+            Assert.That(membership, Has.Count.EqualTo(3));
+            Assert.That(membership, Has.All.Matches<string>(RulesetVerifier.IsSuspensionMembership), string.Join("\n", membership));
+            Assert.That(structure, Is.Not.Empty);
+            Assert.That(structure, Has.None.Matches<string>(RulesetVerifier.IsSuspensionMembership), string.Join("\n", structure));
+            Assert.That(RulesetVerifier.IsSuspensionMembership("set suspended_uids is missing"), Is.False);
+        });
+    }
+
+    [Test]
     public void Without_the_sub_uid_rule_suspended_users_could_send_through_their_sub_uids()
     {
         Assert.That(Differences("missing-subuid-rule.json", Everything), Is.EqualTo(new[]

@@ -140,6 +140,45 @@ public class TableWatchdogTests
         });
     }
 
+    [Test]
+    public async Task A_suspension_in_flight_holds_back_a_set_difference_two_seconds_at_most_and_a_structural_one_not_at_all()
+    {
+        using var ns = TestNamespace.CreateOrSkip();
+        var rules = new RulesetManager(ns.Nft);
+        var kernel = new HeldKernel();
+        var registry = new SuspensionRegistry(new MemoryStore(), kernel, kernel);
+        var clock = new ManualClock(DateTimeOffset.UnixEpoch);
+        using var watchdog = new TableWatchdog(rules, Spec, registry, TimeSpan.FromHours(1), NullLogger.Instance) { Time = clock };
+        await rules.InstallAsync(Spec, CancellationToken.None);
+        var suspending = registry.SuspendAsync(new Suspension(4244, "u4244", "test", DateTimeOffset.UnixEpoch, SuspensionSource.Admin), new Dictionary<string, string>(), CancellationToken.None);
+        await kernel.Entered.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var restorations = new List<int>();
+
+        async Task CheckAsync()
+        {
+            await watchdog.CheckOnceAsync(notified: true, CancellationToken.None);
+            restorations.Add(watchdog.Restorations);
+        }
+
+        await CheckAsync(); // the set lacks 4244: held back
+        clock.Advance(TimeSpan.FromSeconds(1));
+        await CheckAsync(); // still within the grace
+        clock.Advance(TimeSpan.FromSeconds(1.5));
+        await CheckAsync(); // past it: restored, with 4244
+        var flush = ns.Exec(["nft", "flush", "chain", "inet", Spec.Table, "output_nat"]);
+        Assert.That(flush.ExitCode, Is.Zero, flush.StandardError);
+        await CheckAsync(); // the redirect is gone: restored at once, the suspension still in flight
+        var suspended = await rules.ListSuspendedAsync(Spec.Table, CancellationToken.None);
+        kernel.Release.SetResult();
+        await suspending;
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(restorations, Is.EqualTo(new[] { 0, 0, 1, 2 }), "restorations after each check");
+            Assert.That(suspended, Does.Contain(4244u));
+        });
+    }
+
     /// <summary>A kernel whose suspension waits until the test releases it, then applies nothing.</summary>
     private sealed class HeldKernel : IKernelSuspension, ISuspensionAlert
     {

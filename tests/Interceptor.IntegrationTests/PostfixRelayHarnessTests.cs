@@ -20,7 +20,7 @@ public sealed class PostfixRelayHarnessTests
             extraArguments: ["--tls", "--tls-verify", "--tls-ca-path", relay.CaFile, "--auth", "PLAIN", "--auth-user", "alice", "--auth-password", "alice-relay-pw"]);
 
         Assert.That(result.Succeeded, Is.True, result.Describe() + relay.Describe());
-        var delivered = await WaitAsync(() => s.RequireMx.Messages().Count == 1, TimeSpan.FromSeconds(30));
+        var delivered = await Poll.UntilAsync(() => s.RequireMx.Messages().Count == 1, TimeSpan.FromSeconds(30));
         Assert.That(delivered, Is.True, "the relay passed the message on to the fake MX\n" + relay.Describe() + s.Describe());
         Assert.That(s.RequireMx.Messages()[0].RcptTo, Is.EqualTo(new[] { "rcpt@example.test" }));
         Assert.That(relay.MailLog(), Does.Contain("sasl_method=PLAIN, sasl_username=alice@relay1.relay.test"), relay.Describe());
@@ -43,19 +43,4 @@ public sealed class PostfixRelayHarnessTests
         Assert.That(s.RequireMx.Messages(), Is.Empty);
     }
 
-    private static async Task<bool> WaitAsync(Func<bool> condition, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                return false;
-            }
-
-            await Task.Delay(100);
-        }
-
-        return true;
-    }
 }

@@ -233,22 +233,8 @@ public sealed partial class RelayPoolTests
         return all;
     }
 
-    private static async Task<bool> WaitAsync(Func<bool> condition)
-    {
-        // Generous: the relays pass the test message (with its attachment) on through Postfix queues, on a shared, busy machine.
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                return false;
-            }
-
-            await Task.Delay(100);
-        }
-
-        return true;
-    }
+    // Generous: the relays pass the test message (with its attachment) on through Postfix queues, on a shared, busy machine.
+    private static Task<bool> WaitAsync(Func<bool> condition) => Poll.UntilAsync(condition, TimeSpan.FromSeconds(90));
 
     [GeneratedRegex(@"postfix/smtpd\[(\d+)\]: (.*)$", RegexOptions.Multiline)]
     private static partial Regex SmtpdLine();

@@ -25,6 +25,7 @@ public sealed record InterceptorOptions
     public DomainsOptions Domains { get; init; } = new();
     public FromPolicyOptions FromPolicy { get; init; } = new();
     public DkimOptions Dkim { get; init; } = new();
+    public FairnessOptions Fairness { get; init; } = new();
 
     /// <summary>When a relay of the pool (or, in Auto mode, the host itself) counts as burned; see RelayPoolOptions.cs.</summary>
     public BurnOptions Burn { get; init; } = new();
@@ -331,6 +332,24 @@ public sealed record AlertsOptions
     public string Command { get; init; } = "";
     [ConfigurationKey("TimeoutSeconds")]
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>
+/// Fair share between users beyond the daemon's own turns: while the machine's CPU is contended, a user flooding
+/// through the daemon (four or more sessions with work at once) while other users send has its relaying paced, so the
+/// flood's clients and upstream give the cores back too.
+/// </summary>
+public sealed record FairnessOptions
+{
+    /// <summary>
+    /// The CPU pressure (Linux PSI, /proc/pressure/cpu "some": the share of time a runnable task waited for a CPU) above
+    /// which a flood among other users is paced more, in percent; under half of it the pace eases until it is gone.
+    /// 0: never paced (the turns and the flood's nice value still apply).
+    /// </summary>
+    public int PaceAbovePressurePercent { get; init; } = 80;
+
+    /// <summary>The share of one core, in percent, a paced flood's relaying keeps however contended the CPU is.</summary>
+    public int PacedMinimumPercent { get; init; } = 10;
 }
 
 /// <summary>Per-user destinations that bypass the daemon (e.g. a mail-testing service), as "host:port".</summary>

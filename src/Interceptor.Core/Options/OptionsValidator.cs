@@ -53,6 +53,8 @@ public static partial class OptionsValidator
             Check(IPEndPoint.TryParse(text, out var endpoint) && endpoint.Port != 0, $"Relay.PermittedLocalDestinations[{i}]", $"\"{text}\" is not address:port (IPv6 as [addr]:port)");
         }
 
+        Check(options.Fairness.PaceAbovePressurePercent is >= 0 and <= 100, "Fairness.PaceAbovePressurePercent", "must be 0 (never paced) or 1-100");
+        Check(options.Fairness.PacedMinimumPercent is >= 1 and <= 100, "Fairness.PacedMinimumPercent", "must be 1-100");
         CheckRelayPool(options, Check);
         CheckScan(options.Scan, Check);
         CheckHold(options, Check);

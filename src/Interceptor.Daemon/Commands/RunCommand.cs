@@ -200,6 +200,7 @@ public static class RunCommand
         metrics.Relay.UpstreamDescriptors = listener.UpstreamDescriptors;
         metrics.Store.Health = () => store.Health;
         metrics.Intercept.ActiveSessions = () => listener.ActiveSessions;
+        metrics.Intercept.FloodPace = () => listener.FloodPace;
         var netfilterLogger = loggers.CreateLogger("netfilter");
         var listenerGuard = new ListenerGuard(options.Listen.Port, () => listener.Sockets, alert, netfilterLogger);
         var context = new AdminContext(options, spec, rules, store, suspensions, autoSuspension, ledger, () => listener.ActiveSessions, startedAt, time, owners.Method.ToString())

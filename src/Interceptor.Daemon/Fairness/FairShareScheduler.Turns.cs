@@ -39,8 +39,9 @@ public sealed partial class FairShareScheduler
     // messages (each fsync'd on a pump) must not take every pump while other users' work waits.
     // blocking: what the cap was judged by (read once: the session's flag changes outside the lock), counted by the
     // pump until the item has run.
-    private bool TryTakeNext(out WorkItem item, out bool blocking)
+    private bool TryTakeNext(out WorkItem item, out bool blocking, out long heldUntil)
     {
+        heldUntil = long.MaxValue;
         for (var turns = _turns.Count; turns > 0; turns--)
         {
             var uid = _turns.Dequeue();
@@ -48,6 +49,13 @@ public sealed partial class FairShareScheduler
             blocking = queue.Peek().Context.InBlockingWork;
             if (blocking && _blockingRunning.GetValueOrDefault(uid) >= BlockingPumpsPerUser)
             {
+                _turns.Enqueue(uid);
+                continue;
+            }
+
+            if (IsHeldBack(uid, out var until))
+            {
+                heldUntil = Math.Min(heldUntil, until);
                 _turns.Enqueue(uid);
                 continue;
             }

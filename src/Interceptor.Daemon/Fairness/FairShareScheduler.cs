@@ -85,8 +85,14 @@ public sealed partial class FairShareScheduler
     /// <see cref="TryRunHere"/>); off in tests that drive the pumps by hand.</param>
     /// <param name="setThreadNice">Sets the calling thread's nice value (false if refused), for demoting a flooding user's
     /// items; null when the process could not lower it back to 0 (then nothing is demoted).</param>
+    /// <param name="pace">Pacing of a flood among others (see the Pacing part): the CPU pressure above which it is paced
+    /// (0–1), the share of one core it keeps, and the reader of the pressure's running total in microseconds (negative
+    /// when unreadable); null: never paced.</param>
+    /// <param name="onPaceChanged">Told when pacing starts (with the uid whose item saw it, the share of a core and the
+    /// pressure), reaches its floor, or ends (share null).</param>
     public FairShareScheduler(int concurrency, Action<Exception> onFault, Action<Action>? startPump = null, TimeProvider? time = null, bool inlineWhenIdle = true,
-        Func<int, bool>? setThreadNice = null)
+        Func<int, bool>? setThreadNice = null, (double PressureAbove, double MinimumShare, Func<long> ReadPressure)? pace = null,
+        Action<uint, double?, double>? onPaceChanged = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(concurrency);
         ArgumentNullException.ThrowIfNull(onFault);
@@ -94,8 +100,16 @@ public sealed partial class FairShareScheduler
         Concurrency = concurrency;
         _onFault = onFault;
         _time = time ?? TimeProvider.System;
-        _load = new UserLoad(_time, LoadWindow, OthersServedFor, LightStepsPerWindow, FloodSessions, SlicesToStayInTurns);
+        _load = new UserLoad(_time, LoadWindow, OthersServedFor, LightStepsPerWindow, FloodSessions, SlicesToStayInTurns, PaceWindow);
         _setThreadNice = setThreadNice;
+        if (pace is { } p)
+        {
+            _pace = new FloodPace(LoadWindow, _time.TimestampFrequency, concurrency, p.PressureAbove, p.MinimumShare);
+            _paceWindowTicks = (long)(PaceWindow.TotalSeconds * _time.TimestampFrequency);
+            _readPressure = p.ReadPressure;
+            _onPaceChanged = onPaceChanged;
+        }
+
         _startPump = startPump ?? (pump => ThreadPool.UnsafeQueueUserWorkItem(static p => p(), pump, preferLocal: false));
     }
 
@@ -129,7 +143,7 @@ public sealed partial class FairShareScheduler
     /// Nothing runs or waits: what a socket thread may then do itself (a connection's start, InterceptListener) takes
     /// nobody's turn. Under load the users' turns decide, and work that is not a session's goes to the pool.
     /// </summary>
-    public bool IsIdle => Volatile.Read(ref _running) == 0;
+    public bool IsIdle => Volatile.Read(ref _running) == 0 && !_pacedWaiting;
 
     /// <summary>The synchronization context under which a user's session runs: its awaits come back through this scheduler.</summary>
     public UserSynchronizationContext ContextFor(uint uid) => new(this, uid);
@@ -169,7 +183,11 @@ public sealed partial class FairShareScheduler
             queue.Enqueue(new WorkItem(context, callback, state));
             Entered(context);
             // Not from a demoted thread: the pump could be a new pool thread created by this one, born with its value.
-            if (_running < Concurrency && !ThreadDemotion.IsDemoted)
+            if (IsHeldBack(uid, out var until))
+            {
+                ArmPaceTimer(until);
+            }
+            else if (_running < Concurrency && !ThreadDemotion.IsDemoted)
             {
                 _running++;
                 start = true;
@@ -207,7 +225,7 @@ public sealed partial class FairShareScheduler
         bool beside;
         lock (_lock)
         {
-            if (!keep && _running == 0)
+            if (!keep && _running == 0 && _turns.Count == 0)
             {
                 // Idle: nothing runs, so nothing is queued either.
                 _running++;
@@ -316,6 +334,8 @@ public sealed partial class FairShareScheduler
         UserSynchronizationContext? finished = null;
         var finishedBlocking = false;
         var demoted = false;
+        var paced = false;
+        long itemStarted = 0;
         if (_setThreadNice is not null && t_niceKnownFor != this && SetNice(0))
         {
             // A pool thread this pump has not seen may have been created by a demoted one, and inherited its value.
@@ -333,12 +353,22 @@ public sealed partial class FairShareScheduler
                     // The item just run leaves under the same lock that takes the next.
                     if (finished is not null)
                     {
+                        if (paced)
+                        {
+                            _load.ChargePaced(finished.Uid, _time.GetTimestamp() - itemStarted);
+                        }
+
                         Left(finished, finishedBlocking);
                         finished = null;
                     }
 
-                    if (!TryTakeNext(out item, out finishedBlocking))
+                    if (!TryTakeNext(out item, out finishedBlocking, out var heldUntil))
                     {
+                        if (heldUntil != long.MaxValue)
+                        {
+                            ArmPaceTimer(heldUntil);
+                        }
+
                         _running--;
                         return;
                     }
@@ -348,7 +378,13 @@ public sealed partial class FairShareScheduler
                         _blockingRunning[item.Context.Uid] = _blockingRunning.GetValueOrDefault(item.Context.Uid) + 1;
                     }
 
+                    paced = CountsForPace(item.Context);
                     demote = ShouldDemote(item.Context);
+                }
+
+                if (paced)
+                {
+                    SamplePressure(item.Context.Uid);
                 }
 
                 if (demote && SetNice(DemotedNice))
@@ -358,6 +394,7 @@ public sealed partial class FairShareScheduler
                 }
 
                 finished = item.Context;
+                itemStarted = paced ? _time.GetTimestamp() : 0;
                 Run(item);
                 if (demoted)
                 {
@@ -371,6 +408,11 @@ public sealed partial class FairShareScheduler
             {
                 lock (_lock)
                 {
+                    if (paced)
+                    {
+                        _load.ChargePaced(finished.Uid, _time.GetTimestamp() - itemStarted);
+                    }
+
                     Left(finished, finishedBlocking);
                 }
             }

@@ -25,6 +25,7 @@ internal sealed class UserLoad
     private readonly int _lightEntries;
     private readonly int _floodSessions;
     private readonly int _slicesToMark;
+    private readonly long _paceWindowTicks;
 
     // Per uid with work in the scheduler or a mark or window still running. Removed when none of these holds; a struct
     // changed in place, so nothing is allocated per item.
@@ -38,8 +39,9 @@ internal sealed class UserLoad
     // Uids with a session's work in the scheduler now.
     private int _usersWithWork;
 
-    public UserLoad(TimeProvider time, TimeSpan window, TimeSpan othersServedFor, int lightEntries, int floodSessions, int slicesToMark)
+    public UserLoad(TimeProvider time, TimeSpan window, TimeSpan othersServedFor, int lightEntries, int floodSessions, int slicesToMark, TimeSpan paceWindow)
     {
+        _paceWindowTicks = (long)(paceWindow.TotalSeconds * time.TimestampFrequency);
         _time = time;
         _windowTicks = (long)(window.TotalSeconds * time.TimestampFrequency);
         _othersServedTicks = (long)(othersServedFor.TotalSeconds * time.TimestampFrequency);
@@ -47,6 +49,9 @@ internal sealed class UserLoad
         _floodSessions = floodSessions;
         _slicesToMark = slicesToMark;
     }
+
+    /// <summary>The window's length in timestamp ticks.</summary>
+    public long WindowTicks => _windowTicks;
 
     /// <summary>Uids tracked now.</summary>
     public int Tracked => _entries.Count;
@@ -212,6 +217,34 @@ internal sealed class UserLoad
         entry.KeptUntil = now + (long)(KeptPenalty.TotalSeconds * _time.TimestampFrequency);
     }
 
+    /// <summary>A pump ran an item of the uid, flooding among others, for <paramref name="ticks"/>: counted in its pace
+    /// window (FairShareScheduler.Pacing).</summary>
+    public void ChargePaced(uint uid, long ticks)
+    {
+        var now = _time.GetTimestamp();
+        ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, uid, out var existed);
+        if (!existed || now >= entry.PaceWindowStart + _paceWindowTicks)
+        {
+            entry.PaceWindowStart = now;
+            entry.PaceUsed = 0;
+        }
+
+        entry.PaceUsed += ticks;
+    }
+
+    /// <summary>The uid used its pace budget in the current window; <paramref name="until"/>: the window's end.</summary>
+    public bool IsOverPace(uint uid, long budget, out long until)
+    {
+        until = 0;
+        if (budget == long.MaxValue || !_entries.TryGetValue(uid, out var entry))
+        {
+            return false;
+        }
+
+        until = entry.PaceWindowStart + _paceWindowTicks;
+        return entry.PaceUsed >= budget && _time.GetTimestamp() < until;
+    }
+
     /// <summary>How long a kept step may run before its user's steps are kept no more for a while.</summary>
     public static readonly TimeSpan KeptOverrun = TimeSpan.FromMilliseconds(5);
 
@@ -220,7 +253,8 @@ internal sealed class UserLoad
 
     private bool IsSpent(in Entry entry, long now) =>
         entry.Sessions <= 0 && now >= entry.BusyUntil && now >= entry.FloodingUntil && now >= entry.WindowStart + _windowTicks &&
-        now >= entry.SlicingUntil && now >= entry.SliceWindowStart + _windowTicks && now >= entry.KeptUntil;
+        now >= entry.SlicingUntil && now >= entry.SliceWindowStart + _windowTicks && now >= entry.KeptUntil &&
+        now >= entry.PaceWindowStart + _paceWindowTicks;
 
     private struct Entry
     {
@@ -233,5 +267,7 @@ internal sealed class UserLoad
         public long SliceWindowStart;
         public long SlicingUntil;
         public long KeptUntil;
+        public long PaceWindowStart;
+        public long PaceUsed;
     }
 }

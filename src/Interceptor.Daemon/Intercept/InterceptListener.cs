@@ -63,6 +63,7 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
 
     // Every session's work runs through this, round-robin by user (issue 19): see FairShareScheduler.
     private readonly FairShareScheduler _fairShare;
+    private readonly FloodPacing _pacing;
 
     public InterceptListener(
         InterceptorOptions options,
@@ -85,8 +86,10 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         _logger = logger;
         var maxConnections = options.Listen.MaxConnections > 0 ? options.Listen.MaxConnections : DescriptorBudget.DefaultMaxConnections;
         _sessions = new ConnectionDispatcher("listener", maxConnections, ServeAsync, logger, serveOnAcceptingThread: true);
+        _pacing = new FloodPacing(options.Fairness, logger);
         _fairShare = new FairShareScheduler(FairShareScheduler.DefaultConcurrency, e => logger.SessionFailed(e, 0),
-            setThreadNice: ThreadNice.CanLowerAgain(FairShareScheduler.DemotedNice) ? ThreadNice.TrySet : null);
+            setThreadNice: ThreadNice.CanLowerAgain(FairShareScheduler.DemotedNice) ? ThreadNice.TrySet : null,
+            pace: _pacing.Settings, onPaceChanged: _pacing.Changed);
         if (_fairShare.Demotes)
         {
             // Pool threads born of a demoted pump start other work at 0 (the scheduler's pumps see to their own).
@@ -156,6 +159,9 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
     public IReadOnlyList<IPEndPoint> Endpoints => _listeners.Select(l => (IPEndPoint)l.LocalEndPoint!).ToList();
 
     public int ActiveSessions => _sessions.Active;
+
+    /// <summary>The share of a core a flood among others may take now (null: not paced), and how often one was held.</summary>
+    public (double? Share, long Holds) FloodPace => (_fairShare.PacedShare, _fairShare.PacedHolds);
 
     /// <summary>Binds both loopback listeners; throws SocketException (e.g. address in use) before any rule changes.</summary>
     public void Bind()
@@ -341,5 +347,6 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         await _upstreams.DisposeAsync();
         _upstreamDescriptors?.Dispose();
         _stopAccepting.Dispose();
+        _pacing.Dispose();
     }
 }

@@ -39,6 +39,21 @@ internal static partial class InterceptLog
     [LoggerMessage(206, LogLevel.Warning, "the store's writer thread cannot run as SCHED_BATCH (refused by the kernel or the unit's system-call filter): each time a session wakes it, it may take the core from the socket thread that woke it")]
     public static partial void HelperThreadsNotBatch(this ILogger logger);
 
+    [LoggerMessage(207, LogLevel.Information, "fair share: a user flooding while others send has its relaying paced while the CPU pressure is above {Above}% (Fairness.PaceAbovePressurePercent), to no less than {Minimum}% of a core")]
+    public static partial void FloodsPaced(this ILogger logger, int above, int minimum);
+
+    [LoggerMessage(208, LogLevel.Information, "fair share: floods are not paced (Fairness.PaceAbovePressurePercent is 0); the turns and the flood's nice value still apply")]
+    public static partial void FloodsNotPacedByConfiguration(this ILogger logger);
+
+    [LoggerMessage(209, LogLevel.Warning, "fair share: floods are not paced: the kernel gives no CPU pressure at {Path} (a kernel without CONFIG_PSI, or booted with psi=0); the turns and the flood's nice value still apply")]
+    public static partial void FloodsNotPacedWithoutPressure(this ILogger logger, string path);
+
+    [LoggerMessage(210, LogLevel.Warning, "fair share: uid {Uid} ({User}) floods while other users send and the CPU is contended (pressure {Pressure:0}%): its relaying is paced to {Share:0}% of a core")]
+    public static partial void FloodPaced(this ILogger logger, uint uid, string user, double share, double pressure);
+
+    [LoggerMessage(211, LogLevel.Information, "fair share: floods are no longer paced (last paced: uid {Uid} ({User})): {Why}")]
+    public static partial void FloodNoLongerPaced(this ILogger logger, uint uid, string user, string why);
+
     [LoggerMessage(EventId = 12, EventName = "Lockdown", Level = LogLevel.Error, Message = "lockdown: {Reason}; table inet {Table} now refuses ports {Ports} to non-exempt users instead of redirecting them to port {ListenPort}")]
     public static partial void Lockdown(this ILogger logger, string reason, string table, string ports, int listenPort);
 

@@ -6,8 +6,8 @@ namespace Interceptor.Daemon.Intercept;
 
 /// <summary>
 /// Interception's figures (meter <c>Interceptor.Intercept</c>), read when observed: SMTP sessions open, the listener
-/// lockdown (issue 12.1: the table refuses instead of redirecting), restorations of a changed or missing table and the
-/// checks that had to list the tables.
+/// lockdown (issue 12.1: the table refuses instead of redirecting), restorations of a changed or missing table, the
+/// checks that had to list the tables, and the pace of a flood among others (Fairness.*).
 /// Each series exists once its source does (the listener, the table check).
 /// </summary>
 public sealed class InterceptMetrics : IMetricsSource, IDisposable
@@ -25,6 +25,10 @@ public sealed class InterceptMetrics : IMetricsSource, IDisposable
             description: "1 while the kernel's nftables change notifications are heard (a deleted table is restored at once)");
         Meter.CreateObservableCounter("smtpi_table_listings_total", () => Observe(Watchdog, w => w.Listings),
             description: "Table checks that read the tables back with nft (the others found the ruleset unchanged)");
+        Meter.CreateObservableGauge("smtpi_flood_pace_percent", () => Observe(FloodPace, p => (int)Math.Round((p.Share ?? 0) * 100)),
+            description: "The share of one core (percent) a user flooding among others may take now, while the CPU is contended; 0: not paced");
+        Meter.CreateObservableCounter("smtpi_flood_holds_total", () => Observe(FloodPace, p => (int)Math.Min(int.MaxValue, p.Holds)),
+            description: "Times a paced flood's work waited for its pace window's end with its share spent");
     }
 
     public Meter Meter { get; } = new(MeterName);
@@ -35,6 +39,9 @@ public sealed class InterceptMetrics : IMetricsSource, IDisposable
     /// <summary>The table check, once it exists.</summary>
     public TableWatchdog? Watchdog { get; set; }
 
+    /// <summary>The pace of a flood among others (the listener's scheduler), once the listener exists.</summary>
+    public Func<(double? Share, long Holds)>? FloodPace { get; set; }
+
     /// <summary>Nothing to zero: every figure here is observed.</summary>
     public void RecordZeros()
     {
@@ -43,6 +50,9 @@ public sealed class InterceptMetrics : IMetricsSource, IDisposable
     public void Dispose() => Meter.Dispose();
 
     private static IEnumerable<Measurement<int>> Observe(Func<int>? source) => source is null ? [] : [new Measurement<int>(source())];
+
+    private static IEnumerable<Measurement<int>> Observe(Func<(double? Share, long Holds)>? pace, Func<(double? Share, long Holds), int> read) =>
+        pace is null ? [] : [new Measurement<int>(read(pace()))];
 
     private static IEnumerable<Measurement<int>> Observe(TableWatchdog? watchdog, Func<TableWatchdog, int> read) =>
         watchdog is null ? [] : [new Measurement<int>(read(watchdog))];

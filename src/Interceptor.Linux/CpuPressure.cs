@@ -3,8 +3,8 @@ using Microsoft.Win32.SafeHandles;
 namespace Interceptor.Linux;
 
 /// <summary>
-/// The machine's CPU pressure (PSI, <c>/proc/pressure/cpu</c>): the "some" line's <c>total</c>, the microseconds in
-/// which at least one runnable task waited for a CPU, counted since boot. Two readings a known time apart give the
+/// CPU pressure (PSI): the "some" line's <c>total</c>, the microseconds in which at least one runnable task waited for
+/// a CPU, counted since boot; of the machine (<c>/proc/pressure/cpu</c>) or of one cgroup (its <c>cpu.pressure</c>). Two readings a known time apart give the
 /// share of that time the CPU was contended. The file is opened once and read again from offset 0 (a seq_file shows
 /// fresh figures at every read from the start): one system call a reading.
 /// </summary>
@@ -12,6 +12,41 @@ public sealed class CpuPressure : IDisposable
 {
     /// <summary>The kernel's file; absent without CONFIG_PSI, unreadable (EOPNOTSUPP) when booted with psi=0.</summary>
     public const string DefaultPath = "/proc/pressure/cpu";
+
+    /// <summary>
+    /// This process's own cgroup's <c>cpu.pressure</c> when it has one (cgroup v2, not the root: under systemd the
+    /// unit's), else the machine's. The cgroup's counts only this process's waits: a customer's busy loops at nice 19 or
+    /// SCHED_IDLE, which wait whenever anything else runs and so keep the machine's "some" near 100% at no cost to
+    /// anyone, do not make the daemon wait, and do not move it.
+    /// </summary>
+    public static string PathForThisProcess(string procSelf = "/proc/self")
+    {
+        try
+        {
+            var group = File.ReadLines(Path.Combine(procSelf, "cgroup")).FirstOrDefault(l => l.StartsWith("0::", StringComparison.Ordinal))?[3..];
+            var mount = File.ReadLines(Path.Combine(procSelf, "mountinfo")).Select(CgroupTwoMountPoint).FirstOrDefault(m => m is not null);
+            if (group is null || group == "/" || mount is null || group.Contains("/..", StringComparison.Ordinal))
+            {
+                return DefaultPath;
+            }
+
+            var path = mount.TrimEnd('/') + group + "/cpu.pressure";
+            return File.Exists(path) ? path : DefaultPath;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return DefaultPath;
+        }
+    }
+
+    // mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER"; the cgroup2 mount whose
+    // root is the hierarchy's (a bind mount of a subtree would need the cgroup path made relative to it).
+    private static string? CgroupTwoMountPoint(string line)
+    {
+        var fields = line.Split(' ');
+        var dash = Array.IndexOf(fields, "-");
+        return dash > 4 && dash + 1 < fields.Length && fields[dash + 1] == "cgroup2" && fields[3] == "/" ? fields[4] : null;
+    }
 
     private readonly SafeFileHandle _file;
     private readonly byte[] _buffer = new byte[256];

@@ -67,8 +67,17 @@ public sealed partial class BootedPackageTests
         var otherBatch = policies.Split('\n').Where(line => line.Contains("SCHED_BATCH", StringComparison.Ordinal)
             && !line.StartsWith("state-store-wri:", StringComparison.Ordinal)).ToList();
         Step($"the store's writer thread under the unit: {writerPolicy}; other batch threads: {otherBatch.Count}");
+
+        // Floods among others are paced by the unit's own CPU pressure (its cgroup's cpu.pressure), which a customer's
+        // nice 19 or SCHED_IDLE busy loops do not move, not by the machine's (FloodPacing, event 207).
+        var group = (await Container.CheckedAsync("sed -n 's/^0:://p' /proc/$(systemctl show -p MainPID --value smtp-interceptor)/cgroup")).Trim();
+        var pacing = (await Container.ExecAsync("journalctl -b -u smtp-interceptor --no-pager -o cat | grep '\"EventId\":207,' | tail -1")).Stdout.Trim();
+        Step($"the daemon's cgroup {group}; pacing: {Shorten(pacing, 220)}");
         Assert.Multiple(() =>
         {
+            Assert.That(group, Does.StartWith("/system.slice/smtp-interceptor.service"), "the unit's own cgroup");
+            // The v2 hierarchy's mount point depends on the host (/sys/fs/cgroup, or .../unified where it is hybrid).
+            Assert.That(pacing, Does.Match($@"""Path"":""/sys/fs/cgroup(/unified)?{group}/cpu\.pressure"""), "the unit's CPU pressure paces floods, not the machine's");
             Assert.That(writerPolicy, Does.Contain("SCHED_BATCH"), "the store's writer yields on waking under the unit's sandbox:\n" + policies);
             Assert.That(otherBatch, Is.Empty, "no thread but the helpers is batch:\n" + policies);
             Assert.That(demotion.Stdout.Trim(), Is.EqualTo(expectedEvent), "the daemon's demotion matches the nice limit it runs with");

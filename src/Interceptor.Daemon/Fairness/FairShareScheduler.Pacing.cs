@@ -1,9 +1,10 @@
 namespace Interceptor.Daemon.Fairness;
 
 /// <summary>
-/// Pacing: while the machine's CPU is contended, a user flooding among others (see <see cref="UserLoad"/>) gets only
-/// <see cref="FloodPace.Share"/> of pump time a <see cref="PaceWindow"/>; once it is spent, its items wait for the
-/// window's end even with a pump free. The only part of the scheduler that is not work-conserving, and on purpose: the
+/// Pacing: while the CPU is contended, a user flooding among others (see <see cref="UserLoad"/>) gets only
+/// <see cref="FloodPace.Share"/> of the daemon's time a <see cref="PaceWindow"/> (its items' run time, wall clock,
+/// blocking work included; what one item spends beyond a window is owed by the next); once it is spent, its items
+/// (not its blocking work, which may hold what others wait for) wait for the window's end even with a pump free. The only part of the scheduler that is not work-conserving, and on purpose: the
 /// flood's clients and upstream are in lock-step with its items, so an item not run is also their work not done, and
 /// the cores go to the other users' clients, steps and upstreams (demotion and the turns only share what the daemon
 /// itself runs: run 60 of issue 19, X relaying 2,097 msg/s and the host 95% busy, Y's p99 ×4.6).
@@ -29,9 +30,11 @@ public sealed partial class FairShareScheduler
     private long _nextPaceSample;
     private uint _lastPacedUid;
     private long _pacedHolds;
+    private long _lastHoldUntil;
     private ITimer? _paceTimer;
     private ITimer? _paceEndTimer;
     private bool _paceTimerArmed;
+    private long _paceTimerDue;
 
     // Items wait for a window's end with no pump running: the scheduler is not idle although nothing runs.
     private volatile bool _pacedWaiting;
@@ -39,7 +42,7 @@ public sealed partial class FairShareScheduler
     /// <summary>Whether a flood among others can be paced (a pressure reader was given and pacing is on).</summary>
     public bool Paces => _pace is not null;
 
-    /// <summary>Times a flood's items were held for a window's end (a pump found nothing else, or one was queued).</summary>
+    /// <summary>Times a flood's items were held until the end of a window (counted once per window and user's hold).</summary>
     public long PacedHolds => Interlocked.Read(ref _pacedHolds);
 
     /// <summary>The current budget as a share of one core, or null when nothing is paced.</summary>
@@ -54,15 +57,32 @@ public sealed partial class FairShareScheduler
         }
     }
 
-    // Whether a pump's item counts against its user's pace (flooding among others, while pacing is on). Under the lock.
+    // Whether an item's run time counts against its user's pace (flooding among others, while pacing is on), blocking
+    // work included: a TLS handshake or a message's stages are the flood's work too. Under the lock.
     private bool CountsForPace(UserSynchronizationContext context) =>
-        _pace is not null && !context.InBlockingWork && _load.IsFloodingAmongOthers(context.Uid);
+        _pace is not null && _load.IsFloodingAmongOthers(context.Uid);
 
-    // The uid spent its budget in its current window (until: the window's end). Under the lock.
-    private bool IsHeldBack(uint uid, out long until)
+    // Spends the item's run time from its user's pace. Under the lock.
+    private void ChargePaced(uint uid, long started) =>
+        _load.ChargePaced(uid, _time.GetTimestamp() - started, Volatile.Read(ref _paceBudget));
+
+    // The uid spent its pace (until: the end of the window that covers it), and the item is not blocking work: that
+    // may hold a lock others wait for (a suspension's nft run holds the suspensions' own). Under the lock.
+    private bool IsHeldBack(uint uid, bool blocking, out long until)
     {
         until = 0;
-        return _pace is not null && _load.IsOverPace(uid, Volatile.Read(ref _paceBudget), out until);
+        return _pace is not null && !blocking && _load.IsOverPace(uid, Volatile.Read(ref _paceBudget), out until);
+    }
+
+    // The timers are the scheduler's, not the session's whose Post first needed one: made here, with no execution
+    // context to keep (a session's logging scope would otherwise live as long as the process).
+    private void CreatePaceTimers()
+    {
+        using (ExecutionContext.SuppressFlow())
+        {
+            _paceTimer = _time.CreateTimer(static s => ((FairShareScheduler)s!).PaceWindowEnded(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _paceEndTimer = _time.CreateTimer(static s => ((FairShareScheduler)s!).PaceMaybeEnded(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        }
     }
 
     /// <summary>
@@ -78,29 +98,24 @@ public sealed partial class FairShareScheduler
             return;
         }
 
-        bool changed;
-        double? share;
+        double? before, share;
         double pressure;
         lock (_paceLock)
         {
-            changed = _pace!.Sample(now, ReadPressure());
+            before = _pace!.Share;
+            _pace.Sample(now, ReadPressure());
             share = _pace.Share;
             pressure = _pace.LastPressure;
-            Volatile.Write(ref _paceBudget, share is { } s ? (long)(s * _paceWindowTicks) : Unpaced);
+            Volatile.Write(ref _paceBudget, share is { } s ? Math.Max(1, (long)(s * _paceWindowTicks)) : Unpaced);
             if (share is not null)
             {
                 // Told when the flood is over, not only when the next one starts.
-                _paceEndTimer ??= _time.CreateTimer(static s => ((FairShareScheduler)s!).PaceMaybeEnded(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                _paceEndTimer.Change(FloodPace.Gap, Timeout.InfiniteTimeSpan);
+                _lastPacedUid = uid;
+                _paceEndTimer!.Change(FloodPace.Gap, Timeout.InfiniteTimeSpan);
             }
         }
 
-        if (share is not null)
-        {
-            _lastPacedUid = uid;
-        }
-
-        if (changed && (share is null || share == FloodPace.InitialShare || share == _pace.MinimumShare))
+        if ((before is null) != (share is null) || (share == _pace.MinimumShare && before != share))
         {
             // Told when pacing starts, reaches its floor, or ends; not at every step in between.
             Tell(uid, share, pressure);
@@ -159,16 +174,28 @@ public sealed partial class FairShareScheduler
     private void ArmPaceTimer(long until)
     {
         _pacedWaiting = true;
-        if (_paceTimerArmed)
+        if (until != _lastHoldUntil)
+        {
+            _lastHoldUntil = until;
+            Interlocked.Increment(ref _pacedHolds);
+        }
+
+        if (_paceTimerArmed && _paceTimerDue <= until)
         {
             return;
         }
 
         _paceTimerArmed = true;
-        Interlocked.Increment(ref _pacedHolds);
-        var delay = TimeSpan.FromSeconds(Math.Max(0, until - _time.GetTimestamp()) / (double)_time.TimestampFrequency);
-        _paceTimer ??= _time.CreateTimer(static s => ((FairShareScheduler)s!).PaceWindowEnded(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _paceTimer.Change(delay, Timeout.InfiniteTimeSpan);
+        _paceTimerDue = until;
+        StartPaceTimer(until);
+    }
+
+    // Whole milliseconds, rounded up and one more: the system's timers truncate, and may fire a clock tick early.
+    private void StartPaceTimer(long until)
+    {
+        var ticks = Math.Max(0, until - _time.GetTimestamp());
+        var milliseconds = (ticks * 1000 + _time.TimestampFrequency - 1) / _time.TimestampFrequency + 1;
+        _paceTimer!.Change(TimeSpan.FromMilliseconds(milliseconds), Timeout.InfiniteTimeSpan);
     }
 
     private void PaceWindowEnded()
@@ -176,6 +203,13 @@ public sealed partial class FairShareScheduler
         var start = false;
         lock (_lock)
         {
+            if (_time.GetTimestamp() < _paceTimerDue)
+            {
+                // Early after all: wait again, starting no pump that would only find the work still held.
+                StartPaceTimer(_paceTimerDue);
+                return;
+            }
+
             _paceTimerArmed = false;
             _pacedWaiting = false;
             if (_turns.Count > 0 && _running < Concurrency)

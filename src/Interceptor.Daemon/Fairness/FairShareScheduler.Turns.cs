@@ -53,7 +53,7 @@ public sealed partial class FairShareScheduler
                 continue;
             }
 
-            if (IsHeldBack(uid, out var until))
+            if (IsHeldBack(uid, blocking, out var until))
             {
                 heldUntil = Math.Min(heldUntil, until);
                 _turns.Enqueue(uid);

@@ -108,6 +108,7 @@ public sealed partial class FairShareScheduler
             _paceWindowTicks = (long)(PaceWindow.TotalSeconds * _time.TimestampFrequency);
             _readPressure = p.ReadPressure;
             _onPaceChanged = onPaceChanged;
+            CreatePaceTimers();
         }
 
         _startPump = startPump ?? (pump => ThreadPool.UnsafeQueueUserWorkItem(static p => p(), pump, preferLocal: false));
@@ -183,7 +184,7 @@ public sealed partial class FairShareScheduler
             queue.Enqueue(new WorkItem(context, callback, state));
             Entered(context);
             // Not from a demoted thread: the pump could be a new pool thread created by this one, born with its value.
-            if (IsHeldBack(uid, out var until))
+            if (IsHeldBack(uid, context.InBlockingWork, out var until))
             {
                 ArmPaceTimer(until);
             }
@@ -223,13 +224,15 @@ public sealed partial class FairShareScheduler
         }
 
         bool beside;
+        var paced = false;
         lock (_lock)
         {
-            if (!keep && _running == 0 && _turns.Count == 0)
+            if (!keep && _running == 0 && _turns.Count == 0 && !IsHeldBack(context.Uid, context.InBlockingWork, out _))
             {
-                // Idle: nothing runs, so nothing is queued either.
+                // Idle: nothing runs, and nothing is queued (nor held for a pace window).
                 _running++;
                 beside = false;
+                paced = CountsForPace(context);
             }
             else if (context.InScheduler == 0 && _load.IsLight(context.Uid) && (!keep || _load.TryKeepFor(context.Uid)))
             {
@@ -246,7 +249,7 @@ public sealed partial class FairShareScheduler
         var item = new WorkItem(context, callback, state);
         if (!keep)
         {
-            RunHere(item, beside);
+            RunHere(item, beside, paced: paced);
         }
         else if (!InlineContinuations.TryKeep(() => RunHere(item, beside, kept: true)))
         {
@@ -263,12 +266,13 @@ public sealed partial class FairShareScheduler
         return true;
     }
 
-    // The item taken by TryRunHere (counted in, and holding a slot unless beside) runs on this thread; a kept one is timed.
-    private void RunHere(WorkItem item, bool beside, bool kept = false)
+    // The item taken by TryRunHere (counted in, and holding a slot unless beside) runs on this thread; a kept one is
+    // timed, and a paced one charged.
+    private void RunHere(WorkItem item, bool beside, bool kept = false, bool paced = false)
     {
         var context = item.Context;
         var more = false;
-        var started = kept ? _time.GetTimestamp() : 0;
+        var started = kept || paced ? _time.GetTimestamp() : 0;
         try
         {
             Run(item);
@@ -280,6 +284,11 @@ public sealed partial class FairShareScheduler
                 if (kept)
                 {
                     _load.KeptStepTook(context.Uid, started);
+                }
+
+                if (paced)
+                {
+                    ChargePaced(context.Uid, started);
                 }
 
                 Left(context);
@@ -355,7 +364,7 @@ public sealed partial class FairShareScheduler
                     {
                         if (paced)
                         {
-                            _load.ChargePaced(finished.Uid, _time.GetTimestamp() - itemStarted);
+                            ChargePaced(finished.Uid, itemStarted);
                         }
 
                         Left(finished, finishedBlocking);
@@ -410,7 +419,7 @@ public sealed partial class FairShareScheduler
                 {
                     if (paced)
                     {
-                        _load.ChargePaced(finished.Uid, _time.GetTimestamp() - itemStarted);
+                        ChargePaced(finished.Uid, itemStarted);
                     }
 
                     Left(finished, finishedBlocking);

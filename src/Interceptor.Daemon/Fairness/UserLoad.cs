@@ -217,32 +217,45 @@ internal sealed class UserLoad
         entry.KeptUntil = now + (long)(KeptPenalty.TotalSeconds * _time.TimestampFrequency);
     }
 
-    /// <summary>A pump ran an item of the uid, flooding among others, for <paramref name="ticks"/>: counted in its pace
-    /// window (FairShareScheduler.Pacing).</summary>
-    public void ChargePaced(uint uid, long ticks)
+    /// <summary>
+    /// An item of the uid, flooding among others, ran for <paramref name="ticks"/> (FairShareScheduler.Pacing): spent
+    /// from its pace, <paramref name="budget"/> a pace window. What an item spent beyond its window's budget is owed by
+    /// the next windows, so a long item costs its user as many windows as it took, not one.
+    /// </summary>
+    public void ChargePaced(uint uid, long ticks, long budget)
     {
         var now = _time.GetTimestamp();
         ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, uid, out var existed);
-        if (!existed || now >= entry.PaceWindowStart + _paceWindowTicks)
+        var windows = existed ? (now - entry.PaceWindowStart) / _paceWindowTicks : 0;
+        if (!existed || budget == long.MaxValue || (windows > 0 && windows > entry.PaceUsed / budget))
         {
+            // Nothing owed any more (or nothing paced): a fresh start.
             entry.PaceWindowStart = now;
             entry.PaceUsed = 0;
+        }
+        else if (windows > 0)
+        {
+            entry.PaceWindowStart += windows * _paceWindowTicks;
+            entry.PaceUsed -= windows * budget;
         }
 
         entry.PaceUsed += ticks;
     }
 
-    /// <summary>The uid used its pace budget in the current window; <paramref name="until"/>: the window's end.</summary>
+    /// <summary>
+    /// The uid spent its pace: everything <paramref name="budget"/> a window allowed since its windows began, the
+    /// current one's included. <paramref name="until"/>: the end of the window by which its spending is covered.
+    /// </summary>
     public bool IsOverPace(uint uid, long budget, out long until)
     {
         until = 0;
-        if (budget == long.MaxValue || !_entries.TryGetValue(uid, out var entry))
+        if (budget == long.MaxValue || !_entries.TryGetValue(uid, out var entry) || entry.PaceUsed < budget)
         {
             return false;
         }
 
-        until = entry.PaceWindowStart + _paceWindowTicks;
-        return entry.PaceUsed >= budget && _time.GetTimestamp() < until;
+        until = entry.PaceWindowStart + (entry.PaceUsed / budget * _paceWindowTicks);
+        return _time.GetTimestamp() < until;
     }
 
     /// <summary>How long a kept step may run before its user's steps are kept no more for a while.</summary>
@@ -251,10 +264,11 @@ internal sealed class UserLoad
     /// <summary>How long after an overrun a user's steps are not kept.</summary>
     public static readonly TimeSpan KeptPenalty = TimeSpan.FromSeconds(5);
 
+    // A pace still owed is forgiven a second on (OthersServedFor): by then its flood among others is over.
     private bool IsSpent(in Entry entry, long now) =>
         entry.Sessions <= 0 && now >= entry.BusyUntil && now >= entry.FloodingUntil && now >= entry.WindowStart + _windowTicks &&
         now >= entry.SlicingUntil && now >= entry.SliceWindowStart + _windowTicks && now >= entry.KeptUntil &&
-        now >= entry.PaceWindowStart + _paceWindowTicks;
+        (entry.PaceUsed == 0 ? now >= entry.PaceWindowStart + _paceWindowTicks : now >= entry.PaceWindowStart + _othersServedTicks);
 
     private struct Entry
     {

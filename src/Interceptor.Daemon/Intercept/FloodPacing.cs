@@ -15,7 +15,9 @@ internal sealed class FloodPacing : IDisposable
     private readonly CpuPressure? _pressure;
     private readonly ILogger _logger;
 
-    public FloodPacing(FairnessOptions options, ILogger logger, string pressurePath = CpuPressure.DefaultPath)
+    /// <param name="pressurePath">The pressure file; null: this process's cgroup's, else the machine's
+    /// (<see cref="CpuPressure.PathForThisProcess"/>).</param>
+    public FloodPacing(FairnessOptions options, ILogger logger, string? pressurePath = null)
     {
         _logger = logger;
         if (options.PaceAbovePressurePercent == 0)
@@ -24,6 +26,7 @@ internal sealed class FloodPacing : IDisposable
             return;
         }
 
+        pressurePath ??= CpuPressure.PathForThisProcess();
         _pressure = CpuPressure.TryOpen(pressurePath);
         if (_pressure is null)
         {
@@ -32,7 +35,7 @@ internal sealed class FloodPacing : IDisposable
         }
 
         Settings = (options.PaceAbovePressurePercent / 100.0, options.PacedMinimumPercent / 100.0, _pressure.TryReadSomeTotal);
-        logger.FloodsPaced(options.PaceAbovePressurePercent, options.PacedMinimumPercent);
+        logger.FloodsPaced(options.PaceAbovePressurePercent, pressurePath, options.PacedMinimumPercent);
     }
 
     /// <summary>What the scheduler paces by; null when it never paces.</summary>

@@ -27,8 +27,8 @@ public sealed class InterceptMetrics : IMetricsSource, IDisposable
             description: "Table checks that read the tables back with nft (the others found the ruleset unchanged)");
         Meter.CreateObservableGauge("smtpi_flood_pace_percent", () => Observe(FloodPace, p => (int)Math.Round((p.Share ?? 0) * 100)),
             description: "The share of one core (percent) a user flooding among others may take now, while the CPU is contended; 0: not paced");
-        Meter.CreateObservableCounter("smtpi_flood_holds_total", () => Observe(FloodPace, p => (int)Math.Min(int.MaxValue, p.Holds)),
-            description: "Times a paced flood's work waited for its pace window's end with its share spent");
+        Meter.CreateObservableCounter("smtpi_flood_holds_total", () => FloodPace is { } pace ? [new Measurement<long>(pace().Holds)] : Array.Empty<Measurement<long>>(),
+            description: "Pace windows in which a paced flood's work waited, its share spent");
     }
 
     public Meter Meter { get; } = new(MeterName);

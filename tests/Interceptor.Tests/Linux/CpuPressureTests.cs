@@ -57,6 +57,39 @@ public class CpuPressureTests
     }
 
     [Test]
+    public void A_process_in_a_cgroup_of_its_own_reads_that_cgroups_pressure_and_one_at_the_root_the_machines()
+    {
+        var root = Directory.CreateTempSubdirectory("smtpi-psi-").FullName;
+        try
+        {
+            var proc = Directory.CreateDirectory(Path.Combine(root, "proc")).FullName;
+            var hierarchy = Path.Combine(root, "cgroup");
+            var unit = Directory.CreateDirectory(Path.Combine(hierarchy, "system.slice", "smtp-interceptor.service")).FullName;
+            File.WriteAllText(Path.Combine(unit, "cpu.pressure"), "some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n");
+            // As on Debian 12: the v2 hierarchy at /sys/fs/cgroup (here a directory of the test), with optional fields.
+            File.WriteAllText(Path.Combine(proc, "mountinfo"),
+                "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n" +
+                $"30 22 0:26 / {hierarchy} rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n");
+
+            File.WriteAllText(Path.Combine(proc, "cgroup"), "0::/system.slice/smtp-interceptor.service\n");
+            Assert.That(CpuPressure.PathForThisProcess(proc), Is.EqualTo(Path.Combine(unit, "cpu.pressure")));
+
+            File.WriteAllText(Path.Combine(proc, "cgroup"), "0::/\n");
+            Assert.That(CpuPressure.PathForThisProcess(proc), Is.EqualTo(CpuPressure.DefaultPath), "the root's pressure is the machine's");
+
+            File.WriteAllText(Path.Combine(proc, "cgroup"), "0::/user.slice/gone.scope\n");
+            Assert.That(CpuPressure.PathForThisProcess(proc), Is.EqualTo(CpuPressure.DefaultPath), "no such cgroup file: the machine's");
+
+            File.WriteAllText(Path.Combine(proc, "cgroup"), "12:cpu,cpuacct:/system.slice\n1:name=systemd:/system.slice\n");
+            Assert.That(CpuPressure.PathForThisProcess(proc), Is.EqualTo(CpuPressure.DefaultPath), "v1 only: the machine's");
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Test]
     public void A_kernel_without_the_file_gives_no_reader()
     {
         Assert.That(CpuPressure.TryOpen("/proc/pressure/no-such-resource"), Is.Null);

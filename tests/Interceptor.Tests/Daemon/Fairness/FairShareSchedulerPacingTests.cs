@@ -59,6 +59,53 @@ public class FairShareSchedulerPacingTests
     }
 
     [Test]
+    public void What_a_long_item_spent_beyond_its_window_is_owed_by_the_next_windows()
+    {
+        var scheduler = Scheduler();
+        ContendedFloodSeen(scheduler);
+
+        // Half a core: 5 ms a 10 ms window. One 23 ms item owes four windows' worth (20 ms) before X runs again.
+        Y_posts(scheduler, "y2");
+        X_posts(scheduler, TimeSpan.FromMilliseconds(23), "x5", "x6", "x7", "x8");
+        RunPumps();
+        Assert.That(_ran, Is.EqualTo(new[] { "y2", "x5" }));
+        for (var window = 1; window <= 3; window++)
+        {
+            _clock.Advance(FairShareScheduler.PaceWindow);
+            RunPumps();
+            Assert.That(_ran, Is.EqualTo(new[] { "y2", "x5" }), $"still owed after {window} more windows");
+        }
+
+        _clock.Advance(FairShareScheduler.PaceWindow);
+        RunPumps();
+        Assert.That(_ran, Has.Count.EqualTo(2), "the timer is set a millisecond past the window's end (system timers truncate)");
+        _clock.Advance(TimeSpan.FromMilliseconds(1));
+        RunPumps();
+        Assert.That(_ran[^1], Is.EqualTo("x6"), "the debt is paid four windows after the long item");
+        Assert.That(scheduler.PacedHolds, Is.EqualTo(2), "one hold for the long item's debt, one after x6; each counted once however often the timer came");
+    }
+
+    [Test]
+    public void A_held_users_blocking_work_is_not_held()
+    {
+        // It may hold what other users wait for: an automatic suspension's nft run holds the suspensions' own lock. It
+        // keeps its place in its user's turn (behind the user's items queued before it), but a spent pace does not stop it.
+        var scheduler = Scheduler();
+        ContendedFloodSeen(scheduler);
+        Y_posts(scheduler, "y2");
+        X_posts(scheduler, "x5", "x6");
+        var blocking = scheduler.ContextFor(X);
+        using (blocking.EnterBlockingWork())
+        {
+            blocking.Post(_ => _ran.Add("x7 blocking"), null);
+            X_posts(scheduler, "x8");
+            RunPumps();
+        }
+
+        Assert.That(_ran, Is.EqualTo(new[] { "y2", "x5", "x6", "x7 blocking" }), "x6 spent the pace; the blocking item still ran, x8 waits");
+    }
+
+    [Test]
     public void Without_contention_a_flood_among_others_is_not_held()
     {
         var scheduler = Scheduler();
@@ -148,14 +195,18 @@ public class FairShareSchedulerPacingTests
         scheduler.ContextFor(Y).Post(_ => _ran.Add(name), null);
 
     // Each a session of its own, so the user counts as flooding; each item takes ItemTime.
-    private void X_posts(FairShareScheduler scheduler, params string[] names)
+    private void X_posts(FairShareScheduler scheduler, params string[] names) => X_posts(scheduler, ItemTime, names);
+
+    // The first item takes firstTakes, the others ItemTime.
+    private void X_posts(FairShareScheduler scheduler, TimeSpan firstTakes, params string[] names)
     {
-        foreach (var name in names)
+        for (var i = 0; i < names.Length; i++)
         {
+            var (name, takes) = (names[i], i == 0 ? firstTakes : ItemTime);
             scheduler.ContextFor(X).Post(_ =>
             {
                 _ran.Add(name);
-                _clock.Advance(ItemTime);
+                _clock.Advance(takes);
             }, null);
         }
     }

@@ -45,8 +45,35 @@ public sealed class CpuPressure : IDisposable
     {
         var fields = line.Split(' ');
         var dash = Array.IndexOf(fields, "-");
-        return dash > 4 && dash + 1 < fields.Length && fields[dash + 1] == "cgroup2" && fields[3] == "/" ? fields[4] : null;
+        return dash > 4 && dash + 1 < fields.Length && fields[dash + 1] == "cgroup2" && fields[3] == "/" ? Unescape(fields[4]) : null;
     }
+
+    // mountinfo writes a space, tab, newline and backslash in a path as \040, \011, \012 and \134.
+    private static string Unescape(string field)
+    {
+        if (!field.Contains('\\', StringComparison.Ordinal))
+        {
+            return field;
+        }
+
+        var text = new System.Text.StringBuilder(field.Length);
+        for (var i = 0; i < field.Length; i++)
+        {
+            if (field[i] == '\\' && i + 3 < field.Length && IsOctal(field[i + 1]) && IsOctal(field[i + 2]) && IsOctal(field[i + 3]))
+            {
+                text.Append((char)(((field[i + 1] - '0') * 64) + ((field[i + 2] - '0') * 8) + (field[i + 3] - '0')));
+                i += 3;
+            }
+            else
+            {
+                text.Append(field[i]);
+            }
+        }
+
+        return text.ToString();
+    }
+
+    private static bool IsOctal(char c) => c is >= '0' and <= '7';
 
     private readonly SafeFileHandle _file;
     private readonly byte[] _buffer = new byte[256];

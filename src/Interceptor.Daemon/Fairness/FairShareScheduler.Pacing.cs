@@ -2,9 +2,10 @@ namespace Interceptor.Daemon.Fairness;
 
 /// <summary>
 /// Pacing: while the CPU is contended, a user flooding among others (see <see cref="UserLoad"/>) gets only
-/// <see cref="FloodPace.Share"/> of the daemon's time a <see cref="PaceWindow"/> (its items' run time, wall clock,
-/// blocking work included; what one item spends beyond a window is owed by the next); once it is spent, its items
-/// (not its blocking work, which may hold what others wait for) wait for the window's end even with a pump free. The only part of the scheduler that is not work-conserving, and on purpose: the
+/// <see cref="FloodPace.Share"/> of a core a <see cref="PaceWindow"/> (its items' CPU time, blocking work included; what
+/// one item spends beyond a window is owed by the next, up to <see cref="PaceMostOwed"/> windows); once it is spent,
+/// its items (not blocking work at the head of its turn, which may hold what others wait for) wait for the window's
+/// end even with a pump free. The only part of the scheduler that is not work-conserving, and on purpose: the
 /// flood's clients and upstream are in lock-step with its items, so an item not run is also their work not done, and
 /// the cores go to the other users' clients, steps and upstreams (demotion and the turns only share what the daemon
 /// itself runs: run 60 of issue 19, X relaying 2,097 msg/s and the host 95% busy, Y's p99 ×4.6).
@@ -18,19 +19,25 @@ public sealed partial class FairShareScheduler
     /// </summary>
     public static readonly TimeSpan PaceWindow = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>
+    /// The most windows a user's overspend can hold it for: a step that ran long (a big message's stages) costs its
+    /// user that much, not the seconds a slow disk or lock made it last.
+    /// </summary>
+    public const int PaceMostOwed = 10;
+
     /// <summary>A budget that holds nothing back.</summary>
     private const long Unpaced = long.MaxValue;
 
     private readonly FloodPace? _pace;
     private readonly long _paceWindowTicks;
     private readonly Func<long>? _readPressure;
+    private readonly Func<long>? _threadCpu;
     private readonly Action<uint, double?, double>? _onPaceChanged;
     private readonly object _paceLock = new();
     private long _paceBudget = Unpaced;
     private long _nextPaceSample;
     private uint _lastPacedUid;
     private long _pacedHolds;
-    private long _lastHoldUntil;
     private ITimer? _paceTimer;
     private ITimer? _paceEndTimer;
     private bool _paceTimerArmed;
@@ -43,7 +50,7 @@ public sealed partial class FairShareScheduler
     public bool Paces => _pace is not null;
 
     /// <summary>Times a flood's items were held until the end of a window (counted once per window and user's hold).</summary>
-    public long PacedHolds => Interlocked.Read(ref _pacedHolds);
+    public long PacedHolds => Volatile.Read(ref _pacedHolds);
 
     /// <summary>The current budget as a share of one core, or null when nothing is paced.</summary>
     public double? PacedShare
@@ -62,16 +69,36 @@ public sealed partial class FairShareScheduler
     private bool CountsForPace(UserSynchronizationContext context) =>
         _pace is not null && _load.IsFloodingAmongOthers(context.Uid);
 
-    // Spends the item's run time from its user's pace. Under the lock.
-    private void ChargePaced(uint uid, long started) =>
-        _load.ChargePaced(uid, _time.GetTimestamp() - started, Volatile.Read(ref _paceBudget));
+    // The calling thread's CPU time in the clock's ticks (the clock's own time if the kernel refused: never on Linux).
+    private long ThreadCpuTicks()
+    {
+        var nanoseconds = _threadCpu!();
+        return nanoseconds < 0 ? _time.GetTimestamp() : (long)(nanoseconds * (_time.TimestampFrequency / 1e9));
+    }
+
+    // Spends the item's CPU time from its user's pace. Under the lock.
+    private void ChargePaced(uint uid, long cpuStarted)
+    {
+        var budget = Volatile.Read(ref _paceBudget);
+        _load.ChargePaced(uid, Math.Max(0, ThreadCpuTicks() - cpuStarted), budget, budget == Unpaced ? Unpaced : budget * PaceMostOwed);
+    }
 
     // The uid spent its pace (until: the end of the window that covers it), and the item is not blocking work: that
     // may hold a lock others wait for (a suspension's nft run holds the suspensions' own). Under the lock.
     private bool IsHeldBack(uint uid, bool blocking, out long until)
     {
         until = 0;
-        return _pace is not null && !blocking && _load.IsOverPace(uid, Volatile.Read(ref _paceBudget), out until);
+        if (_pace is null || blocking || !_load.IsOverPace(uid, Volatile.Read(ref _paceBudget), out until))
+        {
+            return false;
+        }
+
+        if (_load.NoteHeld(uid, until))
+        {
+            _pacedHolds++;
+        }
+
+        return true;
     }
 
     // The timers are the scheduler's, not the session's whose Post first needed one: made here, with no execution
@@ -115,6 +142,11 @@ public sealed partial class FairShareScheduler
             }
         }
 
+        if (share is null && before is not null)
+        {
+            ReleaseHeld();
+        }
+
         if ((before is null) != (share is null) || (share == _pace.MinimumShare && before != share))
         {
             // Told when pacing starts, reaches its floor, or ends; not at every step in between.
@@ -128,7 +160,20 @@ public sealed partial class FairShareScheduler
         bool ended;
         lock (_paceLock)
         {
-            ended = _time.GetTimestamp() - _pace!.LastSampleAt >= (long)(FloodPace.Gap.TotalSeconds * _time.TimestampFrequency) && _pace.End();
+            var quiet = _time.GetTimestamp() - _pace!.LastSampleAt;
+            var gap = (long)(FloodPace.Gap.TotalSeconds * _time.TimestampFrequency);
+            if (quiet < gap)
+            {
+                // A system timer may fire a clock tick early: wait for the rest (a sample since then moved it anyway).
+                if (_pace.Share is not null)
+                {
+                    _paceEndTimer!.Change(TimeSpan.FromSeconds((double)(gap - quiet) / _time.TimestampFrequency) + TimeSpan.FromMilliseconds(1), Timeout.InfiniteTimeSpan);
+                }
+
+                return;
+            }
+
+            ended = _pace.End();
             if (ended)
             {
                 Volatile.Write(ref _paceBudget, Unpaced);
@@ -137,7 +182,21 @@ public sealed partial class FairShareScheduler
 
         if (ended)
         {
+            ReleaseHeld();
             Tell(_lastPacedUid, null, -1);
+        }
+    }
+
+    // Pacing ended: work held for a window's end runs now, not when that window would have ended.
+    private void ReleaseHeld()
+    {
+        lock (_lock)
+        {
+            if (_paceTimerArmed)
+            {
+                _paceTimerDue = _time.GetTimestamp();
+                _paceTimer!.Change(TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+            }
         }
     }
 
@@ -174,12 +233,6 @@ public sealed partial class FairShareScheduler
     private void ArmPaceTimer(long until)
     {
         _pacedWaiting = true;
-        if (until != _lastHoldUntil)
-        {
-            _lastHoldUntil = until;
-            Interlocked.Increment(ref _pacedHolds);
-        }
-
         if (_paceTimerArmed && _paceTimerDue <= until)
         {
             return;

@@ -85,13 +85,11 @@ public sealed partial class FairShareScheduler
     /// <see cref="TryRunHere"/>); off in tests that drive the pumps by hand.</param>
     /// <param name="setThreadNice">Sets the calling thread's nice value (false if refused), for demoting a flooding user's
     /// items; null when the process could not lower it back to 0 (then nothing is demoted).</param>
-    /// <param name="pace">Pacing of a flood among others (see the Pacing part): the CPU pressure above which it is paced
-    /// (0–1), the share of one core it keeps, and the reader of the pressure's running total in microseconds (negative
-    /// when unreadable); null: never paced.</param>
+    /// <param name="pace">Pacing of a flood among others (see the Pacing part); null: never paced.</param>
     /// <param name="onPaceChanged">Told when pacing starts (with the uid whose item saw it, the share of a core and the
     /// pressure), reaches its floor, or ends (share null).</param>
     public FairShareScheduler(int concurrency, Action<Exception> onFault, Action<Action>? startPump = null, TimeProvider? time = null, bool inlineWhenIdle = true,
-        Func<int, bool>? setThreadNice = null, (double PressureAbove, double MinimumShare, Func<long> ReadPressure)? pace = null,
+        Func<int, bool>? setThreadNice = null, PaceSettings? pace = null,
         Action<uint, double?, double>? onPaceChanged = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(concurrency);
@@ -107,6 +105,7 @@ public sealed partial class FairShareScheduler
             _pace = new FloodPace(LoadWindow, _time.TimestampFrequency, concurrency, p.PressureAbove, p.MinimumShare);
             _paceWindowTicks = (long)(PaceWindow.TotalSeconds * _time.TimestampFrequency);
             _readPressure = p.ReadPressure;
+            _threadCpu = p.ThreadCpuNanoseconds;
             _onPaceChanged = onPaceChanged;
             CreatePaceTimers();
         }
@@ -272,7 +271,8 @@ public sealed partial class FairShareScheduler
     {
         var context = item.Context;
         var more = false;
-        var started = kept || paced ? _time.GetTimestamp() : 0;
+        var started = kept ? _time.GetTimestamp() : 0;
+        var cpuStarted = paced ? ThreadCpuTicks() : 0;
         try
         {
             Run(item);
@@ -288,7 +288,7 @@ public sealed partial class FairShareScheduler
 
                 if (paced)
                 {
-                    ChargePaced(context.Uid, started);
+                    ChargePaced(context.Uid, cpuStarted);
                 }
 
                 Left(context);
@@ -403,7 +403,7 @@ public sealed partial class FairShareScheduler
                 }
 
                 finished = item.Context;
-                itemStarted = paced ? _time.GetTimestamp() : 0;
+                itemStarted = paced ? ThreadCpuTicks() : 0;
                 Run(item);
                 if (demoted)
                 {

@@ -220,9 +220,10 @@ internal sealed class UserLoad
     /// <summary>
     /// An item of the uid, flooding among others, ran for <paramref name="ticks"/> (FairShareScheduler.Pacing): spent
     /// from its pace, <paramref name="budget"/> a pace window. What an item spent beyond its window's budget is owed by
-    /// the next windows, so a long item costs its user as many windows as it took, not one.
+    /// the next windows, so a long item costs its user as many windows as it took, not one; never more than
+    /// <paramref name="mostOwed"/> in all.
     /// </summary>
-    public void ChargePaced(uint uid, long ticks, long budget)
+    public void ChargePaced(uint uid, long ticks, long budget, long mostOwed)
     {
         var now = _time.GetTimestamp();
         ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, uid, out var existed);
@@ -239,7 +240,20 @@ internal sealed class UserLoad
             entry.PaceUsed -= windows * budget;
         }
 
-        entry.PaceUsed += ticks;
+        entry.PaceUsed = Math.Min(entry.PaceUsed + ticks, mostOwed);
+    }
+
+    /// <summary>The uid is held until <paramref name="until"/>: true the first time for that window (a hold to count).</summary>
+    public bool NoteHeld(uint uid, long until)
+    {
+        ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, uid, out _);
+        if (entry.HeldUntil == until)
+        {
+            return false;
+        }
+
+        entry.HeldUntil = until;
+        return true;
     }
 
     /// <summary>
@@ -283,5 +297,6 @@ internal sealed class UserLoad
         public long KeptUntil;
         public long PaceWindowStart;
         public long PaceUsed;
+        public long HeldUntil;
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Interceptor.Core.Options;
+using Interceptor.Daemon.Fairness;
 using Interceptor.Linux;
 using Microsoft.Extensions.Logging;
 
@@ -34,12 +35,15 @@ internal sealed class FloodPacing : IDisposable
             return;
         }
 
-        Settings = (options.PaceAbovePressurePercent / 100.0, options.PacedMinimumPercent / 100.0, _pressure.TryReadSomeTotal);
-        logger.FloodsPaced(options.PaceAbovePressurePercent, pressurePath, options.PacedMinimumPercent);
+        Settings = new PaceSettings(options.PaceAbovePressurePercent / 100.0, options.PacedMinimumPercent / 100.0, _pressure.TryReadSomeTotal,
+            ThreadCpuTime.Nanoseconds);
+        logger.FloodsPaced(options.PaceAbovePressurePercent, pressurePath, pressurePath == CpuPressure.DefaultPath
+            ? "the machine's: the daemon has no cgroup of its own, so a customer's busy loops at nice 19 or SCHED_IDLE can raise it and get a neighbour's flood paced"
+            : "the daemon's own cgroup's: only waits the daemon suffers count", options.PacedMinimumPercent);
     }
 
     /// <summary>What the scheduler paces by; null when it never paces.</summary>
-    public (double PressureAbove, double MinimumShare, Func<long> ReadPressure)? Settings { get; }
+    public PaceSettings? Settings { get; }
 
     /// <summary>The scheduler's callback: on a pump, so the name only if already cached (a lookup may block).</summary>
     public void Changed(uint uid, double? share, double pressure)

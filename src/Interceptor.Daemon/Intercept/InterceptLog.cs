@@ -39,8 +39,8 @@ internal static partial class InterceptLog
     [LoggerMessage(206, LogLevel.Warning, "the store's writer thread cannot run as SCHED_BATCH (refused by the kernel or the unit's system-call filter): each time a session wakes it, it may take the core from the socket thread that woke it")]
     public static partial void HelperThreadsNotBatch(this ILogger logger);
 
-    [LoggerMessage(207, LogLevel.Information, "fair share: a user flooding while others send has its relaying paced while the CPU pressure ({Path}) is above {Above}% (Fairness.PaceAbovePressurePercent), to no less than {Minimum}% of a core")]
-    public static partial void FloodsPaced(this ILogger logger, int above, string path, int minimum);
+    [LoggerMessage(207, LogLevel.Information, "fair share: a user flooding while others send has its relaying paced while the CPU pressure ({Path}, {Source}) is above {Above}% (Fairness.PaceAbovePressurePercent), to no less than {Minimum}% of a core")]
+    public static partial void FloodsPaced(this ILogger logger, int above, string path, string source, int minimum);
 
     [LoggerMessage(208, LogLevel.Information, "fair share: floods are not paced (Fairness.PaceAbovePressurePercent is 0); the turns and the flood's nice value still apply")]
     public static partial void FloodsNotPacedByConfiguration(this ILogger logger);

@@ -74,6 +74,13 @@ public class CpuPressureTests
             File.WriteAllText(Path.Combine(proc, "cgroup"), "0::/system.slice/smtp-interceptor.service\n");
             Assert.That(CpuPressure.PathForThisProcess(proc), Is.EqualTo(Path.Combine(unit, "cpu.pressure")));
 
+            // A mount point with a space, which mountinfo writes as \040.
+            var spaced = Directory.CreateDirectory(Path.Combine(root, "cgroup two", "svc")).FullName;
+            File.WriteAllText(Path.Combine(spaced, "cpu.pressure"), "some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n");
+            File.WriteAllText(Path.Combine(proc, "mountinfo"), $"30 22 0:26 / {Path.Combine(root, "cgroup\\040two")} rw shared:4 - cgroup2 cgroup2 rw\n");
+            File.WriteAllText(Path.Combine(proc, "cgroup"), "0::/svc\n");
+            Assert.That(CpuPressure.PathForThisProcess(proc), Is.EqualTo(Path.Combine(spaced, "cpu.pressure")));
+
             File.WriteAllText(Path.Combine(proc, "cgroup"), "0::/\n");
             Assert.That(CpuPressure.PathForThisProcess(proc), Is.EqualTo(CpuPressure.DefaultPath), "the root's pressure is the machine's");
 

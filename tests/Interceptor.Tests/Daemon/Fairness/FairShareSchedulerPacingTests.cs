@@ -86,6 +86,23 @@ public class FairShareSchedulerPacingTests
     }
 
     [Test]
+    public void An_item_that_ran_very_long_is_owed_for_ten_windows_at_most()
+    {
+        var scheduler = Scheduler();
+        ContendedFloodSeen(scheduler);
+        Y_posts(scheduler, "y2");
+        X_posts(scheduler, TimeSpan.FromMilliseconds(400), "x5", "x6", "x7", "x8");
+        RunPumps();
+
+        _clock.Advance(FairShareScheduler.PaceWindow * (FairShareScheduler.PaceMostOwed - 1));
+        RunPumps();
+        Assert.That(_ran, Is.EqualTo(new[] { "y2", "x5" }), "held while the capped debt lasts");
+        _clock.Advance(FairShareScheduler.PaceWindow + TimeSpan.FromMilliseconds(1));
+        RunPumps();
+        Assert.That(_ran, Does.Contain("x6"), $"{FairShareScheduler.PaceMostOwed} windows, not the 80 a 400 ms item would owe at half a core");
+    }
+
+    [Test]
     public void A_held_users_blocking_work_is_not_held()
     {
         // It may hold what other users wait for: an automatic suspension's nft run holds the suspensions' own lock. It
@@ -162,7 +179,7 @@ public class FairShareSchedulerPacingTests
     public void An_unreadable_pressure_paces_nothing()
     {
         var scheduler = new FairShareScheduler(1, _faults.Add, _pumps.Enqueue, _clock, inlineWhenIdle: false,
-            pace: (0.2, 0.1, () => -1), onPaceChanged: (uid, share, _) => _changes.Add((uid, share)));
+            pace: new PaceSettings(0.2, 0.1, () => -1, ThreadCpu), onPaceChanged: (uid, share, _) => _changes.Add((uid, share)));
         Y_posts(scheduler, "y1");
         X_posts(scheduler, "x1", "x2", "x3", "x4");
         RunPumps();
@@ -189,7 +206,10 @@ public class FairShareSchedulerPacingTests
 
     private FairShareScheduler Scheduler() =>
         new(1, _faults.Add, _pumps.Enqueue, _clock, inlineWhenIdle: false,
-            pace: (0.2, 0.1, () => _pressureTotal), onPaceChanged: (uid, share, _) => _changes.Add((uid, share)));
+            pace: new PaceSettings(0.2, 0.1, () => _pressureTotal, ThreadCpu), onPaceChanged: (uid, share, _) => _changes.Add((uid, share)));
+
+    // The items run on the test's thread and take what they advance the clock by: their CPU time is the clock's.
+    private long ThreadCpu() => _clock.GetTimestamp() * (1_000_000_000 / TimeSpan.TicksPerSecond);
 
     private void Y_posts(FairShareScheduler scheduler, string name) =>
         scheduler.ContextFor(Y).Post(_ => _ran.Add(name), null);

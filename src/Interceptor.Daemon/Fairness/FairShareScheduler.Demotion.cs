@@ -28,10 +28,9 @@ public sealed partial class FairShareScheduler
     // demoted one starts at its creator's value, so a pump sets it once on a thread it has not seen.
     [ThreadStatic]
     private static FairShareScheduler? t_niceKnownFor;
-    // A flooding user's item while others are served; never blocking work (it starts processes, such as an automatic
-    // suspension's nft, which would inherit the value, and holds locks others wait for). Under the lock.
-    private bool ShouldDemote(UserSynchronizationContext context) =>
-        _setThreadNice is not null && !_demotionFailed && !context.InBlockingWork && _load.IsFloodingAmongOthers(context.Uid);
+    // An item of a user flooding among others (the caller looked): demoted unless it is blocking work (it starts
+    // processes, such as an automatic suspension's nft, which would inherit the value, and holds locks others wait for).
+    private bool ShouldDemote(UserSynchronizationContext context) => Demotes && !context.InBlockingWork;
 
     private bool SetNice(int nice)
     {

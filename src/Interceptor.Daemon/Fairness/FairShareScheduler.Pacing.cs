@@ -40,14 +40,11 @@ public sealed partial class FairShareScheduler
     private long _pacedHolds;
     private ITimer? _paceTimer;
     private ITimer? _paceEndTimer;
-    private bool _paceTimerArmed;
     private long _paceTimerDue;
 
-    // Items wait for a window's end with no pump running: the scheduler is not idle although nothing runs.
-    private volatile bool _pacedWaiting;
-
-    /// <summary>Whether a flood among others can be paced (a pressure reader was given and pacing is on).</summary>
-    public bool Paces => _pace is not null;
+    // Held work waits for the window timer (set and cleared under the lock): the scheduler is not idle although nothing
+    // may run (IsIdle reads it without the lock).
+    private volatile bool _paceTimerArmed;
 
     /// <summary>Times a flood's items were held until the end of a window (counted once per window and user's hold).</summary>
     public long PacedHolds => Volatile.Read(ref _pacedHolds);
@@ -232,7 +229,6 @@ public sealed partial class FairShareScheduler
     // Under the lock: held-back work waits and no pump will take it before the window ends; one timer starts a pump then.
     private void ArmPaceTimer(long until)
     {
-        _pacedWaiting = true;
         if (_paceTimerArmed && _paceTimerDue <= until)
         {
             return;
@@ -264,7 +260,6 @@ public sealed partial class FairShareScheduler
             }
 
             _paceTimerArmed = false;
-            _pacedWaiting = false;
             if (_turns.Count > 0 && _running < Concurrency)
             {
                 _running++;

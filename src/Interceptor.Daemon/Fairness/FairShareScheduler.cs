@@ -143,7 +143,7 @@ public sealed partial class FairShareScheduler
     /// Nothing runs or waits: what a socket thread may then do itself (a connection's start, InterceptListener) takes
     /// nobody's turn. Under load the users' turns decide, and work that is not a session's goes to the pool.
     /// </summary>
-    public bool IsIdle => Volatile.Read(ref _running) == 0 && !_pacedWaiting;
+    public bool IsIdle => Volatile.Read(ref _running) == 0 && !_paceTimerArmed;
 
     /// <summary>The synchronization context under which a user's session runs: its awaits come back through this scheduler.</summary>
     public UserSynchronizationContext ContextFor(uint uid) => new(this, uid);
@@ -362,12 +362,7 @@ public sealed partial class FairShareScheduler
                     // The item just run leaves under the same lock that takes the next.
                     if (finished is not null)
                     {
-                        if (paced)
-                        {
-                            ChargePaced(finished.Uid, itemStarted);
-                        }
-
-                        Left(finished, finishedBlocking);
+                        Finished(finished, finishedBlocking, paced, itemStarted);
                         finished = null;
                     }
 
@@ -387,8 +382,10 @@ public sealed partial class FairShareScheduler
                         _blockingRunning[item.Context.Uid] = _blockingRunning.GetValueOrDefault(item.Context.Uid) + 1;
                     }
 
-                    paced = CountsForPace(item.Context);
-                    demote = ShouldDemote(item.Context);
+                    // One look at the user's load decides both: this lock is taken for every item a pump runs.
+                    var flooding = (_pace is not null || Demotes) && _load.IsFloodingAmongOthers(item.Context.Uid);
+                    paced = _pace is not null && flooding;
+                    demote = flooding && ShouldDemote(item.Context);
                 }
 
                 if (paced)
@@ -417,12 +414,7 @@ public sealed partial class FairShareScheduler
             {
                 lock (_lock)
                 {
-                    if (paced)
-                    {
-                        ChargePaced(finished.Uid, itemStarted);
-                    }
-
-                    Left(finished, finishedBlocking);
+                    Finished(finished, finishedBlocking, paced, itemStarted);
                 }
             }
         }
@@ -438,6 +430,17 @@ public sealed partial class FairShareScheduler
 
         // Still work to do: queue ourselves again behind whatever else waits for a pool thread.
         _startPump(Pump);
+    }
+
+    // A pump's item has run: its CPU time is spent from its user's pace if it counted, and it leaves. Under the lock.
+    private void Finished(UserSynchronizationContext context, bool blocking, bool paced, long cpuStarted)
+    {
+        if (paced)
+        {
+            ChargePaced(context.Uid, cpuStarted);
+        }
+
+        Left(context, blocking);
     }
 
     private void Run(WorkItem item)

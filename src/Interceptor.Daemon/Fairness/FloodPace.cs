@@ -2,7 +2,8 @@ namespace Interceptor.Daemon.Fairness;
 
 /// <summary>
 /// The share of one core a flooding user's items may take on the scheduler's pumps while other users are served,
-/// steered by the machine's CPU pressure (PSI "some": the share of time a runnable task waited for a CPU). Not
+/// steered by the CPU pressure (PSI "some": the share of time a runnable task waited for a CPU; the daemon's cgroup's
+/// or the machine's, see Linux's CpuPressure). Not
 /// thread-safe: the scheduler calls it under a lock of its own.
 /// </summary>
 /// <remarks>
@@ -81,8 +82,7 @@ internal sealed class FloodPace
         if (totalMicroseconds < 0 || _lastTotal < 0 || elapsed > (long)(Gap.TotalSeconds * _frequency) || totalMicroseconds < _lastTotal)
         {
             // Unreadable, the first reading, or the first after a quiet while: unpaced until the next says otherwise.
-            Share = null;
-            LastPressure = -1;
+            End();
             _lastTotal = totalMicroseconds;
             _lastAt = now;
             return before != Share;

@@ -7,8 +7,8 @@ using Microsoft.Extensions.Logging;
 namespace Interceptor.Daemon.Intercept;
 
 /// <summary>
-/// The listener's part of pacing a flood among others (Fairness.*, FairShareScheduler.Pacing): the machine's CPU
-/// pressure reader, and the log lines that name the flooding user when its relaying is paced, reaches the floor, or is
+/// The listener's part of pacing a flood among others (Fairness.*, FairShareScheduler.Pacing): the CPU pressure
+/// reader, and the log lines that name the flooding user when its relaying is paced, reaches the floor, or is
 /// no longer paced.
 /// </summary>
 internal sealed class FloodPacing : IDisposable
@@ -16,9 +16,7 @@ internal sealed class FloodPacing : IDisposable
     private readonly CpuPressure? _pressure;
     private readonly ILogger _logger;
 
-    /// <param name="pressurePath">The pressure file; null: this process's cgroup's, else the machine's
-    /// (<see cref="CpuPressure.PathForThisProcess"/>).</param>
-    public FloodPacing(FairnessOptions options, ILogger logger, string? pressurePath = null)
+    public FloodPacing(FairnessOptions options, ILogger logger)
     {
         _logger = logger;
         if (options.PaceAbovePressurePercent == 0)
@@ -27,7 +25,8 @@ internal sealed class FloodPacing : IDisposable
             return;
         }
 
-        pressurePath ??= CpuPressure.PathForThisProcess();
+        // This process's cgroup's pressure, else the machine's.
+        var pressurePath = CpuPressure.PathForThisProcess();
         _pressure = CpuPressure.TryOpen(pressurePath);
         if (_pressure is null)
         {

@@ -20,10 +20,13 @@ public sealed partial class FairShareScheduler
     public static readonly TimeSpan PaceWindow = TimeSpan.FromMilliseconds(10);
 
     /// <summary>
-    /// The most windows a user's overspend can hold it for: a step that ran long (a big message's stages) costs its
-    /// user that much, not the seconds a slow disk or lock made it last.
+    /// The most windows a user's overspend can hold it for (half a second). Items are charged CPU time, so a debt is
+    /// work really done; it must cover a burst of blocking work (TLS handshakes, a message's stages), which is charged
+    /// but not held: with 10 windows a flood of handshakes started on the pumps threw most of its cost away and took
+    /// half a core or more at the 10% floor (attack review of the final read). Below FloodPace.Gap: a user held for a
+    /// whole gap takes no sample, and pacing would end.
     /// </summary>
-    public const int PaceMostOwed = 10;
+    public const int PaceMostOwed = 50;
 
     /// <summary>A budget that holds nothing back.</summary>
     private const long Unpaced = long.MaxValue;

@@ -31,6 +31,12 @@ internal static partial class NftJson
         /// <summary>True when the rule matches <c>ct state new</c> (first packets only, like a NAT chain).</summary>
         public bool NewOnly { get; set; }
 
+        /// <summary>
+        /// True when the rule matches <c>ct state established,related</c> (or one of the two): packets of connections
+        /// already open, never a connection's first packet.
+        /// </summary>
+        public bool OpenOnly { get; set; }
+
         /// <summary>Inclusive destination port ranges; null when the rule does not match on tcp dport.</summary>
         public List<(int Low, int High)>? Dports { get; set; }
 
@@ -65,6 +71,12 @@ internal static partial class NftJson
 
         /// <summary>A match we do not understand (another address, interface, negation): the rule may cover less.</summary>
         public bool HasOtherMatch { get; set; }
+
+        /// <summary>The rule that lets packets of open connections leave a filter chain at once, and does nothing else.</summary>
+        public bool IsOpenConnectionsPass =>
+            OpenOnly && Accepts && !NewOnly && !Rejects && !HasOtherMatch && Nfproto is null && SkuidSet is null && RouteSet is null
+            && Dports is null && RedirectPort is null && SkuidNotInSets.Count == 0 && SkuidRanges is null && SkuidValue is null
+            && Limit is null && MeterSet is null;
 
         public bool Covers(int port) => !HasOtherMatch && Dports is not null && Dports.Any(r => r.Low <= port && port <= r.High);
 
@@ -233,6 +245,10 @@ internal static partial class NftJson
         {
             rule.NewOnly = true;
         }
+        else if (IsCtState(left) && AreOpenStates(right))
+        {
+            rule.OpenOnly = true;
+        }
         else if (RouteFamilyOf(left) is { } family && right.ValueKind == JsonValueKind.String && right.GetString()!.StartsWith('@') && op == "==")
         {
             rule.RouteSet = right.GetString()![1..];
@@ -257,6 +273,13 @@ internal static partial class NftJson
         (right.ValueKind == JsonValueKind.String && right.GetString() == value)
         || (right.ValueKind == JsonValueKind.Array && right.GetArrayLength() == 1
             && right[0].ValueKind == JsonValueKind.String && right[0].GetString() == value);
+
+    // established and related, or one of them: nothing that may be a connection's first packet (new, untracked, invalid).
+    private static bool AreOpenStates(JsonElement right)
+    {
+        List<JsonElement> states = right.ValueKind == JsonValueKind.Array ? [.. right.EnumerateArray()] : [right];
+        return states.Count > 0 && states.All(s => s.ValueKind == JsonValueKind.String && s.GetString() is "established" or "related");
+    }
 
     // "ip" or "ip6" when the left side is exactly the concatenation meta skuid . ip[6] daddr . tcp dport.
     private static string? RouteFamilyOf(JsonElement left)

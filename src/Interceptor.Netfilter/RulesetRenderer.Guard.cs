@@ -42,6 +42,7 @@ public static partial class RulesetRenderer
         Line(text, 1, $"chain {RulesetSpec.GuardChainName} {{");
         Line(text, 2, $"type filter hook output priority {GuardPriority.ToString(CultureInfo.InvariantCulture)}; policy accept;");
         Line(text, 2, Comment($"After {RulesetSpec.NatChainName}: a redirected connection aims at port {spec.ListenPort.ToString(CultureInfo.InvariantCulture)} by now"));
+        OpenConnectionsPass(text);
         Line(text, 2, $"tcp dport {guarded} meta skuid @{RulesetSpec.ExemptSetName} ct state new counter accept "
             + Comment($"Exempt users (set {RulesetSpec.ExemptSetName}) connect directly"));
         Line(text, 2, $"meta skuid . ip daddr . tcp dport @{RulesetSpec.AllowedRoutesV4SetName} ct state new counter accept "

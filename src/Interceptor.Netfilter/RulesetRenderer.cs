@@ -77,6 +77,8 @@ public static partial class RulesetRenderer
             ? $"Runs before {RulesetSpec.NatChainName}: refuses suspended users, blocked ports and uids over their connection rate"
             : $"Runs before {RulesetSpec.NatChainName}: refuses suspended users and blocked ports; never drops anything else"));
 
+        OpenConnectionsPass(text);
+
         // Exempt users first, on every port this chain refuses, or root, the MTA and the daemon could be refused.
         var exemptPorts = PortExpression([.. spec.Ports.Concat(spec.BlockedPorts).Order()]);
         Line(text, 2, $"tcp dport {exemptPorts} meta skuid @{RulesetSpec.ExemptSetName} ct state new counter accept "
@@ -132,6 +134,17 @@ public static partial class RulesetRenderer
         RenderGuard(text, spec);
         return text.ToString();
     }
+
+    /// <summary>
+    /// The first rule of each filter chain. Every other rule there matches <c>ct state new</c> only, yet the kernel would
+    /// evaluate each of them for every packet of every connection the host has open, SMTP or not; the skuid set lookups
+    /// of the SMTP ones cost most. Letting the packets of connections already open leave at once changes no verdict (the
+    /// policy is accept) and measured 5% of the daemon's CPU per relayed message (README, Performance). No counter: it
+    /// would count every packet of the host.
+    /// </summary>
+    private static void OpenConnectionsPass(StringBuilder text) =>
+        Line(text, 2, "ct state established,related accept "
+            + Comment("Packets of connections already open: every rule below looks only at a connection's first packet"));
 
     /// <summary>
     /// Adds a UID to the suspended set of an installed table, without touching anything else (counters stay).

@@ -209,6 +209,7 @@ public static partial class RulesetVerifier
         const string chain = RulesetSpec.FilterChainName;
         var rules = RulesOf(objects, chain);
         var isOurs = new bool[rules.Count];
+        CheckOpenConnectionsPass(rules, chain, isOurs, differences);
 
         // Exempt users must pass before any refusal, on every port this chain refuses.
         var firstReject = rules.FindIndex(r => r.Rejects);

@@ -159,6 +159,9 @@ public class RulesetVerifierTests
               {"chain": {"family": "inet", "table": "smtp_interceptor", "name": "output_filter", "type": "filter",
                          "hook": "output", "prio": "mangle", "policy": "accept"}},
               {"rule": {"family": "inet", "table": "smtp_interceptor", "chain": "output_filter", "expr": [
+                {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "established"}},
+                {"accept": null}]}},
+              {"rule": {"family": "inet", "table": "smtp_interceptor", "chain": "output_filter", "expr": [
                 {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [{"range": [25, 26]}, 587]}}},
                 {"match": {"op": "==", "left": {"meta": {"key": "skuid"}}, "right": "@exempt_uids"}},
                 {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["new"]}},
@@ -220,6 +223,7 @@ public class RulesetVerifierTests
             "set suspended_subuids is missing",
             "set allowed_routes_v4 is missing",
             "set allowed_routes_v6 is missing",
+            "chain output_filter does not start with ct state established,related accept: every packet of the host's open connections goes through all its rules",
             "no rule in chain output_filter accepts the users in set exempt_uids: blocked ports and suspensions would apply to them too, the daemon included",
             "no rule in chain output_filter refuses the users in set suspended_uids: suspended users would still reach smtp-interceptor",
             "no rule in chain output_filter refuses the uids in set suspended_subuids: suspended users could still send through their subordinate uids",

@@ -49,7 +49,16 @@ public class SampleCapture
         ("subuid-rate-tampered.json", RulesetRendererTests.SubordinateRated, s => ReplaceInLine(s, "meta skuid 600000-665535", "600000-665535", "600000-600001"), _ => { }),
         ("subuid-meter-exclusion-missing.json", RulesetRendererTests.SubordinateRated, s => ReplaceInLine(s, "update @ratelimit_meter", "meta skuid != @ratelimit_subuids ", ""), _ => { }),
         ("suspended-rule-missing-a-port.json", RulesetRendererTests.Everything, s => ReplaceInLine(s, "@suspended_uids ct state new", "{ 25, 587, 2525 }", "{ 25, 587 }"), _ => { }),
+        ("open-pass-admits-new.json", Default, s => ReplaceInLine(s, OpenPass, "established,related", "established,related,new"), _ => { }),
+        ("open-pass-missing.json", Default, s => RemoveLine(s, OpenPass), _ => { }),
+        ("open-pass-not-first.json", Default, s => MoveAfter(s, OpenPass, "@exempt_uids ct state new counter accept"), _ => { }),
+        // guard-*: the guard table is listed instead of the main one.
+        ("guard-default.json", Default, s => s, _ => { }),
+        ("guard-open-pass-admits-new.json", Default, s => InGuard(s, g => ReplaceInLine(g, OpenPass, "established,related", "new,established,related")), _ => { }),
+        ("guard-open-pass-missing.json", Default, s => InGuard(s, g => RemoveLine(g, OpenPass)), _ => { }),
     ];
+
+    private const string OpenPass = "ct state established,related accept";
 
     [Test]
     public async Task The_samples_are_what_this_machines_nft_prints_for_them()
@@ -61,7 +70,7 @@ public class SampleCapture
             using var ns = TestNamespace.CreateOrSkip(needsConnections: true);
             await ns.Nft.ApplyAsync(alter(RulesetRenderer.Render(spec)), CancellationToken.None);
             traffic(ns);
-            using var listed = await ns.Nft.ListTableAsync(spec.Table, CancellationToken.None);
+            using var listed = await ns.Nft.ListTableAsync(name.StartsWith("guard-", StringComparison.Ordinal) ? spec.GuardTable : spec.Table, CancellationToken.None);
             var text = JsonSerializer.Serialize(listed!.RootElement, Indented).Replace("\r\n", "\n", StringComparison.Ordinal) + "\n";
             var path = Path.Combine(NetfilterTestData.SourceDirectory, "Samples", name);
             if (rewrite)
@@ -120,6 +129,13 @@ public class SampleCapture
         var index = IndexOf(lines, marker);
         lines.Insert(index + 1, new string(' ', 8) + rule);
         return string.Join('\n', lines);
+    }
+
+    // The same change, made to the guard table's part of the script only (its lines repeat some of the main table's).
+    private static string InGuard(string script, Func<string, string> alter)
+    {
+        var start = script.IndexOf("table inet smtp_interceptor_guard {\n", StringComparison.Ordinal);
+        return script[..start] + alter(script[start..]);
     }
 
     private static string MoveAfter(string script, string marker, string after)

@@ -12,7 +12,7 @@ namespace Interceptor.Daemon.Fairness;
 /// <remarks>
 /// Busy (not light): two sessions at once, or more than <c>lightEntries</c> entries in one window (a user whose
 /// sessions take turns on one socket thread never has two at once, but is no lighter for it). Flooding (demoted while
-/// others are served): <c>floodSessions</c> sessions at once. Slicing (never alone): <c>slicesToMark</c> slices used up
+/// others are served): <c>floodSessions</c> sessions at once, and no fewer than the other users with work have on average. Slicing (never alone): <c>slicesToMark</c> slices used up
 /// by its sessions in one window. The marks last a window after they were last earned.
 /// </remarks>
 internal sealed class UserLoad
@@ -36,8 +36,9 @@ internal sealed class UserLoad
     private uint _lastEntered = NoUid;
     private long _usersAlternatedAt = long.MinValue / 2;
 
-    // Uids with a session's work in the scheduler now.
+    // Uids with a session's work in the scheduler now, and those sessions.
     private int _usersWithWork;
+    private int _sessionsWithWork;
 
     public UserLoad(TimeProvider time, TimeSpan window, TimeSpan othersServedFor, int lightEntries, int floodSessions, int slicesToMark, TimeSpan paceWindow)
     {
@@ -78,6 +79,7 @@ internal sealed class UserLoad
         }
 
         entry.WindowEntries++;
+        _sessionsWithWork++;
         if (entry.Sessions++ == 0)
         {
             _usersWithWork++;
@@ -87,17 +89,29 @@ internal sealed class UserLoad
             entry.BusyUntil = now + _windowTicks;
         }
 
-        if (entry.Sessions >= _floodSessions)
+        if (entry.Sessions >= _floodSessions && HasAtLeastTheOthersMean(entry.Sessions))
         {
             entry.FloodingUntil = now + _windowTicks;
         }
     }
 
+    // Sessions waiting at least as many as the other users with work have on average (none: 0). A flood queues the
+    // sessions of everyone it competes with, so a neighbour's few parallel senders reach floodSessions too; but they stay
+    // below the flood's own count (third attack review of pacing). Two floods of a size are both marked.
+    private bool HasAtLeastTheOthersMean(int sessions) =>
+        (long)sessions * (_usersWithWork - 1) >= _sessionsWithWork - sessions;
+
     /// <summary>A session of the uid has no more work in the scheduler.</summary>
     public void Leave(uint uid)
     {
         ref var entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, uid);
-        if (Unsafe.IsNullRef(ref entry) || --entry.Sessions > 0)
+        if (Unsafe.IsNullRef(ref entry))
+        {
+            return;
+        }
+
+        _sessionsWithWork--;
+        if (--entry.Sessions > 0)
         {
             return;
         }

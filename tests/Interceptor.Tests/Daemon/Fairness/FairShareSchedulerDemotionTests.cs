@@ -57,6 +57,39 @@ public class FairShareSchedulerDemotionTests
     }
 
     [Test]
+    public void A_neighbours_few_sessions_queued_behind_a_flood_are_not_taken_for_one()
+    {
+        // Under a flood every user's sessions queue: four parallel senders of a modest site reach the flood's session
+        // count without flooding anything (third attack review of pacing, which uses the same mark).
+        const uint N = 1003;
+        var scheduler = Scheduler();
+        var ran = new List<(string Item, int Nice)>();
+        Post(scheduler, Y, "y1", ran);
+        PostSessions(scheduler, X, "x", 1, 10, ran);
+        PostSessions(scheduler, N, "n", 1, 4, ran);
+        RunPumps();
+
+        Assert.That(ran.Where(r => r.Item.StartsWith('n')).Select(r => r.Nice), Is.All.Zero, "four sessions, fewer than the flood's ten");
+        Assert.That(ran.Where(r => r.Item.StartsWith('x')).Select(r => r.Nice), Has.Some.EqualTo(FairShareScheduler.DemotedNice));
+    }
+
+    [Test]
+    public void Two_floods_of_a_size_are_both_marked()
+    {
+        const uint Z = 1004;
+        var scheduler = Scheduler();
+        var ran = new List<(string Item, int Nice)>();
+        Post(scheduler, Y, "y1", ran);
+        PostSessions(scheduler, X, "x", 1, 6, ran);
+        PostSessions(scheduler, Z, "z", 1, 6, ran);
+        RunPumps();
+
+        Assert.That(ran.Where(r => r.Item.StartsWith('x')).Select(r => r.Nice), Has.Some.EqualTo(FairShareScheduler.DemotedNice));
+        Assert.That(ran.Where(r => r.Item.StartsWith('z')).Select(r => r.Nice), Has.Some.EqualTo(FairShareScheduler.DemotedNice));
+        Assert.That(ran.Single(r => r.Item == "y1").Nice, Is.Zero);
+    }
+
+    [Test]
     public void A_single_user_however_crowded_is_never_demoted()
     {
         var scheduler = Scheduler();

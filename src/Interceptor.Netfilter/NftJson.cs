@@ -33,7 +33,8 @@ internal static partial class NftJson
 
         /// <summary>
         /// True when the rule matches <c>ct state established,related</c> (or one of the two): packets of connections
-        /// already open, never a connection's first packet.
+        /// already open (a related connection's first packet is related too, but every rule of ours matches new only).
+        /// Any rule with it but the bare pass also has <see cref="HasOtherMatch"/>.
         /// </summary>
         public bool OpenOnly { get; set; }
 
@@ -197,6 +198,10 @@ internal static partial class NftJson
             }
         }
 
+        // Only the bare pass may match open connections: on any other rule that match narrows it to packets our rules
+        // are not about (a refusal or redirect for established packets refuses or redirects nothing), as every match
+        // we do not understand does (attack review of the pass).
+        rule.HasOtherMatch |= rule.OpenOnly && !rule.IsOpenConnectionsPass;
         return rule;
     }
 
@@ -274,7 +279,7 @@ internal static partial class NftJson
         || (right.ValueKind == JsonValueKind.Array && right.GetArrayLength() == 1
             && right[0].ValueKind == JsonValueKind.String && right[0].GetString() == value);
 
-    // established and related, or one of them: nothing that may be a connection's first packet (new, untracked, invalid).
+    // established and related, or one of them: none of the states our rules match (new), nor untracked or invalid.
     private static bool AreOpenStates(JsonElement right)
     {
         List<JsonElement> states = right.ValueKind == JsonValueKind.Array ? [.. right.EnumerateArray()] : [right];

@@ -51,9 +51,14 @@ public sealed partial class FairShareScheduler
     /// </summary>
     public const int LightStepsPerWindow = 32;
 
-    /// <summary>Sessions of one user in the scheduler at once that mark it as flooding: a site's few parallel
-    /// senders stay below it, a flood's dozens do not.</summary>
+    /// <summary>Sessions of one user in the scheduler at once that mark it as flooding while no other user has more
+    /// there: a site's few parallel senders stay below it, a flood's dozens do not, and a neighbour's senders queued
+    /// behind a flood stay below the flood's own count.</summary>
     public const int FloodSessions = 4;
+
+    /// <summary>Sessions of one user in the scheduler at once that mark it as flooding whatever other users have there,
+    /// so that a flood cannot hide behind a bigger one.</summary>
+    public const int FloodSessionsAnyway = 16;
 
 
     private readonly object _lock = new();
@@ -98,7 +103,7 @@ public sealed partial class FairShareScheduler
         Concurrency = concurrency;
         _onFault = onFault;
         _time = time ?? TimeProvider.System;
-        _load = new UserLoad(_time, LoadWindow, OthersServedFor, LightStepsPerWindow, FloodSessions, SlicesToStayInTurns, PaceWindow);
+        _load = new UserLoad(_time, LoadWindow, OthersServedFor, LightStepsPerWindow, FloodSessions, FloodSessionsAnyway, SlicesToStayInTurns, PaceWindow);
         _setThreadNice = setThreadNice;
         if (pace is { } p)
         {

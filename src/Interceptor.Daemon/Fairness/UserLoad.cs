@@ -12,7 +12,7 @@ namespace Interceptor.Daemon.Fairness;
 /// <remarks>
 /// Busy (not light): two sessions at once, or more than <c>lightEntries</c> entries in one window (a user whose
 /// sessions take turns on one socket thread never has two at once, but is no lighter for it). Flooding (demoted while
-/// others are served): <c>floodSessions</c> sessions at once, and no fewer than the other users with work have on average. Slicing (never alone): <c>slicesToMark</c> slices used up
+/// others are served): <c>floodSessionsAnyway</c> sessions at once, or <c>floodSessions</c> while no other user has more. Slicing (never alone): <c>slicesToMark</c> slices used up
 /// by its sessions in one window. The marks last a window after they were last earned.
 /// </remarks>
 internal sealed class UserLoad
@@ -24,6 +24,7 @@ internal sealed class UserLoad
     private readonly long _othersServedTicks;
     private readonly int _lightEntries;
     private readonly int _floodSessions;
+    private readonly int _floodSessionsAnyway;
     private readonly int _slicesToMark;
     private readonly long _paceWindowTicks;
 
@@ -36,11 +37,10 @@ internal sealed class UserLoad
     private uint _lastEntered = NoUid;
     private long _usersAlternatedAt = long.MinValue / 2;
 
-    // Uids with a session's work in the scheduler now, and those sessions.
+    // Uids with a session's work in the scheduler now.
     private int _usersWithWork;
-    private int _sessionsWithWork;
 
-    public UserLoad(TimeProvider time, TimeSpan window, TimeSpan othersServedFor, int lightEntries, int floodSessions, int slicesToMark, TimeSpan paceWindow)
+    public UserLoad(TimeProvider time, TimeSpan window, TimeSpan othersServedFor, int lightEntries, int floodSessions, int floodSessionsAnyway, int slicesToMark, TimeSpan paceWindow)
     {
         _paceWindowTicks = (long)(paceWindow.TotalSeconds * time.TimestampFrequency);
         _time = time;
@@ -48,6 +48,7 @@ internal sealed class UserLoad
         _othersServedTicks = (long)(othersServedFor.TotalSeconds * time.TimestampFrequency);
         _lightEntries = lightEntries;
         _floodSessions = floodSessions;
+        _floodSessionsAnyway = floodSessionsAnyway;
         _slicesToMark = slicesToMark;
     }
 
@@ -79,7 +80,6 @@ internal sealed class UserLoad
         }
 
         entry.WindowEntries++;
-        _sessionsWithWork++;
         if (entry.Sessions++ == 0)
         {
             _usersWithWork++;
@@ -89,29 +89,45 @@ internal sealed class UserLoad
             entry.BusyUntil = now + _windowTicks;
         }
 
-        if (entry.Sessions >= _floodSessions && HasAtLeastTheOthersMean(entry.Sessions))
+        if (IsFloodSized(uid, entry.Sessions))
         {
             entry.FloodingUntil = now + _windowTicks;
         }
     }
 
-    // Sessions waiting at least as many as the other users with work have on average (none: 0). A flood queues the
-    // sessions of everyone it competes with, so a neighbour's few parallel senders reach floodSessions too; but they stay
-    // below the flood's own count (third attack review of pacing). Two floods of a size are both marked.
-    private bool HasAtLeastTheOthersMean(int sessions) =>
-        (long)sessions * (_usersWithWork - 1) >= _sessionsWithWork - sessions;
+    // A flood queues the sessions of everyone it competes with, so a neighbour's few parallel senders reach floodSessions
+    // too (third attack review of pacing): between floodSessions and floodSessionsAnyway a uid floods only while no other
+    // uid has more sessions waiting (two floods of a size both do). From floodSessionsAnyway on it floods whatever else
+    // waits, so a flood cannot hide behind a bigger one (attack review of the first version, which compared with the
+    // others' mean: a mean that light users pull down, and a flood of 20 hidden behind one of 100).
+    private bool IsFloodSized(uint uid, int sessions)
+    {
+        if (sessions < _floodSessions)
+        {
+            return false;
+        }
+
+        if (sessions >= _floodSessionsAnyway)
+        {
+            return true;
+        }
+
+        foreach (var (other, entry) in _entries)
+        {
+            if (entry.Sessions > sessions && other != uid)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     /// <summary>A session of the uid has no more work in the scheduler.</summary>
     public void Leave(uint uid)
     {
         ref var entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, uid);
-        if (Unsafe.IsNullRef(ref entry))
-        {
-            return;
-        }
-
-        _sessionsWithWork--;
-        if (--entry.Sessions > 0)
+        if (Unsafe.IsNullRef(ref entry) || --entry.Sessions > 0)
         {
             return;
         }

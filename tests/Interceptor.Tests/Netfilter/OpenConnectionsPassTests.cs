@@ -73,6 +73,17 @@ public class OpenConnectionsPassTests
         }));
     }
 
+    [Test]
+    public void A_refusal_for_open_connections_only_is_no_refusal()
+    {
+        // ct state established on the suspension rule: it refuses nothing a suspended user opens. Understanding the
+        // open states for the pass must not make such a rule pass for ours (attack review of the pass).
+        Assert.That(Differences("suspended-rule-for-open-connections.json"), Is.EqualTo(new[]
+        {
+            "the rule for set suspended_uids does not cover port(s) 25",
+        }));
+    }
+
     private static string FirstRule(string chain)
     {
         // The chain's lines after its header: type line, comment line(s), then rules.

@@ -52,6 +52,7 @@ public class SampleCapture
         ("open-pass-admits-new.json", Default, s => ReplaceInLine(s, OpenPass, "established,related", "established,related,new"), _ => { }),
         ("open-pass-missing.json", Default, s => RemoveLine(s, OpenPass), _ => { }),
         ("open-pass-not-first.json", Default, s => MoveAfter(s, OpenPass, "@exempt_uids ct state new counter accept"), _ => { }),
+        ("suspended-rule-for-open-connections.json", Default, s => ReplaceInLine(s, "@suspended_uids ct state new", "ct state new", "ct state established"), _ => { }),
         // guard-*: the guard table is listed instead of the main one.
         ("guard-default.json", Default, s => s, _ => { }),
         ("guard-open-pass-admits-new.json", Default, s => InGuard(s, g => ReplaceInLine(g, OpenPass, "established,related", "new,established,related")), _ => { }),

@@ -74,6 +74,40 @@ public class FairShareSchedulerDemotionTests
     }
 
     [Test]
+    public void Light_users_do_not_make_a_neighbours_few_sessions_a_flood()
+    {
+        // Three one-session users pulled a mean of the others below her four (attack review of the first version).
+        const uint N = 1003;
+        var scheduler = Scheduler();
+        var ran = new List<(string Item, int Nice)>();
+        Post(scheduler, Y, "y1", ran);
+        Post(scheduler, 1005, "l1", ran);
+        Post(scheduler, 1006, "m1", ran);
+        PostSessions(scheduler, X, "x", 1, 10, ran);
+        PostSessions(scheduler, N, "n", 1, 4, ran);
+        RunPumps();
+
+        Assert.That(ran.Where(r => r.Item.StartsWith('n')).Select(r => r.Nice), Is.All.Zero);
+        Assert.That(ran.Where(r => r.Item.StartsWith('x')).Select(r => r.Nice), Has.Some.EqualTo(FairShareScheduler.DemotedNice));
+    }
+
+    [Test]
+    public void A_flood_does_not_hide_behind_a_bigger_one()
+    {
+        const uint Big = 1004;
+        var scheduler = Scheduler();
+        var ran = new List<(string Item, int Nice)>();
+        Post(scheduler, Y, "y1", ran);
+        PostSessions(scheduler, Big, "b", 1, 40, ran);
+        PostSessions(scheduler, X, "x", 1, FairShareScheduler.FloodSessionsAnyway, ran);
+        RunPumps();
+
+        Assert.That(ran.Where(r => r.Item.StartsWith('x')).Select(r => r.Nice), Has.Some.EqualTo(FairShareScheduler.DemotedNice),
+            "16 sessions flood, whatever waits beside them");
+        Assert.That(ran.Where(r => r.Item.StartsWith('b')).Select(r => r.Nice), Has.Some.EqualTo(FairShareScheduler.DemotedNice));
+    }
+
+    [Test]
     public void Two_floods_of_a_size_are_both_marked()
     {
         const uint Z = 1004;

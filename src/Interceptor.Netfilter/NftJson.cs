@@ -13,7 +13,7 @@ internal static partial class NftJson
     internal sealed record TableObject(string Kind, JsonElement Body);
 
     /// <summary>What a rule of our chains does, reduced to the facts the verifier checks.</summary>
-    internal sealed record Rule(long? Handle, string? Comment)
+    internal sealed partial record Rule(long? Handle, string? Comment)
     {
         public string? Nfproto { get; set; }
 
@@ -175,6 +175,9 @@ internal static partial class NftJson
                     case "reject":
                         rule.Rejects = true;
                         break;
+                    case "drop":
+                        rule.Drops = true;
+                        break;
                     case "limit":
                         rule.Limit = ReadLimit(statement.Value);
                         rule.HasOtherMatch |= rule.Limit is null;
@@ -202,6 +205,7 @@ internal static partial class NftJson
         // are not about (a refusal or redirect for established packets refuses or redirects nothing), as every match
         // we do not understand does (attack review of the pass).
         rule.HasOtherMatch |= rule.OpenOnly && !rule.IsOpenConnectionsPass;
+        MarkStray(rule);
         return rule;
     }
 
@@ -253,6 +257,10 @@ internal static partial class NftJson
         else if (IsCtState(left) && AreOpenStates(right))
         {
             rule.OpenOnly = true;
+        }
+        else if (ReadStrayMatch(rule, left, right))
+        {
+            // ct direction reply, ct state invalid: see NftJson.Strays.cs.
         }
         else if (RouteFamilyOf(left) is { } family && right.ValueKind == JsonValueKind.String && right.GetString()!.StartsWith('@') && op == "==")
         {

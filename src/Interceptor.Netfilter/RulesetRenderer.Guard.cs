@@ -9,8 +9,16 @@ namespace Interceptor.Netfilter;
 /// from outside the main table: a filter chain at priority 0 runs after the NAT chain (-100), where a redirected
 /// connection already aims at the listener's port, so anything still aimed at an intercepted (or blocked) port
 /// was not redirected. Exempt users and allowed routes pass, as in the main table; everything else is reset.
-/// While the main table is intact the guard never refuses anything the main table lets through.
+/// While the main table is intact the guard never refuses a connection the main table redirects or lets through.
 /// </summary>
+/// <remarks>
+/// NAT chains see a connection's first packet only, so two kinds of packet to an SMTP port are never redirected, whatever
+/// the main table says, and the guard refuses both. <b>Replies</b>: a local process that listens on a port and gets a SYN
+/// from some address's port 25 (one spoofed packet, if the host accepts it) is the responder of a conntrack entry; its
+/// own SYN from that port to that address is then a reply, "established", and leaves directly. <b>Invalid</b>: when that
+/// entry's state machine rejects the SYN (the peer's reset came first), conntrack marks it invalid and no chain matching
+/// new or established sees it. tests/HOSTILE.md, "Replies to port 25".
+/// </remarks>
 public static partial class RulesetRenderer
 {
     // The "filter" priority: after the NAT chain (-100) has rewritten redirected connections.
@@ -42,6 +50,10 @@ public static partial class RulesetRenderer
         Line(text, 1, $"chain {RulesetSpec.GuardChainName} {{");
         Line(text, 2, $"type filter hook output priority {GuardPriority.ToString(CultureInfo.InvariantCulture)}; policy accept;");
         Line(text, 2, Comment($"After {RulesetSpec.NatChainName}: a redirected connection aims at port {spec.ListenPort.ToString(CultureInfo.InvariantCulture)} by now"));
+
+        // Before the pass, which would let these out: they are "established" to conntrack.
+        Line(text, 2, $"tcp dport {guarded} ct direction reply counter reject with tcp reset "
+            + Comment("A connection opened from outside, from an SMTP port: the local end's packets would reach that port unredirected"));
         OpenConnectionsPass(text);
         Line(text, 2, $"tcp dport {guarded} meta skuid @{RulesetSpec.ExemptSetName} ct state new counter accept "
             + Comment($"Exempt users (set {RulesetSpec.ExemptSetName}) connect directly"));
@@ -51,6 +63,8 @@ public static partial class RulesetRenderer
             + Comment($"Allowed routes (set {RulesetSpec.AllowedRoutesV6SetName}) connect directly"));
         Line(text, 2, $"tcp dport {guarded} ct state new counter reject with tcp reset "
             + Comment("Not redirected, so the main table is missing or broken: refused instead of let out directly"));
+        Line(text, 2, $"tcp dport {guarded} ct state invalid counter drop "
+            + Comment("Packets conntrack cannot place (no NAT rule ever sees them): dropped instead of let out directly"));
         Line(text, 1, "}");
         Line(text, 0, "}");
     }

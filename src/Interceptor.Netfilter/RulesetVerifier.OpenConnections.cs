@@ -19,7 +19,9 @@ public static partial class RulesetVerifier
         }
 
         isOurs[pass] = true;
-        if (pass > 0)
+
+        // Only the guard's refusal of replies may (and must) come first: the pass would let those out.
+        if (rules.Take(pass).Any(r => r.Stray != NftJson.StrayRule.RefusesReplies))
         {
             differences.Add($"the rule for open connections in chain {chain} is not its first: packets of open connections go through the rules before it");
         }

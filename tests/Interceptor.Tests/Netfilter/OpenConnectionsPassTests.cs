@@ -16,11 +16,12 @@ public class OpenConnectionsPassTests
     public void Both_filter_chains_start_with_it_and_the_nat_chain_has_none()
     {
         var script = RulesetRenderer.Render(DefaultSpec);
-        var chains = script.Split("chain ")[1..].ToDictionary(c => c[..c.IndexOf(' ', StringComparison.Ordinal)], FirstRule);
+        var chains = script.Split("chain ")[1..].ToDictionary(c => c[..c.IndexOf(' ', StringComparison.Ordinal)], RulesOf);
 
-        Assert.That(chains[RulesetSpec.FilterChainName], Does.StartWith("ct state established,related accept comment"));
-        Assert.That(chains[RulesetSpec.GuardChainName], Does.StartWith("ct state established,related accept comment"));
-        Assert.That(chains[RulesetSpec.NatChainName], Does.Not.Contain("ct state"), "a NAT chain sees only first packets");
+        Assert.That(chains[RulesetSpec.FilterChainName][0], Does.StartWith("ct state established,related accept comment"));
+        Assert.That(chains[RulesetSpec.GuardChainName][0], Does.StartWith("tcp dport 25 ct direction reply counter reject"), "the guard's refusal of replies comes before it");
+        Assert.That(chains[RulesetSpec.GuardChainName][1], Does.StartWith("ct state established,related accept comment"));
+        Assert.That(chains[RulesetSpec.NatChainName], Has.None.Contains("ct state"), "a NAT chain sees only first packets");
     }
 
     [Test]
@@ -84,12 +85,12 @@ public class OpenConnectionsPassTests
         }));
     }
 
-    private static string FirstRule(string chain)
+    private static List<string> RulesOf(string chain)
     {
         // The chain's lines after its header: type line, comment line(s), then rules.
         var lines = chain.Split('\n').Skip(1).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith("type ", StringComparison.Ordinal)
             && !l.StartsWith("comment ", StringComparison.Ordinal) && !l.StartsWith('#'));
-        return lines.First();
+        return [.. lines.TakeWhile(l => l != "}")];
     }
 
     private static IReadOnlyList<string> Differences(string sample)

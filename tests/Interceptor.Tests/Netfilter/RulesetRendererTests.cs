@@ -109,9 +109,9 @@ public class RulesetRendererTests
     [Test]
     public void Every_rule_has_a_counter_and_a_comment()
     {
-        // Main table: 3 filter + 5 NAT rules (plus one for blocked ports); guard: 4 rules.
-        Assert.That(Rules(SeveralPortsAndUids), Has.Count.EqualTo(8 + 4));
-        Assert.That(Rules(Everything), Has.Count.EqualTo(9 + 4));
+        // Main table: 3 filter + 5 NAT rules (plus one for blocked ports); guard: 6 rules. The passes count nothing.
+        Assert.That(Rules(SeveralPortsAndUids), Has.Count.EqualTo(8 + 6));
+        Assert.That(Rules(Everything), Has.Count.EqualTo(9 + 6));
         Assert.That(Rules(Everything), Has.All.Contains(" counter ").And.All.Contains(" comment \""));
     }
 
@@ -132,15 +132,17 @@ public class RulesetRendererTests
     {
         var script = RulesetRenderer.Render(Everything);
         var guard = script[script.IndexOf("table inet smtp_interceptor_guard {\n", StringComparison.Ordinal)..];
-        var rules = Rules(Everything).TakeLast(4).ToList();
+        var rules = Rules(Everything).TakeLast(6).ToList();
 
         Assert.That(guard, Does.Contain("type filter hook output priority 0; policy accept;"));
         Assert.That(guard, Does.Contain("elements = { 0, 105, 998 }"), "the guard's exempt set is the main table's");
         Assert.That(guard, Does.Contain("elements = { 1003 . 2001:db8::25 . 2525 }"), "the guard's routes are the main table's");
-        Assert.That(rules[0], Does.StartWith("tcp dport { 25, 465, 587, 2525 } meta skuid @exempt_uids ct state new counter accept"));
-        Assert.That(rules[1], Does.StartWith("meta skuid . ip daddr . tcp dport @allowed_routes_v4 ct state new counter accept"));
-        Assert.That(rules[2], Does.StartWith("meta skuid . ip6 daddr . tcp dport @allowed_routes_v6 ct state new counter accept"));
-        Assert.That(rules[3], Does.StartWith("tcp dport { 25, 465, 587, 2525 } ct state new counter reject with tcp reset"));
+        Assert.That(rules[0], Does.StartWith("tcp dport { 25, 465, 587, 2525 } ct direction reply counter reject with tcp reset"));
+        Assert.That(rules[1], Does.StartWith("tcp dport { 25, 465, 587, 2525 } meta skuid @exempt_uids ct state new counter accept"));
+        Assert.That(rules[2], Does.StartWith("meta skuid . ip daddr . tcp dport @allowed_routes_v4 ct state new counter accept"));
+        Assert.That(rules[3], Does.StartWith("meta skuid . ip6 daddr . tcp dport @allowed_routes_v6 ct state new counter accept"));
+        Assert.That(rules[4], Does.StartWith("tcp dport { 25, 465, 587, 2525 } ct state new counter reject with tcp reset"));
+        Assert.That(rules[5], Does.StartWith("tcp dport { 25, 465, 587, 2525 } ct state invalid counter drop"));
     }
 
     [Test]

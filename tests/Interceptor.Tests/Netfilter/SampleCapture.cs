@@ -57,7 +57,17 @@ public class SampleCapture
         ("guard-default.json", Default, s => s, _ => { }),
         ("guard-open-pass-admits-new.json", Default, s => InGuard(s, g => ReplaceInLine(g, OpenPass, "established,related", "new,established,related")), _ => { }),
         ("guard-open-pass-missing.json", Default, s => InGuard(s, g => RemoveLine(g, OpenPass)), _ => { }),
+        ("guard-reply-refusal-missing.json", Default, s => InGuard(s, g => RemoveLine(g, RepliesRefused)), _ => { }),
+        ("guard-reply-refusal-after-pass.json", Default, s => InGuard(s, g => MoveAfter(g, RepliesRefused, OpenPass)), _ => { }),
+        ("guard-reply-refusal-accepts.json", Default, s => InGuard(s, g => ReplaceInLine(g, RepliesRefused, "reject with tcp reset", "accept")), _ => { }),
+        ("guard-invalid-drop-missing.json", Default, s => InGuard(s, g => RemoveLine(g, InvalidDropped)), _ => { }),
+        ("guard-invalid-drop-missing-a-port.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, InvalidDropped, "{ 25, 465, 587, 2525 }", "{ 25, 465, 587 }")), _ => { }),
+        ("guard-everything.json", RulesetRendererTests.Everything, s => s, _ => { }),
     ];
+
+    private const string RepliesRefused = "ct direction reply";
+
+    private const string InvalidDropped = "ct state invalid";
 
     private const string OpenPass = "ct state established,related accept";
 

@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace Interceptor.Netfilter;
 
-/// <summary>The guard's two rules for packets to an SMTP port that no NAT rule ever saw (RulesetRenderer.Guard.cs).</summary>
+/// <summary>The guard's two rules for a customer's packets that no NAT rule sees (RulesetRenderer.Guard.cs).</summary>
 internal static partial class NftJson
 {
     /// <summary>Which of the two a rule is, if it is exactly one of them.</summary>
@@ -10,17 +10,20 @@ internal static partial class NftJson
     {
         None,
 
-        /// <summary><c>tcp dport PORTS ct direction reply reject</c>: replies to a connection opened from outside.</summary>
-        RefusesReplies,
+        /// <summary>
+        /// <c>tcp dport PORTS meta skuid != @exempt_uids tcp flags syn / syn,ack ct state established,related drop</c>: a
+        /// customer's SYN that conntrack files under a connection it already tracks.
+        /// </summary>
+        DropsKnownSyn,
 
-        /// <summary><c>tcp dport PORTS ct state invalid drop</c>: packets conntrack could not place.</summary>
+        /// <summary><c>tcp dport PORTS meta skuid != @exempt_uids ct state invalid drop</c>: packets conntrack could not place.</summary>
         DropsInvalid,
     }
 
     internal sealed partial record Rule
     {
-        /// <summary>True when the rule matches <c>ct direction reply</c>.</summary>
-        public bool ReplyOnly { get; set; }
+        /// <summary>True when the rule matches <c>tcp flags syn / syn,ack</c>: SYN set, ACK clear (a connection's first packet).</summary>
+        public bool SynOnly { get; set; }
 
         /// <summary>True when the rule matches <c>ct state invalid</c>.</summary>
         public bool InvalidOnly { get; set; }
@@ -34,10 +37,9 @@ internal static partial class NftJson
 
     private static bool ReadStrayMatch(Rule rule, JsonElement left, JsonElement right)
     {
-        if (left.ValueKind == JsonValueKind.Object && left.TryGetProperty("ct", out var ct) && String(ct, "key") == "direction"
-            && right.ValueKind == JsonValueKind.String && right.GetString() == "reply")
+        if (IsSynWithoutAck(left, right))
         {
-            rule.ReplyOnly = true;
+            rule.SynOnly = true;
             return true;
         }
 
@@ -50,20 +52,36 @@ internal static partial class NftJson
         return false;
     }
 
+    // nft -j prints "tcp flags syn / syn,ack" as {"&": [tcp flags, ["syn", "ack"]]} == "syn".
+    private static bool IsSynWithoutAck(JsonElement left, JsonElement right)
+    {
+        if (left.ValueKind != JsonValueKind.Object || !left.TryGetProperty("&", out var and) || and.ValueKind != JsonValueKind.Array
+            || and.GetArrayLength() != 2 || !IsOnly(right, "syn"))
+        {
+            return false;
+        }
+
+        var isFlags = and[0].ValueKind == JsonValueKind.Object && and[0].TryGetProperty("payload", out var payload)
+            && String(payload, "protocol") == "tcp" && String(payload, "field") == "flags";
+        List<string?> mask = and[1].ValueKind == JsonValueKind.Array ? [.. and[1].EnumerateArray().Select(f => f.ValueKind == JsonValueKind.String ? f.GetString() : null)] : [];
+        return isFlags && mask.Count == 2 && mask.Contains("syn") && mask.Contains("ack");
+    }
+
     /// <summary>
-    /// Names the rule when it is one of the two and nothing else; then, as for the pass, makes the three facts narrow any
-    /// rule: a refusal or an accept limited to replies or invalid packets covers none of the first packets it is checked for.
+    /// Names the rule when it is one of the two and nothing else; then makes the three facts narrow any rule, as the open
+    /// states do: a refusal or accept limited to SYNs of known connections or to invalid packets covers no new connection.
+    /// Called before the open states are counted as narrowing (the first of the two matches them by design).
     /// </summary>
     private static void MarkStray(Rule rule)
     {
-        var plain = !rule.HasOtherMatch && rule.Dports is not null && !rule.Accepts && !rule.NewOnly && !rule.OpenOnly
+        var plain = !rule.HasOtherMatch && rule.Dports is not null && rule.Drops && !rule.Accepts && !rule.Rejects && !rule.NewOnly
+            && rule.SkuidNotInSets.Count == 1 && rule.SkuidNotInSets[0] == RulesetSpec.ExemptSetName
             && rule.Nfproto is null && rule.SkuidSet is null && rule.RouteSet is null && rule.RedirectPort is null
-            && rule.SkuidNotInSets.Count == 0 && rule.SkuidRanges is null && rule.SkuidValue is null && rule.Limit is null
-            && rule.MeterSet is null;
+            && rule.SkuidRanges is null && rule.SkuidValue is null && rule.Limit is null && rule.MeterSet is null;
         rule.Stray = !plain ? StrayRule.None
-            : rule.ReplyOnly && rule.Rejects && !rule.Drops && !rule.InvalidOnly ? StrayRule.RefusesReplies
-            : rule.InvalidOnly && rule.Drops && !rule.Rejects && !rule.ReplyOnly ? StrayRule.DropsInvalid
+            : rule.SynOnly && rule.OpenOnly && !rule.InvalidOnly ? StrayRule.DropsKnownSyn
+            : rule.InvalidOnly && !rule.SynOnly && !rule.OpenOnly ? StrayRule.DropsInvalid
             : StrayRule.None;
-        rule.HasOtherMatch |= rule.ReplyOnly || rule.InvalidOnly || rule.Drops;
+        rule.HasOtherMatch |= rule.SynOnly || rule.InvalidOnly || rule.Drops;
     }
 }

@@ -204,8 +204,8 @@ internal static partial class NftJson
         // Only the bare pass may match open connections: on any other rule that match narrows it to packets our rules
         // are not about (a refusal or redirect for established packets refuses or redirects nothing), as every match
         // we do not understand does (attack review of the pass).
-        rule.HasOtherMatch |= rule.OpenOnly && !rule.IsOpenConnectionsPass;
         MarkStray(rule);
+        rule.HasOtherMatch |= rule.OpenOnly && !rule.IsOpenConnectionsPass;
         return rule;
     }
 
@@ -260,7 +260,7 @@ internal static partial class NftJson
         }
         else if (ReadStrayMatch(rule, left, right))
         {
-            // ct direction reply, ct state invalid: see NftJson.Strays.cs.
+            // tcp flags syn / syn,ack, ct state invalid: see NftJson.Strays.cs.
         }
         else if (RouteFamilyOf(left) is { } family && right.ValueKind == JsonValueKind.String && right.GetString()!.StartsWith('@') && op == "==")
         {
@@ -269,6 +269,8 @@ internal static partial class NftJson
         }
         else if (isTcpDport)
         {
+            // A second dport match narrows the first (tcp dport 1 tcp dport 25 matches nothing): not one we write.
+            rule.HasOtherMatch |= rule.Dports is not null;
             rule.Dports = PortRanges(right, tableObjects);
             rule.HasOtherMatch |= rule.Dports is null;
         }

@@ -12,12 +12,17 @@ namespace Interceptor.Netfilter;
 /// While the main table is intact the guard never refuses a connection the main table redirects or lets through.
 /// </summary>
 /// <remarks>
-/// NAT chains see a connection's first packet only, so two kinds of packet to an SMTP port are never redirected, whatever
-/// the main table says, and the guard refuses both. <b>Replies</b>: a local process that listens on a port and gets a SYN
-/// from some address's port 25 (one spoofed packet, if the host accepts it) is the responder of a conntrack entry; its
-/// own SYN from that port to that address is then a reply, "established", and leaves directly. <b>Invalid</b>: when that
-/// entry's state machine rejects the SYN (the peer's reset came first), conntrack marks it invalid and no chain matching
-/// new or established sees it. tests/HOSTILE.md, "Replies to port 25".
+/// A NAT chain sees the first packet of a connection conntrack does not know yet, nothing else, so a customer's SYN
+/// that conntrack files under an entry it already has is never redirected, whatever the main table says. Two ways to
+/// get one, each shown by a test against the rules without these two: <b>reuse</b> a port whose connection to the mail
+/// server an exempt user (the daemon, the MTA) had until the server reset it or it died without a FIN (the entry lives
+/// on, 10 s or days, and a SYN in its original direction is "established"); or <b>answer</b> a SYN forged from the mail
+/// server's port 25 to a port the customer listens on: the customer's SYN back is the entry's reply ("established"
+/// while the forged SYN is unanswered, "invalid" once the listener has answered it). The guard drops a customer's SYN
+/// that is established or related, before its pass, and a customer's invalid packets. Exempt users' packets are not
+/// touched (a forger's stale entries must not stall the daemon's own connections), and of the customers' established
+/// packets only SYNs are: their sites' replies to a visitor whose source port happens to be a guarded port (2525 from a
+/// carrier's NAT) go out as before. tests/HOSTILE.md 12.12.
 /// </remarks>
 public static partial class RulesetRenderer
 {
@@ -52,8 +57,8 @@ public static partial class RulesetRenderer
         Line(text, 2, Comment($"After {RulesetSpec.NatChainName}: a redirected connection aims at port {spec.ListenPort.ToString(CultureInfo.InvariantCulture)} by now"));
 
         // Before the pass, which would let these out: they are "established" to conntrack.
-        Line(text, 2, $"tcp dport {guarded} ct direction reply counter reject with tcp reset "
-            + Comment("A connection opened from outside, from an SMTP port: the local end's packets would reach that port unredirected"));
+        Line(text, 2, $"tcp dport {guarded} meta skuid != @{RulesetSpec.ExemptSetName} tcp flags syn / syn,ack ct state established,related counter drop "
+            + Comment("A customer's SYN filed under a connection conntrack already has (someone's ended one, a reply): no NAT rule sees it"));
         OpenConnectionsPass(text);
         Line(text, 2, $"tcp dport {guarded} meta skuid @{RulesetSpec.ExemptSetName} ct state new counter accept "
             + Comment($"Exempt users (set {RulesetSpec.ExemptSetName}) connect directly"));
@@ -63,8 +68,8 @@ public static partial class RulesetRenderer
             + Comment($"Allowed routes (set {RulesetSpec.AllowedRoutesV6SetName}) connect directly"));
         Line(text, 2, $"tcp dport {guarded} ct state new counter reject with tcp reset "
             + Comment("Not redirected, so the main table is missing or broken: refused instead of let out directly"));
-        Line(text, 2, $"tcp dport {guarded} ct state invalid counter drop "
-            + Comment("Packets conntrack cannot place (no NAT rule ever sees them): dropped instead of let out directly"));
+        Line(text, 2, $"tcp dport {guarded} meta skuid != @{RulesetSpec.ExemptSetName} ct state invalid counter drop "
+            + Comment("A customer's packets conntrack cannot place (no NAT rule sees them): dropped instead of let out directly"));
         Line(text, 1, "}");
         Line(text, 0, "}");
     }

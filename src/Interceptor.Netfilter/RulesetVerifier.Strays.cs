@@ -1,35 +1,35 @@
 namespace Interceptor.Netfilter;
 
-/// <summary>The guard's rules for packets no NAT rule sees (see the remarks of RulesetRenderer.Guard.cs).</summary>
+/// <summary>The guard's rules for a customer's packets that no NAT rule sees (see the remarks of RulesetRenderer.Guard.cs).</summary>
 public static partial class RulesetVerifier
 {
     private static void CheckStrayRules(List<NftJson.Rule> rules, string chain, List<int> guarded, bool[] isOurs, List<string> differences)
     {
-        var replies = rules.FindIndex(r => r.Stray == NftJson.StrayRule.RefusesReplies);
-        if (replies < 0)
+        var syn = rules.FindIndex(r => r.Stray == NftJson.StrayRule.DropsKnownSyn);
+        if (syn < 0)
         {
-            differences.Add($"no rule in chain {chain} refuses replies to port(s) {Join(guarded)} (ct direction reply): a customer who listens on a port and gets one packet from a mail server's port 25 connects back to it directly");
+            differences.Add($"no rule in chain {chain} drops customers' SYNs to port(s) {Join(guarded)} that conntrack files under a connection it has (tcp flags syn / syn,ack ct state established,related): a customer who reuses the port of an exempt user's ended connection, or answers a packet forged from a mail server's port 25, connects to it directly");
         }
         else
         {
-            isOurs[replies] = true;
-            CheckCovers(rules[replies], "refusing replies", chain, guarded, differences);
+            isOurs[syn] = true;
+            CheckCovers(rules[syn], "dropping customers' SYNs of known connections", chain, guarded, differences);
             var pass = rules.FindIndex(r => r.IsOpenConnectionsPass);
-            if (pass >= 0 && replies > pass)
+            if (pass >= 0 && syn > pass)
             {
-                differences.Add($"the rule refusing replies in chain {chain} comes after the rule for open connections, which lets those replies out first");
+                differences.Add($"the rule dropping customers' SYNs of known connections in chain {chain} comes after the rule for open connections, which lets those SYNs out first");
             }
         }
 
         var invalid = rules.FindIndex(r => r.Stray == NftJson.StrayRule.DropsInvalid);
         if (invalid < 0)
         {
-            differences.Add($"no rule in chain {chain} drops packets to port(s) {Join(guarded)} that conntrack marks invalid: no NAT rule sees them, so they leave directly");
+            differences.Add($"no rule in chain {chain} drops customers' packets to port(s) {Join(guarded)} that conntrack marks invalid: no NAT rule sees them, so they leave directly");
         }
         else
         {
             isOurs[invalid] = true;
-            CheckCovers(rules[invalid], "dropping invalid packets", chain, guarded, differences);
+            CheckCovers(rules[invalid], "dropping customers' invalid packets", chain, guarded, differences);
         }
     }
 

@@ -57,15 +57,17 @@ public class SampleCapture
         ("guard-default.json", Default, s => s, _ => { }),
         ("guard-open-pass-admits-new.json", Default, s => InGuard(s, g => ReplaceInLine(g, OpenPass, "established,related", "new,established,related")), _ => { }),
         ("guard-open-pass-missing.json", Default, s => InGuard(s, g => RemoveLine(g, OpenPass)), _ => { }),
-        ("guard-reply-refusal-missing.json", Default, s => InGuard(s, g => RemoveLine(g, RepliesRefused)), _ => { }),
-        ("guard-reply-refusal-after-pass.json", Default, s => InGuard(s, g => MoveAfter(g, RepliesRefused, OpenPass)), _ => { }),
-        ("guard-reply-refusal-accepts.json", Default, s => InGuard(s, g => ReplaceInLine(g, RepliesRefused, "reject with tcp reset", "accept")), _ => { }),
+        ("guard-known-syn-drop-missing.json", Default, s => InGuard(s, g => RemoveLine(g, KnownSynDropped)), _ => { }),
+        ("guard-known-syn-drop-after-pass.json", Default, s => InGuard(s, g => MoveAfter(g, KnownSynDropped, OpenPass)), _ => { }),
+        ("guard-known-syn-drop-accepts.json", Default, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "counter drop", "counter accept")), _ => { }),
+        ("guard-known-syn-drop-for-everyone.json", Default, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "meta skuid != @exempt_uids ", "")), _ => { }),
+        ("guard-known-syn-drop-second-dport.json", Default, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "tcp dport 25 ", "tcp dport 1 tcp dport 25 ")), _ => { }),
         ("guard-invalid-drop-missing.json", Default, s => InGuard(s, g => RemoveLine(g, InvalidDropped)), _ => { }),
         ("guard-invalid-drop-missing-a-port.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, InvalidDropped, "{ 25, 465, 587, 2525 }", "{ 25, 465, 587 }")), _ => { }),
         ("guard-everything.json", RulesetRendererTests.Everything, s => s, _ => { }),
     ];
 
-    private const string RepliesRefused = "ct direction reply";
+    private const string KnownSynDropped = "tcp flags syn / syn,ack";
 
     private const string InvalidDropped = "ct state invalid";
 

@@ -5,8 +5,8 @@ using NUnit.Framework;
 namespace Interceptor.Tests.Netfilter;
 
 /// <summary>
-/// The guard's two rules for packets to an SMTP port that no NAT rule sees (remarks of RulesetRenderer.Guard.cs): replies
-/// to a connection opened from outside, refused before the pass, and packets conntrack marks invalid, dropped. The samples
+/// The guard's two rules for a customer's packets that no NAT rule sees (remarks of RulesetRenderer.Guard.cs): SYNs that
+/// conntrack files under a connection it has, dropped before the pass, and packets it marks invalid, dropped. The samples
 /// are real nft listings (see <see cref="SampleCapture"/>).
 /// </summary>
 public class StrayPacketRulesTests
@@ -18,37 +18,42 @@ public class StrayPacketRulesTests
     [Test]
     public void The_guard_as_installed_has_both_on_every_guarded_port()
     {
+        Assert.That(GuardDifferences("guard-default.json"), Is.Empty);
         Assert.That(GuardDifferences("guard-everything.json", RulesetRendererTests.Everything), Is.Empty);
     }
 
     [Test]
-    public void A_missing_refusal_of_replies_is_reported()
+    public void A_missing_drop_of_known_connections_syns_is_reported()
     {
-        Assert.That(GuardDifferences("guard-reply-refusal-missing.json"), Is.EqualTo(new[]
+        Assert.That(GuardDifferences("guard-known-syn-drop-missing.json"), Is.EqualTo(new[]
         {
-            Table + "no rule in chain output_guard refuses replies to port(s) 25 (ct direction reply): a customer who listens on a port and gets one packet from a mail server's port 25 connects back to it directly",
+            Table + "no rule in chain output_guard drops customers' SYNs to port(s) 25 that conntrack files under a connection it has (tcp flags syn / syn,ack ct state established,related): a customer who reuses the port of an exempt user's ended connection, or answers a packet forged from a mail server's port 25, connects to it directly",
         }));
     }
 
     [Test]
-    public void A_refusal_of_replies_after_the_pass_is_reported()
+    public void The_drop_after_the_pass_is_reported()
     {
-        // The pass accepts established packets, and a reply is established: the refusal would never see one.
-        Assert.That(GuardDifferences("guard-reply-refusal-after-pass.json"), Is.EqualTo(new[]
+        // The pass accepts established packets, and these SYNs are established: the drop would never see one.
+        Assert.That(GuardDifferences("guard-known-syn-drop-after-pass.json"), Is.EqualTo(new[]
         {
-            Table + "the rule refusing replies in chain output_guard comes after the rule for open connections, which lets those replies out first",
+            Table + "the rule dropping customers' SYNs of known connections in chain output_guard comes after the rule for open connections, which lets those SYNs out first",
         }));
     }
 
-    [Test]
-    public void A_rule_that_accepts_replies_is_not_the_refusal()
+    [TestCase("guard-known-syn-drop-accepts.json", "accepts")]
+    [TestCase("guard-known-syn-drop-for-everyone.json", "does something else")]
+    [TestCase("guard-known-syn-drop-second-dport.json", "does something else")]
+    public void A_rule_of_another_shape_before_the_pass_is_not_the_drop(string sample, string does)
     {
-        var differences = GuardDifferences("guard-reply-refusal-accepts.json");
+        // Accepting them lets them out; dropping exempt users' SYNs too lets a forger's stale entries stall the daemon's
+        // own connections; a second dport match (tcp dport 1 tcp dport 25) matches nothing.
+        var differences = GuardDifferences(sample);
 
         Assert.That(differences, Has.Count.EqualTo(3));
         Assert.That(differences[0], Does.StartWith(Table + "the rule for open connections in chain output_guard is not its first"));
-        Assert.That(differences[1], Does.StartWith(Table + "no rule in chain output_guard refuses replies to port(s) 25"));
-        Assert.That(differences[2], Does.StartWith(Table + "unexpected rule in chain output_guard: it accepts"));
+        Assert.That(differences[1], Does.StartWith(Table + "no rule in chain output_guard drops customers' SYNs to port(s) 25"));
+        Assert.That(differences[2], Does.StartWith(Table + "unexpected rule in chain output_guard: it " + does));
     }
 
     [Test]
@@ -56,7 +61,7 @@ public class StrayPacketRulesTests
     {
         Assert.That(GuardDifferences("guard-invalid-drop-missing.json"), Is.EqualTo(new[]
         {
-            Table + "no rule in chain output_guard drops packets to port(s) 25 that conntrack marks invalid: no NAT rule sees them, so they leave directly",
+            Table + "no rule in chain output_guard drops customers' packets to port(s) 25 that conntrack marks invalid: no NAT rule sees them, so they leave directly",
         }));
     }
 
@@ -65,23 +70,22 @@ public class StrayPacketRulesTests
     {
         Assert.That(GuardDifferences("guard-invalid-drop-missing-a-port.json", RulesetRendererTests.Everything), Is.EqualTo(new[]
         {
-            Table + "the rule dropping invalid packets in chain output_guard does not cover port(s) 2525",
+            Table + "the rule dropping customers' invalid packets in chain output_guard does not cover port(s) 2525",
         }));
     }
 
     [Test]
-    public void Neither_passes_for_a_refusal_of_new_connections()
+    public void Neither_passes_for_a_rule_the_other_checks_look_for()
     {
-        // Each matches replies or invalid packets only: taken for the guard's refusal it would leave the first packets of
-        // unredirected connections unrefused.
-        var spec = DefaultSpec;
+        // Each matches SYNs of known connections or invalid packets only: taken for the guard's refusal or an exemption it
+        // would leave the first packets of unredirected connections unrefused.
         using var listed = JsonDocument.Parse(NetfilterTestData.Read(Path.Combine("Samples", "guard-default.json")));
-        var rules = NftJson.Objects(listed, spec.GuardTable).Where(o => o.Kind == "rule")
+        var rules = NftJson.Objects(listed, DefaultSpec.GuardTable).Where(o => o.Kind == "rule")
             .Select(o => NftJson.ParseRule(o.Body, [])).ToList();
 
         Assert.That(rules.Select(r => r.Stray), Is.EqualTo(new[]
         {
-            NftJson.StrayRule.RefusesReplies, NftJson.StrayRule.None, NftJson.StrayRule.None, NftJson.StrayRule.None,
+            NftJson.StrayRule.DropsKnownSyn, NftJson.StrayRule.None, NftJson.StrayRule.None, NftJson.StrayRule.None,
             NftJson.StrayRule.None, NftJson.StrayRule.None, NftJson.StrayRule.DropsInvalid,
         }));
         Assert.That(rules.Where(r => r.Stray != NftJson.StrayRule.None), Has.All.Property(nameof(NftJson.Rule.HasOtherMatch)).True);

@@ -11,13 +11,16 @@ internal static partial class NftJson
         None,
 
         /// <summary>
-        /// <c>tcp dport PORTS meta skuid != @exempt_uids tcp flags syn / syn,ack ct state established,related drop</c>: a
+        /// <c>tcp dport PORTS meta skuid != @exempt_uids tcp flags syn / syn,ack ct state established,related reject</c>: a
         /// customer's SYN that conntrack files under a connection it already tracks.
         /// </summary>
-        DropsKnownSyn,
+        RefusesKnownSyn,
 
-        /// <summary><c>tcp dport PORTS meta skuid != @exempt_uids ct state invalid drop</c>: packets conntrack could not place.</summary>
-        DropsInvalid,
+        /// <summary>
+        /// <c>tcp dport PORTS meta skuid != @exempt_uids ct state invalid,untracked drop</c>: packets conntrack could not
+        /// place, or was told not to track (no NAT for either).
+        /// </summary>
+        DropsUntracked,
     }
 
     internal sealed partial record Rule
@@ -25,8 +28,11 @@ internal static partial class NftJson
         /// <summary>True when the rule matches <c>tcp flags syn / syn,ack</c>: SYN set, ACK clear (a connection's first packet).</summary>
         public bool SynOnly { get; set; }
 
-        /// <summary>True when the rule matches <c>ct state invalid</c>.</summary>
-        public bool InvalidOnly { get; set; }
+        /// <summary>True when the rule matches <c>ct state invalid,untracked</c> (both, nothing else).</summary>
+        public bool UntrackedOnly { get; set; }
+
+        /// <summary>How many of the open states (established, related) a <see cref="OpenOnly"/> match names.</summary>
+        public int OpenStateCount { get; set; }
 
         /// <summary>A <c>drop</c> verdict.</summary>
         public bool Drops { get; set; }
@@ -43,9 +49,10 @@ internal static partial class NftJson
             return true;
         }
 
-        if (IsCtState(left) && IsOnly(right, "invalid"))
+        if (IsCtState(left) && right.ValueKind == JsonValueKind.Array && right.GetArrayLength() == 2
+            && right.EnumerateArray().Select(s => s.ValueKind == JsonValueKind.String ? s.GetString() : null).Order().SequenceEqual(["invalid", "untracked"]))
         {
-            rule.InvalidOnly = true;
+            rule.UntrackedOnly = true;
             return true;
         }
 
@@ -74,14 +81,16 @@ internal static partial class NftJson
     /// </summary>
     private static void MarkStray(Rule rule)
     {
-        var plain = !rule.HasOtherMatch && rule.Dports is not null && rule.Drops && !rule.Accepts && !rule.Rejects && !rule.NewOnly
+        var plain = !rule.HasOtherMatch && rule.Dports is not null && !rule.Accepts && !rule.NewOnly
             && rule.SkuidNotInSets.Count == 1 && rule.SkuidNotInSets[0] == RulesetSpec.ExemptSetName
             && rule.Nfproto is null && rule.SkuidSet is null && rule.RouteSet is null && rule.RedirectPort is null
             && rule.SkuidRanges is null && rule.SkuidValue is null && rule.Limit is null && rule.MeterSet is null;
+
+        // Both open states: with one only, the SYN the other names would go on to the pass (second attack review).
         rule.Stray = !plain ? StrayRule.None
-            : rule.SynOnly && rule.OpenOnly && !rule.InvalidOnly ? StrayRule.DropsKnownSyn
-            : rule.InvalidOnly && !rule.SynOnly && !rule.OpenOnly ? StrayRule.DropsInvalid
+            : rule.SynOnly && rule.OpenOnly && rule.OpenStateCount == 2 && !rule.UntrackedOnly && rule.Rejects && !rule.Drops ? StrayRule.RefusesKnownSyn
+            : rule.UntrackedOnly && !rule.SynOnly && !rule.OpenOnly && rule.Drops && !rule.Rejects ? StrayRule.DropsUntracked
             : StrayRule.None;
-        rule.HasOtherMatch |= rule.SynOnly || rule.InvalidOnly || rule.Drops;
+        rule.HasOtherMatch |= rule.SynOnly || rule.UntrackedOnly || rule.Drops;
     }
 }

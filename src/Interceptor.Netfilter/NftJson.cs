@@ -257,10 +257,11 @@ internal static partial class NftJson
         else if (IsCtState(left) && AreOpenStates(right))
         {
             rule.OpenOnly = true;
+            rule.OpenStateCount = right.ValueKind == JsonValueKind.Array ? right.GetArrayLength() : 1;
         }
         else if (ReadStrayMatch(rule, left, right))
         {
-            // tcp flags syn / syn,ack, ct state invalid: see NftJson.Strays.cs.
+            // tcp flags syn / syn,ack, ct state invalid,untracked: see NftJson.Strays.cs.
         }
         else if (RouteFamilyOf(left) is { } family && right.ValueKind == JsonValueKind.String && right.GetString()!.StartsWith('@') && op == "==")
         {

@@ -18,8 +18,9 @@ namespace Interceptor.Netfilter;
 /// server an exempt user (the daemon, the MTA) had until the server reset it or it died without a FIN (the entry lives
 /// on, 10 s or days, and a SYN in its original direction is "established"); or <b>answer</b> a SYN forged from the mail
 /// server's port 25 to a port the customer listens on: the customer's SYN back is the entry's reply ("established"
-/// while the forged SYN is unanswered, "invalid" once the listener has answered it). The guard drops a customer's SYN
-/// that is established or related, before its pass, and a customer's invalid packets. Exempt users' packets are not
+/// while the forged SYN is unanswered, "invalid" once the listener has answered it). The guard refuses a customer's SYN
+/// that is established or related, before its pass, and drops a customer's invalid or untracked packets (a notrack rule
+/// elsewhere would leave them without NAT too). Exempt users' packets are not
 /// touched (a forger's stale entries must not stall the daemon's own connections), and of the customers' established
 /// packets only SYNs are: their sites' replies to a visitor whose source port happens to be a guarded port (2525 from a
 /// carrier's NAT) go out as before. tests/HOSTILE.md 12.12.
@@ -57,7 +58,7 @@ public static partial class RulesetRenderer
         Line(text, 2, Comment($"After {RulesetSpec.NatChainName}: a redirected connection aims at port {spec.ListenPort.ToString(CultureInfo.InvariantCulture)} by now"));
 
         // Before the pass, which would let these out: they are "established" to conntrack.
-        Line(text, 2, $"tcp dport {guarded} meta skuid != @{RulesetSpec.ExemptSetName} tcp flags syn / syn,ack ct state established,related counter drop "
+        Line(text, 2, $"tcp dport {guarded} meta skuid != @{RulesetSpec.ExemptSetName} tcp flags syn / syn,ack ct state established,related counter reject with tcp reset "
             + Comment("A customer's SYN filed under a connection conntrack already has (someone's ended one, a reply): no NAT rule sees it"));
         OpenConnectionsPass(text);
         Line(text, 2, $"tcp dport {guarded} meta skuid @{RulesetSpec.ExemptSetName} ct state new counter accept "
@@ -68,8 +69,8 @@ public static partial class RulesetRenderer
             + Comment($"Allowed routes (set {RulesetSpec.AllowedRoutesV6SetName}) connect directly"));
         Line(text, 2, $"tcp dport {guarded} ct state new counter reject with tcp reset "
             + Comment("Not redirected, so the main table is missing or broken: refused instead of let out directly"));
-        Line(text, 2, $"tcp dport {guarded} meta skuid != @{RulesetSpec.ExemptSetName} ct state invalid counter drop "
-            + Comment("A customer's packets conntrack cannot place (no NAT rule sees them): dropped instead of let out directly"));
+        Line(text, 2, $"tcp dport {guarded} meta skuid != @{RulesetSpec.ExemptSetName} ct state invalid,untracked counter drop "
+            + Comment("A customer's packets conntrack cannot place or does not track (no NAT for them): dropped instead of let out directly"));
         Line(text, 1, "}");
         Line(text, 0, "}");
     }

@@ -20,8 +20,8 @@ public static partial class RulesetVerifier
 
         isOurs[pass] = true;
 
-        // Only the guard's drop of SYNs of known connections may (and must) come first: the pass would let them out.
-        if (rules.Take(pass).Any(r => r.Stray != NftJson.StrayRule.DropsKnownSyn))
+        // Only the guard's refusal of SYNs of known connections may (and must) come first: the pass would let them out.
+        if (rules.Take(pass).Any(r => r.Stray != NftJson.StrayRule.RefusesKnownSyn))
         {
             differences.Add($"the rule for open connections in chain {chain} is not its first: packets of open connections go through the rules before it");
         }

@@ -5,31 +5,31 @@ public static partial class RulesetVerifier
 {
     private static void CheckStrayRules(List<NftJson.Rule> rules, string chain, List<int> guarded, bool[] isOurs, List<string> differences)
     {
-        var syn = rules.FindIndex(r => r.Stray == NftJson.StrayRule.DropsKnownSyn);
+        var syn = rules.FindIndex(r => r.Stray == NftJson.StrayRule.RefusesKnownSyn);
         if (syn < 0)
         {
-            differences.Add($"no rule in chain {chain} drops customers' SYNs to port(s) {Join(guarded)} that conntrack files under a connection it has (tcp flags syn / syn,ack ct state established,related): a customer who reuses the port of an exempt user's ended connection, or answers a packet forged from a mail server's port 25, connects to it directly");
+            differences.Add($"no rule in chain {chain} refuses customers' SYNs to port(s) {Join(guarded)} that conntrack files under a connection it has (tcp flags syn / syn,ack ct state established,related): a customer who reuses the port of an exempt user's ended connection, or answers a packet forged from a mail server's port 25, connects to it directly");
         }
         else
         {
             isOurs[syn] = true;
-            CheckCovers(rules[syn], "dropping customers' SYNs of known connections", chain, guarded, differences);
+            CheckCovers(rules[syn], "refusing customers' SYNs of known connections", chain, guarded, differences);
             var pass = rules.FindIndex(r => r.IsOpenConnectionsPass);
             if (pass >= 0 && syn > pass)
             {
-                differences.Add($"the rule dropping customers' SYNs of known connections in chain {chain} comes after the rule for open connections, which lets those SYNs out first");
+                differences.Add($"the rule refusing customers' SYNs of known connections in chain {chain} comes after the rule for open connections, which lets those SYNs out first");
             }
         }
 
-        var invalid = rules.FindIndex(r => r.Stray == NftJson.StrayRule.DropsInvalid);
+        var invalid = rules.FindIndex(r => r.Stray == NftJson.StrayRule.DropsUntracked);
         if (invalid < 0)
         {
-            differences.Add($"no rule in chain {chain} drops customers' packets to port(s) {Join(guarded)} that conntrack marks invalid: no NAT rule sees them, so they leave directly");
+            differences.Add($"no rule in chain {chain} drops customers' packets to port(s) {Join(guarded)} that conntrack marks invalid or does not track: no NAT applies to them, so they leave directly");
         }
         else
         {
             isOurs[invalid] = true;
-            CheckCovers(rules[invalid], "dropping customers' invalid packets", chain, guarded, differences);
+            CheckCovers(rules[invalid], "dropping customers' untracked and invalid packets", chain, guarded, differences);
         }
     }
 

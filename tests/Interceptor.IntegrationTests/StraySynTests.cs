@@ -65,7 +65,7 @@ public sealed partial class StraySynTests
         Assert.Multiple(() =>
         {
             Assert.That(reused.Stdout, Does.Not.Contain("aborting.test"), "alice reached the mail server directly from root's old port" + context);
-            Assert.That(reused.Stdout, Does.Contain("\"outcome\": \"timeout\""), "her SYN is dropped" + context);
+            Assert.That(reused.Stdout, Does.Contain("\"outcome\": \"refused\""), "her SYN is refused" + context);
             Assert.That(Counted(guard, "tcp flags syn / syn,ack"), Is.GreaterThan(0), "as a SYN of a connection conntrack has" + context);
         });
     }

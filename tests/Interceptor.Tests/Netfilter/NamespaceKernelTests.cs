@@ -240,7 +240,7 @@ public class NamespaceKernelTests
     }
 
     private Task<long> GuardRefusalsAsync() =>
-        Ns.PacketsAsync(RulesetSpec.GuardChainName, r => r.Rejects, Base.GuardTable);
+        Ns.PacketsAsync(RulesetSpec.GuardChainName, r => r.Rejects && !r.SynOnly, Base.GuardTable);
 
     private Task<long> SuspendedPacketsAsync() =>
         Ns.PacketsAsync(RulesetSpec.FilterChainName, r => r.Rejects && r.SkuidSet == RulesetSpec.SuspendedSetName);

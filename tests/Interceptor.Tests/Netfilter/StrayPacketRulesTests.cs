@@ -27,7 +27,7 @@ public class StrayPacketRulesTests
     {
         Assert.That(GuardDifferences("guard-known-syn-drop-missing.json"), Is.EqualTo(new[]
         {
-            Table + "no rule in chain output_guard drops customers' SYNs to port(s) 25 that conntrack files under a connection it has (tcp flags syn / syn,ack ct state established,related): a customer who reuses the port of an exempt user's ended connection, or answers a packet forged from a mail server's port 25, connects to it directly",
+            Table + "no rule in chain output_guard refuses customers' SYNs to port(s) 25 that conntrack files under a connection it has (tcp flags syn / syn,ack ct state established,related): a customer who reuses the port of an exempt user's ended connection, or answers a packet forged from a mail server's port 25, connects to it directly",
         }));
     }
 
@@ -37,22 +37,24 @@ public class StrayPacketRulesTests
         // The pass accepts established packets, and these SYNs are established: the drop would never see one.
         Assert.That(GuardDifferences("guard-known-syn-drop-after-pass.json"), Is.EqualTo(new[]
         {
-            Table + "the rule dropping customers' SYNs of known connections in chain output_guard comes after the rule for open connections, which lets those SYNs out first",
+            Table + "the rule refusing customers' SYNs of known connections in chain output_guard comes after the rule for open connections, which lets those SYNs out first",
         }));
     }
 
     [TestCase("guard-known-syn-drop-accepts.json", "accepts")]
-    [TestCase("guard-known-syn-drop-for-everyone.json", "does something else")]
-    [TestCase("guard-known-syn-drop-second-dport.json", "does something else")]
+    [TestCase("guard-known-syn-drop-for-everyone.json", "rejects")]
+    [TestCase("guard-known-syn-drop-second-dport.json", "rejects")]
+    [TestCase("guard-known-syn-drop-related-only.json", "rejects")]
     public void A_rule_of_another_shape_before_the_pass_is_not_the_drop(string sample, string does)
     {
-        // Accepting them lets them out; dropping exempt users' SYNs too lets a forger's stale entries stall the daemon's
-        // own connections; a second dport match (tcp dport 1 tcp dport 25) matches nothing.
+        // Accepting them lets them out; refusing exempt users' SYNs too lets a forger's stale entries stall the daemon's
+        // own connections; a second dport match (tcp dport 1 tcp dport 25) matches nothing; with related alone, the
+        // established SYN of a reused port goes on to the pass (second attack review).
         var differences = GuardDifferences(sample);
 
         Assert.That(differences, Has.Count.EqualTo(3));
         Assert.That(differences[0], Does.StartWith(Table + "the rule for open connections in chain output_guard is not its first"));
-        Assert.That(differences[1], Does.StartWith(Table + "no rule in chain output_guard drops customers' SYNs to port(s) 25"));
+        Assert.That(differences[1], Does.StartWith(Table + "no rule in chain output_guard refuses customers' SYNs to port(s) 25"));
         Assert.That(differences[2], Does.StartWith(Table + "unexpected rule in chain output_guard: it " + does));
     }
 
@@ -61,8 +63,19 @@ public class StrayPacketRulesTests
     {
         Assert.That(GuardDifferences("guard-invalid-drop-missing.json"), Is.EqualTo(new[]
         {
-            Table + "no rule in chain output_guard drops customers' packets to port(s) 25 that conntrack marks invalid: no NAT rule sees them, so they leave directly",
+            Table + "no rule in chain output_guard drops customers' packets to port(s) 25 that conntrack marks invalid or does not track: no NAT applies to them, so they leave directly",
         }));
+    }
+
+    [Test]
+    public void A_drop_of_invalid_packets_that_lets_untracked_ones_out_is_reported()
+    {
+        // Another table's notrack rule would make the customers' SYNs untracked: no NAT, and no state the other rules match.
+        var differences = GuardDifferences("guard-untracked-drop-invalid-only.json");
+
+        Assert.That(differences, Has.Count.EqualTo(2));
+        Assert.That(differences[0], Does.StartWith(Table + "no rule in chain output_guard drops customers' packets to port(s) 25 that conntrack marks invalid or does not track"));
+        Assert.That(differences[1], Does.StartWith(Table + "unexpected rule in chain output_guard: it does something else"));
     }
 
     [Test]
@@ -70,7 +83,7 @@ public class StrayPacketRulesTests
     {
         Assert.That(GuardDifferences("guard-invalid-drop-missing-a-port.json", RulesetRendererTests.Everything), Is.EqualTo(new[]
         {
-            Table + "the rule dropping customers' invalid packets in chain output_guard does not cover port(s) 2525",
+            Table + "the rule dropping customers' untracked and invalid packets in chain output_guard does not cover port(s) 2525",
         }));
     }
 
@@ -85,8 +98,8 @@ public class StrayPacketRulesTests
 
         Assert.That(rules.Select(r => r.Stray), Is.EqualTo(new[]
         {
-            NftJson.StrayRule.DropsKnownSyn, NftJson.StrayRule.None, NftJson.StrayRule.None, NftJson.StrayRule.None,
-            NftJson.StrayRule.None, NftJson.StrayRule.None, NftJson.StrayRule.DropsInvalid,
+            NftJson.StrayRule.RefusesKnownSyn, NftJson.StrayRule.None, NftJson.StrayRule.None, NftJson.StrayRule.None,
+            NftJson.StrayRule.None, NftJson.StrayRule.None, NftJson.StrayRule.DropsUntracked,
         }));
         Assert.That(rules.Where(r => r.Stray != NftJson.StrayRule.None), Has.All.Property(nameof(NftJson.Rule.HasOtherMatch)).True);
     }

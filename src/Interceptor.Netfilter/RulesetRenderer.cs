@@ -144,7 +144,7 @@ public static partial class RulesetRenderer
     /// </summary>
     private static void OpenConnectionsPass(StringBuilder text) =>
         Line(text, 2, "ct state established,related accept "
-            + Comment("Packets of connections already open: every rule below looks only at a connection's first packet"));
+            + Comment("Packets of connections already open leave here: no rule below is about them"));
 
     /// <summary>
     /// Adds a UID to the suspended set of an installed table, without touching anything else (counters stay).

@@ -201,10 +201,11 @@ internal static partial class NftJson
             }
         }
 
+        MarkStray(rule);
+
         // Only the bare pass may match open connections: on any other rule that match narrows it to packets our rules
         // are not about (a refusal or redirect for established packets refuses or redirects nothing), as every match
         // we do not understand does (attack review of the pass).
-        MarkStray(rule);
         rule.HasOtherMatch |= rule.OpenOnly && !rule.IsOpenConnectionsPass;
         return rule;
     }

@@ -12,8 +12,9 @@ namespace Interceptor.Daemon.Fairness;
 /// <remarks>
 /// Busy (not light): two sessions at once, or more than <c>lightEntries</c> entries in one window (a user whose
 /// sessions take turns on one socket thread never has two at once, but is no lighter for it). Flooding (demoted while
-/// others are served): <c>floodSessionsAnyway</c> sessions at once, or <c>floodSessions</c> while no other user has more. Slicing (never alone): <c>slicesToMark</c> slices used up
-/// by its sessions in one window. The marks last a window after they were last earned.
+/// others are served): <c>floodSessionsAnyway</c> sessions at once, or <c>floodSessions</c> while no other user has more.
+/// Slicing (never alone): <c>slicesToMark</c> slices used up by its sessions in one window. The marks last a window after
+/// they were last earned.
 /// </remarks>
 internal sealed class UserLoad
 {

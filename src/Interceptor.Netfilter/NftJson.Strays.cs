@@ -11,8 +11,8 @@ internal static partial class NftJson
         None,
 
         /// <summary>
-        /// <c>tcp dport PORTS meta skuid != @exempt_uids tcp flags syn / syn,ack ct state established,related reject</c>: a
-        /// customer's SYN that conntrack files under a connection it already tracks.
+        /// <c>tcp dport PORTS tcp flags syn / syn,ack ct state established,related reject</c>, after the exempt users' accept: a
+        /// SYN that conntrack files under a connection it already tracks.
         /// </summary>
         RefusesKnownSyn,
 
@@ -82,14 +82,18 @@ internal static partial class NftJson
     private static void MarkStray(Rule rule)
     {
         var plain = !rule.HasOtherMatch && rule.Dports is not null && !rule.Accepts && !rule.NewOnly
-            && rule.SkuidNotInSets.Count == 1 && rule.SkuidNotInSets[0] == RulesetSpec.ExemptSetName
             && rule.Nfproto is null && rule.SkuidSet is null && rule.RouteSet is null && rule.RedirectPort is null
             && rule.SkuidRanges is null && rule.SkuidValue is null && rule.Limit is null && rule.MeterSet is null;
 
-        // Both open states: with one only, the SYN the other names would go on to the pass (second attack review).
+        // The SYN refusal has no user match: exempt users are accepted before it, and a SYN without an owning socket
+        // (which no skuid match sees) must be refused too (third attack review). Both open states: with one only, the SYN
+        // the other names would go on to the pass (second attack review). The drop leaves socketless packets alone (the
+        // kernel's resets and TIME_WAIT acknowledgements of exempt users' connections).
+        var exemptSpared = rule.SkuidNotInSets.Count == 1 && rule.SkuidNotInSets[0] == RulesetSpec.ExemptSetName;
         rule.Stray = !plain ? StrayRule.None
-            : rule.SynOnly && rule.OpenOnly && rule.OpenStateCount == 2 && !rule.UntrackedOnly && rule.Rejects && !rule.Drops ? StrayRule.RefusesKnownSyn
-            : rule.UntrackedOnly && !rule.SynOnly && !rule.OpenOnly && rule.Drops && !rule.Rejects ? StrayRule.DropsUntracked
+            : rule.SynOnly && rule.OpenOnly && rule.OpenStateCount == 2 && !rule.UntrackedOnly && rule.Rejects && !rule.Drops
+                && rule.SkuidNotInSets.Count == 0 ? StrayRule.RefusesKnownSyn
+            : rule.UntrackedOnly && !rule.SynOnly && !rule.OpenOnly && rule.Drops && !rule.Rejects && exemptSpared ? StrayRule.DropsUntracked
             : StrayRule.None;
         rule.HasOtherMatch |= rule.SynOnly || rule.UntrackedOnly || rule.Drops;
     }

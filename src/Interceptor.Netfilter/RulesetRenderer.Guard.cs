@@ -18,12 +18,13 @@ namespace Interceptor.Netfilter;
 /// server an exempt user (the daemon, the MTA) had until the server reset it or it died without a FIN (the entry lives
 /// on, 10 s or days, and a SYN in its original direction is "established"); or <b>answer</b> a SYN forged from the mail
 /// server's port 25 to a port the customer listens on: the customer's SYN back is the entry's reply ("established"
-/// while the forged SYN is unanswered, "invalid" once the listener has answered it). The guard refuses a customer's SYN
-/// that is established or related, before its pass, and drops a customer's invalid or untracked packets (a notrack rule
-/// elsewhere would leave them without NAT too). Exempt users' packets are not
-/// touched (a forger's stale entries must not stall the daemon's own connections), and of the customers' established
-/// packets only SYNs are: their sites' replies to a visitor whose source port happens to be a guarded port (2525 from a
-/// carrier's NAT) go out as before. tests/HOSTILE.md 12.12.
+/// while the forged SYN is unanswered, "invalid" once the listener has answered it). The guard accepts exempt users'
+/// packets first, in every state (a forger's stale entries must not stall the daemon's own connections); then, before
+/// its pass, it refuses every other SYN that is established or related, one without an owning socket too (a kernel
+/// socket a user drives, such as SMC's, has none; third attack review); last, it drops a customer's invalid or untracked
+/// packets (a notrack rule elsewhere would leave them without NAT too). Of the customers' established packets only SYNs
+/// are refused: their sites' replies to a visitor whose source port happens to be a guarded port (2525 from a carrier's
+/// NAT) go out as before. tests/HOSTILE.md 12.12.
 /// </remarks>
 public static partial class RulesetRenderer
 {
@@ -57,12 +58,14 @@ public static partial class RulesetRenderer
         Line(text, 2, $"type filter hook output priority {GuardPriority.ToString(CultureInfo.InvariantCulture)}; policy accept;");
         Line(text, 2, Comment($"After {RulesetSpec.NatChainName}: a redirected connection aims at port {spec.ListenPort.ToString(CultureInfo.InvariantCulture)} by now"));
 
-        // Before the pass, which would let these out: they are "established" to conntrack.
-        Line(text, 2, $"tcp dport {guarded} meta skuid != @{RulesetSpec.ExemptSetName} tcp flags syn / syn,ack ct state established,related counter reject with tcp reset "
-            + Comment("A customer's SYN filed under a connection conntrack already has (someone's ended one, a reply): no NAT rule sees it"));
-        OpenConnectionsPass(text);
-        Line(text, 2, $"tcp dport {guarded} meta skuid @{RulesetSpec.ExemptSetName} ct state new counter accept "
+        // Exempt users first, in every state: nothing below may refuse them (a forger's stale entries must not stall the
+        // daemon's own connections). Then, before the pass, which would let them out ("established" to conntrack), every
+        // other SYN that conntrack files under an entry it has, a socketless one too (a kernel socket a user drives).
+        Line(text, 2, $"tcp dport {guarded} meta skuid @{RulesetSpec.ExemptSetName} counter accept "
             + Comment($"Exempt users (set {RulesetSpec.ExemptSetName}) connect directly"));
+        Line(text, 2, $"tcp dport {guarded} tcp flags syn / syn,ack ct state established,related counter reject with tcp reset "
+            + Comment("A SYN filed under a connection conntrack already has (someone's ended one, a reply): no NAT rule sees it"));
+        OpenConnectionsPass(text);
         Line(text, 2, $"meta skuid . ip daddr . tcp dport @{RulesetSpec.AllowedRoutesV4SetName} ct state new counter accept "
             + Comment($"Allowed routes (set {RulesetSpec.AllowedRoutesV4SetName}) connect directly"));
         Line(text, 2, $"meta skuid . ip6 daddr . tcp dport @{RulesetSpec.AllowedRoutesV6SetName} ct state new counter accept "

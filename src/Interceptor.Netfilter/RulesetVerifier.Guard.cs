@@ -73,6 +73,13 @@ public static partial class RulesetVerifier
                 differences.Add($"the rule for set {RulesetSpec.ExemptSetName} in chain {chain} comes after the refusal, so exempt users are refused");
             }
 
+            // In every state and before the refusal of SYNs of known connections, which has no user match of its own.
+            var syn = rules.FindIndex(r => r.Stray == NftJson.StrayRule.RefusesKnownSyn);
+            if (rules[exempt].NewOnly || (syn >= 0 && exempt > syn))
+            {
+                differences.Add($"the rule for set {RulesetSpec.ExemptSetName} in chain {chain} does not accept every packet of exempt users before the refusal of SYNs of known connections: a stale conntrack entry can make the daemon's own connections fail");
+            }
+
             var uncovered = guarded.Where(p => !rules[exempt].Covers(p)).ToList();
             if (uncovered.Count > 0)
             {

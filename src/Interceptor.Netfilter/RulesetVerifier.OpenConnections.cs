@@ -20,8 +20,10 @@ public static partial class RulesetVerifier
 
         isOurs[pass] = true;
 
-        // Only the guard's refusal of SYNs of known connections may (and must) come first: the pass would let them out.
-        if (rules.Take(pass).Any(r => r.Stray != NftJson.StrayRule.RefusesKnownSyn))
+        // Only the guard's exempt users (in every state) and its refusal of SYNs of known connections may (and must) come
+        // first: the pass would let those SYNs out.
+        if (rules.Take(pass).Any(r => r.Stray != NftJson.StrayRule.RefusesKnownSyn
+            && !(r.Accepts && r.SkuidSet == RulesetSpec.ExemptSetName && r.RouteSet is null && !r.NewOnly && !r.HasOtherMatch)))
         {
             differences.Add($"the rule for open connections in chain {chain} is not its first: packets of open connections go through the rules before it");
         }

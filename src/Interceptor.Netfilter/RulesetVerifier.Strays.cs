@@ -6,12 +6,12 @@ public static partial class RulesetVerifier
     private static void CheckStrayRules(List<NftJson.Rule> rules, string chain, List<int> guarded, bool[] isOurs, List<string> differences)
     {
         var syn = FindStrayRule(rules, NftJson.StrayRule.RefusesKnownSyn, chain, guarded, isOurs, differences,
-            $"no rule in chain {chain} refuses customers' SYNs to port(s) {Join(guarded)} that conntrack files under a connection it has (tcp flags syn / syn,ack ct state established,related): a customer who reuses the port of an exempt user's ended connection, or answers a packet forged from a mail server's port 25, connects to it directly",
-            "refusing customers' SYNs of known connections");
+            $"no rule in chain {chain} refuses SYNs to port(s) {Join(guarded)} that conntrack files under a connection it has (tcp flags syn / syn,ack ct state established,related): a customer who reuses the port of an exempt user's ended connection, or answers a packet forged from a mail server's port 25, connects to it directly",
+            "refusing SYNs of known connections");
         var pass = rules.FindIndex(r => r.IsOpenConnectionsPass);
         if (syn >= 0 && pass >= 0 && syn > pass)
         {
-            differences.Add($"the rule refusing customers' SYNs of known connections in chain {chain} comes after the rule for open connections, which lets those SYNs out first");
+            differences.Add($"the rule refusing SYNs of known connections in chain {chain} comes after the rule for open connections, which lets those SYNs out first");
         }
 
         FindStrayRule(rules, NftJson.StrayRule.DropsUntracked, chain, guarded, isOurs, differences,

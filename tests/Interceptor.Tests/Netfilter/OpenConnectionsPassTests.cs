@@ -19,9 +19,10 @@ public class OpenConnectionsPassTests
         var chains = script.Split("chain ")[1..].ToDictionary(c => c[..c.IndexOf(' ', StringComparison.Ordinal)], RulesOf);
 
         Assert.That(chains[RulesetSpec.FilterChainName][0], Does.StartWith("ct state established,related accept comment"));
-        Assert.That(chains[RulesetSpec.GuardChainName][0], Does.StartWith("tcp dport 25 meta skuid != @exempt_uids tcp flags syn / syn,ack ct state established,related counter reject"),
+        Assert.That(chains[RulesetSpec.GuardChainName][0], Does.StartWith("tcp dport 25 meta skuid @exempt_uids counter accept"), "the guard's exempt users come before it");
+        Assert.That(chains[RulesetSpec.GuardChainName][1], Does.StartWith("tcp dport 25 tcp flags syn / syn,ack ct state established,related counter reject"),
             "the guard's refusal of SYNs of known connections comes before it");
-        Assert.That(chains[RulesetSpec.GuardChainName][1], Does.StartWith("ct state established,related accept comment"));
+        Assert.That(chains[RulesetSpec.GuardChainName][2], Does.StartWith("ct state established,related accept comment"));
         Assert.That(chains[RulesetSpec.NatChainName], Has.None.Contains("ct state"), "a NAT chain sees only first packets");
     }
 

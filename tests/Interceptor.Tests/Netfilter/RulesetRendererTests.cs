@@ -137,8 +137,8 @@ public class RulesetRendererTests
         Assert.That(guard, Does.Contain("type filter hook output priority 0; policy accept;"));
         Assert.That(guard, Does.Contain("elements = { 0, 105, 998 }"), "the guard's exempt set is the main table's");
         Assert.That(guard, Does.Contain("elements = { 1003 . 2001:db8::25 . 2525 }"), "the guard's routes are the main table's");
-        Assert.That(rules[0], Does.StartWith("tcp dport { 25, 465, 587, 2525 } meta skuid != @exempt_uids tcp flags syn / syn,ack ct state established,related counter reject with tcp reset"));
-        Assert.That(rules[1], Does.StartWith("tcp dport { 25, 465, 587, 2525 } meta skuid @exempt_uids ct state new counter accept"));
+        Assert.That(rules[0], Does.StartWith("tcp dport { 25, 465, 587, 2525 } meta skuid @exempt_uids counter accept"));
+        Assert.That(rules[1], Does.StartWith("tcp dport { 25, 465, 587, 2525 } tcp flags syn / syn,ack ct state established,related counter reject with tcp reset"));
         Assert.That(rules[2], Does.StartWith("meta skuid . ip daddr . tcp dport @allowed_routes_v4 ct state new counter accept"));
         Assert.That(rules[3], Does.StartWith("meta skuid . ip6 daddr . tcp dport @allowed_routes_v6 ct state new counter accept"));
         Assert.That(rules[4], Does.StartWith("tcp dport { 25, 465, 587, 2525 } ct state new counter reject with tcp reset"));

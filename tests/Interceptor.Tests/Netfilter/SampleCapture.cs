@@ -62,7 +62,9 @@ public class SampleCapture
         ("guard-known-syn-drop-accepts.json", Default, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "counter reject with tcp reset", "counter accept")), _ => { }),
         ("guard-known-syn-drop-related-only.json", Default, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "established,related", "related")), _ => { }),
         ("guard-untracked-drop-invalid-only.json", Default, s => InGuard(s, g => ReplaceInLine(g, InvalidDropped, "invalid,untracked", "invalid")), _ => { }),
-        ("guard-known-syn-drop-for-everyone.json", Default, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "meta skuid != @exempt_uids ", "")), _ => { }),
+        ("guard-known-syn-drop-customers-only.json", Default, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "tcp flags", "meta skuid != @exempt_uids tcp flags")), _ => { }),
+        ("guard-exempt-new-only.json", Default, s => InGuard(s, g => ReplaceInLine(g, GuardExempt, "counter accept", "ct state new counter accept")), _ => { }),
+        ("guard-exempt-after-syn-refusal.json", Default, s => InGuard(s, g => MoveAfter(g, GuardExempt, KnownSynDropped)), _ => { }),
         ("guard-known-syn-drop-second-dport.json", Default, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "tcp dport 25 ", "tcp dport 1 tcp dport 25 ")), _ => { }),
         ("guard-invalid-drop-missing.json", Default, s => InGuard(s, g => RemoveLine(g, InvalidDropped)), _ => { }),
         ("guard-invalid-drop-missing-a-port.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, InvalidDropped, "{ 25, 465, 587, 2525 }", "{ 25, 465, 587 }")), _ => { }),
@@ -70,6 +72,8 @@ public class SampleCapture
     ];
 
     private const string KnownSynDropped = "tcp flags syn / syn,ack";
+
+    private const string GuardExempt = "meta skuid @exempt_uids counter accept";
 
     private const string InvalidDropped = "ct state invalid";
 

@@ -27,7 +27,7 @@ public class StrayPacketRulesTests
     {
         Assert.That(GuardDifferences("guard-known-syn-drop-missing.json"), Is.EqualTo(new[]
         {
-            Table + "no rule in chain output_guard refuses customers' SYNs to port(s) 25 that conntrack files under a connection it has (tcp flags syn / syn,ack ct state established,related): a customer who reuses the port of an exempt user's ended connection, or answers a packet forged from a mail server's port 25, connects to it directly",
+            Table + "no rule in chain output_guard refuses SYNs to port(s) 25 that conntrack files under a connection it has (tcp flags syn / syn,ack ct state established,related): a customer who reuses the port of an exempt user's ended connection, or answers a packet forged from a mail server's port 25, connects to it directly",
         }));
     }
 
@@ -37,25 +37,39 @@ public class StrayPacketRulesTests
         // The pass accepts established packets, and these SYNs are established: the drop would never see one.
         Assert.That(GuardDifferences("guard-known-syn-drop-after-pass.json"), Is.EqualTo(new[]
         {
-            Table + "the rule refusing customers' SYNs of known connections in chain output_guard comes after the rule for open connections, which lets those SYNs out first",
+            Table + "the rule refusing SYNs of known connections in chain output_guard comes after the rule for open connections, which lets those SYNs out first",
         }));
     }
 
     [TestCase("guard-known-syn-drop-accepts.json", "accepts")]
-    [TestCase("guard-known-syn-drop-for-everyone.json", "rejects")]
+    [TestCase("guard-known-syn-drop-customers-only.json", "rejects")]
     [TestCase("guard-known-syn-drop-second-dport.json", "rejects")]
     [TestCase("guard-known-syn-drop-related-only.json", "rejects")]
     public void A_rule_of_another_shape_before_the_pass_is_not_the_drop(string sample, string does)
     {
-        // Accepting them lets them out; refusing exempt users' SYNs too lets a forger's stale entries stall the daemon's
-        // own connections; a second dport match (tcp dport 1 tcp dport 25) matches nothing; with related alone, the
+        // Accepting them lets them out; sparing all but known customers lets out a SYN without an owning socket (a kernel
+        // socket a user drives, third attack review); a second dport match (tcp dport 1 tcp dport 25) matches nothing; with related alone, the
         // established SYN of a reused port goes on to the pass (second attack review).
         var differences = GuardDifferences(sample);
 
         Assert.That(differences, Has.Count.EqualTo(3));
         Assert.That(differences[0], Does.StartWith(Table + "the rule for open connections in chain output_guard is not its first"));
-        Assert.That(differences[1], Does.StartWith(Table + "no rule in chain output_guard refuses customers' SYNs to port(s) 25"));
+        Assert.That(differences[1], Does.StartWith(Table + "no rule in chain output_guard refuses SYNs to port(s) 25"));
         Assert.That(differences[2], Does.StartWith(Table + "unexpected rule in chain output_guard: it " + does));
+    }
+
+    [Test]
+    public void Exempt_users_not_accepted_in_every_state_before_the_refusal_are_reported()
+    {
+        // The refusal has no user match: an exempt user's SYN on a stale entry would be refused.
+        const string exempt = Table + "the rule for set exempt_uids in chain output_guard does not accept every packet of exempt users before the refusal of SYNs of known connections: a stale conntrack entry can make the daemon's own connections fail";
+        Assert.That(GuardDifferences("guard-exempt-after-syn-refusal.json"), Is.EqualTo(new[] { exempt }));
+
+        // New connections only: before the pass it is then no longer the guard's exempt rule either.
+        var newOnly = GuardDifferences("guard-exempt-new-only.json");
+        Assert.That(newOnly, Has.Count.EqualTo(2));
+        Assert.That(newOnly[0], Does.StartWith(Table + "the rule for open connections in chain output_guard is not its first"));
+        Assert.That(newOnly[1], Is.EqualTo(exempt));
     }
 
     [Test]
@@ -98,7 +112,7 @@ public class StrayPacketRulesTests
 
         Assert.That(rules.Select(r => r.Stray), Is.EqualTo(new[]
         {
-            NftJson.StrayRule.RefusesKnownSyn, NftJson.StrayRule.None, NftJson.StrayRule.None, NftJson.StrayRule.None,
+            NftJson.StrayRule.None, NftJson.StrayRule.RefusesKnownSyn, NftJson.StrayRule.None, NftJson.StrayRule.None,
             NftJson.StrayRule.None, NftJson.StrayRule.None, NftJson.StrayRule.DropsUntracked,
         }));
         Assert.That(rules.Where(r => r.Stray != NftJson.StrayRule.None), Has.All.Property(nameof(NftJson.Rule.HasOtherMatch)).True);

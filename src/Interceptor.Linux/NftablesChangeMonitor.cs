@@ -11,24 +11,15 @@ public sealed class NftablesChangeMonitor : IDisposable
 {
     private const int NetlinkNetfilter = 12;
 
-    // Wakes the listening thread this often to see whether it should stop.
-    private static readonly TimeSpan PollForStop = TimeSpan.FromMilliseconds(500);
-
-    private readonly NetlinkChannel _channel;
     private readonly IReadOnlySet<string> _tables;
     private readonly Action _changed;
-    private readonly Action<Exception> _failed;
-    private readonly Thread _thread;
-    private volatile bool _stopping;
+    private NetlinkListener? _listener;
     private long _changes;
 
-    private NftablesChangeMonitor(NetlinkChannel channel, IReadOnlySet<string> tables, Action changed, Action<Exception> failed)
+    private NftablesChangeMonitor(IReadOnlySet<string> tables, Action changed)
     {
-        _channel = channel;
         _tables = tables;
         _changed = changed;
-        _failed = failed;
-        _thread = new Thread(Listen) { IsBackground = true, Name = "nft changes" };
     }
 
     /// <summary>Change notifications heard that touched a watched table, or were lost.</summary>
@@ -45,7 +36,7 @@ public sealed class NftablesChangeMonitor : IDisposable
         ArgumentNullException.ThrowIfNull(inetTables);
         ArgumentNullException.ThrowIfNull(changed);
         ArgumentNullException.ThrowIfNull(failed);
-        var channel = NetlinkChannel.Open(NetlinkNetfilter, "NETLINK_NETFILTER", PollForStop);
+        var channel = NetlinkChannel.Open(NetlinkNetfilter, "NETLINK_NETFILTER", NetlinkListener.PollForStop);
         try
         {
             channel.JoinGroup(NftablesMessage.ChangeGroup);
@@ -56,47 +47,21 @@ public sealed class NftablesChangeMonitor : IDisposable
             throw;
         }
 
-        var monitor = new NftablesChangeMonitor(channel, new HashSet<string>(inetTables, StringComparer.Ordinal), changed, failed);
-        monitor._thread.Start();
+        var monitor = new NftablesChangeMonitor(new HashSet<string>(inetTables, StringComparer.Ordinal), changed);
+        monitor._listener = new NetlinkListener(channel, "nft changes", monitor.Heard, failed);
         return monitor;
     }
 
-    private void Listen()
+    private void Heard(NetlinkNotice notice, ReadOnlySpan<byte> datagram)
     {
-        // A datagram holds one transaction's notifications or part of them (a flush's come together); a rule's message is
-        // a few KiB at most. One that does not fit counts as lost, so as a change.
-        var buffer = new byte[64 * 1024];
-        try
+        if (notice == NetlinkNotice.TimedOut || (notice == NetlinkNotice.Datagram && NftablesMessage.Classify(datagram, _tables) == NftablesChange.None))
         {
-            while (!_stopping)
-            {
-                var notice = _channel.ReceiveNotice(buffer, out var length);
-                if (notice == NetlinkNotice.TimedOut
-                    || (notice == NetlinkNotice.Datagram && NftablesMessage.Classify(buffer.AsSpan(0, length), _tables) == NftablesChange.None))
-                {
-                    continue;
-                }
+            return;
+        }
 
-                Interlocked.Increment(ref _changes);
-                _changed();
-            }
-        }
-#pragma warning disable CA1031 // a thread of our own: whatever ends it is reported, never the end of the process
-        catch (Exception e)
-#pragma warning restore CA1031
-        {
-            // While stopping it is the socket closed under the thread (Dispose does not wait for ever): nothing to say.
-            if (!_stopping)
-            {
-                _failed(e);
-            }
-        }
+        Interlocked.Increment(ref _changes);
+        _changed();
     }
 
-    public void Dispose()
-    {
-        _stopping = true;
-        _thread.Join(PollForStop * 4);
-        _channel.Dispose();
-    }
+    public void Dispose() => _listener?.Dispose();
 }

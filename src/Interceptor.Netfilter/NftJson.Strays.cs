@@ -37,8 +37,21 @@ internal static partial class NftJson
         /// <summary>A <c>drop</c> verdict.</summary>
         public bool Drops { get; set; }
 
+        /// <summary>The group of a <c>log group N</c> statement, null without one (a log without a group: -1).</summary>
+        public int? LogGroup { get; set; }
+
+        /// <summary>The prefix of that statement, null without one.</summary>
+        public string? LogPrefix { get; set; }
+
         /// <summary>Set once the rule is read. Any other rule with one of the three facts above has <see cref="HasOtherMatch"/>.</summary>
         public StrayRule Stray { get; set; }
+    }
+
+    // {"log": {"prefix": "...", "group": N}}: only the stray rules log, to the daemon's group (syslog logging has no group).
+    private static void ReadLog(Rule rule, JsonElement log)
+    {
+        rule.LogGroup = log.ValueKind == JsonValueKind.Object && log.TryGetProperty("group", out var group) && Int(group, out var number) ? number : -1;
+        rule.LogPrefix = String(log, "prefix");
     }
 
     private static bool ReadStrayMatch(Rule rule, JsonElement left, JsonElement right)
@@ -95,6 +108,6 @@ internal static partial class NftJson
                 && rule.SkuidNotInSets.Count == 0 ? StrayRule.RefusesKnownSyn
             : rule.UntrackedOnly && !rule.SynOnly && !rule.OpenOnly && rule.Drops && !rule.Rejects && exemptSpared ? StrayRule.DropsUntracked
             : StrayRule.None;
-        rule.HasOtherMatch |= rule.SynOnly || rule.UntrackedOnly || rule.Drops;
+        rule.HasOtherMatch |= rule.SynOnly || rule.UntrackedOnly || rule.Drops || (rule.LogGroup is not null && rule.Stray == StrayRule.None);
     }
 }

@@ -185,6 +185,9 @@ internal static partial class NftJson
                     case "set":
                         ReadMeter(rule, statement.Value);
                         break;
+                    case "log":
+                        ReadLog(rule, statement.Value);
+                        break;
                     case "counter" when statement.Value.ValueKind == JsonValueKind.String:
                         rule.CounterName = statement.Value.GetString();
                         break;

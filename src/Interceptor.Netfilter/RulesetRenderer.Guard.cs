@@ -63,7 +63,7 @@ public static partial class RulesetRenderer
         // other SYN that conntrack files under an entry it has, a socketless one too (a kernel socket a user drives).
         Line(text, 2, $"tcp dport {guarded} meta skuid @{RulesetSpec.ExemptSetName} counter accept "
             + Comment($"Exempt users (set {RulesetSpec.ExemptSetName}) connect directly"));
-        Line(text, 2, $"tcp dport {guarded} tcp flags syn / syn,ack ct state established,related counter reject with tcp reset "
+        Line(text, 2, $"tcp dport {guarded} tcp flags syn / syn,ack ct state established,related counter {StrayLog(spec, RulesetSpec.StraySynLogPrefix)}reject with tcp reset "
             + Comment("A SYN filed under a connection conntrack already has (someone's ended one, a reply): no NAT rule sees it"));
         OpenConnectionsPass(text);
         Line(text, 2, $"meta skuid . ip daddr . tcp dport @{RulesetSpec.AllowedRoutesV4SetName} ct state new counter accept "
@@ -72,9 +72,13 @@ public static partial class RulesetRenderer
             + Comment($"Allowed routes (set {RulesetSpec.AllowedRoutesV6SetName}) connect directly"));
         Line(text, 2, $"tcp dport {guarded} ct state new counter reject with tcp reset "
             + Comment("Not redirected, so the main table is missing or broken: refused instead of let out directly"));
-        Line(text, 2, $"tcp dport {guarded} meta skuid != @{RulesetSpec.ExemptSetName} ct state invalid,untracked counter drop "
+        Line(text, 2, $"tcp dport {guarded} meta skuid != @{RulesetSpec.ExemptSetName} ct state invalid,untracked counter {StrayLog(spec, RulesetSpec.StrayPacketLogPrefix)}drop "
             + Comment("A customer's packets conntrack cannot place or does not track (no NAT for them): dropped instead of let out directly"));
         Line(text, 1, "}");
         Line(text, 0, "}");
     }
+
+    // Each packet to the daemon's NFLOG group, with its owning uid (RulesetSpec.StrayLogGroup); nothing when that is 0.
+    private static string StrayLog(RulesetSpec spec, string prefix) =>
+        spec.StrayLogGroup == 0 ? string.Empty : $"log prefix \"{prefix}\" group {spec.StrayLogGroup.ToString(CultureInfo.InvariantCulture)} ";
 }

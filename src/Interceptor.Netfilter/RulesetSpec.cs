@@ -70,6 +70,12 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
     /// </summary>
     public const string GuardChainName = "output_guard";
 
+    /// <summary>The prefix of the packets the guard's SYN refusal logs (<see cref="StrayLogGroup"/>).</summary>
+    public const string StraySynLogPrefix = "smtp-interceptor stray-syn";
+
+    /// <summary>The prefix of the packets the guard's drop of invalid and untracked packets logs.</summary>
+    public const string StrayPacketLogPrefix = "smtp-interceptor stray-packet";
+
     /// <summary>The guard table that belongs to <paramref name="table"/>; installed, verified and removed with it.</summary>
     public static string GuardTableFor(string table) => NftNames.CheckConfiguredTable(table) + GuardSuffix;
 
@@ -143,6 +149,12 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
             : [.. SubordinateUidRanges.GroupBy(r => r.Owner).OrderBy(g => g.Key).Select(g => new SubordinateConnectionRate(
                 g.Key, UidRange.Merge(g.Select(r => r.Range)), UserConnectionRates.FirstOrDefault(r => r.Uid == g.Key) is { } own ? own.Rate : DefaultConnectionRate))];
 
+    /// <summary>
+    /// The NFLOG group the guard's two stray-packet rules log each packet to (<c>log group N</c>), so the daemon can name
+    /// the user behind it; 0: they only count. The kernel sends the packet's owning uid with it.
+    /// </summary>
+    public ushort StrayLogGroup { get; init; }
+
     /// <summary>Whether the table limits connection rates at all; without, it holds none of the rate-limit objects.</summary>
     public bool LimitsConnectionRate => DefaultConnectionRate is not null || UserConnectionRates.Count > 0;
 
@@ -197,6 +209,7 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
         && BlockedPorts.SequenceEqual(other.BlockedPorts)
         && AllowedRoutes.SequenceEqual(other.AllowedRoutes)
         && Lockdown == other.Lockdown
+        && StrayLogGroup == other.StrayLogGroup
         && Equals(DefaultConnectionRate, other.DefaultConnectionRate)
         && UserConnectionRates.SequenceEqual(other.UserConnectionRates)
         && SubordinateUidRanges.SequenceEqual(other.SubordinateUidRanges);
@@ -273,6 +286,11 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
         if (Lockdown)
         {
             builder.Append(", Lockdown = True");
+        }
+
+        if (StrayLogGroup != 0)
+        {
+            builder.Append(", StrayLogGroup = ").Append(StrayLogGroup);
         }
 
         // Only when on, so a spec without rate limits logs as it always did.

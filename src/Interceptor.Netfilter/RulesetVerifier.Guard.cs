@@ -41,7 +41,7 @@ public static partial class RulesetVerifier
         var isOurs = new bool[rules.Count];
         var guarded = spec.Ports.Concat(spec.BlockedPorts).Order().ToList();
         CheckOpenConnectionsPass(rules, chain, isOurs, differences);
-        CheckStrayRules(rules, chain, guarded, isOurs, differences);
+        CheckStrayRules(rules, chain, spec, guarded, isOurs, differences);
 
         // The refusal: every guarded port, no user or route match, so nothing escapes it but what was accepted before.
         var reject = rules.FindIndex(r => r.Rejects && r.SkuidSet is null && r.RouteSet is null && !r.HasOtherMatch);

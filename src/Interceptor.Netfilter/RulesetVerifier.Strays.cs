@@ -3,7 +3,7 @@ namespace Interceptor.Netfilter;
 /// <summary>The guard's rules for a customer's packets that no NAT rule sees (see the remarks of RulesetRenderer.Guard.cs).</summary>
 public static partial class RulesetVerifier
 {
-    private static void CheckStrayRules(List<NftJson.Rule> rules, string chain, List<int> guarded, bool[] isOurs, List<string> differences)
+    private static void CheckStrayRules(List<NftJson.Rule> rules, string chain, RulesetSpec spec, List<int> guarded, bool[] isOurs, List<string> differences)
     {
         var syn = FindStrayRule(rules, NftJson.StrayRule.RefusesKnownSyn, chain, guarded, isOurs, differences,
             $"no rule in chain {chain} refuses SYNs to port(s) {Join(guarded)} that conntrack files under a connection it has (tcp flags syn / syn,ack ct state established,related): a customer who reuses the port of an exempt user's ended connection, or answers a packet forged from a mail server's port 25, connects to it directly",
@@ -14,10 +14,30 @@ public static partial class RulesetVerifier
             differences.Add($"the rule refusing SYNs of known connections in chain {chain} comes after the rule for open connections, which lets those SYNs out first");
         }
 
-        FindStrayRule(rules, NftJson.StrayRule.DropsUntracked, chain, guarded, isOurs, differences,
+        var drop = FindStrayRule(rules, NftJson.StrayRule.DropsUntracked, chain, guarded, isOurs, differences,
             $"no rule in chain {chain} drops customers' packets to port(s) {Join(guarded)} that conntrack marks invalid or does not track: no NAT applies to them, so they leave directly",
             "dropping customers' untracked and invalid packets");
+        CheckStrayLog(syn < 0 ? null : rules[syn], chain, spec.StrayLogGroup, RulesetSpec.StraySynLogPrefix, "refusing SYNs of known connections", differences);
+        CheckStrayLog(drop < 0 ? null : rules[drop], chain, spec.StrayLogGroup, RulesetSpec.StrayPacketLogPrefix, "dropping customers' untracked and invalid packets", differences);
     }
+
+    // Logged to the daemon's group with our prefix, or not at all when the group is 0: another group would hand the packets
+    // (and their users) to whoever listens there, and no group leaves the daemon unable to name the user.
+    private static void CheckStrayLog(NftJson.Rule? rule, string chain, ushort group, string prefix, string what, List<string> differences)
+    {
+        if (rule is null || (rule.LogGroup ?? 0) == group && (group == 0 || rule.LogPrefix == prefix))
+        {
+            return;
+        }
+
+        differences.Add(group == 0
+            ? $"the rule {what} in chain {chain} logs {Destination(rule)}, which Interception.StrayLogGroup 0 does not ask for"
+            : rule.LogGroup is null
+                ? $"the rule {what} in chain {chain} does not log to NFLOG group {group}: the daemon cannot name the users it refuses"
+                : $"the rule {what} in chain {chain} logs {Destination(rule)} with prefix \"{rule.LogPrefix}\", not to NFLOG group {group} with prefix \"{prefix}\"");
+    }
+
+    private static string Destination(NftJson.Rule rule) => rule.LogGroup is -1 ? "to the kernel log" : $"to NFLOG group {rule.LogGroup}";
 
     /// <summary>The rule of that kind, marked ours and checked for every guarded port; -1, reported as missing, without one.</summary>
     private static int FindStrayRule(

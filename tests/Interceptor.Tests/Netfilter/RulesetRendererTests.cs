@@ -19,6 +19,7 @@ public class RulesetRendererTests
         SuspendedUids = [1002, 1001],
         SuspendedUidRanges = [new(300000, 365535), new(165536, 231071), new(231072, 231080)],
         BlockedPorts = [465],
+        StrayLogGroup = 25,
         AllowedRoutes =
         [
             new(1003, IPAddress.Parse("2001:db8::25"), 2525),
@@ -138,11 +139,21 @@ public class RulesetRendererTests
         Assert.That(guard, Does.Contain("elements = { 0, 105, 998 }"), "the guard's exempt set is the main table's");
         Assert.That(guard, Does.Contain("elements = { 1003 . 2001:db8::25 . 2525 }"), "the guard's routes are the main table's");
         Assert.That(rules[0], Does.StartWith("tcp dport { 25, 465, 587, 2525 } meta skuid @exempt_uids counter accept"));
-        Assert.That(rules[1], Does.StartWith("tcp dport { 25, 465, 587, 2525 } tcp flags syn / syn,ack ct state established,related counter reject with tcp reset"));
+        Assert.That(rules[1], Does.StartWith("tcp dport { 25, 465, 587, 2525 } tcp flags syn / syn,ack ct state established,related counter log prefix \"smtp-interceptor stray-syn\" group 25 reject with tcp reset"));
         Assert.That(rules[2], Does.StartWith("meta skuid . ip daddr . tcp dport @allowed_routes_v4 ct state new counter accept"));
         Assert.That(rules[3], Does.StartWith("meta skuid . ip6 daddr . tcp dport @allowed_routes_v6 ct state new counter accept"));
         Assert.That(rules[4], Does.StartWith("tcp dport { 25, 465, 587, 2525 } ct state new counter reject with tcp reset"));
-        Assert.That(rules[5], Does.StartWith("tcp dport { 25, 465, 587, 2525 } meta skuid != @exempt_uids ct state invalid,untracked counter drop"));
+        Assert.That(rules[5], Does.StartWith("tcp dport { 25, 465, 587, 2525 } meta skuid != @exempt_uids ct state invalid,untracked counter log prefix \"smtp-interceptor stray-packet\" group 25 drop"));
+    }
+
+    [Test]
+    public void Without_a_stray_log_group_the_guards_stray_rules_only_count()
+    {
+        var rules = Rules(Everything with { StrayLogGroup = 0 }).TakeLast(6).ToList();
+
+        Assert.That(rules[1], Does.Contain("ct state established,related counter reject with tcp reset"));
+        Assert.That(rules[5], Does.Contain("ct state invalid,untracked counter drop"));
+        Assert.That(RulesetRenderer.Render(Everything with { StrayLogGroup = 0 }), Does.Not.Contain(" log "));
     }
 
     [Test]

@@ -69,6 +69,10 @@ public class SampleCapture
         ("guard-invalid-drop-missing.json", Default, s => InGuard(s, g => RemoveLine(g, InvalidDropped)), _ => { }),
         ("guard-invalid-drop-missing-a-port.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, InvalidDropped, "{ 25, 465, 587, 2525 }", "{ 25, 465, 587 }")), _ => { }),
         ("guard-everything.json", RulesetRendererTests.Everything, s => s, _ => { }),
+        ("guard-stray-log-other-group.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "group 25", "group 26")), _ => { }),
+        ("guard-stray-log-missing.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, InvalidDropped, $"log prefix \"{RulesetSpec.StrayPacketLogPrefix}\" group 25 ", "")), _ => { }),
+        ("guard-stray-log-unasked.json", Default, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "counter reject", "counter log group 25 reject")), _ => { }),
+        ("guard-exempt-logs.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, GuardExempt, "counter accept", "counter log group 25 accept")), _ => { }),
     ];
 
     private const string KnownSynDropped = "tcp flags syn / syn,ack";

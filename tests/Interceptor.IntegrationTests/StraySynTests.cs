@@ -8,7 +8,7 @@ namespace Interceptor.IntegrationTests;
 /// rule, so without the guard's two rules for it (RulesetRenderer.Guard.cs) it reaches the mail server directly. Both
 /// tests fail against the rules without them (the customer gets the mail server's greeting). The "mail server" is on
 /// 127.0.0.2:25 (the fake MX) or 127.0.0.3:25 (one that resets its connections); the forged SYN comes from a raw socket
-/// of root's inside the namespace.
+/// of root's inside the namespace. The kernel's refusal is also named in the daemon's log (the guard's rules log to NFLOG).
 /// </summary>
 [TestFixture]
 [CancelAfter(90_000)]
@@ -34,6 +34,7 @@ public sealed partial class StraySynTests
 
         var back = await ConnectAsync(s, TestUsers.Alice, port, NetworkNamespace.MxAddress4);
         var guard = await GuardAsync(s);
+        var named = await NamedAsync(s, "stray_packet");
         await listening;
 
         var context = $"\n{back.Describe()}\n{guard}{s.Describe()}";
@@ -42,6 +43,7 @@ public sealed partial class StraySynTests
             Assert.That(back.Stdout, Does.Not.Contain("fake-mx"), "alice reached the mail server directly" + context);
             Assert.That(back.Stdout, Does.Contain("\"outcome\": \"timeout\""), "her SYN is dropped" + context);
             Assert.That(Counted(guard, "ct state invalid"), Is.GreaterThan(0), "as invalid: the listener answered the forged SYN" + context);
+            AssertNamesAlice(named, $"127.0.0.1:{port}", $"{NetworkNamespace.MxAddress4}:25", context);
         });
     }
 
@@ -60,6 +62,7 @@ public sealed partial class StraySynTests
 
         var reused = await ConnectAsync(s, TestUsers.Alice, port, server);
         var guard = await GuardAsync(s);
+        var named = await NamedAsync(s, "stray_syn");
 
         var context = $"\n{root.Describe()}\n{reused.Describe()}\n{guard}{s.Describe()}";
         Assert.Multiple(() =>
@@ -67,7 +70,35 @@ public sealed partial class StraySynTests
             Assert.That(reused.Stdout, Does.Not.Contain("aborting.test"), "alice reached the mail server directly from root's old port" + context);
             Assert.That(reused.Stdout, Does.Contain("\"outcome\": \"refused\""), "her SYN is refused" + context);
             Assert.That(Counted(guard, "tcp flags syn / syn,ack"), Is.GreaterThan(0), "as a SYN of a connection conntrack has" + context);
+            AssertNamesAlice(named, $"127.0.0.1:{port}", $"{server}:25", context);
         });
+    }
+
+    /// <summary>The daemon's first line about a refusal of <paramref name="cause"/> (StrayPacketLog, through NFLOG), or null.</summary>
+    private static async Task<DaemonLogLine?> NamedAsync(Scenario s, string cause)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (s.RequireDaemon.LogLines().FirstOrDefault(l => l.StateString("Cause") == cause) is { } line)
+            {
+                return line;
+            }
+
+            await Task.Delay(100);
+        }
+
+        return null;
+    }
+
+    // The kernel's refusal, named: the customer who tried, from which port, to which mail server.
+    private static void AssertNamesAlice(DaemonLogLine? line, string client, string destination, string context)
+    {
+        Assert.That(line, Is.Not.Null, "the daemon names who tried (NFLOG)" + context);
+        Assert.That(line!.StateString("Uid"), Is.EqualTo(TestUsers.Alice.Uid.ToString(CultureInfo.InvariantCulture)), line.Message + context);
+        Assert.That(line.StateString("User"), Is.EqualTo(TestUsers.Alice.Name), line.Message);
+        Assert.That(line.StateString("Client"), Is.EqualTo(client), line.Message);
+        Assert.That(line.StateString("Destination"), Is.EqualTo(destination), line.Message);
     }
 
     private static Task<ProcessResult> ConnectAsync(Scenario s, TestUser? user, string port, string host, params string[] options) =>

@@ -72,6 +72,14 @@ public sealed record InterceptionOptions
     /// </summary>
     [ConfigurationKey("RefusalSummarySeconds")]
     public TimeSpan RefusalSummaryInterval { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// The NFLOG group through which the kernel hands the daemon each packet its guard table refuses for having escaped
+    /// the redirect (a SYN filed under a connection conntrack already has, an invalid or untracked packet), with the uid
+    /// that sent it, so the log names the customer who tried. One process per group: pick another if something (ulogd)
+    /// has this one. 0: the guard only counts them.
+    /// </summary>
+    public int StrayLogGroup { get; init; } = 25;
 }
 
 public enum RelayMode

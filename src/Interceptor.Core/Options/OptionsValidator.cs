@@ -35,6 +35,7 @@ public static partial class OptionsValidator
 
         Check(Within(options.Interception.VerifyInterval, Seconds(1), Seconds(3600)), "Interception.VerifyIntervalSeconds", "must be 1-3600");
         Check(Within(options.Interception.RefusalSummaryInterval, Seconds(1), Seconds(3600)), "Interception.RefusalSummarySeconds", "must be 1-3600");
+        Check(options.Interception.StrayLogGroup is >= 0 and <= 65535, "Interception.StrayLogGroup", $"{options.Interception.StrayLogGroup} is not an NFLOG group (1-65535, or 0 for none)");
         Check(options.Relay.HeloName.Length == 0 || HostName().IsMatch(options.Relay.HeloName), "Relay.HeloName", $"\"{options.Relay.HeloName}\" is not a host name");
         Check(Within(options.Relay.ConnectTimeout, Seconds(1), Seconds(600)), "Relay.ConnectTimeoutSeconds", "must be 1-600");
         Check(Within(options.Relay.ReplyTimeout, Seconds(1), Seconds(3600)), "Relay.ReplyTimeoutSeconds", "must be 1-3600");

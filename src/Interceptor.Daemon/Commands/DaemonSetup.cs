@@ -75,6 +75,7 @@ public static class DaemonSetup
             {
                 BlockedPorts = options.Interception.BlockedPorts,
                 AllowedRoutes = routes,
+                StrayLogGroup = (ushort)options.Interception.StrayLogGroup,
                 DefaultConnectionRate = ConnectionRates.Default(options.Limits),
                 UserConnectionRates = userRates,
                 SubordinateUidRanges = subordinates is null ? [] : SuspendedUidSets.OwnedRanges(subordinates),

@@ -34,6 +34,10 @@ public static class RulesCommands
     {
         var (options, spec) = DaemonSetup.Load(arguments.ConfigPath);
 
+        // No daemon listens on the NFLOG group yet (its install adds the log statements once it has bound it), and a kernel
+        // without NFLOG would refuse the whole table.
+        spec = spec with { StrayLogGroup = 0 };
+
         // The boot unit pipes this into nft before the daemon runs. Failing here would load no table at all and leave
         // port 25 open, and a redirect would hand it to whoever binds the port: print the lockdown form instead (exit 0).
         if (ListenerGuard.UnprivilegedPortProblem(options.Listen.Port) is { } unprivileged)

@@ -59,7 +59,7 @@ public static class RunCommand
         if (ListenerGuard.UnprivilegedPortProblem(options.Listen.Port) is { } unprivileged)
         {
             logger.RefusingToRun(unprivileged);
-            await ListenerBinding.LockDownAsync(rules, spec, new ListenerProblem(unprivileged, null, null), alert, logger);
+            await ListenerBinding.LockDownAsync(rules, spec with { StrayLogGroup = 0 }, new ListenerProblem(unprivileged, null, null), alert, logger);
             return 1;
         }
 
@@ -159,6 +159,14 @@ public static class RunCommand
         var attributeLogger = loggers.CreateLogger("attribute");
         await using var refusals = new RefusalLog(attributeLogger, options.Interception.RefusalSummaryInterval, time);
         refusals.Start();
+
+        // Before the table is installed: the guard's refusals of packets that escaped the redirect, named (NFLOG). Its
+        // rules log only to a group the daemon has bound.
+        using var strays = new StrayPacketLog(spec.StrayLogGroup, refusals, subordinates, attributeLogger, metrics.Attribution);
+        if (!strays.Start())
+        {
+            spec = spec with { StrayLogGroup = 0 };
+        }
         var attributor = new ConnectionAttributor(owners, destinations, attributeLogger, refusals, metrics.Attribution, conntrack)
         {
             Uids = new UidAttribution(subordinates, options.Attribution.UnknownUids, attributeLogger, metrics.Attribution),

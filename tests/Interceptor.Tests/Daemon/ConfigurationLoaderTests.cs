@@ -88,6 +88,13 @@ public class ConfigurationLoaderTests
     }
 
     [Test]
+    public void A_stray_log_group_beyond_16_bits_is_named()
+    {
+        Assert.That(Errors("""{ "Interception": { "StrayLogGroup": 70000 } }"""), Has.Some.EqualTo("Interception.StrayLogGroup: 70000 is not an NFLOG group (1-65535, or 0 for none)"));
+        Assert.That(Errors("""{ "Interception": { "StrayLogGroup": -1 } }"""), Has.Some.StartsWith("Interception.StrayLogGroup: -1 is not an NFLOG group"));
+    }
+
+    [Test]
     public void An_unknown_relay_mode_is_named()
     {
         Assert.That(Errors("""{ "Relay": { "Mode": "Nowhere" } }"""), Has.Some.StartsWith("Relay.Mode: \"Nowhere\" is not one of OriginalDestination"));

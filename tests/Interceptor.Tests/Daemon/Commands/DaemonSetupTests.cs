@@ -33,8 +33,18 @@ public class DaemonSetupTests
 
         var spec = DaemonSetup.SpecFor(options);
 
-        var expected = new RulesetSpec("mail_redirect", 2600, [25, 587], [0u, UserDatabase.EffectiveUid]) { BlockedPorts = [465], DefaultConnectionRate = new(20, 50) };
+        var expected = new RulesetSpec("mail_redirect", 2600, [25, 587], [0u, UserDatabase.EffectiveUid]) { BlockedPorts = [465], DefaultConnectionRate = new(20, 50), StrayLogGroup = 25 };
         Assert.That(spec, Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void The_stray_log_group_is_taken_and_0_turns_it_off()
+    {
+        var options = new InterceptorOptions();
+
+        Assert.That(DaemonSetup.SpecFor(options with { Interception = new InterceptionOptions { StrayLogGroup = 2525 } }).StrayLogGroup, Is.EqualTo(2525));
+        Assert.That(DaemonSetup.SpecFor(options with { Interception = new InterceptionOptions { StrayLogGroup = 0 } }).StrayLogGroup, Is.Zero);
+        Assert.That(DaemonSetup.SpecFor(options).StrayLogGroup, Is.EqualTo(25), "on by default");
     }
 
     [Test]

@@ -80,9 +80,12 @@ public sealed class NflogListener : IDisposable
                     return;
                 case NetlinkFrameKind.Error:
                     throw new LinuxInteropException(
-                        errno is Eperm or Ebusy
-                            ? $"NFLOG group {group}: another process has bound it (ulogd?), or this one may not ({what} it)"
-                            : $"NFLOG group {group}: could not {what} it", errno);
+                        errno switch
+                        {
+                            Eperm => $"NFLOG group {group}: another process has bound it (ulogd?), or the daemon lacks CAP_NET_ADMIN ({what} it)",
+                            Ebusy => $"NFLOG group {group}: already bound ({what} it)",
+                            _ => $"NFLOG group {group}: could not {what} it (a kernel without NFLOG?)",
+                        }, errno);
                 default:
                     Heard(NetlinkNotice.Datagram, datagram);
                     break;

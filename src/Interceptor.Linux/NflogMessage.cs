@@ -34,10 +34,14 @@ internal static class NflogMessage
 
     private const ushort AttributePayload = 9; // NFULA_PAYLOAD: the packet from its network header on
     private const ushort AttributePrefix = 10; // NFULA_PREFIX: NUL-terminated
-    private const ushort AttributeUid = 11; // NFULA_UID: be32, the fsuid of the socket's opener, as meta skuid matches
+    private const ushort AttributeUid = 11; // NFULA_UID: be32, the fsuid of the opener of the packet's full socket
     private const byte FamilyIpv4 = 2; // NFPROTO_IPV4
     private const byte FamilyIpv6 = 10; // NFPROTO_IPV6
     private const byte ProtocolTcp = 6;
+    private const byte HopByHop = 0;
+    private const byte Routing = 43;
+    private const byte Fragment = 44;
+    private const byte DestinationOptions = 60;
 
     /// <summary>Writes NFULNL_CFG_CMD_BIND for <paramref name="group"/>: its packets come to this socket from now on.</summary>
     public static int EncodeBind(Span<byte> buffer, ushort group, uint sequence)
@@ -60,7 +64,7 @@ internal static class NflogMessage
     public static NetlinkFrameKind TryDecodeAck(ReadOnlySpan<byte> datagram, uint sequence, out int errno)
     {
         var kind = NetlinkFrame.ReadFirst(datagram, sequence, out _, out _, out errno);
-        return kind == NetlinkFrameKind.NotFound && errno == 0 ? NetlinkFrameKind.Payload : kind;
+        return kind != NetlinkFrameKind.NotFound ? kind : errno == 0 ? NetlinkFrameKind.Payload : NetlinkFrameKind.Error;
     }
 
     /// <summary>
@@ -141,11 +145,22 @@ internal static class NflogMessage
             return (null, null);
         }
 
-        // TCP right after the fixed header; a packet with extension headers keeps its addresses and loses its ports.
         var source = new IPAddress(packet[8..24]);
         var destination = new IPAddress(packet[24..40]);
-        return packet[6] == ProtocolTcp && packet.Length >= 44
-            ? Ports(source, destination, packet[40..])
+
+        // TCP after the extension headers a socket may add (IPV6_HOPOPTS, IPV6_RTHDR, IPV6_DSTOPTS) or a fragment header.
+        // A routing header's destination is the first hop; the rest of the route is not followed.
+        var next = packet[6];
+        var offset = 40;
+        while ((next is HopByHop or Routing or DestinationOptions or Fragment) && packet.Length >= offset + 8)
+        {
+            var length = next == Fragment ? 8 : (packet[offset + 1] + 1) * 8;
+            next = packet[offset];
+            offset += length;
+        }
+
+        return next == ProtocolTcp && packet.Length >= offset + 4
+            ? Ports(source, destination, packet[offset..])
             : (new IPEndPoint(source, 0), new IPEndPoint(destination, 0));
     }
 

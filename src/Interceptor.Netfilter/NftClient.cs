@@ -38,6 +38,18 @@ public sealed class NftClient(string? networkNamespace = null, string nftPath = 
     }
 
     /// <summary>
+    /// Has the kernel check a script as one transaction and throw it away (<c>nft -c</c>): every rule is validated, modules
+    /// loaded, nothing changes.
+    /// </summary>
+    /// <exception cref="NftCommandException">The kernel or nft refused the script.</exception>
+    public async Task CheckAsync(string script, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(script);
+        var result = await RunAsync(["-c", "-f", "-"], script, cancellationToken);
+        result.ThrowUnlessSucceeded();
+    }
+
+    /// <summary>
     /// <c>nft -j list table inet NAME</c>, or null when the table does not exist.
     /// Any other failure (no permission, no such namespace, unreadable output) throws.
     /// </summary>

@@ -48,8 +48,12 @@ internal static partial class NftJson
     }
 
     // {"log": {"prefix": "...", "group": N}}: only the stray rules log, to the daemon's group (syslog logging has no group).
+    // One log statement with those two keys alone: a second one (to the kernel log, which customers may read) or another
+    // key (a snaplen that cuts the addresses off) makes it not our rule. Matches after it are refused in ParseRule.
     private static void ReadLog(Rule rule, JsonElement log)
     {
+        rule.HasOtherMatch |= rule.LogGroup is not null
+            || log.ValueKind != JsonValueKind.Object || log.EnumerateObject().Any(p => p.Name is not ("prefix" or "group"));
         rule.LogGroup = log.ValueKind == JsonValueKind.Object && log.TryGetProperty("group", out var group) && Int(group, out var number) ? number : -1;
         rule.LogPrefix = String(log, "prefix");
     }

@@ -163,6 +163,8 @@ internal static partial class NftJson
                 switch (statement.Name)
                 {
                     case "match":
+                        // A match after a log statement: the log would take packets the rule then does not refuse.
+                        rule.HasOtherMatch |= rule.LogGroup is not null;
                         ReadMatch(rule, statement.Value, tableObjects);
                         break;
                     case "accept":

@@ -30,6 +30,25 @@ public sealed class RulesetManager(NftClient nft)
     }
 
     /// <summary>
+    /// Why the kernel would refuse to install <paramref name="spec"/> (nft's message), checked without changing anything;
+    /// null when it would take it.
+    /// </summary>
+    /// <exception cref="NftNotInstalledException">nft is missing.</exception>
+    public async Task<string?> FindInstallProblemAsync(RulesetSpec spec, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        try
+        {
+            await nft.CheckAsync(RulesetRenderer.Render(spec), cancellationToken);
+            return null;
+        }
+        catch (NftCommandException e)
+        {
+            return e.Message;
+        }
+    }
+
+    /// <summary>
     /// Adds <paramref name="uid"/> to the set <c>suspended_uids</c> of the installed table: from then on the kernel
     /// refuses that user's new connections to the intercepted ports. Only the set changes, so the table's
     /// counters and the rest of the ruleset stay as they are. Suspending a suspended user is not an error.

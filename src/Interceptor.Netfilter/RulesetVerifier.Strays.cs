@@ -25,7 +25,7 @@ public static partial class RulesetVerifier
     // (and their users) to whoever listens there, and no group leaves the daemon unable to name the user.
     private static void CheckStrayLog(NftJson.Rule? rule, string chain, ushort group, string prefix, string what, List<string> differences)
     {
-        if (rule is null || (rule.LogGroup ?? 0) == group && (group == 0 || rule.LogPrefix == prefix))
+        if (rule is null || (group == 0 ? rule.LogGroup is null : rule.LogGroup == group && rule.LogPrefix == prefix))
         {
             return;
         }

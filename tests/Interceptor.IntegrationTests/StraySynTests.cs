@@ -101,6 +101,28 @@ public sealed partial class StraySynTests
         Assert.That(line.StateString("Destination"), Is.EqualTo(destination), line.Message);
     }
 
+    [Test]
+    public async Task With_its_nflog_group_taken_the_daemon_says_so_and_installs_the_guard_without_logging()
+    {
+        await using var s = await Scenario.StartAsync(startDaemon: false);
+        await using var ulogd = s.Ns.StartBackground("nflog-holder", Requirements.Python, ["-I", Script(s), "nflog-bind", "25", "60"]);
+        var bound = await ulogd.WaitForLineAsync(l => l.StartsWith("bound", StringComparison.Ordinal) || l.StartsWith("errno", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
+        Assert.That(bound?.Text, Is.EqualTo("bound"), "the stand-in for ulogd holds group 25");
+
+        await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir);
+        var plain = await TcpProbe.ConnectAsync(s.Ns, TestUsers.Alice, NetworkNamespace.MxAddress4, 25);
+        var guard = await GuardAsync(s);
+        var said = daemon.LogLines().FirstOrDefault(l => l.Message.StartsWith("the guard's refusals of packets that escaped the redirect are not attributed", StringComparison.Ordinal));
+
+        var context = $"\n{guard}\n{daemon.Transcript()}";
+        Assert.Multiple(() =>
+        {
+            Assert.That(plain.Greeting ?? "", Does.StartWith($"220 {DaemonConfig.TestHeloName}"), "the daemon runs and relays" + context);
+            Assert.That(said?.Message, Does.Contain("NFLOG group 25: another process has bound it"), "and says why it cannot name" + context);
+            Assert.That(guard, Does.Contain("tcp flags syn / syn,ack ct state established,related counter").And.Not.Contain(" log "), "its rules count without logging to someone else's group" + context);
+        });
+    }
+
     private static Task<ProcessResult> ConnectAsync(Scenario s, TestUser? user, string port, string host, params string[] options) =>
         s.Ns.RunAsUserAsync(user, Requirements.Python, ["-I", Script(s), "connect", port, host, "25", .. options], TimeSpan.FromSeconds(30));
 

@@ -36,7 +36,7 @@ internal static partial class AttributionLog
     [LoggerMessage(308, LogLevel.Warning, "refused uid={Uid} {Client} to {Destination}: the uid has no account and is not a subordinate uid of one (Attribution.UnknownUids is Refuse); {Suppressed} more refusal(s) of it in the last interval were not logged")]
     public static partial void UnknownUidRefused(this ILogger logger, uint uid, IPEndPoint client, IPEndPoint destination, long suppressed);
 
-    [LoggerMessage(314, LogLevel.Warning, "the guard's refusals of packets that escaped the redirect are not attributed: {Reason}. The kernel still refuses them (counters in the guard table), without logging them; set Interception.StrayLogGroup to a free NFLOG group (not {Group}) to have them named")]
+    [LoggerMessage(314, LogLevel.Warning, "the guard's refusals of packets that escaped the redirect are not attributed: {Reason}. The kernel still refuses them (counters in the guard table), without logging them; set Interception.StrayLogGroup to a free NFLOG group (not {Group}), or 0 to stop trying")]
     public static partial void StrayLogUnavailable(this ILogger logger, ushort group, string reason);
 
     [LoggerMessage(315, LogLevel.Error, "NFLOG group {Group} stopped: {Reason}. The guard's refusals of packets that escaped the redirect are no longer attributed until the daemon restarts; the kernel still refuses them")]
@@ -44,6 +44,9 @@ internal static partial class AttributionLog
 
     [LoggerMessage(316, LogLevel.Warning, "NFLOG group {Group}: the kernel dropped packets it could not queue to the daemon, so some refusals of packets that escaped the redirect are neither logged nor counted in smtpi_connections_refused_total (the guard table's counters have them all)")]
     public static partial void StrayPacketsLost(this ILogger logger, ushort group);
+
+    [LoggerMessage(317, LogLevel.Error, "a {Cause} refusal of uid {Uid} could not be named: {Reason}; counted in smtpi_connections_refused_total, not logged (at most one such line a minute)")]
+    public static partial void StrayPacketNotNamed(this ILogger logger, uint? uid, string cause, string reason);
 
     // The refusal lines take their level from the cause: Warning, or Error for a fault such as a failed lookup.
     [LoggerMessage(EventId = 310, Message = "refused {Client} to {Destination} from uid {Uid} ({User}): {Reason}; more {Cause} refusals from this uid are summarised every {IntervalSeconds} s")]

@@ -21,24 +21,25 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
 
     public const string StrayPacket = "stray_packet";
 
+    // At most one line a minute about lost packets, and one about packets that could not be named.
+    private const long QuietMs = 60_000;
+
     private static readonly IPEndPoint Unknown = new(IPAddress.Any, 0);
     private NflogListener? _listener;
-    private long _lostAt = long.MinValue;
+    private long _lostAt = -QuietMs;
+    private long _failedAt = -QuietMs;
     private long _heard;
 
     /// <summary>Packets taken from the group (ours and any other rule's that logs to it).</summary>
     public long Heard => Interlocked.Read(ref _heard);
 
-    /// <summary>True once the group is bound: only then may the guard's rules log to it.</summary>
-    public bool Listening => _listener is not null;
-
     /// <summary>
-    /// Binds the group. A group the kernel refuses (another process has it, or the kernel has no NFLOG) is logged, and the
-    /// daemon runs on without the names: the table is then installed without the log statements (<see cref="Listening"/>),
-    /// which would hand the packets to whoever has the group or, without NFLOG, fail the install. The refusals themselves
-    /// are the kernel's either way.
+    /// Binds the group, and makes sure the kernel takes the guard's log statements (a kernel may have NFLOG and no nft
+    /// log, whose refusal would fail the whole install). When either fails, the reason is logged and the daemon runs on
+    /// without the names: the table is then installed without the log statements (false), which would otherwise hand the
+    /// packets to whoever has the group. The refusals themselves are the kernel's either way.
     /// </summary>
-    public bool Start()
+    public async Task<bool> StartAsync(RulesetManager rules, RulesetSpec spec, CancellationToken cancellationToken)
     {
         if (group == 0)
         {
@@ -52,9 +53,19 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
         catch (LinuxInteropException e)
         {
             logger.StrayLogUnavailable(group, e.Message);
+            return false;
         }
 
-        return Listening;
+        if (await rules.FindInstallProblemAsync(spec with { StrayLogGroup = group }, cancellationToken) is { } refused
+            && await rules.FindInstallProblemAsync(spec with { StrayLogGroup = 0 }, cancellationToken) is null)
+        {
+            _listener.Dispose();
+            _listener = null;
+            logger.StrayLogUnavailable(group, $"the kernel takes the table only without the guard's log statements (no nft log?): {refused}");
+            return false;
+        }
+
+        return true;
     }
 
     /// <summary>One packet of the group (on the listener's thread, which may block on NSS and /etc/subuid).</summary>
@@ -66,7 +77,7 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
             RulesetSpec.StraySynLogPrefix => (StraySyn,
                 "a SYN to a mail port that conntrack files under a connection it already has, so no NAT rule saw it: reset by the guard table (a customer reaching for the mail server past the redirect, through the port of someone's ended connection or a reply to a forged packet; rarely, a client's port reused too soon)"),
             RulesetSpec.StrayPacketLogPrefix => (StrayPacket,
-                "a packet to a mail port that conntrack cannot place or does not track, so no NAT rule saw it: dropped by the guard table (a customer reaching for the mail server past the redirect)"),
+                "a packet to a mail port that conntrack cannot place or does not track, so no NAT rule saw it: dropped by the guard table (a customer reaching for the mail server past the redirect, or a late segment of a connection that had already ended)"),
             _ => (null, null),
         };
         if (cause is null)
@@ -76,25 +87,48 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
         }
 
         metrics?.ConnectionRefused(cause);
-        var owner = packet.Uid;
-        if (owner is { } uid && subordinates.Current.FindOwner(uid) is { } range)
+        try
         {
-            owner = range.Uid;
-            reason += $"; sent as sub-UID {uid}";
-        }
+            var owner = packet.Uid;
+            if (owner is { } uid && subordinates.Current.FindOwner(uid) is { } range)
+            {
+                owner = range.Uid;
+                reason += $"; sent as sub-UID {uid}";
+            }
 
-        refusals.Refused(cause, owner, packet.Source ?? Unknown, packet.Destination, reason!);
+            refusals.Refused(cause, owner, packet.Source ?? Unknown, packet.Destination, reason!);
+        }
+        catch (LinuxInteropException e)
+        {
+            // NSS or /etc/subuid failed for this one (sssd down, out of descriptors): the next packet is tried afresh, so
+            // that whoever can make one lookup fail cannot stop the naming for good.
+            if (Due(ref _failedAt))
+            {
+                logger.StrayPacketNotNamed(packet.Uid, cause, e.Message);
+            }
+        }
     }
 
     // The kernel could not queue some packets to us (our socket's buffer was full): at most one line a minute says so.
     private void Lost()
     {
-        var now = Environment.TickCount64;
-        if (now - Interlocked.Read(ref _lostAt) >= 60_000)
+        if (Due(ref _lostAt))
         {
-            Interlocked.Exchange(ref _lostAt, now);
             logger.StrayPacketsLost(group);
         }
+    }
+
+    // True at most once a minute per kind of trouble (all on the listener's thread).
+    private static bool Due(ref long last)
+    {
+        var now = Environment.TickCount64;
+        if (now - last < QuietMs)
+        {
+            return false;
+        }
+
+        last = now;
+        return true;
     }
 
     public void Dispose() => _listener?.Dispose();

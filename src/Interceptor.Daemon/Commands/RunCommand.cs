@@ -163,7 +163,7 @@ public static class RunCommand
         // Before the table is installed: the guard's refusals of packets that escaped the redirect, named (NFLOG). Its
         // rules log only to a group the daemon has bound.
         using var strays = new StrayPacketLog(spec.StrayLogGroup, refusals, subordinates, attributeLogger, metrics.Attribution);
-        if (!strays.Start())
+        if (!await strays.StartAsync(rules, spec, CancellationToken.None))
         {
             spec = spec with { StrayLogGroup = 0 };
         }

@@ -6,6 +6,7 @@
   connect PORT HOST HPORT [until-reset]   as anyone: connect from 127.0.0.1:PORT (SO_REUSEPORT) to HOST:HPORT
   abort-server ADDR PORT SECONDS   as root: a "mail server" that greets each connection and resets it (SO_LINGER 0);
                                    prints one JSON line per connection it accepted
+  nflog-bind GROUP SECONDS      as root: bind NFLOG GROUP as another logger would (ulogd), print "bound", hold it
 
 Answering: the SYN from the mail server's port 25 makes the listener answer, and the mail server resets that answer;
 conntrack keeps an entry whose reply direction is exactly the customer's connection back. Reusing: root's connection
@@ -84,5 +85,14 @@ elif mode == "abort-server":
             print(json.dumps({"accepted": "%s:%d" % address}), flush=True)
     except socket.timeout:
         pass
+elif mode == "nflog-bind":
+    # NFULNL_MSG_CONFIG with NFULA_CFG_CMD BIND (nfnetlink_log.h); the answer is an NLMSG_ERROR carrying the errno.
+    nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
+    nl.bind((0, 0))
+    request = struct.pack("=IHHII", 28, 0x0401, 5, 1, 0) + struct.pack("!BBH", 0, 0, int(sys.argv[2])) + struct.pack("=HHB3x", 5, 1, 1)
+    nl.send(request)
+    errno = -struct.unpack("=i", nl.recv(4096)[16:20])[0]
+    print("bound" if errno == 0 else "errno %d" % errno, flush=True)
+    time.sleep(float(sys.argv[3]))
 else:
     sys.exit("unknown mode " + mode)

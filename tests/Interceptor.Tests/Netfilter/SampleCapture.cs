@@ -73,6 +73,9 @@ public class SampleCapture
         ("guard-stray-log-missing.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, InvalidDropped, $"log prefix \"{RulesetSpec.StrayPacketLogPrefix}\" group 25 ", "")), _ => { }),
         ("guard-stray-log-unasked.json", Default, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "counter reject", "counter log group 25 reject")), _ => { }),
         ("guard-exempt-logs.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, GuardExempt, "counter accept", "counter log group 25 accept")), _ => { }),
+        ("guard-stray-log-twice.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "counter log", "counter log prefix \"dmesg\" log")), _ => { }),
+        ("guard-stray-log-before-matches.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "tcp flags syn / syn,ack ct state established,related counter log prefix \"smtp-interceptor stray-syn\" group 25", "log prefix \"smtp-interceptor stray-syn\" group 25 tcp flags syn / syn,ack ct state established,related counter")), _ => { }),
+        ("guard-stray-log-group-zero.json", Default, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "counter reject", "counter log group 0 reject")), _ => { }),
     ];
 
     private const string KnownSynDropped = "tcp flags syn / syn,ack";

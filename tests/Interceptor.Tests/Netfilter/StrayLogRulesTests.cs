@@ -67,6 +67,26 @@ public class StrayLogRulesTests
         Assert.That(differences, Has.Some.EqualTo(Table + "the rule for set exempt_uids in chain output_guard does not cover port(s) 25, 465, 587, 2525"), string.Join("\n", differences));
     }
 
+    [TestCase("guard-stray-log-twice.json")]
+    [TestCase("guard-stray-log-before-matches.json")]
+    public void A_second_log_or_one_before_the_matches_is_not_the_refusal(string sample)
+    {
+        // A second log to the kernel's log (which customers may read) adds a reader; a log before the matches would name
+        // every customer packet to a mail port that reaches the rule as a stray SYN.
+        var differences = GuardDifferences(sample, RulesetRendererTests.Everything);
+
+        Assert.That(differences, Has.Some.StartsWith(Table + "no rule in chain output_guard refuses SYNs to port(s) 25, 465, 587, 2525"), string.Join("\n", differences));
+    }
+
+    [Test]
+    public void A_log_to_group_0_is_a_log_too()
+    {
+        Assert.That(GuardDifferences("guard-stray-log-group-zero.json"), Is.EqualTo(new[]
+        {
+            Table + "the rule refusing SYNs of known connections in chain output_guard logs to NFLOG group 0, which Interception.StrayLogGroup 0 does not ask for",
+        }));
+    }
+
     private static IReadOnlyList<string> GuardDifferences(string sample, RulesetSpec? spec = null)
     {
         using var listed = JsonDocument.Parse(NetfilterTestData.Read(Path.Combine("Samples", sample)));

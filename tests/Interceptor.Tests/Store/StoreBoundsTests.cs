@@ -97,7 +97,10 @@ public class StoreBoundsTests
     {
         using var dir = new StoreTestDirectory();
         await using var store = dir.Open();
-        var at = Now.AddDays(-3);
+        // The start of a minute: a tally is one row per minute, and 1,000 events a millisecond apart starting late in a
+        // minute would fall into two (a run at hh:mm:59.2 found 803 and 197).
+        var threeDaysAgo = Now.AddDays(-3);
+        var at = new DateTimeOffset(threeDaysAgo.Ticks - (threeDaysAgo.Ticks % TimeSpan.TicksPerMinute), TimeSpan.Zero);
         for (var i = 0; i < 1000; i++)
         {
             store.CountTally(TallyEntry.One(at.AddMilliseconds(i), 1001, "bob", TallyEntry.UnsentKindName(UnsentKind.MailRefused), "Refused", "555 5.5.4 MAIL parameter X-JUNK is not supported"));

@@ -16,13 +16,14 @@ namespace Interceptor.Daemon.Attribution;
 /// <remarks>
 /// Without it, one user making refused connections in a loop wrote 15,000 warning lines a second, and
 /// journald's rate limit then dropped the real transaction lines with them. The number of keys is bounded
-/// too (<paramref name="maxKeys"/>; further uids share one key per cause), since a user with subordinate
+/// too (<paramref name="maxKeys"/> per cause; further uids share one key per cause), since a user with subordinate
 /// UIDs can present thousands of uids.
 /// </remarks>
 public sealed class RefusalLog(ILogger logger, TimeSpan interval, TimeProvider time, int maxKeys = 1000) : IAsyncDisposable
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<(string Cause, uint? Uid), Pending> _pending = [];
+    private readonly Dictionary<string, int> _keysPerCause = [];
     private readonly CancellationTokenSource _stop = new();
     private Task? _loop;
 
@@ -44,7 +45,9 @@ public sealed class RefusalLog(ILogger logger, TimeSpan interval, TimeProvider t
         lock (_lock)
         {
             var key = (cause, owner);
-            if (!_pending.ContainsKey(key) && owner is not null && _pending.Count >= maxKeys)
+            // Per cause: a user with a thousand sub-UIDs making one kind of refusal must not leave another kind unnamed (the
+            // attack review of the stray-packet naming filled the keys with direct connections, then went unnamed past the redirect).
+            if (!_pending.ContainsKey(key) && owner is not null && _keysPerCause.GetValueOrDefault(cause) >= maxKeys)
             {
                 key = (cause, null); // too many distinct uids: summarise the rest together, as of unknown owner
                 owner = null;
@@ -61,6 +64,7 @@ public sealed class RefusalLog(ILogger logger, TimeSpan interval, TimeProvider t
 
             first = new Pending(cause, owner, level, time.GetUtcNow());
             _pending[key] = first;
+            _keysPerCause[cause] = _keysPerCause.GetValueOrDefault(cause) + 1;
         }
 
         // Named outside the lock: getpwuid may go to a slow NSS source (LDAP, sssd), and every refusal takes the lock.
@@ -96,6 +100,7 @@ public sealed class RefusalLog(ILogger logger, TimeSpan interval, TimeProvider t
                 if (pending.Count == 0)
                 {
                     _pending.Remove(key);
+                    _keysPerCause[key.Cause]--;
                     continue;
                 }
 

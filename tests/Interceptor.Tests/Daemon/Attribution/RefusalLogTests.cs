@@ -137,6 +137,21 @@ public class RefusalLogTests
     }
 
     [Test]
+    public void Uids_folded_for_one_cause_leave_another_cause_named()
+    {
+        // Many sub-UIDs refused as not redirected, then the same user's SYN past the redirect: still named.
+        for (uint uid = 1_000_000; uid < 1_000_010; uid++)
+        {
+            _refusals.Refused("not_redirected", uid, Client, null, "not redirected");
+        }
+
+        _refusals.Refused("stray_syn", Root, Client, Mta, "a SYN past the redirect");
+
+        var stray = _log.Entries.Single(l => Equals(l.State["Cause"], "stray_syn"));
+        Assert.That(stray.State["Uid"], Is.EqualTo(Root));
+    }
+
+    [Test]
     public void Too_many_uids_fold_into_the_unknown_owner_key()
     {
         for (uint uid = 1_000_000; uid < 1_000_010; uid++)

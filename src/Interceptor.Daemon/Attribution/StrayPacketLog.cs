@@ -98,10 +98,12 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
 
             refusals.Refused(cause, owner, packet.Source ?? Unknown, packet.Destination, reason!);
         }
-        catch (LinuxInteropException e)
+#pragma warning disable CA1031 // on the listener's thread: whatever fails for one packet must not end the naming
+        catch (Exception e)
+#pragma warning restore CA1031
         {
-            // NSS or /etc/subuid failed for this one (sssd down, out of descriptors): the next packet is tried afresh, so
-            // that whoever can make one lookup fail cannot stop the naming for good.
+            // NSS or /etc/subuid failed for this one (sssd down, out of descriptors, an unreadable file): the next packet is
+            // tried afresh, so that whoever can make one lookup fail cannot stop the naming for good.
             if (Due(ref _failedAt))
             {
                 logger.StrayPacketNotNamed(packet.Uid, cause, e.Message);

@@ -39,8 +39,14 @@ internal static partial class AttributionLog
     [LoggerMessage(314, LogLevel.Warning, "the guard's refusals of packets that escaped the redirect are not attributed: {Reason}. The kernel still refuses them (counters in the guard table), without logging them; set Interception.StrayLogGroup to a free NFLOG group (not {Group}), or 0 to stop trying")]
     public static partial void StrayLogUnavailable(this ILogger logger, ushort group, string reason);
 
-    [LoggerMessage(315, LogLevel.Error, "NFLOG group {Group} stopped: {Reason}. The guard's refusals of packets that escaped the redirect are no longer attributed until the daemon restarts; the kernel still refuses them")]
-    public static partial void StrayLogFailed(this ILogger logger, ushort group, string reason);
+    [LoggerMessage(315, LogLevel.Error, "NFLOG group {Group} stopped: {Reason}. The guard's refusals of packets that escaped the redirect are not attributed until the group is bound again (closed now, bound again in {Seconds} s); the kernel still refuses them")]
+    public static partial void StrayLogFailed(this ILogger logger, ushort group, string reason, double seconds);
+
+    [LoggerMessage(318, LogLevel.Information, "NFLOG group {Group} bound again after it stopped ({Refusals} refused attempt(s) first): the guard's refusals of packets that escaped the redirect are attributed again")]
+    public static partial void StrayLogBoundAgain(this ILogger logger, ushort group, int refusals);
+
+    [LoggerMessage(319, LogLevel.Error, "NFLOG group {Group} could not be bound again: {Reason}. Tried again in {Seconds} s, then at doubling intervals up to {Minutes} min (not logged again until it is bound); the kernel still refuses the packets, unnamed")]
+    public static partial void StrayLogRebindRefused(this ILogger logger, ushort group, string reason, double seconds, double minutes);
 
     [LoggerMessage(316, LogLevel.Warning, "NFLOG group {Group}: the kernel dropped packets it could not queue to the daemon, so some refusals of packets that escaped the redirect are neither logged nor counted in smtpi_connections_refused_total (the guard table's counters have them all)")]
     public static partial void StrayPacketsLost(this ILogger logger, ushort group);

@@ -11,7 +11,9 @@ namespace Interceptor.Daemon.Attribution;
 /// server), or an invalid or untracked packet. The guard's two rules for them log each packet to the NFLOG group
 /// Interception.StrayLogGroup; the kernel sends the uid that owns the sending socket with it. Each becomes a refusal in
 /// the <see cref="RefusalLog"/> (first one at once, then a summary per interval, per uid; a sub-UID is charged to its
-/// owner) and in smtpi_connections_refused_total. The kernel refuses them whether or not this runs.
+/// owner) and in smtpi_connections_refused_total. The kernel refuses them whether or not this runs. A group socket that
+/// fails for good is closed (so that it no longer holds the group) and bound again after <see cref="RebindAfter"/>, then
+/// at doubling intervals up to five minutes until the kernel takes it.
 /// </summary>
 public sealed class StrayPacketLog(ushort group, RefusalLog refusals, SubordinateUidFile subordinates, ILogger logger, AttributionMetrics? metrics = null)
     : IDisposable
@@ -25,13 +27,23 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
     private const long QuietMs = 60_000;
 
     private static readonly IPEndPoint Unknown = new(IPAddress.Any, 0);
-    private NflogListener? _listener;
+    private static readonly TimeSpan RebindAtMost = TimeSpan.FromMinutes(5);
+    private readonly Lock _gate = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private IDisposable? _listener;
     private long _lostAt = -QuietMs;
     private long _failedAt = -QuietMs;
     private long _heard;
 
     /// <summary>Packets taken from the group (ours and any other rule's that logs to it).</summary>
     public long Heard => Interlocked.Read(ref _heard);
+
+    /// <summary>How the group is bound: the kernel's NFLOG (<see cref="NflogListener.Start"/>), or a test's stand-in. Its
+    /// last argument is called once, from the listener's thread, when the socket fails for good.</summary>
+    public Func<ushort, Action<LoggedPacket>, Action, Action<Exception>, IDisposable> Bind { get; init; } = NflogListener.Start;
+
+    /// <summary>The wait before a failed group socket is bound again (then doubled on each refusal, up to five minutes).</summary>
+    public TimeSpan RebindAfter { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// Binds the group, and makes sure the kernel takes the guard's log statements (a kernel may have NFLOG and no nft
@@ -41,31 +53,45 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
     /// </summary>
     public async Task<bool> StartAsync(RulesetManager rules, RulesetSpec spec, CancellationToken cancellationToken)
     {
-        if (group == 0)
+        if (group == 0 || !TryBind())
         {
-            return false;
-        }
-
-        try
-        {
-            _listener = NflogListener.Start(group, Logged, Lost, e => logger.StrayLogFailed(group, e.Message));
-        }
-        catch (LinuxInteropException e)
-        {
-            logger.StrayLogUnavailable(group, e.Message);
             return false;
         }
 
         if (await rules.FindInstallProblemAsync(spec with { StrayLogGroup = group }, cancellationToken) is { } refused
             && await rules.FindInstallProblemAsync(spec with { StrayLogGroup = 0 }, cancellationToken) is null)
         {
-            _listener.Dispose();
-            _listener = null;
+            lock (_gate)
+            {
+                _listener?.Dispose();
+                _listener = null;
+            }
+
             logger.StrayLogUnavailable(group, $"the kernel takes the table only without the guard's log statements (no nft log?): {refused}");
             return false;
         }
 
         return true;
+    }
+
+    /// <summary>Binds the group and listens (what <see cref="StartAsync"/> does before its check of the table); false,
+    /// logged, when the kernel refuses.</summary>
+    internal bool TryBind()
+    {
+        try
+        {
+            lock (_gate)
+            {
+                _listener = Bind(group, Logged, Lost, Failed);
+            }
+
+            return true;
+        }
+        catch (LinuxInteropException e)
+        {
+            logger.StrayLogUnavailable(group, e.Message);
+            return false;
+        }
     }
 
     /// <summary>One packet of the group (on the listener's thread, which may block on NSS and /etc/subuid).</summary>
@@ -111,6 +137,59 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
         }
     }
 
+    // On the failed listener's thread: the rest runs elsewhere, since closing the socket waits for that thread to end.
+    private void Failed(Exception e)
+    {
+        logger.StrayLogFailed(group, e.Message, RebindAfter.TotalSeconds);
+        _ = RebindAsync();
+    }
+
+    // Closes the failed socket, whose group the kernel keeps for it until then, and binds the group anew; a refusal (another
+    // process took the group meanwhile, out of descriptors) is logged once and retried at doubling intervals.
+    private async Task RebindAsync()
+    {
+        var wait = RebindAfter;
+        var refusals = 0;
+        while (true)
+        {
+            try
+            {
+                await Task.Delay(wait, _stopping.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            lock (_gate)
+            {
+                if (_stopping.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                _listener?.Dispose();
+                _listener = null;
+                try
+                {
+                    _listener = Bind(group, Logged, Lost, Failed);
+                    logger.StrayLogBoundAgain(group, refusals);
+                    return;
+                }
+#pragma warning disable CA1031 // retried: whatever refuses the bind must not end the retries
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    wait = wait * 2 < RebindAtMost ? wait * 2 : RebindAtMost;
+                    if (refusals++ == 0)
+                    {
+                        logger.StrayLogRebindRefused(group, e.Message, wait.TotalSeconds, RebindAtMost.TotalMinutes);
+                    }
+                }
+            }
+        }
+    }
+
     // The kernel could not queue some packets to us (our socket's buffer was full): at most one line a minute says so.
     private void Lost()
     {
@@ -133,5 +212,15 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
         return true;
     }
 
-    public void Dispose() => _listener?.Dispose();
+    public void Dispose()
+    {
+        // The token source is cancelled, never disposed: a listener that fails after this still reads its token (it has
+        // no timer to free).
+        lock (_gate)
+        {
+            _stopping.Cancel();
+            _listener?.Dispose();
+            _listener = null;
+        }
+    }
 }

@@ -57,6 +57,19 @@ public class NflogKernelTests
         Assert.That(refused.InnerException!.Message, Does.Contain($"NFLOG group {Group}: another process has bound it"));
     }
 
+    [Test]
+    public void A_closed_listener_gives_the_group_back_for_the_next_bind()
+    {
+        // What StrayPacketLog's rebind relies on: the kernel holds a group for its socket until that socket is closed.
+        using var ns = TestNamespace.CreateOrSkip();
+        var first = InNetworkNamespace.Open(ns, () => NflogListener.Start(Group, _ => { }, () => { }, _ => { }));
+        first.Dispose();
+
+        using var second = InNetworkNamespace.Open(ns, () => NflogListener.Start(Group, _ => { }, () => { }, _ => { }));
+        Assert.Throws<InvalidOperationException>(() =>
+            InNetworkNamespace.Open(ns, () => NflogListener.Start(Group, _ => { }, () => { }, _ => { })), "the second holds it now");
+    }
+
     private static void Nft(TestNamespace ns, string command)
     {
         var result = ns.Exec(["nft", command]);

@@ -7,19 +7,25 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Interceptor.Tests.Daemon.Attribution;
 
-/// <summary>What the daemon makes of the packets the guard logs: a refusal naming the user (its owner for a sub-UID).</summary>
+/// <summary>
+/// What the daemon makes of the packets the guard logs: a refusal naming the user (its owner for a sub-UID); and a group
+/// socket that fails for good, closed so that it no longer holds the group, and bound again.
+/// </summary>
 [TestFixture]
+[CancelAfter(30_000)]
 public class StrayPacketLogTests
 {
     // Far above any account a test machine has; the owner is root (uid 0), which every machine has.
     private const uint RangeStart = 3_000_000_000;
     private static readonly IPEndPoint Client = IPEndPoint.Parse("127.0.0.1:41025");
     private static readonly IPEndPoint Mx = IPEndPoint.Parse("192.0.2.1:25");
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
 
     private string _path = "";
     private RecordingLogger _log = null!;
     private RefusalLog _refusals = null!;
     private StrayPacketLog _strays = null!;
+    private BindingKernel _kernel = null!;
 
     [SetUp]
     public void Create()
@@ -28,7 +34,12 @@ public class StrayPacketLogTests
         File.WriteAllText(_path, $"0:{RangeStart}:65536\n");
         _log = new RecordingLogger();
         _refusals = new RefusalLog(_log, TimeSpan.FromSeconds(60), new ManualClock(DateTimeOffset.UnixEpoch));
-        _strays = new StrayPacketLog(25, _refusals, new SubordinateUidFile(_path, NullLogger.Instance), _log);
+        _kernel = new BindingKernel();
+        _strays = new StrayPacketLog(25, _refusals, new SubordinateUidFile(_path, NullLogger.Instance), _log)
+        {
+            Bind = _kernel.Bind,
+            RebindAfter = TimeSpan.FromMilliseconds(20),
+        };
     }
 
     [TearDown]
@@ -95,5 +106,154 @@ public class StrayPacketLogTests
             Assert.That(_log.Entries, Is.Empty);
             Assert.That(_strays.Heard, Is.EqualTo(1));
         });
+    }
+
+    [Test]
+    public void A_socket_that_fails_is_closed_before_the_group_is_bound_again_and_its_packets_are_named_again()
+    {
+        Assert.That(_strays.TryBind(), Is.True);
+        _kernel.FailOnItsThread(0, new LinuxInteropException("recvmsg", 9));
+
+        Assert.That(_kernel.WaitForBinds(2, Patience), Is.True, "bound again");
+        _kernel.Sockets[1].Logged(new LoggedPacket(RulesetSpec.StraySynLogPrefix, 0, Client, Mx));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(_kernel.ClosedBeforeNextBind, Is.True, "the failed socket held the group: closed first");
+            Assert.That(_log.Errors.Single(), Does.Contain("NFLOG group 25 stopped").And.Contain("bound again in 0.02 s"));
+            Assert.That(_log.Lines, Has.One.Contains("NFLOG group 25 bound again after it stopped (0 refused attempt(s) first)"));
+            Assert.That(_log.Lines[^1], Does.Contain("from uid 0 (root)").And.Contain("127.0.0.1:41025 to 192.0.2.1:25"));
+        });
+    }
+
+    [Test]
+    public void A_refused_rebind_is_logged_once_and_retried_at_longer_intervals_until_the_kernel_takes_it()
+    {
+        Assert.That(_strays.TryBind(), Is.True);
+        _kernel.RefuseNext = 3;
+        _kernel.FailOnItsThread(0, new LinuxInteropException("recvmsg", 9));
+
+        Assert.That(_kernel.WaitForBinds(2, Patience), Is.True, "bound again after three refusals");
+        Assert.Multiple(() =>
+        {
+            Assert.That(_kernel.Attempts, Is.EqualTo(5), "the first bind, three refused, the fourth try taken");
+            Assert.That(_kernel.Gaps[2], Is.GreaterThan(_kernel.Gaps[1]), "the wait doubles");
+            Assert.That(_log.Lines.Count(l => l.Contains("could not be bound again")), Is.EqualTo(1), "logged once");
+            Assert.That(_log.Lines, Has.One.Contains("(3 refused attempt(s) first)"));
+        });
+    }
+
+    [Test]
+    public void Nothing_is_bound_again_once_disposed()
+    {
+        Assert.That(_strays.TryBind(), Is.True);
+        _strays.Dispose();
+        _kernel.FailOnItsThread(0, new LinuxInteropException("recvmsg", 9));
+
+        Assert.That(_kernel.WaitForBinds(2, TimeSpan.FromMilliseconds(300)), Is.False);
+        Assert.That(_kernel.Sockets[0].Closed, Is.True);
+    }
+
+    /// <summary>A stand-in for NFLOG's bind: one socket per bind, a group held until its socket is closed.</summary>
+    private sealed class BindingKernel
+    {
+        private readonly Lock _lock = new();
+        private readonly List<long> _attemptTimes = [];
+        private readonly List<GroupSocket> _sockets = [];
+
+        public int RefuseNext { get; set; }
+
+        public bool ClosedBeforeNextBind { get; private set; } = true;
+
+        public int Attempts
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return _attemptTimes.Count;
+                }
+            }
+        }
+
+        public IReadOnlyList<long> Gaps
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return [.. _attemptTimes.Zip(_attemptTimes.Skip(1), (a, b) => b - a)];
+                }
+            }
+        }
+
+        public IReadOnlyList<GroupSocket> Sockets
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return [.. _sockets];
+                }
+            }
+        }
+
+        public GroupSocket Bind(ushort group, Action<LoggedPacket> logged, Action lost, Action<Exception> failed)
+        {
+            lock (_lock)
+            {
+                _attemptTimes.Add(Environment.TickCount64);
+                if (_sockets.Any(s => !s.Closed))
+                {
+                    ClosedBeforeNextBind = false;
+                    throw new LinuxInteropException($"NFLOG group {group}: another process has bound it", 1);
+                }
+
+                if (RefuseNext > 0)
+                {
+                    RefuseNext--;
+                    throw new LinuxInteropException($"NFLOG group {group}: another process has bound it", 1);
+                }
+
+                var socket = new GroupSocket(logged, failed);
+                _sockets.Add(socket);
+                return socket;
+            }
+        }
+
+        public void FailOnItsThread(int socket, Exception e)
+        {
+            var failing = Sockets[socket];
+            var thread = new Thread(() => failing.Failed(e));
+            thread.Start();
+            thread.Join();
+        }
+
+        public bool WaitForBinds(int count, TimeSpan within)
+        {
+            var deadline = Environment.TickCount64 + (long)within.TotalMilliseconds;
+            while (Environment.TickCount64 < deadline)
+            {
+                if (Sockets.Count >= count)
+                {
+                    return true;
+                }
+
+                Thread.Sleep(5);
+            }
+
+            return false;
+        }
+    }
+
+    private sealed class GroupSocket(Action<LoggedPacket> logged, Action<Exception> failed) : IDisposable
+    {
+        public Action<LoggedPacket> Logged { get; } = logged;
+
+        public Action<Exception> Failed { get; } = failed;
+
+        public bool Closed { get; private set; }
+
+        public void Dispose() => Closed = true;
     }
 }

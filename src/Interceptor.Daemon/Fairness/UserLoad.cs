@@ -14,7 +14,7 @@ namespace Interceptor.Daemon.Fairness;
 /// sessions take turns on one socket thread never has two at once, but is no lighter for it). Flooding (demoted while
 /// others are served): <c>floodSessionsAnyway</c> sessions at once, or <c>floodSessions</c> while no other user has more.
 /// Slicing (never alone): <c>slicesToMark</c> slices used up by its sessions in one window. The marks last a window after
-/// they were last earned.
+/// they were last earned; the flood mark is earned again whenever it is asked for while the sessions are still there.
 /// </remarks>
 internal sealed class UserLoad
 {
@@ -166,16 +166,37 @@ internal sealed class UserLoad
         return entry.Sessions == 0 && now >= entry.BusyUntil && (now >= entry.WindowStart + _windowTicks || entry.WindowEntries < _lightEntries);
     }
 
-    /// <summary>Flooding lately, while another user's work was seen within the served period.</summary>
+    /// <summary>
+    /// Flooding lately or now, while another user's work was seen within the served period. Now counts as well as lately:
+    /// sessions that keep yielding stay in the scheduler and never enter again, so their mark would lapse a window after
+    /// the last one entered while the flood goes on; it is renewed here instead.
+    /// </summary>
     public bool IsFloodingAmongOthers(uint uid)
     {
-        if (!_entries.TryGetValue(uid, out var entry))
+        ref var entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, uid);
+        if (Unsafe.IsNullRef(ref entry))
         {
             return false;
         }
 
         var now = _time.GetTimestamp();
-        return now < entry.FloodingUntil && now < _usersAlternatedAt + _othersServedTicks;
+        if (now >= _usersAlternatedAt + _othersServedTicks)
+        {
+            return false;
+        }
+
+        if (now < entry.FloodingUntil)
+        {
+            return true;
+        }
+
+        if (!IsFloodSized(uid, entry.Sessions))
+        {
+            return false;
+        }
+
+        entry.FloodingUntil = now + _windowTicks;
+        return true;
     }
 
     /// <summary>

@@ -4,15 +4,25 @@ using System.Security.Cryptography;
 namespace Interceptor.Smtp.Session;
 
 /// <summary>
-/// Transaction ids: UUIDv7 (RFC 9562: 48 bits of Unix milliseconds, then 74 random bits) as 32 lower-case hex digits,
-/// the form <c>Guid.CreateVersion7().ToString("N")</c> gives. Made here because that call reads /dev/urandom once per
-/// id on this runtime: a system call per message on the socket thread (issue 19). The random bits come from the
-/// system's CSPRNG all the same, drawn 4 KiB at a time into a buffer of the calling thread's own.
+/// Transaction ids: UUIDv7 (RFC 9562: 48 bits of Unix milliseconds, 12 of rand_a, 62 random bits) as 32 lower-case hex
+/// digits, the form <c>Guid.CreateVersion7().ToString("N")</c> gives. Made here because that call reads /dev/urandom
+/// once per id on this runtime: a system call per message on the socket thread (issue 19). The random bits come from
+/// the system's CSPRNG all the same, drawn 4 KiB at a time into a buffer of the calling thread's own.
 /// </summary>
-internal static class TransactionIds
+/// <remarks>
+/// Ids are handed out in order, on every thread together: rand_a is a counter within the millisecond (RFC 9562 §6.2,
+/// method 1), so ids of one millisecond sort in the order they were made (the hold list breaks ties of its time by id), where random bits
+/// there ordered them at random. More than 4,096 ids in one millisecond carry into the next; a clock set back continues
+/// from the last id made.
+/// </remarks>
+internal sealed class TransactionIds
 {
-    private const int RandomBytesPerId = 10; // 12 bits of rand_a and 62 of rand_b, rounded up to whole bytes
+    private const int SequenceBits = 12;
+    private const int RandomBytesPerId = 8; // rand_b's 62 bits, rounded up to whole bytes
     private const int BufferBytes = 4096;
+
+    /// <summary>The daemon's ids.</summary>
+    public static readonly TransactionIds Shared = new();
 
     // Per thread: no lock on the message path, and no byte is ever handed to two ids.
     [ThreadStatic]
@@ -21,18 +31,42 @@ internal static class TransactionIds
     [ThreadStatic]
     private static int t_next;
 
-    public static string Next() => Next(DateTimeOffset.UtcNow);
+    // The last id's milliseconds and counter, as (ms << 12) | counter.
+    private long _last = long.MinValue;
 
-    internal static string Next(DateTimeOffset now)
+    public static string Next() => Shared.NextAt(DateTimeOffset.UtcNow);
+
+    /// <summary>An id of <paramref name="now"/>'s millisecond, or later if an id of it or a later one was made already.</summary>
+    public string NextAt(DateTimeOffset now)
     {
+        var ordered = Claim(now.ToUnixTimeMilliseconds() << SequenceBits);
         Span<byte> id = stackalloc byte[16];
         Span<byte> time = stackalloc byte[8];
-        BinaryPrimitives.WriteInt64BigEndian(time, now.ToUnixTimeMilliseconds());
+        BinaryPrimitives.WriteInt64BigEndian(time, ordered >> SequenceBits);
         time[2..].CopyTo(id); // the low 48 bits
-        TakeRandom(id[6..]);
-        id[6] = (byte)(0x70 | (id[6] & 0x0F)); // version 7
+        var sequence = (int)(ordered & ((1 << SequenceBits) - 1));
+        id[6] = (byte)(0x70 | (sequence >> 8)); // version 7, then the counter's high 4 bits
+        id[7] = (byte)sequence;
+        TakeRandom(id[8..]);
         id[8] = (byte)(0x80 | (id[8] & 0x3F)); // variant 10 (RFC 9562)
         return Convert.ToHexStringLower(id);
+    }
+
+    // The first (ms << 12) | counter above the last one handed out and at least the millisecond's first.
+    private long Claim(long first)
+    {
+        var last = Volatile.Read(ref _last);
+        while (true)
+        {
+            var next = first > last ? first : last + 1;
+            var seen = Interlocked.CompareExchange(ref _last, next, last);
+            if (seen == last)
+            {
+                return next;
+            }
+
+            last = seen;
+        }
     }
 
     private static void TakeRandom(Span<byte> into)

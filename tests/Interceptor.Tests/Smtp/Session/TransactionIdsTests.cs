@@ -3,7 +3,7 @@ using Interceptor.Smtp.Session;
 
 namespace Interceptor.Tests.Smtp.Session;
 
-/// <summary>Transaction ids keep the form Guid.CreateVersion7 gave them (hold ids, the trace header), without a system call each.</summary>
+/// <summary>Transaction ids keep the form Guid.CreateVersion7 gave them (hold ids, the trace header), without a system call each, and in order.</summary>
 [TestFixture]
 [Parallelizable(ParallelScope.All)]
 public class TransactionIdsTests
@@ -12,7 +12,7 @@ public class TransactionIdsTests
     public void An_id_is_a_version_7_uuid_of_the_given_millisecond_in_32_lower_case_hex_digits()
     {
         var at = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_123_456);
-        var id = TransactionIds.Next(at);
+        var id = new TransactionIds().NextAt(at);
 
         var guid = Guid.ParseExact(id, "N");
         var reference = Guid.CreateVersion7(at).ToString("N");
@@ -39,28 +39,57 @@ public class TransactionIdsTests
     [Test]
     public void Ids_of_later_milliseconds_sort_after_earlier_ones()
     {
-        var first = TransactionIds.Next(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000));
-        var second = TransactionIds.Next(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_001));
+        var ids = new TransactionIds();
+        var first = ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000));
+        var second = ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_001));
         Assert.That(string.CompareOrdinal(first, second), Is.LessThan(0));
     }
 
     [Test]
-    public void Ids_of_one_millisecond_on_several_threads_never_repeat_across_many_buffer_refills()
+    public void Ids_of_one_millisecond_on_several_threads_are_distinct_and_each_later_than_the_last()
     {
-        // 4 threads × 5,000 ids: each thread refills its 4 KiB of random bytes about a dozen times. The same millisecond
-        // for all, so only the random bits tell them apart.
+        // 4 threads × 5,000 ids of one millisecond: each thread refills its 4 KiB of random bytes about a dozen times, and
+        // the 4,096 counter values of the millisecond run out, so later ids carry into the next ones.
         var at = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
-        var ids = new ConcurrentBag<string>();
+        var generator = new TransactionIds();
+        var perThread = new ConcurrentBag<List<string>>();
         var threads = Enumerable.Range(0, 4).Select(_ => new Thread(() =>
         {
+            var mine = new List<string>();
             for (var i = 0; i < 5_000; i++)
             {
-                ids.Add(TransactionIds.Next(at));
+                mine.Add(generator.NextAt(at));
             }
+
+            perThread.Add(mine);
         })).ToList();
         threads.ForEach(t => t.Start());
         threads.ForEach(t => t.Join());
 
-        Assert.That(ids.Distinct(StringComparer.Ordinal).Count(), Is.EqualTo(20_000));
+        var all = perThread.SelectMany(ids => ids).ToList();
+        var milliseconds = all.Select(id => Convert.ToInt64(id[..12], 16)).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(all.Distinct(StringComparer.Ordinal).Count(), Is.EqualTo(20_000));
+            Assert.That(perThread.All(ids => ids.Zip(ids.Skip(1)).All(p => string.CompareOrdinal(p.First, p.Second) < 0)), Is.True,
+                "each thread's ids in the order it made them");
+            Assert.That(milliseconds.Min(), Is.EqualTo(at.ToUnixTimeMilliseconds()));
+            Assert.That(milliseconds.Max(), Is.EqualTo(at.ToUnixTimeMilliseconds() + 4), "20,000 ids fill five milliseconds' counters");
+            Assert.That(all.All(id => Guid.ParseExact(id, "N").Version == 7 && Guid.ParseExact(id, "N").Variant is >= 8 and <= 11), Is.True);
+        });
+    }
+
+    [Test]
+    public void Ids_made_after_the_clock_was_set_back_still_sort_after_the_earlier_ones()
+    {
+        var ids = new TransactionIds();
+        var before = ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_500));
+        var after = ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(string.CompareOrdinal(before, after), Is.LessThan(0));
+            Assert.That(after[..12], Is.EqualTo(before[..12]), "the last id's millisecond, counted on");
+        });
     }
 }

@@ -61,8 +61,10 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
         if (await rules.FindInstallProblemAsync(spec with { StrayLogGroup = group }, cancellationToken) is { } refused
             && await rules.FindInstallProblemAsync(spec with { StrayLogGroup = 0 }, cancellationToken) is null)
         {
+            // Nothing will log to the group: never bound again either.
             lock (_gate)
             {
+                _stopping.Cancel();
                 _listener?.Dispose();
                 _listener = null;
             }

@@ -114,7 +114,7 @@ public class StrayPacketLogTests
         Assert.That(_strays.TryBind(), Is.True);
         _kernel.FailOnItsThread(0, new LinuxInteropException("recvmsg", 9));
 
-        Assert.That(_kernel.WaitForBinds(2, Patience), Is.True, "bound again");
+        Assert.That(_kernel.WaitForBinds(2, Patience) && BoundAgainLogged(), Is.True, "bound again");
         _kernel.Sockets[1].Logged(new LoggedPacket(RulesetSpec.StraySynLogPrefix, 0, Client, Mx));
 
         Assert.Multiple(() =>
@@ -133,11 +133,11 @@ public class StrayPacketLogTests
         _kernel.RefuseNext = 3;
         _kernel.FailOnItsThread(0, new LinuxInteropException("recvmsg", 9));
 
-        Assert.That(_kernel.WaitForBinds(2, Patience), Is.True, "bound again after three refusals");
+        Assert.That(_kernel.WaitForBinds(2, Patience) && BoundAgainLogged(), Is.True, "bound again after three refusals");
         Assert.Multiple(() =>
         {
             Assert.That(_kernel.Attempts, Is.EqualTo(5), "the first bind, three refused, the fourth try taken");
-            Assert.That(_kernel.Gaps[2], Is.GreaterThan(_kernel.Gaps[1]), "the wait doubles");
+            Assert.That(_kernel.Gaps[3], Is.GreaterThan(_kernel.Gaps[1]), "the wait doubles: 160 ms against 40");
             Assert.That(_log.Lines.Count(l => l.Contains("could not be bound again")), Is.EqualTo(1), "logged once");
             Assert.That(_log.Lines, Has.One.Contains("(3 refused attempt(s) first)"));
         });
@@ -152,6 +152,23 @@ public class StrayPacketLogTests
 
         Assert.That(_kernel.WaitForBinds(2, TimeSpan.FromMilliseconds(300)), Is.False);
         Assert.That(_kernel.Sockets[0].Closed, Is.True);
+    }
+
+    // The line follows the bind that succeeded, on the rebinding thread.
+    private bool BoundAgainLogged()
+    {
+        var deadline = Environment.TickCount64 + (long)Patience.TotalMilliseconds;
+        while (!_log.Lines.Any(l => l.Contains("bound again after it stopped", StringComparison.Ordinal)))
+        {
+            if (Environment.TickCount64 > deadline)
+            {
+                return false;
+            }
+
+            Thread.Sleep(5);
+        }
+
+        return true;
     }
 
     /// <summary>A stand-in for NFLOG's bind: one socket per bind, a group held until its socket is closed.</summary>

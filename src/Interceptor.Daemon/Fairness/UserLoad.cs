@@ -63,6 +63,11 @@ internal sealed class UserLoad
     public void Enter(uint uid)
     {
         var now = _time.GetTimestamp();
+        ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, uid, out var existed);
+
+        // Other users were seen: this uid's work entering after another uid's, or while another uid has work in the
+        // scheduler (a flood whose sessions keep yielding never enters again, so without this its neighbour's entries
+        // would stop counting a second after the flood's last one).
         if (uid != _lastEntered)
         {
             if (_lastEntered != NoUid)
@@ -72,8 +77,11 @@ internal sealed class UserLoad
 
             _lastEntered = uid;
         }
+        else if (_usersWithWork > (entry.Sessions > 0 ? 1 : 0))
+        {
+            _usersAlternatedAt = now;
+        }
 
-        ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, uid, out var existed);
         if (!existed || now >= entry.WindowStart + _windowTicks)
         {
             entry.WindowStart = now;
@@ -190,6 +198,7 @@ internal sealed class UserLoad
             return true;
         }
 
+        // The scan of the other users runs only for 4-15 sessions behind a bigger flood: over the users with work lately.
         if (!IsFloodSized(uid, entry.Sessions))
         {
             return false;

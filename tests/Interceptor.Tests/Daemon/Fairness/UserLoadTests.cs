@@ -29,8 +29,9 @@ public class UserLoadTests
         _load.Enter(Neighbour);
         Assert.That(_load.IsFloodingAmongOthers(Flooder), Is.True, "flooding as its sessions entered");
 
-        // None of them leaves or enters again (each keeps yielding), for three windows, while the neighbour's work comes and goes.
-        for (var i = 0; i < 3; i++)
+        // None of them leaves or enters again (each keeps yielding), for 1.5 s (beyond OthersServedFor, 1 s), while the
+        // neighbour's work comes and goes: its own entries alone now show that others are being served.
+        for (var i = 0; i < 10; i++)
         {
             _clock.Advance(Window * 1.5);
             _load.Leave(Neighbour);
@@ -66,6 +67,28 @@ public class UserLoadTests
             Assert.That(_load.IsFloodingAmongOthers(Flooder), Is.False, "four sessions while another user has more waiting");
             Assert.That(_load.IsFloodingAmongOthers(Neighbour), Is.True);
         });
+    }
+
+    [Test]
+    public void A_user_alone_is_never_flooding_however_long_its_sessions_stay()
+    {
+        EnterSessions(Flooder, FairShareScheduler.FloodSessionsAnyway);
+        for (var i = 0; i < 10; i++)
+        {
+            _clock.Advance(Window * 1.5);
+            Assert.That(_load.IsFloodingAmongOthers(Flooder), Is.False, "nobody else to be fair to");
+        }
+    }
+
+    [Test]
+    public void A_flood_is_no_longer_among_others_a_second_after_the_neighbour_left()
+    {
+        EnterSessions(Flooder, FairShareScheduler.FloodSessionsAnyway);
+        _load.Enter(Neighbour);
+        _load.Leave(Neighbour);
+
+        _clock.Advance(FairShareScheduler.OthersServedFor + Window);
+        Assert.That(_load.IsFloodingAmongOthers(Flooder), Is.False);
     }
 
     private void EnterSessions(uint uid, int count)

@@ -11,9 +11,10 @@ namespace Interceptor.Smtp.Session;
 /// </summary>
 /// <remarks>
 /// Ids are handed out in order, on every thread together: rand_a is a counter within the millisecond (RFC 9562 §6.2,
-/// method 1), so ids of one millisecond sort in the order they were made (the hold list breaks ties of its time by id), where random bits
-/// there ordered them at random. More than 4,096 ids in one millisecond carry into the next; a clock set back continues
-/// from the last id made.
+/// method 1), so ids of one millisecond sort in the order they were made (the hold list breaks ties of its time by id),
+/// where random bits there ordered them at random. Each millisecond's counter starts at a random value below 2,048 (the
+/// RFC's guard bit), so that an id a customer sees in its trace header does not count the host's other mail. Ids beyond
+/// a millisecond's counter carry into the next; a clock set back continues from the last id made.
 /// </remarks>
 internal sealed class TransactionIds
 {
@@ -39,7 +40,7 @@ internal sealed class TransactionIds
     /// <summary>An id of <paramref name="now"/>'s millisecond, or later if an id of it or a later one was made already.</summary>
     public string NextAt(DateTimeOffset now)
     {
-        var ordered = Claim(now.ToUnixTimeMilliseconds() << SequenceBits);
+        var ordered = Claim((now.ToUnixTimeMilliseconds() << SequenceBits) | (long)Random.Shared.Next(1 << (SequenceBits - 1)));
         Span<byte> id = stackalloc byte[16];
         Span<byte> time = stackalloc byte[8];
         BinaryPrimitives.WriteInt64BigEndian(time, ordered >> SequenceBits);
@@ -52,7 +53,8 @@ internal sealed class TransactionIds
         return Convert.ToHexStringLower(id);
     }
 
-    // The first (ms << 12) | counter above the last one handed out and at least the millisecond's first.
+    // The first (ms << 12) | counter above the last one handed out and at least the millisecond's random start (a later
+    // id of a millisecond already begun counts on from the last one).
     private long Claim(long first)
     {
         var last = Volatile.Read(ref _last);

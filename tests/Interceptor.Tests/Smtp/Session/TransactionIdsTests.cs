@@ -74,8 +74,25 @@ public class TransactionIdsTests
             Assert.That(perThread.All(ids => ids.Zip(ids.Skip(1)).All(p => string.CompareOrdinal(p.First, p.Second) < 0)), Is.True,
                 "each thread's ids in the order it made them");
             Assert.That(milliseconds.Min(), Is.EqualTo(at.ToUnixTimeMilliseconds()));
-            Assert.That(milliseconds.Max(), Is.EqualTo(at.ToUnixTimeMilliseconds() + 4), "20,000 ids fill five milliseconds' counters");
+            // The first millisecond's counter starts below 2,048 and holds at least 2,049; the next ones carried into hold 4,096.
+            Assert.That(milliseconds.Max(), Is.InRange(at.ToUnixTimeMilliseconds() + 4, at.ToUnixTimeMilliseconds() + 5), "20,000 ids carry over five or six milliseconds");
+            Assert.That(all.Select(id => Convert.ToInt32(id[13..16], 16)).Min(), Is.LessThan(2048), "the first millisecond's counter starts below the guard bit");
             Assert.That(all.All(id => Guid.ParseExact(id, "N").Version == 7 && Guid.ParseExact(id, "N").Variant is >= 8 and <= 11), Is.True);
+        });
+    }
+
+    [Test]
+    public void A_new_milliseconds_counter_starts_at_a_random_value_below_the_guard_bit()
+    {
+        var ids = new TransactionIds();
+        var starts = Enumerable.Range(0, 64)
+            .Select(i => Convert.ToInt32(ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000 + i))[13..16], 16))
+            .ToList();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(starts, Has.All.LessThan(2048));
+            Assert.That(starts.Distinct().Count(), Is.GreaterThan(32), "not a count of the host's ids: random starts");
         });
     }
 

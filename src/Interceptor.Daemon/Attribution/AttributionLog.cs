@@ -39,7 +39,7 @@ internal static partial class AttributionLog
     [LoggerMessage(314, LogLevel.Warning, "the guard's refusals of packets that escaped the redirect are not attributed: {Reason}. The kernel still refuses them (counters in the guard table), without logging them; set Interception.StrayLogGroup to a free NFLOG group (not {Group}), or 0 to stop trying")]
     public static partial void StrayLogUnavailable(this ILogger logger, ushort group, string reason);
 
-    [LoggerMessage(315, LogLevel.Error, "NFLOG group {Group} stopped: {Reason}. The guard's refusals of packets that escaped the redirect are not attributed until the group is bound again (closed now, bound again in {Seconds} s); the kernel still refuses them")]
+    [LoggerMessage(315, LogLevel.Error, "NFLOG group {Group} stopped: {Reason}. The guard's refusals of packets that escaped the redirect are not attributed until the group is bound again: the socket is closed and the group bound anew in {Seconds} s; the kernel still refuses them")]
     public static partial void StrayLogFailed(this ILogger logger, ushort group, string reason, double seconds);
 
     [LoggerMessage(318, LogLevel.Information, "NFLOG group {Group} bound again after it stopped ({Refusals} refused attempt(s) first): the guard's refusals of packets that escaped the redirect are attributed again")]

@@ -28,9 +28,15 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
 
     private static readonly IPEndPoint Unknown = new(IPAddress.Any, 0);
     private static readonly TimeSpan RebindAtMost = TimeSpan.FromMinutes(5);
+
+    // A socket that fails sooner than this after its bind is failing again: its next wait is doubled, not started over.
+    private static readonly TimeSpan HeldLongEnough = TimeSpan.FromMinutes(1);
     private readonly Lock _gate = new();
     private readonly CancellationTokenSource _stopping = new();
     private IDisposable? _listener;
+    private TimeSpan _rebindAfter = TimeSpan.FromSeconds(5);
+    private TimeSpan _lastWait;
+    private DateTimeOffset _boundAt;
     private long _lostAt = -QuietMs;
     private long _failedAt = -QuietMs;
     private long _heard;
@@ -42,8 +48,23 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
     /// last argument is called once, from the listener's thread, when the socket fails for good.</summary>
     public Func<ushort, Action<LoggedPacket>, Action, Action<Exception>, IDisposable> Bind { get; init; } = NflogListener.Start;
 
-    /// <summary>The wait before a failed group socket is bound again (then doubled on each refusal, up to five minutes).</summary>
-    public TimeSpan RebindAfter { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>The wait before a failed group socket is bound again: doubled on each refusal, and after a socket that
+    /// failed within a minute of its bind, up to five minutes. Above zero.</summary>
+    public TimeSpan RebindAfter
+    {
+        get => _rebindAfter;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(value, TimeSpan.Zero);
+            _rebindAfter = value;
+        }
+    }
+
+    /// <summary>How a rebind waits (<see cref="Task.Delay(TimeSpan, CancellationToken)"/>; a test's records the waits).</summary>
+    public Func<TimeSpan, CancellationToken, Task> Delay { get; init; } = Task.Delay;
+
+    /// <summary>The clock that tells a socket that failed soon after its bind (a test's moves by hand).</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
 
     /// <summary>
     /// Binds the group, and makes sure the kernel takes the guard's log statements (a kernel may have NFLOG and no nft
@@ -85,6 +106,7 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
             lock (_gate)
             {
                 _listener = Bind(group, Logged, Lost, Failed);
+                _boundAt = Time.GetUtcNow();
             }
 
             return true;
@@ -139,24 +161,31 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
         }
     }
 
-    // On the failed listener's thread: the rest runs elsewhere, since closing the socket waits for that thread to end.
+    // On the failed listener's thread, which closing the socket waits for: the rest runs after a wait, on the pool. A socket
+    // that fails again soon after its bind waits twice as long as the last time, so a socket that keeps failing costs a
+    // pair of lines every five minutes, not every five seconds.
     private void Failed(Exception e)
     {
-        logger.StrayLogFailed(group, e.Message, RebindAfter.TotalSeconds);
-        _ = RebindAsync();
+        TimeSpan wait;
+        lock (_gate)
+        {
+            wait = Time.GetUtcNow() - _boundAt < HeldLongEnough && _lastWait > TimeSpan.Zero ? Doubled(_lastWait) : RebindAfter;
+        }
+
+        logger.StrayLogFailed(group, e.Message, wait.TotalSeconds);
+        _ = RebindAsync(wait);
     }
 
     // Closes the failed socket, whose group the kernel keeps for it until then, and binds the group anew; a refusal (another
     // process took the group meanwhile, out of descriptors) is logged once and retried at doubling intervals.
-    private async Task RebindAsync()
+    private async Task RebindAsync(TimeSpan wait)
     {
-        var wait = RebindAfter;
         var refusals = 0;
         while (true)
         {
             try
             {
-                await Task.Delay(wait, _stopping.Token);
+                await Delay(wait, _stopping.Token);
             }
             catch (OperationCanceledException)
             {
@@ -170,19 +199,21 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
                     return;
                 }
 
-                _listener?.Dispose();
-                _listener = null;
                 try
                 {
+                    _listener?.Dispose();
+                    _listener = null;
                     _listener = Bind(group, Logged, Lost, Failed);
+                    _boundAt = Time.GetUtcNow();
+                    _lastWait = wait;
                     logger.StrayLogBoundAgain(group, refusals);
                     return;
                 }
-#pragma warning disable CA1031 // retried: whatever refuses the bind must not end the retries
+#pragma warning disable CA1031 // retried: whatever refuses the bind (or fails the close) must not end the retries
                 catch (Exception e)
 #pragma warning restore CA1031
                 {
-                    wait = wait * 2 < RebindAtMost ? wait * 2 : RebindAtMost;
+                    wait = Doubled(wait);
                     if (refusals++ == 0)
                     {
                         logger.StrayLogRebindRefused(group, e.Message, wait.TotalSeconds, RebindAtMost.TotalMinutes);
@@ -191,6 +222,8 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
             }
         }
     }
+
+    private static TimeSpan Doubled(TimeSpan wait) => wait * 2 < RebindAtMost ? wait * 2 : RebindAtMost;
 
     // The kernel could not queue some packets to us (our socket's buffer was full): at most one line a minute says so.
     private void Lost()

@@ -26,6 +26,8 @@ public class StrayPacketLogTests
     private RefusalLog _refusals = null!;
     private StrayPacketLog _strays = null!;
     private BindingKernel _kernel = null!;
+    private ManualClock _clock = null!;
+    private List<TimeSpan> _waits = null!;
 
     [SetUp]
     public void Create()
@@ -35,10 +37,14 @@ public class StrayPacketLogTests
         _log = new RecordingLogger();
         _refusals = new RefusalLog(_log, TimeSpan.FromSeconds(60), new ManualClock(DateTimeOffset.UnixEpoch));
         _kernel = new BindingKernel();
+        _clock = new ManualClock(DateTimeOffset.UnixEpoch);
+        _waits = [];
         _strays = new StrayPacketLog(25, _refusals, new SubordinateUidFile(_path, NullLogger.Instance), _log)
         {
             Bind = _kernel.Bind,
-            RebindAfter = TimeSpan.FromMilliseconds(20),
+            RebindAfter = TimeSpan.FromSeconds(5),
+            Time = _clock,
+            Delay = RecordWait,
         };
     }
 
@@ -120,7 +126,8 @@ public class StrayPacketLogTests
         Assert.Multiple(() =>
         {
             Assert.That(_kernel.ClosedBeforeNextBind, Is.True, "the failed socket held the group: closed first");
-            Assert.That(_log.Errors.Single(), Does.Contain("NFLOG group 25 stopped").And.Contain("bound again in 0.02 s"));
+            Assert.That(_log.Errors.Single(), Does.Contain("NFLOG group 25 stopped").And.Contain("the group bound anew in 5 s"));
+            Assert.That(Waits, Is.EqualTo(new[] { TimeSpan.FromSeconds(5) }));
             Assert.That(_log.Lines, Has.One.Contains("NFLOG group 25 bound again after it stopped (0 refused attempt(s) first)"));
             Assert.That(_log.Lines[^1], Does.Contain("from uid 0 (root)").And.Contain("127.0.0.1:41025 to 192.0.2.1:25"));
         });
@@ -137,10 +144,28 @@ public class StrayPacketLogTests
         Assert.Multiple(() =>
         {
             Assert.That(_kernel.Attempts, Is.EqualTo(5), "the first bind, three refused, the fourth try taken");
-            Assert.That(_kernel.Gaps[3], Is.GreaterThan(_kernel.Gaps[1]), "the wait doubles: 160 ms against 40");
+            Assert.That(Waits.Select(w => w.TotalSeconds), Is.EqualTo(new[] { 5.0, 10, 20, 40 }), "the wait doubles");
             Assert.That(_log.Lines.Count(l => l.Contains("could not be bound again")), Is.EqualTo(1), "logged once");
             Assert.That(_log.Lines, Has.One.Contains("(3 refused attempt(s) first)"));
         });
+    }
+
+    [Test]
+    public void A_socket_that_fails_again_soon_after_its_rebind_waits_longer_and_one_that_held_starts_over()
+    {
+        Assert.That(_strays.TryBind(), Is.True);
+        _kernel.FailOnItsThread(0, new LinuxInteropException("recvmsg", 9));
+        Assert.That(_kernel.WaitForBinds(2, Patience), Is.True);
+
+        _clock.Advance(TimeSpan.FromSeconds(30));
+        _kernel.FailOnItsThread(1, new LinuxInteropException("recvmsg", 9));
+        Assert.That(_kernel.WaitForBinds(3, Patience), Is.True);
+
+        _clock.Advance(TimeSpan.FromMinutes(2));
+        _kernel.FailOnItsThread(2, new LinuxInteropException("recvmsg", 9));
+        Assert.That(_kernel.WaitForBinds(4, Patience), Is.True);
+
+        Assert.That(Waits.Select(w => w.TotalSeconds), Is.EqualTo(new[] { 5.0, 10, 5 }), "failed 30 s after its bind: twice the wait; after two minutes: the first wait again");
     }
 
     [Test]
@@ -152,6 +177,38 @@ public class StrayPacketLogTests
 
         Assert.That(_kernel.WaitForBinds(2, TimeSpan.FromMilliseconds(300)), Is.False);
         Assert.That(_kernel.Sockets[0].Closed, Is.True);
+    }
+
+    [Test]
+    public void A_wait_of_zero_is_refused()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new StrayPacketLog(25, _refusals, new SubordinateUidFile(_path, NullLogger.Instance), _log)
+        {
+            RebindAfter = TimeSpan.Zero,
+        });
+    }
+
+    private IReadOnlyList<TimeSpan> Waits
+    {
+        get
+        {
+            lock (_waits)
+            {
+                return [.. _waits];
+            }
+        }
+    }
+
+    // The rebind's wait, recorded and not waited for: on the pool, as a real delay resumes.
+    private async Task RecordWait(TimeSpan wait, CancellationToken cancellationToken)
+    {
+        lock (_waits)
+        {
+            _waits.Add(wait);
+        }
+
+        await Task.Yield();
+        cancellationToken.ThrowIfCancellationRequested();
     }
 
     // The line follows the bind that succeeded, on the rebinding thread.
@@ -175,7 +232,7 @@ public class StrayPacketLogTests
     private sealed class BindingKernel
     {
         private readonly Lock _lock = new();
-        private readonly List<long> _attemptTimes = [];
+        private int _attempts;
         private readonly List<GroupSocket> _sockets = [];
 
         public int RefuseNext { get; set; }
@@ -188,18 +245,7 @@ public class StrayPacketLogTests
             {
                 lock (_lock)
                 {
-                    return _attemptTimes.Count;
-                }
-            }
-        }
-
-        public IReadOnlyList<long> Gaps
-        {
-            get
-            {
-                lock (_lock)
-                {
-                    return [.. _attemptTimes.Zip(_attemptTimes.Skip(1), (a, b) => b - a)];
+                    return _attempts;
                 }
             }
         }
@@ -219,7 +265,7 @@ public class StrayPacketLogTests
         {
             lock (_lock)
             {
-                _attemptTimes.Add(Environment.TickCount64);
+                _attempts++;
                 if (_sockets.Any(s => !s.Closed))
                 {
                     ClosedBeforeNextBind = false;

@@ -40,7 +40,7 @@ internal sealed class TransactionIds
     /// <summary>An id of <paramref name="now"/>'s millisecond, or later if an id of it or a later one was made already.</summary>
     public string NextAt(DateTimeOffset now)
     {
-        var ordered = Claim((now.ToUnixTimeMilliseconds() << SequenceBits) | (long)Random.Shared.Next(1 << (SequenceBits - 1)));
+        var ordered = Claim(now.ToUnixTimeMilliseconds());
         Span<byte> id = stackalloc byte[16];
         Span<byte> time = stackalloc byte[8];
         BinaryPrimitives.WriteInt64BigEndian(time, ordered >> SequenceBits);
@@ -53,14 +53,15 @@ internal sealed class TransactionIds
         return Convert.ToHexStringLower(id);
     }
 
-    // The first (ms << 12) | counter above the last one handed out and at least the millisecond's random start (a later
-    // id of a millisecond already begun counts on from the last one).
-    private long Claim(long first)
+    // The next (ms << 12) | counter: one above the last one handed out, or a random start in a millisecond later than the
+    // last id's (only the first id of a millisecond starts at random; the rest count on from it).
+    private long Claim(long milliseconds)
     {
+        var start = (milliseconds << SequenceBits) | (long)Random.Shared.Next(1 << (SequenceBits - 1));
         var last = Volatile.Read(ref _last);
         while (true)
         {
-            var next = first > last ? first : last + 1;
+            var next = milliseconds > last >> SequenceBits ? start : last + 1;
             var seen = Interlocked.CompareExchange(ref _last, next, last);
             if (seen == last)
             {

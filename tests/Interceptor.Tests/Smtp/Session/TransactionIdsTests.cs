@@ -97,6 +97,16 @@ public class TransactionIdsTests
     }
 
     [Test]
+    public void Later_ids_of_a_millisecond_count_on_by_one_from_its_first()
+    {
+        var ids = new TransactionIds();
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
+        var counters = Enumerable.Range(0, 5).Select(_ => Convert.ToInt32(ids.NextAt(at)[13..16], 16)).ToList();
+
+        Assert.That(counters.Skip(1), Is.EqualTo(counters.Take(4).Select(c => c + 1)), "only the first id of a millisecond starts at random");
+    }
+
+    [Test]
     public void Ids_made_after_the_clock_was_set_back_still_sort_after_the_earlier_ones()
     {
         var ids = new TransactionIds();

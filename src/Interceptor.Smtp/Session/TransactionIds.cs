@@ -57,11 +57,13 @@ internal sealed class TransactionIds
     // last id's (only the first id of a millisecond starts at random; the rest count on from it).
     private long Claim(long milliseconds)
     {
-        var start = (milliseconds << SequenceBits) | (long)Random.Shared.Next(1 << (SequenceBits - 1));
         var last = Volatile.Read(ref _last);
         while (true)
         {
-            var next = milliseconds > last >> SequenceBits ? start : last + 1;
+            // The random start is drawn only for a new millisecond: most ids under load count on from the last.
+            var next = milliseconds > last >> SequenceBits
+                ? (milliseconds << SequenceBits) | (long)Random.Shared.Next(1 << (SequenceBits - 1))
+                : last + 1;
             var seen = Interlocked.CompareExchange(ref _last, next, last);
             if (seen == last)
             {

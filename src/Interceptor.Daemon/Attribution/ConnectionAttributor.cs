@@ -168,7 +168,9 @@ public sealed class ConnectionAttributor(
     {
         // A failed lookup is its own cause in the log (a fault, at Error); the metric keeps counting it as owner_unknown, as it always did.
         metrics?.ConnectionRefused(cause == "owner_lookup_failed" ? "owner_unknown" : cause);
-        refusals.Refused(cause, uid, client, destination, reason ?? reply.Text, level);
+        var (charged, note) = UidsOrDefault.ChargedForLog(uid);
+        reason ??= reply.Text;
+        refusals.Refused(cause, charged, client, destination, note is null ? reason : $"{reason}; {note}", level);
         return new LocatedConnection(client, destination, 0, 0, reply);
     }
 

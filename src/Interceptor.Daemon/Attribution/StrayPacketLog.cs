@@ -139,14 +139,8 @@ public sealed class StrayPacketLog(ushort group, RefusalLog refusals, Subordinat
         metrics?.ConnectionRefused(cause);
         try
         {
-            var owner = packet.Uid;
-            if (owner is { } uid && subordinates.Current.FindOwner(uid) is { } range)
-            {
-                owner = range.Uid;
-                reason += $"; sent as sub-UID {uid}";
-            }
-
-            refusals.Refused(cause, owner, packet.Source ?? Unknown, packet.Destination, reason!);
+            var (owner, note) = UidAttribution.ChargedForLog(subordinates, packet.Uid);
+            refusals.Refused(cause, owner, packet.Source ?? Unknown, packet.Destination, note is null ? reason! : $"{reason}; {note}");
         }
 #pragma warning disable CA1031 // on the listener's thread: whatever fails for one packet must not end the naming
         catch (Exception e)

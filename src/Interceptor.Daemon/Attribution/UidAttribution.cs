@@ -39,6 +39,17 @@ public sealed class UidAttribution(SubordinateUidFile subordinates, UnknownUidHa
     }
 
     /// <summary>
+    /// Whom a refusal of <paramref name="uid"/> is logged against: the owner of its range when it is a sub-UID (so that a
+    /// thousand sub-UIDs cannot fill the refusal log's keys and leave everyone else's refusals unnamed), with a note
+    /// naming the sub-UID; else the uid itself. Reads /etc/subuid when due: not for a socket thread.
+    /// </summary>
+    public (uint? Uid, string? Note) ChargedForLog(uint? uid) => ChargedForLog(subordinates, uid);
+
+    /// <summary><see cref="ChargedForLog(uint?)"/> against <paramref name="subordinates"/>.</summary>
+    public static (uint? Uid, string? Note) ChargedForLog(SubordinateUidFile subordinates, uint? uid) =>
+        uid is { } sent && subordinates.Current.FindOwner(sent) is { } owner ? (owner.Uid, $"sent as sub-UID {sent}") : (uid, null);
+
+    /// <summary>
     /// <see cref="Resolve"/> from what is cached only: false when the answer needs NSS (a name not cached) or a look at
     /// /etc/subuid (due once a second; a reload resolves every owner), either of which may block a socket thread.
     /// </summary>

@@ -32,6 +32,19 @@ public class UidAttributionTests
         new(new SubordinateUidFile(_path, NullLogger.Instance), unknown, NullLogger.Instance);
 
     [Test]
+    public void A_refusal_of_a_sub_uid_is_logged_against_its_owner_naming_the_sub_uid_and_others_as_themselves()
+    {
+        // What keeps a thousand sub-UIDs from filling the refusal log's keys for a cause (attack review).
+        var attribution = Attribution(UnknownUidHandling.Refuse);
+        Assert.Multiple(() =>
+        {
+            Assert.That(attribution.ChargedForLog(RangeStart + 7), Is.EqualTo(((uint?)0u, (string?)$"sent as sub-UID {RangeStart + 7}")));
+            Assert.That(attribution.ChargedForLog(Orphan), Is.EqualTo(((uint?)Orphan, (string?)null)));
+            Assert.That(attribution.ChargedForLog(null), Is.EqualTo(((uint?)null, (string?)null)));
+        });
+    }
+
+    [Test]
     public void A_sub_uid_is_charged_to_its_owner_and_keeps_its_own_number()
     {
         var (origin, refusal) = Attribution(UnknownUidHandling.Refuse).Resolve(RangeStart + 5, Client, Destination);

@@ -95,10 +95,11 @@ public sealed class UpstreamConnectionCacheReclaimTests
         Assert.That(cache.IdleCount, Is.Zero, "not kept: the waiter needs its descriptor");
 
         var handOut = await Wait.ForAsync(waiting, "the waiter to open its connection");
-        Assert.Multiple(() =>
+        Assert.Multiple(async () =>
         {
             Assert.That(handOut.Connection, Is.Not.Null);
-            Assert.That(first.Sessions[0].Ended.IsCompleted, Is.True);
+            // The release waits for the 221, not for the upstream to see the socket close after it: wait for that end.
+            Assert.That(await Wait.ForAsync(first.Sessions[0].Ended, "the given-back session to end"), Is.EqualTo(UpstreamEnd.Quit));
             Assert.That(gate.Open, Is.EqualTo(1));
         });
         await handOut.Connection!.DisposeAsync();

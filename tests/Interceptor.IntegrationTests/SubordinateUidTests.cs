@@ -135,6 +135,32 @@ public sealed partial class SubordinateUidTests
     }
 
     [Test]
+    public async Task Her_sub_uid_connecting_to_the_listener_itself_is_refused_and_logged_against_her_naming_the_sub_uid()
+    {
+        // Keyed by the raw uid, a thousand sub-UIDs of one customer would fill the refusal log's keys for a cause and
+        // leave everyone else's refusals unnamed; charged to her, they take one key.
+        await using var s = await Scenario.StartAsync();
+        var alice = TestUsers.Alice;
+        var direct = await RunAsSubUidAsync(s, SubUid, Requirements.Python,
+        [
+            "-I", "-c",
+            $"import socket; c = socket.create_connection(('127.0.0.1', {new DaemonConfig().ListenPort}), timeout=10); print(c.makefile('rb').readline().decode().strip())",
+        ]);
+
+        bool IsTheRefusal(DaemonLogLine l) => l.StateString("Cause") == "not_redirected";
+        await Poll.UntilAsync(() => s.RequireDaemon.LogLines().Any(IsTheRefusal), TimeSpan.FromSeconds(10));
+        var refusal = s.RequireDaemon.LogLines().FirstOrDefault(IsTheRefusal);
+        Assert.That(refusal, Is.Not.Null, "no not_redirected refusal logged\n" + s.RequireDaemon.Transcript());
+        Assert.Multiple(() =>
+        {
+            Assert.That(direct.Stdout, Does.StartWith("421 4.3.0 this connection was not redirected"), direct.Describe() + s.Describe());
+            Assert.That(refusal!.StateString("Uid"), Is.EqualTo(alice.Uid.ToString(CultureInfo.InvariantCulture)), "charged to her, not to the sub-UID\n" + refusal.Raw);
+            Assert.That(refusal!.StateString("User"), Is.EqualTo(alice.Name), refusal.Raw);
+            Assert.That(refusal!.Message, Does.Contain($"; sent as sub-UID {SubUid};"), "the sub-UID is named in the reason\n" + refusal.Raw);
+        });
+    }
+
+    [Test]
     public async Task With_UnknownUids_Relay_such_a_uid_is_relayed_under_its_number()
     {
         await using var s = await Scenario.StartAsync(config: Config(("Attribution.UnknownUids", "Relay")));

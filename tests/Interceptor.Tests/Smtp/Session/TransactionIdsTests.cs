@@ -8,6 +8,12 @@ namespace Interceptor.Tests.Smtp.Session;
 [Parallelizable(ParallelScope.All)]
 public class TransactionIdsTests
 {
+    /// <summary>The 42-bit counter after the milliseconds: rand_a's 12 bits, then rand_b's top 30 past the variant.</summary>
+    private static long Counter(string id) =>
+        (Convert.ToInt64(id[13..16], 16) << 30) | ((Convert.ToInt64(id[16..18], 16) & 0x3F) << 24) | Convert.ToInt64(id[18..24], 16);
+
+    private static long Milliseconds(string id) => Convert.ToInt64(id[..12], 16);
+
     [Test]
     public void An_id_is_a_version_7_uuid_of_the_given_millisecond_in_32_lower_case_hex_digits()
     {
@@ -21,7 +27,7 @@ public class TransactionIdsTests
             Assert.That(id, Does.Match("^[0-9a-f]{32}$"), "the hold store's id pattern");
             Assert.That(guid.Version, Is.EqualTo(7));
             Assert.That(guid.Variant, Is.InRange(8, 11), "RFC 9562 variant (binary 10xx)");
-            Assert.That(Convert.ToInt64(id[..12], 16), Is.EqualTo(at.ToUnixTimeMilliseconds()), "the first 48 bits are the Unix milliseconds");
+            Assert.That(Milliseconds(id), Is.EqualTo(at.ToUnixTimeMilliseconds()), "the first 48 bits are the Unix milliseconds");
             // The runtime's own UUIDv7 of the same millisecond: same timestamp digits, same version digit, same layout.
             Assert.That(id[..13], Is.EqualTo(reference[..13]), "what Guid.CreateVersion7(at).ToString(\"N\") gives, up to the random bits");
         });
@@ -33,7 +39,7 @@ public class TransactionIdsTests
         var before = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var id = TransactionIds.Next();
         var after = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        Assert.That(Convert.ToInt64(id[..12], 16), Is.InRange(before, after));
+        Assert.That(Milliseconds(id), Is.InRange(before, after));
     }
 
     [Test]
@@ -48,8 +54,7 @@ public class TransactionIdsTests
     [Test]
     public void Ids_of_one_millisecond_on_several_threads_are_distinct_and_each_later_than_the_last()
     {
-        // 4 threads × 5,000 ids of one millisecond: each thread refills its 4 KiB of random bytes about a dozen times, and
-        // the 4,096 counter values of the millisecond run out, so later ids carry into the next ones.
+        // 4 threads × 5,000 ids of one millisecond: each thread refills its 4 KiB of random bytes about twenty times.
         var at = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
         var generator = new TransactionIds();
         var perThread = new ConcurrentBag<List<string>>();
@@ -67,17 +72,29 @@ public class TransactionIdsTests
         threads.ForEach(t => t.Join());
 
         var all = perThread.SelectMany(ids => ids).ToList();
-        var milliseconds = all.Select(id => Convert.ToInt64(id[..12], 16)).ToList();
         Assert.Multiple(() =>
         {
             Assert.That(all.Distinct(StringComparer.Ordinal).Count(), Is.EqualTo(20_000));
             Assert.That(perThread.All(ids => ids.Zip(ids.Skip(1)).All(p => string.CompareOrdinal(p.First, p.Second) < 0)), Is.True,
                 "each thread's ids in the order it made them");
-            Assert.That(milliseconds.Min(), Is.EqualTo(at.ToUnixTimeMilliseconds()));
-            // The first millisecond's counter starts below 2,048 and holds at least 2,049; the next ones carried into hold 4,096.
-            Assert.That(milliseconds.Max(), Is.InRange(at.ToUnixTimeMilliseconds() + 4, at.ToUnixTimeMilliseconds() + 5), "20,000 ids carry over five or six milliseconds");
-            Assert.That(all.Select(id => Convert.ToInt32(id[13..16], 16)).Min(), Is.LessThan(2048), "the first millisecond's counter starts below the guard bit");
+            Assert.That(all.Select(Milliseconds).Distinct(), Is.EqualTo(new[] { at.ToUnixTimeMilliseconds() }), "a millisecond's counter holds two million ids");
             Assert.That(all.All(id => Guid.ParseExact(id, "N").Version == 7 && Guid.ParseExact(id, "N").Variant is >= 8 and <= 11), Is.True);
+        });
+    }
+
+    [Test]
+    public void Ids_beyond_a_milliseconds_counter_carry_into_the_next_millisecond_in_order()
+    {
+        // Steps of up to 2^40 spend a counter that starts below 2^41 and ends at 2^42 within a few ids.
+        var ids = new TransactionIds(stepBits: 40);
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
+        var made = Enumerable.Range(0, 200).Select(_ => ids.NextAt(at)).ToList();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(made.Zip(made.Skip(1)).All(p => string.CompareOrdinal(p.First, p.Second) < 0), Is.True, "in order across the carries");
+            Assert.That(made.Select(Milliseconds).Max(), Is.GreaterThan(at.ToUnixTimeMilliseconds() + 5), "carried over several milliseconds");
+            Assert.That(made.Select(Counter).Max(), Is.LessThan(1L << 42));
         });
     }
 
@@ -86,24 +103,32 @@ public class TransactionIdsTests
     {
         var ids = new TransactionIds();
         var starts = Enumerable.Range(0, 64)
-            .Select(i => Convert.ToInt32(ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000 + i))[13..16], 16))
+            .Select(i => Counter(ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000 + i))))
             .ToList();
 
         Assert.Multiple(() =>
         {
-            Assert.That(starts, Has.All.LessThan(2048));
-            Assert.That(starts.Distinct().Count(), Is.GreaterThan(32), "not a count of the host's ids: random starts");
+            Assert.That(starts, Has.All.LessThan(1L << 41));
+            Assert.That(starts.Distinct().Count(), Is.EqualTo(64), "not a count of the host's ids: random starts");
+            Assert.That(starts.Max(), Is.GreaterThan(1L << 39), "drawn over the whole range below the guard bit");
         });
     }
 
     [Test]
-    public void Later_ids_of_a_millisecond_count_on_by_one_from_its_first()
+    public void Later_ids_of_a_millisecond_step_on_by_random_amounts_so_a_gap_does_not_count_the_ids_between()
     {
         var ids = new TransactionIds();
         var at = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
-        var counters = Enumerable.Range(0, 5).Select(_ => Convert.ToInt32(ids.NextAt(at)[13..16], 16)).ToList();
+        var counters = Enumerable.Range(0, 101).Select(_ => Counter(ids.NextAt(at))).ToList();
+        var steps = counters.Zip(counters.Skip(1), (a, b) => b - a).ToList();
 
-        Assert.That(counters.Skip(1), Is.EqualTo(counters.Take(4).Select(c => c + 1)), "only the first id of a millisecond starts at random");
+        Assert.Multiple(() =>
+        {
+            Assert.That(steps, Has.All.InRange(1L, 1L << 20), "at least one, below 2^20");
+            Assert.That(steps.Distinct().Count(), Is.GreaterThan(90), "random steps, not steps of one");
+            // With steps of one, a customer's two ids would differ by exactly one more than the ids made between them.
+            Assert.That(steps.Count(step => step == 1), Is.LessThan(3));
+        });
     }
 
     [Test]

@@ -98,7 +98,7 @@ public sealed class UpstreamConnectionCacheReclaimTests
         Assert.Multiple(async () =>
         {
             Assert.That(handOut.Connection, Is.Not.Null);
-            // The release waits for the 221, not for the upstream to see the socket close after it: wait for that end.
+            // The release writes QUIT and closes without reading the 221; the upstream records its end afterwards, on its own task.
             Assert.That(await Wait.ForAsync(first.Sessions[0].Ended, "the given-back session to end"), Is.EqualTo(UpstreamEnd.Quit));
             Assert.That(gate.Open, Is.EqualTo(1));
         });

@@ -8,9 +8,10 @@ namespace Interceptor.Tests.Smtp.Session;
 [Parallelizable(ParallelScope.All)]
 public class TransactionIdsTests
 {
-    /// <summary>The 42-bit counter after the milliseconds: rand_a's 12 bits, then rand_b's top 30 past the variant.</summary>
-    private static long Counter(string id) =>
-        (Convert.ToInt64(id[13..16], 16) << 30) | ((Convert.ToInt64(id[16..18], 16) & 0x3F) << 24) | Convert.ToInt64(id[18..24], 16);
+    /// <summary>rand_a: the time within the millisecond in 4,096ths.</summary>
+    private static int Fraction(string id) => Convert.ToInt32(id[13..16], 16);
+
+    private static bool IsVersion7(string id) => id[12] == '7' && "89ab".Contains(id[16], StringComparison.Ordinal);
 
     private static long Milliseconds(string id) => Convert.ToInt64(id[..12], 16);
 
@@ -52,9 +53,10 @@ public class TransactionIdsTests
     }
 
     [Test]
-    public void Ids_of_one_millisecond_on_several_threads_are_distinct_and_each_later_than_the_last()
+    public void Ids_of_one_instant_on_several_threads_are_distinct_and_each_later_than_the_last()
     {
-        // 4 threads × 5,000 ids of one millisecond: each thread refills its 4 KiB of random bytes about twenty times.
+        // 4 threads × 5,000 ids of one instant: each thread refills its 4 KiB of random bytes about a dozen times, and
+        // the 4,096 values of a millisecond run out, so later ids carry into the next ones.
         var at = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
         var generator = new TransactionIds();
         var perThread = new ConcurrentBag<List<string>>();
@@ -72,63 +74,69 @@ public class TransactionIdsTests
         threads.ForEach(t => t.Join());
 
         var all = perThread.SelectMany(ids => ids).ToList();
+        var milliseconds = all.Select(Milliseconds).ToList();
         Assert.Multiple(() =>
         {
             Assert.That(all.Distinct(StringComparer.Ordinal).Count(), Is.EqualTo(20_000));
             Assert.That(perThread.All(ids => ids.Zip(ids.Skip(1)).All(p => string.CompareOrdinal(p.First, p.Second) < 0)), Is.True,
                 "each thread's ids in the order it made them");
-            Assert.That(all.Select(Milliseconds).Distinct(), Is.EqualTo(new[] { at.ToUnixTimeMilliseconds() }), "a millisecond's counter holds two million ids");
-            Assert.That(all.All(id => Guid.ParseExact(id, "N").Version == 7 && Guid.ParseExact(id, "N").Variant is >= 8 and <= 11), Is.True);
+            Assert.That(milliseconds.Min(), Is.EqualTo(at.ToUnixTimeMilliseconds()));
+            Assert.That(milliseconds.Max(), Is.EqualTo(at.ToUnixTimeMilliseconds() + 4), "20,000 ids fill five milliseconds' 4,096 values");
+            // Two of 20,000 random 62-bit tails collide with a chance of about 4e-11; a buffer never refilled repeats at once.
+            Assert.That(all.Select(id => id[16..]).Distinct(StringComparer.Ordinal).Count(), Is.EqualTo(20_000), "random bits never handed out twice");
+            Assert.That(all.All(IsVersion7), Is.True);
         });
     }
 
     [Test]
-    public void Ids_beyond_a_milliseconds_counter_carry_into_the_next_millisecond_in_order()
-    {
-        // Steps of up to 2^40 spend a counter that starts below 2^41 and ends at 2^42 within a few ids.
-        var ids = new TransactionIds(stepBits: 40);
-        var at = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
-        var made = Enumerable.Range(0, 200).Select(_ => ids.NextAt(at)).ToList();
-
-        Assert.Multiple(() =>
-        {
-            Assert.That(made.Zip(made.Skip(1)).All(p => string.CompareOrdinal(p.First, p.Second) < 0), Is.True, "in order across the carries");
-            Assert.That(made.Select(Milliseconds).Max(), Is.GreaterThan(at.ToUnixTimeMilliseconds() + 5), "carried over several milliseconds");
-            Assert.That(made.Select(Counter).Max(), Is.LessThan(1L << 42));
-        });
-    }
-
-    [Test]
-    public void A_new_milliseconds_counter_starts_at_a_random_value_below_the_guard_bit()
+    public void Rand_a_is_the_time_within_the_millisecond_in_4096ths()
     {
         var ids = new TransactionIds();
-        var starts = Enumerable.Range(0, 64)
-            .Select(i => Counter(ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000 + i))))
-            .ToList();
+        var millisecond = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
 
         Assert.Multiple(() =>
         {
-            Assert.That(starts, Has.All.LessThan(1L << 41));
-            Assert.That(starts.Distinct().Count(), Is.EqualTo(64), "not a count of the host's ids: random starts");
-            Assert.That(starts.Max(), Is.GreaterThan(1L << 39), "drawn over the whole range below the guard bit");
+            Assert.That(Fraction(ids.NextAt(millisecond)), Is.Zero);
+            Assert.That(Fraction(ids.NextAt(millisecond.AddTicks(2_500))), Is.EqualTo(1_024), "a quarter of a millisecond");
+            Assert.That(Fraction(ids.NextAt(millisecond.AddTicks(5_000))), Is.EqualTo(2_048));
+            Assert.That(Fraction(ids.NextAt(millisecond.AddTicks(9_999))), Is.EqualTo(4_095), "the last 100 ns of it");
+            Assert.That(Milliseconds(ids.NextAt(millisecond.AddTicks(10_000))), Is.EqualTo(millisecond.ToUnixTimeMilliseconds() + 1));
         });
     }
 
     [Test]
-    public void Later_ids_of_a_millisecond_step_on_by_random_amounts_so_a_gap_does_not_count_the_ids_between()
+    public void An_id_does_not_tell_how_many_ids_were_made_before_it()
     {
-        var ids = new TransactionIds();
-        var at = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
-        var counters = Enumerable.Range(0, 101).Select(_ => Counter(ids.NextAt(at))).ToList();
-        var steps = counters.Zip(counters.Skip(1), (a, b) => b - a).ToList();
+        // Alice's two ids, with and without a hundred made for others between them (each in a 4,096th of its own): the
+        // same values up to the random bits. With a counter, the second id's counter was one more per id between.
+        var millisecond = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
+        var (first, second) = (millisecond.AddTicks(100), millisecond.AddTicks(9_000));
 
+        var quiet = new TransactionIds();
+        var quietIds = (quiet.NextAt(first), quiet.NextAt(second));
+        var busy = new TransactionIds();
+        var busyFirst = busy.NextAt(first);
+        for (var i = 1; i <= 100; i++)
+        {
+            busy.NextAt(millisecond.AddTicks(100 + (i * 80)));
+        }
+
+        var busySecond = busy.NextAt(second);
         Assert.Multiple(() =>
         {
-            Assert.That(steps, Has.All.InRange(1L, 1L << 20), "at least one, below 2^20");
-            Assert.That(steps.Distinct().Count(), Is.GreaterThan(90), "random steps, not steps of one");
-            // With steps of one, a customer's two ids would differ by exactly one more than the ids made between them.
-            Assert.That(steps.Count(step => step == 1), Is.LessThan(3));
+            Assert.That(busyFirst[..16], Is.EqualTo(quietIds.Item1[..16]));
+            Assert.That(busySecond[..16], Is.EqualTo(quietIds.Item2[..16]), "the ids made between them left no trace");
         });
+    }
+
+    [Test]
+    public void An_id_in_the_same_4096th_as_the_last_takes_the_next_value()
+    {
+        var ids = new TransactionIds();
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000).AddTicks(5_000);
+        var fractions = Enumerable.Range(0, 3).Select(_ => Fraction(ids.NextAt(at))).ToList();
+
+        Assert.That(fractions, Is.EqualTo(new[] { 2_048, 2_049, 2_050 }));
     }
 
     [Test]
@@ -142,6 +150,7 @@ public class TransactionIdsTests
         {
             Assert.That(string.CompareOrdinal(before, after), Is.LessThan(0));
             Assert.That(after[..12], Is.EqualTo(before[..12]), "the last id's millisecond, counted on");
+            Assert.That(Fraction(after), Is.EqualTo(Fraction(before) + 1));
         });
     }
 }

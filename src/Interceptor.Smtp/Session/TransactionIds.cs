@@ -20,7 +20,6 @@ namespace Interceptor.Smtp.Session;
 internal sealed class TransactionIds
 {
     private const int FractionBits = 12;
-    private const long TicksPerMillisecond = TimeSpan.TicksPerMillisecond; // 10,000 ticks of 100 ns
     private const int RandomBytesPerId = 8; // rand_b's 62 bits, rounded up to whole bytes
     private const int BufferBytes = 4096;
 
@@ -58,9 +57,8 @@ internal sealed class TransactionIds
     /// <summary>(Unix milliseconds &lt;&lt; 12) | the time within that millisecond in 4,096ths.</summary>
     private static long PositionOf(DateTimeOffset now)
     {
-        var milliseconds = now.ToUnixTimeMilliseconds();
-        var ticksWithin = now.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks - (milliseconds * TicksPerMillisecond);
-        return (milliseconds << FractionBits) | ((ticksWithin << FractionBits) / TicksPerMillisecond);
+        var (milliseconds, ticksWithin) = Math.DivRem(now.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks, TimeSpan.TicksPerMillisecond);
+        return (milliseconds << FractionBits) | ((ticksWithin << FractionBits) / TimeSpan.TicksPerMillisecond);
     }
 
     // The position itself, or one past the last id handed out when that is not earlier (same 4,096th, clock set back).

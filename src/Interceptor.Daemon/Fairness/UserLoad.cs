@@ -77,7 +77,7 @@ internal sealed class UserLoad
 
             _lastEntered = uid;
         }
-        else if (_usersWithWork > (entry.Sessions > 0 ? 1 : 0))
+        else if (OthersHaveWork(entry.Sessions))
         {
             _usersAlternatedAt = now;
         }
@@ -187,8 +187,10 @@ internal sealed class UserLoad
             return false;
         }
 
+        // Others: served within the period, or with work in the scheduler now (a neighbour's session that keeps yielding
+        // enters no more than the flood's do, and its wait is what the mark is for).
         var now = _time.GetTimestamp();
-        if (now >= _usersAlternatedAt + _othersServedTicks)
+        if (now >= _usersAlternatedAt + _othersServedTicks && !OthersHaveWork(entry.Sessions))
         {
             return false;
         }
@@ -219,8 +221,11 @@ internal sealed class UserLoad
             return false;
         }
 
-        return _usersWithWork == 0 || (_usersWithWork == 1 && _entries.TryGetValue(uid, out var own) && own.Sessions > 0);
+        return !OthersHaveWork(_entries.TryGetValue(uid, out var own) ? own.Sessions : 0);
     }
+
+    // Another uid than the one with ownSessions in the scheduler has work there now.
+    private bool OthersHaveWork(int ownSessions) => _usersWithWork > (ownSessions > 0 ? 1 : 0);
 
     /// <summary>A loop of one of the uid's sessions used up its slice outside the scheduler.</summary>
     public void SliceUsed(uint uid)

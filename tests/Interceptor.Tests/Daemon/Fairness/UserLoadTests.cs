@@ -41,6 +41,23 @@ public class UserLoadTests
     }
 
     [Test]
+    public void A_flood_stays_marked_while_a_neighbours_session_waits_in_the_scheduler_and_neither_enters_again()
+    {
+        // The neighbour's one long step (a big message's stages, a handshake) keeps yielding too: nobody enters for 1.5 s.
+        EnterSessions(Flooder, FairShareScheduler.FloodSessionsAnyway);
+        _load.Enter(Neighbour);
+        for (var i = 0; i < 10; i++)
+        {
+            _clock.Advance(Window * 1.5);
+            Assert.That(_load.IsFloodingAmongOthers(Flooder), Is.True, $"still flooding among others {(i + 1) * 1.5} windows on");
+        }
+
+        _load.Leave(Neighbour);
+        _clock.Advance(FairShareScheduler.OthersServedFor + Window);
+        Assert.That(_load.IsFloodingAmongOthers(Flooder), Is.False, "alone once the neighbour's work is done");
+    }
+
+    [Test]
     public void The_mark_lapses_a_window_after_the_flood_left()
     {
         EnterSessions(Flooder, FairShareScheduler.FloodSessionsAnyway);

@@ -15,11 +15,14 @@ public class TransactionIdsTests
 
     private static long Milliseconds(string id) => Convert.ToInt64(id[..12], 16);
 
+    /// <summary>A monotonic clock that stands still, as the wall clock does in these tests, unless a test moves it.</summary>
+    private static readonly TimeSpan Monotonic = TimeSpan.FromHours(5);
+
     [Test]
     public void An_id_is_a_version_7_uuid_of_the_given_millisecond_in_32_lower_case_hex_digits()
     {
         var at = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_123_456);
-        var id = new TransactionIds().NextAt(at);
+        var id = new TransactionIds().NextAt(at, Monotonic);
 
         var guid = Guid.ParseExact(id, "N");
         var reference = Guid.CreateVersion7(at).ToString("N");
@@ -47,8 +50,8 @@ public class TransactionIdsTests
     public void Ids_of_later_milliseconds_sort_after_earlier_ones()
     {
         var ids = new TransactionIds();
-        var first = ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000));
-        var second = ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_001));
+        var first = ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000), Monotonic);
+        var second = ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_001), Monotonic);
         Assert.That(string.CompareOrdinal(first, second), Is.LessThan(0));
     }
 
@@ -65,7 +68,7 @@ public class TransactionIdsTests
             var mine = new List<string>();
             for (var i = 0; i < 5_000; i++)
             {
-                mine.Add(generator.NextAt(at));
+                mine.Add(generator.NextAt(at, Monotonic));
             }
 
             perThread.Add(mine);
@@ -96,11 +99,11 @@ public class TransactionIdsTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(Fraction(ids.NextAt(millisecond)), Is.Zero);
-            Assert.That(Fraction(ids.NextAt(millisecond.AddTicks(2_500))), Is.EqualTo(1_024), "a quarter of a millisecond");
-            Assert.That(Fraction(ids.NextAt(millisecond.AddTicks(5_000))), Is.EqualTo(2_048));
-            Assert.That(Fraction(ids.NextAt(millisecond.AddTicks(9_999))), Is.EqualTo(4_095), "the last 100 ns of it");
-            Assert.That(Milliseconds(ids.NextAt(millisecond.AddTicks(10_000))), Is.EqualTo(millisecond.ToUnixTimeMilliseconds() + 1));
+            Assert.That(Fraction(ids.NextAt(millisecond, Monotonic)), Is.Zero);
+            Assert.That(Fraction(ids.NextAt(millisecond.AddTicks(2_500), Monotonic)), Is.EqualTo(1_024), "a quarter of a millisecond");
+            Assert.That(Fraction(ids.NextAt(millisecond.AddTicks(5_000), Monotonic)), Is.EqualTo(2_048));
+            Assert.That(Fraction(ids.NextAt(millisecond.AddTicks(9_999), Monotonic)), Is.EqualTo(4_095), "the last 100 ns of it");
+            Assert.That(Milliseconds(ids.NextAt(millisecond.AddTicks(10_000), Monotonic)), Is.EqualTo(millisecond.ToUnixTimeMilliseconds() + 1));
         });
     }
 
@@ -113,15 +116,15 @@ public class TransactionIdsTests
         var (first, second) = (millisecond.AddTicks(100), millisecond.AddTicks(9_000));
 
         var quiet = new TransactionIds();
-        var quietIds = (quiet.NextAt(first), quiet.NextAt(second));
+        var quietIds = (quiet.NextAt(first, Monotonic), quiet.NextAt(second, Monotonic));
         var busy = new TransactionIds();
-        var busyFirst = busy.NextAt(first);
+        var busyFirst = busy.NextAt(first, Monotonic);
         for (var i = 1; i <= 100; i++)
         {
-            busy.NextAt(millisecond.AddTicks(100 + (i * 80)));
+            busy.NextAt(millisecond.AddTicks(100 + (i * 80)), Monotonic);
         }
 
-        var busySecond = busy.NextAt(second);
+        var busySecond = busy.NextAt(second, Monotonic);
         Assert.Multiple(() =>
         {
             Assert.That(busyFirst[..16], Is.EqualTo(quietIds.Item1[..16]));
@@ -134,7 +137,7 @@ public class TransactionIdsTests
     {
         var ids = new TransactionIds();
         var at = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000).AddTicks(5_000);
-        var fractions = Enumerable.Range(0, 3).Select(_ => Fraction(ids.NextAt(at))).ToList();
+        var fractions = Enumerable.Range(0, 3).Select(_ => Fraction(ids.NextAt(at, Monotonic))).ToList();
 
         Assert.That(fractions, Is.EqualTo(new[] { 2_048, 2_049, 2_050 }));
     }
@@ -143,14 +146,89 @@ public class TransactionIdsTests
     public void Ids_made_after_the_clock_was_set_back_still_sort_after_the_earlier_ones()
     {
         var ids = new TransactionIds();
-        var before = ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_500));
-        var after = ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000));
+        var before = ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_500), Monotonic);
+        var after = ids.NextAt(DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000), Monotonic);
 
         Assert.Multiple(() =>
         {
             Assert.That(string.CompareOrdinal(before, after), Is.LessThan(0));
             Assert.That(after[..12], Is.EqualTo(before[..12]), "the last id's millisecond, counted on");
             Assert.That(Fraction(after), Is.EqualTo(Fraction(before) + 1));
+        });
+    }
+
+    /// <summary>The ids' place in order: (milliseconds &lt;&lt; 12) | rand_a.</summary>
+    private static long Position(string id) => (Milliseconds(id) << 12) | (uint)Fraction(id);
+
+    [Test]
+    public void After_the_clock_was_set_back_an_id_still_does_not_tell_how_many_ids_were_made_before_it()
+    {
+        // The last id before the step, then the wall clock a second behind. Alice's two ids 500 µs apart (by the monotonic
+        // clock), with and without a hundred made for others between them (4 µs apart, each in a 4,096th of its own): the
+        // same values up to the random bits, 500 µs apart. Counting on by one per id gave away the hundred.
+        var wall = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
+        var setBack = wall.AddSeconds(-1);
+
+        (string First, string Second) Alice(bool busy)
+        {
+            var ids = new TransactionIds();
+            ids.NextAt(wall, Monotonic);
+            var first = ids.NextAt(setBack, Monotonic + TimeSpan.FromMilliseconds(1));
+            for (var i = 1; busy && i <= 100; i++)
+            {
+                ids.NextAt(setBack.AddTicks(i * 40), Monotonic + TimeSpan.FromMilliseconds(1) + TimeSpan.FromTicks(i * 40));
+            }
+
+            return (first, ids.NextAt(setBack.AddTicks(5_000), Monotonic + TimeSpan.FromMilliseconds(1.5)));
+        }
+
+        var quiet = Alice(busy: false);
+        var busy = Alice(busy: true);
+        Assert.Multiple(() =>
+        {
+            Assert.That(busy.First[..16], Is.EqualTo(quiet.First[..16]));
+            Assert.That(busy.Second[..16], Is.EqualTo(quiet.Second[..16]), "the ids made between them left no trace");
+            Assert.That(Position(busy.Second) - Position(busy.First), Is.EqualTo(2_048), "500 µs apart, as the monotonic clock says");
+            Assert.That(string.CompareOrdinal(busy.First, busy.Second), Is.LessThan(0));
+        });
+    }
+
+    [Test]
+    public void Once_the_wall_clock_has_caught_up_the_ids_follow_it_again()
+    {
+        var wall = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
+        var ids = new TransactionIds();
+        var last = ids.NextAt(wall, Monotonic);
+        var behind = ids.NextAt(wall.AddSeconds(-1), Monotonic + TimeSpan.FromMilliseconds(1));
+        var carried = ids.NextAt(wall.AddSeconds(-1).AddMilliseconds(3), Monotonic + TimeSpan.FromMilliseconds(4));
+        var caughtUp = ids.NextAt(wall.AddMilliseconds(10), Monotonic + TimeSpan.FromMilliseconds(6));
+
+        // Had the ids stayed on the monotonic clock, this one would be 50 ms after the step, not 11 ms after the last id.
+        var later = ids.NextAt(wall.AddMilliseconds(11), Monotonic + TimeSpan.FromMilliseconds(51));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(Position(behind), Is.EqualTo(Position(last) + 1), "the first id after the step: the next value");
+            Assert.That(Position(carried), Is.EqualTo(Position(behind) + (3 << 12)), "3 ms after it by the monotonic clock");
+            Assert.That(Milliseconds(caughtUp), Is.EqualTo(wall.ToUnixTimeMilliseconds() + 10), "the wall clock, past the carried ids");
+            Assert.That(Milliseconds(later), Is.EqualTo(wall.ToUnixTimeMilliseconds() + 11), "the wall clock again, not the monotonic one");
+        });
+    }
+
+    [Test]
+    public void A_thread_that_read_the_clock_just_before_another_claimed_takes_the_next_value_and_leaves_the_pace_alone()
+    {
+        // Less than a millisecond behind the last id is a race between reading the clock and claiming, not a step back.
+        var wall = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
+        var ids = new TransactionIds();
+        var last = ids.NextAt(wall.AddTicks(5_000), Monotonic);
+        var late = ids.NextAt(wall, Monotonic + TimeSpan.FromMilliseconds(20));
+        var next = ids.NextAt(wall.AddTicks(6_000), Monotonic + TimeSpan.FromMilliseconds(40));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(Position(late), Is.EqualTo(Position(last) + 1));
+            Assert.That(Fraction(next), Is.EqualTo(2_457), "the wall clock's 0.6 ms (4,096 × 0.6, rounded down), not the monotonic clock's pace");
         });
     }
 }

@@ -13,4 +13,11 @@ internal static partial class SubordinateUidLog
 
     [LoggerMessage(902, LogLevel.Information, "{Path}: {Count} subordinate uid range(s) of {Owners} user(s) attributed to their owners")]
     public static partial void Loaded(this ILogger logger, string path, int count, int owners);
+
+    [LoggerMessage(903, LogLevel.Warning, "{Path} line {Line}: the subordinate uid range {Range} of {Owner} holds accounts of their own: {Accounts}. "
+        + "Their connections are charged to {Owner}, who can also become them through newuidmap; give {Owner} a range above every account's uid")]
+    public static partial void AccountsInsideRange(this ILogger logger, string path, int line, string range, string owner, string accounts);
+
+    [LoggerMessage(904, LogLevel.Warning, "cannot list the accounts to check {Path}'s ranges against them: {Reason}")]
+    public static partial void CannotListAccounts(this ILogger logger, string path, string reason);
 }

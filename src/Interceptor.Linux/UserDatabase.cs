@@ -21,6 +21,7 @@ public static partial class UserDatabase
     private const int MaxBufferSize = 1024 * 1024;
 
     private static readonly ConcurrentDictionary<uint, CacheEntry> NameCache = new();
+    private static readonly Lock Enumerating = new();
 
     /// <summary>The process's effective uid (geteuid).</summary>
     public static uint EffectiveUid => LibC.geteuid();
@@ -69,6 +70,65 @@ public static partial class UserDatabase
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         return Lookup(0, name, out var uid, out _) ? uid : null;
+    }
+
+    /// <summary>
+    /// Every account the passwd database lists (getpwent_r: /etc/passwd, and a directory where NSS enumerates it; sssd and
+    /// LDAP setups often do not), at most <paramref name="limit"/>. Slow on a big directory: not for a connection's path.
+    /// One enumeration at a time: the C library keeps a single position for the whole process.
+    /// </summary>
+    /// <exception cref="LinuxInteropException">The user database could not be read.</exception>
+    public static unsafe IReadOnlyList<(uint Uid, string Name)> Accounts(int limit = 1_000_000)
+    {
+        var found = new List<(uint, string)>();
+        lock (Enumerating)
+        {
+            SetPwEnt();
+            try
+            {
+                var size = InitialBufferSize;
+                while (found.Count < limit)
+                {
+                    var buffer = ArrayPool<byte>.Shared.Rent(size);
+                    try
+                    {
+                        Passwd entry;
+                        Passwd* result = null;
+                        int error;
+                        fixed (byte* p = buffer)
+                        {
+                            error = GetPwEnt(&entry, p, (nuint)buffer.Length, &result);
+                            if (error == 0 && result is not null)
+                            {
+                                found.Add((result->Uid, Marshal.PtrToStringUTF8((nint)result->Name) ?? ""));
+                                continue;
+                            }
+                        }
+
+                        // ERANGE: the same entry again with a bigger buffer (getpwent_r does not move on); ENOENT: the end.
+                        switch (NssErrors.Classify(error, ref size, MaxBufferSize))
+                        {
+                            case NssOutcome.Retry:
+                                continue;
+                            case NssOutcome.NotFound:
+                                return found;
+                        }
+
+                        throw new LinuxInteropException("getpwent_r", error);
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                    }
+                }
+
+                return found;
+            }
+            finally
+            {
+                EndPwEnt();
+            }
+        }
     }
 
     /// <summary>
@@ -125,6 +185,15 @@ public static partial class UserDatabase
 
     [LibraryImport("libc", EntryPoint = "getpwnam_r", StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int GetPwNam(string name, Passwd* pwd, byte* buffer, nuint bufferLength, Passwd** result);
+
+    [LibraryImport("libc", EntryPoint = "getpwent_r")]
+    private static unsafe partial int GetPwEnt(Passwd* pwd, byte* buffer, nuint bufferLength, Passwd** result);
+
+    [LibraryImport("libc", EntryPoint = "setpwent")]
+    private static partial void SetPwEnt();
+
+    [LibraryImport("libc", EntryPoint = "endpwent")]
+    private static partial void EndPwEnt();
 
     private readonly record struct CacheEntry(string? Name, long ExpiresAt);
 

@@ -51,7 +51,32 @@ public sealed class SubordinateUidMap
     public IReadOnlyList<SubordinateUidRange> Ranges => _ranges;
 
     /// <summary>The owner of <paramref name="uid"/> when it is a subordinate uid, else null. O(log n).</summary>
-    public SubordinateUidOwner? FindOwner(uint uid)
+    public SubordinateUidOwner? FindOwner(uint uid) => FindRange(uid)?.Owner;
+
+    /// <summary>
+    /// The ranges that hold accounts of their own, other than their owner's: each such account's connections are charged
+    /// to the range's owner, who can also become it through newuidmap (a misconfigured host). In the order of the ranges,
+    /// each with its accounts by uid.
+    /// </summary>
+    public IReadOnlyList<(SubordinateUidRange Range, IReadOnlyList<(uint Uid, string Name)> Accounts)> AccountsInside(
+        IEnumerable<(uint Uid, string Name)> accounts)
+    {
+        ArgumentNullException.ThrowIfNull(accounts);
+        var inside = new Dictionary<SubordinateUidRange, SortedDictionary<uint, string>>();
+        foreach (var (uid, name) in accounts)
+        {
+            if (FindRange(uid) is { } range && range.Owner.Uid != uid)
+            {
+                var held = inside.TryGetValue(range, out var found) ? found : inside[range] = [];
+                held.TryAdd(uid, name);
+            }
+        }
+
+        return [.. inside.OrderBy(p => p.Key.Range.First)
+            .Select(p => (p.Key, (IReadOnlyList<(uint, string)>)[.. p.Value.Select(a => (a.Key, a.Value))]))];
+    }
+
+    private SubordinateUidRange? FindRange(uint uid)
     {
         int low = 0, high = _ranges.Length - 1;
         while (low <= high)
@@ -68,7 +93,7 @@ public sealed class SubordinateUidMap
             }
             else
             {
-                return _ranges[middle].Owner;
+                return _ranges[middle];
             }
         }
 

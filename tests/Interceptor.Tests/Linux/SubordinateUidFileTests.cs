@@ -69,4 +69,42 @@ public class SubordinateUidFileTests
             Assert.That(file.Loads, Is.EqualTo(2));
         });
     }
+
+    [Test]
+    public async Task A_range_that_holds_accounts_of_their_own_is_warned_of_once_naming_them_and_its_line()
+    {
+        var path = Path.Combine(_dir, "subuid");
+        File.WriteAllText(path, "bob:100000:65536\nalice:1000:9000\n");
+        var log = new RecordingLogger();
+        var accounts = new (uint, string)[] { (0, "root"), (1001, "alice"), (1002, "bob"), (2000, "www-data"), (3000, "u3000"), (4000, "u4000"), (5000, "u5000"), (6000, "u6000"), (7000, "u7000") };
+        var file = new SubordinateUidFile(path, log, UidOf, _ => null, () => accounts);
+        await WaitForAsync(() => file.AccountChecks >= 1);
+
+        var warnings = log.Entries.Where(e => e.Text.Contains("holds accounts", StringComparison.Ordinal)).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(warnings, Has.Count.EqualTo(1), "bob's range holds none");
+            Assert.That(warnings[0].Level, Is.EqualTo(Microsoft.Extensions.Logging.LogLevel.Warning));
+            Assert.That(warnings[0].Text, Does.Contain("line 2: the subordinate uid range 1000-9999 of alice holds accounts of their own: "
+                + "bob (1002), www-data (2000), u3000 (3000), u4000 (4000), u5000 (5000) and 2 more. Their connections are charged to alice"));
+            Assert.That(file.Current.FindOwner(1002)?.Name, Is.EqualTo("alice"), "attribution itself is unchanged: the owner first");
+        });
+
+        // The same file read again (a new inode, the same lines): the same warning is not repeated.
+        File.WriteAllText(path + ".new", File.ReadAllText(path));
+        File.Move(path + ".new", path, overwrite: true);
+        await WaitForAsync(() => file.Current is not null && file.Loads == 2 && file.AccountChecks >= 2);
+        Assert.That(log.Entries.Count(e => e.Text.Contains("holds accounts", StringComparison.Ordinal)), Is.EqualTo(1));
+    }
+
+    private static async Task WaitForAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!condition() && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.That(condition(), Is.True, "not within 10 s");
+    }
 }

@@ -55,4 +55,24 @@ public class UserDatabaseTests
         // Environment.UserName comes from getpwuid(geteuid()) as well, by another route.
         Assert.That(UserDatabase.NameOf(UserDatabase.EffectiveUid), Is.EqualTo(Environment.UserName));
     }
+
+    [Test]
+    public void Every_account_of_etc_passwd_is_listed_with_its_uid()
+    {
+        // The real passwd database: what /etc/passwd says, line by line, against what getpwent_r gives.
+        var fromFile = File.ReadAllLines("/etc/passwd")
+            .Select(line => line.Split(':'))
+            .Where(fields => fields.Length >= 3)
+            .Select(fields => (Uid: uint.Parse(fields[2], System.Globalization.CultureInfo.InvariantCulture), Name: fields[0]))
+            .ToList();
+        var listed = UserDatabase.Accounts();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(listed, Does.Contain(((uint)0, "root")));
+            Assert.That(listed, Is.SupersetOf(fromFile), "every line of /etc/passwd");
+            Assert.That(UserDatabase.Accounts(limit: 2), Has.Count.EqualTo(2), "at most the limit");
+            Assert.That(UserDatabase.Accounts(), Is.EqualTo(listed), "a second listing starts from the beginning again");
+        });
+    }
 }

@@ -74,4 +74,26 @@ public class SubordinateUidMapTests
             Assert.That(() => new UidRange(5, uint.MaxValue), Throws.InstanceOf<ArgumentOutOfRangeException>());
         });
     }
+
+    [Test]
+    public void Accounts_inside_a_range_other_than_its_owner_are_found_by_range()
+    {
+        var map = Map(out _,
+            new SubordinateUidRange(new UidRange(1000, 5999), Alice, 1),
+            new SubordinateUidRange(new UidRange(100000, 165535), Bob, 2));
+        var accounts = new (uint, string)[] { (0, "root"), (1001, "alice"), (4000, "dave"), (1002, "bob"), (1002, "bob"), (6000, "erin"), (120000, "ghost") };
+
+        var inside = map.AccountsInside(accounts);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(inside, Has.Count.EqualTo(2));
+            Assert.That(inside[0].Range.Owner, Is.EqualTo(Alice));
+            Assert.That(inside[0].Accounts, Is.EqualTo(new (uint, string)[] { (1002, "bob"), (4000, "dave") }),
+                "by uid, once each; alice's own uid in her range is hers anyway, erin is past its end");
+            Assert.That(inside[1].Range.Owner, Is.EqualTo(Bob));
+            Assert.That(inside[1].Accounts, Is.EqualTo(new (uint, string)[] { (120000, "ghost") }));
+            Assert.That(Map(out _, new SubordinateUidRange(new UidRange(100000, 165535), Bob, 1)).AccountsInside(accounts[..4]), Is.Empty);
+        });
+    }
 }

@@ -13,12 +13,18 @@ namespace Interceptor.Smtp.Session;
 /// <remarks>
 /// Ids are handed out in the order they were made, on every thread together: rand_a holds the time within the
 /// millisecond in 4,096ths (about 244 ns; RFC 9562 §6.2, method 3), so ids sort as their times do, and an id made in
-/// the same 4,096th as the last one (or with the clock set back) takes the next value after it, carrying into the next
-/// millisecond when the 4,096 are spent. rand_a is not a count of ids: two ids a customer sees in its trace headers
-/// differ by the time between them, whatever the host made for others meanwhile (steps of one from a counter told exactly
-/// how many; random steps still gave an estimate). When the wall clock is set back (an NTP step, <c>date</c>, a virtual
-/// machine resumed), ids go on from the last one at the pace of the monotonic clock, not one value per id, until the wall
-/// clock has caught up: the gap between two ids stays the time between them then too.
+/// the same 4,096th as the last one takes the next value after it, carrying into the next millisecond when the 4,096 are
+/// spent. rand_a is not a count of ids: two ids a customer sees in its trace headers differ by the time between them,
+/// whatever the host made for others meanwhile (steps of one from a counter told exactly how many; random steps still
+/// gave an estimate).
+/// <para>
+/// A wall clock set back (an NTP step, <c>date</c>, a virtual machine's clock corrected) shows as its lead over the
+/// monotonic clock shrinking. Up to a minute back, the ids go on from where they stood at half the monotonic clock's
+/// pace, so the wall clock catches up after twice the step, and the gap between two ids stays a measure of time, not of
+/// ids (counting on by one an id gave the count away while the clock was behind). Further back than a minute, the ids
+/// follow the wall clock at once and sort before the earlier ones (still unique: 62 random bits). Each thread reads both
+/// clocks together, so a thread that waited between reading them and claiming does not look like a step.
+/// </para>
 /// </remarks>
 internal sealed class TransactionIds
 {
@@ -26,9 +32,16 @@ internal sealed class TransactionIds
     private const int RandomBytesPerId = 8; // rand_b's 62 bits, rounded up to whole bytes
     private const int BufferBytes = 4096;
 
-    // A wall clock further behind the last id than this was set back. Less is two threads racing between reading the clock
-    // and claiming (a thread preempted in between), where the next value after the last one is right.
+    // The wall clock's lead over the monotonic clock shrinking by more than this is a step back; less is NTP slewing it,
+    // or the rounding of two clocks read a few nanoseconds apart.
     private const long StepBack = 1L << FractionBits; // a millisecond
+
+    // A step back further than this is not bridged: a host's ids a day in the future help nobody.
+    private const long LongestBridged = 60_000L << FractionBits; // a minute
+
+    // Two readings of the monotonic clock further apart than this around the wall clock's (the thread was preempted
+    // between them) are taken again: the pair would misstate the wall clock's lead.
+    private static readonly long ReadWithin = Stopwatch.Frequency / 100_000; // 10 µs
 
     /// <summary>The daemon's ids.</summary>
     public static readonly TransactionIds Shared = new();
@@ -40,24 +53,29 @@ internal sealed class TransactionIds
     [ThreadStatic]
     private static int t_next;
 
-    // The last id's milliseconds and fraction, as (ms << 12) | fraction; 1970 before the first (not long.MinValue: the
-    // step-back check subtracts from it).
+    // The last id's milliseconds and fraction, as (ms << 12) | fraction.
     private long _last;
 
-    // Set only while the wall clock is behind the ids handed out: the position of the id that found it so, and the
-    // monotonic time then. Ids count on from there at the monotonic clock's pace (from one fixed point, so no rounding adds
-    // up to a count), until the wall clock is past that again.
-    private Behind? _behind;
+    // The wall clock's lead over the monotonic clock as of a recent id, in 4,096ths of a millisecond; none before the first.
+    private long _lead = long.MinValue;
 
-    public static string Next() => Shared.NextAt(DateTimeOffset.UtcNow, Stopwatch.GetElapsedTime(0));
+    // Set only while a step back is being bridged: the lead the ids kept, and the monotonic time the step was found.
+    private Bridge? _bridge;
+
+    public static string Next()
+    {
+        var (wall, monotonic) = ReadClocks();
+        return Shared.NextAt(wall, monotonic);
+    }
 
     /// <summary>
     /// An id of <paramref name="now"/>'s 4,096th of a millisecond, or just after the last id made if that is later.
-    /// <paramref name="monotonic"/> is a clock that is never set (<see cref="Stopwatch"/>'s), read at the same moment.
+    /// <paramref name="monotonic"/> is a clock that is never set (<see cref="Stopwatch"/>'s), read together with it.
     /// </summary>
     public string NextAt(DateTimeOffset now, TimeSpan monotonic)
     {
-        var ordered = Claim(CarryOn(PositionOf(now), monotonic), monotonic);
+        var (position, restart) = Place(PositionOf(now.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks), PositionOf(monotonic.Ticks));
+        var ordered = Claim(position, restart);
         Span<byte> id = stackalloc byte[16];
         Span<byte> time = stackalloc byte[8];
         BinaryPrimitives.WriteInt64BigEndian(time, ordered >> FractionBits);
@@ -70,50 +88,78 @@ internal sealed class TransactionIds
         return Convert.ToHexStringLower(id);
     }
 
-    /// <summary>(Unix milliseconds &lt;&lt; 12) | the time within that millisecond in 4,096ths.</summary>
-    private static long PositionOf(DateTimeOffset now)
+    private static (DateTimeOffset Wall, TimeSpan Monotonic) ReadClocks()
     {
-        var (milliseconds, ticksWithin) = Math.DivRem(now.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks, TimeSpan.TicksPerMillisecond);
+        for (var attempt = 0; ; attempt++)
+        {
+            var before = Stopwatch.GetTimestamp();
+            var wall = DateTimeOffset.UtcNow;
+            var after = Stopwatch.GetTimestamp();
+            if (after - before <= ReadWithin || attempt == 2)
+            {
+                return (wall, Stopwatch.GetElapsedTime(0, before + ((after - before) / 2)));
+            }
+        }
+    }
+
+    /// <summary>(milliseconds &lt;&lt; 12) | the time within that millisecond in 4,096ths, of a count of ticks.</summary>
+    private static long PositionOf(long ticks)
+    {
+        var (milliseconds, ticksWithin) = Math.DivRem(ticks, TimeSpan.TicksPerMillisecond);
         return (milliseconds << FractionBits) | ((ticksWithin << FractionBits) / TimeSpan.TicksPerMillisecond);
     }
 
-    private static long FractionsIn(TimeSpan elapsed) => (elapsed.Ticks << FractionBits) / TimeSpan.TicksPerMillisecond;
-
-    // While the wall clock is behind: where the ids stood then plus the monotonic time since, unless the wall clock is
-    // past that again (then the ids follow it, and the marker goes).
-    private long CarryOn(long position, TimeSpan monotonic)
+    // Where this id goes by the clocks (Claim then keeps the order), and whether it starts the order afresh.
+    private (long Position, bool Restart) Place(long wall, long monotonic)
     {
-        if (Volatile.Read(ref _behind) is not { } behind)
+        var lead = wall - monotonic;
+        if (Volatile.Read(ref _bridge) is { } bridge)
         {
-            return position;
+            // Half the monotonic clock's pace since the step: the wall clock gains on the ids by half of it.
+            var kept = bridge.Lead - ((monotonic - bridge.Since) / 2);
+            if (lead < kept && kept - lead <= LongestBridged)
+            {
+                return (monotonic + kept, false);
+            }
+
+            // Caught up (or set back again, too far): the wall clock from here.
+            Interlocked.CompareExchange(ref _bridge, null, bridge);
+            Volatile.Write(ref _lead, lead);
+            return (wall, lead < kept);
         }
 
-        var carried = behind.Position + FractionsIn(monotonic - behind.Since);
-        if (carried > position)
+        var known = Volatile.Read(ref _lead);
+        if (known != long.MinValue && lead < known - StepBack)
         {
-            return carried;
+            if (known - lead > LongestBridged)
+            {
+                Volatile.Write(ref _lead, lead);
+                return (wall, true);
+            }
+
+            Interlocked.CompareExchange(ref _bridge, new Bridge(known, monotonic), null);
+            return (monotonic + known, false);
         }
 
-        Interlocked.CompareExchange(ref _behind, null, behind);
-        return position;
+        if (lead != known)
+        {
+            Volatile.Write(ref _lead, lead);
+        }
+
+        return (wall, false);
     }
 
-    // The position itself, or one past the last id handed out when that is not earlier (same 4,096th, clock set back).
-    private long Claim(long position, TimeSpan monotonic)
+    // The position itself, or one past the last id handed out when that is not earlier (same 4,096th, or a thread whose
+    // clocks were read before another's claim); a restart takes the position even if earlier.
+    private long Claim(long position, bool restart)
     {
         var last = Volatile.Read(ref _last);
         while (true)
         {
-            var next = position > last ? position : last + 1;
+            var next = position > last || restart ? position : last + 1;
             var seen = Interlocked.CompareExchange(ref _last, next, last);
             if (seen == last)
             {
-                if (position < last - StepBack)
-                {
-                    // The wall clock was set back: the ids after this one count on from it by the monotonic clock.
-                    Interlocked.CompareExchange(ref _behind, new Behind(next, monotonic), null);
-                }
-
                 return next;
             }
 
@@ -121,7 +167,7 @@ internal sealed class TransactionIds
         }
     }
 
-    private sealed record Behind(long Position, TimeSpan Since);
+    private sealed record Bridge(long Lead, long Since);
 
     private static void TakeRandom(Span<byte> into)
     {

@@ -163,23 +163,24 @@ public class TransactionIdsTests
     [Test]
     public void After_the_clock_was_set_back_an_id_still_does_not_tell_how_many_ids_were_made_before_it()
     {
-        // The last id before the step, then the wall clock a second behind. Alice's two ids 500 µs apart (by the monotonic
-        // clock), with and without a hundred made for others between them (4 µs apart, each in a 4,096th of its own): the
-        // same values up to the random bits, 500 µs apart. Counting on by one per id gave away the hundred.
+        // The last id before the step, then both clocks on 1 ms with the wall clock a second behind. Alice's two ids 500 µs
+        // apart, with and without a hundred made for others between them (4 µs apart): the same values up to the random
+        // bits, 250 µs apart (half pace while the step is bridged). Counting on by one an id gave away the hundred.
         var wall = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
-        var setBack = wall.AddSeconds(-1);
 
         (string First, string Second) Alice(bool busy)
         {
             var ids = new TransactionIds();
             ids.NextAt(wall, Monotonic);
-            var first = ids.NextAt(setBack, Monotonic + TimeSpan.FromMilliseconds(1));
+            var first = ids.NextAt(wall.AddMilliseconds(1).AddSeconds(-1), Monotonic + TimeSpan.FromMilliseconds(1));
             for (var i = 1; busy && i <= 100; i++)
             {
-                ids.NextAt(setBack.AddTicks(i * 40), Monotonic + TimeSpan.FromMilliseconds(1) + TimeSpan.FromTicks(i * 40));
+                var later = TimeSpan.FromMilliseconds(1) + TimeSpan.FromTicks(i * 40);
+                ids.NextAt(wall.AddSeconds(-1) + later, Monotonic + later);
             }
 
-            return (first, ids.NextAt(setBack.AddTicks(5_000), Monotonic + TimeSpan.FromMilliseconds(1.5)));
+            var after = TimeSpan.FromMilliseconds(1.5);
+            return (first, ids.NextAt(wall.AddSeconds(-1) + after, Monotonic + after));
         }
 
         var quiet = Alice(busy: false);
@@ -188,47 +189,71 @@ public class TransactionIdsTests
         {
             Assert.That(busy.First[..16], Is.EqualTo(quiet.First[..16]));
             Assert.That(busy.Second[..16], Is.EqualTo(quiet.Second[..16]), "the ids made between them left no trace");
-            Assert.That(Position(busy.Second) - Position(busy.First), Is.EqualTo(2_048), "500 µs apart, as the monotonic clock says");
-            Assert.That(string.CompareOrdinal(busy.First, busy.Second), Is.LessThan(0));
+            Assert.That(Position(busy.Second) - Position(busy.First), Is.EqualTo(1_024), "250 µs: half the 500 µs between them");
+            Assert.That(Milliseconds(busy.First), Is.EqualTo(wall.ToUnixTimeMilliseconds() + 1), "on from where the ids stood, not a second back");
         });
     }
 
     [Test]
-    public void Once_the_wall_clock_has_caught_up_the_ids_follow_it_again()
+    public void A_step_back_is_bridged_until_the_wall_clock_has_caught_up_then_the_ids_follow_it_again()
     {
+        // Both clocks run on together after the wall clock was set back a second: the ids advance at half pace, and after
+        // two seconds the wall clock is where they are. (Had they gone on at full pace, it would never catch up.)
         var wall = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
         var ids = new TransactionIds();
         var last = ids.NextAt(wall, Monotonic);
-        var behind = ids.NextAt(wall.AddSeconds(-1), Monotonic + TimeSpan.FromMilliseconds(1));
-        var carried = ids.NextAt(wall.AddSeconds(-1).AddMilliseconds(3), Monotonic + TimeSpan.FromMilliseconds(4));
-        var caughtUp = ids.NextAt(wall.AddMilliseconds(10), Monotonic + TimeSpan.FromMilliseconds(6));
+        string At(double seconds) => ids.NextAt(wall.AddSeconds(seconds - 1), Monotonic + TimeSpan.FromSeconds(seconds));
 
-        // Had the ids stayed on the monotonic clock, this one would be 50 ms after the step, not 11 ms after the last id.
-        var later = ids.NextAt(wall.AddMilliseconds(11), Monotonic + TimeSpan.FromMilliseconds(51));
+        var justAfter = At(0.001);
+        var halfWay = At(1);
+        var caughtUp = At(2.1);
+        var later = At(5);
 
         Assert.Multiple(() =>
         {
-            Assert.That(Position(behind), Is.EqualTo(Position(last) + 1), "the first id after the step: the next value");
-            Assert.That(Position(carried), Is.EqualTo(Position(behind) + (3 << 12)), "3 ms after it by the monotonic clock");
-            Assert.That(Milliseconds(caughtUp), Is.EqualTo(wall.ToUnixTimeMilliseconds() + 10), "the wall clock, past the carried ids");
-            Assert.That(Milliseconds(later), Is.EqualTo(wall.ToUnixTimeMilliseconds() + 11), "the wall clock again, not the monotonic one");
+            Assert.That(string.CompareOrdinal(last, justAfter), Is.LessThan(0));
+            Assert.That(Milliseconds(halfWay), Is.InRange(wall.ToUnixTimeMilliseconds() + 499, wall.ToUnixTimeMilliseconds() + 501),
+                "a second after the step, half a second after the last id (the wall clock says it is at the last id's time)");
+            Assert.That(Milliseconds(caughtUp), Is.EqualTo(wall.ToUnixTimeMilliseconds() + 1_100), "the wall clock's own time");
+            Assert.That(Milliseconds(later), Is.EqualTo(wall.ToUnixTimeMilliseconds() + 4_000), "and from then on");
         });
     }
 
     [Test]
-    public void A_thread_that_read_the_clock_just_before_another_claimed_takes_the_next_value_and_leaves_the_pace_alone()
+    public void A_thread_that_read_the_clocks_before_others_claimed_takes_the_next_value_and_moves_nothing()
     {
-        // Less than a millisecond behind the last id is a race between reading the clock and claiming, not a step back.
+        // Its two clocks read together, then 5 ms of others' ids before it claims: not a step back.
         var wall = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
         var ids = new TransactionIds();
-        var last = ids.NextAt(wall.AddTicks(5_000), Monotonic);
-        var late = ids.NextAt(wall, Monotonic + TimeSpan.FromMilliseconds(20));
-        var next = ids.NextAt(wall.AddTicks(6_000), Monotonic + TimeSpan.FromMilliseconds(40));
+        ids.NextAt(wall, Monotonic);
+        string At(double milliseconds) => ids.NextAt(wall.AddMilliseconds(milliseconds), Monotonic + TimeSpan.FromMilliseconds(milliseconds));
+        var others = Enumerable.Range(1, 50).Select(i => At(i * 0.1)).ToList();
+
+        var late = At(0.05);
+        var next = At(10);
 
         Assert.Multiple(() =>
         {
-            Assert.That(Position(late), Is.EqualTo(Position(last) + 1));
-            Assert.That(Fraction(next), Is.EqualTo(2_457), "the wall clock's 0.6 ms (4,096 × 0.6, rounded down), not the monotonic clock's pace");
+            Assert.That(Position(late), Is.EqualTo(Position(others[^1]) + 1));
+            Assert.That(Milliseconds(next), Is.EqualTo(wall.ToUnixTimeMilliseconds() + 10));
+            Assert.That(Fraction(next), Is.Zero, "the wall clock's own 4,096th");
+        });
+    }
+
+    [Test]
+    public void A_step_back_of_more_than_a_minute_is_not_bridged_the_ids_follow_the_wall_clock_at_once()
+    {
+        var wall = DateTimeOffset.FromUnixTimeMilliseconds(1_796_000_000_000);
+        var ids = new TransactionIds();
+        ids.NextAt(wall, Monotonic);
+        var afterStep = ids.NextAt(wall.AddHours(-2).AddMilliseconds(1), Monotonic + TimeSpan.FromMilliseconds(1));
+        var next = ids.NextAt(wall.AddHours(-2).AddMilliseconds(2), Monotonic + TimeSpan.FromMilliseconds(2));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(Milliseconds(afterStep), Is.EqualTo(wall.AddHours(-2).ToUnixTimeMilliseconds() + 1));
+            Assert.That(Milliseconds(next), Is.EqualTo(wall.AddHours(-2).ToUnixTimeMilliseconds() + 2));
+            Assert.That(string.CompareOrdinal(afterStep, next), Is.LessThan(0), "in order among themselves");
         });
     }
 }

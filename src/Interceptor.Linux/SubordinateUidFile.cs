@@ -25,7 +25,7 @@ public sealed class SubordinateUidFile
     private readonly ILogger _logger;
     private readonly Func<string, uint?> _uidOf;
     private readonly Func<uint, string?> _nameOf;
-    private readonly Func<IReadOnlyList<(uint Uid, string Name)>> _accounts;
+    private readonly SubordinateUidAccountCheck? _accountCheck;
     private readonly Lock _reloading = new();
     private SubordinateUidMap _map = SubordinateUidMap.Empty;
     private FileStamp? _stamp;
@@ -34,24 +34,18 @@ public sealed class SubordinateUidFile
     private bool _unresolved;
     private string _lastProblems = "";
 
-    // The newest map whose ranges were not yet checked for accounts inside them, and whether a check runs: one at a time,
-    // off the connection that happened to reload the file (listing every account may take long on a directory).
-    private SubordinateUidMap? _unchecked;
-    private int _checking;
-    private string _lastAccountWarnings = "";
-
     /// <param name="uidOf">Resolves an owner's name (getpwnam in production); null when no such user.</param>
     /// <param name="nameOf">Names a numeric owner (getpwuid in production).</param>
-    /// <param name="accounts">Lists every account (getpwent in production), to warn of ranges that hold some.</param>
+    /// <param name="accountCheck">Warns of ranges that hold other accounts' uids (the daemon's reader has one).</param>
     public SubordinateUidFile(
         string path, ILogger logger, Func<string, uint?>? uidOf = null, Func<uint, string?>? nameOf = null,
-        Func<IReadOnlyList<(uint Uid, string Name)>>? accounts = null)
+        SubordinateUidAccountCheck? accountCheck = null)
     {
         _path = path;
         _logger = logger;
         _uidOf = uidOf ?? UserDatabase.UidOf;
         _nameOf = nameOf ?? UserDatabase.NameOf;
-        _accounts = accounts ?? (() => UserDatabase.Accounts());
+        _accountCheck = accountCheck;
         lock (_reloading)
         {
             Refresh(Environment.TickCount64);
@@ -60,11 +54,6 @@ public sealed class SubordinateUidFile
 
     /// <summary>How many times the file was actually parsed (tests check that a connection does not cause one).</summary>
     public int Loads { get; private set; }
-
-    /// <summary>How many times the ranges were checked for accounts inside them (tests wait for it).</summary>
-    public int AccountChecks => Volatile.Read(ref _accountChecks);
-
-    private int _accountChecks;
 
     /// <summary>The map as of at most a second ago.</summary>
     public SubordinateUidMap Current
@@ -105,6 +94,7 @@ public sealed class SubordinateUidFile
         var retry = _unresolved && now - _loadedAt >= UnresolvedRetryMs;
         if (stamp == _stamp && !retry)
         {
+            _accountCheck?.Offer(_map);
             return;
         }
 
@@ -167,78 +157,7 @@ public sealed class SubordinateUidFile
         }
 
         _logger.Loaded(_path, map.Count, map.Ranges.Select(r => r.Owner.Uid).Distinct().Count());
-        CheckAccountsSoon(map);
-    }
-
-    private void CheckAccountsSoon(SubordinateUidMap map)
-    {
-        Volatile.Write(ref _unchecked, map);
-        if (Interlocked.Exchange(ref _checking, 1) == 0)
-        {
-            _ = Task.Run(CheckAccounts);
-        }
-    }
-
-    private void CheckAccounts()
-    {
-        while (true)
-        {
-            if (Interlocked.Exchange(ref _unchecked, null) is { } map)
-            {
-                WarnOfAccountsInside(map);
-                Interlocked.Increment(ref _accountChecks);
-                continue;
-            }
-
-            // Done, unless a reload handed over a map between the last look and letting go.
-            Volatile.Write(ref _checking, 0);
-            if (Volatile.Read(ref _unchecked) is null || Interlocked.Exchange(ref _checking, 1) == 1)
-            {
-                return;
-            }
-        }
-    }
-
-    private void WarnOfAccountsInside(SubordinateUidMap map)
-    {
-        IReadOnlyList<(uint Uid, string Name)> accounts = [];
-        try
-        {
-            if (map.Count > 0)
-            {
-                // No ranges, nothing inside them: no listing of a directory for nothing.
-                accounts = _accounts();
-            }
-        }
-        catch (LinuxInteropException e)
-        {
-            _logger.CannotListAccounts(_path, e.Message);
-            return;
-        }
-
-        var warnings = map.AccountsInside(accounts)
-            .Select(held => (held.Range, Accounts: AccountList(held.Accounts)))
-            .ToList();
-
-        // The same ranges found holding the same accounts (a retry of unresolved owners) are not logged again.
-        var summary = string.Join("\n", warnings.Select(w => $"{w.Range}: {w.Accounts}"));
-        if (summary == _lastAccountWarnings)
-        {
-            return;
-        }
-
-        _lastAccountWarnings = summary;
-        foreach (var (range, list) in warnings)
-        {
-            _logger.AccountsInsideRange(_path, range.LineNumber, range.Range.ToString(), range.Owner.Name, list);
-        }
-    }
-
-    private static string AccountList(IReadOnlyList<(uint Uid, string Name)> accounts)
-    {
-        const int Named = 5;
-        var named = string.Join(", ", accounts.Take(Named).Select(a => $"{a.Name} ({a.Uid})"));
-        return accounts.Count > Named ? $"{named} and {accounts.Count - Named} more" : named;
+        _accountCheck?.Offer(map);
     }
 
     private SubordinateUidOwner? Resolve(SubordinateUidLine line, List<string> problems)

@@ -14,10 +14,14 @@ internal static partial class SubordinateUidLog
     [LoggerMessage(902, LogLevel.Information, "{Path}: {Count} subordinate uid range(s) of {Owners} user(s) attributed to their owners")]
     public static partial void Loaded(this ILogger logger, string path, int count, int owners);
 
-    [LoggerMessage(903, LogLevel.Warning, "{Path} line {Line}: the subordinate uid range {Range} of {Owner} holds accounts of their own: {Accounts}. "
-        + "Their connections are charged to {Owner}, who can also become them through newuidmap; give {Owner} a range above every account's uid")]
+    [LoggerMessage(903, LogLevel.Warning, "{Path} line {Line}: the subordinate uid range {Range} of {Owner} holds the uids of other accounts: {Accounts}. "
+        + "Their connections are charged to the range's owner, who can also become them through newuidmap; move the range to uids no account uses")]
     public static partial void AccountsInsideRange(this ILogger logger, string path, int line, string range, string owner, string accounts);
 
-    [LoggerMessage(904, LogLevel.Warning, "cannot list the accounts to check {Path}'s ranges against them: {Reason}")]
+    [LoggerMessage(904, LogLevel.Warning, "cannot check {Path}'s ranges against the accounts: {Reason}")]
     public static partial void CannotListAccounts(this ILogger logger, string path, string reason);
+
+    [LoggerMessage(905, LogLevel.Information, "{Path}: no range holds another account's uid ({Accounts} account(s) listed by the passwd database, {Ranges} range(s); "
+        + "a directory's accounts count only where NSS lists them)")]
+    public static partial void NoAccountsInsideRanges(this ILogger logger, string path, int accounts, int ranges);
 }

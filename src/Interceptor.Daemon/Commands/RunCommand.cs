@@ -134,9 +134,11 @@ public static class RunCommand
         using var metrics = new DaemonMetrics(options.Metrics.PerUser);
         var ledger = new QuotaLedger(time);
         var restored = await RestoreUsageAsync(store, ledger, time);
+        var attributeLogger = loggers.CreateLogger("attribute");
         var autoSuspension = new AutoSuspensionRules(options.Suspension, time);
         // Sub-UIDs (/etc/subuid) are charged to their owner and suspended with her, in the kernel too (12.4).
-        var subordinates = new SubordinateUidFile(SubordinateUidFile.DefaultPath, loggers.CreateLogger("attribute"));
+        var subordinates = new SubordinateUidFile(
+            SubordinateUidFile.DefaultPath, attributeLogger, accountCheck: new SubordinateUidAccountCheck(SubordinateUidFile.DefaultPath, attributeLogger));
         var suspendedSets = new SuspendedUidSets(subordinates);
         SuspensionRegistry? registry = null;
         using var kernel = new NftKernelSuspension(rules, spec.Table, suspendedSets, () => registry?.KernelRefused.Select(s => s.Uid) ?? []);
@@ -156,7 +158,6 @@ public static class RunCommand
             options.Listen.Port,
             options.Relay.PermittedLocalDestinations.Select(IPEndPoint.Parse),
             hostAddresses.Current);
-        var attributeLogger = loggers.CreateLogger("attribute");
         await using var refusals = new RefusalLog(attributeLogger, options.Interception.RefusalSummaryInterval, time);
         refusals.Start();
 

@@ -62,7 +62,7 @@ public class UserDatabaseTests
         // The real passwd database: what /etc/passwd says, line by line, against what getpwent_r gives.
         var fromFile = File.ReadAllLines("/etc/passwd")
             .Select(line => line.Split(':'))
-            .Where(fields => fields.Length >= 3)
+            .Where(fields => fields.Length >= 3 && uint.TryParse(fields[2], System.Globalization.CultureInfo.InvariantCulture, out _)) // not NIS's "+::::::"
             .Select(fields => (Uid: uint.Parse(fields[2], System.Globalization.CultureInfo.InvariantCulture), Name: fields[0]))
             .ToList();
         var listed = UserDatabase.Accounts();

@@ -92,7 +92,7 @@ public static class StoreBudget
         var (transactions, refusals, tallies) = tier switch
         {
             PruneTier.BeyondQuotaWindow => ("started < $window", "time < $window", "period < $window"),
-            PruneTier.NotCountedByQuotas => ("outcome NOT IN ('Delivered', 'Pending', 'Unknown')", "1", "1"),
+            PruneTier.NotCountedByQuotas => ("outcome NOT IN ('Delivered', 'Pending', 'Unknown', 'Held')", "1", "1"),
             _ => ("1", "1", "1"),
         };
 

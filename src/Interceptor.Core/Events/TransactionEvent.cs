@@ -25,8 +25,8 @@ public enum TransactionOutcome
     Unknown,
 
     /// <summary>
-    /// Kept by a message stage for review (hold-and-release): nothing went out, so the quotas do not count it; they count
-    /// it when an admin releases it and it is delivered.
+    /// Kept by a message stage for review (hold-and-release). Nothing went out, but the quotas count it as sent when it is
+    /// held (a release does not count it again): what a user can leave in the hold store is bounded by her quotas.
     /// </summary>
     Held,
 }
@@ -87,9 +87,12 @@ public sealed record TransactionEvent(
     /// <summary>The pool relay that carried it (Relay.Smarthosts name); null when it went direct. Logged, not stored.</summary>
     public string? Relay { get; init; }
 
-    /// <summary>True for the outcomes that count as sent (quotas): delivered, or possibly delivered.</summary>
+    /// <summary>
+    /// True for the outcomes that count as sent (quotas): delivered, possibly delivered, or held for review (charged when
+    /// held, so that what a user can leave in the hold store is bounded by her quotas; a release does not charge again).
+    /// </summary>
     public static bool CountsAsSent(TransactionOutcome outcome) =>
-        outcome is TransactionOutcome.Delivered or TransactionOutcome.Pending or TransactionOutcome.Unknown;
+        outcome is TransactionOutcome.Delivered or TransactionOutcome.Pending or TransactionOutcome.Unknown or TransactionOutcome.Held;
 
     /// <summary>The outcome implied by a final reply code.</summary>
     public static TransactionOutcome OutcomeOf(int replyCode) => replyCode switch

@@ -151,8 +151,10 @@ public sealed class MailPolicy(
     /// <summary>The transaction ended (delivered, refused, deferred or abandoned): settle quotas, record, maybe suspend.</summary>
     public async Task FinishAsync(MessageTicket ticket, TransactionEvent final, CancellationToken cancellationToken)
     {
-        // Unknown (the final dot went out, no verdict came) may have been delivered: charged, never released.
-        var delivered = final.Outcome is TransactionOutcome.Delivered or TransactionOutcome.Unknown;
+        // Unknown (the final dot went out, no verdict came) may have been delivered: charged, never released. Held is
+        // charged as it is held: otherwise a user whose mail is held (a spam score in the hold band, Suspension.Action=Hold)
+        // could fill the hold store without end, her quotas never running out.
+        var delivered = final.Outcome is TransactionOutcome.Delivered or TransactionOutcome.Unknown or TransactionOutcome.Held;
         ledger.Settle(ticket.Uid, ticket.ReservedMessages, ticket.ReservedRecipients, delivered, final.RecipientCount);
         ticket.ReservedMessages = ticket.ReservedRecipients = 0;
         var now = time.GetUtcNow();

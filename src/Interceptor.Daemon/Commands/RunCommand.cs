@@ -204,7 +204,7 @@ public static class RunCommand
             pool?.Pool, pool?.Observer, credentials, budget.Upstreams) { ClientTls = clientTls };
         using var releaser = new HoldReleaser(
             holds, new UpstreamDelivery(listener.Source), options.Hold, time, loggers.CreateLogger("hold"),
-            new HoldAccounting(ledger, store, recorder, time).DeliveredAsync, alert.NotifyHoldFailedAsync);
+            new HoldAccounting(store, recorder, time).DeliveredAsync, alert.NotifyHoldFailedAsync);
         metrics.Relay.Upstreams = listener.Upstreams;
         metrics.Relay.UpstreamDescriptors = listener.UpstreamDescriptors;
         metrics.Store.Health = () => store.Health;

@@ -121,8 +121,10 @@ public sealed class MessagePipeline
         }
         catch (IOException e)
         {
-            // Not kept, so not ours: the client keeps the message and retries.
-            return StageVerdict.Refuse(new SmtpReply(451, "4.3.0", $"the message could not be held for review ({e.Message}); try again later"), verdict.Finding);
+            // Not kept, so not ours: the client keeps the message and retries. Without the finding: our disk failed, not her
+            // content, so it must not count toward her content refusals (another user filling the hold store down to its
+            // free-space floor would otherwise get her suspended).
+            return StageVerdict.Refuse(new SmtpReply(451, "4.3.0", $"the message could not be held for review ({e.Message}); try again later"));
         }
     }
 

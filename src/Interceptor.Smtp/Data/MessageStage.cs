@@ -23,7 +23,7 @@ public enum StageDecision
     /// <summary>
     /// Keep the message from the upstream (hold-and-release): the pipeline's <see cref="IMessageHolding"/> keeps the spooled
     /// message, the client gets "250 2.0.0 held for review as ID", the upstream's DATA is aborted and the transaction is
-    /// recorded as held (TransactionOutcome.Held: the quotas count it when it is released). A holding stage needs the whole message.
+    /// recorded as held (TransactionOutcome.Held: the quotas count it then, not again at its release). A holding stage needs the whole message.
     /// </summary>
     Hold,
 }

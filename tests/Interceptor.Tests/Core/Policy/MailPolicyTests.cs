@@ -176,4 +176,21 @@ public class MailPolicyTests
         Assert.That(_store.Suspensions, Is.Empty);
         Assert.That(_kernel.Suspended, Is.Empty);
     }
+
+    [Test]
+    public async Task A_held_message_counts_toward_the_quotas_so_held_mail_is_bounded_by_them()
+    {
+        // MessagesPerHour is 2 here. Held messages used to give their reservation back: a user whose mail was held could
+        // send without end, the hold store taking it all.
+        await SendAsync("t1", TransactionOutcome.Held);
+        await SendAsync("t2", TransactionOutcome.Held);
+
+        var (_, refusal) = await _policy.StartMessageAsync(1001, "alice", null, CancellationToken.None);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(refusal?.ToWire(), Does.Contain("alice").And.StartWith("4"), "the hourly quota is spent by the two held messages");
+            Assert.That(TransactionEvent.CountsAsSent(TransactionOutcome.Held), Is.True, "and so after a restart, rebuilt from the store");
+        });
+    }
 }

@@ -67,6 +67,6 @@ public sealed class SuspendedUserHoldStageTests
     }
 
     [Test]
-    public void A_held_transaction_is_not_counted_as_sent() =>
-        Assert.That(TransactionEvent.CountsAsSent(TransactionOutcome.Held), Is.False);
+    public void A_held_transaction_counts_as_sent_so_a_suspended_users_held_mail_is_bounded_by_her_quotas() =>
+        Assert.That(TransactionEvent.CountsAsSent(TransactionOutcome.Held), Is.True);
 }

@@ -115,7 +115,7 @@ public class MessagePipelineTests
         Assert.That(final.Text, Is.EqualTo("250 2.0.0 held for review as H1"));
         Assert.That(holds.Kept.Single(), Is.EqualTo(("verdict", "score 9.0 (hold 8)", Body)));
         Assert.That((await upstream.SessionAsync(0)).Messages, Is.Empty);
-        // Its own outcome (issue 16): a held message relayed nothing, so the quotas count it only once it is released.
+        // Its own outcome (issue 16): a held message relayed nothing; the quotas count it as held (MailPolicyTests).
         await Wait.UntilAsync(() => session.Recorder.Events.Count >= 1, "the transaction recorded (right after the client's final reply)");
         Assert.That(session.Recorder.Events.Single().Outcome, Is.EqualTo(TransactionOutcome.Held));
     }
@@ -133,6 +133,11 @@ public class MessagePipelineTests
 
         Assert.That(final.Text, Does.StartWith("451 4.3.0 the message could not be held for review (No space left on device)"));
         Assert.That((await upstream.SessionAsync(0)).Messages, Is.Empty);
+
+        // Our disk failed, not her content: not a content refusal, which counts toward her suspension (another user
+        // filling the hold store would otherwise get her suspended).
+        await Wait.UntilAsync(() => session.Recorder.Events.Count >= 1, "the transaction recorded");
+        Assert.That(session.Recorder.Events.Single().ContentRefused, Is.False);
     }
 
     [Test]

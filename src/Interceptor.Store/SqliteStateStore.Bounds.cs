@@ -92,18 +92,20 @@ public sealed partial class SqliteStateStore
     /// <summary>
     /// Keeps the store under <paramref name="maxBytes"/> (and the filesystem above <paramref name="minFreeBytes"/> free) by
     /// deleting the oldest rows: first those older than the quota window, then those of the window that no quota counts,
-    /// and only if that is not enough the window's deliveries. Null when nothing had to go.
+    /// and only if that is not enough for the cap itself the window's deliveries (<see cref="StoreBudget.DeepestTier"/>).
+    /// Null when nothing had to go.
     /// </summary>
     public async Task<PruneReport?> EnforceSizeAsync(long maxBytes, long minFreeBytes, DateTimeOffset quotaWindowStart, CancellationToken cancellationToken)
     {
-        var used = await _writer.EnqueueAsync(s => StoreBudget.UsedBytes(s.Connection), cancellationToken);
+        var (used, allocated) = await _writer.EnqueueAsync(s => (StoreBudget.UsedBytes(s.Connection), StoreBudget.AllocatedBytes(s.Connection)), cancellationToken);
         var free = FreeBytes();
-        var limit = StoreBudget.Limit(maxBytes, used, free, minFreeBytes);
+        var limit = StoreBudget.Limit(maxBytes, allocated, free, minFreeBytes);
         if (used <= limit)
         {
             return null;
         }
 
+        var deepest = StoreBudget.DeepestTier(maxBytes, used);
         var target = StoreBudget.Target(limit);
         var before = used;
         long deleted = 0;
@@ -128,7 +130,7 @@ public sealed partial class SqliteStateStore
 
             if (removed == 0)
             {
-                if (tier == PruneTier.QuotaHistory)
+                if (tier == deepest)
                 {
                     break;
                 }

@@ -41,9 +41,22 @@ public static class StoreBudget
     public const int MinChunk = 100;
     public const int MaxChunk = 20_000;
 
-    /// <summary>The limit in force: the cap, lowered so that the filesystem keeps <paramref name="minFreeBytes"/> free.</summary>
-    public static long Limit(long maxBytes, long usedBytes, long freeBytes, long minFreeBytes) =>
-        Math.Min(maxBytes, Math.Max(0, usedBytes + freeBytes - minFreeBytes));
+    /// <summary>
+    /// The limit in force: the cap, lowered so that the filesystem keeps <paramref name="minFreeBytes"/> free. Against the
+    /// file's allocated pages, not its used ones: a delete gives no disk back (its pages stay in the file for new rows),
+    /// so what matters to the filesystem is only whether the file would have to grow. (Against the used bytes, every
+    /// delete lowered the limit as much, and a disk another process kept short emptied the store.)
+    /// </summary>
+    public static long Limit(long maxBytes, long allocatedBytes, long freeBytes, long minFreeBytes) =>
+        Math.Min(maxBytes, Math.Max(0, allocatedBytes + freeBytes - minFreeBytes));
+
+    /// <summary>
+    /// The deepest tier pruning may reach. The last day's deliveries, which the quotas count (also after a restart,
+    /// rebuilt from the store), go only for the cap itself: never because the disk ran short, which deleting rows does not
+    /// mend and which another user's files may cause.
+    /// </summary>
+    public static PruneTier DeepestTier(long maxBytes, long usedBytes) =>
+        usedBytes > maxBytes ? PruneTier.QuotaHistory : PruneTier.NotCountedByQuotas;
 
     /// <summary>Where pruning stops once it started.</summary>
     public static long Target(long limit) => (long)(limit * TargetFraction);
@@ -64,6 +77,11 @@ public static class StoreBudget
         var needed = (long)Math.Ceiling((usedBytes - targetBytes) / bytesPerRow);
         return (int)Math.Min(rows, Math.Clamp(needed, MinChunk, MaxChunk));
     }
+
+    /// <summary>The database file's pages, the free list included: what it takes on disk.</summary>
+    internal static long AllocatedBytes(SqliteConnection connection) =>
+        Convert.ToInt64(Schema.Scalar(connection, "PRAGMA page_count;"), System.Globalization.CultureInfo.InvariantCulture)
+        * Convert.ToInt64(Schema.Scalar(connection, "PRAGMA page_size;"), System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The database's used bytes: its pages minus the free list (what the cap is about).</summary>
     internal static long UsedBytes(SqliteConnection connection)

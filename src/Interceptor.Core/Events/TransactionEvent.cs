@@ -52,6 +52,12 @@ public enum UnsentKind
 
     /// <summary>Refused here at DATA before anything was relayed (improper pipelining, the store unavailable).</summary>
     RefusedAtData,
+
+    /// <summary>
+    /// The client left or stalled during DATA, before its end: the upstream dropped the partial message. Counted like the
+    /// others: a loop of MAIL, RCPT, DATA and a hang-up would otherwise probe recipients at an MX without end.
+    /// </summary>
+    AbandonedInData,
 }
 
 /// <summary>One mail transaction: what the accounting and the log record.</summary>

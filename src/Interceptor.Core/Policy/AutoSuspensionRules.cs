@@ -63,6 +63,7 @@ public sealed class AutoSuspensionRules(SuspensionOptions options, TimeProvider 
         UnsentKind.ClientLeft => "the client left before DATA",
         UnsentKind.UpstreamRefused => "MAIL or every recipient refused upstream",
         UnsentKind.RefusedAtData => "refused at DATA before anything was relayed",
+        UnsentKind.AbandonedInData => "the client left or stalled during DATA, before its end",
         _ => kind.ToString(),
     };
 

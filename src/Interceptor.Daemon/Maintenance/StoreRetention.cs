@@ -30,6 +30,9 @@ public sealed class StoreRetention(
     private static readonly TimeSpan AlertInterval = TimeSpan.FromMinutes(15);
     private static readonly TimeSpan QuotaWindow = TimeSpan.FromDays(1);
     private DateTimeOffset _lastAlert = DateTimeOffset.MinValue;
+
+    // A disk kept short, with nothing left that may go for its sake: said once in a while, not at every check.
+    private DateTimeOffset _lastNothingToPrune = DateTimeOffset.MinValue;
     private bool _lastAlertLostQuotaHistory;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -86,6 +89,16 @@ public sealed class StoreRetention(
             return;
         }
 
+        if (report.RowsDeleted == 0)
+        {
+            if (now - _lastNothingToPrune < AlertInterval)
+            {
+                return;
+            }
+
+            _lastNothingToPrune = now;
+        }
+
         metrics?.Pruned(report.QuotaHistoryLost);
         var reason = Describe(report, state);
         logger.StoreOverMaxBytes(report.QuotaHistoryLost || report.UsedAfter > report.Limit ? LogLevel.Error : LogLevel.Warning, reason);
@@ -116,7 +129,8 @@ public sealed class StoreRetention(
             ? $"{report.Limit} bytes (State.MaxBytes {state.MaxSize}, lowered to keep State.MinFreeBytes {state.MinFree} free on the filesystem)"
             : $"State.MaxBytes {state.MaxSize} bytes";
         var oldest = report.OldestKept is { } kept ? kept.ToString("O", CultureInfo.InvariantCulture) : "none";
-        var consequence = report.DeepestTier switch
+        var consequence = report.RowsDeleted == 0 ? "nothing more may go for the disk's sake (the last day's deliveries, which the quotas count, "
+            + "stay; deleting rows gives no disk back anyway): free space on the state filesystem" : report.DeepestTier switch
         {
             PruneTier.BeyondQuotaWindow => "only rows older than the last day were deleted; quotas are intact",
             PruneTier.NotCountedByQuotas => "rows of the last day that no quota counts were deleted too; quotas are intact",

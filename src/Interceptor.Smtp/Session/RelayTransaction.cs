@@ -44,7 +44,9 @@ internal sealed class TransactionSink(ConnectionOrigin origin, ITransactionRecor
             transaction.Elapsed)
         {
             Outcome = outcome,
-            Unsent = transaction.DataRefused ? UnsentKind.RefusedAtData : transaction.DataStarted ? null : unsent,
+            Unsent = transaction.DataRefused ? UnsentKind.RefusedAtData
+                : transaction.DataStarted ? (outcome == TransactionOutcome.Refused ? UnsentKind.AbandonedInData : null)
+                : unsent,
             Process = origin.Process,
             SubordinateUid = origin.SubordinateUid,
             ContentRefused = transaction.ContentRefused,

@@ -24,10 +24,12 @@ public class StoreBoundsTests
     {
         Assert.Multiple(() =>
         {
-            Assert.That(StoreBudget.Limit(maxBytes: 1000, usedBytes: 500, freeBytes: 10_000, minFreeBytes: 100), Is.EqualTo(1000), "plenty of room: the cap");
-            Assert.That(StoreBudget.Limit(maxBytes: 1000, usedBytes: 500, freeBytes: 150, minFreeBytes: 100), Is.EqualTo(550), "the disk runs short first");
-            Assert.That(StoreBudget.Limit(maxBytes: 1000, usedBytes: 500, freeBytes: 0, minFreeBytes: 1000), Is.EqualTo(0), "never negative");
+            Assert.That(StoreBudget.Limit(maxBytes: 1000, allocatedBytes: 500, freeBytes: 10_000, minFreeBytes: 100), Is.EqualTo(1000), "plenty of room: the cap");
+            Assert.That(StoreBudget.Limit(maxBytes: 1000, allocatedBytes: 500, freeBytes: 150, minFreeBytes: 100), Is.EqualTo(550), "the disk runs short first");
+            Assert.That(StoreBudget.Limit(maxBytes: 1000, allocatedBytes: 500, freeBytes: 0, minFreeBytes: 1000), Is.EqualTo(0), "never negative");
             Assert.That(StoreBudget.Target(1000), Is.EqualTo(800));
+            Assert.That(StoreBudget.DeepestTier(maxBytes: 1000, usedBytes: 1001), Is.EqualTo(PruneTier.QuotaHistory), "over the cap: the cap may take anything");
+            Assert.That(StoreBudget.DeepestTier(maxBytes: 1000, usedBytes: 900), Is.EqualTo(PruneTier.NotCountedByQuotas), "only the disk is short");
         });
     }
 
@@ -89,6 +91,31 @@ public class StoreBoundsTests
             Assert.That(partial.QuotaHistoryLost, Is.False);
             Assert.That(kept.Count(t => t.Uid == 7), Is.EqualTo(1000), "deliveries stay");
             Assert.That(kept.Count(t => t.Uid == 8), Is.LessThan(1000), "refused ones go first");
+        });
+    }
+
+    [Test]
+    public async Task A_disk_kept_short_by_others_prunes_what_no_quota_counts_but_never_the_last_days_deliveries()
+    {
+        // Free space far below State.MinFreeBytes (another user's files, say), the store well under its cap. Deleting rows
+        // gives no disk back, so before, every check lowered the limit by what it deleted and emptied the store, the last
+        // day's deliveries included (after a restart every user had a fresh day of quota).
+        using var dir = new StoreTestDirectory();
+        await using var store = dir.Open();
+        await FillAsync(store);
+
+        var report = await store.EnforceSizeAsync(long.MaxValue, long.MaxValue / 4, QuotaWindow, CancellationToken.None);
+        var again = await store.EnforceSizeAsync(long.MaxValue, long.MaxValue / 4, QuotaWindow, CancellationToken.None);
+
+        var left = await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, int.MaxValue, CancellationToken.None);
+        Assert.Multiple(() =>
+        {
+            Assert.That(report!.DeepestTier, Is.EqualTo(PruneTier.NotCountedByQuotas));
+            Assert.That(report.QuotaHistoryLost, Is.False);
+            Assert.That(left.Count(t => t.Uid == 7), Is.EqualTo(50), "the last day's deliveries are all there");
+            Assert.That(left.Where(t => t.Uid != 7), Is.Empty, "what no quota counts went");
+            Assert.That(again!.RowsDeleted, Is.Zero, "the next check finds nothing more that may go");
+            Assert.That(again.QuotaHistoryLost, Is.False);
         });
     }
 

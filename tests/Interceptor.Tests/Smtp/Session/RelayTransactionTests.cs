@@ -120,6 +120,22 @@ public class RelayTransactionTests
         Assert.That(recorder.Events.Single().Unsent, Is.EqualTo(UnsentKind.RefusedAtData));
     }
 
+    [TestCase(TransactionOutcome.Refused, UnsentKind.AbandonedInData)]
+    [TestCase(TransactionOutcome.Deferred, null)]
+    [TestCase(TransactionOutcome.Delivered, null)]
+    public async Task A_transaction_the_client_abandoned_during_data_counts_as_unsent_one_the_upstream_answered_does_not(TransactionOutcome outcome, UnsentKind? expected)
+    {
+        // MAIL, RCPT, DATA and a hang-up (or a stall) in a loop: the upstream drops each partial message, and before this
+        // nothing counted it (no quota, no Suspension.UnsentLimit), so a client could probe recipients at an MX without end.
+        var (transaction, recorder, _, _) = Start();
+        transaction.RecipientAnswered("bob@example.net", new SmtpReply(250, "2.1.5", "Ok"));
+        Assert.That(await transaction.BeginDataAsync(CancellationToken.None), Is.Null);
+
+        await transaction.FinishAsync("451 4.4.2 connection closed during DATA", outcome, UnsentKind.ClientLeft, CancellationToken.None);
+
+        Assert.That(recorder.Events.Single().Unsent, Is.EqualTo(expected));
+    }
+
     /// <summary>The bug: this outcome was stored but never logged nor counted (the recorder never heard of it).</summary>
     [Test]
     public async Task A_mail_refused_for_a_parameter_the_upstream_cannot_honour_is_stored_logged_and_counted()

@@ -95,12 +95,14 @@ internal sealed class DataTransfer(
                 {
                     // The client left mid-DATA: make sure the upstream drops the partial message.
                     upstream.Abort();
+                    transaction.AbandonedByClient = true;
                     return new(new SmtpReply(451, "4.4.2", "connection closed during DATA"), TransactionOutcome.Refused, Close: true);
                 }
 
                 if (timeouts.DataTooSlow(filter.Size))
                 {
                     upstream.Abort();
+                    transaction.AbandonedByClient = true;
                     return new(timeouts.Expire(TimeoutReason.SlowData), TransactionOutcome.Refused, Close: true);
                 }
 
@@ -161,9 +163,17 @@ internal sealed class DataTransfer(
                     upstream.Abort();
                     transaction.DataRefused = verdict.Decision == StageDecision.Refuse;
                     transaction.ContentRefused = verdict.Decision == StageDecision.Refuse && verdict.Finding is not null;
+                    transaction.FailedHere = verdict.Decision == StageDecision.Defer;
                     var reply = verdict.Reply!;
                     SessionLog.StageStopped(logger, stage!, transaction.Id, message.Origin.Uid, message.Origin.User, reply);
-                    var outcome = verdict.Decision == StageDecision.Hold ? TransactionOutcome.Held : TransactionEvent.OutcomeOf(reply.Code);
+                    // Our own failure is Refused (by us, nothing relayed), not Deferred: an upstream's deferrals count toward the
+                    // failure ratio, ours must not.
+                    var outcome = verdict.Decision switch
+                    {
+                        StageDecision.Hold => TransactionOutcome.Held,
+                        StageDecision.Defer => TransactionOutcome.Refused,
+                        _ => TransactionEvent.OutcomeOf(reply.Code),
+                    };
                     return new(reply, outcome);
                 }
 

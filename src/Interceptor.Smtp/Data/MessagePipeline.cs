@@ -90,7 +90,7 @@ public sealed class MessagePipeline
                     }
 
                     continue;
-                case StageDecision.Refuse when verdict.Reply is null:
+                case StageDecision.Refuse or StageDecision.Defer when verdict.Reply is null:
                     throw new InvalidOperationException($"stage {stage.Name} refused a message without a reply");
                 case StageDecision.Hold:
                     return new PipelineResult(await HoldAsync(message, spool, stage, verdict, token), stage.Name, default);
@@ -121,10 +121,9 @@ public sealed class MessagePipeline
         }
         catch (IOException e)
         {
-            // Not kept, so not ours: the client keeps the message and retries. Without the finding: our disk failed, not her
-            // content, so it must not count toward her content refusals (another user filling the hold store down to its
-            // free-space floor would otherwise get her suspended).
-            return StageVerdict.Refuse(new SmtpReply(451, "4.3.0", $"the message could not be held for review ({e.Message}); try again later"));
+            // Not kept, so not ours: the client keeps the message and retries. Our failure, not her content's: it must count
+            // toward none of her suspension rules (another user filling the hold store's disk would otherwise get her suspended).
+            return StageVerdict.Defer(new SmtpReply(451, "4.3.0", $"the message could not be held for review ({e.Message}); try again later"));
         }
     }
 

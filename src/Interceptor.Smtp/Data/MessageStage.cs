@@ -26,6 +26,13 @@ public enum StageDecision
     /// recorded as held (TransactionOutcome.Held: the quotas count it then, not again at its release). A holding stage needs the whole message.
     /// </summary>
     Hold,
+
+    /// <summary>
+    /// Our own failure, not the message's (the hold store or the scanner could not do its part): the client gets the stage's
+    /// 4xx and keeps the message, the upstream's DATA is aborted, and nothing of it counts against the user (no content
+    /// refusal, no unsent transaction, no upstream deferral), since another user may be what made it fail.
+    /// </summary>
+    Defer,
 }
 
 /// <summary>What a stage found, for the log line and a hold record (e.g. a scanner's score and top symbols).</summary>
@@ -44,6 +51,9 @@ public readonly record struct StageVerdict(StageDecision Decision, SmtpReply? Re
     public static StageVerdict ContinueWith(ReadOnlyMemory<byte> addedHeaders) => new(StageDecision.Continue, null, null, addedHeaders);
 
     public static StageVerdict Refuse(SmtpReply reply, StageFinding? finding = null) => new(StageDecision.Refuse, reply, finding);
+
+    /// <summary>We failed (see <see cref="StageDecision.Defer"/>): the client is told <paramref name="reply"/>, a 4xx.</summary>
+    public static StageVerdict Defer(SmtpReply reply) => new(StageDecision.Defer, reply);
 
     /// <summary>Hold the message: the pipeline's <see cref="IMessageHolding"/> keeps it and makes the client's reply.</summary>
     public static StageVerdict Hold(StageFinding finding) => new(StageDecision.Hold, null, finding);

@@ -90,7 +90,7 @@ public sealed class ScanStage(IContentScanner scanner, ScanOptions options, stri
         {
             ScanErrorAction.Accept => StageVerdict.Continue,
             ScanErrorAction.Hold when canHold => StageVerdict.Hold(new StageFinding($"not scanned: {reason}")),
-            _ => StageVerdict.Refuse(new SmtpReply(451, "4.7.0", $"the message could not be scanned for spam ({reason}); try again later")),
+            _ => StageVerdict.Defer(new SmtpReply(451, "4.7.0", $"the message could not be scanned for spam ({reason}); try again later")),
         };
     }
 

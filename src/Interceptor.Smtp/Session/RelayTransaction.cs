@@ -44,8 +44,9 @@ internal sealed class TransactionSink(ConnectionOrigin origin, ITransactionRecor
             transaction.Elapsed)
         {
             Outcome = outcome,
-            Unsent = transaction.DataRefused ? UnsentKind.RefusedAtData
-                : transaction.DataStarted ? (outcome == TransactionOutcome.Refused ? UnsentKind.AbandonedInData : null)
+            Unsent = transaction.FailedHere ? null
+                : transaction.DataRefused ? UnsentKind.RefusedAtData
+                : transaction.DataStarted ? (transaction.AbandonedByClient ? UnsentKind.AbandonedInData : null)
                 : unsent,
             Process = origin.Process,
             SubordinateUid = origin.SubordinateUid,
@@ -88,6 +89,15 @@ internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket ticke
 
     /// <summary>Set when a stage refused the message for what it found in it (a spam score): see <see cref="TransactionEvent.ContentRefused"/>.</summary>
     public bool ContentRefused { get; set; }
+
+    /// <summary>
+    /// Set when the client left, or sent too slowly, during DATA: the upstream dropped the partial message, and it counts as
+    /// unsent (<see cref="UnsentKind.AbandonedInData"/>). Not for our own failures mid-DATA (a spool error, a shutdown).
+    /// </summary>
+    public bool AbandonedByClient { get; set; }
+
+    /// <summary>Set when a stage failed on our side (<c>StageDecision.Defer</c>): nothing of it counts against the user.</summary>
+    public bool FailedHere { get; set; }
 
     /// <summary>The upstream's last refusal of a RCPT in this transaction, if any.</summary>
     public SmtpReply? LastRecipientRefusal { get; private set; }

@@ -37,4 +37,18 @@ public class LogTransactionRecorderRelayTests
         Assert.That(line.Text, Does.Contain(" upstream=10.0.0.2:587 reply=").And.Not.Contain("relay="));
         Assert.That(line.State.ContainsKey("Relay"), Is.False);
     }
+
+    [TestCase(UnsentKind.AbandonedInData, 1)]
+    [TestCase(UnsentKind.RefusedAtData, 1)]
+    [TestCase(UnsentKind.Reset, 0)]
+    public void A_transaction_that_reached_data_keeps_its_line_those_tallied_before_data_do_not(UnsentKind unsent, int lines)
+    {
+        // Before DATA, the store's tally logs them (one line per user, kind and minute); from DATA on they have a row and
+        // no tally, so without their own line a client's hang-up during DATA would leave the journal silent.
+        var logger = new RecordingLogger();
+
+        new LogTransactionRecorder(logger).Record(Event(null) with { Outcome = TransactionOutcome.Refused, Unsent = unsent });
+
+        Assert.That(logger.Entries, Has.Count.EqualTo(lines));
+    }
 }

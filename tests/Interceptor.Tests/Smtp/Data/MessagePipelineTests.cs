@@ -134,10 +134,16 @@ public class MessagePipelineTests
         Assert.That(final.Text, Does.StartWith("451 4.3.0 the message could not be held for review (No space left on device)"));
         Assert.That((await upstream.SessionAsync(0)).Messages, Is.Empty);
 
-        // Our disk failed, not her content: not a content refusal, which counts toward her suspension (another user
-        // filling the hold store would otherwise get her suspended).
+        // Our disk failed, not her content: nothing of it counts toward her suspension rules (another user filling the hold
+        // store's disk would otherwise get her suspended): no content refusal, no unsent transaction, no upstream deferral.
         await Wait.UntilAsync(() => session.Recorder.Events.Count >= 1, "the transaction recorded");
-        Assert.That(session.Recorder.Events.Single().ContentRefused, Is.False);
+        var recorded = session.Recorder.Events.Single();
+        Assert.Multiple(() =>
+        {
+            Assert.That(recorded.ContentRefused, Is.False);
+            Assert.That(recorded.Unsent, Is.Null, "not RefusedAtData (Suspension.UnsentLimit)");
+            Assert.That(recorded.Outcome, Is.EqualTo(TransactionOutcome.Refused), "refused by us, not Deferred (the failure ratio counts an upstream's deferrals)");
+        });
     }
 
     [Test]

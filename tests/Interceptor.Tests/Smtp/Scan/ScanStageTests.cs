@@ -65,7 +65,7 @@ public class ScanStageTests
         Assert.That(verdict.Reply!.ToWire(), Does.StartWith("451 4.7.0 message held back as possible spam (score 9, hold 8) for user alice"));
     }
 
-    [TestCase(ScanErrorAction.TempFail, StageDecision.Refuse)]
+    [TestCase(ScanErrorAction.TempFail, StageDecision.Defer)]
     [TestCase(ScanErrorAction.Accept, StageDecision.Continue)]
     [TestCase(ScanErrorAction.Hold, StageDecision.Hold)]
     public async Task A_failed_scan_follows_OnError(ScanErrorAction onError, StageDecision expected)
@@ -76,10 +76,10 @@ public class ScanStageTests
         var verdict = await stage.CompleteAsync(FakeScanner.Message(), spool, CancellationToken.None);
 
         Assert.That(verdict.Decision, Is.EqualTo(expected));
-        if (expected == StageDecision.Refuse)
+        if (expected == StageDecision.Defer)
         {
             Assert.That(verdict.Reply!.ToWire().TrimEnd(), Is.EqualTo("451 4.7.0 the message could not be scanned for spam (cannot connect to 127.0.0.1:783: Connection refused); try again later"));
-            Assert.That(verdict.Finding, Is.Null, "a scanner fault is not held against the user (no finding: not counted toward suspension)");
+            Assert.That(verdict.Finding, Is.Null, "a scanner fault is not held against the user (our failure: counted toward no suspension rule)");
         }
     }
 

@@ -120,16 +120,20 @@ public class RelayTransactionTests
         Assert.That(recorder.Events.Single().Unsent, Is.EqualTo(UnsentKind.RefusedAtData));
     }
 
-    [TestCase(TransactionOutcome.Refused, UnsentKind.AbandonedInData)]
-    [TestCase(TransactionOutcome.Deferred, null)]
-    [TestCase(TransactionOutcome.Delivered, null)]
-    public async Task A_transaction_the_client_abandoned_during_data_counts_as_unsent_one_the_upstream_answered_does_not(TransactionOutcome outcome, UnsentKind? expected)
+    [TestCase(TransactionOutcome.Refused, true, UnsentKind.AbandonedInData)]
+    [TestCase(TransactionOutcome.Refused, false, null)]
+    [TestCase(TransactionOutcome.Deferred, false, null)]
+    [TestCase(TransactionOutcome.Delivered, false, null)]
+    public async Task A_transaction_the_client_abandoned_during_data_counts_as_unsent_others_ended_during_data_do_not(
+        TransactionOutcome outcome, bool abandoned, UnsentKind? expected)
     {
         // MAIL, RCPT, DATA and a hang-up (or a stall) in a loop: the upstream drops each partial message, and before this
         // nothing counted it (no quota, no Suspension.UnsentLimit), so a client could probe recipients at an MX without end.
+        // Refused without the client's doing (a spool error of ours, a shutdown) is not hers to count.
         var (transaction, recorder, _, _) = Start();
         transaction.RecipientAnswered("bob@example.net", new SmtpReply(250, "2.1.5", "Ok"));
         Assert.That(await transaction.BeginDataAsync(CancellationToken.None), Is.Null);
+        transaction.AbandonedByClient = abandoned;
 
         await transaction.FinishAsync("451 4.4.2 connection closed during DATA", outcome, UnsentKind.ClientLeft, CancellationToken.None);
 

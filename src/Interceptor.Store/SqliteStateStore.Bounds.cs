@@ -107,23 +107,27 @@ public sealed partial class SqliteStateStore
 
         var deepest = StoreBudget.DeepestTier(maxBytes, used);
         var target = StoreBudget.Target(limit);
+
+        // The last day's deliveries go only as far as the cap itself needs, not the disk's lower limit.
+        var quotaHistoryTarget = Math.Max(target, StoreBudget.Target(maxBytes));
         var before = used;
         long deleted = 0;
         var tier = PruneTier.BeyondQuotaWindow;
         while (true)
         {
             var currentTier = tier;
+            var tierTarget = tier == PruneTier.QuotaHistory ? quotaHistoryTarget : target;
             var (removed, usedNow) = await _writer.EnqueueAsync(
                 s =>
                 {
-                    var rows = StoreBudget.RowsToDelete(StoreBudget.UsedBytes(s.Connection), target, StoreBudget.RowCount(s.Connection));
+                    var rows = StoreBudget.RowsToDelete(StoreBudget.UsedBytes(s.Connection), tierTarget, StoreBudget.RowCount(s.Connection));
                     var gone = rows == 0 ? 0 : StoreBudget.DeleteOldest(s.Connection, currentTier, rows, quotaWindowStart);
                     return (gone, StoreBudget.UsedBytes(s.Connection));
                 },
                 cancellationToken);
             deleted += removed;
             used = usedNow;
-            if (used <= target)
+            if (used <= tierTarget)
             {
                 break;
             }

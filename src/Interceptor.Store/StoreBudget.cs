@@ -41,14 +41,25 @@ public static class StoreBudget
     public const int MinChunk = 100;
     public const int MaxChunk = 20_000;
 
+    /// <summary>Below the free-space floor, the share of the file's pages that may be in use before it prunes.</summary>
+    public const double FullFileFraction = 0.95;
+
     /// <summary>
     /// The limit in force: the cap, lowered so that the filesystem keeps <paramref name="minFreeBytes"/> free. Against the
-    /// file's allocated pages, not its used ones: a delete gives no disk back (its pages stay in the file for new rows),
-    /// so what matters to the filesystem is only whether the file would have to grow. (Against the used bytes, every
-    /// delete lowered the limit as much, and a disk another process kept short emptied the store.)
+    /// file's allocated pages, not its used ones: a delete gives no disk back (its pages stay in the file for new rows), so
+    /// what matters to the filesystem is only whether the file would have to grow. Below the floor it must not grow at all:
+    /// the limit is then nearly the whole file, so the store prunes only as its free pages run out, never below what it
+    /// holds for nothing (against the used bytes, every delete lowered the limit as much, and a disk another process kept
+    /// short emptied the store). Free space that cannot be read (<see cref="long.MaxValue"/>) counts as plenty.
     /// </summary>
-    public static long Limit(long maxBytes, long allocatedBytes, long freeBytes, long minFreeBytes) =>
-        Math.Min(maxBytes, Math.Max(0, allocatedBytes + freeBytes - minFreeBytes));
+    public static long Limit(long maxBytes, long allocatedBytes, long freeBytes, long minFreeBytes)
+    {
+        var room = freeBytes - minFreeBytes;
+        var disk = room < 0 ? (long)(allocatedBytes * FullFileFraction)
+            : allocatedBytes > long.MaxValue - room ? long.MaxValue
+            : allocatedBytes + room;
+        return Math.Min(maxBytes, disk);
+    }
 
     /// <summary>
     /// The deepest tier pruning may reach. The last day's deliveries, which the quotas count (also after a restart,

@@ -98,8 +98,11 @@ public sealed class StoreRetention(
 
             _lastNothingToPrune = now;
         }
+        else
+        {
+            metrics?.Pruned(report.QuotaHistoryLost);
+        }
 
-        metrics?.Pruned(report.QuotaHistoryLost);
         var reason = Describe(report, state);
         logger.StoreOverMaxBytes(report.QuotaHistoryLost || report.UsedAfter > report.Limit ? LogLevel.Error : LogLevel.Warning, reason);
 

@@ -51,7 +51,9 @@ public sealed class SubordinateUidAccountCheck
     public void Offer(SubordinateUidMap map)
     {
         ArgumentNullException.ThrowIfNull(map);
-        if (ReferenceEquals(map, _lastOffered) && Environment.TickCount64 - Volatile.Read(ref _checkedAt) < RecheckMs)
+        // The same ranges (the file read again while an owner stays unresolved makes a new map each minute): hourly only.
+        var sameRanges = _lastOffered is { } last && (ReferenceEquals(map, last) || map.Ranges.SequenceEqual(last.Ranges));
+        if (sameRanges && Environment.TickCount64 - Volatile.Read(ref _checkedAt) < RecheckMs)
         {
             return;
         }
@@ -93,6 +95,12 @@ public sealed class SubordinateUidAccountCheck
         {
             _logger.CannotListAccounts(_path, $"{e.GetType().Name}: {e.Message}");
             Interlocked.Exchange(ref _running, 0);
+
+            // A map offered meanwhile found the checker running: start it again rather than leave that map for an hour.
+            if (Volatile.Read(ref _pending) is not null && Interlocked.Exchange(ref _running, 1) == 0)
+            {
+                _ = Task.Factory.StartNew(Run, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            }
         }
     }
 

@@ -26,9 +26,9 @@ public sealed class HoldStore(string directory, TimeProvider time, string hostNa
 
     /// <summary>
     /// <c>State.MinFreeBytes</c>: a message is not held when keeping it would leave less free on the hold directory's
-    /// filesystem. Held messages are not counted by the quotas (until released), so without this floor a user whose mail
-    /// is held (Suspension.Action=Hold, or spam crafted for the hold band) could fill the disk; the client gets 451 instead
-    /// and keeps the message. 0: no floor.
+    /// filesystem. Held messages count toward their user's quotas as they are held, but many users, or big quotas, could
+    /// still fill the disk; the client gets 451 instead and keeps the message (a failure of ours, counted against nobody).
+    /// 0: no floor.
     /// </summary>
     public long MinFreeBytes { get; init; }
 

@@ -95,7 +95,7 @@ internal sealed class TransactionIds
             var before = Stopwatch.GetTimestamp();
             var wall = DateTimeOffset.UtcNow;
             var after = Stopwatch.GetTimestamp();
-            if (after - before <= ReadWithin || attempt == 2)
+            if (after - before <= ReadWithin || attempt == 9)
             {
                 return (wall, Stopwatch.GetElapsedTime(0, before + ((after - before) / 2)));
             }
@@ -122,9 +122,10 @@ internal sealed class TransactionIds
                 return (monotonic + kept, false);
             }
 
-            // Caught up (or set back again, too far): the wall clock from here.
-            Interlocked.CompareExchange(ref _bridge, null, bridge);
+            // Caught up (or set back again, too far): the wall clock from here. The lead first, so that a thread that finds
+            // the bridge gone does not compare its lead with the one from before the step and take it for a new step.
             Volatile.Write(ref _lead, lead);
+            Interlocked.CompareExchange(ref _bridge, null, bridge);
             return (wall, lead < kept);
         }
 

@@ -97,7 +97,7 @@ public class SubordinateUidFileTests
             Assert.That(file.Current.FindOwner(1002)?.Name, Is.EqualTo("alice"), "attribution itself is unchanged: the owner first");
         });
 
-        // Lookups within the hour list nothing again; the same lines read again (a new inode) are checked, not warned of again.
+        // Lookups within the hour list nothing again, nor does the same lines read again (a new inode: the same ranges).
         for (var i = 0; i < 1_000; i++)
         {
             _ = file.Current;
@@ -106,13 +106,18 @@ public class SubordinateUidFileTests
         Assert.That(Volatile.Read(ref listings), Is.EqualTo(1), "one listing for 1,000 lookups of an unchanged file");
         File.WriteAllText(path + ".new", File.ReadAllText(path));
         File.Move(path + ".new", path, overwrite: true);
-        await WaitForAsync(() => file.Current is not null && file.Loads == 2 && check.Checks >= 2);
-        Assert.That(log.Entries.Count(e => e.Text.Contains("holds the uids of other accounts", StringComparison.Ordinal)), Is.EqualTo(1));
+        await WaitForAsync(() => file.Current is not null && file.Loads == 2);
+        await Task.Delay(200);
+        Assert.Multiple(() =>
+        {
+            Assert.That(Volatile.Read(ref listings), Is.EqualTo(1), "the same ranges: not listed again within the hour");
+            Assert.That(log.Entries.Count(e => e.Text.Contains("holds the uids of other accounts", StringComparison.Ordinal)), Is.EqualTo(1));
+        });
 
         // Fixed by the admin: said so once.
         File.WriteAllText(path + ".new", "bob:100000:65536\nalice:200000:9000\n");
         File.Move(path + ".new", path, overwrite: true);
-        await WaitForAsync(() => file.Current is not null && file.Loads == 3 && check.Checks >= 3);
+        await WaitForAsync(() => file.Current is not null && file.Loads == 3 && check.Checks >= 2);
         Assert.That(log.Lines.Count(l => l.Contains("no range holds another account's uid (9 account(s) listed by the passwd database, 2 range(s)", StringComparison.Ordinal)),
             Is.EqualTo(1));
     }

@@ -33,12 +33,26 @@ public sealed class ListenerPipelineTests
     {
         // A released message goes out as it was held, past every later stage: a forged From held for a spam score (or a
         // suspended user's) and released would escape FromPolicy.Mode=Refuse if the policy came after the hold.
-        var options = new InterceptorOptions { Suspension = new SuspensionOptions { Action = SuspensionAction.Hold } };
+        // The spool directory under a test directory: the default is the package's /var/lib/smtp-interceptor, which a unit
+        // test must not create on the host (the packaging test then finds it owned by root).
+        var state = Directory.CreateTempSubdirectory("smtpi-pipeline-");
+        var options = new InterceptorOptions
+        {
+            Suspension = new SuspensionOptions { Action = SuspensionAction.Hold },
+            State = new StateOptions { Directory = state.FullName },
+        };
         var fromPolicy = new FromPolicyStage(new FromPolicyOptions { Mode = FromPolicyMode.Refuse }, includeSubdomains: false, new FixedDomainMap(DomainMap.Empty), NullLogger.Instance);
         var fixture = new PolicyFixture();
 
         var pipeline = ListenerPipeline.For(options, fixture.Suspensions, new NoHolds(), [fromPolicy, new SigningStandIn()], NullLogger.Instance);
 
-        Assert.That(pipeline.Stages.Select(s => s.Name), Is.EqualTo(new[] { "trace-header", "from-policy", "suspended-user", "dkim" }));
+        try
+        {
+            Assert.That(pipeline.Stages.Select(s => s.Name), Is.EqualTo(new[] { "trace-header", "from-policy", "suspended-user", "dkim" }));
+        }
+        finally
+        {
+            state.Delete(recursive: true);
+        }
     }
 }

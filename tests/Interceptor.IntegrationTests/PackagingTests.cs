@@ -334,6 +334,8 @@ public sealed partial class PackagingTests
         set -euo pipefail
         deb="$1"
         base="$(mktemp -d /tmp/smtpi-root.XXXXXX)"
+        # The directory is the host's (/tmp is shared): leave nothing behind, also on failure.
+        trap 'umount -lR "$base" 2>/dev/null || true; rmdir "$base" 2>/dev/null || true' EXIT
         mount --make-rprivate /
         mount -t tmpfs tmpfs "$base"
         mkdir -p "$base/upper" "$base/work" "$base/root"

@@ -13,10 +13,31 @@ namespace Interceptor.IntegrationTests;
 [CancelAfter(240_000)]
 public sealed class StoreFloodTests
 {
+    private readonly List<string> _alertFiles = [];
+
+    /// <summary>Where the alert command writes; removed after the test, whatever its result.</summary>
+    private string NewAlertFile()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "smtpi-alert-" + Guid.NewGuid().ToString("N"));
+        _alertFiles.Add(path);
+        return path;
+    }
+
+    [TearDown]
+    public void RemoveAlertFiles()
+    {
+        foreach (var path in _alertFiles)
+        {
+            File.Delete(path);
+        }
+
+        _alertFiles.Clear();
+    }
+
     [Test]
     public async Task Mail_refused_and_mail_rset_loops_are_tallied_not_stored_per_row_cut_off_by_the_error_limit_and_suspend_the_user()
     {
-        var alert = Path.Combine(Path.GetTempPath(), "smtpi-alert-" + Guid.NewGuid().ToString("N"));
+        var alert = NewAlertFile();
         // Suspension.UnsentLimit at its default, 1000 transactions ended before DATA within Suspension.RefusalWindowMinutes.
         var config = Config(
             ("Smtp.ErrorDelayMilliseconds", 1),
@@ -84,7 +105,7 @@ public sealed class StoreFloodTests
     [Test]
     public async Task Over_State_MaxBytes_the_oldest_rows_are_pruned_an_alert_runs_the_last_days_quota_stays_and_mail_flows()
     {
-        var alert = Path.Combine(Path.GetTempPath(), "smtpi-alert-" + Guid.NewGuid().ToString("N"));
+        var alert = NewAlertFile();
         var config = Config(
             ("State.MaxBytes", 2 * 1024 * 1024),
             ("Smtp.ErrorDelayMilliseconds", 1),

@@ -34,13 +34,20 @@ public class ClientCertificateAuthorityTests
     public void Load_refuses_a_key_others_can_read_naming_the_file_and_its_mode(UnixFileMode extra, string mode)
     {
         var directory = Directory.CreateTempSubdirectory("smtpi-ca-mode-").FullName;
-        var key = Path.Combine(directory, "ca.key");
-        File.Copy(TestClientCa.KeyPath, key);
-        File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite | extra);
+        try
+        {
+            var key = Path.Combine(directory, "ca.key");
+            File.Copy(TestClientCa.KeyPath, key);
+            File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite | extra);
 
-        var error = Assert.Throws<ClientTlsSetupException>(() => ClientCertificateAuthority.Load(TestClientCa.CertificatePath, key));
+            var error = Assert.Throws<ClientTlsSetupException>(() => ClientCertificateAuthority.Load(TestClientCa.CertificatePath, key));
 
-        Assert.That(error!.Message, Does.StartWith("ClientTls.CaKey: " + key).And.Contain($"mode {mode}"));
+            Assert.That(error!.Message, Does.StartWith("ClientTls.CaKey: " + key).And.Contain($"mode {mode}"));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     [Test]
@@ -49,14 +56,21 @@ public class ClientCertificateAuthorityTests
         using var ca = TestClientCa.Load();
         using var leaf = ca.Mint("mx.example.net", TimeSpan.FromDays(1));
         var directory = Directory.CreateTempSubdirectory("smtpi-ca-leaf-").FullName;
-        var (certificate, key) = (Path.Combine(directory, "leaf.crt"), Path.Combine(directory, "leaf.key"));
-        File.WriteAllText(certificate, leaf.ExportCertificatePem());
-        File.WriteAllText(key, leaf.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem());
-        File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        try
+        {
+            var (certificate, key) = (Path.Combine(directory, "leaf.crt"), Path.Combine(directory, "leaf.key"));
+            File.WriteAllText(certificate, leaf.ExportCertificatePem());
+            File.WriteAllText(key, leaf.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem());
+            File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
-        var error = Assert.Throws<ClientTlsSetupException>(() => ClientCertificateAuthority.Load(certificate, key));
+            var error = Assert.Throws<ClientTlsSetupException>(() => ClientCertificateAuthority.Load(certificate, key));
 
-        Assert.That(error!.Message, Does.Contain("not a CA certificate"));
+            Assert.That(error!.Message, Does.Contain("not a CA certificate"));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     [Test]

@@ -8,6 +8,9 @@ internal static class TestClientCa
     private static readonly Lazy<(string Certificate, string Key)> Files = new(() =>
     {
         var directory = Directory.CreateTempSubdirectory("smtpi-client-ca-").FullName;
+
+        // The whole run shares it: gone when the test process ends.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(directory, recursive: true);
         var (certificate, key) = (Path.Combine(directory, "ca.crt"), Path.Combine(directory, "ca.key"));
         ClientCertificateAuthority.Create(certificate, key, "unit.test");
         return (certificate, key);

@@ -101,8 +101,9 @@ internal sealed class DataTransfer(
 
                 if (timeouts.DataTooSlow(filter.Size))
                 {
+                    // Not counted as abandoned: the rate's clock also runs while we write upstream or spool, so a slow MX
+                    // (or another user's load on it) would charge an innocent client.
                     upstream.Abort();
-                    transaction.AbandonedByClient = true;
                     return new(timeouts.Expire(TimeoutReason.SlowData), TransactionOutcome.Refused, Close: true);
                 }
 

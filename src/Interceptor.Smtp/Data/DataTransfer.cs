@@ -85,7 +85,17 @@ internal sealed class DataTransfer(
                 {
                     var reading = timeouts.ReadDataAsync(client, token);
                     waited = !reading.IsCompleted;
-                    more = await reading;
+                    try
+                    {
+                        more = await reading;
+                    }
+                    catch (Exception e) when (e is IOException or SessionTimeoutException { Reason: TimeoutReason.Idle })
+                    {
+                        // A reset or silence is a hang-up too (else MAIL, RCPT, DATA and a reset would loop uncounted). Only
+                        // this read: a spool or upstream error of ours, or a shutdown, must not be charged to the client.
+                        transaction.AbandonedByClient = true;
+                        throw;
+                    }
                 }
 
                 // A message streamed faster than we relay it never makes the read wait: see ThreadBudget.

@@ -91,9 +91,9 @@ internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket ticke
     public bool ContentRefused { get; set; }
 
     /// <summary>
-    /// Set when the client closed the connection during DATA: the upstream dropped the partial message, and it counts as
-    /// unsent (<see cref="UnsentKind.AbandonedInData"/>). Not for our own failures mid-DATA (a spool error, a shutdown), nor
-    /// for data arriving too slowly (the rate's clock includes our upstream writes).
+    /// Set when the client closed, reset or went silent (the idle timeout) during DATA: the upstream dropped the partial
+    /// message, and it counts as unsent (<see cref="UnsentKind.AbandonedInData"/>). Not for our own failures mid-DATA (a
+    /// spool error, a shutdown), nor for data arriving too slowly (the rate's clock includes our upstream writes).
     /// </summary>
     public bool AbandonedByClient { get; set; }
 

@@ -142,6 +142,13 @@ internal sealed class SmtpTestClient(Socket socket) : IAsyncDisposable
         return new X509Certificate2(tls.RemoteCertificate!);
     }
 
+    /// <summary>Closes with a TCP reset instead of a FIN (SO_LINGER 0), as a client killed mid-transfer or a probe does.</summary>
+    public void Reset()
+    {
+        socket.LingerState = new LingerOption(true, 0);
+        socket.Close();
+    }
+
     public async ValueTask DisposeAsync() => await _stream.DisposeAsync();
 }
 

@@ -4,7 +4,8 @@ using Interceptor.Core.Options;
 namespace Interceptor.Tests.Smtp.Session;
 
 /// <summary>
-/// Issue 12.3 and 12.8 at the session: transactions that end before DATA are marked for tallying and count as errors;
+/// Issue 12.3 and 12.8 at the session: transactions that end before DATA are marked for tallying and count as errors,
+/// DATA abandoned by the client counts as unsent;
 /// the wait for the final dot's verdict outlives the session timeout.
 /// </summary>
 public class UnsentTransactionTests
@@ -35,6 +36,45 @@ public class UnsentTransactionTests
             Assert.That(replies[^1], Does.StartWith("421 4.7.0 Error: too many errors (5)"), string.Join("\n", replies));
             Assert.That(replies.Count(r => r.StartsWith("250", StringComparison.Ordinal)), Is.EqualTo(10), "five MAIL+RSET, then cut off");
             Assert.That(relay.Recorder.Events.Select(e => e.Unsent), Has.All.EqualTo(UnsentKind.Reset));
+        });
+    }
+
+    [TestCase("close")]
+    [TestCase("reset")]
+    [TestCase("silence")]
+    public async Task Data_abandoned_by_the_client_counts_as_unsent_however_it_hangs_up(string how)
+    {
+        // MAIL, RCPT, DATA and a hang-up in a loop probes which recipients an MX accepts: each must count toward
+        // Suspension.UnsentLimit. Before, only the clean close did; a reset or the idle timeout escaped as an exception.
+        await using var upstream = new ScriptedUpstream();
+        var options = RelayHarness.Options with { Smtp = RelayHarness.Options.Smtp with { IdleTimeout = TimeSpan.FromSeconds(1) } };
+        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, options);
+        var client = relay.Client;
+        await client.GreetAsync();
+        await client.CommandAsync("MAIL FROM:<alice@customer.test>");
+        await client.CommandAsync("RCPT TO:<bob@example.net>");
+        Assert.That((await client.CommandAsync("DATA")).Code, Is.EqualTo(354));
+        await client.SendAsync("Subject: probe\r\n\r\nhalf a message\r\n");
+
+        switch (how)
+        {
+            case "close":
+                await client.DisposeAsync();
+                break;
+            case "reset":
+                client.Reset();
+                break;
+            default:
+                Assert.That((await client.ReadReplyAsync(TimeSpan.FromSeconds(5))).Text, Does.StartWith("421 4.4.2 "));
+                break;
+        }
+
+        await Wait.ForAsync(relay.Session, "the session to end");
+        await Wait.UntilAsync(() => relay.Recorder.Events.Count >= 1, "the recorded transaction");
+        Assert.Multiple(() =>
+        {
+            Assert.That(relay.Recorder.Events.Single().Unsent, Is.EqualTo(UnsentKind.AbandonedInData));
+            Assert.That(relay.Recorder.Events.Single().Outcome, Is.EqualTo(TransactionOutcome.Refused));
         });
     }
 

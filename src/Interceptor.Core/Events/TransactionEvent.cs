@@ -58,6 +58,13 @@ public enum UnsentKind
     /// others: a loop of MAIL, RCPT, DATA and a hang-up would otherwise probe recipients at an MX without end.
     /// </summary>
     AbandonedInData,
+
+    /// <summary>
+    /// We could not judge or keep it during DATA (the scanner failed with <c>Scan.OnError</c> TempFail, the hold store was
+    /// full): the upstream dropped it. Not the client's content, so no content refusal and no upstream failure; but a
+    /// customer can cause it at will (content slow to scan, many parallel scans), so it is bounded like the others.
+    /// </summary>
+    FailedHere,
 }
 
 /// <summary>One mail transaction: what the accounting and the log record.</summary>

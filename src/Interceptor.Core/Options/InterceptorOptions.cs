@@ -313,8 +313,9 @@ public sealed record SuspensionOptions
     public TimeSpan RefusalWindow { get; init; } = TimeSpan.FromMinutes(60);
 
     /// <summary>
-    /// Suspend after this many transactions that ended before DATA (MAIL refused, MAIL+RSET loops, clients leaving after
-    /// MAIL) within <see cref="RefusalWindow"/>; 0 disables. Generous: address probes by legitimate code do this too.
+    /// Suspend after this many transactions that relayed nothing (MAIL refused, MAIL+RSET loops, clients leaving after
+    /// MAIL or during DATA, messages we could not scan or hold) within <see cref="RefusalWindow"/>; 0 disables. Generous:
+    /// address probes by legitimate code do this too, and so does a busy site's mail while the scanner is down.
     /// </summary>
     public int UnsentLimit { get; init; } = 1000;
 

@@ -18,6 +18,7 @@ public static partial class OptionsValidator
         }
 
         check(Within(scan.Timeout, Seconds(1), Seconds(600)), "Scan.TimeoutSeconds", "must be 1-600");
+        check(scan.MaxConcurrentPerUser is >= 1 and <= 1000, "Scan.MaxConcurrentPerUser", "must be 1-1000");
         check(scan.MaxSize.Bytes is >= 1024 and <= MostScannedBytes, "Scan.MaxBytes", $"must be 1024-{MostScannedBytes}");
         check(double.IsFinite(scan.RejectScore) && scan.RejectScore > 0, "Scan.RejectScore", "must be a score above 0");
         check(double.IsFinite(scan.HoldScore) && scan.HoldScore >= 0, "Scan.HoldScore", "must be 0 (never hold) or a score above 0");

@@ -52,4 +52,10 @@ public sealed record ScanOptions
     public double HoldScore { get; init; } = 8;
 
     public ScanErrorAction OnError { get; init; } = ScanErrorAction.TempFail;
+
+    /// <summary>
+    /// The most scans one user has at the scanner at once; more wait for one of theirs to end (within the timeout). The
+    /// scanner is shared: one customer's parallel sessions must not hold all its workers while everyone else times out.
+    /// </summary>
+    public int MaxConcurrentPerUser { get; init; } = 2;
 }

@@ -34,8 +34,8 @@ public sealed class AutoSuspensionRules(SuspensionOptions options, TimeProvider 
     }
 
     /// <summary>
-    /// Counts a transaction that ended before DATA (refused MAIL, MAIL+RSET loops); returns the reason to suspend, or null.
-    /// A script doing nothing but that fills logs and upstream sessions and probes addresses: past
+    /// Counts a transaction that relayed nothing (refused MAIL, MAIL+RSET loops, DATA abandoned or failed here); returns the
+    /// reason to suspend, or null. A script doing nothing but that fills logs and upstream sessions and probes addresses: past
     /// <see cref="SuspensionOptions.UnsentLimit"/> within <see cref="SuspensionOptions.RefusalWindow"/> it is stopped.
     /// </summary>
     public string? ObserveUnsent(uint uid, DateTimeOffset at, UnsentKind kind)
@@ -50,7 +50,7 @@ public sealed class AutoSuspensionRules(SuspensionOptions options, TimeProvider 
             var window = Window(_unsent, uid, options.RefusalWindow);
             window.Add(at, marked: false);
             return window.Count >= options.UnsentLimit
-                ? $"{window.Count} transactions ended before DATA within {options.RefusalWindow.TotalMinutes} min (limit {options.UnsentLimit}), the last: {Describe(kind)}"
+                ? $"{window.Count} transactions that relayed nothing within {options.RefusalWindow.TotalMinutes} min (limit {options.UnsentLimit}), the last: {Describe(kind)}"
                 : null;
         }
     }
@@ -63,7 +63,8 @@ public sealed class AutoSuspensionRules(SuspensionOptions options, TimeProvider 
         UnsentKind.ClientLeft => "the client left before DATA",
         UnsentKind.UpstreamRefused => "MAIL or every recipient refused upstream",
         UnsentKind.RefusedAtData => "refused at DATA before anything was relayed",
-        UnsentKind.AbandonedInData => "the client left or stalled during DATA, before its end",
+        UnsentKind.AbandonedInData => "the client left during DATA, before its end",
+        UnsentKind.FailedHere => "the message could not be scanned or held here (Scan.OnError, the hold store)",
         _ => kind.ToString(),
     };
 

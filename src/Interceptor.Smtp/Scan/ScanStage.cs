@@ -11,10 +11,13 @@ namespace Interceptor.Smtp.Scan;
 /// scores it. At or over <c>Scan.RejectScore</c> it is refused (550 5.7.1; the refusal counts toward automatic suspension
 /// like a quota refusal), in the hold band it is held, below it relayed. A scanner that cannot judge it (down, slow past
 /// <c>Scan.TimeoutSeconds</c>, answering garbage) leads to <c>Scan.OnError</c>: never a hang, never a 250 for a message
-/// that is neither relayed nor held. Messages over <c>Scan.MaxBytes</c> are relayed unscanned (logged).
+/// that is neither relayed nor held. Messages over <c>Scan.MaxBytes</c> are relayed unscanned (logged). A user has at
+/// most <c>Scan.MaxConcurrentPerUser</c> scans at the scanner; the wait for one counts toward the timeout.
 /// </summary>
 public sealed class ScanStage(IContentScanner scanner, ScanOptions options, string heloName, bool canHold, ILogger logger) : IMessageStage
 {
+    private readonly PerUserScanSlots _slots = new(options.MaxConcurrentPerUser);
+
     /// <summary>How many rule names the log line and the finding carry.</summary>
     public const int TopSymbols = 5;
 
@@ -38,17 +41,26 @@ public sealed class ScanStage(IContentScanner scanner, ScanOptions options, stri
         using (var bounded = CancellationTokenSource.CreateLinkedTokenSource(token))
         {
             bounded.CancelAfter(options.Timeout);
+            PerUserScanSlots.Lease? slot = null;
             try
             {
+                slot = await _slots.EnterAsync(origin.Uid, bounded.Token);
                 result = await scanner.ScanAsync(new ScanRequest(message, spool, heloName), bounded.Token);
             }
             catch (OperationCanceledException) when (!token.IsCancellationRequested)
             {
-                return OnError(message, $"no verdict within {options.Timeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s (Scan.TimeoutSeconds)");
+                var seconds = options.Timeout.TotalSeconds.ToString(CultureInfo.InvariantCulture);
+                return OnError(message, slot is null
+                    ? $"no free scan slot within {seconds} s (Scan.TimeoutSeconds): {_slots.PerUser} scans of user {origin.User} already running (Scan.MaxConcurrentPerUser)"
+                    : $"no verdict within {seconds} s (Scan.TimeoutSeconds)");
             }
             catch (ScanFailedException e)
             {
                 return OnError(message, e.Message);
+            }
+            finally
+            {
+                slot?.Dispose();
             }
         }
 

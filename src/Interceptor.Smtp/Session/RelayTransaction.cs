@@ -44,7 +44,7 @@ internal sealed class TransactionSink(ConnectionOrigin origin, ITransactionRecor
             transaction.Elapsed)
         {
             Outcome = outcome,
-            Unsent = transaction.FailedHere ? null
+            Unsent = transaction.FailedHere ? UnsentKind.FailedHere
                 : transaction.DataRefused ? UnsentKind.RefusedAtData
                 : transaction.DataStarted ? (transaction.AbandonedByClient ? UnsentKind.AbandonedInData : null)
                 : unsent,
@@ -97,7 +97,10 @@ internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket ticke
     /// </summary>
     public bool AbandonedByClient { get; set; }
 
-    /// <summary>Set when a stage failed on our side (<c>StageDecision.Defer</c>): nothing of it counts against the user.</summary>
+    /// <summary>
+    /// Set when a stage failed on our side (<c>StageDecision.Defer</c>): not a content refusal nor an upstream failure, but
+    /// unsent (<see cref="UnsentKind.FailedHere"/>), since a customer can cause it at will.
+    /// </summary>
     public bool FailedHere { get; set; }
 
     /// <summary>The upstream's last refusal of a RCPT in this transaction, if any.</summary>

@@ -94,7 +94,7 @@ public class TallyBookTests
         Assert.That(rules.ObserveUnsent(1001, clock.Now, UnsentKind.Reset), Is.Null);
         Assert.That(rules.ObserveUnsent(1002, clock.Now, UnsentKind.MailRefused), Is.Null, "another user's count is separate");
         Assert.That(rules.ObserveUnsent(1001, clock.Now, UnsentKind.MailRefused),
-            Is.EqualTo("3 transactions ended before DATA within 10 min (limit 3), the last: MAIL refused (a parameter the upstream does not support)"));
+            Is.EqualTo("3 transactions that relayed nothing within 10 min (limit 3), the last: MAIL refused (a parameter the upstream does not support)"));
 
         var off = new AutoSuspensionRules(new SuspensionOptions { UnsentLimit = 0 }, clock);
         Assert.That(Enumerable.Range(0, 5000).Select(_ => off.ObserveUnsent(1001, clock.Now, UnsentKind.Reset)), Has.All.Null, "0 disables");

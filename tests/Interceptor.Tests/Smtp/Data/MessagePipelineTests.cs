@@ -134,14 +134,15 @@ public class MessagePipelineTests
         Assert.That(final.Text, Does.StartWith("451 4.3.0 the message could not be held for review (No space left on device)"));
         Assert.That((await upstream.SessionAsync(0)).Messages, Is.Empty);
 
-        // Our disk failed, not her content: nothing of it counts toward her suspension rules (another user filling the hold
-        // store's disk would otherwise get her suspended): no content refusal, no unsent transaction, no upstream deferral.
+        // Our disk failed, not her content: no content refusal (50 an hour suspend; another user filling the hold store's
+        // disk would get her suspended) and no upstream deferral (the failure ratio). It relayed nothing, though, and she
+        // can make us fail at will, so it counts as unsent (the generous Suspension.UnsentLimit) under its own kind.
         await Wait.UntilAsync(() => session.Recorder.Events.Count >= 1, "the transaction recorded");
         var recorded = session.Recorder.Events.Single();
         Assert.Multiple(() =>
         {
             Assert.That(recorded.ContentRefused, Is.False);
-            Assert.That(recorded.Unsent, Is.Null, "not RefusedAtData (Suspension.UnsentLimit)");
+            Assert.That(recorded.Unsent, Is.EqualTo(UnsentKind.FailedHere), "not RefusedAtData: ours, not what she sent");
             Assert.That(recorded.Outcome, Is.EqualTo(TransactionOutcome.Refused), "refused by us, not Deferred (the failure ratio counts an upstream's deferrals)");
         });
     }

@@ -140,6 +140,21 @@ public class RelayTransactionTests
         Assert.That(recorder.Events.Single().Unsent, Is.EqualTo(expected));
     }
 
+    [Test]
+    public async Task A_transaction_a_stage_of_ours_failed_counts_as_unsent_of_its_own_kind_whatever_else_was_set()
+    {
+        // StageDecision.Defer (a scan that failed with Scan.OnError TempFail, a hold the store could not keep): a customer
+        // can cause it at will, and MAIL and RCPT reached the MX each time, so a loop of them must be bounded too.
+        var (transaction, recorder, _, _) = Start();
+        transaction.RecipientAnswered("bob@example.net", new SmtpReply(250, "2.1.5", "Ok"));
+        Assert.That(await transaction.BeginDataAsync(CancellationToken.None), Is.Null);
+        transaction.FailedHere = true;
+
+        await transaction.FinishAsync("451 4.7.0 the message could not be scanned for spam", TransactionOutcome.Refused, UnsentKind.ClientLeft, CancellationToken.None);
+
+        Assert.That(recorder.Events.Single().Unsent, Is.EqualTo(UnsentKind.FailedHere));
+    }
+
     /// <summary>The bug: this outcome was stored but never logged nor counted (the recorder never heard of it).</summary>
     [Test]
     public async Task A_mail_refused_for_a_parameter_the_upstream_cannot_honour_is_stored_logged_and_counted()

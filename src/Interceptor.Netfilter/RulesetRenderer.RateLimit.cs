@@ -61,6 +61,14 @@ public static partial class RulesetRenderer
         }
     }
 
+    /// <summary>
+    /// The intercepted ports and the listener's. A connection straight to the listener (not redirected) costs the daemon an
+    /// accept, an attribution and a 421 like a redirected one, so it spends the same bucket; without it a customer could
+    /// loop such connects at any rate. A redirected connection is counted once: this chain runs before the NAT chain, where
+    /// its port is still the intercepted one.
+    /// </summary>
+    internal static string RateLimitedPorts(RulesetSpec spec) => PortExpression([.. spec.Ports.Append(spec.ListenPort).Order()]);
+
     // After the suspensions (a suspended user is refused anyway) and after the exempt users (never limited): a SYN over
     // its uid's rate gets a TCP reset, so the client fails at once instead of retrying into the same full bucket.
     private static void RenderRateLimitRules(StringBuilder text, RulesetSpec spec, string ports)

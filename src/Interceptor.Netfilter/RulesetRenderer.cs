@@ -79,8 +79,9 @@ public static partial class RulesetRenderer
 
         OpenConnectionsPass(text);
 
-        // Exempt users first, on every port this chain refuses, or root, the MTA and the daemon could be refused.
-        var exemptPorts = PortExpression([.. spec.Ports.Concat(spec.BlockedPorts).Order()]);
+        // Exempt users first, on every port this chain refuses (the listener's too: the connection rate counts direct
+        // connections to it), or root, the MTA and the daemon could be refused.
+        var exemptPorts = PortExpression([.. spec.Ports.Concat(spec.BlockedPorts).Append(spec.ListenPort).Order()]);
         Line(text, 2, $"tcp dport {exemptPorts} meta skuid @{RulesetSpec.ExemptSetName} ct state new counter accept "
             + Comment($"Exempt users (set {RulesetSpec.ExemptSetName}) are never refused"));
         Line(text, 2, $"tcp dport {ports} meta skuid @{RulesetSpec.SuspendedSetName} ct state new counter reject with tcp reset "
@@ -88,7 +89,7 @@ public static partial class RulesetRenderer
 
         Line(text, 2, $"tcp dport {ports} meta skuid @{RulesetSpec.SuspendedSubordinateSetName} ct state new counter reject with tcp reset "
             + Comment($"Sub-UIDs of suspended users (set {RulesetSpec.SuspendedSubordinateSetName}): refused like their owners"));
-        RenderRateLimitRules(text, spec, ports);
+        RenderRateLimitRules(text, spec, RateLimitedPorts(spec));
 
         // A rule needs at least one port, so without blocked ports there is no rule rather than an empty match.
         if (spec.BlockedPorts.Count > 0)

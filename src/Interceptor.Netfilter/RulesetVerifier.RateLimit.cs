@@ -114,7 +114,8 @@ public static partial class RulesetVerifier
             differences.Add($"the rule in chain {chain} for {what} has a match or statement smtp-interceptor does not write: it {rule.Describe()}");
         }
 
-        var uncovered = spec.Ports.Where(p => !rule.Covers(p)).ToList();
+        // The listener's port too: a rule without it lets direct connections to the listener through at any rate.
+        var uncovered = spec.Ports.Append(spec.ListenPort).Where(p => !rule.Covers(p)).ToList();
         if (uncovered.Count > 0 && !rule.HasOtherMatch)
         {
             differences.Add($"the rule in chain {chain} for {what} does not cover port(s) {Join(uncovered)}");

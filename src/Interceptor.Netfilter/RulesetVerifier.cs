@@ -226,7 +226,7 @@ public static partial class RulesetVerifier
                 differences.Add($"the rule for set {RulesetSpec.ExemptSetName} in chain {chain} comes after a reject rule, so exempt users can be refused");
             }
 
-            var uncovered = spec.Ports.Concat(spec.BlockedPorts).Order().Where(p => !rules[exempt].Covers(p)).ToList();
+            var uncovered = spec.Ports.Concat(spec.BlockedPorts).Append(spec.ListenPort).Order().Where(p => !rules[exempt].Covers(p)).ToList();
             if (uncovered.Count > 0)
             {
                 differences.Add($"the rule for set {RulesetSpec.ExemptSetName} in chain {chain} does not cover port(s) {Join(uncovered)}");

@@ -66,6 +66,31 @@ public sealed partial class ConnectionRateTests
     }
 
     [Test]
+    public async Task Connections_straight_to_the_listener_spend_the_same_bucket_and_are_refused_by_the_kernel_over_it()
+    {
+        // Not redirected, each still costs the daemon an accept, an attribution and a 421: before, a loop of them ran at
+        // any rate. Bob connects to the listener itself at 50/s for 2 s.
+        await using var s = await Scenario.StartAsync(config: Config(
+            ("Limits.Default.ConnectionsPerSecond", Rate), ("Limits.Default.ConnectionsBurst", Burst)));
+        var counterBefore = await CounterAsync(s, "ratelimit_refused");
+
+        var bob = await ConnectLoopAsync(s, TestUsers.Bob, seconds: 2, interval: 0.02, host: "127.0.0.1", port: new DaemonConfig().ListenPort);
+
+        var counterAfter = await CounterAsync(s, "ratelimit_refused");
+        var listing = await NftTable.ListAsync(s.Ns, "table", "inet", NftTable.Name);
+        var context = $"\nbob: {bob}\n{listing}{s.Describe()}";
+        Assert.Multiple(() =>
+        {
+            Assert.That(bob.Refused, Is.GreaterThan(30), "most of bob's direct connects are refused by the kernel" + context);
+            Assert.That(bob.Connected, Is.InRange(Burst, MostAllowed(bob.Seconds)), "bob gets his burst and his rate, no more" + context);
+            Assert.That(counterAfter - counterBefore, Is.EqualTo(bob.Refused), "counted by the meter's counter" + context);
+        });
+
+        // Alice, whose bucket is her own, still sends.
+        Assert.That((await SendAsync(s, TestUsers.Alice, "alice-after")).Reply("BODY")?.Code, Is.EqualTo(250), context);
+    }
+
+    [Test]
     public async Task A_users_own_rate_replaces_the_default_for_that_user_only_with_its_own_counter()
     {
         // Alice may open 1000/s; bob has a burst of 1 of his own (his rate follows the default 2/s).
@@ -147,10 +172,10 @@ public sealed partial class ConnectionRateTests
         return node["counter"]!["packets"]!.GetValue<long>();
     }
 
-    private static async Task<LoopResult> ConnectLoopAsync(Scenario s, TestUser user, double seconds, double interval)
+    private static async Task<LoopResult> ConnectLoopAsync(Scenario s, TestUser user, double seconds, double interval, string host = "127.0.0.2", int port = 25)
     {
         var run = await s.Ns.RunAsUserAsync(user, Requirements.Python,
-            ["-I", "-c", ConnectLoop, "127.0.0.2", "25", seconds.ToString(CultureInfo.InvariantCulture), interval.ToString(CultureInfo.InvariantCulture)],
+            ["-I", "-c", ConnectLoop, host, port.ToString(CultureInfo.InvariantCulture), seconds.ToString(CultureInfo.InvariantCulture), interval.ToString(CultureInfo.InvariantCulture)],
             TimeSpan.FromSeconds(60));
         var line = run.Stdout.Split('\n').LastOrDefault(l => l.StartsWith('{'));
         Assert.That(line, Is.Not.Null, "the connect loop printed no result\n" + run.Describe());

@@ -17,13 +17,13 @@ public class RateLimitRenderingTests
     }
 
     [Test]
-    public void The_default_meter_is_keyed_on_the_uid_leaves_out_own_users_and_covers_every_intercepted_port()
+    public void The_default_meter_is_keyed_on_the_uid_leaves_out_own_users_and_covers_every_intercepted_port_and_the_listeners()
     {
         var script = RulesetRenderer.Render(Plain with { DefaultConnectionRate = new(7, 9) });
         var rule = script.Split('\n').Single(l => l.Contains("update @ratelimit_meter", StringComparison.Ordinal));
 
         Assert.That(rule.Trim(), Does.StartWith(
-            "tcp dport { 25, 587 } meta skuid != @ratelimit_own_users ct state new update @ratelimit_meter { meta skuid limit rate over 7/second burst 9 packets } counter name \"ratelimit_refused\" reject with tcp reset"));
+            "tcp dport { 25, 587, 10025 } meta skuid != @ratelimit_own_users ct state new update @ratelimit_meter { meta skuid limit rate over 7/second burst 9 packets } counter name \"ratelimit_refused\" reject with tcp reset"));
         Assert.That(script, Does.Contain("counter ratelimit_refused {"));
         Assert.That(script, Does.Not.Contain("ratelimit_refused_uid"));
     }

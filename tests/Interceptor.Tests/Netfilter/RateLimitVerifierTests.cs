@@ -27,6 +27,19 @@ public class RateLimitVerifierTests
     }
 
     [Test]
+    public void A_meter_rule_that_leaves_out_the_listeners_port_is_reported()
+    {
+        // Direct connections to the listener would then escape the connection rate (each costs the daemon an accept, an
+        // attribution and a 421).
+        var differences = Differences("rate-limit-without-listener.json", RateLimited);
+
+        Assert.That(differences, Is.EqualTo(new[]
+        {
+            "the rule in chain output_filter for the default connection rate (20/s burst 50, set ratelimit_meter) does not cover port(s) 10025",
+        }));
+    }
+
+    [Test]
     public void A_missing_meter_rule_is_reported()
     {
         var differences = Differences("rate-limit-rule-missing.json", RateLimited);

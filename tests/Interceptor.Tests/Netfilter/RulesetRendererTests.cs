@@ -121,7 +121,7 @@ public class RulesetRendererTests
     {
         var filter = Rules(Everything).Take(4).ToList();
 
-        Assert.That(filter[0], Does.StartWith("tcp dport { 25, 465, 587, 2525 } meta skuid @exempt_uids ct state new counter accept"));
+        Assert.That(filter[0], Does.StartWith("tcp dport { 25, 465, 587, 2525, 10025 } meta skuid @exempt_uids ct state new counter accept"));
         Assert.That(filter[1], Does.StartWith("tcp dport { 25, 587, 2525 } meta skuid @suspended_uids ct state new counter reject with tcp reset"));
         Assert.That(filter[2], Does.StartWith("tcp dport { 25, 587, 2525 } meta skuid @suspended_subuids ct state new counter reject with tcp reset"));
         Assert.That(filter[3], Does.StartWith("tcp dport 465 ct state new counter reject with tcp reset"));
@@ -184,7 +184,7 @@ public class RulesetRendererTests
         var script = RulesetRenderer.Render(SeveralPortsAndUids);
 
         Assert.That(script, Does.Not.Contain("BlockedPorts"));
-        Assert.That(script, Does.Contain("tcp dport { 25, 587, 2525 } meta skuid @exempt_uids ct state new counter accept"));
+        Assert.That(script, Does.Contain("tcp dport { 25, 587, 2525, 10025 } meta skuid @exempt_uids ct state new counter accept"));
     }
 
     [Test]

@@ -162,7 +162,7 @@ public class RulesetVerifierTests
                 {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "established"}},
                 {"accept": null}]}},
               {"rule": {"family": "inet", "table": "smtp_interceptor", "chain": "output_filter", "expr": [
-                {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [{"range": [25, 26]}, 587]}}},
+                {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [{"range": [25, 26]}, 587, 10025]}}},
                 {"match": {"op": "==", "left": {"meta": {"key": "skuid"}}, "right": "@exempt_uids"}},
                 {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["new"]}},
                 {"accept": null}]}},

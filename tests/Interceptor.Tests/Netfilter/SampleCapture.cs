@@ -43,6 +43,7 @@ public class SampleCapture
         ("rate-limits.json", RulesetRendererTests.RateLimited, s => s, _ => { }),
         ("rate-limit-tampered.json", RulesetRendererTests.RateLimited, s => ReplaceInLine(s, "update @ratelimit_meter", "over 20/second", "over 1000/second"), _ => { }),
         ("rate-limit-rule-missing.json", RulesetRendererTests.RateLimited, s => RemoveLine(s, "update @ratelimit_meter"), _ => { }),
+        ("rate-limit-without-listener.json", RulesetRendererTests.RateLimited, s => ReplaceInLine(s, "update @ratelimit_meter", "2525, 10025 }", "2525 }"), _ => { }),
         ("user-rate-tampered.json", RulesetRendererTests.RateLimited, s => ReplaceInLine(s, "meta skuid 1005 ct state new", "burst 10 packets", "burst 100 packets"), _ => { }),
         ("subuid-rates.json", RulesetRendererTests.SubordinateRated, s => s, _ => { }),
         ("subuid-single-uid.json", RulesetRendererTests.SubordinateSingleUid, s => s, _ => { }),

@@ -20,7 +20,7 @@ public class SubordinateRateTests
         var lines = Lines(Spec);
 
         Assert.That(lines, Has.One.StartWith(
-            "tcp dport { 25, 587, 2525 } meta skuid 600000-665535 ct state new limit rate over 20/second burst 50 packets counter name \"ratelimit_refused_subuids_uid1007\" reject with tcp reset"));
+            "tcp dport { 25, 587, 2525, 10025 } meta skuid 600000-665535 ct state new limit rate over 20/second burst 50 packets counter name \"ratelimit_refused_subuids_uid1007\" reject with tcp reset"));
         Assert.That(lines, Has.One.EqualTo("counter ratelimit_refused_subuids_uid1007 {"));
     }
 
@@ -30,7 +30,7 @@ public class SubordinateRateTests
         var lines = Lines(Spec);
 
         Assert.That(lines, Has.One.StartWith(
-            "tcp dport { 25, 587, 2525 } meta skuid { 500000-500099, 700000-765535 } ct state new limit rate over 5/second burst 10 packets counter name \"ratelimit_refused_subuids_uid1005\" reject"));
+            "tcp dport { 25, 587, 2525, 10025 } meta skuid { 500000-500099, 700000-765535 } ct state new limit rate over 5/second burst 10 packets counter name \"ratelimit_refused_subuids_uid1005\" reject"));
     }
 
     [Test]
@@ -57,7 +57,7 @@ public class SubordinateRateTests
         Assert.That(owner, Is.GreaterThan(suspended));
         Assert.That(meter, Is.GreaterThan(owner));
         Assert.That(lines[meter], Does.StartWith(
-            "tcp dport { 25, 587, 2525 } meta skuid != @ratelimit_own_users meta skuid != @ratelimit_subuids ct state new update @ratelimit_meter"));
+            "tcp dport { 25, 587, 2525, 10025 } meta skuid != @ratelimit_own_users meta skuid != @ratelimit_subuids ct state new update @ratelimit_meter"));
     }
 
     [Test]

@@ -112,20 +112,27 @@ public sealed partial class SqliteStateStore
         var quotaHistoryTarget = Math.Max(target, StoreBudget.Target(maxBytes));
         var before = used;
         long deleted = 0;
+        var prunedUsers = new List<string>();
         var tier = PruneTier.BeyondQuotaWindow;
         while (true)
         {
             var currentTier = tier;
             var tierTarget = tier == PruneTier.QuotaHistory ? quotaHistoryTarget : target;
-            var (removed, usedNow) = await _writer.EnqueueAsync(
+            var (removed, usedNow, whose) = await _writer.EnqueueAsync(
                 s =>
                 {
                     var rows = StoreBudget.RowsToDelete(StoreBudget.UsedBytes(s.Connection), tierTarget, StoreBudget.RowCount(s.Connection));
-                    var gone = rows == 0 ? 0 : StoreBudget.DeleteOldest(s.Connection, currentTier, rows, quotaWindowStart);
-                    return (gone, StoreBudget.UsedBytes(s.Connection));
+                    StoreContributor? pruned = null;
+                    var gone = rows == 0 ? 0 : StoreBudget.DeleteOldest(s.Connection, currentTier, rows, quotaWindowStart, out pruned);
+                    return (gone, StoreBudget.UsedBytes(s.Connection), pruned);
                 },
                 cancellationToken);
             deleted += removed;
+            if (removed > 0 && whose?.ToString() is { } user && !prunedUsers.Contains(user))
+            {
+                prunedUsers.Add(user);
+            }
+
             used = usedNow;
             if (used <= tierTarget)
             {
@@ -144,7 +151,7 @@ public sealed partial class SqliteStateStore
         }
 
         var oldest = await _writer.EnqueueAsync(s => StoreBudget.OldestRow(s.Connection), cancellationToken);
-        return new PruneReport(before, used, limit, deleted, tier, oldest);
+        return new PruneReport(before, used, limit, deleted, tier, oldest) { PrunedUsers = prunedUsers };
     }
 
     /// <summary>Free bytes on the state filesystem for an unprivileged writer; long.MaxValue when it cannot be read.</summary>

@@ -8,7 +8,10 @@ public enum PruneTier
     /// <summary>Rows older than the quota window (the last day): nothing the quotas need.</summary>
     BeyondQuotaWindow,
 
-    /// <summary>Rows of the last day that no quota counts: refusals, tallies, transactions not (possibly) sent.</summary>
+    /// <summary>
+    /// Rows of the last day that no quota counts (refusals, tallies, transactions not possibly sent), those of the user
+    /// with the most of them first.
+    /// </summary>
     NotCountedByQuotas,
 
     /// <summary>Anything, oldest first, the last day's deliveries included: the quotas of the last day lose history.</summary>
@@ -24,6 +27,9 @@ public enum PruneTier
 /// <param name="OldestKept">The oldest row still in the store, if any.</param>
 public sealed record PruneReport(long UsedBefore, long UsedAfter, long Limit, long RowsDeleted, PruneTier DeepestTier, DateTimeOffset? OldestKept)
 {
+    /// <summary>Whose rows of the last day that no quota counts were deleted, in order ("uid 1002 (bob)"): the log names them.</summary>
+    public IReadOnlyList<string> PrunedUsers { get; init; } = [];
+
     public bool QuotaHistoryLost => DeepestTier == PruneTier.QuotaHistory && RowsDeleted > 0;
 }
 
@@ -115,8 +121,11 @@ public static class StoreBudget
     /// <summary>
     /// Deletes about <paramref name="rows"/> of the oldest rows the tier allows, across the three tables (oldest first
     /// overall, not per table); returns how many went. <paramref name="quotaWindowStart"/> is the start of the last day.
+    /// In <see cref="PruneTier.NotCountedByQuotas"/> only rows of the user whose uncounted rows take the most room
+    /// (<paramref name="pruned"/>), and only down to the next user's share: the last day's records of refusals are what a
+    /// customer flooding the store makes, and oldest first would spend everyone else's records to keep the rest of hers.
     /// </summary>
-    internal static int DeleteOldest(SqliteConnection connection, PruneTier tier, int rows, DateTimeOffset quotaWindowStart)
+    internal static int DeleteOldest(SqliteConnection connection, PruneTier tier, int rows, DateTimeOffset quotaWindowStart, out StoreContributor? pruned)
     {
         var (transactions, refusals, tallies) = tier switch
         {
@@ -124,6 +133,21 @@ public static class StoreBudget
             PruneTier.NotCountedByQuotas => ("outcome NOT IN ('Delivered', 'Pending', 'Unknown', 'Held')", "1", "1"),
             _ => ("1", "1", "1"),
         };
+
+        pruned = null;
+        if (tier == PruneTier.NotCountedByQuotas)
+        {
+            pruned = StoreContributor.Largest(connection, transactions);
+            if (pruned is not { } top)
+            {
+                return 0;
+            }
+
+            rows = Math.Min(rows, top.RowsAboveNext(Math.Max(MinChunk, rows / 4)));
+            (transactions, refusals, tallies) = ($"({transactions}) AND uid = $uid", "uid = $uid", "uid = $uid");
+        }
+
+        var uid = pruned?.Uid ?? -1;
 
         // The time of the rows-th oldest candidate: everything up to it goes (ties may take a few more).
         long? cutoff;
@@ -137,6 +161,7 @@ public static class StoreBudget
                 """;
             command.Parameters.AddWithValue("$window", quotaWindowStart.UtcTicks);
             command.Parameters.AddWithValue("$offset", Math.Max(0, rows - 1));
+            command.Parameters.AddWithValue("$uid", uid);
             cutoff = command.ExecuteScalar() as long?;
         }
 
@@ -147,6 +172,7 @@ public static class StoreBudget
             delete.CommandText = $"DELETE FROM {table} WHERE ({condition}) AND {column} <= $cutoff;";
             delete.Parameters.AddWithValue("$window", quotaWindowStart.UtcTicks);
             delete.Parameters.AddWithValue("$cutoff", cutoff ?? long.MaxValue);
+            delete.Parameters.AddWithValue("$uid", uid);
             deleted += delete.ExecuteNonQuery();
         }
 

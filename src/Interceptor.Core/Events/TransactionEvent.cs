@@ -60,9 +60,10 @@ public enum UnsentKind
     AbandonedInData,
 
     /// <summary>
-    /// We could not judge or keep it during DATA (the scanner failed with <c>Scan.OnError</c> TempFail, the hold store was
-    /// full): the upstream dropped it. Not the client's content, so no content refusal and no upstream failure; but a
-    /// customer can cause it at will (content slow to scan, many parallel scans), so it is bounded like the others.
+    /// We could not scan it during DATA through the client's own doing (her scans held all her slots, or the scanner timed
+    /// out on her message while it judged everyone else's): the upstream dropped it. No content refusal and no upstream
+    /// failure; but a loop of them probes recipients like the others, so it is bounded like them. Failures another user
+    /// may have caused (a full disk, a scanner down or wedged) are not this: they count toward nothing.
     /// </summary>
     FailedHere,
 }

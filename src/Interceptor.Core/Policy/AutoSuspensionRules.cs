@@ -63,8 +63,8 @@ public sealed class AutoSuspensionRules(SuspensionOptions options, TimeProvider 
         UnsentKind.ClientLeft => "the client left before DATA",
         UnsentKind.UpstreamRefused => "MAIL or every recipient refused upstream",
         UnsentKind.RefusedAtData => "refused at DATA before anything was relayed",
-        UnsentKind.AbandonedInData => "the client left during DATA, before its end",
-        UnsentKind.FailedHere => "the message could not be scanned or held here (Scan.OnError, the hold store)",
+        UnsentKind.AbandonedInData => "the client left or trickled during DATA, before its end",
+        UnsentKind.FailedHere => "the message could not be scanned here (her scans held her slots, or timed out while others' passed)",
         _ => kind.ToString(),
     };
 

@@ -136,7 +136,9 @@ public sealed class StoreRetention(
             + "stay; deleting rows gives no disk back anyway): free space on the state filesystem" : report.DeepestTier switch
         {
             PruneTier.BeyondQuotaWindow => "only rows older than the last day were deleted; quotas are intact",
-            PruneTier.NotCountedByQuotas => "rows of the last day that no quota counts were deleted too; quotas are intact",
+            PruneTier.NotCountedByQuotas => report.PrunedUsers.Count == 0
+                ? "rows of the last day that no quota counts were deleted too; quotas are intact"
+                : $"rows of the last day that no quota counts were deleted too, those of the users whose rows took the most room first: {string.Join(", ", report.PrunedUsers)}; quotas are intact",
             _ => "the cap left no choice: deliveries of the last day were deleted, so quotas of the last day undercount after a restart",
         };
         return string.Create(CultureInfo.InvariantCulture,

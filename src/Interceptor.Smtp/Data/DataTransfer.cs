@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using Interceptor.Core.Events;
 using Interceptor.Core.Replies;
 using Interceptor.Smtp.IO;
@@ -74,6 +75,10 @@ internal sealed class DataTransfer(
         headers.Span.CopyTo(output);
         var held = headers.Length;
         UpstreamException? upstreamFailure = null;
+        var spoolFailed = false;
+
+        // The time spent waiting for the client's bytes (not our writes upstream or to the spool): see DataTooSlow below.
+        long clientWaitTicks = 0;
         timeouts.StartData();
         try
         {
@@ -83,6 +88,7 @@ internal sealed class DataTransfer(
                 var waited = false;
                 if (!client.HasBufferedData)
                 {
+                    var readStarted = Stopwatch.GetTimestamp();
                     var reading = timeouts.ReadDataAsync(client, token);
                     waited = !reading.IsCompleted;
                     try
@@ -95,6 +101,11 @@ internal sealed class DataTransfer(
                         // this read: a spool or upstream error of ours, or a shutdown, must not be charged to the client.
                         transaction.AbandonedByClient = true;
                         throw;
+                    }
+
+                    if (waited)
+                    {
+                        clientWaitTicks += Stopwatch.GetTimestamp() - readStarted;
                     }
                 }
 
@@ -111,8 +122,10 @@ internal sealed class DataTransfer(
 
                 if (timeouts.DataTooSlow(filter.Size))
                 {
-                    // Not counted as abandoned: the rate's clock also runs while we write upstream or spool, so a slow MX
-                    // (or another user's load on it) would charge an innocent client.
+                    // Counted as abandoned (MAIL, RCPT, DATA and a trickle would otherwise probe recipients uncounted) only
+                    // when most of the time went into waiting for her bytes: the rate's clock also runs while we write
+                    // upstream or spool, and a slow MX (or another user's load on it) must not charge an innocent client.
+                    transaction.AbandonedByClient = Stopwatch.GetElapsedTime(0, clientWaitTicks) > timeouts.DataElapsed / 2;
                     upstream.Abort();
                     return new(timeouts.Expire(TimeoutReason.SlowData), TransactionOutcome.Refused, Close: true);
                 }
@@ -140,11 +153,16 @@ internal sealed class DataTransfer(
                 // Streamed, the last chunk stays in the buffer to go out with the end marker.
                 if ((!filter.Completed || spool is not null) && held > 0)
                 {
-                    if (filter.Problem == DataProblem.None && guard.Problem == DataProblem.None && upstreamFailure is null)
+                    if (filter.Problem == DataProblem.None && guard.Problem == DataProblem.None && upstreamFailure is null && !spoolFailed)
                     {
-                        upstreamFailure = spool is null
-                            ? await TryWriteUpstreamAsync(output.AsMemory(0, held), token)
-                            : await AppendAsync(spool, output.AsMemory(0, held), token);
+                        if (spool is null)
+                        {
+                            upstreamFailure = await TryWriteUpstreamAsync(output.AsMemory(0, held), token);
+                        }
+                        else
+                        {
+                            spoolFailed = !await TryAppendAsync(spool, output.AsMemory(0, held), message, token);
+                        }
                     }
 
                     held = 0;
@@ -161,6 +179,15 @@ internal sealed class DataTransfer(
                 return new(RefusalFor(problem), TransactionOutcome.Refused);
             }
 
+            if (spoolFailed)
+            {
+                // Ours (the spool's disk, which any user may have filled), not the client's: the rest of the message was read
+                // and dropped, so the session goes on with a precise reply instead of a cut connection. Counted toward nothing.
+                upstream.Abort();
+                transaction.FailedHere = true;
+                return new(new SmtpReply(451, "4.3.0", "the message could not be kept for the checks before relaying (a local error on our side, logged); try again later"), TransactionOutcome.Refused);
+            }
+
             if (guard.Renamed > 0)
             {
                 SessionLog.RenamedTraceHeaders(logger, guard.Renamed, TraceHeader.Name, transaction.Id, message.Origin.Uid, message.Origin.User);
@@ -175,6 +202,7 @@ internal sealed class DataTransfer(
                     transaction.DataRefused = verdict.Decision == StageDecision.Refuse;
                     transaction.ContentRefused = verdict.Decision == StageDecision.Refuse && verdict.Finding is not null;
                     transaction.FailedHere = verdict.Decision == StageDecision.Defer;
+                    transaction.FailureChargedToClient = transaction.FailedHere && verdict.ChargedToSender;
                     var reply = verdict.Reply!;
                     SessionLog.StageStopped(logger, stage!, transaction.Id, message.Origin.Uid, message.Origin.User, reply);
                     // Our own failure is Refused (by us, nothing relayed), not Deferred: an upstream's deferrals count toward the
@@ -271,10 +299,19 @@ internal sealed class DataTransfer(
         }
     }
 
-    private static async Task<UpstreamException?> AppendAsync(IMessageSpool spool, ReadOnlyMemory<byte> data, CancellationToken token)
+    /// <summary>False when the spool could not keep the bytes (logged at once, naming the user: the client may never see the end).</summary>
+    private async Task<bool> TryAppendAsync(IMessageSpool spool, ReadOnlyMemory<byte> data, MessageContext message, CancellationToken token)
     {
-        await spool.AppendAsync(data, token);
-        return null;
+        try
+        {
+            await spool.AppendAsync(data, token);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            SessionLog.SpoolFailed(logger, message.TransactionId, message.Origin.Uid, message.Origin.User, e.Message);
+            return false;
+        }
     }
 
     private SmtpReply RefusalFor(DataProblem problem) => problem switch

@@ -27,9 +27,18 @@ public static class ScanPipeline
         return new ScanStage(scanner, scan, options.Relay.HeloName, canHold, logger);
     }
 
-    /// <summary>The spool of every stage that needs the whole message: memory, then a private file under State.Directory.</summary>
+    /// <summary>
+    /// The spool of every stage that needs the whole message: memory, then a private file under State.Directory. It keeps
+    /// the wire form, which may be up to twice the size the message limit counts (every bare LF becomes CRLF, a line's
+    /// leading dot is doubled), so a message within its limit never fills it.
+    /// </summary>
     public static FileMessageSpoolFactory SpoolsFor(InterceptorOptions options) =>
-        new(Path.Combine(options.State.Directory, SpoolDirectoryName), LargestMessage(options.Limits));
+        new(Path.Combine(options.State.Directory, SpoolDirectoryName), SpoolBytesFor(LargestMessage(options.Limits)));
+
+    internal static long SpoolBytesFor(long largestMessage) => largestMessage > (long.MaxValue - HeaderSlack) / 2 ? long.MaxValue : (2 * largestMessage) + HeaderSlack;
+
+    // The renamed client trace headers and the like: a message's own header lines grow by a few bytes each.
+    private const long HeaderSlack = 64 * 1024;
 
     /// <summary>The largest message any user may send: no spool grows past it.</summary>
     internal static long LargestMessage(LimitsOptions limits) =>

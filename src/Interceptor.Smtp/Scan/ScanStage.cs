@@ -17,6 +17,7 @@ namespace Interceptor.Smtp.Scan;
 public sealed class ScanStage(IContentScanner scanner, ScanOptions options, string heloName, bool canHold, ILogger logger) : IMessageStage
 {
     private readonly PerUserScanSlots _slots = new(options.MaxConcurrentPerUser);
+    private readonly ScannerHealth _health = new(2 * options.Timeout);
 
     /// <summary>How many rule names the log line and the finding carry.</summary>
     public const int TopSymbols = 5;
@@ -50,13 +51,22 @@ public sealed class ScanStage(IContentScanner scanner, ScanOptions options, stri
             catch (OperationCanceledException) when (!token.IsCancellationRequested)
             {
                 var seconds = options.Timeout.TotalSeconds.ToString(CultureInfo.InvariantCulture);
-                return OnError(message, slot is null
-                    ? $"no free scan slot within {seconds} s (Scan.TimeoutSeconds): {_slots.PerUser} scans of user {origin.User} already running (Scan.MaxConcurrentPerUser)"
-                    : $"no verdict within {seconds} s (Scan.TimeoutSeconds)");
+                if (slot is null)
+                {
+                    // Her own scans held her slots: never Scan.OnError's Accept (two slow messages would let a third through
+                    // unscanned), and hers to count.
+                    var reason = $"no free scan slot within {seconds} s (Scan.TimeoutSeconds): {_slots.PerUser} scans of user {origin.User} already running (Scan.MaxConcurrentPerUser)";
+                    ScanLog.Failed(logger, message.TransactionId, origin.Uid, origin.User, scanner.Name, reason, ScanErrorAction.TempFail);
+                    return StageVerdict.Defer(CouldNotScan(reason), chargedToSender: true);
+                }
+
+                return OnError(message, $"no verdict within {seconds} s (Scan.TimeoutSeconds)", chargedToSender: _health.FailedFor(origin.Uid));
             }
             catch (ScanFailedException e)
             {
-                return OnError(message, e.Message);
+                // Refused connections and garbage are the scanner's trouble, whoever sent the message.
+                _health.FailedFor(origin.Uid);
+                return OnError(message, e.Message, chargedToSender: false);
             }
             finally
             {
@@ -64,6 +74,7 @@ public sealed class ScanStage(IContentScanner scanner, ScanOptions options, stri
             }
         }
 
+        _health.Succeeded(origin.Uid);
         return Judge(message, result);
     }
 
@@ -93,8 +104,12 @@ public sealed class ScanStage(IContentScanner scanner, ScanOptions options, stri
         return StageVerdict.Continue;
     }
 
-    /// <summary>Scan.OnError. A TempFail carries no finding: the client's content was not judged, so it is not counted against them.</summary>
-    private StageVerdict OnError(MessageContext message, string reason)
+    /// <summary>
+    /// Scan.OnError. A TempFail carries no finding: the client's content was not judged, so it is no content refusal. It
+    /// counts as unsent only when <paramref name="chargedToSender"/>: the scanner timed out on her message while it judged
+    /// everyone else's (<see cref="ScannerHealth"/>).
+    /// </summary>
+    private StageVerdict OnError(MessageContext message, string reason, bool chargedToSender)
     {
         var origin = message.Origin;
         ScanLog.Failed(logger, message.TransactionId, origin.Uid, origin.User, scanner.Name, reason, options.OnError);
@@ -102,9 +117,11 @@ public sealed class ScanStage(IContentScanner scanner, ScanOptions options, stri
         {
             ScanErrorAction.Accept => StageVerdict.Continue,
             ScanErrorAction.Hold when canHold => StageVerdict.Hold(new StageFinding($"not scanned: {reason}")),
-            _ => StageVerdict.Defer(new SmtpReply(451, "4.7.0", $"the message could not be scanned for spam ({reason}); try again later")),
+            _ => StageVerdict.Defer(CouldNotScan(reason), chargedToSender),
         };
     }
+
+    private static SmtpReply CouldNotScan(string reason) => new(451, "4.7.0", $"the message could not be scanned for spam ({reason}); try again later");
 
     private static string Number(double value) => value.ToString("0.##", CultureInfo.InvariantCulture);
 }

@@ -44,7 +44,7 @@ internal sealed class TransactionSink(ConnectionOrigin origin, ITransactionRecor
             transaction.Elapsed)
         {
             Outcome = outcome,
-            Unsent = transaction.FailedHere ? UnsentKind.FailedHere
+            Unsent = transaction.FailedHere ? (transaction.FailureChargedToClient ? UnsentKind.FailedHere : null)
                 : transaction.DataRefused ? UnsentKind.RefusedAtData
                 : transaction.DataStarted ? (transaction.AbandonedByClient ? UnsentKind.AbandonedInData : null)
                 : unsent,
@@ -91,17 +91,22 @@ internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket ticke
     public bool ContentRefused { get; set; }
 
     /// <summary>
-    /// Set when the client closed, reset or went silent (the idle timeout) during DATA: the upstream dropped the partial
-    /// message, and it counts as unsent (<see cref="UnsentKind.AbandonedInData"/>). Not for our own failures mid-DATA (a
-    /// spool error, a shutdown), nor for data arriving too slowly (the rate's clock includes our upstream writes).
+    /// Set when the client closed, reset or went silent (the idle timeout) during DATA, or sent it below the minimum rate
+    /// while we mostly waited for it: the upstream dropped the partial message, and it counts as unsent
+    /// (<see cref="UnsentKind.AbandonedInData"/>). Not for our own failures mid-DATA (a spool error, a shutdown), nor for a
+    /// rate low because of our upstream writes (a slow MX).
     /// </summary>
     public bool AbandonedByClient { get; set; }
 
     /// <summary>
-    /// Set when a stage failed on our side (<c>StageDecision.Defer</c>): not a content refusal nor an upstream failure, but
-    /// unsent (<see cref="UnsentKind.FailedHere"/>), since a customer can cause it at will.
+    /// Set when a stage failed on our side (<c>StageDecision.Defer</c>) or the spool could not keep the message: not a
+    /// content refusal nor an upstream failure. It counts as unsent (<see cref="UnsentKind.FailedHere"/>) only with
+    /// <see cref="FailureChargedToClient"/>: another user (a full disk, a wedged scanner) may be what made us fail.
     /// </summary>
     public bool FailedHere { get; set; }
+
+    /// <summary>Set with <see cref="FailedHere"/> when the stage could tell the failure was the client's own doing.</summary>
+    public bool FailureChargedToClient { get; set; }
 
     /// <summary>The upstream's last refusal of a RCPT in this transaction, if any.</summary>
     public SmtpReply? LastRecipientRefusal { get; private set; }

@@ -68,6 +68,9 @@ internal static partial class SessionLog
     [LoggerMessage(EventId = 1325, Level = LogLevel.Warning, Message = "giving back the idle upstream session of uid={Uid} user={User} failed: {Reason}")]
     public static partial void IdleUpstreamReleaseFailed(ILogger logger, uint uid, string user, string reason);
 
+    [LoggerMessage(EventId = 1326, Level = LogLevel.Warning, Message = "message {Id} of uid={Uid} user={User} could not be spooled for the message stages: {Reason}; the rest of it is dropped and the client told to try again later")]
+    public static partial void SpoolFailed(ILogger logger, string id, uint uid, string user, string reason);
+
     [LoggerMessage(EventId = 1323, Level = LogLevel.Information, Message = "message stage {Stage} stopped message {Id} of uid={Uid} user={User}: {Reply}")]
     public static partial void StageStopped(ILogger logger, string stage, string id, uint uid, string user, SmtpReply reply);
 }

@@ -96,6 +96,9 @@ public sealed class SessionTimeouts : IDisposable
     /// <summary>Starts the clock of the DATA rate.</summary>
     public void StartData() => _dataStarted = Stopwatch.GetTimestamp();
 
+    /// <summary>The time since <see cref="StartData"/>.</summary>
+    public TimeSpan DataElapsed => Stopwatch.GetElapsedTime(_dataStarted);
+
     /// <summary>
     /// True when DATA, after the grace period, has brought fewer than the minimum bytes per second: a trickle keeps an
     /// upstream session and our memory busy.

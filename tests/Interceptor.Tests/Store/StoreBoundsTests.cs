@@ -122,6 +122,79 @@ public class StoreBoundsTests
     }
 
     [Test]
+    public async Task Among_what_no_quota_counts_the_largest_contributors_rows_go_first_not_the_oldest()
+    {
+        // Bob floods the store with refused transactions (the disk kept short meanwhile); carol's few refusals of the same
+        // day are older. Oldest first, hers went before any of his: the records of everyone else paid for his flood.
+        using var dir = new StoreTestDirectory();
+        await using var store = dir.Open();
+        var reply = "550 " + new string('x', 300);
+        var writes = new List<Task>();
+        for (var i = 0; i < 20; i++)
+        {
+            writes.Add(store.RecordTransactionAsync(Records.Transaction($"carol{i}", Now.AddHours(-8).AddSeconds(i), uid: 9, outcome: TransactionOutcome.Refused) with { Reply = reply }, CancellationToken.None));
+        }
+
+        for (var i = 0; i < 1000; i++)
+        {
+            writes.Add(store.RecordTransactionAsync(Records.Transaction($"bob{i}", Now.AddHours(-6).AddSeconds(i), uid: 8, outcome: TransactionOutcome.Refused) with { Reply = reply }, CancellationToken.None));
+        }
+
+        await Task.WhenAll(writes);
+        var full = await UsedAsync(store);
+
+        var report = await store.EnforceSizeAsync((long)(full * 0.7), 0, QuotaWindow, CancellationToken.None);
+
+        var left = await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, int.MaxValue, CancellationToken.None);
+        Assert.Multiple(() =>
+        {
+            Assert.That(report!.DeepestTier, Is.EqualTo(PruneTier.NotCountedByQuotas));
+            Assert.That(left.Count(t => t.Uid == 9), Is.EqualTo(20), "carol's records all stay");
+            Assert.That(left.Count(t => t.Uid == 8), Is.InRange(1, 999), "bob's oldest went");
+            Assert.That(left.Where(t => t.Uid == 8).Min(t => t.Started), Is.GreaterThan(Now.AddHours(-6)), "his oldest first");
+            Assert.That(report.PrunedUsers, Is.EqualTo(new[] { "uid 8 (user8)" }), "the log names whose rows went");
+        });
+    }
+
+    [Test]
+    public async Task The_largest_contributor_is_the_one_whose_rows_take_the_most_room_not_the_most_rows()
+    {
+        // Dave writes fewer rows than bob but far longer ones (a long MAIL FROM, a long reply): ranked by rows, bob's
+        // records would go for dave's flood.
+        using var dir = new StoreTestDirectory();
+        await using var store = dir.Open();
+        var writes = new List<Task>();
+        for (var i = 0; i < 1000; i++)
+        {
+            writes.Add(store.RecordTransactionAsync(Records.Transaction($"bob{i}", Now.AddHours(-8).AddSeconds(i), uid: 8, outcome: TransactionOutcome.Refused), CancellationToken.None));
+        }
+
+        for (var i = 0; i < 300; i++)
+        {
+            writes.Add(store.RecordTransactionAsync(Records.Transaction($"dave{i}", Now.AddHours(-6).AddSeconds(i), uid: 10, outcome: TransactionOutcome.Refused) with { Reply = "550 " + new string('y', 3000) }, CancellationToken.None));
+        }
+
+        await Task.WhenAll(writes);
+        var full = await UsedAsync(store);
+
+        var report = await store.EnforceSizeAsync((long)(full * 0.8), 0, QuotaWindow, CancellationToken.None);
+
+        var left = await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, int.MaxValue, CancellationToken.None);
+        Assert.Multiple(() =>
+        {
+            Assert.That(report!.PrunedUsers.Take(1), Is.EqualTo(new[] { "uid 10 (user10)" }), "dave's rows went first");
+            Assert.That(left.Count(t => t.Uid == 8), Is.EqualTo(1000), "bob's many short rows stay");
+            Assert.That(left.Count(t => t.Uid == 10), Is.LessThan(300));
+        });
+    }
+
+    [TestCase(10_000, 100, 5_000, 10, 50)]   // 100 bytes a row, 5,000 above the next: 50 rows
+    [TestCase(10_000, 100, 10_000, 10, 10)]  // level with the next: the minimum, so the pass moves on
+    [TestCase(10_000, 100, 0, 10, 100)]      // alone: all of hers
+    public void A_contributor_is_pruned_down_to_the_next_ones_share(long bytes, long rows, long next, int minimum, int expected) =>
+        Assert.That(new StoreContributor(1, "u", rows, bytes, next).RowsAboveNext(minimum), Is.EqualTo(expected));
+
+    [Test]
     public async Task A_thousand_tallied_events_are_one_row_written_before_a_read_and_pruned_with_the_rest()
     {
         using var dir = new StoreTestDirectory();

@@ -134,17 +134,67 @@ public class MessagePipelineTests
         Assert.That(final.Text, Does.StartWith("451 4.3.0 the message could not be held for review (No space left on device)"));
         Assert.That((await upstream.SessionAsync(0)).Messages, Is.Empty);
 
-        // Our disk failed, not her content: no content refusal (50 an hour suspend; another user filling the hold store's
-        // disk would get her suspended) and no upstream deferral (the failure ratio). It relayed nothing, though, and she
-        // can make us fail at will, so it counts as unsent (the generous Suspension.UnsentLimit) under its own kind.
+        // Our disk failed, not her content: another user filling the hold store's disk would otherwise get her suspended.
+        // No content refusal (50 an hour suspend), no upstream deferral (the failure ratio), no unsent transaction.
         await Wait.UntilAsync(() => session.Recorder.Events.Count >= 1, "the transaction recorded");
         var recorded = session.Recorder.Events.Single();
         Assert.Multiple(() =>
         {
             Assert.That(recorded.ContentRefused, Is.False);
-            Assert.That(recorded.Unsent, Is.EqualTo(UnsentKind.FailedHere), "not RefusedAtData: ours, not what she sent");
+            Assert.That(recorded.Unsent, Is.Null, "not RefusedAtData nor FailedHere (Suspension.UnsentLimit)");
             Assert.That(recorded.Outcome, Is.EqualTo(TransactionOutcome.Refused), "refused by us, not Deferred (the failure ratio counts an upstream's deferrals)");
         });
+    }
+
+    [Test]
+    public async Task A_spool_that_cannot_keep_the_message_gets_a_451_the_session_goes_on_and_it_counts_as_our_failure()
+    {
+        // The spool's disk is full (another user may have filled it): before, the IOException cut the connection with no
+        // reply and the log said the client had gone away. The reply does not carry the error (it names our paths).
+        await using var upstream = new ScriptedUpstream();
+        var pipeline = new MessagePipeline([new VerdictStage(StageVerdict.Continue, whole: true)], new MemorySpools(failWith: "No space left on device"));
+        await using var session = MemorySession.Start(upstream.EndPoint, pipeline: pipeline);
+        await session.StartDataAsync();
+
+        await session.SendAsync(Body + ".\r\n");
+        var final = await session.ReadReplyAsync();
+        var noop = await session.CommandAsync("NOOP");
+
+        Assert.That(final.Text, Is.EqualTo("451 4.3.0 the message could not be kept for the checks before relaying (a local error on our side, logged); try again later"));
+        Assert.That(noop.Code, Is.EqualTo(250), "the session goes on");
+        Assert.That((await upstream.SessionAsync(0)).Messages, Is.Empty);
+        await Wait.UntilAsync(() => session.Recorder.Events.Count >= 1, "the transaction recorded");
+        Assert.Multiple(() =>
+        {
+            Assert.That(session.Recorder.Events.Single().Unsent, Is.Null, "any user may have filled the disk: counted toward nothing");
+            Assert.That(session.Recorder.Events.Single().Outcome, Is.EqualTo(TransactionOutcome.Refused));
+            Assert.That(session.Log.Lines, Has.Some.Contains("could not be spooled for the message stages: No space left on device"));
+        });
+    }
+
+    [TestCase(false, UnsentKind.AbandonedInData)]
+    [TestCase(true, null)]
+    public async Task Data_below_the_minimum_rate_counts_as_abandoned_only_when_the_time_went_into_waiting_for_the_client(bool slowSpool, UnsentKind? expected)
+    {
+        // MAIL, RCPT, DATA and a trickle probes recipients like a hang-up does. But the rate's clock also runs while we
+        // write (upstream, or here the spool), and a slow MX or disk must not charge an innocent client.
+        await using var upstream = new ScriptedUpstream();
+        var limits = MemorySession.Relaxed with { DataRateGrace = TimeSpan.FromSeconds(1), MinDataBytesPerSecond = 1024 };
+        var pipeline = slowSpool ? new MessagePipeline([new VerdictStage(StageVerdict.Continue, whole: true)], new MemorySpools(appendDelay: TimeSpan.FromMilliseconds(700))) : null;
+        await using var session = MemorySession.Start(upstream.EndPoint, limits, pipeline);
+        await session.StartDataAsync();
+
+        await session.SendAsync("Subject: slow\r\n\r\n");
+        var reply = session.ReadReplyAsync(TimeSpan.FromSeconds(20));
+        while (!reply.IsCompleted)
+        {
+            await session.SendAsync("x");
+            await Task.WhenAny(reply, Task.Delay(slowSpool ? 50 : 200));
+        }
+
+        Assert.That((await reply).Text, Does.StartWith("421 4.4.2 ").And.Contain("slower than 1024 bytes/s"));
+        await Wait.UntilAsync(() => session.Recorder.Events.Count >= 1, "the transaction recorded");
+        Assert.That(session.Recorder.Events.Single().Unsent, Is.EqualTo(expected));
     }
 
     [Test]
@@ -226,11 +276,17 @@ public class MessagePipelineTests
     }
 
     /// <summary>Spools in memory: what a disk spool will do, for the seam's tests.</summary>
-    private sealed class MemorySpools : IMessageSpoolFactory
+    /// <param name="failWith">Every append fails with an IOException of this message (a full disk).</param>
+    /// <param name="appendDelay">Every append takes this long (a slow disk).</param>
+    private sealed class MemorySpools(string? failWith = null, TimeSpan appendDelay = default) : IMessageSpoolFactory
     {
         private int _disposed;
 
         public int Disposed => _disposed;
+
+        private string? FailWith => failWith;
+
+        private TimeSpan AppendDelay => appendDelay;
 
         public ValueTask<IMessageSpool> CreateAsync(MessageContext message, CancellationToken token) => ValueTask.FromResult<IMessageSpool>(new Spool(this));
 
@@ -240,7 +296,20 @@ public class MessagePipelineTests
 
             public long Length => _bytes.Length;
 
-            public ValueTask AppendAsync(ReadOnlyMemory<byte> bytes, CancellationToken token) => _bytes.WriteAsync(bytes, token);
+            public async ValueTask AppendAsync(ReadOnlyMemory<byte> bytes, CancellationToken token)
+            {
+                if (owner.FailWith is { } failure)
+                {
+                    throw new IOException(failure);
+                }
+
+                if (owner.AppendDelay > TimeSpan.Zero)
+                {
+                    await Task.Delay(owner.AppendDelay, token);
+                }
+
+                await _bytes.WriteAsync(bytes, token);
+            }
 
             public Stream OpenRead() => new MemoryStream(_bytes.ToArray(), writable: false);
 

@@ -13,11 +13,13 @@ public class PerUserScanSlotsTests
 {
     private const string Body = "Subject: offer\r\n\r\nbuy now\r\n";
 
-    [Test]
-    public async Task A_users_scans_beyond_the_bound_wait_for_her_own_and_time_out_naming_the_key_while_another_users_scan_goes_ahead()
+    [TestCase(ScanErrorAction.TempFail)]
+    [TestCase(ScanErrorAction.Accept)]
+    public async Task A_users_scans_beyond_the_bound_wait_for_her_own_and_time_out_naming_the_key_while_another_users_scan_goes_ahead(ScanErrorAction onError)
     {
+        // Whatever Scan.OnError says: with Accept, two slow messages would otherwise let a third through unscanned.
         var scanner = new GatedScanner();
-        var options = new ScanOptions { Engine = ScanEngine.Spamd, Timeout = TimeSpan.FromSeconds(1), MaxConcurrentPerUser = 2 };
+        var options = new ScanOptions { Engine = ScanEngine.Spamd, Timeout = TimeSpan.FromSeconds(1), MaxConcurrentPerUser = 2, OnError = onError };
         var stage = new ScanStage(scanner, options, "relay.test", canHold: false, new RecordingLogger());
         await using var spool = await FakeScanner.SpoolAsync(Body);
 
@@ -34,6 +36,7 @@ public class PerUserScanSlotsTests
         {
             Assert.That(bobs.Decision, Is.EqualTo(StageDecision.Continue), "bob is scanned while alice's scans hold theirs");
             Assert.That(thirds.Decision, Is.EqualTo(StageDecision.Defer));
+            Assert.That(thirds.ChargedToSender, Is.True, "her own parallelism: counted as unsent");
             Assert.That(thirds.Reply!.ToWire().TrimEnd(), Is.EqualTo(
                 "451 4.7.0 the message could not be scanned for spam (no free scan slot within 1 s (Scan.TimeoutSeconds): 2 scans of user alice already running (Scan.MaxConcurrentPerUser)); try again later"));
             Assert.That(scanner.Started, Is.EqualTo(3), "alice's third never reached the scanner");

@@ -135,7 +135,8 @@ internal static class StoreQueries
                        coalesce(sum(CASE WHEN outcome = 'Delivered' THEN recipient_count END), 0),
                        sum(outcome IN ('Pending', 'Unknown')), sum(outcome = 'Deferred'), sum(outcome = 'Rejected'),
                        sum(outcome = 'Refused'),
-                       coalesce(sum(CASE WHEN outcome = 'Delivered' THEN size_bytes END), 0)
+                       coalesce(sum(CASE WHEN outcome = 'Delivered' THEN size_bytes END), 0),
+                       sum(outcome = 'Held')
                 FROM transactions WHERE started >= $since GROUP BY uid;
                 """;
             command.Parameters.AddWithValue("$since", since.UtcTicks);
@@ -145,7 +146,10 @@ internal static class StoreQueries
                 var uid = Uid(reader.GetInt64(0));
                 users[uid] = new UserActivity(
                     uid, reader.GetString(1), Count(reader, 3), Count(reader, 4), Count(reader, 5), Count(reader, 6),
-                    Count(reader, 7), Count(reader, 8), PolicyRefusals: 0, Count(reader, 9), Time(reader.GetInt64(2)));
+                    Count(reader, 7), Count(reader, 8), PolicyRefusals: 0, Count(reader, 9), Time(reader.GetInt64(2)))
+                {
+                    Held = Count(reader, 10),
+                };
             }
         }
 

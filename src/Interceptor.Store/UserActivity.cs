@@ -27,4 +27,8 @@ public sealed record UserActivity(
     long Refused,
     long PolicyRefusals,
     long BytesDelivered,
-    DateTimeOffset LastActivity);
+    DateTimeOffset LastActivity)
+{
+    /// <summary>Messages held for review and not released (yet): not relayed, but counted as sent by the quotas.</summary>
+    public long Held { get; init; }
+}

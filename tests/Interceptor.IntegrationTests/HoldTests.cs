@@ -120,6 +120,11 @@ public sealed class HoldTests
 
         // The quotas count a held message when it is held (so held mail is bounded by them), and not again at its release.
         var usageHeld = await MessagesLastHourAsync(s, daemon);
+        var aliceRow = (await CliJsonAsync(s, daemon, "users")).GetProperty("users").EnumerateArray()
+            .Single(u => u.GetProperty("user").GetString() == TestUsers.Alice.Name);
+        var heldListed = held.GetProperty("messages").EnumerateArray().Count(m => m.GetProperty("state").GetString() == "held");
+        Assert.That(heldListed, Is.GreaterThanOrEqualTo(2), held.ToString());
+        Assert.That(aliceRow.GetProperty("held").GetInt64(), Is.EqualTo(heldListed), "`users` shows what `held` lists, in a column of their own\n" + aliceRow + "\n" + held);
         var release = await CliAsync(s.Ns, daemon, "release", kept);
         Assert.That(release.Succeeded, Is.True, release.Describe());
         var received = await WaitForMxAsync(s, "held-one", TimeSpan.FromSeconds(20));

@@ -42,9 +42,12 @@ public sealed record WindowCounts(long Delivered, long Recipients, long Pending,
 {
     public static readonly WindowCounts Zero = new(0, 0, 0, 0, 0, 0, 0);
 
+    /// <summary>Held for review, not released: not relayed, but counted as sent by the quotas.</summary>
+    public long Held { get; init; }
+
     public static WindowCounts Of(UserActivity? a) => a is null
         ? Zero
-        : new(a.Delivered, a.DeliveredRecipients, a.Pending, a.Deferred, a.Rejected, a.Refused, a.PolicyRefusals);
+        : new(a.Delivered, a.DeliveredRecipients, a.Pending, a.Deferred, a.Rejected, a.Refused, a.PolicyRefusals) { Held = a.Held };
 }
 
 public sealed record UserStatus(uint Uid, string User, WindowCounts LastHour, WindowCounts LastDay, bool Suspended);
@@ -69,7 +72,11 @@ public sealed record UserActivityRow(
     long PolicyRefusals,
     long BytesDelivered,
     DateTimeOffset LastActivity,
-    bool Suspended);
+    bool Suspended)
+{
+    /// <summary>Held for review, not released: not relayed, but counted as sent by the quotas.</summary>
+    public long Held { get; init; }
+}
 
 /// <summary>`log`: recent transactions, newest first.</summary>
 /// <param name="User">The user asked for, as resolved (null: everyone).</param>

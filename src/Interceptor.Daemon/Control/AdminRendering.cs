@@ -60,9 +60,9 @@ public static partial class AdminRendering
             return text.ToString();
         }
 
-        var table = new TextTable("USER", ">UID", ">SENT", ">RCPTS", ">DEFERRED", ">REJECTED", ">REFUSED", ">SENT", ">RCPTS", ">DEFERRED", ">REJECTED", ">REFUSED", "SUSPENDED")
-            .Group("last hour", 2, 5)
-            .Group("last 24 hours", 7, 5);
+        var table = new TextTable("USER", ">UID", ">SENT", ">RCPTS", ">HELD", ">DEFERRED", ">REJECTED", ">REFUSED", ">SENT", ">RCPTS", ">HELD", ">DEFERRED", ">REJECTED", ">REFUSED", "SUSPENDED")
+            .Group("last hour", 2, 6)
+            .Group("last 24 hours", 8, 6);
         foreach (var u in s.Users.Take(StatusUserRows))
         {
             table.Add([u.User, Number(u.Uid), .. Counts(u.LastHour), .. Counts(u.LastDay), u.Suspended ? "yes" : "no"]);
@@ -74,10 +74,10 @@ public static partial class AdminRendering
             text.AppendLine(C, $"... and {s.Users.Count - StatusUserRows} more (smtp-interceptor users --limit {s.Users.Count})");
         }
 
-        text.AppendLine("SENT: messages the upstream accepted; RCPTS: their recipients; REFUSED: policy refusals (quota, size, suspension)");
+        text.AppendLine("SENT: messages the upstream accepted; RCPTS: their recipients; HELD: held for review, not released (the quotas count them as sent); REFUSED: policy refusals (quota, size, suspension)");
         return text.ToString();
 
-        static string[] Counts(WindowCounts w) => [Number(w.Delivered), Number(w.Recipients), Number(w.Deferred), Number(w.Rejected), Number(w.PolicyRefusals)];
+        static string[] Counts(WindowCounts w) => [Number(w.Delivered), Number(w.Recipients), Number(w.Held), Number(w.Deferred), Number(w.Rejected), Number(w.PolicyRefusals)];
     }
 
     public static string Users(UsersData u)
@@ -91,11 +91,11 @@ public static partial class AdminRendering
             return text.ToString();
         }
 
-        var table = new TextTable("USER", ">UID", ">SENT", ">RCPTS", ">PENDING", ">DEFERRED", ">REJECTED", ">REFUSED", ">BYTES", "LAST ACTIVITY", "SUSPENDED");
+        var table = new TextTable("USER", ">UID", ">SENT", ">RCPTS", ">PENDING", ">HELD", ">DEFERRED", ">REJECTED", ">REFUSED", ">BYTES", "LAST ACTIVITY", "SUSPENDED");
         foreach (var r in u.Users)
         {
             table.Add(
-                r.User, Number(r.Uid), Number(r.Delivered), Number(r.Recipients), Number(r.Pending), Number(r.Deferred),
+                r.User, Number(r.Uid), Number(r.Delivered), Number(r.Recipients), Number(r.Pending), Number(r.Held), Number(r.Deferred),
                 Number(r.Rejected), Number(r.PolicyRefusals), Size(r.BytesDelivered), Time(r.LastActivity), r.Suspended ? "yes" : "no");
         }
 

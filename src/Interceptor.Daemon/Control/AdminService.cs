@@ -158,7 +158,7 @@ public sealed class AdminService(AdminContext context, ILogger logger)
         var summary = await context.ReadModel.SummarizeUsersAsync(since, cancellationToken);
         return new UsersData(since, limit, [.. summary.Take(limit).Select(a => new UserActivityRow(
             a.Uid, a.User, a.Delivered, a.DeliveredRecipients, a.Pending, a.Deferred, a.Rejected, a.Refused, a.PolicyRefusals,
-            a.BytesDelivered, a.LastActivity.ToUniversalTime(), context.Suspensions.IsSuspended(a.Uid, out _)))]);
+            a.BytesDelivered, a.LastActivity.ToUniversalTime(), context.Suspensions.IsSuspended(a.Uid, out _)) { Held = a.Held })]);
     }
 
     private async Task<LogData> LogAsync(ControlRequest request, CancellationToken cancellationToken)

@@ -191,6 +191,7 @@ public class SqliteStateStoreTests
         await store.RecordTransactionAsync(Records.Transaction("a2", t.AddMinutes(1), uid: 1001, recipients: 1, size: 50), CancellationToken.None);
         await store.RecordTransactionAsync(Records.Transaction("a3", t.AddMinutes(2), uid: 1001, outcome: TransactionOutcome.Deferred), CancellationToken.None);
         await store.RecordTransactionAsync(Records.Transaction("a4", t.AddMinutes(3), uid: 1001, outcome: TransactionOutcome.Pending), CancellationToken.None);
+        await store.RecordTransactionAsync(Records.Transaction("a5", t.AddMinutes(2), uid: 1001, outcome: TransactionOutcome.Held), CancellationToken.None);
         await store.RecordTransactionAsync(Records.Transaction("b1", t, uid: 1002, outcome: TransactionOutcome.Rejected), CancellationToken.None);
         await store.RecordTransactionAsync(Records.Transaction("b2", t.AddMinutes(1), uid: 1002, outcome: TransactionOutcome.Refused), CancellationToken.None);
         await store.RecordRefusalAsync(Records.Refusal(t.AddMinutes(5), uid: 1002), CancellationToken.None);
@@ -200,7 +201,7 @@ public class SqliteStateStoreTests
 
         Assert.That(users, Is.EqualTo(new[]
         {
-            new UserActivity(1001, "user1001", Delivered: 2, DeliveredRecipients: 4, Pending: 1, Deferred: 1, Rejected: 0, Refused: 0, PolicyRefusals: 0, BytesDelivered: 150, LastActivity: t.AddMinutes(3)),
+            new UserActivity(1001, "user1001", Delivered: 2, DeliveredRecipients: 4, Pending: 1, Deferred: 1, Rejected: 0, Refused: 0, PolicyRefusals: 0, BytesDelivered: 150, LastActivity: t.AddMinutes(3)) { Held = 1 },
             new UserActivity(1002, "user1002", 0, 0, 0, 0, Rejected: 1, Refused: 1, PolicyRefusals: 1, 0, t.AddMinutes(5)),
             new UserActivity(1003, "carol", 0, 0, 0, 0, 0, 0, PolicyRefusals: 1, 0, t.AddMinutes(6)),
         }));

@@ -74,7 +74,7 @@ public sealed class AdminRenderingTests
             new StoreStatus("/var/lib/smtp-interceptor/state.db", true, 1520, Now, null),
             new TableStatus("smtp_interceptor", false, ["set suspended_uids lacks 1001"]),
             [
-                new UserStatus(1001, "alice", new WindowCounts(12, 30, 0, 0, 1, 0, 0), new WindowCounts(140, 300, 1, 2, 5, 0, 7), true),
+                new UserStatus(1001, "alice", new WindowCounts(12, 30, 0, 0, 1, 0, 0), new WindowCounts(140, 300, 1, 2, 5, 0, 7) { Held = 3 }, true),
                 new UserStatus(1002, "bob", WindowCounts.Zero, new WindowCounts(1, 1, 0, 0, 0, 0, 0), false),
             ],
             [new SuspensionInfo(1001, "alice", "spam wave", Now, SuspensionSource.Admin)]);
@@ -88,11 +88,11 @@ public sealed class AdminRenderingTests
               - set suspended_uids lacks 1001
             suspended: alice (uid 1001) since 2030-05-01 12:00:00Z (admin): spam wave
 
-                         -------------- last hour ---------------  ------------ last 24 hours -------------
-            USER    UID  SENT  RCPTS  DEFERRED  REJECTED  REFUSED  SENT  RCPTS  DEFERRED  REJECTED  REFUSED  SUSPENDED
-            alice  1001    12     30         0         1        0   140    300         2         5        7  yes
-            bob    1002     0      0         0         0        0     1      1         0         0        0  no
-            SENT: messages the upstream accepted; RCPTS: their recipients; REFUSED: policy refusals (quota, size, suspension)
+                         ----------------- last hour ------------------  --------------- last 24 hours ----------------
+            USER    UID  SENT  RCPTS  HELD  DEFERRED  REJECTED  REFUSED  SENT  RCPTS  HELD  DEFERRED  REJECTED  REFUSED  SUSPENDED
+            alice  1001    12     30     0         0         1        0   140    300     3         2         5        7  yes
+            bob    1002     0      0     0         0         0        0     1      1     0         0         0        0  no
+            SENT: messages the upstream accepted; RCPTS: their recipients; HELD: held for review, not released (the quotas count them as sent); REFUSED: policy refusals (quota, size, suspension)
 
             """.ReplaceLineEndings("\n")));
     }

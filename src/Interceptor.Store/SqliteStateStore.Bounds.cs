@@ -118,21 +118,17 @@ public sealed partial class SqliteStateStore
         {
             var currentTier = tier;
             var tierTarget = tier == PruneTier.QuotaHistory ? quotaHistoryTarget : target;
-            var (removed, usedNow, whose) = await _writer.EnqueueAsync(
-                s =>
-                {
-                    var rows = StoreBudget.RowsToDelete(StoreBudget.UsedBytes(s.Connection), tierTarget, StoreBudget.RowCount(s.Connection));
-                    StoreContributor? pruned = null;
-                    var gone = rows == 0 ? 0 : StoreBudget.DeleteOldest(s.Connection, currentTier, rows, quotaWindowStart, out pruned);
-                    return (gone, StoreBudget.UsedBytes(s.Connection), pruned);
-                },
-                cancellationToken);
+            var (removed, usedNow) = currentTier == PruneTier.NotCountedByQuotas
+                ? await PruneLargestSharesAsync(tierTarget, prunedUsers, cancellationToken)
+                : await _writer.EnqueueAsync(
+                    s =>
+                    {
+                        var rows = StoreBudget.RowsToDelete(StoreBudget.UsedBytes(s.Connection), tierTarget, StoreBudget.RowCount(s.Connection));
+                        var gone = rows == 0 ? 0 : StoreBudget.DeleteOldest(s.Connection, currentTier, rows, quotaWindowStart);
+                        return (gone, StoreBudget.UsedBytes(s.Connection));
+                    },
+                    cancellationToken);
             deleted += removed;
-            if (removed > 0 && whose?.ToString() is { } user && !prunedUsers.Contains(user))
-            {
-                prunedUsers.Add(user);
-            }
-
             used = usedNow;
             if (used <= tierTarget)
             {
@@ -152,6 +148,28 @@ public sealed partial class SqliteStateStore
 
         var oldest = await _writer.EnqueueAsync(s => StoreBudget.OldestRow(s.Connection), cancellationToken);
         return new PruneReport(before, used, limit, deleted, tier, oldest) { PrunedUsers = prunedUsers };
+    }
+
+    /// <summary>
+    /// One pass of <see cref="PruneTier.NotCountedByQuotas"/>: one look at every user's share (a GROUP BY on the writer),
+    /// then each user above the common level loses her oldest rows down to it, each user in a writer job of its own so the
+    /// sessions' commits go in between. Names the users in <paramref name="prunedUsers"/>.
+    /// </summary>
+    private async Task<(int Removed, long Used)> PruneLargestSharesAsync(long target, List<string> prunedUsers, CancellationToken cancellationToken)
+    {
+        var plan = await _writer.EnqueueAsync(s => StoreContributor.Plan(s.Connection, Math.Max(0, StoreBudget.UsedBytes(s.Connection) - target)), cancellationToken);
+        var removed = 0;
+        foreach (var share in plan)
+        {
+            var gone = await _writer.EnqueueAsync(s => share.DeleteExcess(s.Connection), cancellationToken);
+            removed += gone;
+            if (gone > 0 && !prunedUsers.Contains(share.ToString()))
+            {
+                prunedUsers.Add(share.ToString());
+            }
+        }
+
+        return (removed, await _writer.EnqueueAsync(s => StoreBudget.UsedBytes(s.Connection), cancellationToken));
     }
 
     /// <summary>Free bytes on the state filesystem for an unprivileged writer; long.MaxValue when it cannot be read.</summary>

@@ -121,11 +121,9 @@ public static class StoreBudget
     /// <summary>
     /// Deletes about <paramref name="rows"/> of the oldest rows the tier allows, across the three tables (oldest first
     /// overall, not per table); returns how many went. <paramref name="quotaWindowStart"/> is the start of the last day.
-    /// In <see cref="PruneTier.NotCountedByQuotas"/> only rows of the user whose uncounted rows take the most room
-    /// (<paramref name="pruned"/>), and only down to the next user's share: the last day's records of refusals are what a
-    /// customer flooding the store makes, and oldest first would spend everyone else's records to keep the rest of hers.
+    /// (<see cref="PruneTier.NotCountedByQuotas"/> goes by user instead: <see cref="StoreContributor"/>.)
     /// </summary>
-    internal static int DeleteOldest(SqliteConnection connection, PruneTier tier, int rows, DateTimeOffset quotaWindowStart, out StoreContributor? pruned)
+    internal static int DeleteOldest(SqliteConnection connection, PruneTier tier, int rows, DateTimeOffset quotaWindowStart)
     {
         var (transactions, refusals, tallies) = tier switch
         {
@@ -133,21 +131,6 @@ public static class StoreBudget
             PruneTier.NotCountedByQuotas => ("outcome NOT IN ('Delivered', 'Pending', 'Unknown', 'Held')", "1", "1"),
             _ => ("1", "1", "1"),
         };
-
-        pruned = null;
-        if (tier == PruneTier.NotCountedByQuotas)
-        {
-            pruned = StoreContributor.Largest(connection, transactions);
-            if (pruned is not { } top)
-            {
-                return 0;
-            }
-
-            rows = Math.Min(rows, top.RowsAboveNext(Math.Max(MinChunk, rows / 4)));
-            (transactions, refusals, tallies) = ($"({transactions}) AND uid = $uid", "uid = $uid", "uid = $uid");
-        }
-
-        var uid = pruned?.Uid ?? -1;
 
         // The time of the rows-th oldest candidate: everything up to it goes (ties may take a few more).
         long? cutoff;
@@ -161,7 +144,6 @@ public static class StoreBudget
                 """;
             command.Parameters.AddWithValue("$window", quotaWindowStart.UtcTicks);
             command.Parameters.AddWithValue("$offset", Math.Max(0, rows - 1));
-            command.Parameters.AddWithValue("$uid", uid);
             cutoff = command.ExecuteScalar() as long?;
         }
 
@@ -172,7 +154,6 @@ public static class StoreBudget
             delete.CommandText = $"DELETE FROM {table} WHERE ({condition}) AND {column} <= $cutoff;";
             delete.Parameters.AddWithValue("$window", quotaWindowStart.UtcTicks);
             delete.Parameters.AddWithValue("$cutoff", cutoff ?? long.MaxValue);
-            delete.Parameters.AddWithValue("$uid", uid);
             deleted += delete.ExecuteNonQuery();
         }
 

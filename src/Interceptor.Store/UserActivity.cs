@@ -29,6 +29,6 @@ public sealed record UserActivity(
     long BytesDelivered,
     DateTimeOffset LastActivity)
 {
-    /// <summary>Messages held for review and not released (yet): not relayed, but counted as sent by the quotas.</summary>
+    /// <summary>Messages held for review and not delivered since (deleted ones included): counted as sent by the quotas.</summary>
     public long Held { get; init; }
 }

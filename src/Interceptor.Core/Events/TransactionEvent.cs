@@ -58,14 +58,6 @@ public enum UnsentKind
     /// others: a loop of MAIL, RCPT, DATA and a hang-up would otherwise probe recipients at an MX without end.
     /// </summary>
     AbandonedInData,
-
-    /// <summary>
-    /// We could not scan it during DATA through the client's own doing (her scans held all her slots, or the scanner timed
-    /// out on her message while it judged everyone else's): the upstream dropped it. No content refusal and no upstream
-    /// failure; but a loop of them probes recipients like the others, so it is bounded like them. Failures another user
-    /// may have caused (a full disk, a scanner down or wedged) are not this: they count toward nothing.
-    /// </summary>
-    FailedHere,
 }
 
 /// <summary>One mail transaction: what the accounting and the log record.</summary>

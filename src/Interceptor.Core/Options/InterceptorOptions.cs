@@ -314,8 +314,8 @@ public sealed record SuspensionOptions
 
     /// <summary>
     /// Suspend after this many transactions that relayed nothing (MAIL refused, MAIL+RSET loops, clients leaving after
-    /// MAIL or during DATA, messages we could not scan or hold) within <see cref="RefusalWindow"/>; 0 disables. Generous:
-    /// address probes by legitimate code do this too, and so does a busy site's mail while the scanner is down.
+    /// MAIL or during DATA) within <see cref="RefusalWindow"/>; 0 disables. Generous: address probes by legitimate code do
+    /// this too.
     /// </summary>
     public int UnsentLimit { get; init; } = 1000;
 

@@ -34,7 +34,7 @@ public sealed class AutoSuspensionRules(SuspensionOptions options, TimeProvider 
     }
 
     /// <summary>
-    /// Counts a transaction that relayed nothing (refused MAIL, MAIL+RSET loops, DATA abandoned or failed here); returns the
+    /// Counts a transaction that relayed nothing (refused MAIL, MAIL+RSET loops, DATA abandoned by the client); returns the
     /// reason to suspend, or null. A script doing nothing but that fills logs and upstream sessions and probes addresses: past
     /// <see cref="SuspensionOptions.UnsentLimit"/> within <see cref="SuspensionOptions.RefusalWindow"/> it is stopped.
     /// </summary>
@@ -64,7 +64,6 @@ public sealed class AutoSuspensionRules(SuspensionOptions options, TimeProvider 
         UnsentKind.UpstreamRefused => "MAIL or every recipient refused upstream",
         UnsentKind.RefusedAtData => "refused at DATA before anything was relayed",
         UnsentKind.AbandonedInData => "the client left or trickled during DATA, before its end",
-        UnsentKind.FailedHere => "the message could not be scanned here (her scans held her slots, or timed out while others' passed)",
         _ => kind.ToString(),
     };
 

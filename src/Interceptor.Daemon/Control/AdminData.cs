@@ -42,7 +42,7 @@ public sealed record WindowCounts(long Delivered, long Recipients, long Pending,
 {
     public static readonly WindowCounts Zero = new(0, 0, 0, 0, 0, 0, 0);
 
-    /// <summary>Held for review, not released: not relayed, but counted as sent by the quotas.</summary>
+    /// <summary>Held for review and not delivered since (deleted ones included): counted as sent by the quotas.</summary>
     public long Held { get; init; }
 
     public static WindowCounts Of(UserActivity? a) => a is null
@@ -74,7 +74,7 @@ public sealed record UserActivityRow(
     DateTimeOffset LastActivity,
     bool Suspended)
 {
-    /// <summary>Held for review, not released: not relayed, but counted as sent by the quotas.</summary>
+    /// <summary>Held for review and not delivered since (deleted ones included): counted as sent by the quotas.</summary>
     public long Held { get; init; }
 }
 

@@ -74,7 +74,7 @@ public static partial class AdminRendering
             text.AppendLine(C, $"... and {s.Users.Count - StatusUserRows} more (smtp-interceptor users --limit {s.Users.Count})");
         }
 
-        text.AppendLine("SENT: messages the upstream accepted; RCPTS: their recipients; HELD: held for review, not released (the quotas count them as sent); REFUSED: policy refusals (quota, size, suspension)");
+        text.AppendLine("SENT: messages the upstream accepted; RCPTS: their recipients; HELD: held for review and not delivered since, deleted ones included (the quotas count them as sent); REFUSED: policy refusals (quota, size, suspension)");
         return text.ToString();
 
         static string[] Counts(WindowCounts w) => [Number(w.Delivered), Number(w.Recipients), Number(w.Held), Number(w.Deferred), Number(w.Rejected), Number(w.PolicyRefusals)];

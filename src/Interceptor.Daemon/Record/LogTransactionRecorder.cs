@@ -35,7 +35,7 @@ public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorde
     public void Record(TransactionEvent transaction)
     {
         ArgumentNullException.ThrowIfNull(transaction);
-        if (transaction.Unsent is not null and not UnsentKind.RefusedAtData and not UnsentKind.AbandonedInData and not UnsentKind.FailedHere)
+        if (transaction.Unsent is not null and not UnsentKind.RefusedAtData and not UnsentKind.AbandonedInData)
         {
             // Ended before DATA: a client can make thousands a second. The store tallies them and logs one line per user,
             // kind and minute when it writes the tally. (Those that reached DATA have their row and their line.)

@@ -181,11 +181,8 @@ internal sealed class DataTransfer(
 
             if (spoolFailed)
             {
-                // Ours (the spool's disk, which any user may have filled), not the client's: the rest of the message was read
-                // and dropped, so the session goes on with a precise reply instead of a cut connection. Counted toward nothing.
-                upstream.Abort();
-                transaction.FailedHere = true;
-                return new(new SmtpReply(451, "4.3.0", "the message could not be kept for the checks before relaying (a local error on our side, logged); try again later"), TransactionOutcome.Refused);
+                // The rest of the message was read and dropped, so the session goes on (already logged at the failed write).
+                return SpoolFailure(transaction);
             }
 
             if (guard.Renamed > 0)
@@ -195,14 +192,25 @@ internal sealed class DataTransfer(
 
             if (upstreamFailure is null)
             {
-                var (verdict, stage, added) = await pipeline.CompleteAsync(message, spool, token);
+                PipelineResult completed;
+                try
+                {
+                    completed = await pipeline.CompleteAsync(message, spool, token);
+                }
+                catch (Exception e) when (spool is not null && e is IOException or UnauthorizedAccessException)
+                {
+                    // A stage reading the spool back (the scanner's request, DKIM's hash) hit our disk's error.
+                    SessionLog.SpoolFailed(logger, transaction.Id, message.Origin.Uid, message.Origin.User, e.Message);
+                    return SpoolFailure(transaction);
+                }
+
+                var (verdict, stage, added) = completed;
                 if (verdict.Decision != StageDecision.Continue)
                 {
                     upstream.Abort();
                     transaction.DataRefused = verdict.Decision == StageDecision.Refuse;
                     transaction.ContentRefused = verdict.Decision == StageDecision.Refuse && verdict.Finding is not null;
                     transaction.FailedHere = verdict.Decision == StageDecision.Defer;
-                    transaction.FailureChargedToClient = transaction.FailedHere && verdict.ChargedToSender;
                     var reply = verdict.Reply!;
                     SessionLog.StageStopped(logger, stage!, transaction.Id, message.Origin.Uid, message.Origin.User, reply);
                     // Our own failure is Refused (by us, nothing relayed), not Deferred: an upstream's deferrals count toward the
@@ -218,7 +226,16 @@ internal sealed class DataTransfer(
 
                 if (spool is not null)
                 {
-                    upstreamFailure = await ReplayAsync(spool, added, pipeline.HeadersFor(message), output.AsMemory(0, DataChunk), token);
+                    try
+                    {
+                        upstreamFailure = await ReplayAsync(spool, added, pipeline.HeadersFor(message), output.AsMemory(0, DataChunk), token);
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        // Reading the spool back failed mid-replay: the upstream has part of it, and the abort drops that.
+                        SessionLog.SpoolFailed(logger, transaction.Id, message.Origin.Uid, message.Origin.User, e.Message);
+                        return SpoolFailure(transaction);
+                    }
                 }
             }
 
@@ -237,6 +254,17 @@ internal sealed class DataTransfer(
             ArrayPool<byte>.Shared.Return(output);
             ArrayPool<byte>.Shared.Return(scratch);
         }
+    }
+
+    /// <summary>
+    /// Ours (the spool's disk, which any user may have filled), not the client's: a precise reply instead of a cut
+    /// connection, the upstream's DATA aborted, and nothing of it counted against her.
+    /// </summary>
+    private DataResult SpoolFailure(RelayTransaction transaction)
+    {
+        upstream.Abort();
+        transaction.FailedHere = true;
+        return new(new SmtpReply(451, "4.3.0", "the message could not be kept for the checks before relaying (a local error on our side, logged); try again later"), TransactionOutcome.Refused);
     }
 
     /// <summary>The last bytes and the final dot, then the upstream's verdict on the message.</summary>

@@ -119,7 +119,7 @@ public sealed class MessagePipeline
             var id = await _holds.HoldAsync(message, spool, stage.Name, verdict.Finding, token);
             return verdict with { Reply = new SmtpReply(250, "2.0.0", $"held for review as {id}") };
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // Not kept, so not ours: the client keeps the message and retries. Our failure, not her content's: it must count
             // toward none of her suspension rules (another user filling the hold store's disk would otherwise get her suspended).

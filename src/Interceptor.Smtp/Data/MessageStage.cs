@@ -29,9 +29,8 @@ public enum StageDecision
 
     /// <summary>
     /// Our own failure, not the message's (the hold store or the scanner could not do its part): the client gets the stage's
-    /// 4xx and keeps the message, the upstream's DATA is aborted, and it is no content refusal nor an upstream deferral,
-    /// since another user may be what made it fail. Only when the stage can tell the failure is the user's own
-    /// (<see cref="StageVerdict.ChargedToSender"/>) does it count, as unsent.
+    /// 4xx and keeps the message, the upstream's DATA is aborted, and nothing of it counts against the user (no content
+    /// refusal, no unsent transaction, no upstream deferral), since another user may be what made it fail.
     /// </summary>
     Defer,
 }
@@ -53,14 +52,8 @@ public readonly record struct StageVerdict(StageDecision Decision, SmtpReply? Re
 
     public static StageVerdict Refuse(SmtpReply reply, StageFinding? finding = null) => new(StageDecision.Refuse, reply, finding);
 
-    /// <summary>
-    /// A <see cref="StageDecision.Defer"/> the user caused (her own scans filling her slots, a scanner that judges everyone
-    /// else's mail but times out on hers): it counts as unsent (<c>UnsentKind.FailedHere</c>), so a loop of them is bounded.
-    /// </summary>
-    public bool ChargedToSender { get; init; }
-
     /// <summary>We failed (see <see cref="StageDecision.Defer"/>): the client is told <paramref name="reply"/>, a 4xx.</summary>
-    public static StageVerdict Defer(SmtpReply reply, bool chargedToSender = false) => new(StageDecision.Defer, reply) { ChargedToSender = chargedToSender };
+    public static StageVerdict Defer(SmtpReply reply) => new(StageDecision.Defer, reply);
 
     /// <summary>Hold the message: the pipeline's <see cref="IMessageHolding"/> keeps it and makes the client's reply.</summary>
     public static StageVerdict Hold(StageFinding finding) => new(StageDecision.Hold, null, finding);

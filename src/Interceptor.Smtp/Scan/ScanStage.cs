@@ -17,7 +17,6 @@ namespace Interceptor.Smtp.Scan;
 public sealed class ScanStage(IContentScanner scanner, ScanOptions options, string heloName, bool canHold, ILogger logger) : IMessageStage
 {
     private readonly PerUserScanSlots _slots = new(options.MaxConcurrentPerUser);
-    private readonly ScannerHealth _health = new(2 * options.Timeout);
 
     /// <summary>How many rule names the log line and the finding carry.</summary>
     public const int TopSymbols = 5;
@@ -54,19 +53,17 @@ public sealed class ScanStage(IContentScanner scanner, ScanOptions options, stri
                 if (slot is null)
                 {
                     // Her own scans held her slots: never Scan.OnError's Accept (two slow messages would let a third through
-                    // unscanned), and hers to count.
+                    // unscanned). Not counted against her either: her holders may be stuck on a scanner someone else wedged.
                     var reason = $"no free scan slot within {seconds} s (Scan.TimeoutSeconds): {_slots.PerUser} scans of user {origin.User} already running (Scan.MaxConcurrentPerUser)";
                     ScanLog.Failed(logger, message.TransactionId, origin.Uid, origin.User, scanner.Name, reason, ScanErrorAction.TempFail);
-                    return StageVerdict.Defer(CouldNotScan(reason), chargedToSender: true);
+                    return StageVerdict.Defer(CouldNotScan(reason));
                 }
 
-                return OnError(message, $"no verdict within {seconds} s (Scan.TimeoutSeconds)", chargedToSender: _health.FailedFor(origin.Uid));
+                return OnError(message, $"no verdict within {seconds} s (Scan.TimeoutSeconds)");
             }
             catch (ScanFailedException e)
             {
-                // Refused connections and garbage are the scanner's trouble, whoever sent the message.
-                _health.FailedFor(origin.Uid);
-                return OnError(message, e.Message, chargedToSender: false);
+                return OnError(message, e.Message);
             }
             finally
             {
@@ -74,7 +71,6 @@ public sealed class ScanStage(IContentScanner scanner, ScanOptions options, stri
             }
         }
 
-        _health.Succeeded(origin.Uid);
         return Judge(message, result);
     }
 
@@ -105,11 +101,10 @@ public sealed class ScanStage(IContentScanner scanner, ScanOptions options, stri
     }
 
     /// <summary>
-    /// Scan.OnError. A TempFail carries no finding: the client's content was not judged, so it is no content refusal. It
-    /// counts as unsent only when <paramref name="chargedToSender"/>: the scanner timed out on her message while it judged
-    /// everyone else's (<see cref="ScannerHealth"/>).
+    /// Scan.OnError. A TempFail carries no finding and counts toward nothing: the scanner is shared and reachable by every
+    /// local user, so whose load made it slow cannot be known (a user who wedges it must not get her neighbours charged).
     /// </summary>
-    private StageVerdict OnError(MessageContext message, string reason, bool chargedToSender)
+    private StageVerdict OnError(MessageContext message, string reason)
     {
         var origin = message.Origin;
         ScanLog.Failed(logger, message.TransactionId, origin.Uid, origin.User, scanner.Name, reason, options.OnError);
@@ -117,7 +112,7 @@ public sealed class ScanStage(IContentScanner scanner, ScanOptions options, stri
         {
             ScanErrorAction.Accept => StageVerdict.Continue,
             ScanErrorAction.Hold when canHold => StageVerdict.Hold(new StageFinding($"not scanned: {reason}")),
-            _ => StageVerdict.Defer(CouldNotScan(reason), chargedToSender),
+            _ => StageVerdict.Defer(CouldNotScan(reason)),
         };
     }
 

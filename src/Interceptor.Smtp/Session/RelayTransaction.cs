@@ -44,7 +44,7 @@ internal sealed class TransactionSink(ConnectionOrigin origin, ITransactionRecor
             transaction.Elapsed)
         {
             Outcome = outcome,
-            Unsent = transaction.FailedHere ? (transaction.FailureChargedToClient ? UnsentKind.FailedHere : null)
+            Unsent = transaction.FailedHere ? null
                 : transaction.DataRefused ? UnsentKind.RefusedAtData
                 : transaction.DataStarted ? (transaction.AbandonedByClient ? UnsentKind.AbandonedInData : null)
                 : unsent,
@@ -99,14 +99,10 @@ internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket ticke
     public bool AbandonedByClient { get; set; }
 
     /// <summary>
-    /// Set when a stage failed on our side (<c>StageDecision.Defer</c>) or the spool could not keep the message: not a
-    /// content refusal nor an upstream failure. It counts as unsent (<see cref="UnsentKind.FailedHere"/>) only with
-    /// <see cref="FailureChargedToClient"/>: another user (a full disk, a wedged scanner) may be what made us fail.
+    /// Set when a stage failed on our side (<c>StageDecision.Defer</c>) or the spool could not keep the message: nothing of
+    /// it counts against the user, since another user (a full disk, a wedged scanner) may be what made us fail.
     /// </summary>
     public bool FailedHere { get; set; }
-
-    /// <summary>Set with <see cref="FailedHere"/> when the stage could tell the failure was the client's own doing.</summary>
-    public bool FailureChargedToClient { get; set; }
 
     /// <summary>The upstream's last refusal of a RCPT in this transaction, if any.</summary>
     public SmtpReply? LastRecipientRefusal { get; private set; }

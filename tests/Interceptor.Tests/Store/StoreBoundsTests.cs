@@ -188,11 +188,15 @@ public class StoreBoundsTests
         });
     }
 
-    [TestCase(10_000, 100, 5_000, 10, 50)]   // 100 bytes a row, 5,000 above the next: 50 rows
-    [TestCase(10_000, 100, 10_000, 10, 10)]  // level with the next: the minimum, so the pass moves on
-    [TestCase(10_000, 100, 0, 10, 100)]      // alone: all of hers
-    public void A_contributor_is_pruned_down_to_the_next_ones_share(long bytes, long rows, long next, int minimum, int expected) =>
-        Assert.That(new StoreContributor(1, "u", rows, bytes, next).RowsAboveNext(minimum), Is.EqualTo(expected));
+    [TestCase(new long[] { 1000, 300, 20 }, 500, 500)]    // the largest alone covers it: cut to 500, the others untouched
+    [TestCase(new long[] { 1000, 300, 20 }, 700, 300)]    // exactly down to the next one's share
+    [TestCase(new long[] { 1000, 300, 20 }, 800, 250)]    // both above the level lose down to it: 750 + 50
+    [TestCase(new long[] { 1000, 300, 20 }, 801, 249)]    // rounded so the excess covers the need
+    [TestCase(new long[] { 1000, 300, 20 }, 5000, 0)]     // more than there is: everything
+    [TestCase(new long[] { 500, 500 }, 100, 450)]         // equal shares lose equally
+    [TestCase(new long[0], 100, 0)]
+    public void The_level_takes_from_the_largest_shares_down_to_a_common_line(long[] shares, long needed, long expected) =>
+        Assert.That(StoreContributor.Level(shares, needed), Is.EqualTo(expected));
 
     [Test]
     public async Task A_thousand_tallied_events_are_one_row_written_before_a_read_and_pruned_with_the_rest()

@@ -92,7 +92,7 @@ public sealed class AdminRenderingTests
             USER    UID  SENT  RCPTS  HELD  DEFERRED  REJECTED  REFUSED  SENT  RCPTS  HELD  DEFERRED  REJECTED  REFUSED  SUSPENDED
             alice  1001    12     30     0         0         1        0   140    300     3         2         5        7  yes
             bob    1002     0      0     0         0         0        0     1      1     0         0         0        0  no
-            SENT: messages the upstream accepted; RCPTS: their recipients; HELD: held for review, not released (the quotas count them as sent); REFUSED: policy refusals (quota, size, suspension)
+            SENT: messages the upstream accepted; RCPTS: their recipients; HELD: held for review and not delivered since, deleted ones included (the quotas count them as sent); REFUSED: policy refusals (quota, size, suspension)
 
             """.ReplaceLineEndings("\n")));
     }

@@ -141,18 +141,21 @@ public class MessagePipelineTests
         Assert.Multiple(() =>
         {
             Assert.That(recorded.ContentRefused, Is.False);
-            Assert.That(recorded.Unsent, Is.Null, "not RefusedAtData nor FailedHere (Suspension.UnsentLimit)");
+            Assert.That(recorded.Unsent, Is.Null, "not RefusedAtData (Suspension.UnsentLimit)");
             Assert.That(recorded.Outcome, Is.EqualTo(TransactionOutcome.Refused), "refused by us, not Deferred (the failure ratio counts an upstream's deferrals)");
         });
     }
 
-    [Test]
-    public async Task A_spool_that_cannot_keep_the_message_gets_a_451_the_session_goes_on_and_it_counts_as_our_failure()
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task A_spool_that_cannot_keep_the_message_gets_a_451_the_session_goes_on_and_it_counts_as_our_failure(bool onReadBack)
     {
-        // The spool's disk is full (another user may have filled it): before, the IOException cut the connection with no
-        // reply and the log said the client had gone away. The reply does not carry the error (it names our paths).
+        // The spool's disk is full or failing (another user may have filled it), when it is written or when it is read back
+        // for the upstream: before, the IOException cut the connection with no reply and the log said the client had gone
+        // away. The reply does not carry the error (it names our paths).
         await using var upstream = new ScriptedUpstream();
-        var pipeline = new MessagePipeline([new VerdictStage(StageVerdict.Continue, whole: true)], new MemorySpools(failWith: "No space left on device"));
+        var spools = onReadBack ? new MemorySpools(failReadsWith: "No space left on device") : new MemorySpools(failWith: "No space left on device");
+        var pipeline = new MessagePipeline([new VerdictStage(StageVerdict.Continue, whole: true)], spools);
         await using var session = MemorySession.Start(upstream.EndPoint, pipeline: pipeline);
         await session.StartDataAsync();
 
@@ -278,7 +281,8 @@ public class MessagePipelineTests
     /// <summary>Spools in memory: what a disk spool will do, for the seam's tests.</summary>
     /// <param name="failWith">Every append fails with an IOException of this message (a full disk).</param>
     /// <param name="appendDelay">Every append takes this long (a slow disk).</param>
-    private sealed class MemorySpools(string? failWith = null, TimeSpan appendDelay = default) : IMessageSpoolFactory
+    /// <param name="failReadsWith">Reading the spool back fails with an IOException of this message.</param>
+    private sealed class MemorySpools(string? failWith = null, TimeSpan appendDelay = default, string? failReadsWith = null) : IMessageSpoolFactory
     {
         private int _disposed;
 
@@ -287,6 +291,8 @@ public class MessagePipelineTests
         private string? FailWith => failWith;
 
         private TimeSpan AppendDelay => appendDelay;
+
+        private string? FailReadsWith => failReadsWith;
 
         public ValueTask<IMessageSpool> CreateAsync(MessageContext message, CancellationToken token) => ValueTask.FromResult<IMessageSpool>(new Spool(this));
 
@@ -311,7 +317,7 @@ public class MessagePipelineTests
                 await _bytes.WriteAsync(bytes, token);
             }
 
-            public Stream OpenRead() => new MemoryStream(_bytes.ToArray(), writable: false);
+            public Stream OpenRead() => owner.FailReadsWith is { } failure ? new FailingStream(failure) : new MemoryStream(_bytes.ToArray(), writable: false);
 
             public ValueTask DisposeAsync()
             {
@@ -319,5 +325,33 @@ public class MessagePipelineTests
                 return _bytes.DisposeAsync();
             }
         }
+    }
+
+    /// <summary>A read-back that fails on its first read, as a disk error would.</summary>
+    private sealed class FailingStream(string failure) : Stream
+    {
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => 0; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new IOException(failure);
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => ValueTask.FromException<int>(new IOException(failure));
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

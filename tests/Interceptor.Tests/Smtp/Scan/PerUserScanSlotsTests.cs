@@ -36,7 +36,6 @@ public class PerUserScanSlotsTests
         {
             Assert.That(bobs.Decision, Is.EqualTo(StageDecision.Continue), "bob is scanned while alice's scans hold theirs");
             Assert.That(thirds.Decision, Is.EqualTo(StageDecision.Defer));
-            Assert.That(thirds.ChargedToSender, Is.True, "her own parallelism: counted as unsent");
             Assert.That(thirds.Reply!.ToWire().TrimEnd(), Is.EqualTo(
                 "451 4.7.0 the message could not be scanned for spam (no free scan slot within 1 s (Scan.TimeoutSeconds): 2 scans of user alice already running (Scan.MaxConcurrentPerUser)); try again later"));
             Assert.That(scanner.Started, Is.EqualTo(3), "alice's third never reached the scanner");

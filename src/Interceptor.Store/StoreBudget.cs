@@ -1,3 +1,4 @@
+using Interceptor.Core.Events;
 using Microsoft.Data.Sqlite;
 
 namespace Interceptor.Store;
@@ -45,6 +46,13 @@ public static class StoreBudget
 
     /// <summary>Fewest and most rows one delete takes (one writer batch each, between live writes).</summary>
     public const int MinChunk = 100;
+
+    /// <summary>
+    /// The SQL condition on a transaction row that no quota counts: the outcomes <see cref="TransactionEvent.CountsAsSent"/>
+    /// leaves out, from that one definition, so that pruning never takes a row the quotas need.
+    /// </summary>
+    internal static readonly string NotCountedByQuotas =
+        $"outcome NOT IN ({string.Join(", ", Enum.GetValues<TransactionOutcome>().Where(TransactionEvent.CountsAsSent).Select(o => $"'{o}'"))})";
     public const int MaxChunk = 20_000;
 
     /// <summary>Below the free-space floor, the share of the file's pages that may be in use before it prunes.</summary>
@@ -121,14 +129,13 @@ public static class StoreBudget
     /// <summary>
     /// Deletes about <paramref name="rows"/> of the oldest rows the tier allows, across the three tables (oldest first
     /// overall, not per table); returns how many went. <paramref name="quotaWindowStart"/> is the start of the last day.
-    /// (<see cref="PruneTier.NotCountedByQuotas"/> goes by user instead: <see cref="StoreContributor"/>.)
+    /// <see cref="PruneTier.NotCountedByQuotas"/> goes by user instead (<see cref="StoreContributor"/>), so it never comes here.
     /// </summary>
     internal static int DeleteOldest(SqliteConnection connection, PruneTier tier, int rows, DateTimeOffset quotaWindowStart)
     {
         var (transactions, refusals, tallies) = tier switch
         {
             PruneTier.BeyondQuotaWindow => ("started < $window", "time < $window", "period < $window"),
-            PruneTier.NotCountedByQuotas => ("outcome NOT IN ('Delivered', 'Pending', 'Unknown', 'Held')", "1", "1"),
             _ => ("1", "1", "1"),
         };
 

@@ -13,12 +13,12 @@ internal readonly record struct StoreContributor(long Uid, string User, long Byt
 {
     // The rows no quota counts, each with its uid, time and estimated size. length() of a BLOB counts bytes (of TEXT it
     // would count characters, and a U+FFFD from a bad byte takes three).
-    private const string Uncounted = """
+    private static readonly string Uncounted = $"""
         SELECT uid, user_name, started AS t,
                64 + length(CAST(id AS BLOB)) + length(CAST(user_name AS BLOB)) + length(CAST(sender AS BLOB))
                   + length(CAST(original_destination AS BLOB)) + length(CAST(upstream AS BLOB)) + length(CAST(reply AS BLOB))
                   + coalesce(length(CAST(process AS BLOB)), 0) AS bytes
-        FROM transactions WHERE outcome NOT IN ('Delivered', 'Pending', 'Unknown', 'Held')
+        FROM transactions WHERE {StoreBudget.NotCountedByQuotas}
         UNION ALL SELECT uid, user_name, time, 32 + length(CAST(user_name AS BLOB)) + length(CAST(kind AS BLOB)) + length(CAST(detail AS BLOB))
         FROM refusals
         UNION ALL SELECT uid, user_name, period, 64 + length(CAST(user_name AS BLOB)) + length(CAST(kind AS BLOB))
@@ -96,7 +96,7 @@ internal readonly record struct StoreContributor(long Uid, string User, long Byt
         var deleted = 0;
         foreach (var (table, column, condition) in new[]
                  {
-                     ("transactions", "started", "outcome NOT IN ('Delivered', 'Pending', 'Unknown', 'Held')"),
+                     ("transactions", "started", StoreBudget.NotCountedByQuotas),
                      ("refusals", "time", "1"),
                      ("tallies", "period", "1"),
                  })

@@ -88,9 +88,11 @@ internal sealed class DataTransfer(
                 var waited = false;
                 if (!client.HasBufferedData)
                 {
-                    var readStarted = Stopwatch.GetTimestamp();
                     var reading = timeouts.ReadDataAsync(client, token);
                     waited = !reading.IsCompleted;
+
+                    // Only a read that has to wait is timed (a clock read per wait, none for bytes already there).
+                    var waitStarted = waited ? Stopwatch.GetTimestamp() : 0;
                     try
                     {
                         more = await reading;
@@ -105,7 +107,7 @@ internal sealed class DataTransfer(
 
                     if (waited)
                     {
-                        clientWaitTicks += Stopwatch.GetTimestamp() - readStarted;
+                        clientWaitTicks += Stopwatch.GetTimestamp() - waitStarted;
                     }
                 }
 

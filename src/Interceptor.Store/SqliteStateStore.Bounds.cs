@@ -119,7 +119,7 @@ public sealed partial class SqliteStateStore
             var currentTier = tier;
             var tierTarget = tier == PruneTier.QuotaHistory ? quotaHistoryTarget : target;
             var (removed, usedNow) = currentTier == PruneTier.NotCountedByQuotas
-                ? await PruneLargestSharesAsync(tierTarget, prunedUsers, cancellationToken)
+                ? await PruneNotCountedAsync(tierTarget, deepest, prunedUsers, cancellationToken)
                 : await _writer.EnqueueAsync(
                     s =>
                     {
@@ -135,7 +135,8 @@ public sealed partial class SqliteStateStore
                 break;
             }
 
-            if (removed == 0)
+            // The shares' tier runs once per enforcement (see PruneNotCountedAsync); the next check, seconds later, plans afresh.
+            if (removed == 0 || currentTier == PruneTier.NotCountedByQuotas)
             {
                 if (tier == deepest)
                 {
@@ -151,13 +152,33 @@ public sealed partial class SqliteStateStore
     }
 
     /// <summary>
-    /// One pass of <see cref="PruneTier.NotCountedByQuotas"/>: one look at every user's share (a GROUP BY on the writer),
-    /// then each user above the common level loses her oldest rows down to it, each user in a writer job of its own so the
-    /// sessions' commits go in between. Names the users in <paramref name="prunedUsers"/>.
+    /// <see cref="PruneTier.NotCountedByQuotas"/>, once per enforcement: the users above a common level lose their oldest
+    /// rows down to it. Not again at once: a second plan would count the rows written meanwhile as progress (a flood could
+    /// keep it going for ever) and lower the level on what the first pass only fragmented. Only when the cap itself needs
+    /// more (<paramref name="deepest"/> is the deliveries' tier) does everything no quota counts go first, level 0.
     /// </summary>
-    private async Task<(int Removed, long Used)> PruneLargestSharesAsync(long target, List<string> prunedUsers, CancellationToken cancellationToken)
+    private async Task<(int Removed, long Used)> PruneNotCountedAsync(long target, PruneTier deepest, List<string> prunedUsers, CancellationToken cancellationToken)
     {
-        var plan = await _writer.EnqueueAsync(s => StoreContributor.Plan(s.Connection, Math.Max(0, StoreBudget.UsedBytes(s.Connection) - target)), cancellationToken);
+        var (removed, used) = await PruneLargestSharesAsync(target, prunedUsers, cancellationToken);
+        if (used > target && deepest == PruneTier.QuotaHistory)
+        {
+            var (more, after) = await PruneLargestSharesAsync(null, prunedUsers, cancellationToken);
+            (removed, used) = (removed + more, after);
+        }
+
+        return (removed, used);
+    }
+
+    /// <summary>
+    /// One pass: one look at every user's share (a GROUP BY on the writer), then each user above the common level loses her
+    /// oldest rows down to it, each user in a writer job of its own so the sessions' commits go in between. A null
+    /// <paramref name="target"/>: level 0, all of it. Names the users in <paramref name="prunedUsers"/>.
+    /// </summary>
+    private async Task<(int Removed, long Used)> PruneLargestSharesAsync(long? target, List<string> prunedUsers, CancellationToken cancellationToken)
+    {
+        var plan = await _writer.EnqueueAsync(
+            s => StoreContributor.Plan(s.Connection, target is { } bytes ? Math.Max(0, StoreBudget.UsedBytes(s.Connection) - bytes) : long.MaxValue),
+            cancellationToken);
         var removed = 0;
         foreach (var share in plan)
         {

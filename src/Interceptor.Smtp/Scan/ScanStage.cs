@@ -12,7 +12,8 @@ namespace Interceptor.Smtp.Scan;
 /// like a quota refusal), in the hold band it is held, below it relayed. A scanner that cannot judge it (down, slow past
 /// <c>Scan.TimeoutSeconds</c>, answering garbage) leads to <c>Scan.OnError</c>: never a hang, never a 250 for a message
 /// that is neither relayed nor held. Messages over <c>Scan.MaxBytes</c> are relayed unscanned (logged). A user has at
-/// most <c>Scan.MaxConcurrentPerUser</c> scans at the scanner; the wait for one counts toward the timeout.
+/// most <c>Scan.MaxConcurrentPerUser</c> scans at the scanner; the wait for one is bounded by the timeout, and the scan
+/// then has a timeout of its own.
 /// </summary>
 public sealed class ScanStage(IContentScanner scanner, ScanOptions options, string heloName, bool canHold, ILogger logger) : IMessageStage
 {
@@ -37,37 +38,43 @@ public sealed class ScanStage(IContentScanner scanner, ScanOptions options, stri
             return StageVerdict.Continue;
         }
 
+        var seconds = options.Timeout.TotalSeconds.ToString(CultureInfo.InvariantCulture);
+        PerUserScanSlots.Lease slot;
+        using (var waiting = CancellationTokenSource.CreateLinkedTokenSource(token))
+        {
+            waiting.CancelAfter(options.Timeout);
+            try
+            {
+                slot = await _slots.EnterAsync(origin.Uid, waiting.Token);
+            }
+            catch (OperationCanceledException) when (!token.IsCancellationRequested)
+            {
+                // Her own scans held her slots: never Scan.OnError's Accept (two slow messages would let a third through
+                // unscanned). Not counted against her either: her holders may be stuck on a scanner someone else wedged.
+                var reason = $"no free scan slot within {seconds} s (Scan.TimeoutSeconds): {_slots.PerUser} scans of user {origin.User} already running (Scan.MaxConcurrentPerUser)";
+                ScanLog.Failed(logger, message.TransactionId, origin.Uid, origin.User, scanner.Name, reason, ScanErrorAction.TempFail);
+                return StageVerdict.Defer(CouldNotScan(reason));
+            }
+        }
+
+        // The scan gets its own full timeout once it has a slot: a budget shared with the wait would leave a message that
+        // got its slot late a few milliseconds, and Scan.OnError's Accept would then let it through unscanned.
         ScanResult result;
+        using (slot)
         using (var bounded = CancellationTokenSource.CreateLinkedTokenSource(token))
         {
             bounded.CancelAfter(options.Timeout);
-            PerUserScanSlots.Lease? slot = null;
             try
             {
-                slot = await _slots.EnterAsync(origin.Uid, bounded.Token);
                 result = await scanner.ScanAsync(new ScanRequest(message, spool, heloName), bounded.Token);
             }
             catch (OperationCanceledException) when (!token.IsCancellationRequested)
             {
-                var seconds = options.Timeout.TotalSeconds.ToString(CultureInfo.InvariantCulture);
-                if (slot is null)
-                {
-                    // Her own scans held her slots: never Scan.OnError's Accept (two slow messages would let a third through
-                    // unscanned). Not counted against her either: her holders may be stuck on a scanner someone else wedged.
-                    var reason = $"no free scan slot within {seconds} s (Scan.TimeoutSeconds): {_slots.PerUser} scans of user {origin.User} already running (Scan.MaxConcurrentPerUser)";
-                    ScanLog.Failed(logger, message.TransactionId, origin.Uid, origin.User, scanner.Name, reason, ScanErrorAction.TempFail);
-                    return StageVerdict.Defer(CouldNotScan(reason));
-                }
-
                 return OnError(message, $"no verdict within {seconds} s (Scan.TimeoutSeconds)");
             }
             catch (ScanFailedException e)
             {
                 return OnError(message, e.Message);
-            }
-            finally
-            {
-                slot?.Dispose();
             }
         }
 

@@ -49,6 +49,31 @@ public class PerUserScanSlotsTests
     }
 
     [Test]
+    public async Task A_scan_that_got_its_slot_late_still_has_a_whole_timeout_so_accept_never_lets_it_through_unjudged()
+    {
+        // OnError=Accept. Alice's two slow messages hold her slots for 0.8 s of the 1 s timeout; her third, spam, gets a slot
+        // then and takes 0.5 s to score. With one budget for the wait and the scan it was cut at 1 s and accepted unscanned.
+        var scanner = new GatedScanner(spamScanTime: TimeSpan.FromMilliseconds(500));
+        var options = new ScanOptions { Engine = ScanEngine.Spamd, Timeout = TimeSpan.FromSeconds(1), MaxConcurrentPerUser = 2, OnError = ScanErrorAction.Accept };
+        var stage = new ScanStage(scanner, options, "relay.test", canHold: false, new RecordingLogger());
+        await using var spool = await FakeScanner.SpoolAsync(Body);
+        var slow = new[]
+        {
+            stage.CompleteAsync(Message(1001, "alice"), spool, CancellationToken.None).AsTask(),
+            stage.CompleteAsync(Message(1001, "alice"), spool, CancellationToken.None).AsTask(),
+        };
+        await Wait.UntilAsync(() => scanner.Started == 2, "alice's two scans at the scanner");
+
+        var spam = stage.CompleteAsync(Message(1001, "alice", "spam"), spool, CancellationToken.None).AsTask();
+        await Task.Delay(800);
+        scanner.Release();
+        var verdict = await Wait.ForAsync(spam, "the spam's verdict");
+        await Wait.ForAsync(Task.WhenAll(slow), "the slow ones");
+
+        Assert.That(verdict.Decision, Is.EqualTo(StageDecision.Refuse), "judged (score 20), not accepted unscanned");
+    }
+
+    [Test]
     public async Task A_wait_given_up_and_every_lease_returned_leave_no_entry_behind()
     {
         var slots = new PerUserScanSlots(1);
@@ -65,11 +90,14 @@ public class PerUserScanSlotsTests
         Assert.That(slots.InUse(7), Is.EqualTo(1));
     }
 
-    private static MessageContext Message(uint uid, string user) =>
-        new(new ConnectionOrigin(uid, user, new IPEndPoint(IPAddress.Loopback, 40000), new IPEndPoint(IPAddress.Parse("192.0.2.25"), 25)), "tx-" + user, user + "@customer.test", ["x@example.net"]);
+    private static MessageContext Message(uint uid, string user, string id = "") =>
+        new(new ConnectionOrigin(uid, user, new IPEndPoint(IPAddress.Loopback, 40000), new IPEndPoint(IPAddress.Parse("192.0.2.25"), 25)), id == "" ? "tx-" + user : id, user + "@customer.test", ["x@example.net"]);
 
-    /// <summary>Alice's scans wait until released, ignoring the token (a scanner slow to give up); anyone else's pass at once.</summary>
-    private sealed class GatedScanner : IContentScanner
+    /// <summary>
+    /// Alice's scans wait until released, ignoring the token (a scanner slow to give up); anyone else's pass at once. A
+    /// message with the id "spam" takes <paramref name="spamScanTime"/> (honouring the token) and scores 20.
+    /// </summary>
+    private sealed class GatedScanner(TimeSpan spamScanTime = default) : IContentScanner
     {
         private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private int _started;
@@ -83,6 +111,12 @@ public class PerUserScanSlotsTests
         public async Task<ScanResult> ScanAsync(ScanRequest request, CancellationToken token)
         {
             Interlocked.Increment(ref _started);
+            if (request.Message.TransactionId == "spam")
+            {
+                await Task.Delay(spamScanTime, token);
+                return new ScanResult(20, ["SPAM"]);
+            }
+
             if (request.Message.Origin.User == "alice")
             {
                 await _release.Task;

@@ -90,6 +90,13 @@ public sealed record TransactionEvent(
     /// it counts toward Suspension.RefusalLimit, so a site sending spam is stopped as one hammering its quotas is.
     /// </summary>
     public bool ContentRefused { get; init; }
+
+    /// <summary>
+    /// A stage of ours or our disk failed it (a scan that timed out, a spool the disk could not keep): counted toward no
+    /// quota or suspension, only by <see cref="Policy.LocalFailureBreaker"/>. Not stored, logged.
+    /// </summary>
+    public bool FailedHere { get; init; }
+
     /// <summary>The pool relay that carried it (Relay.Smarthosts name); null when it went direct. Logged, not stored.</summary>
     public string? Relay { get; init; }
 

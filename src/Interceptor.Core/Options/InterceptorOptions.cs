@@ -329,6 +329,20 @@ public sealed record SuspensionOptions
     public TimeSpan FailureWindow { get; init; } = TimeSpan.FromMinutes(60);
 
     /// <summary>
+    /// After this many of a user's messages failed on our side (a scan that timed out or could not run, a spool or hold the
+    /// disk could not keep) within <see cref="LocalFailureWindow"/>, her new messages are refused at MAIL with a 451 for
+    /// <see cref="LocalFailureCooldown"/>, then let through one at a time until one gets through our stages. Never
+    /// suspends (another user may be what made us fail); 0 disables. See <see cref="Policy.LocalFailureBreaker"/>.
+    /// </summary>
+    public int LocalFailureLimit { get; init; } = 5;
+
+    [ConfigurationKey("LocalFailureWindowMinutes")]
+    public TimeSpan LocalFailureWindow { get; init; } = TimeSpan.FromMinutes(10);
+
+    [ConfigurationKey("LocalFailureCooldownSeconds")]
+    public TimeSpan LocalFailureCooldown { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
     /// Refuse (the kernel refuses an automatically suspended user's connections) or Hold (they are accepted and every
     /// message is held for review). A suspension by an admin always refuses.
     /// </summary>

@@ -85,6 +85,9 @@ public static partial class OptionsValidator
         Check(suspension.FailureRatioPercent is >= 0 and <= 100, "Suspension.FailureRatioPercent", "must be 0 (off) to 100");
         Check(suspension.FailureMinimum > 0, "Suspension.FailureMinimum", "must be at least 1");
         Check(Within(suspension.FailureWindow, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(10080)), "Suspension.FailureWindowMinutes", "must be 1-10080");
+        Check(suspension.LocalFailureLimit >= 0, "Suspension.LocalFailureLimit", "must be 0 (off) or more");
+        Check(Within(suspension.LocalFailureWindow, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1440)), "Suspension.LocalFailureWindowMinutes", "must be 1-1440");
+        Check(Within(suspension.LocalFailureCooldown, Seconds(1), Seconds(3600)), "Suspension.LocalFailureCooldownSeconds", "must be 1-3600");
         Check(Within(options.Alerts.Timeout, Seconds(1), Seconds(600)), "Alerts.TimeoutSeconds", "must be 1-600");
         foreach (var (user, routes) in options.Routes.Users)
         {

@@ -23,6 +23,9 @@ public sealed class MessageTicket
     internal int ReservedRecipients { get; set; }
     internal bool Pending { get; set; }
     internal bool PerMessageRefusalRecorded { get; set; }
+
+    /// <summary>The one message let through after failures of ours (<see cref="LocalFailureBreaker"/>).</summary>
+    internal bool LocalFailureTrial { get; set; }
 }
 
 /// <summary>Hears about refusals and suspensions (the metrics).</summary>
@@ -45,7 +48,8 @@ public sealed class MailPolicy(
     IStateStore store,
     TimeProvider time,
     ILogger logger,
-    IPolicyObserver? observer = null) : IMailPolicy
+    IPolicyObserver? observer = null,
+    LocalFailureBreaker? localFailures = null) : IMailPolicy
 {
     public QuotaLedger Ledger => ledger;
 
@@ -81,21 +85,32 @@ public sealed class MailPolicy(
             return (null, QuotaReplies.Suspended(suspension!));
         }
 
+        var trial = false;
+        if (localFailures?.Admit(uid, user, out trial) is { } failingHere)
+        {
+            // Not a quota refusal: it counts toward no suspension (her mail would fail on our side anyway).
+            observer?.Refused(RefusalKind.LocalFailures, uid, user);
+            store.CountTally(TallyEntry.One(time.GetUtcNow(), uid, user, TallyEntry.RefusalKindName(RefusalKind.LocalFailures), "", ""));
+            return (null, failingHere);
+        }
+
         var userLimits = limits.For(user);
         if (declaredSize > userLimits.MessageSizeBytes)
         {
             var tooBig = new QuotaExceeded(RefusalKind.MessageSize, (int)Math.Min(int.MaxValue, declaredSize.Value), (int)Math.Min(int.MaxValue, userLimits.MessageSizeBytes!.Value));
+            localFailures?.Finished(uid, trial, LocalFailureVerdict.None);
             await RefuseAsync(uid, user, tooBig, cancellationToken);
             return (null, QuotaReplies.For(tooBig, user));
         }
 
         if (!ledger.TryReserveMessage(uid, userLimits, out var exceeded))
         {
+            localFailures?.Finished(uid, trial, LocalFailureVerdict.None);
             await RefuseAsync(uid, user, exceeded!, cancellationToken);
             return (null, QuotaReplies.For(exceeded!, user));
         }
 
-        return (new MessageTicket(uid, user, userLimits) { ReservedMessages = 1 }, null);
+        return (new MessageTicket(uid, user, userLimits) { ReservedMessages = 1, LocalFailureTrial = trial }, null);
     }
 
     /// <summary>At RCPT, before relaying it: null when the recipient fits the user's quotas.</summary>
@@ -157,6 +172,7 @@ public sealed class MailPolicy(
         var delivered = final.Outcome is TransactionOutcome.Delivered or TransactionOutcome.Unknown or TransactionOutcome.Held;
         ledger.Settle(ticket.Uid, ticket.ReservedMessages, ticket.ReservedRecipients, delivered, final.RecipientCount);
         ticket.ReservedMessages = ticket.ReservedRecipients = 0;
+        SettleLocalFailures(ticket, final);
         var now = time.GetUtcNow();
         if (final.Unsent is { } unsent && !ticket.Pending)
         {
@@ -201,6 +217,29 @@ public sealed class MailPolicy(
         if (reason is not null)
         {
             await AutoSuspendAsync(ticket.Uid, ticket.User, reason, cancellationToken);
+        }
+    }
+
+    private void SettleLocalFailures(MessageTicket ticket, TransactionEvent final)
+    {
+        if (localFailures is null)
+        {
+            return;
+        }
+
+        // Worked: it reached DATA and nothing of ours failed it nor did the client leave it (an upstream's verdict, a hold).
+        var verdict = final.FailedHere ? LocalFailureVerdict.Failed
+            : ticket.Pending && final.Unsent is null && !final.ContentRefused ? LocalFailureVerdict.Worked
+            : LocalFailureVerdict.None;
+        var trial = ticket.LocalFailureTrial;
+        ticket.LocalFailureTrial = false;
+        if (localFailures.Finished(ticket.Uid, trial, verdict) is { } count)
+        {
+            logger.FailingHereRefusedAtMail(ticket.Uid, ticket.User, count, localFailures.Options.LocalFailureWindow.TotalMinutes, localFailures.Options.LocalFailureCooldown.TotalSeconds, final.Id);
+        }
+        else if (trial && verdict == LocalFailureVerdict.Worked)
+        {
+            logger.FailingHereOver(ticket.Uid, ticket.User, final.Id);
         }
     }
 

@@ -20,7 +20,6 @@ public sealed class PolicyMetrics : IPolicyObserver, IMetricsSource, IDisposable
     public PolicyMetrics(bool perUser)
     {
         _refused = Meter.CreateCounter<long>("smtpi_messages_refused_total", description: "Messages (or connections) refused by this host's own policy, by reason");
-        // Only when asked for: each per-user metric reserves room for its cardinality limit of series.
         // Only when asked for: each per-user metric reserves room for its cardinality limit in the exporter.
         _userRefusals = !perUser ? null : Meter.CreateCounter<long>("smtpi_user_refusals_total", description: "Policy refusals per sending user (Metrics.PerUser)");
         _suspensions = Meter.CreateCounter<long>("smtpi_suspensions_total", description: "Users suspended, by source (admin or automatic)");

@@ -20,6 +20,9 @@ public enum RefusalKind
     Connections,
     MessageSize,
     Suspended,
+
+    /// <summary>Refused at MAIL while the user's recent messages kept failing on our side (<see cref="LocalFailureBreaker"/>).</summary>
+    LocalFailures,
 }
 
 /// <summary>One refusal by our own policy, kept for the automatic-suspension rules and `status`.</summary>

@@ -51,6 +51,7 @@ internal sealed class TransactionSink(ConnectionOrigin origin, ITransactionRecor
             Process = origin.Process,
             SubordinateUid = origin.SubordinateUid,
             ContentRefused = transaction.ContentRefused,
+            FailedHere = transaction.FailedHere,
             Relay = upstream.Relay,
         };
 }

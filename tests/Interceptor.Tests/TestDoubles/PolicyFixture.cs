@@ -15,8 +15,10 @@ internal sealed class PolicyFixture
     {
         Time = time ?? TimeProvider.System;
         Suspensions = new SuspensionRegistry(Store, Kernel, Kernel);
-        var rules = new AutoSuspensionRules(suspension ?? new SuspensionOptions(), Time);
-        Policy = new MailPolicy(limits ?? new LimitsOptions(), new QuotaLedger(Time), rules, Suspensions, Store, Time, logger ?? NullLogger.Instance);
+        suspension ??= new SuspensionOptions();
+        var rules = new AutoSuspensionRules(suspension, Time);
+        LocalFailures = new LocalFailureBreaker(suspension, Time);
+        Policy = new MailPolicy(limits ?? new LimitsOptions(), new QuotaLedger(Time), rules, Suspensions, Store, Time, logger ?? NullLogger.Instance, localFailures: LocalFailures);
     }
 
     public MemoryStore Store { get; } = new();
@@ -26,6 +28,8 @@ internal sealed class PolicyFixture
     public TimeProvider Time { get; }
 
     public SuspensionRegistry Suspensions { get; }
+
+    public LocalFailureBreaker LocalFailures { get; }
 
     public MailPolicy Policy { get; }
 }

@@ -193,4 +193,58 @@ public class MailPolicyTests
             Assert.That(TransactionEvent.CountsAsSent(TransactionOutcome.Held), Is.True, "and so after a restart, rebuilt from the store");
         });
     }
+
+    [Test]
+    public async Task Messages_failing_on_our_side_are_refused_at_mail_for_a_while_and_count_toward_no_quota_or_suspension()
+    {
+        // A full disk or a wedged scanner that alice can cause at will: uncounted (bob may be the one it hits), so without a
+        // breaker her MAIL and RCPTs reached an MX without end.
+        var policy = new PolicyFixture(
+            suspension: new SuspensionOptions { LocalFailureLimit = 2, UnsentLimit = 1, RefusalLimit = 1, FailureMinimum = 1, FailureRatioPercent = 1 },
+            time: _clock);
+        async Task<MessageTicket?> FailHereAsync(string id)
+        {
+            var (ticket, refusal) = await policy.Policy.StartMessageAsync(1001, "alice", null, CancellationToken.None);
+            if (ticket is null)
+            {
+                Assert.That(refusal, Is.Not.Null);
+                return null;
+            }
+
+            Assert.That(await policy.Policy.ReserveRecipientAsync(ticket, CancellationToken.None), Is.Null);
+            Assert.That(await policy.Policy.BeginDataAsync(ticket, Event(id, TransactionOutcome.Pending), CancellationToken.None), Is.Null);
+            await policy.Policy.FinishAsync(ticket, Event(id, TransactionOutcome.Refused) with { FailedHere = true }, CancellationToken.None);
+            return ticket;
+        }
+
+        Assert.That(await FailHereAsync("t1"), Is.Not.Null);
+        Assert.That(await FailHereAsync("t2"), Is.Not.Null);
+
+        var (refused, reply) = await policy.Policy.StartMessageAsync(1001, "alice", null, CancellationToken.None);
+        var (bobs, _) = await policy.Policy.StartMessageAsync(1002, "bob", null, CancellationToken.None);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(refused, Is.Null);
+            Assert.That(reply?.ToWire(), Does.StartWith("451 4.3.0 2 messages of user alice failed on our side within 10 min"));
+            Assert.That(bobs, Is.Not.Null, "bob is not held back by alice's failures");
+            Assert.That(policy.Suspensions.All, Is.Empty, "never a suspension, whatever the limits");
+            Assert.That(policy.Policy.Ledger.Usage(1001), Is.EqualTo((0, 0, 0, 0)), "nothing charged to her quotas");
+            Assert.That(policy.Store.Tallies.Select(t => t.Kind), Is.EqualTo(new[] { "Refusal.LocalFailures" }), "the refusal is counted, as connection-cap refusals are");
+        });
+
+        _clock.Advance(TimeSpan.FromSeconds(60));
+        var (trial, _) = await policy.Policy.StartMessageAsync(1001, "alice", null, CancellationToken.None);
+        var (during, waiting) = await policy.Policy.StartMessageAsync(1001, "alice", null, CancellationToken.None);
+        Assert.That(trial, Is.Not.Null, "after the cool-down, one is tried");
+        Assert.That(during, Is.Null);
+        Assert.That(waiting?.Text, Does.Contain("one message is being tried"));
+
+        Assert.That(await policy.Policy.ReserveRecipientAsync(trial!, CancellationToken.None), Is.Null);
+        Assert.That(await policy.Policy.BeginDataAsync(trial!, Event("t3", TransactionOutcome.Pending), CancellationToken.None), Is.Null);
+        await policy.Policy.FinishAsync(trial!, Event("t3", TransactionOutcome.Delivered), CancellationToken.None);
+
+        Assert.That((await policy.Policy.StartMessageAsync(1001, "alice", null, CancellationToken.None)).Ticket, Is.Not.Null);
+        Assert.That((await policy.Policy.StartMessageAsync(1001, "alice", null, CancellationToken.None)).Ticket, Is.Not.Null, "the trial got through: no longer one at a time");
+    }
 }

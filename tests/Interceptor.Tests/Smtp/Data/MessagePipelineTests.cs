@@ -175,6 +175,35 @@ public class MessagePipelineTests
         });
     }
 
+    [Test]
+    public async Task After_five_messages_our_disk_could_not_keep_the_next_mail_gets_a_451_before_anything_reaches_the_mx()
+    {
+        // Alice fills the disk, which she can: each message fails on our side after its MAIL and RCPTs reached the MX, and
+        // counts toward nothing. Suspension.LocalFailureLimit (5 at its default) stops the loop at MAIL.
+        await using var upstream = new ScriptedUpstream();
+        var pipeline = new MessagePipeline([new VerdictStage(StageVerdict.Continue, whole: true)], new MemorySpools(failWith: "No space left on device"));
+        await using var session = MemorySession.Start(upstream.EndPoint, pipeline: pipeline);
+        await session.GreetAsync();
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.That((await session.CommandAsync("MAIL FROM:<alice@customer.test>")).Code, Is.EqualTo(250), $"message {i + 1}");
+            Assert.That((await session.CommandAsync("RCPT TO:<bob@example.net>")).Code, Is.EqualTo(250));
+            Assert.That((await session.CommandAsync("DATA")).Code, Is.EqualTo(354));
+            Assert.That((await session.CommandAsync(Body + ".")).Text, Does.StartWith("451 4.3.0 the message could not be kept"));
+        }
+
+        var mail = await session.CommandAsync("MAIL FROM:<alice@customer.test>");
+        var mailsUpstream = upstream.Sessions.Sum(s => s.Commands.Count(c => c.StartsWith("MAIL", StringComparison.Ordinal)));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(mail.Text, Does.StartWith($"451 4.3.0 5 messages of user {RelayHarness.User} failed on our side within 10 min").And.Contain("new messages are refused for 60 s more"));
+            Assert.That(mailsUpstream, Is.EqualTo(5), "the sixth MAIL never reached the MX");
+            Assert.That(session.Log.Lines, Has.Some.Contains($"5 messages of uid={RelayHarness.Uid} user={RelayHarness.User} failed on our side within 10 min"));
+            Assert.That(session.Policy.Suspensions.All, Is.Empty);
+        });
+    }
+
     [TestCase(false, UnsentKind.AbandonedInData)]
     [TestCase(true, null)]
     public async Task Data_below_the_minimum_rate_counts_as_abandoned_only_when_the_time_went_into_waiting_for_the_client(bool slowSpool, UnsentKind? expected)

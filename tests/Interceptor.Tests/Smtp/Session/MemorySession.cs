@@ -27,6 +27,7 @@ internal sealed class MemorySession : IAsyncDisposable
         _toClient = new Pipe(new PipeOptions(pauseWriterThreshold: replyBuffer, resumeWriterThreshold: replyBuffer / 2, useSynchronizationContext: false));
         _clientOut = _toSession.Writer.AsStream();
         _replies = new WireReader(_toClient.Reader.AsStream());
+        Policy = new PolicyFixture(RelayHarness.Options.Limits, logger: Log);
     }
 
     /// <summary>Generous limits: a test shortens the one it shows.</summary>
@@ -41,7 +42,8 @@ internal sealed class MemorySession : IAsyncDisposable
 
     public RecordingRecorder Recorder { get; } = new();
 
-    public PolicyFixture Policy { get; } = new(RelayHarness.Options.Limits);
+    /// <summary>The policy logs to <see cref="Log"/> too, as in the daemon both reach the journal.</summary>
+    public PolicyFixture Policy { get; }
 
     public Task Session { get; private set; } = Task.CompletedTask;
 

@@ -6,7 +6,7 @@ namespace Interceptor.IntegrationTests;
 /// Suspension.LocalFailureLimit with the real daemon and a real scanner: a scanner that never answers (which any local
 /// user can arrange, 127.0.0.1:783 being open to all) fails alice's messages on our side, uncounted; at the limit her MAIL
 /// gets a 451 before anything reaches the MX, bob's does not, and once Debian's spamd answers again one trial message of
-/// hers gets through and closes the breaker.
+/// hers gets through the scan and frees her messages.
 /// </summary>
 [TestFixture]
 [CancelAfter(300_000)]
@@ -16,7 +16,7 @@ public sealed class ScanFailureBreakerTests
     private const string To = "rcpt@example.test";
 
     [Test]
-    public async Task Scan_timeouts_at_the_limit_refuse_the_users_mail_for_the_cool_down_then_one_trial_that_gets_through_reopens_it()
+    public async Task Scan_timeouts_at_the_limit_refuse_the_users_mail_for_the_cool_down_then_a_trial_that_gets_through_frees_her_messages()
     {
         var config = new DaemonConfig
         {
@@ -41,11 +41,13 @@ public sealed class ScanFailureBreakerTests
         }
 
         DialogResult first, second, third, bobs;
+        var opened = new System.Diagnostics.Stopwatch();
         await using (mute)
         {
             Assert.That(await mute.WaitForLineAsync(l => l == "ready", TimeSpan.FromSeconds(15)), Is.Not.Null, mute.Transcript());
             first = await SendAsync(TestUsers.Alice, "mute-1");
             second = await SendAsync(TestUsers.Alice, "mute-2");
+            opened.Start();
             third = await SendAsync(TestUsers.Alice, "mute-3");
             bobs = await SendAsync(TestUsers.Bob, "bob-mute");
         }
@@ -62,9 +64,14 @@ public sealed class ScanFailureBreakerTests
             Assert.That(s.RequireMx.Messages(), Is.Empty, context);
         });
 
-        // The mute scanner is gone (its process ended with the block above); a real spamd answers on the same port, and by
-        // the time it does the cool-down has passed.
+        // The mute scanner is gone (its process ended with the block above); a real spamd answers on the same port. The
+        // first message after the cool-down is the trial: Debian's spamd judges it, so it got through our stages.
         await using var spamd = await Spamd.StartAsync(s.Ns, s.Dir);
+        if (TimeSpan.FromSeconds(4) - opened.Elapsed is { Ticks: > 0 } rest)
+        {
+            await Task.Delay(rest);
+        }
+
         var trial = await SendAsync(TestUsers.Alice, "trial");
         var after = await SendAsync(TestUsers.Alice, "after");
 

@@ -50,7 +50,10 @@ public enum UnsentKind
     /// <summary>The upstream refused MAIL or every recipient.</summary>
     UpstreamRefused,
 
-    /// <summary>Refused here at DATA before anything was relayed (improper pipelining, the store unavailable).</summary>
+    /// <summary>
+    /// Refused here at DATA before anything was relayed (improper pipelining). The store refusing the Pending row is tallied
+    /// under it too, but as our failure (<see cref="OwnStages.Failed"/>): toward no suspension rule.
+    /// </summary>
     RefusedAtData,
 
     /// <summary>
@@ -58,6 +61,19 @@ public enum UnsentKind
     /// others: a loop of MAIL, RCPT, DATA and a hang-up would otherwise probe recipients at an MX without end.
     /// </summary>
     AbandonedInData,
+}
+
+/// <summary>What our own side (the message stages, the spool, the store) made of a transaction.</summary>
+public enum OwnStages
+{
+    /// <summary>It ended before they ran: the client left or was refused, the upstream refused, an upstream error mid-DATA.</summary>
+    NotRun,
+
+    /// <summary>They ran on the whole message and let it on (or held it): nothing of ours failed it.</summary>
+    Passed,
+
+    /// <summary>A stage of ours or our disk failed it: not the client's doing, nor necessarily her own.</summary>
+    Failed,
 }
 
 /// <summary>One mail transaction: what the accounting and the log record.</summary>
@@ -92,10 +108,14 @@ public sealed record TransactionEvent(
     public bool ContentRefused { get; init; }
 
     /// <summary>
-    /// A stage of ours or our disk failed it (a scan that timed out, a spool the disk could not keep): counted toward no
-    /// quota or suspension, only by <see cref="Policy.LocalFailureBreaker"/>. Not stored, logged.
+    /// What our own side made of it: <see cref="OwnStages.Failed"/> when a stage of ours or our disk failed it (a scan that
+    /// timed out, a spool or the store the disk could not keep), counted toward no quota or suspension, only by
+    /// <see cref="Policy.LocalFailureBreaker"/>; <see cref="OwnStages.Passed"/> when the message stages ran on the whole
+    /// message and let it on. Not stored.
     /// </summary>
-    public bool FailedHere { get; init; }
+    public OwnStages Stages { get; init; }
+
+    public bool FailedHere => Stages == OwnStages.Failed;
 
     /// <summary>The pool relay that carried it (Relay.Smarthosts name); null when it went direct. Logged, not stored.</summary>
     public string? Relay { get; init; }

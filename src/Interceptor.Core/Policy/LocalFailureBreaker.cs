@@ -1,20 +1,8 @@
+using Interceptor.Core.Events;
 using Interceptor.Core.Options;
 using Interceptor.Core.Replies;
 
 namespace Interceptor.Core.Policy;
-
-/// <summary>How a transaction ended, as far as <see cref="LocalFailureBreaker"/> cares.</summary>
-public enum LocalFailureVerdict
-{
-    /// <summary>Neither: it ended before its stages ran (the client left, a refusal of what she sent).</summary>
-    None,
-
-    /// <summary>A stage of ours or our disk failed it (<see cref="Events.TransactionEvent.FailedHere"/>).</summary>
-    Failed,
-
-    /// <summary>It went through our stages: the upstream gave its verdict, or a stage held it.</summary>
-    Worked,
-}
 
 /// <summary>
 /// A circuit breaker per user for messages that fail on our side: a scan that timed out or could not run, a spool or hold
@@ -25,14 +13,18 @@ public enum LocalFailureVerdict
 /// So after <see cref="SuspensionOptions.LocalFailureLimit"/> such failures within
 /// <see cref="SuspensionOptions.LocalFailureWindow"/>, her MAIL gets a 451 for <see cref="SuspensionOptions.LocalFailureCooldown"/>
 /// (her mail would fail anyway, after its RCPTs reached the MX); then one message at a time is let through as a trial. A
-/// trial that gets through our stages closes the breaker and forgets the failures; one that fails opens it again. Nothing
-/// here ever suspends, and it never outlives the trouble by more than one message.
+/// trial that gets through our stages ends the cool-down and the one-at-a-time rule, but the failures stay counted for
+/// their window: the next failure opens it again at once. (A trial is hers to choose: a small message passes a full disk
+/// in the spool's memory, a large one passes a mute scanner unscanned; were the failures forgotten, each such trial would
+/// buy another burst.) A failed trial opens it again too, and each opening within the window doubles the cool-down, up to
+/// the window. Nothing here ever suspends or charges a quota.
 /// </para>
 /// </summary>
 public sealed class LocalFailureBreaker(SuspensionOptions options, TimeProvider time)
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<uint, UserFailures> _users = [];
+    private long _trials;
 
     public SuspensionOptions Options => options;
 
@@ -49,12 +41,12 @@ public sealed class LocalFailureBreaker(SuspensionOptions options, TimeProvider 
     }
 
     /// <summary>
-    /// At MAIL: null when the user may start a message, with <paramref name="trial"/> set when it is the one message let
-    /// through after a cool-down (pass it to <see cref="Finished"/>); else the 451 to give.
+    /// At MAIL: null when the user may start a message, with <paramref name="trial"/> the trial's number (not 0) when it is
+    /// the one message let through after a cool-down (pass it to <see cref="Finished"/>); else the 451 to give.
     /// </summary>
-    public SmtpReply? Admit(uint uid, string user, out bool trial)
+    public SmtpReply? Admit(uint uid, string user, out long trial)
     {
-        trial = false;
+        trial = 0;
         if (options.LocalFailureLimit <= 0)
         {
             return null;
@@ -71,13 +63,16 @@ public sealed class LocalFailureBreaker(SuspensionOptions options, TimeProvider 
             failures.Expire(now - options.LocalFailureWindow);
             if (now < failures.OpenUntil)
             {
-                return Refusal(user, failures, $"new messages are refused for {Math.Ceiling((failures.OpenUntil - now).TotalSeconds)} s more");
+                return Refusal(user, failures, $"new messages are refused for {Math.Ceiling((failures.OpenUntil - now).TotalSeconds):0} s more");
             }
 
             if (failures.Times.Count < options.LocalFailureLimit)
             {
-                // Closed: the failures left the window. Nothing to keep once none is left.
-                if (failures.Times.Count == 0 && failures.TrialSince is null)
+                // Closed: too few failures left in the window. A trial still under way no longer holds anyone back. The
+                // cool-down's doubling is kept until the window is empty (the entry goes with it).
+                failures.Trial = 0;
+                failures.TrialPassed = false;
+                if (failures.Times.Count == 0)
                 {
                     _users.Remove(uid);
                 }
@@ -85,23 +80,28 @@ public sealed class LocalFailureBreaker(SuspensionOptions options, TimeProvider 
                 return null;
             }
 
-            // Half open. A trial whose end never came (it cannot, but a stuck user would be refused for good) lapses.
-            if (failures.TrialSince is { } since && now - since < options.LocalFailureWindow)
+            if (failures.TrialPassed)
+            {
+                return null;
+            }
+
+            // Half open. A trial whose end never came (a session that never settled its ticket) lapses after the window.
+            if (failures.Trial != 0 && now - failures.TrialSince < options.LocalFailureWindow)
             {
                 return Refusal(user, failures, "one message is being tried, the others wait for it");
             }
 
+            trial = failures.Trial = ++_trials;
             failures.TrialSince = now;
-            trial = true;
             return null;
         }
     }
 
     /// <summary>
-    /// A transaction admitted by <see cref="Admit"/> ended. Returns the number of failures in the window when this one
-    /// opened the breaker (for the log line), else null.
+    /// A transaction admitted by <see cref="Admit"/> ended (<paramref name="trial"/> as Admit gave it). Returns the number of
+    /// failures in the window when this one opened the breaker (for the log line), else null.
     /// </summary>
-    public int? Finished(uint uid, bool trial, LocalFailureVerdict verdict)
+    public int? Finished(uint uid, long trial, OwnStages stages)
     {
         if (options.LocalFailureLimit <= 0)
         {
@@ -111,40 +111,58 @@ public sealed class LocalFailureBreaker(SuspensionOptions options, TimeProvider 
         lock (_lock)
         {
             _users.TryGetValue(uid, out var failures);
-            if (trial && failures is not null)
+            var current = trial != 0 && failures is not null && failures.Trial == trial;
+            if (current)
             {
-                failures.TrialSince = null;
+                failures!.Trial = 0;
             }
 
-            switch (verdict)
+            if (stages == OwnStages.Passed && current)
             {
-                case LocalFailureVerdict.Worked when trial:
-                    // The trouble is over for her: a legitimate user must not be held to one message at a time for the
-                    // rest of the window.
-                    _users.Remove(uid);
-                    return null;
-                case LocalFailureVerdict.Failed:
-                    var now = time.GetUtcNow();
-                    if (failures is null)
-                    {
-                        failures = new UserFailures();
-                        _users[uid] = failures;
-                    }
-
-                    failures.Expire(now - options.LocalFailureWindow);
-                    failures.Times.Enqueue(now);
-                    if (failures.Times.Count < options.LocalFailureLimit)
-                    {
-                        return null;
-                    }
-
-                    failures.OpenUntil = now + options.LocalFailureCooldown;
-                    return failures.Times.Count;
-                default:
-                    // Only a trial closes it or forgets failures: were any message that got through to clear them, a user
-                    // making failures at will would send one real message after every four and never open it.
-                    return null;
+                // Free again until the next failure; only a trial can show it (any message that got through would let a user
+                // who fails at will send one real message after every four and never be held back).
+                failures!.TrialPassed = true;
+                return null;
             }
+
+            if (stages != OwnStages.Failed)
+            {
+                return null;
+            }
+
+            var now = time.GetUtcNow();
+            if (failures is null)
+            {
+                failures = new UserFailures();
+                _users[uid] = failures;
+            }
+
+            failures.Expire(now - options.LocalFailureWindow);
+            if (failures.Times.Count == 0 && now >= failures.OpenUntil)
+            {
+                // A whole window without a failure: the next opening starts from the first cool-down again. (Not as soon as
+                // fewer than the limit are left: the doubling would then end whenever her old failures age out.)
+                failures.Cooldown = TimeSpan.Zero;
+            }
+
+            failures.Times.Enqueue(now);
+            if (failures.Times.Count < options.LocalFailureLimit)
+            {
+                return null;
+            }
+
+            var opened = now >= failures.OpenUntil;
+            if (opened)
+            {
+                // Each time it opens again while the failures are still in the window, the cool-down doubles (up to the
+                // window): a user who fails at will gets a burst per cool-down, fewer and fewer of them.
+                failures.Cooldown = failures.Cooldown == TimeSpan.Zero ? options.LocalFailureCooldown
+                    : TimeSpan.FromTicks(Math.Min(failures.Cooldown.Ticks * 2, Math.Max(options.LocalFailureWindow.Ticks, options.LocalFailureCooldown.Ticks)));
+            }
+
+            failures.OpenUntil = now + failures.Cooldown;
+            failures.TrialPassed = false;
+            return opened ? failures.Times.Count : null;
         }
     }
 
@@ -159,8 +177,16 @@ public sealed class LocalFailureBreaker(SuspensionOptions options, TimeProvider 
 
         public DateTimeOffset OpenUntil { get; set; }
 
-        /// <summary>When the trial under way started; null when none is.</summary>
-        public DateTimeOffset? TrialSince { get; set; }
+        /// <summary>The cool-down of the last opening; zero while closed.</summary>
+        public TimeSpan Cooldown { get; set; }
+
+        /// <summary>The trial under way (its number), 0 when none is, and when it began.</summary>
+        public long Trial { get; set; }
+
+        public DateTimeOffset TrialSince { get; set; }
+
+        /// <summary>A trial got through since the breaker last opened: messages go freely until the next failure.</summary>
+        public bool TrialPassed { get; set; }
 
         public void Expire(DateTimeOffset start)
         {

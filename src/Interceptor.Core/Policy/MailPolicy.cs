@@ -24,8 +24,8 @@ public sealed class MessageTicket
     internal bool Pending { get; set; }
     internal bool PerMessageRefusalRecorded { get; set; }
 
-    /// <summary>The one message let through after failures of ours (<see cref="LocalFailureBreaker"/>).</summary>
-    internal bool LocalFailureTrial { get; set; }
+    /// <summary>The one message let through after failures of ours (<see cref="LocalFailureBreaker"/>): its number, or 0.</summary>
+    internal long LocalFailureTrial { get; set; }
 }
 
 /// <summary>Hears about refusals and suspensions (the metrics).</summary>
@@ -85,7 +85,7 @@ public sealed class MailPolicy(
             return (null, QuotaReplies.Suspended(suspension!));
         }
 
-        var trial = false;
+        long trial = 0;
         if (localFailures?.Admit(uid, user, out trial) is { } failingHere)
         {
             // Not a quota refusal: it counts toward no suspension (her mail would fail on our side anyway).
@@ -98,14 +98,14 @@ public sealed class MailPolicy(
         if (declaredSize > userLimits.MessageSizeBytes)
         {
             var tooBig = new QuotaExceeded(RefusalKind.MessageSize, (int)Math.Min(int.MaxValue, declaredSize.Value), (int)Math.Min(int.MaxValue, userLimits.MessageSizeBytes!.Value));
-            localFailures?.Finished(uid, trial, LocalFailureVerdict.None);
+            localFailures?.Finished(uid, trial, OwnStages.NotRun);
             await RefuseAsync(uid, user, tooBig, cancellationToken);
             return (null, QuotaReplies.For(tooBig, user));
         }
 
         if (!ledger.TryReserveMessage(uid, userLimits, out var exceeded))
         {
-            localFailures?.Finished(uid, trial, LocalFailureVerdict.None);
+            localFailures?.Finished(uid, trial, OwnStages.NotRun);
             await RefuseAsync(uid, user, exceeded!, cancellationToken);
             return (null, QuotaReplies.For(exceeded!, user));
         }
@@ -174,11 +174,18 @@ public sealed class MailPolicy(
         ticket.ReservedMessages = ticket.ReservedRecipients = 0;
         SettleLocalFailures(ticket, final);
         var now = time.GetUtcNow();
-        if (final.Unsent is { } unsent && !ticket.Pending)
+        if (!ticket.Pending && (final.Unsent is not null || final.FailedHere))
         {
             // Nothing of it went upstream beyond MAIL/RCPT: a client can make thousands a second, so it is counted per user,
-            // kind and minute instead of stored one row each, and counts towards suspension.
+            // kind and minute instead of stored one row each, and counts towards suspension. Failing here before DATA can
+            // only be the store refusing the Pending row: tallied as such, toward no rule (its disk is anyone's to fill).
+            var unsent = final.Unsent ?? UnsentKind.RefusedAtData;
             store.CountTally(TallyEntry.One(now, ticket.Uid, ticket.User, TallyEntry.UnsentKindName(unsent), final.Outcome.ToString(), final.Reply));
+            if (final.FailedHere)
+            {
+                return;
+            }
+
             // Both rules see it: an upstream refusal of MAIL or of every recipient is also a verdict for the failure ratio.
             var unsentReason = rules.ObserveUnsent(ticket.Uid, now, unsent);
             unsentReason = rules.ObserveOutcome(ticket.Uid, now, final.Outcome) ?? unsentReason;
@@ -227,17 +234,13 @@ public sealed class MailPolicy(
             return;
         }
 
-        // Worked: it reached DATA and nothing of ours failed it nor did the client leave it (an upstream's verdict, a hold).
-        var verdict = final.FailedHere ? LocalFailureVerdict.Failed
-            : ticket.Pending && final.Unsent is null && !final.ContentRefused ? LocalFailureVerdict.Worked
-            : LocalFailureVerdict.None;
         var trial = ticket.LocalFailureTrial;
-        ticket.LocalFailureTrial = false;
-        if (localFailures.Finished(ticket.Uid, trial, verdict) is { } count)
+        ticket.LocalFailureTrial = 0;
+        if (localFailures.Finished(ticket.Uid, trial, final.Stages) is { } count)
         {
             logger.FailingHereRefusedAtMail(ticket.Uid, ticket.User, count, localFailures.Options.LocalFailureWindow.TotalMinutes, localFailures.Options.LocalFailureCooldown.TotalSeconds, final.Id);
         }
-        else if (trial && verdict == LocalFailureVerdict.Worked)
+        else if (trial != 0 && final.Stages == OwnStages.Passed)
         {
             logger.FailingHereOver(ticket.Uid, ticket.User, final.Id);
         }

@@ -149,7 +149,7 @@ public static class RunCommand
         };
         await suspensions.LoadAsync(CancellationToken.None);
         spec = suspendedSets.Apply(spec, suspensions.KernelRefused.Select(s => s.Uid));
-        var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics.Policy);
+        var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics.Policy, new LocalFailureBreaker(options.Suspension, time));
 
         using var owners = new SocketOwnerLookup();
         using var conntrack = new ConntrackLookup();

@@ -97,10 +97,12 @@ internal sealed class DataTransfer(
                     {
                         more = await reading;
                     }
-                    catch (Exception e) when (e is IOException or SessionTimeoutException { Reason: TimeoutReason.Idle })
+                    catch (Exception e) when (e is IOException or SessionTimeoutException { Reason: TimeoutReason.Idle }
+                        && !token.IsCancellationRequested && !timeouts.Shutdown.IsCancellationRequested)
                     {
                         // A reset or silence is a hang-up too (else MAIL, RCPT, DATA and a reset would loop uncounted). Only
-                        // this read: a spool or upstream error of ours, or a shutdown, must not be charged to the client.
+                        // this read: a spool or upstream error of ours, or a shutdown, must not be charged to the client,
+                        // nor a read our own cancellation cut (a socket closed under it fails with an IOException too).
                         transaction.AbandonedByClient = true;
                         throw;
                     }
@@ -207,6 +209,7 @@ internal sealed class DataTransfer(
                 }
 
                 var (verdict, stage, added) = completed;
+                transaction.StagesPassed = verdict.Decision is StageDecision.Continue or StageDecision.Hold;
                 if (verdict.Decision != StageDecision.Continue)
                 {
                     upstream.Abort();

@@ -57,6 +57,8 @@ internal sealed class DataCommand(SessionContext context)
                 await context.Upstream.ResetAsync(token);
             }
 
+            // Ours, not hers: any user may have filled the store's disk. Counted toward nothing but the breaker at MAIL.
+            transaction.FailedHere = true;
             await transaction.FinishAsync("not relayed: " + storeRefusal, TransactionOutcome.Refused, UnsentKind.RefusedAtData, token);
             await Client.WriteAsync(storeRefusal, token);
             return StepResult.Success;

@@ -102,23 +102,33 @@ internal sealed class EnvelopeCommands(SessionContext context)
 
         // From here every ending is a finished transaction: stored, logged and counted.
         var transaction = new RelayTransaction(mail, ticket, context.Sink);
-        var (how, reply) = await Upstream.MailAsync(mail, token);
-        switch (how)
+        try
         {
-            case MailRelayed.Answered when reply.IsPositive:
-                await Client.WriteAsync(reply, token);
-                return (StepResult.Success, transaction);
-            case MailRelayed.ParameterRefused:
-                await transaction.FinishAsync($"not relayed: {reply}", TransactionOutcome.Refused, UnsentKind.MailRefused, token);
-                await Client.WriteAsync(reply, token);
-                return (StepResult.Failure, null);
-            default:
-                await transaction.FinishAsync(reply.ToString(), TransactionEvent.OutcomeOf(reply.Code), UnsentKind.UpstreamRefused, token);
+            var (how, reply) = await Upstream.MailAsync(mail, token);
+            switch (how)
+            {
+                case MailRelayed.Answered when reply.IsPositive:
+                    await Client.WriteAsync(reply, token);
+                    return (StepResult.Success, transaction);
+                case MailRelayed.ParameterRefused:
+                    await transaction.FinishAsync($"not relayed: {reply}", TransactionOutcome.Refused, UnsentKind.MailRefused, token);
+                    await Client.WriteAsync(reply, token);
+                    return (StepResult.Failure, null);
+                default:
+                    await transaction.FinishAsync(reply.ToString(), TransactionEvent.OutcomeOf(reply.Code), UnsentKind.UpstreamRefused, token);
 
-                // Mid-session the client keeps its connection: an upstream's 421 at (re)connection becomes a transaction-level 451.
-                var forClient = how == MailRelayed.Unavailable && reply.Code == 421 ? new SmtpReply(451, reply.EnhancedCode, reply.Lines) : reply;
-                await Client.WriteAsync(forClient, token);
-                return (StepResult.Failure, null);
+                    // Mid-session the client keeps its connection: an upstream's 421 at (re)connection becomes a transaction-level 451.
+                    var forClient = how == MailRelayed.Unavailable && reply.Code == 421 ? new SmtpReply(451, reply.EnhancedCode, reply.Lines) : reply;
+                    await Client.WriteAsync(forClient, token);
+                    return (StepResult.Failure, null);
+            }
+        }
+        catch
+        {
+            // Before the session holds the transaction (cancelled while the upstream answered MAIL, the client gone before
+            // our reply): finished here, else its quota reservation, and a trial's turn at the breaker, stayed taken.
+            await transaction.FinishAsync("aborted: the session ended at MAIL", TransactionOutcome.Refused, UnsentKind.ClientLeft, CancellationToken.None);
+            throw;
         }
     }
 

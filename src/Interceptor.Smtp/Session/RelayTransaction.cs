@@ -51,7 +51,7 @@ internal sealed class TransactionSink(ConnectionOrigin origin, ITransactionRecor
             Process = origin.Process,
             SubordinateUid = origin.SubordinateUid,
             ContentRefused = transaction.ContentRefused,
-            FailedHere = transaction.FailedHere,
+            Stages = transaction.FailedHere ? OwnStages.Failed : transaction.StagesPassed ? OwnStages.Passed : OwnStages.NotRun,
             Relay = upstream.Relay,
         };
 }
@@ -104,6 +104,12 @@ internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket ticke
     /// it counts against the user, since another user (a full disk, a wedged scanner) may be what made us fail.
     /// </summary>
     public bool FailedHere { get; set; }
+
+    /// <summary>
+    /// Set when the message stages ran on the whole message and let it on (or held it): what lets a trial close
+    /// <see cref="Core.Policy.LocalFailureBreaker"/> (an upstream that refused DATA itself shows nothing about our side).
+    /// </summary>
+    public bool StagesPassed { get; set; }
 
     /// <summary>The upstream's last refusal of a RCPT in this transaction, if any.</summary>
     public SmtpReply? LastRecipientRefusal { get; private set; }

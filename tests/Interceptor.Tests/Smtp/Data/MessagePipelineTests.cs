@@ -97,6 +97,8 @@ public class MessagePipelineTests
         Assert.That(trace, Does.StartWith("X-Interceptor-Origin: "));
         Assert.That(Encoding.ASCII.GetString(rest), Is.EqualTo(Body));
         Assert.That(spools.Disposed, Is.EqualTo(1));
+        await Wait.UntilAsync(() => session.Recorder.Events.Count >= 1, "the transaction recorded");
+        Assert.That(session.Recorder.Events.Single().Stages, Is.EqualTo(OwnStages.Passed), "what lets a trial free a user held back by failures of ours");
     }
 
     [Test]
@@ -170,6 +172,7 @@ public class MessagePipelineTests
         Assert.Multiple(() =>
         {
             Assert.That(session.Recorder.Events.Single().Unsent, Is.Null, "any user may have filled the disk: counted toward nothing");
+            Assert.That(session.Recorder.Events.Single().Stages, Is.EqualTo(OwnStages.Failed), "but the breaker at MAIL");
             Assert.That(session.Recorder.Events.Single().Outcome, Is.EqualTo(TransactionOutcome.Refused));
             Assert.That(session.Log.Lines, Has.Some.Contains("could not be spooled for the message stages: No space left on device"));
         });

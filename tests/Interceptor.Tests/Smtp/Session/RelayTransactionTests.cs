@@ -145,7 +145,7 @@ public class RelayTransactionTests
     {
         // StageDecision.Defer (a scan that timed out, a hold or spool the disk could not keep): the scanner is shared and
         // any local user can wedge it or fill the disk, so whose doing it was cannot be known; a neighbour must not get
-        // her charged. (A loop of them is bounded by Scan.MaxConcurrentPerUser and the timeout instead.)
+        // her charged. (A loop of them is bounded by Suspension.LocalFailureLimit instead: LocalFailureBreakerTests.)
         var (transaction, recorder, _, _) = Start();
         transaction.RecipientAnswered("bob@example.net", new SmtpReply(250, "2.1.5", "Ok"));
         Assert.That(await transaction.BeginDataAsync(CancellationToken.None), Is.Null);
@@ -154,6 +154,31 @@ public class RelayTransactionTests
         await transaction.FinishAsync("451 4.7.0 the message could not be scanned for spam", TransactionOutcome.Refused, UnsentKind.ClientLeft, CancellationToken.None);
 
         Assert.That(recorder.Events.Single().Unsent, Is.Null);
+        Assert.That(recorder.Events.Single().Stages, Is.EqualTo(OwnStages.Failed), "what the breaker at MAIL counts");
+    }
+
+    [Test]
+    public async Task A_store_that_cannot_keep_the_pending_row_is_our_failure_not_the_clients()
+    {
+        // Its disk is anyone's to fill: before, the 451 counted as RefusedAtData toward bob's Suspension.UnsentLimit.
+        await using var upstream = new ScriptedUpstream();
+        await using var session = MemorySession.Start(upstream.EndPoint);
+        await session.GreetAsync();
+        Assert.That((await session.CommandAsync("MAIL FROM:<alice@customer.test>")).Code, Is.EqualTo(250));
+        Assert.That((await session.CommandAsync("RCPT TO:<bob@example.net>")).Code, Is.EqualTo(250));
+        session.Policy.Store.Broken = true;
+
+        var data = await session.CommandAsync("DATA");
+
+        Assert.That(data.Text, Does.StartWith("451 4.3.0 accounting store unavailable"));
+        await Wait.UntilAsync(() => session.Recorder.Events.Count >= 1, "the transaction recorded");
+        var recorded = session.Recorder.Events.Single();
+        Assert.Multiple(() =>
+        {
+            Assert.That(recorded.Stages, Is.EqualTo(OwnStages.Failed));
+            Assert.That(recorded.Unsent, Is.Null, "toward no suspension rule");
+            Assert.That(session.Policy.Store.Tallies.Select(t => t.Kind), Is.EqualTo(new[] { "Unsent.RefusedAtData" }), "still tallied");
+        });
     }
 
     /// <summary>The bug: this outcome was stored but never logged nor counted (the recorder never heard of it).</summary>

@@ -11,6 +11,28 @@ namespace Interceptor.Tests.Smtp.Session;
 public class UnsentTransactionTests
 {
     [Test]
+    public async Task A_session_ended_while_the_upstream_answers_mail_still_finishes_the_transaction()
+    {
+        // Before, the ticket's quota reservation (and a trial's turn at Suspension.LocalFailureLimit) stayed taken: the
+        // transaction had not reached the session yet, so nothing finished it.
+        await using var upstream = new ScriptedUpstream(new UpstreamScript { Delays = new Dictionary<string, TimeSpan> { ["MAIL"] = TimeSpan.FromSeconds(5) } });
+        var session = MemorySession.Start(upstream.EndPoint);
+        try
+        {
+            await session.GreetAsync();
+            await session.SendAsync("MAIL FROM:<alice@customer.test>\r\n");
+            await Wait.UntilAsync(() => upstream.Sessions.Any(s => s.Commands.Any(c => c.StartsWith("MAIL", StringComparison.Ordinal))), "MAIL upstream");
+        }
+        finally
+        {
+            await session.DisposeAsync();
+        }
+
+        await Wait.UntilAsync(() => session.Recorder.Events.Count >= 1, "the transaction finished");
+        Assert.That(session.Recorder.Events.Single().Reply, Is.EqualTo("aborted: the session ended at MAIL"));
+    }
+
+    [Test]
     public async Task Mail_rset_loops_are_marked_unsent_and_end_at_the_hard_error_limit()
     {
         await using var upstream = new ScriptedUpstream(new UpstreamScript());

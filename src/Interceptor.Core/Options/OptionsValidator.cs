@@ -88,6 +88,7 @@ public static partial class OptionsValidator
         Check(suspension.LocalFailureLimit >= 0, "Suspension.LocalFailureLimit", "must be 0 (off) or more");
         Check(Within(suspension.LocalFailureWindow, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1440)), "Suspension.LocalFailureWindowMinutes", "must be 1-1440");
         Check(Within(suspension.LocalFailureCooldown, Seconds(1), Seconds(3600)), "Suspension.LocalFailureCooldownSeconds", "must be 1-3600");
+        Check(suspension.LocalFailureCooldown <= suspension.LocalFailureWindow, "Suspension.LocalFailureCooldownSeconds", "must be no longer than Suspension.LocalFailureWindowMinutes (the cool-down doubles up to the window)");
         Check(Within(options.Alerts.Timeout, Seconds(1), Seconds(600)), "Alerts.TimeoutSeconds", "must be 1-600");
         foreach (var (user, routes) in options.Routes.Users)
         {

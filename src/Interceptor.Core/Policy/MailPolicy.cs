@@ -90,7 +90,7 @@ public sealed class MailPolicy(
         {
             // Not a quota refusal: it counts toward no suspension (her mail would fail on our side anyway).
             observer?.Refused(RefusalKind.LocalFailures, uid, user);
-            store.CountTally(TallyEntry.One(time.GetUtcNow(), uid, user, TallyEntry.RefusalKindName(RefusalKind.LocalFailures), "", ""));
+            store.CountTally(TallyEntry.One(time.GetUtcNow(), uid, user, TallyEntry.RefusalKindName(RefusalKind.LocalFailures), "", "messages failing on our side"));
             return (null, failingHere);
         }
 
@@ -236,11 +236,12 @@ public sealed class MailPolicy(
 
         var trial = ticket.LocalFailureTrial;
         ticket.LocalFailureTrial = 0;
-        if (localFailures.Finished(ticket.Uid, trial, final.Stages) is { } count)
+        var change = localFailures.Finished(ticket.Uid, trial, final.Stages);
+        if (change.Opened is { } opened)
         {
-            logger.FailingHereRefusedAtMail(ticket.Uid, ticket.User, count, localFailures.Options.LocalFailureWindow.TotalMinutes, localFailures.Options.LocalFailureCooldown.TotalSeconds, final.Id);
+            logger.FailingHereRefusedAtMail(ticket.Uid, ticket.User, opened.Failures, localFailures.Options.LocalFailureWindow.TotalMinutes, opened.Cooldown.TotalSeconds, final.Id);
         }
-        else if (trial != 0 && final.Stages == OwnStages.Passed)
+        else if (change.Freed)
         {
             logger.FailingHereOver(ticket.Uid, ticket.User, final.Id);
         }

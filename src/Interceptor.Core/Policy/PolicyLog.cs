@@ -26,7 +26,7 @@ internal static partial class PolicyLog
     [LoggerMessage(405, LogLevel.Error, "suspension of uid={Uid} user={User} is only in memory: {Reason}")]
     public static partial void SuspensionOnlyInMemory(this ILogger logger, uint uid, string user, string reason);
 
-    [LoggerMessage(406, LogLevel.Warning, "{Count} messages of uid={Uid} user={User} failed on our side within {Minutes} min, the last {Id}: this user's new messages are refused at MAIL (451 4.3.0) for {Seconds} s, then let through one at a time until one gets through our stages (Suspension.LocalFailureLimit; never a suspension)")]
+    [LoggerMessage(406, LogLevel.Warning, "messages of uid={Uid} user={User} keep failing on our side ({Count} within {Minutes} min, the last {Id}): this user's new messages are refused at MAIL (451 4.3.0) for {Seconds} s, then let through one at a time until one gets through our stages (Suspension.LocalFailureLimit; never a suspension)")]
     public static partial void FailingHereRefusedAtMail(this ILogger logger, uint uid, string user, int count, double minutes, double seconds, string id);
 
     [LoggerMessage(407, LogLevel.Information, "message {Id} of uid={Uid} user={User} got through our stages after failures of ours: this user's messages are admitted again")]

@@ -149,7 +149,8 @@ public static class RunCommand
         };
         await suspensions.LoadAsync(CancellationToken.None);
         spec = suspendedSets.Apply(spec, suspensions.KernelRefused.Select(s => s.Uid));
-        var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics.Policy, new LocalFailureBreaker(options.Suspension, time));
+        var localFailures = new LocalFailureBreaker(options.Suspension, time);
+        var policy = new MailPolicy(options.Limits, ledger, autoSuspension, suspensions, store, time, loggers.CreateLogger("policy"), metrics.Policy, localFailures);
 
         using var owners = new SocketOwnerLookup();
         using var conntrack = new ConntrackLookup();
@@ -219,6 +220,7 @@ public static class RunCommand
             Releaser = releaser,
             Pool = pool,
             DomainMap = domainMap,
+            LocalFailures = localFailures,
         };
         await using var control = new ControlServer(context, loggers.CreateLogger("control"));
         // Started before the listener accepts and the store is pruned: what happens before an exporter listens is not counted.

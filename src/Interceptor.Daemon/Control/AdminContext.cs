@@ -32,6 +32,9 @@ public sealed record AdminContext(
     /// <summary>The relay pool (issue 15); null when Relay.Smarthosts is empty.</summary>
     public Pool.DaemonPool? Pool { get; init; }
 
+    /// <summary>Users held back after failures of ours (Suspension.LocalFailureLimit): `unblock` clears a user's.</summary>
+    public LocalFailureBreaker? LocalFailures { get; init; }
+
     /// <summary>Which user owns which domain (issue 17): `domains` lists and checks them.</summary>
     public Core.Domains.IDomainMapSource? DomainMap { get; init; }
 }

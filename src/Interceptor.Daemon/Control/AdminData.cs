@@ -37,7 +37,7 @@ public sealed record TableStatus(string Name, bool Matches, IReadOnlyList<string
 /// <param name="Recipients">Recipients of those messages.</param>
 /// <param name="Pending">Relayed but without a recorded outcome yet (counted as sent by the quotas).</param>
 /// <param name="Refused">Transactions refused by us before relaying, or abandoned by the client.</param>
-/// <param name="PolicyRefusals">Quota, size and suspension refusals.</param>
+/// <param name="PolicyRefusals">Quota, size and suspension refusals, and MAILs held back after failures of ours (Suspension.LocalFailureLimit).</param>
 public sealed record WindowCounts(long Delivered, long Recipients, long Pending, long Deferred, long Rejected, long Refused, long PolicyRefusals)
 {
     public static readonly WindowCounts Zero = new(0, 0, 0, 0, 0, 0, 0);

@@ -224,6 +224,7 @@ public sealed class AdminService(AdminContext context, ILogger logger)
 
         // Without this, the refusals that tripped an automatic suspension would trip it again at the next message.
         context.AutoSuspension.Reset(uid);
+        context.LocalFailures?.Reset(uid);
         if (changed)
         {
             logger.Unsuspended(peer.Uid, peer.Pid, uid, name);

@@ -130,6 +130,10 @@ internal sealed class DataTransfer(
                     // when most of the time went into waiting for her bytes: the rate's clock also runs while we write
                     // upstream or spool, and a slow MX (or another user's load on it) must not charge an innocent client.
                     transaction.AbandonedByClient = Stopwatch.GetElapsedTime(0, clientWaitTicks) > timeouts.DataElapsed / 2;
+
+                    // Else the time went into our writes (the spool's disk, the upstream): not hers, but a loop of it must
+                    // not be free either (Suspension.LocalFailureLimit).
+                    transaction.FailedHere = !transaction.AbandonedByClient;
                     upstream.Abort();
                     return new(timeouts.Expire(TimeoutReason.SlowData), TransactionOutcome.Refused, Close: true);
                 }

@@ -12,20 +12,20 @@ public class LocalFailureBreakerTests
 
     private readonly ManualClock _clock = new(new DateTimeOffset(2026, 12, 6, 12, 0, 0, TimeSpan.Zero));
 
-    private LocalFailureBreaker Breaker(int limit = 3, TimeSpan? window = null) => new(
-        new SuspensionOptions { LocalFailureLimit = limit, LocalFailureWindow = window ?? TimeSpan.FromMinutes(10), LocalFailureCooldown = TimeSpan.FromSeconds(60) },
+    private LocalFailureBreaker Breaker(int limit = 3) => new(
+        new SuspensionOptions { LocalFailureLimit = limit, LocalFailureWindow = TimeSpan.FromMinutes(10), LocalFailureCooldown = TimeSpan.FromSeconds(60) },
         _clock);
 
     /// <summary>Admits a message of alice's and ends it as given; fails the test when it is refused. Returns its trial number.</summary>
-    private static long Send(LocalFailureBreaker breaker, OwnStages stages, uint uid = Alice)
+    private static long Send(LocalFailureBreaker breaker, OwnStages stages)
     {
-        Assert.That(breaker.Admit(uid, "alice", out var trial), Is.Null, "admitted");
-        breaker.Finished(uid, trial, stages);
+        Assert.That(breaker.Admit(Alice, "alice", out var trial), Is.Null, "admitted");
+        breaker.Finished(Alice, trial, stages);
         return trial;
     }
 
-    /// <summary>A breaker that three failures of alice's just opened.</summary>
-    private LocalFailureBreaker Opened()
+    /// <summary>A breaker that three failures of alice's just tripped.</summary>
+    private LocalFailureBreaker Tripped()
     {
         var breaker = Breaker();
         for (var i = 0; i < 3; i++)
@@ -45,13 +45,13 @@ public class LocalFailureBreakerTests
         Send(breaker, OwnStages.Failed);
         Send(breaker, OwnStages.Failed);
         Assert.That(breaker.Admit(Alice, "alice", out var trial), Is.Null, "two of three: still admitted");
-        Assert.That(breaker.Finished(Alice, trial, OwnStages.Failed), Is.EqualTo(3), "the third opens it (the count is for the log line)");
+        Assert.That(breaker.Finished(Alice, trial, OwnStages.Failed).Opened, Is.EqualTo((3, TimeSpan.FromSeconds(60))), "the third trips it");
 
         var refusal = breaker.Admit(Alice, "alice", out var refusedTrial);
 
         Assert.Multiple(() =>
         {
-            Assert.That(refusal?.ToWire(), Is.EqualTo("451 4.3.0 3 messages of user alice failed on our side within 10 min (a local error, logged; Suspension.LocalFailureLimit); new messages are refused for 60 s more; try again later\r\n"));
+            Assert.That(refusal?.ToWire(), Is.EqualTo("451 4.3.0 messages of user alice keep failing on our side (3 within the last 10 min; a local error, logged; Suspension.LocalFailureLimit); new messages are refused for 60 s more; try again later\r\n"));
             Assert.That(trial, Is.Zero);
             Assert.That(refusedTrial, Is.Zero);
             Assert.That(breaker.Admit(Bob, "bob", out _), Is.Null, "bob has no failures of his own");
@@ -59,7 +59,7 @@ public class LocalFailureBreakerTests
     }
 
     [Test]
-    public void Failures_spread_beyond_the_window_never_open_it_and_leave_nothing_behind()
+    public void Failures_spread_beyond_the_window_never_trip_it_and_leave_nothing_behind()
     {
         var breaker = Breaker();
         for (var i = 0; i < 10; i++)
@@ -76,7 +76,7 @@ public class LocalFailureBreakerTests
     [Test]
     public void After_the_cool_down_one_message_at_a_time_is_tried_and_a_failed_trial_opens_it_for_twice_as_long()
     {
-        var breaker = Opened();
+        var breaker = Tripped();
         _clock.Advance(TimeSpan.FromSeconds(59));
         Assert.That(Refusal(breaker), Does.Contain("refused for 1 s more"));
         _clock.Advance(TimeSpan.FromSeconds(1));
@@ -86,34 +86,34 @@ public class LocalFailureBreakerTests
         Assert.That(breaker.Admit(Alice, "alice", out var second)?.Text, Does.Contain("one message is being tried, the others wait for it"));
         Assert.That(second, Is.Zero);
 
-        Assert.That(breaker.Finished(Alice, trial, OwnStages.Failed), Is.EqualTo(4), "the trial failed: open again");
+        Assert.That(breaker.Finished(Alice, trial, OwnStages.Failed).Opened, Is.EqualTo((4, TimeSpan.FromSeconds(120))));
         Assert.That(Refusal(breaker), Does.Contain("refused for 120 s more"));
     }
 
     [Test]
-    public void A_trial_that_gets_through_frees_her_messages_but_the_next_failure_in_the_window_opens_it_at_once()
+    public void A_trial_that_gets_through_frees_her_messages_but_the_next_failure_in_the_window_trips_it_at_once()
     {
         // Her trial is hers to choose (a small message passes a full disk in the spool's memory): were the failures
         // forgotten, each passing trial would buy a new burst of five.
-        var breaker = Opened();
+        var breaker = Tripped();
         _clock.Advance(TimeSpan.FromSeconds(60));
-        Assert.That(Send(breaker, OwnStages.Passed), Is.Not.Zero, "the trial");
+        Assert.That(breaker.Admit(Alice, "alice", out var trial), Is.Null);
+        Assert.That(breaker.Finished(Alice, trial, OwnStages.Passed).Freed, Is.True);
 
         Assert.That(breaker.Admit(Alice, "alice", out var first), Is.Null);
         Assert.That(breaker.Admit(Alice, "alice", out var concurrent), Is.Null, "no longer one at a time");
         Assert.That(first + concurrent, Is.Zero, "neither is a trial");
-        Assert.That(breaker.Finished(Alice, 0, OwnStages.Failed), Is.EqualTo(4), "one failure opens it again");
-        Assert.That(Refusal(breaker), Does.Contain("refused for 120 s more"));
+        Assert.That(breaker.Finished(Alice, 0, OwnStages.Failed).Opened, Is.EqualTo((4, TimeSpan.FromSeconds(120))), "one failure trips it again");
     }
 
     [Test]
-    public void Only_the_trial_frees_her_a_message_that_ended_otherwise_leaves_the_next_one_a_trial()
+    public void Only_the_trial_frees_her_and_one_that_ended_before_our_stages_leaves_the_next_one_a_trial()
     {
-        var breaker = Opened();
+        var breaker = Tripped();
         _clock.Advance(TimeSpan.FromSeconds(60));
         Assert.That(breaker.Admit(Alice, "alice", out var trial), Is.Null);
-        breaker.Finished(Alice, 0, OwnStages.Passed);
-        Assert.That(Refusal(breaker), Does.Contain("one message is being tried"), "a message admitted before it opened frees nothing");
+        Assert.That(breaker.Finished(Alice, 0, OwnStages.Passed).Freed, Is.False, "a message admitted before it tripped frees nothing");
+        Assert.That(Refusal(breaker), Does.Contain("one message is being tried"));
 
         breaker.Finished(Alice, trial, OwnStages.NotRun);
 
@@ -122,72 +122,101 @@ public class LocalFailureBreakerTests
     }
 
     [Test]
-    public void Cool_downs_double_while_failures_stay_in_the_window_up_to_the_window_and_start_over_after_a_quiet_window()
+    public void At_the_defaults_failing_trials_for_two_hours_never_get_her_a_message_without_a_trial_and_the_cool_down_stays_at_the_window()
     {
-        var breaker = Breaker(window: TimeSpan.FromMinutes(60));
-        for (var i = 0; i < 3; i++)
+        // Second attack review: once her failures aged out of the window the breaker closed again and let a burst through.
+        var breaker = new LocalFailureBreaker(new SuspensionOptions(), _clock);
+        var cooldowns = new List<double>();
+        var untried = 0;
+        for (var minute = 0; minute < 120; minute++)
         {
-            Send(breaker, OwnStages.Failed);
-        }
-
-        var cooldowns = new List<string>();
-        for (var i = 0; i < 6; i++)
-        {
-            long trial;
-            while (breaker.Admit(Alice, "alice", out trial) is not null)
+            while (breaker.Admit(Alice, "alice", out var trial) is null)
             {
-                _clock.Advance(TimeSpan.FromMinutes(1));
+                untried += trial == 0 && cooldowns.Count > 0 ? 1 : 0;
+                if (breaker.Finished(Alice, trial, OwnStages.Failed).Opened is { } opened)
+                {
+                    cooldowns.Add(opened.Cooldown.TotalSeconds);
+                }
             }
 
-            Assert.That(trial, Is.Not.Zero, "half open: a trial");
-            breaker.Finished(Alice, trial, OwnStages.Failed);
-            var text = Refusal(breaker)!;
-            var from = text.IndexOf("refused for ", StringComparison.Ordinal) + 12;
-            cooldowns.Add(text[from..text.IndexOf(" s more", StringComparison.Ordinal)]);
+            _clock.Advance(TimeSpan.FromMinutes(1));
         }
 
-        Assert.That(cooldowns, Is.EqualTo(new[] { "120", "240", "480", "960", "1920", "3600" }));
-        _clock.Advance(TimeSpan.FromHours(2));
-        Assert.That(breaker.Admit(Alice, "alice", out _), Is.Null);
-        for (var i = 0; i < 3; i++)
+        Assert.Multiple(() =>
+        {
+            Assert.That(untried, Is.Zero, "once tripped, every message she got was a trial");
+            Assert.That(cooldowns.Take(6), Is.EqualTo(new[] { 60d, 120, 240, 480, 600, 600 }));
+            Assert.That(cooldowns.Skip(4), Is.All.EqualTo(600d), "it stays at the window");
+            Assert.That(cooldowns, Has.Count.LessThanOrEqualTo(16), "at most one failed message per cool-down after the first five");
+        });
+    }
+
+    [Test]
+    public void A_trip_while_a_trial_is_under_way_makes_it_no_longer_the_trial()
+    {
+        var breaker = Tripped();
+        _clock.Advance(TimeSpan.FromSeconds(60));
+        Assert.That(breaker.Admit(Alice, "alice", out var trial), Is.Null);
+        Assert.That(breaker.Finished(Alice, 0, OwnStages.Failed).Opened, Is.Not.Null, "a message admitted before failed meanwhile: open again");
+
+        Assert.That(breaker.Finished(Alice, trial, OwnStages.Passed).Freed, Is.False);
+        _clock.Advance(TimeSpan.FromSeconds(120));
+        Assert.That(breaker.Admit(Alice, "alice", out var next), Is.Null);
+        Assert.That(next, Is.Not.Zero, "still tripped: a trial");
+    }
+
+    [Test]
+    public void A_quiet_window_after_the_cool_down_forgets_her_and_the_next_trip_starts_from_the_first_cool_down()
+    {
+        var breaker = Tripped();
+        _clock.Advance(TimeSpan.FromSeconds(60) + TimeSpan.FromMinutes(9));
+        Assert.That(breaker.Admit(Alice, "alice", out var trial), Is.Null);
+        Assert.That(trial, Is.Not.Zero, "not yet a whole window after the cool-down");
+        breaker.Finished(Alice, trial, OwnStages.NotRun);
+        _clock.Advance(TimeSpan.FromMinutes(1));
+
+        Assert.That(breaker.Admit(Alice, "alice", out var free), Is.Null);
+        Assert.That(free, Is.Zero);
+        Assert.That(breaker.Tracked, Is.Zero);
+        for (var i = 0; i < 2; i++)
         {
             Send(breaker, OwnStages.Failed);
         }
 
-        Assert.That(Refusal(breaker), Does.Contain("refused for 60 s more"), "after a quiet window it starts from the first cool-down");
+        Assert.That(breaker.Finished(Alice, 0, OwnStages.Failed).Opened, Is.EqualTo((3, TimeSpan.FromSeconds(60))));
     }
 
     [Test]
-    public void A_trial_whose_end_never_came_lapses_after_the_window_and_its_late_end_frees_nothing()
+    public void A_trial_whose_end_never_came_holds_her_back_no_longer_than_a_quiet_window_and_its_late_end_frees_nothing()
     {
-        var breaker = Opened();
+        var breaker = Tripped();
         _clock.Advance(TimeSpan.FromSeconds(60));
         Assert.That(breaker.Admit(Alice, "alice", out var lost), Is.Null);
-        _clock.Advance(TimeSpan.FromMinutes(5));
-        for (var i = 0; i < 3; i++)
-        {
-            breaker.Finished(Alice, 0, OwnStages.Failed);
-        }
-
-        _clock.Advance(TimeSpan.FromSeconds(120));
+        Assert.That(lost, Is.Not.Zero);
+        _clock.Advance(TimeSpan.FromMinutes(9));
         Assert.That(Refusal(breaker), Does.Contain("one message is being tried"));
-        _clock.Advance(TimeSpan.FromMinutes(4));
+        _clock.Advance(TimeSpan.FromMinutes(1));
 
-        Assert.That(breaker.Admit(Alice, "alice", out var next), Is.Null, "ten minutes after it began, the lost trial no longer holds her back");
-        Assert.That(next, Is.Not.Zero.And.Not.EqualTo(lost));
-        breaker.Finished(Alice, lost, OwnStages.Passed);
-        Assert.That(Refusal(breaker), Does.Contain("one message is being tried"), "the lapsed trial's late end is not the current trial's");
+        Assert.That(breaker.Admit(Alice, "alice", out var next), Is.Null, "a whole window after the cool-down without a failure");
+        Assert.That(next, Is.Zero);
+        Assert.That(breaker.Finished(Alice, lost, OwnStages.Passed).Freed, Is.False);
+        Assert.That(breaker.Tracked, Is.Zero);
     }
 
     [Test]
-    public void A_limit_of_zero_turns_it_off()
+    public void An_admins_unblock_clears_it_and_a_limit_of_zero_turns_it_off()
     {
-        var breaker = Breaker(limit: 0);
+        var breaker = Tripped();
+        breaker.Reset(Alice);
+        Assert.That(breaker.Admit(Alice, "alice", out var trial), Is.Null);
+        Assert.That(trial, Is.Zero);
+
+        var off = Breaker(limit: 0);
         for (var i = 0; i < 10; i++)
         {
-            Send(breaker, OwnStages.Failed);
+            Send(off, OwnStages.Failed);
         }
 
-        Assert.That(breaker.Tracked, Is.Zero);
+        Assert.That(off.Tracked, Is.Zero);
     }
 }

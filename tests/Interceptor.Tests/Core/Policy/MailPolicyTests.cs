@@ -226,7 +226,7 @@ public class MailPolicyTests
         Assert.Multiple(() =>
         {
             Assert.That(refused, Is.Null);
-            Assert.That(reply?.ToWire(), Does.StartWith("451 4.3.0 2 messages of user alice failed on our side within 10 min"));
+            Assert.That(reply?.ToWire(), Does.StartWith("451 4.3.0 messages of user alice keep failing on our side (2 within the last 10 min"));
             Assert.That(bobs, Is.Not.Null, "bob is not held back by alice's failures");
             Assert.That(policy.Suspensions.All, Is.Empty, "never a suspension, whatever the limits");
             Assert.That(policy.Policy.Ledger.Usage(1001), Is.EqualTo((0, 0, 0, 0)), "nothing charged to her quotas");

@@ -116,6 +116,8 @@ public sealed class AdminServiceTests
         await f.HandleAsync(new ControlRequest { Verb = "block", User = "alice", Reason = "x" });
         f.AutoSuspension.ObserveRefusal(1001, AdminFixture.Now);
         f.AutoSuspension.ObserveRefusal(1001, AdminFixture.Now);
+        f.LocalFailures.Finished(1001, 0, OwnStages.Failed);
+        Assert.That(f.LocalFailures.Admit(1001, "alice", out _), Is.Not.Null, "held back after a failure of ours");
 
         var unblock = Data<BlockData>(await f.HandleAsync(new ControlRequest { Verb = "unblock", User = "alice" }));
         var stored = await f.StoredSuspensionsAsync();
@@ -130,6 +132,7 @@ public sealed class AdminServiceTests
 
             // Two refusals were forgotten: the rule (limit 3) needs three new ones to trip again.
             Assert.That(f.AutoSuspension.ObserveRefusal(1001, AdminFixture.Now), Is.Null);
+            Assert.That(f.LocalFailures.Admit(1001, "alice", out _), Is.Null, "no longer held back at MAIL");
         });
     }
 

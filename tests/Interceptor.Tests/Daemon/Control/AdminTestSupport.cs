@@ -49,7 +49,10 @@ internal sealed class AdminFixture : IAsyncDisposable
             () => 3,
             Now - TimeSpan.FromHours(2) - TimeSpan.FromMinutes(13),
             Clock,
-            "sock_diag");
+            "sock_diag")
+        {
+            LocalFailures = LocalFailures,
+        };
         Service = new AdminService(Context, NullLogger.Instance) { ResolveUser = Resolve };
     }
 
@@ -62,6 +65,9 @@ internal sealed class AdminFixture : IAsyncDisposable
     public RecordingKernel Kernel { get; } = new();
     public SuspensionRegistry Suspensions { get; }
     public AutoSuspensionRules AutoSuspension { get; }
+
+    /// <summary>The breaker at MAIL after failures of ours (limit 1): `unblock` clears it.</summary>
+    public LocalFailureBreaker LocalFailures { get; } = new(new SuspensionOptions { LocalFailureLimit = 1 }, TimeProvider.System);
     public QuotaLedger Ledger { get; }
     public AdminContext Context { get; }
     public AdminService Service { get; }

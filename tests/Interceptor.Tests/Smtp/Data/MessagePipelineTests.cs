@@ -200,9 +200,9 @@ public class MessagePipelineTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(mail.Text, Does.StartWith($"451 4.3.0 5 messages of user {RelayHarness.User} failed on our side within 10 min").And.Contain("new messages are refused for 60 s more"));
+            Assert.That(mail.Text, Does.StartWith($"451 4.3.0 messages of user {RelayHarness.User} keep failing on our side (5 within the last 10 min").And.Contain("new messages are refused for 60 s more"));
             Assert.That(mailsUpstream, Is.EqualTo(5), "the sixth MAIL never reached the MX");
-            Assert.That(session.Log.Lines, Has.Some.Contains($"5 messages of uid={RelayHarness.Uid} user={RelayHarness.User} failed on our side within 10 min"));
+            Assert.That(session.Log.Lines, Has.Some.Contains($"messages of uid={RelayHarness.Uid} user={RelayHarness.User} keep failing on our side (5 within 10 min"));
             Assert.That(session.Policy.Suspensions.All, Is.Empty);
         });
     }
@@ -230,6 +230,7 @@ public class MessagePipelineTests
         Assert.That((await reply).Text, Does.StartWith("421 4.4.2 ").And.Contain("slower than 1024 bytes/s"));
         await Wait.UntilAsync(() => session.Recorder.Events.Count >= 1, "the transaction recorded");
         Assert.That(session.Recorder.Events.Single().Unsent, Is.EqualTo(expected));
+        Assert.That(session.Recorder.Events.Single().Stages, Is.EqualTo(slowSpool ? OwnStages.Failed : OwnStages.NotRun), "our slow writes: toward the breaker at MAIL");
     }
 
     [Test]

@@ -22,12 +22,12 @@ internal sealed class MemorySession : IAsyncDisposable
     private readonly WireReader _replies;
     private readonly CancellationTokenSource _shutdown = new();
 
-    private MemorySession(long replyBuffer)
+    private MemorySession(long replyBuffer, SuspensionOptions suspension)
     {
         _toClient = new Pipe(new PipeOptions(pauseWriterThreshold: replyBuffer, resumeWriterThreshold: replyBuffer / 2, useSynchronizationContext: false));
         _clientOut = _toSession.Writer.AsStream();
         _replies = new WireReader(_toClient.Reader.AsStream());
-        Policy = new PolicyFixture(RelayHarness.Options.Limits, logger: Log);
+        Policy = new PolicyFixture(RelayHarness.Options.Limits, suspension, logger: Log);
     }
 
     /// <summary>Generous limits: a test shortens the one it shows.</summary>
@@ -50,7 +50,7 @@ internal sealed class MemorySession : IAsyncDisposable
     /// <param name="options">The relay's options (its upstream timeouts); <see cref="RelayHarness.Options"/> when null.</param>
     public static MemorySession Start(IPEndPoint upstream, TimeoutLimits? limits = null, MessagePipeline? pipeline = null, long replyBuffer = 1024 * 1024, InterceptorOptions? options = null)
     {
-        var harness = new MemorySession(replyBuffer);
+        var harness = new MemorySession(replyBuffer, (options ?? RelayHarness.Options).Suspension);
         harness.Session = harness.RunAsync(upstream, limits ?? Relaxed, pipeline, options ?? RelayHarness.Options);
         return harness;
     }

@@ -162,7 +162,8 @@ public class RelayTransactionTests
     {
         // Its disk is anyone's to fill: before, the 451 counted as RefusedAtData toward bob's Suspension.UnsentLimit.
         await using var upstream = new ScriptedUpstream();
-        await using var session = MemorySession.Start(upstream.EndPoint);
+        var options = RelayHarness.Options with { Suspension = new SuspensionOptions { UnsentLimit = 1 } };
+        await using var session = MemorySession.Start(upstream.EndPoint, options: options);
         await session.GreetAsync();
         Assert.That((await session.CommandAsync("MAIL FROM:<alice@customer.test>")).Code, Is.EqualTo(250));
         Assert.That((await session.CommandAsync("RCPT TO:<bob@example.net>")).Code, Is.EqualTo(250));
@@ -178,6 +179,7 @@ public class RelayTransactionTests
             Assert.That(recorded.Stages, Is.EqualTo(OwnStages.Failed));
             Assert.That(recorded.Unsent, Is.Null, "toward no suspension rule");
             Assert.That(session.Policy.Store.Tallies.Select(t => t.Kind), Is.EqualTo(new[] { "Unsent.RefusedAtData" }), "still tallied");
+            Assert.That(session.Policy.Suspensions.All, Is.Empty, "an unsent limit of 1 would have suspended her");
         });
     }
 

@@ -194,6 +194,8 @@ public sealed partial class BootedPackageTests
             Assert.That(daemon, Is.GreaterThan(rules), "the daemon after the rules unit:\n" + string.Join("\n", order));
         });
         Step("boot order (journal, monotonic): " + string.Join(" | ", new[] { rules, networkPre, daemon }.Select(i => Shorten(Regex.Replace(order[i], @"\s+\S+ systemd\[1\]:", ""), 80))));
+        var mark = (await Container.ExecAsync("test -e /run/smtp-interceptor-rules/applied && echo marked")).Stdout.Trim();
+        Assert.That(mark, Is.EqualTo("marked"), "the rules unit's first try got the table in and left its mark: the second did nothing");
 
         Assert.That(await SuspendedSetAsync(), Does.Contain(uid), "still suspended after the reboot");
         var usageAfter = Usage(await Container.CheckedAsync($"smtp-interceptor limits {Customer}"));

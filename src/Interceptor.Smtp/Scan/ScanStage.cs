@@ -108,8 +108,9 @@ public sealed class ScanStage(IContentScanner scanner, ScanOptions options, stri
     }
 
     /// <summary>
-    /// Scan.OnError. A TempFail carries no finding and counts toward nothing: the scanner is shared and reachable by every
-    /// local user, so whose load made it slow cannot be known (a user who wedges it must not get her neighbours charged).
+    /// Scan.OnError. A TempFail carries no finding and counts toward no quota or suspension, only toward
+    /// Suspension.LocalFailureLimit (a 451 at MAIL for a while): the scanner is shared and reachable by every local user, so
+    /// whose load made it slow cannot be known (a user who wedges it must not get her neighbours charged).
     /// </summary>
     private StageVerdict OnError(MessageContext message, string reason)
     {

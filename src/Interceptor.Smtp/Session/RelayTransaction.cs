@@ -100,8 +100,9 @@ internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket ticke
     public bool AbandonedByClient { get; set; }
 
     /// <summary>
-    /// Set when a stage failed on our side (<c>StageDecision.Defer</c>) or the spool could not keep the message: nothing of
-    /// it counts against the user, since another user (a full disk, a wedged scanner) may be what made us fail.
+    /// Set when our side failed it: a stage's <c>StageDecision.Defer</c>, a spool the disk could not keep, the store refusing the
+    /// Pending row, DATA too slow through our own writes. It counts toward no quota or suspension rule, since another user (a
+    /// full disk, a wedged scanner) may be what made us fail; only toward <see cref="Core.Policy.LocalFailureBreaker"/>.
     /// </summary>
     public bool FailedHere { get; set; }
 

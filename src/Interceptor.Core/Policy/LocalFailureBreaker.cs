@@ -11,7 +11,8 @@ public readonly record struct BreakerChange((int Failures, TimeSpan Cooldown)? O
 
 /// <summary>
 /// A circuit breaker per user for messages that fail on our side: a scan that timed out or could not run, a spool or hold
-/// the disk could not keep, the store refusing the Pending row, DATA too slow while the time went into our own writes.
+/// the disk could not keep, the store refusing the Pending row, DATA too slow while the time went into
+/// writing the spool (not into writes to the MX the client chose, which anyone may run slow).
 /// Such a failure counts toward nothing else, since another user may have caused it (filled the disk, held spamd's
 /// children through 127.0.0.1:783), and the user must not be suspended for it. Left at that, a user who makes it happen
 /// at will gets MAIL and RCPT to an MX without end and uncounted: a recipient probe from the host's address.

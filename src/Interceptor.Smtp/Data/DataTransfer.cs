@@ -131,9 +131,11 @@ internal sealed class DataTransfer(
                     // upstream or spool, and a slow MX (or another user's load on it) must not charge an innocent client.
                     transaction.AbandonedByClient = Stopwatch.GetElapsedTime(0, clientWaitTicks) > timeouts.DataElapsed / 2;
 
-                    // Else the time went into our writes (the spool's disk, the upstream): not hers, but a loop of it must
-                    // not be free either (Suspension.LocalFailureLimit).
-                    transaction.FailedHere = !transaction.AbandonedByClient;
+                    // Else the time went into our writes. Into the spool's disk, they are ours: not hers, but a loop of it must
+                    // not be free either (Suspension.LocalFailureLimit). Streamed, they went to the upstream, which is whatever
+                    // MX the client chose: counted toward nothing, else anyone's slow MX (a web form's address at it) could
+                    // hold back the site that sends to it.
+                    transaction.FailedHere = !transaction.AbandonedByClient && spool is not null;
                     upstream.Abort();
                     return new(timeouts.Expire(TimeoutReason.SlowData), TransactionOutcome.Refused, Close: true);
                 }

@@ -101,7 +101,7 @@ internal sealed class RelayTransaction(EnvelopeCommand mail, MessageTicket ticke
 
     /// <summary>
     /// Set when our side failed it: a stage's <c>StageDecision.Defer</c>, a spool the disk could not keep, the store refusing the
-    /// Pending row, DATA too slow through our own writes. It counts toward no quota or suspension rule, since another user (a
+    /// Pending row, DATA too slow through our spool writes. It counts toward no quota or suspension rule, since another user (a
     /// full disk, a wedged scanner) may be what made us fail; only toward <see cref="Core.Policy.LocalFailureBreaker"/>.
     /// </summary>
     public bool FailedHere { get; set; }

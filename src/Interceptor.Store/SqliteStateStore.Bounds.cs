@@ -119,7 +119,7 @@ public sealed partial class SqliteStateStore
             var currentTier = tier;
             var tierTarget = tier == PruneTier.QuotaHistory ? quotaHistoryTarget : target;
             var (removed, usedNow) = currentTier == PruneTier.NotCountedByQuotas
-                ? await PruneNotCountedAsync(tierTarget, deepest, prunedUsers, cancellationToken)
+                ? await PruneNotCountedAsync(tierTarget, limit, deepest, prunedUsers, cancellationToken)
                 : await _writer.EnqueueAsync(
                     s =>
                     {
@@ -130,7 +130,9 @@ public sealed partial class SqliteStateStore
                     cancellationToken);
             deleted += removed;
             used = usedNow;
-            if (used <= tierTarget)
+            // Past the shares' tier, under the cap is enough: what the target's margin would take is others' records and
+            // the last day's deliveries, and the next check plans afresh.
+            if (used <= tierTarget || (currentTier == PruneTier.NotCountedByQuotas && used <= limit))
             {
                 break;
             }
@@ -153,14 +155,23 @@ public sealed partial class SqliteStateStore
 
     /// <summary>
     /// <see cref="PruneTier.NotCountedByQuotas"/>, once per enforcement: the users above a common level lose their oldest
-    /// rows down to it. Not again at once: a second plan would count the rows written meanwhile as progress (a flood could
-    /// keep it going for ever) and lower the level on what the first pass only fragmented. Only when the cap itself needs
-    /// more (<paramref name="deepest"/> is the deliveries' tier) does everything no quota counts go first, level 0.
+    /// rows down to it. Not again at once for the disk's floor: a second plan would count the rows written meanwhile as
+    /// progress and lower the level on what the first pass only fragmented, and the next check, seconds later, plans
+    /// afresh. Over the cap itself (<paramref name="deepest"/> is the deliveries' tier), the level is planned once more,
+    /// and only if the store is still over <paramref name="limit"/> does everything no quota counts go (level 0): going
+    /// there whenever the first cut fell short of the target took everyone's records for a flood that a second cut of its
+    /// own share would have paid for.
     /// </summary>
-    private async Task<(int Removed, long Used)> PruneNotCountedAsync(long target, PruneTier deepest, List<string> prunedUsers, CancellationToken cancellationToken)
+    private async Task<(int Removed, long Used)> PruneNotCountedAsync(long target, long limit, PruneTier deepest, List<string> prunedUsers, CancellationToken cancellationToken)
     {
         var (removed, used) = await PruneLargestSharesAsync(target, prunedUsers, cancellationToken);
-        if (used > target && deepest == PruneTier.QuotaHistory)
+        if (deepest == PruneTier.QuotaHistory && used > target)
+        {
+            var (more, after) = await PruneLargestSharesAsync(target, prunedUsers, cancellationToken);
+            (removed, used) = (removed + more, after);
+        }
+
+        if (deepest == PruneTier.QuotaHistory && used > limit)
         {
             var (more, after) = await PruneLargestSharesAsync(null, prunedUsers, cancellationToken);
             (removed, used) = (removed + more, after);

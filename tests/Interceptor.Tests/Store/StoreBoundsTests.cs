@@ -188,6 +188,33 @@ public class StoreBoundsTests
         });
     }
 
+    [Test]
+    public async Task Over_the_cap_a_second_cut_of_the_floods_share_comes_before_anyone_elses_records()
+    {
+        // Bob's flood of refused transactions with carol's few refusals and the deliveries of the same hours among them,
+        // the file over the cap. The pages his oldest rows leave keep the others' rows, so the cut to the common level
+        // frees fewer pages than it planned. Before, falling short of the target then took everything no quota counts at
+        // once (level 0), carol's records with it, although a second cut of his share got the store under the cap.
+        using var dir = new StoreTestDirectory();
+        await using var store = dir.Open();
+        await FloodAmongOthersAsync(store);
+        var full = await UsedAsync(store);
+        var maxBytes = (long)(full * 0.85);
+
+        var report = await store.EnforceSizeAsync(maxBytes, 0, QuotaWindow, CancellationToken.None);
+
+        var left = await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, int.MaxValue, CancellationToken.None);
+        Assert.Multiple(() =>
+        {
+            Assert.That(report!.UsedAfter, Is.LessThanOrEqualTo(maxBytes), "under the cap again");
+            Assert.That(report.QuotaHistoryLost, Is.False);
+            Assert.That(left.Count(t => t.Uid == 7), Is.EqualTo(400), "the deliveries stay");
+            Assert.That(left.Count(t => t.Uid == 9), Is.EqualTo(100), "carol's records all stay");
+            Assert.That(left.Count(t => t.Uid == 8), Is.InRange(1, 1899), "bob's oldest went");
+            Assert.That(report.PrunedUsers, Is.EqualTo(new[] { "uid 8 (user8)" }), "only his");
+        });
+    }
+
     [TestCase(new long[] { 1000, 300, 20 }, 500, 500)]    // the largest alone covers it: cut to 500, the others untouched
     [TestCase(new long[] { 1000, 300, 20 }, 700, 300)]    // exactly down to the next one's share
     [TestCase(new long[] { 1000, 300, 20 }, 800, 250)]    // both above the level lose down to it: 750 + 50
@@ -226,6 +253,26 @@ public class StoreBoundsTests
             Assert.That(merged.Select(t => (t.Count, t.Detail)), Is.EqualTo(new[] { (1001L, "again") }), "a later flush adds to the same row");
             Assert.That(pruned, Is.Empty, "retention prunes tallies");
         });
+    }
+
+    /// <summary>
+    /// Bob's (uid 8) 2,000 refused transactions of the last hours, every twentieth of them carol's (uid 9) instead, and
+    /// among them in time a longer delivery (uid 7) every fifth.
+    /// </summary>
+    private static async Task FloodAmongOthersAsync(SqliteStateStore store)
+    {
+        var writes = new List<Task>();
+        for (var i = 0; i < 2000; i++)
+        {
+            var uid = i % 20 == 0 ? 9u : 8u;
+            writes.Add(store.RecordTransactionAsync(Records.Transaction($"r{i}", Now.AddHours(-6).AddSeconds(i), uid: uid, outcome: TransactionOutcome.Refused) with { Reply = "550 no" }, CancellationToken.None));
+            if (i % 5 == 0)
+            {
+                writes.Add(store.RecordTransactionAsync(Records.Transaction($"sent{i}", Now.AddHours(-6).AddSeconds(i), uid: 7) with { Reply = "250 " + new string('x', 300) }, CancellationToken.None));
+            }
+        }
+
+        await Task.WhenAll(writes);
     }
 
     private static Task<long> UsedAsync(SqliteStateStore store) => store.RunOnWriterAsync(StoreBudget.UsedBytes);

@@ -181,23 +181,33 @@ public sealed partial class SqliteStateStore
     }
 
     /// <summary>
-    /// One pass: one look at every user's share (a GROUP BY on the writer), then each user above the common level loses her
-    /// oldest rows down to it, each user in a writer job of its own so the sessions' commits go in between. A null
+    /// One pass: one look at every user's share (a GROUP BY on a reader), then each user above the common level loses her
+    /// oldest rows down to it, a chunk of them a writer job so the sessions' commits go in between. A null
     /// <paramref name="target"/>: level 0, all of it. Names the users in <paramref name="prunedUsers"/>.
     /// </summary>
     private async Task<(int Removed, long Used)> PruneLargestSharesAsync(long? target, List<string> prunedUsers, CancellationToken cancellationToken)
     {
-        var plan = await _writer.EnqueueAsync(
-            s => StoreContributor.Plan(s.Connection, target is { } bytes ? Math.Max(0, StoreBudget.UsedBytes(s.Connection) - bytes) : long.MaxValue),
+        // A reader's snapshot: the GROUP BY reads every uncounted row of the day, and on the writer it held the sessions'
+        // commits meanwhile. What is written after the snapshot counts at the next plan.
+        var plan = await ReadAsync(
+            (c, _) => Task.FromResult(StoreContributor.Plan(c, target is { } bytes ? Math.Max(0, StoreBudget.UsedBytes(c) - bytes) : long.MaxValue)),
             cancellationToken);
         var removed = 0;
         foreach (var share in plan)
         {
-            var gone = await _writer.EnqueueAsync(s => share.DeleteExcess(s.Connection), cancellationToken);
-            removed += gone;
-            if (gone > 0 && !prunedUsers.Contains(share.ToString()))
+            for (var left = share.Excess; left > 0;)
             {
-                prunedUsers.Add(share.ToString());
+                var (gone, bytes) = await _writer.EnqueueAsync(s => share.DeleteOldest(s.Connection, left, StoreContributor.RowsPerJob), cancellationToken);
+                if (gone == 0)
+                {
+                    break;
+                }
+
+                (removed, left) = (removed + gone, left - bytes);
+                if (!prunedUsers.Contains(share.ToString()))
+                {
+                    prunedUsers.Add(share.ToString());
+                }
             }
         }
 

@@ -215,6 +215,41 @@ public class StoreBoundsTests
         });
     }
 
+    [Test]
+    public async Task A_share_is_deleted_a_chunk_a_writer_job_oldest_first_up_to_its_bytes()
+    {
+        // A flood's share can be millions of rows: all of it in one writer job held every session's pending row for seconds.
+        using var dir = new StoreTestDirectory();
+        await using var store = dir.Open();
+        var writes = new List<Task>();
+        for (var i = 0; i < 250; i++)
+        {
+            writes.Add(store.RecordTransactionAsync(Records.Transaction($"bob{i}", Now.AddHours(-6).AddSeconds(i), uid: 8, outcome: TransactionOutcome.Refused), CancellationToken.None));
+            writes.Add(store.RecordTransactionAsync(Records.Transaction($"sent{i}", Now.AddHours(-6).AddSeconds(i), uid: 8), CancellationToken.None));
+        }
+
+        writes.Add(store.RecordRefusalAsync(Records.Refusal(Now.AddHours(-7), uid: 8), CancellationToken.None));
+        writes.Add(store.RecordRefusalAsync(Records.Refusal(Now.AddHours(-7), uid: 9), CancellationToken.None));
+        await Task.WhenAll(writes);
+        var bob = new StoreContributor(8, "user8", 0, 0);
+
+        var first = await store.RunOnWriterAsync(c => bob.DeleteOldest(c, long.MaxValue, 100));
+        var second = await store.RunOnWriterAsync(c => bob.DeleteOldest(c, 1, 100));
+        var left = await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, int.MaxValue, CancellationToken.None);
+        var refusals = await store.LoadRefusalsAsync(DateTimeOffset.MinValue, null, CancellationToken.None);
+        var refused = left.Where(t => t.Outcome == TransactionOutcome.Refused).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(first.Rows, Is.EqualTo(100), "a chunk: his refusal row and his 99 oldest refused transactions");
+            Assert.That(first.Bytes, Is.GreaterThan(99 * 64));
+            Assert.That(refusals.Select(r => r.Uid), Is.EqualTo(new[] { 9u }), "only his refusal went");
+            Assert.That(second.Rows, Is.EqualTo(1), "one row is enough for one byte");
+            Assert.That(refused, Has.Count.EqualTo(150));
+            Assert.That(refused.Min(t => t.Started), Is.EqualTo(Now.AddHours(-6).AddSeconds(100)), "his oldest went first");
+            Assert.That(left.Count(t => t.Outcome == TransactionOutcome.Delivered), Is.EqualTo(250), "rows a quota counts never go here");
+        });
+    }
+
     [TestCase(new long[] { 1000, 300, 20 }, 500, 500)]    // the largest alone covers it: cut to 500, the others untouched
     [TestCase(new long[] { 1000, 300, 20 }, 700, 300)]    // exactly down to the next one's share
     [TestCase(new long[] { 1000, 300, 20 }, 800, 250)]    // both above the level lose down to it: 750 + 50

@@ -108,8 +108,9 @@ public sealed partial class SqliteStateStore
         var deepest = StoreBudget.DeepestTier(maxBytes, used);
         var target = StoreBudget.Target(limit);
 
-        // The last day's deliveries go only as far as the cap itself needs, not the disk's lower limit.
-        var quotaHistoryTarget = Math.Max(target, StoreBudget.Target(maxBytes));
+        // The last day's deliveries go only as far as the cap itself needs: not to the disk's lower limit, nor to the
+        // target's margin below the cap (each of them is a message some quota no longer counts).
+        var quotaHistoryTarget = Math.Max(target, maxBytes);
         var before = used;
         long deleted = 0;
         var prunedUsers = new List<string>();
@@ -119,7 +120,7 @@ public sealed partial class SqliteStateStore
             var currentTier = tier;
             var tierTarget = tier == PruneTier.QuotaHistory ? quotaHistoryTarget : target;
             var (removed, usedNow) = currentTier == PruneTier.NotCountedByQuotas
-                ? await PruneNotCountedAsync(tierTarget, limit, deepest, prunedUsers, cancellationToken)
+                ? await PruneNotCountedAsync(tierTarget, maxBytes, deepest, prunedUsers, cancellationToken)
                 : await _writer.EnqueueAsync(
                     s =>
                     {
@@ -131,13 +132,14 @@ public sealed partial class SqliteStateStore
             deleted += removed;
             used = usedNow;
             // Past the shares' tier, under the cap is enough: what the target's margin would take is others' records and
-            // the last day's deliveries, and the next check plans afresh.
-            if (used <= tierTarget || (currentTier == PruneTier.NotCountedByQuotas && used <= limit))
+            // the last day's deliveries, and the next check plans afresh. (Under the cap, the disk's floor never takes
+            // deliveries: deleting rows gives it nothing back.)
+            if (used <= tierTarget || (currentTier == PruneTier.NotCountedByQuotas && used <= maxBytes))
             {
                 break;
             }
 
-            // The shares' tier runs once per enforcement (see PruneNotCountedAsync); the next check, seconds later, plans afresh.
+            // The shares' tier is done once per enforcement (see PruneNotCountedAsync); the next check, seconds later, plans afresh.
             if (removed == 0 || currentTier == PruneTier.NotCountedByQuotas)
             {
                 if (tier == deepest)
@@ -157,12 +159,13 @@ public sealed partial class SqliteStateStore
     /// <see cref="PruneTier.NotCountedByQuotas"/>, once per enforcement: the users above a common level lose their oldest
     /// rows down to it. Not again at once for the disk's floor: a second plan would count the rows written meanwhile as
     /// progress and lower the level on what the first pass only fragmented, and the next check, seconds later, plans
-    /// afresh. Over the cap itself (<paramref name="deepest"/> is the deliveries' tier), the level is planned once more,
-    /// and only if the store is still over <paramref name="limit"/> does everything no quota counts go (level 0): going
-    /// there whenever the first cut fell short of the target took everyone's records for a flood that a second cut of its
-    /// own share would have paid for.
+    /// afresh. Over the cap itself (<paramref name="deepest"/> is the deliveries' tier), the level is planned once more
+    /// (lower, so it may now reach users whose share was below the flood's but above the new level), and only if the
+    /// store is still over <paramref name="maxBytes"/> does everything no quota counts go (level 0): going there whenever
+    /// the first cut fell short of the target took everyone's records for a flood that a second cut of its own share
+    /// would have paid for.
     /// </summary>
-    private async Task<(int Removed, long Used)> PruneNotCountedAsync(long target, long limit, PruneTier deepest, List<string> prunedUsers, CancellationToken cancellationToken)
+    private async Task<(int Removed, long Used)> PruneNotCountedAsync(long target, long maxBytes, PruneTier deepest, List<string> prunedUsers, CancellationToken cancellationToken)
     {
         var (removed, used) = await PruneLargestSharesAsync(target, prunedUsers, cancellationToken);
         if (deepest == PruneTier.QuotaHistory && used > target)
@@ -171,7 +174,7 @@ public sealed partial class SqliteStateStore
             (removed, used) = (removed + more, after);
         }
 
-        if (deepest == PruneTier.QuotaHistory && used > limit)
+        if (deepest == PruneTier.QuotaHistory && used > maxBytes)
         {
             var (more, after) = await PruneLargestSharesAsync(null, prunedUsers, cancellationToken);
             (removed, used) = (removed + more, after);
@@ -195,15 +198,18 @@ public sealed partial class SqliteStateStore
         var removed = 0;
         foreach (var share in plan)
         {
-            for (var left = share.Excess; left > 0;)
+            // Each chunk starts after the last one's cut-off, so that none walks her index again past the rows of hers
+            // that stay (her deliveries older than the cut-off).
+            for (var (left, after) = (share.Excess, long.MinValue); left > 0;)
             {
-                var (gone, bytes) = await _writer.EnqueueAsync(s => share.DeleteOldest(s.Connection, left, StoreContributor.RowsPerJob), cancellationToken);
-                if (gone == 0)
+                cancellationToken.ThrowIfCancellationRequested();
+                var chunk = await _writer.EnqueueAsync(s => share.DeleteOldest(s.Connection, left, after, StoreContributor.RowsPerJob), cancellationToken);
+                if (chunk.Rows == 0)
                 {
                     break;
                 }
 
-                (removed, left) = (removed + gone, left - bytes);
+                (removed, left, after) = (removed + chunk.Rows, left - chunk.Bytes, chunk.Cutoff);
                 if (!prunedUsers.Contains(share.ToString()))
                 {
                     prunedUsers.Add(share.ToString());

@@ -21,7 +21,7 @@ internal readonly record struct StoreContributor(long Uid, string User, long Byt
                64 + length(CAST(id AS BLOB)) + length(CAST(user_name AS BLOB)) + length(CAST(sender AS BLOB))
                   + length(CAST(original_destination AS BLOB)) + length(CAST(upstream AS BLOB)) + length(CAST(reply AS BLOB))
                   + coalesce(length(CAST(process AS BLOB)), 0) AS bytes
-        FROM transactions WHERE {StoreBudget.NotCountedByQuotas}
+        FROM transactions WHERE ({StoreBudget.NotCountedByQuotas})
         """;
 
     private const string UncountedRefusals = """
@@ -82,23 +82,26 @@ internal readonly record struct StoreContributor(long Uid, string User, long Byt
     }
 
     /// <summary>
-    /// Deletes her oldest uncounted rows worth up to <paramref name="bytes"/> (estimated as in the plan), at most about
-    /// <paramref name="maxRows"/> of them (rows of the same time go together), through the uid indexes. One writer job
-    /// each: a flood's share may be millions of rows, and one job for all of them held the writer for seconds while every
-    /// session's pending row waited (and was refused, a failure of ours). Returns the rows deleted and their bytes.
+    /// Deletes her oldest uncounted rows after <paramref name="after"/> until they add up to <paramref name="bytes"/>
+    /// (estimated as in the plan; the row that crosses it goes too, and every row of the same time), at most
+    /// <paramref name="maxRows"/> of them but for such ties, through the uid indexes. One writer job each: a flood's share
+    /// may be millions of rows, and one job for all of them held the writer for seconds while every session's pending row
+    /// waited (and was refused, a failure of ours). Returns the rows deleted, their bytes (ties beyond a table's chunk go
+    /// uncounted: only more of hers goes) and the time they go up to, where the next chunk starts.
     /// </summary>
-    public (int Rows, long Bytes) DeleteOldest(SqliteConnection connection, long bytes, int maxRows)
+    public (int Rows, long Bytes, long Cutoff) DeleteOldest(SqliteConnection connection, long bytes, long after, int maxRows)
     {
         // Her oldest rows of each table, merged in time order, until they add up to the bytes or the chunk is full.
         var oldest = new List<(long Time, long Bytes)>();
         using (var command = connection.CreateCommand())
         {
             command.CommandText = $"""
-                SELECT t, bytes FROM ({UncountedTransactions} AND uid = $uid ORDER BY t LIMIT $max)
-                UNION ALL SELECT t, bytes FROM ({UncountedRefusals} WHERE uid = $uid ORDER BY t LIMIT $max)
-                UNION ALL SELECT t, bytes FROM ({UncountedTallies} WHERE uid = $uid ORDER BY t LIMIT $max);
+                SELECT t, bytes FROM ({UncountedTransactions} AND uid = $uid AND started > $after ORDER BY t LIMIT $max)
+                UNION ALL SELECT t, bytes FROM ({UncountedRefusals} WHERE uid = $uid AND time > $after ORDER BY t LIMIT $max)
+                UNION ALL SELECT t, bytes FROM ({UncountedTallies} WHERE uid = $uid AND period > $after ORDER BY t LIMIT $max);
                 """;
             command.Parameters.AddWithValue("$uid", Uid);
+            command.Parameters.AddWithValue("$after", after);
             command.Parameters.AddWithValue("$max", maxRows);
             using var reader = command.ExecuteReader();
             while (reader.Read())
@@ -118,10 +121,10 @@ internal readonly record struct StoreContributor(long Uid, string User, long Byt
         // Nothing left of hers (rows deleted meanwhile): nothing goes.
         if (cutoff is null)
         {
-            return (0, 0);
+            return (0, 0, after);
         }
 
-        // Rows of the cut-off's time beyond the chunk go too, and count.
+        // Rows of the cut-off's time past maxRows go too, and count (those past a table's LIMIT go uncounted).
         var gone = oldest.Where(r => r.Time <= cutoff).Sum(r => r.Bytes);
         var deleted = 0;
         foreach (var (table, column, condition) in new[]
@@ -132,13 +135,14 @@ internal readonly record struct StoreContributor(long Uid, string User, long Byt
                  })
         {
             using var delete = connection.CreateCommand();
-            delete.CommandText = $"DELETE FROM {table} WHERE uid = $uid AND {column} <= $cutoff AND ({condition});";
+            delete.CommandText = $"DELETE FROM {table} WHERE uid = $uid AND {column} > $after AND {column} <= $cutoff AND ({condition});";
             delete.Parameters.AddWithValue("$uid", Uid);
+            delete.Parameters.AddWithValue("$after", after);
             delete.Parameters.AddWithValue("$cutoff", cutoff.Value);
             deleted += delete.ExecuteNonQuery();
         }
 
-        return (deleted, gone);
+        return (deleted, gone, cutoff.Value);
     }
 
     public override string ToString() => $"uid {Uid} ({User})";

@@ -233,8 +233,8 @@ public class StoreBoundsTests
         await Task.WhenAll(writes);
         var bob = new StoreContributor(8, "user8", 0, 0);
 
-        var first = await store.RunOnWriterAsync(c => bob.DeleteOldest(c, long.MaxValue, 100));
-        var second = await store.RunOnWriterAsync(c => bob.DeleteOldest(c, 1, 100));
+        var first = await store.RunOnWriterAsync(c => bob.DeleteOldest(c, long.MaxValue, long.MinValue, 100));
+        var second = await store.RunOnWriterAsync(c => bob.DeleteOldest(c, 1, first.Cutoff, 100));
         var left = await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, int.MaxValue, CancellationToken.None);
         var refusals = await store.LoadRefusalsAsync(DateTimeOffset.MinValue, null, CancellationToken.None);
         var refused = left.Where(t => t.Outcome == TransactionOutcome.Refused).ToList();
@@ -244,6 +244,7 @@ public class StoreBoundsTests
             Assert.That(first.Bytes, Is.GreaterThan(99 * 64));
             Assert.That(refusals.Select(r => r.Uid), Is.EqualTo(new[] { 9u }), "only his refusal went");
             Assert.That(second.Rows, Is.EqualTo(1), "one row is enough for one byte");
+            Assert.That(second.Cutoff, Is.EqualTo(Now.AddHours(-6).AddSeconds(99).UtcTicks), "the next chunk starts after the last one's cut-off");
             Assert.That(refused, Has.Count.EqualTo(150));
             Assert.That(refused.Min(t => t.Started), Is.EqualTo(Now.AddHours(-6).AddSeconds(100)), "his oldest went first");
             Assert.That(left.Count(t => t.Outcome == TransactionOutcome.Delivered), Is.EqualTo(250), "rows a quota counts never go here");

@@ -191,6 +191,28 @@ public sealed class ConnectionAttributor(
         }
     }
 
+    /// <summary>
+    /// Who is at the other end of a direct loopback connection to one of the daemon's own listeners (the metrics
+    /// endpoint): the owner of the peer's socket, a sub-UID charged to the owner of its range; null when not found. Reads
+    /// /etc/subuid when due: not for a socket thread.
+    /// </summary>
+    public uint? DirectPeerOwner(Socket socket)
+    {
+        try
+        {
+            if (socket.RemoteEndPoint is not IPEndPoint peer || socket.LocalEndPoint is not IPEndPoint local)
+            {
+                return null;
+            }
+
+            return owners.Find(peer, local) is { } owner ? UidsOrDefault.ChargedForLog(owner.Uid).Uid : null;
+        }
+        catch (Exception e) when (e is LinuxInteropException or SocketException or ObjectDisposedException)
+        {
+            return null;
+        }
+    }
+
     private UidAttribution? _defaultUids;
 
     /// <summary>Whose sockets can be the client of a redirected connection (not the exempt users', nor a route's).</summary>

@@ -21,8 +21,9 @@ namespace Interceptor.Daemon.Metrics;
 /// Serves the layers' meters (<see cref="IMetricsSource"/>) as Prometheus text on GET /metrics at Metrics.Listen, a
 /// loopback address: OpenTelemetry's Prometheus exporter on a Kestrel of its own (README, Monitoring, says why this
 /// exporter). Nothing else is served (404). At most <see cref="DescriptorBudget.MetricsConnections"/> connections at
-/// once: one more is closed at once (a local user holding connections must not take the daemon's descriptors; a scraper
-/// asks once every few seconds); request headers within <see cref="RequestTimeout"/>, idle connections closed after it,
+/// once, and <see cref="ConnectionsPerOwner"/> of one user's (<see cref="PeerSlots"/>): one more is closed at once (a
+/// local user holding connections must not take the daemon's descriptors, nor every slot; a scraper asks once every few
+/// seconds); request headers within <see cref="RequestTimeout"/>, idle connections closed after it,
 /// and every connection closed after <see cref="ConnectionLifetime"/> whatever it does, so that nobody can keep a slot
 /// with a request every few seconds or a response read slowly.
 /// Started and stopped as one piece, so it fits a hosted service as it is.
@@ -38,14 +39,27 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
     /// </summary>
     public static readonly TimeSpan ConnectionLifetime = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// The most connections one user's processes may hold at once (her sub-UIDs' count as hers), when
+    /// <see cref="OwnerOf"/> is set: a scrape needs one.
+    /// </summary>
+    public const int ConnectionsPerOwner = 2;
+
     /// <summary>Series per per-user metric (users × outcomes or reasons); beyond it, OpenTelemetry's overflow series.</summary>
     public const int PerUserSeriesLimit = 20_000;
 
     private readonly ILogger _logger = loggers.CreateLogger("metrics");
-    private readonly ConnectionSlots _slots = new(DescriptorBudget.MetricsConnections);
+    private readonly PeerSlots _slots = new(DescriptorBudget.MetricsConnections, ConnectionsPerOwner);
     private readonly LogThrottle _capReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
+    private readonly LogThrottle _ownerReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
     private MeterProvider? _meters;
     private WebApplication? _web;
+
+    /// <summary>
+    /// The owner of the process that made a connection (<see cref="Attribution.ConnectionAttributor.DirectPeerOwner"/>),
+    /// null when not found; not set, only the endpoint's cap applies.
+    /// </summary>
+    public Func<System.Net.Sockets.Socket, uint?>? OwnerOf { get; init; }
 
     /// <summary>Where it listens once started (the port chosen when Metrics.Listen asked for port 0, in tests).</summary>
     public IPEndPoint? BoundEndpoint { get; private set; }
@@ -90,7 +104,7 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
             });
         });
         builder.Services.RemoveAll<IConnectionListenerFactory>();
-        builder.Services.AddSingleton<IConnectionListenerFactory>(new SharedAcceptLoopTransport(Admit, _slots.Return, _logger));
+        builder.Services.AddSingleton<IConnectionListenerFactory>(new SharedAcceptLoopTransport(Admit, _logger));
         var web = builder.Build();
         web.UseOpenTelemetryPrometheusScrapingEndpoint(_meters, predicate: null, path: "/metrics", configureBranchedPipeline: null, optionsName: null);
         await web.StartAsync(cancellationToken);
@@ -114,24 +128,28 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
 
     public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None);
 
-    /// <summary>Takes a slot for a connection just accepted; over the cap, says so (at most once per 10 s) and refuses it.</summary>
-    private bool Admit()
+    /// <summary>
+    /// Takes a slot for a connection just accepted (on the accept loop's own task: the owner lookup may read /etc/subuid);
+    /// over a cap, says which (at most once per 10 s each) and refuses it.
+    /// </summary>
+    private PeerSlots.Slot? Admit(System.Net.Sockets.Socket socket)
     {
-        if (_slots.TryTake())
-        {
-            return true;
-        }
-
-        if (_capReport.TryReport(out var count, out var span))
+        var owner = OwnerOf?.Invoke(socket);
+        var slot = _slots.TryTake(owner, unlimited: OwnerOf is null, out var refusal);
+        if (refusal == PeerRefusal.Full && _capReport.TryReport(out var count, out var span))
         {
             _logger.ConnectionCapReached(_slots.Capacity, count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
         }
+        else if (refusal == PeerRefusal.OwnerFull && _ownerReport.TryReport(out count, out span))
+        {
+            _logger.OwnerConnectionCapReached(owner is { } uid ? $"uid {uid}" : "owner not found", ConnectionsPerOwner, count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
+        }
 
-        return false;
+        return slot;
     }
 
     /// <summary>Every connection Kestrel runs was admitted by the transport: its slot comes back when it ends.</summary>
-    private async Task ServeAndReleaseAsync(ConnectionContext connection, ConnectionDelegate next)
+    private static async Task ServeAndReleaseAsync(ConnectionContext connection, ConnectionDelegate next)
     {
         try
         {
@@ -141,7 +159,7 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
         }
         finally
         {
-            _slots.Return();
+            (connection.Items.TryGetValue(SharedAcceptLoopTransport.SlotKey, out var slot) ? slot as IDisposable : null)?.Dispose();
         }
     }
 

@@ -12,13 +12,17 @@ namespace Interceptor.Daemon.Metrics;
 /// Kestrel's transport for the metrics endpoint, accepting with the daemon's own <see cref="AcceptLoop"/>: Kestrel's
 /// socket transport retries a failed accept at once, so at EMFILE it would spin a core until descriptors come back;
 /// this loop backs off and logs once per 10 s, as the intercept and control listeners do. A connection is admitted
-/// (<c>admit</c>: a slot under the endpoint's cap) before Kestrel sees it, and one that is not is closed there and then,
-/// so a flood of them holds no descriptor. Kestrel's socket connection (pipes, buffers) is kept: only the accepting is ours.
+/// (<c>admit</c>: a slot under the endpoint's caps, given back when disposed) before Kestrel sees it, and one that is not
+/// is closed there and then, so a flood of them holds no descriptor. The slot goes with the connection, under
+/// <see cref="SlotKey"/> in its items. Kestrel's socket connection (pipes, buffers) is kept: only the accepting is ours.
 /// </summary>
-internal sealed class SharedAcceptLoopTransport(Func<bool> admit, Action release, ILogger logger) : IConnectionListenerFactory
+internal sealed class SharedAcceptLoopTransport(Func<Socket, IDisposable?> admit, ILogger logger) : IConnectionListenerFactory
 {
+    /// <summary>The key of a connection's slot in <see cref="ConnectionContext.Items"/>.</summary>
+    public static readonly object SlotKey = new();
+
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default) =>
-        ValueTask.FromResult<IConnectionListener>(new Listener((IPEndPoint)endpoint, admit, release, logger));
+        ValueTask.FromResult<IConnectionListener>(new Listener((IPEndPoint)endpoint, admit, logger));
 
     private sealed class Listener : IConnectionListener
     {
@@ -26,16 +30,15 @@ internal sealed class SharedAcceptLoopTransport(Func<bool> admit, Action release
         // and a socket that does not fit is closed (the connection cap would close it anyway).
         private const int Waiting = 16;
         private readonly TcpListener _socket;
-        private readonly Channel<Socket> _accepted = Channel.CreateBounded<Socket>(Waiting);
+        private readonly Channel<(Socket Socket, IDisposable Slot)> _accepted = Channel.CreateBounded<(Socket, IDisposable)>(Waiting);
         private readonly SocketConnectionContextFactory _connections;
         private readonly CancellationTokenSource _stop = new();
         private readonly Task _loop;
-        private readonly Func<bool> _admit;
-        private readonly Action _release;
+        private readonly Func<Socket, IDisposable?> _admit;
 
-        public Listener(IPEndPoint endpoint, Func<bool> admit, Action release, ILogger logger)
+        public Listener(IPEndPoint endpoint, Func<Socket, IDisposable?> admit, ILogger logger)
         {
-            (_admit, _release) = (admit, release);
+            _admit = admit;
             _socket = new TcpListener(endpoint);
             _socket.Start();
             EndPoint = _socket.LocalEndpoint;
@@ -50,7 +53,10 @@ internal sealed class SharedAcceptLoopTransport(Func<bool> admit, Action release
         {
             try
             {
-                return _connections.Create(await _accepted.Reader.ReadAsync(cancellationToken));
+                var (socket, slot) = await _accepted.Reader.ReadAsync(cancellationToken);
+                var connection = _connections.Create(socket);
+                connection.Items[SlotKey] = slot;
+                return connection;
             }
             catch (Exception e) when (e is ChannelClosedException or OperationCanceledException)
             {
@@ -68,8 +74,8 @@ internal sealed class SharedAcceptLoopTransport(Func<bool> admit, Action release
                 _accepted.Writer.TryComplete();
                 while (_accepted.Reader.TryRead(out var left))
                 {
-                    left.Dispose();
-                    _release();
+                    left.Socket.Dispose();
+                    left.Slot.Dispose();
                 }
             }
         }
@@ -83,14 +89,14 @@ internal sealed class SharedAcceptLoopTransport(Func<bool> admit, Action release
 
         private void Hand(Socket accepted)
         {
-            if (!_admit())
+            if (_admit(accepted) is not { } slot)
             {
                 accepted.Dispose();
             }
-            else if (!_accepted.Writer.TryWrite(accepted))
+            else if (!_accepted.Writer.TryWrite((accepted, slot)))
             {
                 accepted.Dispose();
-                _release();
+                slot.Dispose();
             }
         }
     }

@@ -215,6 +215,80 @@ public sealed class MetricsEndpointTests
     }
 
     [Test]
+    public async Task A_user_holds_at_most_her_share_of_the_connections_and_the_scraper_is_answered_meanwhile()
+    {
+        // Owners by the client's port, bound before connecting: alice's ports are hers, anything else is root's.
+        var alices = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+        await using var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, 0), _metrics.Sources, _loggers)
+        {
+            OwnerOf = socket => alices.ContainsKey(((IPEndPoint)socket.RemoteEndPoint!).Port) ? 1001u : 0u,
+        };
+        await endpoint.StartAsync(CancellationToken.None);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{endpoint.BoundEndpoint}/"), Timeout = TimeSpan.FromSeconds(10) };
+        var held = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < MetricsEndpoint.ConnectionsPerOwner + 1; i++)
+            {
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+                alices[((IPEndPoint)socket.LocalEndPoint!).Port] = true;
+                await socket.ConnectAsync(endpoint.BoundEndpoint!);
+                held.Add(socket);
+            }
+
+            var open = new List<bool>();
+            foreach (var socket in held)
+            {
+                using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+                try
+                {
+                    open.Add(await socket.ReceiveAsync(new byte[16], SocketFlags.None, wait.Token) != 0);
+                }
+                catch (OperationCanceledException)
+                {
+                    open.Add(true);
+                }
+                catch (SocketException)
+                {
+                    open.Add(false);
+                }
+            }
+
+            using var response = await http.GetAsync(new Uri("metrics", UriKind.Relative));
+            Assert.Multiple(() =>
+            {
+                Assert.That(open, Is.EqualTo(new[] { true, true, false }), "her first two kept, the third closed at once");
+                Assert.That(response.IsSuccessStatusCode, Is.True, "root's scrape is answered while she holds hers");
+                Assert.That(_log.Lines, Has.Some.Contains("metrics: uid 1001 holds 2 connections already"));
+            });
+        }
+        finally
+        {
+            held.ForEach(s => s.Dispose());
+        }
+
+        // Her slots come back as her connections end.
+        var again = false;
+        for (var attempt = 0; attempt < 50 && !again; attempt++)
+        {
+            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            alices[((IPEndPoint)socket.LocalEndPoint!).Port] = true;
+            await socket.ConnectAsync(endpoint.BoundEndpoint!);
+            await socket.SendAsync("GET /metrics HTTP/1.0\r\n\r\n"u8.ToArray(), SocketFlags.None);
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            again = await socket.ReceiveAsync(new byte[16], SocketFlags.None, wait.Token) > 0;
+            if (!again)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        Assert.That(again, Is.True, "she is served once her held connections are gone");
+    }
+
+    [Test]
     public async Task Recording_a_transaction_allocates_nothing_while_the_exporter_listens()
     {
         var delivered = RelayMetricsTests.Transaction(TransactionOutcome.Delivered, "250 ok") with { User = "alice" };

@@ -13,7 +13,8 @@ public sealed class SharedAcceptLoopTransportTests
     {
         var log = new RecordingLogger();
         var admitted = 0;
-        await using var listener = await new SharedAcceptLoopTransport(() => Interlocked.Increment(ref admitted) == 1, () => { }, log)
+        var slot = new CountedSlot();
+        await using var listener = await new SharedAcceptLoopTransport(_ => Interlocked.Increment(ref admitted) == 1 ? slot : null, log)
             .BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
         var bound = (IPEndPoint)listener.EndPoint;
         Assert.That(bound.Port, Is.Not.Zero, "the port the kernel chose");
@@ -23,6 +24,7 @@ public sealed class SharedAcceptLoopTransportTests
         using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         var connection = await listener.AcceptAsync(wait.Token);
         Assert.That(connection?.RemoteEndPoint, Is.EqualTo(client.LocalEndPoint), "the client's own connection");
+        Assert.That(connection!.Items[SharedAcceptLoopTransport.SlotKey], Is.SameAs(slot), "its slot goes with it, for the endpoint to give back");
         await connection!.DisposeAsync();
 
         // Not admitted: closed at once, never handed to Kestrel.
@@ -35,6 +37,14 @@ public sealed class SharedAcceptLoopTransportTests
         {
             Assert.That(await listener.AcceptAsync(wait.Token), Is.Null, "nothing more once unbound");
             Assert.That(log.Errors, Is.Empty);
+            Assert.That(slot.Disposed, Is.Zero, "the slot is the endpoint's to give back, when the connection ends");
         });
+    }
+
+    private sealed class CountedSlot : IDisposable
+    {
+        public int Disposed { get; private set; }
+
+        public void Dispose() => Disposed++;
     }
 }

@@ -1,0 +1,112 @@
+namespace Interceptor.Daemon.Metrics;
+
+/// <summary>
+/// The metrics endpoint's connection slots, shared out by whose process connected. The endpoint is on loopback, so any
+/// local user can connect; with one cap for everyone, a customer's site that kept reconnecting held every slot and
+/// the provider's scraper found none (each connection lives at most <see cref="MetricsEndpoint.ConnectionLifetime"/>,
+/// but the next one is hers as soon as a slot is free). So each owner (a uid, its sub-UIDs counted as their owner's) may
+/// hold at most <see cref="PerOwner"/>; connections whose owner could not be found share one such allowance.
+/// </summary>
+internal sealed class PeerSlots
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<uint, int> _held = [];
+    private int _total;
+
+    public PeerSlots(int capacity, int perOwner)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(perOwner);
+        (Capacity, PerOwner) = (capacity, perOwner);
+    }
+
+    public int Capacity { get; }
+
+    public int PerOwner { get; }
+
+    public int InUse
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _total;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A slot for a connection of <paramref name="owner"/> (null: not found; <paramref name="unlimited"/>: the endpoint
+    /// does not look owners up, so only the cap applies), or null with why not.
+    /// </summary>
+    public Slot? TryTake(uint? owner, bool unlimited, out PeerRefusal refusal)
+    {
+        // uint.MaxValue is (uid_t)-1, which no process runs as: the key of the owners not found.
+        var key = owner ?? uint.MaxValue;
+        lock (_lock)
+        {
+            if (_total >= Capacity)
+            {
+                refusal = PeerRefusal.Full;
+                return null;
+            }
+
+            var held = _held.GetValueOrDefault(key);
+            if (!unlimited && held >= PerOwner)
+            {
+                refusal = PeerRefusal.OwnerFull;
+                return null;
+            }
+
+            _held[key] = held + 1;
+            _total++;
+        }
+
+        refusal = PeerRefusal.None;
+        return new Slot(this, key);
+    }
+
+    private void Return(uint key)
+    {
+        lock (_lock)
+        {
+            var held = _held[key] - 1;
+            if (held == 0)
+            {
+                _held.Remove(key);
+            }
+            else
+            {
+                _held[key] = held;
+            }
+
+            _total--;
+        }
+    }
+
+    /// <summary>One connection's slot; disposing it gives it back, once.</summary>
+    public sealed class Slot(PeerSlots slots, uint key) : IDisposable
+    {
+        private int _returned;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _returned, 1) == 0)
+            {
+                slots.Return(key);
+            }
+        }
+    }
+}
+
+/// <summary>Why <see cref="PeerSlots.TryTake"/> gave no slot.</summary>
+internal enum PeerRefusal
+{
+    None,
+
+    /// <summary>Every slot is held.</summary>
+    Full,
+
+    /// <summary>The connection's owner holds her share already.</summary>
+    OwnerFull,
+}

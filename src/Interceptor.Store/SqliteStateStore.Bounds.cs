@@ -191,13 +191,9 @@ public sealed partial class SqliteStateStore
     private async Task<(int Removed, long Used)> PruneLargestSharesAsync(long? target, List<string> prunedUsers, CancellationToken cancellationToken)
     {
         // A reader's snapshot: the GROUP BY reads every uncounted row of the day, and on the writer it held the sessions'
-        // commits meanwhile. What is written after the snapshot counts at the next plan. On a thread of its own: SQLite
-        // answers synchronously, and a pool thread held for the plan's 0.3 s (400,000 rows) starved the writes' own
-        // completions, which wait for a pool thread.
+        // commits meanwhile. What is written after the snapshot counts at the next plan.
         var plan = await ReadAsync(
-            (c, ct) => Task.Factory.StartNew(
-                () => StoreContributor.Plan(c, target is { } bytes ? Math.Max(0, StoreBudget.UsedBytes(c) - bytes) : long.MaxValue),
-                ct, TaskCreationOptions.LongRunning, TaskScheduler.Default),
+            (c, _) => Task.FromResult(StoreContributor.Plan(c, target is { } bytes ? Math.Max(0, StoreBudget.UsedBytes(c) - bytes) : long.MaxValue)),
             cancellationToken);
         var removed = 0;
         foreach (var share in plan)

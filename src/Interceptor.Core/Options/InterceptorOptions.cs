@@ -389,6 +389,12 @@ public sealed record MetricsOptions
 
     /// <summary>Adds per-user series (one label per sending user); off by default to bound cardinality.</summary>
     public bool PerUser { get; init; }
+
+    /// <summary>
+    /// The users the scraper runs as (names or uids; root always counts): two of the endpoint's connections are kept for
+    /// them, which other users' connections never take.
+    /// </summary>
+    public IReadOnlyList<string> ScraperUsers { get; init; } = [];
 }
 
 /// <summary>What the trace header carries besides uid, user, host and id.</summary>

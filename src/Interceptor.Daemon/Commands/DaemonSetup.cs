@@ -21,7 +21,33 @@ public static class DaemonSetup
 
         // Its problems (bad lines, unknown owners) are logged by the daemon's own reader of the file, once.
         var subordinates = new SubordinateUidFile(SubordinateUidFile.DefaultPath, NullLogger.Instance).Current;
-        return (options, SpecFor(options, subordinates));
+        var spec = SpecFor(options, subordinates);
+        _ = ScraperUids(options);
+        return (options, spec);
+    }
+
+    /// <summary>
+    /// The uids of Metrics.ScraperUsers, root always among them: the metrics endpoint keeps two connections for them.
+    /// </summary>
+    /// <exception cref="ConfigurationException">A name the user database does not know (and not a number).</exception>
+    public static IReadOnlySet<uint> ScraperUids(InterceptorOptions options)
+    {
+        var errors = new List<string>();
+        var uids = new HashSet<uint> { 0 };
+        for (var i = 0; i < options.Metrics.ScraperUsers.Count; i++)
+        {
+            var name = options.Metrics.ScraperUsers[i];
+            if ((UserDatabase.UidOf(name) ?? (uint.TryParse(name, out var numeric) ? numeric : null)) is { } uid)
+            {
+                uids.Add(uid);
+            }
+            else
+            {
+                errors.Add($"Metrics.ScraperUsers[{i}]: no such user \"{name}\" in the user database");
+            }
+        }
+
+        return errors.Count > 0 ? throw new ConfigurationException(errors) : uids;
     }
 
     /// <summary>

@@ -45,11 +45,14 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
     /// </summary>
     public const int ConnectionsPerOwner = 2;
 
+    /// <summary>The connections kept for <see cref="Scrapers"/>, when <see cref="OwnerOf"/> is set: no other user takes them.</summary>
+    public const int KeptForScrapers = 2;
+
     /// <summary>Series per per-user metric (users × outcomes or reasons); beyond it, OpenTelemetry's overflow series.</summary>
     public const int PerUserSeriesLimit = 20_000;
 
     private readonly ILogger _logger = loggers.CreateLogger("metrics");
-    private readonly PeerSlots _slots = new(DescriptorBudget.MetricsConnections, ConnectionsPerOwner);
+    private readonly PeerSlots _slots = new(DescriptorBudget.MetricsConnections, ConnectionsPerOwner, KeptForScrapers);
     private readonly LogThrottle _capReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
     private readonly LogThrottle _ownerReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
     private MeterProvider? _meters;
@@ -60,6 +63,9 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
     /// null when not found; not set, only the endpoint's cap applies.
     /// </summary>
     public Func<System.Net.Sockets.Socket, uint?>? OwnerOf { get; init; }
+
+    /// <summary>The uids the scraper runs as (root and Metrics.ScraperUsers): <see cref="KeptForScrapers"/> slots are theirs.</summary>
+    public IReadOnlySet<uint> Scrapers { get; init; } = new HashSet<uint> { 0 };
 
     /// <summary>Where it listens once started (the port chosen when Metrics.Listen asked for port 0, in tests).</summary>
     public IPEndPoint? BoundEndpoint { get; private set; }
@@ -129,20 +135,30 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
     public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None);
 
     /// <summary>
-    /// Takes a slot for a connection just accepted (on the accept loop's own task: the owner lookup may read /etc/subuid);
-    /// over a cap, says which (at most once per 10 s each) and refuses it.
+    /// Takes a slot for a connection just accepted (on the transport's admission task, never a socket thread: the owner
+    /// lookup may read /proc/net/tcp or /etc/subuid); over a cap, says which (at most once per 10 s each) and refuses it.
     /// </summary>
     private PeerSlots.Slot? Admit(System.Net.Sockets.Socket socket)
     {
-        var owner = OwnerOf?.Invoke(socket);
-        var slot = _slots.TryTake(owner, unlimited: OwnerOf is null, out var refusal);
+        PeerSlots.Slot? slot = null;
+        uint? owner = null;
+        var refusal = PeerRefusal.Full;
+
+        // Every slot held: no owner lookup for a connection that cannot be served anyway.
+        if (_slots.InUse < _slots.Capacity)
+        {
+            owner = OwnerOf?.Invoke(socket);
+            slot = _slots.TryTake(owner, unlimited: OwnerOf is null, scraper: owner is { } uid && Scrapers.Contains(uid), out refusal);
+        }
+
         if (refusal == PeerRefusal.Full && _capReport.TryReport(out var count, out var span))
         {
-            _logger.ConnectionCapReached(_slots.Capacity, count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
+            var kept = OwnerOf is null ? "" : $", {KeptForScrapers} of them kept for root and Metrics.ScraperUsers";
+            _logger.ConnectionCapReached(_slots.Capacity, kept, count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
         }
         else if (refusal == PeerRefusal.OwnerFull && _ownerReport.TryReport(out count, out span))
         {
-            _logger.OwnerConnectionCapReached(owner is { } uid ? $"uid {uid}" : "owner not found", ConnectionsPerOwner, count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
+            _logger.OwnerConnectionCapReached(owner is { } named ? $"uid {named}" : "owner not found", ConnectionsPerOwner, count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
         }
 
         return slot;

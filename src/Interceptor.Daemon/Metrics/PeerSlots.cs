@@ -5,24 +5,31 @@ namespace Interceptor.Daemon.Metrics;
 /// local user can connect; with one cap for everyone, a customer's site that kept reconnecting held every slot and
 /// the provider's scraper found none (each connection lives at most <see cref="MetricsEndpoint.ConnectionLifetime"/>,
 /// but the next one is hers as soon as a slot is free). So each owner (a uid, its sub-UIDs counted as their owner's) may
-/// hold at most <see cref="PerOwner"/>; connections whose owner could not be found share one such allowance.
+/// hold at most <see cref="PerOwner"/>; connections whose owner could not be found share one such allowance; and
+/// <see cref="KeptForScrapers"/> slots are never taken by anyone but the scraper's users (several customers' sites, or
+/// one site's URL fetcher running as the web server's user, would otherwise fill the rest).
 /// </summary>
 internal sealed class PeerSlots
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<uint, int> _held = [];
     private int _total;
+    private int _others;
 
-    public PeerSlots(int capacity, int perOwner)
+    public PeerSlots(int capacity, int perOwner, int keptForScrapers = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(perOwner);
-        (Capacity, PerOwner) = (capacity, perOwner);
+        ArgumentOutOfRangeException.ThrowIfNegative(keptForScrapers);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(keptForScrapers, capacity);
+        (Capacity, PerOwner, KeptForScrapers) = (capacity, perOwner, keptForScrapers);
     }
 
     public int Capacity { get; }
 
     public int PerOwner { get; }
+
+    public int KeptForScrapers { get; }
 
     public int InUse
     {
@@ -37,15 +44,17 @@ internal sealed class PeerSlots
 
     /// <summary>
     /// A slot for a connection of <paramref name="owner"/> (null: not found; <paramref name="unlimited"/>: the endpoint
-    /// does not look owners up, so only the cap applies), or null with why not.
+    /// does not look owners up, so only the cap applies; <paramref name="scraper"/>: one of the scraper's users, who may
+    /// take the kept slots), or null with why not.
     /// </summary>
-    public Slot? TryTake(uint? owner, bool unlimited, out PeerRefusal refusal)
+    public Slot? TryTake(uint? owner, bool unlimited, bool scraper, out PeerRefusal refusal)
     {
         // uint.MaxValue is (uid_t)-1, which no process runs as: the key of the owners not found.
         var key = owner ?? uint.MaxValue;
+        var other = !unlimited && !scraper;
         lock (_lock)
         {
-            if (_total >= Capacity)
+            if (_total >= Capacity || (other && _others >= Capacity - KeptForScrapers))
             {
                 refusal = PeerRefusal.Full;
                 return null;
@@ -60,13 +69,14 @@ internal sealed class PeerSlots
 
             _held[key] = held + 1;
             _total++;
+            _others += other ? 1 : 0;
         }
 
         refusal = PeerRefusal.None;
-        return new Slot(this, key);
+        return new Slot(this, key, other);
     }
 
-    private void Return(uint key)
+    private void Return(uint key, bool other)
     {
         lock (_lock)
         {
@@ -81,11 +91,12 @@ internal sealed class PeerSlots
             }
 
             _total--;
+            _others -= other ? 1 : 0;
         }
     }
 
     /// <summary>One connection's slot; disposing it gives it back, once.</summary>
-    public sealed class Slot(PeerSlots slots, uint key) : IDisposable
+    public sealed class Slot(PeerSlots slots, uint key, bool other) : IDisposable
     {
         private int _returned;
 
@@ -93,7 +104,7 @@ internal sealed class PeerSlots
         {
             if (Interlocked.Exchange(ref _returned, 1) == 0)
             {
-                slots.Return(key);
+                slots.Return(key, other);
             }
         }
     }
@@ -104,7 +115,7 @@ internal enum PeerRefusal
 {
     None,
 
-    /// <summary>Every slot is held.</summary>
+    /// <summary>Every slot is held, or every slot but those kept for the scraper.</summary>
     Full,
 
     /// <summary>The connection's owner holds her share already.</summary>

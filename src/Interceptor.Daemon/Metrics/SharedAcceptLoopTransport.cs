@@ -14,7 +14,10 @@ namespace Interceptor.Daemon.Metrics;
 /// this loop backs off and logs once per 10 s, as the intercept and control listeners do. A connection is admitted
 /// (<c>admit</c>: a slot under the endpoint's caps, given back when disposed) before Kestrel sees it, and one that is not
 /// is closed there and then, so a flood of them holds no descriptor. The slot goes with the connection, under
-/// <see cref="SlotKey"/> in its items. Kestrel's socket connection (pipes, buffers) is kept: only the accepting is ours.
+/// <see cref="SlotKey"/> in its items. Admitting (the owner's lookup, which may read /proc/net/tcp or /etc/subuid) runs
+/// on a task of its own, one connection at a time, not on the socket thread that completed the accept and runs sessions'
+/// steps: at most <c>Waiting</c> connections wait for it, more are closed at once. Kestrel's socket connection (pipes,
+/// buffers) is kept: only the accepting is ours.
 /// </summary>
 internal sealed class SharedAcceptLoopTransport(Func<Socket, IDisposable?> admit, ILogger logger) : IConnectionListenerFactory
 {
@@ -26,14 +29,16 @@ internal sealed class SharedAcceptLoopTransport(Func<Socket, IDisposable?> admit
 
     private sealed class Listener : IConnectionListener
     {
-        // Sockets accepted but not yet taken by Kestrel; Kestrel takes them at once, so a full queue means a flood,
-        // and a socket that does not fit is closed (the connection cap would close it anyway).
+        // Sockets accepted but not yet admitted, and admitted but not yet taken by Kestrel; both are quick, so a full
+        // queue means a flood, and a socket that does not fit is closed (the connection caps would close it anyway).
         private const int Waiting = 16;
         private readonly TcpListener _socket;
+        private readonly Channel<Socket> _admitting = Channel.CreateBounded<Socket>(Waiting);
         private readonly Channel<(Socket Socket, IDisposable Slot)> _accepted = Channel.CreateBounded<(Socket, IDisposable)>(Waiting);
         private readonly SocketConnectionContextFactory _connections;
         private readonly CancellationTokenSource _stop = new();
         private readonly Task _loop;
+        private readonly Task _admission;
         private readonly Func<Socket, IDisposable?> _admit;
 
         public Listener(IPEndPoint endpoint, Func<Socket, IDisposable?> admit, ILogger logger)
@@ -45,6 +50,7 @@ internal sealed class SharedAcceptLoopTransport(Func<Socket, IDisposable?> admit
             _connections = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions(), logger);
             var loop = new AcceptLoop($"metrics {EndPoint}", _socket.AcceptSocketAsync, Hand, logger);
             _loop = Task.Run(() => loop.RunAsync(_stop.Token));
+            _admission = Task.Run(() => AdmitAsync(_stop.Token));
         }
 
         public EndPoint EndPoint { get; }
@@ -54,9 +60,18 @@ internal sealed class SharedAcceptLoopTransport(Func<Socket, IDisposable?> admit
             try
             {
                 var (socket, slot) = await _accepted.Reader.ReadAsync(cancellationToken);
-                var connection = _connections.Create(socket);
-                connection.Items[SlotKey] = slot;
-                return connection;
+                try
+                {
+                    var connection = _connections.Create(socket);
+                    connection.Items[SlotKey] = slot;
+                    return connection;
+                }
+                catch
+                {
+                    socket.Dispose();
+                    slot.Dispose();
+                    throw;
+                }
             }
             catch (Exception e) when (e is ChannelClosedException or OperationCanceledException)
             {
@@ -71,6 +86,13 @@ internal sealed class SharedAcceptLoopTransport(Func<Socket, IDisposable?> admit
                 await _stop.CancelAsync();
                 _socket.Stop();
                 await _loop;
+                await _admission;
+                _admitting.Writer.TryComplete();
+                while (_admitting.Reader.TryRead(out var waiting))
+                {
+                    waiting.Dispose();
+                }
+
                 _accepted.Writer.TryComplete();
                 while (_accepted.Reader.TryRead(out var left))
                 {
@@ -88,6 +110,29 @@ internal sealed class SharedAcceptLoopTransport(Func<Socket, IDisposable?> admit
         }
 
         private void Hand(Socket accepted)
+        {
+            if (!_admitting.Writer.TryWrite(accepted))
+            {
+                accepted.Dispose();
+            }
+        }
+
+        private async Task AdmitAsync(CancellationToken stop)
+        {
+            try
+            {
+                await foreach (var accepted in _admitting.Reader.ReadAllAsync(stop))
+                {
+                    Admit(accepted);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // Unbound: what still waits is closed there.
+            }
+        }
+
+        private void Admit(Socket accepted)
         {
             if (_admit(accepted) is not { } slot)
             {

@@ -26,6 +26,18 @@ public class SqliteStateStoreTests
     }
 
     [Test]
+    public async Task A_read_runs_on_a_thread_of_its_own_and_holds_no_pool_thread()
+    {
+        // SQLite answers synchronously: a long read on a pool thread (the pruning's plan over a flood's day) starved the
+        // store's write completions, which resume on the pool, and the sessions' commits waited as long.
+        await using var store = _dir.Open();
+
+        var onPool = await store.ReadAsync((_, _) => Task.FromResult(Thread.CurrentThread.IsThreadPoolThread), CancellationToken.None);
+
+        Assert.That(onPool, Is.False);
+    }
+
+    [Test]
     public async Task Every_transaction_field_round_trips_including_outcome_and_process()
     {
         await using var store = _dir.Open();

@@ -38,6 +38,18 @@ public class DaemonSetupTests
     }
 
     [Test]
+    public void The_scraper_users_are_root_and_those_named_and_an_unknown_name_is_an_error_naming_the_key()
+    {
+        var options = new InterceptorOptions();
+
+        Assert.That(DaemonSetup.ScraperUids(options), Is.EquivalentTo(new[] { 0u }), "root always");
+        Assert.That(DaemonSetup.ScraperUids(options with { Metrics = new MetricsOptions { ScraperUsers = ["nobody", "4321"] } }),
+            Is.EquivalentTo(new[] { 0u, UserDatabase.UidOf("nobody")!.Value, 4321u }));
+        var error = Assert.Throws<ConfigurationException>(() => DaemonSetup.ScraperUids(options with { Metrics = new MetricsOptions { ScraperUsers = ["no-such-scraper"] } }));
+        Assert.That(error!.Errors, Is.EqualTo(new[] { "Metrics.ScraperUsers[0]: no such user \"no-such-scraper\" in the user database" }));
+    }
+
+    [Test]
     public void The_stray_log_group_is_taken_and_0_turns_it_off()
     {
         var options = new InterceptorOptions();

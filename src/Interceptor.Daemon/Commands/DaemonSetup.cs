@@ -33,21 +33,27 @@ public static class DaemonSetup
     public static IReadOnlySet<uint> ScraperUids(InterceptorOptions options)
     {
         var errors = new List<string>();
-        var uids = new HashSet<uint> { 0 };
-        for (var i = 0; i < options.Metrics.ScraperUsers.Count; i++)
+        var uids = new HashSet<uint>(UidsOf(options.Metrics.ScraperUsers, "Metrics.ScraperUsers", errors)) { 0 };
+        return errors.Count > 0 ? throw new ConfigurationException(errors) : uids;
+    }
+
+    /// <summary>
+    /// The uids of a list of users in the configuration: a name from the user database first, else a number as a uid; any
+    /// other entry is an error naming <paramref name="key"/> and its index.
+    /// </summary>
+    private static IEnumerable<uint> UidsOf(IReadOnlyList<string> names, string key, List<string> errors)
+    {
+        for (var i = 0; i < names.Count; i++)
         {
-            var name = options.Metrics.ScraperUsers[i];
-            if ((UserDatabase.UidOf(name) ?? (uint.TryParse(name, out var numeric) ? numeric : null)) is { } uid)
+            if ((UserDatabase.UidOf(names[i]) ?? (uint.TryParse(names[i], out var numeric) ? numeric : null)) is { } uid)
             {
-                uids.Add(uid);
+                yield return uid;
             }
             else
             {
-                errors.Add($"Metrics.ScraperUsers[{i}]: no such user \"{name}\" in the user database");
+                errors.Add($"{key}[{i}]: no such user \"{names[i]}\" in the user database");
             }
         }
-
-        return errors.Count > 0 ? throw new ConfigurationException(errors) : uids;
     }
 
     /// <summary>
@@ -60,22 +66,7 @@ public static class DaemonSetup
     {
         var errors = new List<string>();
         var uids = new List<uint> { UserDatabase.EffectiveUid };
-        for (var i = 0; i < options.Interception.ExemptUsers.Count; i++)
-        {
-            var name = options.Interception.ExemptUsers[i];
-            if (UserDatabase.UidOf(name) is { } uid)
-            {
-                uids.Add(uid);
-            }
-            else if (uint.TryParse(name, out var numeric))
-            {
-                uids.Add(numeric);
-            }
-            else
-            {
-                errors.Add($"Interception.ExemptUsers[{i}]: no such user \"{name}\" in the user database");
-            }
-        }
+        uids.AddRange(UidsOf(options.Interception.ExemptUsers, "Interception.ExemptUsers", errors));
 
         var routes = new List<AllowedRoute>();
         foreach (var (user, destinations) in options.Routes.Users)

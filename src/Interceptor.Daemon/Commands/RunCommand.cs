@@ -284,7 +284,9 @@ public static class RunCommand
             var exemptUids = string.Join(",", spec.ExemptUids);
             var ports = string.Join(",", spec.Ports);
             var suspended = spec.SuspendedUids.Count == 0 ? "none" : string.Join(",", spec.SuspendedUids);
-            var metricsText = metricsServer is null ? "" : $"; metrics on http://{options.Metrics.Listen}/metrics";
+            var metricsText = metricsServer is null ? ""
+                : metricsServer.BoundEndpoint is null ? $"; metrics NOT on http://{options.Metrics.Listen}/metrics: another socket holds the port, tried again every {MetricsEndpoint.BindRetryInterval.TotalSeconds:0} s"
+                : $"; metrics on http://{options.Metrics.Listen}/metrics";
             logger.Ready(endpoints, spec.Table, ports, exemptUids, suspended, owners.Method, store.Path, restored, control.SocketPath, metricsText);
             return $"relaying: listening on {endpoints}; table inet {spec.Table} verified, exempt uids {exemptUids}";
         }

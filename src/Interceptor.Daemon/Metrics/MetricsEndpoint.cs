@@ -1,7 +1,9 @@
 using System.Net;
+using System.Net.Sockets;
 using Interceptor.Core.Metrics;
 using Interceptor.Core.Options;
 using Interceptor.Daemon.Hosting;
+using Interceptor.Linux;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
@@ -26,7 +28,9 @@ namespace Interceptor.Daemon.Metrics;
 /// seconds); request headers within <see cref="RequestTimeout"/>, idle connections closed after it,
 /// and every connection closed after <see cref="ConnectionLifetime"/> whatever it does, so that nobody can keep a slot
 /// with a request every few seconds or a response read slowly.
-/// Started and stopped as one piece, so it fits a hosted service as it is.
+/// Started and stopped as one piece, so it fits a hosted service as it is. A port another socket holds (a customer can
+/// bind an unprivileged port while the daemon restarts) does not stop the daemon: the endpoint says who holds it and
+/// tries again every <see cref="BindRetryInterval"/>, while mail is relayed as usual.
 /// </summary>
 public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsSource> sources, ILoggerFactory loggers) : IHostedService, IAsyncDisposable
 {
@@ -48,6 +52,12 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
     /// <summary>The connections kept for <see cref="Scrapers"/>, when <see cref="OwnerOf"/> is set: no other user takes them.</summary>
     public const int KeptForScrapers = 2;
 
+    /// <summary>How often a port another socket holds is tried again.</summary>
+    public static readonly TimeSpan BindRetryInterval = TimeSpan.FromSeconds(5);
+
+    /// <summary>At most one line per this while the port stays held.</summary>
+    public static readonly TimeSpan HeldPortReportInterval = TimeSpan.FromMinutes(1);
+
     /// <summary>Series per per-user metric (users × outcomes or reasons); beyond it, OpenTelemetry's overflow series.</summary>
     public const int PerUserSeriesLimit = 20_000;
 
@@ -55,8 +65,12 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
     private readonly PeerSlots _slots = new(DescriptorBudget.MetricsConnections, ConnectionsPerOwner, KeptForScrapers);
     private readonly LogThrottle _capReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
     private readonly LogThrottle _ownerReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
+    private readonly LogThrottle _heldReport = new(HeldPortReportInterval, TimeProvider.System);
+    private readonly CancellationTokenSource _stopping = new();
     private MeterProvider? _meters;
     private WebApplication? _web;
+    private Task? _retrying;
+    private DateTimeOffset? _heldSince;
 
     /// <summary>
     /// The owner of the process that made a connection (<see cref="Attribution.ConnectionAttributor.DirectPeerOwner"/>),
@@ -91,9 +105,111 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
             source.RecordZeros();
         }
 
+        if (!await TryListenAsync(retrying: false, cancellationToken))
+        {
+            _retrying = Task.Run(() => RetryListenAsync(_stopping.Token), CancellationToken.None);
+        }
+    }
+
+    /// <summary>
+    /// Starts a web host on the endpoint; false when another socket holds the port (said in the log, who holds it), and
+    /// the host is gone again. Any other failure to listen (an address this host lacks) is the configuration's and stops
+    /// the daemon at start; once running (<paramref name="retrying"/>), the endpoint keeps trying.
+    /// </summary>
+    private async Task<bool> TryListenAsync(bool retrying, CancellationToken cancellationToken)
+    {
+        var web = BuildWeb();
+        try
+        {
+            await web.StartAsync(cancellationToken);
+        }
+        catch (Exception e) when (IsAddressInUse(e))
+        {
+            await web.DisposeAsync();
+            _heldSince ??= DateTimeOffset.UtcNow;
+            if (_heldReport.TryReport(out var attempts, out _))
+            {
+                _logger.PortHeld(endpoint, Holders(endpoint.Port), attempts, BindRetryInterval.TotalSeconds);
+            }
+
+            return false;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            await web.DisposeAsync();
+            if (!retrying)
+            {
+                _logger.CannotListen(endpoint, e.Message, "stopping");
+                throw new DaemonStartupException(3, $"metrics: cannot listen on {endpoint}: {e.Message}", e);
+            }
+
+            if (_heldReport.TryReport(out _, out _))
+            {
+                _logger.CannotListen(endpoint, e.Message, $"tried again every {BindRetryInterval.TotalSeconds:0} s, at most one such line a minute");
+            }
+
+            return false;
+        }
+        catch
+        {
+            await web.DisposeAsync();
+            throw;
+        }
+
+        _web = web;
+        var address = web.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        BoundEndpoint = new IPEndPoint(endpoint.Address, new Uri(address).Port);
+        return true;
+    }
+
+    private async Task RetryListenAsync(CancellationToken stopping)
+    {
+        using var timer = new PeriodicTimer(BindRetryInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopping))
+            {
+                if (await TryListenAsync(retrying: true, stopping))
+                {
+                    _logger.ListeningAtLast(endpoint, (DateTimeOffset.UtcNow - _heldSince!.Value).TotalSeconds);
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+        }
+    }
+
+    private static bool IsAddressInUse(Exception e)
+    {
+        for (Exception? inner = e; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is AddressInUseException or SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse })
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    // Who listens on the port (the daemon reads it from the kernel's socket table, as for its SMTP listener).
+    private static string Holders(int port)
+    {
+        var holders = ListeningSockets.OnPort(port).Select(h => h.Uid).Distinct()
+            .Select(uid => UserDatabase.NameOf(uid) is { } name ? $"uid {uid} ({name})" : $"uid {uid}").ToList();
+        return holders.Count == 0 ? "a socket whose owner was not found" : string.Join(", ", holders);
+    }
+
+    private WebApplication BuildWeb()
+    {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         // Kestrel's and the web host's own lines only from Warning on: a line per scrape would fill the journal.
-        builder.Logging.AddProvider(new DaemonLoggers(loggers)).SetMinimumLevel(LogLevel.Warning);
+        // The host's own "Hosting failed to start", with a stack, would come every few seconds while the port is held:
+        // TryListenAsync says it in one line.
+        builder.Logging.AddProvider(new DaemonLoggers(loggers)).SetMinimumLevel(LogLevel.Warning)
+            .AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         builder.Services.AddSingleton<IHostLifetime, OwnedByTheDaemon>();
         builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
         {
@@ -113,14 +229,19 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
         builder.Services.AddSingleton<IConnectionListenerFactory>(new SharedAcceptLoopTransport(Admit, _logger));
         var web = builder.Build();
         web.UseOpenTelemetryPrometheusScrapingEndpoint(_meters, predicate: null, path: "/metrics", configureBranchedPipeline: null, optionsName: null);
-        await web.StartAsync(cancellationToken);
-        _web = web;
-        var address = web.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        BoundEndpoint = new IPEndPoint(endpoint.Address, new Uri(address).Port);
+        return web;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        // The retries first: one that is starting a host finishes (or gives up) before the host is stopped.
+        await _stopping.CancelAsync();
+        if (_retrying is { } retrying)
+        {
+            _retrying = null;
+            await retrying;
+        }
+
         if (_web is { } web)
         {
             _web = null;

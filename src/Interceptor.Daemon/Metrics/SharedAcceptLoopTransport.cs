@@ -45,7 +45,17 @@ internal sealed class SharedAcceptLoopTransport(Func<Socket, IDisposable?> admit
         {
             _admit = admit;
             _socket = new TcpListener(endpoint);
-            _socket.Start();
+            try
+            {
+                _socket.Start();
+            }
+            catch
+            {
+                // A port held by another socket is tried again every few seconds: no descriptor may stay behind.
+                _socket.Stop();
+                throw;
+            }
+
             EndPoint = _socket.LocalEndpoint;
             _connections = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions(), logger);
             var loop = new AcceptLoop($"metrics {EndPoint}", _socket.AcceptSocketAsync, Hand, logger);

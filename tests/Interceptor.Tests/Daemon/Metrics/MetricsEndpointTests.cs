@@ -289,6 +289,67 @@ public sealed class MetricsEndpointTests
     }
 
     [Test]
+    public async Task A_port_another_socket_holds_is_named_in_the_log_and_taken_once_it_is_free()
+    {
+        // Another process's listener on the port, as a customer's could be while the daemon restarts.
+        var squatter = new TcpListener(IPAddress.Loopback, 0);
+        squatter.Start();
+        var port = ((IPEndPoint)squatter.LocalEndpoint).Port;
+        await using var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, port), _metrics.Sources, _loggers);
+        try
+        {
+            await endpoint.StartAsync(CancellationToken.None);
+            Assert.Multiple(() =>
+            {
+                Assert.That(endpoint.BoundEndpoint, Is.Null, "not listening while the port is held");
+                Assert.That(_log.Lines, Has.Some.Contains($"metrics: cannot listen on 127.0.0.1:{port}: the port is held by uid {Interceptor.Linux.UserDatabase.EffectiveUid}"));
+                Assert.That(_log.Lines, Has.None.Contains("Hosting failed to start"), "one line of ours, not the web host's with a stack");
+            });
+        }
+        finally
+        {
+            squatter.Stop();
+        }
+
+        var deadline = DateTime.UtcNow + MetricsEndpoint.BindRetryInterval * 3;
+        while (endpoint.BoundEndpoint is null && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.That(endpoint.BoundEndpoint, Is.Not.Null, "listening once the port is free");
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{endpoint.BoundEndpoint}/"), Timeout = TimeSpan.FromSeconds(10) };
+        using var response = await http.GetAsync(new Uri("metrics", UriKind.Relative));
+        Assert.Multiple(() =>
+        {
+            Assert.That(response.IsSuccessStatusCode, Is.True);
+            Assert.That(_log.Lines, Has.Some.Contains($"metrics: listening on 127.0.0.1:{port} at last"));
+        });
+    }
+
+    [Test]
+    public async Task Stopping_while_the_port_is_held_ends_the_retries()
+    {
+        var squatter = new TcpListener(IPAddress.Loopback, 0);
+        squatter.Start();
+        try
+        {
+            var endpoint = new MetricsEndpoint((IPEndPoint)squatter.LocalEndpoint, _metrics.Sources, _loggers);
+            await endpoint.StartAsync(CancellationToken.None);
+            var stop = endpoint.StopAsync(CancellationToken.None);
+            Assert.That(await Task.WhenAny(stop, Task.Delay(TimeSpan.FromSeconds(5))), Is.SameAs(stop), "the stop does not wait for the port");
+            await stop;
+            squatter.Stop();
+            await Task.Delay(MetricsEndpoint.BindRetryInterval + TimeSpan.FromSeconds(1));
+            Assert.That(endpoint.BoundEndpoint, Is.Null, "no retry after the stop");
+        }
+        finally
+        {
+            squatter.Stop();
+        }
+    }
+
+    [Test]
     public async Task Recording_a_transaction_allocates_nothing_while_the_exporter_listens()
     {
         var delivered = RelayMetricsTests.Transaction(TransactionOutcome.Delivered, "250 ok") with { User = "alice" };

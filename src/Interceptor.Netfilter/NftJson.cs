@@ -206,6 +206,7 @@ internal static partial class NftJson
             }
         }
 
+        MarkMetrics(rule);
         MarkStray(rule);
 
         // Only the bare pass may match open connections: on any other rule that match narrows it to packets our rules
@@ -268,6 +269,10 @@ internal static partial class NftJson
         else if (ReadStrayMatch(rule, left, right))
         {
             // tcp flags syn / syn,ack, ct state invalid,untracked: see NftJson.Strays.cs.
+        }
+        else if (ReadAddressMatch(rule, left, right))
+        {
+            // ip daddr A, ip6 daddr A: see NftJson.Metrics.cs.
         }
         else if (RouteFamilyOf(left) is { } family && right.ValueKind == JsonValueKind.String && right.GetString()!.StartsWith('@') && op == "==")
         {

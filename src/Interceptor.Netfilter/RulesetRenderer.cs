@@ -68,15 +68,21 @@ public static partial class RulesetRenderer
             "Routes.Users: uid . IPv6 address . port that connect directly, without interception",
             spec.AllowedRoutes.Where(r => r.IsIPv6).Select(r => r.ToString()));
         RenderRateLimitObjects(text, spec);
+        RenderMetricsSet(text, spec);
 
         // `ct state new`: like the NAT chain, which sees only first packets, every counter here counts connection
         // attempts, and a connection that was already open when the table changed is left to the daemon.
         Line(text, 1, $"chain {RulesetSpec.FilterChainName} {{");
         Line(text, 2, $"type filter hook output priority {Number(FilterOutputPriority)}; policy accept;");
-        Line(text, 2, Comment(spec.LimitsConnectionRate
-            ? $"Runs before {RulesetSpec.NatChainName}: refuses suspended users, blocked ports and uids over their connection rate"
-            : $"Runs before {RulesetSpec.NatChainName}: refuses suspended users and blocked ports; never drops anything else"));
+        Line(text, 2, Comment((spec.LimitsConnectionRate, spec.MetricsEndpoint is not null) switch
+        {
+            (true, false) => $"Runs before {RulesetSpec.NatChainName}: refuses suspended users, blocked ports and uids over their connection rate",
+            (false, false) => $"Runs before {RulesetSpec.NatChainName}: refuses suspended users and blocked ports; never drops anything else",
+            (true, true) => $"Runs before {RulesetSpec.NatChainName}: refuses suspended users, blocked ports, uids over their rate, others at the metrics port",
+            (false, true) => $"Runs before {RulesetSpec.NatChainName}: refuses suspended users, blocked ports and others' connections to the metrics port",
+        }));
 
+        RenderMetricsRules(text, spec);
         OpenConnectionsPass(text);
 
         // Exempt users first, on every port this chain refuses (the listener's too: the connection rate counts direct

@@ -10,7 +10,7 @@ namespace Interceptor.Netfilter;
 /// object initializer or <c>with</c>), so the rendered script is deterministic and two equal specs compare equal.
 /// The suspension, blocked-port and route lists are optional and empty by default.
 /// </summary>
-public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int> Ports, IReadOnlyList<uint> ExemptUids)
+public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int> Ports, IReadOnlyList<uint> ExemptUids)
 {
     /// <summary>The NAT chain that redirects; the verifier and the admin guide refer to it by this name.</summary>
     public const string ChainName = "output_nat";
@@ -188,6 +188,7 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
                 nameof(BlockedPorts));
         }
 
+        EnsureMetricsPortFree();
         var blockedRoute = AllowedRoutes.FirstOrDefault(r => BlockedPorts.Contains(r.Port));
         if (blockedRoute is not null)
         {
@@ -212,7 +213,9 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
         && StrayLogGroup == other.StrayLogGroup
         && Equals(DefaultConnectionRate, other.DefaultConnectionRate)
         && UserConnectionRates.SequenceEqual(other.UserConnectionRates)
-        && SubordinateUidRanges.SequenceEqual(other.SubordinateUidRanges);
+        && SubordinateUidRanges.SequenceEqual(other.SubordinateUidRanges)
+        && Equals(MetricsEndpoint, other.MetricsEndpoint)
+        && MetricsUids.SequenceEqual(other.MetricsUids);
 
     public override int GetHashCode()
     {
@@ -269,6 +272,13 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
             hash.Add(range);
         }
 
+        hash.Add(MetricsEndpoint);
+        hash.Add(MetricsUids.Count);
+        foreach (var uid in MetricsUids)
+        {
+            hash.Add(uid);
+        }
+
         return hash.ToHashCode();
     }
 
@@ -302,6 +312,11 @@ public sealed record RulesetSpec(string Table, int ListenPort, IReadOnlyList<int
             {
                 builder.Append(", SubordinateConnectionRates = [").AppendJoin(", ", subordinates).Append(']');
             }
+        }
+
+        if (MetricsEndpoint is not null)
+        {
+            builder.Append(", MetricsEndpoint = ").Append(MetricsEndpoint).Append(", MetricsUids = [").AppendJoin(", ", MetricsUids).Append(']');
         }
 
         return true;

@@ -20,9 +20,9 @@ public static partial class RulesetVerifier
 
         isOurs[pass] = true;
 
-        // Only the guard's exempt users (in every state) and its refusal of SYNs of known connections may (and must) come
-        // first: the pass would let those SYNs out.
-        if (rules.Take(pass).Any(r => r.Stray != NftJson.StrayRule.RefusesKnownSyn
+        // Only the guard's exempt users (in every state), its refusal of SYNs of known connections and the metrics
+        // endpoint's two rules may (and must) come first: the pass would let those SYNs out.
+        if (rules.Take(pass).Any(r => r.Stray != NftJson.StrayRule.RefusesKnownSyn && r.Metrics == NftJson.MetricsRule.None
             && !(r.Accepts && r.SkuidSet == RulesetSpec.ExemptSetName && r.RouteSet is null && !r.NewOnly && !r.HasOtherMatch)))
         {
             differences.Add($"the rule for open connections in chain {chain} is not its first: packets of open connections go through the rules before it");

@@ -211,8 +211,10 @@ public static partial class RulesetVerifier
         var isOurs = new bool[rules.Count];
         CheckOpenConnectionsPass(rules, chain, isOurs, differences);
 
-        // Exempt users must pass before any refusal, on every port this chain refuses.
-        var firstReject = rules.FindIndex(r => r.Rejects);
+        CheckMetricsRules(objects, rules, spec, isOurs, differences);
+
+        // Exempt users must pass before any refusal, on every port this chain refuses (the metrics endpoint's is not one).
+        var firstReject = rules.FindIndex(r => r.Rejects && r.Metrics == NftJson.MetricsRule.None);
         var exempt = rules.FindIndex(r => r.Accepts && r.SkuidSet == RulesetSpec.ExemptSetName && r.RouteSet is null);
         if (exempt < 0)
         {

@@ -26,6 +26,8 @@ public sealed class DescriptorExhaustionTests
         // automatic suspension: the point is the descriptors, not the kernel refusing bob.
         var config = Config(
             ("Metrics.Listen", MetricsListen),
+            // Bob may scrape here, or the kernel would refuse his metrics connections before the endpoint's caps see them.
+            ("Metrics.ScraperUsers", new JsonArray(TestUsers.Bob.Name)),
             ("Limits.Default.Connections", 1000),
             ("Limits.Default.ConnectionsPerSecond", 0), // the kernel's rate limit would refuse most of the 400 at once
             ("Suspension.RefusalLimit", 0),

@@ -22,19 +22,7 @@ public static class DaemonSetup
         // Its problems (bad lines, unknown owners) are logged by the daemon's own reader of the file, once.
         var subordinates = new SubordinateUidFile(SubordinateUidFile.DefaultPath, NullLogger.Instance).Current;
         var spec = SpecFor(options, subordinates);
-        _ = ScraperUids(options);
         return (options, spec);
-    }
-
-    /// <summary>
-    /// The uids of Metrics.ScraperUsers, root always among them: the metrics endpoint keeps two connections for them.
-    /// </summary>
-    /// <exception cref="ConfigurationException">A name the user database does not know (and not a number).</exception>
-    public static IReadOnlySet<uint> ScraperUids(InterceptorOptions options)
-    {
-        var errors = new List<string>();
-        var uids = new HashSet<uint>(UidsOf(options.Metrics.ScraperUsers, "Metrics.ScraperUsers", errors)) { 0 };
-        return errors.Count > 0 ? throw new ConfigurationException(errors) : uids;
     }
 
     /// <summary>
@@ -80,6 +68,9 @@ public static class DaemonSetup
             routes.AddRange(destinations.Select(d => System.Net.IPEndPoint.Parse(d)).Select(e => new AllowedRoute(uid, e.Address, e.Port)));
         }
 
+        // Root and Metrics.ScraperUsers: the kernel lets only them reach the metrics endpoint, which keeps two of its
+        // connections for them.
+        List<uint> scrapers = [0, .. UidsOf(options.Metrics.ScraperUsers, "Metrics.ScraperUsers", errors)];
         var userRates = ConnectionRates.PerUser(options.Limits, errors);
         if (errors.Count > 0)
         {
@@ -96,6 +87,8 @@ public static class DaemonSetup
                 DefaultConnectionRate = ConnectionRates.Default(options.Limits),
                 UserConnectionRates = userRates,
                 SubordinateUidRanges = subordinates is null ? [] : SuspendedUidSets.OwnedRanges(subordinates),
+                MetricsEndpoint = options.Metrics.Listen.Length == 0 ? null : System.Net.IPEndPoint.Parse(options.Metrics.Listen),
+                MetricsUids = options.Metrics.Listen.Length == 0 ? [] : scrapers,
             };
             spec.EnsureConsistent();
             return spec;

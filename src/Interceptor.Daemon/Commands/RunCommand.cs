@@ -226,7 +226,7 @@ public static class RunCommand
         // Started before the listener accepts and the store is pruned: what happens before an exporter listens is not counted.
         await using var metricsServer = options.Metrics.Listen.Length == 0
             ? null
-            : new MetricsEndpoint(IPEndPoint.Parse(options.Metrics.Listen), metrics.Sources, loggers) { OwnerOf = attributor.DirectPeerOwner, Scrapers = DaemonSetup.ScraperUids(options) };
+            : new MetricsEndpoint(IPEndPoint.Parse(options.Metrics.Listen), metrics.Sources, loggers) { OwnerOf = attributor.DirectPeerOwner, Scrapers = spec.MetricsUids.ToHashSet() };
         using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics.Store);
         using var generation = TableWatchdog.TryOpenGeneration(netfilterLogger);
         using var watchdog = new TableWatchdog(rules, spec, suspensions, options.Interception.VerifyInterval, netfilterLogger, listenerGuard)

@@ -77,7 +77,20 @@ public class SampleCapture
         ("guard-stray-log-twice.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "counter log", "counter log prefix \"dmesg\" log")), _ => { }),
         ("guard-stray-log-before-matches.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "tcp flags syn / syn,ack ct state established,related counter log prefix \"smtp-interceptor stray-syn\" group 25", "log prefix \"smtp-interceptor stray-syn\" group 25 tcp flags syn / syn,ack ct state established,related counter")), _ => { }),
         ("guard-stray-log-group-zero.json", Default, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "counter reject", "counter log group 0 reject")), _ => { }),
+        // metrics-*: the metrics endpoint's set and two rules (MetricsRulesTests).
+        ("metrics.json", MetricsRulesTests.Metrics, s => s, MetricsTraffic),
+        ("metrics-v6-rate-limited.json", MetricsRulesTests.MetricsV6, s => s, _ => { }),
+        ("metrics-refusal-missing.json", MetricsRulesTests.Metrics, s => RemoveLine(s, MetricsRefusal), _ => { }),
+        ("metrics-refusal-after-pass.json", MetricsRulesTests.Metrics, s => MoveAfter(s, MetricsRefusal, OpenPass), _ => { }),
+        ("metrics-accept-after-refusal.json", MetricsRulesTests.Metrics, s => MoveAfter(s, MetricsAccept, MetricsRefusal), _ => { }),
+        ("metrics-refusal-other-port.json", MetricsRulesTests.Metrics, s => ReplaceInLine(s, MetricsRefusal, "dport 9325", "dport 9326"), _ => { }),
+        ("metrics-refusal-new-only.json", MetricsRulesTests.Metrics, s => ReplaceInLine(s, MetricsRefusal, "syn,ack counter", "syn,ack ct state new counter"), _ => { }),
+        ("metrics-set-element-missing.json", MetricsRulesTests.Metrics with { MetricsUids = [0] }, s => s, _ => { }),
     ];
+
+    private const string MetricsAccept = "meta skuid @metrics_users counter accept";
+
+    private const string MetricsRefusal = "Anyone else's connection to the metrics endpoint";
 
     private const string KnownSynDropped = "tcp flags syn / syn,ack";
 
@@ -125,6 +138,14 @@ public class SampleCapture
         ns.Connect(0, "127.0.0.2", 465);                  // exempt: passes the filter chain
         ns.Connect(1003, "192.0.2.10", 2525);             // allowed route: goes out directly
         ns.Connect(Nobody, "127.0.0.2", 587);             // everyone else: redirected
+    }
+
+    // The scraper (root) connects, a customer (nobody) is refused by the kernel.
+    private static void MetricsTraffic(TestNamespace ns)
+    {
+        ns.Listen("127.0.0.1:9325");
+        ns.Connect(0, "127.0.0.1", 9325);
+        ns.Connect(Nobody, "127.0.0.1", 9325);
     }
 
     private static List<string> Lines(string script) => [.. script.Split('\n')];

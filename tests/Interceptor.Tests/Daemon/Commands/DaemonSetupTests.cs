@@ -40,12 +40,16 @@ public class DaemonSetupTests
     [Test]
     public void The_scraper_users_are_root_and_those_named_and_an_unknown_name_is_an_error_naming_the_key()
     {
-        var options = new InterceptorOptions();
+        var options = new InterceptorOptions { Metrics = new MetricsOptions { Listen = "127.0.0.1:9325" } };
 
-        Assert.That(DaemonSetup.ScraperUids(options), Is.EquivalentTo(new[] { 0u }), "root always");
-        Assert.That(DaemonSetup.ScraperUids(options with { Metrics = new MetricsOptions { ScraperUsers = ["nobody", "4321"] } }),
-            Is.EquivalentTo(new[] { 0u, UserDatabase.UidOf("nobody")!.Value, 4321u }));
-        var error = Assert.Throws<ConfigurationException>(() => DaemonSetup.ScraperUids(options with { Metrics = new MetricsOptions { ScraperUsers = ["no-such-scraper"] } }));
+        Assert.That(DaemonSetup.SpecFor(options).MetricsUids, Is.EqualTo(new[] { 0u }), "root always");
+        var named = DaemonSetup.SpecFor(options with { Metrics = options.Metrics with { ScraperUsers = ["nobody", "4321"] } });
+        Assert.That(named.MetricsUids, Is.EquivalentTo(new[] { 0u, UserDatabase.UidOf("nobody")!.Value, 4321u }));
+        Assert.That(named.MetricsEndpoint, Is.EqualTo(System.Net.IPEndPoint.Parse("127.0.0.1:9325")));
+        Assert.That(DaemonSetup.SpecFor(new InterceptorOptions()).MetricsEndpoint, Is.Null, "nothing about metrics in the table without the endpoint");
+
+        // Checked with the endpoint off too: check-config names it before someone turns the endpoint on.
+        var error = Assert.Throws<ConfigurationException>(() => DaemonSetup.SpecFor(new InterceptorOptions { Metrics = new MetricsOptions { ScraperUsers = ["no-such-scraper"] } }));
         Assert.That(error!.Errors, Is.EqualTo(new[] { "Metrics.ScraperUsers[0]: no such user \"no-such-scraper\" in the user database" }));
     }
 

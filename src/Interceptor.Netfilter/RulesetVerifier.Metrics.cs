@@ -1,0 +1,56 @@
+namespace Interceptor.Netfilter;
+
+/// <summary>The metrics endpoint's set and two rules (see RulesetSpec.Metrics.cs for what they are for).</summary>
+public static partial class RulesetVerifier
+{
+    /// <summary>
+    /// With an endpoint: the set holds exactly the scrapers, and before the pass for open connections one rule accepts their
+    /// SYNs to the endpoint's address and port, then one refuses everyone else's. Without: no such rule (any is reported
+    /// as unexpected by the caller, as it is left unmarked).
+    /// </summary>
+    private static void CheckMetricsRules(
+        IReadOnlyList<NftJson.TableObject> objects, List<NftJson.Rule> rules, RulesetSpec spec, bool[] isOurs, List<string> differences)
+    {
+        if (spec.MetricsEndpoint is not { } metrics)
+        {
+            return;
+        }
+
+        const string chain = RulesetSpec.FilterChainName;
+        const string set = RulesetSpec.MetricsUsersSetName;
+        CheckUidSet(objects, set, spec.MetricsUids,
+            "these users' scrapes are refused by the kernel", "these users may connect to the metrics endpoint", differences);
+
+        bool IsFor(NftJson.Rule r, NftJson.MetricsRule kind) =>
+            r.Metrics == kind && metrics.Address.Equals(r.Daddr) && r.Dports![0].Low == metrics.Port;
+        var accept = rules.FindIndex(r => IsFor(r, NftJson.MetricsRule.AcceptsScrapers));
+        var refuse = rules.FindIndex(r => IsFor(r, NftJson.MetricsRule.RefusesOthers));
+        var pass = rules.FindIndex(r => r.IsOpenConnectionsPass);
+        if (accept < 0)
+        {
+            differences.Add($"no rule in chain {chain} lets the users in set {set} connect to the metrics endpoint {metrics}: the scraper is refused");
+        }
+        else
+        {
+            isOurs[accept] = true;
+        }
+
+        if (refuse < 0)
+        {
+            differences.Add($"no rule in chain {chain} refuses other users' connections to the metrics endpoint {metrics}: any local user can flood it and keep the scraper out");
+        }
+        else
+        {
+            isOurs[refuse] = true;
+            if (accept > refuse)
+            {
+                differences.Add($"the rule for set {set} in chain {chain} comes after the refusal at the metrics endpoint {metrics}, so the scraper is refused");
+            }
+        }
+
+        if (pass >= 0 && (accept > pass || refuse > pass))
+        {
+            differences.Add($"the rules for the metrics endpoint {metrics} in chain {chain} come after the rule for open connections, which lets a SYN that conntrack files under a known connection through first");
+        }
+    }
+}

@@ -1,0 +1,132 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using static Interceptor.IntegrationTests.PolicyTestSupport;
+
+namespace Interceptor.IntegrationTests;
+
+/// <summary>
+/// The metrics endpoint listens on loopback, where every local user can connect. The kernel now lets only root and
+/// Metrics.ScraperUsers reach it (a rule of the daemon's table): a customer's connect flood, her sub-UIDs' too, is reset
+/// before the endpoint's queues see it, and the scraper is answered. Among the users allowed, each may hold two of the
+/// endpoint's connections (a proxy's web server user, a second monitoring agent).
+/// </summary>
+[TestFixture]
+[CancelAfter(120_000)]
+public sealed class MetricsAccessTests
+{
+    private const string MetricsListen = "127.0.0.1:9326";
+    private const string RefusalRule = "Anyone else's connection to the metrics endpoint";
+    private const uint SubUidRangeStart = 1_920_000_000;
+    private const int SubUidRangeCount = 1000;
+    private const int Flood = 300;
+
+    [Test]
+    public async Task A_customer_and_her_sub_uids_are_refused_by_the_kernel_and_the_scraper_is_answered()
+    {
+        Requirements.Require("newuidmap");
+        using var line = await SubordinateUidLine.AddAsync(
+            $"{TestUsers.Alice.Name}:{SubUidRangeStart}:{SubUidRangeCount.ToString(CultureInfo.InvariantCulture)}");
+        await using var s = await Scenario.StartAsync(config: Config(("Metrics.Listen", MetricsListen)));
+        var daemon = s.RequireDaemon;
+        var holder = s.Dir.PathOf("hold_connections.py");
+        var before = await NftTable.RuleCounterAsync(s.Ns, RefusalRule);
+
+        // Alice opens 300 as fast as she can, and as one of her sub-UIDs 300 more, while the scraper (root) asks.
+        var own = s.Ns.RunAsUserAsync(TestUsers.Alice, Requirements.Python,
+            ["-I", holder, "--target", $"{MetricsListen}:{Flood}", "--hold", "3"], TimeSpan.FromSeconds(30));
+        var sub = s.Ns.RunAsUserAsync(TestUsers.Alice, "unshare",
+            ["--user", $"--map-users={SubUidRangeStart},0,{SubUidRangeCount}", "--setuid", "0",
+                Requirements.Python, "-I", holder, "--target", $"{MetricsListen}:{Flood}", "--hold", "3"],
+            TimeSpan.FromSeconds(30));
+        var scrape = await s.Ns.RunAsync(Requirements.Python,
+            ["-I", "-c", $"import urllib.request; r = urllib.request.urlopen('http://{MetricsListen}/metrics', timeout=5); print(r.status)"]);
+        var (ownRun, subRun) = (await own, await sub);
+        var ownReport = Report(ownRun.Stdout);
+        var subReport = Report(subRun.Stdout);
+        var refused = await NftTable.RuleCounterAsync(s.Ns, RefusalRule) - before;
+        await TestContext.Out.WriteLineAsync($"alice: {ownReport.ToJsonString()}; her sub-UID: {subReport.ToJsonString()}; refused by the kernel: {refused}");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(scrape.Stdout.Trim(), Is.EqualTo("200"), "the scraper was answered during the flood" + scrape.Describe() + s.Describe());
+            Assert.That(ownReport["errors"]?["ConnectionRefusedError"]?.GetValue<int>(), Is.EqualTo(Flood), "every one of hers reset\n" + ownRun.Describe());
+            Assert.That(subReport["errors"]?["ConnectionRefusedError"]?.GetValue<int>(), Is.EqualTo(Flood), "her sub-UID's too\n" + subRun.Describe());
+            Assert.That(refused, Is.EqualTo(2 * Flood), "counted by the refusal's counter, the scraper's connection not among them");
+            Assert.That(daemon.LogLines().Select(l => l.Message), Has.None.StartsWith("metrics:"), "the endpoint never saw them" + s.Describe());
+        });
+    }
+
+    [Test]
+    public async Task Among_the_scraper_users_each_holds_two_connections_and_root_is_still_answered()
+    {
+        // Alice and bob scrape too (two agents); each holds at most two. Nobody is no scraper: the kernel refuses her.
+        await using var s = await Scenario.StartAsync(config: Config(
+            ("Metrics.Listen", MetricsListen),
+            ("Metrics.ScraperUsers", new JsonArray(TestUsers.Alice.Name, TestUsers.Bob.Name))));
+        var daemon = s.RequireDaemon;
+        string[] Hold(double seconds) => ["-I", s.Dir.PathOf("hold_connections.py"), "--target", MetricsListen + ":8", "--hold", seconds.ToString(CultureInfo.InvariantCulture)];
+        var holders = new[] { TestUsers.Alice, TestUsers.Bob, TestUsers.Nobody }.Select(u => s.Ns.RunAsUserAsync(u, Requirements.Python, Hold(4), TimeSpan.FromSeconds(30))).ToList();
+        await Task.Delay(1000);
+
+        var scrape = await s.Ns.RunAsync(Requirements.Python,
+            ["-I", "-c", $"import urllib.request; r = urllib.request.urlopen('http://{MetricsListen}/metrics', timeout=5); print(r.status)"]);
+        var reports = new List<JsonNode>();
+        foreach (var holder in holders)
+        {
+            reports.Add(Report((await holder).Stdout));
+        }
+
+        await TestContext.Out.WriteLineAsync($"alice, bob, nobody: {string.Join("; ", reports.Select(h => h.ToJsonString()))}");
+        Assert.Multiple(() =>
+        {
+            Assert.That(reports.Take(2).Select(r => r["greetings"]?["none"]?.GetValue<int>()), Is.EqualTo(new int?[] { 2, 2 }), "each scraper user held her share");
+            Assert.That(reports.Take(2).Select(r => r["greetings"]?["closed"]?.GetValue<int>()), Is.EqualTo(new int?[] { 6, 6 }), "the six over it were closed at once");
+            Assert.That(reports[2]["errors"]?["ConnectionRefusedError"]?.GetValue<int>(), Is.EqualTo(8), "nobody is refused by the kernel");
+            Assert.That(scrape.Stdout.Trim(), Is.EqualTo("200"), "root was answered" + scrape.Describe() + s.Describe());
+            Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.Contains(" holds 2 connections already"), s.Describe());
+        });
+    }
+
+    [Test]
+    public async Task A_metrics_port_a_customer_holds_does_not_stop_the_daemon_and_is_taken_once_she_lets_go()
+    {
+        // Alice binds the (unprivileged) metrics port before the daemon starts, as she could during a restart.
+        await using var s = await Scenario.StartAsync(startDaemon: false);
+        var (host, port) = (MetricsListen.Split(':')[0], MetricsListen.Split(':')[1]);
+        var squatter = s.Ns.RunAsUserAsync(TestUsers.Alice, Requirements.Python,
+            ["-I", "-c", $"import socket, time; s = socket.socket(); s.bind(('{host}', {port})); s.listen(); print('bound', flush=True); time.sleep(6)"],
+            TimeSpan.FromSeconds(30));
+        await Task.Delay(1000);
+        await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, Config(("Metrics.Listen", MetricsListen)));
+
+        var sent = await SendAsync(s, TestUsers.Bob, "metrics-port-held");
+        AssertDelivered(sent, daemon.Transcript());
+        var held = daemon.LogLines().Select(l => l.Message).ToList();
+        await squatter;
+
+        var scraped = false;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!scraped && clock.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            var scrape = await s.Ns.RunAsync(Requirements.Python,
+                ["-I", "-c", $"import urllib.request; r = urllib.request.urlopen('http://{MetricsListen}/metrics', timeout=2); print(r.status)"]);
+            scraped = scrape.Stdout.Trim() == "200";
+            await Task.Delay(scraped ? 0 : 500);
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(held, Has.Some.StartsWith($"metrics: cannot listen on {MetricsListen}: the port is held by uid {TestUsers.Alice.Uid} ({TestUsers.Alice.Name})"), daemon.Transcript());
+            Assert.That(held, Has.Some.Contains("metrics NOT on http://"), "the ready line says so" + daemon.Transcript());
+            Assert.That(scraped, Is.True, "scraped once she let go" + daemon.Transcript());
+            Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.StartsWith($"metrics: listening on {MetricsListen} at last"), daemon.Transcript());
+        });
+    }
+
+    private static JsonNode Report(string stdout)
+    {
+        var report = stdout.Split('\n').LastOrDefault(l => l.StartsWith('{'));
+        Assert.That(report, Is.Not.Null, "the holder printed no result: " + stdout);
+        return JsonNode.Parse(report!)!["targets"]![MetricsListen]!;
+    }
+}

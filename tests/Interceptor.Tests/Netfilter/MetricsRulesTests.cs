@@ -1,0 +1,130 @@
+using System.Net;
+using Interceptor.Netfilter;
+using NUnit.Framework;
+
+namespace Interceptor.Tests.Netfilter;
+
+/// <summary>
+/// The metrics endpoint's set and two rules (RulesetSpec.Metrics.cs): only root and Metrics.ScraperUsers reach the
+/// endpoint, everyone else's SYN gets a TCP reset from the kernel, before the endpoint's queues see it. The verifier
+/// reads real nft listings (<see cref="SampleCapture"/>); the kernel test applies the table in a throwaway namespace.
+/// </summary>
+[NonParallelizable]
+public class MetricsRulesTests
+{
+    internal static readonly RulesetSpec Metrics = new("smtp_interceptor", 10025, [25], [0])
+    {
+        MetricsEndpoint = IPEndPoint.Parse("127.0.0.1:9325"),
+        MetricsUids = [1010, 0],
+    };
+
+    internal static readonly RulesetSpec MetricsV6 = RulesetRendererTests.RateLimited with
+    {
+        MetricsEndpoint = IPEndPoint.Parse("[::1]:9325"),
+        MetricsUids = [0],
+    };
+
+    private const uint Nobody = 65534;
+
+    [Test]
+    public void Both_rules_come_before_the_pass_for_open_connections_and_match_syns_in_every_state()
+    {
+        var lines = RulesetRenderer.Render(Metrics).Split('\n').Select(l => l.Trim()).ToList();
+        var accept = lines.FindIndex(l => l.StartsWith("ip daddr 127.0.0.1 tcp dport 9325 tcp flags syn / syn,ack meta skuid @metrics_users counter accept", StringComparison.Ordinal));
+        var refuse = lines.FindIndex(l => l.StartsWith("ip daddr 127.0.0.1 tcp dport 9325 tcp flags syn / syn,ack counter reject with tcp reset", StringComparison.Ordinal));
+        var pass = lines.FindIndex(l => l.StartsWith("ct state established,related accept", StringComparison.Ordinal));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(accept, Is.GreaterThan(0), "the scrapers' rule");
+            Assert.That(refuse, Is.EqualTo(accept + 1), "the refusal right after it");
+            Assert.That(pass, Is.EqualTo(refuse + 1), "then the filter chain's pass");
+            Assert.That(lines, Does.Contain("elements = { 0, 1010 }"));
+            Assert.That(RulesetRenderer.Render(MetricsV6), Does.Contain("ip6 daddr ::1 tcp dport 9325 tcp flags syn / syn,ack counter reject with tcp reset"));
+            Assert.That(RulesetRenderer.Render(Metrics with { MetricsEndpoint = null }), Does.Not.Contain("metrics"), "nothing without the endpoint");
+        });
+    }
+
+    [Test]
+    public void The_table_as_installed_matches_and_without_the_endpoint_its_rules_are_unexpected()
+    {
+        Assert.That(RateLimitVerifierTests.Differences("metrics.json", Metrics), Is.Empty);
+        Assert.That(RateLimitVerifierTests.Differences("metrics-v6-rate-limited.json", MetricsV6), Is.Empty);
+
+        var differences = RateLimitVerifierTests.Differences("metrics.json", Metrics with { MetricsEndpoint = null, MetricsUids = [] });
+        Assert.That(differences, Has.Count.EqualTo(2));
+        Assert.That(differences[0], Does.StartWith("unexpected rule in chain output_filter: it accepts (handle"));
+        Assert.That(differences[1], Does.StartWith("unexpected rule in chain output_filter: it rejects (handle"));
+    }
+
+    [TestCase("metrics-refusal-missing.json", "no rule in chain output_filter refuses other users' connections to the metrics endpoint 127.0.0.1:9325: any local user can flood it and keep the scraper out")]
+    [TestCase("metrics-refusal-other-port.json", "no rule in chain output_filter refuses other users' connections to the metrics endpoint 127.0.0.1:9325: any local user can flood it and keep the scraper out")]
+    [TestCase("metrics-refusal-after-pass.json", "the rules for the metrics endpoint 127.0.0.1:9325 in chain output_filter come after the rule for open connections, which lets a SYN that conntrack files under a known connection through first")]
+    [TestCase("metrics-accept-after-refusal.json", "the rule for set metrics_users in chain output_filter comes after the refusal at the metrics endpoint 127.0.0.1:9325, so the scraper is refused")]
+    [TestCase("metrics-set-element-missing.json", "set metrics_users lacks UID(s) 1010: these users' scrapes are refused by the kernel")]
+    public void A_changed_metrics_rule_or_set_is_reported(string sample, string difference)
+    {
+        Assert.That(RateLimitVerifierTests.Differences(sample, Metrics), Does.Contain(difference));
+    }
+
+    [Test]
+    public void A_refusal_for_new_connections_only_is_not_the_refusal()
+    {
+        // A SYN conntrack files under a connection it has is "established": new only, it would reach the endpoint.
+        var differences = RateLimitVerifierTests.Differences("metrics-refusal-new-only.json", Metrics);
+
+        Assert.That(differences, Does.Contain("no rule in chain output_filter refuses other users' connections to the metrics endpoint 127.0.0.1:9325: any local user can flood it and keep the scraper out"));
+        Assert.That(differences, Has.Some.StartWith("unexpected rule in chain output_filter: it rejects"));
+    }
+
+    [Test]
+    public void A_metrics_port_that_is_intercepted_blocked_or_the_listeners_is_refused()
+    {
+        Assert.Multiple(() =>
+        {
+            foreach (var (spec, key) in new[]
+            {
+                (Metrics with { MetricsEndpoint = IPEndPoint.Parse("127.0.0.1:25") }, "Interception.Ports"),
+                (Metrics with { MetricsEndpoint = IPEndPoint.Parse("127.0.0.1:465"), BlockedPorts = [465] }, "Interception.BlockedPorts"),
+                (Metrics with { MetricsEndpoint = IPEndPoint.Parse("127.0.0.1:10025") }, "Listen.Port"),
+            })
+            {
+                var error = Assert.Throws<ArgumentException>(spec.EnsureConsistent);
+                Assert.That(error!.Message, Does.StartWith($"Metrics.Listen port {spec.MetricsEndpoint!.Port} is also in {key}; the metrics endpoint needs a port of its own."));
+            }
+
+            Assert.That(() => Metrics with { MetricsEndpoint = IPEndPoint.Parse("192.0.2.1:9325") }, Throws.ArgumentException.With.Message.StartsWith("Metrics.Listen 192.0.2.1:9325 is not a loopback address."));
+            Assert.That((Metrics with { MetricsEndpoint = IPEndPoint.Parse("[::ffff:127.0.0.1]:9325") }).MetricsEndpoint, Is.EqualTo(IPEndPoint.Parse("127.0.0.1:9325")), "a mapped address is what the packet carries");
+            Assert.That(Metrics with { MetricsUids = [0, 1010, 1010] }, Is.EqualTo(Metrics), "sorted and distinct");
+            Assert.That(Metrics with { MetricsUids = [0] }, Is.Not.EqualTo(Metrics));
+            Assert.That(Metrics.ToString(), Does.Contain("MetricsEndpoint = 127.0.0.1:9325, MetricsUids = [0, 1010]"));
+        });
+    }
+
+    [Test]
+    public async Task The_kernel_lets_the_scrapers_through_and_resets_everyone_else()
+    {
+        using var ns = TestNamespace.CreateOrSkip(needsConnections: true);
+        await new RulesetManager(ns.Nft).InstallAsync(Metrics, CancellationToken.None);
+        using var endpoint = ns.Listen("127.0.0.1:9325", "127.0.0.2:9325");
+
+        var root = ns.Connect(0, "127.0.0.1", 9325);
+        var scraper = ns.Connect(1010, "127.0.0.1", 9325);
+        var customer = ns.Connect(Nobody, "127.0.0.1", 9325);
+        var elsewhere = ns.Connect(Nobody, "127.0.0.2", 9325);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(root.Outcome, Is.EqualTo("connected"));
+            Assert.That(scraper.Outcome, Is.EqualTo("connected"), "a Metrics.ScraperUsers uid");
+            Assert.That(customer.Outcome, Is.EqualTo("refused"));
+            Assert.That(customer.Elapsed, Is.LessThan(TimeSpan.FromSeconds(1)), "a TCP reset, not a timeout");
+            Assert.That(elsewhere.Outcome, Is.EqualTo("connected"), "the same port on another address is not the endpoint's");
+            Assert.That(endpoint.WaitForAccepted(3), Is.EquivalentTo(new[] { "127.0.0.1 9325", "127.0.0.1 9325", "127.0.0.2 9325" }), "the endpoint saw the two scrapers only");
+            Assert.That(await ns.PacketsAsync(RulesetSpec.FilterChainName, r => r.Metrics == NftJson.MetricsRule.RefusesOthers), Is.EqualTo(1), "the refusal counted the customer's SYN");
+            Assert.That(await ns.PacketsAsync(RulesetSpec.FilterChainName, r => r.Metrics == NftJson.MetricsRule.AcceptsScrapers), Is.EqualTo(2));
+        });
+
+        Assert.That(await new RulesetManager(ns.Nft).FindDifferencesAsync(Metrics, CancellationToken.None), Is.Empty);
+    }
+}

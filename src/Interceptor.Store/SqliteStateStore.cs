@@ -340,8 +340,10 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
                 TaskCreationOptions.LongRunning,
                 TaskScheduler.Default).Unwrap();
         }
-        catch (Exception ex) when (ex is SqliteException or IOException or InvalidOperationException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is SqliteException or IOException or InvalidOperationException or UnauthorizedAccessException or TaskSchedulerException)
         {
+            // TaskSchedulerException: the read's thread could not start (the process out of threads or memory); the admin's
+            // command gets the store's error like any other failed read, not an unhandled exception.
             throw StoreFailures.From(_path, ex);
         }
     }

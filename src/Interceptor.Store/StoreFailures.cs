@@ -34,6 +34,7 @@ internal static class StoreFailures
         InvalidDataException data => Create(path, $"unreadable data: {data.Message}", data),
         DirectoryNotFoundException missing => Create(path, $"directory not found ({missing.Message})", missing),
         IOException io => Create(path, $"I/O error: {io.Message}", io),
+        TaskSchedulerException thread => Create(path, $"no thread for the read ({thread.InnerException?.Message ?? thread.Message})", thread),
         _ => Create(path, $"unexpected failure: {exception.GetType().Name}: {exception.Message}", exception),
     };
 

@@ -16,6 +16,19 @@ public class StoreFailureTests
     public void TearDown() => _dir.Dispose();
 
     [Test]
+    public async Task A_read_whose_thread_cannot_start_fails_as_the_store_unavailable()
+    {
+        // Every read runs on a thread of its own: a process out of threads or memory gets TaskSchedulerException from the
+        // scheduler, which the admin's command must see as the store's error, not as an unhandled exception.
+        await using var store = _dir.Open();
+
+        var error = Assert.ThrowsAsync<StoreUnavailableException>(() =>
+            store.ReadAsync<int>((_, _) => throw new TaskSchedulerException(new OutOfMemoryException("no thread left")), CancellationToken.None));
+
+        Assert.That(error!.Message, Does.Contain(_dir.Database).And.Contain("no thread for the read (no thread left)"));
+    }
+
+    [Test]
     public async Task Deleting_the_database_under_a_running_store_fails_every_later_write_until_reopened()
     {
         var store = _dir.Open();

@@ -227,6 +227,11 @@ public static class RunCommand
         await using var metricsServer = options.Metrics.Listen.Length == 0
             ? null
             : new MetricsEndpoint(IPEndPoint.Parse(options.Metrics.Listen), metrics.Sources, loggers) { OwnerOf = attributor.DirectPeerOwner, Scrapers = spec.MetricsUids.ToHashSet() };
+        foreach (var warning in spec.MetricsEndpoint is { } metricsAt ? MetricsEndpoint.Warnings(metricsAt, spec.MetricsUids) : [])
+        {
+            loggers.CreateLogger("metrics").ConfigurationWarning(warning);
+        }
+
         using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics.Store);
         using var generation = TableWatchdog.TryOpenGeneration(netfilterLogger);
         using var watchdog = new TableWatchdog(rules, spec, suspensions, options.Interception.VerifyInterval, netfilterLogger, listenerGuard)

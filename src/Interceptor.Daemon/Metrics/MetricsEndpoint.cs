@@ -55,6 +55,9 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
     /// <summary>How often a port another socket holds is tried again.</summary>
     public static readonly TimeSpan BindRetryInterval = TimeSpan.FromSeconds(5);
 
+    /// <summary>The most holders of a taken port one log line names.</summary>
+    public const int HoldersNamed = 3;
+
     /// <summary>At most one line per this while the port stays held.</summary>
     public static readonly TimeSpan HeldPortReportInterval = TimeSpan.FromMinutes(1);
 
@@ -83,6 +86,37 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
 
     /// <summary>Where it listens once started (the port chosen when Metrics.Listen asked for port 0, in tests).</summary>
     public IPEndPoint? BoundEndpoint { get; private set; }
+
+    /// <summary>
+    /// What an admin should hear at start about Metrics.Listen: only root may scrape while Metrics.ScraperUsers is empty
+    /// (the kernel resets everyone else's connection, a Prometheus running as its own user included), and a port any
+    /// local user may bind can be taken while the daemon restarts. <paramref name="readStart"/>: the sysctl, for tests.
+    /// </summary>
+    public static IEnumerable<string> Warnings(IPEndPoint endpoint, IReadOnlyCollection<uint> scrapers, Func<int>? readStart = null)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        ArgumentNullException.ThrowIfNull(scrapers);
+        if (scrapers.All(uid => uid == 0))
+        {
+            yield return $"metrics: only root may connect to http://{endpoint}/metrics (Metrics.ScraperUsers is empty): the kernel resets every other user's connection; name the user your Prometheus runs as there";
+        }
+
+        string? unprivileged;
+        try
+        {
+            var start = (readStart ?? (() => UnprivilegedPorts.Start()))();
+            unprivileged = UnprivilegedPorts.IsPrivileged(endpoint.Port, start) ? null : $"{UnprivilegedPorts.SysctlName} is {start}";
+        }
+        catch (LinuxInteropException e)
+        {
+            unprivileged = $"{UnprivilegedPorts.SysctlName} could not be read: {e.Message}";
+        }
+
+        if (unprivileged is not null)
+        {
+            yield return $"metrics: port {endpoint.Port} may be bound by any local user ({unprivileged}): a customer who takes it while the daemon restarts keeps the endpoint down and answers the scrapes herself; give Metrics.Listen a free port below 1024";
+        }
+    }
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -129,7 +163,7 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
             _heldSince ??= DateTimeOffset.UtcNow;
             if (_heldReport.TryReport(out var attempts, out _))
             {
-                _logger.PortHeld(endpoint, Holders(endpoint.Port), attempts, BindRetryInterval.TotalSeconds);
+                _logger.PortHeld(endpoint, Holders(), attempts, BindRetryInterval.TotalSeconds);
             }
 
             return false;
@@ -179,6 +213,12 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
         }
+        catch (Exception e)
+        {
+            // Nothing else is expected here (TryListenAsync keeps its failures); should something come, the endpoint stays
+            // down, and says so, rather than the stop rethrowing it and leaving the meters undisposed.
+            _logger.CannotListen(endpoint, e.Message, "no longer tried until the daemon restarts");
+        }
     }
 
     private static bool IsAddressInUse(Exception e)
@@ -194,12 +234,33 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
         return false;
     }
 
-    // Who listens on the port (the daemon reads it from the kernel's socket table, as for its SMTP listener).
-    private static string Holders(int port)
+    /// <summary>
+    /// Who listens where the endpoint would (its address, a wildcard, or their IPv4-mapped forms), read from the kernel's
+    /// socket table as for the SMTP listener. At most <see cref="HoldersNamed"/> uids are named: a user with a range of
+    /// sub-UIDs can open a listener as each, and the line (and the name lookups) must stay small. A socket that is only
+    /// bound, not listening, is not in the table.
+    /// </summary>
+    private string Holders()
     {
-        var holders = ListeningSockets.OnPort(port).Select(h => h.Uid).Distinct()
-            .Select(uid => UserDatabase.NameOf(uid) is { } name ? $"uid {uid} ({name})" : $"uid {uid}").ToList();
-        return holders.Count == 0 ? "a socket whose owner was not found" : string.Join(", ", holders);
+        List<uint> uids;
+        try
+        {
+            uids = [.. ListeningSockets.OnPort(endpoint.Port).Where(Conflicts).Select(h => h.Uid).Distinct().Order()];
+        }
+        catch (LinuxInteropException e)
+        {
+            return $"a socket whose owner could not be read ({e.Message})";
+        }
+
+        var named = uids.Take(HoldersNamed).Select(uid => UserDatabase.NameOf(uid) is { } name ? $"uid {uid} ({name})" : $"uid {uid}");
+        var more = uids.Count > HoldersNamed ? $" and {uids.Count - HoldersNamed} more uids" : "";
+        return uids.Count == 0 ? "a socket that is bound but not listening, or whose owner was not found" : string.Join(", ", named) + more;
+    }
+
+    private bool Conflicts(ListeningSocket socket)
+    {
+        var address = Core.Net.MappedAddress.Unmap(socket.Local.Address);
+        return address.Equals(Core.Net.MappedAddress.Unmap(endpoint.Address)) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any);
     }
 
     private WebApplication BuildWeb()

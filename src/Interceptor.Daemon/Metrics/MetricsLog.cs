@@ -19,4 +19,7 @@ internal static partial class MetricsLog
 
     [LoggerMessage(854, LogLevel.Critical, "metrics: cannot listen on {Endpoint} (Metrics.Listen): {Reason}; {Then}")]
     public static partial void CannotListen(this ILogger logger, System.Net.IPEndPoint endpoint, string reason, string then);
+
+    [LoggerMessage(855, LogLevel.Warning, "{Warning}")]
+    public static partial void ConfigurationWarning(this ILogger logger, string warning);
 }

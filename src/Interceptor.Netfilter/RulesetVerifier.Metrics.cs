@@ -48,6 +48,15 @@ public static partial class RulesetVerifier
             }
         }
 
+        // Another rule that accepts the endpoint's port before the refusal (the exempt users' rule widened and moved up,
+        // say) lets its users through whatever the set says.
+        var shadowing = rules.Take(Math.Max(refuse, 0)).Select((r, i) => (Rule: r, Index: i)).FirstOrDefault(x =>
+            x.Index != accept && x.Rule.Accepts && x.Rule.Dports is { } ports && ports.Any(p => p.Low <= metrics.Port && metrics.Port <= p.High)).Rule;
+        if (shadowing is not null)
+        {
+            differences.Add($"a rule in chain {chain} accepts port {metrics.Port} before the refusal at the metrics endpoint {metrics}: it {shadowing.Describe()}");
+        }
+
         if (pass >= 0 && (accept > pass || refuse > pass))
         {
             differences.Add($"the rules for the metrics endpoint {metrics} in chain {chain} come after the rule for open connections, which lets a SYN that conntrack files under a known connection through first");

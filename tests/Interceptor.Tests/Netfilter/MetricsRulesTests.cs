@@ -68,6 +68,16 @@ public class MetricsRulesTests
     }
 
     [Test]
+    public void Another_rule_accepting_the_metrics_port_before_the_refusal_is_reported()
+    {
+        // The exempt users' rule widened to the metrics port, in every state, and moved above the metrics rules: the
+        // exempt users (the MTA's among them) would reach the endpoint whatever metrics_users says.
+        var differences = RateLimitVerifierTests.Differences("metrics-exempt-widened-first.json", Metrics);
+
+        Assert.That(differences, Has.Some.StartsWith("a rule in chain output_filter accepts port 9325 before the refusal at the metrics endpoint 127.0.0.1:9325: it accepts (handle"));
+    }
+
+    [Test]
     public void A_refusal_for_new_connections_only_is_not_the_refusal()
     {
         // A SYN conntrack files under a connection it has is "established": new only, it would reach the endpoint.

@@ -86,6 +86,7 @@ public class SampleCapture
         ("metrics-refusal-other-port.json", MetricsRulesTests.Metrics, s => ReplaceInLine(s, MetricsRefusal, "dport 9325", "dport 9326"), _ => { }),
         ("metrics-refusal-new-only.json", MetricsRulesTests.Metrics, s => ReplaceInLine(s, MetricsRefusal, "syn,ack counter", "syn,ack ct state new counter"), _ => { }),
         ("metrics-set-element-missing.json", MetricsRulesTests.Metrics with { MetricsUids = [0] }, s => s, _ => { }),
+        ("metrics-exempt-widened-first.json", MetricsRulesTests.Metrics, s => MoveBefore(ReplaceInLine(s, "@exempt_uids ct state new counter accept", "{ 25, 10025 } meta skuid @exempt_uids ct state new", "{ 25, 9325, 10025 } meta skuid @exempt_uids"), "@exempt_uids counter accept comment \"Exempt users (set exempt_uids) are never", MetricsAccept), _ => { }),
     ];
 
     private const string MetricsAccept = "meta skuid @metrics_users counter accept";
@@ -184,6 +185,15 @@ public class SampleCapture
     {
         var start = script.IndexOf("table inet smtp_interceptor_guard {\n", StringComparison.Ordinal);
         return script[..start] + alter(script[start..]);
+    }
+
+    private static string MoveBefore(string script, string marker, string before)
+    {
+        var lines = Lines(script);
+        var line = lines[IndexOf(lines, marker)];
+        lines.Remove(line);
+        lines.Insert(IndexOf(lines, before), line);
+        return string.Join('\n', lines);
     }
 
     private static string MoveAfter(string script, string marker, string after)

@@ -26,6 +26,7 @@ public static partial class RulesetVerifier
             return [$"table inet {spec.GuardTable} does not exist"];
         }
 
+        CheckNoTableFlags(objects, spec.GuardTable, differences);
         CheckChains(objects, ExpectedGuardChains, differences);
         CheckUidSet(objects, RulesetSpec.ExemptSetName, spec.ExemptUids, "these users would be refused", "these users may bypass interception", differences);
         CheckRouteSet(objects, RulesetSpec.AllowedRoutesV4SetName, "ipv4_addr", spec.AllowedRoutes.Where(r => !r.IsIPv6), differences);

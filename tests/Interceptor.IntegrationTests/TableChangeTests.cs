@@ -53,6 +53,33 @@ public sealed class TableChangeTests
     }
 
     [Test]
+    public async Task A_table_made_dormant_is_restored_and_mail_is_intercepted_again()
+    {
+        // A dormant table keeps every chain and rule in its listing and runs none: customers' port 25 would go out directly.
+        await using var s = await Scenario.StartAsync(config: Config(("Interception.VerifyIntervalSeconds", 2)));
+
+        var dormant = await s.Ns.RunAsync("nft", ["add", "table", "inet", NftTable.Name, "{ flags dormant; }"]);
+        Assert.That(dormant.Succeeded, Is.True, dormant.Describe());
+        var clock = Stopwatch.StartNew();
+        var awake = false;
+        while (!awake && clock.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            await Task.Delay(100);
+            var listed = await s.Ns.RunAsync("nft", ["list", "table", "inet", NftTable.Name]);
+            awake = listed.Succeeded && !listed.Stdout.Contains("dormant", StringComparison.Ordinal);
+        }
+
+        Assert.That(awake, Is.True, "the table was still dormant 15 s later" + s.Describe());
+        TestContext.Out.WriteLine($"the table ran again {clock.Elapsed.TotalMilliseconds:F0} ms after it was made dormant");
+        AssertDelivered(await SendAsync(s, TestUsers.Alice, "after-dormant"), s.Describe());
+        Assert.Multiple(() =>
+        {
+            Assert.That(s.RequireDaemon.Transactions(), Has.Count.EqualTo(1), "intercepted again" + s.Describe());
+            Assert.That(s.RequireDaemon.LogLines().Select(l => l.Message), Has.Some.Contains("which smtp-interceptor never sets: a dormant table runs none of its chains"), "the log says why" + s.Describe());
+        });
+    }
+
+    [Test]
     public async Task A_periodic_check_lists_the_tables_only_when_the_ruleset_moved()
     {
         await using var s = await Scenario.StartAsync(config: Config(

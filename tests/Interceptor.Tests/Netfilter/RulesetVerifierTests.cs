@@ -408,6 +408,18 @@ public class RulesetVerifierTests
         }));
     }
 
+    [Test]
+    public void A_dormant_table_is_reported_though_every_rule_is_in_place()
+    {
+        // nft keeps a dormant table's chains and rules, and runs none of them: no redirect, no refusal.
+        // nft 1.0.6 prints the flag in JSON as the family ("inet"); the table as installed has no "flags" at all.
+        Assert.That(Differences("dormant.json", DefaultSpec), Is.EqualTo(new[] { "table inet smtp_interceptor has flags (see nft list table inet smtp_interceptor), which smtp-interceptor never sets: a dormant table runs none of its chains" }));
+        Assert.That(Differences("default.json", DefaultSpec), Is.Empty);
+        using var guard = JsonDocument.Parse(NetfilterTestData.Read(Path.Combine("Samples", "guard-dormant.json")));
+        Assert.That(RulesetVerifier.FindGuardDifferences(guard, DefaultSpec),
+            Is.EqualTo(new[] { "table inet smtp_interceptor_guard: table inet smtp_interceptor_guard has flags (see nft list table inet smtp_interceptor_guard), which smtp-interceptor never sets: a dormant table runs none of its chains" }));
+    }
+
     private static IReadOnlyList<string> Differences(string sample, RulesetSpec spec)
     {
         using var document = JsonDocument.Parse(NetfilterTestData.Read(Path.Combine("Samples", sample)));

@@ -77,6 +77,8 @@ public class SampleCapture
         ("guard-stray-log-twice.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "counter log", "counter log prefix \"dmesg\" log")), _ => { }),
         ("guard-stray-log-before-matches.json", RulesetRendererTests.Everything, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "tcp flags syn / syn,ack ct state established,related counter log prefix \"smtp-interceptor stray-syn\" group 25", "log prefix \"smtp-interceptor stray-syn\" group 25 tcp flags syn / syn,ack ct state established,related counter")), _ => { }),
         ("guard-stray-log-group-zero.json", Default, s => InGuard(s, g => ReplaceInLine(g, KnownSynDropped, "counter reject", "counter log group 0 reject")), _ => { }),
+        ("dormant.json", Default, s => s.Replace("table inet smtp_interceptor {\n", "table inet smtp_interceptor {\n    flags dormant\n", StringComparison.Ordinal), _ => { }),
+        ("guard-dormant.json", Default, s => InGuard(s, g => g.Replace("table inet smtp_interceptor_guard {\n", "table inet smtp_interceptor_guard {\n    flags dormant\n", StringComparison.Ordinal)), _ => { }),
         // metrics-*: the metrics endpoint's set and two rules (MetricsRulesTests).
         ("metrics.json", MetricsRulesTests.Metrics, s => s, MetricsTraffic),
         ("metrics-v6-rate-limited.json", MetricsRulesTests.MetricsV6, s => s, _ => { }),

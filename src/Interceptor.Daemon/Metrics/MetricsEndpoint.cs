@@ -252,9 +252,22 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
             return $"a socket whose owner could not be read ({e.Message})";
         }
 
-        var named = uids.Take(HoldersNamed).Select(uid => UserDatabase.NameOf(uid) is { } name ? $"uid {uid} ({name})" : $"uid {uid}");
+        var named = uids.Take(HoldersNamed).Select(uid => NameOrNothing(uid) is { } name ? $"uid {uid} ({name})" : $"uid {uid}");
         var more = uids.Count > HoldersNamed ? $" and {uids.Count - HoldersNamed} more uids" : "";
         return uids.Count == 0 ? "a socket that is bound but not listening, or whose owner was not found" : string.Join(", ", named) + more;
+    }
+
+    // A user database that cannot be read (sssd busy, no descriptor left) leaves the uid unnamed: the line is only a log line.
+    private static string? NameOrNothing(uint uid)
+    {
+        try
+        {
+            return UserDatabase.NameOf(uid);
+        }
+        catch (LinuxInteropException)
+        {
+            return null;
+        }
     }
 
     private bool Conflicts(ListeningSocket socket)

@@ -6,8 +6,10 @@ namespace Interceptor.Daemon.Metrics;
 /// the provider's scraper found none (each connection lives at most <see cref="MetricsEndpoint.ConnectionLifetime"/>,
 /// but the next one is hers as soon as a slot is free). So each owner (a uid, its sub-UIDs counted as their owner's) may
 /// hold at most <see cref="PerOwner"/>; connections whose owner could not be found share one such allowance; and
-/// <see cref="KeptForScrapers"/> slots are never taken by anyone but the scraper's users (several customers' sites, or
-/// one site's URL fetcher running as the web server's user, would otherwise fill the rest).
+/// <see cref="KeptForScrapers"/> slots are never taken by anyone but the scraper's users. Since the daemon's table lets
+/// only root and Metrics.ScraperUsers reach the endpoint, the shares and the kept slots matter between several scraper
+/// users (a second agent, a forwarder) and in the moments a flushed table takes to come back; they were written when
+/// every local user's connection reached the endpoint.
 /// </summary>
 internal sealed class PeerSlots
 {

@@ -3,7 +3,7 @@ using System.Text.Json;
 
 namespace Interceptor.Netfilter;
 
-/// <summary>The metrics endpoint's two rules (RulesetRenderer.Metrics.cs).</summary>
+/// <summary>The metrics endpoint's three rules (RulesetRenderer.Metrics.cs).</summary>
 internal static partial class NftJson
 {
     /// <summary>Which of the two a rule is, if it is exactly one of them.</summary>
@@ -16,6 +16,9 @@ internal static partial class NftJson
 
         /// <summary><c>ip daddr A tcp dport P tcp flags syn / syn,ack reject</c>: no user match, so a socketless SYN is refused too.</summary>
         RefusesOthers,
+
+        /// <summary><c>ip saddr A tcp sport P meta skuid != U drop</c>: what a socket not the daemon's sends from the endpoint.</summary>
+        DropsImpostors,
     }
 
     internal sealed partial record Rule
@@ -23,40 +26,74 @@ internal static partial class NftJson
         /// <summary>The address of an <c>ip daddr A</c> or <c>ip6 daddr A</c> match (one address, nothing else), null without.</summary>
         public IPAddress? Daddr { get; set; }
 
-        /// <summary>Set once the rule is read. Any other rule with an address match has <see cref="HasOtherMatch"/>.</summary>
+        /// <summary>The address of an <c>ip saddr A</c> or <c>ip6 saddr A</c> match, null without.</summary>
+        public IPAddress? Saddr { get; set; }
+
+        /// <summary>The port of a <c>tcp sport P</c> match (one port), null without.</summary>
+        public int? Sport { get; set; }
+
+        /// <summary>The uid of a <c>meta skuid != U</c> match, null without.</summary>
+        public uint? SkuidNotValue { get; set; }
+
+        /// <summary>
+        /// Set once the rule is read. Any other rule with an address, source port or skuid-inequality match has
+        /// <see cref="HasOtherMatch"/>.
+        /// </summary>
         public MetricsRule Metrics { get; set; }
     }
 
-    // {"match": {"left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "127.0.0.1"}}; a prefix, range or set
-    // on the right is not one of ours and stays another match.
+    // {"match": {"left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "127.0.0.1"}}, or saddr, or
+    // {"payload": {"protocol": "tcp", "field": "sport"}} with a number; a prefix, range or set on the right is not one of
+    // ours and stays another match. A second match of the same field narrows the first.
     private static bool ReadAddressMatch(Rule rule, JsonElement left, JsonElement right)
     {
-        var isDaddr = left.ValueKind == JsonValueKind.Object && left.TryGetProperty("payload", out var payload)
-            && String(payload, "field") == "daddr" && String(payload, "protocol") is "ip" or "ip6";
-        if (!isDaddr || right.ValueKind != JsonValueKind.String || !IPAddress.TryParse(right.GetString(), out var address))
+        var (protocol, field) = left.ValueKind == JsonValueKind.Object && left.TryGetProperty("payload", out var payload)
+            ? (String(payload, "protocol"), String(payload, "field"))
+            : (null, null);
+        if (protocol == "tcp" && field == "sport" && Int(right, out var port))
+        {
+            rule.HasOtherMatch |= rule.Sport is not null;
+            rule.Sport = port;
+            return true;
+        }
+
+        if (protocol is not ("ip" or "ip6") || field is not ("daddr" or "saddr")
+            || right.ValueKind != JsonValueKind.String || !IPAddress.TryParse(right.GetString(), out var address))
         {
             return false;
         }
 
-        rule.HasOtherMatch |= rule.Daddr is not null;
-        rule.Daddr = address;
+        rule.HasOtherMatch |= (field == "daddr" ? rule.Daddr : rule.Saddr) is not null;
+        if (field == "daddr")
+        {
+            rule.Daddr = address;
+        }
+        else
+        {
+            rule.Saddr = address;
+        }
+
         return true;
     }
 
     /// <summary>
-    /// Names the rule when it is exactly one of the two; then makes an address match narrow any rule (called before
-    /// <see cref="MarkStray"/>, whose SYN match the two share).
+    /// Names the rule when it is exactly one of the three; then makes an address, source port or skuid-inequality match
+    /// narrow any rule (called before <see cref="MarkStray"/>, whose SYN match two of them share).
     /// </summary>
     private static void MarkMetrics(Rule rule)
     {
-        var plain = !rule.HasOtherMatch && rule.Daddr is not null && rule.Dports is { Count: 1 } ports && ports[0].Low == ports[0].High
-            && rule.SynOnly && !rule.NewOnly && !rule.OpenOnly && !rule.UntrackedOnly && !rule.Drops && rule.LogGroup is null
+        var common = !rule.HasOtherMatch && !rule.NewOnly && !rule.OpenOnly && !rule.UntrackedOnly && rule.LogGroup is null
             && rule.Nfproto is null && rule.RouteSet is null && rule.RedirectPort is null && rule.SkuidNotInSets.Count == 0
             && rule.SkuidRanges is null && rule.SkuidValue is null && rule.Limit is null && rule.MeterSet is null;
-        rule.Metrics = !plain ? MetricsRule.None
+        var syn = common && rule.Daddr is not null && rule.Saddr is null && rule.Sport is null && rule.SkuidNotValue is null
+            && rule.Dports is { Count: 1 } ports && ports[0].Low == ports[0].High && rule.SynOnly && !rule.Drops;
+        var answer = common && rule.Saddr is not null && rule.Daddr is null && rule.Sport is not null && rule.Dports is null
+            && rule.SkuidNotValue is not null && rule.SkuidSet is null && !rule.SynOnly && rule.Drops && !rule.Accepts && !rule.Rejects;
+        rule.Metrics = answer ? MetricsRule.DropsImpostors
+            : !syn ? MetricsRule.None
             : rule.Accepts && !rule.Rejects && rule.SkuidSet == RulesetSpec.MetricsUsersSetName ? MetricsRule.AcceptsScrapers
             : rule.Rejects && !rule.Accepts && rule.SkuidSet is null ? MetricsRule.RefusesOthers
             : MetricsRule.None;
-        rule.HasOtherMatch |= rule.Daddr is not null;
+        rule.HasOtherMatch |= rule.Daddr is not null || rule.Saddr is not null || rule.Sport is not null || rule.SkuidNotValue is not null;
     }
 }

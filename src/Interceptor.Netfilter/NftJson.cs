@@ -226,6 +226,15 @@ internal static partial class NftJson
             return;
         }
 
+        // meta skuid != U: the metrics endpoint's drop (NftJson.Metrics.cs); a second one is not ours.
+        if (op == "!=" && IsMeta(match, "skuid") && match.TryGetProperty("right", out var notUid)
+            && notUid.ValueKind == JsonValueKind.Number && notUid.TryGetUInt32(out var uidNot))
+        {
+            rule.HasOtherMatch |= rule.SkuidNotValue is not null;
+            rule.SkuidNotValue = uidNot;
+            return;
+        }
+
         if (op is not ("==" or "in") || !match.TryGetProperty("left", out var left) || !match.TryGetProperty("right", out var right))
         {
             rule.HasOtherMatch = true;
@@ -272,7 +281,7 @@ internal static partial class NftJson
         }
         else if (ReadAddressMatch(rule, left, right))
         {
-            // ip daddr A, ip6 daddr A: see NftJson.Metrics.cs.
+            // ip daddr A, ip6 saddr A, tcp sport P: see NftJson.Metrics.cs.
         }
         else if (RouteFamilyOf(left) is { } family && right.ValueKind == JsonValueKind.String && right.GetString()!.StartsWith('@') && op == "==")
         {

@@ -5,13 +5,15 @@ using System.Text;
 namespace Interceptor.Netfilter;
 
 /// <summary>
-/// The metrics endpoint's two rules (see RulesetSpec.Metrics.cs): the scrapers' SYNs pass, everyone else's are reset.
+/// The metrics endpoint's three rules (see RulesetSpec.Metrics.cs): what another user's socket sends from the endpoint's
+/// address and port is dropped, the scrapers' SYNs pass, everyone else's are reset.
 /// </summary>
 /// <remarks>
-/// They come before the filter chain's pass for open connections and match SYNs in every conntrack state: a SYN that
-/// conntrack files under a connection it has (a port reused from a scraper's ended connection) is "established", and the
-/// pass would let it out (the guard table's remarks say how to get one). They cost every other packet of the host one
-/// address comparison, and only when the endpoint is on.
+/// They come before the filter chain's pass for open connections. The two for SYNs match them in every conntrack state: a
+/// SYN that conntrack files under a connection it has (a port reused from a scraper's ended connection) is "established",
+/// and the pass would let it out (the guard table's remarks say how to get one); a squatter's answers are an open
+/// connection's packets too. The drop's user match leaves socketless packets alone (a TIME_WAIT acknowledgement, the
+/// kernel's resets). They cost every other packet of the host two address comparisons, and only when the endpoint is on.
 /// </remarks>
 public static partial class RulesetRenderer
 {
@@ -33,7 +35,10 @@ public static partial class RulesetRenderer
         }
 
         var family = metrics.AddressFamily == AddressFamily.InterNetworkV6 ? "ip6" : "ip";
-        var match = $"{family} daddr {metrics.Address} tcp dport {metrics.Port.ToString(CultureInfo.InvariantCulture)} tcp flags syn / syn,ack";
+        var port = metrics.Port.ToString(CultureInfo.InvariantCulture);
+        Line(text, 2, $"{family} saddr {metrics.Address} tcp sport {port} meta skuid != {Number(spec.MetricsServerUid)} counter drop "
+            + Comment("Another user's socket answering at the metrics endpoint (the port taken while smtp-interceptor was down): dropped"));
+        var match = $"{family} daddr {metrics.Address} tcp dport {port} tcp flags syn / syn,ack";
         Line(text, 2, $"{match} meta skuid @{RulesetSpec.MetricsUsersSetName} counter accept "
             + Comment($"The scrapers (set {RulesetSpec.MetricsUsersSetName}) connect to the metrics endpoint"));
         Line(text, 2, $"{match} counter reject with tcp reset "

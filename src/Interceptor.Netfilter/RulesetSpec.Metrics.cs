@@ -7,7 +7,10 @@ namespace Interceptor.Netfilter;
 /// own caps (connections per user, some kept for the scraper) act only once a connection is accepted, so a customer's
 /// connect-and-close flood still filled the kernel's queue of the listener and the endpoint's admission queue before any
 /// owner was looked up, and the scraper's connection was dropped. The kernel refuses the connection instead, before
-/// it is made, to everyone but <see cref="MetricsUids"/>: their SYNs pass, anyone else's get a TCP reset.
+/// it is made, to everyone but <see cref="MetricsUids"/>: their SYNs pass, anyone else's get a TCP reset. And a customer
+/// who binds the endpoint's port while the daemon is down (an unprivileged port is anyone's to take) cannot answer the
+/// scrapers with figures of her own: whatever a socket not of <see cref="MetricsServerUid"/> sends from that address and
+/// port is dropped, her listener's SYN-ACK first (the kernel gives it the listener's owner), so the scrape fails.
 /// </summary>
 public sealed partial record RulesetSpec
 {
@@ -22,6 +25,12 @@ public sealed partial record RulesetSpec
 
     /// <summary>The uids whose connections to <see cref="MetricsEndpoint"/> the kernel lets through; sorted and distinct.</summary>
     public IReadOnlyList<uint> MetricsUids { get; init => field = NormalizeUids(value); } = [];
+
+    /// <summary>
+    /// The daemon's uid: only its sockets may send from <see cref="MetricsEndpoint"/>'s address and port. 0 by default
+    /// (a daemon run as root); the daemon sets its own effective uid.
+    /// </summary>
+    public uint MetricsServerUid { get; init; }
 
     private static IPEndPoint? NormalizeMetricsEndpoint(IPEndPoint? endpoint)
     {

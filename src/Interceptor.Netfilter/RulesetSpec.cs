@@ -215,7 +215,8 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
         && UserConnectionRates.SequenceEqual(other.UserConnectionRates)
         && SubordinateUidRanges.SequenceEqual(other.SubordinateUidRanges)
         && Equals(MetricsEndpoint, other.MetricsEndpoint)
-        && MetricsUids.SequenceEqual(other.MetricsUids);
+        && MetricsUids.SequenceEqual(other.MetricsUids)
+        && MetricsServerUid == other.MetricsServerUid;
 
     public override int GetHashCode()
     {
@@ -279,6 +280,8 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
             hash.Add(uid);
         }
 
+        hash.Add(MetricsServerUid);
+
         return hash.ToHashCode();
     }
 
@@ -316,7 +319,8 @@ public sealed partial record RulesetSpec(string Table, int ListenPort, IReadOnly
 
         if (MetricsEndpoint is not null)
         {
-            builder.Append(", MetricsEndpoint = ").Append(MetricsEndpoint).Append(", MetricsUids = [").AppendJoin(", ", MetricsUids).Append(']');
+            builder.Append(", MetricsEndpoint = ").Append(MetricsEndpoint).Append(", MetricsUids = [").AppendJoin(", ", MetricsUids).Append(']')
+                .Append(", MetricsServerUid = ").Append(MetricsServerUid);
         }
 
         return true;

@@ -1,12 +1,12 @@
 namespace Interceptor.Netfilter;
 
-/// <summary>The metrics endpoint's set and two rules (see RulesetSpec.Metrics.cs for what they are for).</summary>
+/// <summary>The metrics endpoint's set and three rules (see RulesetSpec.Metrics.cs for what they are for).</summary>
 public static partial class RulesetVerifier
 {
     /// <summary>
-    /// With an endpoint: the set holds exactly the scrapers, and before the pass for open connections one rule accepts their
-    /// SYNs to the endpoint's address and port, then one refuses everyone else's. Without: no such rule (any is reported
-    /// as unexpected by the caller, as it is left unmarked).
+    /// With an endpoint: the set holds exactly the scrapers, and before the pass for open connections one rule drops what
+    /// sockets not the daemon's send from the endpoint's address and port, one accepts the scrapers' SYNs to it, then one
+    /// refuses everyone else's. Without: no such rule (any is reported as unexpected by the caller, as it is left unmarked).
     /// </summary>
     private static void CheckMetricsRules(
         IReadOnlyList<NftJson.TableObject> objects, List<NftJson.Rule> rules, RulesetSpec spec, bool[] isOurs, List<string> differences)
@@ -26,6 +26,7 @@ public static partial class RulesetVerifier
         var accept = rules.FindIndex(r => IsFor(r, NftJson.MetricsRule.AcceptsScrapers));
         var refuse = rules.FindIndex(r => IsFor(r, NftJson.MetricsRule.RefusesOthers));
         var pass = rules.FindIndex(r => r.IsOpenConnectionsPass);
+        CheckImpostorDrop(rules, spec, metrics, pass, isOurs, differences);
         if (accept < 0)
         {
             differences.Add($"no rule in chain {chain} lets the users in set {set} connect to the metrics endpoint {metrics}: the scraper is refused");
@@ -60,6 +61,32 @@ public static partial class RulesetVerifier
         if (pass >= 0 && (accept > pass || refuse > pass))
         {
             differences.Add($"the rules for the metrics endpoint {metrics} in chain {chain} come after the rule for open connections, which lets a SYN that conntrack files under a known connection through first");
+        }
+    }
+
+    private static void CheckImpostorDrop(
+        List<NftJson.Rule> rules, RulesetSpec spec, System.Net.IPEndPoint metrics, int pass, bool[] isOurs, List<string> differences)
+    {
+        const string chain = RulesetSpec.FilterChainName;
+        var drop = rules.FindIndex(r => r.Metrics == NftJson.MetricsRule.DropsImpostors && metrics.Address.Equals(r.Saddr)
+            && r.Sport == metrics.Port && r.SkuidNotValue == spec.MetricsServerUid);
+        if (drop < 0)
+        {
+            differences.Add($"no rule in chain {chain} drops what sockets not of uid {spec.MetricsServerUid} send from the metrics endpoint {metrics}: "
+                + "a user who takes its port while the daemon is down can answer the scrapers");
+            return;
+        }
+
+        isOurs[drop] = true;
+        if (pass >= 0 && drop > pass)
+        {
+            differences.Add($"the drop of other users' answers at the metrics endpoint {metrics} in chain {chain} comes after the rule for open connections, which lets them out first");
+        }
+
+        // The drop comes first in the chain; another rule accepting before it may let a squatter's answers out.
+        if (rules.Take(drop).Where((_, i) => i != pass).FirstOrDefault(r => r.Accepts) is { } before)
+        {
+            differences.Add($"a rule in chain {chain} accepts before the drop of other users' answers at the metrics endpoint {metrics}: it {before.Describe()}");
         }
     }
 }

@@ -16,6 +16,7 @@ public sealed class MetricsAccessTests
 {
     private const string MetricsListen = "127.0.0.1:9326";
     private const string RefusalRule = "Anyone else's connection to the metrics endpoint";
+    private const string DropRule = "Another user's socket answering at the metrics endpoint";
     private const uint SubUidRangeStart = 1_920_000_000;
     private const int SubUidRangeCount = 1000;
     private const int Flood = 300;
@@ -89,21 +90,35 @@ public sealed class MetricsAccessTests
     }
 
     [Test]
-    public async Task A_metrics_port_a_customer_holds_does_not_stop_the_daemon_and_is_taken_once_she_lets_go()
+    public async Task A_metrics_port_a_customer_holds_does_not_stop_the_daemon_cannot_answer_the_scraper_and_is_taken_once_she_lets_go()
     {
-        // Alice binds the (unprivileged) metrics port before the daemon starts, as she could during a restart.
+        // Alice binds the (unprivileged) metrics port before the daemon starts, as she could during a restart, and
+        // answers whoever connects with figures of her own.
         await using var s = await Scenario.StartAsync(startDaemon: false);
         var (host, port) = (MetricsListen.Split(':')[0], MetricsListen.Split(':')[1]);
         var squatter = s.Ns.RunAsUserAsync(TestUsers.Alice, Requirements.Python,
-            ["-I", "-c", $"import socket, time; s = socket.socket(); s.bind(('{host}', {port})); s.listen(); print('bound', flush=True); time.sleep(6)"],
+            ["-I", "-c", $"""
+                import socket, threading, time
+                s = socket.socket(); s.bind(('{host}', {port})); s.listen(); s.settimeout(0.2); print('bound', flush=True)
+                end = time.monotonic() + 10
+                while time.monotonic() < end:
+                    try: c, _ = s.accept()
+                    except socket.timeout: continue
+                    print('accepted', flush=True); c.settimeout(1); c.recv(4096)
+                    c.sendall(b'HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\nsmtpi_up 1'); c.close()
+                """],
             TimeSpan.FromSeconds(30));
         await Task.Delay(1000);
         await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, Config(("Metrics.Listen", MetricsListen)));
 
+        // While she holds it, root's scrape fails instead of reading her figures: her SYN-ACKs are dropped.
+        var during = await s.Ns.RunAsync(Requirements.Python,
+            ["-I", "-c", $"import urllib.request\ntry: r = urllib.request.urlopen('http://{MetricsListen}/metrics', timeout=2); print(r.status, r.read())\nexcept Exception as e: print('failed', type(e).__name__)"]);
+        var dropped = await NftTable.RuleCounterAsync(s.Ns, DropRule);
         var sent = await SendAsync(s, TestUsers.Bob, "metrics-port-held");
         AssertDelivered(sent, daemon.Transcript());
         var held = daemon.LogLines().Select(l => l.Message).ToList();
-        await squatter;
+        var squatted = await squatter;
 
         var scraped = false;
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -121,6 +136,9 @@ public sealed class MetricsAccessTests
             Assert.That(held, Has.Some.Contains("metrics NOT on http://"), "the ready line says so" + daemon.Transcript());
             Assert.That(held, Has.Some.StartsWith($"metrics: port {port} may be bound by any local user"), "the start warned of the unprivileged port" + daemon.Transcript());
             Assert.That(held, Has.Some.StartsWith("metrics: only root may connect"), "and that only root may scrape" + daemon.Transcript());
+            Assert.That(during.Stdout.Trim(), Does.StartWith("failed"), "root's scrape while she held the port" + daemon.Transcript());
+            Assert.That(dropped, Is.GreaterThan(0), "the drop counted her SYN-ACKs");
+            Assert.That(squatted.Stdout, Does.Not.Contain("accepted"), "her listener completed no connection");
             Assert.That(scraped, Is.True, "scraped once she let go" + daemon.Transcript());
             Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.StartsWith($"metrics: listening on {MetricsListen} at last"), daemon.Transcript());
         });

@@ -89,6 +89,7 @@ public static class DaemonSetup
                 SubordinateUidRanges = subordinates is null ? [] : SuspendedUidSets.OwnedRanges(subordinates),
                 MetricsEndpoint = options.Metrics.Listen.Length == 0 ? null : System.Net.IPEndPoint.Parse(options.Metrics.Listen),
                 MetricsUids = options.Metrics.Listen.Length == 0 ? [] : scrapers,
+                MetricsServerUid = options.Metrics.Listen.Length == 0 ? 0 : UserDatabase.EffectiveUid,
             };
             spec.EnsureConsistent();
             return spec;

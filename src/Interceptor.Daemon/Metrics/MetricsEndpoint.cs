@@ -114,7 +114,7 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
 
         if (unprivileged is not null)
         {
-            yield return $"metrics: port {endpoint.Port} may be bound by any local user ({unprivileged}): a customer who takes it while the daemon restarts keeps the endpoint down and answers the scrapes herself; give Metrics.Listen a free port below 1024";
+            yield return $"metrics: port {endpoint.Port} may be bound by any local user ({unprivileged}): a customer who takes it while the daemon restarts keeps the endpoint down and every scrape fails until she lets go (the kernel drops her answers); give Metrics.Listen a free port below 1024";
         }
     }
 

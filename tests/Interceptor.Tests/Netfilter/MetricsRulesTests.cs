@@ -5,8 +5,9 @@ using NUnit.Framework;
 namespace Interceptor.Tests.Netfilter;
 
 /// <summary>
-/// The metrics endpoint's set and two rules (RulesetSpec.Metrics.cs): only root and Metrics.ScraperUsers reach the
-/// endpoint, everyone else's SYN gets a TCP reset from the kernel, before the endpoint's queues see it. The verifier
+/// The metrics endpoint's set and three rules (RulesetSpec.Metrics.cs): only root and Metrics.ScraperUsers reach the
+/// endpoint, everyone else's SYN gets a TCP reset from the kernel, before the endpoint's queues see it, and a listener
+/// not of the daemon's uid on the endpoint's port cannot answer them. The verifier
 /// reads real nft listings (<see cref="SampleCapture"/>); the kernel test applies the table in a throwaway namespace.
 /// </summary>
 [NonParallelizable]
@@ -27,20 +28,23 @@ public class MetricsRulesTests
     private const uint Nobody = 65534;
 
     [Test]
-    public void Both_rules_come_before_the_pass_for_open_connections_and_match_syns_in_every_state()
+    public void The_rules_come_before_the_pass_for_open_connections_and_match_syns_in_every_state()
     {
-        var lines = RulesetRenderer.Render(Metrics).Split('\n').Select(l => l.Trim()).ToList();
+        var lines = RulesetRenderer.Render(Metrics with { MetricsServerUid = 995 }).Split('\n').Select(l => l.Trim()).ToList();
+        var drop = lines.FindIndex(l => l.StartsWith("ip saddr 127.0.0.1 tcp sport 9325 meta skuid != 995 counter drop", StringComparison.Ordinal));
         var accept = lines.FindIndex(l => l.StartsWith("ip daddr 127.0.0.1 tcp dport 9325 tcp flags syn / syn,ack meta skuid @metrics_users counter accept", StringComparison.Ordinal));
         var refuse = lines.FindIndex(l => l.StartsWith("ip daddr 127.0.0.1 tcp dport 9325 tcp flags syn / syn,ack counter reject with tcp reset", StringComparison.Ordinal));
         var pass = lines.FindIndex(l => l.StartsWith("ct state established,related accept", StringComparison.Ordinal));
 
         Assert.Multiple(() =>
         {
-            Assert.That(accept, Is.GreaterThan(0), "the scrapers' rule");
+            Assert.That(drop, Is.GreaterThan(0), "the drop of answers from sockets not the daemon's, first");
+            Assert.That(accept, Is.EqualTo(drop + 1), "the scrapers' rule");
             Assert.That(refuse, Is.EqualTo(accept + 1), "the refusal right after it");
             Assert.That(pass, Is.EqualTo(refuse + 1), "then the filter chain's pass");
             Assert.That(lines, Does.Contain("elements = { 0, 1010 }"));
             Assert.That(RulesetRenderer.Render(MetricsV6), Does.Contain("ip6 daddr ::1 tcp dport 9325 tcp flags syn / syn,ack counter reject with tcp reset"));
+            Assert.That(RulesetRenderer.Render(MetricsV6), Does.Contain("ip6 saddr ::1 tcp sport 9325 meta skuid != 0 counter drop"));
             Assert.That(RulesetRenderer.Render(Metrics with { MetricsEndpoint = null }), Does.Not.Contain("metrics"), "nothing without the endpoint");
         });
     }
@@ -52,15 +56,19 @@ public class MetricsRulesTests
         Assert.That(RateLimitVerifierTests.Differences("metrics-v6-rate-limited.json", MetricsV6), Is.Empty);
 
         var differences = RateLimitVerifierTests.Differences("metrics.json", Metrics with { MetricsEndpoint = null, MetricsUids = [] });
-        Assert.That(differences, Has.Count.EqualTo(2));
-        Assert.That(differences[0], Does.StartWith("unexpected rule in chain output_filter: it accepts (handle"));
-        Assert.That(differences[1], Does.StartWith("unexpected rule in chain output_filter: it rejects (handle"));
+        Assert.That(differences, Has.Count.EqualTo(3));
+        Assert.That(differences[0], Does.StartWith("unexpected rule in chain output_filter: it does something else (handle").And.Contain("answering at the metrics endpoint"));
+        Assert.That(differences[1], Does.StartWith("unexpected rule in chain output_filter: it accepts (handle"));
+        Assert.That(differences[2], Does.StartWith("unexpected rule in chain output_filter: it rejects (handle"));
     }
 
     [TestCase("metrics-refusal-missing.json", "no rule in chain output_filter refuses other users' connections to the metrics endpoint 127.0.0.1:9325: any local user can flood it and keep the scraper out")]
     [TestCase("metrics-refusal-other-port.json", "no rule in chain output_filter refuses other users' connections to the metrics endpoint 127.0.0.1:9325: any local user can flood it and keep the scraper out")]
     [TestCase("metrics-refusal-after-pass.json", "the rules for the metrics endpoint 127.0.0.1:9325 in chain output_filter come after the rule for open connections, which lets a SYN that conntrack files under a known connection through first")]
     [TestCase("metrics-accept-after-refusal.json", "the rule for set metrics_users in chain output_filter comes after the refusal at the metrics endpoint 127.0.0.1:9325, so the scraper is refused")]
+    [TestCase("metrics-drop-missing.json", "no rule in chain output_filter drops what sockets not of uid 0 send from the metrics endpoint 127.0.0.1:9325: a user who takes its port while the daemon is down can answer the scrapers")]
+    [TestCase("metrics-drop-other-uid.json", "no rule in chain output_filter drops what sockets not of uid 0 send from the metrics endpoint 127.0.0.1:9325: a user who takes its port while the daemon is down can answer the scrapers")]
+    [TestCase("metrics-drop-after-pass.json", "the drop of other users' answers at the metrics endpoint 127.0.0.1:9325 in chain output_filter comes after the rule for open connections, which lets them out first")]
     [TestCase("metrics-set-element-missing.json", "set metrics_users lacks UID(s) 1010: these users' scrapes are refused by the kernel")]
     public void A_changed_metrics_rule_or_set_is_reported(string sample, string difference)
     {
@@ -75,6 +83,14 @@ public class MetricsRulesTests
         var differences = RateLimitVerifierTests.Differences("metrics-exempt-widened-first.json", Metrics);
 
         Assert.That(differences, Has.Some.StartsWith("a rule in chain output_filter accepts port 9325 before the refusal at the metrics endpoint 127.0.0.1:9325: it accepts (handle"));
+    }
+
+    [Test]
+    public void A_rule_accepting_before_the_drop_of_other_users_answers_is_reported()
+    {
+        var differences = RateLimitVerifierTests.Differences("metrics-drop-accepted-first.json", Metrics);
+
+        Assert.That(differences, Has.Some.StartsWith("a rule in chain output_filter accepts before the drop of other users' answers at the metrics endpoint 127.0.0.1:9325: it accepts (handle").And.Contain("added by hand"));
     }
 
     [Test]
@@ -107,7 +123,8 @@ public class MetricsRulesTests
             Assert.That((Metrics with { MetricsEndpoint = IPEndPoint.Parse("[::ffff:127.0.0.1]:9325") }).MetricsEndpoint, Is.EqualTo(IPEndPoint.Parse("127.0.0.1:9325")), "a mapped address is what the packet carries");
             Assert.That(Metrics with { MetricsUids = [0, 1010, 1010] }, Is.EqualTo(Metrics), "sorted and distinct");
             Assert.That(Metrics with { MetricsUids = [0] }, Is.Not.EqualTo(Metrics));
-            Assert.That(Metrics.ToString(), Does.Contain("MetricsEndpoint = 127.0.0.1:9325, MetricsUids = [0, 1010]"));
+            Assert.That(Metrics.ToString(), Does.Contain("MetricsEndpoint = 127.0.0.1:9325, MetricsUids = [0, 1010], MetricsServerUid = 0"));
+            Assert.That(Metrics with { MetricsServerUid = 995 }, Is.Not.EqualTo(Metrics), "the daemon's uid is part of the table");
         });
     }
 
@@ -136,5 +153,23 @@ public class MetricsRulesTests
         });
 
         Assert.That(await new RulesetManager(ns.Nft).FindDifferencesAsync(Metrics, CancellationToken.None), Is.Empty);
+    }
+
+    [Test]
+    public async Task A_listener_not_of_the_daemons_uid_on_the_endpoints_port_cannot_answer_the_scrapers()
+    {
+        // A customer took the port while the daemon was down: root's connection must fail, not reach her listener.
+        using var ns = TestNamespace.CreateOrSkip(needsConnections: true);
+        await new RulesetManager(ns.Nft).InstallAsync(Metrics, CancellationToken.None);
+        using var squatter = ns.ListenAs(Nobody, "127.0.0.1:9325");
+
+        var root = ns.Connect(0, "127.0.0.1", 9325);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(root.Outcome, Is.EqualTo("timeout"), "her SYN-ACK is dropped (the kernel gives it the listener's owner)");
+            Assert.That(squatter.WaitForAccepted(1), Is.Empty, "her listener completed no connection");
+            Assert.That(await ns.PacketsAsync(RulesetSpec.FilterChainName, r => r.Metrics == NftJson.MetricsRule.DropsImpostors), Is.GreaterThan(0), "the drop counted her SYN-ACKs");
+        });
     }
 }

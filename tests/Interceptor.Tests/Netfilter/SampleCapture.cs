@@ -88,12 +88,18 @@ public class SampleCapture
         ("metrics-refusal-other-port.json", MetricsRulesTests.Metrics, s => ReplaceInLine(s, MetricsRefusal, "dport 9325", "dport 9326"), _ => { }),
         ("metrics-refusal-new-only.json", MetricsRulesTests.Metrics, s => ReplaceInLine(s, MetricsRefusal, "syn,ack counter", "syn,ack ct state new counter"), _ => { }),
         ("metrics-set-element-missing.json", MetricsRulesTests.Metrics with { MetricsUids = [0] }, s => s, _ => { }),
+        ("metrics-drop-missing.json", MetricsRulesTests.Metrics, s => RemoveLine(s, MetricsDrop), _ => { }),
+        ("metrics-drop-after-pass.json", MetricsRulesTests.Metrics, s => MoveAfter(s, MetricsDrop, OpenPass), _ => { }),
+        ("metrics-drop-other-uid.json", MetricsRulesTests.Metrics, s => ReplaceInLine(s, MetricsDrop, "skuid != 0", "skuid != 1010"), _ => { }),
+        ("metrics-drop-accepted-first.json", MetricsRulesTests.Metrics, s => InsertBefore(s, MetricsDrop, "tcp sport 9325 accept comment \"added by hand\""), _ => { }),
         ("metrics-exempt-widened-first.json", MetricsRulesTests.Metrics, s => MoveBefore(ReplaceInLine(s, "@exempt_uids ct state new counter accept", "{ 25, 10025 } meta skuid @exempt_uids ct state new", "{ 25, 9325, 10025 } meta skuid @exempt_uids"), "@exempt_uids counter accept comment \"Exempt users (set exempt_uids) are never", MetricsAccept), _ => { }),
     ];
 
     private const string MetricsAccept = "meta skuid @metrics_users counter accept";
 
     private const string MetricsRefusal = "Anyone else's connection to the metrics endpoint";
+
+    private const string MetricsDrop = "Another user's socket answering at the metrics endpoint";
 
     private const string KnownSynDropped = "tcp flags syn / syn,ack";
 
@@ -179,6 +185,13 @@ public class SampleCapture
         var lines = Lines(script);
         var index = IndexOf(lines, marker);
         lines.Insert(index + 1, new string(' ', 8) + rule);
+        return string.Join('\n', lines);
+    }
+
+    private static string InsertBefore(string script, string marker, string rule)
+    {
+        var lines = Lines(script);
+        lines.Insert(IndexOf(lines, marker), new string(' ', 8) + rule);
         return string.Join('\n', lines);
     }
 

@@ -114,10 +114,15 @@ internal sealed class TestNamespace : IDisposable
     }
 
     /// <summary>Starts a plain TCP listener on each <c>HOST:PORT</c> inside the namespace and waits until it listens.</summary>
-    public Listener Listen(params string[] endpoints)
+    public Listener Listen(params string[] endpoints) => ListenAs(null, endpoints);
+
+    /// <summary>The same, as <paramref name="uid"/> (gid the same, no groups), or as root when null.</summary>
+    public Listener ListenAs(uint? uid, params string[] endpoints)
     {
         var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var argument in new[] { "netns", "exec", Name, Python, "-u", "-c", ListenScript }.Concat(endpoints))
+        var text = uid?.ToString(CultureInfo.InvariantCulture);
+        string[] user = text is null ? [] : ["setpriv", $"--reuid={text}", $"--regid={text}", "--clear-groups"];
+        foreach (var argument in new[] { "netns", "exec", Name }.Concat(user).Concat([Python, "-u", "-c", ListenScript]).Concat(endpoints))
         {
             start.ArgumentList.Add(argument);
         }

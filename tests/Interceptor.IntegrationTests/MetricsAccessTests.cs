@@ -144,6 +144,43 @@ public sealed class MetricsAccessTests
         });
     }
 
+    [Test]
+    public async Task With_a_bearer_token_a_scrape_without_it_gets_401_and_one_with_it_the_figures()
+    {
+        // Root is let through by the kernel, as is every process of a scraper user (an exporter's probe among them); the
+        // token is what the real scraper has and such a process has not.
+        await using var s = await Scenario.StartAsync(startDaemon: false);
+        var tokenFile = s.Dir.PathOf("metrics.token");
+        await File.WriteAllTextAsync(tokenFile, BearerToken + "\n");
+        File.SetUnixFileMode(tokenFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, Config(("Metrics.Listen", MetricsListen), ("Metrics.BearerTokenFile", tokenFile)));
+
+        var without = await ScrapeAsync(s, null);
+        var wrong = await ScrapeAsync(s, "Bearer " + new string('0', BearerToken.Length));
+        var right = await ScrapeAsync(s, "Bearer " + BearerToken);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(without, Does.StartWith("401"), daemon.Transcript());
+            Assert.That(wrong, Does.StartWith("401"), daemon.Transcript());
+            Assert.That(right, Does.StartWith("200").And.Contains("smtpi_"), daemon.Transcript());
+            Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.StartsWith("metrics: 1 requests without the token of Metrics.BearerTokenFile answered 401").And.Some.Contains("the last from uid 0 (root)"), daemon.Transcript());
+            Assert.That(daemon.Transcript(), Does.Not.Contain(BearerToken));
+        });
+    }
+
+    private const string BearerToken = "c2d6e0f3a1b84b0f9e7d5c3b1a29f8e7";
+
+    // "STATUS BODY" of root's GET /metrics, with the Authorization header given.
+    private static async Task<string> ScrapeAsync(Scenario s, string? authorization)
+    {
+        var header = authorization is null ? "{}" : $"{{'Authorization': '{authorization}'}}";
+        var result = await s.Ns.RunAsync(Requirements.Python,
+            ["-I", "-c", $"import urllib.request, urllib.error\nreq = urllib.request.Request('http://{MetricsListen}/metrics', headers={header})\n"
+                + "try:\n r = urllib.request.urlopen(req, timeout=5); print(r.status, r.read()[:2000])\nexcept urllib.error.HTTPError as e: print(e.code, e.read())"]);
+        return result.Stdout.Trim();
+    }
+
     private static JsonNode Report(string stdout)
     {
         var report = stdout.Split('\n').LastOrDefault(l => l.StartsWith('{'));

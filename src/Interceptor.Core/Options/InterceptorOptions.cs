@@ -395,6 +395,12 @@ public sealed record MetricsOptions
     /// them, which other users' connections never take.
     /// </summary>
     public IReadOnlyList<string> ScraperUsers { get; init; } = [];
+
+    /// <summary>
+    /// A file (mode 0600, the daemon's user's) holding a token every scrape must send as <c>Authorization: Bearer TOKEN</c>;
+    /// empty: none asked. A process of a scraper user that fetches URLs for others (an exporter's probe) has no token.
+    /// </summary>
+    public string BearerTokenFile { get; init; } = "";
 }
 
 /// <summary>What the trace header carries besides uid, user, host and id.</summary>

@@ -100,6 +100,10 @@ public static partial class OptionsValidator
 
         Check(options.Metrics.Listen.Length == 0 || (IPEndPoint.TryParse(options.Metrics.Listen, out var metrics) && IPAddress.IsLoopback(metrics.Address) && metrics.Port != 0),
             "Metrics.Listen", $"\"{options.Metrics.Listen}\" must be empty (off) or a loopback address:port such as 127.0.0.1:9325");
+        Check(options.Metrics.BearerTokenFile.Length == 0 || Path.IsPathFullyQualified(options.Metrics.BearerTokenFile),
+            "Metrics.BearerTokenFile", $"\"{options.Metrics.BearerTokenFile}\" must be an absolute path");
+        Check(options.Metrics.BearerTokenFile.Length == 0 || options.Metrics.Listen.Length > 0,
+            "Metrics.BearerTokenFile", "is set but Metrics.Listen is empty: there is no endpoint for the token to guard");
 
         Check(Enum.IsDefined(options.Attribution.UnknownUids), "Attribution.UnknownUids", "must be Refuse or Relay");
         CheckClientTls(options.ClientTls, Check);

@@ -42,8 +42,9 @@ public static class RunCommand
         using var systemd = SystemdNotifier.FromEnvironment(logger);
         var (options, spec) = DaemonSetup.Load(arguments.ConfigPath, relays: true);
 
-        // A credentials file others may read is a configuration error (exit 1), before anything is installed.
+        // A credentials or token file others may read is a configuration error (exit 1), before anything is installed.
         var credentials = DaemonPool.LoadCredentials(options.Relay);
+        var metricsToken = MetricsToken.Load(options.Metrics);
         if (ReferencedFiles.SmarthostCaProblems(options.Relay) is { Count: > 0 } caProblems)
         {
             // Each relay's CA is loaded when the listener is built: name the key now rather than fail in there.
@@ -226,7 +227,7 @@ public static class RunCommand
         // Started before the listener accepts and the store is pruned: what happens before an exporter listens is not counted.
         await using var metricsServer = options.Metrics.Listen.Length == 0
             ? null
-            : new MetricsEndpoint(IPEndPoint.Parse(options.Metrics.Listen), metrics.Sources, loggers) { OwnerOf = attributor.DirectPeerOwner, Scrapers = spec.MetricsUids.ToHashSet() };
+            : new MetricsEndpoint(IPEndPoint.Parse(options.Metrics.Listen), metrics.Sources, loggers) { OwnerOf = attributor.DirectPeerOwner, Scrapers = spec.MetricsUids.ToHashSet(), Token = metricsToken };
         foreach (var warning in spec.MetricsEndpoint is { } metricsAt ? MetricsEndpoint.Warnings(metricsAt, spec.MetricsUids) : [])
         {
             loggers.CreateLogger("metrics").ConfigurationWarning(warning);

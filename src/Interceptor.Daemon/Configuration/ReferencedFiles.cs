@@ -1,4 +1,5 @@
 using Interceptor.Core.Options;
+using Interceptor.Daemon.Metrics;
 using Interceptor.Daemon.Pool;
 using Interceptor.Smtp.Tls;
 using Interceptor.Smtp.Upstream;
@@ -12,13 +13,22 @@ namespace Interceptor.Daemon.Configuration;
 /// </summary>
 internal static class ReferencedFiles
 {
-    /// <summary>Every problem, one line each, naming the key: the credentials file, each relay's CaFile, the client CA.</summary>
+    /// <summary>Every problem, one line each, naming the key: the credentials file, the metrics token, each relay's CaFile, the client CA.</summary>
     public static IReadOnlyList<string> Problems(InterceptorOptions options)
     {
         var problems = new List<string>();
         try
         {
             DaemonPool.LoadCredentials(options.Relay);
+        }
+        catch (ConfigurationException e)
+        {
+            problems.AddRange(e.Errors);
+        }
+
+        try
+        {
+            MetricsToken.Load(options.Metrics);
         }
         catch (ConfigurationException e)
         {

@@ -32,7 +32,7 @@ namespace Interceptor.Daemon.Metrics;
 /// bind an unprivileged port while the daemon restarts) does not stop the daemon: the endpoint says who holds it and
 /// tries again every <see cref="BindRetryInterval"/>, while mail is relayed as usual.
 /// </summary>
-public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsSource> sources, ILoggerFactory loggers) : IHostedService, IAsyncDisposable
+public sealed partial class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsSource> sources, ILoggerFactory loggers) : IHostedService, IAsyncDisposable
 {
     public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(5);
 
@@ -68,6 +68,7 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
     private readonly PeerSlots _slots = new(DescriptorBudget.MetricsConnections, ConnectionsPerOwner, KeptForScrapers);
     private readonly LogThrottle _capReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
     private readonly LogThrottle _ownerReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
+    private readonly LogThrottle _tokenReport = new(AcceptLoop.ReportInterval, TimeProvider.System);
     private readonly LogThrottle _heldReport = new(HeldPortReportInterval, TimeProvider.System);
     private readonly CancellationTokenSource _stopping = new();
     private MeterProvider? _meters;
@@ -83,6 +84,9 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
 
     /// <summary>The uids the scraper runs as (root and Metrics.ScraperUsers): <see cref="KeptForScrapers"/> slots are theirs.</summary>
     public IReadOnlySet<uint> Scrapers { get; init; } = new HashSet<uint> { 0 };
+
+    /// <summary>Metrics.BearerTokenFile's token, which every request must send; null: none asked.</summary>
+    public MetricsToken? Token { get; init; }
 
     /// <summary>Where it listens once started (the port chosen when Metrics.Listen asked for port 0, in tests).</summary>
     public IPEndPoint? BoundEndpoint { get; private set; }
@@ -234,48 +238,6 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
         return false;
     }
 
-    /// <summary>
-    /// Who listens where the endpoint would (its address, a wildcard, or their IPv4-mapped forms), read from the kernel's
-    /// socket table as for the SMTP listener. At most <see cref="HoldersNamed"/> uids are named: a user with a range of
-    /// sub-UIDs can open a listener as each, and the line (and the name lookups) must stay small. A socket that is only
-    /// bound, not listening, is not in the table.
-    /// </summary>
-    private string Holders()
-    {
-        List<uint> uids;
-        try
-        {
-            uids = [.. ListeningSockets.OnPort(endpoint.Port).Where(Conflicts).Select(h => h.Uid).Distinct().Order()];
-        }
-        catch (LinuxInteropException e)
-        {
-            return $"a socket whose owner could not be read ({e.Message})";
-        }
-
-        var named = uids.Take(HoldersNamed).Select(uid => NameOrNothing(uid) is { } name ? $"uid {uid} ({name})" : $"uid {uid}");
-        var more = uids.Count > HoldersNamed ? $" and {uids.Count - HoldersNamed} more uids" : "";
-        return uids.Count == 0 ? "a socket that is bound but not listening, or whose owner was not found" : string.Join(", ", named) + more;
-    }
-
-    // A user database that cannot be read (sssd busy, no descriptor left) leaves the uid unnamed: the line is only a log line.
-    private static string? NameOrNothing(uint uid)
-    {
-        try
-        {
-            return UserDatabase.NameOf(uid);
-        }
-        catch (LinuxInteropException)
-        {
-            return null;
-        }
-    }
-
-    private bool Conflicts(ListeningSocket socket)
-    {
-        var address = Core.Net.MappedAddress.Unmap(socket.Local.Address);
-        return address.Equals(Core.Net.MappedAddress.Unmap(endpoint.Address)) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any);
-    }
-
     private WebApplication BuildWeb()
     {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
@@ -302,6 +264,11 @@ public sealed class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<IMetricsS
         builder.Services.RemoveAll<IConnectionListenerFactory>();
         builder.Services.AddSingleton<IConnectionListenerFactory>(new SharedAcceptLoopTransport(Admit, _logger));
         var web = builder.Build();
+        if (Token is { } token)
+        {
+            web.Use(next => token.Guard(next, _logger, _tokenReport));
+        }
+
         web.UseOpenTelemetryPrometheusScrapingEndpoint(_meters, predicate: null, path: "/metrics", configureBranchedPipeline: null, optionsName: null);
         return web;
     }

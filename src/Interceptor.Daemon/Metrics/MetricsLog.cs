@@ -11,7 +11,7 @@ internal static partial class MetricsLog
     [LoggerMessage(851, LogLevel.Warning, "metrics: {Owner} holds {Max} connections already, a user's share; {Count} more of its connections closed unanswered over {Seconds:0} s (the last named); at most one such line per {Interval:0} s")]
     public static partial void OwnerConnectionCapReached(this ILogger logger, string owner, int max, long count, double seconds, double interval);
 
-    [LoggerMessage(852, LogLevel.Error, "metrics: cannot listen on {Endpoint}: the port is held by {Holders}; mail is relayed as usual, the endpoint tries again every {Interval:0} s (at most one such line a minute; attempts since the last: {Attempts}). A scraper now reaches whoever holds it: give Metrics.Listen a port below 1024, which customers cannot bind")]
+    [LoggerMessage(852, LogLevel.Error, "metrics: cannot listen on {Endpoint}: the port is held by {Holders}; mail is relayed as usual, the endpoint tries again every {Interval:0} s (at most one such line a minute; attempts since the last: {Attempts}). Scrapes fail meanwhile (the kernel drops what another user's socket sends from the port): give Metrics.Listen a port below 1024, which customers cannot bind")]
     public static partial void PortHeld(this ILogger logger, System.Net.IPEndPoint endpoint, string holders, long attempts, double interval);
 
     [LoggerMessage(853, LogLevel.Warning, "metrics: listening on {Endpoint} at last, after {Seconds:0} s with the port held by another socket")]
@@ -22,4 +22,7 @@ internal static partial class MetricsLog
 
     [LoggerMessage(855, LogLevel.Warning, "{Warning}")]
     public static partial void ConfigurationWarning(this ILogger logger, string warning);
+
+    [LoggerMessage(856, LogLevel.Warning, "metrics: {Count} requests without the token of Metrics.BearerTokenFile answered 401 over {Seconds:0} s, the last from {Owner}; at most one such line per {Interval:0} s")]
+    public static partial void TokenMissing(this ILogger logger, string owner, long count, double seconds, double interval);
 }

@@ -102,6 +102,9 @@ internal sealed class PeerSlots
     {
         private int _returned;
 
+        /// <summary>The uid of the connection's owner, null when it was not found.</summary>
+        public uint? Owner => key == uint.MaxValue ? null : key;
+
         public void Dispose()
         {
             if (Interlocked.Exchange(ref _returned, 1) == 0)

@@ -1,4 +1,4 @@
-using Microsoft.Win32.SafeHandles;
+using Interceptor.Core.Options;
 
 namespace Interceptor.Smtp.Pool;
 
@@ -71,43 +71,13 @@ public sealed class RelayCredentials
     /// <exception cref="RelayCredentialsException">Missing, not a regular file, readable by others, too large, or a bad line.</exception>
     public static RelayCredentials Load(string path)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        SafeFileHandle handle;
         try
         {
-            if (new FileInfo(path).LinkTarget is not null)
-            {
-                throw new RelayCredentialsException($"{path}: is a symbolic link; Relay.CredentialsFile must name the file itself");
-            }
-
-            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            return Parse(path, PrivateFile.ReadAllText(path, "Relay.CredentialsFile", "the relay logins", "a credentials file", MaxBytes));
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (PrivateFileException e)
         {
-            throw new RelayCredentialsException($"{path}: cannot be read: {e.Message}");
-        }
-
-        using (handle)
-        {
-            // The mode of the file opened, not of the path a moment before: no swap in between can pass the check.
-            var mode = File.GetUnixFileMode(handle);
-            const UnixFileMode othersMayTouch = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-                | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
-            if ((mode & othersMayTouch) != 0)
-            {
-                throw new RelayCredentialsException(
-                    $"{path}: mode {Octal(mode)} lets others than the daemon's user read the relay logins; run chmod 600 {path}");
-            }
-
-            var length = RandomAccess.GetLength(handle);
-            if (length > MaxBytes)
-            {
-                throw new RelayCredentialsException($"{path}: {length} bytes is more than a credentials file holds ({MaxBytes} at most)");
-            }
-
-            using var stream = new FileStream(handle, FileAccess.Read);
-            using var reader = new StreamReader(stream);
-            return Parse(path, reader.ReadToEnd());
+            throw new RelayCredentialsException(e.Message);
         }
     }
 
@@ -139,6 +109,4 @@ public sealed class RelayCredentials
 
         return new RelayCredentials(byUser);
     }
-
-    private static string Octal(UnixFileMode mode) => "0" + Convert.ToString((int)mode & 0xFFF, 8).PadLeft(3, '0');
 }

@@ -1,0 +1,53 @@
+using System.Net;
+using Interceptor.Linux;
+
+namespace Interceptor.Daemon.Metrics;
+
+/// <summary>Who holds the endpoint's port when it cannot listen, for the log line that names them.</summary>
+public sealed partial class MetricsEndpoint
+{
+    /// <summary>
+    /// Who listens where the endpoint would (its address, a wildcard, or their IPv4-mapped forms), read from the kernel's
+    /// socket table as for the SMTP listener. At most <see cref="HoldersNamed"/> uids are named: a user with a range of
+    /// sub-UIDs can open a listener as each, and the line (and the name lookups) must stay small. A socket that is only
+    /// bound, not listening, is not in the table.
+    /// </summary>
+    private string Holders()
+    {
+        List<uint> uids;
+        try
+        {
+            uids = [.. ListeningSockets.OnPort(endpoint.Port).Where(Conflicts).Select(h => h.Uid).Distinct().Order()];
+        }
+        catch (LinuxInteropException e)
+        {
+            return $"a socket whose owner could not be read ({e.Message})";
+        }
+
+        var named = uids.Take(HoldersNamed).Select(Describe);
+        var more = uids.Count > HoldersNamed ? $" and {uids.Count - HoldersNamed} more uids" : "";
+        return uids.Count == 0 ? "a socket that is bound but not listening, or whose owner was not found" : string.Join(", ", named) + more;
+    }
+
+    /// <summary>
+    /// "uid N (name)" for a log line; a user database that cannot be read (sssd busy, no descriptor left) leaves the uid
+    /// unnamed: the line is only a log line.
+    /// </summary>
+    internal static string Describe(uint uid)
+    {
+        try
+        {
+            return UserDatabase.NameOf(uid) is { } name ? $"uid {uid} ({name})" : $"uid {uid}";
+        }
+        catch (LinuxInteropException)
+        {
+            return $"uid {uid}";
+        }
+    }
+
+    private bool Conflicts(ListeningSocket socket)
+    {
+        var address = Core.Net.MappedAddress.Unmap(socket.Local.Address);
+        return address.Equals(Core.Net.MappedAddress.Unmap(endpoint.Address)) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any);
+    }
+}

@@ -17,6 +17,12 @@ internal static partial class NftJson
         /// <summary><c>ip daddr A tcp dport P tcp flags syn / syn,ack reject</c>: no user match, so a socketless SYN is refused too.</summary>
         RefusesOthers,
 
+        /// <summary><c>ip saddr A tcp sport P meta skuid U accept</c>: what the daemon's own sockets send from the endpoint.</summary>
+        AcceptsServer,
+
+        /// <summary><c>ip saddr A tcp sport P tcp flags &amp; syn == syn drop</c>: any other SYN-ACK from it, socketless ones too.</summary>
+        DropsOtherSynAcks,
+
         /// <summary><c>ip saddr A tcp sport P meta skuid != U drop</c>: what a socket not the daemon's sends from the endpoint.</summary>
         DropsImpostors,
     }
@@ -35,6 +41,9 @@ internal static partial class NftJson
         /// <summary>The uid of a <c>meta skuid != U</c> match, null without.</summary>
         public uint? SkuidNotValue { get; set; }
 
+        /// <summary>True when the rule matches <c>tcp flags &amp; syn == syn</c>: SYN set, whatever the other flags.</summary>
+        public bool SynSet { get; set; }
+
         /// <summary>
         /// Set once the rule is read. Any other rule with an address, source port or skuid-inequality match has
         /// <see cref="HasOtherMatch"/>.
@@ -50,6 +59,13 @@ internal static partial class NftJson
         var (protocol, field) = left.ValueKind == JsonValueKind.Object && left.TryGetProperty("payload", out var payload)
             ? (String(payload, "protocol"), String(payload, "field"))
             : (null, null);
+        if (IsSynSet(left, right))
+        {
+            rule.HasOtherMatch |= rule.SynSet;
+            rule.SynSet = true;
+            return true;
+        }
+
         if (protocol == "tcp" && field == "sport" && Int(right, out var port))
         {
             rule.HasOtherMatch |= rule.Sport is not null;
@@ -76,24 +92,39 @@ internal static partial class NftJson
         return true;
     }
 
+    // nft -j prints "tcp flags & syn == syn" as {"&": [tcp flags, "syn"]} == "syn" (a one-flag mask may also be a list).
+    private static bool IsSynSet(JsonElement left, JsonElement right)
+    {
+        if (left.ValueKind != JsonValueKind.Object || !left.TryGetProperty("&", out var and) || and.ValueKind != JsonValueKind.Array
+            || and.GetArrayLength() != 2 || !IsOnly(right, "syn") || !IsOnly(and[1], "syn"))
+        {
+            return false;
+        }
+
+        return and[0].ValueKind == JsonValueKind.Object && and[0].TryGetProperty("payload", out var payload)
+            && String(payload, "protocol") == "tcp" && String(payload, "field") == "flags";
+    }
+
     /// <summary>
-    /// Names the rule when it is exactly one of the three; then makes an address, source port or skuid-inequality match
+    /// Names the rule when it is exactly one of the five; then makes an address, source port or skuid-inequality match
     /// narrow any rule (called before <see cref="MarkStray"/>, whose SYN match two of them share).
     /// </summary>
     private static void MarkMetrics(Rule rule)
     {
         var common = !rule.HasOtherMatch && !rule.NewOnly && !rule.OpenOnly && !rule.UntrackedOnly && rule.LogGroup is null
             && rule.Nfproto is null && rule.RouteSet is null && rule.RedirectPort is null && rule.SkuidNotInSets.Count == 0
-            && rule.SkuidRanges is null && rule.SkuidValue is null && rule.Limit is null && rule.MeterSet is null;
-        var syn = common && rule.Daddr is not null && rule.Saddr is null && rule.Sport is null && rule.SkuidNotValue is null
-            && rule.Dports is { Count: 1 } ports && ports[0].Low == ports[0].High && rule.SynOnly && !rule.Drops;
+            && rule.SkuidRanges is null && rule.Limit is null && rule.MeterSet is null;
+        var syn = common && rule.SkuidValue is null && rule.Daddr is not null && rule.Saddr is null && rule.Sport is null && rule.SkuidNotValue is null
+            && rule.Dports is { Count: 1 } ports && ports[0].Low == ports[0].High && rule.SynOnly && !rule.SynSet && !rule.Drops;
         var answer = common && rule.Saddr is not null && rule.Daddr is null && rule.Sport is not null && rule.Dports is null
-            && rule.SkuidNotValue is not null && rule.SkuidSet is null && !rule.SynOnly && rule.Drops && !rule.Accepts && !rule.Rejects;
-        rule.Metrics = answer ? MetricsRule.DropsImpostors
+            && rule.SkuidSet is null && !rule.SynOnly && !rule.Rejects && rule.Accepts != rule.Drops;
+        rule.Metrics = answer && rule.Accepts && rule.SkuidValue is not null && rule.SkuidNotValue is null && !rule.SynSet ? MetricsRule.AcceptsServer
+            : answer && rule.Drops && rule.SynSet && rule.SkuidValue is null && rule.SkuidNotValue is null ? MetricsRule.DropsOtherSynAcks
+            : answer && rule.Drops && rule.SkuidNotValue is not null && rule.SkuidValue is null && !rule.SynSet ? MetricsRule.DropsImpostors
             : !syn ? MetricsRule.None
             : rule.Accepts && !rule.Rejects && rule.SkuidSet == RulesetSpec.MetricsUsersSetName ? MetricsRule.AcceptsScrapers
             : rule.Rejects && !rule.Accepts && rule.SkuidSet is null ? MetricsRule.RefusesOthers
             : MetricsRule.None;
-        rule.HasOtherMatch |= rule.Daddr is not null || rule.Saddr is not null || rule.Sport is not null || rule.SkuidNotValue is not null;
+        rule.HasOtherMatch |= rule.Daddr is not null || rule.Saddr is not null || rule.Sport is not null || rule.SkuidNotValue is not null || rule.SynSet;
     }
 }

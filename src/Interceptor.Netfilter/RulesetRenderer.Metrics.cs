@@ -5,15 +5,19 @@ using System.Text;
 namespace Interceptor.Netfilter;
 
 /// <summary>
-/// The metrics endpoint's three rules (see RulesetSpec.Metrics.cs): what another user's socket sends from the endpoint's
-/// address and port is dropped, the scrapers' SYNs pass, everyone else's are reset.
+/// The metrics endpoint's rules (see RulesetSpec.Metrics.cs): what the endpoint's address and port send is let out when it
+/// is the daemon's, dropped when it is a SYN-ACK or another user's; the scrapers' SYNs pass, everyone else's are reset.
 /// </summary>
 /// <remarks>
 /// They come before the filter chain's pass for open connections. The two for SYNs match them in every conntrack state: a
 /// SYN that conntrack files under a connection it has (a port reused from a scraper's ended connection) is "established",
 /// and the pass would let it out (the guard table's remarks say how to get one); a squatter's answers are an open
-/// connection's packets too. The drop's user match leaves socketless packets alone (a TIME_WAIT acknowledgement, the
-/// kernel's resets). They cost every other packet of the host two address comparisons, and only when the endpoint is on.
+/// connection's packets too. A user match does not see a packet without a socket (a syncookie SYN-ACK, which the kernel
+/// sends when her listener's queue is full, as <c>listen(fd, 0)</c> makes it at once; what an orphaned socket sends after
+/// <c>close()</c>), so the daemon's own packets are accepted first and every other SYN-ACK is dropped, socketless or not:
+/// no connection to her completes, so she has nothing to send from an orphan. The daemon's socketless packets that are no
+/// SYN-ACK (a TIME_WAIT acknowledgement, the kernel's resets) still pass; its syncookie SYN-ACKs do not (the scraper's
+/// SYN is sent again). They cost every other packet of the host five address comparisons, and only when the endpoint is on.
 /// </remarks>
 public static partial class RulesetRenderer
 {
@@ -36,7 +40,12 @@ public static partial class RulesetRenderer
 
         var family = metrics.AddressFamily == AddressFamily.InterNetworkV6 ? "ip6" : "ip";
         var port = metrics.Port.ToString(CultureInfo.InvariantCulture);
-        Line(text, 2, $"{family} saddr {metrics.Address} tcp sport {port} meta skuid != {Number(spec.MetricsServerUid)} counter drop "
+        var answer = $"{family} saddr {metrics.Address} tcp sport {port}";
+        Line(text, 2, $"{answer} meta skuid {Number(spec.MetricsServerUid)} counter accept "
+            + Comment("smtp-interceptor's own answers at the metrics endpoint"));
+        Line(text, 2, $"{answer} tcp flags & syn == syn counter drop "
+            + Comment("Any other SYN-ACK from the metrics endpoint's port, a socketless syncookie one too: no connection to it completes"));
+        Line(text, 2, $"{answer} meta skuid != {Number(spec.MetricsServerUid)} counter drop "
             + Comment("Another user's socket answering at the metrics endpoint (the port taken while smtp-interceptor was down): dropped"));
         var match = $"{family} daddr {metrics.Address} tcp dport {port} tcp flags syn / syn,ack";
         Line(text, 2, $"{match} meta skuid @{RulesetSpec.MetricsUsersSetName} counter accept "

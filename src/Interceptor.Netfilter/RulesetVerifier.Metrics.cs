@@ -64,27 +64,52 @@ public static partial class RulesetVerifier
         }
     }
 
+    /// <summary>
+    /// The three rules for what leaves the endpoint's address and port: the daemon's own accepted first, then every other
+    /// SYN-ACK dropped (socketless ones too), and other users' sockets' packets dropped; all before the pass.
+    /// </summary>
     private static void CheckImpostorDrop(
         List<NftJson.Rule> rules, RulesetSpec spec, System.Net.IPEndPoint metrics, int pass, bool[] isOurs, List<string> differences)
     {
         const string chain = RulesetSpec.FilterChainName;
-        var drop = rules.FindIndex(r => r.Metrics == NftJson.MetricsRule.DropsImpostors && metrics.Address.Equals(r.Saddr)
-            && r.Sport == metrics.Port && r.SkuidNotValue == spec.MetricsServerUid);
-        if (drop < 0)
+        var uid = spec.MetricsServerUid;
+        bool IsFor(NftJson.Rule r, NftJson.MetricsRule kind) => r.Metrics == kind && metrics.Address.Equals(r.Saddr) && r.Sport == metrics.Port;
+        var own = rules.FindIndex(r => IsFor(r, NftJson.MetricsRule.AcceptsServer) && r.SkuidValue == uid);
+        var synAcks = rules.FindIndex(r => IsFor(r, NftJson.MetricsRule.DropsOtherSynAcks));
+        var others = rules.FindIndex(r => IsFor(r, NftJson.MetricsRule.DropsImpostors) && r.SkuidNotValue == uid);
+        var missing = new List<string>();
+        foreach (var (index, what) in new[] { (own, $"accepts what uid {uid}'s sockets send"), (synAcks, "drops every other SYN-ACK"), (others, $"drops what sockets not of uid {uid} send") })
         {
-            differences.Add($"no rule in chain {chain} drops what sockets not of uid {spec.MetricsServerUid} send from the metrics endpoint {metrics}: "
-                + "a user who takes its port while the daemon is down can answer the scrapers");
+            if (index < 0)
+            {
+                missing.Add(what);
+            }
+            else
+            {
+                isOurs[index] = true;
+            }
+        }
+
+        if (missing.Count > 0)
+        {
+            differences.Add($"no rule in chain {chain} {string.Join(" or ", missing)} from the metrics endpoint {metrics}: "
+                + "a user who takes its port while the daemon is down can answer the scrapers, or the daemon cannot");
             return;
         }
 
-        isOurs[drop] = true;
-        if (pass >= 0 && drop > pass)
+        if (synAcks < own)
         {
-            differences.Add($"the drop of other users' answers at the metrics endpoint {metrics} in chain {chain} comes after the rule for open connections, which lets them out first");
+            differences.Add($"the drop of SYN-ACKs from the metrics endpoint {metrics} in chain {chain} comes before the accept of the daemon's own, so no scrape connects");
         }
 
-        // The drop comes first in the chain; another rule accepting before it may let a squatter's answers out.
-        if (rules.Take(drop).Where((_, i) => i != pass).FirstOrDefault(r => r.Accepts) is { } before)
+        if (pass >= 0 && (synAcks > pass || others > pass))
+        {
+            differences.Add($"the drops of other users' answers at the metrics endpoint {metrics} in chain {chain} come after the rule for open connections, which lets them out first");
+        }
+
+        // Another rule accepting before the drops may let a squatter's answers out.
+        var first = Math.Min(synAcks, others);
+        if (rules.Take(first).Where((_, i) => i != pass && i != own).FirstOrDefault(r => r.Accepts) is { } before)
         {
             differences.Add($"a rule in chain {chain} accepts before the drop of other users' answers at the metrics endpoint {metrics}: it {before.Describe()}");
         }

@@ -16,7 +16,7 @@ public sealed class MetricsAccessTests
 {
     private const string MetricsListen = "127.0.0.1:9326";
     private const string RefusalRule = "Anyone else's connection to the metrics endpoint";
-    private const string DropRule = "Another user's socket answering at the metrics endpoint";
+    private const string SynAckDropRule = "Any other SYN-ACK from the metrics endpoint's port";
     private const uint SubUidRangeStart = 1_920_000_000;
     private const int SubUidRangeCount = 1000;
     private const int Flood = 300;
@@ -99,7 +99,7 @@ public sealed class MetricsAccessTests
         var squatter = s.Ns.RunAsUserAsync(TestUsers.Alice, Requirements.Python,
             ["-I", "-c", $"""
                 import socket, threading, time
-                s = socket.socket(); s.bind(('{host}', {port})); s.listen(); s.settimeout(0.2); print('bound', flush=True)
+                s = socket.socket(); s.bind(('{host}', {port})); s.listen(0); s.settimeout(0.2); print('bound', flush=True)
                 end = time.monotonic() + 10
                 while time.monotonic() < end:
                     try: c, _ = s.accept()
@@ -111,10 +111,12 @@ public sealed class MetricsAccessTests
         await Task.Delay(1000);
         await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, Config(("Metrics.Listen", MetricsListen)));
 
-        // While she holds it, root's scrape fails instead of reading her figures: her SYN-ACKs are dropped.
-        var during = await s.Ns.RunAsync(Requirements.Python,
-            ["-I", "-c", $"import urllib.request\ntry: r = urllib.request.urlopen('http://{MetricsListen}/metrics', timeout=2); print(r.status, r.read())\nexcept Exception as e: print('failed', type(e).__name__)"]);
-        var dropped = await NftTable.RuleCounterAsync(s.Ns, DropRule);
+        // While she holds it, root's scrapes fail instead of reading her figures: her SYN-ACKs are dropped, and with her
+        // backlog of 0 the second scrape meets a syncookie SYN-ACK, which has no owner and is dropped too.
+        string[] scrapeWhileHeld = ["-I", "-c", $"import urllib.request\ntry: r = urllib.request.urlopen('http://{MetricsListen}/metrics', timeout=2); print(r.status, r.read())\nexcept Exception as e: print('failed', type(e).__name__)"];
+        var during = await s.Ns.RunAsync(Requirements.Python, scrapeWhileHeld);
+        var cookie = await s.Ns.RunAsync(Requirements.Python, scrapeWhileHeld);
+        var dropped = await NftTable.RuleCounterAsync(s.Ns, SynAckDropRule);
         var sent = await SendAsync(s, TestUsers.Bob, "metrics-port-held");
         AssertDelivered(sent, daemon.Transcript());
         var held = daemon.LogLines().Select(l => l.Message).ToList();
@@ -137,7 +139,8 @@ public sealed class MetricsAccessTests
             Assert.That(held, Has.Some.StartsWith($"metrics: port {port} may be bound by any local user"), "the start warned of the unprivileged port" + daemon.Transcript());
             Assert.That(held, Has.Some.StartsWith("metrics: only root may connect"), "and that only root may scrape" + daemon.Transcript());
             Assert.That(during.Stdout.Trim(), Does.StartWith("failed"), "root's scrape while she held the port" + daemon.Transcript());
-            Assert.That(dropped, Is.GreaterThan(0), "the drop counted her SYN-ACKs");
+            Assert.That(cookie.Stdout.Trim(), Does.StartWith("failed"), "root's second scrape, met by a syncookie" + daemon.Transcript());
+            Assert.That(dropped, Is.GreaterThan(1), "the drop counted her SYN-ACKs");
             Assert.That(squatted.Stdout, Does.Not.Contain("accepted"), "her listener completed no connection");
             Assert.That(scraped, Is.True, "scraped once she let go" + daemon.Transcript());
             Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.StartsWith($"metrics: listening on {MetricsListen} at last"), daemon.Transcript());

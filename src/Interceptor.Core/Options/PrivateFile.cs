@@ -53,9 +53,17 @@ public static class PrivateFile
                 throw new PrivateFileException($"{path}: {length} bytes is more than {kind} holds ({maxBytes} at most)");
             }
 
-            using var stream = new FileStream(handle, FileAccess.Read);
-            using var reader = new StreamReader(stream);
-            return reader.ReadToEnd();
+            // Read at most one byte past the size seen: a file that grows meanwhile is refused, not read whole.
+            var bytes = new byte[length + 1];
+            var read = 0;
+            for (int n; read < bytes.Length && (n = RandomAccess.Read(handle, bytes.AsSpan(read), read)) > 0;)
+            {
+                read += n;
+            }
+
+            return read > length
+                ? throw new PrivateFileException($"{path}: grew while being read (past {length} bytes); check that nothing else writes it")
+                : new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetString(bytes, 0, read).TrimStart('\uFEFF');
         }
     }
 

@@ -31,6 +31,8 @@ public class MetricsRulesTests
     public void The_rules_come_before_the_pass_for_open_connections_and_match_syns_in_every_state()
     {
         var lines = RulesetRenderer.Render(Metrics with { MetricsServerUid = 995 }).Split('\n').Select(l => l.Trim()).ToList();
+        var own = lines.FindIndex(l => l.StartsWith("ip saddr 127.0.0.1 tcp sport 9325 meta skuid 995 counter accept", StringComparison.Ordinal));
+        var synAcks = lines.FindIndex(l => l.StartsWith("ip saddr 127.0.0.1 tcp sport 9325 tcp flags & syn == syn counter drop", StringComparison.Ordinal));
         var drop = lines.FindIndex(l => l.StartsWith("ip saddr 127.0.0.1 tcp sport 9325 meta skuid != 995 counter drop", StringComparison.Ordinal));
         var accept = lines.FindIndex(l => l.StartsWith("ip daddr 127.0.0.1 tcp dport 9325 tcp flags syn / syn,ack meta skuid @metrics_users counter accept", StringComparison.Ordinal));
         var refuse = lines.FindIndex(l => l.StartsWith("ip daddr 127.0.0.1 tcp dport 9325 tcp flags syn / syn,ack counter reject with tcp reset", StringComparison.Ordinal));
@@ -38,7 +40,9 @@ public class MetricsRulesTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(drop, Is.GreaterThan(0), "the drop of answers from sockets not the daemon's, first");
+            Assert.That(own, Is.GreaterThan(0), "the daemon's own answers first");
+            Assert.That(synAcks, Is.EqualTo(own + 1), "then every other SYN-ACK dropped, socketless ones too");
+            Assert.That(drop, Is.EqualTo(synAcks + 1), "then what other users' sockets send");
             Assert.That(accept, Is.EqualTo(drop + 1), "the scrapers' rule");
             Assert.That(refuse, Is.EqualTo(accept + 1), "the refusal right after it");
             Assert.That(pass, Is.EqualTo(refuse + 1), "then the filter chain's pass");
@@ -56,19 +60,23 @@ public class MetricsRulesTests
         Assert.That(RateLimitVerifierTests.Differences("metrics-v6-rate-limited.json", MetricsV6), Is.Empty);
 
         var differences = RateLimitVerifierTests.Differences("metrics.json", Metrics with { MetricsEndpoint = null, MetricsUids = [] });
-        Assert.That(differences, Has.Count.EqualTo(3));
-        Assert.That(differences[0], Does.StartWith("unexpected rule in chain output_filter: it does something else (handle").And.Contain("answering at the metrics endpoint"));
-        Assert.That(differences[1], Does.StartWith("unexpected rule in chain output_filter: it accepts (handle"));
-        Assert.That(differences[2], Does.StartWith("unexpected rule in chain output_filter: it rejects (handle"));
+        Assert.That(differences, Has.Count.EqualTo(5));
+        Assert.That(differences[0], Does.StartWith("unexpected rule in chain output_filter: it accepts (handle").And.Contain("own answers at the metrics endpoint"));
+        Assert.That(differences[1], Does.StartWith("unexpected rule in chain output_filter: it does something else (handle").And.Contain("Any other SYN-ACK"));
+        Assert.That(differences[2], Does.StartWith("unexpected rule in chain output_filter: it does something else (handle").And.Contain("answering at the metrics endpoint"));
+        Assert.That(differences[3], Does.StartWith("unexpected rule in chain output_filter: it accepts (handle"));
+        Assert.That(differences[4], Does.StartWith("unexpected rule in chain output_filter: it rejects (handle"));
     }
 
     [TestCase("metrics-refusal-missing.json", "no rule in chain output_filter refuses other users' connections to the metrics endpoint 127.0.0.1:9325: any local user can flood it and keep the scraper out")]
     [TestCase("metrics-refusal-other-port.json", "no rule in chain output_filter refuses other users' connections to the metrics endpoint 127.0.0.1:9325: any local user can flood it and keep the scraper out")]
     [TestCase("metrics-refusal-after-pass.json", "the rules for the metrics endpoint 127.0.0.1:9325 in chain output_filter come after the rule for open connections, which lets a SYN that conntrack files under a known connection through first")]
     [TestCase("metrics-accept-after-refusal.json", "the rule for set metrics_users in chain output_filter comes after the refusal at the metrics endpoint 127.0.0.1:9325, so the scraper is refused")]
-    [TestCase("metrics-drop-missing.json", "no rule in chain output_filter drops what sockets not of uid 0 send from the metrics endpoint 127.0.0.1:9325: a user who takes its port while the daemon is down can answer the scrapers")]
-    [TestCase("metrics-drop-other-uid.json", "no rule in chain output_filter drops what sockets not of uid 0 send from the metrics endpoint 127.0.0.1:9325: a user who takes its port while the daemon is down can answer the scrapers")]
-    [TestCase("metrics-drop-after-pass.json", "the drop of other users' answers at the metrics endpoint 127.0.0.1:9325 in chain output_filter comes after the rule for open connections, which lets them out first")]
+    [TestCase("metrics-drop-missing.json", "no rule in chain output_filter drops what sockets not of uid 0 send from the metrics endpoint 127.0.0.1:9325: a user who takes its port while the daemon is down can answer the scrapers, or the daemon cannot")]
+    [TestCase("metrics-drop-other-uid.json", "no rule in chain output_filter drops what sockets not of uid 0 send from the metrics endpoint 127.0.0.1:9325: a user who takes its port while the daemon is down can answer the scrapers, or the daemon cannot")]
+    [TestCase("metrics-synack-drop-missing.json", "no rule in chain output_filter drops every other SYN-ACK from the metrics endpoint 127.0.0.1:9325: a user who takes its port while the daemon is down can answer the scrapers, or the daemon cannot")]
+    [TestCase("metrics-drop-after-pass.json", "the drops of other users' answers at the metrics endpoint 127.0.0.1:9325 in chain output_filter come after the rule for open connections, which lets them out first")]
+    [TestCase("metrics-own-after-synack-drop.json", "the drop of SYN-ACKs from the metrics endpoint 127.0.0.1:9325 in chain output_filter comes before the accept of the daemon's own, so no scrape connects")]
     [TestCase("metrics-set-element-missing.json", "set metrics_users lacks UID(s) 1010: these users' scrapes are refused by the kernel")]
     public void A_changed_metrics_rule_or_set_is_reported(string sample, string difference)
     {
@@ -158,18 +166,22 @@ public class MetricsRulesTests
     [Test]
     public async Task A_listener_not_of_the_daemons_uid_on_the_endpoints_port_cannot_answer_the_scrapers()
     {
-        // A customer took the port while the daemon was down: root's connection must fail, not reach her listener.
+        // A customer took the port while the daemon was down, with listen(fd, 0): her queue is full after the first
+        // half-open connection, so the kernel answers the next SYN with a syncookie SYN-ACK, which has no socket and so
+        // no owner. Every connection of root's must fail, none reach her listener.
         using var ns = TestNamespace.CreateOrSkip(needsConnections: true);
         await new RulesetManager(ns.Nft).InstallAsync(Metrics, CancellationToken.None);
-        using var squatter = ns.ListenAs(Nobody, "127.0.0.1:9325");
+        using var squatter = ns.ListenAs(Nobody, "127.0.0.1:9325@0");
 
-        var root = ns.Connect(0, "127.0.0.1", 9325);
+        var first = ns.Connect(0, "127.0.0.1", 9325);
+        var cookie = ns.Connect(0, "127.0.0.1", 9325);
 
         Assert.Multiple(async () =>
         {
-            Assert.That(root.Outcome, Is.EqualTo("timeout"), "her SYN-ACK is dropped (the kernel gives it the listener's owner)");
+            Assert.That(first.Outcome, Is.EqualTo("timeout"), "her SYN-ACK is dropped (the kernel gives it the listener's owner)");
+            Assert.That(cookie.Outcome, Is.EqualTo("timeout"), "her syncookie SYN-ACK, which has no owner, is dropped too");
             Assert.That(squatter.WaitForAccepted(1), Is.Empty, "her listener completed no connection");
-            Assert.That(await ns.PacketsAsync(RulesetSpec.FilterChainName, r => r.Metrics == NftJson.MetricsRule.DropsImpostors), Is.GreaterThan(0), "the drop counted her SYN-ACKs");
+            Assert.That(await ns.PacketsAsync(RulesetSpec.FilterChainName, r => r.Metrics == NftJson.MetricsRule.DropsOtherSynAcks), Is.GreaterThan(1), "her SYN-ACKs, the socketless ones too");
         });
     }
 }

@@ -91,7 +91,9 @@ public class SampleCapture
         ("metrics-drop-missing.json", MetricsRulesTests.Metrics, s => RemoveLine(s, MetricsDrop), _ => { }),
         ("metrics-drop-after-pass.json", MetricsRulesTests.Metrics, s => MoveAfter(s, MetricsDrop, OpenPass), _ => { }),
         ("metrics-drop-other-uid.json", MetricsRulesTests.Metrics, s => ReplaceInLine(s, MetricsDrop, "skuid != 0", "skuid != 1010"), _ => { }),
-        ("metrics-drop-accepted-first.json", MetricsRulesTests.Metrics, s => InsertBefore(s, MetricsDrop, "tcp sport 9325 accept comment \"added by hand\""), _ => { }),
+        ("metrics-drop-accepted-first.json", MetricsRulesTests.Metrics, s => InsertBefore(s, MetricsOwn, "tcp sport 9325 accept comment \"added by hand\""), _ => { }),
+        ("metrics-synack-drop-missing.json", MetricsRulesTests.Metrics, s => RemoveLine(s, MetricsSynAckDrop), _ => { }),
+        ("metrics-own-after-synack-drop.json", MetricsRulesTests.Metrics, s => MoveAfter(s, MetricsOwn, MetricsSynAckDrop), _ => { }),
         ("metrics-exempt-widened-first.json", MetricsRulesTests.Metrics, s => MoveBefore(ReplaceInLine(s, "@exempt_uids ct state new counter accept", "{ 25, 10025 } meta skuid @exempt_uids ct state new", "{ 25, 9325, 10025 } meta skuid @exempt_uids"), "@exempt_uids counter accept comment \"Exempt users (set exempt_uids) are never", MetricsAccept), _ => { }),
     ];
 
@@ -100,6 +102,10 @@ public class SampleCapture
     private const string MetricsRefusal = "Anyone else's connection to the metrics endpoint";
 
     private const string MetricsDrop = "Another user's socket answering at the metrics endpoint";
+
+    private const string MetricsOwn = "smtp-interceptor's own answers at the metrics endpoint";
+
+    private const string MetricsSynAckDrop = "Any other SYN-ACK from the metrics endpoint's port";
 
     private const string KnownSynDropped = "tcp flags syn / syn,ack";
 

@@ -32,7 +32,7 @@ internal sealed class TestNamespace : IDisposable
         print(result, int((time.monotonic() - start) * 1000))
         """;
 
-    // Listens on every HOST:PORT argument, says "ready", then prints "accepted HOST PORT" per connection.
+    // Listens on every HOST:PORT[@BACKLOG] argument, says "ready", then prints "accepted HOST PORT" per connection.
     private const string ListenScript = """
         import socket, sys, threading
         def serve(server, host, port):
@@ -42,8 +42,9 @@ internal sealed class TestNamespace : IDisposable
                 connection.close()
         for endpoint in sys.argv[1:]:
             host, port = endpoint.rsplit(":", 1)
+            port, _, backlog = port.partition("@")
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            server = socket.create_server((host, int(port)), family=family)
+            server = socket.create_server((host, int(port)), family=family, backlog=int(backlog or "128"))
             threading.Thread(target=serve, args=(server, host, int(port)), daemon=True).start()
         print("ready", flush=True)
         threading.Event().wait()
@@ -113,7 +114,10 @@ internal sealed class TestNamespace : IDisposable
         return new ConnectResult(string.Join(' ', words[..^1]), TimeSpan.FromMilliseconds(int.Parse(words[^1], CultureInfo.InvariantCulture)));
     }
 
-    /// <summary>Starts a plain TCP listener on each <c>HOST:PORT</c> inside the namespace and waits until it listens.</summary>
+    /// <summary>
+    /// Starts a plain TCP listener on each <c>HOST:PORT</c> inside the namespace and waits until it listens;
+    /// <c>HOST:PORT@BACKLOG</c> sets listen()'s backlog (128 otherwise).
+    /// </summary>
     public Listener Listen(params string[] endpoints) => ListenAs(null, endpoints);
 
     /// <summary>The same, as <paramref name="uid"/> (gid the same, no groups), or as root when null.</summary>

@@ -17,13 +17,13 @@ internal static partial class NftJson
         /// <summary><c>ip daddr A tcp dport P tcp flags syn / syn,ack reject</c>: no user match, so a socketless SYN is refused too.</summary>
         RefusesOthers,
 
-        /// <summary><c>ip saddr A tcp sport P meta skuid U accept</c>: what the daemon's own sockets send from the endpoint.</summary>
+        /// <summary><c>tcp sport P oifname "lo" meta skuid U accept</c>: what the daemon's own sockets send from the endpoint's port.</summary>
         AcceptsServer,
 
-        /// <summary><c>ip saddr A tcp sport P tcp flags &amp; syn == syn drop</c>: any other SYN-ACK from it, socketless ones too.</summary>
+        /// <summary><c>tcp sport P oifname "lo" tcp flags &amp; syn == syn drop</c>: any other local SYN-ACK from it, socketless ones too.</summary>
         DropsOtherSynAcks,
 
-        /// <summary><c>ip saddr A tcp sport P meta skuid != U drop</c>: what a socket not the daemon's sends from the endpoint.</summary>
+        /// <summary><c>tcp sport P oifname "lo" meta skuid != U drop</c>: what a socket not the daemon's sends from that port, locally.</summary>
         DropsImpostors,
     }
 
@@ -40,6 +40,9 @@ internal static partial class NftJson
 
         /// <summary>The uid of a <c>meta skuid != U</c> match, null without.</summary>
         public uint? SkuidNotValue { get; set; }
+
+        /// <summary>The interface of an <c>oifname "X"</c> match, null without.</summary>
+        public string? OifName { get; set; }
 
         /// <summary>True when the rule matches <c>tcp flags &amp; syn == syn</c>: SYN set, whatever the other flags.</summary>
         public bool SynSet { get; set; }
@@ -59,6 +62,14 @@ internal static partial class NftJson
         var (protocol, field) = left.ValueKind == JsonValueKind.Object && left.TryGetProperty("payload", out var payload)
             ? (String(payload, "protocol"), String(payload, "field"))
             : (null, null);
+        if (left.ValueKind == JsonValueKind.Object && left.TryGetProperty("meta", out var meta) && String(meta, "key") == "oifname"
+            && right.ValueKind == JsonValueKind.String)
+        {
+            rule.HasOtherMatch |= rule.OifName is not null;
+            rule.OifName = right.GetString();
+            return true;
+        }
+
         if (IsSynSet(left, right))
         {
             rule.HasOtherMatch |= rule.SynSet;
@@ -114,9 +125,9 @@ internal static partial class NftJson
         var common = !rule.HasOtherMatch && !rule.NewOnly && !rule.OpenOnly && !rule.UntrackedOnly && rule.LogGroup is null
             && rule.Nfproto is null && rule.RouteSet is null && rule.RedirectPort is null && rule.SkuidNotInSets.Count == 0
             && rule.SkuidRanges is null && rule.Limit is null && rule.MeterSet is null;
-        var syn = common && rule.SkuidValue is null && rule.Daddr is not null && rule.Saddr is null && rule.Sport is null && rule.SkuidNotValue is null
+        var syn = common && rule.SkuidValue is null && rule.OifName is null && rule.Daddr is not null && rule.Saddr is null && rule.Sport is null && rule.SkuidNotValue is null
             && rule.Dports is { Count: 1 } ports && ports[0].Low == ports[0].High && rule.SynOnly && !rule.SynSet && !rule.Drops;
-        var answer = common && rule.Saddr is not null && rule.Daddr is null && rule.Sport is not null && rule.Dports is null
+        var answer = common && rule.OifName == "lo" && rule.Saddr is null && rule.Daddr is null && rule.Sport is not null && rule.Dports is null
             && rule.SkuidSet is null && !rule.SynOnly && !rule.Rejects && rule.Accepts != rule.Drops;
         rule.Metrics = answer && rule.Accepts && rule.SkuidValue is not null && rule.SkuidNotValue is null && !rule.SynSet ? MetricsRule.AcceptsServer
             : answer && rule.Drops && rule.SynSet && rule.SkuidValue is null && rule.SkuidNotValue is null ? MetricsRule.DropsOtherSynAcks
@@ -125,6 +136,7 @@ internal static partial class NftJson
             : rule.Accepts && !rule.Rejects && rule.SkuidSet == RulesetSpec.MetricsUsersSetName ? MetricsRule.AcceptsScrapers
             : rule.Rejects && !rule.Accepts && rule.SkuidSet is null ? MetricsRule.RefusesOthers
             : MetricsRule.None;
-        rule.HasOtherMatch |= rule.Daddr is not null || rule.Saddr is not null || rule.Sport is not null || rule.SkuidNotValue is not null || rule.SynSet;
+        rule.HasOtherMatch |= rule.Daddr is not null || rule.Saddr is not null || rule.Sport is not null || rule.SkuidNotValue is not null || rule.SynSet
+            || rule.OifName is not null;
     }
 }

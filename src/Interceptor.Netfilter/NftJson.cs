@@ -259,6 +259,8 @@ internal static partial class NftJson
         }
         else if (metaKey == "skuid" && op == "==" && right.ValueKind == JsonValueKind.Number && right.TryGetUInt32(out var uid))
         {
+            // A second one narrows the first (meta skuid 1 meta skuid 2 matches nothing): not one we write.
+            rule.HasOtherMatch |= rule.SkuidValue is not null;
             rule.SkuidValue = uid;
         }
         else if (metaKey == "skuid" && op == "==" && right.ValueKind == JsonValueKind.Object)
@@ -281,7 +283,7 @@ internal static partial class NftJson
         }
         else if (ReadAddressMatch(rule, left, right))
         {
-            // ip daddr A, ip6 saddr A, tcp sport P: see NftJson.Metrics.cs.
+            // ip daddr A, ip6 saddr A, tcp sport P, oifname "lo", tcp flags & syn == syn: see NftJson.Metrics.cs.
         }
         else if (RouteFamilyOf(left) is { } family && right.ValueKind == JsonValueKind.String && right.GetString()!.StartsWith('@') && op == "==")
         {

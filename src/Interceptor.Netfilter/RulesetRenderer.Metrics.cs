@@ -5,8 +5,9 @@ using System.Text;
 namespace Interceptor.Netfilter;
 
 /// <summary>
-/// The metrics endpoint's rules (see RulesetSpec.Metrics.cs): what the endpoint's address and port send is let out when it
-/// is the daemon's, dropped when it is a SYN-ACK or another user's; the scrapers' SYNs pass, everyone else's are reset.
+/// The metrics endpoint's rules (see RulesetSpec.Metrics.cs): what leaves the endpoint's port towards a local socket (on any
+/// local address, either family) is let out when it is the daemon's, dropped when it is a SYN-ACK or another user's; the
+/// scrapers' SYNs to the endpoint pass, everyone else's are reset.
 /// </summary>
 /// <remarks>
 /// They come before the filter chain's pass for open connections. The two for SYNs match them in every conntrack state: a
@@ -17,7 +18,7 @@ namespace Interceptor.Netfilter;
 /// <c>close()</c>), so the daemon's own packets are accepted first and every other SYN-ACK is dropped, socketless or not:
 /// no connection to her completes, so she has nothing to send from an orphan. The daemon's socketless packets that are no
 /// SYN-ACK (a TIME_WAIT acknowledgement, the kernel's resets) still pass; its syncookie SYN-ACKs do not (the scraper's
-/// SYN is sent again). They cost every other packet of the host five address comparisons, and only when the endpoint is on.
+/// SYN is sent again). They cost every other packet of the host two address and three port comparisons, and only when the endpoint is on.
 /// </remarks>
 public static partial class RulesetRenderer
 {
@@ -40,13 +41,15 @@ public static partial class RulesetRenderer
 
         var family = metrics.AddressFamily == AddressFamily.InterNetworkV6 ? "ip6" : "ip";
         var port = metrics.Port.ToString(CultureInfo.InvariantCulture);
-        var answer = $"{family} saddr {metrics.Address} tcp sport {port}";
+        // Every local address, both families: a scraper aimed at "localhost" tries ::1 first, where a customer can listen
+        // on the endpoint's port while the daemon holds 127.0.0.1's. Local traffic leaves through lo, whatever the address.
+        var answer = $"tcp sport {port} oifname \"lo\"";
         Line(text, 2, $"{answer} meta skuid {Number(spec.MetricsServerUid)} counter accept "
-            + Comment("smtp-interceptor's own answers at the metrics endpoint"));
+            + Comment("smtp-interceptor's own answers from the metrics endpoint's port, on any local address"));
         Line(text, 2, $"{answer} tcp flags & syn == syn counter drop "
-            + Comment("Any other SYN-ACK from the metrics endpoint's port, a socketless syncookie one too: no connection to it completes"));
+            + Comment("Any other local SYN-ACK from the metrics endpoint's port, a socketless syncookie one too: no connection to it completes"));
         Line(text, 2, $"{answer} meta skuid != {Number(spec.MetricsServerUid)} counter drop "
-            + Comment("Another user's socket answering at the metrics endpoint (the port taken while smtp-interceptor was down): dropped"));
+            + Comment("Another user's socket answering from the metrics endpoint's port (taken while smtp-interceptor was down, or on ::1)"));
         var match = $"{family} daddr {metrics.Address} tcp dport {port} tcp flags syn / syn,ack";
         Line(text, 2, $"{match} meta skuid @{RulesetSpec.MetricsUsersSetName} counter accept "
             + Comment($"The scrapers (set {RulesetSpec.MetricsUsersSetName}) connect to the metrics endpoint"));

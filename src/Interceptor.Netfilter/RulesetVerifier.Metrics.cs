@@ -65,15 +65,16 @@ public static partial class RulesetVerifier
     }
 
     /// <summary>
-    /// The three rules for what leaves the endpoint's address and port: the daemon's own accepted first, then every other
-    /// SYN-ACK dropped (socketless ones too), and other users' sockets' packets dropped; all before the pass.
+    /// The three rules for what leaves the endpoint's port towards a local socket (through lo, on any address): the daemon's
+    /// own accepted first, then every other SYN-ACK dropped (socketless ones too), and other users' sockets' packets
+    /// dropped; all before the pass.
     /// </summary>
     private static void CheckImpostorDrop(
         List<NftJson.Rule> rules, RulesetSpec spec, System.Net.IPEndPoint metrics, int pass, bool[] isOurs, List<string> differences)
     {
         const string chain = RulesetSpec.FilterChainName;
         var uid = spec.MetricsServerUid;
-        bool IsFor(NftJson.Rule r, NftJson.MetricsRule kind) => r.Metrics == kind && metrics.Address.Equals(r.Saddr) && r.Sport == metrics.Port;
+        bool IsFor(NftJson.Rule r, NftJson.MetricsRule kind) => r.Metrics == kind && r.Sport == metrics.Port;
         var own = rules.FindIndex(r => IsFor(r, NftJson.MetricsRule.AcceptsServer) && r.SkuidValue == uid);
         var synAcks = rules.FindIndex(r => IsFor(r, NftJson.MetricsRule.DropsOtherSynAcks));
         var others = rules.FindIndex(r => IsFor(r, NftJson.MetricsRule.DropsImpostors) && r.SkuidNotValue == uid);

@@ -16,7 +16,7 @@ public sealed class MetricsAccessTests
 {
     private const string MetricsListen = "127.0.0.1:9326";
     private const string RefusalRule = "Anyone else's connection to the metrics endpoint";
-    private const string SynAckDropRule = "Any other SYN-ACK from the metrics endpoint's port";
+    private const string SynAckDropRule = "Any other local SYN-ACK from the metrics endpoint's port";
     private const uint SubUidRangeStart = 1_920_000_000;
     private const int SubUidRangeCount = 1000;
     private const int Flood = 300;

@@ -38,33 +38,45 @@ public static class PrivateFile
 
         using (handle)
         {
-            // The mode of the file opened, not of the path a moment before: no swap in between can pass the check.
-            var mode = File.GetUnixFileMode(handle);
-            const UnixFileMode othersMayTouch = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-                | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
-            if ((mode & othersMayTouch) != 0)
+            try
             {
-                throw new PrivateFileException($"{path}: mode {Octal(mode)} lets others than the daemon's user read {contents}; run chmod 600 {path}");
+                return ReadPrivate(handle, path, contents, kind, maxBytes);
             }
-
-            var length = RandomAccess.GetLength(handle);
-            if (length > maxBytes)
+            catch (IOException e)
             {
-                throw new PrivateFileException($"{path}: {length} bytes is more than {kind} holds ({maxBytes} at most)");
+                throw new PrivateFileException($"{path}: cannot be read: {e.Message}");
             }
-
-            // Read at most one byte past the size seen: a file that grows meanwhile is refused, not read whole.
-            var bytes = new byte[length + 1];
-            var read = 0;
-            for (int n; read < bytes.Length && (n = RandomAccess.Read(handle, bytes.AsSpan(read), read)) > 0;)
-            {
-                read += n;
-            }
-
-            return read > length
-                ? throw new PrivateFileException($"{path}: grew while being read (past {length} bytes); check that nothing else writes it")
-                : new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetString(bytes, 0, read).TrimStart('\uFEFF');
         }
+    }
+
+    private static string ReadPrivate(SafeFileHandle handle, string path, string contents, string kind, long maxBytes)
+    {
+        // The mode of the file opened, not of the path a moment before: no swap in between can pass the check.
+        var mode = File.GetUnixFileMode(handle);
+        const UnixFileMode othersMayTouch = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+            | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+        if ((mode & othersMayTouch) != 0)
+        {
+            throw new PrivateFileException($"{path}: mode {Octal(mode)} lets others than the daemon's user read {contents}; run chmod 600 {path}");
+        }
+
+        var length = RandomAccess.GetLength(handle);
+        if (length > maxBytes)
+        {
+            throw new PrivateFileException($"{path}: {length} bytes is more than {kind} holds ({maxBytes} at most)");
+        }
+
+        // Read at most one byte past the size seen: a file that grows meanwhile is refused, not read whole.
+        var bytes = new byte[length + 1];
+        var read = 0;
+        for (int n; read < bytes.Length && (n = RandomAccess.Read(handle, bytes.AsSpan(read), read)) > 0;)
+        {
+            read += n;
+        }
+
+        return read > length
+            ? throw new PrivateFileException($"{path}: grew while being read (past {length} bytes); check that nothing else writes it")
+            : new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetString(bytes, 0, read).TrimStart('\uFEFF');
     }
 
     private static string Octal(UnixFileMode mode) => "0" + Convert.ToString((int)mode & 0xFFF, 8).PadLeft(3, '0');

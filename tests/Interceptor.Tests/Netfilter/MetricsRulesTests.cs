@@ -31,9 +31,9 @@ public class MetricsRulesTests
     public void The_rules_come_before_the_pass_for_open_connections_and_match_syns_in_every_state()
     {
         var lines = RulesetRenderer.Render(Metrics with { MetricsServerUid = 995 }).Split('\n').Select(l => l.Trim()).ToList();
-        var own = lines.FindIndex(l => l.StartsWith("ip saddr 127.0.0.1 tcp sport 9325 meta skuid 995 counter accept", StringComparison.Ordinal));
-        var synAcks = lines.FindIndex(l => l.StartsWith("ip saddr 127.0.0.1 tcp sport 9325 tcp flags & syn == syn counter drop", StringComparison.Ordinal));
-        var drop = lines.FindIndex(l => l.StartsWith("ip saddr 127.0.0.1 tcp sport 9325 meta skuid != 995 counter drop", StringComparison.Ordinal));
+        var own = lines.FindIndex(l => l.StartsWith("tcp sport 9325 oifname \"lo\" meta skuid 995 counter accept", StringComparison.Ordinal));
+        var synAcks = lines.FindIndex(l => l.StartsWith("tcp sport 9325 oifname \"lo\" tcp flags & syn == syn counter drop", StringComparison.Ordinal));
+        var drop = lines.FindIndex(l => l.StartsWith("tcp sport 9325 oifname \"lo\" meta skuid != 995 counter drop", StringComparison.Ordinal));
         var accept = lines.FindIndex(l => l.StartsWith("ip daddr 127.0.0.1 tcp dport 9325 tcp flags syn / syn,ack meta skuid @metrics_users counter accept", StringComparison.Ordinal));
         var refuse = lines.FindIndex(l => l.StartsWith("ip daddr 127.0.0.1 tcp dport 9325 tcp flags syn / syn,ack counter reject with tcp reset", StringComparison.Ordinal));
         var pass = lines.FindIndex(l => l.StartsWith("ct state established,related accept", StringComparison.Ordinal));
@@ -48,7 +48,7 @@ public class MetricsRulesTests
             Assert.That(pass, Is.EqualTo(refuse + 1), "then the filter chain's pass");
             Assert.That(lines, Does.Contain("elements = { 0, 1010 }"));
             Assert.That(RulesetRenderer.Render(MetricsV6), Does.Contain("ip6 daddr ::1 tcp dport 9325 tcp flags syn / syn,ack counter reject with tcp reset"));
-            Assert.That(RulesetRenderer.Render(MetricsV6), Does.Contain("ip6 saddr ::1 tcp sport 9325 meta skuid != 0 counter drop"));
+            Assert.That(RulesetRenderer.Render(MetricsV6), Does.Contain("tcp sport 9325 oifname \"lo\" meta skuid != 0 counter drop"));
             Assert.That(RulesetRenderer.Render(Metrics with { MetricsEndpoint = null }), Does.Not.Contain("metrics"), "nothing without the endpoint");
         });
     }
@@ -61,9 +61,9 @@ public class MetricsRulesTests
 
         var differences = RateLimitVerifierTests.Differences("metrics.json", Metrics with { MetricsEndpoint = null, MetricsUids = [] });
         Assert.That(differences, Has.Count.EqualTo(5));
-        Assert.That(differences[0], Does.StartWith("unexpected rule in chain output_filter: it accepts (handle").And.Contain("own answers at the metrics endpoint"));
-        Assert.That(differences[1], Does.StartWith("unexpected rule in chain output_filter: it does something else (handle").And.Contain("Any other SYN-ACK"));
-        Assert.That(differences[2], Does.StartWith("unexpected rule in chain output_filter: it does something else (handle").And.Contain("answering at the metrics endpoint"));
+        Assert.That(differences[0], Does.StartWith("unexpected rule in chain output_filter: it accepts (handle").And.Contain("own answers from the metrics endpoint's port"));
+        Assert.That(differences[1], Does.StartWith("unexpected rule in chain output_filter: it does something else (handle").And.Contain("Any other local SYN-ACK"));
+        Assert.That(differences[2], Does.StartWith("unexpected rule in chain output_filter: it does something else (handle").And.Contain("answering from the metrics endpoint's port"));
         Assert.That(differences[3], Does.StartWith("unexpected rule in chain output_filter: it accepts (handle"));
         Assert.That(differences[4], Does.StartWith("unexpected rule in chain output_filter: it rejects (handle"));
     }
@@ -172,15 +172,19 @@ public class MetricsRulesTests
         using var ns = TestNamespace.CreateOrSkip(needsConnections: true);
         await new RulesetManager(ns.Nft).InstallAsync(Metrics, CancellationToken.None);
         using var squatter = ns.ListenAs(Nobody, "127.0.0.1:9325@0");
+        using var besides = ns.ListenAs(Nobody, "::1:9325");
 
         var first = ns.Connect(0, "127.0.0.1", 9325);
         var cookie = ns.Connect(0, "127.0.0.1", 9325);
+        var localhost = ns.Connect(0, "::1", 9325);
 
         Assert.Multiple(async () =>
         {
             Assert.That(first.Outcome, Is.EqualTo("timeout"), "her SYN-ACK is dropped (the kernel gives it the listener's owner)");
             Assert.That(cookie.Outcome, Is.EqualTo("timeout"), "her syncookie SYN-ACK, which has no owner, is dropped too");
+            Assert.That(localhost.Outcome, Is.EqualTo("timeout"), "::1, which a scraper aimed at localhost tries first, while the endpoint is on 127.0.0.1");
             Assert.That(squatter.WaitForAccepted(1), Is.Empty, "her listener completed no connection");
+            Assert.That(besides.Accepted, Is.Empty, "nor did the one on ::1");
             Assert.That(await ns.PacketsAsync(RulesetSpec.FilterChainName, r => r.Metrics == NftJson.MetricsRule.DropsOtherSynAcks), Is.GreaterThan(1), "her SYN-ACKs, the socketless ones too");
         });
     }

@@ -101,11 +101,11 @@ public class SampleCapture
 
     private const string MetricsRefusal = "Anyone else's connection to the metrics endpoint";
 
-    private const string MetricsDrop = "Another user's socket answering at the metrics endpoint";
+    private const string MetricsDrop = "Another user's socket answering from the metrics endpoint's port";
 
-    private const string MetricsOwn = "smtp-interceptor's own answers at the metrics endpoint";
+    private const string MetricsOwn = "smtp-interceptor's own answers from the metrics endpoint's port";
 
-    private const string MetricsSynAckDrop = "Any other SYN-ACK from the metrics endpoint's port";
+    private const string MetricsSynAckDrop = "Any other local SYN-ACK from the metrics endpoint's port";
 
     private const string KnownSynDropped = "tcp flags syn / syn,ack";
 

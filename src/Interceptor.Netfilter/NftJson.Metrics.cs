@@ -3,7 +3,7 @@ using System.Text.Json;
 
 namespace Interceptor.Netfilter;
 
-/// <summary>The metrics endpoint's three rules (RulesetRenderer.Metrics.cs).</summary>
+/// <summary>The metrics endpoint's five rules (RulesetRenderer.Metrics.cs).</summary>
 internal static partial class NftJson
 {
     /// <summary>Which of the two a rule is, if it is exactly one of them.</summary>
@@ -31,9 +31,6 @@ internal static partial class NftJson
     {
         /// <summary>The address of an <c>ip daddr A</c> or <c>ip6 daddr A</c> match (one address, nothing else), null without.</summary>
         public IPAddress? Daddr { get; set; }
-
-        /// <summary>The address of an <c>ip saddr A</c> or <c>ip6 saddr A</c> match, null without.</summary>
-        public IPAddress? Saddr { get; set; }
 
         /// <summary>The port of a <c>tcp sport P</c> match (one port), null without.</summary>
         public int? Sport { get; set; }
@@ -84,22 +81,14 @@ internal static partial class NftJson
             return true;
         }
 
-        if (protocol is not ("ip" or "ip6") || field is not ("daddr" or "saddr")
+        if (protocol is not ("ip" or "ip6") || field != "daddr"
             || right.ValueKind != JsonValueKind.String || !IPAddress.TryParse(right.GetString(), out var address))
         {
             return false;
         }
 
-        rule.HasOtherMatch |= (field == "daddr" ? rule.Daddr : rule.Saddr) is not null;
-        if (field == "daddr")
-        {
-            rule.Daddr = address;
-        }
-        else
-        {
-            rule.Saddr = address;
-        }
-
+        rule.HasOtherMatch |= rule.Daddr is not null;
+        rule.Daddr = address;
         return true;
     }
 
@@ -125,9 +114,9 @@ internal static partial class NftJson
         var common = !rule.HasOtherMatch && !rule.NewOnly && !rule.OpenOnly && !rule.UntrackedOnly && rule.LogGroup is null
             && rule.Nfproto is null && rule.RouteSet is null && rule.RedirectPort is null && rule.SkuidNotInSets.Count == 0
             && rule.SkuidRanges is null && rule.Limit is null && rule.MeterSet is null;
-        var syn = common && rule.SkuidValue is null && rule.OifName is null && rule.Daddr is not null && rule.Saddr is null && rule.Sport is null && rule.SkuidNotValue is null
+        var syn = common && rule.SkuidValue is null && rule.OifName is null && rule.Daddr is not null && rule.Sport is null && rule.SkuidNotValue is null
             && rule.Dports is { Count: 1 } ports && ports[0].Low == ports[0].High && rule.SynOnly && !rule.SynSet && !rule.Drops;
-        var answer = common && rule.OifName == "lo" && rule.Saddr is null && rule.Daddr is null && rule.Sport is not null && rule.Dports is null
+        var answer = common && rule.OifName == "lo" && rule.Daddr is null && rule.Sport is not null && rule.Dports is null
             && rule.SkuidSet is null && !rule.SynOnly && !rule.Rejects && rule.Accepts != rule.Drops;
         rule.Metrics = answer && rule.Accepts && rule.SkuidValue is not null && rule.SkuidNotValue is null && !rule.SynSet ? MetricsRule.AcceptsServer
             : answer && rule.Drops && rule.SynSet && rule.SkuidValue is null && rule.SkuidNotValue is null ? MetricsRule.DropsOtherSynAcks
@@ -136,7 +125,7 @@ internal static partial class NftJson
             : rule.Accepts && !rule.Rejects && rule.SkuidSet == RulesetSpec.MetricsUsersSetName ? MetricsRule.AcceptsScrapers
             : rule.Rejects && !rule.Accepts && rule.SkuidSet is null ? MetricsRule.RefusesOthers
             : MetricsRule.None;
-        rule.HasOtherMatch |= rule.Daddr is not null || rule.Saddr is not null || rule.Sport is not null || rule.SkuidNotValue is not null || rule.SynSet
+        rule.HasOtherMatch |= rule.Daddr is not null || rule.Sport is not null || rule.SkuidNotValue is not null || rule.SynSet
             || rule.OifName is not null;
     }
 }

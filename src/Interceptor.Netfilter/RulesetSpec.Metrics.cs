@@ -9,8 +9,9 @@ namespace Interceptor.Netfilter;
 /// owner was looked up, and the scraper's connection was dropped. The kernel refuses the connection instead, before
 /// it is made, to everyone but <see cref="MetricsUids"/>: their SYNs pass, anyone else's get a TCP reset. And a customer
 /// who binds the endpoint's port while the daemon is down (an unprivileged port is anyone's to take) cannot answer the
-/// scrapers with figures of her own: whatever a socket not of <see cref="MetricsServerUid"/> sends from that address and
-/// port is dropped, her listener's SYN-ACK first (the kernel gives it the listener's owner), so the scrape fails.
+/// scrapers with figures of her own: of what leaves that port towards a local socket, only what the sockets of
+/// <see cref="MetricsServerUid"/> send passes; every other SYN-ACK (socketless syncookie ones too) and every other user's
+/// packet is dropped, on any local address, so no connection to her completes and the scrape fails.
 /// </summary>
 public sealed partial record RulesetSpec
 {
@@ -27,7 +28,7 @@ public sealed partial record RulesetSpec
     public IReadOnlyList<uint> MetricsUids { get; init => field = NormalizeUids(value); } = [];
 
     /// <summary>
-    /// The daemon's uid: only its sockets may send from <see cref="MetricsEndpoint"/>'s address and port. 0 by default
+    /// The daemon's uid: only its sockets may send from <see cref="MetricsEndpoint"/>'s port to local sockets. 0 by default
     /// (a daemon run as root); the daemon sets its own effective uid.
     /// </summary>
     public uint MetricsServerUid { get; init; }

@@ -1,12 +1,12 @@
 namespace Interceptor.Netfilter;
 
-/// <summary>The metrics endpoint's set and three rules (see RulesetSpec.Metrics.cs for what they are for).</summary>
+/// <summary>The metrics endpoint's set and five rules (see RulesetSpec.Metrics.cs for what they are for).</summary>
 public static partial class RulesetVerifier
 {
     /// <summary>
-    /// With an endpoint: the set holds exactly the scrapers, and before the pass for open connections one rule drops what
-    /// sockets not the daemon's send from the endpoint's address and port, one accepts the scrapers' SYNs to it, then one
-    /// refuses everyone else's. Without: no such rule (any is reported as unexpected by the caller, as it is left unmarked).
+    /// With an endpoint: the set holds exactly the scrapers, and before the pass for open connections the three rules for
+    /// what leaves the endpoint's port (<see cref="CheckImpostorDrop"/>), one accepting the scrapers' SYNs to the endpoint,
+    /// then one refusing everyone else's. Without: no such rule (any is reported as unexpected by the caller, as it is left unmarked).
     /// </summary>
     private static void CheckMetricsRules(
         IReadOnlyList<NftJson.TableObject> objects, List<NftJson.Rule> rules, RulesetSpec spec, bool[] isOurs, List<string> differences)

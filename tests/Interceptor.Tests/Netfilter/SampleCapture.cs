@@ -155,13 +155,9 @@ public class SampleCapture
         ns.Connect(Nobody, "127.0.0.2", 587);             // everyone else: redirected
     }
 
-    // The scraper (root) connects, a customer (nobody) is refused by the kernel.
-    private static void MetricsTraffic(TestNamespace ns)
-    {
-        ns.Listen("127.0.0.1:9325");
-        ns.Connect(0, "127.0.0.1", 9325);
-        ns.Connect(Nobody, "127.0.0.1", 9325);
-    }
+    // A customer (nobody) is refused by the kernel. No scraper connects: the packets a closing connection sends from the
+    // endpoint's port (counted by the daemon's own accept) depend on which side closes first, so the count would vary.
+    private static void MetricsTraffic(TestNamespace ns) => ns.Connect(Nobody, "127.0.0.1", 9325);
 
     private static List<string> Lines(string script) => [.. script.Split('\n')];
 

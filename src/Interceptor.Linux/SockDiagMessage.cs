@@ -35,7 +35,7 @@ internal enum SockDiagStatus
 internal readonly record struct SockDiagReply(SockDiagStatus Status, SocketOwner Owner, int Errno, SockDiagSocketInfo? Socket = null);
 
 /// <summary>The kernel's TCP states (include/net/tcp_states.h), as idiag_state and /proc/net/tcp's "st" carry them.</summary>
-internal enum TcpState : byte
+public enum TcpState : byte
 {
     Established = 1,
     SynSent = 2,

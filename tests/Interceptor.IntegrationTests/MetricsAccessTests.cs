@@ -148,6 +148,55 @@ public sealed class MetricsAccessTests
     }
 
     [Test]
+    public async Task A_scrapers_connection_a_customer_accepted_before_the_table_existed_is_closed_when_the_daemon_starts()
+    {
+        // The rules drop what her socket sends and every SYN-ACK not the daemon's, but a connection made before they were
+        // in is open: root's next request (its token with it) would reach her, and her answer after close() leaves from
+        // an orphaned socket, which no owner rule matches. The daemon has the kernel abort it when it installs the table.
+        await using var s = await Scenario.StartAsync(startDaemon: false);
+        var (host, port) = (MetricsListen.Split(':')[0], MetricsListen.Split(':')[1]);
+        var go = s.Dir.PathOf("send-now");
+        var squatter = s.Ns.RunAsUserAsync(TestUsers.Alice, Requirements.Python,
+            ["-I", "-c", $"""
+                import socket
+                s = socket.socket(); s.bind(('{host}', {port})); s.listen(5); s.settimeout(20)
+                c, _ = s.accept(); print('accepted', flush=True); c.settimeout(20)
+                try:
+                    data = c.recv(4096); print('got', data, flush=True)
+                    c.sendall(b'HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\nsmtpi_up 1'); c.close()
+                except OSError as e: print('aborted', e.errno, flush=True)
+                """],
+            TimeSpan.FromSeconds(40));
+        await Task.Delay(1000);
+        var scraper = s.Ns.RunAsync(Requirements.Python,
+            ["-I", "-c", $"""
+                import os, socket, time
+                c = socket.create_connection(('{host}', {port}), timeout=5); print('connected', flush=True)
+                end = time.monotonic() + 30
+                while not os.path.exists('{go}') and time.monotonic() < end: time.sleep(0.1)
+                try:
+                    c.sendall(b'GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {BearerToken}\r\n\r\n'); print('answer', c.recv(4096), flush=True)
+                except OSError as e: print('failed', e.errno, flush=True)
+                """],
+            TimeSpan.FromSeconds(40));
+        await Task.Delay(1000);
+        await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, Config(("Metrics.Listen", MetricsListen)));
+        await File.WriteAllTextAsync(go, "");
+        var her = await squatter;
+        var root = await scraper;
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(her.Stdout, Does.Contain("accepted"), "no table yet: root's connection reached her" + her.Stderr);
+            Assert.That(her.Stdout, Does.Contain("aborted 103").And.Not.Contain("got"), "her socket was aborted before root's request reached her" + daemon.Transcript());
+            Assert.That(root.Stdout, Does.Contain("connected").And.Not.Contain("smtpi_up"), "root read nothing of hers" + root.Stderr);
+            Assert.That(root.Stdout, Does.Contain("failed 104"), "root's connection was reset (ECONNRESET), so its next one is new" + root.Stderr);
+            Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.StartsWith(
+                $"metrics: closed 1 connections on the metrics endpoint's port {port} that uid {TestUsers.Alice.Uid} ({TestUsers.Alice.Name}) held towards local clients"), daemon.Transcript());
+        });
+    }
+
+    [Test]
     public async Task With_a_bearer_token_a_scrape_without_it_gets_401_and_one_with_it_the_figures()
     {
         // Root is let through by the kernel, as is every process of a scraper user (an exporter's probe among them); the

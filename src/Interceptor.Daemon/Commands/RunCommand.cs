@@ -240,6 +240,7 @@ public static class RunCommand
             SuspendedSets = suspendedSets,
             Generation = generation,
             HearChanges = true,
+            Installed = spec.MetricsEndpoint is { } swept ? new MetricsPortSweep(swept, spec.MetricsServerUid, loggers.CreateLogger("metrics")).Run : null,
         };
         metrics.Intercept.Watchdog = watchdog;
 

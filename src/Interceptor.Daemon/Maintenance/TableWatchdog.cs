@@ -55,6 +55,12 @@ public sealed partial class TableWatchdog(
     /// <summary>The ruleset's generation, when the kernel can be asked; without it every check lists the tables.</summary>
     public NftablesGeneration? Generation { get; init; }
 
+    /// <summary>
+    /// Run after every install of the table, the first and each restore: the metrics endpoint's sweep of connections made
+    /// while the table was missing (<see cref="Metrics.MetricsPortSweep"/>). It must not throw.
+    /// </summary>
+    public Action? Installed { get; init; }
+
     /// <summary>Fills the expected suspension sets, sub-UID ranges included (re-read each check).</summary>
     public Decide.SuspendedUidSets SuspendedSets { get; init; } = Decide.SuspendedUidSets.None;
 
@@ -69,7 +75,7 @@ public sealed partial class TableWatchdog(
 
         // Listening before the install: its own notice is the first check, and nothing after READY goes unheard.
         StartHearing();
-        await rules.InstallAsync(spec with { Lockdown = _lockdown is not null }, CancellationToken.None);
+        await InstallAsync(spec with { Lockdown = _lockdown is not null }, CancellationToken.None);
         if (_lockdown is not null)
         {
             await listener!.ReportLockdownAsync(_lockdown, spec.Table, spec.Ports, CancellationToken.None);
@@ -160,7 +166,7 @@ public sealed partial class TableWatchdog(
             logger.TableChanged(spec.Table, string.Join("; ", differences));
 
             // The registry changes before the kernel, so an expectation taken now holds every suspension made so far.
-            await rules.InstallAsync(Expected(problem), cancellationToken);
+            await InstallAsync(Expected(problem), cancellationToken);
             Restorations++;
             logger.TableRestored(spec.Table);
         }
@@ -183,6 +189,12 @@ public sealed partial class TableWatchdog(
 
         _deferringSince ??= Time.GetUtcNow();
         return Time.GetUtcNow() - _deferringSince.Value < InFlightGrace;
+    }
+
+    private async Task InstallAsync(RulesetSpec expected, CancellationToken cancellationToken)
+    {
+        await rules.InstallAsync(expected, cancellationToken);
+        Installed?.Invoke();
     }
 
     private Task<IReadOnlyList<string>> ListAsync(RulesetSpec expected, CancellationToken cancellationToken)
@@ -222,7 +234,7 @@ public sealed partial class TableWatchdog(
         var previous = _lockdown;
         if (problem is null || previous is null)
         {
-            await rules.InstallAsync(expected, cancellationToken);
+            await InstallAsync(expected, cancellationToken);
         }
 
         _lockdown = problem;

@@ -17,16 +17,22 @@ public sealed partial class MetricsEndpoint
         List<uint> uids;
         try
         {
-            uids = [.. ListeningSockets.OnPort(endpoint.Port).Where(Conflicts).Select(h => h.Uid).Distinct().Order()];
+            uids = [.. ListeningSockets.OnPort(endpoint.Port).Where(Conflicts).Select(h => h.Uid)];
         }
         catch (LinuxInteropException e)
         {
             return $"a socket whose owner could not be read ({e.Message})";
         }
 
-        var named = uids.Take(HoldersNamed).Select(Describe);
-        var more = uids.Count > HoldersNamed ? $" and {uids.Count - HoldersNamed} more uids" : "";
-        return uids.Count == 0 ? "a socket that is bound but not listening, or whose owner was not found" : string.Join(", ", named) + more;
+        return uids.Count == 0 ? "a socket that is bound but not listening, or whose owner was not found" : Describe(uids);
+    }
+
+    /// <summary>"uid N (name), …" for at most <see cref="HoldersNamed"/> of <paramref name="uids"/> (distinct, in order), "and K more uids" for the rest.</summary>
+    internal static string Describe(IEnumerable<uint> uids)
+    {
+        var distinct = uids.Distinct().Order().ToList();
+        var named = string.Join(", ", distinct.Take(HoldersNamed).Select(Describe));
+        return distinct.Count > HoldersNamed ? $"{named} and {distinct.Count - HoldersNamed} more uids" : named;
     }
 
     /// <summary>

@@ -121,12 +121,18 @@ internal sealed class TestNamespace : IDisposable
     public Listener Listen(params string[] endpoints) => ListenAs(null, endpoints);
 
     /// <summary>The same, as <paramref name="uid"/> (gid the same, no groups), or as root when null.</summary>
-    public Listener ListenAs(uint? uid, params string[] endpoints)
+    public Listener ListenAs(uint? uid, params string[] endpoints) => StartAs(uid, ListenScript, endpoints);
+
+    /// <summary>
+    /// Starts a Python <paramref name="script"/> inside the namespace as <paramref name="uid"/> (or root) and waits for its
+    /// first line, which must be "ready"; its other lines are read with <see cref="Listener.NextLine"/>.
+    /// </summary>
+    public Listener StartAs(uint? uid, string script, params string[] arguments)
     {
         var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         var text = uid?.ToString(CultureInfo.InvariantCulture);
         string[] user = text is null ? [] : ["setpriv", $"--reuid={text}", $"--regid={text}", "--clear-groups"];
-        foreach (var argument in new[] { "netns", "exec", Name }.Concat(user).Concat([Python, "-u", "-c", ListenScript]).Concat(endpoints))
+        foreach (var argument in new[] { "netns", "exec", Name }.Concat(user).Concat([Python, "-u", "-c", script]).Concat(arguments))
         {
             start.ArgumentList.Add(argument);
         }
@@ -245,6 +251,9 @@ internal sealed class TestNamespace : IDisposable
 
             return Accepted;
         }
+
+        /// <summary>The script's next line of output, or null when none comes within <paramref name="timeout"/> or it ended.</summary>
+        public string? NextLine(TimeSpan timeout) => lines.TryTake(out var line, timeout) ? line : null;
 
         public void WaitUntilReady()
         {

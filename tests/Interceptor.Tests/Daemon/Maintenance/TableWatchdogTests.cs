@@ -85,6 +85,37 @@ public class TableWatchdogTests
     }
 
     [Test]
+    public async Task What_runs_after_an_install_runs_after_the_first_and_after_each_restore_only()
+    {
+        // The metrics endpoint's sweep hangs here: a table that was missing may have let connections be made to a customer.
+        using var ns = TestNamespace.CreateOrSkip();
+        var rules = new RulesetManager(ns.Nft);
+        var kernel = new RecordingKernel();
+        var installs = new List<int>();
+        using var watchdog = new TableWatchdog(rules, Spec, new SuspensionRegistry(new MemoryStore(), kernel, kernel), TimeSpan.FromHours(1), NullLogger.Instance)
+        {
+            Installed = () => installs.Add(installs.Count + 1),
+        };
+
+        await watchdog.StartAsync(CancellationToken.None);
+        var afterStart = installs.Count;
+        await watchdog.CheckOnceAsync(notified: true, CancellationToken.None);
+        var afterCheck = installs.Count;
+        var deleted = ns.Exec(["nft", "delete", "table", "inet", Spec.Table]);
+        Assert.That(deleted.ExitCode, Is.Zero, deleted.StandardError);
+        await watchdog.CheckOnceAsync(notified: true, CancellationToken.None);
+        await watchdog.StopAsync(CancellationToken.None);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(afterStart, Is.EqualTo(1), "after the first install");
+            Assert.That(afterCheck, Is.EqualTo(1), "not after a check that found the table intact");
+            Assert.That(watchdog.Restorations, Is.EqualTo(1));
+            Assert.That(installs, Has.Count.EqualTo(2), "after the restore");
+        });
+    }
+
+    [Test]
     public async Task An_unmoved_generation_is_trusted_for_a_minute_at_most()
     {
         using var ns = TestNamespace.CreateOrSkip();

@@ -1,0 +1,229 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace Interceptor.Linux;
+
+/// <summary>
+/// A TCP socket of this network namespace bound to the port asked for, as the kernel's sock_diag dump lists it. A request
+/// socket (<see cref="TcpState.NewSynReceived"/>, a listener's half-open connection) and a TIME_WAIT entry carry no owner:
+/// their <see cref="Uid"/> is 0 and says nothing.
+/// </summary>
+public sealed record PortSocket(TcpState State, IPEndPoint Local, IPEndPoint Remote, uint Uid, ulong Inode)
+{
+    /// <summary>The socket's own family: an IPv6 socket carrying IPv4 lists IPv4-mapped addresses.</summary>
+    public AddressFamily Family => Local.AddressFamily;
+
+    /// <summary>The kernel's cookie for the socket: with it, a request can only ever name this one socket.</summary>
+    internal ulong Cookie { get; init; }
+
+    /// <summary>The interface the socket is bound to (0: none), part of its identity in an exact request.</summary>
+    internal uint Interface { get; init; }
+
+    public override string ToString() => $"{State} {Local} -> {Remote} uid {Uid} inode {Inode}";
+}
+
+/// <summary>
+/// The TCP sockets on one local port, read with a NETLINK_SOCK_DIAG dump per address family, and the kernel's
+/// SOCK_DESTROY for one of them (as <c>ss -K</c> does; it needs CAP_NET_ADMIN and a kernel built with
+/// CONFIG_INET_DIAG_DESTROY).
+/// </summary>
+public static class PortSockets
+{
+    /// <summary>Every TCP state's bit but TIME_WAIT's: an entry with no socket and no owner, which sends no data.</summary>
+    public const uint AllButTimeWait = 0xFFF & ~(1u << (int)TcpState.TimeWait);
+
+    private const int NetlinkSockDiag = 4;
+    private const ushort SockDiagByFamily = 20;
+    private const ushort SockDestroy = 21;
+    private const ushort NlmFRequest = 0x1;
+    private const ushort NlmFAck = 0x4;
+    private const ushort NlmFDump = 0x300;
+    private const byte IpProtoTcp = 6;
+    private const int RequestLength = 72;
+    private const int MessageLength = 88;
+
+    // A dump datagram holds many messages; the kernel fills at most 32 KiB per datagram.
+    private const int ReceiveBufferSize = 64 * 1024;
+
+    /// <summary>The TCP sockets (both families) whose local port is <paramref name="port"/> and whose state is in <paramref name="states"/> (a bit per <see cref="TcpState"/>).</summary>
+    /// <exception cref="LinuxInteropException">The netlink socket could not be opened or the kernel's answer was unusable.</exception>
+    public static IReadOnlyList<PortSocket> OnPort(int port, uint states)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
+        using var channel = NetlinkChannel.Open(NetlinkSockDiag, "NETLINK_SOCK_DIAG", TimeSpan.FromSeconds(2));
+        var buffer = new byte[ReceiveBufferSize];
+        var found = new List<PortSocket>();
+        uint sequence = 0;
+        Span<byte> request = stackalloc byte[RequestLength];
+        foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+        {
+            sequence++;
+            EncodeDumpRequest(request, sequence, family, port, states);
+            channel.Send(request);
+            while (!DecodeDumpDatagram(buffer.AsSpan(0, channel.Receive(buffer)), sequence, port, states, found))
+            {
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>
+    /// Has the kernel abort each socket (its owner's next call fails with ECONNABORTED, the peer gets a reset; a request
+    /// socket is dropped from its listener's queue). Each request names the socket by its ends and cookie, so a socket gone
+    /// since the dump is never mistaken for another on the same ends. Returns the errno per socket, 0 when it was aborted:
+    /// ENOENT or ESTALE when it is gone already, EOPNOTSUPP on a kernel without CONFIG_INET_DIAG_DESTROY, EPERM without
+    /// CAP_NET_ADMIN.
+    /// </summary>
+    /// <exception cref="LinuxInteropException">The netlink socket could not be opened or answered nothing usable.</exception>
+    public static IReadOnlyList<int> Destroy(IReadOnlyList<PortSocket> sockets)
+    {
+        ArgumentNullException.ThrowIfNull(sockets);
+        var results = new int[sockets.Count];
+        if (sockets.Count == 0)
+        {
+            return results;
+        }
+
+        using var channel = NetlinkChannel.Open(NetlinkSockDiag, "NETLINK_SOCK_DIAG", TimeSpan.FromSeconds(2));
+        var buffer = new byte[4096];
+        Span<byte> request = stackalloc byte[RequestLength];
+        for (var i = 0; i < sockets.Count; i++)
+        {
+            var sequence = (uint)i + 1;
+            EncodeDestroyRequest(request, sequence, sockets[i]);
+            channel.Send(request);
+            results[i] = ReadAck(channel, buffer, sequence);
+        }
+
+        return results;
+    }
+
+    /// <summary>nlmsghdr + inet_diag_req_v2: a dump of the TCP sockets of <paramref name="family"/> in <paramref name="states"/> with source port <paramref name="port"/>.</summary>
+    internal static void EncodeDumpRequest(Span<byte> buffer, uint sequence, AddressFamily family, int port, uint states)
+    {
+        EncodeHeader(buffer, sequence, SockDiagByFamily, NlmFRequest | NlmFDump, family == AddressFamily.InterNetwork ? (byte)2 : (byte)10, states);
+
+        // The kernel skips sockets whose port differs from a non-zero idiag_sport; the decoder checks it again.
+        BinaryPrimitives.WriteUInt16BigEndian(buffer[24..], (ushort)port);
+    }
+
+    /// <summary>nlmsghdr + inet_diag_req_v2: SOCK_DESTROY for exactly <paramref name="socket"/>, its cookie included, acknowledged.</summary>
+    internal static void EncodeDestroyRequest(Span<byte> buffer, uint sequence, PortSocket socket)
+    {
+        EncodeHeader(buffer, sequence, SockDestroy, NlmFRequest | NlmFAck, socket.Family == AddressFamily.InterNetwork ? (byte)2 : (byte)10, 1u << (int)socket.State);
+        BinaryPrimitives.WriteUInt16BigEndian(buffer[24..], (ushort)socket.Local.Port);
+        BinaryPrimitives.WriteUInt16BigEndian(buffer[26..], (ushort)socket.Remote.Port);
+        WriteAddress(buffer.Slice(28, 16), socket.Local.Address);
+        WriteAddress(buffer.Slice(44, 16), socket.Remote.Address);
+        MemoryMarshal.Write(buffer[60..], socket.Interface);
+        MemoryMarshal.Write(buffer[64..], socket.Cookie);
+    }
+
+    /// <summary>Adds the sockets of one dump datagram to <paramref name="found"/>; true once NLMSG_DONE ends the dump.</summary>
+    internal static bool DecodeDumpDatagram(ReadOnlySpan<byte> datagram, uint sequence, int port, uint states, List<PortSocket> found)
+    {
+        var offset = 0;
+        while (datagram.Length - offset >= NetlinkFrame.HeaderLength)
+        {
+            var message = datagram[offset..];
+            var length = MemoryMarshal.Read<uint>(message);
+            var type = MemoryMarshal.Read<ushort>(message[4..]);
+            if (length < NetlinkFrame.HeaderLength || length > (uint)message.Length)
+            {
+                throw new LinuxInteropException($"malformed sock_diag dump message ({length} bytes of {message.Length})");
+            }
+
+            message = message[..(int)length];
+            offset += (int)((length + 3) & ~3u);
+            if (MemoryMarshal.Read<uint>(message[8..]) != sequence)
+            {
+                continue;
+            }
+
+            switch (type)
+            {
+                case NetlinkFrame.Done:
+                    return true;
+                case NetlinkFrame.Error:
+                    var errno = message.Length >= 20 ? -MemoryMarshal.Read<int>(message[16..]) : 0;
+                    throw new LinuxInteropException("sock_diag dump of TCP sockets", errno);
+                case SockDiagByFamily when message.Length >= MessageLength:
+                    if (Decode(message) is { } socket && socket.Local.Port == port && (states & (1u << (int)socket.State)) != 0)
+                    {
+                        found.Add(socket);
+                    }
+
+                    break;
+            }
+        }
+
+        return false;
+    }
+
+    private static void EncodeHeader(Span<byte> buffer, uint sequence, ushort type, ushort flags, byte family, uint states)
+    {
+        buffer[..RequestLength].Clear();
+        MemoryMarshal.Write(buffer, (uint)RequestLength);
+        MemoryMarshal.Write(buffer[4..], type);
+        MemoryMarshal.Write(buffer[6..], flags);
+        MemoryMarshal.Write(buffer[8..], sequence);
+        buffer[16] = family;
+        buffer[17] = IpProtoTcp;
+        MemoryMarshal.Write(buffer[20..], states);
+    }
+
+    // The acknowledgement of one SOCK_DESTROY: NLMSG_ERROR carrying 0 or a negative errno. A stale answer (another sequence) is skipped.
+    private static int ReadAck(NetlinkChannel channel, byte[] buffer, uint sequence)
+    {
+        while (true)
+        {
+            var kind = NetlinkFrame.ReadFirst(buffer.AsSpan(0, channel.Receive(buffer)), sequence, out _, out _, out var errno);
+            switch (kind)
+            {
+                case NetlinkFrameKind.OtherSequence:
+                    continue;
+                case NetlinkFrameKind.NotFound or NetlinkFrameKind.Error:
+                    return errno;
+                default:
+                    throw new LinuxInteropException("sock_diag SOCK_DESTROY answered with something other than an acknowledgement");
+            }
+        }
+    }
+
+    // inet_diag_msg after the 16-byte header: family, state, timer, retrans, then the socket id (ports and addresses in
+    // network order, the interface and the cookie in host order), expires, rqueue, wqueue, uid (offset 80), inode (84).
+    private static PortSocket? Decode(ReadOnlySpan<byte> message)
+    {
+        var length = message[16] switch
+        {
+            2 => 4,
+            10 => 16,
+            _ => 0,
+        };
+        if (length == 0 || message[17] is 0 or > (byte)TcpState.NewSynReceived)
+        {
+            return null;
+        }
+
+        var local = new IPEndPoint(new IPAddress(message.Slice(24, length)), BinaryPrimitives.ReadUInt16BigEndian(message[20..]));
+        var remote = new IPEndPoint(new IPAddress(message.Slice(40, length)), BinaryPrimitives.ReadUInt16BigEndian(message[22..]));
+        return new PortSocket((TcpState)message[17], local, remote, MemoryMarshal.Read<uint>(message[80..]), MemoryMarshal.Read<uint>(message[84..]))
+        {
+            Interface = MemoryMarshal.Read<uint>(message[56..]),
+            Cookie = MemoryMarshal.Read<ulong>(message[60..]),
+        };
+    }
+
+    private static void WriteAddress(Span<byte> destination, IPAddress address)
+    {
+        // IPv4 sits in the first four bytes of the 16-byte field; the rest stays zero.
+        if (!address.TryWriteBytes(destination, out _))
+        {
+            throw new ArgumentException("address does not fit", nameof(address));
+        }
+    }
+}

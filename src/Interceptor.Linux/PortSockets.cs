@@ -6,20 +6,29 @@ using System.Runtime.InteropServices;
 namespace Interceptor.Linux;
 
 /// <summary>
-/// A TCP socket of this network namespace bound to the port asked for, as the kernel's sock_diag dump lists it. A request
-/// socket (<see cref="TcpState.NewSynReceived"/>, a listener's half-open connection) and a TIME_WAIT entry carry no owner:
-/// their <see cref="Uid"/> is 0 and says nothing.
+/// A TCP socket of this network namespace bound to the port asked for, as the kernel's sock_diag dump lists it.
+/// <see cref="Uid"/> is trustworthy only with an <see cref="Inode"/>: a socket without one has no owner the kernel still
+/// knows (a connection orphaned by <c>close()</c>, or waiting in a listener's queue to be accepted), and older kernels
+/// (before 6.17) report uid 0 for it. A request socket (a listener's half-open connection) is listed as
+/// <see cref="TcpState.SynReceived"/> with uid and inode 0; a TIME_WAIT minisocket (<see cref="IsTimeWait"/>) may be listed
+/// as <see cref="TcpState.FinWait2"/>.
 /// </summary>
 public sealed record PortSocket(TcpState State, IPEndPoint Local, IPEndPoint Remote, uint Uid, ulong Inode)
 {
     /// <summary>The socket's own family: an IPv6 socket carrying IPv4 lists IPv4-mapped addresses.</summary>
     public AddressFamily Family => Local.AddressFamily;
 
+    /// <summary>A TIME_WAIT minisocket (idiag_timer 3), whatever state it is listed in: no socket, no owner, sends no data.</summary>
+    public bool IsTimeWait => Timer == 3;
+
     /// <summary>The kernel's cookie for the socket: with it, a request can only ever name this one socket.</summary>
     internal ulong Cookie { get; init; }
 
     /// <summary>The interface the socket is bound to (0: none), part of its identity in an exact request.</summary>
     internal uint Interface { get; init; }
+
+    /// <summary>idiag_timer: which timer runs (3 for a TIME_WAIT minisocket).</summary>
+    internal byte Timer { get; init; }
 
     public override string ToString() => $"{State} {Local} -> {Remote} uid {Uid} inode {Inode}";
 }
@@ -35,21 +44,22 @@ public static class PortSockets
     public const uint AllButTimeWait = 0xFFF & ~(1u << (int)TcpState.TimeWait);
 
     private const int NetlinkSockDiag = 4;
-    private const ushort SockDiagByFamily = 20;
     private const ushort SockDestroy = 21;
-    private const ushort NlmFRequest = 0x1;
     private const ushort NlmFAck = 0x4;
     private const ushort NlmFDump = 0x300;
-    private const byte IpProtoTcp = 6;
-    private const int RequestLength = 72;
-    private const int MessageLength = 88;
+    private const int RequestLength = SockDiagMessage.RequestLength;
 
     // A dump datagram holds many messages; the kernel fills at most 32 KiB per datagram.
     private const int ReceiveBufferSize = 64 * 1024;
 
-    /// <summary>The TCP sockets (both families) whose local port is <paramref name="port"/> and whose state is in <paramref name="states"/> (a bit per <see cref="TcpState"/>).</summary>
+    /// <summary>
+    /// The TCP sockets (both families) whose local port is <paramref name="port"/> and whose state is in
+    /// <paramref name="states"/> (a bit per <see cref="TcpState"/>; SYN_RECV's brings the listeners' request sockets), at
+    /// most <paramref name="limit"/> of them: the rest of the dump is read and dropped, so a port with a great many
+    /// sockets costs time, not memory.
+    /// </summary>
     /// <exception cref="LinuxInteropException">The netlink socket could not be opened or the kernel's answer was unusable.</exception>
-    public static IReadOnlyList<PortSocket> OnPort(int port, uint states)
+    public static IReadOnlyList<PortSocket> OnPort(int port, uint states, int limit = int.MaxValue)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
@@ -63,7 +73,7 @@ public static class PortSockets
             sequence++;
             EncodeDumpRequest(request, sequence, family, port, states);
             channel.Send(request);
-            while (!DecodeDumpDatagram(buffer.AsSpan(0, channel.Receive(buffer)), sequence, port, states, found))
+            while (!DecodeDumpDatagram(buffer.AsSpan(0, channel.Receive(buffer)), sequence, port, states, found, limit))
             {
             }
         }
@@ -105,26 +115,26 @@ public static class PortSockets
     /// <summary>nlmsghdr + inet_diag_req_v2: a dump of the TCP sockets of <paramref name="family"/> in <paramref name="states"/> with source port <paramref name="port"/>.</summary>
     internal static void EncodeDumpRequest(Span<byte> buffer, uint sequence, AddressFamily family, int port, uint states)
     {
-        EncodeHeader(buffer, sequence, SockDiagByFamily, NlmFRequest | NlmFDump, family == AddressFamily.InterNetwork ? (byte)2 : (byte)10, states);
+        EncodeHeader(buffer, sequence, SockDiagMessage.SockDiagByFamily, SockDiagMessage.NlmFRequest | NlmFDump, FamilyByte(family), states);
 
         // The kernel skips sockets whose port differs from a non-zero idiag_sport; the decoder checks it again.
-        BinaryPrimitives.WriteUInt16BigEndian(buffer[24..], (ushort)port);
+        BinaryPrimitives.WriteUInt16BigEndian(buffer[SockDiagMessage.ReqSourcePort..], (ushort)port);
     }
 
     /// <summary>nlmsghdr + inet_diag_req_v2: SOCK_DESTROY for exactly <paramref name="socket"/>, its cookie included, acknowledged.</summary>
     internal static void EncodeDestroyRequest(Span<byte> buffer, uint sequence, PortSocket socket)
     {
-        EncodeHeader(buffer, sequence, SockDestroy, NlmFRequest | NlmFAck, socket.Family == AddressFamily.InterNetwork ? (byte)2 : (byte)10, 1u << (int)socket.State);
-        BinaryPrimitives.WriteUInt16BigEndian(buffer[24..], (ushort)socket.Local.Port);
-        BinaryPrimitives.WriteUInt16BigEndian(buffer[26..], (ushort)socket.Remote.Port);
-        WriteAddress(buffer.Slice(28, 16), socket.Local.Address);
-        WriteAddress(buffer.Slice(44, 16), socket.Remote.Address);
-        MemoryMarshal.Write(buffer[60..], socket.Interface);
-        MemoryMarshal.Write(buffer[64..], socket.Cookie);
+        EncodeHeader(buffer, sequence, SockDestroy, SockDiagMessage.NlmFRequest | NlmFAck, FamilyByte(socket.Family), 1u << (int)socket.State);
+        BinaryPrimitives.WriteUInt16BigEndian(buffer[SockDiagMessage.ReqSourcePort..], (ushort)socket.Local.Port);
+        BinaryPrimitives.WriteUInt16BigEndian(buffer[SockDiagMessage.ReqDestinationPort..], (ushort)socket.Remote.Port);
+        WriteAddress(buffer.Slice(SockDiagMessage.ReqSource, 16), socket.Local.Address);
+        WriteAddress(buffer.Slice(SockDiagMessage.ReqDestination, 16), socket.Remote.Address);
+        MemoryMarshal.Write(buffer[SockDiagMessage.ReqInterface..], socket.Interface);
+        MemoryMarshal.Write(buffer[SockDiagMessage.ReqCookie..], socket.Cookie);
     }
 
     /// <summary>Adds the sockets of one dump datagram to <paramref name="found"/>; true once NLMSG_DONE ends the dump.</summary>
-    internal static bool DecodeDumpDatagram(ReadOnlySpan<byte> datagram, uint sequence, int port, uint states, List<PortSocket> found)
+    internal static bool DecodeDumpDatagram(ReadOnlySpan<byte> datagram, uint sequence, int port, uint states, List<PortSocket> found, int limit = int.MaxValue)
     {
         var offset = 0;
         while (datagram.Length - offset >= NetlinkFrame.HeaderLength)
@@ -151,8 +161,8 @@ public static class PortSockets
                 case NetlinkFrame.Error:
                     var errno = message.Length >= 20 ? -MemoryMarshal.Read<int>(message[16..]) : 0;
                     throw new LinuxInteropException("sock_diag dump of TCP sockets", errno);
-                case SockDiagByFamily when message.Length >= MessageLength:
-                    if (Decode(message) is { } socket && socket.Local.Port == port && (states & (1u << (int)socket.State)) != 0)
+                case SockDiagMessage.SockDiagByFamily when message.Length >= SockDiagMessage.MinimumResponseLength:
+                    if (found.Count < limit && Decode(message) is { } socket && socket.Local.Port == port && (states & (1u << (int)socket.State)) != 0)
                     {
                         found.Add(socket);
                     }
@@ -171,10 +181,12 @@ public static class PortSockets
         MemoryMarshal.Write(buffer[4..], type);
         MemoryMarshal.Write(buffer[6..], flags);
         MemoryMarshal.Write(buffer[8..], sequence);
-        buffer[16] = family;
-        buffer[17] = IpProtoTcp;
-        MemoryMarshal.Write(buffer[20..], states);
+        buffer[SockDiagMessage.ReqFamily] = family;
+        buffer[SockDiagMessage.ReqProtocol] = SockDiagMessage.IpProtoTcp;
+        MemoryMarshal.Write(buffer[SockDiagMessage.ReqStates..], states);
     }
+
+    private static byte FamilyByte(AddressFamily family) => family == AddressFamily.InterNetwork ? SockDiagMessage.AfInet : SockDiagMessage.AfInet6;
 
     // The acknowledgement of one SOCK_DESTROY: NLMSG_ERROR carrying 0 or a negative errno. A stale answer (another sequence) is skipped.
     private static int ReadAck(NetlinkChannel channel, byte[] buffer, uint sequence)
@@ -194,27 +206,30 @@ public static class PortSockets
         }
     }
 
-    // inet_diag_msg after the 16-byte header: family, state, timer, retrans, then the socket id (ports and addresses in
-    // network order, the interface and the cookie in host order), expires, rqueue, wqueue, uid (offset 80), inode (84).
+    // inet_diag_msg (SockDiagMessage's offsets): ports and addresses in network order, the rest in host order.
     private static PortSocket? Decode(ReadOnlySpan<byte> message)
     {
-        var length = message[16] switch
+        var length = message[SockDiagMessage.RespFamily] switch
         {
-            2 => 4,
-            10 => 16,
+            SockDiagMessage.AfInet => 4,
+            SockDiagMessage.AfInet6 => 16,
             _ => 0,
         };
-        if (length == 0 || message[17] is 0 or > (byte)TcpState.NewSynReceived)
+        var state = message[SockDiagMessage.RespState];
+        if (length == 0 || state is 0 or > (byte)TcpState.NewSynReceived)
         {
             return null;
         }
 
-        var local = new IPEndPoint(new IPAddress(message.Slice(24, length)), BinaryPrimitives.ReadUInt16BigEndian(message[20..]));
-        var remote = new IPEndPoint(new IPAddress(message.Slice(40, length)), BinaryPrimitives.ReadUInt16BigEndian(message[22..]));
-        return new PortSocket((TcpState)message[17], local, remote, MemoryMarshal.Read<uint>(message[80..]), MemoryMarshal.Read<uint>(message[84..]))
+        var local = new IPEndPoint(
+            new IPAddress(message.Slice(SockDiagMessage.RespSource, length)), BinaryPrimitives.ReadUInt16BigEndian(message[SockDiagMessage.RespSourcePort..]));
+        var remote = new IPEndPoint(
+            new IPAddress(message.Slice(SockDiagMessage.RespDestination, length)), BinaryPrimitives.ReadUInt16BigEndian(message[SockDiagMessage.RespDestinationPort..]));
+        return new PortSocket((TcpState)state, local, remote, MemoryMarshal.Read<uint>(message[SockDiagMessage.RespUid..]), MemoryMarshal.Read<uint>(message[SockDiagMessage.RespInode..]))
         {
-            Interface = MemoryMarshal.Read<uint>(message[56..]),
-            Cookie = MemoryMarshal.Read<ulong>(message[60..]),
+            Interface = MemoryMarshal.Read<uint>(message[SockDiagMessage.RespInterface..]),
+            Cookie = MemoryMarshal.Read<ulong>(message[SockDiagMessage.RespCookie..]),
+            Timer = message[SockDiagMessage.RespTimer],
         };
     }
 

@@ -34,23 +34,6 @@ internal enum SockDiagStatus
 
 internal readonly record struct SockDiagReply(SockDiagStatus Status, SocketOwner Owner, int Errno, SockDiagSocketInfo? Socket = null);
 
-/// <summary>The kernel's TCP states (include/net/tcp_states.h), as idiag_state and /proc/net/tcp's "st" carry them.</summary>
-public enum TcpState : byte
-{
-    Established = 1,
-    SynSent = 2,
-    SynReceived = 3,
-    FinWait1 = 4,
-    FinWait2 = 5,
-    TimeWait = 6,
-    Close = 7,
-    CloseWait = 8,
-    LastAck = 9,
-    Listen = 10,
-    Closing = 11,
-    NewSynReceived = 12,
-}
-
 /// <summary>What an inet_diag_msg says about the socket the kernel found: its own family, state, ends and owner.</summary>
 internal readonly record struct SockDiagSocketInfo(AddressFamily Family, TcpState State, IPEndPoint Local, IPEndPoint Remote, uint Uid, ulong Inode)
 {
@@ -78,28 +61,31 @@ internal static class SockDiagMessage
     public const ushort SockDiagByFamily = 20;
     public const ushort NlmFRequest = 1;
 
-    private const byte IpProtoTcp = 6;
-    private const byte AfInet = 2;
-    private const byte AfInet6 = 10;
+    internal const byte IpProtoTcp = 6;
+    internal const byte AfInet = 2;
+    internal const byte AfInet6 = 10;
 
-    // Offsets inside the netlink message, i.e. counted from the nlmsghdr.
-    private const int ReqFamily = 16;
-    private const int ReqProtocol = 17;
-    private const int ReqStates = 20;
-    private const int ReqSourcePort = 24;
-    private const int ReqDestinationPort = 26;
-    private const int ReqSource = 28;
-    private const int ReqDestination = 44;
-    private const int ReqInterface = 60;
-    private const int ReqCookie = 64;
-    private const int RespFamily = 16;
-    private const int RespState = 17;
-    private const int RespSourcePort = 20;
-    private const int RespDestinationPort = 22;
-    private const int RespSource = 24;
-    private const int RespDestination = 40;
-    private const int RespUid = 80;
-    private const int RespInode = 84;
+    // Offsets inside the netlink message, i.e. counted from the nlmsghdr (PortSockets reads and writes the same layout).
+    internal const int ReqFamily = 16;
+    internal const int ReqProtocol = 17;
+    internal const int ReqStates = 20;
+    internal const int ReqSourcePort = 24;
+    internal const int ReqDestinationPort = 26;
+    internal const int ReqSource = 28;
+    internal const int ReqDestination = 44;
+    internal const int ReqInterface = 60;
+    internal const int ReqCookie = 64;
+    internal const int RespFamily = 16;
+    internal const int RespState = 17;
+    internal const int RespTimer = 18;
+    internal const int RespSourcePort = 20;
+    internal const int RespDestinationPort = 22;
+    internal const int RespSource = 24;
+    internal const int RespDestination = 40;
+    internal const int RespInterface = 56;
+    internal const int RespCookie = 60;
+    internal const int RespUid = 80;
+    internal const int RespInode = 84;
 
     /// <summary>
     /// The states of a client socket whose owner may be trusted: ESTABLISHED, and FIN_WAIT1/FIN_WAIT2 of a

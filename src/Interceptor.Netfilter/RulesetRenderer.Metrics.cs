@@ -19,7 +19,7 @@ namespace Interceptor.Netfilter;
 /// no connection to her completes, so she has nothing to send from an orphan. The daemon's socketless packets that are no
 /// SYN-ACK (a TIME_WAIT acknowledgement, the kernel's resets) still pass; its syncookie SYN-ACKs do not (the scraper's
 /// SYN is sent again). A connection made to her while the table had none of them is open already; the daemon has the kernel
-/// abort it after each install (the daemon's MetricsPortSweep). They cost every other packet of the host two address and three port comparisons, and only when the endpoint is on.
+/// abort it after each install and each change notice (the daemon's MetricsPortSweep). They cost every other packet of the host two address and three port comparisons, and only when the endpoint is on.
 /// </remarks>
 public static partial class RulesetRenderer
 {

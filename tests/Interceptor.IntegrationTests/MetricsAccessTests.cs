@@ -90,61 +90,76 @@ public sealed class MetricsAccessTests
     }
 
     [Test]
-    public async Task A_metrics_port_a_customer_holds_does_not_stop_the_daemon_cannot_answer_the_scraper_and_is_taken_once_she_lets_go()
+    public async Task A_customers_listener_on_the_metrics_port_is_closed_at_start_and_one_she_opens_later_on_the_other_family_cannot_answer()
     {
-        // Alice binds the (unprivileged) metrics port before the daemon starts, as she could during a restart, and
-        // answers whoever connects with figures of her own.
+        // Alice listens on the (unprivileged) metrics port before the daemon starts, as she could during a restart, and
+        // answers whoever connects with figures of her own. The sweep after the install closes her listener, so the
+        // endpoint listens; she then listens on [::1] at the same port, where a scraper aimed at "localhost" tries first.
         await using var s = await Scenario.StartAsync(startDaemon: false);
         var (host, port) = (MetricsListen.Split(':')[0], MetricsListen.Split(':')[1]);
-        var squatter = s.Ns.RunAsUserAsync(TestUsers.Alice, Requirements.Python,
-            ["-I", "-c", $"""
-                import socket, threading, time
-                s = socket.socket(); s.bind(('{host}', {port})); s.listen(0); s.settimeout(0.2); print('bound', flush=True)
-                end = time.monotonic() + 10
-                while time.monotonic() < end:
-                    try: c, _ = s.accept()
-                    except socket.timeout: continue
-                    print('accepted', flush=True); c.settimeout(1); c.recv(4096)
-                    c.sendall(b'HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\nsmtpi_up 1'); c.close()
-                """],
-            TimeSpan.FromSeconds(30));
+        var first = s.Ns.RunAsUserAsync(TestUsers.Alice, Requirements.Python, ["-I", "-c", Squatter(host, port)], TimeSpan.FromSeconds(30));
         await Task.Delay(1000);
         await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, Config(("Metrics.Listen", MetricsListen)));
+        var swept = await Poll.UntilAsync(() => daemon.LogLines().Any(l => l.Message.StartsWith("metrics: closed 1 listeners", StringComparison.Ordinal)), TimeSpan.FromSeconds(10));
+        var ours = await ScrapeUntilAnsweredAsync(s, MetricsListen);
 
-        // While she holds it, root's scrapes fail instead of reading her figures: her SYN-ACKs are dropped, and with her
-        // backlog of 0 the second scrape meets a syncookie SYN-ACK, which has no owner and is dropped too.
-        string[] scrapeWhileHeld = ["-I", "-c", $"import urllib.request\ntry: r = urllib.request.urlopen('http://{MetricsListen}/metrics', timeout=2); print(r.status, r.read())\nexcept Exception as e: print('failed', type(e).__name__)"];
-        var during = await s.Ns.RunAsync(Requirements.Python, scrapeWhileHeld);
-        var cookie = await s.Ns.RunAsync(Requirements.Python, scrapeWhileHeld);
+        var later = s.Ns.RunAsUserAsync(TestUsers.Alice, Requirements.Python, ["-I", "-c", Squatter("::1", port)], TimeSpan.FromSeconds(30));
+        await Task.Delay(1000);
+
+        // Her SYN-ACKs are dropped, and with her backlog of 0 the second scrape meets a syncookie SYN-ACK, which has no
+        // owner and is dropped too.
+        string[] scrapeHers = ["-I", "-c", $"import urllib.request\ntry: r = urllib.request.urlopen('http://[::1]:{port}/metrics', timeout=2); print(r.status, r.read())\nexcept Exception as e: print('failed', type(e).__name__)"];
+        var during = await s.Ns.RunAsync(Requirements.Python, scrapeHers);
+        var cookie = await s.Ns.RunAsync(Requirements.Python, scrapeHers);
         var dropped = await NftTable.RuleCounterAsync(s.Ns, SynAckDropRule);
         var sent = await SendAsync(s, TestUsers.Bob, "metrics-port-held");
         AssertDelivered(sent, daemon.Transcript());
-        var held = daemon.LogLines().Select(l => l.Message).ToList();
-        var squatted = await squatter;
-
-        var scraped = false;
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (!scraped && clock.Elapsed < TimeSpan.FromSeconds(15))
-        {
-            var scrape = await s.Ns.RunAsync(Requirements.Python,
-                ["-I", "-c", $"import urllib.request; r = urllib.request.urlopen('http://{MetricsListen}/metrics', timeout=2); print(r.status)"]);
-            scraped = scrape.Stdout.Trim() == "200";
-            await Task.Delay(scraped ? 0 : 500);
-        }
+        var (closed, held) = (await first, await later);
 
         Assert.Multiple(() =>
         {
-            Assert.That(held, Has.Some.StartsWith($"metrics: cannot listen on {MetricsListen}: the port is held by uid {TestUsers.Alice.Uid} ({TestUsers.Alice.Name})"), daemon.Transcript());
-            Assert.That(held, Has.Some.Contains("metrics NOT on http://"), "the ready line says so" + daemon.Transcript());
-            Assert.That(held, Has.Some.StartsWith($"metrics: port {port} may be bound by any local user"), "the start warned of the unprivileged port" + daemon.Transcript());
-            Assert.That(held, Has.Some.StartsWith("metrics: only root may connect"), "and that only root may scrape" + daemon.Transcript());
-            Assert.That(during.Stdout.Trim(), Does.StartWith("failed"), "root's scrape while she held the port" + daemon.Transcript());
+            Assert.That(swept, Is.True, "her listener was closed after the install" + daemon.Transcript());
+            Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.StartsWith($"metrics: closed 1 listeners and 0 connections (of uid {TestUsers.Alice.Uid} ({TestUsers.Alice.Name}))"), daemon.Transcript());
+            Assert.That(closed.Stdout, Does.Not.Contain("accepted"), "her first listener completed no connection");
+            Assert.That(ours, Is.True, "the endpoint took the port and answered root" + daemon.Transcript());
+            Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.StartsWith($"metrics: port {port} may be bound by any local user"), "the start warned of the unprivileged port" + daemon.Transcript());
+            Assert.That(during.Stdout.Trim(), Does.StartWith("failed"), "root's scrape of her listener on ::1" + daemon.Transcript());
             Assert.That(cookie.Stdout.Trim(), Does.StartWith("failed"), "root's second scrape, met by a syncookie" + daemon.Transcript());
             Assert.That(dropped, Is.GreaterThan(1), "the drop counted her SYN-ACKs");
-            Assert.That(squatted.Stdout, Does.Not.Contain("accepted"), "her listener completed no connection");
-            Assert.That(scraped, Is.True, "scraped once she let go" + daemon.Transcript());
-            Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.StartsWith($"metrics: listening on {MetricsListen} at last"), daemon.Transcript());
+            Assert.That(held.Stdout, Does.Contain("bound").And.Not.Contain("accepted"), "her listener on ::1 completed no connection" + held.Stderr);
         });
+    }
+
+    // Alice's listener on HOST:PORT with a backlog of 0, for 10 s: says "bound", then "accepted" per connection, which it
+    // answers with a made-up figure.
+    private static string Squatter(string host, string port) => $"""
+        import socket, time
+        s = socket.socket(socket.AF_INET6 if ':' in '{host}' else socket.AF_INET); s.bind(('{host}', {port})); s.listen(0); s.settimeout(0.2); print('bound', flush=True)
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try: c, _ = s.accept()
+            except socket.timeout: continue
+            except OSError as e: print('listener closed', e.errno, flush=True); break
+            print('accepted', flush=True); c.settimeout(1); c.recv(4096)
+            c.sendall(b'HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\nsmtpi_up 1'); c.close()
+        """;
+
+    private static async Task<bool> ScrapeUntilAnsweredAsync(Scenario s, string endpoint)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            var scrape = await s.Ns.RunAsync(Requirements.Python,
+                ["-I", "-c", $"import urllib.request; r = urllib.request.urlopen('http://{endpoint}/metrics', timeout=2); print(r.status)"]);
+            if (scrape.Stdout.Trim() == "200")
+            {
+                return true;
+            }
+
+            await Task.Delay(500);
+        }
+
+        return false;
     }
 
     [Test]
@@ -181,6 +196,7 @@ public sealed class MetricsAccessTests
             TimeSpan.FromSeconds(40));
         await Task.Delay(1000);
         await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, Config(("Metrics.Listen", MetricsListen)));
+        var swept = await Poll.UntilAsync(() => daemon.LogLines().Any(l => l.Message.StartsWith("metrics: closed", StringComparison.Ordinal)), TimeSpan.FromSeconds(10));
         await File.WriteAllTextAsync(go, "");
         var her = await squatter;
         var root = await scraper;
@@ -191,8 +207,9 @@ public sealed class MetricsAccessTests
             Assert.That(her.Stdout, Does.Contain("aborted 103").And.Not.Contain("got"), "her socket was aborted before root's request reached her" + daemon.Transcript());
             Assert.That(root.Stdout, Does.Contain("connected").And.Not.Contain("smtpi_up"), "root read nothing of hers" + root.Stderr);
             Assert.That(root.Stdout, Does.Contain("failed 104"), "root's connection was reset (ECONNRESET), so its next one is new" + root.Stderr);
+            Assert.That(swept, Is.True, "the sweep (on the thread pool after the install) said what it closed" + daemon.Transcript());
             Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.StartsWith(
-                $"metrics: closed 1 connections on the metrics endpoint's port {port} that uid {TestUsers.Alice.Uid} ({TestUsers.Alice.Name}) held towards local clients"), daemon.Transcript());
+                $"metrics: closed 1 listeners and 1 connections (of uid {TestUsers.Alice.Uid} ({TestUsers.Alice.Name})) on the metrics endpoint's port {port}, towards local clients"), daemon.Transcript());
         });
     }
 

@@ -240,7 +240,7 @@ public static class RunCommand
             SuspendedSets = suspendedSets,
             Generation = generation,
             HearChanges = true,
-            Installed = spec.MetricsEndpoint is { } swept ? new MetricsPortSweep(swept, spec.MetricsServerUid, loggers.CreateLogger("metrics")).Run : null,
+            AfterTableChange = spec.MetricsEndpoint is { } swept ? new MetricsPortSweep(swept, spec.MetricsServerUid, loggers.CreateLogger("metrics")).Request : null,
         };
         metrics.Intercept.Watchdog = watchdog;
 

@@ -32,4 +32,7 @@ internal static partial class MaintenanceLog
     /// <summary>Error when quota history was lost or the store is still over the cap, else Warning.</summary>
     [LoggerMessage(EventId = 611, Message = "state store over State.MaxBytes: {Reason}")]
     public static partial void StoreOverMaxBytes(this ILogger logger, LogLevel level, string reason);
+
+    [LoggerMessage(612, LogLevel.Error, "what follows a change of table inet {Table} (the metrics port's sweep) failed; the table itself is in place")]
+    public static partial void AfterTableChangeFailed(this ILogger logger, Exception exception, string table);
 }

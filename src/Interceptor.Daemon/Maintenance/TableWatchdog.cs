@@ -40,6 +40,7 @@ public sealed partial class TableWatchdog(
     private DateTimeOffset? _deferringSince;
     private int _restoresInARow;
     private bool _generationFailing;
+    private int _installs;
 
     /// <summary>Why the table is in lockdown now; null while it redirects.</summary>
     public ListenerProblem? Lockdown => _lockdown;
@@ -56,10 +57,12 @@ public sealed partial class TableWatchdog(
     public NftablesGeneration? Generation { get; init; }
 
     /// <summary>
-    /// Run after every install of the table, the first and each restore: the metrics endpoint's sweep of connections made
-    /// while the table was missing (<see cref="Metrics.MetricsPortSweep"/>). It must not throw.
+    /// Run after every install of the table (the first, each restore) and after every check a change notice asked for:
+    /// someone may have deleted the table and put an identical one back, which the check finds intact. The metrics
+    /// endpoint's sweep of connections made while the table was missing (<see cref="Metrics.MetricsPortSweep"/>) hangs
+    /// here; it should return at once (the sweep starts its work on the thread pool).
     /// </summary>
-    public Action? Installed { get; init; }
+    public Action? AfterTableChange { get; init; }
 
     /// <summary>Fills the expected suspension sets, sub-UID ranges included (re-read each check).</summary>
     public Decide.SuspendedUidSets SuspendedSets { get; init; } = Decide.SuspendedUidSets.None;
@@ -119,6 +122,23 @@ public sealed partial class TableWatchdog(
     /// kernel said one of them changed, so the check lists them whatever the generation says.
     /// </summary>
     public async Task CheckOnceAsync(bool notified, CancellationToken cancellationToken)
+    {
+        var installs = _installs;
+        try
+        {
+            await CheckTablesAsync(notified, cancellationToken);
+        }
+        finally
+        {
+            // An install ran it already.
+            if (notified && _installs == installs)
+            {
+                RunAfterTableChange();
+            }
+        }
+    }
+
+    private async Task CheckTablesAsync(bool notified, CancellationToken cancellationToken)
     {
         var problem = listener?.FindProblem(_lockdown);
         var expected = Expected(problem);
@@ -194,7 +214,22 @@ public sealed partial class TableWatchdog(
     private async Task InstallAsync(RulesetSpec expected, CancellationToken cancellationToken)
     {
         await rules.InstallAsync(expected, cancellationToken);
-        Installed?.Invoke();
+        _installs++;
+        RunAfterTableChange();
+    }
+
+    private void RunAfterTableChange()
+    {
+        try
+        {
+            AfterTableChange?.Invoke();
+        }
+#pragma warning disable CA1031 // what runs after a change must not undo the install or end the watchdog
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            logger.AfterTableChangeFailed(e, spec.Table);
+        }
     }
 
     private Task<IReadOnlyList<string>> ListAsync(RulesetSpec expected, CancellationToken cancellationToken)

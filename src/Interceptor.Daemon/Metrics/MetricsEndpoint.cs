@@ -91,37 +91,6 @@ public sealed partial class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<I
     /// <summary>Where it listens once started (the port chosen when Metrics.Listen asked for port 0, in tests).</summary>
     public IPEndPoint? BoundEndpoint { get; private set; }
 
-    /// <summary>
-    /// What an admin should hear at start about Metrics.Listen: only root may scrape while Metrics.ScraperUsers is empty
-    /// (the kernel resets everyone else's connection, a Prometheus running as its own user included), and a port any
-    /// local user may bind can be taken while the daemon restarts. <paramref name="readStart"/>: the sysctl, for tests.
-    /// </summary>
-    public static IEnumerable<string> Warnings(IPEndPoint endpoint, IReadOnlyCollection<uint> scrapers, Func<int>? readStart = null)
-    {
-        ArgumentNullException.ThrowIfNull(endpoint);
-        ArgumentNullException.ThrowIfNull(scrapers);
-        if (scrapers.All(uid => uid == 0))
-        {
-            yield return $"metrics: only root may connect to http://{endpoint}/metrics (Metrics.ScraperUsers is empty): the kernel resets every other user's connection; name the user your Prometheus runs as there";
-        }
-
-        string? unprivileged;
-        try
-        {
-            var start = (readStart ?? (() => UnprivilegedPorts.Start()))();
-            unprivileged = UnprivilegedPorts.IsPrivileged(endpoint.Port, start) ? null : $"{UnprivilegedPorts.SysctlName} is {start}";
-        }
-        catch (LinuxInteropException e)
-        {
-            unprivileged = $"{UnprivilegedPorts.SysctlName} could not be read: {e.Message}";
-        }
-
-        if (unprivileged is not null)
-        {
-            yield return $"metrics: port {endpoint.Port} may be bound by any local user ({unprivileged}): a customer who takes it while the daemon restarts keeps the endpoint down and every scrape fails until she lets go (the kernel drops her answers); give Metrics.Listen a free port below 1024";
-        }
-    }
-
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         _meters = Sdk.CreateMeterProviderBuilder()

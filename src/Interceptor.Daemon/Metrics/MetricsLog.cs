@@ -26,9 +26,9 @@ internal static partial class MetricsLog
     [LoggerMessage(856, LogLevel.Warning, "metrics: {Count} requests without the token of Metrics.BearerTokenFile answered 401 over {Seconds:0} s, the last from {Owner}; at most one such line per {Interval:0} s")]
     public static partial void TokenMissing(this ILogger logger, string owner, long count, double seconds, double interval);
 
-    [LoggerMessage(857, LogLevel.Warning, "metrics: closed {Count} connections on the metrics endpoint's port {Port} that {Owners} held towards local clients: made while the table had no metrics rules, they could still carry a scraper's requests, its token with them, to that user and one last answer back; the scrapers' next connections reach smtp-interceptor")]
-    public static partial void SweepClosed(this ILogger logger, int count, int port, string owners);
+    [LoggerMessage(857, LogLevel.Warning, "metrics: closed {What} on the metrics endpoint's port {Port}, towards local clients: made while the table had no metrics rules, they could carry a scraper's requests, its token with them, to another user and an answer back; the scrapers' next connections reach smtp-interceptor")]
+    public static partial void SweepClosed(this ILogger logger, int port, string what);
 
-    [LoggerMessage(858, LogLevel.Error, "metrics: connections on the metrics endpoint's port {Port} that another user's socket may hold towards local clients are not closed: {Reason}. Restart the scrapers (Prometheus), so that their connections are made anew and reach smtp-interceptor")]
+    [LoggerMessage(858, LogLevel.Error, "metrics: sockets another user may hold on the metrics endpoint's port {Port} towards local clients are not all closed: {Reason}. Restart the scrapers (Prometheus), so that their connections are made anew and reach smtp-interceptor")]
     public static partial void SweepFailed(this ILogger logger, int port, string reason);
 }

@@ -85,22 +85,25 @@ public class TableWatchdogTests
     }
 
     [Test]
-    public async Task What_runs_after_an_install_runs_after_the_first_and_after_each_restore_only()
+    public async Task What_follows_a_table_change_runs_after_each_install_and_each_notice_but_not_after_a_periodic_check()
     {
-        // The metrics endpoint's sweep hangs here: a table that was missing may have let connections be made to a customer.
+        // The metrics endpoint's sweep is hooked here: a table that was missing, even for a moment, may have let
+        // connections be made to a customer.
         using var ns = TestNamespace.CreateOrSkip();
         var rules = new RulesetManager(ns.Nft);
         var kernel = new RecordingKernel();
-        var installs = new List<int>();
+        var runs = 0;
         using var watchdog = new TableWatchdog(rules, Spec, new SuspensionRegistry(new MemoryStore(), kernel, kernel), TimeSpan.FromHours(1), NullLogger.Instance)
         {
-            Installed = () => installs.Add(installs.Count + 1),
+            AfterTableChange = () => runs++,
         };
 
         await watchdog.StartAsync(CancellationToken.None);
-        var afterStart = installs.Count;
+        var afterStart = runs;
+        await watchdog.CheckOnceAsync(notified: false, CancellationToken.None);
+        var afterPeriodic = runs;
         await watchdog.CheckOnceAsync(notified: true, CancellationToken.None);
-        var afterCheck = installs.Count;
+        var afterNotice = runs;
         var deleted = ns.Exec(["nft", "delete", "table", "inet", Spec.Table]);
         Assert.That(deleted.ExitCode, Is.Zero, deleted.StandardError);
         await watchdog.CheckOnceAsync(notified: true, CancellationToken.None);
@@ -109,9 +112,10 @@ public class TableWatchdogTests
         Assert.Multiple(() =>
         {
             Assert.That(afterStart, Is.EqualTo(1), "after the first install");
-            Assert.That(afterCheck, Is.EqualTo(1), "not after a check that found the table intact");
+            Assert.That(afterPeriodic, Is.EqualTo(1), "not after a periodic check that found the table intact");
+            Assert.That(afterNotice, Is.EqualTo(2), "after a notice, even when the table was found intact (deleted and put back alike)");
             Assert.That(watchdog.Restorations, Is.EqualTo(1));
-            Assert.That(installs, Has.Count.EqualTo(2), "after the restore");
+            Assert.That(runs, Is.EqualTo(3), "once after the notice that led to a restore");
         });
     }
 

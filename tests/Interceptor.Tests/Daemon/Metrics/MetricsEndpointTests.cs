@@ -330,28 +330,6 @@ public sealed class MetricsEndpointTests
     }
 
     [Test]
-    public void The_start_warns_when_only_root_may_scrape_and_when_any_user_may_take_the_port()
-    {
-        var unprivileged = IPEndPoint.Parse("127.0.0.1:9325");
-        var privileged = IPEndPoint.Parse("127.0.0.1:925");
-
-        var both = MetricsEndpoint.Warnings(unprivileged, [0u], () => 1024).ToList();
-        var none = MetricsEndpoint.Warnings(privileged, [0u, 999u], () => 1024).ToList();
-        var unknown = MetricsEndpoint.Warnings(privileged, [999u], () => throw new Interceptor.Linux.LinuxInteropException("no such file")).ToList();
-        var containers = MetricsEndpoint.Warnings(privileged, [999u], () => 0).ToList();
-
-        Assert.Multiple(() =>
-        {
-            Assert.That(both, Has.Count.EqualTo(2));
-            Assert.That(both[0], Does.StartWith("metrics: only root may connect to http://127.0.0.1:9325/metrics (Metrics.ScraperUsers is empty)"));
-            Assert.That(both[1], Does.StartWith("metrics: port 9325 may be bound by any local user (net.ipv4.ip_unprivileged_port_start is 1024)"));
-            Assert.That(none, Is.Empty, "a scraper user named and a port below the sysctl");
-            Assert.That(unknown, Is.EqualTo(new[] { "metrics: port 925 may be bound by any local user (net.ipv4.ip_unprivileged_port_start could not be read: no such file): a customer who takes it while the daemon restarts keeps the endpoint down and every scrape fails until she lets go (the kernel drops her answers); give Metrics.Listen a free port below 1024" }));
-            Assert.That(containers, Has.Count.EqualTo(1).And.Some.Contains("is 0"), "every port is unprivileged at 0");
-        });
-    }
-
-    [Test]
     public async Task Stopping_while_the_port_is_held_ends_the_retries()
     {
         var squatter = new TcpListener(IPAddress.Loopback, 0);

@@ -10,9 +10,11 @@ using NUnit.Framework;
 namespace Interceptor.Tests.Daemon.Metrics;
 
 /// <summary>
-/// The sweep after each install of the table (MetricsPortSweep.cs): a connection a customer's socket accepted on the
-/// metrics port while the table had no metrics rules is aborted by the kernel, so the scraper's next request (and token)
-/// never reaches her; the daemon's own connections on the port, and her connections to other hosts, are left alone.
+/// The sweep after each change of the table (MetricsPortSweep.cs), against the kernel in a throwaway namespace: what a
+/// customer's socket holds on the metrics port towards a local client, made while the table had no metrics rules, is
+/// aborted by the kernel, whether accepted, waiting in her listener's queue or orphaned, so the scraper's next request
+/// (and token) never reaches her and her last answer never leaves; the daemon's own connections on the port, and her
+/// connections to other hosts, are left alone.
 /// </summary>
 [NonParallelizable]
 public class MetricsPortSweepTests
@@ -35,6 +37,41 @@ public class MetricsPortSweepTests
             print("error", e.errno, flush=True)
         """;
 
+    // As nobody: listens on 127.0.0.1:9325 and accepts nothing for 3 s (the test installs the rules and sweeps then), then
+    // prints what accept() gave: "accepted", "nothing to accept" or "error ERRNO" (22, EINVAL: the listener was closed).
+    private const string LateAcceptScript = """
+        import socket, time
+        server = socket.create_server(("127.0.0.1", 9325))
+        print("ready", flush=True)
+        time.sleep(3)
+        server.settimeout(2)
+        try:
+            server.accept()
+            print("accepted", flush=True)
+        except socket.timeout:
+            print("nothing to accept", flush=True)
+        except OSError as e:
+            print("error", e.errno, flush=True)
+        """;
+
+    // As nobody: accepts one connection, writes until the kernel takes no more, closes (the socket is then an orphan still
+    // sending), says "closed" and stays for 20 s, holding the listener.
+    private const string OrphanScript = """
+        import socket, time
+        server = socket.create_server(("127.0.0.1", 9325))
+        print("ready", flush=True)
+        connection, _ = server.accept()
+        connection.setblocking(False)
+        try:
+            while True:
+                connection.send(b"x" * 65536)
+        except BlockingIOError:
+            pass
+        connection.close()
+        print("closed", flush=True)
+        time.sleep(20)
+        """;
+
     [Test]
     public async Task A_connection_a_customer_accepted_on_the_port_before_the_rules_is_aborted_and_the_daemons_own_stays()
     {
@@ -48,14 +85,7 @@ public class MetricsPortSweepTests
         using var ourClient = InNetworkNamespace.Open(ns, () => Connected(IPEndPoint.Parse("[::1]:9325")));
         using var ourServer = ours.Accept();
 
-        await new RulesetManager(ns.Nft).InstallAsync(Netfilter.MetricsRulesTests.Metrics, CancellationToken.None);
-        var log = new RecordingLogger();
-        var sweep = new MetricsPortSweep(IPEndPoint.Parse("127.0.0.1:9325"), 0, log);
-        InNetworkNamespace.Open(ns, () =>
-        {
-            sweep.Run();
-            return 0;
-        });
+        var (sweep, log) = await InstallAndSweepAsync(ns, 0);
 
         var sent = Send(scraper, "token");
         var herRead = squatter.NextLine(TimeSpan.FromSeconds(5));
@@ -68,38 +98,91 @@ public class MetricsPortSweepTests
         {
             Assert.That(herRead, Is.EqualTo("error 103"), "her socket was aborted before the scraper's next request reached her");
             Assert.That(sent, Is.EqualTo(SocketError.ConnectionReset), "the scraper's connection was reset, so it makes a new one");
-            Assert.That(sweep.Closed, Is.EqualTo(1), "her connection only");
+            Assert.That(sweep.Closed, Is.EqualTo(2), "her listener and her connection");
             Assert.That(System.Text.Encoding.ASCII.GetString(buffer, 0, ourRead), Is.EqualTo("oursours"), "the daemon's own connection on the port is left alone (Send writes twice)");
             Assert.That(log.Lines, Has.Count.EqualTo(1));
-            Assert.That(log.Lines[0], Does.StartWith("metrics: closed 1 connections on the metrics endpoint's port 9325 that uid 65534 (nobody) held towards local clients"));
+            Assert.That(log.Lines[0], Does.StartWith("metrics: closed 1 listeners and 1 connections (of uid 65534 (nobody)) on the metrics endpoint's port 9325, towards local clients"));
+        });
+    }
+
+    [TestCase(0u)]
+    [TestCase(Daemon)]
+    public async Task A_connection_waiting_in_her_listeners_queue_is_dropped_with_the_listener(uint daemonUid)
+    {
+        // She lets the scraper's connection complete but does not accept it until the rules are in: a socket not yet
+        // accepted has no owner the kernel still knows (older kernels say root), so it cannot be chosen by its uid.
+        using var ns = TestNamespace.CreateOrSkip(needsConnections: true);
+        using var squatter = ns.StartAs(Nobody, LateAcceptScript);
+        using var scraper = InNetworkNamespace.Open(ns, () => Connected(IPEndPoint.Parse("127.0.0.1:9325")));
+
+        var (sweep, log) = await InstallAndSweepAsync(ns, daemonUid);
+        var sent = Send(scraper, "token");
+        var herAccept = squatter.NextLine(TimeSpan.FromSeconds(10));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(herAccept, Is.EqualTo("error 22"), "her listener was closed under her (EINVAL), its queue with it");
+            Assert.That(sent, Is.EqualTo(SocketError.ConnectionReset), "the scraper's connection was reset");
+            Assert.That(log.Lines, Has.Some.StartWith("metrics: closed 1 listeners and ").And.Contains("of uid 65534 (nobody)"), string.Join("\n", log.Lines));
         });
     }
 
     [Test]
-    public void Only_another_uids_connections_to_local_peers_and_her_listeners_half_open_ones_are_chosen()
+    public async Task An_orphaned_socket_with_her_answer_still_unsent_is_closed()
+    {
+        // She accepts, writes more than the scraper reads, and closes: the kernel keeps the connection to deliver the rest,
+        // from a socket with no owner, which the rules' user match cannot see.
+        using var ns = TestNamespace.CreateOrSkip(needsConnections: true);
+        using var squatter = ns.StartAs(Nobody, OrphanScript);
+        using var scraper = InNetworkNamespace.Open(ns, () =>
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
+            socket.Connect(IPEndPoint.Parse("127.0.0.1:9325"));
+            return socket;
+        });
+        Assert.That(squatter.NextLine(TimeSpan.FromSeconds(10)), Is.EqualTo("closed"), "she wrote and closed");
+        var orphans = InNetworkNamespace.Open(ns, () => Orphans());
+
+        var (sweep, log) = await InstallAndSweepAsync(ns, Daemon);
+        var left = InNetworkNamespace.Open(ns, () => Orphans());
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(orphans, Has.Count.EqualTo(1), "her orphan, still sending");
+            Assert.That(left, Is.Empty, "closed by the sweep");
+            Assert.That(log.Lines, Has.Some.StartWith("metrics: closed 1 listeners and 1 connections"), string.Join("\n", log.Lines));
+        });
+    }
+
+    [Test]
+    public void Her_listeners_first_then_every_connection_to_a_local_peer_not_provably_the_daemons()
     {
         var sockets = new[]
         {
-            Socket(TcpState.Listen, "[::1]:9325", "[::]:0", Nobody),
-            Socket(TcpState.Listen, "127.0.0.1:9325", "0.0.0.0:0", Daemon),
-            Socket(TcpState.Established, "127.0.0.1:9325", "127.0.0.1:40000", Nobody),
-            Socket(TcpState.FinWait1, "[::1]:9325", "[::1]:40001", 0),
-            Socket(TcpState.Established, "[::ffff:10.0.0.5]:9325", "[::ffff:10.0.0.5]:40002", Nobody),
-            Socket(TcpState.Established, "10.0.0.5:9325", "192.0.2.7:443", Nobody),
-            Socket(TcpState.Established, "127.0.0.1:9325", "127.0.0.1:40003", Daemon),
-            Socket(TcpState.NewSynReceived, "[::1]:9325", "[::1]:40004", 0),
-            Socket(TcpState.NewSynReceived, "127.0.0.1:9325", "127.0.0.1:40005", 0),
+            Socket(TcpState.Established, "127.0.0.1:9325", "127.0.0.1:40000", Nobody, 7),
+            Socket(TcpState.Listen, "[::1]:9325", "[::]:0", Nobody, 2),
+            Socket(TcpState.Listen, "10.0.0.5:9325", "0.0.0.0:0", Nobody, 3),
+            Socket(TcpState.Listen, "127.0.0.1:9325", "0.0.0.0:0", Daemon, 4),
+            Socket(TcpState.Established, "127.0.0.1:9325", "127.0.0.1:40003", Daemon, 8),
+            Socket(TcpState.Established, "127.0.0.1:9325", "127.0.0.1:40006", 0, 0),
+            Socket(TcpState.SynReceived, "[::1]:9325", "[::1]:40004", 0, 0),
+            Socket(TcpState.FinWait2, "127.0.0.1:9325", "127.0.0.1:40007", 0, 0) with { Timer = 3 },
+            Socket(TcpState.Established, "[::ffff:10.0.0.5]:9325", "[::ffff:10.0.0.5]:40002", Nobody, 9),
+            Socket(TcpState.Established, "10.0.0.5:9325", "192.0.2.7:443", Nobody, 10),
+            Socket(TcpState.FinWait1, "127.0.0.1:9325", "127.0.0.1:40001", 0, 11),
         };
 
         var chosen = MetricsPortSweep.Foreign(sockets, Daemon);
 
-        Assert.That(chosen.Select(c => (c.Socket.Remote.Port, c.Owner)), Is.EqualTo(new[]
+        Assert.That(chosen.Select(c => (c.Socket.State, c.Socket.Remote.Port, c.Owner)), Is.EqualTo(new (TcpState, int, uint?)[]
         {
-            (40000, Nobody),
-            (40001, 0u),
-            (40002, Nobody),
-            (40004, Nobody),
-        }), "her connection from loopback, root's (the daemon runs as 995, so root is another uid here), one to her own address, and her listener's half-open one; not her connection to another host, not the daemon's, not the daemon's listener's half-open one");
+            (TcpState.Listen, 0, Nobody),
+            (TcpState.Established, 40000, Nobody),
+            (TcpState.Established, 40006, null),
+            (TcpState.SynReceived, 40004, Nobody),
+            (TcpState.Established, 40002, Nobody),
+            (TcpState.FinWait1, 40001, 0u),
+        }), "her listener on ::1 first (not the one on another host's address, not the daemon's); then her connection, one without an inode that came through the daemon's listener (no owner known), her listener's half-open one, one to her own address, root's (the daemon runs as 995); not the daemon's own, not a TIME_WAIT minisocket, not hers to another host");
     }
 
     [Test]
@@ -125,8 +208,26 @@ public class MetricsPortSweepTests
         });
     }
 
-    private static PortSocket Socket(TcpState state, string local, string remote, uint uid) =>
-        new(state, IPEndPoint.Parse(local), IPEndPoint.Parse(remote), uid, 1);
+    // The table installed for a daemon of daemonUid, then one sweep in the namespace, as the watchdog has it done.
+    private static async Task<(MetricsPortSweep Sweep, RecordingLogger Log)> InstallAndSweepAsync(TestNamespace ns, uint daemonUid)
+    {
+        await new RulesetManager(ns.Nft).InstallAsync(Netfilter.MetricsRulesTests.Metrics with { MetricsServerUid = daemonUid }, CancellationToken.None);
+        var log = new RecordingLogger();
+        var sweep = new MetricsPortSweep(IPEndPoint.Parse("127.0.0.1:9325"), daemonUid, log);
+        InNetworkNamespace.Open(ns, () =>
+        {
+            sweep.Run();
+            return 0;
+        });
+        return (sweep, log);
+    }
+
+    // The connections on the port with no inode that are not TIME_WAIT minisockets: her orphan, in this test.
+    private static List<PortSocket> Orphans() =>
+        [.. PortSockets.OnPort(9325, PortSockets.AllButTimeWait).Where(s => s.State != TcpState.Listen && s.Inode == 0 && !s.IsTimeWait)];
+
+    private static PortSocket Socket(TcpState state, string local, string remote, uint uid, ulong inode) =>
+        new(state, IPEndPoint.Parse(local), IPEndPoint.Parse(remote), uid, inode);
 
     private static Socket Listening(IPEndPoint endpoint)
     {

@@ -21,8 +21,8 @@ public sealed record PortSocket(TcpState State, IPEndPoint Local, IPEndPoint Rem
     /// <summary>A TIME_WAIT minisocket (idiag_timer 3), whatever state it is listed in: no socket, no owner, sends no data.</summary>
     public bool IsTimeWait => Timer == 3;
 
-    /// <summary>The kernel's cookie for the socket: with it, a request can only ever name this one socket.</summary>
-    internal ulong Cookie { get; init; }
+    /// <summary>The kernel's cookie for the socket, unique while it lives: with it, a request can only ever name this one socket.</summary>
+    public ulong Cookie { get; internal init; }
 
     /// <summary>The interface the socket is bound to (0: none), part of its identity in an exact request.</summary>
     internal uint Interface { get; init; }
@@ -54,32 +54,22 @@ public static class PortSockets
 
     /// <summary>
     /// The TCP sockets (both families) whose local port is <paramref name="port"/> and whose state is in
-    /// <paramref name="states"/> (a bit per <see cref="TcpState"/>; SYN_RECV's brings the listeners' request sockets), at
-    /// most <paramref name="limit"/> of them: the rest of the dump is read and dropped, so a port with a great many
-    /// sockets costs time, not memory.
+    /// <paramref name="states"/> (a bit per <see cref="TcpState"/>; SYN_RECV's brings the listeners' request sockets).
     /// </summary>
     /// <exception cref="LinuxInteropException">The netlink socket could not be opened or the kernel's answer was unusable.</exception>
-    public static IReadOnlyList<PortSocket> OnPort(int port, uint states, int limit = int.MaxValue)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
-        using var channel = NetlinkChannel.Open(NetlinkSockDiag, "NETLINK_SOCK_DIAG", TimeSpan.FromSeconds(2));
-        var buffer = new byte[ReceiveBufferSize];
-        var found = new List<PortSocket>();
-        uint sequence = 0;
-        Span<byte> request = stackalloc byte[RequestLength];
-        foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
-        {
-            sequence++;
-            EncodeDumpRequest(request, sequence, family, port, states);
-            channel.Send(request);
-            while (!DecodeDumpDatagram(buffer.AsSpan(0, channel.Receive(buffer)), sequence, port, states, found, limit))
-            {
-            }
-        }
+    public static IReadOnlyList<PortSocket> OnPort(int port, uint states) => Dump(port, states, Side.Local, _ => true, int.MaxValue, out _);
 
-        return found;
-    }
+    /// <summary>
+    /// Like <see cref="OnPort(int, uint)"/>, keeping only the sockets <paramref name="keep"/> chooses, at most
+    /// <paramref name="limit"/> of them per address family: the rest of the dump is read and dropped, so a port with a great
+    /// many sockets costs time, not memory. <paramref name="truncated"/> says whether some were dropped.
+    /// </summary>
+    public static IReadOnlyList<PortSocket> OnPort(int port, uint states, Func<PortSocket, bool> keep, int limit, out bool truncated) =>
+        Dump(port, states, Side.Local, keep, limit, out truncated);
+
+    /// <summary>The TCP sockets (both families) whose remote port is <paramref name="port"/>: the clients of that port, chosen and bounded as above.</summary>
+    public static IReadOnlyList<PortSocket> ToPort(int port, uint states, Func<PortSocket, bool> keep, int limit, out bool truncated) =>
+        Dump(port, states, Side.Remote, keep, limit, out truncated);
 
     /// <summary>
     /// Has the kernel abort each socket (its owner's next call fails with ECONNABORTED, the peer gets a reset; a request
@@ -112,13 +102,42 @@ public static class PortSockets
         return results;
     }
 
-    /// <summary>nlmsghdr + inet_diag_req_v2: a dump of the TCP sockets of <paramref name="family"/> in <paramref name="states"/> with source port <paramref name="port"/>.</summary>
-    internal static void EncodeDumpRequest(Span<byte> buffer, uint sequence, AddressFamily family, int port, uint states)
+    private static List<PortSocket> Dump(int port, uint states, Side side, Func<PortSocket, bool> keep, int limit, out bool truncated)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(port, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
+        ArgumentNullException.ThrowIfNull(keep);
+        using var channel = NetlinkChannel.Open(NetlinkSockDiag, "NETLINK_SOCK_DIAG", TimeSpan.FromSeconds(2));
+        var buffer = new byte[ReceiveBufferSize];
+        var found = new List<PortSocket>();
+        truncated = false;
+        uint sequence = 0;
+        Span<byte> request = stackalloc byte[RequestLength];
+        foreach (var family in new[] { AddressFamily.InterNetwork, AddressFamily.InterNetworkV6 })
+        {
+            // Each family has its own budget: sockets of one cannot crowd the other's out of the answer.
+            var filter = new DumpFilter(port, side, states, keep, limit);
+            sequence++;
+            EncodeDumpRequest(request, sequence, family, port, states, side);
+            channel.Send(request);
+            while (!DecodeDumpDatagram(buffer.AsSpan(0, channel.Receive(buffer)), sequence, filter, found))
+            {
+            }
+
+            truncated |= filter.Truncated;
+        }
+
+        return found;
+    }
+
+    /// <summary>nlmsghdr + inet_diag_req_v2: a dump of the TCP sockets of <paramref name="family"/> in <paramref name="states"/> with local (or remote) port <paramref name="port"/>.</summary>
+    internal static void EncodeDumpRequest(Span<byte> buffer, uint sequence, AddressFamily family, int port, uint states, Side side = Side.Local)
     {
         EncodeHeader(buffer, sequence, SockDiagMessage.SockDiagByFamily, SockDiagMessage.NlmFRequest | NlmFDump, FamilyByte(family), states);
 
-        // The kernel skips sockets whose port differs from a non-zero idiag_sport; the decoder checks it again.
-        BinaryPrimitives.WriteUInt16BigEndian(buffer[SockDiagMessage.ReqSourcePort..], (ushort)port);
+        // The kernel skips sockets whose port differs from a non-zero idiag_sport (idiag_dport); the decoder checks it again.
+        var offset = side == Side.Local ? SockDiagMessage.ReqSourcePort : SockDiagMessage.ReqDestinationPort;
+        BinaryPrimitives.WriteUInt16BigEndian(buffer[offset..], (ushort)port);
     }
 
     /// <summary>nlmsghdr + inet_diag_req_v2: SOCK_DESTROY for exactly <paramref name="socket"/>, its cookie included, acknowledged.</summary>
@@ -127,14 +146,14 @@ public static class PortSockets
         EncodeHeader(buffer, sequence, SockDestroy, SockDiagMessage.NlmFRequest | NlmFAck, FamilyByte(socket.Family), 1u << (int)socket.State);
         BinaryPrimitives.WriteUInt16BigEndian(buffer[SockDiagMessage.ReqSourcePort..], (ushort)socket.Local.Port);
         BinaryPrimitives.WriteUInt16BigEndian(buffer[SockDiagMessage.ReqDestinationPort..], (ushort)socket.Remote.Port);
-        WriteAddress(buffer.Slice(SockDiagMessage.ReqSource, 16), socket.Local.Address);
-        WriteAddress(buffer.Slice(SockDiagMessage.ReqDestination, 16), socket.Remote.Address);
+        SockDiagMessage.WriteAddress(buffer.Slice(SockDiagMessage.ReqSource, 16), socket.Local.Address);
+        SockDiagMessage.WriteAddress(buffer.Slice(SockDiagMessage.ReqDestination, 16), socket.Remote.Address);
         MemoryMarshal.Write(buffer[SockDiagMessage.ReqInterface..], socket.Interface);
         MemoryMarshal.Write(buffer[SockDiagMessage.ReqCookie..], socket.Cookie);
     }
 
-    /// <summary>Adds the sockets of one dump datagram to <paramref name="found"/>; true once NLMSG_DONE ends the dump.</summary>
-    internal static bool DecodeDumpDatagram(ReadOnlySpan<byte> datagram, uint sequence, int port, uint states, List<PortSocket> found, int limit = int.MaxValue)
+    /// <summary>Adds the sockets of one dump datagram that <paramref name="filter"/> keeps to <paramref name="found"/>; true once NLMSG_DONE ends the dump.</summary>
+    internal static bool DecodeDumpDatagram(ReadOnlySpan<byte> datagram, uint sequence, DumpFilter filter, List<PortSocket> found)
     {
         var offset = 0;
         while (datagram.Length - offset >= NetlinkFrame.HeaderLength)
@@ -162,9 +181,17 @@ public static class PortSockets
                     var errno = message.Length >= 20 ? -MemoryMarshal.Read<int>(message[16..]) : 0;
                     throw new LinuxInteropException("sock_diag dump of TCP sockets", errno);
                 case SockDiagMessage.SockDiagByFamily when message.Length >= SockDiagMessage.MinimumResponseLength:
-                    if (found.Count < limit && Decode(message) is { } socket && socket.Local.Port == port && (states & (1u << (int)socket.State)) != 0)
+                    if (Decode(message) is { } socket && filter.Matches(socket))
                     {
-                        found.Add(socket);
+                        if (filter.Kept < filter.Limit)
+                        {
+                            found.Add(socket);
+                            filter.Kept++;
+                        }
+                        else
+                        {
+                            filter.Truncated = true;
+                        }
                     }
 
                     break;
@@ -232,13 +259,26 @@ public static class PortSockets
             Timer = message[SockDiagMessage.RespTimer],
         };
     }
+}
 
-    private static void WriteAddress(Span<byte> destination, IPAddress address)
-    {
-        // IPv4 sits in the first four bytes of the 16-byte field; the rest stays zero.
-        if (!address.TryWriteBytes(destination, out _))
-        {
-            throw new ArgumentException("address does not fit", nameof(address));
-        }
-    }
+/// <summary>Which end of a socket a dump's port is: its own (a server's, a bound client's) or its peer's.</summary>
+internal enum Side
+{
+    Local,
+    Remote,
+}
+
+/// <summary>What one family's dump keeps: the port on the asked side, the states, the caller's choice, up to a limit.</summary>
+internal sealed class DumpFilter(int port, Side side, uint states, Func<PortSocket, bool> keep, int limit)
+{
+    public int Limit => limit;
+
+    /// <summary>The sockets kept so far.</summary>
+    public int Kept { get; set; }
+
+    /// <summary>Set when a socket to keep was dropped for the limit.</summary>
+    public bool Truncated { get; set; }
+
+    public bool Matches(PortSocket socket) =>
+        (side == Side.Local ? socket.Local.Port : socket.Remote.Port) == port && (states & (1u << (int)socket.State)) != 0 && keep(socket);
 }

@@ -223,7 +223,7 @@ internal static class SockDiagMessage
         return new SockDiagSocketInfo(family, (TcpState)message[RespState], local, remote, ReadHost32(message[RespUid..]), ReadHost32(message[RespInode..]));
     }
 
-    private static void WriteAddress(Span<byte> destination, IPAddress address)
+    internal static void WriteAddress(Span<byte> destination, IPAddress address)
     {
         // IPv4 sits in the first four bytes of the 16-byte field; the rest stays zero.
         if (!address.TryWriteBytes(destination, out _))

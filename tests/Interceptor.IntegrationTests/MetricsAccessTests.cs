@@ -100,7 +100,7 @@ public sealed class MetricsAccessTests
         var first = s.Ns.RunAsUserAsync(TestUsers.Alice, Requirements.Python, ["-I", "-c", Squatter(host, port)], TimeSpan.FromSeconds(30));
         await Task.Delay(1000);
         await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, Config(("Metrics.Listen", MetricsListen)));
-        var swept = await Poll.UntilAsync(() => daemon.LogLines().Any(l => l.Message.StartsWith("metrics: closed 1 listeners", StringComparison.Ordinal)), TimeSpan.FromSeconds(10));
+        var swept = await Poll.UntilAsync(() => daemon.LogLines().Any(l => l.Message.StartsWith("metrics: closed 1 listener,", StringComparison.Ordinal)), TimeSpan.FromSeconds(10));
         var ours = await ScrapeUntilAnsweredAsync(s, MetricsListen);
 
         var later = s.Ns.RunAsUserAsync(TestUsers.Alice, Requirements.Python, ["-I", "-c", Squatter("::1", port)], TimeSpan.FromSeconds(30));
@@ -119,7 +119,7 @@ public sealed class MetricsAccessTests
         Assert.Multiple(() =>
         {
             Assert.That(swept, Is.True, "her listener was closed after the install" + daemon.Transcript());
-            Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.StartsWith($"metrics: closed 1 listeners and 0 connections (of uid {TestUsers.Alice.Uid} ({TestUsers.Alice.Name}))"), daemon.Transcript());
+            Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.StartsWith($"metrics: closed 1 listener, 0 connections and 0 half-open (of uid {TestUsers.Alice.Uid} ({TestUsers.Alice.Name}))"), daemon.Transcript());
             Assert.That(closed.Stdout, Does.Not.Contain("accepted"), "her first listener completed no connection");
             Assert.That(ours, Is.True, "the endpoint took the port and answered root" + daemon.Transcript());
             Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.StartsWith($"metrics: port {port} may be bound by any local user"), "the start warned of the unprivileged port" + daemon.Transcript());
@@ -209,7 +209,7 @@ public sealed class MetricsAccessTests
             Assert.That(root.Stdout, Does.Contain("failed 104"), "root's connection was reset (ECONNRESET), so its next one is new" + root.Stderr);
             Assert.That(swept, Is.True, "the sweep (on the thread pool after the install) said what it closed" + daemon.Transcript());
             Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.StartsWith(
-                $"metrics: closed 1 listeners and 1 connections (of uid {TestUsers.Alice.Uid} ({TestUsers.Alice.Name})) on the metrics endpoint's port {port}, towards local clients"), daemon.Transcript());
+                $"metrics: closed 1 listener, 1 connection and 0 half-open (of uid {TestUsers.Alice.Uid} ({TestUsers.Alice.Name})) on the metrics endpoint's port {port}, towards local clients"), daemon.Transcript());
         });
     }
 

@@ -13,26 +13,27 @@ namespace Interceptor.Daemon.Metrics;
 /// a connection made while the table had none of them (Metrics.Listen set while a scraper already scraped that port, the
 /// ruleset flushed while the daemon was down) is open already. The scraper's requests, its token with them, still reach
 /// her socket there, and what she sends after <c>close()</c> leaves from an orphaned socket, which has no owner for the
-/// rules to match. The kernel aborts those sockets instead (SOCK_DESTROY): the scraper's connection gets a reset and its
-/// next one reaches the daemon.
+/// rules to match. The kernel aborts those connections instead (SOCK_DESTROY): the scraper's gets a reset and its next
+/// one reaches the daemon.
 /// </summary>
 /// <remarks>
-/// <para>What is closed: another uid's listeners on the port that loopback clients can reach (first: that drops every
-/// connection still in their queues at once, so none can be accepted later), then every connection on the port whose
-/// peer is on this host (a loopback address, or the socket's own) and that is not provably the daemon's. Provably the
-/// daemon's means of its uid with an inode: a socket without one (orphaned, half-open, waiting to be accepted) has no
-/// owner the kernel still knows, and older kernels report it as root's, so it is closed whoever made it. That can cost the
-/// daemon a scrape in flight at that moment; the sweep runs only after the table changed. A customer's connection to
-/// another host that happens to use the port is hers, and left alone.</para>
-/// <para>It runs on the thread pool, never on the start's path: a port padded with a great many sockets costs the sweep
-/// time, not the daemon's start. Each pass reads at most <see cref="MaxPerPass"/> sockets; it passes again until one finds
-/// nothing, at most <see cref="MaxPasses"/> times (a half-open connection completing between the dump and the abort gets a
-/// new cookie and is caught by the next pass).</para>
+/// <para>What is closed (<see cref="MetricsPortTargets"/>): another uid's listeners on the port that loopback clients
+/// reach, best effort (a reuseport group answers the abort with one member only, and a listener closed this way keeps its
+/// bind); then every connection on the port to a local peer that is not the daemon's. With an inode, a socket of another
+/// uid. Without one (orphaned by <c>close()</c>, half-open, or waiting to be accepted), a socket has no owner the kernel
+/// still knows, and kernels before 6.17 call it root's; it is taken for the daemon's when it came through the daemon's
+/// listener, and closed otherwise: half-open ones themselves, the others through their peer, the client's socket, which
+/// has an owner; the client's reset closes them on every kernel, where aborting an orphan itself leaves it without a
+/// timer for good before 6.11. A customer's connection to another host that happens to use the port is hers, and left
+/// alone.</para>
+/// <para>It runs on the thread pool, never on the start's path. Each pass keeps at most <see cref="MaxPerPass"/> sockets a
+/// family, counted among those it could close only; it passes again until one finds nothing, at most <see cref="MaxPasses"/>
+/// times (a half-open connection completing between the dump and the abort gets a new cookie, for the next pass).</para>
 /// </remarks>
 public sealed class MetricsPortSweep(IPEndPoint endpoint, uint daemonUid, ILogger logger)
 {
     internal const int MaxPasses = 4;
-    internal const int MaxPerPass = 20_000;
+    internal const int MaxPerPass = 50_000;
 
     private const int Eopnotsupp = 95;
     private const int Eperm = 1;
@@ -40,37 +41,27 @@ public sealed class MetricsPortSweep(IPEndPoint endpoint, uint daemonUid, ILogge
     private const int Estale = 116;
 
     private readonly Lock _lock = new();
-    private Task _running = Task.CompletedTask;
+    private bool _busy;
     private bool _again;
 
-    /// <summary>Sockets aborted since the start.</summary>
+    /// <summary>Sockets aborted since the start, each counted once.</summary>
     public int Closed { get; private set; }
-
-    /// <summary>The sweep in progress, or the last one; for tests.</summary>
-    public Task Running
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _running;
-            }
-        }
-    }
 
     /// <summary>Starts a sweep on the thread pool; one running already sweeps once more after. Never throws.</summary>
     public void Request()
     {
         lock (_lock)
         {
-            if (!_running.IsCompleted)
+            if (_busy)
             {
                 _again = true;
                 return;
             }
 
-            _running = Task.Run(Loop);
+            _busy = true;
         }
+
+        _ = Task.Run(Loop);
     }
 
     private void Loop()
@@ -92,6 +83,7 @@ public sealed class MetricsPortSweep(IPEndPoint endpoint, uint daemonUid, ILogge
             {
                 if (!_again)
                 {
+                    _busy = false;
                     return;
                 }
 
@@ -100,118 +92,92 @@ public sealed class MetricsPortSweep(IPEndPoint endpoint, uint daemonUid, ILogge
         }
     }
 
-    /// <summary>One sweep, on the calling thread: passes until one finds nothing; logs what it closed and what it could not.</summary>
-    public void Run()
+    /// <summary>One sweep on the calling thread (the loop's, or a test's): passes until one finds nothing; logs what it closed and what it could not.</summary>
+    internal void Run()
     {
-        var closed = new List<Candidate>();
-        List<Candidate> left = [];
+        var closed = new Dictionary<ulong, MetricsPortTargets.Target>();
+        var attempted = new HashSet<ulong>();
+        var truncated = false;
         for (var pass = 0; pass < MaxPasses; pass++)
         {
-            IReadOnlyList<PortSocket> sockets;
+            var targets = Find(ref truncated);
+            if (targets is null || targets.Count == 0)
+            {
+                Report(closed);
+                return;
+            }
+
+            IReadOnlyList<int> results;
             try
             {
-                sockets = PortSockets.OnPort(endpoint.Port, PortSockets.AllButTimeWait, MaxPerPass);
+                results = PortSockets.Destroy([.. targets.Select(t => t.Abort)]);
             }
             catch (LinuxInteropException e)
             {
-                logger.SweepFailed(endpoint.Port, "the kernel's socket table could not be read: " + e.Message);
-                break;
+                Report(closed);
+                logger.SweepFailed(endpoint.Port, $"{MetricsPortTargets.Describe(targets)} could not be closed: {e.Message}");
+                return;
             }
 
-            left = Foreign(sockets, daemonUid);
-            if (left.Count == 0)
+            for (var i = 0; i < targets.Count; i++)
             {
-                break;
+                attempted.Add(targets[i].Abort.Cookie);
+                if (results[i] is 0)
+                {
+                    closed.TryAdd(targets[i].Abort.Cookie, targets[i]);
+                }
             }
 
-            var results = PortSockets.Destroy([.. left.Select(c => c.Socket)]);
-            closed.AddRange(left.Where((_, i) => results[i] is 0));
-            var failed = left.Where((_, i) => results[i] is not (0 or Enoent or Estale)).ToList();
-            if (failed.Count > 0)
+            var refused = results.FirstOrDefault(r => r is not (0 or Enoent or Estale));
+            if (refused != 0)
             {
                 // The kernel refuses them all alike (no CONFIG_INET_DIAG_DESTROY, no CAP_NET_ADMIN): another pass would too.
-                logger.SweepFailed(endpoint.Port, $"{Describe(failed)} could not be closed: {Reason(results.First(r => r is not (0 or Enoent or Estale)))}");
-                left = [];
-                break;
+                Report(closed);
+                logger.SweepFailed(endpoint.Port, $"{MetricsPortTargets.Describe([.. targets.Where((_, i) => results[i] == refused)])} could not be closed: {Reason(refused)}");
+                return;
             }
         }
 
+        // Every pass found something: what is there now, and whether the aborts had no effect on it or it is new.
+        var left = Find(ref truncated) ?? [];
+        Report(closed);
+        if (left.Count > 0)
+        {
+            var again = left.Count(t => attempted.Contains(t.Abort.Cookie));
+            var cap = truncated ? $"; a pass reads at most {MaxPerPass} sockets a family, and more were there" : "";
+            logger.SweepFailed(endpoint.Port,
+                $"{MetricsPortTargets.Describe(left)} were still there after {MaxPasses} passes ({again} of them aborted before to no effect, the others made since{cap})");
+        }
+    }
+
+    // The targets of one pass; null when the socket table could not be read (logged).
+    private List<MetricsPortTargets.Target>? Find(ref bool truncated)
+    {
+        try
+        {
+            var sockets = PortSockets.OnPort(endpoint.Port, PortSockets.AllButTimeWait, MetricsPortTargets.MayBeTarget, MaxPerPass, out var cut);
+            truncated |= cut;
+            var peersCut = false;
+            var peers = MetricsPortTargets.NeedsPeers(sockets)
+                ? PortSockets.ToPort(endpoint.Port, PortSockets.AllButTimeWait, MetricsPortTargets.IsLocalClient, MaxPerPass, out peersCut)
+                : [];
+            truncated |= peersCut;
+            return MetricsPortTargets.Find(sockets, peers, daemonUid);
+        }
+        catch (LinuxInteropException e)
+        {
+            logger.SweepFailed(endpoint.Port, "the kernel's socket table could not be read: " + e.Message);
+            return null;
+        }
+    }
+
+    private void Report(Dictionary<ulong, MetricsPortTargets.Target> closed)
+    {
         Closed += closed.Count;
         if (closed.Count > 0)
         {
-            logger.SweepClosed(endpoint.Port, Describe(closed));
+            logger.SweepClosed(endpoint.Port, MetricsPortTargets.Describe([.. closed.Values]));
         }
-
-        if (left.Count > 0)
-        {
-            logger.SweepFailed(endpoint.Port, $"{Describe(left)} were still there after {MaxPasses} passes (an orphaned socket a kernel before 6.11 does not close, or more sockets than a pass reads)");
-        }
-    }
-
-    /// <summary>
-    /// What to close, listeners first, each with the uid it is held for (null: no owner known): another uid's listeners that
-    /// loopback clients can reach, and the connections to local peers that are not provably the daemon's.
-    /// </summary>
-    internal static List<Candidate> Foreign(IReadOnlyList<PortSocket> sockets, uint daemonUid)
-    {
-        var listeners = sockets.Where(s => s.State == TcpState.Listen).ToList();
-        var found = listeners
-            .Where(l => l.Uid != daemonUid && ReachableFromLoopback(l.Local.Address))
-            .Select(l => new Candidate(l, l.Uid))
-            .ToList();
-        foreach (var socket in sockets)
-        {
-            if (socket.State == TcpState.Listen || socket.IsTimeWait || !PeerIsLocal(socket) || (socket.Inode != 0 && socket.Uid == daemonUid))
-            {
-                continue;
-            }
-
-            // Without an inode the uid says nothing; the listener it came through (its address before a wildcard) may.
-            var owner = socket.Inode != 0 ? socket.Uid : ListenerOf(socket, listeners)?.Uid;
-            found.Add(new Candidate(socket, owner == daemonUid ? null : owner));
-        }
-
-        return found;
-    }
-
-    private static PortSocket? ListenerOf(PortSocket socket, List<PortSocket> listeners)
-    {
-        var address = MappedAddress.Unmap(socket.Local.Address);
-        return listeners.FirstOrDefault(l => MappedAddress.Unmap(l.Local.Address).Equals(address))
-            ?? listeners.FirstOrDefault(l => l.Local.Address.Equals(IPAddress.IPv6Any) || (l.Local.Address.Equals(IPAddress.Any) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork));
-    }
-
-    private static bool ReachableFromLoopback(IPAddress bound)
-    {
-        var address = MappedAddress.Unmap(bound);
-        return IPAddress.IsLoopback(address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any);
-    }
-
-    private static bool PeerIsLocal(PortSocket socket)
-    {
-        var peer = MappedAddress.Unmap(socket.Remote.Address);
-        return IPAddress.IsLoopback(peer) || peer.Equals(MappedAddress.Unmap(socket.Local.Address));
-    }
-
-    // "2 listeners and 3 connections of uid 1002 (alice), 1 connection without an owner (orphaned, half-open or not yet accepted)"
-    private static string Describe(List<Candidate> candidates)
-    {
-        var listeners = candidates.Count(c => c.Socket.State == TcpState.Listen);
-        var connections = candidates.Count - listeners;
-        var owned = candidates.Where(c => c.Owner is not null).Select(c => c.Owner!.Value).ToList();
-        var ownerless = candidates.Count(c => c.Owner is null);
-        var parts = new List<string>();
-        if (owned.Count > 0)
-        {
-            parts.Add($"of {MetricsEndpoint.Describe(owned)}");
-        }
-
-        if (ownerless > 0)
-        {
-            parts.Add($"{ownerless} without an owner (orphaned, half-open or not yet accepted)");
-        }
-
-        return $"{listeners} listeners and {connections} connections ({string.Join("; ", parts)})";
     }
 
     private static string Reason(int errno) => errno switch
@@ -220,7 +186,4 @@ public sealed class MetricsPortSweep(IPEndPoint endpoint, uint daemonUid, ILogge
         Eperm => "smtp-interceptor lacks CAP_NET_ADMIN",
         _ => $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})",
     };
-
-    /// <summary>A socket to close and the uid it is held for; null when no owner is known.</summary>
-    internal readonly record struct Candidate(PortSocket Socket, uint? Owner);
 }

@@ -66,8 +66,11 @@ public sealed class HelperThreadsTests
         var threads = new ConcurrentDictionary<string, int>();
         HelperThreads.YieldOnWakeWith(() =>
         {
+            // Recorded once the policy is set: the test reads it as soon as the thread is in the dictionary (it once read
+            // SCHED_OTHER, recorded before the set).
+            var set = ThreadSchedulingPolicy.TrySetBatch();
             threads[Thread.CurrentThread.Name ?? "?"] = ThreadSchedulingPolicy.CurrentThreadId();
-            return ThreadSchedulingPolicy.TrySetBatch();
+            return set;
         });
         return threads;
     }

@@ -34,8 +34,8 @@ public sealed record PortSocket(TcpState State, IPEndPoint Local, IPEndPoint Rem
 }
 
 /// <summary>
-/// The TCP sockets on one local port, read with a NETLINK_SOCK_DIAG dump per address family, and the kernel's
-/// SOCK_DESTROY for one of them (as <c>ss -K</c> does; it needs CAP_NET_ADMIN and a kernel built with
+/// The TCP sockets on one port (theirs, or their peer's), read with a NETLINK_SOCK_DIAG dump per address family, and the
+/// kernel's SOCK_DESTROY for one of them (as <c>ss -K</c> does; it needs CAP_NET_ADMIN and a kernel built with
 /// CONFIG_INET_DIAG_DESTROY).
 /// </summary>
 public static class PortSockets

@@ -57,8 +57,8 @@ public sealed class CommandLineDefinition
         [
             // `run` stays a thin call: the daemon's start-up and lifetime are RunCommand's.
             Verb("run", "run the daemon in the foreground: install the nft table, relay mail, log JSON lines", a => RunCommand.RunAsync(a, loggers)),
-            Verb("check-config", "validate the configuration; exit 0, or 1 naming each bad key", a => Task.FromResult(RulesCommands.CheckConfig(a))),
-            Verb("rules", "print the nft ruleset the daemon would install", a => Task.FromResult(RulesCommands.PrintRules(a))),
+            WithUser(Verb("check-config", "validate the configuration; exit 0, or 1 naming each bad key", a => Task.FromResult(RulesCommands.CheckConfig(a)))),
+            WithUser(Verb("rules", "print the nft ruleset the daemon would install", a => Task.FromResult(RulesCommands.PrintRules(a)))),
             Verb("remove-rules", "delete the daemon's nft table (after this, port 25 is no longer intercepted)", RulesCommands.RemoveRulesAsync),
             Added(ClientCaCommand.Declare(ArgumentsOf)),
             Verb("demo", "self-contained demonstration in a throwaway network namespace (needs root, nft, swaks and Postfix's smtp-sink)", DemoCommand.RunAsync),
@@ -84,6 +84,13 @@ public sealed class CommandLineDefinition
         Recursive = true,
         HelpName = "FILE",
         Description = $"the configuration (default {Arguments.DefaultConfigPath} when it exists, else the built-in defaults)",
+    };
+
+    /// <summary>On check-config and rules: the user the daemon runs as (<see cref="DaemonAccount"/>).</summary>
+    public Option<string?> User { get; } = new("--user")
+    {
+        HelpName = "NAME",
+        Description = $"the daemon's user to check or render for (default: yours; as root, {DaemonAccount.PackagedName} where that account exists)",
     };
 
     /// <summary>On every admin verb.</summary>
@@ -171,6 +178,23 @@ public sealed class CommandLineDefinition
         return command;
     }
 
+    private Command WithUser(Command command)
+    {
+        if (User.Validators.Count == 0)
+        {
+            User.Validators.Add(result =>
+            {
+                if (result.GetValueOrDefault<string?>() is { } name && Linux.UserDatabase.UidOf(name) is null && !uint.TryParse(name, out _))
+                {
+                    result.AddError($"--user: no such user \"{name}\" in the user database");
+                }
+            });
+        }
+
+        command.Options.Add(User);
+        return command;
+    }
+
     private Command Added(Command command)
     {
         Root.Subcommands.Add(command);
@@ -184,12 +208,16 @@ public sealed class CommandLineDefinition
         return _admin.TryGetValue(result.CommandResult.Command, out var admin) ? admin.RequestOf(result) : null;
     }
 
-    /// <summary>What the verb's handler gets: its name, the configuration file and --json.</summary>
+    /// <summary>What the verb's handler gets: its name, the configuration file, --json and --user.</summary>
     public Arguments ArgumentsOf(ParseResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
         var command = result.CommandResult.Command;
-        return new Arguments(command.Name, Arguments.ConfigOrDefault(result.GetValue(Config)), command.Options.Contains(Json) && result.GetValue(Json));
+        return new Arguments(
+            command.Name,
+            Arguments.ConfigOrDefault(result.GetValue(Config)),
+            command.Options.Contains(Json) && result.GetValue(Json),
+            command.Options.Contains(User) ? result.GetValue(User) : null);
     }
 
     private int Help(ParseResult result) => Help(result.CommandResult.Command);

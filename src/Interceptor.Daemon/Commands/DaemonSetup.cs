@@ -15,13 +15,16 @@ public static class DaemonSetup
     /// <paramref name="relays"/>: the command relays mail (run), so an unset Relay.HeloName is resolved to this host's
     /// name; the others (check-config, rules, remove-rules) do no DNS lookup at all.
     /// </summary>
-    public static (InterceptorOptions Options, RulesetSpec Spec) Load(string? configPath, bool relays = false)
+    /// <param name="configPath">The configuration file; null for the built-in defaults.</param>
+    /// <param name="relays">Resolve an unset Relay.HeloName.</param>
+    /// <param name="daemonUid">The daemon's uid, exempt in the table; null for this process's (see <see cref="DaemonAccount"/>).</param>
+    public static (InterceptorOptions Options, RulesetSpec Spec) Load(string? configPath, bool relays = false, uint? daemonUid = null)
     {
         var options = ConfigurationLoader.Load(configPath, hostName: relays ? HostName.Resolve : null);
 
         // Its problems (bad lines, unknown owners) are logged by the daemon's own reader of the file, once.
         var subordinates = new SubordinateUidFile(SubordinateUidFile.DefaultPath, NullLogger.Instance).Current;
-        var spec = SpecFor(options, subordinates);
+        var spec = SpecFor(options, subordinates, daemonUid);
         return (options, spec);
     }
 
@@ -50,10 +53,11 @@ public static class DaemonSetup
     /// upstream connections would be redirected back to itself). <paramref name="subordinates"/>: the ranges of
     /// /etc/subuid, which the connection rate keeps out of its per-uid meter (none when null).
     /// </summary>
-    public static RulesetSpec SpecFor(InterceptorOptions options, SubordinateUidMap? subordinates = null)
+    public static RulesetSpec SpecFor(InterceptorOptions options, SubordinateUidMap? subordinates = null, uint? daemonUid = null)
     {
         var errors = new List<string>();
-        var uids = new List<uint> { UserDatabase.EffectiveUid };
+        var ours = daemonUid ?? UserDatabase.EffectiveUid;
+        var uids = new List<uint> { ours };
         uids.AddRange(UidsOf(options.Interception.ExemptUsers, "Interception.ExemptUsers", errors));
 
         var routes = new List<AllowedRoute>();
@@ -89,7 +93,7 @@ public static class DaemonSetup
                 SubordinateUidRanges = subordinates is null ? [] : SuspendedUidSets.OwnedRanges(subordinates),
                 MetricsEndpoint = options.Metrics.Listen.Length == 0 ? null : System.Net.IPEndPoint.Parse(options.Metrics.Listen),
                 MetricsUids = options.Metrics.Listen.Length == 0 ? [] : scrapers,
-                MetricsServerUid = options.Metrics.Listen.Length == 0 ? 0 : UserDatabase.EffectiveUid,
+                MetricsServerUid = options.Metrics.Listen.Length == 0 ? 0 : ours,
             };
             spec.EnsureConsistent();
             return spec;

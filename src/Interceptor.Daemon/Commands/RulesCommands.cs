@@ -9,7 +9,8 @@ public static class RulesCommands
 {
     public static int CheckConfig(Arguments arguments)
     {
-        var (options, spec) = DaemonSetup.Load(arguments.ConfigPath);
+        var account = DaemonAccount.Resolve(arguments.User);
+        var (options, spec) = DaemonSetup.Load(arguments.ConfigPath, daemonUid: account.Uid);
 
         // Not a key's syntax but the key on this host: `run` refuses such a port (exit 1), so say so before it does.
         if (ListenerGuard.UnprivilegedPortProblem(options.Listen.Port) is { } unprivileged)
@@ -18,8 +19,9 @@ public static class RulesCommands
             return 1;
         }
 
-        // The files it names, opened as run will open them (credentials, each relay's CA, the client CA).
-        if (ReferencedFiles.Problems(options) is { Count: > 0 } files)
+        // The files it names, opened as run will open them (credentials, each relay's CA, the client CA); the private ones
+        // must be the daemon's user's, whoever checks.
+        if (ReferencedFiles.Problems(options, account.Uid) is { Count: > 0 } files)
         {
             Console.Error.WriteLine("smtp-interceptor: invalid configuration for this host:\n  " + string.Join("\n  ", files));
             return 1;
@@ -27,12 +29,19 @@ public static class RulesCommands
 
         Console.WriteLine($"configuration ok: {arguments.ConfigPath ?? "(built-in defaults)"}");
         Console.WriteLine($"  listen 127.0.0.1 and [::1] port {options.Listen.Port}; intercept ports {string.Join(",", spec.Ports)}; table inet {spec.Table}; exempt uids {string.Join(",", spec.ExemptUids)}");
+        Console.WriteLine($"  checked for the daemon's user, {account.Description}{(account.InsteadOfCaller ? " (the package's account; --user to check for another)" : "")}");
         return 0;
     }
 
     public static int PrintRules(Arguments arguments)
     {
-        var (options, spec) = DaemonSetup.Load(arguments.ConfigPath);
+        var account = DaemonAccount.Resolve(arguments.User);
+        var (options, spec) = DaemonSetup.Load(arguments.ConfigPath, daemonUid: account.Uid);
+        if (account.InsteadOfCaller)
+        {
+            // Said on stderr: stdout is the script nft reads.
+            Console.Error.WriteLine($"smtp-interceptor: rendered for the daemon's user, {account.Description}, the package's account (--user root for a daemon run as root)");
+        }
 
         // No daemon listens on the NFLOG group yet (its install adds the log statements once it has bound it), and a kernel
         // without NFLOG would refuse the whole table.

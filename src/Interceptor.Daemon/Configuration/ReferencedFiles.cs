@@ -1,5 +1,6 @@
 using Interceptor.Core.Options;
 using Interceptor.Daemon.Metrics;
+using Interceptor.Linux;
 using Interceptor.Daemon.Pool;
 using Interceptor.Smtp.Tls;
 using Interceptor.Smtp.Upstream;
@@ -14,12 +15,18 @@ namespace Interceptor.Daemon.Configuration;
 internal static class ReferencedFiles
 {
     /// <summary>Every problem, one line each, naming the key: the credentials file, the metrics token, each relay's CaFile, the client CA.</summary>
-    public static IReadOnlyList<string> Problems(InterceptorOptions options)
+    public static IReadOnlyList<string> Problems(InterceptorOptions options) => Problems(options, UserDatabase.EffectiveUid);
+
+    /// <inheritdoc cref="Problems(InterceptorOptions)"/>
+    /// <param name="options">The configuration.</param>
+    /// <param name="daemonUid">The user the daemon will run as: the private files must be its own (check-config --user).</param>
+    public static IReadOnlyList<string> Problems(InterceptorOptions options, uint daemonUid)
     {
+        ArgumentNullException.ThrowIfNull(options);
         var problems = new List<string>();
         try
         {
-            DaemonPool.LoadCredentials(options.Relay);
+            DaemonPool.LoadCredentials(options.Relay, daemonUid);
         }
         catch (ConfigurationException e)
         {
@@ -28,7 +35,7 @@ internal static class ReferencedFiles
 
         try
         {
-            MetricsToken.Load(options.Metrics);
+            MetricsToken.Load(options.Metrics, daemonUid);
         }
         catch (ConfigurationException e)
         {

@@ -3,6 +3,7 @@ using System.Text;
 using Interceptor.Core.Options;
 using Interceptor.Daemon.Configuration;
 using Interceptor.Daemon.Hosting;
+using Interceptor.Linux;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -30,7 +31,12 @@ public sealed class MetricsToken
 
     /// <summary>The token of Metrics.BearerTokenFile, null when unset.</summary>
     /// <exception cref="ConfigurationException">The file is missing, loose, empty, or not one token (the message names the key, never the token).</exception>
-    public static MetricsToken? Load(MetricsOptions metrics)
+    public static MetricsToken? Load(MetricsOptions metrics) => Load(metrics, UserDatabase.EffectiveUid);
+
+    /// <inheritdoc cref="Load(MetricsOptions)"/>
+    /// <param name="metrics">The options naming the file.</param>
+    /// <param name="daemonUid">The user the daemon runs as, who must own the file (check-config --user).</param>
+    public static MetricsToken? Load(MetricsOptions metrics, uint daemonUid)
     {
         ArgumentNullException.ThrowIfNull(metrics);
         var path = metrics.BearerTokenFile;
@@ -42,7 +48,7 @@ public sealed class MetricsToken
         string text;
         try
         {
-            text = PrivateFile.ReadAllText(path, "Metrics.BearerTokenFile", "the metrics endpoint's token", "a token file", MaxBytes);
+            text = PrivateFile.ReadAllText(path, daemonUid, "Metrics.BearerTokenFile", "the metrics endpoint's token", "a token file", MaxBytes);
         }
         catch (PrivateFileException e)
         {

@@ -2,6 +2,7 @@ using System.Net;
 using Interceptor.Core.Options;
 using Interceptor.Core.Pool;
 using Interceptor.Daemon.Configuration;
+using Interceptor.Linux;
 using Interceptor.Smtp.Pool;
 using Microsoft.Extensions.Logging;
 
@@ -44,7 +45,12 @@ public sealed class DaemonPool
     /// Reads Relay.CredentialsFile (none when unset). A file group or others may read, a bad line or a missing file is a
     /// configuration error (exit 1) naming the file and, for a loose mode, the mode; never a line's contents.
     /// </summary>
-    public static RelayCredentials LoadCredentials(RelayOptions relay)
+    public static RelayCredentials LoadCredentials(RelayOptions relay) => LoadCredentials(relay, UserDatabase.EffectiveUid);
+
+    /// <inheritdoc cref="LoadCredentials(RelayOptions)"/>
+    /// <param name="relay">The options naming the file.</param>
+    /// <param name="daemonUid">The user the daemon runs as, who must own the file (check-config --user).</param>
+    public static RelayCredentials LoadCredentials(RelayOptions relay, uint daemonUid)
     {
         ArgumentNullException.ThrowIfNull(relay);
         if (relay.CredentialsFile.Length == 0)
@@ -54,9 +60,10 @@ public sealed class DaemonPool
 
         try
         {
-            return RelayCredentials.Load(relay.CredentialsFile);
+            var path = relay.CredentialsFile;
+            return RelayCredentials.Parse(path, PrivateFile.ReadAllText(path, daemonUid, "Relay.CredentialsFile", "the relay logins", "a credentials file", RelayCredentials.MaxBytes));
         }
-        catch (RelayCredentialsException e)
+        catch (Exception e) when (e is RelayCredentialsException or PrivateFileException)
         {
             throw new ConfigurationException([$"Relay.CredentialsFile: {e.Message}"]);
         }

@@ -1,5 +1,3 @@
-using Interceptor.Core.Options;
-
 namespace Interceptor.Smtp.Pool;
 
 /// <summary>
@@ -68,21 +66,12 @@ public sealed class RelayCredentials
     public RelayCredential? For(string user) =>
         _byUser.TryGetValue(user, out var own) ? own : _byUser.GetValueOrDefault(Everyone);
 
-    /// <exception cref="RelayCredentialsException">Missing, not a regular file, readable by others, too large, or a bad line.</exception>
-    public static RelayCredentials Load(string path)
-    {
-        try
-        {
-            return Parse(path, PrivateFile.ReadAllText(path, "Relay.CredentialsFile", "the relay logins", "a credentials file", MaxBytes));
-        }
-        catch (PrivateFileException e)
-        {
-            throw new RelayCredentialsException(e.Message);
-        }
-    }
-
-    /// <summary>Parses the lines; errors name the file and the line number, never the line (it holds a password).</summary>
-    internal static RelayCredentials Parse(string path, string text)
+    /// <summary>
+    /// Parses the lines of Relay.CredentialsFile (read by the daemon as a private file); errors name the file and the
+    /// line number, never the line (it holds a password).
+    /// </summary>
+    /// <exception cref="RelayCredentialsException">A bad line, or a second line for a user.</exception>
+    public static RelayCredentials Parse(string path, string text)
     {
         var byUser = new Dictionary<string, RelayCredential>(StringComparer.Ordinal);
         var lines = text.Split('\n');

@@ -52,6 +52,16 @@ public sealed class CommandLineDefinitionTests
     }
 
     [Test]
+    public void Check_config_and_rules_take_the_daemons_user_and_refuse_an_unknown_one()
+    {
+        Assert.That(Parsed("check-config", "--user", "nobody").Arguments.User, Is.EqualTo("nobody"));
+        Assert.That(Parsed("rules", "--user", "65534").Arguments.User, Is.EqualTo("65534"));
+        Assert.That(Parsed("check-config").Arguments.User, Is.Null);
+        Assert.That(_definition.Parse(["rules", "--user", "no-such-user-here"]).Errors, Is.EqualTo(new[] { "--user: no such user \"no-such-user-here\" in the user database" }));
+        Assert.That(_definition.Parse(["run", "--user", "nobody"]).Errors, Is.Not.Empty, "run is the daemon: it is whoever runs it");
+    }
+
+    [Test]
     public void Without_config_the_packaged_file_is_used_only_when_it_exists()
     {
         var expected = File.Exists(Arguments.DefaultConfigPath) ? Arguments.DefaultConfigPath : null;

@@ -23,6 +23,19 @@ public class DaemonSetupTests
     }
 
     [Test]
+    public void A_table_rendered_for_another_daemon_user_exempts_that_user_and_lets_it_answer_scrapes()
+    {
+        // `rules --user smtp-interceptor` run by root: the table the boot unit renders as that user, not one for root.
+        var options = new InterceptorOptions { Metrics = new MetricsOptions { Listen = "127.0.0.1:9326" }, Interception = new InterceptionOptions { ExemptUsers = [] } };
+
+        var spec = DaemonSetup.SpecFor(options, daemonUid: 4321);
+
+        Assert.That(spec.ExemptUids, Is.EqualTo(new[] { 4321u }));
+        Assert.That(spec.MetricsServerUid, Is.EqualTo(4321u));
+        Assert.That(DaemonSetup.SpecFor(options).MetricsServerUid, Is.EqualTo(UserDatabase.EffectiveUid), "without one, this process's");
+    }
+
+    [Test]
     public void The_configured_table_ports_listener_and_blocked_ports_are_taken()
     {
         var options = new InterceptorOptions

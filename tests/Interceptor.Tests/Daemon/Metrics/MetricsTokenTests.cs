@@ -86,7 +86,7 @@ public sealed class MetricsTokenTests
         Assert.Multiple(() =>
         {
             Assert.That(() => MetricsToken.Load(Options(missing)), Throws.TypeOf<ConfigurationException>()
-                .With.Property(nameof(ConfigurationException.Errors)).EqualTo(new[] { $"Metrics.BearerTokenFile: {missing}: cannot be read: Could not find file '{missing}'." }));
+                .With.Property(nameof(ConfigurationException.Errors)).EqualTo(new[] { $"Metrics.BearerTokenFile: {missing}: cannot be read: No such file or directory" }));
             Assert.That(() => MetricsToken.Load(Options(link)), Throws.TypeOf<ConfigurationException>()
                 .With.Property(nameof(ConfigurationException.Errors)).EqualTo(new[] { $"Metrics.BearerTokenFile: {link}: is a symbolic link; Metrics.BearerTokenFile must name the file itself" }));
         });

@@ -1,0 +1,40 @@
+using Interceptor.Linux;
+
+namespace Interceptor.Daemon.Commands;
+
+/// <summary>
+/// The user a verb checks or renders for when it is not the daemon itself (check-config, rules): <c>--user NAME</c>;
+/// else whoever runs the verb, except root on a host where the package's account exists, whose units run the daemon and
+/// the boot table as that account. Root's own uid in a hand-made table would exempt root's mail from interception, and
+/// root passes every file check the daemon's user would fail.
+/// </summary>
+/// <param name="Uid">The daemon's uid: exempt in the table, the owner its private files must have.</param>
+/// <param name="Description">"uid 995 (smtp-interceptor)".</param>
+/// <param name="InsteadOfCaller">True when root asked without --user and got the package's account.</param>
+public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfCaller)
+{
+    /// <summary>The account the Debian package creates and names in its units' <c>User=</c>.</summary>
+    public const string PackagedName = "smtp-interceptor";
+
+    /// <summary>The account for <c>--user</c> (<paramref name="requested"/>, null when not given).</summary>
+    /// <exception cref="Configuration.ConfigurationException">--user names no account.</exception>
+    public static DaemonAccount Resolve(string? requested) =>
+        Resolve(requested, UserDatabase.EffectiveUid, UserDatabase.UidOf, PrivateFile.Describe);
+
+    /// <summary><see cref="Resolve(string?)"/> with the lookups given (tests).</summary>
+    public static DaemonAccount Resolve(string? requested, uint caller, Func<string, uint?> uidOf, Func<uint, string> describe)
+    {
+        ArgumentNullException.ThrowIfNull(uidOf);
+        ArgumentNullException.ThrowIfNull(describe);
+        if (requested is not null)
+        {
+            var uid = uidOf(requested) ?? (uint.TryParse(requested, out var number) ? number
+                : throw new Configuration.ConfigurationException([$"--user: no such user \"{requested}\" in the user database"]));
+            return new DaemonAccount(uid, describe(uid), InsteadOfCaller: false);
+        }
+
+        return caller == 0 && uidOf(PackagedName) is { } packaged
+            ? new DaemonAccount(packaged, describe(packaged), InsteadOfCaller: true)
+            : new DaemonAccount(caller, describe(caller), InsteadOfCaller: false);
+    }
+}

@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using Interceptor.Linux;
+
+namespace Interceptor.Tests.Linux;
+
+/// <summary>
+/// The secret-file reader behind Relay.CredentialsFile and Metrics.BearerTokenFile: only a regular file of the daemon's
+/// user's, shut to group and others, is read, and never more than the size it saw. The tests run as root, whose files
+/// these are unless chowned; a daemon's uid other than 0 is that of nobody.
+/// </summary>
+[TestFixture]
+public sealed class PrivateFileTests
+{
+    private const uint Nobody = 65534;
+    private string _directory = "";
+
+    [SetUp]
+    public void CreateDirectory() => _directory = Directory.CreateTempSubdirectory("smtpi-private-").FullName;
+
+    [TearDown]
+    public void RemoveDirectory() => Directory.Delete(_directory, recursive: true);
+
+    private static string Read(string path, uint owner = 0) => PrivateFile.ReadAllText(path, owner, "X.File", "the secret", "a secret file", 4096);
+
+    private static string Refusal(string path, uint owner = 0) => Assert.Throws<PrivateFileException>(() => Read(path, owner))!.Message;
+
+    private string Write(string text, UnixFileMode mode = UnixFileMode.UserRead | UnixFileMode.UserWrite)
+    {
+        var path = Path.Combine(_directory, "secret");
+        File.WriteAllText(path, text);
+        File.SetUnixFileMode(path, mode);
+        return path;
+    }
+
+    private static void Run(string file, params string[] arguments)
+    {
+        using var process = Process.Start(file, arguments);
+        process.WaitForExit();
+        Assert.That(process.ExitCode, Is.Zero, $"{file} {string.Join(' ', arguments)}");
+    }
+
+    [Test]
+    public void A_file_of_the_daemons_user_shut_to_others_is_read_without_a_byte_order_mark() =>
+        Assert.That(Read(Write("\uFEFFs3cret\n")), Is.EqualTo("s3cret\n"));
+
+    [TestCase(UnixFileMode.GroupRead)]
+    [TestCase(UnixFileMode.OtherRead)]
+    [TestCase(UnixFileMode.GroupWrite)]
+    [TestCase(UnixFileMode.OtherExecute)]
+    public void A_file_others_may_touch_is_refused_naming_the_file_and_its_mode(UnixFileMode extra)
+    {
+        var path = Write("s3cret", UnixFileMode.UserRead | UnixFileMode.UserWrite | extra);
+
+        var message = Refusal(path);
+
+        Assert.That(message, Does.StartWith(path + ": mode 06").And.EndWith($"lets others than the daemon's user read the secret; run chmod 600 {path}"));
+        Assert.That(message, Does.Not.Contain("s3cret"));
+    }
+
+    [Test]
+    public void A_file_its_owner_may_not_read_is_refused_though_root_could() =>
+        Assert.That(Refusal(Write("s3cret", UnixFileMode.UserWrite)), Does.EndWith(": mode 0200 does not let its owner, the daemon's user, read it; run chmod 600 " + Path.Combine(_directory, "secret")));
+
+    [Test]
+    public void A_file_of_another_user_is_refused_naming_both_and_the_chown()
+    {
+        var path = Write("s3cret");
+        Run("chown", "nobody", path);
+
+        Assert.That(Refusal(path, owner: 0), Is.EqualTo(
+            $"{path}: is owned by uid {Nobody} (nobody), not by the daemon's user (uid 0 (root)): its owner may read or change the secret; run chown root {path}"));
+        Assert.That(Read(path, owner: Nobody), Is.EqualTo("s3cret"), "the same file for a daemon running as nobody");
+    }
+
+    [Test]
+    public void A_file_of_roots_is_refused_for_a_daemon_that_is_not_root_as_it_could_not_read_it() =>
+        Assert.That(Refusal(Write("s3cret"), owner: Nobody), Does.EndWith(
+            $": is owned by uid 0 (root), which keeps the daemon's user (uid {Nobody} (nobody)) from reading it; run chown nobody {Path.Combine(_directory, "secret")}"));
+
+    [Test]
+    public void A_symbolic_link_is_refused_even_to_a_good_file()
+    {
+        var target = Write("s3cret");
+        var link = Path.Combine(_directory, "link");
+        File.CreateSymbolicLink(link, target);
+
+        Assert.That(Refusal(link), Is.EqualTo($"{link}: is a symbolic link; X.File must name the file itself"));
+    }
+
+    [Test]
+    public void A_fifo_is_refused_at_once_instead_of_waiting_for_a_writer()
+    {
+        var fifo = Path.Combine(_directory, "fifo");
+        Run("mkfifo", "-m", "600", fifo);
+
+        // Opened for reading without O_NONBLOCK, a FIFO blocks until someone opens it for writing: the daemon's start would hang.
+        var read = Task.Run(() => Refusal(fifo));
+
+        Assert.That(read.Wait(TimeSpan.FromSeconds(10)), Is.True, "the read still waits for a writer");
+        Assert.That(read.Result, Is.EqualTo($"{fifo}: is a FIFO, not a regular file; X.File must name a file"));
+    }
+
+    [Test]
+    public void A_device_or_a_directory_is_not_a_file()
+    {
+        var zero = Path.Combine(_directory, "zero");
+        Run("mknod", "-m", "600", zero, "c", "1", "5");
+        var directory = Directory.CreateDirectory(Path.Combine(_directory, "dir"), UnixFileMode.UserRead | UnixFileMode.UserExecute).FullName;
+
+        Assert.That(Refusal(zero), Is.EqualTo($"{zero}: is a character device, not a regular file; X.File must name a file"));
+        Assert.That(Refusal(directory), Is.EqualTo($"{directory}: is a directory, not a regular file; X.File must name a file"));
+    }
+
+    [Test]
+    public void A_file_that_yields_more_than_its_size_is_refused_not_read_whole()
+    {
+        // A regular file of size 0, mode 0400 and root's (the tests run as root) that yields this process's environment.
+        const string environ = "/proc/self/environ";
+
+        Assert.That(Refusal(environ), Is.EqualTo($"{environ}: grew while being read (past 0 bytes); check that nothing else writes it"));
+    }
+
+    [Test]
+    public void A_file_larger_than_its_kind_is_refused_by_size_and_a_missing_one_by_its_error()
+    {
+        var big = Write(new string('x', 4097));
+
+        Assert.That(Refusal(big), Is.EqualTo($"{big}: 4097 bytes is more than a secret file holds (4096 at most)"));
+        Assert.That(Refusal(Path.Combine(_directory, "missing")), Is.EqualTo($"{Path.Combine(_directory, "missing")}: cannot be read: No such file or directory"));
+    }
+
+    [Test]
+    public void A_uid_is_described_with_its_name_when_it_has_one() =>
+        Assert.That((PrivateFile.Describe(0), PrivateFile.Describe(4_000_000_000)), Is.EqualTo(("uid 0 (root)", "uid 4000000000")));
+}

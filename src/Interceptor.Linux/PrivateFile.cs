@@ -71,27 +71,12 @@ public static partial class PrivateFile
         }
     }
 
-    /// <summary>"uid 995 (smtp-interceptor)", or the bare uid when it has no account or the database cannot say.</summary>
-    public static string Describe(uint uid) => NameOrNull(uid) is { } name ? $"uid {uid} ({name})" : $"uid {uid}";
-
-    private static string? NameOrNull(uint uid)
-    {
-        try
-        {
-            return UserDatabase.NameOf(uid);
-        }
-        catch (LinuxInteropException)
-        {
-            return null;
-        }
-    }
-
     private static string NotOwned(string path, uint holder, uint owner, string contents)
     {
-        var chown = $"run chown {NameOrNull(owner) ?? owner.ToString(System.Globalization.CultureInfo.InvariantCulture)} {path}";
+        var chown = $"run chown {UserDatabase.NameForMessage(owner) ?? owner.ToString(System.Globalization.CultureInfo.InvariantCulture)} {path}";
         return holder == 0
-            ? $"{path}: is owned by {Describe(holder)}, which keeps the daemon's user ({Describe(owner)}) from reading it; {chown}"
-            : $"{path}: is owned by {Describe(holder)}, not by the daemon's user ({Describe(owner)}): its owner may read or change {contents}; {chown}";
+            ? $"{path}: is owned by {UserDatabase.Describe(holder)}, which keeps the daemon's user ({UserDatabase.Describe(owner)}) from reading it; {chown}"
+            : $"{path}: is owned by {UserDatabase.Describe(holder)}, not by the daemon's user ({UserDatabase.Describe(owner)}): its owner may read or change {contents}; {chown}";
     }
 
     private static string ReadAtMost(SafeFileHandle handle, string path, long length)

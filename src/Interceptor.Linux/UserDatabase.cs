@@ -49,6 +49,25 @@ public static partial class UserDatabase
     }
 
     /// <summary>
+    /// "uid 995 (smtp-interceptor)" for a message or a log line; a uid without an account, or a user database that cannot
+    /// be read (sssd busy, no descriptor left), leaves the bare uid: a message must not fail for want of a name.
+    /// </summary>
+    public static string Describe(uint uid) => NameForMessage(uid) is { } name ? $"uid {uid} ({name})" : $"uid {uid}";
+
+    /// <summary><see cref="NameOf"/> for a message: null when there is no account or the database cannot be read.</summary>
+    public static string? NameForMessage(uint uid)
+    {
+        try
+        {
+            return NameOf(uid);
+        }
+        catch (LinuxInteropException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
     /// <see cref="NameOf"/> without asking NSS (which may wait on LDAP or sssd): false when the answer is not cached;
     /// true with the cached name, or with null for a uid cached as having no account.
     /// </summary>

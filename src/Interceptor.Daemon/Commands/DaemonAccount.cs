@@ -19,7 +19,7 @@ public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfC
     /// <summary>The account for <c>--user</c> (<paramref name="requested"/>, null when not given).</summary>
     /// <exception cref="Configuration.ConfigurationException">--user names no account.</exception>
     public static DaemonAccount Resolve(string? requested) =>
-        Resolve(requested, UserDatabase.EffectiveUid, UserDatabase.UidOf, PrivateFile.Describe);
+        Resolve(requested, UserDatabase.EffectiveUid, UserDatabase.UidOf, UserDatabase.Describe);
 
     /// <summary><see cref="Resolve(string?)"/> with the lookups given (tests).</summary>
     public static DaemonAccount Resolve(string? requested, uint caller, Func<string, uint?> uidOf, Func<uint, string> describe)

@@ -24,31 +24,18 @@ public sealed partial class MetricsEndpoint
             return $"a socket whose owner could not be read ({e.Message})";
         }
 
-        return uids.Count == 0 ? "a socket that is bound but not listening, or whose owner was not found" : Describe(uids);
-    }
-
-    /// <summary>"uid N (name), …" for at most <see cref="HoldersNamed"/> of <paramref name="uids"/> (distinct, in order), "and K more uids" for the rest.</summary>
-    internal static string Describe(IEnumerable<uint> uids)
-    {
-        var distinct = uids.Distinct().Order().ToList();
-        var named = string.Join(", ", distinct.Take(HoldersNamed).Select(Describe));
-        return distinct.Count > HoldersNamed ? $"{named} and {distinct.Count - HoldersNamed} more uids" : named;
+        return uids.Count == 0 ? "a socket that is bound but not listening, or whose owner was not found" : Describe(uids, DescribeUid);
     }
 
     /// <summary>
-    /// "uid N (name)" for a log line; a user database that cannot be read (sssd busy, no descriptor left) leaves the uid
-    /// unnamed: the line is only a log line.
+    /// "uid N (name), …" for at most <see cref="HoldersNamed"/> of <paramref name="uids"/> (distinct, in order), "and K
+    /// more uids" for the rest; each as <paramref name="describe"/> says (<see cref="DescribeUid"/>).
     /// </summary>
-    internal static string Describe(uint uid)
+    internal static string Describe(IEnumerable<uint> uids, Func<uint, string> describe)
     {
-        try
-        {
-            return UserDatabase.NameOf(uid) is { } name ? $"uid {uid} ({name})" : $"uid {uid}";
-        }
-        catch (LinuxInteropException)
-        {
-            return $"uid {uid}";
-        }
+        var distinct = uids.Distinct().Order().ToList();
+        var named = string.Join(", ", distinct.Take(HoldersNamed).Select(describe));
+        return distinct.Count > HoldersNamed ? $"{named} and {distinct.Count - HoldersNamed} more uids" : named;
     }
 
     private bool Conflicts(ListeningSocket socket)

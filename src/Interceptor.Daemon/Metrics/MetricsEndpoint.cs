@@ -82,6 +82,9 @@ public sealed partial class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<I
     /// </summary>
     public Func<System.Net.Sockets.Socket, uint?>? OwnerOf { get; init; }
 
+    /// <summary>How the line naming who holds the port names a uid: a sub-UID with its owner (<c>UidAttribution.Describe</c>) in the daemon.</summary>
+    public Func<uint, string> DescribeUid { get; init; } = Interceptor.Linux.UserDatabase.Describe;
+
     /// <summary>The uids the scraper runs as (root and Metrics.ScraperUsers): <see cref="KeptForScrapers"/> slots are theirs.</summary>
     public IReadOnlySet<uint> Scrapers { get; init; } = new HashSet<uint> { 0 };
 

@@ -89,7 +89,9 @@ internal static class MetricsPortTargets
     }
 
     /// <summary>"1 listener, 2 connections and 1 half-open one (of uid 1002 (alice); 1 without an owner, orphaned or not yet accepted)".</summary>
-    public static string Describe(List<Target> targets)
+    /// <param name="targets">What was chosen, closed or left.</param>
+    /// <param name="describe">How a uid is named (<see cref="MetricsPortSweep.DescribeUid"/>).</param>
+    public static string Describe(List<Target> targets, Func<uint, string> describe)
     {
         var listeners = targets.Count(t => t.Socket.State == TcpState.Listen);
         var halfOpen = targets.Count(t => t.Socket.State == TcpState.SynReceived);
@@ -98,7 +100,7 @@ internal static class MetricsPortTargets
         var owned = targets.Where(t => t.Owner is not null).Select(t => t.Owner!.Value).ToList();
         if (owned.Count > 0)
         {
-            parts.Add($"of {MetricsEndpoint.Describe(owned)}");
+            parts.Add($"of {MetricsEndpoint.Describe(owned, describe)}");
         }
 
         var ownerless = targets.Count(t => t.Owner is null);

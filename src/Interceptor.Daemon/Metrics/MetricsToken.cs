@@ -89,7 +89,7 @@ public sealed class MetricsToken
         {
             var items = context.Features.Get<IConnectionItemsFeature>()?.Items;
             var owner = items is not null && items.TryGetValue(SharedAcceptLoopTransport.SlotKey, out var slot) ? (slot as PeerSlots.Slot)?.Owner : null;
-            logger.TokenMissing(owner is { } uid ? MetricsEndpoint.Describe(uid) : "an owner not found", count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
+            logger.TokenMissing(owner is { } uid ? UserDatabase.Describe(uid) : "an owner not found", count, span.TotalSeconds, AcceptLoop.ReportInterval.TotalSeconds);
         }
 
         context.Response.StatusCode = StatusCodes.Status401Unauthorized;

@@ -128,8 +128,4 @@ public sealed class PrivateFileTests
         Assert.That(Refusal(big), Is.EqualTo($"{big}: 4097 bytes is more than a secret file holds (4096 at most)"));
         Assert.That(Refusal(Path.Combine(_directory, "missing")), Is.EqualTo($"{Path.Combine(_directory, "missing")}: cannot be read: No such file or directory"));
     }
-
-    [Test]
-    public void A_uid_is_described_with_its_name_when_it_has_one() =>
-        Assert.That((PrivateFile.Describe(0), PrivateFile.Describe(4_000_000_000)), Is.EqualTo(("uid 0 (root)", "uid 4000000000")));
 }

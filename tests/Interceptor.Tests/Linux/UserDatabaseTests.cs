@@ -12,6 +12,10 @@ public class UserDatabaseTests
     }
 
     [Test]
+    public void A_uid_is_described_with_its_name_when_it_has_one() =>
+        Assert.That((UserDatabase.Describe(0), UserDatabase.Describe(4_000_000_000)), Is.EqualTo(("uid 0 (root)", "uid 4000000000")));
+
+    [Test]
     public void Second_answer_comes_from_the_cache()
     {
         var first = UserDatabase.NameOf(0);

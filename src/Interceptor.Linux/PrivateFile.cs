@@ -1,6 +1,8 @@
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
 
 namespace Interceptor.Linux;
 
@@ -10,21 +12,22 @@ public sealed class PrivateFileException(string message) : Exception(message);
 /// <summary>
 /// Reads a secret an option names (relay logins, the metrics endpoint's token): a regular file, not a symbolic link,
 /// owned by the daemon's user, that neither group nor others may read, write or execute, and no larger than its kind
-/// ever is. Messages name the file and the problem, never its contents.
+/// ever is. Messages name the file and every problem with what fixes it, never the file's contents.
 /// </summary>
 public static partial class PrivateFile
 {
-    // O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC: a FIFO at the path opens at once (and is then refused) instead of
-    // holding the start until someone writes it; a link is refused by the kernel, not by a check a swap could pass.
-    private const int OpenFlags = 0x800 | 0x20000 | 0x80000;
     private const int AtFdCwd = -100;
-    private const int AtSymlinkNoFollow = 0x100;
-    private const int AtEmptyPath = 0x1000;
     private const uint StatxTypeModeUidSize = 0x1 | 0x2 | 0x8 | 0x200;
     private const int StatxSize = 256;
-    private const int ELoop = 40;
-    private const int EAcces = 13;
     private const ushort TypeMask = 0xF000;
+    private const ushort RegularFile = 0x8000;
+    private const ushort GroupOrOthers = 0x3F;
+    private const ushort OwnerRead = 0x100;
+
+    // Not constants: the values differ between architectures (O_NOFOLLOW is 0x20000 on x86-64, 0x8000 on arm64). A FIFO
+    // opens at once without blocking (and is then refused) instead of holding the start until someone writes it; a link
+    // at the path is refused by the kernel, not by a check a swap could pass.
+    private static int OpenFlags => LibC.O_RDONLY | LibC.O_NONBLOCK | LibC.O_NOFOLLOW | LibC.O_CLOEXEC;
 
     /// <param name="path">The file.</param>
     /// <param name="owner">The uid the daemon runs as: with group and others shut out, only its owner reads the file.</param>
@@ -39,23 +42,13 @@ public static partial class PrivateFile
         var fd = Open(path, OpenFlags);
         if (fd < 0)
         {
-            var errno = Marshal.GetLastPInvokeError();
-            throw new PrivateFileException(errno switch
-            {
-                ELoop => $"{path}: is a symbolic link; {key} must name the file itself",
-                EAcces when OwnerOfPath(path) is { } holder && holder != owner => NotOwned(path, holder, owner, contents),
-                _ => $"{path}: cannot be read: {Marshal.GetPInvokeErrorMessage(errno)}",
-            });
+            throw new PrivateFileException(Unopened(path, Marshal.GetLastPInvokeError(), owner, key, contents));
         }
 
         using var handle = new SafeFileHandle(fd, ownsHandle: true);
-        var (type, mode, fileOwner, length) = Stat(handle, path);
-        var problem = type != 0x8000 ? $"{path}: is {TypeName(type)}, not a regular file; {key} must name a file"
-            : fileOwner != owner ? NotOwned(path, fileOwner, owner, contents)
-            : (mode & 0x3F) != 0 ? $"{path}: mode {Octal(mode)} lets others than the daemon's user read {contents}; run chmod 600 {path}"
-            : (mode & 0x100) == 0 ? $"{path}: mode {Octal(mode)} does not let its owner, the daemon's user, read it; run chmod 600 {path}"
-            : length > maxBytes ? $"{path}: {length} bytes is more than {kind} holds ({maxBytes} at most)"
-            : null;
+        var status = StatOpened(handle, path);
+        var problem = Problem(path, status, owner, key, contents, opened: true)
+            ?? (status.Length > maxBytes ? $"{path}: {status.Length} bytes is more than {kind} holds ({maxBytes} at most)" : null);
         if (problem is not null)
         {
             throw new PrivateFileException(problem);
@@ -63,7 +56,7 @@ public static partial class PrivateFile
 
         try
         {
-            return ReadAtMost(handle, path, length);
+            return ReadAtMost(handle, path, status.Length);
         }
         catch (IOException e)
         {
@@ -71,12 +64,61 @@ public static partial class PrivateFile
         }
     }
 
-    private static string NotOwned(string path, uint holder, uint owner, string contents)
+    private readonly record struct Status(ushort Type, ushort Mode, uint Owner, long Length);
+
+    // What the open's error leaves unsaid, from the path's own status: a socket gives ENXIO, a file the daemon's user may
+    // not read EACCES (root's file, a mode without the owner's read bit).
+    private static string Unopened(string path, int errno, uint owner, string key, string contents)
     {
-        var chown = $"run chown {UserDatabase.NameForMessage(owner) ?? owner.ToString(System.Globalization.CultureInfo.InvariantCulture)} {path}";
-        return holder == 0
-            ? $"{path}: is owned by {UserDatabase.Describe(holder)}, which keeps the daemon's user ({UserDatabase.Describe(owner)}) from reading it; {chown}"
-            : $"{path}: is owned by {UserDatabase.Describe(holder)}, not by the daemon's user ({UserDatabase.Describe(owner)}): its owner may read or change {contents}; {chown}";
+        if (errno == LibC.ELOOP)
+        {
+            return $"{path}: is a symbolic link; {key} must name the file itself";
+        }
+
+        if ((errno == LibC.EACCES || errno == LibC.ENXIO) && StatPath(path) is { } status && Problem(path, status, owner, key, contents, opened: false) is { } problem)
+        {
+            return problem;
+        }
+
+        var hint = errno == LibC.EACCES ? "; the daemon's user must be able to search every directory on the path" : "";
+        return $"{path}: cannot be read: {Marshal.GetPInvokeErrorMessage(errno)}{hint}";
+    }
+
+    // Every problem of the file at once, each with its fix, so that one restart is enough. Root's file is as trusted as
+    // the daemon's own when the daemon itself opened it (a drop-in's CAP_DAC_READ_SEARCH); a check made for another user
+    // (check-config --daemon-user) cannot know that, and says the daemon's user could not read it.
+    private static string? Problem(string path, Status status, uint owner, string key, string contents, bool opened)
+    {
+        if (status.Type != RegularFile)
+        {
+            return $"{path}: is {TypeName(status.Type)}, not a regular file; {key} must name a file";
+        }
+
+        var loose = (status.Mode & GroupOrOthers) != 0;
+        var owned = status.Owner == owner || (status.Owner == 0 && opened && UserDatabase.EffectiveUid == owner);
+        var problems = new List<string>();
+        var fixes = new List<string>();
+        if (!owned)
+        {
+            var daemon = $"the daemon's user ({UserDatabase.Describe(owner)})";
+            problems.Add(status.Owner != 0 ? $"is owned by {UserDatabase.Describe(status.Owner)}, not by {daemon}, so its owner may read or change {contents}"
+                : loose ? $"is owned by {UserDatabase.Describe(0)}, not by {daemon}"
+                : $"is owned by {UserDatabase.Describe(0)}, which keeps {daemon} from reading it");
+            fixes.Add($"chown {UserDatabase.NameForMessage(owner) ?? owner.ToString(CultureInfo.InvariantCulture)} {path}");
+        }
+
+        if (loose)
+        {
+            problems.Add($"mode {Octal(status.Mode)} lets others than the daemon's user read {contents}");
+            fixes.Add($"chmod 600 {path}");
+        }
+        else if (owned && (status.Mode & OwnerRead) == 0)
+        {
+            problems.Add($"mode {Octal(status.Mode)} does not let its owner, the daemon's user, read it");
+            fixes.Add($"chmod 600 {path}");
+        }
+
+        return problems.Count == 0 ? null : $"{path}: {string.Join(", and ", problems)}; run {string.Join(" and ", fixes)}";
     }
 
     private static string ReadAtMost(SafeFileHandle handle, string path, long length)
@@ -94,24 +136,25 @@ public static partial class PrivateFile
             : new UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetString(bytes, 0, read).TrimStart('\uFEFF');
     }
 
-    // The type, mode and owner of the file opened, not of the path a moment before: no swap in between can pass the check.
-    private static unsafe (ushort Type, ushort Mode, uint Owner, long Length) Stat(SafeFileHandle handle, string path)
+    // The status of the file opened, not of the path a moment before: no swap in between can pass the checks.
+    private static Status StatOpened(SafeFileHandle handle, string path) =>
+        Statx((int)handle.DangerousGetHandle(), "", LibC.AT_EMPTY_PATH) ?? throw new PrivateFileException(
+            $"{path}: cannot be examined: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+
+    private static Status? StatPath(string path) => Statx(AtFdCwd, path, LibC.AT_SYMLINK_NOFOLLOW);
+
+    // struct statx has one layout on every architecture (the kernel's): stx_uid at 20, stx_mode at 28, stx_size at 40.
+    private static unsafe Status? Statx(int directoryFd, string path, int flags)
     {
         var buffer = stackalloc byte[StatxSize];
-        if (Statx((int)handle.DangerousGetHandle(), "", AtEmptyPath, StatxTypeModeUidSize, buffer) != 0)
+        if (StatxCall(directoryFd, path, flags, StatxTypeModeUidSize, buffer) != 0)
         {
-            throw new PrivateFileException($"{path}: cannot be examined: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+            return null;
         }
 
         var span = new ReadOnlySpan<byte>(buffer, StatxSize);
         var mode = MemoryMarshal.Read<ushort>(span[28..]);
-        return ((ushort)(mode & TypeMask), (ushort)(mode & 0xFFF), MemoryMarshal.Read<uint>(span[20..]), (long)MemoryMarshal.Read<ulong>(span[40..]));
-    }
-
-    private static unsafe uint? OwnerOfPath(string path)
-    {
-        var buffer = stackalloc byte[StatxSize];
-        return Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxTypeModeUidSize, buffer) == 0 ? *(uint*)(buffer + 20) : null;
+        return new Status((ushort)(mode & TypeMask), (ushort)(mode & 0xFFF), MemoryMarshal.Read<uint>(span[20..]), (long)MemoryMarshal.Read<ulong>(span[40..]));
     }
 
     private static string TypeName(ushort type) => type switch
@@ -130,5 +173,5 @@ public static partial class PrivateFile
     private static partial int Open(string path, int flags);
 
     [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static unsafe partial int Statx(int directoryFd, string path, int flags, uint mask, byte* statxBuffer);
+    private static unsafe partial int StatxCall(int directoryFd, string path, int flags, uint mask, byte* statxBuffer);
 }

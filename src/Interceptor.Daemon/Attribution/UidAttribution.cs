@@ -50,14 +50,6 @@ public sealed class UidAttribution(SubordinateUidFile subordinates, UnknownUidHa
         uid is { } sent && subordinates.Current.FindOwner(sent) is { } owner ? (owner.Uid, $"sent as sub-UID {sent}") : (uid, null);
 
     /// <summary>
-    /// "uid 231079 (a sub-UID of uid 1001 (alice))" for a sub-UID, "uid 1001 (alice)" otherwise: for lines that name a
-    /// socket's raw uid (the metrics port's holders and sweep), so that each of a customer's sub-UIDs is seen as hers.
-    /// Reads /etc/subuid when due: not for a socket thread.
-    /// </summary>
-    public static string Describe(SubordinateUidFile subordinates, uint uid) =>
-        subordinates.Current.FindOwner(uid) is { } owner ? $"uid {uid} (a sub-UID of uid {owner.Uid} ({owner.Name}))" : UserDatabase.Describe(uid);
-
-    /// <summary>
     /// <see cref="Resolve"/> from what is cached only: false when the answer needs NSS (a name not cached) or a look at
     /// /etc/subuid (due once a second; a reload resolves every owner), either of which may block a socket thread.
     /// </summary>

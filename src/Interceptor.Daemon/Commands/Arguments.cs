@@ -4,8 +4,8 @@ namespace Interceptor.Daemon.Commands;
 /// <param name="Verb">The verb, e.g. "run" or "status".</param>
 /// <param name="ConfigPath">--config, or the packaged file when it exists; null means the built-in defaults ({}).</param>
 /// <param name="Json">--json (admin verbs only).</param>
-/// <param name="User">--user (check-config and rules only): the daemon's user to check or render for; see <see cref="DaemonAccount"/>.</param>
-public sealed record Arguments(string Verb, string? ConfigPath, bool Json, string? User = null)
+/// <param name="DaemonUser">--daemon-user (check-config and rules only): the user to check or render for; see <see cref="DaemonAccount"/>.</param>
+public sealed record Arguments(string Verb, string? ConfigPath, bool Json, string? DaemonUser = null)
 {
     public const string DefaultConfigPath = "/etc/smtp-interceptor/smtp-interceptor.json";
 

@@ -57,8 +57,8 @@ public sealed class CommandLineDefinition
         [
             // `run` stays a thin call: the daemon's start-up and lifetime are RunCommand's.
             Verb("run", "run the daemon in the foreground: install the nft table, relay mail, log JSON lines", a => RunCommand.RunAsync(a, loggers)),
-            WithUser(Verb("check-config", "validate the configuration; exit 0, or 1 naming each bad key", a => Task.FromResult(RulesCommands.CheckConfig(a)))),
-            WithUser(Verb("rules", "print the nft ruleset the daemon would install", a => Task.FromResult(RulesCommands.PrintRules(a)))),
+            WithDaemonUser(Verb("check-config", "validate the configuration; exit 0, or 1 naming each bad key", a => Task.FromResult(RulesCommands.CheckConfig(a)))),
+            WithDaemonUser(Verb("rules", "print the nft ruleset the daemon would install", a => Task.FromResult(RulesCommands.PrintRules(a)))),
             Verb("remove-rules", "delete the daemon's nft table (after this, port 25 is no longer intercepted)", RulesCommands.RemoveRulesAsync),
             Added(ClientCaCommand.Declare(ArgumentsOf)),
             Verb("demo", "self-contained demonstration in a throwaway network namespace (needs root, nft, swaks and Postfix's smtp-sink)", DemoCommand.RunAsync),
@@ -86,11 +86,14 @@ public sealed class CommandLineDefinition
         Description = $"the configuration (default {Arguments.DefaultConfigPath} when it exists, else the built-in defaults)",
     };
 
-    /// <summary>On check-config and rules: the user the daemon runs as (<see cref="DaemonAccount"/>).</summary>
-    public Option<string?> User { get; } = new("--user")
+    /// <summary>
+    /// On check-config and rules: the user the daemon runs as (<see cref="DaemonAccount"/>). Not <c>--user</c>, which on
+    /// the admin verbs names a customer: `rules --user alice` must not quietly exempt her.
+    /// </summary>
+    public Option<string?> DaemonUser { get; } = new("--daemon-user")
     {
         HelpName = "NAME",
-        Description = $"the daemon's user to check or render for (default: yours; as root, {DaemonAccount.PackagedName} where that account exists)",
+        Description = $"the user the daemon runs as, to check or render for (default: {DaemonAccount.PackagedName} where that account exists, else yours)",
     };
 
     /// <summary>On every admin verb.</summary>
@@ -178,21 +181,39 @@ public sealed class CommandLineDefinition
         return command;
     }
 
-    private Command WithUser(Command command)
+    private Command WithDaemonUser(Command command)
     {
-        if (User.Validators.Count == 0)
+        if (DaemonUser.Validators.Count == 0)
         {
-            User.Validators.Add(result =>
+            DaemonUser.Validators.Add(result =>
             {
-                if (result.GetValueOrDefault<string?>() is { } name && Linux.UserDatabase.UidOf(name) is null && !uint.TryParse(name, out _))
+                if (result.GetValueOrDefault<string?>() is { } name && KnownUserProblem(name) is { } problem)
                 {
-                    result.AddError($"--user: no such user \"{name}\" in the user database");
+                    result.AddError($"--daemon-user: {problem}");
                 }
             });
         }
 
-        command.Options.Add(User);
+        command.Options.Add(DaemonUser);
         return command;
+    }
+
+    // A name from the user database, or a number as a uid (as Interception.ExemptUsers takes them).
+    private static string? KnownUserProblem(string name)
+    {
+        if (name.Length == 0 || uint.TryParse(name, out _))
+        {
+            return name.Length == 0 ? "an empty name" : null;
+        }
+
+        try
+        {
+            return Linux.UserDatabase.UidOf(name) is null ? $"no such user \"{name}\" in the user database" : null;
+        }
+        catch (Linux.LinuxInteropException e)
+        {
+            return $"the user database could not be read ({e.Message})";
+        }
     }
 
     private Command Added(Command command)
@@ -208,7 +229,7 @@ public sealed class CommandLineDefinition
         return _admin.TryGetValue(result.CommandResult.Command, out var admin) ? admin.RequestOf(result) : null;
     }
 
-    /// <summary>What the verb's handler gets: its name, the configuration file, --json and --user.</summary>
+    /// <summary>What the verb's handler gets: its name, the configuration file, --json and --daemon-user.</summary>
     public Arguments ArgumentsOf(ParseResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
@@ -217,7 +238,7 @@ public sealed class CommandLineDefinition
             command.Name,
             Arguments.ConfigOrDefault(result.GetValue(Config)),
             command.Options.Contains(Json) && result.GetValue(Json),
-            command.Options.Contains(User) ? result.GetValue(User) : null);
+            command.Options.Contains(DaemonUser) ? result.GetValue(DaemonUser) : null);
     }
 
     private int Help(ParseResult result) => Help(result.CommandResult.Command);

@@ -3,21 +3,22 @@ using Interceptor.Linux;
 namespace Interceptor.Daemon.Commands;
 
 /// <summary>
-/// The user a verb checks or renders for when it is not the daemon itself (check-config, rules): <c>--user NAME</c>;
-/// else whoever runs the verb, except root on a host where the package's account exists, whose units run the daemon and
-/// the boot table as that account. Root's own uid in a hand-made table would exempt root's mail from interception, and
-/// root passes every file check the daemon's user would fail.
+/// The user a verb checks or renders for when it is not the daemon itself (check-config, rules): <c>--daemon-user NAME</c>;
+/// else the package's account where it exists, whose units run the daemon and the boot table as it; else whoever runs
+/// the verb. Root's own uid in a hand-made table would leave the daemon's upstream connections to the redirect, root
+/// passes every file check the daemon's user would fail, and an admin in Control.AdminGroup must not be told to chown the
+/// daemon's secrets to herself.
 /// </summary>
 /// <param name="Uid">The daemon's uid: exempt in the table, the owner its private files must have.</param>
 /// <param name="Description">"uid 995 (smtp-interceptor)".</param>
-/// <param name="InsteadOfCaller">True when root asked without --user and got the package's account.</param>
+/// <param name="InsteadOfCaller">True when asked without --daemon-user and the package's account is not the caller.</param>
 public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfCaller)
 {
     /// <summary>The account the Debian package creates and names in its units' <c>User=</c>.</summary>
     public const string PackagedName = "smtp-interceptor";
 
-    /// <summary>The account for <c>--user</c> (<paramref name="requested"/>, null when not given).</summary>
-    /// <exception cref="Configuration.ConfigurationException">--user names no account.</exception>
+    /// <summary>The account for <c>--daemon-user</c> (<paramref name="requested"/>, null when not given).</summary>
+    /// <exception cref="Configuration.ConfigurationException">--daemon-user names no account.</exception>
     public static DaemonAccount Resolve(string? requested) =>
         Resolve(requested, UserDatabase.EffectiveUid, UserDatabase.UidOf, UserDatabase.Describe);
 
@@ -29,12 +30,12 @@ public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfC
         if (requested is not null)
         {
             var uid = uidOf(requested) ?? (uint.TryParse(requested, out var number) ? number
-                : throw new Configuration.ConfigurationException([$"--user: no such user \"{requested}\" in the user database"]));
+                : throw new Configuration.ConfigurationException([$"--daemon-user: no such user \"{requested}\" in the user database"]));
             return new DaemonAccount(uid, describe(uid), InsteadOfCaller: false);
         }
 
-        return caller == 0 && uidOf(PackagedName) is { } packaged
-            ? new DaemonAccount(packaged, describe(packaged), InsteadOfCaller: true)
+        return uidOf(PackagedName) is { } packaged
+            ? new DaemonAccount(packaged, describe(packaged), InsteadOfCaller: packaged != caller)
             : new DaemonAccount(caller, describe(caller), InsteadOfCaller: false);
     }
 }

@@ -9,7 +9,7 @@ public static class RulesCommands
 {
     public static int CheckConfig(Arguments arguments)
     {
-        var account = DaemonAccount.Resolve(arguments.User);
+        var account = DaemonAccount.Resolve(arguments.DaemonUser);
         var (options, spec) = DaemonSetup.Load(arguments.ConfigPath, daemonUid: account.Uid);
 
         // Not a key's syntax but the key on this host: `run` refuses such a port (exit 1), so say so before it does.
@@ -29,18 +29,18 @@ public static class RulesCommands
 
         Console.WriteLine($"configuration ok: {arguments.ConfigPath ?? "(built-in defaults)"}");
         Console.WriteLine($"  listen 127.0.0.1 and [::1] port {options.Listen.Port}; intercept ports {string.Join(",", spec.Ports)}; table inet {spec.Table}; exempt uids {string.Join(",", spec.ExemptUids)}");
-        Console.WriteLine($"  checked for the daemon's user, {account.Description}{(account.InsteadOfCaller ? " (the package's account; --user to check for another)" : "")}");
+        Console.WriteLine($"  secret files' owner and mode checked for the daemon's user, {account.Description}{(account.InsteadOfCaller ? " (the package's account; --daemon-user for another)" : "")}; other files read as you");
         return 0;
     }
 
     public static int PrintRules(Arguments arguments)
     {
-        var account = DaemonAccount.Resolve(arguments.User);
+        var account = DaemonAccount.Resolve(arguments.DaemonUser);
         var (options, spec) = DaemonSetup.Load(arguments.ConfigPath, daemonUid: account.Uid);
         if (account.InsteadOfCaller)
         {
             // Said on stderr: stdout is the script nft reads.
-            Console.Error.WriteLine($"smtp-interceptor: rendered for the daemon's user, {account.Description}, the package's account (--user root for a daemon run as root)");
+            Console.Error.WriteLine($"smtp-interceptor: rendered for the daemon's user, {account.Description}, the package's account (--daemon-user for a daemon run as another)");
         }
 
         // No daemon listens on the NFLOG group yet (its install adds the log statements once it has bound it), and a kernel

@@ -227,7 +227,7 @@ public static class RunCommand
         // Started before the listener accepts and the store is pruned: what happens before an exporter listens is not counted.
         await using var metricsServer = options.Metrics.Listen.Length == 0
             ? null
-            : new MetricsEndpoint(IPEndPoint.Parse(options.Metrics.Listen), metrics.Sources, loggers) { OwnerOf = attributor.DirectPeerOwner, Scrapers = spec.MetricsUids.ToHashSet(), Token = metricsToken, DescribeUid = uid => UidAttribution.Describe(subordinates, uid) };
+            : new MetricsEndpoint(IPEndPoint.Parse(options.Metrics.Listen), metrics.Sources, loggers) { OwnerOf = attributor.DirectPeerOwner, Scrapers = spec.MetricsUids.ToHashSet(), Token = metricsToken, SubordinateOwnerOf = uid => subordinates.Current.FindOwner(uid) };
         foreach (var warning in spec.MetricsEndpoint is { } metricsAt ? MetricsEndpoint.Warnings(metricsAt, spec.MetricsUids) : [])
         {
             loggers.CreateLogger("metrics").ConfigurationWarning(warning);
@@ -240,7 +240,7 @@ public static class RunCommand
             SuspendedSets = suspendedSets,
             Generation = generation,
             HearChanges = true,
-            AfterTableChange = spec.MetricsEndpoint is { } swept ? new MetricsPortSweep(swept, spec.MetricsServerUid, loggers.CreateLogger("metrics")) { DescribeUid = uid => UidAttribution.Describe(subordinates, uid) }.Request : null,
+            AfterTableChange = spec.MetricsEndpoint is { } swept ? new MetricsPortSweep(swept, spec.MetricsServerUid, loggers.CreateLogger("metrics")) { SubordinateOwnerOf = uid => subordinates.Current.FindOwner(uid) }.Request : null,
         };
         metrics.Intercept.Watchdog = watchdog;
 

@@ -19,7 +19,7 @@ internal static class ReferencedFiles
 
     /// <inheritdoc cref="Problems(InterceptorOptions)"/>
     /// <param name="options">The configuration.</param>
-    /// <param name="daemonUid">The user the daemon will run as: the private files must be its own (check-config --user).</param>
+    /// <param name="daemonUid">The user the daemon will run as: the private files must be its own (check-config --daemon-user).</param>
     public static IReadOnlyList<string> Problems(InterceptorOptions options, uint daemonUid)
     {
         ArgumentNullException.ThrowIfNull(options);

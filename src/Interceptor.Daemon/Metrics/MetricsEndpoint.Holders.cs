@@ -1,4 +1,5 @@
 using System.Net;
+using Interceptor.Core.Attribution;
 using Interceptor.Linux;
 
 namespace Interceptor.Daemon.Metrics;
@@ -24,18 +25,35 @@ public sealed partial class MetricsEndpoint
             return $"a socket whose owner could not be read ({e.Message})";
         }
 
-        return uids.Count == 0 ? "a socket that is bound but not listening, or whose owner was not found" : Describe(uids, DescribeUid);
+        return uids.Count == 0 ? "a socket that is bound but not listening, or whose owner was not found" : Describe(uids, SubordinateOwnerOf);
     }
 
     /// <summary>
-    /// "uid N (name), …" for at most <see cref="HoldersNamed"/> of <paramref name="uids"/> (distinct, in order), "and K
-    /// more uids" for the rest; each as <paramref name="describe"/> says (<see cref="DescribeUid"/>).
+    /// "uid 1002 (bob), sub-UIDs 231072, 231073 and 5 more of uid 1001 (alice)": the users behind <paramref name="uids"/>,
+    /// a sub-UID under the owner of its range (<paramref name="ownerOf"/>, null for none), at most
+    /// <see cref="HoldersNamed"/> users named and "and K more users" for the rest. Grouped by owner first, so that a
+    /// customer's many sub-UIDs cannot take every place in the line and hide another customer.
     /// </summary>
-    internal static string Describe(IEnumerable<uint> uids, Func<uint, string> describe)
+    internal static string Describe(IEnumerable<uint> uids, Func<uint, SubordinateUidOwner?> ownerOf)
     {
-        var distinct = uids.Distinct().Order().ToList();
-        var named = string.Join(", ", distinct.Take(HoldersNamed).Select(describe));
-        return distinct.Count > HoldersNamed ? $"{named} and {distinct.Count - HoldersNamed} more uids" : named;
+        var users = uids.Distinct().Select(uid => (Uid: uid, Owner: ownerOf(uid))).GroupBy(u => u.Owner?.Uid ?? u.Uid).OrderBy(g => g.Key).ToList();
+        var named = string.Join(", ", users.Take(HoldersNamed).Select(DescribeUser));
+        return users.Count > HoldersNamed ? $"{named} and {users.Count - HoldersNamed} more users" : named;
+    }
+
+    private static string DescribeUser(IGrouping<uint, (uint Uid, SubordinateUidOwner? Owner)> user)
+    {
+        var subordinates = user.Where(u => u.Owner is not null).Select(u => u.Uid).Order().ToList();
+        var itself = user.Any(u => u.Owner is null);
+        var who = itself || subordinates.Count == 0 ? UserDatabase.Describe(user.Key) : $"uid {user.Key} ({user.First().Owner!.Name})";
+        if (subordinates.Count == 0)
+        {
+            return who;
+        }
+
+        var listed = string.Join(", ", subordinates.Take(HoldersNamed)) + (subordinates.Count > HoldersNamed ? $" and {subordinates.Count - HoldersNamed} more" : "");
+        var noun = subordinates.Count == 1 ? "sub-UID" : "sub-UIDs";
+        return itself ? $"{who} with {noun} {listed}" : $"{noun} {listed} of {who}";
     }
 
     private bool Conflicts(ListeningSocket socket)

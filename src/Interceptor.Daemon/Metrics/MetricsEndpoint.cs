@@ -82,8 +82,11 @@ public sealed partial class MetricsEndpoint(IPEndPoint endpoint, IReadOnlyList<I
     /// </summary>
     public Func<System.Net.Sockets.Socket, uint?>? OwnerOf { get; init; }
 
-    /// <summary>How the line naming who holds the port names a uid: a sub-UID with its owner (<c>UidAttribution.Describe</c>) in the daemon.</summary>
-    public Func<uint, string> DescribeUid { get; init; } = Interceptor.Linux.UserDatabase.Describe;
+    /// <summary>
+    /// The owner of a sub-UID's range (/etc/subuid), for the line naming who holds the port: the kernel's socket table
+    /// gives raw uids, which no attribution has mapped. None by default.
+    /// </summary>
+    public Func<uint, Core.Attribution.SubordinateUidOwner?> SubordinateOwnerOf { get; init; } = _ => null;
 
     /// <summary>The uids the scraper runs as (root and Metrics.ScraperUsers): <see cref="KeptForScrapers"/> slots are theirs.</summary>
     public IReadOnlySet<uint> Scrapers { get; init; } = new HashSet<uint> { 0 };

@@ -44,8 +44,8 @@ public sealed class MetricsPortSweep(IPEndPoint endpoint, uint daemonUid, ILogge
     private bool _busy;
     private bool _again;
 
-    /// <summary>How the log names a socket's uid: a sub-UID with its owner (<c>UidAttribution.Describe</c>) in the daemon.</summary>
-    public Func<uint, string> DescribeUid { get; init; } = UserDatabase.Describe;
+    /// <summary>The owner of a sub-UID's range, for the log lines (<see cref="MetricsEndpoint.SubordinateOwnerOf"/>). None by default.</summary>
+    public Func<uint, Core.Attribution.SubordinateUidOwner?> SubordinateOwnerOf { get; init; } = _ => null;
 
     /// <summary>Sockets aborted since the start, each counted once.</summary>
     public int Closed { get; private set; }
@@ -118,7 +118,7 @@ public sealed class MetricsPortSweep(IPEndPoint endpoint, uint daemonUid, ILogge
             catch (LinuxInteropException e)
             {
                 Report(closed);
-                logger.SweepFailed(endpoint.Port, $"{MetricsPortTargets.Describe(targets, DescribeUid)} could not be closed: {e.Message}");
+                logger.SweepFailed(endpoint.Port, $"{MetricsPortTargets.Describe(targets, SubordinateOwnerOf)} could not be closed: {e.Message}");
                 return;
             }
 
@@ -136,7 +136,7 @@ public sealed class MetricsPortSweep(IPEndPoint endpoint, uint daemonUid, ILogge
             {
                 // The kernel refuses them all alike (no CONFIG_INET_DIAG_DESTROY, no CAP_NET_ADMIN): another pass would too.
                 Report(closed);
-                logger.SweepFailed(endpoint.Port, $"{MetricsPortTargets.Describe([.. targets.Where((_, i) => results[i] == refused)], DescribeUid)} could not be closed: {Reason(refused)}");
+                logger.SweepFailed(endpoint.Port, $"{MetricsPortTargets.Describe([.. targets.Where((_, i) => results[i] == refused)], SubordinateOwnerOf)} could not be closed: {Reason(refused)}");
                 return;
             }
         }
@@ -149,7 +149,7 @@ public sealed class MetricsPortSweep(IPEndPoint endpoint, uint daemonUid, ILogge
             var again = left.Count(t => attempted.Contains(t.Abort.Cookie));
             var cap = truncated ? $"; a pass reads at most {MaxPerPass} sockets a family, and more were there" : "";
             logger.SweepFailed(endpoint.Port,
-                $"{MetricsPortTargets.Describe(left, DescribeUid)} were still there after {MaxPasses} passes ({again} of them tried before to no effect, such as all but one listener of a SO_REUSEPORT group, which the kernel finds by address; the others made since{cap})");
+                $"{MetricsPortTargets.Describe(left, SubordinateOwnerOf)} were still there after {MaxPasses} passes ({again} of them tried before to no effect, such as the listeners of a SO_REUSEPORT group, of which the kernel's lookup by address reaches one a pass; the others made since{cap})");
         }
     }
 
@@ -179,7 +179,7 @@ public sealed class MetricsPortSweep(IPEndPoint endpoint, uint daemonUid, ILogge
         Closed += closed.Count;
         if (closed.Count > 0)
         {
-            logger.SweepClosed(endpoint.Port, MetricsPortTargets.Describe([.. closed.Values], DescribeUid));
+            logger.SweepClosed(endpoint.Port, MetricsPortTargets.Describe([.. closed.Values], SubordinateOwnerOf));
         }
     }
 

@@ -90,8 +90,8 @@ internal static class MetricsPortTargets
 
     /// <summary>"1 listener, 2 connections and 1 half-open one (of uid 1002 (alice); 1 without an owner, orphaned or not yet accepted)".</summary>
     /// <param name="targets">What was chosen, closed or left.</param>
-    /// <param name="describe">How a uid is named (<see cref="MetricsPortSweep.DescribeUid"/>).</param>
-    public static string Describe(List<Target> targets, Func<uint, string> describe)
+    /// <param name="ownerOf">The owner of a sub-UID's range (<see cref="MetricsPortSweep.SubordinateOwnerOf"/>).</param>
+    public static string Describe(List<Target> targets, Func<uint, Core.Attribution.SubordinateUidOwner?> ownerOf)
     {
         var listeners = targets.Count(t => t.Socket.State == TcpState.Listen);
         var halfOpen = targets.Count(t => t.Socket.State == TcpState.SynReceived);
@@ -100,7 +100,7 @@ internal static class MetricsPortTargets
         var owned = targets.Where(t => t.Owner is not null).Select(t => t.Owner!.Value).ToList();
         if (owned.Count > 0)
         {
-            parts.Add($"of {MetricsEndpoint.Describe(owned, describe)}");
+            parts.Add($"of {MetricsEndpoint.Describe(owned, ownerOf)}");
         }
 
         var ownerless = targets.Count(t => t.Owner is null);

@@ -35,7 +35,7 @@ public sealed class MetricsToken
 
     /// <inheritdoc cref="Load(MetricsOptions)"/>
     /// <param name="metrics">The options naming the file.</param>
-    /// <param name="daemonUid">The user the daemon runs as, who must own the file (check-config --user).</param>
+    /// <param name="daemonUid">The user the daemon runs as, who must own the file (check-config --daemon-user).</param>
     public static MetricsToken? Load(MetricsOptions metrics, uint daemonUid)
     {
         ArgumentNullException.ThrowIfNull(metrics);

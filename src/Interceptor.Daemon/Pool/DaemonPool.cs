@@ -42,14 +42,15 @@ public sealed class DaemonPool
     public bool UsesAuto => UsesMode(Options.Relay, RelayMode.Auto);
 
     /// <summary>
-    /// Reads Relay.CredentialsFile (none when unset). A file group or others may read, a bad line or a missing file is a
-    /// configuration error (exit 1) naming the file and, for a loose mode, the mode; never a line's contents.
+    /// Reads Relay.CredentialsFile (none when unset) as a <see cref="PrivateFile"/>. A file that is not a regular file of
+    /// the daemon's user's, one group or others may read, a bad line or a missing file is a configuration error (exit 1)
+    /// naming the file and the problem; never a line's contents.
     /// </summary>
     public static RelayCredentials LoadCredentials(RelayOptions relay) => LoadCredentials(relay, UserDatabase.EffectiveUid);
 
     /// <inheritdoc cref="LoadCredentials(RelayOptions)"/>
     /// <param name="relay">The options naming the file.</param>
-    /// <param name="daemonUid">The user the daemon runs as, who must own the file (check-config --user).</param>
+    /// <param name="daemonUid">The user the daemon runs as, who must own the file (check-config --daemon-user).</param>
     public static RelayCredentials LoadCredentials(RelayOptions relay, uint daemonUid)
     {
         ArgumentNullException.ThrowIfNull(relay);

@@ -13,31 +13,12 @@ internal static class InNetworkNamespace
 {
     private const int CloneNewNet = 0x40000000;
 
-    public static T Open<T>(TestNamespace ns, Func<T> open)
+    public static T Open<T>(TestNamespace ns, Func<T> open) => OnThreadOfItsOwn.Run($"moved to {ns.Name}", () =>
     {
-        T? opened = default;
-        Exception? error = null;
-        var thread = new Thread(() =>
+        using var handle = File.OpenHandle($"/run/netns/{ns.Name}");
+        if (LibC.setns((int)handle.DangerousGetHandle(), CloneNewNet) != 0)
         {
-            try
-            {
-                using var handle = File.OpenHandle($"/run/netns/{ns.Name}");
-                if (LibC.setns((int)handle.DangerousGetHandle(), CloneNewNet) != 0)
-                {
-                    throw new LinuxInteropException("setns", System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
-                }
-
-                opened = open();
-            }
-#pragma warning disable CA1031 // rethrown on the test's thread
-            catch (Exception e)
-#pragma warning restore CA1031
-            {
-                error = e;
-            }
-        });
-        thread.Start();
-        thread.Join();
-        return error is null ? opened! : throw new InvalidOperationException("could not open in the namespace", error);
-    }
+            throw new LinuxInteropException("setns", System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
+        }
+    }, open);
 }

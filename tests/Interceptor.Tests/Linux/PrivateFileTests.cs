@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Interceptor.Linux;
 
 namespace Interceptor.Tests.Linux;
@@ -9,7 +11,7 @@ namespace Interceptor.Tests.Linux;
 /// these are unless chowned; a daemon's uid other than 0 is that of nobody.
 /// </summary>
 [TestFixture]
-public sealed class PrivateFileTests
+public sealed partial class PrivateFileTests
 {
     private const uint Nobody = 65534;
     private string _directory = "";
@@ -68,7 +70,7 @@ public sealed class PrivateFileTests
         Run("chown", "nobody", path);
 
         Assert.That(Refusal(path, owner: 0), Is.EqualTo(
-            $"{path}: is owned by uid {Nobody} (nobody), not by the daemon's user (uid 0 (root)): its owner may read or change the secret; run chown root {path}"));
+            $"{path}: is owned by uid {Nobody} (nobody), not by the daemon's user (uid 0 (root)), so its owner may read or change the secret; run chown root {path}"));
         Assert.That(Read(path, owner: Nobody), Is.EqualTo("s3cret"), "the same file for a daemon running as nobody");
     }
 
@@ -76,6 +78,50 @@ public sealed class PrivateFileTests
     public void A_file_of_roots_is_refused_for_a_daemon_that_is_not_root_as_it_could_not_read_it() =>
         Assert.That(Refusal(Write("s3cret"), owner: Nobody), Does.EndWith(
             $": is owned by uid 0 (root), which keeps the daemon's user (uid {Nobody} (nobody)) from reading it; run chown nobody {Path.Combine(_directory, "secret")}"));
+
+    [Test]
+    public void Every_problem_of_a_file_is_named_at_once_with_every_fix()
+    {
+        // root:root 0644, root's umask at work, for a daemon of nobody: one restart must be enough.
+        var path = Write("s3cret", (UnixFileMode)0x1A4);
+
+        Assert.That(Refusal(path, owner: Nobody), Is.EqualTo(
+            $"{path}: is owned by uid 0 (root), not by the daemon's user (uid {Nobody} (nobody)), and mode 0644 lets others than the daemon's user read the secret; run chown nobody {path} and chmod 600 {path}"));
+    }
+
+    [Test]
+    public void What_the_daemons_user_cannot_open_is_named_from_the_paths_own_status()
+    {
+        // The daemon is not root in the package: this thread, uid 0 without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, is
+        // refused as it would be (EACCES), and the message still says why.
+        var theirs = Write("s3cret");
+        Run("chown", "nobody", theirs);
+        var unreadable = Path.Combine(_directory, "unreadable");
+        File.WriteAllText(unreadable, "s3cret");
+        File.SetUnixFileMode(unreadable, UnixFileMode.UserWrite);
+        var hidden = Directory.CreateDirectory(Path.Combine(_directory, "hidden"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute).FullName;
+        var inside = Path.Combine(hidden, "token");
+        File.WriteAllText(inside, "s3cret");
+        File.SetUnixFileMode(inside, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        Run("chown", "nobody", hidden);
+
+        var messages = WithoutFileCapabilities(() => (Refusal(theirs), Refusal(unreadable), Refusal(inside)));
+
+        Assert.That(messages.Item1, Is.EqualTo($"{theirs}: is owned by uid {Nobody} (nobody), not by the daemon's user (uid 0 (root)), so its owner may read or change the secret; run chown root {theirs}"));
+        Assert.That(messages.Item2, Is.EqualTo($"{unreadable}: mode 0200 does not let its owner, the daemon's user, read it; run chmod 600 {unreadable}"));
+        Assert.That(messages.Item3, Is.EqualTo($"{inside}: cannot be read: Permission denied; the daemon's user must be able to search every directory on the path"));
+    }
+
+    [Test]
+    public void A_socket_is_not_a_file_though_it_cannot_be_opened()
+    {
+        var path = Path.Combine(_directory, "socket");
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        socket.Bind(new UnixDomainSocketEndPoint(path));
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        Assert.That(Refusal(path), Is.EqualTo($"{path}: is a socket, not a regular file; X.File must name a file"));
+    }
 
     [Test]
     public void A_symbolic_link_is_refused_even_to_a_good_file()
@@ -128,4 +174,40 @@ public sealed class PrivateFileTests
         Assert.That(Refusal(big), Is.EqualTo($"{big}: 4097 bytes is more than a secret file holds (4096 at most)"));
         Assert.That(Refusal(Path.Combine(_directory, "missing")), Is.EqualTo($"{Path.Combine(_directory, "missing")}: cannot be read: No such file or directory"));
     }
+
+    // Capabilities are per thread: a thread of its own drops the two that let root read any file, runs, and ends.
+    private static T WithoutFileCapabilities<T>(Func<T> action) => OnThreadOfItsOwn.Run("without file capabilities", DropFileCapabilities, action);
+
+    private static void DropFileCapabilities()
+    {
+        const uint dacOverrideAndReadSearch = (1u << 1) | (1u << 2);
+        var header = new CapabilityHeader { Version = 0x20080522, Pid = 0 }; // _LINUX_CAPABILITY_VERSION_3, this thread
+        var data = default(CapabilitySets);
+        Assert.That(CapGet(ref header, ref data), Is.Zero, "capget");
+        data.Effective0 &= ~dacOverrideAndReadSearch;
+        Assert.That(CapSet(ref header, ref data), Is.Zero, $"capset: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    private struct CapabilityHeader
+    {
+        public uint Version;
+        public int Pid;
+    }
+
+    // Two of struct __user_cap_data_struct: capabilities 0-31, then 32-63.
+    private struct CapabilitySets
+    {
+        public uint Effective0;
+        public uint Permitted0;
+        public uint Inheritable0;
+        public uint Effective1;
+        public uint Permitted1;
+        public uint Inheritable1;
+    }
+
+    [LibraryImport("libc", EntryPoint = "capget", SetLastError = true)]
+    private static partial int CapGet(ref CapabilityHeader header, ref CapabilitySets data);
+
+    [LibraryImport("libc", EntryPoint = "capset", SetLastError = true)]
+    private static partial int CapSet(ref CapabilityHeader header, ref CapabilitySets data);
 }

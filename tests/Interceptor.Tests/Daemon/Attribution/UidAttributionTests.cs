@@ -45,17 +45,6 @@ public class UidAttributionTests
     }
 
     [Test]
-    public void A_sockets_raw_uid_is_named_with_the_owner_of_its_range()
-    {
-        // The metrics port's sweep and holders name the uids of sockets, which no attribution has mapped.
-        var file = new SubordinateUidFile(_path, NullLogger.Instance);
-
-        Assert.That(UidAttribution.Describe(file, RangeStart + 7), Is.EqualTo($"uid {RangeStart + 7} (a sub-UID of uid 0 (root))"));
-        Assert.That(UidAttribution.Describe(file, 0), Is.EqualTo("uid 0 (root)"));
-        Assert.That(UidAttribution.Describe(file, Orphan), Is.EqualTo($"uid {Orphan}"));
-    }
-
-    [Test]
     public void A_sub_uid_is_charged_to_its_owner_and_keeps_its_own_number()
     {
         var (origin, refusal) = Attribution(UnknownUidHandling.Refuse).Resolve(RangeStart + 5, Client, Destination);

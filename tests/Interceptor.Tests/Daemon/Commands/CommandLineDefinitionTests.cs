@@ -52,13 +52,15 @@ public sealed class CommandLineDefinitionTests
     }
 
     [Test]
-    public void Check_config_and_rules_take_the_daemons_user_and_refuse_an_unknown_one()
+    public void Check_config_and_rules_take_the_daemons_user_and_refuse_an_unknown_or_empty_one()
     {
-        Assert.That(Parsed("check-config", "--user", "nobody").Arguments.User, Is.EqualTo("nobody"));
-        Assert.That(Parsed("rules", "--user", "65534").Arguments.User, Is.EqualTo("65534"));
-        Assert.That(Parsed("check-config").Arguments.User, Is.Null);
-        Assert.That(_definition.Parse(["rules", "--user", "no-such-user-here"]).Errors, Is.EqualTo(new[] { "--user: no such user \"no-such-user-here\" in the user database" }));
-        Assert.That(_definition.Parse(["run", "--user", "nobody"]).Errors, Is.Not.Empty, "run is the daemon: it is whoever runs it");
+        Assert.That(Parsed("check-config", "--daemon-user", "nobody").Arguments.DaemonUser, Is.EqualTo("nobody"));
+        Assert.That(Parsed("rules", "--daemon-user", "65534").Arguments.DaemonUser, Is.EqualTo("65534"));
+        Assert.That(Parsed("check-config").Arguments.DaemonUser, Is.Null);
+        Assert.That(_definition.Parse(["rules", "--daemon-user", "no-such-user-here"]).Errors, Is.EqualTo(new[] { "--daemon-user: no such user \"no-such-user-here\" in the user database" }));
+        Assert.That(_definition.Parse(["check-config", "--daemon-user", ""]).Errors, Is.EqualTo(new[] { "--daemon-user: an empty name" }));
+        Assert.That(_definition.Parse(["run", "--daemon-user", "nobody"]).Errors, Is.Not.Empty, "run is the daemon: it is whoever runs it");
+        Assert.That(_definition.Parse(["rules", "--user", "nobody"]).Errors, Is.Not.Empty, "--user names a customer on the admin verbs, never the daemon");
     }
 
     [Test]

@@ -93,8 +93,8 @@ public class ReferencedFilesTests
     [Test]
     public void The_private_files_must_be_the_daemons_users_whoever_checks()
     {
-        // As check-config run by root for a daemon that runs as nobody (--user nobody): root can read root's files, the
-        // daemon could not.
+        // As check-config run by root for a daemon that runs as nobody (--daemon-user nobody): root can read root's files,
+        // the daemon could not.
         var credentials = Write("credentials", "* relaylogin secret\n", UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var token = Write("token", "0123456789abcdef0123\n", UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var options = WithRelay(Relay(""), credentials) with { Metrics = new MetricsOptions { BearerTokenFile = token } };
@@ -107,7 +107,7 @@ public class ReferencedFilesTests
             $"Relay.CredentialsFile: {credentials}: is owned by uid 0 (root), which keeps the daemon's user (uid {nobody} (nobody)) from reading it; run chown nobody {credentials}",
             $"Metrics.BearerTokenFile: {token}: is owned by uid 0 (root), which keeps the daemon's user (uid {nobody} (nobody)) from reading it; run chown nobody {token}",
         }));
-        Assert.That(ReferencedFiles.Problems(options), Is.Empty, "for root, the daemon's user by default here, they are fine");
+        Assert.That(ReferencedFiles.Problems(options), Is.Empty, "for this process (root) as the daemon, they are fine");
         foreach (var file in new[] { credentials, token })
         {
             using var chown = System.Diagnostics.Process.Start("chown", ["nobody", file]);

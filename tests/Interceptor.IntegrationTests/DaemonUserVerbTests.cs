@@ -1,0 +1,79 @@
+using System.Diagnostics;
+
+namespace Interceptor.IntegrationTests;
+
+/// <summary>
+/// check-config and rules for the user the daemon runs as (--daemon-user), run by root through the real binary: a token
+/// file of root's, which root reads, is refused for a daemon of nobody as its start would refuse it; a table rendered by
+/// hand exempts the daemon's uid and lets only it answer from the metrics port. (Without --daemon-user the package's
+/// account is the default where it exists; this host has none, so the default is the caller, root.)
+/// </summary>
+[TestFixture]
+[CancelAfter(120_000)]
+public sealed class DaemonUserVerbTests
+{
+    private const uint Nobody = 65534;
+
+    private static Task<ProcessResult> CliAsync(Scenario s, string configPath, params string[] arguments) =>
+        s.Ns.RunAsync(DaemonProcess.DotnetHost, [DaemonProcess.AssemblyPath, .. arguments, "--config", configPath], TimeSpan.FromSeconds(60));
+
+    private static string ConfigWithToken(Scenario s, out string token)
+    {
+        token = s.Dir.Write("metrics.token", "0123456789abcdef0123456789abcdef\n");
+        File.SetUnixFileMode(token, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return DaemonProcess.WriteConfig(s.Dir, new DaemonConfig
+        {
+            Settings = new Dictionary<string, System.Text.Json.Nodes.JsonNode?> { ["Metrics.Listen"] = "127.0.0.1:9326", ["Metrics.BearerTokenFile"] = token },
+        });
+    }
+
+    [Test]
+    public async Task Check_config_refuses_a_token_the_daemons_user_could_not_read_and_passes_it_once_chowned()
+    {
+        await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
+        var config = ConfigWithToken(s, out var token);
+
+        var asRoot = await CliAsync(s, config, "check-config");
+        var forNobody = await CliAsync(s, config, "check-config", "--daemon-user", "nobody");
+        using (var chown = Process.Start("chown", ["nobody", token]))
+        {
+            await chown.WaitForExitAsync();
+        }
+
+        var chowned = await CliAsync(s, config, "check-config", "--daemon-user", "nobody");
+
+        Assert.That(asRoot.ExitCode, Is.Zero, asRoot.ToString());
+        Assert.That(asRoot.Stdout, Does.Contain("secret files' owner and mode checked for the daemon's user, uid 0 (root)"), asRoot.ToString());
+        Assert.That(forNobody.ExitCode, Is.EqualTo(1), forNobody.ToString());
+        Assert.That(forNobody.Stderr, Does.Contain(
+            $"Metrics.BearerTokenFile: {token}: is owned by uid 0 (root), which keeps the daemon's user (uid {Nobody} (nobody)) from reading it; run chown nobody {token}"), forNobody.ToString());
+        Assert.That(chowned.ExitCode, Is.Zero, chowned.ToString());
+        Assert.That(chowned.Stdout, Does.Contain($"checked for the daemon's user, uid {Nobody} (nobody)"), chowned.ToString());
+    }
+
+    [Test]
+    public async Task Rules_for_the_daemons_user_exempt_it_and_let_only_it_answer_from_the_metrics_port()
+    {
+        await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
+        var config = ConfigWithToken(s, out _);
+
+        var mine = await CliAsync(s, config, "rules");
+        var nobodys = await CliAsync(s, config, "rules", "--daemon-user", "nobody");
+
+        Assert.That(mine.ExitCode, Is.Zero, mine.ToString());
+        Assert.That(nobodys.ExitCode, Is.Zero, nobodys.ToString());
+        Assert.That(nobodys.Stdout, Does.Contain($"meta skuid {Nobody} counter accept comment \"smtp-interceptor's own answers"), nobodys.Stdout);
+        Assert.That(mine.Stdout, Does.Contain("meta skuid 0 counter accept comment \"smtp-interceptor's own answers"), mine.Stdout);
+        Assert.That(ExemptElements(nobodys.Stdout), Does.Contain(Nobody.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.That(ExemptElements(mine.Stdout), Does.Not.Contain(Nobody.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+    }
+
+    // The elements of the exempt_uids set, as `rules` prints them.
+    private static string ExemptElements(string rules)
+    {
+        var set = rules.IndexOf("set exempt_uids", StringComparison.Ordinal);
+        Assert.That(set, Is.Not.Negative, rules);
+        var elements = rules.IndexOf("elements = {", set, StringComparison.Ordinal);
+        return rules[elements..rules.IndexOf('}', elements)];
+    }
+}

@@ -75,18 +75,27 @@ public static partial class PrivateFile
             return $"{path}: is a symbolic link; {key} must name the file itself";
         }
 
-        if ((errno == LibC.EACCES || errno == LibC.ENXIO) && StatPath(path) is { } status && Problem(path, status, owner, key, contents, opened: false) is { } problem)
+        var status = errno == LibC.EACCES || errno == LibC.ENXIO ? StatPath(path) : null;
+        if (status is { } found && Problem(path, found, owner, key, contents, opened: false) is { } problem)
         {
             return problem;
+        }
+
+        if (status is not null && errno == LibC.EACCES)
+        {
+            // Only a check made for another user gets here: the daemon's user could open a file whose owner and mode suit it.
+            return $"{path}: cannot be read by {UserDatabase.Describe(UserDatabase.EffectiveUid)} to check the rest, though its owner and mode are right for "
+                + $"the daemon's user ({UserDatabase.Describe(owner)}); run check-config as root or as that user";
         }
 
         var hint = errno == LibC.EACCES ? "; the daemon's user must be able to search every directory on the path" : "";
         return $"{path}: cannot be read: {Marshal.GetPInvokeErrorMessage(errno)}{hint}";
     }
 
-    // Every problem of the file at once, each with its fix, so that one restart is enough. Root's file is as trusted as
-    // the daemon's own when the daemon itself opened it (a drop-in's CAP_DAC_READ_SEARCH); a check made for another user
-    // (check-config --daemon-user) cannot know that, and says the daemon's user could not read it.
+    // Every problem of the file at once, each with its fix, so that one restart is enough. Root's file, shut to others, is
+    // as trusted as the daemon's own when the daemon itself opened it (a drop-in's CAP_DAC_READ_SEARCH); open to others, it
+    // was opened through its loose mode, which the chmod takes away, so the chown is named with it. A check made for
+    // another user (check-config --daemon-user) cannot know the daemon's capabilities, and says it could not read the file.
     private static string? Problem(string path, Status status, uint owner, string key, string contents, bool opened)
     {
         if (status.Type != RegularFile)
@@ -95,13 +104,13 @@ public static partial class PrivateFile
         }
 
         var loose = (status.Mode & GroupOrOthers) != 0;
-        var owned = status.Owner == owner || (status.Owner == 0 && opened && UserDatabase.EffectiveUid == owner);
+        var owned = status.Owner == owner || (status.Owner == 0 && !loose && opened && UserDatabase.EffectiveUid == owner);
         var problems = new List<string>();
         var fixes = new List<string>();
         if (!owned)
         {
             var daemon = $"the daemon's user ({UserDatabase.Describe(owner)})";
-            problems.Add(status.Owner != 0 ? $"is owned by {UserDatabase.Describe(status.Owner)}, not by {daemon}, so its owner may read or change {contents}"
+            problems.Add(status.Owner != 0 ? $"is owned by {UserDatabase.Describe(status.Owner)}, not by {daemon}, so its owner may read or change {contents} (keep it out of directories the owner may write)"
                 : loose ? $"is owned by {UserDatabase.Describe(0)}, not by {daemon}"
                 : $"is owned by {UserDatabase.Describe(0)}, which keeps {daemon} from reading it");
             fixes.Add($"chown {UserDatabase.NameForMessage(owner) ?? owner.ToString(CultureInfo.InvariantCulture)} {path}");
@@ -112,9 +121,9 @@ public static partial class PrivateFile
             problems.Add($"mode {Octal(status.Mode)} lets others than the daemon's user read {contents}");
             fixes.Add($"chmod 600 {path}");
         }
-        else if (owned && (status.Mode & OwnerRead) == 0)
+        else if ((status.Mode & OwnerRead) == 0)
         {
-            problems.Add($"mode {Octal(status.Mode)} does not let its owner, the daemon's user, read it");
+            problems.Add(owned ? $"mode {Octal(status.Mode)} does not let its owner, the daemon's user, read it" : $"mode {Octal(status.Mode)} does not let its owner read it");
             fixes.Add($"chmod 600 {path}");
         }
 
@@ -163,6 +172,7 @@ public static partial class PrivateFile
         0x2000 => "a character device",
         0x4000 => "a directory",
         0x6000 => "a block device",
+        0xA000 => "a symbolic link",
         0xC000 => "a socket",
         _ => $"of type 0{Convert.ToString(type >> 12, 8)}",
     };

@@ -5,8 +5,8 @@ namespace Interceptor.IntegrationTests;
 /// <summary>
 /// check-config and rules for the user the daemon runs as (--daemon-user), run by root through the real binary: a token
 /// file of root's, which root reads, is refused for a daemon of nobody as its start would refuse it; a table rendered by
-/// hand exempts the daemon's uid and lets only it answer from the metrics port. (Without --daemon-user the package's
-/// account is the default where it exists; this host has none, so the default is the caller, root.)
+/// hand exempts the daemon's uid and lets only it answer from the metrics port. Every call names the user, so that a host
+/// with the package's account (the default) runs the same test.
 /// </summary>
 [TestFixture]
 [CancelAfter(120_000)]
@@ -33,7 +33,7 @@ public sealed class DaemonUserVerbTests
         await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
         var config = ConfigWithToken(s, out var token);
 
-        var asRoot = await CliAsync(s, config, "check-config");
+        var asRoot = await CliAsync(s, config, "check-config", "--daemon-user", "root");
         var forNobody = await CliAsync(s, config, "check-config", "--daemon-user", "nobody");
         using (var chown = Process.Start("chown", ["nobody", token]))
         {
@@ -48,7 +48,7 @@ public sealed class DaemonUserVerbTests
         Assert.That(forNobody.Stderr, Does.Contain(
             $"Metrics.BearerTokenFile: {token}: is owned by uid 0 (root), which keeps the daemon's user (uid {Nobody} (nobody)) from reading it; run chown nobody {token}"), forNobody.ToString());
         Assert.That(chowned.ExitCode, Is.Zero, chowned.ToString());
-        Assert.That(chowned.Stdout, Does.Contain($"checked for the daemon's user, uid {Nobody} (nobody)"), chowned.ToString());
+        Assert.That(chowned.Stdout, Does.Contain($"checked for the daemon's user, uid {Nobody} (nobody); other files read as you"), chowned.ToString());
     }
 
     [Test]
@@ -57,7 +57,7 @@ public sealed class DaemonUserVerbTests
         await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
         var config = ConfigWithToken(s, out _);
 
-        var mine = await CliAsync(s, config, "rules");
+        var mine = await CliAsync(s, config, "rules", "--daemon-user", "root");
         var nobodys = await CliAsync(s, config, "rules", "--daemon-user", "nobody");
 
         Assert.That(mine.ExitCode, Is.Zero, mine.ToString());

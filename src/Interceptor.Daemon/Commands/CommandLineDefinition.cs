@@ -93,7 +93,7 @@ public sealed class CommandLineDefinition
     public Option<string?> DaemonUser { get; } = new("--daemon-user")
     {
         HelpName = "NAME",
-        Description = $"the user the daemon runs as, to check or render for (default: {DaemonAccount.PackagedName} where that account exists, else yours)",
+        Description = $"the user the daemon runs as, to check or render for (default: yours if you hold CAP_NET_ADMIN as a unit's User= does, else {DaemonAccount.PackagedName} where that account exists, else yours)",
     };
 
     /// <summary>On every admin verb.</summary>
@@ -201,7 +201,7 @@ public sealed class CommandLineDefinition
     // A name from the user database, or a number as a uid (as Interception.ExemptUsers takes them).
     private static string? KnownUserProblem(string name)
     {
-        if (name.Length == 0 || uint.TryParse(name, out _))
+        if (name.Length == 0 || uint.TryParse(name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _))
         {
             return name.Length == 0 ? "an empty name" : null;
         }

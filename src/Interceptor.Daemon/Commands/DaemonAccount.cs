@@ -1,17 +1,18 @@
+using System.Globalization;
 using Interceptor.Linux;
 
 namespace Interceptor.Daemon.Commands;
 
 /// <summary>
-/// The user a verb checks or renders for when it is not the daemon itself (check-config, rules): <c>--daemon-user NAME</c>;
-/// else the package's account where it exists, whose units run the daemon and the boot table as it; else whoever runs
-/// the verb. Root's own uid in a hand-made table would leave the daemon's upstream connections to the redirect, root
-/// passes every file check the daemon's user would fail, and an admin in Control.AdminGroup must not be told to chown the
-/// daemon's secrets to herself.
+/// The user a verb checks or renders for (check-config, rules): <c>--daemon-user NAME</c>; else the caller when it holds
+/// CAP_NET_ADMIN, as the units give their <c>User=</c> (the boot table's unit renders for whoever it runs as, a drop-in's
+/// user too); else the package's account where it exists; else the caller. So root's own uid is not rendered into a table
+/// made by hand (the daemon's upstream connections would be left to the redirect), root does not pass file checks the
+/// daemon's user would fail, and an admin in Control.AdminGroup is not told to chown the daemon's secrets to herself.
 /// </summary>
 /// <param name="Uid">The daemon's uid: exempt in the table, the owner its private files must have.</param>
 /// <param name="Description">"uid 995 (smtp-interceptor)".</param>
-/// <param name="InsteadOfCaller">True when asked without --daemon-user and the package's account is not the caller.</param>
+/// <param name="InsteadOfCaller">True when asked without --daemon-user and the account chosen is not the caller.</param>
 public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfCaller)
 {
     /// <summary>The account the Debian package creates and names in its units' <c>User=</c>.</summary>
@@ -19,22 +20,31 @@ public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfC
 
     /// <summary>The account for <c>--daemon-user</c> (<paramref name="requested"/>, null when not given).</summary>
     /// <exception cref="Configuration.ConfigurationException">--daemon-user names no account.</exception>
-    public static DaemonAccount Resolve(string? requested) =>
-        Resolve(requested, UserDatabase.EffectiveUid, UserDatabase.UidOf, UserDatabase.Describe);
+    public static DaemonAccount Resolve(string? requested) => Resolve(
+        requested,
+        UserDatabase.EffectiveUid,
+        UserDatabase.EffectiveUid != 0 && ProcessCapabilities.HasEffective(ProcessCapabilities.NetAdmin),
+        UserDatabase.UidOf,
+        UserDatabase.Describe);
 
-    /// <summary><see cref="Resolve(string?)"/> with the lookups given (tests).</summary>
-    public static DaemonAccount Resolve(string? requested, uint caller, Func<string, uint?> uidOf, Func<uint, string> describe)
+    /// <summary><see cref="Resolve(string?)"/> with the caller and the lookups given (tests).</summary>
+    /// <param name="requested">--daemon-user, null when not given.</param>
+    /// <param name="caller">The uid running the verb.</param>
+    /// <param name="callerIsAService">The caller is not root and holds CAP_NET_ADMIN, as a unit's <c>User=</c> does.</param>
+    /// <param name="uidOf">The user database's uid of a name.</param>
+    /// <param name="describe">"uid N (name)".</param>
+    public static DaemonAccount Resolve(string? requested, uint caller, bool callerIsAService, Func<string, uint?> uidOf, Func<uint, string> describe)
     {
         ArgumentNullException.ThrowIfNull(uidOf);
         ArgumentNullException.ThrowIfNull(describe);
         if (requested is not null)
         {
-            var uid = uidOf(requested) ?? (uint.TryParse(requested, out var number) ? number
+            var uid = uidOf(requested) ?? (uint.TryParse(requested, NumberStyles.None, CultureInfo.InvariantCulture, out var number) ? number
                 : throw new Configuration.ConfigurationException([$"--daemon-user: no such user \"{requested}\" in the user database"]));
             return new DaemonAccount(uid, describe(uid), InsteadOfCaller: false);
         }
 
-        return uidOf(PackagedName) is { } packaged
+        return !callerIsAService && uidOf(PackagedName) is { } packaged
             ? new DaemonAccount(packaged, describe(packaged), InsteadOfCaller: packaged != caller)
             : new DaemonAccount(caller, describe(caller), InsteadOfCaller: false);
     }

@@ -9,9 +9,9 @@ public sealed partial class MetricsEndpoint
 {
     /// <summary>
     /// Who listens where the endpoint would (its address, a wildcard, or their IPv4-mapped forms), read from the kernel's
-    /// socket table as for the SMTP listener. At most <see cref="HoldersNamed"/> uids are named: a user with a range of
-    /// sub-UIDs can open a listener as each, and the line (and the name lookups) must stay small. A socket that is only
-    /// bound, not listening, is not in the table.
+    /// socket table as for the SMTP listener. At most <see cref="HoldersNamed"/> users are named, a sub-UID under the owner of
+    /// its range: a user with a range can open a listener as each of its uids, and the line (and the name lookups) must
+    /// stay small. A socket that is only bound, not listening, is not in the table.
     /// </summary>
     private string Holders()
     {
@@ -51,9 +51,18 @@ public sealed partial class MetricsEndpoint
             return who;
         }
 
-        var listed = string.Join(", ", subordinates.Take(HoldersNamed)) + (subordinates.Count > HoldersNamed ? $" and {subordinates.Count - HoldersNamed} more" : "");
-        var noun = subordinates.Count == 1 ? "sub-UID" : "sub-UIDs";
-        return itself ? $"{who} with {noun} {listed}" : $"{noun} {listed} of {who}";
+        // "sub-UIDs 1, 2 of …", or "100 sub-UIDs of … (1, 2, 3, …)": never an "and K more" that reads as more users.
+        var listed = string.Join(", ", subordinates.Take(HoldersNamed));
+        var some = subordinates.Count == 1 ? $"sub-UID {listed}"
+            : subordinates.Count <= HoldersNamed ? $"sub-UIDs {listed}"
+            : null;
+        return (itself, some) switch
+        {
+            (true, not null) => $"{who} with {some}",
+            (true, null) => $"{who} with {subordinates.Count} sub-UIDs ({listed}, …)",
+            (false, not null) => $"{some} of {who}",
+            (false, null) => $"{subordinates.Count} sub-UIDs of {who} ({listed}, …)",
+        };
     }
 
     private bool Conflicts(ListeningSocket socket)

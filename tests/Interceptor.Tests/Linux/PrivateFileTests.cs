@@ -70,7 +70,7 @@ public sealed partial class PrivateFileTests
         Run("chown", "nobody", path);
 
         Assert.That(Refusal(path, owner: 0), Is.EqualTo(
-            $"{path}: is owned by uid {Nobody} (nobody), not by the daemon's user (uid 0 (root)), so its owner may read or change the secret; run chown root {path}"));
+            $"{path}: is owned by uid {Nobody} (nobody), not by the daemon's user (uid 0 (root)), so its owner may read or change the secret (keep it out of directories the owner may write); run chown root {path}"));
         Assert.That(Read(path, owner: Nobody), Is.EqualTo("s3cret"), "the same file for a daemon running as nobody");
     }
 
@@ -105,11 +105,13 @@ public sealed partial class PrivateFileTests
         File.SetUnixFileMode(inside, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         Run("chown", "nobody", hidden);
 
-        var messages = WithoutFileCapabilities(() => (Refusal(theirs), Refusal(unreadable), Refusal(inside)));
+        var messages = WithoutFileCapabilities(() => (Refusal(theirs), Refusal(unreadable), Refusal(inside), Refusal(theirs, owner: Nobody)));
 
-        Assert.That(messages.Item1, Is.EqualTo($"{theirs}: is owned by uid {Nobody} (nobody), not by the daemon's user (uid 0 (root)), so its owner may read or change the secret; run chown root {theirs}"));
+        Assert.That(messages.Item1, Is.EqualTo($"{theirs}: is owned by uid {Nobody} (nobody), not by the daemon's user (uid 0 (root)), so its owner may read or change the secret (keep it out of directories the owner may write); run chown root {theirs}"));
         Assert.That(messages.Item2, Is.EqualTo($"{unreadable}: mode 0200 does not let its owner, the daemon's user, read it; run chmod 600 {unreadable}"));
         Assert.That(messages.Item3, Is.EqualTo($"{inside}: cannot be read: Permission denied; the daemon's user must be able to search every directory on the path"));
+        Assert.That(messages.Item4, Is.EqualTo($"{theirs}: cannot be read by uid 0 (root) to check the rest, though its owner and mode are right for the daemon's user (uid {Nobody} (nobody)); run check-config as root or as that user"),
+            "an admin without root checking for the daemon's user");
     }
 
     [Test]
@@ -121,6 +123,31 @@ public sealed partial class PrivateFileTests
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
         Assert.That(Refusal(path), Is.EqualTo($"{path}: is a socket, not a regular file; X.File must name a file"));
+    }
+
+    [Test]
+    public void A_daemon_that_is_not_root_trusts_roots_file_only_when_it_opened_it_shut_to_others()
+    {
+        // This thread becomes the packaged daemon's kind: uid nobody, no capability in effect. root:root 0644 opens through
+        // its loose mode, which the chmod would take away: both fixes at once. Root's 0600 file cannot be opened; with
+        // CAP_DAC_READ_SEARCH (a drop-in's) it can, and is then read.
+        File.SetUnixFileMode(_directory, (UnixFileMode)0x1ED);
+        var loose = Write("s3cret", (UnixFileMode)0x1A4);
+        var tight = Path.Combine(_directory, "tight");
+        File.WriteAllText(tight, "t1ght");
+        File.SetUnixFileMode(tight, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        var (looseRefusal, tightRefusal, tightRead) = OnThreadOfItsOwn.Run("as nobody", BecomeNobody, () =>
+        {
+            var refusals = (Refusal(loose, Nobody), Refusal(tight, Nobody));
+            ChangeEffectiveCapabilities(add: DacReadSearch);
+            return (refusals.Item1, refusals.Item2, Read(tight, Nobody));
+        });
+
+        Assert.That(looseRefusal, Is.EqualTo(
+            $"{loose}: is owned by uid 0 (root), not by the daemon's user (uid {Nobody} (nobody)), and mode 0644 lets others than the daemon's user read the secret; run chown nobody {loose} and chmod 600 {loose}"));
+        Assert.That(tightRefusal, Is.EqualTo($"{tight}: is owned by uid 0 (root), which keeps the daemon's user (uid {Nobody} (nobody)) from reading it; run chown nobody {tight}"));
+        Assert.That(tightRead, Is.EqualTo("t1ght"));
     }
 
     [Test]
@@ -178,15 +205,31 @@ public sealed partial class PrivateFileTests
     // Capabilities are per thread: a thread of its own drops the two that let root read any file, runs, and ends.
     private static T WithoutFileCapabilities<T>(Func<T> action) => OnThreadOfItsOwn.Run("without file capabilities", DropFileCapabilities, action);
 
-    private static void DropFileCapabilities()
+    private const uint DacOverride = 1u << 1;
+    private const uint DacReadSearch = 1u << 2;
+
+    private static void DropFileCapabilities() => ChangeEffectiveCapabilities(remove: DacOverride | DacReadSearch);
+
+    private static void ChangeEffectiveCapabilities(uint add = 0, uint remove = 0)
     {
-        const uint dacOverrideAndReadSearch = (1u << 1) | (1u << 2);
         var header = new CapabilityHeader { Version = 0x20080522, Pid = 0 }; // _LINUX_CAPABILITY_VERSION_3, this thread
         var data = default(CapabilitySets);
         Assert.That(CapGet(ref header, ref data), Is.Zero, "capget");
-        data.Effective0 &= ~dacOverrideAndReadSearch;
+        data.Effective0 = (data.Effective0 & ~remove) | add;
         Assert.That(CapSet(ref header, ref data), Is.Zero, $"capset: errno {Marshal.GetLastPInvokeError()}");
     }
+
+    // The raw system call: the C library's setresuid changes every thread of the process (the test run's too). Real and
+    // saved uid stay 0, so the permitted capabilities stay and one can be made effective again.
+    private static void BecomeNobody()
+    {
+        long setresuid = RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 147 : 117;
+        Assert.That(Syscall(setresuid, -1, Nobody, -1), Is.Zero, $"setresuid: errno {Marshal.GetLastPInvokeError()}");
+        Assert.That(UserDatabase.EffectiveUid, Is.EqualTo(Nobody));
+    }
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial long Syscall(long number, long first, long second, long third);
 
     private struct CapabilityHeader
     {

@@ -4,15 +4,19 @@ using NUnit.Framework;
 
 namespace Interceptor.Tests.Daemon.Commands;
 
-/// <summary>Whom check-config and rules check or render for: --daemon-user, else the package's account where it exists, else the caller.</summary>
+/// <summary>
+/// Whom check-config and rules check or render for: --daemon-user; else a caller holding CAP_NET_ADMIN (a unit's User=);
+/// else the package's account where it exists; else the caller.
+/// </summary>
 [TestFixture]
 public class DaemonAccountTests
 {
     private static readonly Dictionary<string, uint> Accounts = new() { ["root"] = 0, ["smtp-interceptor"] = 995, ["alice"] = 1001 };
 
-    private static DaemonAccount Resolve(string? requested, uint caller, bool packaged = true) => DaemonAccount.Resolve(
+    private static DaemonAccount Resolve(string? requested, uint caller, bool packaged = true, bool service = false) => DaemonAccount.Resolve(
         requested,
         caller,
+        service,
         name => (packaged || name != DaemonAccount.PackagedName) && Accounts.TryGetValue(name, out var uid) ? uid : null,
         uid => $"uid {uid}");
 
@@ -21,8 +25,13 @@ public class DaemonAccountTests
     {
         Assert.That(Resolve(null, caller: 0), Is.EqualTo(new DaemonAccount(995, "uid 995", InsteadOfCaller: true)));
         Assert.That(Resolve(null, caller: 1001), Is.EqualTo(new DaemonAccount(995, "uid 995", InsteadOfCaller: true)), "an admin of Control.AdminGroup");
-        Assert.That(Resolve(null, caller: 995), Is.EqualTo(new DaemonAccount(995, "uid 995", InsteadOfCaller: false)), "the boot unit, as its User=");
+        Assert.That(Resolve(null, caller: 995), Is.EqualTo(new DaemonAccount(995, "uid 995", InsteadOfCaller: false)), "the package's account itself");
     }
+
+    [Test]
+    public void A_caller_with_cap_net_admin_is_a_units_user_and_renders_for_itself() =>
+        Assert.That(Resolve(null, caller: 1001, service: true), Is.EqualTo(new DaemonAccount(1001, "uid 1001", InsteadOfCaller: false)),
+            "the boot table's unit with a drop-in's User=");
 
     [Test]
     public void Without_the_package_the_caller_is_the_daemons_user() =>

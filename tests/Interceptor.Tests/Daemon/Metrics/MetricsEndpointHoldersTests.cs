@@ -28,7 +28,9 @@ public class MetricsEndpointHoldersTests
             Assert.That(MetricsEndpoint.Describe([RangeStart + 7], OwnerOf), Is.EqualTo($"sub-UID {RangeStart + 7} of uid 0 (root)"));
             Assert.That(MetricsEndpoint.Describe([RangeStart + 9, RangeStart + 7, 0], OwnerOf), Is.EqualTo($"uid 0 (root) with sub-UIDs {RangeStart + 7}, {RangeStart + 9}"));
             Assert.That(MetricsEndpoint.Describe([.. Enumerable.Range(0, 5).Select(i => RangeStart + (uint)i)], OwnerOf),
-                Is.EqualTo($"sub-UIDs {RangeStart}, {RangeStart + 1}, {RangeStart + 2} and 2 more of uid 0 (root)"));
+                Is.EqualTo($"5 sub-UIDs of uid 0 (root) ({RangeStart}, {RangeStart + 1}, {RangeStart + 2}, …)"));
+            Assert.That(MetricsEndpoint.Describe([0, .. Enumerable.Range(0, 4).Select(i => RangeStart + (uint)i)], OwnerOf),
+                Is.EqualTo($"uid 0 (root) with 4 sub-UIDs ({RangeStart}, {RangeStart + 1}, {RangeStart + 2}, …)"));
         });
     }
 
@@ -38,7 +40,7 @@ public class MetricsEndpointHoldersTests
         // A hundred of root's sub-UIDs, then nobody: by raw uid, nobody would be the 101st and unnamed.
         uint[] uids = [.. Enumerable.Range(0, 100).Select(i => RangeStart + (uint)i), 65534];
 
-        Assert.That(MetricsEndpoint.Describe(uids, OwnerOf), Does.EndWith("and 97 more of uid 0 (root), uid 65534 (nobody)"));
+        Assert.That(MetricsEndpoint.Describe(uids, OwnerOf), Is.EqualTo($"100 sub-UIDs of uid 0 (root) ({RangeStart}, {RangeStart + 1}, {RangeStart + 2}, …), uid 65534 (nobody)"));
         Assert.That(MetricsEndpoint.Describe([1, 2, 3, 4, 5], _ => null), Does.EndWith("and 2 more users"));
     }
 }

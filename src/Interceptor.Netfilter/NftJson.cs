@@ -206,6 +206,17 @@ internal static partial class NftJson
             }
         }
 
+        // nft 1.0.6 lists no `meta nfproto` that an address match implies in an inet table; a version that prints it must
+        // not make a rule of ours look like another one (the watchdog would replace the table at every check).
+        if (rule.Nfproto is { } family && family == ImpliedNfproto(rule))
+        {
+            rule.Nfproto = null;
+        }
+
+        // One that remains narrows the rule to one family, which ours write only before a redirect: on an exempt, refusal
+        // or route rule it would leave the other family's connections to the rules after it.
+        rule.HasOtherMatch |= rule.Nfproto is not null && rule.RedirectPort is null;
+
         MarkMetrics(rule);
         MarkStray(rule);
 
@@ -302,6 +313,15 @@ internal static partial class NftJson
             rule.HasOtherMatch = true;
         }
     }
+
+    // The family an ip (ipv4) or ip6 (ipv6) address match of the rule restricts it to; null without one.
+    private static string? ImpliedNfproto(Rule rule) =>
+        rule.Daddr?.AddressFamily switch
+        {
+            System.Net.Sockets.AddressFamily.InterNetwork => "ipv4",
+            System.Net.Sockets.AddressFamily.InterNetworkV6 => "ipv6",
+            _ => rule.RouteFamily switch { "ip" => "ipv4", "ip6" => "ipv6", _ => null },
+        };
 
     private static bool IsCtState(JsonElement left) =>
         left.ValueKind == JsonValueKind.Object && left.TryGetProperty("ct", out var ct) && String(ct, "key") == "state";

@@ -375,10 +375,9 @@ public static partial class RulesetVerifier
     // The accept rule for one route set: exactly `meta skuid . ip[6] daddr . tcp dport @SET accept`, before the redirects.
     private static int CheckRouteRule(List<NftJson.Rule> rules, string set, string family, string familyName, int firstRedirect, List<string> differences)
     {
-        // nft 1.0.6 leaves out the `meta nfproto` that `ip daddr` implies in an inet table; another version may print it.
-        var nfproto = family == "ip" ? "ipv4" : "ipv6";
+        // An explicit `meta nfproto` that `ip daddr` implies is read as absent (NftJson.ParseRule); any other narrows.
         var index = rules.FindIndex(r => r.Accepts && r.RouteSet == set && r.RouteFamily == family
-            && r.SkuidSet is null && r.Dports is null && (r.Nfproto is null || r.Nfproto == nfproto) && !r.HasOtherMatch);
+            && r.SkuidSet is null && r.Dports is null && !r.HasOtherMatch);
         if (index < 0)
         {
             differences.Add($"no rule accepts the routes in set {set}: those users' {familyName} connections would be intercepted");

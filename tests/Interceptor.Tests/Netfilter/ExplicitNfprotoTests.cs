@@ -1,0 +1,98 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Interceptor.Netfilter;
+using NUnit.Framework;
+
+namespace Interceptor.Tests.Netfilter;
+
+/// <summary>
+/// nft 1.0.6 lists no <c>meta nfproto</c> that an <c>ip</c> or <c>ip6</c> address match implies in an inet table. A
+/// version that prints it must leave our rules ours: otherwise the watchdog would find the table changed at every check
+/// and replace it. The real listings (<see cref="SampleCapture"/>) are given the match the address implies, then the
+/// other family's, which narrows a rule to nothing and must be reported.
+/// </summary>
+public class ExplicitNfprotoTests
+{
+    [TestCase("metrics.json")]
+    [TestCase("metrics-v6-rate-limited.json")]
+    [TestCase("everything.json")]
+    [TestCase("guard-everything.json")]
+    public void A_listing_that_prints_the_implied_family_is_still_our_table(string sample)
+    {
+        var (listing, changed) = WithNfproto(sample, implied: true);
+
+        Assert.That(changed, Is.Positive, "no rule with an address match in the sample");
+        Assert.That(Differences(listing, sample), Is.Empty);
+    }
+
+    [TestCase("metrics.json")]
+    [TestCase("metrics-v6-rate-limited.json")]
+    [TestCase("everything.json")]
+    [TestCase("guard-everything.json")]
+    public void The_other_family_on_an_address_match_is_a_difference(string sample)
+    {
+        var (listing, changed) = WithNfproto(sample, implied: false);
+
+        Assert.That(changed, Is.Positive);
+        Assert.That(Differences(listing, sample), Is.Not.Empty);
+    }
+
+    [TestCase("everything.json", "exempt_uids")]
+    [TestCase("everything.json", "suspended_uids")]
+    [TestCase("guard-everything.json", "exempt_uids")]
+    public void A_family_match_on_a_rule_without_an_address_narrows_it_and_is_a_difference(string sample, string set)
+    {
+        // `meta nfproto ipv6` on the exempt users' accept: their IPv4 connections would be redirected (the daemon's own to
+        // itself), or a suspended user's IPv4 ones no longer refused.
+        var root = JsonNode.Parse(NetfilterTestData.Read(Path.Combine("Samples", sample)))!;
+        var rule = root["nftables"]!.AsArray().Select(o => o?["rule"]).OfType<JsonObject>()
+            .First(r => r["expr"]!.ToJsonString().Contains($"\"@{set}\"", StringComparison.Ordinal) && !r["expr"]!.ToJsonString().Contains("\"!=\"", StringComparison.Ordinal));
+        rule["expr"]!.AsArray().Insert(0, NfprotoMatch("ipv6"));
+
+        Assert.That(Differences(root.ToJsonString(), sample), Is.Not.Empty, rule.ToJsonString());
+    }
+
+    private static JsonObject NfprotoMatch(string family) => new()
+    {
+        ["match"] = new JsonObject { ["op"] = "==", ["left"] = new JsonObject { ["meta"] = new JsonObject { ["key"] = "nfproto" } }, ["right"] = family },
+    };
+
+    // The spec each sample was captured from (SampleCapture), and the verifier of its table.
+    private static IReadOnlyList<string> Differences(string listing, string sample)
+    {
+        using var document = JsonDocument.Parse(listing);
+        return sample switch
+        {
+            "metrics.json" => RulesetVerifier.FindDifferences(document, MetricsRulesTests.Metrics),
+            "metrics-v6-rate-limited.json" => RulesetVerifier.FindDifferences(document, MetricsRulesTests.MetricsV6),
+            "guard-everything.json" => RulesetVerifier.FindGuardDifferences(document, RulesetRendererTests.Everything),
+            _ => RulesetVerifier.FindDifferences(document, RulesetRendererTests.Everything),
+        };
+    }
+
+    // Puts `meta nfproto F` first in every rule with an ip/ip6 address match (alone or in a concatenation): F the family
+    // the address implies, or the other one.
+    private static (string Listing, int Changed) WithNfproto(string sample, bool implied)
+    {
+        var root = JsonNode.Parse(NetfilterTestData.Read(Path.Combine("Samples", sample)))!;
+        var changed = 0;
+        foreach (var rule in root["nftables"]!.AsArray().Select(o => o?["rule"]).OfType<JsonObject>())
+        {
+            var expressions = rule["expr"]!.AsArray();
+            var text = expressions.ToJsonString();
+            var family = text.Contains("\"protocol\":\"ip6\"", StringComparison.Ordinal) ? "ipv6"
+                : text.Contains("\"protocol\":\"ip\"", StringComparison.Ordinal) ? "ipv4"
+                : null;
+            if (family is null)
+            {
+                continue;
+            }
+
+            var written = implied ? family : family == "ipv4" ? "ipv6" : "ipv4";
+            expressions.Insert(0, NfprotoMatch(written));
+            changed++;
+        }
+
+        return (root.ToJsonString(), changed);
+    }
+}

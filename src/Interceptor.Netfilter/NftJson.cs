@@ -208,14 +208,15 @@ internal static partial class NftJson
 
         // nft 1.0.6 lists no `meta nfproto` that an address match implies in an inet table; a version that prints it must
         // not make a rule of ours look like another one (the watchdog would replace the table at every check).
-        if (rule.Nfproto is { } family && family == ImpliedNfproto(rule))
+        if (rule.Nfproto is { } family && family == ImpliedNfproto(rule) && rule.RedirectPort is null)
         {
             rule.Nfproto = null;
         }
 
         // One that remains narrows the rule to one family, which ours write only before a redirect: on an exempt, refusal
-        // or route rule it would leave the other family's connections to the rules after it.
-        rule.HasOtherMatch |= rule.Nfproto is not null && rule.RedirectPort is null;
+        // or route rule it would leave the other family's connections to the rules after it. Our redirects match no
+        // route set either (a redirect narrowed to one would pass for the other family's redirect).
+        rule.HasOtherMatch |= (rule.Nfproto is not null && rule.RedirectPort is null) || (rule.RedirectPort is not null && rule.RouteSet is not null);
 
         MarkMetrics(rule);
         MarkStray(rule);
@@ -258,6 +259,8 @@ internal static partial class NftJson
 
         if (metaKey == "nfproto" && right.ValueKind == JsonValueKind.String)
         {
+            // A second one narrows the first (meta nfproto ipv6 meta nfproto ipv4 matches nothing): not one we write.
+            rule.HasOtherMatch |= rule.Nfproto is not null;
             rule.Nfproto = right.GetString();
         }
         else if (metaKey == "l4proto" && right.ValueKind == JsonValueKind.String && right.GetString() == "tcp")

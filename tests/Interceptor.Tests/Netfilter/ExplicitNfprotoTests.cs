@@ -52,6 +52,34 @@ public class ExplicitNfprotoTests
         Assert.That(Differences(root.ToJsonString(), sample), Is.Not.Empty, rule.ToJsonString());
     }
 
+    [Test]
+    public void Two_family_matches_on_one_rule_are_a_difference_even_when_the_last_is_implied()
+    {
+        // `ip daddr 127.0.0.1 … meta nfproto ipv6 meta nfproto ipv4 reject`: the refusal of other users matches nothing.
+        var root = JsonNode.Parse(NetfilterTestData.Read(Path.Combine("Samples", "metrics.json")))!;
+        var refusal = Rules(root).First(r => r["expr"]!.ToJsonString().Contains("\"protocol\":\"ip\"", StringComparison.Ordinal) && r["expr"]!.ToJsonString().Contains("\"reject\"", StringComparison.Ordinal));
+        refusal["expr"]!.AsArray().Insert(0, NfprotoMatch("ipv4"));
+        refusal["expr"]!.AsArray().Insert(0, NfprotoMatch("ipv6"));
+
+        Assert.That(Differences(root.ToJsonString(), "metrics.json"), Is.Not.Empty, refusal.ToJsonString());
+    }
+
+    [Test]
+    public void A_redirect_narrowed_to_a_route_set_is_not_the_redirect()
+    {
+        // The IPv6 redirect given the IPv6 route set's match: it redirects only the permitted routes, and every other IPv6
+        // connection to port 25 goes on to the guard (refused) instead of the daemon.
+        var root = JsonNode.Parse(NetfilterTestData.Read(Path.Combine("Samples", "everything.json")))!;
+        var rules = Rules(root).ToList();
+        var route = rules.First(r => r["expr"]!.ToJsonString().Contains("\"protocol\":\"ip6\"", StringComparison.Ordinal));
+        var redirect = rules.First(r => r["expr"]!.ToJsonString().Contains("\"redirect\"", StringComparison.Ordinal) && r["expr"]!.ToJsonString().Contains("\"ipv6\"", StringComparison.Ordinal));
+        redirect["expr"]!.AsArray().Insert(1, route["expr"]!.AsArray().First(e => e!.ToJsonString().Contains("concat", StringComparison.Ordinal))!.DeepClone());
+
+        Assert.That(Differences(root.ToJsonString(), "everything.json"), Is.Not.Empty, redirect.ToJsonString());
+    }
+
+    private static IEnumerable<JsonObject> Rules(JsonNode root) => root["nftables"]!.AsArray().Select(o => o?["rule"]).OfType<JsonObject>();
+
     private static JsonObject NfprotoMatch(string family) => new()
     {
         ["match"] = new JsonObject { ["op"] = "==", ["left"] = new JsonObject { ["meta"] = new JsonObject { ["key"] = "nfproto" } }, ["right"] = family },

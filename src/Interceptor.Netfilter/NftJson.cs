@@ -215,7 +215,7 @@ internal static partial class NftJson
 
         // One that remains narrows the rule to one family, which ours write only before a redirect: on an exempt, refusal
         // or route rule it would leave the other family's connections to the rules after it. Our redirects match no
-        // route set either (a redirect narrowed to one would pass for the other family's redirect).
+        // route set either (a redirect narrowed to one would pass for the redirect).
         rule.HasOtherMatch |= (rule.Nfproto is not null && rule.RedirectPort is null) || (rule.RedirectPort is not null && rule.RouteSet is not null);
 
         MarkMetrics(rule);

@@ -29,7 +29,7 @@ public sealed partial class MetricsEndpoint
     }
 
     /// <summary>
-    /// "uid 1002 (bob), sub-UIDs 231072, 231073 and 5 more of uid 1001 (alice)": the users behind <paramref name="uids"/>,
+    /// "uid 1002 (bob), 7 sub-UIDs of uid 1001 (alice) (231072, 231073, 231074, …)": the users behind <paramref name="uids"/>,
     /// a sub-UID under the owner of its range (<paramref name="ownerOf"/>, null for none), at most
     /// <see cref="HoldersNamed"/> users named and "and K more users" for the rest. Grouped by owner first, so that a
     /// customer's many sub-UIDs cannot take every place in the line and hide another customer.

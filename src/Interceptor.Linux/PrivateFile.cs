@@ -21,13 +21,18 @@ public static partial class PrivateFile
     private const int StatxSize = 256;
     private const ushort TypeMask = 0xF000;
     private const ushort RegularFile = 0x8000;
+    private const ushort SymbolicLink = 0xA000;
     private const ushort GroupOrOthers = 0x3F;
     private const ushort OwnerRead = 0x100;
 
     // Not constants: the values differ between architectures (O_NOFOLLOW is 0x20000 on x86-64, 0x8000 on arm64). A FIFO
-    // opens at once without blocking (and is then refused) instead of holding the start until someone writes it; a link
-    // at the path is refused by the kernel, not by a check a swap could pass.
+    // swapped in after the type was looked at opens at once without blocking (and is then refused) instead of holding the
+    // start until someone writes it; a link at the path is refused by the kernel, not by a check a swap could pass.
     private static int OpenFlags => LibC.O_RDONLY | LibC.O_NONBLOCK | LibC.O_NOFOLLOW | LibC.O_CLOEXEC;
+
+    // Only locates the file (no driver's open runs, no FIFO's reader appears, no inotify IN_OPEN); a link gives a
+    // descriptor of the link itself.
+    private static int LocateFlags => LibC.O_PATH | LibC.O_NOFOLLOW | LibC.O_CLOEXEC;
 
     /// <param name="path">The file.</param>
     /// <param name="owner">The uid the daemon runs as: with group and others shut out, only its owner reads the file.</param>
@@ -39,6 +44,9 @@ public static partial class PrivateFile
     public static string ReadAllText(string path, uint owner, string key, string contents, string kind, long maxBytes)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        // Judged twice: its type before it is opened, everything on the opened descriptor. A swap in between brings in what
+        // the second look judges again; only root, who can make device nodes, could swap one in.
+        Locate(path, owner, key, contents);
         var fd = Open(path, OpenFlags);
         if (fd < 0)
         {
@@ -66,13 +74,30 @@ public static partial class PrivateFile
 
     private readonly record struct Status(ushort Type, ushort Mode, uint Owner, long Length);
 
+    // The file's type from a descriptor that only locates it: a device, a FIFO, a socket or a link is refused before
+    // anything opens it for reading (a device's driver would run its open: a watchdog's arms the timer).
+    private static void Locate(string path, uint owner, string key, string contents)
+    {
+        var fd = Open(path, LocateFlags);
+        if (fd < 0)
+        {
+            throw new PrivateFileException(Unopened(path, Marshal.GetLastPInvokeError(), owner, key, contents));
+        }
+
+        using var handle = new SafeFileHandle(fd, ownsHandle: true);
+        if (TypeProblem(path, StatOpened(handle, path).Type, key) is { } problem)
+        {
+            throw new PrivateFileException(problem);
+        }
+    }
+
     // What the open's error leaves unsaid, from the path's own status: a socket gives ENXIO, a file the daemon's user may
     // not read EACCES (root's file, a mode without the owner's read bit).
     private static string Unopened(string path, int errno, uint owner, string key, string contents)
     {
         if (errno == LibC.ELOOP)
         {
-            return $"{path}: is a symbolic link; {key} must name the file itself";
+            return TypeProblem(path, SymbolicLink, key)!;
         }
 
         var status = errno == LibC.EACCES || errno == LibC.ENXIO ? StatPath(path) : null;
@@ -98,9 +123,9 @@ public static partial class PrivateFile
     // another user (check-config --daemon-user) cannot know the daemon's capabilities, and says it could not read the file.
     private static string? Problem(string path, Status status, uint owner, string key, string contents, bool opened)
     {
-        if (status.Type != RegularFile)
+        if (TypeProblem(path, status.Type, key) is { } notAFile)
         {
-            return $"{path}: is {TypeName(status.Type)}, not a regular file; {key} must name a file";
+            return notAFile;
         }
 
         var loose = (status.Mode & GroupOrOthers) != 0;
@@ -130,6 +155,13 @@ public static partial class PrivateFile
         return problems.Count == 0 ? null : $"{path}: {string.Join(", and ", problems)}; run {string.Join(" and ", fixes)}";
     }
 
+    private static string? TypeProblem(string path, ushort type, string key) => type switch
+    {
+        RegularFile => null,
+        SymbolicLink => $"{path}: is a symbolic link; {key} must name the file itself",
+        _ => $"{path}: is {TypeName(type)}, not a regular file; {key} must name a file",
+    };
+
     private static string ReadAtMost(SafeFileHandle handle, string path, long length)
     {
         // Read at most one byte past the size seen: a file that grows meanwhile is refused, not read whole.
@@ -147,21 +179,30 @@ public static partial class PrivateFile
 
     // The status of the file opened, not of the path a moment before: no swap in between can pass the checks.
     private static Status StatOpened(SafeFileHandle handle, string path) =>
-        Statx((int)handle.DangerousGetHandle(), "", LibC.AT_EMPTY_PATH) ?? throw new PrivateFileException(
-            $"{path}: cannot be examined: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        Statx((int)handle.DangerousGetHandle(), "", LibC.AT_EMPTY_PATH, out var failure) ?? throw new PrivateFileException($"{path}: cannot be examined: {failure}");
 
-    private static Status? StatPath(string path) => Statx(AtFdCwd, path, LibC.AT_SYMLINK_NOFOLLOW);
+    private static Status? StatPath(string path) => Statx(AtFdCwd, path, LibC.AT_SYMLINK_NOFOLLOW, out _);
 
-    // struct statx has one layout on every architecture (the kernel's): stx_uid at 20, stx_mode at 28, stx_size at 40.
-    private static unsafe Status? Statx(int directoryFd, string path, int flags)
+    // struct statx has one layout on every architecture (the kernel's): stx_mask at 0, stx_uid at 20, stx_mode at 28,
+    // stx_size at 40. A file system may leave out what was asked for (the mask says what it filled): zeros would read as
+    // root's file of mode 0000.
+    private static unsafe Status? Statx(int directoryFd, string path, int flags, out string? failure)
     {
         var buffer = stackalloc byte[StatxSize];
         if (StatxCall(directoryFd, path, flags, StatxTypeModeUidSize, buffer) != 0)
         {
+            failure = Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError());
             return null;
         }
 
         var span = new ReadOnlySpan<byte>(buffer, StatxSize);
+        if ((MemoryMarshal.Read<uint>(span) & StatxTypeModeUidSize) != StatxTypeModeUidSize)
+        {
+            failure = "its file system does not report its type, mode, owner and size";
+            return null;
+        }
+
+        failure = null;
         var mode = MemoryMarshal.Read<ushort>(span[28..]);
         return new Status((ushort)(mode & TypeMask), (ushort)(mode & 0xFFF), MemoryMarshal.Read<uint>(span[20..]), (long)MemoryMarshal.Read<ulong>(span[40..]));
     }
@@ -172,7 +213,6 @@ public static partial class PrivateFile
         0x2000 => "a character device",
         0x4000 => "a directory",
         0x6000 => "a block device",
-        0xA000 => "a symbolic link",
         0xC000 => "a socket",
         _ => $"of type 0{Convert.ToString(type >> 12, 8)}",
     };

@@ -1,0 +1,79 @@
+using System.Runtime.InteropServices;
+using Interceptor.Linux;
+using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
+
+namespace Interceptor.Tests.Linux;
+
+/// <summary>
+/// What is not a regular file is refused without being opened for reading: a device's driver never runs its open (a
+/// watchdog's would arm the timer), a FIFO never gains a reader. inotify's IN_OPEN, which the kernel does not report for
+/// a descriptor that only locates a file (O_PATH), shows whether the reader opened it.
+/// </summary>
+public sealed partial class PrivateFileTests
+{
+    private const uint InOpen = 0x20;
+
+    [Test]
+    public void A_device_or_a_fifo_is_refused_without_being_opened_a_file_is_opened()
+    {
+        var device = Path.Combine(_directory, "null");
+        Run("mknod", "-m", "600", device, "c", "1", "3");
+        var fifo = Path.Combine(_directory, "fifo");
+        Run("mkfifo", "-m", "600", fifo);
+        var file = Write("s3cret");
+
+        Assert.That(OpensWhileReading(device, expectRefusal: true), Is.Zero, "the device was opened");
+        Assert.That(OpensWhileReading(fifo, expectRefusal: true), Is.Zero, "the FIFO was opened");
+        Assert.That(OpensWhileReading(file, expectRefusal: false), Is.EqualTo(1), "the watch sees a file's one open for reading");
+    }
+
+    // The IN_OPEN events a read of the path caused.
+    private static int OpensWhileReading(string path, bool expectRefusal)
+    {
+        var watch = InotifyInit1(LibC.O_NONBLOCK | LibC.O_CLOEXEC);
+        Assert.That(watch, Is.GreaterThanOrEqualTo(0), $"inotify_init1: errno {Marshal.GetLastPInvokeError()}");
+        using (new SafeFileHandle(watch, ownsHandle: true))
+        {
+            Assert.That(InotifyAddWatch(watch, path, InOpen), Is.GreaterThanOrEqualTo(0), $"inotify_add_watch: errno {Marshal.GetLastPInvokeError()}");
+            if (expectRefusal)
+            {
+                Assert.Throws<PrivateFileException>(() => Read(path));
+            }
+            else
+            {
+                Read(path);
+            }
+
+            return OpenEvents(watch);
+        }
+    }
+
+    // struct inotify_event: wd, mask, cookie, len (4 bytes each), then len bytes of name (none for a watched file).
+    private static unsafe int OpenEvents(int watch)
+    {
+        var buffer = new byte[4096];
+        var opens = 0;
+        fixed (byte* start = buffer)
+        {
+            for (long n; (n = ReadFd(watch, start, buffer.Length)) > 0;)
+            {
+                for (var at = 0; at < n; at += 16 + BitConverter.ToInt32(buffer, at + 12))
+                {
+                    opens += (BitConverter.ToUInt32(buffer, at + 4) & InOpen) != 0 ? 1 : 0;
+                }
+            }
+        }
+
+        return opens;
+    }
+
+    [LibraryImport("libc", EntryPoint = "inotify_init1", SetLastError = true)]
+    private static partial int InotifyInit1(int flags);
+
+    [LibraryImport("libc", EntryPoint = "inotify_add_watch", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int InotifyAddWatch(int fd, string path, uint mask);
+
+    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+    private static unsafe partial long ReadFd(int fd, byte* buffer, long count);
+}

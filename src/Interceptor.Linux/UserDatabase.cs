@@ -92,6 +92,17 @@ public static partial class UserDatabase
     }
 
     /// <summary>
+    /// The uid a configuration or a command line names a user by: a name from the database first (as useradd refuses
+    /// names of digits only), else a uid written in digits alone (no sign, no spaces); null when it is neither.
+    /// </summary>
+    /// <exception cref="LinuxInteropException">The user database could not be read.</exception>
+    public static uint? UidOfNameOrNumber(string nameOrUid) => UidOf(nameOrUid) ?? ParseUid(nameOrUid);
+
+    /// <summary>A uid written in digits alone, or null.</summary>
+    public static uint? ParseUid(string text) =>
+        uint.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var uid) ? uid : null;
+
+    /// <summary>
     /// Every account the passwd database lists (getpwent_r: /etc/passwd, and a directory where NSS enumerates it; sssd and
     /// LDAP setups often do not), at most <paramref name="limit"/>. Slow on a big directory: not for a connection's path.
     /// One enumeration at a time: the C library keeps a single position for the whole process.

@@ -201,14 +201,14 @@ public sealed class CommandLineDefinition
     // A name from the user database, or a number as a uid (as Interception.ExemptUsers takes them).
     private static string? KnownUserProblem(string name)
     {
-        if (name.Length == 0 || uint.TryParse(name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _))
+        if (name.Length == 0)
         {
-            return name.Length == 0 ? "an empty name" : null;
+            return "an empty name";
         }
 
         try
         {
-            return Linux.UserDatabase.UidOf(name) is null ? $"no such user \"{name}\" in the user database" : null;
+            return Linux.UserDatabase.UidOfNameOrNumber(name) is null ? $"no such user \"{name}\" in the user database" : null;
         }
         catch (Linux.LinuxInteropException e)
         {

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Interceptor.Linux;
 
 namespace Interceptor.Daemon.Commands;
@@ -24,14 +23,14 @@ public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfC
         requested,
         UserDatabase.EffectiveUid,
         UserDatabase.EffectiveUid != 0 && ProcessCapabilities.HasEffective(ProcessCapabilities.NetAdmin),
-        UserDatabase.UidOf,
+        UserDatabase.UidOfNameOrNumber,
         UserDatabase.Describe);
 
     /// <summary><see cref="Resolve(string?)"/> with the caller and the lookups given (tests).</summary>
     /// <param name="requested">--daemon-user, null when not given.</param>
     /// <param name="caller">The uid running the verb.</param>
     /// <param name="callerIsAService">The caller is not root and holds CAP_NET_ADMIN, as a unit's <c>User=</c> does.</param>
-    /// <param name="uidOf">The user database's uid of a name.</param>
+    /// <param name="uidOf">The uid of a user's name, or of a uid in digits.</param>
     /// <param name="describe">"uid N (name)".</param>
     public static DaemonAccount Resolve(string? requested, uint caller, bool callerIsAService, Func<string, uint?> uidOf, Func<uint, string> describe)
     {
@@ -39,8 +38,7 @@ public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfC
         ArgumentNullException.ThrowIfNull(describe);
         if (requested is not null)
         {
-            var uid = uidOf(requested) ?? (uint.TryParse(requested, NumberStyles.None, CultureInfo.InvariantCulture, out var number) ? number
-                : throw new Configuration.ConfigurationException([$"--daemon-user: no such user \"{requested}\" in the user database"]));
+            var uid = uidOf(requested) ?? throw new Configuration.ConfigurationException([$"--daemon-user: no such user \"{requested}\" in the user database"]);
             return new DaemonAccount(uid, describe(uid), InsteadOfCaller: false);
         }
 

@@ -36,7 +36,7 @@ public static class DaemonSetup
     {
         for (var i = 0; i < names.Count; i++)
         {
-            if ((UserDatabase.UidOf(names[i]) ?? (uint.TryParse(names[i], out var numeric) ? numeric : null)) is { } uid)
+            if (UserDatabase.UidOfNameOrNumber(names[i]) is { } uid)
             {
                 yield return uid;
             }

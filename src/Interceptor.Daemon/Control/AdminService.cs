@@ -298,8 +298,6 @@ public sealed class AdminService(AdminContext context, ILogger logger)
             return (uid, text);
         }
 
-        return uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var numeric)
-            ? (numeric, UserDatabase.NameOf(numeric) ?? text)
-            : null;
+        return UserDatabase.ParseUid(text) is { } numeric ? (numeric, UserDatabase.NameOf(numeric) ?? text) : null;
     }
 }

@@ -36,6 +36,19 @@ public class UserDatabaseTests
         Assert.That(UserDatabase.UidOf("no-such-user-xyz"), Is.Null);
     }
 
+    [TestCase("root", 0u)]
+    [TestCase("0", 0u)]
+    [TestCase("4321", 4321u)]
+    [TestCase("4294967295", 4294967295u)]
+    [TestCase("+1", null)]
+    [TestCase(" 1", null)]
+    [TestCase("1 ", null)]
+    [TestCase("-0", null)]
+    [TestCase("4294967296", null)]
+    [TestCase("no-such-user-xyz", null)]
+    public void A_user_is_named_by_name_or_by_a_uid_in_digits_alone(string text, uint? uid) =>
+        Assert.That(UserDatabase.UidOfNameOrNumber(text), Is.EqualTo(uid));
+
     [Test]
     public void Unknown_uid_has_no_name()
     {

@@ -17,7 +17,7 @@ public class DaemonAccountTests
         requested,
         caller,
         service,
-        name => (packaged || name != DaemonAccount.PackagedName) && Accounts.TryGetValue(name, out var uid) ? uid : null,
+        name => (packaged || name != DaemonAccount.PackagedName) && Accounts.TryGetValue(name, out var uid) ? uid : Interceptor.Linux.UserDatabase.ParseUid(name),
         uid => $"uid {uid}");
 
     [Test]

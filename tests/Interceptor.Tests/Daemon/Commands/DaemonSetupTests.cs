@@ -105,10 +105,14 @@ public class DaemonSetupTests
     [Test]
     public void An_unknown_exempt_user_is_named_with_its_key()
     {
-        var options = new InterceptorOptions { Interception = new InterceptionOptions { ExemptUsers = ["root", "no-such-user-smtpi"] } };
+        var options = new InterceptorOptions { Interception = new InterceptionOptions { ExemptUsers = ["root", "no-such-user-smtpi", "1001", " 1001"] } };
 
         var error = Assert.Throws<ConfigurationException>(() => DaemonSetup.SpecFor(options));
 
-        Assert.That(error!.Errors, Is.EqualTo(new[] { "Interception.ExemptUsers[1]: no such user \"no-such-user-smtpi\" in the user database" }));
+        Assert.That(error!.Errors, Is.EqualTo(new[]
+        {
+            "Interception.ExemptUsers[1]: no such user \"no-such-user-smtpi\" in the user database",
+            "Interception.ExemptUsers[3]: no such user \" 1001\" in the user database",
+        }), "a uid is digits alone, as --daemon-user and the admin verbs take it");
     }
 }

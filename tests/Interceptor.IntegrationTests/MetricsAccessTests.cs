@@ -20,6 +20,7 @@ public sealed class MetricsAccessTests
     private const uint SubUidRangeStart = 1_920_000_000;
     private const int SubUidRangeCount = 1000;
     private const int Flood = 300;
+    private const uint SweptSubUid = 1_921_000_007;
 
     [Test]
     public async Task A_customer_and_her_sub_uids_are_refused_by_the_kernel_and_the_scraper_is_answered()
@@ -127,6 +128,32 @@ public sealed class MetricsAccessTests
             Assert.That(cookie.Stdout.Trim(), Does.StartWith("failed"), "root's second scrape, met by a syncookie" + daemon.Transcript());
             Assert.That(dropped, Is.GreaterThan(1), "the drop counted her SYN-ACKs");
             Assert.That(held.Stdout, Does.Contain("bound").And.Not.Contain("accepted"), "her listener on ::1 completed no connection" + held.Stderr);
+        });
+    }
+
+    [Test]
+    public async Task A_sub_uids_listener_on_the_metrics_port_is_closed_at_start_and_named_under_its_owner()
+    {
+        // The sweep reads uids from the kernel's socket table; the line must name whose they are, or a customer could hide
+        // behind numbers no account has (and, a hundred of them, crowd others out of the line).
+        Requirements.Require("newuidmap");
+        using var line = await SubordinateUidLine.AddAsync($"{TestUsers.Alice.Name}:{SweptSubUid}:1");
+        await using var s = await Scenario.StartAsync(startDaemon: false);
+        var (host, port) = (MetricsListen.Split(':')[0], MetricsListen.Split(':')[1]);
+        var squatter = s.Ns.RunAsUserAsync(TestUsers.Alice, "unshare",
+            ["--user", $"--map-users={SweptSubUid},0,1", "--setuid", "0", Requirements.Python, "-I", "-c", Squatter(host, port)],
+            TimeSpan.FromSeconds(30));
+        await Task.Delay(1000);
+        await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, Config(("Metrics.Listen", MetricsListen)));
+        var swept = await Poll.UntilAsync(() => daemon.LogLines().Any(l => l.Message.StartsWith("metrics: closed 1 listener,", StringComparison.Ordinal)), TimeSpan.FromSeconds(10));
+        var closed = await squatter;
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(closed.Stdout, Does.Contain("bound"), "her sub-UID held the port before the daemon started" + closed.Stderr);
+            Assert.That(swept, Is.True, "her sub-UID's listener was closed after the install" + daemon.Transcript());
+            Assert.That(daemon.LogLines().Select(l => l.Message), Has.Some.StartsWith(
+                $"metrics: closed 1 listener, 0 connections and 0 half-open (of sub-UID {SweptSubUid} of uid {TestUsers.Alice.Uid} ({TestUsers.Alice.Name}))"), daemon.Transcript());
         });
     }
 

@@ -16,7 +16,6 @@ public sealed class PrivateFileException(string message) : Exception(message);
 /// </summary>
 public static partial class PrivateFile
 {
-    private const int AtFdCwd = -100;
     private const uint StatxTypeModeUidSize = 0x1 | 0x2 | 0x8 | 0x200;
     private const int StatxSize = 256;
     private const ushort TypeMask = 0xF000;
@@ -25,14 +24,14 @@ public static partial class PrivateFile
     private const ushort GroupOrOthers = 0x3F;
     private const ushort OwnerRead = 0x100;
 
-    // Not constants: the values differ between architectures (O_NOFOLLOW is 0x20000 on x86-64, 0x8000 on arm64). A FIFO
-    // swapped in after the type was looked at opens at once without blocking (and is then refused) instead of holding the
-    // start until someone writes it; a link at the path is refused by the kernel, not by a check a swap could pass.
-    private static int OpenFlags => LibC.O_RDONLY | LibC.O_NONBLOCK | LibC.O_NOFOLLOW | LibC.O_CLOEXEC;
-
-    // Only locates the file (no driver's open runs, no FIFO's reader appears, no inotify IN_OPEN); a link gives a
-    // descriptor of the link itself.
+    // Not constants: the values differ between architectures (O_NOFOLLOW is 0x20000 on x86-64, 0x8000 on arm64). The
+    // first open only locates the file (no driver's open runs, no FIFO gains a reader); a link at the path gives a
+    // descriptor of the link itself, refused by its type. The second reopens that very file through /proc/thread-self/fd
+    // (the thread's own view: a thread of other credentials may not look into the process's), so nothing swapped in at
+    // the path meanwhile is opened; O_NONBLOCK is kept in case a FIFO is met all the same.
     private static int LocateFlags => LibC.O_PATH | LibC.O_NOFOLLOW | LibC.O_CLOEXEC;
+
+    private static int ReopenFlags => LibC.O_RDONLY | LibC.O_NONBLOCK | LibC.O_CLOEXEC;
 
     /// <param name="path">The file.</param>
     /// <param name="owner">The uid the daemon runs as: with group and others shut out, only its owner reads the file.</param>
@@ -44,15 +43,14 @@ public static partial class PrivateFile
     public static string ReadAllText(string path, uint owner, string key, string contents, string kind, long maxBytes)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        // Judged twice: its type before it is opened, everything on the opened descriptor. A swap in between brings in what
-        // the second look judges again; only root, who can make device nodes, could swap one in.
-        Locate(path, owner, key, contents);
-        var fd = Open(path, OpenFlags);
+        using var located = Locate(path, key, out var found);
+        var fd = Open($"/proc/thread-self/fd/{located.DangerousGetHandle()}", ReopenFlags);
         if (fd < 0)
         {
-            throw new PrivateFileException(Unopened(path, Marshal.GetLastPInvokeError(), owner, key, contents));
+            throw new PrivateFileException(Unopened(path, Marshal.GetLastPInvokeError(), found, owner, key, contents));
         }
 
+        // Judged again on the descriptor that reads: a chmod or chown since the first look counts.
         using var handle = new SafeFileHandle(fd, ownsHandle: true);
         var status = StatOpened(handle, path);
         var problem = Problem(path, status, owner, key, contents, opened: true)
@@ -74,46 +72,51 @@ public static partial class PrivateFile
 
     private readonly record struct Status(ushort Type, ushort Mode, uint Owner, long Length);
 
-    // The file's type from a descriptor that only locates it: a device, a FIFO, a socket or a link is refused before
+    // A descriptor that only locates the file, and its status: a device, a FIFO, a socket or a link is refused before
     // anything opens it for reading (a device's driver would run its open: a watchdog's arms the timer).
-    private static void Locate(string path, uint owner, string key, string contents)
+    private static SafeFileHandle Locate(string path, string key, out Status status)
     {
         var fd = Open(path, LocateFlags);
         if (fd < 0)
         {
-            throw new PrivateFileException(Unopened(path, Marshal.GetLastPInvokeError(), owner, key, contents));
+            var errno = Marshal.GetLastPInvokeError();
+            var hint = errno == LibC.EACCES ? "; the daemon's user must be able to search every directory on the path"
+                : errno == LibC.ELOOP ? " (a link among the directories on the path loops or leads through too many links)"
+                : "";
+            throw new PrivateFileException($"{path}: cannot be read: {Marshal.GetPInvokeErrorMessage(errno)}{hint}");
         }
 
-        using var handle = new SafeFileHandle(fd, ownsHandle: true);
-        if (TypeProblem(path, StatOpened(handle, path).Type, key) is { } problem)
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        try
         {
-            throw new PrivateFileException(problem);
+            status = StatOpened(handle, path);
+            return TypeProblem(path, status.Type, key) is { } problem ? throw new PrivateFileException(problem) : handle;
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
         }
     }
 
-    // What the open's error leaves unsaid, from the path's own status: a socket gives ENXIO, a file the daemon's user may
-    // not read EACCES (root's file, a mode without the owner's read bit).
-    private static string Unopened(string path, int errno, uint owner, string key, string contents)
+    // What the reopen's error leaves unsaid, from the located file's status: EACCES for a file the daemon's user may not
+    // read (root's file, a mode without the owner's read bit).
+    private static string Unopened(string path, int errno, Status status, uint owner, string key, string contents)
     {
-        if (errno == LibC.ELOOP)
-        {
-            return TypeProblem(path, SymbolicLink, key)!;
-        }
-
-        var status = errno == LibC.EACCES || errno == LibC.ENXIO ? StatPath(path) : null;
-        if (status is { } found && Problem(path, found, owner, key, contents, opened: false) is { } problem)
+        if (errno == LibC.EACCES && Problem(path, status, owner, key, contents, opened: false) is { } problem)
         {
             return problem;
         }
 
-        if (status is not null && errno == LibC.EACCES)
+        if (errno == LibC.EACCES)
         {
             // Only a check made for another user gets here: the daemon's user could open a file whose owner and mode suit it.
             return $"{path}: cannot be read by {UserDatabase.Describe(UserDatabase.EffectiveUid)} to check the rest, though its owner and mode are right for "
                 + $"the daemon's user ({UserDatabase.Describe(owner)}); run check-config as root or as that user";
         }
 
-        var hint = errno == LibC.EACCES ? "; the daemon's user must be able to search every directory on the path" : "";
+        // ENOENT: /proc is not mounted where this runs (the daemon reads it for every connection's owner as well).
+        var hint = errno == LibC.ENOENT ? " (reopening it through /proc/thread-self/fd, which needs /proc mounted)" : "";
         return $"{path}: cannot be read: {Marshal.GetPInvokeErrorMessage(errno)}{hint}";
     }
 
@@ -179,26 +182,27 @@ public static partial class PrivateFile
 
     // The status of the file opened, not of the path a moment before: no swap in between can pass the checks.
     private static Status StatOpened(SafeFileHandle handle, string path) =>
-        Statx((int)handle.DangerousGetHandle(), "", LibC.AT_EMPTY_PATH, out var failure) ?? throw new PrivateFileException($"{path}: cannot be examined: {failure}");
-
-    private static Status? StatPath(string path) => Statx(AtFdCwd, path, LibC.AT_SYMLINK_NOFOLLOW, out _);
+        Statx((int)handle.DangerousGetHandle(), out var failure) ?? throw new PrivateFileException($"{path}: cannot be examined: {failure}");
 
     // struct statx has one layout on every architecture (the kernel's): stx_mask at 0, stx_uid at 20, stx_mode at 28,
     // stx_size at 40. A file system may leave out what was asked for (the mask says what it filled): zeros would read as
     // root's file of mode 0000.
-    private static unsafe Status? Statx(int directoryFd, string path, int flags, out string? failure)
+    private static unsafe Status? Statx(int descriptor, out string? failure)
     {
         var buffer = stackalloc byte[StatxSize];
-        if (StatxCall(directoryFd, path, flags, StatxTypeModeUidSize, buffer) != 0)
+        if (StatxCall(descriptor, "", LibC.AT_EMPTY_PATH, StatxTypeModeUidSize, buffer) != 0)
         {
             failure = Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError());
             return null;
         }
 
         var span = new ReadOnlySpan<byte>(buffer, StatxSize);
-        if ((MemoryMarshal.Read<uint>(span) & StatxTypeModeUidSize) != StatxTypeModeUidSize)
+        var missing = StatxTypeModeUidSize & ~MemoryMarshal.Read<uint>(span);
+        if (missing != 0)
         {
-            failure = "its file system does not report its type, mode, owner and size";
+            string[] names = ["type", "mode", "owner", "size"];
+            uint[] bits = [0x1, 0x2, 0x8, 0x200];
+            failure = $"its file system does not report its {string.Join(" and ", names.Where((_, i) => (missing & bits[i]) != 0))}; keep it on a local file system";
             return null;
         }
 

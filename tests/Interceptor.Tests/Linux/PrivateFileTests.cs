@@ -161,6 +161,16 @@ public sealed partial class PrivateFileTests
     }
 
     [Test]
+    public void A_link_loop_among_the_directories_is_named_as_such_not_as_a_link_at_the_file()
+    {
+        File.CreateSymbolicLink(Path.Combine(_directory, "a"), Path.Combine(_directory, "b"));
+        File.CreateSymbolicLink(Path.Combine(_directory, "b"), Path.Combine(_directory, "a"));
+        var path = Path.Combine(_directory, "a", "secret");
+
+        Assert.That(Refusal(path), Is.EqualTo($"{path}: cannot be read: Too many levels of symbolic links (a link among the directories on the path loops or leads through too many links)"));
+    }
+
+    [Test]
     public void A_fifo_is_refused_at_once_instead_of_waiting_for_a_writer()
     {
         var fifo = Path.Combine(_directory, "fifo");

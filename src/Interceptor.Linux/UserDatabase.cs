@@ -98,9 +98,18 @@ public static partial class UserDatabase
     /// <exception cref="LinuxInteropException">The user database could not be read.</exception>
     public static uint? UidOfNameOrNumber(string nameOrUid) => UidOf(nameOrUid) ?? ParseUid(nameOrUid);
 
-    /// <summary>A uid written in digits alone, or null.</summary>
+    /// <summary>A uid written in digits alone, or null; 4294967295 is (uid_t)-1, "no change" to chown and setresuid, not a user.</summary>
     public static uint? ParseUid(string text) =>
-        uint.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var uid) ? uid : null;
+        uint.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var uid) && uid != uint.MaxValue ? uid : null;
+
+    /// <summary>
+    /// "no such user "X" in the user database", and when X is a number with a sign or spaces (which an earlier version
+    /// read as a uid in Interception.ExemptUsers), how to write it.
+    /// </summary>
+    public static string NoSuchUser(string text) =>
+        $"no such user \"{text}\" in the user database"
+        + (ParseUid(text) is null && long.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out _)
+            ? " (a uid is written in digits alone, without a sign or spaces)" : "");
 
     /// <summary>
     /// Every account the passwd database lists (getpwent_r: /etc/passwd, and a directory where NSS enumerates it; sssd and

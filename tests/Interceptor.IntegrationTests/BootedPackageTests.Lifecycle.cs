@@ -256,7 +256,7 @@ public sealed partial class BootedPackageTests
     }
 
     [Test]
-    [Order(9)]
+    [Order(10)]
     public async Task Remove_then_purge_leave_no_table_user_state_or_unit()
     {
         var remove = await Container.ExecAsync("apt-get remove -y smtp-interceptor 2>&1", TimeSpan.FromMinutes(2));

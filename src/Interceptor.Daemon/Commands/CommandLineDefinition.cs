@@ -208,7 +208,7 @@ public sealed class CommandLineDefinition
 
         try
         {
-            return Linux.UserDatabase.UidOfNameOrNumber(name) is null ? $"no such user \"{name}\" in the user database" : null;
+            return Linux.UserDatabase.UidOfNameOrNumber(name) is null ? Linux.UserDatabase.NoSuchUser(name) : null;
         }
         catch (Linux.LinuxInteropException e)
         {

@@ -38,7 +38,7 @@ public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfC
         ArgumentNullException.ThrowIfNull(describe);
         if (requested is not null)
         {
-            var uid = uidOf(requested) ?? throw new Configuration.ConfigurationException([$"--daemon-user: no such user \"{requested}\" in the user database"]);
+            var uid = uidOf(requested) ?? throw new Configuration.ConfigurationException([$"--daemon-user: {UserDatabase.NoSuchUser(requested)}"]);
             return new DaemonAccount(uid, describe(uid), InsteadOfCaller: false);
         }
 

@@ -42,7 +42,7 @@ public static class DaemonSetup
             }
             else
             {
-                errors.Add($"{key}[{i}]: no such user \"{names[i]}\" in the user database");
+                errors.Add($"{key}[{i}]: {UserDatabase.NoSuchUser(names[i])}");
             }
         }
     }

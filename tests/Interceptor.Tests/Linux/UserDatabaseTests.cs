@@ -39,7 +39,8 @@ public class UserDatabaseTests
     [TestCase("root", 0u)]
     [TestCase("0", 0u)]
     [TestCase("4321", 4321u)]
-    [TestCase("4294967295", 4294967295u)]
+    [TestCase("4294967294", 4294967294u)]
+    [TestCase("4294967295", null)]
     [TestCase("+1", null)]
     [TestCase(" 1", null)]
     [TestCase("1 ", null)]
@@ -48,6 +49,13 @@ public class UserDatabaseTests
     [TestCase("no-such-user-xyz", null)]
     public void A_user_is_named_by_name_or_by_a_uid_in_digits_alone(string text, uint? uid) =>
         Assert.That(UserDatabase.UidOfNameOrNumber(text), Is.EqualTo(uid));
+
+    [TestCase("mallory", "no such user \"mallory\" in the user database")]
+    [TestCase(" 1001", "no such user \" 1001\" in the user database (a uid is written in digits alone, without a sign or spaces)")]
+    [TestCase("+1001", "no such user \"+1001\" in the user database (a uid is written in digits alone, without a sign or spaces)")]
+    [TestCase("-0", "no such user \"-0\" in the user database (a uid is written in digits alone, without a sign or spaces)")]
+    public void An_unknown_user_is_named_and_a_number_written_otherwise_told_how(string text, string message) =>
+        Assert.That(UserDatabase.NoSuchUser(text), Is.EqualTo(message));
 
     [Test]
     public void Unknown_uid_has_no_name()

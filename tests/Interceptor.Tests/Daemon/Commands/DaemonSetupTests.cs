@@ -112,7 +112,7 @@ public class DaemonSetupTests
         Assert.That(error!.Errors, Is.EqualTo(new[]
         {
             "Interception.ExemptUsers[1]: no such user \"no-such-user-smtpi\" in the user database",
-            "Interception.ExemptUsers[3]: no such user \" 1001\" in the user database",
+            "Interception.ExemptUsers[3]: no such user \" 1001\" in the user database (a uid is written in digits alone, without a sign or spaces)",
         }), "a uid is digits alone, as --daemon-user and the admin verbs take it");
     }
 }

@@ -52,6 +52,33 @@ public class ExplicitNfprotoTests
         Assert.That(Differences(root.ToJsonString(), sample), Is.Not.Empty, rule.ToJsonString());
     }
 
+    [TestCase("metrics.json")]
+    [TestCase("metrics-v6-rate-limited.json")]
+    [TestCase("everything.json")]
+    [TestCase("guard-everything.json")]
+    public void A_family_match_that_narrows_any_one_rule_is_a_difference(string sample)
+    {
+        // Every rule of the listing in turn, alone: the family its address or its own family match does not name, else
+        // IPv6 (which leaves out every IPv4 packet the rule was for).
+        var count = Rules(JsonNode.Parse(NetfilterTestData.Read(Path.Combine("Samples", sample)))!).Count();
+        var missed = new List<string>();
+        for (var i = 0; i < count; i++)
+        {
+            var root = JsonNode.Parse(NetfilterTestData.Read(Path.Combine("Samples", sample)))!;
+            var rule = Rules(root).ElementAt(i);
+            var text = rule["expr"]!.ToJsonString();
+            var narrowing = text.Contains("\"protocol\":\"ip6\"", StringComparison.Ordinal) || text.Contains("\"ipv6\"", StringComparison.Ordinal) ? "ipv4" : "ipv6";
+            rule["expr"]!.AsArray().Insert(0, NfprotoMatch(narrowing));
+            if (Differences(root.ToJsonString(), sample).Count == 0)
+            {
+                missed.Add(rule.ToJsonString());
+            }
+        }
+
+        Assert.That(count, Is.GreaterThan(3));
+        Assert.That(missed, Is.Empty, "rules a family match narrowed unnoticed");
+    }
+
     [Test]
     public void Two_family_matches_on_one_rule_are_a_difference_even_when_the_last_is_implied()
     {

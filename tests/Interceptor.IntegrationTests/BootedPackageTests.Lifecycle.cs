@@ -256,7 +256,7 @@ public sealed partial class BootedPackageTests
     }
 
     [Test]
-    [Order(10)]
+    [Order(11)]
     public async Task Remove_then_purge_leave_no_table_user_state_or_unit()
     {
         var remove = await Container.ExecAsync("apt-get remove -y smtp-interceptor 2>&1", TimeSpan.FromMinutes(2));
@@ -271,8 +271,8 @@ public sealed partial class BootedPackageTests
         Assert.That(afterRemove, Does.Contain("tables=0").And.Contain("active=inactive").And.Contain("user=smtp-interceptor").And.Contain("state=kept").And.Contain("config=kept"), afterRemove);
         Step($"apt-get remove: {afterRemove.Replace('\n', ' ').Trim()}");
 
-        // The test's own drop-in is an admin's file, not the package's: removed first, as an admin would.
-        var purge = await Container.ExecAsync("rm -rf /etc/systemd/system/smtp-interceptor.service.d && apt-get purge -y smtp-interceptor 2>&1 && systemctl daemon-reload", TimeSpan.FromMinutes(2));
+        // The test's own drop-in and metrics token are an admin's files, not the package's: removed first, as an admin would.
+        var purge = await Container.ExecAsync("rm -rf /etc/systemd/system/smtp-interceptor.service.d /etc/smtp-interceptor/metrics-token && apt-get purge -y smtp-interceptor 2>&1 && systemctl daemon-reload", TimeSpan.FromMinutes(2));
         Assert.That(purge.Succeeded, Is.True, purge.Describe());
         var afterPurge = await Container.CheckedAsync("""
             echo "tables=$(nft list tables | grep -c smtp_interceptor)"

@@ -1,10 +1,39 @@
 namespace Interceptor.IntegrationTests;
 
-/// <summary>An upgrade over a configuration the new version refuses, inside the booted container.</summary>
+/// <summary>A secret file under the unit's sandbox, and an upgrade over a configuration the new version refuses.</summary>
 public sealed partial class BootedPackageTests
 {
     [Test]
     [Order(9)]
+    public async Task A_bearer_token_file_is_read_under_the_units_sandbox_and_guards_the_metrics_endpoint()
+    {
+        // The reader reopens the file it judged through /proc/thread-self/fd: the unit's ProtectProc=invisible and
+        // system-call filter must let it, as the daemon's user, with the package's account owning the file.
+        await Container.CheckedAsync($$"""
+            set -e
+            printf 'booted-token-4711' > /etc/smtp-interceptor/metrics-token
+            chown smtp-interceptor /etc/smtp-interceptor/metrics-token
+            chmod 600 /etc/smtp-interceptor/metrics-token
+            sed -i '0,/^{$/s//{\n  "Metrics": { "Listen": "127.0.0.1:9325", "BearerTokenFile": "\/etc\/smtp-interceptor\/metrics-token" },/' {{Config}}
+            smtp-interceptor check-config --config {{Config}} >/dev/null
+            systemctl restart smtp-interceptor
+            """);
+        var scrapes = await Container.CheckedAsync("""
+            python3 - <<'EOF'
+            import urllib.request, urllib.error
+            for token in (None, 'booted-token-4711'):
+                request = urllib.request.Request('http://127.0.0.1:9325/metrics', headers={'Authorization': 'Bearer ' + token} if token else {})
+                try: print(urllib.request.urlopen(request, timeout=5).status, end=' ')
+                except urllib.error.HTTPError as e: print(e.code, end=' ')
+            EOF
+            """);
+
+        Assert.That(scrapes.Trim(), Is.EqualTo("401 200"), "without the token, then with it");
+        Step($"Metrics.BearerTokenFile (smtp-interceptor's, 0600) read under the unit's sandbox: scrapes without and with the token: {scrapes.Trim()}");
+    }
+
+    [Test]
+    [Order(10)]
     public async Task An_upgrade_over_a_configuration_this_version_refuses_names_the_problem_in_apts_output()
     {
         // " 4242" was a uid to Interception.ExemptUsers before names and uids were read one way; now it is refused. The

@@ -27,8 +27,8 @@ public static partial class PrivateFile
     // Not constants: the values differ between architectures (O_NOFOLLOW is 0x20000 on x86-64, 0x8000 on arm64). The
     // first open only locates the file (no driver's open runs, no FIFO gains a reader); a link at the path gives a
     // descriptor of the link itself, refused by its type. The second reopens that very file through /proc/thread-self/fd
-    // (the thread's own view: a thread of other credentials may not look into the process's), so nothing swapped in at
-    // the path meanwhile is opened; O_NONBLOCK is kept in case a FIFO is met all the same.
+    // (the calling thread's descriptor table), so nothing swapped in at the path meanwhile is opened; O_NONBLOCK is
+    // kept in case a FIFO is met all the same.
     private static int LocateFlags => LibC.O_PATH | LibC.O_NOFOLLOW | LibC.O_CLOEXEC;
 
     private static int ReopenFlags => LibC.O_RDONLY | LibC.O_NONBLOCK | LibC.O_CLOEXEC;
@@ -44,6 +44,7 @@ public static partial class PrivateFile
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         using var located = Locate(path, key, out var found);
+        AfterLocating?.Invoke(path);
         var fd = Open($"/proc/thread-self/fd/{located.DangerousGetHandle()}", ReopenFlags);
         if (fd < 0)
         {
@@ -69,6 +70,10 @@ public static partial class PrivateFile
             throw new PrivateFileException($"{path}: cannot be read: {e.Message}");
         }
     }
+
+    /// <summary>Runs between the first look and the reopen, on this thread only (tests: a swap at the path then).</summary>
+    [ThreadStatic]
+    internal static Action<string>? AfterLocating;
 
     private readonly record struct Status(ushort Type, ushort Mode, uint Owner, long Length);
 

@@ -103,13 +103,17 @@ public static partial class UserDatabase
         uint.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var uid) && uid != uint.MaxValue ? uid : null;
 
     /// <summary>
-    /// "no such user "X" in the user database", and when X is a number with a sign or spaces (which an earlier version
-    /// read as a uid in Interception.ExemptUsers), how to write it.
+    /// "no such user "X" in the user database", and when X is meant as a uid, what is wrong with it: out of range, or a
+    /// sign or spaces (which an earlier version read as a uid in Interception.ExemptUsers).
     /// </summary>
-    public static string NoSuchUser(string text) =>
-        $"no such user \"{text}\" in the user database"
-        + (ParseUid(text) is null && long.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out _)
-            ? " (a uid is written in digits alone, without a sign or spaces)" : "");
+    public static string NoSuchUser(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var hint = text.Length > 0 && text.All(char.IsAsciiDigit) ? " (a uid is at most 4294967294)"
+            : long.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out _) ? " (a uid is written in digits alone, without a sign or spaces)"
+            : "";
+        return $"no such user \"{text}\" in the user database{hint}";
+    }
 
     /// <summary>
     /// Every account the passwd database lists (getpwent_r: /etc/passwd, and a directory where NSS enumerates it; sssd and

@@ -44,11 +44,23 @@ public sealed partial class BootedPackageTests
             sed -i 's/"ExemptUsers": \[/"ExemptUsers": [" 4242", /' {{Config}}
             grep -q '" 4242"' {{Config}}
             """);
-        var upgrade = await Container.ExecAsync("apt-get install -y --reinstall --no-install-recommends /root/package.deb 2>&1", TimeSpan.FromMinutes(3));
+        var upgrade = await ReinstallAsync();
         var during = (await Container.ExecAsync($"echo \"$(systemctl is-active smtp-interceptor) $(runuser -u {Customer} -- python3 {Scripts}/probe.py)\"")).Stdout.Trim();
+
+        // What root's check-config cannot see: the token is the daemon's user's, mode 0600, but in /root, which that user
+        // may not search. The restart fails, and apt's output gives the daemon's own words.
+        await Container.CheckedAsync($$"""
+            set -e
+            cp /root/config.before-upgrade {{Config}}
+            install -o smtp-interceptor -m 600 /etc/smtp-interceptor/metrics-token /root/metrics-token
+            sed -i 's|/etc/smtp-interceptor/metrics-token|/root/metrics-token|' {{Config}}
+            grep -q '/root/metrics-token' {{Config}}
+            """);
+        var unsearchable = await ReinstallAsync();
         var restored = await Container.CheckedAsync($"""
             set -e
             cp /root/config.before-upgrade {Config}
+            rm /root/metrics-token
             systemctl reset-failed smtp-interceptor
             systemctl restart smtp-interceptor
             systemctl is-active smtp-interceptor
@@ -60,9 +72,18 @@ public sealed partial class BootedPackageTests
             Assert.That(upgrade.Stdout, Does.Contain($"smtp-interceptor: this version refuses {Config}, so the daemon will not start"), upgrade.Describe());
             Assert.That(upgrade.Stdout, Does.Contain("  Interception.ExemptUsers[0]: no such user \" 4242\" in the user database (a uid is written in digits alone, without a sign or spaces)"), upgrade.Describe());
             Assert.That(upgrade.Stdout, Does.Contain("then run 'systemctl restart smtp-interceptor'"), upgrade.Describe());
+            Assert.That(upgrade.Stdout, Does.Not.Contain("did not start after the upgrade"), "said once, by check-config" + upgrade.Describe());
             Assert.That(during, Does.Not.StartWith("active ").And.Not.Contain("fake-mx"), "the daemon did not start, and port 25 stayed closed to the customer");
+            Assert.That(unsearchable.Succeeded, Is.True, unsearchable.Describe());
+            Assert.That(unsearchable.Stdout, Does.Not.Contain("this version refuses"), "root's check-config passed it" + unsearchable.Describe());
+            Assert.That(unsearchable.Stdout, Does.Contain("smtp-interceptor: the daemon did not start after the upgrade, so port 25 stays closed to customers until it does; it said:"), unsearchable.Describe());
+            Assert.That(unsearchable.Stdout, Does.Contain("/root/metrics-token: cannot be read: Permission denied; the daemon's user must be able to search every directory on the path"), unsearchable.Describe());
             Assert.That(restored.Trim(), Is.EqualTo("active"), "the restored configuration starts the daemon for the next step");
         });
-        Step($"apt-get reinstall over a refused configuration: apt said why; during it {Customer}'s port 25: {during}; restored: {restored.Trim()}");
+        Step($"apt-get reinstall over a refused configuration: apt said why; during it {Customer}'s port 25: {during}; over a token the daemon's user cannot reach, the daemon's words: "
+            + unsearchable.Stdout.Split('\n').FirstOrDefault(l => l.Contains("/root/metrics-token:", StringComparison.Ordinal))?.Trim() + $"; restored: {restored.Trim()}");
     }
+
+    private Task<ProcessResult> ReinstallAsync() =>
+        Container.ExecAsync("apt-get install -y --reinstall --no-install-recommends /root/package.deb 2>&1", TimeSpan.FromMinutes(3));
 }

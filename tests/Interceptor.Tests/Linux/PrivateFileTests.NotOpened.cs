@@ -31,6 +31,43 @@ public sealed partial class PrivateFileTests
         Assert.That(OpensWhileReading(file, expectRefusal: false), Is.EqualTo(locating + 1), "the watch sees a file's one open for reading");
     }
 
+    [Test]
+    public void What_is_read_is_the_file_judged_though_another_is_swapped_in_at_the_path_meanwhile()
+    {
+        // Between the first look and the read, another file of the same owner and mode, then a device, is renamed over
+        // the path: the judged file's contents are read, and the device is never opened.
+        var path = Write("judged");
+        var other = Path.Combine(_directory, "other");
+        File.WriteAllText(other, "swapped in");
+        File.SetUnixFileMode(other, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var device = Path.Combine(_directory, "device");
+        Run("mknod", "-m", "600", device, "c", "1", "3");
+
+        var read = WhileSwapping(other, path, () => Read(path));
+        var atThePath = File.ReadAllText(path);
+        Run("rm", "-f", path);
+        File.WriteAllText(path, "judged again");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var opens = OpensWhile(device, () => Assert.That(WhileSwapping(device, path, () => Read(path)), Is.EqualTo("judged again")));
+
+        Assert.That(read, Is.EqualTo("judged"));
+        Assert.That(atThePath, Is.EqualTo("swapped in"), "the swap happened");
+        Assert.That(opens, Is.Zero, "the device swapped in was opened");
+    }
+
+    private static string WhileSwapping(string from, string to, Func<string> read)
+    {
+        PrivateFile.AfterLocating = _ => File.Move(from, to, overwrite: true);
+        try
+        {
+            return read();
+        }
+        finally
+        {
+            PrivateFile.AfterLocating = null;
+        }
+    }
+
     private static int OpensWhileReading(string path, bool expectRefusal) => OpensWhile(path, () =>
     {
         if (expectRefusal)

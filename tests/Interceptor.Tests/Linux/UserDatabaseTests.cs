@@ -54,6 +54,8 @@ public class UserDatabaseTests
     [TestCase(" 1001", "no such user \" 1001\" in the user database (a uid is written in digits alone, without a sign or spaces)")]
     [TestCase("+1001", "no such user \"+1001\" in the user database (a uid is written in digits alone, without a sign or spaces)")]
     [TestCase("-0", "no such user \"-0\" in the user database (a uid is written in digits alone, without a sign or spaces)")]
+    [TestCase("4294967295", "no such user \"4294967295\" in the user database (a uid is at most 4294967294)")]
+    [TestCase("99999999999999999999", "no such user \"99999999999999999999\" in the user database (a uid is at most 4294967294)")]
     public void An_unknown_user_is_named_and_a_number_written_otherwise_told_how(string text, string message) =>
         Assert.That(UserDatabase.NoSuchUser(text), Is.EqualTo(message));
 

@@ -194,8 +194,16 @@ public sealed partial class BootedPackageTests
             Assert.That(daemon, Is.GreaterThan(rules), "the daemon after the rules unit:\n" + string.Join("\n", order));
         });
         Step("boot order (journal, monotonic): " + string.Join(" | ", new[] { rules, networkPre, daemon }.Select(i => Shorten(Regex.Replace(order[i], @"\s+\S+ systemd\[1\]:", ""), 80))));
+        // The first try gets the table in and leaves its mark, so the second does nothing; about one boot in 30 here the
+        // sandbox's namespace set-up fails it (226/NAMESPACE, the reason for the second try, tested on purpose in the
+        // next step). Then the journal must say so: a first try that failed for any other reason is a fault.
         var mark = (await Container.ExecAsync("test -e /run/smtp-interceptor-rules/applied && echo marked")).Stdout.Trim();
-        Assert.That(mark, Is.EqualTo("marked"), "the rules unit's first try got the table in and left its mark: the second did nothing");
+        if (mark != "marked")
+        {
+            var journal = (await Container.ExecAsync("journalctl -b -u smtp-interceptor-rules --no-pager -o cat")).Stdout;
+            Assert.That(journal, Does.Contain("NAMESPACE").Or.Contain("226"), "no mark, and the first try did not fail at the namespace set-up:\n" + journal);
+            Step("this boot's first try of the rules unit failed at the namespace set-up (226), as now and then; the second got the table in");
+        }
 
         Assert.That(await SuspendedSetAsync(), Does.Contain(uid), "still suspended after the reboot");
         var usageAfter = Usage(await Container.CheckedAsync($"smtp-interceptor limits {Customer}"));

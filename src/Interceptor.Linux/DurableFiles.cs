@@ -10,10 +10,6 @@ public static partial class DurableFiles
 {
     private const int ReadOnlyDirectory = 0x10000; // O_RDONLY | O_DIRECTORY
     private const int CloseOnExec = 0x80000;       // O_CLOEXEC
-    private const int AtCurrentDirectory = -100;   // AT_FDCWD
-    private const int StatxUid = 0x8;              // STATX_UID
-    private const int StatxSize = 256;
-    private const int StatxUidOffset = 20;         // struct statx: stx_mask u32, stx_blksize u32, stx_attributes u64, stx_nlink u32, stx_uid u32
 
     /// <summary>Flushes the directory's entries to disk.</summary>
     /// <exception cref="IOException">The directory could not be opened or synced.</exception>
@@ -40,15 +36,10 @@ public static partial class DurableFiles
 
     /// <summary>The uid that owns <paramref name="path"/>.</summary>
     /// <exception cref="IOException">It could not be examined.</exception>
-    public static unsafe uint OwnerOf(string path)
+    public static uint OwnerOf(string path)
     {
-        var buffer = stackalloc byte[StatxSize];
-        if (Statx(AtCurrentDirectory, path, 0, StatxUid, buffer) != 0)
-        {
-            throw new IOException($"statx({path}) failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
-        }
-
-        return *(uint*)(buffer + StatxUidOffset);
+        var errno = FileStatus.Get(FileStatus.AtCurrentDirectory, path, 0, FileStatus.OwnerField, out var status);
+        return errno == 0 ? status.Owner : throw new IOException($"statx({path}) failed: {Marshal.GetPInvokeErrorMessage(errno)}");
     }
 
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
@@ -59,7 +50,4 @@ public static partial class DurableFiles
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int fd);
-
-    [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static unsafe partial int Statx(int directoryFd, string path, int flags, uint mask, byte* statxBuffer);
 }

@@ -16,11 +16,7 @@ public sealed class PrivateFileException(string message) : Exception(message);
 /// </summary>
 public static partial class PrivateFile
 {
-    private const uint StatxTypeModeUidSize = 0x1 | 0x2 | 0x8 | 0x200;
-    private const int StatxSize = 256;
-    private const ushort TypeMask = 0xF000;
-    private const ushort RegularFile = 0x8000;
-    private const ushort SymbolicLink = 0xA000;
+    private const uint Fields = FileStatus.TypeField | FileStatus.ModeField | FileStatus.OwnerField | FileStatus.SizeField;
     private const ushort GroupOrOthers = 0x3F;
     private const ushort OwnerRead = 0x100;
 
@@ -56,9 +52,10 @@ public static partial class PrivateFile
         var status = StatOpened(handle, path);
         var problem = Problem(path, status, owner, key, contents, opened: true)
             ?? (status.Length > maxBytes ? $"{path}: {status.Length} bytes is more than {kind} holds ({maxBytes} at most)" : null);
-        if (problem is not null)
+        var unreachable = Unreachable(path, owner);
+        if (problem is not null || unreachable is not null)
         {
-            throw new PrivateFileException(problem);
+            throw new PrivateFileException(problem is null ? $"{path}: {unreachable}" : unreachable is null ? problem : $"{problem}; also, {unreachable}");
         }
 
         try
@@ -75,11 +72,9 @@ public static partial class PrivateFile
     [ThreadStatic]
     internal static Action<string>? AfterLocating;
 
-    private readonly record struct Status(ushort Type, ushort Mode, uint Owner, long Length);
-
     // A descriptor that only locates the file, and its status: a device, a FIFO, a socket or a link is refused before
     // anything opens it for reading (a device's driver would run its open: a watchdog's arms the timer).
-    private static SafeFileHandle Locate(string path, string key, out Status status)
+    private static SafeFileHandle Locate(string path, string key, out FileStatus status)
     {
         var fd = Open(path, LocateFlags);
         if (fd < 0)
@@ -88,7 +83,7 @@ public static partial class PrivateFile
             var hint = errno == LibC.EACCES ? "; the daemon's user must be able to search every directory on the path"
                 : errno == LibC.ELOOP ? " (a link among the directories on the path loops or leads through too many links)"
                 : "";
-            throw new PrivateFileException($"{path}: cannot be read: {Marshal.GetPInvokeErrorMessage(errno)}{hint}");
+            throw new PrivateFileException($"{path}: cannot be read: {Marshal.GetPInvokeErrorMessage(errno)}{hint}{SandboxHint(path, errno)}");
         }
 
         var handle = new SafeFileHandle(fd, ownsHandle: true);
@@ -104,9 +99,21 @@ public static partial class PrivateFile
         }
     }
 
+    // A file root sees and the daemon does not, under systemd: the packaged unit hides /home, /root and /run/user
+    // (ProtectHome=yes) and gives the daemon a /tmp and /var/tmp of its own (PrivateTmp=yes). INVOCATION_ID is set by
+    // systemd for every unit it starts.
+    private static string SandboxHint(string path, int errno)
+    {
+        string[] hidden = ["/home/", "/root/", "/run/user/", "/tmp/", "/var/tmp/"];
+        return (errno == LibC.ENOENT || errno == LibC.EACCES) && Environment.GetEnvironmentVariable("INVOCATION_ID") is not null
+            && hidden.Any(d => path.StartsWith(d, StringComparison.Ordinal))
+            ? " (the packaged unit hides /home, /root and /run/user from the daemon and gives it a /tmp and /var/tmp of its own: ProtectHome=yes, PrivateTmp=yes)"
+            : "";
+    }
+
     // What the reopen's error leaves unsaid, from the located file's status: EACCES for a file the daemon's user may not
     // read (root's file, a mode without the owner's read bit).
-    private static string Unopened(string path, int errno, Status status, uint owner, string key, string contents)
+    private static string Unopened(string path, int errno, FileStatus status, uint owner, string key, string contents)
     {
         if (errno == LibC.EACCES && Problem(path, status, owner, key, contents, opened: false) is { } problem)
         {
@@ -129,7 +136,7 @@ public static partial class PrivateFile
     // as trusted as the daemon's own when the daemon itself opened it (a drop-in's CAP_DAC_READ_SEARCH); open to others, it
     // was opened through its loose mode, which the chmod takes away, so the chown is named with it. A check made for
     // another user (check-config --daemon-user) cannot know the daemon's capabilities, and says it could not read the file.
-    private static string? Problem(string path, Status status, uint owner, string key, string contents, bool opened)
+    private static string? Problem(string path, FileStatus status, uint owner, string key, string contents, bool opened)
     {
         if (TypeProblem(path, status.Type, key) is { } notAFile)
         {
@@ -151,22 +158,30 @@ public static partial class PrivateFile
 
         if (loose)
         {
-            problems.Add($"mode {Octal(status.Mode)} lets others than the daemon's user read {contents}");
+            problems.Add($"mode {status.OctalMode} lets others than the daemon's user read {contents}");
             fixes.Add($"chmod 600 {path}");
         }
         else if ((status.Mode & OwnerRead) == 0)
         {
-            problems.Add(owned ? $"mode {Octal(status.Mode)} does not let its owner, the daemon's user, read it" : $"mode {Octal(status.Mode)} does not let its owner read it");
+            problems.Add(owned ? $"mode {status.OctalMode} does not let its owner, the daemon's user, read it" : $"mode {status.OctalMode} does not let its owner read it");
             fixes.Add($"chmod 600 {path}");
         }
 
         return problems.Count == 0 ? null : $"{path}: {string.Join(", and ", problems)}; run {string.Join(" and ", fixes)}";
     }
 
+    // A check made for another user (check-config --daemon-user, as root) opened the file through directories root may
+    // search and the daemon's user may not: the daemon would fail where the check passed. Its own run needs no such
+    // look, as its open answers EACCES (above).
+    private static string? Unreachable(string path, uint owner) =>
+        owner != UserDatabase.EffectiveUid && UserAccess.SearchBarrier(path, owner) is { } barrier
+            ? $"the daemon's user ({UserDatabase.Describe(owner)}) may not search {barrier}; it must be able to search every directory on the path (or keep the file in /etc/smtp-interceptor)"
+            : null;
+
     private static string? TypeProblem(string path, ushort type, string key) => type switch
     {
-        RegularFile => null,
-        SymbolicLink => $"{path}: is a symbolic link; {key} must name the file itself",
+        FileStatus.RegularFile => null,
+        FileStatus.SymbolicLink => $"{path}: is a symbolic link; {key} must name the file itself",
         _ => $"{path}: is {TypeName(type)}, not a regular file; {key} must name a file",
     };
 
@@ -186,34 +201,31 @@ public static partial class PrivateFile
     }
 
     // The status of the file opened, not of the path a moment before: no swap in between can pass the checks.
-    private static Status StatOpened(SafeFileHandle handle, string path) =>
+    private static FileStatus StatOpened(SafeFileHandle handle, string path) =>
         Statx((int)handle.DangerousGetHandle(), out var failure) ?? throw new PrivateFileException($"{path}: cannot be examined: {failure}");
 
-    // struct statx has one layout on every architecture (the kernel's): stx_mask at 0, stx_uid at 20, stx_mode at 28,
-    // stx_size at 40. A file system may leave out what was asked for (the mask says what it filled): zeros would read as
-    // root's file of mode 0000.
-    private static unsafe Status? Statx(int descriptor, out string? failure)
+    // A file system may leave out what was asked for (the mask says what it filled): zeros would read as root's file of
+    // mode 0000.
+    private static FileStatus? Statx(int descriptor, out string? failure)
     {
-        var buffer = stackalloc byte[StatxSize];
-        if (StatxCall(descriptor, "", LibC.AT_EMPTY_PATH, StatxTypeModeUidSize, buffer) != 0)
+        var errno = FileStatus.Get(descriptor, "", FileStatus.AtEmptyPath, Fields, out var status);
+        if (errno != 0)
         {
-            failure = Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError());
+            failure = Marshal.GetPInvokeErrorMessage(errno);
             return null;
         }
 
-        var span = new ReadOnlySpan<byte>(buffer, StatxSize);
-        var missing = StatxTypeModeUidSize & ~MemoryMarshal.Read<uint>(span);
+        var missing = Fields & ~status.Mask;
         if (missing != 0)
         {
             string[] names = ["type", "mode", "owner", "size"];
-            uint[] bits = [0x1, 0x2, 0x8, 0x200];
+            uint[] bits = [FileStatus.TypeField, FileStatus.ModeField, FileStatus.OwnerField, FileStatus.SizeField];
             failure = $"its file system does not report its {string.Join(" and ", names.Where((_, i) => (missing & bits[i]) != 0))}; keep it on a local file system";
             return null;
         }
 
         failure = null;
-        var mode = MemoryMarshal.Read<ushort>(span[28..]);
-        return new Status((ushort)(mode & TypeMask), (ushort)(mode & 0xFFF), MemoryMarshal.Read<uint>(span[20..]), (long)MemoryMarshal.Read<ulong>(span[40..]));
+        return status;
     }
 
     private static string TypeName(ushort type) => type switch
@@ -226,11 +238,6 @@ public static partial class PrivateFile
         _ => $"of type 0{Convert.ToString(type >> 12, 8)}",
     };
 
-    private static string Octal(ushort mode) => "0" + Convert.ToString(mode, 8).PadLeft(3, '0');
-
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static unsafe partial int StatxCall(int directoryFd, string path, int flags, uint mask, byte* statxBuffer);
 }

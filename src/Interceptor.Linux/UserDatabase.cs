@@ -36,7 +36,7 @@ public static partial class UserDatabase
             return cached.Name;
         }
 
-        Lookup(uid, null, out _, out var name);
+        Lookup(uid, null, out _, out _, out var name);
         // Count locks the whole dictionary, but this runs only on a miss (once per uid a minute).
         if (NameCache.Count >= CacheCapacity)
         {
@@ -88,7 +88,7 @@ public static partial class UserDatabase
     public static uint? UidOf(string name)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
-        return Lookup(0, name, out var uid, out _) ? uid : null;
+        return Lookup(0, name, out var uid, out _, out _) ? uid : null;
     }
 
     /// <summary>
@@ -113,6 +113,39 @@ public static partial class UserDatabase
             : long.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out _) ? " (a uid is written in digits alone, without a sign or spaces)"
             : "";
         return $"no such user \"{text}\" in the user database{hint}";
+    }
+
+    /// <summary>
+    /// The groups whose permissions <paramref name="uid"/> gets on a file: its primary group and every supplementary
+    /// group the group database gives it (getgrouplist, as login and setpriv --init-groups set them); null for a uid
+    /// without an account. Not cached: for checks made once, not for a connection's path.
+    /// </summary>
+    /// <exception cref="LinuxInteropException">The user or group database could not be read.</exception>
+    public static unsafe IReadOnlyList<uint>? GroupsOf(uint uid)
+    {
+        if (!Lookup(uid, null, out _, out var gid, out var name) || name is null)
+        {
+            return null;
+        }
+
+        for (var size = 64; ; size *= 2)
+        {
+            var groups = new uint[size];
+            var count = size;
+            fixed (uint* p = groups)
+            {
+                if (GetGroupList(name, gid, p, &count) >= 0)
+                {
+                    return groups[..count];
+                }
+            }
+
+            // -1 with count raised to what is needed; a count that did not grow means the call failed otherwise.
+            if (count <= size || size >= 1 << 20)
+            {
+                throw new LinuxInteropException($"getgrouplist({name})", LibC.ENOMEM);
+            }
+        }
     }
 
     /// <summary>
@@ -178,9 +211,10 @@ public static partial class UserDatabase
     /// Runs getpwnam_r (when <paramref name="name"/> is set) or getpwuid_r, growing the buffer on
     /// ERANGE. False when the user does not exist.
     /// </summary>
-    private static unsafe bool Lookup(uint uid, string? name, out uint foundUid, out string? foundName)
+    private static unsafe bool Lookup(uint uid, string? name, out uint foundUid, out uint foundGid, out string? foundName)
     {
         foundUid = 0;
+        foundGid = 0;
         foundName = null;
         var size = InitialBufferSize;
         while (true)
@@ -200,6 +234,7 @@ public static partial class UserDatabase
                     if (error == 0 && result is not null)
                     {
                         foundUid = result->Uid;
+                        foundGid = result->Gid;
                         foundName = Marshal.PtrToStringUTF8((nint)result->Name);
                         return true;
                     }
@@ -231,6 +266,9 @@ public static partial class UserDatabase
 
     [LibraryImport("libc", EntryPoint = "getpwent_r")]
     private static unsafe partial int GetPwEnt(Passwd* pwd, byte* buffer, nuint bufferLength, Passwd** result);
+
+    [LibraryImport("libc", EntryPoint = "getgrouplist", StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int GetGroupList(string user, uint group, uint* groups, int* count);
 
     [LibraryImport("libc", EntryPoint = "setpwent")]
     private static partial void SetPwEnt();

@@ -47,20 +47,25 @@ public sealed partial class BootedPackageTests
         var upgrade = await ReinstallAsync();
         var during = (await Container.ExecAsync($"echo \"$(systemctl is-active smtp-interceptor) $(runuser -u {Customer} -- python3 {Scripts}/probe.py)\"")).Stdout.Trim();
 
-        // What root's check-config cannot see: the token is the daemon's user's, mode 0600, but in /root, which that user
-        // may not search. The restart fails, and apt's output gives the daemon's own words.
-        await Container.CheckedAsync($$"""
-            set -e
-            cp /root/config.before-upgrade {{Config}}
-            install -o smtp-interceptor -m 600 /etc/smtp-interceptor/metrics-token /root/metrics-token
-            sed -i 's|/etc/smtp-interceptor/metrics-token|/root/metrics-token|' {{Config}}
-            grep -q '/root/metrics-token' {{Config}}
-            """);
+        // The same upgrade with the unit disabled and stopped by the admin: deb-systemd-invoke starts nothing, and the
+        // postinst says nothing about a daemon that was not going to start.
+        await Container.CheckedAsync("systemctl disable --now smtp-interceptor 2>/dev/null; systemctl reset-failed smtp-interceptor 2>/dev/null || true");
+        var whileDisabled = await ReinstallAsync();
+        var stayedStopped = (await Container.ExecAsync("systemctl is-active smtp-interceptor; systemctl enable smtp-interceptor 2>/dev/null")).Stdout.Trim();
+
+        // A token of the daemon's user, mode 0600, but under /root, which that user may not search: root's check-config
+        // judges the directories for the unit's user and names the one that stops it.
+        await TokenMovedToAsync("/root/metrics-token");
         var unsearchable = await ReinstallAsync();
+
+        // What root's check-config cannot see: the unit's sandbox. The daemon has a /tmp of its own (PrivateTmp=yes), so
+        // the check passes and the restart fails; apt's output gives the daemon's own words.
+        await TokenMovedToAsync("/tmp/metrics-token");
+        var sandboxed = await ReinstallAsync();
         var restored = await Container.CheckedAsync($"""
             set -e
             cp /root/config.before-upgrade {Config}
-            rm /root/metrics-token
+            rm /root/metrics-token /tmp/metrics-token
             systemctl reset-failed smtp-interceptor
             systemctl restart smtp-interceptor
             systemctl is-active smtp-interceptor
@@ -74,15 +79,34 @@ public sealed partial class BootedPackageTests
             Assert.That(upgrade.Stdout, Does.Contain("then run 'systemctl restart smtp-interceptor'"), upgrade.Describe());
             Assert.That(upgrade.Stdout, Does.Not.Contain("did not start after the upgrade"), "said once, by check-config" + upgrade.Describe());
             Assert.That(during, Does.Not.StartWith("active ").And.Not.Contain("fake-mx"), "the daemon did not start, and port 25 stayed closed to the customer");
+            Assert.That(whileDisabled.Succeeded, Is.True, whileDisabled.Describe());
+            Assert.That(whileDisabled.Stdout, Does.Not.Contain("smtp-interceptor: this version refuses").And.Not.Contain("started all the same").And.Not.Contain("did not start"),
+                "a disabled, stopped unit: nothing said" + whileDisabled.Describe());
+            Assert.That(stayedStopped, Is.EqualTo("inactive"), "the disabled unit was not started");
             Assert.That(unsearchable.Succeeded, Is.True, unsearchable.Describe());
-            Assert.That(unsearchable.Stdout, Does.Not.Contain("this version refuses"), "root's check-config passed it" + unsearchable.Describe());
-            Assert.That(unsearchable.Stdout, Does.Contain("smtp-interceptor: the daemon did not start after the upgrade, so port 25 stays closed to customers until it does; it said:"), unsearchable.Describe());
-            Assert.That(unsearchable.Stdout, Does.Contain("/root/metrics-token: cannot be read: Permission denied; the daemon's user must be able to search every directory on the path"), unsearchable.Describe());
+            Assert.That(unsearchable.Stdout, Does.Contain($"smtp-interceptor: this version refuses {Config}"), "root's check-config judged /root for the daemon's user" + unsearchable.Describe());
+            Assert.That(unsearchable.Stdout, Does.Match(@"    Metrics.BearerTokenFile: /root/metrics-token: the daemon's user \(uid \d+ \(smtp-interceptor\)\) may not search /root \(owner uid 0 \(root\), gid 0, mode 0700\); it must be able to search every directory on the path"), unsearchable.Describe());
+            Assert.That(unsearchable.Stdout, Does.Not.Contain("did not start after the upgrade"), "said once, by check-config" + unsearchable.Describe());
+            Assert.That(sandboxed.Succeeded, Is.True, sandboxed.Describe());
+            Assert.That(sandboxed.Stdout, Does.Not.Contain("this version refuses"), "root's check-config passed it" + sandboxed.Describe());
+            Assert.That(sandboxed.Stdout, Does.Contain("smtp-interceptor: the daemon did not start after the upgrade, so port 25 stays closed to customers until it does; it said:"), sandboxed.Describe());
+            Assert.That(sandboxed.Stdout, Does.Contain("/tmp/metrics-token: cannot be read: No such file or directory (the packaged unit hides /home, /root and /run/user from the daemon and gives it a /tmp and /var/tmp of its own: ProtectHome=yes, PrivateTmp=yes)"), sandboxed.Describe());
             Assert.That(restored.Trim(), Is.EqualTo("active"), "the restored configuration starts the daemon for the next step");
         });
-        Step($"apt-get reinstall over a refused configuration: apt said why; during it {Customer}'s port 25: {during}; over a token the daemon's user cannot reach, the daemon's words: "
-            + unsearchable.Stdout.Split('\n').FirstOrDefault(l => l.Contains("/root/metrics-token:", StringComparison.Ordinal))?.Trim() + $"; restored: {restored.Trim()}");
+        Step($"apt-get reinstall over a refused configuration: apt said why; during it {Customer}'s port 25: {during}; with the unit disabled, nothing said and it stayed {stayedStopped}; over a token under /root, the check: "
+            + unsearchable.Stdout.Split('\n').FirstOrDefault(l => l.Contains("/root/metrics-token:", StringComparison.Ordinal))?.Trim()
+            + "; over a token in /tmp (the unit's own), the daemon's words: "
+            + sandboxed.Stdout.Split('\n').FirstOrDefault(l => l.Contains("/tmp/metrics-token:", StringComparison.Ordinal))?.Trim() + $"; restored: {restored.Trim()}");
     }
+
+    // The configuration before the upgrade, with the token (the daemon's user's, 0600) at another path.
+    private Task<string> TokenMovedToAsync(string path) => Container.CheckedAsync($$"""
+        set -e
+        cp /root/config.before-upgrade {{Config}}
+        install -o smtp-interceptor -m 600 /etc/smtp-interceptor/metrics-token {{path}}
+        sed -i 's|/etc/smtp-interceptor/metrics-token|{{path}}|' {{Config}}
+        grep -q '{{path}}' {{Config}}
+        """);
 
     private Task<ProcessResult> ReinstallAsync() =>
         Container.ExecAsync("apt-get install -y --reinstall --no-install-recommends /root/package.deb 2>&1", TimeSpan.FromMinutes(3));

@@ -15,12 +15,26 @@ public sealed partial class PrivateFileTests
 {
     private const uint Nobody = 65534;
     private string _directory = "";
+    private string? _invocationId;
 
     [SetUp]
-    public void CreateDirectory() => _directory = Directory.CreateTempSubdirectory("smtpi-private-").FullName;
+    public void CreateDirectory()
+    {
+        // 0755, as /etc is: a daemon of nobody's must be able to search it (PrivateFileTests.Directories).
+        _directory = Directory.CreateTempSubdirectory("smtpi-private-").FullName;
+        File.SetUnixFileMode(_directory, (UnixFileMode)0x1ED);
+
+        // A test run started by a systemd unit inherits its INVOCATION_ID, which adds the unit's hint to some messages.
+        _invocationId = Environment.GetEnvironmentVariable("INVOCATION_ID");
+        Environment.SetEnvironmentVariable("INVOCATION_ID", null);
+    }
 
     [TearDown]
-    public void RemoveDirectory() => Directory.Delete(_directory, recursive: true);
+    public void RemoveDirectory()
+    {
+        Environment.SetEnvironmentVariable("INVOCATION_ID", _invocationId);
+        Directory.Delete(_directory, recursive: true);
+    }
 
     private static string Read(string path, uint owner = 0) => PrivateFile.ReadAllText(path, owner, "X.File", "the secret", "a secret file", 4096);
 

@@ -13,7 +13,12 @@ public class ReferencedFilesTests
     private string _directory = "";
 
     [SetUp]
-    public void CreateDirectory() => _directory = Directory.CreateTempSubdirectory("smtpi-files-").FullName;
+    public void CreateDirectory()
+    {
+        // 0755, as /etc is: the checks for nobody would otherwise also name this directory, which nobody may not search.
+        _directory = Directory.CreateTempSubdirectory("smtpi-files-").FullName;
+        File.SetUnixFileMode(_directory, (UnixFileMode)0x1ED);
+    }
 
     [TearDown]
     public void RemoveDirectory() => Directory.Delete(_directory, recursive: true);
@@ -134,5 +139,41 @@ public class ReferencedFilesTests
 
         Assert.That(problems, Has.Count.EqualTo(1));
         Assert.That(problems[0], Does.StartWith("ClientTls.CaKey: ").And.Contain("client-ca create"));
+    }
+
+    [Test]
+    public void Files_the_daemons_user_may_not_reach_or_read_are_named_by_a_check_made_as_root_for_it()
+    {
+        // Root reads them all; nobody may not read root's 0600 CA key (the package's CA dir is root:daemon 0750, which the
+        // daemon's user may search), nor anything in a directory of root's 0700.
+        const uint nobody = 65534;
+        var certificate = Path.Combine(_directory, "ca.crt");
+        var key = Path.Combine(_directory, "ca.key");
+        Interceptor.Smtp.Tls.ClientCertificateAuthority.Create(certificate, key, "host.example");
+        var hidden = Directory.CreateDirectory(Path.Combine(_directory, "hidden"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute).FullName;
+        var ca = Path.Combine(hidden, "relay-ca.pem");
+        File.WriteAllText(ca, SelfSignedPem());
+        var domains = Write("domains", "nobody: example.com\n", UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        var options = WithRelay(Relay(ca)) with
+        {
+            ClientTls = new ClientTlsOptions { Mode = ClientTlsMode.Mint, CaCertificate = certificate, CaKey = key },
+            Domains = new DomainsOptions { Source = DomainSource.File, File = domains },
+        };
+
+        var problems = ReferencedFiles.Problems(options, nobody);
+
+        Assert.That(problems, Is.EqualTo(new[]
+        {
+            $"Relay.Smarthosts[0].CaFile: {ca}: the daemon's user (uid {nobody} (nobody)) may not search {hidden} (owner uid 0 (root), gid 0, mode 0700)",
+            $"ClientTls.CaKey: {key}: the daemon's user (uid {nobody} (nobody)) may not read it (owner uid 0 (root), gid 0, mode 0600)",
+        }), "the certificate (0644) and the domains map (0644) are readable");
+        Assert.That(ReferencedFiles.Problems(options), Is.Empty, "for this process (root) as the daemon, they are fine");
+        File.SetUnixFileMode(hidden, (UnixFileMode)0x1ED);
+        using (var chown = System.Diagnostics.Process.Start("chown", ["nobody", key]))
+        {
+            chown.WaitForExit();
+        }
+
+        Assert.That(ReferencedFiles.Problems(options, nobody), Is.Empty, "the directory opened and the key chowned to nobody");
     }
 }

@@ -52,10 +52,9 @@ public static partial class PrivateFile
         var status = StatOpened(handle, path);
         var problem = Problem(path, status, owner, key, contents, opened: true)
             ?? (status.Length > maxBytes ? $"{path}: {status.Length} bytes is more than {kind} holds ({maxBytes} at most)" : null);
-        var unreachable = Unreachable(path, owner);
-        if (problem is not null || unreachable is not null)
+        if (problem is not null)
         {
-            throw new PrivateFileException(problem is null ? $"{path}: {unreachable}" : unreachable is null ? problem : $"{problem}; also, {unreachable}");
+            throw new PrivateFileException(problem);
         }
 
         try
@@ -99,15 +98,14 @@ public static partial class PrivateFile
         }
     }
 
-    // A file root sees and the daemon does not, under systemd: the packaged unit hides /home, /root and /run/user
-    // (ProtectHome=yes) and gives the daemon a /tmp and /var/tmp of its own (PrivateTmp=yes). INVOCATION_ID is set by
-    // systemd for every unit it starts.
+    // A file root sees and the daemon does not: the packaged unit hides /home, /root and /run/user (ProtectHome=yes) and
+    // gives the daemon a /tmp and /var/tmp of its own (PrivateTmp=yes). Said as a condition: a drop-in may lift either,
+    // and a check run outside the unit cannot know.
     private static string SandboxHint(string path, int errno)
     {
         string[] hidden = ["/home/", "/root/", "/run/user/", "/tmp/", "/var/tmp/"];
-        return (errno == LibC.ENOENT || errno == LibC.EACCES) && Environment.GetEnvironmentVariable("INVOCATION_ID") is not null
-            && hidden.Any(d => path.StartsWith(d, StringComparison.Ordinal))
-            ? " (the packaged unit hides /home, /root and /run/user from the daemon and gives it a /tmp and /var/tmp of its own: ProtectHome=yes, PrivateTmp=yes)"
+        return (errno == LibC.ENOENT || errno == LibC.EACCES) && hidden.Any(d => path.StartsWith(d, StringComparison.Ordinal))
+            ? " (under the packaged unit the daemon does not see /home, /root or /run/user, and has a /tmp and /var/tmp of its own: ProtectHome=yes, PrivateTmp=yes)"
             : "";
     }
 
@@ -169,14 +167,6 @@ public static partial class PrivateFile
 
         return problems.Count == 0 ? null : $"{path}: {string.Join(", and ", problems)}; run {string.Join(" and ", fixes)}";
     }
-
-    // A check made for another user (check-config --daemon-user, as root) opened the file through directories root may
-    // search and the daemon's user may not: the daemon would fail where the check passed. Its own run needs no such
-    // look, as its open answers EACCES (above).
-    private static string? Unreachable(string path, uint owner) =>
-        owner != UserDatabase.EffectiveUid && UserAccess.SearchBarrier(path, owner) is { } barrier
-            ? $"the daemon's user ({UserDatabase.Describe(owner)}) may not search {barrier}; it must be able to search every directory on the path (or keep the file in /etc/smtp-interceptor)"
-            : null;
 
     private static string? TypeProblem(string path, ushort type, string key) => type switch
     {

@@ -4,15 +4,18 @@ using Tmds.Linux;
 namespace Interceptor.Linux;
 
 /// <summary>
-/// Whether another user can read a file: the search bit of each directory on the way and the file's read bit, for that
-/// user, judged from owner, group and mode as the kernel does when no ACL is set. For check-config run as root for the
-/// daemon's user, where root passes everything and the daemon's user may not (a token kept under /root, root's 0600 CA
-/// key): the check would pass and the daemon would not start. What has an ACL is not judged (its mode's group bits are
-/// then the ACL's mask), nor what cannot be examined: the daemon's own open has the last word there.
+/// Whether another user can read a file: the search bit of every directory the kernel's lookup of its path passes
+/// through (links among them followed as the kernel follows them) and the file's read bit, judged for that user from
+/// owner, group and mode as the kernel does when no ACL is set. For check-config run as root for the daemon's user,
+/// where root passes everything and the daemon's user may not (a token kept under /root, root's 0600 CA key): the check
+/// would pass and the daemon would not start. What has an ACL is not judged (its mode's group bits are then the ACL's
+/// mask), nor what cannot be examined, nor a user the databases cannot describe: the daemon's own open has the last word.
+/// Capabilities a unit grants (CAP_DAC_READ_SEARCH) are not known here.
 /// </summary>
-public static partial class UserAccess
+public sealed partial class UserAccess
 {
     private const uint Fields = FileStatus.TypeField | FileStatus.ModeField | FileStatus.OwnerField | FileStatus.GroupField;
+    private const int MaxLinks = 40;   // the kernel's limit on links followed in one lookup (MAXSYMLINKS)
     private const ushort OwnerSearch = 0x40;
     private const ushort GroupSearch = 0x8;
     private const ushort OthersSearch = 0x1;
@@ -20,56 +23,51 @@ public static partial class UserAccess
     private const ushort GroupRead = 0x20;
     private const ushort OthersRead = 0x4;
 
-    /// <summary>
-    /// Why <paramref name="uid"/> may not read <paramref name="path"/> ("may not search /root (…)", "may not read it (…)"),
-    /// or null when it may, or when that cannot be told (no such file or account, an ACL).
-    /// </summary>
-    /// <exception cref="LinuxInteropException">The user or group database could not be read.</exception>
-    public static string? Unreadable(string path, uint uid)
+    private readonly uint _uid;
+    private readonly HashSet<uint> _groups;
+
+    private UserAccess(uint uid, IEnumerable<uint> groups)
     {
-        if (SearchBarrier(path, uid) is { } barrier)
-        {
-            return $"may not search {barrier}";
-        }
-
-        if (uid == 0 || UserDatabase.GroupsOf(uid) is not { } groups)
-        {
-            return null;
-        }
-
-        var denied = Denied(path, uid, groups, OwnerRead, GroupRead, OthersRead, FileStatus.RegularFile);
-        return denied is null ? null : $"may not read it ({denied})";
+        _uid = uid;
+        _groups = [.. groups];
     }
 
     /// <summary>
-    /// The first directory on the way to <paramref name="path"/> that <paramref name="uid"/> may not search, described
-    /// ("/root (owner uid 0 (root), gid 0, mode 0700)"), or null when it may search them all or that cannot be told.
-    /// A link among the directories leads through its target's directories too: those are judged as well.
+    /// <paramref name="uid"/> with the groups the databases give it (its primary group and getgrouplist's) and
+    /// <paramref name="extraGroups"/> (a unit's Group= and SupplementaryGroups=); null for root, which passes every
+    /// check, and for a uid without an account or a database that cannot be read, whose groups are unknown.
     /// </summary>
-    /// <exception cref="LinuxInteropException">The user or group database could not be read.</exception>
-    public static string? SearchBarrier(string path, uint uid)
+    public static UserAccess? For(uint uid, IReadOnlyCollection<uint>? extraGroups = null)
+    {
+        if (uid == 0)
+        {
+            return null;
+        }
+
+        try
+        {
+            return UserDatabase.AccountOf(uid) is { } account
+                ? new UserAccess(uid, UnixGroups.GroupsOf(account.Name, account.Gid).Append(account.Gid).Concat(extraGroups ?? []))
+                : null;
+        }
+        catch (LinuxInteropException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The first directory on the way to <paramref name="path"/> this user may not search, described
+    /// ("/root (owner uid 0 (root), gid 0, mode 0700)"), or null when it may search them all or that cannot be told.
+    /// </summary>
+    public string? SearchBarrier(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (uid == 0 || Path.GetDirectoryName(Path.GetFullPath(path)) is not { } parent)
+        // Not Path.GetFullPath: it takes ".." from the text, where the kernel takes it from the directory a link led to.
+        var absolute = Path.IsPathRooted(path) ? path : Path.Join(Environment.CurrentDirectory, path);
+        foreach (var directory in SearchedDirectories(absolute))
         {
-            return null;
-        }
-
-        // No account: the user's groups are unknown, and the daemon cannot run as it anyway (said elsewhere).
-        if (UserDatabase.GroupsOf(uid) is not { } groups)
-        {
-            return null;
-        }
-
-        var directories = Ancestors(parent);
-        if (RealPath(parent) is { } real && real != parent)
-        {
-            directories.AddRange(Ancestors(real).Except(directories));
-        }
-
-        foreach (var directory in directories)
-        {
-            if (Denied(directory, uid, groups, OwnerSearch, GroupSearch, OthersSearch, FileStatus.Directory) is { } denied)
+            if (Denied(directory, OwnerSearch, GroupSearch, OthersSearch, FileStatus.Directory) is { } denied)
             {
                 return $"{directory} ({denied})";
             }
@@ -78,9 +76,65 @@ public static partial class UserAccess
         return null;
     }
 
-    // The file's owner, group and mode when they deny the class of uid the bit it needs; null when they grant it, or
+    /// <summary>
+    /// The owner, group and mode of the file at <paramref name="path"/> (a link there followed) when they deny this user
+    /// reading it, described ("owner uid 0 (root), gid 0, mode 0600"); null when they grant it or that cannot be told.
+    /// The directories on the way are <see cref="SearchBarrier"/>'s.
+    /// </summary>
+    public string? ReadDenied(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        return Denied(path, OwnerRead, GroupRead, OthersRead, FileStatus.RegularFile);
+    }
+
+    // Every directory the kernel's lookup of an absolute path searches, in order: each one a name is looked up in, a
+    // link's target walked from "/" or from the link's own directory, ".." taken from where the walk is (not from the
+    // text, which "a/link/.." would get wrong). A loop stops at the kernel's limit, as the lookup would.
+    private static List<string> SearchedDirectories(string path)
+    {
+        var searched = new List<string>();
+        var names = new List<string>(Names(path));
+        var current = "/";
+        for (var links = 0; names.Count > 0;)
+        {
+            var name = names[0];
+            names.RemoveAt(0);
+            if (!searched.Contains(current))
+            {
+                searched.Add(current);
+            }
+
+            if (name == "..")
+            {
+                current = Path.GetDirectoryName(current) ?? "/";
+                continue;
+            }
+
+            var next = Path.Join(current, name);
+            if (FileStatus.Get(FileStatus.AtCurrentDirectory, next, FileStatus.AtSymlinkNoFollow, FileStatus.TypeField, out var status) != 0
+                || status.Type != FileStatus.SymbolicLink)
+            {
+                current = next;
+                continue;
+            }
+
+            if (++links > MaxLinks || new FileInfo(next).LinkTarget is not { Length: > 0 } target)
+            {
+                break;
+            }
+
+            names.InsertRange(0, Names(target));
+            current = target.StartsWith('/') ? "/" : current;
+        }
+
+        return searched;
+    }
+
+    private static string[] Names(string path) => path.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(n => n != ".").ToArray();
+
+    // The file's owner, group and mode when they deny this user's class the bit it needs; null when they grant it, or
     // when it is not of the type expected, cannot be examined or has an ACL.
-    private static string? Denied(string path, uint uid, IReadOnlyList<uint> groups, ushort owner, ushort group, ushort others, ushort type)
+    private string? Denied(string path, ushort owner, ushort group, ushort others, ushort type)
     {
         if (FileStatus.Get(FileStatus.AtCurrentDirectory, path, 0, Fields, out var status) != 0
             || (status.Mask & Fields) != Fields || status.Type != type || HasAcl(path))
@@ -88,38 +142,8 @@ public static partial class UserAccess
             return null;
         }
 
-        var bit = status.Owner == uid ? owner : groups.Contains(status.Group) ? group : others;
+        var bit = status.Owner == _uid ? owner : _groups.Contains(status.Group) ? group : others;
         return (status.Mode & bit) != 0 ? null : $"owner {UserDatabase.Describe(status.Owner)}, gid {status.Group}, mode {status.OctalMode}";
-    }
-
-    // "/", "/a", "/a/b" for "/a/b": each must be searchable to look up the next name in it.
-    private static List<string> Ancestors(string directory)
-    {
-        var found = new List<string>();
-        for (var d = directory; d is not null; d = Path.GetDirectoryName(d))
-        {
-            found.Insert(0, d);
-        }
-
-        return found;
-    }
-
-    private static unsafe string? RealPath(string directory)
-    {
-        var resolved = Resolve(directory, 0);
-        if (resolved == 0)
-        {
-            return null;
-        }
-
-        try
-        {
-            return Marshal.PtrToStringUTF8(resolved);
-        }
-        finally
-        {
-            NativeMemory.Free((void*)resolved);
-        }
     }
 
     private static bool HasAcl(string path)
@@ -132,10 +156,6 @@ public static partial class UserAccess
         var errno = Marshal.GetLastPInvokeError();
         return errno != LibC.ENODATA && errno != LibC.EOPNOTSUPP;
     }
-
-    // realpath(path, NULL): a string malloc gave, for the caller to free.
-    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial nint Resolve(string path, nint resolved);
 
     [LibraryImport("libc", EntryPoint = "getxattr", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial nint GetXattr(string path, string name, nint value, nuint size);

@@ -115,38 +115,10 @@ public static partial class UserDatabase
         return $"no such user \"{text}\" in the user database{hint}";
     }
 
-    /// <summary>
-    /// The groups whose permissions <paramref name="uid"/> gets on a file: its primary group and every supplementary
-    /// group the group database gives it (getgrouplist, as login and setpriv --init-groups set them); null for a uid
-    /// without an account. Not cached: for checks made once, not for a connection's path.
-    /// </summary>
-    /// <exception cref="LinuxInteropException">The user or group database could not be read.</exception>
-    public static unsafe IReadOnlyList<uint>? GroupsOf(uint uid)
-    {
-        if (!Lookup(uid, null, out _, out var gid, out var name) || name is null)
-        {
-            return null;
-        }
-
-        for (var size = 64; ; size *= 2)
-        {
-            var groups = new uint[size];
-            var count = size;
-            fixed (uint* p = groups)
-            {
-                if (GetGroupList(name, gid, p, &count) >= 0)
-                {
-                    return groups[..count];
-                }
-            }
-
-            // -1 with count raised to what is needed; a count that did not grow means the call failed otherwise.
-            if (count <= size || size >= 1 << 20)
-            {
-                throw new LinuxInteropException($"getgrouplist({name})", LibC.ENOMEM);
-            }
-        }
-    }
+    /// <summary>The login name and primary gid of <paramref name="uid"/>, or null when no such user exists. Not cached.</summary>
+    /// <exception cref="LinuxInteropException">The user database could not be read.</exception>
+    public static (string Name, uint Gid)? AccountOf(uint uid) =>
+        Lookup(uid, null, out _, out var gid, out var name) && name is not null ? (name, gid) : null;
 
     /// <summary>
     /// Every account the passwd database lists (getpwent_r: /etc/passwd, and a directory where NSS enumerates it; sssd and
@@ -266,9 +238,6 @@ public static partial class UserDatabase
 
     [LibraryImport("libc", EntryPoint = "getpwent_r")]
     private static unsafe partial int GetPwEnt(Passwd* pwd, byte* buffer, nuint bufferLength, Passwd** result);
-
-    [LibraryImport("libc", EntryPoint = "getgrouplist", StringMarshalling = StringMarshalling.Utf8)]
-    private static unsafe partial int GetGroupList(string user, uint group, uint* groups, int* count);
 
     [LibraryImport("libc", EntryPoint = "setpwent")]
     private static partial void SetPwEnt();

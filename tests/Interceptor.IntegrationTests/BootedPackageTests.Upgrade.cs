@@ -48,7 +48,7 @@ public sealed partial class BootedPackageTests
         var during = (await Container.ExecAsync($"echo \"$(systemctl is-active smtp-interceptor) $(runuser -u {Customer} -- python3 {Scripts}/probe.py)\"")).Stdout.Trim();
 
         // The same upgrade with the unit disabled and stopped by the admin: deb-systemd-invoke starts nothing, and the
-        // postinst says nothing about a daemon that was not going to start.
+        // postinst names the problems for the day it is started, without a word about a start that did not happen.
         await Container.CheckedAsync("systemctl disable --now smtp-interceptor 2>/dev/null; systemctl reset-failed smtp-interceptor 2>/dev/null || true");
         var whileDisabled = await ReinstallAsync();
         var stayedStopped = (await Container.ExecAsync("systemctl is-active smtp-interceptor; systemctl enable smtp-interceptor 2>/dev/null")).Stdout.Trim();
@@ -80,8 +80,9 @@ public sealed partial class BootedPackageTests
             Assert.That(upgrade.Stdout, Does.Not.Contain("did not start after the upgrade"), "said once, by check-config" + upgrade.Describe());
             Assert.That(during, Does.Not.StartWith("active ").And.Not.Contain("fake-mx"), "the daemon did not start, and port 25 stayed closed to the customer");
             Assert.That(whileDisabled.Succeeded, Is.True, whileDisabled.Describe());
-            Assert.That(whileDisabled.Stdout, Does.Not.Contain("smtp-interceptor: this version refuses").And.Not.Contain("started all the same").And.Not.Contain("did not start"),
-                "a disabled, stopped unit: nothing said" + whileDisabled.Describe());
+            Assert.That(whileDisabled.Stdout, Does.Contain($"smtp-interceptor: this version refuses {Config}; the unit is disabled, but it will not start until this is fixed:")
+                .And.Contain("  Interception.ExemptUsers[0]: no such user \" 4242\"").And.Not.Contain("started all the same").And.Not.Contain("did not start"),
+                "a disabled, stopped unit: its problems named, no start reported" + whileDisabled.Describe());
             Assert.That(stayedStopped, Is.EqualTo("inactive"), "the disabled unit was not started");
             Assert.That(unsearchable.Succeeded, Is.True, unsearchable.Describe());
             Assert.That(unsearchable.Stdout, Does.Contain($"smtp-interceptor: this version refuses {Config}"), "root's check-config judged /root for the daemon's user" + unsearchable.Describe());
@@ -90,10 +91,10 @@ public sealed partial class BootedPackageTests
             Assert.That(sandboxed.Succeeded, Is.True, sandboxed.Describe());
             Assert.That(sandboxed.Stdout, Does.Not.Contain("this version refuses"), "root's check-config passed it" + sandboxed.Describe());
             Assert.That(sandboxed.Stdout, Does.Contain("smtp-interceptor: the daemon did not start after the upgrade, so port 25 stays closed to customers until it does; it said:"), sandboxed.Describe());
-            Assert.That(sandboxed.Stdout, Does.Contain("/tmp/metrics-token: cannot be read: No such file or directory (the packaged unit hides /home, /root and /run/user from the daemon and gives it a /tmp and /var/tmp of its own: ProtectHome=yes, PrivateTmp=yes)"), sandboxed.Describe());
+            Assert.That(sandboxed.Stdout, Does.Contain("/tmp/metrics-token: cannot be read: No such file or directory (under the packaged unit the daemon does not see /home, /root or /run/user, and has a /tmp and /var/tmp of its own: ProtectHome=yes, PrivateTmp=yes)"), sandboxed.Describe());
             Assert.That(restored.Trim(), Is.EqualTo("active"), "the restored configuration starts the daemon for the next step");
         });
-        Step($"apt-get reinstall over a refused configuration: apt said why; during it {Customer}'s port 25: {during}; with the unit disabled, nothing said and it stayed {stayedStopped}; over a token under /root, the check: "
+        Step($"apt-get reinstall over a refused configuration: apt said why; during it {Customer}'s port 25: {during}; with the unit disabled, its problems named and it stayed {stayedStopped}; over a token under /root, the check: "
             + unsearchable.Stdout.Split('\n').FirstOrDefault(l => l.Contains("/root/metrics-token:", StringComparison.Ordinal))?.Trim()
             + "; over a token in /tmp (the unit's own), the daemon's words: "
             + sandboxed.Stdout.Split('\n').FirstOrDefault(l => l.Contains("/tmp/metrics-token:", StringComparison.Ordinal))?.Trim() + $"; restored: {restored.Trim()}");

@@ -43,12 +43,47 @@ public sealed class DaemonUserVerbTests
         var chowned = await CliAsync(s, config, "check-config", "--daemon-user", "nobody");
 
         Assert.That(asRoot.ExitCode, Is.Zero, asRoot.ToString());
-        Assert.That(asRoot.Stdout, Does.Contain("secret files' owner and mode checked for the daemon's user, uid 0 (root)"), asRoot.ToString());
+        Assert.That(asRoot.Stdout, Does.Contain("secret files' owner and mode, and every file's directories and mode, checked for the daemon's user, uid 0 (root)"), asRoot.ToString());
         Assert.That(forNobody.ExitCode, Is.EqualTo(1), forNobody.ToString());
         Assert.That(forNobody.Stderr, Does.Contain(
             $"Metrics.BearerTokenFile: {token}: is owned by uid 0 (root), which keeps the daemon's user (uid {Nobody} (nobody)) from reading it; run chown nobody {token}"), forNobody.ToString());
         Assert.That(chowned.ExitCode, Is.Zero, chowned.ToString());
-        Assert.That(chowned.Stdout, Does.Contain($"checked for the daemon's user, uid {Nobody} (nobody); other files read as you"), chowned.ToString());
+        Assert.That(chowned.Stdout, Does.Contain($"checked for the daemon's user, uid {Nobody} (nobody)"), chowned.ToString());
+    }
+
+    [Test]
+    public async Task Check_config_names_a_directory_the_daemons_user_may_not_search_unless_a_group_the_unit_adds_lets_it()
+    {
+        // The token nobody's, 0600, in a directory of root's group 4242 (no such group in the database: a gid alone),
+        // 0710: nobody may search it only in that group, as a unit's SupplementaryGroups= would put it.
+        await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
+        var config = ConfigWithToken(s, out var token);
+        var directory = Directory.CreateDirectory(Path.Combine(s.Dir.Path, "tokens")).FullName;
+        var moved = Path.Combine(directory, "metrics.token");
+        File.Move(token, moved);
+        File.WriteAllText(config, File.ReadAllText(config).Replace(token, moved, StringComparison.Ordinal));
+        using (var chown = Process.Start("chown", ["nobody", moved]))
+        {
+            await chown.WaitForExitAsync();
+        }
+
+        using (var chgrp = Process.Start("chown", ["root:4242", directory]))
+        {
+            await chgrp.WaitForExitAsync();
+        }
+
+        File.SetUnixFileMode(directory, (UnixFileMode)0x1C8);
+
+        var alone = await CliAsync(s, config, "check-config", "--daemon-user", "nobody");
+        var inTheGroup = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-groups", "adm 4242");
+        var unknown = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-groups", "no-such-group-4711");
+
+        Assert.That(alone.ExitCode, Is.EqualTo(1), alone.ToString());
+        Assert.That(alone.Stderr, Does.Contain(
+            $"Metrics.BearerTokenFile: {moved}: the daemon's user (uid {Nobody} (nobody)) may not search {directory} (owner uid 0 (root), gid 4242, mode 0710); it must be able to search every directory on the path"), alone.ToString());
+        Assert.That(inTheGroup.ExitCode, Is.Zero, inTheGroup.ToString());
+        Assert.That(unknown.ExitCode, Is.EqualTo(2), unknown.ToString());
+        Assert.That(unknown.Stderr, Does.Contain("--daemon-groups: no such group \"no-such-group-4711\" in the group database"), unknown.ToString());
     }
 
     [Test]

@@ -5,7 +5,8 @@ namespace Interceptor.Daemon.Commands;
 /// <param name="ConfigPath">--config, or the packaged file when it exists; null means the built-in defaults ({}).</param>
 /// <param name="Json">--json (admin verbs only).</param>
 /// <param name="DaemonUser">--daemon-user (check-config and rules only): the user to check or render for; see <see cref="DaemonAccount"/>.</param>
-public sealed record Arguments(string Verb, string? ConfigPath, bool Json, string? DaemonUser = null)
+/// <param name="DaemonGroups">--daemon-groups (check-config only): groups the daemon runs in besides its user's own.</param>
+public sealed record Arguments(string Verb, string? ConfigPath, bool Json, string? DaemonUser = null, string? DaemonGroups = null)
 {
     public const string DefaultConfigPath = "/etc/smtp-interceptor/smtp-interceptor.json";
 

@@ -57,7 +57,7 @@ public sealed class CommandLineDefinition
         [
             // `run` stays a thin call: the daemon's start-up and lifetime are RunCommand's.
             Verb("run", "run the daemon in the foreground: install the nft table, relay mail, log JSON lines", a => RunCommand.RunAsync(a, loggers)),
-            WithDaemonUser(Verb("check-config", "validate the configuration; exit 0, or 1 naming each bad key", a => Task.FromResult(RulesCommands.CheckConfig(a)))),
+            WithDaemonGroups(WithDaemonUser(Verb("check-config", "validate the configuration; exit 0, or 1 naming each bad key", a => Task.FromResult(RulesCommands.CheckConfig(a))))),
             WithDaemonUser(Verb("rules", "print the nft ruleset the daemon would install", a => Task.FromResult(RulesCommands.PrintRules(a)))),
             Verb("remove-rules", "delete the daemon's nft table (after this, port 25 is no longer intercepted)", RulesCommands.RemoveRulesAsync),
             Added(ClientCaCommand.Declare(ArgumentsOf)),
@@ -94,6 +94,16 @@ public sealed class CommandLineDefinition
     {
         HelpName = "NAME",
         Description = $"the user the daemon runs as, to check or render for (default: yours if you hold CAP_NET_ADMIN as a unit's User= does, else {DaemonAccount.PackagedName} where that account exists, else yours)",
+    };
+
+    /// <summary>
+    /// On check-config: the groups a unit adds to the daemon's user's own (Group=, SupplementaryGroups=), so that the
+    /// directories and files it may reach through them are judged as the kernel will (the postinst passes the unit's).
+    /// </summary>
+    public Option<string?> DaemonGroups { get; } = new("--daemon-groups")
+    {
+        HelpName = "GROUPS",
+        Description = "groups the daemon runs in besides its user's own, as a unit's Group= and SupplementaryGroups= give them (names or gids, separated by spaces or commas)",
     };
 
     /// <summary>On every admin verb.</summary>
@@ -198,6 +208,27 @@ public sealed class CommandLineDefinition
         return command;
     }
 
+    private Command WithDaemonGroups(Command command)
+    {
+        DaemonGroups.Validators.Add(result =>
+        {
+            try
+            {
+                _ = DaemonAccount.GroupsNamed(result.GetValueOrDefault<string?>());
+            }
+            catch (Configuration.ConfigurationException e)
+            {
+                result.AddError(string.Join("; ", e.Errors));
+            }
+            catch (Linux.LinuxInteropException e)
+            {
+                result.AddError($"--daemon-groups: the group database could not be read ({e.Message})");
+            }
+        });
+        command.Options.Add(DaemonGroups);
+        return command;
+    }
+
     // A name from the user database, or a number as a uid (as Interception.ExemptUsers takes them).
     private static string? KnownUserProblem(string name)
     {
@@ -229,7 +260,7 @@ public sealed class CommandLineDefinition
         return _admin.TryGetValue(result.CommandResult.Command, out var admin) ? admin.RequestOf(result) : null;
     }
 
-    /// <summary>What the verb's handler gets: its name, the configuration file, --json and --daemon-user.</summary>
+    /// <summary>What the verb's handler gets: its name, the configuration file, --json, --daemon-user and --daemon-groups.</summary>
     public Arguments ArgumentsOf(ParseResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
@@ -238,7 +269,8 @@ public sealed class CommandLineDefinition
             command.Name,
             Arguments.ConfigOrDefault(result.GetValue(Config)),
             command.Options.Contains(Json) && result.GetValue(Json),
-            command.Options.Contains(DaemonUser) ? result.GetValue(DaemonUser) : null);
+            command.Options.Contains(DaemonUser) ? result.GetValue(DaemonUser) : null,
+            command.Options.Contains(DaemonGroups) ? result.GetValue(DaemonGroups) : null);
     }
 
     private int Help(ParseResult result) => Help(result.CommandResult.Command);

@@ -46,4 +46,24 @@ public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfC
             ? new DaemonAccount(packaged, describe(packaged), InsteadOfCaller: packaged != caller)
             : new DaemonAccount(caller, describe(caller), InsteadOfCaller: false);
     }
+
+    /// <summary>
+    /// The gids of <c>--daemon-groups</c>: names from the group database or gids in digits, separated by spaces or commas
+    /// (systemd prints SupplementaryGroups= with spaces); empty when not given.
+    /// </summary>
+    /// <exception cref="Configuration.ConfigurationException">A group that does not exist.</exception>
+    public static IReadOnlyList<uint> GroupsNamed(string? list)
+    {
+        var gids = new List<uint>();
+        foreach (var name in (list ?? "").Split([' ', ','], StringSplitOptions.RemoveEmptyEntries))
+        {
+            gids.Add(GidOfNameOrNumber(name) ?? throw new Configuration.ConfigurationException([$"--daemon-groups: no such group \"{name}\" in the group database"]));
+        }
+
+        return gids;
+    }
+
+    /// <summary>A group's gid from its name, else from digits alone (4294967295 is (gid_t)-1, not a group).</summary>
+    public static uint? GidOfNameOrNumber(string name) =>
+        UnixGroups.GidOf(name) ?? (uint.TryParse(name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var gid) && gid != uint.MaxValue ? gid : null);
 }

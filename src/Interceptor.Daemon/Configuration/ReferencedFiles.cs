@@ -16,14 +16,15 @@ internal static class ReferencedFiles
 {
     /// <summary>
     /// Every problem, one line each, naming the key: the credentials file, the metrics token, each relay's CaFile, the
-    /// client CA, and for a check made for another user, the domains map too.
+    /// client CA; for a check made for another user, also what that user may not reach or read.
     /// </summary>
     public static IReadOnlyList<string> Problems(InterceptorOptions options) => Problems(options, UserDatabase.EffectiveUid);
 
     /// <inheritdoc cref="Problems(InterceptorOptions)"/>
     /// <param name="options">The configuration.</param>
     /// <param name="daemonUid">The user the daemon will run as: the private files must be its own (check-config --daemon-user).</param>
-    public static IReadOnlyList<string> Problems(InterceptorOptions options, uint daemonUid)
+    /// <param name="daemonGroups">Groups it runs in besides those the databases give it (check-config --daemon-groups: a unit's Group= and SupplementaryGroups=).</param>
+    public static IReadOnlyList<string> Problems(InterceptorOptions options, uint daemonUid, IReadOnlyCollection<uint>? daemonGroups = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var problems = new List<string>();
@@ -57,45 +58,65 @@ internal static class ReferencedFiles
 
         if (daemonUid != UserDatabase.EffectiveUid)
         {
-            problems.AddRange(UnreadableByTheDaemon(options, daemonUid));
+            problems.AddRange(UnreadableByTheDaemon(options, daemonUid, daemonGroups));
         }
 
         return problems;
     }
 
     /// <summary>
-    /// A check made for another user (check-config --daemon-user, as root) read the files above as itself: those that
-    /// are not secrets (a secret file's reader judges its own directories) but that the daemon's user may not reach or
-    /// read, from their directories', owners' and modes' word. Missing files are named above.
+    /// A check made for another user (check-config --daemon-user, as root) read the files above as itself: those the
+    /// daemon's user may not reach or read, from the owners, groups and modes of the directories on their paths and of
+    /// the files. A secret's own owner and mode are its reader's (above). Missing files are named above.
     /// </summary>
-    private static IEnumerable<string> UnreadableByTheDaemon(InterceptorOptions options, uint daemonUid)
+    private static IEnumerable<string> UnreadableByTheDaemon(InterceptorOptions options, uint daemonUid, IReadOnlyCollection<uint>? daemonGroups)
     {
-        var read = new List<(string Key, string Path)>();
+        if (UserAccess.For(daemonUid, daemonGroups) is not { } access)
+        {
+            yield break;
+        }
+
+        var user = $"the daemon's user ({UserDatabase.Describe(daemonUid)})";
+        var owner = UserDatabase.NameForMessage(daemonUid) ?? daemonUid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var (key, path, fix) in FilesTheDaemonReads(options, owner))
+        {
+            if (access.SearchBarrier(path) is { } barrier)
+            {
+                yield return $"{key}: {path}: {user} may not search {barrier}; it must be able to search every directory on the path";
+            }
+            else if (fix is not null && access.ReadDenied(path) is { } denied)
+            {
+                yield return $"{key}: {path}: {user} may not read it ({denied}); run {fix}";
+            }
+        }
+    }
+
+    // The files the daemon opens at start, with what makes one readable for its user (null for a secret: its reader
+    // names owner and mode). Domains.File is not among them: an unreadable map is logged and the daemon starts.
+    private static IEnumerable<(string Key, string Path, string? Fix)> FilesTheDaemonReads(InterceptorOptions options, string owner)
+    {
+        if (options.Relay.CredentialsFile.Length > 0)
+        {
+            yield return ("Relay.CredentialsFile", options.Relay.CredentialsFile, null);
+        }
+
+        if (options.Metrics.BearerTokenFile.Length > 0)
+        {
+            yield return ("Metrics.BearerTokenFile", options.Metrics.BearerTokenFile, null);
+        }
+
         for (var i = 0; i < options.Relay.Smarthosts.Count; i++)
         {
             if (options.Relay.Smarthosts[i] is { Tls: SmarthostTls.Required, CaFile.Length: > 0 } host)
             {
-                read.Add(($"Relay.Smarthosts[{i}].CaFile", host.CaFile));
+                yield return ($"Relay.Smarthosts[{i}].CaFile", host.CaFile, $"chmod a+r {host.CaFile}");
             }
         }
 
         if (options.ClientTls.Mode == ClientTlsMode.Mint)
         {
-            read.Add(("ClientTls.CaCertificate", options.ClientTls.CaCertificate));
-            read.Add(("ClientTls.CaKey", options.ClientTls.CaKey));
-        }
-
-        if (options.Domains is { Source: DomainSource.File, File.Length: > 0 })
-        {
-            read.Add(("Domains.File", options.Domains.File));
-        }
-
-        foreach (var (key, path) in read)
-        {
-            if (UserAccess.Unreadable(path, daemonUid) is { } why)
-            {
-                yield return $"{key}: {path}: the daemon's user ({UserDatabase.Describe(daemonUid)}) {why}";
-            }
+            yield return ("ClientTls.CaCertificate", options.ClientTls.CaCertificate, $"chmod a+r {options.ClientTls.CaCertificate}");
+            yield return ("ClientTls.CaKey", options.ClientTls.CaKey, $"chown {owner} {options.ClientTls.CaKey}");
         }
     }
 

@@ -14,8 +14,8 @@ namespace Interceptor.Tests.Linux;
 public sealed partial class PrivateFileTests
 {
     private const uint Nobody = 65534;
+    private const string SandboxHint = " (under the packaged unit the daemon does not see /home, /root or /run/user, and has a /tmp and /var/tmp of its own: ProtectHome=yes, PrivateTmp=yes)";
     private string _directory = "";
-    private string? _invocationId;
 
     [SetUp]
     public void CreateDirectory()
@@ -23,16 +23,11 @@ public sealed partial class PrivateFileTests
         // 0755, as /etc is: a daemon of nobody's must be able to search it (PrivateFileTests.Directories).
         _directory = Directory.CreateTempSubdirectory("smtpi-private-").FullName;
         File.SetUnixFileMode(_directory, (UnixFileMode)0x1ED);
-
-        // A test run started by a systemd unit inherits its INVOCATION_ID, which adds the unit's hint to some messages.
-        _invocationId = Environment.GetEnvironmentVariable("INVOCATION_ID");
-        Environment.SetEnvironmentVariable("INVOCATION_ID", null);
     }
 
     [TearDown]
     public void RemoveDirectory()
     {
-        Environment.SetEnvironmentVariable("INVOCATION_ID", _invocationId);
         Directory.Delete(_directory, recursive: true);
     }
 
@@ -119,11 +114,11 @@ public sealed partial class PrivateFileTests
         File.SetUnixFileMode(inside, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         Run("chown", "nobody", hidden);
 
-        var messages = WithoutFileCapabilities(() => (Refusal(theirs), Refusal(unreadable), Refusal(inside), Refusal(theirs, owner: Nobody)));
+        var messages = ThreadCredentials.WithoutFileCapabilities(() => (Refusal(theirs), Refusal(unreadable), Refusal(inside), Refusal(theirs, owner: Nobody)));
 
         Assert.That(messages.Item1, Is.EqualTo($"{theirs}: is owned by uid {Nobody} (nobody), not by the daemon's user (uid 0 (root)), so its owner may read or change the secret (keep it out of directories the owner may write); run chown root {theirs}"));
         Assert.That(messages.Item2, Is.EqualTo($"{unreadable}: mode 0200 does not let its owner, the daemon's user, read it; run chmod 600 {unreadable}"));
-        Assert.That(messages.Item3, Is.EqualTo($"{inside}: cannot be read: Permission denied; the daemon's user must be able to search every directory on the path"));
+        Assert.That(messages.Item3, Is.EqualTo($"{inside}: cannot be read: Permission denied; the daemon's user must be able to search every directory on the path{SandboxHint}"));
         Assert.That(messages.Item4, Is.EqualTo($"{theirs}: cannot be read by uid 0 (root) to check the rest, though its owner and mode are right for the daemon's user (uid {Nobody} (nobody)); run check-config as root or as that user"),
             "an admin without root checking for the daemon's user");
     }
@@ -151,10 +146,10 @@ public sealed partial class PrivateFileTests
         File.WriteAllText(tight, "t1ght");
         File.SetUnixFileMode(tight, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
-        var (looseRefusal, tightRefusal, tightRead) = OnThreadOfItsOwn.Run("as nobody", BecomeNobody, () =>
+        var (looseRefusal, tightRefusal, tightRead) = OnThreadOfItsOwn.Run("as nobody", ThreadCredentials.BecomeNobody, () =>
         {
             var refusals = (Refusal(loose, Nobody), Refusal(tight, Nobody));
-            ChangeEffectiveCapabilities(add: DacReadSearch);
+            ThreadCredentials.ChangeEffectiveCapabilities(add: ThreadCredentials.DacReadSearch);
             return (refusals.Item1, refusals.Item2, Read(tight, Nobody));
         });
 
@@ -223,58 +218,18 @@ public sealed partial class PrivateFileTests
         var big = Write(new string('x', 4097));
 
         Assert.That(Refusal(big), Is.EqualTo($"{big}: 4097 bytes is more than a secret file holds (4096 at most)"));
-        Assert.That(Refusal(Path.Combine(_directory, "missing")), Is.EqualTo($"{Path.Combine(_directory, "missing")}: cannot be read: No such file or directory"));
+        Assert.That(Refusal(Path.Combine(_directory, "missing")), Is.EqualTo($"{Path.Combine(_directory, "missing")}: cannot be read: No such file or directory{SandboxHint}"));
     }
 
-    // Capabilities are per thread: a thread of its own drops the two that let root read any file, runs, and ends.
-    private static T WithoutFileCapabilities<T>(Func<T> action) => OnThreadOfItsOwn.Run("without file capabilities", DropFileCapabilities, action);
-
-    private const uint DacOverride = 1u << 1;
-    private const uint DacReadSearch = 1u << 2;
-
-    private static void DropFileCapabilities() => ChangeEffectiveCapabilities(remove: DacOverride | DacReadSearch);
-
-    private static void ChangeEffectiveCapabilities(uint add = 0, uint remove = 0)
+    [Test]
+    public void A_file_where_the_packaged_units_sandbox_hides_it_from_the_daemon_is_named_with_the_units_settings()
     {
-        var header = new CapabilityHeader { Version = 0x20080522, Pid = 0 }; // _LINUX_CAPABILITY_VERSION_3, this thread
-        var data = default(CapabilitySets);
-        Assert.That(CapGet(ref header, ref data), Is.Zero, "capget");
-        data.Effective0 = (data.Effective0 & ~remove) | add;
-        Assert.That(CapSet(ref header, ref data), Is.Zero, $"capset: errno {Marshal.GetLastPInvokeError()}");
+        // Root's check found the file in /tmp; the daemon, with a /tmp of its own, does not. Elsewhere the error alone.
+        var elsewhere = Path.Combine("/etc", Path.GetFileName(_directory) + "-missing");
+
+        Assert.That(_directory, Does.StartWith("/tmp/"), "the temporary directory this test assumes");
+        Assert.That(Refusal(Path.Combine(_directory, "missing")), Does.EndWith($": No such file or directory{SandboxHint}"));
+        Assert.That(Refusal("/home/smtpi-no-such-user/token"), Is.EqualTo($"/home/smtpi-no-such-user/token: cannot be read: No such file or directory{SandboxHint}"));
+        Assert.That(Refusal(elsewhere), Is.EqualTo($"{elsewhere}: cannot be read: No such file or directory"));
     }
-
-    // The raw system call: the C library's setresuid changes every thread of the process (the test run's too). Real and
-    // saved uid stay 0, so the permitted capabilities stay and one can be made effective again.
-    private static void BecomeNobody()
-    {
-        long setresuid = RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 147 : 117;
-        Assert.That(Syscall(setresuid, -1, Nobody, -1), Is.Zero, $"setresuid: errno {Marshal.GetLastPInvokeError()}");
-        Assert.That(UserDatabase.EffectiveUid, Is.EqualTo(Nobody));
-    }
-
-    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
-    private static partial long Syscall(long number, long first, long second, long third);
-
-    private struct CapabilityHeader
-    {
-        public uint Version;
-        public int Pid;
-    }
-
-    // Two of struct __user_cap_data_struct: capabilities 0-31, then 32-63.
-    private struct CapabilitySets
-    {
-        public uint Effective0;
-        public uint Permitted0;
-        public uint Inheritable0;
-        public uint Effective1;
-        public uint Permitted1;
-        public uint Inheritable1;
-    }
-
-    [LibraryImport("libc", EntryPoint = "capget", SetLastError = true)]
-    private static partial int CapGet(ref CapabilityHeader header, ref CapabilitySets data);
-
-    [LibraryImport("libc", EntryPoint = "capset", SetLastError = true)]
-    private static partial int CapSet(ref CapabilityHeader header, ref CapabilitySets data);
 }

@@ -64,6 +64,19 @@ public sealed class CommandLineDefinitionTests
     }
 
     [Test]
+    public void Check_config_takes_the_units_groups_by_name_or_gid_and_refuses_an_unknown_one()
+    {
+        var parsed = Parsed("check-config", "--daemon-user", "nobody", "--daemon-groups", "nogroup 4242,adm");
+
+        Assert.That(parsed.Arguments.DaemonGroups, Is.EqualTo("nogroup 4242,adm"));
+        Assert.That(DaemonAccount.GroupsNamed(parsed.Arguments.DaemonGroups), Is.EqualTo(new uint[] { 65534, 4242, 4 }));
+        Assert.That(DaemonAccount.GroupsNamed(" "), Is.Empty, "a unit without Group= or SupplementaryGroups=");
+        Assert.That(_definition.Parse(["check-config", "--daemon-groups", "adm no-such-group-here"]).Errors, Is.EqualTo(new[] { "--daemon-groups: no such group \"no-such-group-here\" in the group database" }));
+        Assert.That(_definition.Parse(["check-config", "--daemon-groups", "4294967295"]).Errors, Is.Not.Empty, "(gid_t)-1 is not a group");
+        Assert.That(_definition.Parse(["rules", "--daemon-groups", "adm"]).Errors, Is.Not.Empty, "rules renders for a uid: groups mean nothing there");
+    }
+
+    [Test]
     public void Without_config_the_packaged_file_is_used_only_when_it_exists()
     {
         var expected = File.Exists(Arguments.DefaultConfigPath) ? Arguments.DefaultConfigPath : null;

@@ -144,8 +144,8 @@ public class ReferencedFilesTests
     [Test]
     public void Files_the_daemons_user_may_not_reach_or_read_are_named_by_a_check_made_as_root_for_it()
     {
-        // Root reads them all; nobody may not read root's 0600 CA key (the package's CA dir is root:daemon 0750, which the
-        // daemon's user may search), nor anything in a directory of root's 0700.
+        // Root reads them all; nobody may not read root's 0600 CA key, nor reach anything in a directory of root's 0700.
+        // The domains map is not judged: an unreadable one is logged and the daemon starts.
         const uint nobody = 65534;
         var certificate = Path.Combine(_directory, "ca.crt");
         var key = Path.Combine(_directory, "ca.key");
@@ -153,27 +153,41 @@ public class ReferencedFilesTests
         var hidden = Directory.CreateDirectory(Path.Combine(_directory, "hidden"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute).FullName;
         var ca = Path.Combine(hidden, "relay-ca.pem");
         File.WriteAllText(ca, SelfSignedPem());
-        var domains = Write("domains", "nobody: example.com\n", UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        var token = Path.Combine(hidden, "token");
+        File.WriteAllText(token, "0123456789abcdef0123\n");
+        File.SetUnixFileMode(token, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var domains = Path.Combine(hidden, "domains");
+        File.WriteAllText(domains, "nobody: example.com\n");
         var options = WithRelay(Relay(ca)) with
         {
             ClientTls = new ClientTlsOptions { Mode = ClientTlsMode.Mint, CaCertificate = certificate, CaKey = key },
             Domains = new DomainsOptions { Source = DomainSource.File, File = domains },
+            Metrics = new MetricsOptions { BearerTokenFile = token },
         };
+        Chown("nobody", token);
 
         var problems = ReferencedFiles.Problems(options, nobody);
 
+        var user = $"the daemon's user (uid {nobody} (nobody))";
         Assert.That(problems, Is.EqualTo(new[]
         {
-            $"Relay.Smarthosts[0].CaFile: {ca}: the daemon's user (uid {nobody} (nobody)) may not search {hidden} (owner uid 0 (root), gid 0, mode 0700)",
-            $"ClientTls.CaKey: {key}: the daemon's user (uid {nobody} (nobody)) may not read it (owner uid 0 (root), gid 0, mode 0600)",
-        }), "the certificate (0644) and the domains map (0644) are readable");
-        Assert.That(ReferencedFiles.Problems(options), Is.Empty, "for this process (root) as the daemon, they are fine");
+            $"Metrics.BearerTokenFile: {token}: {user} may not search {hidden} (owner uid 0 (root), gid 0, mode 0700); it must be able to search every directory on the path",
+            $"Relay.Smarthosts[0].CaFile: {ca}: {user} may not search {hidden} (owner uid 0 (root), gid 0, mode 0700); it must be able to search every directory on the path",
+            $"ClientTls.CaKey: {key}: {user} may not read it (owner uid 0 (root), gid 0, mode 0600); run chown nobody {key}",
+        }), "the certificate (0644) is readable");
+        Assert.That(ReferencedFiles.Problems(options with { Metrics = new MetricsOptions() }), Is.Empty, "for this process (root) as the daemon, they are fine");
+        File.SetUnixFileMode(hidden, (UnixFileMode)0x1C8);
+        Assert.That(ReferencedFiles.Problems(options, nobody, [0]), Has.Count.EqualTo(1).And.All.StartWith("ClientTls.CaKey: "), "in root's group (--daemon-groups), hidden 0710 may be searched");
         File.SetUnixFileMode(hidden, (UnixFileMode)0x1ED);
-        using (var chown = System.Diagnostics.Process.Start("chown", ["nobody", key]))
-        {
-            chown.WaitForExit();
-        }
+        Chown("nobody", key);
 
         Assert.That(ReferencedFiles.Problems(options, nobody), Is.Empty, "the directory opened and the key chowned to nobody");
+    }
+
+    private static void Chown(string owner, string path)
+    {
+        using var chown = System.Diagnostics.Process.Start("chown", [owner, path]);
+        chown.WaitForExit();
+        Assert.That(chown.ExitCode, Is.Zero, $"chown {owner} {path}");
     }
 }

@@ -86,7 +86,8 @@ public sealed class MetricsTokenTests
         Assert.Multiple(() =>
         {
             Assert.That(() => MetricsToken.Load(Options(missing)), Throws.TypeOf<ConfigurationException>()
-                .With.Property(nameof(ConfigurationException.Errors)).EqualTo(new[] { $"Metrics.BearerTokenFile: {missing}: cannot be read: No such file or directory" }));
+                .With.Property(nameof(ConfigurationException.Errors)).EqualTo(new[] { $"Metrics.BearerTokenFile: {missing}: cannot be read: No such file or directory"
+                    + (missing.StartsWith("/tmp/", StringComparison.Ordinal) ? " (under the packaged unit the daemon does not see /home, /root or /run/user, and has a /tmp and /var/tmp of its own: ProtectHome=yes, PrivateTmp=yes)" : "") }));
             Assert.That(() => MetricsToken.Load(Options(link)), Throws.TypeOf<ConfigurationException>()
                 .With.Property(nameof(ConfigurationException.Errors)).EqualTo(new[] { $"Metrics.BearerTokenFile: {link}: is a symbolic link; Metrics.BearerTokenFile must name the file itself" }));
         });

@@ -118,7 +118,7 @@ public sealed partial class UserAccess
                 continue;
             }
 
-            if (++links > MaxLinks || new FileInfo(next).LinkTarget is not { Length: > 0 } target)
+            if (++links > MaxLinks || LinkTarget(next) is not { Length: > 0 } target)
             {
                 break;
             }
@@ -128,6 +128,19 @@ public sealed partial class UserAccess
         }
 
         return searched;
+    }
+
+    // Null when the link went away since it was seen, or cannot be read: the walk stops, judged as far as it went.
+    private static string? LinkTarget(string link)
+    {
+        try
+        {
+            return new FileInfo(link).LinkTarget;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     private static string[] Names(string path) => path.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(n => n != ".").ToArray();

@@ -208,23 +208,10 @@ public sealed class CommandLineDefinition
         return command;
     }
 
+    // Not validated here: a group the unit names that does not exist is a problem of the unit's, which check-config
+    // names among the others (exit 1), not a usage error that would stop the check.
     private Command WithDaemonGroups(Command command)
     {
-        DaemonGroups.Validators.Add(result =>
-        {
-            try
-            {
-                _ = DaemonAccount.GroupsNamed(result.GetValueOrDefault<string?>());
-            }
-            catch (Configuration.ConfigurationException e)
-            {
-                result.AddError(string.Join("; ", e.Errors));
-            }
-            catch (Linux.LinuxInteropException e)
-            {
-                result.AddError($"--daemon-groups: the group database could not be read ({e.Message})");
-            }
-        });
         command.Options.Add(DaemonGroups);
         return command;
     }

@@ -49,18 +49,33 @@ public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfC
 
     /// <summary>
     /// The gids of <c>--daemon-groups</c>: names from the group database or gids in digits, separated by spaces or commas
-    /// (systemd prints SupplementaryGroups= with spaces); empty when not given.
+    /// (systemd prints SupplementaryGroups= with spaces); empty when not given. A name that is no group, or a group
+    /// database that cannot be read, is a problem: systemd would not start a unit naming it either.
     /// </summary>
-    /// <exception cref="Configuration.ConfigurationException">A group that does not exist.</exception>
-    public static IReadOnlyList<uint> GroupsNamed(string? list)
+    public static (IReadOnlyList<uint> Gids, IReadOnlyList<string> Problems) GroupsNamed(string? list)
     {
         var gids = new List<uint>();
+        var problems = new List<string>();
         foreach (var name in (list ?? "").Split([' ', ','], StringSplitOptions.RemoveEmptyEntries))
         {
-            gids.Add(GidOfNameOrNumber(name) ?? throw new Configuration.ConfigurationException([$"--daemon-groups: no such group \"{name}\" in the group database"]));
+            try
+            {
+                if (GidOfNameOrNumber(name) is { } gid)
+                {
+                    gids.Add(gid);
+                }
+                else
+                {
+                    problems.Add($"--daemon-groups: no such group \"{name}\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)");
+                }
+            }
+            catch (LinuxInteropException e)
+            {
+                problems.Add($"--daemon-groups: the group database could not be read for \"{name}\" ({e.Message})");
+            }
         }
 
-        return gids;
+        return (gids, problems);
     }
 
     /// <summary>A group's gid from its name, else from digits alone (4294967295 is (gid_t)-1, not a group).</summary>

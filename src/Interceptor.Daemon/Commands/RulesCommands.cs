@@ -21,7 +21,8 @@ public static class RulesCommands
 
         // The files it names, opened as run will open them (credentials, each relay's CA, the client CA); the private ones
         // must be the daemon's user's, whoever checks, and every one must be within that user's reach.
-        if (ReferencedFiles.Problems(options, account.Uid, DaemonAccount.GroupsNamed(arguments.DaemonGroups)) is { Count: > 0 } files)
+        var (groups, groupProblems) = DaemonAccount.GroupsNamed(arguments.DaemonGroups);
+        if (groupProblems.Concat(ReferencedFiles.Problems(options, account.Uid, groups)).ToList() is { Count: > 0 } files)
         {
             Console.Error.WriteLine("smtp-interceptor: invalid configuration for this host:\n  " + string.Join("\n  ", files));
             return 1;
@@ -29,7 +30,7 @@ public static class RulesCommands
 
         Console.WriteLine($"configuration ok: {arguments.ConfigPath ?? "(built-in defaults)"}");
         Console.WriteLine($"  listen 127.0.0.1 and [::1] port {options.Listen.Port}; intercept ports {string.Join(",", spec.Ports)}; table inet {spec.Table}; exempt uids {string.Join(",", spec.ExemptUids)}");
-        Console.WriteLine($"  secret files' owner and mode, and every file's directories and mode, checked for the daemon's user, {account.Description}{(account.InsteadOfCaller ? " (the package's account; --daemon-user for another)" : "")}");
+        Console.WriteLine($"  secret files' owner and mode, and the reach of every file it reads at start, checked for the daemon's user, {account.Description}{(account.InsteadOfCaller ? " (the package's account; --daemon-user for another)" : "")}");
         return 0;
     }
 

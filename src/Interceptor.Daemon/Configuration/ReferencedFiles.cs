@@ -78,11 +78,11 @@ internal static class ReferencedFiles
 
         var user = $"the daemon's user ({UserDatabase.Describe(daemonUid)})";
         var owner = UserDatabase.NameForMessage(daemonUid) ?? daemonUid.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        foreach (var (key, path, fix) in FilesTheDaemonReads(options, owner))
+        foreach (var (key, path, fix) in FilesTheDaemonReads(options, daemonUid, owner))
         {
             if (access.SearchBarrier(path) is { } barrier)
             {
-                yield return $"{key}: {path}: {user} may not search {barrier}; it must be able to search every directory on the path";
+                yield return $"{key}: {path}: {user} may not search {barrier}; it must be able to search every directory on the path (let it search that one, or move the file)";
             }
             else if (fix is not null && access.ReadDenied(path) is { } denied)
             {
@@ -93,7 +93,7 @@ internal static class ReferencedFiles
 
     // The files the daemon opens at start, with what makes one readable for its user (null for a secret: its reader
     // names owner and mode). Domains.File is not among them: an unreadable map is logged and the daemon starts.
-    private static IEnumerable<(string Key, string Path, string? Fix)> FilesTheDaemonReads(InterceptorOptions options, string owner)
+    private static IEnumerable<(string Key, string Path, string? Fix)> FilesTheDaemonReads(InterceptorOptions options, uint daemonUid, string owner)
     {
         if (options.Relay.CredentialsFile.Length > 0)
         {
@@ -116,7 +116,20 @@ internal static class ReferencedFiles
         if (options.ClientTls.Mode == ClientTlsMode.Mint)
         {
             yield return ("ClientTls.CaCertificate", options.ClientTls.CaCertificate, $"chmod a+r {options.ClientTls.CaCertificate}");
-            yield return ("ClientTls.CaKey", options.ClientTls.CaKey, $"chown {owner} {options.ClientTls.CaKey}");
+            // The key must stay the daemon's user's alone: its own key that it may not read wants its mode, another's a chown.
+            yield return ("ClientTls.CaKey", options.ClientTls.CaKey, OwnedBy(options.ClientTls.CaKey, daemonUid) ? $"chmod 600 {options.ClientTls.CaKey}" : $"chown {owner} {options.ClientTls.CaKey}");
+        }
+    }
+
+    private static bool OwnedBy(string path, uint uid)
+    {
+        try
+        {
+            return DurableFiles.OwnerOf(path) == uid;
+        }
+        catch (IOException)
+        {
+            return false;
         }
     }
 

@@ -64,15 +64,23 @@ public sealed class CommandLineDefinitionTests
     }
 
     [Test]
-    public void Check_config_takes_the_units_groups_by_name_or_gid_and_refuses_an_unknown_one()
+    public void Check_config_takes_the_units_groups_by_name_or_gid_and_names_an_unknown_one_as_a_problem()
     {
         var parsed = Parsed("check-config", "--daemon-user", "nobody", "--daemon-groups", "nogroup 4242,adm");
 
         Assert.That(parsed.Arguments.DaemonGroups, Is.EqualTo("nogroup 4242,adm"));
-        Assert.That(DaemonAccount.GroupsNamed(parsed.Arguments.DaemonGroups), Is.EqualTo(new uint[] { 65534, 4242, 4 }));
-        Assert.That(DaemonAccount.GroupsNamed(" "), Is.Empty, "a unit without Group= or SupplementaryGroups=");
-        Assert.That(_definition.Parse(["check-config", "--daemon-groups", "adm no-such-group-here"]).Errors, Is.EqualTo(new[] { "--daemon-groups: no such group \"no-such-group-here\" in the group database" }));
-        Assert.That(_definition.Parse(["check-config", "--daemon-groups", "4294967295"]).Errors, Is.Not.Empty, "(gid_t)-1 is not a group");
+        var (all, none) = DaemonAccount.GroupsNamed(parsed.Arguments.DaemonGroups);
+        Assert.That(all, Is.EqualTo(new uint[] { 65534, 4242, 4 }));
+        Assert.That(none, Is.Empty);
+        Assert.That(Parsed("check-config", "--daemon-groups", " ").Arguments.DaemonGroups, Is.EqualTo(" "), "a unit without Group= or SupplementaryGroups=, as the postinst passes it");
+        Assert.That(DaemonAccount.GroupsNamed(" ").Gids, Is.Empty);
+        var (gids, problems) = DaemonAccount.GroupsNamed("adm no-such-group-here 4294967295");
+        Assert.That(gids, Is.EqualTo(new uint[] { 4 }));
+        Assert.That(problems, Is.EqualTo(new[]
+        {
+            "--daemon-groups: no such group \"no-such-group-here\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)",
+            "--daemon-groups: no such group \"4294967295\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)",
+        }), "(gid_t)-1 is not a group");
         Assert.That(_definition.Parse(["rules", "--daemon-groups", "adm"]).Errors, Is.Not.Empty, "rules renders for a uid: groups mean nothing there");
     }
 

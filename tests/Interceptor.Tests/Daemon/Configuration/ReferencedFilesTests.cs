@@ -171,8 +171,8 @@ public class ReferencedFilesTests
         var user = $"the daemon's user (uid {nobody} (nobody))";
         Assert.That(problems, Is.EqualTo(new[]
         {
-            $"Metrics.BearerTokenFile: {token}: {user} may not search {hidden} (owner uid 0 (root), gid 0, mode 0700); it must be able to search every directory on the path",
-            $"Relay.Smarthosts[0].CaFile: {ca}: {user} may not search {hidden} (owner uid 0 (root), gid 0, mode 0700); it must be able to search every directory on the path",
+            $"Metrics.BearerTokenFile: {token}: {user} may not search {hidden} (owner uid 0 (root), gid 0, mode 0700); it must be able to search every directory on the path (let it search that one, or move the file)",
+            $"Relay.Smarthosts[0].CaFile: {ca}: {user} may not search {hidden} (owner uid 0 (root), gid 0, mode 0700); it must be able to search every directory on the path (let it search that one, or move the file)",
             $"ClientTls.CaKey: {key}: {user} may not read it (owner uid 0 (root), gid 0, mode 0600); run chown nobody {key}",
         }), "the certificate (0644) is readable");
         Assert.That(ReferencedFiles.Problems(options with { Metrics = new MetricsOptions() }), Is.Empty, "for this process (root) as the daemon, they are fine");
@@ -182,6 +182,9 @@ public class ReferencedFilesTests
         Chown("nobody", key);
 
         Assert.That(ReferencedFiles.Problems(options, nobody), Is.Empty, "the directory opened and the key chowned to nobody");
+        File.SetUnixFileMode(key, UnixFileMode.UserWrite);
+        Assert.That(ReferencedFiles.Problems(options, nobody), Is.EqualTo(new[] { $"ClientTls.CaKey: {key}: {user} may not read it (owner uid {nobody} (nobody), gid 0, mode 0200); run chmod 600 {key}" }),
+            "its own key it may not read: the mode, not a chown");
     }
 
     private static void Chown(string owner, string path)

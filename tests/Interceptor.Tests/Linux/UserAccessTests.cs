@@ -121,6 +121,39 @@ public sealed partial class UserAccessTests
     }
 
     [Test]
+    public void A_walk_the_kernel_cannot_finish_ends_without_a_verdict_past_where_it_stopped()
+    {
+        // A link loop, a dangling link and a file used as a directory: the kernel refuses them (ELOOP, ENOENT, ENOTDIR),
+        // and the daemon's open names that; the walk still names a directory before them that nobody may not search.
+        var hidden = Directory.CreateDirectory(Path.Combine(_directory, "hidden")).FullName;
+        File.CreateSymbolicLink(Path.Combine(hidden, "a"), "b");
+        File.CreateSymbolicLink(Path.Combine(hidden, "b"), "a");
+        File.CreateSymbolicLink(Path.Combine(hidden, "dangling"), Path.Combine(hidden, "nowhere"));
+        File.WriteAllText(Path.Combine(hidden, "plain"), "");
+        string[] paths = [Path.Combine(hidden, "a", "token"), Path.Combine(hidden, "dangling", "token"), Path.Combine(hidden, "plain", "token")];
+
+        Assert.That(paths.Select(p => NobodysAccess().SearchBarrier(p)), Is.All.Null, "hidden 0755: nothing to name");
+        File.SetUnixFileMode(hidden, (UnixFileMode)0x1C0);
+        Assert.That(paths.Select(p => NobodysAccess().SearchBarrier(p)), Is.All.EqualTo($"{hidden} (owner uid 0 (root), gid 0, mode 0700)"));
+    }
+
+    [Test]
+    public void Dot_dot_at_the_root_stays_there_and_a_relative_target_climbs_from_the_links_directory()
+    {
+        // "/../tmp/…" is "/tmp/…" to the kernel; a link "up" -> "../hidden/open" climbs from the link's own directory.
+        var file = FileInside(Path.Combine("hidden", "open"), 0x1ED, "root:root");
+        var hidden = Path.Combine(_directory, "hidden");
+        File.SetUnixFileMode(hidden, (UnixFileMode)0x1C0);
+        var sub = Directory.CreateDirectory(Path.Combine(_directory, "sub")).FullName;
+        File.CreateSymbolicLink(Path.Combine(sub, "up"), Path.Combine("..", "hidden", "open"));
+        var expected = $"{hidden} (owner uid 0 (root), gid 0, mode 0700)";
+
+        Assert.That(NobodysAccess().SearchBarrier("/.." + file), Is.EqualTo(expected));
+        Assert.That(KernelLets(Path.Combine(sub, "up", "token"), NoGroup), Is.False);
+        Assert.That(NobodysAccess().SearchBarrier(Path.Combine(sub, "up", "token")), Is.EqualTo(expected));
+    }
+
+    [Test]
     public void A_directory_with_an_acl_is_left_to_the_kernel()
     {
         // root's 0700 plus "user:nobody:--x" (the mode then reads 0710: its group bits are the ACL's mask).

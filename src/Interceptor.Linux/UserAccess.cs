@@ -64,8 +64,7 @@ public sealed partial class UserAccess
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         // Not Path.GetFullPath: it takes ".." from the text, where the kernel takes it from the directory a link led to.
-        var absolute = Path.IsPathRooted(path) ? path : Path.Join(Environment.CurrentDirectory, path);
-        foreach (var directory in SearchedDirectories(absolute))
+        foreach (var directory in DirectoriesSearched(path))
         {
             if (Denied(directory, OwnerSearch, GroupSearch, OthersSearch, FileStatus.Directory) is { } denied)
             {
@@ -85,6 +84,16 @@ public sealed partial class UserAccess
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         return Denied(path, OwnerRead, GroupRead, OthersRead, FileStatus.RegularFile);
+    }
+
+    /// <summary>
+    /// Every directory the kernel's lookup of <paramref name="path"/> searches, in order, links followed as the kernel
+    /// follows them: where the file really is, whatever its path says (a link in /etc that leads into /tmp).
+    /// </summary>
+    public static IReadOnlyList<string> DirectoriesSearched(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        return SearchedDirectories(Path.IsPathRooted(path) ? path : Path.Join(Environment.CurrentDirectory, path));
     }
 
     // Every directory the kernel's lookup of an absolute path searches, in order: each one a name is looked up in, a

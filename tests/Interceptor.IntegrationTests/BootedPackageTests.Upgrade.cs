@@ -58,14 +58,24 @@ public sealed partial class BootedPackageTests
         await TokenMovedToAsync("/root/metrics-token");
         var unsearchable = await ReinstallAsync();
 
-        // What root's check-config cannot see: the unit's sandbox. The daemon has a /tmp of its own (PrivateTmp=yes), so
-        // the check passes and the restart fails; apt's output gives the daemon's own words.
+        // In /tmp, which root finds and the daemon does not (its unit's PrivateTmp=yes): the postinst passes the unit's
+        // sandbox to the check, which names it.
         await TokenMovedToAsync("/tmp/metrics-token");
         var sandboxed = await ReinstallAsync();
+
+        // What root's check-config cannot see: an ACL that shuts the daemon's user out of a directory whose mode lets
+        // others in. The check passes, the restart fails, and apt's output gives the daemon's own words.
+        await Container.CheckedAsync("""
+            set -e
+            install -d -m 755 /etc/smtp-interceptor/acl-dir
+            python3 -c "import os, pwd, struct; uid = pwd.getpwnam('smtp-interceptor').pw_uid; e = lambda t, p, i: struct.pack('<HHI', t, p, i); os.setxattr('/etc/smtp-interceptor/acl-dir', 'system.posix_acl_access', struct.pack('<I', 2) + e(1, 7, 0xFFFFFFFF) + e(2, 0, uid) + e(4, 5, 0xFFFFFFFF) + e(0x10, 5, 0xFFFFFFFF) + e(0x20, 5, 0xFFFFFFFF))"
+            """);
+        await TokenMovedToAsync("/etc/smtp-interceptor/acl-dir/metrics-token");
+        var shutByAcl = await ReinstallAsync();
         var restored = await Container.CheckedAsync($"""
             set -e
             cp /root/config.before-upgrade {Config}
-            rm /root/metrics-token /tmp/metrics-token
+            rm -r /root/metrics-token /tmp/metrics-token /etc/smtp-interceptor/acl-dir
             systemctl reset-failed smtp-interceptor
             systemctl restart smtp-interceptor
             systemctl is-active smtp-interceptor
@@ -89,15 +99,20 @@ public sealed partial class BootedPackageTests
             Assert.That(unsearchable.Stdout, Does.Match(@"    Metrics.BearerTokenFile: /root/metrics-token: the daemon's user \(uid \d+ \(smtp-interceptor\)\) may not search /root \(owner uid 0 \(root\), gid 0, mode 0700\); it must be able to search every directory on the path"), unsearchable.Describe());
             Assert.That(unsearchable.Stdout, Does.Not.Contain("did not start after the upgrade"), "said once, by check-config" + unsearchable.Describe());
             Assert.That(sandboxed.Succeeded, Is.True, sandboxed.Describe());
-            Assert.That(sandboxed.Stdout, Does.Not.Contain("this version refuses"), "root's check-config passed it" + sandboxed.Describe());
-            Assert.That(sandboxed.Stdout, Does.Contain("smtp-interceptor: the daemon did not start after the upgrade, so port 25 stays closed to customers until it does; it said:"), sandboxed.Describe());
-            Assert.That(sandboxed.Stdout, Does.Contain("/tmp/metrics-token: cannot be read: No such file or directory (under the packaged unit the daemon does not see /home, /root or /run/user, and has a /tmp and /var/tmp of its own: ProtectHome=yes, PrivateTmp=yes)"), sandboxed.Describe());
+            Assert.That(sandboxed.Stdout, Does.Contain($"smtp-interceptor: this version refuses {Config}"), "the unit's sandbox passed to the check" + sandboxed.Describe());
+            Assert.That(sandboxed.Stdout, Does.Contain("    Metrics.BearerTokenFile: /tmp/metrics-token: is under /tmp, which the daemon's unit hides from it or gives it its own of (ProtectHome=, PrivateTmp=); keep it under /etc/smtp-interceptor"), sandboxed.Describe());
+            Assert.That(shutByAcl.Succeeded, Is.True, shutByAcl.Describe());
+            Assert.That(shutByAcl.Stdout, Does.Not.Contain("this version refuses"), "root's check-config leaves ACLs to the daemon's open" + shutByAcl.Describe());
+            Assert.That(shutByAcl.Stdout, Does.Contain("smtp-interceptor: the daemon did not start after the upgrade, so port 25 stays closed to customers until it does; it said:"), shutByAcl.Describe());
+            Assert.That(shutByAcl.Stdout, Does.Contain("/etc/smtp-interceptor/acl-dir/metrics-token: cannot be read: Permission denied; the daemon's user must be able to search every directory on the path"), shutByAcl.Describe());
             Assert.That(restored.Trim(), Is.EqualTo("active"), "the restored configuration starts the daemon for the next step");
         });
         Step($"apt-get reinstall over a refused configuration: apt said why; during it {Customer}'s port 25: {during}; with the unit disabled, its problems named and it stayed {stayedStopped}; over a token under /root, the check: "
             + unsearchable.Stdout.Split('\n').FirstOrDefault(l => l.Contains("/root/metrics-token:", StringComparison.Ordinal))?.Trim()
-            + "; over a token in /tmp (the unit's own), the daemon's words: "
-            + sandboxed.Stdout.Split('\n').FirstOrDefault(l => l.Contains("/tmp/metrics-token:", StringComparison.Ordinal))?.Trim() + $"; restored: {restored.Trim()}");
+            + "; over a token in /tmp (the unit's own), the check: "
+            + sandboxed.Stdout.Split('\n').FirstOrDefault(l => l.Contains("/tmp/metrics-token:", StringComparison.Ordinal))?.Trim()
+            + "; over one an ACL shuts the daemon out of, the daemon's words: "
+            + shutByAcl.Stdout.Split('\n').FirstOrDefault(l => l.Contains("acl-dir/metrics-token:", StringComparison.Ordinal))?.Trim() + $"; restored: {restored.Trim()}");
     }
 
     // The configuration before the upgrade, with the token (the daemon's user's, 0600) at another path.

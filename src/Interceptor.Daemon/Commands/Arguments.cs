@@ -6,7 +6,8 @@ namespace Interceptor.Daemon.Commands;
 /// <param name="Json">--json (admin verbs only).</param>
 /// <param name="DaemonUser">--daemon-user (check-config and rules only): the user to check or render for; see <see cref="DaemonAccount"/>.</param>
 /// <param name="DaemonGroups">--daemon-groups (check-config only): groups the daemon runs in besides its user's own.</param>
-public sealed record Arguments(string Verb, string? ConfigPath, bool Json, string? DaemonUser = null, string? DaemonGroups = null)
+/// <param name="DaemonSandbox">--daemon-sandbox (check-config only): the unit's ProtectHome= and PrivateTmp=.</param>
+public sealed record Arguments(string Verb, string? ConfigPath, bool Json, string? DaemonUser = null, string? DaemonGroups = null, string? DaemonSandbox = null)
 {
     public const string DefaultConfigPath = "/etc/smtp-interceptor/smtp-interceptor.json";
 

@@ -106,6 +106,16 @@ public sealed class CommandLineDefinition
         Description = "groups the daemon runs in besides its user's own, as a unit's Group= and SupplementaryGroups= give them (names or gids, separated by spaces or commas)",
     };
 
+    /// <summary>
+    /// On check-config: the unit's ProtectHome= and PrivateTmp=, which hide directories from the daemon or give it its own,
+    /// where root finds a file the daemon will not (the postinst passes the unit's, as systemctl show prints them).
+    /// </summary>
+    public Option<string?> DaemonSandbox { get; } = new("--daemon-sandbox")
+    {
+        HelpName = "SETTINGS",
+        Description = "the unit's sandbox settings that hide files from the daemon, e.g. \"ProtectHome=yes PrivateTmp=yes\": a file it reads at start must not be where they hide it",
+    };
+
     /// <summary>On every admin verb.</summary>
     public Option<bool> Json { get; } = new("--json") { Description = "admin commands: print the daemon's answer as JSON" };
 
@@ -208,11 +218,12 @@ public sealed class CommandLineDefinition
         return command;
     }
 
-    // Not validated here: a group the unit names that does not exist is a problem of the unit's, which check-config
-    // names among the others (exit 1), not a usage error that would stop the check.
+    // The unit's settings, as the postinst passes them. Not validated here: a group the unit names that does not exist is
+    // a problem of the unit's, which check-config names among the others (exit 1), not a usage error that would stop it.
     private Command WithDaemonGroups(Command command)
     {
         command.Options.Add(DaemonGroups);
+        command.Options.Add(DaemonSandbox);
         return command;
     }
 
@@ -247,7 +258,7 @@ public sealed class CommandLineDefinition
         return _admin.TryGetValue(result.CommandResult.Command, out var admin) ? admin.RequestOf(result) : null;
     }
 
-    /// <summary>What the verb's handler gets: its name, the configuration file, --json, --daemon-user and --daemon-groups.</summary>
+    /// <summary>What the verb's handler gets: its name, the configuration file, --json, --daemon-user, --daemon-groups and --daemon-sandbox.</summary>
     public Arguments ArgumentsOf(ParseResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
@@ -257,7 +268,8 @@ public sealed class CommandLineDefinition
             Arguments.ConfigOrDefault(result.GetValue(Config)),
             command.Options.Contains(Json) && result.GetValue(Json),
             command.Options.Contains(DaemonUser) ? result.GetValue(DaemonUser) : null,
-            command.Options.Contains(DaemonGroups) ? result.GetValue(DaemonGroups) : null);
+            command.Options.Contains(DaemonGroups) ? result.GetValue(DaemonGroups) : null,
+            command.Options.Contains(DaemonSandbox) ? result.GetValue(DaemonSandbox) : null);
     }
 
     private int Help(ParseResult result) => Help(result.CommandResult.Command);

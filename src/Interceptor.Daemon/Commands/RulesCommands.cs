@@ -22,7 +22,7 @@ public static class RulesCommands
         // The files it names, opened as run will open them (credentials, each relay's CA, the client CA); the private ones
         // must be the daemon's user's, whoever checks, and every one must be within that user's reach.
         var (groups, groupProblems) = DaemonAccount.GroupsNamed(arguments.DaemonGroups);
-        if (groupProblems.Concat(ReferencedFiles.Problems(options, account.Uid, groups)).ToList() is { Count: > 0 } files)
+        if (groupProblems.Concat(ReferencedFiles.Problems(options, account.Uid, groups, ReferencedFiles.HiddenBy(arguments.DaemonSandbox))).ToList() is { Count: > 0 } files)
         {
             Console.Error.WriteLine("smtp-interceptor: invalid configuration for this host:\n  " + string.Join("\n  ", files));
             return 1;

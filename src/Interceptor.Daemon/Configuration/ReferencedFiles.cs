@@ -24,7 +24,8 @@ internal static class ReferencedFiles
     /// <param name="options">The configuration.</param>
     /// <param name="daemonUid">The user the daemon will run as: the private files must be its own (check-config --daemon-user).</param>
     /// <param name="daemonGroups">Groups it runs in besides those the databases give it (check-config --daemon-groups: a unit's Group= and SupplementaryGroups=).</param>
-    public static IReadOnlyList<string> Problems(InterceptorOptions options, uint daemonUid, IReadOnlyCollection<uint>? daemonGroups = null)
+    /// <param name="hidden">Directories the daemon's unit hides from it or gives it its own of (<see cref="HiddenBy"/>).</param>
+    public static IReadOnlyList<string> Problems(InterceptorOptions options, uint daemonUid, IReadOnlyCollection<uint>? daemonGroups = null, IReadOnlyList<string>? hidden = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var problems = new List<string>();
@@ -61,6 +62,11 @@ internal static class ReferencedFiles
             problems.AddRange(UnreadableByTheDaemon(options, daemonUid, daemonGroups));
         }
 
+        if (hidden is { Count: > 0 })
+        {
+            problems.AddRange(HiddenFromTheDaemon(options, hidden));
+        }
+
         return problems;
     }
 
@@ -87,6 +93,47 @@ internal static class ReferencedFiles
             else if (fix is not null && access.ReadDenied(path) is { } denied)
             {
                 yield return $"{key}: {path}: {user} may not read it ({denied}); run {fix}";
+            }
+        }
+    }
+
+    /// <summary>
+    /// The directories a unit's sandbox hides from the daemon or gives it its own of, from its settings as systemctl show
+    /// prints them ("ProtectHome=yes PrivateTmp=yes", check-config --daemon-sandbox): ProtectHome= yes or tmpfs hides
+    /// /home, /root and /run/user (read-only leaves them readable); PrivateTmp=yes gives it its own /tmp and /var/tmp.
+    /// </summary>
+    public static IReadOnlyList<string> HiddenBy(string? settings)
+    {
+        var hidden = new List<string>();
+        foreach (var setting in (settings ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            switch (setting)
+            {
+                case "ProtectHome=yes" or "ProtectHome=tmpfs":
+                    hidden.AddRange(["/home", "/root", "/run/user"]);
+                    break;
+                case "PrivateTmp=yes":
+                    hidden.AddRange(["/tmp", "/var/tmp"]);
+                    break;
+            }
+        }
+
+        return hidden;
+    }
+
+    /// <summary>
+    /// The files the daemon reads at start that its unit hides from it: what root finds in /tmp, /home or /root, the
+    /// daemon does not (its own /tmp, ProtectHome=). Judged where the kernel's lookup leads, so a link in /etc into /tmp
+    /// counts, and a file there that root cannot find is named by its reader above.
+    /// </summary>
+    private static IEnumerable<string> HiddenFromTheDaemon(InterceptorOptions options, IReadOnlyList<string> hidden)
+    {
+        foreach (var (key, path, _) in FilesTheDaemonReads(options, 0, ""))
+        {
+            var searched = UserAccess.DirectoriesSearched(path);
+            if (hidden.FirstOrDefault(h => searched.Any(d => d == h || d.StartsWith(h.TrimEnd('/') + "/", StringComparison.Ordinal))) is { } directory)
+            {
+                yield return $"{key}: {path}: is under {directory}, which the daemon's unit hides from it or gives it its own of (ProtectHome=, PrivateTmp=); keep it under /etc/smtp-interceptor";
             }
         }
     }

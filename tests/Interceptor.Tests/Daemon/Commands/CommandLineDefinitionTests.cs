@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Interceptor.Daemon.Commands;
+using Interceptor.Daemon.Configuration;
 using Interceptor.Daemon.Control;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -82,6 +83,10 @@ public sealed class CommandLineDefinitionTests
             "--daemon-groups: no such group \"4294967295\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)",
         }), "(gid_t)-1 is not a group");
         Assert.That(_definition.Parse(["rules", "--daemon-groups", "adm"]).Errors, Is.Not.Empty, "rules renders for a uid: groups mean nothing there");
+        Assert.That(Parsed("check-config", "--daemon-sandbox", "ProtectHome=yes PrivateTmp=yes").Arguments.DaemonSandbox, Is.EqualTo("ProtectHome=yes PrivateTmp=yes"));
+        Assert.That(ReferencedFiles.HiddenBy("ProtectHome=yes PrivateTmp=yes"), Is.EqualTo(new[] { "/home", "/root", "/run/user", "/tmp", "/var/tmp" }));
+        Assert.That(ReferencedFiles.HiddenBy("ProtectHome=tmpfs PrivateTmp=no"), Is.EqualTo(new[] { "/home", "/root", "/run/user" }));
+        Assert.That(ReferencedFiles.HiddenBy("ProtectHome=read-only PrivateTmp="), Is.Empty, "read-only hides nothing; an empty value is systemctl's for a unit it cannot show");
     }
 
     [Test]

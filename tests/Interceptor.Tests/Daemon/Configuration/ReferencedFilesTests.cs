@@ -193,4 +193,27 @@ public class ReferencedFilesTests
         chown.WaitForExit();
         Assert.That(chown.ExitCode, Is.Zero, $"chown {owner} {path}");
     }
+
+    [Test]
+    public void A_file_the_daemons_unit_hides_from_it_is_named_where_the_kernels_lookup_leads()
+    {
+        // hidden stands for the unit's /tmp: the token in it by its own path, the relay CA by a link from outside it.
+        var hidden = Directory.CreateDirectory(Path.Combine(_directory, "hidden")).FullName;
+        var token = Path.Combine(hidden, "token");
+        File.WriteAllText(token, "0123456789abcdef0123\n");
+        File.SetUnixFileMode(token, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.WriteAllText(Path.Combine(hidden, "ca.pem"), SelfSignedPem());
+        var ca = Path.Combine(_directory, "ca.pem");
+        File.CreateSymbolicLink(ca, Path.Combine(hidden, "ca.pem"));
+        var options = WithRelay(Relay(ca)) with { Metrics = new MetricsOptions { BearerTokenFile = token } };
+        const string unit = "which the daemon's unit hides from it or gives it its own of (ProtectHome=, PrivateTmp=); keep it under /etc/smtp-interceptor";
+
+        Assert.That(ReferencedFiles.Problems(options, 0, hidden: [hidden]), Is.EqualTo(new[]
+        {
+            $"Metrics.BearerTokenFile: {token}: is under {hidden}, {unit}",
+            $"Relay.Smarthosts[0].CaFile: {ca}: is under {hidden}, {unit}",
+        }));
+        Assert.That(ReferencedFiles.Problems(options, 0, hidden: ["/home", "/root", "/run/user"]), Is.Empty, "elsewhere");
+        Assert.That(ReferencedFiles.Problems(options, 0), Is.Empty, "no sandbox given");
+    }
 }

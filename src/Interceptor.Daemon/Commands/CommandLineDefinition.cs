@@ -57,7 +57,7 @@ public sealed class CommandLineDefinition
         [
             // `run` stays a thin call: the daemon's start-up and lifetime are RunCommand's.
             Verb("run", "run the daemon in the foreground: install the nft table, relay mail, log JSON lines", a => RunCommand.RunAsync(a, loggers)),
-            WithDaemonGroups(WithDaemonUser(Verb("check-config", "validate the configuration; exit 0, or 1 naming each bad key", a => Task.FromResult(RulesCommands.CheckConfig(a))))),
+            WithUnitSettings(WithDaemonUser(Verb("check-config", "validate the configuration; exit 0, or 1 naming each bad key", a => Task.FromResult(RulesCommands.CheckConfig(a))))),
             WithDaemonUser(Verb("rules", "print the nft ruleset the daemon would install", a => Task.FromResult(RulesCommands.PrintRules(a)))),
             Verb("remove-rules", "delete the daemon's nft table (after this, port 25 is no longer intercepted)", RulesCommands.RemoveRulesAsync),
             Added(ClientCaCommand.Declare(ArgumentsOf)),
@@ -220,7 +220,7 @@ public sealed class CommandLineDefinition
 
     // The unit's settings, as the postinst passes them. Not validated here: a group the unit names that does not exist is
     // a problem of the unit's, which check-config names among the others (exit 1), not a usage error that would stop it.
-    private Command WithDaemonGroups(Command command)
+    private Command WithUnitSettings(Command command)
     {
         command.Options.Add(DaemonGroups);
         command.Options.Add(DaemonSandbox);

@@ -78,7 +78,6 @@ public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfC
         return (gids, problems);
     }
 
-    /// <summary>A group's gid from its name, else from digits alone (4294967295 is (gid_t)-1, not a group).</summary>
-    public static uint? GidOfNameOrNumber(string name) =>
-        UnixGroups.GidOf(name) ?? (uint.TryParse(name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var gid) && gid != uint.MaxValue ? gid : null);
+    // A group's gid from its name, else from digits alone: a gid is written as a uid is, and (gid_t)-1 is no group either.
+    private static uint? GidOfNameOrNumber(string name) => UnixGroups.GidOf(name) ?? UserDatabase.ParseUid(name);
 }

@@ -84,15 +84,15 @@ internal static class ReferencedFiles
 
         var user = $"the daemon's user ({UserDatabase.Describe(daemonUid)})";
         var owner = UserDatabase.NameForMessage(daemonUid) ?? daemonUid.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        foreach (var (key, path, fix) in FilesTheDaemonReads(options, daemonUid, owner))
+        foreach (var (key, path, kind) in FilesTheDaemonReads(options))
         {
             if (access.SearchBarrier(path) is { } barrier)
             {
                 yield return $"{key}: {path}: {user} may not search {barrier}; it must be able to search every directory on the path (let it search that one, or move the file)";
             }
-            else if (fix is not null && access.ReadDenied(path) is { } denied)
+            else if (kind != FileKind.Secret && access.ReadDenied(path) is { } denied)
             {
-                yield return $"{key}: {path}: {user} may not read it ({denied}); run {fix}";
+                yield return $"{key}: {path}: {user} may not read it ({denied}); run {ReadFix(path, kind, daemonUid, owner)}";
             }
         }
     }
@@ -128,55 +128,68 @@ internal static class ReferencedFiles
     /// </summary>
     private static IEnumerable<string> HiddenFromTheDaemon(InterceptorOptions options, IReadOnlyList<string> hidden)
     {
-        foreach (var (key, path, _) in FilesTheDaemonReads(options, 0, ""))
+        foreach (var (key, path, _) in FilesTheDaemonReads(options))
         {
             var searched = UserAccess.DirectoriesSearched(path);
-            if (hidden.FirstOrDefault(h => searched.Any(d => d == h || d.StartsWith(h.TrimEnd('/') + "/", StringComparison.Ordinal))) is { } directory)
+            if (hidden.FirstOrDefault(h => searched.Any(d => d == h || d.StartsWith(h + "/", StringComparison.Ordinal))) is { } directory)
             {
                 yield return $"{key}: {path}: is under {directory}, which the daemon's unit hides from it or gives it its own of (ProtectHome=, PrivateTmp=); keep it under /etc/smtp-interceptor";
             }
         }
     }
 
-    // The files the daemon opens at start, with what makes one readable for its user (null for a secret: its reader
-    // names owner and mode). Domains.File is not among them: an unreadable map is logged and the daemon starts.
-    private static IEnumerable<(string Key, string Path, string? Fix)> FilesTheDaemonReads(InterceptorOptions options, uint daemonUid, string owner)
+    // The files the daemon opens at start, and whether each is a secret (its reader names owner and mode) or the CA's
+    // key (the daemon's user's alone). Domains.File is not among them: an unreadable map is logged and the daemon starts.
+    private static IEnumerable<(string Key, string Path, FileKind Kind)> FilesTheDaemonReads(InterceptorOptions options)
     {
         if (options.Relay.CredentialsFile.Length > 0)
         {
-            yield return ("Relay.CredentialsFile", options.Relay.CredentialsFile, null);
+            yield return ("Relay.CredentialsFile", options.Relay.CredentialsFile, FileKind.Secret);
         }
 
         if (options.Metrics.BearerTokenFile.Length > 0)
         {
-            yield return ("Metrics.BearerTokenFile", options.Metrics.BearerTokenFile, null);
+            yield return ("Metrics.BearerTokenFile", options.Metrics.BearerTokenFile, FileKind.Secret);
         }
 
         for (var i = 0; i < options.Relay.Smarthosts.Count; i++)
         {
             if (options.Relay.Smarthosts[i] is { Tls: SmarthostTls.Required, CaFile.Length: > 0 } host)
             {
-                yield return ($"Relay.Smarthosts[{i}].CaFile", host.CaFile, $"chmod a+r {host.CaFile}");
+                yield return ($"Relay.Smarthosts[{i}].CaFile", host.CaFile, FileKind.Public);
             }
         }
 
         if (options.ClientTls.Mode == ClientTlsMode.Mint)
         {
-            yield return ("ClientTls.CaCertificate", options.ClientTls.CaCertificate, $"chmod a+r {options.ClientTls.CaCertificate}");
-            // The key must stay the daemon's user's alone: its own key that it may not read wants its mode, another's a chown.
-            yield return ("ClientTls.CaKey", options.ClientTls.CaKey, OwnedBy(options.ClientTls.CaKey, daemonUid) ? $"chmod 600 {options.ClientTls.CaKey}" : $"chown {owner} {options.ClientTls.CaKey}");
+            yield return ("ClientTls.CaCertificate", options.ClientTls.CaCertificate, FileKind.Public);
+            yield return ("ClientTls.CaKey", options.ClientTls.CaKey, FileKind.Key);
         }
     }
 
-    private static bool OwnedBy(string path, uint uid)
+    private enum FileKind
     {
+        Secret,
+        Public,
+        Key,
+    }
+
+    // What lets the daemon's user read a file its mode shuts it out of. The key must stay that user's alone: its own key
+    // wants its mode, another's a chown.
+    private static string ReadFix(string path, FileKind kind, uint daemonUid, string owner)
+    {
+        if (kind == FileKind.Public)
+        {
+            return $"chmod a+r {path}";
+        }
+
         try
         {
-            return DurableFiles.OwnerOf(path) == uid;
+            return DurableFiles.OwnerOf(path) == daemonUid ? $"chmod 600 {path}" : $"chown {owner} {path}";
         }
         catch (IOException)
         {
-            return false;
+            return $"chown {owner} {path}";
         }
     }
 

@@ -15,7 +15,9 @@ namespace Interceptor.Linux;
 public sealed partial class UserAccess
 {
     private const uint Fields = FileStatus.TypeField | FileStatus.ModeField | FileStatus.OwnerField | FileStatus.GroupField;
-    private const int MaxLinks = 40;   // the kernel's limit on links followed in one lookup (MAXSYMLINKS)
+    private const int MaxLinks = 40;     // the kernel's limit on links followed in one lookup (MAXSYMLINKS)
+    private const int MaxSteps = 1024;   // names looked up in one walk: far more than any configured path has
+    private const int MaxPath = 4096;    // PATH_MAX: a longer directory path is no configured file's
     private const ushort OwnerSearch = 0x40;
     private const ushort GroupSearch = 0x8;
     private const ushort OthersSearch = 0x1;
@@ -98,17 +100,19 @@ public sealed partial class UserAccess
 
     // Every directory the kernel's lookup of an absolute path searches, in order: each one a name is looked up in, a
     // link's target walked from "/" or from the link's own directory, ".." taken from where the walk is (not from the
-    // text, which "a/link/.." would get wrong). A loop stops at the kernel's limit, as the lookup would.
+    // text, which "a/link/.." would get wrong). It ends where the lookup would fail (a name that is not there, a loop past
+    // the kernel's limit), and at bounds no real path reaches: links a customer controls on the way (a configured path
+    // under her home or /tmp) could otherwise feed it thousands of names, each making a longer path, in root's check.
     private static List<string> SearchedDirectories(string path)
     {
         var searched = new List<string>();
-        var names = new List<string>(Names(path));
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var names = new Stack<string>(Enumerable.Reverse(Names(path)));
         var current = "/";
-        for (var links = 0; names.Count > 0;)
+        for (int links = 0, steps = 0; names.Count > 0 && ++steps <= MaxSteps && current.Length <= MaxPath;)
         {
-            var name = names[0];
-            names.RemoveAt(0);
-            if (!searched.Contains(current))
+            var name = names.Pop();
+            if (seen.Add(current))
             {
                 searched.Add(current);
             }
@@ -120,8 +124,12 @@ public sealed partial class UserAccess
             }
 
             var next = Path.Join(current, name);
-            if (FileStatus.Get(FileStatus.AtCurrentDirectory, next, FileStatus.AtSymlinkNoFollow, FileStatus.TypeField, out var status) != 0
-                || status.Type != FileStatus.SymbolicLink)
+            if (FileStatus.Get(FileStatus.AtCurrentDirectory, next, FileStatus.AtSymlinkNoFollow, FileStatus.TypeField, out var status) != 0)
+            {
+                break;
+            }
+
+            if (status.Type != FileStatus.SymbolicLink)
             {
                 current = next;
                 continue;
@@ -132,7 +140,11 @@ public sealed partial class UserAccess
                 break;
             }
 
-            names.InsertRange(0, Names(target));
+            foreach (var part in Enumerable.Reverse(Names(target)))
+            {
+                names.Push(part);
+            }
+
             current = target.StartsWith('/') ? "/" : current;
         }
 

@@ -24,7 +24,9 @@ public static class RulesCommands
         var (groups, groupProblems) = DaemonAccount.GroupsNamed(arguments.DaemonGroups);
         if (groupProblems.Concat(ReferencedFiles.Problems(options, account.Uid, groups, ReferencedFiles.HiddenBy(arguments.DaemonSandbox))).ToList() is { Count: > 0 } files)
         {
-            Console.Error.WriteLine("smtp-interceptor: invalid configuration for this host:\n  " + string.Join("\n  ", files));
+            // Paths in these lines may come from a customer's link targets: escaped, so no control sequence reaches the
+            // admin's terminal or apt's log, and no line break forges a line.
+            Console.Error.WriteLine("smtp-interceptor: invalid configuration for this host:\n  " + string.Join("\n  ", files.Select(Control.TerminalText.Escape)));
             return 1;
         }
 

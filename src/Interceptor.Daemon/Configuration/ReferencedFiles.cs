@@ -100,7 +100,8 @@ internal static class ReferencedFiles
     /// <summary>
     /// The directories a unit's sandbox hides from the daemon or gives it its own of, from its settings as systemctl show
     /// prints them ("ProtectHome=yes PrivateTmp=yes", check-config --daemon-sandbox): ProtectHome= yes or tmpfs hides
-    /// /home, /root and /run/user (read-only leaves them readable); PrivateTmp=yes gives it its own /tmp and /var/tmp.
+    /// /home, /root and /run/user (read-only leaves them readable); PrivateTmp= yes or disconnected (newer systemd) gives
+    /// it its own /tmp and /var/tmp.
     /// </summary>
     public static IReadOnlyList<string> HiddenBy(string? settings)
     {
@@ -112,7 +113,7 @@ internal static class ReferencedFiles
                 case "ProtectHome=yes" or "ProtectHome=tmpfs":
                     hidden.AddRange(["/home", "/root", "/run/user"]);
                     break;
-                case "PrivateTmp=yes":
+                case "PrivateTmp=yes" or "PrivateTmp=disconnected":
                     hidden.AddRange(["/tmp", "/var/tmp"]);
                     break;
             }

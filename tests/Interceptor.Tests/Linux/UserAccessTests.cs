@@ -138,6 +138,23 @@ public sealed partial class UserAccessTests
     }
 
     [Test]
+    public void Links_a_customer_controls_cannot_make_root_walk_names_that_are_not_there()
+    {
+        // Her links, each to 2,000 names that do not exist: the kernel's lookup fails at the first, and so does the walk,
+        // instead of growing a path for every name in root's check.
+        var hers = Directory.CreateDirectory(Path.Combine(_directory, "hers")).FullName;
+        var missing = string.Join('/', Enumerable.Repeat("x", 2000));
+        for (var k = 1; k <= 40; k++)
+        {
+            File.CreateSymbolicLink(Path.Combine(hers, $"L{k}"), k < 40 ? $"L{k + 1}/{missing}" : missing);
+        }
+
+        var searched = UserAccess.DirectoriesSearched(Path.Combine(hers, "L1", "token"));
+
+        Assert.That(searched, Is.EqualTo(new[] { "/", "/tmp", _directory, hers }), "the walk ends at the first name that is not there");
+    }
+
+    [Test]
     public void Dot_dot_at_the_root_stays_there_and_a_relative_target_climbs_from_the_links_directory()
     {
         // "/../tmp/…" is "/tmp/…" to the kernel; a link "up" -> "../hidden/open" climbs from the link's own directory.

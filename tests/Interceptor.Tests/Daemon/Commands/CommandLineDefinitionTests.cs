@@ -86,6 +86,7 @@ public sealed class CommandLineDefinitionTests
         Assert.That(Parsed("check-config", "--daemon-sandbox", "ProtectHome=yes PrivateTmp=yes").Arguments.DaemonSandbox, Is.EqualTo("ProtectHome=yes PrivateTmp=yes"));
         Assert.That(ReferencedFiles.HiddenBy("ProtectHome=yes PrivateTmp=yes"), Is.EqualTo(new[] { "/home", "/root", "/run/user", "/tmp", "/var/tmp" }));
         Assert.That(ReferencedFiles.HiddenBy("ProtectHome=tmpfs PrivateTmp=no"), Is.EqualTo(new[] { "/home", "/root", "/run/user" }));
+        Assert.That(ReferencedFiles.HiddenBy("ProtectHome=no PrivateTmp=disconnected"), Is.EqualTo(new[] { "/tmp", "/var/tmp" }), "newer systemd's private /tmp");
         Assert.That(ReferencedFiles.HiddenBy("ProtectHome=read-only PrivateTmp="), Is.Empty, "read-only hides nothing; an empty value is systemctl's for a unit it cannot show");
     }
 

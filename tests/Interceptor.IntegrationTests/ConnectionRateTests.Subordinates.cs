@@ -53,7 +53,6 @@ public sealed partial class ConnectionRateTests
         """;
 
     [Test]
-    [NonParallelizable]
     public async Task Sub_uids_that_could_fill_the_meter_share_one_bucket_and_a_fresh_uid_of_another_user_is_still_limited()
     {
         Requirements.Require("newuidmap");
@@ -93,7 +92,6 @@ public sealed partial class ConnectionRateTests
     }
 
     [Test]
-    [NonParallelizable]
     public async Task A_range_added_to_etc_subuid_while_the_daemon_runs_gets_its_rule_at_the_watchdogs_next_check()
     {
         const int interval = 2;

@@ -13,6 +13,7 @@ namespace Interceptor.IntegrationTests;
 /// Rates are set low (2/s, burst 3) so a short loop of connects is far over them.
 /// </summary>
 [TestFixture]
+[NonParallelizable] // counts connects a second against the kernel's rate; two tests edit /etc/subuid
 [CancelAfter(120_000)]
 public sealed partial class ConnectionRateTests
 {

@@ -16,6 +16,7 @@ namespace Interceptor.IntegrationTests;
 /// go back to their turns once her work arrives.
 /// </summary>
 [TestFixture]
+[NonParallelizable] // compares alice's latency under a storm with her latency alone
 [CancelAfter(120_000)]
 public sealed class FairSchedulingTests
 {

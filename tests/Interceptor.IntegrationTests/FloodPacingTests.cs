@@ -11,6 +11,7 @@ namespace Interceptor.IntegrationTests;
 /// show it in its metrics, go on serving alice and bob, and say when it stops pacing once bob's storm ends.
 /// </summary>
 [TestFixture]
+[NonParallelizable] // spins every core from the test process
 [CancelAfter(120_000)]
 public sealed class FloodPacingTests
 {

@@ -11,6 +11,7 @@ namespace Interceptor.IntegrationTests;
 /// short (seconds) so the whole fixture stays fast; the figures each test measures are printed.
 /// </summary>
 [TestFixture]
+[NonParallelizable] // bounds on reply gaps and on a neighbour's latency
 [CancelAfter(120_000)]
 public sealed class HostileClientTests
 {

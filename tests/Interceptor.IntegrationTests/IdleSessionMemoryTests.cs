@@ -9,6 +9,7 @@ namespace Interceptor.IntegrationTests;
 /// memory; and the listener's backlog takes a burst of connects as large as the kernel allows.
 /// </summary>
 [TestFixture]
+[NonParallelizable] // 10,000 sessions; RSS per session against a bound
 [CancelAfter(300_000)]
 public sealed class IdleSessionMemoryTests
 {

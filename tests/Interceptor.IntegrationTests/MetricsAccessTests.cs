@@ -11,6 +11,7 @@ namespace Interceptor.IntegrationTests;
 /// endpoint's connections (a proxy's web server user, a second monitoring agent).
 /// </summary>
 [TestFixture]
+[Order(1)] // one of the longest fixtures: started first, so it does not run alone at the end of the parallel part
 [CancelAfter(120_000)]
 public sealed class MetricsAccessTests
 {

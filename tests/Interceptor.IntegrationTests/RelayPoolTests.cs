@@ -9,6 +9,7 @@ namespace Interceptor.IntegrationTests;
 /// each connection used; the fake MX shows what arrived, with the trace header's relay=.
 /// </summary>
 [TestFixture]
+[Order(1)] // one of the longest fixtures: started first, so it does not run alone at the end of the parallel part
 [CancelAfter(300_000)]
 public sealed partial class RelayPoolTests
 {

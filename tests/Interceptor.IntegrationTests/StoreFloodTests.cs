@@ -10,6 +10,7 @@ namespace Interceptor.IntegrationTests;
 /// count as errors of the session and towards automatic suspension, and State.MaxBytes prunes the oldest rows.
 /// </summary>
 [TestFixture]
+[NonParallelizable] // a thousand transactions within the flood's time
 [CancelAfter(240_000)]
 public sealed class StoreFloodTests
 {

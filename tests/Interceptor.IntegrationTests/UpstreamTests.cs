@@ -6,6 +6,7 @@ namespace Interceptor.IntegrationTests;
 /// All clients run as smtpi-alice, so every connection is intercepted.
 /// </summary>
 [TestFixture]
+[Order(1)] // one of the longest fixtures: started first, so it does not run alone at the end of the parallel part
 [CancelAfter(180_000)]
 public sealed class UpstreamTests
 {

@@ -1,0 +1,6 @@
+// Most of this suite waits: for a daemon to start, for a timeout to run out, for a client on the other side of a
+// namespace. Each test has its own network namespace, daemon, MX and directory, so fixtures run side by side and the
+// run takes about half as long. A fixture that measures time or CPU against a bound, spins the cores, or changes
+// something host-wide (/etc/subuid, the package, a container) is [NonParallelizable]: NUnit runs it alone.
+[assembly: Parallelizable(ParallelScope.Fixtures)]
+[assembly: LevelOfParallelism(4)]

@@ -11,7 +11,7 @@ namespace Interceptor.IntegrationTests;
 /// endpoint's connections (a proxy's web server user, a second monitoring agent).
 /// </summary>
 [TestFixture]
-[Order(1)] // one of the longest fixtures: started first, so it does not run alone at the end of the parallel part
+[NonParallelizable] // two tests add lines to /etc/subuid, which every other running daemon's rules follow
 [CancelAfter(120_000)]
 public sealed class MetricsAccessTests
 {

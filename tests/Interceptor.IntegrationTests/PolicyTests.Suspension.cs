@@ -10,6 +10,7 @@ namespace Interceptor.IntegrationTests;
 /// with the facts in its environment.
 /// </summary>
 [TestFixture]
+[NonParallelizable] // her connection greeted within a second of unblock
 [CancelAfter(120_000)]
 public sealed class SuspensionPolicyTests
 {

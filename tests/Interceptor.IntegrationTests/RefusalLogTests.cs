@@ -9,6 +9,7 @@ namespace Interceptor.IntegrationTests;
 /// logged once per cause and uid, then counted in a summary line, naming the uid and user.
 /// </summary>
 [TestFixture]
+[NonParallelizable] // a thousand refusals from floods of a few seconds, each attributed in time
 [CancelAfter(180_000)]
 public sealed class RefusalLogTests
 {

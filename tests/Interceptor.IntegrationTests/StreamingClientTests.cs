@@ -14,6 +14,7 @@ namespace Interceptor.IntegrationTests;
 /// a bound.
 /// </summary>
 [TestFixture]
+[NonParallelizable] // bounds on each message's time and on bob's NOOPs in 20 s
 [CancelAfter(120_000)]
 public sealed class StreamingClientTests
 {

@@ -227,6 +227,10 @@ public sealed class SubordinateUidLine : IDisposable
 
     public static async Task<SubordinateUidLine> AddAsync(string line)
     {
+        // Every running daemon follows /etc/subuid (a rule per owner of sub-UIDs), so a line added beside another
+        // fixture's daemon changes that daemon's table under its test's feet.
+        Assert.That(FixtureRunsAlone(), Is.True,
+            $"{TestContext.CurrentContext.Test.ClassName} edits {Path}: mark the fixture [NonParallelizable]");
         await Lock.WaitAsync();
         try
         {
@@ -255,6 +259,20 @@ public sealed class SubordinateUidLine : IDisposable
         {
             Lock.Release();
         }
+    }
+
+    private static bool FixtureRunsAlone()
+    {
+        for (var test = NUnit.Framework.Internal.TestExecutionContext.CurrentContext.CurrentTest; test is not null; test = test.Parent as NUnit.Framework.Internal.Test)
+        {
+            if (test is NUnit.Framework.Internal.TestFixture)
+            {
+                // [NonParallelizable] sets exactly this (ParallelScope.None is not a flag to test for).
+                return test.Properties.Get(NUnit.Framework.Internal.PropertyNames.ParallelScope) is ParallelScope.None;
+            }
+        }
+
+        return false;
     }
 
     private static void Replace(List<string> lines)

@@ -36,10 +36,17 @@ public sealed partial class UserAccess
 
     /// <summary>
     /// <paramref name="uid"/> with the groups the databases give it (its primary group and getgrouplist's) and
-    /// <paramref name="extraGroups"/> (a unit's Group= and SupplementaryGroups=); null for root, which passes every
-    /// check, and for a uid without an account or a database that cannot be read, whose groups are unknown.
+    /// <paramref name="extraGroups"/> (a unit's SupplementaryGroups=); null for root, which passes every check, and for a
+    /// uid without an account or a database that cannot be read, whose groups are unknown.
     /// </summary>
-    public static UserAccess? For(uint uid, IReadOnlyCollection<uint>? extraGroups = null)
+    /// <param name="uid">The user.</param>
+    /// <param name="extraGroups">Groups held besides the databases' (a unit's SupplementaryGroups=).</param>
+    /// <param name="primaryGroup">
+    /// A primary group instead of the account's (a unit's Group=). systemd then gives the user that group and
+    /// getgrouplist's for it, as initgroups does: the account's own primary group is held only where the group
+    /// database lists the user in it.
+    /// </param>
+    public static UserAccess? For(uint uid, IReadOnlyCollection<uint>? extraGroups = null, uint? primaryGroup = null)
     {
         if (uid == 0)
         {
@@ -49,7 +56,7 @@ public sealed partial class UserAccess
         try
         {
             return UserDatabase.AccountOf(uid) is { } account
-                ? new UserAccess(uid, UnixGroups.GroupsOf(account.Name, account.Gid).Append(account.Gid).Concat(extraGroups ?? []))
+                ? new UserAccess(uid, GroupsHeld(account.Name, primaryGroup ?? account.Gid).Concat(extraGroups ?? []))
                 : null;
         }
         catch (LinuxInteropException)
@@ -57,6 +64,9 @@ public sealed partial class UserAccess
             return null;
         }
     }
+
+    private static IEnumerable<uint> GroupsHeld(string user, uint primaryGroup) =>
+        UnixGroups.GroupsOf(user, primaryGroup).Append(primaryGroup);
 
     /// <summary>
     /// The first directory on the way to <paramref name="path"/> this user may not search, described

@@ -63,6 +63,19 @@ public sealed partial class BootedPackageTests
         await TokenMovedToAsync("/tmp/metrics-token");
         var sandboxed = await ReinstallAsync();
 
+        // In a directory open to the package's group only (0710), with a drop-in's Group=mail: systemd then gives the daemon
+        // mail and the groups the database lists it in, not its own; the postinst passes Group= to the check, which names it.
+        await Container.CheckedAsync("""
+            set -e
+            install -d -o root -g smtp-interceptor -m 710 /etc/smtp-interceptor/group-dir
+            mkdir -p /etc/systemd/system/smtp-interceptor.service.d
+            printf '[Service]\nGroup=mail\n' > /etc/systemd/system/smtp-interceptor.service.d/group.conf
+            systemctl daemon-reload
+            """);
+        await TokenMovedToAsync("/etc/smtp-interceptor/group-dir/metrics-token");
+        var otherGroup = await ReinstallAsync();
+        await Container.CheckedAsync("rm -r /etc/systemd/system/smtp-interceptor.service.d/group.conf /etc/smtp-interceptor/group-dir && systemctl daemon-reload");
+
         // What root's check-config cannot see: an ACL that shuts the daemon's user out of a directory whose mode lets
         // others in. The check passes, the restart fails, and apt's output gives the daemon's own words.
         await Container.CheckedAsync("""
@@ -101,6 +114,8 @@ public sealed partial class BootedPackageTests
             Assert.That(sandboxed.Succeeded, Is.True, sandboxed.Describe());
             Assert.That(sandboxed.Stdout, Does.Contain($"smtp-interceptor: this version refuses {Config}"), "the unit's sandbox passed to the check" + sandboxed.Describe());
             Assert.That(sandboxed.Stdout, Does.Contain("    Metrics.BearerTokenFile: /tmp/metrics-token: is under /tmp, which the daemon's unit hides from it or gives it its own of (ProtectHome=, PrivateTmp=); keep it under /etc/smtp-interceptor"), sandboxed.Describe());
+            Assert.That(otherGroup.Stdout, Does.Match(@"    Metrics.BearerTokenFile: /etc/smtp-interceptor/group-dir/metrics-token: the daemon's user \(uid \d+ \(smtp-interceptor\)\) may not search /etc/smtp-interceptor/group-dir \(owner uid 0 \(root\), gid \d+, mode 0710\)"),
+                "the unit's Group= passed to the check, in place of the account's group" + otherGroup.Describe());
             Assert.That(shutByAcl.Succeeded, Is.True, shutByAcl.Describe());
             Assert.That(shutByAcl.Stdout, Does.Not.Contain("this version refuses"), "root's check-config leaves ACLs to the daemon's open" + shutByAcl.Describe());
             Assert.That(shutByAcl.Stdout, Does.Contain("smtp-interceptor: the daemon did not start after the upgrade, so port 25 stays closed to customers until it does; it said:"), shutByAcl.Describe());
@@ -111,6 +126,8 @@ public sealed partial class BootedPackageTests
             + unsearchable.Stdout.Split('\n').FirstOrDefault(l => l.Contains("/root/metrics-token:", StringComparison.Ordinal))?.Trim()
             + "; over a token in /tmp (the unit's own), the check: "
             + sandboxed.Stdout.Split('\n').FirstOrDefault(l => l.Contains("/tmp/metrics-token:", StringComparison.Ordinal))?.Trim()
+            + "; under a drop-in's Group=mail, the check: "
+            + otherGroup.Stdout.Split('\n').FirstOrDefault(l => l.Contains("group-dir/metrics-token:", StringComparison.Ordinal))?.Trim()
             + "; over one an ACL shuts the daemon out of, the daemon's words: "
             + shutByAcl.Stdout.Split('\n').FirstOrDefault(l => l.Contains("acl-dir/metrics-token:", StringComparison.Ordinal))?.Trim() + $"; restored: {restored.Trim()}");
     }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 
 namespace Interceptor.IntegrationTests;
 
@@ -12,7 +13,8 @@ namespace Interceptor.IntegrationTests;
 [CancelAfter(120_000)]
 public sealed class DaemonUserVerbTests
 {
-    private const uint Nobody = 65534;
+    private static uint Nobody => TestUsers.Nobody.Uid;
+    private static uint NoGroup => TestUsers.Nobody.Gid;
 
     private static Task<ProcessResult> CliAsync(Scenario s, string configPath, params string[] arguments) =>
         s.Ns.RunAsync(DaemonProcess.DotnetHost, [DaemonProcess.AssemblyPath, .. arguments, "--config", configPath], TimeSpan.FromSeconds(60));
@@ -85,6 +87,40 @@ public sealed class DaemonUserVerbTests
         Assert.That(unknown.ExitCode, Is.EqualTo(1), "a problem of the unit's, named with the others" + unknown);
         Assert.That(unknown.Stderr, Does.Contain("--daemon-groups: no such group \"no-such-group-4711\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)"), unknown.ToString());
         Assert.That(unknown.Stderr, Does.Contain($"Metrics.BearerTokenFile: {moved}: the daemon's user"), "the rest still checked" + unknown);
+    }
+
+    [Test]
+    public async Task Check_config_judges_a_units_group_in_place_of_the_users_own()
+    {
+        // The token nobody's, 0600, in a directory of nobody's own group (nogroup), 0710: open to nobody, until a unit's
+        // Group= puts the daemon in another group instead, as systemd does.
+        await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
+        var config = ConfigWithToken(s, out var token);
+        var directory = Directory.CreateDirectory(Path.Combine(s.Dir.Path, "tokens")).FullName;
+        var moved = Path.Combine(directory, "metrics.token");
+        File.Move(token, moved);
+        File.WriteAllText(config, File.ReadAllText(config).Replace(token, moved, StringComparison.Ordinal));
+        using (var chown = Process.Start("chown", ["nobody", moved]))
+        {
+            await chown.WaitForExitAsync();
+        }
+
+        using (var chgrp = Process.Start("chown", [$"root:{NoGroup}", directory]))
+        {
+            await chgrp.WaitForExitAsync();
+        }
+
+        File.SetUnixFileMode(directory, (UnixFileMode)0x1C8);
+
+        var own = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-group", "", "--daemon-groups", "");
+        var other = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-group", "4242", "--daemon-groups", "");
+        var twice = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-group", "4242", "--daemon-groups", NoGroup.ToString(CultureInfo.InvariantCulture));
+
+        Assert.That(own.ExitCode, Is.Zero, "a unit without Group= (the postinst passes it empty)" + own);
+        Assert.That(other.ExitCode, Is.EqualTo(1), other.ToString());
+        Assert.That(other.Stderr, Does.Contain(
+            $"Metrics.BearerTokenFile: {moved}: the daemon's user (uid {Nobody} (nobody)) may not search {directory} (owner uid 0 (root), gid {NoGroup}, mode 0710)"), other.ToString());
+        Assert.That(twice.ExitCode, Is.Zero, "SupplementaryGroups= gives the group back" + twice);
     }
 
     [Test]

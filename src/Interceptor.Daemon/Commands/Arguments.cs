@@ -7,7 +7,9 @@ namespace Interceptor.Daemon.Commands;
 /// <param name="DaemonUser">--daemon-user (check-config and rules only): the user to check or render for; see <see cref="DaemonAccount"/>.</param>
 /// <param name="DaemonGroups">--daemon-groups (check-config only): groups the daemon runs in besides its user's own.</param>
 /// <param name="DaemonSandbox">--daemon-sandbox (check-config only): the unit's ProtectHome= and PrivateTmp=.</param>
-public sealed record Arguments(string Verb, string? ConfigPath, bool Json, string? DaemonUser = null, string? DaemonGroups = null, string? DaemonSandbox = null)
+/// <param name="DaemonGroup">--daemon-group (check-config only): the daemon's primary group instead of its user's (Group=).</param>
+public sealed record Arguments(
+    string Verb, string? ConfigPath, bool Json, string? DaemonUser = null, string? DaemonGroups = null, string? DaemonSandbox = null, string? DaemonGroup = null)
 {
     public const string DefaultConfigPath = "/etc/smtp-interceptor/smtp-interceptor.json";
 

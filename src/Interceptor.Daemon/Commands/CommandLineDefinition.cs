@@ -97,13 +97,23 @@ public sealed class CommandLineDefinition
     };
 
     /// <summary>
-    /// On check-config: the groups a unit adds to the daemon's user's own (Group=, SupplementaryGroups=), so that the
+    /// On check-config: the groups a unit adds to the daemon's user's own (SupplementaryGroups=), so that the
     /// directories and files it may reach through them are judged as the kernel will (the postinst passes the unit's).
     /// </summary>
     public Option<string?> DaemonGroups { get; } = new("--daemon-groups")
     {
         HelpName = "GROUPS",
-        Description = "groups the daemon runs in besides its user's own, as a unit's Group= and SupplementaryGroups= give them (names or gids, separated by spaces or commas)",
+        Description = "groups the daemon runs in besides its user's own, as a unit's SupplementaryGroups= gives them (names or gids, separated by spaces or commas)",
+    };
+
+    /// <summary>
+    /// On check-config: a unit's Group=, which systemd gives the daemon instead of its user's primary group (with the
+    /// groups the group database lists the user in), so a file reachable only through the user's own group is not.
+    /// </summary>
+    public Option<string?> DaemonGroup { get; } = new("--daemon-group")
+    {
+        HelpName = "GROUP",
+        Description = "the daemon's primary group instead of its user's, as a unit's Group= sets it (a name or gid; the user's own primary group is then held only if the group database lists the user in it)",
     };
 
     /// <summary>
@@ -222,6 +232,7 @@ public sealed class CommandLineDefinition
     // a problem of the unit's, which check-config names among the others (exit 1), not a usage error that would stop it.
     private Command WithUnitSettings(Command command)
     {
+        command.Options.Add(DaemonGroup);
         command.Options.Add(DaemonGroups);
         command.Options.Add(DaemonSandbox);
         return command;
@@ -258,7 +269,7 @@ public sealed class CommandLineDefinition
         return _admin.TryGetValue(result.CommandResult.Command, out var admin) ? admin.RequestOf(result) : null;
     }
 
-    /// <summary>What the verb's handler gets: its name, the configuration file, --json, --daemon-user, --daemon-groups and --daemon-sandbox.</summary>
+    /// <summary>What the verb's handler gets: its name, the configuration file, --json, --daemon-user, and the unit's settings.</summary>
     public Arguments ArgumentsOf(ParseResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
@@ -269,7 +280,8 @@ public sealed class CommandLineDefinition
             command.Options.Contains(Json) && result.GetValue(Json),
             command.Options.Contains(DaemonUser) ? result.GetValue(DaemonUser) : null,
             command.Options.Contains(DaemonGroups) ? result.GetValue(DaemonGroups) : null,
-            command.Options.Contains(DaemonSandbox) ? result.GetValue(DaemonSandbox) : null);
+            command.Options.Contains(DaemonSandbox) ? result.GetValue(DaemonSandbox) : null,
+            command.Options.Contains(DaemonGroup) ? result.GetValue(DaemonGroup) : null);
     }
 
     private int Help(ParseResult result) => Help(result.CommandResult.Command);

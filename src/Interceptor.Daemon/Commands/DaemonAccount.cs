@@ -52,7 +52,24 @@ public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfC
     /// (systemd prints SupplementaryGroups= with spaces); empty when not given. A name that is no group, or a group
     /// database that cannot be read, is a problem: systemd would not start a unit naming it either.
     /// </summary>
-    public static (IReadOnlyList<uint> Gids, IReadOnlyList<string> Problems) GroupsNamed(string? list)
+    public static (IReadOnlyList<uint> Gids, IReadOnlyList<string> Problems) GroupsNamed(string? list) => GroupsNamed(list, "--daemon-groups");
+
+    /// <summary>
+    /// The gid of <c>--daemon-group</c> (a unit's Group=, as systemctl show prints it: empty when the unit sets none), null
+    /// when not given; problems as for <see cref="GroupsNamed(string?)"/>, and more than one group is one too.
+    /// </summary>
+    public static (uint? Gid, IReadOnlyList<string> Problems) PrimaryGroupNamed(string? name)
+    {
+        var (gids, problems) = GroupsNamed(name, "--daemon-group");
+        if (gids.Count + problems.Count > 1)
+        {
+            return (null, [$"--daemon-group: one group (a unit's Group=), not \"{name}\"; further groups go to --daemon-groups"]);
+        }
+
+        return (gids.Count == 1 ? gids[0] : null, problems);
+    }
+
+    private static (IReadOnlyList<uint> Gids, IReadOnlyList<string> Problems) GroupsNamed(string? list, string option)
     {
         var gids = new List<uint>();
         var problems = new List<string>();
@@ -66,12 +83,12 @@ public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfC
                 }
                 else
                 {
-                    problems.Add($"--daemon-groups: no such group \"{name}\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)");
+                    problems.Add($"{option}: no such group \"{name}\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)");
                 }
             }
             catch (LinuxInteropException e)
             {
-                problems.Add($"--daemon-groups: the group database could not be read for \"{name}\" ({e.Message})");
+                problems.Add($"{option}: the group database could not be read for \"{name}\" ({e.Message})");
             }
         }
 

@@ -21,8 +21,11 @@ public static class RulesCommands
 
         // The files it names, opened as run will open them (credentials, each relay's CA, the client CA); the private ones
         // must be the daemon's user's, whoever checks, and every one must be within that user's reach.
+        var (primary, primaryProblems) = DaemonAccount.PrimaryGroupNamed(arguments.DaemonGroup);
         var (groups, groupProblems) = DaemonAccount.GroupsNamed(arguments.DaemonGroups);
-        if (groupProblems.Concat(ReferencedFiles.Problems(options, account.Uid, groups, ReferencedFiles.HiddenBy(arguments.DaemonSandbox))).ToList() is { Count: > 0 } files)
+        var problems = primaryProblems.Concat(groupProblems)
+            .Concat(ReferencedFiles.Problems(options, account.Uid, groups, ReferencedFiles.HiddenBy(arguments.DaemonSandbox), primary));
+        if (problems.ToList() is { Count: > 0 } files)
         {
             // Paths in these lines may come from a customer's link targets: escaped, so no control sequence reaches the
             // admin's terminal or apt's log, and no line break forges a line.

@@ -23,9 +23,11 @@ internal static class ReferencedFiles
     /// <inheritdoc cref="Problems(InterceptorOptions)"/>
     /// <param name="options">The configuration.</param>
     /// <param name="daemonUid">The user the daemon will run as: the private files must be its own (check-config --daemon-user).</param>
-    /// <param name="daemonGroups">Groups it runs in besides those the databases give it (check-config --daemon-groups: a unit's Group= and SupplementaryGroups=).</param>
+    /// <param name="daemonGroups">Groups it runs in besides those the databases give it (check-config --daemon-groups: a unit's SupplementaryGroups=).</param>
     /// <param name="hidden">Directories the daemon's unit hides from it or gives it its own of (<see cref="HiddenBy"/>).</param>
-    public static IReadOnlyList<string> Problems(InterceptorOptions options, uint daemonUid, IReadOnlyCollection<uint>? daemonGroups = null, IReadOnlyList<string>? hidden = null)
+    /// <param name="daemonGroup">Its primary group instead of its user's (check-config --daemon-group: a unit's Group=).</param>
+    public static IReadOnlyList<string> Problems(
+        InterceptorOptions options, uint daemonUid, IReadOnlyCollection<uint>? daemonGroups = null, IReadOnlyList<string>? hidden = null, uint? daemonGroup = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var problems = new List<string>();
@@ -59,7 +61,7 @@ internal static class ReferencedFiles
 
         if (daemonUid != UserDatabase.EffectiveUid)
         {
-            problems.AddRange(UnreadableByTheDaemon(options, daemonUid, daemonGroups));
+            problems.AddRange(UnreadableByTheDaemon(options, daemonUid, daemonGroups, daemonGroup));
         }
 
         if (hidden is { Count: > 0 })
@@ -75,9 +77,9 @@ internal static class ReferencedFiles
     /// daemon's user may not reach or read, from the owners, groups and modes of the directories on their paths and of
     /// the files. A secret's own owner and mode are its reader's (above). Missing files are named above.
     /// </summary>
-    private static IEnumerable<string> UnreadableByTheDaemon(InterceptorOptions options, uint daemonUid, IReadOnlyCollection<uint>? daemonGroups)
+    private static IEnumerable<string> UnreadableByTheDaemon(InterceptorOptions options, uint daemonUid, IReadOnlyCollection<uint>? daemonGroups, uint? daemonGroup)
     {
-        if (UserAccess.For(daemonUid, daemonGroups) is not { } access)
+        if (UserAccess.For(daemonUid, daemonGroups, daemonGroup) is not { } access)
         {
             yield break;
         }

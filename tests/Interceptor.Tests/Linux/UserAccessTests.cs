@@ -89,6 +89,23 @@ public sealed partial class UserAccessTests
     }
 
     [Test]
+    public void A_units_group_in_place_of_the_accounts_own_is_counted_as_systemd_gives_it()
+    {
+        // Group=4242: systemd gives nobody that gid and getgrouplist's for it (initgroups), so nogroup, nobody's primary
+        // group in passwd and listing no members, is gone.
+        Assert.That(UnixGroups.GroupsOf("nobody", UnknownGroup), Is.EqualTo(new[] { UnknownGroup }), "precondition: nobody is listed in no group");
+        var ownGroups = FileInside("own", 0x1C8, "root:nogroup");
+        var unitsGroup = FileInside("units", 0x1C8, $"root:{UnknownGroup}");
+        var withGroup = UserAccess.For(Nobody, primaryGroup: UnknownGroup) ?? throw new AssertionException("no account for nobody");
+
+        Assert.That(KernelLets(ownGroups, UnknownGroup), Is.False, "the kernel: nogroup's directory is shut to nobody under Group=");
+        Assert.That(KernelLets(unitsGroup, UnknownGroup), Is.True, "and the unit's group's is open");
+        Assert.That(withGroup.SearchBarrier(ownGroups), Does.EndWith("(owner uid 0 (root), gid 65534, mode 0710)"));
+        Assert.That(withGroup.SearchBarrier(unitsGroup), Is.Null);
+        Assert.That(NobodysAccess().SearchBarrier(ownGroups), Is.Null, "without Group=, nogroup is nobody's");
+    }
+
+    [Test]
     public void Links_among_the_directories_are_walked_as_the_kernel_walks_them()
     {
         // hidden (0700) holds open (0755) and a file of its own; the paths below pass through hidden only by their links.

@@ -83,6 +83,14 @@ public sealed class CommandLineDefinitionTests
             "--daemon-groups: no such group \"4294967295\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)",
         }), "(gid_t)-1 is not a group");
         Assert.That(_definition.Parse(["rules", "--daemon-groups", "adm"]).Errors, Is.Not.Empty, "rules renders for a uid: groups mean nothing there");
+        Assert.That(Parsed("check-config", "--daemon-group", "adm").Arguments.DaemonGroup, Is.EqualTo("adm"));
+        Assert.That(DaemonAccount.PrimaryGroupNamed("adm"), Is.EqualTo(((uint?)4, Array.Empty<string>())).Using<(uint?, IReadOnlyList<string>)>((a, b) => a.Item1 == b.Item1 && a.Item2.SequenceEqual(b.Item2)));
+        Assert.That(DaemonAccount.PrimaryGroupNamed("").Gid, Is.Null, "a unit without Group=, as the postinst passes it");
+        Assert.That(DaemonAccount.PrimaryGroupNamed("adm 4242").Problems, Is.EqualTo(new[] { "--daemon-group: one group (a unit's Group=), not \"adm 4242\"; further groups go to --daemon-groups" }));
+        Assert.That(DaemonAccount.PrimaryGroupNamed("no-such-group-here").Problems, Is.EqualTo(new[]
+        {
+            "--daemon-group: no such group \"no-such-group-here\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)",
+        }));
         Assert.That(Parsed("check-config", "--daemon-sandbox", "ProtectHome=yes PrivateTmp=yes").Arguments.DaemonSandbox, Is.EqualTo("ProtectHome=yes PrivateTmp=yes"));
         Assert.That(ReferencedFiles.HiddenBy("ProtectHome=yes PrivateTmp=yes"), Is.EqualTo(new[] { "/home", "/root", "/run/user", "/tmp", "/var/tmp" }));
         Assert.That(ReferencedFiles.HiddenBy("ProtectHome=tmpfs PrivateTmp=no"), Is.EqualTo(new[] { "/home", "/root", "/run/user" }));

@@ -116,6 +116,15 @@ def proc_cpu_split(pid):
     return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
 
 
+def proc_kernel_ticks(pid):
+    """stime of a process (its time in the kernel, all threads), in clock ticks; 0 if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rpartition(")")[2].split()[12])
+    except OSError:
+        return 0
+
+
 def proc_cpu_ticks(pid, children=False):
     """utime+stime (and with children, cutime+cstime) of a process, in clock ticks; 0 if it is gone."""
     own, reaped = proc_cpu_split(pid)
@@ -661,6 +670,7 @@ backend sink
         sink0 = sink.count()
         relay = self.daemon if path.startswith("B") else self.haproxy if path == "H" else None
         d_cpu0 = proc_cpu_ticks(relay.pid) if relay else 0
+        d_kernel0 = proc_kernel_ticks(relay.pid) if relay else 0
         s_cpu0 = proc_cpu_ticks(sink.proc.pid)
         p_cpu0 = self.postfix_cpu_ticks() if path == "C" else 0
         host0 = host_cpu_ticks()
@@ -678,6 +688,8 @@ backend sink
             "cpu_daemon_s": (proc_cpu_ticks(relay.pid) - d_cpu0) / TICK if path.startswith("B") else 0.0,
             "cpu_proxy_s": (proc_cpu_ticks(relay.pid) - d_cpu0) / TICK if path == "H" else 0.0,
             "cpu_postfix_s": (self.postfix_cpu_ticks() - p_cpu0) / TICK if path == "C" else 0.0,
+            # Of the relay's CPU, its time in the kernel: what a dearer system call or context switch raises.
+            "cpu_relay_kernel_s": (proc_kernel_ticks(relay.pid) - d_kernel0) / TICK if relay else 0.0,
         }
         host1 = host_cpu_ticks()
         # The share of both cores busy (any process) while the round ran: a path below 100% was waiting, not computing.
@@ -1189,10 +1201,11 @@ backend sink
         out("  %-*s %7.0f msg/s  (%d msgs)  %s; %s" % (w, "A  direct to the sink, no nft table", ra, count(t["A"]), ends(t["A"]), by_round(t["A"])))
         out("  %-*s %7.0f msg/s  (%d msgs)  %s; %s" % (w, "A' direct, exempt user, table loaded", ra2, count(t["A'"]), ends(t["A'"]), by_round(t["A'"])))
         out("  %-*s %7.0f msg/s  (%d msgs)  %s; %s" % (
-            w, "B  through smtp-interceptor", rb, count(t["B"]), ends(t["B"], ", daemon %4.0f µs" % cpu_us(t["B"], "cpu_daemon_s")), by_round(t["B"])))
+            w, "B  through smtp-interceptor", rb, count(t["B"]), ends(t["B"], ", daemon %4.0f µs (%.0f in the kernel)" % (
+                cpu_us(t["B"], "cpu_daemon_s"), cpu_us(t["B"], "cpu_relay_kernel_s"))), by_round(t["B"])))
         out("  %-*s %7.0f msg/s  (%d msgs)  %s; %s" % (
             w, "H  through HAProxy (TCP byte forwarder, a connection per client)", rh, count(t["H"]),
-            ends(t["H"], ", haproxy %4.0f µs" % cpu_us(t["H"], "cpu_proxy_s")), by_round(t["H"])))
+            ends(t["H"], ", haproxy %4.0f µs (%.0f in the kernel)" % (cpu_us(t["H"], "cpu_proxy_s"), cpu_us(t["H"], "cpu_relay_kernel_s"))), by_round(t["H"])))
         accept_c = count(t["C"]) / sum(x["accept_seconds"] for x in t["C"])
         out("  %-*s %7.0f msg/s  (%d msgs)  %s; Postfix accepted %.0f msg/s" % (
             w, "C  through a local Postfix relay", rc, count(t["C"]), ends(t["C"], ", postfix %4.0f µs" % cpu_us(t["C"], "cpu_postfix_s")), accept_c))

@@ -19,11 +19,23 @@ public static partial class UnixGroups
     // Far above NGROUPS_MAX (65536) would be a broken NSS source, not a real user.
     private const int MaxGroups = 1 << 17;
 
+    private unsafe delegate int EntryLookup(Group* entry, byte* buffer, nuint bufferLength, Group** result);
+
     /// <summary>The gid of group <paramref name="name"/>, or null when there is no such group.</summary>
     /// <exception cref="LinuxInteropException">The group database could not be read.</exception>
     public static unsafe uint? GidOf(string name)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
+        return Find($"getgrnam_r({name})", (entry, buffer, length, result) => GetGrNam(name, entry, buffer, length, result));
+    }
+
+    /// <summary>Whether the group database has a group of gid <paramref name="gid"/>.</summary>
+    /// <exception cref="LinuxInteropException">The group database could not be read.</exception>
+    public static unsafe bool Exists(uint gid) =>
+        Find($"getgrgid_r({gid})", (entry, buffer, length, result) => GetGrGid(gid, entry, buffer, length, result)) is not null;
+
+    private static unsafe uint? Find(string call, EntryLookup lookup)
+    {
         var size = InitialBufferSize;
         while (true)
         {
@@ -35,7 +47,7 @@ public static partial class UnixGroups
                 int error;
                 fixed (byte* p = buffer)
                 {
-                    error = GetGrNam(name, &entry, p, (nuint)buffer.Length, &result);
+                    error = lookup(&entry, p, (nuint)buffer.Length, &result);
                     if (error == 0 && result is not null)
                     {
                         return result->Gid;
@@ -50,7 +62,7 @@ public static partial class UnixGroups
                         return null;
                 }
 
-                throw new LinuxInteropException($"getgrnam_r({name})", error);
+                throw new LinuxInteropException(call, error);
             }
             finally
             {
@@ -107,6 +119,9 @@ public static partial class UnixGroups
     // "libc" is mapped by the .NET runtime to the platform's C library (libc.so.6 on glibc).
     [LibraryImport("libc", EntryPoint = "getgrnam_r", StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int GetGrNam(string name, Group* grp, byte* buffer, nuint bufferLength, Group** result);
+
+    [LibraryImport("libc", EntryPoint = "getgrgid_r")]
+    private static unsafe partial int GetGrGid(uint gid, Group* grp, byte* buffer, nuint bufferLength, Group** result);
 
     [LibraryImport("libc", EntryPoint = "getgrouplist", StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int GetGroupList(string user, uint group, uint* groups, int* ngroups);

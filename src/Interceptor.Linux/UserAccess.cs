@@ -44,7 +44,7 @@ public sealed partial class UserAccess
     /// <param name="primaryGroup">
     /// A primary group instead of the account's (a unit's Group=). systemd then gives the user that group and
     /// getgrouplist's for it, as initgroups does: the account's own primary group is held only where the group
-    /// database lists the user in it.
+    /// database lists the user in it. For gid 0 systemd skips initgroups: that group and the extra groups alone.
     /// </param>
     public static UserAccess? For(uint uid, IReadOnlyCollection<uint>? extraGroups = null, uint? primaryGroup = null)
     {
@@ -65,8 +65,9 @@ public sealed partial class UserAccess
         }
     }
 
+    // systemd's initgroups, which it skips for gid 0: a service in root's group gets SupplementaryGroups= alone beside it.
     private static IEnumerable<uint> GroupsHeld(string user, uint primaryGroup) =>
-        UnixGroups.GroupsOf(user, primaryGroup).Append(primaryGroup);
+        primaryGroup == 0 ? [0] : UnixGroups.GroupsOf(user, primaryGroup).Append(primaryGroup);
 
     /// <summary>
     /// The first directory on the way to <paramref name="path"/> this user may not search, described

@@ -74,7 +74,12 @@ public sealed partial class BootedPackageTests
             """);
         await TokenMovedToAsync("/etc/smtp-interceptor/group-dir/metrics-token");
         var otherGroup = await ReinstallAsync();
-        await Container.CheckedAsync("rm -r /etc/systemd/system/smtp-interceptor.service.d/group.conf /etc/smtp-interceptor/group-dir && systemctl daemon-reload");
+        await Container.CheckedAsync("""
+            set -e
+            rm -r /etc/systemd/system/smtp-interceptor.service.d/group.conf /etc/smtp-interceptor/group-dir
+            rmdir --ignore-fail-on-non-empty /etc/systemd/system/smtp-interceptor.service.d
+            systemctl daemon-reload
+            """);
 
         // What root's check-config cannot see: an ACL that shuts the daemon's user out of a directory whose mode lets
         // others in. The check passes, the restart fails, and apt's output gives the daemon's own words.
@@ -116,6 +121,7 @@ public sealed partial class BootedPackageTests
             Assert.That(sandboxed.Stdout, Does.Contain("    Metrics.BearerTokenFile: /tmp/metrics-token: is under /tmp, which the daemon's unit hides from it or gives it its own of (ProtectHome=, PrivateTmp=); keep it under /etc/smtp-interceptor"), sandboxed.Describe());
             Assert.That(otherGroup.Stdout, Does.Match(@"    Metrics.BearerTokenFile: /etc/smtp-interceptor/group-dir/metrics-token: the daemon's user \(uid \d+ \(smtp-interceptor\)\) may not search /etc/smtp-interceptor/group-dir \(owner uid 0 \(root\), gid \d+, mode 0710\)"),
                 "the unit's Group= passed to the check, in place of the account's group" + otherGroup.Describe());
+            Assert.That(otherGroup.Stdout, Does.Not.Contain("started all the same"), "and systemd agrees: the daemon did not start" + otherGroup.Describe());
             Assert.That(shutByAcl.Succeeded, Is.True, shutByAcl.Describe());
             Assert.That(shutByAcl.Stdout, Does.Not.Contain("this version refuses"), "root's check-config leaves ACLs to the daemon's open" + shutByAcl.Describe());
             Assert.That(shutByAcl.Stdout, Does.Contain("smtp-interceptor: the daemon did not start after the upgrade, so port 25 stays closed to customers until it does; it said:"), shutByAcl.Describe());

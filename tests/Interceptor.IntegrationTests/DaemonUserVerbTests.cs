@@ -15,6 +15,7 @@ public sealed class DaemonUserVerbTests
 {
     private static uint Nobody => TestUsers.Nobody.Uid;
     private static uint NoGroup => TestUsers.Nobody.Gid;
+    private static uint MailGid => Linux.UnixGroups.GidOf("mail") ?? throw new AssertionException("no group mail (Debian has it)");
 
     private static Task<ProcessResult> CliAsync(Scenario s, string configPath, params string[] arguments) =>
         s.Ns.RunAsync(DaemonProcess.DotnetHost, [DaemonProcess.AssemblyPath, .. arguments, "--config", configPath], TimeSpan.FromSeconds(60));
@@ -56,8 +57,8 @@ public sealed class DaemonUserVerbTests
     [Test]
     public async Task Check_config_names_a_directory_the_daemons_user_may_not_search_unless_a_group_the_unit_adds_lets_it()
     {
-        // The token nobody's, 0600, in a directory of root's group 4242 (no such group in the database: a gid alone),
-        // 0710: nobody may search it only in that group, as a unit's SupplementaryGroups= would put it.
+        // The token nobody's, 0600, in a directory of group mail, 0710: nobody may search it only in that group, as a
+        // unit's SupplementaryGroups= would put it.
         await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
         var config = ConfigWithToken(s, out var token);
         var directory = Directory.CreateDirectory(Path.Combine(s.Dir.Path, "tokens")).FullName;
@@ -69,7 +70,7 @@ public sealed class DaemonUserVerbTests
             await chown.WaitForExitAsync();
         }
 
-        using (var chgrp = Process.Start("chown", ["root:4242", directory]))
+        using (var chgrp = Process.Start("chown", ["root:mail", directory]))
         {
             await chgrp.WaitForExitAsync();
         }
@@ -77,12 +78,12 @@ public sealed class DaemonUserVerbTests
         File.SetUnixFileMode(directory, (UnixFileMode)0x1C8);
 
         var alone = await CliAsync(s, config, "check-config", "--daemon-user", "nobody");
-        var inTheGroup = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-groups", "adm 4242");
+        var inTheGroup = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-groups", "adm mail");
         var unknown = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-groups", "no-such-group-4711");
 
         Assert.That(alone.ExitCode, Is.EqualTo(1), alone.ToString());
         Assert.That(alone.Stderr, Does.Contain(
-            $"Metrics.BearerTokenFile: {moved}: the daemon's user (uid {Nobody} (nobody)) may not search {directory} (owner uid 0 (root), gid 4242, mode 0710); it must be able to search every directory on the path (let it search that one, or move the file)"), alone.ToString());
+            $"Metrics.BearerTokenFile: {moved}: the daemon's user (uid {Nobody} (nobody)) may not search {directory} (owner uid 0 (root), gid {MailGid}, mode 0710); it must be able to search every directory on the path (let it search that one, or move the file)"), alone.ToString());
         Assert.That(inTheGroup.ExitCode, Is.Zero, inTheGroup.ToString());
         Assert.That(unknown.ExitCode, Is.EqualTo(1), "a problem of the unit's, named with the others" + unknown);
         Assert.That(unknown.Stderr, Does.Contain("--daemon-groups: no such group \"no-such-group-4711\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)"), unknown.ToString());
@@ -113,8 +114,8 @@ public sealed class DaemonUserVerbTests
         File.SetUnixFileMode(directory, (UnixFileMode)0x1C8);
 
         var own = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-group", "", "--daemon-groups", "");
-        var other = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-group", "4242", "--daemon-groups", "");
-        var twice = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-group", "4242", "--daemon-groups", NoGroup.ToString(CultureInfo.InvariantCulture));
+        var other = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-group", "mail", "--daemon-groups", "");
+        var twice = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-group", "mail", "--daemon-groups", NoGroup.ToString(CultureInfo.InvariantCulture));
 
         Assert.That(own.ExitCode, Is.Zero, "a unit without Group= (the postinst passes it empty)" + own);
         Assert.That(other.ExitCode, Is.EqualTo(1), other.ToString());

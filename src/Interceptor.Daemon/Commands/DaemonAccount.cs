@@ -16,6 +16,7 @@ public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfC
 {
     /// <summary>The account the Debian package creates and names in its units' <c>User=</c>.</summary>
     public const string PackagedName = "smtp-interceptor";
+    private const uint NobodyGid = 65534;
 
     /// <summary>The account for <c>--daemon-user</c> (<paramref name="requested"/>, null when not given).</summary>
     /// <exception cref="Configuration.ConfigurationException">--daemon-user names no account.</exception>
@@ -49,52 +50,59 @@ public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfC
 
     /// <summary>
     /// The gids of <c>--daemon-groups</c>: names from the group database or gids in digits, separated by spaces or commas
-    /// (systemd prints SupplementaryGroups= with spaces); empty when not given. A name that is no group, or a group
-    /// database that cannot be read, is a problem: systemd would not start a unit naming it either.
+    /// (systemd prints SupplementaryGroups= with spaces); empty when not given. A group the database does not have, or a
+    /// group database that cannot be read, is a problem: systemd would not start a unit naming it either.
     /// </summary>
-    public static (IReadOnlyList<uint> Gids, IReadOnlyList<string> Problems) GroupsNamed(string? list) => GroupsNamed(list, "--daemon-groups");
-
-    /// <summary>
-    /// The gid of <c>--daemon-group</c> (a unit's Group=, as systemctl show prints it: empty when the unit sets none), null
-    /// when not given; problems as for <see cref="GroupsNamed(string?)"/>, and more than one group is one too.
-    /// </summary>
-    public static (uint? Gid, IReadOnlyList<string> Problems) PrimaryGroupNamed(string? name)
-    {
-        var (gids, problems) = GroupsNamed(name, "--daemon-group");
-        if (gids.Count + problems.Count > 1)
-        {
-            return (null, [$"--daemon-group: one group (a unit's Group=), not \"{name}\"; further groups go to --daemon-groups"]);
-        }
-
-        return (gids.Count == 1 ? gids[0] : null, problems);
-    }
-
-    private static (IReadOnlyList<uint> Gids, IReadOnlyList<string> Problems) GroupsNamed(string? list, string option)
+    public static (IReadOnlyList<uint> Gids, IReadOnlyList<string> Problems) GroupsNamed(string? list)
     {
         var gids = new List<uint>();
         var problems = new List<string>();
         foreach (var name in (list ?? "").Split([' ', ','], StringSplitOptions.RemoveEmptyEntries))
         {
-            try
+            if (Resolve("--daemon-groups", name, problems) is { } gid)
             {
-                if (GidOfNameOrNumber(name) is { } gid)
-                {
-                    gids.Add(gid);
-                }
-                else
-                {
-                    problems.Add($"{option}: no such group \"{name}\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)");
-                }
-            }
-            catch (LinuxInteropException e)
-            {
-                problems.Add($"{option}: the group database could not be read for \"{name}\" ({e.Message})");
+                gids.Add(gid);
             }
         }
 
         return (gids, problems);
     }
 
-    // A group's gid from its name, else from digits alone: a gid is written as a uid is, and (gid_t)-1 is no group either.
-    private static uint? GidOfNameOrNumber(string name) => UnixGroups.GidOf(name) ?? UserDatabase.ParseUid(name);
+    /// <summary>
+    /// The gid of <c>--daemon-group</c>, a unit's Group= as systemctl show prints it (one name or gid, taken whole: a
+    /// relaxed group name may hold a space); null when empty, as for a unit that sets none. Problems as for
+    /// <see cref="GroupsNamed(string?)"/>.
+    /// </summary>
+    public static (uint? Gid, IReadOnlyList<string> Problems) PrimaryGroupNamed(string? name)
+    {
+        var group = (name ?? "").Trim();
+        var problems = new List<string>();
+        return (group.Length == 0 ? null : Resolve("--daemon-group", group, problems), problems);
+    }
+
+    private static uint? Resolve(string option, string name, List<string> problems)
+    {
+        try
+        {
+            if (GidOfNameOrNumber(name) is { } gid)
+            {
+                return gid;
+            }
+
+            problems.Add($"{option}: no such group \"{name}\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)");
+        }
+        catch (LinuxInteropException e)
+        {
+            problems.Add($"{option}: the group database could not be read for \"{name}\" ({e.Message})");
+        }
+
+        return null;
+    }
+
+    // A group's gid from its name, else from digits alone (written as a uid is; (gid_t)-1 is no group). systemd refuses a
+    // gid the database does not have, as it does a name, except root's and nobody's, which it knows without one.
+    private static uint? GidOfNameOrNumber(string name) =>
+        UnixGroups.GidOf(name)
+        ?? (UserDatabase.ParseUid(name) is { } gid && (gid is 0 or NobodyGid || UnixGroups.Exists(gid)) ? gid : null);
+
 }

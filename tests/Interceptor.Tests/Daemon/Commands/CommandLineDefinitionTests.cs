@@ -70,10 +70,14 @@ public sealed class CommandLineDefinitionTests
         var parsed = Parsed("check-config", "--daemon-user", "nobody", "--daemon-groups", "nogroup 4242,adm");
 
         Assert.That(parsed.Arguments.DaemonGroups, Is.EqualTo("nogroup 4242,adm"));
-        var (all, none) = DaemonAccount.GroupsNamed(parsed.Arguments.DaemonGroups);
-        Assert.That(all, Is.EqualTo(new uint[] { 65534, 4242, 4 }));
-        Assert.That(none, Is.Empty);
-        Assert.That(Parsed("check-config", "--daemon-groups", " ").Arguments.DaemonGroups, Is.EqualTo(" "), "a unit without Group= or SupplementaryGroups=, as the postinst passes it");
+        var (all, unknown) = DaemonAccount.GroupsNamed(parsed.Arguments.DaemonGroups);
+        Assert.That(all, Is.EqualTo(new uint[] { 65534, 4 }));
+        Assert.That(unknown, Is.EqualTo(new[]
+        {
+            "--daemon-groups: no such group \"4242\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)",
+        }), "a gid the database does not have: systemd refuses it as it refuses a name");
+        Assert.That(DaemonAccount.GroupsNamed("0 65534").Gids, Is.EqualTo(new uint[] { 0, 65534 }), "root's and nobody's, which systemd knows without the database");
+        Assert.That(Parsed("check-config", "--daemon-groups", " ").Arguments.DaemonGroups, Is.EqualTo(" "), "a unit without SupplementaryGroups=, as the postinst passes it");
         Assert.That(DaemonAccount.GroupsNamed(" ").Gids, Is.Empty);
         var (gids, problems) = DaemonAccount.GroupsNamed("adm no-such-group-here 4294967295");
         Assert.That(gids, Is.EqualTo(new uint[] { 4 }));
@@ -86,7 +90,11 @@ public sealed class CommandLineDefinitionTests
         Assert.That(Parsed("check-config", "--daemon-group", "adm").Arguments.DaemonGroup, Is.EqualTo("adm"));
         Assert.That(DaemonAccount.PrimaryGroupNamed("adm"), Is.EqualTo(((uint?)4, Array.Empty<string>())).Using<(uint?, IReadOnlyList<string>)>((a, b) => a.Item1 == b.Item1 && a.Item2.SequenceEqual(b.Item2)));
         Assert.That(DaemonAccount.PrimaryGroupNamed("").Gid, Is.Null, "a unit without Group=, as the postinst passes it");
-        Assert.That(DaemonAccount.PrimaryGroupNamed("adm 4242").Problems, Is.EqualTo(new[] { "--daemon-group: one group (a unit's Group=), not \"adm 4242\"; further groups go to --daemon-groups" }));
+        Assert.That(DaemonAccount.PrimaryGroupNamed("adm 4242").Problems, Is.EqualTo(new[]
+        {
+            "--daemon-group: no such group \"adm 4242\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)",
+        }), "one name, taken whole (a relaxed group name may hold a space)");
+        Assert.That(DaemonAccount.PrimaryGroupNamed(" 0 ").Gid, Is.Zero);
         Assert.That(DaemonAccount.PrimaryGroupNamed("no-such-group-here").Problems, Is.EqualTo(new[]
         {
             "--daemon-group: no such group \"no-such-group-here\" in the group database (a unit naming it in Group= or SupplementaryGroups= does not start)",

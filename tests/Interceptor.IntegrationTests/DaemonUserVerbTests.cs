@@ -91,6 +91,32 @@ public sealed class DaemonUserVerbTests
     }
 
     [Test]
+    public async Task Check_config_escapes_a_directory_name_a_link_brings_before_it_reaches_the_terminal()
+    {
+        // The token's path passes a link (a customer's, say, in a directory she owns) to a directory whose name holds an
+        // escape sequence; the problem line names that directory, so the sequence must reach apt's output escaped.
+        await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
+        var config = ConfigWithToken(s, out var token);
+        var hostile = Directory.CreateDirectory(Path.Combine(s.Dir.Path, "evil\u001b[2J\u001b[31m")).FullName;
+        File.Move(token, Path.Combine(hostile, "metrics.token"));
+        File.CreateSymbolicLink(Path.Combine(s.Dir.Path, "link"), hostile);
+        var viaLink = Path.Combine(s.Dir.Path, "link", "metrics.token");
+        File.WriteAllText(config, File.ReadAllText(config).Replace(token, viaLink, StringComparison.Ordinal));
+        using (var chown = Process.Start("chown", ["nobody", Path.Combine(hostile, "metrics.token")]))
+        {
+            await chown.WaitForExitAsync();
+        }
+
+        File.SetUnixFileMode(hostile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+        var check = await CliAsync(s, config, "check-config", "--daemon-user", "nobody");
+
+        Assert.That(check.ExitCode, Is.EqualTo(1), check.ToString());
+        Assert.That(check.Stderr, Does.Contain($"may not search {s.Dir.Path}/evil\\x1b[2J\\x1b[31m (owner uid 0 (root)"), check.ToString());
+        Assert.That(check.Stderr, Does.Not.Contain("\u001b"), "no raw escape byte reaches the terminal");
+    }
+
+    [Test]
     public async Task Check_config_judges_a_units_group_in_place_of_the_users_own()
     {
         // The token nobody's, 0600, in a directory of nobody's own group (nogroup), 0710: open to nobody, until a unit's

@@ -174,7 +174,7 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
     public Task RecordOutcomeDeferred(TransactionEvent final)
     {
         Validate.Transaction(final);
-        return _writer.EnqueueDeferred(s => s.RecordOutcome(final));
+        return _writer.EnqueueDeferred(s => s.UpsertTransaction(final));
     }
 
     /// <inheritdoc />

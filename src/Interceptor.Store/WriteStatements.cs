@@ -18,7 +18,6 @@ internal sealed class WriteStatements : IDisposable
     private readonly SqliteCommand _commit;
     private readonly SqliteCommand _rollback;
     private readonly SqliteCommand _upsertTransaction;
-    private readonly SqliteCommand _recordOutcome;
     private readonly SqliteCommand _insertRefusal;
     private readonly SqliteCommand _upsertSuspension;
     private readonly SqliteCommand _deleteSuspension;
@@ -34,23 +33,21 @@ internal sealed class WriteStatements : IDisposable
         _begin = Create("BEGIN IMMEDIATE;");
         _commit = Create("COMMIT;");
         _rollback = Create("ROLLBACK;");
-        const string upsert = """
+        _upsertTransaction = Create(
+            """
             INSERT INTO transactions (id, started, uid, user_name, sender, recipient_count, size_bytes,
                                       original_destination, upstream, reply, duration, outcome, process)
             VALUES ($id, $started, $uid, $user, $sender, $recipients, $size, $destination, $upstream, $reply,
                     $duration, $outcome, $process)
             ON CONFLICT (id) DO UPDATE SET
-                user_name = excluded.user_name, sender = excluded.sender, recipient_count = excluded.recipient_count,
+                started = excluded.started, uid = excluded.uid, user_name = excluded.user_name,
+                sender = excluded.sender, recipient_count = excluded.recipient_count,
                 size_bytes = excluded.size_bytes, original_destination = excluded.original_destination,
                 upstream = excluded.upstream, reply = excluded.reply, duration = excluded.duration,
-                outcome = excluded.outcome, process = excluded.process
-            """;
-        string[] columns = ["$id", "$started", "$uid", "$user", "$sender", "$recipients", "$size", "$destination", "$upstream", "$reply", "$duration", "$outcome", "$process"];
-        _upsertTransaction = Create(upsert + ", started = excluded.started, uid = excluded.uid;", columns);
-        // A transaction's outcome over its own Pending row: the same started and uid, so they are not set again. SQLite
-        // maintains an index on an update only when the update sets one of its columns: this way the outcome rewrites
-        // the row alone, not the two indexes on (uid, started) and (started) as well (two deletes and two inserts).
-        _recordOutcome = Create(upsert + ";", columns);
+                outcome = excluded.outcome, process = excluded.process;
+            """,
+            "$id", "$started", "$uid", "$user", "$sender", "$recipients", "$size", "$destination", "$upstream",
+            "$reply", "$duration", "$outcome", "$process");
         _insertRefusal = Create(
             "INSERT INTO refusals (time, uid, user_name, kind, detail) VALUES ($time, $uid, $user, $kind, $detail);",
             "$time", "$uid", "$user", "$kind", "$detail");
@@ -106,17 +103,9 @@ internal sealed class WriteStatements : IDisposable
         }
     }
 
-    public int UpsertTransaction(TransactionEvent t) => Execute(_upsertTransaction, t);
-
-    /// <summary>
-    /// The outcome of a transaction whose Pending row (<see cref="UpsertTransaction"/>) has the same start and uid, as
-    /// every relayed transaction's does: its row, or a new one if that row is gone (pruned, or never written).
-    /// </summary>
-    public int RecordOutcome(TransactionEvent t) => Execute(_recordOutcome, t);
-
-    private static int Execute(SqliteCommand command, TransactionEvent t)
+    public int UpsertTransaction(TransactionEvent t)
     {
-        var p = command.Parameters;
+        var p = _upsertTransaction.Parameters;
         p[0].Value = t.Id;
         p[1].Value = t.Started.UtcTicks;
         p[2].Value = (long)t.Uid;
@@ -130,7 +119,7 @@ internal sealed class WriteStatements : IDisposable
         p[10].Value = t.Duration.Ticks;
         p[11].Value = t.Outcome.ToString();
         p[12].Value = (object?)t.Process ?? DBNull.Value;
-        return command.ExecuteNonQuery();
+        return _upsertTransaction.ExecuteNonQuery();
     }
 
     public int InsertRefusal(PolicyRefusal r)

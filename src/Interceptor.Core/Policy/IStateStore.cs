@@ -33,7 +33,6 @@ public interface IStateStore : IAsyncDisposable
     /// Records a transaction's outcome without making its session wait: committed with the next batch of writes, or
     /// within a few tens of milliseconds. Safe because its Pending row is already on disk and counts as sent until the
     /// outcome replaces it; reads see deferred writes. The task reports the commit (or its failure) to whoever looks.
-    /// The row keeps its Pending start and uid: a transaction's outcome carries the same ones.
     /// </summary>
     Task RecordOutcomeDeferred(TransactionEvent final);
 

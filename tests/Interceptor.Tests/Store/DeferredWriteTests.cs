@@ -45,28 +45,6 @@ public class DeferredWriteTests
     }
 
     [Test]
-    public async Task An_outcome_replaces_its_pending_row_which_its_user_and_time_still_find_and_stands_alone_without_one()
-    {
-        // The outcome is written without its start and uid (the Pending row's, left as they are, so the indexes on them
-        // are not rewritten): the row must still come back by uid and time, with the outcome's other fields.
-        await using var store = _dir.Open(StoreTuning.Default with { DeferredCommitDelay = TimeSpan.FromMilliseconds(20) });
-        await store.RecordTransactionAsync(Pending("t1"), CancellationToken.None);
-        var delivered = Delivered("t1") with { Reply = "250 2.0.0 queued as 4711", SizeBytes = 8192, Duration = TimeSpan.FromSeconds(2) };
-        await store.RecordOutcomeDeferred(delivered);
-        await store.RecordOutcomeDeferred(Records.Transaction("t2", Records.Base.AddMinutes(1), uid: 1002));
-
-        var hers = await store.LoadTransactionsAsync(Records.Base, 1001, 10, CancellationToken.None);
-        var all = await store.LoadTransactionsAsync(Records.Base, null, 10, CancellationToken.None);
-
-        Assert.That(hers.Select(t => (t.Id, t.Outcome, t.Reply, t.SizeBytes, t.Duration, t.Started, t.Uid)), Is.EqualTo(new[]
-        {
-            ("t1", TransactionOutcome.Delivered, "250 2.0.0 queued as 4711", 8192L, TimeSpan.FromSeconds(2), Records.Base, 1001u),
-        }), "one row for t1, the outcome over its Pending row, found by uid and time");
-        Assert.That(all.Select(t => (t.Id, t.Uid)), Is.EqualTo(new[] { ("t2", 1002u), ("t1", 1001u) }),
-            "an outcome without a Pending row is a row of its own, found by time");
-    }
-
-    [Test]
     public async Task An_outcome_alone_is_committed_after_the_delay()
     {
         await using var store = _dir.Open(StoreTuning.Default with { DeferredCommitDelay = TimeSpan.FromMilliseconds(50) });

@@ -30,6 +30,19 @@ public sealed class DaemonUserVerbTests
         });
     }
 
+    // Moves the token into a new directory NAME of OWNER and MODE, nobody's and 0600 there, and the configuration with it.
+    private static async Task<(string Directory, string Token)> TokenInDirectoryAsync(Scenario s, string config, string token, string name, string owner, int mode)
+    {
+        var directory = Directory.CreateDirectory(Path.Combine(s.Dir.Path, name)).FullName;
+        var moved = Path.Combine(directory, "metrics.token");
+        File.Move(token, moved);
+        File.WriteAllText(config, File.ReadAllText(config).Replace(token, moved, StringComparison.Ordinal));
+        await ProcessRunner.RunCheckedAsync("chown", "nobody", moved);
+        await ProcessRunner.RunCheckedAsync("chown", owner, directory);
+        File.SetUnixFileMode(directory, (UnixFileMode)mode);
+        return (directory, moved);
+    }
+
     [Test]
     public async Task Check_config_refuses_a_token_the_daemons_user_could_not_read_and_passes_it_once_chowned()
     {
@@ -38,10 +51,7 @@ public sealed class DaemonUserVerbTests
 
         var asRoot = await CliAsync(s, config, "check-config", "--daemon-user", "root");
         var forNobody = await CliAsync(s, config, "check-config", "--daemon-user", "nobody");
-        using (var chown = Process.Start("chown", ["nobody", token]))
-        {
-            await chown.WaitForExitAsync();
-        }
+        await ProcessRunner.RunCheckedAsync("chown", "nobody", token);
 
         var chowned = await CliAsync(s, config, "check-config", "--daemon-user", "nobody");
 
@@ -61,21 +71,7 @@ public sealed class DaemonUserVerbTests
         // unit's SupplementaryGroups= would put it.
         await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
         var config = ConfigWithToken(s, out var token);
-        var directory = Directory.CreateDirectory(Path.Combine(s.Dir.Path, "tokens")).FullName;
-        var moved = Path.Combine(directory, "metrics.token");
-        File.Move(token, moved);
-        File.WriteAllText(config, File.ReadAllText(config).Replace(token, moved, StringComparison.Ordinal));
-        using (var chown = Process.Start("chown", ["nobody", moved]))
-        {
-            await chown.WaitForExitAsync();
-        }
-
-        using (var chgrp = Process.Start("chown", ["root:mail", directory]))
-        {
-            await chgrp.WaitForExitAsync();
-        }
-
-        File.SetUnixFileMode(directory, (UnixFileMode)0x1C8);
+        var (directory, moved) = await TokenInDirectoryAsync(s, config, token, "tokens", "root:mail", 0x1C8);
 
         var alone = await CliAsync(s, config, "check-config", "--daemon-user", "nobody");
         var inTheGroup = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-groups", "adm mail");
@@ -97,17 +93,10 @@ public sealed class DaemonUserVerbTests
         // escape sequence; the problem line names that directory, so the sequence must reach apt's output escaped.
         await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
         var config = ConfigWithToken(s, out var token);
-        var hostile = Directory.CreateDirectory(Path.Combine(s.Dir.Path, "evil\u001b[2J\u001b[31m")).FullName;
-        File.Move(token, Path.Combine(hostile, "metrics.token"));
+        var (hostile, moved) = await TokenInDirectoryAsync(s, config, token, "evil\u001b[2J\u001b[31m", "root:root", 0x1C0);
         File.CreateSymbolicLink(Path.Combine(s.Dir.Path, "link"), hostile);
         var viaLink = Path.Combine(s.Dir.Path, "link", "metrics.token");
-        File.WriteAllText(config, File.ReadAllText(config).Replace(token, viaLink, StringComparison.Ordinal));
-        using (var chown = Process.Start("chown", ["nobody", Path.Combine(hostile, "metrics.token")]))
-        {
-            await chown.WaitForExitAsync();
-        }
-
-        File.SetUnixFileMode(hostile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.WriteAllText(config, File.ReadAllText(config).Replace(moved, viaLink, StringComparison.Ordinal));
 
         var check = await CliAsync(s, config, "check-config", "--daemon-user", "nobody");
 
@@ -123,21 +112,7 @@ public sealed class DaemonUserVerbTests
         // Group= puts the daemon in another group instead, as systemd does.
         await using var s = await Scenario.StartAsync(startMx: false, startDaemon: false);
         var config = ConfigWithToken(s, out var token);
-        var directory = Directory.CreateDirectory(Path.Combine(s.Dir.Path, "tokens")).FullName;
-        var moved = Path.Combine(directory, "metrics.token");
-        File.Move(token, moved);
-        File.WriteAllText(config, File.ReadAllText(config).Replace(token, moved, StringComparison.Ordinal));
-        using (var chown = Process.Start("chown", ["nobody", moved]))
-        {
-            await chown.WaitForExitAsync();
-        }
-
-        using (var chgrp = Process.Start("chown", [$"root:{NoGroup}", directory]))
-        {
-            await chgrp.WaitForExitAsync();
-        }
-
-        File.SetUnixFileMode(directory, (UnixFileMode)0x1C8);
+        var (directory, moved) = await TokenInDirectoryAsync(s, config, token, "tokens", $"root:{NoGroup}", 0x1C8);
 
         var own = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-group", "", "--daemon-groups", "");
         var other = await CliAsync(s, config, "check-config", "--daemon-user", "nobody", "--daemon-group", "mail", "--daemon-groups", "");

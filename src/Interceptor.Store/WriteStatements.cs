@@ -17,7 +17,7 @@ internal sealed class WriteStatements : IDisposable
     private readonly SqliteCommand _begin;
     private readonly SqliteCommand _commit;
     private readonly SqliteCommand _rollback;
-    private readonly SqliteCommand _upsertTransaction;
+    private readonly RawStatement _upsertTransaction;
     private readonly SqliteCommand _insertRefusal;
     private readonly SqliteCommand _upsertSuspension;
     private readonly SqliteCommand _deleteSuspension;
@@ -33,7 +33,8 @@ internal sealed class WriteStatements : IDisposable
         _begin = Create("BEGIN IMMEDIATE;");
         _commit = Create("COMMIT;");
         _rollback = Create("ROLLBACK;");
-        _upsertTransaction = Create(
+        _upsertTransaction = new RawStatement(
+            connection,
             """
             INSERT INTO transactions (id, started, uid, user_name, sender, recipient_count, size_bytes,
                                       original_destination, upstream, reply, duration, outcome, process)
@@ -105,21 +106,21 @@ internal sealed class WriteStatements : IDisposable
 
     public int UpsertTransaction(TransactionEvent t)
     {
-        var p = _upsertTransaction.Parameters;
-        p[0].Value = t.Id;
-        p[1].Value = t.Started.UtcTicks;
-        p[2].Value = (long)t.Uid;
-        p[3].Value = t.User;
-        p[4].Value = t.Sender;
-        p[5].Value = t.RecipientCount;
-        p[6].Value = t.SizeBytes;
-        p[7].Value = t.OriginalDestination;
-        p[8].Value = t.Upstream;
-        p[9].Value = t.Reply;
-        p[10].Value = t.Duration.Ticks;
-        p[11].Value = t.Outcome.ToString();
-        p[12].Value = (object?)t.Process ?? DBNull.Value;
-        return _upsertTransaction.ExecuteNonQuery();
+        var s = _upsertTransaction;
+        s.Bind(1, t.Id);
+        s.Bind(2, t.Started.UtcTicks);
+        s.Bind(3, t.Uid);
+        s.Bind(4, t.User);
+        s.Bind(5, t.Sender);
+        s.Bind(6, t.RecipientCount);
+        s.Bind(7, t.SizeBytes);
+        s.Bind(8, t.OriginalDestination);
+        s.Bind(9, t.Upstream);
+        s.Bind(10, t.Reply);
+        s.Bind(11, t.Duration.Ticks);
+        s.Bind(12, t.Outcome.ToString());
+        s.Bind(13, t.Process);
+        return s.Run();
     }
 
     public int InsertRefusal(PolicyRefusal r)
@@ -180,6 +181,8 @@ internal sealed class WriteStatements : IDisposable
         {
             command.Dispose();
         }
+
+        _upsertTransaction.Dispose();
     }
 
     private SqliteCommand Create(string sql, params string[] parameters)

@@ -63,41 +63,52 @@ public static class ReplyParser
         }
     }
 
-    /// <summary>Splits "5.1.1 rest" off each line when its class matches the basic code (RFC 3463).</summary>
+    /// <summary>
+    /// Splits "5.1.1 rest" off each line when every line carries the same enhanced code whose class matches the basic code
+    /// (RFC 3463); otherwise the lines stay exactly as received.
+    /// </summary>
     public static SmtpReply Build(int code, IReadOnlyList<string> texts)
     {
-        string? enhanced = null;
-        var stripped = new List<string>(texts.Count);
-        foreach (var text in texts)
+        var enhanced = texts.Count == 0 ? null : EnhancedCodeOf(texts[0], code);
+        if (enhanced is null)
         {
-            var candidate = EnhancedCodeOf(text, code);
-            if (candidate is not null && (enhanced is null || enhanced == candidate))
-            {
-                enhanced = candidate;
-                stripped.Add(text.Length > candidate.Length ? text[(candidate.Length + 1)..] : "");
-            }
-            else
-            {
-                stripped.Add(text);
-            }
+            return new SmtpReply(code, null, texts);
         }
 
-        // Only strip when every line carried the same code; otherwise keep the text exactly as received.
-        return enhanced is not null && texts.All(t => EnhancedCodeOf(t, code) == enhanced)
-            ? new SmtpReply(code, enhanced, stripped)
-            : new SmtpReply(code, null, texts);
+        var stripped = new string[texts.Count];
+        for (var i = 0; i < texts.Count; i++)
+        {
+            var text = texts[i];
+            // The first line's code is valid, so another line carries the same one when it starts with it as a token.
+            if (!text.StartsWith(enhanced, StringComparison.Ordinal) || (text.Length > enhanced.Length && text[enhanced.Length] != ' '))
+            {
+                return new SmtpReply(code, null, texts);
+            }
+
+            stripped[i] = text.Length > enhanced.Length ? text[(enhanced.Length + 1)..] : "";
+        }
+
+        return new SmtpReply(code, enhanced, stripped);
     }
 
+    /// <summary>The line's first token when it is "class.subject.detail": the basic code's class, then 1–3 digits twice.</summary>
     private static string? EnhancedCodeOf(string text, int code)
     {
         var end = text.IndexOf(' ', StringComparison.Ordinal);
-        var token = end < 0 ? text : text[..end];
-        var parts = token.Split('.');
-        if (parts.Length != 3 || parts[0] != (code / 100).ToString(CultureInfo.InvariantCulture))
+        var token = end < 0 ? text.AsSpan() : text.AsSpan(0, end);
+        if (token.Length < 5 || token[0] != (char)('0' + code / 100) || token[1] != '.')
         {
             return null;
         }
 
-        return parts.Skip(1).All(p => p.Length is >= 1 and <= 3 && p.All(char.IsAsciiDigit)) ? token : null;
+        var rest = token[2..];
+        var dot = rest.IndexOf('.');
+        if (dot is < 1 or > 3 || rest.Length - dot - 1 is < 1 or > 3 ||
+            rest[..dot].ContainsAnyExceptInRange('0', '9') || rest[(dot + 1)..].ContainsAnyExceptInRange('0', '9'))
+        {
+            return null;
+        }
+
+        return end < 0 ? text : text[..end];
     }
 }

@@ -79,4 +79,32 @@ public class ReplyParserTests
         Assert.That(capabilities.StartTls, Is.True);
         Assert.That(capabilities.SmtpUtf8, Is.False);
     }
+
+    // Each case: the reply's lines as received, and the enhanced code split off (null: every line kept verbatim).
+    [TestCase(550, new[] { "5.1.1" }, "5.1.1", new[] { "" })]
+    [TestCase(550, new[] { "5.1.1 no" }, "5.1.1", new[] { "no" })]
+    [TestCase(250, new[] { "2.0.0 Ok: queued", "2.0.0 more" }, "2.0.0", new[] { "Ok: queued", "more" })]
+    [TestCase(550, new[] { "5.123.456 x" }, "5.123.456", new[] { "x" })]
+    [TestCase(550, new[] { "5.1.1x y" }, null, null)]
+    [TestCase(550, new[] { "5.1234.1 y" }, null, null)]
+    [TestCase(550, new[] { "5.1.1234 y" }, null, null)]
+    [TestCase(550, new[] { "5..1 y" }, null, null)]
+    [TestCase(550, new[] { "5.1. y" }, null, null)]
+    [TestCase(550, new[] { "5.1.1.1 y" }, null, null)]
+    [TestCase(550, new[] { "05.1.1 y" }, null, null)]
+    [TestCase(550, new[] { "5.a.1 y" }, null, null)]
+    [TestCase(550, new[] { "5.1.1 a", "5.1.2 b" }, null, null)]
+    [TestCase(550, new[] { "5.1.1 a", "5.1.10 b" }, null, null)]
+    [TestCase(550, new[] { "5.1.1 a", "no code" }, null, null)]
+    [TestCase(550, new[] { "no code", "5.1.1 b" }, null, null)]
+    [TestCase(550, new[] { "5.1.1 a", "5.1.1" }, "5.1.1", new[] { "a", "" })]
+    [TestCase(250, new[] { "" }, null, null)]
+    public void An_enhanced_code_is_split_off_only_when_every_line_carries_the_same_valid_one(
+        int code, string[] lines, string? enhanced, string[]? stripped)
+    {
+        var reply = ReplyParser.Build(code, lines);
+
+        Assert.That(reply.EnhancedCode, Is.EqualTo(enhanced));
+        Assert.That(reply.Lines, Is.EqualTo(stripped ?? lines));
+    }
 }

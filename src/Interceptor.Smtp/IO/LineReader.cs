@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Interceptor.Core.Threading;
 
 namespace Interceptor.Smtp.IO;
@@ -94,6 +95,9 @@ public sealed class LineReader : IDisposable
     }
 
     /// <summary>Reads more bytes from the stream into the buffer; false at end of stream.</summary>
+    // Pooled state machines: a session's reads go asynchronous at every command, and a box each time was a tenth of
+    // what the daemon allocated under load (issue 19). Each call's ValueTask is awaited once, as pooling requires.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> FillAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -165,6 +169,7 @@ public sealed class LineReader : IDisposable
     /// A line ends at the first LF; a longer line is consumed up to that LF and reported as too long.
     /// Text is decoded as UTF-8 (SMTPUTF8 addresses); invalid bytes become U+FFFD and fail later syntax checks.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<Line> ReadLineAsync(int maxLength, TimeSpan timeout, CancellationToken cancellationToken, TimeSpan? lineTimeout = null)
     {
         var tooLong = false;

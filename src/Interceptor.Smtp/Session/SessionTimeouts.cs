@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Interceptor.Core.Replies;
 using Interceptor.Core.Threading;
 using Interceptor.Smtp.IO;
@@ -50,6 +51,7 @@ public sealed class SessionTimeouts : IDisposable
     public bool SessionExpired => _session.IsCancellationRequested && !Shutdown.IsCancellationRequested;
 
     /// <summary>Reads one command line: idle between lines, the line limit once a line has begun.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] // as LineReader's reads
     public async ValueTask<Line> ReadCommandAsync(LineReader reader, int maxLength)
     {
         try
@@ -67,6 +69,7 @@ public sealed class SessionTimeouts : IDisposable
     }
 
     /// <summary>Reads more message bytes in DATA; false when the client closed the connection.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> ReadDataAsync(LineReader reader, CancellationToken token)
     {
         try
@@ -80,6 +83,7 @@ public sealed class SessionTimeouts : IDisposable
     }
 
     /// <summary>Writes a reply; a client that does not take it within the idle time is not reading its replies.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask WriteAsync(Stream client, ReadOnlyMemory<byte> reply, CancellationToken token)
     {
         using var timeout = _write.Start(_limits.Idle, token);

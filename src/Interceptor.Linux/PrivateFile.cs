@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
+using Interceptor.Core.Text;
 using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
 
@@ -151,18 +152,18 @@ public static partial class PrivateFile
             problems.Add(status.Owner != 0 ? $"is owned by {UserDatabase.Describe(status.Owner)}, not by {daemon}, so its owner may read or change {contents} (keep it out of directories the owner may write)"
                 : loose ? $"is owned by {UserDatabase.Describe(0)}, not by {daemon}"
                 : $"is owned by {UserDatabase.Describe(0)}, which keeps {daemon} from reading it");
-            fixes.Add($"chown {UserDatabase.NameForMessage(owner) ?? owner.ToString(CultureInfo.InvariantCulture)} {path}");
+            fixes.Add($"chown {ShellWord.Quote(UserDatabase.NameForMessage(owner) ?? owner.ToString(CultureInfo.InvariantCulture))} {ShellWord.Quote(path)}");
         }
 
         if (loose)
         {
             problems.Add($"mode {status.OctalMode} lets others than the daemon's user read {contents}");
-            fixes.Add($"chmod 600 {path}");
+            fixes.Add($"chmod 600 {ShellWord.Quote(path)}");
         }
         else if ((status.Mode & OwnerRead) == 0)
         {
             problems.Add(owned ? $"mode {status.OctalMode} does not let its owner, the daemon's user, read it" : $"mode {status.OctalMode} does not let its owner read it");
-            fixes.Add($"chmod 600 {path}");
+            fixes.Add($"chmod 600 {ShellWord.Quote(path)}");
         }
 
         return problems.Count == 0 ? null : $"{path}: {string.Join(", and ", problems)}; run {string.Join(" and ", fixes)}";

@@ -1,4 +1,5 @@
 using Interceptor.Core.Options;
+using Interceptor.Core.Text;
 using Interceptor.Daemon.Metrics;
 using Interceptor.Linux;
 using Interceptor.Daemon.Pool;
@@ -183,16 +184,16 @@ internal static class ReferencedFiles
     {
         if (kind == FileKind.Public)
         {
-            return $"chmod a+r {path}";
+            return $"chmod a+r {ShellWord.Quote(path)}";
         }
 
         try
         {
-            return DurableFiles.OwnerOf(path) == daemonUid ? $"chmod 600 {path}" : $"chown {owner} {path}";
+            return DurableFiles.OwnerOf(path) == daemonUid ? $"chmod 600 {ShellWord.Quote(path)}" : $"chown {ShellWord.Quote(owner)} {ShellWord.Quote(path)}";
         }
         catch (IOException)
         {
-            return $"chown {owner} {path}";
+            return $"chown {ShellWord.Quote(owner)} {ShellWord.Quote(path)}";
         }
     }
 

@@ -69,6 +69,16 @@ public sealed partial class PrivateFileTests
     }
 
     [Test]
+    public void The_fix_quotes_a_path_the_shell_would_split_or_expand()
+    {
+        var path = Path.Combine(_directory, "relay logins;$(id)");
+        File.WriteAllText(path, "s3cret");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+
+        Assert.That(Refusal(path), Does.EndWith($"run chmod 600 '{path}'"));
+    }
+
+    [Test]
     public void A_file_its_owner_may_not_read_is_refused_though_root_could() =>
         Assert.That(Refusal(Write("s3cret", UnixFileMode.UserWrite)), Does.EndWith(": mode 0200 does not let its owner, the daemon's user, read it; run chmod 600 " + Path.Combine(_directory, "secret")));
 

@@ -56,34 +56,34 @@ public sealed class LogTransactionRecorder(ILogger logger) : ITransactionRecorde
     {
         private readonly KeyValuePair<string, object?>[] _fields = Fields(t);
 
+        // Filled in place, sized first: a list grown and copied for every relayed message was 3% of the daemon's
+        // allocations under load (issue 19).
         private static KeyValuePair<string, object?>[] Fields(TransactionEvent t)
         {
-            List<KeyValuePair<string, object?>> fields = [new("Id", t.Id), new("Uid", t.Uid), new("User", t.User)];
+            var fields = new KeyValuePair<string, object?>[11 + (t.SubordinateUid is null ? 0 : 1) + (t.Relay is null ? 0 : 1)];
+            var at = 0;
+            fields[at++] = new("Id", t.Id);
+            fields[at++] = new("Uid", t.Uid);
+            fields[at++] = new("User", t.User);
             if (t.SubordinateUid is { } subordinate)
             {
-                fields.Add(new("SubUid", subordinate));
+                fields[at++] = new("SubUid", subordinate);
             }
 
-            fields.AddRange(
-            [
-                new("Sender", t.Sender),
-                new("Recipients", t.RecipientCount),
-                new("SizeBytes", t.SizeBytes),
-                new("OriginalDestination", t.OriginalDestination),
-                new("Upstream", t.Upstream),
-            ]);
+            fields[at++] = new("Sender", t.Sender);
+            fields[at++] = new("Recipients", t.RecipientCount);
+            fields[at++] = new("SizeBytes", t.SizeBytes);
+            fields[at++] = new("OriginalDestination", t.OriginalDestination);
+            fields[at++] = new("Upstream", t.Upstream);
             if (t.Relay is not null)
             {
-                fields.Add(new("Relay", t.Relay));
+                fields[at++] = new("Relay", t.Relay);
             }
 
-            fields.AddRange(
-            [
-                new("Reply", t.Reply),
-                new("DurationMs", (long)t.Duration.TotalMilliseconds),
-                new("{OriginalFormat}", Template(t)),
-            ]);
-            return [.. fields];
+            fields[at++] = new("Reply", t.Reply);
+            fields[at++] = new("DurationMs", (long)t.Duration.TotalMilliseconds);
+            fields[at] = new("{OriginalFormat}", Template(t));
+            return fields;
         }
 
         public int Count => _fields.Length;

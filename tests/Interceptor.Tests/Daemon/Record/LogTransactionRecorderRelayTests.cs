@@ -38,6 +38,27 @@ public class LogTransactionRecorderRelayTests
         Assert.That(line.State.ContainsKey("Relay"), Is.False);
     }
 
+    [TestCase(null, false)]
+    [TestCase("relay2", false)]
+    [TestCase(null, true)]
+    [TestCase("relay2", true)]
+    public void Every_field_of_the_line_is_given_in_the_order_of_its_template(string? relay, bool subordinate)
+    {
+        var logger = new RecordingLogger();
+        var transaction = Event(relay) with { SubordinateUid = subordinate ? 231072u : null };
+
+        new LogTransactionRecorder(logger).Record(transaction);
+
+        var line = logger.Entries.Single();
+        string[] expected =
+        [
+            "Id", "Uid", "User", .. subordinate ? ["SubUid"] : Array.Empty<string>(), "Sender", "Recipients", "SizeBytes",
+            "OriginalDestination", "Upstream", .. relay is null ? Array.Empty<string>() : ["Relay"], "Reply", "DurationMs",
+        ];
+        Assert.That(line.State.Keys, Is.EqualTo(expected));
+        Assert.That(line.Text, subordinate ? Does.Contain(" user=alice subuid=231072 from=") : Does.Not.Contain("subuid="));
+    }
+
     [TestCase(UnsentKind.AbandonedInData, 1)]
     [TestCase(UnsentKind.RefusedAtData, 1)]
     [TestCase(UnsentKind.Reset, 0)]

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Interceptor.Core.Replies;
 using Interceptor.Smtp.IO;
 
@@ -10,7 +11,9 @@ public static class ReplyParser
     private const int MaxLineLength = 4096;
     private const int MaxLines = 200;
 
-    public static async Task<SmtpReply> ReadAsync(LineReader reader, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>Reads one reply; the ValueTask is pooled (<see cref="UpstreamConnection"/>), so await it once.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<SmtpReply> ReadAsync(LineReader reader, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var texts = new List<string>();
         int? code = null;

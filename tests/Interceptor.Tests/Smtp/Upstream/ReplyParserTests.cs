@@ -7,7 +7,7 @@ namespace Interceptor.Tests.Smtp.Upstream;
 public class ReplyParserTests
 {
     private static Task<Interceptor.Core.Replies.SmtpReply> Parse(string wire) =>
-        ReplyParser.ReadAsync(new LineReader(new MemoryStream(Encoding.UTF8.GetBytes(wire))), TimeSpan.FromSeconds(1), CancellationToken.None);
+        ReplyParser.ReadAsync(new LineReader(new MemoryStream(Encoding.UTF8.GetBytes(wire))), TimeSpan.FromSeconds(1), CancellationToken.None).AsTask();
 
     [Test]
     public async Task Splits_off_the_enhanced_code_and_keeps_the_text_verbatim()

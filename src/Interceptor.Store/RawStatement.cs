@@ -40,11 +40,16 @@ internal sealed class RawStatement : IDisposable
     public void Bind(int position, long value) =>
         SqliteException.ThrowExceptionForRC(raw.sqlite3_bind_int64(_statement, position, value), _db);
 
+    // An empty string is bound through the string overload: SQLitePCLRaw before 2.1.12 passed an empty span as a null
+    // pointer, which SQLite stores as NULL, and the journal's NOT NULL columns hold empty texts (MAIL FROM:<>).
     public void Bind(int position, string? value) =>
         SqliteException.ThrowExceptionForRC(
-            value is null
-                ? raw.sqlite3_bind_null(_statement, position)
-                : raw.sqlite3_bind_text16(_statement, position, value.AsSpan()),
+            value switch
+            {
+                null => raw.sqlite3_bind_null(_statement, position),
+                "" => raw.sqlite3_bind_text(_statement, position, ""),
+                _ => raw.sqlite3_bind_text16(_statement, position, value.AsSpan()),
+            },
             _db);
 
     /// <summary>Runs the statement to its end, then readies it for the next values; the rows it changed.</summary>
@@ -53,11 +58,13 @@ internal sealed class RawStatement : IDisposable
         try
         {
             var rc = raw.sqlite3_step(_statement);
-            if (rc != raw.SQLITE_DONE)
+            if (rc == raw.SQLITE_ROW)
             {
-                // Read the message before the reset below replaces the connection's error state.
-                SqliteException.ThrowExceptionForRC(rc == raw.SQLITE_ROW ? raw.SQLITE_MISUSE : rc, _db);
+                throw new SqliteException("a statement run for its changes returned a row", raw.SQLITE_MISUSE);
             }
+
+            // Read the message before the reset below replaces the connection's error state.
+            SqliteException.ThrowExceptionForRC(rc == raw.SQLITE_DONE ? raw.SQLITE_OK : rc, _db);
 
             return raw.sqlite3_changes(_db);
         }

@@ -58,6 +58,16 @@ public sealed class RawStatementTests
         Assert.That(insert.Run(), Is.EqualTo(1));
     }
 
+    [Test]
+    public void A_statement_that_returns_a_row_is_refused_when_run()
+    {
+        using var select = new RawStatement(_connection, "SELECT $x;", "$x");
+        select.Bind(1, 1);
+
+        var failure = Assert.Throws<SqliteException>(() => select.Run())!;
+        Assert.That(failure.Message, Is.EqualTo("a statement run for its changes returned a row"));
+    }
+
     [TestCase("$id", "$note")]
     [TestCase("$id")]
     [TestCase("$id", "$n", "$extra")]

@@ -166,7 +166,7 @@ public static partial class PrivateFile
             fixes.Add($"chmod 600 {ShellWord.Quote(path)}");
         }
 
-        return problems.Count == 0 ? null : $"{path}: {string.Join(", and ", problems)}; run {string.Join(" and ", fixes)}";
+        return problems.Count == 0 ? null : $"{path}: {string.Join(", and ", problems)}; run {string.Join(" && ", fixes)}";
     }
 
     private static string? TypeProblem(string path, ushort type, string key) => type switch

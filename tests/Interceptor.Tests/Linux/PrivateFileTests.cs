@@ -105,7 +105,7 @@ public sealed partial class PrivateFileTests
         var path = Write("s3cret", (UnixFileMode)0x1A4);
 
         Assert.That(Refusal(path, owner: Nobody), Is.EqualTo(
-            $"{path}: is owned by uid 0 (root), not by the daemon's user (uid {Nobody} (nobody)), and mode 0644 lets others than the daemon's user read the secret; run chown nobody {path} and chmod 600 {path}"));
+            $"{path}: is owned by uid 0 (root), not by the daemon's user (uid {Nobody} (nobody)), and mode 0644 lets others than the daemon's user read the secret; run chown nobody {path} && chmod 600 {path}"));
     }
 
     [Test]
@@ -164,7 +164,7 @@ public sealed partial class PrivateFileTests
         });
 
         Assert.That(looseRefusal, Is.EqualTo(
-            $"{loose}: is owned by uid 0 (root), not by the daemon's user (uid {Nobody} (nobody)), and mode 0644 lets others than the daemon's user read the secret; run chown nobody {loose} and chmod 600 {loose}"));
+            $"{loose}: is owned by uid 0 (root), not by the daemon's user (uid {Nobody} (nobody)), and mode 0644 lets others than the daemon's user read the secret; run chown nobody {loose} && chmod 600 {loose}"));
         Assert.That(tightRefusal, Is.EqualTo($"{tight}: is owned by uid 0 (root), which keeps the daemon's user (uid {Nobody} (nobody)) from reading it; run chown nobody {tight}"));
         Assert.That(tightRead, Is.EqualTo("t1ght"));
     }

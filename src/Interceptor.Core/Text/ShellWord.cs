@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Interceptor.Core.Text;
 
 /// <summary>
@@ -7,6 +9,9 @@ namespace Interceptor.Core.Text;
 /// </summary>
 public static class ShellWord
 {
+    private static readonly SearchValues<char> Plain = SearchValues.Create(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._+-,:@%=");
+
     public static string Quote(string word)
     {
         if (word.Length > 0 && !word.AsSpan().ContainsAnyExcept(Plain))
@@ -17,7 +22,4 @@ public static class ShellWord
         // Inside single quotes nothing is special but the quote itself, which closes, is escaped, and reopens: '\''.
         return "'" + word.Replace("'", @"'\''", StringComparison.Ordinal) + "'";
     }
-
-    private static readonly System.Buffers.SearchValues<char> Plain =
-        System.Buffers.SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._+-,:@%=");
 }

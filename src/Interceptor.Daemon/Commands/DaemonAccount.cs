@@ -104,5 +104,4 @@ public sealed record DaemonAccount(uint Uid, string Description, bool InsteadOfC
     private static uint? GidOfNameOrNumber(string name) =>
         UnixGroups.GidOf(name)
         ?? (UserDatabase.ParseUid(name) is { } gid && (gid is 0 or NobodyGid || UnixGroups.Exists(gid)) ? gid : null);
-
 }

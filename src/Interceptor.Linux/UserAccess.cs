@@ -15,9 +15,6 @@ namespace Interceptor.Linux;
 public sealed partial class UserAccess
 {
     private const uint Fields = FileStatus.TypeField | FileStatus.ModeField | FileStatus.OwnerField | FileStatus.GroupField;
-    private const int MaxLinks = 40;     // the kernel's limit on links followed in one lookup (MAXSYMLINKS)
-    private const int MaxSteps = 1024;   // names looked up in one walk: far more than any configured path has
-    private const int MaxPath = 4096;    // PATH_MAX: a longer directory path is no configured file's
     private const ushort OwnerSearch = 0x40;
     private const ushort GroupSearch = 0x8;
     private const ushort OthersSearch = 0x1;
@@ -106,76 +103,8 @@ public sealed partial class UserAccess
     public static IReadOnlyList<string> DirectoriesSearched(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        return SearchedDirectories(Path.IsPathRooted(path) ? path : Path.Join(Environment.CurrentDirectory, path));
+        return PathLookup.Steps(path).Select(step => step.Directory).Distinct(StringComparer.Ordinal).ToList();
     }
-
-    // Every directory the kernel's lookup of an absolute path searches, in order: each one a name is looked up in, a
-    // link's target walked from "/" or from the link's own directory, ".." taken from where the walk is (not from the
-    // text, which "a/link/.." would get wrong). It ends where the lookup would fail (a name that is not there, a loop past
-    // the kernel's limit), and at bounds no real path reaches: links a customer controls on the way (a configured path
-    // under her home or /tmp) could otherwise feed it thousands of names, each making a longer path, in root's check.
-    private static List<string> SearchedDirectories(string path)
-    {
-        var searched = new List<string>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var names = new Stack<string>(Enumerable.Reverse(Names(path)));
-        var current = "/";
-        for (int links = 0, steps = 0; names.Count > 0 && ++steps <= MaxSteps && current.Length <= MaxPath;)
-        {
-            var name = names.Pop();
-            if (seen.Add(current))
-            {
-                searched.Add(current);
-            }
-
-            if (name == "..")
-            {
-                current = Path.GetDirectoryName(current) ?? "/";
-                continue;
-            }
-
-            var next = Path.Join(current, name);
-            if (FileStatus.Get(FileStatus.AtCurrentDirectory, next, FileStatus.AtSymlinkNoFollow, FileStatus.TypeField, out var status) != 0)
-            {
-                break;
-            }
-
-            if (status.Type != FileStatus.SymbolicLink)
-            {
-                current = next;
-                continue;
-            }
-
-            if (++links > MaxLinks || LinkTarget(next) is not { Length: > 0 } target)
-            {
-                break;
-            }
-
-            foreach (var part in Enumerable.Reverse(Names(target)))
-            {
-                names.Push(part);
-            }
-
-            current = target.StartsWith('/') ? "/" : current;
-        }
-
-        return searched;
-    }
-
-    // Null when the link went away since it was seen, or cannot be read: the walk stops, judged as far as it went.
-    private static string? LinkTarget(string link)
-    {
-        try
-        {
-            return new FileInfo(link).LinkTarget;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-    }
-
-    private static string[] Names(string path) => path.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(n => n != ".").ToArray();
 
     // The file's owner, group and mode when they deny this user's class the bit it needs; null when they grant it, or
     // when it is not of the type expected, cannot be examined or has an ACL.

@@ -146,13 +146,14 @@ public static partial class PrivateFile
         var owned = status.Owner == owner || (status.Owner == 0 && !loose && opened && UserDatabase.EffectiveUid == owner);
         var problems = new List<string>();
         var fixes = new List<string>();
+        var ownerName = UserDatabase.NameForMessage(owner) ?? owner.ToString(CultureInfo.InvariantCulture);
         if (!owned)
         {
             var daemon = $"the daemon's user ({UserDatabase.Describe(owner)})";
             problems.Add(status.Owner != 0 ? $"is owned by {UserDatabase.Describe(status.Owner)}, not by {daemon}, so its owner may read or change {contents} (keep it out of directories the owner may write)"
                 : loose ? $"is owned by {UserDatabase.Describe(0)}, not by {daemon}"
                 : $"is owned by {UserDatabase.Describe(0)}, which keeps {daemon} from reading it");
-            fixes.Add($"chown {ShellWord.Quote(UserDatabase.NameForMessage(owner) ?? owner.ToString(CultureInfo.InvariantCulture))} {ShellWord.Quote(path)}");
+            fixes.Add($"chown {ShellWord.Quote(ownerName)} {ShellWord.Quote(path)}");
         }
 
         if (loose)
@@ -166,7 +167,8 @@ public static partial class PrivateFile
             fixes.Add($"chmod 600 {ShellWord.Quote(path)}");
         }
 
-        return problems.Count == 0 ? null : $"{path}: {string.Join(", and ", problems)}; run {string.Join(" && ", fixes)}";
+        return problems.Count == 0 ? null
+            : $"{path}: {string.Join(", and ", problems)}; {PathCustody.Fix(path, owner, string.Join(" && ", fixes), $"owned by {ownerName} with mode 0600")}";
     }
 
     private static string? TypeProblem(string path, ushort type, string key) => type switch

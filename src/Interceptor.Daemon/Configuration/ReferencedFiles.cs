@@ -95,7 +95,8 @@ internal static class ReferencedFiles
             }
             else if (kind != FileKind.Secret && access.ReadDenied(path) is { } denied)
             {
-                yield return $"{key}: {path}: {user} may not read it ({denied}); run {ReadFix(path, kind, daemonUid, owner)}";
+                var wanted = kind == FileKind.Public ? "readable by all (mode 0644)" : $"owned by {owner} with mode 0600";
+                yield return $"{key}: {path}: {user} may not read it ({denied}); {PathCustody.Fix(path, daemonUid, ReadFix(path, kind, daemonUid, owner), wanted)}";
             }
         }
     }

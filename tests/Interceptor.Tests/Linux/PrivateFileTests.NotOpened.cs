@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Interceptor.Linux;
 using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
+using static Interceptor.Tests.Linux.ToolRun;
 
 namespace Interceptor.Tests.Linux;
 

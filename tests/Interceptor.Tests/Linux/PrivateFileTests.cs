@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Interceptor.Linux;
+using static Interceptor.Tests.Linux.ToolRun;
 
 namespace Interceptor.Tests.Linux;
 
@@ -43,13 +43,6 @@ public sealed partial class PrivateFileTests
         return path;
     }
 
-    private static void Run(string file, params string[] arguments)
-    {
-        using var process = Process.Start(file, arguments);
-        process.WaitForExit();
-        Assert.That(process.ExitCode, Is.Zero, $"{file} {string.Join(' ', arguments)}");
-    }
-
     [Test]
     public void A_file_of_the_daemons_user_shut_to_others_is_read_without_a_byte_order_mark() =>
         Assert.That(Read(Write("\uFEFFs3cret\n")), Is.EqualTo("s3cret\n"));
@@ -76,6 +69,25 @@ public sealed partial class PrivateFileTests
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
 
         Assert.That(Refusal(path), Does.EndWith($"run chmod 600 '{path}'"));
+    }
+
+    [Test]
+    public void A_file_in_a_directory_another_user_may_change_gets_no_command_to_paste()
+    {
+        // nobody (the customer) owns the directory: between the message and root's paste she could put a link to
+        // /etc/shadow in the secret's place, and chmod and chown follow it.
+        var theirs = Directory.CreateDirectory(Path.Combine(_directory, "theirs")).FullName;
+        Run("chown", "nobody", theirs);
+        var path = Path.Combine(theirs, "secret");
+        File.WriteAllText(path, "s3cret");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+
+        Assert.That(Refusal(path), Is.EqualTo(
+            $"{path}: mode 0604 lets others than the daemon's user read the secret; no command is given, as {theirs} (owner uid {Nobody} (nobody), gid 0, mode 0755) "
+            + "may be changed by others than root and the daemon's user, who could swap in a link for it to follow; move the file into a directory only root may "
+            + "change, such as /etc/smtp-interceptor, owned by root with mode 0600"));
+        Assert.That(Refusal(path, Nobody), Does.EndWith(", and mode 0604 lets others than the daemon's user read the secret; run chown nobody " + path + " && chmod 600 " + path),
+            "the daemon's user's own directory is trusted as root's is");
     }
 
     [Test]

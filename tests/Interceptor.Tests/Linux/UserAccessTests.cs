@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Interceptor.Linux;
 using static Interceptor.Tests.Linux.ThreadCredentials;
+using static Interceptor.Tests.Linux.ToolRun;
 
 namespace Interceptor.Tests.Linux;
 
@@ -27,13 +27,6 @@ public sealed partial class UserAccessTests
     public void RemoveDirectory() => Directory.Delete(_directory, recursive: true);
 
     private static UserAccess NobodysAccess(params uint[] extraGroups) => UserAccess.For(Nobody, extraGroups) ?? throw new AssertionException("no account for nobody");
-
-    private static void Run(string file, params string[] arguments)
-    {
-        using var process = Process.Start(file, arguments);
-        process.WaitForExit();
-        Assert.That(process.ExitCode, Is.Zero, $"{file} {string.Join(' ', arguments)}");
-    }
 
     // A file nobody's and readable by it (0600) in a new directory of the given owner, group and mode.
     private string FileInside(string name, int mode, string ownerAndGroup)
@@ -221,7 +214,7 @@ public sealed partial class UserAccessTests
     }
 
     // struct posix_acl_xattr_header (version 2) and its entries, as setfacl writes them into system.posix_acl_access.
-    private static void SetAccessAcl(string path, params (ushort Tag, ushort Permissions, uint Id)[] entries)
+    internal static void SetAccessAcl(string path, params (ushort Tag, ushort Permissions, uint Id)[] entries)
     {
         var bytes = new byte[4 + (8 * entries.Length)];
         BitConverter.TryWriteBytes(bytes.AsSpan(0), 2u);

@@ -187,6 +187,29 @@ public class ReferencedFilesTests
             "its own key it may not read: the mode, not a chown");
     }
 
+    [Test]
+    public void A_file_the_daemons_user_may_not_read_in_a_directory_another_user_may_change_gets_no_command()
+    {
+        // The relay CA sits in a customer's directory (uid 4244 here): "chmod a+r" pasted as root would follow a link she
+        // swapped in meanwhile, to /etc/shadow. With that directory root's, the command is given.
+        const uint nobody = 65534;
+        var theirs = Directory.CreateDirectory(Path.Combine(_directory, "theirs")).FullName;
+        var ca = Path.Combine(theirs, "relay-ca.pem");
+        File.WriteAllText(ca, SelfSignedPem());
+        File.SetUnixFileMode(ca, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        Chown("4244", theirs);
+
+        var user = $"the daemon's user (uid {nobody} (nobody))";
+        Assert.That(ReferencedFiles.Problems(WithRelay(Relay(ca)), nobody), Is.EqualTo(new[]
+        {
+            $"Relay.Smarthosts[0].CaFile: {ca}: {user} may not read it (owner uid 0 (root), gid 0, mode 0600); no command is given, as {theirs} (owner uid 4244, gid 0, mode 0755) "
+            + "may be changed by others than root and the daemon's user, who could swap in a link for it to follow; move the file into a directory only root may change, "
+            + "such as /etc/smtp-interceptor, readable by all (mode 0644)",
+        }));
+        Chown("root", theirs);
+        Assert.That(ReferencedFiles.Problems(WithRelay(Relay(ca)), nobody), Is.EqualTo(new[] { $"Relay.Smarthosts[0].CaFile: {ca}: {user} may not read it (owner uid 0 (root), gid 0, mode 0600); run chmod a+r {ca}" }));
+    }
+
     private static void Chown(string owner, string path)
     {
         using var chown = System.Diagnostics.Process.Start("chown", [owner, path]);

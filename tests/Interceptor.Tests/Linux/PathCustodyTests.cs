@@ -1,0 +1,125 @@
+using System.Runtime.InteropServices;
+using Interceptor.Linux;
+using static Interceptor.Tests.Linux.ThreadCredentials;
+using static Interceptor.Tests.Linux.ToolRun;
+
+namespace Interceptor.Tests.Linux;
+
+/// <summary>
+/// Whether a fix printed for root to paste names a path nobody else can re-point: each verdict is compared with the
+/// kernel's, a thread that is nobody (the customer here) trying to move the entry a link would replace. The tests run as
+/// root; their directory is root's entry in the sticky /tmp.
+/// </summary>
+[TestFixture]
+public sealed partial class PathCustodyTests
+{
+    private const uint DaemonUid = 4243;   // a daemon's user with no account: trusted by uid, described by number
+    private string _directory = "";
+
+    [SetUp]
+    public void CreateDirectory()
+    {
+        _directory = Directory.CreateTempSubdirectory("smtpi-custody-").FullName;
+        File.SetUnixFileMode(_directory, (UnixFileMode)0x1ED);
+    }
+
+    [TearDown]
+    public void RemoveDirectory() => Directory.Delete(_directory, recursive: true);
+
+    // A secret in a new directory of the given owner and mode under the test's own.
+    private string FileIn(string name, int mode, string owner)
+    {
+        var directory = Directory.CreateDirectory(Path.Combine(_directory, name)).FullName;
+        var file = Path.Combine(directory, "secret");
+        File.WriteAllText(file, "s3cret");
+        Run("chown", owner, directory);
+        File.SetUnixFileMode(directory, (UnixFileMode)mode);
+        return file;
+    }
+
+    // The kernel's verdict: whether a thread that is nobody in nogroup may move the entry aside, which is what swapping a
+    // link in for it takes. Moved back at once.
+    private static bool NobodyMayMove(string entry) => OnThreadOfItsOwn.Run("as nobody", () => BecomeNobodyIn(NoGroup), () =>
+    {
+        var aside = entry + ".aside";
+        if (Rename(entry, aside) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            return errno is 1 or 13 ? false : throw new InvalidOperationException($"rename({entry}): errno {errno}"); // EPERM, EACCES
+        }
+
+        Assert.That(Rename(aside, entry), Is.Zero, "moved back");
+        return true;
+    });
+
+    [TestCase(0x1ED, "root", null, TestName = "{m}(root's 0755)")]
+    [TestCase(0x1ED, "4243", null, TestName = "{m}(the daemon's user's 0755)")]
+    [TestCase(0x1ED, "nobody", "owner uid 65534 (nobody), gid 0, mode 0755", TestName = "{m}(another user's 0755)")]
+    [TestCase(0x1FD, "root:nogroup", "owner uid 0 (root), gid 65534, mode 0775", TestName = "{m}(root's 0775: its group may write)")]
+    [TestCase(0x1EF, "root", "owner uid 0 (root), gid 0, mode 0757", TestName = "{m}(root's 0757: others may write)")]
+    public void A_directory_others_may_change_is_named(int mode, string owner, string? open)
+    {
+        var file = FileIn("dir", mode, owner);
+
+        Assert.That(NobodyMayMove(file), Is.EqualTo(open is not null), "the kernel's verdict for nobody");
+        Assert.That(PathCustody.OpenPlace(file, DaemonUid), Is.EqualTo(open is null ? null : $"{Path.GetDirectoryName(file)} ({open})"));
+    }
+
+    [Test]
+    public void In_a_sticky_directory_the_entry_on_the_path_decides()
+    {
+        // root's 1777, as /tmp: root's entry stays put, nobody's may be moved by nobody.
+        var sticky = Directory.CreateDirectory(Path.Combine(_directory, "sticky")).FullName;
+        File.SetUnixFileMode(sticky, (UnixFileMode)0x3FF);
+        var roots = Path.Combine(Directory.CreateDirectory(Path.Combine(sticky, "roots")).FullName, "secret");
+        File.WriteAllText(roots, "s3cret");
+        var theirs = Directory.CreateDirectory(Path.Combine(sticky, "theirs")).FullName;
+        Run("chown", "nobody", theirs);
+        var inTheirs = Path.Combine(theirs, "secret");
+        File.WriteAllText(inTheirs, "s3cret");
+
+        Assert.That(NobodyMayMove(Path.GetDirectoryName(roots)!), Is.False, "the kernel: root's entry in a sticky directory");
+        Assert.That(PathCustody.OpenPlace(roots, DaemonUid), Is.Null);
+        Assert.That(NobodyMayMove(theirs), Is.True, "the kernel: nobody's own entry");
+        Assert.That(PathCustody.OpenPlace(inTheirs, DaemonUid), Is.EqualTo($"{theirs} (owner uid 65534 (nobody), gid 0, mode 0755, in sticky {sticky})"));
+    }
+
+    [Test]
+    public void A_link_is_judged_where_it_leads()
+    {
+        // A link in root's directory into nobody's: root's paste would go where nobody points it.
+        var file = FileIn("theirs", 0x1ED, "nobody");
+        var link = Path.Combine(_directory, "link");
+        File.CreateSymbolicLink(link, file);
+
+        Assert.That(PathCustody.OpenPlace(link, DaemonUid), Is.EqualTo($"{Path.GetDirectoryName(file)} (owner uid 65534 (nobody), gid 0, mode 0755)"));
+        Assert.That(PathCustody.OpenPlace(Path.Combine(_directory, "theirs", "..", "theirs", "secret"), DaemonUid), Is.Not.Null);
+    }
+
+    [Test]
+    public void A_directory_whose_acl_lets_another_user_write_shows_it_in_its_mode()
+    {
+        // root's 0755 plus "user:nobody:rwx": the ACL's mask, which must allow writing for that entry to, is the mode's group bits.
+        var file = FileIn("acl", 0x1ED, "root");
+        var directory = Path.GetDirectoryName(file)!;
+        UserAccessTests.SetAccessAcl(directory, (0x01, 7, uint.MaxValue), (0x02, 7, Nobody), (0x04, 5, uint.MaxValue), (0x10, 7, uint.MaxValue), (0x20, 5, uint.MaxValue));
+
+        Assert.That(NobodyMayMove(file), Is.True, "the kernel: the ACL lets nobody write");
+        Assert.That(PathCustody.OpenPlace(file, DaemonUid), Is.EqualTo($"{directory} (owner uid 0 (root), gid 0, mode 0775)"));
+    }
+
+    [Test]
+    public void The_fix_is_a_command_only_where_nobody_else_can_re_point_the_path()
+    {
+        var safe = FileIn("safe", 0x1ED, "root");
+        var open = FileIn("open", 0x1ED, "nobody");
+
+        Assert.That(PathCustody.Fix(safe, DaemonUid, "chmod 600 X", "owned by d with mode 0600"), Is.EqualTo("run chmod 600 X"));
+        Assert.That(PathCustody.Fix(open, DaemonUid, "chmod 600 X", "owned by d with mode 0600"), Is.EqualTo(
+            $"no command is given, as {Path.GetDirectoryName(open)} (owner uid 65534 (nobody), gid 0, mode 0755) may be changed by others than root and the daemon's user, "
+            + "who could swap in a link for it to follow; move the file into a directory only root may change, such as /etc/smtp-interceptor, owned by d with mode 0600"));
+    }
+
+    [LibraryImport("libc", EntryPoint = "rename", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int Rename(string from, string to);
+}

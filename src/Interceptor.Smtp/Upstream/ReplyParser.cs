@@ -38,7 +38,7 @@ public static class ReplyParser
                 throw new UpstreamConnectionLostException("connection closed by the upstream");
             }
 
-            var text = line.Text;
+            var text = line.Status == LineStatus.ForbiddenByte ? Printable(line.Text) : line.Text;
             if (line.Status == LineStatus.TooLong || text.Length < 3 ||
                 !int.TryParse(text.AsSpan(0, 3), NumberStyles.None, CultureInfo.InvariantCulture, out var lineCode) ||
                 lineCode is < 200 or > 599 || (text.Length > 3 && text[3] is not (' ' or '-')))
@@ -65,6 +65,11 @@ public static class ReplyParser
             }
         }
     }
+
+    // A NUL or a bare CR in a reply line (any MX a customer names can send one) becomes '?', as Postfix's SMTP client
+    // makes it printable: the text is relayed to the client, where a bare CR could end a line early, and stored in the
+    // journal, where a NUL ends the text for SQL's length() and the sqlite3 shell.
+    private static string Printable(string text) => text.Replace('\0', '?').Replace('\r', '?');
 
     /// <summary>
     /// Splits "5.1.1 rest" off each line when every line carries the same enhanced code whose class matches the basic code

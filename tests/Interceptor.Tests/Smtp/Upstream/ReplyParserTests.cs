@@ -49,6 +49,16 @@ public class ReplyParserTests
     }
 
     [Test]
+    public async Task A_nul_or_a_bare_cr_in_a_reply_line_is_relayed_and_stored_as_a_question_mark()
+    {
+        var reply = await Parse("550-5.7.1 no\0more\r\n550 5.7.1 bare\rCR\r\n");
+
+        Assert.That(reply.EnhancedCode, Is.EqualTo("5.7.1"));
+        Assert.That(reply.Lines, Is.EqualTo(new[] { "no?more", "bare?CR" }));
+        Assert.That(reply.ToWire(), Is.EqualTo("550-5.7.1 no?more\r\n550 5.7.1 bare?CR\r\n"));
+    }
+
+    [Test]
     public async Task A_bare_code_is_a_reply()
     {
         Assert.That((await Parse("354\r\n")).Code, Is.EqualTo(354));

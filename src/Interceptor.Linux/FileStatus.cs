@@ -7,13 +7,14 @@ namespace Interceptor.Linux;
 /// (unlike struct stat). <see cref="Mask"/> says which fields the file system filled: one may leave out what was asked for,
 /// and its zeros would read as root's file of mode 0000.
 /// </summary>
-internal readonly partial record struct FileStatus(uint Mask, ushort Type, ushort Mode, uint Owner, uint Group, long Length, ulong Inode, ulong Device)
+internal readonly partial record struct FileStatus(uint Mask, ushort Type, ushort Mode, uint Owner, uint Group, long Length, ulong Inode, ulong Device, uint Links)
 {
     public const int AtCurrentDirectory = -100;   // AT_FDCWD
     public const int AtSymlinkNoFollow = 0x100;   // AT_SYMLINK_NOFOLLOW
     public const int AtEmptyPath = 0x1000;        // AT_EMPTY_PATH: the descriptor's own file
     public const uint TypeField = 0x1;            // STATX_TYPE
     public const uint ModeField = 0x2;            // STATX_MODE
+    public const uint LinksField = 0x4;           // STATX_NLINK
     public const uint OwnerField = 0x8;           // STATX_UID
     public const uint GroupField = 0x10;          // STATX_GID
     public const uint InodeField = 0x100;         // STATX_INO
@@ -35,7 +36,7 @@ internal readonly partial record struct FileStatus(uint Mask, ushort Type, ushor
             return Marshal.GetLastPInvokeError();
         }
 
-        // stx_mask at 0, stx_uid at 20, stx_gid at 24, stx_mode at 28, stx_ino at 32, stx_size at 40, stx_dev_major/minor at 136/140.
+        // stx_mask at 0, stx_nlink at 16, stx_uid at 20, stx_gid at 24, stx_mode at 28, stx_ino at 32, stx_size at 40, stx_dev_major/minor at 136/140.
         var span = new ReadOnlySpan<byte>(buffer, BufferSize);
         var mode = MemoryMarshal.Read<ushort>(span[28..]);
         var device = ((ulong)MemoryMarshal.Read<uint>(span[136..]) << 32) | MemoryMarshal.Read<uint>(span[140..]);
@@ -47,7 +48,8 @@ internal readonly partial record struct FileStatus(uint Mask, ushort Type, ushor
             MemoryMarshal.Read<uint>(span[24..]),
             (long)MemoryMarshal.Read<ulong>(span[40..]),
             MemoryMarshal.Read<ulong>(span[32..]),
-            device);
+            device,
+            MemoryMarshal.Read<uint>(span[16..]));
         return 0;
     }
 

@@ -1,53 +1,70 @@
+using System.Runtime.InteropServices;
 using Interceptor.Core.Text;
 
 namespace Interceptor.Linux;
 
 /// <summary>
-/// Whether anyone but root and the daemon's user could change where a path leads. A fix printed for an admin to paste
-/// as root (<c>chown</c>, <c>chmod</c>) follows the path when it runs, not when the message was written: where a customer
-/// may rename the entries of a directory the lookup passes (her home, a group-writable directory), she swaps a link in
-/// meanwhile and root's <c>chmod a+r</c> lands on /etc/shadow. Such a fix is then not printed; the file is to be moved.
+/// Whether anyone but root could change where a path leads. A fix printed for an admin to paste as root (<c>chown</c>,
+/// <c>chmod</c>) follows the path when it runs, not when the message was written: where a customer may rename the
+/// entries of a directory the lookup passes (her home, a group-writable directory), she swaps a link in meanwhile and
+/// root's <c>chmod a+r</c> lands on /etc/shadow. Such a fix is then not printed. Only root is trusted, not the daemon's
+/// user: a daemon taken over through its SMTP input must not turn root's <c>chown</c> of its secret into root itself.
 /// </summary>
-public static class PathCustody
+public static partial class PathCustody
 {
-    private const uint Fields = FileStatus.TypeField | FileStatus.ModeField | FileStatus.OwnerField | FileStatus.GroupField;
+    private const uint Fields = FileStatus.TypeField | FileStatus.ModeField | FileStatus.OwnerField | FileStatus.GroupField | FileStatus.LinksField;
     private const ushort GroupOrOthersWrite = 0x12;
     private const ushort Sticky = 0x200;
+    private const long FuseMagic = 0x65735546;   // FUSE_SUPER_MAGIC: owner and mode are whatever a user's server reports
 
     /// <summary>
-    /// The first place on the lookup of <paramref name="path"/> that a user other than root and <paramref name="trusted"/>
-    /// may change, described ("/home/alice (owner uid 1001 (alice), gid 1001, mode 0755)"); null when there is none.
-    /// A directory is open when another user owns it or when group or others may write it (with an ACL, its mode's group
-    /// bits are the ACL's mask, which bounds what any named user or group gets); in a sticky directory such as /tmp only an
-    /// entry's owner may rename it, so there the entry the lookup passes is judged instead. What cannot be examined counts as open: this decides whether root is told to run something.
+    /// The first place on the lookup of <paramref name="path"/> (links followed) that a user other than root may change,
+    /// described ("/home/alice (owner uid 1001 (alice), gid 1001, mode 0755)"); null when there is none. Open are a
+    /// directory that is someone else's, that group or others may write (with an ACL, its mode's group bits are the ACL's
+    /// mask, which bounds what any named user or group gets), or that is on a FUSE file system; a link someone else made
+    /// (its target is theirs, wherever root moved it); in a sticky directory such as /tmp, where only an entry's owner may
+    /// rename it, an entry that is someone else's or a file with a second name (a hard link she made to root's file).
+    /// What cannot be examined counts as open: this decides whether root is told to run something.
     /// </summary>
-    public static string? OpenPlace(string path, uint trusted)
+    public static string? OpenPlace(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         foreach (var step in PathLookup.Steps(path))
         {
-            if (Examine(step.Directory, FileStatus.Directory) is not { } directory)
+            if (Examine(step.Directory) is not { Type: FileStatus.Directory } directory || FileSystemType(step.Directory) is not { } type)
             {
                 return $"{step.Directory} (cannot be examined)";
             }
 
-            if (!Trusted(directory.Owner, trusted))
+            var sticky = (directory.Mode & Sticky) != 0;
+            if (directory.Owner != 0 || ((directory.Mode & GroupOrOthersWrite) != 0 && !sticky))
             {
                 return Describe(step.Directory, directory, "");
             }
 
-            if ((directory.Mode & GroupOrOthersWrite) != 0)
+            if (type == FuseMagic)
             {
-                if ((directory.Mode & Sticky) == 0)
-                {
-                    return Describe(step.Directory, directory, "");
-                }
+                return $"{step.Directory} (on a FUSE file system, whose owners and modes are what its server says)";
+            }
 
-                // Sticky: the directory's owner (judged above) and the entry's may rename the entry, nobody else.
-                if (step.Entry is { } entry && Examine(entry, type: null) is var found && (found is null || !Trusted(found.Value.Owner, trusted)))
-                {
-                    return found is { } status ? Describe(entry, status, $", in sticky {step.Directory}") : $"{entry} (cannot be examined)";
-                }
+            if (step.Entry is not { } entry)
+            {
+                continue;
+            }
+
+            if (Examine(entry) is not { } found)
+            {
+                return $"{entry} (cannot be examined)";
+            }
+
+            if (found.Type == FileStatus.SymbolicLink && found.Owner != 0)
+            {
+                return Describe(entry, found, ", a link whose owner chose where it leads");
+            }
+
+            if (sticky && (directory.Mode & GroupOrOthersWrite) != 0 && (found.Owner != 0 || (found.Type != FileStatus.Directory && found.Links > 1)))
+            {
+                return Describe(entry, found, found.Owner != 0 ? $", in sticky {step.Directory}" : $", {found.Links} names, in sticky {step.Directory}");
             }
         }
 
@@ -55,28 +72,35 @@ public static class PathCustody
     }
 
     /// <summary>
-    /// The clause that ends a problem's message: <c>run COMMAND</c> when the path is root's and the daemon's user's alone to
-    /// change (<see cref="OpenPlace"/>), else why no command is given and where the file should go instead.
+    /// The clause that ends a problem's message: <c>run COMMAND</c> when only root can change where the path leads
+    /// (<see cref="OpenPlace"/>), else why no command is given and how to put the file where one would be safe.
     /// </summary>
     /// <param name="path">The file the command changes.</param>
-    /// <param name="trusted">The daemon's user, besides root.</param>
     /// <param name="command">The command, its words quoted (<see cref="ShellWord"/>).</param>
-    /// <param name="wanted">What the file should be once moved, e.g. "owned by smtp-interceptor with mode 0600".</param>
-    public static string Fix(string path, uint trusted, string command, string wanted) =>
-        OpenPlace(path, trusted) is { } place
-            ? $"no command is given, as {place} may be changed by others than root and the daemon's user, who could swap in a link "
-              + $"for it to follow; move the file into a directory only root may change, such as /etc/smtp-interceptor, {wanted}"
+    /// <param name="wanted">What to make of the new file, e.g. "give it owner smtp-interceptor and mode 0600".</param>
+    public static string Fix(string path, string command, string wanted) =>
+        OpenPlace(path) is { } place
+            ? $"no command is given, as {place} may be changed by users other than root, who could put a link there for a pasted "
+              + "command to follow; make the file anew from a copy you trust (moving or copying this one could carry such a link along) "
+              + $"in a directory only root may change, such as /etc/smtp-interceptor; {wanted} and point the option at it"
             : $"run {command}";
 
-    private static bool Trusted(uint owner, uint trusted) => owner == 0 || owner == trusted;
-
-    // The entry's own status (a link is not followed), or null when it cannot be examined or is not of the type expected.
-    private static FileStatus? Examine(string path, ushort? type) =>
-        FileStatus.Get(FileStatus.AtCurrentDirectory, path, FileStatus.AtSymlinkNoFollow, Fields, out var status) == 0
-            && (status.Mask & Fields) == Fields && (type is null || status.Type == type)
+    // The entry's own status (a link is not followed), or null when it cannot be examined.
+    private static FileStatus? Examine(string path) =>
+        FileStatus.Get(FileStatus.AtCurrentDirectory, path, FileStatus.AtSymlinkNoFollow, Fields, out var status) == 0 && (status.Mask & Fields) == Fields
             ? status
             : null;
 
-    private static string Describe(string path, FileStatus status, string where) =>
-        $"{path} (owner {UserDatabase.Describe(status.Owner)}, gid {status.Group}, mode {status.OctalMode}{where})";
+    // statfs's f_type, the first field of struct statfs (a long on every 64-bit architecture); null when it fails.
+    private static unsafe long? FileSystemType(string directory)
+    {
+        var buffer = stackalloc long[32];
+        return StatFs(directory, buffer) == 0 ? buffer[0] : null;
+    }
+
+    private static string Describe(string path, FileStatus status, string what) =>
+        $"{path} (owner {UserDatabase.Describe(status.Owner)}, gid {status.Group}, mode {status.OctalMode}{what})";
+
+    [LibraryImport("libc", EntryPoint = "statfs", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial int StatFs(string path, long* buffer);
 }

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Interceptor.Core.Text;
 
 namespace Interceptor.Smtp.Identity;
 
@@ -78,7 +77,7 @@ public sealed class DkimKeyStore(string directory, string selector, IReadOnlyCol
         const UnixFileMode open = UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
         if ((mode & open) != 0)
         {
-            return $"Dkim.KeyDirectory {directory} has mode {Convert.ToString((int)mode, 8).PadLeft(4, '0')}: group and others can read it; make it 0700 (chmod 700 {ShellWord.Quote(directory)})";
+            return $"Dkim.KeyDirectory {directory} has mode {Convert.ToString((int)mode, 8).PadLeft(4, '0')}: group and others can read it; make it 0700";
         }
 
         return null;

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using Interceptor.Core.Text;
 
 namespace Interceptor.Smtp.Tls;
 
@@ -47,7 +46,7 @@ public sealed class ClientCertificateAuthority : IDisposable
         {
             throw new ClientTlsSetupException(
                 $"ClientTls.CaKey: {keyPath} has mode {ModeText(mode)}: users other than its owner can use the CA's key, which can impersonate " +
-                $"any TLS server to programs that trust the CA; make it mode 0600, owned by the daemon's user (chmod 600 {ShellWord.Quote(keyPath)})");
+                "any TLS server to programs that trust the CA; make it mode 0600, owned by the daemon's user");
         }
 
         X509Certificate2 certificate;

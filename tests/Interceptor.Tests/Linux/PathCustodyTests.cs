@@ -6,14 +6,13 @@ using static Interceptor.Tests.Linux.ToolRun;
 namespace Interceptor.Tests.Linux;
 
 /// <summary>
-/// Whether a fix printed for root to paste names a path nobody else can re-point: each verdict is compared with the
-/// kernel's, a thread that is nobody (the customer here) trying to move the entry a link would replace. The tests run as
+/// Whether a fix printed for root to paste names a path nobody else can re-point: each directory's verdict is compared
+/// with the kernel's, a thread that is nobody (the customer here) trying to move the entry a link would replace. The tests run as
 /// root; their directory is root's entry in the sticky /tmp.
 /// </summary>
 [TestFixture]
 public sealed partial class PathCustodyTests
 {
-    private const uint DaemonUid = 4243;   // a daemon's user with no account: trusted by uid, described by number
     private string _directory = "";
 
     [SetUp]
@@ -53,7 +52,7 @@ public sealed partial class PathCustodyTests
     });
 
     [TestCase(0x1ED, "root", null, TestName = "{m}(root's 0755)")]
-    [TestCase(0x1ED, "4243", null, TestName = "{m}(the daemon's user's 0755)")]
+    [TestCase(0x1ED, "4243", "owner uid 4243, gid 0, mode 0755", TestName = "{m}(a 0755 of a uid without an account: the daemon's user is not trusted either)")]
     [TestCase(0x1ED, "nobody", "owner uid 65534 (nobody), gid 0, mode 0755", TestName = "{m}(another user's 0755)")]
     [TestCase(0x1FD, "root:nogroup", "owner uid 0 (root), gid 65534, mode 0775", TestName = "{m}(root's 0775: its group may write)")]
     [TestCase(0x1EF, "root", "owner uid 0 (root), gid 0, mode 0757", TestName = "{m}(root's 0757: others may write)")]
@@ -61,8 +60,8 @@ public sealed partial class PathCustodyTests
     {
         var file = FileIn("dir", mode, owner);
 
-        Assert.That(NobodyMayMove(file), Is.EqualTo(open is not null), "the kernel's verdict for nobody");
-        Assert.That(PathCustody.OpenPlace(file, DaemonUid), Is.EqualTo(open is null ? null : $"{Path.GetDirectoryName(file)} ({open})"));
+        Assert.That(NobodyMayMove(file), Is.EqualTo(open is not null && owner != "4243"), "the kernel's verdict for nobody");
+        Assert.That(PathCustody.OpenPlace(file), Is.EqualTo(open is null ? null : $"{Path.GetDirectoryName(file)} ({open})"));
     }
 
     [Test]
@@ -79,9 +78,9 @@ public sealed partial class PathCustodyTests
         File.WriteAllText(inTheirs, "s3cret");
 
         Assert.That(NobodyMayMove(Path.GetDirectoryName(roots)!), Is.False, "the kernel: root's entry in a sticky directory");
-        Assert.That(PathCustody.OpenPlace(roots, DaemonUid), Is.Null);
+        Assert.That(PathCustody.OpenPlace(roots), Is.Null);
         Assert.That(NobodyMayMove(theirs), Is.True, "the kernel: nobody's own entry");
-        Assert.That(PathCustody.OpenPlace(inTheirs, DaemonUid), Is.EqualTo($"{theirs} (owner uid 65534 (nobody), gid 0, mode 0755, in sticky {sticky})"));
+        Assert.That(PathCustody.OpenPlace(inTheirs), Is.EqualTo($"{theirs} (owner uid 65534 (nobody), gid 0, mode 0755, in sticky {sticky})"));
     }
 
     [Test]
@@ -92,8 +91,8 @@ public sealed partial class PathCustodyTests
         var link = Path.Combine(_directory, "link");
         File.CreateSymbolicLink(link, file);
 
-        Assert.That(PathCustody.OpenPlace(link, DaemonUid), Is.EqualTo($"{Path.GetDirectoryName(file)} (owner uid 65534 (nobody), gid 0, mode 0755)"));
-        Assert.That(PathCustody.OpenPlace(Path.Combine(_directory, "theirs", "..", "theirs", "secret"), DaemonUid), Is.Not.Null);
+        Assert.That(PathCustody.OpenPlace(link), Is.EqualTo($"{Path.GetDirectoryName(file)} (owner uid 65534 (nobody), gid 0, mode 0755)"));
+        Assert.That(PathCustody.OpenPlace(Path.Combine(_directory, "theirs", "..", "theirs", "secret")), Is.Not.Null);
     }
 
     [Test]
@@ -105,7 +104,36 @@ public sealed partial class PathCustodyTests
         UserAccessTests.SetAccessAcl(directory, (0x01, 7, uint.MaxValue), (0x02, 7, Nobody), (0x04, 5, uint.MaxValue), (0x10, 7, uint.MaxValue), (0x20, 5, uint.MaxValue));
 
         Assert.That(NobodyMayMove(file), Is.True, "the kernel: the ACL lets nobody write");
-        Assert.That(PathCustody.OpenPlace(file, DaemonUid), Is.EqualTo($"{directory} (owner uid 0 (root), gid 0, mode 0775)"));
+        Assert.That(PathCustody.OpenPlace(file), Is.EqualTo($"{directory} (owner uid 0 (root), gid 0, mode 0775)"));
+    }
+
+    [Test]
+    public void A_link_someone_else_made_is_open_wherever_it_lies()
+    {
+        // She made the link in her home; root moved it into its own directory (mv keeps a link a link, and its owner).
+        var target = Path.Combine(Directory.CreateDirectory(Path.Combine(_directory, "etc")).FullName, "shadow");
+        File.WriteAllText(target, "root:x:");
+        var link = Path.Combine(_directory, "ca.pem");
+        File.CreateSymbolicLink(link, target);
+        Assert.That(PathCustody.OpenPlace(link), Is.Null, "root's own link to root's file");
+        Run("chown", "-h", "nobody", link);
+
+        Assert.That(PathCustody.OpenPlace(link), Is.EqualTo($"{link} (owner uid 65534 (nobody), gid 0, mode 0777, a link whose owner chose where it leads)"));
+    }
+
+    [Test]
+    public void A_second_name_of_roots_file_in_a_sticky_directory_is_open()
+    {
+        // A hard link she made there (fs.protected_hardlinks lets her link a file she may read and write) is root's
+        // inode under a name she chose; root's only name for it is not.
+        var sticky = Directory.CreateDirectory(Path.Combine(_directory, "sticky")).FullName;
+        File.SetUnixFileMode(sticky, (UnixFileMode)0x3FF);
+        var file = Path.Combine(sticky, "ca.pem");
+        File.WriteAllText(file, "pem");
+        Assert.That(PathCustody.OpenPlace(file), Is.Null);
+        Run("ln", file, Path.Combine(_directory, "elsewhere"));
+
+        Assert.That(PathCustody.OpenPlace(file), Is.EqualTo($"{file} (owner uid 0 (root), gid 0, mode 0644, 2 names, in sticky {sticky})"));
     }
 
     [Test]
@@ -114,10 +142,11 @@ public sealed partial class PathCustodyTests
         var safe = FileIn("safe", 0x1ED, "root");
         var open = FileIn("open", 0x1ED, "nobody");
 
-        Assert.That(PathCustody.Fix(safe, DaemonUid, "chmod 600 X", "owned by d with mode 0600"), Is.EqualTo("run chmod 600 X"));
-        Assert.That(PathCustody.Fix(open, DaemonUid, "chmod 600 X", "owned by d with mode 0600"), Is.EqualTo(
-            $"no command is given, as {Path.GetDirectoryName(open)} (owner uid 65534 (nobody), gid 0, mode 0755) may be changed by others than root and the daemon's user, "
-            + "who could swap in a link for it to follow; move the file into a directory only root may change, such as /etc/smtp-interceptor, owned by d with mode 0600"));
+        Assert.That(PathCustody.Fix(safe, "chmod 600 X", "give it mode 0600"), Is.EqualTo("run chmod 600 X"));
+        Assert.That(PathCustody.Fix(open, "chmod 600 X", "give it mode 0600"), Is.EqualTo(
+            $"no command is given, as {Path.GetDirectoryName(open)} (owner uid 65534 (nobody), gid 0, mode 0755) may be changed by users other than root, who could put a link "
+            + "there for a pasted command to follow; make the file anew from a copy you trust (moving or copying this one could carry such a link along) in a "
+            + "directory only root may change, such as /etc/smtp-interceptor; give it mode 0600 and point the option at it"));
     }
 
     [LibraryImport("libc", EntryPoint = "rename", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]

@@ -84,10 +84,10 @@ public sealed partial class PrivateFileTests
 
         Assert.That(Refusal(path), Is.EqualTo(
             $"{path}: mode 0604 lets others than the daemon's user read the secret; no command is given, as {theirs} (owner uid {Nobody} (nobody), gid 0, mode 0755) "
-            + "may be changed by others than root and the daemon's user, who could swap in a link for it to follow; move the file into a directory only root may "
-            + "change, such as /etc/smtp-interceptor, owned by root with mode 0600"));
-        Assert.That(Refusal(path, Nobody), Does.EndWith(", and mode 0604 lets others than the daemon's user read the secret; run chown nobody " + path + " && chmod 600 " + path),
-            "the daemon's user's own directory is trusted as root's is");
+            + "may be changed by users other than root, who could put a link there for a pasted command to follow; make the file anew from a copy you trust "
+            + "(moving or copying this one could carry such a link along) in a directory only root may change, such as /etc/smtp-interceptor; give it owner root "
+            + "and mode 0600 and point the option at it"));
+        Assert.That(Refusal(path, Nobody), Does.Contain("no command is given"), "not even for the daemon's user's own directory: a daemon taken over could swap the link");
     }
 
     [Test]

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using Interceptor.Core.Replies;
@@ -38,7 +39,7 @@ public static class ReplyParser
                 throw new UpstreamConnectionLostException("connection closed by the upstream");
             }
 
-            var text = line.Status == LineStatus.ForbiddenByte ? Printable(line.Text) : line.Text;
+            var text = line.Text.AsSpan().ContainsAny(Unprintable) ? Printable(line.Text) : line.Text;
             if (line.Status == LineStatus.TooLong || text.Length < 3 ||
                 !int.TryParse(text.AsSpan(0, 3), NumberStyles.None, CultureInfo.InvariantCulture, out var lineCode) ||
                 lineCode is < 200 or > 599 || (text.Length > 3 && text[3] is not (' ' or '-')))
@@ -66,10 +67,20 @@ public static class ReplyParser
         }
     }
 
-    // A NUL or a bare CR in a reply line (any MX a customer names can send one) becomes '?', as Postfix's SMTP client
-    // makes it printable: the text is relayed to the client, where a bare CR could end a line early, and stored in the
-    // journal, where a NUL ends the text for SQL's length() and the sqlite3 shell.
-    private static string Printable(string text) => text.Replace('\0', '?').Replace('\r', '?');
+    // A control character in a reply line (any MX a customer names can send one, on a line ended by CRLF or a bare LF)
+    // becomes '?', as Postfix's SMTP client makes replies printable: the text is relayed to the client, where a bare CR
+    // could end a line early, and stored in the journal, where a NUL ends the text for SQL's length() and the sqlite3
+    // shell and an escape sequence (C0 or C1) would reach an admin's terminal. A tab stays.
+    private static readonly SearchValues<char> Unprintable = SearchValues.Create(
+        string.Concat(Enumerable.Range(0, 32).Where(c => c != '\t').Concat(Enumerable.Range(0x7F, 33)).Select(c => (char)c)));
+
+    private static string Printable(string text) => string.Create(text.Length, text, static (chars, source) =>
+    {
+        for (var i = 0; i < chars.Length; i++)
+        {
+            chars[i] = Unprintable.Contains(source[i]) ? '?' : source[i];
+        }
+    });
 
     /// <summary>
     /// Splits "5.1.1 rest" off each line when every line carries the same enhanced code whose class matches the basic code

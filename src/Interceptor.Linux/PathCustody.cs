@@ -23,28 +23,57 @@ public static partial class PathCustody
     /// directory that is someone else's, that group or others may write (with an ACL, its mode's group bits are the ACL's
     /// mask, which bounds what any named user or group gets), or that is on a FUSE file system; a link someone else made
     /// (its target is theirs, wherever root moved it); in a sticky directory such as /tmp, where only an entry's owner may
-    /// rename it, an entry that is someone else's or a file with a second name (a hard link she made to root's file).
+    /// rename it, an entry that is someone else's; a file with a second name (a hard link someone made to it, whose
+    /// directory this walk never sees), or on a FUSE file system itself (mounted over a file).
     /// What cannot be examined counts as open: this decides whether root is told to run something.
     /// </summary>
-    public static string? OpenPlace(string path)
+    public static string? OpenPlace(string path) => Judge(path).Open;
+
+    /// <summary>
+    /// The clause that ends a problem's message: <c>run COMMAND</c> when only root can change where the path leads
+    /// (<see cref="OpenPlace"/>), made for the file the path leads to and naming it when that is another path (a root's
+    /// link copied from a customer's directory leads where she chose); else why no command is given and how to put the
+    /// file where one would be safe.
+    /// </summary>
+    /// <param name="path">The file the command changes.</param>
+    /// <param name="command">The command for a path (quote it with <see cref="ShellWord"/>).</param>
+    /// <param name="wanted">What to make of the new file, e.g. "give it owner smtp-interceptor and mode 0600".</param>
+    public static string Fix(string path, Func<string, string> command, string wanted)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        var (open, file) = Judge(path);
+        if (open is not null || file is null)
+        {
+            return $"no command is given, as {open ?? path + " (cannot be examined, so counted as open)"} may be changed by users other than root, who could "
+                + "put a link there for a pasted command to follow; make the file anew from a copy you trust (moving or copying this one could carry such a "
+                + $"link along) in a directory only root may change, such as /etc/smtp-interceptor; {wanted} and point the option at it";
+        }
+
+        return file == path ? $"run {command(file)}" : $"run {command(file)} (the file {path} leads to)";
+    }
+
+    // The first open place, or the file the lookup ends at (null when it did not get there).
+    private static (string? Open, string? File) Judge(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        string? file = null;
         foreach (var step in PathLookup.Steps(path))
         {
+            file = null;
             if (Examine(step.Directory) is not { Type: FileStatus.Directory } directory || FileSystemType(step.Directory) is not { } type)
             {
-                return $"{step.Directory} (cannot be examined)";
+                return ($"{step.Directory} (cannot be examined, so counted as open)", null);
             }
 
             var sticky = (directory.Mode & Sticky) != 0;
             if (directory.Owner != 0 || ((directory.Mode & GroupOrOthersWrite) != 0 && !sticky))
             {
-                return Describe(step.Directory, directory, "");
+                return (Describe(step.Directory, directory, ""), null);
             }
 
             if (type == FuseMagic)
             {
-                return $"{step.Directory} (on a FUSE file system, whose owners and modes are what its server says)";
+                return ($"{step.Directory} (on a FUSE file system, whose owners and modes are what its server says)", null);
             }
 
             if (step.Entry is not { } entry)
@@ -52,38 +81,46 @@ public static partial class PathCustody
                 continue;
             }
 
-            if (Examine(entry) is not { } found)
+            if (EntryProblem(entry, step.Directory, sticky && (directory.Mode & GroupOrOthersWrite) != 0, out var found) is { } problem)
             {
-                return $"{entry} (cannot be examined)";
+                return (problem, null);
             }
 
-            if (found.Type == FileStatus.SymbolicLink && found.Owner != 0)
-            {
-                return Describe(entry, found, ", a link whose owner chose where it leads");
-            }
-
-            if (sticky && (directory.Mode & GroupOrOthersWrite) != 0 && (found.Owner != 0 || (found.Type != FileStatus.Directory && found.Links > 1)))
-            {
-                return Describe(entry, found, found.Owner != 0 ? $", in sticky {step.Directory}" : $", {found.Links} names, in sticky {step.Directory}");
-            }
+            // A directory is only a way through: a walk that stopped at its bounds there never reached the file.
+            file = found.Type is FileStatus.SymbolicLink or FileStatus.Directory ? null : entry;
         }
 
-        return null;
+        return (null, file);
     }
 
-    /// <summary>
-    /// The clause that ends a problem's message: <c>run COMMAND</c> when only root can change where the path leads
-    /// (<see cref="OpenPlace"/>), else why no command is given and how to put the file where one would be safe.
-    /// </summary>
-    /// <param name="path">The file the command changes.</param>
-    /// <param name="command">The command, its words quoted (<see cref="ShellWord"/>).</param>
-    /// <param name="wanted">What to make of the new file, e.g. "give it owner smtp-interceptor and mode 0600".</param>
-    public static string Fix(string path, string command, string wanted) =>
-        OpenPlace(path) is { } place
-            ? $"no command is given, as {place} may be changed by users other than root, who could put a link there for a pasted "
-              + "command to follow; make the file anew from a copy you trust (moving or copying this one could carry such a link along) "
-              + $"in a directory only root may change, such as /etc/smtp-interceptor; {wanted} and point the option at it"
-            : $"run {command}";
+    private static string? EntryProblem(string entry, string directory, bool inOpenStickyDirectory, out FileStatus found)
+    {
+        if (Examine(entry) is not { } status)
+        {
+            found = default;
+            return $"{entry} (cannot be examined, so counted as open)";
+        }
+
+        found = status;
+        if (status.Type == FileStatus.SymbolicLink)
+        {
+            return status.Owner != 0 ? Describe(entry, status, ", a link whose owner chose where it leads") : null;
+        }
+
+        if (inOpenStickyDirectory && status.Owner != 0)
+        {
+            return Describe(entry, status, $", in sticky {directory}");
+        }
+
+        if (status.Type != FileStatus.Directory && status.Links > 1)
+        {
+            return Describe(entry, status, $", {status.Links} names: another may be someone else's");
+        }
+
+        return status.Type != FileStatus.Directory && FileSystemType(entry) == FuseMagic
+            ? $"{entry} (on a FUSE file system, whose owners and modes are what its server says)"
+            : null;
+    }
 
     // The entry's own status (a link is not followed), or null when it cannot be examined.
     private static FileStatus? Examine(string path) =>
@@ -91,11 +128,12 @@ public static partial class PathCustody
             ? status
             : null;
 
-    // statfs's f_type, the first field of struct statfs (a long on every 64-bit architecture); null when it fails.
-    private static unsafe long? FileSystemType(string directory)
+    // statfs's f_type, the first field of struct statfs: a long on the 64-bit architectures the package is built for
+    // (linux-x64; arm64 has the same layout); null when it fails.
+    private static unsafe long? FileSystemType(string path)
     {
         var buffer = stackalloc long[32];
-        return StatFs(directory, buffer) == 0 ? buffer[0] : null;
+        return StatFs(path, buffer) == 0 ? buffer[0] : null;
     }
 
     private static string Describe(string path, FileStatus status, string what) =>

@@ -122,18 +122,36 @@ public sealed partial class PathCustodyTests
     }
 
     [Test]
-    public void A_second_name_of_roots_file_in_a_sticky_directory_is_open()
+    public void A_file_with_a_second_name_is_open_in_a_sticky_directory_or_anywhere()
     {
-        // A hard link she made there (fs.protected_hardlinks lets her link a file she may read and write) is root's
-        // inode under a name she chose; root's only name for it is not.
+        // A hard link someone made to root's file (fs.protected_hardlinks lets her link a file she may read and write;
+        // with it off, any) is root's inode under a name she chose, in a directory this walk never sees.
         var sticky = Directory.CreateDirectory(Path.Combine(_directory, "sticky")).FullName;
         File.SetUnixFileMode(sticky, (UnixFileMode)0x3FF);
-        var file = Path.Combine(sticky, "ca.pem");
-        File.WriteAllText(file, "pem");
-        Assert.That(PathCustody.OpenPlace(file), Is.Null);
-        Run("ln", file, Path.Combine(_directory, "elsewhere"));
+        var inSticky = Path.Combine(sticky, "ca.pem");
+        File.WriteAllText(inSticky, "pem");
+        var inRoots = FileIn("roots", 0x1ED, "root");
+        Assert.That(PathCustody.OpenPlace(inSticky), Is.Null);
+        Assert.That(PathCustody.OpenPlace(inRoots), Is.Null);
+        Run("ln", inSticky, Path.Combine(_directory, "elsewhere"));
+        Run("ln", inRoots, Path.Combine(_directory, "other"));
 
-        Assert.That(PathCustody.OpenPlace(file), Is.EqualTo($"{file} (owner uid 0 (root), gid 0, mode 0644, 2 names, in sticky {sticky})"));
+        Assert.That(PathCustody.OpenPlace(inSticky), Is.EqualTo($"{inSticky} (owner uid 0 (root), gid 0, mode 0644, 2 names: another may be someone else's)"));
+        Assert.That(PathCustody.OpenPlace(inRoots), Is.EqualTo($"{inRoots} (owner uid 0 (root), gid 0, mode 0644, 2 names: another may be someone else's)"));
+    }
+
+    [Test]
+    public void A_command_goes_to_the_file_a_link_of_roots_leads_to_and_names_it()
+    {
+        // cp -r of a customer's directory makes her links root's, each still leading where she chose: the command names
+        // that file, so root sees /etc/shadow before pasting.
+        var target = Path.Combine(Directory.CreateDirectory(Path.Combine(_directory, "etc")).FullName, "shadow");
+        File.WriteAllText(target, "root:x:");
+        var link = Path.Combine(_directory, "ca.pem");
+        File.CreateSymbolicLink(link, target);
+
+        Assert.That(PathCustody.Fix(link, file => $"chmod a+r {file}", "make it readable"), Is.EqualTo($"run chmod a+r {target} (the file {link} leads to)"));
+        Assert.That(PathCustody.Fix(target, file => $"chmod a+r {file}", "make it readable"), Is.EqualTo($"run chmod a+r {target}"));
     }
 
     [Test]
@@ -142,8 +160,8 @@ public sealed partial class PathCustodyTests
         var safe = FileIn("safe", 0x1ED, "root");
         var open = FileIn("open", 0x1ED, "nobody");
 
-        Assert.That(PathCustody.Fix(safe, "chmod 600 X", "give it mode 0600"), Is.EqualTo("run chmod 600 X"));
-        Assert.That(PathCustody.Fix(open, "chmod 600 X", "give it mode 0600"), Is.EqualTo(
+        Assert.That(PathCustody.Fix(safe, file => $"chmod 600 {file}", "give it mode 0600"), Is.EqualTo($"run chmod 600 {safe}"));
+        Assert.That(PathCustody.Fix(open, file => $"chmod 600 {file}", "give it mode 0600"), Is.EqualTo(
             $"no command is given, as {Path.GetDirectoryName(open)} (owner uid 65534 (nobody), gid 0, mode 0755) may be changed by users other than root, who could put a link "
             + "there for a pasted command to follow; make the file anew from a copy you trust (moving or copying this one could carry such a link along) in a "
             + "directory only root may change, such as /etc/smtp-interceptor; give it mode 0600 and point the option at it"));

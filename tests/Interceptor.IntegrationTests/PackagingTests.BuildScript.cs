@@ -27,7 +27,7 @@ public sealed partial class PackagingTests
             var uid = owner == "root" ? "0" : "65534";
             Assert.That(run.ExitCode, Is.EqualTo(1), run.Describe());
             Assert.That(run.Stderr, Does.Contain(
-                $"build-deb: {artifacts} belongs to uid {uid} with mode {mode}: it must be yours (uid 0) and not writable by group or others, as files planted in it would join the build; remove it or fix its owner and mode"),
+                $"build-deb: {artifacts} belongs to uid {uid} with mode {mode}: it must be yours (uid 0) and not writable by group or others, as files planted in it would join the build; remove it (with what is in it) and run again"),
                 run.Describe());
             Assert.That(Directory.EnumerateFileSystemEntries(artifacts), Is.Empty, "no scratch directory made in it");
             await ProcessRunner.RunCheckedAsync("chown", "root", artifacts);

@@ -31,12 +31,11 @@ public static partial class PathCustody
 
     /// <summary>
     /// The clause that ends a problem's message: <c>run COMMAND</c> when only root can change where the path leads
-    /// (<see cref="OpenPlace"/>), made for the file the path leads to and naming it when that is another path (a root's
-    /// link copied from a customer's directory leads where she chose); else why no command is given and how to put the
-    /// file where one would be safe.
+    /// (<see cref="OpenPlace"/>) and it leads to itself, not through a link; else why no command is given and how to put
+    /// the file where one would be safe.
     /// </summary>
     /// <param name="path">The file the command changes.</param>
-    /// <param name="command">The command for a path (quote it with <see cref="ShellWord"/>).</param>
+    /// <param name="command">The command for the path (quote it with <see cref="ShellWord"/>).</param>
     /// <param name="wanted">What to make of the new file, e.g. "give it owner smtp-interceptor and mode 0600".</param>
     public static string Fix(string path, Func<string, string> command, string wanted)
     {
@@ -49,7 +48,12 @@ public static partial class PathCustody
                 + $"link along) in a directory only root may change, such as /etc/smtp-interceptor; {wanted} and point the option at it";
         }
 
-        return file == path ? $"run {command(file)}" : $"run {command(file)} (the file {path} leads to)";
+        // A path through links leads where whoever made them chose (a link copied with cp -r from a customer's directory
+        // is root's): its name is hers, and one escaped for the terminal or invisible would read as another file. No
+        // command then names it.
+        return file == path
+            ? $"run {command(file)}"
+            : $"no command is given, as {path} leads through a link to {file}, which may not be the file meant; point the option at the file itself";
     }
 
     // The first open place, or the file the lookup ends at (null when it did not get there).

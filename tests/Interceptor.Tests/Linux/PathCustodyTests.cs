@@ -141,16 +141,18 @@ public sealed partial class PathCustodyTests
     }
 
     [Test]
-    public void A_command_goes_to_the_file_a_link_of_roots_leads_to_and_names_it()
+    public void No_command_is_given_for_a_path_through_a_link_even_of_roots()
     {
-        // cp -r of a customer's directory makes her links root's, each still leading where she chose: the command names
-        // that file, so root sees /etc/shadow before pasting.
+        // cp -r of a customer's directory makes her links root's, each still leading where she chose, to a name she chose
+        // (one with an escape in it reads as another path once escaped for the terminal): the command would go there.
         var target = Path.Combine(Directory.CreateDirectory(Path.Combine(_directory, "etc")).FullName, "shadow");
         File.WriteAllText(target, "root:x:");
         var link = Path.Combine(_directory, "ca.pem");
         File.CreateSymbolicLink(link, target);
 
-        Assert.That(PathCustody.Fix(link, file => $"chmod a+r {file}", "make it readable"), Is.EqualTo($"run chmod a+r {target} (the file {link} leads to)"));
+        Assert.That(PathCustody.OpenPlace(link), Is.Null, "nobody but root can change where it leads");
+        Assert.That(PathCustody.Fix(link, file => $"chmod a+r {file}", "make it readable"), Is.EqualTo(
+            $"no command is given, as {link} leads through a link to {target}, which may not be the file meant; point the option at the file itself"));
         Assert.That(PathCustody.Fix(target, file => $"chmod a+r {file}", "make it readable"), Is.EqualTo($"run chmod a+r {target}"));
     }
 

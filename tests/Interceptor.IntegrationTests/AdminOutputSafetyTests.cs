@@ -19,8 +19,11 @@ public sealed partial class AdminOutputSafetyTests
     /// <summary>Clears the screen, paints red, and reverses what follows (U+202E), as the issue's repro did.</summary>
     private const string HostileReplyText = "Ok \u001b[2J\u001b[1;31m FAKE ADMIN NOTICE \u202egnp.exe\u009b";
 
+    /// <summary>What the upstream parser makes of it: each C0 and C1 control a '?', the bidi override (a format character) kept.</summary>
+    private const string StoredReplyText = "Ok ?[2J?[1;31m FAKE ADMIN NOTICE \u202egnp.exe?";
+
     [Test]
-    public async Task Control_characters_and_bidi_overrides_from_an_upstream_reply_are_shown_escaped_by_the_log_command()
+    public async Task Control_characters_from_an_upstream_reply_become_question_marks_and_a_bidi_override_is_shown_escaped_by_the_log_command()
     {
         await using var s = await Scenario.StartAsync(new FakeMxScript { FinalReply = "250 2.0.0 " + HostileReplyText });
         var body = Clients.WriteStuffedBody(s.Dir, TestMessage.Small("alice@client.test", To, "escapes"));
@@ -49,12 +52,12 @@ public sealed partial class AdminOutputSafetyTests
         {
             Assert.That(text.ExitCode, Is.Zero, context);
             Assert.That(raw.Select(c => ((int)c).ToString("x4", CultureInfo.InvariantCulture)), Is.Empty, "raw control or formatting characters in the text output" + context);
-            Assert.That(text.Stdout, Does.Contain(@"Ok \x1b[2J\x1b[1;31m FAKE ADMIN NOTICE \u202egnp.exe\x9b"), "shown escaped" + context);
+            Assert.That(text.Stdout, Does.Contain(@"Ok ?[2J?[1;31m FAKE ADMIN NOTICE \u202egnp.exe?"), "controls as '?', the override shown escaped" + context);
         });
 
         using var document = JsonDocument.Parse(json.Stdout);
         var reply = document.RootElement.GetProperty("transactions")[0].GetProperty("reply").GetString();
-        Assert.That(reply, Does.EndWith(HostileReplyText), "--json keeps the exact text\n" + json.Describe());
+        Assert.That(reply, Does.EndWith(StoredReplyText), "--json keeps the text as stored\n" + json.Describe());
     }
 
     [Test]

@@ -278,9 +278,18 @@ public sealed class MetricsEndpointTests
             socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
             alices[((IPEndPoint)socket.LocalEndPoint!).Port] = true;
             await socket.ConnectAsync(endpoint.BoundEndpoint!);
-            await socket.SendAsync("GET /metrics HTTP/1.0\r\n\r\n"u8.ToArray(), SocketFlags.None);
             using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            again = await socket.ReceiveAsync(new byte[16], SocketFlags.None, wait.Token) > 0;
+            try
+            {
+                await socket.SendAsync("GET /metrics HTTP/1.0\r\n\r\n"u8.ToArray(), SocketFlags.None);
+                again = await socket.ReceiveAsync(new byte[16], SocketFlags.None, wait.Token) > 0;
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+            {
+                // Closed at once while the endpoint still counted a held one (it closes with unread input: a reset).
+                again = false;
+            }
+
             if (!again)
             {
                 await Task.Delay(100);

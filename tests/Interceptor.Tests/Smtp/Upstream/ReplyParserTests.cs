@@ -51,12 +51,12 @@ public class ReplyParserTests
     [Test]
     public async Task A_control_character_in_a_reply_line_is_relayed_and_stored_as_a_question_mark()
     {
-        // NUL and a bare CR on CRLF lines, a bare CR on a line ended by a bare LF, ESC, DEL and C1's CSI; a tab and an é stay.
-        var reply = await Parse("550-5.7.1 no\0more\r\n550-5.7.1 bare\rCR\r\n550-5.7.1 lf\rend\n550-5.7.1 \u001b[2Jx\u007f\u009b\u00e9\r\n550 5.7.1 tab\there\r\n");
+        // NUL and a bare CR on CRLF lines, a bare CR on a line ended by a bare LF, ESC, DEL, the ends of both ranges; a tab, an é and a no-break space stay.
+        var reply = await Parse("550-5.7.1 no\0more\r\n550-5.7.1 bare\rCR\r\n550-5.7.1 lf\rend\n550-5.7.1 \u001b[2Jx\u007f\u009b\u00e9\u001f\u0080\u009f\u00a0\r\n550 5.7.1 tab\there\r\n");
 
         Assert.That(reply.EnhancedCode, Is.EqualTo("5.7.1"));
-        Assert.That(reply.Lines, Is.EqualTo(new[] { "no?more", "bare?CR", "lf?end", "?[2Jx??\u00e9", "tab\there" }));
-        Assert.That(reply.ToWire(), Is.EqualTo("550-5.7.1 no?more\r\n550-5.7.1 bare?CR\r\n550-5.7.1 lf?end\r\n550-5.7.1 ?[2Jx??\u00e9\r\n550 5.7.1 tab\there\r\n"));
+        Assert.That(reply.Lines, Is.EqualTo(new[] { "no?more", "bare?CR", "lf?end", "?[2Jx??\u00e9???\u00a0", "tab\there" }));
+        Assert.That(reply.ToWire(), Is.EqualTo("550-5.7.1 no?more\r\n550-5.7.1 bare?CR\r\n550-5.7.1 lf?end\r\n550-5.7.1 ?[2Jx??\u00e9???\u00a0\r\n550 5.7.1 tab\there\r\n"));
     }
 
     [Test]

@@ -10,6 +10,24 @@ namespace Interceptor.Store;
 /// </summary>
 internal sealed class WriteStatements : IDisposable
 {
+    /// <summary>
+    /// The journal's row: its Pending row, then its outcome under the same id. The outcome leaves <c>started</c> and
+    /// <c>uid</c> as the Pending row wrote them (they are the same transaction's, from the same session): SQLite
+    /// rewrites every index on a column a SET names, changed or not, and these two are the table's secondary indexes,
+    /// so naming them cost each outcome's commit two index deletes and inserts and the WAL pages they dirtied.
+    /// </summary>
+    internal const string UpsertTransactionSql = """
+        INSERT INTO transactions (id, started, uid, user_name, sender, recipient_count, size_bytes,
+                                  original_destination, upstream, reply, duration, outcome, process)
+        VALUES ($id, $started, $uid, $user, $sender, $recipients, $size, $destination, $upstream, $reply,
+                $duration, $outcome, $process)
+        ON CONFLICT (id) DO UPDATE SET
+            user_name = excluded.user_name, sender = excluded.sender, recipient_count = excluded.recipient_count,
+            size_bytes = excluded.size_bytes, original_destination = excluded.original_destination,
+            upstream = excluded.upstream, reply = excluded.reply, duration = excluded.duration,
+            outcome = excluded.outcome, process = excluded.process;
+        """;
+
     /// <summary>Rows one prune statement deletes, so a large retention sweep never holds the writer for long.</summary>
     public const int PruneChunk = 5000;
 
@@ -34,19 +52,7 @@ internal sealed class WriteStatements : IDisposable
         _commit = Create("COMMIT;");
         _rollback = Create("ROLLBACK;");
         _upsertTransaction = new RawStatement(
-            connection,
-            """
-            INSERT INTO transactions (id, started, uid, user_name, sender, recipient_count, size_bytes,
-                                      original_destination, upstream, reply, duration, outcome, process)
-            VALUES ($id, $started, $uid, $user, $sender, $recipients, $size, $destination, $upstream, $reply,
-                    $duration, $outcome, $process)
-            ON CONFLICT (id) DO UPDATE SET
-                started = excluded.started, uid = excluded.uid, user_name = excluded.user_name,
-                sender = excluded.sender, recipient_count = excluded.recipient_count,
-                size_bytes = excluded.size_bytes, original_destination = excluded.original_destination,
-                upstream = excluded.upstream, reply = excluded.reply, duration = excluded.duration,
-                outcome = excluded.outcome, process = excluded.process;
-            """,
+            connection, UpsertTransactionSql,
             "$id", "$started", "$uid", "$user", "$sender", "$recipients", "$size", "$destination", "$upstream",
             "$reply", "$duration", "$outcome", "$process");
         _insertRefusal = Create(

@@ -50,10 +50,10 @@ public static partial class PathCustody
 
         // A path through links leads where whoever made them chose (a link copied with cp -r from a customer's directory
         // is root's): its name is hers, and one escaped for the terminal or invisible would read as another file. No
-        // command then names it.
+        // command then names it (nor for a path that only spells its way there differently, with ".." or "//").
         return file == path
             ? $"run {command(file)}"
-            : $"no command is given, as {path} leads through a link to {file}, which may not be the file meant; point the option at the file itself";
+            : $"no command is given, as {path} leads elsewhere, to {file}, which may not be the file meant; point the option at the file itself";
     }
 
     // The first open place, or the file the lookup ends at (null when it did not get there).

@@ -152,7 +152,7 @@ public sealed partial class PathCustodyTests
 
         Assert.That(PathCustody.OpenPlace(link), Is.Null, "nobody but root can change where it leads");
         Assert.That(PathCustody.Fix(link, file => $"chmod a+r {file}", "make it readable"), Is.EqualTo(
-            $"no command is given, as {link} leads through a link to {target}, which may not be the file meant; point the option at the file itself"));
+            $"no command is given, as {link} leads elsewhere, to {target}, which may not be the file meant; point the option at the file itself"));
         Assert.That(PathCustody.Fix(target, file => $"chmod a+r {file}", "make it readable"), Is.EqualTo($"run chmod a+r {target}"));
     }
 

@@ -35,11 +35,10 @@ public static partial class PathCustody
     /// the file where one would be safe.
     /// </summary>
     /// <param name="path">The file the command changes.</param>
-    /// <param name="command">The command for the path (quote it with <see cref="ShellWord"/>).</param>
+    /// <param name="command">The command, its words quoted (<see cref="ShellWord"/>).</param>
     /// <param name="wanted">What to make of the new file, e.g. "give it owner smtp-interceptor and mode 0600".</param>
-    public static string Fix(string path, Func<string, string> command, string wanted)
+    public static string Fix(string path, string command, string wanted)
     {
-        ArgumentNullException.ThrowIfNull(command);
         var (open, file) = Judge(path);
         if (open is not null || file is null)
         {
@@ -52,7 +51,7 @@ public static partial class PathCustody
         // is root's): its name is hers, and one escaped for the terminal or invisible would read as another file. No
         // command then names it (nor for a path that only spells its way there differently, with ".." or "//").
         return file == path
-            ? $"run {command(file)}"
+            ? $"run {command}"
             : $"no command is given, as {path} leads elsewhere, to {file}, which may not be the file meant; point the option at the file itself";
     }
 

@@ -145,7 +145,7 @@ public static partial class PrivateFile
         var loose = (status.Mode & GroupOrOthers) != 0;
         var owned = status.Owner == owner || (status.Owner == 0 && !loose && opened && UserDatabase.EffectiveUid == owner);
         var problems = new List<string>();
-        var fixes = new List<Func<string, string>>();
+        var fixes = new List<string>();
         var ownerName = UserDatabase.NameForMessage(owner) ?? owner.ToString(CultureInfo.InvariantCulture);
         if (!owned)
         {
@@ -153,22 +153,22 @@ public static partial class PrivateFile
             problems.Add(status.Owner != 0 ? $"is owned by {UserDatabase.Describe(status.Owner)}, not by {daemon}, so its owner may read or change {contents} (keep it out of directories the owner may write)"
                 : loose ? $"is owned by {UserDatabase.Describe(0)}, not by {daemon}"
                 : $"is owned by {UserDatabase.Describe(0)}, which keeps {daemon} from reading it");
-            fixes.Add(file => $"chown {ShellWord.Quote(ownerName)} {ShellWord.Quote(file)}");
+            fixes.Add($"chown {ShellWord.Quote(ownerName)} {ShellWord.Quote(path)}");
         }
 
         if (loose)
         {
             problems.Add($"mode {status.OctalMode} lets others than the daemon's user read {contents}");
-            fixes.Add(file => $"chmod 600 {ShellWord.Quote(file)}");
+            fixes.Add($"chmod 600 {ShellWord.Quote(path)}");
         }
         else if ((status.Mode & OwnerRead) == 0)
         {
             problems.Add(owned ? $"mode {status.OctalMode} does not let its owner, the daemon's user, read it" : $"mode {status.OctalMode} does not let its owner read it");
-            fixes.Add(file => $"chmod 600 {ShellWord.Quote(file)}");
+            fixes.Add($"chmod 600 {ShellWord.Quote(path)}");
         }
 
         return problems.Count == 0 ? null
-            : $"{path}: {string.Join(", and ", problems)}; {PathCustody.Fix(path, file => string.Join(" && ", fixes.Select(fix => fix(file))), $"give it owner {ownerName} and mode 0600")}";
+            : $"{path}: {string.Join(", and ", problems)}; {PathCustody.Fix(path, string.Join(" && ", fixes), $"give it owner {ownerName} and mode 0600")}";
     }
 
     private static string? TypeProblem(string path, ushort type, string key) => type switch

@@ -39,7 +39,7 @@ public static class ReplyParser
                 throw new UpstreamConnectionLostException("connection closed by the upstream");
             }
 
-            var text = line.Text.AsSpan().ContainsAny(Unprintable) ? Printable(line.Text) : line.Text;
+            var text = line.Text.AsSpan().ContainsAny(Unprintable) ? WithControlsAsQuestionMarks(line.Text) : line.Text;
             if (line.Status == LineStatus.TooLong || text.Length < 3 ||
                 !int.TryParse(text.AsSpan(0, 3), NumberStyles.None, CultureInfo.InvariantCulture, out var lineCode) ||
                 lineCode is < 200 or > 599 || (text.Length > 3 && text[3] is not (' ' or '-')))
@@ -74,7 +74,7 @@ public static class ReplyParser
     private static readonly SearchValues<char> Unprintable = SearchValues.Create(
         string.Concat(Enumerable.Range(0, 32).Where(c => c != '\t').Concat(Enumerable.Range(0x7F, 33)).Select(c => (char)c)));
 
-    private static string Printable(string text) => string.Create(text.Length, text, static (chars, source) =>
+    private static string WithControlsAsQuestionMarks(string text) => string.Create(text.Length, text, static (chars, source) =>
     {
         for (var i = 0; i < chars.Length; i++)
         {

@@ -51,6 +51,16 @@ public sealed partial class PathCustodyTests
         return true;
     });
 
+    // ca.pem, root's link in the test's directory, to etc/shadow, root's file.
+    private (string Link, string Target) RootsLinkToAStandInForShadow()
+    {
+        var target = Path.Combine(Directory.CreateDirectory(Path.Combine(_directory, "etc")).FullName, "shadow");
+        File.WriteAllText(target, "root:x:");
+        var link = Path.Combine(_directory, "ca.pem");
+        File.CreateSymbolicLink(link, target);
+        return (link, target);
+    }
+
     [TestCase(0x1ED, "root", null, TestName = "{m}(root's 0755)")]
     [TestCase(0x1ED, "4243", "owner uid 4243, gid 0, mode 0755", TestName = "{m}(a 0755 of a uid without an account: the daemon's user is not trusted either)")]
     [TestCase(0x1ED, "nobody", "owner uid 65534 (nobody), gid 0, mode 0755", TestName = "{m}(another user's 0755)")]
@@ -111,10 +121,7 @@ public sealed partial class PathCustodyTests
     public void A_link_someone_else_made_is_open_wherever_it_lies()
     {
         // She made the link in her home; root moved it into its own directory (mv keeps a link a link, and its owner).
-        var target = Path.Combine(Directory.CreateDirectory(Path.Combine(_directory, "etc")).FullName, "shadow");
-        File.WriteAllText(target, "root:x:");
-        var link = Path.Combine(_directory, "ca.pem");
-        File.CreateSymbolicLink(link, target);
+        var (link, target) = RootsLinkToAStandInForShadow();
         Assert.That(PathCustody.OpenPlace(link), Is.Null, "root's own link to root's file");
         Run("chown", "-h", "nobody", link);
 
@@ -145,15 +152,12 @@ public sealed partial class PathCustodyTests
     {
         // cp -r of a customer's directory makes her links root's, each still leading where she chose, to a name she chose
         // (one with an escape in it reads as another path once escaped for the terminal): the command would go there.
-        var target = Path.Combine(Directory.CreateDirectory(Path.Combine(_directory, "etc")).FullName, "shadow");
-        File.WriteAllText(target, "root:x:");
-        var link = Path.Combine(_directory, "ca.pem");
-        File.CreateSymbolicLink(link, target);
+        var (link, target) = RootsLinkToAStandInForShadow();
 
         Assert.That(PathCustody.OpenPlace(link), Is.Null, "nobody but root can change where it leads");
-        Assert.That(PathCustody.Fix(link, file => $"chmod a+r {file}", "make it readable"), Is.EqualTo(
+        Assert.That(PathCustody.Fix(link, $"chmod a+r {link}", "make it readable"), Is.EqualTo(
             $"no command is given, as {link} leads elsewhere, to {target}, which may not be the file meant; point the option at the file itself"));
-        Assert.That(PathCustody.Fix(target, file => $"chmod a+r {file}", "make it readable"), Is.EqualTo($"run chmod a+r {target}"));
+        Assert.That(PathCustody.Fix(target, $"chmod a+r {target}", "make it readable"), Is.EqualTo($"run chmod a+r {target}"));
     }
 
     [Test]
@@ -162,8 +166,8 @@ public sealed partial class PathCustodyTests
         var safe = FileIn("safe", 0x1ED, "root");
         var open = FileIn("open", 0x1ED, "nobody");
 
-        Assert.That(PathCustody.Fix(safe, file => $"chmod 600 {file}", "give it mode 0600"), Is.EqualTo($"run chmod 600 {safe}"));
-        Assert.That(PathCustody.Fix(open, file => $"chmod 600 {file}", "give it mode 0600"), Is.EqualTo(
+        Assert.That(PathCustody.Fix(safe, $"chmod 600 {safe}", "give it mode 0600"), Is.EqualTo($"run chmod 600 {safe}"));
+        Assert.That(PathCustody.Fix(open, $"chmod 600 {open}", "give it mode 0600"), Is.EqualTo(
             $"no command is given, as {Path.GetDirectoryName(open)} (owner uid 65534 (nobody), gid 0, mode 0755) may be changed by users other than root, who could put a link "
             + "there for a pasted command to follow; make the file anew from a copy you trust (moving or copying this one could carry such a link along) in a "
             + "directory only root may change, such as /etc/smtp-interceptor; give it mode 0600 and point the option at it"));

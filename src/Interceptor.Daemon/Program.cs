@@ -1,5 +1,6 @@
 using Interceptor.Core.Threading;
 using Interceptor.Daemon.Commands;
+using Interceptor.Daemon.Control;
 using Interceptor.Daemon.Configuration;
 using Interceptor.Daemon.Hosting;
 using Interceptor.Linux;
@@ -41,7 +42,8 @@ public static class Program
         }
         catch (ConfigurationException e)
         {
-            await Console.Error.WriteLineAsync($"smtp-interceptor: {e.Message}");
+            // Messages name paths a walk of links found (PathCustody), whose names a customer may have chosen.
+            await Console.Error.WriteLineAsync($"smtp-interceptor: {TerminalText.EscapeKeepingNewlines(e.Message)}");
             return 1;
         }
         catch (NetfilterException e)

@@ -31,52 +31,64 @@ public static partial class PathCustody
 
     /// <summary>
     /// The clause that ends a problem's message: <c>run COMMAND</c> when only root can change where the path leads
-    /// (<see cref="OpenPlace"/>) and it leads to itself, not through a link; else why no command is given and how to put
-    /// the file where one would be safe.
+    /// (<see cref="OpenPlace"/>), it leads to itself, not through a link, and the file is root's or the daemon's user's;
+    /// else why no command is given and how to put the file where one would be safe.
     /// </summary>
     /// <param name="path">The file the command changes.</param>
     /// <param name="command">The command, its words quoted (<see cref="ShellWord"/>).</param>
     /// <param name="wanted">What to make of the new file, e.g. "give it owner smtp-interceptor and mode 0600".</param>
-    public static string Fix(string path, string command, string wanted)
+    /// <param name="daemonUid">The daemon's user, whose own file a chmod may fix in place.</param>
+    public static string Fix(string path, string command, string wanted, uint daemonUid)
     {
-        var (open, file) = Judge(path);
+        var (open, file, owner) = Judge(path);
         if (open is not null || file is null)
         {
-            return $"no command is given, as {open ?? path + " (cannot be examined, so counted as open)"} may be changed by users other than root, who could "
-                + "put a link there for a pasted command to follow; make the file anew from a copy you trust (moving or copying this one could carry such a "
-                + $"link along) in a directory only root may change, such as /etc/smtp-interceptor; {wanted} and point the option at it";
+            return MakeAnew($"{open ?? path + " (cannot be examined, so counted as open)"} may be changed by users other than root, who could put a link there "
+                + "for a pasted command to follow", wanted);
         }
 
         // A path through links leads where whoever made them chose (a link copied with cp -r from a customer's directory
         // is root's): its name is hers, and one escaped for the terminal or invisible would read as another file. No
         // command then names it (nor for a path that only spells its way there differently, with ".." or "//").
-        return file == path
+        if (file != path)
+        {
+            return $"no command is given, as {path} leads elsewhere, to {file}, which may not be the file meant; point the option at the file itself";
+        }
+
+        // Her own file keeps whatever she opened before a chown or chmod: a descriptor to read what root writes next, or
+        // a second name she adds meanwhile. And she knows what it held.
+        return owner == 0 || owner == daemonUid
             ? $"run {command}"
-            : $"no command is given, as {path} leads elsewhere, to {file}, which may not be the file meant; point the option at the file itself";
+            : MakeAnew($"{path} belongs to {UserDatabase.Describe(owner)}, who keeps any access opened before a chown or chmod", wanted);
     }
 
-    // The first open place, or the file the lookup ends at (null when it did not get there).
-    private static (string? Open, string? File) Judge(string path)
+    private static string MakeAnew(string why, string wanted) =>
+        $"no command is given, as {why}; make the file anew from a copy you trust (moving or copying this one could carry such a link or access along) "
+        + $"in a directory only root may change, such as /etc/smtp-interceptor; {wanted} and point the option at it";
+
+    // The first open place, or the file the lookup ends at (null when it did not get there) and its owner.
+    private static (string? Open, string? File, uint Owner) Judge(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string? file = null;
+        uint owner = 0;
         foreach (var step in PathLookup.Steps(path))
         {
             file = null;
             if (Examine(step.Directory) is not { Type: FileStatus.Directory } directory || FileSystemType(step.Directory) is not { } type)
             {
-                return ($"{step.Directory} (cannot be examined, so counted as open)", null);
+                return ($"{step.Directory} (cannot be examined, so counted as open)", null, 0);
             }
 
             var sticky = (directory.Mode & Sticky) != 0;
             if (directory.Owner != 0 || ((directory.Mode & GroupOrOthersWrite) != 0 && !sticky))
             {
-                return (Describe(step.Directory, directory, ""), null);
+                return (Describe(step.Directory, directory, ""), null, 0);
             }
 
             if (type == FuseMagic)
             {
-                return ($"{step.Directory} (on a FUSE file system, whose owners and modes are what its server says)", null);
+                return ($"{step.Directory} (on a FUSE file system, whose owners and modes are what its server says)", null, 0);
             }
 
             if (step.Entry is not { } entry)
@@ -86,14 +98,15 @@ public static partial class PathCustody
 
             if (EntryProblem(entry, step.Directory, sticky && (directory.Mode & GroupOrOthersWrite) != 0, out var found) is { } problem)
             {
-                return (problem, null);
+                return (problem, null, 0);
             }
 
             // A directory is only a way through: a walk that stopped at its bounds there never reached the file.
             file = found.Type is FileStatus.SymbolicLink or FileStatus.Directory ? null : entry;
+            owner = found.Owner;
         }
 
-        return (null, file);
+        return (null, file, owner);
     }
 
     private static string? EntryProblem(string entry, string directory, bool inOpenStickyDirectory, out FileStatus found)

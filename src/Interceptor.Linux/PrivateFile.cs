@@ -168,7 +168,7 @@ public static partial class PrivateFile
         }
 
         return problems.Count == 0 ? null
-            : $"{path}: {string.Join(", and ", problems)}; {PathCustody.Fix(path, string.Join(" && ", fixes), $"give it owner {ownerName} and mode 0600")}";
+            : $"{path}: {string.Join(", and ", problems)}; {PathCustody.Fix(path, string.Join(" && ", fixes), $"give it owner {ownerName} and mode 0600", owner)}";
     }
 
     private static string? TypeProblem(string path, ushort type, string key) => type switch

@@ -96,7 +96,7 @@ internal static class ReferencedFiles
             else if (kind != FileKind.Secret && access.ReadDenied(path) is { } denied)
             {
                 var wanted = kind == FileKind.Public ? "make it readable by all (mode 0644)" : $"give it owner {owner} and mode 0600";
-                yield return $"{key}: {path}: {user} may not read it ({denied}); {PathCustody.Fix(path, ReadFix(path, kind, daemonUid, owner), wanted)}";
+                yield return $"{key}: {path}: {user} may not read it ({denied}); {PathCustody.Fix(path, ReadFix(path, kind, daemonUid, owner), wanted, daemonUid)}";
             }
         }
     }

@@ -13,6 +13,7 @@ namespace Interceptor.Tests.Linux;
 [TestFixture]
 public sealed partial class PathCustodyTests
 {
+    private const uint DaemonUid = 4243;   // the daemon's user, with no account: its own file may be fixed in place
     private string _directory = "";
 
     [SetUp]
@@ -155,9 +156,9 @@ public sealed partial class PathCustodyTests
         var (link, target) = RootsLinkToAStandInForShadow();
 
         Assert.That(PathCustody.OpenPlace(link), Is.Null, "nobody but root can change where it leads");
-        Assert.That(PathCustody.Fix(link, $"chmod a+r {link}", "make it readable"), Is.EqualTo(
+        Assert.That(PathCustody.Fix(link, $"chmod a+r {link}", "make it readable", DaemonUid), Is.EqualTo(
             $"no command is given, as {link} leads elsewhere, to {target}, which may not be the file meant; point the option at the file itself"));
-        Assert.That(PathCustody.Fix(target, $"chmod a+r {target}", "make it readable"), Is.EqualTo($"run chmod a+r {target}"));
+        Assert.That(PathCustody.Fix(target, $"chmod a+r {target}", "make it readable", DaemonUid), Is.EqualTo($"run chmod a+r {target}"));
     }
 
     [Test]
@@ -166,11 +167,27 @@ public sealed partial class PathCustodyTests
         var safe = FileIn("safe", 0x1ED, "root");
         var open = FileIn("open", 0x1ED, "nobody");
 
-        Assert.That(PathCustody.Fix(safe, $"chmod 600 {safe}", "give it mode 0600"), Is.EqualTo($"run chmod 600 {safe}"));
-        Assert.That(PathCustody.Fix(open, $"chmod 600 {open}", "give it mode 0600"), Is.EqualTo(
+        Assert.That(PathCustody.Fix(safe, $"chmod 600 {safe}", "give it mode 0600", DaemonUid), Is.EqualTo($"run chmod 600 {safe}"));
+        Assert.That(PathCustody.Fix(open, $"chmod 600 {open}", "give it mode 0600", DaemonUid), Is.EqualTo(
             $"no command is given, as {Path.GetDirectoryName(open)} (owner uid 65534 (nobody), gid 0, mode 0755) may be changed by users other than root, who could put a link "
-            + "there for a pasted command to follow; make the file anew from a copy you trust (moving or copying this one could carry such a link along) in a "
+            + "there for a pasted command to follow; make the file anew from a copy you trust (moving or copying this one could carry such a link or access along) in a "
             + "directory only root may change, such as /etc/smtp-interceptor; give it mode 0600 and point the option at it"));
+    }
+
+    [Test]
+    public void A_file_of_someone_elses_gets_no_command_in_place_the_daemons_own_does()
+    {
+        // Her file keeps a descriptor she opened before root's chown, to read what root writes next.
+        var file = FileIn("files", 0x1ED, "root");
+        Run("chown", "nobody", file);
+        Assert.That(PathCustody.OpenPlace(file), Is.Null, "nobody can re-point the path");
+
+        Assert.That(PathCustody.Fix(file, $"chown d {file}", "give it owner d and mode 0600", DaemonUid), Is.EqualTo(
+            $"no command is given, as {file} belongs to uid 65534 (nobody), who keeps any access opened before a chown or chmod; make the file anew from a copy you "
+            + "trust (moving or copying this one could carry such a link or access along) in a directory only root may change, such as /etc/smtp-interceptor; "
+            + "give it owner d and mode 0600 and point the option at it"));
+        Run("chown", DaemonUid.ToString(System.Globalization.CultureInfo.InvariantCulture), file);
+        Assert.That(PathCustody.Fix(file, $"chmod 600 {file}", "give it mode 0600", DaemonUid), Is.EqualTo($"run chmod 600 {file}"));
     }
 
     [LibraryImport("libc", EntryPoint = "rename", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]

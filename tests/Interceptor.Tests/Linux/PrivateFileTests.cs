@@ -15,6 +15,7 @@ public sealed partial class PrivateFileTests
 {
     private const uint Nobody = 65534;
     private const string SandboxHint = " (under the packaged unit the daemon does not see /home, /root or /run/user, and has a /tmp and /var/tmp of its own: ProtectHome=yes, PrivateTmp=yes)";
+    private const string TheFileAnew = "make the file anew from a copy you trust (moving or copying this one could carry such a link or access along) in a directory only root may change, such as /etc/smtp-interceptor; ";
     private string _directory = "";
 
     [SetUp]
@@ -85,7 +86,7 @@ public sealed partial class PrivateFileTests
         Assert.That(Refusal(path), Is.EqualTo(
             $"{path}: mode 0604 lets others than the daemon's user read the secret; no command is given, as {theirs} (owner uid {Nobody} (nobody), gid 0, mode 0755) "
             + "may be changed by users other than root, who could put a link there for a pasted command to follow; make the file anew from a copy you trust "
-            + "(moving or copying this one could carry such a link along) in a directory only root may change, such as /etc/smtp-interceptor; give it owner root "
+            + "(moving or copying this one could carry such a link or access along) in a directory only root may change, such as /etc/smtp-interceptor; give it owner root "
             + "and mode 0600 and point the option at it"));
         Assert.That(Refusal(path, Nobody), Does.Contain("no command is given"), "not even for the daemon's user's own directory: a daemon taken over could swap the link");
     }
@@ -95,13 +96,15 @@ public sealed partial class PrivateFileTests
         Assert.That(Refusal(Write("s3cret", UnixFileMode.UserWrite)), Does.EndWith(": mode 0200 does not let its owner, the daemon's user, read it; run chmod 600 " + Path.Combine(_directory, "secret")));
 
     [Test]
-    public void A_file_of_another_user_is_refused_naming_both_and_the_chown()
+    public void A_file_of_another_user_is_refused_naming_both_and_no_command_to_chown_it_in_place()
     {
+        // She keeps a descriptor she opened before root's chown, to read what root writes into the file next.
         var path = Write("s3cret");
         Run("chown", "nobody", path);
 
         Assert.That(Refusal(path, owner: 0), Is.EqualTo(
-            $"{path}: is owned by uid {Nobody} (nobody), not by the daemon's user (uid 0 (root)), so its owner may read or change the secret (keep it out of directories the owner may write); run chown root {path}"));
+            $"{path}: is owned by uid {Nobody} (nobody), not by the daemon's user (uid 0 (root)), so its owner may read or change the secret (keep it out of directories the owner may write); "
+            + $"no command is given, as {path} belongs to uid {Nobody} (nobody), who keeps any access opened before a chown or chmod; {TheFileAnew}give it owner root and mode 0600 and point the option at it"));
         Assert.That(Read(path, owner: Nobody), Is.EqualTo("s3cret"), "the same file for a daemon running as nobody");
     }
 
@@ -138,7 +141,7 @@ public sealed partial class PrivateFileTests
 
         var messages = ThreadCredentials.WithoutFileCapabilities(() => (Refusal(theirs), Refusal(unreadable), Refusal(inside), Refusal(theirs, owner: Nobody)));
 
-        Assert.That(messages.Item1, Is.EqualTo($"{theirs}: is owned by uid {Nobody} (nobody), not by the daemon's user (uid 0 (root)), so its owner may read or change the secret (keep it out of directories the owner may write); run chown root {theirs}"));
+        Assert.That(messages.Item1, Does.StartWith($"{theirs}: is owned by uid {Nobody} (nobody), not by the daemon's user (uid 0 (root)), so its owner may read or change the secret (keep it out of directories the owner may write); no command is given, as {theirs} belongs to uid {Nobody} (nobody)"));
         Assert.That(messages.Item2, Is.EqualTo($"{unreadable}: mode 0200 does not let its owner, the daemon's user, read it; run chmod 600 {unreadable}"));
         Assert.That(messages.Item3, Is.EqualTo($"{inside}: cannot be read: Permission denied; the daemon's user must be able to search every directory on the path{SandboxHint}"));
         Assert.That(messages.Item4, Is.EqualTo($"{theirs}: cannot be read by uid 0 (root) to check the rest, though its owner and mode are right for the daemon's user (uid {Nobody} (nobody)); run check-config as root or as that user"),

@@ -204,7 +204,7 @@ public class ReferencedFilesTests
         {
             $"Relay.Smarthosts[0].CaFile: {ca}: {user} may not read it (owner uid 0 (root), gid 0, mode 0600); no command is given, as {theirs} (owner uid 4244, gid 0, mode 0755) "
             + "may be changed by users other than root, who could put a link there for a pasted command to follow; make the file anew from a copy you trust "
-            + "(moving or copying this one could carry such a link along) in a directory only root may change, such as /etc/smtp-interceptor; make it readable "
+            + "(moving or copying this one could carry such a link or access along) in a directory only root may change, such as /etc/smtp-interceptor; make it readable "
             + "by all (mode 0644) and point the option at it",
         }));
         Chown("root", theirs);

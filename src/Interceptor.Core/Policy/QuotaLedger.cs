@@ -13,7 +13,7 @@ public sealed record QuotaExceeded(RefusalKind Kind, int Count, int Limit);
 public sealed class QuotaLedger(TimeProvider time)
 {
     private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
-    private static readonly TimeSpan Day = TimeSpan.FromDays(1);
+    private static readonly TimeSpan Day = QuotaHistory.Window;
     private readonly Lock _lock = new();
     private readonly Dictionary<uint, UserUsage> _users = [];
 

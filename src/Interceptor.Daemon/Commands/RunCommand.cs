@@ -134,7 +134,8 @@ public static class RunCommand
         options = options with { Listen = options.Listen with { MaxConnections = budget.Sessions } };
         using var metrics = new DaemonMetrics(options.Metrics.PerUser);
         var ledger = new QuotaLedger(time);
-        var restored = await RestoreUsageAsync(store, ledger, time);
+        // A restart must not reset a quota: the last day's deliveries (and unfinished ones) count again.
+        var restored = await QuotaHistory.RestoreAsync(store, ledger, time.GetUtcNow(), options.Smtp.SessionTimeout, CancellationToken.None);
         var attributeLogger = loggers.CreateLogger("attribute");
         var autoSuspension = new AutoSuspensionRules(options.Suspension, time);
         // Sub-UIDs (/etc/subuid) are charged to their owner and suspended with her, in the kernel too (12.4).
@@ -233,7 +234,7 @@ public static class RunCommand
             loggers.CreateLogger("metrics").ConfigurationWarning(warning);
         }
 
-        using var retention = new StoreRetention(store, options.State, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics.Store);
+        using var retention = new StoreRetention(store, options.State, options.Smtp.SessionTimeout, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics.Store);
         using var generation = TableWatchdog.TryOpenGeneration(netfilterLogger);
         using var watchdog = new TableWatchdog(rules, spec, suspensions, options.Interception.VerifyInterval, netfilterLogger, listenerGuard)
         {
@@ -333,24 +334,5 @@ public static class RunCommand
             logger.DescriptorLimitNotRaised(current.Soft, current.Hard, e.Message);
             return (long)Math.Min(current.Soft, (ulong)int.MaxValue);
         }
-    }
-
-    /// <summary>A restart must not reset a quota: the last day's deliveries (and unfinished ones) count again.</summary>
-    private static async Task<int> RestoreUsageAsync(SqliteStateStore store, QuotaLedger ledger, TimeProvider time)
-    {
-        var recent = await store.LoadTransactionsAsync(time.GetUtcNow().AddDays(-1), null, int.MaxValue, CancellationToken.None);
-        var counted = 0;
-
-        // The store returns the newest first; the ledger takes deliveries fastest in time order.
-        foreach (var transaction in recent.Reverse())
-        {
-            if (TransactionEvent.CountsAsSent(transaction.Outcome))
-            {
-                ledger.AddDelivered(transaction.Uid, transaction.Started, transaction.RecipientCount);
-                counted++;
-            }
-        }
-
-        return counted;
     }
 }

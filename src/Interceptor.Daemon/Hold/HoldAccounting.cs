@@ -6,9 +6,9 @@ namespace Interceptor.Daemon.Hold;
 /// <summary>
 /// A released message delivered: its transaction's row (held until now) becomes the delivery, and the transaction line
 /// says so (the same line and metrics as a relayed message). The quotas are not charged again: they counted the message
-/// when it was held (<see cref="TransactionEvent.CountsAsSent"/>). The row keeps its start (the store's upsert leaves an
-/// existing row's start and uid; the hold time stands in when the row is gone), from which the quota windows rebuilt at
-/// start count it, as they count every row.
+/// when it was held (<see cref="TransactionEvent.CountsAsSent"/>). The row keeps its start, uid and the hold's duration
+/// (the store's upsert leaves them), so its end stays when the quotas charged it, where the windows rebuilt at start
+/// count it (<see cref="QuotaHistory"/>); the hold time stands in when the row is gone.
 /// </summary>
 public sealed class HoldAccounting(IStateStore store, ITransactionRecorder recorder, TimeProvider time)
 {

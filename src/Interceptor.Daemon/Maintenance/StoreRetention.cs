@@ -18,6 +18,7 @@ namespace Interceptor.Daemon.Maintenance;
 public sealed class StoreRetention(
     IStateStore store,
     StateOptions state,
+    TimeSpan longestTransaction,
     TimeProvider time,
     ILogger logger,
     Func<string, IReadOnlyDictionary<string, string>, CancellationToken, Task>? alert = null,
@@ -28,7 +29,6 @@ public sealed class StoreRetention(
 
     private static readonly TimeSpan RetentionInterval = TimeSpan.FromHours(1);
     private static readonly TimeSpan AlertInterval = TimeSpan.FromMinutes(15);
-    private static readonly TimeSpan QuotaWindow = TimeSpan.FromDays(1);
     private DateTimeOffset _lastAlert = DateTimeOffset.MinValue;
 
     // A disk kept short, with nothing left that may go for its sake: said once in a while, not at every check.
@@ -83,7 +83,7 @@ public sealed class StoreRetention(
         }
 
         var now = time.GetUtcNow();
-        var report = await sqlite.EnforceSizeAsync(state.MaxSize.Bytes, state.MinFree.Bytes, now - QuotaWindow, cancellationToken);
+        var report = await sqlite.EnforceSizeAsync(state.MaxSize.Bytes, state.MinFree.Bytes, QuotaHistory.OldestCountedStart(now, longestTransaction), cancellationToken);
         if (report is null)
         {
             return;
@@ -135,7 +135,7 @@ public sealed class StoreRetention(
         var consequence = report.RowsDeleted == 0 ? "nothing more may go for the disk's sake (the last day's deliveries, which the quotas count, "
             + "stay; deleting rows gives no disk back anyway): free space on the state filesystem" : report.DeepestTier switch
         {
-            PruneTier.BeyondQuotaWindow => "only rows older than the last day were deleted; quotas are intact",
+            PruneTier.BeyondQuotaWindow => "only rows too old for any quota to count were deleted; quotas are intact",
             PruneTier.NotCountedByQuotas => report.PrunedUsers.Count == 0
                 ? "rows of the last day that no quota counts were deleted too; quotas are intact"
                 : $"rows of the last day that no quota counts were deleted too, those of the users whose rows took the most room first: {string.Join(", ", report.PrunedUsers)}; quotas are intact",

@@ -1,0 +1,42 @@
+using Interceptor.Core.Events;
+
+namespace Interceptor.Core.Policy;
+
+/// <summary>
+/// The quota windows across a restart: the last day's deliveries in the journal are counted again, each at the instant
+/// the running ledger counted it. That is a transaction's end (<see cref="TransactionEvent.Ended"/>): the ledger charges
+/// a delivery when it settles. Counted at its start instead, a message whose transaction a customer kept open for up to
+/// Smtp.SessionTimeoutSeconds left the windows that much sooner after a restart, and her quota came back early.
+/// </summary>
+public static class QuotaHistory
+{
+    /// <summary>The longest quota window: what a restart must count again.</summary>
+    public static readonly TimeSpan Window = TimeSpan.FromDays(1);
+
+    /// <summary>
+    /// The earliest start of a row that may still count: the window, and before it the longest a transaction can last.
+    /// Nothing that starts later may be pruned for space while the quotas are kept.
+    /// </summary>
+    public static DateTimeOffset OldestCountedStart(DateTimeOffset now, TimeSpan longestTransaction) => now - Window - longestTransaction;
+
+    /// <summary>Counts the window's deliveries from <paramref name="store"/> into <paramref name="ledger"/>; returns how many.</summary>
+    public static async Task<int> RestoreAsync(
+        IStateStore store, QuotaLedger ledger, DateTimeOffset now, TimeSpan longestTransaction, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(ledger);
+        var rows = await store.LoadTransactionsAsync(OldestCountedStart(now, longestTransaction), null, int.MaxValue, cancellationToken);
+
+        // The store orders by start; the ledger takes deliveries fastest in the order they were counted.
+        var counted = rows
+            .Where(t => TransactionEvent.CountsAsSent(t.Outcome) && t.Ended >= now - Window)
+            .OrderBy(t => t.Ended)
+            .ToList();
+        foreach (var transaction in counted)
+        {
+            ledger.AddDelivered(transaction.Uid, transaction.Ended, transaction.RecipientCount);
+        }
+
+        return counted.Count;
+    }
+}

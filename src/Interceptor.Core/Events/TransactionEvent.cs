@@ -94,8 +94,7 @@ public sealed record TransactionEvent(
 
     /// <summary>
     /// When it ended: when the quotas charged it (<see cref="Policy.QuotaLedger.Settle"/>), and where
-    /// <see cref="Policy.QuotaHistory"/> counts it again after a restart. A Pending row left by a daemon that died mid-way
-    /// has no duration and ends at its start.
+    /// <see cref="Policy.QuotaHistory"/> counts it again after a restart. A Pending row's duration only reaches its DATA.
     /// </summary>
     public DateTimeOffset Ended => Started + Duration;
 

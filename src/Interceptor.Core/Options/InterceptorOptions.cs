@@ -29,6 +29,13 @@ public sealed record InterceptorOptions
 
     /// <summary>When a relay of the pool (or, in Auto mode, the host itself) counts as burned; see RelayPoolOptions.cs.</summary>
     public BurnOptions Burn { get; init; } = new();
+
+    /// <summary>
+    /// The longest a mail transaction can last: the session's bound, then the last write and the upstream's verdict after
+    /// the final dot, which the session timeout does not cut (each a single deadline). The quotas charge a message when
+    /// its transaction ends, so the quota history reads this far before its window (<see cref="Policy.QuotaHistory"/>).
+    /// </summary>
+    public TimeSpan LongestTransaction => Smtp.SessionTimeout + Relay.ReplyTimeout + Relay.DataReplyTimeout;
 }
 
 /// <summary>Where the daemon accepts redirected connections. Always loopback (127.0.0.1 and ::1): no open relay.</summary>

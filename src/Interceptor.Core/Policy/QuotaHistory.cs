@@ -14,8 +14,9 @@ public static class QuotaHistory
     public static readonly TimeSpan Window = TimeSpan.FromDays(1);
 
     /// <summary>
-    /// The earliest start of a row that may still count: the window, and before it the longest a transaction can last.
-    /// Nothing that starts later may be pruned for space while the quotas are kept.
+    /// The earliest start of a row that may still count: the window, and before it the longest a transaction can last
+    /// (<see cref="Options.InterceptorOptions.LongestTransaction"/>). Nothing that starts later may be pruned for space
+    /// while the quotas are kept.
     /// </summary>
     public static DateTimeOffset OldestCountedStart(DateTimeOffset now, TimeSpan longestTransaction) => now - Window - longestTransaction;
 
@@ -27,16 +28,34 @@ public static class QuotaHistory
         ArgumentNullException.ThrowIfNull(ledger);
         var rows = await store.LoadTransactionsAsync(OldestCountedStart(now, longestTransaction), null, int.MaxValue, cancellationToken);
 
-        // The store orders by start; the ledger takes deliveries fastest in the order they were counted.
+        // The ledger takes deliveries fastest in the order they were counted.
         var counted = rows
-            .Where(t => TransactionEvent.CountsAsSent(t.Outcome) && t.Ended >= now - Window)
-            .OrderBy(t => t.Ended)
+            .Where(t => TransactionEvent.CountsAsSent(t.Outcome))
+            .Select(t => (t.Uid, At: CountedAt(t, now, longestTransaction), t.RecipientCount))
+            .Where(t => t.At >= now - Window)
+            .OrderBy(t => t.At)
             .ToList();
-        foreach (var transaction in counted)
+        foreach (var (uid, at, recipients) in counted)
         {
-            ledger.AddDelivered(transaction.Uid, transaction.Ended, transaction.RecipientCount);
+            ledger.AddDelivered(uid, at, recipients);
         }
 
         return counted.Count;
+    }
+
+    /// <summary>
+    /// Where a row counts: at its end; a Pending row, whose outcome was never written (the daemon died, or the write
+    /// failed), as late as its transaction could have ended, and not after now: its duration only reached DATA, and
+    /// the rest of the transaction is the client's and the upstream's to stretch.
+    /// </summary>
+    private static DateTimeOffset CountedAt(TransactionEvent row, DateTimeOffset now, TimeSpan longestTransaction)
+    {
+        if (row.Outcome != TransactionOutcome.Pending)
+        {
+            return row.Ended;
+        }
+
+        var latest = row.Started + longestTransaction;
+        return latest < now ? latest : now;
     }
 }

@@ -135,7 +135,7 @@ public static class RunCommand
         using var metrics = new DaemonMetrics(options.Metrics.PerUser);
         var ledger = new QuotaLedger(time);
         // A restart must not reset a quota: the last day's deliveries (and unfinished ones) count again.
-        var restored = await QuotaHistory.RestoreAsync(store, ledger, time.GetUtcNow(), options.Smtp.SessionTimeout, CancellationToken.None);
+        var restored = await QuotaHistory.RestoreAsync(store, ledger, time.GetUtcNow(), options.LongestTransaction, CancellationToken.None);
         var attributeLogger = loggers.CreateLogger("attribute");
         var autoSuspension = new AutoSuspensionRules(options.Suspension, time);
         // Sub-UIDs (/etc/subuid) are charged to their owner and suspended with her, in the kernel too (12.4).
@@ -234,7 +234,7 @@ public static class RunCommand
             loggers.CreateLogger("metrics").ConfigurationWarning(warning);
         }
 
-        using var retention = new StoreRetention(store, options.State, options.Smtp.SessionTimeout, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics.Store);
+        using var retention = new StoreRetention(store, options.State, options.LongestTransaction, time, loggers.CreateLogger("store"), alert.NotifyStorePrunedAsync, metrics.Store);
         using var generation = TableWatchdog.TryOpenGeneration(netfilterLogger);
         using var watchdog = new TableWatchdog(rules, spec, suspensions, options.Interception.VerifyInterval, netfilterLogger, listenerGuard)
         {

@@ -169,12 +169,18 @@ public sealed class LineReader : IDisposable
     /// A line ends at the first LF; a longer line is consumed up to that LF and reported as too long.
     /// Text is decoded as UTF-8 (SMTPUTF8 addresses); invalid bytes become U+FFFD and fail later syntax checks.
     /// </summary>
+    /// <param name="lineTimeout">Once the line has begun, it must end within this.</param>
+    /// <param name="lineTimedFrom">
+    /// When <paramref name="lineTimeout"/> is counted from an earlier instant (<see cref="Environment.TickCount64"/>) than the
+    /// line's first byte: a reply of several lines has one deadline, however its bytes trickle in.
+    /// </param>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<Line> ReadLineAsync(int maxLength, TimeSpan timeout, CancellationToken cancellationToken, TimeSpan? lineTimeout = null)
+    public async ValueTask<Line> ReadLineAsync(
+        int maxLength, TimeSpan timeout, CancellationToken cancellationToken, TimeSpan? lineTimeout = null, long? lineTimedFrom = null)
     {
         var tooLong = false;
         var scanned = 0;
-        long? lineStarted = HasBufferedData ? Environment.TickCount64 : null;
+        long? lineStarted = lineTimedFrom ?? (HasBufferedData ? Environment.TickCount64 : null);
 
         // The slice is this call's: since the last one the caller ran (a session's loop, with its own budget), or the
         // reader sat unused (a reused upstream's, since the previous message's reply).

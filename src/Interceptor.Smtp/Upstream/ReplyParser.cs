@@ -12,10 +12,16 @@ public static class ReplyParser
     private const int MaxLineLength = 4096;
     private const int MaxLines = 200;
 
-    /// <summary>Reads one reply; the ValueTask is pooled (<see cref="UpstreamConnection"/>), so await it once.</summary>
+    /// <summary>
+    /// Reads one reply, all of it within <paramref name="timeout"/>: an upstream that sends a byte now and then (any MX a
+    /// customer names) cannot keep a reply coming for longer, and so cannot stretch a transaction past the bound the quota
+    /// history counts on (<c>InterceptorOptions.LongestTransaction</c>). The ValueTask is pooled
+    /// (<see cref="UpstreamConnection"/>), so await it once.
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<SmtpReply> ReadAsync(LineReader reader, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        var started = Environment.TickCount64;
         var texts = new List<string>();
         int? code = null;
         while (true)
@@ -23,7 +29,7 @@ public static class ReplyParser
             Line line;
             try
             {
-                line = await reader.ReadLineAsync(MaxLineLength, timeout, cancellationToken);
+                line = await reader.ReadLineAsync(MaxLineLength, timeout, cancellationToken, lineTimeout: timeout, lineTimedFrom: started);
             }
             catch (TimeoutException)
             {

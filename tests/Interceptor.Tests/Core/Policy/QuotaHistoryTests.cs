@@ -56,7 +56,9 @@ public sealed class QuotaHistoryTests
             Row("ended-inside", dayStart - TimeSpan.FromMinutes(30), TimeSpan.FromMinutes(40), TransactionOutcome.Delivered),
             Row("ended-before", dayStart - TimeSpan.FromMinutes(30), TimeSpan.FromMinutes(20), TransactionOutcome.Delivered),
             Row("held", now - TimeSpan.FromHours(2), TimeSpan.FromSeconds(3), TransactionOutcome.Held),
-            Row("pending-left-by-a-crash", now - TimeSpan.FromHours(3), TimeSpan.Zero, TransactionOutcome.Pending),
+            // Its outcome was never written: counted as late as it could have ended (the longest transaction), not after now.
+            Row("pending-left-by-a-crash", now - TimeSpan.FromHours(3), TimeSpan.FromSeconds(2), TransactionOutcome.Pending),
+            Row("pending-just-before-the-restart", now - TimeSpan.FromMinutes(10), TimeSpan.FromSeconds(2), TransactionOutcome.Pending),
             Row("rejected", now - TimeSpan.FromHours(4), TimeSpan.FromSeconds(3), TransactionOutcome.Rejected),
             Row("deferred", now - TimeSpan.FromHours(5), TimeSpan.FromSeconds(3), TransactionOutcome.Deferred),
         })
@@ -67,7 +69,7 @@ public sealed class QuotaHistoryTests
         var ledger = new QuotaLedger(new ManualClock(now));
         var counted = await QuotaHistory.RestoreAsync(store, ledger, now, Longest, CancellationToken.None);
 
-        Assert.That(counted, Is.EqualTo(3), "ended-inside, held and pending");
-        Assert.That(ledger.Usage(1001), Is.EqualTo((0, 3, 0, 3)));
+        Assert.That(counted, Is.EqualTo(4), "ended-inside, held and both pending");
+        Assert.That(ledger.Usage(1001), Is.EqualTo((1, 4, 1, 4)), "the recent pending one in the hour");
     }
 }

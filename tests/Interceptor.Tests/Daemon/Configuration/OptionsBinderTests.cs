@@ -91,6 +91,20 @@ public class OptionsBinderTests
         Assert.That(Errors("""{ "State": { "RetentionDays": 2147483647 } }"""), Is.EqualTo(new[] { "State.RetentionDays: must be 2-3650 (quotas need the last day)" }));
     }
 
+    [Test]
+    public void A_session_may_last_at_most_a_day_and_the_retention_must_keep_the_quota_window_and_the_longest_transaction_before_it()
+    {
+        // The quotas charge a message at its transaction's end, so a restart reads back a day and the longest transaction.
+        Assert.That(Errors("""{ "Smtp": { "SessionTimeoutSeconds": 86401 } }"""), Is.EqualTo(new[] { "Smtp.SessionTimeoutSeconds: must be at most 86400 (a day)" }));
+        Assert.That(Errors("""{ "Smtp": { "SessionTimeoutSeconds": 2147483647 } }"""), Is.EqualTo(new[] { "Smtp.SessionTimeoutSeconds: must be at most 86400 (a day)" }), "no overflow");
+        Assert.That(Errors("""{ "Smtp": { "SessionTimeoutSeconds": 86400 }, "State": { "RetentionDays": 2 } }"""), Is.EqualTo(new[]
+        {
+            "State.RetentionDays: must keep the quota window (a day) and the longest transaction before it (24.2 h: Smtp.SessionTimeoutSeconds, Relay.ReplyTimeoutSeconds and Relay.DataReplyTimeoutSeconds): the quotas count each message from its transaction's end",
+        }));
+        Assert.That(Load("""{ "Smtp": { "SessionTimeoutSeconds": 86400 }, "State": { "RetentionDays": 3 } }""").Smtp.SessionTimeout, Is.EqualTo(TimeSpan.FromDays(1)));
+        Assert.That(new InterceptorOptions().LongestTransaction, Is.EqualTo(TimeSpan.FromSeconds(3600 + 120 + 600)));
+    }
+
     /// <summary>The packaged configuration shows <c>"BlockedPorts": []</c> as the default; uncommented, it was an unknown key.</summary>
     [Test]
     public void An_empty_list_is_the_list_key_itself_and_gives_an_empty_list()

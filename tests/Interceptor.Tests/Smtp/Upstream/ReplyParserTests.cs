@@ -119,3 +119,49 @@ public class ReplyParserTests
         Assert.That(reply.Lines, Is.EqualTo(stripped ?? lines));
     }
 }
+
+/// <summary>An upstream that sends its reply a byte at a time, over a real loopback connection.</summary>
+public class ReplyParserDeadlineTests
+{
+    [Test]
+    public async Task A_reply_trickled_a_byte_at_a_time_gets_one_deadline_for_all_of_it_not_one_per_read()
+    {
+        // Each byte comes well within the timeout, so a timeout per read (or per line) would wait for all 3 s of it: a
+        // customer's MX could stretch a transaction as long as it liked, past what the quota history counts back.
+        var timeout = TimeSpan.FromMilliseconds(600);
+        var wire = Encoding.ASCII.GetBytes("250-mx.example says hello\r\n250-PIPELINING\r\n250 SIZE 1000\r\n");
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(System.Net.IPAddress.Loopback, ((System.Net.IPEndPoint)listener.LocalEndpoint).Port);
+        using var served = await listener.AcceptTcpClientAsync();
+        using var stop = new CancellationTokenSource();
+        var trickle = Task.Run(async () =>
+        {
+            var stream = served.GetStream();
+            foreach (var b in wire)
+            {
+                await stream.WriteAsync(new[] { b }, stop.Token);
+                await Task.Delay(50, stop.Token);
+            }
+        });
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var failure = Assert.ThrowsAsync<UpstreamTimeoutException>(async () =>
+            await ReplyParser.ReadAsync(new LineReader(client.GetStream()), timeout, CancellationToken.None));
+        var took = clock.Elapsed;
+        await stop.CancelAsync();
+        try
+        {
+            await trickle;
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopped mid-reply, as meant.
+        }
+
+        Assert.That(failure!.Message, Does.Contain("no reply within"));
+        Assert.That(took, Is.LessThan(TimeSpan.FromSeconds(2)), "the whole reply took 3 s to come");
+        Assert.That(took, Is.GreaterThanOrEqualTo(timeout - TimeSpan.FromMilliseconds(20)));
+    }
+}

@@ -32,10 +32,15 @@ public sealed record InterceptorOptions
 
     /// <summary>
     /// The longest a mail transaction can last: the session's bound, then the last write and the upstream's verdict after
-    /// the final dot, which the session timeout does not cut (each a single deadline). The quotas charge a message when
-    /// its transaction ends, so the quota history reads this far before its window (<see cref="Policy.QuotaHistory"/>).
+    /// the final dot, which the session timeout does not cut (each a single deadline), and a margin for what has no
+    /// timeout before the charge (a held message's fsyncs, the fair-share scheduler's turns, the spool's close). The
+    /// quotas charge a message when its transaction ends, so the quota history reads this far before its window
+    /// (<see cref="Policy.QuotaHistory"/>).
     /// </summary>
-    public TimeSpan LongestTransaction => Smtp.SessionTimeout + Relay.ReplyTimeout + Relay.DataReplyTimeout;
+    public TimeSpan LongestTransaction => Smtp.SessionTimeout + Relay.ReplyTimeout + Relay.DataReplyTimeout + UntimedMargin;
+
+    /// <summary>The margin in <see cref="LongestTransaction"/> for the work after the final dot that no timeout bounds.</summary>
+    public static readonly TimeSpan UntimedMargin = TimeSpan.FromMinutes(15);
 }
 
 /// <summary>Where the daemon accepts redirected connections. Always loopback (127.0.0.1 and ::1): no open relay.</summary>

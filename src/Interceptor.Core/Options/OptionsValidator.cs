@@ -79,7 +79,7 @@ public static partial class OptionsValidator
         if (options.Smtp.SessionTimeout <= Seconds(86400) && options.Relay.ReplyTimeout <= Seconds(3600) && options.Relay.DataReplyTimeout <= Seconds(3600))
         {
             Check(options.State.Retention >= Policy.QuotaHistory.Window + options.LongestTransaction, "State.RetentionDays",
-                FormattableString.Invariant($"must keep the quota window (a day) and the longest transaction before it ({options.LongestTransaction.TotalHours:0.##} h: Smtp.SessionTimeoutSeconds, Relay.ReplyTimeoutSeconds and Relay.DataReplyTimeoutSeconds): the quotas count each message from its transaction's end"));
+                FormattableString.Invariant($"must keep the quota window (a day) and the longest transaction before it ({options.LongestTransaction.TotalHours:0.##} h: Smtp.SessionTimeoutSeconds, Relay.ReplyTimeoutSeconds, Relay.DataReplyTimeoutSeconds and 15 minutes for the work after the final dot that no timeout bounds): the quotas count each message from its transaction's end"));
         }
         Check(options.State.MaxSize.Bytes >= 1L << 20, "State.MaxBytes", "must be at least 1048576 (1 MiB)");
         Check(options.State.MinFree.Bytes >= 0, "State.MinFreeBytes", "must be 0 or more");

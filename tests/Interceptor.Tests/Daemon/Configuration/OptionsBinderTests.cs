@@ -99,10 +99,10 @@ public class OptionsBinderTests
         Assert.That(Errors("""{ "Smtp": { "SessionTimeoutSeconds": 2147483647 } }"""), Is.EqualTo(new[] { "Smtp.SessionTimeoutSeconds: must be at most 86400 (a day)" }), "no overflow");
         Assert.That(Errors("""{ "Smtp": { "SessionTimeoutSeconds": 86400 }, "State": { "RetentionDays": 2 } }"""), Is.EqualTo(new[]
         {
-            "State.RetentionDays: must keep the quota window (a day) and the longest transaction before it (24.2 h: Smtp.SessionTimeoutSeconds, Relay.ReplyTimeoutSeconds and Relay.DataReplyTimeoutSeconds): the quotas count each message from its transaction's end",
+            "State.RetentionDays: must keep the quota window (a day) and the longest transaction before it (24.45 h: Smtp.SessionTimeoutSeconds, Relay.ReplyTimeoutSeconds, Relay.DataReplyTimeoutSeconds and 15 minutes for the work after the final dot that no timeout bounds): the quotas count each message from its transaction's end",
         }));
         Assert.That(Load("""{ "Smtp": { "SessionTimeoutSeconds": 86400 }, "State": { "RetentionDays": 3 } }""").Smtp.SessionTimeout, Is.EqualTo(TimeSpan.FromDays(1)));
-        Assert.That(new InterceptorOptions().LongestTransaction, Is.EqualTo(TimeSpan.FromSeconds(3600 + 120 + 600)));
+        Assert.That(new InterceptorOptions().LongestTransaction, Is.EqualTo(TimeSpan.FromSeconds(3600 + 120 + 600 + 900)));
     }
 
     /// <summary>The packaged configuration shows <c>"BlockedPorts": []</c> as the default; uncommented, it was an unknown key.</summary>

@@ -201,19 +201,35 @@ public sealed class UpstreamTests
     [Test]
     public async Task Upstream_slow_after_the_final_dot_gives_a_4xx_within_the_data_reply_timeout()
     {
+        await AssertVerdictTimesOutAsync(new FakeMxScript { FinalDelaySeconds = 60 }, "mx-slow-dot");
+    }
+
+    [Test]
+    public async Task An_upstream_trickling_its_verdict_a_byte_at_a_time_gets_one_deadline_for_all_of_it()
+    {
+        // Each byte comes well within the timeout: with a timeout per read, the verdict (a 554 after 18 s) was waited
+        // for and passed on, and an MX she names could keep her transaction open as long as it liked.
+        var failure = await AssertVerdictTimesOutAsync(
+            new FakeMxScript { FinalReply = "554-5.7.1 this verdict is sent\r\n554 5.7.1 one byte at a time", FinalTrickleSeconds = 0.3 }, "mx-trickles");
+
+        Assert.That(failure.Text, Does.Contain("no reply within 3 s"));
+    }
+
+    /// <summary>With Relay.DataReplyTimeoutSeconds 3, the client gets a 4xx for its message about 3 s after the final dot.</summary>
+    private static async Task<DialogReply> AssertVerdictTimesOutAsync(FakeMxScript script, string subject)
+    {
         const int dataTimeout = 3;
-        await using var s = await Scenario.StartAsync(
-            new FakeMxScript { FinalDelaySeconds = 60 },
-            new DaemonConfig { DataReplyTimeoutSeconds = dataTimeout });
+        await using var s = await Scenario.StartAsync(script, new DaemonConfig { DataReplyTimeoutSeconds = dataTimeout });
 
         var dialog = await Clients.DialogAsync(s.Ns, Alice, s.Dir,
-            SmtpDialog.Transaction("127.0.0.2:25", From, [To], Clients.WriteStuffedBody(s.Dir, TestMessage.Small(From, To, "mx-slow-dot"))));
+            SmtpDialog.Transaction("127.0.0.2:25", From, [To], Clients.WriteStuffedBody(s.Dir, TestMessage.Small(From, To, subject))));
 
         var failure = AssertFirstFailureIs4xx(dialog, s);
         var sentAt = dialog.Reply("DATA")?.AtSeconds ?? 0;
         Assert.That(failure.Label, Is.EqualTo("BODY"), dialog.Describe());
         Assert.That(failure.AtSeconds - sentAt, Is.InRange(dataTimeout - 0.5, dataTimeout + 4.0),
             $"4xx expected about Relay.DataReplyTimeoutSeconds={dataTimeout}s after the final dot\n" + dialog.Describe() + s.Describe());
+        return failure;
     }
 
     /// <summary>

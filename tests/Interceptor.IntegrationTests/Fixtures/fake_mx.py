@@ -22,6 +22,7 @@ A reply may hold several lines separated by CRLF ("550-5.1.1 a\r\n550 5.1.1 b").
   data_reply           reply to the DATA command instead of 354
   final_reply          reply after the final dot instead of "250 2.0.0 Ok: queued as <n>"
   final_delay          seconds to wait before the final-dot reply
+  final_trickle        seconds between the final-dot reply's bytes: sent one at a time
   drop                 "before_final_dot": close as soon as message bytes arrive;
                        "after_final_dot": read the whole message, then close without a reply
 """
@@ -77,9 +78,15 @@ class Connection:
         self.buffer = b""
         self.cid = "%s:%d" % (peer[0], peer[1])
 
-    def send(self, reply):
+    def send(self, reply, trickle=0.0):
         self.state.event(kind="reply", conn=self.cid, reply=reply)
-        self.sock.sendall(reply.encode("utf-8") + b"\r\n")
+        wire = reply.encode("utf-8") + b"\r\n"
+        if trickle <= 0:
+            self.sock.sendall(wire)
+            return
+        for i in range(len(wire)):
+            self.sock.sendall(wire[i:i + 1])
+            time.sleep(trickle)
 
     def fill(self):
         chunk = self.sock.recv(65536)
@@ -184,7 +191,7 @@ class Connection:
                 if reply is None or reply.startswith("2"):
                     number = self.record(message, mail_from, mail_params, rcpts, helo)
                     reply = reply or "250 2.0.0 Ok: queued as %d" % number
-                self.send(reply)
+                self.send(reply, float(script.get("final_trickle", 0)))
                 mail_from, mail_params, rcpts = None, "", []
             elif verb == "RSET":
                 mail_from, mail_params, rcpts = None, "", []

@@ -16,6 +16,9 @@ public sealed record FakeMxScript
     public string? FinalReply { get; init; }
     public double? FinalDelaySeconds { get; init; }
 
+    /// <summary>Seconds between the final-dot reply's bytes, sent one at a time.</summary>
+    public double? FinalTrickleSeconds { get; init; }
+
     /// <summary>"before_final_dot" or "after_final_dot".</summary>
     public string? Drop { get; init; }
 
@@ -30,6 +33,7 @@ public sealed record FakeMxScript
         if (DataReply is not null) { json["data_reply"] = DataReply; }
         if (FinalReply is not null) { json["final_reply"] = FinalReply; }
         if (FinalDelaySeconds is not null) { json["final_delay"] = FinalDelaySeconds; }
+        if (FinalTrickleSeconds is not null) { json["final_trickle"] = FinalTrickleSeconds; }
         if (Drop is not null) { json["drop"] = Drop; }
         return json.ToJsonString();
     }

@@ -51,8 +51,11 @@ public static class StoreBudget
     /// The SQL condition on a transaction row that no quota counts: the outcomes <see cref="TransactionEvent.CountsAsSent"/>
     /// leaves out, from that one definition, so that pruning never takes a row the quotas need.
     /// </summary>
-    internal static readonly string NotCountedByQuotas =
-        $"outcome NOT IN ({string.Join(", ", Enum.GetValues<TransactionOutcome>().Where(TransactionEvent.CountsAsSent).Select(o => $"'{o}'"))})";
+    internal static string NotCountedByQuotas => $"outcome NOT IN ({CountedOutcomes})";
+
+    /// <summary>The outcomes the quotas count, as an SQL list: the quota history reads these rows.</summary>
+    internal static string CountedOutcomes =>
+        string.Join(", ", Enum.GetValues<TransactionOutcome>().Where(TransactionEvent.CountsAsSent).Select(o => $"'{o}'"));
     public const int MaxChunk = 20_000;
 
     /// <summary>Below the free-space floor, the share of the file's pages that may be in use before it prunes.</summary>

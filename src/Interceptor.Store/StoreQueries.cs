@@ -50,6 +50,24 @@ internal static class StoreQueries
         return list;
     }
 
+    public static async Task<IReadOnlyList<QuotaCharge>> ChargesAsync(SqliteConnection connection, DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText =
+            $"SELECT uid, started, duration, recipient_count, outcome FROM transactions WHERE started >= $since AND outcome IN ({StoreBudget.CountedOutcomes});";
+        command.Parameters.AddWithValue("$since", since.UtcTicks);
+        var list = new List<QuotaCharge>();
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            list.Add(new QuotaCharge(
+                Uid(reader.GetInt64(0)), Time(reader.GetInt64(1)), TimeSpan.FromTicks(reader.GetInt64(2)), reader.GetInt32(3),
+                Parse<TransactionOutcome>(reader.GetString(4), "outcome")));
+        }
+
+        return list;
+    }
+
     public static async Task<IReadOnlyList<PolicyRefusal>> RefusalsAsync(
         SqliteConnection connection, DateTimeOffset since, uint? uid, CancellationToken cancellationToken)
     {

@@ -207,10 +207,11 @@ public sealed class UpstreamTests
     [Test]
     public async Task An_upstream_trickling_its_verdict_a_byte_at_a_time_gets_one_deadline_for_all_of_it()
     {
-        // Each byte comes well within the timeout: with a timeout per read, the verdict (a 554 after 18 s) was waited
-        // for and passed on, and an MX she names could keep her transaction open as long as it liked.
+        // Each byte, and each line (about 1 s), comes well within the timeout: with a timeout per read, the verdict (a
+        // 554 after 6 s) was waited for and passed on, and an MX she names could keep her transaction open as long as
+        // it liked.
         var failure = await AssertVerdictTimesOutAsync(
-            new FakeMxScript { FinalReply = "554-5.7.1 this verdict is sent\r\n554 5.7.1 one byte at a time", FinalTrickleSeconds = 0.3 }, "mx-trickles");
+            new FakeMxScript { FinalReply = "554-a\r\n554-b\r\n554-c\r\n554-d\r\n554-e\r\n554 f", FinalTrickleSeconds = 0.15 }, "mx-trickles");
 
         Assert.That(failure.Text, Does.Contain("no reply within 3 s"));
     }

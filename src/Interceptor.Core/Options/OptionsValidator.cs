@@ -75,12 +75,6 @@ public static partial class OptionsValidator
 
         Check(Path.IsPathRooted(options.State.Directory), "State.Directory", "must be an absolute path");
         Check(Within(options.State.Retention, TimeSpan.FromDays(2), TimeSpan.FromDays(3650)), "State.RetentionDays", "must be 2-3650 (quotas need the last day)");
-        // Only once its parts are in range: a huge number of seconds binds as TimeSpan.MaxValue, and the sum would overflow.
-        if (options.Smtp.SessionTimeout <= Seconds(86400) && options.Relay.ReplyTimeout <= Seconds(3600) && options.Relay.DataReplyTimeout <= Seconds(3600))
-        {
-            Check(options.State.Retention >= Policy.QuotaHistory.Window + options.LongestTransaction, "State.RetentionDays",
-                FormattableString.Invariant($"must keep the quota window (a day) and the longest transaction before it ({options.LongestTransaction.TotalHours:0.##} h: Smtp.SessionTimeoutSeconds, Relay.ReplyTimeoutSeconds, Relay.DataReplyTimeoutSeconds and 15 minutes for the work after the final dot that no timeout bounds): the quotas count each message from its transaction's end"));
-        }
         Check(options.State.MaxSize.Bytes >= 1L << 20, "State.MaxBytes", "must be at least 1048576 (1 MiB)");
         Check(options.State.MinFree.Bytes >= 0, "State.MinFreeBytes", "must be 0 or more");
         Check(Path.IsPathRooted(options.Control.SocketPath), "Control.SocketPath", "must be an absolute path");
@@ -117,7 +111,8 @@ public static partial class OptionsValidator
         var smtp = options.Smtp;
         Check(Within(smtp.IdleTimeout, Seconds(1), Seconds(3600)), "Smtp.IdleTimeoutSeconds", "must be 1-3600");
         Check(smtp.SessionTimeout >= smtp.IdleTimeout, "Smtp.SessionTimeoutSeconds", "must be at least Smtp.IdleTimeoutSeconds");
-        Check(smtp.SessionTimeout <= Seconds(86400), "Smtp.SessionTimeoutSeconds", "must be at most 86400 (a day)");
+        // The session's deadline is a timer, which waits at most 2^32 − 2 ms; above it every session failed at its start.
+        Check(smtp.SessionTimeout <= Seconds(4294967), "Smtp.SessionTimeoutSeconds", "must be at most 4294967 (49.7 days, the longest a timer waits)");
         Check(smtp.MaxCommandLine.Bytes is >= 512 and <= 8192, "Smtp.MaxCommandLineBytes", "must be 512-8192 (RFC 5321 requires at least 512)");
         Check(smtp.MaxDataLine.Bytes is >= 1000 and <= 1048576, "Smtp.MaxDataLineBytes", "must be 1000-1048576 (RFC 5321 requires at least 1000)");
         Check(Within(smtp.CommandLineTimeout, Seconds(1), Seconds(3600)), "Smtp.CommandLineTimeoutSeconds", "must be 1-3600");

@@ -54,6 +54,9 @@ public interface IStateStore : IAsyncDisposable
 
     Task<IReadOnlyList<Suspension>> LoadSuspensionsAsync(CancellationToken cancellationToken);
 
+    /// <summary>The rows that count as sent, started at or after <paramref name="since"/>, in no particular order.</summary>
+    Task<IReadOnlyList<QuotaCharge>> LoadChargesAsync(DateTimeOffset since, CancellationToken cancellationToken);
+
     /// <summary>Transactions started at or after <paramref name="since"/>, newest first, optionally of one user.</summary>
     Task<IReadOnlyList<TransactionEvent>> LoadTransactionsAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken);
 

@@ -26,14 +26,13 @@ public static class QuotaHistory
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(ledger);
-        var rows = await store.LoadTransactionsAsync(OldestCountedStart(now, longestTransaction), null, int.MaxValue, cancellationToken);
+        var rows = await store.LoadChargesAsync(OldestCountedStart(now, longestTransaction), cancellationToken);
 
         // The ledger takes deliveries fastest in the order they were counted.
         var counted = rows
-            .Where(t => TransactionEvent.CountsAsSent(t.Outcome))
-            .Select(t => (t.Uid, At: CountedAt(t, now, longestTransaction), t.RecipientCount))
-            .Where(t => t.At >= now - Window)
-            .OrderBy(t => t.At)
+            .Select(row => (row.Uid, At: CountedAt(row, now, longestTransaction), row.Recipients))
+            .Where(row => row.At >= now - Window)
+            .OrderBy(row => row.At)
             .ToList();
         foreach (var (uid, at, recipients) in counted)
         {
@@ -45,17 +44,13 @@ public static class QuotaHistory
 
     /// <summary>
     /// Where a row counts: at its end; a Pending row, whose outcome was never written (the daemon died, or the write
-    /// failed), as late as its transaction could have ended, and not after now: its duration only reached DATA, and
-    /// the rest of the transaction is the client's and the upstream's to stretch.
+    /// failed), as late as its transaction could have ended: its duration only reached DATA, and the rest of the
+    /// transaction is the client's and the upstream's to stretch. Never after now (a clock set back): a delivery
+    /// counted in the future would keep every later one out of order in the ledger.
     /// </summary>
-    private static DateTimeOffset CountedAt(TransactionEvent row, DateTimeOffset now, TimeSpan longestTransaction)
+    private static DateTimeOffset CountedAt(QuotaCharge row, DateTimeOffset now, TimeSpan longestTransaction)
     {
-        if (row.Outcome != TransactionOutcome.Pending)
-        {
-            return row.Ended;
-        }
-
-        var latest = row.Started + longestTransaction;
-        return latest < now ? latest : now;
+        var at = row.Outcome == TransactionOutcome.Pending ? row.Started + longestTransaction : row.Ended;
+        return at < now ? at : now;
     }
 }

@@ -50,7 +50,7 @@ public sealed class StoreRetention(
                 if (now - lastRetention >= RetentionInterval)
                 {
                     lastRetention = now;
-                    await RunAsync(() => store.PruneAsync(now - state.Retention, stoppingToken), "pruning the state store");
+                    await RunAsync(() => store.PruneAsync(RetainedFrom(now, state.Retention, longestTransaction), stoppingToken), "pruning the state store");
                 }
 
                 await RunAsync(() => EnforceSizeAsync(stoppingToken), "holding the state store under State.MaxBytes");
@@ -61,6 +61,18 @@ public sealed class StoreRetention(
         {
             // Stopping.
         }
+    }
+
+    /// <summary>
+    /// Where State.RetentionDays' pruning starts: never inside what the quotas may still count, a day and the longest
+    /// transaction before it (<see cref="QuotaHistory.OldestCountedStart"/>), whose end may fall in the day however long
+    /// the retention is set short against a long Smtp.SessionTimeoutSeconds.
+    /// </summary>
+    internal static DateTimeOffset RetainedFrom(DateTimeOffset now, TimeSpan retention, TimeSpan longestTransaction)
+    {
+        var counted = QuotaHistory.OldestCountedStart(now, longestTransaction);
+        var retained = now - retention;
+        return retained < counted ? retained : counted;
     }
 
     private async Task RunAsync(Func<Task> work, string what)

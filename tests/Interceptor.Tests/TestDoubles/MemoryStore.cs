@@ -113,6 +113,17 @@ internal sealed class MemoryStore : IStateStore
         }
     }
 
+    public Task<IReadOnlyList<QuotaCharge>> LoadChargesAsync(DateTimeOffset since, CancellationToken cancellationToken)
+    {
+        Check();
+        lock (_lock)
+        {
+            return Task.FromResult<IReadOnlyList<QuotaCharge>>([.. _transactions.Values
+                .Where(t => t.Started >= since && TransactionEvent.CountsAsSent(t.Outcome))
+                .Select(t => new QuotaCharge(t.Uid, t.Started, t.Duration, t.RecipientCount, t.Outcome))]);
+        }
+    }
+
     public Task<IReadOnlyList<TransactionEvent>> LoadTransactionsAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken)
     {
         Check();

@@ -59,6 +59,7 @@ public sealed class QuotaHistoryTests
             // Its outcome was never written: counted as late as it could have ended (the longest transaction), not after now.
             Row("pending-left-by-a-crash", now - TimeSpan.FromHours(3), TimeSpan.FromSeconds(2), TransactionOutcome.Pending),
             Row("pending-just-before-the-restart", now - TimeSpan.FromMinutes(10), TimeSpan.FromSeconds(2), TransactionOutcome.Pending),
+            Row("pending-90-minutes-ago", now - TimeSpan.FromMinutes(90), TimeSpan.FromSeconds(2), TransactionOutcome.Pending),
             Row("rejected", now - TimeSpan.FromHours(4), TimeSpan.FromSeconds(3), TransactionOutcome.Rejected),
             Row("deferred", now - TimeSpan.FromHours(5), TimeSpan.FromSeconds(3), TransactionOutcome.Deferred),
         })
@@ -69,7 +70,7 @@ public sealed class QuotaHistoryTests
         var ledger = new QuotaLedger(new ManualClock(now));
         var counted = await QuotaHistory.RestoreAsync(store, ledger, now, Longest, CancellationToken.None);
 
-        Assert.That(counted, Is.EqualTo(4), "ended-inside, held and both pending");
-        Assert.That(ledger.Usage(1001), Is.EqualTo((1, 4, 1, 4)), "the recent pending one in the hour");
+        Assert.That(counted, Is.EqualTo(5), "ended-inside, held and the three pending");
+        Assert.That(ledger.Usage(1001), Is.EqualTo((2, 5, 2, 5)), "the pending ones of 10 and 90 minutes ago in the hour: the second could have ended 30 minutes ago");
     }
 }

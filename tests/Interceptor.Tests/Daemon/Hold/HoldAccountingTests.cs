@@ -65,4 +65,37 @@ public sealed class HoldAccountingTests
             Assert.That(recorder.Events.Single().Duration, Is.EqualTo(TimeSpan.FromSeconds(2)), "the transaction line gives the release's own time");
         });
     }
+
+    [Test]
+    public async Task A_release_over_a_row_whose_held_outcome_was_never_written_still_ends_no_earlier_than_the_hold()
+    {
+        // The Held outcome's deferred write failed: the row is still Pending, with MAIL's start and DATA's duration. The
+        // release's event starts at the hold; the row keeps its start, so it must end at the event's end, not MAIL + 2 s.
+        var clock = new ManualClock(HeldAt);
+        var ledger = new QuotaLedger(clock);
+        using var dir = new StoreTestDirectory();
+        await using var store = dir.Open();
+        var id = Guid.CreateVersion7().ToString("N");
+        ledger.AddDelivered(1001, HeldAt, 1);
+        await store.RecordTransactionAsync(
+            new TransactionEvent(id, MailAt, 1001, "alice", "a@x", 1, 10, "192.0.2.25:25", "", "", TimeSpan.FromSeconds(5)) { Outcome = TransactionOutcome.Pending },
+            CancellationToken.None);
+
+        clock.Advance(TimeSpan.FromMinutes(30));
+        var held = new HeldMessage(id, 1001, "alice", "a@x", ["b@y"], "192.0.2.25:25", "original-destination", "scan", "score 9", 9, [], HeldAt, 10, HoldState.Delivered)
+        {
+            ReleasedAt = clock.Now - TimeSpan.FromSeconds(2),
+        };
+        await new HoldAccounting(store, new Recorder(), clock).DeliveredAsync(held, new DeliveryOutcome(DeliveryKind.Delivered, "250 2.0.0 Ok", "192.0.2.25:25"), CancellationToken.None);
+
+        var row = (await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, 10, CancellationToken.None)).Single();
+        var restored = new QuotaLedger(clock);
+        await QuotaHistory.RestoreAsync(store, restored, clock.Now, TimeSpan.FromHours(1), CancellationToken.None);
+        Assert.Multiple(() =>
+        {
+            Assert.That(row.Started, Is.EqualTo(MailAt));
+            Assert.That(row.Ended, Is.EqualTo(HeldAt + TimeSpan.FromSeconds(2)), "the release's event: from the hold, its 2 s of delivery");
+            Assert.That(restored.Usage(1001), Is.EqualTo(ledger.Usage(1001)));
+        });
+    }
 }

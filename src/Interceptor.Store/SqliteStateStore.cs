@@ -200,8 +200,8 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
         ReadAsync(StoreQueries.SuspensionsAsync, cancellationToken);
 
     /// <inheritdoc />
-    public Task<IReadOnlyList<QuotaCharge>> LoadChargesAsync(DateTimeOffset since, CancellationToken cancellationToken) =>
-        ReadAsync((c, ct) => StoreQueries.ChargesAsync(c, since, ct), cancellationToken);
+    public Task<IReadOnlyList<QuotaCharge>> LoadChargesAsync(DateTimeOffset since, DateTimeOffset endedSince, CancellationToken cancellationToken) =>
+        ReadAsync((c, ct) => StoreQueries.ChargesAsync(c, since, endedSince, ct), cancellationToken);
 
     /// <inheritdoc />
     public Task<IReadOnlyList<TransactionEvent>> LoadTransactionsAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken)

@@ -48,14 +48,15 @@ public static class StoreBudget
     public const int MinChunk = 100;
 
     /// <summary>
-    /// The SQL condition on a transaction row that no quota counts: the outcomes <see cref="TransactionEvent.CountsAsSent"/>
-    /// leaves out, from that one definition, so that pruning never takes a row the quotas need.
+    /// The outcomes the quotas count (<see cref="TransactionEvent.CountsAsSent"/>, the one definition), as an SQL list: the
+    /// quota history reads these rows. Declared before <see cref="NotCountedByQuotas"/>: static fields start in order.
     /// </summary>
-    internal static string NotCountedByQuotas => $"outcome NOT IN ({CountedOutcomes})";
-
-    /// <summary>The outcomes the quotas count, as an SQL list: the quota history reads these rows.</summary>
-    internal static string CountedOutcomes =>
+    internal static readonly string CountedOutcomes =
         string.Join(", ", Enum.GetValues<TransactionOutcome>().Where(TransactionEvent.CountsAsSent).Select(o => $"'{o}'"));
+
+    /// <summary>The SQL condition on a transaction row that no quota counts, so that pruning never takes a row the quotas need.</summary>
+    internal static readonly string NotCountedByQuotas = $"outcome NOT IN ({CountedOutcomes})";
+
     public const int MaxChunk = 20_000;
 
     /// <summary>Below the free-space floor, the share of the file's pages that may be in use before it prunes.</summary>

@@ -50,12 +50,15 @@ internal static class StoreQueries
         return list;
     }
 
-    public static async Task<IReadOnlyList<QuotaCharge>> ChargesAsync(SqliteConnection connection, DateTimeOffset since, CancellationToken cancellationToken)
+    public static async Task<IReadOnlyList<QuotaCharge>> ChargesAsync(
+        SqliteConnection connection, DateTimeOffset since, DateTimeOffset endedSince, CancellationToken cancellationToken)
     {
         using var command = connection.CreateCommand();
         command.CommandText =
-            $"SELECT uid, started, duration, recipient_count, outcome FROM transactions WHERE started >= $since AND outcome IN ({StoreBudget.CountedOutcomes});";
+            "SELECT uid, started, duration, recipient_count, outcome FROM transactions " +
+            $"WHERE started >= $since AND outcome IN ({StoreBudget.CountedOutcomes}) AND (outcome = 'Pending' OR started + duration >= $endedSince);";
         command.Parameters.AddWithValue("$since", since.UtcTicks);
+        command.Parameters.AddWithValue("$endedSince", endedSince.UtcTicks);
         var list = new List<QuotaCharge>();
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))

@@ -15,12 +15,11 @@ internal sealed class WriteStatements : IDisposable
     /// <c>uid</c> as the Pending row wrote them (they are the same transaction's, from the same session): SQLite
     /// rewrites every index on a column a SET names, changed or not, and these two are the table's secondary indexes,
     /// so naming them cost each outcome's commit two index deletes and inserts and the WAL pages they dirtied.
-    /// The row keeps its start, so its duration is set to end where the outcome's event ends (for a session's outcome,
-    /// whose start is the Pending row's, that is the event's duration). A release's delivery over a Held row keeps the
-    /// hold's duration: the row's end is then when the quotas charged the message (as it was held), where
-    /// <see cref="Interceptor.Core.Policy.QuotaHistory"/> counts it after a restart; the release's own time is in its
-    /// transaction line. Over a row whose Held outcome was never written (still Pending), the release's event starts at
-    /// the hold, so the row ends just after it, not at its MAIL.
+    /// The row keeps its start, so its duration is set for it to end where the outcome's event ends, and never earlier
+    /// than it did: <see cref="Interceptor.Core.Policy.QuotaHistory"/> counts it there after a restart. For a session's
+    /// outcome, whose start is the Pending row's, that is the event's duration. A release (HoldAccounting) starts at the
+    /// hold time, stamped before the hold's record was written and charged: over a Held row, the row keeps the Held
+    /// outcome's later end; over a row still Pending (the Held outcome's write lost), it ends at the hold.
     /// </summary>
     internal const string UpsertTransactionSql = """
         INSERT INTO transactions (id, started, uid, user_name, sender, recipient_count, size_bytes,
@@ -31,8 +30,7 @@ internal sealed class WriteStatements : IDisposable
             user_name = excluded.user_name, sender = excluded.sender, recipient_count = excluded.recipient_count,
             size_bytes = excluded.size_bytes, original_destination = excluded.original_destination,
             upstream = excluded.upstream, reply = excluded.reply,
-            duration = CASE transactions.outcome WHEN 'Held' THEN transactions.duration
-                       ELSE excluded.started + excluded.duration - transactions.started END,
+            duration = max(transactions.duration, excluded.started + excluded.duration - transactions.started),
             outcome = excluded.outcome, process = excluded.process;
         """;
 

@@ -92,12 +92,6 @@ public sealed record TransactionEvent(
 {
     public TransactionOutcome Outcome { get; init; } = TransactionOutcome.Refused;
 
-    /// <summary>
-    /// When it ended: when the quotas charged it (<see cref="Policy.QuotaLedger.Settle"/>), and where
-    /// <see cref="Policy.QuotaHistory"/> counts it again after a restart. A Pending row's duration only reaches its DATA.
-    /// </summary>
-    public DateTimeOffset Ended => Started + Duration;
-
     /// <summary>Set when the transaction ended before DATA: how. Such transactions are tallied, not stored one by one.</summary>
     public UnsentKind? Unsent { get; init; }
 

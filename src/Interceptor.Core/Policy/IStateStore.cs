@@ -54,8 +54,11 @@ public interface IStateStore : IAsyncDisposable
 
     Task<IReadOnlyList<Suspension>> LoadSuspensionsAsync(CancellationToken cancellationToken);
 
-    /// <summary>The rows that count as sent, started at or after <paramref name="since"/>, in no particular order.</summary>
-    Task<IReadOnlyList<QuotaCharge>> LoadChargesAsync(DateTimeOffset since, CancellationToken cancellationToken);
+    /// <summary>
+    /// The rows that count as sent, started at or after <paramref name="since"/> and ended at or after
+    /// <paramref name="endedSince"/> (Pending rows whatever their recorded end: it only reaches DATA), in no particular order.
+    /// </summary>
+    Task<IReadOnlyList<QuotaCharge>> LoadChargesAsync(DateTimeOffset since, DateTimeOffset endedSince, CancellationToken cancellationToken);
 
     /// <summary>Transactions started at or after <paramref name="since"/>, newest first, optionally of one user.</summary>
     Task<IReadOnlyList<TransactionEvent>> LoadTransactionsAsync(DateTimeOffset since, uint? uid, int limit, CancellationToken cancellationToken);

@@ -9,6 +9,9 @@ namespace Interceptor.Core.Policy;
 /// </summary>
 public readonly record struct QuotaCharge(uint Uid, DateTimeOffset Started, TimeSpan Duration, int Recipients, TransactionOutcome Outcome)
 {
-    /// <summary>When its transaction ended (<see cref="TransactionEvent.Ended"/>).</summary>
+    /// <summary>
+    /// When its transaction ended: when the quotas charged it (<see cref="QuotaLedger.Settle"/>). A Pending row's duration
+    /// only reaches its DATA.
+    /// </summary>
     public DateTimeOffset Ended => Started + Duration;
 }

@@ -4,7 +4,7 @@ namespace Interceptor.Core.Policy;
 
 /// <summary>
 /// The quota windows across a restart: the last day's deliveries in the journal are counted again, each at the instant
-/// the running ledger counted it. That is a transaction's end (<see cref="TransactionEvent.Ended"/>): the ledger charges
+/// the running ledger counted it. That is a transaction's end (<see cref="QuotaCharge.Ended"/>): the ledger charges
 /// a delivery when it settles. Counted at its start instead, a message whose transaction a customer kept open for up to
 /// Smtp.SessionTimeoutSeconds left the windows that much sooner after a restart, and her quota came back early.
 /// </summary>
@@ -26,7 +26,7 @@ public static class QuotaHistory
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(ledger);
-        var rows = await store.LoadChargesAsync(OldestCountedStart(now, longestTransaction), cancellationToken);
+        var rows = await store.LoadChargesAsync(OldestCountedStart(now, longestTransaction), now - Window, cancellationToken);
 
         // The ledger takes deliveries fastest in the order they were counted.
         var counted = rows

@@ -6,9 +6,11 @@ namespace Interceptor.Daemon.Hold;
 /// <summary>
 /// A released message delivered: its transaction's row (held until now) becomes the delivery, and the transaction line
 /// says so (the same line and metrics as a relayed message). The quotas are not charged again: they counted the message
-/// when it was held (<see cref="TransactionEvent.CountsAsSent"/>). The row keeps its start, uid and the hold's duration
-/// (the store's upsert leaves them), so its end stays when the quotas charged it, where the windows rebuilt at start
-/// count it (<see cref="QuotaHistory"/>); the hold time stands in when the row is gone.
+/// when it was held (<see cref="TransactionEvent.CountsAsSent"/>). For the store the event ends at the hold (no duration):
+/// the row keeps its start and uid and is made to end where the event does (the store's upsert), so it ends when the
+/// quotas charged it, where the windows rebuilt at start count it (<see cref="QuotaHistory"/>), whether it was Held or
+/// still Pending (the Held outcome's write lost), or is written anew when it is gone. The release's own time, which
+/// retries may stretch to Hold.ReleaseRetryHours, is in its transaction line only.
 /// </summary>
 public sealed class HoldAccounting(IStateStore store, ITransactionRecorder recorder, TimeProvider time)
 {
@@ -23,6 +25,6 @@ public sealed class HoldAccounting(IStateStore store, ITransactionRecorder recor
             Outcome = TransactionOutcome.Delivered,
         };
         recorder.Record(transaction);
-        await store.RecordTransactionAsync(transaction, token);
+        await store.RecordTransactionAsync(transaction with { Duration = TimeSpan.Zero }, token);
     }
 }

@@ -113,13 +113,14 @@ internal sealed class MemoryStore : IStateStore
         }
     }
 
-    public Task<IReadOnlyList<QuotaCharge>> LoadChargesAsync(DateTimeOffset since, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<QuotaCharge>> LoadChargesAsync(DateTimeOffset since, DateTimeOffset endedSince, CancellationToken cancellationToken)
     {
         Check();
         lock (_lock)
         {
             return Task.FromResult<IReadOnlyList<QuotaCharge>>([.. _transactions.Values
-                .Where(t => t.Started >= since && TransactionEvent.CountsAsSent(t.Outcome))
+                .Where(t => t.Started >= since && TransactionEvent.CountsAsSent(t.Outcome)
+                    && (t.Outcome == TransactionOutcome.Pending || t.Started + t.Duration >= endedSince))
                 .Select(t => new QuotaCharge(t.Uid, t.Started, t.Duration, t.RecipientCount, t.Outcome))]);
         }
     }

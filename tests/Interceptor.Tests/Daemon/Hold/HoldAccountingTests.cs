@@ -57,7 +57,7 @@ public sealed class HoldAccountingTests
             Assert.That(row.Id, Is.EqualTo(id));
             Assert.That(row.Outcome, Is.EqualTo(TransactionOutcome.Delivered));
             Assert.That(row.Started, Is.EqualTo(MailAt), "the row keeps its start");
-            Assert.That(row.Ended, Is.EqualTo(HeldAt), "and the hold's duration, so it ends where the quotas charged it");
+            Assert.That(row.Started + row.Duration, Is.EqualTo(HeldAt), "and the hold's duration, so it ends where the quotas charged it");
             Assert.That(restored.Usage(1001), Is.EqualTo(ledger.Usage(1001)), "the windows rebuilt at start count it where the running daemon did");
             Assert.That(TransactionEvent.CountsAsSent(row.Outcome), Is.True);
             Assert.That(row.Reply, Is.EqualTo("released from hold: 250 2.0.0 Ok: queued as 7"));
@@ -94,8 +94,36 @@ public sealed class HoldAccountingTests
         Assert.Multiple(() =>
         {
             Assert.That(row.Started, Is.EqualTo(MailAt));
-            Assert.That(row.Ended, Is.EqualTo(HeldAt + TimeSpan.FromSeconds(2)), "the release's event: from the hold, its 2 s of delivery");
+            Assert.That(row.Started + row.Duration, Is.EqualTo(HeldAt), "at the hold, where the quotas charged it, not MAIL + the release's 2 s");
             Assert.That(restored.Usage(1001), Is.EqualTo(ledger.Usage(1001)));
         });
+    }
+
+    [Test]
+    public async Task A_release_never_moves_a_rows_end_before_the_held_outcomes_own()
+    {
+        // The hold time is stamped before the hold's record is written and the message charged: the Held outcome's end is
+        // later, and a release must not move the row's end back to the stamp, out of the windows sooner after a restart.
+        var chargedAt = HeldAt + TimeSpan.FromSeconds(3);
+        var clock = new ManualClock(chargedAt);
+        using var dir = new StoreTestDirectory();
+        await using var store = dir.Open();
+        var id = Guid.CreateVersion7().ToString("N");
+        var pending = new TransactionEvent(id, MailAt, 1001, "alice", "a@x", 1, 10, "192.0.2.25:25", "", "", TimeSpan.FromSeconds(5))
+        {
+            Outcome = TransactionOutcome.Pending,
+        };
+        await store.RecordTransactionAsync(pending, CancellationToken.None);
+        await store.RecordTransactionAsync(pending with { Outcome = TransactionOutcome.Held, Duration = chargedAt - MailAt }, CancellationToken.None);
+
+        clock.Advance(TimeSpan.FromMinutes(30));
+        var held = new HeldMessage(id, 1001, "alice", "a@x", ["b@y"], "192.0.2.25:25", "original-destination", "scan", "score 9", 9, [], HeldAt, 10, HoldState.Delivered)
+        {
+            ReleasedAt = clock.Now - TimeSpan.FromSeconds(2),
+        };
+        await new HoldAccounting(store, new Recorder(), clock).DeliveredAsync(held, new DeliveryOutcome(DeliveryKind.Delivered, "250 2.0.0 Ok", "192.0.2.25:25"), CancellationToken.None);
+
+        var row = (await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, 10, CancellationToken.None)).Single();
+        Assert.That(row.Started + row.Duration, Is.EqualTo(chargedAt));
     }
 }

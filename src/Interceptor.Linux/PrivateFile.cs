@@ -20,6 +20,7 @@ public static partial class PrivateFile
     private const uint Fields = FileStatus.TypeField | FileStatus.ModeField | FileStatus.OwnerField | FileStatus.SizeField;
     private const ushort GroupOrOthers = 0x3F;
     private const ushort OwnerRead = 0x100;
+    private const ushort GroupOrOthersRead = 0x24;
 
     // Not constants: the values differ between architectures (O_NOFOLLOW is 0x20000 on x86-64, 0x8000 on arm64). The
     // first open only locates the file (no driver's open runs, no FIFO gains a reader); a link at the path gives a
@@ -158,7 +159,10 @@ public static partial class PrivateFile
 
         if (loose)
         {
-            problems.Add($"mode {status.OctalMode} lets others than the daemon's user read {contents}");
+            // A mode that let others read it has let them, for all anyone knows: shutting it does not take a copy back.
+            problems.Add((status.Mode & GroupOrOthersRead) != 0
+                ? $"mode {status.OctalMode} lets others than the daemon's user read {contents} (they may have already: change {contents} as well)"
+                : $"mode {status.OctalMode} lets others than the daemon's user write or run it");
             fixes.Add($"chmod 600 {ShellWord.Quote(path)}");
         }
         else if ((status.Mode & OwnerRead) == 0)

@@ -223,7 +223,7 @@ public sealed class RelayPoolAdminTests
         var run = await s.Ns.RunAsync(DaemonProcess.DotnetHost, [DaemonProcess.AssemblyPath, "run", "--config", config], TimeSpan.FromSeconds(60));
 
         Assert.That(run.ExitCode, Is.EqualTo(1), run.ToString());
-        Assert.That(run.Stderr, Does.Contain($"Relay.CredentialsFile: {credentials}: mode 0644 lets others than the daemon's user read the relay logins; run chmod 600 {credentials}"));
+        Assert.That(run.Stderr, Does.Contain($"Relay.CredentialsFile: {credentials}: mode 0644 lets others than the daemon's user read the relay logins (they may have already: change the relay logins as well); run chmod 600 {credentials}"));
         AssertNoSecret(run.Stdout + run.Stderr, "the refusal");
         var table = await s.Ns.RunAsync("nft", ["list", "table", "inet", "smtp_interceptor"]);
         Assert.That(table.ExitCode, Is.Not.Zero, "nothing was installed\n" + table.Stdout);

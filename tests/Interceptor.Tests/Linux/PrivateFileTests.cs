@@ -16,6 +16,7 @@ public sealed partial class PrivateFileTests
     private const uint Nobody = 65534;
     private const string SandboxHint = " (under the packaged unit the daemon does not see /home, /root or /run/user, and has a /tmp and /var/tmp of its own: ProtectHome=yes, PrivateTmp=yes)";
     private const string TheFileAnew = "make the file anew from a copy you trust (moving or copying this one could carry such a link or access along) in a directory only root may change, such as /etc/smtp-interceptor; ";
+    private const string Exposed = " (they may have already: change the secret as well)";
     private string _directory = "";
 
     [SetUp]
@@ -58,7 +59,9 @@ public sealed partial class PrivateFileTests
 
         var message = Refusal(path);
 
-        Assert.That(message, Does.StartWith(path + ": mode 06").And.EndWith($"lets others than the daemon's user read the secret; run chmod 600 {path}"));
+        // Read bits open: the secret is out, and the message says so; write or execute bits alone gave nothing away.
+        var access = (extra & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) != 0 ? "read the secret" + Exposed : "write or run it";
+        Assert.That(message, Does.StartWith(path + ": mode 06").And.EndWith($"lets others than the daemon's user {access}; run chmod 600 {path}"));
         Assert.That(message, Does.Not.Contain("s3cret"));
     }
 
@@ -84,7 +87,7 @@ public sealed partial class PrivateFileTests
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
 
         Assert.That(Refusal(path), Is.EqualTo(
-            $"{path}: mode 0604 lets others than the daemon's user read the secret; no command is given, as {theirs} (owner uid {Nobody} (nobody), gid 0, mode 0755) "
+            $"{path}: mode 0604 lets others than the daemon's user read the secret{Exposed}; no command is given, as {theirs} (owner uid {Nobody} (nobody), gid 0, mode 0755) "
             + "may be changed by users other than root, who could put a link there for a pasted command to follow; make the file anew from a copy you trust "
             + "(moving or copying this one could carry such a link or access along) in a directory only root may change, such as /etc/smtp-interceptor; give it owner root "
             + "and mode 0600 and point the option at it"));
@@ -120,7 +123,7 @@ public sealed partial class PrivateFileTests
         var path = Write("s3cret", (UnixFileMode)0x1A4);
 
         Assert.That(Refusal(path, owner: Nobody), Is.EqualTo(
-            $"{path}: is owned by uid 0 (root), not by the daemon's user (uid {Nobody} (nobody)), and mode 0644 lets others than the daemon's user read the secret; run chown nobody {path} && chmod 600 {path}"));
+            $"{path}: is owned by uid 0 (root), not by the daemon's user (uid {Nobody} (nobody)), and mode 0644 lets others than the daemon's user read the secret{Exposed}; run chown nobody {path} && chmod 600 {path}"));
     }
 
     [Test]
@@ -179,7 +182,7 @@ public sealed partial class PrivateFileTests
         });
 
         Assert.That(looseRefusal, Is.EqualTo(
-            $"{loose}: is owned by uid 0 (root), not by the daemon's user (uid {Nobody} (nobody)), and mode 0644 lets others than the daemon's user read the secret; run chown nobody {loose} && chmod 600 {loose}"));
+            $"{loose}: is owned by uid 0 (root), not by the daemon's user (uid {Nobody} (nobody)), and mode 0644 lets others than the daemon's user read the secret{Exposed}; run chown nobody {loose} && chmod 600 {loose}"));
         Assert.That(tightRefusal, Is.EqualTo($"{tight}: is owned by uid 0 (root), which keeps the daemon's user (uid {Nobody} (nobody)) from reading it; run chown nobody {tight}"));
         Assert.That(tightRead, Is.EqualTo("t1ght"));
     }

@@ -50,8 +50,8 @@ public sealed class MetricsTokenTests
         });
     }
 
-    [TestCase(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead, "mode 0640 lets others than the daemon's user read the metrics endpoint's token; run chmod 600")]
-    [TestCase(UnixFileMode.UserRead | UnixFileMode.OtherRead, "mode 0404 lets others than the daemon's user read the metrics endpoint's token; run chmod 600")]
+    [TestCase(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead, "mode 0640 lets others than the daemon's user read the metrics endpoint's token (they may have already: change the metrics endpoint's token as well); run chmod 600")]
+    [TestCase(UnixFileMode.UserRead | UnixFileMode.OtherRead, "mode 0404 lets others than the daemon's user read the metrics endpoint's token (they may have already: change the metrics endpoint's token as well); run chmod 600")]
     public void A_file_others_may_read_is_refused_naming_its_mode(UnixFileMode mode, string problem)
     {
         var path = Write(Token, mode);

@@ -215,12 +215,13 @@ public sealed partial class SqliteStateStore : IStateStore, IActivityReadModel
         ReadAsync((c, ct) => StoreQueries.RefusalsAsync(c, since, uid, ct), cancellationToken);
 
     /// <summary>
-    /// Deletes transactions, refusals and tallies older than <paramref name="before"/>, a few thousand rows per batch so that a
-    /// large sweep shares the writer with live traffic instead of stalling it. Suspensions are kept.
+    /// Deletes refusals and tallies older than <paramref name="before"/> and transactions started before
+    /// <paramref name="transactionsBefore"/>, a few thousand rows per batch so that a large sweep shares the writer with
+    /// live traffic instead of stalling it. Suspensions are kept.
     /// </summary>
-    public async Task PruneAsync(DateTimeOffset before, CancellationToken cancellationToken)
+    public async Task PruneAsync(DateTimeOffset before, DateTimeOffset transactionsBefore, CancellationToken cancellationToken)
     {
-        while (await _writer.EnqueueAsync(s => s.PruneChunkBefore(before), cancellationToken) >= WriteStatements.PruneChunk)
+        while (await _writer.EnqueueAsync(s => s.PruneChunkBefore(before, transactionsBefore), cancellationToken) >= WriteStatements.PruneChunk)
         {
             cancellationToken.ThrowIfCancellationRequested();
         }

@@ -178,10 +178,10 @@ internal sealed class WriteStatements : IDisposable
         return _deleteSuspension.ExecuteNonQuery();
     }
 
-    /// <summary>Deletes up to <see cref="PruneChunk"/> transactions, as many refusals and tallies older than the cut-off.</summary>
-    public int PruneChunkBefore(DateTimeOffset before)
+    /// <summary>Deletes up to <see cref="PruneChunk"/> transactions, as many refusals and tallies older than their cut-offs.</summary>
+    public int PruneChunkBefore(DateTimeOffset before, DateTimeOffset transactionsBefore)
     {
-        _pruneTransactions.Parameters[0].Value = before.UtcTicks;
+        _pruneTransactions.Parameters[0].Value = transactionsBefore.UtcTicks;
         _pruneRefusals.Parameters[0].Value = before.UtcTicks;
         _pruneTallies.Parameters[0].Value = before.UtcTicks;
         return Math.Max(Math.Max(_pruneTransactions.ExecuteNonQuery(), _pruneRefusals.ExecuteNonQuery()), _pruneTallies.ExecuteNonQuery());

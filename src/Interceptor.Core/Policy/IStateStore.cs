@@ -65,6 +65,9 @@ public interface IStateStore : IAsyncDisposable
 
     Task<IReadOnlyList<PolicyRefusal>> LoadRefusalsAsync(DateTimeOffset since, uint? uid, CancellationToken cancellationToken);
 
-    /// <summary>Deletes transactions, refusals and tallies older than <paramref name="before"/> (retention).</summary>
-    Task PruneAsync(DateTimeOffset before, CancellationToken cancellationToken);
+    /// <summary>
+    /// Deletes refusals and tallies older than <paramref name="before"/> (retention), and transactions started before
+    /// <paramref name="transactionsBefore"/>: the quotas may still count a long transaction's row after the retention's.
+    /// </summary>
+    Task PruneAsync(DateTimeOffset before, DateTimeOffset transactionsBefore, CancellationToken cancellationToken);
 }

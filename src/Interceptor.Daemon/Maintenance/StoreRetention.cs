@@ -50,7 +50,7 @@ public sealed class StoreRetention(
                 if (now - lastRetention >= RetentionInterval)
                 {
                     lastRetention = now;
-                    await RunAsync(() => store.PruneAsync(RetainedFrom(now, state.Retention, longestTransaction), stoppingToken), "pruning the state store");
+                    await RunAsync(() => store.PruneAsync(now - state.Retention, RetainedFrom(now, state.Retention, longestTransaction), stoppingToken), "pruning the state store");
                 }
 
                 await RunAsync(() => EnforceSizeAsync(stoppingToken), "holding the state store under State.MaxBytes");
@@ -64,9 +64,10 @@ public sealed class StoreRetention(
     }
 
     /// <summary>
-    /// Where State.RetentionDays' pruning starts: never inside what the quotas may still count, a day and the longest
-    /// transaction before it (<see cref="QuotaHistory.OldestCountedStart"/>), whose end may fall in the day however long
-    /// the retention is set short against a long Smtp.SessionTimeoutSeconds.
+    /// Where State.RetentionDays' pruning of transactions starts: never inside what the quotas may still count, a day and
+    /// the longest transaction before it (<see cref="QuotaHistory.OldestCountedStart"/>), whose end may fall in the day
+    /// however long the retention is set short against a long Smtp.SessionTimeoutSeconds. Refusals and tallies count
+    /// toward nothing after a restart: they go at the retention's own cut-off, however long sessions may last.
     /// </summary>
     internal static DateTimeOffset RetainedFrom(DateTimeOffset now, TimeSpan retention, TimeSpan longestTransaction)
     {

@@ -234,11 +234,32 @@ public class SqliteStateStoreTests
         await store.RecordRefusalAsync(Records.Refusal(Records.Base), CancellationToken.None);
         await store.SaveSuspensionAsync(Records.Suspension(1001) with { Since = Records.Base.AddDays(-30) }, CancellationToken.None);
 
-        await store.PruneAsync(Records.Base.AddDays(-1), CancellationToken.None);
+        await store.PruneAsync(Records.Base.AddDays(-1), Records.Base.AddDays(-1), CancellationToken.None);
 
         Assert.That((await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, 100_000, CancellationToken.None)).Select(t => t.Id), Is.EqualTo(new[] { "new" }));
         Assert.That(await store.LoadRefusalsAsync(DateTimeOffset.MinValue, null, CancellationToken.None), Has.Count.EqualTo(1));
         Assert.That(await store.LoadSuspensionsAsync(CancellationToken.None), Has.Count.EqualTo(1));
+    }
+
+    [Test]
+    public async Task Prune_keeps_transactions_the_quotas_may_still_count_but_not_the_refusals_beside_them()
+    {
+        // Sessions of up to two days against two days' retention: a row started three days ago may still count, while
+        // refusals (which a customer can flood) count toward nothing after a restart and go at the retention's cut-off.
+        await using var store = _dir.Open();
+        await store.RecordTransactionAsync(Records.Transaction("long", Records.Base.AddDays(-2.5)), CancellationToken.None);
+        await store.RecordTransactionAsync(Records.Transaction("gone", Records.Base.AddDays(-3.5)), CancellationToken.None);
+        await store.RecordRefusalAsync(Records.Refusal(Records.Base.AddDays(-2.5)), CancellationToken.None);
+        await store.RecordRefusalAsync(Records.Refusal(Records.Base), CancellationToken.None);
+        store.CountTally(TallyEntry.One(Records.Base.AddDays(-2.5), 1001, "bob", TallyEntry.UnsentKindName(UnsentKind.MailRefused), "Refused", "555 5.5.4"));
+        store.CountTally(TallyEntry.One(Records.Base, 1001, "bob", TallyEntry.UnsentKindName(UnsentKind.MailRefused), "Refused", "555 5.5.4"));
+        await store.FlushTalliesAsync(CancellationToken.None);
+
+        await store.PruneAsync(Records.Base.AddDays(-2), Records.Base.AddDays(-3), CancellationToken.None);
+
+        Assert.That((await store.LoadTransactionsAsync(DateTimeOffset.MinValue, null, 10, CancellationToken.None)).Select(t => t.Id), Is.EqualTo(new[] { "long" }));
+        Assert.That((await store.LoadRefusalsAsync(DateTimeOffset.MinValue, null, CancellationToken.None)).Select(r => r.Time), Is.EqualTo(new[] { Records.Base }));
+        Assert.That((await store.LoadTalliesAsync(DateTimeOffset.MinValue, null, 10, CancellationToken.None)).Select(t => t.Count), Is.EqualTo(new[] { 1L }));
     }
 
     [Test]

@@ -279,7 +279,7 @@ public class StoreBoundsTests
         var users = await store.SummarizeUsersAsync(DateTimeOffset.MinValue, CancellationToken.None);
         store.CountTally(TallyEntry.One(at.AddSeconds(1), 1001, "bob", TallyEntry.UnsentKindName(UnsentKind.MailRefused), "Refused", "again"));
         var merged = await store.LoadTalliesAsync(DateTimeOffset.MinValue, 1001, 100, CancellationToken.None);
-        await store.PruneAsync(Now.AddDays(-2), CancellationToken.None);
+        await store.PruneAsync(Now.AddDays(-2), Now.AddDays(-2), CancellationToken.None);
         var pruned = await store.LoadTalliesAsync(DateTimeOffset.MinValue, null, 100, CancellationToken.None);
 
         Assert.Multiple(() =>

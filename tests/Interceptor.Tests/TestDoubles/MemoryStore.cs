@@ -148,7 +148,7 @@ internal sealed class MemoryStore : IStateStore
         }
     }
 
-    public Task PruneAsync(DateTimeOffset before, CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task PruneAsync(DateTimeOffset before, DateTimeOffset transactionsBefore, CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>Never throws, as the contract says, even when <see cref="Broken"/>: the real store counts in memory.</summary>
     public void CountTally(TallyEntry entry)

@@ -69,7 +69,15 @@ internal sealed class MemoryStore : IStateStore
 
     private void Add(TransactionEvent transaction)
     {
-        _transactions[transaction.Id] = transaction;
+        // As the SQL upsert (WriteStatements): a row keeps its first start and uid, and its end never moves earlier.
+        _transactions[transaction.Id] = _transactions.TryGetValue(transaction.Id, out var row)
+            ? transaction with
+            {
+                Uid = row.Uid,
+                Started = row.Started,
+                Duration = TimeSpan.FromTicks(Math.Max(row.Duration.Ticks, (transaction.Started + transaction.Duration - row.Started).Ticks)),
+            }
+            : transaction;
         _transactionWrites.Add(transaction);
     }
 

@@ -104,6 +104,32 @@ public sealed partial class RelayPoolTests
     }
 
     [Test]
+    public async Task A_primary_refusing_addresses_named_like_block_codes_quotes_them_back_and_stays_in_rotation()
+    {
+        // Postfix's REJECT quotes the address: "554 5.7.1 <S3150@example.test>: Recipient address rejected: Access
+        // denied". Her address, not the relay's standing: counted as a burn notice, three of them would burn relay1.
+        await using var s = await Scenario.StartAsync(startDaemon: false);
+        await using var relay1 = await PostfixRelay.StartAsync(s.Ns, "relay1", Relay1Address, MxHop, Logins,
+            "smtpd_recipient_restrictions = check_recipient_access inline:{ {S3150@example.test = REJECT} {TSS04@example.test = REJECT} }");
+        await using var relay2 = await PostfixRelay.StartAsync(s.Ns, "relay2", Relay2Address, MxHop, Logins);
+        await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, Config(s.Dir, "Smarthost", [Relay(relay1, "Primary"), Relay(relay2, "Standby")]));
+
+        foreach (var to in new[] { "S3150@example.test", "TSS04@example.test", "S3150@example.test" })
+        {
+            var refused = await SendAsync(s, TestUsers.Alice, "echo-" + to, to: to);
+            Assert.That(refused.Stdout, Does.Contain($"<{to}>: Recipient address rejected"), refused.Describe() + relay1.Describe());
+        }
+
+        var result = await SendAsync(s, TestUsers.Alice, "after-echoes");
+
+        Assert.That(result.Succeeded, Is.True, result.Describe() + relay1.Describe() + daemon.Transcript());
+        Assert.That(relay2.MailLog(), Does.Not.Contain("sasl_username="), "relay1 was not burned, so no standby\n" + daemon.Transcript());
+        Assert.That(daemon.Transcript(), Does.Not.Contain("relay relay1 burned"));
+        Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 1), Is.True, s.Describe());
+        Assert.That(TraceLine(s.RequireMx.Messages().Single()), Does.Contain("; relay=relay1"));
+    }
+
+    [Test]
     public async Task In_Auto_mode_the_hosts_direct_mail_switches_to_the_pool_only_after_burn_replies_drawn_by_two_users_mail_from_two_networks()
     {
         var script = new FakeMxScript { RcptReplies = new Dictionary<string, string> { ["burn@example.test"] = BannedIp } };

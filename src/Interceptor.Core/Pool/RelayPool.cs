@@ -131,9 +131,17 @@ public sealed partial class RelayPool
     /// <summary>Counts a reply from <paramref name="relay"/> (or <see cref="HostKey"/>) against <c>Burn.Patterns</c>;
     /// burns it when <c>Burn.Threshold</c> matched within <c>Burn.WindowMinutes</c>. The host also needs replies drawn by
     /// the mail of <c>Burn.HostMinUsers</c> users from <c>Burn.HostMinNetworks</c> networks: <paramref name="source"/>
-    /// says whose mail drew this one and which network answered.</summary>
-    public PoolUpdate RecordReply(string relay, IReadOnlyList<string> replyLines, BurnSource source = default)
+    /// says whose mail drew this one and which network answered. What the reply quotes of the transaction's
+    /// <paramref name="envelope"/> (its paths, as sent) is not looked at: see <see cref="EchoedEnvelope"/>.</summary>
+    public PoolUpdate RecordReply(string relay, IReadOnlyList<string> replyLines, BurnSource source = default, IReadOnlyList<string>? envelope = null)
     {
+        // Looked at again without her addresses only when it matched: a match is rare, a reply on every command.
+        if (_classifier.Classify(replyLines) is null)
+        {
+            return PoolUpdate.None;
+        }
+
+        replyLines = EchoedEnvelope.Strip(replyLines, envelope ?? []);
         var label = _classifier.Classify(replyLines);
         if (label is null)
         {

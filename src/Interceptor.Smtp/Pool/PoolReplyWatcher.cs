@@ -42,8 +42,14 @@ internal sealed class PoolReplyWatcher : IUpstreamReplyWatcher
             return;
         }
 
-        var source = _host ? new BurnSource(_sender, BurnSource.NetworkOf(connection.Endpoint.Address)) : BurnSource.Any;
-        _observer.Publish(_pool.RecordReply(key, reply.ToWire().Split("\r\n", StringSplitOptions.RemoveEmptyEntries), source));
+        // A block notice refuses: a positive reply is never one, whatever its text quotes (a sendmail-style
+        // "250 <S3150@…>... Sender ok" of her address).
+        if (!reply.IsPositive)
+        {
+            var source = _host ? new BurnSource(_sender, BurnSource.NetworkOf(connection.Endpoint.Address)) : BurnSource.Any;
+            _observer.Publish(_pool.RecordReply(key, reply.ToWire().Split("\r\n", StringSplitOptions.RemoveEmptyEntries), source, connection.Envelope));
+        }
+
         if (_host)
         {
             return;

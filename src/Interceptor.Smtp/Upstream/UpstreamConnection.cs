@@ -52,6 +52,21 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
     /// <summary>Told every reply to MAIL, RCPT, DATA and the end of data (the relay pool's burn detection).</summary>
     public IUpstreamReplyWatcher? Watcher { get; set; }
 
+    /// <summary>The current (or last) transaction's reverse and forward paths as sent: what a reply may quote back.</summary>
+    public IReadOnlyList<string> Envelope => _envelope;
+
+    private readonly List<string> _envelope = [];
+
+    // Only a watched session needs them (the relay pool's); the path without its parameters.
+    private void RememberPath(string arguments)
+    {
+        if (Watcher is not null)
+        {
+            var space = arguments.IndexOf(' ');
+            _envelope.Add(space < 0 ? arguments : arguments[..space]);
+        }
+    }
+
     public UpstreamCapabilities Capabilities { get; private set; } = UpstreamCapabilities.Basic;
 
     public bool IsTls => _stream is SslStream;
@@ -218,6 +233,8 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
     public async Task<SmtpReply> MailAsync(string arguments, CancellationToken cancellationToken)
     {
         Require(UpstreamState.Ready, "MAIL");
+        _envelope.Clear();
+        RememberPath(arguments);
         var reply = Watched(UpstreamStep.Mail, await CommandAsync("MAIL FROM:" + arguments, cancellationToken));
         return Settle(reply, reply.IsPositive ? UpstreamState.InTransaction : UpstreamState.Ready);
     }
@@ -226,6 +243,7 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
     public async Task<SmtpReply> RcptAsync(string forwardPath, CancellationToken cancellationToken)
     {
         Require(UpstreamState.InTransaction, "RCPT");
+        RememberPath(forwardPath);
         return Settle(Watched(UpstreamStep.Rcpt, await CommandAsync("RCPT TO:" + forwardPath, cancellationToken)), UpstreamState.InTransaction);
     }
 

@@ -92,6 +92,31 @@ public class RelayPoolTests
     }
 
     [Test]
+    public void A_relays_refusals_quoting_addresses_she_chose_never_burn_it_but_its_block_notices_still_do()
+    {
+        // Her sender and recipients named like block codes; a relay set up as README says refuses them, quoting each.
+        var pool = Pool();
+        string[] envelope = ["<S3150@evil.example>", "<a@TSS04.evil.example>", "<\"blocked using\"@evil.example>"];
+        string[][] echoes =
+        [
+            ["553 5.7.1 <S3150@evil.example>: Sender address rejected: not owned by user site-alice"],
+            ["550 5.1.1 S3150@evil.example: Recipient address rejected: User unknown"],
+            ["554 5.7.1 Relay access denied for domain TSS04.evil.example"],
+            ["550-5.1.1 <\"blocked using\"@evil.example>:", "550 5.1.1 Recipient address rejected"],
+            ["553 5.7.1 <\"5.7.606 S3150\"@other.example>: Sender address rejected"],
+        ];
+
+        foreach (var reply in echoes.Concat(echoes))
+        {
+            Assert.That(Kinds(pool.RecordReply("p1", reply, BurnSource.Any, envelope)), Is.Empty, string.Join(" / ", reply));
+        }
+
+        Assert.That(State(pool, "p1").Status, Is.EqualTo(RelayStatus.InRotation));
+        pool.RecordReply("p1", Banned, BurnSource.Any, envelope);
+        Assert.That(Kinds(pool.RecordReply("p1", Banned, BurnSource.Any, envelope)), Does.Contain(PoolEventKind.Burned), "the relay's own notice names no address of hers");
+    }
+
+    [Test]
     public void A_standby_that_stood_in_during_an_outage_is_promoted_after_the_never_used_ones()
     {
         var pool = Pool();

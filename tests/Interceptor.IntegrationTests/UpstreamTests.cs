@@ -144,6 +144,25 @@ public sealed class UpstreamTests
     }
 
     [Test]
+    public async Task A_huge_verdict_reaches_the_client_whole_while_logs_and_the_journal_keep_a_kilobyte_of_it()
+    {
+        // An MX she names answers 200 lines of 4,000 characters. Kept whole, each copy in the transaction line (three) and
+        // the journal's row was hers to multiply by every connection: megabytes a line, and the store's cap reached.
+        var reply = string.Join("\r\n", Enumerable.Range(0, 200).Select(i => $"554{(i == 199 ? ' ' : '-')}5.7.1 {new string((char)('a' + (i % 26)), 4000)}"));
+        await using var s = await Scenario.StartAsync(new FakeMxScript { FinalReply = reply });
+
+        var dialog = await Clients.DialogAsync(s.Ns, Alice, s.Dir,
+            SmtpDialog.Transaction("127.0.0.2:25", From, [To], Clients.WriteStuffedBody(s.Dir, TestMessage.Small(From, To, "huge-verdict"))));
+
+        var context = "\n" + dialog.Describe()[..Math.Min(4000, dialog.Describe().Length)];
+        Assert.That(dialog.Reply("BODY")?.Lines, Has.Count.EqualTo(200), "the client gets every line" + context);
+        var transactions = await s.RequireDaemon.WaitForTransactionsAsync(1);
+        Assert.That(transactions.Single().Reply, Does.StartWith("554 5.7.1 aaaa").And.EndWith(" more characters)").And.Length.LessThan(1100), context);
+        var longest = s.RequireDaemon.Transcript().Split('\n').Max(l => l.Length);
+        Assert.That(longest, Is.LessThan(8 * 1024), "no log line carries the whole reply" + context);
+    }
+
+    [Test]
     public async Task Upstream_down_gives_a_4xx_promptly()
     {
         // No fake MX: nothing listens on 127.0.0.2:25, the daemon's connect is refused at once.

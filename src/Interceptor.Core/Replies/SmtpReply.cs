@@ -90,7 +90,22 @@ public sealed record SmtpReply
         return at;
     }
 
-    /// <summary>"250 2.0.0 Ok" (first line only), for logs and events.</summary>
-    public override string ToString() =>
-        EnhancedCode is null ? $"{Code} {Text}" : $"{Code} {EnhancedCode} {Text}";
+    /// <summary>Most of a reply's text logs, events and the journal keep (<see cref="ToString"/>).</summary>
+    public const int MaxRecordedChars = 1024;
+
+    /// <summary>
+    /// "250 2.0.0 Ok", every line's text joined, for logs, events and the journal; cut after
+    /// <see cref="MaxRecordedChars"/> characters, saying how many more there were. An upstream a customer names may answer
+    /// 200 lines of 4,096 bytes, and every copy of that in a log line or a row would be hers to multiply by her connections.
+    /// </summary>
+    public override string ToString()
+    {
+        var text = Text;
+        if (text.Length > MaxRecordedChars)
+        {
+            text = string.Create(CultureInfo.InvariantCulture, $"{text.AsSpan(0, MaxRecordedChars)}… ({text.Length - MaxRecordedChars} more characters)");
+        }
+
+        return EnhancedCode is null ? $"{Code} {text}" : $"{Code} {EnhancedCode} {text}";
+    }
 }

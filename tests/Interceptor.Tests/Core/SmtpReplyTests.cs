@@ -34,4 +34,16 @@ public class SmtpReplyTests
     {
         Assert.That(new SmtpReply(550, "5.1.1", ["a", "b"]).ToString(), Is.EqualTo("550 5.1.1 a b"));
     }
+
+    [Test]
+    public void What_logs_and_the_journal_keep_of_a_huge_reply_is_its_start_and_how_much_more_there_was()
+    {
+        // Her MX's 200 lines of 4,090 characters: the client gets them all, a log line or a row 1,024 and a count.
+        var reply = new SmtpReply(554, "5.7.1", Enumerable.Repeat(new string('x', 4090), 200).ToList());
+
+        var recorded = reply.ToString();
+
+        Assert.That(recorded, Is.EqualTo($"554 5.7.1 {new string('x', SmtpReply.MaxRecordedChars)}… ({(4091 * 200) - 1 - SmtpReply.MaxRecordedChars} more characters)"));
+        Assert.That(reply.ToWire(), Has.Length.EqualTo(200 * (4090 + 12)), "the wire form is whole");
+    }
 }

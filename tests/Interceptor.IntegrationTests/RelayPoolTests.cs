@@ -161,9 +161,20 @@ public sealed partial class RelayPoolTests
         Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 3), Is.True);
         Assert.That(TraceLine(s.RequireMx.Messages()[2]), Does.Not.Contain("relay="), "two users, one network: the host stays direct");
 
-        // A refusal from another network (the MX's IPv6 address, another /48) to bob's mail completes the evidence.
-        var confirmed = await Clients.SmtplibAsync(s.Ns, TestUsers.Bob, s.Dir, $"[{NetworkNamespace.MxAddress6}]:25", "bob@site.test", ["burn@example.test"],
+        // Another network (the MX's IPv6 address, another /48) refusing bob's mail: two users and two networks, but
+        // the second network refused one user's mail only. Counted apart, that burned the host: her one MX, with its two
+        // addresses, and one of bob's mails sent there were enough. Still direct.
+        var viaHerV6 = await Clients.SmtplibAsync(s.Ns, TestUsers.Bob, s.Dir, $"[{NetworkNamespace.MxAddress6}]:25", "bob@site.test", ["burn@example.test"],
             TestMessage.Build("bob@site.test", "burn@example.test", "burn-bob-v6"));
+        Assert.That(viaHerV6.Stdout + viaHerV6.Stderr, Does.Contain("5.7.606"), viaHerV6.Describe());
+        var directAfterV6 = await SendAsync(s, TestUsers.Bob, "still-direct-v6", to: "rcpt@example.test");
+        Assert.That(directAfterV6.Succeeded, Is.True, directAfterV6.Describe() + daemon.Transcript());
+        Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 4), Is.True);
+        Assert.That(TraceLine(s.RequireMx.Messages()[3]), Does.Not.Contain("relay="), "the second network refused only bob's mail: the host stays direct");
+
+        // The same network refusing a second user's mail completes the evidence: two networks, each two users'.
+        var confirmed = await Clients.SmtplibAsync(s.Ns, TestUsers.Alice, s.Dir, $"[{NetworkNamespace.MxAddress6}]:25", "alice@site.test", ["burn@example.test"],
+            TestMessage.Build("alice@site.test", "burn@example.test", "burn-alice-v6"));
         Assert.That(confirmed.Stdout + confirmed.Stderr, Does.Contain("5.7.606"), confirmed.Describe());
 
         Assert.That(relay1.MailLog(), Does.Not.Contain("sasl_username="));
@@ -171,8 +182,8 @@ public sealed partial class RelayPoolTests
 
         Assert.That(pooled.Succeeded, Is.True, pooled.Describe() + relay1.Describe() + daemon.Transcript());
         Assert.That(relay1.MailLog(), Does.Contain("sasl_username=bob@relay1.relay.test"), relay1.Describe());
-        Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 4), Is.True, relay1.Describe() + s.Describe());
-        Assert.That(TraceLine(s.RequireMx.Messages()[3]), Does.Contain("; relay=relay1"));
+        Assert.That(await WaitAsync(() => s.RequireMx.Messages().Count == 5), Is.True, relay1.Describe() + s.Describe());
+        Assert.That(TraceLine(s.RequireMx.Messages()[4]), Does.Contain("; relay=relay1"));
     }
 
     [Test]

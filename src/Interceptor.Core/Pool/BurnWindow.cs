@@ -28,9 +28,10 @@ public readonly record struct BurnSource(uint User, string Network)
 /// <summary>
 /// Counts burn replies per relay (or the host) over a sliding window (<c>Burn.Threshold</c> within
 /// <c>Burn.WindowMinutes</c>). Keeps at most <c>threshold</c> times per key and source: only whether the threshold is
-/// reached matters. A key may also need replies from several users and several destination networks (the host in Auto
-/// mode: <c>Burn.HostMinUsers</c>, <c>Burn.HostMinNetworks</c>): one user's own MX cannot reach the threshold alone,
-/// nor can it with other users' mail sent to that user's domain.
+/// reached matters. A key may also need several destination networks each to have refused several users' mail (the host
+/// in Auto mode: <c>Burn.HostMinNetworks</c> networks, <c>Burn.HostMinUsers</c> users each): one user's own MXs cannot
+/// reach the threshold alone, nor can they with one neighbour's mail sent to her domain; she needs another user's mail
+/// refused by each of them.
 /// </summary>
 public sealed class BurnWindow
 {
@@ -60,8 +61,8 @@ public sealed class BurnWindow
 
     /// <summary>
     /// Counts one burn reply for <paramref name="key"/> from <paramref name="source"/>; true when the window now holds the
-    /// threshold, from at least <paramref name="minUsers"/> users and <paramref name="minNetworks"/> networks (neither
-    /// ever more than the threshold).
+    /// threshold, and at least <paramref name="minNetworks"/> networks each refused the mail of at least
+    /// <paramref name="minUsers"/> users (neither ever more than the threshold).
     /// </summary>
     public bool Record(string key, BurnSource source, int minUsers, int minNetworks)
     {
@@ -94,8 +95,7 @@ public sealed class BurnWindow
             }
 
             hits.Enqueue(now);
-            var tally = Tally(sources, now);
-            return tally.Total >= _threshold && tally.Users >= Math.Min(minUsers, _threshold) && tally.Networks >= Math.Min(minNetworks, _threshold);
+            return Tally(sources, now) >= _threshold && NetworksSeenByUsers(sources, Math.Min(minUsers, _threshold)) >= Math.Min(minNetworks, _threshold);
         }
     }
 
@@ -104,7 +104,7 @@ public sealed class BurnWindow
     {
         lock (_lock)
         {
-            return _hits.TryGetValue(key, out var sources) ? Tally(sources, _time.GetUtcNow()).Total : 0;
+            return _hits.TryGetValue(key, out var sources) ? Tally(sources, _time.GetUtcNow()) : 0;
         }
     }
 
@@ -117,12 +117,10 @@ public sealed class BurnWindow
         }
     }
 
-    // Replies within the window, from how many users and networks; sources left with none are forgotten.
-    private (int Total, int Users, int Networks) Tally(Dictionary<BurnSource, Queue<DateTimeOffset>> sources, DateTimeOffset now)
+    // Replies within the window; sources left with none are forgotten.
+    private int Tally(Dictionary<BurnSource, Queue<DateTimeOffset>> sources, DateTimeOffset now)
     {
         var total = 0;
-        var users = new HashSet<uint>();
-        var networks = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (source, hits) in sources)
         {
             Expire(hits, now);
@@ -133,11 +131,17 @@ public sealed class BurnWindow
             }
 
             total += hits.Count;
-            users.Add(source.User);
-            networks.Add(source.Network);
         }
 
-        return (total, users.Count, networks.Count);
+        return total;
+    }
+
+    // Networks each of whose replies within the window were drawn by the mail of at least minUsers users. Counting users
+    // and networks apart let her own MX's two networks (its IPv4 and IPv6 addresses) and one reply to a neighbour's mail
+    // there meet both; now each network needs another user's mail refused by it, as a real block gives every sender.
+    private static int NetworksSeenByUsers(Dictionary<BurnSource, Queue<DateTimeOffset>> sources, int minUsers)
+    {
+        return sources.Keys.GroupBy(s => s.Network, StringComparer.Ordinal).Count(network => network.Select(s => s.User).Distinct().Count() >= minUsers);
     }
 
     private void Expire(Queue<DateTimeOffset> hits, DateTimeOffset now)

@@ -69,6 +69,8 @@ public class BurnWindowTests
 
         Assert.That(window.Record("@host", From(1001), minUsers: 2, minNetworks: 2), Is.False);
         Assert.That(window.Record("@host", From(1002), minUsers: 2, minNetworks: 2), Is.False, "two users, one network");
+        Assert.That(window.Record("@host", From(1001, "2001:db8::/48"), minUsers: 2, minNetworks: 2), Is.False,
+            "two users, two networks, but the second refused only one user's mail (her own MX's IPv6 address)");
         Assert.That(window.Record("@host", From(1002, "2001:db8::/48"), minUsers: 2, minNetworks: 2), Is.True);
     }
 

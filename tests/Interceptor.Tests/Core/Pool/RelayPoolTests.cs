@@ -237,7 +237,11 @@ public class RelayPoolTests
         var pool = Pool();
         Assert.That(pool.HostBurned, Is.False);
 
+        // Two networks, each refusing two users' mail.
         pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1001, "192.0.2.0/24"));
+        pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1002, "192.0.2.0/24"));
+        pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1001, "198.51.100.0/24"));
+        Assert.That(pool.HostBurned, Is.False, "one user's mail refused by the second network");
         var update = pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1002, "198.51.100.0/24"));
 
         Assert.That(Kinds(update), Is.EqualTo(new[] { PoolEventKind.Burned }), "the host is no relay: nothing is promoted");
@@ -263,8 +267,12 @@ public class RelayPoolTests
         Assert.That(Kinds(pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1002, herMx))), Is.Empty, "a second user, the same network");
         Assert.That(pool.HostBurned, Is.False);
         Assert.That(pool.Snapshot().Single(s => s.Name == RelayPool.HostKey).Evidence, Has.Some.Contains("5.7.606"), "still kept as evidence");
-        Assert.That(Kinds(pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1002, "198.51.100.0/24"))), Is.EqualTo(new[] { PoolEventKind.Burned }),
-            "a second user's mail refused by another network confirms it");
+        Assert.That(Kinds(pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1001, "2001:db8::/48"))), Is.Empty,
+            "her MX's IPv6 network refusing her own mail: two users and two networks, but the second network refused only hers");
+        Assert.That(Kinds(pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1002, "198.51.100.0/24"))), Is.Empty,
+            "bob's mail refused by a third network, alone there");
+        Assert.That(Kinds(pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1003, "198.51.100.0/24"))), Is.EqualTo(new[] { PoolEventKind.Burned }),
+            "a second network refusing two users' mail confirms it");
         pool.RecordReply("p1", Banned, new BurnSource(1001, herMx));
         Assert.That(Kinds(pool.RecordReply("p1", Banned, new BurnSource(1001, herMx))), Does.Contain(PoolEventKind.Burned), "a relay's replies are the relay's, whoever sent");
     }

@@ -27,8 +27,15 @@ public sealed class HoldReleaser(
     private static readonly TimeSpan CheckInterval = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan RetentionInterval = TimeSpan.FromHours(1);
 
+    // Users whose released mail is delivered at once, each one message at a time: a customer's MX that answers each RCPT
+    // just within the reply timeout and trickles the rest can make one attempt last hours, and every other user's
+    // released mail waited behind it while the releaser delivered one message at a time.
+    private const int MostUsersAtOnce = 8;
+
     private readonly SemaphoreSlim _wake = new(0, 1);
     private DateTimeOffset _lastRetention = DateTimeOffset.MinValue;
+    private readonly Lock _workersLock = new();
+    private readonly Dictionary<uint, Task> _workers = [];
 
     /// <summary>Marks a held or failed message released (due now) and wakes the delivery; null when no such message.</summary>
     /// <exception cref="InvalidOperationException">It is being delivered already, or was delivered.</exception>
@@ -51,14 +58,74 @@ public sealed class HoldReleaser(
     public static TimeSpan Backoff(int attempt) =>
         TimeSpan.FromTicks(Math.Min(LongestRetry.Ticks, FirstRetry.Ticks << Math.Clamp(attempt - 1, 0, 20)));
 
-    /// <summary>One pass: every due delivery, then retention when an hour has passed. Public for the tests (fake clock).</summary>
+    /// <summary>
+    /// One pass that waits for the deliveries it starts: every due delivery, then retention when an hour has passed. Public
+    /// for the tests (fake clock); the service itself does not wait for them (<see cref="StartDue"/>).
+    /// </summary>
     public async Task RunOnceAsync(CancellationToken token)
     {
-        foreach (var due in store.List().Where(r => r.State == HoldState.Released && (r.NextAttempt ?? DateTimeOffset.MinValue) <= time.GetUtcNow()))
+        await Task.WhenAll(StartDue(token));
+        await ExpireIfDueAsync(token);
+    }
+
+    /// <summary>
+    /// Starts delivering for each user with mail due and no delivery running (at most <see cref="MostUsersAtOnce"/> users;
+    /// the rest at a later pass); returns the deliveries started.
+    /// </summary>
+    internal List<Task> StartDue(CancellationToken token)
+    {
+        var started = new List<Task>();
+        var users = store.List().Where(IsDue).Select(r => r.Uid).Distinct().ToList();
+        lock (_workersLock)
         {
-            await AttemptAsync(due, token);
+            foreach (var uid in users)
+            {
+                if (_workers.Count >= MostUsersAtOnce)
+                {
+                    break;
+                }
+
+                if (!_workers.ContainsKey(uid))
+                {
+                    var worker = DeliverDueOfAsync(uid, token);
+                    _workers[uid] = worker;
+                    started.Add(worker);
+                }
+            }
         }
 
+        return started;
+    }
+
+    private bool IsDue(HeldMessage record) => record.State == HoldState.Released && (record.NextAttempt ?? DateTimeOffset.MinValue) <= time.GetUtcNow();
+
+    // One user's due messages, one after another, until none is due.
+    private async Task DeliverDueOfAsync(uint uid, CancellationToken token)
+    {
+        // Off the caller and its lock.
+        await Task.Yield();
+        try
+        {
+            while (store.List().FirstOrDefault(r => r.Uid == uid && IsDue(r)) is { } due)
+            {
+                await AttemptAsync(due, token);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.UpkeepFailed(e.Message);
+        }
+        finally
+        {
+            lock (_workersLock)
+            {
+                _workers.Remove(uid);
+            }
+        }
+    }
+
+    private async Task ExpireIfDueAsync(CancellationToken token)
+    {
         var now = time.GetUtcNow();
         if (now - _lastRetention >= RetentionInterval)
         {
@@ -77,7 +144,8 @@ public sealed class HoldReleaser(
             {
                 try
                 {
-                    await RunOnceAsync(stoppingToken);
+                    StartDue(stoppingToken);
+                    await ExpireIfDueAsync(stoppingToken);
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
@@ -91,6 +159,14 @@ public sealed class HoldReleaser(
         {
             // Stopping; a delivery cut short stays released and goes again after the restart.
         }
+
+        Task[] running;
+        lock (_workersLock)
+        {
+            running = [.. _workers.Values];
+        }
+
+        await Task.WhenAll(running).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     public override void Dispose()

@@ -145,6 +145,60 @@ public sealed class HoldReleaserTests
     }
 
     [Test]
+    public async Task One_users_delivery_that_hangs_does_not_hold_another_users_released_mail()
+    {
+        // Her MX answers each command just within the reply timeout: her attempt lasts hours. Bob's, released meanwhile,
+        // goes at once; hers goes on, and a second message of hers waits behind her first.
+        var hers = new TaskCompletionSource<DeliveryOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var delivery = new GatedDelivery(slowUid: 1001, hers.Task);
+        using var releaser = new HoldReleaser(_store, delivery, _options, _clock, _log);
+        var alice1 = await HoldOneAsync();
+        var alice2 = await HoldOneAsync();
+        var bob = await _store.HoldAsync(HoldSamples.Message(uid: 1002, user: "bob"), new BytesSpool(HoldSamples.Body), "suspended-user",
+            new StageFinding("user bob is suspended"), CancellationToken.None);
+        await releaser.ReleaseAsync(alice1, 0, CancellationToken.None);
+        await releaser.ReleaseAsync(alice2, 0, CancellationToken.None);
+        var alicePass = releaser.RunOnceAsync(CancellationToken.None);
+        await delivery.SlowStarted.WaitAsync(TimeSpan.FromSeconds(10));
+
+        await releaser.ReleaseAsync(bob, 0, CancellationToken.None);
+        await releaser.RunOnceAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.That(_store.Find(bob)!.State, Is.EqualTo(HoldState.Delivered), "bob's went while alice's hung");
+        Assert.That(alicePass.IsCompleted, Is.False);
+        Assert.That(delivery.Attempted, Is.EqualTo(new[] { 1001u, 1002u }), "one of hers at a time");
+        hers.SetResult(new DeliveryOutcome(DeliveryKind.Delivered, "250 2.0.0 ok", "192.0.2.25:25"));
+        await alicePass.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.That(new[] { alice1, alice2 }.Select(id => _store.Find(id)!.State), Is.All.EqualTo(HoldState.Delivered));
+    }
+
+    /// <summary>Delivers at once, except one user's messages, which wait for <paramref name="slow"/>.</summary>
+    private sealed class GatedDelivery(uint slowUid, Task<DeliveryOutcome> slow) : IHeldDelivery
+    {
+        private readonly TaskCompletionSource _slowStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task SlowStarted => _slowStarted.Task;
+
+        public List<uint> Attempted { get; } = [];
+
+        public Task<DeliveryOutcome> DeliverAsync(HeldMessage held, Stream message, CancellationToken token)
+        {
+            lock (Attempted)
+            {
+                Attempted.Add(held.Uid);
+            }
+
+            if (held.Uid != slowUid)
+            {
+                return Task.FromResult(new DeliveryOutcome(DeliveryKind.Delivered, "250 2.0.0 ok", "192.0.2.25:25"));
+            }
+
+            _slowStarted.TrySetResult();
+            return slow;
+        }
+    }
+
+    [Test]
     public void The_back_off_doubles_from_a_minute_up_to_an_hour() =>
         Assert.That(new[] { 1, 2, 3, 7, 8, 30 }.Select(HoldReleaser.Backoff), Is.EqualTo(new[]
         {

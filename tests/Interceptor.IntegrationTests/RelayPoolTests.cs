@@ -110,14 +110,19 @@ public sealed partial class RelayPoolTests
         // denied". Her address, not the relay's standing: counted as a burn notice, three of them would burn relay1.
         await using var s = await Scenario.StartAsync(startDaemon: false);
         await using var relay1 = await PostfixRelay.StartAsync(s.Ns, "relay1", Relay1Address, MxHop, Logins,
-            "smtpd_recipient_restrictions = check_recipient_access inline:{ {S3150@example.test = REJECT} {TSS04@example.test = REJECT} }");
+            "smtpd_recipient_restrictions = check_recipient_access inline:{ {S3150@example.test = REJECT} {TSS04@example.test = REJECT} {echo.test = REJECT} }");
         await using var relay2 = await PostfixRelay.StartAsync(s.Ns, "relay2", Relay2Address, MxHop, Logins);
         await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, Config(s.Dir, "Smarthost", [Relay(relay1, "Primary"), Relay(relay2, "Standby")]));
 
-        foreach (var to in new[] { "S3150@example.test", "TSS04@example.test", "S3150@example.test" })
+        // The last two quoted, with a bracket and a space in them: Postfix quotes them back in its internal form,
+        // <a<S3150 b@echo.test>, with no path left to strip whole.
+        foreach (var (to, echoed) in new[]
         {
-            var refused = await SendAsync(s, TestUsers.Alice, "echo-" + to, to: to);
-            Assert.That(refused.Stdout, Does.Contain($"<{to}>: Recipient address rejected"), refused.Describe() + relay1.Describe());
+            ("S3150@example.test", "<S3150@example.test>"), ("\"a<S3150 b\"@echo.test", "<a<S3150 b@echo.test>"), ("\"c<TSS04 d\"@echo.test", "<c<TSS04 d@echo.test>"),
+        })
+        {
+            var refused = await SendAsync(s, TestUsers.Alice, "echo", to: to);
+            Assert.That(refused.Stdout, Does.Contain(echoed + ": Recipient address rejected"), refused.Describe() + relay1.Describe());
         }
 
         var result = await SendAsync(s, TestUsers.Alice, "after-echoes");

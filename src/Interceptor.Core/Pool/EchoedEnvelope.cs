@@ -43,6 +43,54 @@ public static class EchoedEnvelope
         return stripped;
     }
 
+    /// <summary>
+    /// Whether the reply names one of the transaction's addresses or domains in square brackets, as a DNS list check of
+    /// them does (Postfix's rhsbl: <c>Sender address [her.example] blocked using dbl…</c>): then it refuses what she
+    /// wrote, not the address mail leaves from. A path quoted in angle brackets says nothing either way: Postfix puts the
+    /// recipient before every refusal, a downstream's block notice about the relay relayed back by address verification
+    /// (<c>&lt;rcpt@…&gt;: Recipient address rejected: … said: 550 5.7.606 …</c>) included.
+    /// </summary>
+    public static bool Names(IReadOnlyList<string> replyLines, IReadOnlyList<string> paths)
+    {
+        ArgumentNullException.ThrowIfNull(replyLines);
+        ArgumentNullException.ThrowIfNull(paths);
+        var domains = DomainsOf(paths);
+        var addresses = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var path in paths)
+        {
+            addresses.Add(path.Trim().TrimStart('<').TrimEnd('>'));
+        }
+
+        var domainLookup = domains.GetAlternateLookup<ReadOnlySpan<char>>();
+        var addressLookup = addresses.GetAlternateLookup<ReadOnlySpan<char>>();
+        var looked = 0;
+        foreach (var line in replyLines)
+        {
+            for (var i = 0; i < line.Length && looked + i < MaxChars;)
+            {
+                if (char.IsWhiteSpace(line[i]))
+                {
+                    i++;
+                    continue;
+                }
+
+                var end = WordEnd(line, i);
+                var word = line.AsSpan(i, end - i).TrimEnd(".,;:!?");
+                if (word.Length > 2 && word[0] == '[' && word[^1] == ']'
+                    && (addressLookup.Contains(word[1..^1]) || domainLookup.Contains(word[1..^1])))
+                {
+                    return true;
+                }
+
+                i = end;
+            }
+
+            looked += line.Length;
+        }
+
+        return false;
+    }
+
     private static HashSet<string> DomainsOf(IReadOnlyList<string> paths)
     {
         var domains = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
@@ -92,11 +140,25 @@ public static class EchoedEnvelope
         return kept.ToString();
     }
 
-    // The end of "<…@…>" starting at start (a quoted path may hold spaces), or -1 when it is not one.
+    // The end of "<…@…>" starting at start, or -1 when it is not one. A quoted local part may hold spaces, brackets and
+    // escaped quotes (<"a<S3150 b"@x>, <"x>\" S3150"@x>): inside quotes nothing ends the path.
     private static int BracketEnd(string line, int start)
     {
-        var close = line.IndexOfAny(['<', '>'], start + 1);
-        return close > 0 && line[close] == '>' && line.AsSpan(start, close - start).Contains('@') ? close + 1 : -1;
+        for (var i = start + 1; i < line.Length; i++)
+        {
+            switch (line[i])
+            {
+                case '"':
+                    i = QuoteEnd(line, i) - 1;
+                    break;
+                case '<':
+                    return -1;
+                case '>':
+                    return line.AsSpan(start, i - start).Contains('@') ? i + 1 : -1;
+            }
+        }
+
+        return -1;
     }
 
     // A word runs to the next white space; a quoted string inside it ("blocked using"@x) runs to its closing quote.
@@ -105,16 +167,27 @@ public static class EchoedEnvelope
         var i = start;
         while (i < line.Length && !char.IsWhiteSpace(line[i]))
         {
-            if (line[i] == '"')
-            {
-                var close = line.IndexOf('"', i + 1);
-                i = close < 0 ? line.Length : close + 1;
-                continue;
-            }
-
-            i++;
+            i = line[i] == '"' ? QuoteEnd(line, i) : i + 1;
         }
 
         return i;
+    }
+
+    // Just past the quote closing the one at start (a backslash escapes the next character), or the line's end.
+    private static int QuoteEnd(string line, int start)
+    {
+        for (var i = start + 1; i < line.Length; i++)
+        {
+            if (line[i] == '\\')
+            {
+                i++;
+            }
+            else if (line[i] == '"')
+            {
+                return i + 1;
+            }
+        }
+
+        return line.Length;
     }
 }

@@ -62,9 +62,32 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
     {
         if (Watcher is not null)
         {
-            var space = arguments.IndexOf(' ');
-            _envelope.Add(space < 0 ? arguments : arguments[..space]);
+            _envelope.Add(arguments[..PathEnd(arguments)]);
         }
+    }
+
+    /// <summary>Where "&lt;path&gt; PARAMS" ends its path: a quoted local part may hold spaces and brackets.</summary>
+    internal static int PathEnd(string arguments)
+    {
+        var quoted = false;
+        for (var i = 0; i < arguments.Length; i++)
+        {
+            switch (arguments[i])
+            {
+                case '\\' when quoted:
+                    i++;
+                    break;
+                case '"':
+                    quoted = !quoted;
+                    break;
+                case '>' when !quoted:
+                    return i + 1;
+                case ' ' when !quoted && arguments[0] != '<':
+                    return i;
+            }
+        }
+
+        return arguments.Length;
     }
 
     public UpstreamCapabilities Capabilities { get; private set; } = UpstreamCapabilities.Basic;

@@ -112,8 +112,29 @@ public class RelayPoolTests
         }
 
         Assert.That(State(pool, "p1").Status, Is.EqualTo(RelayStatus.InRotation));
-        pool.RecordReply("p1", Banned, BurnSource.Any, envelope);
-        Assert.That(Kinds(pool.RecordReply("p1", Banned, BurnSource.Any, envelope)), Does.Contain(PoolEventKind.Burned), "the relay's own notice names no address of hers");
+        string[] plain = ["<alice@site.example>", "<bob@example.net>"];
+        pool.RecordReply("p1", Banned, BurnSource.Any, plain);
+        Assert.That(Kinds(pool.RecordReply("p1", Banned, BurnSource.Any, plain)), Does.Contain(PoolEventKind.Burned), "the relay's own notice names no address of hers");
+    }
+
+    [TestCase("<\"a<S3150 b\"@bob.example>", "553 5.7.1 <a<S3150 b@bob.example>: Sender address rejected: not owned by user site-alice")]
+    [TestCase("<\"x>\\\" S3150 y\"@bob.example>", "553 5.7.1 <\"x>\\\" S3150 y\"@bob.example>: Sender address rejected: not owned by user site-alice")]
+    [TestCase("<x@dbltest.com>", "554 5.7.1 Service unavailable; Sender address [dbltest.com] blocked using dbl.spamhaus.org")]
+    public void Her_envelope_written_like_a_block_notice_or_named_in_the_refusal_never_burns_a_relay(string sender, string refusal)
+    {
+        // A quoted local part holds spaces, brackets and escaped quotes, which a relay may quote back in either form; a
+        // relay's rhsbl check refuses her domain with the words of a DNSBL notice. Neither is about the relay's address.
+        var pool = Pool();
+        string[] envelope = [sender, "<rcpt@example.net>"];
+
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.That(Kinds(pool.RecordReply("p1", [refusal], BurnSource.Any, envelope)), Is.Empty);
+        }
+
+        Assert.That(Kinds(pool.RecordReply("p1", ["554 5.7.1 Service unavailable; Client host [203.0.113.1] blocked using zen.spamhaus.org"], BurnSource.Any, ["<a@site.example>"])), Is.Empty);
+        Assert.That(Kinds(pool.RecordReply("p1", ["554 5.7.1 Service unavailable; Client host [203.0.113.1] blocked using zen.spamhaus.org"], BurnSource.Any, ["<a@site.example>"])),
+            Does.Contain(PoolEventKind.Burned), "the relay's own address listed burns it");
     }
 
     [Test]

@@ -92,6 +92,38 @@ public class UpstreamConnectionDialogueTests
     }
 
     [Test]
+    public async Task A_watched_session_tells_each_reply_with_the_transactions_paths_as_sent()
+    {
+        // What the relay pool strips from a refusal before taking it for a block notice: her paths, quoted local parts
+        // with spaces and brackets whole, without their parameters; a new MAIL starts them afresh.
+        var connector = new ScriptedConnector(ScriptedDialogue.Greeted(Helo, "SIZE")
+            .Client("MAIL FROM:<old@customer.test>").Server("250 ok")
+            .Client("RSET").Server("250 ok")
+            .Client("MAIL FROM:<\"a<S3150 b\"@customer.test> SIZE=12").Server("250 ok")
+            .Client("RCPT TO:<\"x> y\"@example.net> NOTIFY=NEVER").Server("553 5.7.1 no"));
+        await using var connection = await OpenAsync(connector);
+        var watcher = new RecordingWatcher();
+        connection.Watcher = watcher;
+
+        await connection.MailAsync("<old@customer.test>", CancellationToken.None);
+        await connection.RsetAsync(CancellationToken.None);
+        await connection.MailAsync("<\"a<S3150 b\"@customer.test> SIZE=12", CancellationToken.None);
+        await connection.RcptAsync("<\"x> y\"@example.net> NOTIFY=NEVER", CancellationToken.None);
+
+        Assert.That(watcher.Seen.Select(s => (s.Step, s.Code)), Is.EqualTo(new[] { (UpstreamStep.Mail, 250), (UpstreamStep.Mail, 250), (UpstreamStep.Rcpt, 553) }));
+        Assert.That(watcher.Seen[^1].Envelope, Is.EqualTo(new[] { "<\"a<S3150 b\"@customer.test>", "<\"x> y\"@example.net>" }));
+        connector.AssertPlayedOut();
+    }
+
+    private sealed class RecordingWatcher : IUpstreamReplyWatcher
+    {
+        public List<(UpstreamStep Step, int Code, string[] Envelope)> Seen { get; } = [];
+
+        public void Replied(UpstreamConnection connection, UpstreamStep command, Interceptor.Core.Replies.SmtpReply reply) =>
+            Seen.Add((command, reply.Code, [.. connection.Envelope]));
+    }
+
+    [Test]
     public async Task Refusals_leave_the_state_each_reply_implies()
     {
         var connector = new ScriptedConnector(ScriptedDialogue.Greeted(Helo)

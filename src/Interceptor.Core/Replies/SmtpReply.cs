@@ -100,12 +100,41 @@ public sealed record SmtpReply
     /// </summary>
     public override string ToString()
     {
-        var text = Text;
-        if (text.Length > MaxRecordedChars)
+        var text = Lines.Count == 1 && Lines[0].Length <= MaxRecordedChars ? Lines[0] : RecordedText();
+        return EnhancedCode is null ? $"{Code} {text}" : $"{Code} {EnhancedCode} {text}";
+    }
+
+    // The lines joined by spaces up to MaxRecordedChars (never half a surrogate pair), without joining what is cut.
+    private string RecordedText()
+    {
+        var length = Lines.Count - 1;
+        foreach (var line in Lines)
         {
-            text = string.Create(CultureInfo.InvariantCulture, $"{text.AsSpan(0, MaxRecordedChars)}… ({text.Length - MaxRecordedChars} more characters)");
+            length += line.Length;
         }
 
-        return EnhancedCode is null ? $"{Code} {text}" : $"{Code} {EnhancedCode} {text}";
+        if (length <= MaxRecordedChars)
+        {
+            return Text;
+        }
+
+        var kept = new System.Text.StringBuilder(MaxRecordedChars + 40);
+        for (var i = 0; i < Lines.Count && kept.Length < MaxRecordedChars; i++)
+        {
+            if (i > 0)
+            {
+                kept.Append(' ');
+            }
+
+            kept.Append(Lines[i].AsSpan(0, Math.Min(Lines[i].Length, MaxRecordedChars - kept.Length)));
+        }
+
+        if (kept.Length > 0 && char.IsHighSurrogate(kept[^1]))
+        {
+            kept.Length--;
+        }
+
+        var more = length - kept.Length;
+        return kept.Append(CultureInfo.InvariantCulture, $"… ({more} more characters)").ToString();
     }
 }

@@ -47,7 +47,7 @@ internal sealed class PoolReplyWatcher : IUpstreamReplyWatcher
         if (!reply.IsPositive)
         {
             var source = _host ? new BurnSource(_sender, BurnSource.NetworkOf(connection.Endpoint.Address)) : BurnSource.Any;
-            _observer.Publish(_pool.RecordReply(key, reply.ToWire().Split("\r\n", StringSplitOptions.RemoveEmptyEntries), source, connection.Envelope));
+            _observer.Publish(_pool.RecordReply(key, WireLines(reply), source, connection.Envelope));
         }
 
         if (_host)
@@ -63,5 +63,22 @@ internal sealed class PoolReplyWatcher : IUpstreamReplyWatcher
         {
             _observer.Carried(key);
         }
+    }
+
+    // The reply's lines as received, codes and all, up to what the classifier reads: an MX's 200 lines of 4 KB are not
+    // copied whole for each refusal.
+    private static List<string> WireLines(SmtpReply reply)
+    {
+        var lines = new List<string>();
+        var chars = 0;
+        for (var i = 0; i < reply.Lines.Count && chars < 2 * BurnClassifier.MaxReplyChars; i++)
+        {
+            var separator = i == reply.Lines.Count - 1 ? ' ' : '-';
+            var line = reply.EnhancedCode is null ? $"{reply.Code}{separator}{reply.Lines[i]}" : $"{reply.Code}{separator}{reply.EnhancedCode} {reply.Lines[i]}";
+            lines.Add(line);
+            chars += line.Length;
+        }
+
+        return lines;
     }
 }

@@ -26,6 +26,7 @@ public sealed class HoldReleaser(
     public static readonly TimeSpan LongestRetry = TimeSpan.FromHours(1);
     private static readonly TimeSpan CheckInterval = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan RetentionInterval = TimeSpan.FromHours(1);
+    private static readonly TimeSpan WakeSettle = TimeSpan.FromMilliseconds(200);
 
     // Users whose released mail is delivered at once, each one message at a time: a customer's MX that answers each RCPT
     // just within the reply timeout and trickles the rest can make one attempt last hours, and every other user's
@@ -59,8 +60,9 @@ public sealed class HoldReleaser(
         TimeSpan.FromTicks(Math.Min(LongestRetry.Ticks, FirstRetry.Ticks << Math.Clamp(attempt - 1, 0, 20)));
 
     /// <summary>
-    /// One pass that waits for the deliveries it starts: every due delivery, then retention when an hour has passed. Public
-    /// for the tests (fake clock); the service itself does not wait for them (<see cref="StartDue"/>).
+    /// One pass that waits for the deliveries it starts (a user whose delivery is running already gets none: that one
+    /// takes her due mail), then retention when an hour has passed. Public for the tests (fake clock); the service itself
+    /// does not wait for them (<see cref="StartDue"/>).
     /// </summary>
     public async Task RunOnceAsync(CancellationToken token)
     {
@@ -99,16 +101,24 @@ public sealed class HoldReleaser(
 
     private bool IsDue(HeldMessage record) => record.State == HoldState.Released && (record.NextAttempt ?? DateTimeOffset.MinValue) <= time.GetUtcNow();
 
-    // One user's due messages, one after another, until none is due.
+    // One user's due messages, one after another, until none is due: the directory is listed once a round, and each
+    // message read again just before its attempt (a release list of thousands would otherwise be read once a message).
     private async Task DeliverDueOfAsync(uint uid, CancellationToken token)
     {
         // Off the caller and its lock.
         await Task.Yield();
         try
         {
-            while (store.List().FirstOrDefault(r => r.Uid == uid && IsDue(r)) is { } due)
+            List<string> round;
+            while ((round = DueIdsOf(uid)).Count > 0)
             {
-                await AttemptAsync(due, token);
+                foreach (var id in round)
+                {
+                    if (store.Find(id) is { } due && due.Uid == uid && IsDue(due))
+                    {
+                        await AttemptAsync(due, token);
+                    }
+                }
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -122,7 +132,15 @@ public sealed class HoldReleaser(
                 _workers.Remove(uid);
             }
         }
+
+        // Released between the last look and the removal: StartDue skipped this user, as a worker still ran.
+        if (!token.IsCancellationRequested && DueIdsOf(uid).Count > 0)
+        {
+            Wake();
+        }
     }
+
+    private List<string> DueIdsOf(uint uid) => [.. store.List().Where(r => r.Uid == uid && IsDue(r)).OrderBy(r => r.NextAttempt ?? DateTimeOffset.MinValue).Select(r => r.Id)];
 
     private async Task ExpireIfDueAsync(CancellationToken token)
     {
@@ -152,7 +170,11 @@ public sealed class HoldReleaser(
                     logger.UpkeepFailed(e.Message);
                 }
 
-                await _wake.WaitAsync(CheckInterval, stoppingToken);
+                if (await _wake.WaitAsync(CheckInterval, stoppingToken))
+                {
+                    // Woken by a release: `release --user` wakes once a message; one listing takes them all.
+                    await Task.Delay(WakeSettle, stoppingToken);
+                }
             }
         }
         catch (OperationCanceledException)
@@ -185,6 +207,10 @@ public sealed class HoldReleaser(
         {
             // Already woken.
         }
+        catch (ObjectDisposedException)
+        {
+            // Stopped: a worker ending after the service has nothing to wake.
+        }
     }
 
     private async Task AttemptAsync(HeldMessage due, CancellationToken token)
@@ -198,6 +224,13 @@ public sealed class HoldReleaser(
         catch (FileNotFoundException)
         {
             outcome = new DeliveryOutcome(DeliveryKind.Permanent, "the message file is missing from Hold.Directory", "");
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
+        {
+            // A record that cannot be delivered as it stands (an edited destination) or a delivery that gave up on its
+            // own: retried with back-off like a deferral, then failed, so it neither stops the releaser nor keeps the
+            // user's other released mail waiting behind it for ever.
+            outcome = new DeliveryOutcome(DeliveryKind.Temporary, $"not delivered: {e.Message}", "");
         }
 
         var now = time.GetUtcNow();

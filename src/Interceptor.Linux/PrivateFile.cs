@@ -162,7 +162,7 @@ public static partial class PrivateFile
             // A mode that let others read it has let them, for all anyone knows: shutting it does not take a copy back.
             problems.Add((status.Mode & GroupOrOthersRead) != 0
                 ? $"mode {status.OctalMode} lets others than the daemon's user read {contents} (they may have already: change {contents} as well)"
-                : $"mode {status.OctalMode} lets others than the daemon's user write or run it");
+                : $"mode {status.OctalMode} lets others than the daemon's user write or run it (check what it holds, or make it anew)");
             fixes.Add($"chmod 600 {ShellWord.Quote(path)}");
         }
         else if ((status.Mode & OwnerRead) == 0)

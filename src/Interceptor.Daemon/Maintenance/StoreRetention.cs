@@ -50,7 +50,7 @@ public sealed class StoreRetention(
                 if (now - lastRetention >= RetentionInterval)
                 {
                     lastRetention = now;
-                    await RunAsync(() => store.PruneAsync(now - state.Retention, RetainedFrom(now, state.Retention, longestTransaction), stoppingToken), "pruning the state store");
+                    await RunAsync(() => store.PruneAsync(RefusalsBefore(now, state.Retention), RetainedFrom(now, state.Retention, longestTransaction), stoppingToken), "pruning the state store");
                 }
 
                 await RunAsync(() => EnforceSizeAsync(stoppingToken), "holding the state store under State.MaxBytes");
@@ -72,9 +72,12 @@ public sealed class StoreRetention(
     internal static DateTimeOffset RetainedFrom(DateTimeOffset now, TimeSpan retention, TimeSpan longestTransaction)
     {
         var counted = QuotaHistory.OldestCountedStart(now, longestTransaction);
-        var retained = now - retention;
+        var retained = RefusalsBefore(now, retention);
         return retained < counted ? retained : counted;
     }
+
+    /// <summary>Where refusals and tallies are pruned from: State.RetentionDays alone.</summary>
+    internal static DateTimeOffset RefusalsBefore(DateTimeOffset now, TimeSpan retention) => now - retention;
 
     private async Task RunAsync(Func<Task> work, string what)
     {

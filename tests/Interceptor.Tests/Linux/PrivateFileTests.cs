@@ -60,7 +60,7 @@ public sealed partial class PrivateFileTests
         var message = Refusal(path);
 
         // Read bits open: the secret is out, and the message says so; write or execute bits alone gave nothing away.
-        var access = (extra & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) != 0 ? "read the secret" + Exposed : "write or run it";
+        var access = (extra & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) != 0 ? "read the secret" + Exposed : "write or run it (check what it holds, or make it anew)";
         Assert.That(message, Does.StartWith(path + ": mode 06").And.EndWith($"lets others than the daemon's user {access}; run chmod 600 {path}"));
         Assert.That(message, Does.Not.Contain("s3cret"));
     }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Interceptor.Core.Events;
 using Interceptor.Core.Policy;
 
@@ -156,7 +157,14 @@ internal sealed class MemoryStore : IStateStore
         }
     }
 
-    public Task PruneAsync(DateTimeOffset before, DateTimeOffset transactionsBefore, CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>Every prune asked for: (refusals and tallies before, transactions before).</summary>
+    public ConcurrentQueue<(DateTimeOffset Before, DateTimeOffset TransactionsBefore)> Prunes { get; } = new();
+
+    public Task PruneAsync(DateTimeOffset before, DateTimeOffset transactionsBefore, CancellationToken cancellationToken)
+    {
+        Prunes.Enqueue((before, transactionsBefore));
+        return Task.CompletedTask;
+    }
 
     /// <summary>Never throws, as the contract says, even when <see cref="Broken"/>: the real store counts in memory.</summary>
     public void CountTally(TallyEntry entry)

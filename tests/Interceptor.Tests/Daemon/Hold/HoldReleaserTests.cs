@@ -172,6 +172,36 @@ public sealed class HoldReleaserTests
         Assert.That(new[] { alice1, alice2 }.Select(id => _store.Find(id)!.State), Is.All.EqualTo(HoldState.Delivered));
     }
 
+    [Test]
+    public async Task A_record_that_cannot_be_delivered_as_it_stands_is_retried_later_and_the_users_next_message_goes()
+    {
+        // An edited record (a destination that does not parse) made the delivery throw: the worker stopped there, and the
+        // same record came first again at every pass, before all her other released mail.
+        var broken = await HoldOneAsync();
+        var next = await HoldOneAsync();
+        var delivery = new ThrowingDelivery(broken);
+        using var releaser = new HoldReleaser(_store, delivery, _options, _clock, _log);
+        await releaser.ReleaseAsync(broken, 0, CancellationToken.None);
+        await releaser.ReleaseAsync(next, 0, CancellationToken.None);
+
+        await releaser.RunOnceAsync(CancellationToken.None);
+
+        var record = _store.Find(broken)!;
+        Assert.That(record.State, Is.EqualTo(HoldState.Released));
+        Assert.That(record.Attempts, Is.EqualTo(1));
+        Assert.That(record.NextAttempt, Is.EqualTo(Start + HoldReleaser.FirstRetry));
+        Assert.That(record.LastResult, Does.Contain("not delivered: An invalid IP address was specified"));
+        Assert.That(_store.Find(next)!.State, Is.EqualTo(HoldState.Delivered));
+    }
+
+    private sealed class ThrowingDelivery(string brokenId) : IHeldDelivery
+    {
+        public Task<DeliveryOutcome> DeliverAsync(HeldMessage held, Stream message, CancellationToken token) =>
+            held.Id == brokenId
+                ? throw new FormatException("An invalid IP address was specified.")
+                : Task.FromResult(new DeliveryOutcome(DeliveryKind.Delivered, "250 2.0.0 ok", "192.0.2.25:25"));
+    }
+
     /// <summary>Delivers at once, except one user's messages, which wait for <paramref name="slow"/>.</summary>
     private sealed class GatedDelivery(uint slowUid, Task<DeliveryOutcome> slow) : IHeldDelivery
     {

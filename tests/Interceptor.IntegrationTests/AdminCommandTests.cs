@@ -107,6 +107,35 @@ public sealed partial class AdminCommandTests
     }
 
     [Test]
+    public async Task A_customer_taking_the_admin_groups_gid_from_her_sub_gid_range_is_refused()
+    {
+        // The admin group's gid inside alice's /etc/subgid range (a range over a system group: a misconfiguration, but
+        // newgidmap allows it): in a user namespace she becomes that gid, the socket file's group permission lets her
+        // connect, and the kernel reports the admin gid for her. Before, that gid alone admitted her.
+        Requirements.Require("newgidmap");
+        var adminGid = (await ProcessRunner.RunCheckedAsync("getent", "group", AdminGroup)).Stdout.Split(':')[2];
+        using var line = await SubordinateUidLine.AddAsync($"{TestUsers.Alice.Name}:{adminGid}:1", SubordinateUidLine.SubGidPath);
+        await using var s = await Scenario.StartAsync(startDaemon: false);
+        await using var daemon = await AdminDaemon.StartAsync(s);
+        var alice = TestUsers.Alice.Uid.ToString(CultureInfo.InvariantCulture);
+
+        var result = await ProcessRunner.RunAsync(
+            "setpriv",
+            [
+                "--reuid=" + alice, "--regid=" + alice, "--clear-groups",
+                "unshare", "--user", $"--map-users={alice},{alice},1", $"--map-groups={adminGid},0,1", "--setgid", "0",
+                DaemonProcess.DotnetHost, daemon.Dir.DaemonAssemblyForOtherUsers, "status", "--config", daemon.ConfigPath,
+            ],
+            CliTimeout,
+            cleanEnvironment: true);
+        var logged = await daemon.Process.WaitForLineAsync(l => l.Contains($"uid={alice} gid={adminGid}", StringComparison.Ordinal), TimeSpan.FromSeconds(5));
+
+        Assert.That(logged?.Text ?? "(no such line)", Does.Contain("refused"), "the daemon saw her with the admin group's gid\n" + result.Describe() + daemon.Transcript());
+        Assert.That(result.ExitCode, Is.EqualTo(3), result.Describe());
+        Assert.That(result.Stderr, Does.Contain($"permission denied: only root and members of group {AdminGroup} may use the control socket"), result.Describe());
+    }
+
+    [Test]
     public async Task Block_makes_the_kernel_refuse_her_and_unblock_lets_mail_flow_again_at_once()
     {
         await using var s = await Scenario.StartAsync(startDaemon: false);

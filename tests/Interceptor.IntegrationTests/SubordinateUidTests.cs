@@ -214,31 +214,37 @@ public sealed partial class SubordinateUidTests
 }
 
 /// <summary>
-/// One line added to the host's /etc/subuid for the duration of a fixture; disposing removes exactly that line
-/// (other lines, added meanwhile by anyone, stay). The file is replaced by rename, as shadow's tools do.
+/// One line added to the host's /etc/subuid (or /etc/subgid) for the duration of a fixture; disposing removes exactly
+/// that line (other lines, added meanwhile by anyone, stay). The file is replaced by rename, as shadow's tools do.
 /// </summary>
 public sealed class SubordinateUidLine : IDisposable
 {
-    private const string Path = "/etc/subuid";
+    public const string SubGidPath = "/etc/subgid";
+    private const string SubUidPath = "/etc/subuid";
     private static readonly SemaphoreSlim Lock = new(1, 1);
     private readonly string _line;
+    private readonly string _path;
 
-    private SubordinateUidLine(string line) => _line = line;
+    private SubordinateUidLine(string line, string path)
+    {
+        _line = line;
+        _path = path;
+    }
 
-    public static async Task<SubordinateUidLine> AddAsync(string line)
+    public static async Task<SubordinateUidLine> AddAsync(string line, string path = SubUidPath)
     {
         // Every running daemon follows /etc/subuid (a rule per owner of sub-UIDs), so a line added beside another
-        // fixture's daemon changes that daemon's table under its test's feet.
-        Assert.That(FixtureRunsAlone(), Is.True,
-            $"{TestContext.CurrentContext.Test.ClassName} edits {Path}: mark the fixture [NonParallelizable]");
+        // fixture's daemon changes that daemon's table under its test's feet. No daemon reads /etc/subgid.
+        Assert.That(path != SubUidPath || FixtureRunsAlone(), Is.True,
+            $"{TestContext.CurrentContext.Test.ClassName} edits {path}: mark the fixture [NonParallelizable]");
         await Lock.WaitAsync();
         try
         {
-            var lines = File.Exists(Path) ? File.ReadAllLines(Path).ToList() : [];
-            Assert.That(lines, Does.Not.Contain(line), $"{Path} already holds '{line}' (a run killed earlier?); remove it by hand");
+            var lines = File.Exists(path) ? File.ReadAllLines(path).ToList() : [];
+            Assert.That(lines, Does.Not.Contain(line), $"{path} already holds '{line}' (a run killed earlier?); remove it by hand");
             lines.Add(line);
-            Replace(lines);
-            return new SubordinateUidLine(line);
+            Replace(path, lines);
+            return new SubordinateUidLine(line, path);
         }
         finally
         {
@@ -251,9 +257,9 @@ public sealed class SubordinateUidLine : IDisposable
         Lock.Wait();
         try
         {
-            var lines = File.ReadAllLines(Path).ToList();
+            var lines = File.ReadAllLines(_path).ToList();
             lines.Remove(_line);
-            Replace(lines);
+            Replace(_path, lines);
         }
         finally
         {
@@ -275,11 +281,11 @@ public sealed class SubordinateUidLine : IDisposable
         return false;
     }
 
-    private static void Replace(List<string> lines)
+    private static void Replace(string path, List<string> lines)
     {
-        var temporary = Path + ".smtpi-test";
+        var temporary = path + ".smtpi-test";
         File.WriteAllText(temporary, lines.Count == 0 ? "" : string.Join("\n", lines) + "\n");
         File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-        File.Move(temporary, Path, overwrite: true);
+        File.Move(temporary, path, overwrite: true);
     }
 }

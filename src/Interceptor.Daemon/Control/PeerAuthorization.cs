@@ -6,16 +6,19 @@ namespace Interceptor.Daemon.Control;
 /// <summary>
 /// Who may use the control socket: root, and members of Control.AdminGroup. The socket file's mode (0660, group =
 /// the admin group) already keeps others from connecting; this check is the one that cannot be loosened by a chmod,
-/// because it reads the peer's credentials from the kernel (SO_PEERCRED) and its groups from the group database.
+/// because it reads the peer's uid from the kernel (SO_PEERCRED) and that user's groups from the user and group
+/// databases. The gid the kernel reports is not asked: a customer allowed sub-GIDs (/etc/subgid) takes any gid of her
+/// range in a user namespace, and the socket file's group permission with it, so an admin group whose gid falls in a
+/// range would have admitted her.
 /// </summary>
 public sealed class PeerAuthorization
 {
-    private readonly Func<uint, uint, IReadOnlyCollection<uint>> _groupsOf;
+    private readonly Func<uint, IReadOnlyCollection<uint>> _groupsOf;
 
     /// <param name="groupName">Control.AdminGroup as configured ("" for root only).</param>
     /// <param name="adminGid">Its gid, or null for root only.</param>
-    /// <param name="groupsOf">The groups of (uid, primary gid) in the group database.</param>
-    public PeerAuthorization(string groupName, uint? adminGid, Func<uint, uint, IReadOnlyCollection<uint>> groupsOf)
+    /// <param name="groupsOf">A uid's groups in the databases: its passwd entry's primary gid and every group listing it.</param>
+    public PeerAuthorization(string groupName, uint? adminGid, Func<uint, IReadOnlyCollection<uint>> groupsOf)
     {
         GroupName = groupName;
         AdminGid = adminGid;
@@ -60,20 +63,20 @@ public sealed class PeerAuthorization
     }
 
     /// <summary>
-    /// The decision itself: root, or the admin gid is the peer's primary gid or one of its groups.
+    /// The decision itself: root, or the admin gid is one of the user's groups in the databases.
     /// Without an admin group only root is admitted.
     /// </summary>
-    public static bool Admits(uint uid, uint gid, IReadOnlyCollection<uint> groups, uint? adminGid)
+    public static bool Admits(uint uid, IReadOnlyCollection<uint> groups, uint? adminGid)
     {
         ArgumentNullException.ThrowIfNull(groups);
-        return uid == 0 || (adminGid is { } admin && (gid == admin || groups.Contains(admin)));
+        return uid == 0 || (adminGid is { } admin && groups.Contains(admin));
     }
 
-    /// <summary>Decides for a connected peer; a group database failure denies (fail closed).</summary>
+    /// <summary>Decides for a connected peer; a database failure denies (fail closed).</summary>
     public bool Admits(PeerCredentials peer)
     {
-        // Root or the primary gid decide without asking the group database (NSS may be slow or down).
-        if (Admits(peer.Uid, peer.Gid, [], AdminGid))
+        // Root decides without asking the databases (NSS may be slow or down); nobody else does.
+        if (Admits(peer.Uid, [], AdminGid))
         {
             return true;
         }
@@ -85,7 +88,7 @@ public sealed class PeerAuthorization
 
         try
         {
-            return Admits(peer.Uid, peer.Gid, _groupsOf(peer.Uid, peer.Gid), AdminGid);
+            return Admits(peer.Uid, _groupsOf(peer.Uid), AdminGid);
         }
         catch (LinuxInteropException)
         {
@@ -93,9 +96,12 @@ public sealed class PeerAuthorization
         }
     }
 
-    /// <summary>The groups the database gives the peer's user; none when the uid has no name (it cannot be listed in a group).</summary>
-    private static IReadOnlyCollection<uint> DatabaseGroups(uint uid, uint gid) =>
-        UserDatabase.NameOf(uid) is { } name ? [.. UnixGroups.GroupsOf(name, gid)] : [];
+    /// <summary>
+    /// The groups the databases give the peer's user: its passwd entry's primary gid and every group listing it. None when
+    /// the uid has no entry (a sub-UID, or nobody's): it belongs to no group.
+    /// </summary>
+    private static IReadOnlyCollection<uint> DatabaseGroups(uint uid) =>
+        UserDatabase.AccountOf(uid) is { } account ? [.. UnixGroups.GroupsOf(account.Name, account.Gid)] : [];
 }
 
 /// <summary>The control socket could not be set up; the message says what to fix.</summary>

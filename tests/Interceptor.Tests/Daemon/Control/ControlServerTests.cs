@@ -33,7 +33,7 @@ public sealed class ControlServerTests
     private static ControlServer Server(AdminFixture f, Func<PeerCredentials, bool>? admit = null, TimeSpan? readTimeout = null) =>
         new(f.Context, NullLogger.Instance)
         {
-            Authorization = new PeerAuthorization("mailadm", 4242, (_, _) => []),
+            Authorization = new PeerAuthorization("mailadm", 4242, _ => []),
             Service = f.Service,
             AdmitOverride = admit,
             ReadTimeout = readTimeout ?? ControlServer.RequestTimeout,

@@ -86,7 +86,9 @@ public sealed record EnvelopeCommand(string Address, IReadOnlyList<KeyValuePair<
         return (new EnvelopeCommand(address, parameters), null);
     }
 
-    private static int FindClosingBracket(string text)
+    /// <summary>The index of the '>' closing the path that <paramref name="text"/> opens with '&lt;' (quotes and escapes
+    /// respected), or -1.</summary>
+    internal static int FindClosingBracket(string text)
     {
         var quoted = false;
         for (var i = 1; i < text.Length; i++)

@@ -67,27 +67,16 @@ public sealed partial class UpstreamConnection : IAsyncDisposable
     }
 
     /// <summary>Where "&lt;path&gt; PARAMS" ends its path: a quoted local part may hold spaces and brackets.</summary>
-    internal static int PathEnd(string arguments)
+    private static int PathEnd(string arguments)
     {
-        var quoted = false;
-        for (var i = 0; i < arguments.Length; i++)
+        if (arguments.StartsWith('<'))
         {
-            switch (arguments[i])
-            {
-                case '\\' when quoted:
-                    i++;
-                    break;
-                case '"':
-                    quoted = !quoted;
-                    break;
-                case '>' when !quoted:
-                    return i + 1;
-                case ' ' when !quoted && arguments[0] != '<':
-                    return i;
-            }
+            var close = Protocol.EnvelopeCommand.FindClosingBracket(arguments);
+            return close < 0 ? arguments.Length : close + 1;
         }
 
-        return arguments.Length;
+        var space = arguments.IndexOf(' ');
+        return space < 0 ? arguments.Length : space;
     }
 
     public UpstreamCapabilities Capabilities { get; private set; } = UpstreamCapabilities.Basic;

@@ -91,6 +91,29 @@ public static class EchoedEnvelope
         return false;
     }
 
+    /// <summary>
+    /// A path as a server quotes it back in its internal form, quotes and escaping backslashes dropped:
+    /// <c>&lt;"a&lt;S\3150 b"@x&gt;</c> comes back as <c>&lt;a&lt;S3150 b@x&gt;</c> (Postfix), which its sent form does not show.
+    /// </summary>
+    public static string InternalForm(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var text = new StringBuilder(path.Length);
+        for (var i = 0; i < path.Length; i++)
+        {
+            if (path[i] == '\\' && i + 1 < path.Length)
+            {
+                text.Append(path[++i]);
+            }
+            else if (path[i] != '"')
+            {
+                text.Append(path[i]);
+            }
+        }
+
+        return text.ToString();
+    }
+
     private static HashSet<string> DomainsOf(IReadOnlyList<string> paths)
     {
         var domains = new HashSet<string>(StringComparer.OrdinalIgnoreCase);

@@ -144,7 +144,7 @@ public sealed partial class RelayPool
         // An envelope that itself reads like a block notice (<"x S3150"@…>, <a@TSS04.example>), or a refusal naming it
         // (a relay's rhsbl check: "Sender address [her.example] blocked using dbl…"), says nothing of the sending address.
         envelope ??= [];
-        if (envelope.Any(path => _classifier.Classify([path]) is not null) || EchoedEnvelope.Names(replyLines, envelope))
+        if (envelope.Any(path => _classifier.Classify([path, EchoedEnvelope.InternalForm(path)]) is not null) || EchoedEnvelope.Names(replyLines, envelope))
         {
             return PoolUpdate.None;
         }

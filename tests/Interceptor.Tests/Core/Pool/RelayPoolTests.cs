@@ -119,6 +119,7 @@ public class RelayPoolTests
 
     [TestCase("<\"a<S3150 b\"@bob.example>", "553 5.7.1 <a<S3150 b@bob.example>: Sender address rejected: not owned by user site-alice")]
     [TestCase("<\"x>\\\" S3150 y\"@bob.example>", "553 5.7.1 <\"x>\\\" S3150 y\"@bob.example>: Sender address rejected: not owned by user site-alice")]
+    [TestCase("<\"a<S\\3150 b\"@bob.example>", "553 5.7.1 <a<S3150 b@bob.example>: Sender address rejected: not owned by user site-alice")]
     [TestCase("<x@dbltest.com>", "554 5.7.1 Service unavailable; Sender address [dbltest.com] blocked using dbl.spamhaus.org")]
     public void Her_envelope_written_like_a_block_notice_or_named_in_the_refusal_never_burns_a_relay(string sender, string refusal)
     {

@@ -107,15 +107,20 @@ public sealed class HoldReleaser(
     {
         // Off the caller and its lock.
         await Task.Yield();
+        var failed = false;
         try
         {
+            // A round that attempts nothing (a listed record Find will not read) ends the worker instead of spinning.
+            var attempted = true;
             List<string> round;
-            while ((round = DueIdsOf(uid)).Count > 0)
+            while (attempted && (round = DueIdsOf(uid)).Count > 0)
             {
+                attempted = false;
                 foreach (var id in round)
                 {
                     if (store.Find(id) is { } due && due.Uid == uid && IsDue(due))
                     {
+                        attempted = true;
                         await AttemptAsync(due, token);
                     }
                 }
@@ -123,6 +128,9 @@ public sealed class HoldReleaser(
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
+            // The record could not be written (a full disk): the message stays due, and is tried again at the next
+            // check (CheckInterval), not at once: woken now, it would be delivered again every few hundred milliseconds.
+            failed = true;
             logger.UpkeepFailed(e.Message);
         }
         finally
@@ -134,7 +142,7 @@ public sealed class HoldReleaser(
         }
 
         // Released between the last look and the removal: StartDue skipped this user, as a worker still ran.
-        if (!token.IsCancellationRequested && DueIdsOf(uid).Count > 0)
+        if (!failed && !token.IsCancellationRequested && DueIdsOf(uid).Count > 0)
         {
             Wake();
         }

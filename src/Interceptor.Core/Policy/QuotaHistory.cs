@@ -28,10 +28,10 @@ public static class QuotaHistory
         ArgumentNullException.ThrowIfNull(ledger);
         var rows = await store.LoadChargesAsync(OldestCountedStart(now, longestTransaction), now - Window, cancellationToken);
 
-        // The ledger takes deliveries fastest in the order they were counted.
+        // The ledger takes deliveries fastest in the order they were counted. Every row the store gives counts inside the
+        // day: it ended in it, or is Pending and counts at its start plus the longest transaction, no earlier than the day.
         var counted = rows
             .Select(row => (row.Uid, At: CountedAt(row, now, longestTransaction), row.Recipients))
-            .Where(row => row.At >= now - Window)
             .OrderBy(row => row.At)
             .ToList();
         foreach (var (uid, at, recipients) in counted)

@@ -80,20 +80,25 @@ public sealed partial class RelayPoolTests
     }
 
     [Test]
-    public async Task A_primary_answering_banned_sending_IP_threshold_times_burns_and_the_next_message_goes_through_the_standby()
+    public async Task A_primary_answering_banned_sending_IP_to_two_users_burns_and_the_next_message_goes_through_the_standby()
     {
+        // Burn.RelayMinUsers (2): alice chooses what a relay quotes back to her (her own MX's answer to its recipient
+        // verification, her login's name), so her refusals alone, however many, leave relay1 in rotation.
         await using var s = await Scenario.StartAsync(startDaemon: false);
         await using var relay1 = await PostfixRelay.StartAsync(s.Ns, "relay1", Relay1Address, MxHop, Logins,
             $"smtpd_recipient_restrictions = check_recipient_access inline:{{ {{rcpt@example.test = {BannedIp}}} }}");
         await using var relay2 = await PostfixRelay.StartAsync(s.Ns, "relay2", Relay2Address, MxHop, Logins);
         await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, Config(s.Dir, "Smarthost", [Relay(relay1, "Primary"), Relay(relay2, "Standby")]));
 
-        for (var i = 0; i < 2; i++)
+        for (var i = 0; i < 3; i++)
         {
             var refused = await SendAsync(s, TestUsers.Alice, "banned-" + i);
             Assert.That(refused.Stdout, Does.Contain("5.7.606"), refused.Describe() + relay1.Describe());
         }
 
+        Assert.That(daemon.Transcript(), Does.Not.Contain("relay relay1 burned"), "alice's refusals alone");
+        var bobs = await SendAsync(s, TestUsers.Bob, "banned-bob");
+        Assert.That(bobs.Stdout, Does.Contain("5.7.606"), bobs.Describe() + relay1.Describe());
         Assert.That(relay2.MailLog(), Does.Not.Contain("sasl_username="), "no Standby while the primary is in rotation");
         var result = await SendAsync(s, TestUsers.Alice, "after-burn");
 
@@ -115,13 +120,14 @@ public sealed partial class RelayPoolTests
         await using var daemon = await DaemonProcess.StartAsync(s.Ns, s.Dir, Config(s.Dir, "Smarthost", [Relay(relay1, "Primary"), Relay(relay2, "Standby")]));
 
         // The last two quoted, with a bracket and a space in them: Postfix quotes them back in its internal form,
-        // <a<S3150 b@echo.test>, with no path left to strip whole.
-        foreach (var (to, echoed) in new[]
+        // <a<S3150 b@echo.test>, with no path left to strip whole. Two users send them, as Burn.RelayMinUsers needs.
+        foreach (var (user, to, echoed) in new[]
         {
-            ("S3150@example.test", "<S3150@example.test>"), ("\"a<S3150 b\"@echo.test", "<a<S3150 b@echo.test>"), ("\"c<TSS04 d\"@echo.test", "<c<TSS04 d@echo.test>"),
+            (TestUsers.Alice, "S3150@example.test", "<S3150@example.test>"), (TestUsers.Bob, "\"a<S3150 b\"@echo.test", "<a<S3150 b@echo.test>"),
+            (TestUsers.Alice, "\"c<TSS04 d\"@echo.test", "<c<TSS04 d@echo.test>"),
         })
         {
-            var refused = await SendAsync(s, TestUsers.Alice, "echo", to: to);
+            var refused = await SendAsync(s, user, "echo", to: to);
             Assert.That(refused.Stdout, Does.Contain(echoed + ": Recipient address rejected"), refused.Describe() + relay1.Describe());
         }
 

@@ -69,6 +69,7 @@ public static partial class OptionsValidator
         check(burn.Threshold is > 0 and <= 100000, "Burn.Threshold", "must be 1-100000");
         check(burn.HostMinUsers is >= 1 and <= 1000, "Burn.HostMinUsers", "must be 1-1000");
         check(burn.HostMinNetworks is >= 1 and <= 1000, "Burn.HostMinNetworks", "must be 1-1000");
+        check(burn.RelayMinUsers is >= 1 and <= 1000, "Burn.RelayMinUsers", "must be 1-1000");
         check(Within(burn.Window, TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(10080)), "Burn.WindowMinutes", "must be 1-10080");
         for (var i = 0; i < burn.DnsblZones.Count; i++)
         {

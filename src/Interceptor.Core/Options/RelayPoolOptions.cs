@@ -97,6 +97,14 @@ public sealed record BurnOptions
     /// </summary>
     public int HostMinNetworks { get; init; } = 2;
 
+    /// <summary>
+    /// A relay is burned by replies only when they came from the mail of at least this many users (sub-UIDs count as their
+    /// owner): one customer chooses what a relay quotes back to her (her relay login, her domain's MX answering the
+    /// relay's recipient verification), and her invented block notices alone must not take relays out for everyone.
+    /// 1: any user's replies count alone (a pool serving one site). Never more than <see cref="Threshold"/>.
+    /// </summary>
+    public int RelayMinUsers { get; init; } = 2;
+
     public IReadOnlyList<string> DnsblZones { get; init; } = ["zen.spamhaus.org"];
 
     /// <summary>"address" or "address:port" of the resolver for DNSBL queries; empty: the system's resolver.</summary>

@@ -129,9 +129,10 @@ public sealed partial class RelayPool
     }
 
     /// <summary>Counts a reply from <paramref name="relay"/> (or <see cref="HostKey"/>) against <c>Burn.Patterns</c>;
-    /// burns it when <c>Burn.Threshold</c> matched within <c>Burn.WindowMinutes</c>. The host also needs replies drawn by
-    /// the mail of <c>Burn.HostMinUsers</c> users from <c>Burn.HostMinNetworks</c> networks: <paramref name="source"/>
-    /// says whose mail drew this one and which network answered. What the reply quotes of the transaction's
+    /// burns it when <c>Burn.Threshold</c> matched within <c>Burn.WindowMinutes</c>, drawn by the mail of
+    /// <c>Burn.RelayMinUsers</c> users. The host needs replies drawn by the mail of <c>Burn.HostMinUsers</c> users from
+    /// <c>Burn.HostMinNetworks</c> networks instead: <paramref name="source"/> says whose mail drew this one and which
+    /// network answered (a relay's is ignored). What the reply quotes of the transaction's
     /// <paramref name="envelope"/> (its paths, as sent) is not looked at: see <see cref="EchoedEnvelope"/>.</summary>
     public PoolUpdate RecordReply(string relay, IReadOnlyList<string> replyLines, BurnSource source = default, IReadOnlyList<string>? envelope = null)
     {
@@ -160,9 +161,10 @@ public sealed partial class RelayPool
         {
             var state = Get(relay);
             var evidence = Evidence(state, BurnClassifier.ReplyText(replyLines));
+            // A relay answers from one place whatever the destination: only the users count there.
             var reached = state.Name == HostKey
                 ? _window.Record(state.Name, source, _burn.HostMinUsers, _burn.HostMinNetworks)
-                : _window.Record(state.Name);
+                : _window.Record(state.Name, source with { Network = "" }, _burn.RelayMinUsers, 1);
             if (state.Status == RelayStatus.Burned || !reached)
             {
                 return Commit([], state with { Evidence = evidence });

@@ -25,8 +25,12 @@ internal sealed class PoolReplyWatcher : IUpstreamReplyWatcher
         _sender = sender;
     }
 
-    /// <summary>For sessions to pool relays (each session's <see cref="UpstreamConnection.Relay"/>).</summary>
-    public static PoolReplyWatcher ForRelays(RelayPool pool, IRelayPoolObserver observer) => new(pool, observer, host: false, sender: 0);
+    /// <summary>
+    /// For one user's sessions to pool relays (each session's <see cref="UpstreamConnection.Relay"/>): the replies count
+    /// towards burning the relay as drawn by <paramref name="senderUid"/>'s mail (the owner's uid), see
+    /// <c>Burn.RelayMinUsers</c>.
+    /// </summary>
+    public static PoolReplyWatcher ForRelays(RelayPool pool, IRelayPoolObserver observer, uint senderUid) => new(pool, observer, host: false, senderUid);
 
     /// <summary>
     /// For one user's direct sessions in Auto mode: the replies count towards burning the host as drawn by
@@ -46,7 +50,7 @@ internal sealed class PoolReplyWatcher : IUpstreamReplyWatcher
         // "250 <S3150@…>... Sender ok" of her address).
         if (!reply.IsPositive)
         {
-            var source = _host ? new BurnSource(_sender, BurnSource.NetworkOf(connection.Endpoint.Address)) : BurnSource.Any;
+            var source = new BurnSource(_sender, _host ? BurnSource.NetworkOf(connection.Endpoint.Address) : "");
             _observer.Publish(_pool.RecordReply(key, WireLines(reply), source, connection.Envelope));
         }
 

@@ -23,7 +23,6 @@ public sealed class PoolUpstreamSource : IUpstreamSource
     private readonly UpstreamConnectionCache _cache;
     private readonly IUpstreamConnector _connector;
     private readonly Dictionary<string, RelayTarget> _targets;
-    private readonly PoolReplyWatcher _watcher;
 
     /// <param name="cache">Where idle relay sessions wait (shared with direct ones: one bound on idle descriptors); its
     /// settings give the timeouts and the default EHLO name.</param>
@@ -40,13 +39,12 @@ public sealed class PoolUpstreamSource : IUpstreamSource
         _cache = cache;
         _connector = connector ?? cache.Connector;
         _targets = relays.ToDictionary(r => r.Name, r => new RelayTarget(r, cache.Settings), StringComparer.OrdinalIgnoreCase);
-        _watcher = PoolReplyWatcher.ForRelays(pool, observer);
     }
 
     public UpstreamLease Lease(ConnectionOrigin origin)
     {
         ArgumentNullException.ThrowIfNull(origin);
-        return new UpstreamLease(new PoolRoute(this, origin.User));
+        return new UpstreamLease(new PoolRoute(this, origin.User, PoolReplyWatcher.ForRelays(_pool, _observer, origin.Uid)));
     }
 
     /// <summary>The client's reply when a relay refused the user's login (535): a 4xx, so the site's mail waits.</summary>
@@ -55,9 +53,11 @@ public sealed class PoolUpstreamSource : IUpstreamSource
 
     /// <summary>
     /// A session on the first usable relay for <paramref name="user"/>: each relay the pool names is tried in turn until
-    /// one is ready for MAIL, or the answer is the client's 4xx.
+    /// one is ready for MAIL, or the answer is the client's 4xx. The session tells its replies to
+    /// <paramref name="watcher"/>, this user's, while she holds it (a session kept for reuse under a shared login serves
+    /// other users after her: <c>Burn.RelayMinUsers</c> counts whose mail drew a reply).
     /// </summary>
-    private async Task<UpstreamHandOut> TakeAsync(string user, bool fresh, CancellationToken cancellationToken)
+    private async Task<UpstreamHandOut> TakeAsync(string user, PoolReplyWatcher watcher, bool fresh, CancellationToken cancellationToken)
     {
         var login = _credentials.For(user);
         var tried = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
@@ -97,10 +97,10 @@ public sealed class PoolUpstreamSource : IUpstreamSource
             }
 
             var connection = handOut.Connection!;
+            connection.Watcher = watcher;
             if (!handOut.Reused)
             {
                 connection.Relay = name;
-                connection.Watcher = _watcher;
                 _observer.Publish(_pool.ReportSuccess(name));
             }
 
@@ -119,7 +119,7 @@ public sealed class PoolUpstreamSource : IUpstreamSource
     }
 
     /// <summary>One lease's route: named after the relay it last got a session from.</summary>
-    private sealed class PoolRoute(PoolUpstreamSource source, string user) : IUpstreamRoute
+    private sealed class PoolRoute(PoolUpstreamSource source, string user, PoolReplyWatcher watcher) : IUpstreamRoute
     {
         private string? _relay;
 
@@ -127,11 +127,15 @@ public sealed class PoolUpstreamSource : IUpstreamSource
 
         public async Task<UpstreamHandOut> TakeAsync(bool fresh, CancellationToken cancellationToken)
         {
-            var handOut = await source.TakeAsync(user, fresh, cancellationToken);
+            var handOut = await source.TakeAsync(user, watcher, fresh, cancellationToken);
             _relay = handOut.Connection?.Relay ?? _relay;
             return handOut;
         }
 
-        public Task GiveBackAsync(UpstreamConnection connection) => source._cache.ReleaseAsync(connection);
+        public Task GiveBackAsync(UpstreamConnection connection)
+        {
+            connection.Watcher = null;
+            return source._cache.ReleaseAsync(connection);
+        }
     }
 }

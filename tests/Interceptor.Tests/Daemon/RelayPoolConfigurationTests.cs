@@ -64,6 +64,7 @@ public class RelayPoolConfigurationTests
         Assert.That(options.Burn.Patterns.Select(p => p.Label), Is.EqualTo(new[] { "microsoft-network-block", "microsoft-banned-ip", "gmail-unsolicited-rate", "yahoo-tss04", "dnsbl-rejection" }));
         Assert.That(options.Burn.Threshold, Is.EqualTo(5));
         Assert.That(options.Burn.Window, Is.EqualTo(TimeSpan.FromMinutes(60)));
+        Assert.That((options.Burn.HostMinUsers, options.Burn.HostMinNetworks, options.Burn.RelayMinUsers), Is.EqualTo((2, 2, 2)));
         Assert.That(options.Burn.DnsblZones, Is.EqualTo(new[] { "zen.spamhaus.org" }));
         Assert.That(options.Burn.DnsServer, Is.Empty);
         Assert.That(options.Burn.CheckInterval, Is.EqualTo(TimeSpan.FromMinutes(60)));
@@ -78,7 +79,8 @@ public class RelayPoolConfigurationTests
             { "Relay": { "CredentialsFile": "/etc/smtp-interceptor/relay-credentials", {{TwoRelays}} },
               "Burn": { "Patterns": [ { "Label": "custom", "Pattern": "go away" } ], "Threshold": 3, "WindowMinutes": 10,
                         "DnsblZones": ["bl.example.org", "zen.example.org"], "DnsServer": "127.0.0.53:5353", "CheckIntervalMinutes": 15,
-                        "HostAddress": "203.0.113.5", "ReturnAfterDays": 7, "ReturnCleanChecks": 2 } }
+                        "HostAddress": "203.0.113.5", "ReturnAfterDays": 7, "ReturnCleanChecks": 2,
+                        "HostMinUsers": 3, "HostMinNetworks": 4, "RelayMinUsers": 1 } }
             """);
 
         Assert.That(options.Relay.CredentialsFile, Is.EqualTo("/etc/smtp-interceptor/relay-credentials"));
@@ -93,6 +95,7 @@ public class RelayPoolConfigurationTests
         {
             Patterns = options.Burn.Patterns, Threshold = 3, Window = TimeSpan.FromMinutes(10), DnsblZones = options.Burn.DnsblZones, DnsServer = "127.0.0.53:5353",
             CheckInterval = TimeSpan.FromMinutes(15), HostAddress = "203.0.113.5", ReturnAfter = TimeSpan.FromDays(7), ReturnCleanChecks = 2,
+            HostMinUsers = 3, HostMinNetworks = 4, RelayMinUsers = 1,
         }));
         Assert.That(options.Burn.DnsblZones, Is.EqualTo(new[] { "bl.example.org", "zen.example.org" }));
     }
@@ -209,11 +212,12 @@ public class RelayPoolConfigurationTests
             {
                 Patterns = [new BurnPatternOptions { Label = "", Pattern = "(unclosed" }], Threshold = 0, Window = TimeSpan.Zero, DnsblZones = ["localhost"],
                 DnsServer = "not-an-address", CheckInterval = TimeSpan.Zero, HostAddress = "0.0.0.0", ReturnAfter = TimeSpan.FromDays(-1), ReturnCleanChecks = -1,
+                HostMinUsers = 0, HostMinNetworks = 1001, RelayMinUsers = 0,
             },
         });
 
         Assert.That(errors, Has.One.StartsWith("Burn.Patterns[0].Pattern: not a valid regular expression"));
-        foreach (var key in new[] { "Patterns[0].Label", "Threshold", "WindowMinutes", "DnsblZones[0]", "DnsServer", "CheckIntervalMinutes", "HostAddress", "ReturnAfterDays", "ReturnCleanChecks" })
+        foreach (var key in new[] { "Patterns[0].Label", "Threshold", "WindowMinutes", "DnsblZones[0]", "DnsServer", "CheckIntervalMinutes", "HostAddress", "ReturnAfterDays", "ReturnCleanChecks", "HostMinUsers", "HostMinNetworks", "RelayMinUsers" })
         {
             Assert.That(errors, Has.One.StartsWith($"Burn.{key}: "), key);
         }

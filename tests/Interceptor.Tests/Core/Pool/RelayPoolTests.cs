@@ -13,6 +13,10 @@ public class RelayPoolTests
     private static readonly DnsblResult[] Listed = [new("zen.example", DnsblVerdict.Listed, "127.0.0.2")];
     private static readonly DnsblResult[] Refused = [new("zen.example", DnsblVerdict.ResolverError, "127.255.255.254")];
 
+    // Whose mail drew a relay's reply (Burn.RelayMinUsers, 2 by default: a relay burns on two users' refusals).
+    private static readonly BurnSource Alice = new(1001, "");
+    private static readonly BurnSource Bob = new(1002, "");
+
     private readonly ManualClock _clock = new(new DateTimeOffset(2026, 12, 2, 0, 0, 0, TimeSpan.Zero));
     private readonly BurnOptions _burn = new() { Threshold = 2, Window = TimeSpan.FromMinutes(60), ReturnAfter = TimeSpan.FromDays(21), ReturnCleanChecks = 3 };
 
@@ -78,9 +82,9 @@ public class RelayPoolTests
     {
         var pool = Pool();
 
-        Assert.That(Kinds(pool.RecordReply("p1", ["250 2.0.0 Ok: queued"])), Is.Empty);
-        Assert.That(Kinds(pool.RecordReply("p1", Banned)), Is.Empty, "one of two");
-        var update = pool.RecordReply("p1", Banned);
+        Assert.That(Kinds(pool.RecordReply("p1", ["250 2.0.0 Ok: queued"], Alice)), Is.Empty);
+        Assert.That(Kinds(pool.RecordReply("p1", Banned, Alice)), Is.Empty, "one of two");
+        var update = pool.RecordReply("p1", Banned, Bob);
 
         Assert.That(Kinds(update), Is.EqualTo(new[] { PoolEventKind.Burned, PoolEventKind.Promoted }));
         Assert.That(update.Events[1].Relay, Is.EqualTo("s1"));
@@ -108,13 +112,14 @@ public class RelayPoolTests
 
         foreach (var reply in echoes.Concat(echoes))
         {
-            Assert.That(Kinds(pool.RecordReply("p1", reply, BurnSource.Any, envelope)), Is.Empty, string.Join(" / ", reply));
+            Assert.That(Kinds(pool.RecordReply("p1", reply, Alice, envelope)), Is.Empty, string.Join(" / ", reply));
+            Assert.That(Kinds(pool.RecordReply("p1", reply, Bob, envelope)), Is.Empty, string.Join(" / ", reply));
         }
 
         Assert.That(State(pool, "p1").Status, Is.EqualTo(RelayStatus.InRotation));
         string[] plain = ["<alice@site.example>", "<bob@example.net>"];
-        pool.RecordReply("p1", Banned, BurnSource.Any, plain);
-        Assert.That(Kinds(pool.RecordReply("p1", Banned, BurnSource.Any, plain)), Does.Contain(PoolEventKind.Burned), "the relay's own notice names no address of hers");
+        pool.RecordReply("p1", Banned, Alice, plain);
+        Assert.That(Kinds(pool.RecordReply("p1", Banned, Bob, plain)), Does.Contain(PoolEventKind.Burned), "the relay's own notice names no address of hers");
     }
 
     [TestCase("<\"a<S3150 b\"@bob.example>", "553 5.7.1 <a<S3150 b@bob.example>: Sender address rejected: not owned by user site-alice")]
@@ -130,11 +135,11 @@ public class RelayPoolTests
 
         for (var i = 0; i < 4; i++)
         {
-            Assert.That(Kinds(pool.RecordReply("p1", [refusal], BurnSource.Any, envelope)), Is.Empty);
+            Assert.That(Kinds(pool.RecordReply("p1", [refusal], i % 2 == 0 ? Alice : Bob, envelope)), Is.Empty);
         }
 
-        Assert.That(Kinds(pool.RecordReply("p1", ["554 5.7.1 Service unavailable; Client host [203.0.113.1] blocked using zen.spamhaus.org"], BurnSource.Any, ["<a@site.example>"])), Is.Empty);
-        Assert.That(Kinds(pool.RecordReply("p1", ["554 5.7.1 Service unavailable; Client host [203.0.113.1] blocked using zen.spamhaus.org"], BurnSource.Any, ["<a@site.example>"])),
+        Assert.That(Kinds(pool.RecordReply("p1", ["554 5.7.1 Service unavailable; Client host [203.0.113.1] blocked using zen.spamhaus.org"], Alice, ["<a@site.example>"])), Is.Empty);
+        Assert.That(Kinds(pool.RecordReply("p1", ["554 5.7.1 Service unavailable; Client host [203.0.113.1] blocked using zen.spamhaus.org"], Bob, ["<b@site.example>"])),
             Does.Contain(PoolEventKind.Burned), "the relay's own address listed burns it");
     }
 
@@ -274,7 +279,7 @@ public class RelayPoolTests
     }
 
     [Test]
-    public void One_users_replies_or_one_networks_never_burn_the_host_however_many_but_they_burn_a_relay()
+    public void One_users_replies_or_one_networks_never_burn_the_host_however_many()
     {
         // Burn.HostMinUsers and HostMinNetworks (2 each): a site's own MX must not move every user's mail to the pool,
         // not even with other users' mail sent to that site's domain.
@@ -295,8 +300,33 @@ public class RelayPoolTests
             "bob's mail refused by a third network, alone there");
         Assert.That(Kinds(pool.RecordReply(RelayPool.HostKey, Banned, new BurnSource(1003, "198.51.100.0/24"))), Is.EqualTo(new[] { PoolEventKind.Burned }),
             "a second network refusing two users' mail confirms it");
-        pool.RecordReply("p1", Banned, new BurnSource(1001, herMx));
-        Assert.That(Kinds(pool.RecordReply("p1", Banned, new BurnSource(1001, herMx))), Does.Contain(PoolEventKind.Burned), "a relay's replies are the relay's, whoever sent");
+    }
+
+    [Test]
+    public void One_users_replies_never_burn_a_relay_however_many_and_a_second_users_confirm_them()
+    {
+        // Burn.RelayMinUsers (2): she chooses what a relay quotes back to her (her login's name, her own MX's answers to
+        // the relay's recipient verification). Networks play no part: the relay is the one answering.
+        var pool = Pool();
+
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.That(Kinds(pool.RecordReply("p1", Banned, new BurnSource(1001, i % 2 == 0 ? "203.0.113.0/24" : "2001:db8::/48"))), Is.Empty);
+        }
+
+        Assert.That(State(pool, "p1").Status, Is.EqualTo(RelayStatus.InRotation));
+        Assert.That(State(pool, "p1").Evidence, Has.Some.Contains("5.7.606"), "still kept as evidence");
+        Assert.That(Kinds(pool.RecordReply("p1", Banned, new BurnSource(1002, "203.0.113.0/24"))), Does.Contain(PoolEventKind.Burned));
+    }
+
+    [Test]
+    public void With_one_user_enough_a_relay_burns_on_her_replies_alone()
+    {
+        var pool = new RelayPool(TwoPrimariesTwoStandbys, _burn with { RelayMinUsers = 1 }, [], _clock);
+
+        pool.RecordReply("p1", Banned, Alice);
+
+        Assert.That(Kinds(pool.RecordReply("p1", Banned, Alice)), Does.Contain(PoolEventKind.Burned));
     }
 
     [Test]

@@ -102,6 +102,49 @@ public class PoolUpstreamSourceTests
     }
 
     [Test]
+    public async Task A_relay_burns_on_two_users_refusals_even_over_one_reused_session_and_never_on_one_users_alone()
+    {
+        // Burn.RelayMinUsers (2): a customer chooses what a relay quotes back to her; one shared login's session, handed
+        // from alice to bob by the reuse cache, must still tell whose mail drew each reply.
+        const string banned = "550 5.7.606 Access denied, banned sending IP [198.51.100.1]";
+        var scripted = new ScriptedConnector(ScriptedDialogue.Greeted(Helo)
+            .Client("MAIL FROM:<a@site.test>").Server("250 2.1.0 Ok")
+            .Client("RCPT TO:<b@example.net>").Server(banned)
+            .Client("RCPT TO:<c@example.net>").Server(banned)
+            .Client("RCPT TO:<d@example.net>").Server(banned)
+            .Client("RSET").Server("250 2.0.0 Ok")
+            .Client("MAIL FROM:<b@bob.test>").Server("250 2.1.0 Ok")
+            .Client("RCPT TO:<e@example.net>").Server(banned)
+            .Client("RSET").Server("250 2.0.0 Ok")
+            .Client("QUIT"));
+        var connector = new RoutingConnector(scripted);
+        var pool = NewPool(threshold: 2);
+        var cache = new UpstreamConnectionCache(Settings with { Reuse = new UpstreamReuse(true, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), 100, 4) }, connector);
+        var source = new PoolUpstreamSource(Relays, pool, new RecordingPoolObserver(), RelayCredentials.Empty, cache, connector);
+
+        await using (var lease = source.Lease(Origin("alice")))
+        {
+            var mail = await lease.MailAsync(new EnvelopeCommand("a@site.test", []), CancellationToken.None);
+            Assert.That(mail.Reply.Code, Is.EqualTo(250), mail.Reply.ToString());
+            foreach (var rcpt in new[] { "<b@example.net>", "<c@example.net>", "<d@example.net>" })
+            {
+                Assert.That((await lease.RcptAsync(rcpt, CancellationToken.None)).Code, Is.EqualTo(550));
+            }
+        }
+
+        Assert.That(pool.Snapshot().Single(s => s.Name == "relay1").Status, Is.EqualTo(RelayStatus.InRotation), "alice's three refusals alone");
+        await using (var lease = source.Lease(Origin("bob") with { Uid = 1002 }))
+        {
+            var mail = await lease.MailAsync(new EnvelopeCommand("b@bob.test", []), CancellationToken.None);
+            Assert.That(mail.Reply.Code, Is.EqualTo(250), mail.Reply.ToString());
+            Assert.That((await lease.RcptAsync("<e@example.net>", CancellationToken.None)).Code, Is.EqualTo(550));
+        }
+
+        Assert.That(scripted.Connections, Has.Count.EqualTo(1), "bob's lease reused alice's session");
+        Assert.That(pool.Snapshot().Single(s => s.Name == "relay1").Status, Is.EqualTo(RelayStatus.Burned), "a second user's refusal confirms it");
+    }
+
+    [Test]
     public void The_login_refused_reply_is_a_4xx_naming_the_relay_and_the_user()
     {
         var reply = PoolUpstreamSource.LoginRefusedReply("relay1", "alice");

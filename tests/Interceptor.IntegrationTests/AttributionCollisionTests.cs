@@ -23,12 +23,13 @@ public sealed class AttributionCollisionTests
     private const string BobPorts = "960-999";
     private const string From = "bob@client.test";
     private const string To = "rcpt@example.test";
+    private const string ClaimedSockets = "smtpi_attributed_client_sockets";
 
     /// <param name="secondMx">Another MX, or the local MTA (127.0.0.1:25, permitted by default), as in the report.</param>
     [TestCase("127.0.0.3:25")]
     [TestCase("127.0.0.1:25")]
     public Task Remapped_port_landing_on_another_users_listener_is_never_attributed_to_that_user(string secondMx) =>
-        AttackAsync(secondMx, exemptVictim: false);
+        AttackAsync(secondMx, Victim.Listeners);
 
     /// <summary>
     /// The same attack against an exempt user (root here; the local MTA on a real host) whose own direct connections to
@@ -38,38 +39,77 @@ public sealed class AttributionCollisionTests
     /// </summary>
     [TestCase("127.0.0.3:25")]
     public Task Remapped_port_landing_on_an_exempt_users_direct_connection_to_the_same_mx_is_never_attributed_to_it(string secondMx) =>
-        AttackAsync(secondMx, exemptVictim: true);
+        AttackAsync(secondMx, Victim.ExemptConnections);
 
-    private static async Task AttackAsync(string secondMx, bool exemptVictim)
+    /// <summary>
+    /// The same attack against a customer's own live redirected sessions to the second MX whose ports NAT had moved (so
+    /// no reply tuple holds their sockets' ports, and NAT may pick them for bob): the exact lookup then finds her
+    /// connected socket, redirected, not exempt, with exactly the 4-tuple asked for. The daemon serves that socket's
+    /// own connection already, so it cannot be the client of another (<c>ClientSocketClaims</c>): conntrack is asked.
+    /// </summary>
+    [TestCase("127.0.0.3:25")]
+    public Task Remapped_port_landing_on_another_customers_live_moved_session_to_the_same_mx_is_never_attributed_to_her(string secondMx) =>
+        AttackAsync(secondMx, Victim.MovedSessions);
+
+    public enum Victim
+    {
+        /// <summary>alice listening on 600-1023.</summary>
+        Listeners,
+
+        /// <summary>root's direct (exempt) connections from 600-1023 to the second MX.</summary>
+        ExemptConnections,
+
+        /// <summary>alice's redirected sessions from 600-759 to the second MX, each moved by NAT.</summary>
+        MovedSessions,
+    }
+
+    private static async Task AttackAsync(string secondMx, Victim kind)
     {
         IReadOnlyList<string> mxes = [FirstMx, secondMx];
         // The attack opens its connections as fast as it can: the kernel's connection rate (issue 19) is off, so what is
-        // tested is attribution, not the rate limit.
+        // tested is attribution, not the rate limit. Alice's moved sessions are two connections a port for a moment.
         var config = new DaemonConfig
         {
             PermittedLocalDestinations = mxes,
-            Settings = new Dictionary<string, System.Text.Json.Nodes.JsonNode?> { ["Limits.Default.ConnectionsPerSecond"] = 0 },
+            Settings = new Dictionary<string, System.Text.Json.Nodes.JsonNode?>
+            {
+                ["Limits.Default.ConnectionsPerSecond"] = 0, ["Limits.Default.Connections"] = 1000, ["Metrics.Listen"] = "127.0.0.1:9325",
+            },
         };
         await using var s = await Scenario.StartAsync(config: config, mxListen: mxes);
         var sysctl = await s.Ns.RunAsync("sysctl", ["-w", "net.ipv4.ip_unprivileged_port_start=600"]);
         Assert.That(sysctl.Succeeded, Is.True, sysctl.Describe());
 
-        // The victim's sockets on the ports NAT picks from, for the whole test: alice's listeners, or root's (exempt)
-        // connections straight to the second MX.
+        // The victim's sockets on the ports NAT picks from, for the whole test: alice's listeners, root's (exempt)
+        // connections straight to the second MX, or alice's redirected sessions there. Those leave their first
+        // connections (to the first MX) in conntrack's TIME_WAIT, which holds the very ports NAT should pick: the
+        // namespace's timeout is shortened to 3 s and the test waits for it (bob's own attempts need 1 s at most).
         var alice = TestUsers.Alice;
-        List<string> holdPorts = [Requirements.Python, "-I", s.Dir.PathOf("hold_ports.py"), "--from", "600", "--to", "1023", "--skip", BobPorts];
-        var (victimUid, victimName) = exemptVictim ? (0u, "root") : (alice.Uid, alice.Name);
-        await using var victim = exemptVictim
+        var (victimUid, victimName) = kind == Victim.ExemptConnections ? (0u, "root") : (alice.Uid, alice.Name);
+        List<string> holdPorts = kind == Victim.MovedSessions
+            ? [Requirements.Python, "-I", s.Dir.PathOf("hold_ports.py"), "--from", "600", "--to", "759", "--connect", secondMx, "--moved-by", FirstMx]
+            : [Requirements.Python, "-I", s.Dir.PathOf("hold_ports.py"), "--from", "600", "--to", "1023", "--skip", BobPorts];
+        if (kind == Victim.MovedSessions)
+        {
+            var timeWait = await s.Ns.RunAsync("sysctl", ["-w", "net.netfilter.nf_conntrack_tcp_timeout_time_wait=3"]);
+            Assert.That(timeWait.Succeeded, Is.True, timeWait.Describe());
+        }
+
+        await using var victim = kind == Victim.ExemptConnections
             ? s.Ns.StartBackground("root-connections", holdPorts[0], [.. holdPorts.Skip(1), "--connect", secondMx])
             : s.Ns.StartBackground(
-                "alice-listeners",
+                "alice-sockets",
                 "setpriv",
                 ["--reuid=" + alice.Uid.ToString(CultureInfo.InvariantCulture), "--regid=" + alice.Gid.ToString(CultureInfo.InvariantCulture), "--clear-groups", .. holdPorts]);
-        var heldLine = await victim.WaitForLineAsync(l => l.Contains("\"held\"", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
-        Assert.That(heldLine, Is.Not.Null, $"{victimName}'s sockets did not come up\n" + victim.Transcript());
+        var heldLine = await victim.WaitForLineAsync(l => l.Contains("\"held\"", StringComparison.Ordinal), TimeSpan.FromSeconds(120));
+        Assert.That(heldLine, Is.Not.Null, $"{victimName}'s sockets did not come up\n" + victim.Transcript() + s.Describe());
         using var held = JsonDocument.Parse(heldLine!.Text);
         var victimPorts = held.RootElement.GetProperty("held").EnumerateArray().Select(p => p.GetInt32()).ToHashSet();
-        Assert.That(victimPorts, Has.Count.GreaterThan(350), $"{victimName} must hold most of 600-1023\n" + heldLine);
+        Assert.That(victimPorts, Has.Count.GreaterThan(kind == Victim.MovedSessions ? 140 : 350), $"{victimName} must hold most of the ports asked for\n" + heldLine);
+        if (kind == Victim.MovedSessions)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(5));
+        }
 
         // The attacker forces one remap per port of its range and sends a message over each remapped connection.
         var message = TestMessage.Small(From, To, "remap-collision");
@@ -112,7 +152,39 @@ public sealed class AttributionCollisionTests
             .Count(l => int.TryParse(l.StateString("ShownPort"), CultureInfo.InvariantCulture, out var shown) && victimPorts.Contains(shown));
         var greeted = greetings.Count(g => g.StartsWith("220", StringComparison.Ordinal));
         TestContext.Out.WriteLine($"{attempts.Count} remapped connections, {landedOnAlice} landed on a port {victimName} holds; {greeted} greeted, {relayed.Count} relayed as bob");
-        Assert.That(landedOnAlice, Is.GreaterThanOrEqualTo(attempts.Count / 2), $"most remaps must land on {victimName}'s ports, else this test proves nothing");
+        // Alice's moved sessions leave fewer of the ports NAT picks from to her (their own moved ports take ~160 of 424).
+        var enough = kind == Victim.MovedSessions ? attempts.Count / 4 : attempts.Count / 2;
+        Assert.That(landedOnAlice, Is.GreaterThanOrEqualTo(enough), $"enough remaps must land on {victimName}'s ports, else this test proves nothing");
         Assert.That(relayed, Has.Count.EqualTo(greeted), "each greeted connection relays its message");
+        if (kind != Victim.MovedSessions)
+        {
+            return;
+        }
+
+        // Each of alice's live sessions holds its client socket; they give them back when they end, as bob's did.
+        Assert.That(await ClaimedSocketsReachAsync(s, victimPorts.Count), Is.True, "one claim per live session of hers, none left of bob's");
+        await victim.DisposeAsync();
+        Assert.That(await ClaimedSocketsReachAsync(s, 0), Is.True, "every claim given back once alice's sessions ended");
+    }
+
+    private static async Task<bool> ClaimedSocketsReachAsync(Scenario s, int expected)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var (samples, text) = await ObservabilityPolicyTests.ScrapeAsync(s);
+            if (samples.GetValueOrDefault(ClaimedSockets, -1) == expected)
+            {
+                return true;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                TestContext.Out.WriteLine($"{ClaimedSockets} never reached {expected}:\n{text}");
+                return false;
+            }
+
+            await Task.Delay(200);
+        }
     }
 }

@@ -12,6 +12,9 @@ internal static partial class AttributionLog
     [LoggerMessage(300, LogLevel.Debug, "socket owner uid {Uid} of {Client} to {Destination} is not redirected there; asking conntrack")]
     public static partial void OwnerNotRedirected(this ILogger logger, uint uid, IPEndPoint client, IPEndPoint destination);
 
+    [LoggerMessage(320, LogLevel.Debug, "socket of uid {Uid} at {Client} to {Destination} is another live connection's client: NAT moved this connection's port onto it; asking conntrack")]
+    public static partial void OwnerSocketClaimed(this ILogger logger, uint uid, IPEndPoint client, IPEndPoint destination);
+
     [LoggerMessage(301, LogLevel.Debug, "conntrack lookup for {Client} to {Destination} failed: {Reason}")]
     public static partial void ConntrackLookupFailed(this ILogger logger, IPEndPoint client, IPEndPoint destination, string reason);
 

@@ -5,7 +5,8 @@ namespace Interceptor.Daemon.Attribution;
 
 /// <summary>
 /// Attribution's figures (meter <c>Interceptor.Attribution</c>): connections refused before any SMTP (not redirected,
-/// local destination, owner unknown, unknown uid; every one, unlike the aggregated log) and the owner lookup's latency.
+/// local destination, owner unknown, unknown uid; every one, unlike the aggregated log), the owner lookup's latency and
+/// the client sockets live sessions hold.
 /// </summary>
 public sealed class AttributionMetrics : IMetricsSource, IDisposable
 {
@@ -27,7 +28,12 @@ public sealed class AttributionMetrics : IMetricsSource, IDisposable
         _refused = Meter.CreateCounter<long>("smtpi_connections_refused_total", description: "Connections refused before any SMTP, by reason");
         _lookups = Meter.CreateHistogram("smtpi_owner_lookup_seconds", unit: "s", description: "Time to find the Unix user owning a redirected connection",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LookupBuckets });
+        Meter.CreateObservableGauge("smtpi_attributed_client_sockets", () => ClaimedClientSockets?.Invoke() ?? 0,
+            description: "Client sockets held by the connections they were attributed to (one per session; ClientSocketClaims)");
     }
+
+    /// <summary>How many client sockets attributed connections hold now (set once the attributor exists).</summary>
+    public Func<int>? ClaimedClientSockets { get; set; }
 
     public Meter Meter { get; } = new(MeterName);
 

@@ -14,8 +14,9 @@ namespace Interceptor.Daemon.Attribution;
 /// establish is refused (fail closed): mail of unknown origin is never relayed.
 /// </summary>
 /// <param name="conntrack">
-/// Asked only when the exact owner lookup finds nothing, to recover a client port that NAT moved
-/// (see <see cref="FindRemapped"/>); null disables that recovery.
+/// Asked only when the exact owner lookup finds nothing (or a socket that cannot be this connection's client: an exempt
+/// user's, or one another connection holds), to recover a client port that NAT moved (see <see cref="FindRemapped"/>);
+/// null disables that recovery.
 /// </param>
 /// <param name="refusals">
 /// Where refused connections are logged, aggregated per cause and uid; each refusal is also counted in
@@ -25,20 +26,36 @@ public sealed class ConnectionAttributor(
     SocketOwnerLookup owners, DestinationPolicy destinations, ILogger logger, RefusalLog refusals, AttributionMetrics? metrics = null, ConntrackLookup? conntrack = null)
 {
     /// <summary>Either the origin of the connection (and its socket inode), or the reply that refuses it.</summary>
-    /// <remarks>May block: the user database (NSS) and a reload of /etc/subuid. See <see cref="TryResolveWithoutBlocking"/>.</remarks>
+    /// <remarks>May block: the user database (NSS) and a reload of /etc/subuid. See <see cref="TryResolveWithoutBlocking"/>.
+    /// The client socket stays claimed: <see cref="Release"/> it once the connection is over.</remarks>
     public (ConnectionOrigin? Origin, ulong Inode, SmtpReply? Refusal) Attribute(Socket socket) => Resolve(Locate(socket));
+
+    /// <summary>The client sockets of the connections located and not yet released.</summary>
+    public ClientSocketClaims Claims { get; init; } = new();
+
+    /// <summary>Gives back the client socket <see cref="Locate"/> claimed for <paramref name="located"/> (nothing for a
+    /// refusal), once its connection is over.</summary>
+    public void Release(LocatedConnection located)
+    {
+        if (located.Refusal is null)
+        {
+            Claims.Release(located.Inode);
+        }
+    }
 
     /// <summary>
     /// The first half of <see cref="Attribute"/>: the kernel's answers only (the original destination, the socket's owner
-    /// by netlink, conntrack), so it never waits for anything but the kernel. Either the owner's uid or the refusal.
+    /// by netlink, conntrack), so it never waits for anything but the kernel. Either the owner's uid or the refusal. The
+    /// owner's socket is claimed (<see cref="Claims"/>) until <see cref="Release"/>.
     /// </summary>
     public LocatedConnection Locate(Socket socket) => Locate(socket, quick: false)!.Value;
 
     /// <summary>
     /// <see cref="Locate"/> for the accepting socket thread: only the common case, one netlink query that names a
-    /// redirected owner. Null (nothing logged or counted yet) for everything else, which may cost more and is what an
-    /// attacker can make on purpose: a refusal (its owner looked up again for the log), conntrack for a port NAT moved,
-    /// the /proc/net/tcp fallback (a whole-file read per lookup), a lookup that failed.
+    /// redirected owner whose socket no other connection holds. Null (nothing logged, counted or claimed yet) for
+    /// everything else, which may cost more and is what an attacker can make on purpose: a refusal (its owner looked up
+    /// again for the log), conntrack for a port NAT moved, the /proc/net/tcp fallback (a whole-file read per lookup), a
+    /// lookup that failed.
     /// </summary>
     public LocatedConnection? TryLocateQuickly(Socket socket)
     {
@@ -100,9 +117,30 @@ public sealed class ConnectionAttributor(
                 owner = null;
             }
 
+            if (owner is { } live && !Claims.TryClaim(live.Inode))
+            {
+                // Another live connection's client: NAT moved this one's port onto that socket's (see ClientSocketClaims).
+                if (quick)
+                {
+                    return null;
+                }
+
+                logger.OwnerSocketClaimed(live.Uid, client, destination);
+                owner = null;
+            }
+
             if (owner is null && FindRemapped(socket, client, destination) is { } remapped)
             {
-                (client, owner) = remapped;
+                // Conntrack names this connection's own client; if another connection holds that socket, one of the two
+                // is wrong, and this one is refused rather than charged to a guess.
+                if (Claims.TryClaim(remapped.Owner.Inode))
+                {
+                    (client, owner) = remapped;
+                }
+                else
+                {
+                    logger.OwnerSocketClaimed(remapped.Owner.Uid, remapped.Client, destination);
+                }
             }
 
             metrics?.OwnerLookup(System.Diagnostics.Stopwatch.GetElapsedTime(started));

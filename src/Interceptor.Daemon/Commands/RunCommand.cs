@@ -176,6 +176,7 @@ public static class RunCommand
             Uids = new UidAttribution(subordinates, options.Attribution.UnknownUids, attributeLogger, metrics.Attribution),
             Scope = RedirectScope.Of(spec),
         };
+        metrics.Attribution.ClaimedClientSockets = () => attributor.Claims.Count;
         DaemonPool? pool;
         try
         {

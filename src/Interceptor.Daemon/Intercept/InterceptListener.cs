@@ -254,6 +254,7 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
     private async Task ServeAsync(Socket socket, long id, CancellationToken shutdown)
     {
         IDisposable? scope = null;
+        LocatedConnection? located = null;
         try
         {
             socket.NoDelay = true;
@@ -270,11 +271,13 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
             // the greeting's latency); to the pool for everything else: refusals, conntrack, NSS, a look at /etc/subuid.
             // Only while the scheduler is idle: under a flood, a flooder's connections started here made another
             // user's completions wait behind them on the socket threads (bench flood phase, raised limits: x5.75).
-            var quickly = _fairShare.IsIdle ? _attributor.TryLocateQuickly(socket) : null;
-            if ((quickly is { } located ? _attributor.TryResolveWithoutBlocking(located) : null) is not { } attributed)
+            // The client's socket stays claimed by this connection until it ends (see ClientSocketClaims).
+            located = _fairShare.IsIdle ? _attributor.TryLocateQuickly(socket) : null;
+            if ((located is { } quickly ? _attributor.TryResolveWithoutBlocking(quickly) : null) is not { } attributed)
             {
                 await ThreadPoolContext.SwitchTo();
-                attributed = _attributor.Resolve(quickly ?? _attributor.Locate(socket));
+                located ??= _attributor.Locate(socket);
+                attributed = _attributor.Resolve(located.Value);
             }
 
             var (origin, inode, refusal) = attributed;
@@ -316,6 +319,12 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         }
         finally
         {
+            // After the stream's disposal: the client's socket is past ESTABLISHED before another connection may claim it.
+            if (located is { } claimed)
+            {
+                _attributor.Release(claimed);
+            }
+
             scope?.Dispose();
         }
     }

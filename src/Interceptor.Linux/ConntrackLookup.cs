@@ -14,18 +14,17 @@ public readonly record struct ConntrackTuple(IPEndPoint Source, IPEndPoint Desti
 public sealed record ConntrackEntry(ConntrackTuple Original, ConntrackTuple Reply);
 
 /// <summary>
-/// Asks the kernel's connection tracking (ctnetlink) for the entry of a redirected connection.
-/// Only needed when NAT moved the client to another source port, so sockets are opened on first
-/// use and a few are kept for reuse. Thread-safe; create one per process and share it.
+/// Asks the kernel's connection tracking (ctnetlink) for the entry of a redirected connection: once
+/// for every connection (its client's own port). Sockets are opened on first use and a few kept
+/// for reuse, as many as the owner lookup's. Thread-safe; create one per process and share it.
 /// </summary>
 public sealed class ConntrackLookup : IDisposable
 {
     private static readonly TimeSpan ReceiveTimeout = TimeSpan.FromSeconds(1);
 
-    // Remapped ports are rare, so a small pool suffices; a burst beyond it opens extra sockets.
-    private const int MaxIdle = 2;
-
-    private readonly NetlinkSocketPool<ConntrackSocket> _pool = new(Open, MaxIdle);
+    // One query a connection, from the socket threads and the pool (as many idle as the owner lookup keeps); a burst
+    // beyond them opens extra sockets.
+    private readonly NetlinkSocketPool<ConntrackSocket> _pool = new(Open, Math.Max(4, Environment.ProcessorCount * 2));
     private bool _disposed;
 
     /// <summary>

@@ -51,6 +51,16 @@ public sealed class AttributionCollisionTests
     public Task Remapped_port_landing_on_another_customers_live_moved_session_to_the_same_mx_is_never_attributed_to_her(string secondMx) =>
         AttackAsync(secondMx, Victim.MovedSessions);
 
+    /// <summary>
+    /// The same attack against sockets no session holds and that were never redirected: alice's service on each port
+    /// has accepted a connection from the second MX's own address and port 25 (a host of hers whose MTA connects out
+    /// from port 25). Bob's connection moved onto such a port shows exactly that socket's 4-tuple, established, owned
+    /// by a redirected customer. Only conntrack, asked for every connection, names bob's own port.
+    /// </summary>
+    [TestCase("127.0.0.4:25")]
+    public Task Remapped_port_landing_on_a_customers_service_connected_from_the_mxs_port_25_is_never_attributed_to_her(string secondMx) =>
+        AttackAsync(secondMx, Victim.ServiceConnections);
+
     public enum Victim
     {
         /// <summary>alice listening on 600-1023.</summary>
@@ -61,6 +71,10 @@ public sealed class AttributionCollisionTests
 
         /// <summary>alice's redirected sessions from 600-759 to the second MX, each moved by NAT.</summary>
         MovedSessions,
+
+        /// <summary>alice listening on 600-1023, each listener with a connection accepted from the second MX's address
+        /// and port.</summary>
+        ServiceConnections,
     }
 
     private static async Task AttackAsync(string secondMx, Victim kind)
@@ -88,7 +102,7 @@ public sealed class AttributionCollisionTests
         var (victimUid, victimName) = kind == Victim.ExemptConnections ? (0u, "root") : (alice.Uid, alice.Name);
         List<string> holdPorts = kind == Victim.MovedSessions
             ? [Requirements.Python, "-I", s.Dir.PathOf("hold_ports.py"), "--from", "600", "--to", "759", "--connect", secondMx, "--moved-by", FirstMx]
-            : [Requirements.Python, "-I", s.Dir.PathOf("hold_ports.py"), "--from", "600", "--to", "1023", "--skip", BobPorts];
+            : [Requirements.Python, "-I", s.Dir.PathOf("hold_ports.py"), "--from", "600", "--to", "1023", "--skip", BobPorts, .. kind == Victim.ServiceConnections ? ["--accept"] : Array.Empty<string>()];
         if (kind == Victim.MovedSessions)
         {
             var timeWait = await s.Ns.RunAsync("sysctl", ["-w", "net.netfilter.nf_conntrack_tcp_timeout_time_wait=3"]);
@@ -109,6 +123,19 @@ public sealed class AttributionCollisionTests
         if (kind == Victim.MovedSessions)
         {
             await Task.Delay(TimeSpan.FromSeconds(5));
+        }
+
+        await using var remoteMta = kind == Victim.ServiceConnections
+            ? s.Ns.StartBackground("mx-port-25", holdPorts[0], [.. holdPorts.Skip(1).Where(a => a != "--accept"), "--connect", "127.0.0.1", "--source", secondMx])
+            : null;
+        if (remoteMta is not null)
+        {
+            var connectedLine = await remoteMta.WaitForLineAsync(l => l.Contains("\"held\"", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+            Assert.That(connectedLine, Is.Not.Null, "the MX's port 25 did not connect to her services\n" + remoteMta.Transcript());
+            using var connected = JsonDocument.Parse(connectedLine!.Text);
+            victimPorts.IntersectWith(connected.RootElement.GetProperty("held").EnumerateArray().Select(p => p.GetInt32()));
+            Assert.That(victimPorts, Has.Count.GreaterThan(350), "her services each accepted a connection from the MX's port 25\n" + connectedLine);
+            await Task.Delay(TimeSpan.FromSeconds(1)); // her accept loop takes them
         }
 
         // The attacker forces one remap per port of its range and sends a message over each remapped connection.
@@ -156,6 +183,12 @@ public sealed class AttributionCollisionTests
         var enough = kind == Victim.MovedSessions ? attempts.Count / 4 : attempts.Count / 2;
         Assert.That(landedOnAlice, Is.GreaterThanOrEqualTo(enough), $"enough remaps must land on {victimName}'s ports, else this test proves nothing");
         Assert.That(relayed, Has.Count.EqualTo(greeted), "each greeted connection relays its message");
+        if (kind is Victim.MovedSessions or Victim.ServiceConnections)
+        {
+            // Conntrack names bob behind each of them: none is refused for landing on a socket of hers.
+            Assert.That(greeted, Is.EqualTo(attempts.Count), "every remapped connection of bob's is greeted\n" + string.Join("\n", greetings));
+        }
+
         if (kind != Victim.MovedSessions)
         {
             return;

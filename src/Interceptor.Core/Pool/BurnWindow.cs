@@ -6,7 +6,7 @@ namespace Interceptor.Core.Pool;
 /// </summary>
 public readonly record struct BurnSource(uint User, string Network)
 {
-    /// <summary>Any source: what a relay's replies are counted under (the relay is the one answering).</summary>
+    /// <summary>No particular source: every reply counted under one (a key that counts neither users nor networks).</summary>
     public static readonly BurnSource Any = new(0, "");
 
     /// <summary>The network an MX address belongs to, as far as telling one operator's servers from another's goes.</summary>
@@ -42,6 +42,10 @@ public sealed class BurnWindow
     // Sources kept per key: each costs a refusal drawn by real mail, but a bound keeps memory fixed whatever a user sends.
     private const int MaxSources = 1024;
 
+    // Networks kept per user and key: her own MXs in a thousand networks would otherwise fill MaxSources, and every
+    // other user's refusals (a real block) would then go uncounted. Her oldest gives way to her newest.
+    private const int MaxSourcesPerUser = 16;
+
     // Per key, per source (who drew the reply and which network gave it; BurnSource.Any when the key does not care).
     private readonly Dictionary<string, Dictionary<BurnSource, Queue<DateTimeOffset>>> _hits = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
@@ -62,12 +66,15 @@ public sealed class BurnWindow
     /// <summary>
     /// Counts one burn reply for <paramref name="key"/> from <paramref name="source"/>; true when the window now holds the
     /// threshold, and at least <paramref name="minNetworks"/> networks each refused the mail of at least
-    /// <paramref name="minUsers"/> users (neither ever more than the threshold).
+    /// <paramref name="minUsers"/> users (neither ever more than the threshold). With <paramref name="shareEach"/>, one
+    /// source counts towards the threshold with at most its share, the threshold divided by <paramref name="minUsers"/>
+    /// (rounded up): the other users' mail must then draw the rest, not one refusal after hers filled the window.
     /// </summary>
-    public bool Record(string key, BurnSource source, int minUsers, int minNetworks)
+    public bool Record(string key, BurnSource source, int minUsers, int minNetworks, bool shareEach = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(minUsers, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(minNetworks, 1);
+        var kept = shareEach ? (_threshold + Math.Min(minUsers, _threshold) - 1) / Math.Min(minUsers, _threshold) : _threshold;
         lock (_lock)
         {
             var now = _time.GetUtcNow();
@@ -80,16 +87,17 @@ public sealed class BurnWindow
             Tally(sources, now); // expires old hits first, so the bound counts live sources only
             if (!sources.TryGetValue(source, out var hits))
             {
+                ForgetOldestIfFull(sources, source.User);
                 if (sources.Count >= MaxSources)
                 {
                     return false;
                 }
 
-                hits = new Queue<DateTimeOffset>(_threshold);
+                hits = new Queue<DateTimeOffset>(kept);
                 sources[source] = hits;
             }
 
-            if (hits.Count == _threshold)
+            while (hits.Count >= kept)
             {
                 hits.Dequeue();
             }
@@ -142,6 +150,15 @@ public sealed class BurnWindow
     private static int NetworksSeenByUsers(Dictionary<BurnSource, Queue<DateTimeOffset>> sources, int minUsers)
     {
         return sources.Keys.GroupBy(s => s.Network, StringComparer.Ordinal).Count(network => network.Select(s => s.User).Distinct().Count() >= minUsers);
+    }
+
+    private static void ForgetOldestIfFull(Dictionary<BurnSource, Queue<DateTimeOffset>> sources, uint user)
+    {
+        var hers = sources.Where(s => s.Key.User == user).ToList();
+        if (hers.Count >= MaxSourcesPerUser)
+        {
+            sources.Remove(hers.MinBy(s => s.Value.Last()).Key);
+        }
     }
 
     private void Expire(Queue<DateTimeOffset> hits, DateTimeOffset now)

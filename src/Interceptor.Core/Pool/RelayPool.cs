@@ -130,11 +130,11 @@ public sealed partial class RelayPool
 
     /// <summary>Counts a reply from <paramref name="relay"/> (or <see cref="HostKey"/>) against <c>Burn.Patterns</c>;
     /// burns it when <c>Burn.Threshold</c> matched within <c>Burn.WindowMinutes</c>, drawn by the mail of
-    /// <c>Burn.RelayMinUsers</c> users. The host needs replies drawn by the mail of <c>Burn.HostMinUsers</c> users from
+    /// <c>Burn.RelayMinUsers</c> users, none counting more than its share of the threshold. The host needs replies drawn by the mail of <c>Burn.HostMinUsers</c> users from
     /// <c>Burn.HostMinNetworks</c> networks instead: <paramref name="source"/> says whose mail drew this one and which
     /// network answered (a relay's is ignored). What the reply quotes of the transaction's
     /// <paramref name="envelope"/> (its paths, as sent) is not looked at: see <see cref="EchoedEnvelope"/>.</summary>
-    public PoolUpdate RecordReply(string relay, IReadOnlyList<string> replyLines, BurnSource source = default, IReadOnlyList<string>? envelope = null)
+    public PoolUpdate RecordReply(string relay, IReadOnlyList<string> replyLines, BurnSource source, IReadOnlyList<string>? envelope = null)
     {
         // Looked at again without her addresses only when it matched: a match is rare, a reply on every command.
         if (_classifier.Classify(replyLines) is null)
@@ -164,7 +164,7 @@ public sealed partial class RelayPool
             // A relay answers from one place whatever the destination: only the users count there.
             var reached = state.Name == HostKey
                 ? _window.Record(state.Name, source, _burn.HostMinUsers, _burn.HostMinNetworks)
-                : _window.Record(state.Name, source with { Network = "" }, _burn.RelayMinUsers, 1);
+                : _window.Record(state.Name, source with { Network = "" }, _burn.RelayMinUsers, 1, shareEach: true);
             if (state.Status == RelayStatus.Burned || !reached)
             {
                 return Commit([], state with { Evidence = evidence });

@@ -9,11 +9,11 @@ namespace Interceptor.Daemon.Attribution;
 /// </summary>
 internal static partial class AttributionLog
 {
-    [LoggerMessage(300, LogLevel.Debug, "socket owner uid {Uid} of {Client} to {Destination} is not redirected there; asking conntrack")]
+    [LoggerMessage(300, LogLevel.Debug, "socket owner uid {Uid} of {Client} to {Destination} is not redirected there, so it is not this connection's client")]
     public static partial void OwnerNotRedirected(this ILogger logger, uint uid, IPEndPoint client, IPEndPoint destination);
 
-    [LoggerMessage(320, LogLevel.Debug, "socket of uid {Uid} at {Client} to {Destination} is another live connection's client: NAT moved this connection's port onto it; asking conntrack")]
-    public static partial void OwnerSocketClaimed(this ILogger logger, uint uid, IPEndPoint client, IPEndPoint destination);
+    [LoggerMessage(321, LogLevel.Warning, "conntrack cannot name the client port of {Client} to {Destination} ({Reason}): connections are attributed by the port they show, which is the client's own unless NAT moved it; a port NAT moved onto another user's socket is then charged to that user. Load nf_conntrack_netlink and run the daemon with CAP_NET_ADMIN (said again in {Minutes} min if it persists)")]
+    public static partial void ConntrackUnverifiable(this ILogger logger, IPEndPoint client, IPEndPoint destination, string reason, double minutes);
 
     [LoggerMessage(301, LogLevel.Debug, "conntrack lookup for {Client} to {Destination} failed: {Reason}")]
     public static partial void ConntrackLookupFailed(this ILogger logger, IPEndPoint client, IPEndPoint destination, string reason);
@@ -26,12 +26,6 @@ internal static partial class AttributionLog
 
     [LoggerMessage(304, LogLevel.Debug, "conntrack names client {ConntrackClient} for {Client} to {Destination}; not attributing")]
     public static partial void ConntrackOtherClient(this ILogger logger, IPEndPoint conntrackClient, IPEndPoint client, IPEndPoint destination);
-
-    [LoggerMessage(305, LogLevel.Debug, "conntrack shows no remap for {Client} to {Destination}; its socket is gone")]
-    public static partial void ConntrackNoRemap(this ILogger logger, IPEndPoint client, IPEndPoint destination);
-
-    [LoggerMessage(306, LogLevel.Debug, "no socket owner for {Client} to {Destination} either (NAT showed it as {Shown})")]
-    public static partial void RemappedOwnerNotFound(this ILogger logger, IPEndPoint client, IPEndPoint destination, IPEndPoint shown);
 
     [LoggerMessage(307, LogLevel.Information, "client {Client} to {Destination} was moved by NAT to port {ShownPort}; attributed by its conntrack entry")]
     public static partial void AttributedThroughConntrack(this ILogger logger, IPEndPoint client, IPEndPoint destination, int shownPort);

@@ -14,9 +14,8 @@ namespace Interceptor.Daemon.Attribution;
 /// establish is refused (fail closed): mail of unknown origin is never relayed.
 /// </summary>
 /// <param name="conntrack">
-/// Asked only when the exact owner lookup finds nothing (or a socket that cannot be this connection's client: an exempt
-/// user's, or one another connection holds), to recover a client port that NAT moved (see <see cref="FindRemapped"/>);
-/// null disables that recovery.
+/// Asked for every redirected connection's own client port before its owner is looked up (see
+/// <see cref="ClientPortCheck"/>); null, or a kernel that cannot answer, leaves the port the socket shows.
 /// </param>
 /// <param name="refusals">
 /// Where refused connections are logged, aggregated per cause and uid; each refusal is also counted in
@@ -25,11 +24,6 @@ namespace Interceptor.Daemon.Attribution;
 public sealed class ConnectionAttributor(
     SocketOwnerLookup owners, DestinationPolicy destinations, ILogger logger, RefusalLog refusals, AttributionMetrics? metrics = null, ConntrackLookup? conntrack = null)
 {
-    /// <summary>Either the origin of the connection (and its socket inode), or the reply that refuses it.</summary>
-    /// <remarks>May block: the user database (NSS) and a reload of /etc/subuid. See <see cref="TryResolveWithoutBlocking"/>.
-    /// The client socket stays claimed: <see cref="Release"/> it once the connection is over.</remarks>
-    public (ConnectionOrigin? Origin, ulong Inode, SmtpReply? Refusal) Attribute(Socket socket) => Resolve(Locate(socket));
-
     /// <summary>The client sockets of the connections located and not yet released.</summary>
     public ClientSocketClaims Claims { get; init; } = new();
 
@@ -37,25 +31,24 @@ public sealed class ConnectionAttributor(
     /// refusal), once its connection is over.</summary>
     public void Release(LocatedConnection located)
     {
-        if (located.Refusal is null)
+        if (located.Refusal is null && located.Destination is { } destination)
         {
-            Claims.Release(located.Inode);
+            Claims.Release(located.Inode, located.Client, destination);
         }
     }
 
     /// <summary>
-    /// The first half of <see cref="Attribute"/>: the kernel's answers only (the original destination, the socket's owner
+    /// The first half of attribution (<see cref="Resolve"/> the second): the kernel's answers only (the original destination, the socket's owner
     /// by netlink, conntrack), so it never waits for anything but the kernel. Either the owner's uid or the refusal. The
     /// owner's socket is claimed (<see cref="Claims"/>) until <see cref="Release"/>.
     /// </summary>
     public LocatedConnection Locate(Socket socket) => Locate(socket, quick: false)!.Value;
 
     /// <summary>
-    /// <see cref="Locate"/> for the accepting socket thread: only the common case, one netlink query that names a
-    /// redirected owner whose socket no other connection holds. Null (nothing logged, counted or claimed yet) for
+    /// <see cref="Locate"/> for the accepting socket thread: only the common case, conntrack's and sock_diag's netlink
+    /// queries naming a redirected owner whose socket no other connection holds. Null (nothing logged, counted or claimed yet) for
     /// everything else, which may cost more and is what an attacker can make on purpose: a refusal (its owner looked up
-    /// again for the log), conntrack for a port NAT moved, the /proc/net/tcp fallback (a whole-file read per lookup), a
-    /// lookup that failed.
+    /// again for the log), the /proc/net/tcp fallback (a whole-file read per lookup), a lookup that failed.
     /// </summary>
     public LocatedConnection? TryLocateQuickly(Socket socket)
     {
@@ -103,7 +96,14 @@ public sealed class ConnectionAttributor(
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
-            owner = owners.Find(client, destination);
+            // The client's own port first (see ClientPortCheck): the shown one is a port NAT may have moved it to.
+            var (answer, own) = socket.LocalEndPoint is IPEndPoint listener ? Ports.ClientOf(listener, client, destination) : (ClientPortAnswer.Unverifiable, client);
+            if (answer == ClientPortAnswer.Contradicted)
+            {
+                return quick ? null : Refuse("owner_unknown", null, client, destination, UnknownOrigin, "conntrack's entry for it does not fit the connection");
+            }
+
+            owner = owners.Find(own, destination);
             if (quick && (owner is not { } redirected || !Scope.Redirects(redirected.Uid, destination)))
             {
                 return null;
@@ -111,38 +111,23 @@ public sealed class ConnectionAttributor(
 
             if (owner is { } found && !Scope.Redirects(found.Uid, destination))
             {
-                // An exempt user's (or a routed user's) direct connection sharing the 4-tuple: NAT moved the real
-                // client's port onto it. Never theirs; conntrack names the real port, or the connection is refused.
-                logger.OwnerNotRedirected(found.Uid, client, destination);
+                // An exempt user's (or a routed user's) direct connection: the table never redirects it, so it is not
+                // this connection's client (NAT moved the shown port onto it, and conntrack could not say so).
+                logger.OwnerNotRedirected(found.Uid, own, destination);
                 owner = null;
             }
 
-            if (owner is { } live && !Claims.TryClaim(live.Inode))
+            // The claim is the last thing that can happen to a connection located here: nothing after it fails, so
+            // nothing (TryLocateQuickly's catch-all included) can drop a connection that still holds its socket.
+            if (owner is { } live && !Claims.TryClaim(live.Inode, own, destination))
             {
-                // Another live connection's client: NAT moved this one's port onto that socket's (see ClientSocketClaims).
-                if (quick)
-                {
-                    return null;
-                }
-
-                logger.OwnerSocketClaimed(live.Uid, client, destination);
-                owner = null;
+                // One socket is the client of one connection (ClientSocketClaims): the other connection holding it, or
+                // this one, is not who it seems. Refused, not charged to a guess; the line says whose socket it is.
+                return quick ? null : Refuse("owner_unknown", live.Uid, client, destination, UnknownOrigin,
+                    $"its client socket {own} is held by another live connection", LogLevel.Warning);
             }
 
-            if (owner is null && FindRemapped(socket, client, destination) is { } remapped)
-            {
-                // Conntrack names this connection's own client; if another connection holds that socket, one of the two
-                // is wrong, and this one is refused rather than charged to a guess.
-                if (Claims.TryClaim(remapped.Owner.Inode))
-                {
-                    (client, owner) = remapped;
-                }
-                else
-                {
-                    logger.OwnerSocketClaimed(remapped.Owner.Uid, remapped.Client, destination);
-                }
-            }
-
+            client = own;
             metrics?.OwnerLookup(System.Diagnostics.Stopwatch.GetElapsedTime(started));
         }
         catch (LinuxInteropException e)
@@ -152,14 +137,12 @@ public sealed class ConnectionAttributor(
                 return null;
             }
 
-            var failed = new SmtpReply(421, "4.3.0", "cannot determine which user opened this connection; mail of unknown origin is not relayed");
-            return Refuse("owner_lookup_failed", null, client, destination, failed, $"owner lookup failed: {e.Message}", LogLevel.Error);
+            return Refuse("owner_lookup_failed", null, client, destination, UnknownOrigin, $"owner lookup failed: {e.Message}", LogLevel.Error);
         }
 
         if (owner is null)
         {
-            var unknown = new SmtpReply(421, "4.3.0", "cannot determine which user opened this connection; mail of unknown origin is not relayed");
-            return Refuse("owner_unknown", null, client, destination, unknown, "no socket owner found");
+            return Refuse("owner_unknown", null, client, destination, UnknownOrigin, "no socket owner found");
         }
 
         return new LocatedConnection(client, destination, owner.Value.Uid, owner.Value.Inode, null);
@@ -214,14 +197,14 @@ public sealed class ConnectionAttributor(
 
     /// <summary>
     /// The uid behind a connection that is refused anyway, only to name it in the log: the exact lookup of the
-    /// client's socket (<paramref name="client"/> → <paramref name="remote"/>), or of its real port when NAT
-    /// moved it (a flood reusing ports makes that common). Null when it cannot be found.
+    /// client's socket (its own port, as conntrack names it, → <paramref name="remote"/>). Null when it cannot be found.
     /// </summary>
     private uint? OwnerForLog(Socket socket, IPEndPoint client, IPEndPoint remote)
     {
         try
         {
-            return (owners.Find(client, remote) ?? FindRemapped(socket, client, remote, quiet: true)?.Owner)?.Uid;
+            var (answer, own) = socket.LocalEndPoint is IPEndPoint listener ? Ports.ClientOf(listener, client, remote) : (ClientPortAnswer.Unverifiable, client);
+            return answer == ClientPortAnswer.Contradicted ? null : owners.Find(own, remote)?.Uid;
         }
         catch (LinuxInteropException)
         {
@@ -259,78 +242,13 @@ public sealed class ConnectionAttributor(
     /// <summary>Who a socket's uid is charged to; when not set, /etc/subuid with unknown uids refused.</summary>
     public UidAttribution? Uids { get; init; }
 
-    /// <summary>
-    /// When a client reuses its port P towards a second destination while conntrack still tracks the
-    /// first connection (same reply tuple: listener → client:P), NAT moves the new connection to
-    /// another port P', and the accepted socket shows P' where the client's socket has P. The reply
-    /// tuple (listener → client:P') names exactly one conntrack entry, whose original tuple gives P;
-    /// the exact lookup is then repeated with it. Returns null (the caller fails closed) whenever
-    /// conntrack cannot answer or its answer does not fit what the socket itself says.
-    /// </summary>
-    /// <exception cref="LinuxInteropException">The repeated owner lookup failed.</exception>
-    /// <param name="quiet">No information line: the connection is refused anyway, and its refusal is logged (aggregated).</param>
-    private (IPEndPoint Client, SocketOwner Owner)? FindRemapped(Socket socket, IPEndPoint shown, IPEndPoint destination, bool quiet = false)
-    {
-        if (conntrack is null || socket.LocalEndPoint is not IPEndPoint listener)
-        {
-            return null;
-        }
+    /// <summary>Who the client of a redirected connection is, by conntrack (see <see cref="ClientPortCheck"/>).</summary>
+    private ClientPortCheck Ports => _ports ??= new ClientPortCheck(conntrack, logger);
 
-        ConntrackEntry? entry;
-        try
-        {
-            entry = conntrack.FindByReply(listener, shown);
-        }
-        catch (LinuxInteropException e)
-        {
-            // Typically no ctnetlink in this kernel or no CAP_NET_ADMIN: today's refusal stands.
-            logger.ConntrackLookupFailed(shown, destination, e.Message);
-            return null;
-        }
+    private ClientPortCheck? _ports;
 
-        if (entry is null)
-        {
-            logger.ConntrackNoEntry(listener, shown);
-            return null;
-        }
-
-        var original = entry.Original;
-        if (!original.Destination.Equals(MappedAddress.Unmap(destination)))
-        {
-            // SO_ORIGINAL_DST reads this very entry, so a difference means it changed in between.
-            logger.ConntrackOtherDestination(original.Destination, shown, destination);
-            return null;
-        }
-
-        if (!original.Source.Address.Equals(MappedAddress.Unmap(shown).Address))
-        {
-            // NAT moved the port only; another address means the entry is not this connection's.
-            logger.ConntrackOtherClient(original.Source, shown, destination);
-            return null;
-        }
-
-        if (original.Source.Equals(MappedAddress.Unmap(shown)))
-        {
-            logger.ConntrackNoRemap(shown, destination);
-            return null;
-        }
-
-        // The same exact, connected-socket-only lookup as for any connection (never a listener's uid), and again never
-        // a socket that the table would not have redirected.
-        if (owners.Find(original.Source, destination) is not { } owner || !Scope.Redirects(owner.Uid, destination))
-        {
-            logger.RemappedOwnerNotFound(original.Source, destination, shown);
-            return null;
-        }
-
-        if (!quiet)
-        {
-            logger.AttributedThroughConntrack(original.Source, destination, shown.Port);
-        }
-
-        return (original.Source, owner);
-    }
-
+    private static readonly SmtpReply UnknownOrigin =
+        new(421, "4.3.0", "cannot determine which user opened this connection; mail of unknown origin is not relayed");
 }
 
 /// <summary>A connection's client, original destination and owner as the kernel tells them, or the reply refusing it.</summary>

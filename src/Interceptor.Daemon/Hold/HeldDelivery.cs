@@ -96,7 +96,7 @@ public sealed class UpstreamDelivery(IUpstreamSource upstreams) : IHeldDelivery
             }
 
             var verdict = await lease.FinishDataAsync(".\r\n"u8.ToArray(), token);
-            var refusedNote = refusedFor.Count == 0 ? "" : $" (refused for {string.Join(", ", refusedFor)}: {lastRefusal})";
+            var refusedNote = refusedFor.Count == 0 ? "" : $" (refused for {Named(refusedFor)}: {lastRefusal})";
             return verdict.Code is >= 200 and < 300
                 ? new DeliveryOutcome(DeliveryKind.Delivered, verdict + refusedNote, lease.Description)
                 : Refused("end of data", verdict, lease.Description);
@@ -107,6 +107,15 @@ public sealed class UpstreamDelivery(IUpstreamSource upstreams) : IHeldDelivery
             return new DeliveryOutcome(DeliveryKind.Temporary, $"upstream {lease.Name}: {e.Message}", lease.Name);
         }
     }
+
+    // The outcome goes into the record, the log line and the journal: her recipients are hers to choose (a thousand
+    // refused ones of 256 characters each), so a few are named and the rest counted, as the reply itself is capped.
+    private const int NamedRecipients = 5;
+
+    private static string Named(List<string> recipients) =>
+        recipients.Count <= NamedRecipients
+            ? string.Join(", ", recipients)
+            : $"{string.Join(", ", recipients.Take(NamedRecipients))} and {recipients.Count - NamedRecipients} more";
 
     private static DeliveryOutcome Refused(string step, SmtpReply reply, string upstream) =>
         new(reply.Code is >= 400 and < 500 ? DeliveryKind.Temporary : DeliveryKind.Permanent, $"{step}: {reply}", upstream);

@@ -319,7 +319,9 @@ public sealed class InterceptListener : IHostedService, IAsyncDisposable
         }
         finally
         {
-            // After the stream's disposal: the client's socket is past ESTABLISHED before another connection may claim it.
+            // After the stream's disposal, so the daemon's side is closed first: a client that reads on sees the FIN and
+            // its socket leaves ESTABLISHED. One that stopped reading stays ESTABLISHED, unheld, until the kernel gives
+            // up on it, which can only lure a connection NAT moves onto it to its own owner, who stopped reading.
             if (located is { } claimed)
             {
                 _attributor.Release(claimed);

@@ -239,6 +239,8 @@ class Handler(socketserver.BaseRequestHandler):
 
 class Server4(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
+    # A test may also connect out of the MX's own address and port (root, as another host's MTA would from port 25).
+    allow_reuse_port = True
     daemon_threads = True
     request_queue_size = 128
 

@@ -2,11 +2,16 @@
 """Holds TCP sockets on a range of ports: listening, as a victim's long-running server might, or connected
 from each port to one address, as an exempt user's (the local MTA's) direct connections to an MX might.
 
-Usage: hold_ports.py --from A --to B [--skip C-D] [--connect HOST:PORT [--moved-by FIRST]]
+Usage: hold_ports.py --from A --to B [--skip C-D] [--accept] [--connect HOST:PORT [--moved-by FIRST] [--source ADDR:PORT]]
 
 Binds 0.0.0.0:P and listens (or, with --connect, binds 127.0.0.1:P and connects to HOST:PORT), for every
 port P from A to B (both included) outside C-D; a port that cannot be bound or connected is left out.
 Prints one JSON line {"held": [ports]} once all are open, then sleeps until killed.
+
+With --accept, the listeners also accept what connects to them, and hold it. With --source, each connection
+is bound to ADDR:PORT (SO_REUSEADDR and SO_REUSEPORT: one source for all, and the address and port of a
+listener of the same user) and goes to HOST's port P: as a remote host's MTA, from its port 25, to a
+customer's service on P.
 
 With --moved-by, each held connection is a redirected one whose port NAT moved, as a customer's live
 session may be: first a connection from every P to FIRST (redirected: its reply tuple takes P), read to
@@ -18,6 +23,7 @@ has forgotten them (the caller's TIME_WAIT timeout), no reply tuple holds the he
 import argparse
 import json
 import resource
+import selectors
 import socket
 import sys
 import time
@@ -30,6 +36,8 @@ def main():
     parser.add_argument("--skip", default="")
     parser.add_argument("--connect", default="")
     parser.add_argument("--moved-by", dest="moved_by", default="")
+    parser.add_argument("--source", default="")
+    parser.add_argument("--accept", action="store_true")
     args = parser.parse_args()
     skip_from, _, skip_to = args.skip.partition("-")
     skipped = range(int(skip_from), int(skip_to) + 1) if args.skip else range(0)
@@ -52,7 +60,12 @@ def main():
             continue
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            if args.connect:
+            if args.source:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                s.bind(endpoint(args.source))
+                s.connect((args.connect, port))
+            elif args.connect:
                 host, _, remote_port = args.connect.rpartition(":")
                 s.bind(("127.0.0.1", port))
                 s.connect((host, int(remote_port)))
@@ -65,8 +78,23 @@ def main():
         sockets.append(s)
         held.append(port)
     print(json.dumps({"held": held}), flush=True)
+    if args.accept:
+        accept_forever(sockets)
     while True:
         time.sleep(3600)
+
+
+def accept_forever(listeners):
+    accepted = []
+    with selectors.DefaultSelector() as selector:
+        for listener in listeners:
+            selector.register(listener, selectors.EVENT_READ)
+        while True:
+            for key, _ in selector.select():
+                try:
+                    accepted.append(key.fileobj.accept()[0])
+                except OSError:
+                    pass
 
 
 def endpoint(text):

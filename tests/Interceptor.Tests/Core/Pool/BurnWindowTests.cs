@@ -63,6 +63,48 @@ public class BurnWindowTests
     }
 
     [Test]
+    public void One_user_refused_by_a_thousand_networks_keeps_her_latest_sixteen_and_leaves_room_for_the_others()
+    {
+        // Before: her 1,024 networks filled the key, and a real block refusing bob's and carol's mail went uncounted.
+        var window = new BurnWindow(2, TimeSpan.FromMinutes(60), _clock);
+
+        for (var i = 0; i < 1100; i++)
+        {
+            window.Record("@host", From(1001, $"10.{i / 256}.{i % 256}.0/24"), minUsers: 2, minNetworks: 2);
+            _clock.Advance(TimeSpan.FromMilliseconds(1));
+        }
+
+        Assert.That(window.Count("@host"), Is.EqualTo(16), "her latest sixteen networks");
+        Assert.That(window.Record("@host", From(1002, "198.51.100.0/24"), minUsers: 2, minNetworks: 2), Is.False);
+        Assert.That(window.Record("@host", From(1003, "198.51.100.0/24"), minUsers: 2, minNetworks: 2), Is.False, "one network refused two users");
+        Assert.That(window.Record("@host", From(1002, "203.0.113.0/24"), minUsers: 2, minNetworks: 2), Is.False);
+        Assert.That(window.Record("@host", From(1003, "203.0.113.0/24"), minUsers: 2, minNetworks: 2), Is.True, "two networks, two users each");
+    }
+
+    [Test]
+    public void Shared_each_source_counts_at_most_its_share_of_the_threshold()
+    {
+        // Threshold 5, two users: a share is 3 (rounded up); seven users: 1.
+        var window = new BurnWindow(5, TimeSpan.FromMinutes(60), _clock);
+
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.That(window.Record("relay1", From(1001, ""), minUsers: 2, minNetworks: 1, shareEach: true), Is.False);
+        }
+
+        Assert.That(window.Count("relay1"), Is.EqualTo(3));
+        Assert.That(window.Record("relay1", From(1002, ""), minUsers: 2, minNetworks: 1, shareEach: true), Is.False, "3 + 1");
+        Assert.That(window.Record("relay1", From(1002, ""), minUsers: 2, minNetworks: 1, shareEach: true), Is.True, "3 + 2");
+        for (var uid = 2001u; uid < 2005; uid++)
+        {
+            Assert.That(window.Record("relay2", From(uid, ""), minUsers: 7, minNetworks: 1, shareEach: true), Is.False);
+            Assert.That(window.Record("relay2", From(uid, ""), minUsers: 7, minNetworks: 1, shareEach: true), Is.False, "one a user: 5 users needed");
+        }
+
+        Assert.That(window.Record("relay2", From(2005, ""), minUsers: 7, minNetworks: 1, shareEach: true), Is.True, "never more users than the threshold");
+    }
+
+    [Test]
     public void A_key_that_needs_two_networks_is_not_reached_by_two_users_behind_one()
     {
         var window = new BurnWindow(2, TimeSpan.FromMinutes(60), _clock);

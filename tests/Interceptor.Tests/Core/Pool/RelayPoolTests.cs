@@ -320,6 +320,22 @@ public class RelayPoolTests
     }
 
     [Test]
+    public void Each_user_counts_no_more_than_her_share_so_one_neighbours_refusal_after_hers_does_not_burn_a_relay()
+    {
+        // Threshold 5 and two users: alice's ten refusals count as three (5 / 2, rounded up), so one refusal drawn by a
+        // neighbour's mail (her contact form, her MX answering the relay's recipient verification) is not enough.
+        var pool = new RelayPool(TwoPrimariesTwoStandbys, _burn with { Threshold = 5 }, [], _clock);
+
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.That(Kinds(pool.RecordReply("p1", Banned, Alice)), Is.Empty);
+        }
+
+        Assert.That(Kinds(pool.RecordReply("p1", Banned, Bob)), Is.Empty, "three of hers and one of his");
+        Assert.That(Kinds(pool.RecordReply("p1", Banned, Bob)), Does.Contain(PoolEventKind.Burned), "three and two");
+    }
+
+    [Test]
     public void With_one_user_enough_a_relay_burns_on_her_replies_alone()
     {
         var pool = new RelayPool(TwoPrimariesTwoStandbys, _burn with { RelayMinUsers = 1 }, [], _clock);

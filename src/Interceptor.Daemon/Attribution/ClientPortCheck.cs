@@ -1,0 +1,108 @@
+using System.Net;
+using Interceptor.Core.Net;
+using Interceptor.Linux;
+using Microsoft.Extensions.Logging;
+
+namespace Interceptor.Daemon.Attribution;
+
+/// <summary>What conntrack says of a redirected connection's client: its own endpoint, or why it cannot say.</summary>
+public enum ClientPortAnswer
+{
+    /// <summary>Conntrack's original tuple names the client's own endpoint (the port NAT may have moved).</summary>
+    Known,
+
+    /// <summary>Conntrack cannot be asked (no ctnetlink, no CAP_NET_ADMIN, disabled): the shown port is all there is.</summary>
+    Unverifiable,
+
+    /// <summary>Conntrack answered, and its answer does not fit this connection: refuse it.</summary>
+    Contradicted,
+}
+
+/// <summary>
+/// Asks conntrack for the client's own endpoint behind every redirected connection, before its owner is looked up. The
+/// port the accepted socket shows is the client's only when NAT did not move it; when NAT did (the client reused its
+/// port towards a second destination, so the reply tuple was taken), the shown port may be any port, and a lookup of it
+/// finds whatever socket sits there with the same destination: another customer's connection that no session holds (a
+/// service of his that accepted a connection from her host's port 25), one whose port was itself moved, a socket she
+/// left ESTABLISHED by not reading, or an exempt user's. NAT's choice of port can be steered (it takes the first free
+/// port of a short run from a random start), so "rare" is not a defence. The reply tuple (listener → shown endpoint)
+/// names exactly one conntrack entry, whose original tuple is the client's own endpoint: the owner lookup uses that.
+/// </summary>
+public sealed class ClientPortCheck(ConntrackLookup? conntrack, ILogger logger, TimeProvider? time = null)
+{
+    // A kernel without ctnetlink answers every connection the same: said once in this long, not once a connection.
+    private static readonly TimeSpan UnverifiableLogInterval = TimeSpan.FromMinutes(15);
+
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private long _lastUnverifiableLog = long.MinValue;
+
+    /// <summary>
+    /// The client endpoint of the connection accepted on <paramref name="listener"/> from <paramref name="shown"/> to the
+    /// original <paramref name="destination"/>: conntrack's (<see cref="ClientPortAnswer.Known"/>), else the shown one
+    /// (<see cref="ClientPortAnswer.Unverifiable"/>), or none (<see cref="ClientPortAnswer.Contradicted"/>).
+    /// </summary>
+    public (ClientPortAnswer Answer, IPEndPoint Client) ClientOf(IPEndPoint listener, IPEndPoint shown, IPEndPoint destination)
+    {
+        if (conntrack is null)
+        {
+            return (ClientPortAnswer.Unverifiable, shown);
+        }
+
+        ConntrackEntry? entry;
+        try
+        {
+            entry = conntrack.FindByReply(listener, shown);
+        }
+        catch (LinuxInteropException e)
+        {
+            LogUnverifiable(shown, destination, e.Message);
+            return (ClientPortAnswer.Unverifiable, shown);
+        }
+
+        if (entry is null)
+        {
+            // A redirected connection is tracked while it lives: none means it is gone, or was never redirected.
+            logger.ConntrackNoEntry(listener, shown);
+            return (ClientPortAnswer.Contradicted, shown);
+        }
+
+        var original = entry.Original;
+        if (!original.Destination.Equals(MappedAddress.Unmap(destination)))
+        {
+            // SO_ORIGINAL_DST reads this very entry, so a difference means it changed in between.
+            logger.ConntrackOtherDestination(original.Destination, shown, destination);
+            return (ClientPortAnswer.Contradicted, shown);
+        }
+
+        if (!original.Source.Address.Equals(MappedAddress.Unmap(shown).Address))
+        {
+            // NAT moves the port only; another address means the entry is not this connection's.
+            logger.ConntrackOtherClient(original.Source, shown, destination);
+            return (ClientPortAnswer.Contradicted, shown);
+        }
+
+        if (original.Source.Port != shown.Port)
+        {
+            logger.AttributedThroughConntrack(original.Source, destination, shown.Port);
+        }
+
+        // The shown endpoint's form (IPv4-mapped on a dual-stack listener) with conntrack's port: what the owner lookup takes.
+        return (ClientPortAnswer.Known, new IPEndPoint(shown.Address, original.Source.Port));
+    }
+
+    private void LogUnverifiable(IPEndPoint shown, IPEndPoint destination, string reason)
+    {
+        var now = _time.GetTimestamp();
+        var last = Interlocked.Read(ref _lastUnverifiableLog);
+        if (last != long.MinValue && _time.GetElapsedTime(last, now) < UnverifiableLogInterval)
+        {
+            logger.ConntrackLookupFailed(shown, destination, reason);
+            return;
+        }
+
+        if (Interlocked.CompareExchange(ref _lastUnverifiableLog, now, last) == last)
+        {
+            logger.ConntrackUnverifiable(shown, destination, reason, UnverifiableLogInterval.TotalMinutes);
+        }
+    }
+}

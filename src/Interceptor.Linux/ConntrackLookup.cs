@@ -70,6 +70,18 @@ public sealed class ConntrackLookup : IDisposable
         return entry;
     }
 
+    /// <summary>
+    /// Whether <paramref name="error"/> says conntrack cannot be asked on this host at all (no nfnetlink or ctnetlink, no
+    /// CAP_NET_ADMIN), as opposed to a query that failed (a timeout, no descriptor left, a malformed answer).
+    /// </summary>
+    public static bool IsUnavailable(LinuxInteropException error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        var errno = error.Errno;
+        return errno == Tmds.Linux.LibC.EAFNOSUPPORT || errno == Tmds.Linux.LibC.EPROTONOSUPPORT || errno == Tmds.Linux.LibC.EACCES
+            || errno == Tmds.Linux.LibC.EPERM || errno == Tmds.Linux.LibC.EOPNOTSUPP || errno == Tmds.Linux.LibC.EINVAL;
+    }
+
     public void Dispose()
     {
         _disposed = true;

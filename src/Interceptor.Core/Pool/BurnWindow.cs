@@ -87,7 +87,7 @@ public sealed class BurnWindow
             Tally(sources, now); // expires old hits first, so the bound counts live sources only
             if (!sources.TryGetValue(source, out var hits))
             {
-                ForgetOldestIfFull(sources, source.User);
+                ForgetOldestIfFull(sources, source.User, Math.Max(MaxSourcesPerUser, minNetworks));
                 if (sources.Count >= MaxSources)
                 {
                     return false;
@@ -152,10 +152,11 @@ public sealed class BurnWindow
         return sources.Keys.GroupBy(s => s.Network, StringComparer.Ordinal).Count(network => network.Select(s => s.User).Distinct().Count() >= minUsers);
     }
 
-    private static void ForgetOldestIfFull(Dictionary<BurnSource, Queue<DateTimeOffset>> sources, uint user)
+    // At least as many networks as the rule needs (HostMinNetworks with HostMinUsers 1: one user's mail may do it).
+    private static void ForgetOldestIfFull(Dictionary<BurnSource, Queue<DateTimeOffset>> sources, uint user, int kept)
     {
         var hers = sources.Where(s => s.Key.User == user).ToList();
-        if (hers.Count >= MaxSourcesPerUser)
+        if (hers.Count >= kept)
         {
             sources.Remove(hers.MinBy(s => s.Value.Last()).Key);
         }

@@ -11,7 +11,8 @@ public enum ClientPortAnswer
     /// <summary>Conntrack's original tuple names the client's own endpoint (the port NAT may have moved).</summary>
     Known,
 
-    /// <summary>Conntrack cannot be asked (no ctnetlink, no CAP_NET_ADMIN, disabled): the shown port is all there is.</summary>
+    /// <summary>Conntrack cannot be asked on this host (no ctnetlink, no CAP_NET_ADMIN, none given): the shown port is
+    /// all there is.</summary>
     Unverifiable,
 
     /// <summary>Conntrack answered, and its answer does not fit this connection: refuse it.</summary>
@@ -28,66 +29,90 @@ public enum ClientPortAnswer
 /// port of a short run from a random start), so "rare" is not a defence. The reply tuple (listener → shown endpoint)
 /// names exactly one conntrack entry, whose original tuple is the client's own endpoint: the owner lookup uses that.
 /// </summary>
-public sealed class ClientPortCheck(ConntrackLookup? conntrack, ILogger logger, TimeProvider? time = null)
+/// <remarks>
+/// Logs at Debug only, but for a host where conntrack cannot be asked (a Warning every 15 minutes): what it found is
+/// logged once the connection is attributed, by the caller.
+/// </remarks>
+public sealed class ClientPortCheck
 {
     // A kernel without ctnetlink answers every connection the same: said once in this long, not once a connection.
     private static readonly TimeSpan UnverifiableLogInterval = TimeSpan.FromMinutes(15);
 
-    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly Func<IPEndPoint, IPEndPoint, ConntrackEntry?>? _findByReply;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
     private long _lastUnverifiableLog = long.MinValue;
+
+    // Set by the first answer: from then on conntrack is known to be there, and any failure refuses the connection.
+    private volatile bool _answered;
+
+    public ClientPortCheck(ConntrackLookup? conntrack, ILogger logger, TimeProvider? time = null)
+        : this(conntrack is null ? null : conntrack.FindByReply, logger, time)
+    {
+    }
+
+    /// <param name="findByReply">The conntrack query (<see cref="ConntrackLookup.FindByReply"/>); null: none.</param>
+    public ClientPortCheck(Func<IPEndPoint, IPEndPoint, ConntrackEntry?>? findByReply, ILogger logger, TimeProvider? time = null)
+    {
+        _findByReply = findByReply;
+        _logger = logger;
+        _time = time ?? TimeProvider.System;
+    }
 
     /// <summary>
     /// The client endpoint of the connection accepted on <paramref name="listener"/> from <paramref name="shown"/> to the
-    /// original <paramref name="destination"/>: conntrack's (<see cref="ClientPortAnswer.Known"/>), else the shown one
-    /// (<see cref="ClientPortAnswer.Unverifiable"/>), or none (<see cref="ClientPortAnswer.Contradicted"/>).
+    /// original <paramref name="destination"/>: conntrack's (<see cref="ClientPortAnswer.Known"/>), the shown one when
+    /// conntrack cannot be asked on this host (<see cref="ClientPortAnswer.Unverifiable"/>), or none, with why
+    /// (<see cref="ClientPortAnswer.Contradicted"/>).
     /// </summary>
-    public (ClientPortAnswer Answer, IPEndPoint Client) ClientOf(IPEndPoint listener, IPEndPoint shown, IPEndPoint destination)
+    /// <exception cref="LinuxInteropException">Conntrack is there and this query failed (a timeout, no descriptor left,
+    /// a malformed or mismatched answer): the connection is refused, never charged to the shown port's owner.</exception>
+    public (ClientPortAnswer Answer, IPEndPoint Client, string? Why) ClientOf(IPEndPoint listener, IPEndPoint shown, IPEndPoint destination)
     {
-        if (conntrack is null)
+        ArgumentNullException.ThrowIfNull(listener);
+        ArgumentNullException.ThrowIfNull(shown);
+        ArgumentNullException.ThrowIfNull(destination);
+        if (_findByReply is null)
         {
-            return (ClientPortAnswer.Unverifiable, shown);
+            return (ClientPortAnswer.Unverifiable, shown, null);
         }
 
         ConntrackEntry? entry;
         try
         {
-            entry = conntrack.FindByReply(listener, shown);
+            entry = _findByReply(listener, shown);
+            _answered = true;
         }
-        catch (LinuxInteropException e)
+        catch (LinuxInteropException e) when (!_answered && ConntrackLookup.IsUnavailable(e))
         {
             LogUnverifiable(shown, destination, e.Message);
-            return (ClientPortAnswer.Unverifiable, shown);
+            return (ClientPortAnswer.Unverifiable, shown, null);
         }
 
         if (entry is null)
         {
             // A redirected connection is tracked while it lives: none means it is gone, or was never redirected.
-            logger.ConntrackNoEntry(listener, shown);
-            return (ClientPortAnswer.Contradicted, shown);
+            _logger.ConntrackNoEntry(listener, shown);
+            return (ClientPortAnswer.Contradicted, shown, "conntrack has no entry for it");
         }
 
         var original = entry.Original;
         if (!original.Destination.Equals(MappedAddress.Unmap(destination)))
         {
             // SO_ORIGINAL_DST reads this very entry, so a difference means it changed in between.
-            logger.ConntrackOtherDestination(original.Destination, shown, destination);
-            return (ClientPortAnswer.Contradicted, shown);
+            _logger.ConntrackOtherDestination(original.Destination, shown, destination);
+            return (ClientPortAnswer.Contradicted, shown, $"conntrack's entry for it goes to {original.Destination}");
         }
 
         if (!original.Source.Address.Equals(MappedAddress.Unmap(shown).Address))
         {
             // NAT moves the port only; another address means the entry is not this connection's.
-            logger.ConntrackOtherClient(original.Source, shown, destination);
-            return (ClientPortAnswer.Contradicted, shown);
-        }
-
-        if (original.Source.Port != shown.Port)
-        {
-            logger.AttributedThroughConntrack(original.Source, destination, shown.Port);
+            _logger.ConntrackOtherClient(original.Source, shown, destination);
+            return (ClientPortAnswer.Contradicted, shown, $"conntrack's entry for it comes from {original.Source}");
         }
 
         // The shown endpoint's form (IPv4-mapped on a dual-stack listener) with conntrack's port: what the owner lookup takes.
-        return (ClientPortAnswer.Known, new IPEndPoint(shown.Address, original.Source.Port));
+        return (ClientPortAnswer.Known, new IPEndPoint(shown.Address, original.Source.Port), null);
     }
 
     private void LogUnverifiable(IPEndPoint shown, IPEndPoint destination, string reason)
@@ -96,13 +121,13 @@ public sealed class ClientPortCheck(ConntrackLookup? conntrack, ILogger logger, 
         var last = Interlocked.Read(ref _lastUnverifiableLog);
         if (last != long.MinValue && _time.GetElapsedTime(last, now) < UnverifiableLogInterval)
         {
-            logger.ConntrackLookupFailed(shown, destination, reason);
+            _logger.ConntrackLookupFailed(shown, destination, reason);
             return;
         }
 
         if (Interlocked.CompareExchange(ref _lastUnverifiableLog, now, last) == last)
         {
-            logger.ConntrackUnverifiable(shown, destination, reason, UnverifiableLogInterval.TotalMinutes);
+            _logger.ConntrackUnverifiable(shown, destination, reason, UnverifiableLogInterval.TotalMinutes);
         }
     }
 }

@@ -8,7 +8,8 @@ namespace Interceptor.Daemon.Attribution;
 /// one connection: a second connection whose exact owner lookup finds a socket another connection holds is not that
 /// socket's, whatever its addresses say. That happens when NAT moves a redirected connection's client port onto the
 /// local port of another live redirected socket to the same MX, one whose own port NAT had moved (so no reply tuple
-/// holds it): the lookup's 4-tuple is then exactly that socket's. Such a connection is asked of conntrack instead.
+/// holds it): the lookup's 4-tuple is then exactly that socket's. Conntrack, asked first (ClientPortCheck), names the
+/// client's own port, so this is a check that fails closed: a connection finding a held socket is refused.
 /// </summary>
 /// <remarks>
 /// A socket is known by its inode together with its client address and port and its destination: the kernel's socket

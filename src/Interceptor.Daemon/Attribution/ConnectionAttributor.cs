@@ -97,10 +97,10 @@ public sealed class ConnectionAttributor(
         try
         {
             // The client's own port first (see ClientPortCheck): the shown one is a port NAT may have moved it to.
-            var (answer, own) = socket.LocalEndPoint is IPEndPoint listener ? Ports.ClientOf(listener, client, destination) : (ClientPortAnswer.Unverifiable, client);
+            var (answer, own, why) = socket.LocalEndPoint is IPEndPoint listener ? _ports.ClientOf(listener, client, destination) : (ClientPortAnswer.Unverifiable, client, null);
             if (answer == ClientPortAnswer.Contradicted)
             {
-                return quick ? null : Refuse("owner_unknown", null, client, destination, UnknownOrigin, "conntrack's entry for it does not fit the connection");
+                return quick ? null : Refuse("owner_unknown", null, client, destination, UnknownOrigin, why);
             }
 
             owner = owners.Find(own, destination);
@@ -124,7 +124,13 @@ public sealed class ConnectionAttributor(
                 // One socket is the client of one connection (ClientSocketClaims): the other connection holding it, or
                 // this one, is not who it seems. Refused, not charged to a guess; the line says whose socket it is.
                 return quick ? null : Refuse("owner_unknown", live.Uid, client, destination, UnknownOrigin,
-                    $"its client socket {own} is held by another live connection", LogLevel.Warning);
+                    $"its client socket {own} is held by another live connection (the uid named is that socket's owner, not necessarily who connected)");
+            }
+
+            if (own.Port != client.Port)
+            {
+                // Said once, for a connection attributed: not from the quick path's try nor for a refusal.
+                logger.AttributedThroughConntrack(own, destination, client.Port);
             }
 
             client = own;
@@ -148,7 +154,7 @@ public sealed class ConnectionAttributor(
         return new LocatedConnection(client, destination, owner.Value.Uid, owner.Value.Inode, null);
     }
 
-    /// <summary>The second half of <see cref="Attribute"/>: whose the owner's uid is (may block, see there).</summary>
+    /// <summary>The second half of attribution: whose the owner's uid is (may block, see there).</summary>
     public (ConnectionOrigin? Origin, ulong Inode, SmtpReply? Refusal) Resolve(LocatedConnection located)
     {
         if (located.Refusal is { } refused)
@@ -203,7 +209,7 @@ public sealed class ConnectionAttributor(
     {
         try
         {
-            var (answer, own) = socket.LocalEndPoint is IPEndPoint listener ? Ports.ClientOf(listener, client, remote) : (ClientPortAnswer.Unverifiable, client);
+            var (answer, own, _) = socket.LocalEndPoint is IPEndPoint listener ? _ports.ClientOf(listener, client, remote) : (ClientPortAnswer.Unverifiable, client, null);
             return answer == ClientPortAnswer.Contradicted ? null : owners.Find(own, remote)?.Uid;
         }
         catch (LinuxInteropException)
@@ -243,9 +249,7 @@ public sealed class ConnectionAttributor(
     public UidAttribution? Uids { get; init; }
 
     /// <summary>Who the client of a redirected connection is, by conntrack (see <see cref="ClientPortCheck"/>).</summary>
-    private ClientPortCheck Ports => _ports ??= new ClientPortCheck(conntrack, logger);
-
-    private ClientPortCheck? _ports;
+    private readonly ClientPortCheck _ports = new(conntrack, logger);
 
     private static readonly SmtpReply UnknownOrigin =
         new(421, "4.3.0", "cannot determine which user opened this connection; mail of unknown origin is not relayed");

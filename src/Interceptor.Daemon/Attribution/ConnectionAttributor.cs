@@ -97,7 +97,7 @@ public sealed class ConnectionAttributor(
         try
         {
             // The client's own port first (see ClientPortCheck): the shown one is a port NAT may have moved it to.
-            var (answer, own, why) = socket.LocalEndPoint is IPEndPoint listener ? _ports.ClientOf(listener, client, destination) : (ClientPortAnswer.Unverifiable, client, null);
+            var (answer, own, why) = socket.LocalEndPoint is IPEndPoint listener ? _ports.ClientOf(listener, client, destination) : NoListener(client);
             if (answer == ClientPortAnswer.Contradicted)
             {
                 return quick ? null : Refuse("owner_unknown", null, client, destination, UnknownOrigin, why);
@@ -209,7 +209,7 @@ public sealed class ConnectionAttributor(
     {
         try
         {
-            var (answer, own, _) = socket.LocalEndPoint is IPEndPoint listener ? _ports.ClientOf(listener, client, remote) : (ClientPortAnswer.Unverifiable, client, null);
+            var (answer, own, _) = socket.LocalEndPoint is IPEndPoint listener ? _ports.ClientOf(listener, client, remote) : NoListener(client);
             return answer == ClientPortAnswer.Contradicted ? null : owners.Find(own, remote)?.Uid;
         }
         catch (LinuxInteropException)
@@ -250,6 +250,10 @@ public sealed class ConnectionAttributor(
 
     /// <summary>Who the client of a redirected connection is, by conntrack (see <see cref="ClientPortCheck"/>).</summary>
     private readonly ClientPortCheck _ports = new(conntrack, logger);
+
+    // Without the listener's address there is no reply tuple to ask conntrack by: refused, never the shown port trusted.
+    private static (ClientPortAnswer, IPEndPoint, string?) NoListener(IPEndPoint client) =>
+        (ClientPortAnswer.Contradicted, client, "the accepted socket names no local address to ask conntrack by");
 
     private static readonly SmtpReply UnknownOrigin =
         new(421, "4.3.0", "cannot determine which user opened this connection; mail of unknown origin is not relayed");

@@ -16,7 +16,7 @@ public sealed class AttributionMetrics : IMetricsSource, IDisposable
     /// The reasons smtpi_connections_refused_total counts (ConnectionAttributor, UidAttribution; the kernel's guard refusals
     /// that <see cref="StrayPacketLog"/> hears, one per packet).
     /// </summary>
-    public static readonly string[] ConnectionRefusalReasons = ["not_redirected", "local_destination", "owner_unknown", "unknown_uid", StrayPacketLog.StraySyn, StrayPacketLog.StrayPacket];
+    public static readonly string[] ConnectionRefusalReasons = ["not_redirected", "local_destination", "owner_unknown", "client_gone", "unknown_uid", StrayPacketLog.StraySyn, StrayPacketLog.StrayPacket];
 
     // Owner lookups take microseconds; buckets from 5 µs to 10 ms.
     private static readonly double[] LookupBuckets = [0.000005, 0.00001, 0.00002, 0.00005, 0.0001, 0.0005, 0.001, 0.01];

@@ -117,6 +117,15 @@ public sealed class ConnectionAttributor(
                 owner = null;
             }
 
+            if (owner is not null && !TcpConnectionState.PeerStillThere(TcpConnectionState.Of(socket)))
+            {
+                // Reset while it waited to be accepted or looked up: its conntrack entry dies with it, and a new SYN on the
+                // same tuple (a neighbour's connection, NAT-ed onto the same shown port) gets a new one, which the lookups
+                // above may have read. Alive now means alive through them (a reset is final), so the entry was its own.
+                return quick ? null : Refuse("client_gone", null, client, destination, ClientGone,
+                    "the client reset the connection before its owner was known (its tuple may already be another connection's)", LogLevel.Information);
+            }
+
             // The claim is the last thing that can happen to a connection located here: nothing after it fails, so
             // nothing (TryLocateQuickly's catch-all included) can drop a connection that still holds its socket.
             if (owner is { } live && !Claims.TryClaim(live.Inode, own, destination))
@@ -254,6 +263,9 @@ public sealed class ConnectionAttributor(
     // Without the listener's address there is no reply tuple to ask conntrack by: refused, never the shown port trusted.
     private static (ClientPortAnswer, IPEndPoint, string?) NoListener(IPEndPoint client) =>
         (ClientPortAnswer.Contradicted, client, "the accepted socket names no local address to ask conntrack by");
+
+    // Nobody reads it (the connection is reset); the reply the session would write anyway.
+    private static readonly SmtpReply ClientGone = new(421, "4.3.0", "connection reset by the client before it was attributed");
 
     private static readonly SmtpReply UnknownOrigin =
         new(421, "4.3.0", "cannot determine which user opened this connection; mail of unknown origin is not relayed");

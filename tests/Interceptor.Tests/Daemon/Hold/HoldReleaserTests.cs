@@ -194,6 +194,55 @@ public sealed class HoldReleaserTests
         Assert.That(_store.Find(next)!.State, Is.EqualTo(HoldState.Delivered));
     }
 
+    [Test]
+    public async Task A_delivered_release_whose_record_cannot_be_written_waits_for_the_next_check_instead_of_going_again_at_once()
+    {
+        // A full disk: the delivery went, its record could not say so, so the message is still due. Woken again at once, the
+        // worker delivered it every 200 ms (the wake's settle time) for as long as the disk stayed full.
+        var directory = HoldSamples.TemporaryDirectory();
+        var disk = new FullDisk();
+        try
+        {
+            using var store = new HoldStore(directory, _clock, "web1.example", includeProcess: false, disk);
+            using var releaser = new HoldReleaser(store, _delivery, _options, _clock, _log);
+            var id = await store.HoldAsync(HoldSamples.Message(), new BytesSpool(HoldSamples.Body), "suspended-user", new StageFinding("user alice is suspended"), CancellationToken.None);
+            await releaser.StartAsync(CancellationToken.None);
+            await Task.Delay(TimeSpan.FromMilliseconds(100)); // its first look: nothing due yet
+
+            // The release wakes the service, which looks 200 ms later: the disk is full by then.
+            await releaser.ReleaseAsync(id, 0, CancellationToken.None);
+            disk.Full = true;
+            await Task.Delay(TimeSpan.FromSeconds(1.5));
+            await releaser.StopAsync(CancellationToken.None);
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(_delivery.Attempts, Has.Count.EqualTo(1), "one delivery until the next check (30 s), not one per wake");
+                Assert.That(store.Find(id)!.State, Is.EqualTo(HoldState.Released), "still due: its record could not be written");
+                Assert.That(_log.Errors, Has.Some.Contains("hold-and-release upkeep failed: No space left on device"));
+            });
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>The real disk until <see cref="Full"/>; then every file write fails as ENOSPC does.</summary>
+    private sealed class FullDisk : IHoldDisk
+    {
+        public bool Full { get; set; }
+
+        public Task WriteFileAsync(string path, Func<Stream, CancellationToken, Task> write, CancellationToken token) =>
+            Full ? throw new IOException("No space left on device") : HoldDisk.Instance.WriteFileAsync(path, write, token);
+
+        public void Move(string source, string destination) => HoldDisk.Instance.Move(source, destination);
+
+        public void SyncDirectory(string directory) => HoldDisk.Instance.SyncDirectory(directory);
+
+        public void Delete(string path) => HoldDisk.Instance.Delete(path);
+    }
+
     private sealed class ThrowingDelivery(string brokenId) : IHeldDelivery
     {
         public Task<DeliveryOutcome> DeliverAsync(HeldMessage held, Stream message, CancellationToken token) =>

@@ -75,5 +75,67 @@ public sealed class ResetTupleReuseTests
         }
     }
 
+    /// <summary>
+    /// Connect-and-reset, in a loop, while the daemon is behind: each connection is gone before it is looked up (its
+    /// conntrack entry lingers in CLOSE, its client socket is freed), so the lookups find nobody. Before, each was refused
+    /// as <c>owner_unknown</c> at Warning, which the provider's owner-lookup alert watches (more than 2 in 10 minutes):
+    /// any customer raised it at will. A direct one to the listener named her through a tuple that could be anyone's.
+    /// </summary>
+    [Test]
+    public async Task Connections_reset_before_the_daemon_looked_are_refused_as_client_gone_not_as_failed_owner_lookups()
+    {
+        var config = new DaemonConfig { Settings = new Dictionary<string, System.Text.Json.Nodes.JsonNode?> { ["Metrics.Listen"] = MetricsListen } };
+        await using var s = await Scenario.StartAsync(config: config);
+        var script = s.Dir.PathOf("reset_reuse.py");
+        (string Host, string Port)[] targets = [.. Enumerable.Repeat((MxHost, "25"), Redirected), (ListenerHost, ListenerPort)];
+        await s.RequireDaemon.WhileFrozenAsync(async () =>
+        {
+            for (var i = 0; i < targets.Length; i++)
+            {
+                var port = (ClientPort + 1 + i).ToString(CultureInfo.InvariantCulture);
+                var reset = await s.Ns.RunAsUserAsync(
+                    TestUsers.Alice, Requirements.Python, ["-I", script, "reset", port, targets[i].Host, targets[i].Port], TimeSpan.FromSeconds(10));
+                Assert.That(reset.Succeeded, Is.True, reset.Describe());
+            }
+
+            return true;
+        });
+
+        var refused = await RefusalsOnceSettledAsync(s, targets.Length);
+        var warnings = s.RequireDaemon.LogLines().Where(l => l.Category == "attribute" && l.LogLevel == "Warning").Select(l => l.Message).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(refused.GetValueOrDefault("client_gone"), Is.EqualTo(targets.Length), "every reset connection, the direct one too");
+            Assert.That(refused.GetValueOrDefault("owner_unknown"), Is.Zero, "no failed owner lookup to raise the alert");
+            Assert.That(refused.GetValueOrDefault("not_redirected"), Is.Zero);
+            Assert.That(warnings, Is.Empty, "nothing at Warning, nobody named");
+            Assert.That(s.RequireMx.ConnectionCount, Is.Zero);
+        });
+    }
+
+    private static async Task<Dictionary<string, double>> RefusalsOnceSettledAsync(Scenario s, int expected)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (true)
+        {
+            var (samples, text) = await ObservabilityPolicyTests.ScrapeAsync(s);
+            var refused = samples
+                .Where(p => p.Key.StartsWith("smtpi_connections_refused_total{reason=\"", StringComparison.Ordinal))
+                .ToDictionary(p => p.Key["smtpi_connections_refused_total{reason=\"".Length..^2], p => p.Value, StringComparer.Ordinal);
+            if (refused.Values.Sum() >= expected || DateTime.UtcNow > deadline)
+            {
+                TestContext.Out.WriteLine(text);
+                return refused;
+            }
+
+            await Task.Delay(200);
+        }
+    }
+
+    private const int Redirected = 5;
+    private const string ListenerHost = "127.0.0.1";
+    private const string ListenerPort = "24";
+    private const string MetricsListen = "127.0.0.1:9325";
+
     private static string Port => ClientPort.ToString(CultureInfo.InvariantCulture);
 }

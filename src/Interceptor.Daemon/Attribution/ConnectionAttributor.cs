@@ -72,6 +72,13 @@ public sealed class ConnectionAttributor(
         }
 
         var client = (IPEndPoint)socket.RemoteEndPoint!;
+        if (!quick && IsGone(socket))
+        {
+            // Reset before we looked: its tuple may already carry another connection (whose destination and owner every
+            // lookup below would read), and a reset is no failed lookup. The quick path checks once its lookups are done.
+            return RefuseGone(client, null);
+        }
+
         var destination = OriginalDestination.TryRead(socket);
         if (quick && (destination is null || destinations.Check(destination) is not null))
         {
@@ -83,13 +90,13 @@ public sealed class ConnectionAttributor(
             // A direct connection to the listener: the client's own socket has our listener as its remote end.
             var direct = socket.LocalEndPoint as IPEndPoint;
             var reply = new SmtpReply(421, "4.3.0", "this connection was not redirected by the interceptor; connect to the real destination's port 25");
-            return Refuse("not_redirected", direct is null ? null : OwnerForLog(socket, client, direct), client, null, reply);
+            return Refuse(socket, "not_redirected", direct is null ? null : OwnerForLog(socket, client, direct), client, null, reply);
         }
 
         var refusal = destinations.Check(destination);
         if (refusal is not null)
         {
-            return Refuse("local_destination", OwnerForLog(socket, client, destination), client, destination, refusal);
+            return Refuse(socket, "local_destination", OwnerForLog(socket, client, destination), client, destination, refusal);
         }
 
         SocketOwner? owner;
@@ -100,7 +107,7 @@ public sealed class ConnectionAttributor(
             var (answer, own, why) = socket.LocalEndPoint is IPEndPoint listener ? _ports.ClientOf(listener, client, destination) : NoListener(client);
             if (answer == ClientPortAnswer.Contradicted)
             {
-                return quick ? null : Refuse("owner_unknown", null, client, destination, UnknownOrigin, why);
+                return quick ? null : Refuse(socket, "owner_unknown", null, client, destination, UnknownOrigin, why);
             }
 
             owner = owners.Find(own, destination);
@@ -119,11 +126,13 @@ public sealed class ConnectionAttributor(
 
             if (owner is not null && !TcpConnectionState.PeerStillThere(TcpConnectionState.Of(socket)))
             {
-                // Reset while it waited to be accepted or looked up: its conntrack entry dies with it, and a new SYN on the
-                // same tuple (a neighbour's connection, NAT-ed onto the same shown port) gets a new one, which the lookups
-                // above may have read. Alive now means alive through them (a reset is final), so the entry was its own.
-                return quick ? null : Refuse("client_gone", null, client, destination, ClientGone,
-                    "the client reset the connection before its owner was known (its tuple may already be another connection's)", LogLevel.Information);
+                // Reset while it waited to be accepted or was looked up: a client's reset lets the next SYN on the same
+                // tuple (a neighbour's connection, NAT-ed onto the same free port) replace its conntrack entry, which the
+                // lookups above may have read, and find his socket. A socket alive here held its tuple through them (a reset
+                // is final, and no new handshake completes on a tuple a live socket holds); that its entry cannot have died
+                // under it some other way (a timeout, early drop) rests on sock_diag taking only a connected client socket
+                // (SockDiagMessage.IsConnected) and on the claims below.
+                return quick ? null : RefuseGone(client, destination);
             }
 
             // The claim is the last thing that can happen to a connection located here: nothing after it fails, so
@@ -132,7 +141,7 @@ public sealed class ConnectionAttributor(
             {
                 // One socket is the client of one connection (ClientSocketClaims): the other connection holding it, or
                 // this one, is not who it seems. Refused, not charged to a guess; the line says whose socket it is.
-                return quick ? null : Refuse("owner_unknown", live.Uid, client, destination, UnknownOrigin,
+                return quick ? null : Refuse(socket, "owner_unknown", live.Uid, client, destination, UnknownOrigin,
                     $"its client socket {own} is held by another live connection (the uid named is that socket's owner, not necessarily who connected)");
             }
 
@@ -152,12 +161,12 @@ public sealed class ConnectionAttributor(
                 return null;
             }
 
-            return Refuse("owner_lookup_failed", null, client, destination, UnknownOrigin, $"owner lookup failed: {e.Message}", LogLevel.Error);
+            return Refuse(socket, "owner_lookup_failed", null, client, destination, UnknownOrigin, $"owner lookup failed: {e.Message}", LogLevel.Error);
         }
 
         if (owner is null)
         {
-            return Refuse("owner_unknown", null, client, destination, UnknownOrigin, "no socket owner found");
+            return Refuse(socket, "owner_unknown", null, client, destination, UnknownOrigin, "no socket owner found");
         }
 
         return new LocatedConnection(client, destination, owner.Value.Uid, owner.Value.Inode, null);
@@ -198,9 +207,41 @@ public sealed class ConnectionAttributor(
     private UidAttribution UidsOrDefault => Uids ?? LazyInitializer.EnsureInitialized(ref _defaultUids,
         () => new UidAttribution(new SubordinateUidFile(SubordinateUidFile.DefaultPath, logger), Core.Options.UnknownUidHandling.Refuse, logger, metrics));
 
-    /// <summary>Counts the refusal (metrics: every one), logs it (aggregated) and returns the reply for the client.</summary>
+    /// <summary>
+    /// Counts the refusal (metrics: every one), logs it (aggregated) and returns the reply for the client; as
+    /// <see cref="RefuseGone"/> when the client has reset the connection meanwhile.
+    /// </summary>
     private LocatedConnection Refuse(
-        string cause, uint? uid, IPEndPoint client, IPEndPoint? destination, SmtpReply reply, string? reason = null, LogLevel level = LogLevel.Warning)
+        Socket socket, string cause, uint? uid, IPEndPoint client, IPEndPoint? destination, SmtpReply reply, string? reason = null, LogLevel level = LogLevel.Warning)
+    {
+        // Whatever the lookups found for a reset connection may be another's (see RefuseGone), and its refusal must not
+        // count as a failed lookup: a customer's connect-and-reset loop would raise the owner_unknown alert at will.
+        return IsGone(socket) ? RefuseGone(client, destination) : RecordRefusal(cause, uid, client, destination, reply, reason, level);
+    }
+
+    /// <summary>
+    /// Refuses a connection the client reset before its owner was known: at Information, naming nobody (its tuple may
+    /// already be another connection's, so any owner found may be his), counted apart from the failed lookups.
+    /// </summary>
+    private LocatedConnection RefuseGone(IPEndPoint client, IPEndPoint? destination) =>
+        RecordRefusal(ClientGoneCause, null, client, destination, ClientGone,
+            "the client reset the connection before its owner was known (its tuple may already be another connection's)", LogLevel.Information);
+
+    // A socket whose state cannot be read is taken as alive: its refusal stays what the lookups made it.
+    private static bool IsGone(Socket socket)
+    {
+        try
+        {
+            return !TcpConnectionState.PeerStillThere(TcpConnectionState.Of(socket));
+        }
+        catch (LinuxInteropException)
+        {
+            return false;
+        }
+    }
+
+    private LocatedConnection RecordRefusal(
+        string cause, uint? uid, IPEndPoint client, IPEndPoint? destination, SmtpReply reply, string? reason, LogLevel level)
     {
         // A failed lookup is its own cause in the log (a fault, at Error); the metric keeps counting it as owner_unknown, as it always did.
         metrics?.ConnectionRefused(cause == "owner_lookup_failed" ? "owner_unknown" : cause);
@@ -263,6 +304,8 @@ public sealed class ConnectionAttributor(
     // Without the listener's address there is no reply tuple to ask conntrack by: refused, never the shown port trusted.
     private static (ClientPortAnswer, IPEndPoint, string?) NoListener(IPEndPoint client) =>
         (ClientPortAnswer.Contradicted, client, "the accepted socket names no local address to ask conntrack by");
+
+    private const string ClientGoneCause = "client_gone";
 
     // Nobody reads it (the connection is reset); the reply the session would write anyway.
     private static readonly SmtpReply ClientGone = new(421, "4.3.0", "connection reset by the client before it was attributed");

@@ -50,8 +50,17 @@ public sealed class SocketOwnerLookup : IDisposable
     /// null too: its uid is someone else's, or nobody's.
     /// </summary>
     /// <exception cref="OwnerLookupException">The kernel could not be asked; fail closed.</exception>
-    public SocketOwner? Find(IPEndPoint client, IPEndPoint originalDestination)
+    public SocketOwner? Find(IPEndPoint client, IPEndPoint originalDestination) => Find(client, originalDestination, out _);
+
+    /// <summary>
+    /// <see cref="Find(IPEndPoint, IPEndPoint)"/>, also telling whether the exact socket was there, connected, with no
+    /// process holding it any more (<paramref name="orphaned"/>: inode 0, the client closed it and the kernel is
+    /// finishing its FIN): its connection's client has left.
+    /// </summary>
+    /// <exception cref="OwnerLookupException">The kernel could not be asked; fail closed.</exception>
+    public SocketOwner? Find(IPEndPoint client, IPEndPoint originalDestination, out bool orphaned)
     {
+        orphaned = false;
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(client);
         ArgumentNullException.ThrowIfNull(originalDestination);
@@ -65,6 +74,7 @@ public sealed class SocketOwnerLookup : IDisposable
         }
 
         var owner = Method == OwnerLookupMethod.SockDiag ? FindWithSockDiag(local, remote) : FindInProc(local, remote);
+        orphaned = owner is { Inode: 0 };
         return IsOwned(owner) ? owner : null;
     }
 

@@ -12,7 +12,8 @@ public static class TcpConnectionState
     private const int TcpInfo = 11;
 
     /// <summary>The state of <paramref name="socket"/>'s connection (a TCP socket).</summary>
-    /// <exception cref="LinuxInteropException">The kernel did not answer (not a TCP socket, or already closed here).</exception>
+    /// <exception cref="LinuxInteropException">The kernel did not answer (not a TCP socket).</exception>
+    /// <exception cref="ObjectDisposedException"><paramref name="socket"/> was closed here.</exception>
     public static TcpState Of(Socket socket)
     {
         ArgumentNullException.ThrowIfNull(socket);
@@ -38,9 +39,10 @@ public static class TcpConnectionState
     }
 
     /// <summary>
-    /// Whether the peer's end of the connection still exists: established, or half-closed by the peer (it sent FIN and
-    /// waits for the rest). A reset connection is in <see cref="TcpState.Close"/>, and its 4-tuple may already carry a
-    /// new connection.
+    /// Whether the peer's end of the connection still exists: established, half-closed by the peer (it sent FIN and
+    /// waits for the rest), or a TCP Fast Open connection accepted before the handshake's last ACK (SYN_RECV, on a host
+    /// whose net.ipv4.tcp_fastopen lets servers take data in the SYN). Each holds its 4-tuple. A reset connection is in
+    /// <see cref="TcpState.Close"/>, and its 4-tuple may already carry a new connection.
     /// </summary>
-    public static bool PeerStillThere(TcpState state) => state is TcpState.Established or TcpState.CloseWait;
+    public static bool PeerStillThere(TcpState state) => state is TcpState.Established or TcpState.CloseWait or TcpState.SynReceived;
 }

@@ -74,9 +74,9 @@ public sealed class ConnectionAttributor(
         var client = (IPEndPoint)socket.RemoteEndPoint!;
         if (!quick && IsGone(socket))
         {
-            // Reset before we looked: its tuple may already carry another connection (whose destination and owner every
-            // lookup below would read), and a reset is no failed lookup. The quick path checks once its lookups are done.
-            return RefuseGone(client, null);
+            // Reset before we looked: no lookup is spent on it (every refusal would check again anyway, see Refuse), and
+            // none can name whoever's connection has taken its tuple since. The quick path checks once its lookups are done.
+            return RefuseGone(client, null, ResetBeforeKnown);
         }
 
         var destination = OriginalDestination.TryRead(socket);
@@ -100,6 +100,7 @@ public sealed class ConnectionAttributor(
         }
 
         SocketOwner? owner;
+        var orphaned = false;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
@@ -110,7 +111,7 @@ public sealed class ConnectionAttributor(
                 return quick ? null : Refuse(socket, "owner_unknown", null, client, destination, UnknownOrigin, why);
             }
 
-            owner = owners.Find(own, destination);
+            owner = owners.Find(own, destination, out orphaned);
             if (quick && (owner is not { } redirected || !Scope.Redirects(redirected.Uid, destination)))
             {
                 return null;
@@ -132,7 +133,7 @@ public sealed class ConnectionAttributor(
                 // is final, and no new handshake completes on a tuple a live socket holds); that its entry cannot have died
                 // under it some other way (a timeout, early drop) rests on sock_diag taking only a connected client socket
                 // (SockDiagMessage.IsConnected) and on the claims below.
-                return quick ? null : RefuseGone(client, destination);
+                return quick ? null : RefuseGone(client, destination, ResetBeforeKnown);
             }
 
             // The claim is the last thing that can happen to a connection located here: nothing after it fails, so
@@ -166,7 +167,11 @@ public sealed class ConnectionAttributor(
 
         if (owner is null)
         {
-            return Refuse(socket, "owner_unknown", null, client, destination, UnknownOrigin, "no socket owner found");
+            // Its exact client socket is there and nobody holds it: the client closed it (a connect-and-close loop makes
+            // one a connection, each gone before it is looked up). No failed lookup, and no reply can reach anyone.
+            return orphaned
+                ? RefuseGone(client, destination, ClosedBeforeKnown)
+                : Refuse(socket, "owner_unknown", null, client, destination, UnknownOrigin, "no socket owner found");
         }
 
         return new LocatedConnection(client, destination, owner.Value.Uid, owner.Value.Inode, null);
@@ -216,16 +221,19 @@ public sealed class ConnectionAttributor(
     {
         // Whatever the lookups found for a reset connection may be another's (see RefuseGone), and its refusal must not
         // count as a failed lookup: a customer's connect-and-reset loop would raise the owner_unknown alert at will.
-        return IsGone(socket) ? RefuseGone(client, destination) : RecordRefusal(cause, uid, client, destination, reply, reason, level);
+        return IsGone(socket) ? RefuseGone(client, destination, ResetBeforeKnown) : RecordRefusal(cause, uid, client, destination, reply, reason, level);
     }
 
     /// <summary>
-    /// Refuses a connection the client reset before its owner was known: at Information, naming nobody (its tuple may
-    /// already be another connection's, so any owner found may be his), counted apart from the failed lookups.
+    /// Refuses a connection whose client left before its owner was known (reset it, or closed its socket): at
+    /// Information, naming nobody (a reset one's tuple may already be another connection's, so any owner found may be
+    /// his), counted apart from the failed lookups.
     /// </summary>
-    private LocatedConnection RefuseGone(IPEndPoint client, IPEndPoint? destination) =>
-        RecordRefusal(ClientGoneCause, null, client, destination, ClientGone,
-            "the client reset the connection before its owner was known (its tuple may already be another connection's)", LogLevel.Information);
+    private LocatedConnection RefuseGone(IPEndPoint client, IPEndPoint? destination, string why) =>
+        RecordRefusal(ClientGoneCause, null, client, destination, ClientGone, why, LogLevel.Information);
+
+    private const string ResetBeforeKnown = "the client reset the connection before its owner was known (its tuple may already be another connection's)";
+    private const string ClosedBeforeKnown = "the client closed its socket before its owner was known (nobody holds it any more)";
 
     // A socket whose state cannot be read is taken as alive: its refusal stays what the lookups made it.
     private static bool IsGone(Socket socket)
@@ -308,7 +316,7 @@ public sealed class ConnectionAttributor(
     private const string ClientGoneCause = "client_gone";
 
     // Nobody reads it (the connection is reset); the reply the session would write anyway.
-    private static readonly SmtpReply ClientGone = new(421, "4.3.0", "connection reset by the client before it was attributed");
+    private static readonly SmtpReply ClientGone = new(421, "4.3.0", "the client left before the connection was attributed");
 
     private static readonly SmtpReply UnknownOrigin =
         new(421, "4.3.0", "cannot determine which user opened this connection; mail of unknown origin is not relayed");

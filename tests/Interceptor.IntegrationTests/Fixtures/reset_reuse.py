@@ -3,11 +3,13 @@
 
   reset PORT HOST HPORT                   connect from 127.0.0.1:PORT to HOST:HPORT and reset at once (SO_LINGER 0);
                                           prints {"reset": PORT}
+  close PORT HOST HPORT                   the same, closed the ordinary way (FIN; the socket is left to the kernel);
+                                          prints {"closed": PORT}
   send PORT HOST HPORT FROM TO BODYFILE   connect from 127.0.0.1:PORT, print {"connected": PORT}, then wait for the
                                           greeting and send one message; prints one JSON line with every reply
 
-A client's reset kills its conntrack entry, so the next SYN on the same tuple gets a new entry, NAT-ed again, and (the
-reply tuple being free) onto the same port: while the daemon is behind, its accept queue holds the dead connection and
+A client's reset leaves its conntrack entry in CLOSE (10 s), and the next SYN on the same tuple has conntrack delete it
+and make a new one, NAT-ed again, and (the reply tuple being free) onto the same port: while the daemon is behind, its accept queue holds the dead connection and
 the live one with exactly the same addresses.
 """
 import json, socket, struct, sys
@@ -33,10 +35,11 @@ def reply(f):
 mode, port, host, hport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 c = bound(port)
 c.connect((host, hport))
-if mode == "reset":
-    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+if mode in ("reset", "close"):
+    if mode == "reset":
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     c.close()
-    print(json.dumps({"reset": port}), flush=True)
+    print(json.dumps({"reset" if mode == "reset" else "closed": port}), flush=True)
     sys.exit(0)
 
 sender, recipient, body = sys.argv[5], sys.argv[6], open(sys.argv[7], "rb").read()

@@ -54,6 +54,11 @@ public sealed class TcpConnectionStateTests
     }
 
     [Test]
+    public void A_fast_open_child_before_its_last_ack_still_holds_its_tuple_and_closing_states_do_not_count_as_a_peer() =>
+        Assert.That(Enum.GetValues<TcpState>().Where(TcpConnectionState.PeerStillThere),
+            Is.EquivalentTo(new[] { TcpState.Established, TcpState.CloseWait, TcpState.SynReceived }));
+
+    [Test]
     public void A_socket_that_is_not_tcp_is_a_clear_error()
     {
         using var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);

@@ -110,7 +110,7 @@ public sealed class ResetTupleReuseTests
         var warnings = s.RequireDaemon.LogLines().Where(l => l.Category == "attribute" && l.LogLevel == "Warning").Select(l => l.Message).ToList();
         Assert.Multiple(() =>
         {
-            Assert.That(refused.GetValueOrDefault("client_gone"), Is.EqualTo(targets.Length), "every connection whose client left, the direct one too");
+            Assert.That(refused.GetValueOrDefault("client_gone"), Is.EqualTo(targets.Length), "every connection whose client left, the reset straight to the listener too");
             Assert.That(refused.GetValueOrDefault("owner_unknown"), Is.Zero, "no failed owner lookup to raise the alert");
             Assert.That(refused.GetValueOrDefault("not_redirected"), Is.Zero);
             Assert.That(warnings, Is.Empty, "nothing at Warning, nobody named");

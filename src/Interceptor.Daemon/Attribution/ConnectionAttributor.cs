@@ -112,6 +112,9 @@ public sealed class ConnectionAttributor(
             }
 
             owner = owners.Find(own, destination, out orphaned);
+
+            // An orphan at the shown port says nothing of this connection when conntrack could not name its own port.
+            orphaned &= answer == ClientPortAnswer.Known;
             if (quick && (owner is not { } redirected || !Scope.Redirects(redirected.Uid, destination)))
             {
                 return null;

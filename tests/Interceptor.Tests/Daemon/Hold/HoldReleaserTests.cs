@@ -201,11 +201,15 @@ public sealed class HoldReleaserTests
         // worker delivered it every 200 ms (the wake's settle time) for as long as the disk stayed full.
         var directory = HoldSamples.TemporaryDirectory();
         var disk = new FullDisk();
+
+        // The service's first pass also sweeps stray files older than the retention by their real mtime: on the fixture's
+        // clock (2030) that is every file, the record being written by the release included.
+        var clock = new ManualClock(DateTimeOffset.UtcNow);
         try
         {
-            using var store = new HoldStore(directory, _clock, "web1.example", includeProcess: false, disk);
+            using var store = new HoldStore(directory, clock, "web1.example", includeProcess: false, disk);
             var delivery = new DeliveryThatFillsTheDisk(disk);
-            using var releaser = new HoldReleaser(store, delivery, _options, _clock, _log);
+            using var releaser = new HoldReleaser(store, delivery, _options, clock, _log);
             var id = await store.HoldAsync(HoldSamples.Message(), new BytesSpool(HoldSamples.Body), "suspended-user", new StageFinding("user alice is suspended"), CancellationToken.None);
 
             await releaser.StartAsync(CancellationToken.None);

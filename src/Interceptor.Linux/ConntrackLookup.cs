@@ -22,9 +22,8 @@ public sealed class ConntrackLookup : IDisposable
 {
     private static readonly TimeSpan ReceiveTimeout = TimeSpan.FromSeconds(1);
 
-    // One query a connection, from the socket threads and the pool (as many idle as the owner lookup keeps); a burst
-    // beyond them opens extra sockets.
-    private readonly NetlinkSocketPool<ConntrackSocket> _pool = new(Open, Math.Max(4, Environment.ProcessorCount * 2));
+    // One query a connection, from the socket threads and the pool, as the owner lookup's.
+    private readonly NetlinkSocketPool<ConntrackSocket> _pool = new(Open, NetlinkSocketPool<ConntrackSocket>.PerConnectionIdle);
     private bool _disposed;
 
     /// <summary>

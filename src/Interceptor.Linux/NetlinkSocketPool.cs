@@ -17,6 +17,13 @@ internal interface IPooledNetlinkSocket : IDisposable
 internal sealed class NetlinkSocketPool<TSocket>(Func<TSocket> open, int maxIdle) : IDisposable
     where TSocket : class, IPooledNetlinkSocket
 {
+    /// <summary>
+    /// What a pool of the per-connection lookups keeps idle: two a core (the socket threads and the pool ask at once), at
+    /// most 16, since idle sockets are never closed and come out of the descriptor budget's runtime reserve (two pools:
+    /// the owner lookup's and conntrack's; a burst beyond opens sockets that are closed again on return).
+    /// </summary>
+    public static int PerConnectionIdle => Math.Clamp(Environment.ProcessorCount * 2, 4, 16);
+
     private readonly Lock _gate = new();
     private readonly Stack<TSocket> _idle = new();
     private bool _disposed;

@@ -35,7 +35,7 @@ public sealed class SocketOwnerLookup : IDisposable
     /// <summary>For tests: force a method instead of probing.</summary>
     internal SocketOwnerLookup(OwnerLookupMethod? forced)
     {
-        _pool = new NetlinkSocketPool<SockDiagSocket>(Open, Math.Max(4, Environment.ProcessorCount * 2));
+        _pool = new NetlinkSocketPool<SockDiagSocket>(Open, NetlinkSocketPool<SockDiagSocket>.PerConnectionIdle);
         Method = forced ?? Probe();
     }
 

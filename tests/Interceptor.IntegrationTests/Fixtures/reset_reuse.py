@@ -5,6 +5,9 @@
                                           prints {"reset": PORT}
   close PORT HOST HPORT                   the same, closed the ordinary way (FIN; the socket is left to the kernel);
                                           prints {"closed": PORT}
+  vanish PORT HOST HPORT                  closed with TCP_LINGER2 -1: the kernel frees the socket once its FIN is
+                                          acknowledged, nothing is left to look up (it answers that ACK with a reset,
+                                          so the daemon's side is closed too); prints {"closed": PORT}
   send PORT HOST HPORT FROM TO BODYFILE   connect from 127.0.0.1:PORT, print {"connected": PORT}, then wait for the
                                           greeting and send one message; prints one JSON line with every reply
 
@@ -35,9 +38,11 @@ def reply(f):
 mode, port, host, hport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 c = bound(port)
 c.connect((host, hport))
-if mode in ("reset", "close"):
+if mode in ("reset", "close", "vanish"):
     if mode == "reset":
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    if mode == "vanish":
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, -1)
     c.close()
     print(json.dumps({"reset" if mode == "reset" else "closed": port}), flush=True)
     sys.exit(0)

@@ -41,22 +41,27 @@ public sealed class ClientPortCheck
     private readonly Func<IPEndPoint, IPEndPoint, ConntrackEntry?>? _findByReply;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly AttributionMetrics? _metrics;
     private long _lastUnverifiableLog = long.MinValue;
 
     // Set by the first answer: from then on conntrack is known to be there, and any failure refuses the connection.
     private volatile bool _answered;
 
-    public ClientPortCheck(ConntrackLookup? conntrack, ILogger logger, TimeProvider? time = null)
-        : this(conntrack is null ? null : conntrack.FindByReply, logger, time)
+    public ClientPortCheck(ConntrackLookup? conntrack, ILogger logger, TimeProvider? time = null, AttributionMetrics? metrics = null)
+        : this(conntrack is null ? null : conntrack.FindByReply, logger, time, metrics)
     {
     }
 
     /// <param name="findByReply">The conntrack query (<see cref="ConntrackLookup.FindByReply"/>); null: none.</param>
-    public ClientPortCheck(Func<IPEndPoint, IPEndPoint, ConntrackEntry?>? findByReply, ILogger logger, TimeProvider? time = null)
+    /// <param name="logger">Where conntrack's contradictions (Debug) and its absence (Warning, every 15 minutes) go.</param>
+    /// <param name="time">The clock of the 15-minute interval.</param>
+    /// <param name="metrics">Counts every answer that leaves the shown port (<see cref="AttributionMetrics.PortUnverified"/>).</param>
+    public ClientPortCheck(Func<IPEndPoint, IPEndPoint, ConntrackEntry?>? findByReply, ILogger logger, TimeProvider? time = null, AttributionMetrics? metrics = null)
     {
         _findByReply = findByReply;
         _logger = logger;
         _time = time ?? TimeProvider.System;
+        _metrics = metrics;
     }
 
     /// <summary>
@@ -74,6 +79,7 @@ public sealed class ClientPortCheck
         ArgumentNullException.ThrowIfNull(destination);
         if (_findByReply is null)
         {
+            _metrics?.PortUnverified();
             return (ClientPortAnswer.Unverifiable, shown, null);
         }
 
@@ -86,6 +92,9 @@ public sealed class ClientPortCheck
         catch (LinuxInteropException e) when (!_answered && ConntrackLookup.IsUnavailable(e))
         {
             LogUnverifiable(shown, destination, e.Message);
+
+            // The log says it every 15 minutes; the counter lets monitoring see it for as long as it lasts.
+            _metrics?.PortUnverified();
             return (ClientPortAnswer.Unverifiable, shown, null);
         }
 

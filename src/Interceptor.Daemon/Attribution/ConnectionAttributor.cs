@@ -310,7 +310,7 @@ public sealed class ConnectionAttributor(
     public UidAttribution? Uids { get; init; }
 
     /// <summary>Who the client of a redirected connection is, by conntrack (see <see cref="ClientPortCheck"/>).</summary>
-    private readonly ClientPortCheck _ports = new(conntrack, logger);
+    private readonly ClientPortCheck _ports = new(conntrack, logger, metrics: metrics);
 
     // Without the listener's address there is no reply tuple to ask conntrack by: refused, never the shown port trusted.
     private static (ClientPortAnswer, IPEndPoint, string?) NoListener(IPEndPoint client) =>

@@ -23,6 +23,7 @@ public sealed class AttributionMetricsTests
             Assert.That(totals["smtpi_connections_refused_total{reason=not_redirected}"], Is.EqualTo(1));
             Assert.That(totals["smtpi_connections_refused_total{reason=local_destination}"], Is.Zero);
             Assert.That(totals["smtpi_connections_refused_total{reason=unknown_uid}"], Is.Zero);
+            Assert.That(totals["smtpi_client_ports_unverified_total"], Is.Zero, "its alert needs the series from the start");
         });
     }
 

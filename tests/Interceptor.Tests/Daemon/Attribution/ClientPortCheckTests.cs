@@ -88,6 +88,35 @@ public sealed class ClientPortCheckTests
     }
 
     [Test]
+    public void Every_check_that_leaves_the_shown_port_is_counted_for_monitoring_and_no_other()
+    {
+        using var metrics = new AttributionMetrics();
+        using var recorder = new MeterRecorder(metrics.Meter);
+        metrics.RecordZeros();
+        var answers = new Queue<Func<ConntrackEntry?>>([
+            () => Entry(Own, Mx),
+            () => null,
+            () => throw new OwnerLookupException("socket(AF_NETLINK, NETLINK_NETFILTER)", EMFILE),
+        ]);
+        var blind = new ClientPortCheck((_, _) => throw new OwnerLookupException("socket(AF_NETLINK, NETLINK_NETFILTER)", EPROTONOSUPPORT), NullLogger.Instance, metrics: metrics);
+        var seeing = new ClientPortCheck((_, _) => answers.Dequeue()(), NullLogger.Instance, metrics: metrics);
+
+        // A conntrack that answers (known, contradicted, one query failed) never counts.
+        Assert.That(seeing.ClientOf(Listener, Shown, Mx).Answer, Is.EqualTo(ClientPortAnswer.Known));
+        Assert.That(seeing.ClientOf(Listener, Shown, Mx).Answer, Is.EqualTo(ClientPortAnswer.Contradicted));
+        Assert.Throws<OwnerLookupException>(() => seeing.ClientOf(Listener, Shown, Mx));
+        Assert.That(recorder.Totals()["smtpi_client_ports_unverified_total"], Is.Zero);
+
+        // Without ctnetlink every connection counts, not only the one the 15-minute warning names.
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.That(blind.ClientOf(Listener, Shown, Mx).Answer, Is.EqualTo(ClientPortAnswer.Unverifiable));
+        }
+
+        Assert.That(recorder.Totals()["smtpi_client_ports_unverified_total"], Is.EqualTo(3));
+    }
+
+    [Test]
     public void Once_conntrack_has_answered_even_an_unavailable_errno_refuses_instead_of_trusting_the_shown_port()
     {
         var calls = 0;

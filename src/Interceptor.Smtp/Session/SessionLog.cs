@@ -33,6 +33,11 @@ internal static partial class SessionLog
     [LoggerMessage(EventId = 1309, Level = LogLevel.Information, Message = "closing session uid={Uid} user={User}: the TLS handshake after STARTTLS failed: {Reason}")]
     public static partial void TlsHandshakeFailed(ILogger logger, uint uid, string user, string reason);
 
+    /// <summary>No certificate could be made for the client's name (the CA expired, a key could not be generated): no
+    /// client causes it, so it is an error, and every client of the host asking for STARTTLS meets it until it is fixed.</summary>
+    [LoggerMessage(EventId = 1316, Level = LogLevel.Error, Message = "closing session uid={Uid} user={User}: STARTTLS failed on our side: {Reason}")]
+    public static partial void TlsServerFailed(ILogger logger, uint uid, string user, string reason);
+
     /// <summary>An empty SNI means the certificate named the dialled address.</summary>
     [LoggerMessage(EventId = 1315, Level = LogLevel.Information, Message = "STARTTLS for uid={Uid} user={User}: {Protocol} {Cipher}, sni={Sni}; {Discarded} byte(s) sent before the handshake discarded")]
     public static partial void TlsStarted(ILogger logger, uint uid, string user, System.Security.Authentication.SslProtocols protocol, System.Net.Security.TlsCipherSuite cipher, string sni, int discarded);

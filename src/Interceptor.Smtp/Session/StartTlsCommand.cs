@@ -53,6 +53,13 @@ internal sealed class StartTlsCommand(SessionContext context, ClientTlsServer tl
             SessionLog.TlsHandshakeFailed(context.Logger, uid, user, e.InnerException is { } inner ? $"{e.Message} ({inner.Message})" : e.Message);
             return StepResult.Closed;
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Ours, from inside the handshake (SslStream passes the certificate callback's exception on as it is): the
+            // minting failed. The session ends as for any failed handshake, its line naming the user and the cause.
+            SessionLog.TlsServerFailed(context.Logger, uid, user, $"{e.GetType().Name}: {e.Message}");
+            return StepResult.Closed;
+        }
 
         Client.Secure(secured);
         SessionLog.TlsStarted(context.Logger, uid, user, secured.SslProtocol, secured.NegotiatedCipherSuite, secured.TargetHostName, discarded);

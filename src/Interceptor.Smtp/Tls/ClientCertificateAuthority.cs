@@ -32,6 +32,9 @@ public sealed class ClientCertificateAuthority : IDisposable
     /// <summary>The CA certificate, with its private key.</summary>
     public X509Certificate2 Certificate { get; }
 
+    /// <summary>The clock leaves are minted by (and the cache renews them by).</summary>
+    public TimeProvider Time => _time;
+
     /// <summary>Reads the CA (PEM certificate, PEM key) and checks that it can sign and that only its owner can read the key.</summary>
     public static ClientCertificateAuthority Load(string certificatePath, string keyPath, TimeProvider? time = null)
     {
@@ -119,10 +122,22 @@ public sealed class ClientCertificateAuthority : IDisposable
 
     /// <summary>
     /// A leaf certificate (with its new ECDSA P-256 key) for a DNS name or, when <paramref name="name"/> is an address,
-    /// for that IP address; valid from an hour ago (clients' clocks drift) for <paramref name="lifetime"/>, never past the CA.
+    /// for that IP address; valid from an hour ago (clients' clocks drift) for <paramref name="lifetime"/>, never outside
+    /// the CA's own validity (a CA made minutes ago, one about to expire).
     /// </summary>
+    /// <exception cref="CryptographicException">The CA is not valid now (it expired while the daemon ran).</exception>
     public X509Certificate2 Mint(string name, TimeSpan lifetime)
     {
+        var now = _time.GetUtcNow();
+        var (caFrom, caUntil) = (new DateTimeOffset(Certificate.NotBefore.ToUniversalTime()), new DateTimeOffset(Certificate.NotAfter.ToUniversalTime()));
+        var notBefore = now.AddHours(-1) < caFrom ? caFrom : now.AddHours(-1);
+        var notAfter = now + lifetime > caUntil ? caUntil : now + lifetime;
+        if (now >= caUntil || now < caFrom)
+        {
+            throw new CryptographicException(
+                $"the client CA {Certificate.Subject} is not valid now ({caFrom:u} to {caUntil:u}): make a new one (smtp-interceptor client-ca create) and restart the daemon");
+        }
+
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var names = new SubjectAlternativeNameBuilder();
         var isAddress = IPAddress.TryParse(name, out var address);
@@ -144,16 +159,9 @@ public sealed class ClientCertificateAuthority : IDisposable
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(Certificate, includeKeyIdentifier: true, includeIssuerAndSerial: false));
 
-        var now = _time.GetUtcNow();
-        var notAfter = now + lifetime;
-        if (notAfter > Certificate.NotAfter.ToUniversalTime())
-        {
-            notAfter = Certificate.NotAfter.ToUniversalTime();
-        }
-
         var serial = RandomNumberGenerator.GetBytes(16);
         serial[0] &= 0x7F; // a positive serial number (RFC 5280 4.1.2.2)
-        using var unkeyed = request.Create(Certificate, now.AddHours(-1), notAfter, serial);
+        using var unkeyed = request.Create(Certificate, notBefore, notAfter, serial);
         return unkeyed.CopyWithPrivateKey(key);
     }
 

@@ -21,7 +21,7 @@ public sealed partial class ClientTlsServer : IDisposable
     public ClientTlsServer(ClientCertificateAuthority authority, TimeSpan lifetime, int cacheSize)
     {
         _authority = authority;
-        Certificates = new MintedCertificateCache(name => authority.Mint(name, lifetime), authority.Certificate, cacheSize);
+        Certificates = new MintedCertificateCache(name => authority.Mint(name, lifetime), authority.Certificate, cacheSize, authority.Time);
     }
 
     /// <summary>The server for <c>ClientTls.Mode</c> Mint (loads and checks the CA); null when the mode is Off.</summary>
@@ -83,6 +83,8 @@ public sealed partial class ClientTlsServer : IDisposable
 
     public void Dispose() => _authority.Dispose();
 
-    [GeneratedRegex(@"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")]
+    // \z, not $: $ also matches before a final newline, and "mx.example\n" would reach the certificate (where .NET's IDN
+    // mapping throws on it: a minting failed on purpose, at every try).
+    [GeneratedRegex(@"^(?=.{1,253}\z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\z")]
     private static partial Regex HostName();
 }

@@ -3,6 +3,7 @@ using System.Text;
 using Interceptor.Core.Options;
 using Interceptor.Smtp.Tls;
 using Interceptor.Tests.Smtp.Tls;
+using Interceptor.Tests.TestDoubles;
 using NUnit.Framework;
 
 namespace Interceptor.Tests.Smtp.Session;
@@ -127,6 +128,26 @@ public class ClientStartTlsTests
 
         Assert.That(await relay.Client.IsClosedAsync(TimeSpan.FromSeconds(5)), Is.True);
         await relay.Session.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    [Test]
+    public async Task A_certificate_that_cannot_be_minted_ends_the_session_as_a_failed_handshake_not_as_a_fault()
+    {
+        // The CA expired while the daemon ran: minting throws from inside SslStream's certificate callback.
+        var clock = new ManualClock(DateTimeOffset.UtcNow);
+        var ca = ClientCertificateAuthority.Load(TestClientCa.CertificatePath, TestClientCa.KeyPath, clock);
+        using var tls = new ClientTlsServer(ca, TimeSpan.FromDays(7), cacheSize: 4);
+        clock.Now = new DateTimeOffset(ca.Certificate.NotAfter.ToUniversalTime()).AddDays(1);
+        await using var upstream = new ScriptedUpstream(new UpstreamScript());
+        await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, clientTls: tls);
+        await relay.Client.GreetAsync();
+        await relay.Client.CommandAsync("STARTTLS");
+
+        Assert.CatchAsync(() => relay.Client.StartTlsAsync("mx.example.net", Ca));
+
+        // RunAsync never throws for what happens in a session (the daemon logs a fault as "session failed", event 202).
+        Assert.DoesNotThrowAsync(() => relay.Session.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.That(tls.Certificates.Minted, Is.Zero);
     }
 
     [Test]

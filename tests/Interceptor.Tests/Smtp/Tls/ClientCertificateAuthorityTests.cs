@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Interceptor.Smtp.Tls;
+using Interceptor.Tests.TestDoubles;
 using NUnit.Framework;
 
 namespace Interceptor.Tests.Smtp.Tls;
@@ -88,6 +89,24 @@ public class ClientCertificateAuthorityTests
         Assert.That((leaf.NotAfter - leaf.NotBefore).TotalHours, Is.EqualTo(7 * 24 + 1).Within(0.1), "an hour back for clock drift, then the lifetime");
         Assert.That(Verifies(leaf, ca.Certificate), Is.True, "chains to the CA");
         Assert.That(Verifies(leaf, ca.Mint("other.test", TimeSpan.FromDays(1))), Is.False, "and to nothing else");
+    }
+
+    [Test]
+    public void A_ca_made_minutes_ago_mints_certificates_valid_from_its_own_start_and_an_expired_one_says_so()
+    {
+        // What `openssl req -x509` makes: a CA valid from the minute it was made (Create's own start is an hour back).
+        var clock = new ManualClock(DateTimeOffset.UtcNow);
+        using var ca = TestClientCa.Load();
+        clock.Now = new DateTimeOffset(ca.Certificate.NotBefore.ToUniversalTime()).AddMinutes(10);
+        using var young = ClientCertificateAuthority.Load(TestClientCa.CertificatePath, TestClientCa.KeyPath, clock);
+
+        using var leaf = young.Mint("mx.example.net", TimeSpan.FromDays(7));
+
+        Assert.That(leaf.NotBefore, Is.EqualTo(ca.Certificate.NotBefore), "not an hour back: before the CA's start");
+        Assert.That(Verifies(leaf, ca.Certificate), Is.True);
+        clock.Now = new DateTimeOffset(ca.Certificate.NotAfter.ToUniversalTime()).AddMinutes(1);
+        var expired = Assert.Throws<CryptographicException>(() => young.Mint("mx.example.net", TimeSpan.FromDays(7)));
+        Assert.That(expired!.Message, Does.Contain("is not valid now").And.Contain("client-ca create"));
     }
 
     [Test]

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Interceptor.Smtp.Tls;
+using Interceptor.Tests.TestDoubles;
 using NUnit.Framework;
 
 namespace Interceptor.Tests.Smtp.Tls;
@@ -101,7 +102,52 @@ public class MintedCertificateCacheTests
         Assert.That(failures, Has.Count.EqualTo(1));
     }
 
+    [Test]
+    public async Task A_certificate_is_minted_again_once_less_than_a_quarter_of_its_validity_is_left()
+    {
+        var clock = new ManualClock(DateTimeOffset.UtcNow);
+        using var ca = ClientCertificateAuthority.Load(TestClientCa.CertificatePath, TestClientCa.KeyPath, clock);
+        var cache = new MintedCertificateCache(name => ca.Mint(name, TimeSpan.FromDays(7)), ca.Certificate, capacity: 4, clock);
+        var first = await cache.GetAsync("mx.example.net");
+
+        // Valid 7 days and an hour: renewed from 1 day 18¼ hours before its end, not before.
+        clock.Advance(TimeSpan.FromDays(5));
+        var kept = await cache.GetAsync("mx.example.net");
+        clock.Advance(TimeSpan.FromDays(1));
+        var renewed = await cache.GetAsync("mx.example.net");
+        var again = await cache.GetAsync("mx.example.net");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(kept, Is.SameAs(first), "three quarters of its validity not yet used");
+            Assert.That(renewed, Is.Not.SameAs(first));
+            Assert.That(cache.Minted, Is.EqualTo(2));
+            Assert.That(renewed.TargetCertificate.NotAfter.ToUniversalTime(), Is.EqualTo(clock.Now.UtcDateTime.AddDays(7)).Within(TimeSpan.FromSeconds(1)));
+            Assert.That(again, Is.SameAs(renewed), "the new one is cached in its place");
+            Assert.That(cache.Count, Is.EqualTo(1));
+        });
+    }
+
+    [Test]
+    public async Task A_certificate_cut_short_by_the_cas_own_end_is_not_minted_again_at_every_handshake()
+    {
+        var clock = new ManualClock(DateTimeOffset.UtcNow);
+        using var ca = ClientCertificateAuthority.Load(TestClientCa.CertificatePath, TestClientCa.KeyPath, clock);
+        var cache = new MintedCertificateCache(name => ca.Mint(name, TimeSpan.FromDays(7)), ca.Certificate, capacity: 4, clock);
+        clock.Now = new DateTimeOffset(ca.Certificate.NotAfter.ToUniversalTime()).AddDays(-2);
+
+        var first = await cache.GetAsync("mx.example.net");
+        clock.Advance(TimeSpan.FromDays(1.5));
+        var later = await cache.GetAsync("mx.example.net");
+
+        Assert.That(first.TargetCertificate.NotAfter, Is.EqualTo(ca.Certificate.NotAfter), "never past the CA");
+        Assert.That(later, Is.SameAs(first), "a new one would end no later");
+        Assert.That(cache.Minted, Is.EqualTo(1));
+    }
+
     [TestCase("MX.Example.NET.", "198.51.100.7", "mx.example.net")]
+    [TestCase("mx.example.net\n", "198.51.100.7", "198.51.100.7")]
+    [TestCase("mx.example.net\r\n", "198.51.100.7", "198.51.100.7")]
     [TestCase(null, "198.51.100.7", "198.51.100.7")]
     [TestCase("", "::ffff:198.51.100.7", "198.51.100.7")]
     [TestCase("198.51.100.9", "198.51.100.7", "198.51.100.7")]

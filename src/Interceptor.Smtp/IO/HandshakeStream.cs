@@ -1,15 +1,25 @@
+using System.Runtime.CompilerServices;
+
 namespace Interceptor.Smtp.IO;
 
 /// <summary>
 /// The stream a TLS handshake runs over (SslStream's inner stream), which moves the handshake's work off the thread
 /// that completed the read. The daemon runs socket completions on the socket engine's polling threads, each serving many
 /// sessions (see the daemon's SocketThreads); SslStream continues its handshake (key exchange, signing, certificate
-/// checks: a millisecond or more) wherever its read completed. While <see cref="Handshaking"/>, every read resumes on the
-/// thread pool instead, whoever completed it; afterwards reads pass straight through (a record's decryption is cheap).
-/// The handshake's start (before its first read) is the caller's: it runs as <see cref="Core.Threading.BlockingWork"/>.
+/// checks, a certificate minted for the client: a millisecond or more) wherever its read completed. While
+/// <see cref="Handshaking"/>, every read resumes in the blocking work of the session that started the handshake (its
+/// context as the first read found it: the fair-share scheduler's own threads, in its user's turn, charged to that user),
+/// or on the thread pool when there is none (outside a session); afterwards reads pass straight through (a record's
+/// decryption is cheap). The handshake's start (before its first read) is the caller's: it runs as
+/// <see cref="Core.Threading.BlockingWork"/>.
 /// </summary>
 public sealed class HandshakeStream(Stream inner, bool leaveInnerOpen) : Stream
 {
+    // The session's context, taken at the first read (SslStream's own awaits do not keep it): every later read of the
+    // handshake resumes there too, so that none of its work runs uncharged on the pool.
+    private SynchronizationContext? _resumeIn;
+    private bool _firstReadDone;
+
     /// <summary>Set to false once the handshake is done.</summary>
     public bool Handshaking { get; set; } = true;
 
@@ -63,10 +73,58 @@ public sealed class HandshakeStream(Stream inner, bool leaveInnerOpen) : Stream
 
     private async ValueTask<int> ReadThenLeaveAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
+        if (!_firstReadDone)
+        {
+            _firstReadDone = true;
+            _resumeIn = SynchronizationContext.Current is Core.Threading.IBlockingWorkContext ? SynchronizationContext.Current : null;
+        }
+
         var count = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
 
-        // Whoever completed the read (a socket thread, or the caller at once) and whatever context is current there.
-        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        // Not where the read completed (a socket thread, or the caller at once), whatever context is current there.
+        if (_resumeIn is { } session)
+        {
+            await new PostTo(session);
+        }
+        else
+        {
+            await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        }
+
         return count;
+    }
+
+    /// <summary>
+    /// Goes on in <see cref="Context"/>, always queued (never inline, even when already there), and runs there with no
+    /// context current: SslStream awaits its reads with ConfigureAwait(false), and .NET runs such a continuation inline
+    /// only where no context is current (else it goes to the pool, which is what this is for not doing).
+    /// </summary>
+    private readonly struct PostTo(SynchronizationContext context) : ICriticalNotifyCompletion
+    {
+        private SynchronizationContext Context => context;
+
+        public PostTo GetAwaiter() => this;
+
+        public bool IsCompleted => false;
+
+        public void GetResult()
+        {
+        }
+
+        public void OnCompleted(Action continuation) => Context.Post(static state =>
+        {
+            var current = SynchronizationContext.Current;
+            SynchronizationContext.SetSynchronizationContext(null);
+            try
+            {
+                ((Action)state!)();
+            }
+            finally
+            {
+                SynchronizationContext.SetSynchronizationContext(current);
+            }
+        }, continuation);
+
+        public void UnsafeOnCompleted(Action continuation) => OnCompleted(continuation);
     }
 }

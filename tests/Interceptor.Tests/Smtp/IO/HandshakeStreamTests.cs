@@ -18,6 +18,30 @@ public class HandshakeStreamTests
     }
 
     [Test]
+    public async Task A_handshake_started_in_a_sessions_blocking_work_resumes_every_read_there_not_on_the_pool()
+    {
+        // The session's context (the daemon's fair-share scheduler): the handshake's work (key exchange, a certificate
+        // minted) is then done in its user's turn and charged to that user, not on the pool where no share counts it.
+        using var turn = new TurnContext();
+        var inner = new PendingStream();
+        await using var stream = new HandshakeStream(inner, leaveInnerOpen: false);
+        var resumed = new TaskCompletionSource<(bool, string?)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        turn.Post(_ => _ = ReadAndSay(stream, resumed), null);
+        await turn.Idle();
+
+        var completer = new Thread(() => inner.Complete(5)) { Name = "completer" };
+        completer.Start();
+        completer.Join();
+        var (onPool, thread) = await resumed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.That((onPool, thread), Is.EqualTo((false, "turn")), "resumed in the session's context, posted to it");
+        Assert.That(turn.Posts, Is.EqualTo(2), "the test's own item, then the read's end");
+    }
+
+    private static async Task ReadAndSay(HandshakeStream stream, TaskCompletionSource<(bool, string?)> resumed) =>
+        resumed.SetResult(await Resume(stream).ConfigureAwait(false));
+
+    [Test]
     public async Task After_the_handshake_a_read_resumes_where_it_was_completed()
     {
         var (onPool, thread) = await ReadCompletedByDedicatedThread(handshaking: false);
@@ -83,6 +107,45 @@ public class HandshakeStreamTests
         var count = await stream.ReadAsync(new byte[16]).ConfigureAwait(false);
         Assert.That(count, Is.EqualTo(5));
         return (Thread.CurrentThread.IsThreadPoolThread, Thread.CurrentThread.Name);
+    }
+
+    /// <summary>A session's context as BlockingWork finds it: one thread of its own that runs what is posted, in order.</summary>
+    private sealed class TurnContext : SynchronizationContext, Interceptor.Core.Threading.IBlockingWorkContext, IDisposable
+    {
+        private readonly System.Collections.Concurrent.BlockingCollection<(SendOrPostCallback Callback, object? State)> _items = [];
+        private int _posts;
+
+        public TurnContext()
+        {
+            new Thread(() =>
+            {
+                SetSynchronizationContext(this);
+                foreach (var (callback, state) in _items.GetConsumingEnumerable())
+                {
+                    callback(state);
+                }
+            }) { Name = "turn", IsBackground = true }.Start();
+        }
+
+        public int Posts => Volatile.Read(ref _posts);
+
+        public IDisposable EnterBlockingWork() => new CancellationTokenSource(); // nothing to undo: every item is posted anyway
+
+        public override void Post(SendOrPostCallback d, object? state)
+        {
+            Interlocked.Increment(ref _posts);
+            _items.Add((d, state));
+        }
+
+        /// <summary>Done once everything posted so far has run.</summary>
+        public Task Idle()
+        {
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _items.Add((_ => done.SetResult(), null));
+            return done.Task;
+        }
+
+        public void Dispose() => _items.CompleteAdding();
     }
 
     /// <summary>A read that waits until <see cref="Complete"/>, whose caller's continuation runs on the completing thread.</summary>

@@ -89,6 +89,15 @@ public sealed class DkimTests
 
         Assert.That((await RunAsync("/usr/bin/python3", script, good, "default._domainkey.example.test", recordPath)).Trim(), Is.EqualTo("PASS"), received.Text + context);
         Assert.That((await RunAsync("/usr/bin/python3", script, altered, "default._domainkey.example.test", recordPath)).Trim(), Is.EqualTo("FAIL"));
+
+        // Re-sent by someone else with a field of theirs on top: one the message lacked (Reply-To), or a second Subject
+        // (readers show the top one, verifiers take the bottom one). Over-signing makes either break the signature.
+        foreach (var added in new[] { "Reply-To: pay@evil.example\r\n", "Subject: Overdue invoice\r\n" })
+        {
+            var resent = work.Write("resent.eml", Encoding.UTF8.GetBytes(added + received.Text));
+            Assert.That((await RunAsync("/usr/bin/python3", script, resent, "default._domainkey.example.test", recordPath)).Trim(), Is.EqualTo("FAIL"), added);
+        }
+
         Assert.That(s.RequireDaemon.LogLines().Select(l => l.Message), Has.Some.Contains("dkim=pass d=example.test"), context);
     }
 

@@ -5,30 +5,57 @@ namespace Interceptor.Smtp.Identity;
 
 /// <summary>
 /// Builds a DKIM-Signature header (RFC 6376, relaxed/relaxed) from a message's header fields and its body hash. Every
-/// listed header present is signed (each occurrence), and From once more than it occurs: an empty extra entry that makes
-/// a From: added later break the signature (over-signing).
+/// listed header present is signed (each occurrence), and every listed name once more than it occurs, absent ones
+/// included: an empty extra entry that makes a field added later on top (a second Subject, a Reply-To) break the signature
+/// (over-signing, RFC 6376 8.15), so a signed message cannot be re-sent with headers of someone else's choosing.
 /// </summary>
 public static class DkimSignatureBuilder
 {
-    /// <summary>The fields a recipient reads or that change how the body is shown.</summary>
-    public static readonly IReadOnlyList<string> SignedHeaders =
+    /// <summary>A signed name occurring more often than this is not signed at all (no mail needs it; h= would grow with it).</summary>
+    public const int MaxOccurrences = 50;
+
+    private static readonly HashSet<string> Signed = new(SignedHeadersList(), StringComparer.OrdinalIgnoreCase);
+
+    private static string[] SignedHeadersList() =>
     [
         "From", "Reply-To", "Sender", "Subject", "Date", "To", "Cc", "Message-ID", "In-Reply-To", "References",
         "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Content-Disposition",
         "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post",
     ];
 
-    /// <summary>The h= list for these fields: each signed name once per occurrence, From once more.</summary>
+    /// <summary>The fields a recipient reads or that change how the body is shown.</summary>
+    public static readonly IReadOnlyList<string> SignedHeaders = SignedHeadersList();
+
+    /// <summary>The h= list for these fields: each signed name once per occurrence and once more.</summary>
     public static IReadOnlyList<string> HeaderList(IReadOnlyList<HeaderField> fields)
     {
+        var counts = Occurrences(fields);
         var names = new List<string>();
         foreach (var name in SignedHeaders)
         {
-            var count = fields.Count(f => f.Is(name)) + (name == "From" ? 1 : 0);
-            names.AddRange(Enumerable.Repeat(name.ToLowerInvariant(), count));
+            names.AddRange(Enumerable.Repeat(name.ToLowerInvariant(), counts.GetValueOrDefault(name) + 1));
         }
 
         return names;
+    }
+
+    /// <summary>A signed name that occurs more than <see cref="MaxOccurrences"/> times, if any: such a message is not signed.</summary>
+    public static string? TooOften(IReadOnlyList<HeaderField> fields) =>
+        Occurrences(fields).FirstOrDefault(count => count.Value > MaxOccurrences).Key;
+
+    // One pass, whatever the number of fields (a megabyte of "To:" lines is 200,000 of them).
+    private static Dictionary<string, int> Occurrences(IReadOnlyList<HeaderField> fields)
+    {
+        var counts = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+        foreach (var field in fields)
+        {
+            if (Signed.Contains(field.Name))
+            {
+                counts[field.Name] = counts.GetValueOrDefault(field.Name) + 1;
+            }
+        }
+
+        return counts;
     }
 
     /// <summary>
@@ -41,7 +68,7 @@ public static class DkimSignatureBuilder
         var unsigned = new StringBuilder()
             .Append("DKIM-Signature: v=1; a=").Append(key.Algorithm).Append("; c=relaxed/relaxed; d=").Append(domain)
             .Append("; s=").Append(selector).Append(";\r\n\tt=").Append(timestamp.ToString(CultureInfo.InvariantCulture))
-            .Append("; h=").Append(string.Join(':', signed)).Append(";\r\n\tbh=").Append(Convert.ToBase64String(bodyHash))
+            .Append(";\r\n\th=").Append(FoldList(signed)).Append(";\r\n\tbh=").Append(Convert.ToBase64String(bodyHash))
             .Append(";\r\n\tb=")
             .ToString();
 
@@ -63,17 +90,50 @@ public static class DkimSignatureBuilder
     /// </summary>
     public static IEnumerable<HeaderField> Pick(IReadOnlyList<HeaderField> fields, IReadOnlyList<string> headerList)
     {
+        // Each name's occurrences gathered once (not once per entry of h=: that was quadratic in the fields).
+        var listed = new HashSet<string>(headerList, StringComparer.OrdinalIgnoreCase);
+        var byName = new Dictionary<string, List<HeaderField>>(StringComparer.OrdinalIgnoreCase);
+        foreach (var field in fields.Where(f => listed.Contains(f.Name)))
+        {
+            if (!byName.TryGetValue(field.Name, out var occurrences))
+            {
+                byName[field.Name] = occurrences = [];
+            }
+
+            occurrences.Add(field);
+        }
+
         var used = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         foreach (var name in headerList)
         {
-            used.TryGetValue(name, out var taken);
+            var taken = used.GetValueOrDefault(name);
             used[name] = taken + 1;
-            var occurrences = fields.Where(f => f.Is(name)).ToList();
-            if (taken < occurrences.Count)
+            if (byName.TryGetValue(name, out var occurrences) && taken < occurrences.Count)
             {
                 yield return occurrences[occurrences.Count - 1 - taken];
             }
         }
+    }
+
+    // h= over lines of at most about 76 characters, broken after a colon (FWS is allowed there, RFC 6376 3.5).
+    private static string FoldList(IReadOnlyList<string> names)
+    {
+        var folded = new StringBuilder();
+        var line = 3; // "\th="
+        for (var i = 0; i < names.Count; i++)
+        {
+            var item = names[i] + (i < names.Count - 1 ? ":" : "");
+            if (line + item.Length > 76 && line > 3)
+            {
+                folded.Append("\r\n\t ");
+                line = 2;
+            }
+
+            folded.Append(item);
+            line += item.Length;
+        }
+
+        return folded.ToString();
     }
 
     // Lines of at most 76 characters: whitespace inside b= is ignored by verifiers (RFC 6376 3.5).

@@ -1,3 +1,4 @@
+using Interceptor.Core.Events;
 using System.Collections.Concurrent;
 using Interceptor.Core.Domains;
 using Interceptor.Smtp.Data;
@@ -54,6 +55,11 @@ public sealed class DkimSigningStage(
             return Unsigned(message, "headers-too-large", "-");
         }
 
+        if (DkimSignatureBuilder.TooOften(headers.Fields) is { } repeated)
+        {
+            return Unsigned(message, "too-many-headers", repeated.ToLowerInvariant());
+        }
+
         var map = domains.Current;
         var from = FromCheck.Of(headers.FromDomains(), d => map.Owns(origin.User, d, includeSubdomains));
         if (from.Problem != FromProblem.None)
@@ -73,6 +79,12 @@ public sealed class DkimSigningStage(
         }
 
         using var body = new RelaxedBodyHasher();
+        if (headers.BodyStart is { } first)
+        {
+            // A header section ended by a line that is no field: verifiers hash that line as the body's first.
+            body.AddLine(first);
+        }
+
         while (await reader.ReadLineAsync(token))
         {
             body.AddLine(reader.Line);
@@ -128,7 +140,8 @@ public sealed class DkimSigningStage(
 
     private StageVerdict Unsigned(MessageContext message, string reason, string domain)
     {
-        IdentityLog.Unsigned(logger, reason, domain, message.TransactionId, message.Origin.Uid, message.Origin.User);
+        // The domain is the client's text (its From:): encoded, so that it cannot fake a field of the line.
+        IdentityLog.Unsigned(logger, reason, FieldText.PercentEncode(domain), message.TransactionId, message.Origin.Uid, message.Origin.User);
         return StageVerdict.Continue;
     }
 }

@@ -1,3 +1,4 @@
+using Interceptor.Core.Events;
 using Interceptor.Core.Domains;
 using Interceptor.Core.Options;
 using Interceptor.Core.Replies;
@@ -42,6 +43,8 @@ public sealed class FromPolicyStage(FromPolicyOptions policy, bool includeSubdom
         var from = FromCheck.Of(headers.FromDomains(), Owned);
         var (refusal, domain) = from.Problem switch
         {
+            // Reading stopped at the cap: a From: further down (which a receiver may take) was never seen.
+            _ when headers.TooLarge => ($"the message's header section is over {MessageHeaders.MaxBytes / 1024} KiB, so its From: cannot be checked; user {user} may send only as one of its own domains", "-"),
             FromProblem.NotOwned => ($"From: domain {from.Domain} is not a domain of user {user}", from.Domain!),
             FromProblem.MultipleFrom => ($"the message has {from.Addresses} From: addresses; user {user} may send only as one of its own domains", "-"),
             FromProblem.NoFrom => ($"the message has no readable From: address; user {user} may send only as one of its own domains", "-"),
@@ -52,8 +55,10 @@ public sealed class FromPolicyStage(FromPolicyOptions policy, bool includeSubdom
             return StageVerdict.Continue;
         }
 
-        var reason = from.Problem == FromProblem.None ? "envelope-not-owned" : from.Reason;
-        IdentityLog.FromNotOwned(logger, policy.Mode.ToString(), reason, domain, message.TransactionId, message.Origin.Uid, user, refusal);
+        var reason = headers.TooLarge ? "headers-too-large" : from.Problem == FromProblem.None ? "envelope-not-owned" : from.Reason;
+
+        // The domain is the client's text: encoded in the line; the client's reply says it as it was.
+        IdentityLog.FromNotOwned(logger, policy.Mode.ToString(), reason, FieldText.PercentEncode(domain), message.TransactionId, message.Origin.Uid, user, FieldText.Quote(refusal));
         var finding = new StageFinding($"from-policy {reason} {domain}");
         return policy.Mode == FromPolicyMode.Refuse ? StageVerdict.Refuse(new SmtpReply(550, "5.7.1", refusal), finding) : StageVerdict.Continue;
     }

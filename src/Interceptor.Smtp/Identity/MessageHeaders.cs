@@ -20,15 +20,22 @@ public sealed class MessageHeaders
 {
     public const int MaxBytes = 1 << 20;
 
-    private MessageHeaders(IReadOnlyList<HeaderField> fields, bool tooLarge)
+    private MessageHeaders(IReadOnlyList<HeaderField> fields, bool tooLarge, byte[]? bodyStart = null)
     {
         Fields = fields;
         TooLarge = tooLarge;
+        BodyStart = bodyStart;
     }
 
     public IReadOnlyList<HeaderField> Fields { get; }
 
     public bool TooLarge { get; }
+
+    /// <summary>
+    /// The line that ended the header section without the empty line (not a header field: the body's first line, as
+    /// mail readers and verifiers see it), already read; null when the section ended as it should.
+    /// </summary>
+    public byte[]? BodyStart { get; }
 
     /// <summary>Reads up to the empty line that ends the header section (consumed), leaving the reader at the body.</summary>
     internal static async ValueTask<MessageHeaders> ReadAsync(SpoolLineReader reader, CancellationToken token)
@@ -72,8 +79,9 @@ public sealed class MessageHeaders
             var colon = line.IndexOf((byte)':');
             if (colon <= 0)
             {
-                // Not a header: the section has ended without its empty line (the rest is body, as mail readers see it).
-                break;
+                // Not a header: the section has ended without its empty line (the rest is body, as mail readers see it),
+                // and this line, read already, is the body's first.
+                return new MessageHeaders(fields, tooLarge: false, line.ToArray());
             }
 
             name = Encoding.ASCII.GetString(line[..colon]).TrimEnd(' ', '\t');

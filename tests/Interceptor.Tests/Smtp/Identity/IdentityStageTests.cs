@@ -71,7 +71,14 @@ public partial class IdentityStageTests
 
         var header = Encoding.ASCII.GetString(verdict.AddedHeaders.Span);
         Assert.That(header, Does.StartWith("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.test; s=default;"));
-        Assert.That(header, Does.Contain("h=from:from:subject:to;"));
+        // Every listed name once more than it occurs, absent ones too: nothing can be added on top and still verify.
+        Assert.That(DkimTags.Find(header, "h"), Is.EqualTo(
+            "from:from:reply-to:sender:subject:subject:date:to:to:cc:message-id:in-reply-to:references:mime-version:content-type:"
+            + "content-transfer-encoding:content-disposition:list-id:list-unsubscribe:list-unsubscribe-post"));
+        var lines = header.Split("\r\n");
+        var (hStart, hEnd) = (Array.FindIndex(lines, l => l.StartsWith("\th=", StringComparison.Ordinal)), Array.FindIndex(lines, l => l.StartsWith("\tbh=", StringComparison.Ordinal)));
+        Assert.That(hEnd - hStart, Is.GreaterThan(1), "h= folded");
+        Assert.That(lines[hStart..hEnd].Max(line => line.Length), Is.LessThanOrEqualTo(77), "like b=");
         Assert.That(logger.Lines, Has.Some.Contains("dkim=pass d=example.test"));
         var expectedBody = Convert.ToBase64String(SHA256.HashData("hello\r\n.dot\r\n"u8.ToArray()));
         Assert.That(DkimTags.Find(header, "bh"), Is.EqualTo(expectedBody));
@@ -108,7 +115,8 @@ public partial class IdentityStageTests
     [TestCase("Subject: no from\r\n\r\nbody\r\n", "no-from")]
     [TestCase("From: shop@other.example.test\r\n\r\nbody\r\n", "no-key")]
     [TestCase("DKIM-Signature: v=1; d=Example.test; b=x\r\nFrom: a@example.test\r\n\r\nbody\r\n", "already-signed")]
-    public async Task Messages_that_cannot_be_signed_go_unsigned_with_the_reason_logged(string message, string reason)
+    [TestCase("From: a@example.test\r\nTo: x@example.net\r\nTo: x@example.net\r\n\r\nbody\r\n", null)]
+    public async Task Messages_that_cannot_be_signed_go_unsigned_with_the_reason_logged(string message, string? reason)
     {
         using var rsa = RSA.Create(1024);
         WriteKey("other.example.test.invalid", rsa.ExportRSAPrivateKeyPem());
@@ -119,12 +127,60 @@ public partial class IdentityStageTests
             WriteKey("example.test", rsa.ExportRSAPrivateKeyPem());
         }
 
+        if (reason is null)
+        {
+            // A signed name many times over (a megabyte of "To:" lines is 200,000 fields): not signed, whatever the key.
+            WriteKey("example.test", rsa.ExportRSAPrivateKeyPem());
+            message = message.Replace("To: x@example.net\r\nTo: x@example.net\r\n", string.Concat(Enumerable.Repeat("To:\r\n", 200_000)), StringComparison.Ordinal);
+            reason = "too-many-headers domain=to";
+        }
+
         var logger = new RecordingLogger();
         var verdict = await RunAsync(Signer(logger), message);
 
         Assert.That(verdict.Decision, Is.EqualTo(StageDecision.Continue));
         Assert.That(verdict.AddedHeaders.IsEmpty, Is.True);
         Assert.That(logger.Lines, Has.Some.Contains($"dkim=none reason={reason}"));
+    }
+
+    [Test]
+    public async Task A_from_domain_written_like_more_fields_is_encoded_in_the_log_lines()
+    {
+        var signer = new RecordingLogger();
+        var policy = new RecordingLogger();
+        const string message = "From: x@evil.example=uid=0\r\n\r\nbody\r\n";
+
+        await RunAsync(Signer(signer), message);
+        await RunAsync(new FromPolicyStage(new FromPolicyOptions { Mode = FromPolicyMode.Log }, includeSubdomains: true, Map, policy), message);
+
+        Assert.That(signer.Lines, Has.Some.Contains("domain=evil.example%3Duid%3D0 "));
+        Assert.That(policy.Lines, Has.Some.Contains("domain=evil.example%3Duid%3D0 "));
+    }
+
+    [Test]
+    public void A_name_repeated_past_the_bound_is_named_and_h_picks_its_fields_from_the_bottom_up()
+    {
+        HeaderField Field(string text) => new(text[..text.IndexOf(':', StringComparison.Ordinal)], Encoding.ASCII.GetBytes(text + "\r\n"));
+        var fields = new List<HeaderField> { Field("From: a@example.test") };
+        fields.AddRange(Enumerable.Range(0, DkimSignatureBuilder.MaxOccurrences).Select(i => Field($"To: r{i}@example.net")));
+
+        Assert.That(DkimSignatureBuilder.TooOften(fields), Is.Null, "at the bound");
+        var picked = DkimSignatureBuilder.Pick(fields, ["to", "to", "from", "subject"]).Select(f => Encoding.ASCII.GetString(f.Raw).TrimEnd()).ToList();
+        Assert.That(picked, Is.EqualTo(new[] { $"To: r{DkimSignatureBuilder.MaxOccurrences - 1}@example.net", $"To: r{DkimSignatureBuilder.MaxOccurrences - 2}@example.net", "From: a@example.test" }));
+        fields.Add(Field("to: one@too.many"));
+        Assert.That(DkimSignatureBuilder.TooOften(fields), Is.EqualTo("To").IgnoreCase);
+    }
+
+    [Test]
+    public async Task A_header_section_ended_by_a_line_that_is_no_field_hashes_that_line_as_the_bodys_first()
+    {
+        using var rsa = RSA.Create(2048);
+        WriteKey("example.test", rsa.ExportRSAPrivateKeyPem());
+
+        var verdict = await RunAsync(Signer(new RecordingLogger()), "From: Alice <alice@example.test>\r\nSubject: x\r\nHello\r\nrest\r\n");
+
+        var header = Encoding.ASCII.GetString(verdict.AddedHeaders.Span);
+        Assert.That(DkimTags.Find(header, "bh"), Is.EqualTo(Convert.ToBase64String(SHA256.HashData("Hello\r\nrest\r\n"u8.ToArray()))));
     }
 
     [Test]
@@ -202,6 +258,19 @@ public partial class IdentityStageTests
         var verdict = await RunAsync(Policy(FromPolicyMode.Refuse, "provider.test"), message, Message(sender: sender));
 
         Assert.That(verdict.Decision, Is.EqualTo(expected), verdict.Reply?.ToString());
+    }
+
+    [Test]
+    public async Task Refuse_mode_refuses_a_header_section_too_large_to_read_to_its_end()
+    {
+        // Her own From: on top, a megabyte of padding, then the From: a receiver may take: the policy never sees the second.
+        var message = "From: a@example.test\r\n" + string.Concat(Enumerable.Repeat("X-Pad: " + new string('p', 100) + "\r\n", 11_000))
+            + "From: ceo@bank.example\r\n\r\nbody\r\n";
+
+        var verdict = await RunAsync(Policy(FromPolicyMode.Refuse), message);
+
+        Assert.That(verdict.Decision, Is.EqualTo(StageDecision.Refuse));
+        Assert.That(verdict.Reply?.ToString(), Does.Contain("header section is over 1024 KiB"));
     }
 }
 

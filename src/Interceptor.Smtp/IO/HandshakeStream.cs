@@ -76,32 +76,38 @@ public sealed class HandshakeStream(Stream inner, bool leaveInnerOpen) : Stream
         if (!_firstReadDone)
         {
             _firstReadDone = true;
-            _resumeIn = SynchronizationContext.Current is Core.Threading.IBlockingWorkContext ? SynchronizationContext.Current : null;
+
+            // The session's context where the read is made; else its lane, which travels with the execution context (a
+            // first read made where an earlier write completed, on a socket thread with no context current).
+            _resumeIn = SynchronizationContext.Current is Core.Threading.IBlockingWorkContext
+                ? SynchronizationContext.Current
+                : Core.Threading.StepLanes.Current as SynchronizationContext;
         }
 
         var count = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
 
         // Not where the read completed (a socket thread, or the caller at once), whatever context is current there.
-        if (_resumeIn is { } session)
-        {
-            await new PostTo(session);
-        }
-        else
-        {
-            await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
-        }
-
+        await BackToSession();
         return count;
     }
 
     /// <summary>
+    /// Goes on in the session's blocking work (as a read does), or on the thread pool outside a session: for the
+    /// handshake's own callbacks that waited for something that completed elsewhere (a certificate minted on the pool).
+    /// An awaitable, not an async method: one of those would let the caller go on where it is, when the session's
+    /// thread ran the posted step before the caller looked.
+    /// </summary>
+    public PostTo BackToSession() => new(_resumeIn);
+
+    /// <summary>
     /// Goes on in <see cref="Context"/>, always queued (never inline, even when already there), and runs there with no
     /// context current: SslStream awaits its reads with ConfigureAwait(false), and .NET runs such a continuation inline
-    /// only where no context is current (else it goes to the pool, which is what this is for not doing).
+    /// only where no context is current (else it goes to the pool, which is what this is for not doing). Without a
+    /// context, on the thread pool.
     /// </summary>
-    private readonly struct PostTo(SynchronizationContext context) : ICriticalNotifyCompletion
+    public readonly struct PostTo(SynchronizationContext? context) : ICriticalNotifyCompletion
     {
-        private SynchronizationContext Context => context;
+        private SynchronizationContext? Context => context;
 
         public PostTo GetAwaiter() => this;
 
@@ -111,7 +117,30 @@ public sealed class HandshakeStream(Stream inner, bool leaveInnerOpen) : Stream
         {
         }
 
-        public void OnCompleted(Action continuation) => Context.Post(static state =>
+        public void OnCompleted(Action continuation)
+        {
+            if (Context is null)
+            {
+                ThreadPool.QueueUserWorkItem(static state => state(), continuation, preferLocal: false);
+                return;
+            }
+
+            Context.Post(Run, continuation);
+        }
+
+        // An async method's continuation restores its own execution context: the pool need not capture one.
+        public void UnsafeOnCompleted(Action continuation)
+        {
+            if (Context is null)
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static state => state(), continuation, preferLocal: false);
+                return;
+            }
+
+            Context.Post(Run, continuation);
+        }
+
+        private static void Run(object? state)
         {
             var current = SynchronizationContext.Current;
             SynchronizationContext.SetSynchronizationContext(null);
@@ -123,8 +152,7 @@ public sealed class HandshakeStream(Stream inner, bool leaveInnerOpen) : Stream
             {
                 SynchronizationContext.SetSynchronizationContext(current);
             }
-        }, continuation);
+        }
 
-        public void UnsafeOnCompleted(Action continuation) => OnCompleted(continuation);
     }
 }

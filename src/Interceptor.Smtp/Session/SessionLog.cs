@@ -36,7 +36,7 @@ internal static partial class SessionLog
     /// <summary>No certificate could be made for the client's name (the CA expired, a key could not be generated): no
     /// client causes it, so it is an error, and every client of the host asking for STARTTLS meets it until it is fixed.</summary>
     [LoggerMessage(EventId = 1316, Level = LogLevel.Error, Message = "closing session uid={Uid} user={User}: STARTTLS failed on our side: {Reason}")]
-    public static partial void TlsServerFailed(ILogger logger, uint uid, string user, string reason);
+    public static partial void TlsServerFailed(ILogger logger, Exception exception, uint uid, string user, string reason);
 
     /// <summary>An empty SNI means the certificate named the dialled address.</summary>
     [LoggerMessage(EventId = 1315, Level = LogLevel.Information, Message = "STARTTLS for uid={Uid} user={User}: {Protocol} {Cipher}, sni={Sni}; {Discarded} byte(s) sent before the handshake discarded")]

@@ -57,7 +57,7 @@ internal sealed class StartTlsCommand(SessionContext context, ClientTlsServer tl
         {
             // Ours, from inside the handshake (SslStream passes the certificate callback's exception on as it is): the
             // minting failed. The session ends as for any failed handshake, its line naming the user and the cause.
-            SessionLog.TlsServerFailed(context.Logger, uid, user, $"{e.GetType().Name}: {e.Message}");
+            SessionLog.TlsServerFailed(context.Logger, e, uid, user, $"{e.GetType().Name}: {e.Message}");
             return StepResult.Closed;
         }
 

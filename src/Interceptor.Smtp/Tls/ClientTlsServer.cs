@@ -63,7 +63,7 @@ public sealed partial class ClientTlsServer : IDisposable
             await BlockingWork.RunAsync(() => new ValueTask(tls.AuthenticateAsServerAsync(
                 async (_, hello, _, _) => new SslServerAuthenticationOptions
                 {
-                    ServerCertificateContext = await Certificates.GetAsync(CertificateName(hello.ServerName, dialled)),
+                    ServerCertificateContext = await CertificateInSessionAsync(handshake, CertificateName(hello.ServerName, dialled)),
                     ClientCertificateRequired = false,
                     // Client-initiated renegotiation would be a second handshake inside the session: refused.
                     AllowRenegotiation = false,
@@ -79,6 +79,21 @@ public sealed partial class ClientTlsServer : IDisposable
             await tls.DisposeAsync();
             throw;
         }
+    }
+
+    // A name's certificate being minted completes on the pool thread that made it, and SslStream would go on with the
+    // handshake there (its server flight: key exchange, signing): back to the session's blocking work first.
+    private async Task<SslStreamCertificateContext> CertificateInSessionAsync(HandshakeStream handshake, string name)
+    {
+        var pending = Certificates.GetAsync(name);
+        if (pending.IsCompleted)
+        {
+            return await pending;
+        }
+
+        var context = await pending.ConfigureAwait(false);
+        await handshake.BackToSession();
+        return context;
     }
 
     public void Dispose() => _authority.Dispose();

@@ -90,8 +90,9 @@ public sealed class MintedCertificateCache
         return context;
     }
 
-    // Under a quarter of its validity left, and a new one would last longer: one the CA's own end cut short (a CA about
-    // to expire) stays, or every handshake of its last days would mint again.
+    // Expired, or under a quarter of its validity left and a new one would last longer: one the CA's own end cut short (a
+    // CA about to expire) stays until it expires, or every handshake of its last days would mint again; once expired, the
+    // minting says the CA is not valid (the session's line, event 1316), rather than clients meeting an expired leaf.
     private bool DueForRenewal(Task<SslStreamCertificateContext> context)
     {
         if (!context.IsCompletedSuccessfully)
@@ -101,7 +102,8 @@ public sealed class MintedCertificateCache
 
         var leaf = context.Result.TargetCertificate;
         var (from, until) = (leaf.NotBefore.ToUniversalTime(), leaf.NotAfter.ToUniversalTime());
-        return until < _issuerNotAfter && _time.GetUtcNow().UtcDateTime >= until - ((until - from) / 4);
+        var now = _time.GetUtcNow().UtcDateTime;
+        return now >= until || (until < _issuerNotAfter && now >= until - ((until - from) / 4));
     }
 
     private SslStreamCertificateContext Create(string name)

@@ -143,6 +143,10 @@ public class MintedCertificateCacheTests
         Assert.That(first.TargetCertificate.NotAfter, Is.EqualTo(ca.Certificate.NotAfter), "never past the CA");
         Assert.That(later, Is.SameAs(first), "a new one would end no later");
         Assert.That(cache.Minted, Is.EqualTo(1));
+
+        // Past the CA's end the expired leaf is not served: the minting says why (the session logs it, event 1316).
+        clock.Advance(TimeSpan.FromDays(1));
+        Assert.ThrowsAsync<System.Security.Cryptography.CryptographicException>(() => cache.GetAsync("mx.example.net"));
     }
 
     [TestCase("MX.Example.NET.", "198.51.100.7", "mx.example.net")]

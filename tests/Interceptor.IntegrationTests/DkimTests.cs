@@ -98,6 +98,12 @@ public sealed class DkimTests
             Assert.That((await RunAsync("/usr/bin/python3", script, resent, "default._domainkey.example.test", recordPath)).Trim(), Is.EqualTo("FAIL"), added);
         }
 
+        // What a relay adds to a message that lacks it (Exim's and Postfix's submission: Date, Message-ID) keeps it valid.
+        var endOfHeaders = received.Text.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 2;
+        var relayed = work.Write("relayed.eml", Encoding.UTF8.GetBytes(
+            received.Text[..endOfHeaders] + "Date: Tue, 08 Dec 2026 04:00:00 +0000\r\nMessage-ID: <1@relay.example>\r\n" + received.Text[endOfHeaders..]));
+        Assert.That((await RunAsync("/usr/bin/python3", script, relayed, "default._domainkey.example.test", recordPath)).Trim(), Is.EqualTo("PASS"), "Date and Message-ID added by a relay");
+
         Assert.That(s.RequireDaemon.LogLines().Select(l => l.Message), Has.Some.Contains("dkim=pass d=example.test"), context);
     }
 

@@ -125,7 +125,9 @@ public sealed class HandshakeStream(Stream inner, bool leaveInnerOpen) : Stream
                 return;
             }
 
-            Context.Post(Run, continuation);
+            // The caller's execution context goes along, as OnCompleted promises (UnsafeOnCompleted need not).
+            var flowed = ExecutionContext.Capture();
+            Queue(Context, flowed is null ? continuation : () => ExecutionContext.Run(flowed, static state => ((Action)state!)(), continuation));
         }
 
         // An async method's continuation restores its own execution context: the pool need not capture one.
@@ -137,7 +139,20 @@ public sealed class HandshakeStream(Stream inner, bool leaveInnerOpen) : Stream
                 return;
             }
 
-            Context.Post(Run, continuation);
+            Queue(Context, continuation);
+        }
+
+        // A session's lane queues for its turn and never runs the step where it is asked (its context's Post may, when
+        // the session is not in blocking work); any other context gets a Post.
+        private static void Queue(SynchronizationContext context, Action continuation)
+        {
+            if (context is Core.Threading.IStepLane lane)
+            {
+                lane.Queue(() => Run(continuation));
+                return;
+            }
+
+            context.Post(Run, continuation);
         }
 
         private static void Run(object? state)

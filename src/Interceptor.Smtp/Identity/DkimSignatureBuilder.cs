@@ -5,9 +5,12 @@ namespace Interceptor.Smtp.Identity;
 
 /// <summary>
 /// Builds a DKIM-Signature header (RFC 6376, relaxed/relaxed) from a message's header fields and its body hash. Every
-/// listed header present is signed (each occurrence), and every listed name once more than it occurs, absent ones
-/// included: an empty extra entry that makes a field added later on top (a second Subject, a Reply-To) break the signature
-/// (over-signing, RFC 6376 8.15), so a signed message cannot be re-sent with headers of someone else's choosing.
+/// listed header present is signed (each occurrence) and listed once more than it occurs: an empty extra entry that
+/// makes a second copy added later (a second Subject on top) break the signature (over-signing, RFC 6376 8.15). The
+/// fields a reader acts on (<see cref="OverSignedWhenAbsent"/>: From, Reply-To, Subject, To, Cc) are over-signed when
+/// absent too, so a signed message cannot be re-sent with a Reply-To of someone else's choosing; the others are not,
+/// since relays add them when missing (Date and Message-ID on submission, Sender, MIME headers, a list's List-*) and
+/// would break every such signature.
 /// </summary>
 public static class DkimSignatureBuilder
 {
@@ -26,14 +29,22 @@ public static class DkimSignatureBuilder
     /// <summary>The fields a recipient reads or that change how the body is shown.</summary>
     public static readonly IReadOnlyList<string> SignedHeaders = SignedHeadersList();
 
-    /// <summary>The h= list for these fields: each signed name once per occurrence and once more.</summary>
+    /// <summary>The signed fields listed in h= even when the message has none: no relay adds them, readers act on them.</summary>
+    public static readonly IReadOnlyList<string> OverSignedWhenAbsent = ["From", "Reply-To", "Subject", "To", "Cc"];
+
+    /// <summary>The h= list for these fields: each signed name once per occurrence and once more, if present or if
+    /// <see cref="OverSignedWhenAbsent"/>.</summary>
     public static IReadOnlyList<string> HeaderList(IReadOnlyList<HeaderField> fields)
     {
         var counts = Occurrences(fields);
         var names = new List<string>();
         foreach (var name in SignedHeaders)
         {
-            names.AddRange(Enumerable.Repeat(name.ToLowerInvariant(), counts.GetValueOrDefault(name) + 1));
+            var count = counts.GetValueOrDefault(name);
+            if (count > 0 || OverSignedWhenAbsent.Contains(name, StringComparer.OrdinalIgnoreCase))
+            {
+                names.AddRange(Enumerable.Repeat(name.ToLowerInvariant(), count + 1));
+            }
         }
 
         return names;

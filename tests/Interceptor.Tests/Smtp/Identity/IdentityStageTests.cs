@@ -71,14 +71,12 @@ public partial class IdentityStageTests
 
         var header = Encoding.ASCII.GetString(verdict.AddedHeaders.Span);
         Assert.That(header, Does.StartWith("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.test; s=default;"));
-        // Every listed name once more than it occurs, absent ones too: nothing can be added on top and still verify.
-        Assert.That(DkimTags.Find(header, "h"), Is.EqualTo(
-            "from:from:reply-to:sender:subject:subject:date:to:to:cc:message-id:in-reply-to:references:mime-version:content-type:"
-            + "content-transfer-encoding:content-disposition:list-id:list-unsubscribe:list-unsubscribe-post"));
+        // Every present name once more than it occurs, and the ones readers act on when absent too (Reply-To, Cc); not
+        // Date, Message-ID and the rest, which relays add when missing.
+        Assert.That(DkimTags.Find(header, "h"), Is.EqualTo("from:from:reply-to:subject:subject:to:to:cc"));
         var lines = header.Split("\r\n");
         var (hStart, hEnd) = (Array.FindIndex(lines, l => l.StartsWith("\th=", StringComparison.Ordinal)), Array.FindIndex(lines, l => l.StartsWith("\tbh=", StringComparison.Ordinal)));
-        Assert.That(hEnd - hStart, Is.GreaterThan(1), "h= folded");
-        Assert.That(lines[hStart..hEnd].Max(line => line.Length), Is.LessThanOrEqualTo(77), "like b=");
+        Assert.That(lines[hStart..hEnd].Max(line => line.Length), Is.LessThanOrEqualTo(77), "h= folded like b=");
         Assert.That(logger.Lines, Has.Some.Contains("dkim=pass d=example.test"));
         var expectedBody = Convert.ToBase64String(SHA256.HashData("hello\r\n.dot\r\n"u8.ToArray()));
         Assert.That(DkimTags.Find(header, "bh"), Is.EqualTo(expectedBody));

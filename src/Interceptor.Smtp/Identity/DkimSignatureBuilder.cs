@@ -7,10 +7,11 @@ namespace Interceptor.Smtp.Identity;
 /// Builds a DKIM-Signature header (RFC 6376, relaxed/relaxed) from a message's header fields and its body hash. Every
 /// listed header present is signed (each occurrence) and listed once more than it occurs: an empty extra entry that
 /// makes a second copy added later (a second Subject on top) break the signature (over-signing, RFC 6376 8.15). The
-/// fields a reader acts on (<see cref="OverSignedWhenAbsent"/>: From, Reply-To, Subject, To, Cc) are over-signed when
-/// absent too, so a signed message cannot be re-sent with a Reply-To of someone else's choosing; the others are not,
-/// since relays add them when missing (Date and Message-ID on submission, Sender, MIME headers, a list's List-*) and
-/// would break every such signature.
+/// fields a reader acts on (<see cref="OverSignedWhenAbsent"/>: From, Reply-To, Subject, To, Cc, the MIME fields that
+/// decide how the body is shown, the threading ones) are over-signed when absent too, so a signed message cannot be
+/// re-sent with a Reply-To of someone else's choosing, or its text shown as HTML; the others are not, since relays add
+/// them to mail that lacks them (Date and Message-ID on submission, Sender, a list's List-*) and would break every such
+/// signature.
 /// </summary>
 public static class DkimSignatureBuilder
 {
@@ -29,8 +30,15 @@ public static class DkimSignatureBuilder
     /// <summary>The fields a recipient reads or that change how the body is shown.</summary>
     public static readonly IReadOnlyList<string> SignedHeaders = SignedHeadersList();
 
-    /// <summary>The signed fields listed in h= even when the message has none: no relay adds them, readers act on them.</summary>
-    public static readonly IReadOnlyList<string> OverSignedWhenAbsent = ["From", "Reply-To", "Subject", "To", "Cc"];
+    /// <summary>
+    /// The signed fields listed in h= even when the message has none: readers act on them, and relays rarely add them
+    /// (only by configuration: a To for Bcc-only mail; a conversion that adds MIME fields rewrites the body anyway).
+    /// </summary>
+    public static readonly IReadOnlyList<string> OverSignedWhenAbsent =
+    [
+        "From", "Reply-To", "Subject", "To", "Cc", "In-Reply-To", "References",
+        "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Content-Disposition",
+    ];
 
     /// <summary>The h= list for these fields: each signed name once per occurrence and once more, if present or if
     /// <see cref="OverSignedWhenAbsent"/>.</summary>

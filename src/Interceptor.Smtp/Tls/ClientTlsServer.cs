@@ -91,9 +91,10 @@ public sealed partial class ClientTlsServer : IDisposable
             return await pending;
         }
 
-        var context = await pending.ConfigureAwait(false);
+        // Failed or not, back first: SslStream's own failure path is part of the handshake too.
+        await ((Task)pending).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await handshake.BackToSession();
-        return context;
+        return await pending;
     }
 
     public void Dispose() => _authority.Dispose();

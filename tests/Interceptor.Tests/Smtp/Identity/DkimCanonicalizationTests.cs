@@ -91,8 +91,13 @@ public class DkimCanonicalizationTests
         };
         var list = DkimSignatureBuilder.HeaderList(fields);
 
-        // Each present name once more than it occurs; absent, only the ones readers act on (Reply-To, Subject, Cc: 0 + 1).
-        Assert.That(list, Is.EqualTo(new[] { "from", "from", "reply-to", "subject", "to", "to", "to", "cc" }));
+        // Each present name once more than it occurs; absent, only the ones readers act on (Reply-To, Subject, Cc, the
+        // threading and MIME fields: 0 + 1), not Sender, Date, Message-ID or List-*.
+        Assert.That(list, Is.EqualTo(new[]
+        {
+            "from", "from", "reply-to", "subject", "to", "to", "to", "cc", "in-reply-to", "references",
+            "mime-version", "content-type", "content-transfer-encoding", "content-disposition",
+        }));
         Assert.That(DkimSignatureBuilder.Pick(fields, list).Select(f => Encoding.ASCII.GetString(f.Raw)),
             Is.EqualTo(new[] { "From: a@example.test\r\n", "To: 2@x.test\r\n", "To: 1@x.test\r\n" }));
     }

@@ -71,12 +71,14 @@ public partial class IdentityStageTests
 
         var header = Encoding.ASCII.GetString(verdict.AddedHeaders.Span);
         Assert.That(header, Does.StartWith("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.test; s=default;"));
-        // Every present name once more than it occurs, and the ones readers act on when absent too (Reply-To, Cc); not
-        // Date, Message-ID and the rest, which relays add when missing.
-        Assert.That(DkimTags.Find(header, "h"), Is.EqualTo("from:from:reply-to:subject:subject:to:to:cc"));
+        // Every present name once more than it occurs, and the ones readers act on when absent too (Reply-To, Cc, the
+        // MIME and threading fields); not Date, Message-ID, Sender or List-*, which relays add to mail that lacks them.
+        Assert.That(DkimTags.Find(header, "h"), Is.EqualTo(
+            "from:from:reply-to:subject:subject:to:to:cc:in-reply-to:references:mime-version:content-type:content-transfer-encoding:content-disposition"));
         var lines = header.Split("\r\n");
         var (hStart, hEnd) = (Array.FindIndex(lines, l => l.StartsWith("\th=", StringComparison.Ordinal)), Array.FindIndex(lines, l => l.StartsWith("\tbh=", StringComparison.Ordinal)));
-        Assert.That(lines[hStart..hEnd].Max(line => line.Length), Is.LessThanOrEqualTo(77), "h= folded like b=");
+        Assert.That(hEnd - hStart, Is.GreaterThan(1), "h= folded");
+        Assert.That(lines[hStart..hEnd].Max(line => line.Length), Is.LessThanOrEqualTo(77), "like b=");
         Assert.That(logger.Lines, Has.Some.Contains("dkim=pass d=example.test"));
         var expectedBody = Convert.ToBase64String(SHA256.HashData("hello\r\n.dot\r\n"u8.ToArray()));
         Assert.That(DkimTags.Find(header, "bh"), Is.EqualTo(expectedBody));

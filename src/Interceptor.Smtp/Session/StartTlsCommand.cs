@@ -39,7 +39,7 @@ internal sealed class StartTlsCommand(SessionContext context, ClientTlsServer tl
         SslStream secured;
         try
         {
-            secured = await tls.AuthenticateAsync(Client.Stream, context.Origin.OriginalDestination.Address, handshake.Token);
+            secured = await tls.AuthenticateAsync(Client.Stream, context.Origin.OriginalDestination.Address, context.Origin.Uid, handshake.Token);
         }
         catch (OperationCanceledException) when (!token.IsCancellationRequested)
         {

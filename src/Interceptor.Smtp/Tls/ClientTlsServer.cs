@@ -50,11 +50,12 @@ public sealed partial class ClientTlsServer : IDisposable
     }
 
     /// <summary>
-    /// Runs the handshake over <paramref name="client"/> (left open when the TLS stream is disposed: the listener owns it).
+    /// Runs the handshake over <paramref name="client"/> (left open when the TLS stream is disposed: the listener owns it)
+    /// for the session of <paramref name="owner"/> (a certificate minted for it is charged to that uid in the cache).
     /// Throws <see cref="OperationCanceledException"/> when <paramref name="token"/> ends it, <see cref="AuthenticationException"/>
     /// or <see cref="IOException"/> when the client's side fails.
     /// </summary>
-    public async Task<SslStream> AuthenticateAsync(Stream client, IPAddress dialled, CancellationToken token)
+    public async Task<SslStream> AuthenticateAsync(Stream client, IPAddress dialled, uint owner, CancellationToken token)
     {
         var handshake = new HandshakeStream(client, leaveInnerOpen: true);
         var tls = new SslStream(handshake, leaveInnerStreamOpen: false);
@@ -63,7 +64,7 @@ public sealed partial class ClientTlsServer : IDisposable
             await BlockingWork.RunAsync(() => new ValueTask(tls.AuthenticateAsServerAsync(
                 async (_, hello, _, _) => new SslServerAuthenticationOptions
                 {
-                    ServerCertificateContext = await CertificateInSessionAsync(handshake, CertificateName(hello.ServerName, dialled)),
+                    ServerCertificateContext = await CertificateInSessionAsync(handshake, CertificateName(hello.ServerName, dialled), owner),
                     ClientCertificateRequired = false,
                     // Client-initiated renegotiation would be a second handshake inside the session: refused.
                     AllowRenegotiation = false,
@@ -83,9 +84,9 @@ public sealed partial class ClientTlsServer : IDisposable
 
     // A name's certificate being minted completes on the pool thread that made it, and SslStream would go on with the
     // handshake there (its server flight: key exchange, signing): back to the session's blocking work first.
-    private async Task<SslStreamCertificateContext> CertificateInSessionAsync(HandshakeStream handshake, string name)
+    private async Task<SslStreamCertificateContext> CertificateInSessionAsync(HandshakeStream handshake, string name, uint owner)
     {
-        var pending = Certificates.GetAsync(name);
+        var pending = Certificates.GetAsync(name, owner);
         if (pending.IsCompleted)
         {
             return await pending;

@@ -25,7 +25,7 @@ public class ClientTlsServerTests
         {
             try
             {
-                served.SetResult(await tls.AuthenticateAsync(recording, IPAddress.Loopback, CancellationToken.None));
+                served.SetResult(await tls.AuthenticateAsync(recording, IPAddress.Loopback, 1001, CancellationToken.None));
             }
             catch (Exception e)
             {

@@ -65,8 +65,32 @@ public sealed class DomainMap
     public bool Owns(string user, string domain, bool includeSubdomains) =>
         string.Equals(OwnerOf(domain, includeSubdomains), user, StringComparison.Ordinal);
 
-    /// <summary>Lower case, no trailing dot, no surrounding space.</summary>
-    public static string Normalise(string domain) => domain.Trim().TrimEnd('.').ToLowerInvariant();
+    /// <summary>
+    /// Lower case, no trailing dot, no surrounding space, and an internationalised name in its ASCII form (bücher.example
+    /// as xn--bcher-kva.example): panels list IDNs in that form, while a From: of mail sent with SMTPUTF8, or a map line,
+    /// may write them in Unicode. The daemon runs with invariant globalization, so this is Punycode with lower-casing and
+    /// the IDNA dots only, not UTS 46's full mapping: a fullwidth ｂ stays a name of its own (owned by nobody, so refused
+    /// under FromPolicy Refuse and never signed). A Unicode name that is no valid IDN stays as written and matches no
+    /// entry (entries are ASCII).
+    /// </summary>
+    public static string Normalise(string domain)
+    {
+        // Lower case first: .NET's mapping refuses upper-case letters outside ASCII.
+        var name = domain.Trim().TrimEnd('.').ToLowerInvariant();
+        if (!System.Text.Ascii.IsValid(name))
+        {
+            try
+            {
+                name = new System.Globalization.IdnMapping().GetAscii(name).TrimEnd('.');
+            }
+            catch (ArgumentException)
+            {
+                // Not an IDN (an empty label, a disallowed character): kept, so it names nobody's domain.
+            }
+        }
+
+        return name;
+    }
 
     /// <summary>Reads a map in <paramref name="source"/>'s format; bad lines are skipped and listed in <see cref="Malformed"/>.</summary>
     public static DomainMap Parse(DomainSource source, TextReader reader)

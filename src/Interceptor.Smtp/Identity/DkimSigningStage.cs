@@ -55,12 +55,14 @@ public sealed class DkimSigningStage(
             return Unsigned(message, "headers-too-large", "-");
         }
 
+        var map = domains.Current;
         if (DkimSignatureBuilder.TooOften(headers.Fields) is { } repeated)
         {
-            return Unsigned(message, "too-many-headers", repeated.ToLowerInvariant());
+            // The line's domain= is the From: domain, as in every dkim=none line; never From: parsed more than 50 times.
+            var single = repeated.Equals("From", StringComparison.OrdinalIgnoreCase) ? default : FromCheck.Of(headers.FromDomains(), _ => false);
+            return Unsigned(message, "too-many-headers", single.Domain ?? "-");
         }
 
-        var map = domains.Current;
         var from = FromCheck.Of(headers.FromDomains(), d => map.Owns(origin.User, d, includeSubdomains));
         if (from.Problem != FromProblem.None)
         {

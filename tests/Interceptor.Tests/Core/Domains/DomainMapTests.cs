@@ -25,6 +25,29 @@ public class DomainMapTests
     }
 
     [Test]
+    public void An_internationalised_name_matches_its_ascii_form_whichever_form_the_map_or_the_mail_uses()
+    {
+        var map = Parse(DomainSource.Cpanel, "xn--bcher-kva.example: alice\nmüller.test: bob\nbob.test: bob\n");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(map.OwnerOf("bücher.example", includeSubdomains: false), Is.EqualTo("alice"), "a Unicode From: against the panel's A-label");
+            Assert.That(map.OwnerOf("BÜCHER.Example.", includeSubdomains: false), Is.EqualTo("alice"));
+            Assert.That(map.OwnerOf("shop.bücher.example", includeSubdomains: true), Is.EqualTo("alice"));
+            Assert.That(map.OwnerOf("xn--mller-kva.test", includeSubdomains: false), Is.EqualTo("bob"), "a Unicode map line against an A-label");
+            Assert.That(map.ByUser()["bob"], Does.Contain("xn--mller-kva.test"));
+
+            // The IDNA dots are dots; a fullwidth letter is a name of its own (invariant globalization: no UTS 46 mapping).
+            Assert.That(map.OwnerOf("bob\u3002test", includeSubdomains: false), Is.EqualTo("bob"), "ideographic full stop");
+            Assert.That(map.OwnerOf("\uFF42ob.test", includeSubdomains: true), Is.Null, "fullwidth b");
+
+            // No valid IDN: matches nothing, and is no map entry either.
+            Assert.That(map.OwnerOf("b\u0000ücher.example", includeSubdomains: false), Is.Null);
+            Assert.That(map.Malformed, Is.Empty);
+        });
+    }
+
+    [Test]
     public void A_directadmin_domainowners_file_reads_the_same_form()
     {
         var map = Parse(DomainSource.DirectAdmin, "example.test: alice\nother.test: bob\n");

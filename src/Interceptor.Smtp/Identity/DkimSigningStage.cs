@@ -58,8 +58,10 @@ public sealed class DkimSigningStage(
         var map = domains.Current;
         if (DkimSignatureBuilder.TooOften(headers.Fields) is { } repeated)
         {
-            // The line's domain= is the From: domain, as in every dkim=none line; never From: parsed more than 50 times.
-            var single = repeated.Equals("From", StringComparison.OrdinalIgnoreCase) ? default : FromCheck.Of(headers.FromDomains(), _ => false);
+            // The line's domain= is the From: domain, as in every dkim=none line; From: fields are parsed only when 50 or fewer
+            // (the repeated name may be another, found first).
+            var fromFields = headers.Fields.Count(f => f.Is("From"));
+            var single = fromFields > DkimSignatureBuilder.MaxOccurrences ? default : FromCheck.Of(headers.FromDomains(), _ => false);
             return Unsigned(message, "too-many-headers", single.Domain ?? "-");
         }
 

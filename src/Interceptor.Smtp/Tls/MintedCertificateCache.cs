@@ -6,7 +6,7 @@ namespace Interceptor.Smtp.Tls;
 
 /// <summary>
 /// The certificates minted for clients, one per name, kept up to <c>ClientTls.CacheSize</c>. Each name is charged to the
-/// user whose session first asked for it, and past the size the least recently used name of the user charged with the
+/// user whose session asked for it last, and past the size the least recently used name of the user charged with the
 /// most goes: a site asking for thousands of fresh names pushes out its own, not a neighbour's. Minting runs on the thread pool outside the lock: a session waiting for a new name never holds up the sessions whose
 /// names are cached, and sessions asking for the same new name at once share one minting. A certificate with less than a
 /// quarter of its validity left is minted again in the background when its name is next asked for (a daemon runs for
@@ -67,8 +67,8 @@ public sealed class MintedCertificateCache
     private long _renewalsFailed;
 
     /// <summary>
-    /// The certificate context for <paramref name="name"/> (already normalised by the caller), minted on first use and
-    /// then charged to <paramref name="owner"/>, the uid of the session asking.
+    /// The certificate context for <paramref name="name"/> (already normalised by the caller), minted on first use; the
+    /// name is charged to <paramref name="owner"/>, the uid of the session asking, until another user asks for it.
     /// </summary>
     public Task<SslStreamCertificateContext> GetAsync(string name, uint owner)
     {
@@ -77,9 +77,7 @@ public sealed class MintedCertificateCache
         {
             if (_byName.TryGetValue(name, out var node))
             {
-                var recency = node.List!;
-                recency.Remove(node);
-                recency.AddFirst(node);
+                Touch(node, owner);
                 var entry = node.Value;
                 switch (Age(entry.Context))
                 {
@@ -129,6 +127,32 @@ public sealed class MintedCertificateCache
         }
 
         return largest ?? _byOwner[asking];
+    }
+
+    // Under the lock. Most recent in the list of the user asking now, charged to her: a name several users reach (a big
+    // provider's MX) belongs to whoever used it last, so a user who asked for it first cannot hold it in her own share
+    // and churn it out; she would have to use it again after every neighbour's use and then mint her whole share.
+    private void Touch(LinkedListNode<Entry> node, uint owner)
+    {
+        var entry = node.Value;
+        var owned = node.List!;
+        owned.Remove(node);
+        if (entry.Owner != owner)
+        {
+            if (owned.Count == 0)
+            {
+                _byOwner.Remove(entry.Owner);
+            }
+
+            if (!_byOwner.TryGetValue(owner, out owned))
+            {
+                _byOwner[owner] = owned = new LinkedList<Entry>();
+            }
+
+            entry.Owner = owner;
+        }
+
+        owned.AddFirst(node);
     }
 
     // Under the lock.
@@ -228,7 +252,7 @@ public sealed class MintedCertificateCache
     {
         public string Name { get; } = name;
 
-        public uint Owner { get; } = owner;
+        public uint Owner { get; set; } = owner;
 
         public Task<SslStreamCertificateContext> Context { get; set; } = context;
 

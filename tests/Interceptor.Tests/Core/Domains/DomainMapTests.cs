@@ -48,6 +48,25 @@ public class DomainMapTests
     }
 
     [Test]
+    public void A_unicode_name_longer_than_any_domain_is_kept_as_written_without_being_encoded()
+    {
+        // A From: of 120,000 CJK characters, 12,000 distinct: .NET's Punycode encoder checks the label's length only after
+        // encoding it, in time of length times distinct characters (seconds here; a megabyte, which the header reader
+        // allows, half a minute a call). Not a speed target: a bound of two seconds against several.
+        var huge = new string(Enumerable.Range(0, 120_000).Select(i => (char)(0x4E00 + (i % 12_000))).ToArray()) + ".example";
+        var map = Parse(DomainSource.Cpanel, "bob.test: bob\n");
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var normalised = DomainMap.Normalise(huge);
+        var owner = map.OwnerOf(huge, includeSubdomains: true);
+        clock.Stop();
+
+        Assert.That(normalised, Is.EqualTo(huge));
+        Assert.That(owner, Is.Null);
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(2)), "encoded instead of refused by its length");
+    }
+
+    [Test]
     public void A_directadmin_domainowners_file_reads_the_same_form()
     {
         var map = Parse(DomainSource.DirectAdmin, "example.test: alice\nother.test: bob\n");

@@ -73,6 +73,50 @@ public class MintedCertificateCacheTests
     }
 
     [Test]
+    public async Task A_name_another_user_asked_for_first_is_charged_to_whoever_used_it_last()
+    {
+        using var ca = TestClientCa.Load();
+        var cache = new MintedCertificateCache(name => ca.Mint(name, TimeSpan.FromDays(1)), ca.Certificate, capacity: 4);
+
+        // Alice asks first for the big provider's MX that bob's site sends to, then churns fresh names.
+        await cache.GetAsync("mx.provider.test", Alice);
+        var bobs = await cache.GetAsync("mx.provider.test", Bob);
+        for (var i = 0; i < 12; i++)
+        {
+            await cache.GetAsync($"fresh{i}.alice.test", Alice);
+        }
+
+        var minted = cache.Minted;
+        var again = await cache.GetAsync("mx.provider.test", Bob);
+        Assert.That(again, Is.SameAs(bobs), "bob used it last: it is in his share, not hers");
+        Assert.That(cache.Minted, Is.EqualTo(minted));
+    }
+
+    [Test]
+    public async Task A_neighbour_holding_more_names_than_the_asker_gives_up_his_oldest_down_to_an_even_share()
+    {
+        using var ca = TestClientCa.Load();
+        var cache = new MintedCertificateCache(name => ca.Mint(name, TimeSpan.FromDays(1)), ca.Certificate, capacity: 4);
+        foreach (var name in new[] { "b1.test", "b2.test", "b3.test" })
+        {
+            await cache.GetAsync(name, Bob);
+        }
+
+        await cache.GetAsync("a1.test", Alice);
+        await cache.GetAsync("a2.test", Alice);   // bob holds 3 of 5: his oldest goes
+        await cache.GetAsync("a3.test", Alice);   // now she holds 3 of 5: her oldest goes
+        var minted = cache.Minted;
+
+        await cache.GetAsync("b2.test", Bob);
+        await cache.GetAsync("b3.test", Bob);
+        await cache.GetAsync("a3.test", Alice);
+        await cache.GetAsync("a2.test", Alice);
+        Assert.That(cache.Minted, Is.EqualTo(minted), "b2, b3, a2 and a3 were kept");
+        await cache.GetAsync("b1.test", Bob);
+        Assert.That(cache.Minted, Is.EqualTo(minted + 1), "b1, bob's oldest, was given up");
+    }
+
+    [Test]
     public async Task With_more_users_than_room_each_holding_one_name_the_newest_is_kept()
     {
         using var ca = TestClientCa.Load();

@@ -87,6 +87,30 @@ public sealed class ClientStartTlsTests
     }
 
     [Test]
+    public async Task A_ca_renewed_while_the_daemon_runs_signs_the_next_handshakes_without_a_restart()
+    {
+        await using var w = await StartTlsWorld.StartAsync();
+        var (before, first) = await w.SmtplibAsync(Alice, TestMessage.Small(From, To, "before-renewal"), "--cafile", w.CaCertificate);
+        var oldCa = w.Scenario.Dir.Write("old-ca.crt", await File.ReadAllBytesAsync(w.CaCertificate));
+
+        // Renewed as the README says: both files removed, `client-ca create` (as root, as the package's scripts run it).
+        File.Delete(w.CaCertificate);
+        File.Delete(w.Scenario.Dir.PathOf("client-ca/ca.key"));
+        var created = await StartTlsWorld.CreateCaAsync(w.Scenario.Ns, w.Daemon.ConfigPath);
+        Assert.That(created.Succeeded, Is.True, created.Describe());
+        await Task.Delay(Interceptor.Smtp.Tls.ReloadingClientCa.CheckInterval + TimeSpan.FromSeconds(0.5));
+        var (withNew, second) = await w.SmtplibAsync(Alice, TestMessage.Small(From, To, "after-renewal"), "--cafile", w.CaCertificate);
+        var (withOld, third) = await w.SmtplibAsync(Alice, TestMessage.Small(From, To, "old-trust"), "--cafile", oldCa);
+
+        var context = "\n" + first.Describe() + "\n" + second.Describe() + "\n" + third.Describe() + w.Describe();
+        Assert.That(before.GetProperty("ok").GetBoolean(), Is.True, context);
+        Assert.That(withNew.GetProperty("ok").GetBoolean(), Is.True, "the renewed CA signs without a restart" + context);
+        Assert.That(withOld.GetProperty("ok").GetBoolean(), Is.False, "the old CA signs no more" + context);
+        Assert.That(withOld.GetProperty("error").GetString(), Does.Contain("CERTIFICATE_VERIFY_FAILED"), context);
+        Assert.That(w.Daemon.LogLines().Select(l => l.Message), Has.One.StartsWith("client CA " + w.CaCertificate + " reloaded"), context);
+    }
+
+    [Test]
     public async Task Off_mode_offers_no_starttls_and_a_client_that_requires_it_fails_as_before()
     {
         await using var w = await StartTlsWorld.StartAsync(mode: "Off");

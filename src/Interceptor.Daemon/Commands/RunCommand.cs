@@ -68,7 +68,7 @@ public static class RunCommand
         Interceptor.Smtp.Tls.ClientTlsServer? clientTls;
         try
         {
-            clientTls = Interceptor.Smtp.Tls.ClientTlsServer.From(options.ClientTls);
+            clientTls = Interceptor.Smtp.Tls.ClientTlsServer.From(options.ClientTls, loggers.CreateLogger("client-tls"));
         }
         catch (Interceptor.Smtp.Tls.ClientTlsSetupException e)
         {

@@ -69,11 +69,14 @@ public sealed class ClientCertificateAuthority : IDisposable
             throw new ClientTlsSetupException($"ClientTls.CaCertificate: {certificatePath} is not a CA certificate (basic constraints CA:TRUE missing)");
         }
 
+        // Read before the disposal below: the message names them (read after it, they threw a CryptographicException that
+        // hid the reason).
+        var (notBefore, notAfter) = (certificate.NotBefore.ToUniversalTime(), certificate.NotAfter.ToUniversalTime());
         var now = time.GetUtcNow();
-        if (certificate.NotAfter.ToUniversalTime() <= now.UtcDateTime || certificate.NotBefore.ToUniversalTime() > now.UtcDateTime)
+        if (notAfter <= now.UtcDateTime || notBefore > now.UtcDateTime)
         {
             certificate.Dispose();
-            throw new ClientTlsSetupException($"ClientTls.CaCertificate: {certificatePath} is not valid now (valid {certificate.NotBefore:u} to {certificate.NotAfter:u})");
+            throw new ClientTlsSetupException($"ClientTls.CaCertificate: {certificatePath} is not valid now (valid {notBefore:u} to {notAfter:u})");
         }
 
         return new ClientCertificateAuthority(certificate, time);

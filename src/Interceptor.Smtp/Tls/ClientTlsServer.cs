@@ -6,6 +6,8 @@ using Interceptor.Core.Net;
 using Interceptor.Core.Options;
 using Interceptor.Core.Threading;
 using Interceptor.Smtp.IO;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Interceptor.Smtp.Tls;
 
@@ -16,23 +18,34 @@ namespace Interceptor.Smtp.Tls;
 /// </summary>
 public sealed partial class ClientTlsServer : IDisposable
 {
-    private readonly ClientCertificateAuthority _authority;
+    // One of the two: the daemon's CA, read again when its files change, or a fixed one (tests).
+    private readonly ReloadingClientCa? _reloading;
+    private readonly ClientCertificateAuthority? _fixed;
+    private readonly MintedCertificateCache? _fixedCertificates;
 
+    /// <summary>A server with a CA that never changes.</summary>
     public ClientTlsServer(ClientCertificateAuthority authority, TimeSpan lifetime, int cacheSize)
     {
-        _authority = authority;
-        Certificates = new MintedCertificateCache(name => authority.Mint(name, lifetime), authority.Certificate, cacheSize, authority.Time);
+        _fixed = authority;
+        _fixedCertificates = new MintedCertificateCache(name => authority.Mint(name, lifetime), authority.Certificate, cacheSize, authority.Time);
     }
 
-    /// <summary>The server for <c>ClientTls.Mode</c> Mint (loads and checks the CA); null when the mode is Off.</summary>
-    public static ClientTlsServer? From(ClientTlsOptions options) => options.Mode switch
+    /// <summary>A server with the CA of <paramref name="ca"/>, which it disposes.</summary>
+    public ClientTlsServer(ReloadingClientCa ca) => _reloading = ca;
+
+    /// <summary>
+    /// The server for <c>ClientTls.Mode</c> Mint (loads and checks the CA, then reads it again when its files change);
+    /// null when the mode is Off.
+    /// </summary>
+    public static ClientTlsServer? From(ClientTlsOptions options, ILogger? logger = null, TimeProvider? time = null) => options.Mode switch
     {
-        ClientTlsMode.Mint => new ClientTlsServer(
-            ClientCertificateAuthority.Load(options.CaCertificate, options.CaKey), options.CertificateLifetime, options.CacheSize),
+        ClientTlsMode.Mint => new ClientTlsServer(new ReloadingClientCa(
+            options.CaCertificate, options.CaKey, options.CertificateLifetime, options.CacheSize, logger ?? NullLogger.Instance, time)),
         _ => null,
     };
 
-    public MintedCertificateCache Certificates { get; }
+    /// <summary>The certificates of the CA in use.</summary>
+    public MintedCertificateCache Certificates => _reloading?.Certificates ?? _fixedCertificates!;
 
     /// <summary>
     /// The name a certificate is minted for: the SNI name when it is a host name (lower case, without a final dot), else
@@ -98,7 +111,11 @@ public sealed partial class ClientTlsServer : IDisposable
         return await pending;
     }
 
-    public void Dispose() => _authority.Dispose();
+    public void Dispose()
+    {
+        _reloading?.Dispose();
+        _fixed?.Dispose();
+    }
 
     // \z, not $: $ also matches before a final newline, and "mx.example\n" would reach the certificate (where .NET's IDN
     // mapping throws on it: a minting failed on purpose, at every try).

@@ -93,7 +93,8 @@ public sealed class ClientStartTlsTests
         var (before, first) = await w.SmtplibAsync(Alice, TestMessage.Small(From, To, "before-renewal"), "--cafile", w.CaCertificate);
         var oldCa = w.Scenario.Dir.Write("old-ca.crt", await File.ReadAllBytesAsync(w.CaCertificate));
 
-        // Renewed as the README says: both files removed, `client-ca create` (as root, as the package's scripts run it).
+        // Renewed as the README says: both files removed, `client-ca create` as root. This daemon runs as root, so the README's
+        // chown of the new key to the daemon's user is not needed here.
         File.Delete(w.CaCertificate);
         File.Delete(w.Scenario.Dir.PathOf("client-ca/ca.key"));
         var created = await StartTlsWorld.CreateCaAsync(w.Scenario.Ns, w.Daemon.ConfigPath);

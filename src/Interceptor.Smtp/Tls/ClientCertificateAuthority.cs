@@ -44,7 +44,17 @@ public sealed class ClientCertificateAuthority : IDisposable
             throw new ClientTlsSetupException($"ClientTls.CaKey: {keyPath} does not exist (create the CA with `smtp-interceptor client-ca create`)");
         }
 
-        var mode = File.GetUnixFileMode(keyPath);
+        UnixFileMode mode;
+        try
+        {
+            mode = File.GetUnixFileMode(keyPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Removed since the look above (a renewal under way, while the daemon reads it again).
+            throw new ClientTlsSetupException($"ClientTls.CaKey: cannot read the mode of {keyPath}: {e.Message}", e);
+        }
+
         if ((mode & GroupOrOthers) != 0)
         {
             throw new ClientTlsSetupException(
@@ -62,8 +72,19 @@ public sealed class ClientCertificateAuthority : IDisposable
             throw new ClientTlsSetupException($"ClientTls.CaCertificate: cannot load {certificatePath} with the key {keyPath}: {e.Message}", e);
         }
 
-        var constraints = certificate.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault();
-        if (constraints is not { CertificateAuthority: true })
+        bool isCa;
+        try
+        {
+            // Decoded here, not when the file was read: a malformed extension throws now.
+            isCa = certificate.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault() is { CertificateAuthority: true };
+        }
+        catch (CryptographicException e)
+        {
+            certificate.Dispose();
+            throw new ClientTlsSetupException($"ClientTls.CaCertificate: {certificatePath} has a malformed basic constraints extension: {e.Message}", e);
+        }
+
+        if (!isCa)
         {
             certificate.Dispose();
             throw new ClientTlsSetupException($"ClientTls.CaCertificate: {certificatePath} is not a CA certificate (basic constraints CA:TRUE missing)");
@@ -138,7 +159,7 @@ public sealed class ClientCertificateAuthority : IDisposable
         if (now >= caUntil || now < caFrom)
         {
             throw new CryptographicException(
-                $"the client CA {Certificate.Subject} is not valid now ({caFrom:u} to {caUntil:u}): make a new one (smtp-interceptor client-ca create) and restart the daemon");
+                $"the client CA {Certificate.Subject} is not valid now ({caFrom:u} to {caUntil:u}): make a new one (smtp-interceptor client-ca create; README, STARTTLS for intercepted clients): the daemon takes it within seconds");
         }
 
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);

@@ -41,11 +41,15 @@ public sealed partial class ReloadingClientCa : IDisposable
     {
         get
         {
-            if (_time.GetUtcNow().UtcTicks >= Volatile.Read(ref _nextCheckTicks))
+            // Also when the clock was stepped back past the interval (NTP): no hour without a look at the files.
+            var now = _time.GetUtcNow().UtcTicks;
+            var next = Volatile.Read(ref _nextCheckTicks);
+            if (now >= next || now < next - CheckInterval.Ticks)
             {
                 lock (_reload)
                 {
-                    if (_time.GetUtcNow().UtcTicks >= _nextCheckTicks)
+                    now = _time.GetUtcNow().UtcTicks;
+                    if (now >= _nextCheckTicks || now < _nextCheckTicks - CheckInterval.Ticks)
                     {
                         Volatile.Write(ref _nextCheckTicks, (_time.GetUtcNow() + CheckInterval).UtcTicks);
                         ReloadIfChanged();
@@ -85,8 +89,10 @@ public sealed partial class ReloadingClientCa : IDisposable
             var (subject, notAfter) = (authority.Certificate.Subject, authority.Certificate.NotAfter.ToUniversalTime());
             CaReloaded(_logger, _certificatePath, subject, notAfter);
         }
-        catch (ClientTlsSetupException e)
+        catch (Exception e) when (e is ClientTlsSetupException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
         {
+            // Load says what is wrong as ClientTlsSetupException; the rest are the files changing under it. None may reach
+            // the handshake that happened to look.
             if (_refused is not { } refused || refused.Stamp != stamp)
             {
                 _refused = new Refusal(stamp);
@@ -96,9 +102,9 @@ public sealed partial class ReloadingClientCa : IDisposable
         }
     }
 
-    // Length and modification time (to the nanosecond) of both files, `client-ca create` writing new ones, and the key's
-    // mode, so that a `chmod 600` after a refusal is seen. Null while either is missing (between removing the old pair and
-    // creating the new one).
+    // Length and modification time (to 100 ns) of both files, `client-ca create` writing new ones, and the key's mode, so
+    // that a refusal is logged again after a chmod that did not help. Null while either is missing (between removing the
+    // old pair and creating the new one).
     private Stamp? StampOrNull()
     {
         var (certificate, key) = (new FileInfo(_certificatePath), new FileInfo(_keyPath));

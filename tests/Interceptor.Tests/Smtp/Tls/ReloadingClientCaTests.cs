@@ -47,6 +47,31 @@ public class ReloadingClientCaTests
     }
 
     [Test]
+    public async Task A_clock_stepped_back_does_not_stop_the_looks_at_the_files()
+    {
+        var directory = Directory.CreateTempSubdirectory("smtpi-reload-ca-").FullName;
+        try
+        {
+            var (certificate, key) = (Path.Combine(directory, "ca.crt"), Path.Combine(directory, "ca.key"));
+            var clock = new ManualClock(DateTimeOffset.UtcNow);
+            ClientCertificateAuthority.Create(certificate, key, "one.test", clock);
+            using var ca = new ReloadingClientCa(certificate, key, TimeSpan.FromDays(7), 16, new RecordingLogger(), clock);
+
+            File.Delete(certificate);
+            File.Delete(key);
+            ClientCertificateAuthority.Create(certificate, key, "two.test", new ManualClock(clock.Now.AddHours(-2)));
+            clock.Advance(TimeSpan.FromHours(-1));
+            var served = await ca.Certificates.GetAsync("mx.example.net", Alice);
+
+            Assert.That(served.TargetCertificate.Issuer, Does.Contain("two.test"), "NTP stepped the clock back an hour: looked at anyway");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Test]
     public async Task A_new_ca_that_cannot_be_used_is_refused_once_and_the_one_in_use_stays()
     {
         var directory = Directory.CreateTempSubdirectory("smtpi-reload-ca-").FullName;

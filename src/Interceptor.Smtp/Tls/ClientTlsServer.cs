@@ -18,20 +18,10 @@ namespace Interceptor.Smtp.Tls;
 /// </summary>
 public sealed partial class ClientTlsServer : IDisposable
 {
-    // One of the two: the daemon's CA, read again when its files change, or a fixed one (tests).
-    private readonly ReloadingClientCa? _reloading;
-    private readonly ClientCertificateAuthority? _fixed;
-    private readonly MintedCertificateCache? _fixedCertificates;
-
-    /// <summary>A server with a CA that never changes.</summary>
-    public ClientTlsServer(ClientCertificateAuthority authority, TimeSpan lifetime, int cacheSize)
-    {
-        _fixed = authority;
-        _fixedCertificates = new MintedCertificateCache(name => authority.Mint(name, lifetime), authority.Certificate, cacheSize, authority.Time);
-    }
+    private readonly ReloadingClientCa _ca;
 
     /// <summary>A server with the CA of <paramref name="ca"/>, which it disposes.</summary>
-    public ClientTlsServer(ReloadingClientCa ca) => _reloading = ca;
+    public ClientTlsServer(ReloadingClientCa ca) => _ca = ca;
 
     /// <summary>
     /// The server for <c>ClientTls.Mode</c> Mint (loads and checks the CA, then reads it again when its files change);
@@ -45,7 +35,7 @@ public sealed partial class ClientTlsServer : IDisposable
     };
 
     /// <summary>The certificates of the CA in use.</summary>
-    public MintedCertificateCache Certificates => _reloading?.Certificates ?? _fixedCertificates!;
+    public MintedCertificateCache Certificates => _ca.Certificates;
 
     /// <summary>
     /// The name a certificate is minted for: the SNI name when it is a host name (lower case, without a final dot), else
@@ -111,11 +101,7 @@ public sealed partial class ClientTlsServer : IDisposable
         return await pending;
     }
 
-    public void Dispose()
-    {
-        _reloading?.Dispose();
-        _fixed?.Dispose();
-    }
+    public void Dispose() => _ca.Dispose();
 
     // \z, not $: $ also matches before a final newline, and "mx.example\n" would reach the certificate (where .NET's IDN
     // mapping throws on it: a minting failed on purpose, at every try).

@@ -135,9 +135,12 @@ public class ClientStartTlsTests
     {
         // The CA expired while the daemon ran: minting throws from inside SslStream's certificate callback.
         var clock = new ManualClock(DateTimeOffset.UtcNow);
-        var ca = ClientCertificateAuthority.Load(TestClientCa.CertificatePath, TestClientCa.KeyPath, clock);
-        using var tls = new ClientTlsServer(ca, TimeSpan.FromDays(7), cacheSize: 4);
-        clock.Now = new DateTimeOffset(ca.Certificate.NotAfter.ToUniversalTime()).AddDays(1);
+        using var tls = TestClientCa.Server(cacheSize: 4, clock);
+        using (var ca = TestClientCa.Load())
+        {
+            clock.Now = new DateTimeOffset(ca.Certificate.NotAfter.ToUniversalTime()).AddDays(1);
+        }
+
         await using var upstream = new ScriptedUpstream(new UpstreamScript());
         await using var relay = await RelayHarness.StartAsync(upstream.EndPoint, clientTls: tls);
         await relay.Client.GreetAsync();

@@ -23,5 +23,6 @@ internal static class TestClientCa
     public static ClientCertificateAuthority Load() => ClientCertificateAuthority.Load(CertificatePath, KeyPath);
 
     /// <summary>A server as the daemon builds it for Mint mode.</summary>
-    public static ClientTlsServer Server(int cacheSize = 16) => new(Load(), TimeSpan.FromDays(7), cacheSize);
+    public static ClientTlsServer Server(int cacheSize = 16, TimeProvider? time = null) =>
+        new(new ReloadingClientCa(CertificatePath, KeyPath, TimeSpan.FromDays(7), cacheSize, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, time));
 }

@@ -67,6 +67,17 @@ public class DomainMapTests
     }
 
     [Test]
+    public void A_name_longer_than_any_domain_under_an_owned_one_has_no_owner()
+    {
+        // 10,000 one-letter labels under alice's domain: no domain, and walking its parents copies the name at each label.
+        var map = Parse(DomainSource.Cpanel, "example.test: alice\n");
+        var deep = string.Concat(Enumerable.Repeat("a.", 10_000)) + "example.test";
+
+        Assert.That(map.OwnerOf(deep, includeSubdomains: true), Is.Null);
+        Assert.That(map.OwnerOf("a.b.example.test", includeSubdomains: true), Is.EqualTo("alice"));
+    }
+
+    [Test]
     public void A_directadmin_domainowners_file_reads_the_same_form()
     {
         var map = Parse(DomainSource.DirectAdmin, "example.test: alice\nother.test: bob\n");
